@@ -1,0 +1,39 @@
+//! Typed errors for the library. The CLI wraps these with anyhow; nothing here panics on user input.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An OS-level failure on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file whose contents are malformed: bad magic, lengths past the end, absurd sizes...
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+    /// A model configuration that is invalid or that we do not support.
+    #[error("model config: {0}")]
+    Config(String),
+    /// A feature of a file or request that trtforge does not implement (dtype, quant type, ...).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A bad request from the user (empty prompt, context too long, bad flag value...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Tokenizer construction or use failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format { path: path.into(), msg: msg.into() }
+    }
+}

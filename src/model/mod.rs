@@ -1,0 +1,12 @@
+//! Model definition and loading: config, checkpoints, tokenizer, and the one Llama graph.
+pub mod config;
+pub mod gguf;
+pub mod graph;
+pub mod hf;
+pub mod tensor;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::LlamaConfig;
+pub use tensor::Tensor;
+pub use weights::{ModelWeights, Param};

@@ -1,0 +1,277 @@
+//! The in-memory model: one set of f32 weights, whatever checkpoint format it came from.
+//!
+//! Every loader goes through [`TensorSource`] and the single name table [`tensor_name`], so the
+//! checkpoint's naming scheme appears only here.
+use super::config::LlamaConfig;
+use super::tensor::Tensor;
+use crate::error::{Error, Result};
+
+/// Names a parameter of the Llama graph independently of any checkpoint format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Param {
+    Embed,
+    AttnNorm(usize),
+    Wq(usize),
+    Wk(usize),
+    Wv(usize),
+    Wo(usize),
+    FfnNorm(usize),
+    WGate(usize),
+    WUp(usize),
+    WDown(usize),
+    FinalNorm,
+    /// The LM head; resolves to `Embed` when embeddings are tied.
+    LmHead,
+}
+
+/// Checkpoint naming schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameScheme {
+    /// HF transformers `LlamaForCausalLM` (safetensors).
+    Hf,
+    /// llama.cpp GGUF.
+    Gguf,
+}
+
+/// The one mapping table from graph parameters to checkpoint tensor names.
+pub fn tensor_name(p: Param, scheme: NameScheme) -> String {
+    use NameScheme::*;
+    use Param::*;
+    match (p, scheme) {
+        (Embed, Hf) => "model.embed_tokens.weight".into(),
+        (Embed, Gguf) => "token_embd.weight".into(),
+        (FinalNorm, Hf) => "model.norm.weight".into(),
+        (FinalNorm, Gguf) => "output_norm.weight".into(),
+        (LmHead, Hf) => "lm_head.weight".into(),
+        (LmHead, Gguf) => "output.weight".into(),
+        (AttnNorm(l), Hf) => format!("model.layers.{l}.input_layernorm.weight"),
+        (AttnNorm(l), Gguf) => format!("blk.{l}.attn_norm.weight"),
+        (Wq(l), Hf) => format!("model.layers.{l}.self_attn.q_proj.weight"),
+        (Wq(l), Gguf) => format!("blk.{l}.attn_q.weight"),
+        (Wk(l), Hf) => format!("model.layers.{l}.self_attn.k_proj.weight"),
+        (Wk(l), Gguf) => format!("blk.{l}.attn_k.weight"),
+        (Wv(l), Hf) => format!("model.layers.{l}.self_attn.v_proj.weight"),
+        (Wv(l), Gguf) => format!("blk.{l}.attn_v.weight"),
+        (Wo(l), Hf) => format!("model.layers.{l}.self_attn.o_proj.weight"),
+        (Wo(l), Gguf) => format!("blk.{l}.attn_output.weight"),
+        (FfnNorm(l), Hf) => format!("model.layers.{l}.post_attention_layernorm.weight"),
+        (FfnNorm(l), Gguf) => format!("blk.{l}.ffn_norm.weight"),
+        (WGate(l), Hf) => format!("model.layers.{l}.mlp.gate_proj.weight"),
+        (WGate(l), Gguf) => format!("blk.{l}.ffn_gate.weight"),
+        (WUp(l), Hf) => format!("model.layers.{l}.mlp.up_proj.weight"),
+        (WUp(l), Gguf) => format!("blk.{l}.ffn_up.weight"),
+        (WDown(l), Hf) => format!("model.layers.{l}.mlp.down_proj.weight"),
+        (WDown(l), Gguf) => format!("blk.{l}.ffn_down.weight"),
+    }
+}
+
+/// Expected row-major shape of a parameter: `[out, in]` for linear weights, `[n]` for norms.
+pub fn param_shape(p: Param, c: &LlamaConfig) -> Vec<usize> {
+    use Param::*;
+    let h = c.hidden_size;
+    match p {
+        Embed | LmHead => vec![c.vocab_size, h],
+        AttnNorm(_) | FfnNorm(_) | FinalNorm => vec![h],
+        Wq(_) => vec![c.q_dim(), h],
+        Wk(_) | Wv(_) => vec![c.kv_dim(), h],
+        Wo(_) => vec![h, c.q_dim()],
+        WGate(_) | WUp(_) => vec![c.intermediate_size, h],
+        WDown(_) => vec![h, c.intermediate_size],
+    }
+}
+
+/// A checkpoint that can hand out tensors by name, converted to f32 in row-major `[out, in]` order.
+pub trait TensorSource {
+    /// Which names to ask for.
+    fn scheme(&self) -> NameScheme;
+    /// Returns `Ok(None)` when the tensor does not exist; an error when it exists but is unusable.
+    /// `expected` is the row-major shape the graph needs; a mismatch is an error naming the tensor.
+    fn tensor(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>>;
+    /// For error messages.
+    fn describe(&self) -> String;
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub attn_norm: Tensor, // (hidden)
+    pub wq: Tensor,        // (n_heads * head_dim, hidden)
+    pub wk: Tensor,        // (n_kv_heads * head_dim, hidden)
+    pub wv: Tensor,        // (n_kv_heads * head_dim, hidden)
+    pub wo: Tensor,        // (hidden, n_heads * head_dim)
+    pub ffn_norm: Tensor,  // (hidden)
+    pub w_gate: Tensor,    // (intermediate, hidden)
+    pub w_up: Tensor,      // (intermediate, hidden)
+    pub w_down: Tensor,    // (hidden, intermediate)
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelWeights {
+    pub config: LlamaConfig,
+    pub embed: Tensor, // (vocab, hidden)
+    pub layers: Vec<LayerWeights>,
+    pub final_norm: Tensor,      // (hidden)
+    pub lm_head: Option<Tensor>, // (vocab, hidden); None = tied to `embed`
+}
+
+impl ModelWeights {
+    /// Looks a parameter up; `LmHead` falls back to the embedding when tied.
+    pub fn get(&self, p: Param) -> &Tensor {
+        use Param::*;
+        match p {
+            Embed => &self.embed,
+            FinalNorm => &self.final_norm,
+            LmHead => self.lm_head.as_ref().unwrap_or(&self.embed),
+            AttnNorm(l) => &self.layers[l].attn_norm,
+            Wq(l) => &self.layers[l].wq,
+            Wk(l) => &self.layers[l].wk,
+            Wv(l) => &self.layers[l].wv,
+            Wo(l) => &self.layers[l].wo,
+            FfnNorm(l) => &self.layers[l].ffn_norm,
+            WGate(l) => &self.layers[l].w_gate,
+            WUp(l) => &self.layers[l].w_up,
+            WDown(l) => &self.layers[l].w_down,
+        }
+    }
+
+    pub fn get_mut(&mut self, p: Param) -> &mut Tensor {
+        use Param::*;
+        match p {
+            Embed => &mut self.embed,
+            FinalNorm => &mut self.final_norm,
+            LmHead => match self.lm_head.as_mut() {
+                Some(t) => t,
+                None => &mut self.embed,
+            },
+            AttnNorm(l) => &mut self.layers[l].attn_norm,
+            Wq(l) => &mut self.layers[l].wq,
+            Wk(l) => &mut self.layers[l].wk,
+            Wv(l) => &mut self.layers[l].wv,
+            Wo(l) => &mut self.layers[l].wo,
+            FfnNorm(l) => &mut self.layers[l].ffn_norm,
+            WGate(l) => &mut self.layers[l].w_gate,
+            WUp(l) => &mut self.layers[l].w_up,
+            WDown(l) => &mut self.layers[l].w_down,
+        }
+    }
+
+    /// Builds the model from any checkpoint through the one name table.
+    pub fn load(config: LlamaConfig, src: &dyn TensorSource) -> Result<Self> {
+        config.validate()?;
+        let scheme = src.scheme();
+        let fetch = |p: Param| -> Result<Tensor> {
+            let name = tensor_name(p, scheme);
+            src.tensor(&name, &param_shape(p, &config))?.ok_or_else(|| Error::Format {
+                path: src.describe().into(),
+                msg: format!("missing tensor {name:?}"),
+            })
+        };
+        let embed = fetch(Param::Embed)?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            layers.push(LayerWeights {
+                attn_norm: fetch(Param::AttnNorm(l))?,
+                wq: fetch(Param::Wq(l))?,
+                wk: fetch(Param::Wk(l))?,
+                wv: fetch(Param::Wv(l))?,
+                wo: fetch(Param::Wo(l))?,
+                ffn_norm: fetch(Param::FfnNorm(l))?,
+                w_gate: fetch(Param::WGate(l))?,
+                w_up: fetch(Param::WUp(l))?,
+                w_down: fetch(Param::WDown(l))?,
+            });
+        }
+        let final_norm = fetch(Param::FinalNorm)?;
+        let head_name = tensor_name(Param::LmHead, scheme);
+        let lm_head = src.tensor(&head_name, &param_shape(Param::LmHead, &config))?;
+        let mut config = config;
+        match (&lm_head, config.tie_word_embeddings) {
+            (None, false) => {
+                // GGUF marks tying by omitting `output.weight`; HF says so in config.json.
+                if scheme == NameScheme::Gguf {
+                    config.tie_word_embeddings = true;
+                } else {
+                    return Err(Error::Format {
+                        path: src.describe().into(),
+                        msg: format!("missing tensor {head_name:?} and tie_word_embeddings is false"),
+                    });
+                }
+            }
+            (Some(_), true) => config.tie_word_embeddings = false,
+            _ => {}
+        }
+        Ok(ModelWeights { config, embed, layers, final_norm, lm_head })
+    }
+
+    /// Seeded random weights for speed work on shapes we have no checkpoint for.
+    /// Linear weights ~ U(-a, a) with a = 1/sqrt(in), norms = 1, so activations stay O(1).
+    pub fn random(config: LlamaConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let mut rng = SplitMix64(seed);
+        let mut rand_t = |shape: Vec<usize>| -> Tensor {
+            let fan_in = *shape.last().unwrap_or(&1) as f32;
+            let a = 1.0 / fan_in.sqrt();
+            let n: usize = shape.iter().product();
+            let data = (0..n).map(|_| (rng.next_f32() * 2.0 - 1.0) * a).collect();
+            Tensor::new(shape, data)
+        };
+        let ones = |n: usize| Tensor::new(vec![n], vec![1.0; n]);
+        let c = &config;
+        let embed = rand_t(param_shape(Param::Embed, c));
+        let layers = (0..c.num_hidden_layers)
+            .map(|l| LayerWeights {
+                attn_norm: ones(c.hidden_size),
+                wq: rand_t(param_shape(Param::Wq(l), c)),
+                wk: rand_t(param_shape(Param::Wk(l), c)),
+                wv: rand_t(param_shape(Param::Wv(l), c)),
+                wo: rand_t(param_shape(Param::Wo(l), c)),
+                ffn_norm: ones(c.hidden_size),
+                w_gate: rand_t(param_shape(Param::WGate(l), c)),
+                w_up: rand_t(param_shape(Param::WUp(l), c)),
+                w_down: rand_t(param_shape(Param::WDown(l), c)),
+            })
+            .collect();
+        let lm_head = if c.tie_word_embeddings { None } else { Some(rand_t(param_shape(Param::LmHead, c))) };
+        Ok(ModelWeights { config: config.clone(), embed, layers, final_norm: ones(c.hidden_size), lm_head })
+    }
+
+    /// Every parameter, in graph order (LmHead only when untied).
+    pub fn params(&self) -> Vec<Param> {
+        let mut v = vec![Param::Embed];
+        for l in 0..self.config.num_hidden_layers {
+            v.extend([
+                Param::AttnNorm(l),
+                Param::Wq(l),
+                Param::Wk(l),
+                Param::Wv(l),
+                Param::Wo(l),
+                Param::FfnNorm(l),
+                Param::WGate(l),
+                Param::WUp(l),
+                Param::WDown(l),
+            ]);
+        }
+        v.push(Param::FinalNorm);
+        if self.lm_head.is_some() {
+            v.push(Param::LmHead);
+        }
+        v
+    }
+}
+
+/// Small, fast, seedable generator (splitmix64); enough for weights and sampling.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
