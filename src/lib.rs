@@ -1,5 +1,9 @@
 //! trtforge: one Rust definition of the Llama graph, exported, quantized, compiled and benchmarked.
+pub mod backend;
+pub mod cli;
 pub mod error;
+pub mod eval;
+pub mod generate;
 pub mod model;
 
 pub use error::{Error, Result};

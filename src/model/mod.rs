@@ -3,6 +3,7 @@ pub mod config;
 pub mod gguf;
 pub mod graph;
 pub mod hf;
+pub mod load;
 pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

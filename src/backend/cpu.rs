@@ -1,0 +1,361 @@
+//! CPU reference executor: f32 everywhere, multi-threaded with rayon, KV cache allocated up front.
+//!
+//! Correctness first: this is the backend every other one is checked against. Decode GEMVs read each
+//! weight row once for the whole batch; prefill uses a blocked GEMM (ndarray/matrixmultiply).
+use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
+use crate::error::{Error, Result};
+use crate::model::graph::{forward, LlamaOps};
+use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Above this many rows a linear layer switches from GEMV to GEMM.
+const GEMV_MAX_ROWS: usize = 4;
+/// Weight rows per rayon task in the GEMV path.
+const GEMV_ROWS_PER_TASK: usize = 32;
+
+/// One layer's cache: k and v, each (max_batch, max_seq, kv_dim).
+struct LayerCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+pub struct CpuBackend {
+    w: Arc<ModelWeights>,
+    max_batch: usize,
+    max_seq: usize,
+    cache: Vec<LayerCache>, // (layers)
+    lens: Vec<usize>,       // (max_batch)
+    rope_cos: Vec<f32>,     // (max_seq, head_dim / 2)
+    rope_sin: Vec<f32>,     // (max_seq, head_dim / 2)
+}
+
+impl CpuBackend {
+    /// Allocates the KV cache for `max_batch` sequences of up to `max_seq` tokens.
+    pub fn new(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize) -> Result<Self> {
+        let c = &w.config;
+        if max_batch == 0 || max_seq == 0 {
+            return Err(Error::Invalid("max_batch and max_seq must be at least 1".into()));
+        }
+        if max_seq > c.max_position_embeddings {
+            return Err(Error::Invalid(format!(
+                "{max_seq} tokens requested, but the model supports a context of {} tokens",
+                c.max_position_embeddings
+            )));
+        }
+        let per_layer = max_batch
+            .checked_mul(max_seq)
+            .and_then(|n| n.checked_mul(c.kv_dim()))
+            .ok_or_else(|| Error::Invalid("KV cache size overflows".into()))?;
+        let cache = (0..c.num_hidden_layers)
+            .map(|_| LayerCache { k: vec![0.0; per_layer], v: vec![0.0; per_layer] })
+            .collect();
+        let half = c.head_dim / 2;
+        let inv = c.rope_inv_freq();
+        let mut rope_cos = vec![0.0; max_seq * half];
+        let mut rope_sin = vec![0.0; max_seq * half];
+        for p in 0..max_seq {
+            for (i, f) in inv.iter().enumerate() {
+                // Same order as HF: the angle is computed in f32 from f32 inverse frequencies.
+                let a = p as f32 * f;
+                rope_cos[p * half + i] = a.cos();
+                rope_sin[p * half + i] = a.sin();
+            }
+        }
+        Ok(CpuBackend { w, max_batch, max_seq, cache, lens: vec![0; max_batch], rope_cos, rope_sin })
+    }
+
+    pub fn weights(&self) -> &Arc<ModelWeights> {
+        &self.w
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn config(&self) -> &LlamaConfig {
+        &self.w.config
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn max_seq(&self) -> usize {
+        self.max_seq
+    }
+    fn seq_len(&self, slot: usize) -> usize {
+        self.lens.get(slot).copied().unwrap_or(0)
+    }
+    fn reset(&mut self, slot: usize) {
+        if let Some(l) = self.lens.get_mut(slot) {
+            *l = 0;
+        }
+    }
+
+    fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut> {
+        check_chunks(self, chunks)?;
+        let mut seqs = Vec::with_capacity(chunks.len());
+        let mut tokens = Vec::new();
+        let mut positions = Vec::new();
+        let mut out_rows = Vec::new();
+        for c in chunks {
+            let start = self.lens[c.slot];
+            let row0 = tokens.len();
+            seqs.push(SeqRange { slot: c.slot, start, row0, n: c.tokens.len() });
+            tokens.extend_from_slice(c.tokens);
+            positions.extend(start..start + c.tokens.len());
+            match want {
+                Logits::Last => out_rows.push(row0 + c.tokens.len() - 1),
+                Logits::All => out_rows.extend(row0..row0 + c.tokens.len()),
+            }
+        }
+        let w = Arc::clone(&self.w);
+        let mut pass = CpuPass {
+            w: &w,
+            cache: &mut self.cache,
+            max_seq: self.max_seq,
+            rope_cos: &self.rope_cos,
+            rope_sin: &self.rope_sin,
+            seqs: &seqs,
+            tokens: &tokens,
+            positions: &positions,
+            out_rows: &out_rows,
+        };
+        let logits = forward(&w.config, &mut pass)?;
+        for s in &seqs {
+            self.lens[s.slot] = s.start + s.n;
+        }
+        Ok(LogitsOut { vocab: w.config.vocab_size, data: logits.data })
+    }
+}
+
+/// Where one sequence's new tokens sit in the batch.
+struct SeqRange {
+    slot: usize,
+    start: usize, // tokens already cached
+    row0: usize,  // first row in the (T, ·) activations
+    n: usize,
+}
+
+/// Row-major activations (rows, cols).
+struct Act {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+struct CpuPass<'a> {
+    w: &'a ModelWeights,
+    cache: &'a mut [LayerCache],
+    max_seq: usize,
+    rope_cos: &'a [f32],
+    rope_sin: &'a [f32],
+    seqs: &'a [SeqRange],
+    tokens: &'a [u32],     // (T)
+    positions: &'a [usize], // (T)
+    out_rows: &'a [usize], // (T')
+}
+
+impl LlamaOps for CpuPass<'_> {
+    type T = Act;
+
+    fn embed(&mut self) -> Result<Act> {
+        let e = &self.w.embed; // (vocab, hidden)
+        let cols = e.cols();
+        let mut data = Vec::with_capacity(self.tokens.len() * cols);
+        for &t in self.tokens {
+            data.extend_from_slice(e.row(t as usize));
+        }
+        Ok(Act { rows: self.tokens.len(), cols, data })
+    }
+
+    fn rms_norm(&mut self, x: &Act, w: Param) -> Result<Act> {
+        let wt = &self.w.get(w).data; // (d)
+        let eps = self.w.config.rms_norm_eps;
+        let mut out = vec![0.0; x.data.len()];
+        out.par_chunks_mut(x.cols).zip(x.data.par_chunks(x.cols)).for_each(|(o, xr)| {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            for ((o, v), g) in o.iter_mut().zip(xr).zip(wt) {
+                *o = v * inv * g;
+            }
+        });
+        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+    }
+
+    fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
+        let wt = self.w.get(w);
+        Ok(matmul_t(x, wt))
+    }
+
+    fn rope(&mut self, x: &Act, n_heads: usize) -> Result<Act> {
+        let hd = x.cols / n_heads;
+        let half = hd / 2;
+        let mut out = x.data.clone();
+        for (r, row) in out.chunks_mut(x.cols).enumerate() {
+            let p = self.positions[r];
+            let cos = &self.rope_cos[p * half..(p + 1) * half];
+            let sin = &self.rope_sin[p * half..(p + 1) * half];
+            for head in row.chunks_mut(hd) {
+                let (a, b) = head.split_at_mut(half);
+                for i in 0..half {
+                    let (x1, x2) = (a[i], b[i]);
+                    a[i] = x1 * cos[i] - x2 * sin[i];
+                    b[i] = x2 * cos[i] + x1 * sin[i];
+                }
+            }
+        }
+        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+    }
+
+    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act) -> Result<Act> {
+        let c = &self.w.config;
+        let (hd, nh, nkv) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+        let kvd = nkv * hd;
+        let group = nh / nkv;
+        let cache = &mut self.cache[layer];
+        // Append the new keys/values: cache (max_batch, max_seq, kv_dim).
+        for s in self.seqs {
+            let base = (s.slot * self.max_seq + s.start) * kvd;
+            let src = s.row0 * kvd..(s.row0 + s.n) * kvd;
+            cache.k[base..base + s.n * kvd].copy_from_slice(&k.data[src.clone()]);
+            cache.v[base..base + s.n * kvd].copy_from_slice(&v.data[src]);
+        }
+        let (kc, vc) = (&cache.k, &cache.v);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let qd = nh * hd;
+        let qv = ArrayView2::from_shape((q.rows, qd), &q.data).map_err(internal)?;
+        // One task per (sequence, head): scores = q_h · K_hᵀ, causal mask, softmax, · V_h.
+        let tasks: Vec<(usize, usize)> =
+            (0..self.seqs.len()).flat_map(|si| (0..nh).map(move |h| (si, h))).collect();
+        let max_seq = self.max_seq;
+        let heads: Vec<Result<ndarray::Array2<f32>>> = tasks
+            .par_iter()
+            .map(|&(si, h)| {
+                let s = &self.seqs[si];
+                let total = s.start + s.n;
+                let kvh = h / group;
+                let base = s.slot * max_seq * kvd;
+                let kview = ArrayView2::from_shape((total, kvd), &kc[base..base + total * kvd]).map_err(internal)?;
+                let vview = ArrayView2::from_shape((total, kvd), &vc[base..base + total * kvd]).map_err(internal)?;
+                let kh = kview.slice(s![.., kvh * hd..(kvh + 1) * hd]); // (total, hd)
+                let vh = vview.slice(s![.., kvh * hd..(kvh + 1) * hd]); // (total, hd)
+                let qh = qv.slice(s![s.row0..s.row0 + s.n, h * hd..(h + 1) * hd]); // (n, hd)
+                let mut scores = qh.dot(&kh.t()); // (n, total)
+                for (i, mut row) in scores.axis_iter_mut(Axis(0)).enumerate() {
+                    let limit = s.start + i; // attends to positions 0..=limit
+                    let mut mx = f32::NEG_INFINITY;
+                    for (j, x) in row.iter_mut().enumerate() {
+                        if j > limit {
+                            *x = f32::NEG_INFINITY;
+                        } else {
+                            *x *= scale;
+                            mx = mx.max(*x);
+                        }
+                    }
+                    let mut sum = 0.0;
+                    for x in row.iter_mut() {
+                        *x = (*x - mx).exp();
+                        sum += *x;
+                    }
+                    row.mapv_inplace(|x| x / sum);
+                }
+                Ok(scores.dot(&vh)) // (n, hd)
+            })
+            .collect();
+        let mut out = vec![0.0; q.rows * qd];
+        for (&(si, h), r) in tasks.iter().zip(heads) {
+            let r = r?;
+            let s = &self.seqs[si];
+            for (i, row) in r.axis_iter(Axis(0)).enumerate() {
+                let o = (s.row0 + i) * qd + h * hd;
+                for (d, x) in out[o..o + hd].iter_mut().zip(row.iter()) {
+                    *d = *x;
+                }
+            }
+        }
+        Ok(Act { rows: q.rows, cols: qd, data: out })
+    }
+
+    fn swiglu(&mut self, gate: &Act, up: &Act) -> Result<Act> {
+        let data = gate.data.iter().zip(&up.data).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+        Ok(Act { rows: gate.rows, cols: gate.cols, data })
+    }
+
+    fn add(&mut self, a: &Act, b: &Act) -> Result<Act> {
+        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+        Ok(Act { rows: a.rows, cols: a.cols, data })
+    }
+
+    fn select_outputs(&mut self, x: &Act) -> Result<Act> {
+        if self.out_rows.len() == x.rows {
+            return Ok(Act { rows: x.rows, cols: x.cols, data: x.data.clone() });
+        }
+        let mut data = Vec::with_capacity(self.out_rows.len() * x.cols);
+        for &r in self.out_rows {
+            data.extend_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
+        }
+        Ok(Act { rows: self.out_rows.len(), cols: x.cols, data })
+    }
+}
+
+fn internal(e: ndarray::ShapeError) -> Error {
+    Error::Invalid(format!("internal shape error: {e}"))
+}
+
+/// `x · Wᵀ`: x (t, k), W (n, k) → (t, n).
+fn matmul_t(x: &Act, w: &Tensor) -> Act {
+    let (t, k) = (x.rows, x.cols);
+    let n = w.rows();
+    debug_assert_eq!(w.cols(), k);
+    let mut y = vec![0.0f32; t * n];
+    if t <= GEMV_MAX_ROWS {
+        // Decode: every weight row is streamed once and dotted with each input row.
+        let mut yt = vec![0.0f32; n * t]; // (n, t)
+        yt.par_chunks_mut(t * GEMV_ROWS_PER_TASK).enumerate().for_each(|(ci, out)| {
+            for (j, o) in out.chunks_mut(t).enumerate() {
+                let wr = w.row(ci * GEMV_ROWS_PER_TASK + j);
+                for (i, o) in o.iter_mut().enumerate() {
+                    *o = dot(&x.data[i * k..(i + 1) * k], wr);
+                }
+            }
+        });
+        for r in 0..n {
+            for i in 0..t {
+                y[i * n + r] = yt[r * t + i];
+            }
+        }
+    } else {
+        // Prefill: blocked GEMM, output columns split across threads.
+        let xa = ArrayView2::from_shape((t, k), &x.data).expect("activation shape"); // invariant of Act
+        let wa = ArrayView2::from_shape((n, k), &w.data).expect("weight shape"); // checked at load
+        let mut ya = ArrayViewMut2::from_shape((t, n), &mut y).expect("output shape");
+        let nt = rayon::current_num_threads().max(1);
+        let block = n.div_ceil(nt * 4).div_ceil(16) * 16;
+        let blocks: Vec<(usize, ArrayViewMut2<f32>)> =
+            ya.axis_chunks_iter_mut(Axis(1), block).enumerate().collect();
+        blocks.into_par_iter().for_each(|(bi, mut yb)| {
+            let c0 = bi * block;
+            let wb = wa.slice(s![c0..c0 + yb.ncols(), ..]);
+            general_mat_mul(1.0, &xa, &wb.t(), 0.0, &mut yb);
+        });
+    }
+    Act { rows: t, cols: n, data: y }
+}
+
+/// Dot product with independent accumulators so the compiler vectorizes it.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..L {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}

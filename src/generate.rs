@@ -1,0 +1,239 @@
+//! Token generation over any [`Backend`]: greedy or sampled, batched, streaming.
+use crate::backend::{Backend, Logits, SeqChunk};
+use crate::error::{Error, Result};
+use crate::model::weights::SplitMix64;
+
+/// Decoding settings. `temperature == 0` or `greedy` means argmax.
+#[derive(Debug, Clone)]
+pub struct SamplingParams {
+    pub greedy: bool,
+    pub temperature: f32,
+    pub top_k: usize,   // 0 = off
+    pub top_p: f32,     // 1.0 = off
+    pub repetition_penalty: f32, // 1.0 = off
+    pub seed: u64,
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            greedy: false,
+            temperature: 0.7,
+            top_k: 50,
+            top_p: 0.9,
+            repetition_penalty: 1.0,
+            seed: 0,
+            max_new_tokens: 128,
+        }
+    }
+}
+
+impl SamplingParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::Invalid(format!("temperature must be >= 0, got {}", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::Invalid(format!("top_p must be in (0, 1], got {}", self.top_p)));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            )));
+        }
+        Ok(())
+    }
+    fn is_greedy(&self) -> bool {
+        self.greedy || self.temperature == 0.0
+    }
+}
+
+/// Why a sequence stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Eos,
+    StopString,
+    MaxTokens,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenOutput {
+    pub tokens: Vec<u32>, // generated ids, stop token excluded
+    pub stop: StopReason,
+}
+
+/// Applies the logits processors in HF's order (repetition penalty, temperature, top-k, top-p)
+/// and picks a token.
+pub struct Sampler {
+    params: SamplingParams,
+    rng: SplitMix64,
+    scratch: Vec<(f32, u32)>, // (vocab)
+}
+
+impl Sampler {
+    pub fn new(params: SamplingParams) -> Self {
+        let rng = SplitMix64(params.seed);
+        Sampler { params, rng, scratch: Vec::new() }
+    }
+
+    pub fn sample(&mut self, logits: &[f32], context: &[u32]) -> u32 {
+        let p = &self.params;
+        let mut penalized;
+        let logits = if p.repetition_penalty != 1.0 {
+            penalized = logits.to_vec();
+            for &t in context {
+                if let Some(l) = penalized.get_mut(t as usize) {
+                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                }
+            }
+            &penalized[..]
+        } else {
+            logits
+        };
+        if p.is_greedy() {
+            return argmax(logits);
+        }
+        let s = &mut self.scratch;
+        s.clear();
+        s.extend(logits.iter().enumerate().map(|(i, &l)| (l / p.temperature, i as u32)));
+        s.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        if p.top_k > 0 && p.top_k < s.len() {
+            s.truncate(p.top_k);
+        }
+        let mx = s[0].0;
+        let mut total = 0.0f64;
+        for e in s.iter_mut() {
+            e.0 = (e.0 - mx).exp();
+            total += e.0 as f64;
+        }
+        if p.top_p < 1.0 {
+            let mut cum = 0.0f64;
+            let mut keep = s.len();
+            for (i, e) in s.iter().enumerate() {
+                cum += e.0 as f64 / total;
+                if cum >= p.top_p as f64 {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            s.truncate(keep);
+            total = s.iter().map(|e| e.0 as f64).sum();
+        }
+        let r = self.rng.next_f32() as f64 * total;
+        let mut cum = 0.0f64;
+        for e in s.iter() {
+            cum += e.0 as f64;
+            if r < cum {
+                return e.1;
+            }
+        }
+        s[s.len() - 1].1
+    }
+}
+
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in x.iter().enumerate() {
+        if *v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Stop conditions shared by all sequences of a batch.
+pub struct StopCriteria<'a> {
+    pub eos: &'a [u32],
+    /// Stop strings, checked against the text decoded so far by `detok`.
+    pub stop_strings: &'a [String],
+    pub detok: Option<&'a dyn Fn(&[u32]) -> String>,
+}
+
+/// Generates continuations of several prompts at once: one batched prefill, then one batched
+/// decode step per token. `on_token(seq, id)` streams each new token as it is chosen.
+pub fn generate_batch(
+    backend: &mut dyn Backend,
+    prompts: &[Vec<u32>],
+    params: &SamplingParams,
+    stop: &StopCriteria,
+    mut on_token: impl FnMut(usize, u32),
+) -> Result<Vec<GenOutput>> {
+    params.validate()?;
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    if prompts.len() > backend.max_batch() {
+        return Err(Error::Invalid(format!(
+            "{} prompts but the backend holds {} sequences",
+            prompts.len(),
+            backend.max_batch()
+        )));
+    }
+    for (i, p) in prompts.iter().enumerate() {
+        if p.is_empty() {
+            return Err(Error::Invalid(format!("prompt {i} is empty (no tokens)")));
+        }
+        let need = p.len() + params.max_new_tokens;
+        if need > backend.max_seq() {
+            return Err(Error::Invalid(format!(
+                "prompt {i} has {} tokens; with {} new tokens that is {need}, more than the {} the engine holds (model context {})",
+                p.len(),
+                params.max_new_tokens,
+                backend.max_seq(),
+                backend.config().max_position_embeddings
+            )));
+        }
+    }
+    for slot in 0..prompts.len() {
+        backend.reset(slot);
+    }
+    let mut samplers: Vec<Sampler> = (0..prompts.len())
+        .map(|i| Sampler::new(SamplingParams { seed: params.seed.wrapping_add(i as u64), ..params.clone() }))
+        .collect();
+    let mut contexts: Vec<Vec<u32>> = prompts.to_vec();
+    let mut outs: Vec<Option<GenOutput>> = vec![None; prompts.len()];
+    let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    if params.max_new_tokens == 0 {
+        return Ok(generated.into_iter().map(|tokens| GenOutput { tokens, stop: StopReason::MaxTokens }).collect());
+    }
+    let chunks: Vec<SeqChunk> =
+        prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
+    let mut logits = backend.forward(&chunks, Logits::Last)?;
+    let mut active: Vec<usize> = (0..prompts.len()).collect();
+    loop {
+        let mut next_tokens = Vec::with_capacity(active.len());
+        for (row, &seq) in active.iter().enumerate() {
+            let tok = samplers[seq].sample(logits.row(row), &contexts[seq]);
+            let reason = if stop.eos.contains(&tok) {
+                Some(StopReason::Eos)
+            } else {
+                generated[seq].push(tok);
+                contexts[seq].push(tok);
+                on_token(seq, tok);
+                if generated[seq].len() >= params.max_new_tokens {
+                    Some(StopReason::MaxTokens)
+                } else if let (false, Some(d)) = (stop.stop_strings.is_empty(), stop.detok) {
+                    let text = d(&generated[seq]);
+                    stop.stop_strings.iter().any(|s| text.contains(s.as_str())).then_some(StopReason::StopString)
+                } else {
+                    None
+                }
+            };
+            match reason {
+                Some(r) => outs[seq] = Some(GenOutput { tokens: generated[seq].clone(), stop: r }),
+                None => next_tokens.push((seq, tok)),
+            }
+        }
+        if next_tokens.is_empty() {
+            break;
+        }
+        let toks: Vec<[u32; 1]> = next_tokens.iter().map(|&(_, t)| [t]).collect();
+        let chunks: Vec<SeqChunk> =
+            next_tokens.iter().zip(&toks).map(|(&(slot, _), t)| SeqChunk { slot, tokens: t }).collect();
+        logits = backend.forward(&chunks, Logits::Last)?;
+        active = next_tokens.iter().map(|&(s, _)| s).collect();
+    }
+    Ok(outs.into_iter().map(|o| o.unwrap_or(GenOutput { tokens: Vec::new(), stop: StopReason::MaxTokens })).collect())
+}

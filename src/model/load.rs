@@ -1,0 +1,85 @@
+//! Resolves a `--model` argument (GGUF file, HF checkpoint directory, or `preset:NAME[:SEED]`) into
+//! weights and, where the source has one, a tokenizer.
+use super::gguf::GgufFile;
+use super::hf::HfCheckpoint;
+use super::tokenizer::Tokenizer;
+use super::{LlamaConfig, ModelWeights};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Default seed of `preset:NAME` weights.
+pub const DEFAULT_PRESET_SEED: u64 = 0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    Preset { name: String, seed: u64 },
+    Gguf(PathBuf),
+    Hf(PathBuf),
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Preset { name, seed } => write!(f, "preset:{name}:{seed}"),
+            ModelSource::Gguf(p) | ModelSource::Hf(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl ModelSource {
+    pub fn parse(spec: &str) -> Result<Self> {
+        if let Some(rest) = spec.strip_prefix("preset:") {
+            let (name, seed) = match rest.split_once(':') {
+                Some((n, s)) => (
+                    n,
+                    s.parse::<u64>()
+                        .map_err(|_| Error::Invalid(format!("preset seed {s:?} is not an unsigned integer")))?,
+                ),
+                None => (rest, DEFAULT_PRESET_SEED),
+            };
+            LlamaConfig::preset(name)?;
+            return Ok(ModelSource::Preset { name: name.to_string(), seed });
+        }
+        let p = Path::new(spec);
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            Ok(ModelSource::Hf(p.to_path_buf()))
+        } else {
+            Ok(ModelSource::Gguf(p.to_path_buf()))
+        }
+    }
+}
+
+pub struct LoadedModel {
+    pub source: ModelSource,
+    pub weights: ModelWeights,
+    pub tokenizer: Option<Tokenizer>,
+    /// (tensor name, storage dtype) as found in the checkpoint, for `info`.
+    pub tensor_dtypes: Vec<(String, String)>,
+}
+
+pub fn load(spec: &str) -> Result<LoadedModel> {
+    let source = ModelSource::parse(spec)?;
+    match &source {
+        ModelSource::Preset { name, seed } => {
+            let weights = ModelWeights::random(LlamaConfig::preset(name)?, *seed)?;
+            Ok(LoadedModel { source, weights, tokenizer: None, tensor_dtypes: vec![("*".into(), "f32 (random)".into())] })
+        }
+        ModelSource::Gguf(p) => {
+            let g = GgufFile::open(p)?;
+            let cfg = g.llama_config()?;
+            let weights = ModelWeights::load(cfg, &g)?;
+            let tokenizer = Some(Tokenizer::from_gguf_vocab(g.tokenizer_vocab()?)?);
+            let tensor_dtypes = g.tensor_dtypes();
+            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
+        }
+        ModelSource::Hf(dir) => {
+            let ck = HfCheckpoint::open(dir)?;
+            let weights = ModelWeights::load(ck.config().clone(), &ck)?;
+            let tj = dir.join("tokenizer.json");
+            let tokenizer = if tj.exists() { Some(Tokenizer::from_file(&tj)?) } else { None };
+            let tensor_dtypes = ck.tensor_dtypes();
+            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
+        }
+    }
+}
