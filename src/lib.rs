@@ -5,5 +5,6 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod model;
+pub mod onnx;
 
 pub use error::{Error, Result};

@@ -1,0 +1,6 @@
+//! ONNX export of the Llama graph.
+/// Types generated from proto/onnx.proto by build.rs.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
