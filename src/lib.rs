@@ -1,6 +1,7 @@
 //! trtforge: one Rust definition of the Llama graph, exported, quantized, compiled and benchmarked.
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod eval;
 pub mod generate;

@@ -1,0 +1,198 @@
+//! Engine configs (YAML): one file describes one engine from source model to build settings.
+//! Strict: an unknown key is an error that names the key, the file and the line.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Engine name; the output directory is `engines/<name>` unless `output_dir` is given.
+    pub name: String,
+    #[serde(default)]
+    pub output_dir: Option<PathBuf>,
+    pub model: ModelSection,
+    #[serde(default)]
+    pub quantization: QuantSection,
+    #[serde(default)]
+    pub build: BuildSection,
+    #[serde(default)]
+    pub onnx: OnnxSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// GGUF file, HF checkpoint directory, or `preset:NAME`.
+    pub path: String,
+    /// Seed for `preset:` weights.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Fp16,
+    Int8,
+    Int4Rtn,
+    Int4Awq,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+            Precision::Int4Rtn => "int4_rtn",
+            Precision::Int4Awq => "int4_awq",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantSection {
+    #[serde(default)]
+    pub precision: Precision,
+    #[serde(default = "default_group")]
+    pub group_size: usize,
+    #[serde(default)]
+    pub calibration: Option<CalibrationSection>,
+}
+
+impl Default for QuantSection {
+    fn default() -> Self {
+        QuantSection { precision: Precision::Fp32, group_size: default_group(), calibration: None }
+    }
+}
+
+fn default_group() -> usize {
+    128
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationSection {
+    pub texts: Vec<PathBuf>,
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    #[serde(default = "default_seq_len")]
+    pub seq_len: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_samples() -> usize {
+    128
+}
+fn default_seq_len() -> usize {
+    512
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    pub max_batch_size: usize,
+    pub max_input_len: usize,
+    /// Prompt + generated tokens.
+    pub max_seq_len: usize,
+    pub opt_batch_size: usize,
+    /// Compute capabilities for TensorRT ahead-of-time builds, e.g. "sm89".
+    #[serde(default = "default_targets")]
+    pub target: Vec<String>,
+}
+
+impl Default for BuildSection {
+    fn default() -> Self {
+        BuildSection { max_batch_size: 8, max_input_len: 1024, max_seq_len: 2048, opt_batch_size: 1, target: default_targets() }
+    }
+}
+
+fn default_targets() -> Vec<String> {
+    vec!["sm89".into()]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionForm {
+    /// Standard ops (opset 17) with past/present KV concatenation; ONNX Runtime and TensorRT run it.
+    #[default]
+    Portable,
+    /// In-place KV cache with the ops TensorRT maps onto its native attention layers.
+    Tensorrt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSection {
+    #[serde(default)]
+    pub attention: AttentionForm,
+}
+
+impl EngineConfig {
+    /// Reads and validates a config file. Relative paths inside it stay relative to the working
+    /// directory (configs are run from the repository root, like the README shows).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: EngineConfig =
+            serde_saphyr::from_str(&text).map_err(|e| Error::format(path, format!("invalid config: {e}")))?;
+        cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name.starts_with('.') {
+            return bad(format!("name {:?} must be a plain directory name", self.name));
+        }
+        let b = &self.build;
+        if b.max_batch_size == 0 || b.opt_batch_size == 0 || b.opt_batch_size > b.max_batch_size {
+            return bad(format!(
+                "build: need 1 <= opt_batch_size ({}) <= max_batch_size ({})",
+                b.opt_batch_size, b.max_batch_size
+            ));
+        }
+        if b.max_input_len == 0 || b.max_input_len > b.max_seq_len {
+            return bad(format!(
+                "build: need 1 <= max_input_len ({}) <= max_seq_len ({})",
+                b.max_input_len, b.max_seq_len
+            ));
+        }
+        let q = &self.quantization;
+        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![32, 64, 128].contains(&q.group_size) {
+            return bad(format!("quantization.group_size {} must be 32, 64 or 128", q.group_size));
+        }
+        if q.precision == Precision::Int4Awq && q.calibration.is_none() {
+            return bad("quantization.precision int4_awq needs a calibration section".into());
+        }
+        Ok(())
+    }
+
+    pub fn output_dir(&self) -> PathBuf {
+        self.output_dir.clone().unwrap_or_else(|| PathBuf::from("engines").join(&self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let y = "name: x\nmodel:\n  path: preset:tiny\nbuild:\n  max_batch_size: 1\n  max_input_len: 8\n  max_seq_len: 16\n  opt_batch_size: 1\n  colour: red\n";
+        let e = serde_saphyr::from_str::<EngineConfig>(y).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("line 9") || e.contains("9:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_precision_is_an_error() {
+        let y = "name: x\nmodel: {path: preset:tiny}\nquantization: {precision: int3}\n";
+        let e = serde_saphyr::from_str::<EngineConfig>(y).unwrap_err().to_string();
+        assert!(e.contains("int3"), "{e}");
+    }
+}
