@@ -2,9 +2,11 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod manifest;
 pub mod model;
 pub mod onnx;
 

@@ -1,4 +1,6 @@
 //! ONNX export of the Llama graph.
+pub mod export;
+
 /// Types generated from proto/onnx.proto by build.rs.
 #[allow(clippy::all, missing_docs)]
 pub mod proto {

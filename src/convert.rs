@@ -1,0 +1,194 @@
+//! `trtforge convert`: checkpoint → engine directory (ONNX + tokenizer + manifest), written atomically.
+use crate::config::{EngineConfig, Precision};
+use crate::error::{Error, Result};
+use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
+use crate::model::load::{load, LoadedModel, ModelSource};
+use crate::onnx::export::{export_llama, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE};
+use prost::Message;
+use std::path::{Path, PathBuf};
+
+pub const ONNX_FILE: &str = "model.onnx";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Converts the model a config names; returns the engine directory.
+pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    cfg.validate()?;
+    let out = cfg.output_dir();
+    if out.exists() && !force {
+        return Err(Error::Invalid(format!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        )));
+    }
+    let dtype = match cfg.quantization.precision {
+        Precision::Fp32 => FloatType::F32,
+        Precision::Fp16 => FloatType::F16,
+        p => {
+            return Err(Error::Unsupported(format!(
+                "precision {} is not available in this build yet (fp32 and fp16 are)",
+                p.as_str()
+            )))
+        }
+    };
+    let spec = match (&cfg.model.seed, cfg.model.path.starts_with("preset:")) {
+        (Some(seed), true) if !cfg.model.path[7..].contains(':') => format!("{}:{seed}", cfg.model.path),
+        _ => cfg.model.path.clone(),
+    };
+    log(&format!("loading {spec}"));
+    let m = load(&spec)?;
+    let c = &m.weights.config;
+    if cfg.build.max_seq_len > c.max_position_embeddings {
+        return Err(Error::Invalid(format!(
+            "build.max_seq_len {} exceeds the model's context of {} tokens",
+            cfg.build.max_seq_len, c.max_position_embeddings
+        )));
+    }
+    let source = source_info(&m, &cfg.model.path)?;
+    log(&format!("exporting ONNX ({}, attention {:?})", dtype.name(), cfg.onnx.attention));
+    let opts = ExportOptions {
+        dtype,
+        attention: cfg.onnx.attention,
+        max_positions: cfg.build.max_seq_len,
+        force_external: false,
+    };
+    let onnx = export_llama(&m.weights, &opts)?;
+
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = TempDir::new(parent, &cfg.name)?;
+    let mut files = Vec::new();
+    let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let p = tmp.path.join(name);
+        std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        files.push(FileInfo { name: name.into(), bytes: bytes.len() as u64, sha256: manifest::sha256_bytes(bytes) });
+        Ok(())
+    };
+    log(&format!("writing {}", out.display()));
+    write(ONNX_FILE, &onnx.model.encode_to_vec())?;
+    let external = !onnx.external.is_empty();
+    if external {
+        write(EXTERNAL_DATA_FILE, &onnx.external)?;
+    }
+    let tokenizer = match &m.tokenizer {
+        Some(t) => {
+            write(TOKENIZER_FILE, t.to_json()?.as_bytes())?;
+            Some(TOKENIZER_FILE.to_string())
+        }
+        None => None,
+    };
+    let dt = dtype.name().to_string();
+    let kv_dims = |t: &str| {
+        vec!["batch".into(), (c.num_key_value_heads as u64).into(), t.into(), (c.head_dim as u64).into()]
+    };
+    let io = |names: &[String], is_input: bool| -> Vec<TensorIo> {
+        names
+            .iter()
+            .map(|n| {
+                let (dtype, dims): (String, Vec<serde_json::Value>) = match n.as_str() {
+                    "input_ids" | "position_ids" => ("int64".into(), vec!["batch".into(), "seq".into()]),
+                    "attention_mask" => ("int64".into(), vec!["batch".into(), "total".into()]),
+                    "logits" => ("float32".into(), vec!["batch".into(), "seq".into(), (c.vocab_size as u64).into()]),
+                    _ => (dt.clone(), kv_dims(if is_input { "past" } else { "total" })),
+                };
+                TensorIo { name: n.clone(), dtype, dims }
+            })
+            .collect()
+    };
+    let manifest = Manifest {
+        schema_version: manifest::SCHEMA_VERSION,
+        trtforge_version: env!("CARGO_PKG_VERSION").into(),
+        name: cfg.name.clone(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        source,
+        model_config: c.clone(),
+        precision: cfg.quantization.precision,
+        build: cfg.build.clone(),
+        onnx: OnnxInfo {
+            file: ONNX_FILE.into(),
+            external_data: external.then(|| EXTERNAL_DATA_FILE.to_string()),
+            opset: OPSET_PORTABLE,
+            attention: cfg.onnx.attention,
+            dtype: dt.clone(),
+            inputs: io(&onnx.input_names, true),
+            outputs: io(&onnx.output_names, false),
+            dynamic_axes: vec!["batch".into(), "seq".into(), "past".into(), "total".into()],
+        },
+        tokenizer,
+        files,
+        extra: Default::default(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(format!("manifest: {e}")))?;
+    let mp = tmp.path.join(MANIFEST_FILE);
+    std::fs::write(&mp, json).map_err(|e| Error::io(&mp, e))?;
+    tmp.commit(&out, force)?;
+    Ok(out)
+}
+
+fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
+    Ok(match &m.source {
+        ModelSource::Preset { name, seed } => {
+            SourceInfo { spec: spec.into(), kind: format!("preset:{name}"), sha256: None, seed: Some(*seed) }
+        }
+        ModelSource::Gguf(p) => {
+            SourceInfo { spec: spec.into(), kind: "gguf".into(), sha256: Some(manifest::sha256_files(&[p])?), seed: None }
+        }
+        ModelSource::Hf(dir) => {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    n == "config.json" || n.ends_with(".safetensors")
+                })
+                .collect();
+            names.sort();
+            let refs: Vec<&Path> = names.iter().map(|p| p.as_path()).collect();
+            SourceInfo { spec: spec.into(), kind: "hf".into(), sha256: Some(manifest::sha256_files(&refs)?), seed: None }
+        }
+    })
+}
+
+/// A directory that is removed on drop unless committed by an atomic rename.
+pub struct TempDir {
+    pub path: PathBuf,
+    done: bool,
+}
+
+impl TempDir {
+    pub fn new(parent: &Path, name: &str) -> Result<Self> {
+        let path = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(TempDir { path, done: false })
+    }
+
+    /// Moves the directory to `dest`; an existing `dest` is replaced only with `force`.
+    pub fn commit(mut self, dest: &Path, force: bool) -> Result<()> {
+        if dest.exists() {
+            if !force {
+                return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", dest.display())));
+            }
+            let old = self.path.with_extension("old");
+            std::fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
+            std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
