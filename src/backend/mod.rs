@@ -1,5 +1,6 @@
 //! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
+pub mod ort;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;

@@ -1,0 +1,241 @@
+//! ONNX Runtime backend: runs an engine directory's `model.onnx` (portable attention) on the CPU.
+//!
+//! ONNX Runtime is loaded at run time from `TRTFORGE_ORT_LIB`, `ORT_DYLIB_PATH`, or the `onnxruntime`
+//! Python package (PyPI wheel); nothing is downloaded. The KV cache lives here as past/present tensors.
+use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
+use crate::config::AttentionForm;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::model::LlamaConfig;
+use half::f16;
+use ort::session::{Session, SessionInputValue};
+use ort::value::Tensor;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+static ORT_ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+
+fn empty_cache<T>(slots: usize, layers: usize) -> Vec<Vec<(Vec<T>, Vec<T>)>> {
+    (0..slots).map(|_| (0..layers).map(|_| (Vec::new(), Vec::new())).collect()).collect()
+}
+
+/// Finds libonnxruntime: env vars first, then the `onnxruntime` Python package.
+pub fn find_ort_library() -> Result<PathBuf> {
+    for var in ["TRTFORGE_ORT_LIB", "ORT_DYLIB_PATH"] {
+        if let Ok(p) = std::env::var(var) {
+            let p = PathBuf::from(p);
+            if p.is_file() {
+                return Ok(p);
+            }
+            return Err(Error::Unsupported(format!("{var}={} does not name a file", p.display())));
+        }
+    }
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .output();
+    if let Ok(out) = probe {
+        if out.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                let mut libs: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))
+                    })
+                    .collect();
+                libs.sort();
+                if let Some(l) = libs.pop() {
+                    return Ok(l);
+                }
+            }
+        }
+    }
+    Err(Error::Unsupported(
+        "ONNX Runtime not found: `pip install onnxruntime==1.31.1`, or set TRTFORGE_ORT_LIB to libonnxruntime.so".into(),
+    ))
+}
+
+fn ensure_ort() -> Result<&'static ort::environment::Environment> {
+    let r = ORT_ENV.get_or_init(|| {
+        let lib = find_ort_library().map_err(|e| e.to_string())?;
+        let b = ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
+        b.with_name("trtforge").build().map_err(|e| format!("initializing ONNX Runtime from {}: {e}", lib.display()))
+    });
+    r.as_ref().map_err(|e| Error::Unsupported(e.clone()))
+}
+
+fn ort_err(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("ONNX Runtime: {e}"))
+}
+
+/// Per-slot KV cache, one (key, value) pair per layer, each (kv_heads, len, head_dim).
+enum KvStore {
+    F32(Vec<Vec<(Vec<f32>, Vec<f32>)>>),
+    F16(Vec<Vec<(Vec<f16>, Vec<f16>)>>),
+}
+
+pub struct OrtBackend {
+    session: Session,
+    cfg: LlamaConfig,
+    max_batch: usize,
+    max_seq: usize,
+    kv: KvStore,
+    lens: Vec<usize>,
+}
+
+impl OrtBackend {
+    pub fn open(dir: &Path, max_batch: usize, max_seq: usize) -> Result<Self> {
+        let m = Manifest::load(dir)?;
+        m.check_files(dir)?;
+        if m.onnx.attention != AttentionForm::Portable {
+            return Err(Error::Unsupported(format!(
+                "{}: attention form {:?} is for TensorRT; ONNX Runtime runs `portable` engines",
+                dir.display(),
+                m.onnx.attention
+            )));
+        }
+        let cfg = m.model_config.clone();
+        if max_seq > m.build.max_seq_len {
+            return Err(Error::Invalid(format!(
+                "{max_seq} tokens requested, but {} was converted with max_seq_len {}",
+                dir.display(),
+                m.build.max_seq_len
+            )));
+        }
+        let env = ensure_ort()?;
+        let path = dir.join(&m.onnx.file);
+        let threads = rayon::current_num_threads();
+        let session = Session::builder(env)
+            .map_err(ort_err)?
+            .with_intra_threads(threads)
+            .map_err(ort_err)?
+            .commit_from_file(&path)
+            .map_err(|e| Error::format(&path, format!("ONNX Runtime could not load the model: {e}")))?;
+        let kv = match m.onnx.dtype.as_str() {
+            "float32" => KvStore::F32(empty_cache(max_batch, cfg.num_hidden_layers)),
+            "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),
+            d => return Err(Error::Unsupported(format!("KV cache dtype {d}"))),
+        };
+        Ok(OrtBackend { session, cfg, max_batch, max_seq, kv, lens: vec![0; max_batch] })
+    }
+}
+
+impl Backend for OrtBackend {
+    fn name(&self) -> &'static str {
+        "ort"
+    }
+    fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn max_seq(&self) -> usize {
+        self.max_seq
+    }
+    fn seq_len(&self, slot: usize) -> usize {
+        self.lens.get(slot).copied().unwrap_or(0)
+    }
+    fn reset(&mut self, slot: usize) {
+        if slot < self.max_batch {
+            self.lens[slot] = 0;
+            match &mut self.kv {
+                KvStore::F32(s) => s[slot].iter_mut().for_each(|l| *l = Default::default()),
+                KvStore::F16(s) => s[slot].iter_mut().for_each(|l| *l = Default::default()),
+            }
+        }
+    }
+
+    fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut> {
+        check_chunks(self, chunks)?;
+        // Chunks with the same (cached, new) lengths run as one batch; others run one by one.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            let key = (self.lens[c.slot], c.tokens.len());
+            match groups.iter_mut().find(|g| {
+                let f = &chunks[g[0]];
+                (self.lens[f.slot], f.tokens.len()) == key
+            }) {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        let vocab = self.cfg.vocab_size;
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
+        for g in groups {
+            let sel: Vec<SeqChunk> = g.iter().map(|&i| chunks[i]).collect();
+            let logits = match &mut self.kv {
+                KvStore::F32(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel)?,
+                KvStore::F16(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel)?,
+            };
+            for (j, &i) in g.iter().enumerate() {
+                let n = chunks[i].tokens.len();
+                let per = &logits[j * n * vocab..(j + 1) * n * vocab];
+                rows[i] = match want {
+                    Logits::All => per.to_vec(),
+                    Logits::Last => per[(n - 1) * vocab..].to_vec(),
+                };
+            }
+        }
+        for c in chunks {
+            self.lens[c.slot] += c.tokens.len();
+        }
+        Ok(LogitsOut { vocab, data: rows.concat() })
+    }
+}
+
+/// Runs chunks that share (cached length, new length) as one ONNX batch; updates their caches.
+/// Returns logits (batch, n, vocab).
+fn run_group<T>(
+    session: &mut Session,
+    cfg: &LlamaConfig,
+    store: &mut [Vec<(Vec<T>, Vec<T>)>],
+    lens: &[usize],
+    chunks: &[SeqChunk],
+) -> Result<Vec<f32>>
+where
+    T: ort::value::PrimitiveTensorElementType + Copy + std::fmt::Debug + 'static,
+{
+    let b = chunks.len();
+    let n = chunks[0].tokens.len();
+    let past = lens[chunks[0].slot];
+    let (kvh, hd) = (cfg.num_key_value_heads, cfg.head_dim);
+    let ids: Vec<i64> = chunks.iter().flat_map(|c| c.tokens.iter().map(|&t| t as i64)).collect();
+    let pos: Vec<i64> = (0..b).flat_map(|_| (past..past + n).map(|p| p as i64)).collect();
+    let mask = vec![1i64; b * (past + n)];
+    let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::new();
+    let shape2 = |a: usize, c: usize| vec![a as i64, c as i64];
+    inputs.push(("input_ids".into(), Tensor::from_array((shape2(b, n), ids)).map_err(ort_err)?.into()));
+    inputs.push(("attention_mask".into(), Tensor::from_array((shape2(b, past + n), mask)).map_err(ort_err)?.into()));
+    inputs.push(("position_ids".into(), Tensor::from_array((shape2(b, n), pos)).map_err(ort_err)?.into()));
+    let kv_shape = vec![b as i64, kvh as i64, past as i64, hd as i64];
+    for l in 0..cfg.num_hidden_layers {
+        let mut k = Vec::with_capacity(b * kvh * past * hd);
+        let mut v = Vec::with_capacity(b * kvh * past * hd);
+        for c in chunks {
+            k.extend_from_slice(&store[c.slot][l].0);
+            v.extend_from_slice(&store[c.slot][l].1);
+        }
+        inputs.push((
+            format!("past_key_values.{l}.key").into(),
+            Tensor::from_array((kv_shape.clone(), k)).map_err(ort_err)?.into(),
+        ));
+        inputs.push((
+            format!("past_key_values.{l}.value").into(),
+            Tensor::from_array((kv_shape.clone(), v)).map_err(ort_err)?.into(),
+        ));
+    }
+    let outputs = session.run(inputs).map_err(ort_err)?;
+    let (_, logits) = outputs["logits"].try_extract_tensor::<f32>().map_err(ort_err)?;
+    let logits = logits.to_vec();
+    let per_seq = kvh * (past + n) * hd;
+    for l in 0..cfg.num_hidden_layers {
+        let (_, k) = outputs[format!("present.{l}.key").as_str()].try_extract_tensor::<T>().map_err(ort_err)?;
+        let (_, v) = outputs[format!("present.{l}.value").as_str()].try_extract_tensor::<T>().map_err(ort_err)?;
+        for (j, c) in chunks.iter().enumerate() {
+            store[c.slot][l] = (k[j * per_seq..(j + 1) * per_seq].to_vec(), v[j * per_seq..(j + 1) * per_seq].to_vec());
+        }
+    }
+    Ok(logits)
+}
