@@ -1,8 +1,11 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
-use crate::backend::{cpu::CpuBackend, Backend};
+use crate::backend::{cpu::CpuBackend, ort::OrtBackend, Backend};
+use crate::config::EngineConfig;
+use crate::manifest::Manifest;
 use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::load::{load, LoadedModel};
+use crate::model::LlamaConfig;
 use crate::model::tokenizer::{ChatMessage, Tokenizer};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -30,13 +33,84 @@ enum Command {
     Eval(EvalArgs),
     /// Model config, parameter count, tensor dtypes and memory.
     Info(InfoArgs),
+    /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Engine config (YAML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
 struct ModelArgs {
     /// A GGUF file, an HF checkpoint directory, or `preset:NAME[:SEED]` (seeded random weights).
+    #[arg(long, required_unless_present = "engine_dir", conflicts_with = "engine_dir")]
+    model: Option<String>,
+    /// An engine directory made by `trtforge convert`.
     #[arg(long)]
-    model: String,
+    engine_dir: Option<PathBuf>,
+    /// Execution backend: cpu (f32 reference) or ort (ONNX Runtime on the engine dir's model.onnx).
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    backend: BackendKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    Cpu,
+    Ort,
+}
+
+/// What a command runs on: a backend plus the tokenizer and config that go with it.
+struct Runner {
+    backend: Box<dyn Backend>,
+    tokenizer: Option<Tokenizer>,
+    label: String,
+}
+
+impl ModelArgs {
+    /// Opens the requested backend with a KV cache for `max_batch` × `max_seq` tokens.
+    fn open(&self, max_batch: usize, max_seq: impl Fn(&crate::model::LlamaConfig) -> usize) -> Result<Runner> {
+        match (&self.model, &self.engine_dir, self.backend) {
+            (Some(spec), _, BackendKind::Cpu) => {
+                let m = load_model(spec)?;
+                let n = max_seq(&m.weights.config);
+                let label = m.source.to_string();
+                let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
+                Ok(Runner { backend, tokenizer: m.tokenizer, label })
+            }
+            (Some(_), _, BackendKind::Ort) => bail!("--backend ort runs an engine directory: give --engine-dir (made by `trtforge convert`)"),
+            (None, Some(dir), kind) => {
+                let man = Manifest::load(dir)?;
+                let tokenizer = match &man.tokenizer {
+                    Some(t) => Some(Tokenizer::from_file(&dir.join(t))?),
+                    None => None,
+                };
+                let n = max_seq(&man.model_config).min(man.build.max_seq_len);
+                let label = format!("{} ({})", dir.display(), man.precision.as_str());
+                let backend: Box<dyn Backend> = match kind {
+                    BackendKind::Ort => {
+                        let t = Instant::now();
+                        let b = OrtBackend::open(dir, max_batch, n)?;
+                        eprintln!("opened {} with ONNX Runtime in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
+                        Box::new(b)
+                    }
+                    BackendKind::Cpu => {
+                        // The CPU reference runs the engine's source weights.
+                        let m = load_model(&man.source.spec)?;
+                        Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?)
+                    }
+                };
+                Ok(Runner { backend, tokenizer, label })
+            }
+            (None, None, _) => bail!("give --model or --engine-dir"),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -100,8 +174,9 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct InfoArgs {
-    #[command(flatten)]
-    model: ModelArgs,
+    /// A GGUF file, an HF checkpoint directory, or `preset:NAME[:SEED]`.
+    #[arg(long)]
+    model: String,
     #[arg(long)]
     json: bool,
 }
@@ -117,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => cmd_generate(a),
         Command::Eval(a) => cmd_eval(a),
         Command::Info(a) => cmd_info(a),
+        Command::Convert(a) => cmd_convert(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,21 +215,24 @@ fn load_model(spec: &str) -> Result<LoadedModel> {
     Ok(m)
 }
 
-fn need_tokenizer<'a>(m: &'a LoadedModel, what: &str) -> Result<&'a Tokenizer> {
-    m.tokenizer.as_ref().with_context(|| {
-        format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", m.source)
+fn need_tokenizer<'a>(r: &'a Runner, what: &str) -> Result<&'a Tokenizer> {
+    r.tokenizer.as_ref().with_context(|| {
+        format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", r.label)
     })
 }
 
 fn cmd_generate(a: GenerateArgs) -> Result<()> {
-    let m = load_model(&a.model.model)?;
-    let tok = m.tokenizer.as_ref();
+    let max_new = a.max_new_tokens;
+    // The cache is sized once the prompt length is known; open with the model's full context first
+    // only for tokenization would double the work, so size it at prompt + new tokens below.
+    let mut r = a.model.open(1, |c: &LlamaConfig| c.max_position_embeddings)?;
+    let tok = r.tokenizer.as_ref();
     let prompt_ids: Vec<u32> = match (&a.prompt, &a.prompt_ids) {
         (Some(p), _) => {
             if p.is_empty() {
                 bail!("the prompt is empty");
             }
-            let t = need_tokenizer(&m, "--prompt")?;
+            let t = need_tokenizer(&r, "--prompt")?;
             if a.chat {
                 let mut msgs = Vec::new();
                 if let Some(s) = &a.system {
@@ -171,14 +250,13 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     if prompt_ids.is_empty() {
         bail!("the prompt encodes to no tokens");
     }
-    let cfg = &m.weights.config;
-    let need = prompt_ids.len() + a.max_new_tokens;
-    if need > cfg.max_position_embeddings {
+    let cfg = r.backend.config().clone();
+    let need = prompt_ids.len() + max_new;
+    if need > r.backend.max_seq() {
         bail!(
-            "prompt ({} tokens) + --max-new-tokens ({}) = {need} exceeds the model's context of {} tokens",
+            "prompt ({} tokens) + --max-new-tokens ({max_new}) = {need} exceeds the {} tokens this model/engine supports",
             prompt_ids.len(),
-            a.max_new_tokens,
-            cfg.max_position_embeddings
+            r.backend.max_seq()
         );
     }
     let params = SamplingParams {
@@ -188,7 +266,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         top_p: a.top_p,
         repetition_penalty: a.repetition_penalty,
         seed: a.seed,
-        max_new_tokens: a.max_new_tokens,
+        max_new_tokens: max_new,
     };
     let mut eos: Vec<u32> = tok.map(|t| t.eos_ids()).unwrap_or_default();
     if let Some(e) = cfg.eos_token_id {
@@ -198,16 +276,14 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     }
     let detok = |ids: &[u32]| tok.and_then(|t| t.decode(ids, true).ok()).unwrap_or_default();
     let stop = StopCriteria { eos: &eos, stop_strings: &a.stop, detok: Some(&detok) };
-    let weights = Arc::new(m.weights);
-    let mut backend = CpuBackend::new(weights, 1, need)?;
-    let mut stream = tok.filter(|_| !a.print_ids).map(|t| t.stream_decoder());
+    let mut stream = tok.filter(|_| !a.print_ids).map(|t| t.stream_decoder(true));
     let mut stdout = std::io::stdout().lock();
     let t0 = Instant::now();
     let mut first: Option<f64> = None;
-    let outs = generate_batch(&mut backend as &mut dyn Backend, &[prompt_ids.clone()], &params, &stop, |_, id| {
+    let outs = generate_batch(r.backend.as_mut(), &[prompt_ids.clone()], &params, &stop, |_, id| {
         first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
         if let Some(s) = stream.as_mut() {
-            if let Ok(Some(text)) = s.step(id) {
+            if let Ok(text) = s.step(id) {
                 let _ = stdout.write_all(text.as_bytes());
                 let _ = stdout.flush();
             }
@@ -215,7 +291,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     })?;
     let out = &outs[0];
     if let Some(s) = stream.as_mut() {
-        if let Ok(Some(rest)) = s.flush() {
+        if let Ok(rest) = s.finish() {
             stdout.write_all(rest.as_bytes())?;
         }
     }
@@ -229,31 +305,28 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
     let n = out.tokens.len();
     let decode_rate = if n > 1 { (n - 1) as f64 / (total - ttft).max(1e-9) } else { 0.0 };
     eprintln!(
-        "{} prompt tokens, {n} new tokens ({:?}); time to first token {:.0} ms, decode {:.1} tok/s (cpu, {} threads)",
+        "{} prompt tokens, {n} new tokens ({:?}); time to first token {:.0} ms, decode {:.1} tok/s ({}, {} threads)",
         prompt_ids.len(),
         out.stop,
         ttft * 1e3,
         decode_rate,
+        r.backend.name(),
         rayon::current_num_threads()
     );
     Ok(())
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
-    let m = load_model(&a.model.model)?;
-    let tok = need_tokenizer(&m, "eval")?;
+    let ctx = a.ctx;
+    let mut r = a.model.open(1, |_| ctx)?;
+    let tok = need_tokenizer(&r, "eval")?;
     let text = std::fs::read_to_string(&a.text).with_context(|| format!("reading {}", a.text.display()))?;
     if text.trim().is_empty() {
         bail!("{} is empty", a.text.display());
     }
     let ids = tok.encode(&text, false)?;
-    let cfg = &m.weights.config;
-    if a.ctx > cfg.max_position_embeddings {
-        bail!("--ctx {} exceeds the model's context of {} tokens", a.ctx, cfg.max_position_embeddings);
-    }
-    let mut backend = CpuBackend::new(Arc::new(m.weights), 1, a.ctx)?;
     let t0 = Instant::now();
-    let rep = eval::perplexity(&mut backend, &ids, a.ctx, a.windows, |done, total| {
+    let rep = eval::perplexity(r.backend.as_mut(), &ids, a.ctx, a.windows, |done, total| {
         eprintln!("window {done}/{total}  ({:.1} s)", t0.elapsed().as_secs_f64());
     })?;
     if a.json {
@@ -267,8 +340,17 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_convert(a: ConvertArgs) -> Result<()> {
+    let cfg = EngineConfig::load(&a.config)?;
+    let t = Instant::now();
+    let out = crate::convert::convert(&cfg, a.force, &mut |msg| eprintln!("{msg}"))?;
+    eprintln!("converted in {:.1} s", t.elapsed().as_secs_f64());
+    println!("{}", out.display());
+    Ok(())
+}
+
 fn cmd_info(a: InfoArgs) -> Result<()> {
-    let m = load_model(&a.model.model)?;
+    let m = load_model(&a.model)?;
     let c = &m.weights.config;
     let params = c.param_count();
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();

@@ -412,6 +412,11 @@ impl GgufFile {
         &self.path
     }
 
+    /// (tensor name, ggml type name) for every tensor, for `trtforge info`.
+    pub fn tensor_dtypes(&self) -> Vec<(String, String)> {
+        self.tensors.iter().map(|t| (t.name.clone(), ggml_type_name(t.ggml_type).to_string())).collect()
+    }
+
     pub fn tensor_info(&self, name: &str) -> Option<&GgufTensorInfo> {
         self.tensors.iter().find(|t| t.name == name)
     }
@@ -463,6 +468,36 @@ impl GgufFile {
     pub fn get_i32_array(&self, key: &str) -> Result<Vec<i32>> {
         self.get_as(key, "an array of i32", |v| {
             v.as_array()?.iter().map(|x| x.as_i64().and_then(|i| i32::try_from(i).ok())).collect()
+        })
+    }
+    /// The `tokenizer.*` metadata as plain data for [`crate::model::tokenizer::Tokenizer::from_gguf_vocab`].
+    pub fn tokenizer_vocab(&self) -> Result<crate::model::tokenizer::GgufVocab> {
+        let id = |k: &str| -> Result<Option<u32>> { self.opt_as(k, "a u32", uint::<u32>) };
+        Ok(crate::model::tokenizer::GgufVocab {
+            model: self.get_str("tokenizer.ggml.model")?.to_string(),
+            pre: self.opt_as("tokenizer.ggml.pre", "a string", |v| v.as_str().map(str::to_owned))?,
+            tokens: self.get_str_array("tokenizer.ggml.tokens")?,
+            merges: if self.metadata.contains_key("tokenizer.ggml.merges") {
+                self.get_str_array("tokenizer.ggml.merges")?
+            } else {
+                Vec::new()
+            },
+            token_types: if self.metadata.contains_key("tokenizer.ggml.token_type") {
+                self.get_i32_array("tokenizer.ggml.token_type")?
+            } else {
+                Vec::new()
+            },
+            bos: id("tokenizer.ggml.bos_token_id")?,
+            eos: id("tokenizer.ggml.eos_token_id")?,
+            unk: id("tokenizer.ggml.unknown_token_id")?,
+            pad: id("tokenizer.ggml.padding_token_id")?,
+            add_bos: self
+                .opt_as("tokenizer.ggml.add_bos_token", "a bool", |v| match v {
+                    GgufValue::Bool(b) => Some(*b),
+                    _ => None,
+                })?
+                .unwrap_or(false),
+            chat_template: self.opt_as("tokenizer.chat_template", "a string", |v| v.as_str().map(str::to_owned))?,
         })
     }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
