@@ -138,6 +138,14 @@ impl HfCheckpoint {
         Ok(HfCheckpoint { dir: dir.to_path_buf(), config, shards, tensors })
     }
 
+    /// (tensor name, safetensors dtype) for every tensor, for `trtforge info`.
+    pub fn tensor_dtypes(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> =
+            self.tensors.iter().map(|(n, (_, e))| (n.clone(), format!("{:?}", e.dtype))).collect();
+        v.sort();
+        v
+    }
+
     pub fn config(&self) -> &LlamaConfig {
         &self.config
     }
