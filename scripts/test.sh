@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
+# Independent checkers used by the tests: ONNX Runtime (also the `ort` backend's library) and onnx.
+python3 -m pip install --quiet --disable-pip-version-check onnxruntime==1.31.1 onnx==1.23.2
 export TRTFORGE_REQUIRE_MODELS=1
 cargo test --release --all-targets "$@"

@@ -1,0 +1,144 @@
+//! Bad input through the real binary: clear message, non-zero exit, no panic, nothing half-written.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn trtforge(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trtforge")).args(args).current_dir(cwd).output().unwrap()
+}
+
+/// Runs, expects failure, returns stderr; asserts it is an error message and not a panic.
+fn fails(args: &[&str], cwd: &Path) -> String {
+    let out = trtforge(args, cwd);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} should fail; stderr: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    err
+}
+
+fn tiny() -> String {
+    fixture("tiny_llama").to_str().unwrap().into()
+}
+
+fn write_cfg(dir: &Path, body: &str) -> String {
+    let p = dir.join("c.yaml");
+    std::fs::write(&p, body).unwrap();
+    p.to_str().unwrap().into()
+}
+
+fn cfg(model: &str, extra: &str) -> String {
+    format!(
+        "name: e\nmodel:\n  path: {model}\nbuild:\n  max_batch_size: 1\n  max_input_len: 16\n  max_seq_len: 32\n  opt_batch_size: 1\n{extra}"
+    )
+}
+
+/// Nothing but the config file is left in the directory.
+fn assert_no_leftovers(dir: &Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "c.yaml" && n != "in")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn convert_bad_configs() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, &cfg("does/not/exist.gguf", ""));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("does/not/exist.gguf"), "{e}");
+    assert_no_leftovers(d);
+
+    let c = write_cfg(d, &cfg(&tiny(), "quantization:\n  precision: int3\n"));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("int3") && e.contains("c.yaml"), "{e}");
+
+    let c = write_cfg(d, &cfg(&tiny(), "colour: red\n"));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("colour") && e.contains("c.yaml"), "{e}");
+
+    let c = write_cfg(d, &cfg(&tiny(), "").replace("max_seq_len: 32", "max_seq_len: 100000").replace("max_input_len: 16", "max_input_len: 64"));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("max_seq_len 100000 exceeds the model's context of 512"), "{e}");
+    assert_no_leftovers(d);
+}
+
+#[test]
+fn convert_refuses_existing_output_without_force() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, &cfg(&tiny(), "output_dir: out\n"));
+    assert!(trtforge(&["convert", "--config", &c], d).status.success());
+    let before = std::fs::read(d.join("out/trtforge.json")).unwrap();
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    assert_eq!(std::fs::read(d.join("out/trtforge.json")).unwrap(), before);
+    assert!(trtforge(&["convert", "--config", &c, "--force"], d).status.success());
+    let names: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only c.yaml and out/ remain: {names:?}");
+}
+
+#[test]
+fn convert_write_errors_leave_nothing_behind() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // The output's parent is a file: creating the directory fails.
+    std::fs::write(d.join("in"), b"x").unwrap();
+    let c = write_cfg(d, &cfg(&tiny(), "output_dir: in/out\n"));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("in"), "{e}");
+
+    // Disk full, simulated by a file-size limit (SIGXFSZ ignored so write() returns EFBIG).
+    let c = write_cfg(d, &cfg(&tiny(), "output_dir: big\n"));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f 64; exec '{}' convert --config '{}'", env!("CARGO_BIN_EXE_trtforge"), c))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("error:"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_no_leftovers(d);
+}
+
+#[test]
+fn bad_model_inputs() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = fails(&["generate", "--model", "missing.gguf", "--prompt", "hi"], d);
+    assert!(e.contains("missing.gguf"), "{e}");
+    std::fs::write(d.join("junk.gguf"), b"NOTGGUF0000000000000000000000").unwrap();
+    let e = fails(&["info", "--model", "junk.gguf"], d);
+    assert!(e.contains("junk.gguf") && e.contains("magic"), "{e}");
+    let e = fails(&["generate", "--model", &tiny(), "--prompt", ""], d);
+    assert!(e.contains("empty"), "{e}");
+    let e = fails(&["generate", "--model", &tiny(), "--prompt", "hi", "--max-new-tokens", "100000"], d);
+    assert!(e.contains("exceeds"), "{e}");
+    let e = fails(&["generate", "--model", "preset:nope", "--prompt-ids", "1"], d);
+    assert!(e.contains("unknown preset"), "{e}");
+    let e = fails(&["eval", "--model", &tiny(), "--text", "nofile.txt"], d);
+    assert!(e.contains("nofile.txt"), "{e}");
+    std::fs::write(d.join("short.txt"), "tiny text").unwrap();
+    let e = fails(&["eval", "--model", &tiny(), "--text", "short.txt", "--ctx", "64"], d);
+    assert!(e.contains("fewer than one window"), "{e}");
+    let e = fails(&["eval", "--model", &tiny(), "--text", "short.txt", "--ctx", "4096"], d);
+    assert!(e.contains("context"), "{e}");
+    let e = fails(&["generate", "--engine-dir", "nodir", "--backend", "ort", "--prompt", "x"], d);
+    assert!(e.contains("nodir"), "{e}");
+}
+
+#[test]
+fn generate_and_info_work_on_the_tiny_checkpoint() {
+    let t = tempfile::tempdir().unwrap();
+    let out = trtforge(&["generate", "--model", &tiny(), "--prompt", "Shall I", "--greedy", "--max-new-tokens", "8"], t.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.is_empty());
+    let out = trtforge(&["info", "--model", &tiny(), "--json"], t.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["config"]["num_hidden_layers"], 2);
+    assert_eq!(v["config"]["vocab_size"], 384);
+}
