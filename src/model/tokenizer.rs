@@ -1,1 +1,1049 @@
-//! (in progress)
+//! Text <-> token ids: a thin, typed wrapper over the `tokenizers` crate.
+//!
+//! Two sources:
+//! - an HF `tokenizer.json` (plus, when it sits beside it, `tokenizer_config.json` for bos/eos,
+//!   `add_bos_token` and the chat template), via [`Tokenizer::from_file`];
+//! - the vocabulary embedded in a GGUF file, handed over as plain data ([`GgufVocab`]) so this
+//!   module does not depend on the GGUF parser, via [`Tokenizer::from_gguf_vocab`].
+//!
+//! A GGUF byte-level BPE vocabulary (`tokenizer.ggml.model = "gpt2"`) is rebuilt into the same
+//! pipeline HF's `tokenizer.json` describes (BPE model, byte-level pre-tokenizer chosen by
+//! `tokenizer.ggml.pre`, byte-level decoder), so it can be saved as an HF-compatible
+//! `tokenizer.json` with [`Tokenizer::save`].
+use crate::error::{Error, Result};
+use std::path::Path;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::processors::sequence::Sequence as PostSequence;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, PostProcessorWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+
+/// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+pub mod token_type {
+    pub const NORMAL: i32 = 1;
+    pub const UNKNOWN: i32 = 2;
+    pub const CONTROL: i32 = 3;
+    pub const USER_DEFINED: i32 = 4;
+    pub const UNUSED: i32 = 5;
+    pub const BYTE: i32 = 6;
+}
+
+/// The tokenizer description a GGUF file carries, as plain data. The GGUF reader fills it from
+/// the `tokenizer.*` metadata keys named on each field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GgufVocab {
+    /// `tokenizer.ggml.model`: `"gpt2"` (byte-level BPE) or `"llama"` (SentencePiece), ...
+    pub model: String,
+    /// `tokenizer.ggml.pre`: the pre-tokenizer family (`"smollm"`, `"default"`, `"llama-bpe"`...).
+    pub pre: Option<String>,
+    /// `tokenizer.ggml.tokens`, indexed by id. Byte-level vocabularies spell tokens in GPT-2's
+    /// byte alphabet (`Ġ` for a space).
+    pub tokens: Vec<String>,
+    /// `tokenizer.ggml.merges`: `"a b"` pairs, best (lowest rank) first.
+    pub merges: Vec<String>,
+    /// `tokenizer.ggml.token_type`, one per token (see [`token_type`]); empty means all normal.
+    pub token_types: Vec<i32>,
+    /// `tokenizer.ggml.bos_token_id`
+    pub bos: Option<u32>,
+    /// `tokenizer.ggml.eos_token_id`
+    pub eos: Option<u32>,
+    /// `tokenizer.ggml.unknown_token_id`
+    pub unk: Option<u32>,
+    /// `tokenizer.ggml.padding_token_id`
+    pub pad: Option<u32>,
+    /// `tokenizer.ggml.add_bos_token`
+    pub add_bos: bool,
+    /// `tokenizer.chat_template` (Jinja source; only used to find a default system prompt).
+    pub chat_template: Option<String>,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new("system", content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new("user", content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new("assistant", content)
+    }
+}
+
+/// GPT-2's pre-tokenizer regex family as Llama 3 extends it (from HF's Llama-3 `tokenizer.json`).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// `tokenizer.ggml.pre` values whose llama.cpp regexes are `\p{N}` then GPT-2's: each digit is
+/// its own pre-token. HF writes this as `Sequence[Digits(individual), ByteLevel]`.
+const DIGITS_THEN_GPT2: &[&str] = &[
+    "smollm",
+    "starcoder",
+    "refact",
+    "command-r",
+    "codeshell",
+    "exaone",
+    "minerva-7b",
+];
+/// `tokenizer.ggml.pre` values that are plain GPT-2 byte-level splitting.
+const PLAIN_GPT2: &[&str] = &["default", "gpt2", "gpt-2"];
+/// `tokenizer.ggml.pre` values that use the Llama 3 split regex (and ignore_merges, as HF does).
+const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "smaug-bpe", "falcon3"];
+
+/// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
+const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
+const EOS_NAMES: &[&str] = &[
+    "</s>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "<eos>",
+    "<|eot_id|>",
+    "<|im_end|>",
+];
+/// The ChatML end-of-turn token: chat models stop generating there.
+const IM_END: &str = "<|im_end|>";
+
+/// A text tokenizer with the special-token facts generation needs.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Number of ids: one past the largest (the GGUF token count for GGUF vocabularies).
+    n_vocab: usize,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    unk: Option<u32>,
+    pad: Option<u32>,
+    /// We prepend `bos` ourselves when encoding with special tokens (the wrapped post-processor
+    /// never adds it, except for a `tokenizer.json` whose own template does).
+    add_bos: bool,
+    /// A `tokenizer.json` whose post-processor already inserts a leading bos (e.g. Llama 3's).
+    processor_adds_bos: bool,
+    chat_template: Option<String>,
+    default_system: Option<String>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("add_bos", &self.add_bos)
+            .field("default_system", &self.default_system)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tok_err(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(format!("{context}: {e}"))
+}
+
+impl Tokenizer {
+    /// Loads an HF `tokenizer.json`. When a `tokenizer_config.json` sits in the same folder, its
+    /// `bos_token`, `eos_token`, `add_bos_token` and `chat_template` are used; otherwise bos/eos
+    /// are guessed from the special added tokens (override with [`Tokenizer::with_bos`] /
+    /// [`Tokenizer::with_eos`]).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let inner = tokenizers::Tokenizer::from_bytes(&bytes)
+            .map_err(|e| tok_err(format!("{}: not a valid tokenizer.json", path.display()), e))?;
+        let config = match path.parent().map(|p| p.join("tokenizer_config.json")) {
+            Some(cfg) if cfg.is_file() => Some(HfTokenizerConfig::read(&cfg)?),
+            _ => None,
+        };
+        Self::from_hf(inner, config.unwrap_or_default())
+    }
+
+    /// Parses the text of an HF `tokenizer.json` (no `tokenizer_config.json`).
+    pub fn from_json_str(json: &str) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(json.as_bytes())
+            .map_err(|e| tok_err("not a valid tokenizer.json", e))?;
+        Self::from_hf(inner, HfTokenizerConfig::default())
+    }
+
+    fn from_hf(inner: tokenizers::Tokenizer, cfg: HfTokenizerConfig) -> Result<Self> {
+        let mut warnings = Vec::new();
+        // What the file's own post-processor inserts around a sequence (Llama 3: a leading bos).
+        let probe = |special: bool| -> Vec<u32> {
+            inner
+                .encode_fast("a", special)
+                .map(|e| e.get_ids().to_vec())
+                .unwrap_or_default()
+        };
+        let (plain, with_special) = (probe(false), probe(true));
+        let processor_bos = if with_special.len() > plain.len() && !with_special.starts_with(&plain)
+        {
+            with_special.first().copied()
+        } else {
+            None
+        };
+        let specials: Vec<(u32, String)> = {
+            let mut v: Vec<(u32, String)> = inner
+                .get_added_tokens_decoder()
+                .into_iter()
+                .filter(|(_, t)| t.special)
+                .map(|(id, t)| (id, t.content))
+                .collect();
+            v.sort();
+            v
+        };
+        let find_named = |names: &[&str]| -> Option<u32> {
+            names
+                .iter()
+                .find_map(|n| specials.iter().find(|(_, c)| c == n).map(|(id, _)| *id))
+        };
+        let lookup =
+            |what: &str, tok: &Option<String>, warnings: &mut Vec<String>| -> Option<u32> {
+                let t = tok.as_ref()?;
+                let id = inner.token_to_id(t);
+                if id.is_none() {
+                    warnings.push(format!(
+                        "tokenizer_config.json {what} {t:?} is not in the vocabulary"
+                    ));
+                }
+                id
+            };
+        let bos = lookup("bos_token", &cfg.bos_token, &mut warnings)
+            .or(processor_bos)
+            .or_else(|| find_named(BOS_NAMES));
+        let eos =
+            lookup("eos_token", &cfg.eos_token, &mut warnings).or_else(|| find_named(EOS_NAMES));
+        let unk = lookup("unk_token", &cfg.unk_token, &mut warnings);
+        let pad = lookup("pad_token", &cfg.pad_token, &mut warnings);
+        let default_system = cfg.chat_template.as_deref().and_then(default_system_prompt);
+        // Ids are dense in practice; take the largest id so a hole cannot hide a valid id.
+        let max_id = inner.get_vocab(true).into_values().max();
+        let n_vocab = max_id.map_or(0, |m| m as usize + 1);
+        Ok(Tokenizer {
+            inner,
+            n_vocab,
+            bos,
+            eos,
+            unk,
+            pad,
+            add_bos: cfg.add_bos_token.unwrap_or(false) && processor_bos.is_none(),
+            processor_adds_bos: processor_bos.is_some(),
+            chat_template: cfg.chat_template,
+            default_system,
+            warnings,
+        })
+    }
+
+    /// Builds the tokenizer a GGUF file describes. Supports byte-level BPE (`model = "gpt2"`).
+    pub fn from_gguf_vocab(v: GgufVocab) -> Result<Self> {
+        let n = v.tokens.len();
+        if n == 0 {
+            return Err(Error::Tokenizer(
+                "GGUF vocabulary has no tokens (tokenizer.ggml.tokens is empty)".into(),
+            ));
+        }
+        if n > u32::MAX as usize {
+            return Err(Error::Tokenizer(format!(
+                "GGUF vocabulary has {n} tokens, more than u32 ids allow"
+            )));
+        }
+        if !v.token_types.is_empty() && v.token_types.len() != n {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {n}; \
+                 they must be the same length",
+                v.token_types.len()
+            )));
+        }
+        for (what, id) in [
+            ("bos", v.bos),
+            ("eos", v.eos),
+            ("unk", v.unk),
+            ("pad", v.pad),
+        ] {
+            if let Some(id) = id {
+                if id as usize >= n {
+                    return Err(Error::Tokenizer(format!(
+                        "GGUF {what} token id {id} is out of range for a vocabulary of {n} tokens"
+                    )));
+                }
+            }
+        }
+        match v.model.as_str() {
+            "gpt2" => Self::from_gguf_bpe(v),
+            "llama" => Err(Error::Unsupported(
+                "GGUF SentencePiece vocabulary (tokenizer.ggml.model = \"llama\") is not supported yet; \
+                 only byte-level BPE (\"gpt2\") is. Pass an HF tokenizer.json instead"
+                    .into(),
+            )),
+            other => Err(Error::Unsupported(format!(
+                "GGUF tokenizer.ggml.model = {other:?}; only byte-level BPE (\"gpt2\") is supported"
+            ))),
+        }
+    }
+
+    fn from_gguf_bpe(v: GgufVocab) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let n = v.tokens.len();
+        let mut vocab = Vocab::default();
+        let mut duplicates = 0usize;
+        for (id, t) in v.tokens.iter().enumerate() {
+            // A repeated spelling maps to its last id, as in llama.cpp's and transformers' maps.
+            if vocab.insert(t.clone(), id as u32).is_some() {
+                duplicates += 1;
+            }
+        }
+        if duplicates > 0 {
+            warnings.push(format!(
+                "{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"
+            ));
+        }
+        let merges = v
+            .merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match m.split_once(' ') {
+                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
+                    Ok((a.to_string(), b.to_string()))
+                }
+                _ => Err(Error::Tokenizer(format!(
+                    "GGUF merge #{i} {m:?} is not two tokens separated by one space"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pre = v.pre.as_deref().unwrap_or("default");
+        let llama3 = LLAMA3_FAMILY.contains(&pre);
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .ignore_merges(llama3)
+            .build()
+            .map_err(|e| tok_err("building the BPE model from the GGUF vocabulary", e))?;
+
+        let byte_level = ByteLevel::new(false, true, true);
+        let pre_tokenizer: PreTokenizerWrapper = if DIGITS_THEN_GPT2.contains(&pre) {
+            PreSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+        } else if llama3 {
+            let split = Split::new(
+                SplitPattern::Regex(LLAMA3_SPLIT.into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| tok_err("compiling the Llama 3 split regex", e))?;
+            PreSequence::new(vec![
+                split.into(),
+                ByteLevel::new(false, true, false).into(),
+            ])
+            .into()
+        } else {
+            if !PLAIN_GPT2.contains(&pre) {
+                warnings.push(format!(
+                    "GGUF tokenizer.ggml.pre = {pre:?} is not known; using GPT-2 byte-level splitting, \
+                     which may differ from the model's own tokenizer"
+                ));
+            }
+            byte_level.into()
+        };
+
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(pre_tokenizer));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        inner.with_post_processor(Some(ByteLevel::new(true, true, true)));
+
+        // Control tokens are matched whole in the input and skipped by `decode(.., true)`;
+        // user-defined ones are matched whole but decoded as text (as llama.cpp and HF do).
+        let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
+        let control: Vec<AddedToken> = (0..n)
+            .filter(|&i| ty(i) == token_type::CONTROL)
+            .map(|i| AddedToken::from(v.tokens[i].clone(), true).normalized(false))
+            .collect();
+        let user: Vec<AddedToken> = (0..n)
+            .filter(|&i| ty(i) == token_type::USER_DEFINED)
+            .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
+            .collect();
+        inner
+            .add_special_tokens(control)
+            .map_err(|e| tok_err("adding control tokens", e))?;
+        inner
+            .add_tokens(user)
+            .map_err(|e| tok_err("adding user-defined tokens", e))?;
+        // Every added token is spelled in `vocab`, so none may have been given a new id.
+        if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
+            if *max as usize >= n {
+                return Err(Error::Tokenizer(format!(
+                    "GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}"
+                )));
+            }
+        }
+
+        let default_system = v.chat_template.as_deref().and_then(default_system_prompt);
+        Ok(Tokenizer {
+            inner,
+            n_vocab: n,
+            bos: v.bos,
+            eos: v.eos,
+            unk: v.unk,
+            pad: v.pad,
+            add_bos: v.add_bos && v.bos.is_some(),
+            processor_adds_bos: false,
+            chat_template: v.chat_template,
+            default_system,
+            warnings,
+        })
+    }
+
+    /// Overrides the beginning-of-sequence id (`None`: no bos, and none is added).
+    pub fn with_bos(mut self, bos: Option<u32>) -> Result<Self> {
+        self.check_id("bos", bos)?;
+        self.bos = bos;
+        if bos.is_none() {
+            self.add_bos = false;
+        }
+        Ok(self)
+    }
+
+    /// Overrides the end-of-sequence id.
+    pub fn with_eos(mut self, eos: Option<u32>) -> Result<Self> {
+        self.check_id("eos", eos)?;
+        self.eos = eos;
+        Ok(self)
+    }
+
+    /// Whether `encode(.., true)` prepends bos (needs a bos id).
+    pub fn with_add_bos(mut self, add_bos: bool) -> Result<Self> {
+        if add_bos && self.bos.is_none() {
+            return Err(Error::Tokenizer(
+                "add_bos needs a bos token id; none is known".into(),
+            ));
+        }
+        self.add_bos = add_bos && !self.processor_adds_bos;
+        Ok(self)
+    }
+
+    fn check_id(&self, what: &str, id: Option<u32>) -> Result<()> {
+        match id {
+            Some(i) if i as usize >= self.vocab_size() => Err(Error::Tokenizer(format!(
+                "{what} token id {i} is out of range for a vocabulary of {}",
+                self.vocab_size()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Token ids for `text`. Special tokens spelled in the text (`<|im_start|>`) are always
+    /// matched as single tokens, as HF does; `add_special_tokens` adds bos when the tokenizer
+    /// says to (and runs a `tokenizer.json`'s own template, if any).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, add_special_tokens)
+            .map_err(|e| tok_err("encode", e))?;
+        let ids = enc.get_ids();
+        match self.bos {
+            Some(bos) if add_special_tokens && self.add_bos => {
+                let mut out = Vec::with_capacity(ids.len() + 1);
+                out.push(bos);
+                out.extend_from_slice(ids);
+                Ok(out)
+            }
+            _ => Ok(ids.to_vec()),
+        }
+    }
+
+    /// Text for `ids`; `skip_special` drops special (control) tokens. Unknown ids are an error.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.check_ids(ids)?;
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| tok_err("decode", e))
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        let n = self.n_vocab;
+        match ids.iter().find(|&&i| i as usize >= n) {
+            Some(bad) => Err(Error::Tokenizer(format!(
+                "cannot decode token id {bad}: the vocabulary has {n} ids"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// An incremental decoder for generated ids.
+    pub fn stream_decoder(&self, skip_special: bool) -> StreamDecoder<'_> {
+        StreamDecoder {
+            tok: self,
+            skip_special,
+            ids: Vec::new(),
+            prefix: String::new(),
+            prefix_index: 0,
+        }
+    }
+
+    /// Number of ids (one past the largest), added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.n_vocab
+    }
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk
+    }
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad
+    }
+    /// Whether `encode(.., true)` adds a bos token (ourselves or through the file's template).
+    pub fn adds_bos(&self) -> bool {
+        self.add_bos || self.processor_adds_bos
+    }
+
+    /// Ids that end generation: eos, plus ChatML's `<|im_end|>` when the vocabulary has it.
+    pub fn eos_ids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.eos.into_iter().collect();
+        if let Some(id) = self.token_to_id(IM_END) {
+            if !v.contains(&id) {
+                v.push(id);
+            }
+        }
+        v
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The chat template source the tokenizer came with, if any.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+    /// The system prompt the chat template inserts when a conversation does not start with one.
+    pub fn default_system_prompt(&self) -> Option<&str> {
+        self.default_system.as_deref()
+    }
+
+    /// Things that loaded but may not behave exactly as the model's own tokenizer (unknown
+    /// pre-tokenizer type, repeated tokens, config tokens missing from the vocabulary).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Renders a conversation in ChatML:
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message, then `<|im_start|>assistant\n` when
+    /// `add_generation_prompt`. When the chat template inserts a default system message (SmolLM2's
+    /// does) and the first message is not a system one, that message comes first, as the template
+    /// renders it. Other template logic is not interpreted: the output is always ChatML.
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> String {
+        let mut out = String::new();
+        let turn = |out: &mut String, role: &str, content: &str| {
+            out.push_str("<|im_start|>");
+            out.push_str(role);
+            out.push('\n');
+            out.push_str(content);
+            out.push_str("<|im_end|>\n");
+        };
+        if let (Some(first), Some(sys)) = (messages.first(), self.default_system.as_deref()) {
+            if first.role != "system" {
+                turn(&mut out, "system", sys);
+            }
+        }
+        for m in messages {
+            turn(&mut out, &m.role, &m.content);
+        }
+        if add_generation_prompt {
+            out.push_str("<|im_start|>assistant\n");
+        }
+        out
+    }
+
+    /// An HF-compatible `tokenizer.json`. When this tokenizer adds bos itself, the JSON gets a
+    /// template post-processor that does the same, so HF loaders agree on `encode(.., true)`.
+    pub fn to_json(&self) -> Result<String> {
+        let mut t = self.inner.clone();
+        if let (true, Some(bos)) = (self.add_bos, self.bos) {
+            let name = self
+                .id_to_token(bos)
+                .ok_or_else(|| Error::Tokenizer(format!("bos id {bos} has no token")))?;
+            if name.contains(char::is_whitespace) {
+                return Err(Error::Tokenizer(format!(
+                    "bos token {name:?} contains whitespace; it cannot be written into a template"
+                )));
+            }
+            let template = TemplateProcessing::builder()
+                .try_single(format!("{name} $A:0"))
+                .and_then(|b| b.try_pair(format!("{name} $A:0 {name}:1 $B:1")))
+                .map_err(|e| tok_err("bos template", e))?
+                .special_tokens(vec![(name.clone(), bos)])
+                .build()
+                .map_err(|e| tok_err("bos template", e))?;
+            let mut procs: Vec<PostProcessorWrapper> =
+                t.get_post_processor().cloned().into_iter().collect();
+            procs.push(template.into());
+            t.with_post_processor(Some(PostSequence::new(procs)));
+        }
+        t.to_string(true)
+            .map_err(|e| tok_err("serializing tokenizer.json", e))
+    }
+
+    /// Writes [`Tokenizer::to_json`] to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.to_json()?;
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    }
+
+    /// An HF `tokenizer_config.json` with the facts `tokenizer.json` cannot hold (bos/eos names,
+    /// `add_bos_token`, chat template). [`Tokenizer::from_file`] reads it back from beside the
+    /// `tokenizer.json`.
+    pub fn config_json(&self) -> Result<String> {
+        let name = |id: Option<u32>| id.and_then(|i| self.id_to_token(i));
+        let mut obj = serde_json::Map::new();
+        obj.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        for (key, id) in [
+            ("bos_token", self.bos),
+            ("eos_token", self.eos),
+            ("unk_token", self.unk),
+            ("pad_token", self.pad),
+        ] {
+            obj.insert(
+                key.into(),
+                name(id).map_or(serde_json::Value::Null, Into::into),
+            );
+        }
+        obj.insert("add_bos_token".into(), self.adds_bos().into());
+        obj.insert("add_eos_token".into(), false.into());
+        if let Some(t) = &self.chat_template {
+            obj.insert("chat_template".into(), t.clone().into());
+        }
+        serde_json::to_string_pretty(&serde_json::Value::Object(obj))
+            .map_err(|e| tok_err("serializing tokenizer_config.json", e))
+    }
+
+    /// Writes `tokenizer.json` and `tokenizer_config.json` into the folder `dir`.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        self.save(&dir.join("tokenizer.json"))?;
+        let cfg = dir.join("tokenizer_config.json");
+        std::fs::write(&cfg, self.config_json()?).map_err(|e| Error::io(cfg, e))
+    }
+}
+
+/// Turns generated ids into text one id at a time. A byte-level token can end in the middle of a
+/// UTF-8 character; text is emitted only once the decoded tail is complete (does not end in
+/// U+FFFD) and has grown. The concatenation of every `step` plus `finish` equals
+/// `decode(all ids)`. The ids kept are only those since the last emitted chunk's start.
+pub struct StreamDecoder<'t> {
+    tok: &'t Tokenizer,
+    skip_special: bool,
+    /// Ids from the start of the previously emitted chunk onward.
+    ids: Vec<u32>,
+    /// `decode(ids[..prefix_index])`: the text already emitted from `ids`.
+    prefix: String,
+    prefix_index: usize,
+}
+
+impl StreamDecoder<'_> {
+    /// Feeds one id; returns the newly completed text (empty when the id completes nothing yet).
+    pub fn step(&mut self, id: u32) -> Result<String> {
+        // Checked before it joins the window, so one bad id does not poison later steps.
+        self.tok.check_ids(&[id])?;
+        if self.prefix.is_empty() && !self.ids.is_empty() {
+            // Nothing emitted since the window moved: re-anchor once the held ids form a valid prefix.
+            let p = self.tok.decode(&self.ids, self.skip_special)?;
+            if !p.ends_with('\u{FFFD}') {
+                self.prefix = p;
+                self.prefix_index = self.ids.len();
+            }
+        }
+        self.ids.push(id);
+        let text = self.tok.decode(&self.ids, self.skip_special)?;
+        if text.len() <= self.prefix.len() || text.ends_with('\u{FFFD}') {
+            return Ok(String::new());
+        }
+        let new = text.strip_prefix(self.prefix.as_str()).ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "stream decode: {:?} does not extend the text already emitted ({:?})",
+                text, self.prefix
+            ))
+        })?;
+        let new = new.to_string();
+        // Keep the ids of the chunk just emitted as context for the next one.
+        let keep = self.ids.len() - self.prefix_index;
+        self.ids.drain(..self.prefix_index);
+        self.prefix = self.tok.decode(&self.ids, self.skip_special)?;
+        self.prefix_index = keep;
+        Ok(new)
+    }
+
+    /// Returns whatever is still held back (an incomplete character decodes to U+FFFD), and resets.
+    pub fn finish(&mut self) -> Result<String> {
+        let text = self.tok.decode(&self.ids, self.skip_special)?;
+        let rest = text
+            .strip_prefix(self.prefix.as_str())
+            .unwrap_or(&text)
+            .to_string();
+        let rest = if text.len() > self.prefix.len() {
+            rest
+        } else {
+            String::new()
+        };
+        self.ids.clear();
+        self.prefix.clear();
+        self.prefix_index = 0;
+        Ok(rest)
+    }
+}
+
+/// The parts of an HF `tokenizer_config.json` this module uses.
+#[derive(Debug, Default)]
+struct HfTokenizerConfig {
+    bos_token: Option<String>,
+    eos_token: Option<String>,
+    unk_token: Option<String>,
+    pad_token: Option<String>,
+    add_bos_token: Option<bool>,
+    chat_template: Option<String>,
+}
+
+impl HfTokenizerConfig {
+    fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::format(path, "expected a JSON object"))?;
+        // A token is written either as a string or as {"content": "...", ...}.
+        let token = |key: &str| -> Option<String> {
+            match obj.get(key)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+                _ => None,
+            }
+        };
+        // A chat template is a string, or a list of {"name", "template"} (take "default").
+        let chat_template = match obj.get("chat_template") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
+            _ => None,
+        };
+        Ok(HfTokenizerConfig {
+            bos_token: token("bos_token"),
+            eos_token: token("eos_token"),
+            unk_token: token("unk_token"),
+            pad_token: token("pad_token"),
+            add_bos_token: obj.get("add_bos_token").and_then(|b| b.as_bool()),
+            chat_template,
+        })
+    }
+}
+
+/// The literal system message a ChatML template inserts when the conversation has none, e.g.
+/// SmolLM2's `{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou
+/// are ...<|im_end|>\n' }}{% endif %}`. `None` unless it is a plain literal.
+fn default_system_prompt(template: &str) -> Option<String> {
+    let conditional = ["!= 'system'", "!= \"system\""]
+        .iter()
+        .any(|c| template.contains(c));
+    if !conditional {
+        return None;
+    }
+    // The newline may be a real one or a `\n` escape inside the Jinja string literal.
+    let (start, escaped) = ["<|im_start|>system\n", "<|im_start|>system\\n"]
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| template.find(m).map(|p| (p + m.len(), i == 1)))?;
+    let rest = &template[start..];
+    let body = &rest[..rest.find("<|im_end|>")?];
+    if body.contains(['\'', '"', '{', '}', '+']) || body.contains("\\'") {
+        return None;
+    }
+    Some(if escaped {
+        body.replace("\\n", "\n")
+    } else {
+        body.to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level vocabulary small enough to write by hand: every printable ASCII byte as
+    /// itself plus the GPT-2 spellings we need, a few merges and three control tokens.
+    fn tiny_vocab() -> GgufVocab {
+        let mut tokens: Vec<String> = vec![
+            "<|endoftext|>".into(),
+            "<|im_start|>".into(),
+            "<|im_end|>".into(),
+        ];
+        let mut token_types = vec![3, 3, 3];
+        // GPT-2 byte alphabet: printable ASCII maps to itself, the rest (space, newline, high bytes)
+        // to U+0100 + k. Include all 256 so any text can be encoded.
+        for c in byte_alphabet() {
+            tokens.push(c.to_string());
+            token_types.push(1);
+        }
+        for t in [
+            "he", "ll", "llo", "hello", "Ġw", "Ġworld", "or", "ld", "Ġwor", "ĠĠ",
+        ] {
+            tokens.push(t.into());
+            token_types.push(1);
+        }
+        let merges = [
+            "h e", "l l", "ll o", "he llo", "Ġ w", "o r", "l d", "Ġw or", "Ġwor ld", "Ġ Ġ",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        GgufVocab {
+            model: "gpt2".into(),
+            pre: Some("smollm".into()),
+            tokens,
+            merges,
+            token_types,
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(0),
+            pad: Some(2),
+            add_bos: false,
+            chat_template: None,
+        }
+    }
+
+    /// GPT-2's bytes_to_unicode, in byte order.
+    fn byte_alphabet() -> Vec<char> {
+        let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+            .chain(0xA1..=0xAC)
+            .chain(0xAE..=0xFF)
+            .collect();
+        let mut cs = bs.clone();
+        let mut n = 0;
+        for b in 0..256u32 {
+            if !bs.contains(&b) {
+                bs.push(b);
+                cs.push(256 + n);
+                n += 1;
+            }
+        }
+        let mut pairs: Vec<(u32, u32)> = bs.into_iter().zip(cs).collect();
+        pairs.sort();
+        pairs
+            .into_iter()
+            .filter_map(|(_, c)| char::from_u32(c))
+            .collect()
+    }
+
+    fn id(t: &Tokenizer, s: &str) -> u32 {
+        t.token_to_id(s).unwrap()
+    }
+
+    #[test]
+    fn gguf_bpe_merges_and_specials() {
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        let ids = t.encode("hello world", false).unwrap();
+        assert_eq!(ids, vec![id(&t, "hello"), id(&t, "Ġworld")]);
+        let ids = t.encode("<|im_start|>hello<|im_end|>", false).unwrap();
+        assert_eq!(ids, vec![1, id(&t, "hello"), 2]);
+        assert_eq!(
+            t.decode(&ids, false).unwrap(),
+            "<|im_start|>hello<|im_end|>"
+        );
+        assert_eq!(t.decode(&ids, true).unwrap(), "hello");
+        assert_eq!(t.eos_ids(), vec![2]);
+        assert_eq!(t.bos_id(), Some(1));
+        assert!(!t.adds_bos());
+        assert_eq!(t.encode("hello", true).unwrap(), vec![id(&t, "hello")]);
+    }
+
+    #[test]
+    fn digits_are_split_before_byte_level() {
+        // "a  1": with Digits first, "a  " is pre-tokenized alone and its trailing "  " merges
+        // into "ĠĠ"; plain GPT-2 splitting gives "a", " ", " 1" instead.
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        assert_eq!(
+            t.encode("a  1", false).unwrap(),
+            vec![id(&t, "a"), id(&t, "ĠĠ"), id(&t, "1")]
+        );
+        let mut v = tiny_vocab();
+        v.pre = Some("default".into());
+        let plain = Tokenizer::from_gguf_vocab(v).unwrap();
+        assert_eq!(
+            plain.encode("a  1", false).unwrap(),
+            vec![id(&t, "a"), id(&t, "Ġ"), id(&t, "Ġ"), id(&t, "1")]
+        );
+    }
+
+    #[test]
+    fn add_bos_and_overrides() {
+        let mut v = tiny_vocab();
+        v.add_bos = true;
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        assert_eq!(t.encode("hello", true).unwrap(), vec![1, id(&t, "hello")]);
+        assert_eq!(t.encode("hello", false).unwrap(), vec![id(&t, "hello")]);
+        // The saved JSON carries the bos template, so a reload agrees.
+        let back = Tokenizer::from_json_str(&t.to_json().unwrap()).unwrap();
+        assert_eq!(
+            back.encode("hello", true).unwrap(),
+            vec![1, id(&t, "hello")]
+        );
+        assert_eq!(back.bos_id(), Some(1));
+        assert!(back.adds_bos());
+        let t = t.with_bos(Some(0)).unwrap().with_eos(Some(0)).unwrap();
+        assert_eq!(t.encode("hello", true).unwrap(), vec![0, id(&t, "hello")]);
+        assert_eq!(t.eos_ids(), vec![0, 2]);
+        assert!(t.clone().with_bos(Some(1_000_000)).is_err());
+        let t = t.with_bos(None).unwrap();
+        assert_eq!(t.encode("hello", true).unwrap(), vec![id(&t, "hello")]);
+        assert!(t.with_add_bos(true).is_err());
+    }
+
+    #[test]
+    fn unknown_pre_warns_and_user_defined_tokens_decode_as_text() {
+        let mut v = tiny_vocab();
+        v.pre = Some("martian".into());
+        v.tokens.push("<think>".into());
+        v.token_types.push(4);
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        assert_eq!(t.warnings().len(), 1);
+        let think = id(&t, "<think>");
+        assert_eq!(
+            t.encode("<think>hello", false).unwrap(),
+            vec![think, id(&t, "hello")]
+        );
+        assert_eq!(t.decode(&[think, 2], true).unwrap(), "<think>");
+    }
+
+    #[test]
+    fn bad_vocabularies_are_rejected() {
+        let mut v = tiny_vocab();
+        v.token_types.pop();
+        assert!(
+            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("same length"))
+        );
+        let mut v = tiny_vocab();
+        v.model = "llama".into();
+        assert!(
+            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(m)) if m.contains("SentencePiece"))
+        );
+        let mut v = tiny_vocab();
+        v.model = "bert".into();
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(v),
+            Err(Error::Unsupported(_))
+        ));
+        let mut v = tiny_vocab();
+        v.merges.push("nospace".into());
+        assert!(
+            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("merge"))
+        );
+        let mut v = tiny_vocab();
+        v.merges.push("zz qq".into());
+        assert!(matches!(
+            Tokenizer::from_gguf_vocab(v),
+            Err(Error::Tokenizer(_))
+        ));
+        let mut v = tiny_vocab();
+        v.eos = Some(1 << 20);
+        assert!(
+            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("out of range"))
+        );
+        assert!(Tokenizer::from_gguf_vocab(GgufVocab {
+            model: "gpt2".into(),
+            ..Default::default()
+        })
+        .is_err());
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        assert!(t.decode(&[1 << 30], false).is_err());
+    }
+
+    #[test]
+    fn stream_decoder_holds_split_characters() {
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        // "é" is two bytes, two byte tokens here.
+        let ids = t.encode("hé!", false).unwrap();
+        assert_eq!(ids.len(), 4);
+        let mut s = t.stream_decoder(false);
+        let parts: Vec<String> = ids.iter().map(|&i| s.step(i).unwrap()).collect();
+        assert_eq!(parts, vec!["h", "", "é", "!"]);
+        assert_eq!(s.finish().unwrap(), "");
+        // A sequence that stops mid-character is flushed by finish.
+        let mut s = t.stream_decoder(false);
+        assert_eq!(s.step(ids[0]).unwrap(), "h");
+        assert_eq!(s.step(ids[1]).unwrap(), "");
+        assert_eq!(s.finish().unwrap(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn stream_decoder_rejects_bad_ids_without_losing_state() {
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        let ids = t.encode("hé", false).unwrap();
+        let mut s = t.stream_decoder(false);
+        assert_eq!(s.step(ids[0]).unwrap(), "h");
+        assert_eq!(s.step(ids[1]).unwrap(), "");
+        assert!(s.step(u32::MAX).is_err());
+        assert_eq!(s.step(ids[2]).unwrap(), "é");
+    }
+
+    #[test]
+    fn repeated_tokens_warn_and_map_to_the_last_id() {
+        let mut v = tiny_vocab();
+        v.tokens.push("hello".into());
+        v.token_types.push(1);
+        let last = (v.tokens.len() - 1) as u32;
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        assert_eq!(t.warnings().len(), 1, "{:?}", t.warnings());
+        assert_eq!(t.vocab_size(), last as usize + 1);
+        assert_eq!(t.encode("hello", false).unwrap(), vec![last]);
+    }
+
+    #[test]
+    fn chat_template_default_system() {
+        let tpl = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
+                   {{ '<|im_start|>system\nBe brief.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] \
+                   + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+        assert_eq!(default_system_prompt(tpl).as_deref(), Some("Be brief."));
+        let escaped = tpl.replace('\n', "\\n");
+        assert_eq!(
+            default_system_prompt(&escaped).as_deref(),
+            Some("Be brief.")
+        );
+        assert_eq!(
+            default_system_prompt("{{ '<|im_start|>' + m['role'] }}"),
+            None
+        );
+
+        let mut v = tiny_vocab();
+        v.chat_template = Some(tpl.into());
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        assert_eq!(
+            t.apply_chat_template(&[ChatMessage::user("hi")], true),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(
+            t.apply_chat_template(&[ChatMessage::system("S"), ChatMessage::user("hi")], false),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+        );
+        assert_eq!(t.apply_chat_template(&[], true), "<|im_start|>assistant\n");
+    }
+}
