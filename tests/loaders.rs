@@ -554,7 +554,10 @@ fn gguf_metadata_errors() {
     let (_d, f) = open_bytes(&w.bytes());
     let f = f.unwrap();
     assert_err_contains(f.llama_config(), &["missing required metadata key", "llama.attention.head_count"]);
-    assert_err_contains(f.get_u32("general.architecture"), &["general.architecture", "is a string, not a u32"]);
+    assert_err_contains(
+        f.get_u32("general.architecture"),
+        &["general.architecture", "is a string, not a u32"],
+    );
     assert_eq!(f.metadata.get("llama.embedding_length").and_then(GgufValue::as_u64), Some(64));
 
     let mut w = GgufWriter::default();

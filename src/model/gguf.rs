@@ -366,7 +366,7 @@ fn tensor_span(
     if row_len % block as u64 != 0 {
         return Err(err(format!("row length {row_len} is not a multiple of the block size {block}")));
     }
-    if t.offset % alignment != 0 {
+    if t.offset.checked_rem(alignment) != Some(0) {
         return Err(err(format!("offset {} is not a multiple of the alignment {alignment}", t.offset)));
     }
     let n_bytes = (numel / block as u64).checked_mul(block_bytes as u64);
