@@ -35,6 +35,30 @@ enum Command {
     Info(InfoArgs),
     /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
     Convert(ConvertArgs),
+    /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Engine config (YAML): its engine directory, build shapes/targets and tensorrt settings.
+    #[arg(long, required_unless_present = "engine_dir", conflicts_with = "engine_dir")]
+    config: Option<PathBuf>,
+    /// An engine directory made by `trtforge convert` (settings from its manifest).
+    #[arg(long)]
+    engine_dir: Option<PathBuf>,
+    /// Builder optimization level 0..=5 (overrides the config).
+    #[arg(long)]
+    opt_level: Option<u8>,
+    /// Do not read or write the timing cache.
+    #[arg(long)]
+    no_timing_cache: bool,
+    /// TensorRT messages to print: error, warning, info, verbose.
+    #[arg(long)]
+    trt_log: Option<String>,
+    /// Do not print the builder's phases.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -193,6 +217,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Info(a) => cmd_info(a),
         Command::Convert(a) => cmd_convert(a),
+        Command::Build(a) => cmd_build(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,6 +371,33 @@ fn cmd_convert(a: ConvertArgs) -> Result<()> {
     let out = crate::convert::convert(&cfg, a.force, &mut |msg| eprintln!("{msg}"))?;
     eprintln!("converted in {:.1} s", t.elapsed().as_secs_f64());
     println!("{}", out.display());
+    Ok(())
+}
+
+fn cmd_build(a: BuildArgs) -> Result<()> {
+    use crate::trt::build::{build, BuildRequest};
+    let (dir, mut req) = match (&a.config, &a.engine_dir) {
+        (Some(c), _) => {
+            let cfg = EngineConfig::load(c)?;
+            (cfg.output_dir(), BuildRequest { build: Some(cfg.build.clone()), tensorrt: cfg.tensorrt.clone(), progress: true })
+        }
+        (None, Some(d)) => (d.clone(), BuildRequest { progress: true, ..Default::default() }),
+        (None, None) => bail!("give --config FILE or --engine-dir DIR"),
+    };
+    if a.opt_level.is_some() {
+        req.tensorrt.optimization_level = a.opt_level;
+    }
+    if a.no_timing_cache {
+        req.tensorrt.timing_cache = Some(false);
+    }
+    if a.trt_log.is_some() {
+        req.tensorrt.log_level = a.trt_log.clone();
+    }
+    req.progress = !a.quiet;
+    let r = build(&dir, &req, &mut |m| eprintln!("{m}"))
+        .with_context(|| format!("building a TensorRT engine for {}", dir.display()))?;
+    eprintln!("compilation cache: {:?}, timing cache: {:?}", r.section.build_cache, r.section.timing_cache);
+    println!("{}", r.engine.display());
     Ok(())
 }
 

@@ -1,0 +1,1 @@
+//! Running an engine: device buffers, shapes, enqueue. (filled in below)
