@@ -20,19 +20,25 @@ def main():
     ap.add_argument("engine_dir")
     ap.add_argument("out")
     ap.add_argument("--timing-cache", help="timing cache file to load (not written)")
+    ap.add_argument("--onnx-only", action="store_true",
+                    help="ENGINE_DIR is an ONNX file with static shapes: build it for sm89, no profiles")
     args = ap.parse_args()
+    if args.onnx_only:
+        sec = {"targets": ["sm89"], "profiles": []}
+        onnx_path = args.engine_dir
+    else:
+        man = json.load(open(os.path.join(args.engine_dir, "trtforge.json")))
+        sec = man["extra"]["tensorrt"]
+        onnx_path = os.path.join(args.engine_dir, man["onnx"]["file"])
 
     import tensorrt_rtx_bindings as trt
 
-    man = json.load(open(os.path.join(args.engine_dir, "trtforge.json")))
-    sec = man["extra"]["tensorrt"]
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     if os.environ.get("TRT_MAX_THREADS"):
         builder.max_threads = int(os.environ["TRT_MAX_THREADS"])
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
-    onnx_path = os.path.join(args.engine_dir, man["onnx"]["file"])
     if not parser.parse_from_file(onnx_path):
         for i in range(parser.num_errors):
             print(parser.get_error(i), file=sys.stderr)

@@ -79,7 +79,8 @@ struct ModelArgs {
     /// An engine directory made by `trtforge convert`.
     #[arg(long)]
     engine_dir: Option<PathBuf>,
-    /// Execution backend: cpu (f32 reference) or ort (ONNX Runtime on the engine dir's model.onnx).
+    /// Execution backend: cpu (f32 reference), ort (ONNX Runtime on the engine dir's model.onnx)
+    /// or trt (the engine dir's TensorRT model.engine, made by `trtforge build`; needs a GPU).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
 }
@@ -88,6 +89,7 @@ struct ModelArgs {
 enum BackendKind {
     Cpu,
     Ort,
+    Trt,
 }
 
 /// What a command runs on: a backend plus the tokenizer and config that go with it.
@@ -108,6 +110,7 @@ impl ModelArgs {
                 let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
+            (Some(_), _, BackendKind::Trt) => bail!("--backend trt runs an engine directory: give --engine-dir (made by `trtforge convert` and `trtforge build`)"),
             (Some(_), _, BackendKind::Ort) => bail!("--backend ort runs an engine directory: give --engine-dir (made by `trtforge convert`)"),
             (None, Some(dir), kind) => {
                 let man = Manifest::load(dir)?;
@@ -122,6 +125,12 @@ impl ModelArgs {
                         let t = Instant::now();
                         let b = OrtBackend::open(dir, max_batch, n)?;
                         eprintln!("opened {} with ONNX Runtime in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
+                        Box::new(b)
+                    }
+                    BackendKind::Trt => {
+                        let t = Instant::now();
+                        let b = crate::backend::trt::TrtBackend::open(dir, max_batch, n)?;
+                        eprintln!("opened {} with TensorRT in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
                         Box::new(b)
                     }
                     BackendKind::Cpu => {

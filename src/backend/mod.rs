@@ -1,6 +1,7 @@
 //! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod ort;
+pub mod trt;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;

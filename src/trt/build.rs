@@ -280,7 +280,7 @@ pub fn profiles(m: &Manifest, b: &BuildSection, inputs: &[String]) -> Result<Vec
                 // Portable: the mask covers past + new tokens.
                 "attention_mask" => r(&|i| vec![bsz(i), (past[i] + seq[i]).min(ms)]),
                 // TensorRT form: per-sequence lengths.
-                "past_seq_lens" | "total_seq_lens" => r(&|i| vec![bsz(i)]),
+                "past_seq_lens" => r(&|i| vec![bsz(i)]),
                 k if k.starts_with("past_key_values.") => match cache_len {
                     None => r(&|i| vec![bsz(i), kvh, past[i], hd]),
                     Some(cap) => r(&|i| vec![bsz(i), kvh, cap, hd]),
