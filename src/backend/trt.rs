@@ -40,11 +40,21 @@ impl TrtBackend {
         let m = Manifest::load(dir)?;
         m.check_files(dir)?;
         let sec = TrtManifest::from_manifest(&m)
-            .ok_or_else(|| Error::Invalid(format!("{} has no model.engine: run `trtforge build --engine-dir {}`", dir.display(), dir.display())))?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} has no model.engine: run `trtforge build --engine-dir {}`",
+                    dir.display(),
+                    dir.display()
+                ))
+            })?
             .map_err(|e| Error::format(dir, format!("tensorrt section: {e}")))?;
         let b = &m.build;
         if max_seq > b.max_seq_len {
-            return Err(Error::Invalid(format!("{max_seq} tokens requested, but {} was built for max_seq_len {}", dir.display(), b.max_seq_len)));
+            return Err(Error::Invalid(format!(
+                "{max_seq} tokens requested, but {} was built for max_seq_len {}",
+                dir.display(),
+                b.max_seq_len
+            )));
         }
         let session = TrtSession::open(dir, &m, None)?;
         let elem: usize = match m.onnx.dtype.as_str() {
@@ -89,9 +99,12 @@ impl TrtBackend {
         let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
         let pos: Vec<i64> = (past..past + n).map(|p| p as i64).collect();
         let t = |name: &str, dims: Vec<i64>, bytes: Vec<u8>| HostTensor { name: name.into(), dims, bytes };
-        let mut inputs = vec![t("input_ids", vec![1, n as i64], i64s(&ids)), t("position_ids", vec![1, n as i64], i64s(&pos))];
+        let mut inputs =
+            vec![t("input_ids", vec![1, n as i64], i64s(&ids)), t("position_ids", vec![1, n as i64], i64s(&pos))];
         match self.form {
-            AttentionForm::Portable => inputs.push(t("attention_mask", vec![1, (past + n) as i64], i64s(&vec![1; past + n]))),
+            AttentionForm::Portable => {
+                inputs.push(t("attention_mask", vec![1, (past + n) as i64], i64s(&vec![1; past + n])))
+            }
             AttentionForm::Tensorrt => {
                 inputs.push(t("past_seq_lens", vec![1], i64s(&[past as i64])));
             }
@@ -111,7 +124,8 @@ impl TrtBackend {
             if o.name == "logits" {
                 logits = o.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             } else if let Some(rest) = o.name.strip_prefix("present.") {
-                let (l, kind) = rest.split_once('.').ok_or_else(|| Error::Invalid(format!("unexpected output {}", o.name)))?;
+                let (l, kind) =
+                    rest.split_once('.').ok_or_else(|| Error::Invalid(format!("unexpected output {}", o.name)))?;
                 let l: usize = l.parse().map_err(|_| Error::Invalid(format!("unexpected output {}", o.name)))?;
                 let e = &mut self.kv[slot][l];
                 if kind == "key" {

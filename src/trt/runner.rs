@@ -91,7 +91,13 @@ impl TrtSession {
     /// manifest), then deserialization.
     pub fn open(dir: &Path, man: &Manifest, configured_lib: Option<&Path>) -> Result<Self, crate::Error> {
         let sec = TrtManifest::from_manifest(man)
-            .ok_or_else(|| TrtError::Invalid(format!("{} has no TensorRT engine: run `trtforge build --engine-dir {}`", dir.display(), dir.display())))?
+            .ok_or_else(|| {
+                TrtError::Invalid(format!(
+                    "{} has no TensorRT engine: run `trtforge build --engine-dir {}`",
+                    dir.display(),
+                    dir.display()
+                ))
+            })?
             .map_err(|e| TrtError::Invalid(format!("{}: bad tensorrt section: {e}", dir.display())))?;
         let (ctx, gpu) = probe_gpu()?;
         check_gpu(&sec, &gpu)?;
@@ -110,7 +116,11 @@ impl TrtSession {
         let path = dir.join(ENGINE_FILE);
         let blob = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;
         if crate::manifest::sha256_bytes(&blob) != sec.engine_sha256 {
-            return Err(TrtError::Invalid(format!("{}: contents differ from the manifest; rebuild it", path.display())).into());
+            return Err(TrtError::Invalid(format!(
+                "{}: contents differ from the manifest; rebuild it",
+                path.display()
+            ))
+            .into());
         }
         ctx.bind_to_thread().map_err(|e| TrtError::Gpu(e.to_string()))?;
         let stream = ctx.new_stream().map_err(|e| TrtError::Gpu(e.to_string()))?;
@@ -138,7 +148,9 @@ impl TrtSession {
         }
         let mut buffers = HashMap::new();
         for (name, n) in max_bytes {
-            let b = stream.alloc_zeros::<u8>(n.max(1)).map_err(|e| TrtError::Gpu(format!("allocating {n} bytes for {name}: {e}")))?;
+            let b = stream
+                .alloc_zeros::<u8>(n.max(1))
+                .map_err(|e| TrtError::Gpu(format!("allocating {n} bytes for {name}: {e}")))?;
             buffers.insert(name, b);
         }
         stream.synchronize().map_err(|e| TrtError::Gpu(e.to_string()))?;
@@ -154,9 +166,16 @@ impl TrtSession {
             self.profile = profile;
         }
         for t in inputs {
-            let buf = self.buffers.get_mut(&t.name).ok_or_else(|| TrtError::Invalid(format!("engine has no input {}", t.name)))?;
+            let buf = self
+                .buffers
+                .get_mut(&t.name)
+                .ok_or_else(|| TrtError::Invalid(format!("engine has no input {}", t.name)))?;
             if t.bytes.len() > buf.len() {
-                return Err(TrtError::Invalid(format!("input {} of {:?} exceeds the engine's profiles", t.name, t.dims)).into());
+                return Err(TrtError::Invalid(format!(
+                    "input {} of {:?} exceeds the engine's profiles",
+                    t.name, t.dims
+                ))
+                .into());
             }
             if !t.bytes.is_empty() {
                 let mut view = buf.slice_mut(0..t.bytes.len());
@@ -221,7 +240,9 @@ mod tests {
 
     #[test]
     fn h100_is_refused_with_what_to_do() {
-        let e = check_gpu(&sec(&["sm89"]), &GpuInfo { name: "NVIDIA H100 80GB HBM3".into(), sm: 90 }).unwrap_err().to_string();
+        let e = check_gpu(&sec(&["sm89"]), &GpuInfo { name: "NVIDIA H100 80GB HBM3".into(), sm: 90 })
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("NVIDIA H100 80GB HBM3") && e.contains("sm_90") && e.contains("sm89"), "{e}");
         assert!(e.contains("--backend cuda") && e.contains("--backend ort"), "{e}");
         let e = check_gpu(&sec(&["sm89"]), &GpuInfo { name: "RTX 3090".into(), sm: 86 }).unwrap_err().to_string();
