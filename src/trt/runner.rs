@@ -63,6 +63,19 @@ pub fn check_gpu(sec: &TrtManifest, gpu: &GpuInfo) -> Result<(), TrtError> {
     )))
 }
 
+/// Something that runs an engine's I/O contract: the TensorRT session, or (in tests) ONNX Runtime
+/// on the same graph.
+pub trait EngineRunner {
+    /// Runs with optimization profile `profile`; returns every output.
+    fn run(&mut self, profile: i32, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, crate::Error>;
+}
+
+impl EngineRunner for TrtSession {
+    fn run(&mut self, profile: i32, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, crate::Error> {
+        TrtSession::run(self, profile, inputs)
+    }
+}
+
 /// A host tensor: name, shape and little-endian bytes.
 #[derive(Debug, Clone)]
 pub struct HostTensor {
