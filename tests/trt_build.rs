@@ -578,3 +578,28 @@ fn tensorrt_attention_form_refuses_fp32() {
     let e = convert(tmp.path(), &tiny(), Precision::Fp32, AttentionForm::Tensorrt, 64).unwrap_err();
     assert!(e.contains("fp16"), "{e}");
 }
+
+/// The repository's tiny configs, through the binary, as the README's workflow runs them.
+#[test]
+fn repo_tiny_configs_convert_and_build() {
+    if trt().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("configs")).unwrap();
+    std::os::unix::fs::symlink(root().join("tests"), d.join("tests")).unwrap();
+    for name in ["tiny_fp32", "tiny_fp16"] {
+        let cfg = format!("configs/{name}.yaml");
+        std::fs::copy(root().join(&cfg), d.join(&cfg)).unwrap();
+        let out = trtforge(&["convert", "--config", &cfg], d, &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = trtforge(&["build", "--config", &cfg], d, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("Building engine") && err.contains("TensorRT-RTX 1.7.1"), "phases are shown: {err}");
+        let s = section(&d.join("engines").join(name));
+        assert_eq!(s.targets, vec!["sm89".to_string()]);
+        assert_eq!(s.profiles.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["prefill", "decode"]);
+    }
+}
