@@ -250,7 +250,7 @@ pub fn run(settings: &BenchSettings, command: &str, stop: &AtomicBool, progress:
                     let r = if stop.load(Ordering::SeqCst) {
                         SpeedResult::failed(e, kind, b, l, settings.output_len, Status::Interrupted, "interrupted")
                     } else {
-                        speed_cell(backend.as_mut(), e, kind, b, l, settings)
+                        speed_cell(backend.as_mut(), e, kind, b, l, settings, stop)
                     };
                     progress.step(&format!("{label} batch {b} input {l}"));
                     res.speed.push(r);
@@ -331,7 +331,15 @@ fn timed_generation(b: &mut dyn Backend, prompts: &[Vec<u32>], output_len: usize
     Ok((ttft, itl, t0.elapsed().as_secs_f64()))
 }
 
-fn speed_cell(b: &mut dyn Backend, e: &EngineInfo, kind: BackendKind, batch: usize, input_len: usize, s: &BenchSettings) -> SpeedResult {
+fn speed_cell(
+    b: &mut dyn Backend,
+    e: &EngineInfo,
+    kind: BackendKind,
+    batch: usize,
+    input_len: usize,
+    s: &BenchSettings,
+    stop: &AtomicBool,
+) -> SpeedResult {
     let fail = |st: Status, msg: &str| SpeedResult::failed(e, kind, batch, input_len, s.output_len, st, msg);
     if input_len + s.output_len > b.max_seq() {
         return fail(
@@ -343,6 +351,9 @@ fn speed_cell(b: &mut dyn Backend, e: &EngineInfo, kind: BackendKind, batch: usi
     machine::reset_peak_rss();
     let (mut ttft, mut itl, mut dec, mut pre, mut e2e) = (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..s.warmup + s.runs {
+        if stop.load(Ordering::SeqCst) && !ttft.is_empty() {
+            break; // keep the runs measured so far
+        }
         match timed_generation(b, &prompts, s.output_len) {
             Ok((t, steps, total)) => {
                 if i < s.warmup {
