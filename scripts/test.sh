@@ -6,5 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
 # Independent checkers used by the tests: ONNX Runtime (also the `ort` backend's library) and onnx.
 python3 -m pip install --quiet --disable-pip-version-check onnxruntime==1.31.1 onnx==1.23.2
+# TensorRT-RTX (real libraries, ~95 MB wheel; builds ahead of time without a GPU) and NVIDIA's
+# Python bindings, the independent check of the Rust FFI's engines.
+python3 -m pip install --quiet --disable-pip-version-check \
+  tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116
 export TRTFORGE_REQUIRE_MODELS=1
 cargo test --release --all-targets "$@"

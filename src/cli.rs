@@ -1,5 +1,5 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
-use crate::backend::{cpu::CpuBackend, ort::OrtBackend, Backend};
+use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::config::EngineConfig;
 use crate::manifest::Manifest;
 use crate::eval;
@@ -37,6 +37,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Measure engines × backends × shapes (speed, memory, quality) and write reports.
     Bench(BenchArgs),
+    /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
+    Build(BuildArgs),
 }
 
 #[derive(Args)]
@@ -87,6 +89,28 @@ struct BenchArgs {
 }
 
 #[derive(Args)]
+struct BuildArgs {
+    /// Engine config (YAML): its engine directory, build shapes/targets and tensorrt settings.
+    #[arg(long, required_unless_present = "engine_dir", conflicts_with = "engine_dir")]
+    config: Option<PathBuf>,
+    /// An engine directory made by `trtforge convert` (settings from its manifest).
+    #[arg(long)]
+    engine_dir: Option<PathBuf>,
+    /// Builder optimization level 0..=5 (overrides the config).
+    #[arg(long)]
+    opt_level: Option<u8>,
+    /// Do not read or write the timing cache.
+    #[arg(long)]
+    no_timing_cache: bool,
+    /// TensorRT messages to print: error, warning, info, verbose.
+    #[arg(long)]
+    trt_log: Option<String>,
+    /// Do not print the builder's phases.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
 struct ConvertArgs {
     /// Engine config (YAML).
     #[arg(long)]
@@ -104,15 +128,10 @@ struct ModelArgs {
     /// An engine directory made by `trtforge convert`.
     #[arg(long)]
     engine_dir: Option<PathBuf>,
-    /// Execution backend: cpu (f32 reference) or ort (ONNX Runtime on the engine dir's model.onnx).
+    /// Execution backend: cpu (f32 reference), ort (ONNX Runtime on the engine dir's model.onnx)
+    /// or trt (the engine dir's TensorRT model.engine, made by `trtforge build`; needs a GPU).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BackendKind {
-    Cpu,
-    Ort,
 }
 
 /// What a command runs on: a backend plus the tokenizer and config that go with it.
@@ -133,7 +152,11 @@ impl ModelArgs {
                 let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
-            (Some(_), _, BackendKind::Ort) => bail!("--backend ort runs an engine directory: give --engine-dir (made by `trtforge convert`)"),
+            (Some(_), _, kind) => bail!(
+                "--backend {} runs an engine directory: give --engine-dir (made by `trtforge convert`{})",
+                kind.name(),
+                if kind == BackendKind::Trt { " and `trtforge build`" } else { "" }
+            ),
             (None, Some(dir), kind) => {
                 let man = Manifest::load(dir)?;
                 let tokenizer = match &man.tokenizer {
@@ -142,19 +165,9 @@ impl ModelArgs {
                 };
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
                 let label = format!("{} ({})", dir.display(), man.precision.as_str());
-                let backend: Box<dyn Backend> = match kind {
-                    BackendKind::Ort => {
-                        let t = Instant::now();
-                        let b = OrtBackend::open(dir, max_batch, n)?;
-                        eprintln!("opened {} with ONNX Runtime in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
-                        Box::new(b)
-                    }
-                    BackendKind::Cpu => {
-                        // The CPU reference runs the engine's source weights.
-                        let m = load_model(&man.source.spec)?;
-                        Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?)
-                    }
-                };
+                let t = Instant::now();
+                let backend = crate::backend::open_engine_dir(dir, kind, max_batch, n)?;
+                eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
                 Ok(Runner { backend, tokenizer, label })
             }
             (None, None, _) => bail!("give --model or --engine-dir"),
@@ -243,6 +256,7 @@ pub fn main() -> ExitCode {
         Command::Info(a) => cmd_info(a),
         Command::Convert(a) => cmd_convert(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Build(a) => cmd_build(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +413,33 @@ fn cmd_convert(a: ConvertArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_build(a: BuildArgs) -> Result<()> {
+    use crate::trt::build::{build, BuildRequest};
+    let (dir, mut req) = match (&a.config, &a.engine_dir) {
+        (Some(c), _) => {
+            let cfg = EngineConfig::load(c)?;
+            (cfg.output_dir(), BuildRequest { build: Some(cfg.build.clone()), tensorrt: cfg.tensorrt.clone(), progress: true })
+        }
+        (None, Some(d)) => (d.clone(), BuildRequest { progress: true, ..Default::default() }),
+        (None, None) => bail!("give --config FILE or --engine-dir DIR"),
+    };
+    if a.opt_level.is_some() {
+        req.tensorrt.optimization_level = a.opt_level;
+    }
+    if a.no_timing_cache {
+        req.tensorrt.timing_cache = Some(false);
+    }
+    if a.trt_log.is_some() {
+        req.tensorrt.log_level = a.trt_log.clone();
+    }
+    req.progress = !a.quiet;
+    let r = build(&dir, &req, &mut |m| eprintln!("{m}"))
+        .with_context(|| format!("building a TensorRT engine for {}", dir.display()))?;
+    eprintln!("compilation cache: {:?}, timing cache: {:?}", r.section.build_cache, r.section.timing_cache);
+    println!("{}", r.engine.display());
+    Ok(())
+}
+
 fn cmd_info(a: InfoArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let c = &m.weights.config;
@@ -486,7 +527,6 @@ impl crate::bench::Progress for BenchProgress {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    use crate::backend::BackendKind;
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut backends = Vec::new();
     for b in &a.backends {

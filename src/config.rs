@@ -18,6 +18,29 @@ pub struct EngineConfig {
     pub build: BuildSection,
     #[serde(default)]
     pub onnx: OnnxSection,
+    #[serde(default)]
+    pub tensorrt: TensorRtSection,
+}
+
+/// Settings of `trtforge build` (TensorRT engine compilation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TensorRtSection {
+    /// Directory of (or path to) libtensorrt_rtx.so.1 / libnvinfer.so.10; see `trt::library`.
+    #[serde(default)]
+    pub library: Option<PathBuf>,
+    /// Builder optimization level 0..=5 (TensorRT's default 3).
+    #[serde(default)]
+    pub optimization_level: Option<u8>,
+    /// Workspace memory pool limit in MiB (default: TensorRT's, the device memory).
+    #[serde(default)]
+    pub workspace_mb: Option<u64>,
+    /// Reuse a timing cache under `<engines>/.trt_cache/` (default true).
+    #[serde(default)]
+    pub timing_cache: Option<bool>,
+    /// Severity of TensorRT messages printed: error, warning (default), info, verbose.
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@ use crate::config::{EngineConfig, Precision};
 use crate::error::{Error, Result};
 use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::model::load::{load, LoadedModel, ModelSource};
-use crate::onnx::export::{export_llama, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE};
+use crate::onnx::export::{export_llama, ExportOptions, FloatType, EXTERNAL_DATA_FILE};
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -87,7 +87,11 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
                 let (dtype, dims): (String, Vec<serde_json::Value>) = match n.as_str() {
                     "input_ids" | "position_ids" => ("int64".into(), vec!["batch".into(), "seq".into()]),
                     "attention_mask" => ("int64".into(), vec!["batch".into(), "total".into()]),
+                    "past_seq_lens" => ("int64".into(), vec!["batch".into()]),
                     "logits" => ("float32".into(), vec!["batch".into(), "seq".into(), (c.vocab_size as u64).into()]),
+                    _ if cfg.onnx.attention == crate::config::AttentionForm::Tensorrt => {
+                        (dt.clone(), kv_dims(&cfg.build.max_seq_len.to_string()))
+                    }
                     _ => (dt.clone(), kv_dims(if is_input { "past" } else { "total" })),
                 };
                 TensorIo { name: n.clone(), dtype, dims }
@@ -109,7 +113,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         onnx: OnnxInfo {
             file: ONNX_FILE.into(),
             external_data: external.then(|| EXTERNAL_DATA_FILE.to_string()),
-            opset: OPSET_PORTABLE,
+            opset: onnx.opset,
             attention: cfg.onnx.attention,
             dtype: dt.clone(),
             inputs: io(&onnx.input_names, true),

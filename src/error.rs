@@ -25,6 +25,9 @@ pub enum Error {
     /// Tokenizer construction or use failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// Loading or calling TensorRT failed.
+    #[error(transparent)]
+    TensorRt(#[from] crate::trt::TrtError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

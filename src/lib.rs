@@ -10,5 +10,6 @@ pub mod generate;
 pub mod manifest;
 pub mod model;
 pub mod onnx;
+pub mod trt;
 
 pub use error::{Error, Result};

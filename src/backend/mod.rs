@@ -1,6 +1,7 @@
 //! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod ort;
+pub mod trt;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;
@@ -119,7 +120,7 @@ pub fn open_engine_dir(
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => Err(Error::Unsupported("the cuda backend is not part of this build".into())),
-        BackendKind::Trt => Err(Error::Unsupported("the trt backend is not part of this build".into())),
+        BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
 }
 

@@ -5,7 +5,7 @@
 //! → `logits [batch, seq, vocab]` (always f32), `present.{i}.key|value [batch, kv_heads, past+seq, head_dim]`.
 use super::proto as pb;
 use crate::config::AttentionForm;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
 use half::f16;
@@ -54,6 +54,8 @@ pub struct ExportOptions {
 /// An exported model: the protobuf and, when external, the weight bytes it points to.
 pub struct OnnxModel {
     pub model: pb::ModelProto,
+    /// Default-domain opset of the model.
+    pub opset: i64,
     /// Bytes of [`EXTERNAL_DATA_FILE`]; empty when weights are inline.
     pub external: Vec<u8>,
     pub input_names: Vec<String>,
@@ -80,10 +82,9 @@ pub fn output_names(n_layers: usize) -> Vec<String> {
 
 /// Exports the model. Weights are converted to `opts.dtype`.
 pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel> {
-    if opts.attention != AttentionForm::Portable {
-        return Err(Error::Unsupported(
-            "onnx.attention: tensorrt is produced by the TensorRT stage; export with attention: portable".into(),
-        ));
+    let trt_form = opts.attention == AttentionForm::Tensorrt;
+    if trt_form {
+        super::trt_attention::check(opts.dtype)?;
     }
     let c = &w.config;
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };
@@ -96,6 +97,7 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
         rope_tables: None,
         mask: None,
         weights: Default::default(),
+        attention: opts.attention,
     };
     let logits = forward(c, &mut e)?;
     let logits = if opts.dtype == FloatType::F16 { e.g.op("Cast", &[&logits], vec![attr_i("to", 1)]) } else { logits };
@@ -117,6 +119,10 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
         outputs.push(value_info(&format!("present.{i}.key"), dt, kv("batch", "total")));
         outputs.push(value_info(&format!("present.{i}.value"), dt, kv("batch", "total")));
     }
+    if trt_form {
+        (inputs, outputs) = super::trt_attention::io(c, opts.dtype, opts.max_positions);
+    }
+    let opset = if trt_form { super::trt_attention::OPSET } else { OPSET_PORTABLE };
     let g = e.g;
     let graph = pb::GraphProto {
         name: Some("trtforge_llama".into()),
@@ -128,7 +134,7 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
     };
     let model = pb::ModelProto {
         ir_version: Some(8),
-        opset_import: vec![pb::OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET_PORTABLE) }],
+        opset_import: vec![pb::OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
         producer_name: Some("trtforge".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         graph: Some(graph),
@@ -136,26 +142,27 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
     };
     Ok(OnnxModel {
         model,
+        opset,
         external: g.external.unwrap_or_default(),
-        input_names: input_names(c.num_hidden_layers),
+        input_names: if trt_form { super::trt_attention::input_names(c.num_hidden_layers) } else { input_names(c.num_hidden_layers) },
         output_names: output_names(c.num_hidden_layers),
     })
 }
 
-fn d(name: &str) -> pb::tensor_shape_proto::Dimension {
+pub(crate) fn d(name: &str) -> pb::tensor_shape_proto::Dimension {
     pb::tensor_shape_proto::Dimension {
         value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(name.into())),
         ..Default::default()
     }
 }
-fn dv(n: i64) -> pb::tensor_shape_proto::Dimension {
+pub(crate) fn dv(n: i64) -> pb::tensor_shape_proto::Dimension {
     pb::tensor_shape_proto::Dimension {
         value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)),
         ..Default::default()
     }
 }
 
-fn value_info(name: &str, elem: i32, dims: Vec<pb::tensor_shape_proto::Dimension>) -> pb::ValueInfoProto {
+pub(crate) fn value_info(name: &str, elem: i32, dims: Vec<pb::tensor_shape_proto::Dimension>) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(pb::TypeProto {
@@ -283,6 +290,7 @@ struct Emitter<'a> {
     mask: Option<String>,
     /// Initializer names of weights already emitted (tied weights are stored once).
     weights: std::collections::HashMap<Param, String>,
+    attention: AttentionForm,
 }
 
 impl Emitter<'_> {
@@ -393,7 +401,13 @@ impl LlamaOps for Emitter<'_> {
         // Accumulate in f32 whatever the model dtype, as HF does.
         let xf = if f16 { self.g.op("Cast", &[x], vec![attr_i("to", 1)]) } else { x.clone() };
         let sq = self.g.op("Mul", &[&xf, &xf], vec![]);
-        let ms = self.g.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
+        let ms = if self.attention == AttentionForm::Tensorrt {
+            // Opset >= 18 (the tensorrt form is opset 24): axes is an input.
+            let ax = self.g.const_i64(&[-1]);
+            self.g.op("ReduceMean", &[&sq, &ax], vec![attr_i("keepdims", 1)])
+        } else {
+            self.g.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)])
+        };
         let ve = self.g.op("Add", &[&ms, &eps], vec![]);
         let rs = self.g.op("Sqrt", &[&ve], vec![]);
         let inv = self.g.op("Reciprocal", &[&rs], vec![]);
@@ -436,6 +450,9 @@ impl LlamaOps for Emitter<'_> {
     }
 
     fn attention(&mut self, layer: usize, q: &String, k: &String, v: &String) -> Result<String> {
+        if self.attention == AttentionForm::Tensorrt {
+            return super::trt_attention::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
+        }
         let c = &self.w.config;
         let (nh, nkv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim as i64);
         let mask = self.mask();
