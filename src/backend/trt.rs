@@ -40,7 +40,7 @@ impl TrtBackend {
         let m = Manifest::load(dir)?;
         m.check_files(dir)?;
         let sec = TrtManifest::from_manifest(&m)
-            .ok_or_else(|| Error::Invalid(format!("{} has no model.engine: run `trtforge build --engine-dir {}`", dir.display(), dir.display())))?
+            .ok_or_else(|| Error::Unsupported(format!("{} has no model.engine: run `trtforge build --engine-dir {}`", dir.display(), dir.display())))?
             .map_err(|e| Error::format(dir, format!("tensorrt section: {e}")))?;
         let b = &m.build;
         if max_seq > b.max_seq_len {

@@ -295,7 +295,16 @@ fn classify(e: &Error) -> Status {
     let s = e.to_string().to_ascii_lowercase();
     if s.contains("out of memory") || s.contains("cannot allocate") || s.contains("oom") {
         Status::Oom
-    } else if matches!(e, Error::Unsupported(_)) {
+    } else if matches!(
+        e,
+        Error::Unsupported(_)
+            | Error::TensorRt(
+                crate::trt::TrtError::NotFound(_)
+                    | crate::trt::TrtError::Load(_)
+                    | crate::trt::TrtError::UnsupportedVersion(_)
+                    | crate::trt::TrtError::Gpu(_)
+            )
+    ) {
         Status::Unavailable
     } else {
         Status::Error
