@@ -69,6 +69,11 @@ fn trt_10_table_matches_the_headers() {
     let Some(got) = gen(std::path::Path::new(&inc), "trt_10") else { return };
     let want = std::fs::read_to_string(root().join("src/trt/sys/slots_trt_10.rs")).unwrap();
     // Every 10.x release prints the same slots; only the header version line differs.
-    let strip = |s: &str| s.lines().filter(|l| !l.contains("header_version") && !l.starts_with("// Generated")).collect::<Vec<_>>().join("\n");
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.contains("header_version") && !l.starts_with("// Generated"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(strip(&got), strip(&want));
 }

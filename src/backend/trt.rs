@@ -4,70 +4,101 @@
 //!
 //! KV cache: per slot, on the host, in the engine's dtype — `(kv_heads, len, head_dim)` for the
 //! portable form (past/present grow), `(kv_heads, capacity, head_dim)` for the tensorrt form (the
-//! engine updates the fixed-size cache in place). Each chunk runs as its own batch-1 enqueue:
-//! prefill chunks with the prefill profile, single tokens with the decode profile.
+//! engine writes the new tokens into the fixed-size cache). Chunks are split into pieces the
+//! profiles accept (prefill: up to max_input_len new tokens while the past allows; decode: one) and
+//! pieces that can share an enqueue are batched: same length in the tensorrt form (each row has its
+//! own past length), same length and past in the portable form.
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::config::AttentionForm;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::model::LlamaConfig;
 use crate::trt::build::TrtManifest;
-use crate::trt::runner::{HostTensor, TrtSession};
+use crate::trt::runner::{EngineRunner, HostTensor, TrtSession};
 use std::path::Path;
 
 /// Index of each profile in the engine (the order `trtforge build` adds them).
-const PREFILL_PROFILE: i32 = 0;
-const DECODE_PROFILE: i32 = 1;
+pub const PREFILL_PROFILE: i32 = 0;
+pub const DECODE_PROFILE: i32 = 1;
 
 pub struct TrtBackend {
-    session: TrtSession,
+    runner: Box<dyn EngineRunner>,
     cfg: LlamaConfig,
     form: AttentionForm,
     max_batch: usize,
     max_seq: usize,
-    /// Longest chunk the prefill profile takes, and the most cached tokens it allows with it.
+    /// Longest piece the prefill profile takes, and the most cached tokens it allows.
     max_input: usize,
     prefill_past_max: usize,
     /// Cache capacity of the tensorrt form (the converter's max_seq_len).
     capacity: usize,
-    /// Per slot: (key, value) bytes per layer.
+    /// Per slot, per layer: (key, value) bytes.
     kv: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
     lens: Vec<usize>,
 }
 
 impl TrtBackend {
+    /// Opens `dir/model.engine` with TensorRT.
     pub fn open(dir: &Path, max_batch: usize, max_seq: usize) -> Result<Self> {
         let m = Manifest::load(dir)?;
         m.check_files(dir)?;
-        let sec = TrtManifest::from_manifest(&m)
-            .ok_or_else(|| Error::Unsupported(format!("{} has no model.engine: run `trtforge build --engine-dir {}`", dir.display(), dir.display())))?
-            .map_err(|e| Error::format(dir, format!("tensorrt section: {e}")))?;
-        let b = &m.build;
-        if max_seq > b.max_seq_len {
-            return Err(Error::Invalid(format!("{max_seq} tokens requested, but {} was built for max_seq_len {}", dir.display(), b.max_seq_len)));
-        }
+        Self::check(dir, &m, max_batch, max_seq)?;
         let session = TrtSession::open(dir, &m, None)?;
-        let elem: usize = match m.onnx.dtype.as_str() {
+        Self::with_runner(&m, Box::new(session), max_batch, max_seq)
+    }
+
+    fn check(dir: &Path, m: &Manifest, max_batch: usize, max_seq: usize) -> Result<()> {
+        if TrtManifest::from_manifest(m).is_none() {
+            return Err(Error::Unsupported(format!(
+                "{} has no model.engine: run `trtforge build --engine-dir {}`",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        if max_seq > m.build.max_seq_len {
+            return Err(Error::Invalid(format!(
+                "{max_seq} tokens requested, but {} was built for max_seq_len {}",
+                dir.display(),
+                m.build.max_seq_len
+            )));
+        }
+        if max_batch > m.build.max_batch_size {
+            return Err(Error::Invalid(format!(
+                "{max_batch} sequences requested, but {} was built for max_batch_size {}",
+                dir.display(),
+                m.build.max_batch_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// A backend over any runner of the engine's I/O contract (tests use ONNX Runtime).
+    pub fn with_runner(m: &Manifest, runner: Box<dyn EngineRunner>, max_batch: usize, max_seq: usize) -> Result<Self> {
+        let sec = TrtManifest::from_manifest(m)
+            .ok_or_else(|| Error::Invalid("the manifest has no tensorrt section".into()))?
+            .map_err(|e| Error::Invalid(format!("tensorrt section: {e}")))?;
+        let elem = match m.onnx.dtype.as_str() {
             "float32" => 4,
             "float16" => 2,
             d => return Err(Error::Unsupported(format!("KV cache dtype {d}"))),
         };
         let cfg = m.model_config.clone();
-        let capacity = m.build.max_seq_len;
+        let b = &m.build;
+        let capacity = b.max_seq_len;
         let form = sec.attention;
-        let per = cfg.num_key_value_heads * capacity * cfg.head_dim * elem;
+        let per = cfg.num_key_value_heads * capacity * cfg.head_dim * elem; // (kv_heads, capacity, head_dim)
         let kv = (0..max_batch)
             .map(|_| {
                 (0..cfg.num_hidden_layers)
                     .map(|_| match form {
-                        AttentionForm::Portable => (Vec::new(), Vec::new()),
+                        AttentionForm::Portable => (Vec::with_capacity(per), Vec::with_capacity(per)),
                         AttentionForm::Tensorrt => (vec![0u8; per], vec![0u8; per]),
                     })
                     .collect()
             })
             .collect();
         Ok(TrtBackend {
-            session,
+            runner,
             cfg,
             form,
             max_batch,
@@ -80,48 +111,86 @@ impl TrtBackend {
         })
     }
 
-    /// Runs `tokens` for one slot at its current length; returns logits (n, vocab).
-    fn run_chunk(&mut self, slot: usize, tokens: &[u32]) -> Result<Vec<f32>> {
-        let (n, past) = (tokens.len(), self.lens[slot]);
-        let c = &self.cfg;
-        let (kvh, hd) = (c.num_key_value_heads as i64, c.head_dim as i64);
-        let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let pos: Vec<i64> = (past..past + n).map(|p| p as i64).collect();
-        let t = |name: &str, dims: Vec<i64>, bytes: Vec<u8>| HostTensor { name: name.into(), dims, bytes };
-        let mut inputs = vec![t("input_ids", vec![1, n as i64], i64s(&ids)), t("position_ids", vec![1, n as i64], i64s(&pos))];
-        match self.form {
-            AttentionForm::Portable => inputs.push(t("attention_mask", vec![1, (past + n) as i64], i64s(&vec![1; past + n]))),
-            AttentionForm::Tensorrt => {
-                inputs.push(t("past_seq_lens", vec![1], i64s(&[past as i64])));
-            }
+    /// Tokens of the next piece of a chunk with `left` tokens still to run in `slot`.
+    fn piece_len(&self, slot: usize, left: usize) -> usize {
+        let past = self.lens[slot];
+        if left > 1 && past <= self.prefill_past_max {
+            left.min(self.max_input).min(self.prefill_past_max + self.max_input - past).max(1)
+        } else {
+            1
         }
+    }
+
+    /// Runs pieces (slot, tokens) of equal length as one batch; returns logits per piece (n, vocab).
+    fn run_group(&mut self, pieces: &[(usize, &[u32])]) -> Result<Vec<Vec<f32>>> {
+        let b = pieces.len();
+        let n = pieces[0].1.len();
+        let c = &self.cfg;
+        let (kvh, hd, vocab) = (c.num_key_value_heads, c.head_dim, c.vocab_size);
+        let i64s = |v: &mut dyn Iterator<Item = i64>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let t = |name: String, dims: Vec<i64>, bytes: Vec<u8>| HostTensor { name, dims, bytes };
+        let bn = vec![b as i64, n as i64];
+        let mut ids = pieces.iter().flat_map(|(_, tk)| tk.iter().map(|&x| x as i64));
+        let mut pos = pieces.iter().flat_map(|&(s, _)| (self.lens[s]..self.lens[s] + n).map(|p| p as i64));
+        let mut inputs = vec![
+            t("input_ids".into(), bn.clone(), i64s(&mut ids)),
+            t("position_ids".into(), bn.clone(), i64s(&mut pos)),
+        ];
         let cache_len = match self.form {
-            AttentionForm::Portable => past,
-            AttentionForm::Tensorrt => self.capacity,
-        } as i64;
-        for (l, (k, v)) in self.kv[slot].iter().enumerate() {
-            inputs.push(t(&format!("past_key_values.{l}.key"), vec![1, kvh, cache_len, hd], k.clone()));
-            inputs.push(t(&format!("past_key_values.{l}.value"), vec![1, kvh, cache_len, hd], v.clone()));
+            AttentionForm::Portable => {
+                let past = self.lens[pieces[0].0]; // equal within a portable group
+                let total = past + n;
+                inputs.push(t(
+                    "attention_mask".into(),
+                    vec![b as i64, total as i64],
+                    i64s(&mut (0..b * total).map(|_| 1)),
+                ));
+                past
+            }
+            AttentionForm::Tensorrt => {
+                let mut past = pieces.iter().map(|&(s, _)| self.lens[s] as i64);
+                inputs.push(t("past_seq_lens".into(), vec![b as i64], i64s(&mut past)));
+                self.capacity
+            }
+        };
+        let dims = vec![b as i64, kvh as i64, cache_len as i64, hd as i64];
+        for l in 0..c.num_hidden_layers {
+            let (mut k, mut v) = (Vec::new(), Vec::new());
+            for &(s, _) in pieces {
+                k.extend_from_slice(&self.kv[s][l].0);
+                v.extend_from_slice(&self.kv[s][l].1);
+            }
+            inputs.push(t(format!("past_key_values.{l}.key"), dims.clone(), k));
+            inputs.push(t(format!("past_key_values.{l}.value"), dims.clone(), v));
         }
         let profile = if n == 1 { DECODE_PROFILE } else { PREFILL_PROFILE };
-        let outs = self.session.run(profile, &inputs)?;
-        let mut logits = Vec::new();
+        let outs = self.runner.run(profile, &inputs)?;
+        let mut logits = vec![Vec::new(); b];
         for o in outs {
             if o.name == "logits" {
-                logits = o.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                let all: Vec<f32> =
+                    o.bytes.chunks_exact(4).map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
+                if all.len() != b * n * vocab {
+                    return Err(Error::Invalid(format!("logits of shape {:?}, expected [{b}, {n}, {vocab}]", o.dims)));
+                }
+                for (i, row) in logits.iter_mut().enumerate() {
+                    *row = all[i * n * vocab..(i + 1) * n * vocab].to_vec(); // (n, vocab)
+                }
             } else if let Some(rest) = o.name.strip_prefix("present.") {
-                let (l, kind) = rest.split_once('.').ok_or_else(|| Error::Invalid(format!("unexpected output {}", o.name)))?;
-                let l: usize = l.parse().map_err(|_| Error::Invalid(format!("unexpected output {}", o.name)))?;
-                let e = &mut self.kv[slot][l];
-                if kind == "key" {
-                    e.0 = o.bytes;
-                } else {
-                    e.1 = o.bytes;
+                let bad = || Error::Invalid(format!("unexpected output {}", o.name));
+                let (l, kind) = rest.split_once('.').ok_or_else(bad)?;
+                let l: usize = l.parse().map_err(|_| bad())?;
+                let per = o.bytes.len() / b; // (kv_heads, past + n or capacity, head_dim)
+                for (i, &(s, _)) in pieces.iter().enumerate() {
+                    let dst = if kind == "key" { &mut self.kv[s][l].0 } else { &mut self.kv[s][l].1 };
+                    dst.clear();
+                    dst.extend_from_slice(&o.bytes[i * per..(i + 1) * per]);
                 }
             }
         }
-        self.lens[slot] += n;
+        for &(s, _) in pieces {
+            self.lens[s] += n;
+        }
         Ok(logits)
     }
 }
@@ -146,7 +215,10 @@ impl Backend for TrtBackend {
         if slot < self.max_batch {
             self.lens[slot] = 0;
             if self.form == AttentionForm::Portable {
-                self.kv[slot].iter_mut().for_each(|l| *l = Default::default());
+                self.kv[slot].iter_mut().for_each(|(k, v)| {
+                    k.clear();
+                    v.clear()
+                });
             }
         }
     }
@@ -154,27 +226,38 @@ impl Backend for TrtBackend {
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut> {
         check_chunks(self, chunks)?;
         let vocab = self.cfg.vocab_size;
-        let mut data = Vec::new();
-        for c in chunks {
-            // Split a chunk into pieces the profiles accept: prefill pieces of at most max_input
-            // tokens while the past allows, single tokens (decode profile) after that.
-            let mut rows = Vec::new();
-            let mut done = 0;
-            while done < c.tokens.len() {
-                let past = self.lens[c.slot];
-                let left = c.tokens.len() - done;
-                let take = if left > 1 && past <= self.prefill_past_max {
-                    left.min(self.max_input).min(self.prefill_past_max + self.max_input - past).max(1)
-                } else {
-                    1
-                };
-                let l = self.run_chunk(c.slot, &c.tokens[done..done + take])?;
-                rows.extend_from_slice(&l);
-                done += take;
+        let mut done = vec![0usize; chunks.len()];
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
+        // Rounds: each chunk contributes its next piece; pieces that fit one enqueue are grouped.
+        while done.iter().zip(chunks).any(|(&d, c)| d < c.tokens.len()) {
+            let mut groups: Vec<(usize, usize, Vec<usize>)> = Vec::new(); // (len, past, chunk indices)
+            for (i, c) in chunks.iter().enumerate() {
+                let left = c.tokens.len() - done[i];
+                if left == 0 {
+                    continue;
+                }
+                let len = self.piece_len(c.slot, left);
+                let past = if self.form == AttentionForm::Portable { self.lens[c.slot] } else { 0 };
+                match groups.iter_mut().find(|g| g.0 == len && g.1 == past) {
+                    Some(g) => g.2.push(i),
+                    None => groups.push((len, past, vec![i])),
+                }
             }
+            for (len, _, idx) in groups {
+                let pieces: Vec<(usize, &[u32])> =
+                    idx.iter().map(|&i| (chunks[i].slot, &chunks[i].tokens[done[i]..done[i] + len])).collect();
+                let out = self.run_group(&pieces)?;
+                for (&i, l) in idx.iter().zip(out) {
+                    rows[i].extend_from_slice(&l);
+                    done[i] += len;
+                }
+            }
+        }
+        let mut data = Vec::new();
+        for r in rows {
             match want {
-                Logits::All => data.extend_from_slice(&rows),
-                Logits::Last => data.extend_from_slice(&rows[rows.len() - vocab..]),
+                Logits::All => data.extend_from_slice(&r),
+                Logits::Last => data.extend_from_slice(&r[r.len() - vocab..]),
             }
         }
         Ok(LogitsOut { vocab, data })

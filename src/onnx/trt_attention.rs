@@ -71,7 +71,15 @@ pub fn io(c: &LlamaConfig, dt: FloatType, capacity: usize) -> (Vec<pb::ValueInfo
 
 /// Emits one layer's attention: cache update + fused attention. q (b, s, heads·hd), k and v
 /// (b, s, kv_heads·hd), RoPE already applied. Returns (b, s, heads·hd).
-pub(crate) fn attention(g: &mut GraphBuilder, c: &LlamaConfig, capacity: usize, layer: usize, q: &str, k: &str, v: &str) -> Result<String> {
+pub(crate) fn attention(
+    g: &mut GraphBuilder,
+    c: &LlamaConfig,
+    capacity: usize,
+    layer: usize,
+    q: &str,
+    k: &str,
+    v: &str,
+) -> Result<String> {
     let (nh, nkv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim as i64);
     if layer == 0 {
         emit_mask(g, capacity);

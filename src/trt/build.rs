@@ -23,7 +23,8 @@ pub const RTX_TARGETS: &[u32] = &[80, 86, 89, 120, 121];
 const DISK_SLACK_BYTES: u64 = 64 << 20;
 
 /// ONNX tensor element types that only some GPUs run (onnx.proto `DataType`).
-const ONNX_FLOAT8: &[(i32, &str)] = &[(17, "FLOAT8E4M3FN"), (18, "FLOAT8E4M3FNUZ"), (19, "FLOAT8E5M2"), (20, "FLOAT8E5M2FNUZ")];
+const ONNX_FLOAT8: &[(i32, &str)] =
+    &[(17, "FLOAT8E4M3FN"), (18, "FLOAT8E4M3FNUZ"), (19, "FLOAT8E5M2"), (20, "FLOAT8E5M2FNUZ")];
 const ONNX_INT4: &[(i32, &str)] = &[(21, "UINT4"), (22, "INT4")];
 
 /// min/opt/max of one input in one profile.
@@ -118,7 +119,8 @@ pub struct BuildRequest {
 /// Parses "sm89" / "89" / "8.9" into 89.
 pub fn parse_target(t: &str) -> Result<u32, TrtError> {
     let s = t.trim().trim_start_matches("sm_").trim_start_matches("sm").replace('.', "");
-    s.parse::<u32>().map_err(|_| TrtError::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\"")))
+    s.parse::<u32>()
+        .map_err(|_| TrtError::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\"")))
 }
 
 /// The cache directory shared by the engines beside `engine_dir`: `<engines>/.trt_cache/`.
@@ -130,16 +132,30 @@ pub fn cache_dir(engine_dir: &Path) -> PathBuf {
 /// The timing-cache file for a library and target set.
 pub fn timing_cache_path(engine_dir: &Path, lib: &TrtLibrary, targets: &[u32]) -> PathBuf {
     let t: Vec<String> = targets.iter().map(|t| format!("sm{t}")).collect();
-    let key = format!("{}-{}-{}", lib.flavour.as_str(), lib.version_string(), if t.is_empty() { "native".into() } else { t.join("_") });
+    let key = format!(
+        "{}-{}-{}",
+        lib.flavour.as_str(),
+        lib.version_string(),
+        if t.is_empty() { "native".into() } else { t.join("_") }
+    );
     cache_dir(engine_dir).join(format!("{key}.timing"))
 }
 
 /// Checks that need no TensorRT: shapes against the model, targets, precision vs targets, disk.
 /// `flavour`: the library, once loaded (TensorRT-RTX checks the target list); None before.
-pub fn precheck(dir: &Path, m: &Manifest, b: &BuildSection, targets: &[u32], flavour: Option<Flavour>) -> Result<(), TrtError> {
+pub fn precheck(
+    dir: &Path,
+    m: &Manifest,
+    b: &BuildSection,
+    targets: &[u32],
+    flavour: Option<Flavour>,
+) -> Result<(), TrtError> {
     let bad = |s: String| Err(TrtError::Invalid(s));
     if b.max_batch_size == 0 || b.opt_batch_size == 0 || b.opt_batch_size > b.max_batch_size {
-        return bad(format!("build: need 1 <= opt_batch_size ({}) <= max_batch_size ({})", b.opt_batch_size, b.max_batch_size));
+        return bad(format!(
+            "build: need 1 <= opt_batch_size ({}) <= max_batch_size ({})",
+            b.opt_batch_size, b.max_batch_size
+        ));
     }
     if b.max_input_len == 0 || b.max_input_len > b.max_seq_len {
         return bad(format!("build: need 1 <= max_input_len ({}) <= max_seq_len ({})", b.max_input_len, b.max_seq_len));
@@ -166,7 +182,10 @@ re-run `trtforge convert` with a larger build.max_seq_len",
         for t in targets {
             if !RTX_TARGETS.contains(t) {
                 let list: Vec<String> = RTX_TARGETS.iter().map(|t| format!("sm{t}")).collect();
-                return bad(format!("build.target sm{t} is not a TensorRT-RTX 1.7 target; choose from {}", list.join(", ")));
+                return bad(format!(
+                    "build.target sm{t} is not a TensorRT-RTX 1.7 target; choose from {}",
+                    list.join(", ")
+                ));
             }
         }
     }
@@ -353,7 +372,9 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
             prof.set_shapes(name, &r.min, &r.opt, &r.max)?;
         }
         if !prof.is_valid() {
-            return Err(TrtError::Invalid(format!("optimization profile {:?} is not valid: {:?}", p.name, p.inputs)).into());
+            return Err(
+                TrtError::Invalid(format!("optimization profile {:?} is not valid: {:?}", p.name, p.inputs)).into()
+            );
         }
         config.add_profile(&prof)?;
     }
@@ -424,7 +445,9 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
 
     let s = lib.slots();
     let io = |v: &[super::safe::NetworkTensor]| -> Vec<IoInfo> {
-        v.iter().map(|t| IoInfo { name: t.name.clone(), dtype: dtype_name(s, t.dtype).into(), shape: t.dims.clone() }).collect()
+        v.iter()
+            .map(|t| IoInfo { name: t.name.clone(), dtype: dtype_name(s, t.dtype).into(), shape: t.dims.clone() })
+            .collect()
     };
     let section = TrtManifest {
         flavour: lib.flavour.as_str().into(),
@@ -448,7 +471,11 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
         build_cache_key: key,
     };
     man.files.retain(|f| f.name != ENGINE_FILE);
-    man.files.push(FileInfo { name: ENGINE_FILE.into(), bytes: section.engine_bytes, sha256: section.engine_sha256.clone() });
+    man.files.push(FileInfo {
+        name: ENGINE_FILE.into(),
+        bytes: section.engine_bytes,
+        sha256: section.engine_sha256.clone(),
+    });
     man.build = b;
     man.extra.insert(
         MANIFEST_KEY.into(),

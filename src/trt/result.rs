@@ -237,9 +237,8 @@ pub unsafe fn timing_cache_serialize(s: &Slots, cache: P) -> Result<P, TrtError>
 /// `mem` must be live and the returned slice must not outlive it.
 pub unsafe fn host_memory_bytes<'a>(s: &Slots, mem: P) -> &'a [u8] {
     // SAFETY: slots from the table.
-    let (data, size) = unsafe {
-        (call!(mem, s.host_memory_data, fn() -> *mut u8,), call!(mem, s.host_memory_size, fn() -> usize,))
-    };
+    let (data, size) =
+        unsafe { (call!(mem, s.host_memory_data, fn() -> *mut u8,), call!(mem, s.host_memory_size, fn() -> usize,)) };
     if data.is_null() || size == 0 {
         return &[];
     }
@@ -281,7 +280,13 @@ pub unsafe fn tensor_info(s: &Slots, tensor: P) -> (String, Dims, i32) {
 ///
 /// # Safety
 /// `profile` must be live.
-pub unsafe fn profile_set_dimensions(s: &Slots, profile: P, name: &CStr, sel: i32, dims: &Dims) -> Result<(), TrtError> {
+pub unsafe fn profile_set_dimensions(
+    s: &Slots,
+    profile: P,
+    name: &CStr,
+    sel: i32,
+    dims: &Dims,
+) -> Result<(), TrtError> {
     let m = ErrorMark::now();
     // SAFETY: slot from the table; dims by reference.
     let ok = unsafe {
@@ -376,7 +381,13 @@ pub unsafe fn runtime_deserialize(s: &Slots, runtime: P, blob: &[u8]) -> Result<
     let m = ErrorMark::now();
     // SAFETY: TensorRT copies what it needs from the blob during the call.
     let p = unsafe {
-        call!(runtime, s.runtime_deserialize_cuda_engine, fn(*const c_void, usize) -> P, blob.as_ptr() as *const c_void, blob.len())
+        call!(
+            runtime,
+            s.runtime_deserialize_cuda_engine,
+            fn(*const c_void, usize) -> P,
+            blob.as_ptr() as *const c_void,
+            blob.len()
+        )
     };
     if p.is_null() {
         return Err(TrtError::Runtime(with_logged("TensorRT could not deserialize the engine".into(), m)));
@@ -428,7 +439,9 @@ pub unsafe fn engine_nb_profiles(s: &Slots, engine: P) -> i32 {
 /// `engine` must be live.
 pub unsafe fn engine_profile_shape(s: &Slots, engine: P, name: &CStr, profile: i32, sel: i32) -> Dims {
     // SAFETY: slot from the table.
-    unsafe { call!(engine, s.engine_get_profile_shape, fn(*const c_char, i32, i32) -> Dims, name.as_ptr(), profile, sel) }
+    unsafe {
+        call!(engine, s.engine_get_profile_shape, fn(*const c_char, i32, i32) -> Dims, name.as_ptr(), profile, sel)
+    }
 }
 
 /// `ICudaEngine::createExecutionContext(kSTATIC)`.

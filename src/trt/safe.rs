@@ -70,7 +70,11 @@ impl Builder {
         unsafe { r::builder_set_max_threads(self.s(), self.obj.0, n) }
     }
     /// Builds and serializes the engine.
-    pub fn build_serialized(&mut self, network: &mut NetworkDefinition, config: &mut BuilderConfig) -> Result<HostMemory, TrtError> {
+    pub fn build_serialized(
+        &mut self,
+        network: &mut NetworkDefinition,
+        config: &mut BuilderConfig,
+    ) -> Result<HostMemory, TrtError> {
         // SAFETY: network and config were made by this builder (same library).
         let p = unsafe { r::builder_build_serialized(self.s(), self.obj.0, network.obj.0, config.obj.0)? };
         Ok(HostMemory { lib: self.lib, obj: Owned(p) })
