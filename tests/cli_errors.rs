@@ -142,3 +142,23 @@ fn generate_and_info_work_on_the_tiny_checkpoint() {
     assert_eq!(v["config"]["num_hidden_layers"], 2);
     assert_eq!(v["config"]["vocab_size"], 384);
 }
+
+#[test]
+fn stop_strings_end_generation() {
+    let t = tempfile::tempdir().unwrap();
+    let args = ["generate", "--model", &tiny(), "--prompt", "Shall I compare thee", "--greedy", "--max-new-tokens", "24"];
+    let full = trtforge(&args, t.path());
+    assert!(full.status.success());
+    let text = String::from_utf8_lossy(&full.stdout).trim_end_matches('\n').to_string();
+    assert!(text.chars().count() > 12, "{text:?}");
+    // Stop at a piece of the middle of the greedy text: the output ends right after it.
+    let stop: String = text.chars().skip(6).take(4).collect();
+    let mut with_stop = args.to_vec();
+    with_stop.extend(["--stop", &stop]);
+    let out = trtforge(&with_stop, t.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("StopString"), "{err}");
+    let short = String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string();
+    assert!(short.contains(&stop) && short.len() < text.len(), "{short:?} vs {text:?}");
+    assert!(text.starts_with(&short), "{short:?} is a prefix of {text:?}");
+}

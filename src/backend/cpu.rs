@@ -93,6 +93,15 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn memory(&self) -> super::MemoryStats {
+        let kv: usize = self.cache.iter().map(|c| (c.k.len() + c.v.len()) * 4).sum();
+        super::MemoryStats {
+            weights_bytes: self.w.config.param_count() as u64 * 4,
+            kv_cache_bytes: kv as u64,
+            ..Default::default()
+        }
+    }
+
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut> {
         check_chunks(self, chunks)?;
         let mut seqs = Vec::with_capacity(chunks.len());

@@ -52,6 +52,76 @@ pub trait Backend {
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut>;
     /// Empties a slot's cache.
     fn reset(&mut self, slot: usize);
+    /// Memory held by the backend, for reports.
+    fn memory(&self) -> MemoryStats {
+        MemoryStats::default()
+    }
+}
+
+/// Bytes a backend holds. Device fields are None on host-only backends.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct MemoryStats {
+    pub weights_bytes: u64,
+    /// The KV cache at its configured maximum (batch × max_seq).
+    pub kv_cache_bytes: u64,
+    /// Peak device memory allocated by this backend.
+    pub device_peak_bytes: Option<u64>,
+    /// Device used-memory increase seen by the driver since the backend was created.
+    pub device_used_delta_bytes: Option<u64>,
+}
+
+/// The execution backends trtforge knows, in the order `--backends auto` tries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// f32 reference on the CPU (runs the engine's source weights).
+    Cpu,
+    /// ONNX Runtime on the CPU (runs the engine's model.onnx).
+    Ort,
+    /// Native CUDA engine.
+    Cuda,
+    /// TensorRT engine (model.engine).
+    Trt,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 4] = [BackendKind::Cpu, BackendKind::Ort, BackendKind::Cuda, BackendKind::Trt];
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Ort => "ort",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Trt => "trt",
+        }
+    }
+}
+
+/// Opens an engine directory (made by `trtforge convert`) on a backend with a KV cache of
+/// `max_batch` × `max_seq`. An error says why that backend cannot run it here.
+pub fn open_engine_dir(
+    dir: &std::path::Path,
+    kind: BackendKind,
+    max_batch: usize,
+    max_seq: usize,
+) -> Result<Box<dyn Backend>> {
+    use crate::error::Error;
+    let man = crate::manifest::Manifest::load(dir)?;
+    match kind {
+        BackendKind::Cpu => {
+            if !matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+                return Err(Error::Unsupported(format!(
+                    "the cpu backend runs float weights; {} is {}",
+                    dir.display(),
+                    man.precision.as_str()
+                )));
+            }
+            let m = crate::model::load::load(&man.source.spec)?;
+            Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(m.weights), max_batch, max_seq)?))
+        }
+        BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
+        BackendKind::Cuda => Err(Error::Unsupported("the cuda backend is not part of this build".into())),
+        BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
+    }
 }
 
 /// Checks a batch against the backend's limits before any work is done.

@@ -77,6 +77,8 @@ enum KvStore {
 
 pub struct OrtBackend {
     session: Session,
+    weights_bytes: u64,
+    kv_elem_bytes: u64,
     cfg: LlamaConfig,
     max_batch: usize,
     max_seq: usize,
@@ -117,7 +119,9 @@ impl OrtBackend {
             "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),
             d => return Err(Error::Unsupported(format!("KV cache dtype {d}"))),
         };
-        Ok(OrtBackend { session, cfg, max_batch, max_seq, kv, lens: vec![0; max_batch] })
+        let weights_bytes = m.files.iter().filter(|f| f.name.starts_with("model.onnx")).map(|f| f.bytes).sum();
+        let kv_elem_bytes = if matches!(kv, KvStore::F16(_)) { 2 } else { 4 };
+        Ok(OrtBackend { session, weights_bytes, kv_elem_bytes, cfg, max_batch, max_seq, kv, lens: vec![0; max_batch] })
     }
 }
 
@@ -144,6 +148,15 @@ impl Backend for OrtBackend {
                 KvStore::F32(s) => s[slot].iter_mut().for_each(|l| *l = Default::default()),
                 KvStore::F16(s) => s[slot].iter_mut().for_each(|l| *l = Default::default()),
             }
+        }
+    }
+
+    fn memory(&self) -> super::MemoryStats {
+        let per_token = 2 * self.cfg.num_hidden_layers * self.cfg.kv_dim();
+        super::MemoryStats {
+            weights_bytes: self.weights_bytes,
+            kv_cache_bytes: (per_token * self.max_batch * self.max_seq) as u64 * self.kv_elem_bytes,
+            ..Default::default()
         }
     }
 

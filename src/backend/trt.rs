@@ -49,7 +49,7 @@ impl TrtBackend {
 
     fn check(dir: &Path, m: &Manifest, max_batch: usize, max_seq: usize) -> Result<()> {
         if TrtManifest::from_manifest(m).is_none() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Unsupported(format!(
                 "{} has no model.engine: run `trtforge build --engine-dir {}`",
                 dir.display(),
                 dir.display()

@@ -1,0 +1,133 @@
+//! `trtforge bench` end to end on tiny engines: reports written, bad inputs refused, Ctrl-C keeps
+//! what was measured.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_trtforge"))
+}
+
+fn convert(dir: &Path, name: &str, precision: &str) -> String {
+    let cfg = dir.join(format!("{name}.yaml"));
+    let out = dir.join(name);
+    std::fs::write(
+        &cfg,
+        format!(
+            "name: {name}\noutput_dir: {}\nmodel: {{path: {}}}\nquantization: {{precision: {precision}}}\nbuild: {{max_batch_size: 4, max_input_len: 64, max_seq_len: 128, opt_batch_size: 1}}\n",
+            out.display(),
+            fixture("tiny_llama").display()
+        ),
+    )
+    .unwrap();
+    let o = bin().args(["convert", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bench_writes_every_report_and_records_unavailable_backends() {
+    let t = tempfile::tempdir().unwrap();
+    let a = convert(t.path(), "f32", "fp32");
+    let b = convert(t.path(), "f16", "fp16");
+    let text = t.path().join("text.txt");
+    std::fs::write(&text, "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ".repeat(40)).unwrap();
+    let out = t.path().join("rep");
+    let o = bin()
+        .args(["bench", "--engine-dirs", &a, &b, "--backends", "cpu", "trt", "--batch-sizes", "1", "2", "--input-lens", "8"])
+        .args(["--output-len", "4", "--runs", "2", "--eval-ctx", "32", "--quality-tokens", "8", "--memory-sweep"])
+        .args(["--sweep-batch-sizes", "1", "--sweep-seq-lens", "16", "--eval-text", text.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["results.json", "results.csv", "report.md", "tok_s_vs_batch.svg", "ttft_vs_input.svg", "memory.svg", "quality_vs_speed.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    let speed = v["speed"].as_array().unwrap();
+    assert_eq!(speed.len(), 2 * 2 * 2, "engines × backends × batch sizes");
+    let ok: Vec<_> = speed.iter().filter(|r| r["status"] == "ok").collect();
+    assert_eq!(ok.len(), 4);
+    for r in &ok {
+        assert!(r["decode_tok_s"]["median"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["decode_tok_s"]["n"], 2);
+    }
+    let trt: Vec<_> = speed.iter().filter(|r| r["backend"] == "trt").collect();
+    assert!(trt.iter().all(|r| r["status"] == "unavailable" && r["reason"].as_str().unwrap().len() > 5));
+    // Quality: the fp16 engine is the reference; the cpu backend runs source weights, so they agree.
+    let q = v["quality"].as_array().unwrap();
+    let f32_cpu = q.iter().find(|r| r["engine"] == "f32" && r["backend"] == "cpu").unwrap();
+    assert_eq!(f32_cpu["reference_engine"], "f16");
+    assert_eq!(f32_cpu["greedy_agreement"], 1.0);
+    assert!(f32_cpu["perplexity"].as_f64().unwrap() > 1.0);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Not run here") && md.contains("f32 / trt"), "{md}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + speed.len());
+}
+
+#[test]
+fn bench_bad_inputs() {
+    let t = tempfile::tempdir().unwrap();
+    let fails = |args: &[&str]| -> String {
+        let o = bin().args(args).current_dir(t.path()).output().unwrap();
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success(), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+        e
+    };
+    let e = fails(&["bench", "--engine-dirs", "nope", "--out", "r"]);
+    assert!(e.contains("nope") && e.contains("does not exist"), "{e}");
+
+    let a = convert(t.path(), "x", "fp32");
+    // A manifest from an incompatible trtforge version.
+    let other = t.path().join("old");
+    std::fs::create_dir(&other).unwrap();
+    let m = std::fs::read_to_string(Path::new(&a).join("trtforge.json")).unwrap();
+    std::fs::write(other.join("trtforge.json"), m.replace("\"schema_version\": 1", "\"schema_version\": 99")).unwrap();
+    let e = fails(&["bench", "--engine-dirs", other.to_str().unwrap(), "--out", "r"]);
+    assert!(e.contains("schema version") && e.contains("convert"), "{e}");
+
+    // A manifest that does not match the files.
+    let broken = t.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for f in ["trtforge.json", "tokenizer.json"] {
+        std::fs::copy(Path::new(&a).join(f), broken.join(f)).unwrap();
+    }
+    std::fs::write(broken.join("model.onnx"), b"truncated").unwrap();
+    let e = fails(&["bench", "--engine-dirs", broken.to_str().unwrap(), "--out", "r"]);
+    assert!(e.contains("model.onnx") && e.contains("does not match the manifest"), "{e}");
+
+    // An unwritable --out (its parent is a file).
+    std::fs::write(t.path().join("file"), b"").unwrap();
+    let e = fails(&["bench", "--engine-dirs", &a, "--out", "file/rep"]);
+    assert!(e.contains("file/rep"), "{e}");
+}
+
+#[test]
+fn ctrl_c_keeps_what_was_measured() {
+    let t = tempfile::tempdir().unwrap();
+    let a = convert(t.path(), "x", "fp32");
+    let out = t.path().join("rep");
+    // Enough cells that the run is still going when the signal arrives.
+    let mut child = bin()
+        .args(["bench", "--engine-dirs", &a, "--backends", "cpu", "--batch-sizes", "1", "2", "3", "4"])
+        .args(["--input-lens", "16", "32", "48", "--output-len", "64", "--runs", "200", "--warmup", "0"])
+        .args(["--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let speed = v["speed"].as_array().unwrap();
+    assert_eq!(speed.len(), 12, "every cell is listed");
+    assert!(speed.iter().any(|r| r["status"] == "interrupted"));
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Interrupted"));
+}
