@@ -35,6 +35,26 @@ enum Command {
     Info(InfoArgs),
     /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
     Convert(ConvertArgs),
+    /// Greedy-token agreement of an engine with a reference engine (ONNX Runtime), e.g. int4 vs fp32.
+    Agree(AgreeArgs),
+}
+
+#[derive(Args)]
+struct AgreeArgs {
+    /// Engine directory to check.
+    #[arg(long)]
+    engine_dir: PathBuf,
+    /// Reference engine directory (same model, e.g. its fp32 conversion).
+    #[arg(long)]
+    reference_dir: PathBuf,
+    /// Prompt text (repeatable).
+    #[arg(long = "prompt", required = true)]
+    prompts: Vec<String>,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -193,6 +213,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Info(a) => cmd_info(a),
         Command::Convert(a) => cmd_convert(a),
+        Command::Agree(a) => cmd_agree(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,6 +367,42 @@ fn cmd_convert(a: ConvertArgs) -> Result<()> {
     let out = crate::convert::convert(&cfg, a.force, &mut |msg| eprintln!("{msg}"))?;
     eprintln!("converted in {:.1} s", t.elapsed().as_secs_f64());
     println!("{}", out.display());
+    Ok(())
+}
+
+fn cmd_agree(a: AgreeArgs) -> Result<()> {
+    let reference = Manifest::load(&a.reference_dir)?;
+    let candidate = Manifest::load(&a.engine_dir)?;
+    if reference.model_config != candidate.model_config {
+        bail!("{} and {} are different models", a.engine_dir.display(), a.reference_dir.display());
+    }
+    let tok_file = reference.tokenizer.as_ref().with_context(|| {
+        format!("{} has no tokenizer; agree needs text prompts", a.reference_dir.display())
+    })?;
+    let tok = Tokenizer::from_file(&a.reference_dir.join(tok_file))?;
+    let prompts: Vec<Vec<u32>> = a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
+    let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
+    let mut r = OrtBackend::open(&a.reference_dir, 1, need)?;
+    let mut c = OrtBackend::open(&a.engine_dir, 1, need)?;
+    let rep = crate::quant::report::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        for p in &rep.prompts {
+            println!(
+                "{:?}: teacher-forced {}/{}, first divergence at {}",
+                p.prompt, p.teacher_forced_matches, p.generated, p.first_divergence
+            );
+        }
+        println!(
+            "teacher-forced agreement {:.2} %, mean first divergence {:.1} of {} tokens, {} of {} sequences identical",
+            rep.teacher_forced_agreement * 100.0,
+            rep.mean_first_divergence,
+            rep.new_tokens,
+            rep.identical_sequences,
+            rep.prompts.len()
+        );
+    }
     Ok(())
 }
 

@@ -9,5 +9,6 @@ pub mod generate;
 pub mod manifest;
 pub mod model;
 pub mod onnx;
+pub mod quant;
 
 pub use error::{Error, Result};
