@@ -37,6 +37,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Measure engines × backends × shapes (speed, memory, quality) and write reports.
     Bench(BenchArgs),
+    /// Greedy-token agreement of an engine with a reference engine (ONNX Runtime), e.g. int4 vs fp32.
+    Agree(AgreeArgs),
     /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
     Build(BuildArgs),
 }
@@ -108,6 +110,24 @@ struct BuildArgs {
     /// Do not print the builder's phases.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct AgreeArgs {
+    /// Engine directory to check.
+    #[arg(long)]
+    engine_dir: PathBuf,
+    /// Reference engine directory (same model, e.g. its fp32 conversion).
+    #[arg(long)]
+    reference_dir: PathBuf,
+    /// Prompt text (repeatable).
+    #[arg(long = "prompt", required = true)]
+    prompts: Vec<String>,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -257,6 +277,7 @@ pub fn main() -> ExitCode {
         Command::Convert(a) => cmd_convert(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Build(a) => cmd_build(a),
+        Command::Agree(a) => cmd_agree(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -437,6 +458,42 @@ fn cmd_build(a: BuildArgs) -> Result<()> {
         .with_context(|| format!("building a TensorRT engine for {}", dir.display()))?;
     eprintln!("compilation cache: {:?}, timing cache: {:?}", r.section.build_cache, r.section.timing_cache);
     println!("{}", r.engine.display());
+    Ok(())
+}
+
+fn cmd_agree(a: AgreeArgs) -> Result<()> {
+    let reference = Manifest::load(&a.reference_dir)?;
+    let candidate = Manifest::load(&a.engine_dir)?;
+    if reference.model_config != candidate.model_config {
+        bail!("{} and {} are different models", a.engine_dir.display(), a.reference_dir.display());
+    }
+    let tok_file = reference.tokenizer.as_ref().with_context(|| {
+        format!("{} has no tokenizer; agree needs text prompts", a.reference_dir.display())
+    })?;
+    let tok = Tokenizer::from_file(&a.reference_dir.join(tok_file))?;
+    let prompts: Vec<Vec<u32>> = a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
+    let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
+    let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
+    let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
+    let rep = crate::quant::report::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        for p in &rep.prompts {
+            println!(
+                "{:?}: teacher-forced {}/{}, first divergence at {}",
+                p.prompt, p.teacher_forced_matches, p.generated, p.first_divergence
+            );
+        }
+        println!(
+            "teacher-forced agreement {:.2} %, mean first divergence {:.1} of {} tokens, {} of {} sequences identical",
+            rep.teacher_forced_agreement * 100.0,
+            rep.mean_first_divergence,
+            rep.new_tokens,
+            rep.identical_sequences,
+            rep.prompts.len()
+        );
+    }
     Ok(())
 }
 

@@ -85,11 +85,16 @@ pub struct QuantSection {
     pub group_size: usize,
     #[serde(default)]
     pub calibration: Option<CalibrationSection>,
+    /// INT4: when `group_size` does not divide a layer's input dimension (SmolLM2: 576 with 128),
+    /// zero-pad that dimension to whole groups in the stored weights instead of failing
+    /// (TensorRT accepts only whole blocks). See docs/formats.md.
+    #[serde(default)]
+    pub pad_to_group: bool,
 }
 
 impl Default for QuantSection {
     fn default() -> Self {
-        QuantSection { precision: Precision::Fp32, group_size: default_group(), calibration: None }
+        QuantSection { precision: Precision::Fp32, group_size: default_group(), calibration: None, pad_to_group: false }
     }
 }
 
@@ -186,8 +191,8 @@ impl EngineConfig {
             ));
         }
         let q = &self.quantization;
-        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![32, 64, 128].contains(&q.group_size) {
-            return bad(format!("quantization.group_size {} must be 32, 64 or 128", q.group_size));
+        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![16, 32, 64, 128].contains(&q.group_size) {
+            return bad(format!("quantization.group_size {} must be 16, 32, 64 or 128", q.group_size));
         }
         if q.precision == Precision::Int4Awq && q.calibration.is_none() {
             return bad("quantization.precision int4_awq needs a calibration section".into());

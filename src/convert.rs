@@ -3,7 +3,7 @@ use crate::config::{EngineConfig, Precision};
 use crate::error::{Error, Result};
 use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::model::load::{load, LoadedModel, ModelSource};
-use crate::onnx::export::{export_llama, ExportOptions, FloatType, EXTERNAL_DATA_FILE};
+use crate::onnx::export::{export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED};
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -20,29 +20,25 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
             out.display()
         )));
     }
+    // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
         Precision::Fp32 => FloatType::F32,
-        Precision::Fp16 => FloatType::F16,
-        p => {
-            return Err(Error::Unsupported(format!(
-                "precision {} is not available in this build yet (fp32 and fp16 are)",
-                p.as_str()
-            )))
-        }
+        Precision::Fp16 | Precision::Int8 | Precision::Int4Rtn | Precision::Int4Awq => FloatType::F16,
     };
     let spec = match (&cfg.model.seed, cfg.model.path.starts_with("preset:")) {
         (Some(seed), true) if !cfg.model.path[7..].contains(':') => format!("{}:{seed}", cfg.model.path),
         _ => cfg.model.path.clone(),
     };
     log(&format!("loading {spec}"));
-    let m = load(&spec)?;
-    let c = &m.weights.config;
-    if cfg.build.max_seq_len > c.max_position_embeddings {
+    let mut m = load(&spec)?;
+    if cfg.build.max_seq_len > m.weights.config.max_position_embeddings {
         return Err(Error::Invalid(format!(
             "build.max_seq_len {} exceeds the model's context of {} tokens",
-            cfg.build.max_seq_len, c.max_position_embeddings
+            cfg.build.max_seq_len, m.weights.config.max_position_embeddings
         )));
     }
+    let quant = crate::quant::quantize_for_config(cfg, &mut m.weights, m.tokenizer.as_ref(), log)?;
+    let c = &m.weights.config;
     let source = source_info(&m, &cfg.model.path)?;
     log(&format!("exporting ONNX ({}, attention {:?})", dtype.name(), cfg.onnx.attention));
     let opts = ExportOptions {
@@ -51,7 +47,11 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         max_positions: cfg.build.max_seq_len,
         force_external: false,
     };
-    let onnx = export_llama(&m.weights, &opts)?;
+    let (opset, q) = match &quant {
+        Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),
+        None => (OPSET_PORTABLE, None),
+    };
+    let onnx = export_llama_with(&m.weights, &opts, opset, q)?;
 
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -121,14 +121,28 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
             dynamic_axes: vec!["batch".into(), "seq".into(), "past".into(), "total".into()],
         },
         tokenizer,
+        extra: quant_section(quant.map(|q| q.section), &files),
         files,
-        extra: Default::default(),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(format!("manifest: {e}")))?;
     let mp = tmp.path.join(MANIFEST_FILE);
     std::fs::write(&mp, json).map_err(|e| Error::io(&mp, e))?;
     tmp.commit(&out, force)?;
     Ok(out)
+}
+
+/// `extra["quantization"]`: what the quantization stage recorded, plus the model's size on disk.
+fn quant_section(
+    section: Option<serde_json::Map<String, serde_json::Value>>,
+    files: &[FileInfo],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    if let Some(mut q) = section {
+        let bytes: u64 = files.iter().filter(|f| f.name == ONNX_FILE || f.name == EXTERNAL_DATA_FILE).map(|f| f.bytes).sum();
+        q.insert("model_bytes".into(), bytes.into());
+        extra.insert("quantization".into(), q.into());
+    }
+    extra
 }
 
 fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod manifest;
 pub mod model;
 pub mod onnx;
+pub mod quant;
 pub mod trt;
 
 pub use error::{Error, Result};

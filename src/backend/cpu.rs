@@ -103,6 +103,22 @@ impl Backend for CpuBackend {
     }
 
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut> {
+        self.forward_observed(chunks, want, None)
+    }
+}
+
+/// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`.
+/// Calibration (src/quant/calib.rs) collects activation statistics through it.
+pub type LinearObserver<'o> = dyn FnMut(Param, &[f32], usize) + 'o;
+
+impl CpuBackend {
+    /// [`Backend::forward`] that also shows each linear layer's input to `observer`.
+    pub fn forward_observed(
+        &mut self,
+        chunks: &[SeqChunk],
+        want: Logits,
+        observer: Option<&mut LinearObserver<'_>>,
+    ) -> Result<LogitsOut> {
         check_chunks(self, chunks)?;
         let mut seqs = Vec::with_capacity(chunks.len());
         let mut tokens = Vec::new();
@@ -130,6 +146,7 @@ impl Backend for CpuBackend {
             tokens: &tokens,
             positions: &positions,
             out_rows: &out_rows,
+            observer,
         };
         let logits = forward(&w.config, &mut pass)?;
         for s in &seqs {
@@ -154,7 +171,7 @@ struct Act {
     data: Vec<f32>,
 }
 
-struct CpuPass<'a> {
+struct CpuPass<'a, 'o> {
     w: &'a ModelWeights,
     cache: &'a mut [LayerCache],
     max_seq: usize,
@@ -164,9 +181,10 @@ struct CpuPass<'a> {
     tokens: &'a [u32],     // (T)
     positions: &'a [usize], // (T)
     out_rows: &'a [usize], // (T')
+    observer: Option<&'a mut LinearObserver<'o>>,
 }
 
-impl LlamaOps for CpuPass<'_> {
+impl LlamaOps for CpuPass<'_, '_> {
     type T = Act;
 
     fn embed(&mut self) -> Result<Act> {
@@ -194,6 +212,9 @@ impl LlamaOps for CpuPass<'_> {
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
+        if let Some(obs) = self.observer.as_mut() {
+            obs(w, &x.data, x.cols);
+        }
         let wt = self.w.get(w);
         Ok(matmul_t(x, wt))
     }

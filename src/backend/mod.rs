@@ -108,15 +108,14 @@ pub fn open_engine_dir(
     let man = crate::manifest::Manifest::load(dir)?;
     match kind {
         BackendKind::Cpu => {
-            if !matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
-                return Err(Error::Unsupported(format!(
-                    "the cpu backend runs float weights; {} is {}",
-                    dir.display(),
-                    man.precision.as_str()
-                )));
-            }
-            let m = crate::model::load::load(&man.source.spec)?;
-            Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(m.weights), max_batch, max_seq)?))
+            // Float engines: the source weights in f32 (the reference). Quantized engines: their
+            // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
+            let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+                crate::model::load::load(&man.source.spec)?.weights
+            } else {
+                crate::quant::load_engine_weights(dir)?.weights
+            };
+            Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => Err(Error::Unsupported("the cuda backend is not part of this build".into())),

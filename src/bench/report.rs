@@ -116,7 +116,7 @@ pub fn markdown(res: &BenchResults) -> String {
     let _ = writeln!(s, "\n## Speed\n");
     let _ = writeln!(
         s,
-        "The `cpu` backend is the f32 reference: it runs an engine's source weights, whatever the engine's precision.\n"
+        "The `cpu` backend is the f32 reference: it runs a float engine's source weights, and a quantized engine's stored weights dequantized to f32.\n"
     );
     let _ = writeln!(
         s,

@@ -5,13 +5,16 @@
 //! → `logits [batch, seq, vocab]` (always f32), `present.{i}.key|value [batch, kv_heads, past+seq, head_dim]`.
 use super::proto as pb;
 use crate::config::AttentionForm;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
+use crate::quant::{QuantFormat, QuantizedLinear, QuantizedModel};
 use half::f16;
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
 pub const OPSET_PORTABLE: i64 = 17;
+/// Opset of quantized models: `DequantizeLinear` with INT4 and `block_size` needs 21.
+pub const OPSET_QUANTIZED: i64 = 21;
 /// File holding the initializers when they are stored outside the protobuf.
 pub const EXTERNAL_DATA_FILE: &str = "model.onnx.data";
 /// Protobuf messages are limited to 2 GiB; above this many weight bytes, weights go to an external file.
@@ -80,18 +83,41 @@ pub fn output_names(n_layers: usize) -> Vec<String> {
     v
 }
 
-/// Exports the model. Weights are converted to `opts.dtype`.
+/// Exports the model at [`OPSET_PORTABLE`]. Weights are converted to `opts.dtype`.
 pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel> {
+    export_llama_with(w, opts, OPSET_PORTABLE, None)
+}
+
+/// Exports the model at `opset` (17..=21); the linears in `quant` become integer initializers +
+/// `DequantizeLinear` (needs opset 21), everything else is converted to `opts.dtype`. The tensorrt
+/// attention form always uses its own opset (24).
+pub fn export_llama_with(
+    w: &ModelWeights,
+    opts: &ExportOptions,
+    opset: i64,
+    quant: Option<&QuantizedModel>,
+) -> Result<OnnxModel> {
+    if !(OPSET_PORTABLE..=OPSET_QUANTIZED).contains(&opset) {
+        return Err(Error::Unsupported(format!("ONNX opset {opset}: the exporter writes {OPSET_PORTABLE} to {OPSET_QUANTIZED}")));
+    }
+    if quant.is_some_and(|q| !q.linears.is_empty()) && opset < OPSET_QUANTIZED {
+        return Err(Error::Unsupported(format!(
+            "quantized weights need opset {OPSET_QUANTIZED} (DequantizeLinear with int4 and block_size); got {opset}"
+        )));
+    }
     let trt_form = opts.attention == AttentionForm::Tensorrt;
     if trt_form {
         super::trt_attention::check(opts.dtype)?;
     }
+    let opset = if trt_form { super::trt_attention::OPSET } else { opset };
     let c = &w.config;
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };
     let external = opts.force_external || weight_bytes > EXTERNAL_DATA_THRESHOLD;
     let mut e = Emitter {
         w,
         dt: opts.dtype,
+        opset,
+        quant,
         max_positions: opts.max_positions,
         g: GraphBuilder { external: external.then(Vec::new), ..Default::default() },
         rope_tables: None,
@@ -122,7 +148,6 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
     if trt_form {
         (inputs, outputs) = super::trt_attention::io(c, opts.dtype, opts.max_positions);
     }
-    let opset = if trt_form { super::trt_attention::OPSET } else { OPSET_PORTABLE };
     let g = e.g;
     let graph = pb::GraphProto {
         name: Some("trtforge_llama".into()),
@@ -133,7 +158,8 @@ pub fn export_llama(w: &ModelWeights, opts: &ExportOptions) -> Result<OnnxModel>
         ..Default::default()
     };
     let model = pb::ModelProto {
-        ir_version: Some(8),
+        // IR 10 (ONNX 1.16) introduced opset 21 and the INT4 type.
+        ir_version: Some(if opset >= 21 { 10 } else { 8 }),
         opset_import: vec![pb::OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
         producer_name: Some("trtforge".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -282,6 +308,9 @@ impl GraphBuilder {
 struct Emitter<'a> {
     w: &'a ModelWeights,
     dt: FloatType,
+    opset: i64,
+    /// Linears stored as integers + scales (see docs/formats.md).
+    quant: Option<&'a QuantizedModel>,
     max_positions: usize,
     g: GraphBuilder,
     /// (cos, sin) gathered at position_ids, each (batch, seq, 1, head_dim/2).
@@ -302,7 +331,9 @@ impl Emitter<'_> {
         }
         let t = self.w.get(p);
         let name = param_onnx_name(p);
-        let n = if t.shape.len() == 2 && p != Param::Embed {
+        let n = if let Some(ql) = self.quant.and_then(|q| q.get(p)) {
+            self.dequantized_weight(&name, ql)
+        } else if t.shape.len() == 2 && p != Param::Embed {
             // Linear weights are stored transposed, (in, out), so the graph is a plain MatMul.
             let (rows, cols) = (t.rows(), t.cols());
             let mut tr = vec![0.0f32; t.numel()];
@@ -317,6 +348,34 @@ impl Emitter<'_> {
         };
         self.weights.insert(p, n.clone());
         n
+    }
+
+    /// Integer initializer `{name}.qweight` (stored_in, out) + scales `{name}.scales` → DequantizeLinear
+    /// → `{name}` (in, out) in the model dtype; a Slice drops the zero padding rows of an int4 weight
+    /// whose input dimension is not a whole number of groups. Layout: docs/formats.md.
+    fn dequantized_weight(&mut self, name: &str, ql: &QuantizedLinear) -> String {
+        use pb::tensor_proto::DataType;
+        let (n_in, n_out, k_stored) = (ql.in_features, ql.out_features, ql.stored_in());
+        let (elem, attrs) = match ql.format {
+            // Per-axis over the output channels (axis 1 of the stored (in, out) matrix).
+            QuantFormat::Int8 => (DataType::Int8 as i32, vec![attr_i("axis", 1)]),
+            // Blocks along the input dimension (axis 0).
+            QuantFormat::Int4 { group } => {
+                (DataType::Int4 as i32, vec![attr_i("axis", 0), attr_i("block_size", group as i64)])
+            }
+        };
+        let qn = self.g.init_raw(&format!("{name}.qweight"), &[k_stored, n_out], elem, ql.packed());
+        let scales: Vec<f32> = ql.scales.iter().map(|s| s.to_f32()).collect();
+        let sn = self.g.init_float(&format!("{name}.scales"), &ql.scales_shape(), &scales, self.dt);
+        if k_stored == n_in {
+            self.g.op_to("DequantizeLinear", &[&qn, &sn], attrs, name);
+            return name.to_string();
+        }
+        let dq = format!("{name}.padded");
+        self.g.op_to("DequantizeLinear", &[&qn, &sn], attrs, &dq);
+        let (st, en, ax) = (self.g.const_i64(&[0]), self.g.const_i64(&[n_in as i64]), self.g.const_i64(&[0]));
+        self.g.op_to("Slice", &[&dq, &st, &en, &ax], vec![], name);
+        name.to_string()
     }
 
     fn rope_tables(&mut self) -> (String, String) {
@@ -401,10 +460,10 @@ impl LlamaOps for Emitter<'_> {
         // Accumulate in f32 whatever the model dtype, as HF does.
         let xf = if f16 { self.g.op("Cast", &[x], vec![attr_i("to", 1)]) } else { x.clone() };
         let sq = self.g.op("Mul", &[&xf, &xf], vec![]);
-        let ms = if self.attention == AttentionForm::Tensorrt {
-            // Opset >= 18 (the tensorrt form is opset 24): axes is an input.
-            let ax = self.g.const_i64(&[-1]);
-            self.g.op("ReduceMean", &[&sq, &ax], vec![attr_i("keepdims", 1)])
+        // Opset 18 moved ReduceMean's axes from an attribute to an input.
+        let ms = if self.opset >= 18 {
+            let axes = self.g.const_i64(&[-1]);
+            self.g.op("ReduceMean", &[&sq, &axes], vec![attr_i("keepdims", 1)])
         } else {
             self.g.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)])
         };

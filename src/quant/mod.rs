@@ -1,0 +1,396 @@
+//! Weight-only quantization of the decoder's linear layers: INT8 per output channel (W8A16) and INT4
+//! group-wise along the input dimension (W4A16), by round-to-nearest or AWQ.
+//!
+//! The stage takes f32 [`ModelWeights`], returns a [`QuantizedModel`] (integer weights + f16 scales in
+//! the layout the ONNX initializers use, see docs/formats.md) and, for AWQ, folds its per-channel
+//! scales into the float weights so the full-precision model is unchanged. `convert` exports both;
+//! [`store::load_quantized_weights`] reads them back from an engine directory.
+//!
+//! - [`rtn`]: the quantizer itself (absmax scales, optional per-block clipping).
+//! - [`calib`]: calibration windows from texts (or seeded random tokens) and activation statistics.
+//! - [`awq`]: activation-aware scale search, folding, clip search.
+//! - [`store`]: reading quantized and float weights back from an engine's ONNX.
+//! - [`report`]: greedy-token agreement between two engines, for the quality report.
+pub mod awq;
+pub mod calib;
+pub mod report;
+pub mod rtn;
+pub mod store;
+
+use crate::config::{EngineConfig, Precision};
+use crate::error::{Error, Result};
+use crate::model::tokenizer::Tokenizer;
+use crate::model::weights::{tensor_name, NameScheme};
+use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use half::f16;
+use std::collections::HashMap;
+
+pub use store::{load_engine_weights, load_quantized_weights, EngineWeights};
+
+/// Group sizes a config may ask for (16 is for small test models whose dimensions 32 does not divide).
+pub const GROUP_SIZES: &[usize] = &[16, 32, 64, 128];
+
+/// How one linear weight is stored. Both formats are symmetric (no zero point): TensorRT's
+/// dequantize layer accepts only zero zero-points, and the ONNX Runtime run must be the same model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantFormat {
+    /// int8 in [-128, 127], one scale per output channel: `w = q * scale[n]`.
+    Int8,
+    /// int4 in [-8, 7], one scale per `group` consecutive input channels of each output channel:
+    /// `w = q * scale[k / group][n]`.
+    Int4 { group: usize },
+}
+
+impl QuantFormat {
+    pub fn qmin(self) -> i32 {
+        match self {
+            QuantFormat::Int8 => -128,
+            QuantFormat::Int4 { .. } => -8,
+        }
+    }
+    /// The absmax of a block maps to this code.
+    pub fn qmax(self) -> i32 {
+        match self {
+            QuantFormat::Int8 => 127,
+            QuantFormat::Int4 { .. } => 7,
+        }
+    }
+    /// Input channels that share one scale.
+    pub fn block_len(self, in_features: usize) -> usize {
+        match self {
+            QuantFormat::Int8 => in_features,
+            QuantFormat::Int4 { group } => group,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantFormat::Int8 => "int8",
+            QuantFormat::Int4 { .. } => "int4",
+        }
+    }
+    pub fn group_size(self) -> Option<usize> {
+        match self {
+            QuantFormat::Int8 => None,
+            QuantFormat::Int4 { group } => Some(group),
+        }
+    }
+}
+
+/// One quantized linear weight `W (out, in)`, stored the way the ONNX graph consumes it: transposed,
+/// `(in, out)`, so `DequantizeLinear → MatMul(x, ·)` needs no transpose. When an int4 group size does
+/// not divide `in` (and `pad_to_group` allowed it), the stored input dimension is padded with zero
+/// codes to whole groups, [`stored_in`](Self::stored_in) rows; the graph slices the first `in` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedLinear {
+    pub format: QuantFormat,
+    pub in_features: usize,
+    pub out_features: usize,
+    /// (stored_in, out) row-major: `q[k * out + n]` is the code of `W[n][k]`; rows k >= in are 0.
+    pub q: Vec<i8>,
+    /// Int8: (out). Int4: (stored_in / group, out), `scales[(k / group) * out + n]`.
+    pub scales: Vec<f16>,
+}
+
+/// Stored input dimension of a weight with `in_features` inputs: whole groups for int4.
+pub fn stored_in(format: QuantFormat, in_features: usize) -> usize {
+    match format {
+        QuantFormat::Int8 => in_features,
+        QuantFormat::Int4 { group } => in_features.div_ceil(group) * group,
+    }
+}
+
+impl QuantizedLinear {
+    /// Rows of the stored `(in, out)` matrix (`in` rounded up to whole groups for int4).
+    pub fn stored_in(&self) -> usize {
+        stored_in(self.format, self.in_features)
+    }
+
+    /// Shape of the scales initializer.
+    pub fn scales_shape(&self) -> Vec<usize> {
+        match self.format {
+            QuantFormat::Int8 => vec![self.out_features],
+            QuantFormat::Int4 { group } => vec![self.stored_in() / group, self.out_features],
+        }
+    }
+
+    /// Scale of element `W[n][k]`.
+    #[inline]
+    pub fn scale(&self, n: usize, k: usize) -> f16 {
+        match self.format {
+            QuantFormat::Int8 => self.scales[n],
+            QuantFormat::Int4 { group } => self.scales[(k / group) * self.out_features + n],
+        }
+    }
+
+    /// The weights a `DequantizeLinear` with f16 scales produces, `f16(q · scale)`, as f32 `(out, in)`:
+    /// what the CPU reference runs to check an engine.
+    pub fn dequantize(&self) -> Tensor {
+        let (n_in, n_out) = (self.in_features, self.out_features);
+        let mut w = vec![0.0f32; n_in * n_out]; // (out, in)
+        for k in 0..n_in {
+            for n in 0..n_out {
+                let s = self.scale(n, k).to_f32();
+                w[n * n_in + k] = f16::from_f32(self.q[k * n_out + n] as f32 * s).to_f32();
+            }
+        }
+        Tensor::new(vec![n_out, n_in], w)
+    }
+
+    /// Bytes of the ONNX initializer: int8 as is; int4 two per byte in element order, the even
+    /// element in the low nibble (two's complement), an odd count padded with a zero nibble.
+    pub fn packed(&self) -> Vec<u8> {
+        match self.format {
+            QuantFormat::Int8 => self.q.iter().map(|&v| v as u8).collect(),
+            QuantFormat::Int4 { .. } => pack_int4(&self.q),
+        }
+    }
+
+    /// Inverse of [`packed`](Self::packed) for a weight with `in_features` real inputs; checks sizes.
+    pub fn from_packed(
+        format: QuantFormat,
+        in_features: usize,
+        out_features: usize,
+        bytes: &[u8],
+        scales: Vec<f16>,
+    ) -> Result<Self> {
+        if let QuantFormat::Int4 { group } = format {
+            if group == 0 {
+                return Err(Error::Invalid("int4 block size 0".into()));
+            }
+        }
+        let n = stored_in(format, in_features) * out_features;
+        let q = match format {
+            QuantFormat::Int8 => {
+                if bytes.len() != n {
+                    return Err(Error::Invalid(format!("int8 weight: {} bytes for {n} elements", bytes.len())));
+                }
+                bytes.iter().map(|&b| b as i8).collect()
+            }
+            QuantFormat::Int4 { .. } => {
+                if bytes.len() != n.div_ceil(2) {
+                    return Err(Error::Invalid(format!(
+                        "int4 weight: {} bytes for {n} elements (expected {})",
+                        bytes.len(),
+                        n.div_ceil(2)
+                    )));
+                }
+                unpack_int4(bytes, n)
+            }
+        };
+        let ql = QuantizedLinear { format, in_features, out_features, q, scales };
+        let want: usize = ql.scales_shape().iter().product();
+        if ql.scales.len() != want {
+            return Err(Error::Invalid(format!("{} scales, expected {want}", ql.scales.len())));
+        }
+        Ok(ql)
+    }
+
+    /// Codes `(out, stored_in)` and scales `(out, stored_in / block)` in output-major order, the
+    /// layout GEMV kernels usually want (each output row's inputs contiguous).
+    pub fn out_major(&self) -> (Vec<i8>, Vec<f16>) {
+        let (k_s, n_out) = (self.stored_in(), self.out_features);
+        let mut q = vec![0i8; k_s * n_out];
+        for k in 0..k_s {
+            for n in 0..n_out {
+                q[n * k_s + k] = self.q[k * n_out + n];
+            }
+        }
+        let nb = self.scales.len() / n_out.max(1);
+        let mut s = vec![f16::ZERO; self.scales.len()];
+        for b in 0..nb {
+            for n in 0..n_out {
+                s[n * nb + b] = self.scales[b * n_out + n];
+            }
+        }
+        (q, s)
+    }
+
+    /// Bytes of weights + scales as stored.
+    pub fn stored_bytes(&self) -> usize {
+        let w = match self.format {
+            QuantFormat::Int8 => self.q.len(),
+            QuantFormat::Int4 { .. } => self.q.len().div_ceil(2),
+        };
+        w + self.scales.len() * 2
+    }
+}
+
+/// Packs int4 codes (each in [-8, 7]) two per byte, even index in the low nibble.
+pub fn pack_int4(q: &[i8]) -> Vec<u8> {
+    q.chunks(2).map(|p| (p[0] as u8 & 0x0f) | ((p.get(1).copied().unwrap_or(0) as u8 & 0x0f) << 4)).collect()
+}
+
+/// Unpacks `n` int4 codes, sign-extending each nibble.
+pub fn unpack_int4(bytes: &[u8], n: usize) -> Vec<i8> {
+    let sext = |v: u8| ((v << 4) as i8) >> 4;
+    (0..n).map(|i| sext(if i % 2 == 0 { bytes[i / 2] & 0x0f } else { bytes[i / 2] >> 4 })).collect()
+}
+
+/// The quantized linears of a model.
+#[derive(Debug, Clone, Default)]
+pub struct QuantizedModel {
+    pub linears: HashMap<Param, QuantizedLinear>,
+}
+
+impl QuantizedModel {
+    pub fn get(&self, p: Param) -> Option<&QuantizedLinear> {
+        self.linears.get(&p)
+    }
+    /// A copy of `w` whose quantized linears hold their dequantized values (see
+    /// [`QuantizedLinear::dequantize`]); everything else is unchanged.
+    pub fn dequantized(&self, w: &ModelWeights) -> ModelWeights {
+        let mut out = w.clone();
+        for (p, ql) in &self.linears {
+            *out.get_mut(*p) = ql.dequantize();
+        }
+        out
+    }
+    /// Bytes of all quantized weights and scales.
+    pub fn stored_bytes(&self) -> usize {
+        self.linears.values().map(|q| q.stored_bytes()).sum()
+    }
+}
+
+/// The linear layers the quantized precisions cover: q/k/v/o/gate/up/down of every decoder layer.
+/// Embeddings, norms and the LM head stay in the model float type (tied heads are the embedding table,
+/// which a Gather reads; untied heads are left in float as AWQ and TensorRT-LLM do by default).
+pub fn decoder_linears(c: &LlamaConfig) -> Vec<Param> {
+    (0..c.num_hidden_layers)
+        .flat_map(|l| {
+            [Param::Wq(l), Param::Wk(l), Param::Wv(l), Param::Wo(l), Param::WGate(l), Param::WUp(l), Param::WDown(l)]
+        })
+        .collect()
+}
+
+/// HF tensor name, used in messages and as the ONNX initializer name.
+pub fn param_name(p: Param) -> String {
+    tensor_name(p, NameScheme::Hf)
+}
+
+/// Checks that `format` applies to every parameter in `params`; the error names the first that
+/// does not and says what would work.
+pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat, pad_to_group: bool) -> Result<()> {
+    for &p in params {
+        let name = param_name(p);
+        match p {
+            Param::Embed | Param::AttnNorm(_) | Param::FfnNorm(_) | Param::FinalNorm => {
+                return Err(Error::Unsupported(format!(
+                    "{} weight-only quantization applies to linear layers; {name} is {}",
+                    format.name(),
+                    if p == Param::Embed { "the token embedding table (read by Gather)" } else { "a norm vector" }
+                )))
+            }
+            Param::LmHead if w.lm_head.is_none() => {
+                return Err(Error::Unsupported(format!(
+                    "{} cannot apply to the LM head of this model: it is tied to the token embedding table, \
+                     which the graph reads with Gather; untie it (save a separate lm_head.weight) or leave it in float",
+                    format.name()
+                )))
+            }
+            _ => {}
+        }
+        let t = w.get(p);
+        let (n_out, n_in) = (t.rows(), t.cols());
+        if let QuantFormat::Int4 { group } = format {
+            if group == 0 || (n_in % group != 0 && !pad_to_group) {
+                let fits: Vec<String> = GROUP_SIZES.iter().filter(|&&g| n_in % g == 0).map(|g| g.to_string()).collect();
+                let hint = if fits.is_empty() {
+                    format!(
+                        "no supported group size ({GROUP_SIZES:?}) divides {n_in}; use precision int8 for this model"
+                    )
+                } else {
+                    format!("group sizes that divide it: {}", fits.join(", "))
+                };
+                return Err(Error::Invalid(format!(
+                    "quantization.group_size {group} does not divide the input dimension {n_in} of {name} \
+                     ({n_out} × {n_in}); {hint}; or set quantization.pad_to_group: true to zero-pad it to {} \
+                     (whole groups, as TensorRT requires)",
+                    n_in.div_ceil(group.max(1)) * group
+                )));
+            }
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!("{name} has a non-finite value at element {i}; cannot quantize it")));
+        }
+        // f16 scales: max|w| / qmax must stay below f16::MAX (AWQ's scaling included, with margin).
+        let amax = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        if amax / format.qmax() as f32 > f16::MAX.to_f32() / 64.0 {
+            return Err(Error::Invalid(format!("{name} has |w| up to {amax}, too large for f16 scales")));
+        }
+    }
+    Ok(())
+}
+
+/// What quantization did, for `convert`: the quantized linears and the manifest section.
+pub struct QuantOutcome {
+    pub quantized: QuantizedModel,
+    /// `Manifest.extra["quantization"]` (convert adds the size on disk).
+    pub section: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
+/// scales into `w` (the float model stays exact), so export `w` together with the result.
+pub fn quantize_for_config(
+    cfg: &EngineConfig,
+    w: &mut ModelWeights,
+    tokenizer: Option<&Tokenizer>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Option<QuantOutcome>> {
+    let q = &cfg.quantization;
+    let format = match q.precision {
+        Precision::Fp32 | Precision::Fp16 => return Ok(None),
+        Precision::Int8 => QuantFormat::Int8,
+        Precision::Int4Rtn | Precision::Int4Awq => QuantFormat::Int4 { group: q.group_size },
+    };
+    let t0 = std::time::Instant::now();
+    let params = decoder_linears(&w.config);
+    check_applicable(w, &params, format, q.pad_to_group)?;
+    let padded: Vec<serde_json::Value> = {
+        let mut dims: Vec<(usize, usize)> = params
+            .iter()
+            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
+            .filter(|(a, b)| a != b)
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+    };
+    let mut section = match serde_json::json!({
+        "precision": q.precision.as_str(),
+        "format": format.name(),
+        "group_size": format.group_size(),
+        "symmetric": true,
+        "zero_points": "none (all zero)",
+        "scale_dtype": "float16",
+        "activation_dtype": "float16",
+        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
+        "quantized_linears": params.len(),
+        "padded_inputs": padded,
+        "layout": "docs/formats.md",
+    }) {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let quantized = match q.precision {
+        Precision::Int4Awq => {
+            let cal = q
+                .calibration
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
+            let data = calib::calibration_windows(cal, tokenizer, &w.config, log)?;
+            let opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
+            let (qm, rec) = awq::quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
+            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
+            section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
+            qm
+        }
+        _ => {
+            if q.calibration.is_some() {
+                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
+            }
+            rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
+        }
+    };
+    section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
+    Ok(Some(QuantOutcome { quantized, section }))
+}
