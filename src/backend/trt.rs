@@ -49,6 +49,17 @@ impl TrtBackend {
 
     fn check(dir: &Path, m: &Manifest, max_batch: usize, max_seq: usize) -> Result<()> {
         if TrtManifest::from_manifest(m).is_none() {
+            // No engine here; still say first when this GPU could not run one anyway.
+            if let Ok((_, gpu)) = crate::trt::runner::probe_gpu() {
+                if !crate::trt::build::RTX_TARGETS.contains(&gpu.sm) {
+                    return Err(Error::TensorRt(crate::trt::TrtError::Gpu(format!(
+                        "{} (sm_{}) cannot run TensorRT-RTX 1.7 engines (they run on sm_80/86/89/120/121), and {} has no model.engine; use --backend cuda or --backend ort here",
+                        gpu.name,
+                        gpu.sm,
+                        dir.display()
+                    ))));
+                }
+            }
             return Err(Error::Unsupported(format!(
                 "{} has no model.engine: run `trtforge build --engine-dir {}`",
                 dir.display(),
