@@ -25,6 +25,9 @@ pub enum Error {
     /// Tokenizer construction or use failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A GPU runtime failure or a missing GPU/driver/CUDA library.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

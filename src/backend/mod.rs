@@ -1,5 +1,6 @@
 //! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
+pub mod cuda;
 pub mod ort;
 
 use crate::error::Result;
@@ -51,6 +52,12 @@ pub trait Backend {
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut>;
     /// Empties a slot's cache.
     fn reset(&mut self, slot: usize);
+    /// Like `forward(chunks, Logits::Last)` followed by an argmax of each row (first index on
+    /// ties). Backends that can choose on the device override it so logits stay there.
+    fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
+        let l = self.forward(chunks, Logits::Last)?;
+        Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
+    }
 }
 
 /// Checks a batch against the backend's limits before any work is done.
