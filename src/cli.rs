@@ -35,6 +35,10 @@ enum Command {
     Info(InfoArgs),
     /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
     Convert(ConvertArgs),
+    /// Benchmark the CUDA engine: TTFT, decode tok/s, achieved GB/s and % of the memory roofline.
+    CudaBench(crate::backend::cuda::cli::BenchArgs),
+    /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
+    CudaCheck(crate::backend::cuda::cli::CheckArgs),
 }
 
 #[derive(Args)]
@@ -55,15 +59,24 @@ struct ModelArgs {
     /// An engine directory made by `trtforge convert`.
     #[arg(long)]
     engine_dir: Option<PathBuf>,
-    /// Execution backend: cpu (f32 reference) or ort (ONNX Runtime on the engine dir's model.onnx).
+    /// Execution backend: cpu (f32 reference), ort (ONNX Runtime on the engine dir's model.onnx)
+    /// or cuda (native CUDA engine).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
+    /// --backend cuda with --model: weight precision (fp32, fp16, int8, int4). With --engine-dir
+    /// the manifest's precision is used.
+    #[arg(long, default_value = "fp16")]
+    precision: String,
+    /// --backend cuda, int4: quantization group size along the input dim.
+    #[arg(long, default_value_t = 128)]
+    group_size: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum BackendKind {
     Cpu,
     Ort,
+    Cuda,
 }
 
 /// What a command runs on: a backend plus the tokenizer and config that go with it.
@@ -84,6 +97,14 @@ impl ModelArgs {
                 let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
+            (Some(spec), _, BackendKind::Cuda) => {
+                let m = load_model(spec)?;
+                let n = max_seq(&m.weights.config);
+                let label = m.source.to_string();
+                let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
+                let backend = Box::new(crate::backend::cuda::cli::open(&m.weights, prec, max_batch, n)?);
+                Ok(Runner { backend, tokenizer: m.tokenizer, label })
+            }
             (Some(_), _, BackendKind::Ort) => bail!("--backend ort runs an engine directory: give --engine-dir (made by `trtforge convert`)"),
             (None, Some(dir), kind) => {
                 let man = Manifest::load(dir)?;
@@ -99,6 +120,14 @@ impl ModelArgs {
                         let b = OrtBackend::open(dir, max_batch, n)?;
                         eprintln!("opened {} with ONNX Runtime in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
                         Box::new(b)
+                    }
+                    BackendKind::Cuda => {
+                        // The CUDA engine quantizes the source weights itself (round-to-nearest)
+                        // at the manifest's precision.
+                        let m = load_model(&man.source.spec)?;
+                        let group = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
+                        let prec = crate::backend::cuda::CudaPrecision::parse(man.precision.as_str(), group.unwrap_or(128) as usize)?;
+                        Box::new(crate::backend::cuda::cli::open(&m.weights, prec, max_batch, n)?)
                     }
                     BackendKind::Cpu => {
                         // The CPU reference runs the engine's source weights.
@@ -193,6 +222,8 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(a),
         Command::Info(a) => cmd_info(a),
         Command::Convert(a) => cmd_convert(a),
+        Command::CudaBench(a) => crate::backend::cuda::cli::cmd_bench(a),
+        Command::CudaCheck(a) => crate::backend::cuda::cli::cmd_check(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,9 @@
 //!
 //! CUDA libraries are loaded at run time: the binary builds and runs its CPU paths without them,
 //! and a missing driver or GPU is an [`Error::Gpu`], never a crash.
+pub mod bench;
+pub mod check;
+pub mod cli;
 pub mod gpu;
 pub mod kernels;
 pub mod pack;
@@ -207,15 +210,23 @@ impl CudaBackend {
         let steps = plan::plan(&cfg)?;
         let fmt = opts.precision.weight_format();
         let formats: Vec<(Role, WeightFormat)> = Role::ALL.iter().map(|&r| (r, fmt)).collect();
+        // Kernels are specialized on the cache length: round it up so that engines of nearby sizes
+        // share one compiled (and cached) module.
+        let seq_cap = opts.max_seq.next_multiple_of(256).min(cfg.max_position_embeddings).max(opts.max_seq);
         let spec = KernelSpec {
             config: cfg.clone(),
-            max_seq: opts.max_seq,
+            max_seq: seq_cap,
             act_f32: opts.precision.f32_acts(),
             kv_f32: opts.precision.f32_acts(),
             formats,
             gemv_mts: GEMV_MTS.to_vec(),
         };
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.name())))?;
+        if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
+            // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
+            let c = gpu::compile_cached(&spec.source(), &arch, &gpu::cache_dir())?;
+            return Err(Error::Gpu(format!("TRTFORGE_CUDA_PRECOMPILE: kernels for {arch} cached ({:.1} s)", c.secs)));
+        }
         let gpu = Gpu::open(opts.device, &spec)?;
         gpu.bind()?;
         let act = if spec.act_f32 { 4 } else { 2 };
@@ -258,9 +269,9 @@ impl CudaBackend {
         // RoPE tables, computed exactly as the CPU reference does.
         let half = cfg.head_dim / 2;
         let inv = cfg.rope_inv_freq();
-        let mut cos = vec![0f32; opts.max_seq * half];
-        let mut sin = vec![0f32; opts.max_seq * half];
-        for p in 0..opts.max_seq {
+        let mut cos = vec![0f32; seq_cap * half];
+        let mut sin = vec![0f32; seq_cap * half];
+        for p in 0..seq_cap {
             for (i, f) in inv.iter().enumerate() {
                 let a = p as f32 * f;
                 cos[p * half + i] = a.cos();
@@ -272,7 +283,7 @@ impl CudaBackend {
 
         // KV cache with one extra dummy slot for padded decode rows.
         let slots = opts.max_batch + 1;
-        let kv_elems = cfg.num_hidden_layers * slots * cfg.kv_dim() * opts.max_seq;
+        let kv_elems = cfg.num_hidden_layers * slots * cfg.kv_dim() * seq_cap;
         let kcache = gpu.alloc(kv_elems * kvb)?;
         let vcache = gpu.alloc(kv_elems * kvb)?;
         gpu.memset0(&kcache)?;
@@ -356,7 +367,7 @@ impl CudaBackend {
     }
     fn layer_cache(&self, layer: usize) -> (u64, u64) {
         let per =
-            (self.opts.max_batch + 1) * self.cfg.kv_dim() * self.opts.max_seq * if self.spec.kv_f32 { 4 } else { 2 };
+            (self.opts.max_batch + 1) * self.cfg.kv_dim() * self.spec.max_seq * if self.spec.kv_f32 { 4 } else { 2 };
         (self.kcache.ptr() + (layer * per) as u64, self.vcache.ptr() + (layer * per) as u64)
     }
 
