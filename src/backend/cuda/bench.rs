@@ -117,6 +117,18 @@ pub fn bench(
             last = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
         }
         let ttft = median(ttfts);
+        if b == 1 {
+            if let Ok(p) = be.profile_prefill(&ps[0], 3) {
+                let total: f64 = p.iter().map(|e| e.1).sum();
+                let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
+                log(&format!("{} prefill {prompt_len} eager {:.0} µs: {}", precision.name(), total * 1e3, parts.join(", ")));
+            }
+        }
+        if let Ok(p) = be.profile_decode(b, 5) {
+            let total: f64 = p.iter().map(|e| e.1).sum();
+            let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
+            log(&format!("{} bs{b} eager decode step {:.0} µs: {}", precision.name(), total * 1e3, parts.join(", ")));
+        }
         let steps = new_tokens - 1;
         be.gpu().sync()?;
         let t0 = Instant::now();

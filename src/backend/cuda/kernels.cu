@@ -164,7 +164,8 @@ extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h
                                       int N, int K) {
     const size_t n = (size_t)N * K;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        out[i] = f2h((float)q[i] * h2f(s[i / K]));
+        // kernel layout stores q + 128 (see pack.rs)
+        out[i] = f2h((float)((int)((const unsigned char*)q)[i] - 128) * h2f(s[i / K]));
     }
 }
 // int4 (kernel layout, see pack.rs): bytes (N, K/2), each 32-bit word holds 8 elements, element
@@ -327,16 +328,48 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     __shared__ float red[32];
     const int T = a.T;
     if (PRO == PRO_NORM) {
+        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
+        // once; h stays in registers between the reduction and the scaled store.
+        constexpr int NT = GEMV_WARPS * 32;
+        constexpr int NV = (K / 4 + NT - 1) / NT;
+        const float4* wr = (const float4*)a.norm_w;
         for (int t = 0; t < T; t++) {
-            const float* hr = a.h + (size_t)t * K;
+            const float4* hr = (const float4*)(a.h + (size_t)t * K);
+            float4 hv[NV], wv[NV];
             float ss = 0.f;
-            for (int k = threadIdx.x; k < K; k += blockDim.x) { float v = hr[k]; ss += v * v; }
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                const bool in = (K / 4) % NT == 0 || v < K / 4;
+                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
+            }
             ss = block_sum(ss, red);
             const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
-            for (int k = threadIdx.x; k < K; k += blockDim.x) xs[t * K + k] = f2act(hr[k] * inv * a.norm_w[k]);
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                if ((K / 4) % NT == 0 || v < K / 4) {
+                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
+                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
+#if ACT_F32
+                    *(float4*)(xs + t * K + 4 * v) = make_float4(o0, o1, o2, o3);
+#else
+                    uint2 pk;
+                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
+                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
+                    *(uint2*)(xs + t * K + 4 * v) = pk;
+#endif
+                }
+            }
         }
     } else {
-        for (int i = threadIdx.x; i < T * K; i += blockDim.x) xs[i] = a.x[i];
+        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
+        const uint4* src = (const uint4*)a.x;
+        uint4* dst = (uint4*)xs;
+        const int nv = T * K * (int)sizeof(act_t) / 16;
+        for (int i = threadIdx.x; i < nv; i += GEMV_WARPS * 32) dst[i] = src[i];
     }
     __syncthreads();
 
@@ -427,7 +460,6 @@ GEMV_INSTANCES
 // (max, sum, acc) partials and the last one to finish (atomic counter) combines them.
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t
 //   part (B, NH, NSPLIT, HD + 2) f32; counters (B, NKV) int, zero between calls
-#define ATT_CHUNK 64
 #define ATT_THREADS 128
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -441,6 +473,8 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     const int c0 = split * ATT_CHUNK;
     const int n = min(ATT_CHUNK, len - c0);
     __shared__ float qs[GROUP][HD];
+    __shared__ float ks[ATT_CHUNK][HD + 1];  // +1: rows read by different lanes hit different banks
+    __shared__ float vs[ATT_CHUNK][HD];
     __shared__ float sc[GROUP][ATT_CHUNK];
     __shared__ float mstat[GROUP], lstat[GROUP];
     __shared__ int is_last;
@@ -449,19 +483,23 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         const int g = i / HD, d = i % HD;
         qs[g][d] = q[(size_t)b * QDIM + (kvh * GROUP + g) * HD + d] * scale;
     }
-    __syncthreads();
+    // Stage this chunk's keys and values (contiguous in the cache) with all threads' loads in flight.
     const kv_t* kbase = kc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
     const kv_t* vbase = vc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
-    // Scores: thread -> (position j, heads g = g0, g0 + step, ...).
+#pragma unroll 8
+    for (int e = threadIdx.x; e < ATT_CHUNK * HD; e += ATT_THREADS) {
+        const int j = e / HD, d = e % HD;
+        const bool in = j < n;
+        ks[j][d] = in ? kv2f(kbase[e]) : 0.f;
+        vs[j][d] = in ? kv2f(vbase[e]) : 0.f;
+    }
+    __syncthreads();
     for (int i = threadIdx.x; i < ATT_CHUNK * GROUP; i += ATT_THREADS) {
         const int j = i % ATT_CHUNK, g = i / ATT_CHUNK;
-        if (j < n) {
-            const kv_t* kr = kbase + (size_t)j * HD;
-            float s = 0.f;
-#pragma unroll 16
-            for (int d = 0; d < HD; d++) s = fmaf(qs[g][d], kv2f(kr[d]), s);
-            sc[g][j] = s;
-        }
+        float s = 0.f;
+#pragma unroll
+        for (int d = 0; d < HD; d++) s = fmaf(qs[g][d], ks[j][d], s);
+        sc[g][j] = j < n ? s : -INFINITY;
     }
     __syncthreads();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -470,7 +508,11 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g][j]);
         m = warp_max(m);
         float l = 0.f;
-        for (int j = lane; j < n; j += 32) { const float p = expf(sc[g][j] - m); sc[g][j] = p; l += p; }
+        for (int j = lane; j < ATT_CHUNK; j += 32) {
+            const float p = j < n ? expf(sc[g][j] - m) : 0.f;
+            sc[g][j] = p;
+            l += p;
+        }
         l = warp_sum(l);
         if (lane == 0) { mstat[g] = m; lstat[g] = l; }
     }
@@ -479,7 +521,8 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
         const int g = i / HD, d = i % HD;
         float acc = 0.f;
-        for (int j = 0; j < n; j++) acc = fmaf(sc[g][j], kv2f(vbase[(size_t)j * HD + d]), acc);
+#pragma unroll 8
+        for (int j = 0; j < ATT_CHUNK; j++) acc = fmaf(sc[g][j], vs[j][d], acc);
         const int h = kvh * GROUP + g;
         if (nact == 1) {
             out[(size_t)b * QDIM + h * HD + d] = f2act(acc / lstat[g]);

@@ -15,8 +15,15 @@ pub const GEMV_MAX_T: usize = 8;
 pub const GEMV_MTS: [usize; 4] = [1, 2, 4, 8];
 /// Threads per GEMV block (`GEMV_WARPS * 32` in kernels.cu).
 pub const GEMV_THREADS: u32 = 128;
-/// Cached positions per decode-attention block (`ATT_CHUNK`).
-pub const ATT_CHUNK: usize = 64;
+/// Cached positions per decode-attention block (`ATT_CHUNK`): K and V of the chunk are staged in
+/// shared memory as f32, so the chunk shrinks for wide heads.
+pub fn att_chunk(head_dim: usize) -> usize {
+    if head_dim <= 64 {
+        64
+    } else {
+        32
+    }
+}
 pub const ATT_THREADS: u32 = 128;
 /// Query rows per prefill-attention block (`PF_Q`).
 pub const PF_Q: usize = 64;
@@ -155,7 +162,7 @@ pub struct KernelSpec {
 impl KernelSpec {
     /// Flash-decoding splits needed to cover `max_seq` positions.
     pub fn nsplit(&self) -> usize {
-        self.max_seq.div_ceil(ATT_CHUNK)
+        self.max_seq.div_ceil(att_chunk(self.config.head_dim))
     }
 
     /// The int4 group size in use (all int4 roles share one).
@@ -175,8 +182,9 @@ impl KernelSpec {
         if c.head_dim % 2 != 0 || c.head_dim > 256 {
             return Err(format!("head_dim {} must be even and at most 256", c.head_dim));
         }
-        if c.num_attention_heads / c.num_key_value_heads * c.head_dim > 4096 {
-            return Err("GQA group × head_dim above 4096 does not fit the decode-attention block".into());
+        let (g, hd, ch) = (c.num_attention_heads / c.num_key_value_heads, c.head_dim, att_chunk(c.head_dim));
+        if 4 * (g * hd + ch * (2 * hd + 1) + g * ch) > 48 * 1024 {
+            return Err(format!("GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"));
         }
         for &(role, f) in &self.formats {
             let k = role.k(c);
@@ -207,7 +215,7 @@ impl KernelSpec {
     pub fn source(&self) -> String {
         let c = &self.config;
         let mut s = String::new();
-        let defs: [(&str, String); 13] = [
+        let defs: [(&str, String); 14] = [
             ("HIDDEN", c.hidden_size.to_string()),
             ("INTER", c.intermediate_size.to_string()),
             ("QDIM", c.q_dim().to_string()),
@@ -219,6 +227,7 @@ impl KernelSpec {
             ("EPS", format!("{:e}f", c.rms_norm_eps)),
             ("MAX_SEQ", self.max_seq.to_string()),
             ("NSPLIT", self.nsplit().to_string()),
+            ("ATT_CHUNK", att_chunk(c.head_dim).to_string()),
             ("ACT_F32", (self.act_f32 as u8).to_string()),
             ("KV_F32", (self.kv_f32 as u8).to_string()),
         ];

@@ -166,6 +166,17 @@ pub struct CudaBackend {
     grid_cache: HashMap<(String, usize), u32>,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
+    /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
+    profile: Option<Vec<(String, f64)>>,
+}
+
+fn step_label(s: &Step) -> String {
+    match s {
+        Step::Embed => "embed".into(),
+        Step::Select => "select".into(),
+        Step::Attention { .. } => "attention".into(),
+        Step::Linear(l) => l.role.tag().into(),
+    }
 }
 
 fn ptr_of(b: &Option<DevBuf>) -> u64 {
@@ -339,6 +350,7 @@ impl CudaBackend {
             graphs: HashMap::new(),
             grid_cache: HashMap::new(),
             weight_bytes,
+            profile: None,
         })
     }
 
@@ -420,6 +432,14 @@ impl CudaBackend {
         }
         for si in 0..self.steps.len() {
             let step = self.steps[si].clone();
+            let timer = match self.profile {
+                Some(_) => {
+                    let t = self.gpu.timer()?;
+                    t.start()?;
+                    Some(t)
+                }
+                None => None,
+            };
             match step {
                 Step::Embed => {
                     let mut emb = self.embed.ptr();
@@ -586,8 +606,63 @@ impl CudaBackend {
                     }
                 }
             }
+            if let Some(t) = timer {
+                let ms = t.stop_ms()?;
+                let label = step_label(&self.steps[si]);
+                if let Some(p) = self.profile.as_mut() {
+                    match p.iter_mut().find(|e| e.0 == label) {
+                        Some(e) => e.1 += ms,
+                        None => p.push((label, ms)),
+                    }
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
+    /// lengths), averaged over `reps`; ms per step kind, summed over layers.
+    pub fn profile_decode(&mut self, b: usize, reps: usize) -> Result<Vec<(String, f64)>> {
+        self.gpu.bind()?;
+        let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
+        let pieces: Vec<sched::Piece> = (0..b)
+            .map(|i| sched::Piece { chunk: i, slot: i, start: self.lens[i], from: 0, n: 1, out: vec![0] })
+            .collect();
+        let m = PassMeta::build(&pieces, |i| &toks[i][..]);
+        self.profile_meta(&m, reps)
+    }
+
+    /// Like `profile_decode` for a prefill of `prompt` into slot 0 (from an empty cache).
+    pub fn profile_prefill(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
+        self.gpu.bind()?;
+        if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
+            return Err(Error::Invalid("prompt does not fit one pass".into()));
+        }
+        let pieces = [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
+        let m = PassMeta::build(&pieces, |_| prompt);
+        self.profile_meta(&m, reps)
+    }
+
+    fn profile_meta(&mut self, m: &PassMeta, reps: usize) -> Result<Vec<(String, f64)>> {
+        self.put_meta(m)?;
+        let (t, nseq) = (m.rows(), m.seq_n.len());
+        let max_n = m.seq_n.iter().copied().max().unwrap_or(1) as usize;
+        let (dec, all, nsel) = (m.is_decode(), m.selects_all(), m.out_rows.len());
+        self.run_pass(t, nseq, max_n, dec, all, nsel)?; // warm
+        self.profile = Some(vec![]);
+        let mut r = Ok(());
+        for _ in 0..reps {
+            r = self.run_pass(t, nseq, max_n, dec, all, nsel);
+            if r.is_err() {
+                break;
+            }
+        }
+        let mut p = self.profile.take().unwrap_or_default();
+        r?;
+        for e in p.iter_mut() {
+            e.1 /= reps as f64;
+        }
+        Ok(p)
     }
 
     /// Uploads pass metadata.
