@@ -116,6 +116,8 @@ pub struct Gpu {
     pub sms: u32,
     pub compile_secs: f64,
     pub compile_cached: bool,
+    /// Launch with programmatic dependent launch (sm_90+; TRTFORGE_NO_PDL=1 turns it off).
+    pub pdl: bool,
 }
 
 /// Where compiled kernels are cached: $TRTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/trtforge, else
@@ -254,7 +256,15 @@ impl Gpu {
                 .map_err(|e| gpu_err("cublasSetWorkspace", e))?;
         }
         let blas = Blas { handle, _workspace: workspace };
-        Ok(Gpu { ctx, stream, _module: module, funcs, blas, name, cc, sms, compile_secs, compile_cached })
+        let pdl = cc.0 >= 9 && std::env::var("TRTFORGE_NO_PDL").as_deref() != Ok("1");
+        Ok(Gpu { ctx, stream, _module: module, funcs, blas, name, cc, sms, compile_secs, compile_cached, pdl })
+    }
+
+    /// Sets an `int` `__constant__` of the module (before any kernel that reads it runs).
+    pub fn set_const_i32(&self, name: &str, v: i32) -> Result<()> {
+        let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
+        self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
+        self.sync()
     }
 
     pub fn bind(&self) -> Result<()> {
@@ -362,7 +372,29 @@ impl Gpu {
         args: &mut [*mut c_void],
     ) -> Result<()> {
         let f = self.func(name)?;
-        cudarc::driver::result::launch_kernel(f.cu_function(), grid, (block, 1, 1), smem, self.stream.cu_stream(), args)
+        if !self.pdl {
+            return cudarc::driver::result::launch_kernel(f.cu_function(), grid, (block, 1, 1), smem, self.stream.cu_stream(), args)
+                .map_err(|e| gpu_err(&format!("launching {name}"), e));
+        }
+        // Every kernel in kernels.cu waits (griddepcontrol.wait) before touching data of earlier
+        // kernels, so it may be launched to overlap the previous kernel's tail.
+        let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut())
+            .result()
             .map_err(|e| gpu_err(&format!("launching {name}"), e))
     }
 
@@ -407,6 +439,58 @@ impl Gpu {
             cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
         .map_err(|e| gpu_err(&format!("cuBLAS GEMM {rows}×{n}×{k}"), e))
+    }
+
+    /// Batched `C_i = alpha · op(A_i) · op(B_i)` (column-major, cuBLAS conventions) with device
+    /// arrays of pointers; A and B share `ab`, C has `ct`; f32 accumulation.
+    ///
+    /// # Safety
+    /// The pointer arrays must be device memory holding `batch` valid device pointers each, every
+    /// matrix sized for (m, n, k) and its leading dimension.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_batched(
+        &self,
+        ta: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: u64,
+        lda: usize,
+        b: u64,
+        ldb: usize,
+        ab: GemmType,
+        c: u64,
+        ldc: usize,
+        ct: GemmType,
+        batch: usize,
+    ) -> Result<()> {
+        let beta = 0.0f32;
+        let op = |t: bool| if t { cublas_sys::cublasOperation_t::CUBLAS_OP_T } else { cublas_sys::cublasOperation_t::CUBLAS_OP_N };
+        cublas_sys::cublasGemmBatchedEx(
+            self.blas.handle,
+            op(ta),
+            cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+            m as i32,
+            n as i32,
+            k as i32,
+            &alpha as *const f32 as *const c_void,
+            a as *const *const c_void,
+            ab.cuda(),
+            lda as i32,
+            b as *const *const c_void,
+            ab.cuda(),
+            ldb as i32,
+            &beta as *const f32 as *const c_void,
+            c as *const *mut c_void,
+            ct.cuda(),
+            ldc as i32,
+            batch as i32,
+            cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
+        .result()
+        .map_err(|e| gpu_err(&format!("cuBLAS batched GEMM {m}×{n}×{k} ×{batch}"), e))
     }
 
     pub fn begin_capture(&self) -> Result<()> {

@@ -7,6 +7,28 @@
 
 #define INFINITY __int_as_float(0x7f800000)
 typedef unsigned short h16;
+
+// Cache length and flash-decoding splits are run-time constants (set once per engine), so one
+// compiled module serves every cache size.
+__constant__ int c_max_seq;
+__constant__ int c_nsplit;
+#define MAX_SEQ c_max_seq
+#define NSPLIT c_nsplit
+
+// Programmatic dependent launch (sm_90): kernels are launched so that they may start while the
+// previous kernel finishes. Each kernel calls pdl_wait() before touching anything a previous kernel
+// wrote (or reads), and lets its own dependents launch early with pdl_trigger(). No-ops elsewhere.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+#define PDL_ENTRY() do { pdl_wait(); pdl_trigger(); } while (0)
 typedef unsigned int u32;
 typedef unsigned char u8;
 
@@ -69,6 +91,7 @@ __device__ __forceinline__ uint4 ldg_nc(const void* p) {
 // Embedding: h (T, HIDDEN) f32 = emb[tokens[t]]. emb is f32 (ACT_F32) or f16.
 extern "C" __global__ void embed(const int* __restrict__ tokens, const void* __restrict__ emb, int emb_f32,
                                  float* __restrict__ h) {
+    PDL_ENTRY();
     const int t = blockIdx.x;
     const size_t base = (size_t)tokens[t] * HIDDEN;
     for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) {
@@ -78,6 +101,7 @@ extern "C" __global__ void embed(const int* __restrict__ tokens, const void* __r
 
 // RMSNorm for the GEMM path: out (T, HIDDEN) act_t = x / rms(x) * w, accumulated in f32.
 extern "C" __global__ void rmsnorm(const float* __restrict__ x, const float* __restrict__ w, act_t* __restrict__ out) {
+    PDL_ENTRY();
     __shared__ float red[32];
     const int t = blockIdx.x;
     const float* xr = x + (size_t)t * HIDDEN;
@@ -90,6 +114,7 @@ extern "C" __global__ void rmsnorm(const float* __restrict__ x, const float* __r
 
 // Copies selected rows: out (T', HIDDEN) = x[rows[i]].
 extern "C" __global__ void gather_rows(const float* __restrict__ x, const int* __restrict__ rows, float* __restrict__ out) {
+    PDL_ENTRY();
     const int i = blockIdx.x;
     const float* src = x + (size_t)rows[i] * HIDDEN;
     for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) out[(size_t)i * HIDDEN + k] = src[k];
@@ -137,19 +162,51 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // GEMM-path QKV epilogue: y (T, QKV_DIM) f32 from cuBLAS, one block per row.
-extern "C" __global__ void rope_append(const float* __restrict__ y, float* __restrict__ qout, kv_t* __restrict__ kc,
-                                       kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+// Also writes q as act_t (qa, (T, QDIM)) for the tensor-core attention of long prefills.
+extern "C" __global__ void rope_append(const float* __restrict__ y, float* __restrict__ qout, act_t* __restrict__ qa,
+                                       kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
                                        const int* __restrict__ row_slot, const float* __restrict__ rcos,
                                        const float* __restrict__ rsin) {
+    PDL_ENTRY();
     const int t = blockIdx.x;
     for (int p = threadIdx.x; p < QKV_DIM / 2; p += blockDim.x) {
         const float a = y[(size_t)t * QKV_DIM + 2 * p], b = y[(size_t)t * QKV_DIM + 2 * p + 1];
         qkv_store(t, p, a, b, qout, kc, vc, row_pos, row_slot, rcos, rsin);
     }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QDIM; i += blockDim.x) qa[(size_t)t * QDIM + i] = f2act(qout[(size_t)t * QDIM + i]);
+}
+
+// Causal softmax of one sequence's prefill scores for the tensor-core path: S (NH, n, total) f32
+// already scaled by 1/sqrt(HD) -> P (NH, n, total) act_t; query i sits at position start + i.
+extern "C" __global__ void softmax_causal(const float* __restrict__ S, act_t* __restrict__ P, int n, int total, int start) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int i = blockIdx.x, h = blockIdx.y;
+    const float* s = S + ((size_t)h * n + i) * total;
+    act_t* p = P + ((size_t)h * n + i) * total;
+    const int lim = min(start + i, total - 1);
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j <= lim; j += blockDim.x) m = fmaxf(m, s[j]);
+    {
+        __shared__ float mx[32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        float w = warp_max(m);
+        if (lane == 0) mx[warp] = w;
+        __syncthreads();
+        w = lane < (int)(blockDim.x >> 5) ? mx[lane] : -INFINITY;
+        m = warp_max(w);
+    }
+    float l = 0.f;
+    for (int j = threadIdx.x; j <= lim; j += blockDim.x) l += expf(s[j] - m);
+    l = block_sum(l, red);
+    const float inv = 1.0f / l;
+    for (int j = threadIdx.x; j < total; j += blockDim.x) p[j] = f2act(j <= lim ? expf(s[j] - m) * inv : 0.f);
 }
 
 // GEMM-path SwiGLU: y (T, 2·INTER) with gate/up interleaved per row pair -> m (T, INTER) act_t.
 extern "C" __global__ void swiglu(const float* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
     const size_t n = (size_t)T * INTER;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         const float g = y[2 * i], u = y[2 * i + 1];
@@ -162,6 +219,7 @@ extern "C" __global__ void swiglu(const float* __restrict__ y, act_t* __restrict
 // int8: q (N, K) int8, s (N) f16.   w = q * s
 extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h16* __restrict__ s, h16* __restrict__ out,
                                       int N, int K) {
+    PDL_ENTRY();
     const size_t n = (size_t)N * K;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         // kernel layout stores q + 128 (see pack.rs)
@@ -172,6 +230,7 @@ extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h
 // 2j at nibble j and 2j+1 at nibble j+4; scales/zeros (N, K/I4_GROUP) f16. w = (q - z) * s
 extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, const h16* __restrict__ z,
                                       h16* __restrict__ out, int N, int K) {
+    PDL_ENTRY();
     const size_t nw = (size_t)N * K / 8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nw; i += (size_t)gridDim.x * blockDim.x) {
         const u32 w = q[i];
@@ -224,10 +283,11 @@ struct GemvArgs {
 };
 
 template <int WF> struct Fmt;
-template <> struct Fmt<WF_F32> { enum { E = 4, PPW = 1 }; };
-template <> struct Fmt<WF_F16> { enum { E = 8, PPW = 1 }; };
-template <> struct Fmt<WF_I8> { enum { E = 16, PPW = 2 }; };
-template <> struct Fmt<WF_I4> { enum { E = 32, PPW = 2 }; };
+// E: elements per 16-byte vector; PPW: row pairs per warp item; U: loop unroll (loads in flight).
+template <> struct Fmt<WF_F32> { enum { E = 4, PPW = 1, U = 4 }; };
+template <> struct Fmt<WF_F16> { enum { E = 8, PPW = 1, U = 8 }; };
+template <> struct Fmt<WF_I8> { enum { E = 16, PPW = 2, U = 4 }; };
+template <> struct Fmt<WF_I4> { enum { E = 32, PPW = 2, U = 4 }; };
 
 // Loads E consecutive x values of row t starting at k0 from shared memory as floats.
 template <int E>
@@ -327,6 +387,32 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     act_t* xs = (act_t*)smem_raw;  // (MT, K)
     __shared__ float red[32];
     const int T = a.T;
+    constexpr int E = Fmt<WF>::E;
+    constexpr int PPW = Fmt<WF>::PPW;
+    constexpr int R = 2 * PPW;               // rows per warp item
+    constexpr int VPR = K / E;               // 16-byte vectors per row
+    constexpr int NIT = (VPR + 31) / 32;
+    constexpr size_t ROWB = (size_t)K * 16 / E;  // bytes per row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int npairs = a.N >> 1;
+    const unsigned char* W = (const unsigned char*)a.w;
+    {
+        // Weights do not depend on earlier kernels: start pulling this warp's first rows into L2
+        // while the previous kernel finishes (one prefetch per 128-byte line).
+        const int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW;
+        if ((lane & 7) == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const int row = 2 * p0 + r;
+#pragma unroll
+                for (int it = 0; it < (NIT < 4 ? NIT : 4); it++) {
+                    const int v = it * 32 + lane;
+                    if (row < a.N && v < VPR) asm volatile("prefetch.global.L2 [%0];" ::"l"(W + (size_t)row * ROWB + (size_t)v * 16));
+                }
+            }
+        }
+    }
+    PDL_ENTRY();
     if (PRO == PRO_NORM) {
         // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
         // once; h stays in registers between the reduction and the scaled store.
@@ -373,22 +459,13 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     }
     __syncthreads();
 
-    constexpr int E = Fmt<WF>::E;
-    constexpr int PPW = Fmt<WF>::PPW;
-    constexpr int R = 2 * PPW;               // rows per warp item
-    constexpr int VPR = K / E;               // 16-byte vectors per row
-    constexpr int NIT = (VPR + 31) / 32;
-    constexpr size_t ROWB = (size_t)K * 16 / E;  // bytes per row
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int npairs = a.N >> 1;
-    const unsigned char* W = (const unsigned char*)a.w;
     for (int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW; p0 < npairs; p0 += gridDim.x * GEMV_WARPS * PPW) {
         float acc[MT][R];
 #pragma unroll
         for (int t = 0; t < MT; t++)
 #pragma unroll
             for (int r = 0; r < R; r++) acc[t][r] = 0.f;
-#pragma unroll 4
+#pragma unroll (Fmt<WF>::U)
         for (int it = 0; it < NIT; it++) {
             const int v = it * 32 + lane;
             if ((VPR % 32 == 0) || v < VPR) {
@@ -465,6 +542,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
             const int* __restrict__ row_slot) {
+    PDL_ENTRY();
     const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int len = row_pos[b] + 1;
     const int nact = (len + ATT_CHUNK - 1) / ATT_CHUNK;
@@ -486,12 +564,16 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     // Stage this chunk's keys and values (contiguous in the cache) with all threads' loads in flight.
     const kv_t* kbase = kc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
     const kv_t* vbase = vc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
-#pragma unroll 8
-    for (int e = threadIdx.x; e < ATT_CHUNK * HD; e += ATT_THREADS) {
-        const int j = e / HD, d = e % HD;
-        const bool in = j < n;
-        ks[j][d] = in ? kv2f(kbase[e]) : 0.f;
-        vs[j][d] = in ? kv2f(vbase[e]) : 0.f;
+    constexpr int VE = 16 / (int)sizeof(kv_t);  // elements per 16-byte load
+#pragma unroll
+    for (int e = threadIdx.x; e < ATT_CHUNK * HD / VE; e += ATT_THREADS) {
+        const int j = e * VE / HD, d = e * VE % HD;
+        uint4 kr = make_uint4(0, 0, 0, 0), vr = kr;
+        if (j < n) { kr = *(const uint4*)(kbase + e * VE); vr = *(const uint4*)(vbase + e * VE); }
+        const kv_t* kp = (const kv_t*)&kr;
+        const kv_t* vp = (const kv_t*)&vr;
+#pragma unroll
+        for (int i = 0; i < VE; i++) { ks[j][d + i] = kv2f(kp[i]); vs[j][d + i] = kv2f(vp[i]); }
     }
     __syncthreads();
     for (int i = threadIdx.x; i < ATT_CHUNK * GROUP; i += ATT_THREADS) {
@@ -545,14 +627,15 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
         const int g = i / HD, d = i % HD;
         const int h = kvh * GROUP + g;
-        const volatile float* pp = part + ((size_t)b * NH + h) * NSPLIT * (HD + 2);
+        // L2 loads (__ldcg): the partials were written by other blocks of this grid.
+        const float* pp = part + ((size_t)b * NH + h) * NSPLIT * (HD + 2);
         float M = -INFINITY;
-        for (int s = 0; s < nact; s++) M = fmaxf(M, pp[s * (HD + 2) + HD]);
+        for (int s = 0; s < nact; s++) M = fmaxf(M, __ldcg(pp + s * (HD + 2) + HD));
         float L = 0.f, A = 0.f;
         for (int s = 0; s < nact; s++) {
-            const float f = expf(pp[s * (HD + 2) + HD] - M);
-            L += f * pp[s * (HD + 2) + HD + 1];
-            A += f * pp[s * (HD + 2) + d];
+            const float f = expf(__ldcg(pp + s * (HD + 2) + HD) - M);
+            L += f * __ldcg(pp + s * (HD + 2) + HD + 1);
+            A += f * __ldcg(pp + s * (HD + 2) + d);
         }
         out[(size_t)b * QDIM + h * HD + d] = f2act(A / L);
     }
@@ -571,6 +654,7 @@ extern "C" __global__ void __launch_bounds__(PF_Q)
 attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
              const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
              const int* __restrict__ seq_n) {
+    PDL_ENTRY();
     const int b = blockIdx.z, h = blockIdx.y, kvh = h / GROUP;
     const int n = seq_n[b], start = seq_start[b], row0 = seq_row0[b], slot = seq_slot[b];
     const int i0 = blockIdx.x * PF_Q;
@@ -634,6 +718,7 @@ attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_
 // ---------------------------------------------------------------------------------------------
 // Greedy sampling: next[t] = argmax(logits[t]) (first index on ties, like the CPU sampler).
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ next) {
+    PDL_ENTRY();
     const int t = blockIdx.x;
     const float* r = logits + (size_t)t * VOCAB;
     float best = -INFINITY;
@@ -663,6 +748,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
 // After a graph-captured decode step: feed the chosen tokens back and advance positions, so that
 // replays can run back to back without the host (benchmarks, GPU-side greedy loops).
 extern "C" __global__ void advance(const int* __restrict__ next, int* __restrict__ tokens, int* __restrict__ row_pos, int T) {
+    PDL_ENTRY();
     const int t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t < T) {
         tokens[t] = next[t];
@@ -685,6 +771,7 @@ __device__ __forceinline__ unsigned long long splitmix(unsigned long long z) {
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
 sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float inv_temp, int top_k, float top_p,
                  unsigned long long seed, unsigned long long step) {
+    PDL_ENTRY();
     const int t = blockIdx.x;
     const float* r = logits + (size_t)t * VOCAB;
     __shared__ float red[32];

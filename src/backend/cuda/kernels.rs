@@ -12,7 +12,7 @@ pub const KERNELS_CU: &str = include_str!("kernels.cu");
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
 /// GEMV variants by maximum rows: a pass of T rows uses the smallest one with `mt >= T`.
-pub const GEMV_MTS: [usize; 4] = [1, 2, 4, 8];
+pub const GEMV_MTS: [usize; 3] = [1, 4, 8];
 /// Threads per GEMV block (`GEMV_WARPS * 32` in kernels.cu).
 pub const GEMV_THREADS: u32 = 128;
 /// Cached positions per decode-attention block (`ATT_CHUNK`): K and V of the chunk are staged in
@@ -215,7 +215,7 @@ impl KernelSpec {
     pub fn source(&self) -> String {
         let c = &self.config;
         let mut s = String::new();
-        let defs: [(&str, String); 14] = [
+        let defs: [(&str, String); 12] = [
             ("HIDDEN", c.hidden_size.to_string()),
             ("INTER", c.intermediate_size.to_string()),
             ("QDIM", c.q_dim().to_string()),
@@ -225,8 +225,6 @@ impl KernelSpec {
             ("HD", c.head_dim.to_string()),
             ("VOCAB", c.vocab_size.to_string()),
             ("EPS", format!("{:e}f", c.rms_norm_eps)),
-            ("MAX_SEQ", self.max_seq.to_string()),
-            ("NSPLIT", self.nsplit().to_string()),
             ("ATT_CHUNK", att_chunk(c.head_dim).to_string()),
             ("ACT_F32", (self.act_f32 as u8).to_string()),
             ("KV_F32", (self.kv_f32 as u8).to_string()),
@@ -264,6 +262,7 @@ impl KernelSpec {
             "dequant_i4",
             "attn_decode",
             "attn_prefill",
+            "softmax_causal",
             "argmax_rows",
             "advance",
             "sample_topk_topp",
@@ -300,13 +299,13 @@ mod tests {
         let s = spec(WeightFormat::I4 { group: 128 });
         let src = s.source();
         assert!(src.contains("#define HIDDEN 2048"));
-        assert!(src.contains("#define NSPLIT 32"));
+        assert!(src.contains("#define ATT_CHUNK 64"));
         assert!(src.contains("#define I4_GROUP 128"));
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 12 + 5 * 4);
+        assert_eq!(s.kernel_names().len(), 13 + 5 * GEMV_MTS.len());
     }
 
     #[test]
@@ -328,6 +327,7 @@ mod tests {
     #[test]
     fn gemv_variant_choice() {
         assert_eq!(gemv_mt(1), Some(1));
+        assert_eq!(gemv_mt(2), Some(4));
         assert_eq!(gemv_mt(3), Some(4));
         assert_eq!(gemv_mt(8), Some(8));
         assert_eq!(gemv_mt(9), None);

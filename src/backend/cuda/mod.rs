@@ -143,8 +143,17 @@ struct Scratch {
     counters: DevBuf,     // (max_seqs, n_kv) i32
     meta: DevBuf,         // MetaLayout i32
     next: DevBuf,         // (max_seqs) i32 sampled tokens
-    hist: DevBuf,         // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
+    /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
+    /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
+    scores: Option<(DevBuf, DevBuf)>,
+    ptrs: DevBuf, // (layers, slots, 6, n_heads) u64 pointer arrays of the batched GEMMs
 }
+
+/// Largest score buffer the tensor-core prefill attention may allocate; beyond it the tiled
+/// CUDA-core kernel runs instead.
+const MAX_SCORE_BYTES: usize = 1 << 30;
 
 pub struct CudaBackend {
     cfg: LlamaConfig,
@@ -168,6 +177,8 @@ pub struct CudaBackend {
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
     profile: Option<Vec<(String, f64)>>,
+    /// (slot, start, row0, n) of each sequence of the pass being run.
+    pass_seqs: Vec<(usize, usize, usize, usize)>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -240,6 +251,8 @@ impl CudaBackend {
         }
         let gpu = Gpu::open(opts.device, &spec)?;
         gpu.bind()?;
+        gpu.set_const_i32("c_max_seq", seq_cap as i32)?;
+        gpu.set_const_i32("c_nsplit", spec.nsplit() as i32)?;
         let act = if spec.act_f32 { 4 } else { 2 };
         let kvb = if spec.kv_f32 { 4 } else { 2 };
 
@@ -318,6 +331,16 @@ impl CudaBackend {
             meta: gpu.alloc(layout.len() * 4)?,
             next: gpu.alloc(layout.max_seqs * 4)?,
             hist: gpu.alloc((opts.max_seq + 1) * slots * 4)?,
+            qa: gpu.alloc(mt * cfg.q_dim() * act)?,
+            scores: {
+                let n = cfg.num_attention_heads * seq_cap * seq_cap;
+                if n * 4 <= MAX_SCORE_BYTES {
+                    Some((gpu.alloc(n * 4)?, gpu.alloc(n * act)?))
+                } else {
+                    None
+                }
+            },
+            ptrs: gpu.alloc(cfg.num_hidden_layers * slots * 6 * cfg.num_attention_heads * 8)?,
         };
         gpu.memset0(&s.counters)?;
         gpu.memset0(&s.meta)?;
@@ -351,6 +374,7 @@ impl CudaBackend {
             grid_cache: HashMap::new(),
             weight_bytes,
             profile: None,
+            pass_seqs: vec![],
         })
     }
 
@@ -425,6 +449,12 @@ impl CudaBackend {
         let (mut h, mut xact, mut q, mut y, logits) =
             (self.s.h.ptr(), self.s.xact.ptr(), self.s.q.ptr(), self.s.y.ptr(), self.s.logits.ptr());
         let (mut part, mut counters) = (self.s.part.ptr(), self.s.counters.ptr());
+        let mut qa = self.s.qa.ptr();
+        // Long prefills: attention as two batched tensor-core GEMMs around a causal softmax.
+        let tc_attn = !decode && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
+        if tc_attn {
+            self.upload_attn_ptrs()?;
+        }
         let mut cur = h; // residual stream of the rows still in flight
         let mut rows = t;
         macro_rules! args {
@@ -481,6 +511,8 @@ impl CudaBackend {
                                 &mut args!(q, kc, vc, xact, part, counters, pos, slot),
                             )?
                         };
+                    } else if tc_attn {
+                        self.tc_attention(layer)?;
                     } else {
                         let grid = (max_n.div_ceil(kernels::PF_Q) as u32, c.num_attention_heads as u32, nseq as u32);
                         // SAFETY: the seq_* arrays describe nseq pieces whose rows lie in 0..rows.
@@ -591,7 +623,7 @@ impl CudaBackend {
                                         (rows as u32, 1, 1),
                                         256,
                                         0,
-                                        &mut args!(y, q, kc, vc, pos, slot, cos, sin),
+                                        &mut args!(y, q, qa, kc, vc, pos, slot, cos, sin),
                                     )?
                                 };
                             }
@@ -643,8 +675,15 @@ impl CudaBackend {
         self.profile_meta(&m, reps)
     }
 
+    fn set_pass_seqs(&mut self, m: &PassMeta) {
+        self.pass_seqs = (0..m.seq_n.len())
+            .map(|i| (m.seq_slot[i] as usize, m.seq_start[i] as usize, m.seq_row0[i] as usize, m.seq_n[i] as usize))
+            .collect();
+    }
+
     fn profile_meta(&mut self, m: &PassMeta, reps: usize) -> Result<Vec<(String, f64)>> {
         self.put_meta(m)?;
+        self.set_pass_seqs(m);
         let (t, nseq) = (m.rows(), m.seq_n.len());
         let max_n = m.seq_n.iter().copied().max().unwrap_or(1) as usize;
         let (dec, all, nsel) = (m.is_decode(), m.selects_all(), m.out_rows.len());
@@ -663,6 +702,75 @@ impl CudaBackend {
             e.1 /= reps as f64;
         }
         Ok(p)
+    }
+
+    /// Pointer arrays of the tensor-core attention for every layer and sequence of the pass:
+    /// per (layer, seq): [K, q, S, V, P, out] × heads.
+    fn upload_attn_ptrs(&mut self) -> Result<()> {
+        let c = &self.cfg;
+        let (nh, hd, g) = (c.num_attention_heads, c.head_dim, c.num_attention_heads / c.num_key_value_heads);
+        let act = if self.spec.act_f32 { 4u64 } else { 2 };
+        let kvb = if self.spec.kv_f32 { 4u64 } else { 2 };
+        let Some((sb, pb)) = &self.s.scores else { return Ok(()) };
+        let nseq = self.pass_seqs.len();
+        let mut v = vec![0u64; c.num_hidden_layers * nseq * 6 * nh];
+        for l in 0..c.num_hidden_layers {
+            let (kc, vc) = self.layer_cache(l);
+            for (si, &(slot, start, row0, n)) in self.pass_seqs.iter().enumerate() {
+                let total = (start + n) as u64;
+                let base = (l * nseq + si) * 6 * nh;
+                for h in 0..nh {
+                    let kv_off = ((slot * c.num_key_value_heads + h / g) * self.spec.max_seq * hd) as u64 * kvb;
+                    let q_off = ((row0 * c.q_dim() + h * hd) as u64) * act;
+                    let s_off = h as u64 * n as u64 * total;
+                    v[base + h] = kc + kv_off;
+                    v[base + nh + h] = self.s.qa.ptr() + q_off;
+                    v[base + 2 * nh + h] = sb.ptr() + 4 * s_off;
+                    v[base + 3 * nh + h] = vc + kv_off;
+                    v[base + 4 * nh + h] = pb.ptr() + act * s_off;
+                    v[base + 5 * nh + h] = self.s.xact.ptr() + q_off;
+                }
+            }
+        }
+        self.gpu.htod(&self.s.ptrs, 0, &v)
+    }
+
+    /// Attention of layer `layer` for every sequence of a long prefill pass on tensor cores.
+    fn tc_attention(&self, layer: usize) -> Result<()> {
+        let c = &self.cfg;
+        let (nh, hd) = (c.num_attention_heads, c.head_dim);
+        let t = if self.spec.act_f32 { GemmType::F32 } else { GemmType::F16 };
+        let Some((sb, pb)) = &self.s.scores else { return Ok(()) };
+        let nseq = self.pass_seqs.len();
+        for (si, &(_, start, _, n)) in self.pass_seqs.iter().enumerate() {
+            let total = start + n;
+            let arr = |which: usize| self.s.ptrs.ptr() + 8 * (((layer * nseq + si) * 6 + which) * nh) as u64;
+            let scale = 1.0 / (hd as f32).sqrt();
+            // SAFETY: the pointer arrays were uploaded for this pass; S/P hold n_heads × n × total
+            // (n <= total <= cache length), q/out rows lie inside the pass, K/V inside the cache.
+            unsafe {
+                // Sᵀ (total × n) = K (total × hd) · qᵀ, scaled: the column-major view of S (n, total).
+                self.gpu.gemm_batched(true, total, n, hd, scale, arr(0), hd, arr(1), c.q_dim(), t, arr(2), total, GemmType::F32, nh)?;
+                let (mut s, mut p) = (sb.ptr(), pb.ptr());
+                let (mut ni, mut ti, mut st) = (n as i32, total as i32, start as i32);
+                self.gpu.launch(
+                    "softmax_causal",
+                    (n as u32, nh as u32, 1),
+                    256,
+                    0,
+                    &mut [
+                        &mut s as *mut _ as *mut c_void,
+                        &mut p as *mut _ as *mut c_void,
+                        &mut ni as *mut _ as *mut c_void,
+                        &mut ti as *mut _ as *mut c_void,
+                        &mut st as *mut _ as *mut c_void,
+                    ],
+                )?;
+                // outᵀ (hd × n) = Vᵀ (hd × total) · Pᵀ (total × n)
+                self.gpu.gemm_batched(false, hd, n, total, 1.0, arr(3), hd, arr(4), total, t, arr(5), c.q_dim(), t, nh)?;
+            }
+        }
+        Ok(())
     }
 
     /// Uploads pass metadata.
@@ -774,6 +882,7 @@ impl CudaBackend {
             let m = PassMeta::build(pieces, |i| chunks[i].tokens);
             let nsel = m.out_rows.len();
             self.put_meta(&m)?;
+            self.set_pass_seqs(&m);
             let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
             self.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
             if let Some(o) = out.as_deref_mut() {
