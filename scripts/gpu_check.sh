@@ -45,6 +45,8 @@ echo "== correctness (cuda-check)"
 echo "== benchmark TinyLlama-1.1B shape (random weights), prompt 512, 128 new tokens"
 "$B" cuda-bench --precision fp16,int8,int4 --batch 1 --json "$O/bench_bs1.json" 2>&1 | tee "$O/bench_bs1.log" || rc=1
 "$B" cuda-bench --precision fp16 --batch 8,64 --json "$O/bench_fp16_batch.json" 2>&1 | tee "$O/bench_batch.log" || rc=1
+echo "== experiment: programmatic dependent launch (TRTFORGE_PDL=1), bs1"
+TRTFORGE_PDL=1 "$B" cuda-bench --precision fp16,int4 --batch 1 2>&1 | grep "bs1:" | tee "$O/bench_pdl.log"
 if [ -f "$G" ]; then
   echo "== benchmark SmolLM2-135M bs1"
   "$B" cuda-bench --model "$G" --precision fp16,int8,int4 --group-size 64 --batch 1 --json "$O/bench_smollm2.json" 2>&1 | tee "$O/bench_smollm2.log" || rc=1
@@ -71,6 +73,8 @@ fi
   echo
   [ -f "$O/eval_cuda.log" ] && echo "eval cuda fp16: $(cat "$O/eval_cuda.log")  "
   [ -f "$O/eval_cpu.log" ] && echo "eval cpu f32:   $(cat "$O/eval_cpu.log")"
+  [ -f "$O/bench_pdl.log" ] && { echo; echo "with TRTFORGE_PDL=1:"; echo '```'; cat "$O/bench_pdl.log"; echo '```'; }
+  [ -f "$O/generate.log" ] && { echo; echo "generate --backend cuda (SmolLM2 fp16, greedy):"; echo '```'; cat "$O/generate.log"; echo '```'; }
 } > "$O/summary.md"
 echo
 cat "$O/summary.md"

@@ -412,7 +412,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             }
         }
     }
-    PDL_ENTRY();
+    pdl_wait();
     if (PRO == PRO_NORM) {
         // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
         // once; h stays in registers between the reduction and the scaled store.
@@ -522,6 +522,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
             }
         }
     }
+    pdl_trigger();
 }
 
 #define GEMV_KERNEL(name, WF, PRO, EPI, K, MT) \
@@ -542,7 +543,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
             const int* __restrict__ row_slot) {
-    PDL_ENTRY();
+    pdl_wait();
     const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int len = row_pos[b] + 1;
     const int nact = (len + ATT_CHUNK - 1) / ATT_CHUNK;
@@ -550,9 +551,9 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     const int slot = row_slot[b];
     const int c0 = split * ATT_CHUNK;
     const int n = min(ATT_CHUNK, len - c0);
-    __shared__ float qs[GROUP][HD];
-    __shared__ float ks[ATT_CHUNK][HD + 1];  // +1: rows read by different lanes hit different banks
-    __shared__ float vs[ATT_CHUNK][HD];
+    __shared__ __align__(16) float qs[GROUP][HD];
+    __shared__ __align__(16) float ks[ATT_CHUNK][HD + 4];  // +4: 16-byte row reads of 8 lanes hit distinct banks
+    __shared__ __align__(16) float vs[ATT_CHUNK][HD];
     __shared__ float sc[GROUP][ATT_CHUNK];
     __shared__ float mstat[GROUP], lstat[GROUP];
     __shared__ int is_last;
@@ -576,12 +577,32 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         for (int i = 0; i < VE; i++) { ks[j][d + i] = kv2f(kp[i]); vs[j][d + i] = kv2f(vp[i]); }
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < ATT_CHUNK * GROUP; i += ATT_THREADS) {
-        const int j = i % ATT_CHUNK, g = i / ATT_CHUNK;
-        float s = 0.f;
+    {
+        // Scores: thread -> one position j and every NGS-th head; each 16-byte slice of the key
+        // row is read once from shared memory and used for all of the thread's heads.
+        constexpr int NGS = ATT_THREADS / ATT_CHUNK;
+        constexpr int GPT = (GROUP + NGS - 1) / NGS;
+        const int j = threadIdx.x % ATT_CHUNK, g0 = threadIdx.x / ATT_CHUNK;
+        float sv[GPT];
 #pragma unroll
-        for (int d = 0; d < HD; d++) s = fmaf(qs[g][d], ks[j][d], s);
-        sc[g][j] = j < n ? s : -INFINITY;
+        for (int k = 0; k < GPT; k++) sv[k] = 0.f;
+#pragma unroll 4
+        for (int d = 0; d < HD; d += 4) {
+            const float4 kv = *(const float4*)&ks[j][d];
+#pragma unroll
+            for (int k = 0; k < GPT; k++) {
+                const int g = g0 + k * NGS;
+                if (GROUP % NGS == 0 || g < GROUP) {
+                    const float4 qv = *(const float4*)&qs[g][d];
+                    sv[k] = fmaf(qv.x, kv.x, fmaf(qv.y, kv.y, fmaf(qv.z, kv.z, fmaf(qv.w, kv.w, sv[k]))));
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < GPT; k++) {
+            const int g = g0 + k * NGS;
+            if (GROUP % NGS == 0 || g < GROUP) sc[g][j] = j < n ? sv[k] : -INFINITY;
+        }
     }
     __syncthreads();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -599,21 +620,33 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         if (lane == 0) { mstat[g] = m; lstat[g] = l; }
     }
     __syncthreads();
-    // acc[g][d] = sum_j p[g][j] v[j][d]
-    for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
-        const int g = i / HD, d = i % HD;
-        float acc = 0.f;
+    // acc[g][d..d+3] = sum_j p[g][j] v[j][d..d+3]: thread -> (head, 4 dims)
+    for (int i = threadIdx.x; i < GROUP * HD / 4; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 8
-        for (int j = 0; j < ATT_CHUNK; j++) acc = fmaf(sc[g][j], vs[j][d], acc);
+        for (int j = 0; j < ATT_CHUNK; j++) {
+            const float p = sc[g][j];
+            const float4 v = *(const float4*)&vs[j][d];
+            acc.x = fmaf(p, v.x, acc.x);
+            acc.y = fmaf(p, v.y, acc.y);
+            acc.z = fmaf(p, v.z, acc.z);
+            acc.w = fmaf(p, v.w, acc.w);
+        }
         const int h = kvh * GROUP + g;
+        const float a4[4] = {acc.x, acc.y, acc.z, acc.w};
         if (nact == 1) {
-            out[(size_t)b * QDIM + h * HD + d] = f2act(acc / lstat[g]);
+            const float inv = 1.0f / lstat[g];
+#pragma unroll
+            for (int e = 0; e < 4; e++) out[(size_t)b * QDIM + h * HD + d + e] = f2act(a4[e] * inv);
         } else {
             float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * (HD + 2);
-            pp[d] = acc;
+#pragma unroll
+            for (int e = 0; e < 4; e++) pp[d + e] = a4[e];
             if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
         }
     }
+    pdl_trigger();
     if (nact == 1) return;
     __threadfence();
     __syncthreads();
