@@ -276,10 +276,10 @@ mod tests {
         }
         // the kernel's extraction: (word >> 4i) & 0x000F000F holds elements (2i, 2i+1)
         let word = u32::from_le_bytes(l.data[0..4].try_into().unwrap());
-        for i in 0..4 {
+        for (i, &b) in q.iter().take(4).enumerate() {
             let pair = (word >> (4 * i)) & 0x000F_000F;
-            assert_eq!(pair & 15, (q[i] & 15) as u32);
-            assert_eq!(pair >> 16, (q[i] >> 4) as u32);
+            assert_eq!(pair & 15, (b & 15) as u32);
+            assert_eq!(pair >> 16, (b >> 4) as u32);
         }
     }
 
