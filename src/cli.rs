@@ -41,6 +41,10 @@ enum Command {
     Agree(AgreeArgs),
     /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
     Build(BuildArgs),
+    /// Benchmark the CUDA engine: TTFT, decode tok/s, achieved GB/s and % of the memory roofline.
+    CudaBench(crate::backend::cuda::cli::BenchArgs),
+    /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
+    CudaCheck(crate::backend::cuda::cli::CheckArgs),
 }
 
 #[derive(Args)]
@@ -149,9 +153,17 @@ struct ModelArgs {
     #[arg(long)]
     engine_dir: Option<PathBuf>,
     /// Execution backend: cpu (f32 reference), ort (ONNX Runtime on the engine dir's model.onnx)
-    /// or trt (the engine dir's TensorRT model.engine, made by `trtforge build`; needs a GPU).
+    /// or trt (the engine dir's TensorRT model.engine, made by `trtforge build`; needs a GPU), or cuda
+    /// (native CUDA engine; needs an NVIDIA GPU).
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
+    /// --backend cuda with --model: weight precision (fp32, fp16, int8, int4). With --engine-dir
+    /// the manifest's precision is used.
+    #[arg(long, default_value = "fp16")]
+    precision: String,
+    /// --backend cuda, int4: quantization group size along the input dim.
+    #[arg(long, default_value_t = 128)]
+    group_size: usize,
 }
 
 /// What a command runs on: a backend plus the tokenizer and config that go with it.
@@ -170,6 +182,14 @@ impl ModelArgs {
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
                 let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
+                Ok(Runner { backend, tokenizer: m.tokenizer, label })
+            }
+            (Some(spec), _, BackendKind::Cuda) => {
+                let m = load_model(spec)?;
+                let n = max_seq(&m.weights.config);
+                let label = m.source.to_string();
+                let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
+                let backend = Box::new(crate::backend::cuda::cli::open(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
             (Some(_), _, kind) => bail!(
@@ -278,6 +298,8 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::Build(a) => cmd_build(a),
         Command::Agree(a) => cmd_agree(a),
+        Command::CudaBench(a) => crate::backend::cuda::cli::cmd_bench(a),
+        Command::CudaCheck(a) => crate::backend::cuda::cli::cmd_check(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,9 @@ pub enum Error {
     /// Loading or calling TensorRT failed.
     #[error(transparent)]
     TensorRt(#[from] crate::trt::TrtError),
+    /// A GPU runtime failure or a missing GPU/driver/CUDA library.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

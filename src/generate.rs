@@ -1,5 +1,5 @@
 //! Token generation over any [`Backend`]: greedy or sampled, batched, streaming.
-use crate::backend::{Backend, Logits, SeqChunk};
+use crate::backend::{Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
 use crate::model::weights::SplitMix64;
 
@@ -200,12 +200,24 @@ pub fn generate_batch(
     }
     let chunks: Vec<SeqChunk> =
         prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
-    let mut logits = backend.forward(&chunks, Logits::Last)?;
+    // Plain greedy decoding lets the backend pick the argmax itself (on the GPU for `cuda`).
+    let device_greedy = params.is_greedy() && params.repetition_penalty == 1.0;
+    let run = |backend: &mut dyn Backend, chunks: &[SeqChunk]| -> Result<(Option<LogitsOut>, Vec<u32>)> {
+        if device_greedy {
+            Ok((None, backend.forward_greedy(chunks)?))
+        } else {
+            Ok((Some(backend.forward(chunks, Logits::Last)?), Vec::new()))
+        }
+    };
+    let (mut logits, mut ids) = run(backend, &chunks)?;
     let mut active: Vec<usize> = (0..prompts.len()).collect();
     loop {
         let mut next_tokens = Vec::with_capacity(active.len());
         for (row, &seq) in active.iter().enumerate() {
-            let tok = samplers[seq].sample(logits.row(row), &contexts[seq]);
+            let tok = match &logits {
+                Some(l) => samplers[seq].sample(l.row(row), &contexts[seq]),
+                None => ids[row],
+            };
             let reason = if stop.eos.contains(&tok) {
                 Some(StopReason::Eos)
             } else {
@@ -232,7 +244,7 @@ pub fn generate_batch(
         let toks: Vec<[u32; 1]> = next_tokens.iter().map(|&(_, t)| [t]).collect();
         let chunks: Vec<SeqChunk> =
             next_tokens.iter().zip(&toks).map(|(&(slot, _), t)| SeqChunk { slot, tokens: t }).collect();
-        logits = backend.forward(&chunks, Logits::Last)?;
+        (logits, ids) = run(backend, &chunks)?;
         active = next_tokens.iter().map(|&(s, _)| s).collect();
     }
     Ok(outs.into_iter().map(|o| o.unwrap_or(GenOutput { tokens: Vec::new(), stop: StopReason::MaxTokens })).collect())

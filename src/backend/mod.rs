@@ -1,5 +1,6 @@
 //! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
+pub mod cuda;
 pub mod ort;
 pub mod trt;
 
@@ -52,6 +53,13 @@ pub trait Backend {
     fn forward(&mut self, chunks: &[SeqChunk], want: Logits) -> Result<LogitsOut>;
     /// Empties a slot's cache.
     fn reset(&mut self, slot: usize);
+    /// Like `forward(chunks, Logits::Last)` followed by an argmax of each row (first index on
+    /// ties). Backends that can choose on the device override it so logits stay there.
+    fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
+        let l = self.forward(chunks, Logits::Last)?;
+        Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
+    }
+
     /// Memory held by the backend, for reports.
     fn memory(&self) -> MemoryStats {
         MemoryStats::default()
@@ -118,7 +126,30 @@ pub fn open_engine_dir(
             Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
-        BackendKind::Cuda => Err(Error::Unsupported("the cuda backend is not part of this build".into())),
+        BackendKind::Cuda => {
+            // The engine's own weights: float engines their source weights, quantized engines the
+            // stored codes dequantized (AWQ scales folded in). The CUDA engine packs them into its
+            // kernel layout: int8 per-channel repacks to the same codes and scales; int4 uses the
+            // manifest's group when it divides every input dimension, else the largest of 128/64/32
+            // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
+            let c = &man.model_config;
+            let (weights, prec) = match man.precision {
+                crate::config::Precision::Fp32 | crate::config::Precision::Fp16 => {
+                    (crate::model::load::load(&man.source.spec)?.weights, man.precision.as_str())
+                }
+                p => (crate::quant::load_engine_weights(dir)?.weights, p.as_str()),
+            };
+            let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
+            let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
+            let group = want
+                .map(|g| g as usize)
+                .into_iter()
+                .chain([128, 64, 32])
+                .find(|&g| divides(g))
+                .ok_or_else(|| Error::Unsupported("no int4 group size divides the model's dimensions".into()))?;
+            let p = cuda::CudaPrecision::parse(prec, group)?;
+            Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
+        }
         BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
 }

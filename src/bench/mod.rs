@@ -298,6 +298,7 @@ fn classify(e: &Error) -> Status {
     } else if matches!(
         e,
         Error::Unsupported(_)
+            | Error::Gpu(_)
             | Error::TensorRt(
                 crate::trt::TrtError::NotFound(_)
                     | crate::trt::TrtError::Load(_)

@@ -1,0 +1,194 @@
+//! GPU correctness checks against the CPU reference, shared by `trtforge cuda-check` (run on the
+//! GPU machine, which has no cargo) and `tests/cuda.rs` (skipped with a printed reason without a
+//! GPU). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
+//! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
+use super::kernels::WeightFormat;
+use super::pack::HostLinear;
+use super::{CudaBackend, CudaOptions, CudaPrecision};
+use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+use crate::error::Result;
+use crate::eval::perplexity;
+use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::model::{ModelWeights, Param, Tensor};
+use half::f16;
+use std::sync::Arc;
+
+/// Max |Δlogit| / max |logit| allowed against the CPU reference on the same (dequantized) weights.
+pub const REL_TOL_FP32: f32 = 1e-4;
+/// f16 activations and KV cache: ~3 significant digits per op, 2–30 layers.
+pub const REL_TOL_FP16: f32 = 2e-2;
+/// W8A16 / W4A16 against the CPU on the same dequantized weights (activations still f16).
+pub const REL_TOL_QUANT: f32 = 2e-2;
+/// Perplexity of the fp16 engine vs the f32 CPU reference on the original weights.
+pub const PPL_REL_TOL_FP16: f64 = 0.005;
+/// Perplexity of a quantized engine vs the CPU on the same dequantized weights ("equal").
+pub const PPL_REL_TOL_SAME_WEIGHTS: f64 = 0.002;
+
+pub fn rel_tol(p: CudaPrecision) -> f32 {
+    match p {
+        CudaPrecision::Fp32 => REL_TOL_FP32,
+        CudaPrecision::Fp16 => REL_TOL_FP16,
+        _ => REL_TOL_QUANT,
+    }
+}
+
+/// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: linears
+/// rounded/quantized exactly as uploaded, the embedding rounded to f16 where the engine stores f16.
+pub fn reference_weights(w: &ModelWeights, p: CudaPrecision) -> ModelWeights {
+    let fmt = p.weight_format();
+    let mut r = w.clone();
+    if r.lm_head.is_none() {
+        r.lm_head = Some(w.embed.clone());
+        r.config.tie_word_embeddings = false;
+    }
+    let dq = |t: &Tensor| -> Tensor {
+        let h = HostLinear::from_f32(&t.data, t.rows(), t.cols(), fmt);
+        Tensor::new(t.shape.clone(), h.dequantize())
+    };
+    for p in r.params() {
+        if matches!(p, Param::Embed | Param::AttnNorm(_) | Param::FfnNorm(_) | Param::FinalNorm) {
+            continue;
+        }
+        let t = dq(r.get(p));
+        *r.get_mut(p) = t;
+    }
+    if fmt != WeightFormat::F32 {
+        for x in r.embed.data.iter_mut() {
+            *x = f16::from_f32(*x).to_f32();
+        }
+    }
+    r
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub pass: bool,
+    pub detail: String,
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    let d = a.iter().zip(b).fold(0f32, |m, (x, y)| if (x - y).is_nan() { f32::INFINITY } else { m.max((x - y).abs()) });
+    d / scale
+}
+
+/// Prefill logits (all rows) and decode-step logits of the CUDA engine vs the CPU on `prompts`.
+pub fn logits_check(name: &str, w: &ModelWeights, p: CudaPrecision, prompts: &[Vec<u32>]) -> Result<CheckResult> {
+    let r = reference_weights(w, p);
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
+    let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
+    let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
+    let tol = rel_tol(p);
+    let mut worst = 0f32;
+    // 1) each prompt alone, all rows
+    for (i, pr) in prompts.iter().enumerate() {
+        let c = [SeqChunk { slot: i, tokens: pr }];
+        let a = gpu.forward(&c, Logits::All)?;
+        let b = cpu.forward(&c, Logits::All)?;
+        worst = worst.max(max_rel(&a.data, &b.data));
+    }
+    // 2) batched decode steps (graph path) for every sequence at once
+    for step in 0..4u32 {
+        let toks: Vec<[u32; 1]> = (0..prompts.len()).map(|i| [(7 + 13 * i as u32 + step) % 50 + 3]).collect();
+        let c: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+        let a = gpu.forward(&c, Logits::Last)?;
+        let b = cpu.forward(&c, Logits::Last)?;
+        worst = worst.max(max_rel(&a.data, &b.data));
+    }
+    Ok(CheckResult {
+        name: format!("{name} {} logits vs CPU", p.name()),
+        pass: worst <= tol,
+        detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"),
+    })
+}
+
+/// Greedy tokens of the CUDA engine vs the CPU reference, batched prompts of different lengths.
+pub fn greedy_check(
+    name: &str,
+    w: &ModelWeights,
+    p: CudaPrecision,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Result<CheckResult> {
+    let r = reference_weights(w, p);
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
+    let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
+    let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
+    let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
+    let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
+    let a = generate_batch(&mut gpu, prompts, &params, &stop, |_, _| {})?;
+    let b = generate_batch(&mut cpu, prompts, &params, &stop, |_, _| {})?;
+    let mut same = 0;
+    let mut first_diff = vec![];
+    for (x, y) in a.iter().zip(&b) {
+        let k = x.tokens.iter().zip(&y.tokens).take_while(|(p, q)| p == q).count();
+        same += (k == y.tokens.len()) as usize;
+        first_diff.push(k);
+    }
+    Ok(CheckResult {
+        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", p.name(), prompts.len()),
+        pass: same == prompts.len(),
+        detail: format!("identical prefix lengths {first_diff:?}"),
+    })
+}
+
+/// Perplexity of the CUDA engine vs the CPU: fp16 against the original f32 weights, quantized
+/// precisions against the same dequantized weights.
+pub fn ppl_check(
+    name: &str,
+    w: &ModelWeights,
+    p: CudaPrecision,
+    ids: &[u32],
+    ctx: usize,
+    windows: usize,
+) -> Result<CheckResult> {
+    let (r, tol) = match p {
+        CudaPrecision::Fp16 => (w.clone(), PPL_REL_TOL_FP16),
+        _ => (reference_weights(w, p), PPL_REL_TOL_SAME_WEIGHTS),
+    };
+    let mut cpu = CpuBackend::new(Arc::new(r), 1, ctx)?;
+    let mut gpu = CudaBackend::new(w, CudaOptions::new(p, 1, ctx))?;
+    let a = perplexity(&mut gpu, ids, ctx, Some(windows), |_, _| {})?;
+    let b = perplexity(&mut cpu, ids, ctx, Some(windows), |_, _| {})?;
+    let rel = (a.perplexity - b.perplexity).abs() / b.perplexity;
+    Ok(CheckResult {
+        name: format!("{name} {} perplexity vs CPU", p.name()),
+        pass: rel <= tol,
+        detail: format!("{:.4} vs {:.4} ({:+.3} %, tol {:.2} %)", a.perplexity, b.perplexity, rel * 100.0, tol * 100.0),
+    })
+}
+
+/// GPU greedy decoding (argmax and position advance inside the graph) vs the host-driven loop.
+pub fn gpu_loop_check(
+    name: &str,
+    w: &ModelWeights,
+    p: CudaPrecision,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Result<CheckResult> {
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
+    let mut g = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
+    let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
+    let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
+    let host = generate_batch(&mut g, prompts, &params, &stop, |_, _| {})?;
+    for s in 0..prompts.len() {
+        g.reset(s);
+    }
+    let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+    let first = g.forward_greedy(&chunks)?;
+    let last: Vec<(usize, u32)> = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
+    let rest = g.greedy_decode(&last, n - 1)?;
+    let mut ok = true;
+    for (i, h) in host.iter().enumerate() {
+        let mut dev = vec![first[i]];
+        dev.extend(&rest[i]);
+        ok &= dev == h.tokens;
+    }
+    Ok(CheckResult {
+        name: format!("{name} {} on-GPU greedy loop vs host loop", p.name()),
+        pass: ok,
+        detail: format!("{} prompts × {n} tokens", prompts.len()),
+    })
+}

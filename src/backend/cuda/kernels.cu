@@ -1,0 +1,896 @@
+// trtforge CUDA kernels. Compiled at run time by NVRTC with model dimensions prepended as #defines
+// (see kernels.rs: HIDDEN, INTER, QDIM, KVDIM, NH, NKV, HD, VOCAB, EPS, MAX_SEQ, NSPLIT, ACT_F32,
+// KV_F32, I4_GROUP, GEMV_INSTANCES). No CUDA headers: f16 is handled as raw bits through PTX, so the
+// source compiles with NVRTC alone on any architecture (generic CUDA C; no sm_90-only instructions).
+//
+// Shapes in comments: T = rows (tokens) of the current pass, B = sequences of the pass.
+
+#define INFINITY __int_as_float(0x7f800000)
+typedef unsigned short h16;
+
+// Cache length and flash-decoding splits are run-time constants (set once per engine), so one
+// compiled module serves every cache size.
+__constant__ int c_max_seq;
+__constant__ int c_nsplit;
+#define MAX_SEQ c_max_seq
+#define NSPLIT c_nsplit
+
+// Programmatic dependent launch (sm_90): kernels are launched so that they may start while the
+// previous kernel finishes. Each kernel calls pdl_wait() before touching anything a previous kernel
+// wrote (or reads), and lets its own dependents launch early with pdl_trigger(). No-ops elsewhere.
+__device__ __forceinline__ void pdl_wait() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+#define PDL_ENTRY() do { pdl_wait(); pdl_trigger(); } while (0)
+typedef unsigned int u32;
+typedef unsigned char u8;
+
+__device__ __forceinline__ float h2f(h16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ h16 f2h(float f) { h16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+
+#if ACT_F32
+typedef float act_t;                 // GEMM/GEMV input activations
+__device__ __forceinline__ float act2f(act_t v) { return v; }
+__device__ __forceinline__ act_t f2act(float v) { return v; }
+#else
+typedef h16 act_t;
+__device__ __forceinline__ float act2f(act_t v) { return h2f(v); }
+__device__ __forceinline__ act_t f2act(float v) { return f2h(v); }
+#endif
+
+#if KV_F32
+typedef float kv_t;                  // KV cache element
+__device__ __forceinline__ float kv2f(kv_t v) { return v; }
+__device__ __forceinline__ kv_t f2kv(float v) { return v; }
+#else
+typedef h16 kv_t;
+__device__ __forceinline__ float kv2f(kv_t v) { return h2f(v); }
+__device__ __forceinline__ kv_t f2kv(float v) { return f2h(v); }
+#endif
+
+#define HALF_HD (HD / 2)
+#define GROUP (NH / NKV)
+#define QKV_DIM (QDIM + 2 * KVDIM)
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// Sum over the block; every thread gets the result. `red` holds 32 floats of shared memory.
+__device__ float block_sum(float v, float* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float r = lane < nw ? red[lane] : 0.f;
+    return warp_sum(r);
+}
+
+__device__ __forceinline__ uint4 ldg_nc(const void* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding: h (T, HIDDEN) f32 = emb[tokens[t]]. emb is f32 (ACT_F32) or f16.
+extern "C" __global__ void embed(const int* __restrict__ tokens, const void* __restrict__ emb, int emb_f32,
+                                 float* __restrict__ h) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const size_t base = (size_t)tokens[t] * HIDDEN;
+    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) {
+        h[(size_t)t * HIDDEN + k] = emb_f32 ? ((const float*)emb)[base + k] : h2f(((const h16*)emb)[base + k]);
+    }
+}
+
+// RMSNorm for the GEMM path: out (T, HIDDEN) act_t = x / rms(x) * w, accumulated in f32.
+extern "C" __global__ void rmsnorm(const float* __restrict__ x, const float* __restrict__ w, act_t* __restrict__ out) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int t = blockIdx.x;
+    const float* xr = x + (size_t)t * HIDDEN;
+    float ss = 0.f;
+    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) { float v = xr[k]; ss += v * v; }
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / (float)HIDDEN + EPS);
+    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) out[(size_t)t * HIDDEN + k] = f2act(xr[k] * inv * w[k]);
+}
+
+// Copies selected rows: out (T', HIDDEN) = x[rows[i]].
+extern "C" __global__ void gather_rows(const float* __restrict__ x, const int* __restrict__ rows, float* __restrict__ out) {
+    PDL_ENTRY();
+    const int i = blockIdx.x;
+    const float* src = x + (size_t)rows[i] * HIDDEN;
+    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) out[(size_t)i * HIDDEN + k] = src[k];
+}
+
+// ---------------------------------------------------------------------------------------------
+// QKV epilogue shared by the fused GEMV and the GEMM path. The fused QKV weight has its rows
+// permuted so that physical rows (2p, 2p+1) are the two halves of one RoPE pair:
+//   q: pair p -> head p / HALF_HD, dims (i, i + HALF_HD), i = p % HALF_HD
+//   k: the same over NKV heads
+//   v: natural order, rows (2p, 2p+1)
+// q goes to qout (T, QDIM) f32 with RoPE applied; k (RoPE'd) and v go into the cache of this layer
+// at (slot, kv head, pos). Cache layout: (slots, NKV, MAX_SEQ, HD).
+__device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float* __restrict__ qout,
+                                          kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                          const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                          const float* __restrict__ rsin) {
+    const int pos = row_pos[t];
+    const int slot = row_slot[t];
+    const int qpairs = QDIM / 2, kpairs = KVDIM / 2;
+    if (p < qpairs + kpairs) {
+        const bool is_q = p < qpairs;
+        const int pp = is_q ? p : p - qpairs;
+        const int head = pp / HALF_HD, i = pp % HALF_HD;
+        const float c = rcos[(size_t)pos * HALF_HD + i], s = rsin[(size_t)pos * HALF_HD + i];
+        const float o1 = a * c - b * s, o2 = b * c + a * s;
+        if (is_q) {
+            float* q = qout + (size_t)t * QDIM + head * HD;
+            q[i] = o1;
+            q[i + HALF_HD] = o2;
+        } else {
+            kv_t* k = kc + (((size_t)slot * NKV + head) * MAX_SEQ + pos) * HD;
+            k[i] = f2kv(o1);
+            k[i + HALF_HD] = f2kv(o2);
+        }
+    } else {
+        const int r = 2 * (p - qpairs - kpairs);  // logical v row
+        const int head = r / HD, d = r % HD;
+        kv_t* v = vc + (((size_t)slot * NKV + head) * MAX_SEQ + pos) * HD;
+        v[d] = f2kv(a);
+        v[d + 1] = f2kv(b);
+    }
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+// GEMM-path QKV epilogue: y (T, QKV_DIM) f32 from cuBLAS, one block per row.
+// Also writes q as act_t (qa, (T, QDIM)) for the tensor-core attention of long prefills.
+extern "C" __global__ void rope_append(const float* __restrict__ y, float* __restrict__ qout, act_t* __restrict__ qa,
+                                       kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                       const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                       const float* __restrict__ rsin) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    for (int p = threadIdx.x; p < QKV_DIM / 2; p += blockDim.x) {
+        const float a = y[(size_t)t * QKV_DIM + 2 * p], b = y[(size_t)t * QKV_DIM + 2 * p + 1];
+        qkv_store(t, p, a, b, qout, kc, vc, row_pos, row_slot, rcos, rsin);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QDIM; i += blockDim.x) qa[(size_t)t * QDIM + i] = f2act(qout[(size_t)t * QDIM + i]);
+}
+
+// Causal softmax of one sequence's prefill scores for the tensor-core path: S (NH, n, total) f32
+// already scaled by 1/sqrt(HD) -> P (NH, n, total) act_t; query i sits at position start + i.
+extern "C" __global__ void softmax_causal(const float* __restrict__ S, act_t* __restrict__ P, int n, int total, int start) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int i = blockIdx.x, h = blockIdx.y;
+    const float* s = S + ((size_t)h * n + i) * total;
+    act_t* p = P + ((size_t)h * n + i) * total;
+    const int lim = min(start + i, total - 1);
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j <= lim; j += blockDim.x) m = fmaxf(m, s[j]);
+    {
+        __shared__ float mx[32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        float w = warp_max(m);
+        if (lane == 0) mx[warp] = w;
+        __syncthreads();
+        w = lane < (int)(blockDim.x >> 5) ? mx[lane] : -INFINITY;
+        m = warp_max(w);
+    }
+    float l = 0.f;
+    for (int j = threadIdx.x; j <= lim; j += blockDim.x) l += expf(s[j] - m);
+    l = block_sum(l, red);
+    const float inv = 1.0f / l;
+    for (int j = threadIdx.x; j < total; j += blockDim.x) p[j] = f2act(j <= lim ? expf(s[j] - m) * inv : 0.f);
+}
+
+// GEMM-path SwiGLU: y (T, 2·INTER) with gate/up interleaved per row pair -> m (T, INTER) act_t.
+extern "C" __global__ void swiglu(const float* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
+    const size_t n = (size_t)T * INTER;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float g = y[2 * i], u = y[2 * i + 1];
+        m[i] = f2act(silu(g) * u);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight-only dequantization for the GEMM path (prefill / large batches): out (N, K) f16.
+// int8: q (N, K) int8, s (N) f16.   w = q * s
+extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h16* __restrict__ s, h16* __restrict__ out,
+                                      int N, int K) {
+    PDL_ENTRY();
+    const size_t n = (size_t)N * K;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        // kernel layout stores q + 128 (see pack.rs)
+        out[i] = f2h((float)((int)((const unsigned char*)q)[i] - 128) * h2f(s[i / K]));
+    }
+}
+// int4 (kernel layout, see pack.rs): bytes (N, K/2), each 32-bit word holds 8 elements, element
+// 2j at nibble j and 2j+1 at nibble j+4; scales/zeros (N, K/I4_GROUP) f16. w = (q - z) * s
+extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, const h16* __restrict__ z,
+                                      h16* __restrict__ out, int N, int K) {
+    PDL_ENTRY();
+    const size_t nw = (size_t)N * K / 8;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nw; i += (size_t)gridDim.x * blockDim.x) {
+        const u32 w = q[i];
+        const size_t e0 = i * 8;
+        const size_t row = e0 / K, g = (e0 % K) / I4_GROUP;
+        const float sc = h2f(s[row * (K / I4_GROUP) + g]), zz = h2f(z[row * (K / I4_GROUP) + g]);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            out[e0 + 2 * j] = f2h(((float)((w >> (4 * j)) & 15u) - zz) * sc);
+            out[e0 + 2 * j + 1] = f2h(((float)((w >> (4 * j + 16)) & 15u) - zz) * sc);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode GEMV with fused prologue/epilogue: y (T, N) = x (T, K) · Wᵀ, W (N, K), T <= MT.
+// Prologue NORM: x = rmsnorm(h) computed in the block (h (T, K) f32); LOAD: x (T, K) act_t.
+// Epilogues: QKV (RoPE + KV append), SWIGLU (gate/up row pairs -> m act_t), RESID (h += y),
+// STORE (out f32, e.g. logits). Each warp owns PPW row pairs at a time and streams them with
+// 16-byte non-allocating loads; blocks loop over pairs (grid sized to the GPU's occupancy).
+#define WF_F32 0
+#define WF_F16 1
+#define WF_I8 2
+#define WF_I4 3
+#define PRO_NORM 0
+#define PRO_LOAD 1
+#define EPI_QKV 0
+#define EPI_SWIGLU 1
+#define EPI_RESID 2
+#define EPI_STORE 3
+#define GEMV_WARPS 4
+
+struct GemvArgs {
+    const void* w;         // weights, format WF
+    const h16* scales;     // int8: (N); int4: (N, K/I4_GROUP)
+    const h16* zeros;      // int4: (N, K/I4_GROUP)
+    const float* h;        // NORM input (T, K)
+    const float* norm_w;   // NORM weight (K)
+    const act_t* x;        // LOAD input (T, K)
+    float* out;            // STORE: (T, N); RESID: h (T, N); QKV: q (T, QDIM)
+    act_t* out_act;        // SWIGLU: m (T, N/2)
+    kv_t* kc;              // QKV: this layer's caches
+    kv_t* vc;
+    const int* row_pos;    // (T)
+    const int* row_slot;   // (T)
+    const float* rcos;     // (MAX_SEQ, HALF_HD)
+    const float* rsin;
+    int T;
+    int N;
+};
+
+template <int WF> struct Fmt;
+// E: elements per 16-byte vector; PPW: row pairs per warp item; U: loop unroll (loads in flight).
+template <> struct Fmt<WF_F32> { enum { E = 4, PPW = 1, U = 4 }; };
+template <> struct Fmt<WF_F16> { enum { E = 8, PPW = 1, U = 8 }; };
+template <> struct Fmt<WF_I8> { enum { E = 16, PPW = 2, U = 4 }; };
+template <> struct Fmt<WF_I4> { enum { E = 32, PPW = 2, U = 4 }; };
+
+// Loads E consecutive x values of row t starting at k0 from shared memory as floats.
+template <int E>
+__device__ __forceinline__ void load_x(const act_t* xs, float* xf) {
+#if ACT_F32
+#pragma unroll
+    for (int j = 0; j < E; j += 4) {
+        float4 v = *(const float4*)(xs + j);
+        xf[j] = v.x; xf[j + 1] = v.y; xf[j + 2] = v.z; xf[j + 3] = v.w;
+    }
+#else
+#pragma unroll
+    for (int j = 0; j < E; j += 8) {
+        uint4 v = *(const uint4*)(xs + j);
+        u32 a[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++) { xf[j + 2 * q] = h2f(a[q] & 0xffff); xf[j + 2 * q + 1] = h2f(a[q] >> 16); }
+    }
+#endif
+}
+
+// Dot product of one 16-byte weight vector (E elements starting at k0 of row `row`) with x.
+template <int WF, int K>
+__device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k0, const GemvArgs& a) {
+    float acc = 0.f;
+    if (WF == WF_F32) {
+        float xf[4];
+        load_x<4>(xs, xf);
+        acc = __uint_as_float(wv.x) * xf[0] + __uint_as_float(wv.y) * xf[1] + __uint_as_float(wv.z) * xf[2] +
+              __uint_as_float(wv.w) * xf[3];
+    } else if (WF == WF_F16) {
+        float xf[8];
+        load_x<8>(xs, xf);
+        u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            acc = fmaf(h2f(w4[q] & 0xffff), xf[2 * q], acc);
+            acc = fmaf(h2f(w4[q] >> 16), xf[2 * q + 1], acc);
+        }
+    } else if (WF == WF_I8) {
+        // Bytes are q + 128 (see pack.rs): 0x4B000000 | b is the float 2^23 + b exactly.
+        float xf[16];
+        load_x<16>(xs, xf);
+        u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+#pragma unroll
+            for (int b = 0; b < 4; b++) {
+                const u32 bits = __byte_perm(w4[q], 0x4B000000u, 0x7650 + b) ;
+                const float qv = __uint_as_float(bits) - 8388736.0f;  // 2^23 + 128
+                acc = fmaf(qv, xf[4 * q + b], acc);
+            }
+        }
+    } else {  // WF_I4: 32 elements of one group; f16x2 products, partial sums of 8 in f16, then f32.
+        const int g = k0 / I4_GROUP;
+        const float sc = h2f(a.scales[(size_t)row * (K / I4_GROUP) + g]);
+        const h16 zb = f2h(1024.f + h2f(a.zeros[(size_t)row * (K / I4_GROUP) + g]));
+        const u32 z2 = (u32)zb | ((u32)zb << 16);
+        u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
+#if ACT_F32
+        float xf[32];
+        load_x<32>(xs, xf);
+#endif
+        float part = 0.f;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            // word q: elements 8q .. 8q+7 ; (w >> 4j) & 0x000F000F = elements (2j, 2j+1)
+#if ACT_F32
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float e0 = (float)((w4[q] >> (4 * j)) & 15u), e1 = (float)((w4[q] >> (4 * j + 16)) & 15u);
+                const float zf = h2f(zb) - 1024.f;
+                part = fmaf(e0 - zf, xf[8 * q + 2 * j], part);
+                part = fmaf(e1 - zf, xf[8 * q + 2 * j + 1], part);
+            }
+#else
+            const uint4 xv = *(const uint4*)(xs + 8 * q);
+            const u32 x4[4] = {xv.x, xv.y, xv.z, xv.w};
+            u32 hacc = 0;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                u32 qh = ((w4[q] >> (4 * j)) & 0x000F000Fu) | 0x64006400u;  // (1024+q0, 1024+q1)
+                asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(qh) : "r"(qh), "r"(z2));
+                asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(hacc) : "r"(qh), "r"(x4[j]), "r"(hacc));
+            }
+            part += h2f(hacc & 0xffff) + h2f(hacc >> 16);
+#endif
+        }
+        acc = part * sc;
+    }
+    return acc;
+}
+
+template <int WF, int PRO, int EPI, int K, int MT>
+__device__ __forceinline__ void gemv_body(const GemvArgs& a) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    act_t* xs = (act_t*)smem_raw;  // (MT, K)
+    __shared__ float red[32];
+    const int T = a.T;
+    constexpr int E = Fmt<WF>::E;
+    constexpr int PPW = Fmt<WF>::PPW;
+    constexpr int R = 2 * PPW;               // rows per warp item
+    constexpr int VPR = K / E;               // 16-byte vectors per row
+    constexpr int NIT = (VPR + 31) / 32;
+    constexpr size_t ROWB = (size_t)K * 16 / E;  // bytes per row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int npairs = a.N >> 1;
+    const unsigned char* W = (const unsigned char*)a.w;
+    {
+        // Weights do not depend on earlier kernels: start pulling this warp's first rows into L2
+        // while the previous kernel finishes (one prefetch per 128-byte line).
+        const int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW;
+        if ((lane & 7) == 0) {
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const int row = 2 * p0 + r;
+#pragma unroll
+                for (int it = 0; it < (NIT < 4 ? NIT : 4); it++) {
+                    const int v = it * 32 + lane;
+                    if (row < a.N && v < VPR) asm volatile("prefetch.global.L2 [%0];" ::"l"(W + (size_t)row * ROWB + (size_t)v * 16));
+                }
+            }
+        }
+    }
+    pdl_wait();
+    if (PRO == PRO_NORM) {
+        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
+        // once; h stays in registers between the reduction and the scaled store.
+        constexpr int NT = GEMV_WARPS * 32;
+        constexpr int NV = (K / 4 + NT - 1) / NT;
+        const float4* wr = (const float4*)a.norm_w;
+        for (int t = 0; t < T; t++) {
+            const float4* hr = (const float4*)(a.h + (size_t)t * K);
+            float4 hv[NV], wv[NV];
+            float ss = 0.f;
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                const bool in = (K / 4) % NT == 0 || v < K / 4;
+                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
+            }
+            ss = block_sum(ss, red);
+            const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                if ((K / 4) % NT == 0 || v < K / 4) {
+                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
+                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
+#if ACT_F32
+                    *(float4*)(xs + t * K + 4 * v) = make_float4(o0, o1, o2, o3);
+#else
+                    uint2 pk;
+                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
+                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
+                    *(uint2*)(xs + t * K + 4 * v) = pk;
+#endif
+                }
+            }
+        }
+    } else {
+        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
+        const uint4* src = (const uint4*)a.x;
+        uint4* dst = (uint4*)xs;
+        const int nv = T * K * (int)sizeof(act_t) / 16;
+        for (int i = threadIdx.x; i < nv; i += GEMV_WARPS * 32) dst[i] = src[i];
+    }
+    __syncthreads();
+
+    for (int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW; p0 < npairs; p0 += gridDim.x * GEMV_WARPS * PPW) {
+        float acc[MT][R];
+#pragma unroll
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[t][r] = 0.f;
+#pragma unroll (Fmt<WF>::U)
+        for (int it = 0; it < NIT; it++) {
+            const int v = it * 32 + lane;
+            if ((VPR % 32 == 0) || v < VPR) {
+                uint4 wv[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const int row = 2 * p0 + r;
+                    wv[r] = (row < a.N) ? ldg_nc(W + (size_t)row * ROWB + (size_t)v * 16) : make_uint4(0, 0, 0, 0);
+                }
+                const int k0 = v * E;
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    if (t < T) {
+#pragma unroll
+                        for (int r = 0; r < R; r++) {
+                            const int row = min(2 * p0 + r, a.N - 1);
+                            acc[t][r] += dot16<WF, K>(wv[r], xs + t * K + k0, row, k0, a);
+                        }
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[t][r] = warp_sum(acc[t][r]);
+        if (lane == 0) {
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                if (t >= T) break;
+#pragma unroll
+                for (int j = 0; j < PPW; j++) {
+                    const int p = p0 + j;
+                    if (p >= npairs) break;
+                    float y0 = acc[t][2 * j], y1 = acc[t][2 * j + 1];
+                    if (WF == WF_I8) {
+                        y0 *= h2f(a.scales[2 * p]);
+                        y1 *= h2f(a.scales[2 * p + 1]);
+                    }
+                    if (EPI == EPI_QKV) {
+                        qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
+                    } else if (EPI == EPI_SWIGLU) {
+                        a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
+                    } else if (EPI == EPI_RESID) {
+                        float* o = a.out + (size_t)t * a.N + 2 * p;
+                        o[0] += y0;
+                        o[1] += y1;
+                    } else {
+                        float* o = a.out + (size_t)t * a.N + 2 * p;
+                        o[0] = y0;
+                        o[1] = y1;
+                    }
+                }
+            }
+        }
+    }
+    pdl_trigger();
+}
+
+#define GEMV_KERNEL(name, WF, PRO, EPI, K, MT) \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) name(GemvArgs a) { gemv_body<WF, PRO, EPI, K, MT>(a); }
+
+// The instances this model needs (generated by kernels.rs): GEMV_KERNEL(gemv_f16_qkv_1, WF_F16, PRO_NORM, EPI_QKV, HIDDEN, 1) ...
+GEMV_INSTANCES
+
+// ---------------------------------------------------------------------------------------------
+// Decode attention (one new token per sequence), flash-decoding: grid (NSPLIT, NKV, B), one block
+// per (chunk of ATT_CHUNK cached positions, kv head, sequence) serving the GROUP query heads that
+// share the kv head. Blocks past the sequence's length exit. With several active chunks, each writes
+// (max, sum, acc) partials and the last one to finish (atomic counter) combines them.
+//   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t
+//   part (B, NH, NSPLIT, HD + 2) f32; counters (B, NKV) int, zero between calls
+#define ATT_THREADS 128
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+            float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+            const int* __restrict__ row_slot) {
+    pdl_wait();
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int len = row_pos[b] + 1;
+    const int nact = (len + ATT_CHUNK - 1) / ATT_CHUNK;
+    if (split >= nact) return;
+    const int slot = row_slot[b];
+    const int c0 = split * ATT_CHUNK;
+    const int n = min(ATT_CHUNK, len - c0);
+    __shared__ __align__(16) float qs[GROUP][HD];
+    __shared__ __align__(16) float ks[ATT_CHUNK][HD + 4];  // +4: 16-byte row reads of 8 lanes hit distinct banks
+    __shared__ __align__(16) float vs[ATT_CHUNK][HD];
+    __shared__ float sc[GROUP][ATT_CHUNK];
+    __shared__ float mstat[GROUP], lstat[GROUP];
+    __shared__ int is_last;
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
+        const int g = i / HD, d = i % HD;
+        qs[g][d] = q[(size_t)b * QDIM + (kvh * GROUP + g) * HD + d] * scale;
+    }
+    // Stage this chunk's keys and values (contiguous in the cache) with all threads' loads in flight.
+    const kv_t* kbase = kc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
+    const kv_t* vbase = vc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
+    constexpr int VE = 16 / (int)sizeof(kv_t);  // elements per 16-byte load
+#pragma unroll
+    for (int e = threadIdx.x; e < ATT_CHUNK * HD / VE; e += ATT_THREADS) {
+        const int j = e * VE / HD, d = e * VE % HD;
+        uint4 kr = make_uint4(0, 0, 0, 0), vr = kr;
+        if (j < n) { kr = *(const uint4*)(kbase + e * VE); vr = *(const uint4*)(vbase + e * VE); }
+        const kv_t* kp = (const kv_t*)&kr;
+        const kv_t* vp = (const kv_t*)&vr;
+#pragma unroll
+        for (int i = 0; i < VE; i++) { ks[j][d + i] = kv2f(kp[i]); vs[j][d + i] = kv2f(vp[i]); }
+    }
+    __syncthreads();
+    {
+        // Scores: thread -> one position j and every NGS-th head; each 16-byte slice of the key
+        // row is read once from shared memory and used for all of the thread's heads.
+        constexpr int NGS = ATT_THREADS / ATT_CHUNK;
+        constexpr int GPT = (GROUP + NGS - 1) / NGS;
+        const int j = threadIdx.x % ATT_CHUNK, g0 = threadIdx.x / ATT_CHUNK;
+        float sv[GPT];
+#pragma unroll
+        for (int k = 0; k < GPT; k++) sv[k] = 0.f;
+#pragma unroll 4
+        for (int d = 0; d < HD; d += 4) {
+            const float4 kv = *(const float4*)&ks[j][d];
+#pragma unroll
+            for (int k = 0; k < GPT; k++) {
+                const int g = g0 + k * NGS;
+                if (GROUP % NGS == 0 || g < GROUP) {
+                    const float4 qv = *(const float4*)&qs[g][d];
+                    sv[k] = fmaf(qv.x, kv.x, fmaf(qv.y, kv.y, fmaf(qv.z, kv.z, fmaf(qv.w, kv.w, sv[k]))));
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < GPT; k++) {
+            const int g = g0 + k * NGS;
+            if (GROUP % NGS == 0 || g < GROUP) sc[g][j] = j < n ? sv[k] : -INFINITY;
+        }
+    }
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int g = warp; g < GROUP; g += ATT_THREADS / 32) {
+        float m = -INFINITY;
+        for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g][j]);
+        m = warp_max(m);
+        float l = 0.f;
+        for (int j = lane; j < ATT_CHUNK; j += 32) {
+            const float p = j < n ? expf(sc[g][j] - m) : 0.f;
+            sc[g][j] = p;
+            l += p;
+        }
+        l = warp_sum(l);
+        if (lane == 0) { mstat[g] = m; lstat[g] = l; }
+    }
+    __syncthreads();
+    // acc[g][d..d+3] = sum_j p[g][j] v[j][d..d+3]: thread -> (head, 4 dims)
+    for (int i = threadIdx.x; i < GROUP * HD / 4; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+        for (int j = 0; j < ATT_CHUNK; j++) {
+            const float p = sc[g][j];
+            const float4 v = *(const float4*)&vs[j][d];
+            acc.x = fmaf(p, v.x, acc.x);
+            acc.y = fmaf(p, v.y, acc.y);
+            acc.z = fmaf(p, v.z, acc.z);
+            acc.w = fmaf(p, v.w, acc.w);
+        }
+        const int h = kvh * GROUP + g;
+        const float a4[4] = {acc.x, acc.y, acc.z, acc.w};
+        if (nact == 1) {
+            const float inv = 1.0f / lstat[g];
+#pragma unroll
+            for (int e = 0; e < 4; e++) out[(size_t)b * QDIM + h * HD + d + e] = f2act(a4[e] * inv);
+        } else {
+            float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * (HD + 2);
+#pragma unroll
+            for (int e = 0; e < 4; e++) pp[d + e] = a4[e];
+            if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
+        }
+    }
+    pdl_trigger();
+    if (nact == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
+        const int g = i / HD, d = i % HD;
+        const int h = kvh * GROUP + g;
+        // L2 loads (__ldcg): the partials were written by other blocks of this grid.
+        const float* pp = part + ((size_t)b * NH + h) * NSPLIT * (HD + 2);
+        float M = -INFINITY;
+        for (int s = 0; s < nact; s++) M = fmaxf(M, __ldcg(pp + s * (HD + 2) + HD));
+        float L = 0.f, A = 0.f;
+        for (int s = 0; s < nact; s++) {
+            const float f = expf(__ldcg(pp + s * (HD + 2) + HD) - M);
+            L += f * __ldcg(pp + s * (HD + 2) + HD + 1);
+            A += f * __ldcg(pp + s * (HD + 2) + d);
+        }
+        out[(size_t)b * QDIM + h * HD + d] = f2act(A / L);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill attention (several new tokens per sequence), tiled causal flash attention on CUDA cores.
+// grid (ceil(max_n / PF_Q), NH, B); one thread per query row, K/V tiles of PF_K keys in shared
+// memory, online softmax per tile. Query i of sequence b sits at position seq_start[b] + i and
+// attends to cached positions 0 ..= that position (the new keys were appended before).
+//   q (T, QDIM) f32; out (T, QDIM) act_t; seq_* (B)
+#define PF_Q 64
+#define PF_K 32
+extern "C" __global__ void __launch_bounds__(PF_Q)
+attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+             const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
+             const int* __restrict__ seq_n) {
+    PDL_ENTRY();
+    const int b = blockIdx.z, h = blockIdx.y, kvh = h / GROUP;
+    const int n = seq_n[b], start = seq_start[b], row0 = seq_row0[b], slot = seq_slot[b];
+    const int i0 = blockIdx.x * PF_Q;
+    if (i0 >= n) return;
+    const int i = i0 + threadIdx.x;
+    const bool valid = i < n;
+    const int qpos = start + (valid ? i : n - 1);
+    __shared__ float ks[PF_K][HD];
+    __shared__ float vs[PF_K][HD];
+    const float scale = 1.0f / sqrtf((float)HD);
+    float qr[HD], acc[HD];
+    const float* qp = q + (size_t)(row0 + (valid ? i : n - 1)) * QDIM + h * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++) { qr[d] = qp[d] * scale; acc[d] = 0.f; }
+    float m = -INFINITY, l = 0.f;
+    const int last_pos = start + min(n, i0 + PF_Q) - 1;  // furthest key any row of the block needs
+    const kv_t* kbase = kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    const kv_t* vbase = vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    for (int k0 = 0; k0 <= last_pos; k0 += PF_K) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < PF_K * HD; e += PF_Q) {
+            const int j = e / HD, d = e % HD;
+            const bool in = k0 + j <= last_pos;
+            ks[j][d] = in ? kv2f(kbase[(size_t)(k0 + j) * HD + d]) : 0.f;
+            vs[j][d] = in ? kv2f(vbase[(size_t)(k0 + j) * HD + d]) : 0.f;
+        }
+        __syncthreads();
+        float s[PF_K];
+        float tmax = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < PF_K; j++) {
+            float d0 = 0.f;
+#pragma unroll
+            for (int d = 0; d < HD; d++) d0 = fmaf(qr[d], ks[j][d], d0);
+            s[j] = (k0 + j <= qpos) ? d0 : -INFINITY;
+            tmax = fmaxf(tmax, s[j]);
+        }
+        if (tmax == -INFINITY) continue;  // whole tile masked for this row
+        const float mn = fmaxf(m, tmax);
+        const float corr = expf(m - mn);
+        l *= corr;
+#pragma unroll
+        for (int d = 0; d < HD; d++) acc[d] *= corr;
+#pragma unroll
+        for (int j = 0; j < PF_K; j++) {
+            const float p = expf(s[j] - mn);
+            l += p;
+#pragma unroll
+            for (int d = 0; d < HD; d++) acc[d] = fmaf(p, vs[j][d], acc[d]);
+        }
+        m = mn;
+    }
+    if (valid) {
+        act_t* o = out + (size_t)(row0 + i) * QDIM + h * HD;
+        const float inv = 1.0f / l;
+#pragma unroll
+        for (int d = 0; d < HD; d++) o[d] = f2act(acc[d] * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Greedy sampling: next[t] = argmax(logits[t]) (first index on ties, like the CPU sampler).
+extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ next) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const float* r = logits + (size_t)t * VOCAB;
+    float best = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < VOCAB; i += blockDim.x) {
+        const float v = r[i];
+        if (v > best || (v == best && i < bi)) { best = v; bi = i; }
+    }
+    __shared__ float sv[32];
+    __shared__ int si[32];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) { sv[warp] = best; si[warp] = bi; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+            if (sv[w] > best || (sv[w] == best && si[w] < bi)) { best = sv[w]; bi = si[w]; }
+        next[t] = bi == 0x7fffffff ? 0 : bi;
+    }
+}
+
+// After a graph-captured decode step: feed the chosen tokens back and advance positions, so that
+// replays can run back to back without the host (benchmarks, GPU-side greedy loops).
+extern "C" __global__ void advance(const int* __restrict__ next, int* __restrict__ tokens, int* __restrict__ row_pos, int T) {
+    PDL_ENTRY();
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t < T) {
+        tokens[t] = next[t];
+        row_pos[t] = min(row_pos[t] + 1, MAX_SEQ - 1);
+    }
+}
+
+// Top-k / top-p sampling, one block of SAMPLE_THREADS per row. Temperature-scaled logits; the k-th
+// largest value is found by bisection on the value (count >= k), candidates are sorted in shared
+// memory (bitonic), the nucleus is cut at top_p and one token is drawn with a counter-based RNG
+// (splitmix64 of seed ^ step·rows + row). k is clamped to SAMPLE_MAX_K.
+#define SAMPLE_THREADS 1024
+#define SAMPLE_MAX_K 1024
+__device__ __forceinline__ unsigned long long splitmix(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float inv_temp, int top_k, float top_p,
+                 unsigned long long seed, unsigned long long step) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const float* r = logits + (size_t)t * VOCAB;
+    __shared__ float red[32];
+    __shared__ float cv[SAMPLE_MAX_K];
+    __shared__ int ci[SAMPLE_MAX_K];
+    __shared__ int ncand;
+    int k = top_k <= 0 ? SAMPLE_MAX_K : min(top_k, SAMPLE_MAX_K);
+    k = min(k, VOCAB);
+    float mx = -INFINITY, mn = INFINITY;
+    for (int i = threadIdx.x; i < VOCAB; i += blockDim.x) { const float v = r[i] * inv_temp; mx = fmaxf(mx, v); mn = fminf(mn, v); }
+    // block max / min
+    {
+        float a = warp_max(mx), b = -warp_max(-mn);
+        __shared__ float smx[32], smn[32];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) { smx[warp] = a; smn[warp] = b; }
+        __syncthreads();
+        a = lane < (int)(blockDim.x >> 5) ? smx[lane] : -INFINITY;
+        b = lane < (int)(blockDim.x >> 5) ? smn[lane] : INFINITY;
+        mx = warp_max(a);
+        mn = -warp_max(-b);
+    }
+    // Bisection for the threshold tau with count(v >= tau) >= k, as tight as 40 halvings allow.
+    float lo = mn, hi = mx;
+    for (int it = 0; it < 40; it++) {
+        const float mid = 0.5f * (lo + hi);
+        float c = 0.f;
+        for (int i = threadIdx.x; i < VOCAB; i += blockDim.x) c += (r[i] * inv_temp >= mid) ? 1.f : 0.f;
+        c = block_sum(c, red);
+        if (c >= (float)k) lo = mid; else hi = mid;
+        if (hi - lo <= 0.f) break;
+    }
+    if (threadIdx.x == 0) ncand = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < VOCAB; i += blockDim.x) {
+        const float v = r[i] * inv_temp;
+        if (v >= lo) {
+            const int slot = atomicAdd(&ncand, 1);
+            if (slot < SAMPLE_MAX_K) { cv[slot] = v; ci[slot] = i; }
+        }
+    }
+    __syncthreads();
+    const int nc = min(ncand, SAMPLE_MAX_K);
+    for (int i = nc + threadIdx.x; i < SAMPLE_MAX_K; i += blockDim.x) { cv[i] = -INFINITY; ci[i] = 0x7fffffff; }
+    __syncthreads();
+    // Bitonic sort, descending by value then ascending by index.
+    for (int size = 2; size <= SAMPLE_MAX_K; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < SAMPLE_MAX_K; i += blockDim.x) {
+                const int j = i ^ stride;
+                if (j > i) {
+                    const bool desc = (i & size) == 0;
+                    const bool i_first = cv[i] > cv[j] || (cv[i] == cv[j] && ci[i] < ci[j]);
+                    if (desc != i_first) {
+                        const float tv = cv[i]; cv[i] = cv[j]; cv[j] = tv;
+                        const int ti = ci[i]; ci[i] = ci[j]; ci[j] = ti;
+                    }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    if (threadIdx.x == 0) {
+        const int kk = min(k, nc);
+        const float m0 = cv[0];
+        double total = 0.0;
+        for (int i = 0; i < kk; i++) total += (double)expf(cv[i] - m0);
+        int keep = kk;
+        if (top_p < 1.f) {
+            double cum = 0.0;
+            for (int i = 0; i < kk; i++) {
+                cum += (double)expf(cv[i] - m0) / total;
+                if (cum >= (double)top_p) { keep = i + 1; break; }
+            }
+            total = 0.0;
+            for (int i = 0; i < keep; i++) total += (double)expf(cv[i] - m0);
+        }
+        const unsigned long long rnd = splitmix(seed ^ (step * 0x100000001B3ull + (unsigned long long)t));
+        const double u = (double)(rnd >> 11) * (1.0 / 9007199254740992.0) * total;
+        double cum = 0.0;
+        int pick = ci[keep - 1];
+        for (int i = 0; i < keep; i++) {
+            cum += (double)expf(cv[i] - m0);
+            if (u < cum) { pick = ci[i]; break; }
+        }
+        next[t] = pick;
+    }
+}

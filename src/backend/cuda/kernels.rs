@@ -1,0 +1,335 @@
+//! CUDA C source of the engine's kernels, specialized per model.
+//!
+//! `kernels.cu` is generic CUDA C (no headers, no architecture-specific instructions); the model's
+//! dimensions are prepended as `#define`s so loops have compile-time trip counts, and only the GEMV
+//! instances the model needs are generated. Everything here is plain string work, tested on CPU.
+use crate::model::LlamaConfig;
+use std::fmt::Write;
+
+/// The kernel source file, embedded at build time.
+pub const KERNELS_CU: &str = include_str!("kernels.cu");
+
+/// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
+pub const GEMV_MAX_T: usize = 8;
+/// GEMV variants by maximum rows: a pass of T rows uses the smallest one with `mt >= T`.
+pub const GEMV_MTS: [usize; 3] = [1, 4, 8];
+/// Threads per GEMV block (`GEMV_WARPS * 32` in kernels.cu).
+pub const GEMV_THREADS: u32 = 128;
+/// Cached positions per decode-attention block (`ATT_CHUNK`): K and V of the chunk are staged in
+/// shared memory as f32, so the chunk shrinks for wide heads.
+pub fn att_chunk(head_dim: usize) -> usize {
+    if head_dim <= 64 {
+        64
+    } else {
+        32
+    }
+}
+pub const ATT_THREADS: u32 = 128;
+/// Query rows per prefill-attention block (`PF_Q`).
+pub const PF_Q: usize = 64;
+pub const SAMPLE_THREADS: u32 = 1024;
+pub const SAMPLE_MAX_K: usize = 1024;
+
+/// How a linear layer's weights are stored on the device (see pack.rs for the byte layouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    F32,
+    F16,
+    /// int8 per output row, f16 scale per row.
+    I8,
+    /// int4 in groups of `group` along the input dim, f16 scale and zero point per group.
+    I4 {
+        group: usize,
+    },
+}
+
+impl WeightFormat {
+    /// Tag used in kernel names and `#define`s.
+    pub fn tag(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+            WeightFormat::I8 => "i8",
+            WeightFormat::I4 { .. } => "i4",
+        }
+    }
+    fn macro_name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "WF_F32",
+            WeightFormat::F16 => "WF_F16",
+            WeightFormat::I8 => "WF_I8",
+            WeightFormat::I4 { .. } => "WF_I4",
+        }
+    }
+    /// Elements per 16-byte vector: the input dim must be a multiple of this.
+    pub fn elems_per_vec(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 => 8,
+            WeightFormat::I8 => 16,
+            WeightFormat::I4 { .. } => 32,
+        }
+    }
+    /// Row pairs per warp item (`Fmt<WF>::PPW`).
+    pub fn pairs_per_warp(self) -> usize {
+        match self {
+            WeightFormat::F32 | WeightFormat::F16 => 1,
+            WeightFormat::I8 | WeightFormat::I4 { .. } => 2,
+        }
+    }
+    /// Bytes of weight data per element, scales and zeros included (for bandwidth reports).
+    pub fn bytes_per_elem(self) -> f64 {
+        match self {
+            WeightFormat::F32 => 4.0,
+            WeightFormat::F16 => 2.0,
+            WeightFormat::I8 => 1.0,
+            WeightFormat::I4 { group } => 0.5 + 4.0 / group as f64,
+        }
+    }
+}
+
+/// The fused linear layers of a Llama layer plus the LM head; each has one GEMV kernel shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// RMSNorm prologue, [Wq; Wk; Wv] with RoPE row pairs, epilogue RoPE + KV-cache append.
+    Qkv,
+    /// Attention output to hidden, residual add.
+    O,
+    /// RMSNorm prologue, [Wgate; Wup] interleaved, SwiGLU epilogue.
+    GateUp,
+    /// MLP down projection, residual add.
+    Down,
+    /// Final RMSNorm prologue, logits out.
+    Head,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Qkv, Role::O, Role::GateUp, Role::Down, Role::Head];
+    pub fn tag(self) -> &'static str {
+        match self {
+            Role::Qkv => "qkv",
+            Role::O => "o",
+            Role::GateUp => "gateup",
+            Role::Down => "down",
+            Role::Head => "head",
+        }
+    }
+    /// (prologue, epilogue, K macro) in kernels.cu terms.
+    fn shape(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Role::Qkv => ("PRO_NORM", "EPI_QKV", "HIDDEN"),
+            Role::O => ("PRO_LOAD", "EPI_RESID", "QDIM"),
+            Role::GateUp => ("PRO_NORM", "EPI_SWIGLU", "HIDDEN"),
+            Role::Down => ("PRO_LOAD", "EPI_RESID", "INTER"),
+            Role::Head => ("PRO_NORM", "EPI_STORE", "HIDDEN"),
+        }
+    }
+    /// Input dim of the role's GEMV.
+    pub fn k(self, c: &LlamaConfig) -> usize {
+        match self {
+            Role::Qkv | Role::GateUp | Role::Head => c.hidden_size,
+            Role::O => c.q_dim(),
+            Role::Down => c.intermediate_size,
+        }
+    }
+}
+
+/// Name of the GEMV kernel for a role, weight format and row bound.
+pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
+    format!("gemv_{}_{}_{mt}", fmt.tag(), role.tag())
+}
+
+/// Smallest GEMV variant that holds `t` rows.
+pub fn gemv_mt(t: usize) -> Option<usize> {
+    GEMV_MTS.iter().copied().find(|&m| m >= t)
+}
+
+/// Everything the kernel source is specialized on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelSpec {
+    pub config: LlamaConfig,
+    pub max_seq: usize,
+    /// f32 activations (GEMM inputs) instead of f16.
+    pub act_f32: bool,
+    /// f32 KV cache instead of f16.
+    pub kv_f32: bool,
+    /// Weight format of each role.
+    pub formats: Vec<(Role, WeightFormat)>,
+    /// GEMV row bounds to instantiate (a subset of GEMV_MTS).
+    pub gemv_mts: Vec<usize>,
+}
+
+impl KernelSpec {
+    /// Flash-decoding splits needed to cover `max_seq` positions.
+    pub fn nsplit(&self) -> usize {
+        self.max_seq.div_ceil(att_chunk(self.config.head_dim))
+    }
+
+    /// The int4 group size in use (all int4 roles share one).
+    pub fn i4_group(&self) -> usize {
+        self.formats
+            .iter()
+            .find_map(|(_, f)| match f {
+                WeightFormat::I4 { group } => Some(*group),
+                _ => None,
+            })
+            .unwrap_or(128)
+    }
+
+    /// Checks the shapes the kernels rely on; the error says which dimension and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = &self.config;
+        if c.head_dim % 2 != 0 || c.head_dim > 256 {
+            return Err(format!("head_dim {} must be even and at most 256", c.head_dim));
+        }
+        let (g, hd, ch) = (c.num_attention_heads / c.num_key_value_heads, c.head_dim, att_chunk(c.head_dim));
+        if 4 * (g * hd + ch * (2 * hd + 4) + g * ch) > 48 * 1024 || hd % 4 != 0 {
+            return Err(format!("GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"));
+        }
+        for &(role, f) in &self.formats {
+            let k = role.k(c);
+            if k % f.elems_per_vec() != 0 {
+                return Err(format!(
+                    "{} input dim {k} is not a multiple of {} ({} weights are read 16 bytes at a time)",
+                    role.tag(),
+                    f.elems_per_vec(),
+                    f.tag()
+                ));
+            }
+            if let WeightFormat::I4 { group } = f {
+                if group % 32 != 0 || k % group != 0 {
+                    return Err(format!(
+                        "int4 group size {group} must be a multiple of 32 dividing the {} input dim {k}",
+                        role.tag()
+                    ));
+                }
+            }
+        }
+        if c.hidden_size % 8 != 0 || c.intermediate_size % 8 != 0 || c.q_dim() % 8 != 0 {
+            return Err("hidden, intermediate and q dims must be multiples of 8".into());
+        }
+        Ok(())
+    }
+
+    /// The `#define` header plus kernels.cu with its GEMV instances filled in.
+    pub fn source(&self) -> String {
+        let c = &self.config;
+        let mut s = String::new();
+        let defs: [(&str, String); 12] = [
+            ("HIDDEN", c.hidden_size.to_string()),
+            ("INTER", c.intermediate_size.to_string()),
+            ("QDIM", c.q_dim().to_string()),
+            ("KVDIM", c.kv_dim().to_string()),
+            ("NH", c.num_attention_heads.to_string()),
+            ("NKV", c.num_key_value_heads.to_string()),
+            ("HD", c.head_dim.to_string()),
+            ("VOCAB", c.vocab_size.to_string()),
+            ("EPS", format!("{:e}f", c.rms_norm_eps)),
+            ("ATT_CHUNK", att_chunk(c.head_dim).to_string()),
+            ("ACT_F32", (self.act_f32 as u8).to_string()),
+            ("KV_F32", (self.kv_f32 as u8).to_string()),
+        ];
+        s.push_str("// generated by trtforge kernels.rs\n");
+        for (k, v) in defs {
+            let _ = writeln!(s, "#define {k} {v}");
+        }
+        let _ = writeln!(s, "#define I4_GROUP {}", self.i4_group());
+        let mut inst = String::new();
+        for &(role, f) in &self.formats {
+            let (pro, epi, k) = role.shape();
+            for &mt in &self.gemv_mts {
+                let _ = write!(
+                    inst,
+                    "GEMV_KERNEL({}, {}, {pro}, {epi}, {k}, {mt}) ",
+                    gemv_name(role, f, mt),
+                    f.macro_name()
+                );
+            }
+        }
+        s.push_str(&KERNELS_CU.replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n")));
+        s
+    }
+
+    /// Every kernel the source defines (for loading the module and for tests).
+    pub fn kernel_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = [
+            "embed",
+            "rmsnorm",
+            "gather_rows",
+            "rope_append",
+            "swiglu",
+            "dequant_i8",
+            "dequant_i4",
+            "attn_decode",
+            "attn_prefill",
+            "softmax_causal",
+            "argmax_rows",
+            "advance",
+            "sample_topk_topp",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for &(role, f) in &self.formats {
+            for &mt in &self.gemv_mts {
+                v.push(gemv_name(role, f, mt));
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(fmt: WeightFormat) -> KernelSpec {
+        KernelSpec {
+            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+            max_seq: 2048,
+            act_f32: false,
+            kv_f32: false,
+            formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
+            gemv_mts: GEMV_MTS.to_vec(),
+        }
+    }
+
+    #[test]
+    fn source_has_defines_and_every_instance() {
+        let s = spec(WeightFormat::I4 { group: 128 });
+        let src = s.source();
+        assert!(src.contains("#define HIDDEN 2048"));
+        assert!(src.contains("#define ATT_CHUNK 64"));
+        assert!(src.contains("#define I4_GROUP 128"));
+        assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
+        for n in s.kernel_names() {
+            assert!(src.contains(&n), "kernel {n} missing from the source");
+        }
+        assert_eq!(s.kernel_names().len(), 13 + 5 * GEMV_MTS.len());
+    }
+
+    #[test]
+    fn eps_is_a_float_literal() {
+        let src = spec(WeightFormat::F16).source();
+        assert!(src.contains("#define EPS 1e-5f"), "{}", &src[..400]);
+    }
+
+    #[test]
+    fn validation_catches_bad_groups() {
+        let mut s = spec(WeightFormat::I4 { group: 128 });
+        s.config = LlamaConfig::preset("smollm2-135m").unwrap(); // hidden 576 = 4.5 × 128
+        assert!(s.validate().unwrap_err().contains("group size 128"));
+        s.formats = Role::ALL.iter().map(|&r| (r, WeightFormat::I4 { group: 64 })).collect();
+        assert!(s.validate().is_ok());
+        assert!(spec(WeightFormat::F16).validate().is_ok());
+    }
+
+    #[test]
+    fn gemv_variant_choice() {
+        assert_eq!(gemv_mt(1), Some(1));
+        assert_eq!(gemv_mt(2), Some(4));
+        assert_eq!(gemv_mt(3), Some(4));
+        assert_eq!(gemv_mt(8), Some(8));
+        assert_eq!(gemv_mt(9), None);
+    }
+}
