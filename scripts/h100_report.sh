@@ -25,7 +25,7 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
     --memory-sweep --out "$out/smollm2" 2>&1 | tail -3
   "$bin" bench --engine-dirs engines/tinyllama_fp16 engines/tinyllama_int8 engines/tinyllama_int4 \
     --backends cuda trt --batch-sizes 1 8 64 --input-lens 512 --output-len 128 --runs 3 \
-    --memory-sweep --out "$out/tinyllama" 2>&1 | tail -3
+    --out "$out/tinyllama" 2>&1 | tail -3
 fi
 if [ "$what" = baseline ] || [ "$what" = all ]; then
   python3 "$OLDPWD/scripts/hf_baseline.py" --engine-dirs engines/smollm2_fp16 engines/tinyllama_fp16 \

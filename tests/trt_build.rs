@@ -48,6 +48,13 @@ fn config_yaml(dir: &Path, model: &str, precision: Precision, form: AttentionFor
     } else {
         String::new()
     };
+    // The tiny model's 64-wide inputs get zero-padded to whole 128-groups, the layout SmolLM2's
+    // 576 needs at g128: this builds that padded DequantizeLinear form with TensorRT.
+    let calib = if matches!(precision, Precision::Int4Awq | Precision::Int4Rtn) {
+        format!("{calib}, pad_to_group: true")
+    } else {
+        calib
+    };
     let y = format!(
         "name: e\noutput_dir: {}\nmodel: {{path: {model}}}\nquantization: {{precision: {}{calib}}}\n\
 build: {{max_batch_size: 2, max_input_len: {}, max_seq_len: {max_seq}, opt_batch_size: 1, target: [sm89]}}\n\
