@@ -1,4 +1,4 @@
-//! AWQ: activation-aware weight quantization (Lin et al., 2023), for the int4 group-wise format.
+//! AWQ: activation-aware weight quantization (Lin et al., 2023), for int4 groups (and int8 rows).
 //!
 //! Input channels that carry large activations matter more to a layer's output, so AWQ multiplies
 //! those weight columns by `s > 1` before rounding (finer relative resolution for them) and divides
@@ -433,7 +433,7 @@ pub fn quantize_awq(
     let t0 = Instant::now();
     let stats = awq_stats(w, params, windows, opts.seed, log)?;
     let (qm, mut rec) = quantize_awq_with_stats(w, params, format, pad_to_group, &stats, opts, log)?;
-    rec.calibration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0 - rec.search_seconds;
+    rec.calibration_seconds = ((t0.elapsed().as_secs_f64() - rec.search_seconds) * 10.0).round() / 10.0;
     Ok((qm, rec))
 }
 

@@ -371,23 +371,36 @@ pub fn quantize_for_config(
         serde_json::Value::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    let quantized = match q.precision {
-        Precision::Int4Awq => {
+    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
+    // given (per-channel RTN otherwise); int4_rtn never calibrates.
+    let use_awq = match q.precision {
+        Precision::Int4Awq => true,
+        Precision::Int8 => q.calibration.is_some(),
+        _ => false,
+    };
+    let quantized = match use_awq {
+        true => {
             let cal = q
                 .calibration
                 .as_ref()
                 .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
             let data = calib::calibration_windows(cal, tokenizer, &w.config, log)?;
-            let opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
+            let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
+            if format == QuantFormat::Int8 {
+                // A whole row per scale: shrinking its absmax below 0.8 never pays off.
+                opts.max_shrink = 0.2;
+            }
             let (qm, rec) = awq::quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
+            section.insert("method".into(), "awq".into());
             section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
             section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
             qm
         }
-        _ => {
+        false => {
             if q.calibration.is_some() {
                 log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
             }
+            section.insert("method".into(), "rtn".into());
             rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
         }
     };
