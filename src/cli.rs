@@ -1,12 +1,12 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::config::EngineConfig;
-use crate::manifest::Manifest;
 use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::manifest::Manifest;
 use crate::model::load::{load, LoadedModel};
-use crate::model::LlamaConfig;
 use crate::model::tokenizer::{ChatMessage, Tokenizer};
+use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -323,9 +323,9 @@ fn load_model(spec: &str) -> Result<LoadedModel> {
 }
 
 fn need_tokenizer<'a>(r: &'a Runner, what: &str) -> Result<&'a Tokenizer> {
-    r.tokenizer.as_ref().with_context(|| {
-        format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", r.label)
-    })
+    r.tokenizer
+        .as_ref()
+        .with_context(|| format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", r.label))
 }
 
 fn cmd_generate(a: GenerateArgs) -> Result<()> {
@@ -461,7 +461,10 @@ fn cmd_build(a: BuildArgs) -> Result<()> {
     let (dir, mut req) = match (&a.config, &a.engine_dir) {
         (Some(c), _) => {
             let cfg = EngineConfig::load(c)?;
-            (cfg.output_dir(), BuildRequest { build: Some(cfg.build.clone()), tensorrt: cfg.tensorrt.clone(), progress: true })
+            (
+                cfg.output_dir(),
+                BuildRequest { build: Some(cfg.build.clone()), tensorrt: cfg.tensorrt.clone(), progress: true },
+            )
         }
         (None, Some(d)) => (d.clone(), BuildRequest { progress: true, ..Default::default() }),
         (None, None) => bail!("give --config FILE or --engine-dir DIR"),
@@ -489,11 +492,13 @@ fn cmd_agree(a: AgreeArgs) -> Result<()> {
     if reference.model_config != candidate.model_config {
         bail!("{} and {} are different models", a.engine_dir.display(), a.reference_dir.display());
     }
-    let tok_file = reference.tokenizer.as_ref().with_context(|| {
-        format!("{} has no tokenizer; agree needs text prompts", a.reference_dir.display())
-    })?;
+    let tok_file = reference
+        .tokenizer
+        .as_ref()
+        .with_context(|| format!("{} has no tokenizer; agree needs text prompts", a.reference_dir.display()))?;
     let tok = Tokenizer::from_file(&a.reference_dir.join(tok_file))?;
-    let prompts: Vec<Vec<u32>> = a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
+    let prompts: Vec<Vec<u32>> =
+        a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
     let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
     let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
     let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
@@ -545,10 +550,7 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     println!("parameters              {} ({:.1} M)", params, params as f64 / 1e6);
     println!("layers                  {}", c.num_hidden_layers);
     println!("hidden / intermediate   {} / {}", c.hidden_size, c.intermediate_size);
-    println!(
-        "heads / kv heads / dim  {} / {} / {}",
-        c.num_attention_heads, c.num_key_value_heads, c.head_dim
-    );
+    println!("heads / kv heads / dim  {} / {} / {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
     println!("vocab                   {}", c.vocab_size);
     println!("context                 {}", c.max_position_embeddings);
     println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
@@ -582,7 +584,8 @@ impl crate::bench::Progress for BenchProgress {
         self.total = total;
         if std::io::stderr().is_terminal() {
             let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             self.bar = Some(bar);
@@ -634,7 +637,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let baseline: Option<crate::bench::BenchResults> = match &a.baseline {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading baseline {}", p.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("{} is not a trtforge results.json", p.display()))?)
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a trtforge results.json", p.display()))?,
+            )
         }
         None => None,
     };
@@ -662,7 +668,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)");
+            eprintln!(
+                "\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)"
+            );
         });
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");

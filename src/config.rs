@@ -136,7 +136,13 @@ pub struct BuildSection {
 
 impl Default for BuildSection {
     fn default() -> Self {
-        BuildSection { max_batch_size: 8, max_input_len: 1024, max_seq_len: 2048, opt_batch_size: 1, target: default_targets() }
+        BuildSection {
+            max_batch_size: 8,
+            max_input_len: 1024,
+            max_seq_len: 2048,
+            opt_batch_size: 1,
+            target: default_targets(),
+        }
     }
 }
 
@@ -191,7 +197,8 @@ impl EngineConfig {
             ));
         }
         let q = &self.quantization;
-        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![16, 32, 64, 128].contains(&q.group_size) {
+        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![16, 32, 64, 128].contains(&q.group_size)
+        {
             return bad(format!("quantization.group_size {} must be 16, 32, 64 or 128", q.group_size));
         }
         if q.precision == Precision::Int4Awq && q.calibration.is_none() {

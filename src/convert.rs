@@ -3,7 +3,9 @@ use crate::config::{EngineConfig, Precision};
 use crate::error::{Error, Result};
 use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::model::load::{load, LoadedModel, ModelSource};
-use crate::onnx::export::{export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED};
+use crate::onnx::export::{
+    export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
+};
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -15,10 +17,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     cfg.validate()?;
     let out = cfg.output_dir();
     if out.exists() && !force {
-        return Err(Error::Invalid(format!(
-            "{} already exists; pass --force to replace it",
-            out.display()
-        )));
+        return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", out.display())));
     }
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
@@ -77,9 +76,8 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         None => None,
     };
     let dt = dtype.name().to_string();
-    let kv_dims = |t: &str| {
-        vec!["batch".into(), (c.num_key_value_heads as u64).into(), t.into(), (c.head_dim as u64).into()]
-    };
+    let kv_dims =
+        |t: &str| vec!["batch".into(), (c.num_key_value_heads as u64).into(), t.into(), (c.head_dim as u64).into()];
     let io = |names: &[String], is_input: bool| -> Vec<TensorIo> {
         names
             .iter()
@@ -138,7 +136,8 @@ fn quant_section(
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut extra = serde_json::Map::new();
     if let Some(mut q) = section {
-        let bytes: u64 = files.iter().filter(|f| f.name == ONNX_FILE || f.name == EXTERNAL_DATA_FILE).map(|f| f.bytes).sum();
+        let bytes: u64 =
+            files.iter().filter(|f| f.name == ONNX_FILE || f.name == EXTERNAL_DATA_FILE).map(|f| f.bytes).sum();
         q.insert("model_bytes".into(), bytes.into());
         extra.insert("quantization".into(), q.into());
     }
@@ -150,9 +149,12 @@ fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
         ModelSource::Preset { name, seed } => {
             SourceInfo { spec: spec.into(), kind: format!("preset:{name}"), sha256: None, seed: Some(*seed) }
         }
-        ModelSource::Gguf(p) => {
-            SourceInfo { spec: spec.into(), kind: "gguf".into(), sha256: Some(manifest::sha256_files(&[p])?), seed: None }
-        }
+        ModelSource::Gguf(p) => SourceInfo {
+            spec: spec.into(),
+            kind: "gguf".into(),
+            sha256: Some(manifest::sha256_files(&[p])?),
+            seed: None,
+        },
         ModelSource::Hf(dir) => {
             let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| Error::io(dir, e))?
@@ -164,7 +166,12 @@ fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
                 .collect();
             names.sort();
             let refs: Vec<&Path> = names.iter().map(|p| p.as_path()).collect();
-            SourceInfo { spec: spec.into(), kind: "hf".into(), sha256: Some(manifest::sha256_files(&refs)?), seed: None }
+            SourceInfo {
+                spec: spec.into(),
+                kind: "hf".into(),
+                sha256: Some(manifest::sha256_files(&refs)?),
+                seed: None,
+            }
         }
     })
 }

@@ -38,10 +38,7 @@ pub fn perplexity(
     let available = ids.len() / ctx;
     let windows = max_windows.map_or(available, |n| n.min(available));
     if windows == 0 {
-        return Err(Error::Invalid(format!(
-            "the text has {} tokens, fewer than one window of {ctx}",
-            ids.len()
-        )));
+        return Err(Error::Invalid(format!("the text has {} tokens, fewer than one window of {ctx}", ids.len())));
     }
     let mut nll_per_window = Vec::with_capacity(windows);
     for w in 0..windows {

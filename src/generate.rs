@@ -8,8 +8,8 @@ use crate::model::weights::SplitMix64;
 pub struct SamplingParams {
     pub greedy: bool,
     pub temperature: f32,
-    pub top_k: usize,   // 0 = off
-    pub top_p: f32,     // 1.0 = off
+    pub top_k: usize,            // 0 = off
+    pub top_p: f32,              // 1.0 = off
     pub repetition_penalty: f32, // 1.0 = off
     pub seed: u64,
     pub max_new_tokens: usize,
@@ -38,10 +38,7 @@ impl SamplingParams {
             return Err(Error::Invalid(format!("top_p must be in (0, 1], got {}", self.top_p)));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "repetition_penalty must be > 0, got {}",
-                self.repetition_penalty
-            )));
+            return Err(Error::Invalid(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty)));
         }
         Ok(())
     }
@@ -198,8 +195,7 @@ pub fn generate_batch(
     if params.max_new_tokens == 0 {
         return Ok(generated.into_iter().map(|tokens| GenOutput { tokens, stop: StopReason::MaxTokens }).collect());
     }
-    let chunks: Vec<SeqChunk> =
-        prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
+    let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
     // Plain greedy decoding lets the backend pick the argmax itself (on the GPU for `cuda`).
     let device_greedy = params.is_greedy() && params.repetition_penalty == 1.0;
     let run = |backend: &mut dyn Backend, chunks: &[SeqChunk]| -> Result<(Option<LogitsOut>, Vec<u32>)> {

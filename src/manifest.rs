@@ -96,7 +96,11 @@ impl Manifest {
             if md.len() != f.bytes {
                 return Err(Error::format(
                     &p,
-                    format!("size {} does not match the manifest ({} bytes); the engine directory is damaged", md.len(), f.bytes),
+                    format!(
+                        "size {} does not match the manifest ({} bytes); the engine directory is damaged",
+                        md.len(),
+                        f.bytes
+                    ),
                 ));
             }
         }

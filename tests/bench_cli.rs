@@ -32,20 +32,46 @@ fn bench_writes_every_report_and_records_unavailable_backends() {
     let a = convert(t.path(), "f32", "fp32");
     let b = convert(t.path(), "f16", "fp16");
     let text = t.path().join("text.txt");
-    std::fs::write(&text, "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ".repeat(40)).unwrap();
+    std::fs::write(
+        &text,
+        "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ".repeat(40),
+    )
+    .unwrap();
     let out = t.path().join("rep");
     let o = bin()
-        .args(["bench", "--engine-dirs", &a, &b, "--backends", "cpu", "trt", "--batch-sizes", "1", "2", "--input-lens", "8"])
+        .args([
+            "bench",
+            "--engine-dirs",
+            &a,
+            &b,
+            "--backends",
+            "cpu",
+            "trt",
+            "--batch-sizes",
+            "1",
+            "2",
+            "--input-lens",
+            "8",
+        ])
         .args(["--output-len", "4", "--runs", "2", "--eval-ctx", "32", "--quality-tokens", "8", "--memory-sweep"])
         .args(["--sweep-batch-sizes", "1", "--sweep-seq-lens", "16", "--eval-text", text.to_str().unwrap()])
         .args(["--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["results.json", "results.csv", "report.md", "tok_s_vs_batch.svg", "ttft_vs_input.svg", "memory.svg", "quality_vs_speed.svg"] {
+    for f in [
+        "results.json",
+        "results.csv",
+        "report.md",
+        "tok_s_vs_batch.svg",
+        "ttft_vs_input.svg",
+        "memory.svg",
+        "quality_vs_speed.svg",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["schema_version"], 1);
     let speed = v["speed"].as_array().unwrap();
     assert_eq!(speed.len(), 2 * 2 * 2, "engines × backends × batch sizes");
@@ -124,7 +150,8 @@ fn ctrl_c_keeps_what_was_measured() {
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["interrupted"], true);
     let speed = v["speed"].as_array().unwrap();
     assert_eq!(speed.len(), 12, "every cell is listed");

@@ -60,7 +60,12 @@ fn convert_bad_configs() {
     let e = fails(&["convert", "--config", &c], d);
     assert!(e.contains("colour") && e.contains("c.yaml"), "{e}");
 
-    let c = write_cfg(d, &cfg(&tiny(), "").replace("max_seq_len: 32", "max_seq_len: 100000").replace("max_input_len: 16", "max_input_len: 64"));
+    let c = write_cfg(
+        d,
+        &cfg(&tiny(), "")
+            .replace("max_seq_len: 32", "max_seq_len: 100000")
+            .replace("max_input_len: 16", "max_input_len: 64"),
+    );
     let e = fails(&["convert", "--config", &c], d);
     assert!(e.contains("max_seq_len 100000 exceeds the model's context of 512"), "{e}");
     assert_no_leftovers(d);
@@ -134,7 +139,10 @@ fn bad_model_inputs() {
 #[test]
 fn generate_and_info_work_on_the_tiny_checkpoint() {
     let t = tempfile::tempdir().unwrap();
-    let out = trtforge(&["generate", "--model", &tiny(), "--prompt", "Shall I", "--greedy", "--max-new-tokens", "8"], t.path());
+    let out = trtforge(
+        &["generate", "--model", &tiny(), "--prompt", "Shall I", "--greedy", "--max-new-tokens", "8"],
+        t.path(),
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!out.stdout.is_empty());
     let out = trtforge(&["info", "--model", &tiny(), "--json"], t.path());
@@ -146,7 +154,8 @@ fn generate_and_info_work_on_the_tiny_checkpoint() {
 #[test]
 fn stop_strings_end_generation() {
     let t = tempfile::tempdir().unwrap();
-    let args = ["generate", "--model", &tiny(), "--prompt", "Shall I compare thee", "--greedy", "--max-new-tokens", "24"];
+    let args =
+        ["generate", "--model", &tiny(), "--prompt", "Shall I compare thee", "--greedy", "--max-new-tokens", "24"];
     let full = trtforge(&args, t.path());
     assert!(full.status.success());
     let text = String::from_utf8_lossy(&full.stdout).trim_end_matches('\n').to_string();

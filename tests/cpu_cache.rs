@@ -47,9 +47,8 @@ fn batched_sequences_match_single_runs() {
     let lb = single.forward(&[SeqChunk { slot: 0, tokens: &b }], Logits::Last).unwrap();
 
     let mut batched = CpuBackend::new(w, 2, 32).unwrap();
-    let out = batched
-        .forward(&[SeqChunk { slot: 1, tokens: &b }, SeqChunk { slot: 0, tokens: &a }], Logits::Last)
-        .unwrap();
+    let out =
+        batched.forward(&[SeqChunk { slot: 1, tokens: &b }, SeqChunk { slot: 0, tokens: &a }], Logits::Last).unwrap();
     assert!(max_diff(out.row(0), lb.row(0)) < CACHE_TOL);
     assert!(max_diff(out.row(1), la.row(0)) < CACHE_TOL);
 }

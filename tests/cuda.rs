@@ -25,7 +25,10 @@ fn gpu_present(test: &str) -> bool {
 }
 
 fn prompts(lens: &[usize], vocab: u32) -> Vec<Vec<u32>> {
-    lens.iter().enumerate().map(|(i, &n)| (0..n as u32).map(|j| 3 + (j * 31 + i as u32 * 7) % (vocab - 3)).collect()).collect()
+    lens.iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n as u32).map(|j| 3 + (j * 31 + i as u32 * 7) % (vocab - 3)).collect())
+        .collect()
 }
 
 #[test]
@@ -50,7 +53,17 @@ fn no_gpu_is_a_clear_error_not_a_panic() {
 #[test]
 fn bad_precision_flag_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
-        .args(["generate", "--model", &fixture("tiny_llama"), "--backend", "cuda", "--precision", "int3", "--prompt-ids", "1"])
+        .args([
+            "generate",
+            "--model",
+            &fixture("tiny_llama"),
+            "--backend",
+            "cuda",
+            "--precision",
+            "int3",
+            "--prompt-ids",
+            "1",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -136,10 +136,7 @@ fn nibble(block: &[u8], qs: usize, i: usize) -> u8 {
 }
 
 fn expect_q4_0(blocks: &[u8]) -> Vec<f32> {
-    blocks
-        .chunks(18)
-        .flat_map(|b| (0..32).map(move |i| half_at(b, 0) * (nibble(b, 2, i) as f32 - 8.0)))
-        .collect()
+    blocks.chunks(18).flat_map(|b| (0..32).map(move |i| half_at(b, 0) * (nibble(b, 2, i) as f32 - 8.0))).collect()
 }
 fn expect_q4_1(blocks: &[u8]) -> Vec<f32> {
     blocks
@@ -554,10 +551,7 @@ fn gguf_metadata_errors() {
     let (_d, f) = open_bytes(&w.bytes());
     let f = f.unwrap();
     assert_err_contains(f.llama_config(), &["missing required metadata key", "llama.attention.head_count"]);
-    assert_err_contains(
-        f.get_u32("general.architecture"),
-        &["general.architecture", "is a string, not a u32"],
-    );
+    assert_err_contains(f.get_u32("general.architecture"), &["general.architecture", "is a string, not a u32"]);
     assert_eq!(f.metadata.get("llama.embedding_length").and_then(GgufValue::as_u64), Some(64));
 
     let mut w = GgufWriter::default();
@@ -619,10 +613,7 @@ fn hf_shape_mismatch() {
     save_safetensors(&dir.path().join("model.safetensors"), &[("w".into(), &t)]).unwrap();
     write(dir.path(), "config.json", config_json(&tiny_config(false)).as_bytes());
     let ck = HfCheckpoint::open(dir.path()).unwrap();
-    assert_err_contains(
-        ck.tensor("w", &[3, 2]),
-        &["\"w\"", "[2, 3]", "expected [3, 2]", "model.safetensors"],
-    );
+    assert_err_contains(ck.tensor("w", &[3, 2]), &["\"w\"", "[2, 3]", "expected [3, 2]", "model.safetensors"]);
 }
 
 #[test]
@@ -652,10 +643,7 @@ fn hf_missing_files_and_config_fields() {
     write(dir.path(), "config.json", config_json(&tiny_config(false)).as_bytes());
     assert_err_contains(HfCheckpoint::open(dir.path()), &["no model.safetensors"]);
     write(dir.path(), "config.json", br#"{"vocab_size": 64, "num_attention_heads": 4}"#);
-    assert_err_contains(
-        HfCheckpoint::open(dir.path()),
-        &["config.json", "missing required field \"hidden_size\""],
-    );
+    assert_err_contains(HfCheckpoint::open(dir.path()), &["config.json", "missing required field \"hidden_size\""]);
 }
 
 #[test]

@@ -176,7 +176,16 @@ fn external_data_is_written_and_loads() {
     };
     let onnx = export_llama(&m.weights, &opts).unwrap();
     assert!(!onnx.external.is_empty(), "weights should be external");
-    let inline: usize = onnx.model.graph.as_ref().unwrap().initializer.iter().filter_map(|t| t.raw_data.as_ref()).map(|d| d.len()).sum();
+    let inline: usize = onnx
+        .model
+        .graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .filter_map(|t| t.raw_data.as_ref())
+        .map(|d| d.len())
+        .sum();
     assert!(inline < 64 * 1024, "only small constants stay inline, found {inline} bytes");
 }
 

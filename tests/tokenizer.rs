@@ -29,11 +29,7 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("id list")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
+    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 fn scratch_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("trtforge-tokenizer-{}-{name}", std::process::id()));
@@ -103,9 +99,7 @@ impl<R: Read> GgufMeta<R> {
     }
     fn read_all(path: &Path) -> HashMap<String, Meta> {
         let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut g = GgufMeta {
-            r: BufReader::new(f),
-        };
+        let mut g = GgufMeta { r: BufReader::new(f) };
         assert_eq!(&g.bytes::<4>(), b"GGUF", "not a GGUF file");
         let version = g.u32();
         assert!(version >= 2, "GGUF v{version} is too old");
@@ -163,10 +157,7 @@ fn gguf_vocab(path: &Path) -> GgufVocab {
         eos: id("tokenizer.ggml.eos_token_id"),
         unk: id("tokenizer.ggml.unknown_token_id"),
         pad: id("tokenizer.ggml.padding_token_id"),
-        add_bos: matches!(
-            kv.get("tokenizer.ggml.add_bos_token"),
-            Some(Meta::Bool(true))
-        ),
+        add_bos: matches!(kv.get("tokenizer.ggml.add_bos_token"), Some(Meta::Bool(true))),
         chat_template: s("tokenizer.chat_template"),
     }
 }
@@ -200,11 +191,7 @@ macro_rules! need_smol {
         match smol() {
             Some(s) => s,
             None => {
-                eprintln!(
-                    "SKIP {}: {} is absent; run `bash scripts/fetch_models.sh`",
-                    $name,
-                    gguf_path().display()
-                );
+                eprintln!("SKIP {}: {} is absent; run `bash scripts/fetch_models.sh`", $name, gguf_path().display());
                 return;
             }
         }
@@ -215,10 +202,7 @@ macro_rules! need_smol {
 fn play_slice(case: &Value) -> Option<String> {
     let name = case["file"].as_str().unwrap();
     let text = std::fs::read_to_string(texts_dir().join(name)).ok()?;
-    let (a, b) = (
-        case["char_start"].as_u64().unwrap() as usize,
-        case["char_end"].as_u64().unwrap() as usize,
-    );
+    let (a, b) = (case["char_start"].as_u64().unwrap() as usize, case["char_end"].as_u64().unwrap() as usize);
     Some(text.chars().skip(a).take(b - a).collect())
 }
 
@@ -251,16 +235,8 @@ fn smollm2_golden_ids() {
         let ids = s.tok.encode(text, false).unwrap();
         assert_eq!(ids, ids_of(&case["ids"]), "ids for {text:?}");
         // add_bos is off for SmolLM2: special tokens change nothing.
-        assert_eq!(
-            s.tok.encode(text, true).unwrap(),
-            ids,
-            "{text:?} with special tokens"
-        );
-        assert_eq!(
-            s.tok.decode(&ids, false).unwrap(),
-            text,
-            "decode of {text:?}"
-        );
+        assert_eq!(s.tok.encode(text, true).unwrap(), ids, "{text:?} with special tokens");
+        assert_eq!(s.tok.decode(&ids, false).unwrap(), text, "decode of {text:?}");
     }
     let mut checked = 0;
     for case in s.golden["plays"].as_array().unwrap() {
@@ -269,12 +245,7 @@ fn smollm2_golden_ids() {
             return;
         };
         let ids = s.tok.encode(&text, false).unwrap();
-        assert_eq!(
-            ids,
-            ids_of(&case["ids"]),
-            "ids for {case:?}",
-            case = (&case["file"], &case["char_start"])
-        );
+        assert_eq!(ids, ids_of(&case["ids"]), "ids for {case:?}", case = (&case["file"], &case["char_start"]));
         assert_eq!(s.tok.decode(&ids, false).unwrap(), text);
         checked += 1;
     }
@@ -284,10 +255,7 @@ fn smollm2_golden_ids() {
 #[test]
 fn smollm2_skip_special_on_decode() {
     let s = need_smol!("smollm2_skip_special_on_decode");
-    let ids = s
-        .tok
-        .encode("<|im_start|>user\nhi<|im_end|>", false)
-        .unwrap();
+    let ids = s.tok.encode("<|im_start|>user\nhi<|im_end|>", false).unwrap();
     assert_eq!(ids[0], 1);
     assert_eq!(*ids.last().unwrap(), 2);
     assert_eq!(s.tok.decode(&ids, true).unwrap(), "user\nhi");
@@ -306,10 +274,7 @@ fn smollm2_chat_template() {
         let gen = case["add_generation_prompt"].as_bool().unwrap();
         let rendered = s.tok.apply_chat_template(&messages, gen);
         assert_eq!(rendered, case["rendered"].as_str().unwrap());
-        assert_eq!(
-            s.tok.encode(&rendered, false).unwrap(),
-            ids_of(&case["ids"])
-        );
+        assert_eq!(s.tok.encode(&rendered, false).unwrap(), ids_of(&case["ids"]));
     }
     // The exact single-user-message prompt SmolLM2's template produces.
     assert_eq!(
@@ -323,16 +288,11 @@ fn smollm2_chat_template() {
 fn smollm2_round_trip_every_play() {
     let s = need_smol!("smollm2_round_trip_every_play");
     let Ok(dir) = std::fs::read_dir(texts_dir()) else {
-        eprintln!(
-            "SKIP smollm2_round_trip_every_play: {} is absent",
-            texts_dir().display()
-        );
+        eprintln!("SKIP smollm2_round_trip_every_play: {} is absent", texts_dir().display());
         return;
     };
-    let mut files: Vec<PathBuf> = dir
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
     files.sort();
     assert!(!files.is_empty());
     for p in &files {
@@ -347,12 +307,8 @@ fn smollm2_round_trip_every_play() {
 #[test]
 fn smollm2_streaming_matches_full_decode() {
     let s = need_smol!("smollm2_streaming_matches_full_decode");
-    let mut texts: Vec<String> = s.golden["strings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["text"].as_str().unwrap().to_string())
-        .collect();
+    let mut texts: Vec<String> =
+        s.golden["strings"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap().to_string()).collect();
     if let Ok(t) = std::fs::read_to_string(texts_dir().join("hamlet_gut.txt")) {
         texts.push(t);
     }
@@ -367,12 +323,7 @@ fn smollm2_streaming_matches_full_decode() {
                 out.push_str(&piece);
             }
             out.push_str(&dec.finish().unwrap());
-            assert_eq!(
-                out,
-                s.tok.decode(&ids, skip).unwrap(),
-                "stream of {:?}",
-                &text[..text.len().min(40)]
-            );
+            assert_eq!(out, s.tok.decode(&ids, skip).unwrap(), "stream of {:?}", &text[..text.len().min(40)]);
         }
     }
     // Byte-level tokens that split a character: nothing is emitted until it is complete.
@@ -393,11 +344,7 @@ fn smollm2_tokenizer_json_round_trip() {
     assert_eq!(back.vocab_size(), s.tok.vocab_size());
     for case in s.golden["strings"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        assert_eq!(
-            back.encode(text, true).unwrap(),
-            ids_of(&case["ids"]),
-            "{text:?}"
-        );
+        assert_eq!(back.encode(text, true).unwrap(), ids_of(&case["ids"]), "{text:?}");
     }
     if let Some(case) = s.golden["plays"].as_array().unwrap().first() {
         if let Some(text) = play_slice(case) {
@@ -423,26 +370,17 @@ fn smollm2_bad_vocabularies() {
     let mut v = s.vocab.clone();
     v.token_types.truncate(100);
     let e = Tokenizer::from_gguf_vocab(v).unwrap_err();
-    assert!(
-        matches!(&e, Error::Tokenizer(m) if m.contains("100") && m.contains("49152")),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Tokenizer(m) if m.contains("100") && m.contains("49152")), "{e}");
     let mut v = s.vocab.clone();
     v.model = "llama".into();
-    assert!(matches!(
-        Tokenizer::from_gguf_vocab(v),
-        Err(Error::Unsupported(_))
-    ));
+    assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(_))));
     let mut v = s.vocab.clone();
     v.model = "rwkv".into();
     let e = Tokenizer::from_gguf_vocab(v).unwrap_err();
     assert!(e.to_string().contains("rwkv"), "{e}");
     let mut v = s.vocab.clone();
     v.merges[10] = "Ġ nonexistent-token".into();
-    assert!(matches!(
-        Tokenizer::from_gguf_vocab(v),
-        Err(Error::Tokenizer(_))
-    ));
+    assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(_))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,10 +390,7 @@ fn smollm2_bad_vocabularies() {
 fn tiny_tokenizer_json_matches_python() {
     let golden = read_json(&fixture("tiny_tokenizer_golden.json"));
     let tok = Tokenizer::from_file(&fixture("tiny_tokenizer.json")).unwrap();
-    assert_eq!(
-        tok.vocab_size() as u64,
-        golden["vocab_size"].as_u64().unwrap()
-    );
+    assert_eq!(tok.vocab_size() as u64, golden["vocab_size"].as_u64().unwrap());
     let sp = &golden["special_ids"];
     let sid = |n: &str| sp[n].as_u64().unwrap() as u32;
     // bos comes from the file's own template post-processor; eos from the special token names.
@@ -467,28 +402,15 @@ fn tiny_tokenizer_json_matches_python() {
         let text = case["text"].as_str().unwrap();
         let with_sp = tok.encode(text, true).unwrap();
         assert_eq!(with_sp, ids_of(&case["ids_add_special"]), "{text:?}");
-        assert_eq!(
-            tok.encode(text, false).unwrap(),
-            ids_of(&case["ids"]),
-            "{text:?}"
-        );
-        assert_eq!(
-            tok.decode(&with_sp, false).unwrap(),
-            case["decode"].as_str().unwrap()
-        );
-        assert_eq!(
-            tok.decode(&with_sp, true).unwrap(),
-            case["decode_skip_special"].as_str().unwrap()
-        );
+        assert_eq!(tok.encode(text, false).unwrap(), ids_of(&case["ids"]), "{text:?}");
+        assert_eq!(tok.decode(&with_sp, false).unwrap(), case["decode"].as_str().unwrap());
+        assert_eq!(tok.decode(&with_sp, true).unwrap(), case["decode_skip_special"].as_str().unwrap());
     }
     // Round trip through our own writer.
     let back = Tokenizer::from_json_str(&tok.to_json().unwrap()).unwrap();
     for case in golden["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        assert_eq!(
-            back.encode(text, true).unwrap(),
-            ids_of(&case["ids_add_special"])
-        );
+        assert_eq!(back.encode(text, true).unwrap(), ids_of(&case["ids_add_special"]));
     }
 }
 
@@ -517,10 +439,7 @@ fn tiny_tokenizer_config_beside_json() {
     // A corrupt config beside the tokenizer is an error naming it.
     std::fs::write(dir.join("tokenizer_config.json"), "{not json").unwrap();
     let e = Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap_err();
-    assert!(
-        matches!(&e, Error::Format { path, .. } if path.ends_with("tokenizer_config.json")),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Format { path, .. } if path.ends_with("tokenizer_config.json")), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -528,10 +447,7 @@ fn tiny_tokenizer_config_beside_json() {
 fn tokenizer_json_errors_name_the_file() {
     let missing = root().join("tests/fixtures/does-not-exist/tokenizer.json");
     let e = Tokenizer::from_file(&missing).unwrap_err();
-    assert!(
-        matches!(&e, Error::Io { path, .. } if path == &missing),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Io { path, .. } if path == &missing), "{e}");
     assert!(e.to_string().contains("does-not-exist"), "{e}");
 
     let dir = scratch_dir("corrupt");
@@ -539,14 +455,8 @@ fn tokenizer_json_errors_name_the_file() {
     for body in ["{\"model\": ", "{\"model\": {\"type\": \"Martian\"}}", "[]"] {
         std::fs::write(&bad, body).unwrap();
         let e = Tokenizer::from_file(&bad).unwrap_err();
-        assert!(
-            matches!(&e, Error::Tokenizer(m) if m.contains(&*bad.to_string_lossy())),
-            "{e}"
-        );
+        assert!(matches!(&e, Error::Tokenizer(m) if m.contains(&*bad.to_string_lossy())), "{e}");
     }
-    assert!(matches!(
-        Tokenizer::from_json_str("nope"),
-        Err(Error::Tokenizer(_))
-    ));
+    assert!(matches!(Tokenizer::from_json_str("nope"), Err(Error::Tokenizer(_))));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -48,9 +48,8 @@ impl CpuBackend {
             .checked_mul(max_seq)
             .and_then(|n| n.checked_mul(c.kv_dim()))
             .ok_or_else(|| Error::Invalid("KV cache size overflows".into()))?;
-        let cache = (0..c.num_hidden_layers)
-            .map(|_| LayerCache { k: vec![0.0; per_layer], v: vec![0.0; per_layer] })
-            .collect();
+        let cache =
+            (0..c.num_hidden_layers).map(|_| LayerCache { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
         let half = c.head_dim / 2;
         let inv = c.rope_inv_freq();
         let mut rope_cos = vec![0.0; max_seq * half];
@@ -178,9 +177,9 @@ struct CpuPass<'a, 'o> {
     rope_cos: &'a [f32],
     rope_sin: &'a [f32],
     seqs: &'a [SeqRange],
-    tokens: &'a [u32],     // (T)
+    tokens: &'a [u32],      // (T)
     positions: &'a [usize], // (T)
-    out_rows: &'a [usize], // (T')
+    out_rows: &'a [usize],  // (T')
     observer: Option<&'a mut LinearObserver<'o>>,
 }
 
@@ -257,8 +256,7 @@ impl LlamaOps for CpuPass<'_, '_> {
         let qd = nh * hd;
         let qv = ArrayView2::from_shape((q.rows, qd), &q.data).map_err(internal)?;
         // One task per (sequence, head): scores = q_h · K_hᵀ, causal mask, softmax, · V_h.
-        let tasks: Vec<(usize, usize)> =
-            (0..self.seqs.len()).flat_map(|si| (0..nh).map(move |h| (si, h))).collect();
+        let tasks: Vec<(usize, usize)> = (0..self.seqs.len()).flat_map(|si| (0..nh).map(move |h| (si, h))).collect();
         let max_seq = self.max_seq;
         let heads: Vec<Result<ndarray::Array2<f32>>> = tasks
             .par_iter()
@@ -363,8 +361,7 @@ fn matmul_t(x: &Act, w: &Tensor) -> Act {
         let mut ya = ArrayViewMut2::from_shape((t, n), &mut y).expect("output shape");
         let nt = rayon::current_num_threads().max(1);
         let block = n.div_ceil(nt * 4).div_ceil(16) * 16;
-        let blocks: Vec<(usize, ArrayViewMut2<f32>)> =
-            ya.axis_chunks_iter_mut(Axis(1), block).enumerate().collect();
+        let blocks: Vec<(usize, ArrayViewMut2<f32>)> = ya.axis_chunks_iter_mut(Axis(1), block).enumerate().collect();
         blocks.into_par_iter().for_each(|(bi, mut yb)| {
             let c0 = bi * block;
             let wb = wa.slice(s![c0..c0 + yb.ncols(), ..]);

@@ -52,7 +52,8 @@ pub fn find_ort_library() -> Result<PathBuf> {
         }
     }
     Err(Error::Unsupported(
-        "ONNX Runtime not found: `pip install onnxruntime==1.31.1`, or set TRTFORGE_ORT_LIB to libonnxruntime.so".into(),
+        "ONNX Runtime not found: `pip install onnxruntime==1.31.1`, or set TRTFORGE_ORT_LIB to libonnxruntime.so"
+            .into(),
     ))
 }
 

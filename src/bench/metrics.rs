@@ -87,7 +87,11 @@ pub fn bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> f64 {
     }
     let mut log_p = 0.0;
     for n in 0..4 {
-        let (m, t) = if n == 0 { (matched[n] as f64, total[n] as f64) } else { (matched[n] as f64 + 1.0, total[n] as f64 + 1.0) };
+        let (m, t) = if n == 0 {
+            (matched[n] as f64, total[n] as f64)
+        } else {
+            (matched[n] as f64 + 1.0, total[n] as f64 + 1.0)
+        };
         log_p += (m / t).ln() / 4.0;
     }
     let bp = if c_len >= r_len { 1.0 } else { (1.0 - r_len as f64 / c_len as f64).exp() };

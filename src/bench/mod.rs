@@ -147,7 +147,12 @@ pub trait Progress {
 }
 
 /// Measures every cell. Checks all engine dirs before any measurement, so a bad dir fails fast.
-pub fn run(settings: &BenchSettings, command: &str, stop: &AtomicBool, progress: &mut dyn Progress) -> Result<BenchResults> {
+pub fn run(
+    settings: &BenchSettings,
+    command: &str,
+    stop: &AtomicBool,
+    progress: &mut dyn Progress,
+) -> Result<BenchResults> {
     if settings.runs == 0 {
         return Err(Error::Invalid("--runs must be at least 1".into()));
     }
@@ -158,7 +163,10 @@ pub fn run(settings: &BenchSettings, command: &str, stop: &AtomicBool, progress:
     let mut manifests = Vec::new();
     for d in &settings.engine_dirs {
         if !d.is_dir() {
-            return Err(Error::Invalid(format!("engine dir {} does not exist (run `trtforge convert` first)", d.display())));
+            return Err(Error::Invalid(format!(
+                "engine dir {} does not exist (run `trtforge convert` first)",
+                d.display()
+            )));
         }
         let m = Manifest::load(d)?;
         m.check_files(d)?;
@@ -228,7 +236,15 @@ pub fn run(settings: &BenchSettings, command: &str, stop: &AtomicBool, progress:
                     let status = if stop.load(Ordering::SeqCst) { Status::Interrupted } else { classify(&err) };
                     for &b in &settings.batch_sizes {
                         for &l in &settings.input_lens {
-                            res.speed.push(SpeedResult::failed(e, kind, b, l, settings.output_len, status, &err.to_string()));
+                            res.speed.push(SpeedResult::failed(
+                                e,
+                                kind,
+                                b,
+                                l,
+                                settings.output_len,
+                                status,
+                                &err.to_string(),
+                            ));
                             progress.step(&label);
                         }
                     }
@@ -273,7 +289,14 @@ pub fn run(settings: &BenchSettings, command: &str, stop: &AtomicBool, progress:
                         let r = if stop.load(Ordering::SeqCst) {
                             SweepResult::failed(e, kind, b, s, Status::Interrupted, "interrupted")
                         } else if s > man.build.max_seq_len.min(man.model_config.max_position_embeddings) {
-                            SweepResult::failed(e, kind, b, s, Status::Unavailable, "sequence longer than the engine's max_seq_len")
+                            SweepResult::failed(
+                                e,
+                                kind,
+                                b,
+                                s,
+                                Status::Unavailable,
+                                "sequence longer than the engine's max_seq_len",
+                            )
                         } else {
                             sweep_cell(dir, e, kind, b, s, settings.seed)
                         };
@@ -489,15 +512,22 @@ fn sweep_cell(dir: &Path, e: &EngineInfo, kind: BackendKind, batch: usize, seq: 
 
 /// The reference for agreement and BLEU is the fp16 engine, else fp32, else the first engine,
 /// on the same backend where possible.
-fn fill_agreement(q: &mut [QualityResult], greedy: &[(String, String, Vec<Vec<u32>>, Vec<String>)], engines: &[EngineInfo]) {
+fn fill_agreement(
+    q: &mut [QualityResult],
+    greedy: &[(String, String, Vec<Vec<u32>>, Vec<String>)],
+    engines: &[EngineInfo],
+) {
     let pick = |prec: &str| engines.iter().find(|e| e.precision == prec).map(|e| e.name.clone());
-    let Some(reference) = pick("fp16").or_else(|| pick("fp32")).or_else(|| engines.first().map(|e| e.name.clone())) else {
+    let Some(reference) = pick("fp16").or_else(|| pick("fp32")).or_else(|| engines.first().map(|e| e.name.clone()))
+    else {
         return;
     };
     for r in q.iter_mut() {
         let Some((_, _, toks, texts)) = greedy.iter().find(|g| g.0 == r.engine && g.1 == r.backend) else { continue };
-        let Some((_, _, ref_toks, ref_texts)) =
-            greedy.iter().find(|g| g.0 == reference && g.1 == r.backend).or_else(|| greedy.iter().find(|g| g.0 == reference))
+        let Some((_, _, ref_toks, ref_texts)) = greedy
+            .iter()
+            .find(|g| g.0 == reference && g.1 == r.backend)
+            .or_else(|| greedy.iter().find(|g| g.0 == reference))
         else {
             continue;
         };
@@ -519,7 +549,15 @@ fn fill_agreement(q: &mut [QualityResult], greedy: &[(String, String, Vec<Vec<u3
 }
 
 impl SpeedResult {
-    fn failed(e: &EngineInfo, kind: BackendKind, batch: usize, input_len: usize, output_len: usize, status: Status, why: &str) -> Self {
+    fn failed(
+        e: &EngineInfo,
+        kind: BackendKind,
+        batch: usize,
+        input_len: usize,
+        output_len: usize,
+        status: Status,
+        why: &str,
+    ) -> Self {
         SpeedResult {
             engine: e.name.clone(),
             backend: kind.name().into(),

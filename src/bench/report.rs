@@ -88,7 +88,15 @@ pub fn markdown(res: &BenchResults) -> String {
     let _ = writeln!(s, "- date: {}", res.created);
     let _ = writeln!(s, "- command: `{}`", res.command);
     let _ = writeln!(s, "- trtforge {} (git {})", res.trtforge_version, res.git_commit);
-    let _ = writeln!(s, "- machine: {} — {} × {}, {:.0} GiB RAM, {}", m.hostname, m.cores, m.cpu, m.memory_bytes as f64 / (1u64 << 30) as f64, m.os);
+    let _ = writeln!(
+        s,
+        "- machine: {} — {} × {}, {:.0} GiB RAM, {}",
+        m.hostname,
+        m.cores,
+        m.cpu,
+        m.memory_bytes as f64 / (1u64 << 30) as f64,
+        m.os
+    );
     let _ = writeln!(
         s,
         "- GPU: {}; driver {}; CUDA {}; TensorRT {}",
@@ -108,7 +116,8 @@ pub fn markdown(res: &BenchResults) -> String {
     }
     let _ = writeln!(s, "\n## Engines\n\n| engine | precision | parameters | size on disk (MB) |\n|---|---|---:|---:|");
     for e in &res.engines {
-        let _ = writeln!(s, "| {} | {} | {:.1} M | {} |", e.name, e.precision, e.parameters as f64 / 1e6, mb(e.size_bytes));
+        let _ =
+            writeln!(s, "| {} | {} | {:.1} M | {} |", e.name, e.precision, e.parameters as f64 / 1e6, mb(e.size_bytes));
     }
     // Speed-up baselines: the fp16 engine on the same backend, and the --baseline rows.
     let fp16 = res.engines.iter().find(|e| e.precision == "fp16").map(|e| e.name.clone());
@@ -131,8 +140,14 @@ pub fn markdown(res: &BenchResults) -> String {
             }
         };
         let same_shape = |o: &&SpeedResult| o.batch == r.batch && o.input_len == r.input_len;
-        let f16 = fp16.as_ref().and_then(|n| res.speed.iter().filter(same_shape).find(|o| &o.engine == n && o.backend == r.backend));
-        let base = base_rows.iter().copied().filter(same_shape).find(|o| o.backend == "hf-eager" || o.backend.starts_with("hf"));
+        let f16 = fp16
+            .as_ref()
+            .and_then(|n| res.speed.iter().filter(same_shape).find(|o| &o.engine == n && o.backend == r.backend));
+        let base = base_rows
+            .iter()
+            .copied()
+            .filter(same_shape)
+            .find(|o| o.backend == "hf-eager" || o.backend.starts_with("hf"));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -214,8 +229,15 @@ pub fn markdown(res: &BenchResults) -> String {
         .iter()
         .filter(|r| r.status == Status::Unavailable)
         .map(|r| (&r.engine, &r.backend, &r.reason))
-        .chain(res.quality.iter().filter(|q| q.status == Status::Unavailable).map(|q| (&q.engine, &q.backend, &q.reason)))
-        .chain(res.memory_sweep.iter().filter(|r| r.status == Status::Unavailable).map(|r| (&r.engine, &r.backend, &r.reason)))
+        .chain(
+            res.quality.iter().filter(|q| q.status == Status::Unavailable).map(|q| (&q.engine, &q.backend, &q.reason)),
+        )
+        .chain(
+            res.memory_sweep
+                .iter()
+                .filter(|r| r.status == Status::Unavailable)
+                .map(|r| (&r.engine, &r.backend, &r.reason)),
+        )
         .map(|(e, b, why)| format!("- {e} / {b}: {}", why.clone().unwrap_or_default()))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -229,7 +251,12 @@ pub fn markdown(res: &BenchResults) -> String {
 /// One series per engine × backend.
 type Series = (String, Vec<(f64, f64)>);
 
-fn series(res: &BenchResults, x: impl Fn(&SpeedResult) -> f64, y: impl Fn(&SpeedResult) -> Option<f64>, filter: impl Fn(&SpeedResult) -> bool) -> Vec<Series> {
+fn series(
+    res: &BenchResults,
+    x: impl Fn(&SpeedResult) -> f64,
+    y: impl Fn(&SpeedResult) -> Option<f64>,
+    filter: impl Fn(&SpeedResult) -> bool,
+) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in res.speed.iter().filter(|r| r.status == Status::Ok && filter(r)) {
         let Some(yv) = y(r) else { continue };
@@ -277,9 +304,9 @@ fn line_chart(title: &str, xlabel: &str, ylabel: &str, data: &[Series]) -> Strin
             let _ = chart.configure_mesh().x_desc(xlabel).y_desc(ylabel).draw();
             for (i, (name, pts)) in data.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
-                let _ = chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                    .map(|s| s.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color)));
+                let _ = chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2))).map(|s| {
+                    s.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color))
+                });
                 let _ = chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())));
             }
             let _ = chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw();
@@ -329,8 +356,14 @@ pub fn plots(res: &BenchResults) -> Vec<(&'static str, String)> {
         }
     }
     vec![
-        ("tok_s_vs_batch.svg", line_chart(&format!("decode tok/s vs batch (input {first_in})"), "batch size", "tok/s", &tok)),
-        ("ttft_vs_input.svg", line_chart(&format!("TTFT vs input length (batch {first_b})"), "input tokens", "TTFT (ms)", &ttft)),
+        (
+            "tok_s_vs_batch.svg",
+            line_chart(&format!("decode tok/s vs batch (input {first_in})"), "batch size", "tok/s", &tok),
+        ),
+        (
+            "ttft_vs_input.svg",
+            line_chart(&format!("TTFT vs input length (batch {first_b})"), "input tokens", "TTFT (ms)", &ttft),
+        ),
         ("memory.svg", line_chart("memory vs batch", "batch size", "MB", &mem)),
         ("quality_vs_speed.svg", line_chart("perplexity vs decode tok/s (batch 1)", "decode tok/s", "perplexity", &qs)),
     ]

@@ -105,9 +105,7 @@ impl LlamaConfig {
         if let Some(archs) = obj.get("architectures").and_then(|a| a.as_array()) {
             let ok = archs.iter().any(|a| a.as_str() == Some("LlamaForCausalLM"));
             if !ok {
-                return Err(Error::Unsupported(format!(
-                    "architectures {archs:?}: only LlamaForCausalLM is supported"
-                )));
+                return Err(Error::Unsupported(format!("architectures {archs:?}: only LlamaForCausalLM is supported")));
             }
         }
         if let Some(mt) = obj.get("model_type").and_then(|m| m.as_str()) {
@@ -159,18 +157,14 @@ impl LlamaConfig {
         let rope_scaling = match obj.get("rope_scaling") {
             None | Some(serde_json::Value::Null) => None,
             Some(rs) => {
-                let ty = rs
-                    .get("rope_type")
-                    .or_else(|| rs.get("type"))
-                    .and_then(|t| t.as_str())
-                    .unwrap_or("<missing>");
+                let ty = rs.get("rope_type").or_else(|| rs.get("type")).and_then(|t| t.as_str()).unwrap_or("<missing>");
                 match ty {
                     "default" => None,
                     "llama3" => {
                         let f = |k: &str| -> Result<f64> {
-                            rs.get(k).and_then(|x| x.as_f64()).ok_or_else(|| {
-                                Error::Config(format!("rope_scaling (llama3) needs a numeric {k:?}"))
-                            })
+                            rs.get(k)
+                                .and_then(|x| x.as_f64())
+                                .ok_or_else(|| Error::Config(format!("rope_scaling (llama3) needs a numeric {k:?}")))
                         };
                         Some(Llama3RopeScaling {
                             factor: f("factor")? as f32,
@@ -267,10 +261,7 @@ impl LlamaConfig {
                 eos_token_id: Some(2),
             },
             other => {
-                return Err(Error::Invalid(format!(
-                    "unknown preset {other:?}; available: {}",
-                    PRESETS.join(", ")
-                )))
+                return Err(Error::Invalid(format!("unknown preset {other:?}; available: {}", PRESETS.join(", "))))
             }
         };
         Ok(cfg)

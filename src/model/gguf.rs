@@ -160,9 +160,9 @@ impl GgmlType {
 /// Name of a ggml type id, for error messages.
 fn ggml_type_name(t: u32) -> &'static str {
     const NAMES: [&str; 31] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",
-        "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S",
-        "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
+        "I32", "I64", "F64", "IQ1_M", "BF16",
     ];
     NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
@@ -227,8 +227,7 @@ impl<'a> Reader<'a> {
         let n = self.u64(what)?;
         if n > self.left() as u64 {
             let left = self.left();
-            return Err(self
-                .err(format!("string length {n} for {what} extends past end of file ({left} bytes left)")));
+            return Err(self.err(format!("string length {n} for {what} extends past end of file ({left} bytes left)")));
         }
         let raw = &self.bytes[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -322,8 +321,7 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
             Some(a) if a.is_power_of_two() && a <= MAX_ALIGNMENT => a,
             _ => {
                 let found = v.as_u64().map_or_else(|| v.type_name().to_string(), |a| a.to_string());
-                let msg =
-                    format!("general.alignment must be a power of two ≤ {MAX_ALIGNMENT}, found {found}");
+                let msg = format!("general.alignment must be a power of two ≤ {MAX_ALIGNMENT}, found {found}");
                 return Err(r.err(msg));
             }
         },
@@ -360,8 +358,7 @@ fn tensor_span(
     })?;
     let (block, block_bytes) = ty.block();
     let numel = t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-    let numel =
-        numel.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| err(format!("dims {:?} overflow", t.dims)))?;
+    let numel = numel.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| err(format!("dims {:?} overflow", t.dims)))?;
     let row_len = t.dims.first().copied().unwrap_or(1);
     if row_len % block as u64 != 0 {
         return Err(err(format!("row length {row_len} is not a multiple of the block size {block}")));
@@ -422,22 +419,12 @@ impl GgufFile {
     }
 
     /// A required metadata value converted by `conv`; errors name the key and the expected type.
-    fn get_as<'s, T>(
-        &'s self,
-        key: &str,
-        what: &str,
-        conv: impl Fn(&'s GgufValue) -> Option<T>,
-    ) -> Result<T> {
+    fn get_as<'s, T>(&'s self, key: &str, what: &str, conv: impl Fn(&'s GgufValue) -> Option<T>) -> Result<T> {
         self.opt_as(key, what, conv)?
             .ok_or_else(|| Error::format(&self.path, format!("missing required metadata key {key:?}")))
     }
 
-    fn opt_as<'s, T>(
-        &'s self,
-        key: &str,
-        what: &str,
-        conv: impl Fn(&'s GgufValue) -> Option<T>,
-    ) -> Result<Option<T>> {
+    fn opt_as<'s, T>(&'s self, key: &str, what: &str, conv: impl Fn(&'s GgufValue) -> Option<T>) -> Result<Option<T>> {
         self.metadata
             .get(key)
             .map(|v| {
@@ -549,9 +536,7 @@ impl GgufFile {
             num_attention_heads: heads,
             num_key_value_heads: kv_heads,
             head_dim,
-            rope_theta: self
-                .opt_as("llama.rope.freq_base", "a number", GgufValue::as_f32)?
-                .unwrap_or(10000.0),
+            rope_theta: self.opt_as("llama.rope.freq_base", "a number", GgufValue::as_f32)?.unwrap_or(10000.0),
             rope_scaling: None,
             rms_norm_eps: self.get_f32("llama.attention.layer_norm_rms_epsilon")?,
             tie_word_embeddings: self.tensor_info("output.weight").is_none(),
@@ -647,10 +632,7 @@ impl TensorSource for GgufFile {
         if shape != expected {
             return Err(Error::format(
                 &self.path,
-                format!(
-                    "tensor {name:?} has shape {shape:?} (GGUF dims {:?}), expected {expected:?}",
-                    info.dims
-                ),
+                format!("tensor {name:?} has shape {shape:?} (GGUF dims {:?}), expected {expected:?}", info.dims),
             ));
         }
         let (ty, range) = tensor_span(&self.path, info, self.alignment, self.data_offset, self.mmap.len())?;
@@ -665,9 +647,7 @@ impl TensorSource for GgufFile {
             .for_each(|(out, src)| dequantize(ty, src, out));
         if let Some(n_head) = self.qk_heads(name)? {
             data = unpermute_qk(&data, n_head, cols).ok_or_else(|| {
-                let msg = format!(
-                    "tensor {name:?} of shape {shape:?} does not split into {n_head} heads of even size"
-                );
+                let msg = format!("tensor {name:?} of shape {shape:?} does not split into {n_head} heads of even size");
                 Error::format(&self.path, msg)
             })?;
         }
@@ -710,8 +690,7 @@ mod tests {
     #[test]
     fn parse_header_rejects_garbage_without_panicking() {
         let p = Path::new("x.gguf");
-        for bytes in [&b""[..], b"GGU", b"GGUF\x03\0\0\0", b"GGML\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"]
-        {
+        for bytes in [&b""[..], b"GGU", b"GGUF\x03\0\0\0", b"GGML\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"] {
             assert!(parse_header(p, bytes).is_err());
         }
     }

@@ -53,12 +53,8 @@ pub fn decode_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     out.par_chunks_mut(CHUNK).zip(bytes.par_chunks(CHUNK * size)).for_each(|(o, b)| {
         let src = b.chunks_exact(size);
         match dtype {
-            Dtype::F16 => {
-                o.iter_mut().zip(src).for_each(|(o, c)| *o = f16::from_le_bytes([c[0], c[1]]).to_f32())
-            }
-            Dtype::BF16 => {
-                o.iter_mut().zip(src).for_each(|(o, c)| *o = bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            }
+            Dtype::F16 => o.iter_mut().zip(src).for_each(|(o, c)| *o = f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            Dtype::BF16 => o.iter_mut().zip(src).for_each(|(o, c)| *o = bf16::from_le_bytes([c[0], c[1]]).to_f32()),
             _ => o.iter_mut().zip(src).for_each(|(o, c)| *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         }
     });
@@ -122,18 +118,12 @@ impl HfCheckpoint {
             for (name, file) in &weight_map {
                 let (i, entries) = &by_file[file.as_str()];
                 let entry = entries.get(name).ok_or_else(|| {
-                    Error::format(
-                        &index_path,
-                        format!("weight_map sends {name:?} to {file:?}, which lacks it"),
-                    )
+                    Error::format(&index_path, format!("weight_map sends {name:?} to {file:?}, which lacks it"))
                 })?;
                 tensors.insert(name.clone(), (*i, entry.clone()));
             }
         } else {
-            return Err(Error::format(
-                dir,
-                "no model.safetensors or model.safetensors.index.json in this directory",
-            ));
+            return Err(Error::format(dir, "no model.safetensors or model.safetensors.index.json in this directory"));
         }
         Ok(HfCheckpoint { dir: dir.to_path_buf(), config, shards, tensors })
     }
@@ -181,9 +171,10 @@ impl TensorSource for HfCheckpoint {
                 format!("tensor {name:?} has shape {:?}, expected {expected:?}", entry.shape),
             ));
         }
-        let bytes = shard.mmap.get(entry.range.clone()).ok_or_else(|| {
-            Error::format(&shard.path, format!("tensor {name:?} data extends past end of file"))
-        })?;
+        let bytes = shard
+            .mmap
+            .get(entry.range.clone())
+            .ok_or_else(|| Error::format(&shard.path, format!("tensor {name:?} data extends past end of file")))?;
         let data = decode_f32(entry.dtype, bytes).ok_or_else(|| {
             Error::Unsupported(format!(
                 "{}: tensor {name:?} has dtype {:?}; supported: F32, F16, BF16",

@@ -63,7 +63,12 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
     match &source {
         ModelSource::Preset { name, seed } => {
             let weights = ModelWeights::random(LlamaConfig::preset(name)?, *seed)?;
-            Ok(LoadedModel { source, weights, tokenizer: None, tensor_dtypes: vec![("*".into(), "f32 (random)".into())] })
+            Ok(LoadedModel {
+                source,
+                weights,
+                tokenizer: None,
+                tensor_dtypes: vec![("*".into(), "f32 (random)".into())],
+            })
         }
         ModelSource::Gguf(p) => {
             let g = GgufFile::open(p)?;

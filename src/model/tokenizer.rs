@@ -70,10 +70,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: role.into(),
-            content: content.into(),
-        }
+        ChatMessage { role: role.into(), content: content.into() }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
@@ -91,15 +88,7 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 
 /// `tokenizer.ggml.pre` values whose llama.cpp regexes are `\p{N}` then GPT-2's: each digit is
 /// its own pre-token. HF writes this as `Sequence[Digits(individual), ByteLevel]`.
-const DIGITS_THEN_GPT2: &[&str] = &[
-    "smollm",
-    "starcoder",
-    "refact",
-    "command-r",
-    "codeshell",
-    "exaone",
-    "minerva-7b",
-];
+const DIGITS_THEN_GPT2: &[&str] = &["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"];
 /// `tokenizer.ggml.pre` values that are plain GPT-2 byte-level splitting.
 const PLAIN_GPT2: &[&str] = &["default", "gpt2", "gpt-2"];
 /// `tokenizer.ggml.pre` values that use the Llama 3 split regex (and ignore_merges, as HF does).
@@ -107,14 +96,7 @@ const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "smaug-bpe",
 
 /// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
-const EOS_NAMES: &[&str] = &[
-    "</s>",
-    "<|end_of_text|>",
-    "<|endoftext|>",
-    "<eos>",
-    "<|eot_id|>",
-    "<|im_end|>",
-];
+const EOS_NAMES: &[&str] = &["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|eot_id|>", "<|im_end|>"];
 /// The ChatML end-of-turn token: chat models stop generating there.
 const IM_END: &str = "<|im_end|>";
 
@@ -172,8 +154,8 @@ impl Tokenizer {
 
     /// Parses the text of an HF `tokenizer.json` (no `tokenizer_config.json`).
     pub fn from_json_str(json: &str) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(json.as_bytes())
-            .map_err(|e| tok_err("not a valid tokenizer.json", e))?;
+        let inner =
+            tokenizers::Tokenizer::from_bytes(json.as_bytes()).map_err(|e| tok_err("not a valid tokenizer.json", e))?;
         Self::from_hf(inner, HfTokenizerConfig::default())
     }
 
@@ -181,14 +163,10 @@ impl Tokenizer {
         let mut warnings = Vec::new();
         // What the file's own post-processor inserts around a sequence (Llama 3: a leading bos).
         let probe = |special: bool| -> Vec<u32> {
-            inner
-                .encode_fast("a", special)
-                .map(|e| e.get_ids().to_vec())
-                .unwrap_or_default()
+            inner.encode_fast("a", special).map(|e| e.get_ids().to_vec()).unwrap_or_default()
         };
         let (plain, with_special) = (probe(false), probe(true));
-        let processor_bos = if with_special.len() > plain.len() && !with_special.starts_with(&plain)
-        {
+        let processor_bos = if with_special.len() > plain.len() && !with_special.starts_with(&plain) {
             with_special.first().copied()
         } else {
             None
@@ -204,26 +182,19 @@ impl Tokenizer {
             v
         };
         let find_named = |names: &[&str]| -> Option<u32> {
-            names
-                .iter()
-                .find_map(|n| specials.iter().find(|(_, c)| c == n).map(|(id, _)| *id))
+            names.iter().find_map(|n| specials.iter().find(|(_, c)| c == n).map(|(id, _)| *id))
         };
-        let lookup =
-            |what: &str, tok: &Option<String>, warnings: &mut Vec<String>| -> Option<u32> {
-                let t = tok.as_ref()?;
-                let id = inner.token_to_id(t);
-                if id.is_none() {
-                    warnings.push(format!(
-                        "tokenizer_config.json {what} {t:?} is not in the vocabulary"
-                    ));
-                }
-                id
-            };
-        let bos = lookup("bos_token", &cfg.bos_token, &mut warnings)
-            .or(processor_bos)
-            .or_else(|| find_named(BOS_NAMES));
-        let eos =
-            lookup("eos_token", &cfg.eos_token, &mut warnings).or_else(|| find_named(EOS_NAMES));
+        let lookup = |what: &str, tok: &Option<String>, warnings: &mut Vec<String>| -> Option<u32> {
+            let t = tok.as_ref()?;
+            let id = inner.token_to_id(t);
+            if id.is_none() {
+                warnings.push(format!("tokenizer_config.json {what} {t:?} is not in the vocabulary"));
+            }
+            id
+        };
+        let bos =
+            lookup("bos_token", &cfg.bos_token, &mut warnings).or(processor_bos).or_else(|| find_named(BOS_NAMES));
+        let eos = lookup("eos_token", &cfg.eos_token, &mut warnings).or_else(|| find_named(EOS_NAMES));
         let unk = lookup("unk_token", &cfg.unk_token, &mut warnings);
         let pad = lookup("pad_token", &cfg.pad_token, &mut warnings);
         let default_system = cfg.chat_template.as_deref().and_then(default_system_prompt);
@@ -249,14 +220,10 @@ impl Tokenizer {
     pub fn from_gguf_vocab(v: GgufVocab) -> Result<Self> {
         let n = v.tokens.len();
         if n == 0 {
-            return Err(Error::Tokenizer(
-                "GGUF vocabulary has no tokens (tokenizer.ggml.tokens is empty)".into(),
-            ));
+            return Err(Error::Tokenizer("GGUF vocabulary has no tokens (tokenizer.ggml.tokens is empty)".into()));
         }
         if n > u32::MAX as usize {
-            return Err(Error::Tokenizer(format!(
-                "GGUF vocabulary has {n} tokens, more than u32 ids allow"
-            )));
+            return Err(Error::Tokenizer(format!("GGUF vocabulary has {n} tokens, more than u32 ids allow")));
         }
         if !v.token_types.is_empty() && v.token_types.len() != n {
             return Err(Error::Tokenizer(format!(
@@ -265,12 +232,7 @@ impl Tokenizer {
                 v.token_types.len()
             )));
         }
-        for (what, id) in [
-            ("bos", v.bos),
-            ("eos", v.eos),
-            ("unk", v.unk),
-            ("pad", v.pad),
-        ] {
+        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad)] {
             if let Some(id) = id {
                 if id as usize >= n {
                     return Err(Error::Tokenizer(format!(
@@ -304,9 +266,7 @@ impl Tokenizer {
             }
         }
         if duplicates > 0 {
-            warnings.push(format!(
-                "{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"
-            ));
+            warnings.push(format!("{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"));
         }
         let merges = v
             .merges
@@ -316,9 +276,7 @@ impl Tokenizer {
                 Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
                     Ok((a.to_string(), b.to_string()))
                 }
-                _ => Err(Error::Tokenizer(format!(
-                    "GGUF merge #{i} {m:?} is not two tokens separated by one space"
-                ))),
+                _ => Err(Error::Tokenizer(format!("GGUF merge #{i} {m:?} is not two tokens separated by one space"))),
             })
             .collect::<Result<Vec<_>>>()?;
         let pre = v.pre.as_deref().unwrap_or("default");
@@ -333,17 +291,9 @@ impl Tokenizer {
         let pre_tokenizer: PreTokenizerWrapper = if DIGITS_THEN_GPT2.contains(&pre) {
             PreSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
         } else if llama3 {
-            let split = Split::new(
-                SplitPattern::Regex(LLAMA3_SPLIT.into()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| tok_err("compiling the Llama 3 split regex", e))?;
-            PreSequence::new(vec![
-                split.into(),
-                ByteLevel::new(false, true, false).into(),
-            ])
-            .into()
+            let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| tok_err("compiling the Llama 3 split regex", e))?;
+            PreSequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into()
         } else {
             if !PLAIN_GPT2.contains(&pre) {
                 warnings.push(format!(
@@ -370,12 +320,8 @@ impl Tokenizer {
             .filter(|&i| ty(i) == token_type::USER_DEFINED)
             .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
             .collect();
-        inner
-            .add_special_tokens(control)
-            .map_err(|e| tok_err("adding control tokens", e))?;
-        inner
-            .add_tokens(user)
-            .map_err(|e| tok_err("adding user-defined tokens", e))?;
+        inner.add_special_tokens(control).map_err(|e| tok_err("adding control tokens", e))?;
+        inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
         // Every added token is spelled in `vocab`, so none may have been given a new id.
         if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
             if *max as usize >= n {
@@ -421,9 +367,7 @@ impl Tokenizer {
     /// Whether `encode(.., true)` prepends bos (needs a bos id).
     pub fn with_add_bos(mut self, add_bos: bool) -> Result<Self> {
         if add_bos && self.bos.is_none() {
-            return Err(Error::Tokenizer(
-                "add_bos needs a bos token id; none is known".into(),
-            ));
+            return Err(Error::Tokenizer("add_bos needs a bos token id; none is known".into()));
         }
         self.add_bos = add_bos && !self.processor_adds_bos;
         Ok(self)
@@ -443,10 +387,7 @@ impl Tokenizer {
     /// matched as single tokens, as HF does; `add_special_tokens` adds bos when the tokenizer
     /// says to (and runs a `tokenizer.json`'s own template, if any).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode_fast(text, add_special_tokens)
-            .map_err(|e| tok_err("encode", e))?;
+        let enc = self.inner.encode_fast(text, add_special_tokens).map_err(|e| tok_err("encode", e))?;
         let ids = enc.get_ids();
         match self.bos {
             Some(bos) if add_special_tokens && self.add_bos => {
@@ -462,30 +403,20 @@ impl Tokenizer {
     /// Text for `ids`; `skip_special` drops special (control) tokens. Unknown ids are an error.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| tok_err("decode", e))
+        self.inner.decode(ids, skip_special).map_err(|e| tok_err("decode", e))
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
         let n = self.n_vocab;
         match ids.iter().find(|&&i| i as usize >= n) {
-            Some(bad) => Err(Error::Tokenizer(format!(
-                "cannot decode token id {bad}: the vocabulary has {n} ids"
-            ))),
+            Some(bad) => Err(Error::Tokenizer(format!("cannot decode token id {bad}: the vocabulary has {n} ids"))),
             None => Ok(()),
         }
     }
 
     /// An incremental decoder for generated ids.
     pub fn stream_decoder(&self, skip_special: bool) -> StreamDecoder<'_> {
-        StreamDecoder {
-            tok: self,
-            skip_special,
-            ids: Vec::new(),
-            prefix: String::new(),
-            prefix_index: 0,
-        }
+        StreamDecoder { tok: self, skip_special, ids: Vec::new(), prefix: String::new(), prefix_index: 0 }
     }
 
     /// Number of ids (one past the largest), added tokens included.
@@ -547,11 +478,7 @@ impl Tokenizer {
     /// `add_generation_prompt`. When the chat template inserts a default system message (SmolLM2's
     /// does) and the first message is not a system one, that message comes first, as the template
     /// renders it. Other template logic is not interpreted: the output is always ChatML.
-    pub fn apply_chat_template(
-        &self,
-        messages: &[ChatMessage],
-        add_generation_prompt: bool,
-    ) -> String {
+    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
         let mut out = String::new();
         let turn = |out: &mut String, role: &str, content: &str| {
             out.push_str("<|im_start|>");
@@ -579,9 +506,7 @@ impl Tokenizer {
     pub fn to_json(&self) -> Result<String> {
         let mut t = self.inner.clone();
         if let (true, Some(bos)) = (self.add_bos, self.bos) {
-            let name = self
-                .id_to_token(bos)
-                .ok_or_else(|| Error::Tokenizer(format!("bos id {bos} has no token")))?;
+            let name = self.id_to_token(bos).ok_or_else(|| Error::Tokenizer(format!("bos id {bos} has no token")))?;
             if name.contains(char::is_whitespace) {
                 return Err(Error::Tokenizer(format!(
                     "bos token {name:?} contains whitespace; it cannot be written into a template"
@@ -594,13 +519,11 @@ impl Tokenizer {
                 .special_tokens(vec![(name.clone(), bos)])
                 .build()
                 .map_err(|e| tok_err("bos template", e))?;
-            let mut procs: Vec<PostProcessorWrapper> =
-                t.get_post_processor().cloned().into_iter().collect();
+            let mut procs: Vec<PostProcessorWrapper> = t.get_post_processor().cloned().into_iter().collect();
             procs.push(template.into());
             t.with_post_processor(Some(PostSequence::new(procs)));
         }
-        t.to_string(true)
-            .map_err(|e| tok_err("serializing tokenizer.json", e))
+        t.to_string(true).map_err(|e| tok_err("serializing tokenizer.json", e))
     }
 
     /// Writes [`Tokenizer::to_json`] to `path`.
@@ -616,16 +539,10 @@ impl Tokenizer {
         let name = |id: Option<u32>| id.and_then(|i| self.id_to_token(i));
         let mut obj = serde_json::Map::new();
         obj.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
-        for (key, id) in [
-            ("bos_token", self.bos),
-            ("eos_token", self.eos),
-            ("unk_token", self.unk),
-            ("pad_token", self.pad),
-        ] {
-            obj.insert(
-                key.into(),
-                name(id).map_or(serde_json::Value::Null, Into::into),
-            );
+        for (key, id) in
+            [("bos_token", self.bos), ("eos_token", self.eos), ("unk_token", self.unk), ("pad_token", self.pad)]
+        {
+            obj.insert(key.into(), name(id).map_or(serde_json::Value::Null, Into::into));
         }
         obj.insert("add_bos_token".into(), self.adds_bos().into());
         obj.insert("add_eos_token".into(), false.into());
@@ -694,15 +611,8 @@ impl StreamDecoder<'_> {
     /// Returns whatever is still held back (an incomplete character decodes to U+FFFD), and resets.
     pub fn finish(&mut self) -> Result<String> {
         let text = self.tok.decode(&self.ids, self.skip_special)?;
-        let rest = text
-            .strip_prefix(self.prefix.as_str())
-            .unwrap_or(&text)
-            .to_string();
-        let rest = if text.len() > self.prefix.len() {
-            rest
-        } else {
-            String::new()
-        };
+        let rest = text.strip_prefix(self.prefix.as_str()).unwrap_or(&text).to_string();
+        let rest = if text.len() > self.prefix.len() { rest } else { String::new() };
         self.ids.clear();
         self.prefix.clear();
         self.prefix_index = 0;
@@ -724,11 +634,9 @@ struct HfTokenizerConfig {
 impl HfTokenizerConfig {
     fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::format(path, "expected a JSON object"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| Error::format(path, "expected a JSON object"))?;
         // A token is written either as a string or as {"content": "...", ...}.
         let token = |key: &str| -> Option<String> {
             match obj.get(key)? {
@@ -761,9 +669,7 @@ impl HfTokenizerConfig {
 /// SmolLM2's `{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou
 /// are ...<|im_end|>\n' }}{% endif %}`. `None` unless it is a plain literal.
 fn default_system_prompt(template: &str) -> Option<String> {
-    let conditional = ["!= 'system'", "!= \"system\""]
-        .iter()
-        .any(|c| template.contains(c));
+    let conditional = ["!= 'system'", "!= \"system\""].iter().any(|c| template.contains(c));
     if !conditional {
         return None;
     }
@@ -777,11 +683,7 @@ fn default_system_prompt(template: &str) -> Option<String> {
     if body.contains(['\'', '"', '{', '}', '+']) || body.contains("\\'") {
         return None;
     }
-    Some(if escaped {
-        body.replace("\\n", "\n")
-    } else {
-        body.to_string()
-    })
+    Some(if escaped { body.replace("\\n", "\n") } else { body.to_string() })
 }
 
 #[cfg(test)]
@@ -791,11 +693,7 @@ mod tests {
     /// A byte-level vocabulary small enough to write by hand: every printable ASCII byte as
     /// itself plus the GPT-2 spellings we need, a few merges and three control tokens.
     fn tiny_vocab() -> GgufVocab {
-        let mut tokens: Vec<String> = vec![
-            "<|endoftext|>".into(),
-            "<|im_start|>".into(),
-            "<|im_end|>".into(),
-        ];
+        let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
         let mut token_types = vec![3, 3, 3];
         // GPT-2 byte alphabet: printable ASCII maps to itself, the rest (space, newline, high bytes)
         // to U+0100 + k. Include all 256 so any text can be encoded.
@@ -803,18 +701,14 @@ mod tests {
             tokens.push(c.to_string());
             token_types.push(1);
         }
-        for t in [
-            "he", "ll", "llo", "hello", "Ġw", "Ġworld", "or", "ld", "Ġwor", "ĠĠ",
-        ] {
+        for t in ["he", "ll", "llo", "hello", "Ġw", "Ġworld", "or", "ld", "Ġwor", "ĠĠ"] {
             tokens.push(t.into());
             token_types.push(1);
         }
-        let merges = [
-            "h e", "l l", "ll o", "he llo", "Ġ w", "o r", "l d", "Ġw or", "Ġwor ld", "Ġ Ġ",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let merges = ["h e", "l l", "ll o", "he llo", "Ġ w", "o r", "l d", "Ġw or", "Ġwor ld", "Ġ Ġ"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         GgufVocab {
             model: "gpt2".into(),
             pre: Some("smollm".into()),
@@ -832,10 +726,7 @@ mod tests {
 
     /// GPT-2's bytes_to_unicode, in byte order.
     fn byte_alphabet() -> Vec<char> {
-        let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
-            .chain(0xA1..=0xAC)
-            .chain(0xAE..=0xFF)
-            .collect();
+        let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
         let mut cs = bs.clone();
         let mut n = 0;
         for b in 0..256u32 {
@@ -847,10 +738,7 @@ mod tests {
         }
         let mut pairs: Vec<(u32, u32)> = bs.into_iter().zip(cs).collect();
         pairs.sort();
-        pairs
-            .into_iter()
-            .filter_map(|(_, c)| char::from_u32(c))
-            .collect()
+        pairs.into_iter().filter_map(|(_, c)| char::from_u32(c)).collect()
     }
 
     fn id(t: &Tokenizer, s: &str) -> u32 {
@@ -865,10 +753,7 @@ mod tests {
         assert_eq!(ids, vec![id(&t, "hello"), id(&t, "Ġworld")]);
         let ids = t.encode("<|im_start|>hello<|im_end|>", false).unwrap();
         assert_eq!(ids, vec![1, id(&t, "hello"), 2]);
-        assert_eq!(
-            t.decode(&ids, false).unwrap(),
-            "<|im_start|>hello<|im_end|>"
-        );
+        assert_eq!(t.decode(&ids, false).unwrap(), "<|im_start|>hello<|im_end|>");
         assert_eq!(t.decode(&ids, true).unwrap(), "hello");
         assert_eq!(t.eos_ids(), vec![2]);
         assert_eq!(t.bos_id(), Some(1));
@@ -881,17 +766,11 @@ mod tests {
         // "a  1": with Digits first, "a  " is pre-tokenized alone and its trailing "  " merges
         // into "ĠĠ"; plain GPT-2 splitting gives "a", " ", " 1" instead.
         let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
-        assert_eq!(
-            t.encode("a  1", false).unwrap(),
-            vec![id(&t, "a"), id(&t, "ĠĠ"), id(&t, "1")]
-        );
+        assert_eq!(t.encode("a  1", false).unwrap(), vec![id(&t, "a"), id(&t, "ĠĠ"), id(&t, "1")]);
         let mut v = tiny_vocab();
         v.pre = Some("default".into());
         let plain = Tokenizer::from_gguf_vocab(v).unwrap();
-        assert_eq!(
-            plain.encode("a  1", false).unwrap(),
-            vec![id(&t, "a"), id(&t, "Ġ"), id(&t, "Ġ"), id(&t, "1")]
-        );
+        assert_eq!(plain.encode("a  1", false).unwrap(), vec![id(&t, "a"), id(&t, "Ġ"), id(&t, "Ġ"), id(&t, "1")]);
     }
 
     #[test]
@@ -903,10 +782,7 @@ mod tests {
         assert_eq!(t.encode("hello", false).unwrap(), vec![id(&t, "hello")]);
         // The saved JSON carries the bos template, so a reload agrees.
         let back = Tokenizer::from_json_str(&t.to_json().unwrap()).unwrap();
-        assert_eq!(
-            back.encode("hello", true).unwrap(),
-            vec![1, id(&t, "hello")]
-        );
+        assert_eq!(back.encode("hello", true).unwrap(), vec![1, id(&t, "hello")]);
         assert_eq!(back.bos_id(), Some(1));
         assert!(back.adds_bos());
         let t = t.with_bos(Some(0)).unwrap().with_eos(Some(0)).unwrap();
@@ -927,10 +803,7 @@ mod tests {
         let t = Tokenizer::from_gguf_vocab(v).unwrap();
         assert_eq!(t.warnings().len(), 1);
         let think = id(&t, "<think>");
-        assert_eq!(
-            t.encode("<think>hello", false).unwrap(),
-            vec![think, id(&t, "hello")]
-        );
+        assert_eq!(t.encode("<think>hello", false).unwrap(), vec![think, id(&t, "hello")]);
         assert_eq!(t.decode(&[think, 2], true).unwrap(), "<think>");
     }
 
@@ -938,41 +811,23 @@ mod tests {
     fn bad_vocabularies_are_rejected() {
         let mut v = tiny_vocab();
         v.token_types.pop();
-        assert!(
-            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("same length"))
-        );
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("same length")));
         let mut v = tiny_vocab();
         v.model = "llama".into();
-        assert!(
-            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(m)) if m.contains("SentencePiece"))
-        );
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(m)) if m.contains("SentencePiece")));
         let mut v = tiny_vocab();
         v.model = "bert".into();
-        assert!(matches!(
-            Tokenizer::from_gguf_vocab(v),
-            Err(Error::Unsupported(_))
-        ));
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(_))));
         let mut v = tiny_vocab();
         v.merges.push("nospace".into());
-        assert!(
-            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("merge"))
-        );
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("merge")));
         let mut v = tiny_vocab();
         v.merges.push("zz qq".into());
-        assert!(matches!(
-            Tokenizer::from_gguf_vocab(v),
-            Err(Error::Tokenizer(_))
-        ));
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(_))));
         let mut v = tiny_vocab();
         v.eos = Some(1 << 20);
-        assert!(
-            matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("out of range"))
-        );
-        assert!(Tokenizer::from_gguf_vocab(GgufVocab {
-            model: "gpt2".into(),
-            ..Default::default()
-        })
-        .is_err());
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("out of range")));
+        assert!(Tokenizer::from_gguf_vocab(GgufVocab { model: "gpt2".into(), ..Default::default() }).is_err());
         let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
         assert!(t.decode(&[1 << 30], false).is_err());
     }
@@ -1024,14 +879,8 @@ mod tests {
                    + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
         assert_eq!(default_system_prompt(tpl).as_deref(), Some("Be brief."));
         let escaped = tpl.replace('\n', "\\n");
-        assert_eq!(
-            default_system_prompt(&escaped).as_deref(),
-            Some("Be brief.")
-        );
-        assert_eq!(
-            default_system_prompt("{{ '<|im_start|>' + m['role'] }}"),
-            None
-        );
+        assert_eq!(default_system_prompt(&escaped).as_deref(), Some("Be brief."));
+        assert_eq!(default_system_prompt("{{ '<|im_start|>' + m['role'] }}"), None);
 
         let mut v = tiny_vocab();
         v.chat_template = Some(tpl.into());

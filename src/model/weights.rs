@@ -160,10 +160,8 @@ impl ModelWeights {
         let scheme = src.scheme();
         let fetch = |p: Param| -> Result<Tensor> {
             let name = tensor_name(p, scheme);
-            src.tensor(&name, &param_shape(p, &config))?.ok_or_else(|| Error::Format {
-                path: src.describe().into(),
-                msg: format!("missing tensor {name:?}"),
-            })
+            src.tensor(&name, &param_shape(p, &config))?
+                .ok_or_else(|| Error::Format { path: src.describe().into(), msg: format!("missing tensor {name:?}") })
         };
         let embed = fetch(Param::Embed)?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);

@@ -98,7 +98,9 @@ pub fn export_llama_with(
     quant: Option<&QuantizedModel>,
 ) -> Result<OnnxModel> {
     if !(OPSET_PORTABLE..=OPSET_QUANTIZED).contains(&opset) {
-        return Err(Error::Unsupported(format!("ONNX opset {opset}: the exporter writes {OPSET_PORTABLE} to {OPSET_QUANTIZED}")));
+        return Err(Error::Unsupported(format!(
+            "ONNX opset {opset}: the exporter writes {OPSET_PORTABLE} to {OPSET_QUANTIZED}"
+        )));
     }
     if quant.is_some_and(|q| !q.linears.is_empty()) && opset < OPSET_QUANTIZED {
         return Err(Error::Unsupported(format!(
@@ -137,8 +139,11 @@ pub fn export_llama_with(
         value_info("attention_mask", i64t, vec![d("batch"), d("total")]),
         value_info("position_ids", i64t, vec![d("batch"), d("seq")]),
     ];
-    let mut outputs =
-        vec![value_info("logits", pb::tensor_proto::DataType::Float as i32, vec![d("batch"), d("seq"), dv(c.vocab_size as i64)])];
+    let mut outputs = vec![value_info(
+        "logits",
+        pb::tensor_proto::DataType::Float as i32,
+        vec![d("batch"), d("seq"), dv(c.vocab_size as i64)],
+    )];
     for i in 0..c.num_hidden_layers {
         inputs.push(value_info(&format!("past_key_values.{i}.key"), dt, kv("batch", "past")));
         inputs.push(value_info(&format!("past_key_values.{i}.value"), dt, kv("batch", "past")));
@@ -170,7 +175,11 @@ pub fn export_llama_with(
         model,
         opset,
         external: g.external.unwrap_or_default(),
-        input_names: if trt_form { super::trt_attention::input_names(c.num_hidden_layers) } else { input_names(c.num_hidden_layers) },
+        input_names: if trt_form {
+            super::trt_attention::input_names(c.num_hidden_layers)
+        } else {
+            input_names(c.num_hidden_layers)
+        },
         output_names: output_names(c.num_hidden_layers),
     })
 }
@@ -547,7 +556,7 @@ impl LlamaOps for Emitter<'_> {
         let vx = expand(g, &ov);
         let kt = g.op("Transpose", &[&kx], vec![attr_ints("perm", &[0, 1, 3, 2])]); // (b, h, hd, total)
         let s = g.op("MatMul", &[&q4, &kt], vec![]); // (b, h, s, total)
-        // Softmax in f32 whatever the model dtype.
+                                                     // Softmax in f32 whatever the model dtype.
         let s = if f16 { g.op("Cast", &[&s], vec![attr_i("to", 1)]) } else { s };
         let s = g.op("Mul", &[&s, &scale], vec![]);
         let s = g.op("Add", &[&s, &mask], vec![]);

@@ -121,7 +121,12 @@ pub fn bench(
             if let Ok(p) = be.profile_prefill(&ps[0], 3) {
                 let total: f64 = p.iter().map(|e| e.1).sum();
                 let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
-                log(&format!("{} prefill {prompt_len} eager {:.0} µs: {}", precision.name(), total * 1e3, parts.join(", ")));
+                log(&format!(
+                    "{} prefill {prompt_len} eager {:.0} µs: {}",
+                    precision.name(),
+                    total * 1e3,
+                    parts.join(", ")
+                ));
             }
         }
         if let Ok(p) = be.profile_decode(b, 5) {

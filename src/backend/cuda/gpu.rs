@@ -374,8 +374,15 @@ impl Gpu {
     ) -> Result<()> {
         let f = self.func(name)?;
         if !self.pdl {
-            return cudarc::driver::result::launch_kernel(f.cu_function(), grid, (block, 1, 1), smem, self.stream.cu_stream(), args)
-                .map_err(|e| gpu_err(&format!("launching {name}"), e));
+            return cudarc::driver::result::launch_kernel(
+                f.cu_function(),
+                grid,
+                (block, 1, 1),
+                smem,
+                self.stream.cu_stream(),
+                args,
+            )
+            .map_err(|e| gpu_err(&format!("launching {name}"), e));
         }
         // Every kernel in kernels.cu waits (griddepcontrol.wait) before touching data of earlier
         // kernels, so it may be launched to overlap the previous kernel's tail.
@@ -467,7 +474,13 @@ impl Gpu {
         batch: usize,
     ) -> Result<()> {
         let beta = 0.0f32;
-        let op = |t: bool| if t { cublas_sys::cublasOperation_t::CUBLAS_OP_T } else { cublas_sys::cublasOperation_t::CUBLAS_OP_N };
+        let op = |t: bool| {
+            if t {
+                cublas_sys::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublas_sys::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
         cublas_sys::cublasGemmBatchedEx(
             self.blas.handle,
             op(ta),

@@ -184,7 +184,9 @@ impl KernelSpec {
         }
         let (g, hd, ch) = (c.num_attention_heads / c.num_key_value_heads, c.head_dim, att_chunk(c.head_dim));
         if 4 * (g * hd + ch * (2 * hd + 4) + g * ch) > 48 * 1024 || hd % 4 != 0 {
-            return Err(format!("GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"));
+            return Err(format!(
+                "GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"
+            ));
         }
         for &(role, f) in &self.formats {
             let k = role.k(c);

@@ -143,8 +143,8 @@ struct Scratch {
     counters: DevBuf,     // (max_seqs, n_kv) i32
     meta: DevBuf,         // MetaLayout i32
     next: DevBuf,         // (max_seqs) i32 sampled tokens
-    hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
-    qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
+    hist: DevBuf,         // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    qa: DevBuf,           // (max_tokens, q_dim) act: q for the tensor-core prefill attention
     /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
     scores: Option<(DevBuf, DevBuf)>,
@@ -670,7 +670,8 @@ impl CudaBackend {
         if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
             return Err(Error::Invalid("prompt does not fit one pass".into()));
         }
-        let pieces = [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
+        let pieces =
+            [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
         let m = PassMeta::build(&pieces, |_| prompt);
         self.profile_meta(&m, reps)
     }
@@ -750,7 +751,22 @@ impl CudaBackend {
             // (n <= total <= cache length), q/out rows lie inside the pass, K/V inside the cache.
             unsafe {
                 // Sᵀ (total × n) = K (total × hd) · qᵀ, scaled: the column-major view of S (n, total).
-                self.gpu.gemm_batched(true, total, n, hd, scale, arr(0), hd, arr(1), c.q_dim(), t, arr(2), total, GemmType::F32, nh)?;
+                self.gpu.gemm_batched(
+                    true,
+                    total,
+                    n,
+                    hd,
+                    scale,
+                    arr(0),
+                    hd,
+                    arr(1),
+                    c.q_dim(),
+                    t,
+                    arr(2),
+                    total,
+                    GemmType::F32,
+                    nh,
+                )?;
                 let (mut s, mut p) = (sb.ptr(), pb.ptr());
                 let (mut ni, mut ti, mut st) = (n as i32, total as i32, start as i32);
                 self.gpu.launch(
@@ -767,7 +783,22 @@ impl CudaBackend {
                     ],
                 )?;
                 // outᵀ (hd × n) = Vᵀ (hd × total) · Pᵀ (total × n)
-                self.gpu.gemm_batched(false, hd, n, total, 1.0, arr(3), hd, arr(4), total, t, arr(5), c.q_dim(), t, nh)?;
+                self.gpu.gemm_batched(
+                    false,
+                    hd,
+                    n,
+                    total,
+                    1.0,
+                    arr(3),
+                    hd,
+                    arr(4),
+                    total,
+                    t,
+                    arr(5),
+                    c.q_dim(),
+                    t,
+                    nh,
+                )?;
             }
         }
         Ok(())

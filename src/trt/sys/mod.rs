@@ -191,8 +191,20 @@ pub struct Supported {
 /// slots were checked identical for every 10.x header set and the parser's for 10.0, 10.1 and
 /// 10.14–10.16 (scripts/trt_slots/README.md).
 pub static SUPPORTED: &[Supported] = &[
-    Supported { flavour: Flavour::Rtx, major: 1, minor: Some(7), label: "TensorRT-RTX 1.7", slots: &slots_rtx_1_7::SLOTS },
-    Supported { flavour: Flavour::TensorRt, major: 10, minor: None, label: "TensorRT 10.x", slots: &slots_trt_10::SLOTS },
+    Supported {
+        flavour: Flavour::Rtx,
+        major: 1,
+        minor: Some(7),
+        label: "TensorRT-RTX 1.7",
+        slots: &slots_rtx_1_7::SLOTS,
+    },
+    Supported {
+        flavour: Flavour::TensorRt,
+        major: 10,
+        minor: None,
+        label: "TensorRT 10.x",
+        slots: &slots_trt_10::SLOTS,
+    },
 ];
 
 /// The list for error messages: "TensorRT-RTX 1.7, TensorRT 10.x".
