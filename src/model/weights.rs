@@ -234,25 +234,7 @@ impl ModelWeights {
 
     /// Every parameter, in graph order (LmHead only when untied).
     pub fn params(&self) -> Vec<Param> {
-        let mut v = vec![Param::Embed];
-        for l in 0..self.config.num_hidden_layers {
-            v.extend([
-                Param::AttnNorm(l),
-                Param::Wq(l),
-                Param::Wk(l),
-                Param::Wv(l),
-                Param::Wo(l),
-                Param::FfnNorm(l),
-                Param::WGate(l),
-                Param::WUp(l),
-                Param::WDown(l),
-            ]);
-        }
-        v.push(Param::FinalNorm);
-        if self.lm_head.is_some() {
-            v.push(Param::LmHead);
-        }
-        v
+        graph_params(&self.config, self.lm_head.is_some())
     }
 }
 
@@ -272,4 +254,27 @@ impl SplitMix64 {
     pub fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
+}
+
+/// Every parameter of a model with this config, in graph order; `LmHead` only when `with_head`.
+pub fn graph_params(c: &LlamaConfig, with_head: bool) -> Vec<Param> {
+    let mut v = vec![Param::Embed];
+    for l in 0..c.num_hidden_layers {
+        v.extend([
+            Param::AttnNorm(l),
+            Param::Wq(l),
+            Param::Wk(l),
+            Param::Wv(l),
+            Param::Wo(l),
+            Param::FfnNorm(l),
+            Param::WGate(l),
+            Param::WUp(l),
+            Param::WDown(l),
+        ]);
+    }
+    v.push(Param::FinalNorm);
+    if with_head {
+        v.push(Param::LmHead);
+    }
+    v
 }

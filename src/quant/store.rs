@@ -94,20 +94,7 @@ impl Onnx {
 
 /// Parameter behind each HF tensor name of a model with this config.
 fn names(c: &LlamaConfig) -> HashMap<String, Param> {
-    let mut v = vec![Param::Embed, Param::FinalNorm, Param::LmHead];
-    for l in 0..c.num_hidden_layers {
-        v.extend([
-            Param::AttnNorm(l),
-            Param::Wq(l),
-            Param::Wk(l),
-            Param::Wv(l),
-            Param::Wo(l),
-            Param::FfnNorm(l),
-            Param::WGate(l),
-            Param::WUp(l),
-            Param::WDown(l),
-        ]);
-    }
+    let v = crate::model::weights::graph_params(c, true);
     v.into_iter().map(|p| (tensor_name(p, NameScheme::Hf), p)).collect()
 }
 
