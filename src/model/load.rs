@@ -54,8 +54,8 @@ pub struct LoadedModel {
     pub source: ModelSource,
     pub weights: ModelWeights,
     pub tokenizer: Option<Tokenizer>,
-    /// (tensor name, storage dtype) as found in the checkpoint, for `info`.
-    pub tensor_dtypes: Vec<(String, String)>,
+    /// (tensor name, storage dtype, element count) as found in the checkpoint, for `info`.
+    pub tensor_dtypes: Vec<(String, String, u64)>,
 }
 
 pub fn load(spec: &str) -> Result<LoadedModel> {
@@ -63,11 +63,12 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
     match &source {
         ModelSource::Preset { name, seed } => {
             let weights = ModelWeights::random(LlamaConfig::preset(name)?, *seed)?;
+            let n = weights.config.param_count() as u64;
             Ok(LoadedModel {
                 source,
                 weights,
                 tokenizer: None,
-                tensor_dtypes: vec![("*".into(), "f32 (random)".into())],
+                tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)],
             })
         }
         ModelSource::Gguf(p) => {

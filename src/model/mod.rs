@@ -1,5 +1,6 @@
 //! Model definition and loading: config, checkpoints, tokenizer, and the one Llama graph.
 pub mod config;
+pub mod ggml_quants;
 pub mod gguf;
 pub mod graph;
 pub mod hf;
