@@ -332,6 +332,13 @@ fn tensor_span(
     }
 }
 
+fn as_bool(v: &GgufValue) -> Option<bool> {
+    match v {
+        GgufValue::Bool(b) => Some(*b),
+        _ => None,
+    }
+}
+
 /// A non-negative integer value converted to `T`, if it fits.
 fn uint<T: TryFrom<u64>>(v: &GgufValue) -> Option<T> {
     v.as_u64().and_then(|x| T::try_from(x).ok())
@@ -431,16 +438,21 @@ impl GgufFile {
             } else {
                 Vec::new()
             },
+            scores: match self.metadata.get("tokenizer.ggml.scores") {
+                None => Vec::new(),
+                Some(_) => self.get_as("tokenizer.ggml.scores", "an array of numbers", |v| {
+                    v.as_array()?.iter().map(GgufValue::as_f32).collect()
+                })?,
+            },
+            add_space_prefix: self.opt_as("tokenizer.ggml.add_space_prefix", "a bool", as_bool)?,
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             pad: id("tokenizer.ggml.padding_token_id")?,
+            // llama.cpp (and transformers) add bos to a SentencePiece vocabulary that does not say otherwise.
             add_bos: self
-                .opt_as("tokenizer.ggml.add_bos_token", "a bool", |v| match v {
-                    GgufValue::Bool(b) => Some(*b),
-                    _ => None,
-                })?
-                .unwrap_or(false),
+                .opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?
+                .unwrap_or(self.metadata.get("tokenizer.ggml.model").and_then(GgufValue::as_str) == Some("llama")),
             chat_template: self.opt_as("tokenizer.chat_template", "a string", |v| v.as_str().map(str::to_owned))?,
         })
     }

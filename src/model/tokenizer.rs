@@ -12,7 +12,16 @@
 //! `tokenizer.json` with [`Tokenizer::save`].
 use crate::error::{Error, Result};
 use std::path::Path;
+use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::normalizers::prepend::Prepend;
+use tokenizers::normalizers::replace::Replace;
+use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
+use tokenizers::NormalizerWrapper;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
@@ -47,6 +56,10 @@ pub struct GgufVocab {
     pub merges: Vec<String>,
     /// `tokenizer.ggml.token_type`, one per token (see [`token_type`]); empty means all normal.
     pub token_types: Vec<i32>,
+    /// `tokenizer.ggml.scores`, one per token: SentencePiece piece scores (higher merges first).
+    pub scores: Vec<f32>,
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece's `add_dummy_prefix`; absent means true).
+    pub add_space_prefix: Option<bool>,
     /// `tokenizer.ggml.bos_token_id`
     pub bos: Option<u32>,
     /// `tokenizer.ggml.eos_token_id`
@@ -243,20 +256,16 @@ impl Tokenizer {
         }
         match v.model.as_str() {
             "gpt2" => Self::from_gguf_bpe(v),
-            "llama" => Err(Error::Unsupported(
-                "GGUF SentencePiece vocabulary (tokenizer.ggml.model = \"llama\") is not supported yet; \
-                 only byte-level BPE (\"gpt2\") is. Pass an HF tokenizer.json instead"
-                    .into(),
-            )),
+            "llama" => Self::from_gguf_spm(v),
             other => Err(Error::Unsupported(format!(
-                "GGUF tokenizer.ggml.model = {other:?}; only byte-level BPE (\"gpt2\") is supported"
+                "GGUF tokenizer.ggml.model = {other:?}; supported are byte-level BPE (\"gpt2\") and \
+                 SentencePiece (\"llama\")"
             ))),
         }
     }
 
     fn from_gguf_bpe(v: GgufVocab) -> Result<Self> {
         let mut warnings = Vec::new();
-        let n = v.tokens.len();
         let mut vocab = Vocab::default();
         let mut duplicates = 0usize;
         for (id, t) in v.tokens.iter().enumerate() {
@@ -268,17 +277,7 @@ impl Tokenizer {
         if duplicates > 0 {
             warnings.push(format!("{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"));
         }
-        let merges = v
-            .merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| match m.split_once(' ') {
-                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
-                    Ok((a.to_string(), b.to_string()))
-                }
-                _ => Err(Error::Tokenizer(format!("GGUF merge #{i} {m:?} is not two tokens separated by one space"))),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let merges = parse_merges(&v.merges)?;
         let pre = v.pre.as_deref().unwrap_or("default");
         let llama3 = LLAMA3_FAMILY.contains(&pre);
         let bpe = BPE::builder()
@@ -309,32 +308,16 @@ impl Tokenizer {
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         inner.with_post_processor(Some(ByteLevel::new(true, true, true)));
 
-        // Control tokens are matched whole in the input and skipped by `decode(.., true)`;
-        // user-defined ones are matched whole but decoded as text (as llama.cpp and HF do).
-        let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
-        let control: Vec<AddedToken> = (0..n)
-            .filter(|&i| ty(i) == token_type::CONTROL)
-            .map(|i| AddedToken::from(v.tokens[i].clone(), true).normalized(false))
-            .collect();
-        let user: Vec<AddedToken> = (0..n)
-            .filter(|&i| ty(i) == token_type::USER_DEFINED)
-            .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
-            .collect();
-        inner.add_special_tokens(control).map_err(|e| tok_err("adding control tokens", e))?;
-        inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
-        // Every added token is spelled in `vocab`, so none may have been given a new id.
-        if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
-            if *max as usize >= n {
-                return Err(Error::Tokenizer(format!(
-                    "GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}"
-                )));
-            }
-        }
+        add_vocab_tokens(&mut inner, &v, false)?;
+        Ok(Self::from_gguf_parts(inner, v, warnings))
+    }
 
+    /// The fields every GGUF vocabulary fills the same way.
+    fn from_gguf_parts(inner: tokenizers::Tokenizer, v: GgufVocab, warnings: Vec<String>) -> Self {
         let default_system = v.chat_template.as_deref().and_then(default_system_prompt);
-        Ok(Tokenizer {
+        Tokenizer {
             inner,
-            n_vocab: n,
+            n_vocab: v.tokens.len(),
             bos: v.bos,
             eos: v.eos,
             unk: v.unk,
@@ -344,7 +327,69 @@ impl Tokenizer {
             chat_template: v.chat_template,
             default_system,
             warnings,
-        })
+        }
+    }
+
+    /// A SentencePiece BPE vocabulary (`tokenizer.ggml.model = "llama"`: Llama 2, TinyLlama,
+    /// Mistral...) rebuilt as the `tokenizer.json` those models ship: a BPE model with byte
+    /// fallback (`<0xNN>` tokens for characters outside the vocabulary) whose merges rank pairs by
+    /// the merged piece's score, as SentencePiece and llama.cpp do (transformers' GGUF converter
+    /// derives them the same way); a normalizer that writes spaces as `▁` and prepends one
+    /// (`add_space_prefix`, SentencePiece's dummy prefix) to every run of text between special
+    /// tokens, as llama.cpp does; and the matching decoder.
+    fn from_gguf_spm(v: GgufVocab) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let n = v.tokens.len();
+        let mut vocab = Vocab::default();
+        for (id, t) in v.tokens.iter().enumerate() {
+            vocab.insert(t.clone(), id as u32);
+        }
+        let merges = if !v.scores.is_empty() {
+            if v.scores.len() != n {
+                return Err(Error::Tokenizer(format!(
+                    "GGUF tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}; \
+                     they must be the same length",
+                    v.scores.len()
+                )));
+            }
+            spm_merges(&v.tokens, &v.scores)
+        } else if !v.merges.is_empty() {
+            parse_merges(&v.merges)?
+        } else {
+            return Err(Error::Tokenizer(
+                "GGUF SentencePiece vocabulary has neither tokenizer.ggml.scores nor tokenizer.ggml.merges".into(),
+            ));
+        };
+        let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+        if let Some(unk) = v.unk {
+            builder = builder.unk_token(v.tokens[unk as usize].clone());
+        }
+        let bpe = builder.build().map_err(|e| tok_err("building the BPE model from the GGUF vocabulary", e))?;
+        let missing_bytes = (0..=255u8).filter(|b| !v.tokens.contains(&format!("<0x{b:02X}>"))).count();
+        if missing_bytes > 0 {
+            warnings.push(format!(
+                "{missing_bytes} of the 256 byte tokens <0xNN> are missing; characters outside the \
+                 vocabulary that need them encode as the unknown token"
+            ));
+        }
+
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        let space = Replace::new(" ", SPIECE_SPACE).map_err(|e| tok_err("space normalizer", e))?;
+        let prefix = v.add_space_prefix.unwrap_or(true);
+        let normalizer: NormalizerWrapper = if prefix {
+            NormalizerSequence::new(vec![Prepend::new(SPIECE_SPACE.into()).into(), space.into()]).into()
+        } else {
+            space.into()
+        };
+        inner.with_normalizer(Some(normalizer)).map_err(|e| tok_err("setting the normalizer", e))?;
+        let back = Replace::new(SPIECE_SPACE, " ").map_err(|e| tok_err("space decoder", e))?;
+        let mut decoders: Vec<DecoderWrapper> = vec![back.into(), ByteFallback::new().into(), Fuse::new().into()];
+        if prefix {
+            decoders.push(Strip::new(' ', 1, 0).into());
+        }
+        inner.with_decoder(Some(DecoderSequence::new(decoders)));
+        add_vocab_tokens(&mut inner, &v, true)?;
+        Ok(Self::from_gguf_parts(inner, v, warnings))
     }
 
     /// Overrides the beginning-of-sequence id (`None`: no bos, and none is added).
@@ -561,6 +606,89 @@ impl Tokenizer {
     }
 }
 
+/// SentencePiece's space marker.
+const SPIECE_SPACE: &str = "\u{2581}";
+
+/// `tokenizer.ggml.merges` entries (`"a b"`) as pairs.
+fn parse_merges(merges: &[String]) -> Result<Vec<(String, String)>> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.split_once(' ') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => Ok((a.to_string(), b.to_string())),
+            _ => Err(Error::Tokenizer(format!("GGUF merge #{i} {m:?} is not two tokens separated by one space"))),
+        })
+        .collect()
+}
+
+/// BPE merges that reproduce SentencePiece's score-ordered merging: every split of a piece into
+/// two pieces of the vocabulary, best (highest) score of the merged piece first; ties broken by
+/// the longer left part, then the longer right part, then vocabulary order. This is
+/// transformers' `generate_merges` with scores, step for step, so the saved `tokenizer.json`
+/// matches what transformers builds from the same GGUF.
+fn spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
+    use std::collections::HashMap;
+    // Python dict semantics: the last id of a repeated spelling wins; iteration follows the
+    // first occurrence, with the last score.
+    let mut id: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
+    let mut score: HashMap<&str, f32> = HashMap::with_capacity(tokens.len());
+    let mut order: Vec<&str> = Vec::with_capacity(tokens.len());
+    for (i, (t, &s)) in tokens.iter().zip(scores).enumerate() {
+        id.insert(t, i);
+        if score.insert(t, s).is_none() {
+            order.push(t);
+        }
+    }
+    let mut merges: Vec<(&str, &str, f32)> = Vec::new();
+    for t in order {
+        let s = score[t];
+        let mut local: Vec<(&str, &str, f32)> = t
+            .char_indices()
+            .skip(1)
+            .map(|(at, _)| t.split_at(at))
+            .filter(|(l, r)| id.contains_key(l) && id.contains_key(r))
+            .map(|(l, r)| (l, r, s))
+            .collect();
+        local.sort_by_key(|(l, r, _)| (id[l], id[r]));
+        merges.extend(local);
+    }
+    // A stable sort, descending, like Python's `sorted(..., reverse=True)`.
+    let chars = |x: &str| x.chars().count();
+    merges.sort_by(|a, b| {
+        b.2.partial_cmp(&a.2)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| chars(b.0).cmp(&chars(a.0)))
+            .then_with(|| chars(b.1).cmp(&chars(a.1)))
+    });
+    merges.into_iter().map(|(l, r, _)| (l.to_string(), r.to_string())).collect()
+}
+
+/// Adds the vocabulary's control tokens (and, with `unknown_special`, its unknown token) as
+/// special added tokens, matched whole in the input and skipped by `decode(.., true)`, and its
+/// user-defined ones as plain added tokens, matched whole but decoded as text (as llama.cpp and
+/// transformers do). Every one is already spelled in the vocabulary, so none gets a new id.
+fn add_vocab_tokens(inner: &mut tokenizers::Tokenizer, v: &GgufVocab, unknown_special: bool) -> Result<()> {
+    let n = v.tokens.len();
+    let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
+    let special = |t: i32| t == token_type::CONTROL || (unknown_special && t == token_type::UNKNOWN);
+    let control: Vec<AddedToken> = (0..n)
+        .filter(|&i| special(ty(i)))
+        .map(|i| AddedToken::from(v.tokens[i].clone(), true).normalized(false))
+        .collect();
+    let user: Vec<AddedToken> = (0..n)
+        .filter(|&i| ty(i) == token_type::USER_DEFINED)
+        .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
+        .collect();
+    inner.add_special_tokens(control).map_err(|e| tok_err("adding control tokens", e))?;
+    inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
+    if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
+        if *max as usize >= n {
+            return Err(Error::Tokenizer(format!("GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}")));
+        }
+    }
+    Ok(())
+}
+
 /// Turns generated ids into text one id at a time. A byte-level token can end in the middle of a
 /// UTF-8 character; text is emitted only once the decoded tail is complete (does not end in
 /// U+FFFD) and has grown. The concatenation of every `step` plus `finish` equals
@@ -721,6 +849,7 @@ mod tests {
             pad: Some(2),
             add_bos: false,
             chat_template: None,
+            ..Default::default()
         }
     }
 
@@ -814,7 +943,12 @@ mod tests {
         assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("same length")));
         let mut v = tiny_vocab();
         v.model = "llama".into();
-        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(m)) if m.contains("SentencePiece")));
+        v.scores = vec![0.0; 3];
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("scores")));
+        let mut v = tiny_vocab();
+        v.model = "llama".into();
+        v.merges.clear();
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("neither")));
         let mut v = tiny_vocab();
         v.model = "bert".into();
         assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(_))));
@@ -830,6 +964,59 @@ mod tests {
         assert!(Tokenizer::from_gguf_vocab(GgufVocab { model: "gpt2".into(), ..Default::default() }).is_err());
         let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
         assert!(t.decode(&[1 << 30], false).is_err());
+    }
+
+    /// A hand-made SentencePiece vocabulary: specials, all 256 byte tokens, a few pieces.
+    fn tiny_spm() -> GgufVocab {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut token_types = vec![2, 3, 3];
+        let mut scores = vec![0.0, 0.0, 0.0];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            token_types.push(6);
+            scores.push(0.0);
+        }
+        // Piece scores: "▁h" merges before "he", so "▁he" is reached through "▁h" + "e".
+        for (i, t) in ["▁", "h", "e", "l", "o", "▁h", "he", "ll", "▁he", "llo", "▁hello"].iter().enumerate() {
+            tokens.push(t.to_string());
+            token_types.push(1);
+            scores.push(match *t {
+                "▁h" => -1.0,
+                "he" => -2.0,
+                _ => -(10.0 + i as f32),
+            });
+        }
+        GgufVocab {
+            model: "llama".into(),
+            tokens,
+            token_types,
+            scores,
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(0),
+            add_bos: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spm_merges_follow_scores_and_bytes_fall_back() {
+        let t = Tokenizer::from_gguf_vocab(tiny_spm()).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        assert_eq!(t.encode("hello", true).unwrap(), vec![1, id(&t, "▁hello")]);
+        // "\n" and "z" are not pieces: byte fallback. A leading space gives a second "▁".
+        let ids = t.encode(" hez\n", false).unwrap();
+        let pieces: Vec<String> = ids.iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+        assert_eq!(pieces, ["▁", "▁he", "<0x7A>", "<0x0A>"]);
+        assert_eq!(t.decode(&ids, false).unwrap(), " hez\n");
+        // The space prefix follows a special token too (llama.cpp's rule).
+        assert_eq!(t.encode("</s>hello", false).unwrap(), vec![2, id(&t, "▁hello")]);
+        let mut v = tiny_spm();
+        v.add_space_prefix = Some(false);
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        let pieces: Vec<String> = t.encode("he", false).unwrap().iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+        assert_eq!(pieces, ["he"]);
+        assert_eq!(t.decode(&t.encode(" he", false).unwrap(), false).unwrap(), " he");
     }
 
     #[test]
