@@ -6,6 +6,7 @@ mod common;
 use common::py;
 use std::path::Path;
 use trtforge::model::gguf::GgufFile;
+use trtforge::model::chat::{ChatMessage, ChatTemplate};
 use trtforge::model::tokenizer::Tokenizer;
 use trtforge::model::weights::TensorSource;
 
@@ -109,4 +110,36 @@ fn gguf_sentencepiece_vocab_matches_sentencepiece() {
     let tj = dir.path().join("tokenizer.json");
     let cases = dir.path().join("cases.json");
     py::run("spm_gguf.py", &["--check-json", tj.to_str().unwrap(), cases.to_str().unwrap()]);
+}
+
+/// Real chat templates (ChatML, SmolLM2's, Zephyr/TinyLlama, Llama 3, Mistral, Llama 2) render
+/// exactly what HF transformers' `apply_chat_template` renders, refusals (`raise_exception`)
+/// included.
+#[test]
+fn chat_templates_match_transformers() {
+    if !py::have_modules(&["transformers", "tokenizers", "jinja2"]) {
+        return;
+    }
+    let fixture = common::fixture("chat_templates.json");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("golden.json");
+    py::run("chat_golden.py", &[fixture.to_str().unwrap(), out.to_str().unwrap()]);
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let golden: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (bos, eos) = (spec["bos_token"].as_str().unwrap(), spec["eos_token"].as_str().unwrap());
+    let conversations: Vec<Vec<ChatMessage>> = serde_json::from_value(spec["conversations"].clone()).unwrap();
+    let mut failures = Vec::new();
+    assert_eq!(golden.len(), spec["templates"].as_object().unwrap().len() * conversations.len() * 2);
+    for g in &golden {
+        let name = g["template"].as_str().unwrap();
+        let t = ChatTemplate::new(spec["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        let conv = &conversations[g["conversation"].as_u64().unwrap() as usize];
+        let got = t.render(conv, g["add_generation_prompt"].as_bool().unwrap());
+        match (&got, g.get("text").and_then(|t| t.as_str()), g.get("error").and_then(|e| e.as_str())) {
+            (Ok(text), Some(want), _) if text == want => {}
+            (Err(trtforge::Error::Invalid(m)), None, Some(want)) if m.contains(want) => {}
+            _ => failures.push(format!("{g}\n  trtforge: {got:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), golden.len(), failures.join("\n"));
 }

@@ -1,4 +1,5 @@
 //! Model definition and loading: config, checkpoints, tokenizer, and the one Llama graph.
+pub mod chat;
 pub mod config;
 pub mod ggml_quants;
 pub mod gguf;
