@@ -5,7 +5,8 @@ use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::manifest::Manifest;
 use crate::model::load::{load, LoadedModel};
-use crate::model::tokenizer::{ChatMessage, Tokenizer};
+use crate::model::chat::{ChatMessage, ChatTemplate};
+use crate::model::tokenizer::Tokenizer;
 use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -225,7 +226,7 @@ struct GenerateArgs {
     /// Prompt as comma-separated token ids (for models without a tokenizer, e.g. presets).
     #[arg(long, value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
-    /// Wrap the prompt in the model's chat template (ChatML).
+    /// Wrap the prompt in the model's own chat template (ChatML when it has none).
     #[arg(long)]
     chat: bool,
     /// System message for --chat.
@@ -346,7 +347,11 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
                     msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
                 msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
-                t.encode(&t.apply_chat_template(&msgs, true), false)?
+                let template = ChatTemplate::from_model(t)?;
+                if template.is_fallback() {
+                    eprintln!("{} has no chat template; using ChatML", r.label);
+                }
+                template.encode(t, &msgs, true)?
             } else {
                 t.encode(p, true)?
             }

@@ -149,6 +149,18 @@ impl ChatTemplate {
     }
 }
 
+impl ChatTemplate {
+    /// Token ids of the rendered conversation. Special tokens the template writes (`<s>`,
+    /// `<|im_start|>`...) become their ids; bos is prepended when the tokenizer adds one,
+    /// unless the template already wrote it (llama.cpp's rule, so a Llama 2/3 or Mistral
+    /// template does not get two).
+    pub fn encode(&self, tok: &Tokenizer, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<u32>> {
+        let text = self.render(messages, add_generation_prompt)?;
+        let has_bos = !self.bos_token.is_empty() && text.starts_with(&self.bos_token);
+        tok.encode(&text, !has_bos)
+    }
+}
+
 /// Marks errors raised by the template itself (`raise_exception`).
 const RAISED: &str = "raise_exception: ";
 

@@ -2,7 +2,7 @@
 //! weights and, where the source has one, a tokenizer.
 use super::gguf::GgufFile;
 use super::hf::HfCheckpoint;
-use super::tokenizer::Tokenizer;
+use super::tokenizer::{read_generation_eos, Tokenizer};
 use super::{LlamaConfig, ModelWeights};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,12 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
             let ck = HfCheckpoint::open(dir)?;
             let weights = ModelWeights::load(ck.config().clone(), &ck)?;
             let tj = dir.join("tokenizer.json");
-            let tokenizer = if tj.exists() { Some(Tokenizer::from_file(&tj)?) } else { None };
+            let tokenizer = match tj.exists() {
+                // config.json may list several eos ids (Llama 3.1); generation_config.json is read
+                // by from_file.
+                true => Some(Tokenizer::from_file(&tj)?.with_stop_ids(&read_generation_eos(&dir.join("config.json"))?)?),
+                false => None,
+            };
             let tensor_dtypes = ck.tensor_dtypes();
             Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
         }

@@ -70,6 +70,12 @@ pub struct GgufVocab {
     pub pad: Option<u32>,
     /// `tokenizer.ggml.add_bos_token`
     pub add_bos: bool,
+    /// `tokenizer.ggml.add_eos_token`
+    pub add_eos: bool,
+    /// `tokenizer.ggml.eot_token_id`: end of turn (Llama 3's `<|eot_id|>`), ends generation.
+    pub eot: Option<u32>,
+    /// `tokenizer.ggml.eom_token_id`: end of message, ends generation.
+    pub eom: Option<u32>,
     /// `tokenizer.chat_template` (Jinja source; only used to find a default system prompt).
     pub chat_template: Option<String>,
 }
@@ -90,8 +96,10 @@ const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "smaug-bpe",
 /// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
 const EOS_NAMES: &[&str] = &["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|eot_id|>", "<|im_end|>"];
-/// The ChatML end-of-turn token: chat models stop generating there.
-const IM_END: &str = "<|im_end|>";
+/// End-of-turn tokens of common chat formats (ChatML, Llama 3, Phi-3, Gemma): chat models stop
+/// generating there, so they end generation whenever the vocabulary has them (as llama.cpp's
+/// end-of-generation set does).
+const END_OF_TURN: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"];
 
 /// A text tokenizer with the special-token facts generation needs.
 #[derive(Clone)]
@@ -108,6 +116,11 @@ pub struct Tokenizer {
     add_bos: bool,
     /// A `tokenizer.json` whose post-processor already inserts a leading bos (e.g. Llama 3's).
     processor_adds_bos: bool,
+    /// `encode(.., true)` appends eos (`add_eos_token`; rare).
+    add_eos: bool,
+    /// Further ids that end generation besides `eos` (`generation_config.json`'s eos list, GGUF
+    /// `tokenizer.ggml.eot_token_id` / `eom_token_id`).
+    stop_ids: Vec<u32>,
     chat_template: Option<String>,
     default_system: Option<String>,
     warnings: Vec<String>,
@@ -142,7 +155,24 @@ impl Tokenizer {
             Some(cfg) if cfg.is_file() => Some(HfTokenizerConfig::read(&cfg)?),
             _ => None,
         };
-        Self::from_hf(inner, config.unwrap_or_default())
+        let mut t = Self::from_hf(inner, config.unwrap_or_default())?;
+        if let Some(gen) = path.parent().map(|p| p.join(GENERATION_CONFIG)).filter(|g| g.is_file()) {
+            let ids = read_generation_eos(&gen)?;
+            let n = t.vocab_size();
+            for &id in &ids {
+                if id as usize >= n {
+                    t.warnings.push(format!("{}: eos_token_id {id} is out of range; ignored", gen.display()));
+                } else if Some(id) != t.eos && !t.stop_ids.contains(&id) {
+                    t.stop_ids.push(id);
+                }
+            }
+            // A tokenizer_config.json without an eos token: the first of the list is eos.
+            if t.eos.is_none() {
+                t.eos = ids.first().copied().filter(|&i| (i as usize) < n);
+                t.stop_ids.retain(|&i| Some(i) != t.eos);
+            }
+        }
+        Ok(t)
     }
 
     /// Parses the text of an HF `tokenizer.json` (no `tokenizer_config.json`).
@@ -164,6 +194,7 @@ impl Tokenizer {
         } else {
             None
         };
+        let processor_eos = with_special.len() > plain.len() && !with_special.ends_with(&plain);
         let specials: Vec<(u32, String)> = {
             let mut v: Vec<(u32, String)> = inner
                 .get_added_tokens_decoder()
@@ -203,6 +234,8 @@ impl Tokenizer {
             pad,
             add_bos: cfg.add_bos_token.unwrap_or(false) && processor_bos.is_none(),
             processor_adds_bos: processor_bos.is_some(),
+            add_eos: cfg.add_eos_token.unwrap_or(false) && eos.is_some() && !processor_eos,
+            stop_ids: Vec::new(),
             chat_template: cfg.chat_template,
             default_system,
             warnings,
@@ -225,7 +258,7 @@ impl Tokenizer {
                 v.token_types.len()
             )));
         }
-        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad)] {
+        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad), ("eot", v.eot), ("eom", v.eom)] {
             if let Some(id) = id {
                 if id as usize >= n {
                     return Err(Error::Tokenizer(format!(
@@ -304,6 +337,8 @@ impl Tokenizer {
             pad: v.pad,
             add_bos: v.add_bos && v.bos.is_some(),
             processor_adds_bos: false,
+            add_eos: v.add_eos && v.eos.is_some(),
+            stop_ids: [v.eot, v.eom].into_iter().flatten().filter(|&i| Some(i) != v.eos).collect(),
             chat_template: v.chat_template,
             default_system,
             warnings,
@@ -414,15 +449,17 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, add_special_tokens).map_err(|e| tok_err("encode", e))?;
         let ids = enc.get_ids();
+        let mut out = Vec::with_capacity(ids.len() + 2);
         match self.bos {
-            Some(bos) if add_special_tokens && self.add_bos => {
-                let mut out = Vec::with_capacity(ids.len() + 1);
-                out.push(bos);
-                out.extend_from_slice(ids);
-                Ok(out)
-            }
-            _ => Ok(ids.to_vec()),
+            Some(bos) if add_special_tokens && self.add_bos => out.push(bos),
+            _ => {}
         }
+        out.extend_from_slice(ids);
+        match self.eos {
+            Some(eos) if add_special_tokens && self.add_eos => out.push(eos),
+            _ => {}
+        }
+        Ok(out)
     }
 
     /// Text for `ids`; `skip_special` drops special (control) tokens. Unknown ids are an error.
@@ -465,15 +502,29 @@ impl Tokenizer {
         self.add_bos || self.processor_adds_bos
     }
 
-    /// Ids that end generation: eos, plus ChatML's `<|im_end|>` when the vocabulary has it.
+    /// Ids that end generation: eos, the further stop ids the model lists
+    /// (`generation_config.json`, GGUF end-of-turn ids), and the end-of-turn tokens of common
+    /// chat formats (`<|im_end|>`, `<|eot_id|>`...) when the vocabulary has them.
     pub fn eos_ids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.eos.into_iter().collect();
-        if let Some(id) = self.token_to_id(IM_END) {
+        let named = END_OF_TURN.iter().filter_map(|t| self.token_to_id(t));
+        for id in self.stop_ids.iter().copied().chain(named) {
             if !v.contains(&id) {
                 v.push(id);
             }
         }
         v
+    }
+
+    /// Adds ids that end generation (checked against the vocabulary).
+    pub fn with_stop_ids(mut self, ids: &[u32]) -> Result<Self> {
+        for &id in ids {
+            self.check_id("stop", Some(id))?;
+            if Some(id) != self.eos && !self.stop_ids.contains(&id) {
+                self.stop_ids.push(id);
+            }
+        }
+        Ok(self)
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -530,20 +581,31 @@ impl Tokenizer {
     /// template post-processor that does the same, so HF loaders agree on `encode(.., true)`.
     pub fn to_json(&self) -> Result<String> {
         let mut t = self.inner.clone();
-        if let (true, Some(bos)) = (self.add_bos, self.bos) {
-            let name = self.id_to_token(bos).ok_or_else(|| Error::Tokenizer(format!("bos id {bos} has no token")))?;
+        // (token, id) this tokenizer adds itself before / after the text.
+        let named = |what: &str, on: bool, id: Option<u32>| -> Result<Option<(String, u32)>> {
+            let Some(id) = id.filter(|_| on) else { return Ok(None) };
+            let name = self.id_to_token(id).ok_or_else(|| Error::Tokenizer(format!("{what} id {id} has no token")))?;
             if name.contains(char::is_whitespace) {
                 return Err(Error::Tokenizer(format!(
-                    "bos token {name:?} contains whitespace; it cannot be written into a template"
+                    "{what} token {name:?} contains whitespace; it cannot be written into a template"
                 )));
             }
+            Ok(Some((name, id)))
+        };
+        let bos = named("bos", self.add_bos, self.bos)?;
+        let eos = named("eos", self.add_eos, self.eos)?;
+        if bos.is_some() || eos.is_some() {
+            let (b, e) = (bos.as_ref().map(|x| x.0.as_str()), eos.as_ref().map(|x| x.0.as_str()));
+            let join = |parts: Vec<Option<&str>>| parts.into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let b1 = b.map(|b| format!("{b}:1"));
+            let e1 = e.map(|e| format!("{e}:1"));
             let template = TemplateProcessing::builder()
-                .try_single(format!("{name} $A:0"))
-                .and_then(|b| b.try_pair(format!("{name} $A:0 {name}:1 $B:1")))
-                .map_err(|e| tok_err("bos template", e))?
-                .special_tokens(vec![(name.clone(), bos)])
+                .try_single(join(vec![b, Some("$A:0"), e]))
+                .and_then(|x| x.try_pair(join(vec![b, Some("$A:0"), e, b1.as_deref(), Some("$B:1"), e1.as_deref()])))
+                .map_err(|e| tok_err("bos/eos template", e))?
+                .special_tokens(bos.iter().chain(eos.iter()).cloned().collect::<Vec<_>>())
                 .build()
-                .map_err(|e| tok_err("bos template", e))?;
+                .map_err(|e| tok_err("bos/eos template", e))?;
             let mut procs: Vec<PostProcessorWrapper> = t.get_post_processor().cloned().into_iter().collect();
             procs.push(template.into());
             t.with_post_processor(Some(PostSequence::new(procs)));
@@ -570,7 +632,7 @@ impl Tokenizer {
             obj.insert(key.into(), name(id).map_or(serde_json::Value::Null, Into::into));
         }
         obj.insert("add_bos_token".into(), self.adds_bos().into());
-        obj.insert("add_eos_token".into(), false.into());
+        obj.insert("add_eos_token".into(), self.add_eos.into());
         if let Some(t) = &self.chat_template {
             obj.insert("chat_template".into(), t.clone().into());
         }
@@ -578,11 +640,51 @@ impl Tokenizer {
             .map_err(|e| tok_err("serializing tokenizer_config.json", e))
     }
 
-    /// Writes `tokenizer.json` and `tokenizer_config.json` into the folder `dir`.
+    /// A `generation_config.json` holding the ids that end generation (`eos_token_id`, a list
+    /// when there are several) and bos; [`Tokenizer::from_file`] reads it back.
+    pub fn generation_config_json(&self) -> Result<String> {
+        let eos = self.eos_ids();
+        let mut obj = serde_json::Map::new();
+        if let Some(b) = self.bos {
+            obj.insert("bos_token_id".into(), b.into());
+        }
+        obj.insert(
+            "eos_token_id".into(),
+            match eos.as_slice() {
+                [one] => (*one).into(),
+                many => many.to_vec().into(),
+            },
+        );
+        serde_json::to_string_pretty(&serde_json::Value::Object(obj))
+            .map_err(|e| tok_err("serializing generation_config.json", e))
+    }
+
+    /// Writes `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` into `dir`.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         self.save(&dir.join("tokenizer.json"))?;
         let cfg = dir.join("tokenizer_config.json");
-        std::fs::write(&cfg, self.config_json()?).map_err(|e| Error::io(cfg, e))
+        std::fs::write(&cfg, self.config_json()?).map_err(|e| Error::io(cfg, e))?;
+        let gen = dir.join(GENERATION_CONFIG);
+        std::fs::write(&gen, self.generation_config_json()?).map_err(|e| Error::io(gen, e))
+    }
+}
+
+/// HF's file of generation defaults; trtforge reads (and writes) its `eos_token_id`.
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+
+/// The `eos_token_id` of a `generation_config.json`: a number or a list of numbers (absent: none).
+pub fn read_generation_eos(path: &Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+    let bad = |x: &serde_json::Value| {
+        Error::format(path, format!("eos_token_id must be a token id or a list of token ids, found {x}"))
+    };
+    let id = |x: &serde_json::Value| x.as_u64().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| bad(x));
+    match v.get("eos_token_id") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a.iter().map(id).collect(),
+        Some(x) => Ok(vec![id(x)?]),
     }
 }
 
@@ -736,6 +838,7 @@ struct HfTokenizerConfig {
     unk_token: Option<String>,
     pad_token: Option<String>,
     add_bos_token: Option<bool>,
+    add_eos_token: Option<bool>,
     chat_template: Option<String>,
 }
 
@@ -768,6 +871,7 @@ impl HfTokenizerConfig {
             unk_token: token("unk_token"),
             pad_token: token("pad_token"),
             add_bos_token: obj.get("add_bos_token").and_then(|b| b.as_bool()),
+            add_eos_token: obj.get("add_eos_token").and_then(|b| b.as_bool()),
             chat_template,
         })
     }
