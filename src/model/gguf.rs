@@ -4,7 +4,7 @@
 //! Layout (v2/v3, little-endian): magic `GGUF`, u32 version, u64 tensor count, u64 metadata count,
 //! metadata key/value pairs, tensor infos (name, n_dims, dims ne0-first, ggml type, offset), padding
 //! to `general.alignment`, then the tensor data.
-use super::config::LlamaConfig;
+use super::config::{LlamaConfig, RopeScaling};
 use super::ggml_quants::{dequantize, type_name as ggml_type_name, GgmlType};
 use super::tensor::Tensor;
 use super::weights::{NameScheme, TensorSource};
@@ -477,11 +477,22 @@ impl GgufFile {
                 self.path.display()
             )));
         }
-        if let Some(t) = self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
-            if t != "none" {
-                return Err(Error::Unsupported(format!("{}: rope scaling type {t:?}", self.path.display())));
+        let rope_scaling = match self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
+            None | Some("none") => None,
+            Some("linear") => {
+                let factor = self.get_f32("llama.rope.scaling.factor")?;
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(Error::format(&self.path, format!("llama.rope.scaling.factor = {factor} must be positive")));
+                }
+                Some(RopeScaling::Linear { factor })
             }
-        }
+            Some(t) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
+                    self.path.display()
+                )))
+            }
+        };
         if self.tensor_info("rope_freqs.weight").is_some() {
             return Err(Error::Unsupported(format!(
                 "{}: Llama 3 rope scaling stored as rope_freqs.weight is not supported from GGUF; \
@@ -509,7 +520,7 @@ impl GgufFile {
             num_key_value_heads: kv_heads,
             head_dim,
             rope_theta: self.opt_as("llama.rope.freq_base", "a number", GgufValue::as_f32)?.unwrap_or(10000.0),
-            rope_scaling: None,
+            rope_scaling,
             rms_norm_eps: self.get_f32("llama.attention.layer_norm_rms_epsilon")?,
             tie_word_embeddings: self.tensor_info("output.weight").is_none(),
             max_position_embeddings: self.get_usize("llama.context_length")?,
