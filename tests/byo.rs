@@ -148,9 +148,10 @@ fn chat_templates_match_transformers() {
 const KQUANT_LOGITS_TOL: f32 = 2e-3;
 
 /// A tiny Llama GGUF built like a downloaded Q4_K_M file (SentencePiece vocabulary, Q4_K / Q5_K /
-/// Q6_K weights, llama.cpp's Q/K row order, TinyLlama's chat template) loads and runs: the prompt
-/// tokenizes to SentencePiece's ids, the logits match an independent numpy forward pass over the
-/// `gguf` package's dequantization, and greedy decoding gives the same tokens.
+/// Q6_K weights, llama.cpp's Q/K row order, a Llama 3.1-style `rope_freqs.weight`, TinyLlama's
+/// chat template) loads and runs: the prompt tokenizes to SentencePiece's ids, the logits match an
+/// independent numpy forward pass over the `gguf` package's dequantization, and greedy decoding
+/// gives the same tokens.
 #[test]
 fn kquant_spm_gguf_end_to_end_matches_numpy() {
     use std::sync::Arc;

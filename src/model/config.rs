@@ -14,6 +14,9 @@ pub enum RopeScaling {
     /// Dynamic NTK: the base grows once a sequence passes `max_position_embeddings`. trtforge
     /// never runs past `max_position_embeddings`, where it equals no scaling (as in HF).
     Dynamic { factor: f32 },
+    /// One divisor per frequency (head_dim / 2), as Llama 3.1+ GGUF files store their scaling
+    /// (`rope_freqs.weight`).
+    Divisors { divisors: Vec<f32> },
 }
 
 /// Llama 3.1's RoPE scaling parameters.
@@ -95,6 +98,11 @@ impl LlamaConfig {
         }
         if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
             return err(format!("rms_norm_eps = {} is out of range", self.rms_norm_eps));
+        }
+        if let Some(RopeScaling::Divisors { divisors }) = &self.rope_scaling {
+            if divisors.len() != self.head_dim / 2 {
+                return err(format!("{} RoPE divisors for head_dim {} (need head_dim / 2)", divisors.len(), self.head_dim));
+            }
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
             return err(format!("rope_theta = {} is out of range", self.rope_theta));
@@ -268,6 +276,7 @@ impl LlamaConfig {
             None | Some(RopeScaling::Dynamic { .. }) => {}
             Some(RopeScaling::Linear { factor }) => inv.iter_mut().for_each(|f| *f /= factor),
             Some(RopeScaling::Llama3(s)) => llama3_scaling(&mut inv, s),
+            Some(RopeScaling::Divisors { divisors }) => inv.iter_mut().zip(divisors).for_each(|(f, d)| *f /= d),
         }
         inv
     }
@@ -279,6 +288,9 @@ impl LlamaConfig {
             Some(RopeScaling::Llama3(s)) => format!("llama3 ×{}", s.factor),
             Some(RopeScaling::Linear { factor }) => format!("linear ×{factor}"),
             Some(RopeScaling::Dynamic { factor }) => format!("dynamic ×{factor}"),
+            Some(RopeScaling::Divisors { divisors }) => {
+                format!("per-frequency divisors {:.2}..{:.2}", divisors.first().unwrap_or(&1.0), divisors.last().unwrap_or(&1.0))
+            }
         }
     }
 }

@@ -493,18 +493,31 @@ impl GgufFile {
                 )))
             }
         };
-        if self.tensor_info("rope_freqs.weight").is_some() {
-            return Err(Error::Unsupported(format!(
-                "{}: Llama 3 rope scaling stored as rope_freqs.weight is not supported from GGUF; \
-                 load the HF checkpoint instead",
-                self.path.display()
-            )));
-        }
         let hidden_size = self.get_usize("llama.embedding_length")?;
         let (heads, kv_heads) = self.head_counts()?;
         let head_dim = match self.opt_usize("llama.attention.key_length")? {
             Some(d) => d,
             None => self.opt_usize("llama.rope.dimension_count")?.unwrap_or(hidden_size / heads.max(1)),
+        };
+        // Llama 3.1+ files store their RoPE scaling as per-frequency divisors (llama.cpp's
+        // `rope_freqs.weight`, head_dim / 2 values).
+        let rope_scaling = match (self.tensor_info("rope_freqs.weight"), rope_scaling) {
+            (None, s) => s,
+            (Some(_), Some(_)) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: both llama.rope.scaling.type and rope_freqs.weight are set",
+                    self.path.display()
+                )))
+            }
+            (Some(_), None) => {
+                let t = self.tensor("rope_freqs.weight", &[head_dim / 2])?.ok_or_else(|| {
+                    Error::format(&self.path, "rope_freqs.weight disappeared while reading it")
+                })?;
+                if let Some(bad) = t.data.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
+                    return Err(Error::format(&self.path, format!("rope_freqs.weight holds {bad}; divisors must be positive")));
+                }
+                Some(RopeScaling::Divisors { divisors: t.data })
+            }
         };
         let vocab_size = match self.opt_usize("llama.vocab_size")? {
             Some(v) => v,
