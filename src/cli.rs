@@ -200,7 +200,7 @@ impl ModelArgs {
                 let m = load_model(spec)?;
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
-                let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
                 let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
@@ -732,7 +732,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 /// Opens the CUDA engine for `generate` / `eval` and says how long it took.
 fn open_cuda(
     w: &crate::model::ModelWeights,
-    p: crate::backend::cuda::CudaPrecision,
+    p: crate::quant::WeightFormat,
     max_batch: usize,
     max_seq: usize,
 ) -> Result<crate::backend::cuda::CudaBackend> {
@@ -743,7 +743,7 @@ fn open_cuda(
     eprintln!(
         "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
         b.device_name(),
-        p.name(),
+        p.label(),
         b.weight_bytes as f64 / 1e6,
         t.elapsed().as_secs_f64(),
         if cached { " (kernels from cache)".to_string() } else { format!(" (kernels compiled in {cs:.1} s)") }
@@ -760,7 +760,7 @@ fn cmd_bench_roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let mut rows = Vec::new();
         let mut bw = 0.0;
         for p in &a.precisions {
-            let prec = crate::backend::cuda::CudaPrecision::parse(p, a.group_size)?;
+            let prec = crate::quant::WeightFormat::parse(p, a.group_size)?;
             let (r, b) = roofline::bench(
                 &m.weights,
                 prec,
