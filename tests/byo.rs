@@ -76,6 +76,8 @@ fn gguf_sentencepiece_vocab_matches_sentencepiece() {
     // Saved and reloaded as HF files, the tokenizer must behave the same.
     tok.save_pretrained(dir.path()).unwrap();
     let reloaded = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!((reloaded.bos_id(), reloaded.eos_ids()), (tok.bos_id(), tok.eos_ids()));
+    assert!(reloaded.adds_bos());
     let mut failures = Vec::new();
     for c in spec["cases"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
@@ -178,6 +180,15 @@ fn kquant_spm_gguf_end_to_end_matches_numpy() {
     let chat = ChatTemplate::from_model(tok).unwrap();
     assert!(!chat.is_fallback());
     assert_eq!(chat.render(&[ChatMessage::user("hi")], true).unwrap(), "<|user|>\nhi</s>\n<|assistant|>\n");
+    // The template writes no bos, so encoding adds it (SentencePiece GGUFs add bos); `</s>` is eos.
+    let chat_ids = chat.encode(tok, &[ChatMessage::user("hi")], true).unwrap();
+    assert_eq!(chat_ids[0], tok.bos_id().unwrap());
+    assert!(chat_ids.contains(&tok.eos_id().unwrap()));
+    // Saved beside an engine's tokenizer.json, the template and stop ids come back.
+    tok.save_pretrained(dir.path()).unwrap();
+    let back = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!(back.eos_ids(), tok.eos_ids());
+    assert_eq!(ChatTemplate::from_model(&back).unwrap().encode(&back, &[ChatMessage::user("hi")], true).unwrap(), chat_ids);
 
     let w = Arc::new(m.weights);
     let mut be = CpuBackend::new(w, 1, 64).unwrap();
