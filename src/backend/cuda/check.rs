@@ -2,9 +2,8 @@
 //! GPU machine, which has no cargo) and `tests/cuda.rs` (skipped with a printed reason without a
 //! GPU). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
 //! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
-use super::kernels::WeightFormat;
 use super::pack::HostLinear;
-use super::{CudaBackend, CudaOptions, CudaPrecision};
+use super::{quantize_rtn, CudaBackend, CudaOptions, CudaPrecision};
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
 use crate::error::Result;
 use crate::eval::perplexity;
@@ -32,32 +31,41 @@ pub fn rel_tol(p: CudaPrecision) -> f32 {
     }
 }
 
-/// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: linears
-/// rounded/quantized exactly as uploaded, the embedding rounded to f16 where the engine stores f16.
-pub fn reference_weights(w: &ModelWeights, p: CudaPrecision) -> ModelWeights {
-    let fmt = p.weight_format();
-    let mut r = w.clone();
+/// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: quantized
+/// linears dequantized from the same stored codes as the CPU backend runs an engine dir
+/// (`f16(q · scale)`, `quant::QuantizedModel::dequantized`), float linears rounded as uploaded,
+/// the embedding rounded to f16 where the engine stores f16.
+pub fn reference_weights(w: &ModelWeights, p: CudaPrecision) -> Result<ModelWeights> {
+    let half = p != CudaPrecision::Fp32;
+    let q = quantize_rtn(w, p)?;
+    let mut r = match &q {
+        Some(q) => q.dequantized(w),
+        None => w.clone(),
+    };
     if r.lm_head.is_none() {
         r.lm_head = Some(w.embed.clone());
         r.config.tie_word_embeddings = false;
     }
     let dq = |t: &Tensor| -> Tensor {
-        let h = HostLinear::from_f32(&t.data, t.rows(), t.cols(), fmt);
+        let h = HostLinear::from_float(&t.data, t.rows(), t.cols(), half);
         Tensor::new(t.shape.clone(), h.dequantize())
     };
     for p in r.params() {
         if matches!(p, Param::Embed | Param::AttnNorm(_) | Param::FfnNorm(_) | Param::FinalNorm) {
             continue;
         }
+        if q.as_ref().is_some_and(|q| q.get(p).is_some()) {
+            continue;
+        }
         let t = dq(r.get(p));
         *r.get_mut(p) = t;
     }
-    if fmt != WeightFormat::F32 {
+    if half {
         for x in r.embed.data.iter_mut() {
             *x = f16::from_f32(*x).to_f32();
         }
     }
-    r
+    Ok(r)
 }
 
 /// One check's outcome.
@@ -76,7 +84,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 
 /// Prefill logits (all rows) and decode-step logits of the CUDA engine vs the CPU on `prompts`.
 pub fn logits_check(name: &str, w: &ModelWeights, p: CudaPrecision, prompts: &[Vec<u32>]) -> Result<CheckResult> {
-    let r = reference_weights(w, p);
+    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
     let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
@@ -112,7 +120,7 @@ pub fn greedy_check(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
-    let r = reference_weights(w, p);
+    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
     let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
@@ -146,7 +154,7 @@ pub fn ppl_check(
 ) -> Result<CheckResult> {
     let (r, tol) = match p {
         CudaPrecision::Fp16 => (w.clone(), PPL_REL_TOL_FP16),
-        _ => (reference_weights(w, p), PPL_REL_TOL_SAME_WEIGHTS),
+        _ => (reference_weights(w, p)?, PPL_REL_TOL_SAME_WEIGHTS),
     };
     let mut cpu = CpuBackend::new(Arc::new(r), 1, ctx)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, 1, ctx))?;

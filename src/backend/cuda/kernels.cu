@@ -56,6 +56,9 @@ __device__ __forceinline__ kv_t f2kv(float v) { return f2h(v); }
 #endif
 
 #define HALF_HD (HD / 2)
+// int4 scale groups per row of K inputs: the last group is partial when I4_GROUP does not divide K
+// (engine dirs pad such weights to whole groups; the padding codes are 0 and are not uploaded).
+#define I4_GPR(K) (((K) + I4_GROUP - 1) / I4_GROUP)
 #define GROUP (NH / NKV)
 #define QKV_DIM (QDIM + 2 * KVDIM)
 
@@ -227,16 +230,16 @@ extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h
     }
 }
 // int4 (kernel layout, see pack.rs): bytes (N, K/2), each 32-bit word holds 8 elements, element
-// 2j at nibble j and 2j+1 at nibble j+4; scales/zeros (N, K/I4_GROUP) f16. w = (q - z) * s
-extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, const h16* __restrict__ z,
-                                      h16* __restrict__ out, int N, int K) {
+// 2j at nibble j and 2j+1 at nibble j+4, stored as q + 8; scales (N, I4_GPR(K)) f16. w = (u - 8) * s
+extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, h16* __restrict__ out,
+                                      int N, int K) {
     PDL_ENTRY();
     const size_t nw = (size_t)N * K / 8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nw; i += (size_t)gridDim.x * blockDim.x) {
         const u32 w = q[i];
         const size_t e0 = i * 8;
         const size_t row = e0 / K, g = (e0 % K) / I4_GROUP;
-        const float sc = h2f(s[row * (K / I4_GROUP) + g]), zz = h2f(z[row * (K / I4_GROUP) + g]);
+        const float sc = h2f(s[row * I4_GPR(K) + g]), zz = 8.f;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             out[e0 + 2 * j] = f2h(((float)((w >> (4 * j)) & 15u) - zz) * sc);
@@ -265,8 +268,7 @@ extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __re
 
 struct GemvArgs {
     const void* w;         // weights, format WF
-    const h16* scales;     // int8: (N); int4: (N, K/I4_GROUP)
-    const h16* zeros;      // int4: (N, K/I4_GROUP)
+    const h16* scales;     // int8: (N); int4: (N, I4_GPR(K))
     const float* h;        // NORM input (T, K)
     const float* norm_w;   // NORM weight (K)
     const act_t* x;        // LOAD input (T, K)
@@ -342,10 +344,10 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
             }
         }
     } else {  // WF_I4: 32 elements of one group; f16x2 products, partial sums of 8 in f16, then f32.
+        // Symmetric codes stored as u = q + 8 (pack.rs): the zero point is the constant 8.
         const int g = k0 / I4_GROUP;
-        const float sc = h2f(a.scales[(size_t)row * (K / I4_GROUP) + g]);
-        const h16 zb = f2h(1024.f + h2f(a.zeros[(size_t)row * (K / I4_GROUP) + g]));
-        const u32 z2 = (u32)zb | ((u32)zb << 16);
+        const float sc = h2f(a.scales[(size_t)row * I4_GPR(K) + g]);
+        const u32 z2 = 0x64086408u;  // f16x2 (1024 + 8, 1024 + 8)
         u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
 #if ACT_F32
         float xf[32];
@@ -359,7 +361,7 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const float e0 = (float)((w4[q] >> (4 * j)) & 15u), e1 = (float)((w4[q] >> (4 * j + 16)) & 15u);
-                const float zf = h2f(zb) - 1024.f;
+                const float zf = 8.f;
                 part = fmaf(e0 - zf, xf[8 * q + 2 * j], part);
                 part = fmaf(e1 - zf, xf[8 * q + 2 * j + 1], part);
             }
@@ -379,6 +381,60 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
         acc = part * sc;
     }
     return acc;
+}
+
+// Stages the GEMV input rows in shared memory, row stride XS elements: PRO_NORM x = rmsnorm(h)
+// (h (T, K) f32), PRO_LOAD x (T, K) act_t. Called by all NT threads of the block.
+template <int PRO, int K, int NT, int XS>
+__device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red) {
+    const int T = a.T;
+    if (PRO == PRO_NORM) {
+        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
+        // once; h stays in registers between the reduction and the scaled store.
+                constexpr int NV = (K / 4 + NT - 1) / NT;
+        const float4* wr = (const float4*)a.norm_w;
+        for (int t = 0; t < T; t++) {
+            const float4* hr = (const float4*)(a.h + (size_t)t * K);
+            float4 hv[NV], wv[NV];
+            float ss = 0.f;
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                const bool in = (K / 4) % NT == 0 || v < K / 4;
+                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
+            }
+            ss = block_sum(ss, red);
+            const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                if ((K / 4) % NT == 0 || v < K / 4) {
+                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
+                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
+#if ACT_F32
+                    *(float4*)(xs + t * XS + 4 * v) = make_float4(o0, o1, o2, o3);
+#else
+                    uint2 pk;
+                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
+                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
+                    *(uint2*)(xs + t * XS + 4 * v) = pk;
+#endif
+                }
+            }
+        }
+    } else {
+        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
+        constexpr int VR = K * (int)sizeof(act_t) / 16;  // vectors per row
+        const uint4* src = (const uint4*)a.x;
+        uint4* dst = (uint4*)xs;
+        const int nv = T * VR;
+        for (int i = threadIdx.x; i < nv; i += NT) {
+            const int r = i / VR, c = i - r * VR;
+            dst[r * (XS * (int)sizeof(act_t) / 16) + c] = src[i];
+        }
+    }
 }
 
 template <int WF, int PRO, int EPI, int K, int MT>
@@ -413,50 +469,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         }
     }
     pdl_wait();
-    if (PRO == PRO_NORM) {
-        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
-        // once; h stays in registers between the reduction and the scaled store.
-        constexpr int NT = GEMV_WARPS * 32;
-        constexpr int NV = (K / 4 + NT - 1) / NT;
-        const float4* wr = (const float4*)a.norm_w;
-        for (int t = 0; t < T; t++) {
-            const float4* hr = (const float4*)(a.h + (size_t)t * K);
-            float4 hv[NV], wv[NV];
-            float ss = 0.f;
-#pragma unroll
-            for (int i = 0; i < NV; i++) {
-                const int v = i * NT + threadIdx.x;
-                const bool in = (K / 4) % NT == 0 || v < K / 4;
-                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
-                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
-                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
-            }
-            ss = block_sum(ss, red);
-            const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
-#pragma unroll
-            for (int i = 0; i < NV; i++) {
-                const int v = i * NT + threadIdx.x;
-                if ((K / 4) % NT == 0 || v < K / 4) {
-                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
-                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
-#if ACT_F32
-                    *(float4*)(xs + t * K + 4 * v) = make_float4(o0, o1, o2, o3);
-#else
-                    uint2 pk;
-                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
-                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
-                    *(uint2*)(xs + t * K + 4 * v) = pk;
-#endif
-                }
-            }
-        }
-    } else {
-        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
-        const uint4* src = (const uint4*)a.x;
-        uint4* dst = (uint4*)xs;
-        const int nv = T * K * (int)sizeof(act_t) / 16;
-        for (int i = threadIdx.x; i < nv; i += GEMV_WARPS * 32) dst[i] = src[i];
-    }
+    stage_x<PRO, K, GEMV_WARPS * 32, K>(a, xs, red);
     __syncthreads();
 
     for (int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW; p0 < npairs; p0 += gridDim.x * GEMV_WARPS * PPW) {
@@ -530,6 +543,177 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
 
 // The instances this model needs (generated by kernels.rs): GEMV_KERNEL(gemv_f16_qkv_1, WF_F16, PRO_NORM, EPI_QKV, HIDDEN, 1) ...
 GEMV_INSTANCES
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core decode GEMV for T <= 8 rows with f16 activations (sm_80+): y (T, N) = x (T, K) · Wᵀ
+// through mma.sync.m16n8k16 (f16 × f16 → f32), the batch rows as the mma's 8 columns. One block of
+// TC_WARPS warps per tile of 16 output rows (blocks loop over tiles); the warps split K into
+// interleaved steps and sum their partial tiles in shared memory, then one pass runs the same
+// epilogues as the GEMV. Weights stay in the GEMV layouts (f16 rows; int8 q + 128 rows; int4 words,
+// pack.rs): lane (g = lane / 4, t = lane % 4) reads 16 bytes of rows g and g + 8 and uses them as the
+// A fragments of 2 (f16), 4 (int8) or 8 (int4) mmas; the order of k inside a step is permuted the
+// same way for A and B (x from shared memory), which leaves every dot product unchanged. int8 codes
+// become exact f16 (scale applied per row after the sum); int4 codes become f16(q · s), the
+// DequantizeLinear value. A tile's first weight loads are issued before griddepcontrol.wait: they do
+// not depend on earlier kernels, so they overlap the previous kernel's tail.
+#if !ACT_F32
+#define TC_WARPS 8
+#define TC_U 4
+template <int WF> struct Tc;
+template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2 }; };
+template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4 }; };
+template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8 }; };
+
+__device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+#if __CUDA_ARCH__ < 800
+    __trap();  // the host launches these kernels on sm_80+ only
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+// The lane's CH weights of one row as f16 pairs: pair j = elements (2j, 2j + 1) of the chunk.
+template <int WF>
+__device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
+    const u32 wv[4] = {w.x, w.y, w.z, w.w};
+    if (WF == WF_F16) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) p[q] = wv[q];
+    } else if (WF == WF_I8) {
+        const u32 bias = 0x64806480u;  // f16x2 (1152, 1152): (1024 + q + 128) - 1152 = q, exact
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            u32 lo = __byte_perm(wv[q], 0x64646464u, 0x4140), hi = __byte_perm(wv[q], 0x64646464u, 0x4342);
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+            p[2 * q] = lo;
+            p[2 * q + 1] = hi;
+        }
+    } else {
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                u32 h = ((wv[q] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;  // (1024 + u0, 1024 + u1)
+                asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
+                asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
+                p[4 * q + i] = h;
+            }
+    }
+}
+
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tc_body(const GemvArgs& a) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
+    h16* xs = (h16*)smem_raw;  // (T, XS)
+    __shared__ float red[32];
+    __shared__ float part[TC_WARPS][16][9];
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS;
+    constexpr int NSTEP = (K + STEPK - 1) / STEPK;
+    constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
+    constexpr size_t ROWB = (size_t)K * 16 / CH;            // bytes per weight row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T;
+    const int ntiles = a.N >> 4;
+    const unsigned char* W = (const unsigned char*)a.w;
+    uint4 va[TC_U], vb[TC_U];
+    auto load = [&](int tile, int b0) {
+        const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
+        const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+        for (int i = 0; i < TC_U; i++) {
+            const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
+            const bool in = (b0 + i < SPW) && k < K;
+            va[i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            vb[i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    int tile = blockIdx.x;
+    if (tile < ntiles) load(tile, 0);
+    pdl_wait();
+    stage_x<PRO, K, TC_WARPS * 32, XS>(a, (act_t*)xs, red);
+    __syncthreads();
+    for (; tile < ntiles; tile += gridDim.x) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 1
+        for (int b0 = 0; b0 < SPW; b0 += TC_U) {
+            if (b0 > 0) load(tile, b0);
+#pragma unroll
+            for (int i = 0; i < TC_U; i++) {
+                const int s = warp + (b0 + i) * TC_WARPS;
+                if (b0 + i >= SPW || s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool xin = g < T && k < K;
+                u32 sa = 0, sb = 0;
+                if (WF == WF_I4) {
+                    const int gi = (k < K ? k : 0) / I4_GROUP;
+                    const u32 ha = a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
+                    const u32 hb = a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
+                    sa = ha | (ha << 16);
+                    sb = hb | (hb << 16);
+                }
+                u32 pa[CH / 2], pb[CH / 2];
+                tc_pairs<WF>(va[i], sa, pa);
+                tc_pairs<WF>(vb[i], sb, pb);
+                const h16* xr = xs + g * XS + k;
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++) {
+                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
+                (void)MMAS;
+            }
+        }
+        if (tile + (int)gridDim.x >= ntiles) pdl_trigger();
+        part[warp][g][2 * t4] = acc[0];
+        part[warp][g][2 * t4 + 1] = acc[1];
+        part[warp][g + 8][2 * t4] = acc[2];
+        part[warp][g + 8][2 * t4 + 1] = acc[3];
+        const int next = tile + gridDim.x;
+        if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        __syncthreads();
+        if (threadIdx.x < 64) {
+            const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
+            if (t < T) {
+                float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+                for (int w = 0; w < TC_WARPS; w++) {
+                    y0 += part[w][2 * pp][t];
+                    y1 += part[w][2 * pp + 1][t];
+                }
+                const int p = tile * 8 + pp;
+                if (WF == WF_I8) {
+                    y0 *= h2f(a.scales[2 * p]);
+                    y1 *= h2f(a.scales[2 * p + 1]);
+                }
+                if (EPI == EPI_QKV) {
+                    qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
+                } else if (EPI == EPI_SWIGLU) {
+                    a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
+                } else if (EPI == EPI_RESID) {
+                    float* o = a.out + (size_t)t * a.N + 2 * p;
+                    o[0] += y0;
+                    o[1] += y1;
+                } else {
+                    float* o = a.out + (size_t)t * a.N + 2 * p;
+                    o[0] = y0;
+                    o[1] = y1;
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (blockIdx.x >= ntiles) pdl_trigger();
+}
+#define TC_KERNEL(name, WF, PRO, EPI, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
+TC_INSTANCES
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Decode attention (one new token per sequence), flash-decoding: grid (NSPLIT, NKV, B), one block
