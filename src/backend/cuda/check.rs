@@ -200,3 +200,61 @@ pub fn gpu_loop_check(
         detail: format!("{} prompts × {n} tokens", prompts.len()),
     })
 }
+
+/// Perplexity of one engine directory across backends must agree this closely (relative).
+pub const PPL_REL_TOL_ENGINE_DIR: f64 = 0.0005;
+
+/// An engine directory (`trtforge convert`) on the CUDA engine — its stored int8/int4 codes and
+/// scales repacked as they are — against the CPU backend and ONNX Runtime on the same directory:
+/// all-row logits of one prompt (CUDA vs CPU) and perplexity over `windows` windows of `ctx` seeded
+/// random tokens (CUDA vs CPU, CUDA vs ORT; random tokens so that presets without a tokenizer work).
+pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> Vec<Result<CheckResult>> {
+    use crate::backend::{open_engine_dir, BackendKind};
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| dir.display().to_string());
+    let man = match crate::manifest::Manifest::load(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![Err(e)],
+    };
+    let vocab = man.model_config.vocab_size as u64;
+    let mut r = crate::model::weights::SplitMix64(11);
+    let ids: Vec<u32> = (0..ctx * windows + 1).map(|_| 3 + (r.next_u64() % (vocab - 3)) as u32).collect();
+    let mut out = vec![];
+    let ppl = |kind: BackendKind| -> Result<f64> {
+        let mut b = open_engine_dir(dir, kind, 1, ctx)?;
+        Ok(perplexity(&mut *b, &ids, ctx, Some(windows), |_, _| {})?.perplexity)
+    };
+    let logits = || -> Result<CheckResult> {
+        let prompt = &ids[..ctx.min(64)];
+        let c = [SeqChunk { slot: 0, tokens: prompt }];
+        let a = open_engine_dir(dir, BackendKind::Cuda, 1, ctx)?.forward(&c, Logits::All)?;
+        let b = open_engine_dir(dir, BackendKind::Cpu, 1, ctx)?.forward(&c, Logits::All)?;
+        let worst = max_rel(&a.data, &b.data);
+        Ok(CheckResult {
+            name: format!("{name} ({}) engine dir logits cuda vs cpu", man.precision.as_str()),
+            pass: worst <= REL_TOL_QUANT,
+            detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {REL_TOL_QUANT:.0e})"),
+        })
+    };
+    out.push(logits());
+    let cuda = ppl(BackendKind::Cuda);
+    for (other, kind) in [("cpu", BackendKind::Cpu), ("ort", BackendKind::Ort)] {
+        let res = match (&cuda, ppl(kind)) {
+            (Ok(a), Ok(b)) => {
+                let rel = (a - b).abs() / b;
+                Ok(CheckResult {
+                    name: format!("{name} ({}) engine dir perplexity cuda vs {other}", man.precision.as_str()),
+                    pass: rel <= PPL_REL_TOL_ENGINE_DIR,
+                    detail: format!(
+                        "{a:.4} vs {b:.4} ({:+.4} %, tol {:.2} %; {windows} × {ctx} random tokens)",
+                        100.0 * (a - b) / b,
+                        PPL_REL_TOL_ENGINE_DIR * 100.0
+                    ),
+                })
+            }
+            (Err(e), _) => Err(crate::error::Error::Gpu(format!("cuda: {e}"))),
+            (_, Err(e)) => Err(e),
+        };
+        out.push(res);
+    }
+    out
+}

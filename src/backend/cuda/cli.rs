@@ -115,6 +115,13 @@ pub struct CheckArgs {
     /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
     #[arg(long)]
     tinyllama: bool,
+    /// Only check these engine directories (`trtforge convert` output): the CUDA engine on the
+    /// stored weights vs the CPU backend and ONNX Runtime (logits, perplexity on random tokens).
+    #[arg(long, num_args = 1..)]
+    engine_dir: Vec<PathBuf>,
+    /// Window length of the engine-dir perplexity checks.
+    #[arg(long, default_value_t = 256)]
+    engine_ctx: usize,
 }
 
 fn seeded_prompts(lens: &[usize], vocab: usize, seed: u64) -> Vec<Vec<u32>> {
@@ -124,6 +131,22 @@ fn seeded_prompts(lens: &[usize], vocab: usize, seed: u64) -> Vec<Vec<u32>> {
 
 pub fn cmd_check(a: CheckArgs) -> Result<()> {
     use CudaPrecision::*;
+    if !a.engine_dir.is_empty() {
+        let (mut n, mut failed) = (0, 0);
+        for d in &a.engine_dir {
+            for r in check::engine_dir_checks(d, a.engine_ctx, 2) {
+                let r = r.unwrap_or_else(|e| CheckResult { name: "error".into(), pass: false, detail: e.to_string() });
+                println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail);
+                n += 1;
+                failed += !r.pass as usize;
+            }
+        }
+        println!("{} passed, {failed} failed", n - failed);
+        if failed > 0 {
+            bail!("{failed} CUDA checks failed");
+        }
+        return Ok(());
+    }
     let mut results: Vec<CheckResult> = vec![];
     let mut report = |r: crate::Result<CheckResult>| {
         let r = r.unwrap_or_else(|e| CheckResult { name: "error".into(), pass: false, detail: e.to_string() });
@@ -150,6 +173,13 @@ pub fn cmd_check(a: CheckArgs) -> Result<()> {
         for p in [Fp16, Int8, Int4 { group: 128 }] {
             report(check::logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
+        // SmolLM2 shape: hidden 576 with int4 g128 is stored padded to 640 (partial last group).
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        for p in [Fp16, Int8, Int4 { group: 128 }] {
+            report(check::logits_check("smollm2-135m", &sm.weights, p, &ps4));
+        }
+        report(check::greedy_check("smollm2-135m", &sm.weights, Int4 { group: 128 }, &ps4, 16));
     }
     if let Some(g) = &a.smollm2 {
         let m = load(g.to_str().context("path")?)?;

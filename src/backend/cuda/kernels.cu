@@ -557,12 +557,12 @@ GEMV_INSTANCES
 // DequantizeLinear value. A tile's first weight loads are issued before griddepcontrol.wait: they do
 // not depend on earlier kernels, so they overlap the previous kernel's tail.
 #if !ACT_F32
-#define TC_WARPS 8
-#define TC_U 4
+#define TC_WARPS 16
+// CH: elements per lane and row per 16-byte load; STEPK: k per warp step; U: steps loaded at once.
 template <int WF> struct Tc;
-template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2 }; };
-template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4 }; };
-template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8 }; };
+template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2, U = 8 }; };
+template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
+template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
 
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if __CUDA_ARCH__ < 800
@@ -612,7 +612,7 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
     h16* xs = (h16*)smem_raw;  // (T, XS)
     __shared__ float red[32];
     __shared__ float part[TC_WARPS][16][9];
-    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS;
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = Tc<WF>::U;
     constexpr int NSTEP = (K + STEPK - 1) / STEPK;
     constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
     constexpr size_t ROWB = (size_t)K * 16 / CH;            // bytes per weight row
@@ -716,15 +716,229 @@ TC_INSTANCES
 #endif
 
 // ---------------------------------------------------------------------------------------------
-// Decode attention (one new token per sequence), flash-decoding: grid (NSPLIT, NKV, B), one block
-// per (chunk of ATT_CHUNK cached positions, kv head, sequence) serving the GROUP query heads that
-// share the kv head. Blocks past the sequence's length exit. With several active chunks, each writes
-// (max, sum, acc) partials and the last one to finish (atomic counter) combines them.
+// Decode attention (one new token per sequence), flash-decoding: grid (nsplit, NKV, B), one block
+// per (split, kv head, sequence) serving the GROUP query heads that share the kv head. The
+// sequence's ceil(len / ATT_CHUNK) chunks are dealt to the splits in runs of ceil(chunks / nsplit);
+// a block walks its run with an online softmax, loading chunk c + 1 into registers while it computes
+// chunk c (so few, long blocks at large batch, many short ones at batch 1). With several active
+// splits, each writes (acc, max, sum) partials and the last one to finish (atomic counter) combines
+// them, reading the partials with all loads in flight.
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t
-//   part (B, NH, NSPLIT, HD + 2) f32; counters (B, NKV) int, zero between calls
+//   part (B, NH, NSPLIT, ATT_PS) f32; counters (B, NKV) int, zero between calls; nsplit <= NSPLIT, <= 64
 #define ATT_THREADS 128
+#define ATT_PS (HD + 4)  // floats per partial record: acc[HD], max, sum, 2 pad (16-byte records)
+#define ATT_MAXSPLIT 64
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+            float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+            const int* __restrict__ row_slot, int nsplit) {
+    __shared__ __align__(16) float qs[GROUP][HD];
+    __shared__ __align__(16) float ks[ATT_CHUNK][HD + 4];  // +4: 16-byte row reads of 8 lanes hit distinct banks
+    __shared__ __align__(16) float vs[ATT_CHUNK][HD];
+    __shared__ float sc[GROUP][ATT_CHUNK];
+    __shared__ float mstat[GROUP], lstat[GROUP], alph[GROUP];
+    __shared__ int is_last;
+    constexpr int VE = 16 / (int)sizeof(kv_t);               // elements per 16-byte load
+    constexpr int NV = ATT_CHUNK * HD / VE;                  // 16-byte vectors per chunk (K or V)
+    constexpr int VPT = (NV + ATT_THREADS - 1) / ATT_THREADS;
+    constexpr int NO = GROUP * HD / 4;                       // float4 outputs per (sequence, kv head)
+    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    pdl_wait();
+    const int len = row_pos[b] + 1;
+    const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int cps = (nch + nsplit - 1) / nsplit;  // chunks per split
+    const int nact = (nch + cps - 1) / cps;       // splits with work
+    if (split >= nact) return;
+    const int ch0 = split * cps, ch1 = min(ch0 + cps, nch);
+    const int slot = row_slot[b];
+    const kv_t* kbase = kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    const kv_t* vbase = vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    uint4 kr[VPT], vr[VPT];
+    auto fetch = [&](int c) {
+        const int c0 = c * ATT_CHUNK, n = min(ATT_CHUNK, len - c0);
+#pragma unroll
+        for (int i = 0; i < VPT; i++) {
+            const int e = i * ATT_THREADS + threadIdx.x;
+            const bool in = (NV % ATT_THREADS == 0 || e < NV) && e * VE / HD < n;
+            kr[i] = in ? *(const uint4*)(kbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
+            vr[i] = in ? *(const uint4*)(vbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    fetch(ch0);
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
+        const int g = i / HD, d = i % HD;
+        qs[g][d] = q[(size_t)b * QDIM + (kvh * GROUP + g) * HD + d] * scale;
+    }
+    if (threadIdx.x < GROUP) { mstat[threadIdx.x] = -INFINITY; lstat[threadIdx.x] = 0.f; }
+    float4 acc[NACC];
+#pragma unroll
+    for (int a = 0; a < NACC; a++) acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int c = ch0; c < ch1; c++) {
+        const int n = min(ATT_CHUNK, len - c * ATT_CHUNK);
+#pragma unroll
+        for (int i = 0; i < VPT; i++) {
+            const int e = i * ATT_THREADS + threadIdx.x;
+            if (NV % ATT_THREADS == 0 || e < NV) {
+                const int j = e * VE / HD, d = e * VE % HD;
+                const kv_t* kp = (const kv_t*)&kr[i];
+                const kv_t* vp = (const kv_t*)&vr[i];
+#pragma unroll
+                for (int t = 0; t < VE; t++) { ks[j][d + t] = kv2f(kp[t]); vs[j][d + t] = kv2f(vp[t]); }
+            }
+        }
+        __syncthreads();
+        if (c + 1 < ch1) fetch(c + 1);  // the next chunk's loads fly while this one is computed
+        {
+            // Scores: thread -> one position j and every NGS-th head; each 16-byte slice of the key
+            // row is read once from shared memory and used for all of the thread's heads.
+            constexpr int NGS = ATT_THREADS / ATT_CHUNK;
+            constexpr int GPT = (GROUP + NGS - 1) / NGS;
+            const int j = threadIdx.x % ATT_CHUNK, g0 = threadIdx.x / ATT_CHUNK;
+            float sv[GPT];
+#pragma unroll
+            for (int k = 0; k < GPT; k++) sv[k] = 0.f;
+#pragma unroll 4
+            for (int d = 0; d < HD; d += 4) {
+                const float4 kv = *(const float4*)&ks[j][d];
+#pragma unroll
+                for (int k = 0; k < GPT; k++) {
+                    const int g = g0 + k * NGS;
+                    if (GROUP % NGS == 0 || g < GROUP) {
+                        const float4 qv = *(const float4*)&qs[g][d];
+                        sv[k] = fmaf(qv.x, kv.x, fmaf(qv.y, kv.y, fmaf(qv.z, kv.z, fmaf(qv.w, kv.w, sv[k]))));
+                    }
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < GPT; k++) {
+                const int g = g0 + k * NGS;
+                if (GROUP % NGS == 0 || g < GROUP) sc[g][j] = j < n ? sv[k] : -INFINITY;
+            }
+        }
+        __syncthreads();
+        for (int g = warp; g < GROUP; g += ATT_THREADS / 32) {
+            const float m_old = mstat[g];
+            float m = m_old;
+            for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g][j]);
+            m = warp_max(m);
+            float l = 0.f;
+            for (int j = lane; j < ATT_CHUNK; j += 32) {
+                const float p = j < n ? expf(sc[g][j] - m) : 0.f;
+                sc[g][j] = p;
+                l += p;
+            }
+            l = warp_sum(l);
+            const float al = m_old == -INFINITY ? 0.f : expf(m_old - m);
+            __syncwarp();
+            if (lane == 0) { alph[g] = al; lstat[g] = lstat[g] * al + l; mstat[g] = m; }
+        }
+        __syncthreads();
+        // acc[g][d..d+3] = alpha[g] acc + sum_j p[g][j] v[j][d..d+3]: thread -> (head, 4 dims)
+#pragma unroll
+        for (int a = 0; a < NACC; a++) {
+            const int i = a * ATT_THREADS + threadIdx.x;
+            if (NO % ATT_THREADS == 0 || i < NO) {
+                const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+                const float al = alph[g];
+                float4 r = make_float4(acc[a].x * al, acc[a].y * al, acc[a].z * al, acc[a].w * al);
+#pragma unroll 8
+                for (int j = 0; j < ATT_CHUNK; j++) {
+                    const float p = sc[g][j];
+                    const float4 v = *(const float4*)&vs[j][d];
+                    r.x = fmaf(p, v.x, r.x);
+                    r.y = fmaf(p, v.y, r.y);
+                    r.z = fmaf(p, v.z, r.z);
+                    r.w = fmaf(p, v.w, r.w);
+                }
+                acc[a] = r;
+            }
+        }
+        __syncthreads();
+    }
+    pdl_trigger();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const int h = kvh * GROUP + g;
+            if (nact == 1) {
+                const float inv = 1.0f / lstat[g];
+                act_t* o = out + (size_t)b * QDIM + h * HD + d;
+                o[0] = f2act(acc[a].x * inv);
+                o[1] = f2act(acc[a].y * inv);
+                o[2] = f2act(acc[a].z * inv);
+                o[3] = f2act(acc[a].w * inv);
+            } else {
+                float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
+                *(float4*)(pp + d) = acc[a];
+                if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
+            }
+        }
+    }
+    if (nact == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
+    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
+    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
+    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
+    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
+        const int g = i / nact, s2 = i % nact;
+        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
+        wsh[g][s2] = __ldcg(pp + HD);
+        lsh[g][s2] = __ldcg(pp + HD + 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int g = threadIdx.x;
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
+        float L = 0.f;
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float f = expf(wsh[g][s2] - M);
+            wsh[g][s2] = f;
+            L += f * lsh[g][s2];
+        }
+        const float inv = 1.0f / L;
+        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
+            const float w = wsh[g][s2];
+            A.x = fmaf(w, v.x, A.x);
+            A.y = fmaf(w, v.y, A.y);
+            A.z = fmaf(w, v.z, A.z);
+            A.w = fmaf(w, v.w, A.w);
+        }
+        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
+        o[0] = f2act(A.x);
+        o[1] = f2act(A.y);
+        o[2] = f2act(A.z);
+        o[3] = f2act(A.w);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+// The previous decode attention (one chunk per block), kept for comparison: TRTFORGE_ATTN=v1.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_v1(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
             const int* __restrict__ row_slot) {
     pdl_wait();

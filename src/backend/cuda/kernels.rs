@@ -144,7 +144,7 @@ pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
 /// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
-pub const TC_THREADS: u32 = 256;
+pub const TC_THREADS: u32 = 512;
 
 /// Smallest GEMV variant that holds `t` rows.
 pub fn gemv_mt(t: usize) -> Option<usize> {
@@ -197,7 +197,7 @@ impl KernelSpec {
             return Err(format!("head_dim {} must be even and at most 256", c.head_dim));
         }
         let (g, hd, ch) = (c.num_attention_heads / c.num_key_value_heads, c.head_dim, att_chunk(c.head_dim));
-        if 4 * (g * hd + ch * (2 * hd + 4) + g * ch) > 48 * 1024 || hd % 4 != 0 {
+        if 4 * (g * hd + ch * (2 * hd + 4) + g * ch + 3 * g + 2 * g * 64) + 4 > 48 * 1024 || hd % 4 != 0 {
             return Err(format!(
                 "GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"
             ));
@@ -296,6 +296,7 @@ impl KernelSpec {
             "dequant_i8",
             "dequant_i4",
             "attn_decode",
+            "attn_decode_v1",
             "attn_prefill",
             "softmax_causal",
             "argmax_rows",
@@ -344,7 +345,7 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 13 + 5 * GEMV_MTS.len() + 5);
+        assert_eq!(s.kernel_names().len(), 14 + 5 * GEMV_MTS.len() + 5);
     }
 
     #[test]

@@ -143,7 +143,7 @@ struct Scratch {
     y: DevBuf,            // (max_tokens, max(qkv, 2·inter)) f32 GEMM outputs
     logits: DevBuf,       // (max_tokens, vocab) f32
     wdeq: Option<DevBuf>, // (largest linear) f16 dequantized weights for GEMMs
-    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 2) f32 attention partials
+    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
     counters: DevBuf,     // (max_seqs, n_kv) i32
     meta: DevBuf,         // MetaLayout i32
     next: DevBuf,         // (max_seqs) i32 sampled tokens
@@ -185,6 +185,8 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
+    /// The previous decode attention (one 64-key chunk per block; TRTFORGE_ATTN=v1), for comparison.
+    attn_v1: bool,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -383,7 +385,7 @@ impl CudaBackend {
             y: gpu.alloc(mt * ywide * 4)?,
             logits: gpu.alloc(mt * cfg.vocab_size * 4)?,
             wdeq: if quantized { Some(gpu.alloc(max_numel * 2)?) } else { None },
-            part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 2) * 4)?,
+            part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 4) * 4)?,
             counters: gpu.alloc(layout.max_seqs * cfg.num_key_value_heads * 4)?,
             meta: gpu.alloc(layout.len() * 4)?,
             next: gpu.alloc(layout.max_seqs * 4)?,
@@ -462,6 +464,7 @@ impl CudaBackend {
             graphs: HashMap::new(),
             grid_cache: HashMap::new(),
             use_tc,
+            attn_v1: std::env::var("TRTFORGE_ATTN").as_deref() == Ok("v1"),
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -521,7 +524,10 @@ impl CudaBackend {
                 o
             }
         };
-        Ok((tiles as u32).min(self.gpu.sms * occ).max(1))
+        // Whole tiles per block, balanced: ceil(tiles / resident blocks) tiles each.
+        let resident = (self.gpu.sms * occ).max(1) as usize;
+        let per = tiles.div_ceil(resident).max(1);
+        Ok(tiles.div_ceil(per).max(1) as u32)
     }
 
     /// Queues one pass over the metadata already in the device buffer: `t` rows, `nseq`
@@ -602,17 +608,36 @@ impl CudaBackend {
                 Step::Attention { layer } => {
                     let (mut kc, mut vc) = self.layer_cache(layer);
                     if decode {
-                        let grid = (self.spec.nsplit() as u32, c.num_key_value_heads as u32, rows as u32);
+                        // Splits per (sequence, kv head): about two blocks per SM in all, at most
+                        // one per cache chunk (and 64, the combine's bound); fixed per bucket, so a
+                        // captured graph stays valid as the sequences grow.
+                        let want = (2 * self.gpu.sms as usize).div_ceil(rows * c.num_key_value_heads);
+                        let mut ns = want.clamp(1, self.spec.nsplit().min(64)) as i32;
+                        let v1 = self.attn_v1;
+                        if v1 {
+                            ns = self.spec.nsplit() as i32;
+                        }
+                        let grid = (ns as u32, c.num_key_value_heads as u32, rows as u32);
                         // SAFETY: q/xact have rows × q_dim; part/counters are sized for max_seqs rows;
                         // positions < max_seq index this layer's cache.
                         unsafe {
-                            self.gpu.launch(
-                                "attn_decode",
-                                grid,
-                                kernels::ATT_THREADS,
-                                0,
-                                &mut args!(q, kc, vc, xact, part, counters, pos, slot),
-                            )?
+                            if v1 {
+                                self.gpu.launch(
+                                    "attn_decode_v1",
+                                    grid,
+                                    kernels::ATT_THREADS,
+                                    0,
+                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot),
+                                )?
+                            } else {
+                                self.gpu.launch(
+                                    "attn_decode",
+                                    grid,
+                                    kernels::ATT_THREADS,
+                                    0,
+                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot, ns),
+                                )?
+                            }
                         };
                     } else if tc_attn {
                         self.tc_attention(layer)?;
