@@ -936,6 +936,264 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
 }
 
+// Tensor-core decode attention (f16 KV cache, GROUP <= 8, HD % 32 == 0): same grid, splits, partials
+// and combine as attn_decode, but each warp walks its own 16-key tiles of the block's range with an
+// online softmax in registers: S = Q Kᵀ by mma.sync.m16n8k16 (the GROUP query heads as rows 0..7 of A,
+// K rows straight from the cache as B, 16-byte loads, the dims permuted identically in A and B),
+// P = exp(S - m) reused in registers as the A fragment of O += P V, with V staged per warp in shared
+// memory and read transposed by ldmatrix. The next tile's K and V loads fly while a tile is computed;
+// the warps' (m, l, O) are merged in shared memory at the end. No block-wide barrier in the loop.
+#if !KV_F32 && GROUP <= 8 && HD % 32 == 0
+#define ATC_VS (HD + 8)  // V tile row stride in halves (16-byte pad: conflict-free ldmatrix rows)
+__device__ __forceinline__ u32 pack_h2(float a, float b) { return (u32)f2h(a) | ((u32)f2h(b) << 16); }
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+    u32 r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+               float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+               const int* __restrict__ row_slot, int nsplit) {
+    constexpr int NW = ATT_THREADS / 32;
+    constexpr int KS = HD / 32;   // 32-dim steps: one 16-byte load per key row and step
+    constexpr int ND = HD / 8;    // 8-dim blocks of O
+    constexpr int VL = 16 * HD / 8 / 32;  // 16-byte V loads per lane per 16-key tile
+    __shared__ __align__(16) h16 vsm[NW][16][ATC_VS];
+    __shared__ __align__(16) float ow[NW][8][HD + 4];
+    __shared__ float mw[NW][8], lw[NW][8];
+    __shared__ float mstat[GROUP], lstat[GROUP];
+    __shared__ int is_last;
+    constexpr int NO = GROUP * HD / 4;
+    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    pdl_wait();
+    const int len = row_pos[b] + 1;
+    const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int cps = (nch + nsplit - 1) / nsplit;
+    const int nact = (nch + cps - 1) / cps;
+    if (split >= nact) return;
+    const int k_begin = split * cps * ATT_CHUNK, k_end = min((split + 1) * cps * ATT_CHUNK, len);
+    const int slot = row_slot[b];
+    const h16* kbase = (const h16*)kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    const h16* vbase = (const h16*)vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD).
+    u32 qa[KS][2][2];
+    {
+        const float scale = 1.0f / sqrtf((float)HD);
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * s + 8 * t;
+                x0 = *(const float4*)qp;
+                x1 = *(const float4*)(qp + 4);
+            }
+            qa[s][0][0] = pack_h2(x0.x * scale, x0.y * scale);
+            qa[s][0][1] = pack_h2(x0.z * scale, x0.w * scale);
+            qa[s][1][0] = pack_h2(x1.x * scale, x1.y * scale);
+            qa[s][1][1] = pack_h2(x1.z * scale, x1.w * scale);
+        }
+    }
+    uint4 kr[2][KS], vr[VL];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            const int key = k0 + nb * 8 + g;
+#pragma unroll
+            for (int s = 0; s < KS; s++)
+                kr[nb][s] = key < k_end ? *(const uint4*)(kbase + (size_t)key * HD + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane, key = k0 + e / (HD / 8);
+            vr[i] = key < k_end ? *(const uint4*)(vbase + (size_t)key * HD + (e % (HD / 8)) * 8) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    float m_run = -INFINITY, l_run = 0.f;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    int k0 = k_begin + warp * 16;
+    if (k0 < k_end) fetch(k0);
+    const u32 vs_base = smem_u32(&vsm[warp][0][0]);
+    for (; k0 < k_end; k0 += NW * 16) {
+        // V tile to this warp's shared memory (row-major keys × dims), K stays in registers.
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane;
+            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = vr[i];
+        }
+        uint4 kc_[2][KS];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int s = 0; s < KS; s++) kc_[nb][s] = kr[nb][s];
+        __syncwarp();
+        if (k0 + NW * 16 < k_end) fetch(k0 + NW * 16);
+        // S (heads × 16 keys) in two n-blocks of 8 keys.
+        float sacc[2][4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+                mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
+                mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
+            }
+        }
+        // Online softmax of row g over the tile's keys (nb * 8 + 2t, + 1).
+        float sv[4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
+        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run, mx);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float alpha = expf(m_run - m_use);
+        float p[4], rs = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
+        rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+        rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+        l_run = l_run * alpha + rs;
+        m_run = m_new;
+        const u32 pa0 = pack_h2(p[0], p[1]), pa2 = pack_h2(p[2], p[3]);
+        // O (heads × HD) += P (heads × 16 keys) · V (16 keys × HD), V fragments by ldmatrix.trans.
+#pragma unroll
+        for (int j = 0; j < ND / 2; j++) {
+            const int mi = lane >> 3, r = lane & 7;
+            const u32 addr = vs_base + (u32)((((mi & 1) * 8 + r) * ATC_VS + (2 * j + (mi >> 1)) * 8) * 2);
+            u32 b0, b1, b2, b3;
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+#pragma unroll
+            for (int e = 0; e < 4; e++) { o[2 * j][e] *= alpha; o[2 * j + 1][e] *= alpha; }
+            mma16816(o[2 * j], pa0, 0u, pa2, 0u, b0, b1);
+            mma16816(o[2 * j + 1], pa0, 0u, pa2, 0u, b2, b3);
+        }
+        __syncwarp();
+    }
+    // Merge the warps' (m, l, O) of rows g < GROUP.
+    if (t == 0) { mw[warp][g] = m_run; lw[warp][g] = l_run; }
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
+        ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int h = threadIdx.x;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][h]);
+        float L = 0.f;
+        for (int w = 0; w < NW; w++) L += (mw[w][h] == -INFINITY ? 0.f : expf(mw[w][h] - M)) * lw[w][h];
+        mstat[h] = M;
+        lstat[h] = L;
+    }
+    __syncthreads();
+    float4 acc[NACC];
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const float M = mstat[gg];
+            for (int w = 0; w < NW; w++) {
+                const float f = mw[w][gg] == -INFINITY ? 0.f : expf(mw[w][gg] - M);
+                const float4 v = *(const float4*)&ow[w][gg][d];
+                acc[a].x = fmaf(f, v.x, acc[a].x);
+                acc[a].y = fmaf(f, v.y, acc[a].y);
+                acc[a].z = fmaf(f, v.z, acc[a].z);
+                acc[a].w = fmaf(f, v.w, acc[a].w);
+            }
+        }
+    }
+    pdl_trigger();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const int h = kvh * GROUP + g;
+            if (nact == 1) {
+                const float inv = 1.0f / lstat[g];
+                act_t* o = out + (size_t)b * QDIM + h * HD + d;
+                o[0] = f2act(acc[a].x * inv);
+                o[1] = f2act(acc[a].y * inv);
+                o[2] = f2act(acc[a].z * inv);
+                o[3] = f2act(acc[a].w * inv);
+            } else {
+                float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
+                *(float4*)(pp + d) = acc[a];
+                if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
+            }
+        }
+    }
+    if (nact == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
+    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
+    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
+    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
+    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
+        const int g = i / nact, s2 = i % nact;
+        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
+        wsh[g][s2] = __ldcg(pp + HD);
+        lsh[g][s2] = __ldcg(pp + HD + 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int g = threadIdx.x;
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
+        float L = 0.f;
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float f = expf(wsh[g][s2] - M);
+            wsh[g][s2] = f;
+            L += f * lsh[g][s2];
+        }
+        const float inv = 1.0f / L;
+        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
+            const float w = wsh[g][s2];
+            A.x = fmaf(w, v.x, A.x);
+            A.y = fmaf(w, v.y, A.y);
+            A.z = fmaf(w, v.z, A.z);
+            A.w = fmaf(w, v.w, A.w);
+        }
+        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
+        o[0] = f2act(A.x);
+        o[1] = f2act(A.y);
+        o[2] = f2act(A.z);
+        o[3] = f2act(A.w);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+#endif
+
 // The previous decode attention (one chunk per block), kept for comparison: TRTFORGE_ATTN=v1.
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_v1(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,

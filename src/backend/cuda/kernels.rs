@@ -277,6 +277,13 @@ impl KernelSpec {
         s
     }
 
+    /// Whether kernels.cu defines the tensor-core decode attention (`attn_decode_tc`): f16 KV cache,
+    /// at most 8 query heads per kv head, head_dim a multiple of 32.
+    pub fn attn_tc(&self) -> bool {
+        let c = &self.config;
+        !self.kv_f32 && c.num_attention_heads / c.num_key_value_heads <= 8 && c.head_dim % 32 == 0
+    }
+
     /// Roles with a tensor-core GEMV instance (f16 activations, f16/int8/int4 weights).
     pub fn tc_roles(&self) -> Vec<(Role, WeightFormat)> {
         if self.act_f32 {
@@ -314,6 +321,9 @@ impl KernelSpec {
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
         }
+        if self.attn_tc() {
+            v.push("attn_decode_tc".into());
+        }
         v
     }
 }
@@ -345,7 +355,7 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 14 + 5 * GEMV_MTS.len() + 5);
+        assert_eq!(s.kernel_names().len(), 14 + 5 * GEMV_MTS.len() + 5 + 1);
     }
 
     #[test]

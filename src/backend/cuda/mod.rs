@@ -185,8 +185,10 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
-    /// The previous decode attention (one 64-key chunk per block; TRTFORGE_ATTN=v1), for comparison.
-    attn_v1: bool,
+    /// Decode attention kernel: `attn_decode_tc` (tensor cores, the default where it exists),
+    /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
+    /// previous one-chunk-per-block kernel), for comparison.
+    attn_kernel: &'static str,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -444,6 +446,12 @@ impl CudaBackend {
                 }
             }
         }
+        let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
+            Ok("v1") => "attn_decode_v1",
+            Ok("v2") => "attn_decode",
+            _ if spec.attn_tc() && gpu.cc.0 >= 8 => "attn_decode_tc",
+            _ => "attn_decode",
+        };
         gpu.sync()?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -464,7 +472,7 @@ impl CudaBackend {
             graphs: HashMap::new(),
             grid_cache: HashMap::new(),
             use_tc,
-            attn_v1: std::env::var("TRTFORGE_ATTN").as_deref() == Ok("v1"),
+            attn_kernel,
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -613,7 +621,8 @@ impl CudaBackend {
                         // captured graph stays valid as the sequences grow.
                         let want = (2 * self.gpu.sms as usize).div_ceil(rows * c.num_key_value_heads);
                         let mut ns = want.clamp(1, self.spec.nsplit().min(64)) as i32;
-                        let v1 = self.attn_v1;
+                        let kname = self.attn_kernel;
+                        let v1 = kname == "attn_decode_v1";
                         if v1 {
                             ns = self.spec.nsplit() as i32;
                         }
@@ -631,7 +640,7 @@ impl CudaBackend {
                                 )?
                             } else {
                                 self.gpu.launch(
-                                    "attn_decode",
+                                    kname,
                                     grid,
                                     kernels::ATT_THREADS,
                                     0,
