@@ -1,8 +1,11 @@
-//! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
+//! Execution backends behind one trait: [`cpu`] (f32 reference), [`ort`] (ONNX Runtime), [`cuda`]
+//! (native engine), [`tensorrt`] (TensorRT engines), plus token choice ([`sampling`]). Generation,
+//! evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod cuda;
 pub mod ort;
-pub mod trt;
+pub mod sampling;
+pub mod tensorrt;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;
@@ -57,7 +60,7 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
-        Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
+        Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
     /// Memory held by the backend, for reports.
@@ -112,15 +115,15 @@ pub fn open_engine_dir(
     max_batch: usize,
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
-    let man = crate::manifest::Manifest::load(dir)?;
+    let man = crate::engine_dir::Manifest::load(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
-            let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
                 crate::model::load::load(&man.source.spec)?.weights
             } else {
-                crate::quant::load_engine_weights(dir)?.weights
+                crate::engine_dir::load_engine_weights(dir)?.weights
             };
             Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
         }
@@ -129,24 +132,24 @@ pub fn open_engine_dir(
             // The engine's own weights: float engines their source weights; quantized engines the
             // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
             // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
-            let (weights, quantized, prec) = match man.precision {
-                crate::config::Precision::Fp32 | crate::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source.spec)?.weights, None, man.precision.as_str())
+            let (weights, quantized) = match man.precision {
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
+                    (crate::model::load::load(&man.source.spec)?.weights, None)
                 }
-                p => {
-                    let e = crate::quant::load_engine_weights(dir)?;
-                    (e.weights, Some(e.quantized), p.as_str())
+                _ => {
+                    let e = crate::engine_dir::load_engine_weights(dir)?;
+                    (e.weights, Some(e.quantized))
                 }
             };
             let group = quantized
                 .as_ref()
                 .and_then(|q| q.linears.values().find_map(|l| l.format.group_size()))
                 .unwrap_or(128);
-            let p = cuda::CudaPrecision::parse(prec, group)?;
+            let p = man.precision.format(group);
             let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
             Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }
-        BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
+        BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
 }
 

@@ -17,7 +17,7 @@
 //!   inputs are kept (the padding codes are 0 and multiply nothing); scales (N, ceil(in / group)) f16,
 //!   the last group of a padded row being partial.
 use super::kernels::WeightFormat;
-use crate::quant::{QuantFormat, QuantizedLinear};
+use crate::quant::QuantizedLinear;
 use half::f16;
 
 /// A linear weight in the kernels' layout, still on the host. Rows are output features.
@@ -70,7 +70,7 @@ impl HostLinear {
             return Err(format!("{} codes for a ({ks}, {n}) weight", ql.q.len()));
         }
         match ql.format {
-            QuantFormat::Int8 => {
+            WeightFormat::I8 => {
                 if ql.scales.len() != n {
                     return Err(format!("{} int8 scales for {n} outputs", ql.scales.len()));
                 }
@@ -83,7 +83,7 @@ impl HostLinear {
                 }
                 Ok(HostLinear { fmt: WeightFormat::I8, n, k, data, scales: ql.scales.clone() })
             }
-            QuantFormat::Int4 { group } => {
+            WeightFormat::I4 { group } => {
                 if k % 8 != 0 {
                     return Err(format!("int4 input dim {k} is not a multiple of 8"));
                 }
@@ -113,6 +113,7 @@ impl HostLinear {
                 }
                 Ok(HostLinear { fmt: WeightFormat::I4 { group }, n, k, data, scales })
             }
+            f => Err(format!("{} is not a quantized format", f.name())),
         }
     }
 
@@ -206,9 +207,9 @@ pub fn gateup_row_order(inter: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::weights::SplitMix64;
     use crate::model::Tensor;
     use crate::quant::rtn::quantize_tensor;
+    use crate::util::SplitMix64;
 
     fn rand(n: usize, seed: u64) -> Vec<f32> {
         let mut r = SplitMix64(seed);
@@ -233,7 +234,7 @@ mod tests {
     #[test]
     fn int8_repack_is_the_stored_codes() {
         let (n, k) = (16, 64);
-        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 1)), QuantFormat::Int8, None);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 1)), WeightFormat::I8, None);
         let h = HostLinear::from_quantized(&ql).unwrap();
         assert_exact(&ql, &h);
         // kernel bytes are q + 128, row-major (out, in)
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn int4_repack_is_the_stored_codes() {
         let (n, k, g) = (4, 128, 64);
-        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 2)), QuantFormat::Int4 { group: g }, None);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 2)), WeightFormat::I4 { group: g }, None);
         let h = HostLinear::from_quantized(&ql).unwrap();
         assert_exact(&ql, &h);
         // the kernel's extraction: (word >> 4i) & 0x000F000F holds elements (2i, 2i+1) as q + 8
@@ -259,7 +260,7 @@ mod tests {
     fn int4_padded_groups_keep_their_partial_last_group() {
         // SmolLM2-like: 576 inputs with group 128 are stored as 640 (5 groups, the last one partial).
         let (n, k, g) = (6, 576, 128);
-        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 3)), QuantFormat::Int4 { group: g }, None);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 3)), WeightFormat::I4 { group: g }, None);
         assert_eq!(ql.stored_in(), 640);
         let h = HostLinear::from_quantized(&ql).unwrap();
         assert_eq!(h.scales.len(), n * 5);
@@ -283,7 +284,7 @@ mod tests {
     fn permute_and_concat_keep_rows_with_their_scales() {
         let (n, k) = (4, 64);
         let q = |seed| {
-            let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, seed)), QuantFormat::Int4 { group: 32 }, None);
+            let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, seed)), WeightFormat::I4 { group: 32 }, None);
             HostLinear::from_quantized(&ql).unwrap()
         };
         let (a, b) = (q(4), q(5));
