@@ -134,7 +134,6 @@ pub fn open_engine_dir(
     max_batch: usize,
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
-    use crate::error::Error;
     let man = crate::engine_dir::Manifest::load(dir)?;
     match kind {
         BackendKind::Cpu => {
@@ -149,28 +148,25 @@ pub fn open_engine_dir(
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
-            // The engine's own weights: float engines their source weights, quantized engines the
-            // stored codes dequantized (AWQ scales folded in). The CUDA engine packs them into its
-            // kernel layout: int8 per-channel repacks to the same codes and scales; int4 uses the
-            // manifest's group when it divides every input dimension, else the largest of 128/64/32
-            // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
-            let c = &man.model_config;
-            let weights = match man.precision {
+            // The engine's own weights: float engines their source weights; quantized engines the
+            // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
+            // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
+            let (weights, quantized) = match man.precision {
                 crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    crate::model::load::load(&man.source.spec)?.weights
+                    (crate::model::load::load(&man.source.spec)?.weights, None)
                 }
-                _ => crate::engine_dir::load_engine_weights(dir)?.weights,
+                _ => {
+                    let e = crate::engine_dir::load_engine_weights(dir)?;
+                    (e.weights, Some(e.quantized))
+                }
             };
-            let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
-            let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
-            let group = want
-                .map(|g| g as usize)
-                .into_iter()
-                .chain([128, 64, 32])
-                .find(|&g| divides(g))
-                .ok_or_else(|| Error::Unsupported("no int4 group size divides the model's dimensions".into()))?;
+            let group = quantized
+                .as_ref()
+                .and_then(|q| q.linears.values().find_map(|l| l.format.group_size()))
+                .unwrap_or(128);
             let p = man.precision.format(group);
-            Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
+            let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
+            Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }
         BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
