@@ -1,7 +1,9 @@
 //! Host-side weight preparation: RTN quantization, the file layouts of quantized weights, and the
 //! one conversion from those layouts into the kernels' layouts. Plain Rust, tested on CPU.
 //!
-//! File layouts (as docs/formats.md will document them for engine directories):
+//! Row-major layouts (the RTN output here and the input of `from_file_i8` / `from_file_i4`; engine
+//! directories store weights as docs/formats.md says, and `backend::open_engine_dir` dequantizes
+//! those and re-quantizes them here):
 //! - int8: `q` (N, K) i8 symmetric per output row, `scales` (N) f16; `w = q · s`.
 //! - int4: `q` (N, K/2) u8, two elements per byte along the input dim, element 2j in the low nibble
 //!   and 2j+1 in the high one, unsigned 0..15; `scales` and `zeros` (N, K/group) f16;
