@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
 # Independent checkers used by the tests (ONNX Runtime, onnx, NumPy, TensorRT-RTX and its Python
-# bindings), pinned in tests/requirements.txt; the Python checkers themselves are under tests/py/.
+# bindings, gguf, sentencepiece, transformers, Jinja), pinned in tests/requirements.txt; the Python
+# checkers themselves are under tests/py/.
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 # TensorRT-RTX 1.7 public headers for tests/trt_slots.rs: the trtx-sys crate vendors them; fetch its
 # source into the cargo registry from a scratch project (trtforge does not depend on it).

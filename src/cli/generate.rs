@@ -1,7 +1,7 @@
 //! `trtforge generate`: text (or ids) from a prompt; only the generated text goes to stdout.
 use super::{need_tokenizer, ModelArgs};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
-use crate::model::tokenizer::ChatMessage;
+use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::model::LlamaConfig;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -18,7 +18,7 @@ pub struct GenerateArgs {
     /// Prompt as comma-separated token ids (for models without a tokenizer, e.g. presets).
     #[arg(long, value_delimiter = ',')]
     pub prompt_ids: Option<Vec<u32>>,
-    /// Wrap the prompt in the model's chat template (ChatML).
+    /// Wrap the prompt in the model's own chat template (ChatML when it has none).
     #[arg(long)]
     pub chat: bool,
     /// System message for --chat.
@@ -67,7 +67,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
                     msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
                 msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
-                t.encode(&t.apply_chat_template(&msgs, true), false)?
+                let template = ChatTemplate::from_model(t)?;
+                if template.is_fallback() {
+                    eprintln!("{} has no chat template; using ChatML", r.label);
+                }
+                template.encode(t, &msgs, true)?
             } else {
                 t.encode(p, true)?
             }

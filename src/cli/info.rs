@@ -16,9 +16,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let c = &m.weights.config;
     let params = c.param_count();
+    // Storage type → (tensors, parameters), as found in the checkpoint.
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
-    for (_, d) in &m.tensor_dtypes {
+    let mut dtype_params = std::collections::BTreeMap::<&str, u64>::new();
+    for (_, d, n) in &m.tensor_dtypes {
         *dtypes.entry(d.as_str()).or_default() += 1;
+        *dtype_params.entry(d.as_str()).or_default() += n;
     }
     let kv_per_token = 2 * c.num_hidden_layers * c.kv_dim();
     if a.json {
@@ -27,6 +30,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
             "config": c,
             "parameters": params,
             "tensor_dtypes": dtypes,
+            "tensor_dtype_parameters": dtype_params,
             "memory_bytes": {"f32": params * 4, "f16": params * 2},
             "kv_cache_bytes_per_token_f16": kv_per_token * 2,
             "tokenizer": m.tokenizer.as_ref().map(|t| t.vocab_size()),
@@ -44,7 +48,10 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
-    let d: Vec<String> = dtypes.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+    let d: Vec<String> = dtypes
+        .iter()
+        .map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6))
+        .collect();
     println!("tensor dtypes           {}", d.join(", "));
     println!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",
