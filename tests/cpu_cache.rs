@@ -12,6 +12,7 @@ fn tiny() -> Arc<ModelWeights> {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "logit rows of different lengths");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 

@@ -1,7 +1,7 @@
-//! CUDA engine against the CPU reference. These need an NVIDIA GPU with the CUDA 13 libraries;
-//! without one each GPU test prints why it skipped (TRTFORGE_REQUIRE_GPU=1 turns the skip into a
-//! failure). What the engine does on the host — kernel source generation and NVRTC compilation,
-//! weight packing, graph lowering, pass scheduling — is unit-tested in src/backend/cuda and runs
+//! CUDA engine against the CPU reference. The GPU tests are `#[ignore]`d with the reason, so a
+//! CPU-only run lists them as not checked; on the GPU machine run them with
+//! `cargo test --release --test cuda -- --include-ignored`, where a missing GPU is a failure.
+//! What the engine does on the host — kernel source generation and NVRTC compilation, weight packing, graph lowering, pass scheduling — is unit-tested in src/backend/cuda and runs
 //! everywhere; the tests below that need no GPU check that its absence is a clean error.
 use std::process::Command;
 use trtforge::backend::cuda::{gpu, CudaBackend, CudaOptions};
@@ -13,16 +13,10 @@ fn fixture(rel: &str) -> String {
     format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn gpu_present(test: &str) -> bool {
-    match gpu::probe() {
-        Ok(()) => true,
-        Err(e) => {
-            if std::env::var("TRTFORGE_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("{test}: TRTFORGE_REQUIRE_GPU=1 but {e}");
-            }
-            eprintln!("SKIP {test}: {e}");
-            false
-        }
+/// Fails the (ignored, explicitly requested) GPU test when there is no usable GPU.
+fn require_gpu() {
+    if let Err(e) = gpu::probe() {
+        panic!("this GPU test was requested (--include-ignored) but {e}");
     }
 }
 
@@ -73,10 +67,9 @@ fn bad_precision_flag_is_an_error() {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU with CUDA 13: run with --include-ignored on the GPU machine"]
 fn tiny_logits_match_cpu_in_every_precision() {
-    if !gpu_present("tiny_logits_match_cpu_in_every_precision") {
-        return;
-    }
+    require_gpu();
     let m = load(&fixture("tiny_llama")).unwrap();
     let ps = prompts(&[5, 17, 40], m.weights.config.vocab_size as u32);
     for p in [WeightFormat::F32, WeightFormat::F16, WeightFormat::I8] {
@@ -89,10 +82,9 @@ fn tiny_logits_match_cpu_in_every_precision() {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU with CUDA 13: run with --include-ignored on the GPU machine"]
 fn tiny_greedy_fp32_matches_cpu_and_gpu_loop() {
-    if !gpu_present("tiny_greedy_fp32_matches_cpu_and_gpu_loop") {
-        return;
-    }
+    require_gpu();
     let m = load(&fixture("tiny_llama")).unwrap();
     let ps = prompts(&[4, 11, 30], m.weights.config.vocab_size as u32);
     let r = check::greedy_check("tiny_llama", &m.weights, WeightFormat::F32, &ps, 40).unwrap();

@@ -13,8 +13,9 @@ use trtforge::model::load::load;
 const TINY_LOGITS_TOL: f32 = 1e-4;
 /// SmolLM2, 30 layers of f32: summation order differs in every GEMM.
 const SMOLLM2_LOGITS_TOL: f32 = 2e-2;
-/// Relative perplexity difference allowed against HF.
-const PPL_REL_TOL: f64 = 0.01;
+/// Relative perplexity difference allowed against HF: measured +0.0001 % on SmolLM2 / Hamlet
+/// (README), allowed 0.01 % (f32 summation order differs between machines).
+const PPL_REL_TOL: f64 = 1e-4;
 
 fn golden() -> Value {
     let p = fixture("hf_golden.json");
@@ -68,6 +69,7 @@ fn tiny_batched_generation_matches_hf_greedy() {
     let mut be = CpuBackend::new(Arc::new(m.weights), prompts.len(), 128).unwrap();
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let got = generate_batch(&mut be, &prompts, &greedy(want[0].len()), &stop, |_, _| {}).unwrap();
+    assert!(!prompts.is_empty() && got.len() == want.len(), "{} outputs for {} golden continuations", got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(&g.tokens, w, "batched prompt {i}");
     }

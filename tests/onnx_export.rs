@@ -17,8 +17,9 @@ const ORT_F32_TOL: f32 = 1e-4;
 const ORT_F16_TINY_TOL: f32 = 5e-3;
 /// SmolLM2 in fp16: 30 layers of fp16 rounding; logits of order 10–30.
 const ORT_F16_SMOLLM2_TOL: f32 = 0.15;
-/// Relative perplexity difference allowed between ONNX Runtime (fp16) and the CPU reference.
-const PPL_F16_REL_TOL: f64 = 0.005;
+/// Relative perplexity difference allowed between ONNX Runtime (fp16) and the CPU reference:
+/// measured 0.005 % on SmolLM2 / Hamlet (README), allowed 0.1 %.
+const PPL_F16_REL_TOL: f64 = 1e-3;
 /// Decode steps after the prefill.
 const DECODE_STEPS: usize = 16;
 
@@ -26,18 +27,20 @@ fn ort_available() -> bool {
     match trtforge::backend::ort::find_ort_library() {
         Ok(_) => true,
         Err(e) => {
-            if std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() == Ok("1") {
-                panic!("{e}");
-            }
-            eprintln!("SKIP: {e}");
+            skip(e);
             false
         }
     }
 }
 
 fn convert_to(tmp: &Path, model: &str, precision: Precision, max_seq: usize) -> PathBuf {
+    convert_with(tmp, model, precision, max_seq, "")
+}
+
+/// Converts with `extra` YAML lines appended to the config.
+fn convert_with(tmp: &Path, model: &str, precision: Precision, max_seq: usize, extra: &str) -> PathBuf {
     let yaml = format!(
-        "name: t\noutput_dir: {}\nmodel: {{path: {model}}}\nquantization: {{precision: {}}}\nbuild: {{max_batch_size: 2, max_input_len: {max_seq}, max_seq_len: {max_seq}, opt_batch_size: 1}}\n",
+        "name: t\noutput_dir: {}\nmodel: {{path: {model}}}\nquantization: {{precision: {}}}\nbuild: {{max_batch_size: 2, max_input_len: {max_seq}, max_seq_len: {max_seq}, opt_batch_size: 1}}\n{extra}",
         tmp.join("engine").display(),
         precision.as_str()
     );
@@ -56,9 +59,14 @@ fn check_against_cpu(model: &str, precision: Precision, prompt: &[u32], tol: f32
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = convert_to(tmp.path(), model, precision, 128);
+    check_dir_against_cpu(model, &dir, precision, prompt, tol);
+}
+
+/// [`check_against_cpu`] on an engine directory already converted from `model` (max_seq 128).
+fn check_dir_against_cpu(model: &str, dir: &Path, precision: Precision, prompt: &[u32], tol: f32) {
     let m = load(model).unwrap();
     let mut cpu = CpuBackend::new(Arc::new(m.weights), 1, 128).unwrap();
-    let mut ort = OrtBackend::open(&dir, 1, 128).unwrap();
+    let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
     let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
     let b = ort.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
     let mut worst = 0.0f32;
@@ -146,7 +154,7 @@ fn onnx_checker_full_check_passes() {
         convert_to(&tmp.path().join("a"), &tiny_model(), Precision::Fp32, 64),
         convert_to(&tmp.path().join("b"), &tiny_model(), Precision::Fp16, 64),
     ];
-    let script = root().join("scripts/check_onnx.py");
+    let script = root().join("tests/py/check_onnx.py");
     let mut cmd = Command::new("python3");
     cmd.arg(&script);
     for d in &dirs {
@@ -154,8 +162,8 @@ fn onnx_checker_full_check_passes() {
     }
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("No module named 'onnx'") && std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() != Ok("1") {
-        eprintln!("SKIP: python onnx package missing");
+    if err.contains("No module named 'onnx'") {
+        skip("python onnx package missing (pip install -r tests/requirements.txt)");
         return;
     }
     assert!(out.status.success(), "onnx.checker failed: {err}");
@@ -163,30 +171,28 @@ fn onnx_checker_full_check_passes() {
 
 #[test]
 fn external_data_is_written_and_loads() {
-    if !ort_available() {
-        return;
-    }
-    use trtforge::onnx::export::{export_llama, ExportOptions, FloatType};
+    // Written: `onnx.external_data: true` puts every weight into model.onnx.data, listed in the
+    // manifest; model.onnx keeps only small constants.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = convert_with(tmp.path(), &tiny_model(), Precision::Fp32, 128, "onnx: {external_data: true}\n");
+    let man = trtforge::engine_dir::Manifest::load(&dir).unwrap();
+    assert_eq!(man.onnx.external_data.as_deref(), Some("model.onnx.data"));
+    man.check_files(&dir).unwrap();
+    let data = std::fs::metadata(dir.join("model.onnx.data")).unwrap().len();
+    let proto = std::fs::metadata(dir.join("model.onnx")).unwrap().len();
     let m = load(&tiny_model()).unwrap();
-    let opts = ExportOptions {
-        dtype: FloatType::F32,
-        attention: trtforge::engine_dir::config::AttentionForm::Portable,
-        max_positions: 32,
-        force_external: true,
-    };
-    let onnx = export_llama(&m.weights, &opts).unwrap();
-    assert!(!onnx.external.is_empty(), "weights should be external");
-    let inline: usize = onnx
-        .model
-        .graph
-        .as_ref()
-        .unwrap()
-        .initializer
-        .iter()
-        .filter_map(|t| t.raw_data.as_ref())
-        .map(|d| d.len())
-        .sum();
-    assert!(inline < 64 * 1024, "only small constants stay inline, found {inline} bytes");
+    let weight_bytes = m.weights.config.param_count() as u64 * 4;
+    assert!(data >= weight_bytes, "model.onnx.data holds {data} bytes, the weights are {weight_bytes}");
+    assert!(proto < 64 * 1024, "model.onnx should hold only the graph and small constants: {proto} bytes");
+    // Loads: trtforge's own reader gets the exact weights back, and ONNX Runtime (an independent
+    // reader of the external-data format) computes what the CPU reference does.
+    let back = trtforge::engine_dir::load_engine_weights(&dir).unwrap().weights;
+    for p in m.weights.params() {
+        assert_eq!(back.get(p).data, m.weights.get(p).data, "{p:?} read back from model.onnx.data");
+    }
+    if ort_available() {
+        check_dir_against_cpu(&tiny_model(), &dir, Precision::Fp32, TINY_PROMPT, ORT_F32_TOL);
+    }
 }
 
 #[test]

@@ -1,20 +1,11 @@
 //! The committed vtable slot tables are what scripts/trt_slots/gen.sh prints for the headers.
 //! TensorRT-RTX 1.7's headers come from the `trtx-sys 0.9.1+rtx1.7` crate source (CI fetches it
-//! with `cargo fetch` in a scratch project, see .ci/run) or TRTFORGE_TRTX_HEADERS; TensorRT 10's
-//! from TENSORRT_INCLUDE_DIR. With TRTFORGE_REQUIRE_TRT_HEADERS=1 missing headers fail the test.
+//! with `cargo fetch` in a scratch project, see scripts/test.sh) or TRTFORGE_TRTX_HEADERS; TensorRT 10's
+//! from TENSORRT_INCLUDE_DIR. Missing headers follow the suite's skip policy (`common::skip`).
 mod common;
-use common::root;
+use common::{root, skip};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn require() -> bool {
-    std::env::var("TRTFORGE_REQUIRE_TRT_HEADERS").as_deref() == Ok("1")
-}
-
-fn skip(why: &str) {
-    assert!(!require(), "{why}");
-    eprintln!("SKIP: {why}");
-}
 
 /// trtx-sys's TensorRT-Headers directory in the cargo registry (or TRTFORGE_TRTX_HEADERS).
 fn trtx_headers() -> Option<PathBuf> {
@@ -61,11 +52,10 @@ fn rtx_1_7_table_matches_the_headers() {
 }
 
 #[test]
+#[ignore = "needs the TensorRT 10 headers (not redistributable): set TENSORRT_INCLUDE_DIR and run with --include-ignored"]
 fn trt_10_table_matches_the_headers() {
-    let Ok(inc) = std::env::var("TENSORRT_INCLUDE_DIR") else {
-        eprintln!("SKIP: TENSORRT_INCLUDE_DIR not set (TensorRT 10 headers are not redistributed here)");
-        return;
-    };
+    let inc = std::env::var("TENSORRT_INCLUDE_DIR")
+        .expect("TENSORRT_INCLUDE_DIR must point at TensorRT 10's include/ (NvInfer.h, NvOnnxParser.h)");
     let Some(got) = gen(std::path::Path::new(&inc), "trt_10") else { return };
     let want = std::fs::read_to_string(root().join("src/trt/sys/slots_trt_10.rs")).unwrap();
     // Every 10.x release prints the same slots; only the header version line differs.

@@ -107,7 +107,7 @@ impl Backend for CpuBackend {
 }
 
 /// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`.
-/// Calibration (src/quant/calib.rs) collects activation statistics through it.
+/// Calibration (src/convert/calibrate.rs) collects activation statistics through it.
 pub type LinearObserver<'o> = dyn FnMut(Param, &[f32], usize) + 'o;
 
 impl CpuBackend {

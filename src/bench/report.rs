@@ -19,13 +19,9 @@ pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })?;
+/// Writes one report file atomically ([`crate::util::write_atomic`]); returns its path.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    crate::util::write_atomic(path, bytes)?;
     Ok(path.to_path_buf())
 }
 

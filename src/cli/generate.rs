@@ -51,8 +51,8 @@ pub struct GenerateArgs {
 
 pub fn run(a: GenerateArgs) -> Result<()> {
     let max_new = a.max_new_tokens;
-    // The cache is sized once the prompt length is known; open with the model's full context first
-    // only for tokenization would double the work, so size it at prompt + new tokens below.
+    // The KV cache is sized for the model's whole context (an engine's max_seq_len at most): the
+    // prompt's length is known only after tokenizing, and the tokenizer comes with the backend.
     let mut r = a.model.open(1, |c: &LlamaConfig| c.max_position_embeddings)?;
     let tok = r.tokenizer.as_ref();
     let prompt_ids: Vec<u32> = match (&a.prompt, &a.prompt_ids) {

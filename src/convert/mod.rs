@@ -48,7 +48,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         dtype,
         attention: cfg.onnx.attention,
         max_positions: cfg.build.max_seq_len,
-        force_external: false,
+        force_external: cfg.onnx.external_data,
     };
     let (opset, q) = match &quant {
         Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),

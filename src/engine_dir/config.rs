@@ -178,6 +178,10 @@ pub enum AttentionForm {
 pub struct OnnxSection {
     #[serde(default)]
     pub attention: AttentionForm,
+    /// Store the weights in `model.onnx.data` even when they would fit in the protobuf (they always
+    /// go there above 1 GiB).
+    #[serde(default)]
+    pub external_data: bool,
 }
 
 impl EngineConfig {

@@ -15,7 +15,7 @@
 //! |activation| per channel over the calibration tokens, normalised to √(max·min) = 1, and α is picked
 //! from a grid of [`AwqOptions::grid`] values in [0, 1) by the smallest output error
 //! `‖X (Ŵ − W)ᵀ‖²` summed over the site's linears (α = 0 is plain RTN, so AWQ never loses on this
-//! objective). The error uses the calibration Gram matrix `XᵀX` (see calib.rs). Then, as AWQ's
+//! objective). The error uses the calibration Gram matrix `XᵀX` (see stats.rs). Then, as AWQ's
 //! auto-clip, each (output channel, group) picks an absmax shrink ratio in [1 − max_shrink, 1]
 //! minimising the output error, by coordinate descent over a row's groups with the cross-group terms
 //! of `XᵀX` (AWQ scores each group alone). Unlike AWQ, q/k are clipped too: on SmolLM2 that lowered the

@@ -12,18 +12,26 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
-/// Path of a file under `models/` (fetched by scripts/fetch_models.sh). Returns None and prints why
-/// when it is absent, unless TRTFORGE_REQUIRE_MODELS=1 (set by scripts/test.sh and CI), where a
-/// missing model is a failure: a skip must never hide a broken set-up.
+/// True under TRTFORGE_REQUIRE_MODELS=1 (set by scripts/test.sh and CI).
+pub fn required() -> bool {
+    std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() == Ok("1")
+}
+
+/// The suite's one skip policy for a missing model, library, Python package or tool: a failure
+/// under TRTFORGE_REQUIRE_MODELS=1, a printed SKIP otherwise. A skip must never hide a broken set-up.
+/// (Tests that need hardware this machine may lack, a GPU, are `#[ignore]`d with the reason.)
+pub fn skip(why: impl std::fmt::Display) {
+    assert!(!required(), "{why} (TRTFORGE_REQUIRE_MODELS=1: a missing prerequisite is a failure)");
+    eprintln!("SKIP: {why}");
+}
+
+/// Path of a file under `models/` (fetched by scripts/fetch_models.sh), or None after [`skip`].
 pub fn model_file(rel: &str) -> Option<PathBuf> {
     let p = root().join("models").join(rel);
     if p.exists() {
         return Some(p);
     }
-    if std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("{} is missing; run scripts/fetch_models.sh", p.display());
-    }
-    eprintln!("SKIP: {} is missing (run scripts/fetch_models.sh)", p.display());
+    skip(format!("{} is missing; run scripts/fetch_models.sh", p.display()));
     None
 }
 

@@ -573,14 +573,11 @@ mod tests {
     /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
     /// syntax, templates and register use are checked on CPU-only machines that have it.
     #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
     fn nvrtc_compiles_every_variant() {
         // SAFETY: only probes dlopen.
-        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-            eprintln!(
-                "SKIP nvrtc_compiles_every_variant: libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)"
-            );
-            return;
-        }
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
         for (preset, fmts) in [
             ("tinyllama-1.1b", vec![WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }]),

@@ -284,16 +284,8 @@ mod tests {
         assert_eq!(slots_for(Flavour::TensorRt, 101600).unwrap().label, "TensorRT 10.x");
         assert!(slots_for(Flavour::Rtx, 10600).is_none());
         assert!(slots_for(Flavour::TensorRt, 110100).is_none());
-        // Facts checked by hand against the headers (TENSORRT.md).
-        let r = &slots_rtx_1_7::SLOTS;
-        assert_eq!((r.builder_create_network_v2, r.builder_build_serialized_network), (6, 11));
-        assert_eq!((r.config_set_nb_compute_capabilities, r.config_set_compute_capability), (Some(55), Some(57)));
-        assert_eq!((r.parser_parse_from_file, r.parser_get_nb_errors, r.parser_get_error, r.parser_dtor), (1, 3, 4, 6));
-        assert_eq!((r.logger_log, r.logger_dtor), (4, 2));
-        let t = &slots_trt_10::SLOTS;
-        assert_eq!((t.builder_create_network_v2, t.builder_build_serialized_network), (8, 14));
-        assert_eq!(t.config_add_optimization_profile, 25);
-        assert_eq!((t.parser_parse_from_file, t.parser_get_nb_errors, t.parser_get_error), (1, 5, 6));
-        assert_eq!((t.logger_log, t.logger_dtor), (0, 1));
+        // The slot values themselves are checked against the public headers, by regenerating the
+        // tables from them, in tests/trt_slots.rs (not here, where they could only be compared
+        // with copies of themselves).
     }
 }

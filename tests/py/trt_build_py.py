@@ -2,7 +2,7 @@
 """Builds a TensorRT-RTX engine with NVIDIA's Python bindings, as an independent check of trtforge's
 Rust FFI: same ONNX, same settings -> the engines should be byte-identical.
 
-    python3 scripts/trt_build_py.py ENGINE_DIR OUT.engine [--no-timing-cache]
+    python3 tests/py/trt_build_py.py ENGINE_DIR OUT.engine [--no-timing-cache]
 
 Reads the settings `trtforge build` recorded in ENGINE_DIR/trtforge.json (`extra.tensorrt`):
 targets, optimization level, workspace limit and every optimization profile's min/opt/max

@@ -4,7 +4,7 @@ the portable form (past/present Concat + MatMul/Softmax, opset 17) against the t
 (in-place TensorScatter cache + opset-24 Attention), over a prefill split in two chunks and greedy
 decode steps.
 
-    python3 scripts/check_trt_attention.py PORTABLE_ENGINE_DIR TENSORRT_ENGINE_DIR [--tol 0.02]
+    python3 tests/py/check_trt_attention.py PORTABLE_ENGINE_DIR TENSORRT_ENGINE_DIR [--tol 0.02]
 
 Prints a JSON line {"max_abs_diff": ..., "tokens_equal": ...}; exits 1 beyond the tolerance.
 Needs onnxruntime >= 1.31 (opset 24) and numpy.
