@@ -1,4 +1,5 @@
 //! trtforge: one Rust definition of the Llama graph, exported, quantized, compiled and benchmarked.
+pub mod atomic;
 pub mod backend;
 pub mod bench;
 pub mod cli;

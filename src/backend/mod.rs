@@ -119,7 +119,7 @@ pub fn open_engine_dir(
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
             let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
-                crate::model::load::load(&man.source.spec)?.weights
+                crate::model::load::load(&man.source_model(dir)?)?.weights
             } else {
                 crate::quant::load_engine_weights(dir)?.weights
             };
@@ -132,21 +132,26 @@ pub fn open_engine_dir(
             // kernel layout: int8 per-channel repacks to the same codes and scales; int4 uses the
             // manifest's group when it divides every input dimension, else the largest of 128/64/32
             // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
+            // The GPU first: on a machine without one, that is the error, before any weights load.
+            cuda::gpu::probe()?;
             let c = &man.model_config;
             let (weights, prec) = match man.precision {
                 crate::config::Precision::Fp32 | crate::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source.spec)?.weights, man.precision.as_str())
+                    (crate::model::load::load(&man.source_model(dir)?)?.weights, man.precision.as_str())
                 }
                 p => (crate::quant::load_engine_weights(dir)?.weights, p.as_str()),
             };
             let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
             let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
-            let group = want
-                .map(|g| g as usize)
-                .into_iter()
-                .chain([128, 64, 32])
-                .find(|&g| divides(g))
-                .ok_or_else(|| Error::Unsupported("no int4 group size divides the model's dimensions".into()))?;
+            // Only int4 has groups; float and int8 engines ignore the value.
+            let int4 = matches!(man.precision, crate::config::Precision::Int4Rtn | crate::config::Precision::Int4Awq);
+            let group = if int4 {
+                want.map(|g| g as usize).into_iter().chain([128, 64, 32]).find(|&g| g > 0 && divides(g)).ok_or_else(
+                    || Error::Unsupported("no int4 group size (128, 64, 32) divides the model's dimensions".into()),
+                )?
+            } else {
+                128
+            };
             let p = cuda::CudaPrecision::parse(prec, group)?;
             Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
         }

@@ -199,7 +199,7 @@ impl KernelSpec {
                 ));
             }
             if let WeightFormat::I4 { group } = f {
-                if group % 32 != 0 || k % group != 0 {
+                if group == 0 || group % 32 != 0 || k % group != 0 {
                     return Err(format!(
                         "int4 group size {group} must be a multiple of 32 dividing the {} input dim {k}",
                         role.tag()

@@ -52,7 +52,14 @@ impl CudaPrecision {
             "fp32" | "f32" => CudaPrecision::Fp32,
             "fp16" | "f16" => CudaPrecision::Fp16,
             "int8" => CudaPrecision::Int8,
-            "int4" | "int4_rtn" | "int4_awq" => CudaPrecision::Int4 { group },
+            "int4" | "int4_rtn" | "int4_awq" => {
+                if group == 0 || group % 32 != 0 {
+                    return Err(Error::Invalid(format!(
+                        "int4 group size {group} must be a positive multiple of 32 (32, 64 or 128)"
+                    )));
+                }
+                CudaPrecision::Int4 { group }
+            }
             other => {
                 return Err(Error::Invalid(format!("unknown CUDA precision {other:?}; use fp32, fp16, int8 or int4")))
             }
