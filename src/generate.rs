@@ -130,6 +130,16 @@ impl Sampler {
     }
 }
 
+/// NaN logits would be sampled as token 0 forever: an error instead of silent garbage.
+pub fn check_finite(backend: &str, logits: &[f32]) -> Result<()> {
+    if logits.iter().any(|x| x.is_nan()) {
+        return Err(Error::Invalid(format!(
+            "the {backend} backend produced NaN logits (NaN or infinite weights or activations); nothing is generated"
+        )));
+    }
+    Ok(())
+}
+
 pub fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, v) in x.iter().enumerate() {
@@ -203,7 +213,9 @@ pub fn generate_batch(
         if device_greedy {
             Ok((None, backend.forward_greedy(chunks)?))
         } else {
-            Ok((Some(backend.forward(chunks, Logits::Last)?), Vec::new()))
+            let l = backend.forward(chunks, Logits::Last)?;
+            check_finite(backend.name(), &l.data)?;
+            Ok((Some(l), Vec::new()))
         }
     };
     let (mut logits, mut ids) = run(backend, &chunks)?;

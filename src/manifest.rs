@@ -87,7 +87,54 @@ impl Manifest {
                 ),
             ));
         }
-        serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))
+        let m: Manifest =
+            serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))?;
+        m.check_consistent().map_err(|msg| Error::format(&p, format!("invalid manifest: {msg}")))?;
+        Ok(m)
+    }
+
+    /// What every reader relies on, checked once at load: file names are plain names inside the
+    /// engine dir (never `..` or a path elsewhere), the model config is valid, and the build
+    /// shapes are within range. An edited or damaged manifest is an error here, not a crash later.
+    fn check_consistent(&self) -> std::result::Result<(), String> {
+        let plain = |what: &str, n: &str| -> std::result::Result<(), String> {
+            let p = Path::new(n);
+            let ok = !n.is_empty()
+                && n != "."
+                && n != ".."
+                && !n.contains(['/', '\\', '\0'])
+                && p.components().count() == 1;
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} {n:?} is not a plain file name inside the engine dir"))
+            }
+        };
+        for f in &self.files {
+            plain("files[].name", &f.name)?;
+        }
+        plain("onnx.file", &self.onnx.file)?;
+        if let Some(x) = &self.onnx.external_data {
+            plain("onnx.external_data", x)?;
+        }
+        if let Some(t) = &self.tokenizer {
+            plain("tokenizer", t)?;
+        }
+        self.model_config.validate().map_err(|e| e.to_string())?;
+        let b = &self.build;
+        if b.max_batch_size == 0
+            || b.max_batch_size > crate::config::MAX_BATCH
+            || b.max_seq_len == 0
+            || b.max_seq_len > crate::config::MAX_SEQ
+            || b.max_input_len == 0
+            || b.max_input_len > b.max_seq_len
+        {
+            return Err(format!(
+                "build section out of range (max_batch_size {}, max_input_len {}, max_seq_len {})",
+                b.max_batch_size, b.max_input_len, b.max_seq_len
+            ));
+        }
+        Ok(())
     }
 
     /// The `--model` spec of the checkpoint this engine was converted from, usable from any working

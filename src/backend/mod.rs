@@ -57,6 +57,7 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
+        crate::generate::check_finite(self.name(), &l.data)?;
         Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
     }
 
@@ -114,6 +115,8 @@ pub fn open_engine_dir(
 ) -> Result<Box<dyn Backend>> {
     use crate::error::Error;
     let man = crate::manifest::Manifest::load(dir)?;
+    // Sizes of every listed file, for every backend: a damaged dir is reported, not half-used.
+    man.check_files(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
