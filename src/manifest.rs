@@ -74,7 +74,17 @@ pub struct FileInfo {
 impl Manifest {
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                let what = if dir.is_dir() { "is not an engine directory" } else { "does not exist" };
+                Error::Invalid(format!(
+                    "{} {what}: no {MANIFEST_FILE} (engine directories are made by `trtforge convert`)",
+                    dir.display()
+                ))
+            } else {
+                Error::io(&p, e)
+            }
+        })?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::format(&p, format!("invalid JSON: {e}")))?;
         let ver = v.get("schema_version").and_then(|x| x.as_u64());

@@ -434,7 +434,7 @@ fn fault_07_memory_sweep_beyond_the_engine_is_not_an_abort() {
         .arg("-c")
         .arg(format!(
             "ulimit -v 6000000; exec '{BIN}' bench --engine-dirs '{}' --backends cpu --runs 1 --warmup 0 --input-lens 4 \
-             --output-len 2 --quality-tokens 2 --memory-sweep --sweep-batch-sizes 100000 2 --sweep-seq-lens 16 --out r",
+             --output-len 2 --quality-tokens 2 --memory-sweep --sweep-batch-sizes 4000 2 --sweep-seq-lens 16 --out r",
             e.display()
         ))
         .current_dir(d)
@@ -444,11 +444,18 @@ fn fault_07_memory_sweep_beyond_the_engine_is_not_an_abort() {
     assert!(out.status.success(), "{:?} {err}", out.status);
     let res: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("r/results.json")).unwrap()).unwrap();
     let sweep = res["memory_sweep"].as_array().unwrap();
-    let big = sweep.iter().find(|r| r["batch"] == 100000).unwrap();
+    let big = sweep.iter().find(|r| r["batch"] == 4000).unwrap();
     assert_eq!(big["status"], "unavailable", "{big}");
     assert!(big["reason"].as_str().unwrap().contains("max_batch_size"), "{big}");
     let small = sweep.iter().find(|r| r["batch"] == 2).unwrap();
     assert_eq!(small["status"], "ok", "{small}");
+    // Beyond any engine trtforge builds: a usage error at once.
+    let err = fails(
+        &["bench", "--engine-dirs", e.to_str().unwrap(), "--memory-sweep", "--sweep-batch-sizes", "100000", "--out", "r2"],
+        d,
+    );
+    assert!(err.contains("--sweep-batch-sizes"), "{err}");
+    assert!(!d.join("r2").exists());
 }
 
 /// Flips one byte in the middle of a file (same size, other contents).
