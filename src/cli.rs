@@ -289,7 +289,20 @@ struct InfoArgs {
 pub fn main() -> ExitCode {
     restore_sigpipe();
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
+    // The pool is always sized here: rayon would otherwise take RAYON_NUM_THREADS unchecked
+    // (100000 spends minutes spawning threads before any output).
+    let threads = match (cli.threads, std::env::var("RAYON_NUM_THREADS")) {
+        (Some(n), _) => Some(n),
+        (None, Ok(s)) => match v::threads(&s) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("error: RAYON_NUM_THREADS={s:?}: {e} (or pass --threads)");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Err(_)) => None,
+    };
+    if let Some(n) = threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("warning: could not set {n} threads: {e}");
         }

@@ -245,6 +245,11 @@ impl EngineConfig {
         if let Some(l) = trt.log_level.as_deref().filter(|l| !LOG_LEVELS.contains(l)) {
             return bad(format!("tensorrt.log_level {l:?} must be one of {}", LOG_LEVELS.join(", ")));
         }
+        if let Some(o) = &self.output_dir {
+            if !matches!(o.components().next_back(), Some(std::path::Component::Normal(_))) {
+                return bad(format!("output_dir {o:?} must name a directory (not empty, \".\", \"..\" or \"/\")"));
+            }
+        }
         if self.model.path.trim().is_empty() {
             return bad("model.path is empty".into());
         }

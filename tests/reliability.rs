@@ -422,6 +422,17 @@ fn fault_06_threads_is_bounded() {
         assert!(r.elapsed < Duration::from_secs(5), "took {:?}", r.elapsed);
     }
     succeeds(&["info", "--threads", "2", "--model", "preset:tiny"], t.path());
+    // The same bound for rayon's environment variable, which would otherwise be taken unchecked.
+    for n in ["100000", "0", "x"] {
+        let r = run_env(
+            &["generate", "--model", "preset:tiny", "--prompt-ids", "1", "--max-new-tokens", "2"],
+            t.path(),
+            &[("RAYON_NUM_THREADS", n)],
+            Duration::from_secs(20),
+        );
+        assert_clean_failure(&n, &r);
+        assert!(r.stderr.contains("RAYON_NUM_THREADS"), "{}", r.stderr);
+    }
 }
 
 #[test]
@@ -858,6 +869,11 @@ fn corpus_bad_yaml_configs() {
         (format!("name: .hidden\nmodel: {{path: {m}}}\n{b}"), "name"),
         (format!("name: e\nname: f\nmodel: {{path: {m}}}\n{b}"), "name"),
         (format!("name: e\nmodel: {{path: {m}, seed: -1}}\n{b}"), "seed"),
+        (format!("name: e\noutput_dir: ''\nmodel: {{path: {m}}}\n{b}"), "output_dir"),
+        (format!("name: e\noutput_dir: .\nmodel: {{path: {m}}}\n{b}"), "output_dir"),
+        (format!("name: e\noutput_dir: ..\nmodel: {{path: {m}}}\n{b}"), "output_dir"),
+        (format!("name: e\noutput_dir: /\nmodel: {{path: {m}}}\n{b}"), "output_dir"),
+        (format!("name: e\nmodel: {{path: ''}}\n{b}"), "model.path"),
         (format!("name: e\nmodel: {{path: {m}}}\nbuild: {{max_batch_size: 0, max_input_len: 16, max_seq_len: 32, opt_batch_size: 1}}\n"), "max_batch_size"),
         (format!("name: e\nmodel: {{path: {m}}}\nbuild: {{max_batch_size: -1, max_input_len: 16, max_seq_len: 32, opt_batch_size: 1}}\n"), "max_batch_size"),
         (format!("name: e\nmodel: {{path: {m}}}\nbuild: {{max_batch_size: 1, max_input_len: 64, max_seq_len: 32, opt_batch_size: 1}}\n"), "max_input_len"),
