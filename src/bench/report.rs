@@ -20,7 +20,7 @@ pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    crate::atomic::write_atomic(path, bytes)?;
+    crate::util::atomic::write_atomic(path, bytes)?;
     Ok(path.to_path_buf())
 }
 

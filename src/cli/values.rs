@@ -2,7 +2,7 @@
 //! naming the flag (`invalid value '0' for '--ctx <CTX>': must be 2..=1048576`), before any work.
 //! The bounds are the engine-independent ones; limits that depend on an engine are checked by the
 //! command before it loads anything heavy.
-use crate::config::{MAX_BATCH, MAX_SEQ};
+use crate::engine_dir::config::{MAX_BATCH, MAX_SEQ};
 
 /// Largest `--threads`: more threads than this only slows a 2-to-256-core machine down, and an
 /// absurd count would spend minutes spawning them.
@@ -90,10 +90,10 @@ pub fn opt_level(s: &str) -> Result<u8, String> {
 /// `--trt-log`: a TensorRT message severity.
 pub fn trt_log(s: &str) -> Result<String, String> {
     let l = s.trim().to_ascii_lowercase();
-    if crate::config::LOG_LEVELS.contains(&l.as_str()) {
+    if crate::engine_dir::config::LOG_LEVELS.contains(&l.as_str()) {
         Ok(l)
     } else {
-        Err(format!("must be one of {}", crate::config::LOG_LEVELS.join(", ")))
+        Err(format!("must be one of {}", crate::engine_dir::config::LOG_LEVELS.join(", ")))
     }
 }
 

@@ -128,10 +128,13 @@ impl HfCheckpoint {
         Ok(HfCheckpoint { dir: dir.to_path_buf(), config, shards, tensors })
     }
 
-    /// (tensor name, safetensors dtype) for every tensor, for `trtforge info`.
-    pub fn tensor_dtypes(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.tensors.iter().map(|(n, (_, e))| (n.clone(), format!("{:?}", e.dtype))).collect();
+    /// (tensor name, safetensors dtype, element count) for every tensor, for `trtforge info`.
+    pub fn tensor_dtypes(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<(String, String, u64)> = self
+            .tensors
+            .iter()
+            .map(|(n, (_, e))| (n.clone(), format!("{:?}", e.dtype), e.shape.iter().map(|&d| d as u64).product()))
+            .collect();
         v.sort();
         v
     }
@@ -190,7 +193,7 @@ impl TensorSource for HfCheckpoint {
     }
 }
 
-/// Writes `tensors` as an F32 safetensors file, atomically (see `crate::atomic`).
+/// Writes `tensors` as an F32 safetensors file, atomically (see `crate::util::atomic`).
 pub fn save_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()> {
     let bytes: Vec<Vec<u8>> =
         tensors.iter().map(|(_, t)| t.data.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
@@ -205,7 +208,7 @@ pub fn save_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| Error::format(path, format!("writing safetensors: {e}")))?;
-    crate::atomic::write_atomic(path, &bytes)
+    crate::util::atomic::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -1,77 +1,116 @@
 //! Weight-only quantization of the decoder's linear layers: INT8 per output channel (W8A16) and INT4
 //! group-wise along the input dimension (W4A16), by round-to-nearest or AWQ.
 //!
-//! The stage takes f32 [`ModelWeights`], returns a [`QuantizedModel`] (integer weights + f16 scales in
-//! the layout the ONNX initializers use, see docs/formats.md) and, for AWQ, folds its per-channel
-//! scales into the float weights so the full-precision model is unchanged. `convert` exports both;
-//! [`store::load_quantized_weights`] reads them back from an engine directory.
+//! Pure: f32 [`ModelWeights`] (and, for AWQ, activation statistics) in, a [`QuantizedModel`] (integer
+//! weights + f16 scales in the layout the ONNX initializers use, see docs/formats.md) out; AWQ also
+//! folds its per-channel scales into the float weights so the full-precision model is unchanged.
+//! Nothing here runs a model: calibration (a CPU pass collecting the statistics) is
+//! `convert::calibrate`, and reading stored weights back is `engine_dir::weights`.
 //!
 //! - [`rtn`]: the quantizer itself (absmax scales, optional per-block clipping).
-//! - [`calib`]: calibration windows from texts (or seeded random tokens) and activation statistics.
+//! - [`stats`]: per-site activation statistics (mean |x|, Gram matrix) that AWQ consumes.
 //! - [`awq`]: activation-aware scale search, folding, clip search.
-//! - [`store`]: reading quantized and float weights back from an engine's ONNX.
-//! - [`report`]: greedy-token agreement between two engines, for the quality report.
 pub mod awq;
-pub mod calib;
-pub mod report;
 pub mod rtn;
-pub mod store;
+pub mod stats;
 
-use crate::config::{EngineConfig, Precision};
 use crate::error::{Error, Result};
-use crate::model::tokenizer::Tokenizer;
 use crate::model::weights::{tensor_name, NameScheme};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use half::f16;
 use std::collections::HashMap;
 
-pub use store::{load_engine_weights, load_quantized_weights, EngineWeights};
-
 /// Group sizes a config may ask for (16 is for small test models whose dimensions 32 does not divide).
 pub const GROUP_SIZES: &[usize] = &[16, 32, 64, 128];
 
-/// How one linear weight is stored. Both formats are symmetric (no zero point): TensorRT's
-/// dequantize layer accepts only zero zero-points, and the ONNX Runtime run must be the same model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantFormat {
-    /// int8 in [-128, 127], one scale per output channel: `w = q * scale[n]`.
-    Int8,
+/// How weights are stored, the one precision type of trtforge: the quantizers, the ONNX writer, the
+/// stored-weight reader, the CUDA engine and the command line all speak it. (An engine config's
+/// `quantization.precision` names a format plus how its codes are chosen, `int4_rtn` / `int4_awq`:
+/// [`crate::engine_dir::config::Precision::format`].)
+///
+/// The quantized formats are symmetric here (no zero point): TensorRT's dequantize layer accepts
+/// only zero zero-points, and the ONNX Runtime run must be the same model. (The CUDA engine's own
+/// int4 packing adds a per-group zero point, see backend/cuda/pack.rs.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// f32 weights (and, on the CUDA engine, f32 activations and KV cache).
+    F32,
+    /// f16 weights.
+    F16,
+    /// int8 in [-128, 127], one scale per output channel: `w = q * scale[n]` (W8A16).
+    I8,
     /// int4 in [-8, 7], one scale per `group` consecutive input channels of each output channel:
-    /// `w = q * scale[k / group][n]`.
-    Int4 { group: usize },
+    /// `w = q * scale[k / group][n]` (W4A16).
+    I4 { group: usize },
 }
 
-impl QuantFormat {
-    pub fn qmin(self) -> i32 {
+impl WeightFormat {
+    /// Parses a command-line precision: fp32, fp16, int8, int4 (int4_rtn / int4_awq mean int4);
+    /// `group` is int4's group size.
+    pub fn parse(s: &str, group: usize) -> Result<Self> {
+        Ok(match s {
+            "fp32" | "f32" => WeightFormat::F32,
+            "fp16" | "f16" => WeightFormat::F16,
+            "int8" => WeightFormat::I8,
+            "int4" | "int4_rtn" | "int4_awq" => {
+                // 0 would divide by zero in the kernels' checks; the CUDA kernels read 32 codes at a time.
+                if group == 0 || group % 32 != 0 {
+                    return Err(Error::Invalid(format!(
+                        "int4 group size {group} must be a positive multiple of 32 (32, 64 or 128)"
+                    )));
+                }
+                WeightFormat::I4 { group }
+            }
+            other => return Err(Error::Invalid(format!("unknown precision {other:?}; use fp32, fp16, int8 or int4"))),
+        })
+    }
+    /// "fp32", "fp16", "int8", "int4".
+    pub fn name(self) -> &'static str {
         match self {
-            QuantFormat::Int8 => -128,
-            QuantFormat::Int4 { .. } => -8,
+            WeightFormat::F32 => "fp32",
+            WeightFormat::F16 => "fp16",
+            WeightFormat::I8 => "int8",
+            WeightFormat::I4 { .. } => "int4",
         }
     }
-    /// The absmax of a block maps to this code.
+    /// The name with int4's group size, for reports: "int4 g128".
+    pub fn label(self) -> String {
+        match self {
+            WeightFormat::I4 { group } => format!("int4 g{group}"),
+            f => f.name().to_string(),
+        }
+    }
+    /// Integer codes + scales (as opposed to float weights).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, WeightFormat::I8 | WeightFormat::I4 { .. })
+    }
+    /// Smallest code (quantized formats; 0 for float ones).
+    pub fn qmin(self) -> i32 {
+        match self {
+            WeightFormat::I8 => -128,
+            WeightFormat::I4 { .. } => -8,
+            WeightFormat::F32 | WeightFormat::F16 => 0,
+        }
+    }
+    /// The absmax of a block maps to this code (quantized formats; 0 for float ones).
     pub fn qmax(self) -> i32 {
         match self {
-            QuantFormat::Int8 => 127,
-            QuantFormat::Int4 { .. } => 7,
+            WeightFormat::I8 => 127,
+            WeightFormat::I4 { .. } => 7,
+            WeightFormat::F32 | WeightFormat::F16 => 0,
         }
     }
     /// Input channels that share one scale.
     pub fn block_len(self, in_features: usize) -> usize {
         match self {
-            QuantFormat::Int8 => in_features,
-            QuantFormat::Int4 { group } => group,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            QuantFormat::Int8 => "int8",
-            QuantFormat::Int4 { .. } => "int4",
+            WeightFormat::I4 { group } => group,
+            _ => in_features,
         }
     }
     pub fn group_size(self) -> Option<usize> {
         match self {
-            QuantFormat::Int8 => None,
-            QuantFormat::Int4 { group } => Some(group),
+            WeightFormat::I4 { group } => Some(group),
+            _ => None,
         }
     }
 }
@@ -82,7 +121,7 @@ impl QuantFormat {
 /// codes to whole groups, [`stored_in`](Self::stored_in) rows; the graph slices the first `in` rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantizedLinear {
-    pub format: QuantFormat,
+    pub format: WeightFormat,
     pub in_features: usize,
     pub out_features: usize,
     /// (stored_in, out) row-major: `q[k * out + n]` is the code of `W[n][k]`; rows k >= in are 0.
@@ -92,10 +131,10 @@ pub struct QuantizedLinear {
 }
 
 /// Stored input dimension of a weight with `in_features` inputs: whole groups for int4.
-pub fn stored_in(format: QuantFormat, in_features: usize) -> usize {
+pub fn stored_in(format: WeightFormat, in_features: usize) -> usize {
     match format {
-        QuantFormat::Int8 => in_features,
-        QuantFormat::Int4 { group } => in_features.div_ceil(group) * group,
+        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::I8 => in_features,
+        WeightFormat::I4 { group } => in_features.div_ceil(group) * group,
     }
 }
 
@@ -108,8 +147,8 @@ impl QuantizedLinear {
     /// Shape of the scales initializer.
     pub fn scales_shape(&self) -> Vec<usize> {
         match self.format {
-            QuantFormat::Int8 => vec![self.out_features],
-            QuantFormat::Int4 { group } => vec![self.stored_in() / group, self.out_features],
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => vec![self.out_features],
+            WeightFormat::I4 { group } => vec![self.stored_in() / group, self.out_features],
         }
     }
 
@@ -117,8 +156,8 @@ impl QuantizedLinear {
     #[inline]
     pub fn scale(&self, n: usize, k: usize) -> f16 {
         match self.format {
-            QuantFormat::Int8 => self.scales[n],
-            QuantFormat::Int4 { group } => self.scales[(k / group) * self.out_features + n],
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.scales[n],
+            WeightFormat::I4 { group } => self.scales[(k / group) * self.out_features + n],
         }
     }
 
@@ -140,33 +179,36 @@ impl QuantizedLinear {
     /// element in the low nibble (two's complement), an odd count padded with a zero nibble.
     pub fn packed(&self) -> Vec<u8> {
         match self.format {
-            QuantFormat::Int8 => self.q.iter().map(|&v| v as u8).collect(),
-            QuantFormat::Int4 { .. } => pack_int4(&self.q),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.iter().map(|&v| v as u8).collect(),
+            WeightFormat::I4 { .. } => pack_int4(&self.q),
         }
     }
 
     /// Inverse of [`packed`](Self::packed) for a weight with `in_features` real inputs; checks sizes.
     pub fn from_packed(
-        format: QuantFormat,
+        format: WeightFormat,
         in_features: usize,
         out_features: usize,
         bytes: &[u8],
         scales: Vec<f16>,
     ) -> Result<Self> {
-        if let QuantFormat::Int4 { group } = format {
+        if let WeightFormat::I4 { group } = format {
             if group == 0 {
                 return Err(Error::Invalid("int4 block size 0".into()));
             }
         }
+        if !format.is_quantized() {
+            return Err(Error::Invalid(format!("{} is not a quantized format", format.name())));
+        }
         let n = stored_in(format, in_features) * out_features;
         let q = match format {
-            QuantFormat::Int8 => {
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => {
                 if bytes.len() != n {
                     return Err(Error::Invalid(format!("int8 weight: {} bytes for {n} elements", bytes.len())));
                 }
                 bytes.iter().map(|&b| b as i8).collect()
             }
-            QuantFormat::Int4 { .. } => {
+            WeightFormat::I4 { .. } => {
                 if bytes.len() != n.div_ceil(2) {
                     return Err(Error::Invalid(format!(
                         "int4 weight: {} bytes for {n} elements (expected {})",
@@ -208,8 +250,8 @@ impl QuantizedLinear {
     /// Bytes of weights + scales as stored.
     pub fn stored_bytes(&self) -> usize {
         let w = match self.format {
-            QuantFormat::Int8 => self.q.len(),
-            QuantFormat::Int4 { .. } => self.q.len().div_ceil(2),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.len(),
+            WeightFormat::I4 { .. } => self.q.len().div_ceil(2),
         };
         w + self.scales.len() * 2
     }
@@ -269,7 +311,10 @@ pub fn param_name(p: Param) -> String {
 
 /// Checks that `format` applies to every parameter in `params`; the error names the first that
 /// does not and says what would work.
-pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat, pad_to_group: bool) -> Result<()> {
+pub fn check_applicable(w: &ModelWeights, params: &[Param], format: WeightFormat, pad_to_group: bool) -> Result<()> {
+    if !format.is_quantized() {
+        return Err(Error::Invalid(format!("{} is not a quantized format", format.name())));
+    }
     for &p in params {
         let name = param_name(p);
         match p {
@@ -291,7 +336,7 @@ pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat,
         }
         let t = w.get(p);
         let (n_out, n_in) = (t.rows(), t.cols());
-        if let QuantFormat::Int4 { group } = format {
+        if let WeightFormat::I4 { group } = format {
             if group == 0 || (n_in % group != 0 && !pad_to_group) {
                 let fits: Vec<String> = GROUP_SIZES.iter().filter(|&&g| n_in % g == 0).map(|g| g.to_string()).collect();
                 let hint = if fits.is_empty() {
@@ -321,89 +366,3 @@ pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat,
     Ok(())
 }
 
-/// What quantization did, for `convert`: the quantized linears and the manifest section.
-pub struct QuantOutcome {
-    pub quantized: QuantizedModel,
-    /// `Manifest.extra["quantization"]` (convert adds the size on disk).
-    pub section: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
-/// scales into `w` (the float model stays exact), so export `w` together with the result.
-pub fn quantize_for_config(
-    cfg: &EngineConfig,
-    w: &mut ModelWeights,
-    tokenizer: Option<&Tokenizer>,
-    log: &mut dyn FnMut(&str),
-) -> Result<Option<QuantOutcome>> {
-    let q = &cfg.quantization;
-    let format = match q.precision {
-        Precision::Fp32 | Precision::Fp16 => return Ok(None),
-        Precision::Int8 => QuantFormat::Int8,
-        Precision::Int4Rtn | Precision::Int4Awq => QuantFormat::Int4 { group: q.group_size },
-    };
-    let t0 = std::time::Instant::now();
-    let params = decoder_linears(&w.config);
-    check_applicable(w, &params, format, q.pad_to_group)?;
-    let padded: Vec<serde_json::Value> = {
-        let mut dims: Vec<(usize, usize)> = params
-            .iter()
-            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
-            .filter(|(a, b)| a != b)
-            .collect();
-        dims.sort_unstable();
-        dims.dedup();
-        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
-    };
-    let mut section = match serde_json::json!({
-        "precision": q.precision.as_str(),
-        "format": format.name(),
-        "group_size": format.group_size(),
-        "symmetric": true,
-        "zero_points": "none (all zero)",
-        "scale_dtype": "float16",
-        "activation_dtype": "float16",
-        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
-        "quantized_linears": params.len(),
-        "padded_inputs": padded,
-        "layout": "docs/formats.md",
-    }) {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    };
-    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
-    // given (per-channel RTN otherwise); int4_rtn never calibrates.
-    let use_awq = match q.precision {
-        Precision::Int4Awq => true,
-        Precision::Int8 => q.calibration.is_some(),
-        _ => false,
-    };
-    let quantized = match use_awq {
-        true => {
-            let cal = q
-                .calibration
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
-            let data = calib::calibration_windows(cal, tokenizer, &w.config, log)?;
-            let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
-            if format == QuantFormat::Int8 {
-                // A whole row per scale: shrinking its absmax below 0.8 never pays off.
-                opts.max_shrink = 0.2;
-            }
-            let (qm, rec) = awq::quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
-            section.insert("method".into(), "awq".into());
-            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
-            section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
-            qm
-        }
-        false => {
-            if q.calibration.is_some() {
-                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
-            }
-            section.insert("method".into(), "rtn".into());
-            rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
-        }
-    };
-    section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, section }))
-}

@@ -1,12 +1,16 @@
 //! `trtforge convert`: checkpoint → engine directory (ONNX + tokenizer + manifest), written atomically.
-use crate::config::{EngineConfig, Precision};
+//! Quantized precisions are calibrated and quantized on the way ([`calibrate`]).
+pub mod calibrate;
+
+use crate::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use crate::engine_dir::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
+use crate::util::sha256_bytes;
 use crate::model::load::{load, LoadedModel, ModelSource};
 use crate::onnx::export::{
     export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
 };
-use crate::atomic::TempDir;
+use crate::util::atomic::TempDir;
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +46,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
             cfg.build.max_seq_len, m.weights.config.max_position_embeddings
         )));
     }
-    let quant = crate::quant::quantize_for_config(cfg, &mut m.weights, m.tokenizer.as_ref(), log)?;
+    let quant = calibrate::quantize_for_config(cfg, &mut m.weights, m.tokenizer.as_ref(), log)?;
     let c = &m.weights.config;
     let source = source_info(&m, &cfg.model.path)?;
     log(&format!("exporting ONNX ({}, attention {:?})", dtype.name(), cfg.onnx.attention));
@@ -58,14 +62,14 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     };
     let onnx = export_llama_with(&m.weights, &opts, opset, q)?;
 
-    let parent = crate::atomic::parent_of(&out);
+    let parent = crate::util::atomic::parent_of(&out);
     let dir_name = out.file_name().and_then(|n| n.to_str()).unwrap_or(&cfg.name);
     let tmp = TempDir::new(parent, dir_name)?;
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = tmp.path.join(name);
         std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
-        files.push(FileInfo { name: name.into(), bytes: bytes.len() as u64, sha256: manifest::sha256_bytes(bytes) });
+        files.push(FileInfo { name: name.into(), bytes: bytes.len() as u64, sha256: sha256_bytes(bytes) });
         Ok(())
     };
     log(&format!("writing {}", out.display()));
@@ -77,6 +81,9 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let tokenizer = match &m.tokenizer {
         Some(t) => {
             write(TOKENIZER_FILE, t.to_json()?.as_bytes())?;
+            // Beside it, as in an HF checkpoint: special tokens + chat template, and stop ids.
+            write("tokenizer_config.json", t.config_json()?.as_bytes())?;
+            write(crate::model::tokenizer::GENERATION_CONFIG, t.generation_config_json()?.as_bytes())?;
             Some(TOKENIZER_FILE.to_string())
         }
         None => None,
@@ -93,7 +100,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
                     "attention_mask" => ("int64".into(), vec!["batch".into(), "total".into()]),
                     "past_seq_lens" => ("int64".into(), vec!["batch".into()]),
                     "logits" => ("float32".into(), vec!["batch".into(), "seq".into(), (c.vocab_size as u64).into()]),
-                    _ if cfg.onnx.attention == crate::config::AttentionForm::Tensorrt => {
+                    _ if cfg.onnx.attention == AttentionForm::Tensorrt => {
                         (dt.clone(), kv_dims(&cfg.build.max_seq_len.to_string()))
                     }
                     _ => (dt.clone(), kv_dims(if is_input { "past" } else { "total" })),
