@@ -708,6 +708,16 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         }
         None => None,
     };
+    if let Some(b) = &baseline {
+        if b.schema_version != crate::bench::RESULTS_SCHEMA_VERSION {
+            bail!(
+                "baseline {}: schema version {} is not {}; re-run the baseline",
+                a.baseline.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                b.schema_version,
+                crate::bench::RESULTS_SCHEMA_VERSION
+            );
+        }
+    }
     // Fail on an unwritable --out before spending time measuring; a directory made here is
     // removed again if the run fails before writing into it.
     let created = !out.exists();

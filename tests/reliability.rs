@@ -1049,3 +1049,32 @@ fn nan_weights_never_generate_tokens() {
         assert!(e.contains("NaN"), "{e}");
     }
 }
+
+#[test]
+fn preset_engine_dirs_keep_their_seed() {
+    // Found while fixing fault 13: the manifest recorded `preset:tiny` without the config's seed,
+    // so the cpu backend of a seeded preset engine ran seed-0 weights.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, "c.yaml", &cfg_for("\"preset:tiny\"", "eng", "").replace("  path: \"preset:tiny\"\n", "  path: \"preset:tiny\"\n  seed: 7\n"));
+    succeeds(&["convert", "--config", &c], d);
+    let gen = |args: &[&str]| {
+        let mut a = vec!["generate", "--prompt-ids", "5,6,7", "--greedy", "--max-new-tokens", "8"];
+        a.extend(args);
+        succeeds(&a, d).stdout
+    };
+    let engine = gen(&["--engine-dir", "eng"]);
+    assert_eq!(engine, gen(&["--model", "preset:tiny:7"]));
+    assert_ne!(engine, gen(&["--model", "preset:tiny:0"]), "seeds 0 and 7 give the same tokens; pick another prompt");
+}
+
+#[test]
+fn baseline_of_another_schema_is_refused_before_measuring() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    std::fs::write(d.join("old.json"), r#"{"schema_version": 0}"#).unwrap();
+    let r = run(&["bench", "--engine-dirs", e.to_str().unwrap(), "--backends", "cpu", "--baseline", "old.json", "--out", "r"], d);
+    assert_clean_failure(&"old baseline", &r);
+    assert!(!d.join("r").exists());
+}
