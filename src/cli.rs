@@ -200,10 +200,12 @@ impl ModelArgs {
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
             (Some(spec), _, BackendKind::Cuda) => {
+                // Cheap checks first: the precision, then the GPU, before any weights are made.
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
+                crate::backend::cuda::gpu::probe()?;
                 let m = load_model(spec)?;
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
-                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
                 let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }

@@ -595,6 +595,13 @@ fn fault_12_cuda_on_a_float_engine_reports_the_real_problem() {
     let t = tempfile::tempdir().unwrap();
     let e = convert_tiny(t.path(), "eng");
     let r = run(&["generate", "--engine-dir", e.to_str().unwrap(), "--backend", "cuda", "--prompt", "hi"], t.path());
+    // With --model: no weights are made before the GPU is found (1.1 B parameters would take
+    // seconds and 4.4 GB).
+    let m = run(&["generate", "--model", "preset:tinyllama-1.1b", "--backend", "cuda", "--prompt-ids", "1", "--max-new-tokens", "1"], t.path());
+    if !m.ok() {
+        assert_clean_failure(&"cuda preset", &m);
+        assert!(!m.stderr.contains("loaded preset:"), "weights made before the GPU check: {}", m.stderr);
+    }
     if !r.ok() {
         assert_clean_failure(&"cuda on fp16", &r);
         assert!(!r.stderr.contains("group"), "{}", r.stderr);
