@@ -143,6 +143,48 @@ pub struct BenchResults {
     pub interrupted: bool,
 }
 
+impl BenchResults {
+    /// Reads a results.json (from an earlier bench or scripts/hf_baseline.py) of this schema version.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))?;
+        let ver = v.get("schema_version").and_then(|x| x.as_u64());
+        if ver != Some(RESULTS_SCHEMA_VERSION as u64) {
+            return Err(Error::format(
+                path,
+                format!("results schema version {ver:?}, this trtforge reads version {RESULTS_SCHEMA_VERSION}"),
+            ));
+        }
+        serde_json::from_value(v).map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))
+    }
+
+    /// Adds a baseline's rows (and the engines they name) to these results, each engine name marked
+    /// "(baseline)" so the tables never show two unlabeled rows for one engine.
+    pub fn merge(&mut self, b: BenchResults) {
+        let label = |n: &str| if n.ends_with("(baseline)") { n.to_string() } else { format!("{n} (baseline)") };
+        self.speed.extend(b.speed.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r
+        }));
+        self.quality.extend(b.quality.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r.reference_engine = r.reference_engine.map(|n| label(&n));
+            r
+        }));
+        self.memory_sweep.extend(b.memory_sweep.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r
+        }));
+        for mut e in b.engines {
+            e.name = label(&e.name);
+            if !self.engines.iter().any(|x| x.name == e.name) {
+                self.engines.push(e);
+            }
+        }
+    }
+}
+
 /// Progress reporting, decoupled from the terminal (the CLI supplies indicatif or plain lines).
 pub trait Progress {
     fn start(&mut self, total: u64);
@@ -484,38 +526,6 @@ fn quality_cell(
         }
     }
     (q, Some(all))
-}
-
-/// Adds the rows of a `--baseline` results file, each engine name marked "(baseline)" so the
-/// tables never show two unlabeled rows for one engine.
-pub fn merge_baseline(res: &mut BenchResults, b: BenchResults) -> Result<()> {
-    if b.schema_version != RESULTS_SCHEMA_VERSION {
-        return Err(Error::Invalid(format!(
-            "baseline schema version {} is not {RESULTS_SCHEMA_VERSION}",
-            b.schema_version
-        )));
-    }
-    let label = |n: &str| if n.ends_with("(baseline)") { n.to_string() } else { format!("{n} (baseline)") };
-    res.speed.extend(b.speed.into_iter().map(|mut r| {
-        r.engine = label(&r.engine);
-        r
-    }));
-    res.quality.extend(b.quality.into_iter().map(|mut r| {
-        r.engine = label(&r.engine);
-        r.reference_engine = r.reference_engine.map(|n| label(&n));
-        r
-    }));
-    res.memory_sweep.extend(b.memory_sweep.into_iter().map(|mut r| {
-        r.engine = label(&r.engine);
-        r
-    }));
-    for mut e in b.engines {
-        e.name = label(&e.name);
-        if !res.engines.iter().any(|x| x.name == e.name) {
-            res.engines.push(e);
-        }
-    }
-    Ok(())
 }
 
 /// Builds a fresh backend at (batch, seq) and runs one full prefill: the memory that shape needs.
