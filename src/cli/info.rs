@@ -46,7 +46,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("heads / kv heads / dim  {} / {} / {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
     println!("vocab                   {}", c.vocab_size);
     println!("context                 {}", c.max_position_embeddings);
-    println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
+    println!("rope theta / scaling    {} / {}", c.rope_theta, c.rope_scaling_name());
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
     let d: Vec<String> = dtypes
