@@ -60,6 +60,7 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
+        sampling::check_finite(self.name(), &l.data)?;
         Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
@@ -135,12 +136,14 @@ pub fn open_engine_dir(
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
     let man = crate::engine_dir::Manifest::load(dir)?;
+    // Sizes of every listed file, for every backend: a damaged dir is reported, not half-used.
+    man.check_files(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
             let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
-                crate::model::load::load(&man.source.spec)?.weights
+                crate::model::load::load(&man.source_model(dir)?)?.weights
             } else {
                 crate::engine_dir::load_engine_weights(dir)?.weights
             };
@@ -148,12 +151,14 @@ pub fn open_engine_dir(
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
+            // The GPU first: on a machine without one, that is the error, before any weights load.
+            cuda::gpu::probe()?;
             // The engine's own weights: float engines their source weights; quantized engines the
             // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
             // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
             let (weights, quantized) = match man.precision {
                 crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source.spec)?.weights, None)
+                    (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
                 }
                 _ => {
                     let e = crate::engine_dir::load_engine_weights(dir)?;

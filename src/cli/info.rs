@@ -1,5 +1,5 @@
 //! `trtforge info`: model config, parameter count, tensor dtypes and memory.
-use super::load_model;
+use super::loading;
 use anyhow::Result;
 use clap::Args;
 
@@ -13,8 +13,9 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let m = load_model(&a.model)?;
-    let c = &m.weights.config;
+    // The config, tensor table and tokenizer only: no weights are read or made.
+    let m = crate::model::load::summarize(&a.model).map_err(|e| loading(&a.model, e))?;
+    let c = &m.config;
     let params = c.param_count();
     // Storage type → (tensors, parameters), as found in the checkpoint.
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();

@@ -207,7 +207,7 @@ impl KernelSpec {
             if let WeightFormat::I4 { group } = f {
                 // One 16-byte vector (32 codes) shares one scale; a partial last group (padded
                 // storage, e.g. 576 inputs with group 128) is fine.
-                if group % 32 != 0 {
+                if group == 0 || group % 32 != 0 {
                     return Err(format!(
                         "int4 group size {group} must be a multiple of 32 for the {} weights (input dim {k})",
                         role.tag()
