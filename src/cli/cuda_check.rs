@@ -23,9 +23,8 @@ pub struct CudaCheckArgs {
 pub fn run(a: CudaCheckArgs) -> Result<()> {
     use crate::eval::cuda_check::{run_checks, CheckSet};
     let set = CheckSet { tiny: a.tiny, smollm2: a.smollm2, text: a.text, tinyllama: a.tinyllama };
-    let results = run_checks(&set, &mut |r| {
-        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
-    })?;
+    let results =
+        run_checks(&set, &mut |r| println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail))?;
     let failed = results.iter().filter(|r| !r.pass).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     if failed > 0 {
