@@ -132,7 +132,11 @@ fn assert_no_temporaries(dir: &Path) {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            assert!(!n.contains(".trtforge-tmp-") && !n.contains(".tmp-") && !n.ends_with(".old"), "left behind: {}", e.path().display());
+            assert!(
+                !n.contains(".trtforge-tmp-") && !n.contains(".tmp-") && !n.ends_with(".old"),
+                "left behind: {}",
+                e.path().display()
+            );
             if e.file_type().unwrap().is_dir() {
                 stack.push(e.path());
             }
@@ -370,7 +374,13 @@ fn fault_02_closed_stdout_ends_quietly() {
     for args in cmds {
         let r = closed_stdout(&args, d);
         // Quiet, as Unix tools are: killed by SIGPIPE (the shell's 141) or exit 0.
-        assert!(r.code == Some(0) || r.signal == Some(libc::SIGPIPE), "{args:?}: {:?}/{:?} {}", r.code, r.signal, r.stderr);
+        assert!(
+            r.code == Some(0) || r.signal == Some(libc::SIGPIPE),
+            "{args:?}: {:?}/{:?} {}",
+            r.code,
+            r.signal,
+            r.stderr
+        );
         assert!(!r.stderr.contains("panicked") && !r.stderr.contains("Broken pipe"), "{args:?}: {}", r.stderr);
     }
     // convert finished its work before printing the path.
@@ -381,8 +391,19 @@ fn fault_02_closed_stdout_ends_quietly() {
 fn fault_03_int4_group_size_zero_is_an_error() {
     let t = tempfile::tempdir().unwrap();
     for g in ["0", "7", "48"] {
-        let args =
-            ["generate", "--model", "preset:tiny", "--backend", "cuda", "--precision", "int4", "--group-size", g, "--prompt-ids", "1"];
+        let args = [
+            "generate",
+            "--model",
+            "preset:tiny",
+            "--backend",
+            "cuda",
+            "--precision",
+            "int4",
+            "--group-size",
+            g,
+            "--prompt-ids",
+            "1",
+        ];
         let e = fails(&args, t.path());
         assert!(e.contains("group") && e.contains(g), "{e}");
     }
@@ -404,7 +425,16 @@ fn fault_04_bench_length_overflow_is_an_error() {
 fn fault_05_max_new_tokens_overflow_is_refused_at_once() {
     let t = tempfile::tempdir().unwrap();
     let r = run(
-        &["generate", "--model", "preset:tiny", "--prompt-ids", "1,2,3", "--greedy", "--max-new-tokens", "18446744073709551615"],
+        &[
+            "generate",
+            "--model",
+            "preset:tiny",
+            "--prompt-ids",
+            "1,2,3",
+            "--greedy",
+            "--max-new-tokens",
+            "18446744073709551615",
+        ],
         t.path(),
     );
     assert_clean_failure(&"max-new-tokens u64::MAX", &r);
@@ -462,7 +492,16 @@ fn fault_07_memory_sweep_beyond_the_engine_is_not_an_abort() {
     assert_eq!(small["status"], "ok", "{small}");
     // Beyond any engine trtforge builds: a usage error at once.
     let err = fails(
-        &["bench", "--engine-dirs", e.to_str().unwrap(), "--memory-sweep", "--sweep-batch-sizes", "100000", "--out", "r2"],
+        &[
+            "bench",
+            "--engine-dirs",
+            e.to_str().unwrap(),
+            "--memory-sweep",
+            "--sweep-batch-sizes",
+            "100000",
+            "--out",
+            "r2",
+        ],
         d,
     );
     assert!(err.contains("--sweep-batch-sizes"), "{err}");
@@ -511,7 +550,25 @@ fn fault_09_build_after_rm_model_engine() {
     assert!(err.to_lowercase().contains("tensorrt"), "{err}");
     // Other backends do not need it either.
     succeeds(
-        &["bench", "--engine-dirs", e.to_str().unwrap(), "--backends", "cpu", "--runs", "1", "--warmup", "0", "--input-lens", "4", "--output-len", "2", "--quality-tokens", "2", "--out", "r"],
+        &[
+            "bench",
+            "--engine-dirs",
+            e.to_str().unwrap(),
+            "--backends",
+            "cpu",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--input-lens",
+            "4",
+            "--output-len",
+            "2",
+            "--quality-tokens",
+            "2",
+            "--out",
+            "r",
+        ],
         d,
     );
     succeeds(&["generate", "--engine-dir", e.to_str().unwrap(), "--prompt", "Shall", "--max-new-tokens", "2"], d);
@@ -597,7 +654,20 @@ fn fault_12_cuda_on_a_float_engine_reports_the_real_problem() {
     let r = run(&["generate", "--engine-dir", e.to_str().unwrap(), "--backend", "cuda", "--prompt", "hi"], t.path());
     // With --model: no weights are made before the GPU is found (1.1 B parameters would take
     // seconds and 4.4 GB).
-    let m = run(&["generate", "--model", "preset:tinyllama-1.1b", "--backend", "cuda", "--prompt-ids", "1", "--max-new-tokens", "1"], t.path());
+    let m = run(
+        &[
+            "generate",
+            "--model",
+            "preset:tinyllama-1.1b",
+            "--backend",
+            "cuda",
+            "--prompt-ids",
+            "1",
+            "--max-new-tokens",
+            "1",
+        ],
+        t.path(),
+    );
     if !m.ok() {
         assert_clean_failure(&"cuda preset", &m);
         assert!(!m.stderr.contains("loaded preset:"), "weights made before the GPU check: {}", m.stderr);
@@ -623,8 +693,18 @@ fn fault_13_engine_dirs_are_relocatable() {
     succeeds(&["convert", "--config", &cfg], &a);
     std::fs::rename(a.join("eng"), b.join("moved")).unwrap();
     let moved = b.join("moved");
-    let gen = ["generate", "--engine-dir", moved.to_str().unwrap(), "--prompt", "Shall I", "--greedy", "--max-new-tokens", "3"];
-    let want = succeeds(&["generate", "--model", "m", "--prompt", "Shall I", "--greedy", "--max-new-tokens", "3"], &a).stdout;
+    let gen = [
+        "generate",
+        "--engine-dir",
+        moved.to_str().unwrap(),
+        "--prompt",
+        "Shall I",
+        "--greedy",
+        "--max-new-tokens",
+        "3",
+    ];
+    let want =
+        succeeds(&["generate", "--model", "m", "--prompt", "Shall I", "--greedy", "--max-new-tokens", "3"], &a).stdout;
     assert_eq!(succeeds(&gen, &c).stdout, want, "same tokens from another directory after the move");
     // A changed source model is named, never silently used.
     fill_safetensor(&a.join("m/model.safetensors"), "model.norm.weight", 0.5);
@@ -676,9 +756,29 @@ fn fault_16_report_states_the_context_used_and_labels_baselines() {
     let text = text_file(d);
     let bench = |out: &str, extra: &[&str]| {
         let mut a = vec![
-            "bench", "--engine-dirs", e.to_str().unwrap(), "--backends", "cpu", "--runs", "1", "--warmup", "0",
-            "--input-lens", "4", "--output-len", "2", "--quality-tokens", "2", "--eval-text", &text, "--eval-ctx",
-            "100000", "--eval-windows", "1", "--out", out,
+            "bench",
+            "--engine-dirs",
+            e.to_str().unwrap(),
+            "--backends",
+            "cpu",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--input-lens",
+            "4",
+            "--output-len",
+            "2",
+            "--quality-tokens",
+            "2",
+            "--eval-text",
+            &text,
+            "--eval-ctx",
+            "100000",
+            "--eval-windows",
+            "1",
+            "--out",
+            out,
         ];
         a.extend(extra);
         succeeds(&a.iter().map(|s| &**s).collect::<Vec<_>>(), d);
@@ -810,37 +910,63 @@ fn corpus_broken_hf_directories() {
         ("max positions 0", cfg(Box::new(|v| v["max_position_embeddings"] = 0.into()))),
         ("empty weights file", st(Box::new(|b| b.clear()))),
         ("weights truncated to 7", st(Box::new(|b| b.truncate(7)))),
-        ("weights header only", st(Box::new(|b| {
-            let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-            b.truncate(8 + n)
-        }))),
-        ("weights truncated by one", st(Box::new(|b| {
-            b.pop();
-        }))),
+        (
+            "weights header only",
+            st(Box::new(|b| {
+                let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+                b.truncate(8 + n)
+            })),
+        ),
+        (
+            "weights truncated by one",
+            st(Box::new(|b| {
+                b.pop();
+            })),
+        ),
         ("header length u64::MAX", st(Box::new(|b| b[..8].copy_from_slice(&u64::MAX.to_le_bytes())))),
-        ("header length past end", st(Box::new(|b| {
-            let n = b.len() as u64;
-            b[..8].copy_from_slice(&n.to_le_bytes())
-        }))),
+        (
+            "header length past end",
+            st(Box::new(|b| {
+                let n = b.len() as u64;
+                b[..8].copy_from_slice(&n.to_le_bytes())
+            })),
+        ),
         ("header JSON garbage", st(Box::new(|b| b[8] = b'!'))),
-        ("shape changed", st(Box::new(|b| {
-            let (n, mut h) = safetensors_header(b);
-            let name = h.as_object().unwrap().keys().find(|k| k.contains("q_proj")).unwrap().clone();
-            h[&name]["shape"][0] = 3.into();
-            let mut j = h.to_string().into_bytes();
-            j.resize(n, b' ');
-            if j.len() == n {
-                b[8..8 + n].copy_from_slice(&j);
-            }
-        }))),
-        ("index to a missing shard", Box::new(|m: &Path| {
-            std::fs::rename(m.join("model.safetensors"), m.join("shard-1.safetensors")).unwrap();
-            std::fs::write(m.join("model.safetensors.index.json"), r#"{"weight_map": {"model.norm.weight": "nope.safetensors"}}"#).unwrap();
-        })),
-        ("index escaping the dir", Box::new(|m: &Path| {
-            std::fs::rename(m.join("model.safetensors"), m.join("shard-1.safetensors")).unwrap();
-            std::fs::write(m.join("model.safetensors.index.json"), r#"{"weight_map": {"model.norm.weight": "../shard-1.safetensors"}}"#).unwrap();
-        })),
+        (
+            "shape changed",
+            st(Box::new(|b| {
+                let (n, mut h) = safetensors_header(b);
+                let name = h.as_object().unwrap().keys().find(|k| k.contains("q_proj")).unwrap().clone();
+                h[&name]["shape"][0] = 3.into();
+                let mut j = h.to_string().into_bytes();
+                j.resize(n, b' ');
+                if j.len() == n {
+                    b[8..8 + n].copy_from_slice(&j);
+                }
+            })),
+        ),
+        (
+            "index to a missing shard",
+            Box::new(|m: &Path| {
+                std::fs::rename(m.join("model.safetensors"), m.join("shard-1.safetensors")).unwrap();
+                std::fs::write(
+                    m.join("model.safetensors.index.json"),
+                    r#"{"weight_map": {"model.norm.weight": "nope.safetensors"}}"#,
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "index escaping the dir",
+            Box::new(|m: &Path| {
+                std::fs::rename(m.join("model.safetensors"), m.join("shard-1.safetensors")).unwrap();
+                std::fs::write(
+                    m.join("model.safetensors.index.json"),
+                    r#"{"weight_map": {"model.norm.weight": "../shard-1.safetensors"}}"#,
+                )
+                .unwrap();
+            }),
+        ),
         ("tokenizer garbage", Box::new(|m: &Path| std::fs::write(m.join("tokenizer.json"), "[1,2").unwrap())),
     ];
     for (what, f) in &cases {
@@ -918,8 +1044,10 @@ fn corpus_absurd_flag_values() {
     let e = e.to_str().unwrap();
     let max = "18446744073709551615";
     let gen = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> =
-            ["generate", "--model", &m, "--prompt", "Shall I", "--max-new-tokens", "2"].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = ["generate", "--model", &m, "--prompt", "Shall I", "--max-new-tokens", "2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -968,7 +1096,20 @@ fn corpus_absurd_flag_values() {
         (vec!["info".into(), "--threads".into(), "100000".into(), "--model".into(), "preset:tiny".into()], "--threads"),
         (vec!["build".into(), "--engine-dir".into(), e.into(), "--opt-level".into(), "9".into()], "--opt-level"),
         (vec!["build".into(), "--engine-dir".into(), e.into(), "--trt-log".into(), "loud".into()], "--trt-log"),
-        (vec!["agree".into(), "--engine-dir".into(), e.into(), "--reference-dir".into(), e.into(), "--prompt".into(), "hi".into(), "--max-new-tokens".into(), max.into()], "--max-new-tokens"),
+        (
+            vec![
+                "agree".into(),
+                "--engine-dir".into(),
+                e.into(),
+                "--reference-dir".into(),
+                e.into(),
+                "--prompt".into(),
+                "hi".into(),
+                "--max-new-tokens".into(),
+                max.into(),
+            ],
+            "--max-new-tokens",
+        ),
     ];
     for (args, want) in &cases {
         let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
@@ -997,11 +1138,17 @@ fn corpus_damaged_engine_dirs() {
     let cases: Vec<(&str, Damage)> = vec![
         ("manifest missing", Box::new(|e: &Path| std::fs::remove_file(e.join("trtforge.json")).unwrap())),
         ("manifest empty", Box::new(|e: &Path| std::fs::write(e.join("trtforge.json"), "").unwrap())),
-        ("manifest not JSON", Box::new(|e: &Path| std::fs::write(e.join("trtforge.json"), "{\"schema_version\": 1,").unwrap())),
-        ("manifest a directory", Box::new(|e: &Path| {
-            std::fs::remove_file(e.join("trtforge.json")).unwrap();
-            std::fs::create_dir(e.join("trtforge.json")).unwrap();
-        })),
+        (
+            "manifest not JSON",
+            Box::new(|e: &Path| std::fs::write(e.join("trtforge.json"), "{\"schema_version\": 1,").unwrap()),
+        ),
+        (
+            "manifest a directory",
+            Box::new(|e: &Path| {
+                std::fs::remove_file(e.join("trtforge.json")).unwrap();
+                std::fs::create_dir(e.join("trtforge.json")).unwrap();
+            }),
+        ),
         ("schema 99", man(Box::new(|v| v["schema_version"] = 99.into()))),
         ("file outside", man(Box::new(|v| v["files"][0]["name"] = "../../etc/passwd".into()))),
         ("onnx absolute", man(Box::new(|v| v["onnx"]["file"] = "/etc/passwd".into()))),
@@ -1011,11 +1158,14 @@ fn corpus_damaged_engine_dirs() {
         ("max_seq_len 0", man(Box::new(|v| v["build"]["max_seq_len"] = 0.into()))),
         ("max_batch 10^12", man(Box::new(|v| v["build"]["max_batch_size"] = 1_000_000_000_000u64.into()))),
         ("precision unknown", man(Box::new(|v| v["precision"] = "int3".into()))),
-        ("onnx truncated", Box::new(|e: &Path| {
-            let p = e.join("model.onnx");
-            let b = std::fs::read(&p).unwrap();
-            std::fs::write(&p, &b[..b.len() / 2]).unwrap();
-        })),
+        (
+            "onnx truncated",
+            Box::new(|e: &Path| {
+                let p = e.join("model.onnx");
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+            }),
+        ),
         ("onnx removed", Box::new(|e: &Path| std::fs::remove_file(e.join("model.onnx")).unwrap())),
         ("tokenizer garbage", Box::new(|e: &Path| std::fs::write(e.join("tokenizer.json"), "{").unwrap())),
     ];
@@ -1031,7 +1181,23 @@ fn corpus_damaged_engine_dirs() {
         for args in [
             &["generate", "--engine-dir", "e", "--prompt", "Shall", "--max-new-tokens", "1"][..],
             &["generate", "--engine-dir", "e", "--backend", "ort", "--prompt", "Shall", "--max-new-tokens", "1"][..],
-            &["bench", "--engine-dirs", "e", "--backends", "cpu", "--runs", "1", "--warmup", "0", "--input-lens", "4", "--output-len", "1", "--out", "r"][..],
+            &[
+                "bench",
+                "--engine-dirs",
+                "e",
+                "--backends",
+                "cpu",
+                "--runs",
+                "1",
+                "--warmup",
+                "0",
+                "--input-lens",
+                "4",
+                "--output-len",
+                "1",
+                "--out",
+                "r",
+            ][..],
             &["build", "--engine-dir", "e"][..],
         ] {
             let r = run_env(args, d, &[("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")], RUN_LIMIT);
@@ -1063,7 +1229,12 @@ fn preset_engine_dirs_keep_their_seed() {
     // so the cpu backend of a seeded preset engine ran seed-0 weights.
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let c = write_cfg(d, "c.yaml", &cfg_for("\"preset:tiny\"", "eng", "").replace("  path: \"preset:tiny\"\n", "  path: \"preset:tiny\"\n  seed: 7\n"));
+    let c = write_cfg(
+        d,
+        "c.yaml",
+        &cfg_for("\"preset:tiny\"", "eng", "")
+            .replace("  path: \"preset:tiny\"\n", "  path: \"preset:tiny\"\n  seed: 7\n"),
+    );
     succeeds(&["convert", "--config", &c], d);
     let gen = |args: &[&str]| {
         let mut a = vec!["generate", "--prompt-ids", "5,6,7", "--greedy", "--max-new-tokens", "8"];
@@ -1081,7 +1252,10 @@ fn baseline_of_another_schema_is_refused_before_measuring() {
     let d = t.path();
     let e = convert_tiny(d, "eng");
     std::fs::write(d.join("old.json"), r#"{"schema_version": 0}"#).unwrap();
-    let r = run(&["bench", "--engine-dirs", e.to_str().unwrap(), "--backends", "cpu", "--baseline", "old.json", "--out", "r"], d);
+    let r = run(
+        &["bench", "--engine-dirs", e.to_str().unwrap(), "--backends", "cpu", "--baseline", "old.json", "--out", "r"],
+        d,
+    );
     assert_clean_failure(&"old baseline", &r);
     assert!(!d.join("r").exists());
 }

@@ -205,16 +205,10 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
-            let (r, b) = roofline::bench(
-                &m.weights,
-                prec,
-                &a.batch_sizes,
-                input_len,
-                a.output_len,
-                a.runs,
-                a.seed,
-                &mut |s| eprintln!("{s}"),
-            )?;
+            let (r, b) =
+                roofline::bench(&m.weights, prec, &a.batch_sizes, input_len, a.output_len, a.runs, a.seed, &mut |s| {
+                    eprintln!("{s}")
+                })?;
             rows.extend(r);
             bw = b;
         }

@@ -49,10 +49,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("rope theta / scaling    {} / {}", c.rope_theta, c.rope_scaling_name());
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
-    let d: Vec<String> = dtypes
-        .iter()
-        .map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6))
-        .collect();
+    let d: Vec<String> =
+        dtypes.iter().map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6)).collect();
     println!("tensor dtypes           {}", d.join(", "));
     println!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",

@@ -97,8 +97,7 @@ impl Manifest {
                 ),
             ));
         }
-        let m: Manifest =
-            serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))?;
+        let m: Manifest = serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))?;
         m.check_consistent().map_err(|msg| Error::format(&p, format!("invalid manifest: {msg}")))?;
         Ok(m)
     }
@@ -109,11 +108,8 @@ impl Manifest {
     fn check_consistent(&self) -> std::result::Result<(), String> {
         let plain = |what: &str, n: &str| -> std::result::Result<(), String> {
             let p = Path::new(n);
-            let ok = !n.is_empty()
-                && n != "."
-                && n != ".."
-                && !n.contains(['/', '\\', '\0'])
-                && p.components().count() == 1;
+            let ok =
+                !n.is_empty() && n != "." && n != ".." && !n.contains(['/', '\\', '\0']) && p.components().count() == 1;
             if ok {
                 Ok(())
             } else {
@@ -266,9 +262,7 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .filter(|v| v.get("trtforge_version").is_some_and(|x| x.is_string()))
-        .and_then(|v| {
-            v.get("files")?.as_array()?.iter().map(|f| f.get("name")?.as_str().map(String::from)).collect()
-        });
+        .and_then(|v| v.get("files")?.as_array()?.iter().map(|f| f.get("name")?.as_str().map(String::from)).collect());
     let Some(listed) = listed else {
         return refuse(format!("has no trtforge manifest ({MANIFEST_FILE})"));
     };
@@ -377,4 +371,3 @@ impl TrtManifest {
         m.extra.get(TRT_MANIFEST_KEY).map(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()))
     }
 }
-

@@ -177,10 +177,9 @@ impl TempDir {
             std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
         } else if !exchange(&self.path, dest) {
             // No atomic exchange here: move the old one aside under a temporary name first.
-            let old = self.path.with_file_name(format!(
-                "{}-old",
-                self.path.file_name().and_then(|n| n.to_str()).unwrap_or(".old")
-            ));
+            let old = self
+                .path
+                .with_file_name(format!("{}-old", self.path.file_name().and_then(|n| n.to_str()).unwrap_or(".old")));
             std::fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
             if let Err(e) = std::fs::rename(&self.path, dest) {
                 let _ = std::fs::rename(&old, dest);
@@ -208,9 +207,8 @@ fn exchange(a: &Path, b: &Path) -> bool {
             return false;
         };
         // SAFETY: both strings are NUL-terminated and live across the call.
-        let rc = unsafe {
-            libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
-        };
+        let rc =
+            unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
         rc == 0
     }
     #[cfg(not(target_os = "linux"))]
