@@ -2,6 +2,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod ort;
+pub mod paged;
 pub mod trt;
 
 use crate::error::Result;
