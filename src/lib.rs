@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod model;
 pub mod onnx;
 pub mod quant;
+pub mod serve;
 pub mod trt;
 
 pub use error::{Error, Result};
