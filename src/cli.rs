@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "trtforge", version, about = "Export, quantize, compile and benchmark small Llama models")]
 struct Cli {
@@ -45,6 +47,8 @@ enum Command {
     CudaBench(crate::backend::cuda::cli::BenchArgs),
     /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
     CudaCheck(crate::backend::cuda::cli::CheckArgs),
+    /// OpenAI-compatible HTTP server with in-flight batching over a paged KV cache.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -300,6 +304,7 @@ pub fn main() -> ExitCode {
         Command::Agree(a) => cmd_agree(a),
         Command::CudaBench(a) => crate::backend::cuda::cli::cmd_bench(a),
         Command::CudaCheck(a) => crate::backend::cuda::cli::cmd_check(a),
+        Command::Serve(a) => serve::cmd_serve(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

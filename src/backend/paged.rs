@@ -77,6 +77,27 @@ pub trait PagedBackend: Send {
     fn kv_cache_bytes(&self) -> u64;
 }
 
+/// Whether `kind` has a paged-KV implementation here; the error says what to use instead.
+pub fn check_backend(kind: super::BackendKind) -> Result<()> {
+    use super::BackendKind;
+    match kind {
+        BackendKind::Cpu => Ok(()),
+        BackendKind::Cuda => Err(Error::Unsupported(
+            "the cuda backend has no paged KV cache yet, so it cannot serve; use --backend cpu".into(),
+        )),
+        k => Err(Error::Unsupported(format!(
+            "the {} backend has fixed batch slots and no paged KV cache; serve with --backend cpu",
+            k.name()
+        ))),
+    }
+}
+
+/// Opens a paged backend of `kind` with a KV pool of `kv_cache_bytes`.
+pub fn open(kind: super::BackendKind, weights: Arc<ModelWeights>, kv_cache_bytes: u64) -> Result<Box<dyn PagedBackend>> {
+    check_backend(kind)?;
+    Ok(Box::new(CpuPagedBackend::new(weights, kv_cache_bytes)?))
+}
+
 /// Bytes one block takes across all layers' K and V pools.
 pub fn block_bytes(c: &LlamaConfig, dtype_bytes: usize) -> usize {
     2 * c.num_hidden_layers * BLOCK_SIZE * c.kv_dim() * dtype_bytes

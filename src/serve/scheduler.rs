@@ -154,6 +154,10 @@ impl Scheduler {
     pub fn num_waiting(&self) -> usize {
         self.waiting.len()
     }
+    /// True while the sequence is in the running batch.
+    pub fn is_running(&self, id: SeqId) -> bool {
+        self.running.iter().any(|s| s.id == id)
+    }
     pub fn has_work(&self) -> bool {
         !self.running.is_empty() || !self.waiting.is_empty()
     }
