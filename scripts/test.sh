@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
 # Independent checkers used by the tests: ONNX Runtime (also the `ort` backend's library) and onnx.
 python3 -m pip install --quiet --disable-pip-version-check onnxruntime==1.31.1 onnx==1.23.2
+# The official OpenAI client, the independent check of `trtforge serve` (tests/serve.rs).
+python3 -m pip install --quiet --disable-pip-version-check openai==3.51.0
 # TensorRT-RTX (real libraries, ~95 MB wheel; builds ahead of time without a GPU) and NVIDIA's
 # Python bindings, the independent check of the Rust FFI's engines.
 python3 -m pip install --quiet --disable-pip-version-check \
