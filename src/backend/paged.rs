@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::weights::SplitMix64;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -459,32 +460,33 @@ impl LlamaOps for PagedPass<'_> {
 }
 
 /// Weight rows per rayon task.
-const ROWS_PER_TASK: usize = 16;
-/// Input rows per tile (kept in cache while a task's weight rows stream past).
-const X_TILE: usize = 8;
+const ROWS_PER_TASK: usize = 64;
 
-/// `x · Wᵀ`: x (t, k), W (n, k) → (t, n). Every output element is `dot(x_row, w_row)`, the same
-/// operations in the same order whatever `t` is: the batch never changes a sequence's numbers.
+/// `x · Wᵀ`: x (t, k), W (n, k) → (t, n), as one blocked GEMM (matrixmultiply) per block of
+/// weight rows, for every `t` including 1.
+///
+/// The GEMM computes each output element by the same sequence of operations whatever `t` is and
+/// wherever its row sits: its micro-kernel keeps one accumulator per element and walks k in
+/// fixed-size blocks; the number of rows only changes how many tiles run. So unlike the
+/// contiguous CPU backend (GEMV for small batches, GEMM for large), a sequence's numbers never
+/// depend on the batch — `linear_rows_do_not_depend_on_the_batch` checks it bit for bit.
 fn linear_rows(x: &Act, w: &Tensor) -> Act {
     let (t, k) = (x.rows, x.cols);
     let n = w.rows();
     debug_assert_eq!(w.cols(), k);
-    if t == 0 {
-        return Act { rows: 0, cols: n, data: Vec::new() };
+    let mut yt = vec![0.0f32; n * t]; // (n, t): a task owns whole weight rows
+    if t > 0 {
+        let xa = ArrayView2::from_shape((t, k), &x.data).expect("activation shape"); // invariant of Act
+        yt.par_chunks_mut(t * ROWS_PER_TASK).enumerate().for_each(|(ci, out)| {
+            let j0 = ci * ROWS_PER_TASK;
+            let nj = out.len() / t;
+            let wb = ArrayView2::from_shape((nj, k), &w.data[j0 * k..(j0 + nj) * k]).expect("weight shape"); // checked at load
+            let mut ob = ArrayViewMut2::from_shape((nj, t), out).expect("output shape");
+            // (nj, k) · (k, t) → (nj, t)
+            general_mat_mul(1.0, &wb, &xa.t(), 0.0, &mut ob);
+        });
     }
-    let mut yt = vec![0.0f32; n * t]; // (n, t)
-    yt.par_chunks_mut(t * ROWS_PER_TASK).enumerate().for_each(|(ci, out)| {
-        for i0 in (0..t).step_by(X_TILE) {
-            let i1 = (i0 + X_TILE).min(t);
-            for (j, o) in out.chunks_mut(t).enumerate() {
-                let wr = w.row(ci * ROWS_PER_TASK + j);
-                for i in i0..i1 {
-                    o[i] = dot(&x.data[i * k..(i + 1) * k], wr);
-                }
-            }
-        }
-    });
-    let mut y = vec![0.0f32; t * n];
+    let mut y = vec![0.0f32; t * n]; // (t, n)
     for r in 0..n {
         for i in 0..t {
             y[i * n + r] = yt[r * t + i];
@@ -612,6 +614,54 @@ mod tests {
             next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: &[next] }]).unwrap()[0];
         }
         assert_eq!(got, want);
+    }
+
+    fn act(rows: usize, cols: usize, seed: u64) -> Act {
+        let mut r = SplitMix64(seed);
+        Act { rows, cols, data: (0..rows * cols).map(|_| r.next_f32() - 0.5).collect() }
+    }
+
+    #[test]
+    fn linear_rows_do_not_depend_on_the_batch() {
+        // Odd sizes (edge tiles), k past one GEMM depth block, many rows.
+        for (n, k, t) in [(50usize, 67usize, 11usize), (200, 1100, 130)] {
+            let w = Tensor::new(vec![n, k], act(n, k, 1).data);
+            let x = act(t, k, 2);
+            let all = linear_rows(&x, &w);
+            let rows = |a: usize, b: usize| Act { rows: b - a, cols: k, data: x.data[a * k..b * k].to_vec() };
+            for (a, b) in [(0, 1), (t - 1, t), (5, 7), (3, t - 2), (t / 2, t / 2 + 1)] {
+                assert_eq!(linear_rows(&rows(a, b), &w).data, all.data[a * n..b * n].to_vec(), "rows {a}..{b} of {t}");
+            }
+            let want: Vec<f32> = (0..t * n).map(|e| dot(&x.data[(e / n) * k..(e / n + 1) * k], w.row(e % n))).collect();
+            for (a, b) in all.data.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// `cargo test --release --lib paged::tests::linear_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn linear_speed() {
+        let w = Tensor::new(vec![1536, 576], act(1536, 576, 1).data);
+        for t in [1usize, 16, 320] {
+            let x = act(t, 576, 2);
+            let reps = if t == 1 { 200 } else if t == 16 { 50 } else { 5 };
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(linear_rows(&x, &w));
+            }
+            let ours = t0.elapsed().as_secs_f64() / reps as f64;
+            let xa = ndarray::ArrayView2::from_shape((t, 576), &x.data).unwrap();
+            let wa = ndarray::ArrayView2::from_shape((1536, 576), &w.data).unwrap();
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(xa.dot(&wa.t()));
+            }
+            let gemm = t0.elapsed().as_secs_f64() / reps as f64;
+            let gf = |s: f64| 2.0 * (t * 576 * 1536) as f64 / s / 1e9;
+            eprintln!("t={t}: ours {:.3} ms ({:.1} GFLOP/s), gemm {:.3} ms ({:.1} GFLOP/s)", ours * 1e3, gf(ours), gemm * 1e3, gf(gemm));
+        }
     }
 
     #[test]
