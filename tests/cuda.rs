@@ -4,7 +4,8 @@
 //! weight packing, graph lowering, pass scheduling — is unit-tested in src/backend/cuda and runs
 //! everywhere; the tests below that need no GPU check that its absence is a clean error.
 use std::process::Command;
-use trtforge::backend::cuda::{check, gpu, CudaBackend, CudaOptions, CudaPrecision};
+use trtforge::backend::cuda::{gpu, CudaBackend, CudaOptions, CudaPrecision};
+use trtforge::eval::cuda_check as check;
 use trtforge::model::load::load;
 
 fn fixture(rel: &str) -> String {

@@ -5,7 +5,8 @@ use safetensors::{tensor::TensorView, Dtype};
 use std::path::{Path, PathBuf};
 use trtforge::model::gguf::{parse_header, GgufFile, GgufValue};
 use trtforge::model::hf::{save_safetensors, HfCheckpoint};
-use trtforge::model::weights::{param_shape, tensor_name, NameScheme, SplitMix64, TensorSource};
+use trtforge::model::weights::{param_shape, tensor_name, NameScheme, TensorSource};
+use trtforge::util::SplitMix64;
 use trtforge::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use trtforge::Error;
 

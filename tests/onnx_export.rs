@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::{cpu::CpuBackend, ort::OrtBackend, Backend, Logits, SeqChunk};
-use trtforge::config::{EngineConfig, Precision};
+use trtforge::engine_dir::config::{EngineConfig, Precision};
 use trtforge::generate::{generate_batch, SamplingParams, StopCriteria};
 use trtforge::model::load::load;
 
@@ -170,7 +170,7 @@ fn external_data_is_written_and_loads() {
     let m = load(&tiny_model()).unwrap();
     let opts = ExportOptions {
         dtype: FloatType::F32,
-        attention: trtforge::config::AttentionForm::Portable,
+        attention: trtforge::engine_dir::config::AttentionForm::Portable,
         max_positions: 32,
         force_external: true,
     };

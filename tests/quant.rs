@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::{cpu::CpuBackend, ort::OrtBackend, Backend, Logits, SeqChunk};
-use trtforge::config::{CalibrationSection, EngineConfig};
+use trtforge::engine_dir::config::{CalibrationSection, EngineConfig};
 use trtforge::generate::argmax;
 use trtforge::model::load::load;
 use trtforge::model::{ModelWeights, Param, Tensor};
-use trtforge::quant::calib::{calibration_windows, Site};
+use trtforge::convert::calibrate::{calibration_windows, quantize_awq};
+use trtforge::quant::stats::Site;
 use trtforge::quant::{awq, rtn, QuantFormat};
 use trtforge::Error;
 
@@ -36,7 +37,7 @@ fn tiny_model() -> String {
 
 /// Deterministic test weights with structure: a heavy channel, an all-zero row, mixed signs.
 fn test_matrix(out: usize, inp: usize, seed: u64) -> Tensor {
-    let mut rng = trtforge::model::weights::SplitMix64(seed);
+    let mut rng = trtforge::util::SplitMix64(seed);
     let mut d: Vec<f32> = (0..out * inp).map(|_| (rng.next_f32() - 0.5) * 0.2).collect();
     for n in 0..out {
         d[n * inp + 3 % inp] *= 25.0; // outlier input channel
@@ -145,7 +146,7 @@ fn awq_folding_keeps_the_float_model_exact() {
         let want = logits(m.weights.clone(), TINY_PROMPT);
         // Scales spread over two decades in every site, including o_proj under GQA (4 heads, 2 KV).
         let mut w = m.weights.clone();
-        let mut rng = trtforge::model::weights::SplitMix64(11);
+        let mut rng = trtforge::util::SplitMix64(11);
         for l in 0..c.num_hidden_layers {
             for site in [Site::AttnIn(l), Site::AttnOut(l), Site::MlpIn(l), Site::MlpOut(l)] {
                 let d = w.get(awq::site_linears(site)[0]).cols();
@@ -173,14 +174,14 @@ fn awq_found_scales_fold_exactly_and_beat_rtn_on_the_objective() {
     // Scales only (no clip search): the float model with folded scales is the original one.
     let opts = awq::AwqOptions { clip: false, ..Default::default() };
     let mut w = m.weights.clone();
-    let (_, rec) = awq::quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
+    let (_, rec) = quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
     assert!(rec.sites.iter().any(|s| s.alpha > 0.0), "some site should choose α > 0");
     let d = max_abs_diff(&logits(m.weights.clone(), TINY_PROMPT), &logits(w, TINY_PROMPT));
     assert!(d < AWQ_FOLD_TOL, "AWQ-folded float model differs by {d}");
     // With clip search: never worse than RTN per site, better overall.
     let mut w = m.weights.clone();
     let opts = awq::AwqOptions::default();
-    let (_, rec) = awq::quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
+    let (_, rec) = quantize_awq(&mut w, &params, format, false, &data.windows, &opts, &mut |_| {}).unwrap();
     for s in &rec.sites {
         assert!(s.err_final <= s.err_rtn * (1.0 + 1e-9), "{s:?}");
     }
@@ -190,7 +191,7 @@ fn awq_found_scales_fold_exactly_and_beat_rtn_on_the_objective() {
 
 /// Mean squared logit error against the float model over calibration windows, for an engine.
 fn logit_mse(dir: &Path, reference: &ModelWeights, windows: &[Vec<u32>]) -> f64 {
-    let ew = trtforge::quant::load_engine_weights(dir).unwrap();
+    let ew = trtforge::engine_dir::load_engine_weights(dir).unwrap();
     let (mut a, mut b) = (
         CpuBackend::new(Arc::new(reference.clone()), 1, 128).unwrap(),
         CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap(),
@@ -225,7 +226,7 @@ fn tiny_int4_awq_engine_beats_rtn_engine_on_calibration_windows() {
     eprintln!("tiny int4 g16 logit MSE on calibration windows: rtn {e_rtn:.4e}, awq {e_awq:.4e}");
     assert!(e_awq < e_rtn, "AWQ {e_awq} should beat RTN {e_rtn}");
     // The manifest records the calibration and α per site.
-    let man = trtforge::manifest::Manifest::load(&awq_dir).unwrap();
+    let man = trtforge::engine_dir::manifest::Manifest::load(&awq_dir).unwrap();
     let q = &man.extra["quantization"];
     assert_eq!(q["precision"], "int4_awq");
     assert_eq!(q["group_size"], 16);
@@ -253,7 +254,7 @@ fn ort_available() -> bool {
 /// Prefill + greedy decode through ONNX Runtime on the engine and through the CPU reference on the
 /// engine's weights read back (linears dequantized): logits within `tol`, identical tokens.
 fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) {
-    let ew = trtforge::quant::load_engine_weights(dir).unwrap();
+    let ew = trtforge::engine_dir::load_engine_weights(dir).unwrap();
     assert!(!ew.quantized.linears.is_empty());
     let mut cpu = CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap();
     let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
@@ -348,12 +349,12 @@ fn quantized_onnx_passes_onnx_checker_and_reads_back_exactly() {
         let params = trtforge::quant::decoder_linears(&m.weights.config);
         let format = if precision == "int8" { QuantFormat::Int8 } else { QuantFormat::Int4 { group } };
         let want = rtn::quantize_params(&m.weights, &params, format, pad, None).unwrap();
-        let got = trtforge::quant::load_quantized_weights(&dir).unwrap();
+        let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
         assert_eq!(got.linears.len(), params.len());
         for p in &params {
             assert_eq!(got.get(*p), want.get(*p), "{name}: {p:?}");
         }
-        let man = trtforge::manifest::Manifest::load(&dir).unwrap();
+        let man = trtforge::engine_dir::manifest::Manifest::load(&dir).unwrap();
         assert_eq!(man.onnx.opset, 21);
         paths.push(dir.join("model.onnx"));
     }
@@ -387,7 +388,7 @@ fn random_token_calibration_without_a_tokenizer_is_recorded() {
     );
     std::fs::write(d.join("c.yaml"), yaml).unwrap();
     let dir = convert(&EngineConfig::load(&d.join("c.yaml")).unwrap());
-    let man = trtforge::manifest::Manifest::load(&dir).unwrap();
+    let man = trtforge::engine_dir::manifest::Manifest::load(&dir).unwrap();
     let cal = &man.extra["quantization"]["calibration"];
     assert_eq!(cal["source"], "random_tokens");
     assert_eq!(cal["seed"], 5);

@@ -5,10 +5,11 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use trtforge::config::{AttentionForm, EngineConfig, Precision};
-use trtforge::manifest::Manifest;
-use trtforge::onnx::proto as pb;
-use trtforge::trt::build::{build, BuildRequest, CacheOutcome, TrtManifest};
+use trtforge::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use trtforge::engine_dir::manifest::Manifest;
+use trtforge::proto as pb;
+use trtforge::build::{build, BuildRequest};
+use trtforge::engine_dir::manifest::{CacheOutcome, TrtManifest};
 
 fn require() -> bool {
     std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() == Ok("1")
@@ -124,7 +125,7 @@ fn tiny_engines_build_for_every_precision_and_form() {
             assert_eq!(s.profiles.len(), 2);
             let bytes = std::fs::read(dir.join("model.engine")).unwrap();
             assert_eq!(bytes.len() as u64, s.engine_bytes);
-            assert_eq!(trtforge::manifest::sha256_bytes(&bytes), s.engine_sha256);
+            assert_eq!(trtforge::util::sha256_bytes(&bytes), s.engine_sha256);
             Manifest::load(&dir).unwrap().check_files(&dir).unwrap();
             assert_eq!(s.outputs[0].name, "logits");
             assert_eq!(s.outputs[0].dtype, "float32");
@@ -439,7 +440,7 @@ fn engine_dir_with_onnx(tmp: &Path, onnx: Option<pb::ModelProto>, garbage: bool)
     for f in &mut man.files {
         if f.name == "model.onnx" {
             f.bytes = bytes.len() as u64;
-            f.sha256 = trtforge::manifest::sha256_bytes(&bytes);
+            f.sha256 = trtforge::util::sha256_bytes(&bytes);
         }
     }
     std::fs::write(dir.join("trtforge.json"), serde_json::to_vec_pretty(&man).unwrap()).unwrap();

@@ -1,9 +1,12 @@
-//! Execution backends behind one trait. Generation, evaluation and benchmarks only see [`Backend`].
+//! Execution backends behind one trait: [`cpu`] (f32 reference), [`ort`] (ONNX Runtime), [`cuda`]
+//! (native engine), [`tensorrt`] (TensorRT engines), plus token choice ([`sampling`]). Generation,
+//! evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod cuda;
 pub mod ort;
 pub mod paged;
-pub mod trt;
+pub mod sampling;
+pub mod tensorrt;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;
@@ -58,7 +61,7 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
-        Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect())
+        Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
     /// Memory held by the backend, for reports.
@@ -114,15 +117,15 @@ pub fn open_engine_dir(
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
     use crate::error::Error;
-    let man = crate::manifest::Manifest::load(dir)?;
+    let man = crate::engine_dir::Manifest::load(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
-            let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
                 crate::model::load::load(&man.source.spec)?.weights
             } else {
-                crate::quant::load_engine_weights(dir)?.weights
+                crate::engine_dir::load_engine_weights(dir)?.weights
             };
             Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
         }
@@ -135,10 +138,10 @@ pub fn open_engine_dir(
             // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
             let c = &man.model_config;
             let (weights, prec) = match man.precision {
-                crate::config::Precision::Fp32 | crate::config::Precision::Fp16 => {
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
                     (crate::model::load::load(&man.source.spec)?.weights, man.precision.as_str())
                 }
-                p => (crate::quant::load_engine_weights(dir)?.weights, p.as_str()),
+                p => (crate::engine_dir::load_engine_weights(dir)?.weights, p.as_str()),
             };
             let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
             let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
@@ -151,7 +154,7 @@ pub fn open_engine_dir(
             let p = cuda::CudaPrecision::parse(prec, group)?;
             Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
         }
-        BackendKind::Trt => Ok(Box::new(trt::TrtBackend::open(dir, max_batch, max_seq)?)),
+        BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }
 }
 

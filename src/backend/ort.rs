@@ -3,9 +3,9 @@
 //! ONNX Runtime is loaded at run time from `TRTFORGE_ORT_LIB`, `ORT_DYLIB_PATH`, or the `onnxruntime`
 //! Python package (PyPI wheel); nothing is downloaded. The KV cache lives here as past/present tensors.
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
-use crate::config::AttentionForm;
+use crate::engine_dir::config::AttentionForm;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::engine_dir::Manifest;
 use crate::model::LlamaConfig;
 use half::f16;
 use ort::session::{Session, SessionInputValue};

@@ -17,10 +17,11 @@
 //! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
+use super::sampling::argmax;
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
-use crate::model::weights::SplitMix64;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::util::SplitMix64;
 use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -186,17 +187,6 @@ pub fn sample_token(logits: &[f32], s: &TokenSampling, pos: usize, scratch: &mut
         }
     }
     scratch[scratch.len() - 1].1
-}
-
-/// Index of the largest value, first on ties.
-pub fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, v) in x.iter().enumerate() {
-        if *v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// One layer's pools: k and v, each (num_blocks, BLOCK_SIZE, n_kv_heads, head_dim).

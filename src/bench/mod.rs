@@ -6,13 +6,14 @@
 pub mod machine;
 pub mod metrics;
 pub mod report;
+pub mod roofline;
 
 use crate::backend::{open_engine_dir, Backend, BackendKind, Logits, MemoryStats, SeqChunk};
 use crate::error::{Error, Result};
-use crate::generate::argmax;
-use crate::manifest::Manifest;
+use crate::backend::sampling::argmax;
+use crate::engine_dir::Manifest;
 use crate::model::tokenizer::Tokenizer;
-use crate::model::weights::SplitMix64;
+use crate::util::seeded_prompts;
 use machine::MachineInfo;
 use metrics::{Latency, Summary};
 use serde::{Deserialize, Serialize};
@@ -322,24 +323,12 @@ fn classify(e: &Error) -> Status {
         e,
         Error::Unsupported(_)
             | Error::Gpu(_)
-            | Error::TensorRt(
-                crate::trt::TrtError::NotFound(_)
-                    | crate::trt::TrtError::Load(_)
-                    | crate::trt::TrtError::UnsupportedVersion(_)
-                    | crate::trt::TrtError::Gpu(_)
-            )
+            | Error::Unavailable(_)
     ) {
         Status::Unavailable
     } else {
         Status::Error
     }
-}
-
-fn random_prompts(batch: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    let mut rng = SplitMix64(seed);
-    // Skip the first ids: they are special tokens in most vocabularies.
-    let lo = 16.min(vocab as u64 - 1);
-    (0..batch).map(|_| (0..len).map(|_| (lo + rng.next_u64() % (vocab as u64 - lo)) as u32).collect()).collect()
 }
 
 /// One timed generation: batched prefill, then output_len − 1 batched decode steps.
@@ -380,7 +369,7 @@ fn speed_cell(
             &format!("input {input_len} + output {} exceeds the engine's {} tokens", s.output_len, b.max_seq()),
         );
     }
-    let prompts = random_prompts(batch, input_len, b.config().vocab_size, s.seed);
+    let prompts = seeded_prompts(&vec![input_len; batch], b.config().vocab_size, s.seed);
     machine::reset_peak_rss();
     let (mut ttft, mut itl, mut dec, mut pre, mut e2e) = (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..s.warmup + s.runs {
@@ -491,7 +480,7 @@ fn sweep_cell(dir: &Path, e: &EngineInfo, kind: BackendKind, batch: usize, seq: 
         Ok(b) => b,
         Err(err) => return fail(classify(&err), &err.to_string()),
     };
-    let prompts = random_prompts(batch, seq, b.config().vocab_size, seed);
+    let prompts = seeded_prompts(&vec![seq; batch], b.config().vocab_size, seed);
     let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
     let t = Instant::now();
     match b.forward(&chunks, Logits::Last) {

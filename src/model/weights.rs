@@ -5,6 +5,7 @@
 use super::config::LlamaConfig;
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
+use crate::util::SplitMix64;
 
 /// Names a parameter of the Llama graph independently of any checkpoint format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,24 +236,6 @@ impl ModelWeights {
     /// Every parameter, in graph order (LmHead only when untied).
     pub fn params(&self) -> Vec<Param> {
         graph_params(&self.config, self.lm_head.is_some())
-    }
-}
-
-/// Small, fast, seedable generator (splitmix64); enough for weights and sampling.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 }
 

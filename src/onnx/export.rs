@@ -1,48 +1,22 @@
-//! Writes the Llama graph as ONNX by walking [`crate::model::graph::forward`] with an op emitter.
-//!
-//! I/O follows HF optimum: `input_ids [batch, seq]`, `attention_mask [batch, past+seq]`,
-//! `position_ids [batch, seq]`, `past_key_values.{i}.key|value [batch, kv_heads, past, head_dim]`
-//! → `logits [batch, seq, vocab]` (always f32), `present.{i}.key|value [batch, kv_heads, past+seq, head_dim]`.
-use super::proto as pb;
-use crate::config::AttentionForm;
+//! Writes the Llama graph as ONNX by walking [`crate::model::graph::forward`] with an op emitter;
+//! attention is emitted by the configured form ([`super::portable`] or [`super::tensorrt`]).
+use super::builder::{attr_i, attr_ints, GraphBuilder};
+pub use super::builder::{FloatType, EXTERNAL_DATA_FILE};
+use super::portable::{self, Portable};
+use super::tensorrt;
+use crate::engine_dir::config::AttentionForm;
+use crate::proto as pb;
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
 use crate::quant::{QuantFormat, QuantizedLinear, QuantizedModel};
-use half::f16;
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
-pub const OPSET_PORTABLE: i64 = 17;
+pub const OPSET_PORTABLE: i64 = portable::OPSET;
 /// Opset of quantized models: `DequantizeLinear` with INT4 and `block_size` needs 21.
 pub const OPSET_QUANTIZED: i64 = 21;
-/// File holding the initializers when they are stored outside the protobuf.
-pub const EXTERNAL_DATA_FILE: &str = "model.onnx.data";
 /// Protobuf messages are limited to 2 GiB; above this many weight bytes, weights go to an external file.
 pub const EXTERNAL_DATA_THRESHOLD: usize = 1 << 30;
-/// Additive mask value for disallowed keys (finite so fully masked rows stay NaN-free).
-const MASK_MIN: f32 = -1e30;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloatType {
-    F32,
-    F16,
-}
-
-impl FloatType {
-    fn onnx(self) -> i32 {
-        match self {
-            FloatType::F32 => pb::tensor_proto::DataType::Float as i32,
-            FloatType::F16 => pb::tensor_proto::DataType::Float16 as i32,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            FloatType::F32 => "float32",
-            FloatType::F16 => "float16",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     /// Dtype of weights, activations and the KV cache.
@@ -63,15 +37,6 @@ pub struct OnnxModel {
     pub external: Vec<u8>,
     pub input_names: Vec<String>,
     pub output_names: Vec<String>,
-}
-
-pub fn input_names(n_layers: usize) -> Vec<String> {
-    let mut v = vec!["input_ids".to_string(), "attention_mask".into(), "position_ids".into()];
-    for i in 0..n_layers {
-        v.push(format!("past_key_values.{i}.key"));
-        v.push(format!("past_key_values.{i}.value"));
-    }
-    v
 }
 
 pub fn output_names(n_layers: usize) -> Vec<String> {
@@ -109,9 +74,9 @@ pub fn export_llama_with(
     }
     let trt_form = opts.attention == AttentionForm::Tensorrt;
     if trt_form {
-        super::trt_attention::check(opts.dtype)?;
+        tensorrt::check(opts.dtype)?;
     }
-    let opset = if trt_form { super::trt_attention::OPSET } else { opset };
+    let opset = if trt_form { tensorrt::OPSET } else { opset };
     let c = &w.config;
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };
     let external = opts.force_external || weight_bytes > EXTERNAL_DATA_THRESHOLD;
@@ -121,9 +86,9 @@ pub fn export_llama_with(
         opset,
         quant,
         max_positions: opts.max_positions,
-        g: GraphBuilder { external: external.then(Vec::new), ..Default::default() },
+        g: GraphBuilder::new(external),
         rope_tables: None,
-        mask: None,
+        portable: Portable::default(),
         weights: Default::default(),
         attention: opts.attention,
     };
@@ -131,28 +96,11 @@ pub fn export_llama_with(
     let logits = if opts.dtype == FloatType::F16 { e.g.op("Cast", &[&logits], vec![attr_i("to", 1)]) } else { logits };
     e.g.op_to("Identity", &[&logits], vec![], "logits");
 
-    let dt = opts.dtype.onnx();
-    let i64t = pb::tensor_proto::DataType::Int64 as i32;
-    let kv = |b: &str, t: &str| vec![d(b), dv(c.num_key_value_heads as i64), d(t), dv(c.head_dim as i64)];
-    let mut inputs = vec![
-        value_info("input_ids", i64t, vec![d("batch"), d("seq")]),
-        value_info("attention_mask", i64t, vec![d("batch"), d("total")]),
-        value_info("position_ids", i64t, vec![d("batch"), d("seq")]),
-    ];
-    let mut outputs = vec![value_info(
-        "logits",
-        pb::tensor_proto::DataType::Float as i32,
-        vec![d("batch"), d("seq"), dv(c.vocab_size as i64)],
-    )];
-    for i in 0..c.num_hidden_layers {
-        inputs.push(value_info(&format!("past_key_values.{i}.key"), dt, kv("batch", "past")));
-        inputs.push(value_info(&format!("past_key_values.{i}.value"), dt, kv("batch", "past")));
-        outputs.push(value_info(&format!("present.{i}.key"), dt, kv("batch", "total")));
-        outputs.push(value_info(&format!("present.{i}.value"), dt, kv("batch", "total")));
-    }
-    if trt_form {
-        (inputs, outputs) = super::trt_attention::io(c, opts.dtype, opts.max_positions);
-    }
+    let (inputs, outputs) = if trt_form {
+        tensorrt::io(c, opts.dtype, opts.max_positions)
+    } else {
+        portable::io(c, opts.dtype)
+    };
     let g = e.g;
     let graph = pb::GraphProto {
         name: Some("trtforge_llama".into()),
@@ -176,141 +124,12 @@ pub fn export_llama_with(
         opset,
         external: g.external.unwrap_or_default(),
         input_names: if trt_form {
-            super::trt_attention::input_names(c.num_hidden_layers)
+            tensorrt::input_names(c.num_hidden_layers)
         } else {
-            input_names(c.num_hidden_layers)
+            portable::input_names(c.num_hidden_layers)
         },
         output_names: output_names(c.num_hidden_layers),
     })
-}
-
-pub(crate) fn d(name: &str) -> pb::tensor_shape_proto::Dimension {
-    pb::tensor_shape_proto::Dimension {
-        value: Some(pb::tensor_shape_proto::dimension::Value::DimParam(name.into())),
-        ..Default::default()
-    }
-}
-pub(crate) fn dv(n: i64) -> pb::tensor_shape_proto::Dimension {
-    pb::tensor_shape_proto::Dimension {
-        value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn value_info(name: &str, elem: i32, dims: Vec<pb::tensor_shape_proto::Dimension>) -> pb::ValueInfoProto {
-    pb::ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(pb::TensorShapeProto { dim: dims }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-pub(crate) fn attr_i(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(pb::attribute_proto::AttributeType::Int as i32),
-        i: Some(v),
-        ..Default::default()
-    }
-}
-pub(crate) fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(pb::attribute_proto::AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-/// Accumulates nodes and initializers; names every value uniquely.
-#[derive(Default)]
-pub(crate) struct GraphBuilder {
-    pub nodes: Vec<pb::NodeProto>,
-    pub inits: Vec<pb::TensorProto>,
-    /// Some: initializer bytes go here (external data) instead of into the protobuf.
-    pub external: Option<Vec<u8>>,
-    counter: usize,
-}
-
-impl GraphBuilder {
-    pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
-        self.counter += 1;
-        let out = format!("{}_{}", op.to_ascii_lowercase(), self.counter);
-        self.op_to(op, inputs, attrs, &out);
-        out
-    }
-
-    pub fn op_to(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>, out: &str) {
-        self.nodes.push(pb::NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.to_string()],
-            name: Some(format!("n_{out}")),
-            op_type: Some(op.into()),
-            attribute: attrs,
-            ..Default::default()
-        });
-    }
-
-    /// Adds an initializer from raw little-endian bytes.
-    pub fn init_raw(&mut self, name: &str, dims: &[usize], data_type: i32, bytes: Vec<u8>) -> String {
-        let mut t = pb::TensorProto {
-            name: Some(name.into()),
-            dims: dims.iter().map(|&x| x as i64).collect(),
-            data_type: Some(data_type),
-            ..Default::default()
-        };
-        match self.external.as_mut() {
-            // Small tensors stay inline: they are shapes and constants, not weights.
-            Some(ext) if bytes.len() >= 1024 => {
-                // Keep every tensor 64-byte aligned in the data file (mmap-friendly).
-                while ext.len() % 64 != 0 {
-                    ext.push(0);
-                }
-                let kv = |k: &str, v: String| pb::StringStringEntryProto { key: Some(k.into()), value: Some(v) };
-                t.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
-                t.external_data = vec![
-                    kv("location", EXTERNAL_DATA_FILE.into()),
-                    kv("offset", ext.len().to_string()),
-                    kv("length", bytes.len().to_string()),
-                ];
-                ext.extend_from_slice(&bytes);
-            }
-            _ => t.raw_data = Some(bytes),
-        }
-        self.inits.push(t);
-        name.to_string()
-    }
-
-    pub fn init_float(&mut self, name: &str, dims: &[usize], data: &[f32], dt: FloatType) -> String {
-        let bytes: Vec<u8> = match dt {
-            FloatType::F32 => data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            FloatType::F16 => data.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
-        };
-        self.init_raw(name, dims, dt.onnx(), bytes)
-    }
-
-    pub fn init_i64(&mut self, name: &str, dims: &[usize], vals: &[i64]) -> String {
-        let bytes = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.init_raw(name, dims, pb::tensor_proto::DataType::Int64 as i32, bytes)
-    }
-
-    pub fn const_i64(&mut self, vals: &[i64]) -> String {
-        self.counter += 1;
-        let name = format!("const_i64_{}", self.counter);
-        self.init_i64(&name, &[vals.len()], vals)
-    }
-
-    pub fn scalar_f(&mut self, v: f32, dt: FloatType) -> String {
-        self.counter += 1;
-        let name = format!("const_f_{}", self.counter);
-        self.init_float(&name, &[], &[v], dt)
-    }
 }
 
 /// Emits ONNX nodes for each op of the Llama graph.
@@ -324,8 +143,8 @@ struct Emitter<'a> {
     g: GraphBuilder,
     /// (cos, sin) gathered at position_ids, each (batch, seq, 1, head_dim/2).
     rope_tables: Option<(String, String)>,
-    /// Additive attention bias, f32 (batch, 1, seq, total).
-    mask: Option<String>,
+    /// The portable form's state (its shared mask).
+    portable: Portable,
     /// Initializer names of weights already emitted (tied weights are stored once).
     weights: std::collections::HashMap<Param, String>,
     attention: AttentionForm,
@@ -414,39 +233,6 @@ impl Emitter<'_> {
         (cu, su)
     }
 
-    /// Causal + padding mask as an additive f32 bias (batch, 1, seq, total), built once.
-    fn mask(&mut self) -> String {
-        if let Some(m) = &self.mask {
-            return m.clone();
-        }
-        let g = &mut self.g;
-        let i1 = g.const_i64(&[1]);
-        let shape_m = g.op("Shape", &["attention_mask"], vec![]);
-        let shape_i = g.op("Shape", &["input_ids"], vec![]);
-        let total = g.op("Gather", &[&shape_m, &i1], vec![attr_i("axis", 0)]); // [1]
-        let seq = g.op("Gather", &[&shape_i, &i1], vec![attr_i("axis", 0)]); // [1]
-        let past = g.op("Sub", &[&total, &seq], vec![]);
-        let sq = |g: &mut GraphBuilder, x: &str| {
-            let ax = g.const_i64(&[0]);
-            g.op("Squeeze", &[x, &ax], vec![])
-        };
-        let (total_s, past_s) = (sq(g, &total), sq(g, &past));
-        let zero = g.init_i64(&format!("zero_{}", g.nodes.len()), &[], &[0]);
-        let one = g.init_i64(&format!("one_{}", g.nodes.len()), &[], &[1]);
-        let kpos = g.op("Range", &[&zero, &total_s, &one], vec![]); // (total)
-        let qpos = g.op("Range", &[&past_s, &total_s, &one], vec![]); // (seq)
-        let qcol = g.op("Unsqueeze", &[&qpos, &i1], vec![]); // (seq, 1)
-        let causal = g.op("LessOrEqual", &[&kpos, &qcol], vec![]); // (seq, total) bool
-        let pad = g.op("Cast", &["attention_mask"], vec![attr_i("to", pb::tensor_proto::DataType::Bool as i64)]);
-        let ax12 = g.const_i64(&[1, 2]);
-        let pad4 = g.op("Unsqueeze", &[&pad, &ax12], vec![]); // (batch, 1, 1, total)
-        let allowed = g.op("And", &[&causal, &pad4], vec![]); // (batch, 1, seq, total)
-        let zf = g.scalar_f(0.0, FloatType::F32);
-        let mf = g.scalar_f(MASK_MIN, FloatType::F32);
-        let m = g.op("Where", &[&allowed, &zf, &mf], vec![]);
-        self.mask = Some(m.clone());
-        m
-    }
 }
 
 fn param_onnx_name(p: Param) -> String {
@@ -519,53 +305,9 @@ impl LlamaOps for Emitter<'_> {
 
     fn attention(&mut self, layer: usize, q: &String, k: &String, v: &String) -> Result<String> {
         if self.attention == AttentionForm::Tensorrt {
-            return super::trt_attention::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
+            return tensorrt::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
         }
-        let c = &self.w.config;
-        let (nh, nkv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim as i64);
-        let mask = self.mask();
-        let f16 = self.dt == FloatType::F16;
-        let scale = self.g.scalar_f(1.0 / (hd as f32).sqrt(), FloatType::F32);
-        let g = &mut self.g;
-        let heads = |g: &mut GraphBuilder, x: &str, n: i64| {
-            let s = g.const_i64(&[0, 0, n, hd]);
-            let r = g.op("Reshape", &[x, &s], vec![]);
-            g.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1, 3])]) // (b, n, s, hd)
-        };
-        let q4 = heads(g, q, nh);
-        let k4 = heads(g, k, nkv);
-        let v4 = heads(g, v, nkv);
-        let (pk, pv) = (format!("past_key_values.{layer}.key"), format!("past_key_values.{layer}.value"));
-        let (ok, ov) = (format!("present.{layer}.key"), format!("present.{layer}.value"));
-        g.op_to("Concat", &[&pk, &k4], vec![attr_i("axis", 2)], &ok); // (b, kv, total, hd)
-        g.op_to("Concat", &[&pv, &v4], vec![attr_i("axis", 2)], &ov);
-        let group = nh / nkv;
-        let expand = |g: &mut GraphBuilder, x: &str| -> String {
-            if group == 1 {
-                return x.to_string();
-            }
-            // (b, kv, total, hd) → (b, kv, group, total, hd) → (b, heads, total, hd)
-            let ax = g.const_i64(&[2]);
-            let u = g.op("Unsqueeze", &[x, &ax], vec![]);
-            let shp = g.const_i64(&[1, 1, group, 1, 1]);
-            let e = g.op("Expand", &[&u, &shp], vec![]);
-            let r = g.const_i64(&[0, nh, -1, hd]);
-            g.op("Reshape", &[&e, &r], vec![])
-        };
-        let kx = expand(g, &ok);
-        let vx = expand(g, &ov);
-        let kt = g.op("Transpose", &[&kx], vec![attr_ints("perm", &[0, 1, 3, 2])]); // (b, h, hd, total)
-        let s = g.op("MatMul", &[&q4, &kt], vec![]); // (b, h, s, total)
-                                                     // Softmax in f32 whatever the model dtype.
-        let s = if f16 { g.op("Cast", &[&s], vec![attr_i("to", 1)]) } else { s };
-        let s = g.op("Mul", &[&s, &scale], vec![]);
-        let s = g.op("Add", &[&s, &mask], vec![]);
-        let p = g.op("Softmax", &[&s], vec![attr_i("axis", -1)]);
-        let p = if f16 { g.op("Cast", &[&p], vec![attr_i("to", 10)]) } else { p };
-        let o = g.op("MatMul", &[&p, &vx], vec![]); // (b, h, s, hd)
-        let o = g.op("Transpose", &[&o], vec![attr_ints("perm", &[0, 2, 1, 3])]); // (b, s, h, hd)
-        let shp = g.const_i64(&[0, 0, nh * hd]);
-        Ok(g.op("Reshape", &[&o, &shp], vec![]))
+        Ok(self.portable.attention(&mut self.g, &self.w.config, self.dt, layer, q, k, v))
     }
 
     fn swiglu(&mut self, gate: &String, up: &String) -> Result<String> {

@@ -1,9 +1,7 @@
-//! ONNX export of the Llama graph.
+//! ONNX export of the Llama graph: [`builder`] (nodes, initializers, external data), the two
+//! attention forms ([`portable`]: opset 17 past/present concatenation; [`tensorrt`]: opset 24
+//! in-place KV cache), and [`export`], which walks the graph and picks a form.
+pub mod builder;
 pub mod export;
-pub mod trt_attention;
-
-/// Types generated from proto/onnx.proto by build.rs.
-#[allow(clippy::all, missing_docs)]
-pub mod proto {
-    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
-}
+pub mod portable;
+pub mod tensorrt;

@@ -21,17 +21,16 @@
 //! of `XᵀX` (AWQ scores each group alone). Unlike AWQ, q/k are clipped too: on SmolLM2 that lowered the
 //! int4 g128 perplexity increase from +24.7 % to +21.1 %, and a 0.025 clip step (AWQ: 0.05) to +18.7 %
 //! (docs/quantization.md). Everything is deterministic for a given seed.
-use super::calib::{collect_stats, Site, SiteStats};
+use super::stats::{Site, SiteStats};
 use super::rtn::{fake_quant_block, quantize_params};
 use super::{check_applicable, param_name, QuantFormat, QuantizedModel};
 use crate::error::{Error, Result};
-use crate::model::weights::SplitMix64;
+use crate::util::SplitMix64;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Activations below this mean |x| are treated as this (AWQ's clamp): avoids zero scales.
@@ -395,49 +394,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// A model with no tensors, standing in while the real one is lent to the calibration backend.
-fn placeholder(c: &LlamaConfig) -> ModelWeights {
-    let empty = || Tensor::new(vec![0], Vec::new());
-    ModelWeights { config: c.clone(), embed: empty(), layers: Vec::new(), final_norm: empty(), lm_head: None }
-}
-
-/// The calibration statistics AWQ needs for `params`: one pass of the float model over `windows`.
-pub fn awq_stats(
-    w: &mut ModelWeights,
-    params: &[Param],
-    windows: &[Vec<u32>],
-    seed: u64,
-    log: &mut dyn FnMut(&str),
-) -> Result<HashMap<Site, SiteStats>> {
-    let sites: HashSet<Site> = params.iter().filter_map(|&p| Site::of(p)).collect();
-    // The backend needs an Arc; lend it the weights instead of copying them.
-    let c = w.config.clone();
-    let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
-    let stats = collect_stats(Arc::clone(&arc), windows, &sites, seed, log);
-    *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
-    stats
-}
-
-/// Calibrates on `windows`, searches scales (and clip ratios) per site, folds the scales into `w`
-/// and quantizes `params` of the folded model.
-pub fn quantize_awq(
-    w: &mut ModelWeights,
-    params: &[Param],
-    format: QuantFormat,
-    pad_to_group: bool,
-    windows: &[Vec<u32>],
-    opts: &AwqOptions,
-    log: &mut dyn FnMut(&str),
-) -> Result<(QuantizedModel, AwqRecord)> {
-    check_applicable(w, params, format, pad_to_group)?;
-    let t0 = Instant::now();
-    let stats = awq_stats(w, params, windows, opts.seed, log)?;
-    let (qm, mut rec) = quantize_awq_with_stats(w, params, format, pad_to_group, &stats, opts, log)?;
-    rec.calibration_seconds = ((t0.elapsed().as_secs_f64() - rec.search_seconds) * 10.0).round() / 10.0;
-    Ok((qm, rec))
-}
-
-/// [`quantize_awq`] from statistics already collected (by [`awq_stats`] on the same weights).
+/// AWQ from activation statistics collected on the same weights (by `convert::calibrate`): searches
+/// scales (and clip ratios) per site, folds the scales into `w` and quantizes `params` of the folded model.
 pub fn quantize_awq_with_stats(
     w: &mut ModelWeights,
     params: &[Param],

@@ -1,31 +1,24 @@
 //! Weight-only quantization of the decoder's linear layers: INT8 per output channel (W8A16) and INT4
 //! group-wise along the input dimension (W4A16), by round-to-nearest or AWQ.
 //!
-//! The stage takes f32 [`ModelWeights`], returns a [`QuantizedModel`] (integer weights + f16 scales in
-//! the layout the ONNX initializers use, see docs/formats.md) and, for AWQ, folds its per-channel
-//! scales into the float weights so the full-precision model is unchanged. `convert` exports both;
-//! [`store::load_quantized_weights`] reads them back from an engine directory.
+//! Pure: f32 [`ModelWeights`] (and, for AWQ, activation statistics) in, a [`QuantizedModel`] (integer
+//! weights + f16 scales in the layout the ONNX initializers use, see docs/formats.md) out; AWQ also
+//! folds its per-channel scales into the float weights so the full-precision model is unchanged.
+//! Nothing here runs a model: calibration (a CPU pass collecting the statistics) is
+//! `convert::calibrate`, and reading stored weights back is `engine_dir::weights`.
 //!
 //! - [`rtn`]: the quantizer itself (absmax scales, optional per-block clipping).
-//! - [`calib`]: calibration windows from texts (or seeded random tokens) and activation statistics.
+//! - [`stats`]: per-site activation statistics (mean |x|, Gram matrix) that AWQ consumes.
 //! - [`awq`]: activation-aware scale search, folding, clip search.
-//! - [`store`]: reading quantized and float weights back from an engine's ONNX.
-//! - [`report`]: greedy-token agreement between two engines, for the quality report.
 pub mod awq;
-pub mod calib;
-pub mod report;
 pub mod rtn;
-pub mod store;
+pub mod stats;
 
-use crate::config::{EngineConfig, Precision};
 use crate::error::{Error, Result};
-use crate::model::tokenizer::Tokenizer;
 use crate::model::weights::{tensor_name, NameScheme};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use half::f16;
 use std::collections::HashMap;
-
-pub use store::{load_engine_weights, load_quantized_weights, EngineWeights};
 
 /// Group sizes a config may ask for (16 is for small test models whose dimensions 32 does not divide).
 pub const GROUP_SIZES: &[usize] = &[16, 32, 64, 128];
@@ -321,89 +314,3 @@ pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat,
     Ok(())
 }
 
-/// What quantization did, for `convert`: the quantized linears and the manifest section.
-pub struct QuantOutcome {
-    pub quantized: QuantizedModel,
-    /// `Manifest.extra["quantization"]` (convert adds the size on disk).
-    pub section: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
-/// scales into `w` (the float model stays exact), so export `w` together with the result.
-pub fn quantize_for_config(
-    cfg: &EngineConfig,
-    w: &mut ModelWeights,
-    tokenizer: Option<&Tokenizer>,
-    log: &mut dyn FnMut(&str),
-) -> Result<Option<QuantOutcome>> {
-    let q = &cfg.quantization;
-    let format = match q.precision {
-        Precision::Fp32 | Precision::Fp16 => return Ok(None),
-        Precision::Int8 => QuantFormat::Int8,
-        Precision::Int4Rtn | Precision::Int4Awq => QuantFormat::Int4 { group: q.group_size },
-    };
-    let t0 = std::time::Instant::now();
-    let params = decoder_linears(&w.config);
-    check_applicable(w, &params, format, q.pad_to_group)?;
-    let padded: Vec<serde_json::Value> = {
-        let mut dims: Vec<(usize, usize)> = params
-            .iter()
-            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
-            .filter(|(a, b)| a != b)
-            .collect();
-        dims.sort_unstable();
-        dims.dedup();
-        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
-    };
-    let mut section = match serde_json::json!({
-        "precision": q.precision.as_str(),
-        "format": format.name(),
-        "group_size": format.group_size(),
-        "symmetric": true,
-        "zero_points": "none (all zero)",
-        "scale_dtype": "float16",
-        "activation_dtype": "float16",
-        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
-        "quantized_linears": params.len(),
-        "padded_inputs": padded,
-        "layout": "docs/formats.md",
-    }) {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    };
-    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
-    // given (per-channel RTN otherwise); int4_rtn never calibrates.
-    let use_awq = match q.precision {
-        Precision::Int4Awq => true,
-        Precision::Int8 => q.calibration.is_some(),
-        _ => false,
-    };
-    let quantized = match use_awq {
-        true => {
-            let cal = q
-                .calibration
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
-            let data = calib::calibration_windows(cal, tokenizer, &w.config, log)?;
-            let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
-            if format == QuantFormat::Int8 {
-                // A whole row per scale: shrinking its absmax below 0.8 never pays off.
-                opts.max_shrink = 0.2;
-            }
-            let (qm, rec) = awq::quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
-            section.insert("method".into(), "awq".into());
-            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
-            section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
-            qm
-        }
-        false => {
-            if q.calibration.is_some() {
-                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
-            }
-            section.insert("method".into(), "rtn".into());
-            rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
-        }
-    };
-    section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, section }))
-}

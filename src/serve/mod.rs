@@ -67,17 +67,17 @@ fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
             Ok((m.weights, tok, name))
         }
         (None, Some(dir)) => {
-            let man = crate::manifest::Manifest::load(dir)?;
+            let man = crate::engine_dir::Manifest::load(dir)?;
             let tok_file = man.tokenizer.as_ref().ok_or_else(|| {
                 Error::Invalid(format!("{} has no tokenizer.json; serving text needs one", dir.display()))
             })?;
             let tok = Tokenizer::from_file(&dir.join(tok_file))?;
             // As `open_engine_dir` does for the CPU: float engines run their source weights,
             // quantized ones their stored codes dequantized.
-            let weights = if matches!(man.precision, crate::config::Precision::Fp32 | crate::config::Precision::Fp16) {
+            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
                 crate::model::load::load(&man.source.spec)?.weights
             } else {
-                crate::quant::load_engine_weights(dir)?.weights
+                crate::engine_dir::load_engine_weights(dir)?.weights
             };
             Ok((weights, tok, man.name.clone()))
         }

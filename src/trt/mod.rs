@@ -8,12 +8,11 @@
 //!
 //! The libraries are loaded at run time ([`library`]); without them everything else in trtforge
 //! works and TensorRT commands fail with an error saying how to install them.
-//! `unsafe` appears only under this module.
-pub mod build;
+//! `unsafe` appears only under this module. The library knows nothing of engine directories: the
+//! build command is `crate::build`, running engines is `crate::backend::tensorrt`.
 pub mod callbacks;
 pub mod library;
 pub mod result;
-pub mod runner;
 pub mod safe;
 pub mod sys;
 
@@ -22,6 +21,17 @@ pub use safe::{
     Builder, BuilderConfig, Engine, ExecutionContext, HostMemory, NetworkDefinition, OnnxParser, OptimizationProfile,
     Runtime, TimingCache,
 };
+
+/// Compute capabilities TensorRT-RTX 1.7 builds ahead of time for (and runs on).
+pub const RTX_TARGETS: &[u32] = &[80, 86, 89, 120, 121];
+
+/// Parses "sm89" / "89" / "8.9" into 89.
+pub fn parse_target(t: &str) -> Result<u32, TrtError> {
+    let s = t.trim().trim_start_matches("sm_").trim_start_matches("sm").replace('.', "");
+    s.parse::<u32>()
+        .map_err(|_| TrtError::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\"")))
+}
+
 
 /// Errors from loading or calling TensorRT. Messages carry what TensorRT logged.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +63,19 @@ pub enum TrtError {
     /// A request that cannot be built (shapes, precision vs target, disk space...).
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<TrtError> for crate::Error {
+    /// The crate's error keeps the message; a missing library or an unusable GPU becomes
+    /// [`crate::Error::Unavailable`] (reports list it as "cannot run here", not as a failure).
+    fn from(e: TrtError) -> Self {
+        match e {
+            TrtError::NotFound(_) | TrtError::Load(_) | TrtError::UnsupportedVersion(_) | TrtError::Gpu(_) => {
+                crate::Error::Unavailable(e.to_string())
+            }
+            _ => crate::Error::TensorRt(e.to_string()),
+        }
+    }
 }
 
 /// Data type names as the manifest writes them.

@@ -167,7 +167,7 @@ pub fn compile_cached(src: &str, arch: &str, dir: &Path) -> Result<Compiled> {
     unsafe {
         let _ = cudarc::nvrtc::sys::nvrtcVersion(&mut nv.0, &mut nv.1);
     }
-    let key = crate::manifest::sha256_bytes(format!("{arch}|nvrtc{}.{}|{src}", nv.0, nv.1).as_bytes());
+    let key = crate::util::sha256_bytes(format!("{arch}|nvrtc{}.{}|{src}", nv.0, nv.1).as_bytes());
     let path = dir.join(format!("{}.cubin", &key[..24]));
     if let Ok(cubin) = std::fs::read(&path) {
         return Ok(Compiled { cubin, log: String::new(), secs: 0.0, cached: true });

@@ -10,9 +10,7 @@
 //!
 //! CUDA libraries are loaded at run time: the binary builds and runs its CPU paths without them,
 //! and a missing driver or GPU is an [`Error::Gpu`], never a crash.
-pub mod bench;
-pub mod check;
-pub mod cli;
+pub mod bandwidth;
 pub mod gpu;
 pub mod kernels;
 pub mod pack;
@@ -952,7 +950,7 @@ impl CudaBackend {
     pub fn forward_argmax(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         if !self.fits_one_pass(chunks) {
             let l = self.forward(chunks, Logits::Last)?;
-            return Ok((0..l.rows()).map(|r| crate::generate::argmax(l.row(r))).collect());
+            return Ok((0..l.rows()).map(|r| crate::backend::sampling::argmax(l.row(r))).collect());
         }
         let rows = self.forward_device(chunks, Logits::Last, None)?;
         let decode = chunks.iter().all(|c| c.tokens.len() == 1) && self.opts.graphs;

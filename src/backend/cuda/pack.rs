@@ -234,7 +234,7 @@ pub fn gateup_row_order(inter: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::weights::SplitMix64;
+    use crate::util::SplitMix64;
 
     fn rand(n: usize, seed: u64) -> Vec<f32> {
         let mut r = SplitMix64(seed);

@@ -1,34 +1,26 @@
-//! Calibration: token windows from the configured texts, and the per-linear-input activation
-//! statistics AWQ needs, collected in one pass of the CPU reference over those windows.
+//! Calibration, the part of quantization that runs a model: token windows from the configured texts
+//! (or seeded random tokens), one pass of the CPU reference over them collecting the activation
+//! statistics AWQ needs ([`crate::quant::stats`]), and [`quantize_for_config`], which picks RTN or
+//! AWQ as the config says. `quant` itself stays pure (weights in, codes out).
 //!
 //! Windows: each text is tokenized without special tokens, the token streams are concatenated in
 //! config order and cut into consecutive non-overlapping windows of `seq_len`; `samples` of them are
 //! drawn without replacement by a seeded shuffle. A model without a tokenizer (the `preset:` shapes)
 //! has no text to calibrate on: it calibrates on seeded uniform-random token windows, and the
 //! manifest says so.
-//!
-//! Statistics per input site (the input shared by q/k/v, o_proj's, gate/up's, down_proj's):
-//! the mean |x| of every channel over all calibration tokens, and the Gram matrix `XᵀX` over a seeded
-//! subsample of at most [`GRAM_ROWS`] tokens, so a layer's output error `‖X ΔWᵀ‖²` is
-//! `Σ_o Δw_o · G · Δw_oᵀ` without keeping activations.
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
-use crate::config::CalibrationSection;
+use crate::engine_dir::config::{CalibrationSection, EngineConfig, Precision};
 use crate::error::{Error, Result};
-use crate::manifest::sha256_bytes;
 use crate::model::tokenizer::Tokenizer;
-use crate::model::weights::SplitMix64;
-use crate::model::{LlamaConfig, ModelWeights, Param};
-use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2};
-use rayon::prelude::*;
+use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
+use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
+use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantFormat, QuantizedModel};
+use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Calibration tokens whose activations enter the Gram matrices (a seeded subsample beyond this).
-pub const GRAM_ROWS: usize = 4096;
-/// Columns per task when accumulating a Gram matrix.
-const GRAM_BLOCK: usize = 64;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TextRecord {
@@ -86,8 +78,8 @@ pub fn calibration_windows(
             "calibration: the model has no tokenizer; using {samples} seeded random token windows of {seq_len} (seed {})",
             cal.seed
         ));
-        let vocab = c.vocab_size as u64;
-        let windows = (0..samples).map(|_| (0..seq_len).map(|_| (rng.next_u64() % vocab) as u32).collect()).collect();
+        let vocab = c.vocab_size;
+        let windows = seeded_prompts(&vec![seq_len; samples], vocab, cal.seed ^ 0xCA11_B4A7_E000_0000);
         let record = CalibrationRecord {
             source: "random_tokens".into(),
             texts: Vec::new(),
@@ -97,9 +89,10 @@ pub fn calibration_windows(
             tokens_available: need,
             windows_available: samples,
             note: Some(format!(
-                "the model has no tokenizer, so the configured texts ({}) were not read; token ids are uniform in [0, {vocab}) \
-                 from splitmix64 seeded with the calibration seed",
-                cal.texts.len()
+                "the model has no tokenizer, so the configured texts ({}) were not read; token ids are uniform in [{}, {vocab}) \
+                 (`util::seeded_prompts`, seeded from the calibration seed)",
+                cal.texts.len(),
+                crate::util::FIRST_PROMPT_ID.min(vocab as u64 - 1)
             )),
         };
         return Ok(CalibrationData { windows, record });
@@ -164,124 +157,6 @@ pub fn calibration_windows(
     Ok(CalibrationData { windows, record })
 }
 
-/// Where a linear layer's input comes from. Linears of one site see the same input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Site {
-    /// attn_norm output → q, k, v
-    AttnIn(usize),
-    /// attention output → o
-    AttnOut(usize),
-    /// ffn_norm output → gate, up
-    MlpIn(usize),
-    /// silu(gate)·up → down
-    MlpOut(usize),
-    /// final norm output → LM head
-    HeadIn,
-}
-
-impl Site {
-    /// The site a linear reads from.
-    pub fn of(p: Param) -> Option<Site> {
-        use Param::*;
-        Some(match p {
-            Wq(l) | Wk(l) | Wv(l) => Site::AttnIn(l),
-            Wo(l) => Site::AttnOut(l),
-            WGate(l) | WUp(l) => Site::MlpIn(l),
-            WDown(l) => Site::MlpOut(l),
-            LmHead => Site::HeadIn,
-            _ => return None,
-        })
-    }
-    /// The linear the forward pass reaches first at this site (the one the observer records).
-    fn first(self) -> Param {
-        match self {
-            Site::AttnIn(l) => Param::Wq(l),
-            Site::AttnOut(l) => Param::Wo(l),
-            Site::MlpIn(l) => Param::WGate(l),
-            Site::MlpOut(l) => Param::WDown(l),
-            Site::HeadIn => Param::LmHead,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Site::AttnIn(_) => "attn_in",
-            Site::AttnOut(_) => "attn_out",
-            Site::MlpIn(_) => "mlp_in",
-            Site::MlpOut(_) => "mlp_out",
-            Site::HeadIn => "head_in",
-        }
-    }
-}
-
-/// Activation statistics of one site's input (dim channels).
-#[derive(Debug, Clone)]
-pub struct SiteStats {
-    pub dim: usize,
-    /// Tokens seen.
-    pub rows: usize,
-    /// Σ |x_c| over all tokens. (dim)
-    pub abs_sum: Vec<f64>,
-    /// Σ x xᵀ over the subsampled tokens. (dim, dim), symmetric once [`finish`](Self::finish)ed.
-    pub gram: Vec<f32>,
-    pub gram_rows: usize,
-}
-
-impl SiteStats {
-    fn new(dim: usize) -> Self {
-        SiteStats { dim, rows: 0, abs_sum: vec![0.0; dim], gram: vec![0.0; dim * dim], gram_rows: 0 }
-    }
-
-    /// Mean |x| per channel. (dim)
-    pub fn abs_mean(&self) -> Vec<f32> {
-        self.abs_sum.iter().map(|s| (s / self.rows.max(1) as f64) as f32).collect()
-    }
-
-    fn update(&mut self, x: &[f32], sel: &[usize]) {
-        let d = self.dim;
-        let t = x.len() / d;
-        for row in x.chunks_exact(d) {
-            for (a, v) in self.abs_sum.iter_mut().zip(row) {
-                *a += v.abs() as f64;
-            }
-        }
-        self.rows += t;
-        let sel: Vec<usize> = sel.iter().copied().filter(|&r| r < t).collect();
-        if sel.is_empty() {
-            return;
-        }
-        let mut xs = Vec::with_capacity(sel.len() * d); // (m, dim)
-        for &r in &sel {
-            xs.extend_from_slice(&x[r * d..(r + 1) * d]);
-        }
-        gram_add_upper(&mut self.gram, &xs, sel.len(), d);
-        self.gram_rows += sel.len();
-    }
-
-    /// Copies the accumulated upper triangle into the lower one.
-    fn finish(&mut self) {
-        let d = self.dim;
-        for i in 0..d {
-            for j in 0..i {
-                self.gram[i * d + j] = self.gram[j * d + i];
-            }
-        }
-    }
-}
-
-/// `G[i][j] += Σ_r x[r][i] x[r][j]` for j >= i: row blocks of G in parallel. x (m, d), G (d, d).
-fn gram_add_upper(g: &mut [f32], x: &[f32], m: usize, d: usize) {
-    let Ok(xa) = ArrayView2::from_shape((m, d), x) else { return };
-    g.par_chunks_mut(GRAM_BLOCK * d).enumerate().for_each(|(bi, blk)| {
-        let i0 = bi * GRAM_BLOCK;
-        let rows = blk.len() / d;
-        let Ok(mut ga) = ArrayViewMut2::from_shape((rows, d), blk) else { return };
-        let a = xa.slice(s![.., i0..i0 + rows]); // (m, rows)
-        let b = xa.slice(s![.., i0..]); // (m, d - i0)
-        let mut gs = ga.slice_mut(s![.., i0..]);
-        general_mat_mul(1.0, &a.t(), &b, 1.0, &mut gs);
-    });
-}
-
 /// Runs the CPU reference over `windows` and collects statistics for `sites`. Deterministic for a
 /// given `seed` (it picks the Gram rows).
 pub fn collect_stats(
@@ -329,4 +204,134 @@ pub fn collect_stats(
         return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
     }
     Ok(stats)
+}
+
+/// A model with no tensors, standing in while the real one is lent to the calibration backend.
+fn placeholder(c: &LlamaConfig) -> ModelWeights {
+    let empty = || Tensor::new(vec![0], Vec::new());
+    ModelWeights { config: c.clone(), embed: empty(), layers: Vec::new(), final_norm: empty(), lm_head: None }
+}
+
+/// The calibration statistics AWQ needs for `params`: one pass of the float model over `windows`.
+pub fn awq_stats(
+    w: &mut ModelWeights,
+    params: &[Param],
+    windows: &[Vec<u32>],
+    seed: u64,
+    log: &mut dyn FnMut(&str),
+) -> Result<HashMap<Site, SiteStats>> {
+    let sites: HashSet<Site> = params.iter().filter_map(|&p| Site::of(p)).collect();
+    // The backend needs an Arc; lend it the weights instead of copying them.
+    let c = w.config.clone();
+    let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+    let stats = collect_stats(Arc::clone(&arc), windows, &sites, seed, log);
+    *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+    stats
+}
+
+/// Calibrates on `windows`, searches scales (and clip ratios) per site, folds the scales into `w`
+/// and quantizes `params` of the folded model.
+pub fn quantize_awq(
+    w: &mut ModelWeights,
+    params: &[Param],
+    format: QuantFormat,
+    pad_to_group: bool,
+    windows: &[Vec<u32>],
+    opts: &AwqOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(QuantizedModel, AwqRecord)> {
+    check_applicable(w, params, format, pad_to_group)?;
+    let t0 = Instant::now();
+    let stats = awq_stats(w, params, windows, opts.seed, log)?;
+    let (qm, mut rec) = quantize_awq_with_stats(w, params, format, pad_to_group, &stats, opts, log)?;
+    rec.calibration_seconds = ((t0.elapsed().as_secs_f64() - rec.search_seconds) * 10.0).round() / 10.0;
+    Ok((qm, rec))
+}
+
+
+/// What quantization did, for `convert`: the quantized linears and the manifest section.
+pub struct QuantOutcome {
+    pub quantized: QuantizedModel,
+    /// `Manifest.extra["quantization"]` (convert adds the size on disk).
+    pub section: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
+/// scales into `w` (the float model stays exact), so export `w` together with the result.
+pub fn quantize_for_config(
+    cfg: &EngineConfig,
+    w: &mut ModelWeights,
+    tokenizer: Option<&Tokenizer>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Option<QuantOutcome>> {
+    let q = &cfg.quantization;
+    let format = match q.precision {
+        Precision::Fp32 | Precision::Fp16 => return Ok(None),
+        Precision::Int8 => QuantFormat::Int8,
+        Precision::Int4Rtn | Precision::Int4Awq => QuantFormat::Int4 { group: q.group_size },
+    };
+    let t0 = std::time::Instant::now();
+    let params = decoder_linears(&w.config);
+    check_applicable(w, &params, format, q.pad_to_group)?;
+    let padded: Vec<serde_json::Value> = {
+        let mut dims: Vec<(usize, usize)> = params
+            .iter()
+            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
+            .filter(|(a, b)| a != b)
+            .collect();
+        dims.sort_unstable();
+        dims.dedup();
+        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+    };
+    let mut section = match serde_json::json!({
+        "precision": q.precision.as_str(),
+        "format": format.name(),
+        "group_size": format.group_size(),
+        "symmetric": true,
+        "zero_points": "none (all zero)",
+        "scale_dtype": "float16",
+        "activation_dtype": "float16",
+        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
+        "quantized_linears": params.len(),
+        "padded_inputs": padded,
+        "layout": "docs/formats.md",
+    }) {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
+    // given (per-channel RTN otherwise); int4_rtn never calibrates.
+    let use_awq = match q.precision {
+        Precision::Int4Awq => true,
+        Precision::Int8 => q.calibration.is_some(),
+        _ => false,
+    };
+    let quantized = match use_awq {
+        true => {
+            let cal = q
+                .calibration
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
+            let data = calibration_windows(cal, tokenizer, &w.config, log)?;
+            let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
+            if format == QuantFormat::Int8 {
+                // A whole row per scale: shrinking its absmax below 0.8 never pays off.
+                opts.max_shrink = 0.2;
+            }
+            let (qm, rec) = quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
+            section.insert("method".into(), "awq".into());
+            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
+            section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
+            qm
+        }
+        false => {
+            if q.calibration.is_some() {
+                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
+            }
+            section.insert("method".into(), "rtn".into());
+            rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
+        }
+    };
+    section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
+    Ok(Some(QuantOutcome { quantized, section }))
 }

@@ -1,8 +1,13 @@
-//! Perplexity: the one definition used by `trtforge eval`, bench and the quality reports.
+//! Quality of a model or engine: perplexity (here), greedy-token agreement of two engines
+//! ([`agreement`]) and the CUDA engine's checks against the CPU reference ([`cuda_check`]).
 //!
+//! Perplexity, the one definition used by `trtforge eval`, bench and the quality reports:
 //! The whole text is tokenized without special tokens and cut into consecutive, non-overlapping
 //! windows of `ctx` tokens (at most `max_windows`). Each window runs from an empty cache and the mean
 //! negative log-likelihood of positions 1..ctx-1 is averaged over all windows.
+pub mod agreement;
+pub mod cuda_check;
+
 use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -1,13 +1,11 @@
 //! Running a built engine: the GPU check, deserialization, device buffers allocated once at the
 //! profiles' maxima, shapes, `enqueueV3` on a stream. The token-level logic (KV cache, batching)
-//! is in `crate::backend::trt`; this module moves tensors.
-use super::build::{TrtManifest, ENGINE_FILE};
-use super::library::TrtLibrary;
-use super::result::IoTensor;
-use super::safe::{Engine, ExecutionContext, Runtime};
-use super::sys::Flavour;
-use super::TrtError;
-use crate::manifest::Manifest;
+//! is in [`super`]; this module moves tensors.
+use crate::engine_dir::manifest::{Manifest, TrtManifest, ENGINE_FILE};
+use crate::trt::result::IoTensor;
+use crate::trt::safe::{Engine, ExecutionContext, Runtime};
+use crate::trt::sys::{Flavour, Slots};
+use crate::trt::{parse_target, TrtError, TrtLibrary, RTX_TARGETS};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr};
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -41,11 +39,11 @@ pub fn check_gpu(sec: &TrtManifest, gpu: &GpuInfo) -> Result<(), TrtError> {
     if sec.flavour != Flavour::Rtx.as_str() {
         return Ok(()); // TensorRT builds for the GPU it ran on; its runtime checks the rest.
     }
-    let targets: Vec<u32> = sec.targets.iter().filter_map(|t| super::build::parse_target(t).ok()).collect();
+    let targets: Vec<u32> = sec.targets.iter().filter_map(|t| parse_target(t).ok()).collect();
     if targets.contains(&gpu.sm) {
         return Ok(());
     }
-    let supported = super::build::RTX_TARGETS.contains(&gpu.sm);
+    let supported = RTX_TARGETS.contains(&gpu.sm);
     let what = if supported {
         format!("rebuild it for this GPU (build.target: [sm{}] and `trtforge build`)", gpu.sm)
     } else {
@@ -117,7 +115,7 @@ impl TrtSession {
         if std::env::var("TRTFORGE_TRT_SKIP_GPU_CHECK").as_deref() != Ok("1") {
             check_gpu(&sec, &gpu)?;
         }
-        let lib = super::find_and_load(configured_lib)?;
+        let lib = crate::trt::find_and_load(configured_lib)?;
         if lib.flavour.as_str() != sec.flavour || lib.version_string() != sec.version {
             return Err(TrtError::Invalid(format!(
                 "{} was built with {} {}, but the library found is {}; rebuild with `trtforge build` or point TRTFORGE_TENSORRT_LIB at {}",
@@ -131,7 +129,7 @@ impl TrtSession {
         }
         let path = dir.join(ENGINE_FILE);
         let blob = std::fs::read(&path).map_err(|e| crate::Error::io(&path, e))?;
-        if crate::manifest::sha256_bytes(&blob) != sec.engine_sha256 {
+        if crate::util::sha256_bytes(&blob) != sec.engine_sha256 {
             return Err(TrtError::Invalid(format!(
                 "{}: contents differ from the manifest; rebuild it",
                 path.display()
@@ -230,7 +228,7 @@ fn elems(d: &[i64]) -> usize {
     d.iter().map(|&x| x.max(0) as usize).product()
 }
 
-fn dtype_size(s: &super::sys::Slots, t: i32) -> usize {
+fn dtype_size(s: &Slots, t: i32) -> usize {
     match t {
         x if x == s.dtype_float || x == s.dtype_int32 => 4,
         x if x == s.dtype_half || x == s.dtype_bf16 => 2,

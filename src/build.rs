@@ -1,24 +1,20 @@
-//! `trtforge build`: an engine directory's ONNX → `model.engine`, with optimization profiles from
+//! `trtforge build`, the stage above the `trt` FFI library: an engine directory's ONNX → `model.engine`, with optimization profiles from
 //! the build settings, ahead-of-time targets, a timing cache reused across builds, and a
 //! `tensorrt` section added to the manifest. Everything that can be checked before the (slow)
 //! build is checked first.
-use super::library::TrtLibrary;
-use super::safe::{Builder, NetworkDefinition};
-use super::sys::Flavour;
-use super::{dtype_name, TrtError};
-use crate::config::{AttentionForm, BuildSection, Precision, TensorRtSection};
-use crate::manifest::{self, FileInfo, Manifest, MANIFEST_FILE};
-use serde::{Deserialize, Serialize};
+use crate::engine_dir::config::{AttentionForm, BuildSection, Precision, TensorRtSection};
+use crate::engine_dir::manifest::{
+    CacheOutcome, FileInfo, IoInfo, Manifest, ProfileInfo, ShapeRange, TrtManifest, ENGINE_FILE, MANIFEST_FILE,
+    TRT_MANIFEST_KEY,
+};
+use crate::trt::safe::{Builder, NetworkDefinition, NetworkTensor};
+use crate::trt::sys::Flavour;
+use crate::trt::{dtype_name, parse_target, TrtError, TrtLibrary, RTX_TARGETS};
+use crate::util::{sha256_bytes, write_atomic};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const ENGINE_FILE: &str = "model.engine";
-/// Key of the manifest's `extra` section written here.
-pub const MANIFEST_KEY: &str = "tensorrt";
-/// Compute capabilities TensorRT-RTX 1.7 builds ahead of time for.
-pub const RTX_TARGETS: &[u32] = &[80, 86, 89, 120, 121];
 /// Head-room on top of the weights when estimating the disk an engine needs.
 const DISK_SLACK_BYTES: u64 = 64 << 20;
 
@@ -26,78 +22,6 @@ const DISK_SLACK_BYTES: u64 = 64 << 20;
 const ONNX_FLOAT8: &[(i32, &str)] =
     &[(17, "FLOAT8E4M3FN"), (18, "FLOAT8E4M3FNUZ"), (19, "FLOAT8E5M2"), (20, "FLOAT8E5M2FNUZ")];
 const ONNX_INT4: &[(i32, &str)] = &[(21, "UINT4"), (22, "INT4")];
-
-/// min/opt/max of one input in one profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShapeRange {
-    pub min: Vec<i64>,
-    pub opt: Vec<i64>,
-    pub max: Vec<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileInfo {
-    /// "prefill" or "decode".
-    pub name: String,
-    pub inputs: BTreeMap<String, ShapeRange>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IoInfo {
-    pub name: String,
-    pub dtype: String,
-    /// -1 for dynamic axes.
-    pub shape: Vec<i64>,
-}
-
-/// What the timing cache did for a build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CacheOutcome {
-    /// Disabled.
-    Off,
-    /// No cache file yet: built from scratch, cache written.
-    Miss,
-    /// A cache file existed but the build added entries to it.
-    Partial,
-    /// A cache file existed and the build needed nothing new.
-    Hit,
-}
-
-/// The manifest's `tensorrt` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrtManifest {
-    pub flavour: String,
-    pub version: String,
-    pub library: String,
-    /// ["sm89", ...] (TensorRT-RTX ahead-of-time); empty for TensorRT, which builds for the GPU present.
-    pub targets: Vec<String>,
-    pub attention: AttentionForm,
-    pub optimization_level: Option<u8>,
-    pub workspace_bytes: Option<u64>,
-    pub profiles: Vec<ProfileInfo>,
-    pub inputs: Vec<IoInfo>,
-    pub outputs: Vec<IoInfo>,
-    pub layers: i32,
-    pub engine_file: String,
-    pub engine_bytes: u64,
-    pub engine_sha256: String,
-    pub build_seconds: f64,
-    /// TensorRT's timing cache (full TensorRT only: TensorRT-RTX makes timing-cache operations
-    /// no-ops, as its own deprecation message says).
-    pub timing_cache: CacheOutcome,
-    pub timing_cache_file: Option<String>,
-    /// trtforge's compilation cache: engines keyed by the SHA-256 of everything that decides
-    /// their bytes (ONNX files, library version, targets, settings, profiles).
-    pub build_cache: CacheOutcome,
-    pub build_cache_key: String,
-}
-
-impl TrtManifest {
-    pub fn from_manifest(m: &Manifest) -> Option<Result<Self, String>> {
-        m.extra.get(MANIFEST_KEY).map(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()))
-    }
-}
 
 /// What `build` did.
 #[derive(Debug, Clone)]
@@ -114,13 +38,6 @@ pub struct BuildRequest {
     pub tensorrt: TensorRtSection,
     /// Print builder phases.
     pub progress: bool,
-}
-
-/// Parses "sm89" / "89" / "8.9" into 89.
-pub fn parse_target(t: &str) -> Result<u32, TrtError> {
-    let s = t.trim().trim_start_matches("sm_").trim_start_matches("sm").replace('.', "");
-    s.parse::<u32>()
-        .map_err(|_| TrtError::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\"")))
 }
 
 /// The cache directory shared by the engines beside `engine_dir`: `<engines>/.trt_cache/`.
@@ -243,7 +160,7 @@ pub fn free_bytes(p: &Path) -> Option<u64> {
 
 /// Scans an ONNX file's initializers, value types and Cast targets for FP8 and INT4.
 fn graph_low_precision(path: &Path) -> Result<(Option<&'static str>, Option<&'static str>), TrtError> {
-    use crate::onnx::proto as pb;
+    use crate::proto as pb;
     use prost::Message;
     let bytes = std::fs::read(path).map_err(|e| TrtError::Invalid(format!("{}: {e}", path.display())))?;
     let model = pb::ModelProto::decode(bytes.as_slice())
@@ -325,7 +242,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     let b = req.build.clone().unwrap_or_else(|| man.build.clone());
     let targets: Vec<u32> = b.target.iter().map(|t| parse_target(t)).collect::<Result<_, _>>()?;
     if let Some(l) = &req.tensorrt.log_level {
-        super::callbacks::set_log_level(l).map_err(TrtError::Invalid)?;
+        crate::trt::callbacks::set_log_level(l).map_err(TrtError::Invalid)?;
     }
     if let Some(l) = req.tensorrt.optimization_level {
         if l > 5 {
@@ -334,7 +251,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     }
     // Shapes, targets and precision before the library, so these errors need no TensorRT.
     precheck(dir, &man, &b, &targets, None)?;
-    let lib = super::find_and_load(req.tensorrt.library.as_deref())?;
+    let lib = crate::trt::find_and_load(req.tensorrt.library.as_deref())?;
     // TensorRT (not RTX) builds for the GPU present: the target list does not apply.
     let targets = if lib.flavour == Flavour::Rtx { targets } else { Vec::new() };
     precheck(dir, &man, &b, &targets, Some(lib.flavour))?;
@@ -345,7 +262,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     let mut network = builder.create_network()?;
     log(&format!("parsing {}", onnx.display()));
     // The parser owns the weights the network points at: it lives until the engine is built.
-    let mut parser = super::OnnxParser::new(&mut network)?;
+    let mut parser = crate::trt::OnnxParser::new(&mut network)?;
     parser.parse_file(&mut network, &onnx)?;
     let (ins, outs, layers) = network.io();
     check_io(&man, &network)?;
@@ -444,7 +361,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     log(&format!("wrote {} ({:.1} MB) in {:.1} s", engine_path.display(), bytes.len() as f64 / 1e6, build_seconds));
 
     let s = lib.slots();
-    let io = |v: &[super::safe::NetworkTensor]| -> Vec<IoInfo> {
+    let io = |v: &[NetworkTensor]| -> Vec<IoInfo> {
         v.iter()
             .map(|t| IoInfo { name: t.name.clone(), dtype: dtype_name(s, t.dtype).into(), shape: t.dims.clone() })
             .collect()
@@ -463,7 +380,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
         layers,
         engine_file: ENGINE_FILE.into(),
         engine_bytes: bytes.len() as u64,
-        engine_sha256: manifest::sha256_bytes(bytes),
+        engine_sha256: sha256_bytes(bytes),
         build_seconds,
         timing_cache: outcome,
         timing_cache_file: cache_file.map(|p| p.display().to_string()),
@@ -478,7 +395,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     });
     man.build = b;
     man.extra.insert(
-        MANIFEST_KEY.into(),
+        TRT_MANIFEST_KEY.into(),
         serde_json::to_value(&section).map_err(|e| TrtError::Invalid(format!("manifest: {e}")))?,
     );
     let json = serde_json::to_vec_pretty(&man).map_err(|e| TrtError::Invalid(format!("manifest: {e}")))?;
@@ -507,7 +424,7 @@ fn build_key(
         "workspace": workspace,
         "profiles": profs,
     });
-    manifest::sha256_bytes(v.to_string().as_bytes())
+    sha256_bytes(v.to_string().as_bytes())
 }
 
 /// The parsed network must have the inputs and outputs the manifest lists.
@@ -526,21 +443,3 @@ fn check_io(m: &Manifest, n: &NetworkDefinition) -> Result<(), TrtError> {
     Ok(())
 }
 
-/// Writes a file through a temporary in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), crate::Error> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(crate::Error::io(path, e));
-    }
-    Ok(())
-}

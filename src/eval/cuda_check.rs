@@ -1,16 +1,19 @@
-//! GPU correctness checks against the CPU reference, shared by `trtforge cuda-check` (run on the
-//! GPU machine, which has no cargo) and `tests/cuda.rs` (skipped with a printed reason without a
-//! GPU). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
+//! The CUDA engine's correctness checks against the CPU reference, shared by `trtforge cuda-check`
+//! (run on the GPU machine, which has no cargo) and `tests/cuda.rs` (`#[ignore]`d GPU tests, run
+//! with `--include-ignored` there). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
 //! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
-use super::kernels::WeightFormat;
-use super::pack::HostLinear;
-use super::{CudaBackend, CudaOptions, CudaPrecision};
+use super::perplexity;
+use crate::backend::cuda::kernels::WeightFormat;
+use crate::backend::cuda::pack::HostLinear;
+use crate::backend::cuda::{CudaBackend, CudaOptions, CudaPrecision};
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
-use crate::error::Result;
-use crate::eval::perplexity;
+use crate::error::{Error, Result};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::model::load::load;
 use crate::model::{ModelWeights, Param, Tensor};
+use crate::util::seeded_prompts;
 use half::f16;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Max |Δlogit| / max |logit| allowed against the CPU reference on the same (dequantized) weights.
@@ -191,4 +194,74 @@ pub fn gpu_loop_check(
         pass: ok,
         detail: format!("{} prompts × {n} tokens", prompts.len()),
     })
+}
+
+/// What `trtforge cuda-check` checks.
+#[derive(Debug, Clone)]
+pub struct CheckSet {
+    /// The tiny HF checkpoint fixture.
+    pub tiny: PathBuf,
+    /// SmolLM2 GGUF: fp32 greedy ≥ 32 tokens, logits per precision, the GPU loop, perplexity.
+    pub smollm2: Option<PathBuf>,
+    /// Text for the perplexity checks (with `smollm2`).
+    pub text: Option<PathBuf>,
+    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    pub tinyllama: bool,
+}
+
+/// Runs the checks of `set`; `report` sees each result as it comes. An error that stops one check
+/// is reported as a failed check; an error loading a model ends the run.
+pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Result<Vec<CheckResult>> {
+    use CudaPrecision::*;
+    let mut results: Vec<CheckResult> = vec![];
+    let mut add = |r: Result<CheckResult>| {
+        let r = r.unwrap_or_else(|e| CheckResult { name: "error".into(), pass: false, detail: e.to_string() });
+        report(&r);
+        results.push(r);
+    };
+    let path = |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    let tiny = load(&path(&set.tiny)?)?;
+    let w = &tiny.weights;
+    let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);
+    for p in [Fp32, Fp16, Int8] {
+        add(logits_check("tiny_llama", w, p, &ps));
+    }
+    add(greedy_check("tiny_llama", w, Fp32, &ps, 40));
+    add(gpu_loop_check("tiny_llama", w, Fp16, &ps, 24));
+    let pt = load("preset:tiny")?;
+    let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
+    for p in [Int4 { group: 32 }, Fp16] {
+        add(logits_check("preset:tiny", &pt.weights, p, &ps2));
+    }
+    add(greedy_check("preset:tiny", &pt.weights, Int4 { group: 32 }, &ps2, 24));
+    if set.tinyllama {
+        let tl = load("preset:tinyllama-1.1b")?;
+        let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);
+        for p in [Fp16, Int8, Int4 { group: 128 }] {
+            add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
+        }
+    }
+    if let Some(g) = &set.smollm2 {
+        let m = load(&path(g)?)?;
+        let tok = m.tokenizer.as_ref().ok_or_else(|| Error::Invalid(format!("{} has no tokenizer", g.display())))?;
+        let texts = [
+            "The capital of France is",
+            "To be, or not to be, that is the question:",
+            "Once upon a time, in a small village by the sea, there lived",
+        ];
+        let ps: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, true)).collect::<Result<_>>()?;
+        add(greedy_check("SmolLM2", &m.weights, Fp32, &ps, 48));
+        for p in [Fp32, Fp16, Int8, Int4 { group: 64 }] {
+            add(logits_check("SmolLM2", &m.weights, p, &ps));
+        }
+        add(gpu_loop_check("SmolLM2", &m.weights, Fp16, &ps, 32));
+        if let Some(t) = &set.text {
+            let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
+            let ids = tok.encode(&text, false)?;
+            for p in [Fp16, Int8, Int4 { group: 64 }] {
+                add(ppl_check("SmolLM2", &m.weights, p, &ids, 512, 2));
+            }
+        }
+    }
+    Ok(results)
 }

@@ -1,5 +1,5 @@
 //! TensorRT backend: runs an engine directory's `model.engine` (built by `trtforge build`) on the
-//! GPU through [`crate::trt::runner`]. The GPU is checked against the engine's targets before the
+//! GPU through [`session`] (the TensorRT FFI is `crate::trt`). The GPU is checked against the engine's targets before the
 //! library is loaded, so an unsupported GPU gets one clear message.
 //!
 //! KV cache: per slot, on the host, in the engine's dtype — `(kv_heads, len, head_dim)` for the
@@ -8,13 +8,14 @@
 //! profiles accept (prefill: up to max_input_len new tokens while the past allows; decode: one) and
 //! pieces that can share an enqueue are batched: same length in the tensorrt form (each row has its
 //! own past length), same length and past in the portable form.
+pub mod session;
+
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
-use crate::config::AttentionForm;
+use crate::engine_dir::config::AttentionForm;
+use crate::engine_dir::manifest::{Manifest, TrtManifest};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
 use crate::model::LlamaConfig;
-use crate::trt::build::TrtManifest;
-use crate::trt::runner::{EngineRunner, HostTensor, TrtSession};
+use session::{EngineRunner, HostTensor, TrtSession};
 use std::path::Path;
 
 /// Index of each profile in the engine (the order `trtforge build` adds them).
@@ -50,14 +51,14 @@ impl TrtBackend {
     fn check(dir: &Path, m: &Manifest, max_batch: usize, max_seq: usize) -> Result<()> {
         if TrtManifest::from_manifest(m).is_none() {
             // No engine here; still say first when this GPU could not run one anyway.
-            if let Ok((_, gpu)) = crate::trt::runner::probe_gpu() {
-                if !crate::trt::build::RTX_TARGETS.contains(&gpu.sm) {
-                    return Err(Error::TensorRt(crate::trt::TrtError::Gpu(format!(
+            if let Ok((_, gpu)) = session::probe_gpu() {
+                if !crate::trt::RTX_TARGETS.contains(&gpu.sm) {
+                    return Err(Error::Unavailable(format!(
                         "{} (sm_{}) cannot run TensorRT-RTX 1.7 engines (they run on sm_80/86/89/120/121), and {} has no model.engine; use --backend cuda or --backend ort here",
                         gpu.name,
                         gpu.sm,
                         dir.display()
-                    ))));
+                    )));
                 }
             }
             return Err(Error::Unsupported(format!(

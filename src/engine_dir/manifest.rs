@@ -1,10 +1,9 @@
 //! `trtforge.json`: what an engine directory holds and how it was made. Never infer from file names.
-use crate::config::{AttentionForm, BuildSection, Precision};
+use super::config::{AttentionForm, BuildSection, Precision};
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const MANIFEST_FILE: &str = "trtforge.json";
@@ -108,27 +107,80 @@ impl Manifest {
     }
 }
 
-/// SHA-256 of files, streamed, concatenated in the given order.
-pub fn sha256_files(paths: &[&Path]) -> Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    for p in paths {
-        let mut f = std::fs::File::open(p).map_err(|e| Error::io(*p, e))?;
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(*p, e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+/// The TensorRT engine file `trtforge build` writes into an engine directory.
+pub const ENGINE_FILE: &str = "model.engine";
+/// Key of the manifest's `extra` section that `trtforge build` writes ([`TrtManifest`]).
+pub const TRT_MANIFEST_KEY: &str = "tensorrt";
+
+/// min/opt/max of one input in one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapeRange {
+    pub min: Vec<i64>,
+    pub opt: Vec<i64>,
+    pub max: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// "prefill" or "decode".
+    pub name: String,
+    pub inputs: BTreeMap<String, ShapeRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoInfo {
+    pub name: String,
+    pub dtype: String,
+    /// -1 for dynamic axes.
+    pub shape: Vec<i64>,
+}
+
+/// What the timing cache did for a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// Disabled.
+    Off,
+    /// No cache file yet: built from scratch, cache written.
+    Miss,
+    /// A cache file existed but the build added entries to it.
+    Partial,
+    /// A cache file existed and the build needed nothing new.
+    Hit,
+}
+
+/// The manifest's `tensorrt` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrtManifest {
+    pub flavour: String,
+    pub version: String,
+    pub library: String,
+    /// ["sm89", ...] (TensorRT-RTX ahead-of-time); empty for TensorRT, which builds for the GPU present.
+    pub targets: Vec<String>,
+    pub attention: AttentionForm,
+    pub optimization_level: Option<u8>,
+    pub workspace_bytes: Option<u64>,
+    pub profiles: Vec<ProfileInfo>,
+    pub inputs: Vec<IoInfo>,
+    pub outputs: Vec<IoInfo>,
+    pub layers: i32,
+    pub engine_file: String,
+    pub engine_bytes: u64,
+    pub engine_sha256: String,
+    pub build_seconds: f64,
+    /// TensorRT's timing cache (full TensorRT only: TensorRT-RTX makes timing-cache operations
+    /// no-ops, as its own deprecation message says).
+    pub timing_cache: CacheOutcome,
+    pub timing_cache_file: Option<String>,
+    /// trtforge's compilation cache: engines keyed by the SHA-256 of everything that decides
+    /// their bytes (ONNX files, library version, targets, settings, profiles).
+    pub build_cache: CacheOutcome,
+    pub build_cache_key: String,
+}
+
+impl TrtManifest {
+    pub fn from_manifest(m: &Manifest) -> Option<std::result::Result<Self, String>> {
+        m.extra.get(TRT_MANIFEST_KEY).map(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()))
     }
-    Ok(hex(&h.finalize()))
 }
 
-pub fn sha256_bytes(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}

@@ -1,7 +1,11 @@
 //! `trtforge convert`: checkpoint → engine directory (ONNX + tokenizer + manifest), written atomically.
-use crate::config::{EngineConfig, Precision};
+//! Quantized precisions are calibrated and quantized on the way ([`calibrate`]).
+pub mod calibrate;
+
+use crate::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use crate::engine_dir::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
+use crate::util::{sha256_bytes, sha256_files};
 use crate::model::load::{load, LoadedModel, ModelSource};
 use crate::onnx::export::{
     export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
@@ -36,7 +40,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
             cfg.build.max_seq_len, m.weights.config.max_position_embeddings
         )));
     }
-    let quant = crate::quant::quantize_for_config(cfg, &mut m.weights, m.tokenizer.as_ref(), log)?;
+    let quant = calibrate::quantize_for_config(cfg, &mut m.weights, m.tokenizer.as_ref(), log)?;
     let c = &m.weights.config;
     let source = source_info(&m, &cfg.model.path)?;
     log(&format!("exporting ONNX ({}, attention {:?})", dtype.name(), cfg.onnx.attention));
@@ -59,7 +63,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = tmp.path.join(name);
         std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
-        files.push(FileInfo { name: name.into(), bytes: bytes.len() as u64, sha256: manifest::sha256_bytes(bytes) });
+        files.push(FileInfo { name: name.into(), bytes: bytes.len() as u64, sha256: sha256_bytes(bytes) });
         Ok(())
     };
     log(&format!("writing {}", out.display()));
@@ -87,7 +91,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
                     "attention_mask" => ("int64".into(), vec!["batch".into(), "total".into()]),
                     "past_seq_lens" => ("int64".into(), vec!["batch".into()]),
                     "logits" => ("float32".into(), vec!["batch".into(), "seq".into(), (c.vocab_size as u64).into()]),
-                    _ if cfg.onnx.attention == crate::config::AttentionForm::Tensorrt => {
+                    _ if cfg.onnx.attention == AttentionForm::Tensorrt => {
                         (dt.clone(), kv_dims(&cfg.build.max_seq_len.to_string()))
                     }
                     _ => (dt.clone(), kv_dims(if is_input { "past" } else { "total" })),
@@ -152,7 +156,7 @@ fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
         ModelSource::Gguf(p) => SourceInfo {
             spec: spec.into(),
             kind: "gguf".into(),
-            sha256: Some(manifest::sha256_files(&[p])?),
+            sha256: Some(sha256_files(&[p])?),
             seed: None,
         },
         ModelSource::Hf(dir) => {
@@ -169,7 +173,7 @@ fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
             SourceInfo {
                 spec: spec.into(),
                 kind: "hf".into(),
-                sha256: Some(manifest::sha256_files(&refs)?),
+                sha256: Some(sha256_files(&refs)?),
                 seed: None,
             }
         }

@@ -1,12 +1,12 @@
 //! Reading an engine directory's weights back from its ONNX: the quantized linears exactly as stored
 //! (for the CUDA engine and benchmarks), and an f32 [`ModelWeights`] of what the engine computes (for
 //! the CPU reference to check ONNX Runtime or TensorRT against). The layout is docs/formats.md.
-use super::{stored_in, QuantFormat, QuantizedLinear, QuantizedModel};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use super::manifest::Manifest;
 use crate::model::weights::{param_shape, tensor_name, LayerWeights, NameScheme};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
-use crate::onnx::proto as pb;
+use crate::proto as pb;
+use crate::quant::{stored_in, QuantFormat, QuantizedLinear, QuantizedModel};
 use half::f16;
 use prost::Message;
 use std::collections::HashMap;

@@ -1,12 +1,14 @@
-//! `trtforge cuda-bench`: time to first token, decode throughput, achieved bandwidth and its share
-//! of the measured memory roofline, per precision and batch size. Warm-up (kernel load, graph
-//! capture) is excluded; timings end with a device synchronization; prompts are seeded.
-use super::gpu::Gpu;
-use super::{CudaBackend, CudaOptions, CudaPrecision};
+//! `trtforge bench --roofline`: the CUDA engine on a model (no engine directory): time to first
+//! token, decode throughput, achieved bandwidth and its share of the measured memory roofline
+//! (device copy bandwidth), per precision and batch size. Warm-up (kernel load, graph capture) is
+//! excluded; timings end with a device synchronization; prompts are seeded.
+use super::metrics::Summary;
+use crate::backend::cuda::bandwidth::copy_bandwidth;
+use crate::backend::cuda::{CudaBackend, CudaOptions, CudaPrecision};
 use crate::backend::{Backend, SeqChunk};
 use crate::error::{Error, Result};
-use crate::model::weights::SplitMix64;
 use crate::model::ModelWeights;
+use crate::util::seeded_prompts;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -31,45 +33,6 @@ pub struct BenchRow {
     pub roofline_tok_s: f64,
 }
 
-/// Device-to-device copy bandwidth (bytes read + written per second), the roofline used below.
-pub fn copy_bandwidth(gpu: &Gpu) -> Result<f64> {
-    let n = 1usize << 30;
-    let a = gpu.alloc(n)?;
-    let b = gpu.alloc(n)?;
-    gpu.memset0(&a)?;
-    let t = gpu.timer()?;
-    let copy = || -> Result<()> {
-        // SAFETY: both buffers hold n bytes.
-        unsafe {
-            cudarc::driver::result::memcpy_dtod_async(b.ptr(), a.ptr(), n, gpu.stream.cu_stream())
-                .map_err(|e| Error::Gpu(format!("copy: {e:?}")))
-        }
-    };
-    copy()?;
-    gpu.sync()?;
-    t.start()?;
-    let reps = 10;
-    for _ in 0..reps {
-        copy()?;
-    }
-    let ms = t.stop_ms()?;
-    Ok(2.0 * n as f64 * reps as f64 / (ms / 1e3))
-}
-
-fn prompts(n: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    (0..n)
-        .map(|i| {
-            let mut r = SplitMix64(seed.wrapping_add(i as u64 * 7919));
-            (0..len).map(|_| 3 + (r.next_u64() % (vocab as u64 - 3)) as u32).collect()
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Benchmarks one precision at each batch size. `log` receives progress lines.
 pub fn bench(
     w: &ModelWeights,
@@ -77,8 +40,15 @@ pub fn bench(
     batches: &[usize],
     prompt_len: usize,
     new_tokens: usize,
+    runs: usize,
+    seed: u64,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<BenchRow>, f64)> {
+    if new_tokens < 2 || prompt_len == 0 || runs == 0 {
+        return Err(Error::Invalid(
+            "the roofline bench needs an output length of at least 2, an input length and runs of at least 1".into(),
+        ));
+    }
     let max_b = batches.iter().copied().max().unwrap_or(1);
     let max_seq = prompt_len + new_tokens + 8;
     let t = Instant::now();
@@ -94,7 +64,7 @@ pub fn bench(
     let bw = copy_bandwidth(be.gpu())?;
     let mut rows = vec![];
     for &b in batches {
-        let ps = prompts(b, prompt_len, w.config.vocab_size, 42);
+        let ps = seeded_prompts(&vec![prompt_len; b], w.config.vocab_size, seed);
         let chunks: Vec<SeqChunk> = ps.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
         let run_prefill = |be: &mut CudaBackend| -> Result<(f64, Vec<u32>)> {
             for s in 0..b {
@@ -111,12 +81,12 @@ pub fn bench(
         be.greedy_decode(&last, 4)?;
         let mut ttfts = vec![];
         let mut last = vec![];
-        for _ in 0..5 {
+        for _ in 0..runs {
             let (ms, first) = run_prefill(&mut be)?;
             ttfts.push(ms);
             last = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
         }
-        let ttft = median(ttfts);
+        let ttft = Summary::of(&ttfts).map(|s| s.median).unwrap_or(f64::NAN);
         if b == 1 {
             if let Ok(p) = be.profile_prefill(&ps[0], 3) {
                 let total: f64 = p.iter().map(|e| e.1).sum();
@@ -170,4 +140,30 @@ pub fn bench(
         rows.push(row);
     }
     Ok((rows, bw))
+}
+
+/// The rows as the Markdown table `bench --roofline` prints.
+pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64, rows: &[BenchRow]) -> String {
+    let mut s = format!(
+        "model {model} | prompt {prompt_len} | new tokens {new_tokens} | roofline = measured D2D copy {:.0} GB/s\n",
+        copy_bw / 1e9
+    );
+    s.push_str("| precision | batch | TTFT ms | prefill tok/s | decode tok/s | ms/step | GB/step | GB/s | % roofline | roofline tok/s |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} % | {:.0} |\n",
+            r.precision,
+            r.batch,
+            r.ttft_ms,
+            r.prefill_tok_s,
+            r.decode_tok_s,
+            r.step_ms,
+            r.bytes_per_step / 1e9,
+            r.achieved_gb_s,
+            r.roofline_pct,
+            r.roofline_tok_s
+        ));
+    }
+    s
 }

@@ -1,6 +1,6 @@
 //! The `onnx.attention: tensorrt` form: a fixed-size KV cache updated in place with opset-24
 //! `TensorScatter`, and opset-24 `Attention` — the ops TensorRT maps onto its KV-cache-update and
-//! fused attention layers (TENSORRT.md). ONNX Runtime 1.31 runs the same graph, which is how
+//! fused attention layers (see TensorRT's ONNX operator support). ONNX Runtime 1.31 runs the same graph, which is how
 //! tests check it against the portable form.
 //!
 //! I/O (replacing the portable form's `attention_mask` and growing past/present):
@@ -11,8 +11,8 @@
 //!
 //! TensorRT-RTX 1.7 has dedicated attention kernels for fp16/bf16 only (an fp32 `Attention`
 //! fails to build), so this form needs fp16.
-use super::export::{attr_i, attr_ints, FloatType, GraphBuilder};
-use super::proto as pb;
+use super::builder::{attr_i, attr_ints, d, dv, value_info, FloatType, GraphBuilder};
+use crate::proto as pb;
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
 
@@ -43,7 +43,6 @@ pub fn input_names(n_layers: usize) -> Vec<String> {
 
 /// Graph inputs and outputs of this form.
 pub fn io(c: &LlamaConfig, dt: FloatType, capacity: usize) -> (Vec<pb::ValueInfoProto>, Vec<pb::ValueInfoProto>) {
-    use super::export::{d, dv, value_info};
     let i64t = pb::tensor_proto::DataType::Int64 as i32;
     let f = match dt {
         FloatType::F32 => pb::tensor_proto::DataType::Float as i32,

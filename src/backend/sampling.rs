@@ -1,0 +1,131 @@
+//! Choosing the next token from logits: argmax and HF-style sampling. Lives with the backends so a
+//! backend can choose on its device (`Backend::forward_greedy`) and generation, evaluation and
+//! serving share one definition.
+use crate::error::{Error, Result};
+use crate::util::SplitMix64;
+
+/// Decoding settings. `temperature == 0` or `greedy` means argmax.
+#[derive(Debug, Clone)]
+pub struct SamplingParams {
+    pub greedy: bool,
+    pub temperature: f32,
+    pub top_k: usize,            // 0 = off
+    pub top_p: f32,              // 1.0 = off
+    pub repetition_penalty: f32, // 1.0 = off
+    pub seed: u64,
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            greedy: false,
+            temperature: 0.7,
+            top_k: 50,
+            top_p: 0.9,
+            repetition_penalty: 1.0,
+            seed: 0,
+            max_new_tokens: 128,
+        }
+    }
+}
+
+impl SamplingParams {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::Invalid(format!("temperature must be >= 0, got {}", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::Invalid(format!("top_p must be in (0, 1], got {}", self.top_p)));
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return Err(Error::Invalid(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty)));
+        }
+        Ok(())
+    }
+    /// Argmax decoding: `greedy` or temperature 0.
+    pub fn is_greedy(&self) -> bool {
+        self.greedy || self.temperature == 0.0
+    }
+}
+
+/// Applies the logits processors in HF's order (repetition penalty, temperature, top-k, top-p)
+/// and picks a token.
+pub struct Sampler {
+    params: SamplingParams,
+    rng: SplitMix64,
+    scratch: Vec<(f32, u32)>, // (vocab)
+}
+
+impl Sampler {
+    pub fn new(params: SamplingParams) -> Self {
+        let rng = SplitMix64(params.seed);
+        Sampler { params, rng, scratch: Vec::new() }
+    }
+
+    pub fn sample(&mut self, logits: &[f32], context: &[u32]) -> u32 {
+        let p = &self.params;
+        let mut penalized;
+        let logits = if p.repetition_penalty != 1.0 {
+            penalized = logits.to_vec();
+            for &t in context {
+                if let Some(l) = penalized.get_mut(t as usize) {
+                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                }
+            }
+            &penalized[..]
+        } else {
+            logits
+        };
+        if p.is_greedy() {
+            return argmax(logits);
+        }
+        let s = &mut self.scratch;
+        s.clear();
+        s.extend(logits.iter().enumerate().map(|(i, &l)| (l / p.temperature, i as u32)));
+        s.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        if p.top_k > 0 && p.top_k < s.len() {
+            s.truncate(p.top_k);
+        }
+        let mx = s[0].0;
+        let mut total = 0.0f64;
+        for e in s.iter_mut() {
+            e.0 = (e.0 - mx).exp();
+            total += e.0 as f64;
+        }
+        if p.top_p < 1.0 {
+            let mut cum = 0.0f64;
+            let mut keep = s.len();
+            for (i, e) in s.iter().enumerate() {
+                cum += e.0 as f64 / total;
+                if cum >= p.top_p as f64 {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            s.truncate(keep);
+            total = s.iter().map(|e| e.0 as f64).sum();
+        }
+        let r = self.rng.next_f32() as f64 * total;
+        let mut cum = 0.0f64;
+        for e in s.iter() {
+            cum += e.0 as f64;
+            if r < cum {
+                return e.1;
+            }
+        }
+        s[s.len() - 1].1
+    }
+}
+
+/// Index of the largest value, the first on ties.
+pub fn argmax(x: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in x.iter().enumerate() {
+        if *v > x[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+

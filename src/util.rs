@@ -1,0 +1,81 @@
+//! Small helpers several layers need, kept once at the bottom: a seeded generator and seeded
+//! prompts, SHA-256 digests, atomic file writes.
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// Small, fast, seedable generator (splitmix64); enough for weights and sampling.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Token ids below this are skipped by [`seeded_prompts`]: they are special tokens in most vocabularies.
+pub const FIRST_PROMPT_ID: u64 = 16;
+
+/// Seeded random prompts, one per entry of `lens` with that many tokens, ids uniform in
+/// [min(16, vocab − 1), vocab). The one prompt generator of the crate (bench, checks, calibration
+/// of tokenizer-less presets), so the same seed means the same tokens everywhere.
+pub fn seeded_prompts(lens: &[usize], vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    let vocab = vocab.max(1) as u64;
+    let lo = FIRST_PROMPT_ID.min(vocab - 1);
+    let mut rng = SplitMix64(seed);
+    lens.iter().map(|&n| (0..n).map(|_| (lo + rng.next_u64() % (vocab - lo)) as u32).collect()).collect()
+}
+
+/// SHA-256 of files, streamed, concatenated in the given order.
+pub fn sha256_files(paths: &[&Path]) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for p in paths {
+        let mut f = std::fs::File::open(p).map_err(|e| Error::io(*p, e))?;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(*p, e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub fn sha256_bytes(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes a file through a temporary in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
