@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod bench_serve;
 mod serve;
 
 #[derive(Parser)]
@@ -49,7 +50,10 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct BenchArgs {
+    #[command(subcommand)]
+    mode: Option<BenchMode>,
     /// Engine directories made by `trtforge convert`.
     #[arg(long, num_args = 1.., required_unless_present = "model")]
     engine_dirs: Vec<PathBuf>,
@@ -107,6 +111,13 @@ struct BenchArgs {
     baseline: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+#[derive(Subcommand)]
+enum BenchMode {
+    /// Load-test a running OpenAI-compatible server: Poisson rates or fixed concurrency;
+    /// throughput, TTFT / ITL / e2e percentiles and goodput as JSON, Markdown and SVG.
+    Serve(bench_serve::BenchServeArgs),
 }
 
 #[derive(Args)]
@@ -623,7 +634,10 @@ impl crate::bench::Progress for BenchProgress {
     }
 }
 
-fn cmd_bench(a: BenchArgs) -> Result<()> {
+fn cmd_bench(mut a: BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Serve(s)) = a.mode.take() {
+        return bench_serve::cmd_bench_serve(s);
+    }
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut backends = Vec::new();
     for b in &a.backends {

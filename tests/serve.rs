@@ -473,3 +473,35 @@ fn tiny_model_batch_invariance_and_soak_with_cancellations() {
     assert!(threads1 <= threads0 + 2, "threads grew from {threads0} to {threads1}");
     assert!(rss1 < rss0 + 64 * 1024, "RSS grew from {rss0} kB to {rss1} kB");
 }
+
+#[test]
+fn bench_serve_against_a_running_server() {
+    let _g = serial();
+    let Some(texts) = model_file("shakespeare") else { return };
+    let srv = Server::start(&tiny(), &["--kv-cache-memory", "4MiB", "--served-model-name", "tiny"]);
+    let out = tempfile::tempdir().unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["bench", "serve", "--url", &srv.url(), "--num-prompts", "24", "--request-rates", "30,inf"])
+        .args(["--concurrency", "3", "--max-prompt-words", "40", "--max-output-tokens", "24", "--warmup", "1"])
+        .args(["--texts", texts.to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "bench serve failed: {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("serve_results.json")).unwrap()).unwrap();
+    assert_eq!(v["model"], "tiny");
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 3);
+    for l in levels {
+        assert_eq!(l["completed"], 24, "{l}");
+        assert!(l["output_tok_s"].as_f64().unwrap() > 0.0 && l["ttft_ms"]["p99"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l["itl_ms"]["p50"].as_f64().unwrap() >= 0.0 && l["e2e_ms"]["p90"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    // The server generated at least the tokens the client counted (plus the warm-up's).
+    let seen: u64 = levels.iter().map(|l| l["output_tokens"].as_u64().unwrap()).sum();
+    assert!(metrics(srv.port)["trtforge_generation_tokens_total"] as u64 >= seen);
+    assert!(std::fs::read_to_string(out.path().join("serve_report.md")).unwrap().contains("| concurrency 3 |"));
+    assert!(std::fs::read_to_string(out.path().join("serve_latency.svg")).unwrap().starts_with("<svg"));
+    srv.assert_pool_empty();
+}
