@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/fetch_models.sh
 # Independent checkers used by the tests: ONNX Runtime (also the `ort` backend's library) and onnx.
 python3 -m pip install --quiet --disable-pip-version-check onnxruntime==1.31.1 onnx==1.23.2
+# Oracles for tests/byo.rs (GGUF tensor types, SentencePiece vocabularies, chat templates):
+# the gguf and sentencepiece packages, and HF transformers without torch.
+python3 -m pip install --quiet --disable-pip-version-check numpy==2.4.6 gguf==0.19.0 sentencepiece==0.2.3 \
+  transformers==5.23.0 jinja2==3.1.6
 # The official OpenAI client, the independent check of `trtforge serve` (tests/serve.rs).
 python3 -m pip install --quiet --disable-pip-version-check openai==3.51.0
 # TensorRT-RTX (real libraries, ~95 MB wheel; builds ahead of time without a GPU) and NVIDIA's

@@ -4,7 +4,8 @@ use crate::engine_dir::{EngineConfig, Manifest};
 use crate::eval;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::load::{load, LoadedModel};
-use crate::model::tokenizer::{ChatMessage, Tokenizer};
+use crate::model::chat::{ChatMessage, ChatTemplate};
+use crate::model::tokenizer::Tokenizer;
 use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -214,7 +215,7 @@ impl ModelArgs {
                 let m = load_model(spec)?;
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
-                let prec = crate::backend::cuda::CudaPrecision::parse(&self.precision, self.group_size)?;
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
                 let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
@@ -251,7 +252,7 @@ struct GenerateArgs {
     /// Prompt as comma-separated token ids (for models without a tokenizer, e.g. presets).
     #[arg(long, value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
-    /// Wrap the prompt in the model's chat template (ChatML).
+    /// Wrap the prompt in the model's own chat template (ChatML when it has none).
     #[arg(long)]
     chat: bool,
     /// System message for --chat.
@@ -372,7 +373,11 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
                     msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
                 msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
-                t.encode(&t.apply_chat_template(&msgs, true), false)?
+                let template = ChatTemplate::from_model(t)?;
+                if template.is_fallback() {
+                    eprintln!("{} has no chat template; using ChatML", r.label);
+                }
+                template.encode(t, &msgs, true)?
             } else {
                 t.encode(p, true)?
             }
@@ -554,9 +559,12 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     let m = load_model(&a.model)?;
     let c = &m.weights.config;
     let params = c.param_count();
+    // Storage type → (tensors, parameters), as found in the checkpoint.
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
-    for (_, d) in &m.tensor_dtypes {
+    let mut dtype_params = std::collections::BTreeMap::<&str, u64>::new();
+    for (_, d, n) in &m.tensor_dtypes {
         *dtypes.entry(d.as_str()).or_default() += 1;
+        *dtype_params.entry(d.as_str()).or_default() += n;
     }
     let kv_per_token = 2 * c.num_hidden_layers * c.kv_dim();
     if a.json {
@@ -565,6 +573,7 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
             "config": c,
             "parameters": params,
             "tensor_dtypes": dtypes,
+            "tensor_dtype_parameters": dtype_params,
             "memory_bytes": {"f32": params * 4, "f16": params * 2},
             "kv_cache_bytes_per_token_f16": kv_per_token * 2,
             "tokenizer": m.tokenizer.as_ref().map(|t| t.vocab_size()),
@@ -582,7 +591,10 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
-    let d: Vec<String> = dtypes.iter().map(|(k, v)| format!("{v} × {k}")).collect();
+    let d: Vec<String> = dtypes
+        .iter()
+        .map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6))
+        .collect();
     println!("tensor dtypes           {}", d.join(", "));
     println!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",
@@ -739,7 +751,7 @@ fn cmd_bench(mut a: BenchArgs) -> Result<()> {
 /// Opens the CUDA engine for `generate` / `eval` and says how long it took.
 fn open_cuda(
     w: &crate::model::ModelWeights,
-    p: crate::backend::cuda::CudaPrecision,
+    p: crate::quant::WeightFormat,
     max_batch: usize,
     max_seq: usize,
 ) -> Result<crate::backend::cuda::CudaBackend> {
@@ -750,7 +762,7 @@ fn open_cuda(
     eprintln!(
         "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
         b.device_name(),
-        p.name(),
+        p.label(),
         b.weight_bytes as f64 / 1e6,
         t.elapsed().as_secs_f64(),
         if cached { " (kernels from cache)".to_string() } else { format!(" (kernels compiled in {cs:.1} s)") }
@@ -767,7 +779,7 @@ fn cmd_bench_roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let mut rows = Vec::new();
         let mut bw = 0.0;
         for p in &a.precisions {
-            let prec = crate::backend::cuda::CudaPrecision::parse(p, a.group_size)?;
+            let prec = crate::quant::WeightFormat::parse(p, a.group_size)?;
             let (r, b) = roofline::bench(
                 &m.weights,
                 prec,

@@ -4,9 +4,10 @@
 //! weight packing, graph lowering, pass scheduling — is unit-tested in src/backend/cuda and runs
 //! everywhere; the tests below that need no GPU check that its absence is a clean error.
 use std::process::Command;
-use trtforge::backend::cuda::{gpu, CudaBackend, CudaOptions, CudaPrecision};
+use trtforge::backend::cuda::{gpu, CudaBackend, CudaOptions};
 use trtforge::eval::cuda_check as check;
 use trtforge::model::load::load;
+use trtforge::quant::WeightFormat;
 
 fn fixture(rel: &str) -> String {
     format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
@@ -39,7 +40,7 @@ fn no_gpu_is_a_clear_error_not_a_panic() {
         return;
     }
     let m = load(&fixture("tiny_llama")).unwrap();
-    let e = CudaBackend::new(&m.weights, CudaOptions::new(CudaPrecision::Fp16, 1, 32)).err().expect("must fail");
+    let e = CudaBackend::new(&m.weights, CudaOptions::new(WeightFormat::F16, 1, 32)).err().expect("must fail");
     let msg = e.to_string();
     assert!(msg.starts_with("GPU:"), "{msg}");
     let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
@@ -68,7 +69,7 @@ fn bad_precision_flag_is_an_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown CUDA precision"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown precision"));
 }
 
 #[test]
@@ -78,12 +79,12 @@ fn tiny_logits_match_cpu_in_every_precision() {
     }
     let m = load(&fixture("tiny_llama")).unwrap();
     let ps = prompts(&[5, 17, 40], m.weights.config.vocab_size as u32);
-    for p in [CudaPrecision::Fp32, CudaPrecision::Fp16, CudaPrecision::Int8] {
+    for p in [WeightFormat::F32, WeightFormat::F16, WeightFormat::I8] {
         let r = check::logits_check("tiny_llama", &m.weights, p, &ps).unwrap();
         assert!(r.pass, "{}: {}", r.name, r.detail);
     }
     let t = load("preset:tiny").unwrap();
-    let r = check::logits_check("preset:tiny", &t.weights, CudaPrecision::Int4 { group: 32 }, &ps).unwrap();
+    let r = check::logits_check("preset:tiny", &t.weights, WeightFormat::I4 { group: 32 }, &ps).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
 }
 
@@ -94,8 +95,8 @@ fn tiny_greedy_fp32_matches_cpu_and_gpu_loop() {
     }
     let m = load(&fixture("tiny_llama")).unwrap();
     let ps = prompts(&[4, 11, 30], m.weights.config.vocab_size as u32);
-    let r = check::greedy_check("tiny_llama", &m.weights, CudaPrecision::Fp32, &ps, 40).unwrap();
+    let r = check::greedy_check("tiny_llama", &m.weights, WeightFormat::F32, &ps, 40).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
-    let r = check::gpu_loop_check("tiny_llama", &m.weights, CudaPrecision::Fp16, &ps, 20).unwrap();
+    let r = check::gpu_loop_check("tiny_llama", &m.weights, WeightFormat::F16, &ps, 20).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
 }

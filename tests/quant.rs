@@ -15,7 +15,7 @@ use trtforge::model::load::load;
 use trtforge::model::{ModelWeights, Param, Tensor};
 use trtforge::convert::calibrate::{calibration_windows, quantize_awq};
 use trtforge::quant::stats::Site;
-use trtforge::quant::{awq, rtn, QuantFormat};
+use trtforge::quant::{awq, rtn, WeightFormat};
 use trtforge::Error;
 
 /// Folding AWQ scales is exact in real arithmetic; in f32 only rounding differs (tiny model, logits O(1)).
@@ -52,7 +52,7 @@ fn test_matrix(out: usize, inp: usize, seed: u64) -> Tensor {
 /// Independent formula: for block [k0, k1) of row n, scale = f16(max|w| / qmax) (or the smallest
 /// positive f16 when that is 0), code = clamp(round(w / scale)); checks codes, scales, and that the
 /// dequantized value (f16 product) is within half a step of w.
-fn check_rtn(w: &Tensor, format: QuantFormat, block: usize, qmax: f32, qmin: f32) {
+fn check_rtn(w: &Tensor, format: WeightFormat, block: usize, qmax: f32, qmin: f32) {
     let ql = rtn::quantize_tensor(w, format, None);
     let (out, inp) = (w.rows(), w.cols());
     assert_eq!((ql.out_features, ql.in_features), (out, inp));
@@ -88,16 +88,16 @@ fn check_rtn(w: &Tensor, format: QuantFormat, block: usize, qmax: f32, qmin: f32
 #[test]
 fn int8_per_channel_codes_scales_and_error_bound() {
     let w = test_matrix(24, 100, 1);
-    check_rtn(&w, QuantFormat::Int8, 100, 127.0, -128.0);
+    check_rtn(&w, WeightFormat::I8, 100, 127.0, -128.0);
 }
 
 #[test]
 fn int4_groupwise_codes_scales_and_error_bound() {
     for g in [16, 32, 64, 128] {
-        check_rtn(&test_matrix(20, 256, 2), QuantFormat::Int4 { group: g }, g, 7.0, -8.0);
+        check_rtn(&test_matrix(20, 256, 2), WeightFormat::I4 { group: g }, g, 7.0, -8.0);
     }
     // A group size that does not divide `in` (pad_to_group): the last group is partial.
-    check_rtn(&test_matrix(9, 200, 3), QuantFormat::Int4 { group: 64 }, 64, 7.0, -8.0);
+    check_rtn(&test_matrix(9, 200, 3), WeightFormat::I4 { group: 64 }, 64, 7.0, -8.0);
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn awq_found_scales_fold_exactly_and_beat_rtn_on_the_objective() {
     let cal = CalibrationSection { texts: vec![text], samples: 16, seq_len: 64, seed: 3 };
     let data = calibration_windows(&cal, m.tokenizer.as_ref(), &m.weights.config, &mut |_| {}).unwrap();
     let params = trtforge::quant::decoder_linears(&m.weights.config);
-    let format = QuantFormat::Int4 { group: 16 };
+    let format = WeightFormat::I4 { group: 16 };
     // Scales only (no clip search): the float model with folded scales is the original one.
     let opts = awq::AwqOptions { clip: false, ..Default::default() };
     let mut w = m.weights.clone();
@@ -347,7 +347,7 @@ fn quantized_onnx_passes_onnx_checker_and_reads_back_exactly() {
         // What was written is what the quantizer produced.
         let m = load(&tiny_model()).unwrap();
         let params = trtforge::quant::decoder_linears(&m.weights.config);
-        let format = if precision == "int8" { QuantFormat::Int8 } else { QuantFormat::Int4 { group } };
+        let format = if precision == "int8" { WeightFormat::I8 } else { WeightFormat::I4 { group } };
         let want = rtn::quantize_params(&m.weights, &params, format, pad, None).unwrap();
         let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
         assert_eq!(got.linears.len(), params.len());
@@ -462,7 +462,7 @@ fn group_sizes_that_do_not_fit_are_clear_errors() {
 #[test]
 fn int4_on_a_layer_it_cannot_apply_to_is_an_error() {
     let m = load(&tiny_model()).unwrap();
-    let f = QuantFormat::Int4 { group: 16 };
+    let f = WeightFormat::I4 { group: 16 };
     let e = rtn::quantize_params(&m.weights, &[Param::FfnNorm(0)], f, false, None).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("norm"), "{e}");
     let e = rtn::quantize_params(&m.weights, &[Param::Embed], f, false, None).unwrap_err();

@@ -159,6 +159,7 @@ fn gguf_vocab(path: &Path) -> GgufVocab {
         pad: id("tokenizer.ggml.padding_token_id"),
         add_bos: matches!(kv.get("tokenizer.ggml.add_bos_token"), Some(Meta::Bool(true))),
         chat_template: s("tokenizer.chat_template"),
+        ..Default::default()
     }
 }
 

@@ -137,11 +137,11 @@ pub fn open_engine_dir(
             // manifest's group when it divides every input dimension, else the largest of 128/64/32
             // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
             let c = &man.model_config;
-            let (weights, prec) = match man.precision {
+            let weights = match man.precision {
                 crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source.spec)?.weights, man.precision.as_str())
+                    crate::model::load::load(&man.source.spec)?.weights
                 }
-                p => (crate::engine_dir::load_engine_weights(dir)?.weights, p.as_str()),
+                _ => crate::engine_dir::load_engine_weights(dir)?.weights,
             };
             let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
             let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
@@ -151,7 +151,7 @@ pub fn open_engine_dir(
                 .chain([128, 64, 32])
                 .find(|&g| divides(g))
                 .ok_or_else(|| Error::Unsupported("no int4 group size divides the model's dimensions".into()))?;
-            let p = cuda::CudaPrecision::parse(prec, group)?;
+            let p = man.precision.format(group);
             Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
         }
         BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),

@@ -4,7 +4,8 @@
 //! excluded; timings end with a device synchronization; prompts are seeded.
 use super::metrics::Summary;
 use crate::backend::cuda::bandwidth::copy_bandwidth;
-use crate::backend::cuda::{CudaBackend, CudaOptions, CudaPrecision};
+use crate::backend::cuda::{CudaBackend, CudaOptions};
+use crate::quant::WeightFormat;
 use crate::backend::{Backend, SeqChunk};
 use crate::error::{Error, Result};
 use crate::model::ModelWeights;
@@ -36,7 +37,7 @@ pub struct BenchRow {
 /// Benchmarks one precision at each batch size. `log` receives progress lines.
 pub fn bench(
     w: &ModelWeights,
-    precision: CudaPrecision,
+    precision: WeightFormat,
     batches: &[usize],
     prompt_len: usize,
     new_tokens: usize,
@@ -56,7 +57,7 @@ pub fn bench(
     let (cs, cached) = be.compile_info();
     log(&format!(
         "{}: engine ready in {:.1} s (kernels {}), weights {:.1} MB",
-        precision.name(),
+        precision.label(),
         t.elapsed().as_secs_f64(),
         if cached { "from cache".to_string() } else { format!("compiled in {cs:.1} s") },
         be.weight_bytes as f64 / 1e6
@@ -93,7 +94,7 @@ pub fn bench(
                 let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
                 log(&format!(
                     "{} prefill {prompt_len} eager {:.0} µs: {}",
-                    precision.name(),
+                    precision.label(),
                     total * 1e3,
                     parts.join(", ")
                 ));
@@ -102,7 +103,7 @@ pub fn bench(
         if let Ok(p) = be.profile_decode(b, 5) {
             let total: f64 = p.iter().map(|e| e.1).sum();
             let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
-            log(&format!("{} bs{b} eager decode step {:.0} µs: {}", precision.name(), total * 1e3, parts.join(", ")));
+            log(&format!("{} bs{b} eager decode step {:.0} µs: {}", precision.label(), total * 1e3, parts.join(", ")));
         }
         let steps = new_tokens - 1;
         be.gpu().sync()?;
@@ -114,7 +115,7 @@ pub fn bench(
         let bytes = be.weight_bytes as f64 + b as f64 * mean_ctx * be.kv_bytes_per_token() as f64;
         let achieved = bytes / (step_ms / 1e3);
         let row = BenchRow {
-            precision: precision.name(),
+            precision: precision.label(),
             batch: b,
             prompt_len,
             new_tokens,

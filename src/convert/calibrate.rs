@@ -15,7 +15,7 @@ use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
 use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
-use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantFormat, QuantizedModel};
+use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, WeightFormat, QuantizedModel};
 use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -234,7 +234,7 @@ pub fn awq_stats(
 pub fn quantize_awq(
     w: &mut ModelWeights,
     params: &[Param],
-    format: QuantFormat,
+    format: WeightFormat,
     pad_to_group: bool,
     windows: &[Vec<u32>],
     opts: &AwqOptions,
@@ -265,11 +265,10 @@ pub fn quantize_for_config(
     log: &mut dyn FnMut(&str),
 ) -> Result<Option<QuantOutcome>> {
     let q = &cfg.quantization;
-    let format = match q.precision {
-        Precision::Fp32 | Precision::Fp16 => return Ok(None),
-        Precision::Int8 => QuantFormat::Int8,
-        Precision::Int4Rtn | Precision::Int4Awq => QuantFormat::Int4 { group: q.group_size },
-    };
+    let format = q.precision.format(q.group_size);
+    if !format.is_quantized() {
+        return Ok(None);
+    }
     let t0 = std::time::Instant::now();
     let params = decoder_linears(&w.config);
     check_applicable(w, &params, format, q.pad_to_group)?;
@@ -314,7 +313,7 @@ pub fn quantize_for_config(
                 .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
             let data = calibration_windows(cal, tokenizer, &w.config, log)?;
             let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
-            if format == QuantFormat::Int8 {
+            if format == WeightFormat::I8 {
                 // A whole row per scale: shrinking its absmax below 0.8 never pays off.
                 opts.max_shrink = 0.2;
             }

@@ -75,6 +75,9 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let tokenizer = match &m.tokenizer {
         Some(t) => {
             write(TOKENIZER_FILE, t.to_json()?.as_bytes())?;
+            // Beside it, as in an HF checkpoint: special tokens + chat template, and stop ids.
+            write("tokenizer_config.json", t.config_json()?.as_bytes())?;
+            write(crate::model::tokenizer::GENERATION_CONFIG, t.generation_config_json()?.as_bytes())?;
             Some(TOKENIZER_FILE.to_string())
         }
         None => None,

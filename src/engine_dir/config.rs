@@ -1,6 +1,7 @@
 //! Engine configs (YAML): one file describes one engine from source model to build settings.
 //! Strict: an unknown key is an error that names the key, the file and the line.
 use crate::error::{Error, Result};
+use crate::quant::WeightFormat;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,9 @@ pub struct ModelSection {
     pub seed: Option<u64>,
 }
 
+/// A config's `quantization.precision`: a [`WeightFormat`] plus, for int4, how its codes are
+/// chosen (`int4_rtn` round-to-nearest, `int4_awq` calibrated AWQ). Everything below the config
+/// speaks [`WeightFormat`] ([`Precision::format`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
@@ -65,6 +69,15 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// The weight format; `group` is int4's group size.
+    pub fn format(self, group: usize) -> WeightFormat {
+        match self {
+            Precision::Fp32 => WeightFormat::F32,
+            Precision::Fp16 => WeightFormat::F16,
+            Precision::Int8 => WeightFormat::I8,
+            Precision::Int4Rtn | Precision::Int4Awq => WeightFormat::I4 { group },
+        }
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",

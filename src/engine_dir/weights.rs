@@ -6,7 +6,7 @@ use super::manifest::Manifest;
 use crate::model::weights::{param_shape, tensor_name, LayerWeights, NameScheme};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::proto as pb;
-use crate::quant::{stored_in, QuantFormat, QuantizedLinear, QuantizedModel};
+use crate::quant::{stored_in, WeightFormat, QuantizedLinear, QuantizedModel};
 use half::f16;
 use prost::Message;
 use std::collections::HashMap;
@@ -117,10 +117,10 @@ fn read_quantized(o: &Onnx, c: &LlamaConfig) -> Result<QuantizedModel> {
                 if attr("axis") != Some(1) {
                     return Err(bad(format!("{base}: int8 weights must be per-axis on axis 1")));
                 }
-                QuantFormat::Int8
+                WeightFormat::I8
             }
             x if x == DataType::Int4 as i32 => match (attr("axis"), attr("block_size")) {
-                (Some(0), Some(g)) if g > 0 => QuantFormat::Int4 { group: g as usize },
+                (Some(0), Some(g)) if g > 0 => WeightFormat::I4 { group: g as usize },
                 _ => return Err(bad(format!("{base}: int4 weights must be blocked on axis 0"))),
             },
             x => return Err(bad(format!("{base}: quantized data type {x}, expected int8 or int4"))),

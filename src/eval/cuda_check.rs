@@ -3,9 +3,9 @@
 //! with `--include-ignored` there). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
 //! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
 use super::perplexity;
-use crate::backend::cuda::kernels::WeightFormat;
 use crate::backend::cuda::pack::HostLinear;
-use crate::backend::cuda::{CudaBackend, CudaOptions, CudaPrecision};
+use crate::backend::cuda::{CudaBackend, CudaOptions};
+use crate::quant::WeightFormat;
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
@@ -27,18 +27,18 @@ pub const PPL_REL_TOL_FP16: f64 = 0.005;
 /// Perplexity of a quantized engine vs the CPU on the same dequantized weights ("equal").
 pub const PPL_REL_TOL_SAME_WEIGHTS: f64 = 0.002;
 
-pub fn rel_tol(p: CudaPrecision) -> f32 {
+pub fn rel_tol(p: WeightFormat) -> f32 {
     match p {
-        CudaPrecision::Fp32 => REL_TOL_FP32,
-        CudaPrecision::Fp16 => REL_TOL_FP16,
+        WeightFormat::F32 => REL_TOL_FP32,
+        WeightFormat::F16 => REL_TOL_FP16,
         _ => REL_TOL_QUANT,
     }
 }
 
 /// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: linears
 /// rounded/quantized exactly as uploaded, the embedding rounded to f16 where the engine stores f16.
-pub fn reference_weights(w: &ModelWeights, p: CudaPrecision) -> ModelWeights {
-    let fmt = p.weight_format();
+pub fn reference_weights(w: &ModelWeights, p: WeightFormat) -> ModelWeights {
+    let fmt = p;
     let mut r = w.clone();
     if r.lm_head.is_none() {
         r.lm_head = Some(w.embed.clone());
@@ -78,7 +78,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Prefill logits (all rows) and decode-step logits of the CUDA engine vs the CPU on `prompts`.
-pub fn logits_check(name: &str, w: &ModelWeights, p: CudaPrecision, prompts: &[Vec<u32>]) -> Result<CheckResult> {
+pub fn logits_check(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>]) -> Result<CheckResult> {
     let r = reference_weights(w, p);
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
     let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
@@ -101,7 +101,7 @@ pub fn logits_check(name: &str, w: &ModelWeights, p: CudaPrecision, prompts: &[V
         worst = worst.max(max_rel(&a.data, &b.data));
     }
     Ok(CheckResult {
-        name: format!("{name} {} logits vs CPU", p.name()),
+        name: format!("{name} {} logits vs CPU", p.label()),
         pass: worst <= tol,
         detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"),
     })
@@ -111,7 +111,7 @@ pub fn logits_check(name: &str, w: &ModelWeights, p: CudaPrecision, prompts: &[V
 pub fn greedy_check(
     name: &str,
     w: &ModelWeights,
-    p: CudaPrecision,
+    p: WeightFormat,
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
@@ -131,7 +131,7 @@ pub fn greedy_check(
         first_diff.push(k);
     }
     Ok(CheckResult {
-        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", p.name(), prompts.len()),
+        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", p.label(), prompts.len()),
         pass: same == prompts.len(),
         detail: format!("identical prefix lengths {first_diff:?}"),
     })
@@ -142,13 +142,13 @@ pub fn greedy_check(
 pub fn ppl_check(
     name: &str,
     w: &ModelWeights,
-    p: CudaPrecision,
+    p: WeightFormat,
     ids: &[u32],
     ctx: usize,
     windows: usize,
 ) -> Result<CheckResult> {
     let (r, tol) = match p {
-        CudaPrecision::Fp16 => (w.clone(), PPL_REL_TOL_FP16),
+        WeightFormat::F16 => (w.clone(), PPL_REL_TOL_FP16),
         _ => (reference_weights(w, p), PPL_REL_TOL_SAME_WEIGHTS),
     };
     let mut cpu = CpuBackend::new(Arc::new(r), 1, ctx)?;
@@ -157,7 +157,7 @@ pub fn ppl_check(
     let b = perplexity(&mut cpu, ids, ctx, Some(windows), |_, _| {})?;
     let rel = (a.perplexity - b.perplexity).abs() / b.perplexity;
     Ok(CheckResult {
-        name: format!("{name} {} perplexity vs CPU", p.name()),
+        name: format!("{name} {} perplexity vs CPU", p.label()),
         pass: rel <= tol,
         detail: format!("{:.4} vs {:.4} ({:+.3} %, tol {:.2} %)", a.perplexity, b.perplexity, rel * 100.0, tol * 100.0),
     })
@@ -167,7 +167,7 @@ pub fn ppl_check(
 pub fn gpu_loop_check(
     name: &str,
     w: &ModelWeights,
-    p: CudaPrecision,
+    p: WeightFormat,
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
@@ -190,7 +190,7 @@ pub fn gpu_loop_check(
         ok &= dev == h.tokens;
     }
     Ok(CheckResult {
-        name: format!("{name} {} on-GPU greedy loop vs host loop", p.name()),
+        name: format!("{name} {} on-GPU greedy loop vs host loop", p.label()),
         pass: ok,
         detail: format!("{} prompts × {n} tokens", prompts.len()),
     })
@@ -212,7 +212,7 @@ pub struct CheckSet {
 /// Runs the checks of `set`; `report` sees each result as it comes. An error that stops one check
 /// is reported as a failed check; an error loading a model ends the run.
 pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Result<Vec<CheckResult>> {
-    use CudaPrecision::*;
+    use WeightFormat::*;
     let mut results: Vec<CheckResult> = vec![];
     let mut add = |r: Result<CheckResult>| {
         let r = r.unwrap_or_else(|e| CheckResult { name: "error".into(), pass: false, detail: e.to_string() });
@@ -223,21 +223,21 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
     let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);
-    for p in [Fp32, Fp16, Int8] {
+    for p in [F32, F16, I8] {
         add(logits_check("tiny_llama", w, p, &ps));
     }
-    add(greedy_check("tiny_llama", w, Fp32, &ps, 40));
-    add(gpu_loop_check("tiny_llama", w, Fp16, &ps, 24));
+    add(greedy_check("tiny_llama", w, F32, &ps, 40));
+    add(gpu_loop_check("tiny_llama", w, F16, &ps, 24));
     let pt = load("preset:tiny")?;
     let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
-    for p in [Int4 { group: 32 }, Fp16] {
+    for p in [I4 { group: 32 }, F16] {
         add(logits_check("preset:tiny", &pt.weights, p, &ps2));
     }
-    add(greedy_check("preset:tiny", &pt.weights, Int4 { group: 32 }, &ps2, 24));
+    add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
     if set.tinyllama {
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);
-        for p in [Fp16, Int8, Int4 { group: 128 }] {
+        for p in [F16, I8, I4 { group: 128 }] {
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
     }
@@ -250,15 +250,15 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             "Once upon a time, in a small village by the sea, there lived",
         ];
         let ps: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, true)).collect::<Result<_>>()?;
-        add(greedy_check("SmolLM2", &m.weights, Fp32, &ps, 48));
-        for p in [Fp32, Fp16, Int8, Int4 { group: 64 }] {
+        add(greedy_check("SmolLM2", &m.weights, F32, &ps, 48));
+        for p in [F32, F16, I8, I4 { group: 64 }] {
             add(logits_check("SmolLM2", &m.weights, p, &ps));
         }
-        add(gpu_loop_check("SmolLM2", &m.weights, Fp16, &ps, 32));
+        add(gpu_loop_check("SmolLM2", &m.weights, F16, &ps, 32));
         if let Some(t) = &set.text {
             let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
             let ids = tok.encode(&text, false)?;
-            for p in [Fp16, Int8, Int4 { group: 64 }] {
+            for p in [F16, I8, I4 { group: 64 }] {
                 add(ppl_check("SmolLM2", &m.weights, p, &ids, 512, 2));
             }
         }

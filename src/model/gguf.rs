@@ -1,14 +1,14 @@
 //! GGUF (llama.cpp) reader: a bounds-checked header parser, typed metadata, and dequantization of
-//! F32/F16/BF16/Q4_0/Q4_1/Q8_0 tensors to f32 with llama.cpp's Q/K row permutation undone.
+//! every tensor type in [`super::ggml_quants`] to f32 with llama.cpp's Q/K row permutation undone.
 //!
 //! Layout (v2/v3, little-endian): magic `GGUF`, u32 version, u64 tensor count, u64 metadata count,
 //! metadata key/value pairs, tensor infos (name, n_dims, dims ne0-first, ggml type, offset), padding
 //! to `general.alignment`, then the tensor data.
 use super::config::LlamaConfig;
+use super::ggml_quants::{dequantize, type_name as ggml_type_name, GgmlType};
 use super::tensor::Tensor;
 use super::weights::{NameScheme, TensorSource};
 use crate::error::{Error, Result};
-use half::{bf16, f16};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -21,8 +21,6 @@ const MAX_DIMS: u32 = 4;
 const MAX_ARRAY_DEPTH: u32 = 4;
 const MAX_ALIGNMENT: u64 = 1 << 16;
 const DEFAULT_ALIGNMENT: u64 = 32;
-/// Elements per block of the block-quantized types.
-const QK: usize = 32;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GgufValue {
@@ -120,51 +118,6 @@ impl GgufTensorInfo {
     pub fn shape(&self) -> Vec<usize> {
         self.dims.iter().rev().map(|&d| d as usize).collect()
     }
-}
-
-/// The ggml tensor types we can dequantize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GgmlType {
-    F32,
-    F16,
-    Q4_0,
-    Q4_1,
-    Q8_0,
-    Bf16,
-}
-
-impl GgmlType {
-    fn from_u32(t: u32) -> Option<Self> {
-        Some(match t {
-            0 => Self::F32,
-            1 => Self::F16,
-            2 => Self::Q4_0,
-            3 => Self::Q4_1,
-            8 => Self::Q8_0,
-            30 => Self::Bf16,
-            _ => return None,
-        })
-    }
-    /// (elements per block, bytes per block).
-    fn block(self) -> (usize, usize) {
-        match self {
-            Self::F32 => (1, 4),
-            Self::F16 | Self::Bf16 => (1, 2),
-            Self::Q4_0 => (QK, 2 + QK / 2),
-            Self::Q4_1 => (QK, 4 + QK / 2),
-            Self::Q8_0 => (QK, 2 + QK),
-        }
-    }
-}
-
-/// Name of a ggml type id, for error messages.
-fn ggml_type_name(t: u32) -> &'static str {
-    const NAMES: [&str; 31] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
-        "I32", "I64", "F64", "IQ1_M", "BF16",
-    ];
-    NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
 
 /// The parsed, validated header of a GGUF file.
@@ -350,10 +303,11 @@ fn tensor_span(
     let err = |msg: String| Error::format(path, format!("tensor {name:?}: {msg}"));
     let ty = GgmlType::from_u32(t.ggml_type).ok_or_else(|| {
         Error::Unsupported(format!(
-            "{}: tensor {name:?} has ggml type {} ({}); supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0",
+            "{}: tensor {name:?} has ggml type {} ({}); supported: {}",
             path.display(),
             t.ggml_type,
-            ggml_type_name(t.ggml_type)
+            ggml_type_name(t.ggml_type),
+            GgmlType::supported_list()
         ))
     })?;
     let (block, block_bytes) = ty.block();
@@ -375,6 +329,13 @@ fn tensor_span(
             s.map_or("overflow".into(), |v| v.to_string()),
             e.map_or("overflow".into(), |v| v.to_string())
         ))),
+    }
+}
+
+fn as_bool(v: &GgufValue) -> Option<bool> {
+    match v {
+        GgufValue::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 
@@ -409,9 +370,12 @@ impl GgufFile {
         &self.path
     }
 
-    /// (tensor name, ggml type name) for every tensor, for `trtforge info`.
-    pub fn tensor_dtypes(&self) -> Vec<(String, String)> {
-        self.tensors.iter().map(|t| (t.name.clone(), ggml_type_name(t.ggml_type).to_string())).collect()
+    /// (tensor name, ggml type name, element count) for every tensor, for `trtforge info`.
+    pub fn tensor_dtypes(&self) -> Vec<(String, String, u64)> {
+        self.tensors
+            .iter()
+            .map(|t| (t.name.clone(), ggml_type_name(t.ggml_type).to_string(), t.dims.iter().product()))
+            .collect()
     }
 
     pub fn tensor_info(&self, name: &str) -> Option<&GgufTensorInfo> {
@@ -474,16 +438,24 @@ impl GgufFile {
             } else {
                 Vec::new()
             },
+            scores: match self.metadata.get("tokenizer.ggml.scores") {
+                None => Vec::new(),
+                Some(_) => self.get_as("tokenizer.ggml.scores", "an array of numbers", |v| {
+                    v.as_array()?.iter().map(GgufValue::as_f32).collect()
+                })?,
+            },
+            add_space_prefix: self.opt_as("tokenizer.ggml.add_space_prefix", "a bool", as_bool)?,
+            add_eos: self.opt_as("tokenizer.ggml.add_eos_token", "a bool", as_bool)?.unwrap_or(false),
+            eot: id("tokenizer.ggml.eot_token_id")?,
+            eom: id("tokenizer.ggml.eom_token_id")?,
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             pad: id("tokenizer.ggml.padding_token_id")?,
+            // llama.cpp (and transformers) add bos to a SentencePiece vocabulary that does not say otherwise.
             add_bos: self
-                .opt_as("tokenizer.ggml.add_bos_token", "a bool", |v| match v {
-                    GgufValue::Bool(b) => Some(*b),
-                    _ => None,
-                })?
-                .unwrap_or(false),
+                .opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?
+                .unwrap_or(self.metadata.get("tokenizer.ggml.model").and_then(GgufValue::as_str) == Some("llama")),
             chat_template: self.opt_as("tokenizer.chat_template", "a string", |v| v.as_str().map(str::to_owned))?,
         })
     }
@@ -546,42 +518,6 @@ impl GgufFile {
         };
         cfg.validate()?;
         Ok(cfg)
-    }
-}
-
-/// Dequantizes whole blocks: `src` holds n/block blocks, `out` (n) receives the f32 values.
-fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
-    let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
-    let (_, bb) = ty.block();
-    match ty {
-        GgmlType::F32 => out.iter_mut().zip(src.chunks_exact(bb)).for_each(|(o, b)| {
-            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }),
-        GgmlType::F16 => out.iter_mut().zip(src.chunks_exact(bb)).for_each(|(o, b)| *o = half(b)),
-        GgmlType::Bf16 => out.iter_mut().zip(src.chunks_exact(bb)).for_each(|(o, b)| {
-            *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
-        }),
-        GgmlType::Q4_0 => out.chunks_exact_mut(QK).zip(src.chunks_exact(bb)).for_each(|(o, b)| {
-            let d = half(b);
-            nibbles(o, &b[2..], |q| d * (q as f32 - 8.0));
-        }),
-        GgmlType::Q4_1 => out.chunks_exact_mut(QK).zip(src.chunks_exact(bb)).for_each(|(o, b)| {
-            let (d, m) = (half(b), half(&b[2..]));
-            nibbles(o, &b[4..], |q| d * q as f32 + m);
-        }),
-        GgmlType::Q8_0 => out.chunks_exact_mut(QK).zip(src.chunks_exact(bb)).for_each(|(o, b)| {
-            let d = half(b);
-            o.iter_mut().zip(&b[2..]).for_each(|(w, &q)| *w = d * (q as i8) as f32);
-        }),
-    }
-}
-
-/// One 4-bit block: weights 0..15 are the low nibbles of `qs` (16 bytes), 16..31 the high nibbles.
-#[inline]
-fn nibbles(o: &mut [f32], qs: &[u8], f: impl Fn(u8) -> f32) {
-    for (j, &q) in qs.iter().take(QK / 2).enumerate() {
-        o[j] = f(q & 0x0F);
-        o[j + QK / 2] = f(q >> 4);
     }
 }
 
@@ -674,17 +610,6 @@ mod tests {
         // 6 rows as 2 heads of odd size 3, or as 0 heads, cannot be un-permuted.
         assert_eq!(unpermute_qk(&w, 2, 2), None);
         assert_eq!(unpermute_qk(&w, 0, 2), None);
-    }
-
-    #[test]
-    fn q4_0_block_by_hand() {
-        // d = 0.5; byte 0 = 0x21 → weight 0 = 0.5*(1-8), weight 16 = 0.5*(2-8).
-        let mut b = vec![0u8; 18];
-        b[..2].copy_from_slice(&f16::from_f32(0.5).to_le_bytes());
-        b[2] = 0x21;
-        let mut out = [0.0f32; 32];
-        dequantize(GgmlType::Q4_0, &b, &mut out);
-        assert_eq!((out[0], out[16], out[1]), (-3.5, -3.0, -4.0));
     }
 
     #[test]

@@ -128,10 +128,13 @@ impl HfCheckpoint {
         Ok(HfCheckpoint { dir: dir.to_path_buf(), config, shards, tensors })
     }
 
-    /// (tensor name, safetensors dtype) for every tensor, for `trtforge info`.
-    pub fn tensor_dtypes(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.tensors.iter().map(|(n, (_, e))| (n.clone(), format!("{:?}", e.dtype))).collect();
+    /// (tensor name, safetensors dtype, element count) for every tensor, for `trtforge info`.
+    pub fn tensor_dtypes(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<(String, String, u64)> = self
+            .tensors
+            .iter()
+            .map(|(n, (_, e))| (n.clone(), format!("{:?}", e.dtype), e.shape.iter().map(|&d| d as u64).product()))
+            .collect();
         v.sort();
         v
     }

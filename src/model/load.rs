@@ -2,7 +2,7 @@
 //! weights and, where the source has one, a tokenizer.
 use super::gguf::GgufFile;
 use super::hf::HfCheckpoint;
-use super::tokenizer::Tokenizer;
+use super::tokenizer::{read_generation_eos, Tokenizer};
 use super::{LlamaConfig, ModelWeights};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -54,8 +54,8 @@ pub struct LoadedModel {
     pub source: ModelSource,
     pub weights: ModelWeights,
     pub tokenizer: Option<Tokenizer>,
-    /// (tensor name, storage dtype) as found in the checkpoint, for `info`.
-    pub tensor_dtypes: Vec<(String, String)>,
+    /// (tensor name, storage dtype, element count) as found in the checkpoint, for `info`.
+    pub tensor_dtypes: Vec<(String, String, u64)>,
 }
 
 pub fn load(spec: &str) -> Result<LoadedModel> {
@@ -63,11 +63,12 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
     match &source {
         ModelSource::Preset { name, seed } => {
             let weights = ModelWeights::random(LlamaConfig::preset(name)?, *seed)?;
+            let n = weights.config.param_count() as u64;
             Ok(LoadedModel {
                 source,
                 weights,
                 tokenizer: None,
-                tensor_dtypes: vec![("*".into(), "f32 (random)".into())],
+                tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)],
             })
         }
         ModelSource::Gguf(p) => {
@@ -82,7 +83,12 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
             let ck = HfCheckpoint::open(dir)?;
             let weights = ModelWeights::load(ck.config().clone(), &ck)?;
             let tj = dir.join("tokenizer.json");
-            let tokenizer = if tj.exists() { Some(Tokenizer::from_file(&tj)?) } else { None };
+            let tokenizer = match tj.exists() {
+                // config.json may list several eos ids (Llama 3.1); generation_config.json is read
+                // by from_file.
+                true => Some(Tokenizer::from_file(&tj)?.with_stop_ids(&read_generation_eos(&dir.join("config.json"))?)?),
+                false => None,
+            };
             let tensor_dtypes = ck.tensor_dtypes();
             Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
         }

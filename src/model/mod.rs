@@ -1,5 +1,7 @@
 //! Model definition and loading: config, checkpoints, tokenizer, and the one Llama graph.
+pub mod chat;
 pub mod config;
+pub mod ggml_quants;
 pub mod gguf;
 pub mod graph;
 pub mod hf;

@@ -12,7 +12,16 @@
 //! `tokenizer.json` with [`Tokenizer::save`].
 use crate::error::{Error, Result};
 use std::path::Path;
+use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::normalizers::prepend::Prepend;
+use tokenizers::normalizers::replace::Replace;
+use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
+use tokenizers::NormalizerWrapper;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
@@ -47,6 +56,10 @@ pub struct GgufVocab {
     pub merges: Vec<String>,
     /// `tokenizer.ggml.token_type`, one per token (see [`token_type`]); empty means all normal.
     pub token_types: Vec<i32>,
+    /// `tokenizer.ggml.scores`, one per token: SentencePiece piece scores (higher merges first).
+    pub scores: Vec<f32>,
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece's `add_dummy_prefix`; absent means true).
+    pub add_space_prefix: Option<bool>,
     /// `tokenizer.ggml.bos_token_id`
     pub bos: Option<u32>,
     /// `tokenizer.ggml.eos_token_id`
@@ -57,31 +70,17 @@ pub struct GgufVocab {
     pub pad: Option<u32>,
     /// `tokenizer.ggml.add_bos_token`
     pub add_bos: bool,
+    /// `tokenizer.ggml.add_eos_token`
+    pub add_eos: bool,
+    /// `tokenizer.ggml.eot_token_id`: end of turn (Llama 3's `<|eot_id|>`), ends generation.
+    pub eot: Option<u32>,
+    /// `tokenizer.ggml.eom_token_id`: end of message, ends generation.
+    pub eom: Option<u32>,
     /// `tokenizer.chat_template` (Jinja source; only used to find a default system prompt).
     pub chat_template: Option<String>,
 }
 
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
-    }
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new("system", content)
-    }
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new("user", content)
-    }
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new("assistant", content)
-    }
-}
+pub use super::chat::ChatMessage;
 
 /// GPT-2's pre-tokenizer regex family as Llama 3 extends it (from HF's Llama-3 `tokenizer.json`).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -97,8 +96,10 @@ const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "smaug-bpe",
 /// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
 const EOS_NAMES: &[&str] = &["</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "<|eot_id|>", "<|im_end|>"];
-/// The ChatML end-of-turn token: chat models stop generating there.
-const IM_END: &str = "<|im_end|>";
+/// End-of-turn tokens of common chat formats (ChatML, Llama 3, Phi-3, Gemma): chat models stop
+/// generating there, so they end generation whenever the vocabulary has them (as llama.cpp's
+/// end-of-generation set does).
+const END_OF_TURN: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"];
 
 /// A text tokenizer with the special-token facts generation needs.
 #[derive(Clone)]
@@ -115,6 +116,11 @@ pub struct Tokenizer {
     add_bos: bool,
     /// A `tokenizer.json` whose post-processor already inserts a leading bos (e.g. Llama 3's).
     processor_adds_bos: bool,
+    /// `encode(.., true)` appends eos (`add_eos_token`; rare).
+    add_eos: bool,
+    /// Further ids that end generation besides `eos` (`generation_config.json`'s eos list, GGUF
+    /// `tokenizer.ggml.eot_token_id` / `eom_token_id`).
+    stop_ids: Vec<u32>,
     chat_template: Option<String>,
     default_system: Option<String>,
     warnings: Vec<String>,
@@ -149,7 +155,24 @@ impl Tokenizer {
             Some(cfg) if cfg.is_file() => Some(HfTokenizerConfig::read(&cfg)?),
             _ => None,
         };
-        Self::from_hf(inner, config.unwrap_or_default())
+        let mut t = Self::from_hf(inner, config.unwrap_or_default())?;
+        if let Some(gen) = path.parent().map(|p| p.join(GENERATION_CONFIG)).filter(|g| g.is_file()) {
+            let ids = read_generation_eos(&gen)?;
+            let n = t.vocab_size();
+            for &id in &ids {
+                if id as usize >= n {
+                    t.warnings.push(format!("{}: eos_token_id {id} is out of range; ignored", gen.display()));
+                } else if Some(id) != t.eos && !t.stop_ids.contains(&id) {
+                    t.stop_ids.push(id);
+                }
+            }
+            // A tokenizer_config.json without an eos token: the first of the list is eos.
+            if t.eos.is_none() {
+                t.eos = ids.first().copied().filter(|&i| (i as usize) < n);
+                t.stop_ids.retain(|&i| Some(i) != t.eos);
+            }
+        }
+        Ok(t)
     }
 
     /// Parses the text of an HF `tokenizer.json` (no `tokenizer_config.json`).
@@ -171,6 +194,7 @@ impl Tokenizer {
         } else {
             None
         };
+        let processor_eos = with_special.len() > plain.len() && !with_special.ends_with(&plain);
         let specials: Vec<(u32, String)> = {
             let mut v: Vec<(u32, String)> = inner
                 .get_added_tokens_decoder()
@@ -210,6 +234,8 @@ impl Tokenizer {
             pad,
             add_bos: cfg.add_bos_token.unwrap_or(false) && processor_bos.is_none(),
             processor_adds_bos: processor_bos.is_some(),
+            add_eos: cfg.add_eos_token.unwrap_or(false) && eos.is_some() && !processor_eos,
+            stop_ids: Vec::new(),
             chat_template: cfg.chat_template,
             default_system,
             warnings,
@@ -232,7 +258,7 @@ impl Tokenizer {
                 v.token_types.len()
             )));
         }
-        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad)] {
+        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad), ("eot", v.eot), ("eom", v.eom)] {
             if let Some(id) = id {
                 if id as usize >= n {
                     return Err(Error::Tokenizer(format!(
@@ -243,20 +269,16 @@ impl Tokenizer {
         }
         match v.model.as_str() {
             "gpt2" => Self::from_gguf_bpe(v),
-            "llama" => Err(Error::Unsupported(
-                "GGUF SentencePiece vocabulary (tokenizer.ggml.model = \"llama\") is not supported yet; \
-                 only byte-level BPE (\"gpt2\") is. Pass an HF tokenizer.json instead"
-                    .into(),
-            )),
+            "llama" => Self::from_gguf_spm(v),
             other => Err(Error::Unsupported(format!(
-                "GGUF tokenizer.ggml.model = {other:?}; only byte-level BPE (\"gpt2\") is supported"
+                "GGUF tokenizer.ggml.model = {other:?}; supported are byte-level BPE (\"gpt2\") and \
+                 SentencePiece (\"llama\")"
             ))),
         }
     }
 
     fn from_gguf_bpe(v: GgufVocab) -> Result<Self> {
         let mut warnings = Vec::new();
-        let n = v.tokens.len();
         let mut vocab = Vocab::default();
         let mut duplicates = 0usize;
         for (id, t) in v.tokens.iter().enumerate() {
@@ -268,17 +290,7 @@ impl Tokenizer {
         if duplicates > 0 {
             warnings.push(format!("{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"));
         }
-        let merges = v
-            .merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| match m.split_once(' ') {
-                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
-                    Ok((a.to_string(), b.to_string()))
-                }
-                _ => Err(Error::Tokenizer(format!("GGUF merge #{i} {m:?} is not two tokens separated by one space"))),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let merges = parse_merges(&v.merges)?;
         let pre = v.pre.as_deref().unwrap_or("default");
         let llama3 = LLAMA3_FAMILY.contains(&pre);
         let bpe = BPE::builder()
@@ -309,42 +321,90 @@ impl Tokenizer {
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         inner.with_post_processor(Some(ByteLevel::new(true, true, true)));
 
-        // Control tokens are matched whole in the input and skipped by `decode(.., true)`;
-        // user-defined ones are matched whole but decoded as text (as llama.cpp and HF do).
-        let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
-        let control: Vec<AddedToken> = (0..n)
-            .filter(|&i| ty(i) == token_type::CONTROL)
-            .map(|i| AddedToken::from(v.tokens[i].clone(), true).normalized(false))
-            .collect();
-        let user: Vec<AddedToken> = (0..n)
-            .filter(|&i| ty(i) == token_type::USER_DEFINED)
-            .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
-            .collect();
-        inner.add_special_tokens(control).map_err(|e| tok_err("adding control tokens", e))?;
-        inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
-        // Every added token is spelled in `vocab`, so none may have been given a new id.
-        if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
-            if *max as usize >= n {
-                return Err(Error::Tokenizer(format!(
-                    "GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}"
-                )));
-            }
-        }
+        add_vocab_tokens(&mut inner, &v, false)?;
+        Ok(Self::from_gguf_parts(inner, v, warnings))
+    }
 
+    /// The fields every GGUF vocabulary fills the same way.
+    fn from_gguf_parts(inner: tokenizers::Tokenizer, v: GgufVocab, warnings: Vec<String>) -> Self {
         let default_system = v.chat_template.as_deref().and_then(default_system_prompt);
-        Ok(Tokenizer {
+        Tokenizer {
             inner,
-            n_vocab: n,
+            n_vocab: v.tokens.len(),
             bos: v.bos,
             eos: v.eos,
             unk: v.unk,
             pad: v.pad,
             add_bos: v.add_bos && v.bos.is_some(),
             processor_adds_bos: false,
+            add_eos: v.add_eos && v.eos.is_some(),
+            stop_ids: [v.eot, v.eom].into_iter().flatten().filter(|&i| Some(i) != v.eos).collect(),
             chat_template: v.chat_template,
             default_system,
             warnings,
-        })
+        }
+    }
+
+    /// A SentencePiece BPE vocabulary (`tokenizer.ggml.model = "llama"`: Llama 2, TinyLlama,
+    /// Mistral...) rebuilt as the `tokenizer.json` those models ship: a BPE model with byte
+    /// fallback (`<0xNN>` tokens for characters outside the vocabulary) whose merges rank pairs by
+    /// the merged piece's score, as SentencePiece and llama.cpp do (transformers' GGUF converter
+    /// derives them the same way); a normalizer that writes spaces as `▁` and prepends one
+    /// (`add_space_prefix`, SentencePiece's dummy prefix) to every run of text between special
+    /// tokens, as llama.cpp does; and the matching decoder.
+    fn from_gguf_spm(v: GgufVocab) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let n = v.tokens.len();
+        let mut vocab = Vocab::default();
+        for (id, t) in v.tokens.iter().enumerate() {
+            vocab.insert(t.clone(), id as u32);
+        }
+        let merges = if !v.scores.is_empty() {
+            if v.scores.len() != n {
+                return Err(Error::Tokenizer(format!(
+                    "GGUF tokenizer.ggml.scores has {} entries but tokenizer.ggml.tokens has {n}; \
+                     they must be the same length",
+                    v.scores.len()
+                )));
+            }
+            spm_merges(&v.tokens, &v.scores)
+        } else if !v.merges.is_empty() {
+            parse_merges(&v.merges)?
+        } else {
+            return Err(Error::Tokenizer(
+                "GGUF SentencePiece vocabulary has neither tokenizer.ggml.scores nor tokenizer.ggml.merges".into(),
+            ));
+        };
+        let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+        if let Some(unk) = v.unk {
+            builder = builder.unk_token(v.tokens[unk as usize].clone());
+        }
+        let bpe = builder.build().map_err(|e| tok_err("building the BPE model from the GGUF vocabulary", e))?;
+        let missing_bytes = (0..=255u8).filter(|b| !v.tokens.contains(&format!("<0x{b:02X}>"))).count();
+        if missing_bytes > 0 {
+            warnings.push(format!(
+                "{missing_bytes} of the 256 byte tokens <0xNN> are missing; characters outside the \
+                 vocabulary that need them encode as the unknown token"
+            ));
+        }
+
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        let space = Replace::new(" ", SPIECE_SPACE).map_err(|e| tok_err("space normalizer", e))?;
+        let prefix = v.add_space_prefix.unwrap_or(true);
+        let normalizer: NormalizerWrapper = if prefix {
+            NormalizerSequence::new(vec![Prepend::new(SPIECE_SPACE.into()).into(), space.into()]).into()
+        } else {
+            space.into()
+        };
+        inner.with_normalizer(Some(normalizer)).map_err(|e| tok_err("setting the normalizer", e))?;
+        let back = Replace::new(SPIECE_SPACE, " ").map_err(|e| tok_err("space decoder", e))?;
+        let mut decoders: Vec<DecoderWrapper> = vec![back.into(), ByteFallback::new().into(), Fuse::new().into()];
+        if prefix {
+            decoders.push(Strip::new(' ', 1, 0).into());
+        }
+        inner.with_decoder(Some(DecoderSequence::new(decoders)));
+        add_vocab_tokens(&mut inner, &v, true)?;
+        Ok(Self::from_gguf_parts(inner, v, warnings))
     }
 
     /// Overrides the beginning-of-sequence id (`None`: no bos, and none is added).
@@ -389,15 +449,17 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, add_special_tokens).map_err(|e| tok_err("encode", e))?;
         let ids = enc.get_ids();
+        let mut out = Vec::with_capacity(ids.len() + 2);
         match self.bos {
-            Some(bos) if add_special_tokens && self.add_bos => {
-                let mut out = Vec::with_capacity(ids.len() + 1);
-                out.push(bos);
-                out.extend_from_slice(ids);
-                Ok(out)
-            }
-            _ => Ok(ids.to_vec()),
+            Some(bos) if add_special_tokens && self.add_bos => out.push(bos),
+            _ => {}
         }
+        out.extend_from_slice(ids);
+        match self.eos {
+            Some(eos) if add_special_tokens && self.add_eos => out.push(eos),
+            _ => {}
+        }
+        Ok(out)
     }
 
     /// Text for `ids`; `skip_special` drops special (control) tokens. Unknown ids are an error.
@@ -440,15 +502,29 @@ impl Tokenizer {
         self.add_bos || self.processor_adds_bos
     }
 
-    /// Ids that end generation: eos, plus ChatML's `<|im_end|>` when the vocabulary has it.
+    /// Ids that end generation: eos, the further stop ids the model lists
+    /// (`generation_config.json`, GGUF end-of-turn ids), and the end-of-turn tokens of common
+    /// chat formats (`<|im_end|>`, `<|eot_id|>`...) when the vocabulary has them.
     pub fn eos_ids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.eos.into_iter().collect();
-        if let Some(id) = self.token_to_id(IM_END) {
+        let named = END_OF_TURN.iter().filter_map(|t| self.token_to_id(t));
+        for id in self.stop_ids.iter().copied().chain(named) {
             if !v.contains(&id) {
                 v.push(id);
             }
         }
         v
+    }
+
+    /// Adds ids that end generation (checked against the vocabulary).
+    pub fn with_stop_ids(mut self, ids: &[u32]) -> Result<Self> {
+        for &id in ids {
+            self.check_id("stop", Some(id))?;
+            if Some(id) != self.eos && !self.stop_ids.contains(&id) {
+                self.stop_ids.push(id);
+            }
+        }
+        Ok(self)
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -505,20 +581,31 @@ impl Tokenizer {
     /// template post-processor that does the same, so HF loaders agree on `encode(.., true)`.
     pub fn to_json(&self) -> Result<String> {
         let mut t = self.inner.clone();
-        if let (true, Some(bos)) = (self.add_bos, self.bos) {
-            let name = self.id_to_token(bos).ok_or_else(|| Error::Tokenizer(format!("bos id {bos} has no token")))?;
+        // (token, id) this tokenizer adds itself before / after the text.
+        let named = |what: &str, on: bool, id: Option<u32>| -> Result<Option<(String, u32)>> {
+            let Some(id) = id.filter(|_| on) else { return Ok(None) };
+            let name = self.id_to_token(id).ok_or_else(|| Error::Tokenizer(format!("{what} id {id} has no token")))?;
             if name.contains(char::is_whitespace) {
                 return Err(Error::Tokenizer(format!(
-                    "bos token {name:?} contains whitespace; it cannot be written into a template"
+                    "{what} token {name:?} contains whitespace; it cannot be written into a template"
                 )));
             }
+            Ok(Some((name, id)))
+        };
+        let bos = named("bos", self.add_bos, self.bos)?;
+        let eos = named("eos", self.add_eos, self.eos)?;
+        if bos.is_some() || eos.is_some() {
+            let (b, e) = (bos.as_ref().map(|x| x.0.as_str()), eos.as_ref().map(|x| x.0.as_str()));
+            let join = |parts: Vec<Option<&str>>| parts.into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let b1 = b.map(|b| format!("{b}:1"));
+            let e1 = e.map(|e| format!("{e}:1"));
             let template = TemplateProcessing::builder()
-                .try_single(format!("{name} $A:0"))
-                .and_then(|b| b.try_pair(format!("{name} $A:0 {name}:1 $B:1")))
-                .map_err(|e| tok_err("bos template", e))?
-                .special_tokens(vec![(name.clone(), bos)])
+                .try_single(join(vec![b, Some("$A:0"), e]))
+                .and_then(|x| x.try_pair(join(vec![b, Some("$A:0"), e, b1.as_deref(), Some("$B:1"), e1.as_deref()])))
+                .map_err(|e| tok_err("bos/eos template", e))?
+                .special_tokens(bos.iter().chain(eos.iter()).cloned().collect::<Vec<_>>())
                 .build()
-                .map_err(|e| tok_err("bos template", e))?;
+                .map_err(|e| tok_err("bos/eos template", e))?;
             let mut procs: Vec<PostProcessorWrapper> = t.get_post_processor().cloned().into_iter().collect();
             procs.push(template.into());
             t.with_post_processor(Some(PostSequence::new(procs)));
@@ -545,7 +632,7 @@ impl Tokenizer {
             obj.insert(key.into(), name(id).map_or(serde_json::Value::Null, Into::into));
         }
         obj.insert("add_bos_token".into(), self.adds_bos().into());
-        obj.insert("add_eos_token".into(), false.into());
+        obj.insert("add_eos_token".into(), self.add_eos.into());
         if let Some(t) = &self.chat_template {
             obj.insert("chat_template".into(), t.clone().into());
         }
@@ -553,12 +640,135 @@ impl Tokenizer {
             .map_err(|e| tok_err("serializing tokenizer_config.json", e))
     }
 
-    /// Writes `tokenizer.json` and `tokenizer_config.json` into the folder `dir`.
+    /// A `generation_config.json` holding the ids that end generation (`eos_token_id`, a list
+    /// when there are several) and bos; [`Tokenizer::from_file`] reads it back.
+    pub fn generation_config_json(&self) -> Result<String> {
+        let eos = self.eos_ids();
+        let mut obj = serde_json::Map::new();
+        if let Some(b) = self.bos {
+            obj.insert("bos_token_id".into(), b.into());
+        }
+        obj.insert(
+            "eos_token_id".into(),
+            match eos.as_slice() {
+                [one] => (*one).into(),
+                many => many.to_vec().into(),
+            },
+        );
+        serde_json::to_string_pretty(&serde_json::Value::Object(obj))
+            .map_err(|e| tok_err("serializing generation_config.json", e))
+    }
+
+    /// Writes `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` into `dir`.
     pub fn save_pretrained(&self, dir: &Path) -> Result<()> {
         self.save(&dir.join("tokenizer.json"))?;
         let cfg = dir.join("tokenizer_config.json");
-        std::fs::write(&cfg, self.config_json()?).map_err(|e| Error::io(cfg, e))
+        std::fs::write(&cfg, self.config_json()?).map_err(|e| Error::io(cfg, e))?;
+        let gen = dir.join(GENERATION_CONFIG);
+        std::fs::write(&gen, self.generation_config_json()?).map_err(|e| Error::io(gen, e))
     }
+}
+
+/// HF's file of generation defaults; trtforge reads (and writes) its `eos_token_id`.
+pub const GENERATION_CONFIG: &str = "generation_config.json";
+
+/// The `eos_token_id` of a `generation_config.json`: a number or a list of numbers (absent: none).
+pub fn read_generation_eos(path: &Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(path, format!("invalid JSON: {e}")))?;
+    let bad = |x: &serde_json::Value| {
+        Error::format(path, format!("eos_token_id must be a token id or a list of token ids, found {x}"))
+    };
+    let id = |x: &serde_json::Value| x.as_u64().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| bad(x));
+    match v.get("eos_token_id") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a.iter().map(id).collect(),
+        Some(x) => Ok(vec![id(x)?]),
+    }
+}
+
+/// SentencePiece's space marker.
+const SPIECE_SPACE: &str = "\u{2581}";
+
+/// `tokenizer.ggml.merges` entries (`"a b"`) as pairs.
+fn parse_merges(merges: &[String]) -> Result<Vec<(String, String)>> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.split_once(' ') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => Ok((a.to_string(), b.to_string())),
+            _ => Err(Error::Tokenizer(format!("GGUF merge #{i} {m:?} is not two tokens separated by one space"))),
+        })
+        .collect()
+}
+
+/// BPE merges that reproduce SentencePiece's score-ordered merging: every split of a piece into
+/// two pieces of the vocabulary, best (highest) score of the merged piece first; ties broken by
+/// the longer left part, then the longer right part, then vocabulary order. This is
+/// transformers' `generate_merges` with scores, step for step, so the saved `tokenizer.json`
+/// matches what transformers builds from the same GGUF.
+fn spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
+    use std::collections::HashMap;
+    // Python dict semantics: the last id of a repeated spelling wins; iteration follows the
+    // first occurrence, with the last score.
+    let mut id: HashMap<&str, usize> = HashMap::with_capacity(tokens.len());
+    let mut score: HashMap<&str, f32> = HashMap::with_capacity(tokens.len());
+    let mut order: Vec<&str> = Vec::with_capacity(tokens.len());
+    for (i, (t, &s)) in tokens.iter().zip(scores).enumerate() {
+        id.insert(t, i);
+        if score.insert(t, s).is_none() {
+            order.push(t);
+        }
+    }
+    let mut merges: Vec<(&str, &str, f32)> = Vec::new();
+    for t in order {
+        let s = score[t];
+        let mut local: Vec<(&str, &str, f32)> = t
+            .char_indices()
+            .skip(1)
+            .map(|(at, _)| t.split_at(at))
+            .filter(|(l, r)| id.contains_key(l) && id.contains_key(r))
+            .map(|(l, r)| (l, r, s))
+            .collect();
+        local.sort_by_key(|(l, r, _)| (id[l], id[r]));
+        merges.extend(local);
+    }
+    // A stable sort, descending, like Python's `sorted(..., reverse=True)`.
+    let chars = |x: &str| x.chars().count();
+    merges.sort_by(|a, b| {
+        b.2.partial_cmp(&a.2)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| chars(b.0).cmp(&chars(a.0)))
+            .then_with(|| chars(b.1).cmp(&chars(a.1)))
+    });
+    merges.into_iter().map(|(l, r, _)| (l.to_string(), r.to_string())).collect()
+}
+
+/// Adds the vocabulary's control tokens (and, with `unknown_special`, its unknown token) as
+/// special added tokens, matched whole in the input and skipped by `decode(.., true)`, and its
+/// user-defined ones as plain added tokens, matched whole but decoded as text (as llama.cpp and
+/// transformers do). Every one is already spelled in the vocabulary, so none gets a new id.
+fn add_vocab_tokens(inner: &mut tokenizers::Tokenizer, v: &GgufVocab, unknown_special: bool) -> Result<()> {
+    let n = v.tokens.len();
+    let ty = |i: usize| v.token_types.get(i).copied().unwrap_or(token_type::NORMAL);
+    let special = |t: i32| t == token_type::CONTROL || (unknown_special && t == token_type::UNKNOWN);
+    let control: Vec<AddedToken> = (0..n)
+        .filter(|&i| special(ty(i)))
+        .map(|i| AddedToken::from(v.tokens[i].clone(), true).normalized(false))
+        .collect();
+    let user: Vec<AddedToken> = (0..n)
+        .filter(|&i| ty(i) == token_type::USER_DEFINED)
+        .map(|i| AddedToken::from(v.tokens[i].clone(), false).normalized(false))
+        .collect();
+    inner.add_special_tokens(control).map_err(|e| tok_err("adding control tokens", e))?;
+    inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
+    if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
+        if *max as usize >= n {
+            return Err(Error::Tokenizer(format!("GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}")));
+        }
+    }
+    Ok(())
 }
 
 /// Turns generated ids into text one id at a time. A byte-level token can end in the middle of a
@@ -628,6 +838,7 @@ struct HfTokenizerConfig {
     unk_token: Option<String>,
     pad_token: Option<String>,
     add_bos_token: Option<bool>,
+    add_eos_token: Option<bool>,
     chat_template: Option<String>,
 }
 
@@ -660,6 +871,7 @@ impl HfTokenizerConfig {
             unk_token: token("unk_token"),
             pad_token: token("pad_token"),
             add_bos_token: obj.get("add_bos_token").and_then(|b| b.as_bool()),
+            add_eos_token: obj.get("add_eos_token").and_then(|b| b.as_bool()),
             chat_template,
         })
     }
@@ -721,6 +933,7 @@ mod tests {
             pad: Some(2),
             add_bos: false,
             chat_template: None,
+            ..Default::default()
         }
     }
 
@@ -814,7 +1027,12 @@ mod tests {
         assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("same length")));
         let mut v = tiny_vocab();
         v.model = "llama".into();
-        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(m)) if m.contains("SentencePiece")));
+        v.scores = vec![0.0; 3];
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("scores")));
+        let mut v = tiny_vocab();
+        v.model = "llama".into();
+        v.merges.clear();
+        assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("neither")));
         let mut v = tiny_vocab();
         v.model = "bert".into();
         assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(_))));
@@ -830,6 +1048,59 @@ mod tests {
         assert!(Tokenizer::from_gguf_vocab(GgufVocab { model: "gpt2".into(), ..Default::default() }).is_err());
         let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
         assert!(t.decode(&[1 << 30], false).is_err());
+    }
+
+    /// A hand-made SentencePiece vocabulary: specials, all 256 byte tokens, a few pieces.
+    fn tiny_spm() -> GgufVocab {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut token_types = vec![2, 3, 3];
+        let mut scores = vec![0.0, 0.0, 0.0];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            token_types.push(6);
+            scores.push(0.0);
+        }
+        // Piece scores: "▁h" merges before "he", so "▁he" is reached through "▁h" + "e".
+        for (i, t) in ["▁", "h", "e", "l", "o", "▁h", "he", "ll", "▁he", "llo", "▁hello"].iter().enumerate() {
+            tokens.push(t.to_string());
+            token_types.push(1);
+            scores.push(match *t {
+                "▁h" => -1.0,
+                "he" => -2.0,
+                _ => -(10.0 + i as f32),
+            });
+        }
+        GgufVocab {
+            model: "llama".into(),
+            tokens,
+            token_types,
+            scores,
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(0),
+            add_bos: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spm_merges_follow_scores_and_bytes_fall_back() {
+        let t = Tokenizer::from_gguf_vocab(tiny_spm()).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        assert_eq!(t.encode("hello", true).unwrap(), vec![1, id(&t, "▁hello")]);
+        // "\n" and "z" are not pieces: byte fallback. A leading space gives a second "▁".
+        let ids = t.encode(" hez\n", false).unwrap();
+        let pieces: Vec<String> = ids.iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+        assert_eq!(pieces, ["▁", "▁he", "<0x7A>", "<0x0A>"]);
+        assert_eq!(t.decode(&ids, false).unwrap(), " hez\n");
+        // The space prefix follows a special token too (llama.cpp's rule).
+        assert_eq!(t.encode("</s>hello", false).unwrap(), vec![2, id(&t, "▁hello")]);
+        let mut v = tiny_spm();
+        v.add_space_prefix = Some(false);
+        let t = Tokenizer::from_gguf_vocab(v).unwrap();
+        let pieces: Vec<String> = t.encode("he", false).unwrap().iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+        assert_eq!(pieces, ["he"]);
+        assert_eq!(t.decode(&t.encode(" he", false).unwrap(), false).unwrap(), " he");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::proto as pb;
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
-use crate::quant::{QuantFormat, QuantizedLinear, QuantizedModel};
+use crate::quant::{WeightFormat, QuantizedLinear, QuantizedModel};
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
 pub const OPSET_PORTABLE: i64 = portable::OPSET;
@@ -186,9 +186,9 @@ impl Emitter<'_> {
         let (n_in, n_out, k_stored) = (ql.in_features, ql.out_features, ql.stored_in());
         let (elem, attrs) = match ql.format {
             // Per-axis over the output channels (axis 1 of the stored (in, out) matrix).
-            QuantFormat::Int8 => (DataType::Int8 as i32, vec![attr_i("axis", 1)]),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => (DataType::Int8 as i32, vec![attr_i("axis", 1)]),
             // Blocks along the input dimension (axis 0).
-            QuantFormat::Int4 { group } => {
+            WeightFormat::I4 { group } => {
                 (DataType::Int4 as i32, vec![attr_i("axis", 0), attr_i("block_size", group as i64)])
             }
         };

@@ -23,7 +23,7 @@
 //! (docs/quantization.md). Everything is deterministic for a given seed.
 use super::stats::{Site, SiteStats};
 use super::rtn::{fake_quant_block, quantize_params};
-use super::{check_applicable, param_name, QuantFormat, QuantizedModel};
+use super::{check_applicable, param_name, WeightFormat, QuantizedModel};
 use crate::error::{Error, Result};
 use crate::util::SplitMix64;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -210,7 +210,7 @@ struct Target<'a> {
 
 /// `Σ_rows weight · Δ H Δᵀ`, `Δ = fq(W ∘ s) / s − W` per row: the site's output error per token.
 /// h (d, d) is the Gram matrix divided by its token count.
-fn site_error(targets: &[Target], h: &[f32], d: usize, s: &[f32], format: QuantFormat) -> f64 {
+fn site_error(targets: &[Target], h: &[f32], d: usize, s: &[f32], format: WeightFormat) -> f64 {
     let m: usize = targets.iter().map(|t| t.rows.len()).sum();
     let bl = format.block_len(d);
     let nb = d.div_ceil(bl);
@@ -271,7 +271,7 @@ fn scored_rows(out: usize, d: usize, opts: &AwqOptions, rng: &mut SplitMix64) ->
 /// Never worse than r = 1 on this objective. Cross-block terms of H are included when the layer is
 /// small enough (`out · in²` within [`CLIP_CROSS_MACS`]); otherwise H is treated as block-diagonal,
 /// as AWQ's per-group clip search does.
-fn search_clip(w: &Tensor, h: &[f32], s: &[f32], format: QuantFormat, ratios: &[f32], sweeps: usize) -> Vec<f32> {
+fn search_clip(w: &Tensor, h: &[f32], s: &[f32], format: WeightFormat, ratios: &[f32], sweeps: usize) -> Vec<f32> {
     let (out, d) = (w.rows(), w.cols());
     let cross = out * d * d <= CLIP_CROSS_MACS;
     let bl = format.block_len(d);
@@ -399,7 +399,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn quantize_awq_with_stats(
     w: &mut ModelWeights,
     params: &[Param],
-    format: QuantFormat,
+    format: WeightFormat,
     pad_to_group: bool,
     stats: &HashMap<Site, SiteStats>,
     opts: &AwqOptions,

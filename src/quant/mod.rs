@@ -23,48 +23,86 @@ use std::collections::HashMap;
 /// Group sizes a config may ask for (16 is for small test models whose dimensions 32 does not divide).
 pub const GROUP_SIZES: &[usize] = &[16, 32, 64, 128];
 
-/// How one linear weight is stored. Both formats are symmetric (no zero point): TensorRT's
-/// dequantize layer accepts only zero zero-points, and the ONNX Runtime run must be the same model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuantFormat {
-    /// int8 in [-128, 127], one scale per output channel: `w = q * scale[n]`.
-    Int8,
+/// How weights are stored, the one precision type of trtforge: the quantizers, the ONNX writer, the
+/// stored-weight reader, the CUDA engine and the command line all speak it. (An engine config's
+/// `quantization.precision` names a format plus how its codes are chosen, `int4_rtn` / `int4_awq`:
+/// [`crate::engine_dir::config::Precision::format`].)
+///
+/// The quantized formats are symmetric here (no zero point): TensorRT's dequantize layer accepts
+/// only zero zero-points, and the ONNX Runtime run must be the same model. (The CUDA engine's own
+/// int4 packing adds a per-group zero point, see backend/cuda/pack.rs.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightFormat {
+    /// f32 weights (and, on the CUDA engine, f32 activations and KV cache).
+    F32,
+    /// f16 weights.
+    F16,
+    /// int8 in [-128, 127], one scale per output channel: `w = q * scale[n]` (W8A16).
+    I8,
     /// int4 in [-8, 7], one scale per `group` consecutive input channels of each output channel:
-    /// `w = q * scale[k / group][n]`.
-    Int4 { group: usize },
+    /// `w = q * scale[k / group][n]` (W4A16).
+    I4 { group: usize },
 }
 
-impl QuantFormat {
-    pub fn qmin(self) -> i32 {
+impl WeightFormat {
+    /// Parses a command-line precision: fp32, fp16, int8, int4 (int4_rtn / int4_awq mean int4);
+    /// `group` is int4's group size.
+    pub fn parse(s: &str, group: usize) -> Result<Self> {
+        Ok(match s {
+            "fp32" | "f32" => WeightFormat::F32,
+            "fp16" | "f16" => WeightFormat::F16,
+            "int8" => WeightFormat::I8,
+            "int4" | "int4_rtn" | "int4_awq" => WeightFormat::I4 { group },
+            other => return Err(Error::Invalid(format!("unknown precision {other:?}; use fp32, fp16, int8 or int4"))),
+        })
+    }
+    /// "fp32", "fp16", "int8", "int4".
+    pub fn name(self) -> &'static str {
         match self {
-            QuantFormat::Int8 => -128,
-            QuantFormat::Int4 { .. } => -8,
+            WeightFormat::F32 => "fp32",
+            WeightFormat::F16 => "fp16",
+            WeightFormat::I8 => "int8",
+            WeightFormat::I4 { .. } => "int4",
         }
     }
-    /// The absmax of a block maps to this code.
+    /// The name with int4's group size, for reports: "int4 g128".
+    pub fn label(self) -> String {
+        match self {
+            WeightFormat::I4 { group } => format!("int4 g{group}"),
+            f => f.name().to_string(),
+        }
+    }
+    /// Integer codes + scales (as opposed to float weights).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, WeightFormat::I8 | WeightFormat::I4 { .. })
+    }
+    /// Smallest code (quantized formats; 0 for float ones).
+    pub fn qmin(self) -> i32 {
+        match self {
+            WeightFormat::I8 => -128,
+            WeightFormat::I4 { .. } => -8,
+            WeightFormat::F32 | WeightFormat::F16 => 0,
+        }
+    }
+    /// The absmax of a block maps to this code (quantized formats; 0 for float ones).
     pub fn qmax(self) -> i32 {
         match self {
-            QuantFormat::Int8 => 127,
-            QuantFormat::Int4 { .. } => 7,
+            WeightFormat::I8 => 127,
+            WeightFormat::I4 { .. } => 7,
+            WeightFormat::F32 | WeightFormat::F16 => 0,
         }
     }
     /// Input channels that share one scale.
     pub fn block_len(self, in_features: usize) -> usize {
         match self {
-            QuantFormat::Int8 => in_features,
-            QuantFormat::Int4 { group } => group,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            QuantFormat::Int8 => "int8",
-            QuantFormat::Int4 { .. } => "int4",
+            WeightFormat::I4 { group } => group,
+            _ => in_features,
         }
     }
     pub fn group_size(self) -> Option<usize> {
         match self {
-            QuantFormat::Int8 => None,
-            QuantFormat::Int4 { group } => Some(group),
+            WeightFormat::I4 { group } => Some(group),
+            _ => None,
         }
     }
 }
@@ -75,7 +113,7 @@ impl QuantFormat {
 /// codes to whole groups, [`stored_in`](Self::stored_in) rows; the graph slices the first `in` rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantizedLinear {
-    pub format: QuantFormat,
+    pub format: WeightFormat,
     pub in_features: usize,
     pub out_features: usize,
     /// (stored_in, out) row-major: `q[k * out + n]` is the code of `W[n][k]`; rows k >= in are 0.
@@ -85,10 +123,10 @@ pub struct QuantizedLinear {
 }
 
 /// Stored input dimension of a weight with `in_features` inputs: whole groups for int4.
-pub fn stored_in(format: QuantFormat, in_features: usize) -> usize {
+pub fn stored_in(format: WeightFormat, in_features: usize) -> usize {
     match format {
-        QuantFormat::Int8 => in_features,
-        QuantFormat::Int4 { group } => in_features.div_ceil(group) * group,
+        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::I8 => in_features,
+        WeightFormat::I4 { group } => in_features.div_ceil(group) * group,
     }
 }
 
@@ -101,8 +139,8 @@ impl QuantizedLinear {
     /// Shape of the scales initializer.
     pub fn scales_shape(&self) -> Vec<usize> {
         match self.format {
-            QuantFormat::Int8 => vec![self.out_features],
-            QuantFormat::Int4 { group } => vec![self.stored_in() / group, self.out_features],
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => vec![self.out_features],
+            WeightFormat::I4 { group } => vec![self.stored_in() / group, self.out_features],
         }
     }
 
@@ -110,8 +148,8 @@ impl QuantizedLinear {
     #[inline]
     pub fn scale(&self, n: usize, k: usize) -> f16 {
         match self.format {
-            QuantFormat::Int8 => self.scales[n],
-            QuantFormat::Int4 { group } => self.scales[(k / group) * self.out_features + n],
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.scales[n],
+            WeightFormat::I4 { group } => self.scales[(k / group) * self.out_features + n],
         }
     }
 
@@ -133,33 +171,36 @@ impl QuantizedLinear {
     /// element in the low nibble (two's complement), an odd count padded with a zero nibble.
     pub fn packed(&self) -> Vec<u8> {
         match self.format {
-            QuantFormat::Int8 => self.q.iter().map(|&v| v as u8).collect(),
-            QuantFormat::Int4 { .. } => pack_int4(&self.q),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.iter().map(|&v| v as u8).collect(),
+            WeightFormat::I4 { .. } => pack_int4(&self.q),
         }
     }
 
     /// Inverse of [`packed`](Self::packed) for a weight with `in_features` real inputs; checks sizes.
     pub fn from_packed(
-        format: QuantFormat,
+        format: WeightFormat,
         in_features: usize,
         out_features: usize,
         bytes: &[u8],
         scales: Vec<f16>,
     ) -> Result<Self> {
-        if let QuantFormat::Int4 { group } = format {
+        if let WeightFormat::I4 { group } = format {
             if group == 0 {
                 return Err(Error::Invalid("int4 block size 0".into()));
             }
         }
+        if !format.is_quantized() {
+            return Err(Error::Invalid(format!("{} is not a quantized format", format.name())));
+        }
         let n = stored_in(format, in_features) * out_features;
         let q = match format {
-            QuantFormat::Int8 => {
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => {
                 if bytes.len() != n {
                     return Err(Error::Invalid(format!("int8 weight: {} bytes for {n} elements", bytes.len())));
                 }
                 bytes.iter().map(|&b| b as i8).collect()
             }
-            QuantFormat::Int4 { .. } => {
+            WeightFormat::I4 { .. } => {
                 if bytes.len() != n.div_ceil(2) {
                     return Err(Error::Invalid(format!(
                         "int4 weight: {} bytes for {n} elements (expected {})",
@@ -201,8 +242,8 @@ impl QuantizedLinear {
     /// Bytes of weights + scales as stored.
     pub fn stored_bytes(&self) -> usize {
         let w = match self.format {
-            QuantFormat::Int8 => self.q.len(),
-            QuantFormat::Int4 { .. } => self.q.len().div_ceil(2),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.len(),
+            WeightFormat::I4 { .. } => self.q.len().div_ceil(2),
         };
         w + self.scales.len() * 2
     }
@@ -262,7 +303,10 @@ pub fn param_name(p: Param) -> String {
 
 /// Checks that `format` applies to every parameter in `params`; the error names the first that
 /// does not and says what would work.
-pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat, pad_to_group: bool) -> Result<()> {
+pub fn check_applicable(w: &ModelWeights, params: &[Param], format: WeightFormat, pad_to_group: bool) -> Result<()> {
+    if !format.is_quantized() {
+        return Err(Error::Invalid(format!("{} is not a quantized format", format.name())));
+    }
     for &p in params {
         let name = param_name(p);
         match p {
@@ -284,7 +328,7 @@ pub fn check_applicable(w: &ModelWeights, params: &[Param], format: QuantFormat,
         }
         let t = w.get(p);
         let (n_out, n_in) = (t.rows(), t.cols());
-        if let QuantFormat::Int4 { group } = format {
+        if let WeightFormat::I4 { group } = format {
             if group == 0 || (n_in % group != 0 && !pad_to_group) {
                 let fits: Vec<String> = GROUP_SIZES.iter().filter(|&&g| n_in % g == 0).map(|g| g.to_string()).collect();
                 let hint = if fits.is_empty() {

@@ -4,7 +4,7 @@
 //! `scale = f16(clip · max|w| / qmax)` (> 0), `q = clamp(round(w / scale), qmin, qmax)` with `round` half
 //! away from zero and `scale` already rounded to f16, so `q · scale` is exactly what the engine
 //! dequantizes. `clip` is 1 for plain RTN; AWQ's clip search picks it per block.
-use super::{check_applicable, stored_in, QuantFormat, QuantizedLinear, QuantizedModel};
+use super::{check_applicable, stored_in, WeightFormat, QuantizedLinear, QuantizedModel};
 use crate::error::Result;
 use crate::model::{ModelWeights, Param, Tensor};
 use half::f16;
@@ -43,7 +43,7 @@ pub fn fake_quant_block(w: &[f32], clip: f32, qmin: i32, qmax: i32, out: &mut [f
 /// Quantizes `w (out, in)`. `clip`, when given, holds one ratio in (0, 1] per block,
 /// `(out, ceil(in / block))`. A last block shorter than the group (padded storage) is quantized on its
 /// real elements; its padding codes are 0.
-pub fn quantize_tensor(w: &Tensor, format: QuantFormat, clip: Option<&[f32]>) -> QuantizedLinear {
+pub fn quantize_tensor(w: &Tensor, format: WeightFormat, clip: Option<&[f32]>) -> QuantizedLinear {
     let (n_out, n_in) = (w.rows(), w.cols());
     let bl = format.block_len(n_in);
     let nb = n_in.div_ceil(bl);
@@ -89,7 +89,7 @@ pub fn quantize_tensor(w: &Tensor, format: QuantFormat, clip: Option<&[f32]>) ->
 pub fn quantize_params(
     w: &ModelWeights,
     params: &[Param],
-    format: QuantFormat,
+    format: WeightFormat,
     pad_to_group: bool,
     clip: Option<&std::collections::HashMap<Param, Vec<f32>>>,
 ) -> Result<QuantizedModel> {

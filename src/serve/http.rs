@@ -197,7 +197,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, Requ
             }
             Ok(ids.clone())
         }
-        PromptInput::Chat(msgs) => s.chat.render(msgs, true).and_then(|text| tok.encode(&text, false)),
+        PromptInput::Chat(msgs) => s.chat.encode(tok, msgs, true),
     }
     .map_err(|e| ApiError::invalid(format!("could not tokenize the prompt: {e}"), Some("prompt")))?;
     if prompt.is_empty() {

@@ -12,9 +12,8 @@ pub mod http;
 pub mod metrics;
 pub mod scheduler;
 
-// Chat templates: a local ChatML stand-in until `crate::model::chat` (helper B) lands; then this
-// line becomes `pub use crate::model::chat;` and src/serve/chat.rs goes.
-pub mod chat;
+/// Chat templates: the model's own (Jinja), ChatML when it has none.
+pub use crate::model::chat;
 
 use crate::backend::paged::{self as paged, PagedBackend};
 use crate::backend::BackendKind;

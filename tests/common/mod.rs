@@ -1,5 +1,7 @@
 //! Shared test helpers.
 #![allow(dead_code)]
+pub mod py;
+
 use std::path::PathBuf;
 
 pub fn root() -> PathBuf {

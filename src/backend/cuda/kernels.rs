@@ -30,18 +30,9 @@ pub const PF_Q: usize = 64;
 pub const SAMPLE_THREADS: u32 = 1024;
 pub const SAMPLE_MAX_K: usize = 1024;
 
-/// How a linear layer's weights are stored on the device (see pack.rs for the byte layouts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WeightFormat {
-    F32,
-    F16,
-    /// int8 per output row, f16 scale per row.
-    I8,
-    /// int4 in groups of `group` along the input dim, f16 scale and zero point per group.
-    I4 {
-        group: usize,
-    },
-}
+/// How a linear layer's weights are stored on the device (see pack.rs for the byte layouts): the
+/// crate's one weight-format type, with the kernel-side names below.
+pub use crate::quant::WeightFormat;
 
 impl WeightFormat {
     /// Tag used in kernel names and `#define`s.

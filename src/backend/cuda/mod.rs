@@ -30,57 +30,16 @@ use sched::{MetaLayout, PassMeta};
 use std::collections::HashMap;
 use std::ffi::c_void;
 
-/// Weight precision of the engine. Activations are f16 (f32 for `Fp32`), accumulation f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CudaPrecision {
-    /// f32 weights, activations and KV cache: the mode that matches the CPU reference greedily.
-    Fp32,
-    Fp16,
-    /// W8A16: int8 per-channel weights.
-    Int8,
-    /// W4A16: int4 group-wise weights.
-    Int4 {
-        group: usize,
-    },
-}
-
-impl CudaPrecision {
-    pub fn parse(s: &str, group: usize) -> Result<Self> {
-        Ok(match s {
-            "fp32" | "f32" => CudaPrecision::Fp32,
-            "fp16" | "f16" => CudaPrecision::Fp16,
-            "int8" => CudaPrecision::Int8,
-            "int4" | "int4_rtn" | "int4_awq" => CudaPrecision::Int4 { group },
-            other => {
-                return Err(Error::Invalid(format!("unknown CUDA precision {other:?}; use fp32, fp16, int8 or int4")))
-            }
-        })
-    }
-    pub fn name(self) -> String {
-        match self {
-            CudaPrecision::Fp32 => "fp32".into(),
-            CudaPrecision::Fp16 => "fp16".into(),
-            CudaPrecision::Int8 => "int8".into(),
-            CudaPrecision::Int4 { group } => format!("int4 g{group}"),
-        }
-    }
-    pub fn weight_format(self) -> WeightFormat {
-        match self {
-            CudaPrecision::Fp32 => WeightFormat::F32,
-            CudaPrecision::Fp16 => WeightFormat::F16,
-            CudaPrecision::Int8 => WeightFormat::I8,
-            CudaPrecision::Int4 { group } => WeightFormat::I4 { group },
-        }
-    }
-    fn f32_acts(self) -> bool {
-        self == CudaPrecision::Fp32
-    }
+/// The engine's activations are f32 (and so is its KV cache) only for f32 weights; f16 otherwise.
+fn f32_acts(f: WeightFormat) -> bool {
+    f == WeightFormat::F32
 }
 
 /// Engine settings; the KV cache and scratch are sized from these once.
 #[derive(Debug, Clone)]
 pub struct CudaOptions {
-    pub precision: CudaPrecision,
+    /// Weight format; activations are f16 (f32 for `F32`), accumulation f32.
+    pub precision: WeightFormat,
     pub max_batch: usize,
     pub max_seq: usize,
     /// Rows of one internal pass; longer requests are split into several passes.
@@ -91,7 +50,7 @@ pub struct CudaOptions {
 }
 
 impl CudaOptions {
-    pub fn new(precision: CudaPrecision, max_batch: usize, max_seq: usize) -> Self {
+    pub fn new(precision: WeightFormat, max_batch: usize, max_seq: usize) -> Self {
         CudaOptions { precision, max_batch, max_seq, max_tokens: 2048, graphs: true, device: 0 }
     }
 }
@@ -228,7 +187,7 @@ impl CudaBackend {
         let mut opts = opts;
         opts.max_tokens = opts.max_tokens.max(opts.max_batch + 1);
         let steps = plan::plan(&cfg)?;
-        let fmt = opts.precision.weight_format();
+        let fmt = opts.precision;
         let formats: Vec<(Role, WeightFormat)> = Role::ALL.iter().map(|&r| (r, fmt)).collect();
         // Kernels are specialized on the cache length: round it up so that engines of nearby sizes
         // share one compiled (and cached) module.
@@ -236,12 +195,12 @@ impl CudaBackend {
         let spec = KernelSpec {
             config: cfg.clone(),
             max_seq: seq_cap,
-            act_f32: opts.precision.f32_acts(),
-            kv_f32: opts.precision.f32_acts(),
+            act_f32: f32_acts(opts.precision),
+            kv_f32: f32_acts(opts.precision),
             formats,
             gemv_mts: GEMV_MTS.to_vec(),
         };
-        spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.name())))?;
+        spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
             let c = gpu::compile_cached(&spec.source(), &arch, &gpu::cache_dir())?;

@@ -1,0 +1,198 @@
+//! "Bring your own Llama" (#16): GGUF K-quant tensors, SentencePiece vocabularies, chat
+//! templates and HF checkpoint details, each against an independent oracle (the `gguf`,
+//! `sentencepiece` and `transformers` Python packages, and a numpy forward pass).
+mod common;
+
+use common::py;
+use std::path::Path;
+use trtforge::model::gguf::GgufFile;
+use trtforge::model::chat::{ChatMessage, ChatTemplate};
+use trtforge::model::tokenizer::Tokenizer;
+use trtforge::model::weights::TensorSource;
+
+/// Every ggml type trtforge reads: random blocks written by the `gguf` package dequantize to
+/// exactly (bit for bit) what `gguf.quants.dequantize` computes.
+#[test]
+fn gguf_tensor_types_dequantize_bit_exactly() {
+    if !py::have_modules(&["numpy", "gguf"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    py::run("gguf_quant_blocks.py", &[out, "7"]);
+    let manifest: std::collections::BTreeMap<String, Vec<usize>> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
+    let g = GgufFile::open(&dir.path().join("blocks.gguf")).unwrap();
+    let want_types = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "Q4_0", "Q4_1", "Q8_0"];
+    for t in want_types {
+        assert!(manifest.contains_key(t), "oracle did not write {t}");
+    }
+    for (name, shape) in &manifest {
+        let got = g.tensor(&format!("q.{name}"), shape).unwrap().unwrap();
+        let want = read_f32(&dir.path().join(format!("{name}.f32")));
+        assert_eq!(got.data.len(), want.len(), "{name}");
+        let bad: Vec<usize> = (0..want.len()).filter(|&i| got.data[i].to_bits() != want[i].to_bits()).collect();
+        assert!(
+            bad.is_empty(),
+            "{name}: {} of {} values differ; first at {}: trtforge {} vs gguf {}",
+            bad.len(),
+            want.len(),
+            bad[0],
+            got.data[bad[0]],
+            want[bad[0]]
+        );
+    }
+    // `info` reports each type with its parameter count.
+    let types = g.tensor_dtypes();
+    let q4k = types.iter().find(|(n, _, _)| n == "q.Q4_K").unwrap();
+    assert_eq!((q4k.1.as_str(), q4k.2), ("Q4_K", 3 * 512));
+}
+
+fn read_f32(p: &Path) -> Vec<f32> {
+    std::fs::read(p).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// A SentencePiece BPE model trained at test time and written into a GGUF as llama.cpp writes
+/// Llama-2 vocabularies: trtforge's tokenizer gives SentencePiece's ids on varied text (Unicode,
+/// digits, runs of spaces, newlines and emoji through byte fallback), decodes them back, and the
+/// tokenizer.json it saves gives the same ids in HF's `tokenizers` library.
+#[test]
+fn gguf_sentencepiece_vocab_matches_sentencepiece() {
+    if !py::have_modules(&["numpy", "gguf", "sentencepiece", "tokenizers"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    py::run("spm_gguf.py", &[out]);
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cases.json")).unwrap()).unwrap();
+    let g = GgufFile::open(&dir.path().join("spm.gguf")).unwrap();
+    let tok = Tokenizer::from_gguf_vocab(g.tokenizer_vocab().unwrap()).unwrap();
+    assert!(tok.warnings().is_empty(), "{:?}", tok.warnings());
+    let bos = spec["bos"].as_u64().unwrap() as u32;
+    assert_eq!(tok.bos_id(), Some(bos));
+    assert_eq!(tok.eos_id(), Some(spec["eos"].as_u64().unwrap() as u32));
+    assert!(tok.adds_bos(), "SentencePiece GGUFs add bos");
+    // Saved and reloaded as HF files, the tokenizer must behave the same.
+    tok.save_pretrained(dir.path()).unwrap();
+    let reloaded = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    let mut failures = Vec::new();
+    for c in spec["cases"].as_array().unwrap() {
+        let text = c["text"].as_str().unwrap();
+        let want: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        for (who, t) in [("gguf", &tok), ("tokenizer.json", &reloaded)] {
+            let got = t.encode(text, false).unwrap();
+            if got != want {
+                let pieces: Vec<String> = got.iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+                failures.push(format!("{who} {text:?}: got {got:?} {pieces:?}, SentencePiece {want:?}"));
+            }
+            let with_bos = t.encode(text, true).unwrap();
+            if with_bos.first() != Some(&bos) || with_bos[1..] != want[..] {
+                failures.push(format!("{who} {text:?}: with bos {with_bos:?}"));
+            }
+            let back = t.decode(&want, true).unwrap();
+            if back != c["decoded"].as_str().unwrap() || back != text {
+                failures.push(format!("{who} {text:?}: decoded {back:?}, SentencePiece {:?}", c["decoded"]));
+            }
+            // Streaming decode emits the same text piece by piece.
+            let mut s = t.stream_decoder(true);
+            let mut streamed: String = want.iter().map(|&i| s.step(i).unwrap()).collect();
+            streamed += &s.finish().unwrap();
+            if streamed != text {
+                failures.push(format!("{who} {text:?}: streamed {streamed:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Control tokens spelled in the text are matched whole, as llama.cpp and transformers do.
+    assert_eq!(tok.encode("<s>", false).unwrap(), vec![bos]);
+    // HF's own `tokenizers` library reads the saved tokenizer.json and agrees.
+    let tj = dir.path().join("tokenizer.json");
+    let cases = dir.path().join("cases.json");
+    py::run("spm_gguf.py", &["--check-json", tj.to_str().unwrap(), cases.to_str().unwrap()]);
+}
+
+/// Real chat templates (ChatML, SmolLM2's, Zephyr/TinyLlama, Llama 3, Mistral, Llama 2) render
+/// exactly what HF transformers' `apply_chat_template` renders, refusals (`raise_exception`)
+/// included.
+#[test]
+fn chat_templates_match_transformers() {
+    if !py::have_modules(&["transformers", "tokenizers", "jinja2"]) {
+        return;
+    }
+    let fixture = common::fixture("chat_templates.json");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("golden.json");
+    py::run("chat_golden.py", &[fixture.to_str().unwrap(), out.to_str().unwrap()]);
+    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let golden: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (bos, eos) = (spec["bos_token"].as_str().unwrap(), spec["eos_token"].as_str().unwrap());
+    let conversations: Vec<Vec<ChatMessage>> = serde_json::from_value(spec["conversations"].clone()).unwrap();
+    let mut failures = Vec::new();
+    assert_eq!(golden.len(), spec["templates"].as_object().unwrap().len() * conversations.len() * 2);
+    for g in &golden {
+        let name = g["template"].as_str().unwrap();
+        let t = ChatTemplate::new(spec["templates"][name].as_str().unwrap(), bos, eos).unwrap();
+        let conv = &conversations[g["conversation"].as_u64().unwrap() as usize];
+        let got = t.render(conv, g["add_generation_prompt"].as_bool().unwrap());
+        match (&got, g.get("text").and_then(|t| t.as_str()), g.get("error").and_then(|e| e.as_str())) {
+            (Ok(text), Some(want), _) if text == want => {}
+            (Err(trtforge::Error::Invalid(m)), None, Some(want)) if m.contains(want) => {}
+            _ => failures.push(format!("{g}\n  trtforge: {got:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), golden.len(), failures.join("\n"));
+}
+
+/// f32 CPU forward vs a float64 numpy forward over the same dequantized weights (2 layers).
+const KQUANT_LOGITS_TOL: f32 = 2e-3;
+
+/// A tiny Llama GGUF built like a downloaded Q4_K_M file (SentencePiece vocabulary, Q4_K / Q5_K /
+/// Q6_K weights, llama.cpp's Q/K row order, TinyLlama's chat template) loads and runs: the prompt
+/// tokenizes to SentencePiece's ids, the logits match an independent numpy forward pass over the
+/// `gguf` package's dequantization, and greedy decoding gives the same tokens.
+#[test]
+fn kquant_spm_gguf_end_to_end_matches_numpy() {
+    use std::sync::Arc;
+    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    use trtforge::generate::{generate_batch, SamplingParams, StopCriteria};
+    if !py::have_modules(&["numpy", "gguf", "sentencepiece"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    py::run("tiny_kquant_llama.py", &[dir.path().to_str().unwrap()]);
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    };
+    let path = dir.path().join("tiny-q4_k_m.gguf");
+    let m = trtforge::model::load::load(path.to_str().unwrap()).unwrap();
+    let types: std::collections::BTreeSet<&str> = m.tensor_dtypes.iter().map(|(_, t, _)| t.as_str()).collect();
+    assert_eq!(types, ["F32", "Q4_K", "Q5_K", "Q6_K"].into_iter().collect());
+    let tok = m.tokenizer.as_ref().unwrap();
+    let prompt = ids(&want["prompt_ids"]);
+    assert_eq!(tok.encode(want["prompt"].as_str().unwrap(), true).unwrap(), prompt, "prompt ids vs SentencePiece");
+    // The GGUF's own chat template is the one `generate --chat` uses.
+    let chat = ChatTemplate::from_model(tok).unwrap();
+    assert!(!chat.is_fallback());
+    assert_eq!(chat.render(&[ChatMessage::user("hi")], true).unwrap(), "<|user|>\nhi</s>\n<|assistant|>\n");
+
+    let w = Arc::new(m.weights);
+    let mut be = CpuBackend::new(w, 1, 64).unwrap();
+    let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+    let rows = want["logits"].as_array().unwrap();
+    assert_eq!(rows.len(), prompt.len());
+    for (pos, row) in rows.iter().enumerate() {
+        let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let d = common::max_abs_diff(out.row(pos), &row);
+        assert!(d < KQUANT_LOGITS_TOL, "position {pos}: max |Δlogit| {d} vs numpy");
+    }
+    let margin = want["min_greedy_margin"].as_f64().unwrap();
+    assert!(margin > 20.0 * KQUANT_LOGITS_TOL as f64, "fixture greedy margin {margin} too small to compare");
+    let greedy = SamplingParams { greedy: true, max_new_tokens: 8, ..Default::default() };
+    let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
+    let got = generate_batch(&mut be, &[prompt], &greedy, &stop, |_, _| {}).unwrap();
+    assert_eq!(got[0].tokens, ids(&want["greedy_ids"]), "greedy tokens vs numpy");
+    assert!(tok.decode(&got[0].tokens, true).is_ok());
+}
