@@ -505,3 +505,25 @@ fn bench_serve_against_a_running_server() {
     assert!(std::fs::read_to_string(out.path().join("serve_latency.svg")).unwrap().starts_with("<svg"));
     srv.assert_pool_empty();
 }
+
+#[test]
+fn bad_serve_options_are_clear_errors() {
+    let fails = |args: &[&str], want: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtforge")).arg("serve").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    };
+    let t = tiny();
+    fails(&["--model", &t, "--backend", "cuda", "--port", "0"], "no paged KV cache");
+    fails(&["--model", &t, "--backend", "ort", "--port", "0"], "serve with --backend cpu");
+    fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
+    fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
+    fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
+    fails(&["--model", "/nonexistent/model.gguf", "--port", "0"], "/nonexistent/model.gguf");
+    fails(&["--model", "preset:tiny", "--port", "0"], "no tokenizer");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    fails(&["--model", &t, "--port", &port], "cannot listen");
+}
