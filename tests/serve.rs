@@ -69,11 +69,15 @@ impl Server {
         let t = Instant::now();
         loop {
             let m = metrics(self.port);
-            let (used, run, wait) = (m["trtforge_kv_blocks_used"], m["trtforge_num_requests_running"], m["trtforge_num_requests_waiting"]);
+            let (used, run, wait) =
+                (m["trtforge_kv_blocks_used"], m["trtforge_num_requests_running"], m["trtforge_num_requests_waiting"]);
             if used == 0.0 && run == 0.0 && wait == 0.0 {
                 return;
             }
-            assert!(t.elapsed() < Duration::from_secs(10), "KV blocks still held: used {used}, running {run}, waiting {wait}");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "KV blocks still held: used {used}, running {run}, waiting {wait}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -224,10 +228,7 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
         assert_eq!(v["choices"][0]["text"].as_str().unwrap(), alone[i], "prompt {i} {:?}", PROMPTS[i]);
     }
     eprintln!("16 requests: concurrent {concurrent:.2} s, one by one {sequential:.2} s (generate's own timings)");
-    assert!(
-        concurrent < 0.6 * sequential,
-        "concurrent requests took {concurrent:.2} s, one by one {sequential:.2} s"
-    );
+    assert!(concurrent < 0.6 * sequential, "concurrent requests took {concurrent:.2} s, one by one {sequential:.2} s");
     srv.assert_pool_empty();
 }
 
@@ -255,7 +256,11 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
             .output()
             .unwrap();
         let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && so.contains("OK"), "openai client checks failed:\n{so}\n{se}\nserver:\n{}", srv.log());
+        assert!(
+            out.status.success() && so.contains("OK"),
+            "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
+            srv.log()
+        );
         srv.assert_pool_empty();
     } else {
         eprintln!("SKIP: the openai Python package is missing (pip install openai==3.51.0)");
@@ -297,7 +302,11 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     assert_eq!(http(port, "GET", "/v1/completions", "").0, 405);
 
     // Malformed HTTP: the server answers 400 or closes the connection, and keeps serving.
-    for raw in ["GARBAGE\r\n\r\n", "POST /v1/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n", "\x00\x01\x02 / HTTP/9\r\n\r\n"] {
+    for raw in [
+        "GARBAGE\r\n\r\n",
+        "POST /v1/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+        "\x00\x01\x02 / HTTP/9\r\n\r\n",
+    ] {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(raw.as_bytes()).unwrap();
@@ -318,7 +327,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     let aborts_before = metrics(port)["trtforge_requests_total{outcome=\"abort\"}"];
     {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}", long.len()).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+            long.len()
+        )
+        .unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut n = 0;
         let mut line = String::new();
@@ -337,7 +351,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     {
         let body = long.replace(",\"stream\":true", "");
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(500));
     }
     srv.assert_pool_empty();
@@ -346,7 +365,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     let mut streams = Vec::new();
     for _ in 0..6 {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}", long.len()).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+            long.len()
+        )
+        .unwrap();
         streams.push(s);
     }
     let t = Instant::now();
@@ -363,7 +387,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     // SIGTERM: a running stream is ended (finish_reason "abort" after the 1 s drain), the
     // server exits cleanly within seconds.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}", long.len()).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+        long.len()
+    )
+    .unwrap();
     let mut first = [0u8; 64];
     s.read_exact(&mut first).unwrap();
     let mut srv = srv;
@@ -390,13 +419,21 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
 #[test]
 fn tiny_model_batch_invariance_and_soak_with_cancellations() {
     let _g = serial();
-    let srv = Server::start(&tiny(), &["--kv-cache-memory", "2MiB", "--max-num-seqs", "64", "--max-num-batched-tokens", "128"]);
+    let srv = Server::start(
+        &tiny(),
+        &["--kv-cache-memory", "2MiB", "--max-num-seqs", "64", "--max-num-batched-tokens", "128"],
+    );
     let port = srv.port;
-    let prompt = |i: usize| -> Vec<u32> { (0..(3 + (i * 7) % 40)).map(|j| ((i * 13 + j * 5) % 380) as u32 + 2).collect() };
+    let prompt =
+        |i: usize| -> Vec<u32> { (0..(3 + (i * 7) % 40)).map(|j| ((i * 13 + j * 5) % 380) as u32 + 2).collect() };
     // 64 greedy requests at once equal each alone (token-id prompts, exact text).
     let alone: Vec<String> = (0..64)
         .map(|i| {
-            let (st, v) = post(port, "/v1/completions", &serde_json::json!({"prompt": prompt(i), "max_tokens": 24, "temperature": 0, "ignore_eos": true}));
+            let (st, v) = post(
+                port,
+                "/v1/completions",
+                &serde_json::json!({"prompt": prompt(i), "max_tokens": 24, "temperature": 0, "ignore_eos": true}),
+            );
             assert_eq!(st, 200, "{v}");
             v["choices"][0]["text"].as_str().unwrap().to_string()
         })

@@ -95,7 +95,11 @@ pub fn check_backend(kind: super::BackendKind) -> Result<()> {
 }
 
 /// Opens a paged backend of `kind` with a KV pool of `kv_cache_bytes`.
-pub fn open(kind: super::BackendKind, weights: Arc<ModelWeights>, kv_cache_bytes: u64) -> Result<Box<dyn PagedBackend>> {
+pub fn open(
+    kind: super::BackendKind,
+    weights: Arc<ModelWeights>,
+    kv_cache_bytes: u64,
+) -> Result<Box<dyn PagedBackend>> {
     check_backend(kind)?;
     Ok(Box::new(CpuPagedBackend::new(weights, kv_cache_bytes)?))
 }
@@ -130,13 +134,15 @@ pub fn check_step(cfg: &LlamaConfig, num_blocks: usize, max_len: usize, seqs: &[
             )));
         }
         if let Some(b) = s.block_table[..need].iter().find(|&&b| b < 0 || b as usize >= num_blocks) {
-            return Err(Error::Invalid(format!("paged step: block {b} of sequence {i} is outside the pool of {num_blocks}")));
+            return Err(Error::Invalid(format!(
+                "paged step: block {b} of sequence {i} is outside the pool of {num_blocks}"
+            )));
         }
         if let Some(t) = s.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
             return Err(Error::Invalid(format!("token id {t} is outside the vocabulary (size {})", cfg.vocab_size)));
         }
         if let Some(p) = &s.sample {
-            if !(p.temperature >= 0.0 && p.temperature.is_finite()) || !(p.top_p > 0.0 && p.top_p <= 1.0) {
+            if !(p.temperature >= 0.0 && p.temperature.is_finite() && p.top_p > 0.0 && p.top_p <= 1.0) {
                 return Err(Error::Invalid(format!("paged step: bad sampling settings {p:?}")));
             }
         }
@@ -220,7 +226,8 @@ impl CpuPagedBackend {
             return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
         }
         let per_layer = num_blocks * BLOCK_SIZE * c.kv_dim();
-        let pools = (0..c.num_hidden_layers).map(|_| LayerPool { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
+        let pools =
+            (0..c.num_hidden_layers).map(|_| LayerPool { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
         let max_len = c.max_position_embeddings.min(num_blocks * BLOCK_SIZE);
         let half = c.head_dim / 2;
         let inv = c.rope_inv_freq();
@@ -288,10 +295,8 @@ impl PagedBackend for CpuPagedBackend {
         // With no sampled sequence (prefill chunks only) the head runs on zero rows.
         let logits = forward(&w.config, &mut pass)?; // (out_rows, vocab)
         let vocab = w.config.vocab_size;
-        let wanted: Vec<(usize, TokenSampling)> = seqs
-            .iter()
-            .filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p)))
-            .collect();
+        let wanted: Vec<(usize, TokenSampling)> =
+            seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
         let ids = wanted
             .par_iter()
             .enumerate()
@@ -636,7 +641,13 @@ mod tests {
         let w = Tensor::new(vec![1536, 576], act(1536, 576, 1).data);
         for t in [1usize, 16, 320] {
             let x = act(t, 576, 2);
-            let reps = if t == 1 { 200 } else if t == 16 { 50 } else { 5 };
+            let reps = if t == 1 {
+                200
+            } else if t == 16 {
+                50
+            } else {
+                5
+            };
             let t0 = std::time::Instant::now();
             for _ in 0..reps {
                 std::hint::black_box(linear_rows(&x, &w));
@@ -650,7 +661,13 @@ mod tests {
             }
             let gemm = t0.elapsed().as_secs_f64() / reps as f64;
             let gf = |s: f64| 2.0 * (t * 576 * 1536) as f64 / s / 1e9;
-            eprintln!("t={t}: ours {:.3} ms ({:.1} GFLOP/s), gemm {:.3} ms ({:.1} GFLOP/s)", ours * 1e3, gf(ours), gemm * 1e3, gf(gemm));
+            eprintln!(
+                "t={t}: ours {:.3} ms ({:.1} GFLOP/s), gemm {:.3} ms ({:.1} GFLOP/s)",
+                ours * 1e3,
+                gf(ours),
+                gemm * 1e3,
+                gf(gemm)
+            );
         }
     }
 

@@ -183,8 +183,9 @@ fn make_jobs(s: &ServeBenchSettings, speeches: &[String], n: usize, seed: u64) -
             words.truncate(s.max_prompt_words.max(1));
             let reply_words = speeches[i.min(speeches.len() - 1)].split(' ').count();
             let drawn = (reply_words as f64 * TOKENS_PER_WORD).round() as usize;
-            let max_tokens =
-                s.fixed_output_tokens.unwrap_or_else(|| drawn.clamp(s.min_output_tokens.max(1), s.max_output_tokens.max(1)));
+            let max_tokens = s
+                .fixed_output_tokens
+                .unwrap_or_else(|| drawn.clamp(s.min_output_tokens.max(1), s.max_output_tokens.max(1)));
             Job { prompt: words.join(" "), max_tokens }
         })
         .collect()
@@ -192,9 +193,9 @@ fn make_jobs(s: &ServeBenchSettings, speeches: &[String], n: usize, seed: u64) -
 
 /// `http://host:port` → (host:port, base path).
 fn parse_url(url: &str) -> Result<(String, String)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        Error::Invalid(format!("--url must start with http:// (TLS is not supported), got {url:?}"))
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::Invalid(format!("--url must start with http:// (TLS is not supported), got {url:?}")))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -318,7 +319,9 @@ async fn run_level(
     let one = move |job: Job, a: String, p: String, m: String| async move {
         match tokio::time::timeout(timeout, run_one(&a, &p, &m, &job)).await {
             Ok(o) => o,
-            Err(_) => Outcome { error: Some(format!("timed out after {:.0} s", timeout.as_secs_f64())), ..Default::default() },
+            Err(_) => {
+                Outcome { error: Some(format!("timed out after {:.0} s", timeout.as_secs_f64())), ..Default::default() }
+            }
         }
     };
     let (a, p, m) = (authority.to_string(), path.to_string(), model.to_string());
@@ -369,11 +372,8 @@ fn summarize(load: Load, outs: &[Outcome], duration: f64, s: &ServeBenchSettings
     let ok: Vec<&Outcome> = outs.iter().filter(|o| o.ok).collect();
     let ttfts: Vec<f64> = ok.iter().filter_map(|o| o.ttft).collect();
     let itls: Vec<f64> = ok.iter().flat_map(|o| o.itls.iter().copied()).collect();
-    let tpots: Vec<f64> = ok
-        .iter()
-        .filter(|o| !o.itls.is_empty())
-        .map(|o| o.itls.iter().sum::<f64>() / o.itls.len() as f64)
-        .collect();
+    let tpots: Vec<f64> =
+        ok.iter().filter(|o| !o.itls.is_empty()).map(|o| o.itls.iter().sum::<f64>() / o.itls.len() as f64).collect();
     let e2es: Vec<f64> = ok.iter().map(|o| o.e2e).collect();
     let good = ok
         .iter()
@@ -432,7 +432,9 @@ pub fn run(s: &ServeBenchSettings, command: &str, progress: &mut dyn FnMut(&str)
     }
     for l in &s.loads {
         match *l {
-            Load::Rate(r) if !(r > 0.0) => return Err(Error::Invalid(format!("request rate must be > 0, got {r}"))),
+            Load::Rate(r) if r.is_nan() || r <= 0.0 => {
+                return Err(Error::Invalid(format!("request rate must be > 0, got {r}")))
+            }
             Load::Concurrency(0) => return Err(Error::Invalid("concurrency must be at least 1".into())),
             _ => {}
         }
@@ -499,12 +501,18 @@ fn fmt_p(p: Option<Percentiles>) -> String {
 pub fn markdown(r: &ServeBenchResults) -> String {
     let s = &r.settings;
     let mut o = String::new();
-    o.push_str(&format!("# Serving benchmark: {}
+    o.push_str(&format!(
+        "# Serving benchmark: {}
 
-", r.model));
-    o.push_str(&format!("- server: `{}`
+",
+        r.model
+    ));
+    o.push_str(&format!(
+        "- server: `{}`
 - command: `{}`
-", s.url, r.command));
+",
+        s.url, r.command
+    ));
     o.push_str(&format!(
         "- {} requests per level (+{} warm-up), prompts from `{}` (≤ {} words), output {} tokens (ignore_eos), seed {}
 ",
@@ -518,13 +526,18 @@ pub fn markdown(r: &ServeBenchResults) -> String {
         },
         s.seed
     ));
-    o.push_str(&format!("- SLO for goodput: TTFT ≤ {} ms and TPOT ≤ {} ms
+    o.push_str(&format!(
+        "- SLO for goodput: TTFT ≤ {} ms and TPOT ≤ {} ms
 
-", s.slo_ttft_ms, s.slo_tpot_ms));
+",
+        s.slo_ttft_ms, s.slo_tpot_ms
+    ));
     o.push_str("| load | ok / failed | req/s | output tok/s | total tok/s | TTFT ms p50 / p90 / p99 | ITL ms p50 / p90 / p99 | e2e ms p50 / p90 / p99 | goodput req/s (SLO %) |
 ");
-    o.push_str("|---|---|---|---|---|---|---|---|---|
-");
+    o.push_str(
+        "|---|---|---|---|---|---|---|---|---|
+",
+    );
     for l in &r.levels {
         o.push_str(&format!(
             "| {} | {} / {} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {:.2} ({:.0} %) |
@@ -544,13 +557,17 @@ pub fn markdown(r: &ServeBenchResults) -> String {
     }
     let errs: Vec<&String> = r.levels.iter().flat_map(|l| &l.errors).collect();
     if !errs.is_empty() {
-        o.push_str("
+        o.push_str(
+            "
 Errors (first of each level):
 
-");
+",
+        );
         for e in errs {
-            o.push_str(&format!("- {e}
-"));
+            o.push_str(&format!(
+                "- {e}
+"
+            ));
         }
     }
     o
@@ -576,11 +593,7 @@ pub fn latency_svg(r: &ServeBenchResults) -> String {
 pub fn write_all(r: &ServeBenchResults, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::Invalid(format!("serializing results: {e}")))?;
-    let files = [
-        ("serve_results.json", json),
-        ("serve_report.md", markdown(r)),
-        ("serve_latency.svg", latency_svg(r)),
-    ];
+    let files = [("serve_results.json", json), ("serve_report.md", markdown(r)), ("serve_latency.svg", latency_svg(r))];
     let mut out = Vec::new();
     for (name, text) in files {
         let p = dir.join(name);
@@ -618,7 +631,10 @@ mod tests {
         };
         let a = make_jobs(&s, &speeches, 10, 3);
         let b = make_jobs(&s, &speeches, 10, 3);
-        assert_eq!(a.iter().map(|j| (&j.prompt, j.max_tokens)).collect::<Vec<_>>(), b.iter().map(|j| (&j.prompt, j.max_tokens)).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|j| (&j.prompt, j.max_tokens)).collect::<Vec<_>>(),
+            b.iter().map(|j| (&j.prompt, j.max_tokens)).collect::<Vec<_>>()
+        );
         for j in &a {
             let w = j.prompt.split(' ').count();
             assert!((16..=20).contains(&w) && (4..=9).contains(&j.max_tokens), "{w} {}", j.max_tokens);

@@ -122,7 +122,9 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     })?;
     match v {
         Value::Object(o) => Ok(o),
-        other => Err(ApiError::invalid(format!("the request body must be a JSON object, got {}", type_name(&other)), None)),
+        other => {
+            Err(ApiError::invalid(format!("the request body must be a JSON object, got {}", type_name(&other)), None))
+        }
     }
 }
 
@@ -131,7 +133,9 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
     let model = match field(o, "model") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => return Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model"))),
+        Some(v) => {
+            return Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model")))
+        }
     };
     let mut max_tokens = None;
     for k in max_tokens_keys {
@@ -144,7 +148,10 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
     }
     let temperature = number(o, "temperature")?.unwrap_or(1.0);
     if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid(format!("'temperature' must be in [0, 2], got {temperature}"), Some("temperature")));
+        return Err(ApiError::invalid(
+            format!("'temperature' must be in [0, 2], got {temperature}"),
+            Some("temperature"),
+        ));
     }
     let top_p = number(o, "top_p")?.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
@@ -153,7 +160,9 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
     let top_k = match integer(o, "top_k")? {
         None | Some(-1) | Some(0) => 0,
         Some(k) if k > 0 => k as usize,
-        Some(k) => return Err(ApiError::invalid(format!("'top_k' must be -1 (off) or positive, got {k}"), Some("top_k"))),
+        Some(k) => {
+            return Err(ApiError::invalid(format!("'top_k' must be -1 (off) or positive, got {k}"), Some("top_k")))
+        }
     };
     let seed = integer(o, "seed")?.map(|s| s as u64);
     let stop = match field(o, "stop") {
@@ -182,7 +191,10 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
         }
     };
     if stop.len() > MAX_STOP_STRINGS {
-        return Err(ApiError::invalid(format!("at most {MAX_STOP_STRINGS} stop strings, got {}", stop.len()), Some("stop")));
+        return Err(ApiError::invalid(
+            format!("at most {MAX_STOP_STRINGS} stop strings, got {}", stop.len()),
+            Some("stop"),
+        ));
     }
     if stop.iter().any(|s| s.is_empty()) {
         return Err(ApiError::invalid("stop strings must not be empty", Some("stop")));
@@ -343,7 +355,8 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(kind: Kind, seq: u64, model: &str) -> Self {
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let created =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let prefix = match kind {
             Kind::Completion => "cmpl",
             Kind::Chat => "chatcmpl",
@@ -411,10 +424,14 @@ mod tests {
 
     #[test]
     fn completion_requests() {
-        let r = parse_completion(&obj(r#"{"model":"m","prompt":"hi","max_tokens":5,"temperature":0,"stop":"x","seed":3}"#))
-            .unwrap();
+        let r =
+            parse_completion(&obj(r#"{"model":"m","prompt":"hi","max_tokens":5,"temperature":0,"stop":"x","seed":3}"#))
+                .unwrap();
         assert_eq!(r.prompt, PromptInput::Text("hi".into()));
-        assert_eq!((r.max_tokens, r.temperature, r.stop.clone(), r.seed), (Some(5), 0.0, vec!["x".to_string()], Some(3)));
+        assert_eq!(
+            (r.max_tokens, r.temperature, r.stop.clone(), r.seed),
+            (Some(5), 0.0, vec!["x".to_string()], Some(3))
+        );
         assert_eq!(parse_completion(&obj(r#"{"prompt":[1,2,3]}"#)).unwrap().prompt, PromptInput::Tokens(vec![1, 2, 3]));
         assert_eq!(parse_completion(&obj(r#"{"prompt":[[4]]}"#)).unwrap().prompt, PromptInput::Tokens(vec![4]));
         for bad in [

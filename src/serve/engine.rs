@@ -45,9 +45,17 @@ impl DoneReason {
 pub enum Output {
     /// A generated token and the text it makes available (empty while a UTF-8 character or a
     /// possible stop string is incomplete).
-    Token { id: u32, text: String },
+    Token {
+        id: u32,
+        text: String,
+    },
     /// The end: text still held back, and usage counts (`completion_tokens` excludes a stop token).
-    Done { reason: DoneReason, text: String, prompt_tokens: usize, completion_tokens: usize },
+    Done {
+        reason: DoneReason,
+        text: String,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
     Error(String),
 }
 
@@ -61,7 +69,12 @@ pub struct Submit {
 }
 
 enum Command {
-    Add { id: SeqId, req: Submit, out: UnboundedSender<Output>, arrival: Instant },
+    Add {
+        id: SeqId,
+        req: Submit,
+        out: UnboundedSender<Output>,
+        arrival: Instant,
+    },
     Abort(SeqId),
     /// Abort queued requests now and running ones at the deadline.
     Drain(Instant),
@@ -281,8 +294,7 @@ impl Worker {
             Command::Drain(deadline) => {
                 self.drain_deadline = Some(deadline);
                 // Queued requests have produced nothing yet: end them now.
-                let queued: Vec<SeqId> =
-                    self.active.keys().copied().filter(|id| !self.sched.is_running(*id)).collect();
+                let queued: Vec<SeqId> = self.active.keys().copied().filter(|id| !self.sched.is_running(*id)).collect();
                 for id in queued {
                     self.finish_abort(id, "the server is shutting down");
                 }

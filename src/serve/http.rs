@@ -74,7 +74,11 @@ impl IntoResponse for ApiError {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::status(StatusCode::NOT_FOUND, "not_found_error", "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics")
+    ApiError::status(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics",
+    )
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Response {
@@ -172,7 +176,11 @@ type OutputRx = tokio::sync::mpsc::UnboundedReceiver<Output>;
 /// Validates, tokenizes and submits a request.
 fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, RequestGuard, OutputRx), ApiError> {
     if s.draining.load(Ordering::SeqCst) {
-        return Err(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the server is shutting down"));
+        return Err(ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the server is shutting down",
+        ));
     }
     let o = api::parse_body(body)?;
     let req = match kind {
@@ -237,7 +245,10 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, Requ
         .with_code("rate_limit_exceeded"));
     }
     let seed = req.seed.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         t ^ s.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
     });
     let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
@@ -271,8 +282,12 @@ async fn collect_response(r: Responder, mut guard: RequestGuard, mut rx: OutputR
             }
         }
     }
-    ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the engine stopped before the request finished")
-        .into_response()
+    ApiError::status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "the engine stopped before the request finished",
+    )
+    .into_response()
 }
 
 struct StreamState {
@@ -325,7 +340,8 @@ fn stream_response(r: Responder, include_usage: bool, guard: RequestGuard, rx: O
                 }
                 Some(Output::Error(msg)) => {
                     st.guard.finished = true;
-                    st.pending.push_back(data(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).body()));
+                    st.pending
+                        .push_back(data(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).body()));
                     st.pending.push_back(Event::default().data("[DONE]"));
                     st.done = true;
                 }

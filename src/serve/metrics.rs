@@ -88,28 +88,48 @@ impl MetricsState {
         let _ = writeln!(o, "# HELP trtforge_requests_total Finished or rejected requests by outcome.");
         let _ = writeln!(o, "# TYPE trtforge_requests_total counter");
         for k in ["stop", "length", "abort", "error", "rejected_overload", "rejected_invalid"] {
-            let _ = writeln!(o, "trtforge_requests_total{{outcome=\"{k}\"}} {}", self.requests.get(k).copied().unwrap_or(0));
+            let _ = writeln!(
+                o,
+                "trtforge_requests_total{{outcome=\"{k}\"}} {}",
+                self.requests.get(k).copied().unwrap_or(0)
+            );
         }
         let gauges: [(&str, &str, f64); 7] = [
             ("trtforge_num_requests_running", "Sequences in the running batch.", self.running as f64),
             ("trtforge_num_requests_waiting", "Sequences queued for admission.", self.waiting as f64),
             ("trtforge_kv_blocks_used", "KV cache blocks held by sequences.", self.kv_blocks_used as f64),
             ("trtforge_kv_blocks_total", "KV cache blocks in the pool.", self.kv_blocks_total as f64),
-            ("trtforge_kv_blocks_cached", "Free KV blocks still holding a reusable prefix.", self.kv_blocks_cached as f64),
+            (
+                "trtforge_kv_blocks_cached",
+                "Free KV blocks still holding a reusable prefix.",
+                self.kv_blocks_cached as f64,
+            ),
             (
                 "trtforge_kv_cache_usage_ratio",
                 "Fraction of KV blocks in use.",
                 self.kv_blocks_used as f64 / self.kv_blocks_total.max(1) as f64,
             ),
-            ("trtforge_generation_tokens_per_second", "Generated tokens per second over the last 10 s.", self.tokens_per_second(now)),
+            (
+                "trtforge_generation_tokens_per_second",
+                "Generated tokens per second over the last 10 s.",
+                self.tokens_per_second(now),
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         let counters: [(&str, &str, u64); 5] = [
-            ("trtforge_prompt_tokens_total", "Prompt tokens computed (prefix-cache hits excluded).", self.prompt_tokens),
+            (
+                "trtforge_prompt_tokens_total",
+                "Prompt tokens computed (prefix-cache hits excluded).",
+                self.prompt_tokens,
+            ),
             ("trtforge_generation_tokens_total", "Tokens generated.", self.generation_tokens),
-            ("trtforge_prefix_cache_hit_tokens_total", "Prompt tokens served from cached KV blocks.", self.prefix_hit_tokens),
+            (
+                "trtforge_prefix_cache_hit_tokens_total",
+                "Prompt tokens served from cached KV blocks.",
+                self.prefix_hit_tokens,
+            ),
             ("trtforge_preemptions_total", "Sequences preempted for KV blocks (recomputed later).", self.preemptions),
             ("trtforge_engine_steps_total", "Batched forward steps.", self.steps),
         ];
@@ -117,7 +137,11 @@ impl MetricsState {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         self.ttft.render(&mut o, "trtforge_time_to_first_token_seconds", "Arrival to first generated token.");
-        self.itl.render(&mut o, "trtforge_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
+        self.itl.render(
+            &mut o,
+            "trtforge_inter_token_latency_seconds",
+            "Time between consecutive tokens of a sequence.",
+        );
         self.e2e.render(&mut o, "trtforge_e2e_request_latency_seconds", "Arrival to last token.");
         o
     }

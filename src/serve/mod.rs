@@ -73,7 +73,10 @@ fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
             let tok = Tokenizer::from_file(&dir.join(tok_file))?;
             // As `open_engine_dir` does for the CPU: float engines run their source weights,
             // quantized ones their stored codes dequantized.
-            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
+            let weights = if matches!(
+                man.precision,
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
+            ) {
                 crate::model::load::load(&man.source.spec)?.weights
             } else {
                 crate::engine_dir::load_engine_weights(dir)?.weights

@@ -356,7 +356,8 @@ impl Scheduler {
                 self.running[i].last_hash = h;
             }
             if e.start < self.running[i].prompt_len {
-                self.counters.prompt_tokens_computed += (self.running[i].prompt_len.min(e.start + e.n) - e.start) as u64;
+                self.counters.prompt_tokens_computed +=
+                    (self.running[i].prompt_len.min(e.start + e.n) - e.start) as u64;
             }
             if !e.sample {
                 continue;
