@@ -1,5 +1,7 @@
 //! Checkpoint loaders: GGUF (tiny files written here, plus the real SmolLM2 file when present) and
 //! HF safetensors directories, including malformed inputs that must fail with clear errors.
+mod common;
+
 use half::f16;
 use safetensors::{tensor::TensorView, Dtype};
 use std::path::{Path, PathBuf};
@@ -10,7 +12,6 @@ use trtforge::util::SplitMix64;
 use trtforge::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use trtforge::Error;
 
-const SMOLLM2_GGUF: &str = "models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 // ---------------------------------------------------------------------------------------------
 // A minimal GGUF v3 writer (test-only).
@@ -406,11 +407,9 @@ fn hf_f16_and_bf16_tensors_convert() {
 
 #[test]
 fn smollm2_gguf_config_and_load() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SMOLLM2_GGUF);
-    if !path.exists() {
-        eprintln!("skipping: {} not found (run scripts/fetch_models.sh)", path.display());
+    let Some(path) = common::model_file(common::SMOLLM2_GGUF) else {
         return;
-    }
+    };
     let f = GgufFile::open(&path).unwrap();
     assert_eq!((f.version, f.tensors.len(), f.metadata.len()), (3, 272, 33));
     let c = f.llama_config().unwrap();

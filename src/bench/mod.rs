@@ -141,6 +141,35 @@ pub struct BenchResults {
     pub interrupted: bool,
 }
 
+impl BenchResults {
+    /// Reads a results.json (from an earlier bench or scripts/hf_baseline.py) of this schema version.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))?;
+        let ver = v.get("schema_version").and_then(|x| x.as_u64());
+        if ver != Some(RESULTS_SCHEMA_VERSION as u64) {
+            return Err(Error::format(
+                path,
+                format!("results schema version {ver:?}, this trtforge reads version {RESULTS_SCHEMA_VERSION}"),
+            ));
+        }
+        serde_json::from_value(v).map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))
+    }
+
+    /// Adds a baseline's rows (and the engines they name) to these results.
+    pub fn merge(&mut self, b: BenchResults) {
+        self.speed.extend(b.speed);
+        self.quality.extend(b.quality);
+        self.memory_sweep.extend(b.memory_sweep);
+        for e in b.engines {
+            if !self.engines.iter().any(|x| x.name == e.name) {
+                self.engines.push(e);
+            }
+        }
+    }
+}
+
 /// Progress reporting, decoupled from the terminal (the CLI supplies indicatif or plain lines).
 pub trait Progress {
     fn start(&mut self, total: u64);

@@ -53,7 +53,7 @@ pub struct BenchServeArgs {
     out: Option<PathBuf>,
 }
 
-pub fn cmd_bench_serve(a: BenchServeArgs) -> Result<()> {
+pub fn run(a: BenchServeArgs) -> Result<()> {
     let mut loads = Vec::new();
     for r in &a.request_rates {
         let v: f64 = match r.trim() {

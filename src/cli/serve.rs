@@ -46,7 +46,7 @@ pub struct ServeArgs {
     drain_timeout: f64,
 }
 
-pub fn cmd_serve(a: ServeArgs) -> anyhow::Result<()> {
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     if !(a.drain_timeout >= 0.0 && a.drain_timeout <= 3600.0) {
         anyhow::bail!("--drain-timeout must be between 0 and 3600 seconds, got {}", a.drain_timeout);
     }

@@ -1,0 +1,62 @@
+//! `trtforge agree`: greedy-token agreement of an engine with a reference engine (ONNX Runtime).
+use crate::engine_dir::Manifest;
+use crate::model::tokenizer::Tokenizer;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct AgreeArgs {
+    /// Engine directory to check.
+    #[arg(long)]
+    pub engine_dir: PathBuf,
+    /// Reference engine directory (same model, e.g. its fp32 conversion).
+    #[arg(long)]
+    pub reference_dir: PathBuf,
+    /// Prompt text (repeatable).
+    #[arg(long = "prompt", required = true)]
+    pub prompts: Vec<String>,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: AgreeArgs) -> Result<()> {
+    let reference = Manifest::load(&a.reference_dir)?;
+    let candidate = Manifest::load(&a.engine_dir)?;
+    if reference.model_config != candidate.model_config {
+        bail!("{} and {} are different models", a.engine_dir.display(), a.reference_dir.display());
+    }
+    let tok_file = reference
+        .tokenizer
+        .as_ref()
+        .with_context(|| format!("{} has no tokenizer; agree needs text prompts", a.reference_dir.display()))?;
+    let tok = Tokenizer::from_file(&a.reference_dir.join(tok_file))?;
+    let prompts: Vec<Vec<u32>> =
+        a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
+    let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
+    let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
+    let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
+    let rep = crate::eval::agreement::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        for p in &rep.prompts {
+            println!(
+                "{:?}: teacher-forced {}/{}, first divergence at {}",
+                p.prompt, p.teacher_forced_matches, p.generated, p.first_divergence
+            );
+        }
+        println!(
+            "teacher-forced agreement {:.2} %, mean first divergence {:.1} of {} tokens, {} of {} sequences identical",
+            rep.teacher_forced_agreement * 100.0,
+            rep.mean_first_divergence,
+            rep.new_tokens,
+            rep.identical_sequences,
+            rep.prompts.len()
+        );
+    }
+    Ok(())
+}

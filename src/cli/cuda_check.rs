@@ -1,0 +1,35 @@
+//! `trtforge cuda-check`: the CUDA engine against the CPU reference (for the GPU machine, which
+//! has no cargo; `tests/cuda.rs` runs the same checks).
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CudaCheckArgs {
+    /// The tiny HF checkpoint fixture.
+    #[arg(long, default_value = "tests/fixtures/tiny_llama")]
+    pub tiny: PathBuf,
+    /// SmolLM2 GGUF (optional): fp32 greedy ≥ 32 tokens, logits per precision, perplexity.
+    #[arg(long)]
+    smollm2: Option<PathBuf>,
+    /// Text for the perplexity checks (needs --smollm2).
+    #[arg(long, requires = "smollm2")]
+    pub text: Option<PathBuf>,
+    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    #[arg(long)]
+    pub tinyllama: bool,
+}
+
+pub fn run(a: CudaCheckArgs) -> Result<()> {
+    use crate::eval::cuda_check::{run_checks, CheckSet};
+    let set = CheckSet { tiny: a.tiny, smollm2: a.smollm2, text: a.text, tinyllama: a.tinyllama };
+    let results = run_checks(&set, &mut |r| {
+        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
+    })?;
+    let failed = results.iter().filter(|r| !r.pass).count();
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("{failed} CUDA checks failed");
+    }
+    Ok(())
+}

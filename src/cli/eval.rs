@@ -1,0 +1,49 @@
+//! `trtforge eval`: perplexity of a model on a text file.
+use super::{need_tokenizer, ModelArgs};
+use crate::eval;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// UTF-8 text file to score.
+    #[arg(long)]
+    pub text: PathBuf,
+    /// Window length in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Score at most this many windows (default: all).
+    #[arg(long)]
+    pub windows: Option<usize>,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let ctx = a.ctx;
+    let mut r = a.model.open(1, |_| ctx)?;
+    let tok = need_tokenizer(&r, "eval")?;
+    let text = std::fs::read_to_string(&a.text).with_context(|| format!("reading {}", a.text.display()))?;
+    if text.trim().is_empty() {
+        bail!("{} is empty", a.text.display());
+    }
+    let ids = tok.encode(&text, false)?;
+    let t0 = Instant::now();
+    let rep = eval::perplexity(r.backend.as_mut(), &ids, a.ctx, a.windows, |done, total| {
+        eprintln!("window {done}/{total}  ({:.1} s)", t0.elapsed().as_secs_f64());
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        println!(
+            "perplexity {:.4} over {} tokens ({} windows of {})",
+            rep.perplexity, rep.tokens, rep.windows, rep.ctx
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `trtforge generate`: text (or ids) from a prompt; only the generated text goes to stdout.
+use super::{need_tokenizer, ModelArgs};
+use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::model::chat::{ChatMessage, ChatTemplate};
+use crate::model::LlamaConfig;
+use anyhow::{bail, Result};
+use clap::Args;
+use std::io::Write;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt text.
+    #[arg(long, conflicts_with = "prompt_ids")]
+    pub prompt: Option<String>,
+    /// Prompt as comma-separated token ids (for models without a tokenizer, e.g. presets).
+    #[arg(long, value_delimiter = ',')]
+    pub prompt_ids: Option<Vec<u32>>,
+    /// Wrap the prompt in the model's own chat template (ChatML when it has none).
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat.
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    /// Argmax decoding (same as --temperature 0).
+    #[arg(long)]
+    pub greedy: bool,
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Keep the K most likely tokens (0 = off).
+    #[arg(long, default_value_t = 50)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.9)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when the generated text contains this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Print the generated token ids instead of text.
+    #[arg(long)]
+    pub print_ids: bool,
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    let max_new = a.max_new_tokens;
+    // The cache is sized once the prompt length is known; open with the model's full context first
+    // only for tokenization would double the work, so size it at prompt + new tokens below.
+    let mut r = a.model.open(1, |c: &LlamaConfig| c.max_position_embeddings)?;
+    let tok = r.tokenizer.as_ref();
+    let prompt_ids: Vec<u32> = match (&a.prompt, &a.prompt_ids) {
+        (Some(p), _) => {
+            if p.is_empty() {
+                bail!("the prompt is empty");
+            }
+            let t = need_tokenizer(&r, "--prompt")?;
+            if a.chat {
+                let mut msgs = Vec::new();
+                if let Some(s) = &a.system {
+                    msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
+                }
+                msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
+                let template = ChatTemplate::from_model(t)?;
+                if template.is_fallback() {
+                    eprintln!("{} has no chat template; using ChatML", r.label);
+                }
+                template.encode(t, &msgs, true)?
+            } else {
+                t.encode(p, true)?
+            }
+        }
+        (None, Some(ids)) => ids.clone(),
+        (None, None) => bail!("give --prompt TEXT or --prompt-ids IDS"),
+    };
+    if prompt_ids.is_empty() {
+        bail!("the prompt encodes to no tokens");
+    }
+    let cfg = r.backend.config().clone();
+    let need = prompt_ids.len() + max_new;
+    if need > r.backend.max_seq() {
+        bail!(
+            "prompt ({} tokens) + --max-new-tokens ({max_new}) = {need} exceeds the {} tokens this model/engine supports",
+            prompt_ids.len(),
+            r.backend.max_seq()
+        );
+    }
+    let params = SamplingParams {
+        greedy: a.greedy,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        repetition_penalty: a.repetition_penalty,
+        seed: a.seed,
+        max_new_tokens: max_new,
+    };
+    let mut eos: Vec<u32> = tok.map(|t| t.eos_ids()).unwrap_or_default();
+    if let Some(e) = cfg.eos_token_id {
+        if !eos.contains(&e) {
+            eos.push(e);
+        }
+    }
+    let detok = |ids: &[u32]| tok.and_then(|t| t.decode(ids, true).ok()).unwrap_or_default();
+    let stop = StopCriteria { eos: &eos, stop_strings: &a.stop, detok: Some(&detok) };
+    let mut stream = tok.filter(|_| !a.print_ids).map(|t| t.stream_decoder(true));
+    let mut stdout = std::io::stdout().lock();
+    let t0 = Instant::now();
+    let mut first: Option<f64> = None;
+    let outs = generate_batch(r.backend.as_mut(), &[prompt_ids.clone()], &params, &stop, |_, id| {
+        first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
+        if let Some(s) = stream.as_mut() {
+            if let Ok(text) = s.step(id) {
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+        }
+    })?;
+    let out = &outs[0];
+    if let Some(s) = stream.as_mut() {
+        if let Ok(rest) = s.finish() {
+            stdout.write_all(rest.as_bytes())?;
+        }
+    }
+    if a.print_ids || tok.is_none() {
+        let ids: Vec<String> = out.tokens.iter().map(|t| t.to_string()).collect();
+        write!(stdout, "{}", ids.join(","))?;
+    }
+    writeln!(stdout)?;
+    let total = t0.elapsed().as_secs_f64();
+    let ttft = first.unwrap_or(total);
+    let n = out.tokens.len();
+    let decode_rate = if n > 1 { (n - 1) as f64 / (total - ttft).max(1e-9) } else { 0.0 };
+    eprintln!(
+        "{} prompt tokens, {n} new tokens ({:?}); time to first token {:.0} ms, decode {:.1} tok/s ({}, {} threads)",
+        prompt_ids.len(),
+        out.stop,
+        ttft * 1e3,
+        decode_rate,
+        r.backend.name(),
+        rayon::current_num_threads()
+    );
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The `trtforge` command line: one file per command, each its arguments and the few lines that
+//! hand them to a stage. Library errors are typed; here they become anyhow messages.
+mod agree;
+mod bench;
+mod bench_serve;
+mod build;
+mod convert;
+mod cuda_check;
+mod eval;
+mod generate;
+mod info;
+mod serve;
+
+use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
+use crate::engine_dir::Manifest;
+use crate::model::load::{load, LoadedModel};
+use crate::model::tokenizer::Tokenizer;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "trtforge", version, about = "Export, quantize, compile and benchmark small Llama models")]
+struct Cli {
+    /// Worker threads for CPU backends (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt; only the generated text goes to stdout.
+    Generate(generate::GenerateArgs),
+    /// Perplexity of a model on a text file.
+    Eval(eval::EvalArgs),
+    /// Model config, parameter count, tensor dtypes and memory.
+    Info(info::InfoArgs),
+    /// Export a model to an engine directory (ONNX + tokenizer + manifest) as a config describes.
+    Convert(convert::ConvertArgs),
+    /// Measure engines × backends × shapes (speed, memory, quality) and write reports.
+    Bench(bench::BenchArgs),
+    /// Greedy-token agreement of an engine with a reference engine (ONNX Runtime), e.g. int4 vs fp32.
+    Agree(agree::AgreeArgs),
+    /// Compile an engine directory's ONNX into a TensorRT engine (model.engine).
+    Build(build::BuildArgs),
+    /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
+    CudaCheck(cuda_check::CudaCheckArgs),
+    /// OpenAI-compatible HTTP server with in-flight batching over a paged KV cache.
+    Serve(serve::ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// A GGUF file, an HF checkpoint directory, or `preset:NAME[:SEED]` (seeded random weights).
+    #[arg(long, required_unless_present = "engine_dir", conflicts_with = "engine_dir")]
+    model: Option<String>,
+    /// An engine directory made by `trtforge convert`.
+    #[arg(long)]
+    engine_dir: Option<PathBuf>,
+    /// Execution backend: cpu (f32 reference), ort (ONNX Runtime on the engine dir's model.onnx)
+    /// or trt (the engine dir's TensorRT model.engine, made by `trtforge build`; needs a GPU), or cuda
+    /// (native CUDA engine; needs an NVIDIA GPU).
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    backend: BackendKind,
+    /// --backend cuda with --model: weight precision (fp32, fp16, int8, int4). With --engine-dir
+    /// the manifest's precision is used.
+    #[arg(long, default_value = "fp16")]
+    precision: String,
+    /// --backend cuda, int4: quantization group size along the input dim.
+    #[arg(long, default_value_t = 128)]
+    group_size: usize,
+}
+
+/// What a command runs on: a backend plus the tokenizer and config that go with it.
+pub struct Runner {
+    pub backend: Box<dyn Backend>,
+    pub tokenizer: Option<Tokenizer>,
+    pub label: String,
+}
+
+impl ModelArgs {
+    /// Opens the requested backend with a KV cache for `max_batch` × `max_seq` tokens.
+    pub fn open(&self, max_batch: usize, max_seq: impl Fn(&crate::model::LlamaConfig) -> usize) -> Result<Runner> {
+        match (&self.model, &self.engine_dir, self.backend) {
+            (Some(spec), _, BackendKind::Cpu) => {
+                let m = load_model(spec)?;
+                let n = max_seq(&m.weights.config);
+                let label = m.source.to_string();
+                let backend = Box::new(CpuBackend::new(Arc::new(m.weights), max_batch, n)?);
+                Ok(Runner { backend, tokenizer: m.tokenizer, label })
+            }
+            (Some(spec), _, BackendKind::Cuda) => {
+                let m = load_model(spec)?;
+                let n = max_seq(&m.weights.config);
+                let label = m.source.to_string();
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
+                let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
+                Ok(Runner { backend, tokenizer: m.tokenizer, label })
+            }
+            (Some(_), _, kind) => bail!(
+                "--backend {} runs an engine directory: give --engine-dir (made by `trtforge convert`{})",
+                kind.name(),
+                if kind == BackendKind::Trt { " and `trtforge build`" } else { "" }
+            ),
+            (None, Some(dir), kind) => {
+                let man = Manifest::load(dir)?;
+                let tokenizer = match &man.tokenizer {
+                    Some(t) => Some(Tokenizer::from_file(&dir.join(t))?),
+                    None => None,
+                };
+                let n = max_seq(&man.model_config).min(man.build.max_seq_len);
+                let label = format!("{} ({})", dir.display(), man.precision.as_str());
+                let t = Instant::now();
+                let backend = crate::backend::open_engine_dir(dir, kind, max_batch, n)?;
+                eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
+                Ok(Runner { backend, tokenizer, label })
+            }
+            (None, None, _) => bail!("give --model or --engine-dir"),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("warning: could not set {n} threads: {e}");
+        }
+    }
+    let res = match cli.cmd {
+        Command::Generate(a) => generate::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Build(a) => build::run(a),
+        Command::Agree(a) => agree::run(a),
+        Command::CudaCheck(a) => cuda_check::run(a),
+        Command::Serve(a) => serve::run(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn load_model(spec: &str) -> Result<LoadedModel> {
+    let t = Instant::now();
+    let m = load(spec).with_context(|| format!("loading model {spec}"))?;
+    eprintln!(
+        "loaded {} ({:.1} M params) in {:.2} s",
+        m.source,
+        m.weights.config.param_count() as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(m)
+}
+
+pub fn need_tokenizer<'a>(r: &'a Runner, what: &str) -> Result<&'a Tokenizer> {
+    r.tokenizer
+        .as_ref()
+        .with_context(|| format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", r.label))
+}
+
+/// Opens the CUDA engine for `generate` / `eval` and says how long it took.
+fn open_cuda(
+    w: &crate::model::ModelWeights,
+    p: crate::quant::WeightFormat,
+    max_batch: usize,
+    max_seq: usize,
+) -> Result<crate::backend::cuda::CudaBackend> {
+    use crate::backend::cuda::{CudaBackend, CudaOptions};
+    let t = Instant::now();
+    let b = CudaBackend::new(w, CudaOptions::new(p, max_batch, max_seq))?;
+    let (cs, cached) = b.compile_info();
+    eprintln!(
+        "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
+        b.device_name(),
+        p.label(),
+        b.weight_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        if cached { " (kernels from cache)".to_string() } else { format!(" (kernels compiled in {cs:.1} s)") }
+    );
+    Ok(b)
+}
