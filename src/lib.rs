@@ -3,7 +3,7 @@
 //! Layers, lowest first; each module imports only from layers below it (tests/layering.rs checks,
 //! README.md's layout section explains):
 //! 0 `error` · 1 `util`, `proto` · 2 `model` · 3 `quant` · 4 `engine_dir` · 5 `onnx`, `trt` ·
-//! 6 `backend` · 7 `generate` · 8 `eval` · 9 `convert`, `build`, `bench` · 10 `cli`.
+//! 6 `backend` · 7 `generate` · 8 `eval` · 9 `convert`, `build`, `bench`, `serve` · 10 `cli`.
 pub mod error;
 pub mod proto;
 pub mod util;
@@ -26,6 +26,7 @@ pub mod eval;
 pub mod bench;
 pub mod build;
 pub mod convert;
+pub mod serve;
 
 pub mod cli;
 

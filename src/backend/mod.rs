@@ -4,6 +4,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod ort;
+pub mod paged;
 pub mod sampling;
 pub mod tensorrt;
 

@@ -7,6 +7,7 @@ pub mod machine;
 pub mod metrics;
 pub mod report;
 pub mod roofline;
+pub mod serve;
 
 use crate::backend::{open_engine_dir, Backend, BackendKind, Logits, MemoryStats, SeqChunk};
 use crate::error::{Error, Result};

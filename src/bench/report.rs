@@ -256,7 +256,7 @@ pub fn markdown(res: &BenchResults) -> String {
 }
 
 /// One series per engine × backend.
-type Series = (String, Vec<(f64, f64)>);
+pub(crate) type Series = (String, Vec<(f64, f64)>);
 
 fn series(
     res: &BenchResults,
@@ -279,7 +279,7 @@ fn series(
     out
 }
 
-fn line_chart(title: &str, xlabel: &str, ylabel: &str, data: &[Series]) -> String {
+pub(crate) fn line_chart(title: &str, xlabel: &str, ylabel: &str, data: &[Series]) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();

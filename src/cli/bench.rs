@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Engine directories made by `trtforge convert`.
     #[arg(long, num_args = 1.., value_delimiter = ',', required_unless_present = "model")]
     pub engine_dirs: Vec<PathBuf>,
@@ -105,7 +108,18 @@ impl crate::bench::Progress for BenchProgress {
     }
 }
 
-pub fn run(a: BenchArgs) -> Result<()> {
+/// `trtforge bench <mode>`.
+#[derive(clap::Subcommand)]
+pub enum BenchMode {
+    /// Load-test a running OpenAI-compatible server: Poisson rates or fixed concurrency;
+    /// throughput, TTFT / ITL / e2e percentiles and goodput as JSON, Markdown and SVG.
+    Serve(super::bench_serve::BenchServeArgs),
+}
+
+pub fn run(mut a: BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Serve(s)) = a.mode.take() {
+        return super::bench_serve::run(s);
+    }
     if let Some(model) = &a.model {
         return roofline(&a, model);
     }

@@ -2,6 +2,7 @@
 //! hand them to a stage. Library errors are typed; here they become anyhow messages.
 mod agree;
 mod bench;
+mod bench_serve;
 mod build;
 mod convert;
 mod cuda_check;
@@ -9,6 +10,7 @@ mod eval;
 mod generate;
 mod info;
 mod values;
+mod serve;
 
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::engine_dir::Manifest;
@@ -49,6 +51,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Check the CUDA engine against the CPU reference (logits, greedy tokens, perplexity).
     CudaCheck(cuda_check::CudaCheckArgs),
+    /// OpenAI-compatible HTTP server with in-flight batching over a paged KV cache.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -154,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Build(a) => build::run(a),
         Command::Agree(a) => agree::run(a),
         Command::CudaCheck(a) => cuda_check::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,697 @@
+//! Paged KV cache: the backend side of in-flight batching (`trtforge serve`).
+//!
+//! The KV cache is a pool of fixed-size blocks shared by all sequences; a sequence's block table
+//! says which block holds each run of [`BLOCK_SIZE`] positions (position `p` lives in block
+//! `table[p / 16]`, row `p % 16`). Per layer there are separate K and V pools in NHD layout:
+//! `k_pool[layer]: [num_blocks][BLOCK_SIZE][n_kv_heads][head_dim]` (the same for V). Block tables
+//! are `i32` so a GPU implementation can copy them as `[num_seqs][max_blocks_per_seq]` row-major
+//! (unused entries -1). Who owns which block is the scheduler's business (src/serve/); a backend
+//! only reads and writes the blocks it is told to.
+//!
+//! One [`PagedBackend::step`] runs any mix of prefill chunks and decode tokens and returns a token
+//! for each sequence that asks for one. Sampling happens in the backend, so a GPU can take the
+//! argmax on the device and never copy logits.
+//!
+//! [`CpuPagedBackend`] is the f32 reference. Its per-token arithmetic does not depend on the
+//! batch: every linear-layer output is one fixed-order dot product and attention runs one query
+//! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
+//! prompt split into any chunks (which is also what makes shared prefix blocks and
+//! recompute-after-preemption exact).
+use super::sampling::argmax;
+use crate::error::{Error, Result};
+use crate::model::graph::{forward, LlamaOps};
+use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::util::SplitMix64;
+use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Tokens per KV block.
+pub const BLOCK_SIZE: usize = 16;
+
+/// How a sequence's next token is chosen. `temperature == 0` is greedy (argmax, first index on
+/// ties); otherwise HF's order: temperature, top-k, top-p, then one uniform draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenSampling {
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Nucleus threshold (1 = off).
+    pub top_p: f32,
+    /// The draw for the token at position `p` comes from `seed` and `p` alone, so a sampled
+    /// sequence does not depend on batching or on being preempted and recomputed.
+    pub seed: u64,
+}
+
+impl TokenSampling {
+    pub const GREEDY: TokenSampling = TokenSampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 };
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+}
+
+/// One sequence's share of a step.
+#[derive(Debug, Clone, Copy)]
+pub struct PagedSeq<'a> {
+    /// New tokens: a prefill chunk or one decode token.
+    pub tokens: &'a [u32],
+    /// Position of `tokens[0]` (= tokens already in this sequence's cache).
+    pub start: usize,
+    /// Blocks covering positions `0 .. start + tokens.len()` (more entries are allowed; -1 unused).
+    pub block_table: &'a [i32],
+    /// `Some` when the step should return a token chosen from the last position's logits.
+    pub sample: Option<TokenSampling>,
+}
+
+/// A Llama executor over a paged KV cache of `num_blocks` blocks, allocated up front.
+pub trait PagedBackend: Send {
+    /// Short name for logs and metrics: "cpu", "cuda".
+    fn name(&self) -> &'static str;
+    fn config(&self) -> &LlamaConfig;
+    fn num_blocks(&self) -> usize;
+    /// Longest sequence (prompt + output) the backend can hold: the model context, capped by the
+    /// pool (one sequence may use every block) and the backend's own tables.
+    fn max_model_len(&self) -> usize;
+    /// Writes each sequence's new tokens' K/V into its blocks, attends, and returns one token per
+    /// sequence with `sample.is_some()`, in order.
+    fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>>;
+    /// Bytes of the K and V pools together.
+    fn kv_cache_bytes(&self) -> u64;
+}
+
+/// Whether `kind` has a paged-KV implementation here; the error says what to use instead.
+pub fn check_backend(kind: super::BackendKind) -> Result<()> {
+    use super::BackendKind;
+    match kind {
+        BackendKind::Cpu => Ok(()),
+        BackendKind::Cuda => Err(Error::Unsupported(
+            "the cuda backend has no paged KV cache yet, so it cannot serve; use --backend cpu".into(),
+        )),
+        k => Err(Error::Unsupported(format!(
+            "the {} backend has fixed batch slots and no paged KV cache; serve with --backend cpu",
+            k.name()
+        ))),
+    }
+}
+
+/// Opens a paged backend of `kind` with a KV pool of `kv_cache_bytes`.
+pub fn open(
+    kind: super::BackendKind,
+    weights: Arc<ModelWeights>,
+    kv_cache_bytes: u64,
+) -> Result<Box<dyn PagedBackend>> {
+    check_backend(kind)?;
+    Ok(Box::new(CpuPagedBackend::new(weights, kv_cache_bytes)?))
+}
+
+/// Bytes one block takes across all layers' K and V pools.
+pub fn block_bytes(c: &LlamaConfig, dtype_bytes: usize) -> usize {
+    2 * c.num_hidden_layers * BLOCK_SIZE * c.kv_dim() * dtype_bytes
+}
+
+/// Blocks that fit in `budget` bytes (at least one error-free answer: 0 means too small).
+pub fn blocks_for_budget(c: &LlamaConfig, dtype_bytes: usize, budget: u64) -> usize {
+    (budget / block_bytes(c, dtype_bytes).max(1) as u64) as usize
+}
+
+/// Checks a step against the pool before any work, so a bad table is an error, not a panic.
+pub fn check_step(cfg: &LlamaConfig, num_blocks: usize, max_len: usize, seqs: &[PagedSeq]) -> Result<()> {
+    for (i, s) in seqs.iter().enumerate() {
+        if s.tokens.is_empty() {
+            return Err(Error::Invalid(format!("paged step: sequence {i} has no new tokens")));
+        }
+        let end = s.start + s.tokens.len();
+        if end > max_len {
+            return Err(Error::Invalid(format!(
+                "paged step: sequence {i} reaches {end} tokens, beyond the {max_len} this backend holds"
+            )));
+        }
+        let need = end.div_ceil(BLOCK_SIZE);
+        if s.block_table.len() < need {
+            return Err(Error::Invalid(format!(
+                "paged step: sequence {i} needs {need} blocks for {end} tokens, its table has {}",
+                s.block_table.len()
+            )));
+        }
+        if let Some(b) = s.block_table[..need].iter().find(|&&b| b < 0 || b as usize >= num_blocks) {
+            return Err(Error::Invalid(format!(
+                "paged step: block {b} of sequence {i} is outside the pool of {num_blocks}"
+            )));
+        }
+        if let Some(t) = s.tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+            return Err(Error::Invalid(format!("token id {t} is outside the vocabulary (size {})", cfg.vocab_size)));
+        }
+        if let Some(p) = &s.sample {
+            if !(p.temperature >= 0.0 && p.temperature.is_finite() && p.top_p > 0.0 && p.top_p <= 1.0) {
+                return Err(Error::Invalid(format!("paged step: bad sampling settings {p:?}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Chooses a token from one row of logits (see [`TokenSampling`]); `pos` is the position the
+/// token will take. `scratch` is reused between calls.
+pub fn sample_token(logits: &[f32], s: &TokenSampling, pos: usize, scratch: &mut Vec<(f32, u32)>) -> u32 {
+    if s.is_greedy() {
+        return argmax(logits);
+    }
+    scratch.clear();
+    scratch.extend(logits.iter().enumerate().map(|(i, &l)| (l / s.temperature, i as u32)));
+    let by_logit = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if s.top_k > 0 && s.top_k < scratch.len() {
+        scratch.select_nth_unstable_by(s.top_k - 1, by_logit);
+        scratch.truncate(s.top_k);
+    }
+    scratch.sort_unstable_by(by_logit);
+    let mx = scratch[0].0;
+    let mut total = 0.0f64;
+    for e in scratch.iter_mut() {
+        e.0 = (e.0 - mx).exp();
+        total += e.0 as f64;
+    }
+    if s.top_p < 1.0 {
+        let mut cum = 0.0f64;
+        let mut keep = scratch.len();
+        for (i, e) in scratch.iter().enumerate() {
+            cum += e.0 as f64 / total;
+            if cum >= s.top_p as f64 {
+                keep = i + 1;
+                break;
+            }
+        }
+        scratch.truncate(keep);
+        total = scratch.iter().map(|e| e.0 as f64).sum();
+    }
+    let mut rng = SplitMix64(s.seed ^ (pos as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let r = rng.next_f32() as f64 * total;
+    let mut cum = 0.0f64;
+    for e in scratch.iter() {
+        cum += e.0 as f64;
+        if r < cum {
+            return e.1;
+        }
+    }
+    scratch[scratch.len() - 1].1
+}
+
+/// One layer's pools: k and v, each (num_blocks, BLOCK_SIZE, n_kv_heads, head_dim).
+struct LayerPool {
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// The f32 CPU reference over a paged KV cache.
+pub struct CpuPagedBackend {
+    w: Arc<ModelWeights>,
+    num_blocks: usize,
+    max_len: usize,
+    pools: Vec<LayerPool>, // (layers)
+    rope_cos: Vec<f32>,    // (max_len, head_dim / 2)
+    rope_sin: Vec<f32>,    // (max_len, head_dim / 2)
+}
+
+impl CpuPagedBackend {
+    /// Allocates a pool of as many blocks as fit in `kv_cache_bytes`.
+    pub fn new(w: Arc<ModelWeights>, kv_cache_bytes: u64) -> Result<Self> {
+        let c = &w.config;
+        let num_blocks = blocks_for_budget(c, 4, kv_cache_bytes);
+        if num_blocks == 0 {
+            return Err(Error::Invalid(format!(
+                "a KV cache of {kv_cache_bytes} bytes holds no block: one block of {BLOCK_SIZE} tokens takes {} bytes for this model",
+                block_bytes(c, 4)
+            )));
+        }
+        if num_blocks > i32::MAX as usize {
+            return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
+        }
+        let per_layer = num_blocks * BLOCK_SIZE * c.kv_dim();
+        let pools =
+            (0..c.num_hidden_layers).map(|_| LayerPool { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
+        let max_len = c.max_position_embeddings.min(num_blocks * BLOCK_SIZE);
+        let half = c.head_dim / 2;
+        let inv = c.rope_inv_freq();
+        let mut rope_cos = vec![0.0; max_len * half];
+        let mut rope_sin = vec![0.0; max_len * half];
+        for p in 0..max_len {
+            for (i, f) in inv.iter().enumerate() {
+                // Same as CpuBackend (and HF): the angle in f32 from f32 inverse frequencies.
+                let a = p as f32 * f;
+                rope_cos[p * half + i] = a.cos();
+                rope_sin[p * half + i] = a.sin();
+            }
+        }
+        Ok(CpuPagedBackend { w, num_blocks, max_len, pools, rope_cos, rope_sin })
+    }
+}
+
+impl PagedBackend for CpuPagedBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+    fn config(&self) -> &LlamaConfig {
+        &self.w.config
+    }
+    fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+    fn max_model_len(&self) -> usize {
+        self.max_len
+    }
+    fn kv_cache_bytes(&self) -> u64 {
+        self.pools.iter().map(|p| (p.k.len() + p.v.len()) as u64 * 4).sum()
+    }
+
+    fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
+        check_step(&self.w.config, self.num_blocks, self.max_len, seqs)?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(seqs.len());
+        let mut tokens = Vec::new();
+        let mut positions = Vec::new();
+        let mut out_rows = Vec::new();
+        for s in seqs {
+            let row0 = tokens.len();
+            rows.push(row0);
+            tokens.extend_from_slice(s.tokens);
+            positions.extend(s.start..s.start + s.tokens.len());
+            if s.sample.is_some() {
+                out_rows.push(row0 + s.tokens.len() - 1);
+            }
+        }
+        let w = Arc::clone(&self.w);
+        let mut pass = PagedPass {
+            w: &w,
+            pools: &mut self.pools,
+            rope_cos: &self.rope_cos,
+            rope_sin: &self.rope_sin,
+            seqs,
+            rows: &rows,
+            tokens: &tokens,
+            positions: &positions,
+            out_rows: &out_rows,
+        };
+        // With no sampled sequence (prefill chunks only) the head runs on zero rows.
+        let logits = forward(&w.config, &mut pass)?; // (out_rows, vocab)
+        let vocab = w.config.vocab_size;
+        let wanted: Vec<(usize, TokenSampling)> =
+            seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
+        let ids = wanted
+            .par_iter()
+            .enumerate()
+            .map_init(Vec::new, |scratch, (r, (pos, p))| {
+                sample_token(&logits.data[r * vocab..(r + 1) * vocab], p, *pos, scratch)
+            })
+            .collect();
+        Ok(ids)
+    }
+}
+
+/// Row-major activations (rows, cols).
+struct Act {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+struct PagedPass<'a> {
+    w: &'a ModelWeights,
+    pools: &'a mut [LayerPool],
+    rope_cos: &'a [f32],
+    rope_sin: &'a [f32],
+    seqs: &'a [PagedSeq<'a>],
+    rows: &'a [usize],      // (seqs) first row of each sequence
+    tokens: &'a [u32],      // (T)
+    positions: &'a [usize], // (T)
+    out_rows: &'a [usize],  // (T')
+}
+
+impl LlamaOps for PagedPass<'_> {
+    type T = Act;
+
+    fn embed(&mut self) -> Result<Act> {
+        let e = &self.w.embed; // (vocab, hidden)
+        let cols = e.cols();
+        let mut data = Vec::with_capacity(self.tokens.len() * cols);
+        for &t in self.tokens {
+            data.extend_from_slice(e.row(t as usize));
+        }
+        Ok(Act { rows: self.tokens.len(), cols, data })
+    }
+
+    fn rms_norm(&mut self, x: &Act, w: Param) -> Result<Act> {
+        let wt = &self.w.get(w).data; // (d)
+        let eps = self.w.config.rms_norm_eps;
+        let mut out = vec![0.0; x.data.len()];
+        out.par_chunks_mut(x.cols.max(1)).zip(x.data.par_chunks(x.cols.max(1))).for_each(|(o, xr)| {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            for ((o, v), g) in o.iter_mut().zip(xr).zip(wt) {
+                *o = v * inv * g;
+            }
+        });
+        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+    }
+
+    fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
+        Ok(linear_rows(x, self.w.get(w)))
+    }
+
+    fn rope(&mut self, x: &Act, n_heads: usize) -> Result<Act> {
+        let hd = x.cols / n_heads;
+        let half = hd / 2;
+        let mut out = x.data.clone();
+        for (r, row) in out.chunks_mut(x.cols).enumerate() {
+            let p = self.positions[r];
+            let cos = &self.rope_cos[p * half..(p + 1) * half];
+            let sin = &self.rope_sin[p * half..(p + 1) * half];
+            for head in row.chunks_mut(hd) {
+                let (a, b) = head.split_at_mut(half);
+                for i in 0..half {
+                    let (x1, x2) = (a[i], b[i]);
+                    a[i] = x1 * cos[i] - x2 * sin[i];
+                    b[i] = x2 * cos[i] + x1 * sin[i];
+                }
+            }
+        }
+        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+    }
+
+    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act) -> Result<Act> {
+        let c = &self.w.config;
+        let (hd, nh, nkv) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+        let kvd = nkv * hd;
+        let group = nh / nkv;
+        let qd = nh * hd;
+        let pool = &mut self.pools[layer];
+        // Write the new keys/values into their blocks: row p % 16 of block table[p / 16].
+        for (s, &row0) in self.seqs.iter().zip(self.rows) {
+            for i in 0..s.tokens.len() {
+                let p = s.start + i;
+                let slot = s.block_table[p / BLOCK_SIZE] as usize * BLOCK_SIZE + p % BLOCK_SIZE;
+                let src = (row0 + i) * kvd..(row0 + i + 1) * kvd;
+                pool.k[slot * kvd..(slot + 1) * kvd].copy_from_slice(&k.data[src.clone()]);
+                pool.v[slot * kvd..(slot + 1) * kvd].copy_from_slice(&v.data[src]);
+            }
+        }
+        let (kp, vp) = (&pool.k, &pool.v);
+        let scale = 1.0 / (hd as f32).sqrt();
+        // (row, sequence) for every new token; each output row is computed alone, in a fixed order.
+        let row_seq: Vec<usize> =
+            self.seqs.iter().enumerate().flat_map(|(si, s)| std::iter::repeat_n(si, s.tokens.len())).collect();
+        let mut out = vec![0.0f32; q.rows * qd]; // (T, n_heads·hd)
+        out.par_chunks_mut(qd).enumerate().for_each_init(Vec::new, |scores: &mut Vec<f32>, (r, orow)| {
+            let s = &self.seqs[row_seq[r]];
+            let pos = self.positions[r]; // attends to positions 0..=pos
+            for h in 0..nh {
+                let kvh = h / group;
+                let qh = &q.data[r * qd + h * hd..r * qd + (h + 1) * hd];
+                scores.clear();
+                let mut mx = f32::NEG_INFINITY;
+                for j in 0..=pos {
+                    let slot = s.block_table[j / BLOCK_SIZE] as usize * BLOCK_SIZE + j % BLOCK_SIZE;
+                    let kj = &kp[slot * kvd + kvh * hd..slot * kvd + (kvh + 1) * hd];
+                    let x = dot(qh, kj) * scale;
+                    mx = mx.max(x);
+                    scores.push(x);
+                }
+                let mut sum = 0.0f32;
+                for x in scores.iter_mut() {
+                    *x = (*x - mx).exp();
+                    sum += *x;
+                }
+                let o = &mut orow[h * hd..(h + 1) * hd];
+                for (j, &pj) in scores.iter().enumerate() {
+                    let slot = s.block_table[j / BLOCK_SIZE] as usize * BLOCK_SIZE + j % BLOCK_SIZE;
+                    let vj = &vp[slot * kvd + kvh * hd..slot * kvd + (kvh + 1) * hd];
+                    let p = pj / sum;
+                    for (o, v) in o.iter_mut().zip(vj) {
+                        *o += p * v;
+                    }
+                }
+            }
+        });
+        Ok(Act { rows: q.rows, cols: qd, data: out })
+    }
+
+    fn swiglu(&mut self, gate: &Act, up: &Act) -> Result<Act> {
+        let data = gate.data.iter().zip(&up.data).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+        Ok(Act { rows: gate.rows, cols: gate.cols, data })
+    }
+
+    fn add(&mut self, a: &Act, b: &Act) -> Result<Act> {
+        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+        Ok(Act { rows: a.rows, cols: a.cols, data })
+    }
+
+    fn select_outputs(&mut self, x: &Act) -> Result<Act> {
+        let mut data = Vec::with_capacity(self.out_rows.len() * x.cols);
+        for &r in self.out_rows {
+            data.extend_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
+        }
+        Ok(Act { rows: self.out_rows.len(), cols: x.cols, data })
+    }
+}
+
+/// Weight rows per rayon task.
+const ROWS_PER_TASK: usize = 64;
+
+/// `x · Wᵀ`: x (t, k), W (n, k) → (t, n), as one blocked GEMM (matrixmultiply) per block of
+/// weight rows, for every `t` including 1.
+///
+/// The GEMM computes each output element by the same sequence of operations whatever `t` is and
+/// wherever its row sits: its micro-kernel keeps one accumulator per element and walks k in
+/// fixed-size blocks; the number of rows only changes how many tiles run. So unlike the
+/// contiguous CPU backend (GEMV for small batches, GEMM for large), a sequence's numbers never
+/// depend on the batch — `linear_rows_do_not_depend_on_the_batch` checks it bit for bit.
+fn linear_rows(x: &Act, w: &Tensor) -> Act {
+    let (t, k) = (x.rows, x.cols);
+    let n = w.rows();
+    debug_assert_eq!(w.cols(), k);
+    let mut yt = vec![0.0f32; n * t]; // (n, t): a task owns whole weight rows
+    if t > 0 {
+        let xa = ArrayView2::from_shape((t, k), &x.data).expect("activation shape"); // invariant of Act
+        yt.par_chunks_mut(t * ROWS_PER_TASK).enumerate().for_each(|(ci, out)| {
+            let j0 = ci * ROWS_PER_TASK;
+            let nj = out.len() / t;
+            let wb = ArrayView2::from_shape((nj, k), &w.data[j0 * k..(j0 + nj) * k]).expect("weight shape"); // checked at load
+            let mut ob = ArrayViewMut2::from_shape((nj, t), out).expect("output shape");
+            // (nj, k) · (k, t) → (nj, t)
+            general_mat_mul(1.0, &wb, &xa.t(), 0.0, &mut ob);
+        });
+    }
+    let mut y = vec![0.0f32; t * n]; // (t, n)
+    for r in 0..n {
+        for i in 0..t {
+            y[i * n + r] = yt[r * t + i];
+        }
+    }
+    Act { rows: t, cols: n, data: y }
+}
+
+/// Dot product with independent accumulators so the compiler vectorizes it.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..L {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Arc<ModelWeights> {
+        let mut c = LlamaConfig::preset("tiny").unwrap();
+        c.max_position_embeddings = 256;
+        Arc::new(ModelWeights::random(c, 7).unwrap())
+    }
+
+    /// Greedy tokens of one sequence run alone with its prompt in one chunk.
+    fn run(b: &mut CpuPagedBackend, prompt: &[u32], table: &[i32], n_new: usize, chunk: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < prompt.len() {
+            let end = (pos + chunk).min(prompt.len());
+            let last = end == prompt.len();
+            let s = PagedSeq {
+                tokens: &prompt[pos..end],
+                start: pos,
+                block_table: table,
+                sample: last.then_some(TokenSampling::GREEDY),
+            };
+            let r = b.step(&[s]).unwrap();
+            if last {
+                out.push(r[0]);
+            }
+            pos = end;
+        }
+        while out.len() < n_new {
+            let t = [*out.last().unwrap()];
+            let s = PagedSeq { tokens: &t, start: pos, block_table: table, sample: Some(TokenSampling::GREEDY) };
+            pos += 1;
+            out.push(b.step(&[s]).unwrap()[0]);
+        }
+        out
+    }
+
+    #[test]
+    fn chunking_and_batching_do_not_change_tokens() {
+        let w = tiny();
+        let bytes = block_bytes(&w.config, 4) as u64 * 64;
+        let mut b = CpuPagedBackend::new(w.clone(), bytes).unwrap();
+        let prompt_a: Vec<u32> = (0..37).map(|i| (i * 7 + 3) % 200).collect();
+        let prompt_b: Vec<u32> = (0..5).map(|i| (i * 11 + 1) % 200).collect();
+        // Scattered, non-contiguous blocks.
+        let ta = [9, 3, 17, 40];
+        let tb = [5, 60];
+        let alone_a = run(&mut b, &prompt_a, &ta, 12, 1000);
+        let chunked_a = run(&mut b, &prompt_a, &ta, 12, 7);
+        assert_eq!(alone_a, chunked_a);
+        let alone_b = run(&mut b, &prompt_b, &tb, 12, 1000);
+        // Both together: b's prefill alongside a's chunks, then batched decodes.
+        let mut toks_a = Vec::new();
+        let mut toks_b = Vec::new();
+        let r = b
+            .step(&[
+                PagedSeq { tokens: &prompt_a[..20], start: 0, block_table: &ta, sample: None },
+                PagedSeq { tokens: &prompt_b, start: 0, block_table: &tb, sample: Some(TokenSampling::GREEDY) },
+            ])
+            .unwrap();
+        toks_b.push(r[0]);
+        let r = b
+            .step(&[
+                PagedSeq { tokens: &[toks_b[0]], start: 5, block_table: &tb, sample: Some(TokenSampling::GREEDY) },
+                PagedSeq { tokens: &prompt_a[20..], start: 20, block_table: &ta, sample: Some(TokenSampling::GREEDY) },
+            ])
+            .unwrap();
+        toks_b.push(r[0]);
+        toks_a.push(r[1]);
+        while toks_a.len() < 12 {
+            let (la, lb) = ([*toks_a.last().unwrap()], [*toks_b.last().unwrap()]);
+            let (pa, pb) = (37 + toks_a.len() - 1, 5 + toks_b.len() - 1);
+            let mut seqs =
+                vec![PagedSeq { tokens: &la, start: pa, block_table: &ta, sample: Some(TokenSampling::GREEDY) }];
+            if toks_b.len() < 12 {
+                seqs.push(PagedSeq { tokens: &lb, start: pb, block_table: &tb, sample: Some(TokenSampling::GREEDY) });
+            }
+            let r = b.step(&seqs).unwrap();
+            toks_a.push(r[0]);
+            if r.len() > 1 {
+                toks_b.push(r[1]);
+            }
+        }
+        assert_eq!(toks_a, alone_a);
+        assert_eq!(toks_b, alone_b);
+    }
+
+    #[test]
+    fn matches_the_contiguous_cpu_backend() {
+        use crate::backend::{cpu::CpuBackend, Backend, SeqChunk};
+        let w = tiny();
+        let mut paged = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 16).unwrap();
+        let mut cpu = CpuBackend::new(w.clone(), 1, 128).unwrap();
+        let prompt: Vec<u32> = (0..23).map(|i| (i * 5 + 2) % 200).collect();
+        let got = run(&mut paged, &prompt, &[4, 0, 9, 2, 7], 16, 1000);
+        let mut want = Vec::new();
+        let mut next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: &prompt }]).unwrap()[0];
+        for _ in 0..16 {
+            want.push(next);
+            next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: &[next] }]).unwrap()[0];
+        }
+        assert_eq!(got, want);
+    }
+
+    fn act(rows: usize, cols: usize, seed: u64) -> Act {
+        let mut r = SplitMix64(seed);
+        Act { rows, cols, data: (0..rows * cols).map(|_| r.next_f32() - 0.5).collect() }
+    }
+
+    #[test]
+    fn linear_rows_do_not_depend_on_the_batch() {
+        // Odd sizes (edge tiles), k past one GEMM depth block, many rows.
+        for (n, k, t) in [(50usize, 67usize, 11usize), (200, 1100, 130)] {
+            let w = Tensor::new(vec![n, k], act(n, k, 1).data);
+            let x = act(t, k, 2);
+            let all = linear_rows(&x, &w);
+            let rows = |a: usize, b: usize| Act { rows: b - a, cols: k, data: x.data[a * k..b * k].to_vec() };
+            for (a, b) in [(0, 1), (t - 1, t), (5, 7), (3, t - 2), (t / 2, t / 2 + 1)] {
+                assert_eq!(linear_rows(&rows(a, b), &w).data, all.data[a * n..b * n].to_vec(), "rows {a}..{b} of {t}");
+            }
+            let want: Vec<f32> = (0..t * n).map(|e| dot(&x.data[(e / n) * k..(e / n + 1) * k], w.row(e % n))).collect();
+            for (a, b) in all.data.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// `cargo test --release --lib paged::tests::linear_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn linear_speed() {
+        let w = Tensor::new(vec![1536, 576], act(1536, 576, 1).data);
+        for t in [1usize, 16, 320] {
+            let x = act(t, 576, 2);
+            let reps = if t == 1 {
+                200
+            } else if t == 16 {
+                50
+            } else {
+                5
+            };
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(linear_rows(&x, &w));
+            }
+            let ours = t0.elapsed().as_secs_f64() / reps as f64;
+            let xa = ndarray::ArrayView2::from_shape((t, 576), &x.data).unwrap();
+            let wa = ndarray::ArrayView2::from_shape((1536, 576), &w.data).unwrap();
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                std::hint::black_box(xa.dot(&wa.t()));
+            }
+            let gemm = t0.elapsed().as_secs_f64() / reps as f64;
+            let gf = |s: f64| 2.0 * (t * 576 * 1536) as f64 / s / 1e9;
+            eprintln!(
+                "t={t}: ours {:.3} ms ({:.1} GFLOP/s), gemm {:.3} ms ({:.1} GFLOP/s)",
+                ours * 1e3,
+                gf(ours),
+                gemm * 1e3,
+                gf(gemm)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_tables_are_errors() {
+        let w = tiny();
+        let mut b = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 4).unwrap();
+        let t = [1u32, 2, 3];
+        for table in [&[][..], &[-1][..], &[4][..]] {
+            let s = PagedSeq { tokens: &t, start: 0, block_table: table, sample: None };
+            assert!(b.step(&[s]).is_err());
+        }
+        assert!(CpuPagedBackend::new(w, 10).is_err());
+    }
+
+    #[test]
+    fn sampling_is_seeded_by_position() {
+        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 17) as f32 * 0.3).collect();
+        let s = TokenSampling { temperature: 0.8, top_k: 20, top_p: 0.9, seed: 42 };
+        let mut scratch = Vec::new();
+        let a: Vec<u32> = (0..20).map(|p| sample_token(&logits, &s, p, &mut scratch)).collect();
+        let b: Vec<u32> = (0..20).map(|p| sample_token(&logits, &s, p, &mut scratch)).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().collect::<std::collections::HashSet<_>>().len() > 1);
+        assert_eq!(sample_token(&logits, &TokenSampling::GREEDY, 0, &mut scratch), argmax(&logits));
+    }
+}

@@ -1,0 +1,100 @@
+//! `trtforge bench serve`: parsing only; the load generator is crate::bench::serve.
+use crate::bench::serve::{Load, ServeBenchSettings};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct BenchServeArgs {
+    /// Base URL of a running OpenAI-compatible server (`trtforge serve`, vLLM, trtllm-serve...).
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    url: String,
+    /// Model name to request (default: the first of the server's /v1/models).
+    #[arg(long)]
+    model: Option<String>,
+    /// Poisson request rates to run, in requests/s (`inf`: all at once). Comma- or space-separated.
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    request_rates: Vec<String>,
+    /// Fixed-concurrency levels to run (clients that each send the next request when one ends).
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    concurrency: Vec<usize>,
+    /// Requests per level.
+    #[arg(long, default_value_t = 200)]
+    num_prompts: usize,
+    /// Warm-up requests before the first level (not reported).
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Folder of .txt files for prompts and output lengths.
+    #[arg(long, default_value = "models/shakespeare")]
+    texts: PathBuf,
+    /// Longest prompt, in words (the client has no tokenizer; `usage` reports real tokens).
+    #[arg(long, default_value_t = 400)]
+    max_prompt_words: usize,
+    #[arg(long, default_value_t = 8)]
+    min_output_tokens: usize,
+    #[arg(long, default_value_t = 256)]
+    max_output_tokens: usize,
+    /// Every request generates exactly this many tokens instead of a drawn length.
+    #[arg(long)]
+    output_tokens: Option<usize>,
+    /// Goodput SLO: time to first token, ms.
+    #[arg(long, default_value_t = 500.0)]
+    slo_ttft_ms: f64,
+    /// Goodput SLO: mean time per output token of a request, ms.
+    #[arg(long, default_value_t = 50.0)]
+    slo_tpot_ms: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 600.0)]
+    timeout: f64,
+    /// Report directory (default: reports/serve-<timestamp>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: BenchServeArgs) -> Result<()> {
+    let mut loads = Vec::new();
+    for r in &a.request_rates {
+        let v: f64 = match r.trim() {
+            "inf" | "infinity" => f64::INFINITY,
+            x => x.parse().with_context(|| format!("--request-rates: {x:?} is not a number or inf"))?,
+        };
+        loads.push(Load::Rate(v));
+    }
+    loads.extend(a.concurrency.iter().map(|&c| Load::Concurrency(c)));
+    if loads.is_empty() {
+        loads = vec![Load::Concurrency(1), Load::Concurrency(8), Load::Rate(f64::INFINITY)];
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+        PathBuf::from("reports").join(format!("serve-{ts}"))
+    });
+    let s = ServeBenchSettings {
+        url: a.url,
+        model: a.model,
+        loads,
+        num_prompts: a.num_prompts,
+        warmup: a.warmup,
+        texts: a.texts,
+        max_prompt_words: a.max_prompt_words,
+        min_output_tokens: a.min_output_tokens,
+        max_output_tokens: a.max_output_tokens,
+        fixed_output_tokens: a.output_tokens,
+        slo_ttft_ms: a.slo_ttft_ms,
+        slo_tpot_ms: a.slo_tpot_ms,
+        seed: a.seed,
+        timeout_s: a.timeout,
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let res = crate::bench::serve::run(&s, &command, &mut |m| eprintln!("{m}"))?;
+    for f in crate::bench::serve::write_all(&res, &out)? {
+        eprintln!("wrote {}", f.display());
+    }
+    print!("{}", crate::bench::serve::markdown(&res));
+    let failed: usize = res.levels.iter().map(|l| l.failed).sum();
+    if failed > 0 {
+        anyhow::bail!("{failed} requests failed (see the report)");
+    }
+    Ok(())
+}

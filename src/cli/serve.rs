@@ -1,0 +1,70 @@
+//! `trtforge serve`: parsing only; the server is crate::serve.
+use crate::backend::BackendKind;
+use crate::serve::{parse_bytes, ServeOptions};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A GGUF file or an HF checkpoint directory (with its tokenizer).
+    #[arg(long, required_unless_present = "engine_dir", conflicts_with = "engine_dir")]
+    model: Option<String>,
+    /// An engine directory made by `trtforge convert`.
+    #[arg(long)]
+    engine_dir: Option<PathBuf>,
+    /// Execution backend with a paged KV cache: cpu (cuda once it has one).
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    backend: BackendKind,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// TCP port (0: any free port; the address is printed as `listening on http://...`).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Most sequences in one step.
+    #[arg(long, default_value_t = 64)]
+    max_num_seqs: usize,
+    /// Most tokens (prefill chunks + decodes) in one step.
+    #[arg(long, default_value_t = 512)]
+    max_num_batched_tokens: usize,
+    /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    kv_cache_memory: u64,
+    /// Requests that may wait beyond --max-num-seqs; more are answered 429.
+    #[arg(long, default_value_t = 256)]
+    max_queue: usize,
+    /// The model name clients use (default: the model file's stem or the engine's name).
+    #[arg(long)]
+    served_model_name: Option<String>,
+    /// Longest prompt + output (default: the model context, capped by the KV pool).
+    #[arg(long)]
+    max_model_len: Option<usize>,
+    /// Do not share KV blocks between requests with the same prompt prefix.
+    #[arg(long)]
+    no_prefix_caching: bool,
+    /// Seconds running requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 5.0)]
+    drain_timeout: f64,
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    if !(a.drain_timeout >= 0.0 && a.drain_timeout <= 3600.0) {
+        anyhow::bail!("--drain-timeout must be between 0 and 3600 seconds, got {}", a.drain_timeout);
+    }
+    let o = ServeOptions {
+        model: a.model,
+        engine_dir: a.engine_dir,
+        backend: a.backend,
+        host: a.host,
+        port: a.port,
+        max_num_seqs: a.max_num_seqs,
+        max_num_batched_tokens: a.max_num_batched_tokens,
+        kv_cache_memory: a.kv_cache_memory,
+        max_queue: a.max_queue,
+        served_model_name: a.served_model_name,
+        max_model_len: a.max_model_len,
+        prefix_caching: !a.no_prefix_caching,
+        drain_timeout: std::time::Duration::from_secs_f64(a.drain_timeout),
+    };
+    crate::serve::run(&o)?;
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! The OpenAI request and response shapes: parsing with precise 4xx errors, and the JSON bodies
+//! and stream chunks the server sends. No I/O here.
+use super::chat::ChatMessage;
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+/// Most stop strings a request may give.
+pub const MAX_STOP_STRINGS: usize = 16;
+/// `max_tokens` default of /v1/completions (OpenAI's legacy default).
+pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
+
+/// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.map(str::to_string),
+            code: None,
+        }
+    }
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+    pub fn status(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), kind, param: None, code: None }
+    }
+    pub fn body(&self) -> Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+/// What to generate from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptInput {
+    Text(String),
+    Tokens(Vec<u32>),
+    Chat(Vec<ChatMessage>),
+}
+
+/// A validated completion or chat request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenRequest {
+    pub model: Option<String>,
+    pub prompt: PromptInput,
+    /// None: up to the context for chat, [`DEFAULT_COMPLETION_MAX_TOKENS`] for completions.
+    pub max_tokens: Option<usize>,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: usize,
+    pub seed: Option<u64>,
+    pub stop: Vec<String>,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// vLLM's extension: keep going past stop tokens (benchmarks use it for exact lengths).
+    pub ignore_eos: bool,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a present, non-null field.
+fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
+    o.get(k).filter(|v| !v.is_null())
+}
+
+fn number(o: &Map<String, Value>, k: &str) -> Result<Option<f64>, ApiError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.is_finite() => Ok(Some(x)),
+            _ => Err(ApiError::invalid(format!("'{k}' must be a finite number"), Some(k))),
+        },
+        Some(v) => Err(ApiError::invalid(format!("'{k}' must be a number, got {}", type_name(v)), Some(k))),
+    }
+}
+
+fn integer(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, ApiError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Ok(Some(i)),
+            (None, Some(u), _) => Ok(Some(u.min(i64::MAX as u64) as i64)),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
+            _ => Err(ApiError::invalid(format!("'{k}' must be an integer, got {n}"), Some(k))),
+        },
+        Some(v) => Err(ApiError::invalid(format!("'{k}' must be an integer, got {}", type_name(v)), Some(k))),
+    }
+}
+
+fn boolean(o: &Map<String, Value>, k: &str) -> Result<Option<bool>, ApiError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(ApiError::invalid(format!("'{k}' must be a boolean, got {}", type_name(v)), Some(k))),
+    }
+}
+
+/// Parses a request body (bytes) into a JSON object.
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(format!("the request body is not valid JSON: {e}"), None).with_code("invalid_json")
+    })?;
+    match v {
+        Value::Object(o) => Ok(o),
+        other => {
+            Err(ApiError::invalid(format!("the request body must be a JSON object, got {}", type_name(&other)), None))
+        }
+    }
+}
+
+/// Settings shared by completions and chat.
+fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[&str]) -> Result<GenRequest, ApiError> {
+    let model = match field(o, "model") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model")))
+        }
+    };
+    let mut max_tokens = None;
+    for k in max_tokens_keys {
+        if let Some(m) = integer(o, k)? {
+            if m < 1 {
+                return Err(ApiError::invalid(format!("'{k}' must be at least 1, got {m}"), Some(k)));
+            }
+            max_tokens = Some(m as usize);
+        }
+    }
+    let temperature = number(o, "temperature")?.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid(
+            format!("'temperature' must be in [0, 2], got {temperature}"),
+            Some("temperature"),
+        ));
+    }
+    let top_p = number(o, "top_p")?.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::invalid(format!("'top_p' must be in (0, 1], got {top_p}"), Some("top_p")));
+    }
+    let top_k = match integer(o, "top_k")? {
+        None | Some(-1) | Some(0) => 0,
+        Some(k) if k > 0 => k as usize,
+        Some(k) => {
+            return Err(ApiError::invalid(format!("'top_k' must be -1 (off) or positive, got {k}"), Some("top_k")))
+        }
+    };
+    let seed = integer(o, "seed")?.map(|s| s as u64);
+    let stop = match field(o, "stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => {
+            let mut v = Vec::new();
+            for x in a {
+                match x {
+                    Value::String(s) => v.push(s.clone()),
+                    other => {
+                        return Err(ApiError::invalid(
+                            format!("'stop' entries must be strings, got {}", type_name(other)),
+                            Some("stop"),
+                        ))
+                    }
+                }
+            }
+            v
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("'stop' must be a string or a list of strings, got {}", type_name(v)),
+                Some("stop"),
+            ))
+        }
+    };
+    if stop.len() > MAX_STOP_STRINGS {
+        return Err(ApiError::invalid(
+            format!("at most {MAX_STOP_STRINGS} stop strings, got {}", stop.len()),
+            Some("stop"),
+        ));
+    }
+    if stop.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::invalid("stop strings must not be empty", Some("stop")));
+    }
+    if let Some(n) = integer(o, "n")? {
+        if n != 1 {
+            return Err(ApiError::invalid(format!("only n = 1 is supported, got {n}"), Some("n")));
+        }
+    }
+    if let Some(b) = integer(o, "best_of")? {
+        if b != 1 {
+            return Err(ApiError::invalid(format!("only best_of = 1 is supported, got {b}"), Some("best_of")));
+        }
+    }
+    for k in ["presence_penalty", "frequency_penalty"] {
+        if let Some(x) = number(o, k)? {
+            if !(-2.0..=2.0).contains(&x) {
+                return Err(ApiError::invalid(format!("'{k}' must be in [-2, 2], got {x}"), Some(k)));
+            }
+            if x != 0.0 {
+                return Err(ApiError::invalid(format!("'{k}' is not supported (only 0)"), Some(k)));
+            }
+        }
+    }
+    if boolean(o, "echo")? == Some(true) {
+        return Err(ApiError::invalid("'echo' is not supported", Some("echo")));
+    }
+    match field(o, "logprobs") {
+        None | Some(Value::Bool(false)) => {}
+        Some(_) => return Err(ApiError::invalid("'logprobs' is not supported", Some("logprobs"))),
+    }
+    if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
+        return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
+    }
+    let stream = boolean(o, "stream")?.unwrap_or(false);
+    let include_usage = match field(o, "stream_options") {
+        None => false,
+        Some(Value::Object(so)) => boolean(so, "include_usage")?.unwrap_or(false),
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("'stream_options' must be an object, got {}", type_name(v)),
+                Some("stream_options"),
+            ))
+        }
+    };
+    let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
+    Ok(GenRequest {
+        model,
+        prompt,
+        max_tokens,
+        temperature: temperature as f32,
+        top_p: top_p as f32,
+        top_k,
+        seed,
+        stop,
+        stream,
+        include_usage,
+        ignore_eos,
+    })
+}
+
+/// `POST /v1/completions`.
+pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
+    let bad = |m: String| ApiError::invalid(m, Some("prompt"));
+    let ids = |a: &[Value]| -> Result<Vec<u32>, ApiError> {
+        a.iter()
+            .map(|x| x.as_u64().filter(|&t| t <= u32::MAX as u64).map(|t| t as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| bad("token-id prompts must be lists of non-negative integers".into()))
+    };
+    let prompt = match o.get("prompt") {
+        None | Some(Value::Null) => return Err(bad("'prompt' is required".into())),
+        Some(Value::String(s)) => PromptInput::Text(s.clone()),
+        Some(Value::Array(a)) if a.is_empty() => return Err(bad("'prompt' is empty".into())),
+        Some(Value::Array(a)) if a.iter().all(Value::is_number) => PromptInput::Tokens(ids(a)?),
+        Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
+            Value::String(s) => PromptInput::Text(s.clone()),
+            Value::Array(t) => PromptInput::Tokens(ids(t)?),
+            v => return Err(bad(format!("'prompt' entries must be strings or token lists, got {}", type_name(v)))),
+        },
+        Some(Value::Array(a)) => {
+            return Err(bad(format!("only one prompt per request is supported (n = 1), got {}", a.len())))
+        }
+        Some(v) => return Err(bad(format!("'prompt' must be a string or a token list, got {}", type_name(v)))),
+    };
+    if matches!(field(o, "suffix"), Some(Value::String(s)) if !s.is_empty()) {
+        return Err(ApiError::invalid("'suffix' is not supported", Some("suffix")));
+    }
+    parse_common(o, prompt, &["max_tokens"])
+}
+
+/// `POST /v1/chat/completions`.
+pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
+    let bad = |m: String| ApiError::invalid(m, Some("messages"));
+    let msgs = match o.get("messages") {
+        None | Some(Value::Null) => return Err(bad("'messages' is required".into())),
+        Some(Value::Array(a)) if a.is_empty() => return Err(bad("'messages' must not be empty".into())),
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(bad(format!("'messages' must be an array, got {}", type_name(v)))),
+    };
+    let mut out = Vec::with_capacity(msgs.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let Value::Object(m) = m else {
+            return Err(bad(format!("messages[{i}] must be an object")));
+        };
+        let role = match m.get("role") {
+            Some(Value::String(r)) if ["system", "developer", "user", "assistant"].contains(&r.as_str()) => {
+                if r == "developer" {
+                    "system".to_string()
+                } else {
+                    r.clone()
+                }
+            }
+            Some(Value::String(r)) => {
+                return Err(bad(format!("messages[{i}].role {r:?} is not one of system, developer, user, assistant")))
+            }
+            _ => return Err(bad(format!("messages[{i}].role is required (a string)"))),
+        };
+        let content = match m.get("content") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => {
+                let mut s = String::new();
+                for p in parts {
+                    match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                        (Some("text"), Some(t)) => s.push_str(t),
+                        _ => return Err(bad(format!("messages[{i}].content: only text parts are supported"))),
+                    }
+                }
+                s
+            }
+            Some(Value::Null) | None if role == "assistant" => String::new(),
+            _ => return Err(bad(format!("messages[{i}].content is required (a string or text parts)"))),
+        };
+        out.push(ChatMessage { role, content });
+    }
+    parse_common(o, PromptInput::Chat(out), &["max_tokens", "max_completion_tokens"])
+}
+
+/// `usage` object.
+pub fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+/// Which endpoint a response belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Completion,
+    Chat,
+}
+
+/// Builds response bodies and stream chunks for one request.
+pub struct Responder {
+    pub kind: Kind,
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+}
+
+impl Responder {
+    pub fn new(kind: Kind, seq: u64, model: &str) -> Self {
+        let created =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let prefix = match kind {
+            Kind::Completion => "cmpl",
+            Kind::Chat => "chatcmpl",
+        };
+        Responder { kind, id: format!("{prefix}-{seq:x}{created:x}"), created, model: model.to_string() }
+    }
+
+    /// The whole (non-streaming) response.
+    pub fn full(&self, text: &str, finish: &str, prompt: usize, completion: usize) -> Value {
+        match self.kind {
+            Kind::Completion => json!({
+                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
+                "usage": usage(prompt, completion),
+            }),
+            Kind::Chat => json!({
+                "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish}],
+                "usage": usage(prompt, completion),
+            }),
+        }
+    }
+
+    /// One stream chunk: a text delta, or the end (`finish`), or (chat) the opening role chunk.
+    pub fn chunk(&self, text: Option<&str>, finish: Option<&str>, role: bool) -> Value {
+        match self.kind {
+            Kind::Completion => json!({
+                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish}],
+            }),
+            Kind::Chat => {
+                let mut delta = Map::new();
+                if role {
+                    delta.insert("role".into(), "assistant".into());
+                }
+                if let Some(t) = text {
+                    delta.insert("content".into(), t.into());
+                }
+                json!({
+                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+                })
+            }
+        }
+    }
+
+    /// The usage-only chunk sent last when `stream_options.include_usage` is set.
+    pub fn usage_chunk(&self, prompt: usize, completion: usize) -> Value {
+        let object = match self.kind {
+            Kind::Completion => "text_completion",
+            Kind::Chat => "chat.completion.chunk",
+        };
+        json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
+               "choices": [], "usage": usage(prompt, completion)})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(s: &str) -> Map<String, Value> {
+        parse_body(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn completion_requests() {
+        let r =
+            parse_completion(&obj(r#"{"model":"m","prompt":"hi","max_tokens":5,"temperature":0,"stop":"x","seed":3}"#))
+                .unwrap();
+        assert_eq!(r.prompt, PromptInput::Text("hi".into()));
+        assert_eq!(
+            (r.max_tokens, r.temperature, r.stop.clone(), r.seed),
+            (Some(5), 0.0, vec!["x".to_string()], Some(3))
+        );
+        assert_eq!(parse_completion(&obj(r#"{"prompt":[1,2,3]}"#)).unwrap().prompt, PromptInput::Tokens(vec![1, 2, 3]));
+        assert_eq!(parse_completion(&obj(r#"{"prompt":[[4]]}"#)).unwrap().prompt, PromptInput::Tokens(vec![4]));
+        for bad in [
+            r#"{}"#,
+            r#"{"prompt":5}"#,
+            r#"{"prompt":"a","max_tokens":-1}"#,
+            r#"{"prompt":"a","max_tokens":0}"#,
+            r#"{"prompt":"a","max_tokens":"5"}"#,
+            r#"{"prompt":"a","temperature":3}"#,
+            r#"{"prompt":"a","temperature":"hot"}"#,
+            r#"{"prompt":"a","top_p":0}"#,
+            r#"{"prompt":"a","top_k":-2}"#,
+            r#"{"prompt":"a","n":2}"#,
+            r#"{"prompt":"a","stop":[1]}"#,
+            r#"{"prompt":"a","stop":""}"#,
+            r#"{"prompt":["a","b"]}"#,
+            r#"{"prompt":[-1]}"#,
+            r#"{"prompt":"a","logprobs":3}"#,
+            r#"{"prompt":"a","model":7}"#,
+        ] {
+            let e = parse_completion(&obj(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        assert!(parse_body(b"{\"prompt\": NaN}").is_err());
+        assert!(parse_body(b"[1]").is_err());
+        assert!(parse_body(b"{").is_err());
+    }
+
+    #[test]
+    fn chat_requests() {
+        let r = parse_chat(&obj(
+            r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"max_completion_tokens":3}"#,
+        ))
+        .unwrap();
+        assert_eq!(r.max_tokens, Some(3));
+        match r.prompt {
+            PromptInput::Chat(m) => assert_eq!(m[1].content, "ab"),
+            _ => panic!(),
+        }
+        for bad in [
+            r#"{"messages":[]}"#,
+            r#"{"messages":"hi"}"#,
+            r#"{"messages":[{"role":"wizard","content":"x"}]}"#,
+            r#"{"messages":[{"role":"user"}]}"#,
+            r#"{"messages":[{"content":"x"}]}"#,
+        ] {
+            assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The engine thread: owns the paged backend and the scheduler, runs one batched step after
+//! another, and turns sampled tokens into text deltas for each request.
+//!
+//! HTTP handlers talk to it through a channel of [`Command`]s and get [`Output`]s back on a
+//! per-request channel. A request whose output channel is gone (client disconnected) is aborted
+//! and its KV blocks are freed before the next step.
+use super::metrics::Metrics;
+use super::scheduler::{FinishReason, Scheduler, SchedulerConfig, SeqId, SeqRequest};
+use crate::backend::paged::PagedBackend;
+use crate::model::tokenizer::{StreamDecoder, Tokenizer};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How long the idle engine waits for a command before checking its deadlines again.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// Why a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneReason {
+    /// A stop token or stop string.
+    Stop,
+    /// `max_tokens` or the model length.
+    Length,
+    /// Cancelled by the server (shutdown).
+    Abort,
+}
+
+impl DoneReason {
+    /// OpenAI's `finish_reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoneReason::Stop => "stop",
+            DoneReason::Length => "length",
+            DoneReason::Abort => "abort",
+        }
+    }
+}
+
+/// What a request receives, in order: one `Token` per generated token, then `Done` or `Error`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A generated token and the text it makes available (empty while a UTF-8 character or a
+    /// possible stop string is incomplete).
+    Token {
+        id: u32,
+        text: String,
+    },
+    /// The end: text still held back, and usage counts (`completion_tokens` excludes a stop token).
+    Done {
+        reason: DoneReason,
+        text: String,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    },
+    Error(String),
+}
+
+/// A request as the engine sees it: tokens in, sampling and stop settings.
+#[derive(Debug, Clone)]
+pub struct Submit {
+    pub seq: SeqRequest,
+    pub stop_strings: Vec<String>,
+    /// Keep generating past the model's stop tokens (benchmarks: exact output lengths).
+    pub ignore_eos: bool,
+}
+
+enum Command {
+    Add {
+        id: SeqId,
+        req: Submit,
+        out: UnboundedSender<Output>,
+        arrival: Instant,
+    },
+    Abort(SeqId),
+    /// Abort queued requests now and running ones at the deadline.
+    Drain(Instant),
+}
+
+/// Handle to the engine thread, shared by the HTTP handlers.
+pub struct Engine {
+    tx: std::sync::Mutex<mpsc::Sender<Command>>,
+    next_id: AtomicU64,
+    alive: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+    pub max_model_len: usize,
+    pub tokenizer: &'static Tokenizer,
+    pub backend_name: &'static str,
+}
+
+impl Engine {
+    /// Starts the engine thread. `stop_ids` end every sequence (eos, `<|im_end|>`).
+    pub fn start(
+        backend: Box<dyn PagedBackend>,
+        tokenizer: &'static Tokenizer,
+        sched: SchedulerConfig,
+        stop_ids: Vec<u32>,
+    ) -> std::io::Result<Engine> {
+        let (tx, rx) = mpsc::channel();
+        let metrics = Arc::new(Metrics::default());
+        let alive = Arc::new(AtomicBool::new(true));
+        let max_model_len = sched.max_model_len;
+        let backend_name = backend.name();
+        {
+            let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
+            m.kv_blocks_total = sched.num_blocks;
+        }
+        let mut worker = Worker {
+            backend,
+            sched: Scheduler::new(sched),
+            tokenizer,
+            stop_ids,
+            active: HashMap::new(),
+            metrics: metrics.clone(),
+            drain_deadline: None,
+        };
+        let alive2 = alive.clone();
+        std::thread::Builder::new().name("trtforge-engine".into()).spawn(move || {
+            struct Dead(Arc<AtomicBool>);
+            impl Drop for Dead {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::SeqCst);
+                }
+            }
+            let _dead = Dead(alive2);
+            worker.run(rx);
+        })?;
+        Ok(Engine {
+            tx: std::sync::Mutex::new(tx),
+            next_id: AtomicU64::new(1),
+            alive,
+            metrics,
+            max_model_len,
+            tokenizer,
+            backend_name,
+        })
+    }
+
+    /// True while the engine thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    fn send(&self, c: Command) -> bool {
+        self.tx.lock().map(|tx| tx.send(c).is_ok()).unwrap_or(false)
+    }
+
+    /// Queues a request; outputs arrive on the returned channel. None when the engine is gone.
+    pub fn submit(&self, req: Submit) -> Option<(SeqId, tokio::sync::mpsc::UnboundedReceiver<Output>)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (out, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.send(Command::Add { id, req, out, arrival: Instant::now() }).then_some((id, rx))
+    }
+
+    /// Cancels a request and frees its blocks (no-op if it already finished).
+    pub fn abort(&self, id: SeqId) {
+        self.send(Command::Abort(id));
+    }
+
+    /// Stops queued requests now; running ones may finish until `grace` has passed.
+    pub fn drain(&self, grace: Duration) {
+        self.send(Command::Drain(Instant::now() + grace));
+    }
+}
+
+/// Per-request state kept by the engine thread.
+struct Active {
+    out: UnboundedSender<Output>,
+    detok: StreamDecoder<'static>,
+    text: String,
+    /// Bytes of `text` already sent.
+    sent: usize,
+    stop: Vec<String>,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    arrival: Instant,
+    last_token: Option<Instant>,
+}
+
+impl Active {
+    /// Appends decoded text; returns the part that can be sent and whether a stop string ended it.
+    /// Text that could be the start of a stop string is held back until it cannot be (or `last`).
+    fn push_text(&mut self, new: &str, last: bool) -> (String, bool) {
+        self.text.push_str(new);
+        let start = self.sent;
+        // A stop string cannot begin in text already sent: that text was held back while it
+        // could have been a stop string's beginning.
+        if let Some(at) = self.stop.iter().filter_map(|s| self.text[start..].find(s.as_str())).min() {
+            let end = start + at;
+            self.text.truncate(end);
+            self.sent = end;
+            return (self.text[start..end].to_string(), true);
+        }
+        let end = if last { self.text.len() } else { self.text.len() - self.held_back() };
+        self.sent = end.max(start);
+        (self.text[start..self.sent].to_string(), false)
+    }
+
+    /// Length of the longest tail of the unsent text that is a proper prefix of a stop string.
+    fn held_back(&self) -> usize {
+        let tail = &self.text[self.sent..];
+        let mut best = 0;
+        for s in &self.stop {
+            for (i, _) in s.char_indices().skip(1) {
+                if i > best && tail.ends_with(&s[..i]) {
+                    best = i;
+                }
+            }
+        }
+        best
+    }
+}
+
+struct Worker {
+    backend: Box<dyn PagedBackend>,
+    sched: Scheduler,
+    tokenizer: &'static Tokenizer,
+    stop_ids: Vec<u32>,
+    active: HashMap<SeqId, Active>,
+    metrics: Arc<Metrics>,
+    drain_deadline: Option<Instant>,
+}
+
+impl Worker {
+    fn run(&mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            // Block only when idle; otherwise take what has arrived and step.
+            if !self.sched.has_work() {
+                match rx.recv_timeout(IDLE_POLL) {
+                    Ok(c) => self.handle(c),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(c) => self.handle(c),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        self.abort_all("the server is shutting down");
+                        return;
+                    }
+                }
+            }
+            if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.abort_all("");
+            }
+            self.step();
+            self.publish();
+        }
+    }
+
+    fn handle(&mut self, c: Command) {
+        match c {
+            Command::Add { id, req, out, arrival } => {
+                if self.drain_deadline.is_some() {
+                    let _ = out.send(Output::Error("the server is shutting down".into()));
+                    return;
+                }
+                let prompt_tokens = req.seq.prompt.len();
+                let mut seq = req.seq;
+                for &t in self.stop_ids.iter().filter(|_| !req.ignore_eos) {
+                    if !seq.stop_ids.contains(&t) {
+                        seq.stop_ids.push(t);
+                    }
+                }
+                if let Err(e) = self.sched.add(id, seq) {
+                    let _ = out.send(Output::Error(e.to_string()));
+                    return;
+                }
+                self.active.insert(
+                    id,
+                    Active {
+                        out,
+                        detok: self.tokenizer.stream_decoder(true),
+                        text: String::new(),
+                        sent: 0,
+                        stop: req.stop_strings,
+                        prompt_tokens,
+                        completion_tokens: 0,
+                        arrival,
+                        last_token: None,
+                    },
+                );
+            }
+            Command::Abort(id) => {
+                if self.sched.abort(id) | self.active.remove(&id).is_some() {
+                    self.lock_metrics().count_request("abort");
+                }
+            }
+            Command::Drain(deadline) => {
+                self.drain_deadline = Some(deadline);
+                // Queued requests have produced nothing yet: end them now.
+                let queued: Vec<SeqId> = self.active.keys().copied().filter(|id| !self.sched.is_running(*id)).collect();
+                for id in queued {
+                    self.finish_abort(id, "the server is shutting down");
+                }
+            }
+        }
+    }
+
+    fn lock_metrics(&self) -> std::sync::MutexGuard<'_, super::metrics::MetricsState> {
+        self.metrics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends a request with `Done { Abort }` (or an error message when `msg` is not empty).
+    fn finish_abort(&mut self, id: SeqId, msg: &str) {
+        self.sched.abort(id);
+        if let Some(a) = self.active.remove(&id) {
+            let _ = a.out.send(if msg.is_empty() {
+                Output::Done {
+                    reason: DoneReason::Abort,
+                    text: String::new(),
+                    prompt_tokens: a.prompt_tokens,
+                    completion_tokens: a.completion_tokens,
+                }
+            } else {
+                Output::Error(msg.to_string())
+            });
+            self.lock_metrics().count_request("abort");
+        }
+    }
+
+    fn abort_all(&mut self, msg: &str) {
+        let ids: Vec<SeqId> = self.active.keys().copied().collect();
+        for id in ids {
+            self.finish_abort(id, msg);
+        }
+    }
+
+    fn step(&mut self) {
+        // Requests whose client went away are dropped before they cost another step.
+        let gone: Vec<SeqId> = self.active.iter().filter(|(_, a)| a.out.is_closed()).map(|(id, _)| *id).collect();
+        for id in gone {
+            self.sched.abort(id);
+            self.active.remove(&id);
+            self.lock_metrics().count_request("abort");
+        }
+        let plan = self.sched.schedule();
+        if plan.is_empty() {
+            return;
+        }
+        let result = {
+            let seqs = self.sched.paged_seqs(&plan);
+            self.backend.step(&seqs)
+        };
+        let sampled = match result {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("the {} backend failed: {e}", self.backend.name());
+                eprintln!("error: {msg}");
+                for entry in &plan.entries {
+                    self.sched.abort(entry.id);
+                    if let Some(a) = self.active.remove(&entry.id) {
+                        let _ = a.out.send(Output::Error(msg.clone()));
+                        self.lock_metrics().count_request("error");
+                    }
+                }
+                return;
+            }
+        };
+        let events = self.sched.update(&plan, &sampled);
+        let now = Instant::now();
+        let mut new_tokens = 0u64;
+        for ev in events {
+            let Some(a) = self.active.get_mut(&ev.id) else { continue };
+            let mut stopped = false;
+            let mut sent_ok = true;
+            if let Some(t) = ev.token {
+                new_tokens += 1;
+                a.completion_tokens += 1;
+                {
+                    let mut m = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+                    match a.last_token {
+                        None => m.ttft.observe(now.duration_since(a.arrival).as_secs_f64()),
+                        Some(prev) => m.itl.observe(now.duration_since(prev).as_secs_f64()),
+                    }
+                }
+                a.last_token = Some(now);
+                let mut delta = a.detok.step(t).unwrap_or_default();
+                let last = ev.finished.is_some();
+                if last {
+                    delta.push_str(&a.detok.finish().unwrap_or_default());
+                }
+                let (text, hit) = a.push_text(&delta, last);
+                stopped = hit;
+                sent_ok = a.out.send(Output::Token { id: t, text }).is_ok();
+            }
+            let reason = if stopped {
+                Some(DoneReason::Stop)
+            } else {
+                match ev.finished {
+                    Some(FinishReason::Stop) => Some(DoneReason::Stop),
+                    Some(FinishReason::Length) => Some(DoneReason::Length),
+                    None => None,
+                }
+            };
+            if !sent_ok {
+                self.sched.abort(ev.id);
+                self.active.remove(&ev.id);
+                self.lock_metrics().count_request("abort");
+                continue;
+            }
+            if let Some(r) = reason {
+                // Flush what the decoder held (a stop token ends the text here).
+                let rest = if ev.token.is_none() {
+                    let tail = a.detok.finish().unwrap_or_default();
+                    a.push_text(&tail, true).0
+                } else {
+                    String::new()
+                };
+                let done = Output::Done {
+                    reason: r,
+                    text: rest,
+                    prompt_tokens: a.prompt_tokens,
+                    completion_tokens: a.completion_tokens,
+                };
+                let _ = a.out.send(done);
+                let e2e = now.duration_since(a.arrival).as_secs_f64();
+                self.sched.abort(ev.id); // no-op unless a stop string ended it
+                self.active.remove(&ev.id);
+                let mut m = self.lock_metrics();
+                m.e2e.observe(e2e);
+                m.count_request(r.as_str());
+            }
+        }
+        let mut m = self.lock_metrics();
+        m.steps += 1;
+        m.generation_tokens += new_tokens;
+        m.record_step_tokens(now, new_tokens);
+    }
+
+    /// Copies the scheduler's gauges into the metrics.
+    fn publish(&self) {
+        let c = self.sched.counters;
+        let bm = self.sched.blocks();
+        let (used, cached) = (bm.num_used(), bm.num_cached_free());
+        let mut m = self.lock_metrics();
+        m.running = self.sched.num_running();
+        m.waiting = self.sched.num_waiting();
+        m.kv_blocks_used = used;
+        m.kv_blocks_cached = cached;
+        m.preemptions = c.preemptions;
+        m.prefix_hit_tokens = c.prefix_hit_tokens;
+        m.prompt_tokens = c.prompt_tokens_computed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(stop: &[&str]) -> Active {
+        static TOK: std::sync::OnceLock<Tokenizer> = std::sync::OnceLock::new();
+        let tok = TOK.get_or_init(|| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_tokenizer.json");
+            Tokenizer::from_file(&p).unwrap()
+        });
+        let (out, _rx) = tokio::sync::mpsc::unbounded_channel();
+        Active {
+            out,
+            detok: tok.stream_decoder(true),
+            text: String::new(),
+            sent: 0,
+            stop: stop.iter().map(|s| s.to_string()).collect(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            arrival: Instant::now(),
+            last_token: None,
+        }
+    }
+
+    #[test]
+    fn stop_strings_never_leak() {
+        let mut a = active(&["END", "\n\n"]);
+        assert_eq!(a.push_text("hello E", false), ("hello ".into(), false));
+        assert_eq!(a.push_text("N", false), ("".into(), false));
+        assert_eq!(a.push_text("X more", false), ("ENX more".into(), false));
+        assert_eq!(a.push_text("\n", false), ("".into(), false));
+        assert_eq!(a.push_text("\nafter", false), ("".into(), true));
+        assert_eq!(a.text, "hello ENX more");
+        let mut b = active(&["stop"]);
+        assert_eq!(b.push_text("no st", true), ("no st".into(), false));
+        let mut c = active(&["ab"]);
+        assert_eq!(c.push_text("xxa", false), ("xx".into(), false));
+        assert_eq!(c.push_text("bc", false), ("".into(), true));
+        assert_eq!(c.text, "xx");
+    }
+}

@@ -1,0 +1,400 @@
+//! The HTTP side: axum routes for the OpenAI endpoints, SSE streaming, /health, /metrics, and a
+//! graceful drain on SIGTERM/SIGINT. It knows the engine only through [`Engine`]'s channels.
+use super::api::{self, ApiError, GenRequest, Kind, PromptInput, Responder};
+use super::chat::ChatTemplate;
+use super::engine::{Engine, Output, Submit};
+use super::scheduler::{SeqId, SeqRequest};
+use crate::backend::paged::TokenSampling;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub engine: Engine,
+    pub model_name: String,
+    pub chat: ChatTemplate,
+    /// Requests admitted and not finished (queued or running).
+    inflight: AtomicUsize,
+    /// Beyond this many in flight, requests get 429.
+    max_inflight: usize,
+    draining: AtomicBool,
+    seed_counter: AtomicU64,
+    started: Instant,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, model_name: String, chat: ChatTemplate, max_inflight: usize) -> Self {
+        AppState {
+            engine,
+            model_name,
+            chat,
+            inflight: AtomicUsize::new(0),
+            max_inflight,
+            draining: AtomicBool::new(false),
+            seed_counter: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.engine.metrics.lock().unwrap_or_else(|e| e.into_inner()).count_request(outcome);
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::status(
+        StatusCode::NOT_FOUND,
+        "not_found_error",
+        "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics",
+    )
+}
+
+async fn health(State(s): State<Arc<AppState>>) -> Response {
+    if s.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "draining"}))).into_response()
+    } else if !s.engine.is_alive() {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "engine stopped"}))).into_response()
+    } else {
+        Json(serde_json::json!({"status": "ok"})).into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let text = s.engine.metrics.lock().unwrap_or_else(|e| e.into_inner()).render(Instant::now());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+fn model_card(s: &AppState) -> serde_json::Value {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .saturating_sub(s.started.elapsed().as_secs());
+    serde_json::json!({"id": s.model_name, "object": "model", "created": created, "owned_by": "trtforge",
+                       "max_model_len": s.engine.max_model_len})
+}
+
+async fn models(State(s): State<Arc<AppState>>) -> Response {
+    Json(serde_json::json!({"object": "list", "data": [model_card(&s)]})).into_response()
+}
+
+async fn model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if id == s.model_name {
+        Json(model_card(&s)).into_response()
+    } else {
+        unknown_model(&s, &id).into_response()
+    }
+}
+
+fn unknown_model(s: &AppState, m: &str) -> ApiError {
+    let mut e = ApiError::status(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("the model {m:?} does not exist; this server serves {:?}", s.model_name),
+    )
+    .with_code("model_not_found");
+    e.param = Some("model".into());
+    e
+}
+
+async fn completions(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    generate(s, body, Kind::Completion).await
+}
+
+async fn chat_completions(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    generate(s, body, Kind::Chat).await
+}
+
+async fn generate(s: Arc<AppState>, body: Bytes, kind: Kind) -> Response {
+    match start(&s, &body, kind) {
+        Ok((req, guard, rx)) => {
+            let r = Responder::new(kind, guard.id, &s.model_name);
+            if req.stream {
+                stream_response(r, req.include_usage, guard, rx)
+            } else {
+                collect_response(r, guard, rx).await
+            }
+        }
+        Err(e) => {
+            s.count(if e.status == StatusCode::TOO_MANY_REQUESTS { "rejected_overload" } else { "rejected_invalid" });
+            e.into_response()
+        }
+    }
+}
+
+/// Holds a request's place: while it lives the request counts as in flight; dropping it before
+/// the end (client gone, handler cancelled) aborts the sequence and frees its KV blocks.
+struct RequestGuard {
+    state: Arc<AppState>,
+    id: SeqId,
+    finished: bool,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.engine.abort(self.id);
+        }
+        self.state.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type OutputRx = tokio::sync::mpsc::UnboundedReceiver<Output>;
+
+/// Validates, tokenizes and submits a request.
+fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, RequestGuard, OutputRx), ApiError> {
+    if s.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "the server is shutting down",
+        ));
+    }
+    let o = api::parse_body(body)?;
+    let req = match kind {
+        Kind::Completion => api::parse_completion(&o)?,
+        Kind::Chat => api::parse_chat(&o)?,
+    };
+    if let Some(m) = &req.model {
+        if *m != s.model_name {
+            return Err(unknown_model(s, m));
+        }
+    }
+    let tok = s.engine.tokenizer;
+    let prompt: Vec<u32> = match &req.prompt {
+        PromptInput::Text(t) => tok.encode(t, true),
+        PromptInput::Tokens(ids) => {
+            let vocab = tok.vocab_size();
+            if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+                return Err(ApiError::invalid(
+                    format!("token id {bad} is outside the vocabulary (size {vocab})"),
+                    Some("prompt"),
+                ));
+            }
+            Ok(ids.clone())
+        }
+        PromptInput::Chat(msgs) => s.chat.encode(tok, msgs, true),
+    }
+    .map_err(|e| ApiError::invalid(format!("could not tokenize the prompt: {e}"), Some("prompt")))?;
+    if prompt.is_empty() {
+        return Err(ApiError::invalid("the prompt is empty (no tokens)", Some("prompt")));
+    }
+    let max_len = s.engine.max_model_len;
+    let too_long = |need: usize| {
+        ApiError::invalid(
+            format!(
+                "this model's maximum context length is {max_len} tokens; the prompt has {} tokens and {} more were requested ({need} in all)",
+                prompt.len(),
+                need - prompt.len()
+            ),
+            Some(if req.max_tokens.is_some() { "max_tokens" } else { "prompt" }),
+        )
+        .with_code("context_length_exceeded")
+    };
+    if prompt.len() >= max_len {
+        return Err(too_long(prompt.len() + 1));
+    }
+    let max_tokens = match (req.max_tokens, kind) {
+        (Some(m), _) => m,
+        (None, Kind::Completion) => api::DEFAULT_COMPLETION_MAX_TOKENS.min(max_len - prompt.len()),
+        (None, Kind::Chat) => max_len - prompt.len(),
+    };
+    if prompt.len() + max_tokens > max_len {
+        return Err(too_long(prompt.len() + max_tokens));
+    }
+    // Admission: a bounded number in flight; beyond it, 429 (never an unbounded queue).
+    if s.inflight.fetch_add(1, Ordering::SeqCst) >= s.max_inflight {
+        s.inflight.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            format!("the server is at capacity ({} requests in flight); retry later", s.max_inflight),
+        )
+        .with_code("rate_limit_exceeded"));
+    }
+    let seed = req.seed.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ s.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+    });
+    let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
+    let submit = Submit {
+        // The engine adds the model's stop tokens (eos, <|im_end|>) unless ignore_eos.
+        seq: SeqRequest { prompt: prompt.clone(), sampling, max_tokens, stop_ids: Vec::new() },
+        stop_strings: req.stop.clone(),
+        ignore_eos: req.ignore_eos,
+    };
+    let Some((id, rx)) = s.engine.submit(submit) else {
+        s.inflight.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the engine has stopped"));
+    };
+    let guard = RequestGuard { state: s.clone(), id, finished: false };
+    Ok((req, guard, rx))
+}
+
+async fn collect_response(r: Responder, mut guard: RequestGuard, mut rx: OutputRx) -> Response {
+    let mut text = String::new();
+    while let Some(o) = rx.recv().await {
+        match o {
+            Output::Token { text: t, .. } => text.push_str(&t),
+            Output::Done { reason, text: t, prompt_tokens, completion_tokens } => {
+                guard.finished = true;
+                text.push_str(&t);
+                return Json(r.full(&text, reason.as_str(), prompt_tokens, completion_tokens)).into_response();
+            }
+            Output::Error(msg) => {
+                guard.finished = true;
+                return ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).into_response();
+            }
+        }
+    }
+    ApiError::status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "the engine stopped before the request finished",
+    )
+    .into_response()
+}
+
+struct StreamState {
+    r: Responder,
+    include_usage: bool,
+    guard: RequestGuard,
+    rx: OutputRx,
+    pending: VecDeque<Event>,
+    done: bool,
+}
+
+fn data(v: serde_json::Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+/// Server-sent events: (chat: a role chunk,) one chunk per generated token, a final chunk with
+/// `finish_reason`, the usage chunk if asked for, then `data: [DONE]`. Dropping the stream (the
+/// client went away) drops the guard, which aborts the sequence.
+fn stream_response(r: Responder, include_usage: bool, guard: RequestGuard, rx: OutputRx) -> Response {
+    let mut pending = VecDeque::new();
+    if r.kind == Kind::Chat {
+        pending.push_back(data(r.chunk(Some(""), None, true)));
+    }
+    let st = StreamState { r, include_usage, guard, rx, pending, done: false };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((Ok::<Event, Infallible>(ev), st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.rx.recv().await {
+                Some(Output::Token { text, .. }) => st.pending.push_back(data(st.r.chunk(Some(&text), None, false))),
+                Some(Output::Done { reason, text, prompt_tokens, completion_tokens }) => {
+                    st.guard.finished = true;
+                    if !text.is_empty() {
+                        st.pending.push_back(data(st.r.chunk(Some(&text), None, false)));
+                    }
+                    let end = match st.r.kind {
+                        Kind::Chat => st.r.chunk(None, Some(reason.as_str()), false),
+                        Kind::Completion => st.r.chunk(Some(""), Some(reason.as_str()), false),
+                    };
+                    st.pending.push_back(data(end));
+                    if st.include_usage {
+                        st.pending.push_back(data(st.r.usage_chunk(prompt_tokens, completion_tokens)));
+                    }
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    st.done = true;
+                }
+                Some(Output::Error(msg)) => {
+                    st.guard.finished = true;
+                    st.pending
+                        .push_back(data(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).body()));
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    st.done = true;
+                }
+                None => {
+                    let e = ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the engine stopped");
+                    st.pending.push_back(data(e.body()));
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    st.done = true;
+                }
+            }
+        }
+    });
+    Sse::new(stream).into_response()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Serves until SIGINT/SIGTERM, then drains: no new requests (503), queued ones end at once,
+/// running ones get `drain` to finish before they are cancelled; the process exits soon after
+/// even if a client holds a connection open.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, drain: Duration) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let st = state.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        eprintln!("shutting down: draining (running requests get {:.1} s)", drain.as_secs_f64());
+        st.draining.store(true, Ordering::SeqCst);
+        st.engine.drain(drain);
+        std::thread::spawn(move || {
+            std::thread::sleep(drain + Duration::from_secs(3));
+            eprintln!("error: connections still open {:.0} s after the drain deadline; exiting", 3.0);
+            std::process::exit(1);
+        });
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signal).await
+}

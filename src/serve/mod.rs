@@ -1,0 +1,181 @@
+//! `trtforge serve`: an OpenAI-compatible server with in-flight batching over a paged KV cache.
+//!
+//! - [`block_manager`]: free list, refcounts and the prefix cache of KV blocks.
+//! - [`scheduler`]: continuous batching with chunked prefill and preemption; no HTTP, no kernels.
+//! - [`engine`]: the thread that owns the backend and scheduler and streams text per request.
+//! - [`api`]: OpenAI request parsing / response shapes; [`http`]: the axum server around it.
+//! - [`metrics`]: Prometheus text exposition.
+pub mod api;
+pub mod block_manager;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod scheduler;
+
+/// Chat templates: the model's own (Jinja), ChatML when it has none.
+pub use crate::model::chat;
+
+use crate::backend::paged::{self as paged, PagedBackend};
+use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+use crate::model::tokenizer::Tokenizer;
+use crate::model::ModelWeights;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything `trtforge serve` needs (the CLI fills it in).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// A GGUF file, an HF checkpoint directory or `preset:NAME` (presets have no tokenizer).
+    pub model: Option<String>,
+    /// An engine directory made by `trtforge convert`.
+    pub engine_dir: Option<PathBuf>,
+    pub backend: BackendKind,
+    pub host: String,
+    /// 0 picks a free port (the address is printed).
+    pub port: u16,
+    pub max_num_seqs: usize,
+    pub max_num_batched_tokens: usize,
+    /// KV cache pool size in bytes.
+    pub kv_cache_memory: u64,
+    /// Requests allowed to wait beyond `max_num_seqs`; more get 429.
+    pub max_queue: usize,
+    pub served_model_name: Option<String>,
+    /// Cap on prompt + output tokens (default: the model context, capped by the pool).
+    pub max_model_len: Option<usize>,
+    pub prefix_caching: bool,
+    /// Time running requests get to finish after SIGTERM/SIGINT.
+    pub drain_timeout: Duration,
+}
+
+/// Weights, tokenizer and a default model name for the options' model or engine directory.
+fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
+    match (&o.model, &o.engine_dir) {
+        (Some(spec), None) => {
+            let m = crate::model::load::load(spec)?;
+            let tok = m.tokenizer.ok_or_else(|| {
+                Error::Invalid(format!("{spec} has no tokenizer; serving text needs one (a GGUF file or an HF checkpoint with tokenizer.json)"))
+            })?;
+            let name = match &m.source {
+                crate::model::load::ModelSource::Preset { name, .. } => name.clone(),
+                crate::model::load::ModelSource::Gguf(p) | crate::model::load::ModelSource::Hf(p) => {
+                    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+                }
+            };
+            Ok((m.weights, tok, name))
+        }
+        (None, Some(dir)) => {
+            let man = crate::engine_dir::Manifest::load(dir)?;
+            let tok_file = man.tokenizer.as_ref().ok_or_else(|| {
+                Error::Invalid(format!("{} has no tokenizer.json; serving text needs one", dir.display()))
+            })?;
+            let tok = Tokenizer::from_file(&dir.join(tok_file))?;
+            // As `open_engine_dir` does for the CPU: float engines run their source weights,
+            // quantized ones their stored codes dequantized.
+            let weights = if matches!(
+                man.precision,
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
+            ) {
+                crate::model::load::load(&man.source.spec)?.weights
+            } else {
+                crate::engine_dir::load_engine_weights(dir)?.weights
+            };
+            Ok((weights, tok, man.name.clone()))
+        }
+        (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),
+        (None, None) => Err(Error::Invalid("give --model or --engine-dir".into())),
+    }
+}
+
+/// Checks the numeric options before anything is loaded.
+fn check_options(o: &ServeOptions) -> Result<()> {
+    if o.max_num_seqs == 0 {
+        return Err(Error::Invalid("--max-num-seqs must be at least 1".into()));
+    }
+    if o.max_num_batched_tokens == 0 {
+        return Err(Error::Invalid("--max-num-batched-tokens must be at least 1".into()));
+    }
+    if o.max_model_len == Some(0) {
+        return Err(Error::Invalid("--max-model-len must be at least 1".into()));
+    }
+    paged::check_backend(o.backend)
+}
+
+/// Loads the model, starts the engine thread and serves HTTP until SIGTERM/SIGINT.
+pub fn run(o: &ServeOptions) -> Result<()> {
+    check_options(o)?;
+    let t0 = std::time::Instant::now();
+    let (weights, tokenizer, default_name) = load(o)?;
+    let cfg = weights.config.clone();
+    let backend: Box<dyn PagedBackend> = paged::open(o.backend, Arc::new(weights), o.kv_cache_memory)?;
+    let max_model_len = o.max_model_len.unwrap_or(usize::MAX).min(backend.max_model_len());
+    let num_blocks = backend.num_blocks();
+    let mut stop_ids = tokenizer.eos_ids();
+    if let Some(e) = cfg.eos_token_id {
+        if !stop_ids.contains(&e) {
+            stop_ids.push(e);
+        }
+    }
+    let chat = chat::ChatTemplate::from_model(&tokenizer)?;
+    // One tokenizer for the process; the engine's stream decoders borrow it for 'static.
+    let tokenizer: &'static Tokenizer = Box::leak(Box::new(tokenizer));
+    let sched = scheduler::SchedulerConfig {
+        max_num_seqs: o.max_num_seqs,
+        max_num_batched_tokens: o.max_num_batched_tokens,
+        max_model_len,
+        num_blocks,
+        prefix_caching: o.prefix_caching,
+    };
+    let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
+    let backend_name = backend.name();
+    let engine = engine::Engine::start(backend, tokenizer, sched, stop_ids)
+        .map_err(|e| Error::Invalid(format!("could not start the engine thread: {e}")))?;
+    let name = o.served_model_name.clone().unwrap_or(default_name);
+    let state = Arc::new(http::AppState::new(engine, name.clone(), chat, o.max_num_seqs + o.max_queue));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("could not start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", o.host, o.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
+        eprintln!(
+            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
+            paged::BLOCK_SIZE,
+            o.max_num_seqs,
+            t0.elapsed().as_secs_f64()
+        );
+        eprintln!("listening on http://{local}");
+        http::serve(listener, state, o.drain_timeout).await.map_err(|e| Error::Invalid(format!("server error: {e}")))
+    })?;
+    eprintln!("server stopped");
+    Ok(())
+}
+
+/// Parses a byte size: `268435456`, `256MiB`, `256MB`, `1GiB`, `512M`, `2G`, `64K`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 256MiB, 1GiB, 1000000)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        u => return Err(format!("unknown size unit {u:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    let b = v * mult;
+    if !b.is_finite() || b < 1.0 {
+        return Err(format!("{s:?} is not a positive size"));
+    }
+    Ok(b as u64)
+}

