@@ -43,13 +43,13 @@ echo "== correctness (cuda-check)"
 "$B" cuda-check --tiny tests/fixtures/tiny_llama --tinyllama "${SM[@]}" 2>"$O/check.err" | tee "$O/check.log" || rc=1
 
 echo "== benchmark TinyLlama-1.1B shape (random weights), prompt 512, 128 new tokens"
-"$B" bench --model preset:tinyllama-1.1b --input-lens 512 --output-len 128 --runs 5 --precisions fp16,int8,int4 --batch-sizes 1 --json "$O/bench_bs1.json" 2>&1 | tee "$O/bench_bs1.log" || rc=1
-"$B" bench --model preset:tinyllama-1.1b --input-lens 512 --output-len 128 --runs 5 --precisions fp16 --batch-sizes 8,64 --json "$O/bench_fp16_batch.json" 2>&1 | tee "$O/bench_batch.log" || rc=1
-echo "== experiment: programmatic dependent launch (TRTFORGE_PDL=1), bs1"
-TRTFORGE_PDL=1 "$B" bench --model preset:tinyllama-1.1b --input-lens 512 --output-len 128 --runs 5 --precisions fp16,int4 --batch-sizes 1 2>&1 | grep "bs1:" | tee "$O/bench_pdl.log"
+"$B" bench --model preset:tinyllama-1.1b --precisions fp16,int8,int4 --batch-sizes 1 --input-lens 512 --output-len 128 --json "$O/bench_bs1.json" 2>&1 | tee "$O/bench_bs1.log" || rc=1
+"$B" bench --model preset:tinyllama-1.1b --precisions fp16,int8,int4 --batch-sizes 8 64 --input-lens 512 --output-len 128 --json "$O/bench_fp16_batch.json" 2>&1 | tee "$O/bench_batch.log" || rc=1
+echo "== experiment: without programmatic dependent launch (TRTFORGE_PDL=0), bs1"
+TRTFORGE_PDL=0 "$B" bench --model preset:tinyllama-1.1b --precisions fp16,int4 --batch-sizes 1 --input-lens 512 --output-len 128 2>&1 | grep "bs1:" | tee "$O/bench_pdl.log"
 if [ -f "$G" ]; then
   echo "== benchmark SmolLM2-135M bs1"
-  "$B" bench --model "$G" --input-lens 512 --output-len 128 --runs 5 --precisions fp16,int8,int4 --group-size 64 --batch-sizes 1 --json "$O/bench_smollm2.json" 2>&1 | tee "$O/bench_smollm2.log" || rc=1
+  "$B" bench --model "$G" --precisions fp16,int8,int4 --group-size 128 --batch-sizes 1 --input-lens 512 --output-len 128 --json "$O/bench_smollm2.json" 2>&1 | tee "$O/bench_smollm2.log" || rc=1
   echo "== CLI: generate and eval through --backend cuda"
   "$B" generate --model "$G" --backend cuda --precision fp16 --prompt "The capital of France is" --greedy --max-new-tokens 16 2>&1 | tee "$O/generate.log" || rc=1
   if [ -f "$TEXT" ]; then
@@ -73,7 +73,7 @@ fi
   echo
   [ -f "$O/eval_cuda.log" ] && echo "eval cuda fp16: $(cat "$O/eval_cuda.log")  "
   [ -f "$O/eval_cpu.log" ] && echo "eval cpu f32:   $(cat "$O/eval_cpu.log")"
-  [ -f "$O/bench_pdl.log" ] && { echo; echo "with TRTFORGE_PDL=1:"; echo '```'; cat "$O/bench_pdl.log"; echo '```'; }
+  [ -f "$O/bench_pdl.log" ] && { echo; echo "with TRTFORGE_PDL=0:"; echo '```'; cat "$O/bench_pdl.log"; echo '```'; }
   [ -f "$O/generate.log" ] && { echo; echo "generate --backend cuda (SmolLM2 fp16, greedy):"; echo '```'; cat "$O/generate.log"; echo '```'; }
 } > "$O/summary.md"
 echo

@@ -236,7 +236,7 @@ def build(c, precision, device, seed, group):
     return m.eval(), dtype
 
 
-def measure(model, dtype, b, l, n, runs, warmup, seed, device, compile_):
+def measure(model, dtype, b, l, n, runs, warmup, seed, device, compile_, compile_prefill):
     import torch
 
     model.setup_cache(b, l + n, dtype, device)
@@ -253,7 +253,8 @@ def measure(model, dtype, b, l, n, runs, warmup, seed, device, compile_):
     if compile_:
         torch._dynamo.reset()
         decode = torch.compile(decode, mode="reduce-overhead", fullgraph=True, dynamic=False)
-        prefill = torch.compile(prefill, fullgraph=True, dynamic=True)
+        if compile_prefill:
+            prefill = torch.compile(prefill, fullgraph=True, dynamic=True)
 
     def run_once():
         torch.cuda.synchronize()
@@ -302,6 +303,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="warm-up runs (the first compiles and captures graphs)")
     ap.add_argument("--eager", action="store_true", help="no torch.compile (for checking the script)")
+    ap.add_argument("--eager-prefill", action="store_true",
+                    help="compile only the decode step (saves compile time; TTFT then runs eager)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -329,6 +332,32 @@ def main():
     backend = "torch-eager" if a.eager else "torch-compile"
     dev = "cuda"
     engines, speed = [], []
+    def save():
+        """Writes what was measured so far (atomically), so a run stopped by a time limit keeps its rows."""
+        props = torch.cuda.get_device_properties(0)
+        res = {
+            "schema_version": 1, "trtforge_version": "torch_baseline.py", "git_commit": "unknown",
+            "command": " ".join(sys.argv),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"hostname": socket.gethostname(), "os": platform.platform(), "cpu": platform.processor(),
+                        "cores": os.cpu_count(), "memory_bytes": 0,
+                        "gpu": f"{props.name} (sm_{props.major}{props.minor})",
+                        "driver": None, "cuda": torch.version.cuda, "tensorrt": None, "onnxruntime": None},
+            "settings": {"engine_dirs": a.engine_dirs or [], "backends": [], "batch_sizes": a.batch_sizes,
+                         "input_lens": a.input_lens, "output_len": a.output_len, "runs": a.runs,
+                         "warmup": a.warmup, "eval_text": None, "eval_ctx": 0, "eval_windows": 0,
+                         "quality_tokens": 0, "memory_sweep": False, "sweep_batch_sizes": [], "sweep_seq_lens": [],
+                         "seed": a.seed,
+                         "peer": {"torch": torch.__version__, "precisions": a.precisions, "group_size": a.group_size,
+                                  "compile": not a.eager, "compile_prefill": not a.eager_prefill,
+                                  "preset": a.preset}},
+            "engines": engines, "speed": speed, "quality": [], "memory_sweep": [], "interrupted": False,
+        }
+        tmp = a.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(tmp, a.out)
+
     for base, c in models:
         for prec in a.precisions:
             name = f"{base}-{prec}-torch"
@@ -349,12 +378,13 @@ def main():
                     try:
                         speed.append(row(name, backend, b, l, a.output_len,
                                          **measure(model, dtype, b, l, a.output_len, a.runs, a.warmup, a.seed, dev,
-                                                   not a.eager)))
+                                                   not a.eager, not a.eager_prefill)))
                     except torch.cuda.OutOfMemoryError as e:
                         speed.append(row(name, backend, b, l, a.output_len, "oom", str(e).splitlines()[0]))
                     except Exception as e:  # noqa: BLE001
                         speed.append(row(name, backend, b, l, a.output_len, "error", f"{type(e).__name__}: {e}"))
                     torch.cuda.empty_cache()
+                    save()
                     r = speed[-1]
                     dec = r["decode_tok_s"]["median"] if r["decode_tok_s"] else None
                     ttft = r["ttft_ms"]["median"] if r["ttft_ms"] else None
@@ -364,27 +394,8 @@ def main():
             del model
             torch._dynamo.reset()
             torch.cuda.empty_cache()
-    props = torch.cuda.get_device_properties(0)
-    res = {
-        "schema_version": 1, "trtforge_version": "torch_baseline.py", "git_commit": "unknown",
-        "command": " ".join(sys.argv), "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"hostname": socket.gethostname(), "os": platform.platform(), "cpu": platform.processor(),
-                    "cores": os.cpu_count(), "memory_bytes": 0, "gpu": f"{props.name} (sm_{props.major}{props.minor})",
-                    "driver": None, "cuda": torch.version.cuda, "tensorrt": None, "onnxruntime": None},
-        "settings": {"engine_dirs": a.engine_dirs or [], "backends": [], "batch_sizes": a.batch_sizes,
-                     "input_lens": a.input_lens, "output_len": a.output_len, "runs": a.runs, "warmup": a.warmup,
-                     "eval_text": None, "eval_ctx": 0, "eval_windows": 0, "quality_tokens": 0, "memory_sweep": False,
-                     "sweep_batch_sizes": [], "sweep_seq_lens": [], "seed": a.seed,
-                     "peer": {"torch": torch.__version__, "precisions": a.precisions, "group_size": a.group_size,
-                              "compile": not a.eager, "preset": a.preset}},
-        "engines": engines, "speed": speed, "quality": [], "memory_sweep": [], "interrupted": False,
-    }
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=1)
-    os.replace(tmp, a.out)
+    save()
     print(a.out)
-
 
 if __name__ == "__main__":
     main()

@@ -238,7 +238,9 @@ pub fn profiles(m: &Manifest, b: &BuildSection, inputs: &[String]) -> Result<Vec
 pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Result<BuildReport, crate::Error> {
     let t0 = Instant::now();
     let mut man = Manifest::load(dir)?;
+    // A missing model.engine is what build makes; the ONNX it reads must be what convert wrote.
     man.check_files(dir)?;
+    let onnx_files = man.verify_hashes(dir, |n| n.starts_with("model.onnx"))?;
     let b = req.build.clone().unwrap_or_else(|| man.build.clone());
     let targets: Vec<u32> = b.target.iter().map(|t| parse_target(t)).collect::<Result<_, _>>()?;
     if let Some(l) = &req.tensorrt.log_level {
@@ -317,7 +319,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
             (Some(p), None) => format!("new at {}", p.display()),
         }
     ));
-    let key = build_key(&man, lib, &targets, &req.tensorrt, workspace, &profs);
+    let key = build_key(&onnx_files, lib, &targets, &req.tensorrt, workspace, &profs);
     let cached_engine = cache_dir(dir).join(format!("{key}.engine"));
     let tb = Instant::now();
     let (owned, build_cache) = match std::fs::read(&cached_engine) {
@@ -404,16 +406,16 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     Ok(BuildReport { engine: engine_path, section })
 }
 
-/// SHA-256 over everything that decides an engine's bytes.
-fn build_key(
-    m: &Manifest,
+/// SHA-256 over everything that decides an engine's bytes: the ONNX files' hashed contents
+/// (`onnx`, as verified on disk), the library, targets, settings and profiles.
+pub fn build_key(
+    onnx: &[FileInfo],
     lib: &TrtLibrary,
     targets: &[u32],
     t: &TensorRtSection,
     workspace: Option<u64>,
     profs: &[ProfileInfo],
 ) -> String {
-    let onnx: Vec<&FileInfo> = m.files.iter().filter(|f| f.name.starts_with("model.onnx")).collect();
     let v = serde_json::json!({
         "trtforge": env!("CARGO_PKG_VERSION"),
         "flavour": lib.flavour.as_str(),

@@ -49,7 +49,8 @@ pub fn generate_batch(
         if p.is_empty() {
             return Err(Error::Invalid(format!("prompt {i} is empty (no tokens)")));
         }
-        let need = p.len() + params.max_new_tokens;
+        // Checked: a huge max_new_tokens must not wrap around and pass.
+        let need = p.len().checked_add(params.max_new_tokens).unwrap_or(usize::MAX);
         if need > backend.max_seq() {
             return Err(Error::Invalid(format!(
                 "prompt {i} has {} tokens; with {} new tokens that is {need}, more than the {} the engine holds (model context {})",
@@ -79,7 +80,9 @@ pub fn generate_batch(
         if device_greedy {
             Ok((None, backend.forward_greedy(chunks)?))
         } else {
-            Ok((Some(backend.forward(chunks, Logits::Last)?), Vec::new()))
+            let l = backend.forward(chunks, Logits::Last)?;
+            crate::backend::sampling::check_finite(backend.name(), &l.data)?;
+            Ok((Some(l), Vec::new()))
         }
     };
     let (mut logits, mut ids) = run(backend, &chunks)?;

@@ -1,8 +1,10 @@
 //! Small helpers several layers need, kept once at the bottom: a seeded generator and seeded
 //! prompts, SHA-256 digests, atomic file writes.
+pub mod atomic;
+
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 /// Small, fast, seedable generator (splitmix64); enough for weights and sampling.
@@ -61,21 +63,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Writes a file through a temporary in the same directory and a rename.
+/// Writes a file through a temporary in the same directory and a rename; the temporary is removed
+/// on error and on SIGINT/SIGTERM, and swept later if a kill -9 left it (see [`atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    atomic::write_atomic(path, bytes)
 }

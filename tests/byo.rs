@@ -76,6 +76,8 @@ fn gguf_sentencepiece_vocab_matches_sentencepiece() {
     // Saved and reloaded as HF files, the tokenizer must behave the same.
     tok.save_pretrained(dir.path()).unwrap();
     let reloaded = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!((reloaded.bos_id(), reloaded.eos_ids()), (tok.bos_id(), tok.eos_ids()));
+    assert!(reloaded.adds_bos());
     let mut failures = Vec::new();
     for c in spec["cases"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
@@ -148,9 +150,10 @@ fn chat_templates_match_transformers() {
 const KQUANT_LOGITS_TOL: f32 = 2e-3;
 
 /// A tiny Llama GGUF built like a downloaded Q4_K_M file (SentencePiece vocabulary, Q4_K / Q5_K /
-/// Q6_K weights, llama.cpp's Q/K row order, TinyLlama's chat template) loads and runs: the prompt
-/// tokenizes to SentencePiece's ids, the logits match an independent numpy forward pass over the
-/// `gguf` package's dequantization, and greedy decoding gives the same tokens.
+/// Q6_K weights, llama.cpp's Q/K row order, a Llama 3.1-style `rope_freqs.weight`, TinyLlama's
+/// chat template) loads and runs: the prompt tokenizes to SentencePiece's ids, the logits match an
+/// independent numpy forward pass over the `gguf` package's dequantization, and greedy decoding
+/// gives the same tokens.
 #[test]
 fn kquant_spm_gguf_end_to_end_matches_numpy() {
     use std::sync::Arc;
@@ -177,6 +180,15 @@ fn kquant_spm_gguf_end_to_end_matches_numpy() {
     let chat = ChatTemplate::from_model(tok).unwrap();
     assert!(!chat.is_fallback());
     assert_eq!(chat.render(&[ChatMessage::user("hi")], true).unwrap(), "<|user|>\nhi</s>\n<|assistant|>\n");
+    // The template writes no bos, so encoding adds it (SentencePiece GGUFs add bos); `</s>` is eos.
+    let chat_ids = chat.encode(tok, &[ChatMessage::user("hi")], true).unwrap();
+    assert_eq!(chat_ids[0], tok.bos_id().unwrap());
+    assert!(chat_ids.contains(&tok.eos_id().unwrap()));
+    // Saved beside an engine's tokenizer.json, the template and stop ids come back.
+    tok.save_pretrained(dir.path()).unwrap();
+    let back = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
+    assert_eq!(back.eos_ids(), tok.eos_ids());
+    assert_eq!(ChatTemplate::from_model(&back).unwrap().encode(&back, &[ChatMessage::user("hi")], true).unwrap(), chat_ids);
 
     let w = Arc::new(m.weights);
     let mut be = CpuBackend::new(w, 1, 64).unwrap();
@@ -195,4 +207,59 @@ fn kquant_spm_gguf_end_to_end_matches_numpy() {
     let got = generate_batch(&mut be, &[prompt], &greedy, &stop, |_, _| {}).unwrap();
     assert_eq!(got[0].tokens, ids(&want["greedy_ids"]), "greedy tokens vs numpy");
     assert!(tok.decode(&got[0].tokens, true).is_ok());
+}
+
+/// f32 CPU forward vs float64 numpy on the tiny HF checkpoints (2 layers, logits up to ~40).
+const HF_LOGITS_TOL: f32 = 1e-3;
+
+/// HF checkpoint directories as they come: bf16 shards with an index, an explicit head_dim,
+/// tie_word_embeddings true beside a stray lm_head.weight (transformers ties) and false, linear
+/// and dynamic RoPE scaling, generation_config.json's eos list and tokenizer_config.json's
+/// special tokens and template; unsupported ones are refused naming the field.
+#[test]
+fn hf_checkpoints_as_they_come() {
+    use std::sync::Arc;
+    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    if !py::have_modules(&["numpy"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    py::run("tiny_hf_llama.py", &[dir.path().to_str().unwrap()]);
+    let expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();
+    assert_eq!(expected.len(), 6);
+    for (name, want) in &expected {
+        let path = dir.path().join(name);
+        let loaded = trtforge::model::load::load(path.to_str().unwrap());
+        if let Some(field) = want.get("refused_naming").and_then(|f| f.as_str()) {
+            let e = loaded.err().unwrap_or_else(|| panic!("{name}: loaded, expected a refusal naming {field}"));
+            assert!(e.to_string().contains(field), "{name}: error {e} does not name {field}");
+            continue;
+        }
+        let m = loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let prompt: Vec<u32> = want["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        if name == "bf16_sharded" {
+            let c = &m.weights.config;
+            assert_eq!((c.head_dim, c.q_dim(), c.hidden_size), (32, 128, 96));
+            assert!(c.tie_word_embeddings && m.weights.lm_head.is_none(), "tied: the embedding is the head");
+            assert!(m.tensor_dtypes.iter().all(|(_, t, _)| t == "BF16"));
+            let tok = m.tokenizer.as_ref().unwrap();
+            let eos: Vec<u32> = want["eos_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            for e in &eos {
+                assert!(tok.eos_ids().contains(e), "stop ids {:?} lack {e}", tok.eos_ids());
+            }
+            assert_eq!(tok.bos_id(), Some(1));
+            assert!(tok.adds_bos());
+            let chat = ChatTemplate::from_model(tok).unwrap();
+            assert!(!chat.is_fallback());
+            assert_eq!(chat.encode(tok, &[ChatMessage::user("hi")], true).unwrap()[0], 1, "bos first");
+        }
+        let mut be = CpuBackend::new(Arc::new(m.weights), 1, 32).unwrap();
+        let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+        for (pos, row) in want["logits"].as_array().unwrap().iter().enumerate() {
+            let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let d = common::max_abs_diff(out.row(pos), &row);
+            assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
+        }
+    }
 }

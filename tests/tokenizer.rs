@@ -11,7 +11,13 @@ use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use trtforge::model::tokenizer::{ChatMessage, GgufVocab, Tokenizer};
+use trtforge::model::chat::{ChatMessage, ChatTemplate};
+use trtforge::model::tokenizer::{GgufVocab, Tokenizer};
+
+/// The model's own chat template rendered (model::chat).
+fn chat(tok: &Tokenizer, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
+    ChatTemplate::from_model(tok).unwrap().render(messages, add_generation_prompt).unwrap()
+}
 use trtforge::Error;
 
 fn root() -> PathBuf {
@@ -271,13 +277,13 @@ fn smollm2_chat_template() {
             .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
             .collect();
         let gen = case["add_generation_prompt"].as_bool().unwrap();
-        let rendered = s.tok.apply_chat_template(&messages, gen);
+        let rendered = chat(&s.tok, &messages, gen);
         assert_eq!(rendered, case["rendered"].as_str().unwrap());
         assert_eq!(s.tok.encode(&rendered, false).unwrap(), ids_of(&case["ids"]));
     }
     // The exact single-user-message prompt SmolLM2's template produces.
     assert_eq!(
-        s.tok.apply_chat_template(&[ChatMessage::user("hi")], true),
+        chat(&s.tok, &[ChatMessage::user("hi")], true),
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
          <|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     );
@@ -357,8 +363,8 @@ fn smollm2_tokenizer_json_round_trip() {
     assert_eq!(back.eos_id(), s.tok.eos_id());
     assert_eq!(back.adds_bos(), s.tok.adds_bos());
     assert_eq!(
-        back.apply_chat_template(&[ChatMessage::user("hi")], true),
-        s.tok.apply_chat_template(&[ChatMessage::user("hi")], true)
+        chat(&back, &[ChatMessage::user("hi")], true),
+        chat(&s.tok, &[ChatMessage::user("hi")], true)
     );
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -372,7 +378,8 @@ fn smollm2_bad_vocabularies() {
     assert!(matches!(&e, Error::Tokenizer(m) if m.contains("100") && m.contains("49152")), "{e}");
     let mut v = s.vocab.clone();
     v.model = "llama".into();
-    assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Unsupported(_))));
+    v.scores = vec![0.0; 7];
+    assert!(matches!(Tokenizer::from_gguf_vocab(v), Err(Error::Tokenizer(m)) if m.contains("scores")));
     let mut v = s.vocab.clone();
     v.model = "rwkv".into();
     let e = Tokenizer::from_gguf_vocab(v).unwrap_err();

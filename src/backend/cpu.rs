@@ -48,8 +48,10 @@ impl CpuBackend {
             .checked_mul(max_seq)
             .and_then(|n| n.checked_mul(c.kv_dim()))
             .ok_or_else(|| Error::Invalid("KV cache size overflows".into()))?;
-        let cache =
-            (0..c.num_hidden_layers).map(|_| LayerCache { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
+        // Fallible: a batch × sequence too large for this machine is an error, not an abort.
+        let cache = (0..c.num_hidden_layers)
+            .map(|_| Ok(LayerCache { k: zeroed(per_layer, max_batch, max_seq)?, v: zeroed(per_layer, max_batch, max_seq)? }))
+            .collect::<Result<Vec<_>>>()?;
         let half = c.head_dim / 2;
         let inv = c.rope_inv_freq();
         let mut rope_cos = vec![0.0; max_seq * half];
@@ -385,4 +387,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// `n` zeros, or an error (classified as out of memory by bench) when the allocation fails.
+fn zeroed(n: usize, max_batch: usize, max_seq: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::Invalid(format!(
+            "cannot allocate the KV cache for batch {max_batch} × {max_seq} tokens ({:.1} GB per layer and K/V); \
+lower the batch size or sequence length",
+            n as f64 * 4.0 / 1e9
+        ))
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
 }

@@ -60,6 +60,7 @@ pub trait Backend {
     /// ties). Backends that can choose on the device override it so logits stay there.
     fn forward_greedy(&mut self, chunks: &[SeqChunk]) -> Result<Vec<u32>> {
         let l = self.forward(chunks, Logits::Last)?;
+        sampling::check_finite(self.name(), &l.data)?;
         Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
@@ -134,14 +135,15 @@ pub fn open_engine_dir(
     max_batch: usize,
     max_seq: usize,
 ) -> Result<Box<dyn Backend>> {
-    use crate::error::Error;
     let man = crate::engine_dir::Manifest::load(dir)?;
+    // Sizes of every listed file, for every backend: a damaged dir is reported, not half-used.
+    man.check_files(dir)?;
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
             let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
-                crate::model::load::load(&man.source.spec)?.weights
+                crate::model::load::load(&man.source_model(dir)?)?.weights
             } else {
                 crate::engine_dir::load_engine_weights(dir)?.weights
             };
@@ -149,28 +151,27 @@ pub fn open_engine_dir(
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
-            // The engine's own weights: float engines their source weights, quantized engines the
-            // stored codes dequantized (AWQ scales folded in). The CUDA engine packs them into its
-            // kernel layout: int8 per-channel repacks to the same codes and scales; int4 uses the
-            // manifest's group when it divides every input dimension, else the largest of 128/64/32
-            // that does (SmolLM2's 576 with g128), so those codes are re-rounded.
-            let c = &man.model_config;
-            let weights = match man.precision {
+            // The GPU first: on a machine without one, that is the error, before any weights load.
+            cuda::gpu::probe()?;
+            // The engine's own weights: float engines their source weights; quantized engines the
+            // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
+            // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
+            let (weights, quantized) = match man.precision {
                 crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    crate::model::load::load(&man.source.spec)?.weights
+                    (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
                 }
-                _ => crate::engine_dir::load_engine_weights(dir)?.weights,
+                _ => {
+                    let e = crate::engine_dir::load_engine_weights(dir)?;
+                    (e.weights, Some(e.quantized))
+                }
             };
-            let want = man.extra.get("quantization").and_then(|q| q.get("group_size")).and_then(|g| g.as_u64());
-            let divides = |g: usize| c.hidden_size % g == 0 && c.intermediate_size % g == 0 && c.q_dim() % g == 0;
-            let group = want
-                .map(|g| g as usize)
-                .into_iter()
-                .chain([128, 64, 32])
-                .find(|&g| divides(g))
-                .ok_or_else(|| Error::Unsupported("no int4 group size divides the model's dimensions".into()))?;
+            let group = quantized
+                .as_ref()
+                .and_then(|q| q.linears.values().find_map(|l| l.format.group_size()))
+                .unwrap_or(128);
             let p = man.precision.format(group);
-            Ok(Box::new(cuda::CudaBackend::new(&weights, cuda::CudaOptions::new(p, max_batch, max_seq))?))
+            let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
+            Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }
         BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
     }

@@ -59,7 +59,11 @@ pub fn find_ort_library() -> Result<PathBuf> {
 
 fn ensure_ort() -> Result<&'static ort::environment::Environment> {
     let r = ORT_ENV.get_or_init(|| {
-        let lib = find_ort_library().map_err(|e| e.to_string())?;
+        // The message without its "unsupported:" prefix: it is added once, below.
+        let lib = find_ort_library().map_err(|e| match e {
+            Error::Unsupported(m) => m,
+            other => other.to_string(),
+        })?;
         let b = ort::init_from(&lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
         b.with_name("trtforge").build().map_err(|e| format!("initializing ONNX Runtime from {}: {e}", lib.display()))
     });

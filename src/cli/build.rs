@@ -13,13 +13,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub engine_dir: Option<PathBuf>,
     /// Builder optimization level 0..=5 (overrides the config).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::opt_level, allow_negative_numbers = true)]
     pub opt_level: Option<u8>,
     /// Do not read or write the timing cache.
     #[arg(long)]
     pub no_timing_cache: bool,
     /// TensorRT messages to print: error, warning, info, verbose.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::trt_log)]
     pub trt_log: Option<String>,
     /// Do not print the builder's phases.
     #[arg(long)]

@@ -15,14 +15,28 @@ pub struct CudaCheckArgs {
     /// Text for the perplexity checks (needs --smollm2).
     #[arg(long, requires = "smollm2")]
     pub text: Option<PathBuf>,
-    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    /// Also check the TinyLlama-1.1B and SmolLM2-135M shapes (random weights) against the CPU (slower).
     #[arg(long)]
     pub tinyllama: bool,
+    /// Only check these engine directories (`trtforge convert` output): the CUDA engine on the
+    /// stored weights vs the CPU backend and ONNX Runtime (logits, perplexity on random tokens).
+    #[arg(long, num_args = 1..)]
+    pub engine_dir: Vec<PathBuf>,
+    /// Window length of the engine-dir perplexity checks.
+    #[arg(long, default_value_t = 256)]
+    pub engine_ctx: usize,
 }
 
 pub fn run(a: CudaCheckArgs) -> Result<()> {
     use crate::eval::cuda_check::{run_checks, CheckSet};
-    let set = CheckSet { tiny: a.tiny, smollm2: a.smollm2, text: a.text, tinyllama: a.tinyllama };
+    let set = CheckSet {
+        tiny: a.tiny,
+        smollm2: a.smollm2,
+        text: a.text,
+        tinyllama: a.tinyllama,
+        engine_dirs: a.engine_dir,
+        engine_ctx: a.engine_ctx,
+    };
     let results = run_checks(&set, &mut |r| {
         println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
     })?;

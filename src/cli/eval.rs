@@ -14,10 +14,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub text: PathBuf,
     /// Window length in tokens.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = super::values::window, allow_negative_numbers = true)]
     pub ctx: usize,
     /// Score at most this many windows (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::repeats1, allow_negative_numbers = true)]
     pub windows: Option<usize>,
     /// Print a JSON object instead of text.
     #[arg(long)]

@@ -27,22 +27,22 @@ pub struct GenerateArgs {
     /// Argmax decoding (same as --temperature 0).
     #[arg(long)]
     pub greedy: bool,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::values::tokens0, allow_negative_numbers = true)]
     pub max_new_tokens: usize,
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = 0.7, value_parser = super::values::temperature, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep the K most likely tokens (0 = off).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::values::tokens0, allow_negative_numbers = true)]
     pub top_k: usize,
     /// Nucleus sampling threshold (1 = off).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = super::values::top_p, allow_negative_numbers = true)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::penalty, allow_negative_numbers = true)]
     pub repetition_penalty: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Stop when the generated text contains this string (repeatable).
-    #[arg(long = "stop")]
+    #[arg(long = "stop", value_parser = super::values::stop_string)]
     pub stop: Vec<String>,
     /// Print the generated token ids instead of text.
     #[arg(long)]
@@ -83,7 +83,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         bail!("the prompt encodes to no tokens");
     }
     let cfg = r.backend.config().clone();
-    let need = prompt_ids.len() + max_new;
+    let need = prompt_ids.len().saturating_add(max_new);
     if need > r.backend.max_seq() {
         bail!(
             "prompt ({} tokens) + --max-new-tokens ({max_new}) = {need} exceeds the {} tokens this model/engine supports",

@@ -1,5 +1,5 @@
 //! `trtforge info`: model config, parameter count, tensor dtypes and memory.
-use super::load_model;
+use super::loading;
 use anyhow::Result;
 use clap::Args;
 
@@ -13,8 +13,9 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let m = load_model(&a.model)?;
-    let c = &m.weights.config;
+    // The config, tensor table and tokenizer only: no weights are read or made.
+    let m = crate::model::load::summarize(&a.model).map_err(|e| loading(&a.model, e))?;
+    let c = &m.config;
     let params = c.param_count();
     // Storage type → (tensors, parameters), as found in the checkpoint.
     let mut dtypes = std::collections::BTreeMap::<&str, usize>::new();
@@ -45,13 +46,11 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("heads / kv heads / dim  {} / {} / {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
     println!("vocab                   {}", c.vocab_size);
     println!("context                 {}", c.max_position_embeddings);
-    println!("rope theta / scaling    {} / {}", c.rope_theta, if c.rope_scaling.is_some() { "llama3" } else { "none" });
+    println!("rope theta / scaling    {} / {}", c.rope_theta, c.rope_scaling_name());
     println!("rms_norm_eps            {}", c.rms_norm_eps);
     println!("tied embeddings         {}", c.tie_word_embeddings);
-    let d: Vec<String> = dtypes
-        .iter()
-        .map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6))
-        .collect();
+    let d: Vec<String> =
+        dtypes.iter().map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6)).collect();
     println!("tensor dtypes           {}", d.join(", "));
     println!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",

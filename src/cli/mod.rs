@@ -8,6 +8,7 @@ mod cuda_check;
 mod eval;
 mod generate;
 mod info;
+mod values;
 
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::engine_dir::Manifest;
@@ -24,7 +25,7 @@ use std::time::Instant;
 #[command(name = "trtforge", version, about = "Export, quantize, compile and benchmark small Llama models")]
 struct Cli {
     /// Worker threads for CPU backends (default: all cores).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = values::threads, allow_negative_numbers = true)]
     threads: Option<usize>,
     #[command(subcommand)]
     cmd: Command,
@@ -65,10 +66,10 @@ pub struct ModelArgs {
     backend: BackendKind,
     /// --backend cuda with --model: weight precision (fp32, fp16, int8, int4). With --engine-dir
     /// the manifest's precision is used.
-    #[arg(long, default_value = "fp16")]
+    #[arg(long, default_value = "fp16", value_parser = values::cuda_precision)]
     precision: String,
     /// --backend cuda, int4: quantization group size along the input dim.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = values::group_size, allow_negative_numbers = true)]
     group_size: usize,
 }
 
@@ -91,10 +92,12 @@ impl ModelArgs {
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
             (Some(spec), _, BackendKind::Cuda) => {
+                // Cheap checks first: the precision, then the GPU, before any weights are made.
+                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
+                crate::backend::cuda::gpu::probe()?;
                 let m = load_model(spec)?;
                 let n = max_seq(&m.weights.config);
                 let label = m.source.to_string();
-                let prec = crate::quant::WeightFormat::parse(&self.precision, self.group_size)?;
                 let backend = Box::new(open_cuda(&m.weights, prec, max_batch, n)?);
                 Ok(Runner { backend, tokenizer: m.tokenizer, label })
             }
@@ -122,8 +125,22 @@ impl ModelArgs {
 }
 
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
+    // The pool is always sized here: rayon would otherwise take RAYON_NUM_THREADS unchecked
+    // (100000 spends minutes spawning threads before any output).
+    let threads = match (cli.threads, std::env::var("RAYON_NUM_THREADS")) {
+        (Some(n), _) => Some(n),
+        (None, Ok(s)) => match values::threads(&s) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                eprintln!("error: RAYON_NUM_THREADS={s:?}: {e} (or pass --threads)");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Err(_)) => None,
+    };
+    if let Some(n) = threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("warning: could not set {n} threads: {e}");
         }
@@ -147,9 +164,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Output to a closed pipe (`trtforge info | head -c1`) ends the program quietly, as Unix tools do:
+/// killed by SIGPIPE, which a shell reports as 141. Rust ignores SIGPIPE by default, which turns
+/// every print to a closed stdout into a panic; restoring the default here covers every print of
+/// every command in one place. (A long-running server that writes to sockets keeps it ignored.)
+fn restore_sigpipe() {
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return;
+    }
+    // SAFETY: setting a signal's disposition to the default has no preconditions; this runs first
+    // thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Adds "loading model SPEC" to an error unless the message already names it (OS errors do).
+pub fn loading(spec: &str, e: crate::Error) -> anyhow::Error {
+    let msg = e.to_string();
+    if msg.contains(spec) {
+        anyhow::Error::new(e)
+    } else {
+        anyhow::Error::new(e).context(format!("loading model {spec}"))
+    }
+}
+
 pub fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = Instant::now();
-    let m = load(spec).with_context(|| format!("loading model {spec}"))?;
+    let m = load(spec).map_err(|e| loading(spec, e))?;
     eprintln!(
         "loaded {} ({:.1} M params) in {:.2} s",
         m.source,

@@ -5,11 +5,12 @@ pub mod calibrate;
 use crate::engine_dir::config::{AttentionForm, EngineConfig, Precision};
 use crate::engine_dir::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::util::{sha256_bytes, sha256_files};
+use crate::util::sha256_bytes;
 use crate::model::load::{load, LoadedModel, ModelSource};
 use crate::onnx::export::{
     export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
 };
+use crate::util::atomic::TempDir;
 use prost::Message;
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,13 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     cfg.validate()?;
     let out = cfg.output_dir();
-    if out.exists() && !force {
-        return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", out.display())));
+    // Before any work: an existing output is replaced only with --force, and only when it is an
+    // engine directory trtforge wrote.
+    if std::fs::symlink_metadata(&out).is_ok() {
+        if !force {
+            return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", out.display())));
+        }
+        manifest::check_replaceable(&out)?;
     }
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
@@ -56,9 +62,9 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     };
     let onnx = export_llama_with(&m.weights, &opts, opset, q)?;
 
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = TempDir::new(parent, &cfg.name)?;
+    let parent = crate::util::atomic::parent_of(&out);
+    let dir_name = out.file_name().and_then(|n| n.to_str()).unwrap_or(&cfg.name);
+    let tmp = TempDir::new(parent, dir_name)?;
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = tmp.path.join(name);
@@ -132,6 +138,13 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Invalid(format!("manifest: {e}")))?;
     let mp = tmp.path.join(MANIFEST_FILE);
     std::fs::write(&mp, json).map_err(|e| Error::io(&mp, e))?;
+    // Checked again: the directory may have changed while we converted.
+    if std::fs::symlink_metadata(&out).is_ok() {
+        if !force {
+            return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", out.display())));
+        }
+        manifest::check_replaceable(&out)?;
+    }
     tmp.commit(&out, force)?;
     Ok(out)
 }
@@ -152,75 +165,21 @@ fn quant_section(
 }
 
 fn source_info(m: &LoadedModel, spec: &str) -> Result<SourceInfo> {
-    Ok(match &m.source {
-        ModelSource::Preset { name, seed } => {
-            SourceInfo { spec: spec.into(), kind: format!("preset:{name}"), sha256: None, seed: Some(*seed) }
-        }
-        ModelSource::Gguf(p) => SourceInfo {
-            spec: spec.into(),
-            kind: "gguf".into(),
-            sha256: Some(sha256_files(&[p])?),
+    // Files are recorded by absolute path so the engine dir works from any directory.
+    let file = |kind: &str, p: &Path| -> Result<SourceInfo> {
+        let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+        Ok(SourceInfo {
+            spec: abs.to_string_lossy().into_owned(),
+            kind: kind.into(),
+            sha256: Some(manifest::source_sha256(kind, &abs)?),
             seed: None,
-        },
-        ModelSource::Hf(dir) => {
-            let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    n == "config.json" || n.ends_with(".safetensors")
-                })
-                .collect();
-            names.sort();
-            let refs: Vec<&Path> = names.iter().map(|p| p.as_path()).collect();
-            SourceInfo {
-                spec: spec.into(),
-                kind: "hf".into(),
-                sha256: Some(sha256_files(&refs)?),
-                seed: None,
-            }
+        })
+    };
+    match &m.source {
+        ModelSource::Preset { name, seed } => {
+            Ok(SourceInfo { spec: spec.into(), kind: format!("preset:{name}"), sha256: None, seed: Some(*seed) })
         }
-    })
-}
-
-/// A directory that is removed on drop unless committed by an atomic rename.
-pub struct TempDir {
-    pub path: PathBuf,
-    done: bool,
-}
-
-impl TempDir {
-    pub fn new(parent: &Path, name: &str) -> Result<Self> {
-        let path = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        }
-        std::fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(TempDir { path, done: false })
-    }
-
-    /// Moves the directory to `dest`; an existing `dest` is replaced only with `force`.
-    pub fn commit(mut self, dest: &Path, force: bool) -> Result<()> {
-        if dest.exists() {
-            if !force {
-                return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", dest.display())));
-            }
-            let old = self.path.with_extension("old");
-            std::fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
-            std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        }
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
+        ModelSource::Gguf(p) => file("gguf", p),
+        ModelSource::Hf(dir) => file("hf", dir),
     }
 }

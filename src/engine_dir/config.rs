@@ -184,6 +184,26 @@ pub struct OnnxSection {
     pub external_data: bool,
 }
 
+/// Largest `build.max_batch_size` accepted.
+pub const MAX_BATCH: usize = 4096;
+/// Largest `build.max_seq_len` / `max_input_len` accepted (tokens).
+pub const MAX_SEQ: usize = 1 << 20;
+/// Largest `tensorrt.workspace_mb` accepted (1 TiB).
+pub const MAX_WORKSPACE_MB: u64 = 1 << 20;
+/// TensorRT message severities (`tensorrt.log_level`, `build --trt-log`).
+pub const LOG_LEVELS: &[&str] = &["error", "warning", "info", "verbose"];
+/// NVIDIA compute capabilities a `build.target` may name.
+pub const KNOWN_TARGETS: &[u32] = &[75, 80, 86, 87, 89, 90, 100, 101, 103, 110, 120, 121];
+
+/// "sm89" / "sm_89" / "89" / "8.9" → 89.
+pub fn parse_compute_capability(t: &str) -> Option<u32> {
+    let s = t.trim().trim_start_matches("sm_").trim_start_matches("sm").replace('.', "");
+    if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 impl EngineConfig {
     /// Reads and validates a config file. Relative paths inside it stay relative to the working
     /// directory (configs are run from the repository root, like the README shows).
@@ -213,7 +233,54 @@ impl EngineConfig {
                 b.max_input_len, b.max_seq_len
             ));
         }
+        // Upper bounds: TensorRT shapes are i32 and a KV cache past these sizes is no real engine.
+        for (what, v, max) in [
+            ("max_batch_size", b.max_batch_size, MAX_BATCH),
+            ("max_seq_len", b.max_seq_len, MAX_SEQ),
+            ("max_input_len", b.max_input_len, MAX_SEQ),
+        ] {
+            if v > max {
+                return bad(format!("build.{what} {v} is larger than trtforge supports ({max})"));
+            }
+        }
+        for t in &b.target {
+            let cc = parse_compute_capability(t).ok_or_else(|| {
+                Error::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\""))
+            })?;
+            if !KNOWN_TARGETS.contains(&cc) {
+                let list: Vec<String> = KNOWN_TARGETS.iter().map(|t| format!("sm{t}")).collect();
+                return bad(format!("build.target {t:?} is not a known GPU architecture; choose from {}", list.join(", ")));
+            }
+        }
+        let trt = &self.tensorrt;
+        if let Some(l) = trt.optimization_level.filter(|&l| l > 5) {
+            return bad(format!("tensorrt.optimization_level {l} must be 0..=5"));
+        }
+        if let Some(w) = trt.workspace_mb.filter(|&w| w == 0 || w > MAX_WORKSPACE_MB) {
+            return bad(format!("tensorrt.workspace_mb {w} must be 1..={MAX_WORKSPACE_MB}"));
+        }
+        if let Some(l) = trt.log_level.as_deref().filter(|l| !LOG_LEVELS.contains(l)) {
+            return bad(format!("tensorrt.log_level {l:?} must be one of {}", LOG_LEVELS.join(", ")));
+        }
+        if let Some(o) = &self.output_dir {
+            if !matches!(o.components().next_back(), Some(std::path::Component::Normal(_))) {
+                return bad(format!("output_dir {o:?} must name a directory (not empty, \".\", \"..\" or \"/\")"));
+            }
+        }
+        if self.model.path.trim().is_empty() {
+            return bad("model.path is empty".into());
+        }
         let q = &self.quantization;
+        if let Some(c) = &q.calibration {
+            if c.texts.is_empty() || c.samples == 0 || c.seq_len < 2 {
+                return bad(format!(
+                    "quantization.calibration needs at least one text, samples >= 1 and seq_len >= 2 (found {} texts, samples {}, seq_len {})",
+                    c.texts.len(),
+                    c.samples,
+                    c.seq_len
+                ));
+            }
+        }
         if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![16, 32, 64, 128].contains(&q.group_size)
         {
             return bad(format!("quantization.group_size {} must be 16, 32, 64 or 128", q.group_size));

@@ -2,6 +2,7 @@
 use super::config::{AttentionForm, BuildSection, Precision};
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
+use crate::util::sha256_files;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +10,8 @@ use std::path::Path;
 pub const MANIFEST_FILE: &str = "trtforge.json";
 /// Bumped on any incompatible change to the manifest or the files it describes.
 pub const SCHEMA_VERSION: u32 = 1;
+/// Files a later stage makes and can make again (`trtforge build`'s engine).
+pub const REBUILDABLE: &[&str] = &["model.engine"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -71,7 +74,17 @@ pub struct FileInfo {
 impl Manifest {
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                let what = if dir.is_dir() { "is not an engine directory" } else { "does not exist" };
+                Error::Invalid(format!(
+                    "{} {what}: no {MANIFEST_FILE} (engine directories are made by `trtforge convert`)",
+                    dir.display()
+                ))
+            } else {
+                Error::io(&p, e)
+            }
+        })?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::format(&p, format!("invalid JSON: {e}")))?;
         let ver = v.get("schema_version").and_then(|x| x.as_u64());
@@ -84,14 +97,104 @@ impl Manifest {
                 ),
             ));
         }
-        serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))
+        let m: Manifest = serde_json::from_value(v).map_err(|e| Error::format(&p, format!("invalid manifest: {e}")))?;
+        m.check_consistent().map_err(|msg| Error::format(&p, format!("invalid manifest: {msg}")))?;
+        Ok(m)
     }
 
-    /// Checks that every listed file exists with the recorded size (hashes are checked by `verify_hashes`).
+    /// What every reader relies on, checked once at load: file names are plain names inside the
+    /// engine dir (never `..` or a path elsewhere), the model config is valid, and the build
+    /// shapes are within range. An edited or damaged manifest is an error here, not a crash later.
+    fn check_consistent(&self) -> std::result::Result<(), String> {
+        let plain = |what: &str, n: &str| -> std::result::Result<(), String> {
+            let p = Path::new(n);
+            let ok =
+                !n.is_empty() && n != "." && n != ".." && !n.contains(['/', '\\', '\0']) && p.components().count() == 1;
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} {n:?} is not a plain file name inside the engine dir"))
+            }
+        };
+        for f in &self.files {
+            plain("files[].name", &f.name)?;
+        }
+        plain("onnx.file", &self.onnx.file)?;
+        if let Some(x) = &self.onnx.external_data {
+            plain("onnx.external_data", x)?;
+        }
+        if let Some(t) = &self.tokenizer {
+            plain("tokenizer", t)?;
+        }
+        self.model_config.validate().map_err(|e| e.to_string())?;
+        let b = &self.build;
+        if b.max_batch_size == 0
+            || b.max_batch_size > crate::engine_dir::config::MAX_BATCH
+            || b.max_seq_len == 0
+            || b.max_seq_len > crate::engine_dir::config::MAX_SEQ
+            || b.max_input_len == 0
+            || b.max_input_len > b.max_seq_len
+        {
+            return Err(format!(
+                "build section out of range (max_batch_size {}, max_input_len {}, max_seq_len {})",
+                b.max_batch_size, b.max_input_len, b.max_seq_len
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `--model` spec of the checkpoint this engine was converted from, usable from any working
+    /// directory: presets as recorded; files by their absolute path (recorded since convert makes it
+    /// absolute), or for older engine dirs a relative one tried from the working directory and from
+    /// the engine dir. A file found is checked against the recorded SHA-256, so a moved engine dir
+    /// never silently runs other weights.
+    pub fn source_model(&self, dir: &Path) -> Result<String> {
+        let s = &self.source;
+        if s.kind.starts_with("preset:") {
+            // The seed is part of the weights: `spec` holds the config's path, which may lack it.
+            return Ok(match s.seed {
+                Some(seed) => format!("{}:{seed}", s.kind),
+                None => s.spec.clone(),
+            });
+        }
+        let spec = Path::new(&s.spec);
+        let candidates: Vec<std::path::PathBuf> =
+            if spec.is_absolute() { vec![spec.into()] } else { vec![spec.into(), dir.join(spec)] };
+        let Some(found) = candidates.iter().find(|p| p.exists()) else {
+            return Err(Error::Invalid(format!(
+                "the source model {} of engine dir {} is not there (the cpu and cuda backends of fp32/fp16 \
+engines run the source weights); restore it or re-run `trtforge convert`",
+                s.spec,
+                dir.display()
+            )));
+        };
+        if let Some(want) = &s.sha256 {
+            let got = source_sha256(&s.kind, found)?;
+            if &got != want {
+                return Err(Error::Invalid(format!(
+                    "the source model {} has changed since {} was converted (SHA-256 {got}, manifest {want}); \
+re-run `trtforge convert`",
+                    found.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(found.to_string_lossy().into_owned())
+    }
+
+    /// Checks that every listed file exists with the recorded size (contents: `verify_hashes`).
+    /// A missing output of `trtforge build` ([`REBUILDABLE`]) is not damage: build makes it again,
+    /// and the backend that needs it says so.
     pub fn check_files(&self, dir: &Path) -> Result<()> {
         for f in &self.files {
             let p = dir.join(&f.name);
-            let md = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?;
+            let md = match std::fs::metadata(&p) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && REBUILDABLE.contains(&f.name.as_str()) => {
+                    continue
+                }
+                Err(e) => return Err(Error::io(&p, e)),
+            };
             if md.len() != f.bytes {
                 return Err(Error::format(
                     &p,
@@ -105,6 +208,91 @@ impl Manifest {
         }
         Ok(())
     }
+
+    /// Hashes the listed files `which` selects and checks them against the manifest; returns them
+    /// as found. An edited file is an error that says what to re-run.
+    pub fn verify_hashes(&self, dir: &Path, which: impl Fn(&str) -> bool) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        for f in self.files.iter().filter(|f| which(&f.name)) {
+            let p = dir.join(&f.name);
+            let got = sha256_files(&[&p])?;
+            if got != f.sha256 {
+                return Err(Error::format(
+                    &p,
+                    format!(
+                        "contents changed since `trtforge convert` wrote it (SHA-256 {got}, manifest {}); \
+re-run `trtforge convert --force` to make the engine dir consistent",
+                        f.sha256
+                    ),
+                ));
+            }
+            let bytes = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+            out.push(FileInfo { name: f.name.clone(), bytes, sha256: got });
+        }
+        Ok(out)
+    }
+}
+
+/// Proves that `dir` is an engine directory trtforge wrote, so `convert --force` may replace it:
+/// its manifest names this tool and every entry in it is the manifest, a file the manifest lists,
+/// or a trtforge temporary. Anything else there is the user's; then nothing is replaced. An empty
+/// directory holds nothing to lose. (The manifest is read loosely, so engine dirs of older schema
+/// versions can be replaced too.)
+pub fn check_replaceable(dir: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Invalid(format!(
+            "{} {why}; trtforge replaces only engine directories it wrote. Choose another output_dir or move it away",
+            dir.display()
+        )))
+    };
+    let md = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !md.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    let entries: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let p = dir.join(MANIFEST_FILE);
+    let listed: Option<Vec<String>> = std::fs::read(&p)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| v.get("trtforge_version").is_some_and(|x| x.is_string()))
+        .and_then(|v| v.get("files")?.as_array()?.iter().map(|f| f.get("name")?.as_str().map(String::from)).collect());
+    let Some(listed) = listed else {
+        return refuse(format!("has no trtforge manifest ({MANIFEST_FILE})"));
+    };
+    let foreign: Vec<&String> = entries
+        .iter()
+        .filter(|n| *n != MANIFEST_FILE && !listed.contains(n) && crate::util::atomic::temp_owner(n).is_none())
+        .collect();
+    if !foreign.is_empty() {
+        return refuse(format!("holds files its manifest does not list ({foreign:?})"));
+    }
+    Ok(())
+}
+
+/// SHA-256 of a checkpoint as the manifest records it: a GGUF file's bytes, or an HF directory's
+/// config.json and *.safetensors concatenated in name order.
+pub fn source_sha256(kind: &str, path: &Path) -> Result<String> {
+    if kind != "hf" {
+        return sha256_files(&[path]);
+    }
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| Error::io(path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n == "config.json" || n.ends_with(".safetensors")
+        })
+        .collect();
+    names.sort();
+    let refs: Vec<&Path> = names.iter().map(|p| p.as_path()).collect();
+    sha256_files(&refs)
 }
 
 /// The TensorRT engine file `trtforge build` writes into an engine directory.
@@ -183,4 +371,3 @@ impl TrtManifest {
         m.extra.get(TRT_MANIFEST_KEY).map(|v| serde_json::from_value(v.clone()).map_err(|e| e.to_string()))
     }
 }
-

@@ -4,7 +4,7 @@
 //! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
 use super::perplexity;
 use crate::backend::cuda::pack::HostLinear;
-use crate::backend::cuda::{CudaBackend, CudaOptions};
+use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
 use crate::quant::WeightFormat;
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};
@@ -35,32 +35,41 @@ pub fn rel_tol(p: WeightFormat) -> f32 {
     }
 }
 
-/// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: linears
-/// rounded/quantized exactly as uploaded, the embedding rounded to f16 where the engine stores f16.
-pub fn reference_weights(w: &ModelWeights, p: WeightFormat) -> ModelWeights {
-    let fmt = p;
-    let mut r = w.clone();
+/// The weights the CUDA engine computes with at `p`, as f32 for the CPU reference: quantized
+/// linears dequantized from the same stored codes as the CPU backend runs an engine dir
+/// (`f16(q · scale)`, `quant::QuantizedModel::dequantized`), float linears rounded as uploaded,
+/// the embedding rounded to f16 where the engine stores f16.
+pub fn reference_weights(w: &ModelWeights, p: WeightFormat) -> Result<ModelWeights> {
+    let half = p != WeightFormat::F32;
+    let q = quantize_rtn(w, p)?;
+    let mut r = match &q {
+        Some(q) => q.dequantized(w),
+        None => w.clone(),
+    };
     if r.lm_head.is_none() {
         r.lm_head = Some(w.embed.clone());
         r.config.tie_word_embeddings = false;
     }
     let dq = |t: &Tensor| -> Tensor {
-        let h = HostLinear::from_f32(&t.data, t.rows(), t.cols(), fmt);
+        let h = HostLinear::from_float(&t.data, t.rows(), t.cols(), half);
         Tensor::new(t.shape.clone(), h.dequantize())
     };
     for p in r.params() {
         if matches!(p, Param::Embed | Param::AttnNorm(_) | Param::FfnNorm(_) | Param::FinalNorm) {
             continue;
         }
+        if q.as_ref().is_some_and(|q| q.get(p).is_some()) {
+            continue;
+        }
         let t = dq(r.get(p));
         *r.get_mut(p) = t;
     }
-    if fmt != WeightFormat::F32 {
+    if half {
         for x in r.embed.data.iter_mut() {
             *x = f16::from_f32(*x).to_f32();
         }
     }
-    r
+    Ok(r)
 }
 
 /// One check's outcome.
@@ -79,7 +88,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 
 /// Prefill logits (all rows) and decode-step logits of the CUDA engine vs the CPU on `prompts`.
 pub fn logits_check(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>]) -> Result<CheckResult> {
-    let r = reference_weights(w, p);
+    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
     let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
@@ -115,7 +124,7 @@ pub fn greedy_check(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
-    let r = reference_weights(w, p);
+    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
     let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
@@ -149,7 +158,7 @@ pub fn ppl_check(
 ) -> Result<CheckResult> {
     let (r, tol) = match p {
         WeightFormat::F16 => (w.clone(), PPL_REL_TOL_FP16),
-        _ => (reference_weights(w, p), PPL_REL_TOL_SAME_WEIGHTS),
+        _ => (reference_weights(w, p)?, PPL_REL_TOL_SAME_WEIGHTS),
     };
     let mut cpu = CpuBackend::new(Arc::new(r), 1, ctx)?;
     let mut gpu = CudaBackend::new(w, CudaOptions::new(p, 1, ctx))?;
@@ -196,6 +205,64 @@ pub fn gpu_loop_check(
     })
 }
 
+/// Perplexity of one engine directory across backends must agree this closely (relative).
+pub const PPL_REL_TOL_ENGINE_DIR: f64 = 0.0005;
+
+/// An engine directory (`trtforge convert`) on the CUDA engine — its stored int8/int4 codes and
+/// scales repacked as they are — against the CPU backend and ONNX Runtime on the same directory:
+/// all-row logits of one prompt (CUDA vs CPU) and perplexity over `windows` windows of `ctx` seeded
+/// random tokens (CUDA vs CPU, CUDA vs ORT; random tokens so that presets without a tokenizer work).
+pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> Vec<Result<CheckResult>> {
+    use crate::backend::{open_engine_dir, BackendKind};
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| dir.display().to_string());
+    let man = match crate::engine_dir::Manifest::load(dir) {
+        Ok(m) => m,
+        Err(e) => return vec![Err(e)],
+    };
+    let vocab = man.model_config.vocab_size as u64;
+    let mut r = crate::util::SplitMix64(11);
+    let ids: Vec<u32> = (0..ctx * windows + 1).map(|_| 3 + (r.next_u64() % (vocab - 3)) as u32).collect();
+    let mut out = vec![];
+    let ppl = |kind: BackendKind| -> Result<f64> {
+        let mut b = open_engine_dir(dir, kind, 1, ctx)?;
+        Ok(perplexity(&mut *b, &ids, ctx, Some(windows), |_, _| {})?.perplexity)
+    };
+    let logits = || -> Result<CheckResult> {
+        let prompt = &ids[..ctx.min(64)];
+        let c = [SeqChunk { slot: 0, tokens: prompt }];
+        let a = open_engine_dir(dir, BackendKind::Cuda, 1, ctx)?.forward(&c, Logits::All)?;
+        let b = open_engine_dir(dir, BackendKind::Cpu, 1, ctx)?.forward(&c, Logits::All)?;
+        let worst = max_rel(&a.data, &b.data);
+        Ok(CheckResult {
+            name: format!("{name} ({}) engine dir logits cuda vs cpu", man.precision.as_str()),
+            pass: worst <= REL_TOL_QUANT,
+            detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {REL_TOL_QUANT:.0e})"),
+        })
+    };
+    out.push(logits());
+    let cuda = ppl(BackendKind::Cuda);
+    for (other, kind) in [("cpu", BackendKind::Cpu), ("ort", BackendKind::Ort)] {
+        let res = match (&cuda, ppl(kind)) {
+            (Ok(a), Ok(b)) => {
+                let rel = (a - b).abs() / b;
+                Ok(CheckResult {
+                    name: format!("{name} ({}) engine dir perplexity cuda vs {other}", man.precision.as_str()),
+                    pass: rel <= PPL_REL_TOL_ENGINE_DIR,
+                    detail: format!(
+                        "{a:.4} vs {b:.4} ({:+.4} %, tol {:.2} %; {windows} × {ctx} random tokens)",
+                        100.0 * (a - b) / b,
+                        PPL_REL_TOL_ENGINE_DIR * 100.0
+                    ),
+                })
+            }
+            (Err(e), _) => Err(crate::error::Error::Gpu(format!("cuda: {e}"))),
+            (_, Err(e)) => Err(e),
+        };
+        out.push(res);
+    }
+    out
+}
+
 /// What `trtforge cuda-check` checks.
 #[derive(Debug, Clone)]
 pub struct CheckSet {
@@ -205,8 +272,11 @@ pub struct CheckSet {
     pub smollm2: Option<PathBuf>,
     /// Text for the perplexity checks (with `smollm2`).
     pub text: Option<PathBuf>,
-    /// Also check the TinyLlama-1.1B shape (random weights) against the CPU (slower).
+    /// Also check the TinyLlama-1.1B and SmolLM2-135M shapes (random weights) against the CPU (slower).
     pub tinyllama: bool,
+    /// Only check these engine directories ([`engine_dir_checks`], windows of `engine_ctx` tokens).
+    pub engine_dirs: Vec<PathBuf>,
+    pub engine_ctx: usize,
 }
 
 /// Runs the checks of `set`; `report` sees each result as it comes. An error that stops one check
@@ -219,6 +289,14 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         report(&r);
         results.push(r);
     };
+    if !set.engine_dirs.is_empty() {
+        for d in &set.engine_dirs {
+            for r in engine_dir_checks(d, set.engine_ctx, 2) {
+                add(r);
+            }
+        }
+        return Ok(results);
+    }
     let path = |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
@@ -240,6 +318,13 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         for p in [F16, I8, I4 { group: 128 }] {
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
+        // SmolLM2 shape: hidden 576 with int4 g128 is stored padded to 640 (partial last group).
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        for p in [F16, I8, I4 { group: 128 }] {
+            add(logits_check("smollm2-135m", &sm.weights, p, &ps4));
+        }
+        add(greedy_check("smollm2-135m", &sm.weights, I4 { group: 128 }, &ps4, 16));
     }
     if let Some(g) = &set.smollm2 {
         let m = load(&path(g)?)?;
@@ -251,14 +336,15 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         ];
         let ps: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t, true)).collect::<Result<_>>()?;
         add(greedy_check("SmolLM2", &m.weights, F32, &ps, 48));
-        for p in [F32, F16, I8, I4 { group: 64 }] {
+        // int4 g128: 576 inputs are padded to 640 in storage (a partial last group in the kernels).
+        for p in [F32, F16, I8, I4 { group: 64 }, I4 { group: 128 }] {
             add(logits_check("SmolLM2", &m.weights, p, &ps));
         }
         add(gpu_loop_check("SmolLM2", &m.weights, F16, &ps, 32));
         if let Some(t) = &set.text {
             let text = std::fs::read_to_string(t).map_err(|e| Error::io(t, e))?;
             let ids = tok.encode(&text, false)?;
-            for p in [F16, I8, I4 { group: 64 }] {
+            for p in [F16, I8, I4 { group: 64 }, I4 { group: 128 }] {
                 add(ppl_check("SmolLM2", &m.weights, p, &ids, 512, 2));
             }
         }

@@ -40,6 +40,9 @@ pub fn perplexity(
             backend.config().max_position_embeddings
         )));
     }
+    if max_windows == Some(0) {
+        return Err(Error::Invalid("the number of windows must be at least 1 (leave it out to score all)".into()));
+    }
     let available = ids.len() / ctx;
     let windows = max_windows.map_or(available, |n| n.min(available));
     if windows == 0 {
@@ -54,7 +57,19 @@ pub fn perplexity(
         for i in 0..ctx - 1 {
             nll += -log_softmax_at(logits.row(i), win[i + 1] as usize);
         }
-        nll_per_window.push(nll / (ctx - 1) as f64);
+        let mean = nll / (ctx - 1) as f64;
+        // NaN or infinite logits (broken weights, an overflowing fp16 path) make a number that
+        // looks like a result; it is an error instead.
+        if !mean.is_finite() {
+            backend.reset(0);
+            return Err(Error::Invalid(format!(
+                "window {} of {windows}: the negative log-likelihood is {mean} — the {} backend produced \
+non-finite logits (NaN or infinite weights or activations); no perplexity is reported",
+                w + 1,
+                backend.name()
+            )));
+        }
+        nll_per_window.push(mean);
         progress(w + 1, windows);
     }
     backend.reset(0);

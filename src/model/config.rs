@@ -3,7 +3,23 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// RoPE frequency scaling. Only Llama 3's scheme is supported besides none.
+/// RoPE frequency scaling (HF `rope_scaling`, GGUF `llama.rope.scaling.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    /// Llama 3.1's frequency-dependent scaling.
+    Llama3(Llama3RopeScaling),
+    /// Position interpolation: every frequency divided by `factor`.
+    Linear { factor: f32 },
+    /// Dynamic NTK: the base grows once a sequence passes `max_position_embeddings`. trtforge
+    /// never runs past `max_position_embeddings`, where it equals no scaling (as in HF).
+    Dynamic { factor: f32 },
+    /// One divisor per frequency (head_dim / 2), as Llama 3.1+ GGUF files store their scaling
+    /// (`rope_freqs.weight`).
+    Divisors { divisors: Vec<f32> },
+}
+
+/// Llama 3.1's RoPE scaling parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Llama3RopeScaling {
     pub factor: f32,
@@ -22,7 +38,7 @@ pub struct LlamaConfig {
     pub num_key_value_heads: usize,
     pub head_dim: usize,
     pub rope_theta: f32,
-    pub rope_scaling: Option<Llama3RopeScaling>,
+    pub rope_scaling: Option<RopeScaling>,
     pub rms_norm_eps: f32,
     pub tie_word_embeddings: bool,
     pub max_position_embeddings: usize,
@@ -82,6 +98,11 @@ impl LlamaConfig {
         }
         if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
             return err(format!("rms_norm_eps = {} is out of range", self.rms_norm_eps));
+        }
+        if let Some(RopeScaling::Divisors { divisors }) = &self.rope_scaling {
+            if divisors.len() != self.head_dim / 2 {
+                return err(format!("{} RoPE divisors for head_dim {} (need head_dim / 2)", divisors.len(), self.head_dim));
+            }
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
             return err(format!("rope_theta = {} is out of range", self.rope_theta));
@@ -156,31 +177,9 @@ impl LlamaConfig {
         };
         let rope_scaling = match obj.get("rope_scaling") {
             None | Some(serde_json::Value::Null) => None,
-            Some(rs) => {
-                let ty = rs.get("rope_type").or_else(|| rs.get("type")).and_then(|t| t.as_str()).unwrap_or("<missing>");
-                match ty {
-                    "default" => None,
-                    "llama3" => {
-                        let f = |k: &str| -> Result<f64> {
-                            rs.get(k)
-                                .and_then(|x| x.as_f64())
-                                .ok_or_else(|| Error::Config(format!("rope_scaling (llama3) needs a numeric {k:?}")))
-                        };
-                        Some(Llama3RopeScaling {
-                            factor: f("factor")? as f32,
-                            low_freq_factor: f("low_freq_factor")? as f32,
-                            high_freq_factor: f("high_freq_factor")? as f32,
-                            original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
-                        })
-                    }
-                    other => {
-                        return Err(Error::Unsupported(format!(
-                            "rope_scaling type {other:?}: supported are none and \"llama3\""
-                        )))
-                    }
-                }
-            }
+            Some(rs) => parse_rope_scaling(rs)?,
         };
+        refuse_unsupported_fields(obj)?;
         let token_id = |key: &str| -> Option<u32> {
             match obj.get(key) {
                 Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| x as u32),
@@ -273,22 +272,92 @@ impl LlamaConfig {
         let mut inv: Vec<f32> = (0..half)
             .map(|i| 1.0 / (self.rope_theta as f64).powf(2.0 * i as f64 / self.head_dim as f64) as f32)
             .collect();
-        if let Some(s) = &self.rope_scaling {
-            let old = s.original_max_position_embeddings as f32;
-            let low_wavelen = old / s.low_freq_factor;
-            let high_wavelen = old / s.high_freq_factor;
-            for f in inv.iter_mut() {
-                let wavelen = 2.0 * std::f32::consts::PI / *f;
-                if wavelen > low_wavelen {
-                    *f /= s.factor;
-                } else if wavelen >= high_wavelen {
-                    let smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-                    *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
-                }
-            }
+        match &self.rope_scaling {
+            None | Some(RopeScaling::Dynamic { .. }) => {}
+            Some(RopeScaling::Linear { factor }) => inv.iter_mut().for_each(|f| *f /= factor),
+            Some(RopeScaling::Llama3(s)) => llama3_scaling(&mut inv, s),
+            Some(RopeScaling::Divisors { divisors }) => inv.iter_mut().zip(divisors).for_each(|(f, d)| *f /= d),
         }
         inv
     }
+
+    /// A short description of the RoPE scaling, for `info`.
+    pub fn rope_scaling_name(&self) -> String {
+        match &self.rope_scaling {
+            None => "none".into(),
+            Some(RopeScaling::Llama3(s)) => format!("llama3 ×{}", s.factor),
+            Some(RopeScaling::Linear { factor }) => format!("linear ×{factor}"),
+            Some(RopeScaling::Dynamic { factor }) => format!("dynamic ×{factor}"),
+            Some(RopeScaling::Divisors { divisors }) => {
+                format!("per-frequency divisors {:.2}..{:.2}", divisors.first().unwrap_or(&1.0), divisors.last().unwrap_or(&1.0))
+            }
+        }
+    }
+}
+
+/// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth blend between.
+fn llama3_scaling(inv: &mut [f32], s: &Llama3RopeScaling) {
+    let old = s.original_max_position_embeddings as f32;
+    let low_wavelen = old / s.low_freq_factor;
+    let high_wavelen = old / s.high_freq_factor;
+    for f in inv.iter_mut() {
+        let wavelen = 2.0 * std::f32::consts::PI / *f;
+        if wavelen > low_wavelen {
+            *f /= s.factor;
+        } else if wavelen >= high_wavelen {
+            let smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+            *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
+        }
+    }
+}
+
+/// HF `rope_scaling` (`rope_type`, or the older `type`): none/default, llama3, linear, dynamic.
+fn parse_rope_scaling(rs: &serde_json::Value) -> Result<Option<RopeScaling>> {
+    let ty = rs.get("rope_type").or_else(|| rs.get("type")).and_then(|t| t.as_str()).unwrap_or("<missing>");
+    let f = |k: &str| -> Result<f64> {
+        rs.get(k)
+            .and_then(|x| x.as_f64())
+            .ok_or_else(|| Error::Config(format!("rope_scaling ({ty}) needs a numeric {k:?}")))
+    };
+    let positive = |k: &str| -> Result<f32> {
+        let v = f(k)?;
+        if v > 0.0 && v.is_finite() {
+            Ok(v as f32)
+        } else {
+            Err(Error::Config(format!("rope_scaling.{k} = {v} must be a positive number")))
+        }
+    };
+    Ok(match ty {
+        "default" => None,
+        "llama3" => Some(RopeScaling::Llama3(Llama3RopeScaling {
+            factor: positive("factor")?,
+            low_freq_factor: positive("low_freq_factor")?,
+            high_freq_factor: positive("high_freq_factor")?,
+            original_max_position_embeddings: f("original_max_position_embeddings")? as usize,
+        })),
+        "linear" => Some(RopeScaling::Linear { factor: positive("factor")? }),
+        "dynamic" => Some(RopeScaling::Dynamic { factor: positive("factor")? }),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "rope_scaling.rope_type {other:?}: supported are \"default\", \"llama3\", \"linear\" and \"dynamic\""
+            )))
+        }
+    })
+}
+
+/// config.json fields that change the computation in ways trtforge does not implement: refused
+/// by name rather than silently ignored.
+fn refuse_unsupported_fields(obj: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    let set = |k: &str| obj.get(k).is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false));
+    for key in ["quantization_config", "sliding_window", "num_local_experts", "num_experts", "attn_logit_softcapping", "final_logit_softcapping", "no_rope_layers"] {
+        if set(key) {
+            return Err(Error::Unsupported(format!(
+                "config.json field {key:?} = {}: not supported by trtforge's Llama",
+                obj[key]
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub const PRESETS: &[&str] = &["tinyllama-1.1b", "smollm2-135m", "tiny"];

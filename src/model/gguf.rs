@@ -4,7 +4,7 @@
 //! Layout (v2/v3, little-endian): magic `GGUF`, u32 version, u64 tensor count, u64 metadata count,
 //! metadata key/value pairs, tensor infos (name, n_dims, dims ne0-first, ggml type, offset), padding
 //! to `general.alignment`, then the tensor data.
-use super::config::LlamaConfig;
+use super::config::{LlamaConfig, RopeScaling};
 use super::ggml_quants::{dequantize, type_name as ggml_type_name, GgmlType};
 use super::tensor::Tensor;
 use super::weights::{NameScheme, TensorSource};
@@ -477,23 +477,47 @@ impl GgufFile {
                 self.path.display()
             )));
         }
-        if let Some(t) = self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
-            if t != "none" {
-                return Err(Error::Unsupported(format!("{}: rope scaling type {t:?}", self.path.display())));
+        let rope_scaling = match self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
+            None | Some("none") => None,
+            Some("linear") => {
+                let factor = self.get_f32("llama.rope.scaling.factor")?;
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(Error::format(&self.path, format!("llama.rope.scaling.factor = {factor} must be positive")));
+                }
+                Some(RopeScaling::Linear { factor })
             }
-        }
-        if self.tensor_info("rope_freqs.weight").is_some() {
-            return Err(Error::Unsupported(format!(
-                "{}: Llama 3 rope scaling stored as rope_freqs.weight is not supported from GGUF; \
-                 load the HF checkpoint instead",
-                self.path.display()
-            )));
-        }
+            Some(t) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
+                    self.path.display()
+                )))
+            }
+        };
         let hidden_size = self.get_usize("llama.embedding_length")?;
         let (heads, kv_heads) = self.head_counts()?;
         let head_dim = match self.opt_usize("llama.attention.key_length")? {
             Some(d) => d,
             None => self.opt_usize("llama.rope.dimension_count")?.unwrap_or(hidden_size / heads.max(1)),
+        };
+        // Llama 3.1+ files store their RoPE scaling as per-frequency divisors (llama.cpp's
+        // `rope_freqs.weight`, head_dim / 2 values).
+        let rope_scaling = match (self.tensor_info("rope_freqs.weight"), rope_scaling) {
+            (None, s) => s,
+            (Some(_), Some(_)) => {
+                return Err(Error::Unsupported(format!(
+                    "{}: both llama.rope.scaling.type and rope_freqs.weight are set",
+                    self.path.display()
+                )))
+            }
+            (Some(_), None) => {
+                let t = self.tensor("rope_freqs.weight", &[head_dim / 2])?.ok_or_else(|| {
+                    Error::format(&self.path, "rope_freqs.weight disappeared while reading it")
+                })?;
+                if let Some(bad) = t.data.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
+                    return Err(Error::format(&self.path, format!("rope_freqs.weight holds {bad}; divisors must be positive")));
+                }
+                Some(RopeScaling::Divisors { divisors: t.data })
+            }
         };
         let vocab_size = match self.opt_usize("llama.vocab_size")? {
             Some(v) => v,
@@ -509,7 +533,7 @@ impl GgufFile {
             num_key_value_heads: kv_heads,
             head_dim,
             rope_theta: self.opt_as("llama.rope.freq_base", "a number", GgufValue::as_f32)?.unwrap_or(10000.0),
-            rope_scaling: None,
+            rope_scaling,
             rms_norm_eps: self.get_f32("llama.attention.layer_norm_rms_epsilon")?,
             tie_word_embeddings: self.tensor_info("output.weight").is_none(),
             max_position_embeddings: self.get_usize("llama.context_length")?,

@@ -193,7 +193,7 @@ impl TensorSource for HfCheckpoint {
     }
 }
 
-/// Writes `tensors` as an F32 safetensors file, atomically (`path.tmp`, then rename).
+/// Writes `tensors` as an F32 safetensors file, atomically (see `crate::util::atomic`).
 pub fn save_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()> {
     let bytes: Vec<Vec<u8>> =
         tensors.iter().map(|(_, t)| t.data.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
@@ -206,16 +206,9 @@ pub fn save_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()
                 .map_err(|e| Error::Invalid(format!("tensor {name:?}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let written = safetensors::serialize_to_file(views, None, &tmp)
-        .map_err(|e| Error::format(&tmp, format!("writing safetensors: {e}")))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| Error::format(path, format!("writing safetensors: {e}")))?;
+    crate::util::atomic::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -94,3 +94,39 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
         }
     }
 }
+
+/// What `info` prints: everything but the weights, which are not read (a preset's random weights
+/// are not even made, so `info --model preset:tinyllama-1.1b` is instant).
+pub struct ModelSummary {
+    pub source: ModelSource,
+    pub config: LlamaConfig,
+    pub tokenizer: Option<Tokenizer>,
+    /// (tensor name, storage dtype, elements), as in [`LoadedModel`].
+    pub tensor_dtypes: Vec<(String, String, u64)>,
+}
+
+pub fn summarize(spec: &str) -> Result<ModelSummary> {
+    let source = ModelSource::parse(spec)?;
+    match &source {
+        ModelSource::Preset { name, .. } => {
+            let config = LlamaConfig::preset(name)?;
+            let n = config.param_count() as u64;
+            Ok(ModelSummary { source, config, tokenizer: None, tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)] })
+        }
+        ModelSource::Gguf(p) => {
+            let g = GgufFile::open(p)?;
+            let config = g.llama_config()?;
+            let tokenizer = Some(Tokenizer::from_gguf_vocab(g.tokenizer_vocab()?)?);
+            let tensor_dtypes = g.tensor_dtypes();
+            Ok(ModelSummary { source, config, tokenizer, tensor_dtypes })
+        }
+        ModelSource::Hf(dir) => {
+            let ck = HfCheckpoint::open(dir)?;
+            let config = ck.config().clone();
+            let tj = dir.join("tokenizer.json");
+            let tokenizer = if tj.exists() { Some(Tokenizer::from_file(&tj)?) } else { None };
+            let tensor_dtypes = ck.tensor_dtypes();
+            Ok(ModelSummary { source, config, tokenizer, tensor_dtypes })
+        }
+    }
+}

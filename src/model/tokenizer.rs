@@ -558,7 +558,8 @@ impl Tokenizer {
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
     }
-    /// The system prompt the chat template inserts when a conversation does not start with one.
+    /// The system prompt the chat template inserts when a conversation does not start with one
+    /// (a plain ChatML literal only; [`crate::model::chat`] renders the template itself).
     pub fn default_system_prompt(&self) -> Option<&str> {
         self.default_system.as_deref()
     }
@@ -567,34 +568,6 @@ impl Tokenizer {
     /// pre-tokenizer type, repeated tokens, config tokens missing from the vocabulary).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
-    }
-
-    /// Renders a conversation in ChatML:
-    /// `<|im_start|>{role}\n{content}<|im_end|>\n` per message, then `<|im_start|>assistant\n` when
-    /// `add_generation_prompt`. When the chat template inserts a default system message (SmolLM2's
-    /// does) and the first message is not a system one, that message comes first, as the template
-    /// renders it. Other template logic is not interpreted: the output is always ChatML.
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-        let mut out = String::new();
-        let turn = |out: &mut String, role: &str, content: &str| {
-            out.push_str("<|im_start|>");
-            out.push_str(role);
-            out.push('\n');
-            out.push_str(content);
-            out.push_str("<|im_end|>\n");
-        };
-        if let (Some(first), Some(sys)) = (messages.first(), self.default_system.as_deref()) {
-            if first.role != "system" {
-                turn(&mut out, "system", sys);
-            }
-        }
-        for m in messages {
-            turn(&mut out, &m.role, &m.content);
-        }
-        if add_generation_prompt {
-            out.push_str("<|im_start|>assistant\n");
-        }
-        out
     }
 
     /// An HF-compatible `tokenizer.json`. When this tokenizer adds bos itself, the JSON gets a
@@ -1176,14 +1149,6 @@ mod tests {
         let mut v = tiny_vocab();
         v.chat_template = Some(tpl.into());
         let t = Tokenizer::from_gguf_vocab(v).unwrap();
-        assert_eq!(
-            t.apply_chat_template(&[ChatMessage::user("hi")], true),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
-        );
-        assert_eq!(
-            t.apply_chat_template(&[ChatMessage::system("S"), ChatMessage::user("hi")], false),
-            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
-        );
-        assert_eq!(t.apply_chat_template(&[], true), "<|im_start|>assistant\n");
+        assert_eq!(t.default_system_prompt(), Some("Be brief."));
     }
 }

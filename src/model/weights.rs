@@ -181,7 +181,7 @@ impl ModelWeights {
         }
         let final_norm = fetch(Param::FinalNorm)?;
         let head_name = tensor_name(Param::LmHead, scheme);
-        let lm_head = src.tensor(&head_name, &param_shape(Param::LmHead, &config))?;
+        let mut lm_head = src.tensor(&head_name, &param_shape(Param::LmHead, &config))?;
         let mut config = config;
         match (&lm_head, config.tie_word_embeddings) {
             (None, false) => {
@@ -195,7 +195,10 @@ impl ModelWeights {
                     });
                 }
             }
-            (Some(_), true) => config.tie_word_embeddings = false,
+            // GGUF has no tie flag: a stored head is the head. HF ties the head to the embedding
+            // when config.json says so, whatever `lm_head.weight` the checkpoint also holds.
+            (Some(_), true) if scheme == NameScheme::Gguf => config.tie_word_embeddings = false,
+            (Some(_), true) => lm_head = None,
             _ => {}
         }
         Ok(ModelWeights { config, embed, layers, final_norm, lm_head })

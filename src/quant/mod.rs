@@ -52,7 +52,15 @@ impl WeightFormat {
             "fp32" | "f32" => WeightFormat::F32,
             "fp16" | "f16" => WeightFormat::F16,
             "int8" => WeightFormat::I8,
-            "int4" | "int4_rtn" | "int4_awq" => WeightFormat::I4 { group },
+            "int4" | "int4_rtn" | "int4_awq" => {
+                // 0 would divide by zero in the kernels' checks; the CUDA kernels read 32 codes at a time.
+                if group == 0 || group % 32 != 0 {
+                    return Err(Error::Invalid(format!(
+                        "int4 group size {group} must be a positive multiple of 32 (32, 64 or 128)"
+                    )));
+                }
+                WeightFormat::I4 { group }
+            }
             other => return Err(Error::Invalid(format!("unknown precision {other:?}; use fp32, fp16, int8 or int4"))),
         })
     }

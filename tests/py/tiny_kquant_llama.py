@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """A tiny Llama GGUF the way a downloaded Q4_K_M file is built -- a SentencePiece vocabulary
 (trained here) and Q4_K / Q5_K / Q6_K weights -- and what an independent float64 numpy forward pass
-over the `gguf` package's dequantization of that file computes: the oracle for trtforge's
+over the `gguf` package's dequantization of that file computes (RoPE scaled by a
+`rope_freqs.weight` as in Llama 3.1+ files): the oracle for trtforge's
 end-to-end GGUF path (tests/byo.rs).
 
-    python3 tests/py/tiny_kquant_llama.py OUT_DIR
+    python3 tests/py/tiny_kquant_llama.py OUT_DIR [--no-rope-freqs]
 
 Writes OUT_DIR/tiny-q4_k_m.gguf and OUT_DIR/expected.json: the prompt text, SentencePiece's ids
 for it (bos first), the logits at every prompt position, and 8 greedy tokens with the smallest
@@ -33,6 +34,8 @@ HEAD_DIM = HIDDEN // HEADS
 EPS, THETA = 1e-5, 10000.0
 PROMPT = "The quick brown fox jumps over 3 lazy dogs"
 N_NEW = 8
+# Llama 3.1-style RoPE scaling as llama.cpp stores it: one divisor per frequency.
+ROPE_DIVISORS = np.linspace(1.0, 8.0, HEAD_DIM // 2).astype(np.float32)
 
 
 def random_blocks(rng, qt, rows, cols, scale):
@@ -62,6 +65,8 @@ def forward(w, ids):
     """Logits (T, vocab), float64."""
     n = len(ids)
     inv = 1.0 / (THETA ** (np.arange(0, HEAD_DIM, 2, dtype=np.float64) / HEAD_DIM))
+    if "rope_freqs.weight" in w:
+        inv = inv / w["rope_freqs.weight"]
     ang = np.arange(n, dtype=np.float64)[:, None] * inv[None, :]
     cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
 
@@ -158,6 +163,8 @@ def main() -> None:
         quant(p + "ffn_up.weight", T.Q5_K, FFN, HIDDEN, 0.06)
         quant(p + "ffn_down.weight", T.Q6_K, HIDDEN, FFN, 0.04)
     norm("output_norm.weight", HIDDEN)
+    if "--no-rope-freqs" not in sys.argv:
+        w.add_tensor("rope_freqs.weight", ROPE_DIVISORS)
     quant("output.weight", T.Q6_K, vocab, HIDDEN, 0.25)
     w.write_header_to_file()
     w.write_kv_data_to_file()

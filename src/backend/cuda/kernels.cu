@@ -56,6 +56,9 @@ __device__ __forceinline__ kv_t f2kv(float v) { return f2h(v); }
 #endif
 
 #define HALF_HD (HD / 2)
+// int4 scale groups per row of K inputs: the last group is partial when I4_GROUP does not divide K
+// (engine dirs pad such weights to whole groups; the padding codes are 0 and are not uploaded).
+#define I4_GPR(K) (((K) + I4_GROUP - 1) / I4_GROUP)
 #define GROUP (NH / NKV)
 #define QKV_DIM (QDIM + 2 * KVDIM)
 
@@ -227,16 +230,16 @@ extern "C" __global__ void dequant_i8(const signed char* __restrict__ q, const h
     }
 }
 // int4 (kernel layout, see pack.rs): bytes (N, K/2), each 32-bit word holds 8 elements, element
-// 2j at nibble j and 2j+1 at nibble j+4; scales/zeros (N, K/I4_GROUP) f16. w = (q - z) * s
-extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, const h16* __restrict__ z,
-                                      h16* __restrict__ out, int N, int K) {
+// 2j at nibble j and 2j+1 at nibble j+4, stored as q + 8; scales (N, I4_GPR(K)) f16. w = (u - 8) * s
+extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __restrict__ s, h16* __restrict__ out,
+                                      int N, int K) {
     PDL_ENTRY();
     const size_t nw = (size_t)N * K / 8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < nw; i += (size_t)gridDim.x * blockDim.x) {
         const u32 w = q[i];
         const size_t e0 = i * 8;
         const size_t row = e0 / K, g = (e0 % K) / I4_GROUP;
-        const float sc = h2f(s[row * (K / I4_GROUP) + g]), zz = h2f(z[row * (K / I4_GROUP) + g]);
+        const float sc = h2f(s[row * I4_GPR(K) + g]), zz = 8.f;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             out[e0 + 2 * j] = f2h(((float)((w >> (4 * j)) & 15u) - zz) * sc);
@@ -265,8 +268,7 @@ extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __re
 
 struct GemvArgs {
     const void* w;         // weights, format WF
-    const h16* scales;     // int8: (N); int4: (N, K/I4_GROUP)
-    const h16* zeros;      // int4: (N, K/I4_GROUP)
+    const h16* scales;     // int8: (N); int4: (N, I4_GPR(K))
     const float* h;        // NORM input (T, K)
     const float* norm_w;   // NORM weight (K)
     const act_t* x;        // LOAD input (T, K)
@@ -342,10 +344,10 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
             }
         }
     } else {  // WF_I4: 32 elements of one group; f16x2 products, partial sums of 8 in f16, then f32.
+        // Symmetric codes stored as u = q + 8 (pack.rs): the zero point is the constant 8.
         const int g = k0 / I4_GROUP;
-        const float sc = h2f(a.scales[(size_t)row * (K / I4_GROUP) + g]);
-        const h16 zb = f2h(1024.f + h2f(a.zeros[(size_t)row * (K / I4_GROUP) + g]));
-        const u32 z2 = (u32)zb | ((u32)zb << 16);
+        const float sc = h2f(a.scales[(size_t)row * I4_GPR(K) + g]);
+        const u32 z2 = 0x64086408u;  // f16x2 (1024 + 8, 1024 + 8)
         u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
 #if ACT_F32
         float xf[32];
@@ -359,7 +361,7 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const float e0 = (float)((w4[q] >> (4 * j)) & 15u), e1 = (float)((w4[q] >> (4 * j + 16)) & 15u);
-                const float zf = h2f(zb) - 1024.f;
+                const float zf = 8.f;
                 part = fmaf(e0 - zf, xf[8 * q + 2 * j], part);
                 part = fmaf(e1 - zf, xf[8 * q + 2 * j + 1], part);
             }
@@ -379,6 +381,60 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
         acc = part * sc;
     }
     return acc;
+}
+
+// Stages the GEMV input rows in shared memory, row stride XS elements: PRO_NORM x = rmsnorm(h)
+// (h (T, K) f32), PRO_LOAD x (T, K) act_t. Called by all NT threads of the block.
+template <int PRO, int K, int NT, int XS>
+__device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red) {
+    const int T = a.T;
+    if (PRO == PRO_NORM) {
+        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
+        // once; h stays in registers between the reduction and the scaled store.
+                constexpr int NV = (K / 4 + NT - 1) / NT;
+        const float4* wr = (const float4*)a.norm_w;
+        for (int t = 0; t < T; t++) {
+            const float4* hr = (const float4*)(a.h + (size_t)t * K);
+            float4 hv[NV], wv[NV];
+            float ss = 0.f;
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                const bool in = (K / 4) % NT == 0 || v < K / 4;
+                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
+            }
+            ss = block_sum(ss, red);
+            const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                const int v = i * NT + threadIdx.x;
+                if ((K / 4) % NT == 0 || v < K / 4) {
+                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
+                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
+#if ACT_F32
+                    *(float4*)(xs + t * XS + 4 * v) = make_float4(o0, o1, o2, o3);
+#else
+                    uint2 pk;
+                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
+                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
+                    *(uint2*)(xs + t * XS + 4 * v) = pk;
+#endif
+                }
+            }
+        }
+    } else {
+        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
+        constexpr int VR = K * (int)sizeof(act_t) / 16;  // vectors per row
+        const uint4* src = (const uint4*)a.x;
+        uint4* dst = (uint4*)xs;
+        const int nv = T * VR;
+        for (int i = threadIdx.x; i < nv; i += NT) {
+            const int r = i / VR, c = i - r * VR;
+            dst[r * (XS * (int)sizeof(act_t) / 16) + c] = src[i];
+        }
+    }
 }
 
 template <int WF, int PRO, int EPI, int K, int MT>
@@ -413,50 +469,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
         }
     }
     pdl_wait();
-    if (PRO == PRO_NORM) {
-        // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
-        // once; h stays in registers between the reduction and the scaled store.
-        constexpr int NT = GEMV_WARPS * 32;
-        constexpr int NV = (K / 4 + NT - 1) / NT;
-        const float4* wr = (const float4*)a.norm_w;
-        for (int t = 0; t < T; t++) {
-            const float4* hr = (const float4*)(a.h + (size_t)t * K);
-            float4 hv[NV], wv[NV];
-            float ss = 0.f;
-#pragma unroll
-            for (int i = 0; i < NV; i++) {
-                const int v = i * NT + threadIdx.x;
-                const bool in = (K / 4) % NT == 0 || v < K / 4;
-                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
-                wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
-                ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
-            }
-            ss = block_sum(ss, red);
-            const float inv = 1.0f / sqrtf(ss / (float)K + EPS);
-#pragma unroll
-            for (int i = 0; i < NV; i++) {
-                const int v = i * NT + threadIdx.x;
-                if ((K / 4) % NT == 0 || v < K / 4) {
-                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
-                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
-#if ACT_F32
-                    *(float4*)(xs + t * K + 4 * v) = make_float4(o0, o1, o2, o3);
-#else
-                    uint2 pk;
-                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
-                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
-                    *(uint2*)(xs + t * K + 4 * v) = pk;
-#endif
-                }
-            }
-        }
-    } else {
-        // x (T, K) act_t, copied 16 bytes at a time (K * sizeof(act_t) is a multiple of 16).
-        const uint4* src = (const uint4*)a.x;
-        uint4* dst = (uint4*)xs;
-        const int nv = T * K * (int)sizeof(act_t) / 16;
-        for (int i = threadIdx.x; i < nv; i += GEMV_WARPS * 32) dst[i] = src[i];
-    }
+    stage_x<PRO, K, GEMV_WARPS * 32, K>(a, xs, red);
     __syncthreads();
 
     for (int p0 = (blockIdx.x * GEMV_WARPS + warp) * PPW; p0 < npairs; p0 += gridDim.x * GEMV_WARPS * PPW) {
@@ -532,15 +545,658 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
 GEMV_INSTANCES
 
 // ---------------------------------------------------------------------------------------------
-// Decode attention (one new token per sequence), flash-decoding: grid (NSPLIT, NKV, B), one block
-// per (chunk of ATT_CHUNK cached positions, kv head, sequence) serving the GROUP query heads that
-// share the kv head. Blocks past the sequence's length exit. With several active chunks, each writes
-// (max, sum, acc) partials and the last one to finish (atomic counter) combines them.
+// Tensor-core decode GEMV for T <= 8 rows with f16 activations (sm_80+): y (T, N) = x (T, K) · Wᵀ
+// through mma.sync.m16n8k16 (f16 × f16 → f32), the batch rows as the mma's 8 columns. One block of
+// TC_WARPS warps per tile of 16 output rows (blocks loop over tiles); the warps split K into
+// interleaved steps and sum their partial tiles in shared memory, then one pass runs the same
+// epilogues as the GEMV. Weights stay in the GEMV layouts (f16 rows; int8 q + 128 rows; int4 words,
+// pack.rs): lane (g = lane / 4, t = lane % 4) reads 16 bytes of rows g and g + 8 and uses them as the
+// A fragments of 2 (f16), 4 (int8) or 8 (int4) mmas; the order of k inside a step is permuted the
+// same way for A and B (x from shared memory), which leaves every dot product unchanged. int8 codes
+// become exact f16 (scale applied per row after the sum); int4 codes become f16(q · s), the
+// DequantizeLinear value. A tile's first weight loads are issued before griddepcontrol.wait: they do
+// not depend on earlier kernels, so they overlap the previous kernel's tail.
+#if !ACT_F32
+#define TC_WARPS 16
+// CH: elements per lane and row per 16-byte load; STEPK: k per warp step; U: steps loaded at once.
+template <int WF> struct Tc;
+template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2, U = 8 }; };
+template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
+template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
+
+__device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+#if __CUDA_ARCH__ < 800
+    __trap();  // the host launches these kernels on sm_80+ only
+#else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+// The lane's CH weights of one row as f16 pairs: pair j = elements (2j, 2j + 1) of the chunk.
+template <int WF>
+__device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
+    const u32 wv[4] = {w.x, w.y, w.z, w.w};
+    if (WF == WF_F16) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) p[q] = wv[q];
+    } else if (WF == WF_I8) {
+        const u32 bias = 0x64806480u;  // f16x2 (1152, 1152): (1024 + q + 128) - 1152 = q, exact
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            u32 lo = __byte_perm(wv[q], 0x64646464u, 0x4140), hi = __byte_perm(wv[q], 0x64646464u, 0x4342);
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+            p[2 * q] = lo;
+            p[2 * q + 1] = hi;
+        }
+    } else {
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                u32 h = ((wv[q] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;  // (1024 + u0, 1024 + u1)
+                asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
+                asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
+                p[4 * q + i] = h;
+            }
+    }
+}
+
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tc_body(const GemvArgs& a) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
+    h16* xs = (h16*)smem_raw;  // (T, XS)
+    __shared__ float red[32];
+    __shared__ float part[TC_WARPS][16][9];
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = Tc<WF>::U;
+    constexpr int NSTEP = (K + STEPK - 1) / STEPK;
+    constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
+    constexpr size_t ROWB = (size_t)K * 16 / CH;            // bytes per weight row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T;
+    const int ntiles = a.N >> 4;
+    const unsigned char* W = (const unsigned char*)a.w;
+    uint4 va[TC_U], vb[TC_U];
+    auto load = [&](int tile, int b0) {
+        const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
+        const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+        for (int i = 0; i < TC_U; i++) {
+            const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
+            const bool in = (b0 + i < SPW) && k < K;
+            va[i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            vb[i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    int tile = blockIdx.x;
+    if (tile < ntiles) load(tile, 0);
+    pdl_wait();
+    stage_x<PRO, K, TC_WARPS * 32, XS>(a, (act_t*)xs, red);
+    __syncthreads();
+    for (; tile < ntiles; tile += gridDim.x) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 1
+        for (int b0 = 0; b0 < SPW; b0 += TC_U) {
+            if (b0 > 0) load(tile, b0);
+#pragma unroll
+            for (int i = 0; i < TC_U; i++) {
+                const int s = warp + (b0 + i) * TC_WARPS;
+                if (b0 + i >= SPW || s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool xin = g < T && k < K;
+                u32 sa = 0, sb = 0;
+                if (WF == WF_I4) {
+                    const int gi = (k < K ? k : 0) / I4_GROUP;
+                    const u32 ha = a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
+                    const u32 hb = a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
+                    sa = ha | (ha << 16);
+                    sb = hb | (hb << 16);
+                }
+                u32 pa[CH / 2], pb[CH / 2];
+                tc_pairs<WF>(va[i], sa, pa);
+                tc_pairs<WF>(vb[i], sb, pb);
+                const h16* xr = xs + g * XS + k;
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++) {
+                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
+                (void)MMAS;
+            }
+        }
+        if (tile + (int)gridDim.x >= ntiles) pdl_trigger();
+        part[warp][g][2 * t4] = acc[0];
+        part[warp][g][2 * t4 + 1] = acc[1];
+        part[warp][g + 8][2 * t4] = acc[2];
+        part[warp][g + 8][2 * t4 + 1] = acc[3];
+        const int next = tile + gridDim.x;
+        if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        __syncthreads();
+        if (threadIdx.x < 64) {
+            const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
+            if (t < T) {
+                float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+                for (int w = 0; w < TC_WARPS; w++) {
+                    y0 += part[w][2 * pp][t];
+                    y1 += part[w][2 * pp + 1][t];
+                }
+                const int p = tile * 8 + pp;
+                if (WF == WF_I8) {
+                    y0 *= h2f(a.scales[2 * p]);
+                    y1 *= h2f(a.scales[2 * p + 1]);
+                }
+                if (EPI == EPI_QKV) {
+                    qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
+                } else if (EPI == EPI_SWIGLU) {
+                    a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
+                } else if (EPI == EPI_RESID) {
+                    float* o = a.out + (size_t)t * a.N + 2 * p;
+                    o[0] += y0;
+                    o[1] += y1;
+                } else {
+                    float* o = a.out + (size_t)t * a.N + 2 * p;
+                    o[0] = y0;
+                    o[1] = y1;
+                }
+            }
+        }
+        __syncthreads();
+    }
+    if (blockIdx.x >= ntiles) pdl_trigger();
+}
+#define TC_KERNEL(name, WF, PRO, EPI, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
+TC_INSTANCES
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Decode attention (one new token per sequence), flash-decoding: grid (nsplit, NKV, B), one block
+// per (split, kv head, sequence) serving the GROUP query heads that share the kv head. The
+// sequence's ceil(len / ATT_CHUNK) chunks are dealt to the splits in runs of ceil(chunks / nsplit);
+// a block walks its run with an online softmax, loading chunk c + 1 into registers while it computes
+// chunk c (so few, long blocks at large batch, many short ones at batch 1). With several active
+// splits, each writes (acc, max, sum) partials and the last one to finish (atomic counter) combines
+// them, reading the partials with all loads in flight.
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t
-//   part (B, NH, NSPLIT, HD + 2) f32; counters (B, NKV) int, zero between calls
+//   part (B, NH, NSPLIT, ATT_PS) f32; counters (B, NKV) int, zero between calls; nsplit <= NSPLIT, <= 64
 #define ATT_THREADS 128
+#define ATT_PS (HD + 4)  // floats per partial record: acc[HD], max, sum, 2 pad (16-byte records)
+#define ATT_MAXSPLIT 64
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+            float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+            const int* __restrict__ row_slot, int nsplit) {
+    __shared__ __align__(16) float qs[GROUP][HD];
+    __shared__ __align__(16) float ks[ATT_CHUNK][HD + 4];  // +4: 16-byte row reads of 8 lanes hit distinct banks
+    __shared__ __align__(16) float vs[ATT_CHUNK][HD];
+    __shared__ float sc[GROUP][ATT_CHUNK];
+    __shared__ float mstat[GROUP], lstat[GROUP], alph[GROUP];
+    __shared__ int is_last;
+    constexpr int VE = 16 / (int)sizeof(kv_t);               // elements per 16-byte load
+    constexpr int NV = ATT_CHUNK * HD / VE;                  // 16-byte vectors per chunk (K or V)
+    constexpr int VPT = (NV + ATT_THREADS - 1) / ATT_THREADS;
+    constexpr int NO = GROUP * HD / 4;                       // float4 outputs per (sequence, kv head)
+    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    pdl_wait();
+    const int len = row_pos[b] + 1;
+    const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int cps = (nch + nsplit - 1) / nsplit;  // chunks per split
+    const int nact = (nch + cps - 1) / cps;       // splits with work
+    if (split >= nact) return;
+    const int ch0 = split * cps, ch1 = min(ch0 + cps, nch);
+    const int slot = row_slot[b];
+    const kv_t* kbase = kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    const kv_t* vbase = vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    uint4 kr[VPT], vr[VPT];
+    auto fetch = [&](int c) {
+        const int c0 = c * ATT_CHUNK, n = min(ATT_CHUNK, len - c0);
+#pragma unroll
+        for (int i = 0; i < VPT; i++) {
+            const int e = i * ATT_THREADS + threadIdx.x;
+            const bool in = (NV % ATT_THREADS == 0 || e < NV) && e * VE / HD < n;
+            kr[i] = in ? *(const uint4*)(kbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
+            vr[i] = in ? *(const uint4*)(vbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    fetch(ch0);
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int i = threadIdx.x; i < GROUP * HD; i += ATT_THREADS) {
+        const int g = i / HD, d = i % HD;
+        qs[g][d] = q[(size_t)b * QDIM + (kvh * GROUP + g) * HD + d] * scale;
+    }
+    if (threadIdx.x < GROUP) { mstat[threadIdx.x] = -INFINITY; lstat[threadIdx.x] = 0.f; }
+    float4 acc[NACC];
+#pragma unroll
+    for (int a = 0; a < NACC; a++) acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int c = ch0; c < ch1; c++) {
+        const int n = min(ATT_CHUNK, len - c * ATT_CHUNK);
+#pragma unroll
+        for (int i = 0; i < VPT; i++) {
+            const int e = i * ATT_THREADS + threadIdx.x;
+            if (NV % ATT_THREADS == 0 || e < NV) {
+                const int j = e * VE / HD, d = e * VE % HD;
+                const kv_t* kp = (const kv_t*)&kr[i];
+                const kv_t* vp = (const kv_t*)&vr[i];
+#pragma unroll
+                for (int t = 0; t < VE; t++) { ks[j][d + t] = kv2f(kp[t]); vs[j][d + t] = kv2f(vp[t]); }
+            }
+        }
+        __syncthreads();
+        if (c + 1 < ch1) fetch(c + 1);  // the next chunk's loads fly while this one is computed
+        {
+            // Scores: thread -> one position j and every NGS-th head; each 16-byte slice of the key
+            // row is read once from shared memory and used for all of the thread's heads.
+            constexpr int NGS = ATT_THREADS / ATT_CHUNK;
+            constexpr int GPT = (GROUP + NGS - 1) / NGS;
+            const int j = threadIdx.x % ATT_CHUNK, g0 = threadIdx.x / ATT_CHUNK;
+            float sv[GPT];
+#pragma unroll
+            for (int k = 0; k < GPT; k++) sv[k] = 0.f;
+#pragma unroll 4
+            for (int d = 0; d < HD; d += 4) {
+                const float4 kv = *(const float4*)&ks[j][d];
+#pragma unroll
+                for (int k = 0; k < GPT; k++) {
+                    const int g = g0 + k * NGS;
+                    if (GROUP % NGS == 0 || g < GROUP) {
+                        const float4 qv = *(const float4*)&qs[g][d];
+                        sv[k] = fmaf(qv.x, kv.x, fmaf(qv.y, kv.y, fmaf(qv.z, kv.z, fmaf(qv.w, kv.w, sv[k]))));
+                    }
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < GPT; k++) {
+                const int g = g0 + k * NGS;
+                if (GROUP % NGS == 0 || g < GROUP) sc[g][j] = j < n ? sv[k] : -INFINITY;
+            }
+        }
+        __syncthreads();
+        for (int g = warp; g < GROUP; g += ATT_THREADS / 32) {
+            const float m_old = mstat[g];
+            float m = m_old;
+            for (int j = lane; j < n; j += 32) m = fmaxf(m, sc[g][j]);
+            m = warp_max(m);
+            float l = 0.f;
+            for (int j = lane; j < ATT_CHUNK; j += 32) {
+                const float p = j < n ? expf(sc[g][j] - m) : 0.f;
+                sc[g][j] = p;
+                l += p;
+            }
+            l = warp_sum(l);
+            const float al = m_old == -INFINITY ? 0.f : expf(m_old - m);
+            __syncwarp();
+            if (lane == 0) { alph[g] = al; lstat[g] = lstat[g] * al + l; mstat[g] = m; }
+        }
+        __syncthreads();
+        // acc[g][d..d+3] = alpha[g] acc + sum_j p[g][j] v[j][d..d+3]: thread -> (head, 4 dims)
+#pragma unroll
+        for (int a = 0; a < NACC; a++) {
+            const int i = a * ATT_THREADS + threadIdx.x;
+            if (NO % ATT_THREADS == 0 || i < NO) {
+                const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+                const float al = alph[g];
+                float4 r = make_float4(acc[a].x * al, acc[a].y * al, acc[a].z * al, acc[a].w * al);
+#pragma unroll 8
+                for (int j = 0; j < ATT_CHUNK; j++) {
+                    const float p = sc[g][j];
+                    const float4 v = *(const float4*)&vs[j][d];
+                    r.x = fmaf(p, v.x, r.x);
+                    r.y = fmaf(p, v.y, r.y);
+                    r.z = fmaf(p, v.z, r.z);
+                    r.w = fmaf(p, v.w, r.w);
+                }
+                acc[a] = r;
+            }
+        }
+        __syncthreads();
+    }
+    pdl_trigger();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const int h = kvh * GROUP + g;
+            if (nact == 1) {
+                const float inv = 1.0f / lstat[g];
+                act_t* o = out + (size_t)b * QDIM + h * HD + d;
+                o[0] = f2act(acc[a].x * inv);
+                o[1] = f2act(acc[a].y * inv);
+                o[2] = f2act(acc[a].z * inv);
+                o[3] = f2act(acc[a].w * inv);
+            } else {
+                float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
+                *(float4*)(pp + d) = acc[a];
+                if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
+            }
+        }
+    }
+    if (nact == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
+    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
+    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
+    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
+    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
+        const int g = i / nact, s2 = i % nact;
+        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
+        wsh[g][s2] = __ldcg(pp + HD);
+        lsh[g][s2] = __ldcg(pp + HD + 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int g = threadIdx.x;
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
+        float L = 0.f;
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float f = expf(wsh[g][s2] - M);
+            wsh[g][s2] = f;
+            L += f * lsh[g][s2];
+        }
+        const float inv = 1.0f / L;
+        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
+            const float w = wsh[g][s2];
+            A.x = fmaf(w, v.x, A.x);
+            A.y = fmaf(w, v.y, A.y);
+            A.z = fmaf(w, v.z, A.z);
+            A.w = fmaf(w, v.w, A.w);
+        }
+        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
+        o[0] = f2act(A.x);
+        o[1] = f2act(A.y);
+        o[2] = f2act(A.z);
+        o[3] = f2act(A.w);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+// Tensor-core decode attention (f16 KV cache, GROUP <= 8, HD % 32 == 0): same grid, splits, partials
+// and combine as attn_decode, but each warp walks its own 16-key tiles of the block's range with an
+// online softmax in registers: S = Q Kᵀ by mma.sync.m16n8k16 (the GROUP query heads as rows 0..7 of A,
+// K rows straight from the cache as B, 16-byte loads, the dims permuted identically in A and B),
+// P = exp(S - m) reused in registers as the A fragment of O += P V, with V staged per warp in shared
+// memory and read transposed by ldmatrix. The next tile's K and V loads fly while a tile is computed;
+// the warps' (m, l, O) are merged in shared memory at the end. No block-wide barrier in the loop.
+#if !KV_F32 && GROUP <= 8 && HD % 32 == 0
+#define ATC_VS (HD + 8)  // V tile row stride in halves (16-byte pad: conflict-free ldmatrix rows)
+__device__ __forceinline__ u32 pack_h2(float a, float b) { return (u32)f2h(a) | ((u32)f2h(b) << 16); }
+__device__ __forceinline__ u32 smem_u32(const void* p) {
+    u32 r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+               float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+               const int* __restrict__ row_slot, int nsplit) {
+    constexpr int NW = ATT_THREADS / 32;
+    constexpr int KS = HD / 32;   // 32-dim steps: one 16-byte load per key row and step
+    constexpr int ND = HD / 8;    // 8-dim blocks of O
+    constexpr int VL = 16 * HD / 8 / 32;  // 16-byte V loads per lane per 16-key tile
+    __shared__ __align__(16) h16 vsm[NW][16][ATC_VS];
+    __shared__ __align__(16) float ow[NW][8][HD + 4];
+    __shared__ float mw[NW][8], lw[NW][8];
+    __shared__ float mstat[GROUP], lstat[GROUP];
+    __shared__ int is_last;
+    constexpr int NO = GROUP * HD / 4;
+    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    pdl_wait();
+    const int len = row_pos[b] + 1;
+    const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
+    const int cps = (nch + nsplit - 1) / nsplit;
+    const int nact = (nch + cps - 1) / cps;
+    if (split >= nact) return;
+    const int k_begin = split * cps * ATT_CHUNK, k_end = min((split + 1) * cps * ATT_CHUNK, len);
+    const int slot = row_slot[b];
+    const h16* kbase = (const h16*)kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    const h16* vbase = (const h16*)vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
+    // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD).
+    u32 qa[KS][2][2];
+    {
+        const float scale = 1.0f / sqrtf((float)HD);
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * s + 8 * t;
+                x0 = *(const float4*)qp;
+                x1 = *(const float4*)(qp + 4);
+            }
+            qa[s][0][0] = pack_h2(x0.x * scale, x0.y * scale);
+            qa[s][0][1] = pack_h2(x0.z * scale, x0.w * scale);
+            qa[s][1][0] = pack_h2(x1.x * scale, x1.y * scale);
+            qa[s][1][1] = pack_h2(x1.z * scale, x1.w * scale);
+        }
+    }
+    uint4 kr[2][KS], vr[VL];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            const int key = k0 + nb * 8 + g;
+#pragma unroll
+            for (int s = 0; s < KS; s++)
+                kr[nb][s] = key < k_end ? *(const uint4*)(kbase + (size_t)key * HD + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane, key = k0 + e / (HD / 8);
+            vr[i] = key < k_end ? *(const uint4*)(vbase + (size_t)key * HD + (e % (HD / 8)) * 8) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    float m_run = -INFINITY, l_run = 0.f;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    int k0 = k_begin + warp * 16;
+    if (k0 < k_end) fetch(k0);
+    const u32 vs_base = smem_u32(&vsm[warp][0][0]);
+    for (; k0 < k_end; k0 += NW * 16) {
+        // V tile to this warp's shared memory (row-major keys × dims), K stays in registers.
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane;
+            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = vr[i];
+        }
+        uint4 kc_[2][KS];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int s = 0; s < KS; s++) kc_[nb][s] = kr[nb][s];
+        __syncwarp();
+        if (k0 + NW * 16 < k_end) fetch(k0 + NW * 16);
+        // S (heads × 16 keys) in two n-blocks of 8 keys.
+        float sacc[2][4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+                mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
+                mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
+            }
+        }
+        // Online softmax of row g over the tile's keys (nb * 8 + 2t, + 1).
+        float sv[4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
+        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run, mx);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float alpha = expf(m_run - m_use);
+        float p[4], rs = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
+        rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+        rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+        l_run = l_run * alpha + rs;
+        m_run = m_new;
+        const u32 pa0 = pack_h2(p[0], p[1]), pa2 = pack_h2(p[2], p[3]);
+        // O (heads × HD) += P (heads × 16 keys) · V (16 keys × HD), V fragments by ldmatrix.trans.
+#pragma unroll
+        for (int j = 0; j < ND / 2; j++) {
+            const int mi = lane >> 3, r = lane & 7;
+            const u32 addr = vs_base + (u32)((((mi & 1) * 8 + r) * ATC_VS + (2 * j + (mi >> 1)) * 8) * 2);
+            u32 b0, b1, b2, b3;
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+#pragma unroll
+            for (int e = 0; e < 4; e++) { o[2 * j][e] *= alpha; o[2 * j + 1][e] *= alpha; }
+            mma16816(o[2 * j], pa0, 0u, pa2, 0u, b0, b1);
+            mma16816(o[2 * j + 1], pa0, 0u, pa2, 0u, b2, b3);
+        }
+        __syncwarp();
+    }
+    // Merge the warps' (m, l, O) of rows g < GROUP.
+    if (t == 0) { mw[warp][g] = m_run; lw[warp][g] = l_run; }
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
+        ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int h = threadIdx.x;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][h]);
+        float L = 0.f;
+        for (int w = 0; w < NW; w++) L += (mw[w][h] == -INFINITY ? 0.f : expf(mw[w][h] - M)) * lw[w][h];
+        mstat[h] = M;
+        lstat[h] = L;
+    }
+    __syncthreads();
+    float4 acc[NACC];
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        acc[a] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const float M = mstat[gg];
+            for (int w = 0; w < NW; w++) {
+                const float f = mw[w][gg] == -INFINITY ? 0.f : expf(mw[w][gg] - M);
+                const float4 v = *(const float4*)&ow[w][gg][d];
+                acc[a].x = fmaf(f, v.x, acc[a].x);
+                acc[a].y = fmaf(f, v.y, acc[a].y);
+                acc[a].z = fmaf(f, v.z, acc[a].z);
+                acc[a].w = fmaf(f, v.w, acc[a].w);
+            }
+        }
+    }
+    pdl_trigger();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const int h = kvh * GROUP + g;
+            if (nact == 1) {
+                const float inv = 1.0f / lstat[g];
+                act_t* o = out + (size_t)b * QDIM + h * HD + d;
+                o[0] = f2act(acc[a].x * inv);
+                o[1] = f2act(acc[a].y * inv);
+                o[2] = f2act(acc[a].z * inv);
+                o[3] = f2act(acc[a].w * inv);
+            } else {
+                float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
+                *(float4*)(pp + d) = acc[a];
+                if (d == 0) { pp[HD] = mstat[g]; pp[HD + 1] = lstat[g]; }
+            }
+        }
+    }
+    if (nact == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
+    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
+    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
+    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
+    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
+        const int g = i / nact, s2 = i % nact;
+        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
+        wsh[g][s2] = __ldcg(pp + HD);
+        lsh[g][s2] = __ldcg(pp + HD + 1);
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int g = threadIdx.x;
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
+        float L = 0.f;
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float f = expf(wsh[g][s2] - M);
+            wsh[g][s2] = f;
+            L += f * lsh[g][s2];
+        }
+        const float inv = 1.0f / L;
+        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
+            const float w = wsh[g][s2];
+            A.x = fmaf(w, v.x, A.x);
+            A.y = fmaf(w, v.y, A.y);
+            A.z = fmaf(w, v.z, A.z);
+            A.w = fmaf(w, v.w, A.w);
+        }
+        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
+        o[0] = f2act(A.x);
+        o[1] = f2act(A.y);
+        o[2] = f2act(A.z);
+        o[3] = f2act(A.w);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+#endif
+
+// The previous decode attention (one chunk per block), kept for comparison: TRTFORGE_ATTN=v1.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_v1(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
             const int* __restrict__ row_slot) {
     pdl_wait();

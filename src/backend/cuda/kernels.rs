@@ -31,7 +31,8 @@ pub const SAMPLE_THREADS: u32 = 1024;
 pub const SAMPLE_MAX_K: usize = 1024;
 
 /// How a linear layer's weights are stored on the device (see pack.rs for the byte layouts): the
-/// crate's one weight-format type, with the kernel-side names below.
+/// crate's one weight-format type, with the kernel-side names below. int4 is symmetric (stored as
+/// q + 8, zero point 8 a constant in the kernels).
 pub use crate::quant::WeightFormat;
 
 impl WeightFormat {
@@ -74,7 +75,7 @@ impl WeightFormat {
             WeightFormat::F32 => 4.0,
             WeightFormat::F16 => 2.0,
             WeightFormat::I8 => 1.0,
-            WeightFormat::I4 { group } => 0.5 + 4.0 / group as f64,
+            WeightFormat::I4 { group } => 0.5 + 2.0 / group as f64,
         }
     }
 }
@@ -130,6 +131,13 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
     format!("gemv_{}_{}_{mt}", fmt.tag(), role.tag())
 }
 
+/// Name of the tensor-core GEMV (`tc_body` in kernels.cu) for a role and weight format.
+pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tc_{}_{}", fmt.tag(), role.tag())
+}
+/// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
+pub const TC_THREADS: u32 = 512;
+
 /// Smallest GEMV variant that holds `t` rows.
 pub fn gemv_mt(t: usize) -> Option<usize> {
     GEMV_MTS.iter().copied().find(|&m| m >= t)
@@ -148,6 +156,13 @@ pub struct KernelSpec {
     pub formats: Vec<(Role, WeightFormat)>,
     /// GEMV row bounds to instantiate (a subset of GEMV_MTS).
     pub gemv_mts: Vec<usize>,
+}
+
+impl WeightFormat {
+    /// Whether the tensor-core GEMV reads this format (f16 activations only).
+    pub fn has_tc(self) -> bool {
+        matches!(self, WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. })
+    }
 }
 
 impl KernelSpec {
@@ -174,7 +189,7 @@ impl KernelSpec {
             return Err(format!("head_dim {} must be even and at most 256", c.head_dim));
         }
         let (g, hd, ch) = (c.num_attention_heads / c.num_key_value_heads, c.head_dim, att_chunk(c.head_dim));
-        if 4 * (g * hd + ch * (2 * hd + 4) + g * ch) > 48 * 1024 || hd % 4 != 0 {
+        if 4 * (g * hd + ch * (2 * hd + 4) + g * ch + 3 * g + 2 * g * 64) + 4 > 48 * 1024 || hd % 4 != 0 {
             return Err(format!(
                 "GQA group {g} × head_dim {hd} does not fit the decode-attention block's shared memory"
             ));
@@ -190,9 +205,11 @@ impl KernelSpec {
                 ));
             }
             if let WeightFormat::I4 { group } = f {
-                if group % 32 != 0 || k % group != 0 {
+                // One 16-byte vector (32 codes) shares one scale; a partial last group (padded
+                // storage, e.g. 576 inputs with group 128) is fine.
+                if group == 0 || group % 32 != 0 {
                     return Err(format!(
-                        "int4 group size {group} must be a multiple of 32 dividing the {} input dim {k}",
+                        "int4 group size {group} must be a multiple of 32 for the {} weights (input dim {k})",
                         role.tag()
                     ));
                 }
@@ -239,8 +256,32 @@ impl KernelSpec {
                 );
             }
         }
-        s.push_str(&KERNELS_CU.replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n")));
+        let mut tc = String::new();
+        for (role, f) in self.tc_roles() {
+            let (pro, epi, k) = role.shape();
+            let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
+        }
+        s.push_str(
+            &KERNELS_CU
+                .replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n"))
+                .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n")),
+        );
         s
+    }
+
+    /// Whether kernels.cu defines the tensor-core decode attention (`attn_decode_tc`): f16 KV cache,
+    /// at most 8 query heads per kv head, head_dim a multiple of 32.
+    pub fn attn_tc(&self) -> bool {
+        let c = &self.config;
+        !self.kv_f32 && c.num_attention_heads / c.num_key_value_heads <= 8 && c.head_dim % 32 == 0
+    }
+
+    /// Roles with a tensor-core GEMV instance (f16 activations, f16/int8/int4 weights).
+    pub fn tc_roles(&self) -> Vec<(Role, WeightFormat)> {
+        if self.act_f32 {
+            return vec![];
+        }
+        self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
     /// Every kernel the source defines (for loading the module and for tests).
@@ -254,6 +295,7 @@ impl KernelSpec {
             "dequant_i8",
             "dequant_i4",
             "attn_decode",
+            "attn_decode_v1",
             "attn_prefill",
             "softmax_causal",
             "argmax_rows",
@@ -267,6 +309,12 @@ impl KernelSpec {
             for &mt in &self.gemv_mts {
                 v.push(gemv_name(role, f, mt));
             }
+        }
+        for (role, f) in self.tc_roles() {
+            v.push(tc_name(role, f));
+        }
+        if self.attn_tc() {
+            v.push("attn_decode_tc".into());
         }
         v
     }
@@ -295,10 +343,11 @@ mod tests {
         assert!(src.contains("#define ATT_CHUNK 64"));
         assert!(src.contains("#define I4_GROUP 128"));
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
+        assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 13 + 5 * GEMV_MTS.len());
+        assert_eq!(s.kernel_names().len(), 14 + 5 * GEMV_MTS.len() + 5 + 1);
     }
 
     #[test]
@@ -310,8 +359,10 @@ mod tests {
     #[test]
     fn validation_catches_bad_groups() {
         let mut s = spec(WeightFormat::I4 { group: 128 });
-        s.config = LlamaConfig::preset("smollm2-135m").unwrap(); // hidden 576 = 4.5 × 128
-        assert!(s.validate().unwrap_err().contains("group size 128"));
+        s.config = LlamaConfig::preset("smollm2-135m").unwrap(); // hidden 576 = 4.5 × 128: partial group
+        assert!(s.validate().is_ok());
+        s.formats = Role::ALL.iter().map(|&r| (r, WeightFormat::I4 { group: 16 })).collect();
+        assert!(s.validate().unwrap_err().contains("group size 16"));
         s.formats = Role::ALL.iter().map(|&r| (r, WeightFormat::I4 { group: 64 })).collect();
         assert!(s.validate().is_ok());
         assert!(spec(WeightFormat::F16).validate().is_ok());

@@ -20,10 +20,11 @@ pub mod sched;
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights, Param};
+use crate::quant::QuantizedModel;
 use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, GemmType, Gpu};
 use half::f16;
-use kernels::{gemv_mt, gemv_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS};
+use kernels::{gemv_mt, gemv_name, tc_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, TC_THREADS};
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
@@ -62,7 +63,11 @@ struct DevLinear {
     k: usize,
     data: DevBuf,
     scales: Option<DevBuf>,
-    zeros: Option<DevBuf>,
+    /// Quantized weights: their f16 dequantization (`f16(q · s)`, the DequantizeLinear values), made
+    /// once at load for the GEMM path (prefill, batches above GEMV_MAX_T) so it reads f16 weights
+    /// like an fp16 engine instead of dequantizing every layer every pass. TRTFORGE_DEQUANT_ONCE=0
+    /// keeps only the codes (and dequantizes per pass into a scratch buffer, as before).
+    shadow: Option<DevBuf>,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -71,7 +76,6 @@ struct DevLinear {
 struct GemvArgs {
     w: u64,
     scales: u64,
-    zeros: u64,
     h: u64,
     norm_w: u64,
     x: u64,
@@ -96,7 +100,7 @@ struct Scratch {
     y: DevBuf,            // (max_tokens, max(qkv, 2·inter)) f32 GEMM outputs
     logits: DevBuf,       // (max_tokens, vocab) f32
     wdeq: Option<DevBuf>, // (largest linear) f16 dequantized weights for GEMMs
-    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 2) f32 attention partials
+    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
     counters: DevBuf,     // (max_seqs, n_kv) i32
     meta: DevBuf,         // MetaLayout i32
     next: DevBuf,         // (max_seqs) i32 sampled tokens
@@ -106,6 +110,11 @@ struct Scratch {
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
     scores: Option<(DevBuf, DevBuf)>,
     ptrs: DevBuf, // (layers, slots, 6, n_heads) u64 pointer arrays of the batched GEMMs
+}
+
+/// Dynamic shared memory of a tensor-core GEMV: `rows` f16 input rows of `k` (+8 padding) elements.
+fn tc_smem(rows: usize, k: usize) -> usize {
+    rows * (k + 8) * 2
 }
 
 /// Largest score buffer the tensor-core prefill attention may allocate; beyond it the tiled
@@ -130,6 +139,13 @@ pub struct CudaBackend {
     lens: Vec<usize>,
     graphs: HashMap<usize, CudaGraph>,
     grid_cache: HashMap<(String, usize), u32>,
+    /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
+    /// them off).
+    use_tc: bool,
+    /// Decode attention kernel: `attn_decode_tc` (tensor cores, the default where it exists),
+    /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
+    /// previous one-chunk-per-block kernel), for comparison.
+    attn_kernel: &'static str,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -151,29 +167,68 @@ fn ptr_of(b: &Option<DevBuf>) -> u64 {
     b.as_ref().map_or(0, |b| b.ptr())
 }
 
-/// Builds the fused host weights of a linear step in the kernels' layout.
-fn host_linear(w: &ModelWeights, st: &LinearStep, fmt: WeightFormat) -> HostLinear {
+/// Builds the fused host weights of a linear step in the kernels' layout: quantized roles from the
+/// stored codes and scales of `q` (repacked, never re-rounded), float roles from `w`.
+fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fmt: WeightFormat) -> Result<HostLinear> {
     let c = &w.config;
     let parts: Vec<HostLinear> = st
         .params
         .iter()
-        .map(|&p| {
-            let t = w.get(p);
-            HostLinear::from_f32(&t.data, t.rows(), t.cols(), fmt)
+        .map(|&p| match fmt {
+            WeightFormat::F32 | WeightFormat::F16 => {
+                let t = w.get(p);
+                Ok(HostLinear::from_float(&t.data, t.rows(), t.cols(), fmt == WeightFormat::F16))
+            }
+            WeightFormat::I8 | WeightFormat::I4 { .. } => {
+                let name = crate::quant::param_name(p);
+                let ql = q.and_then(|q| q.get(p)).ok_or_else(|| {
+                    Error::Invalid(format!("{} engine: no quantized weight for {name}", fmt.tag()))
+                })?;
+                let stored = ql.format;
+                if stored != fmt {
+                    return Err(Error::Invalid(format!(
+                        "{name} is stored as {} (group {:?}), the CUDA engine was asked for {:?}",
+                        ql.format.name(),
+                        ql.format.group_size(),
+                        fmt
+                    )));
+                }
+                HostLinear::from_quantized(ql).map_err(|m| Error::Unsupported(format!("CUDA engine, {name}: {m}")))
+            }
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let cat = HostLinear::concat_rows(&parts);
-    match st.role {
+    Ok(match st.role {
         Role::Qkv => cat.permute_rows(&pack::qkv_row_order(c.num_attention_heads, c.num_key_value_heads, c.head_dim)),
         Role::GateUp => cat.permute_rows(&pack::gateup_row_order(c.intermediate_size)),
         _ => cat,
-    }
+    })
+}
+
+/// The quantized weights a preset (or any float model) runs with at `p`: the decoder linears through
+/// `quant::rtn`, exactly as `trtforge convert` quantizes them without calibration (int4 groups padded
+/// where the group does not divide an input dim). `None` for float precisions.
+pub fn quantize_rtn(w: &ModelWeights, p: WeightFormat) -> Result<Option<QuantizedModel>> {
+    let format = match p {
+        WeightFormat::F32 | WeightFormat::F16 => return Ok(None),
+        q => q,
+    };
+    let params = crate::quant::decoder_linears(&w.config);
+    Ok(Some(crate::quant::rtn::quantize_params(w, &params, format, true, None)?))
 }
 
 impl CudaBackend {
-    /// Uploads `w` (quantized with round-to-nearest when the precision asks) and allocates the
-    /// KV cache for `opts.max_batch` sequences of `opts.max_seq` tokens.
+    /// Uploads `w` (its decoder linears quantized by [`quantize_rtn`] when the precision asks) and
+    /// allocates the KV cache for `opts.max_batch` sequences of `opts.max_seq` tokens.
     pub fn new(w: &ModelWeights, opts: CudaOptions) -> Result<Self> {
+        let q = quantize_rtn(w, opts.precision)?;
+        Self::with_quantized(w, q.as_ref(), opts)
+    }
+
+    /// Like [`new`](Self::new) with the decoder linears' stored codes and scales `q` (an engine
+    /// directory's, see `quant::load_engine_weights`), repacked into the kernels' layout as they are.
+    /// `w` supplies the embedding, norms and LM head (which stay float). Quantized precisions need `q`.
+    pub fn with_quantized(w: &ModelWeights, q: Option<&QuantizedModel>, opts: CudaOptions) -> Result<Self> {
         let cfg = w.config.clone();
         if opts.max_batch == 0 || opts.max_seq == 0 {
             return Err(Error::Invalid("max_batch and max_seq must be at least 1".into()));
@@ -188,7 +243,10 @@ impl CudaBackend {
         opts.max_tokens = opts.max_tokens.max(opts.max_batch + 1);
         let steps = plan::plan(&cfg)?;
         let fmt = opts.precision;
-        let formats: Vec<(Role, WeightFormat)> = Role::ALL.iter().map(|&r| (r, fmt)).collect();
+        // The LM head stays float (as in an engine dir): f16, or f32 in fp32 mode.
+        let float_fmt = if f32_acts(fmt) { WeightFormat::F32 } else { WeightFormat::F16 };
+        let role_fmt = |r: Role| if r == Role::Head { float_fmt } else { fmt };
+        let formats: Vec<(Role, WeightFormat)> = Role::ALL.iter().map(|&r| (r, role_fmt(r))).collect();
         // Kernels are specialized on the cache length: round it up so that engines of nearby sizes
         // share one compiled (and cached) module.
         let seq_cap = opts.max_seq.next_multiple_of(256).min(cfg.max_position_embeddings).max(opts.max_seq);
@@ -221,18 +279,17 @@ impl CudaBackend {
         for st in &steps {
             match st {
                 Step::Linear(l) => {
-                    let hl = host_linear(w, l, fmt);
+                    let hl = host_linear(w, q, l, role_fmt(l.role))?;
                     weight_bytes += hl.bytes();
                     max_numel = max_numel.max(hl.n * hl.k);
                     let scales = (!hl.scales.is_empty()).then(|| gpu.upload(&hl.scales)).transpose()?;
-                    let zeros = (!hl.zeros.is_empty()).then(|| gpu.upload(&hl.zeros)).transpose()?;
                     linears.push(Some(DevLinear {
                         fmt: hl.fmt,
                         n: hl.n,
                         k: hl.k,
                         data: gpu.upload(&hl.data)?,
                         scales,
-                        zeros,
+                        shadow: None,
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
@@ -283,7 +340,7 @@ impl CudaBackend {
             y: gpu.alloc(mt * ywide * 4)?,
             logits: gpu.alloc(mt * cfg.vocab_size * 4)?,
             wdeq: if quantized { Some(gpu.alloc(max_numel * 2)?) } else { None },
-            part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 2) * 4)?,
+            part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 4) * 4)?,
             counters: gpu.alloc(layout.max_seqs * cfg.num_key_value_heads * 4)?,
             meta: gpu.alloc(layout.len() * 4)?,
             next: gpu.alloc(layout.max_seqs * 4)?,
@@ -310,6 +367,44 @@ impl CudaBackend {
                 }
             }
         }
+        if quantized && std::env::var("TRTFORGE_DEQUANT_ONCE").as_deref() != Ok("0") {
+            for lin in linears.iter_mut().flatten() {
+                if matches!(lin.fmt, WeightFormat::F16 | WeightFormat::F32) {
+                    continue;
+                }
+                let buf = gpu.alloc(lin.n * lin.k * 2)?;
+                let (mut w_, mut s_, mut dq) = (lin.data.ptr(), ptr_of(&lin.scales), buf.ptr());
+                let (mut n_, mut k_) = (lin.n as i32, lin.k as i32);
+                let blocks = ((lin.n * lin.k / 8).div_ceil(256) as u32).min(gpu.sms * 16);
+                let name = if lin.fmt == WeightFormat::I8 { "dequant_i8" } else { "dequant_i4" };
+                let mut a = [
+                    &mut w_ as *mut _ as *mut c_void,
+                    &mut s_ as *mut _ as *mut c_void,
+                    &mut dq as *mut _ as *mut c_void,
+                    &mut n_ as *mut _ as *mut c_void,
+                    &mut k_ as *mut _ as *mut c_void,
+                ];
+                // SAFETY: buf holds n × k f16; the weight buffers hold this linear's codes and scales.
+                unsafe { gpu.launch(name, (blocks, 1, 1), 256, 0, &mut a)? };
+                lin.shadow = Some(buf);
+            }
+            gpu.sync()?;
+        }
+        let use_tc = gpu.cc.0 >= 8 && std::env::var("TRTFORGE_TC").as_deref() != Ok("0");
+        if use_tc {
+            for (role, f) in spec.tc_roles() {
+                let bytes = tc_smem(GEMV_MAX_T, role.k(&cfg));
+                if bytes > 48 * 1024 {
+                    gpu.allow_smem(&tc_name(role, f), bytes)?;
+                }
+            }
+        }
+        let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
+            Ok("v1") => "attn_decode_v1",
+            Ok("v2") => "attn_decode",
+            _ if spec.attn_tc() && gpu.cc.0 >= 8 => "attn_decode_tc",
+            _ => "attn_decode",
+        };
         gpu.sync()?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -329,6 +424,8 @@ impl CudaBackend {
             layout,
             graphs: HashMap::new(),
             grid_cache: HashMap::new(),
+            use_tc,
+            attn_kernel,
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -376,6 +473,22 @@ impl CudaBackend {
         };
         let need = pairs.div_ceil(4 * ppw) as u32;
         Ok(need.min(self.gpu.sms * occ).max(1))
+    }
+
+    fn tc_grid(&mut self, name: &str, smem: usize, tiles: usize) -> Result<u32> {
+        let key = (name.to_string(), 0);
+        let occ = match self.grid_cache.get(&key) {
+            Some(&o) => o,
+            None => {
+                let o = self.gpu.occupancy(name, TC_THREADS, smem)?.max(1);
+                self.grid_cache.insert(key, o);
+                o
+            }
+        };
+        // Whole tiles per block, balanced: ceil(tiles / resident blocks) tiles each.
+        let resident = (self.gpu.sms * occ).max(1) as usize;
+        let per = tiles.div_ceil(resident).max(1);
+        Ok(tiles.div_ceil(per).max(1) as u32)
     }
 
     /// Queues one pass over the metadata already in the device buffer: `t` rows, `nseq`
@@ -456,17 +569,37 @@ impl CudaBackend {
                 Step::Attention { layer } => {
                     let (mut kc, mut vc) = self.layer_cache(layer);
                     if decode {
-                        let grid = (self.spec.nsplit() as u32, c.num_key_value_heads as u32, rows as u32);
+                        // Splits per (sequence, kv head): about two blocks per SM in all, at most
+                        // one per cache chunk (and 64, the combine's bound); fixed per bucket, so a
+                        // captured graph stays valid as the sequences grow.
+                        let want = (2 * self.gpu.sms as usize).div_ceil(rows * c.num_key_value_heads);
+                        let mut ns = want.clamp(1, self.spec.nsplit().min(64)) as i32;
+                        let kname = self.attn_kernel;
+                        let v1 = kname == "attn_decode_v1";
+                        if v1 {
+                            ns = self.spec.nsplit() as i32;
+                        }
+                        let grid = (ns as u32, c.num_key_value_heads as u32, rows as u32);
                         // SAFETY: q/xact have rows × q_dim; part/counters are sized for max_seqs rows;
                         // positions < max_seq index this layer's cache.
                         unsafe {
-                            self.gpu.launch(
-                                "attn_decode",
-                                grid,
-                                kernels::ATT_THREADS,
-                                0,
-                                &mut args!(q, kc, vc, xact, part, counters, pos, slot),
-                            )?
+                            if v1 {
+                                self.gpu.launch(
+                                    "attn_decode_v1",
+                                    grid,
+                                    kernels::ATT_THREADS,
+                                    0,
+                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot),
+                                )?
+                            } else {
+                                self.gpu.launch(
+                                    kname,
+                                    grid,
+                                    kernels::ATT_THREADS,
+                                    0,
+                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot, ns),
+                                )?
+                            }
                         };
                     } else if tc_attn {
                         self.tc_attention(layer)?;
@@ -488,14 +621,22 @@ impl CudaBackend {
                     let lin =
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                     let (fmt, n, k) = (lin.fmt, lin.n, lin.k);
-                    let (wptr, sptr, zptr) = (lin.data.ptr(), ptr_of(&lin.scales), ptr_of(&lin.zeros));
+                    let (wptr, sptr, shadow) = (lin.data.ptr(), ptr_of(&lin.scales), ptr_of(&lin.shadow));
                     let norm_w = ls.norm.and_then(|p| self.norms.get(&p)).map_or(0, |b| b.ptr());
                     let (kc, vc) = ls.layer.map_or((0, 0), |l| self.layer_cache(l));
                     if rows <= GEMV_MAX_T {
-                        let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
-                        let name = gemv_name(ls.role, fmt, mt);
-                        let smem = rows * k * act;
-                        let grid = self.gemv_grid(&name, mt, mt * k * act, n / 2, fmt.pairs_per_warp())?;
+                        let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
+                        let (name, smem, grid, threads) = if tc {
+                            let name = tc_name(ls.role, fmt);
+                            let smem = tc_smem(rows, k);
+                            let grid = self.tc_grid(&name, tc_smem(GEMV_MAX_T, k), n / 16)?;
+                            (name, smem, grid, TC_THREADS)
+                        } else {
+                            let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
+                            let name = gemv_name(ls.role, fmt, mt);
+                            let grid = self.gemv_grid(&name, mt, mt * k * act, n / 2, fmt.pairs_per_warp())?;
+                            (name, rows * k * act, grid, GEMV_THREADS)
+                        };
                         let out = match ls.role {
                             Role::Qkv => q,
                             Role::O | Role::Down => cur,
@@ -505,7 +646,6 @@ impl CudaBackend {
                         let mut a = GemvArgs {
                             w: wptr,
                             scales: sptr,
-                            zeros: zptr,
                             h: cur,
                             norm_w,
                             x: xact,
@@ -522,7 +662,7 @@ impl CudaBackend {
                         };
                         // SAFETY: GemvArgs mirrors the CUDA struct; every buffer is sized for
                         // max_tokens >= rows rows of this role's dims.
-                        unsafe { self.gpu.launch(&name, (grid, 1, 1), GEMV_THREADS, smem as u32, &mut args!(a))? };
+                        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a))? };
                     } else {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
                         if ls.norm.is_some() {
@@ -535,9 +675,10 @@ impl CudaBackend {
                         let (wg, wt) = match fmt {
                             WeightFormat::F32 => (wptr, GemmType::F32),
                             WeightFormat::F16 => (wptr, GemmType::F16),
+                            WeightFormat::I8 | WeightFormat::I4 { .. } if shadow != 0 => (shadow, GemmType::F16),
                             WeightFormat::I8 | WeightFormat::I4 { .. } => {
                                 let mut dq = ptr_of(&self.s.wdeq);
-                                let (mut w_, mut s_, mut z_) = (wptr, sptr, zptr);
+                                let (mut w_, mut s_) = (wptr, sptr);
                                 let (mut n_, mut k_) = (n as i32, k as i32);
                                 let blocks = ((n * k / 8).div_ceil(256) as u32).min(self.gpu.sms * 16);
                                 // SAFETY: wdeq holds the largest linear; the weight buffers are n × k.
@@ -556,7 +697,7 @@ impl CudaBackend {
                                             (blocks, 1, 1),
                                             256,
                                             0,
-                                            &mut args!(w_, s_, z_, dq, n_, k_),
+                                            &mut args!(w_, s_, dq, n_, k_),
                                         )?;
                                     }
                                 }

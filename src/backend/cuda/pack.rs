@@ -1,19 +1,23 @@
-//! Host-side weight preparation: RTN quantization, the file layouts of quantized weights, and the
-//! one conversion from those layouts into the kernels' layouts. Plain Rust, tested on CPU.
+//! Host-side weight preparation: the one conversion from stored weights (float tensors, or the
+//! quantized codes + scales of `crate::quant`, exactly as an engine directory holds them) into the
+//! kernels' layouts. No quantizer lives here: quantized weights always come from `crate::quant`
+//! (an engine dir's stored initializers, or `quant::rtn` for a preset, as `convert` does). Plain Rust,
+//! tested on CPU.
 //!
-//! Row-major layouts (the RTN output here and the input of `from_file_i8` / `from_file_i4`; engine
-//! directories store weights as docs/formats.md says, and `backend::open_engine_dir` dequantizes
-//! those and re-quantizes them here):
-//! - int8: `q` (N, K) i8 symmetric per output row, `scales` (N) f16; `w = q · s`.
-//! - int4: `q` (N, K/2) u8, two elements per byte along the input dim, element 2j in the low nibble
-//!   and 2j+1 in the high one, unsigned 0..15; `scales` and `zeros` (N, K/group) f16;
-//!   `w = (q − z) · s`. Without stored zero points z = 8 (symmetric).
+//! Stored layouts (docs/formats.md): `(stored_in, out)` row-major codes, symmetric, int8 with one f16
+//! scale per output channel, int4 with one f16 scale per `group` inputs (`(stored_in / group, out)`),
+//! `stored_in` = inputs padded with zero codes to whole groups.
 //!
-//! Kernel layouts (what [`DeviceLinear`] holds):
-//! - int8: bytes `q + 128` (so `0x4B000000 | b` is the float 2²³ + b + ... exactly; see kernels.cu).
-//! - int4: each little-endian 32-bit word holds 8 consecutive elements, element 2i at nibble i and
-//!   2i+1 at nibble i+4, so `(w >> 4i) & 0x000F000F` yields the pair (2i, 2i+1) as two f16 lanes.
+//! Kernel layouts (what the device holds), rows = output features, each row's inputs contiguous:
+//! - int8: bytes `q + 128` (so `0x4B000000 | b` is the float 2²³ + b exactly; see kernels.cu),
+//!   scales (N) f16.
+//! - int4: unsigned nibbles `u = q + 8` (zero point 8, a constant in the kernels), each little-endian
+//!   32-bit word holds 8 consecutive elements, element 2i at nibble i and 2i+1 at nibble i+4, so
+//!   `(w >> 4i) & 0x000F000F` yields the pair (2i, 2i+1) as two f16 lanes. Only the `in` real
+//!   inputs are kept (the padding codes are 0 and multiply nothing); scales (N, ceil(in / group)) f16,
+//!   the last group of a padded row being partial.
 use super::kernels::WeightFormat;
+use crate::quant::QuantizedLinear;
 use half::f16;
 
 /// A linear weight in the kernels' layout, still on the host. Rows are output features.
@@ -24,10 +28,8 @@ pub struct HostLinear {
     pub k: usize,
     /// (N, row bytes) in the kernel layout.
     pub data: Vec<u8>,
-    /// int8: (N); int4: (N, K/group). Empty otherwise.
+    /// int8: (N); int4: (N, ceil(K/group)). Empty otherwise.
     pub scales: Vec<f16>,
-    /// int4: (N, K/group). Empty otherwise.
-    pub zeros: Vec<f16>,
 }
 
 impl HostLinear {
@@ -42,61 +44,77 @@ impl HostLinear {
     fn per_row_meta(&self) -> usize {
         match self.fmt {
             WeightFormat::I8 => 1,
-            WeightFormat::I4 { group } => self.k / group,
+            WeightFormat::I4 { group } => self.k.div_ceil(group),
             _ => 0,
         }
     }
 
-    /// Converts an f32 (N, K) weight, quantizing with round-to-nearest where the format asks.
-    pub fn from_f32(w: &[f32], n: usize, k: usize, fmt: WeightFormat) -> Self {
+    /// A float (N, K) weight as f32 or f16 (`half`). Quantized formats come from
+    /// [`from_quantized`](Self::from_quantized) only.
+    pub fn from_float(w: &[f32], n: usize, k: usize, half: bool) -> Self {
         assert_eq!(w.len(), n * k, "weight of {} elements is not {n}×{k}", w.len());
-        match fmt {
-            WeightFormat::F32 => {
-                let data = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-                HostLinear { fmt, n, k, data, scales: vec![], zeros: vec![] }
-            }
-            WeightFormat::F16 => {
-                let data = w.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
-                HostLinear { fmt, n, k, data, scales: vec![], zeros: vec![] }
-            }
+        if half {
+            let data = w.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
+            HostLinear { fmt: WeightFormat::F16, n, k, data, scales: vec![] }
+        } else {
+            let data = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+            HostLinear { fmt: WeightFormat::F32, n, k, data, scales: vec![] }
+        }
+    }
+
+    /// The stored codes and scales of a quantized linear, repacked (not re-rounded) into the kernel
+    /// layout. Errors when the kernels cannot read the shape (int4 inputs not a multiple of 8).
+    pub fn from_quantized(ql: &QuantizedLinear) -> Result<Self, String> {
+        let (n, k, ks) = (ql.out_features, ql.in_features, ql.stored_in());
+        if ql.q.len() != ks * n {
+            return Err(format!("{} codes for a ({ks}, {n}) weight", ql.q.len()));
+        }
+        match ql.format {
             WeightFormat::I8 => {
-                let (q, s) = quantize_i8(w, n, k);
-                Self::from_file_i8(&q, s, n, k)
+                if ql.scales.len() != n {
+                    return Err(format!("{} int8 scales for {n} outputs", ql.scales.len()));
+                }
+                let mut data = vec![0u8; n * k];
+                for kk in 0..k {
+                    let src = &ql.q[kk * n..(kk + 1) * n];
+                    for (r, &v) in src.iter().enumerate() {
+                        data[r * k + kk] = (v as u8) ^ 0x80;
+                    }
+                }
+                Ok(HostLinear { fmt: WeightFormat::I8, n, k, data, scales: ql.scales.clone() })
             }
             WeightFormat::I4 { group } => {
-                let (q, s, z) = quantize_i4(w, n, k, group, true);
-                Self::from_file_i4(&q, s, Some(z), n, k, group)
+                if k % 8 != 0 {
+                    return Err(format!("int4 input dim {k} is not a multiple of 8"));
+                }
+                let ng = ks / group;
+                if ql.scales.len() != ng * n || k.div_ceil(group) != ng {
+                    return Err(format!("{} int4 scales for ({ng}, {n}) groups", ql.scales.len()));
+                }
+                let rb = k / 2;
+                let mut data = vec![0u8; n * rb];
+                for kk in 0..k {
+                    let src = &ql.q[kk * n..(kk + 1) * n];
+                    let (word, e) = (kk / 8, kk % 8);
+                    let shift = if e % 2 == 0 { 4 * (e / 2) } else { 4 * (e / 2) + 16 };
+                    let (byte, bit) = (word * 4 + shift / 8, shift % 8);
+                    for (r, &v) in src.iter().enumerate() {
+                        if !(-8..=7).contains(&v) {
+                            return Err(format!("int4 code {v} out of range"));
+                        }
+                        data[r * rb + byte] |= (((v + 8) as u8) & 15) << bit;
+                    }
+                }
+                let mut scales = vec![f16::ZERO; n * ng];
+                for g in 0..ng {
+                    for r in 0..n {
+                        scales[r * ng + g] = ql.scales[g * n + r];
+                    }
+                }
+                Ok(HostLinear { fmt: WeightFormat::I4 { group }, n, k, data, scales })
             }
+            f => Err(format!("{} is not a quantized format", f.name())),
         }
-    }
-
-    /// From the int8 file layout.
-    pub fn from_file_i8(q: &[i8], scales: Vec<f16>, n: usize, k: usize) -> Self {
-        assert_eq!(q.len(), n * k);
-        assert_eq!(scales.len(), n);
-        let data = q.iter().map(|&v| (v as u8) ^ 0x80).collect();
-        HostLinear { fmt: WeightFormat::I8, n, k, data, scales, zeros: vec![] }
-    }
-
-    /// From the int4 file layout; `zeros` None means symmetric (z = 8).
-    pub fn from_file_i4(q: &[u8], scales: Vec<f16>, zeros: Option<Vec<f16>>, n: usize, k: usize, group: usize) -> Self {
-        assert!(k % 8 == 0 && k % group == 0, "int4 needs K ({k}) divisible by 8 and by the group ({group})");
-        assert_eq!(q.len(), n * k / 2);
-        assert_eq!(scales.len(), n * k / group);
-        let zeros = zeros.unwrap_or_else(|| vec![f16::from_f32(8.0); scales.len()]);
-        assert_eq!(zeros.len(), scales.len());
-        let mut data = vec![0u8; q.len()];
-        for (src, dst) in q.chunks_exact(4).zip(data.chunks_exact_mut(4)) {
-            // src byte j: element 2j (low), 2j+1 (high) -> word nibble i = element 2i, i+4 = 2i+1
-            let mut word = 0u32;
-            for (j, &b) in src.iter().enumerate() {
-                let (lo, hi) = ((b & 15) as u32, (b >> 4) as u32);
-                word |= lo << (4 * j);
-                word |= hi << (4 * j + 16);
-            }
-            dst.copy_from_slice(&word.to_le_bytes());
-        }
-        HostLinear { fmt: WeightFormat::I4 { group }, n, k, data, scales, zeros }
     }
 
     /// Element (r, c) as the kernels see it, in f32 (for tests and reference weights).
@@ -110,9 +128,8 @@ impl HostLinear {
                 let word = u32::from_le_bytes(row[(c / 8) * 4..(c / 8) * 4 + 4].try_into().unwrap_or([0; 4]));
                 let e = c % 8;
                 let shift = if e % 2 == 0 { 4 * (e / 2) } else { 4 * (e / 2) + 16 };
-                let q = ((word >> shift) & 15) as f32;
-                let g = r * (self.k / group) + c / group;
-                (q - self.zeros[g].to_f32()) * self.scales[g].to_f32()
+                let q = ((word >> shift) & 15) as f32 - 8.0;
+                q * self.scales[r * self.per_row_meta() + c / group].to_f32()
             }
         }
     }
@@ -140,7 +157,6 @@ impl HostLinear {
             k: first.k,
             data: parts.iter().flat_map(|p| p.data.iter().copied()).collect(),
             scales: parts.iter().flat_map(|p| p.scales.iter().copied()).collect(),
-            zeros: parts.iter().flat_map(|p| p.zeros.iter().copied()).collect(),
         }
     }
 
@@ -149,65 +165,20 @@ impl HostLinear {
         assert_eq!(order.len(), self.n);
         let rb = self.row_bytes();
         let m = self.per_row_meta();
-        let mut out = HostLinear { data: Vec::with_capacity(self.data.len()), scales: vec![], zeros: vec![], ..*self };
+        let mut out = HostLinear { data: Vec::with_capacity(self.data.len()), scales: vec![], ..*self };
         for &r in order {
             out.data.extend_from_slice(&self.data[r * rb..(r + 1) * rb]);
             if m > 0 {
                 out.scales.extend_from_slice(&self.scales[r * m..(r + 1) * m]);
             }
-            if !self.zeros.is_empty() {
-                out.zeros.extend_from_slice(&self.zeros[r * m..(r + 1) * m]);
-            }
         }
         out
     }
 
-    /// Device bytes of data, scales and zeros.
+    /// Device bytes of data and scales.
     pub fn bytes(&self) -> usize {
-        self.data.len() + 2 * (self.scales.len() + self.zeros.len())
+        self.data.len() + 2 * self.scales.len()
     }
-}
-
-/// Symmetric per-row int8: s = max|w| / 127, q = round(w / s).
-pub fn quantize_i8(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f16>) {
-    let mut q = Vec::with_capacity(n * k);
-    let mut s = Vec::with_capacity(n);
-    for row in w.chunks_exact(k) {
-        let amax = row.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-        let sc = f16::from_f32(if amax > 0.0 { amax / 127.0 } else { 1.0 });
-        let scf = sc.to_f32();
-        q.extend(row.iter().map(|&x| (x / scf).round().clamp(-127.0, 127.0) as i8));
-        s.push(sc);
-    }
-    (q, s)
-}
-
-/// Group-wise int4 along the input dim, file layout. Asymmetric (min/max, integer zero point) or
-/// symmetric (z = 8, s = max|w| / 7).
-pub fn quantize_i4(w: &[f32], n: usize, k: usize, group: usize, asymmetric: bool) -> (Vec<u8>, Vec<f16>, Vec<f16>) {
-    assert!(k % group == 0 && k % 2 == 0);
-    let mut qv = vec![0u8; n * k]; // one element per byte first
-    let mut s = Vec::with_capacity(n * k / group);
-    let mut z = Vec::with_capacity(n * k / group);
-    for (gi, g) in w.chunks_exact(group).enumerate() {
-        let (sc, zp) = if asymmetric {
-            let mn = g.iter().fold(f32::INFINITY, |a, &b| a.min(b)).min(0.0);
-            let mx = g.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)).max(0.0);
-            let sc = if mx > mn { (mx - mn) / 15.0 } else { 1.0 };
-            let sc = f16::from_f32(sc).to_f32();
-            (sc, (-mn / sc).round().clamp(0.0, 15.0))
-        } else {
-            let amax = g.iter().fold(0.0f32, |a, &b| a.max(b.abs()));
-            (f16::from_f32(if amax > 0.0 { amax / 7.0 } else { 1.0 }).to_f32(), 8.0)
-        };
-        for (j, &x) in g.iter().enumerate() {
-            qv[gi * group + j] = ((x / sc).round() + zp).clamp(0.0, 15.0) as u8;
-        }
-        s.push(f16::from_f32(sc));
-        z.push(f16::from_f32(zp));
-    }
-    let packed = qv.chunks_exact(2).map(|p| p[0] | (p[1] << 4)).collect();
-    (packed, s, z)
 }
 
 /// Row order of the fused QKV weight: physical row i is logical row `order[i]` of [Wq; Wk; Wv].
@@ -236,6 +207,8 @@ pub fn gateup_row_order(inter: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Tensor;
+    use crate::quant::rtn::quantize_tensor;
     use crate::util::SplitMix64;
 
     fn rand(n: usize, seed: u64) -> Vec<f32> {
@@ -243,55 +216,56 @@ mod tests {
         (0..n).map(|_| r.next_f32() * 2.0 - 1.0).collect()
     }
 
+    /// Every element of the kernel layout is exactly code × scale of the stored weight, and the
+    /// stored dequantization (`f16(q · s)`, what ORT/TensorRT compute with) is its f16 rounding.
+    fn assert_exact(ql: &QuantizedLinear, h: &HostLinear) {
+        let stored = ql.dequantize(); // (out, in)
+        let (n, k) = (ql.out_features, ql.in_features);
+        assert_eq!((h.n, h.k), (n, k));
+        for r in 0..n {
+            for c in 0..k {
+                let want = ql.q[c * n + r] as f32 * ql.scale(r, c).to_f32();
+                assert_eq!(h.get(r, c), want, "({r},{c})");
+                assert_eq!(f16::from_f32(h.get(r, c)).to_f32(), stored.data[r * k + c], "({r},{c})");
+            }
+        }
+    }
+
     #[test]
-    fn int8_roundtrip_error_is_half_a_step() {
+    fn int8_repack_is_the_stored_codes() {
         let (n, k) = (16, 64);
-        let w = rand(n * k, 1);
-        let l = HostLinear::from_f32(&w, n, k, WeightFormat::I8);
-        let d = l.dequantize();
-        for r in 0..n {
-            let s = l.scales[r].to_f32();
-            for c in 0..k {
-                assert!((d[r * k + c] - w[r * k + c]).abs() <= 0.5 * s + 1e-6);
-            }
-        }
-        // kernel bytes are q + 128
-        let (q, _) = quantize_i8(&w, n, k);
-        assert_eq!(l.data[3], (q[3] as u8) ^ 0x80);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 1)), WeightFormat::I8, None);
+        let h = HostLinear::from_quantized(&ql).unwrap();
+        assert_exact(&ql, &h);
+        // kernel bytes are q + 128, row-major (out, in)
+        assert_eq!(h.data[3 * k + 5], (ql.q[5 * n + 3] as u8) ^ 0x80);
     }
 
     #[test]
-    fn int4_kernel_layout_matches_file_layout() {
+    fn int4_repack_is_the_stored_codes() {
         let (n, k, g) = (4, 128, 64);
-        let w = rand(n * k, 2);
-        let (q, s, z) = quantize_i4(&w, n, k, g, true);
-        let l = HostLinear::from_file_i4(&q, s.clone(), Some(z.clone()), n, k, g);
-        for r in 0..n {
-            for c in 0..k {
-                let byte = q[(r * k + c) / 2];
-                let qq = if c % 2 == 0 { byte & 15 } else { byte >> 4 } as f32;
-                let gi = r * (k / g) + c / g;
-                let want = (qq - z[gi].to_f32()) * s[gi].to_f32();
-                assert_eq!(l.get(r, c), want, "({r},{c})");
-                assert!((l.get(r, c) - w[r * k + c]).abs() <= 0.5 * s[gi].to_f32() + 1e-6);
-            }
-        }
-        // the kernel's extraction: (word >> 4i) & 0x000F000F holds elements (2i, 2i+1)
-        let word = u32::from_le_bytes(l.data[0..4].try_into().unwrap());
-        for (i, &b) in q.iter().take(4).enumerate() {
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 2)), WeightFormat::I4 { group: g }, None);
+        let h = HostLinear::from_quantized(&ql).unwrap();
+        assert_exact(&ql, &h);
+        // the kernel's extraction: (word >> 4i) & 0x000F000F holds elements (2i, 2i+1) as q + 8
+        let word = u32::from_le_bytes(h.data[0..4].try_into().unwrap());
+        for i in 0..4 {
             let pair = (word >> (4 * i)) & 0x000F_000F;
-            assert_eq!(pair & 15, (b & 15) as u32);
-            assert_eq!(pair >> 16, (b >> 4) as u32);
+            assert_eq!((pair & 15) as i32 - 8, ql.q[(2 * i) * n] as i32);
+            assert_eq!((pair >> 16) as i32 - 8, ql.q[(2 * i + 1) * n] as i32);
         }
     }
 
     #[test]
-    fn int4_symmetric_defaults_zero_to_8() {
-        let (q, s, z) = quantize_i4(&rand(256, 3), 2, 128, 128, false);
-        assert!(z.iter().all(|z| z.to_f32() == 8.0));
-        let a = HostLinear::from_file_i4(&q, s.clone(), None, 2, 128, 128);
-        let b = HostLinear::from_file_i4(&q, s, Some(z), 2, 128, 128);
-        assert_eq!(a, b);
+    fn int4_padded_groups_keep_their_partial_last_group() {
+        // SmolLM2-like: 576 inputs with group 128 are stored as 640 (5 groups, the last one partial).
+        let (n, k, g) = (6, 576, 128);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 3)), WeightFormat::I4 { group: g }, None);
+        assert_eq!(ql.stored_in(), 640);
+        let h = HostLinear::from_quantized(&ql).unwrap();
+        assert_eq!(h.scales.len(), n * 5);
+        assert_eq!(h.data.len(), n * k / 2);
+        assert_exact(&ql, &h);
     }
 
     #[test]
@@ -309,8 +283,11 @@ mod tests {
     #[test]
     fn permute_and_concat_keep_rows_with_their_scales() {
         let (n, k) = (4, 64);
-        let a = HostLinear::from_f32(&rand(n * k, 4), n, k, WeightFormat::I4 { group: 32 });
-        let b = HostLinear::from_f32(&rand(n * k, 5), n, k, WeightFormat::I4 { group: 32 });
+        let q = |seed| {
+            let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, seed)), WeightFormat::I4 { group: 32 }, None);
+            HostLinear::from_quantized(&ql).unwrap()
+        };
+        let (a, b) = (q(4), q(5));
         let cat = HostLinear::concat_rows(&[a.clone(), b.clone()]);
         let p = cat.permute_rows(&[5, 0, 7, 1, 2, 3, 4, 6]);
         for c in 0..k {

@@ -110,6 +110,14 @@ impl TrtSession {
                 ))
             })?
             .map_err(|e| TrtError::Invalid(format!("{}: bad tensorrt section: {e}", dir.display())))?;
+        if !dir.join(ENGINE_FILE).exists() {
+            return Err(TrtError::Invalid(format!(
+                "{} has no {ENGINE_FILE} (removed?): run `trtforge build --engine-dir {}`",
+                dir.display(),
+                dir.display()
+            ))
+            .into());
+        }
         let (ctx, gpu) = probe_gpu()?;
         // Diagnostic escape hatch: let TensorRT itself judge the GPU (its refusal is less clear).
         if std::env::var("TRTFORGE_TRT_SKIP_GPU_CHECK").as_deref() != Ok("1") {
