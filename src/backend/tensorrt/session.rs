@@ -156,7 +156,8 @@ impl TrtSession {
         let mut max_bytes: HashMap<String, usize> = HashMap::new();
         let raw_stream = stream.cu_stream() as *mut c_void;
         for p in 0..engine.nb_profiles() {
-            exec.set_profile(p, raw_stream)?;
+            // SAFETY: `stream` is this context's live stream (held in self below).
+            unsafe { exec.set_profile(p, raw_stream)? };
             for t in io.iter().filter(|t| t.is_input) {
                 let [_, _, max] = engine.profile_shape(&t.name, p)?;
                 exec.set_input_shape(&t.name, &max)?;
@@ -184,7 +185,8 @@ impl TrtSession {
         let gpu = |e: cudarc::driver::DriverError| TrtError::Gpu(e.to_string());
         let raw_stream = self.stream.cu_stream() as *mut c_void;
         if profile != self.profile {
-            self.exec.set_profile(profile, raw_stream)?;
+            // SAFETY: `self.stream` is the live stream of the engine's context.
+            unsafe { self.exec.set_profile(profile, raw_stream)? };
             self.profile = profile;
         }
         for t in inputs {
