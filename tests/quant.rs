@@ -439,7 +439,7 @@ fn bad_calibration_texts_are_clear_errors() {
     assert!(e.contains("8 × 32 = 256 tokens, but the texts have"), "{e}");
     assert!(e.contains("short.txt"), "{e}");
     let e = trtforge_fails(&awq("", 4, 16), d);
-    assert!(e.contains("calibration.texts is empty"), "{e}");
+    assert!(e.contains("quantization.calibration needs at least one text") && e.contains("found 0 texts"), "{e}");
     let e = trtforge_fails(&bad_cfg("  precision: int4_awq\n  group_size: 16\n"), d);
     assert!(e.contains("needs a calibration section"), "{e}");
 }
