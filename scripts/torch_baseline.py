@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import socket
-import statistics
 import sys
 import time
 
@@ -46,28 +45,9 @@ PRESETS = {
 }
 
 
-def summary(xs):
-    if not xs:
-        return None
-    v = sorted(xs)
-    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "n": len(v)}
-
-
-def latency(xs):
-    if not xs:
-        return None
-    v = sorted(xs)
-    k = (len(v) - 1) * 0.99
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return {"mean": sum(v) / len(v), "p50": statistics.median(v), "p99": v[lo] + (v[hi] - v[lo]) * (k - lo)}
-
-
-def row(engine, backend, b, l, n, status="ok", reason=None, **kw):
-    r = {"engine": engine, "backend": backend, "batch": b, "input_len": l, "output_len": n,
-         "status": status, "reason": reason, "ttft_ms": None, "itl_ms": None, "decode_tok_s": None,
-         "prefill_tok_s": None, "e2e_tok_s": None, "memory": None, "host_peak_rss_bytes": None}
-    r.update(kw)
-    return r
+# The results.json row helpers are hf_baseline.py's (same schema, one definition).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_baseline import latency, row, summary  # noqa: E402
 
 
 def define_model():
