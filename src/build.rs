@@ -444,4 +444,3 @@ fn check_io(m: &Manifest, n: &NetworkDefinition) -> Result<(), TrtError> {
     }
     Ok(())
 }
-

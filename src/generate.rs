@@ -1,7 +1,7 @@
 //! Token generation over any [`Backend`]: greedy or sampled, batched, streaming.
+pub use crate::backend::sampling::{argmax, Sampler, SamplingParams};
 use crate::backend::{Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
-pub use crate::backend::sampling::{argmax, Sampler, SamplingParams};
 
 /// Why a sequence stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@ mod common;
 
 use common::py;
 use std::path::Path;
-use trtforge::model::gguf::GgufFile;
 use trtforge::model::chat::{ChatMessage, ChatTemplate};
+use trtforge::model::gguf::GgufFile;
 use trtforge::model::tokenizer::Tokenizer;
 use trtforge::model::weights::TensorSource;
 
@@ -188,7 +188,10 @@ fn kquant_spm_gguf_end_to_end_matches_numpy() {
     tok.save_pretrained(dir.path()).unwrap();
     let back = Tokenizer::from_file(&dir.path().join("tokenizer.json")).unwrap();
     assert_eq!(back.eos_ids(), tok.eos_ids());
-    assert_eq!(ChatTemplate::from_model(&back).unwrap().encode(&back, &[ChatMessage::user("hi")], true).unwrap(), chat_ids);
+    assert_eq!(
+        ChatTemplate::from_model(&back).unwrap().encode(&back, &[ChatMessage::user("hi")], true).unwrap(),
+        chat_ids
+    );
 
     let w = Arc::new(m.weights);
     let mut be = CpuBackend::new(w, 1, 64).unwrap();
@@ -237,14 +240,16 @@ fn hf_checkpoints_as_they_come() {
             continue;
         }
         let m = loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
-        let prompt: Vec<u32> = want["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let prompt: Vec<u32> =
+            want["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
         if name == "bf16_sharded" {
             let c = &m.weights.config;
             assert_eq!((c.head_dim, c.q_dim(), c.hidden_size), (32, 128, 96));
             assert!(c.tie_word_embeddings && m.weights.lm_head.is_none(), "tied: the embedding is the head");
             assert!(m.tensor_dtypes.iter().all(|(_, t, _)| t == "BF16"));
             let tok = m.tokenizer.as_ref().unwrap();
-            let eos: Vec<u32> = want["eos_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let eos: Vec<u32> =
+                want["eos_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
             for e in &eos {
                 assert!(tok.eos_ids().contains(e), "stop ids {:?} lack {e}", tok.eos_ids());
             }

@@ -69,7 +69,12 @@ fn tiny_batched_generation_matches_hf_greedy() {
     let mut be = CpuBackend::new(Arc::new(m.weights), prompts.len(), 128).unwrap();
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let got = generate_batch(&mut be, &prompts, &greedy(want[0].len()), &stop, |_, _| {}).unwrap();
-    assert!(!prompts.is_empty() && got.len() == want.len(), "{} outputs for {} golden continuations", got.len(), want.len());
+    assert!(
+        !prompts.is_empty() && got.len() == want.len(),
+        "{} outputs for {} golden continuations",
+        got.len(),
+        want.len()
+    );
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(&g.tokens, w, "batched prompt {i}");
     }

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use trtforge::model::gguf::{parse_header, GgufFile, GgufValue};
 use trtforge::model::hf::{save_safetensors, HfCheckpoint};
 use trtforge::model::weights::{param_shape, tensor_name, NameScheme, TensorSource};
-use trtforge::util::SplitMix64;
 use trtforge::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use trtforge::util::SplitMix64;
 use trtforge::Error;
-
 
 // ---------------------------------------------------------------------------------------------
 // A minimal GGUF v3 writer (test-only).

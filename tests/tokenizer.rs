@@ -362,10 +362,7 @@ fn smollm2_tokenizer_json_round_trip() {
     assert_eq!(back.bos_id(), s.tok.bos_id());
     assert_eq!(back.eos_id(), s.tok.eos_id());
     assert_eq!(back.adds_bos(), s.tok.adds_bos());
-    assert_eq!(
-        chat(&back, &[ChatMessage::user("hi")], true),
-        chat(&s.tok, &[ChatMessage::user("hi")], true)
-    );
+    assert_eq!(chat(&back, &[ChatMessage::user("hi")], true), chat(&s.tok, &[ChatMessage::user("hi")], true));
     std::fs::remove_dir_all(&dir).ok();
 }
 

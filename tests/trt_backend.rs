@@ -13,13 +13,13 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use trtforge::backend::cpu::CpuBackend;
+use trtforge::backend::tensorrt::session::{EngineRunner, HostTensor};
 use trtforge::backend::tensorrt::TrtBackend;
 use trtforge::backend::{Backend, Logits, SeqChunk};
+use trtforge::build::profiles;
 use trtforge::engine_dir::config::{AttentionForm, EngineConfig, Precision};
 use trtforge::engine_dir::manifest::Manifest;
-use trtforge::build::profiles;
 use trtforge::engine_dir::manifest::ProfileInfo;
-use trtforge::backend::tensorrt::session::{EngineRunner, HostTensor};
 
 /// fp16 graph vs the f32 reference on the tiny model (as tests/onnx_export.rs).
 const F16_TINY_TOL: f32 = 5e-3;

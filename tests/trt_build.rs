@@ -5,11 +5,11 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use trtforge::build::{build, BuildRequest};
 use trtforge::engine_dir::config::{AttentionForm, EngineConfig, Precision};
 use trtforge::engine_dir::manifest::Manifest;
-use trtforge::proto as pb;
-use trtforge::build::{build, BuildRequest};
 use trtforge::engine_dir::manifest::{CacheOutcome, TrtManifest};
+use trtforge::proto as pb;
 
 /// The TensorRT library, or None (printing why) when it is absent and not required.
 fn trt() -> Option<&'static trtforge::trt::TrtLibrary> {

@@ -50,7 +50,9 @@ impl CpuBackend {
             .ok_or_else(|| Error::Invalid("KV cache size overflows".into()))?;
         // Fallible: a batch × sequence too large for this machine is an error, not an abort.
         let cache = (0..c.num_hidden_layers)
-            .map(|_| Ok(LayerCache { k: zeroed(per_layer, max_batch, max_seq)?, v: zeroed(per_layer, max_batch, max_seq)? }))
+            .map(|_| {
+                Ok(LayerCache { k: zeroed(per_layer, max_batch, max_seq)?, v: zeroed(per_layer, max_batch, max_seq)? })
+            })
             .collect::<Result<Vec<_>>>()?;
         let half = c.head_dim / 2;
         let inv = c.rope_inv_freq();

@@ -143,7 +143,10 @@ pub fn open_engine_dir(
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
-            let weights = if matches!(man.precision, crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16) {
+            let weights = if matches!(
+                man.precision,
+                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
+            ) {
                 crate::model::load::load(&man.source_model(dir)?)?.weights
             } else {
                 crate::engine_dir::load_engine_weights(dir)?.weights
@@ -166,10 +169,8 @@ pub fn open_engine_dir(
                     (e.weights, Some(e.quantized))
                 }
             };
-            let group = quantized
-                .as_ref()
-                .and_then(|q| q.linears.values().find_map(|l| l.format.group_size()))
-                .unwrap_or(128);
+            let group =
+                quantized.as_ref().and_then(|q| q.linears.values().find_map(|l| l.format.group_size())).unwrap_or(128);
             let p = man.precision.format(group);
             let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
             Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
@@ -230,4 +231,3 @@ mod tests {
         assert!(e.contains("\"gpu\"") && e.contains("auto, cpu, ort, cuda or trt"), "{e}");
     }
 }
-

@@ -4,8 +4,8 @@
 //! Python package (PyPI wheel); nothing is downloaded. The KV cache lives here as past/present tensors.
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::engine_dir::config::AttentionForm;
-use crate::error::{Error, Result};
 use crate::engine_dir::Manifest;
+use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
 use half::f16;
 use ort::session::{Session, SessionInputValue};

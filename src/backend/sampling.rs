@@ -138,4 +138,3 @@ pub fn argmax(x: &[f32]) -> u32 {
     }
     best as u32
 }
-

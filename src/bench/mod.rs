@@ -10,8 +10,8 @@ pub mod roofline;
 pub mod serve;
 
 use crate::backend::{open_engine_dir, Backend, BackendKind, Logits, MemoryStats, SeqChunk};
-use crate::error::{Error, Result};
 use crate::engine_dir::Manifest;
+use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 use crate::util::seeded_prompts;
 use machine::MachineInfo;
@@ -374,12 +374,7 @@ fn classify(e: &Error) -> Status {
     let s = e.to_string().to_ascii_lowercase();
     if s.contains("out of memory") || s.contains("cannot allocate") || s.contains("oom") {
         Status::Oom
-    } else if matches!(
-        e,
-        Error::Unsupported(_)
-            | Error::Gpu(_)
-            | Error::Unavailable(_)
-    ) {
+    } else if matches!(e, Error::Unsupported(_) | Error::Gpu(_) | Error::Unavailable(_)) {
         Status::Unavailable
     } else {
         Status::Error

@@ -5,10 +5,10 @@
 use super::metrics::Summary;
 use crate::backend::cuda::bandwidth::copy_bandwidth;
 use crate::backend::cuda::{CudaBackend, CudaOptions};
-use crate::quant::WeightFormat;
 use crate::backend::{Backend, SeqChunk};
 use crate::error::{Error, Result};
 use crate::model::ModelWeights;
+use crate::quant::WeightFormat;
 use crate::util::seeded_prompts;
 use serde::Serialize;
 use std::time::Instant;

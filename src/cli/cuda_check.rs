@@ -37,9 +37,8 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         engine_dirs: a.engine_dir,
         engine_ctx: a.engine_ctx,
     };
-    let results = run_checks(&set, &mut |r| {
-        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
-    })?;
+    let results =
+        run_checks(&set, &mut |r| println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail))?;
     let failed = results.iter().filter(|r| !r.pass).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     if failed > 0 {

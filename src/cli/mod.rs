@@ -9,8 +9,8 @@ mod cuda_check;
 mod eval;
 mod generate;
 mod info;
-mod values;
 mod serve;
+mod values;
 
 use crate::backend::{cpu::CpuBackend, Backend, BackendKind};
 use crate::engine_dir::Manifest;

@@ -15,7 +15,7 @@ use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
 use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
-use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, WeightFormat, QuantizedModel};
+use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantizedModel, WeightFormat};
 use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -247,7 +247,6 @@ pub fn quantize_awq(
     rec.calibration_seconds = ((t0.elapsed().as_secs_f64() - rec.search_seconds) * 10.0).round() / 10.0;
     Ok((qm, rec))
 }
-
 
 /// What quantization did, for `convert`: the quantized linears and the manifest section.
 pub struct QuantOutcome {

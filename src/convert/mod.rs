@@ -5,12 +5,12 @@ pub mod calibrate;
 use crate::engine_dir::config::{AttentionForm, EngineConfig, Precision};
 use crate::engine_dir::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::error::{Error, Result};
-use crate::util::sha256_bytes;
 use crate::model::load::{load, LoadedModel, ModelSource};
 use crate::onnx::export::{
     export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
 };
 use crate::util::atomic::TempDir;
+use crate::util::sha256_bytes;
 use prost::Message;
 use std::path::{Path, PathBuf};
 

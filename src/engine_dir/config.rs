@@ -249,7 +249,10 @@ impl EngineConfig {
             })?;
             if !KNOWN_TARGETS.contains(&cc) {
                 let list: Vec<String> = KNOWN_TARGETS.iter().map(|t| format!("sm{t}")).collect();
-                return bad(format!("build.target {t:?} is not a known GPU architecture; choose from {}", list.join(", ")));
+                return bad(format!(
+                    "build.target {t:?} is not a known GPU architecture; choose from {}",
+                    list.join(", ")
+                ));
             }
         }
         let trt = &self.tensorrt;

@@ -1,12 +1,12 @@
 //! Reading an engine directory's weights back from its ONNX: the quantized linears exactly as stored
 //! (for the CUDA engine and benchmarks), and an f32 [`ModelWeights`] of what the engine computes (for
 //! the CPU reference to check ONNX Runtime or TensorRT against). The layout is docs/formats.md.
-use crate::error::{Error, Result};
 use super::manifest::Manifest;
+use crate::error::{Error, Result};
 use crate::model::weights::{param_shape, tensor_name, LayerWeights, NameScheme};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::proto as pb;
-use crate::quant::{stored_in, WeightFormat, QuantizedLinear, QuantizedModel};
+use crate::quant::{stored_in, QuantizedLinear, QuantizedModel, WeightFormat};
 use half::f16;
 use prost::Message;
 use std::collections::HashMap;

@@ -5,12 +5,12 @@
 use super::perplexity;
 use crate::backend::cuda::pack::HostLinear;
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
-use crate::quant::WeightFormat;
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::load::load;
 use crate::model::{ModelWeights, Param, Tensor};
+use crate::quant::WeightFormat;
 use crate::util::seeded_prompts;
 use half::f16;
 use std::path::PathBuf;
@@ -297,7 +297,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         }
         return Ok(results);
     }
-    let path = |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    let path =
+        |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
     let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);

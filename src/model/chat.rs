@@ -85,11 +85,8 @@ impl ChatTemplate {
             t.eos_token = name(tok.eos_id()).unwrap_or_default();
             return Ok(t);
         };
-        let mut t = Self::new(
-            source,
-            &name(tok.bos_id()).unwrap_or_default(),
-            &name(tok.eos_id()).unwrap_or_default(),
-        )?;
+        let mut t =
+            Self::new(source, &name(tok.bos_id()).unwrap_or_default(), &name(tok.eos_id()).unwrap_or_default())?;
         t.unk_token = name(tok.unk_id());
         t.pad_token = name(tok.pad_id());
         Ok(t)
@@ -164,8 +161,20 @@ fn strftime_now(format: String) -> std::result::Result<Value, minijinja::Error> 
 }
 
 fn strftime(unix: i64, format: &str) -> String {
-    const MONTHS: [&str; 12] =
-        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
     const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
@@ -325,7 +334,10 @@ mod tests {
     #[test]
     fn strftime_by_hand() {
         // 2024-07-26 13:05:09 UTC was a Friday, day 208 of a leap year.
-        assert_eq!(strftime(1_721_999_109, "%d %b %Y %H:%M:%S %a %j %B %y %%"), "26 Jul 2024 13:05:09 Fri 208 July 24 %");
+        assert_eq!(
+            strftime(1_721_999_109, "%d %b %Y %H:%M:%S %a %j %B %y %%"),
+            "26 Jul 2024 13:05:09 Fri 208 July 24 %"
+        );
         assert_eq!(strftime(0, "%Y-%m-%d %A"), "1970-01-01 Thursday");
     }
 }

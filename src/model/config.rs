@@ -101,7 +101,11 @@ impl LlamaConfig {
         }
         if let Some(RopeScaling::Divisors { divisors }) = &self.rope_scaling {
             if divisors.len() != self.head_dim / 2 {
-                return err(format!("{} RoPE divisors for head_dim {} (need head_dim / 2)", divisors.len(), self.head_dim));
+                return err(format!(
+                    "{} RoPE divisors for head_dim {} (need head_dim / 2)",
+                    divisors.len(),
+                    self.head_dim
+                ));
             }
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
@@ -289,7 +293,11 @@ impl LlamaConfig {
             Some(RopeScaling::Linear { factor }) => format!("linear ×{factor}"),
             Some(RopeScaling::Dynamic { factor }) => format!("dynamic ×{factor}"),
             Some(RopeScaling::Divisors { divisors }) => {
-                format!("per-frequency divisors {:.2}..{:.2}", divisors.first().unwrap_or(&1.0), divisors.last().unwrap_or(&1.0))
+                format!(
+                    "per-frequency divisors {:.2}..{:.2}",
+                    divisors.first().unwrap_or(&1.0),
+                    divisors.last().unwrap_or(&1.0)
+                )
             }
         }
     }
@@ -349,7 +357,15 @@ fn parse_rope_scaling(rs: &serde_json::Value) -> Result<Option<RopeScaling>> {
 /// by name rather than silently ignored.
 fn refuse_unsupported_fields(obj: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
     let set = |k: &str| obj.get(k).is_some_and(|v| !v.is_null() && v != &serde_json::Value::Bool(false));
-    for key in ["quantization_config", "sliding_window", "num_local_experts", "num_experts", "attn_logit_softcapping", "final_logit_softcapping", "no_rope_layers"] {
+    for key in [
+        "quantization_config",
+        "sliding_window",
+        "num_local_experts",
+        "num_experts",
+        "attn_logit_softcapping",
+        "final_logit_softcapping",
+        "no_rope_layers",
+    ] {
         if set(key) {
             return Err(Error::Unsupported(format!(
                 "config.json field {key:?} = {}: not supported by trtforge's Llama",

@@ -482,7 +482,10 @@ impl GgufFile {
             Some("linear") => {
                 let factor = self.get_f32("llama.rope.scaling.factor")?;
                 if !(factor > 0.0 && factor.is_finite()) {
-                    return Err(Error::format(&self.path, format!("llama.rope.scaling.factor = {factor} must be positive")));
+                    return Err(Error::format(
+                        &self.path,
+                        format!("llama.rope.scaling.factor = {factor} must be positive"),
+                    ));
                 }
                 Some(RopeScaling::Linear { factor })
             }
@@ -510,11 +513,14 @@ impl GgufFile {
                 )))
             }
             (Some(_), None) => {
-                let t = self.tensor("rope_freqs.weight", &[head_dim / 2])?.ok_or_else(|| {
-                    Error::format(&self.path, "rope_freqs.weight disappeared while reading it")
-                })?;
+                let t = self
+                    .tensor("rope_freqs.weight", &[head_dim / 2])?
+                    .ok_or_else(|| Error::format(&self.path, "rope_freqs.weight disappeared while reading it"))?;
                 if let Some(bad) = t.data.iter().find(|d| !(**d > 0.0 && d.is_finite())) {
-                    return Err(Error::format(&self.path, format!("rope_freqs.weight holds {bad}; divisors must be positive")));
+                    return Err(Error::format(
+                        &self.path,
+                        format!("rope_freqs.weight holds {bad}; divisors must be positive"),
+                    ));
                 }
                 Some(RopeScaling::Divisors { divisors: t.data })
             }

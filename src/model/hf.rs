@@ -206,8 +206,8 @@ pub fn save_safetensors(path: &Path, tensors: &[(String, &Tensor)]) -> Result<()
                 .map_err(|e| Error::Invalid(format!("tensor {name:?}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, None)
-        .map_err(|e| Error::format(path, format!("writing safetensors: {e}")))?;
+    let bytes =
+        safetensors::serialize(views, None).map_err(|e| Error::format(path, format!("writing safetensors: {e}")))?;
     crate::util::atomic::write_atomic(path, &bytes)
 }
 

@@ -86,7 +86,9 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
             let tokenizer = match tj.exists() {
                 // config.json may list several eos ids (Llama 3.1); generation_config.json is read
                 // by from_file.
-                true => Some(Tokenizer::from_file(&tj)?.with_stop_ids(&read_generation_eos(&dir.join("config.json"))?)?),
+                true => {
+                    Some(Tokenizer::from_file(&tj)?.with_stop_ids(&read_generation_eos(&dir.join("config.json"))?)?)
+                }
                 false => None,
             };
             let tensor_dtypes = ck.tensor_dtypes();
@@ -111,7 +113,12 @@ pub fn summarize(spec: &str) -> Result<ModelSummary> {
         ModelSource::Preset { name, .. } => {
             let config = LlamaConfig::preset(name)?;
             let n = config.param_count() as u64;
-            Ok(ModelSummary { source, config, tokenizer: None, tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)] })
+            Ok(ModelSummary {
+                source,
+                config,
+                tokenizer: None,
+                tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)],
+            })
         }
         ModelSource::Gguf(p) => {
             let g = GgufFile::open(p)?;

@@ -18,17 +18,17 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::decoders::DecoderWrapper;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::prepend::Prepend;
 use tokenizers::normalizers::replace::Replace;
 use tokenizers::normalizers::utils::Sequence as NormalizerSequence;
-use tokenizers::NormalizerWrapper;
-use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::sequence::Sequence as PostSequence;
 use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::NormalizerWrapper;
 use tokenizers::{AddedToken, PostProcessorWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
@@ -278,7 +278,9 @@ impl Tokenizer {
                 v.token_types.len()
             )));
         }
-        for (what, id) in [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad), ("eot", v.eot), ("eom", v.eom)] {
+        for (what, id) in
+            [("bos", v.bos), ("eos", v.eos), ("unk", v.unk), ("pad", v.pad), ("eot", v.eot), ("eom", v.eom)]
+        {
             if let Some(id) = id {
                 if id as usize >= n {
                     return Err(Error::Tokenizer(format!(
@@ -758,7 +760,9 @@ fn add_vocab_tokens(inner: &mut tokenizers::Tokenizer, v: &GgufVocab, unknown_sp
     inner.add_tokens(user).map_err(|e| tok_err("adding user-defined tokens", e))?;
     if let Some(max) = inner.get_added_tokens_decoder().keys().max() {
         if *max as usize >= n {
-            return Err(Error::Tokenizer(format!("GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}")));
+            return Err(Error::Tokenizer(format!(
+                "GGUF vocabulary of {n} tokens rebuilt with an added token at id {max}"
+            )));
         }
     }
     Ok(())

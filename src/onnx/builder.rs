@@ -159,4 +159,3 @@ impl GraphBuilder {
         self.init_float(&name, &[], &[v], dt)
     }
 }
-

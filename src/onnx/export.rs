@@ -5,11 +5,11 @@ pub use super::builder::{FloatType, EXTERNAL_DATA_FILE};
 use super::portable::{self, Portable};
 use super::tensorrt;
 use crate::engine_dir::config::AttentionForm;
-use crate::proto as pb;
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
-use crate::quant::{WeightFormat, QuantizedLinear, QuantizedModel};
+use crate::proto as pb;
+use crate::quant::{QuantizedLinear, QuantizedModel, WeightFormat};
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
 pub const OPSET_PORTABLE: i64 = portable::OPSET;
@@ -96,11 +96,8 @@ pub fn export_llama_with(
     let logits = if opts.dtype == FloatType::F16 { e.g.op("Cast", &[&logits], vec![attr_i("to", 1)]) } else { logits };
     e.g.op_to("Identity", &[&logits], vec![], "logits");
 
-    let (inputs, outputs) = if trt_form {
-        tensorrt::io(c, opts.dtype, opts.max_positions)
-    } else {
-        portable::io(c, opts.dtype)
-    };
+    let (inputs, outputs) =
+        if trt_form { tensorrt::io(c, opts.dtype, opts.max_positions) } else { portable::io(c, opts.dtype) };
     let g = e.g;
     let graph = pb::GraphProto {
         name: Some("trtforge_llama".into()),
@@ -186,7 +183,9 @@ impl Emitter<'_> {
         let (n_in, n_out, k_stored) = (ql.in_features, ql.out_features, ql.stored_in());
         let (elem, attrs) = match ql.format {
             // Per-axis over the output channels (axis 1 of the stored (in, out) matrix).
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => (DataType::Int8 as i32, vec![attr_i("axis", 1)]),
+            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => {
+                (DataType::Int8 as i32, vec![attr_i("axis", 1)])
+            }
             // Blocks along the input dimension (axis 0).
             WeightFormat::I4 { group } => {
                 (DataType::Int4 as i32, vec![attr_i("axis", 0), attr_i("block_size", group as i64)])
@@ -232,7 +231,6 @@ impl Emitter<'_> {
         self.rope_tables = Some((cu.clone(), su.clone()));
         (cu, su)
     }
-
 }
 
 fn param_onnx_name(p: Param) -> String {

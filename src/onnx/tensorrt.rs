@@ -12,9 +12,9 @@
 //! TensorRT-RTX 1.7 has dedicated attention kernels for fp16/bf16 only (an fp32 `Attention`
 //! fails to build), so this form needs fp16.
 use super::builder::{attr_i, attr_ints, d, dv, value_info, FloatType, GraphBuilder};
-use crate::proto as pb;
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
+use crate::proto as pb;
 
 /// `TensorScatter` and `nonpad`-capable `Attention` are opset 24.
 pub const OPSET: i64 = 24;

@@ -21,12 +21,12 @@
 //! of `XᵀX` (AWQ scores each group alone). Unlike AWQ, q/k are clipped too: on SmolLM2 that lowered the
 //! int4 g128 perplexity increase from +24.7 % to +21.1 %, and a 0.025 clip step (AWQ: 0.05) to +18.7 %
 //! (docs/quantization.md). Everything is deterministic for a given seed.
-use super::stats::{Site, SiteStats};
 use super::rtn::{fake_quant_block, quantize_params};
-use super::{check_applicable, param_name, WeightFormat, QuantizedModel};
+use super::stats::{Site, SiteStats};
+use super::{check_applicable, param_name, QuantizedModel, WeightFormat};
 use crate::error::{Error, Result};
-use crate::util::SplitMix64;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::util::SplitMix64;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::Serialize;

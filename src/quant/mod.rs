@@ -365,4 +365,3 @@ pub fn check_applicable(w: &ModelWeights, params: &[Param], format: WeightFormat
     }
     Ok(())
 }
-

@@ -4,7 +4,7 @@
 //! `scale = f16(clip · max|w| / qmax)` (> 0), `q = clamp(round(w / scale), qmin, qmax)` with `round` half
 //! away from zero and `scale` already rounded to f16, so `q · scale` is exactly what the engine
 //! dequantizes. `clip` is 1 for plain RTN; AWQ's clip search picks it per block.
-use super::{check_applicable, stored_in, WeightFormat, QuantizedLinear, QuantizedModel};
+use super::{check_applicable, stored_in, QuantizedLinear, QuantizedModel, WeightFormat};
 use crate::error::Result;
 use crate::model::{ModelWeights, Param, Tensor};
 use half::f16;

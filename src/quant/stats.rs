@@ -133,4 +133,3 @@ fn gram_add_upper(g: &mut [f32], x: &[f32], m: usize, d: usize) {
         general_mat_mul(1.0, &a.t(), &b, 1.0, &mut gs);
     });
 }
-

@@ -32,7 +32,6 @@ pub fn parse_target(t: &str) -> Result<u32, TrtError> {
         .map_err(|_| TrtError::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\"")))
 }
 
-
 /// Errors from loading or calling TensorRT. Messages carry what TensorRT logged.
 #[derive(Debug, thiserror::Error)]
 pub enum TrtError {

@@ -26,4 +26,3 @@ pub fn copy_bandwidth(gpu: &Gpu) -> Result<f64> {
     let ms = t.stop_ms()?;
     Ok(2.0 * n as f64 * reps as f64 / (ms / 1e3))
 }
-

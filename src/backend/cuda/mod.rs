@@ -24,7 +24,9 @@ use crate::quant::QuantizedModel;
 use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, GemmType, Gpu};
 use half::f16;
-use kernels::{gemv_mt, gemv_name, tc_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, TC_THREADS};
+use kernels::{
+    gemv_mt, gemv_name, tc_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, TC_THREADS,
+};
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
@@ -181,9 +183,9 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
             }
             WeightFormat::I8 | WeightFormat::I4 { .. } => {
                 let name = crate::quant::param_name(p);
-                let ql = q.and_then(|q| q.get(p)).ok_or_else(|| {
-                    Error::Invalid(format!("{} engine: no quantized weight for {name}", fmt.tag()))
-                })?;
+                let ql = q
+                    .and_then(|q| q.get(p))
+                    .ok_or_else(|| Error::Invalid(format!("{} engine: no quantized weight for {name}", fmt.tag())))?;
                 let stored = ql.format;
                 if stored != fmt {
                     return Err(Error::Invalid(format!(
