@@ -83,25 +83,52 @@ pub trait PagedBackend: Send {
 pub fn check_backend(kind: super::BackendKind) -> Result<()> {
     use super::BackendKind;
     match kind {
-        BackendKind::Cpu => Ok(()),
-        BackendKind::Cuda => Err(Error::Unsupported(
-            "the cuda backend has no paged KV cache yet, so it cannot serve; use --backend cpu".into(),
-        )),
+        BackendKind::Cpu | BackendKind::Cuda => Ok(()),
         k => Err(Error::Unsupported(format!(
-            "the {} backend has fixed batch slots and no paged KV cache; serve with --backend cpu",
+            "the {} backend has fixed batch slots and no paged KV cache; serve with --backend cpu or cuda",
             k.name()
         ))),
     }
 }
 
-/// Opens a paged backend of `kind` with a KV pool of `kv_cache_bytes`.
+/// What a paged backend is opened with besides the weights.
+#[derive(Debug, Clone)]
+pub struct PagedOptions {
+    /// Bytes of the K and V pools together.
+    pub kv_cache_bytes: u64,
+    /// Most sequences / tokens in one step (the GPU sizes its tables and scratch from them).
+    pub max_num_seqs: usize,
+    pub max_num_batched_tokens: usize,
+    /// Weight format of the CUDA engine (the CPU reference always runs f32). `None`: fp16.
+    pub precision: Option<crate::quant::WeightFormat>,
+}
+
+/// Opens a paged backend of `kind`. `quantized`: an engine dir's stored codes and scales, which
+/// the CUDA engine runs as they are (the CPU reference runs `weights`, their dequantization).
 pub fn open(
     kind: super::BackendKind,
     weights: Arc<ModelWeights>,
-    kv_cache_bytes: u64,
+    quantized: Option<&crate::quant::QuantizedModel>,
+    o: &PagedOptions,
 ) -> Result<Box<dyn PagedBackend>> {
     check_backend(kind)?;
-    Ok(Box::new(CpuPagedBackend::new(weights, kv_cache_bytes)?))
+    match kind {
+        super::BackendKind::Cuda => {
+            // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
+            if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
+                super::cuda::gpu::probe()?;
+            }
+            let co = super::cuda::paged::CudaPagedOptions {
+                precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
+                kv_cache_bytes: o.kv_cache_bytes,
+                max_num_seqs: o.max_num_seqs,
+                max_num_batched_tokens: o.max_num_batched_tokens,
+                device: 0,
+            };
+            Ok(Box::new(super::cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
+        }
+        _ => Ok(Box::new(CpuPagedBackend::new(weights, o.kv_cache_bytes)?)),
+    }
 }
 
 /// Bytes one block takes across all layers' K and V pools.

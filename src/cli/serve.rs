@@ -12,7 +12,11 @@ pub struct ServeArgs {
     /// An engine directory made by `trtforge convert`.
     #[arg(long)]
     engine_dir: Option<PathBuf>,
-    /// Execution backend with a paged KV cache: cpu (cuda once it has one).
+    /// Tokenizer to serve with (tokenizer.json or a GGUF file) instead of the model's own, e.g. for
+    /// `--model preset:tinyllama-1.1b`; its vocabulary must fit the model's.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Execution backend with a paged KV cache: cpu or cuda.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     backend: BackendKind,
     #[arg(long, default_value = "127.0.0.1")]
@@ -53,6 +57,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let o = ServeOptions {
         model: a.model,
         engine_dir: a.engine_dir,
+        tokenizer: a.tokenizer,
         backend: a.backend,
         host: a.host,
         port: a.port,

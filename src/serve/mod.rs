@@ -31,6 +31,9 @@ pub struct ServeOptions {
     pub model: Option<String>,
     /// An engine directory made by `trtforge convert`.
     pub engine_dir: Option<PathBuf>,
+    /// A tokenizer (tokenizer.json or a GGUF file) instead of the model's own: how a `preset:`
+    /// model (random weights, no tokenizer) serves text.
+    pub tokenizer: Option<PathBuf>,
     pub backend: BackendKind,
     pub host: String,
     /// 0 picks a free port (the address is printed).
@@ -49,39 +52,92 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
 }
 
+/// What the server runs: weights (float; a quantized engine dir's dequantized for the CPU), the
+/// engine dir's stored codes for the GPU, and its precision.
+struct Loaded {
+    weights: ModelWeights,
+    quantized: Option<crate::quant::QuantizedModel>,
+    precision: Option<crate::quant::WeightFormat>,
+    tokenizer: Tokenizer,
+    name: String,
+}
+
+/// Reads a tokenizer file: a GGUF file's `tokenizer.*` metadata, or an HF tokenizer.json.
+pub fn load_tokenizer(path: &std::path::Path) -> Result<Tokenizer> {
+    let mut magic = [0u8; 4];
+    let is_gguf = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|_| &magic == b"GGUF")
+        .map_err(|e| Error::Invalid(format!("cannot read the tokenizer {}: {e}", path.display())))?;
+    if is_gguf {
+        Tokenizer::from_gguf_vocab(crate::model::gguf::GgufFile::open(path)?.tokenizer_vocab()?)
+    } else {
+        Tokenizer::from_file(path)
+    }
+}
+
+/// Checks that every id of `tok` is a row of the model's embedding.
+fn check_vocab(tok: &Tokenizer, vocab_size: usize, what: &str) -> Result<()> {
+    if tok.vocab_size() > vocab_size {
+        return Err(Error::Invalid(format!(
+            "{what} has {} tokens, more than the model's vocabulary of {vocab_size}: its ids would index past the embedding",
+            tok.vocab_size()
+        )));
+    }
+    Ok(())
+}
+
+fn load(o: &ServeOptions) -> Result<Loaded> {
+    let (weights, quantized, precision, tok, name) = load_model(o)?;
+    let tokenizer = match &o.tokenizer {
+        Some(p) => {
+            let t = load_tokenizer(p)?;
+            check_vocab(&t, weights.config.vocab_size, &format!("the tokenizer {}", p.display()))?;
+            t
+        }
+        None => tok.ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} has no tokenizer; serving text needs one: give --tokenizer FILE (tokenizer.json or a GGUF file)",
+                o.model.as_deref().unwrap_or("the model")
+            ))
+        })?,
+    };
+    Ok(Loaded { weights, quantized, precision, tokenizer, name })
+}
+
+type LoadedParts =
+    (ModelWeights, Option<crate::quant::QuantizedModel>, Option<crate::quant::WeightFormat>, Option<Tokenizer>, String);
+
 /// Weights, tokenizer and a default model name for the options' model or engine directory.
-fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
+fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
     match (&o.model, &o.engine_dir) {
         (Some(spec), None) => {
             let m = crate::model::load::load(spec)?;
-            let tok = m.tokenizer.ok_or_else(|| {
-                Error::Invalid(format!("{spec} has no tokenizer; serving text needs one (a GGUF file or an HF checkpoint with tokenizer.json)"))
-            })?;
+            let tok = m.tokenizer;
             let name = match &m.source {
                 crate::model::load::ModelSource::Preset { name, .. } => name.clone(),
                 crate::model::load::ModelSource::Gguf(p) | crate::model::load::ModelSource::Hf(p) => {
                     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
                 }
             };
-            Ok((m.weights, tok, name))
+            Ok((m.weights, None, None, tok, name))
         }
         (None, Some(dir)) => {
             let man = crate::engine_dir::Manifest::load(dir)?;
-            let tok_file = man.tokenizer.as_ref().ok_or_else(|| {
-                Error::Invalid(format!("{} has no tokenizer.json; serving text needs one", dir.display()))
-            })?;
-            let tok = Tokenizer::from_file(&dir.join(tok_file))?;
-            // As `open_engine_dir` does for the CPU: float engines run their source weights,
-            // quantized ones their stored codes dequantized.
-            let weights = if matches!(
+            let tok = man.tokenizer.as_ref().map(|f| Tokenizer::from_file(&dir.join(f))).transpose()?;
+            // As `open_engine_dir` does: float engines run their source weights, quantized ones
+            // their stored codes (the GPU as they are, the CPU dequantized).
+            let (weights, quantized, group) = if matches!(
                 man.precision,
                 crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
             ) {
-                crate::model::load::load(&man.source.spec)?.weights
+                (crate::model::load::load(&man.source.spec)?.weights, None, 128)
             } else {
-                crate::engine_dir::load_engine_weights(dir)?.weights
+                let e = crate::engine_dir::load_engine_weights(dir)?;
+                let group = e.quantized.linears.values().find_map(|l| l.format.group_size()).unwrap_or(128);
+                (e.weights, Some(e.quantized), group)
             };
-            Ok((weights, tok, man.name.clone()))
+            Ok((weights, quantized, Some(man.precision.format(group)), tok, man.name.clone()))
         }
         (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),
         (None, None) => Err(Error::Invalid("give --model or --engine-dir".into())),
@@ -106,9 +162,15 @@ fn check_options(o: &ServeOptions) -> Result<()> {
 pub fn run(o: &ServeOptions) -> Result<()> {
     check_options(o)?;
     let t0 = std::time::Instant::now();
-    let (weights, tokenizer, default_name) = load(o)?;
+    let Loaded { weights, quantized, precision, tokenizer, name: default_name } = load(o)?;
     let cfg = weights.config.clone();
-    let backend: Box<dyn PagedBackend> = paged::open(o.backend, Arc::new(weights), o.kv_cache_memory)?;
+    let po = paged::PagedOptions {
+        kv_cache_bytes: o.kv_cache_memory,
+        max_num_seqs: o.max_num_seqs,
+        max_num_batched_tokens: o.max_num_batched_tokens,
+        precision,
+    };
+    let backend: Box<dyn PagedBackend> = paged::open(o.backend, Arc::new(weights), quantized.as_ref(), &po)?;
     let max_model_len = o.max_model_len.unwrap_or(usize::MAX).min(backend.max_model_len());
     let num_blocks = backend.num_blocks();
     let mut stop_ids = tokenizer.eos_ids();

@@ -262,6 +262,13 @@ impl Gpu {
     }
 
     /// Sets an `int` `__constant__` of the module (before any kernel that reads it runs).
+    /// Sets a `__constant__` 64-bit value (a device pointer) of the module.
+    pub fn set_const_u64(&self, name: &str, v: u64) -> Result<()> {
+        let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
+        self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
+        self.sync()
+    }
+
     pub fn set_const_i32(&self, name: &str, v: i32) -> Result<()> {
         let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
         self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
@@ -593,6 +600,7 @@ mod tests {
                     kv_f32: act_f32,
                     formats: Role::ALL.iter().map(|&r| (r, f)).collect(),
                     gemv_mts: GEMV_MTS.to_vec(),
+                    paged: preset == "tiny" || f == WeightFormat::I8,
                 };
                 spec.validate().unwrap();
                 let c = super::compile_cached(&spec.source(), "sm_90", dir.path())

@@ -30,6 +30,33 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 #define PDL_ENTRY() do { pdl_wait(); pdl_trigger(); } while (0)
 typedef unsigned int u32;
+
+// ---------------------------------------------------------------------------------------------
+// KV-cache addressing: every kernel that reads or writes the cache goes through kv_off, the element
+// offset of (slot, kv head, position) in one layer's K (or V) cache; HD elements follow it.
+//  - static build (PAGED_KV 0): (slots, NKV, MAX_SEQ, HD), a slot per batch row.
+//  - paged build (PAGED_KV 1): a pool of blocks of KV_BLOCK positions, NHD:
+//    (num_blocks, KV_BLOCK, NKV, HD); `slot` is the row of the step's block table
+//    (c_tables, c_tbl_stride entries a row) and position p lives in block table[p / 16], row p % 16.
+// KV_RS: elements between consecutive positions of one KV_BLOCK-aligned tile of a (slot, kv head).
+#ifndef PAGED_KV
+#define PAGED_KV 0
+#endif
+#define KV_BLOCK 16
+#if PAGED_KV
+__constant__ const int* c_tables;
+__constant__ int c_tbl_stride;
+#define KV_RS KVDIM
+__device__ __forceinline__ size_t kv_off(int slot, int kvh, int pos) {
+    const int blk = c_tables[(size_t)slot * c_tbl_stride + (pos >> 4)];
+    return (((size_t)blk * KV_BLOCK + (pos & (KV_BLOCK - 1))) * NKV + kvh) * HD;
+}
+#else
+#define KV_RS HD
+__device__ __forceinline__ size_t kv_off(int slot, int kvh, int pos) {
+    return (((size_t)slot * NKV + kvh) * MAX_SEQ + pos) * HD;
+}
+#endif
 typedef unsigned char u8;
 
 __device__ __forceinline__ float h2f(h16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
@@ -130,7 +157,7 @@ extern "C" __global__ void gather_rows(const float* __restrict__ x, const int* _
 //   k: the same over NKV heads
 //   v: natural order, rows (2p, 2p+1)
 // q goes to qout (T, QDIM) f32 with RoPE applied; k (RoPE'd) and v go into the cache of this layer
-// at (slot, kv head, pos). Cache layout: (slots, NKV, MAX_SEQ, HD).
+// at (slot, kv head, pos), addressed by kv_off.
 __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float* __restrict__ qout,
                                           kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
                                           const int* __restrict__ row_slot, const float* __restrict__ rcos,
@@ -149,14 +176,14 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
             q[i] = o1;
             q[i + HALF_HD] = o2;
         } else {
-            kv_t* k = kc + (((size_t)slot * NKV + head) * MAX_SEQ + pos) * HD;
+            kv_t* k = kc + kv_off(slot, head, pos);
             k[i] = f2kv(o1);
             k[i + HALF_HD] = f2kv(o2);
         }
     } else {
         const int r = 2 * (p - qpairs - kpairs);  // logical v row
         const int head = r / HD, d = r % HD;
-        kv_t* v = vc + (((size_t)slot * NKV + head) * MAX_SEQ + pos) * HD;
+        kv_t* v = vc + kv_off(slot, head, pos);
         v[d] = f2kv(a);
         v[d + 1] = f2kv(b);
     }
@@ -752,8 +779,6 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     if (split >= nact) return;
     const int ch0 = split * cps, ch1 = min(ch0 + cps, nch);
     const int slot = row_slot[b];
-    const kv_t* kbase = kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
-    const kv_t* vbase = vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
     uint4 kr[VPT], vr[VPT];
     auto fetch = [&](int c) {
         const int c0 = c * ATT_CHUNK, n = min(ATT_CHUNK, len - c0);
@@ -761,8 +786,13 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         for (int i = 0; i < VPT; i++) {
             const int e = i * ATT_THREADS + threadIdx.x;
             const bool in = (NV % ATT_THREADS == 0 || e < NV) && e * VE / HD < n;
-            kr[i] = in ? *(const uint4*)(kbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
-            vr[i] = in ? *(const uint4*)(vbase + (size_t)c0 * HD + e * VE) : make_uint4(0, 0, 0, 0);
+            kr[i] = make_uint4(0, 0, 0, 0);
+            vr[i] = kr[i];
+            if (in) {
+                const size_t off = kv_off(slot, kvh, c0 + e * VE / HD) + e * VE % HD;
+                kr[i] = *(const uint4*)(kc + off);
+                vr[i] = *(const uint4*)(vc + off);
+            }
         }
     };
     fetch(ch0);
@@ -976,8 +1006,6 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     if (split >= nact) return;
     const int k_begin = split * cps * ATT_CHUNK, k_end = min((split + 1) * cps * ATT_CHUNK, len);
     const int slot = row_slot[b];
-    const h16* kbase = (const h16*)kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
-    const h16* vbase = (const h16*)vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
     // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD).
     u32 qa[KS][2][2];
     {
@@ -997,18 +1025,22 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         }
     }
     uint4 kr[2][KS], vr[VL];
+    // One 16-key tile = one KV block (k0 is a multiple of 16): rows KV_RS apart from its base.
     auto fetch = [&](int k0) {
+        const size_t tile = kv_off(slot, kvh, k0);
+        const h16* kbase = (const h16*)kc + tile;
+        const h16* vbase = (const h16*)vc + tile;
 #pragma unroll
         for (int nb = 0; nb < 2; nb++) {
-            const int key = k0 + nb * 8 + g;
+            const int r = nb * 8 + g;
 #pragma unroll
             for (int s = 0; s < KS; s++)
-                kr[nb][s] = key < k_end ? *(const uint4*)(kbase + (size_t)key * HD + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+                kr[nb][s] = k0 + r < k_end ? *(const uint4*)(kbase + (size_t)r * KV_RS + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int i = 0; i < VL; i++) {
-            const int e = i * 32 + lane, key = k0 + e / (HD / 8);
-            vr[i] = key < k_end ? *(const uint4*)(vbase + (size_t)key * HD + (e % (HD / 8)) * 8) : make_uint4(0, 0, 0, 0);
+            const int e = i * 32 + lane, r = e / (HD / 8);
+            vr[i] = k0 + r < k_end ? *(const uint4*)(vbase + (size_t)r * KV_RS + (e % (HD / 8)) * 8) : make_uint4(0, 0, 0, 0);
         }
     };
     float m_run = -INFINITY, l_run = 0.f;
@@ -1218,15 +1250,17 @@ attn_decode_v1(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         const int g = i / HD, d = i % HD;
         qs[g][d] = q[(size_t)b * QDIM + (kvh * GROUP + g) * HD + d] * scale;
     }
-    // Stage this chunk's keys and values (contiguous in the cache) with all threads' loads in flight.
-    const kv_t* kbase = kc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
-    const kv_t* vbase = vc + (((size_t)slot * NKV + kvh) * MAX_SEQ + c0) * HD;
+    // Stage this chunk's keys and values with all threads' loads in flight.
     constexpr int VE = 16 / (int)sizeof(kv_t);  // elements per 16-byte load
 #pragma unroll
     for (int e = threadIdx.x; e < ATT_CHUNK * HD / VE; e += ATT_THREADS) {
         const int j = e * VE / HD, d = e * VE % HD;
         uint4 kr = make_uint4(0, 0, 0, 0), vr = kr;
-        if (j < n) { kr = *(const uint4*)(kbase + e * VE); vr = *(const uint4*)(vbase + e * VE); }
+        if (j < n) {
+            const size_t off = kv_off(slot, kvh, c0 + j) + d;
+            kr = *(const uint4*)(kc + off);
+            vr = *(const uint4*)(vc + off);
+        }
         const kv_t* kp = (const kv_t*)&kr;
         const kv_t* vp = (const kv_t*)&vr;
 #pragma unroll
@@ -1360,15 +1394,14 @@ attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_
     for (int d = 0; d < HD; d++) { qr[d] = qp[d] * scale; acc[d] = 0.f; }
     float m = -INFINITY, l = 0.f;
     const int last_pos = start + min(n, i0 + PF_Q) - 1;  // furthest key any row of the block needs
-    const kv_t* kbase = kc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
-    const kv_t* vbase = vc + ((size_t)slot * NKV + kvh) * MAX_SEQ * HD;
     for (int k0 = 0; k0 <= last_pos; k0 += PF_K) {
         __syncthreads();
         for (int e = threadIdx.x; e < PF_K * HD; e += PF_Q) {
             const int j = e / HD, d = e % HD;
             const bool in = k0 + j <= last_pos;
-            ks[j][d] = in ? kv2f(kbase[(size_t)(k0 + j) * HD + d]) : 0.f;
-            vs[j][d] = in ? kv2f(vbase[(size_t)(k0 + j) * HD + d]) : 0.f;
+            const size_t off = in ? kv_off(slot, kvh, k0 + j) + d : 0;
+            ks[j][d] = in ? kv2f(kc[off]) : 0.f;
+            vs[j][d] = in ? kv2f(vc[off]) : 0.f;
         }
         __syncthreads();
         float s[PF_K];
@@ -1457,12 +1490,9 @@ __device__ __forceinline__ unsigned long long splitmix(unsigned long long z) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
-sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float inv_temp, int top_k, float top_p,
-                 unsigned long long seed, unsigned long long step) {
-    PDL_ENTRY();
-    const int t = blockIdx.x;
-    const float* r = logits + (size_t)t * VOCAB;
+// One row r of VOCAB logits -> *out (written by thread 0); `rnd` is the row's 64 random bits.
+__device__ void sample_row(const float* __restrict__ r, int* __restrict__ out, float inv_temp, int top_k, float top_p,
+                           unsigned long long rnd) {
     __shared__ float red[32];
     __shared__ float cv[SAMPLE_MAX_K];
     __shared__ int ci[SAMPLE_MAX_K];
@@ -1539,7 +1569,6 @@ sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float
             total = 0.0;
             for (int i = 0; i < keep; i++) total += (double)expf(cv[i] - m0);
         }
-        const unsigned long long rnd = splitmix(seed ^ (step * 0x100000001B3ull + (unsigned long long)t));
         const double u = (double)(rnd >> 11) * (1.0 / 9007199254740992.0) * total;
         double cum = 0.0;
         int pick = ci[keep - 1];
@@ -1547,6 +1576,31 @@ sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float
             cum += (double)expf(cv[i] - m0);
             if (u < cum) { pick = ci[i]; break; }
         }
-        next[t] = pick;
+        *out = pick;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+sample_topk_topp(const float* __restrict__ logits, int* __restrict__ next, float inv_temp, int top_k, float top_p,
+                 unsigned long long seed, unsigned long long step) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    sample_row(logits + (size_t)t * VOCAB, next + t, inv_temp, top_k, top_p,
+               splitmix(seed ^ (step * 0x100000001B3ull + (unsigned long long)t)));
+}
+
+// Per-row sampling settings of a paged step (`SampleParams` in cuda/paged.rs), 8 ints a row:
+// inv_temp (f32 bits), top_k, top_p (f32 bits), greedy, seed lo, seed hi, position, 0.
+// Greedy rows keep what argmax_rows put in next; the draw of the others depends on (seed, position)
+// alone, so it does not change with batching or preemption.
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+sample_rows(const float* __restrict__ logits, int* __restrict__ next, const int* __restrict__ params) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const int* pr = params + 8 * t;
+    if (pr[3]) return;
+    const unsigned long long seed = (unsigned long long)(u32)pr[4] | ((unsigned long long)(u32)pr[5] << 32);
+    const unsigned long long pos = (unsigned long long)(u32)pr[6];
+    sample_row(logits + (size_t)t * VOCAB, next + t, __int_as_float(pr[0]), pr[1], __int_as_float(pr[2]),
+               splitmix(seed ^ (pos * 0xD1B54A32D192ED03ull)));
 }

@@ -156,6 +156,9 @@ pub struct KernelSpec {
     pub formats: Vec<(Role, WeightFormat)>,
     /// GEMV row bounds to instantiate (a subset of GEMV_MTS).
     pub gemv_mts: Vec<usize>,
+    /// Paged KV cache (`PAGED_KV`): NHD blocks of 16 positions addressed through a block table
+    /// (serve); otherwise one contiguous (slot, kv head, position) cache per batch slot.
+    pub paged: bool,
 }
 
 impl WeightFormat {
@@ -244,6 +247,7 @@ impl KernelSpec {
             let _ = writeln!(s, "#define {k} {v}");
         }
         let _ = writeln!(s, "#define I4_GROUP {}", self.i4_group());
+        let _ = writeln!(s, "#define PAGED_KV {}", self.paged as u8);
         let mut inst = String::new();
         for &(role, f) in &self.formats {
             let (pro, epi, k) = role.shape();
@@ -301,6 +305,7 @@ impl KernelSpec {
             "argmax_rows",
             "advance",
             "sample_topk_topp",
+            "sample_rows",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -332,6 +337,7 @@ mod tests {
             kv_f32: false,
             formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
             gemv_mts: GEMV_MTS.to_vec(),
+            paged: false,
         }
     }
 
@@ -347,7 +353,10 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 14 + 5 * GEMV_MTS.len() + 5 + 1);
+        assert_eq!(s.kernel_names().len(), 15 + 5 * GEMV_MTS.len() + 5 + 1);
+        assert!(src.contains("#define PAGED_KV 0"));
+        let paged = KernelSpec { paged: true, ..s };
+        assert!(paged.source().contains("#define PAGED_KV 1"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod bandwidth;
 pub mod gpu;
 pub mod kernels;
 pub mod pack;
+pub mod paged;
 pub mod plan;
 pub mod sched;
 
@@ -50,11 +51,14 @@ pub struct CudaOptions {
     /// Capture decode steps in CUDA graphs.
     pub graphs: bool,
     pub device: usize,
+    /// A paged KV cache of this many blocks (see [`paged`]) instead of `max_batch` contiguous
+    /// caches of `max_seq`; `max_batch` then bounds the sequences of one step.
+    pub paged_blocks: Option<usize>,
 }
 
 impl CudaOptions {
     pub fn new(precision: WeightFormat, max_batch: usize, max_seq: usize) -> Self {
-        CudaOptions { precision, max_batch, max_seq, max_tokens: 2048, graphs: true, device: 0 }
+        CudaOptions { precision, max_batch, max_seq, max_tokens: 2048, graphs: true, device: 0, paged_blocks: None }
     }
 }
 
@@ -132,8 +136,14 @@ pub struct CudaBackend {
     linears: Vec<Option<DevLinear>>, // per step
     norms: HashMap<Param, DevBuf>,   // (hidden) f32
     embed: DevBuf,                   // (vocab, hidden) f16 or f32
-    kcache: DevBuf,                  // (layers, slots, n_kv, max_seq, head_dim)
+    kcache: DevBuf, // (layers, slots, n_kv, max_seq, head_dim), or paged (layers, blocks, 16, n_kv, head_dim)
     vcache: DevBuf,
+    /// Bytes of one layer's K (or V) cache.
+    kv_layer_bytes: usize,
+    /// Paged KV: block tables (max_batch + 1 rows of `tbl_stride` i32; the last row, for padded
+    /// decode rows, points at the dummy block) and per-row sampling settings (8 i32 per row).
+    tables: Option<(DevBuf, DevBuf)>,
+    tbl_stride: usize,
     rope_cos: DevBuf, // (max_seq, head_dim/2) f32
     rope_sin: DevBuf,
     s: Scratch,
@@ -259,6 +269,7 @@ impl CudaBackend {
             kv_f32: f32_acts(opts.precision),
             formats,
             gemv_mts: GEMV_MTS.to_vec(),
+            paged: opts.paged_blocks.is_some(),
         };
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
@@ -321,9 +332,14 @@ impl CudaBackend {
         let rope_cos = gpu.upload(&cos)?;
         let rope_sin = gpu.upload(&sin)?;
 
-        // KV cache with one extra dummy slot for padded decode rows.
+        // KV cache with one extra dummy slot for padded decode rows (paged: one dummy block).
         let slots = opts.max_batch + 1;
-        let kv_elems = cfg.num_hidden_layers * slots * cfg.kv_dim() * seq_cap;
+        let kv_layer_elems = match opts.paged_blocks {
+            Some(nb) => (nb + 1) * paged::BLOCK * cfg.kv_dim(),
+            None => slots * cfg.kv_dim() * seq_cap,
+        };
+        let kv_layer_bytes = kv_layer_elems * kvb;
+        let kv_elems = cfg.num_hidden_layers * kv_layer_elems;
         let kcache = gpu.alloc(kv_elems * kvb)?;
         let vcache = gpu.alloc(kv_elems * kvb)?;
         gpu.memset0(&kcache)?;
@@ -350,7 +366,9 @@ impl CudaBackend {
             qa: gpu.alloc(mt * cfg.q_dim() * act)?,
             scores: {
                 let n = cfg.num_attention_heads * seq_cap * seq_cap;
-                if n * 4 <= MAX_SCORE_BYTES {
+                // The batched-GEMM attention reads each (slot, head) as one contiguous matrix, which
+                // a paged cache is not: paged prefills run the tiled kernel (attn_prefill).
+                if n * 4 <= MAX_SCORE_BYTES && opts.paged_blocks.is_none() {
                     Some((gpu.alloc(n * 4)?, gpu.alloc(n * act)?))
                 } else {
                     None
@@ -360,6 +378,18 @@ impl CudaBackend {
         };
         gpu.memset0(&s.counters)?;
         gpu.memset0(&s.meta)?;
+        let tbl_stride = seq_cap.div_ceil(paged::BLOCK);
+        let tables = match opts.paged_blocks {
+            Some(nb) => {
+                // Every entry starts at the dummy block: stray reads stay inside the pool.
+                let t = gpu.upload(&vec![nb as i32; slots * tbl_stride])?;
+                let p = gpu.alloc(layout.max_seqs * 8 * 4)?;
+                gpu.set_const_u64("c_tables", t.ptr())?;
+                gpu.set_const_i32("c_tbl_stride", tbl_stride as i32)?;
+                Some((t, p))
+            }
+            None => None,
+        };
         // GEMV kernels with more than 48 KB of staged activations need the larger limit.
         for &(role, f) in &spec.formats {
             for &m in &GEMV_MTS {
@@ -420,6 +450,9 @@ impl CudaBackend {
             embed,
             kcache,
             vcache,
+            kv_layer_bytes,
+            tables,
+            tbl_stride,
             rope_cos,
             rope_sin,
             s,
@@ -458,8 +491,7 @@ impl CudaBackend {
         self.s.meta.ptr() + 4 * off as u64
     }
     fn layer_cache(&self, layer: usize) -> (u64, u64) {
-        let per =
-            (self.opts.max_batch + 1) * self.cfg.kv_dim() * self.spec.max_seq * if self.spec.kv_f32 { 4 } else { 2 };
+        let per = self.kv_layer_bytes;
         (self.kcache.ptr() + (layer * per) as u64, self.vcache.ptr() + (layer * per) as u64)
     }
 

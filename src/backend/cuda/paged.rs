@@ -1,0 +1,287 @@
+//! The CUDA engine over a paged KV cache (`trtforge serve --backend cuda`).
+//!
+//! Same weights, plan and kernels as the static engine, compiled with `PAGED_KV` (kernels.cu):
+//! per layer a K and a V pool of `num_blocks + 1` blocks in the agreed NHD layout
+//! `[block][16][n_kv_heads][head_dim]` (the extra block takes the writes of padded decode rows).
+//! Every step uploads the step's block tables (one row per sequence, `i32`, in a fixed device buffer
+//! whose address the kernels hold in `__constant__` memory) next to the usual per-row metadata
+//! (token, position, table row). The QKV epilogue (GEMV or `rope_append`) writes position `p` to
+//! block `table[p / 16]`, row `p % 16`; the decode attention looks each 16-key tile up in the table
+//! (one tile = one block); the prefill attention (`attn_prefill`) reads every earlier position
+//! through the table too, so chunked prefill, shared prefix blocks and recompute after preemption
+//! attend over exactly the blocks the scheduler names.
+//!
+//! Decode-only steps replay the CUDA graph of their batch bucket, as the static engine does: only
+//! the metadata and tables change between replays. The next token is chosen on the device: argmax
+//! for greedy rows (inside the graph), `sample_rows` (top-k / top-p, per-row settings, the draw
+//! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
+use super::{CudaBackend, CudaOptions};
+use crate::backend::paged::{blocks_for_budget, check_step, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE};
+use crate::backend::SeqChunk;
+use crate::error::{Error, Result};
+use crate::model::{LlamaConfig, ModelWeights};
+use crate::quant::{QuantizedModel, WeightFormat};
+use std::ffi::c_void;
+
+/// Positions per KV block (the kernels' `KV_BLOCK`).
+pub const BLOCK: usize = BLOCK_SIZE;
+
+/// Settings of a CUDA paged engine.
+#[derive(Debug, Clone)]
+pub struct CudaPagedOptions {
+    pub precision: WeightFormat,
+    /// Bytes of the K and V pools together (all layers).
+    pub kv_cache_bytes: u64,
+    /// Most sequences in one step.
+    pub max_num_seqs: usize,
+    /// Most tokens in one step (sizes the scratch buffers; longer steps run in several passes).
+    pub max_num_batched_tokens: usize,
+    pub device: usize,
+}
+
+/// Bytes of one KV-cache element at `precision` (f32 only for fp32 engines).
+pub fn kv_elem_bytes(precision: WeightFormat) -> usize {
+    if precision == WeightFormat::F32 {
+        4
+    } else {
+        2
+    }
+}
+
+pub struct CudaPagedBackend {
+    eng: CudaBackend,
+    num_blocks: usize,
+    max_len: usize,
+    /// Host image of the block tables: (max_num_seqs, tbl_stride).
+    tables: Vec<i32>,
+    params: Vec<i32>,
+    ids: Vec<i32>,
+}
+
+// SAFETY: the engine is used by one thread at a time (the serve engine thread owns it); every
+// entry point binds the CUDA context to the calling thread before touching the device, and no
+// device pointer or host buffer is shared outside the struct.
+unsafe impl Send for CudaPagedBackend {}
+
+impl CudaPagedBackend {
+    /// Uploads `w` (quantized roles from `q`'s stored codes, as [`CudaBackend::with_quantized`])
+    /// and allocates a pool of as many blocks as fit in `o.kv_cache_bytes`.
+    pub fn new(w: &ModelWeights, q: Option<&QuantizedModel>, o: &CudaPagedOptions) -> Result<Self> {
+        let c = &w.config;
+        let kvb = kv_elem_bytes(o.precision);
+        let num_blocks = blocks_for_budget(c, kvb, o.kv_cache_bytes);
+        if num_blocks == 0 {
+            return Err(Error::Invalid(format!(
+                "a KV cache of {} bytes holds no block: one block of {BLOCK} tokens takes {} bytes for this model",
+                o.kv_cache_bytes,
+                crate::backend::paged::block_bytes(c, kvb)
+            )));
+        }
+        if num_blocks >= i32::MAX as usize {
+            return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
+        }
+        if o.max_num_seqs == 0 || o.max_num_batched_tokens == 0 {
+            return Err(Error::Invalid("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
+        }
+        let max_len = c.max_position_embeddings.min(num_blocks * BLOCK);
+        let mut opts = CudaOptions::new(o.precision, o.max_num_seqs, max_len);
+        opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
+        opts.paged_blocks = Some(num_blocks);
+        opts.device = o.device;
+        let eng = CudaBackend::with_quantized(w, q, opts)?;
+        let stride = eng.tbl_stride;
+        Ok(CudaPagedBackend {
+            tables: vec![num_blocks as i32; o.max_num_seqs * stride],
+            params: Vec::new(),
+            ids: Vec::new(),
+            eng,
+            num_blocks,
+            max_len,
+        })
+    }
+
+    /// The static engine underneath (device name, options).
+    pub fn engine(&self) -> &CudaBackend {
+        &self.eng
+    }
+
+    /// Uploads the tables of `seqs` (row i = sequence i; entries past a sequence's blocks point at
+    /// the dummy block) and sets each row's cached length.
+    fn put_tables(&mut self, seqs: &[PagedSeq]) -> Result<()> {
+        let stride = self.eng.tbl_stride;
+        for (i, s) in seqs.iter().enumerate() {
+            let need = (s.start + s.tokens.len()).div_ceil(BLOCK);
+            let row = &mut self.tables[i * stride..(i + 1) * stride];
+            row[..need].copy_from_slice(&s.block_table[..need]);
+            row[need..].fill(self.num_blocks as i32);
+            self.eng.lens[i] = s.start;
+        }
+        let (t, _) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+        self.eng.gpu.htod(t, 0, &self.tables[..seqs.len() * stride])
+    }
+
+    /// Samples the non-greedy rows among `rows` logit rows (greedy ones already hold their argmax
+    /// in `next`); `want[r]` = (settings, position of the new token).
+    fn sample_rest(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
+        if want.iter().all(|(s, _)| s.is_greedy()) {
+            return Ok(());
+        }
+        self.params.clear();
+        for (s, pos) in want {
+            let inv_t = 1.0f32 / s.temperature.max(1e-6);
+            let k = s.top_k.min(i32::MAX as usize) as i32;
+            self.params.extend_from_slice(&[
+                inv_t.to_bits() as i32,
+                k,
+                s.top_p.to_bits() as i32,
+                s.is_greedy() as i32,
+                s.seed as u32 as i32,
+                (s.seed >> 32) as u32 as i32,
+                *pos as i32,
+                0,
+            ]);
+        }
+        let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+        self.eng.gpu.htod(pbuf, 0, &self.params)?;
+        let (mut logits, mut next, mut params) = (self.eng.s.logits.ptr(), self.eng.s.next.ptr(), pbuf.ptr());
+        // SAFETY: logits holds want.len() rows of vocab, next and params at least as many rows.
+        unsafe {
+            self.eng.gpu.launch(
+                "sample_rows",
+                (want.len() as u32, 1, 1),
+                super::kernels::SAMPLE_THREADS,
+                0,
+                &mut [
+                    &mut logits as *mut _ as *mut c_void,
+                    &mut next as *mut _ as *mut c_void,
+                    &mut params as *mut _ as *mut c_void,
+                ],
+            )
+        }
+    }
+
+    fn argmax(&mut self, rows: usize) -> Result<()> {
+        let (mut logits, mut next) = (self.eng.s.logits.ptr(), self.eng.s.next.ptr());
+        // SAFETY: logits holds rows × vocab, next >= rows entries.
+        unsafe {
+            self.eng.gpu.launch(
+                "argmax_rows",
+                (rows as u32, 1, 1),
+                1024,
+                0,
+                &mut [&mut logits as *mut _ as *mut c_void, &mut next as *mut _ as *mut c_void],
+            )
+        }
+    }
+
+    fn read_ids(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
+        self.ids.resize(n, 0);
+        self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut self.ids[..n])?;
+        out.extend(self.ids[..n].iter().map(|&x| x as u32));
+        Ok(())
+    }
+}
+
+impl PagedBackend for CudaPagedBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+    fn config(&self) -> &LlamaConfig {
+        &self.eng.cfg
+    }
+    fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+    fn max_model_len(&self) -> usize {
+        self.max_len
+    }
+    fn kv_cache_bytes(&self) -> u64 {
+        crate::backend::paged::block_bytes(&self.eng.cfg, kv_elem_bytes(self.eng.opts.precision)) as u64
+            * self.num_blocks as u64
+    }
+
+    fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
+        check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if seqs.len() > self.eng.opts.max_batch {
+            return Err(Error::Invalid(format!(
+                "paged step of {} sequences; this engine runs at most {} per step",
+                seqs.len(),
+                self.eng.opts.max_batch
+            )));
+        }
+        self.eng.gpu.bind()?;
+        self.put_tables(seqs)?;
+        let mut out = Vec::new();
+        let decode = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        if decode {
+            let chunks: Vec<SeqChunk> =
+                seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
+            // Replays the bucket's graph: the step, then argmax of every row into `next`.
+            self.eng.decode_step(&chunks)?;
+            let want: Vec<(TokenSampling, usize)> =
+                seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
+            self.sample_rest(&want)?;
+            self.read_ids(seqs.len(), &mut out)?;
+            return Ok(out);
+        }
+        // Prefill chunks (maybe with decodes): passes of at most max_tokens rows; logits only for
+        // the last row of each sequence that samples.
+        let max_rows = self.eng.opts.max_tokens;
+        let mut pieces: Vec<super::sched::Piece> = Vec::new();
+        let mut want: Vec<(TokenSampling, usize)> = Vec::new();
+        let mut rows = 0;
+        let flush = |me: &mut Self,
+                     pieces: &mut Vec<super::sched::Piece>,
+                     want: &mut Vec<(TokenSampling, usize)>,
+                     out: &mut Vec<u32>|
+         -> Result<()> {
+            if pieces.is_empty() {
+                return Ok(());
+            }
+            let m = super::sched::PassMeta::build(pieces, |i| seqs[i].tokens);
+            let nsel = m.out_rows.len();
+            me.eng.put_meta(&m)?;
+            me.eng.set_pass_seqs(&m);
+            let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
+            me.eng.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
+            if nsel > 0 {
+                me.argmax(nsel)?;
+                me.sample_rest(want)?;
+                me.read_ids(nsel, out)?;
+            }
+            pieces.clear();
+            want.clear();
+            Ok(())
+        };
+        for (i, s) in seqs.iter().enumerate() {
+            let mut from = 0;
+            while from < s.tokens.len() {
+                if rows == max_rows {
+                    flush(self, &mut pieces, &mut want, &mut out)?;
+                    rows = 0;
+                }
+                let take = (s.tokens.len() - from).min(max_rows - rows);
+                let last = from + take == s.tokens.len();
+                let sample = if last { s.sample } else { None };
+                pieces.push(super::sched::Piece {
+                    chunk: i,
+                    slot: i,
+                    start: s.start + from,
+                    from,
+                    n: take,
+                    out: if sample.is_some() { vec![take - 1] } else { vec![] },
+                });
+                if let Some(p) = sample {
+                    want.push((p, s.start + s.tokens.len()));
+                }
+                from += take;
+                rows += take;
+            }
+        }
+        flush(self, &mut pieces, &mut want, &mut out)?;
+        Ok(out)
+    }
+}
