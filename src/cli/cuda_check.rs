@@ -25,6 +25,11 @@ pub struct CudaCheckArgs {
     /// Window length of the engine-dir perplexity checks.
     #[arg(long, default_value_t = 256)]
     pub engine_ctx: usize,
+    /// Only the paged-KV checks (the engine `serve --backend cuda` runs): paged vs static engine,
+    /// chunked vs one-shot prefill, among 63 others vs alone, logits vs CPU; with --tinyllama also
+    /// at the TinyLlama shape.
+    #[arg(long)]
+    pub paged: bool,
 }
 
 pub fn run(a: CudaCheckArgs) -> Result<()> {
@@ -36,6 +41,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         tinyllama: a.tinyllama,
         engine_dirs: a.engine_dir,
         engine_ctx: a.engine_ctx,
+        paged_only: a.paged,
     };
     let results =
         run_checks(&set, &mut |r| println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail))?;

@@ -80,7 +80,8 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+/// Max |a - b| over max |b| (NaN anywhere: infinity).
+pub fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
     let d = a.iter().zip(b).fold(0f32, |m, (x, y)| if (x - y).is_nan() { f32::INFINITY } else { m.max((x - y).abs()) });
     d / scale
@@ -277,6 +278,9 @@ pub struct CheckSet {
     /// Only check these engine directories ([`engine_dir_checks`], windows of `engine_ctx` tokens).
     pub engine_dirs: Vec<PathBuf>,
     pub engine_ctx: usize,
+    /// Only the paged-KV checks (`cuda_paged_check`): tiny models, and the TinyLlama shape with
+    /// `tinyllama`.
+    pub paged_only: bool,
 }
 
 /// Runs the checks of `set`; `report` sees each result as it comes. An error that stops one check
@@ -302,6 +306,27 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
     let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);
+    // Paged KV cache (serve): against the static engine and the CPU.
+    for p in [F32, F16] {
+        for r in super::cuda_paged_check::paged_checks("tiny_llama", w, p, &ps, 24) {
+            add(r);
+        }
+    }
+    if set.paged_only {
+        let pt = load("preset:tiny")?;
+        let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
+        for r in super::cuda_paged_check::paged_checks("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 16) {
+            add(r);
+        }
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
+            for r in super::cuda_paged_check::paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
+                add(r);
+            }
+        }
+        return Ok(results);
+    }
     for p in [F32, F16, I8] {
         add(logits_check("tiny_llama", w, p, &ps));
     }

@@ -7,6 +7,7 @@
 //! negative log-likelihood of positions 1..ctx-1 is averaged over all windows.
 pub mod agreement;
 pub mod cuda_check;
+pub mod cuda_paged_check;
 
 use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};

@@ -56,6 +56,8 @@ pub struct CudaPagedBackend {
     tables: Vec<i32>,
     params: Vec<i32>,
     ids: Vec<i32>,
+    /// When set, every step appends the logits of its sampled rows here (checks only).
+    pub capture_logits: Option<Vec<f32>>,
 }
 
 // SAFETY: the engine is used by one thread at a time (the serve engine thread owns it); every
@@ -94,6 +96,7 @@ impl CudaPagedBackend {
             tables: vec![num_blocks as i32; o.max_num_seqs * stride],
             params: Vec::new(),
             ids: Vec::new(),
+            capture_logits: None,
             eng,
             num_blocks,
             max_len,
@@ -174,6 +177,16 @@ impl CudaPagedBackend {
         }
     }
 
+    fn capture(&mut self, rows: usize) -> Result<()> {
+        if let Some(c) = self.capture_logits.as_mut() {
+            let v = self.eng.cfg.vocab_size;
+            let at = c.len();
+            c.resize(at + rows * v, 0.0);
+            self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut c[at..])?;
+        }
+        Ok(())
+    }
+
     fn read_ids(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
         self.ids.resize(n, 0);
         self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut self.ids[..n])?;
@@ -221,6 +234,7 @@ impl PagedBackend for CudaPagedBackend {
                 seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
             // Replays the bucket's graph: the step, then argmax of every row into `next`.
             self.eng.decode_step(&chunks)?;
+            self.capture(seqs.len())?;
             let want: Vec<(TokenSampling, usize)> =
                 seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
             self.sample_rest(&want)?;
@@ -248,6 +262,7 @@ impl PagedBackend for CudaPagedBackend {
             let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
             me.eng.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
             if nsel > 0 {
+                me.capture(nsel)?;
                 me.argmax(nsel)?;
                 me.sample_rest(want)?;
                 me.read_ids(nsel, out)?;

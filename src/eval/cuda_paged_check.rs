@@ -1,0 +1,241 @@
+//! Checks of the CUDA engine's paged KV cache (what `trtforge serve --backend cuda` runs), for
+//! `trtforge cuda-check` on the GPU machine:
+//! - greedy tokens of each prompt alone through the paged engine (scattered block tables) equal
+//!   the static engine's (contiguous cache) for the same prompt alone;
+//! - prefill in chunks of 5 (crossing block boundaries, attending over earlier blocks) gives the
+//!   same tokens as one-shot prefill;
+//! - the same prompts among 61 others (64 sequences, prefill chunks mixed with decodes, steps
+//!   split into several passes, decode graphs of the 64 bucket) give the same greedy tokens, and a
+//!   sampled sequence the same sampled tokens, as alone;
+//! - the logits of those steps match the CPU reference on the same weights within the precision's
+//!   tolerance (`cuda_check::rel_tol`).
+use super::cuda_check::{max_rel, reference_weights, rel_tol, CheckResult};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::paged::{CudaPagedBackend, CudaPagedOptions};
+use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
+use crate::backend::paged::{block_bytes, PagedBackend, PagedSeq, TokenSampling};
+use crate::backend::{Backend, Logits, SeqChunk};
+use crate::error::Result;
+use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::model::ModelWeights;
+use crate::quant::WeightFormat;
+use crate::util::{seeded_prompts, SplitMix64};
+use std::sync::Arc;
+
+/// One sequence of a paged run.
+struct Req {
+    prompt: Vec<u32>,
+    sample: TokenSampling,
+}
+
+/// Tokens and the logits of every sampled row, per sequence.
+struct RunOut {
+    tokens: Vec<Vec<u32>>,
+    logits: Vec<Vec<Vec<f32>>>,
+}
+
+/// Runs `reqs` together: every step each unfinished sequence gives its next prompt chunk of at
+/// most `chunk` tokens or its one decode token, until each has `n` new tokens. Blocks are taken
+/// from `perm` (a shuffled pool) in order.
+fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, perm: &[i32]) -> Result<RunOut> {
+    let vocab = b.config().vocab_size;
+    let mut tables = Vec::new();
+    let mut at = 0;
+    for r in reqs {
+        let need = (r.prompt.len() + n).div_ceil(16);
+        if at + need > perm.len() {
+            return Err(crate::error::Error::Invalid("paged check: pool too small".into()));
+        }
+        tables.push(perm[at..at + need].to_vec());
+        at += need;
+    }
+    let mut pos = vec![0usize; reqs.len()];
+    let mut out = RunOut { tokens: vec![vec![]; reqs.len()], logits: vec![vec![]; reqs.len()] };
+    b.capture_logits = Some(Vec::new());
+    loop {
+        let mut seqs = Vec::new();
+        let mut who = Vec::new();
+        let mut stepped = Vec::new();
+        let last: Vec<[u32; 1]> = out.tokens.iter().map(|t| [t.last().copied().unwrap_or(0)]).collect();
+        for (i, r) in reqs.iter().enumerate() {
+            if out.tokens[i].len() >= n {
+                continue;
+            }
+            let (tokens, sample) = if pos[i] < r.prompt.len() {
+                let end = (pos[i] + chunk).min(r.prompt.len());
+                (&r.prompt[pos[i]..end], (end == r.prompt.len()).then_some(r.sample))
+            } else {
+                (&last[i][..], Some(r.sample))
+            };
+            if sample.is_some() {
+                who.push(i);
+            }
+            stepped.push((i, tokens.len()));
+            seqs.push(PagedSeq { tokens, start: pos[i], block_table: &tables[i], sample });
+        }
+        if seqs.is_empty() {
+            break;
+        }
+        let ids = b.step(&seqs)?;
+        let lg = b.capture_logits.replace(Vec::new()).unwrap_or_default();
+        for (r, (&i, &id)) in who.iter().zip(&ids).enumerate() {
+            out.tokens[i].push(id);
+            out.logits[i].push(lg[r * vocab..(r + 1) * vocab].to_vec());
+        }
+        for (i, len) in stepped {
+            pos[i] += len;
+        }
+    }
+    b.capture_logits = None;
+    Ok(out)
+}
+
+/// Greedy tokens of the static engine for each prompt alone.
+fn static_greedy(w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>], n: usize) -> Result<Vec<Vec<u32>>> {
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
+    let mut g = CudaBackend::new(w, CudaOptions::new(p, 1, max_seq))?;
+    let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
+    let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
+    let mut v = Vec::new();
+    for pr in prompts {
+        g.reset(0);
+        v.push(generate_batch(&mut g, std::slice::from_ref(pr), &params, &stop, |_, _| {})?.remove(0).tokens);
+    }
+    Ok(v)
+}
+
+/// Logits of `prompt` followed by `gen[..n-1]` on the CPU reference: one row per generated token.
+fn cpu_logits(cpu: &mut CpuBackend, prompt: &[u32], gen: &[u32]) -> Result<Vec<Vec<f32>>> {
+    cpu.reset(0);
+    let mut rows = vec![cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::Last)?.data];
+    for t in &gen[..gen.len().saturating_sub(1)] {
+        rows.push(cpu.forward(&[SeqChunk { slot: 0, tokens: &[*t] }], Logits::Last)?.data);
+    }
+    Ok(rows)
+}
+
+fn first_diff(a: &[Vec<u32>], b: &[Vec<u32>]) -> Vec<usize> {
+    a.iter().zip(b).map(|(x, y)| x.iter().zip(y).take_while(|(p, q)| p == q).count()).collect()
+}
+
+/// The paged checks for one model and precision: `prompts` (3 or more) with `n` new tokens.
+pub fn paged_checks(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>], n: usize) -> Vec<Result<CheckResult>> {
+    let mut out = Vec::new();
+    let label = format!("{name} {} paged", p.label());
+    let vocab = w.config.vocab_size;
+    let q = match quantize_rtn(w, p) {
+        Ok(q) => q,
+        Err(e) => return vec![Err(e)],
+    };
+    let kvb = if p == WeightFormat::F32 { 4 } else { 2 };
+    let num_blocks = 1024;
+    let o = CudaPagedOptions {
+        precision: p,
+        kv_cache_bytes: (block_bytes(&w.config, kvb) * num_blocks) as u64,
+        max_num_seqs: 64,
+        max_num_batched_tokens: 256,
+        device: 0,
+    };
+    let mut b = match CudaPagedBackend::new(w, q.as_ref(), &o) {
+        Ok(b) => b,
+        Err(e) => return vec![Err(e)],
+    };
+    let mut perm: Vec<i32> = (0..num_blocks as i32).collect();
+    let mut rng = SplitMix64(5);
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let greedy = TokenSampling::GREEDY;
+    let sampled = TokenSampling { temperature: 0.8, top_k: 40, top_p: 0.9, seed: 42 };
+    let reqs = |ps: &[Vec<u32>], s: TokenSampling| -> Vec<Req> {
+        ps.iter().map(|x| Req { prompt: x.clone(), sample: s }).collect()
+    };
+    let want = match static_greedy(w, p, prompts, n) {
+        Ok(v) => v,
+        Err(e) => return vec![Err(e)],
+    };
+    // 1) alone, one-shot prefill
+    let alone: Result<Vec<RunOut>> =
+        prompts.iter().map(|x| run_paged(&mut b, &reqs(std::slice::from_ref(x), greedy), n, 4096, &perm)).collect();
+    let alone = match alone {
+        Ok(a) => a,
+        Err(e) => return vec![Err(e)],
+    };
+    let alone_tok: Vec<Vec<u32>> = alone.iter().map(|r| r.tokens[0].clone()).collect();
+    out.push(Ok(CheckResult {
+        name: format!("{label}: greedy alone == static engine ({} × {n})", prompts.len()),
+        pass: alone_tok == want,
+        detail: format!("identical prefix lengths {:?}", first_diff(&alone_tok, &want)),
+    }));
+    // 2) chunked prefill, alone
+    let chunked: Result<Vec<Vec<u32>>> = prompts
+        .iter()
+        .map(|x| Ok(run_paged(&mut b, &reqs(std::slice::from_ref(x), greedy), n, 5, &perm[37..])?.tokens.remove(0)))
+        .collect();
+    out.push(chunked.map(|c| CheckResult {
+        name: format!("{label}: prefill in chunks of 5 == one-shot"),
+        pass: c == alone_tok,
+        detail: format!("identical prefix lengths {:?}", first_diff(&c, &alone_tok)),
+    }));
+    // 3) among others: 64 sequences, the test prompts at 0, 31, 63 (and a sampled one at 10)
+    let sampled_alone = run_paged(&mut b, &reqs(&prompts[..1], sampled), n, 4096, &perm[100..]);
+    let others = seeded_prompts(&(0..64).map(|i| 1 + (i * 7) % 47).collect::<Vec<_>>(), vocab, 9);
+    let mut all: Vec<Req> = others.iter().map(|x| Req { prompt: x.clone(), sample: greedy }).collect();
+    let at = [0usize, 31, 63];
+    for (k, &i) in at.iter().enumerate().take(prompts.len()) {
+        all[i].prompt = prompts[k].clone();
+    }
+    all[10] = Req { prompt: prompts[0].clone(), sample: sampled };
+    let big = run_paged(&mut b, &all, n, 16, &perm);
+    match (&big, &sampled_alone) {
+        (Ok(big), Ok(sa)) => {
+            let got: Vec<Vec<u32>> = at.iter().take(prompts.len()).map(|&i| big.tokens[i].clone()).collect();
+            out.push(Ok(CheckResult {
+                name: format!("{label}: greedy among 63 others == alone"),
+                pass: got == alone_tok,
+                detail: format!(
+                    "identical prefix lengths {:?}; 64 seqs, chunks of 16, 256-token steps",
+                    first_diff(&got, &alone_tok)
+                ),
+            }));
+            out.push(Ok(CheckResult {
+                name: format!("{label}: sampled (T 0.8, top-k 40, top-p 0.9) among 63 == alone"),
+                pass: big.tokens[10] == sa.tokens[0],
+                detail: format!(
+                    "identical prefix {} of {n}; distinct tokens {}",
+                    first_diff(&big.tokens[10..11], &sa.tokens[..1])[0],
+                    sa.tokens[0].iter().collect::<std::collections::HashSet<_>>().len()
+                ),
+            }));
+        }
+        (Err(e), _) | (_, Err(e)) => out.push(Err(crate::error::Error::Gpu(e.to_string()))),
+    }
+    // 4) logits vs the CPU reference, alone and among others
+    let lg = || -> Result<CheckResult> {
+        let r = reference_weights(w, p)?;
+        let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
+        let mut cpu = CpuBackend::new(Arc::new(r), 1, max_seq)?;
+        let mut worst = 0f32;
+        for (k, pr) in prompts.iter().enumerate() {
+            let refl = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
+            for (a, b) in alone[k].logits[0].iter().zip(&refl) {
+                worst = worst.max(max_rel(a, b));
+            }
+            if let Ok(big) = &big {
+                let i = at[k];
+                let refb = cpu_logits(&mut cpu, pr, &big.tokens[i])?;
+                for (a, b) in big.logits[i].iter().zip(&refb) {
+                    worst = worst.max(max_rel(a, b));
+                }
+            }
+        }
+        let tol = rel_tol(p);
+        Ok(CheckResult {
+            name: format!("{label}: logits vs CPU (alone and among 63)"),
+            pass: worst <= tol,
+            detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"),
+        })
+    };
+    out.push(lg());
+    out
+}
