@@ -119,7 +119,13 @@ fn first_diff(a: &[Vec<u32>], b: &[Vec<u32>]) -> Vec<usize> {
 }
 
 /// The paged checks for one model and precision: `prompts` (3 or more) with `n` new tokens.
-pub fn paged_checks(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>], n: usize) -> Vec<Result<CheckResult>> {
+pub fn paged_checks(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Vec<Result<CheckResult>> {
     let mut out = Vec::new();
     let label = format!("{name} {} paged", p.label());
     let vocab = w.config.vocab_size;
@@ -136,6 +142,12 @@ pub fn paged_checks(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Ve
         max_num_batched_tokens: 256,
         device: 0,
     };
+    if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
+        // Fill the kernel cache for both engines (each constructor stops after compiling).
+        let _ = CudaBackend::new(w, CudaOptions::new(p, 1, 64));
+        let _ = CudaPagedBackend::new(w, q.as_ref(), &o);
+        return vec![Err(crate::error::Error::Gpu(format!("{label}: TRTFORGE_CUDA_PRECOMPILE: kernels cached")))];
+    }
     let mut b = match CudaPagedBackend::new(w, q.as_ref(), &o) {
         Ok(b) => b,
         Err(e) => return vec![Err(e)],
