@@ -515,7 +515,10 @@ fn tiny_model_batch_invariance_and_soak_with_cancellations() {
 fn bench_serve_against_a_running_server() {
     let _g = serial();
     let Some(texts) = model_file("shakespeare") else { return };
-    let srv = Server::start(&tiny(), &["--kv-cache-memory", "4MiB", "--served-model-name", "tiny"]);
+    // --tokenizer (here the model's own tokenizer.json) replaces the model's tokenizer.
+    let tok = fixture("tiny_llama/tokenizer.json").to_str().unwrap().to_string();
+    let srv =
+        Server::start(&tiny(), &["--kv-cache-memory", "4MiB", "--served-model-name", "tiny", "--tokenizer", &tok]);
     let out = tempfile::tempdir().unwrap();
     let res = Command::new(env!("CARGO_BIN_EXE_trtforge"))
         .args(["bench", "serve", "--url", &srv.url(), "--num-prompts", "24", "--request-rates", "30,inf"])
@@ -553,13 +556,23 @@ fn bad_serve_options_are_clear_errors() {
         assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
     };
     let t = tiny();
-    fails(&["--model", &t, "--backend", "cuda", "--port", "0"], "no paged KV cache");
-    fails(&["--model", &t, "--backend", "ort", "--port", "0"], "serve with --backend cpu");
+    fails(&["--model", &t, "--backend", "ort", "--port", "0"], "serve with --backend cpu or cuda");
+    if trtforge::backend::cuda::gpu::probe().is_err() {
+        // No GPU here: a clear error, no panic (on a GPU machine this would serve).
+        fails(&["--model", &t, "--backend", "cuda", "--port", "0"], "GPU");
+    }
+    // A tokenizer for a model without one must fit its vocabulary (preset:tiny has 256 ids).
+    let spm = fixture("llama_spm_vocab/ggml-vocab-llama-spm.gguf").to_str().unwrap().to_string();
+    fails(&["--model", "preset:tiny", "--tokenizer", &spm, "--port", "0"], "more than the model's vocabulary of 256");
+    fails(
+        &["--model", "preset:tiny", "--tokenizer", "/nonexistent/tok.json", "--port", "0"],
+        "cannot read the tokenizer",
+    );
     fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
     fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
     fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
     fails(&["--model", "/nonexistent/model.gguf", "--port", "0"], "/nonexistent/model.gguf");
-    fails(&["--model", "preset:tiny", "--port", "0"], "no tokenizer");
+    fails(&["--model", "preset:tiny", "--port", "0"], "--tokenizer FILE");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     fails(&["--model", &t, "--port", &port], "cannot listen");

@@ -262,6 +262,12 @@ impl CudaBackend {
         // Kernels are specialized on the cache length: round it up so that engines of nearby sizes
         // share one compiled (and cached) module.
         let seq_cap = opts.max_seq.next_multiple_of(256).min(cfg.max_position_embeddings).max(opts.max_seq);
+        // TRTFORGE_KV=paged: the static engine on the paged kernels with identity block tables (slot
+        // s owns blocks s·B .. s·B + B - 1), to measure what the table costs the static path.
+        let identity = opts.paged_blocks.is_none() && std::env::var("TRTFORGE_KV").as_deref() == Ok("paged");
+        if identity {
+            opts.paged_blocks = Some(opts.max_batch * seq_cap.div_ceil(paged::BLOCK));
+        }
         let spec = KernelSpec {
             config: cfg.clone(),
             max_seq: seq_cap,
@@ -382,7 +388,13 @@ impl CudaBackend {
         let tables = match opts.paged_blocks {
             Some(nb) => {
                 // Every entry starts at the dummy block: stray reads stay inside the pool.
-                let t = gpu.upload(&vec![nb as i32; slots * tbl_stride])?;
+                let mut init = vec![nb as i32; slots * tbl_stride];
+                if identity {
+                    for (i, e) in init[..opts.max_batch * tbl_stride].iter_mut().enumerate() {
+                        *e = i as i32;
+                    }
+                }
+                let t = gpu.upload(&init)?;
                 let p = gpu.alloc(layout.max_seqs * 8 * 4)?;
                 gpu.set_const_u64("c_tables", t.ptr())?;
                 gpu.set_const_i32("c_tbl_stride", tbl_stride as i32)?;
