@@ -164,6 +164,9 @@ pub struct CudaBackend {
     profile: Option<Vec<(String, f64)>>,
     /// (slot, start, row0, n) of each sequence of the pass being run.
     pass_seqs: Vec<(usize, usize, usize, usize)>,
+    /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
+    /// that mix decodes with prefill chunks put the decodes first); 0 otherwise.
+    lead_decode: usize,
 }
 
 fn step_label(s: &Step) -> String {
@@ -476,6 +479,7 @@ impl CudaBackend {
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
+            lead_decode: 0,
         })
     }
 
@@ -554,7 +558,7 @@ impl CudaBackend {
         let act = if self.spec.act_f32 { 4 } else { 2 };
         let (mut tok, mut pos, mut slot) =
             (self.meta_ptr(l.tokens()), self.meta_ptr(l.row_pos()), self.meta_ptr(l.row_slot()));
-        let (mut out_rows, mut s_slot, mut s_start, mut s_row0, mut s_n) = (
+        let (mut out_rows, s_slot, s_start, s_row0, s_n) = (
             self.meta_ptr(l.out_rows()),
             self.meta_ptr(l.seq_slot()),
             self.meta_ptr(l.seq_start()),
@@ -614,18 +618,27 @@ impl CudaBackend {
                 }
                 Step::Attention { layer } => {
                     let (mut kc, mut vc) = self.layer_cache(layer);
-                    if decode {
+                    // Rows 0..lead are one-token pieces (all rows of a decode pass; the leading
+                    // decodes of a mixed paged step) and run the decode attention.
+                    let lead = if decode {
+                        rows
+                    } else if tc_attn {
+                        0
+                    } else {
+                        self.lead_decode.min(nseq)
+                    };
+                    if lead > 0 {
                         // Splits per (sequence, kv head): about two blocks per SM in all, at most
                         // one per cache chunk (and 64, the combine's bound); fixed per bucket, so a
                         // captured graph stays valid as the sequences grow.
-                        let want = (2 * self.gpu.sms as usize).div_ceil(rows * c.num_key_value_heads);
+                        let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut ns = want.clamp(1, self.spec.nsplit().min(64)) as i32;
                         let kname = self.attn_kernel;
                         let v1 = kname == "attn_decode_v1";
                         if v1 {
                             ns = self.spec.nsplit() as i32;
                         }
-                        let grid = (ns as u32, c.num_key_value_heads as u32, rows as u32);
+                        let grid = (ns as u32, c.num_key_value_heads as u32, lead as u32);
                         // SAFETY: q/xact have rows × q_dim; part/counters are sized for max_seqs rows;
                         // positions < max_seq index this layer's cache.
                         unsafe {
@@ -647,10 +660,15 @@ impl CudaBackend {
                                 )?
                             }
                         };
-                    } else if tc_attn {
+                    }
+                    if !decode && tc_attn {
                         self.tc_attention(layer)?;
-                    } else {
-                        let grid = (max_n.div_ceil(kernels::PF_Q) as u32, c.num_attention_heads as u32, nseq as u32);
+                    } else if !decode && lead < nseq {
+                        let grid =
+                            (max_n.div_ceil(kernels::PF_Q) as u32, c.num_attention_heads as u32, (nseq - lead) as u32);
+                        let at = 4 * lead as u64;
+                        let (mut s_slot, mut s_start, mut s_row0, mut s_n) =
+                            (s_slot + at, s_start + at, s_row0 + at, s_n + at);
                         // SAFETY: the seq_* arrays describe nseq pieces whose rows lie in 0..rows.
                         unsafe {
                             self.gpu.launch(

@@ -218,6 +218,30 @@ impl PagedBackend for CudaPagedBackend {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
+        if seqs.iter().all(|s| s.tokens.len() == 1) || seqs.iter().all(|s| s.tokens.len() > 1) {
+            return self.step_ordered(seqs);
+        }
+        // Mixed step: one-token pieces first, so that they run the decode attention (rows
+        // 0..lead of the pass) and only the prefill chunks the tiled prefill kernel; the sampled
+        // tokens go back in the caller's order.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].tokens.len() != 1);
+        let sorted: Vec<PagedSeq> = order.iter().map(|&i| seqs[i]).collect();
+        let ids = self.step_ordered(&sorted)?;
+        let mut by_seq: Vec<Option<u32>> = vec![None; seqs.len()];
+        let mut it = ids.into_iter();
+        for &i in &order {
+            if seqs[i].sample.is_some() {
+                by_seq[i] = it.next();
+            }
+        }
+        Ok(by_seq.into_iter().flatten().collect())
+    }
+}
+
+impl CudaPagedBackend {
+    /// One step in the given order (table row i = sequence i).
+    fn step_ordered(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         if seqs.len() > self.eng.opts.max_batch {
             return Err(Error::Invalid(format!(
                 "paged step of {} sequences; this engine runs at most {} per step",
@@ -260,7 +284,10 @@ impl PagedBackend for CudaPagedBackend {
             me.eng.put_meta(&m)?;
             me.eng.set_pass_seqs(&m);
             let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
-            me.eng.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
+            me.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
+            let r = me.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
+            me.eng.lead_decode = 0;
+            r?;
             if nsel > 0 {
                 me.capture(nsel)?;
                 me.argmax(nsel)?;
