@@ -227,15 +227,32 @@ impl PagedBackend for CudaPagedBackend {
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| seqs[i].tokens.len() != 1);
         let sorted: Vec<PagedSeq> = order.iter().map(|&i| seqs[i]).collect();
+        let captured = self.capture_logits.as_ref().map_or(0, |c| c.len());
         let ids = self.step_ordered(&sorted)?;
-        let mut by_seq: Vec<Option<u32>> = vec![None; seqs.len()];
-        let mut it = ids.into_iter();
-        for &i in &order {
-            if seqs[i].sample.is_some() {
-                by_seq[i] = it.next();
+        // Sampled sequences in the order they ran -> their rank among the caller's sampled ones.
+        let rank: Vec<usize> = {
+            let mut r = vec![0; seqs.len()];
+            let mut k = 0;
+            for (i, s) in seqs.iter().enumerate() {
+                if s.sample.is_some() {
+                    r[i] = k;
+                    k += 1;
+                }
+            }
+            order.iter().filter(|&&i| seqs[i].sample.is_some()).map(|&i| r[i]).collect()
+        };
+        let mut out = vec![0u32; ids.len()];
+        for (j, &id) in ids.iter().enumerate() {
+            out[rank[j]] = id;
+        }
+        if let Some(c) = self.capture_logits.as_mut() {
+            let v = self.eng.cfg.vocab_size;
+            let ran = c[captured..].to_vec();
+            for (j, &r) in rank.iter().enumerate() {
+                c[captured + r * v..captured + (r + 1) * v].copy_from_slice(&ran[j * v..(j + 1) * v]);
             }
         }
-        Ok(by_seq.into_iter().flatten().collect())
+        Ok(out)
     }
 }
 
