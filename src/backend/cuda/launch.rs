@@ -16,10 +16,15 @@
 //! is built (`backend::check_chunks`, `sched::PassMeta`), and each SAFETY note names the invariant.
 //!
 //! Adding a kernel: write its `extern "C" __global__` in kernels.cu (and its name in
-//! `KernelSpec::kernel_names`), then one method here that takes `View`s plus sizes, calls
+//! `KernelSpec::kernel_names`), then one method on [`Kernels`] that takes `View`s plus sizes, calls
 //! [`need`] for every buffer with the element count the kernel touches, computes grid/block, and
-//! launches through `launch_raw` with a SAFETY note. Mid-buffer pointers (a layer of the KV cache,
-//! a field of the metadata block) are `View::slice`s, never `u64` arithmetic.
+//! makes one `unsafe { self.gpu.launch(..) }` with a `// SAFETY:` note (the `args!` macro builds the
+//! argument array in parameter order). Mid-buffer pointers (a layer of the KV cache, a field of the
+//! metadata block) are [`View::slice`]s, never `u64` arithmetic. tests/layering.rs keeps `unsafe`,
+//! `.ptr()` and `c_void` out of every other file of `cuda/` but gpu.rs.
+//!
+//! Shapes in the wrappers' docs use the kernels' names: rows = T (tokens of the pass), `act` =
+//! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu};
 use super::kernels::{
     gemv_name, tc_name, KernelSpec, Role, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PF_Q, SAMPLE_THREADS,
