@@ -868,6 +868,7 @@ impl<'a> Kernels<'a> {
 
     /// cuBLAS: c (rows, n) f32 = a (rows, k) · w (n, k)ᵀ + beta · c, row-major, f32 accumulation.
     /// `w` and `a` are f16 or f32 (their views' types).
+    #[allow(clippy::too_many_arguments)]
     pub fn gemm(&self, rows: usize, n: usize, k: usize, w: View, a: View, c: View, beta: f32) -> Result<()> {
         let (wt, at) = (w.dtype.gemm()?, a.dtype.gemm()?);
         need("GEMM weights", &w, w.dtype, n * k)?;
