@@ -162,8 +162,17 @@ pub struct Compiled {
 /// Compiles `src` with NVRTC straight to a CUBIN for `arch` (no driver JIT at load), or returns
 /// the one cached on disk under a hash of the source, architecture and NVRTC version.
 pub fn compile_cached(src: &str, arch: &str, dir: &Path) -> Result<Compiled> {
+    // TRTFORGE_CUDA_PRECOMPILE comes here without `probe`: cudarc panics on a missing library.
+    // SAFETY: only tries to dlopen the library by its usual names.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::Gpu(
+            "libnvrtc.so (CUDA 13 NVRTC) could not be loaded; add its folder (e.g. /usr/local/cuda/lib64) \
+             to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
     let mut nv = (0, 0);
-    // SAFETY: nvrtcVersion writes two ints; the library was probed before.
+    // SAFETY: nvrtcVersion writes two ints; the library was found above.
     unsafe {
         let _ = cudarc::nvrtc::sys::nvrtcVersion(&mut nv.0, &mut nv.1);
     }
@@ -262,10 +271,12 @@ impl Gpu {
     }
 
     /// Sets an `int` `__constant__` of the module (before any kernel that reads it runs).
-    /// Sets a `__constant__` 64-bit value (a device pointer) of the module.
-    pub fn set_const_u64(&self, name: &str, v: u64) -> Result<()> {
+    /// Sets a `__constant__` pointer of the module to the address of `buf`.
+    pub fn set_const_ptr(&self, name: &str, buf: &DevBuf) -> Result<()> {
         let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
-        self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
+        self.stream
+            .memcpy_htod(&buf.ptr().to_le_bytes(), &mut g)
+            .map_err(|e| gpu_err(&format!("setting {name}"), e))?;
         self.sync()
     }
 
@@ -569,6 +580,29 @@ impl GpuTimer {
         self.b.record(&self.stream).map_err(|e| gpu_err("event record", e))?;
         self.b.synchronize().map_err(|e| gpu_err("event sync", e))?;
         Ok(self.a.elapsed_ms(&self.b).map_err(|e| gpu_err("event elapsed", e))? as f64)
+    }
+}
+
+/// Moves a CUDA engine to another thread (the serve engine thread). The engine's driver objects
+/// (context, stream, cuBLAS handle, captured graphs) belong to its context, not to a thread; what
+/// CUDA requires is that one thread at a time uses them, with the context bound — which owning the
+/// value guarantees, and every engine entry point binds the context first (`Gpu::bind`).
+pub struct Owned<T>(pub T);
+
+// SAFETY: see the type's doc: exclusive ownership means one user thread at a time, and the
+// engine binds its context to the calling thread before any CUDA call.
+unsafe impl<T> Send for Owned<T> {}
+
+impl<T> std::ops::Deref for Owned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Owned<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
     }
 }
 

@@ -21,7 +21,6 @@ use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
 use crate::quant::{QuantizedModel, WeightFormat};
-use std::ffi::c_void;
 
 /// Positions per KV block (the kernels' `KV_BLOCK`).
 pub const BLOCK: usize = BLOCK_SIZE;
@@ -49,7 +48,7 @@ pub fn kv_elem_bytes(precision: WeightFormat) -> usize {
 }
 
 pub struct CudaPagedBackend {
-    eng: CudaBackend,
+    eng: super::gpu::Owned<CudaBackend>,
     num_blocks: usize,
     max_len: usize,
     /// Host image of the block tables: (max_num_seqs, tbl_stride).
@@ -59,11 +58,6 @@ pub struct CudaPagedBackend {
     /// When set, every step appends the logits of its sampled rows here (checks only).
     pub capture_logits: Option<Vec<f32>>,
 }
-
-// SAFETY: the engine is used by one thread at a time (the serve engine thread owns it); every
-// entry point binds the CUDA context to the calling thread before touching the device, and no
-// device pointer or host buffer is shared outside the struct.
-unsafe impl Send for CudaPagedBackend {}
 
 impl CudaPagedBackend {
     /// Uploads `w` (quantized roles from `q`'s stored codes, as [`CudaBackend::with_quantized`])
@@ -90,7 +84,7 @@ impl CudaPagedBackend {
         opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
         opts.paged_blocks = Some(num_blocks);
         opts.device = o.device;
-        let eng = CudaBackend::with_quantized(w, q, opts)?;
+        let eng = super::gpu::Owned(CudaBackend::with_quantized(w, q, opts)?);
         let stride = eng.tbl_stride;
         Ok(CudaPagedBackend {
             tables: vec![num_blocks as i32; o.max_num_seqs * stride],
@@ -146,35 +140,12 @@ impl CudaPagedBackend {
         }
         let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
         self.eng.gpu.htod(pbuf, 0, &self.params)?;
-        let (mut logits, mut next, mut params) = (self.eng.s.logits.ptr(), self.eng.s.next.ptr(), pbuf.ptr());
-        // SAFETY: logits holds want.len() rows of vocab, next and params at least as many rows.
-        unsafe {
-            self.eng.gpu.launch(
-                "sample_rows",
-                (want.len() as u32, 1, 1),
-                super::kernels::SAMPLE_THREADS,
-                0,
-                &mut [
-                    &mut logits as *mut _ as *mut c_void,
-                    &mut next as *mut _ as *mut c_void,
-                    &mut params as *mut _ as *mut c_void,
-                ],
-            )
-        }
+        let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
+        self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())
     }
 
     fn argmax(&mut self, rows: usize) -> Result<()> {
-        let (mut logits, mut next) = (self.eng.s.logits.ptr(), self.eng.s.next.ptr());
-        // SAFETY: logits holds rows × vocab, next >= rows entries.
-        unsafe {
-            self.eng.gpu.launch(
-                "argmax_rows",
-                (rows as u32, 1, 1),
-                1024,
-                0,
-                &mut [&mut logits as *mut _ as *mut c_void, &mut next as *mut _ as *mut c_void],
-            )
-        }
+        self.eng.kern().argmax_rows(self.eng.s.logits.f32(), self.eng.s.next.i32(), rows)
     }
 
     fn capture(&mut self, rows: usize) -> Result<()> {
