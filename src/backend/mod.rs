@@ -179,6 +179,34 @@ pub fn open_engine_dir(
     }
 }
 
+/// Opens a paged backend of `kind`. `quantized`: an engine dir's stored codes and scales, which
+/// the CUDA engine runs as they are (the CPU reference runs `weights`, their dequantization).
+pub fn open_paged(
+    kind: BackendKind,
+    weights: std::sync::Arc<crate::model::ModelWeights>,
+    quantized: Option<&crate::quant::QuantizedModel>,
+    o: &paged::PagedOptions,
+) -> Result<Box<dyn paged::PagedBackend>> {
+    paged::check_backend(kind)?;
+    match kind {
+        BackendKind::Cuda => {
+            // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
+            if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
+                cuda::gpu::probe()?;
+            }
+            let co = cuda::paged::CudaPagedOptions {
+                precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
+                kv_cache_bytes: o.kv_cache_bytes,
+                max_num_seqs: o.max_num_seqs,
+                max_num_batched_tokens: o.max_num_batched_tokens,
+                device: 0,
+            };
+            Ok(Box::new(cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
+        }
+        _ => Ok(Box::new(paged::CpuPagedBackend::new(weights, o.kv_cache_bytes)?)),
+    }
+}
+
 /// Checks a batch against the backend's limits before any work is done.
 pub fn check_chunks(b: &dyn Backend, chunks: &[SeqChunk]) -> Result<()> {
     use crate::error::Error;

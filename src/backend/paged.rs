@@ -103,34 +103,6 @@ pub struct PagedOptions {
     pub precision: Option<crate::quant::WeightFormat>,
 }
 
-/// Opens a paged backend of `kind`. `quantized`: an engine dir's stored codes and scales, which
-/// the CUDA engine runs as they are (the CPU reference runs `weights`, their dequantization).
-pub fn open(
-    kind: super::BackendKind,
-    weights: Arc<ModelWeights>,
-    quantized: Option<&crate::quant::QuantizedModel>,
-    o: &PagedOptions,
-) -> Result<Box<dyn PagedBackend>> {
-    check_backend(kind)?;
-    match kind {
-        super::BackendKind::Cuda => {
-            // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
-            if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
-                super::cuda::gpu::probe()?;
-            }
-            let co = super::cuda::paged::CudaPagedOptions {
-                precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
-                kv_cache_bytes: o.kv_cache_bytes,
-                max_num_seqs: o.max_num_seqs,
-                max_num_batched_tokens: o.max_num_batched_tokens,
-                device: 0,
-            };
-            Ok(Box::new(super::cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
-        }
-        _ => Ok(Box::new(CpuPagedBackend::new(weights, o.kv_cache_bytes)?)),
-    }
-}
-
 /// Bytes one block takes across all layers' K and V pools.
 pub fn block_bytes(c: &LlamaConfig, dtype_bytes: usize) -> usize {
     2 * c.num_hidden_layers * BLOCK_SIZE * c.kv_dim() * dtype_bytes

@@ -43,8 +43,14 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         engine_ctx: a.engine_ctx,
         paged_only: a.paged,
     };
-    let results =
-        run_checks(&set, &mut |r| println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail))?;
+    let mut report = |r: &crate::eval::cuda_check::CheckResult| {
+        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
+    };
+    let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
+    if set.engine_dirs.is_empty() {
+        // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.
+        results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
+    }
     let failed = results.iter().filter(|r| !r.pass).count();
     println!("{} passed, {failed} failed", results.len() - failed);
     if failed > 0 {

@@ -278,8 +278,8 @@ pub struct CheckSet {
     /// Only check these engine directories ([`engine_dir_checks`], windows of `engine_ctx` tokens).
     pub engine_dirs: Vec<PathBuf>,
     pub engine_ctx: usize,
-    /// Only the paged-KV checks (`cuda_paged_check`): tiny models, and the TinyLlama shape with
-    /// `tinyllama`.
+    /// Only the paged-KV checks (`cuda_paged_check::run_paged_checks`, which `trtforge cuda-check`
+    /// runs after these): also preset:tiny int4, and the TinyLlama shape with `tinyllama`.
     pub paged_only: bool,
 }
 
@@ -306,27 +306,6 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
     let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);
-    // Paged KV cache (serve): against the static engine and the CPU.
-    for p in [F32, F16] {
-        for r in super::cuda_paged_check::paged_checks("tiny_llama", w, p, &ps, 24) {
-            add(r);
-        }
-    }
-    if set.paged_only {
-        let pt = load("preset:tiny")?;
-        let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
-        for r in super::cuda_paged_check::paged_checks("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 16) {
-            add(r);
-        }
-        if set.tinyllama {
-            let tl = load("preset:tinyllama-1.1b")?;
-            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
-            for r in super::cuda_paged_check::paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
-                add(r);
-            }
-        }
-        return Ok(results);
-    }
     for p in [F32, F16, I8] {
         add(logits_check("tiny_llama", w, p, &ps));
     }

@@ -9,7 +9,7 @@
 //!   sampled sequence the same sampled tokens, as alone;
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
-use super::cuda_check::{max_rel, reference_weights, rel_tol, CheckResult};
+use super::cuda_check::{max_rel, reference_weights, rel_tol, CheckResult, CheckSet};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::paged::{CudaPagedBackend, CudaPagedOptions};
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
@@ -250,4 +250,41 @@ pub fn paged_checks(
     };
     out.push(lg());
     out
+}
+
+/// The paged checks of `trtforge cuda-check`: the tiny fixture in fp32 and fp16; with
+/// `set.paged_only` also preset:tiny int4 g32 and, with `set.tinyllama`, the TinyLlama shape (fp16).
+pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Result<Vec<CheckResult>> {
+    use crate::model::load::load;
+    use WeightFormat::*;
+    let mut results: Vec<CheckResult> = vec![];
+    let mut add = |r: Result<CheckResult>| {
+        let r = r.unwrap_or_else(|e| CheckResult { name: "error".into(), pass: false, detail: e.to_string() });
+        report(&r);
+        results.push(r);
+    };
+    let tiny_path =
+        set.tiny.to_str().ok_or_else(|| crate::error::Error::Invalid(format!("{:?} is not UTF-8", set.tiny)))?;
+    let tiny = load(tiny_path)?;
+    let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
+    for p in [F32, F16] {
+        for r in paged_checks("tiny_llama", &tiny.weights, p, &ps, 24) {
+            add(r);
+        }
+    }
+    if set.paged_only {
+        let pt = load("preset:tiny")?;
+        let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
+        for r in paged_checks("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 16) {
+            add(r);
+        }
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
+            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
+                add(r);
+            }
+        }
+    }
+    Ok(results)
 }

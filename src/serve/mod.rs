@@ -170,7 +170,8 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         max_num_batched_tokens: o.max_num_batched_tokens,
         precision,
     };
-    let backend: Box<dyn PagedBackend> = paged::open(o.backend, Arc::new(weights), quantized.as_ref(), &po)?;
+    let backend: Box<dyn PagedBackend> =
+        crate::backend::open_paged(o.backend, Arc::new(weights), quantized.as_ref(), &po)?;
     let max_model_len = o.max_model_len.unwrap_or(usize::MAX).min(backend.max_model_len());
     let num_blocks = backend.num_blocks();
     let mut stop_ids = tokenizer.eos_ids();
