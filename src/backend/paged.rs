@@ -77,6 +77,11 @@ pub trait PagedBackend: Send {
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>>;
     /// Bytes of the K and V pools together.
     fn kv_cache_bytes(&self) -> u64;
+    /// Where the time of the steps since the last call went (TRTFORGE_SERVE_PROFILE), if the
+    /// backend keeps track; resets its counters.
+    fn take_profile(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Whether `kind` has a paged-KV implementation here; the error says what to use instead.

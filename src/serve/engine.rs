@@ -116,6 +116,7 @@ impl Engine {
             active: HashMap::new(),
             metrics: metrics.clone(),
             drain_deadline: None,
+            profile: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepProfile::new()),
         };
         let alive2 = alive.clone();
         std::thread::Builder::new().name("trtforge-engine".into()).spawn(move || {
@@ -163,6 +164,34 @@ impl Engine {
     /// Stops queued requests now; running ones may finish until `grace` has passed.
     pub fn drain(&self, grace: Duration) {
         self.send(Command::Drain(Instant::now() + grace));
+    }
+}
+
+/// Where the engine thread's time goes (TRTFORGE_SERVE_PROFILE=1 prints it every 2 s).
+struct StepProfile {
+    since: Instant,
+    steps: u64,
+    seqs: u64,
+    tokens: u64,
+    busy: f64,
+    schedule: f64,
+    backend: f64,
+    /// schedule + backend of the steps so far (the rest of step() is `after`).
+    pre_after: f64,
+}
+
+impl StepProfile {
+    fn new() -> Self {
+        StepProfile {
+            since: Instant::now(),
+            steps: 0,
+            seqs: 0,
+            tokens: 0,
+            busy: 0.0,
+            schedule: 0.0,
+            backend: 0.0,
+            pre_after: 0.0,
+        }
     }
 }
 
@@ -222,6 +251,8 @@ struct Worker {
     active: HashMap<SeqId, Active>,
     metrics: Arc<Metrics>,
     drain_deadline: Option<Instant>,
+    /// TRTFORGE_SERVE_PROFILE: per-step timing printed every 2 s.
+    profile: Option<StepProfile>,
 }
 
 impl Worker {
@@ -332,6 +363,38 @@ impl Worker {
     }
 
     fn step(&mut self) {
+        let t0 = Instant::now();
+        let ran = self.step_inner();
+        if let Some(p) = self.profile.as_mut() {
+            if ran {
+                p.steps += 1;
+                p.busy += t0.elapsed().as_secs_f64();
+            }
+            if p.since.elapsed() >= Duration::from_secs(2) {
+                let per = |s: f64| s * 1e6 / p.steps.max(1) as f64;
+                let wall = p.since.elapsed().as_secs_f64();
+                eprintln!(
+                    "profile: {} steps in {wall:.2} s ({:.0} µs/step), {:.1} seqs and {:.1} tokens a step; per step: schedule {:.0} µs, backend {:.0} µs, after {:.0} µs, outside steps (idle, commands, metrics) {:.0} µs",
+                    p.steps,
+                    per(wall),
+                    p.seqs as f64 / p.steps.max(1) as f64,
+                    p.tokens as f64 / p.steps.max(1) as f64,
+                    per(p.schedule),
+                    per(p.backend),
+                    per(p.busy - p.pre_after),
+                    per(wall - p.busy),
+                );
+                if let Some(b) = self.backend.take_profile() {
+                    eprintln!("profile: {b}");
+                }
+                *p = StepProfile::new();
+            }
+        }
+    }
+
+    /// One step; false when there was nothing to run.
+    fn step_inner(&mut self) -> bool {
+        let t0 = Instant::now();
         // Requests whose client went away are dropped before they cost another step.
         let gone: Vec<SeqId> = self.active.iter().filter(|(_, a)| a.out.is_closed()).map(|(id, _)| *id).collect();
         for id in gone {
@@ -341,12 +404,23 @@ impl Worker {
         }
         let plan = self.sched.schedule();
         if plan.is_empty() {
-            return;
+            return false;
         }
+        let t1 = Instant::now();
         let result = {
             let seqs = self.sched.paged_seqs(&plan);
             self.backend.step(&seqs)
         };
+        let t2 = Instant::now();
+        if let Some(p) = self.profile.as_mut() {
+            p.schedule += (t1 - t0).as_secs_f64();
+            p.backend += (t2 - t1).as_secs_f64();
+            p.seqs += plan.entries.len() as u64;
+            p.tokens += plan.num_tokens() as u64;
+        }
+        if let Some(p) = self.profile.as_mut() {
+            p.pre_after += (t2 - t0).as_secs_f64();
+        }
         let sampled = match result {
             Ok(s) => s,
             Err(e) => {
@@ -359,7 +433,7 @@ impl Worker {
                         self.lock_metrics().count_request("error");
                     }
                 }
-                return;
+                return true;
             }
         };
         let events = self.sched.update(&plan, &sampled);
@@ -431,9 +505,10 @@ impl Worker {
         m.steps += 1;
         m.generation_tokens += new_tokens;
         m.record_step_tokens(now, new_tokens);
+
+        true
     }
 
-    /// Copies the scheduler's gauges into the metrics.
     fn publish(&self) {
         let c = self.sched.counters;
         let bm = self.sched.blocks();

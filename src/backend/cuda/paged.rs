@@ -57,6 +57,9 @@ pub struct CudaPagedBackend {
     ids: Vec<i32>,
     /// When set, every step appends the logits of its sampled rows here (checks only).
     pub capture_logits: Option<Vec<f32>>,
+    /// (steps, host seconds until the step is queued, seconds waiting for its tokens), for
+    /// `take_profile`.
+    prof: (u64, f64, f64),
 }
 
 impl CudaPagedBackend {
@@ -91,6 +94,7 @@ impl CudaPagedBackend {
             params: Vec::new(),
             ids: Vec::new(),
             capture_logits: None,
+            prof: (0, 0.0, 0.0),
             eng,
             num_blocks,
             max_len,
@@ -179,6 +183,15 @@ impl PagedBackend for CudaPagedBackend {
     fn max_model_len(&self) -> usize {
         self.max_len
     }
+    fn take_profile(&mut self) -> Option<String> {
+        let (n, prep, wait) = std::mem::take(&mut self.prof);
+        let per = |s: f64| s * 1e6 / n.max(1) as f64;
+        Some(format!(
+            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step",
+            per(prep),
+            per(wait)
+        ))
+    }
     fn kv_cache_bytes(&self) -> u64 {
         crate::backend::paged::block_bytes(&self.eng.cfg, kv_elem_bytes(self.eng.opts.precision)) as u64
             * self.num_blocks as u64
@@ -245,12 +258,17 @@ impl CudaPagedBackend {
             let chunks: Vec<SeqChunk> =
                 seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
             // Replays the bucket's graph: the step, then argmax of every row into `next`.
+            let t0 = std::time::Instant::now();
             self.eng.decode_step(&chunks)?;
             self.capture(seqs.len())?;
             let want: Vec<(TokenSampling, usize)> =
                 seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
             self.sample_rest(&want)?;
+            let t1 = std::time::Instant::now();
             self.read_ids(seqs.len(), &mut out)?;
+            self.prof.0 += 1;
+            self.prof.1 += (t1 - t0).as_secs_f64();
+            self.prof.2 += t1.elapsed().as_secs_f64();
             return Ok(out);
         }
         // Prefill chunks (maybe with decodes): passes of at most max_tokens rows; logits only for
