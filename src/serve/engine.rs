@@ -370,7 +370,9 @@ impl Worker {
                 p.steps += 1;
                 p.busy += t0.elapsed().as_secs_f64();
             }
-            if p.since.elapsed() >= Duration::from_secs(2) {
+            if p.steps == 0 && p.since.elapsed() >= Duration::from_secs(2) {
+                *p = StepProfile::new(); // idle: nothing to report
+            } else if p.since.elapsed() >= Duration::from_secs(2) {
                 let per = |s: f64| s * 1e6 / p.steps.max(1) as f64;
                 let wall = p.since.elapsed().as_secs_f64();
                 eprintln!(
