@@ -77,6 +77,17 @@ pub trait PagedBackend: Send {
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>>;
     /// Bytes of the K and V pools together.
     fn kv_cache_bytes(&self) -> u64;
+    /// Starts a step: `Some(tokens)` when it ran to completion (the default: [`step`](Self::step)),
+    /// `None` when its tokens are still being computed — [`collect`](Self::collect) returns them,
+    /// and must come before any other call. This lets the caller do host work (detokenizing,
+    /// sending the previous step's tokens) while a GPU runs the step.
+    fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
+        self.step(seqs).map(Some)
+    }
+    /// The tokens of the step [`launch`](Self::launch) left in flight.
+    fn collect(&mut self) -> Result<Vec<u32>> {
+        Err(Error::Invalid("paged backend: no step in flight".into()))
+    }
     /// Where the time of the steps since the last call went (TRTFORGE_SERVE_PROFILE), if the
     /// backend keeps track; resets its counters.
     fn take_profile(&mut self) -> Option<String> {
@@ -106,6 +117,12 @@ pub struct PagedOptions {
     pub max_num_batched_tokens: usize,
     /// Weight format of the CUDA engine (the CPU reference always runs f32). `None`: fp16.
     pub precision: Option<crate::quant::WeightFormat>,
+}
+
+/// `TRTFORGE_SERVE_OVERLAP=1`: backends leave decode steps in flight (`PagedBackend::launch`) so
+/// the serve engine processes the previous step's tokens while the next one runs.
+pub fn overlap_requested() -> bool {
+    std::env::var("TRTFORGE_SERVE_OVERLAP").as_deref() == Ok("1")
 }
 
 /// Bytes one block takes across all layers' K and V pools.
@@ -208,6 +225,10 @@ struct LayerPool {
 /// The f32 CPU reference over a paged KV cache.
 pub struct CpuPagedBackend {
     w: Arc<ModelWeights>,
+    /// TRTFORGE_SERVE_OVERLAP=1: `launch` computes the step but hands its tokens out through
+    /// `collect` (how a GPU backend overlaps), so the engine's in-flight path runs on the CPU too.
+    defer: bool,
+    deferred: Option<Vec<u32>>,
     num_blocks: usize,
     max_len: usize,
     pools: Vec<LayerPool>, // (layers)
@@ -245,7 +266,8 @@ impl CpuPagedBackend {
                 rope_sin[p * half + i] = a.sin();
             }
         }
-        Ok(CpuPagedBackend { w, num_blocks, max_len, pools, rope_cos, rope_sin })
+        let defer = overlap_requested();
+        Ok(CpuPagedBackend { w, defer, deferred: None, num_blocks, max_len, pools, rope_cos, rope_sin })
     }
 }
 
@@ -264,6 +286,19 @@ impl PagedBackend for CpuPagedBackend {
     }
     fn kv_cache_bytes(&self) -> u64 {
         self.pools.iter().map(|p| (p.k.len() + p.v.len()) as u64 * 4).sum()
+    }
+
+    fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
+        let ids = self.step(seqs)?;
+        if !self.defer {
+            return Ok(Some(ids));
+        }
+        self.deferred = Some(ids);
+        Ok(None)
+    }
+
+    fn collect(&mut self) -> Result<Vec<u32>> {
+        self.deferred.take().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))
     }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {

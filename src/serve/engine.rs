@@ -117,6 +117,7 @@ impl Engine {
             metrics: metrics.clone(),
             drain_deadline: None,
             profile: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepProfile::new()),
+            inflight: None,
         };
         let alive2 = alive.clone();
         std::thread::Builder::new().name("trtforge-engine".into()).spawn(move || {
@@ -253,13 +254,15 @@ struct Worker {
     drain_deadline: Option<Instant>,
     /// TRTFORGE_SERVE_PROFILE: per-step timing printed every 2 s.
     profile: Option<StepProfile>,
+    /// The plan of the step the backend still computes (`PagedBackend::launch` returned None).
+    inflight: Option<super::scheduler::Plan>,
 }
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Command>) {
         loop {
             // Block only when idle; otherwise take what has arrived and step.
-            if !self.sched.has_work() {
+            if !self.sched.has_work() && self.inflight.is_none() {
                 match rx.recv_timeout(IDLE_POLL) {
                     Ok(c) => self.handle(c),
                     Err(RecvTimeoutError::Timeout) => {}
@@ -362,6 +365,19 @@ impl Worker {
         }
     }
 
+    /// Ends every request of a failed step with the backend's error.
+    fn fail_plan(&mut self, plan: &super::scheduler::Plan, e: &crate::error::Error) {
+        let msg = format!("the {} backend failed: {e}", self.backend.name());
+        eprintln!("error: {msg}");
+        for entry in &plan.entries {
+            self.sched.abort(entry.id);
+            if let Some(a) = self.active.remove(&entry.id) {
+                let _ = a.out.send(Output::Error(msg.clone()));
+                self.lock_metrics().count_request("error");
+            }
+        }
+    }
+
     fn step(&mut self) {
         let t0 = Instant::now();
         let ran = self.step_inner();
@@ -397,6 +413,19 @@ impl Worker {
     /// One step; false when there was nothing to run.
     fn step_inner(&mut self) -> bool {
         let t0 = Instant::now();
+        let mut events = Vec::new();
+        let mut ran = false;
+        // The step left in flight (TRTFORGE_SERVE_OVERLAP): its tokens go to the scheduler before
+        // the next step is planned. Sequences aborted meanwhile (stop string, client gone) are
+        // skipped by `update`; their blocks are not reused before this point.
+        if let Some(plan) = self.inflight.take() {
+            ran = true;
+            match self.backend.collect() {
+                Ok(sampled) => events = self.sched.update(&plan, &sampled),
+                Err(e) => self.fail_plan(&plan, &e),
+            }
+        }
+        let t1 = Instant::now();
         // Requests whose client went away are dropped before they cost another step.
         let gone: Vec<SeqId> = self.active.iter().filter(|(_, a)| a.out.is_closed()).map(|(id, _)| *id).collect();
         for id in gone {
@@ -405,40 +434,34 @@ impl Worker {
             self.lock_metrics().count_request("abort");
         }
         let plan = self.sched.schedule();
-        if plan.is_empty() {
+        let t2 = Instant::now();
+        let mut t3 = t2;
+        if !plan.is_empty() {
+            ran = true;
+            let result = {
+                let seqs = self.sched.paged_seqs(&plan);
+                self.backend.launch(&seqs)
+            };
+            t3 = Instant::now();
+            if let Some(p) = self.profile.as_mut() {
+                p.seqs += plan.entries.len() as u64;
+                p.tokens += plan.num_tokens() as u64;
+            }
+            match result {
+                // In flight: this step's tokens are processed after the next launch.
+                Ok(None) => self.inflight = Some(plan),
+                Ok(Some(sampled)) => events.extend(self.sched.update(&plan, &sampled)),
+                Err(e) => self.fail_plan(&plan, &e),
+            }
+        }
+        if let Some(p) = self.profile.as_mut() {
+            p.schedule += (t2 - t1).as_secs_f64();
+            p.backend += (t1 - t0).as_secs_f64() + (t3 - t2).as_secs_f64();
+            p.pre_after += (t3 - t0).as_secs_f64();
+        }
+        if !ran {
             return false;
         }
-        let t1 = Instant::now();
-        let result = {
-            let seqs = self.sched.paged_seqs(&plan);
-            self.backend.step(&seqs)
-        };
-        let t2 = Instant::now();
-        if let Some(p) = self.profile.as_mut() {
-            p.schedule += (t1 - t0).as_secs_f64();
-            p.backend += (t2 - t1).as_secs_f64();
-            p.seqs += plan.entries.len() as u64;
-            p.tokens += plan.num_tokens() as u64;
-        }
-        if let Some(p) = self.profile.as_mut() {
-            p.pre_after += (t2 - t0).as_secs_f64();
-        }
-        let sampled = match result {
-            Ok(s) => s,
-            Err(e) => {
-                let msg = format!("the {} backend failed: {e}", self.backend.name());
-                eprintln!("error: {msg}");
-                for entry in &plan.entries {
-                    self.sched.abort(entry.id);
-                    if let Some(a) = self.active.remove(&entry.id) {
-                        let _ = a.out.send(Output::Error(msg.clone()));
-                        self.lock_metrics().count_request("error");
-                    }
-                }
-                return true;
-            }
-        };
-        let events = self.sched.update(&plan, &sampled);
         let now = Instant::now();
         let mut new_tokens = 0u64;
         for ev in events {

@@ -60,6 +60,10 @@ pub struct CudaPagedBackend {
     /// (steps, host seconds until the step is queued, seconds waiting for its tokens), for
     /// `take_profile`.
     prof: (u64, f64, f64),
+    /// TRTFORGE_SERVE_OVERLAP=1: decode steps are left in flight by `launch`.
+    overlap: bool,
+    /// Rows of the decode step in flight (its tokens land in `next`).
+    pending: Option<(usize, std::time::Instant)>,
 }
 
 impl CudaPagedBackend {
@@ -95,6 +99,8 @@ impl CudaPagedBackend {
             ids: Vec::new(),
             capture_logits: None,
             prof: (0, 0.0, 0.0),
+            overlap: crate::backend::paged::overlap_requested(),
+            pending: None,
             eng,
             num_blocks,
             max_len,
@@ -183,6 +189,44 @@ impl PagedBackend for CudaPagedBackend {
     fn max_model_len(&self) -> usize {
         self.max_len
     }
+    fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
+        let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        if !self.overlap || !graph || self.capture_logits.is_some() || seqs.is_empty() {
+            return self.step(seqs).map(Some);
+        }
+        check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if seqs.len() > self.eng.opts.max_batch {
+            return Err(Error::Invalid(format!(
+                "paged step of {} sequences; this engine runs at most {} per step",
+                seqs.len(),
+                self.eng.opts.max_batch
+            )));
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        self.put_tables(seqs)?;
+        let chunks: Vec<SeqChunk> =
+            seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
+        self.eng.decode_step(&chunks)?;
+        let want: Vec<(TokenSampling, usize)> =
+            seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
+        self.sample_rest(&want)?;
+        self.prof.1 += t0.elapsed().as_secs_f64();
+        self.pending = Some((seqs.len(), std::time::Instant::now()));
+        Ok(None)
+    }
+
+    fn collect(&mut self) -> Result<Vec<u32>> {
+        let (n, _) = self.pending.take().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
+        self.eng.gpu.bind()?;
+        let t = std::time::Instant::now();
+        let mut out = Vec::with_capacity(n);
+        self.read_ids(n, &mut out)?;
+        self.prof.0 += 1;
+        self.prof.2 += t.elapsed().as_secs_f64();
+        Ok(out)
+    }
+
     fn take_profile(&mut self) -> Option<String> {
         let (n, prep, wait) = std::mem::take(&mut self.prof);
         let per = |s: f64| s * 1e6 / n.max(1) as f64;
