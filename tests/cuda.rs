@@ -90,3 +90,19 @@ fn tiny_greedy_fp32_matches_cpu_and_gpu_loop() {
     let r = check::gpu_loop_check("tiny_llama", &m.weights, WeightFormat::F16, &ps, 20).unwrap();
     assert!(r.pass, "{}: {}", r.name, r.detail);
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU with CUDA 13: run with --include-ignored on the GPU machine"]
+fn tiny_paged_engine_matches_static_engine_chunks_batches_and_cpu() {
+    require_gpu();
+    // What `serve --backend cuda` runs: paged vs static greedy, chunked vs one-shot prefill,
+    // among 63 others vs alone (greedy and sampled), logits vs the CPU reference.
+    let m = load(&fixture("tiny_llama")).unwrap();
+    let ps = seeded_prompts(&[5, 17, 40], m.weights.config.vocab_size, 1);
+    for p in [WeightFormat::F32, WeightFormat::F16] {
+        for r in trtforge::eval::cuda_paged_check::paged_checks("tiny_llama", &m.weights, p, &ps, 24) {
+            let r = r.unwrap();
+            assert!(r.pass, "{}: {}", r.name, r.detail);
+        }
+    }
+}
