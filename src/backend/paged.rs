@@ -17,7 +17,7 @@
 //! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
-use super::sampling::argmax;
+use super::sampling::{argmax, sample_logits};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -156,43 +156,8 @@ pub fn sample_token(logits: &[f32], s: &TokenSampling, pos: usize, scratch: &mut
     if s.is_greedy() {
         return argmax(logits);
     }
-    scratch.clear();
-    scratch.extend(logits.iter().enumerate().map(|(i, &l)| (l / s.temperature, i as u32)));
-    let by_logit = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if s.top_k > 0 && s.top_k < scratch.len() {
-        scratch.select_nth_unstable_by(s.top_k - 1, by_logit);
-        scratch.truncate(s.top_k);
-    }
-    scratch.sort_unstable_by(by_logit);
-    let mx = scratch[0].0;
-    let mut total = 0.0f64;
-    for e in scratch.iter_mut() {
-        e.0 = (e.0 - mx).exp();
-        total += e.0 as f64;
-    }
-    if s.top_p < 1.0 {
-        let mut cum = 0.0f64;
-        let mut keep = scratch.len();
-        for (i, e) in scratch.iter().enumerate() {
-            cum += e.0 as f64 / total;
-            if cum >= s.top_p as f64 {
-                keep = i + 1;
-                break;
-            }
-        }
-        scratch.truncate(keep);
-        total = scratch.iter().map(|e| e.0 as f64).sum();
-    }
-    let mut rng = SplitMix64(s.seed ^ (pos as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    let r = rng.next_f32() as f64 * total;
-    let mut cum = 0.0f64;
-    for e in scratch.iter() {
-        cum += e.0 as f64;
-        if r < cum {
-            return e.1;
-        }
-    }
-    scratch[scratch.len() - 1].1
+    let draw = SplitMix64(s.seed ^ (pos as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_f32();
+    sample_logits(logits, s.temperature, s.top_k, s.top_p, draw, scratch)
 }
 
 /// One layer's pools: k and v, each (num_blocks, BLOCK_SIZE, n_kv_heads, head_dim).
