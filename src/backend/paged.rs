@@ -274,7 +274,6 @@ impl PagedBackend for CpuPagedBackend {
     }
 }
 
-
 struct PagedPass<'a> {
     w: &'a ModelWeights,
     pools: &'a mut [LayerPool],
