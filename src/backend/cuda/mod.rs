@@ -1028,7 +1028,9 @@ impl Backend for CudaBackend {
 
 impl Drop for CudaBackend {
     fn drop(&mut self) {
-        // Buffers are freed by their own Drop; make sure no kernel still uses them.
+        // Buffers are freed by their own Drop; make sure no kernel still uses them. (The serve
+        // engine may drop the engine on another thread than the one that last bound it.)
+        let _ = self.gpu.bind();
         let _ = self.gpu.sync();
         self.graphs.clear();
     }
