@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # helper P, for the lead's final lease (~60 s): serve --backend cuda at 64 streams, default vs
 # TRTFORGE_SERVE_OVERLAP=1 (engine host work overlapped with the next decode step), profiled; plus
-# the paged checks. Binary: branch paged @ 10f7ac9 (stripped, kernels precompiled for sm_90). Run: bash .carry/paged/overlap_ab.sh
+# the paged checks. Binary: branch paged @ 1c015f7 (stripped, kernels precompiled for sm_90). Run: bash .carry/paged/overlap_ab.sh
 set -uo pipefail
 C=.carry/paged; B=$C/trtforge; O=${OUT:-/tmp/out}; mkdir -p $O
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64
