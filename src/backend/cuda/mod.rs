@@ -25,7 +25,8 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, GemmType, Gpu};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS,
+    GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -70,6 +71,9 @@ struct DevLinear {
     /// like an fp16 engine instead of dequantizing every layer every pass. TRTFORGE_DEQUANT_ONCE=0
     /// keeps only the codes (and dequantizes per pass into a scratch buffer, as before).
     shadow: Option<DevBuf>,
+    /// Launch shape of the batched tensor-core GEMM (`tcg_*`) for decode passes of
+    /// GEMV_MAX_T < rows <= TCG_MAX_T; None where it does not apply.
+    tcg: Option<TcgShape>,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -148,6 +152,17 @@ pub struct CudaBackend {
     /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
     /// previous one-chunk-per-block kernel), for comparison.
     attn_kernel: &'static str,
+    /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
+    /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu (TRTFORGE_TCG=0: cuBLAS).
+    use_tcg: bool,
+    /// Prefill attention by `attn_prefill_tc` (flash attention on tensor cores: online softmax, no
+    /// score matrix) where the decode kernel `attn_decode_tc` exists; TRTFORGE_PREFILL_ATTN=cublas
+    /// keeps the cuBLAS QKᵀ → softmax → PV path.
+    prefill_fa: bool,
+    /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
+    /// between launches; each GEMM's last warps reset theirs).
+    tcg_ws: Option<DevBuf>,
+    tcg_cnt: Option<DevBuf>,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -264,6 +279,9 @@ impl CudaBackend {
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
             let c = gpu::compile_cached(&spec.source(), &arch, &gpu::cache_dir())?;
+            if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
+                eprintln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
+            }
             return Err(Error::Gpu(format!("TRTFORGE_CUDA_PRECOMPILE: kernels for {arch} cached ({:.1} s)", c.secs)));
         }
         let gpu = Gpu::open(opts.device, &spec)?;
@@ -292,6 +310,7 @@ impl CudaBackend {
                         data: gpu.upload(&hl.data)?,
                         scales,
                         shadow: None,
+                        tcg: None,
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
@@ -401,6 +420,46 @@ impl CudaBackend {
                 }
             }
         }
+        // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
+        let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() != Ok("0");
+        let (mut tcg_ws, mut tcg_cnt) = (None, None);
+        if use_tcg {
+            let ks_min: usize = std::env::var("TRTFORGE_TCG_KSMIN")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512)
+                .clamp(64, TCG_MAX_KS);
+            let (mut ws, mut tiles) = (0usize, 0usize);
+            for (si, lin) in linears.iter_mut().enumerate() {
+                let Some(lin) = lin.as_mut() else { continue };
+                let role = match &steps[si] {
+                    Step::Linear(l) => l.role,
+                    _ => continue,
+                };
+                if !lin.fmt.has_tc() || lin.n % 16 != 0 {
+                    if role != Role::Head {
+                        use_tcg = false; // gate/up and down must agree on where m lives
+                    }
+                    continue;
+                }
+                let name = tcg_name(role, lin.fmt);
+                gpu.allow_smem(&name, TCG_MAX_T * (TCG_MAX_KS + lin.fmt.tcg_pad()) * 2)?;
+                let guess = tcg_shape(lin.n, lin.k, lin.fmt, 2 * gpu.sms as usize, ks_min);
+                let occ = gpu.occupancy(&name, TCG_THREADS, guess.smem)? as usize;
+                let sh = tcg_shape(lin.n, lin.k, lin.fmt, occ * gpu.sms as usize, ks_min);
+                ws = ws.max(sh.ws_floats(lin.n));
+                tiles = tiles.max(lin.n / 16);
+                lin.tcg = Some(sh);
+            }
+            if use_tcg {
+                let cnt = gpu.alloc(tiles * 4)?;
+                gpu.memset0(&cnt)?;
+                tcg_ws = Some(gpu.alloc(ws * 4)?);
+                tcg_cnt = Some(cnt);
+            }
+        }
+        let prefill_fa =
+            spec.attn_tc() && gpu.cc.0 >= 8 && std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas");
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
             Ok("v1") => "attn_decode_v1",
             Ok("v2") => "attn_decode",
@@ -428,6 +487,10 @@ impl CudaBackend {
             grid_cache: HashMap::new(),
             use_tc,
             attn_kernel,
+            use_tcg,
+            prefill_fa,
+            tcg_ws,
+            tcg_cnt,
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -523,7 +586,8 @@ impl CudaBackend {
         let (mut part, mut counters) = (self.s.part.ptr(), self.s.counters.ptr());
         let mut qa = self.s.qa.ptr();
         // Long prefills: attention as two batched tensor-core GEMMs around a causal softmax.
-        let tc_attn = !decode && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
+        let tc_attn =
+            !decode && !self.prefill_fa && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
         if tc_attn {
             self.upload_attn_ptrs()?;
         }
@@ -603,6 +667,19 @@ impl CudaBackend {
                                 )?
                             }
                         };
+                    } else if self.prefill_fa {
+                        let grid = (max_n.div_ceil(64) as u32, c.num_attention_heads as u32, nseq as u32);
+                        // SAFETY: the seq_* arrays describe nseq pieces whose rows lie in 0..rows and
+                        // whose keys (start + n <= max_seq) were written to this layer's cache.
+                        unsafe {
+                            self.gpu.launch(
+                                "attn_prefill_tc",
+                                grid,
+                                128,
+                                0,
+                                &mut args!(q, kc, vc, xact, s_slot, s_start, s_row0, s_n),
+                            )?
+                        };
                     } else if tc_attn {
                         self.tc_attention(layer)?;
                     } else {
@@ -626,7 +703,18 @@ impl CudaBackend {
                     let (wptr, sptr, shadow) = (lin.data.ptr(), ptr_of(&lin.scales), ptr_of(&lin.shadow));
                     let norm_w = ls.norm.and_then(|p| self.norms.get(&p)).map_or(0, |b| b.ptr());
                     let (kc, vc) = ls.layer.map_or((0, 0), |l| self.layer_cache(l));
-                    if rows <= GEMV_MAX_T {
+                    let tcg = lin.tcg.filter(|_| self.use_tcg && rows > GEMV_MAX_T && rows <= TCG_MAX_T);
+                    if let Some(sh) = tcg {
+                        let qa_out = if decode || self.prefill_fa { 0 } else { qa };
+                        self.launch_tcg(
+                            ls.role,
+                            fmt,
+                            n,
+                            sh,
+                            rows,
+                            [wptr, sptr, cur, norm_w, kc, vc, pos, slot, cos, sin, qa_out],
+                        )?;
+                    } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
                         let (name, smem, grid, threads) = if tc {
                             let name = tc_name(ls.role, fmt);
@@ -750,6 +838,84 @@ impl CudaBackend {
             }
         }
         Ok(())
+    }
+
+    /// One batched tensor-core GEMM (`tcg_*`) of a decode pass of `rows` (GEMV_MAX_T, TCG_MAX_T]:
+    /// RMSNorm into xact first where the step has one, then the GEMM with its fused epilogue.
+    /// Gate/up writes m into `y` (xact is its input) and down reads it from there.
+    /// `p` = [weights, scales, residual stream, norm weight, k cache, v cache, row_pos, row_slot,
+    /// rope cos, rope sin, qa (q as act for the prefill attention, 0 in decode passes)].
+    fn launch_tcg(
+        &self,
+        role: Role,
+        fmt: WeightFormat,
+        n: usize,
+        sh: TcgShape,
+        rows: usize,
+        p: [u64; 11],
+    ) -> Result<()> {
+        let [w, scales, cur, norm_w, kc, vc, row_pos, row_slot, rcos, rsin, qa] = p;
+        let (mut xact, y, q, logits) = (self.s.xact.ptr(), self.s.y.ptr(), self.s.q.ptr(), self.s.logits.ptr());
+        if norm_w != 0 {
+            let (mut h, mut nw) = (cur, norm_w);
+            // SAFETY: cur and xact hold rows × hidden; the norm weight has hidden entries.
+            unsafe {
+                self.gpu.launch(
+                    "rmsnorm",
+                    (rows as u32, 1, 1),
+                    256,
+                    0,
+                    &mut [
+                        &mut h as *mut _ as *mut c_void,
+                        &mut nw as *mut _ as *mut c_void,
+                        &mut xact as *mut _ as *mut c_void,
+                    ],
+                )?
+            };
+        }
+        let (x, out, out_act) = match role {
+            Role::Qkv => (xact, q, qa),
+            Role::O => (xact, cur, 0),
+            Role::GateUp => (xact, 0, y),
+            Role::Down => (y, cur, 0),
+            Role::Head => (xact, logits, 0),
+        };
+        let mut a = GemvArgs {
+            w,
+            scales,
+            h: cur,
+            norm_w,
+            x,
+            out,
+            out_act,
+            kc,
+            vc,
+            row_pos,
+            row_slot,
+            rcos,
+            rsin,
+            t: rows as i32,
+            n: n as i32,
+        };
+        let (mut ws, mut cnt) = (ptr_of(&self.tcg_ws), ptr_of(&self.tcg_cnt));
+        let mut ks = sh.ks as i32;
+        // SAFETY: GemvArgs mirrors the CUDA struct; x has rows × k act values, the outputs rows × n
+        // (y holds rows × inter for gate/up's m); ws holds this shape's (tiles, slices, 64, 16)
+        // partials and cnt n / 16 counters, all zero (each launch resets the counters it used).
+        unsafe {
+            self.gpu.launch(
+                &tcg_name(role, fmt),
+                (sh.gx as u32, sh.slices as u32, 1),
+                TCG_THREADS,
+                sh.smem as u32,
+                &mut [
+                    &mut a as *mut _ as *mut c_void,
+                    &mut ws as *mut _ as *mut c_void,
+                    &mut cnt as *mut _ as *mut c_void,
+                    &mut ks as *mut _ as *mut c_void,
+                ],
+            )
+        }
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
