@@ -153,7 +153,8 @@ pub struct CudaBackend {
     /// previous one-chunk-per-block kernel), for comparison.
     attn_kernel: &'static str,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
-    /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu (TRTFORGE_TCG=0: cuBLAS).
+    /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
+    /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
     use_tcg: bool,
     /// Prefill attention by `attn_prefill_tc` (flash attention on tensor cores: online softmax, no
     /// score matrix) where the decode kernel `attn_decode_tc` exists; TRTFORGE_PREFILL_ATTN=cublas
@@ -421,7 +422,7 @@ impl CudaBackend {
             }
         }
         // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
-        let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() != Ok("0");
+        let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() == Ok("1");
         let (mut tcg_ws, mut tcg_cnt) = (None, None);
         if use_tcg {
             let ks_min: usize = std::env::var("TRTFORGE_TCG_KSMIN")
