@@ -741,12 +741,6 @@ template <> struct Tcg<WF_F16> { enum { U = 4, PAD = 32 }; };
 template <> struct Tcg<WF_I8> { enum { U = 2, PAD = 8 }; };
 template <> struct Tcg<WF_I4> { enum { U = 2, PAD = 8 }; };
 
-__device__ __forceinline__ float2 ldcg_f2(const float* p) {
-    float2 r;
-    asm volatile("ld.global.cg.v2.f32 {%0,%1}, [%2];" : "=f"(r.x), "=f"(r.y) : "l"(p));
-    return r;
-}
-
 // Pairs 4v .. 4v + 3 of tc_pairs (the chunk's elements 8v .. 8v + 7), computed alone.
 template <int WF>
 __device__ __forceinline__ void tc_pairs4(uint4 w, u32 s2, int v, u32* p) {
@@ -804,14 +798,23 @@ __device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ 
     if (tile < ntiles) load(tile, 0);
     pdl_wait();
     {
+        // All of the slice's 16-byte copies in flight at once (cp.async, zero-filled outside x).
         const int vpr = ks / 8;  // 16-byte vectors per staged row
-#pragma unroll 4
         for (int i = threadIdx.x; i < TCG_ROWS * vpr; i += TCG_WARPS * 32) {
             const int r = i / vpr, c = i - r * vpr, k = kbeg + 8 * c;
-            uint4 v = make_uint4(0, 0, 0, 0);
-            if (r < T && k < K) v = *(const uint4*)(a.x + (size_t)r * K + k);
-            *(uint4*)(xs + r * XS + 8 * c) = v;
+            const bool in = r < T && k < K;
+            const act_t* src = in ? a.x + (size_t)r * K + k : a.x;
+#if __CUDA_ARCH__ >= 800
+            u32 dst;
+            asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(dst) : "l"(xs + r * XS + 8 * c));
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(in ? 16 : 0) : "memory");
+#else
+            *(uint4*)(xs + r * XS + 8 * c) = in ? *(const uint4*)src : make_uint4(0, 0, 0, 0);
+#endif
         }
+#if __CUDA_ARCH__ >= 800
+        asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
     }
     __syncthreads();
     for (; tile < ntiles; tile += tstride) {
@@ -875,25 +878,88 @@ __device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ 
         if (prev == S - 1) {
             // Last slice of this tile: every partial is in ws (written before its warp's fence).
             __threadfence();
-            const float* tp = ws + (size_t)tile * S * (TCG_ROWS * 16);
-            for (int idx = lane; idx < T * 8; idx += 32) {
-                const int t = idx >> 3, pp = idx & 7;
-                float y0 = 0.f, y1 = 0.f;
-#pragma unroll 4
-                for (int q = 0; q < S; q++) {
-                    const float2 v = ldcg_f2(tp + (size_t)q * (TCG_ROWS * 16) + t * 16 + 2 * pp);
-                    y0 += v.x;
-                    y1 += v.y;
+            // Lane: output pair pp = lane % 8 of the tile, batch rows t = lane / 8 + 4·it. Every
+            // global access below is issued IPL at a time (independent loads in flight), never one
+            // dependent round trip per item: this tail runs once per tile.
+            constexpr int IPL = TCG_ROWS * 8 / 32;
+            const int pp = lane & 7, p = tile * 8 + pp;
+            const float* tp = ws + (size_t)tile * S * (TCG_ROWS * 16) + 2 * pp;
+            float y0[IPL], y1[IPL];
+#pragma unroll
+            for (int it = 0; it < IPL; it++) y0[it] = y1[it] = 0.f;
+#pragma unroll 2
+            for (int q = 0; q < S; q++) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) {
+                        const float2 v = __ldcg((const float2*)(tp + (size_t)q * (TCG_ROWS * 16) + t * 16));
+                        y0[it] += v.x;
+                        y1[it] += v.y;
+                    }
                 }
-                const int p = tile * 8 + pp;
-                tc_epilogue<WF, EPI>(a, t, p, y0, y1);
-                if (EPI == EPI_QKV && a.out_act != nullptr && p < QDIM / 2) {
-                    // Prefill passes: q also as act_t (T, QDIM) for the tensor-core attention
-                    // (read back from qout, which this thread just wrote with RoPE applied).
-                    const int off = (p / HALF_HD) * HD + p % HALF_HD;
-                    const float* qr = a.out + (size_t)t * QDIM + off;
-                    a.out_act[(size_t)t * QDIM + off] = f2act(qr[0]);
-                    a.out_act[(size_t)t * QDIM + off + HALF_HD] = f2act(qr[HALF_HD]);
+            }
+            float s0 = 1.f, s1 = 1.f;
+            if (WF == WF_I8 && EPI != EPI_QKV) {
+                s0 = h2f(a.scales[2 * p]);
+                s1 = h2f(a.scales[2 * p + 1]);
+            }
+            if (EPI == EPI_RESID) {
+#pragma unroll
+                for (int h0 = 0; h0 < IPL; h0 += IPL / 2) {  // two halves: no register spills
+                    float2 hv[IPL / 2];
+#pragma unroll
+                    for (int it = 0; it < IPL / 2; it++) {
+                        const int t = (lane >> 3) + 4 * (h0 + it);
+                        if (t < T) hv[it] = *(const float2*)(a.out + (size_t)t * a.N + 2 * p);
+                    }
+#pragma unroll
+                    for (int it = 0; it < IPL / 2; it++) {
+                        const int t = (lane >> 3) + 4 * (h0 + it);
+                        if (t < T)
+                            *(float2*)(a.out + (size_t)t * a.N + 2 * p) =
+                                make_float2(hv[it].x + y0[h0 + it] * s0, hv[it].y + y1[h0 + it] * s1);
+                    }
+                }
+            } else if (EPI == EPI_STORE) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) *(float2*)(a.out + (size_t)t * a.N + 2 * p) = make_float2(y0[it] * s0, y1[it] * s1);
+                }
+            } else if (EPI == EPI_SWIGLU) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0[it] * s0) * (y1[it] * s1));
+                }
+            } else {
+                // Warm L1 with this lane's RoPE table entries (all rows at once), then the shared
+                // epilogue (RoPE + KV append through qkv_store).
+                if (p < (QDIM + KVDIM) / 2) {
+#pragma unroll
+                    for (int it = 0; it < IPL; it++) {
+                        const int t = (lane >> 3) + 4 * it;
+                        if (t < T) {
+                            const size_t e = (size_t)a.row_pos[t] * HALF_HD + p % HALF_HD;
+                            asm volatile("prefetch.global.L1 [%0];" ::"l"(a.rcos + e));
+                            asm volatile("prefetch.global.L1 [%0];" ::"l"(a.rsin + e));
+                        }
+                    }
+                }
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t >= T) break;
+                    tc_epilogue<WF, EPI>(a, t, p, y0[it], y1[it]);
+                    if (a.out_act != nullptr && p < QDIM / 2) {
+                        // Prefill passes: q also as act_t (T, QDIM) for the cuBLAS attention path
+                        // (read back from qout, which this thread just wrote with RoPE applied).
+                        const int off = (p / HALF_HD) * HD + p % HALF_HD;
+                        const float* qr = a.out + (size_t)t * QDIM + off;
+                        a.out_act[(size_t)t * QDIM + off] = f2act(qr[0]);
+                        a.out_act[(size_t)t * QDIM + off + HALF_HD] = f2act(qr[HALF_HD]);
+                    }
                 }
             }
             if (lane == 0) cnt[tile] = 0;  // ready for the next launch

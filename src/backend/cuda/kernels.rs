@@ -169,10 +169,24 @@ impl TcgShape {
 /// per resident slot with one 16-row tile per warp, slices of `ks_min`..TCG_MAX_KS columns (a
 /// multiple of the format's k step), i.e. fewer, wider slices for large n, more for small n.
 pub fn tcg_shape(n: usize, k: usize, fmt: WeightFormat, resident: usize, ks_min: usize) -> TcgShape {
+    tcg_shape_capped(n, k, fmt, resident, ks_min, TCG_MAX_KS)
+}
+
+/// [`tcg_shape`] with slices of at most `ks_max` columns (at least one k step): small caps split
+/// even tiny models' K, which the checks use to exercise the split-K reduction.
+pub fn tcg_shape_capped(
+    n: usize,
+    k: usize,
+    fmt: WeightFormat,
+    resident: usize,
+    ks_min: usize,
+    ks_max: usize,
+) -> TcgShape {
     let step = fmt.tc_stepk();
+    let hi = ks_max.clamp(step, TCG_MAX_KS);
     let g = (n / 16).div_ceil(TCG_WARPS).max(1);
     let want = (k * g).div_ceil(resident.max(1));
-    let ks = want.clamp(ks_min.min(TCG_MAX_KS), TCG_MAX_KS).min(k).next_multiple_of(step).min(TCG_MAX_KS.max(step));
+    let ks = want.clamp(ks_min.min(hi), hi).min(k).next_multiple_of(step).min(hi.next_multiple_of(step));
     let slices = k.div_ceil(ks);
     let gx = g.min(resident.div_ceil(slices)).max(1);
     TcgShape { gx, slices, ks, smem: TCG_MAX_T * (ks + fmt.tcg_pad()) * 2 }
@@ -445,6 +459,9 @@ mod tests {
         // SmolLM2's 576 inputs: one slice whose last step is partial.
         let sm = tcg_shape(1536, 576, WeightFormat::I4 { group: 64 }, 264, 512);
         assert_eq!((sm.ks, sm.slices), (640, 1));
+        // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
+        assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
+        assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
     }
 
     #[test]

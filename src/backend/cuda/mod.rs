@@ -25,8 +25,8 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, GemmType, Gpu};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS,
-    GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
+    GEMV_MTS, GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -430,6 +430,9 @@ impl CudaBackend {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(512)
                 .clamp(64, TCG_MAX_KS);
+            // TRTFORGE_TCG_KSMAX: narrower slices (checks: the split-K reduction on tiny models).
+            let ks_max: usize =
+                std::env::var("TRTFORGE_TCG_KSMAX").ok().and_then(|v| v.parse().ok()).unwrap_or(TCG_MAX_KS);
             let (mut ws, mut tiles) = (0usize, 0usize);
             for (si, lin) in linears.iter_mut().enumerate() {
                 let Some(lin) = lin.as_mut() else { continue };
@@ -445,9 +448,9 @@ impl CudaBackend {
                 }
                 let name = tcg_name(role, lin.fmt);
                 gpu.allow_smem(&name, TCG_MAX_T * (TCG_MAX_KS + lin.fmt.tcg_pad()) * 2)?;
-                let guess = tcg_shape(lin.n, lin.k, lin.fmt, 2 * gpu.sms as usize, ks_min);
+                let guess = tcg_shape_capped(lin.n, lin.k, lin.fmt, 2 * gpu.sms as usize, ks_min, ks_max);
                 let occ = gpu.occupancy(&name, TCG_THREADS, guess.smem)? as usize;
-                let sh = tcg_shape(lin.n, lin.k, lin.fmt, occ * gpu.sms as usize, ks_min);
+                let sh = tcg_shape_capped(lin.n, lin.k, lin.fmt, occ * gpu.sms as usize, ks_min, ks_max);
                 ws = ws.max(sh.ws_floats(lin.n));
                 tiles = tiles.max(lin.n / 16);
                 lin.tcg = Some(sh);
