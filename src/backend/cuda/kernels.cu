@@ -1463,9 +1463,14 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
 //   q (T, QDIM) f32 with RoPE; out (T, QDIM) act_t; pieces: seq_slot/start/row0/n as attn_prefill.
 #define PFA_WARPS 4
 // Element offset of the K (or V) row of (slot, kv head, position) in one layer's cache: the one
-// place the prefill attention addresses the cache.
+// place the prefill attention addresses the cache (kv_off, the engine's cache-addressing function,
+// where it exists; rows are read one key at a time, so a paged layout needs nothing else here).
 __device__ __forceinline__ size_t pfa_kv_off(int slot, int kvh, int pos) {
+#ifdef KV_BLOCK
+    return kv_off(slot, kvh, pos);
+#else
     return (((size_t)slot * NKV + kvh) * MAX_SEQ + pos) * HD;
+#endif
 }
 extern "C" __global__ void __launch_bounds__(PFA_WARPS * 32)
 attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
