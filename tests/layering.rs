@@ -258,3 +258,50 @@ fn the_parser_sees_what_it_should() {
     assert_eq!(resolve(&["backend".into(), "Backend".into()]), Some(src_dir().join("backend/mod.rs")));
     assert_eq!(code("let u = \"http://x\"; // note"), "let u = \"http://x\"; ");
 }
+
+/// Lines of `file` (code only, comments stripped) with `word` as a whole token.
+fn lines_with_word(file: &Path, word: &str) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let c = code(line);
+        let hit = c.match_indices(word).any(|(at, _)| {
+            !is_ident_char(c[..at].chars().next_back()) && !is_ident_char(c[at + word.len()..].chars().next())
+        });
+        if hit {
+            out.push((i + 1, line.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// The CUDA engine's `unsafe` lives in gpu.rs (the safe layer over cudarc) and launch.rs (typed,
+/// size-checked kernel launches). The forward pass (cuda/mod.rs) and the rest of cuda/ are safe
+/// code that never handles a raw device address: no `unsafe`, no `.ptr()`, no `c_void`.
+#[test]
+fn cuda_unsafe_only_in_gpu_and_launch() {
+    let dir = src_dir().join("backend/cuda");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.iter().any(|f| f.ends_with("backend/cuda/mod.rs")), "{files:?}");
+    // Self-check: the scanner finds the unsafe blocks that are meant to be there.
+    assert!(!lines_with_word(&dir.join("launch.rs"), "unsafe").is_empty());
+    assert!(lines_with_word(&dir.join("launch.rs"), "unsafe_x").is_empty());
+    let mut bad = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        if name == "gpu.rs" || name == "launch.rs" {
+            continue;
+        }
+        for word in ["unsafe", "ptr", "c_void"] {
+            for (n, line) in lines_with_word(f, word) {
+                bad.push(format!("{}:{n}: {line}", f.strip_prefix(src_dir()).unwrap().display()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "raw device access outside cuda/gpu.rs and cuda/launch.rs (add a typed wrapper to launch.rs):\n{}",
+        bad.join("\n")
+    );
+}

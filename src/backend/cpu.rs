@@ -167,11 +167,11 @@ struct SeqRange {
     n: usize,
 }
 
-/// Row-major activations (rows, cols).
-struct Act {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
+/// Row-major activations (rows, cols), shared with the paged CPU backend.
+pub(super) struct Act {
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) data: Vec<f32>,
 }
 
 struct CpuPass<'a, 'o> {
@@ -191,27 +191,11 @@ impl LlamaOps for CpuPass<'_, '_> {
     type T = Act;
 
     fn embed(&mut self) -> Result<Act> {
-        let e = &self.w.embed; // (vocab, hidden)
-        let cols = e.cols();
-        let mut data = Vec::with_capacity(self.tokens.len() * cols);
-        for &t in self.tokens {
-            data.extend_from_slice(e.row(t as usize));
-        }
-        Ok(Act { rows: self.tokens.len(), cols, data })
+        Ok(embed_rows(self.w, self.tokens))
     }
 
     fn rms_norm(&mut self, x: &Act, w: Param) -> Result<Act> {
-        let wt = &self.w.get(w).data; // (d)
-        let eps = self.w.config.rms_norm_eps;
-        let mut out = vec![0.0; x.data.len()];
-        out.par_chunks_mut(x.cols).zip(x.data.par_chunks(x.cols)).for_each(|(o, xr)| {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
-            let inv = 1.0 / (ms + eps).sqrt();
-            for ((o, v), g) in o.iter_mut().zip(xr).zip(wt) {
-                *o = v * inv * g;
-            }
-        });
-        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+        Ok(rms_norm_rows(x, &self.w.get(w).data, self.w.config.rms_norm_eps))
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
@@ -223,23 +207,7 @@ impl LlamaOps for CpuPass<'_, '_> {
     }
 
     fn rope(&mut self, x: &Act, n_heads: usize) -> Result<Act> {
-        let hd = x.cols / n_heads;
-        let half = hd / 2;
-        let mut out = x.data.clone();
-        for (r, row) in out.chunks_mut(x.cols).enumerate() {
-            let p = self.positions[r];
-            let cos = &self.rope_cos[p * half..(p + 1) * half];
-            let sin = &self.rope_sin[p * half..(p + 1) * half];
-            for head in row.chunks_mut(hd) {
-                let (a, b) = head.split_at_mut(half);
-                for i in 0..half {
-                    let (x1, x2) = (a[i], b[i]);
-                    a[i] = x1 * cos[i] - x2 * sin[i];
-                    b[i] = x2 * cos[i] + x1 * sin[i];
-                }
-            }
-        }
-        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+        Ok(rope_rows(x, n_heads, self.positions, self.rope_cos, self.rope_sin))
     }
 
     fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act) -> Result<Act> {
@@ -311,24 +279,15 @@ impl LlamaOps for CpuPass<'_, '_> {
     }
 
     fn swiglu(&mut self, gate: &Act, up: &Act) -> Result<Act> {
-        let data = gate.data.iter().zip(&up.data).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        Ok(Act { rows: gate.rows, cols: gate.cols, data })
+        Ok(swiglu_rows(gate, up))
     }
 
     fn add(&mut self, a: &Act, b: &Act) -> Result<Act> {
-        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
-        Ok(Act { rows: a.rows, cols: a.cols, data })
+        Ok(add_rows(a, b))
     }
 
     fn select_outputs(&mut self, x: &Act) -> Result<Act> {
-        if self.out_rows.len() == x.rows {
-            return Ok(Act { rows: x.rows, cols: x.cols, data: x.data.clone() });
-        }
-        let mut data = Vec::with_capacity(self.out_rows.len() * x.cols);
-        for &r in self.out_rows {
-            data.extend_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
-        }
-        Ok(Act { rows: self.out_rows.len(), cols: x.cols, data })
+        Ok(select_rows(x, self.out_rows))
     }
 }
 
@@ -377,7 +336,7 @@ fn matmul_t(x: &Act, w: &Tensor) -> Act {
 
 /// Dot product with independent accumulators so the compiler vectorizes it.
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     const L: usize = 16;
     let mut acc = [0.0f32; L];
     let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
@@ -389,6 +348,77 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+// The element-wise ops of a Llama pass, shared by the contiguous ([`CpuBackend`]) and paged
+// (`paged::CpuPagedBackend`) CPU backends: both differ only in their linear layers and KV caches.
+
+/// The embedding rows of `tokens`.
+pub(super) fn embed_rows(w: &ModelWeights, tokens: &[u32]) -> Act {
+    let e = &w.embed; // (vocab, hidden)
+    let cols = e.cols();
+    let mut data = Vec::with_capacity(tokens.len() * cols);
+    for &t in tokens {
+        data.extend_from_slice(e.row(t as usize));
+    }
+    Act { rows: tokens.len(), cols, data }
+}
+
+/// RMSNorm of every row with gain `g`.
+pub(super) fn rms_norm_rows(x: &Act, g: &[f32], eps: f32) -> Act {
+    let mut out = vec![0.0; x.data.len()];
+    out.par_chunks_mut(x.cols.max(1)).zip(x.data.par_chunks(x.cols.max(1))).for_each(|(o, xr)| {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for ((o, v), g) in o.iter_mut().zip(xr).zip(g) {
+            *o = v * inv * g;
+        }
+    });
+    Act { rows: x.rows, cols: x.cols, data: out }
+}
+
+/// Rotate-half RoPE of every head of row r at `positions[r]`; `cos`/`sin` are (positions, head_dim / 2).
+pub(super) fn rope_rows(x: &Act, n_heads: usize, positions: &[usize], cos: &[f32], sin: &[f32]) -> Act {
+    let hd = x.cols / n_heads;
+    let half = hd / 2;
+    let mut out = x.data.clone();
+    for (r, row) in out.chunks_mut(x.cols).enumerate() {
+        let p = positions[r];
+        let cos = &cos[p * half..(p + 1) * half];
+        let sin = &sin[p * half..(p + 1) * half];
+        for head in row.chunks_mut(hd) {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x1, x2) = (a[i], b[i]);
+                a[i] = x1 * cos[i] - x2 * sin[i];
+                b[i] = x2 * cos[i] + x1 * sin[i];
+            }
+        }
+    }
+    Act { rows: x.rows, cols: x.cols, data: out }
+}
+
+/// silu(gate) · up.
+pub(super) fn swiglu_rows(gate: &Act, up: &Act) -> Act {
+    let data = gate.data.iter().zip(&up.data).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+    Act { rows: gate.rows, cols: gate.cols, data }
+}
+
+pub(super) fn add_rows(a: &Act, b: &Act) -> Act {
+    let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
+    Act { rows: a.rows, cols: a.cols, data }
+}
+
+/// The rows `rows` of `x`, in that order.
+pub(super) fn select_rows(x: &Act, rows: &[usize]) -> Act {
+    if rows.len() == x.rows && rows.iter().enumerate().all(|(i, &r)| i == r) {
+        return Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
+    }
+    let mut data = Vec::with_capacity(rows.len() * x.cols);
+    for &r in rows {
+        data.extend_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
+    }
+    Act { rows: rows.len(), cols: x.cols, data }
 }
 
 /// `n` zeros, or an error (classified as out of memory by bench) when the allocation fails.

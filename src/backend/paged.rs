@@ -17,7 +17,8 @@
 //! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
-use super::sampling::argmax;
+use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act};
+use super::sampling::{argmax, sample_logits};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -156,43 +157,8 @@ pub fn sample_token(logits: &[f32], s: &TokenSampling, pos: usize, scratch: &mut
     if s.is_greedy() {
         return argmax(logits);
     }
-    scratch.clear();
-    scratch.extend(logits.iter().enumerate().map(|(i, &l)| (l / s.temperature, i as u32)));
-    let by_logit = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if s.top_k > 0 && s.top_k < scratch.len() {
-        scratch.select_nth_unstable_by(s.top_k - 1, by_logit);
-        scratch.truncate(s.top_k);
-    }
-    scratch.sort_unstable_by(by_logit);
-    let mx = scratch[0].0;
-    let mut total = 0.0f64;
-    for e in scratch.iter_mut() {
-        e.0 = (e.0 - mx).exp();
-        total += e.0 as f64;
-    }
-    if s.top_p < 1.0 {
-        let mut cum = 0.0f64;
-        let mut keep = scratch.len();
-        for (i, e) in scratch.iter().enumerate() {
-            cum += e.0 as f64 / total;
-            if cum >= s.top_p as f64 {
-                keep = i + 1;
-                break;
-            }
-        }
-        scratch.truncate(keep);
-        total = scratch.iter().map(|e| e.0 as f64).sum();
-    }
-    let mut rng = SplitMix64(s.seed ^ (pos as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    let r = rng.next_f32() as f64 * total;
-    let mut cum = 0.0f64;
-    for e in scratch.iter() {
-        cum += e.0 as f64;
-        if r < cum {
-            return e.1;
-        }
-    }
-    scratch[scratch.len() - 1].1
+    let draw = SplitMix64(s.seed ^ (pos as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)).next_f32();
+    sample_logits(logits, s.temperature, s.top_k, s.top_p, draw, scratch)
 }
 
 /// One layer's pools: k and v, each (num_blocks, BLOCK_SIZE, n_kv_heads, head_dim).
@@ -308,13 +274,6 @@ impl PagedBackend for CpuPagedBackend {
     }
 }
 
-/// Row-major activations (rows, cols).
-struct Act {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
-}
-
 struct PagedPass<'a> {
     w: &'a ModelWeights,
     pools: &'a mut [LayerPool],
@@ -331,27 +290,11 @@ impl LlamaOps for PagedPass<'_> {
     type T = Act;
 
     fn embed(&mut self) -> Result<Act> {
-        let e = &self.w.embed; // (vocab, hidden)
-        let cols = e.cols();
-        let mut data = Vec::with_capacity(self.tokens.len() * cols);
-        for &t in self.tokens {
-            data.extend_from_slice(e.row(t as usize));
-        }
-        Ok(Act { rows: self.tokens.len(), cols, data })
+        Ok(embed_rows(self.w, self.tokens))
     }
 
     fn rms_norm(&mut self, x: &Act, w: Param) -> Result<Act> {
-        let wt = &self.w.get(w).data; // (d)
-        let eps = self.w.config.rms_norm_eps;
-        let mut out = vec![0.0; x.data.len()];
-        out.par_chunks_mut(x.cols.max(1)).zip(x.data.par_chunks(x.cols.max(1))).for_each(|(o, xr)| {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / xr.len() as f32;
-            let inv = 1.0 / (ms + eps).sqrt();
-            for ((o, v), g) in o.iter_mut().zip(xr).zip(wt) {
-                *o = v * inv * g;
-            }
-        });
-        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+        Ok(rms_norm_rows(x, &self.w.get(w).data, self.w.config.rms_norm_eps))
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
@@ -359,23 +302,7 @@ impl LlamaOps for PagedPass<'_> {
     }
 
     fn rope(&mut self, x: &Act, n_heads: usize) -> Result<Act> {
-        let hd = x.cols / n_heads;
-        let half = hd / 2;
-        let mut out = x.data.clone();
-        for (r, row) in out.chunks_mut(x.cols).enumerate() {
-            let p = self.positions[r];
-            let cos = &self.rope_cos[p * half..(p + 1) * half];
-            let sin = &self.rope_sin[p * half..(p + 1) * half];
-            for head in row.chunks_mut(hd) {
-                let (a, b) = head.split_at_mut(half);
-                for i in 0..half {
-                    let (x1, x2) = (a[i], b[i]);
-                    a[i] = x1 * cos[i] - x2 * sin[i];
-                    b[i] = x2 * cos[i] + x1 * sin[i];
-                }
-            }
-        }
-        Ok(Act { rows: x.rows, cols: x.cols, data: out })
+        Ok(rope_rows(x, n_heads, self.positions, self.rope_cos, self.rope_sin))
     }
 
     fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act) -> Result<Act> {
@@ -436,21 +363,15 @@ impl LlamaOps for PagedPass<'_> {
     }
 
     fn swiglu(&mut self, gate: &Act, up: &Act) -> Result<Act> {
-        let data = gate.data.iter().zip(&up.data).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        Ok(Act { rows: gate.rows, cols: gate.cols, data })
+        Ok(swiglu_rows(gate, up))
     }
 
     fn add(&mut self, a: &Act, b: &Act) -> Result<Act> {
-        let data = a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect();
-        Ok(Act { rows: a.rows, cols: a.cols, data })
+        Ok(add_rows(a, b))
     }
 
     fn select_outputs(&mut self, x: &Act) -> Result<Act> {
-        let mut data = Vec::with_capacity(self.out_rows.len() * x.cols);
-        for &r in self.out_rows {
-            data.extend_from_slice(&x.data[r * x.cols..(r + 1) * x.cols]);
-        }
-        Ok(Act { rows: self.out_rows.len(), cols: x.cols, data })
+        Ok(select_rows(x, self.out_rows))
     }
 }
 
@@ -488,22 +409,6 @@ fn linear_rows(x: &Act, w: &Tensor) -> Act {
         }
     }
     Act { rows: t, cols: n, data: y }
-}
-
-/// Dot product with independent accumulators so the compiler vectorizes it.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 16;
-    let mut acc = [0.0f32; L];
-    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..L {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

@@ -80,42 +80,58 @@ impl Sampler {
         if p.is_greedy() {
             return argmax(logits);
         }
-        let s = &mut self.scratch;
-        s.clear();
-        s.extend(logits.iter().enumerate().map(|(i, &l)| (l / p.temperature, i as u32)));
-        s.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        if p.top_k > 0 && p.top_k < s.len() {
-            s.truncate(p.top_k);
-        }
-        let mx = s[0].0;
-        let mut total = 0.0f64;
-        for e in s.iter_mut() {
-            e.0 = (e.0 - mx).exp();
-            total += e.0 as f64;
-        }
-        if p.top_p < 1.0 {
-            let mut cum = 0.0f64;
-            let mut keep = s.len();
-            for (i, e) in s.iter().enumerate() {
-                cum += e.0 as f64 / total;
-                if cum >= p.top_p as f64 {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            s.truncate(keep);
-            total = s.iter().map(|e| e.0 as f64).sum();
-        }
-        let r = self.rng.next_f32() as f64 * total;
-        let mut cum = 0.0f64;
-        for e in s.iter() {
-            cum += e.0 as f64;
-            if r < cum {
-                return e.1;
-            }
-        }
-        s[s.len() - 1].1
+        let draw = self.rng.next_f32();
+        sample_logits(logits, p.temperature, p.top_k, p.top_p, draw, &mut self.scratch)
     }
+}
+
+/// Temperature, top-k (0 = off), top-p (1 = off), then the token where `draw` (uniform in [0, 1))
+/// falls in the kept probabilities: the one sampling routine of generation and serving. Ties are
+/// broken by the lower token id, so the choice depends only on the logits and the draw.
+pub fn sample_logits(
+    logits: &[f32],
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    draw: f32,
+    scratch: &mut Vec<(f32, u32)>,
+) -> u32 {
+    scratch.clear();
+    scratch.extend(logits.iter().enumerate().map(|(i, &l)| (l / temperature, i as u32)));
+    let by_logit = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if top_k > 0 && top_k < scratch.len() {
+        scratch.select_nth_unstable_by(top_k - 1, by_logit);
+        scratch.truncate(top_k);
+    }
+    scratch.sort_unstable_by(by_logit);
+    let mx = scratch[0].0;
+    let mut total = 0.0f64;
+    for e in scratch.iter_mut() {
+        e.0 = (e.0 - mx).exp();
+        total += e.0 as f64;
+    }
+    if top_p < 1.0 {
+        let mut cum = 0.0f64;
+        let mut keep = scratch.len();
+        for (i, e) in scratch.iter().enumerate() {
+            cum += e.0 as f64 / total;
+            if cum >= top_p as f64 {
+                keep = i + 1;
+                break;
+            }
+        }
+        scratch.truncate(keep);
+        total = scratch.iter().map(|e| e.0 as f64).sum();
+    }
+    let r = draw as f64 * total;
+    let mut cum = 0.0f64;
+    for e in scratch.iter() {
+        cum += e.0 as f64;
+        if r < cum {
+            return e.1;
+        }
+    }
+    scratch[scratch.len() - 1].1
 }
 
 /// Index of the largest value, the first on ties.

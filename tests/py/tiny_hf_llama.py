@@ -26,6 +26,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from np_llama import forward  # noqa: E402
+
 VOCAB = 300  # tests/fixtures/tiny_tokenizer.json
 PROMPT = [1, 17, 200, 45, 99, 3, 250, 12, 7, 60]
 
@@ -84,52 +87,6 @@ def random_weights(rng, cfg, with_head):
     if with_head:
         w["lm_head.weight"] = lin(VOCAB, h)
     return w
-
-
-def inv_freq(cfg):
-    hd = cfg["head_dim"]
-    inv = 1.0 / (cfg["rope_theta"] ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
-    rs = cfg.get("rope_scaling") or {}
-    kind = rs.get("rope_type", rs.get("type"))
-    if kind == "linear":
-        inv = inv / rs["factor"]
-    # "dynamic": unchanged up to max_position_embeddings (the prompt is far shorter).
-    return inv
-
-
-def forward(cfg, w, ids):
-    n = len(ids)
-    nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
-    ang = np.arange(n, dtype=np.float64)[:, None] * inv_freq(cfg)[None, :]
-    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
-
-    def rms(x, g):
-        return x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * g
-
-    def rope(x):
-        half = hd // 2
-        return x * cos + np.concatenate([-x[..., half:], x[..., :half]], -1) * sin
-
-    mask = np.triu(np.full((n, n), -np.inf), 1)
-    x = w["model.embed_tokens.weight"][ids]
-    for layer in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{layer}."
-        h = rms(x, w[p + "input_layernorm.weight"])
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(n, nh, hd).transpose(1, 0, 2)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(n, nkv, hd).transpose(1, 0, 2)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(n, nkv, hd).transpose(1, 0, 2)
-        q, k = rope(q), rope(k)
-        k, v = np.repeat(k, nh // nkv, 0), np.repeat(v, nh // nkv, 0)
-        s = q @ k.transpose(0, 2, 1) / math.sqrt(hd) + mask
-        s = np.exp(s - s.max(-1, keepdims=True))
-        s /= s.sum(-1, keepdims=True)
-        a = (s @ v).transpose(1, 0, 2).reshape(n, nh * hd)
-        x = x + a @ w[p + "self_attn.o_proj.weight"].T
-        h = rms(x, w[p + "post_attention_layernorm.weight"])
-        g = h @ w[p + "mlp.gate_proj.weight"].T
-        x = x + ((g / (1 + np.exp(-g))) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
-    return rms(x, w["model.norm.weight"]) @ head.T
 
 
 BASE = {

@@ -17,7 +17,6 @@ The reference is written from the Llama equations (RMSNorm, rotate-half RoPE, GQ
 attention, SwiGLU) and undoes llama.cpp's Q/K row permutation as tests/../MODELS.md describes.
 """
 import json
-import math
 import os
 import sys
 
@@ -27,6 +26,7 @@ from gguf import GGMLQuantizationType as T
 from gguf.constants import GGML_QUANT_SIZES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from np_llama import forward, greedy, load_gguf  # noqa: E402
 from spm_gguf import add_spm_vocab, train  # noqa: E402
 
 HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 256, 512, 2, 4, 2, 256
@@ -59,59 +59,6 @@ def random_blocks(rng, qt, rows, cols, scale):
     else:
         raise ValueError(qt)
     return raw.reshape(rows, nb * size)
-
-
-def forward(w, ids):
-    """Logits (T, vocab), float64."""
-    n = len(ids)
-    inv = 1.0 / (THETA ** (np.arange(0, HEAD_DIM, 2, dtype=np.float64) / HEAD_DIM))
-    if "rope_freqs.weight" in w:
-        inv = inv / w["rope_freqs.weight"]
-    ang = np.arange(n, dtype=np.float64)[:, None] * inv[None, :]
-    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
-
-    def rms(x, g):
-        return x / np.sqrt((x * x).mean(-1, keepdims=True) + EPS) * g
-
-    def rope(x):  # (heads, T, hd), rotate-half
-        half = HEAD_DIM // 2
-        return x * cos + np.concatenate([-x[..., half:], x[..., :half]], -1) * sin
-
-    mask = np.triu(np.full((n, n), -np.inf), 1)
-    x = w["token_embd.weight"][ids]
-    for layer in range(LAYERS):
-        p = f"blk.{layer}."
-        h = rms(x, w[p + "attn_norm.weight"])
-        q = (h @ w[p + "attn_q.weight"].T).reshape(n, HEADS, HEAD_DIM).transpose(1, 0, 2)
-        k = (h @ w[p + "attn_k.weight"].T).reshape(n, KV_HEADS, HEAD_DIM).transpose(1, 0, 2)
-        v = (h @ w[p + "attn_v.weight"].T).reshape(n, KV_HEADS, HEAD_DIM).transpose(1, 0, 2)
-        q, k = rope(q), rope(k)
-        k, v = np.repeat(k, HEADS // KV_HEADS, 0), np.repeat(v, HEADS // KV_HEADS, 0)
-        s = q @ k.transpose(0, 2, 1) / math.sqrt(HEAD_DIM) + mask
-        s = np.exp(s - s.max(-1, keepdims=True))
-        s /= s.sum(-1, keepdims=True)
-        a = (s @ v).transpose(1, 0, 2).reshape(n, HEADS * HEAD_DIM)
-        x = x + a @ w[p + "attn_output.weight"].T
-        h = rms(x, w[p + "ffn_norm.weight"])
-        g = h @ w[p + "ffn_gate.weight"].T
-        x = x + ((g / (1 + np.exp(-g))) * (h @ w[p + "ffn_up.weight"].T)) @ w[p + "ffn_down.weight"].T
-    return rms(x, w["output_norm.weight"]) @ w["output.weight"].T
-
-
-def load_reference_weights(path):
-    """Every tensor of the file, dequantized by the gguf package, Q/K rows back in HF order."""
-    r = gguf.GGUFReader(path)
-    w = {}
-    for t in r.tensors:
-        a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
-        a = a.reshape([int(d) for d in reversed(t.shape)]) if a.ndim > 1 else a
-        kind = t.name.split(".")[-2] if t.name.startswith("blk.") else ""
-        if kind in ("attn_q", "attn_k"):
-            heads = HEADS if kind == "attn_q" else KV_HEADS
-            rows, cols = a.shape
-            a = a.reshape(heads, HEAD_DIM // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
-        w[t.name] = a
-    return w
 
 
 def main() -> None:
@@ -171,23 +118,15 @@ def main() -> None:
     w.write_tensors_to_file()
     w.close()
 
-    ref = load_reference_weights(path)
+    cfg, ref = load_gguf(path)
     prompt = [sp.bos_id()] + sp.encode(PROMPT)
-    logits = forward(ref, prompt)
-    ids = list(prompt)
-    greedy, margin = [], float("inf")
-    for _ in range(N_NEW):
-        last = forward(ref, ids)[-1]
-        top = np.sort(last)[-2:]
-        margin = min(margin, float(top[1] - top[0]))
-        nxt = int(np.argmax(last))
-        greedy.append(nxt)
-        ids.append(nxt)
+    logits = forward(cfg, ref, prompt)
+    greedy_ids, margin = greedy(cfg, ref, prompt, N_NEW)
     expected = {
         "prompt": PROMPT,
         "prompt_ids": prompt,
         "logits": logits.tolist(),
-        "greedy_ids": greedy,
+        "greedy_ids": greedy_ids,
         "min_greedy_margin": margin,
         "logit_std": float(logits.std()),
     }

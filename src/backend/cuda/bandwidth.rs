@@ -1,6 +1,7 @@
 //! The memory roofline the CUDA engine is measured against: device-to-device copy bandwidth.
 use super::gpu::Gpu;
-use crate::error::{Error, Result};
+use super::launch::{self, DType};
+use crate::error::Result;
 
 /// Device-to-device copy bandwidth (bytes read + written per second), the roofline used below.
 pub fn copy_bandwidth(gpu: &Gpu) -> Result<f64> {
@@ -9,13 +10,7 @@ pub fn copy_bandwidth(gpu: &Gpu) -> Result<f64> {
     let b = gpu.alloc(n)?;
     gpu.memset0(&a)?;
     let t = gpu.timer()?;
-    let copy = || -> Result<()> {
-        // SAFETY: both buffers hold n bytes.
-        unsafe {
-            cudarc::driver::result::memcpy_dtod_async(b.ptr(), a.ptr(), n, gpu.stream.cu_stream())
-                .map_err(|e| Error::Gpu(format!("copy: {e:?}")))
-        }
-    };
+    let copy = || launch::copy(gpu, b.view(DType::U8), a.view(DType::U8));
     copy()?;
     gpu.sync()?;
     t.start()?;

@@ -162,8 +162,17 @@ pub struct Compiled {
 /// Compiles `src` with NVRTC straight to a CUBIN for `arch` (no driver JIT at load), or returns
 /// the one cached on disk under a hash of the source, architecture and NVRTC version.
 pub fn compile_cached(src: &str, arch: &str, dir: &Path) -> Result<Compiled> {
+    // TRTFORGE_CUDA_PRECOMPILE comes here without `probe`: cudarc panics on a missing library.
+    // SAFETY: only tries to dlopen the library by its usual names.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::Gpu(
+            "libnvrtc.so (CUDA 13 NVRTC) could not be loaded; add its folder (e.g. /usr/local/cuda/lib64) \
+             to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
     let mut nv = (0, 0);
-    // SAFETY: nvrtcVersion writes two ints; the library was probed before.
+    // SAFETY: nvrtcVersion writes two ints; the library was found above.
     unsafe {
         let _ = cudarc::nvrtc::sys::nvrtcVersion(&mut nv.0, &mut nv.1);
     }

@@ -13,6 +13,7 @@
 pub mod bandwidth;
 pub mod gpu;
 pub mod kernels;
+pub mod launch;
 pub mod pack;
 pub mod plan;
 pub mod sched;
@@ -22,17 +23,20 @@ use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights, Param};
 use crate::quant::QuantizedModel;
 use cudarc::driver::CudaGraph;
-use gpu::{DevBuf, GemmType, Gpu};
+use gpu::{DevBuf, Gpu};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
     GEMV_MTS, GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
+use launch::{
+    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, Rope, SeqMeta,
+    TcgBufs, View, Weights,
+};
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
 use std::collections::HashMap;
-use std::ffi::c_void;
 
 /// The engine's activations are f32 (and so is its KV cache) only for f32 weights; f16 otherwise.
 fn f32_acts(f: WeightFormat) -> bool {
@@ -76,25 +80,10 @@ struct DevLinear {
     tcg: Option<TcgShape>,
 }
 
-/// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct GemvArgs {
-    w: u64,
-    scales: u64,
-    h: u64,
-    norm_w: u64,
-    x: u64,
-    out: u64,
-    out_act: u64,
-    kc: u64,
-    vc: u64,
-    row_pos: u64,
-    row_slot: u64,
-    rcos: u64,
-    rsin: u64,
-    t: i32,
-    n: i32,
+impl DevLinear {
+    fn weights(&self) -> Weights<'_> {
+        Weights { fmt: self.fmt, n: self.n, k: self.k, data: &self.data, scales: self.scales.as_ref() }
+    }
 }
 
 /// Device scratch, sized for `max_tokens` rows.
@@ -116,11 +105,6 @@ struct Scratch {
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
     scores: Option<(DevBuf, DevBuf)>,
     ptrs: DevBuf, // (layers, slots, 6, n_heads) u64 pointer arrays of the batched GEMMs
-}
-
-/// Dynamic shared memory of a tensor-core GEMV: `rows` f16 input rows of `k` (+8 padding) elements.
-fn tc_smem(rows: usize, k: usize) -> usize {
-    rows * (k + 8) * 2
 }
 
 /// Largest score buffer the tensor-core prefill attention may allocate; beyond it the tiled
@@ -151,7 +135,7 @@ pub struct CudaBackend {
     /// Decode attention kernel: `attn_decode_tc` (tensor cores, the default where it exists),
     /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
     /// previous one-chunk-per-block kernel), for comparison.
-    attn_kernel: &'static str,
+    attn_kernel: DecodeAttn,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -164,6 +148,8 @@ pub struct CudaBackend {
     /// between launches; each GEMM's last warps reset theirs).
     tcg_ws: Option<DevBuf>,
     tcg_cnt: Option<DevBuf>,
+    /// Model and buffer dimensions the launch wrappers check sizes against.
+    dims: Dims,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -179,10 +165,6 @@ fn step_label(s: &Step) -> String {
         Step::Attention { .. } => "attention".into(),
         Step::Linear(l) => l.role.tag().into(),
     }
-}
-
-fn ptr_of(b: &Option<DevBuf>) -> u64 {
-    b.as_ref().map_or(0, |b| b.ptr())
 }
 
 /// Builds the fused host weights of a linear step in the kernels' layout: quantized roles from the
@@ -343,6 +325,7 @@ impl CudaBackend {
 
         // KV cache with one extra dummy slot for padded decode rows.
         let slots = opts.max_batch + 1;
+        let dims = Dims::new(&cfg, &spec, slots);
         let kv_elems = cfg.num_hidden_layers * slots * cfg.kv_dim() * seq_cap;
         let kcache = gpu.alloc(kv_elems * kvb)?;
         let vcache = gpu.alloc(kv_elems * kvb)?;
@@ -395,19 +378,7 @@ impl CudaBackend {
                     continue;
                 }
                 let buf = gpu.alloc(lin.n * lin.k * 2)?;
-                let (mut w_, mut s_, mut dq) = (lin.data.ptr(), ptr_of(&lin.scales), buf.ptr());
-                let (mut n_, mut k_) = (lin.n as i32, lin.k as i32);
-                let blocks = ((lin.n * lin.k / 8).div_ceil(256) as u32).min(gpu.sms * 16);
-                let name = if lin.fmt == WeightFormat::I8 { "dequant_i8" } else { "dequant_i4" };
-                let mut a = [
-                    &mut w_ as *mut _ as *mut c_void,
-                    &mut s_ as *mut _ as *mut c_void,
-                    &mut dq as *mut _ as *mut c_void,
-                    &mut n_ as *mut _ as *mut c_void,
-                    &mut k_ as *mut _ as *mut c_void,
-                ];
-                // SAFETY: buf holds n × k f16; the weight buffers hold this linear's codes and scales.
-                unsafe { gpu.launch(name, (blocks, 1, 1), 256, 0, &mut a)? };
+                Kernels::new(&gpu, &dims).dequant(&lin.weights(), buf.view(DType::F16))?;
                 lin.shadow = Some(buf);
             }
             gpu.sync()?;
@@ -465,10 +436,10 @@ impl CudaBackend {
         let prefill_fa =
             spec.attn_tc() && gpu.cc.0 >= 8 && std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas");
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
-            Ok("v1") => "attn_decode_v1",
-            Ok("v2") => "attn_decode",
-            _ if spec.attn_tc() && gpu.cc.0 >= 8 => "attn_decode_tc",
-            _ => "attn_decode",
+            Ok("v1") => DecodeAttn::V1,
+            Ok("v2") => DecodeAttn::Cuda,
+            _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
+            _ => DecodeAttn::Cuda,
         };
         gpu.sync()?;
         Ok(CudaBackend {
@@ -495,6 +466,7 @@ impl CudaBackend {
             prefill_fa,
             tcg_ws,
             tcg_cnt,
+            dims,
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -521,13 +493,39 @@ impl CudaBackend {
     fn dummy_slot(&self) -> usize {
         self.opts.max_batch
     }
-    fn meta_ptr(&self, off: usize) -> u64 {
-        self.s.meta.ptr() + 4 * off as u64
+    fn kern(&self) -> Kernels<'_> {
+        Kernels::new(&self.gpu, &self.dims)
     }
-    fn layer_cache(&self, layer: usize) -> (u64, u64) {
-        let per =
-            (self.opts.max_batch + 1) * self.cfg.kv_dim() * self.spec.max_seq * if self.spec.kv_f32 { 4 } else { 2 };
-        (self.kcache.ptr() + (layer * per) as u64, self.vcache.ptr() + (layer * per) as u64)
+    /// A per-row field of the metadata block (`MetaLayout`): max_tokens i32 entries at `off`.
+    fn meta_rows(&self, off: usize) -> Result<View<'_>> {
+        self.s.meta.i32().slice(off, self.layout.max_tokens)
+    }
+    /// The per-sequence fields of the metadata block: max_seqs i32 entries each.
+    fn seq_meta(&self) -> Result<SeqMeta<'_>> {
+        let (l, m) = (self.layout, self.s.meta.i32());
+        Ok(SeqMeta {
+            slot: m.slice(l.seq_slot(), l.max_seqs)?,
+            start: m.slice(l.seq_start(), l.max_seqs)?,
+            row0: m.slice(l.seq_row0(), l.max_seqs)?,
+            n: m.slice(l.seq_n(), l.max_seqs)?,
+        })
+    }
+    fn layer_cache(&self, layer: usize) -> Result<LayerCache<'_>> {
+        LayerCache::of(&self.dims, &self.kcache, &self.vcache, layer)
+    }
+    fn rope(&self) -> Rope<'_> {
+        Rope { cos: self.rope_cos.f32(), sin: self.rope_sin.f32() }
+    }
+    fn act<'a>(&self, b: &'a DevBuf) -> View<'a> {
+        b.view(self.dims.act)
+    }
+    /// The residual stream of the rows still in flight: h, or hsel after the Select step.
+    fn cur(&self, selected: bool) -> View<'_> {
+        if selected {
+            self.s.hsel.f32()
+        } else {
+            self.s.h.f32()
+        }
     }
 
     fn gemv_grid(&mut self, name: &str, t: usize, smem: usize, pairs: usize, ppw: usize) -> Result<u32> {
@@ -573,33 +571,13 @@ impl CudaBackend {
     ) -> Result<()> {
         let c = self.cfg.clone();
         let l = self.layout;
-        let act_t = if self.spec.act_f32 { GemmType::F32 } else { GemmType::F16 };
-        let act = if self.spec.act_f32 { 4 } else { 2 };
-        let (mut tok, mut pos, mut slot) =
-            (self.meta_ptr(l.tokens()), self.meta_ptr(l.row_pos()), self.meta_ptr(l.row_slot()));
-        let (mut out_rows, mut s_slot, mut s_start, mut s_row0, mut s_n) = (
-            self.meta_ptr(l.out_rows()),
-            self.meta_ptr(l.seq_slot()),
-            self.meta_ptr(l.seq_start()),
-            self.meta_ptr(l.seq_row0()),
-            self.meta_ptr(l.seq_n()),
-        );
-        let (mut cos, mut sin) = (self.rope_cos.ptr(), self.rope_sin.ptr());
-        let (mut h, mut xact, mut q, mut y, logits) =
-            (self.s.h.ptr(), self.s.xact.ptr(), self.s.q.ptr(), self.s.y.ptr(), self.s.logits.ptr());
-        let (mut part, mut counters) = (self.s.part.ptr(), self.s.counters.ptr());
-        let mut qa = self.s.qa.ptr();
+        let act = self.dims.act.size();
         // Long prefills: attention as two batched tensor-core GEMMs around a causal softmax.
         let tc_attn =
             !decode && !self.prefill_fa && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
-        if tc_attn {
-            self.upload_attn_ptrs()?;
-        }
-        let mut cur = h; // residual stream of the rows still in flight
+        let attn_ptrs = if tc_attn { Some(self.upload_attn_ptrs()?) } else { None };
+        let mut selected = false; // the residual rows in flight are hsel (after Select), else h
         let mut rows = t;
-        macro_rules! args {
-            ($($a:expr),*) => { [$(&mut $a as *mut _ as *mut c_void),*] };
-        }
         for si in 0..self.steps.len() {
             let step = self.steps[si].clone();
             let timer = match self.profile {
@@ -612,219 +590,120 @@ impl CudaBackend {
             };
             match step {
                 Step::Embed => {
-                    let mut emb = self.embed.ptr();
-                    let mut f32e: i32 = self.spec.act_f32 as i32;
-                    // SAFETY: tokens (rows) index the (vocab, hidden) table (checked on the host); h has rows × hidden.
-                    unsafe { self.gpu.launch("embed", (rows as u32, 1, 1), 256, 0, &mut args!(tok, emb, f32e, h))? };
+                    let k = self.kern();
+                    k.embed(self.meta_rows(l.tokens())?, self.act(&self.embed), self.s.h.f32(), rows)?;
                 }
                 Step::Select => {
                     if !select_all {
-                        let mut hsel = self.s.hsel.ptr();
-                        // SAFETY: out_rows holds nsel row indices < rows; hsel has max_tokens rows.
-                        unsafe {
-                            self.gpu.launch(
-                                "gather_rows",
-                                (nsel as u32, 1, 1),
-                                256,
-                                0,
-                                &mut args!(cur, out_rows, hsel),
-                            )?
-                        };
-                        cur = hsel;
+                        let k = self.kern();
+                        k.gather_rows(
+                            self.cur(selected),
+                            rows,
+                            self.meta_rows(l.out_rows())?,
+                            self.s.hsel.f32(),
+                            nsel,
+                        )?;
+                        selected = true;
                         rows = nsel;
                         // Selected rows of a prefill pass keep their positions only for the head,
                         // which does not read them.
                     }
                 }
                 Step::Attention { layer } => {
-                    let (mut kc, mut vc) = self.layer_cache(layer);
+                    let k = self.kern();
+                    let cache = self.layer_cache(layer)?;
+                    let (q, out) = (self.s.q.f32(), self.act(&self.s.xact));
                     if decode {
                         // Splits per (sequence, kv head): about two blocks per SM in all, at most
                         // one per cache chunk (and 64, the combine's bound); fixed per bucket, so a
-                        // captured graph stays valid as the sequences grow.
+                        // captured graph stays valid as the sequences grow. (attn_decode_v1 always
+                        // runs nsplit.)
                         let want = (2 * self.gpu.sms as usize).div_ceil(rows * c.num_key_value_heads);
-                        let mut ns = want.clamp(1, self.spec.nsplit().min(64)) as i32;
-                        let kname = self.attn_kernel;
-                        let v1 = kname == "attn_decode_v1";
-                        if v1 {
-                            ns = self.spec.nsplit() as i32;
-                        }
-                        let grid = (ns as u32, c.num_key_value_heads as u32, rows as u32);
-                        // SAFETY: q/xact have rows × q_dim; part/counters are sized for max_seqs rows;
-                        // positions < max_seq index this layer's cache.
-                        unsafe {
-                            if v1 {
-                                self.gpu.launch(
-                                    "attn_decode_v1",
-                                    grid,
-                                    kernels::ATT_THREADS,
-                                    0,
-                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot),
-                                )?
-                            } else {
-                                self.gpu.launch(
-                                    kname,
-                                    grid,
-                                    kernels::ATT_THREADS,
-                                    0,
-                                    &mut args!(q, kc, vc, xact, part, counters, pos, slot, ns),
-                                )?
-                            }
-                        };
+                        let ns = want.clamp(1, self.spec.nsplit().min(64));
+                        let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
+                        let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+                        k.attn_decode(self.attn_kernel, ns, q, cache, out, part, counters, pos, slot, rows)?;
                     } else if self.prefill_fa {
-                        let grid = (max_n.div_ceil(64) as u32, c.num_attention_heads as u32, nseq as u32);
-                        // SAFETY: the seq_* arrays describe nseq pieces whose rows lie in 0..rows and
-                        // whose keys (start + n <= max_seq) were written to this layer's cache.
-                        unsafe {
-                            self.gpu.launch(
-                                "attn_prefill_tc",
-                                grid,
-                                128,
-                                0,
-                                &mut args!(q, kc, vc, xact, s_slot, s_start, s_row0, s_n),
-                            )?
-                        };
-                    } else if tc_attn {
-                        self.tc_attention(layer)?;
+                        k.attn_prefill_tc(q, cache, out, self.seq_meta()?, nseq, max_n, rows)?;
+                    } else if let Some(table) = &attn_ptrs {
+                        self.tc_attention(layer, table)?;
                     } else {
-                        let grid = (max_n.div_ceil(kernels::PF_Q) as u32, c.num_attention_heads as u32, nseq as u32);
-                        // SAFETY: the seq_* arrays describe nseq pieces whose rows lie in 0..rows.
-                        unsafe {
-                            self.gpu.launch(
-                                "attn_prefill",
-                                grid,
-                                kernels::PF_Q as u32,
-                                0,
-                                &mut args!(q, kc, vc, xact, s_slot, s_start, s_row0, s_n),
-                            )?
-                        };
+                        k.attn_prefill(q, cache, out, self.seq_meta()?, nseq, max_n, rows)?;
                     }
                 }
                 Step::Linear(ls) => {
                     let lin =
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
-                    let (fmt, n, k) = (lin.fmt, lin.n, lin.k);
-                    let (wptr, sptr, shadow) = (lin.data.ptr(), ptr_of(&lin.scales), ptr_of(&lin.shadow));
-                    let norm_w = ls.norm.and_then(|p| self.norms.get(&p)).map_or(0, |b| b.ptr());
-                    let (kc, vc) = ls.layer.map_or((0, 0), |l| self.layer_cache(l));
+                    let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
                     let tcg = lin.tcg.filter(|_| self.use_tcg && rows > GEMV_MAX_T && rows <= TCG_MAX_T);
                     if let Some(sh) = tcg {
-                        let qa_out = if decode || self.prefill_fa { 0 } else { qa };
-                        self.launch_tcg(
-                            ls.role,
-                            fmt,
-                            n,
-                            sh,
-                            rows,
-                            [wptr, sptr, cur, norm_w, kc, vc, pos, slot, cos, sin, qa_out],
-                        )?;
+                        self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
-                        let (name, smem, grid, threads) = if tc {
+                        let (kind, grid) = if tc {
                             let name = tc_name(ls.role, fmt);
-                            let smem = tc_smem(rows, k);
-                            let grid = self.tc_grid(&name, tc_smem(GEMV_MAX_T, k), n / 16)?;
-                            (name, smem, grid, TC_THREADS)
+                            (GemvKind::Tc, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);
-                            let grid = self.gemv_grid(&name, mt, mt * k * act, n / 2, fmt.pairs_per_warp())?;
-                            (name, rows * k * act, grid, GEMV_THREADS)
+                            let grid = self.gemv_grid(&name, mt, mt * kdim * act, n / 2, fmt.pairs_per_warp())?;
+                            (GemvKind::Cuda { mt }, grid)
                         };
+                        let lin = self.linears[si]
+                            .as_ref()
+                            .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+                        let cur = self.cur(selected);
                         let out = match ls.role {
-                            Role::Qkv => q,
-                            Role::O | Role::Down => cur,
-                            Role::Head => logits,
-                            Role::GateUp => 0,
+                            Role::Qkv => Some(self.s.q.f32()),
+                            Role::O | Role::Down => Some(cur),
+                            Role::Head => Some(self.s.logits.f32()),
+                            Role::GateUp => None,
                         };
-                        let mut a = GemvArgs {
-                            w: wptr,
-                            scales: sptr,
+                        let io = GemvIo {
                             h: cur,
-                            norm_w,
-                            x: xact,
+                            norm_w: ls.norm.and_then(|p| self.norms.get(&p)).map(|b| b.f32()),
+                            x: self.act(&self.s.xact),
                             out,
-                            out_act: xact,
-                            kc,
-                            vc,
-                            row_pos: pos,
-                            row_slot: slot,
-                            rcos: cos,
-                            rsin: sin,
-                            t: rows as i32,
-                            n: n as i32,
+                            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+                            pos: self.meta_rows(l.row_pos())?,
+                            slot: self.meta_rows(l.row_slot())?,
+                            rope: self.rope(),
                         };
-                        // SAFETY: GemvArgs mirrors the CUDA struct; every buffer is sized for
-                        // max_tokens >= rows rows of this role's dims.
-                        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a))? };
+                        self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows)?;
                     } else {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
-                        if ls.norm.is_some() {
-                            let mut nw = norm_w;
-                            // SAFETY: cur and xact hold rows × hidden.
-                            unsafe {
-                                self.gpu.launch("rmsnorm", (rows as u32, 1, 1), 256, 0, &mut args!(cur, nw, xact))?
-                            };
+                        let k = self.kern();
+                        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
+                        if let Some(p) = ls.norm {
+                            let nw =
+                                self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+                            k.rmsnorm(cur, nw.f32(), xact, rows)?;
                         }
-                        let (wg, wt) = match fmt {
-                            WeightFormat::F32 => (wptr, GemmType::F32),
-                            WeightFormat::F16 => (wptr, GemmType::F16),
-                            WeightFormat::I8 | WeightFormat::I4 { .. } if shadow != 0 => (shadow, GemmType::F16),
-                            WeightFormat::I8 | WeightFormat::I4 { .. } => {
-                                let mut dq = ptr_of(&self.s.wdeq);
-                                let (mut w_, mut s_) = (wptr, sptr);
-                                let (mut n_, mut k_) = (n as i32, k as i32);
-                                let blocks = ((n * k / 8).div_ceil(256) as u32).min(self.gpu.sms * 16);
-                                // SAFETY: wdeq holds the largest linear; the weight buffers are n × k.
-                                unsafe {
-                                    if fmt == WeightFormat::I8 {
-                                        self.gpu.launch(
-                                            "dequant_i8",
-                                            (blocks, 1, 1),
-                                            256,
-                                            0,
-                                            &mut args!(w_, s_, dq, n_, k_),
-                                        )?;
-                                    } else {
-                                        self.gpu.launch(
-                                            "dequant_i4",
-                                            (blocks, 1, 1),
-                                            256,
-                                            0,
-                                            &mut args!(w_, s_, dq, n_, k_),
-                                        )?;
-                                    }
-                                }
-                                (dq, GemmType::F16)
+                        let w = match (fmt, &lin.shadow) {
+                            (WeightFormat::F32, _) => lin.data.view(DType::F32),
+                            (WeightFormat::F16, _) => lin.data.view(DType::F16),
+                            (WeightFormat::I8 | WeightFormat::I4 { .. }, Some(shadow)) => shadow.view(DType::F16),
+                            (WeightFormat::I8 | WeightFormat::I4 { .. }, None) => {
+                                let dq = self.s.wdeq.as_ref().ok_or_else(|| Error::Gpu("no dequant scratch".into()))?;
+                                let dq = dq.view(DType::F16);
+                                k.dequant(&lin.weights(), dq)?;
+                                dq
                             }
                         };
                         let (dst, beta) = match ls.role {
                             Role::Qkv | Role::GateUp => (y, 0.0),
                             Role::O | Role::Down => (cur, 1.0),
-                            Role::Head => (logits, 0.0),
+                            Role::Head => (self.s.logits.f32(), 0.0),
                         };
-                        // SAFETY: weights n × k, input rows × k, output rows × n, all on the device.
-                        unsafe { self.gpu.gemm(rows, n, k, wg, wt, xact, act_t, dst, beta)? };
+                        k.gemm(rows, n, kdim, w, xact, dst, beta)?;
                         match ls.role {
                             Role::Qkv => {
-                                let (mut kc, mut vc) = (kc, vc);
-                                // SAFETY: y holds rows × (q+2kv) dims; positions index the cache.
-                                unsafe {
-                                    self.gpu.launch(
-                                        "rope_append",
-                                        (rows as u32, 1, 1),
-                                        256,
-                                        0,
-                                        &mut args!(y, q, qa, kc, vc, pos, slot, cos, sin),
-                                    )?
-                                };
+                                let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
+                                let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
+                                let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+                                k.rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)?;
                             }
-                            Role::GateUp => {
-                                let blocks = ((rows * c.intermediate_size).div_ceil(256) as u32).min(self.gpu.sms * 16);
-                                let mut ri = rows as i32;
-                                // SAFETY: y holds rows × 2·inter; xact rows × inter.
-                                unsafe { self.gpu.launch("swiglu", (blocks, 1, 1), 256, 0, &mut args!(y, xact, ri))? };
-                            }
+                            Role::GateUp => k.swiglu(y, xact, rows)?,
                             _ => {}
                         }
                     }
@@ -844,82 +723,48 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// One batched tensor-core GEMM (`tcg_*`) of a decode pass of `rows` (GEMV_MAX_T, TCG_MAX_T]:
-    /// RMSNorm into xact first where the step has one, then the GEMM with its fused epilogue.
-    /// Gate/up writes m into `y` (xact is its input) and down reads it from there.
-    /// `p` = [weights, scales, residual stream, norm weight, k cache, v cache, row_pos, row_slot,
-    /// rope cos, rope sin, qa (q as act for the prefill attention, 0 in decode passes)].
+    /// One batched tensor-core GEMM (`tcg_*`) of linear step `si` over `rows` (GEMV_MAX_T,
+    /// TCG_MAX_T] rows: RMSNorm into xact first where the step has one, then the GEMM with its
+    /// fused epilogue. Gate/up writes m into `y` (xact is its input) and down reads it from there;
+    /// `want_qa` also writes q as act into `qa` (prefill passes of the cuBLAS attention).
     fn launch_tcg(
         &self,
-        role: Role,
-        fmt: WeightFormat,
-        n: usize,
+        si: usize,
+        ls: &LinearStep,
         sh: TcgShape,
         rows: usize,
-        p: [u64; 11],
+        selected: bool,
+        want_qa: bool,
     ) -> Result<()> {
-        let [w, scales, cur, norm_w, kc, vc, row_pos, row_slot, rcos, rsin, qa] = p;
-        let (mut xact, y, q, logits) = (self.s.xact.ptr(), self.s.y.ptr(), self.s.q.ptr(), self.s.logits.ptr());
-        if norm_w != 0 {
-            let (mut h, mut nw) = (cur, norm_w);
-            // SAFETY: cur and xact hold rows × hidden; the norm weight has hidden entries.
-            unsafe {
-                self.gpu.launch(
-                    "rmsnorm",
-                    (rows as u32, 1, 1),
-                    256,
-                    0,
-                    &mut [
-                        &mut h as *mut _ as *mut c_void,
-                        &mut nw as *mut _ as *mut c_void,
-                        &mut xact as *mut _ as *mut c_void,
-                    ],
-                )?
-            };
+        let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let k = self.kern();
+        let l = self.layout;
+        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.act(&self.s.y));
+        if let Some(p) = ls.norm {
+            let nw = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+            k.rmsnorm(cur, nw.f32(), xact, rows)?;
         }
-        let (x, out, out_act) = match role {
-            Role::Qkv => (xact, q, qa),
-            Role::O => (xact, cur, 0),
-            Role::GateUp => (xact, 0, y),
-            Role::Down => (y, cur, 0),
-            Role::Head => (xact, logits, 0),
+        let (x, out, out_act) = match ls.role {
+            Role::Qkv => (xact, Some(self.s.q.f32()), want_qa.then(|| self.act(&self.s.qa))),
+            Role::O => (xact, Some(cur), None),
+            Role::GateUp => (xact, None, Some(y)),
+            Role::Down => (y, Some(cur), None),
+            Role::Head => (xact, Some(self.s.logits.f32()), None),
         };
-        let mut a = GemvArgs {
-            w,
-            scales,
+        let io = GemvIo {
             h: cur,
-            norm_w,
+            norm_w: None,
             x,
             out,
-            out_act,
-            kc,
-            vc,
-            row_pos,
-            row_slot,
-            rcos,
-            rsin,
-            t: rows as i32,
-            n: n as i32,
+            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+            pos: self.meta_rows(l.row_pos())?,
+            slot: self.meta_rows(l.row_slot())?,
+            rope: self.rope(),
         };
-        let (mut ws, mut cnt) = (ptr_of(&self.tcg_ws), ptr_of(&self.tcg_cnt));
-        let mut ks = sh.ks as i32;
-        // SAFETY: GemvArgs mirrors the CUDA struct; x has rows × k act values, the outputs rows × n
-        // (y holds rows × inter for gate/up's m); ws holds this shape's (tiles, slices, 64, 16)
-        // partials and cnt n / 16 counters, all zero (each launch resets the counters it used).
-        unsafe {
-            self.gpu.launch(
-                &tcg_name(role, fmt),
-                (sh.gx as u32, sh.slices as u32, 1),
-                TCG_THREADS,
-                sh.smem as u32,
-                &mut [
-                    &mut a as *mut _ as *mut c_void,
-                    &mut ws as *mut _ as *mut c_void,
-                    &mut cnt as *mut _ as *mut c_void,
-                    &mut ks as *mut _ as *mut c_void,
-                ],
-            )
-        }
+        let ws = self.tcg_ws.as_ref().ok_or_else(|| Error::Gpu("no tcg workspace".into()))?;
+        let cnt = self.tcg_cnt.as_ref().ok_or_else(|| Error::Gpu("no tcg counters".into()))?;
+        let bufs = TcgBufs { out_act, ws: ws.f32(), cnt: cnt.i32() };
+        k.tcg(ls.role, sh, &lin.weights(), &io, &bufs, rows)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
@@ -975,101 +820,32 @@ impl CudaBackend {
         Ok(p)
     }
 
+    /// Buffers of the tensor-core prefill attention (None when the score buffers were too big).
+    fn attn_tc_bufs(&self) -> Option<AttnTcBufs<'_>> {
+        let (sb, pb) = self.s.scores.as_ref()?;
+        Some(AttnTcBufs {
+            qa: self.act(&self.s.qa),
+            scores: sb.f32(),
+            probs: self.act(pb),
+            out: self.act(&self.s.xact),
+        })
+    }
+
     /// Pointer arrays of the tensor-core attention for every layer and sequence of the pass:
     /// per (layer, seq): [K, q, S, V, P, out] × heads.
-    fn upload_attn_ptrs(&mut self) -> Result<()> {
-        let c = &self.cfg;
-        let (nh, hd, g) = (c.num_attention_heads, c.head_dim, c.num_attention_heads / c.num_key_value_heads);
-        let act = if self.spec.act_f32 { 4u64 } else { 2 };
-        let kvb = if self.spec.kv_f32 { 4u64 } else { 2 };
-        let Some((sb, pb)) = &self.s.scores else { return Ok(()) };
-        let nseq = self.pass_seqs.len();
-        let mut v = vec![0u64; c.num_hidden_layers * nseq * 6 * nh];
-        for l in 0..c.num_hidden_layers {
-            let (kc, vc) = self.layer_cache(l);
-            for (si, &(slot, start, row0, n)) in self.pass_seqs.iter().enumerate() {
-                let total = (start + n) as u64;
-                let base = (l * nseq + si) * 6 * nh;
-                for h in 0..nh {
-                    let kv_off = ((slot * c.num_key_value_heads + h / g) * self.spec.max_seq * hd) as u64 * kvb;
-                    let q_off = ((row0 * c.q_dim() + h * hd) as u64) * act;
-                    let s_off = h as u64 * n as u64 * total;
-                    v[base + h] = kc + kv_off;
-                    v[base + nh + h] = self.s.qa.ptr() + q_off;
-                    v[base + 2 * nh + h] = sb.ptr() + 4 * s_off;
-                    v[base + 3 * nh + h] = vc + kv_off;
-                    v[base + 4 * nh + h] = pb.ptr() + act * s_off;
-                    v[base + 5 * nh + h] = self.s.xact.ptr() + q_off;
-                }
-            }
-        }
-        self.gpu.htod(&self.s.ptrs, 0, &v)
+    fn upload_attn_ptrs(&self) -> Result<AttnPtrs> {
+        let bufs =
+            self.attn_tc_bufs().ok_or_else(|| Error::Gpu("no score buffers for tensor-core attention".into()))?;
+        let caches = (0..self.cfg.num_hidden_layers).map(|l| self.layer_cache(l)).collect::<Result<Vec<_>>>()?;
+        AttnPtrs::upload(&self.kern(), &self.s.ptrs, &caches, &bufs, &self.pass_seqs)
     }
 
     /// Attention of layer `layer` for every sequence of a long prefill pass on tensor cores.
-    fn tc_attention(&self, layer: usize) -> Result<()> {
-        let c = &self.cfg;
-        let (nh, hd) = (c.num_attention_heads, c.head_dim);
-        let t = if self.spec.act_f32 { GemmType::F32 } else { GemmType::F16 };
-        let Some((sb, pb)) = &self.s.scores else { return Ok(()) };
-        let nseq = self.pass_seqs.len();
-        for (si, &(_, start, _, n)) in self.pass_seqs.iter().enumerate() {
-            let total = start + n;
-            let arr = |which: usize| self.s.ptrs.ptr() + 8 * (((layer * nseq + si) * 6 + which) * nh) as u64;
-            let scale = 1.0 / (hd as f32).sqrt();
-            // SAFETY: the pointer arrays were uploaded for this pass; S/P hold n_heads × n × total
-            // (n <= total <= cache length), q/out rows lie inside the pass, K/V inside the cache.
-            unsafe {
-                // Sᵀ (total × n) = K (total × hd) · qᵀ, scaled: the column-major view of S (n, total).
-                self.gpu.gemm_batched(
-                    true,
-                    total,
-                    n,
-                    hd,
-                    scale,
-                    arr(0),
-                    hd,
-                    arr(1),
-                    c.q_dim(),
-                    t,
-                    arr(2),
-                    total,
-                    GemmType::F32,
-                    nh,
-                )?;
-                let (mut s, mut p) = (sb.ptr(), pb.ptr());
-                let (mut ni, mut ti, mut st) = (n as i32, total as i32, start as i32);
-                self.gpu.launch(
-                    "softmax_causal",
-                    (n as u32, nh as u32, 1),
-                    256,
-                    0,
-                    &mut [
-                        &mut s as *mut _ as *mut c_void,
-                        &mut p as *mut _ as *mut c_void,
-                        &mut ni as *mut _ as *mut c_void,
-                        &mut ti as *mut _ as *mut c_void,
-                        &mut st as *mut _ as *mut c_void,
-                    ],
-                )?;
-                // outᵀ (hd × n) = Vᵀ (hd × total) · Pᵀ (total × n)
-                self.gpu.gemm_batched(
-                    false,
-                    hd,
-                    n,
-                    total,
-                    1.0,
-                    arr(3),
-                    hd,
-                    arr(4),
-                    total,
-                    t,
-                    arr(5),
-                    c.q_dim(),
-                    t,
-                    nh,
-                )?;
-            }
+    fn tc_attention(&self, layer: usize, table: &AttnPtrs) -> Result<()> {
+        let Some(bufs) = self.attn_tc_bufs() else { return Ok(()) };
+        let k = self.kern();
+        for si in 0..self.pass_seqs.len() {
+            k.attn_tc(&self.s.ptrs, table, &bufs, layer, si)?;
         }
         Ok(())
     }
@@ -1097,32 +873,9 @@ impl CudaBackend {
 
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
         self.run_pass(b, b, 1, true, true, b)?;
-        let (mut logits, mut next) = (self.s.logits.ptr(), self.s.next.ptr());
-        let (mut tok, mut pos) = (self.meta_ptr(self.layout.tokens()), self.meta_ptr(self.layout.row_pos()));
-        let mut bi = b as i32;
-        // SAFETY: logits has b × vocab, next/tokens/pos have >= b entries.
-        unsafe {
-            self.gpu.launch(
-                "argmax_rows",
-                (b as u32, 1, 1),
-                1024,
-                0,
-                &mut [&mut logits as *mut _ as *mut c_void, &mut next as *mut _ as *mut c_void],
-            )?;
-            self.gpu.launch(
-                "advance",
-                ((b as u32).div_ceil(128), 1, 1),
-                128,
-                0,
-                &mut [
-                    &mut next as *mut _ as *mut c_void,
-                    &mut tok as *mut _ as *mut c_void,
-                    &mut pos as *mut _ as *mut c_void,
-                    &mut bi as *mut _ as *mut c_void,
-                ],
-            )?;
-        }
-        Ok(())
+        let (k, l) = (self.kern(), self.layout);
+        k.argmax_rows(self.s.logits.f32(), self.s.next.i32(), b)?;
+        k.advance(self.s.next.i32(), self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?, b)
     }
 
     /// One decode step for `chunks` (one token each) through the graph of its bucket.
@@ -1227,17 +980,7 @@ impl CudaBackend {
         let rows = self.forward_device(chunks, Logits::Last, None)?;
         let decode = chunks.iter().all(|c| c.tokens.len() == 1) && self.opts.graphs;
         if !decode {
-            let (mut logits, mut next) = (self.s.logits.ptr(), self.s.next.ptr());
-            // SAFETY: logits holds rows × vocab, next >= rows entries.
-            unsafe {
-                self.gpu.launch(
-                    "argmax_rows",
-                    (rows as u32, 1, 1),
-                    1024,
-                    0,
-                    &mut [&mut logits as *mut _ as *mut c_void, &mut next as *mut _ as *mut c_void],
-                )?
-            };
+            self.kern().argmax_rows(self.s.logits.f32(), self.s.next.i32(), rows)?;
         }
         let mut ids = vec![0i32; rows];
         self.gpu.dtoh(&self.s.next, 0, &mut ids)?;
@@ -1258,29 +1001,9 @@ impl CudaBackend {
             return Err(Error::Invalid("GPU sampling needs a request of at most max_tokens tokens".into()));
         }
         let rows = self.forward_device(chunks, Logits::Last, None)?;
-        let (mut logits, mut next) = (self.s.logits.ptr(), self.s.next.ptr());
-        let mut inv_t = 1.0f32 / temperature.max(1e-6);
-        let mut k = top_k as i32;
-        let mut p = top_p;
-        let (mut sd, mut st) = (seed, step);
-        // SAFETY: logits holds rows × vocab, next >= rows entries; scalars by value.
-        unsafe {
-            self.gpu.launch(
-                "sample_topk_topp",
-                (rows as u32, 1, 1),
-                kernels::SAMPLE_THREADS,
-                0,
-                &mut [
-                    &mut logits as *mut _ as *mut c_void,
-                    &mut next as *mut _ as *mut c_void,
-                    &mut inv_t as *mut _ as *mut c_void,
-                    &mut k as *mut _ as *mut c_void,
-                    &mut p as *mut _ as *mut c_void,
-                    &mut sd as *mut _ as *mut c_void,
-                    &mut st as *mut _ as *mut c_void,
-                ],
-            )?
-        };
+        let inv_t = 1.0f32 / temperature.max(1e-6);
+        let (logits, next) = (self.s.logits.f32(), self.s.next.i32());
+        self.kern().sample_topk_topp(logits, next, rows, inv_t, top_k, top_p, seed, step)?;
         let mut ids = vec![0i32; rows];
         self.gpu.dtoh(&self.s.next, 0, &mut ids)?;
         Ok(ids.into_iter().map(|x| x as u32).collect())
@@ -1303,20 +1026,15 @@ impl CudaBackend {
         let chunks: Vec<SeqChunk> =
             last.iter().zip(&toks).map(|(&(slot, _), t)| SeqChunk { slot, tokens: t }).collect();
         let b = self.decode_step(&chunks)?; // also captures the graph
-        let hist = self.s.hist.ptr();
-        let stride = (b * 4) as u64;
-        let copy = |g: &Gpu, i: usize, next: u64| -> Result<()> {
-            // SAFETY: hist has (max_seq + 1) × slots entries; i < steps <= max_seq, b <= slots.
-            unsafe {
-                cudarc::driver::result::memcpy_dtod_async(hist + i as u64 * stride, next, b * 4, g.stream.cu_stream())
-                    .map_err(|e| Error::Gpu(format!("copy: {e:?}")))
-            }
+                                            // hist (steps, b) i32: row i = the tokens chosen at step i.
+        let copy = |k: Kernels, i: usize| -> Result<()> {
+            k.copy(self.s.hist.i32().slice(i * b, b)?, self.s.next.i32().slice(0, b)?)
         };
-        copy(&self.gpu, 0, self.s.next.ptr())?;
+        copy(self.kern(), 0)?;
         for i in 1..steps {
             let g = &self.graphs[&b];
             self.gpu.launch_graph(g)?;
-            copy(&self.gpu, i, self.s.next.ptr())?;
+            copy(self.kern(), i)?;
         }
         let mut all = vec![0i32; steps * b];
         self.gpu.dtoh(&self.s.hist, 0, &mut all)?;

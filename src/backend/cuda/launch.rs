@@ -1,0 +1,1039 @@
+//! Typed, checked kernel launches: the only `unsafe` of the CUDA forward pass.
+//!
+//! The forward pass (`cuda/mod.rs`) never sees a raw device pointer. It hands out [`View`]s —
+//! a borrowed [`DevBuf`], an element type, an element offset and a length — and calls one safe
+//! wrapper per kernel family on [`Kernels`]. Each wrapper
+//!
+//! 1. checks every view's element type and that it holds at least the elements the kernel will
+//!    touch for the given sizes (an [`Error::Gpu`] otherwise, never undefined behaviour),
+//! 2. derives the kernel name, grid, block and dynamic shared memory exactly as the raw launch it
+//!    replaced did (kernels.cu is unchanged), and
+//! 3. launches with the arguments in the kernel's parameter order, behind one `// SAFETY:` note
+//!    saying what the kernel reads and writes.
+//!
+//! What the wrappers cannot see are *values inside* device buffers that steer addressing (token
+//! ids, row positions, slots, row indices): those are validated on the host when the pass metadata
+//! is built (`backend::check_chunks`, `sched::PassMeta`), and each SAFETY note names the invariant.
+//!
+//! Adding a kernel: write its `extern "C" __global__` in kernels.cu (and its name in
+//! `KernelSpec::kernel_names`), then one method on [`Kernels`] that takes `View`s plus sizes, calls
+//! [`need`] for every buffer with the element count the kernel touches, computes grid/block, and
+//! makes one `unsafe { self.gpu.launch(..) }` with a `// SAFETY:` note (the `args!` macro builds the
+//! argument array in parameter order). Mid-buffer pointers (a layer of the KV cache, a field of the
+//! metadata block) are [`View::slice`]s, never `u64` arithmetic. tests/layering.rs keeps `unsafe`,
+//! `.ptr()` and `c_void` out of every other file of `cuda/` but gpu.rs.
+//!
+//! Shapes in the wrappers' docs use the kernels' names: rows = T (tokens of the pass), `act` =
+//! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
+use super::gpu::{DevBuf, GemmType, Gpu};
+use super::kernels::{
+    gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
+    PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+};
+use crate::error::{Error, Result};
+use crate::model::LlamaConfig;
+use std::ffi::c_void;
+
+/// Element type of a device buffer as a kernel sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    F16,
+    I32,
+    /// Raw bytes (quantized weight codes in the kernels' packed layout).
+    U8,
+    /// Device addresses (pointer arrays of the batched GEMMs).
+    U64,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::I32 => 4,
+            DType::F16 => 2,
+            DType::U8 => 1,
+            DType::U64 => 8,
+        }
+    }
+    fn gemm(self) -> Result<GemmType> {
+        match self {
+            DType::F32 => Ok(GemmType::F32),
+            DType::F16 => Ok(GemmType::F16),
+            other => Err(Error::Gpu(format!("cuBLAS GEMM operand of type {other:?} (expected f32 or f16)"))),
+        }
+    }
+}
+
+/// `len` elements of type `dtype` starting `off` elements into `buf`. Borrowing the buffer keeps
+/// it alive for as long as the view (and so across the launch that receives it).
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    buf: &'a DevBuf,
+    off: usize,
+    len: usize,
+    dtype: DType,
+}
+
+impl DevBuf {
+    /// The whole buffer as elements of `dtype` (a trailing partial element is not included).
+    pub fn view(&self, dtype: DType) -> View<'_> {
+        View { buf: self, off: 0, len: self.bytes() / dtype.size(), dtype }
+    }
+    pub fn f32(&self) -> View<'_> {
+        self.view(DType::F32)
+    }
+    pub fn i32(&self) -> View<'_> {
+        self.view(DType::I32)
+    }
+}
+
+impl<'a> View<'a> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// Elements `off .. off + len` of this view; an error when they do not lie inside it.
+    pub fn slice(&self, off: usize, len: usize) -> Result<View<'a>> {
+        if off.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(Error::Gpu(format!(
+                "device view: elements {off}..{} lie outside a view of {} {:?} elements",
+                off.saturating_add(len),
+                self.len,
+                self.dtype
+            )));
+        }
+        Ok(View { buf: self.buf, off: self.off + off, len, dtype: self.dtype })
+    }
+    /// Device address of the first element. Private: only the wrappers below turn views into
+    /// kernel arguments.
+    fn addr(&self) -> u64 {
+        self.buf.ptr() + (self.off * self.dtype.size()) as u64
+    }
+}
+
+/// Checks that `v` has element type `dtype` and at least `n` elements.
+pub fn need(what: &str, v: &View, dtype: DType, n: usize) -> Result<()> {
+    if v.dtype != dtype {
+        return Err(Error::Gpu(format!(
+            "kernel launch: {what} must hold {dtype:?} elements, the view holds {:?}",
+            v.dtype
+        )));
+    }
+    if v.len < n {
+        return Err(Error::Gpu(format!(
+            "kernel launch: {what} needs {n} {dtype:?} elements, the view holds {} (a buffer sized for fewer rows?)",
+            v.len
+        )));
+    }
+    Ok(())
+}
+
+fn need_opt(what: &str, v: &Option<View>, dtype: DType, n: usize) -> Result<()> {
+    match v {
+        Some(v) => need(what, v, dtype, n),
+        None => Err(Error::Gpu(format!("kernel launch: {what} is required here"))),
+    }
+}
+
+fn addr_opt(v: &Option<View>) -> u64 {
+    v.as_ref().map_or(0, |v| v.addr())
+}
+
+fn i32_of(what: &str, x: usize) -> Result<i32> {
+    i32::try_from(x).map_err(|_| Error::Gpu(format!("kernel launch: {what} = {x} does not fit an int")))
+}
+
+fn u32_of(what: &str, x: usize) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::Gpu(format!("kernel launch: {what} = {x} does not fit a grid dimension")))
+}
+
+/// Model dimensions the kernels were compiled with (the `#define`s of kernels.cu) and the
+/// engine's buffer geometry: what the size checks are computed from.
+#[derive(Debug, Clone)]
+pub struct Dims {
+    pub hidden: usize,
+    pub inter: usize,
+    pub q_dim: usize,
+    pub kv_dim: usize,
+    pub n_heads: usize,
+    pub n_kv: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    /// Cache length (`c_max_seq`).
+    pub max_seq: usize,
+    /// Flash-decoding split bound (`c_nsplit`).
+    pub nsplit: usize,
+    /// KV-cache slots per layer (sequences + the dummy slot).
+    pub slots: usize,
+    /// `act_t`: f32 (fp32 mode) or f16.
+    pub act: DType,
+    /// `kv_t`: f32 (fp32 mode) or f16.
+    pub kv: DType,
+    /// int4 scale group (0 when no role is int4).
+    pub i4_group: usize,
+}
+
+impl Dims {
+    pub fn new(c: &LlamaConfig, spec: &KernelSpec, slots: usize) -> Dims {
+        Dims {
+            hidden: c.hidden_size,
+            inter: c.intermediate_size,
+            q_dim: c.q_dim(),
+            kv_dim: c.kv_dim(),
+            n_heads: c.num_attention_heads,
+            n_kv: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            vocab: c.vocab_size,
+            max_seq: spec.max_seq,
+            nsplit: spec.nsplit(),
+            slots,
+            act: if spec.act_f32 { DType::F32 } else { DType::F16 },
+            kv: if spec.kv_f32 { DType::F32 } else { DType::F16 },
+            i4_group: spec.i4_group(),
+        }
+    }
+    /// Elements of one layer's K (or V) cache: (slots, n_kv, max_seq, head_dim).
+    pub fn layer_cache_len(&self) -> usize {
+        self.slots * self.n_kv * self.max_seq * self.head_dim
+    }
+    fn qkv_dim(&self) -> usize {
+        self.q_dim + 2 * self.kv_dim
+    }
+    fn role_k(&self, r: Role) -> usize {
+        match r {
+            Role::Qkv | Role::GateUp | Role::Head => self.hidden,
+            Role::O => self.q_dim,
+            Role::Down => self.inter,
+        }
+    }
+}
+
+/// One layer's K and V cache, (slots, n_kv, max_seq, head_dim) each, of the cache dtype.
+#[derive(Clone, Copy)]
+pub struct LayerCache<'a> {
+    pub k: View<'a>,
+    pub v: View<'a>,
+}
+
+impl<'a> LayerCache<'a> {
+    /// Layer `layer` of the whole-model caches (layers, slots, n_kv, max_seq, head_dim).
+    pub fn of(d: &Dims, kcache: &'a DevBuf, vcache: &'a DevBuf, layer: usize) -> Result<LayerCache<'a>> {
+        let per = d.layer_cache_len();
+        Ok(LayerCache { k: kcache.view(d.kv).slice(layer * per, per)?, v: vcache.view(d.kv).slice(layer * per, per)? })
+    }
+    fn check(&self, d: &Dims) -> Result<()> {
+        need("K cache (slots, n_kv, max_seq, head_dim)", &self.k, d.kv, d.layer_cache_len())?;
+        need("V cache (slots, n_kv, max_seq, head_dim)", &self.v, d.kv, d.layer_cache_len())
+    }
+}
+
+/// RoPE tables, (max_seq, head_dim/2) f32 each.
+#[derive(Clone, Copy)]
+pub struct Rope<'a> {
+    pub cos: View<'a>,
+    pub sin: View<'a>,
+}
+
+impl Rope<'_> {
+    fn check(&self, d: &Dims) -> Result<()> {
+        need("RoPE cos (max_seq, head_dim/2)", &self.cos, DType::F32, d.max_seq * d.head_dim / 2)?;
+        need("RoPE sin (max_seq, head_dim/2)", &self.sin, DType::F32, d.max_seq * d.head_dim / 2)
+    }
+}
+
+/// A linear layer's device weights in the kernels' layout: (n, row bytes) codes or floats, and
+/// for int8 (n) / int4 (n, ceil(k/group)) f16 scales.
+#[derive(Clone, Copy)]
+pub struct Weights<'a> {
+    pub fmt: WeightFormat,
+    pub n: usize,
+    pub k: usize,
+    pub data: &'a DevBuf,
+    pub scales: Option<&'a DevBuf>,
+}
+
+impl Weights<'_> {
+    fn check(&self, d: &Dims) -> Result<()> {
+        let row_bytes = match self.fmt {
+            WeightFormat::F32 => self.k * 4,
+            WeightFormat::F16 => self.k * 2,
+            WeightFormat::I8 => self.k,
+            WeightFormat::I4 { .. } => self.k / 2,
+        };
+        need("weights", &self.data.view(DType::U8), DType::U8, self.n * row_bytes)?;
+        let scales = match self.fmt {
+            WeightFormat::F32 | WeightFormat::F16 => return Ok(()),
+            WeightFormat::I8 => self.n,
+            WeightFormat::I4 { group } => {
+                if group != d.i4_group {
+                    return Err(Error::Gpu(format!(
+                        "int4 weights of group {group}, the kernels were compiled for group {}",
+                        d.i4_group
+                    )));
+                }
+                self.n * self.k.div_ceil(group)
+            }
+        };
+        let s = self.scales.map(|b| b.view(DType::F16));
+        need_opt("weight scales", &s, DType::F16, scales)
+    }
+    fn scales_addr(&self) -> u64 {
+        self.scales.map_or(0, |b| b.ptr())
+    }
+}
+
+/// Which decode-attention kernel to run (they share one parameter list but for `nsplit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeAttn {
+    /// `attn_decode`: CUDA cores.
+    Cuda,
+    /// `attn_decode_tc`: tensor cores.
+    Tc,
+    /// `attn_decode_v1`: one chunk per block, always `nsplit` splits.
+    V1,
+}
+
+impl DecodeAttn {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeAttn::Cuda => "attn_decode",
+            DecodeAttn::Tc => "attn_decode_tc",
+            DecodeAttn::V1 => "attn_decode_v1",
+        }
+    }
+}
+
+/// Which GEMV instance: tensor cores (`tc_*`, up to GEMV_MAX_T rows) or CUDA cores for up to
+/// `mt` rows (`gemv_*_mt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemvKind {
+    Tc,
+    Cuda { mt: usize },
+}
+
+impl GemvKind {
+    pub fn name(self, role: Role, fmt: WeightFormat) -> String {
+        match self {
+            GemvKind::Tc => tc_name(role, fmt),
+            GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
+        }
+    }
+}
+
+/// Dynamic shared memory of a tensor-core GEMV: `rows` f16 input rows of `k` (+8 padding) elements.
+pub fn tc_smem(rows: usize, k: usize) -> usize {
+    rows * (k + 8) * 2
+}
+
+/// Inputs and outputs of a fused decode GEMV (`struct GemvArgs` in kernels.cu). Which are used
+/// depends on the role: NORM prologue (qkv, gate_up, head) reads `h` and `norm_w`, LOAD (o, down)
+/// reads `x`; QKV epilogue writes `out` (= q) and the layer `cache` at (slot, pos) with `rope`,
+/// SWIGLU writes `x` (as `out_act`), RESID adds into `out` (= h), STORE writes `out` (= logits).
+#[derive(Clone, Copy)]
+pub struct GemvIo<'a> {
+    /// (T, hidden) f32 residual stream.
+    pub h: View<'a>,
+    /// (K) f32 RMSNorm weight of NORM roles.
+    pub norm_w: Option<View<'a>>,
+    /// (T, max(K, inter)) act: LOAD input / SWIGLU output.
+    pub x: View<'a>,
+    /// f32 output of QKV (q), RESID (h) and STORE (logits); None for gate_up.
+    pub out: Option<View<'a>>,
+    pub cache: Option<LayerCache<'a>>,
+    /// (T) i32 row positions and slots (pass metadata).
+    pub pos: View<'a>,
+    pub slot: View<'a>,
+    pub rope: Rope<'a>,
+}
+
+/// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GemvArgs {
+    w: u64,
+    scales: u64,
+    h: u64,
+    norm_w: u64,
+    x: u64,
+    out: u64,
+    out_act: u64,
+    kc: u64,
+    vc: u64,
+    row_pos: u64,
+    row_slot: u64,
+    rcos: u64,
+    rsin: u64,
+    t: i32,
+    n: i32,
+}
+
+/// Extra buffers of a batched tensor-core GEMM (`tcg_*`).
+#[derive(Clone, Copy)]
+pub struct TcgBufs<'a> {
+    /// act output: gate/up's m (T, inter); for qkv, q as act (T, q_dim) (prefill passes) or None.
+    pub out_act: Option<View<'a>>,
+    /// f32 split-K partials, at least `TcgShape::ws_floats(n)`.
+    pub ws: View<'a>,
+    /// i32 per-tile counters (n / 16), zero between launches (the kernel resets the ones it used).
+    pub cnt: View<'a>,
+}
+
+/// Per-sequence metadata of a prefill pass: (nseq) i32 arrays.
+#[derive(Clone, Copy)]
+pub struct SeqMeta<'a> {
+    pub slot: View<'a>,
+    pub start: View<'a>,
+    pub row0: View<'a>,
+    pub n: View<'a>,
+}
+
+/// Host record of the pointer arrays of the tensor-core prefill attention, built by
+/// [`AttnPtrs::upload`] from checked views: per (layer, sequence) six arrays of `n_heads` device
+/// addresses [K, q, S, V, P, out]. The addresses point into buffers the engine owns for its whole
+/// life (KV cache, `qa`, score/probability buffers, `xact`).
+pub struct AttnPtrs {
+    layers: usize,
+    /// (n, total) of each sequence: the GEMM sizes every address was checked for.
+    seqs: Vec<(usize, usize)>,
+}
+
+/// Buffers of the tensor-core prefill attention of one pass.
+#[derive(Clone, Copy)]
+pub struct AttnTcBufs<'a> {
+    /// (rows, q_dim) act: RoPE'd q (written by rope_append).
+    pub qa: View<'a>,
+    /// (n_heads, n, total) f32 scores and act probabilities.
+    pub scores: View<'a>,
+    pub probs: View<'a>,
+    /// (rows, q_dim) act: attention output.
+    pub out: View<'a>,
+}
+
+impl AttnPtrs {
+    /// Builds and uploads into `dst` the pointer arrays for `layers` layers and the pass's
+    /// sequences `(slot, start, row0, n)`. Every matrix a pointer names is checked to lie inside
+    /// its view for the GEMM sizes `tc_attention` will use.
+    pub fn upload(
+        k: &Kernels,
+        dst: &DevBuf,
+        caches: &[LayerCache],
+        b: &AttnTcBufs,
+        seqs: &[(usize, usize, usize, usize)],
+    ) -> Result<AttnPtrs> {
+        let d = k.d;
+        let (nh, hd, g) = (d.n_heads, d.head_dim, d.n_heads / d.n_kv);
+        let nseq = seqs.len();
+        need("q (act)", &b.qa, d.act, 0)?;
+        need("attention scores", &b.scores, DType::F32, 0)?;
+        need("attention probabilities", &b.probs, d.act, 0)?;
+        need("attention output (act)", &b.out, d.act, 0)?;
+        let mut v = vec![0u64; caches.len() * nseq * 6 * nh];
+        let mut sizes = Vec::with_capacity(nseq);
+        for (l, cache) in caches.iter().enumerate() {
+            cache.check(d)?;
+            for (si, &(slot, start, row0, n)) in seqs.iter().enumerate() {
+                let total = start + n;
+                if slot >= d.slots || total > d.max_seq || n == 0 {
+                    return Err(Error::Gpu(format!(
+                        "tensor-core attention: slot {slot}, {total} tokens outside the cache ({} slots × {})",
+                        d.slots, d.max_seq
+                    )));
+                }
+                if l == 0 {
+                    sizes.push((n, total));
+                }
+                let base = (l * nseq + si) * 6 * nh;
+                for h in 0..nh {
+                    // K, V: (total, hd) rows of this head's cache; q/out: n rows of stride q_dim.
+                    let kv_off = (slot * d.n_kv + h / g) * d.max_seq * hd;
+                    let q_off = row0 * d.q_dim + h * hd;
+                    let q_len = (n - 1) * d.q_dim + hd;
+                    let s_off = h * n * total;
+                    v[base + h] = cache.k.slice(kv_off, total * hd)?.addr();
+                    v[base + nh + h] = b.qa.slice(q_off, q_len)?.addr();
+                    v[base + 2 * nh + h] = b.scores.slice(s_off, n * total)?.addr();
+                    v[base + 3 * nh + h] = cache.v.slice(kv_off, total * hd)?.addr();
+                    v[base + 4 * nh + h] = b.probs.slice(s_off, n * total)?.addr();
+                    v[base + 5 * nh + h] = b.out.slice(q_off, q_len)?.addr();
+                }
+            }
+        }
+        k.gpu.htod(dst, 0, &v)?;
+        Ok(AttnPtrs { layers: caches.len(), seqs: sizes })
+    }
+}
+
+/// The engine's kernels: model dimensions plus the GPU they run on. Cheap to build per call.
+#[derive(Clone, Copy)]
+pub struct Kernels<'a> {
+    pub gpu: &'a Gpu,
+    pub d: &'a Dims,
+}
+
+macro_rules! args {
+    ($($a:expr),*) => { [$(&mut $a as *mut _ as *mut c_void),*] };
+}
+
+impl<'a> Kernels<'a> {
+    pub fn new(gpu: &'a Gpu, d: &'a Dims) -> Self {
+        Kernels { gpu, d }
+    }
+
+    /// `embed`: h (rows, hidden) f32 = emb[tokens[t]]; emb (vocab, hidden) f32 or f16.
+    pub fn embed(&self, tokens: View, emb: View, h: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        need("tokens", &tokens, DType::I32, rows)?;
+        need("embedding table", &emb, emb.dtype, d.vocab * d.hidden)?;
+        if !matches!(emb.dtype, DType::F32 | DType::F16) {
+            return Err(Error::Gpu("embedding table must be f32 or f16".into()));
+        }
+        need("h", &h, DType::F32, rows * d.hidden)?;
+        let (mut tok, mut e, mut hp) = (tokens.addr(), emb.addr(), h.addr());
+        let mut f32e = (emb.dtype == DType::F32) as i32;
+        // SAFETY: embed(tokens, emb, emb_f32, h): block t reads tokens[t] (t < rows) and row
+        // tokens[t] of emb (ids < vocab, checked by check_chunks on the host), writes row t of h.
+        unsafe { self.gpu.launch("embed", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(tok, e, f32e, hp)) }
+    }
+
+    /// `rmsnorm`: out (rows, hidden) act = rmsnorm(x (rows, hidden) f32) · w (hidden) f32.
+    pub fn rmsnorm(&self, x: View, w: View, out: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
+        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
+        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
+        let (mut xp, mut wp, mut op) = (x.addr(), w.addr(), out.addr());
+        // SAFETY: rmsnorm(x, w, out): block t reads row t of x and all of w, writes row t of out;
+        // all three were checked to hold rows × hidden (w: hidden) elements.
+        unsafe { self.gpu.launch("rmsnorm", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, wp, op)) }
+    }
+
+    /// `gather_rows`: out (nsel, hidden) f32 = x[idx[i]], x (x_rows, hidden) f32.
+    pub fn gather_rows(&self, x: View, x_rows: usize, idx: View, out: View, nsel: usize) -> Result<()> {
+        let d = self.d;
+        need("gather input", &x, DType::F32, x_rows * d.hidden)?;
+        need("gather row indices", &idx, DType::I32, nsel)?;
+        need("gather output", &out, DType::F32, nsel * d.hidden)?;
+        let (mut xp, mut ip, mut op) = (x.addr(), idx.addr(), out.addr());
+        // SAFETY: gather_rows(x, rows, out): block i reads idx[i] (< x_rows: PassMeta builds
+        // out_rows from the pass's own rows) and that row of x, writes row i of out.
+        unsafe { self.gpu.launch("gather_rows", (u32_of("nsel", nsel)?, 1, 1), 256, 0, &mut args!(xp, ip, op)) }
+    }
+
+    /// `rope_append` (GEMM-path QKV epilogue): y (rows, q+2kv) f32 → q (rows, q_dim) f32 and
+    /// qa (rows, q_dim) act with RoPE, K (RoPE'd) and V into `cache` at (slot, pos) of each row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_append(
+        &self,
+        y: View,
+        q: View,
+        qa: View,
+        cache: LayerCache,
+        pos: View,
+        slot: View,
+        rope: Rope,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        need("qkv GEMM output", &y, DType::F32, rows * d.qkv_dim())?;
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        need("q (act)", &qa, d.act, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        rope.check(d)?;
+        let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
+        let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
+        // SAFETY: rope_append(y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads row
+        // t of y, pos[t] < max_seq and slot[t] < slots (host-built metadata), writes row t of q/qa
+        // and one (slot, head, pos) row of this layer's K/V caches (checked to be whole layers).
+        unsafe {
+            self.gpu.launch(
+                "rope_append",
+                (u32_of("rows", rows)?, 1, 1),
+                256,
+                0,
+                &mut args!(yp, qp, qap, kc, vc, pp, sp, cp, snp),
+            )
+        }
+    }
+
+    /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved).
+    pub fn swiglu(&self, y: View, m: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        need("gate/up GEMM output", &y, DType::F32, rows * 2 * d.inter)?;
+        need("swiglu output", &m, d.act, rows * d.inter)?;
+        let blocks = ((rows * d.inter).div_ceil(256) as u32).min(self.gpu.sms * 16);
+        let (mut yp, mut mp, mut ri) = (y.addr(), m.addr(), i32_of("rows", rows)?);
+        // SAFETY: swiglu(y, m, T): a grid-stride loop over rows × inter elements of m, reading two
+        // elements of y each; both checked above.
+        unsafe { self.gpu.launch("swiglu", (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+    }
+
+    /// `dequant_i8` / `dequant_i4`: out (n, k) f16 = the f16 dequantization of quantized `w`.
+    pub fn dequant(&self, w: &Weights, out: View) -> Result<()> {
+        let name = match w.fmt {
+            WeightFormat::I8 => "dequant_i8",
+            WeightFormat::I4 { .. } => "dequant_i4",
+            other => return Err(Error::Gpu(format!("dequant: {} weights are not quantized", other.tag()))),
+        };
+        w.check(self.d)?;
+        need("dequantized weights", &out, DType::F16, w.n * w.k)?;
+        let blocks = ((w.n * w.k / 8).div_ceil(256) as u32).min(self.gpu.sms * 16);
+        let (mut wp, mut sp, mut dq) = (w.data.ptr(), w.scales_addr(), out.addr());
+        let (mut n, mut k) = (i32_of("n", w.n)?, i32_of("k", w.k)?);
+        // SAFETY: dequant_*(q, s, out, N, K): a grid-stride loop over the n × k codes (i8: n × k
+        // bytes; i4: n × k / 8 words) and their scales, writing n × k f16; all checked by
+        // Weights::check and above.
+        unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(wp, sp, dq, n, k)) }
+    }
+
+    /// A fused decode GEMV of `role` over `rows` (<= GEMV_MAX_T) rows: `kind` picks the instance,
+    /// `grid` the number of blocks (the kernels loop over output pairs/tiles, any grid >= 1 works).
+    pub fn gemv(&self, kind: GemvKind, role: Role, grid: u32, w: &Weights, io: &GemvIo, rows: usize) -> Result<()> {
+        let d = self.d;
+        let k = d.role_k(role);
+        if w.k != k {
+            return Err(Error::Gpu(format!("{} GEMV: weights have k = {}, the kernel expects {k}", role.tag(), w.k)));
+        }
+        let (n, act) = (w.n, d.act.size());
+        let (threads, smem) = match kind {
+            GemvKind::Tc if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => (TC_THREADS, tc_smem(rows, k)),
+            GemvKind::Cuda { mt } if rows <= mt && mt <= GEMV_MAX_T => (GEMV_THREADS, rows * k * act),
+            _ => return Err(Error::Gpu(format!("{} GEMV: {kind:?} cannot run {rows} rows of n = {n}", role.tag()))),
+        };
+        if rows == 0 || grid == 0 {
+            return Err(Error::Gpu(format!("{} GEMV: empty launch ({rows} rows, {grid} blocks)", role.tag())));
+        }
+        w.check(d)?;
+        match role {
+            Role::Qkv | Role::GateUp | Role::Head => {
+                need("GEMV h", &io.h, DType::F32, rows * k)?;
+                need_opt("GEMV norm weight", &io.norm_w, DType::F32, k)?;
+            }
+            Role::O | Role::Down => need("GEMV x", &io.x, d.act, rows * k)?,
+        }
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv GEMV: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt("GEMV q output", &io.out, DType::F32, rows * d.q_dim)?;
+                match &io.cache {
+                    Some(c) => c.check(d)?,
+                    None => return Err(Error::Gpu("qkv GEMV: the layer's KV cache is required".into())),
+                }
+                need("row positions", &io.pos, DType::I32, rows)?;
+                need("row slots", &io.slot, DType::I32, rows)?;
+                io.rope.check(d)?;
+            }
+            Role::GateUp => need("GEMV swiglu output", &io.x, d.act, rows * n / 2)?,
+            Role::O | Role::Down | Role::Head => need_opt("GEMV output", &io.out, DType::F32, rows * n)?,
+        }
+        let name = kind.name(role, w.fmt);
+        let (kc, vc) = io.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
+        let mut a = GemvArgs {
+            w: w.data.ptr(),
+            scales: w.scales_addr(),
+            h: io.h.addr(),
+            norm_w: addr_opt(&io.norm_w),
+            x: io.x.addr(),
+            out: addr_opt(&io.out),
+            out_act: io.x.addr(),
+            kc,
+            vc,
+            row_pos: io.pos.addr(),
+            row_slot: io.slot.addr(),
+            rcos: io.rope.cos.addr(),
+            rsin: io.rope.sin.addr(),
+            t: i32_of("rows", rows)?,
+            n: i32_of("n", n)?,
+        };
+        // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
+        // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
+        // the role's prologue reads and epilogue writes was checked above for `rows` rows of k
+        // inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
+        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+    }
+
+    /// Flash-decoding attention of `rows` sequences (one new token each) over `cache`:
+    /// out (rows, q_dim) act from q (rows, q_dim) f32, `ns` splits per (sequence, kv head).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_decode(
+        &self,
+        kind: DecodeAttn,
+        ns: usize,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        part: View,
+        counters: View,
+        pos: View,
+        slot: View,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let ns = if kind == DecodeAttn::V1 { d.nsplit } else { ns };
+        if ns == 0 || ns > d.nsplit || (kind != DecodeAttn::V1 && ns > 64) {
+            return Err(Error::Gpu(format!("decode attention: {ns} splits (1..={} and <= 64)", d.nsplit)));
+        }
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("attention output", &out, d.act, rows * d.q_dim)?;
+        need("attention partials", &part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
+        need("attention counters", &counters, DType::I32, rows * d.n_kv)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
+        let mut nsi = ns as i32;
+        // SAFETY: attn_decode*(q, kc, vc, out, part, counters, row_pos, row_slot[, nsplit]): block
+        // (split, kvh, b) reads q row b, cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq by
+        // the host metadata), writes its (b, head, split) partial records (stride c_nsplit >= ns),
+        // bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it) and the last
+        // block writes out row b. Sizes checked above for `rows` sequences.
+        unsafe {
+            if kind == DecodeAttn::V1 {
+                self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp))
+            } else {
+                self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp, nsi))
+            }
+        }
+    }
+
+    /// Tiled causal attention of a prefill pass: `nseq` pieces (longest `max_n` rows) whose rows
+    /// lie in 0..rows of q (rows, q_dim) f32 / out (rows, q_dim) act.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_prefill(
+        &self,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        seqs: SeqMeta,
+        nseq: usize,
+        max_n: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("attention output", &out, d.act, rows * d.q_dim)?;
+        for (what, v) in
+            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
+        {
+            need(what, v, DType::I32, nseq)?;
+        }
+        let grid = (u32_of("blocks", max_n.div_ceil(PF_Q))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
+        // SAFETY: attn_prefill(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
+        // (tile, head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q and cache
+        // rows 0..start+n (<= max_seq) of its slot, writes the same rows of out. PassMeta builds
+        // the pieces from the pass's rows; the buffers were checked for `rows` rows.
+        unsafe { self.gpu.launch("attn_prefill", grid, PF_Q as u32, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+    }
+
+    /// Flash-attention prefill on tensor cores (`attn_prefill_tc`): the same inputs and outputs as
+    /// [`attn_prefill`](Self::attn_prefill), 64 queries of one head per block of 4 warps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_prefill_tc(
+        &self,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        seqs: SeqMeta,
+        nseq: usize,
+        max_n: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        if d.kv != DType::F16 || d.act != DType::F16 || d.head_dim % 32 != 0 || d.n_heads / d.n_kv > 8 {
+            return Err(Error::Gpu("attn_prefill_tc needs an f16 cache, head_dim % 32 == 0, GQA group <= 8".into()));
+        }
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("attention output", &out, d.act, rows * d.q_dim)?;
+        for (what, v) in
+            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
+        {
+            need(what, v, DType::I32, nseq)?;
+        }
+        let grid = (u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
+        // SAFETY: attn_prefill_tc(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
+        // (tile, head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q and cache
+        // rows 0..start+n (<= max_seq) of its slot, writes the same rows of out (as attn_prefill).
+        unsafe { self.gpu.launch("attn_prefill_tc", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+    }
+
+    /// Batched tensor-core GEMM of `role` for GEMV_MAX_T < rows <= TCG_MAX_T (`tcg_*`): x (rows, k)
+    /// act (`io.x`, already normalized) times the weights, split over K as `sh` says, with the
+    /// role's epilogue (QKV: q + cache; SWIGLU: m into `b.out_act`; RESID: `io.out` += ; STORE).
+    pub fn tcg(&self, role: Role, sh: TcgShape, w: &Weights, io: &GemvIo, b: &TcgBufs, rows: usize) -> Result<()> {
+        let d = self.d;
+        let k = d.role_k(role);
+        let n = w.n;
+        if w.k != k || d.act != DType::F16 || n % 16 != 0 || !w.fmt.has_tc() {
+            return Err(Error::Gpu(format!("{} tcg GEMM: k = {} (kernel {k}), n = {n}, {:?}", role.tag(), w.k, w.fmt)));
+        }
+        if rows <= GEMV_MAX_T || rows > TCG_MAX_T || sh.slices == 0 || sh.gx == 0 || sh.ks * sh.slices < k {
+            return Err(Error::Gpu(format!("{} tcg GEMM: {rows} rows, shape {sh:?}", role.tag())));
+        }
+        w.check(d)?;
+        need("tcg x", &io.x, d.act, rows * k)?;
+        need("tcg partials", &b.ws, DType::F32, sh.ws_floats(n))?;
+        need("tcg counters", &b.cnt, DType::I32, n / 16)?;
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv tcg GEMM: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt("tcg q output", &io.out, DType::F32, rows * d.q_dim)?;
+                if let Some(qa) = &b.out_act {
+                    need("tcg q (act)", qa, d.act, rows * d.q_dim)?;
+                }
+                match &io.cache {
+                    Some(c) => c.check(d)?,
+                    None => return Err(Error::Gpu("qkv tcg GEMM: the layer's KV cache is required".into())),
+                }
+                need("row positions", &io.pos, DType::I32, rows)?;
+                need("row slots", &io.slot, DType::I32, rows)?;
+                io.rope.check(d)?;
+            }
+            Role::GateUp => need_opt("tcg swiglu output", &b.out_act, d.act, rows * n / 2)?,
+            Role::O | Role::Down | Role::Head => need_opt("tcg output", &io.out, DType::F32, rows * n)?,
+        }
+        let (kc, vc) = io.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
+        let mut a = GemvArgs {
+            w: w.data.ptr(),
+            scales: w.scales_addr(),
+            h: io.h.addr(),
+            norm_w: addr_opt(&io.norm_w),
+            x: io.x.addr(),
+            out: addr_opt(&io.out),
+            out_act: addr_opt(&b.out_act),
+            kc,
+            vc,
+            row_pos: io.pos.addr(),
+            row_slot: io.slot.addr(),
+            rcos: io.rope.cos.addr(),
+            rsin: io.rope.sin.addr(),
+            t: i32_of("rows", rows)?,
+            n: i32_of("n", n)?,
+        };
+        let (mut ws, mut cnt, mut ks) = (b.ws.addr(), b.cnt.addr(), i32_of("ks", sh.ks)?);
+        let grid = (u32_of("tcg blocks", sh.gx)?, u32_of("tcg slices", sh.slices)?, 1);
+        // SAFETY: tcg_*(GemvArgs, ws, cnt, ks): GemvArgs mirrors the CUDA struct; block (bx, s)
+        // stages x rows < rows, columns [s·ks, s·ks + ks) ∩ [0, k) (checked: rows × k act), reads
+        // the weights (checked for n × k), writes partials ws[(tile·slices + s)·1024 ..] (checked:
+        // ws_floats(n)) and counters cnt[tile < n/16]; the last warp of a tile writes the role's
+        // outputs checked above for `rows` rows; QKV rows write the cache at (row_slot, row_pos).
+        // The dynamic shared memory `sh.smem` (64 × (ks + pad) f16) was allowed at engine load.
+        unsafe {
+            self.gpu.launch(&tcg_name(role, w.fmt), grid, TCG_THREADS, sh.smem as u32, &mut args!(a, ws, cnt, ks))
+        }
+    }
+
+    /// Causal softmax of one sequence's scores: P (n_heads, n, total) act from S (same) f32; row i
+    /// sees keys 0..=start+i.
+    pub fn softmax_causal(&self, s: View, p: View, n: usize, total: usize, start: usize) -> Result<()> {
+        let d = self.d;
+        need("scores", &s, DType::F32, d.n_heads * n * total)?;
+        need("probabilities", &p, d.act, d.n_heads * n * total)?;
+        let (mut sp, mut pp) = (s.addr(), p.addr());
+        let (mut ni, mut ti, mut st) = (i32_of("n", n)?, i32_of("total", total)?, i32_of("start", start)?);
+        // SAFETY: softmax_causal(S, P, n, total, start): block (i, h) reads and writes row (h, i)
+        // of total elements of S/P, checked above.
+        unsafe {
+            self.gpu.launch(
+                "softmax_causal",
+                (u32_of("n", n)?, u32_of("n_heads", d.n_heads)?, 1),
+                256,
+                0,
+                &mut args!(sp, pp, ni, ti, st),
+            )
+        }
+    }
+
+    /// Attention of layer `layer` for sequence `si` of a long prefill pass on tensor cores:
+    /// Sᵀ = K · qᵀ (scaled), causal softmax, outᵀ = Vᵀ · Pᵀ, through the pointer arrays in `ptrs`
+    /// (uploaded by [`AttnPtrs::upload`] for this pass).
+    pub fn attn_tc(&self, ptrs: &DevBuf, table: &AttnPtrs, b: &AttnTcBufs, layer: usize, si: usize) -> Result<()> {
+        let d = self.d;
+        let (nh, hd) = (d.n_heads, d.head_dim);
+        let nseq = table.seqs.len();
+        if layer >= table.layers || si >= nseq {
+            return Err(Error::Gpu(format!(
+                "tensor-core attention: layer {layer} / sequence {si} not in the uploaded table ({} × {nseq})",
+                table.layers
+            )));
+        }
+        let (n, total) = table.seqs[si];
+        let start = total - n;
+        let arrays = ptrs.view(DType::U64);
+        let arr = |which: usize| arrays.slice(((layer * nseq + si) * 6 + which) * nh, nh);
+        let t = d.act.gemm()?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (a0, a1, a2, a3, a4, a5) = (arr(0)?, arr(1)?, arr(2)?, arr(3)?, arr(4)?, arr(5)?);
+        // SAFETY: the six pointer arrays were written by AttnPtrs::upload for exactly this
+        // (layer, sequence) with these (n, total), each address checked to name a whole matrix
+        // (K/V: total × hd rows of the layer cache; q/out: n rows of stride q_dim; S/P: n × total)
+        // inside buffers the engine owns for its lifetime; the arrays themselves lie in `ptrs`.
+        unsafe {
+            // Sᵀ (total × n) = K (total × hd) · qᵀ, scaled: the column-major view of S (n, total).
+            self.gpu.gemm_batched(
+                true,
+                total,
+                n,
+                hd,
+                scale,
+                a0.addr(),
+                hd,
+                a1.addr(),
+                d.q_dim,
+                t,
+                a2.addr(),
+                total,
+                GemmType::F32,
+                nh,
+            )?;
+        }
+        self.softmax_causal(b.scores, b.probs, n, total, start)?;
+        // SAFETY: as above.
+        unsafe {
+            // outᵀ (hd × n) = Vᵀ (hd × total) · Pᵀ (total × n)
+            self.gpu.gemm_batched(
+                false,
+                hd,
+                n,
+                total,
+                1.0,
+                a3.addr(),
+                hd,
+                a4.addr(),
+                total,
+                t,
+                a5.addr(),
+                d.q_dim,
+                t,
+                nh,
+            )
+        }
+    }
+
+    /// `argmax_rows`: next[t] = argmax of logits row t, (rows, vocab) f32.
+    pub fn argmax_rows(&self, logits: View, next: View, rows: usize) -> Result<()> {
+        need("logits", &logits, DType::F32, rows * self.d.vocab)?;
+        need("next tokens", &next, DType::I32, rows)?;
+        let (mut lp, mut np) = (logits.addr(), next.addr());
+        // SAFETY: argmax_rows(logits, next): block t reads logits row t, writes next[t]; checked.
+        unsafe { self.gpu.launch("argmax_rows", (u32_of("rows", rows)?, 1, 1), 1024, 0, &mut args!(lp, np)) }
+    }
+
+    /// `advance`: tokens[t] = next[t], row_pos[t] += 1 (clamped to max_seq - 1), for t < b.
+    pub fn advance(&self, next: View, tokens: View, pos: View, b: usize) -> Result<()> {
+        need("next tokens", &next, DType::I32, b)?;
+        need("tokens", &tokens, DType::I32, b)?;
+        need("row positions", &pos, DType::I32, b)?;
+        let (mut np, mut tp, mut pp, mut bi) = (next.addr(), tokens.addr(), pos.addr(), i32_of("b", b)?);
+        // SAFETY: advance(next, tokens, row_pos, T): thread t < T reads next[t], writes tokens[t]
+        // and row_pos[t]; all three hold b entries.
+        unsafe { self.gpu.launch("advance", ((b as u32).div_ceil(128), 1, 1), 128, 0, &mut args!(np, tp, pp, bi)) }
+    }
+
+    /// `sample_topk_topp`: next[t] sampled from logits row t (top-k, then top-p, at 1/inv_t).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_topk_topp(
+        &self,
+        logits: View,
+        next: View,
+        rows: usize,
+        inv_temp: f32,
+        top_k: usize,
+        top_p: f32,
+        seed: u64,
+        step: u64,
+    ) -> Result<()> {
+        need("logits", &logits, DType::F32, rows * self.d.vocab)?;
+        need("next tokens", &next, DType::I32, rows)?;
+        let (mut lp, mut np) = (logits.addr(), next.addr());
+        // The kernel clamps k to SAMPLE_MAX_K; saturate rather than wrap.
+        let (mut it, mut k, mut p) = (inv_temp, top_k.min(i32::MAX as usize) as i32, top_p);
+        let (mut sd, mut st) = (seed, step);
+        // SAFETY: sample_topk_topp(logits, next, inv_temp, top_k, top_p, seed, step): block t reads
+        // logits row t and writes next[t]; checked above. Scalars are passed by value.
+        unsafe {
+            self.gpu.launch(
+                "sample_topk_topp",
+                (u32_of("rows", rows)?, 1, 1),
+                SAMPLE_THREADS,
+                0,
+                &mut args!(lp, np, it, k, p, sd, st),
+            )
+        }
+    }
+
+    /// cuBLAS: c (rows, n) f32 = a (rows, k) · w (n, k)ᵀ + beta · c, row-major, f32 accumulation.
+    /// `w` and `a` are f16 or f32 (their views' types).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(&self, rows: usize, n: usize, k: usize, w: View, a: View, c: View, beta: f32) -> Result<()> {
+        let (wt, at) = (w.dtype.gemm()?, a.dtype.gemm()?);
+        need("GEMM weights", &w, w.dtype, n * k)?;
+        need("GEMM input", &a, a.dtype, rows * k)?;
+        need("GEMM output", &c, DType::F32, rows * n)?;
+        for (what, x) in [("rows", rows), ("n", n), ("k", k)] {
+            i32_of(what, x)?;
+        }
+        // SAFETY: gemm reads n × k of w and rows × k of a, reads (beta != 0) and writes rows × n
+        // f32 of c; the views were checked to hold that many elements of those types.
+        unsafe { self.gpu.gemm(rows, n, k, w.addr(), wt, a.addr(), at, c.addr(), beta) }
+    }
+
+    /// Device-to-device copy, see [`copy`].
+    pub fn copy(&self, dst: View, src: View) -> Result<()> {
+        copy(self.gpu, dst, src)
+    }
+}
+
+/// Device-to-device copy of `src` into `dst` (same type; `dst` at least as long), queued on the
+/// engine's stream.
+pub fn copy(gpu: &Gpu, dst: View, src: View) -> Result<()> {
+    need("copy destination", &dst, src.dtype, src.len)?;
+    let bytes = src.len * src.dtype.size();
+    // SAFETY: src holds `bytes` bytes and dst at least as many (checked); both buffers are
+    // borrowed for the call and freed only after the engine synchronizes its stream.
+    unsafe {
+        cudarc::driver::result::memcpy_dtod_async(dst.addr(), src.addr(), bytes, gpu.stream.cu_stream())
+            .map_err(|e| Error::Gpu(format!("device-to-device copy: {e:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Views and checks need a DevBuf (a real allocation), so they are exercised by the GPU tests
+    // and `trtforge cuda-check`; the pure parts are checked here.
+    use super::*;
+
+    #[test]
+    fn dtype_sizes() {
+        assert_eq!(DType::F32.size(), 4);
+        assert_eq!(DType::F16.size(), 2);
+        assert_eq!(DType::I32.size(), 4);
+        assert_eq!(DType::U8.size(), 1);
+        assert_eq!(DType::U64.size(), 8);
+        assert!(DType::I32.gemm().is_err());
+        assert_eq!(DType::F16.gemm().unwrap(), GemmType::F16);
+    }
+
+    #[test]
+    fn tc_smem_matches_the_kernel_layout() {
+        // rows f16 rows of k + 8 elements.
+        assert_eq!(tc_smem(8, 2048), 8 * 2056 * 2);
+    }
+}
