@@ -456,9 +456,9 @@ mod tests {
         assert_eq!((d.ks, d.slices, d.gx), (512, 11, 16));
         let gu = tcg_shape(11264, 2048, WeightFormat::F16, 264, 512);
         assert_eq!((gu.ks, gu.slices, gu.gx), (704, 3, 88));
-        // SmolLM2's 576 inputs: one slice whose last step is partial.
+        // SmolLM2's 576 inputs: a 512-column slice and a last one of 64 (half an int4 step).
         let sm = tcg_shape(1536, 576, WeightFormat::I4 { group: 64 }, 264, 512);
-        assert_eq!((sm.ks, sm.slices), (640, 1));
+        assert_eq!((sm.ks, sm.slices), (512, 2));
         // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
