@@ -967,8 +967,11 @@ __device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ 
     }
     if (blockIdx.x * TCG_WARPS + warp >= ntiles) pdl_trigger();
 }
+// Two blocks per SM (128 registers) where that compiles without spills; int8/int4 (the code → f16x2
+// conversion) and the logits store need a few more registers and get one.
+#define TCG_MINB(WF, EPI) (((WF) != WF_F16 || (EPI) == EPI_STORE) ? 1 : 2)
 #define TCG_KERNEL(name, WF, EPI, K)                                                                       \
-    extern "C" __global__ void __launch_bounds__(TCG_WARPS * 32, 2) name(GemvArgs a, float* ws, int* cnt, int ks) { \
+    extern "C" __global__ void __launch_bounds__(TCG_WARPS * 32, TCG_MINB(WF, EPI)) name(GemvArgs a, float* ws, int* cnt, int ks) { \
         tcg_body<WF, EPI, K>(a, ws, cnt, ks);                                                                 \
     }
 TCG_INSTANCES
