@@ -632,6 +632,30 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
     }
 }
 
+// The tensor-core kernels' epilogue for output rows (2p, 2p + 1) of batch row t, sums y0, y1:
+// int8 row scales, then RoPE + KV append (qkv_store), SwiGLU, residual add or store. Shared by the
+// decode GEMV (tc_body) and the batched GEMM (tcg_body).
+template <int WF, int EPI>
+__device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, float y0, float y1) {
+    if (WF == WF_I8) {
+        y0 *= h2f(a.scales[2 * p]);
+        y1 *= h2f(a.scales[2 * p + 1]);
+    }
+    if (EPI == EPI_QKV) {
+        qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
+    } else if (EPI == EPI_SWIGLU) {
+        a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
+    } else if (EPI == EPI_RESID) {
+        float* o = a.out + (size_t)t * a.N + 2 * p;
+        o[0] += y0;
+        o[1] += y1;
+    } else {
+        float* o = a.out + (size_t)t * a.N + 2 * p;
+        o[0] = y0;
+        o[1] = y1;
+    }
+}
+
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -713,24 +737,7 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
                     y0 += part[w][2 * pp][t];
                     y1 += part[w][2 * pp + 1][t];
                 }
-                const int p = tile * 8 + pp;
-                if (WF == WF_I8) {
-                    y0 *= h2f(a.scales[2 * p]);
-                    y1 *= h2f(a.scales[2 * p + 1]);
-                }
-                if (EPI == EPI_QKV) {
-                    qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
-                } else if (EPI == EPI_SWIGLU) {
-                    a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
-                } else if (EPI == EPI_RESID) {
-                    float* o = a.out + (size_t)t * a.N + 2 * p;
-                    o[0] += y0;
-                    o[1] += y1;
-                } else {
-                    float* o = a.out + (size_t)t * a.N + 2 * p;
-                    o[0] = y0;
-                    o[1] = y1;
-                }
+                tc_epilogue<WF, EPI>(a, t, tile * 8 + pp, y0, y1);
             }
         }
         __syncthreads();
@@ -740,6 +747,261 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 TC_INSTANCES
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core GEMM for decode batches of 9..64 rows (f16 activations, sm_80+):
+// y (T, N) = x (T, K) · Wᵀ, x (T, K) act_t (already normalized where the step has an RMSNorm).
+// grid (G, S): the block (bx, s) stages the K slice s of x — columns [s·ks, s·ks + ks), all 64 rows,
+// zero beyond T and K — in shared memory once, then each of its TCG_WARPS warps walks whole tiles of
+// 16 output rows (tile = bx·TCG_WARPS + warp, + G·TCG_WARPS, ...) over that slice: the same weight
+// layouts, lane loads, in-register int8/int4 → f16 conversion and k permutation as tc_body, but the
+// A fragments of a step feed 8 mmas, one per 8 batch rows (n8 tile j reads rows 8j + g of x).
+// The slice's 16 × 64 partial tile goes to ws (tile, s, t, row) f32; the last warp to finish a tile
+// (counter per tile, reset by that warp) sums the S partials in slice order (deterministic) and
+// runs tc_epilogue. K is split across blocks so that 64 rows of x fit in shared memory and the
+// small matrices still spread over every SM.
+#define TCG_WARPS 8
+#define TCG_ROWS 64
+template <int WF> struct Tcg;
+// U: steps of weight loads issued at once; PAD: x row padding in halves (conflict-free B reads).
+template <> struct Tcg<WF_F16> { enum { U = 4, PAD = 32 }; };
+template <> struct Tcg<WF_I8> { enum { U = 2, PAD = 8 }; };
+template <> struct Tcg<WF_I4> { enum { U = 2, PAD = 8 }; };
+
+// Pairs 4v .. 4v + 3 of tc_pairs (the chunk's elements 8v .. 8v + 7), computed alone.
+template <int WF>
+__device__ __forceinline__ void tc_pairs4(uint4 w, u32 s2, int v, u32* p) {
+    const u32 wv[4] = {w.x, w.y, w.z, w.w};
+    if (WF == WF_F16) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) p[q] = wv[q];
+    } else if (WF == WF_I8) {
+        const u32 bias = 0x64806480u;
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            u32 lo = __byte_perm(wv[2 * v + q], 0x64646464u, 0x4140), hi = __byte_perm(wv[2 * v + q], 0x64646464u, 0x4342);
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+            p[2 * q] = lo;
+            p[2 * q + 1] = hi;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            u32 h = ((wv[v] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
+            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
+            asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
+            p[i] = h;
+        }
+    }
+}
+
+template <int WF, int EPI, int K>
+__device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ ws, int* __restrict__ cnt, int ks) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, U = Tcg<WF>::U;
+    constexpr size_t ROWB = (size_t)K * 16 / CH;  // bytes per weight row
+    const int XS = ks + Tcg<WF>::PAD;             // x row stride in halves
+    h16* xs = (h16*)smem_raw;                     // (TCG_ROWS, XS)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T, ntiles = a.N >> 4;
+    const int S = gridDim.y, s = blockIdx.y, kbeg = s * ks;
+    const int nsteps = (min(ks, K - kbeg) + STEPK - 1) / STEPK;
+    const unsigned char* W = (const unsigned char*)a.w;
+    uint4 va[U], vb[U];
+    auto load = [&](int tile, int b0) {
+        const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
+        const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+        for (int i = 0; i < U; i++) {
+            const int k = kbeg + (b0 + i) * STEPK + t4 * CH;
+            const bool in = b0 + i < nsteps && k < K;
+            va[i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            vb[i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+        }
+    };
+    const int tstride = gridDim.x * TCG_WARPS;
+    int tile = blockIdx.x * TCG_WARPS + warp;
+    if (tile < ntiles) load(tile, 0);
+    pdl_wait();
+    {
+        // All of the slice's 16-byte copies in flight at once (cp.async, zero-filled outside x).
+        const int vpr = ks / 8;  // 16-byte vectors per staged row
+        for (int i = threadIdx.x; i < TCG_ROWS * vpr; i += TCG_WARPS * 32) {
+            const int r = i / vpr, c = i - r * vpr, k = kbeg + 8 * c;
+            const bool in = r < T && k < K;
+            const act_t* src = in ? a.x + (size_t)r * K + k : a.x;
+#if __CUDA_ARCH__ >= 800
+            u32 dst;
+            asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(dst) : "l"(xs + r * XS + 8 * c));
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(in ? 16 : 0) : "memory");
+#else
+            *(uint4*)(xs + r * XS + 8 * c) = in ? *(const uint4*)src : make_uint4(0, 0, 0, 0);
+#endif
+        }
+#if __CUDA_ARCH__ >= 800
+        asm volatile("cp.async.wait_all;" ::: "memory");
+#endif
+    }
+    __syncthreads();
+    for (; tile < ntiles; tile += tstride) {
+        float acc[TCG_ROWS / 8][4];
+#pragma unroll
+        for (int j = 0; j < TCG_ROWS / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+#pragma unroll 1
+        for (int b0 = 0; b0 < nsteps; b0 += U) {
+            if (b0 > 0) load(tile, b0);
+#pragma unroll
+            for (int i = 0; i < U; i++) {
+                if (b0 + i >= nsteps) break;
+                const int kl = (b0 + i) * STEPK + t4 * CH;  // k inside the slice
+                u32 sa = 0, sb = 0;
+                if (WF == WF_I4) {
+                    const int k = kbeg + kl;
+                    const int gi = (k < K ? k : 0) / I4_GROUP;
+                    const u32 ha = a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
+                    const u32 hb = a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
+                    sa = ha | (ha << 16);
+                    sb = hb | (hb << 16);
+                }
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++) {
+                    // Pairs 4v .. 4v + 3 of rows g and g + 8 (8 of the chunk's elements), converted
+                    // once and used by the 8 n-tiles: fewer live registers than the whole chunk.
+                    u32 pa[4], pb[4];
+                    tc_pairs4<WF>(va[i], sa, v, pa);
+                    tc_pairs4<WF>(vb[i], sb, v, pb);
+#pragma unroll
+                    for (int j = 0; j < TCG_ROWS / 8; j++) {
+                        const uint4 xv = *(const uint4*)(xs + (8 * j + g) * XS + kl + 8 * v);
+                        mma16816(acc[j], pa[0], pb[0], pa[1], pb[1], xv.x, xv.y);
+                        mma16816(acc[j], pa[2], pb[2], pa[3], pb[3], xv.z, xv.w);
+                    }
+                }
+            }
+        }
+        const int next = tile + tstride;
+        if (next >= ntiles) pdl_trigger();
+        // Partial tile (this slice) -> ws[tile][s][t][row]; accumulator (row g / g + 8, col 2·t4 (+1)).
+        float* wp = ws + ((size_t)tile * S + s) * (TCG_ROWS * 16);
+#pragma unroll
+        for (int j = 0; j < TCG_ROWS / 8; j++) {
+            const int c = 8 * j + 2 * t4;
+            if (c < T) {
+                wp[c * 16 + g] = acc[j][0];
+                wp[c * 16 + g + 8] = acc[j][2];
+            }
+            if (c + 1 < T) {
+                wp[(c + 1) * 16 + g] = acc[j][1];
+                wp[(c + 1) * 16 + g + 8] = acc[j][3];
+            }
+        }
+        if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        __threadfence();
+        __syncwarp();
+        int prev = 0;
+        if (lane == 0) prev = atomicAdd(&cnt[tile], 1);
+        prev = __shfl_sync(0xffffffffu, prev, 0);
+        if (prev == S - 1) {
+            // Last slice of this tile: every partial is in ws (written before its warp's fence).
+            __threadfence();
+            // Lane: output pair pp = lane % 8 of the tile, batch rows t = lane / 8 + 4·it. Every
+            // global access below is issued IPL at a time (independent loads in flight), never one
+            // dependent round trip per item: this tail runs once per tile.
+            constexpr int IPL = TCG_ROWS * 8 / 32;
+            const int pp = lane & 7, p = tile * 8 + pp;
+            const float* tp = ws + (size_t)tile * S * (TCG_ROWS * 16) + 2 * pp;
+            float y0[IPL], y1[IPL];
+#pragma unroll
+            for (int it = 0; it < IPL; it++) y0[it] = y1[it] = 0.f;
+#pragma unroll 2
+            for (int q = 0; q < S; q++) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) {
+                        const float2 v = __ldcg((const float2*)(tp + (size_t)q * (TCG_ROWS * 16) + t * 16));
+                        y0[it] += v.x;
+                        y1[it] += v.y;
+                    }
+                }
+            }
+            float s0 = 1.f, s1 = 1.f;
+            if (WF == WF_I8 && EPI != EPI_QKV) {
+                s0 = h2f(a.scales[2 * p]);
+                s1 = h2f(a.scales[2 * p + 1]);
+            }
+            if (EPI == EPI_RESID) {
+#pragma unroll
+                for (int h0 = 0; h0 < IPL; h0 += IPL / 2) {  // two halves: no register spills
+                    float2 hv[IPL / 2];
+#pragma unroll
+                    for (int it = 0; it < IPL / 2; it++) {
+                        const int t = (lane >> 3) + 4 * (h0 + it);
+                        if (t < T) hv[it] = *(const float2*)(a.out + (size_t)t * a.N + 2 * p);
+                    }
+#pragma unroll
+                    for (int it = 0; it < IPL / 2; it++) {
+                        const int t = (lane >> 3) + 4 * (h0 + it);
+                        if (t < T)
+                            *(float2*)(a.out + (size_t)t * a.N + 2 * p) =
+                                make_float2(hv[it].x + y0[h0 + it] * s0, hv[it].y + y1[h0 + it] * s1);
+                    }
+                }
+            } else if (EPI == EPI_STORE) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) *(float2*)(a.out + (size_t)t * a.N + 2 * p) = make_float2(y0[it] * s0, y1[it] * s1);
+                }
+            } else if (EPI == EPI_SWIGLU) {
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t < T) a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0[it] * s0) * (y1[it] * s1));
+                }
+            } else {
+                // Warm L1 with this lane's RoPE table entries (all rows at once), then the shared
+                // epilogue (RoPE + KV append through qkv_store).
+                if (p < (QDIM + KVDIM) / 2) {
+#pragma unroll
+                    for (int it = 0; it < IPL; it++) {
+                        const int t = (lane >> 3) + 4 * it;
+                        if (t < T) {
+                            const size_t e = (size_t)a.row_pos[t] * HALF_HD + p % HALF_HD;
+                            asm volatile("prefetch.global.L1 [%0];" ::"l"(a.rcos + e));
+                            asm volatile("prefetch.global.L1 [%0];" ::"l"(a.rsin + e));
+                        }
+                    }
+                }
+#pragma unroll
+                for (int it = 0; it < IPL; it++) {
+                    const int t = (lane >> 3) + 4 * it;
+                    if (t >= T) break;
+                    tc_epilogue<WF, EPI>(a, t, p, y0[it], y1[it]);
+                    if (a.out_act != nullptr && p < QDIM / 2) {
+                        // Prefill passes: q also as act_t (T, QDIM) for the cuBLAS attention path
+                        // (read back from qout, which this thread just wrote with RoPE applied).
+                        const int off = (p / HALF_HD) * HD + p % HALF_HD;
+                        const float* qr = a.out + (size_t)t * QDIM + off;
+                        a.out_act[(size_t)t * QDIM + off] = f2act(qr[0]);
+                        a.out_act[(size_t)t * QDIM + off + HALF_HD] = f2act(qr[HALF_HD]);
+                    }
+                }
+            }
+            if (lane == 0) cnt[tile] = 0;  // ready for the next launch
+        }
+    }
+    if (blockIdx.x * TCG_WARPS + warp >= ntiles) pdl_trigger();
+}
+// Two blocks per SM (128 registers) where that compiles without spills; int8/int4 (the code → f16x2
+// conversion) and the logits store need a few more registers and get one.
+#define TCG_MINB(WF, EPI) (((WF) != WF_F16 || (EPI) == EPI_STORE) ? 1 : 2)
+#define TCG_KERNEL(name, WF, EPI, K)                                                                       \
+    extern "C" __global__ void __launch_bounds__(TCG_WARPS * 32, TCG_MINB(WF, EPI)) name(GemvArgs a, float* ws, int* cnt, int ks) { \
+        tcg_body<WF, EPI, K>(a, ws, cnt, ks);                                                                 \
+    }
+TCG_INSTANCES
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -1222,6 +1484,179 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         o[3] = f2act(A.w);
     }
     if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Flash-attention prefill on tensor cores: grid (ceil(max piece / 64), NH, pieces), 4 warps; warp w
+// owns 16 queries (piece rows 64·bx + 16·w ..) of head h and walks the keys 0 .. its last query's
+// position in 16-key tiles with an online softmax in registers, as attn_decode_tc does for decode:
+// S = Q·Kᵀ by mma.sync with the K rows read from the cache as B fragments (16-byte loads, dims
+// permuted identically in Q), causal mask on the diagonal tile only, P from the S accumulators into
+// the A fragment of O += P·V, V through this warp's shared memory and ldmatrix.trans, the next
+// tile's K/V loads issued before the current tile is computed. No score matrix, no barriers.
+//   q (T, QDIM) f32 with RoPE; out (T, QDIM) act_t; pieces: seq_slot/start/row0/n as attn_prefill.
+#define PFA_WARPS 4
+// The cache is read through kv_off, one key row at a time, so the paged build needs nothing else.
+extern "C" __global__ void __launch_bounds__(PFA_WARPS * 32)
+attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
+                const int* __restrict__ seq_n) {
+    constexpr int KS = HD / 32;           // 32-dim steps: one 16-byte load per key row and step
+    constexpr int ND = HD / 8;            // 8-dim blocks of O
+    constexpr int VL = 16 * HD / 8 / 32;  // 16-byte V loads per lane per 16-key tile
+    __shared__ __align__(16) h16 vsm[PFA_WARPS][16][ATC_VS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, sq = blockIdx.z, kvh = h / GROUP;
+    pdl_wait();
+    const int n = seq_n[sq];
+    const int i0 = blockIdx.x * (PFA_WARPS * 16) + warp * 16;  // this warp's first query of the piece
+    if (i0 >= n) {
+        pdl_trigger();
+        return;
+    }
+    const int slot = seq_slot[sq], start = seq_start[sq], row0 = seq_row0[sq];
+    const int pos_a = start + i0 + g, pos_b = pos_a + 8;  // positions of rows g and g + 8
+    const bool in_a = i0 + g < n, in_b = i0 + g + 8 < n;
+    const int k_end = start + min(i0 + 16, n);            // keys < k_end
+    const h16* kb = (const h16*)kc;
+    const h16* vb = (const h16*)vc;
+    // Q of rows g and g + 8 as A fragments, scaled by 1/sqrt(HD).
+    u32 qa[KS][2][2], qb[KS][2][2];
+    {
+        const float scale = 1.0f / sqrtf((float)HD);
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+                if (r == 0 ? in_a : in_b) {
+                    const float* qp = q + (size_t)(row0 + i0 + g + 8 * r) * QDIM + h * HD + 32 * s + 8 * t;
+                    x0 = *(const float4*)qp;
+                    x1 = *(const float4*)(qp + 4);
+                }
+                const u32 p00 = pack_h2(x0.x * scale, x0.y * scale), p01 = pack_h2(x0.z * scale, x0.w * scale);
+                const u32 p10 = pack_h2(x1.x * scale, x1.y * scale), p11 = pack_h2(x1.z * scale, x1.w * scale);
+                if (r == 0) {
+                    qa[s][0][0] = p00; qa[s][0][1] = p01; qa[s][1][0] = p10; qa[s][1][1] = p11;
+                } else {
+                    qb[s][0][0] = p00; qb[s][0][1] = p01; qb[s][1][0] = p10; qb[s][1][1] = p11;
+                }
+            }
+        }
+    }
+    uint4 kr[2][KS], vr[VL];
+    auto fetch = [&](int k0) {
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            const int key = k0 + nb * 8 + g;
+            const h16* kp = kb + kv_off(slot, kvh, key < k_end ? key : 0);
+#pragma unroll
+            for (int s = 0; s < KS; s++)
+                kr[nb][s] = key < k_end ? *(const uint4*)(kp + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane, key = k0 + e / (HD / 8);
+            vr[i] = key < k_end ? *(const uint4*)(vb + kv_off(slot, kvh, key) + (e % (HD / 8)) * 8)
+                                : make_uint4(0, 0, 0, 0);
+        }
+    };
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    fetch(0);
+    const u32 vs_base = smem_u32(&vsm[warp][0][0]);
+    for (int k0 = 0; k0 < k_end; k0 += 16) {
+#pragma unroll
+        for (int i = 0; i < VL; i++) {
+            const int e = i * 32 + lane;
+            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = vr[i];
+        }
+        uint4 kk[2][KS];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int s = 0; s < KS; s++) kk[nb][s] = kr[nb][s];
+        __syncwarp();
+        if (k0 + 16 < k_end) fetch(k0 + 16);
+        // S (16 queries × 16 keys) in two n-blocks of 8 keys.
+        float sacc[2][4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+                mma16816(sacc[nb], qa[s][0][0], qb[s][0][0], qa[s][0][1], qb[s][0][1], kk[nb][s].x, kk[nb][s].y);
+                mma16816(sacc[nb], qa[s][1][0], qb[s][1][0], qa[s][1][1], qb[s][1][1], kk[nb][s].z, kk[nb][s].w);
+            }
+        }
+        // Causal mask and online softmax of rows g (a) and g + 8 (b) over keys k0 + nb·8 + 2t + e.
+        float sa[4], sb[4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = k0 + nb * 8 + 2 * t + e;
+                sa[2 * nb + e] = key <= pos_a ? sacc[nb][e] : -INFINITY;
+                sb[2 * nb + e] = key <= pos_b ? sacc[nb][2 + e] : -INFINITY;
+            }
+        float mxa = fmaxf(fmaxf(sa[0], sa[1]), fmaxf(sa[2], sa[3]));
+        float mxb = fmaxf(fmaxf(sb[0], sb[1]), fmaxf(sb[2], sb[3]));
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+        const float mna = fmaxf(m_a, mxa), mnb = fmaxf(m_b, mxb);
+        const float mua = mna == -INFINITY ? 0.f : mna, mub = mnb == -INFINITY ? 0.f : mnb;
+        const float al_a = expf(m_a - mua), al_b = expf(m_b - mub);
+        float pa[4], pb[4], rsa = 0.f, rsb = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            pa[e] = expf(sa[e] - mua);
+            pb[e] = expf(sb[e] - mub);
+            rsa += pa[e];
+            rsb += pb[e];
+        }
+        rsa += __shfl_xor_sync(0xffffffffu, rsa, 1);
+        rsb += __shfl_xor_sync(0xffffffffu, rsb, 1);
+        rsa += __shfl_xor_sync(0xffffffffu, rsa, 2);
+        rsb += __shfl_xor_sync(0xffffffffu, rsb, 2);
+        l_a = l_a * al_a + rsa;
+        l_b = l_b * al_b + rsb;
+        m_a = mna;
+        m_b = mnb;
+        const u32 a0 = pack_h2(pa[0], pa[1]), a1 = pack_h2(pb[0], pb[1]);
+        const u32 a2 = pack_h2(pa[2], pa[3]), a3 = pack_h2(pb[2], pb[3]);
+        // O (16 queries × HD) += P (16 × 16 keys) · V (16 keys × HD), V fragments by ldmatrix.trans.
+#pragma unroll
+        for (int j = 0; j < ND / 2; j++) {
+            const int mi = lane >> 3, r = lane & 7;
+            const u32 addr = vs_base + (u32)((((mi & 1) * 8 + r) * ATC_VS + (2 * j + (mi >> 1)) * 8) * 2);
+            u32 b0, b1, b2, b3;
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                o[2 * j][e] *= al_a;
+                o[2 * j + 1][e] *= al_a;
+                o[2 * j][2 + e] *= al_b;
+                o[2 * j + 1][2 + e] *= al_b;
+            }
+            mma16816(o[2 * j], a0, a1, a2, a3, b0, b1);
+            mma16816(o[2 * j + 1], a0, a1, a2, a3, b2, b3);
+        }
+        __syncwarp();
+    }
+    pdl_trigger();
+    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        const int d = h * HD + nd * 8 + 2 * t;
+        if (in_a) *(u32*)(out + (size_t)(row0 + i0 + g) * QDIM + d) = pack_h2(o[nd][0] * inv_a, o[nd][1] * inv_a);
+        if (in_b) *(u32*)(out + (size_t)(row0 + i0 + g + 8) * QDIM + d) = pack_h2(o[nd][2] * inv_b, o[nd][3] * inv_b);
+    }
 }
 
 #endif

@@ -138,6 +138,60 @@ pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
 /// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
 pub const TC_THREADS: u32 = 512;
 
+/// Batched tensor-core GEMM (`tcg_*`): decode passes of GEMV_MAX_T < rows <= TCG_MAX_T.
+pub fn tcg_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcg_{}_{}", fmt.tag(), role.tag())
+}
+pub const TCG_MAX_T: usize = 64;
+pub const TCG_WARPS: usize = 8;
+pub const TCG_THREADS: u32 = 32 * TCG_WARPS as u32;
+/// Widest K slice a tcg block stages (64 rows × (1024 + pad) f16 = 135 KB of shared memory).
+pub const TCG_MAX_KS: usize = 1024;
+
+/// Launch shape of one tcg GEMM: K slices of `ks` columns (`slices` of them, the last may be
+/// partial), `gx` blocks per slice, `smem` bytes of staged activations per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcgShape {
+    pub gx: usize,
+    pub slices: usize,
+    pub ks: usize,
+    pub smem: usize,
+}
+
+impl TcgShape {
+    /// Partial-sum workspace (f32) of this GEMM: (tiles, slices, 64 rows, 16 outputs).
+    pub fn ws_floats(&self, n: usize) -> usize {
+        (n / 16) * self.slices * TCG_MAX_T * 16
+    }
+}
+
+/// Chooses the K split of an (n × k) tcg GEMM for `resident` co-resident blocks: about one block
+/// per resident slot with one 16-row tile per warp, slices of `ks_min`..TCG_MAX_KS columns (a
+/// multiple of the format's k step), i.e. fewer, wider slices for large n, more for small n.
+pub fn tcg_shape(n: usize, k: usize, fmt: WeightFormat, resident: usize, ks_min: usize) -> TcgShape {
+    tcg_shape_capped(n, k, fmt, resident, ks_min, TCG_MAX_KS)
+}
+
+/// [`tcg_shape`] with slices of at most `ks_max` columns (at least one k step): small caps split
+/// even tiny models' K, which the checks use to exercise the split-K reduction.
+pub fn tcg_shape_capped(
+    n: usize,
+    k: usize,
+    fmt: WeightFormat,
+    resident: usize,
+    ks_min: usize,
+    ks_max: usize,
+) -> TcgShape {
+    let step = fmt.tc_stepk();
+    let hi = ks_max.clamp(step, TCG_MAX_KS);
+    let g = (n / 16).div_ceil(TCG_WARPS).max(1);
+    let want = (k * g).div_ceil(resident.max(1));
+    let ks = want.clamp(ks_min.min(hi), hi).min(k).next_multiple_of(step).min(hi.next_multiple_of(step));
+    let slices = k.div_ceil(ks);
+    let gx = g.min(resident.div_ceil(slices)).max(1);
+    TcgShape { gx, slices, ks, smem: TCG_MAX_T * (ks + fmt.tcg_pad()) * 2 }
+}
+
 /// Smallest GEMV variant that holds `t` rows.
 pub fn gemv_mt(t: usize) -> Option<usize> {
     GEMV_MTS.iter().copied().find(|&m| m >= t)
@@ -165,6 +219,21 @@ impl WeightFormat {
     /// Whether the tensor-core GEMV reads this format (f16 activations only).
     pub fn has_tc(self) -> bool {
         matches!(self, WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. })
+    }
+    /// k per warp step of the tensor-core kernels (`Tc<WF>::STEPK`).
+    pub fn tc_stepk(self) -> usize {
+        match self {
+            WeightFormat::F32 | WeightFormat::F16 => 32,
+            WeightFormat::I8 => 64,
+            WeightFormat::I4 { .. } => 128,
+        }
+    }
+    /// Padding (halves) of a staged x row in the tcg kernels (`Tcg<WF>::PAD`).
+    pub fn tcg_pad(self) -> usize {
+        match self {
+            WeightFormat::F16 | WeightFormat::F32 => 32,
+            _ => 8,
+        }
     }
 }
 
@@ -265,10 +334,16 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
+        let mut tcg = String::new();
+        for (role, f) in self.tc_roles() {
+            let (_, epi, k) = role.shape();
+            let _ = write!(tcg, "TCG_KERNEL({}, {}, {epi}, {k}) ", tcg_name(role, f), f.macro_name());
+        }
         s.push_str(
             &KERNELS_CU
                 .replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n"))
-                .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n")),
+                .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n"))
+                .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n")),
         );
         s
     }
@@ -317,9 +392,11 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
+            v.push(tcg_name(role, f));
         }
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
+            v.push("attn_prefill_tc".into());
         }
         v
     }
@@ -350,13 +427,50 @@ mod tests {
         assert!(src.contains("#define I4_GROUP 128"));
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
+        assert!(!src.contains("\nTCG_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 15 + 5 * GEMV_MTS.len() + 5 + 1);
+        assert_eq!(s.kernel_names().len(), 15 + 5 * GEMV_MTS.len() + 5 + 5 + 2);
         assert!(src.contains("#define PAGED_KV 0"));
         let paged = KernelSpec { paged: true, ..s };
         assert!(paged.source().contains("#define PAGED_KV 1"));
+    }
+
+    #[test]
+    fn tcg_shapes_cover_k_and_fit_shared_memory() {
+        let c = LlamaConfig::preset("tinyllama-1.1b").unwrap();
+        for fmt in [WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }] {
+            for role in Role::ALL {
+                let (n, k) = match role {
+                    Role::Qkv => (c.q_dim() + 2 * c.kv_dim(), c.hidden_size),
+                    Role::O => (c.hidden_size, c.q_dim()),
+                    Role::GateUp => (2 * c.intermediate_size, c.hidden_size),
+                    Role::Down => (c.hidden_size, c.intermediate_size),
+                    Role::Head => (c.vocab_size, c.hidden_size),
+                };
+                for resident in [132, 264, 396] {
+                    for ks_min in [256, 512] {
+                        let sh = tcg_shape(n, k, fmt, resident, ks_min);
+                        assert_eq!(sh.ks % fmt.tc_stepk(), 0, "{role:?} {sh:?}");
+                        assert!(sh.ks <= TCG_MAX_KS && sh.slices * sh.ks >= k && (sh.slices - 1) * sh.ks < k);
+                        assert!(sh.smem <= 227 * 1024 && sh.gx >= 1 && (sh.gx - 1) * TCG_WARPS * 16 < n);
+                    }
+                }
+            }
+        }
+        // TinyLlama, 2 blocks of 8 warps per SM on 132 SMs: the down projection (k 5632) is split
+        // 11 ways, the gate/up projection (n 11264) 3 ways.
+        let d = tcg_shape(2048, 5632, WeightFormat::F16, 264, 512);
+        assert_eq!((d.ks, d.slices, d.gx), (512, 11, 16));
+        let gu = tcg_shape(11264, 2048, WeightFormat::F16, 264, 512);
+        assert_eq!((gu.ks, gu.slices, gu.gx), (704, 3, 88));
+        // SmolLM2's 576 inputs: a 512-column slice and a last one of 64 (half an int4 step).
+        let sm = tcg_shape(1536, 576, WeightFormat::I4 { group: 64 }, 264, 512);
+        assert_eq!((sm.ks, sm.slices), (512, 2));
+        // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
+        assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
+        assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
     }
 
     #[test]

@@ -27,8 +27,8 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu};
 use super::kernels::{
-    gemv_name, tc_name, KernelSpec, Role, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PF_Q, SAMPLE_THREADS,
-    TC_THREADS,
+    gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
+    PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -379,6 +379,17 @@ struct GemvArgs {
     rsin: u64,
     t: i32,
     n: i32,
+}
+
+/// Extra buffers of a batched tensor-core GEMM (`tcg_*`).
+#[derive(Clone, Copy)]
+pub struct TcgBufs<'a> {
+    /// act output: gate/up's m (T, inter); for qkv, q as act (T, q_dim) (prefill passes) or None.
+    pub out_act: Option<View<'a>>,
+    /// f32 split-K partials, at least `TcgShape::ws_floats(n)`.
+    pub ws: View<'a>,
+    /// i32 per-tile counters (n / 16), zero between launches (the kernel resets the ones it used).
+    pub cnt: View<'a>,
 }
 
 /// Per-sequence metadata of a prefill pass: (nseq) i32 arrays.
@@ -734,6 +745,108 @@ impl<'a> Kernels<'a> {
         // rows 0..start+n (<= max_seq) of its slot, writes the same rows of out. PassMeta builds
         // the pieces from the pass's rows; the buffers were checked for `rows` rows.
         unsafe { self.gpu.launch("attn_prefill", grid, PF_Q as u32, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+    }
+
+    /// Flash-attention prefill on tensor cores (`attn_prefill_tc`): the same inputs and outputs as
+    /// [`attn_prefill`](Self::attn_prefill), 64 queries of one head per block of 4 warps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_prefill_tc(
+        &self,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        seqs: SeqMeta,
+        nseq: usize,
+        max_n: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        if d.kv != DType::F16 || d.act != DType::F16 || d.head_dim % 32 != 0 || d.n_heads / d.n_kv > 8 {
+            return Err(Error::Gpu("attn_prefill_tc needs an f16 cache, head_dim % 32 == 0, GQA group <= 8".into()));
+        }
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("attention output", &out, d.act, rows * d.q_dim)?;
+        for (what, v) in
+            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
+        {
+            need(what, v, DType::I32, nseq)?;
+        }
+        let grid = (u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
+        // SAFETY: attn_prefill_tc(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
+        // (tile, head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q and cache
+        // rows 0..start+n (<= max_seq) of its slot, writes the same rows of out (as attn_prefill).
+        unsafe { self.gpu.launch("attn_prefill_tc", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+    }
+
+    /// Batched tensor-core GEMM of `role` for GEMV_MAX_T < rows <= TCG_MAX_T (`tcg_*`): x (rows, k)
+    /// act (`io.x`, already normalized) times the weights, split over K as `sh` says, with the
+    /// role's epilogue (QKV: q + cache; SWIGLU: m into `b.out_act`; RESID: `io.out` += ; STORE).
+    pub fn tcg(&self, role: Role, sh: TcgShape, w: &Weights, io: &GemvIo, b: &TcgBufs, rows: usize) -> Result<()> {
+        let d = self.d;
+        let k = d.role_k(role);
+        let n = w.n;
+        if w.k != k || d.act != DType::F16 || n % 16 != 0 || !w.fmt.has_tc() {
+            return Err(Error::Gpu(format!("{} tcg GEMM: k = {} (kernel {k}), n = {n}, {:?}", role.tag(), w.k, w.fmt)));
+        }
+        if rows <= GEMV_MAX_T || rows > TCG_MAX_T || sh.slices == 0 || sh.gx == 0 || sh.ks * sh.slices < k {
+            return Err(Error::Gpu(format!("{} tcg GEMM: {rows} rows, shape {sh:?}", role.tag())));
+        }
+        w.check(d)?;
+        need("tcg x", &io.x, d.act, rows * k)?;
+        need("tcg partials", &b.ws, DType::F32, sh.ws_floats(n))?;
+        need("tcg counters", &b.cnt, DType::I32, n / 16)?;
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv tcg GEMM: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt("tcg q output", &io.out, DType::F32, rows * d.q_dim)?;
+                if let Some(qa) = &b.out_act {
+                    need("tcg q (act)", qa, d.act, rows * d.q_dim)?;
+                }
+                match &io.cache {
+                    Some(c) => c.check(d)?,
+                    None => return Err(Error::Gpu("qkv tcg GEMM: the layer's KV cache is required".into())),
+                }
+                need("row positions", &io.pos, DType::I32, rows)?;
+                need("row slots", &io.slot, DType::I32, rows)?;
+                io.rope.check(d)?;
+            }
+            Role::GateUp => need_opt("tcg swiglu output", &b.out_act, d.act, rows * n / 2)?,
+            Role::O | Role::Down | Role::Head => need_opt("tcg output", &io.out, DType::F32, rows * n)?,
+        }
+        let (kc, vc) = io.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
+        let mut a = GemvArgs {
+            w: w.data.ptr(),
+            scales: w.scales_addr(),
+            h: io.h.addr(),
+            norm_w: addr_opt(&io.norm_w),
+            x: io.x.addr(),
+            out: addr_opt(&io.out),
+            out_act: addr_opt(&b.out_act),
+            kc,
+            vc,
+            row_pos: io.pos.addr(),
+            row_slot: io.slot.addr(),
+            rcos: io.rope.cos.addr(),
+            rsin: io.rope.sin.addr(),
+            t: i32_of("rows", rows)?,
+            n: i32_of("n", n)?,
+        };
+        let (mut ws, mut cnt, mut ks) = (b.ws.addr(), b.cnt.addr(), i32_of("ks", sh.ks)?);
+        let grid = (u32_of("tcg blocks", sh.gx)?, u32_of("tcg slices", sh.slices)?, 1);
+        // SAFETY: tcg_*(GemvArgs, ws, cnt, ks): GemvArgs mirrors the CUDA struct; block (bx, s)
+        // stages x rows < rows, columns [s·ks, s·ks + ks) ∩ [0, k) (checked: rows × k act), reads
+        // the weights (checked for n × k), writes partials ws[(tile·slices + s)·1024 ..] (checked:
+        // ws_floats(n)) and counters cnt[tile < n/16]; the last warp of a tile writes the role's
+        // outputs checked above for `rows` rows; QKV rows write the cache at (row_slot, row_pos).
+        // The dynamic shared memory `sh.smem` (64 × (ks + pad) f16) was allowed at engine load.
+        unsafe {
+            self.gpu.launch(&tcg_name(role, w.fmt), grid, TCG_THREADS, sh.smem as u32, &mut args!(a, ws, cnt, ks))
+        }
     }
 
     /// Causal softmax of one sequence's scores: P (n_heads, n, total) act from S (same) f32; row i

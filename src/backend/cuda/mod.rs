@@ -27,11 +27,12 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, KernelSpec, Role, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
+    GEMV_MTS, GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, Rope, SeqMeta, View,
-    Weights,
+    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, Rope, SeqMeta,
+    TcgBufs, View, Weights,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -78,6 +79,9 @@ struct DevLinear {
     /// like an fp16 engine instead of dequantizing every layer every pass. TRTFORGE_DEQUANT_ONCE=0
     /// keeps only the codes (and dequantizes per pass into a scratch buffer, as before).
     shadow: Option<DevBuf>,
+    /// Launch shape of the batched tensor-core GEMM (`tcg_*`) for decode passes of
+    /// GEMV_MAX_T < rows <= TCG_MAX_T; None where it does not apply.
+    tcg: Option<TcgShape>,
 }
 
 impl DevLinear {
@@ -140,6 +144,18 @@ pub struct CudaBackend {
     /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
     /// previous one-chunk-per-block kernel), for comparison.
     attn_kernel: DecodeAttn,
+    /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
+    /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
+    /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
+    use_tcg: bool,
+    /// Prefill attention by `attn_prefill_tc` (flash attention on tensor cores: online softmax, no
+    /// score matrix) where the decode kernel `attn_decode_tc` exists; TRTFORGE_PREFILL_ATTN=cublas
+    /// keeps the cuBLAS QKᵀ → softmax → PV path.
+    prefill_fa: bool,
+    /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
+    /// between launches; each GEMM's last warps reset theirs).
+    tcg_ws: Option<DevBuf>,
+    tcg_cnt: Option<DevBuf>,
     /// Model and buffer dimensions the launch wrappers check sizes against.
     dims: Dims,
     /// Bytes of weights one decode step reads (all linears + LM head).
@@ -264,6 +280,9 @@ impl CudaBackend {
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
             let c = gpu::compile_cached(&spec.source(), &arch, &gpu::cache_dir())?;
+            if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
+                eprintln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
+            }
             return Err(Error::Gpu(format!("TRTFORGE_CUDA_PRECOMPILE: kernels for {arch} cached ({:.1} s)", c.secs)));
         }
         let gpu = Gpu::open(opts.device, &spec)?;
@@ -292,6 +311,7 @@ impl CudaBackend {
                         data: gpu.upload(&hl.data)?,
                         scales,
                         shadow: None,
+                        tcg: None,
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
@@ -411,6 +431,49 @@ impl CudaBackend {
                 }
             }
         }
+        // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
+        let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() == Ok("1");
+        let (mut tcg_ws, mut tcg_cnt) = (None, None);
+        if use_tcg {
+            let ks_min: usize = std::env::var("TRTFORGE_TCG_KSMIN")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512)
+                .clamp(64, TCG_MAX_KS);
+            // TRTFORGE_TCG_KSMAX: narrower slices (checks: the split-K reduction on tiny models).
+            let ks_max: usize =
+                std::env::var("TRTFORGE_TCG_KSMAX").ok().and_then(|v| v.parse().ok()).unwrap_or(TCG_MAX_KS);
+            let (mut ws, mut tiles) = (0usize, 0usize);
+            for (si, lin) in linears.iter_mut().enumerate() {
+                let Some(lin) = lin.as_mut() else { continue };
+                let role = match &steps[si] {
+                    Step::Linear(l) => l.role,
+                    _ => continue,
+                };
+                if !lin.fmt.has_tc() || lin.n % 16 != 0 {
+                    if role != Role::Head {
+                        use_tcg = false; // gate/up and down must agree on where m lives
+                    }
+                    continue;
+                }
+                let name = tcg_name(role, lin.fmt);
+                gpu.allow_smem(&name, TCG_MAX_T * (TCG_MAX_KS + lin.fmt.tcg_pad()) * 2)?;
+                let guess = tcg_shape_capped(lin.n, lin.k, lin.fmt, 2 * gpu.sms as usize, ks_min, ks_max);
+                let occ = gpu.occupancy(&name, TCG_THREADS, guess.smem)? as usize;
+                let sh = tcg_shape_capped(lin.n, lin.k, lin.fmt, occ * gpu.sms as usize, ks_min, ks_max);
+                ws = ws.max(sh.ws_floats(lin.n));
+                tiles = tiles.max(lin.n / 16);
+                lin.tcg = Some(sh);
+            }
+            if use_tcg {
+                let cnt = gpu.alloc(tiles * 4)?;
+                gpu.memset0(&cnt)?;
+                tcg_ws = Some(gpu.alloc(ws * 4)?);
+                tcg_cnt = Some(cnt);
+            }
+        }
+        let prefill_fa =
+            spec.attn_tc() && gpu.cc.0 >= 8 && std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas");
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
@@ -440,6 +503,10 @@ impl CudaBackend {
             grid_cache: HashMap::new(),
             use_tc,
             attn_kernel,
+            use_tcg,
+            prefill_fa,
+            tcg_ws,
+            tcg_cnt,
             dims,
             weight_bytes,
             profile: None,
@@ -550,7 +617,8 @@ impl CudaBackend {
         let l = self.layout;
         let act = self.dims.act.size();
         // Long prefills: attention as two batched tensor-core GEMMs around a causal softmax.
-        let tc_attn = !decode && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
+        let tc_attn =
+            !decode && !self.prefill_fa && t > GEMV_MAX_T && self.s.scores.is_some() && !self.pass_seqs.is_empty();
         let attn_ptrs = if tc_attn { Some(self.upload_attn_ptrs()?) } else { None };
         let mut selected = false; // the residual rows in flight are hsel (after Select), else h
         let mut rows = t;
@@ -614,7 +682,12 @@ impl CudaBackend {
                             self.tc_attention(layer, table)?;
                         } else if lead < nseq {
                             // The prefill pieces: sequences lead..nseq.
-                            k.attn_prefill(q, cache, out, self.seq_meta(lead)?, nseq - lead, max_n, rows)?;
+                            let seqs = self.seq_meta(lead)?;
+                            if self.prefill_fa {
+                                k.attn_prefill_tc(q, cache, out, seqs, nseq - lead, max_n, rows)?;
+                            } else {
+                                k.attn_prefill(q, cache, out, seqs, nseq - lead, max_n, rows)?;
+                            }
                         }
                     }
                 }
@@ -622,7 +695,10 @@ impl CudaBackend {
                     let lin =
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                     let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
-                    if rows <= GEMV_MAX_T {
+                    let tcg = lin.tcg.filter(|_| self.use_tcg && rows > GEMV_MAX_T && rows <= TCG_MAX_T);
+                    if let Some(sh) = tcg {
+                        self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
+                    } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
                         let (kind, grid) = if tc {
                             let name = tc_name(ls.role, fmt);
@@ -705,6 +781,50 @@ impl CudaBackend {
             }
         }
         Ok(())
+    }
+
+    /// One batched tensor-core GEMM (`tcg_*`) of linear step `si` over `rows` (GEMV_MAX_T,
+    /// TCG_MAX_T] rows: RMSNorm into xact first where the step has one, then the GEMM with its
+    /// fused epilogue. Gate/up writes m into `y` (xact is its input) and down reads it from there;
+    /// `want_qa` also writes q as act into `qa` (prefill passes of the cuBLAS attention).
+    fn launch_tcg(
+        &self,
+        si: usize,
+        ls: &LinearStep,
+        sh: TcgShape,
+        rows: usize,
+        selected: bool,
+        want_qa: bool,
+    ) -> Result<()> {
+        let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let k = self.kern();
+        let l = self.layout;
+        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.act(&self.s.y));
+        if let Some(p) = ls.norm {
+            let nw = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+            k.rmsnorm(cur, nw.f32(), xact, rows)?;
+        }
+        let (x, out, out_act) = match ls.role {
+            Role::Qkv => (xact, Some(self.s.q.f32()), want_qa.then(|| self.act(&self.s.qa))),
+            Role::O => (xact, Some(cur), None),
+            Role::GateUp => (xact, None, Some(y)),
+            Role::Down => (y, Some(cur), None),
+            Role::Head => (xact, Some(self.s.logits.f32()), None),
+        };
+        let io = GemvIo {
+            h: cur,
+            norm_w: None,
+            x,
+            out,
+            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+            pos: self.meta_rows(l.row_pos())?,
+            slot: self.meta_rows(l.row_slot())?,
+            rope: self.rope(),
+        };
+        let ws = self.tcg_ws.as_ref().ok_or_else(|| Error::Gpu("no tcg workspace".into()))?;
+        let cnt = self.tcg_cnt.as_ref().ok_or_else(|| Error::Gpu("no tcg counters".into()))?;
+        let bufs = TcgBufs { out_act, ws: ws.f32(), cnt: cnt.i32() };
+        k.tcg(ls.role, sh, &lin.weights(), &io, &bufs, rows)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
