@@ -60,7 +60,7 @@ pub struct CudaPagedBackend {
     /// (steps, host seconds until the step is queued, seconds waiting for its tokens), for
     /// `take_profile`.
     prof: (u64, f64, f64),
-    /// TRTFORGE_SERVE_OVERLAP=1: decode steps are left in flight by `launch`.
+    /// Overlap (the default; TRTFORGE_SERVE_OVERLAP=0 turns it off): decode steps are left in flight by `launch`.
     overlap: bool,
     /// Rows of the decode step in flight (its tokens land in `next`).
     pending: Option<(usize, std::time::Instant)>,
