@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
+use crate::quant::fp8::{self, AbsHistogram};
+use crate::quant::kv::{KvAmax, KvCacheDtype, KvScaleMode, KvScales};
 use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
 use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantizedModel, WeightFormat};
 use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
@@ -206,6 +208,63 @@ pub fn collect_stats(
     Ok(stats)
 }
 
+/// Activation and KV ranges from one pass of the CPU reference: per input site a histogram of |x|
+/// (for fp8 activation scales), and per (layer, head) the absmax of K (after RoPE) and V.
+pub struct Ranges {
+    pub sites: HashMap<Site, AbsHistogram>,
+    pub kv: KvAmax,
+}
+
+/// Runs the float model over `windows`, recording the ranges of `sites`' inputs and of the KV cache.
+pub fn collect_ranges(
+    w: &mut ModelWeights,
+    windows: &[Vec<u32>],
+    sites: &HashSet<Site>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Ranges> {
+    let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    if seq == 0 {
+        return Err(Error::Invalid("no calibration windows".into()));
+    }
+    let c = w.config.clone();
+    let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+    let result = (|| {
+        let mut be = CpuBackend::new(Arc::clone(&arc), 1, seq)?;
+        let mut hists: HashMap<Site, AbsHistogram> = HashMap::new();
+        let mut kv = KvAmax::new(c.num_hidden_layers, c.num_key_value_heads);
+        let t0 = Instant::now();
+        let step = (windows.len() / 8).max(1);
+        for (wi, win) in windows.iter().enumerate() {
+            let mut obs = |p: Param, x: &[f32], _cols: usize| {
+                if let Some(site) = Site::of(p).filter(|s| s.first() == p && sites.contains(s)) {
+                    hists.entry(site).or_default().update(x);
+                }
+            };
+            be.reset(0);
+            be.forward_observed(&[SeqChunk { slot: 0, tokens: win }], Logits::Last, Some(&mut obs))?;
+            for l in 0..c.num_hidden_layers {
+                let (k, v) = be.cached_kv(l, 0);
+                kv.update(l, false, k, c.head_dim);
+                kv.update(l, true, v, c.head_dim);
+            }
+            if (wi + 1) % step == 0 || wi + 1 == windows.len() {
+                log(&format!(
+                    "calibration pass: window {}/{} ({:.1} s)",
+                    wi + 1,
+                    windows.len(),
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        if let Some(missing) = sites.iter().find(|s| !hists.contains_key(s)) {
+            return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
+        }
+        Ok(Ranges { sites: hists, kv })
+    })();
+    *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+    result
+}
+
 /// A model with no tensors, standing in while the real one is lent to the calibration backend.
 fn placeholder(c: &LlamaConfig) -> ModelWeights {
     let empty = || Tensor::new(vec![0], Vec::new());
@@ -248,15 +307,20 @@ pub fn quantize_awq(
     Ok((qm, rec))
 }
 
-/// What quantization did, for `convert`: the quantized linears and the manifest section.
+/// What quantization did, for `convert`: the quantized linears, the KV cache format and the
+/// manifest section.
 pub struct QuantOutcome {
+    /// Empty when the weights stay float (fp16 with a quantized KV cache).
     pub quantized: QuantizedModel,
+    /// A quantized KV cache; `scales` for calibrated mode.
+    pub kv: Option<(KvCacheDtype, KvScaleMode, Option<KvScales>)>,
     /// `Manifest.extra["quantization"]` (convert adds the size on disk).
     pub section: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
-/// scales into `w` (the float model stays exact), so export `w` together with the result.
+/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 with an fp16 KV cache return
+/// `None`. AWQ folds its scales into `w` (the float model stays exact), so export `w` together with
+/// the result.
 pub fn quantize_for_config(
     cfg: &EngineConfig,
     w: &mut ModelWeights,
@@ -264,72 +328,173 @@ pub fn quantize_for_config(
     log: &mut dyn FnMut(&str),
 ) -> Result<Option<QuantOutcome>> {
     let q = &cfg.quantization;
+    let kv_dtype = q.kv_cache;
     let format = q.precision.format(q.group_size);
-    if !format.is_quantized() {
+    if !format.is_quantized() && !kv_dtype.quantized() {
         return Ok(None);
     }
+    let format = format.is_quantized().then_some(format);
     let t0 = std::time::Instant::now();
-    let params = decoder_linears(&w.config);
-    check_applicable(w, &params, format, q.pad_to_group)?;
-    let padded: Vec<serde_json::Value> = {
-        let mut dims: Vec<(usize, usize)> = params
-            .iter()
-            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
-            .filter(|(a, b)| a != b)
-            .collect();
-        dims.sort_unstable();
-        dims.dedup();
-        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+    let params = if format.is_some() { decoder_linears(&w.config) } else { Vec::new() };
+    if let Some(format) = format {
+        check_applicable(w, &params, format, q.pad_to_group)?;
+    }
+    let mut section = serde_json::Map::new();
+    section.insert("precision".into(), q.precision.as_str().into());
+    if let Some(format) = format {
+        let padded: Vec<serde_json::Value> = {
+            let mut dims: Vec<(usize, usize)> = params
+                .iter()
+                .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
+                .filter(|(a, b)| a != b)
+                .collect();
+            dims.sort_unstable();
+            dims.dedup();
+            dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+        };
+        let fp8 = format == WeightFormat::F8;
+        if let serde_json::Value::Object(m) = serde_json::json!({
+            "format": if fp8 { "fp8_e4m3" } else { format.name() },
+            "group_size": format.group_size(),
+            "symmetric": true,
+            "zero_points": "none (all zero)",
+            "scale_dtype": "float16",
+            "activation_dtype": if fp8 { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
+            "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
+            "quantized_linears": params.len(),
+            "padded_inputs": padded,
+            "layout": "docs/formats.md",
+        }) {
+            section.extend(m);
+        }
+    }
+    // Calibration data, drawn once for whatever needs it.
+    let needs_ranges =
+        format == Some(WeightFormat::F8) || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
+    let data = match (
+        &q.calibration,
+        needs_ranges
+            || q.precision == Precision::Int4Awq
+            || (q.precision == Precision::Int8 && q.calibration.is_some()),
+    ) {
+        (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
+        (None, true) if needs_ranges => {
+            return Err(Error::Invalid(format!(
+                "quantization.precision {} / kv_cache {} needs a calibration section",
+                q.precision.as_str(),
+                kv_dtype.as_str()
+            )))
+        }
+        _ => None,
     };
-    let mut section = match serde_json::json!({
-        "precision": q.precision.as_str(),
-        "format": format.name(),
-        "group_size": format.group_size(),
-        "symmetric": true,
-        "zero_points": "none (all zero)",
-        "scale_dtype": "float16",
-        "activation_dtype": "float16",
-        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
-        "quantized_linears": params.len(),
-        "padded_inputs": padded,
-        "layout": "docs/formats.md",
-    }) {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
+    if let Some(d) = &data {
+        section.insert("calibration".into(), serde_json::to_value(&d.record).unwrap_or_default());
+    }
+    // fp8 activation and KV ranges: one pass of the float model (before any AWQ folding: fp8 uses none).
+    let ranges = match (&data, needs_ranges) {
+        (Some(d), true) => {
+            let sites: HashSet<Site> = if format == Some(WeightFormat::F8) {
+                params.iter().filter_map(|&p| Site::of(p)).collect()
+            } else {
+                HashSet::new()
+            };
+            Some(collect_ranges(w, &d.windows, &sites, log)?)
+        }
+        _ => None,
     };
     // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
-    // given (per-channel RTN otherwise); int4_rtn never calibrates.
+    // given (per-channel RTN otherwise); int4_rtn and fp8 never search.
     let use_awq = match q.precision {
         Precision::Int4Awq => true,
         Precision::Int8 => q.calibration.is_some(),
         _ => false,
     };
-    let quantized = match use_awq {
-        true => {
+    let mut quantized = match format {
+        None => QuantizedModel::default(),
+        Some(format) if use_awq => {
             let cal = q
                 .calibration
                 .as_ref()
                 .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
-            let data = calibration_windows(cal, tokenizer, &w.config, log)?;
+            let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
             let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
             if format == WeightFormat::I8 {
                 // A whole row per scale: shrinking its absmax below 0.8 never pays off.
                 opts.max_shrink = 0.2;
             }
-            let (qm, rec) = quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
+            let (qm, rec) = quantize_awq(w, &params, format, q.pad_to_group, windows, &opts, log)?;
             section.insert("method".into(), "awq".into());
-            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
             section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
             qm
         }
-        false => {
-            if q.calibration.is_some() {
+        Some(format) => {
+            if q.calibration.is_some() && !needs_ranges {
                 log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
             }
             section.insert("method".into(), "rtn".into());
             rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
         }
     };
+    if format == Some(WeightFormat::F8) {
+        let r = ranges.as_ref().ok_or_else(|| Error::Invalid("fp8 needs calibration ranges".into()))?;
+        let pct = q.activation_percentile;
+        let mut rec = serde_json::Map::new();
+        for &p in &params {
+            let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+            let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no calibration range for {site:?}")))?;
+            let range = pct.map_or(h.amax, |p| h.percentile(p));
+            let s = fp8::scale_for_range(range);
+            quantized.input_scales.insert(p, s);
+            if site.first() == p {
+                rec.insert(
+                    crate::quant::param_name(p),
+                    serde_json::json!({"amax": h.amax, "range": range, "scale": s.to_f32()}),
+                );
+            }
+        }
+        section.insert(
+            "activation_scales".into(),
+            serde_json::json!({
+                "method": pct.map_or("amax".to_string(), |p| format!("percentile {p}")),
+                "granularity": "per tensor, one per linear input (q/k/v share one, gate/up share one)",
+                "scale": "f16(range / 448)",
+                "sites": rec,
+            }),
+        );
+    }
+    let kv = if kv_dtype.quantized() {
+        let scales = match q.kv_scales {
+            KvScaleMode::Calibrated => {
+                let r =
+                    ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
+                Some(r.kv.scales(kv_dtype))
+            }
+            KvScaleMode::Dynamic => None,
+        };
+        let c = &w.config;
+        section.insert(
+            "kv_cache".into(),
+            serde_json::json!({
+                "dtype": kv_dtype.as_str(),
+                "scales": q.kv_scales,
+                "granularity": match q.kv_scales {
+                    KvScaleMode::Calibrated => "per (layer, K|V, kv head), static: amax over the calibration windows / qmax",
+                    KvScaleMode::Dynamic => "per (sequence, 16-token block, layer, K|V, kv head): the block's running absmax / qmax",
+                },
+                "bytes_per_token": crate::quant::kv::bytes_per_token(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, kv_dtype, q.kv_scales, 2),
+                "fp16_bytes_per_token": crate::quant::kv::bytes_per_token(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, KvCacheDtype::Fp16, q.kv_scales, 2),
+                "onnx": match q.kv_scales {
+                    KvScaleMode::Calibrated => "QuantizeLinear → DequantizeLinear (axis 1 = kv head) on each layer's new K and V before the cache concat; initializers kv_scale.{layer}.key|value",
+                    KvScaleMode::Dynamic => "not expressible with static Q/DQ: the ONNX keeps an fp16 cache; the CPU reference applies the dynamic scales",
+                },
+                "scales_k": scales.as_ref().map(|s| s.k.clone()),
+                "scales_v": scales.as_ref().map(|s| s.v.clone()),
+            }),
+        );
+        Some((kv_dtype, q.kv_scales, scales))
+    } else {
+        None
+    };
     section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, section }))
+    Ok(Some(QuantOutcome { quantized, kv, section }))
 }

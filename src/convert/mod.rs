@@ -32,7 +32,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
         Precision::Fp32 => FloatType::F32,
-        Precision::Fp16 | Precision::Int8 | Precision::Int4Rtn | Precision::Int4Awq => FloatType::F16,
+        Precision::Fp16 | Precision::Int8 | Precision::Int4Rtn | Precision::Int4Awq | Precision::Fp8 => FloatType::F16,
     };
     let spec = match (&cfg.model.seed, cfg.model.path.starts_with("preset:")) {
         (Some(seed), true) if !cfg.model.path[7..].contains(':') => format!("{}:{seed}", cfg.model.path),
@@ -55,6 +55,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         attention: cfg.onnx.attention,
         max_positions: cfg.build.max_seq_len,
         force_external: cfg.onnx.external_data,
+        kv_cache: quant.as_ref().and_then(|q| q.kv.as_ref()).and_then(|(d, _, s)| s.clone().map(|s| (*d, s))),
     };
     let (opset, q) = match &quant {
         Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),

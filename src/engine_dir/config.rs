@@ -1,6 +1,7 @@
 //! Engine configs (YAML): one file describes one engine from source model to build settings.
 //! Strict: an unknown key is an error that names the key, the file and the line.
 use crate::error::{Error, Result};
+pub use crate::quant::kv::{KvCacheDtype, KvScaleMode};
 use crate::quant::WeightFormat;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ pub enum Precision {
     Int8,
     Int4Rtn,
     Int4Awq,
+    /// FP8 E4M3 weights (per output channel) and activations (static per-tensor scales from calibration).
+    Fp8,
 }
 
 impl Precision {
@@ -76,6 +79,7 @@ impl Precision {
             Precision::Fp16 => WeightFormat::F16,
             Precision::Int8 => WeightFormat::I8,
             Precision::Int4Rtn | Precision::Int4Awq => WeightFormat::I4 { group },
+            Precision::Fp8 => WeightFormat::F8,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Precision {
             Precision::Int8 => "int8",
             Precision::Int4Rtn => "int4_rtn",
             Precision::Int4Awq => "int4_awq",
+            Precision::Fp8 => "fp8",
         }
     }
 }
@@ -103,11 +108,29 @@ pub struct QuantSection {
     /// (TensorRT accepts only whole blocks). See docs/formats.md.
     #[serde(default)]
     pub pad_to_group: bool,
+    /// FP8: the activation range each static scale maps onto ±448 — the calibration amax (None,
+    /// the default) or this percentile of |x| over all calibration tokens (e.g. 99.99).
+    #[serde(default)]
+    pub activation_percentile: Option<f64>,
+    /// Element type of the KV cache: fp16 (the engine's float type), fp8 or int8 (per-head scales).
+    #[serde(default)]
+    pub kv_cache: KvCacheDtype,
+    /// fp8/int8 KV: static per-head scales from calibration, or dynamic per 16-token block.
+    #[serde(default)]
+    pub kv_scales: KvScaleMode,
 }
 
 impl Default for QuantSection {
     fn default() -> Self {
-        QuantSection { precision: Precision::Fp32, group_size: default_group(), calibration: None, pad_to_group: false }
+        QuantSection {
+            precision: Precision::Fp32,
+            group_size: default_group(),
+            calibration: None,
+            pad_to_group: false,
+            activation_percentile: None,
+            kv_cache: KvCacheDtype::Fp16,
+            kv_scales: KvScaleMode::Calibrated,
+        }
     }
 }
 
@@ -290,6 +313,43 @@ impl EngineConfig {
         }
         if q.precision == Precision::Int4Awq && q.calibration.is_none() {
             return bad("quantization.precision int4_awq needs a calibration section".into());
+        }
+        if q.precision == Precision::Fp8 && q.calibration.is_none() {
+            return bad(
+                "quantization.precision fp8 needs a calibration section (its static activation scales come from it)"
+                    .into(),
+            );
+        }
+        if let Some(p) = q.activation_percentile {
+            if !(p > 50.0 && p <= 100.0) {
+                return bad(format!("quantization.activation_percentile {p} must be in (50, 100]"));
+            }
+            if q.precision != Precision::Fp8 {
+                return bad(format!(
+                    "quantization.activation_percentile applies to precision fp8 (activations), not {}",
+                    q.precision.as_str()
+                ));
+            }
+        }
+        if q.kv_cache.quantized() {
+            if q.precision == Precision::Fp32 {
+                return bad(format!(
+                    "quantization.kv_cache {} needs a 16-bit model (precision fp16, int8, int4_*, fp8), not fp32",
+                    q.kv_cache.as_str()
+                ));
+            }
+            if q.kv_scales == KvScaleMode::Calibrated && q.calibration.is_none() {
+                return bad(format!(
+                    "quantization.kv_cache {} with kv_scales: calibrated needs a calibration section \
+                     (or set kv_scales: dynamic)",
+                    q.kv_cache.as_str()
+                ));
+            }
+            if q.kv_scales == KvScaleMode::Dynamic && self.onnx.attention == AttentionForm::Tensorrt {
+                return bad(
+                    "kv_scales: dynamic is not expressible in the tensorrt attention form; use calibrated".into()
+                );
+            }
         }
         Ok(())
     }
