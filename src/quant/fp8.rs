@@ -121,8 +121,8 @@ pub fn quantize_weight(w: &Tensor) -> QuantizedLinear {
     QuantizedLinear { format: WeightFormat::F8, in_features: n_in, out_features: n_out, q, scales }
 }
 
-/// Histogram of |x| on a logarithmic grid ([`HIST_BINS_PER_OCTAVE`] bins per power of two from
-/// 2^[`HIST_MIN_EXP`] to 2^[`HIST_MAX_EXP`]), so a percentile is known to within 1.1 % without keeping
+/// Histogram of |x| with [`HIST_BINS_PER_OCTAVE`] equal bins per power of two from
+/// 2^[`HIST_MIN_EXP`] to 2^[`HIST_MAX_EXP`], so a percentile is known to within 1.6 % without keeping
 /// the activations. Zeros and values below the grid count in bin 0; values above it in the last bin.
 #[derive(Debug, Clone)]
 pub struct AbsHistogram {
@@ -143,25 +143,28 @@ impl Default for AbsHistogram {
 }
 
 impl AbsHistogram {
+    /// Bin of |x| = a: the f32 exponent and the top 6 mantissa bits (64 linear bins per octave).
     fn bin(a: f32) -> usize {
-        let n = (HIST_MAX_EXP - HIST_MIN_EXP) as usize * HIST_BINS_PER_OCTAVE;
-        if !(a > f32::powi(2.0, HIST_MIN_EXP)) {
-            return 0;
-        }
-        let b = ((a.log2() - HIST_MIN_EXP as f32) * HIST_BINS_PER_OCTAVE as f32) as usize;
-        b.min(n - 1)
+        let n = (HIST_MAX_EXP - HIST_MIN_EXP) as i64 * HIST_BINS_PER_OCTAVE as i64;
+        let base = ((127 + HIST_MIN_EXP) as i64) << 6;
+        let b = (a.to_bits() >> 17) as i64 - base;
+        b.clamp(0, n - 1) as usize
     }
     /// Upper edge of bin `b`.
     fn edge(b: usize) -> f32 {
-        f32::powf(2.0, HIST_MIN_EXP as f32 + (b + 1) as f32 / HIST_BINS_PER_OCTAVE as f32)
+        let base = ((127 + HIST_MIN_EXP) as u32) << 6;
+        f32::from_bits((b as u32 + base + 1) << 17)
     }
     pub fn update(&mut self, x: &[f32]) {
         for v in x {
             let a = v.abs();
             if a.is_finite() {
                 self.amax = self.amax.max(a);
+                self.counts[Self::bin(a)] += 1;
+            } else {
+                let last = self.counts.len() - 1;
+                self.counts[last] += 1;
             }
-            self.counts[Self::bin(a)] += 1;
         }
         self.total += x.len() as u64;
     }
@@ -221,6 +224,6 @@ mod tests {
         h.update(&x);
         assert_eq!(h.percentile(100.0), 10.0);
         let p = h.percentile(50.0);
-        assert!((p / 5.0 - 1.0).abs() < 0.012, "{p}");
+        assert!((p / 5.0 - 1.0).abs() < 0.017, "{p}");
     }
 }
