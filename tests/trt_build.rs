@@ -484,7 +484,8 @@ fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
     let tmp = tempfile::tempdir().unwrap();
     let p = config_yaml(tmp.path(), &tiny(), Precision::Fp8, AttentionForm::Portable, 64);
     let y = std::fs::read_to_string(&p).unwrap();
-    let y = y.replace("target: [sm89]", "target: [sm89, sm120]").replace("precision: fp8", "precision: fp8, kv_cache: fp8");
+    let y =
+        y.replace("target: [sm89]", "target: [sm89, sm120]").replace("precision: fp8", "precision: fp8, kv_cache: fp8");
     std::fs::write(&p, y).unwrap();
     let cfg = EngineConfig::load(&p).unwrap();
     let dir = trtforge::convert::convert(&cfg, true, &mut |_| {}).unwrap();
@@ -494,7 +495,10 @@ fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
     assert_eq!(s.targets, vec!["sm89".to_string(), "sm120".to_string()]);
     let bytes = std::fs::read(dir.join("model.engine")).unwrap();
     assert_eq!(trtforge::util::sha256_bytes(&bytes), s.engine_sha256);
-    eprintln!("built fp8 (+ fp8 KV Q/DQ) for sm89+sm120: {} bytes, {} layers, {:.1} s", s.engine_bytes, s.layers, s.build_seconds);
+    eprintln!(
+        "built fp8 (+ fp8 KV Q/DQ) for sm89+sm120: {} bytes, {} layers, {:.1} s",
+        s.engine_bytes, s.layers, s.build_seconds
+    );
 }
 
 #[test]

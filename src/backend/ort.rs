@@ -74,6 +74,40 @@ fn ort_err(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("ONNX Runtime: {e}"))
 }
 
+/// How ONNX Runtime runs a quantized engine's weights, from `TRTFORGE_ORT_QUANT_KERNELS`:
+/// `exact` (default; `DequantizeLinear → MatMul` as exported, what quality is measured on) or
+/// `matmulnbits[:LEVEL]` (ONNX Runtime's packed 4/8-bit kernels; LEVEL is its `accuracy_level`:
+/// 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4). docs/quantization.md has speed and quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantKernels {
+    Exact,
+    MatMulNBits { accuracy_level: u8 },
+}
+
+pub const QUANT_KERNELS_ENV: &str = "TRTFORGE_ORT_QUANT_KERNELS";
+
+impl QuantKernels {
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "{QUANT_KERNELS_ENV}={s:?}: expected `exact`, `matmulnbits` or `matmulnbits:LEVEL` (LEVEL 0-4)"
+            ))
+        };
+        match s.split_once(':') {
+            None if s == "exact" || s.is_empty() => Ok(QuantKernels::Exact),
+            None if s == "matmulnbits" => Ok(QuantKernels::MatMulNBits { accuracy_level: 4 }),
+            Some(("matmulnbits", l)) => match l.parse::<u8>() {
+                Ok(l) if l <= 4 => Ok(QuantKernels::MatMulNBits { accuracy_level: l }),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+    pub fn from_env() -> Result<Self> {
+        std::env::var(QUANT_KERNELS_ENV).map_or(Ok(QuantKernels::Exact), |v| Self::parse(&v))
+    }
+}
+
 /// Per-slot KV cache, one (key, value) pair per layer, each (kv_heads, len, head_dim).
 enum KvStore {
     F32(Vec<Vec<(Vec<f32>, Vec<f32>)>>),
@@ -113,15 +147,20 @@ impl OrtBackend {
         let env = ensure_ort()?;
         let path = dir.join(&m.onnx.file);
         let threads = rayon::current_num_threads();
-        let session = Session::builder(env)
-            .map_err(ort_err)?
-            .with_intra_threads(threads)
-            .map_err(ort_err)?
+        let kernels = QuantKernels::from_env()?;
+        let builder = Session::builder(env).map_err(ort_err)?.with_intra_threads(threads).map_err(ort_err)?;
+        let mut builder = match kernels {
             // Run DequantizeLinear → MatMul as written (W8A16/W4A16). Otherwise ONNX Runtime fuses them
             // into MatMulNBits, whose CPU kernel changes the numerics (max |Δlogit| 0.7 on SmolLM2 int8
             // vs 0.06), and quality would be measured on a different model than the exported one.
-            .with_config_entry("session.disable_quant_qdq", "1")
-            .map_err(ort_err)?
+            QuantKernels::Exact => builder.with_config_entry("session.disable_quant_qdq", "1").map_err(ort_err)?,
+            // Speed: let ONNX Runtime fuse the weight DequantizeLinear → MatMul into MatMulNBits (the
+            // weights stay packed; no per-step dequantization), computing at this accuracy level.
+            QuantKernels::MatMulNBits { accuracy_level } => builder
+                .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
+                .map_err(ort_err)?,
+        };
+        let session = builder
             .commit_from_file(&path)
             .map_err(|e| Error::format(&path, format!("ONNX Runtime could not load the model: {e}")))?;
         let kv = match m.onnx.dtype.as_str() {
@@ -166,6 +205,9 @@ impl Backend for OrtBackend {
         super::MemoryStats {
             weights_bytes: self.weights_bytes,
             kv_cache_bytes: (per_token * self.max_batch * self.max_seq) as u64 * self.kv_elem_bytes,
+            // What ONNX Runtime holds: the past/present tensors in the model's float type (a quantized
+            // KV cache is Q/DQ inside the graph, so its values are on the 8-bit grid but stored 16-bit).
+            kv_bytes_per_token: Some((per_token as u64 * self.kv_elem_bytes) as f64),
             ..Default::default()
         }
     }
