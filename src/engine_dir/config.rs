@@ -345,10 +345,12 @@ impl EngineConfig {
                     q.kv_cache.as_str()
                 ));
             }
-            if q.kv_scales == KvScaleMode::Dynamic && self.onnx.attention == AttentionForm::Tensorrt {
-                return bad(
-                    "kv_scales: dynamic is not expressible in the tensorrt attention form; use calibrated".into()
-                );
+            if self.onnx.attention == AttentionForm::Tensorrt {
+                return bad(format!(
+                    "quantization.kv_cache {} is exported in onnx.attention: portable only (the tensorrt form's \
+                     in-place cache is fp16 until the CUDA/TensorRT kernels read 8-bit caches)",
+                    q.kv_cache.as_str()
+                ));
             }
         }
         Ok(())
