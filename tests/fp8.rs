@@ -149,8 +149,15 @@ fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) -> f32 {
         let a = cpu.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
         let b = ort.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
         worst = worst.max(max_abs_diff(a.row(0), b.row(0)));
-        assert_eq!(argmax(a.row(0)), argmax(b.row(0)), "{}: greedy token at step {step}", dir.display());
-        next = argmax(a.row(0));
+        // Same greedy token, unless the two best logits are within the tolerance (a near tie on the
+        // random tiny model, which an fp8 rounding step may flip); both continue with the CPU's token.
+        let (ta, tb) = (argmax(a.row(0)), argmax(b.row(0)));
+        assert!(
+            ta == tb || a.row(0)[ta as usize] - a.row(0)[tb as usize] < tol,
+            "{}: greedy token at step {step}: {ta} vs {tb}",
+            dir.display()
+        );
+        next = ta;
     }
     eprintln!("{}: max |Δlogit| ORT vs CPU = {worst}", dir.display());
     assert!(worst < tol, "{}: {worst} >= {tol}", dir.display());
