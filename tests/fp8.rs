@@ -171,7 +171,7 @@ fn tiny_fp8_engine_reads_back_and_ort_matches_cpu() {
         let cfg = tiny_cfg(&tmp.path().join(name), &format!("  precision: fp8\n{extra}"));
         let dir = convert(&cfg);
         let man = Manifest::load(&dir).unwrap();
-        assert_eq!(man.precision.as_str(), "fp8");
+        assert_eq!((man.precision, man.precision_name()), (WeightFormat::F8, "fp8"));
         let q = &man.extra["quantization"];
         assert_eq!(q["format"], "fp8_e4m3");
         let sites = q["activation_scales"]["sites"].as_object().unwrap();
@@ -308,4 +308,114 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("applies to precision fp8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("e"), "  precision: fp16\n  kv_cache: fp4\n");
     assert!(e.contains("fp4"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("f"), "  precision: int8\n  smooth_alpha: 0.5\n");
+    assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
+    assert!(e.contains("keep_fp16: \"mlp\" is not one of q_proj"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
+    assert!(e.contains("unknown precision \"fp9\"; use one of fp32, fp16, int8, int4_rtn, int4_awq, fp8"), "{e}");
+}
+
+/// SmoothQuant: folding the scales is exact (the float model's logits do not move), and with α = 0.5
+/// each smoothed channel's activation absmax equals its weight column absmax (both `sqrt(a · w)`),
+/// measured again on the folded model.
+#[test]
+fn smoothquant_folding_is_exact_and_balances_ranges() {
+    use trtforge::convert::calibrate::collect_ranges;
+    use trtforge::quant::stats::Site;
+    let m = load(&tiny_model()).unwrap();
+    let c = m.weights.config.clone();
+    let windows: Vec<Vec<u32>> =
+        (0..3).map(|s| (0..48).map(|i| ((i * 31 + s * 7) % 250 + 3) as u32).collect()).collect();
+    let sites: std::collections::HashSet<Site> = (0..c.num_hidden_layers)
+        .flat_map(|l| [Site::AttnIn(l), Site::AttnOut(l), Site::MlpIn(l), Site::MlpOut(l)])
+        .collect();
+    let mut w = m.weights.clone();
+    let before = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    let mut want = std::collections::HashMap::new();
+    let mut order: Vec<Site> = sites.iter().copied().collect();
+    order.sort_by_key(|&s| trtforge::convert::calibrate::smooth_order(s));
+    for &site in &order {
+        let act = &before.channel_amax[&site];
+        let s = trtforge::quant::smooth::site_scales(&w, site, act, 0.5);
+        if !matches!(site, Site::AttnOut(_)) {
+            let wm = trtforge::quant::smooth::weight_col_amax(&w, site);
+            want.insert(site, act.iter().zip(&wm).map(|(a, b)| (a * b).sqrt()).collect::<Vec<f32>>());
+        }
+        trtforge::quant::awq::fold_scales(&mut w, site, &s).unwrap();
+    }
+    let after = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    for (site, bal) in &want {
+        let act = &after.channel_amax[site];
+        let wm = trtforge::quant::smooth::weight_col_amax(&w, *site);
+        for j in 0..bal.len() {
+            let tol = 1e-3 * bal[j] + 1e-6;
+            assert!((act[j] - bal[j]).abs() <= tol, "{site:?} channel {j}: activation {} vs {}", act[j], bal[j]);
+            assert!((wm[j] - bal[j]).abs() <= tol, "{site:?} channel {j}: weight {} vs {}", wm[j], bal[j]);
+        }
+    }
+    let prompt: Vec<u32> = (0..24).map(|i| (i * 13 % 250 + 3) as u32).collect();
+    let mut a = CpuBackend::new(Arc::new(m.weights), 1, 64).unwrap();
+    let mut b = CpuBackend::new(Arc::new(w), 1, 64).unwrap();
+    let la = a.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+    let lb = b.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+    let d = max_abs_diff(&la.data, &lb.data);
+    assert!(d < 1e-4, "folding moved the float logits by {d}");
+}
+
+/// fp8 with SmoothQuant and a mixed recipe (down_proj kept fp16): the manifest records both, the
+/// kept linears are stored as float weights without an activation Q/DQ, and ONNX Runtime computes
+/// what the CPU reference computes.
+#[test]
+fn tiny_fp8_smoothquant_mixed_recipe_ort_matches_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(tmp.path(), "  precision: fp8\n  smooth_alpha: 0.5\n  keep_fp16: [down_proj]\n");
+    let dir = convert(&cfg);
+    let man = Manifest::load(&dir).unwrap();
+    let q = &man.extra["quantization"];
+    assert_eq!(q["smoothquant"]["alpha"], 0.5);
+    assert_eq!(q["keep_fp16"], serde_json::json!(["down_proj"]));
+    let layers = man.model_config.num_hidden_layers;
+    assert_eq!(q["quantized_linears"], 6 * layers);
+    // 3 smoothed sites per layer (attn_in, attn_out, mlp_in), 3 activation scales per layer.
+    assert_eq!(q["smoothquant"]["sites"].as_object().unwrap().len(), 3 * layers);
+    assert_eq!(q["activation_scales"]["sites"].as_object().unwrap().len(), 3 * layers);
+    let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
+    for l in 0..layers {
+        assert!(got.get(trtforge::model::Param::WDown(l)).is_none(), "down_proj {l} is kept fp16");
+        assert!(got.input_scale(trtforge::model::Param::WDown(l)).is_none());
+        assert_eq!(got.get(trtforge::model::Param::WUp(l)).map(|q| q.format), Some(WeightFormat::F8));
+    }
+    if ort_available() {
+        ort_matches_cpu(&dir, TINY_PROMPT, ORT_FP8_TINY_TOL);
+    }
+    // An older manifest (no "method", the int4 group only in extra.quantization) still loads.
+    let text = std::fs::read_to_string(dir.join("trtforge.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("method");
+    v["precision"] = "int4_awq".into();
+    v["extra"]["quantization"]["group_size"] = 64.into();
+    let old = tmp.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("trtforge.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let m = Manifest::load(&old).unwrap();
+    assert_eq!(
+        (m.precision, m.method),
+        (WeightFormat::I4 { group: 64 }, trtforge::engine_dir::config::QuantMethod::Awq)
+    );
+    v["precision"] = "int3".into();
+    std::fs::write(old.join("trtforge.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let e = Manifest::load(&old).unwrap_err().to_string();
+    assert!(e.contains("unknown precision \"int3\""), "{e}");
+}
+
+#[test]
+fn cuda_backend_refuses_fp8_and_quantized_kv_engines_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, quant) in [("w", "  precision: fp8\n"), ("kv", "  precision: fp16\n  kv_cache: int8\n")] {
+        let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
+        let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();
+        let want = if name == "w" { "no fp8 kernels" } else { "KV cache is fp16; this engine's is int8" };
+        assert!(e.contains(want), "{e}");
+    }
 }

@@ -147,8 +147,7 @@ pub fn open_engine_dir(
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
             // stored weights dequantized exactly as DequantizeLinear does, computed in f32, with the
             // engine's fp8 activation scales and KV cache format applied where they round.
-            use crate::engine_dir::config::Precision;
-            let (weights, input_scales) = if matches!(man.precision, Precision::Fp32 | Precision::Fp16) {
+            let (weights, input_scales) = if !man.precision.is_quantized() {
                 (crate::model::load::load(&man.source_model(dir)?)?.weights, Default::default())
             } else {
                 let ew = crate::engine_dir::load_engine_weights(dir)?;
@@ -160,7 +159,7 @@ pub fn open_engine_dir(
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
             // What the CUDA engine cannot run is refused before anything else (a GPU or not).
-            if man.precision.format(128) == crate::quant::WeightFormat::F8 {
+            if man.precision == crate::quant::WeightFormat::F8 {
                 return Err(crate::error::Error::Unsupported(format!(
                     "engine {}: the CUDA engine has no fp8 kernels; run it with --backend ort or trt",
                     man.name
@@ -178,18 +177,15 @@ pub fn open_engine_dir(
             // The engine's own weights: float engines their source weights; quantized engines the
             // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
             // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
-            let (weights, quantized) = match man.precision {
-                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
-                }
-                _ => {
-                    let e = crate::engine_dir::load_engine_weights(dir)?;
-                    (e.weights, Some(e.quantized))
-                }
+            let (weights, quantized) = if !man.precision.is_quantized() {
+                (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
+            } else {
+                let e = crate::engine_dir::load_engine_weights(dir)?;
+                (e.weights, Some(e.quantized))
             };
-            let group =
-                quantized.as_ref().and_then(|q| q.linears.values().find_map(|l| l.format.group_size())).unwrap_or(128);
-            let p = man.precision.format(group);
+            // The stored linears' own format (an int4 group size as stored).
+            let p =
+                quantized.as_ref().and_then(|q| q.linears.values().next().map(|l| l.format)).unwrap_or(man.precision);
             let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
             Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }

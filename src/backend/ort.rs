@@ -74,10 +74,15 @@ fn ort_err(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("ONNX Runtime: {e}"))
 }
 
-/// How ONNX Runtime runs a quantized engine's weights, from `TRTFORGE_ORT_QUANT_KERNELS`:
-/// `exact` (default; `DequantizeLinear → MatMul` as exported, what quality is measured on) or
-/// `matmulnbits[:LEVEL]` (ONNX Runtime's packed 4/8-bit kernels; LEVEL is its `accuracy_level`:
-/// 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4). docs/quantization.md has speed and quality.
+/// How ONNX Runtime runs a quantized engine's weights: `exact` (`DequantizeLinear → MatMul` as
+/// exported, what the quality tables measure) or `matmulnbits[:LEVEL]` (ONNX Runtime fuses each
+/// weight's DequantizeLinear → MatMul into its packed 4-bit `MatMulNBits` kernel; LEVEL is its
+/// `accuracy_level`: 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4).
+///
+/// Default ([`QuantKernels::for_engine`]): `matmulnbits:4` for int4 engines (faster than fp16 on
+/// CPU, within +0.5 % perplexity of the exported model: docs/quantization.md), `exact` for the rest
+/// (int8's per-channel weights have no packed kernel to fuse into). `TRTFORGE_ORT_QUANT_KERNELS`
+/// overrides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantKernels {
     Exact,
@@ -103,8 +108,24 @@ impl QuantKernels {
             _ => Err(bad()),
         }
     }
-    pub fn from_env() -> Result<Self> {
-        std::env::var(QUANT_KERNELS_ENV).map_or(Ok(QuantKernels::Exact), |v| Self::parse(&v))
+    /// `TRTFORGE_ORT_QUANT_KERNELS`, if set.
+    pub fn from_env() -> Result<Option<Self>> {
+        std::env::var(QUANT_KERNELS_ENV).ok().map(|v| Self::parse(&v)).transpose()
+    }
+    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4
+    /// weights and `exact` otherwise.
+    pub fn for_engine(m: &Manifest) -> Result<Self> {
+        Ok(Self::from_env()?.unwrap_or(match m.precision {
+            crate::quant::WeightFormat::I4 { .. } => QuantKernels::MatMulNBits { accuracy_level: 4 },
+            _ => QuantKernels::Exact,
+        }))
+    }
+    /// "exact", "matmulnbits:4".
+    pub fn name(self) -> String {
+        match self {
+            QuantKernels::Exact => "exact".into(),
+            QuantKernels::MatMulNBits { accuracy_level } => format!("matmulnbits:{accuracy_level}"),
+        }
     }
 }
 
@@ -126,7 +147,13 @@ pub struct OrtBackend {
 }
 
 impl OrtBackend {
+    /// Opens an engine dir with its default kernels ([`QuantKernels::for_engine`]).
     pub fn open(dir: &Path, max_batch: usize, max_seq: usize) -> Result<Self> {
+        Self::open_with(dir, max_batch, max_seq, None)
+    }
+
+    /// Like [`open`](Self::open); `kernels` (when given) decides how quantized weights run.
+    pub fn open_with(dir: &Path, max_batch: usize, max_seq: usize, kernels: Option<QuantKernels>) -> Result<Self> {
         let m = Manifest::load(dir)?;
         m.check_files(dir)?;
         if m.onnx.attention != AttentionForm::Portable {
@@ -147,7 +174,10 @@ impl OrtBackend {
         let env = ensure_ort()?;
         let path = dir.join(&m.onnx.file);
         let threads = rayon::current_num_threads();
-        let kernels = QuantKernels::from_env()?;
+        let kernels = match kernels {
+            Some(k) => k,
+            None => QuantKernels::for_engine(&m)?,
+        };
         let builder = Session::builder(env).map_err(ort_err)?.with_intra_threads(threads).map_err(ort_err)?;
         let mut builder = match kernels {
             // Run DequantizeLinear → MatMul as written (W8A16/W4A16). Otherwise ONNX Runtime fuses them

@@ -240,7 +240,7 @@ pub fn run(
         engines.push(EngineInfo {
             dir: d.display().to_string(),
             name: m.name.clone(),
-            precision: m.precision.as_str().to_string(),
+            precision: m.precision_name().to_string(),
             parameters: m.model_config.param_count(),
             size_bytes: m.files.iter().map(|f| f.bytes).sum(),
             kv_cache: kv_format(&m).0,

@@ -9,7 +9,7 @@
 //! has no text to calibrate on: it calibrates on seeded uniform-random token windows, and the
 //! manifest says so.
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
-use crate::engine_dir::config::{CalibrationSection, EngineConfig, Precision};
+use crate::engine_dir::config::{CalibrationSection, EngineConfig, QuantMethod};
 use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -212,6 +212,8 @@ pub fn collect_stats(
 /// (for fp8 activation scales), and per (layer, head) the absmax of K (after RoPE) and V.
 pub struct Ranges {
     pub sites: HashMap<Site, AbsHistogram>,
+    /// Per input channel, the absmax over all calibration tokens (SmoothQuant's statistic).
+    pub channel_amax: HashMap<Site, Vec<f32>>,
     pub kv: KvAmax,
 }
 
@@ -231,13 +233,18 @@ pub fn collect_ranges(
     let result = (|| {
         let mut be = CpuBackend::new(Arc::clone(&arc), 1, seq)?;
         let mut hists: HashMap<Site, AbsHistogram> = HashMap::new();
+        let mut chans: HashMap<Site, Vec<f32>> = HashMap::new();
         let mut kv = KvAmax::new(c.num_hidden_layers, c.num_key_value_heads);
         let t0 = Instant::now();
         let step = (windows.len() / 8).max(1);
         for (wi, win) in windows.iter().enumerate() {
-            let mut obs = |p: Param, x: &[f32], _cols: usize| {
+            let mut obs = |p: Param, x: &[f32], cols: usize| {
                 if let Some(site) = Site::of(p).filter(|s| s.first() == p && sites.contains(s)) {
                     hists.entry(site).or_default().update(x);
+                    let m = chans.entry(site).or_insert_with(|| vec![0.0; cols]);
+                    for row in x.chunks(cols) {
+                        m.iter_mut().zip(row).for_each(|(a, v)| *a = a.max(v.abs()));
+                    }
                 }
             };
             be.reset(0);
@@ -259,10 +266,29 @@ pub fn collect_ranges(
         if let Some(missing) = sites.iter().find(|s| !hists.contains_key(s)) {
             return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
         }
-        Ok(Ranges { sites: hists, kv })
+        Ok(Ranges { sites: hists, channel_amax: chans, kv })
     })();
     *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
     result
+}
+
+/// Folding order of SmoothQuant's sites: per layer attn_out, attn_in, mlp_out, mlp_in.
+pub fn smooth_order(s: Site) -> (usize, usize) {
+    match s {
+        Site::AttnOut(l) => (l, 0),
+        Site::AttnIn(l) => (l, 1),
+        Site::MlpOut(l) => (l, 2),
+        Site::MlpIn(l) => (l, 3),
+        Site::HeadIn => (usize::MAX, 0),
+    }
+}
+
+/// The layer of a site (0 for the LM head's).
+fn site_layer(s: Site) -> usize {
+    match s {
+        Site::AttnIn(l) | Site::AttnOut(l) | Site::MlpIn(l) | Site::MlpOut(l) => l,
+        Site::HeadIn => 0,
+    }
 }
 
 /// A model with no tensors, standing in while the real one is lent to the calibration backend.
@@ -329,18 +355,24 @@ pub fn quantize_for_config(
 ) -> Result<Option<QuantOutcome>> {
     let q = &cfg.quantization;
     let kv_dtype = q.kv_cache;
-    let format = q.precision.format(q.group_size);
+    let format = q.precision;
     if !format.is_quantized() && !kv_dtype.quantized() {
         return Ok(None);
     }
     let format = format.is_quantized().then_some(format);
     let t0 = std::time::Instant::now();
-    let params = if format.is_some() { decoder_linears(&w.config) } else { Vec::new() };
+    // The quantized linears: every decoder linear but the kinds `keep_fp16` names (a mixed recipe).
+    let keep = |p: Param| crate::quant::linear_kind(p).is_some_and(|k| q.keep_fp16.iter().any(|x| x == k));
+    let params: Vec<Param> = if format.is_some() {
+        decoder_linears(&w.config).into_iter().filter(|&p| !keep(p)).collect()
+    } else {
+        Vec::new()
+    };
     if let Some(format) = format {
         check_applicable(w, &params, format, q.pad_to_group)?;
     }
     let mut section = serde_json::Map::new();
-    section.insert("precision".into(), q.precision.as_str().into());
+    section.insert("precision".into(), q.precision_name().into());
     if let Some(format) = format {
         let padded: Vec<serde_json::Value> = {
             let mut dims: Vec<(usize, usize)> = params
@@ -360,7 +392,12 @@ pub fn quantize_for_config(
             "zero_points": "none (all zero)",
             "scale_dtype": "float16",
             "activation_dtype": if fp8 { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
-            "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
+            "quantized": if q.keep_fp16.is_empty() {
+                "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16".to_string()
+            } else {
+                format!("the decoder linears but {} (mixed recipe: those stay float16, weights and inputs); embeddings, norms and LM head stay float16", q.keep_fp16.join(", "))
+            },
+            "keep_fp16": q.keep_fp16,
             "quantized_linears": params.len(),
             "padded_inputs": padded,
             "layout": "docs/formats.md",
@@ -371,17 +408,12 @@ pub fn quantize_for_config(
     // Calibration data, drawn once for whatever needs it.
     let needs_ranges =
         format == Some(WeightFormat::F8) || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
-    let data = match (
-        &q.calibration,
-        needs_ranges
-            || q.precision == Precision::Int4Awq
-            || (q.precision == Precision::Int8 && q.calibration.is_some()),
-    ) {
+    let data = match (&q.calibration, needs_ranges || q.method == QuantMethod::Awq) {
         (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
-        (None, true) if needs_ranges => {
+        (None, true) => {
             return Err(Error::Invalid(format!(
                 "quantization.precision {} / kv_cache {} needs a calibration section",
-                q.precision.as_str(),
+                q.precision_name(),
                 kv_dtype.as_str()
             )))
         }
@@ -390,32 +422,56 @@ pub fn quantize_for_config(
     if let Some(d) = &data {
         section.insert("calibration".into(), serde_json::to_value(&d.record).unwrap_or_default());
     }
-    // fp8 activation and KV ranges: one pass of the float model (before any AWQ folding: fp8 uses none).
-    let ranges = match (&data, needs_ranges) {
-        (Some(d), true) => {
-            let sites: HashSet<Site> = if format == Some(WeightFormat::F8) {
-                params.iter().filter_map(|&p| Site::of(p)).collect()
-            } else {
-                HashSet::new()
-            };
-            Some(collect_ranges(w, &d.windows, &sites, log)?)
+    // fp8 activation sites (the quantized linears' inputs).
+    let fp8_sites: HashSet<Site> = if format == Some(WeightFormat::F8) {
+        params.iter().filter_map(|&p| Site::of(p)).collect()
+    } else {
+        HashSet::new()
+    };
+    // SmoothQuant (fp8): per-channel activation absmax from one pass of the float model, scales
+    // folded into the model; the ranges below are then taken on the smoothed model.
+    if let (Some(alpha), Some(d)) = (q.smooth_alpha, &data) {
+        let r = collect_ranges(w, &d.windows, &fp8_sites, log)?;
+        // A site's own scales move only its activations; its weights' column ranges also move when
+        // the next site folds into them (o_proj's scales into v_proj's rows, down_proj's into
+        // up_proj's), so that site goes first and every scale is computed on the current weights.
+        let mut sites: Vec<Site> = fp8_sites.iter().copied().collect();
+        sites.sort_by_key(|&s| smooth_order(s));
+        let mut rec = serde_json::Map::new();
+        for site in sites {
+            let act = r.channel_amax.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
+            let s = crate::quant::smooth::site_scales(w, site, act, alpha);
+            awq::fold_scales(w, site, &s)?;
+            let (mn, mx) = s.iter().fold((f32::INFINITY, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+            let amax = act.iter().fold(0.0f32, |a, &v| a.max(v));
+            rec.insert(
+                format!("{}.{}", site.name(), site_layer(site)),
+                serde_json::json!({"act_amax_before": amax, "scale_min": mn, "scale_max": mx}),
+            );
         }
+        section.insert(
+            "smoothquant".into(),
+            serde_json::json!({
+                "alpha": alpha,
+                "scale": "s_j = max|x_j|^alpha / max|W_j|^(1-alpha); x_j / s_j folded into the previous op (norm weight, v_proj rows, up_proj rows), W_j * s_j",
+                "sites": rec,
+            }),
+        );
+    }
+    // fp8 activation and KV ranges: one pass of the float model (after the smoothing, if any).
+    let ranges = match (&data, needs_ranges) {
+        (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, log)?),
         _ => None,
     };
-    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
-    // given (per-channel RTN otherwise); int4_rtn and fp8 never search.
-    let use_awq = match q.precision {
-        Precision::Int4Awq => true,
-        Precision::Int8 => q.calibration.is_some(),
-        _ => false,
-    };
+    // AWQ (int4_awq; int8 with a calibration section unless `method: rtn`) searches scales and clip
+    // ratios; RTN (int4_rtn, int8 without calibration, fp8) rounds.
+    let use_awq = q.method == QuantMethod::Awq;
     let mut quantized = match format {
         None => QuantizedModel::default(),
         Some(format) if use_awq => {
-            let cal = q
-                .calibration
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
+            let cal = q.calibration.as_ref().ok_or_else(|| {
+                Error::Invalid(format!("{} with AWQ needs a calibration section", q.precision_name()))
+            })?;
             let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
             let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
             if format == WeightFormat::I8 {
@@ -429,7 +485,7 @@ pub fn quantize_for_config(
         }
         Some(format) => {
             if q.calibration.is_some() && !needs_ranges {
-                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
+                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision_name()));
             }
             section.insert("method".into(), "rtn".into());
             rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
@@ -441,11 +497,12 @@ pub fn quantize_for_config(
         let mut rec = serde_json::Map::new();
         for &p in &params {
             let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+            let first = params.iter().find(|&&x| Site::of(x) == Some(site)) == Some(&p);
             let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no calibration range for {site:?}")))?;
             let range = pct.map_or(h.amax, |p| h.percentile(p));
             let s = fp8::scale_for_range(range);
             quantized.input_scales.insert(p, s);
-            if site.first() == p {
+            if first {
                 rec.insert(
                     crate::quant::param_name(p),
                     serde_json::json!({"amax": h.amax, "range": range, "scale": s.to_f32()}),

@@ -12,10 +12,12 @@
 //! - [`awq`]: activation-aware scale search, folding, clip search.
 //! - [`fp8`]: FP8 E4M3 codec, per-channel weights and static activation scales (W8A8 fp8).
 //! - [`kv`]: quantized KV cache formats (fp8 / int8, per-head or per-block scales).
+//! - [`smooth`]: SmoothQuant migration of activation outliers into the weights (before fp8).
 pub mod awq;
 pub mod fp8;
 pub mod kv;
 pub mod rtn;
+pub mod smooth;
 pub mod stats;
 
 use crate::error::{Error, Result};
@@ -332,6 +334,20 @@ pub fn decoder_linears(c: &LlamaConfig) -> Vec<Param> {
             [Param::Wq(l), Param::Wk(l), Param::Wv(l), Param::Wo(l), Param::WGate(l), Param::WUp(l), Param::WDown(l)]
         })
         .collect()
+}
+
+/// The kind of a decoder linear as configs name it ("q_proj", ..., "down_proj"); None otherwise.
+pub fn linear_kind(p: Param) -> Option<&'static str> {
+    Some(match p {
+        Param::Wq(_) => "q_proj",
+        Param::Wk(_) => "k_proj",
+        Param::Wv(_) => "v_proj",
+        Param::Wo(_) => "o_proj",
+        Param::WGate(_) => "gate_proj",
+        Param::WUp(_) => "up_proj",
+        Param::WDown(_) => "down_proj",
+        _ => return None,
+    })
 }
 
 /// HF tensor name, used in messages and as the ONNX initializer name.

@@ -15,6 +15,7 @@ pub mod scheduler;
 /// Chat templates: the model's own (Jinja), ChatML when it has none.
 pub use crate::model::chat;
 
+use crate::backend::cpu::CpuQuant;
 use crate::backend::paged::{self as paged, PagedBackend};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
@@ -50,7 +51,8 @@ pub struct ServeOptions {
 }
 
 /// Weights, tokenizer and a default model name for the options' model or engine directory.
-fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
+/// The weights, tokenizer, default model name, and what an engine dir rounds beyond its weights.
+fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String, CpuQuant)> {
     match (&o.model, &o.engine_dir) {
         (Some(spec), None) => {
             let m = crate::model::load::load(spec)?;
@@ -63,7 +65,7 @@ fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
                     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
                 }
             };
-            Ok((m.weights, tok, name))
+            Ok((m.weights, tok, name, CpuQuant::default()))
         }
         (None, Some(dir)) => {
             let man = crate::engine_dir::Manifest::load(dir)?;
@@ -72,16 +74,16 @@ fn load(o: &ServeOptions) -> Result<(ModelWeights, Tokenizer, String)> {
             })?;
             let tok = Tokenizer::from_file(&dir.join(tok_file))?;
             // As `open_engine_dir` does for the CPU: float engines run their source weights,
-            // quantized ones their stored codes dequantized.
-            let weights = if matches!(
-                man.precision,
-                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
-            ) {
-                crate::model::load::load(&man.source.spec)?.weights
+            // quantized ones their stored codes dequantized, with fp8 activation scales and the KV
+            // cache format applied where the engine rounds.
+            let (weights, input_scales) = if !man.precision.is_quantized() {
+                (crate::model::load::load(&man.source_model(dir)?)?.weights, Default::default())
             } else {
-                crate::engine_dir::load_engine_weights(dir)?.weights
+                let e = crate::engine_dir::load_engine_weights(dir)?;
+                (e.weights, e.quantized.input_scales)
             };
-            Ok((weights, tok, man.name.clone()))
+            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man)? };
+            Ok((weights, tok, man.name.clone(), quant))
         }
         (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),
         (None, None) => Err(Error::Invalid("give --model or --engine-dir".into())),
@@ -106,9 +108,10 @@ fn check_options(o: &ServeOptions) -> Result<()> {
 pub fn run(o: &ServeOptions) -> Result<()> {
     check_options(o)?;
     let t0 = std::time::Instant::now();
-    let (weights, tokenizer, default_name) = load(o)?;
+    let (weights, tokenizer, default_name, quant) = load(o)?;
     let cfg = weights.config.clone();
-    let backend: Box<dyn PagedBackend> = paged::open(o.backend, Arc::new(weights), o.kv_cache_memory)?;
+    let backend: Box<dyn PagedBackend> =
+        paged::open_with_quant(o.backend, Arc::new(weights), o.kv_cache_memory, quant)?;
     let max_model_len = o.max_model_len.unwrap_or(usize::MAX).min(backend.max_model_len());
     let num_blocks = backend.num_blocks();
     let mut stop_ids = tokenizer.eos_ids();
@@ -128,6 +131,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         prefix_caching: o.prefix_caching,
     };
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
+    let (kv_format, kv_per_token) = backend.kv_format();
     let backend_name = backend.name();
     let engine = engine::Engine::start(backend, tokenizer, sched, stop_ids)
         .map_err(|e| Error::Invalid(format!("could not start the engine thread: {e}")))?;
@@ -145,7 +149,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
         eprintln!(
-            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
+            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
             paged::BLOCK_SIZE,
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()
