@@ -312,6 +312,8 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
     assert!(e.contains("keep_fp16: \"mlp\" is not one of q_proj"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("i"), "  precision: int8\n  method: gptq\n");
+    assert!(e.contains("method gptq applies to fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
     assert!(e.contains("unknown precision \"fp9\"; use one of fp32, fp16, int8, int4_rtn, int4_awq, fp8"), "{e}");
 }
@@ -417,5 +419,46 @@ fn cuda_backend_refuses_fp8_and_quantized_kv_engines_clearly() {
         let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();
         let want = if name == "w" { "no fp8 kernels" } else { "KV cache is fp16; this engine's is int8" };
         assert!(e.contains(want), "{e}");
+    }
+}
+
+/// GPTQ on the fp8 grid: same row scales as RTN, codes on the E4M3 grid, and a smaller layer output
+/// error `Σ_o Δw_o G Δw_oᵀ` (G the calibration Gram matrix, computed here from the activations) than
+/// rounding each weight to nearest.
+#[test]
+fn gptq_fp8_beats_rtn_on_the_layer_output_error() {
+    use trtforge::convert::calibrate::collect_stats;
+    use trtforge::quant::stats::Site;
+    let m = load(&tiny_model()).unwrap();
+    let c = m.weights.config.clone();
+    let windows: Vec<Vec<u32>> =
+        (0..4).map(|s| (0..64).map(|i| ((i * 29 + s * 11) % 250 + 3) as u32).collect()).collect();
+    let sites: std::collections::HashSet<Site> = [Site::AttnIn(1), Site::MlpOut(0)].into_iter().collect();
+    let w = Arc::new(m.weights);
+    let stats = collect_stats(Arc::clone(&w), &windows, &sites, 3, &mut |_| {}).unwrap();
+    for (p, site) in
+        [(trtforge::model::Param::Wk(1), Site::AttnIn(1)), (trtforge::model::Param::WDown(0), Site::MlpOut(0))]
+    {
+        let g = &stats[&site].gram;
+        let t = w.get(p);
+        let (n_out, n_in) = (t.rows(), t.cols());
+        let err = |q: &trtforge::quant::QuantizedLinear| -> f64 {
+            let d = q.dequantize();
+            (0..n_out)
+                .map(|o| {
+                    let dw: Vec<f64> = (0..n_in).map(|k| (d.row(o)[k] - t.row(o)[k]) as f64).collect();
+                    (0..n_in)
+                        .map(|i| dw[i] * (0..n_in).map(|j| g[i * n_in + j] as f64 * dw[j]).sum::<f64>())
+                        .sum::<f64>()
+                })
+                .sum()
+        };
+        let rtn = fp8::quantize_weight(t);
+        let gptq = trtforge::quant::gptq::quantize_fp8(t, g).unwrap();
+        assert_eq!(gptq.scales, rtn.scales, "{p:?}: GPTQ keeps RTN's row scales");
+        let (e_rtn, e_gptq) = (err(&rtn), err(&gptq));
+        eprintln!("{p:?}: output error RTN {e_rtn:.4e}, GPTQ {e_gptq:.4e}");
+        assert!(e_gptq < 0.9 * e_rtn, "{p:?}: GPTQ {e_gptq} vs RTN {e_rtn}");
+        assert!(c.num_hidden_layers > 1);
     }
 }

@@ -391,7 +391,7 @@ pub fn quantize_for_config(
             "symmetric": true,
             "zero_points": "none (all zero)",
             "scale_dtype": "float16",
-            "activation_dtype": if fp8 { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
+            "activation_dtype": if fp8 && q.fp8_activations { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
             "quantized": if q.keep_fp16.is_empty() {
                 "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16".to_string()
             } else {
@@ -406,9 +406,9 @@ pub fn quantize_for_config(
         }
     }
     // Calibration data, drawn once for whatever needs it.
-    let needs_ranges =
-        format == Some(WeightFormat::F8) || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
-    let data = match (&q.calibration, needs_ranges || q.method == QuantMethod::Awq) {
+    let needs_ranges = (format == Some(WeightFormat::F8) && q.fp8_activations)
+        || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
+    let data = match (&q.calibration, needs_ranges || q.method != QuantMethod::Rtn) {
         (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
         (None, true) => {
             return Err(Error::Invalid(format!(
@@ -423,7 +423,7 @@ pub fn quantize_for_config(
         section.insert("calibration".into(), serde_json::to_value(&d.record).unwrap_or_default());
     }
     // fp8 activation sites (the quantized linears' inputs).
-    let fp8_sites: HashSet<Site> = if format == Some(WeightFormat::F8) {
+    let fp8_sites: HashSet<Site> = if format == Some(WeightFormat::F8) && q.fp8_activations {
         params.iter().filter_map(|&p| Site::of(p)).collect()
     } else {
         HashSet::new()
@@ -483,6 +483,37 @@ pub fn quantize_for_config(
             section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
             qm
         }
+        Some(format) if q.method == QuantMethod::Gptq => {
+            // GPTQ: the Gram matrix of every quantized linear's input, on the (smoothed) float model.
+            let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
+            let seed = q.calibration.as_ref().map_or(0, |c| c.seed);
+            let stats = awq_stats(w, &params, windows, seed, log)?;
+            let t = std::time::Instant::now();
+            let mut qm = QuantizedModel::default();
+            if format != WeightFormat::F8 {
+                return Err(Error::Unsupported(format!("GPTQ is implemented for fp8, not {}", format.name())));
+            }
+            let mut factors: HashMap<Site, crate::quant::gptq::Factor> = HashMap::new();
+            for &p in &params {
+                let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+                let st = stats.get(&site).ok_or_else(|| Error::Invalid(format!("no statistics for {site:?}")))?;
+                if !factors.contains_key(&site) {
+                    factors.insert(site, crate::quant::gptq::factor(&st.gram, st.dim)?);
+                }
+                qm.linears.insert(p, crate::quant::gptq::quantize_fp8_with(w.get(p), &factors[&site])?);
+            }
+            log(&format!("gptq: {} linears in {:.1} s", params.len(), t.elapsed().as_secs_f64()));
+            section.insert("method".into(), "gptq".into());
+            section.insert(
+                "gptq".into(),
+                serde_json::json!({
+                    "damp": crate::quant::gptq::DAMP,
+                    "gram_tokens": stats.values().map(|s| s.gram_rows).max().unwrap_or(0),
+                    "order": "input columns in order; row scales = RTN's (row absmax / 448)",
+                }),
+            );
+            qm
+        }
         Some(format) => {
             if q.calibration.is_some() && !needs_ranges {
                 log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision_name()));
@@ -491,7 +522,7 @@ pub fn quantize_for_config(
             rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
         }
     };
-    if format == Some(WeightFormat::F8) {
+    if format == Some(WeightFormat::F8) && q.fp8_activations {
         let r = ranges.as_ref().ok_or_else(|| Error::Invalid("fp8 needs calibration ranges".into()))?;
         let pct = q.activation_percentile;
         let mut rec = serde_json::Map::new();

@@ -65,6 +65,9 @@ pub enum QuantMethod {
     Rtn,
     /// AWQ: activation-aware per-channel scales folded into the previous op, then a clip search.
     Awq,
+    /// GPTQ: columns rounded one at a time, each error spread over the rest through the inverse of
+    /// the calibration Gram matrix (fp8 here; the scales stay RTN's).
+    Gptq,
 }
 
 impl QuantMethod {
@@ -72,6 +75,7 @@ impl QuantMethod {
         match self {
             QuantMethod::Rtn => "rtn",
             QuantMethod::Awq => "awq",
+            QuantMethod::Gptq => "gptq",
         }
     }
 }
@@ -108,8 +112,8 @@ pub fn precision_name(format: WeightFormat, method: QuantMethod) -> &'static str
         (WeightFormat::F32, _) => "fp32",
         (WeightFormat::F16, _) => "fp16",
         (WeightFormat::I8, _) => "int8",
-        (WeightFormat::I4 { .. }, QuantMethod::Rtn) => "int4_rtn",
         (WeightFormat::I4 { .. }, QuantMethod::Awq) => "int4_awq",
+        (WeightFormat::I4 { .. }, _) => "int4_rtn",
         (WeightFormat::F8, _) => "fp8",
     }
 }
@@ -131,6 +135,8 @@ pub struct QuantSection {
     /// FP8: the activation range each static scale maps onto ±448 — the calibration amax (None,
     /// the default) or this percentile of |x| over all calibration tokens (e.g. 99.99).
     pub activation_percentile: Option<f64>,
+    /// FP8: false keeps the linears' inputs fp16 (fp8 weight-only, W8A16; default true: W8A8).
+    pub fp8_activations: bool,
     /// FP8: SmoothQuant migration strength α in [0, 1] (None: no migration). Each linear input
     /// channel j is divided by `s_j = max|x_j|^α / max|W_·j|^(1−α)` (folded into the previous op)
     /// and the weights' column j multiplied by it, before the fp8 scales are chosen.
@@ -153,7 +159,7 @@ pub const LINEAR_KINDS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gat
 struct QuantSectionYaml {
     #[serde(default = "default_precision")]
     precision: String,
-    /// `rtn` or `awq`; optional (the precision name or the calibration section decides).
+    /// `rtn`, `awq` or `gptq`; optional (the precision name or the calibration section decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     method: Option<QuantMethod>,
     #[serde(default = "default_group")]
@@ -164,6 +170,8 @@ struct QuantSectionYaml {
     pad_to_group: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     activation_percentile: Option<f64>,
+    #[serde(default = "yes")]
+    fp8_activations: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     smooth_alpha: Option<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -172,6 +180,10 @@ struct QuantSectionYaml {
     kv_cache: KvCacheDtype,
     #[serde(default)]
     kv_scales: KvScaleMode,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_precision() -> String {
@@ -199,6 +211,9 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             (None, None) if precision == WeightFormat::I8 && y.calibration.is_some() => QuantMethod::Awq,
             (None, None) => QuantMethod::Rtn,
         };
+        if method == QuantMethod::Gptq && precision != WeightFormat::F8 {
+            return Err(Error::Invalid(format!("quantization.method gptq applies to fp8, not {}", precision.name())));
+        }
         if method == QuantMethod::Awq && !matches!(precision, WeightFormat::I8 | WeightFormat::I4 { .. }) {
             return Err(Error::Invalid(format!(
                 "quantization.method awq applies to int8 and int4, not {}",
@@ -211,6 +226,7 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             calibration: y.calibration,
             pad_to_group: y.pad_to_group,
             activation_percentile: y.activation_percentile,
+            fp8_activations: y.fp8_activations,
             smooth_alpha: y.smooth_alpha,
             keep_fp16: y.keep_fp16,
             kv_cache: y.kv_cache,
@@ -228,6 +244,7 @@ impl From<QuantSection> for QuantSectionYaml {
             calibration: q.calibration,
             pad_to_group: q.pad_to_group,
             activation_percentile: q.activation_percentile,
+            fp8_activations: q.fp8_activations,
             smooth_alpha: q.smooth_alpha,
             keep_fp16: q.keep_fp16,
             kv_cache: q.kv_cache,
@@ -255,6 +272,7 @@ impl Default for QuantSection {
             calibration: None,
             pad_to_group: false,
             activation_percentile: None,
+            fp8_activations: true,
             smooth_alpha: None,
             keep_fp16: Vec::new(),
             kv_cache: KvCacheDtype::Fp16,
@@ -436,14 +454,24 @@ impl EngineConfig {
                 ));
             }
         }
-        if q.method == QuantMethod::Awq && q.calibration.is_none() {
-            return bad(format!("quantization.precision {} with AWQ needs a calibration section", q.precision_name()));
+        if q.method != QuantMethod::Rtn && q.calibration.is_none() {
+            return bad(format!(
+                "quantization.precision {} with method {} needs a calibration section",
+                q.precision_name(),
+                q.method.as_str()
+            ));
         }
-        if q.precision == WeightFormat::F8 && q.calibration.is_none() {
+        if q.precision == WeightFormat::F8 && q.fp8_activations && q.calibration.is_none() {
             return bad(
                 "quantization.precision fp8 needs a calibration section (its static activation scales come from it)"
                     .into(),
             );
+        }
+        if !q.fp8_activations && q.precision != WeightFormat::F8 {
+            return bad(format!("quantization.fp8_activations applies to precision fp8, not {}", q.precision_name()));
+        }
+        if !q.fp8_activations && (q.smooth_alpha.is_some() || q.activation_percentile.is_some()) {
+            return bad("quantization.smooth_alpha and activation_percentile need fp8_activations: true".into());
         }
         if let Some(a) = q.smooth_alpha {
             if !(0.0..=1.0).contains(&a) {

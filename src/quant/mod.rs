@@ -11,10 +11,12 @@
 //! - [`stats`]: per-site activation statistics (mean |x|, Gram matrix) that AWQ consumes.
 //! - [`awq`]: activation-aware scale search, folding, clip search.
 //! - [`fp8`]: FP8 E4M3 codec, per-channel weights and static activation scales (W8A8 fp8).
+//! - [`gptq`]: GPTQ error feedback on the fp8 grid (weights chosen against the calibration Gram matrix).
 //! - [`kv`]: quantized KV cache formats (fp8 / int8, per-head or per-block scales).
 //! - [`smooth`]: SmoothQuant migration of activation outliers into the weights (before fp8).
 pub mod awq;
 pub mod fp8;
+pub mod gptq;
 pub mod kv;
 pub mod rtn;
 pub mod smooth;
