@@ -23,7 +23,8 @@ OUT=${OUT:-docs/quantization_fp8.json}
 ROWS=(smollm2_fp32:cpu,ort smollm2_fp16:cpu,ort smollm2_fp8:cpu,ort smollm2_fp8_p9999:ort
   smollm2_fp16_kv_fp8:cpu,ort smollm2_fp16_kv_int8:cpu,ort smollm2_fp16_kv_fp8_dynamic:cpu smollm2_fp16_kv_int8_dynamic:cpu
   smollm2_fp8_smooth:cpu smollm2_fp8_smooth_gptq:cpu smollm2_fp8_keep_down:cpu smollm2_fp8_smooth_keep_down:cpu
-  smollm2_fp8_smooth_gptq_keep_down:cpu smollm2_fp8_weight_only:cpu smollm2_fp8_weight_only_gptq:cpu)
+  smollm2_fp8_smooth_gptq_keep_down:cpu smollm2_fp8_weight_only:cpu smollm2_fp8_weight_only_gptq:cpu
+  smollm2_fp8_gptq:cpu smollm2_fp8_smooth08_gptq:cpu smollm2_fp8_gptq_keep_down:cpu,ort)
 PROMPTS=(
   "The capital of France is"
   "Once upon a time, in a small village by the sea,"
