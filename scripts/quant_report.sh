@@ -8,6 +8,9 @@
 #   SKIP_CONVERT=1 bash scripts/quant_report.sh   # re-measure existing engines/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Quality is measured on the exported model itself (int4 engines otherwise run ONNX Runtime's
+# MatMulNBits kernels by default, see docs/quantization.md).
+export TRTFORGE_ORT_QUANT_KERNELS=${TRTFORGE_ORT_QUANT_KERNELS:-exact}
 BIN=target/release/trtforge
 TEXT=models/shakespeare/hamlet_gut.txt
 CTX=512

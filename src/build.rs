@@ -2,11 +2,12 @@
 //! the build settings, ahead-of-time targets, a timing cache reused across builds, and a
 //! `tensorrt` section added to the manifest. Everything that can be checked before the (slow)
 //! build is checked first.
-use crate::engine_dir::config::{AttentionForm, BuildSection, Precision, TensorRtSection};
+use crate::engine_dir::config::{AttentionForm, BuildSection, TensorRtSection};
 use crate::engine_dir::manifest::{
     CacheOutcome, FileInfo, IoInfo, Manifest, ProfileInfo, ShapeRange, TrtManifest, ENGINE_FILE, MANIFEST_FILE,
     TRT_MANIFEST_KEY,
 };
+use crate::quant::WeightFormat;
 use crate::trt::safe::{Builder, NetworkDefinition, NetworkTensor};
 use crate::trt::sys::Flavour;
 use crate::trt::{dtype_name, parse_target, TrtError, TrtLibrary, RTX_TARGETS};
@@ -123,10 +124,10 @@ remove sm{t} from build.target or convert with another precision",
         low(89, t, "FP8")?;
     }
     if let Some(t) = int4 {
-        low(80, t, &format!("{} weights", m.precision.as_str()))?;
+        low(80, t, &format!("{} weights", m.precision_name()))?;
     }
-    if matches!(m.precision, Precision::Int4Awq | Precision::Int4Rtn) && targets.iter().any(|&t| t < 80) {
-        return bad(format!("precision {} needs sm80 or newer", m.precision.as_str()));
+    if matches!(m.precision, WeightFormat::I4 { .. }) && targets.iter().any(|&t| t < 80) {
+        return bad(format!("precision {} needs sm80 or newer", m.precision_name()));
     }
     // Disk: the engine holds the weights once more, plus kernels.
     let weights: u64 = m.files.iter().filter(|f| f.name.starts_with("model.onnx")).map(|f| f.bytes).sum();

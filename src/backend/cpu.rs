@@ -6,6 +6,9 @@ use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::quant::fp8;
+use crate::quant::kv::{KvCacheDtype, KvScaleMode, KvScales, KV_BLOCK};
+use half::f16;
 use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -21,8 +24,30 @@ struct LayerCache {
     v: Vec<f32>,
 }
 
+/// What a quantized engine rounds beyond its weights, so the CPU reference computes the same model:
+/// fp8 activations (each listed linear's input goes through `DequantizeLinear(QuantizeLinear(x, s), s)`)
+/// and a quantized KV cache. Weights are quantized by passing their dequantized values.
+#[derive(Debug, Clone, Default)]
+pub struct CpuQuant {
+    pub input_scales: std::collections::HashMap<Param, f16>,
+    pub kv: Option<KvQuant>,
+}
+
+/// A quantized KV cache: its dtype, and static per-head scales or dynamic per-block ones.
+#[derive(Debug, Clone)]
+pub struct KvQuant {
+    pub dtype: KvCacheDtype,
+    pub mode: KvScaleMode,
+    /// Required for [`KvScaleMode::Calibrated`].
+    pub scales: Option<KvScales>,
+}
+
 pub struct CpuBackend {
     w: Arc<ModelWeights>,
+    quant: CpuQuant,
+    /// Dynamic KV scales: per layer, the running absmax of K and V per (slot, block, kv head),
+    /// each (max_batch, ceil(max_seq / KV_BLOCK), kv_heads). Empty unless dynamic.
+    kv_amax: Vec<(Vec<f32>, Vec<f32>)>,
     max_batch: usize,
     max_seq: usize,
     cache: Vec<LayerCache>, // (layers)
@@ -34,7 +59,40 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// Allocates the KV cache for `max_batch` sequences of up to `max_seq` tokens.
     pub fn new(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize) -> Result<Self> {
+        Self::with_quant(w, max_batch, max_seq, CpuQuant::default())
+    }
+
+    /// Like [`new`](Self::new), computing with fp8 activations and/or a quantized KV cache.
+    pub fn with_quant(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;
+        if let Some(kv) = &quant.kv {
+            match (&kv.scales, kv.mode) {
+                (None, KvScaleMode::Calibrated) if kv.dtype.quantized() => {
+                    return Err(Error::Invalid(format!(
+                        "a {} KV cache with calibrated scales needs the scales",
+                        kv.dtype.as_str()
+                    )))
+                }
+                (Some(s), _)
+                    if s.k.len() != c.num_hidden_layers
+                        || s.v.len() != c.num_hidden_layers
+                        || s.k.iter().chain(&s.v).any(|l| l.len() != c.num_key_value_heads) =>
+                {
+                    return Err(Error::Invalid(format!(
+                        "KV scales must be ({} layers, {} heads) for K and V",
+                        c.num_hidden_layers, c.num_key_value_heads
+                    )))
+                }
+                _ => {}
+            }
+        }
+        let dynamic = quant.kv.as_ref().is_some_and(|k| k.dtype.quantized() && k.mode == KvScaleMode::Dynamic);
+        let kv_amax = if dynamic {
+            let n = max_batch * max_seq.div_ceil(KV_BLOCK) * c.num_key_value_heads;
+            (0..c.num_hidden_layers).map(|_| (vec![0.0; n], vec![0.0; n])).collect()
+        } else {
+            Vec::new()
+        };
         if max_batch == 0 || max_seq == 0 {
             return Err(Error::Invalid("max_batch and max_seq must be at least 1".into()));
         }
@@ -66,11 +124,36 @@ impl CpuBackend {
                 rope_sin[p * half + i] = a.sin();
             }
         }
-        Ok(CpuBackend { w, max_batch, max_seq, cache, lens: vec![0; max_batch], rope_cos, rope_sin })
+        Ok(CpuBackend { w, quant, kv_amax, max_batch, max_seq, cache, lens: vec![0; max_batch], rope_cos, rope_sin })
     }
 
     pub fn weights(&self) -> &Arc<ModelWeights> {
         &self.w
+    }
+
+    /// The cached keys and values of `slot` in layer `layer`, each (seq_len, kv_dim): what
+    /// calibration reads for per-head KV ranges.
+    pub fn cached_kv(&self, layer: usize, slot: usize) -> (&[f32], &[f32]) {
+        let kvd = self.w.config.kv_dim();
+        let (base, n) = (slot * self.max_seq * kvd, self.lens[slot] * kvd);
+        let c = &self.cache[layer];
+        (&c.k[base..base + n], &c.v[base..base + n])
+    }
+
+    /// KV cache bytes per token of the cache this backend simulates (quantized dtype, or f32).
+    pub fn kv_bytes_per_token(&self) -> f64 {
+        let c = &self.w.config;
+        match &self.quant.kv {
+            Some(k) if k.dtype.quantized() => crate::quant::kv::bytes_per_token(
+                c.num_hidden_layers,
+                c.num_key_value_heads,
+                c.head_dim,
+                k.dtype,
+                k.mode,
+                4,
+            ),
+            _ => (2 * c.num_hidden_layers * c.kv_dim() * 4) as f64,
+        }
     }
 }
 
@@ -97,10 +180,12 @@ impl Backend for CpuBackend {
     }
 
     fn memory(&self) -> super::MemoryStats {
-        let kv: usize = self.cache.iter().map(|c| (c.k.len() + c.v.len()) * 4).sum();
+        // The cache a kernel would hold: f32 here, or the quantized dtype this backend simulates.
+        let per_token = self.kv_bytes_per_token();
         super::MemoryStats {
             weights_bytes: self.w.config.param_count() as u64 * 4,
-            kv_cache_bytes: kv as u64,
+            kv_cache_bytes: (per_token * (self.max_batch * self.max_seq) as f64) as u64,
+            kv_bytes_per_token: Some(per_token),
             ..Default::default()
         }
     }
@@ -141,6 +226,8 @@ impl CpuBackend {
         let w = Arc::clone(&self.w);
         let mut pass = CpuPass {
             w: &w,
+            quant: &self.quant,
+            kv_amax: &mut self.kv_amax,
             cache: &mut self.cache,
             max_seq: self.max_seq,
             rope_cos: &self.rope_cos,
@@ -176,6 +263,8 @@ pub(super) struct Act {
 
 struct CpuPass<'a, 'o> {
     w: &'a ModelWeights,
+    quant: &'a CpuQuant,
+    kv_amax: &'a mut [(Vec<f32>, Vec<f32>)],
     cache: &'a mut [LayerCache],
     max_seq: usize,
     rope_cos: &'a [f32],
@@ -203,6 +292,11 @@ impl LlamaOps for CpuPass<'_, '_> {
             obs(w, &x.data, x.cols);
         }
         let wt = self.w.get(w);
+        if let Some(s) = self.quant.input_scales.get(&w) {
+            let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
+            fp8::fake_quant_slice(&mut xq.data, *s);
+            return Ok(matmul_t(&xq, wt));
+        }
         Ok(matmul_t(x, wt))
     }
 
@@ -222,6 +316,26 @@ impl LlamaOps for CpuPass<'_, '_> {
             let src = s.row0 * kvd..(s.row0 + s.n) * kvd;
             cache.k[base..base + s.n * kvd].copy_from_slice(&k.data[src.clone()]);
             cache.v[base..base + s.n * kvd].copy_from_slice(&v.data[src]);
+            if let Some(kq) = self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
+                let row0 = s.slot * self.max_seq;
+                let nb = self.max_seq.div_ceil(KV_BLOCK);
+                for (is_v, buf) in [(false, &mut cache.k), (true, &mut cache.v)] {
+                    let seq = &mut buf[row0 * kvd..(row0 + self.max_seq) * kvd]; // (max_seq, kv_dim)
+                    match kq.mode {
+                        KvScaleMode::Calibrated => {
+                            let sc = kq.scales.as_ref().map(|t| if is_v { &t.v[layer] } else { &t.k[layer] });
+                            let Some(sc) = sc else { continue };
+                            quantize_rows_static(&mut seq[s.start * kvd..(s.start + s.n) * kvd], sc, hd, kq.dtype);
+                        }
+                        KvScaleMode::Dynamic => {
+                            let (ka, va) = &mut self.kv_amax[layer];
+                            let amax = if is_v { va } else { ka };
+                            let amax = &mut amax[s.slot * nb * nkv..(s.slot + 1) * nb * nkv]; // (blocks, kv_heads)
+                            quantize_rows_dynamic(seq, amax, s.start, s.n, nkv, hd, kq.dtype);
+                        }
+                    }
+                }
+            }
         }
         let (kc, vc) = (&cache.k, &cache.v);
         let scale = 1.0 / (hd as f32).sqrt();
@@ -288,6 +402,49 @@ impl LlamaOps for CpuPass<'_, '_> {
 
     fn select_outputs(&mut self, x: &Act) -> Result<Act> {
         Ok(select_rows(x, self.out_rows))
+    }
+}
+
+/// Rounds new cache rows `(n, kv_heads · hd)` to the cache dtype with one static scale per head.
+fn quantize_rows_static(rows: &mut [f32], scales: &[f32], hd: usize, dtype: KvCacheDtype) {
+    for row in rows.chunks_mut(scales.len() * hd) {
+        for (h, head) in row.chunks_mut(hd).enumerate() {
+            head.iter_mut().for_each(|x| *x = dtype.qdq(*x, scales[h]));
+        }
+    }
+}
+
+/// Writes rows `start..start+n` of one sequence's cache `seq (max_seq, kv_heads · hd)` at the cache
+/// dtype with dynamic per-(block, head) scales; `amax (blocks, kv_heads)` holds each block's running
+/// absmax. A block whose absmax grows has its earlier rows re-quantized from their stored values.
+fn quantize_rows_dynamic(
+    seq: &mut [f32],
+    amax: &mut [f32],
+    start: usize,
+    n: usize,
+    nkv: usize,
+    hd: usize,
+    dtype: KvCacheDtype,
+) {
+    let kvd = nkv * hd;
+    let end = start + n;
+    for b in start / KV_BLOCK..end.div_ceil(KV_BLOCK) {
+        let (b0, b1) = (b * KV_BLOCK, ((b + 1) * KV_BLOCK).min(end));
+        let new0 = start.max(b0);
+        for h in 0..nkv {
+            let old = if b0 < start { amax[b * nkv + h] } else { 0.0 };
+            let mut m = old;
+            for r in new0..b1 {
+                m = seq[r * kvd + h * hd..r * kvd + (h + 1) * hd].iter().fold(m, |a, v| a.max(v.abs()));
+            }
+            amax[b * nkv + h] = m;
+            let sc = dtype.scale_for(m);
+            // Earlier rows of the block: re-quantize only if the scale changed.
+            let first = if m > old { b0 } else { new0 };
+            for r in first..b1 {
+                seq[r * kvd + h * hd..r * kvd + (h + 1) * hd].iter_mut().for_each(|x| *x = dtype.qdq(*x, sc));
+            }
+        }
     }
 }
 

@@ -81,6 +81,9 @@ pub struct MemoryStats {
     pub device_peak_bytes: Option<u64>,
     /// Device used-memory increase seen by the driver since the backend was created.
     pub device_used_delta_bytes: Option<u64>,
+    /// KV cache bytes per token (all layers, K and V, scales amortized) in the cache's dtype.
+    #[serde(default)]
+    pub kv_bytes_per_token: Option<f64>,
 }
 
 /// The execution backends trtforge knows, in the order `--backends auto` tries them.
@@ -142,36 +145,47 @@ pub fn open_engine_dir(
     match kind {
         BackendKind::Cpu => {
             // Float engines: the source weights in f32 (the reference). Quantized engines: their
-            // stored weights dequantized exactly as DequantizeLinear does, computed in f32.
-            let weights = if matches!(
-                man.precision,
-                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
-            ) {
-                crate::model::load::load(&man.source_model(dir)?)?.weights
+            // stored weights dequantized exactly as DequantizeLinear does, computed in f32, with the
+            // engine's fp8 activation scales and KV cache format applied where they round.
+            let (weights, input_scales) = if !man.precision.is_quantized() {
+                (crate::model::load::load(&man.source_model(dir)?)?.weights, Default::default())
             } else {
-                crate::engine_dir::load_engine_weights(dir)?.weights
+                let ew = crate::engine_dir::load_engine_weights(dir)?;
+                (ew.weights, ew.quantized.input_scales)
             };
-            Ok(Box::new(cpu::CpuBackend::new(std::sync::Arc::new(weights), max_batch, max_seq)?))
+            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man)? };
+            Ok(Box::new(cpu::CpuBackend::with_quant(std::sync::Arc::new(weights), max_batch, max_seq, quant)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
+            // What the CUDA engine cannot run is refused before anything else (a GPU or not).
+            if man.precision == crate::quant::WeightFormat::F8 {
+                return Err(crate::error::Error::Unsupported(format!(
+                    "engine {}: the CUDA engine has no fp8 kernels; run it with --backend ort or trt",
+                    man.name
+                )));
+            }
+            if let Some(kv) = kv_quant_of(&man)?.filter(|k| k.dtype.quantized()) {
+                return Err(crate::error::Error::Unsupported(format!(
+                    "engine {}: the CUDA engine's KV cache is fp16; this engine's is {} (run it with --backend cpu or ort)",
+                    man.name,
+                    kv.dtype.as_str()
+                )));
+            }
             // The GPU first: on a machine without one, that is the error, before any weights load.
             cuda::gpu::probe()?;
             // The engine's own weights: float engines their source weights; quantized engines the
             // stored codes and scales of the engine dir, repacked into the kernels' layout as they are
             // (the same bytes ONNX Runtime and TensorRT read), with the dir's norms/embedding/head.
-            let (weights, quantized) = match man.precision {
-                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16 => {
-                    (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
-                }
-                _ => {
-                    let e = crate::engine_dir::load_engine_weights(dir)?;
-                    (e.weights, Some(e.quantized))
-                }
+            let (weights, quantized) = if !man.precision.is_quantized() {
+                (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
+            } else {
+                let e = crate::engine_dir::load_engine_weights(dir)?;
+                (e.weights, Some(e.quantized))
             };
-            let group =
-                quantized.as_ref().and_then(|q| q.linears.values().find_map(|l| l.format.group_size())).unwrap_or(128);
-            let p = man.precision.format(group);
+            // The stored linears' own format (an int4 group size as stored).
+            let p =
+                quantized.as_ref().and_then(|q| q.linears.values().next().map(|l| l.format)).unwrap_or(man.precision);
             let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
             Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }
@@ -180,16 +194,24 @@ pub fn open_engine_dir(
 }
 
 /// Opens a paged backend of `kind`. `quantized`: an engine dir's stored codes and scales, which
-/// the CUDA engine runs as they are (the CPU reference runs `weights`, their dequantization).
+/// the CUDA engine runs as they are (the CPU reference runs `weights`, their dequantization);
+/// `quant`: the engine's rounding beyond its weights (fp8 linear inputs, a quantized KV cache), CPU only.
 pub fn open_paged(
     kind: BackendKind,
     weights: std::sync::Arc<crate::model::ModelWeights>,
     quantized: Option<&crate::quant::QuantizedModel>,
+    quant: cpu::CpuQuant,
     o: &paged::PagedOptions,
 ) -> Result<Box<dyn paged::PagedBackend>> {
     paged::check_backend(kind)?;
     match kind {
         BackendKind::Cuda => {
+            if !quant.input_scales.is_empty() || quant.kv.as_ref().is_some_and(|k| k.dtype.quantized()) {
+                return Err(crate::error::Error::Unsupported(
+                    "the CUDA engine has no fp8 activations or 8-bit KV cache yet; serve this engine dir with --backend cpu"
+                        .into(),
+                ));
+            }
             // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
             if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
                 cuda::gpu::probe()?;
@@ -203,8 +225,30 @@ pub fn open_paged(
             };
             Ok(Box::new(cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
         }
-        _ => Ok(Box::new(paged::CpuPagedBackend::new(weights, o.kv_cache_bytes)?)),
+        _ => Ok(Box::new(paged::CpuPagedBackend::with_quant(weights, o.kv_cache_bytes, quant)?)),
     }
+}
+
+/// The quantized KV cache an engine directory's manifest records (`extra.quantization.kv_cache`).
+pub fn kv_quant_of(man: &crate::engine_dir::Manifest) -> Result<Option<cpu::KvQuant>> {
+    use crate::error::Error;
+    use crate::quant::kv::{KvCacheDtype, KvScaleMode, KvScales};
+    let Some(kv) = man.extra.get("quantization").and_then(|q| q.get("kv_cache")) else { return Ok(None) };
+    let bad = |m: &str| Error::Invalid(format!("engine {}: manifest quantization.kv_cache: {m}", man.name));
+    let dtype: KvCacheDtype =
+        serde_json::from_value(kv.get("dtype").cloned().unwrap_or_default()).map_err(|e| bad(&e.to_string()))?;
+    let mode: KvScaleMode =
+        serde_json::from_value(kv.get("scales").cloned().unwrap_or_default()).map_err(|e| bad(&e.to_string()))?;
+    let scales = match mode {
+        KvScaleMode::Dynamic => None,
+        KvScaleMode::Calibrated => {
+            let get = |k: &str| -> Result<Vec<Vec<f32>>> {
+                serde_json::from_value(kv.get(k).cloned().unwrap_or_default()).map_err(|e| bad(&format!("{k}: {e}")))
+            };
+            Some(KvScales { k: get("scales_k")?, v: get("scales_v")? })
+        }
+    };
+    Ok(Some(cpu::KvQuant { dtype, mode, scales }))
 }
 
 /// Checks a batch against the backend's limits before any work is done.

@@ -74,6 +74,61 @@ fn ort_err(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("ONNX Runtime: {e}"))
 }
 
+/// How ONNX Runtime runs a quantized engine's weights: `exact` (`DequantizeLinear → MatMul` as
+/// exported, what the quality tables measure) or `matmulnbits[:LEVEL]` (ONNX Runtime fuses each
+/// weight's DequantizeLinear → MatMul into its packed 4-bit `MatMulNBits` kernel; LEVEL is its
+/// `accuracy_level`: 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4).
+///
+/// Default ([`QuantKernels::for_engine`]): `matmulnbits:4` for int4 engines (faster than fp16 on
+/// CPU, within +0.5 % perplexity of the exported model: docs/quantization.md), `exact` for the rest
+/// (int8's per-channel weights have no packed kernel to fuse into). `TRTFORGE_ORT_QUANT_KERNELS`
+/// overrides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantKernels {
+    Exact,
+    MatMulNBits { accuracy_level: u8 },
+}
+
+pub const QUANT_KERNELS_ENV: &str = "TRTFORGE_ORT_QUANT_KERNELS";
+
+impl QuantKernels {
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "{QUANT_KERNELS_ENV}={s:?}: expected `exact`, `matmulnbits` or `matmulnbits:LEVEL` (LEVEL 0-4)"
+            ))
+        };
+        match s.split_once(':') {
+            None if s == "exact" || s.is_empty() => Ok(QuantKernels::Exact),
+            None if s == "matmulnbits" => Ok(QuantKernels::MatMulNBits { accuracy_level: 4 }),
+            Some(("matmulnbits", l)) => match l.parse::<u8>() {
+                Ok(l) if l <= 4 => Ok(QuantKernels::MatMulNBits { accuracy_level: l }),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+    /// `TRTFORGE_ORT_QUANT_KERNELS`, if set.
+    pub fn from_env() -> Result<Option<Self>> {
+        std::env::var(QUANT_KERNELS_ENV).ok().map(|v| Self::parse(&v)).transpose()
+    }
+    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4
+    /// weights and `exact` otherwise.
+    pub fn for_engine(m: &Manifest) -> Result<Self> {
+        Ok(Self::from_env()?.unwrap_or(match m.precision {
+            crate::quant::WeightFormat::I4 { .. } => QuantKernels::MatMulNBits { accuracy_level: 4 },
+            _ => QuantKernels::Exact,
+        }))
+    }
+    /// "exact", "matmulnbits:4".
+    pub fn name(self) -> String {
+        match self {
+            QuantKernels::Exact => "exact".into(),
+            QuantKernels::MatMulNBits { accuracy_level } => format!("matmulnbits:{accuracy_level}"),
+        }
+    }
+}
+
 /// Per-slot KV cache, one (key, value) pair per layer, each (kv_heads, len, head_dim).
 enum KvStore {
     F32(Vec<Vec<(Vec<f32>, Vec<f32>)>>),
@@ -92,7 +147,13 @@ pub struct OrtBackend {
 }
 
 impl OrtBackend {
+    /// Opens an engine dir with its default kernels ([`QuantKernels::for_engine`]).
     pub fn open(dir: &Path, max_batch: usize, max_seq: usize) -> Result<Self> {
+        Self::open_with(dir, max_batch, max_seq, None)
+    }
+
+    /// Like [`open`](Self::open); `kernels` (when given) decides how quantized weights run.
+    pub fn open_with(dir: &Path, max_batch: usize, max_seq: usize, kernels: Option<QuantKernels>) -> Result<Self> {
         let m = Manifest::load(dir)?;
         m.check_files(dir)?;
         if m.onnx.attention != AttentionForm::Portable {
@@ -113,15 +174,23 @@ impl OrtBackend {
         let env = ensure_ort()?;
         let path = dir.join(&m.onnx.file);
         let threads = rayon::current_num_threads();
-        let session = Session::builder(env)
-            .map_err(ort_err)?
-            .with_intra_threads(threads)
-            .map_err(ort_err)?
+        let kernels = match kernels {
+            Some(k) => k,
+            None => QuantKernels::for_engine(&m)?,
+        };
+        let builder = Session::builder(env).map_err(ort_err)?.with_intra_threads(threads).map_err(ort_err)?;
+        let mut builder = match kernels {
             // Run DequantizeLinear → MatMul as written (W8A16/W4A16). Otherwise ONNX Runtime fuses them
             // into MatMulNBits, whose CPU kernel changes the numerics (max |Δlogit| 0.7 on SmolLM2 int8
             // vs 0.06), and quality would be measured on a different model than the exported one.
-            .with_config_entry("session.disable_quant_qdq", "1")
-            .map_err(ort_err)?
+            QuantKernels::Exact => builder.with_config_entry("session.disable_quant_qdq", "1").map_err(ort_err)?,
+            // Speed: let ONNX Runtime fuse the weight DequantizeLinear → MatMul into MatMulNBits (the
+            // weights stay packed; no per-step dequantization), computing at this accuracy level.
+            QuantKernels::MatMulNBits { accuracy_level } => builder
+                .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
+                .map_err(ort_err)?,
+        };
+        let session = builder
             .commit_from_file(&path)
             .map_err(|e| Error::format(&path, format!("ONNX Runtime could not load the model: {e}")))?;
         let kv = match m.onnx.dtype.as_str() {
@@ -166,6 +235,9 @@ impl Backend for OrtBackend {
         super::MemoryStats {
             weights_bytes: self.weights_bytes,
             kv_cache_bytes: (per_token * self.max_batch * self.max_seq) as u64 * self.kv_elem_bytes,
+            // What ONNX Runtime holds: the past/present tensors in the model's float type (a quantized
+            // KV cache is Q/DQ inside the graph, so its values are on the 8-bit grid but stored 16-bit).
+            kv_bytes_per_token: Some((per_token as u64 * self.kv_elem_bytes) as f64),
             ..Default::default()
         }
     }

@@ -17,11 +17,13 @@
 //! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
-use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act};
+use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
 use super::sampling::{argmax, sample_logits};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
+use crate::quant::fp8;
+use crate::quant::kv::KvScaleMode;
 use crate::util::SplitMix64;
 use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -93,6 +95,12 @@ pub trait PagedBackend: Send {
     /// backend keeps track; resets its counters.
     fn take_profile(&mut self) -> Option<String> {
         None
+    }
+    /// The KV cache's element format ("f32", "int8 (dynamic)", ...) and its bytes per token (all
+    /// layers, K and V, scales amortized) as a kernel stores it.
+    fn kv_format(&self) -> (String, f64) {
+        let c = self.config();
+        ("f32".into(), (2 * c.num_hidden_layers * c.kv_dim() * 4) as f64)
     }
 }
 
@@ -197,6 +205,11 @@ pub struct CpuPagedBackend {
     /// `collect` (how a GPU backend overlaps), so the engine's in-flight path runs on the CPU too.
     defer: bool,
     deferred: Option<Vec<u32>>,
+    /// fp8 activations and a quantized KV cache (values on the 8-bit grid, held as f32).
+    quant: CpuQuant,
+    /// Dynamic KV scales: per layer, the running absmax of K and V per (block, kv head). Empty
+    /// unless the cache is quantized with dynamic scales.
+    kv_amax: Vec<(Vec<f32>, Vec<f32>)>,
     num_blocks: usize,
     max_len: usize,
     pools: Vec<LayerPool>, // (layers)
@@ -207,7 +220,29 @@ pub struct CpuPagedBackend {
 impl CpuPagedBackend {
     /// Allocates a pool of as many blocks as fit in `kv_cache_bytes`.
     pub fn new(w: Arc<ModelWeights>, kv_cache_bytes: u64) -> Result<Self> {
+        Self::with_quant(w, kv_cache_bytes, CpuQuant::default())
+    }
+
+    /// Like [`new`](Self::new), rounding linear inputs and cache writes as `quant` says. The pool
+    /// stays f32 (sized by `kv_cache_bytes` at 4 bytes an element); [`PagedBackend::kv_format`]
+    /// reports the quantized format's bytes per token.
+    pub fn with_quant(w: Arc<ModelWeights>, kv_cache_bytes: u64, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;
+        if let Some(kv) = quant.kv.as_ref().filter(|k| k.dtype.quantized() && k.mode == KvScaleMode::Calibrated) {
+            let ok = kv.scales.as_ref().is_some_and(|s| {
+                s.k.len() == c.num_hidden_layers
+                    && s.v.len() == c.num_hidden_layers
+                    && s.k.iter().chain(&s.v).all(|l| l.len() == c.num_key_value_heads)
+            });
+            if !ok {
+                return Err(Error::Invalid(format!(
+                    "a {} KV cache with calibrated scales needs ({} layers, {} heads) scales for K and V",
+                    kv.dtype.as_str(),
+                    c.num_hidden_layers,
+                    c.num_key_value_heads
+                )));
+            }
+        }
         let num_blocks = blocks_for_budget(c, 4, kv_cache_bytes);
         if num_blocks == 0 {
             return Err(Error::Invalid(format!(
@@ -234,8 +269,15 @@ impl CpuPagedBackend {
                 rope_sin[p * half + i] = a.sin();
             }
         }
+        let dynamic = quant.kv.as_ref().is_some_and(|k| k.dtype.quantized() && k.mode == KvScaleMode::Dynamic);
+        let kv_amax = if dynamic {
+            let n = num_blocks * c.num_key_value_heads;
+            (0..c.num_hidden_layers).map(|_| (vec![0.0; n], vec![0.0; n])).collect()
+        } else {
+            Vec::new()
+        };
         let defer = overlap_requested();
-        Ok(CpuPagedBackend { w, defer, deferred: None, num_blocks, max_len, pools, rope_cos, rope_sin })
+        Ok(CpuPagedBackend { w, defer, deferred: None, quant, kv_amax, num_blocks, max_len, pools, rope_cos, rope_sin })
     }
 }
 
@@ -254,6 +296,27 @@ impl PagedBackend for CpuPagedBackend {
     }
     fn kv_cache_bytes(&self) -> u64 {
         self.pools.iter().map(|p| (p.k.len() + p.v.len()) as u64 * 4).sum()
+    }
+    fn kv_format(&self) -> (String, f64) {
+        let c = &self.w.config;
+        match self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
+            Some(k) => (
+                format!(
+                    "{} ({})",
+                    k.dtype.as_str(),
+                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" }
+                ),
+                crate::quant::kv::bytes_per_token(
+                    c.num_hidden_layers,
+                    c.num_key_value_heads,
+                    c.head_dim,
+                    k.dtype,
+                    k.mode,
+                    4,
+                ),
+            ),
+            None => ("f32".into(), (2 * c.num_hidden_layers * c.kv_dim() * 4) as f64),
+        }
     }
 
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
@@ -290,6 +353,8 @@ impl PagedBackend for CpuPagedBackend {
         let w = Arc::clone(&self.w);
         let mut pass = PagedPass {
             w: &w,
+            quant: &self.quant,
+            kv_amax: &mut self.kv_amax,
             pools: &mut self.pools,
             rope_cos: &self.rope_cos,
             rope_sin: &self.rope_sin,
@@ -317,6 +382,8 @@ impl PagedBackend for CpuPagedBackend {
 
 struct PagedPass<'a> {
     w: &'a ModelWeights,
+    quant: &'a CpuQuant,
+    kv_amax: &'a mut [(Vec<f32>, Vec<f32>)],
     pools: &'a mut [LayerPool],
     rope_cos: &'a [f32],
     rope_sin: &'a [f32],
@@ -339,6 +406,12 @@ impl LlamaOps for PagedPass<'_> {
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
+        if let Some(s) = self.quant.input_scales.get(&w) {
+            // fp8 activations: DequantizeLinear(QuantizeLinear(x, s), s), as the engine computes.
+            let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
+            fp8::fake_quant_slice(&mut xq.data, *s);
+            return Ok(linear_rows(&xq, self.w.get(w)));
+        }
         Ok(linear_rows(x, self.w.get(w)))
     }
 
@@ -361,6 +434,43 @@ impl LlamaOps for PagedPass<'_> {
                 let src = (row0 + i) * kvd..(row0 + i + 1) * kvd;
                 pool.k[slot * kvd..(slot + 1) * kvd].copy_from_slice(&k.data[src.clone()]);
                 pool.v[slot * kvd..(slot + 1) * kvd].copy_from_slice(&v.data[src]);
+                if let Some(kq) = self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
+                    let block = s.block_table[p / BLOCK_SIZE] as usize;
+                    for (is_v, buf) in [(false, &mut pool.k), (true, &mut pool.v)] {
+                        match (kq.mode, kq.scales.as_ref()) {
+                            (KvScaleMode::Calibrated, Some(sc)) => {
+                                let sc = if is_v { &sc.v[layer] } else { &sc.k[layer] };
+                                let row = &mut buf[slot * kvd..(slot + 1) * kvd];
+                                for (h, head) in row.chunks_mut(hd).enumerate() {
+                                    head.iter_mut().for_each(|x| *x = kq.dtype.qdq(*x, sc[h]));
+                                }
+                            }
+                            (KvScaleMode::Calibrated, None) => {}
+                            (KvScaleMode::Dynamic, _) => {
+                                // One token at a time, as a decode kernel writes: the block's absmax
+                                // per head grows with each row (reset at row 0: a reused block
+                                // starts over); rows already written are re-quantized from their
+                                // stored values when it grows.
+                                let (ka, va) = &mut self.kv_amax[layer];
+                                let amax = if is_v { va } else { ka };
+                                let b0 = block * BLOCK_SIZE;
+                                let r = p % BLOCK_SIZE;
+                                for h in 0..nkv {
+                                    let old = if r == 0 { 0.0 } else { amax[block * nkv + h] };
+                                    let cur = &buf[slot * kvd + h * hd..slot * kvd + (h + 1) * hd];
+                                    let m = cur.iter().fold(old, |a, v| a.max(v.abs()));
+                                    amax[block * nkv + h] = m;
+                                    let scale = kq.dtype.scale_for(m);
+                                    let first = if m > old { 0 } else { r };
+                                    for rr in first..=r {
+                                        let at = (b0 + rr) * kvd + h * hd;
+                                        buf[at..at + hd].iter_mut().for_each(|x| *x = kq.dtype.qdq(*x, scale));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         let (kp, vp) = (&pool.k, &pool.v);
@@ -555,6 +665,55 @@ mod tests {
             next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: &[next] }]).unwrap()[0];
         }
         assert_eq!(got, want);
+    }
+
+    /// A quantized KV cache (calibrated per-head int8, dynamic per-block fp8) and fp8 linear inputs:
+    /// the paged pool rounds what the contiguous CPU backend rounds. Dynamic scales grow one token
+    /// at a time here, so the contiguous backend is fed token by token too.
+    #[test]
+    fn quantized_kv_matches_the_contiguous_cpu_backend() {
+        use crate::backend::cpu::{CpuBackend, KvQuant};
+        use crate::backend::{Backend, SeqChunk};
+        use crate::quant::kv::{KvCacheDtype, KvScales};
+        let w = tiny();
+        let c = w.config.clone();
+        let heads = |v: f32| vec![vec![v; c.num_key_value_heads]; c.num_hidden_layers];
+        let input_scales: std::collections::HashMap<Param, half::f16> =
+            crate::quant::decoder_linears(&c).into_iter().map(|p| (p, half::f16::from_f32(0.02))).collect();
+        let prompt: Vec<u32> = (0..23).map(|i| (i * 5 + 2) % 200).collect();
+        for (dtype, mode, scales) in [
+            (KvCacheDtype::Int8, KvScaleMode::Calibrated, Some(KvScales { k: heads(0.03), v: heads(0.02) })),
+            (KvCacheDtype::Fp8, KvScaleMode::Dynamic, None),
+        ] {
+            let quant = CpuQuant { input_scales: Default::default(), kv: Some(KvQuant { dtype, mode, scales }) };
+            for quant in [quant.clone(), CpuQuant { input_scales: input_scales.clone(), ..quant }] {
+                let bytes = block_bytes(&c, 4) as u64 * 16;
+                let mut paged = CpuPagedBackend::with_quant(w.clone(), bytes, quant.clone()).unwrap();
+                assert_eq!(
+                    paged.kv_format().1,
+                    crate::quant::kv::bytes_per_token(
+                        c.num_hidden_layers,
+                        c.num_key_value_heads,
+                        c.head_dim,
+                        dtype,
+                        mode,
+                        4
+                    )
+                );
+                let mut cpu = CpuBackend::with_quant(w.clone(), 1, 128, quant).unwrap();
+                let got = run(&mut paged, &prompt, &[4, 0, 9, 2, 7], 16, 5);
+                let mut next = 0;
+                for t in &prompt {
+                    next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: std::slice::from_ref(t) }]).unwrap()[0];
+                }
+                let mut want = Vec::new();
+                for _ in 0..16 {
+                    want.push(next);
+                    next = cpu.forward_greedy(&[SeqChunk { slot: 0, tokens: &[next] }]).unwrap()[0];
+                }
+                assert_eq!(got, want, "{dtype:?} {mode:?}");
+            }
+        }
     }
 
     fn act(rows: usize, cols: usize, seed: u64) -> Act {

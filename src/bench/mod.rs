@@ -71,6 +71,27 @@ pub struct EngineInfo {
     pub precision: String,
     pub parameters: usize,
     pub size_bytes: u64,
+    /// KV cache element type as the engine records it: "float16", "float32", "fp8 (calibrated)", ...
+    #[serde(default)]
+    pub kv_cache: String,
+    /// KV cache bytes per token of that format (all layers, K and V, dynamic scales amortized).
+    #[serde(default)]
+    pub kv_bytes_per_token: f64,
+}
+
+/// The KV cache format an engine's manifest records, and its bytes per token.
+pub fn kv_format(m: &Manifest) -> (String, f64) {
+    let c = &m.model_config;
+    if let Some(kv) = m.extra.get("quantization").and_then(|q| q.get("kv_cache")) {
+        let name = format!(
+            "{} ({})",
+            kv.get("dtype").and_then(|v| v.as_str()).unwrap_or("?"),
+            kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+        return (name, kv.get("bytes_per_token").and_then(|v| v.as_f64()).unwrap_or(0.0));
+    }
+    let elem = if m.onnx.dtype == "float32" { 4 } else { 2 };
+    (m.onnx.dtype.clone(), (2 * c.num_hidden_layers * c.kv_dim() * elem) as f64)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,9 +240,11 @@ pub fn run(
         engines.push(EngineInfo {
             dir: d.display().to_string(),
             name: m.name.clone(),
-            precision: m.precision.as_str().to_string(),
+            precision: m.precision_name().to_string(),
             parameters: m.model_config.param_count(),
             size_bytes: m.files.iter().map(|f| f.bytes).sum(),
+            kv_cache: kv_format(&m).0,
+            kv_bytes_per_token: kv_format(&m).1,
         });
         manifests.push(m);
     }

@@ -109,10 +109,21 @@ pub fn markdown(res: &BenchResults) -> String {
     if res.interrupted {
         let _ = writeln!(s, "\n**Interrupted (Ctrl-C): the tables hold what was measured before the stop.**");
     }
-    let _ = writeln!(s, "\n## Engines\n\n| engine | precision | parameters | size on disk (MB) |\n|---|---|---:|---:|");
+    let _ = writeln!(
+        s,
+        "\n## Engines\n\n| engine | precision | parameters | size on disk (MB) | KV cache | KV bytes/token |\n|---|---|---:|---:|---|---:|"
+    );
     for e in &res.engines {
-        let _ =
-            writeln!(s, "| {} | {} | {:.1} M | {} |", e.name, e.precision, e.parameters as f64 / 1e6, mb(e.size_bytes));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} M | {} | {} | {:.0} |",
+            e.name,
+            e.precision,
+            e.parameters as f64 / 1e6,
+            mb(e.size_bytes),
+            e.kv_cache,
+            e.kv_bytes_per_token
+        );
     }
     // Speed-up baselines: the fp16 engine on the same backend, and the --baseline rows.
     let fp16 = res.engines.iter().find(|e| e.precision == "fp16").map(|e| e.name.clone());

@@ -1,4 +1,6 @@
-//! `trtforge agree`: greedy-token agreement of an engine with a reference engine (ONNX Runtime).
+//! `trtforge agree`: greedy-token agreement of an engine with a reference engine (ONNX Runtime by
+//! default; `--backend cpu` runs what ONNX cannot express, e.g. dynamic KV scales).
+use crate::backend::BackendKind;
 use crate::engine_dir::Manifest;
 use crate::model::tokenizer::Tokenizer;
 use anyhow::{bail, Context, Result};
@@ -18,6 +20,12 @@ pub struct AgreeArgs {
     pub prompts: Vec<String>,
     #[arg(long, default_value_t = 128, value_parser = super::values::tokens1, allow_negative_numbers = true)]
     pub max_new_tokens: usize,
+    /// Backend that runs the candidate (cpu runs what ONNX cannot express, e.g. dynamic KV scales).
+    #[arg(long, value_enum, default_value_t = BackendKind::Ort)]
+    pub backend: BackendKind,
+    /// Backend that runs the reference.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ort)]
+    pub reference_backend: BackendKind,
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -37,9 +45,9 @@ pub fn run(a: AgreeArgs) -> Result<()> {
     let prompts: Vec<Vec<u32>> =
         a.prompts.iter().map(|p| tok.encode(p, true)).collect::<std::result::Result<_, _>>()?;
     let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
-    let mut r = crate::backend::ort::OrtBackend::open(&a.reference_dir, 1, need)?;
-    let mut c = crate::backend::ort::OrtBackend::open(&a.engine_dir, 1, need)?;
-    let rep = crate::eval::agreement::greedy_agreement(&mut r, &mut c, &prompts, &a.prompts, a.max_new_tokens)?;
+    let mut r = crate::backend::open_engine_dir(&a.reference_dir, a.reference_backend, 1, need)?;
+    let mut c = crate::backend::open_engine_dir(&a.engine_dir, a.backend, 1, need)?;
+    let rep = crate::eval::agreement::greedy_agreement(r.as_mut(), c.as_mut(), &prompts, &a.prompts, a.max_new_tokens)?;
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
     } else {

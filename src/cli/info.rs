@@ -25,6 +25,15 @@ pub fn run(a: InfoArgs) -> Result<()> {
         *dtype_params.entry(d.as_str()).or_default() += n;
     }
     let kv_per_token = 2 * c.num_hidden_layers * c.kv_dim();
+    // 8-bit caches with dynamic per-(16-token block, head) f16 scales: the scales amortized per token.
+    let kv_dynamic = crate::quant::kv::bytes_per_token(
+        c.num_hidden_layers,
+        c.num_key_value_heads,
+        c.head_dim,
+        crate::quant::kv::KvCacheDtype::Fp8,
+        crate::quant::kv::KvScaleMode::Dynamic,
+        2,
+    );
     if a.json {
         let v = serde_json::json!({
             "source": m.source.to_string(),
@@ -34,6 +43,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
             "tensor_dtype_parameters": dtype_params,
             "memory_bytes": {"f32": params * 4, "f16": params * 2},
             "kv_cache_bytes_per_token_f16": kv_per_token * 2,
+            "kv_cache_bytes_per_token": {"fp16": kv_per_token * 2, "fp8": kv_per_token, "int8": kv_per_token,
+                "fp8_or_int8_dynamic_block_scales": kv_dynamic},
             "tokenizer": m.tokenizer.as_ref().map(|t| t.vocab_size()),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -58,6 +69,9 @@ pub fn run(a: InfoArgs) -> Result<()> {
         params as f64 * 2.0 / 1e6
     );
     println!("kv cache (f16)          {} bytes per token", kv_per_token * 2);
+    println!(
+        "kv cache (fp8 / int8)   {kv_per_token} bytes per token (per-head static scales; {kv_dynamic:.0} with dynamic per-block scales)"
+    );
     match &m.tokenizer {
         Some(t) => println!("tokenizer               {} tokens", t.vocab_size()),
         None => println!("tokenizer               none"),

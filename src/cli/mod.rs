@@ -117,7 +117,7 @@ impl ModelArgs {
                     None => None,
                 };
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
-                let label = format!("{} ({})", dir.display(), man.precision.as_str());
+                let label = format!("{} ({})", dir.display(), man.precision_name());
                 let t = Instant::now();
                 let backend = crate::backend::open_engine_dir(dir, kind, max_batch, n)?;
                 eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());

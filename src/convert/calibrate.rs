@@ -9,11 +9,13 @@
 //! has no text to calibrate on: it calibrates on seeded uniform-random token windows, and the
 //! manifest says so.
 use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
-use crate::engine_dir::config::{CalibrationSection, EngineConfig, Precision};
+use crate::engine_dir::config::{CalibrationSection, EngineConfig, QuantMethod};
 use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
+use crate::quant::fp8::{self, AbsHistogram};
+use crate::quant::kv::{KvAmax, KvCacheDtype, KvScaleMode, KvScales};
 use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
 use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantizedModel, WeightFormat};
 use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
@@ -206,6 +208,89 @@ pub fn collect_stats(
     Ok(stats)
 }
 
+/// Activation and KV ranges from one pass of the CPU reference: per input site a histogram of |x|
+/// (for fp8 activation scales), and per (layer, head) the absmax of K (after RoPE) and V.
+pub struct Ranges {
+    pub sites: HashMap<Site, AbsHistogram>,
+    /// Per input channel, the absmax over all calibration tokens (SmoothQuant's statistic).
+    pub channel_amax: HashMap<Site, Vec<f32>>,
+    pub kv: KvAmax,
+}
+
+/// Runs the float model over `windows`, recording the ranges of `sites`' inputs and of the KV cache.
+pub fn collect_ranges(
+    w: &mut ModelWeights,
+    windows: &[Vec<u32>],
+    sites: &HashSet<Site>,
+    log: &mut dyn FnMut(&str),
+) -> Result<Ranges> {
+    let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    if seq == 0 {
+        return Err(Error::Invalid("no calibration windows".into()));
+    }
+    let c = w.config.clone();
+    let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+    let result = (|| {
+        let mut be = CpuBackend::new(Arc::clone(&arc), 1, seq)?;
+        let mut hists: HashMap<Site, AbsHistogram> = HashMap::new();
+        let mut chans: HashMap<Site, Vec<f32>> = HashMap::new();
+        let mut kv = KvAmax::new(c.num_hidden_layers, c.num_key_value_heads);
+        let t0 = Instant::now();
+        let step = (windows.len() / 8).max(1);
+        for (wi, win) in windows.iter().enumerate() {
+            let mut obs = |p: Param, x: &[f32], cols: usize| {
+                if let Some(site) = Site::of(p).filter(|s| s.first() == p && sites.contains(s)) {
+                    hists.entry(site).or_default().update(x);
+                    let m = chans.entry(site).or_insert_with(|| vec![0.0; cols]);
+                    for row in x.chunks(cols) {
+                        m.iter_mut().zip(row).for_each(|(a, v)| *a = a.max(v.abs()));
+                    }
+                }
+            };
+            be.reset(0);
+            be.forward_observed(&[SeqChunk { slot: 0, tokens: win }], Logits::Last, Some(&mut obs))?;
+            for l in 0..c.num_hidden_layers {
+                let (k, v) = be.cached_kv(l, 0);
+                kv.update(l, false, k, c.head_dim);
+                kv.update(l, true, v, c.head_dim);
+            }
+            if (wi + 1) % step == 0 || wi + 1 == windows.len() {
+                log(&format!(
+                    "calibration pass: window {}/{} ({:.1} s)",
+                    wi + 1,
+                    windows.len(),
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
+        }
+        if let Some(missing) = sites.iter().find(|s| !hists.contains_key(s)) {
+            return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
+        }
+        Ok(Ranges { sites: hists, channel_amax: chans, kv })
+    })();
+    *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+    result
+}
+
+/// Folding order of SmoothQuant's sites: per layer attn_out, attn_in, mlp_out, mlp_in.
+pub fn smooth_order(s: Site) -> (usize, usize) {
+    match s {
+        Site::AttnOut(l) => (l, 0),
+        Site::AttnIn(l) => (l, 1),
+        Site::MlpOut(l) => (l, 2),
+        Site::MlpIn(l) => (l, 3),
+        Site::HeadIn => (usize::MAX, 0),
+    }
+}
+
+/// The layer of a site (0 for the LM head's).
+fn site_layer(s: Site) -> usize {
+    match s {
+        Site::AttnIn(l) | Site::AttnOut(l) | Site::MlpIn(l) | Site::MlpOut(l) => l,
+        Site::HeadIn => 0,
+    }
+}
+
 /// A model with no tensors, standing in while the real one is lent to the calibration backend.
 fn placeholder(c: &LlamaConfig) -> ModelWeights {
     let empty = || Tensor::new(vec![0], Vec::new());
@@ -248,15 +333,20 @@ pub fn quantize_awq(
     Ok((qm, rec))
 }
 
-/// What quantization did, for `convert`: the quantized linears and the manifest section.
+/// What quantization did, for `convert`: the quantized linears, the KV cache format and the
+/// manifest section.
 pub struct QuantOutcome {
+    /// Empty when the weights stay float (fp16 with a quantized KV cache).
     pub quantized: QuantizedModel,
+    /// A quantized KV cache; `scales` for calibrated mode.
+    pub kv: Option<(KvCacheDtype, KvScaleMode, Option<KvScales>)>,
     /// `Manifest.extra["quantization"]` (convert adds the size on disk).
     pub section: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 return `None`. AWQ folds its
-/// scales into `w` (the float model stays exact), so export `w` together with the result.
+/// Quantizes `w` as the config's `quantization` section says. Fp32/Fp16 with an fp16 KV cache return
+/// `None`. AWQ folds its scales into `w` (the float model stays exact), so export `w` together with
+/// the result.
 pub fn quantize_for_config(
     cfg: &EngineConfig,
     w: &mut ModelWeights,
@@ -264,72 +354,235 @@ pub fn quantize_for_config(
     log: &mut dyn FnMut(&str),
 ) -> Result<Option<QuantOutcome>> {
     let q = &cfg.quantization;
-    let format = q.precision.format(q.group_size);
-    if !format.is_quantized() {
+    let kv_dtype = q.kv_cache;
+    let format = q.precision;
+    if !format.is_quantized() && !kv_dtype.quantized() {
         return Ok(None);
     }
+    let format = format.is_quantized().then_some(format);
     let t0 = std::time::Instant::now();
-    let params = decoder_linears(&w.config);
-    check_applicable(w, &params, format, q.pad_to_group)?;
-    let padded: Vec<serde_json::Value> = {
-        let mut dims: Vec<(usize, usize)> = params
-            .iter()
-            .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
-            .filter(|(a, b)| a != b)
-            .collect();
-        dims.sort_unstable();
-        dims.dedup();
-        dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+    // The quantized linears: every decoder linear but the kinds `keep_fp16` names (a mixed recipe).
+    let keep = |p: Param| crate::quant::linear_kind(p).is_some_and(|k| q.keep_fp16.iter().any(|x| x == k));
+    let params: Vec<Param> = if format.is_some() {
+        decoder_linears(&w.config).into_iter().filter(|&p| !keep(p)).collect()
+    } else {
+        Vec::new()
     };
-    let mut section = match serde_json::json!({
-        "precision": q.precision.as_str(),
-        "format": format.name(),
-        "group_size": format.group_size(),
-        "symmetric": true,
-        "zero_points": "none (all zero)",
-        "scale_dtype": "float16",
-        "activation_dtype": "float16",
-        "quantized": "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16",
-        "quantized_linears": params.len(),
-        "padded_inputs": padded,
-        "layout": "docs/formats.md",
-    }) {
-        serde_json::Value::Object(m) => m,
-        _ => serde_json::Map::new(),
+    if let Some(format) = format {
+        check_applicable(w, &params, format, q.pad_to_group)?;
+    }
+    let mut section = serde_json::Map::new();
+    section.insert("precision".into(), q.precision_name().into());
+    if let Some(format) = format {
+        let padded: Vec<serde_json::Value> = {
+            let mut dims: Vec<(usize, usize)> = params
+                .iter()
+                .map(|&p| (w.get(p).cols(), stored_in(format, w.get(p).cols())))
+                .filter(|(a, b)| a != b)
+                .collect();
+            dims.sort_unstable();
+            dims.dedup();
+            dims.iter().map(|(a, b)| serde_json::json!({"in_features": a, "stored_in": b})).collect()
+        };
+        let fp8 = format == WeightFormat::F8;
+        if let serde_json::Value::Object(m) = serde_json::json!({
+            "format": if fp8 { "fp8_e4m3" } else { format.name() },
+            "group_size": format.group_size(),
+            "symmetric": true,
+            "zero_points": "none (all zero)",
+            "scale_dtype": "float16",
+            "activation_dtype": if fp8 && q.fp8_activations { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
+            "quantized": if q.keep_fp16.is_empty() {
+                "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16".to_string()
+            } else {
+                format!("the decoder linears but {} (mixed recipe: those stay float16, weights and inputs); embeddings, norms and LM head stay float16", q.keep_fp16.join(", "))
+            },
+            "keep_fp16": q.keep_fp16,
+            "quantized_linears": params.len(),
+            "padded_inputs": padded,
+            "layout": "docs/formats.md",
+        }) {
+            section.extend(m);
+        }
+    }
+    // Calibration data, drawn once for whatever needs it.
+    let needs_ranges = (format == Some(WeightFormat::F8) && q.fp8_activations)
+        || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
+    let data = match (&q.calibration, needs_ranges || q.method != QuantMethod::Rtn) {
+        (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
+        (None, true) => {
+            return Err(Error::Invalid(format!(
+                "quantization.precision {} / kv_cache {} needs a calibration section",
+                q.precision_name(),
+                kv_dtype.as_str()
+            )))
+        }
+        _ => None,
     };
-    // int4_awq always calibrates; int8 uses AWQ's scales and clip search when a calibration section is
-    // given (per-channel RTN otherwise); int4_rtn never calibrates.
-    let use_awq = match q.precision {
-        Precision::Int4Awq => true,
-        Precision::Int8 => q.calibration.is_some(),
-        _ => false,
+    if let Some(d) = &data {
+        section.insert("calibration".into(), serde_json::to_value(&d.record).unwrap_or_default());
+    }
+    // fp8 activation sites (the quantized linears' inputs).
+    let fp8_sites: HashSet<Site> = if format == Some(WeightFormat::F8) && q.fp8_activations {
+        params.iter().filter_map(|&p| Site::of(p)).collect()
+    } else {
+        HashSet::new()
     };
-    let quantized = match use_awq {
-        true => {
-            let cal = q
-                .calibration
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("quantization.precision int4_awq needs a calibration section".into()))?;
-            let data = calibration_windows(cal, tokenizer, &w.config, log)?;
+    // SmoothQuant (fp8): per-channel activation absmax from one pass of the float model, scales
+    // folded into the model; the ranges below are then taken on the smoothed model.
+    if let (Some(alpha), Some(d)) = (q.smooth_alpha, &data) {
+        let r = collect_ranges(w, &d.windows, &fp8_sites, log)?;
+        // A site's own scales move only its activations; its weights' column ranges also move when
+        // the next site folds into them (o_proj's scales into v_proj's rows, down_proj's into
+        // up_proj's), so that site goes first and every scale is computed on the current weights.
+        let mut sites: Vec<Site> = fp8_sites.iter().copied().collect();
+        sites.sort_by_key(|&s| smooth_order(s));
+        let mut rec = serde_json::Map::new();
+        for site in sites {
+            let act = r.channel_amax.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
+            let s = crate::quant::smooth::site_scales(w, site, act, alpha);
+            awq::fold_scales(w, site, &s)?;
+            let (mn, mx) = s.iter().fold((f32::INFINITY, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+            let amax = act.iter().fold(0.0f32, |a, &v| a.max(v));
+            rec.insert(
+                format!("{}.{}", site.name(), site_layer(site)),
+                serde_json::json!({"act_amax_before": amax, "scale_min": mn, "scale_max": mx}),
+            );
+        }
+        section.insert(
+            "smoothquant".into(),
+            serde_json::json!({
+                "alpha": alpha,
+                "scale": "s_j = max|x_j|^alpha / max|W_j|^(1-alpha); x_j / s_j folded into the previous op (norm weight, v_proj rows, up_proj rows), W_j * s_j",
+                "sites": rec,
+            }),
+        );
+    }
+    // fp8 activation and KV ranges: one pass of the float model (after the smoothing, if any).
+    let ranges = match (&data, needs_ranges) {
+        (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, log)?),
+        _ => None,
+    };
+    // AWQ (int4_awq; int8 with a calibration section unless `method: rtn`) searches scales and clip
+    // ratios; RTN (int4_rtn, int8 without calibration, fp8) rounds.
+    let use_awq = q.method == QuantMethod::Awq;
+    let mut quantized = match format {
+        None => QuantizedModel::default(),
+        Some(format) if use_awq => {
+            let cal = q.calibration.as_ref().ok_or_else(|| {
+                Error::Invalid(format!("{} with AWQ needs a calibration section", q.precision_name()))
+            })?;
+            let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
             let mut opts = awq::AwqOptions { seed: cal.seed, ..Default::default() };
             if format == WeightFormat::I8 {
                 // A whole row per scale: shrinking its absmax below 0.8 never pays off.
                 opts.max_shrink = 0.2;
             }
-            let (qm, rec) = quantize_awq(w, &params, format, q.pad_to_group, &data.windows, &opts, log)?;
+            let (qm, rec) = quantize_awq(w, &params, format, q.pad_to_group, windows, &opts, log)?;
             section.insert("method".into(), "awq".into());
-            section.insert("calibration".into(), serde_json::to_value(&data.record).unwrap_or_default());
             section.insert("awq".into(), serde_json::to_value(&rec).unwrap_or_default());
             qm
         }
-        false => {
-            if q.calibration.is_some() {
-                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision.as_str()));
+        Some(format) if q.method == QuantMethod::Gptq => {
+            // GPTQ: the Gram matrix of every quantized linear's input, on the (smoothed) float model.
+            let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
+            let seed = q.calibration.as_ref().map_or(0, |c| c.seed);
+            let stats = awq_stats(w, &params, windows, seed, log)?;
+            let t = std::time::Instant::now();
+            let mut qm = QuantizedModel::default();
+            if format != WeightFormat::F8 {
+                return Err(Error::Unsupported(format!("GPTQ is implemented for fp8, not {}", format.name())));
+            }
+            let mut factors: HashMap<Site, crate::quant::gptq::Factor> = HashMap::new();
+            for &p in &params {
+                let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+                let st = stats.get(&site).ok_or_else(|| Error::Invalid(format!("no statistics for {site:?}")))?;
+                if !factors.contains_key(&site) {
+                    factors.insert(site, crate::quant::gptq::factor(&st.gram, st.dim)?);
+                }
+                qm.linears.insert(p, crate::quant::gptq::quantize_fp8_with(w.get(p), &factors[&site])?);
+            }
+            log(&format!("gptq: {} linears in {:.1} s", params.len(), t.elapsed().as_secs_f64()));
+            section.insert("method".into(), "gptq".into());
+            section.insert(
+                "gptq".into(),
+                serde_json::json!({
+                    "damp": crate::quant::gptq::DAMP,
+                    "gram_tokens": stats.values().map(|s| s.gram_rows).max().unwrap_or(0),
+                    "order": "input columns in order; row scales = RTN's (row absmax / 448)",
+                }),
+            );
+            qm
+        }
+        Some(format) => {
+            if q.calibration.is_some() && !needs_ranges {
+                log(&format!("note: {} does not calibrate; the calibration section is ignored", q.precision_name()));
             }
             section.insert("method".into(), "rtn".into());
             rtn::quantize_params(w, &params, format, q.pad_to_group, None)?
         }
     };
+    if format == Some(WeightFormat::F8) && q.fp8_activations {
+        let r = ranges.as_ref().ok_or_else(|| Error::Invalid("fp8 needs calibration ranges".into()))?;
+        let pct = q.activation_percentile;
+        let mut rec = serde_json::Map::new();
+        for &p in &params {
+            let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+            let first = params.iter().find(|&&x| Site::of(x) == Some(site)) == Some(&p);
+            let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no calibration range for {site:?}")))?;
+            let range = pct.map_or(h.amax, |p| h.percentile(p));
+            let s = fp8::scale_for_range(range);
+            quantized.input_scales.insert(p, s);
+            if first {
+                rec.insert(
+                    crate::quant::param_name(p),
+                    serde_json::json!({"amax": h.amax, "range": range, "scale": s.to_f32()}),
+                );
+            }
+        }
+        section.insert(
+            "activation_scales".into(),
+            serde_json::json!({
+                "method": pct.map_or("amax".to_string(), |p| format!("percentile {p}")),
+                "granularity": "per tensor, one per linear input (q/k/v share one, gate/up share one)",
+                "scale": "f16(range / 448)",
+                "sites": rec,
+            }),
+        );
+    }
+    let kv = if kv_dtype.quantized() {
+        let scales = match q.kv_scales {
+            KvScaleMode::Calibrated => {
+                let r =
+                    ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
+                Some(r.kv.scales(kv_dtype))
+            }
+            KvScaleMode::Dynamic => None,
+        };
+        let c = &w.config;
+        section.insert(
+            "kv_cache".into(),
+            serde_json::json!({
+                "dtype": kv_dtype.as_str(),
+                "scales": q.kv_scales,
+                "granularity": match q.kv_scales {
+                    KvScaleMode::Calibrated => "per (layer, K|V, kv head), static: amax over the calibration windows / qmax",
+                    KvScaleMode::Dynamic => "per (sequence, 16-token block, layer, K|V, kv head): the block's running absmax / qmax",
+                },
+                "bytes_per_token": crate::quant::kv::bytes_per_token(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, kv_dtype, q.kv_scales, 2),
+                "fp16_bytes_per_token": crate::quant::kv::bytes_per_token(c.num_hidden_layers, c.num_key_value_heads, c.head_dim, KvCacheDtype::Fp16, q.kv_scales, 2),
+                "onnx": match q.kv_scales {
+                    KvScaleMode::Calibrated => "QuantizeLinear → DequantizeLinear (axis 1 = kv head) on each layer's new K and V before the cache concat; initializers kv_scale.{layer}.key|value",
+                    KvScaleMode::Dynamic => "not expressible with static Q/DQ: the ONNX keeps an fp16 cache; the CPU reference applies the dynamic scales",
+                },
+                "scales_k": scales.as_ref().map(|s| s.k.clone()),
+                "scales_v": scales.as_ref().map(|s| s.v.clone()),
+            }),
+        );
+        Some((kv_dtype, q.kv_scales, scales))
+    } else {
+        None
+    };
     section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, section }))
+    Ok(Some(QuantOutcome { quantized, kv, section }))
 }

@@ -2,13 +2,14 @@
 //! Quantized precisions are calibrated and quantized on the way ([`calibrate`]).
 pub mod calibrate;
 
-use crate::engine_dir::config::{AttentionForm, EngineConfig, Precision};
+use crate::engine_dir::config::{AttentionForm, EngineConfig};
 use crate::engine_dir::manifest::{self, FileInfo, Manifest, OnnxInfo, SourceInfo, TensorIo, MANIFEST_FILE};
 use crate::error::{Error, Result};
 use crate::model::load::{load, LoadedModel, ModelSource};
 use crate::onnx::export::{
     export_llama_with, ExportOptions, FloatType, EXTERNAL_DATA_FILE, OPSET_PORTABLE, OPSET_QUANTIZED,
 };
+use crate::quant::WeightFormat;
 use crate::util::atomic::TempDir;
 use crate::util::sha256_bytes;
 use prost::Message;
@@ -31,8 +32,8 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     }
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
-        Precision::Fp32 => FloatType::F32,
-        Precision::Fp16 | Precision::Int8 | Precision::Int4Rtn | Precision::Int4Awq => FloatType::F16,
+        WeightFormat::F32 => FloatType::F32,
+        WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8 => FloatType::F16,
     };
     let spec = match (&cfg.model.seed, cfg.model.path.starts_with("preset:")) {
         (Some(seed), true) if !cfg.model.path[7..].contains(':') => format!("{}:{seed}", cfg.model.path),
@@ -55,6 +56,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         attention: cfg.onnx.attention,
         max_positions: cfg.build.max_seq_len,
         force_external: cfg.onnx.external_data,
+        kv_cache: quant.as_ref().and_then(|q| q.kv.as_ref()).and_then(|(d, _, s)| s.clone().map(|s| (*d, s))),
     };
     let (opset, q) = match &quant {
         Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),
@@ -120,6 +122,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         source,
         model_config: c.clone(),
         precision: cfg.quantization.precision,
+        method: cfg.quantization.method,
         build: cfg.build.clone(),
         onnx: OnnxInfo {
             file: ONNX_FILE.into(),

@@ -1,6 +1,7 @@
 //! Engine configs (YAML): one file describes one engine from source model to build settings.
 //! Strict: an unknown key is an error that names the key, the file and the line.
 use crate::error::{Error, Result};
+pub use crate::quant::kv::{KvCacheDtype, KvScaleMode};
 use crate::quant::WeightFormat;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -54,60 +55,229 @@ pub struct ModelSection {
     pub seed: Option<u64>,
 }
 
-/// A config's `quantization.precision`: a [`WeightFormat`] plus, for int4, how its codes are
-/// chosen (`int4_rtn` round-to-nearest, `int4_awq` calibrated AWQ). Everything below the config
-/// speaks [`WeightFormat`] ([`Precision::format`]).
+/// How a quantized format's codes are chosen: a calibration method, not a precision (`int4_rtn` and
+/// `int4_awq` are both [`WeightFormat::I4`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Precision {
+pub enum QuantMethod {
+    /// Round-to-nearest with absmax scales (fp8: activation scales from the calibration ranges).
     #[default]
-    Fp32,
-    Fp16,
-    Int8,
-    Int4Rtn,
-    Int4Awq,
+    Rtn,
+    /// AWQ: activation-aware per-channel scales folded into the previous op, then a clip search.
+    Awq,
+    /// GPTQ: columns rounded one at a time, each error spread over the rest through the inverse of
+    /// the calibration Gram matrix (fp8 here; the scales stay RTN's).
+    Gptq,
 }
 
-impl Precision {
-    /// The weight format; `group` is int4's group size.
-    pub fn format(self, group: usize) -> WeightFormat {
-        match self {
-            Precision::Fp32 => WeightFormat::F32,
-            Precision::Fp16 => WeightFormat::F16,
-            Precision::Int8 => WeightFormat::I8,
-            Precision::Int4Rtn | Precision::Int4Awq => WeightFormat::I4 { group },
-        }
-    }
+impl QuantMethod {
     pub fn as_str(self) -> &'static str {
         match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-            Precision::Int8 => "int8",
-            Precision::Int4Rtn => "int4_rtn",
-            Precision::Int4Awq => "int4_awq",
+            QuantMethod::Rtn => "rtn",
+            QuantMethod::Awq => "awq",
+            QuantMethod::Gptq => "gptq",
         }
     }
 }
 
+/// The `precision` strings of configs and manifests. Each is a [`WeightFormat`] and, for int4, the
+/// [`QuantMethod`]; int8's method is AWQ when the config has a calibration section, RTN otherwise
+/// (or `method:` says which).
+pub const PRECISION_NAMES: &[&str] = &["fp32", "fp16", "int8", "int4_rtn", "int4_awq", "fp8"];
+
+/// Reads a `precision` string: the weight format (int4 with `group`) and the method the name fixes
+/// (`int4_rtn` / `int4_awq`), if it fixes one.
+pub fn parse_precision(s: &str, group: usize) -> Result<(WeightFormat, Option<QuantMethod>)> {
+    Ok(match s {
+        "fp32" => (WeightFormat::F32, None),
+        "fp16" => (WeightFormat::F16, None),
+        "int8" => (WeightFormat::I8, None),
+        "int4" => (WeightFormat::I4 { group }, None),
+        "int4_rtn" => (WeightFormat::I4 { group }, Some(QuantMethod::Rtn)),
+        "int4_awq" => (WeightFormat::I4 { group }, Some(QuantMethod::Awq)),
+        "fp8" => (WeightFormat::F8, None),
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown precision {other:?}; use one of {} (int4 means int4_rtn)",
+                PRECISION_NAMES.join(", ")
+            )))
+        }
+    })
+}
+
+/// The `precision` string of a format and method, as configs and manifests write it: "int4_awq",
+/// "int8" (int8's method is recorded beside it), "fp8", ...
+pub fn precision_name(format: WeightFormat, method: QuantMethod) -> &'static str {
+    match (format, method) {
+        (WeightFormat::F32, _) => "fp32",
+        (WeightFormat::F16, _) => "fp16",
+        (WeightFormat::I8, _) => "int8",
+        (WeightFormat::I4 { .. }, QuantMethod::Awq) => "int4_awq",
+        (WeightFormat::I4 { .. }, _) => "int4_rtn",
+        (WeightFormat::F8, _) => "fp8",
+    }
+}
+
+/// A config's `quantization` section. `precision` is read from the YAML string (`int4_awq`, `fp8`,
+/// ...) into the one precision type, [`WeightFormat`], and a separate [`QuantMethod`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "QuantSectionYaml", into = "QuantSectionYaml")]
 pub struct QuantSection {
-    #[serde(default)]
-    pub precision: Precision,
-    #[serde(default = "default_group")]
-    pub group_size: usize,
-    #[serde(default)]
+    /// The weights' format (int4 carries its group size).
+    pub precision: WeightFormat,
+    /// How the codes are chosen (RTN for float formats).
+    pub method: QuantMethod,
     pub calibration: Option<CalibrationSection>,
     /// INT4: when `group_size` does not divide a layer's input dimension (SmolLM2: 576 with 128),
     /// zero-pad that dimension to whole groups in the stored weights instead of failing
     /// (TensorRT accepts only whole blocks). See docs/formats.md.
-    #[serde(default)]
     pub pad_to_group: bool,
+    /// FP8: the activation range each static scale maps onto ±448 — the calibration amax (None,
+    /// the default) or this percentile of |x| over all calibration tokens (e.g. 99.99).
+    pub activation_percentile: Option<f64>,
+    /// FP8: false keeps the linears' inputs fp16 (fp8 weight-only, W8A16; default true: W8A8).
+    pub fp8_activations: bool,
+    /// FP8: SmoothQuant migration strength α in [0, 1] (None: no migration). Each linear input
+    /// channel j is divided by `s_j = max|x_j|^α / max|W_·j|^(1−α)` (folded into the previous op)
+    /// and the weights' column j multiplied by it, before the fp8 scales are chosen.
+    pub smooth_alpha: Option<f32>,
+    /// Linear kinds left in fp16 (weights and inputs) in a quantized engine, e.g. `[down_proj]`: a
+    /// mixed recipe, recorded in the manifest.
+    pub keep_fp16: Vec<String>,
+    /// Element type of the KV cache: fp16 (the engine's float type), fp8 or int8 (per-head scales).
+    pub kv_cache: KvCacheDtype,
+    /// fp8/int8 KV: static per-head scales from calibration, or dynamic per 16-token block.
+    pub kv_scales: KvScaleMode,
+}
+
+/// Linear kinds `keep_fp16` may name.
+pub const LINEAR_KINDS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// `quantization` as written in YAML (strict: an unknown key is an error naming it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuantSectionYaml {
+    #[serde(default = "default_precision")]
+    precision: String,
+    /// `rtn`, `awq` or `gptq`; optional (the precision name or the calibration section decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<QuantMethod>,
+    #[serde(default = "default_group")]
+    group_size: usize,
+    #[serde(default)]
+    calibration: Option<CalibrationSection>,
+    #[serde(default)]
+    pad_to_group: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activation_percentile: Option<f64>,
+    #[serde(default = "yes")]
+    fp8_activations: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    smooth_alpha: Option<f32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    keep_fp16: Vec<String>,
+    #[serde(default)]
+    kv_cache: KvCacheDtype,
+    #[serde(default)]
+    kv_scales: KvScaleMode,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_precision() -> String {
+    "fp32".into()
+}
+
+impl TryFrom<QuantSectionYaml> for QuantSection {
+    type Error = Error;
+    fn try_from(y: QuantSectionYaml) -> Result<Self> {
+        let (precision, named) = parse_precision(&y.precision, y.group_size)
+            .map_err(|e| Error::Invalid(format!("quantization.precision: {e}")))?;
+        if precision.group_size().is_some() && !crate::quant::GROUP_SIZES.contains(&y.group_size) {
+            return Err(Error::Invalid(format!("quantization.group_size {} must be 16, 32, 64 or 128", y.group_size)));
+        }
+        let method = match (named, y.method) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(Error::Invalid(format!(
+                    "quantization.precision {} and method {} disagree",
+                    y.precision,
+                    b.as_str()
+                )))
+            }
+            (Some(m), _) | (None, Some(m)) => m,
+            // int8: AWQ's scales and clip search when there is calibration data.
+            (None, None) if precision == WeightFormat::I8 && y.calibration.is_some() => QuantMethod::Awq,
+            (None, None) => QuantMethod::Rtn,
+        };
+        if method == QuantMethod::Gptq && precision != WeightFormat::F8 {
+            return Err(Error::Invalid(format!("quantization.method gptq applies to fp8, not {}", precision.name())));
+        }
+        if method == QuantMethod::Awq && !matches!(precision, WeightFormat::I8 | WeightFormat::I4 { .. }) {
+            return Err(Error::Invalid(format!(
+                "quantization.method awq applies to int8 and int4, not {}",
+                precision.name()
+            )));
+        }
+        Ok(QuantSection {
+            precision,
+            method,
+            calibration: y.calibration,
+            pad_to_group: y.pad_to_group,
+            activation_percentile: y.activation_percentile,
+            fp8_activations: y.fp8_activations,
+            smooth_alpha: y.smooth_alpha,
+            keep_fp16: y.keep_fp16,
+            kv_cache: y.kv_cache,
+            kv_scales: y.kv_scales,
+        })
+    }
+}
+
+impl From<QuantSection> for QuantSectionYaml {
+    fn from(q: QuantSection) -> Self {
+        QuantSectionYaml {
+            precision: precision_name(q.precision, q.method).into(),
+            method: q.precision.is_quantized().then_some(q.method),
+            group_size: q.precision.group_size().unwrap_or_else(default_group),
+            calibration: q.calibration,
+            pad_to_group: q.pad_to_group,
+            activation_percentile: q.activation_percentile,
+            fp8_activations: q.fp8_activations,
+            smooth_alpha: q.smooth_alpha,
+            keep_fp16: q.keep_fp16,
+            kv_cache: q.kv_cache,
+            kv_scales: q.kv_scales,
+        }
+    }
+}
+
+impl QuantSection {
+    /// The config's `precision` string ("int4_awq", "fp8", ...).
+    pub fn precision_name(&self) -> &'static str {
+        precision_name(self.precision, self.method)
+    }
+    /// int4's group size (128 when the format has no groups).
+    pub fn group_size(&self) -> usize {
+        self.precision.group_size().unwrap_or_else(default_group)
+    }
 }
 
 impl Default for QuantSection {
     fn default() -> Self {
-        QuantSection { precision: Precision::Fp32, group_size: default_group(), calibration: None, pad_to_group: false }
+        QuantSection {
+            precision: WeightFormat::F32,
+            method: QuantMethod::Rtn,
+            calibration: None,
+            pad_to_group: false,
+            activation_percentile: None,
+            fp8_activations: true,
+            smooth_alpha: None,
+            keep_fp16: Vec::new(),
+            kv_cache: KvCacheDtype::Fp16,
+            kv_scales: KvScaleMode::Calibrated,
+        }
     }
 }
 
@@ -284,12 +454,71 @@ impl EngineConfig {
                 ));
             }
         }
-        if matches!(q.precision, Precision::Int4Rtn | Precision::Int4Awq) && ![16, 32, 64, 128].contains(&q.group_size)
-        {
-            return bad(format!("quantization.group_size {} must be 16, 32, 64 or 128", q.group_size));
+        if q.method != QuantMethod::Rtn && q.calibration.is_none() {
+            return bad(format!(
+                "quantization.precision {} with method {} needs a calibration section",
+                q.precision_name(),
+                q.method.as_str()
+            ));
         }
-        if q.precision == Precision::Int4Awq && q.calibration.is_none() {
-            return bad("quantization.precision int4_awq needs a calibration section".into());
+        if q.precision == WeightFormat::F8 && q.fp8_activations && q.calibration.is_none() {
+            return bad(
+                "quantization.precision fp8 needs a calibration section (its static activation scales come from it)"
+                    .into(),
+            );
+        }
+        if !q.fp8_activations && q.precision != WeightFormat::F8 {
+            return bad(format!("quantization.fp8_activations applies to precision fp8, not {}", q.precision_name()));
+        }
+        if !q.fp8_activations && (q.smooth_alpha.is_some() || q.activation_percentile.is_some()) {
+            return bad("quantization.smooth_alpha and activation_percentile need fp8_activations: true".into());
+        }
+        if let Some(a) = q.smooth_alpha {
+            if !(0.0..=1.0).contains(&a) {
+                return bad(format!("quantization.smooth_alpha {a} must be in [0, 1]"));
+            }
+            if q.precision != WeightFormat::F8 {
+                return bad(format!("quantization.smooth_alpha applies to precision fp8, not {}", q.precision_name()));
+            }
+        }
+        if let Some(k) = q.keep_fp16.iter().find(|k| !LINEAR_KINDS.contains(&k.as_str())) {
+            return bad(format!("quantization.keep_fp16: {k:?} is not one of {}", LINEAR_KINDS.join(", ")));
+        }
+        if !q.keep_fp16.is_empty() && !q.precision.is_quantized() {
+            return bad(format!("quantization.keep_fp16 applies to quantized precisions, not {}", q.precision_name()));
+        }
+        if let Some(p) = q.activation_percentile {
+            if !(p > 50.0 && p <= 100.0) {
+                return bad(format!("quantization.activation_percentile {p} must be in (50, 100]"));
+            }
+            if q.precision != WeightFormat::F8 {
+                return bad(format!(
+                    "quantization.activation_percentile applies to precision fp8 (activations), not {}",
+                    q.precision_name()
+                ));
+            }
+        }
+        if q.kv_cache.quantized() {
+            if q.precision == WeightFormat::F32 {
+                return bad(format!(
+                    "quantization.kv_cache {} needs a 16-bit model (precision fp16, int8, int4_*, fp8), not fp32",
+                    q.kv_cache.as_str()
+                ));
+            }
+            if q.kv_scales == KvScaleMode::Calibrated && q.calibration.is_none() {
+                return bad(format!(
+                    "quantization.kv_cache {} with kv_scales: calibrated needs a calibration section \
+                     (or set kv_scales: dynamic)",
+                    q.kv_cache.as_str()
+                ));
+            }
+            if self.onnx.attention == AttentionForm::Tensorrt {
+                return bad(format!(
+                    "quantization.kv_cache {} is exported in onnx.attention: portable only (the tensorrt form's \
+                     in-place cache is fp16 until the CUDA/TensorRT kernels read 8-bit caches)",
+                    q.kv_cache.as_str()
+                ));
+            }
         }
         Ok(())
     }
@@ -315,6 +544,49 @@ mod tests {
     fn unknown_precision_is_an_error() {
         let y = "name: x\nmodel: {path: preset:tiny}\nquantization: {precision: int3}\n";
         let e = serde_saphyr::from_str::<EngineConfig>(y).unwrap_err().to_string();
-        assert!(e.contains("int3"), "{e}");
+        assert!(e.contains("unknown precision \"int3\"") && e.contains("int4_awq, fp8"), "{e}");
+    }
+
+    fn quant(yaml: &str) -> std::result::Result<QuantSection, String> {
+        let y = format!("name: x\nmodel: {{path: preset:tiny}}\nquantization: {{{yaml}}}\n");
+        serde_saphyr::from_str::<EngineConfig>(&y).map(|c| c.quantization).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn precision_strings_are_a_format_and_a_method() {
+        let cal = "calibration: {texts: [a.txt]}";
+        use QuantMethod::*;
+        for (y, f, m) in [
+            ("precision: fp32".to_string(), WeightFormat::F32, Rtn),
+            ("precision: fp16".to_string(), WeightFormat::F16, Rtn),
+            ("precision: int8".to_string(), WeightFormat::I8, Rtn),
+            (format!("precision: int8, {cal}"), WeightFormat::I8, Awq),
+            (format!("precision: int8, method: rtn, {cal}"), WeightFormat::I8, Rtn),
+            ("precision: int4_rtn".to_string(), WeightFormat::I4 { group: 128 }, Rtn),
+            (format!("precision: int4_awq, group_size: 64, {cal}"), WeightFormat::I4 { group: 64 }, Awq),
+            ("precision: int4, method: awq".to_string(), WeightFormat::I4 { group: 128 }, Awq),
+            (format!("precision: fp8, {cal}"), WeightFormat::F8, Rtn),
+        ] {
+            let q = quant(&y).unwrap_or_else(|e| panic!("{y}: {e}"));
+            assert_eq!((q.precision, q.method), (f, m), "{y}");
+            // Written back and read again: the same section.
+            let back: QuantSection = serde_saphyr::from_str(&serde_saphyr::to_string(&q).unwrap()).unwrap();
+            assert_eq!(back, q, "{y}");
+        }
+        assert_eq!(QuantSection::default().precision, WeightFormat::F32);
+    }
+
+    #[test]
+    fn bad_precision_combinations_are_clear_errors() {
+        for (y, want) in [
+            ("precision: int4_rtn, method: awq", "int4_rtn and method awq disagree"),
+            ("precision: fp8, method: awq", "method awq applies to int8 and int4, not fp8"),
+            ("precision: int4_rtn, group_size: 48", "group_size 48 must be 16, 32, 64 or 128"),
+            ("precision: int8, method: smooth", "smooth"),
+            ("precision: int8, colour: red", "colour"),
+        ] {
+            let e = quant(y).unwrap_err();
+            assert!(e.contains(want), "{y}: {e}");
+        }
     }
 }

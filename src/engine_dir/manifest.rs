@@ -1,7 +1,8 @@
 //! `trtforge.json`: what an engine directory holds and how it was made. Never infer from file names.
-use super::config::{AttentionForm, BuildSection, Precision};
+use super::config::{parse_precision, precision_name, AttentionForm, BuildSection, QuantMethod};
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
+use crate::quant::WeightFormat;
 use crate::util::sha256_files;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const REBUILDABLE: &[&str] = &["model.engine"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "ManifestJson", into = "ManifestJson")]
 pub struct Manifest {
     pub schema_version: u32,
     pub trtforge_version: String,
@@ -22,7 +24,11 @@ pub struct Manifest {
     pub created_unix: u64,
     pub source: SourceInfo,
     pub model_config: LlamaConfig,
-    pub precision: Precision,
+    /// The weights' format (`"precision"` in the JSON, with the config's names: "int4_awq", ...).
+    pub precision: WeightFormat,
+    /// How the quantized codes were chosen (`"method"`; older manifests: from the precision name or
+    /// `extra.quantization.method`).
+    pub method: QuantMethod,
     pub build: BuildSection,
     pub onnx: OnnxInfo,
     /// `tokenizer.json` beside the model, if the source had a tokenizer.
@@ -30,8 +36,77 @@ pub struct Manifest {
     /// Every file of the directory with its size and SHA-256.
     pub files: Vec<FileInfo>,
     /// Stage-specific sections (quantization, tensorrt) added by later stages.
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The manifest as stored: `precision` is the config's string.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct ManifestJson {
+    schema_version: u32,
+    trtforge_version: String,
+    name: String,
+    /// Seconds since the Unix epoch.
+    created_unix: u64,
+    source: SourceInfo,
+    model_config: LlamaConfig,
+    precision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<QuantMethod>,
+    build: BuildSection,
+    onnx: OnnxInfo,
+    /// `tokenizer.json` beside the model, if the source had a tokenizer.
+    tokenizer: Option<String>,
+    /// Every file of the directory with its size and SHA-256.
+    files: Vec<FileInfo>,
+    /// Stage-specific sections (quantization, tensorrt) added by later stages.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TryFrom<ManifestJson> for Manifest {
+    type Error = String;
+    fn try_from(j: ManifestJson) -> std::result::Result<Self, String> {
+        let q = j.extra.get("quantization");
+        let group = q.and_then(|q| q.get("group_size")).and_then(|g| g.as_u64()).unwrap_or(128) as usize;
+        let (precision, named) = parse_precision(&j.precision, group).map_err(|e| e.to_string())?;
+        let recorded = q.and_then(|q| q.get("method")).and_then(|m| serde_json::from_value(m.clone()).ok());
+        let method = j.method.or(named).or(recorded).unwrap_or_default();
+        Ok(Manifest {
+            schema_version: j.schema_version,
+            trtforge_version: j.trtforge_version,
+            name: j.name,
+            created_unix: j.created_unix,
+            source: j.source,
+            model_config: j.model_config,
+            precision,
+            method,
+            build: j.build,
+            onnx: j.onnx,
+            tokenizer: j.tokenizer,
+            files: j.files,
+            extra: j.extra,
+        })
+    }
+}
+
+impl From<Manifest> for ManifestJson {
+    fn from(m: Manifest) -> Self {
+        ManifestJson {
+            schema_version: m.schema_version,
+            trtforge_version: m.trtforge_version,
+            name: m.name,
+            created_unix: m.created_unix,
+            source: m.source,
+            model_config: m.model_config,
+            precision: precision_name(m.precision, m.method).into(),
+            method: m.precision.is_quantized().then_some(m.method),
+            build: m.build,
+            onnx: m.onnx,
+            tokenizer: m.tokenizer,
+            files: m.files,
+            extra: m.extra,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +147,11 @@ pub struct FileInfo {
 }
 
 impl Manifest {
+    /// The `precision` string as configs write it ("int4_awq", "fp8", ...).
+    pub fn precision_name(&self) -> &'static str {
+        precision_name(self.precision, self.method)
+    }
+
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&p).map_err(|e| {

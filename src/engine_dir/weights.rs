@@ -123,7 +123,13 @@ fn read_quantized(o: &Onnx, c: &LlamaConfig) -> Result<QuantizedModel> {
                 (Some(0), Some(g)) if g > 0 => WeightFormat::I4 { group: g as usize },
                 _ => return Err(bad(format!("{base}: int4 weights must be blocked on axis 0"))),
             },
-            x => return Err(bad(format!("{base}: quantized data type {x}, expected int8 or int4"))),
+            x if x == DataType::Float8e4m3fn as i32 => {
+                if attr("axis") != Some(1) {
+                    return Err(bad(format!("{base}: fp8 weights must be per-axis on axis 1")));
+                }
+                WeightFormat::F8
+            }
+            x => return Err(bad(format!("{base}: quantized data type {x}, expected int8, int4 or float8e4m3fn"))),
         };
         let shape = param_shape(p, c); // (out, in)
         let (n_out, n_in) = (shape[0], shape[1]);
@@ -139,6 +145,25 @@ fn read_quantized(o: &Onnx, c: &LlamaConfig) -> Result<QuantizedModel> {
         let ql = QuantizedLinear::from_packed(format, n_in, n_out, o.raw(qt)?, scales)
             .map_err(|e| bad(format!("{base}: {e}")))?;
         qm.linears.insert(p, ql);
+    }
+    // fp8 activations: a MatMul whose weight is a dequantized linear and whose input is produced by a
+    // DequantizeLinear (of a QuantizeLinear) with a scalar scale.
+    let producer: HashMap<&str, &pb::NodeProto> =
+        o.graph.node.iter().flat_map(|n| n.output.iter().map(move |out| (out.as_str(), n))).collect();
+    for node in o.graph.node.iter().filter(|n| n.op_type() == "MatMul" && n.input.len() == 2) {
+        let Some(&p) = by_name.get(node.input[1].as_str()) else { continue };
+        if !qm.linears.contains_key(&p) {
+            continue;
+        }
+        let Some(dq) = producer.get(node.input[0].as_str()).filter(|n| n.op_type() == "DequantizeLinear") else {
+            continue;
+        };
+        let sname = dq.input.get(1).ok_or_else(|| bad(format!("{}: DequantizeLinear without a scale", dq.name())))?;
+        let (dims, sv) = o.floats(sname)?;
+        if !dims.is_empty() || sv.len() != 1 {
+            return Err(bad(format!("{sname}: activation scales must be scalars (per tensor), got dims {dims:?}")));
+        }
+        qm.input_scales.insert(p, f16::from_f32(sv[0]));
     }
     Ok(qm)
 }

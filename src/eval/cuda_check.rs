@@ -235,7 +235,7 @@ pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> V
         let b = open_engine_dir(dir, BackendKind::Cpu, 1, ctx)?.forward(&c, Logits::All)?;
         let worst = max_rel(&a.data, &b.data);
         Ok(CheckResult {
-            name: format!("{name} ({}) engine dir logits cuda vs cpu", man.precision.as_str()),
+            name: format!("{name} ({}) engine dir logits cuda vs cpu", man.precision_name()),
             pass: worst <= REL_TOL_QUANT,
             detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {REL_TOL_QUANT:.0e})"),
         })
@@ -247,7 +247,7 @@ pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> V
             (Ok(a), Ok(b)) => {
                 let rel = (a - b).abs() / b;
                 Ok(CheckResult {
-                    name: format!("{name} ({}) engine dir perplexity cuda vs {other}", man.precision.as_str()),
+                    name: format!("{name} ({}) engine dir perplexity cuda vs {other}", man.precision_name()),
                     pass: rel <= PPL_REL_TOL_ENGINE_DIR,
                     detail: format!(
                         "{a:.4} vs {b:.4} ({:+.4} %, tol {:.2} %; {windows} × {ctx} random tokens)",

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
 use crate::proto as pb;
+use crate::quant::kv::{KvCacheDtype, KvScales};
 use crate::quant::{QuantizedLinear, QuantizedModel, WeightFormat};
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
@@ -26,6 +27,9 @@ pub struct ExportOptions {
     pub max_positions: usize,
     /// Force external data even for small models.
     pub force_external: bool,
+    /// A quantized KV cache with static per-head scales: each layer's new K and V go through
+    /// `QuantizeLinear → DequantizeLinear` before they enter the cache (portable form only).
+    pub kv_cache: Option<(KvCacheDtype, KvScales)>,
 }
 
 /// An exported model: the protobuf and, when external, the weight bytes it points to.
@@ -75,6 +79,15 @@ pub fn export_llama_with(
     let trt_form = opts.attention == AttentionForm::Tensorrt;
     if trt_form {
         tensorrt::check(opts.dtype)?;
+        if opts.kv_cache.is_some() {
+            return Err(Error::Unsupported(
+                "a quantized KV cache is exported in the portable attention form only (the tensorrt form's cache is fp16)"
+                    .into(),
+            ));
+        }
+    }
+    if opts.kv_cache.is_some() && opset < OPSET_QUANTIZED {
+        return Err(Error::Unsupported(format!("a quantized KV cache needs opset {OPSET_QUANTIZED}; got {opset}")));
     }
     let opset = if trt_form { tensorrt::OPSET } else { opset };
     let c = &w.config;
@@ -90,6 +103,8 @@ pub fn export_llama_with(
         rope_tables: None,
         portable: Portable::default(),
         weights: Default::default(),
+        qdq_inputs: Default::default(),
+        kv_cache: opts.kv_cache.as_ref(),
         attention: opts.attention,
     };
     let logits = forward(c, &mut e)?;
@@ -144,6 +159,10 @@ struct Emitter<'a> {
     portable: Portable,
     /// Initializer names of weights already emitted (tied weights are stored once).
     weights: std::collections::HashMap<Param, String>,
+    /// fp8 activations: the fake-quantized value of each linear input already emitted (q/k/v and
+    /// gate/up share one Q/DQ pair).
+    qdq_inputs: std::collections::HashMap<String, String>,
+    kv_cache: Option<&'a (KvCacheDtype, KvScales)>,
     attention: AttentionForm,
 }
 
@@ -190,6 +209,8 @@ impl Emitter<'_> {
             WeightFormat::I4 { group } => {
                 (DataType::Int4 as i32, vec![attr_i("axis", 0), attr_i("block_size", group as i64)])
             }
+            // E4M3 codes, per-axis over the output channels like int8.
+            WeightFormat::F8 => (DataType::Float8e4m3fn as i32, vec![attr_i("axis", 1)]),
         };
         let qn = self.g.init_raw(&format!("{name}.qweight"), &[k_stored, n_out], elem, ql.packed());
         let scales: Vec<f32> = ql.scales.iter().map(|s| s.to_f32()).collect();
@@ -203,6 +224,32 @@ impl Emitter<'_> {
         let (st, en, ax) = (self.g.const_i64(&[0]), self.g.const_i64(&[n_in as i64]), self.g.const_i64(&[0]));
         self.g.op_to("Slice", &[&dq, &st, &en, &ax], vec![], name);
         name.to_string()
+    }
+
+    /// `DequantizeLinear(QuantizeLinear(x, s, 0), s, 0)` with `elem` codes (FLOAT8E4M3FN or INT8) and
+    /// scales `scales` in the model dtype: a scalar for per-tensor, else per-axis over the last axis.
+    fn qdq(&mut self, x: &str, name: &str, scales: &[f32], elem: i32) -> String {
+        let dims: Vec<usize> = if scales.len() == 1 { vec![] } else { vec![scales.len()] };
+        let sn = self.g.init_float(&format!("{name}_scale"), &dims, scales, self.dt);
+        let zn = self.g.init_raw(&format!("{name}_zero_point"), &dims, elem, vec![0u8; scales.len()]);
+        let attrs = || if scales.len() == 1 { vec![] } else { vec![attr_i("axis", -1)] };
+        let q = self.g.op("QuantizeLinear", &[x, &sn, &zn], attrs());
+        self.g.op("DequantizeLinear", &[&q, &sn, &zn], attrs())
+    }
+
+    /// A new K or V (b, s, kv_heads·hd) rounded to the cache dtype with per-head scales.
+    fn kv_qdq(&mut self, x: &str, layer: usize, kind: &str) -> String {
+        use pb::tensor_proto::DataType;
+        let Some((dtype, sc)) = self.kv_cache else { return x.to_string() };
+        let heads = if kind == "key" { &sc.k[layer] } else { &sc.v[layer] };
+        let hd = self.w.config.head_dim;
+        let per_elem: Vec<f32> = heads.iter().flat_map(|&s| std::iter::repeat_n(s, hd)).collect();
+        let elem = match dtype {
+            KvCacheDtype::Fp8 => DataType::Float8e4m3fn as i32,
+            KvCacheDtype::Int8 => DataType::Int8 as i32,
+            KvCacheDtype::Fp16 => return x.to_string(),
+        };
+        self.qdq(x, &format!("kv_scale.{layer}.{kind}"), &per_elem, elem)
     }
 
     fn rope_tables(&mut self) -> (String, String) {
@@ -271,6 +318,21 @@ impl LlamaOps for Emitter<'_> {
     fn linear(&mut self, x: &String, w: Param) -> Result<String> {
         let tied_head = w == Param::LmHead && self.w.lm_head.is_none();
         let wn = self.weight(w);
+        let x = match self.quant.and_then(|q| q.input_scale(w)) {
+            // fp8 activations: the static per-tensor Q/DQ pair TensorRT fuses with the weight's DQ
+            // into an FP8 GEMM; shared by the linears that read the same input.
+            Some(s) => match self.qdq_inputs.get(x) {
+                Some(n) => n.clone(),
+                None => {
+                    let name = format!("{}.input", param_onnx_name(w));
+                    let n = self.qdq(x, &name, &[s.to_f32()], pb::tensor_proto::DataType::Float8e4m3fn as i32);
+                    self.qdq_inputs.insert(x.clone(), n.clone());
+                    n
+                }
+            },
+            None => x.clone(),
+        };
+        let x = &x;
         let wn = if tied_head {
             // Tied: the embedding (vocab, hidden) is stored once and transposed in the graph.
             self.g.op("Transpose", &[&wn], vec![attr_ints("perm", &[1, 0])])
@@ -305,7 +367,9 @@ impl LlamaOps for Emitter<'_> {
         if self.attention == AttentionForm::Tensorrt {
             return tensorrt::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
         }
-        Ok(self.portable.attention(&mut self.g, &self.w.config, self.dt, layer, q, k, v))
+        let k = self.kv_qdq(k, layer, "key");
+        let v = self.kv_qdq(v, layer, "value");
+        Ok(self.portable.attention(&mut self.g, &self.w.config, self.dt, layer, q, &k, &v))
     }
 
     fn swiglu(&mut self, gate: &String, up: &String) -> Result<String> {

@@ -10,8 +10,16 @@
 //! - [`rtn`]: the quantizer itself (absmax scales, optional per-block clipping).
 //! - [`stats`]: per-site activation statistics (mean |x|, Gram matrix) that AWQ consumes.
 //! - [`awq`]: activation-aware scale search, folding, clip search.
+//! - [`fp8`]: FP8 E4M3 codec, per-channel weights and static activation scales (W8A8 fp8).
+//! - [`gptq`]: GPTQ error feedback on the fp8 grid (weights chosen against the calibration Gram matrix).
+//! - [`kv`]: quantized KV cache formats (fp8 / int8, per-head or per-block scales).
+//! - [`smooth`]: SmoothQuant migration of activation outliers into the weights (before fp8).
 pub mod awq;
+pub mod fp8;
+pub mod gptq;
+pub mod kv;
 pub mod rtn;
+pub mod smooth;
 pub mod stats;
 
 use crate::error::{Error, Result};
@@ -42,6 +50,10 @@ pub enum WeightFormat {
     /// int4 in [-8, 7], one scale per `group` consecutive input channels of each output channel:
     /// `w = q * scale[k / group][n]` (W4A16).
     I4 { group: usize },
+    /// FP8 E4M3FN (codes are bit patterns, see [`fp8`]), one scale per output channel:
+    /// `w = decode(q) * scale[n]`. Its activations are fp8 too (static per-tensor scales in
+    /// [`QuantizedModel::input_scales`]): W8A8.
+    F8,
 }
 
 impl WeightFormat {
@@ -52,6 +64,7 @@ impl WeightFormat {
             "fp32" | "f32" => WeightFormat::F32,
             "fp16" | "f16" => WeightFormat::F16,
             "int8" => WeightFormat::I8,
+            "fp8" | "f8" | "fp8_e4m3" => WeightFormat::F8,
             "int4" | "int4_rtn" | "int4_awq" => {
                 // 0 would divide by zero in the kernels' checks; the CUDA kernels read 32 codes at a time.
                 if group == 0 || group % 32 != 0 {
@@ -61,7 +74,9 @@ impl WeightFormat {
                 }
                 WeightFormat::I4 { group }
             }
-            other => return Err(Error::Invalid(format!("unknown precision {other:?}; use fp32, fp16, int8 or int4"))),
+            other => {
+                return Err(Error::Invalid(format!("unknown precision {other:?}; use fp32, fp16, int8, int4 or fp8")))
+            }
         })
     }
     /// "fp32", "fp16", "int8", "int4".
@@ -71,6 +86,7 @@ impl WeightFormat {
             WeightFormat::F16 => "fp16",
             WeightFormat::I8 => "int8",
             WeightFormat::I4 { .. } => "int4",
+            WeightFormat::F8 => "fp8",
         }
     }
     /// The name with int4's group size, for reports: "int4 g128".
@@ -82,13 +98,14 @@ impl WeightFormat {
     }
     /// Integer codes + scales (as opposed to float weights).
     pub fn is_quantized(self) -> bool {
-        matches!(self, WeightFormat::I8 | WeightFormat::I4 { .. })
+        matches!(self, WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8)
     }
     /// Smallest code (quantized formats; 0 for float ones).
     pub fn qmin(self) -> i32 {
         match self {
             WeightFormat::I8 => -128,
             WeightFormat::I4 { .. } => -8,
+            WeightFormat::F8 => -448,
             WeightFormat::F32 | WeightFormat::F16 => 0,
         }
     }
@@ -97,6 +114,7 @@ impl WeightFormat {
         match self {
             WeightFormat::I8 => 127,
             WeightFormat::I4 { .. } => 7,
+            WeightFormat::F8 => 448,
             WeightFormat::F32 | WeightFormat::F16 => 0,
         }
     }
@@ -126,14 +144,14 @@ pub struct QuantizedLinear {
     pub out_features: usize,
     /// (stored_in, out) row-major: `q[k * out + n]` is the code of `W[n][k]`; rows k >= in are 0.
     pub q: Vec<i8>,
-    /// Int8: (out). Int4: (stored_in / group, out), `scales[(k / group) * out + n]`.
+    /// Int8, Fp8: (out). Int4: (stored_in / group, out), `scales[(k / group) * out + n]`.
     pub scales: Vec<f16>,
 }
 
 /// Stored input dimension of a weight with `in_features` inputs: whole groups for int4.
 pub fn stored_in(format: WeightFormat, in_features: usize) -> usize {
     match format {
-        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::I8 => in_features,
+        WeightFormat::F32 | WeightFormat::F16 | WeightFormat::I8 | WeightFormat::F8 => in_features,
         WeightFormat::I4 { group } => in_features.div_ceil(group) * group,
     }
 }
@@ -147,7 +165,7 @@ impl QuantizedLinear {
     /// Shape of the scales initializer.
     pub fn scales_shape(&self) -> Vec<usize> {
         match self.format {
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => vec![self.out_features],
+            WeightFormat::I8 | WeightFormat::F8 | WeightFormat::F32 | WeightFormat::F16 => vec![self.out_features],
             WeightFormat::I4 { group } => vec![self.stored_in() / group, self.out_features],
         }
     }
@@ -156,7 +174,7 @@ impl QuantizedLinear {
     #[inline]
     pub fn scale(&self, n: usize, k: usize) -> f16 {
         match self.format {
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.scales[n],
+            WeightFormat::I8 | WeightFormat::F8 | WeightFormat::F32 | WeightFormat::F16 => self.scales[n],
             WeightFormat::I4 { group } => self.scales[(k / group) * self.out_features + n],
         }
     }
@@ -166,10 +184,16 @@ impl QuantizedLinear {
     pub fn dequantize(&self) -> Tensor {
         let (n_in, n_out) = (self.in_features, self.out_features);
         let mut w = vec![0.0f32; n_in * n_out]; // (out, in)
+        let fp8 = (self.format == WeightFormat::F8).then(fp8::decode_table);
         for k in 0..n_in {
             for n in 0..n_out {
                 let s = self.scale(n, k).to_f32();
-                w[n * n_in + k] = f16::from_f32(self.q[k * n_out + n] as f32 * s).to_f32();
+                let c = self.q[k * n_out + n];
+                let v = match &fp8 {
+                    Some(t) => t[c as u8 as usize],
+                    None => c as f32,
+                };
+                w[n * n_in + k] = f16::from_f32(v * s).to_f32();
             }
         }
         Tensor::new(vec![n_out, n_in], w)
@@ -179,7 +203,9 @@ impl QuantizedLinear {
     /// element in the low nibble (two's complement), an odd count padded with a zero nibble.
     pub fn packed(&self) -> Vec<u8> {
         match self.format {
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.iter().map(|&v| v as u8).collect(),
+            WeightFormat::I8 | WeightFormat::F8 | WeightFormat::F32 | WeightFormat::F16 => {
+                self.q.iter().map(|&v| v as u8).collect()
+            }
             WeightFormat::I4 { .. } => pack_int4(&self.q),
         }
     }
@@ -202,7 +228,7 @@ impl QuantizedLinear {
         }
         let n = stored_in(format, in_features) * out_features;
         let q = match format {
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => {
+            WeightFormat::I8 | WeightFormat::F8 | WeightFormat::F32 | WeightFormat::F16 => {
                 if bytes.len() != n {
                     return Err(Error::Invalid(format!("int8 weight: {} bytes for {n} elements", bytes.len())));
                 }
@@ -250,7 +276,7 @@ impl QuantizedLinear {
     /// Bytes of weights + scales as stored.
     pub fn stored_bytes(&self) -> usize {
         let w = match self.format {
-            WeightFormat::I8 | WeightFormat::F32 | WeightFormat::F16 => self.q.len(),
+            WeightFormat::I8 | WeightFormat::F8 | WeightFormat::F32 | WeightFormat::F16 => self.q.len(),
             WeightFormat::I4 { .. } => self.q.len().div_ceil(2),
         };
         w + self.scales.len() * 2
@@ -272,6 +298,10 @@ pub fn unpack_int4(bytes: &[u8], n: usize) -> Vec<i8> {
 #[derive(Debug, Clone, Default)]
 pub struct QuantizedModel {
     pub linears: HashMap<Param, QuantizedLinear>,
+    /// Static per-tensor scales of the linears' inputs (fp8 activations): the engine computes
+    /// `x · Wᵀ` on `DequantizeLinear(QuantizeLinear(x, s), s)`. Linears that share an input (q/k/v,
+    /// gate/up) share the scale. Empty for weight-only formats.
+    pub input_scales: HashMap<Param, f16>,
 }
 
 impl QuantizedModel {
@@ -286,6 +316,10 @@ impl QuantizedModel {
             *out.get_mut(*p) = ql.dequantize();
         }
         out
+    }
+    /// Input scale of a linear whose activations are quantized (fp8).
+    pub fn input_scale(&self, p: Param) -> Option<f16> {
+        self.input_scales.get(&p).copied()
     }
     /// Bytes of all quantized weights and scales.
     pub fn stored_bytes(&self) -> usize {
@@ -302,6 +336,20 @@ pub fn decoder_linears(c: &LlamaConfig) -> Vec<Param> {
             [Param::Wq(l), Param::Wk(l), Param::Wv(l), Param::Wo(l), Param::WGate(l), Param::WUp(l), Param::WDown(l)]
         })
         .collect()
+}
+
+/// The kind of a decoder linear as configs name it ("q_proj", ..., "down_proj"); None otherwise.
+pub fn linear_kind(p: Param) -> Option<&'static str> {
+    Some(match p {
+        Param::Wq(_) => "q_proj",
+        Param::Wk(_) => "k_proj",
+        Param::Wv(_) => "v_proj",
+        Param::Wo(_) => "o_proj",
+        Param::WGate(_) => "gate_proj",
+        Param::WUp(_) => "up_proj",
+        Param::WDown(_) => "down_proj",
+        _ => return None,
+    })
 }
 
 /// HF tensor name, used in messages and as the ONNX initializer name.

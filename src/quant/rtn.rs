@@ -44,6 +44,10 @@ pub fn fake_quant_block(w: &[f32], clip: f32, qmin: i32, qmax: i32, out: &mut [f
 /// `(out, ceil(in / block))`. A last block shorter than the group (padded storage) is quantized on its
 /// real elements; its padding codes are 0.
 pub fn quantize_tensor(w: &Tensor, format: WeightFormat, clip: Option<&[f32]>) -> QuantizedLinear {
+    if format == WeightFormat::F8 {
+        // Round-to-nearest on the E4M3 grid; the scale maps the row's absmax onto ±448.
+        return super::fp8::quantize_weight(w);
+    }
     let (n_out, n_in) = (w.rows(), w.cols());
     let bl = format.block_len(n_in);
     let nb = n_in.div_ceil(bl);

@@ -15,6 +15,7 @@ pub mod scheduler;
 /// Chat templates: the model's own (Jinja), ChatML when it has none.
 pub use crate::model::chat;
 
+use crate::backend::cpu::CpuQuant;
 use crate::backend::paged::{self as paged, PagedBackend};
 use crate::backend::BackendKind;
 use crate::error::{Error, Result};
@@ -60,6 +61,8 @@ struct Loaded {
     precision: Option<crate::quant::WeightFormat>,
     tokenizer: Tokenizer,
     name: String,
+    /// fp8 linear inputs / a quantized KV cache of an engine dir (the CPU backend rounds as it does).
+    quant: CpuQuant,
 }
 
 /// Reads a tokenizer file: a GGUF file's `tokenizer.*` metadata, or an HF tokenizer.json.
@@ -88,7 +91,7 @@ fn check_vocab(tok: &Tokenizer, vocab_size: usize, what: &str) -> Result<()> {
 }
 
 fn load(o: &ServeOptions) -> Result<Loaded> {
-    let (weights, quantized, precision, tok, name) = load_model(o)?;
+    let (weights, quantized, precision, tok, name, quant) = load_model(o)?;
     let tokenizer = match &o.tokenizer {
         Some(p) => {
             let t = load_tokenizer(p)?;
@@ -102,13 +105,21 @@ fn load(o: &ServeOptions) -> Result<Loaded> {
             ))
         })?,
     };
-    Ok(Loaded { weights, quantized, precision, tokenizer, name })
+    Ok(Loaded { weights, quantized, precision, tokenizer, name, quant })
 }
 
-type LoadedParts =
-    (ModelWeights, Option<crate::quant::QuantizedModel>, Option<crate::quant::WeightFormat>, Option<Tokenizer>, String);
+type LoadedParts = (
+    ModelWeights,
+    Option<crate::quant::QuantizedModel>,
+    Option<crate::quant::WeightFormat>,
+    Option<Tokenizer>,
+    String,
+    CpuQuant,
+);
 
 /// Weights, tokenizer and a default model name for the options' model or engine directory.
+/// The weights, quantized codes, precision, tokenizer, default model name, and what an engine dir
+/// rounds beyond its weights.
 fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
     match (&o.model, &o.engine_dir) {
         (Some(spec), None) => {
@@ -120,24 +131,23 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
                     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
                 }
             };
-            Ok((m.weights, None, None, tok, name))
+            Ok((m.weights, None, None, tok, name, CpuQuant::default()))
         }
         (None, Some(dir)) => {
             let man = crate::engine_dir::Manifest::load(dir)?;
             let tok = man.tokenizer.as_ref().map(|f| Tokenizer::from_file(&dir.join(f))).transpose()?;
             // As `open_engine_dir` does: float engines run their source weights, quantized ones
             // their stored codes (the GPU as they are, the CPU dequantized).
-            let (weights, quantized, group) = if matches!(
-                man.precision,
-                crate::engine_dir::config::Precision::Fp32 | crate::engine_dir::config::Precision::Fp16
-            ) {
-                (crate::model::load::load(&man.source.spec)?.weights, None, 128)
+            // with fp8 activation scales and the KV cache format applied where the engine rounds.
+            let (weights, quantized, input_scales) = if !man.precision.is_quantized() {
+                (crate::model::load::load(&man.source_model(dir)?)?.weights, None, Default::default())
             } else {
-                let e = crate::engine_dir::load_engine_weights(dir)?;
-                let group = e.quantized.linears.values().find_map(|l| l.format.group_size()).unwrap_or(128);
-                (e.weights, Some(e.quantized), group)
+                let mut e = crate::engine_dir::load_engine_weights(dir)?;
+                let scales = std::mem::take(&mut e.quantized.input_scales);
+                (e.weights, Some(e.quantized), scales)
             };
-            Ok((weights, quantized, Some(man.precision.format(group)), tok, man.name.clone()))
+            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man)? };
+            Ok((weights, quantized, Some(man.precision), tok, man.name.clone(), quant))
         }
         (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),
         (None, None) => Err(Error::Invalid("give --model or --engine-dir".into())),
@@ -162,7 +172,7 @@ fn check_options(o: &ServeOptions) -> Result<()> {
 pub fn run(o: &ServeOptions) -> Result<()> {
     check_options(o)?;
     let t0 = std::time::Instant::now();
-    let Loaded { weights, quantized, precision, tokenizer, name: default_name } = load(o)?;
+    let Loaded { weights, quantized, precision, tokenizer, name: default_name, quant } = load(o)?;
     let cfg = weights.config.clone();
     let po = paged::PagedOptions {
         kv_cache_bytes: o.kv_cache_memory,
@@ -171,7 +181,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         precision,
     };
     let backend: Box<dyn PagedBackend> =
-        crate::backend::open_paged(o.backend, Arc::new(weights), quantized.as_ref(), &po)?;
+        crate::backend::open_paged(o.backend, Arc::new(weights), quantized.as_ref(), quant, &po)?;
     let max_model_len = o.max_model_len.unwrap_or(usize::MAX).min(backend.max_model_len());
     let num_blocks = backend.num_blocks();
     let mut stop_ids = tokenizer.eos_ids();
@@ -191,6 +201,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         prefix_caching: o.prefix_caching,
     };
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
+    let (kv_format, kv_per_token) = backend.kv_format();
     let backend_name = backend.name();
     let engine = engine::Engine::start(backend, tokenizer, sched, stop_ids)
         .map_err(|e| Error::Invalid(format!("could not start the engine thread: {e}")))?;
@@ -208,7 +219,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
         eprintln!(
-            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
+            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
             paged::BLOCK_SIZE,
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()

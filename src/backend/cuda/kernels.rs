@@ -43,6 +43,7 @@ impl WeightFormat {
             WeightFormat::F16 => "f16",
             WeightFormat::I8 => "i8",
             WeightFormat::I4 { .. } => "i4",
+            WeightFormat::F8 => "f8",
         }
     }
     fn macro_name(self) -> &'static str {
@@ -51,6 +52,7 @@ impl WeightFormat {
             WeightFormat::F16 => "WF_F16",
             WeightFormat::I8 => "WF_I8",
             WeightFormat::I4 { .. } => "WF_I4",
+            WeightFormat::F8 => "WF_F8",
         }
     }
     /// Elements per 16-byte vector: the input dim must be a multiple of this.
@@ -58,7 +60,7 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => 4,
             WeightFormat::F16 => 8,
-            WeightFormat::I8 => 16,
+            WeightFormat::I8 | WeightFormat::F8 => 16,
             WeightFormat::I4 { .. } => 32,
         }
     }
@@ -66,7 +68,7 @@ impl WeightFormat {
     pub fn pairs_per_warp(self) -> usize {
         match self {
             WeightFormat::F32 | WeightFormat::F16 => 1,
-            WeightFormat::I8 | WeightFormat::I4 { .. } => 2,
+            WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8 => 2,
         }
     }
     /// Bytes of weight data per element, scales and zeros included (for bandwidth reports).
@@ -74,7 +76,7 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => 4.0,
             WeightFormat::F16 => 2.0,
-            WeightFormat::I8 => 1.0,
+            WeightFormat::I8 | WeightFormat::F8 => 1.0,
             WeightFormat::I4 { group } => 0.5 + 2.0 / group as f64,
         }
     }
@@ -224,7 +226,7 @@ impl WeightFormat {
     pub fn tc_stepk(self) -> usize {
         match self {
             WeightFormat::F32 | WeightFormat::F16 => 32,
-            WeightFormat::I8 => 64,
+            WeightFormat::I8 | WeightFormat::F8 => 64,
             WeightFormat::I4 { .. } => 128,
         }
     }

@@ -271,13 +271,13 @@ impl Weights<'_> {
         let row_bytes = match self.fmt {
             WeightFormat::F32 => self.k * 4,
             WeightFormat::F16 => self.k * 2,
-            WeightFormat::I8 => self.k,
+            WeightFormat::I8 | WeightFormat::F8 => self.k,
             WeightFormat::I4 { .. } => self.k / 2,
         };
         need("weights", &self.data.view(DType::U8), DType::U8, self.n * row_bytes)?;
         let scales = match self.fmt {
             WeightFormat::F32 | WeightFormat::F16 => return Ok(()),
-            WeightFormat::I8 => self.n,
+            WeightFormat::I8 | WeightFormat::F8 => self.n,
             WeightFormat::I4 { group } => {
                 if group != d.i4_group {
                     return Err(Error::Gpu(format!(

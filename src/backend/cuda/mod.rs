@@ -206,6 +206,7 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
                 }
                 HostLinear::from_quantized(ql).map_err(|m| Error::Unsupported(format!("CUDA engine, {name}: {m}")))
             }
+            WeightFormat::F8 => Err(fp8_unsupported()),
         })
         .collect::<Result<_>>()?;
     let cat = HostLinear::concat_rows(&parts);
@@ -216,12 +217,21 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
     })
 }
 
+/// fp8 engines have no CUDA kernels here (ONNX Runtime and TensorRT run them).
+fn fp8_unsupported() -> Error {
+    Error::Unsupported(
+        "the CUDA engine has no fp8 kernels; run fp8 engine dirs with --backend ort (CPU) or trt (TensorRT-RTX, sm89/sm120)"
+            .into(),
+    )
+}
+
 /// The quantized weights a preset (or any float model) runs with at `p`: the decoder linears through
 /// `quant::rtn`, exactly as `trtforge convert` quantizes them without calibration (int4 groups padded
 /// where the group does not divide an input dim). `None` for float precisions.
 pub fn quantize_rtn(w: &ModelWeights, p: WeightFormat) -> Result<Option<QuantizedModel>> {
     let format = match p {
         WeightFormat::F32 | WeightFormat::F16 => return Ok(None),
+        WeightFormat::F8 => return Err(fp8_unsupported()),
         q => q,
     };
     let params = crate::quant::decoder_linears(&w.config);
@@ -240,6 +250,9 @@ impl CudaBackend {
     /// directory's, see `quant::load_engine_weights`), repacked into the kernels' layout as they are.
     /// `w` supplies the embedding, norms and LM head (which stay float). Quantized precisions need `q`.
     pub fn with_quantized(w: &ModelWeights, q: Option<&QuantizedModel>, opts: CudaOptions) -> Result<Self> {
+        if opts.precision == WeightFormat::F8 {
+            return Err(fp8_unsupported());
+        }
         let cfg = w.config.clone();
         if opts.max_batch == 0 || opts.max_seq == 0 {
             return Err(Error::Invalid("max_batch and max_seq must be at least 1".into()));
@@ -740,6 +753,7 @@ impl CudaBackend {
                             k.rmsnorm(cur, nw.f32(), xact, rows)?;
                         }
                         let w = match (fmt, &lin.shadow) {
+                            (WeightFormat::F8, _) => return Err(fp8_unsupported()),
                             (WeightFormat::F32, _) => lin.data.view(DType::F32),
                             (WeightFormat::F16, _) => lin.data.view(DType::F16),
                             (WeightFormat::I8 | WeightFormat::I4 { .. }, Some(shadow)) => shadow.view(DType::F16),

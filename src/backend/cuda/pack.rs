@@ -37,7 +37,7 @@ impl HostLinear {
         match self.fmt {
             WeightFormat::F32 => self.k * 4,
             WeightFormat::F16 => self.k * 2,
-            WeightFormat::I8 => self.k,
+            WeightFormat::I8 | WeightFormat::F8 => self.k,
             WeightFormat::I4 { .. } => self.k / 2,
         }
     }
@@ -124,6 +124,8 @@ impl HostLinear {
             WeightFormat::F32 => f32::from_le_bytes(row[c * 4..c * 4 + 4].try_into().unwrap_or([0; 4])),
             WeightFormat::F16 => f16::from_le_bytes([row[c * 2], row[c * 2 + 1]]).to_f32(),
             WeightFormat::I8 => ((row[c] ^ 0x80) as i8) as f32 * self.scales[r].to_f32(),
+            // Not packed by this engine (fp8 is refused at load); the E4M3 code times its row scale.
+            WeightFormat::F8 => crate::quant::fp8::decode(row[c]) * self.scales[r].to_f32(),
             WeightFormat::I4 { group } => {
                 let word = u32::from_le_bytes(row[(c / 8) * 4..(c / 8) * 4 + 4].try_into().unwrap_or([0; 4]));
                 let e = c % 8;

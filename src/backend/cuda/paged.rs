@@ -240,6 +240,11 @@ impl PagedBackend for CudaPagedBackend {
         crate::backend::paged::block_bytes(&self.eng.cfg, kv_elem_bytes(self.eng.opts.precision)) as u64
             * self.num_blocks as u64
     }
+    fn kv_format(&self) -> (String, f64) {
+        let b = kv_elem_bytes(self.eng.opts.precision);
+        let c = &self.eng.cfg;
+        (if b == 4 { "f32" } else { "f16" }.into(), (2 * c.num_hidden_layers * c.kv_dim() * b) as f64)
+    }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;

