@@ -381,6 +381,43 @@ struct GemvArgs {
     n: i32,
 }
 
+impl GemvIo<'_> {
+    /// The QKV epilogue's inputs beyond its outputs: the layer's cache, row positions and slots for
+    /// `rows` rows, and the RoPE tables (`what` names the kernel in errors).
+    fn check_qkv_epilogue(&self, d: &Dims, what: &str, rows: usize) -> Result<()> {
+        match &self.cache {
+            Some(c) => c.check(d)?,
+            None => return Err(Error::Gpu(format!("{what}: the layer's KV cache is required"))),
+        }
+        need("row positions", &self.pos, DType::I32, rows)?;
+        need("row slots", &self.slot, DType::I32, rows)?;
+        self.rope.check(d)
+    }
+
+    /// The parameter block of a GEMV / tcg launch over `rows` rows of `n` outputs of `w`;
+    /// `out_act` is where the SwiGLU epilogue writes.
+    fn args(&self, w: &Weights, out_act: u64, rows: usize, n: usize) -> Result<GemvArgs> {
+        let (kc, vc) = self.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
+        Ok(GemvArgs {
+            w: w.data.ptr(),
+            scales: w.scales_addr(),
+            h: self.h.addr(),
+            norm_w: addr_opt(&self.norm_w),
+            x: self.x.addr(),
+            out: addr_opt(&self.out),
+            out_act,
+            kc,
+            vc,
+            row_pos: self.pos.addr(),
+            row_slot: self.slot.addr(),
+            rcos: self.rope.cos.addr(),
+            rsin: self.rope.sin.addr(),
+            t: i32_of("rows", rows)?,
+            n: i32_of("n", n)?,
+        })
+    }
+}
+
 /// Extra buffers of a batched tensor-core GEMM (`tcg_*`).
 #[derive(Clone, Copy)]
 pub struct TcgBufs<'a> {
@@ -632,36 +669,13 @@ impl<'a> Kernels<'a> {
                     return Err(Error::Gpu(format!("qkv GEMV: n = {n}, expected {}", d.qkv_dim())));
                 }
                 need_opt("GEMV q output", &io.out, DType::F32, rows * d.q_dim)?;
-                match &io.cache {
-                    Some(c) => c.check(d)?,
-                    None => return Err(Error::Gpu("qkv GEMV: the layer's KV cache is required".into())),
-                }
-                need("row positions", &io.pos, DType::I32, rows)?;
-                need("row slots", &io.slot, DType::I32, rows)?;
-                io.rope.check(d)?;
+                io.check_qkv_epilogue(d, "qkv GEMV", rows)?;
             }
             Role::GateUp => need("GEMV swiglu output", &io.x, d.act, rows * n / 2)?,
             Role::O | Role::Down | Role::Head => need_opt("GEMV output", &io.out, DType::F32, rows * n)?,
         }
         let name = kind.name(role, w.fmt);
-        let (kc, vc) = io.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
-        let mut a = GemvArgs {
-            w: w.data.ptr(),
-            scales: w.scales_addr(),
-            h: io.h.addr(),
-            norm_w: addr_opt(&io.norm_w),
-            x: io.x.addr(),
-            out: addr_opt(&io.out),
-            out_act: io.x.addr(),
-            kc,
-            vc,
-            row_pos: io.pos.addr(),
-            row_slot: io.slot.addr(),
-            rcos: io.rope.cos.addr(),
-            rsin: io.rope.sin.addr(),
-            t: i32_of("rows", rows)?,
-            n: i32_of("n", n)?,
-        };
+        let mut a = io.args(w, io.x.addr(), rows, n)?;
         // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
         // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
         // the role's prologue reads and epilogue writes was checked above for `rows` rows of k
@@ -807,35 +821,12 @@ impl<'a> Kernels<'a> {
                 if let Some(qa) = &b.out_act {
                     need("tcg q (act)", qa, d.act, rows * d.q_dim)?;
                 }
-                match &io.cache {
-                    Some(c) => c.check(d)?,
-                    None => return Err(Error::Gpu("qkv tcg GEMM: the layer's KV cache is required".into())),
-                }
-                need("row positions", &io.pos, DType::I32, rows)?;
-                need("row slots", &io.slot, DType::I32, rows)?;
-                io.rope.check(d)?;
+                io.check_qkv_epilogue(d, "qkv tcg GEMM", rows)?;
             }
             Role::GateUp => need_opt("tcg swiglu output", &b.out_act, d.act, rows * n / 2)?,
             Role::O | Role::Down | Role::Head => need_opt("tcg output", &io.out, DType::F32, rows * n)?,
         }
-        let (kc, vc) = io.cache.map_or((0, 0), |c| (c.k.addr(), c.v.addr()));
-        let mut a = GemvArgs {
-            w: w.data.ptr(),
-            scales: w.scales_addr(),
-            h: io.h.addr(),
-            norm_w: addr_opt(&io.norm_w),
-            x: io.x.addr(),
-            out: addr_opt(&io.out),
-            out_act: addr_opt(&b.out_act),
-            kc,
-            vc,
-            row_pos: io.pos.addr(),
-            row_slot: io.slot.addr(),
-            rcos: io.rope.cos.addr(),
-            rsin: io.rope.sin.addr(),
-            t: i32_of("rows", rows)?,
-            n: i32_of("n", n)?,
-        };
+        let mut a = io.args(w, addr_opt(&b.out_act), rows, n)?;
         let (mut ws, mut cnt, mut ks) = (b.ws.addr(), b.cnt.addr(), i32_of("ks", sh.ks)?);
         let grid = (u32_of("tcg blocks", sh.gx)?, u32_of("tcg slices", sh.slices)?, 1);
         // SAFETY: tcg_*(GemvArgs, ws, cnt, ks): GemvArgs mirrors the CUDA struct; block (bx, s)
