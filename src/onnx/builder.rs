@@ -86,6 +86,12 @@ impl GraphBuilder {
         GraphBuilder { external: external.then(Vec::new), ..Default::default() }
     }
 
+    /// (b, s, n·hd) → (b, n, s, hd): the per-head view both attention forms start from.
+    pub fn split_heads(&mut self, x: &str, n: i64, hd: i64) -> String {
+        let s = self.const_i64(&[0, 0, n, hd]);
+        let r = self.op("Reshape", &[x, &s], vec![]);
+        self.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1, 3])])
+    }
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
         self.counter += 1;
         let out = format!("{}_{}", op.to_ascii_lowercase(), self.counter);

@@ -83,14 +83,9 @@ pub(crate) fn attention(
     if layer == 0 {
         emit_mask(g, capacity);
     }
-    let heads = |g: &mut GraphBuilder, x: &str, n: i64| {
-        let s = g.const_i64(&[0, 0, n, hd]);
-        let r = g.op("Reshape", &[x, &s], vec![]);
-        g.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1, 3])]) // (b, n, s, hd)
-    };
-    let q4 = heads(g, q, nh);
-    let k4 = heads(g, k, nkv);
-    let v4 = heads(g, v, nkv);
+    let q4 = g.split_heads(q, nh, hd);
+    let k4 = g.split_heads(k, nkv, hd);
+    let v4 = g.split_heads(v, nkv, hd);
     let (pk, pv) = (format!("past_key_values.{layer}.key"), format!("past_key_values.{layer}.value"));
     let (ok, ov) = (format!("present.{layer}.key"), format!("present.{layer}.value"));
     // Writes the new (b, kv, s, hd) rows at past_seq_lens[b] along the sequence axis.
