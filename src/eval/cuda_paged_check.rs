@@ -143,10 +143,23 @@ pub fn paged_checks(
         device: 0,
     };
     if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
-        // Fill the kernel cache for both engines (each constructor stops after compiling).
-        let _ = CudaBackend::new(w, CudaOptions::new(p, 1, 64));
-        let _ = CudaPagedBackend::new(w, q.as_ref(), &o);
-        return vec![Err(crate::error::Error::Gpu(format!("{label}: TRTFORGE_CUDA_PRECOMPILE: kernels cached")))];
+        // Fill the kernel cache for both engines (each constructor stops after compiling, with an
+        // error saying so; an NVRTC failure is reported as it is, not dropped).
+        let engines = [
+            CudaBackend::new(w, CudaOptions::new(p, 1, 64)).map(|_| ()),
+            CudaPagedBackend::new(w, q.as_ref(), &o).map(|_| ()),
+        ];
+        return engines
+            .into_iter()
+            .map(|r| {
+                let why = match r {
+                    Ok(()) => "TRTFORGE_CUDA_PRECOMPILE: kernels cached".to_string(),
+                    Err(crate::error::Error::Gpu(m)) => m,
+                    Err(e) => e.to_string(),
+                };
+                Err(crate::error::Error::Gpu(format!("{label}: {why}")))
+            })
+            .collect();
     }
     let mut b = match CudaPagedBackend::new(w, q.as_ref(), &o) {
         Ok(b) => b,
