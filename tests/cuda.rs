@@ -59,7 +59,7 @@ fn bad_precision_flag_is_an_error() {
     // A usage error (clap's exit code 2) that names the value and the choices.
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("'int3'") && err.contains("fp32, fp16, int8 or int4"), "{err}");
+    assert!(err.contains("'int3'") && err.contains("fp32, fp16, int8, int4 or fp8"), "{err}");
 }
 
 #[test]

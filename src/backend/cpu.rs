@@ -405,6 +405,29 @@ impl LlamaOps for CpuPass<'_, '_> {
     }
 }
 
+impl KvQuant {
+    /// A `dtype` cache with static per-head scales calibrated on `prompts` by the f32 reference on
+    /// `w`: each (layer, K|V, kv head)'s absmax over the prompts' cached keys (after RoPE) and
+    /// values, `amax / qmax` rounded to f16 (`quant::kv::KvAmax::scales`, what `convert` stores).
+    /// Used where no engine dir supplies scales (`--model` runs of bench / serve / cuda-check).
+    pub fn calibrate(w: Arc<ModelWeights>, dtype: KvCacheDtype, prompts: &[Vec<u32>]) -> Result<KvQuant> {
+        let c = w.config.clone();
+        let max_seq = prompts.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
+        let mut cpu = CpuBackend::new(w, prompts.len().max(1), max_seq)?;
+        let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+        cpu.forward(&chunks, Logits::Last)?;
+        let mut amax = crate::quant::kv::KvAmax::new(c.num_hidden_layers, c.num_key_value_heads);
+        for layer in 0..c.num_hidden_layers {
+            for slot in 0..prompts.len() {
+                let (k, v) = cpu.cached_kv(layer, slot);
+                amax.update(layer, false, k, c.head_dim);
+                amax.update(layer, true, v, c.head_dim);
+            }
+        }
+        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype)) })
+    }
+}
+
 /// Rounds new cache rows `(n, kv_heads · hd)` to the cache dtype with one static scale per head.
 fn quantize_rows_static(rows: &mut [f32], scales: &[f32], hd: usize, dtype: KvCacheDtype) {
     for row in rows.chunks_mut(scales.len() * hd) {

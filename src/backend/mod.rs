@@ -159,18 +159,12 @@ pub fn open_engine_dir(
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
         BackendKind::Cuda => {
             // What the CUDA engine cannot run is refused before anything else (a GPU or not).
-            if man.precision == crate::quant::WeightFormat::F8 {
-                return Err(crate::error::Error::Unsupported(format!(
-                    "engine {}: the CUDA engine has no fp8 kernels; run it with --backend ort or trt",
-                    man.name
-                )));
-            }
-            if let Some(kv) = kv_quant_of(&man)?.filter(|k| k.dtype.quantized()) {
-                return Err(crate::error::Error::Unsupported(format!(
-                    "engine {}: the CUDA engine's KV cache is fp16; this engine's is {} (run it with --backend cpu or ort)",
-                    man.name,
-                    kv.dtype.as_str()
-                )));
+            // An 8-bit KV cache with the engine's calibrated per-head scales; dynamic ones are
+            // refused here (see cuda::kv_scale_table).
+            let kv = kv_quant_of(&man)?.filter(|k| k.dtype.quantized());
+            if let Some(k) = &kv {
+                cuda::kv_scale_table(&man.model_config, crate::quant::WeightFormat::F16, Some(k))
+                    .map_err(|e| crate::error::Error::Unsupported(format!("engine {}: {e}", man.name)))?;
             }
             // The GPU first: on a machine without one, that is the error, before any weights load.
             cuda::gpu::probe()?;
@@ -181,12 +175,24 @@ pub fn open_engine_dir(
                 (crate::model::load::load(&man.source_model(dir)?)?.weights, None)
             } else {
                 let e = crate::engine_dir::load_engine_weights(dir)?;
+                if !e.quantized.input_scales.is_empty() {
+                    // fp8 W8A8 engine: the CUDA engine runs its stored fp8 weights with f16
+                    // activations (weight-only); ORT / TensorRT / the CPU reference also round
+                    // the linear inputs to fp8.
+                    eprintln!(
+                        "note: engine {}: the CUDA engine runs the fp8 weights with f16 activations \
+                         (the engine's {} static fp8 activation scales are not applied)",
+                        man.name,
+                        e.quantized.input_scales.len()
+                    );
+                }
                 (e.weights, Some(e.quantized))
             };
             // The stored linears' own format (an int4 group size as stored).
             let p =
                 quantized.as_ref().and_then(|q| q.linears.values().next().map(|l| l.format)).unwrap_or(man.precision);
-            let opts = cuda::CudaOptions::new(p, max_batch, max_seq);
+            let mut opts = cuda::CudaOptions::new(p, max_batch, max_seq);
+            opts.kv = kv;
             Ok(Box::new(cuda::CudaBackend::with_quantized(&weights, quantized.as_ref(), opts)?))
         }
         BackendKind::Trt => Ok(Box::new(tensorrt::TrtBackend::open(dir, max_batch, max_seq)?)),
@@ -206,11 +212,16 @@ pub fn open_paged(
     paged::check_backend(kind)?;
     match kind {
         BackendKind::Cuda => {
-            if !quant.input_scales.is_empty() || quant.kv.as_ref().is_some_and(|k| k.dtype.quantized()) {
-                return Err(crate::error::Error::Unsupported(
-                    "the CUDA engine has no fp8 activations or 8-bit KV cache yet; serve this engine dir with --backend cpu"
-                        .into(),
-                ));
+            if !quant.input_scales.is_empty() {
+                eprintln!(
+                    "note: the CUDA engine runs fp8 weights with f16 activations ({} static fp8 activation scales \
+                     not applied)",
+                    quant.input_scales.len()
+                );
+            }
+            let kv = quant.kv.clone().filter(|k| k.dtype.quantized());
+            if let Some(k) = &kv {
+                cuda::kv_scale_table(&weights.config, crate::quant::WeightFormat::F16, Some(k))?;
             }
             // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
             if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
@@ -222,6 +233,7 @@ pub fn open_paged(
                 max_num_seqs: o.max_num_seqs,
                 max_num_batched_tokens: o.max_num_batched_tokens,
                 device: 0,
+                kv,
             };
             Ok(Box::new(cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
         }

@@ -3,6 +3,7 @@
 //! (device copy bandwidth), per precision and batch size. Warm-up (kernel load, graph capture) is
 //! excluded; timings end with a device synchronization; prompts are seeded.
 use super::metrics::Summary;
+use crate::backend::cpu::KvQuant;
 use crate::backend::cuda::bandwidth::copy_bandwidth;
 use crate::backend::cuda::{CudaBackend, CudaOptions};
 use crate::backend::{Backend, SeqChunk};
@@ -55,6 +56,22 @@ pub fn bench(
     shape: &RooflineShape,
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<BenchRow>, f64)> {
+    bench_kv(w, precision, None, shape, log)
+}
+
+/// [`bench`] with a KV cache format: `kv` an 8-bit cache with its static scales (rows are labelled
+/// "fp16 KV int8"), None the fp16 cache.
+pub fn bench_kv(
+    w: &ModelWeights,
+    precision: WeightFormat,
+    kv: Option<KvQuant>,
+    shape: &RooflineShape,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Vec<BenchRow>, f64)> {
+    let label = match kv.as_ref().filter(|k| k.dtype.quantized()) {
+        Some(k) => format!("{} KV {}", precision.label(), k.dtype.as_str()),
+        None => precision.label(),
+    };
     let RooflineShape { ref batches, prompt_len, new_tokens, runs, seed } = *shape;
     if new_tokens < 2 || prompt_len == 0 || runs == 0 {
         return Err(Error::Invalid(
@@ -64,11 +81,13 @@ pub fn bench(
     let max_b = batches.iter().copied().max().unwrap_or(1);
     let max_seq = prompt_len + new_tokens + 8;
     let t = Instant::now();
-    let mut be = CudaBackend::new(w, CudaOptions::new(precision, max_b, max_seq))?;
+    let mut opts = CudaOptions::new(precision, max_b, max_seq);
+    opts.kv = kv;
+    let mut be = CudaBackend::new(w, opts)?;
     let (cs, cached) = be.compile_info();
     log(&format!(
         "{}: engine ready in {:.1} s (kernels {}), weights {:.1} MB",
-        precision.label(),
+        label.clone(),
         t.elapsed().as_secs_f64(),
         if cached { "from cache".to_string() } else { format!("compiled in {cs:.1} s") },
         be.weight_bytes as f64 / 1e6
@@ -105,7 +124,7 @@ pub fn bench(
                 let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
                 log(&format!(
                     "{} prefill {prompt_len} eager {:.0} µs: {}",
-                    precision.label(),
+                    label.clone(),
                     total * 1e3,
                     parts.join(", ")
                 ));
@@ -114,7 +133,7 @@ pub fn bench(
         if let Ok(p) = be.profile_decode(b, 5) {
             let total: f64 = p.iter().map(|e| e.1).sum();
             let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
-            log(&format!("{} bs{b} eager decode step {:.0} µs: {}", precision.label(), total * 1e3, parts.join(", ")));
+            log(&format!("{} bs{b} eager decode step {:.0} µs: {}", label.clone(), total * 1e3, parts.join(", ")));
         }
         let steps = new_tokens - 1;
         be.gpu().sync()?;
@@ -126,7 +145,7 @@ pub fn bench(
         let bytes = be.weight_bytes as f64 + b as f64 * mean_ctx * be.kv_bytes_per_token() as f64;
         let achieved = bytes / (step_ms / 1e3);
         let row = BenchRow {
-            precision: precision.label(),
+            precision: label.clone(),
             batch: b,
             prompt_len,
             new_tokens,

@@ -20,12 +20,17 @@ pub struct BenchArgs {
     /// and % of the measured device copy bandwidth, printed as a table.
     #[arg(long, conflicts_with = "engine_dirs")]
     pub model: Option<String>,
-    /// Roofline mode: weight precisions (fp32, fp16, int8, int4; default fp16).
+    /// Roofline mode: weight precisions (fp32, fp16, int8, int4, fp8; default fp16).
     #[arg(long, num_args = 1.., value_delimiter = ',', requires = "model")]
     pub precisions: Vec<String>,
     /// Roofline mode, int4: group size along the input dimension (default 128).
     #[arg(long, requires = "model", value_parser = super::values::group_size, allow_negative_numbers = true)]
     pub group_size: Option<usize>,
+    /// Roofline mode: KV cache formats to measure each precision with (fp16, int8, fp8; default
+    /// fp16). 8-bit caches get static per-head scales calibrated by the CPU reference on a short
+    /// seeded prompt (a preset has no calibration texts).
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub kv_cache: Vec<String>,
     /// Roofline mode: also write the rows as JSON here.
     #[arg(long, requires = "model")]
     pub json: Option<PathBuf>,
@@ -220,18 +225,31 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let mut bw = 0.0;
         let fp16 = ["fp16".to_string()];
         let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
+        let fp16kv = ["fp16".to_string()];
+        let kvs = if a.kv_cache.is_empty() { &fp16kv[..] } else { &a.kv_cache[..] };
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
-            let shape = roofline::RooflineShape {
-                batches: a.batch_sizes.clone(),
-                prompt_len: input_len,
-                new_tokens: a.output_len,
-                runs: a.runs,
-                seed: a.seed,
-            };
-            let (r, b) = roofline::bench(&m.weights, prec, &shape, &mut |s| eprintln!("{s}"))?;
-            rows.extend(r);
-            bw = b;
+            for kv in kvs {
+                let dtype: crate::quant::kv::KvCacheDtype = serde_json::from_value(serde_json::json!(kv))
+                    .map_err(|_| anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8 or fp8"))?;
+                let kvq = if dtype.quantized() {
+                    let w = std::sync::Arc::new(m.weights.clone());
+                    let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
+                    Some(crate::backend::cpu::KvQuant::calibrate(w, dtype, &ps)?)
+                } else {
+                    None
+                };
+                let shape = roofline::RooflineShape {
+                    batches: a.batch_sizes.clone(),
+                    prompt_len: input_len,
+                    new_tokens: a.output_len,
+                    runs: a.runs,
+                    seed: a.seed,
+                };
+                let (r, b) = roofline::bench_kv(&m.weights, prec, kvq, &shape, &mut |s| eprintln!("{s}"))?;
+                rows.extend(r);
+                bw = b;
+            }
         }
         println!("\n{}", roofline::markdown(&m.source.to_string(), input_len, a.output_len, bw, &rows));
         all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));

@@ -43,6 +43,13 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         engine_ctx: a.engine_ctx,
         paged_only: a.paged,
     };
+    if crate::eval::cuda_check::fp8kv_only() && std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
+        // Fill the kernel cache for the fp8 / 8-bit-KV checks and benches, in parallel.
+        for l in crate::eval::cuda_check::precompile_fp8kv(&set)? {
+            println!("{l}");
+        }
+        return Ok(());
+    }
     let mut report = |r: &crate::eval::cuda_check::CheckResult| {
         println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
     };

@@ -108,8 +108,8 @@ pub fn stop_string(s: &str) -> Result<String, String> {
 /// `--precision` of `--backend cuda --model`.
 pub fn cuda_precision(s: &str) -> Result<String, String> {
     match s {
-        "fp32" | "f32" | "fp16" | "f16" | "int8" | "int4" | "int4_rtn" | "int4_awq" => Ok(s.to_string()),
-        _ => Err("must be fp32, fp16, int8 or int4".into()),
+        "fp32" | "f32" | "fp16" | "f16" | "int8" | "int4" | "int4_rtn" | "int4_awq" | "fp8" => Ok(s.to_string()),
+        _ => Err("must be fp32, fp16, int8, int4 or fp8".into()),
     }
 }
 

@@ -3,13 +3,15 @@
 //! with `--include-ignored` there). Every check compares the CUDA engine with the CPU backend on the same weights: for quantized
 //! precisions the CPU runs the dequantized weights the kernels use, so only arithmetic differs.
 use super::perplexity;
+use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::pack::HostLinear;
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
-use crate::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::{Error, Result};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::load::load;
 use crate::model::{ModelWeights, Param, Tensor};
+use crate::quant::kv::KvCacheDtype;
 use crate::quant::WeightFormat;
 use crate::util::seeded_prompts;
 use half::f16;
@@ -87,13 +89,53 @@ pub fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     d / scale
 }
 
+/// Max |Δlogit| / max |logit| of an engine with an 8-bit KV cache against the CPU reference with
+/// the same cache rounding (same scales): f16 arithmetic differences upstream can move a cached
+/// value across a rounding boundary (one int8 step is 1/127 of the head's range), hence a little
+/// more than [`REL_TOL_QUANT`].
+pub const REL_TOL_KV8: f32 = 3e-2;
+
+/// An 8-bit KV cache for the checks: per-head scales calibrated by the CPU reference on
+/// `prompts` with the weights `r` the engine computes with (`KvQuant::calibrate`); None for fp16.
+pub fn check_kv(r: &ModelWeights, kv: KvCacheDtype, prompts: &[Vec<u32>]) -> Result<Option<KvQuant>> {
+    if !kv.quantized() {
+        return Ok(None);
+    }
+    Ok(Some(KvQuant::calibrate(Arc::new(r.clone()), kv, prompts)?))
+}
+
+/// "int8" / "fp8 KV int8" labels of a check.
+fn kv_label(p: WeightFormat, kv: KvCacheDtype) -> String {
+    if kv.quantized() {
+        format!("{} KV {}", p.label(), kv.as_str())
+    } else {
+        p.label()
+    }
+}
+
 /// Prefill logits (all rows) and decode-step logits of the CUDA engine vs the CPU on `prompts`.
 pub fn logits_check(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>]) -> Result<CheckResult> {
+    logits_check_kv(name, w, p, KvCacheDtype::Fp16, prompts)
+}
+
+/// [`logits_check`] with a `kv` cache: an 8-bit one on both sides (the CPU reference rounds every
+/// cache write with the same calibrated per-head scales, `CpuQuant::kv`).
+pub fn logits_check_kv(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    prompts: &[Vec<u32>],
+) -> Result<CheckResult> {
     let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
-    let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
-    let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
-    let tol = rel_tol(p);
+    let kvq = check_kv(&r, kv, prompts)?;
+    let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
+    let mut cpu = CpuBackend::with_quant(Arc::new(r), prompts.len(), max_seq, quant)?;
+    let mut o = CudaOptions::new(p, prompts.len(), max_seq);
+    o.kv = kvq;
+    let mut gpu = CudaBackend::new(w, o)?;
+    let tol = if kv.quantized() { REL_TOL_KV8 } else { rel_tol(p) };
     let mut worst = 0f32;
     // 1) each prompt alone, all rows
     for (i, pr) in prompts.iter().enumerate() {
@@ -111,7 +153,7 @@ pub fn logits_check(name: &str, w: &ModelWeights, p: WeightFormat, prompts: &[Ve
         worst = worst.max(max_rel(&a.data, &b.data));
     }
     Ok(CheckResult {
-        name: format!("{name} {} logits vs CPU", p.label()),
+        name: format!("{name} {} logits vs CPU", kv_label(p, kv)),
         pass: worst <= tol,
         detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"),
     })
@@ -125,10 +167,26 @@ pub fn greedy_check(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
+    greedy_check_kv(name, w, p, KvCacheDtype::Fp16, prompts, n)
+}
+
+/// [`greedy_check`] with a `kv` cache (8-bit: the same calibrated scales on both sides).
+pub fn greedy_check_kv(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Result<CheckResult> {
     let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let mut cpu = CpuBackend::new(Arc::new(r), prompts.len(), max_seq)?;
-    let mut gpu = CudaBackend::new(w, CudaOptions::new(p, prompts.len(), max_seq))?;
+    let kvq = check_kv(&r, kv, prompts)?;
+    let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
+    let mut cpu = CpuBackend::with_quant(Arc::new(r), prompts.len(), max_seq, quant)?;
+    let mut o = CudaOptions::new(p, prompts.len(), max_seq);
+    o.kv = kvq;
+    let mut gpu = CudaBackend::new(w, o)?;
     let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let a = generate_batch(&mut gpu, prompts, &params, &stop, |_, _| {})?;
@@ -141,7 +199,7 @@ pub fn greedy_check(
         first_diff.push(k);
     }
     Ok(CheckResult {
-        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", p.label(), prompts.len()),
+        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", kv_label(p, kv), prompts.len()),
         pass: same == prompts.len(),
         detail: format!("identical prefix lengths {first_diff:?}"),
     })
@@ -264,6 +322,103 @@ pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> V
     out
 }
 
+/// `TRTFORGE_CHECKS=fp8kv`: only the fp8-weight and 8-bit-KV checks run.
+pub fn fp8kv_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8kv")
+}
+
+/// Fills the kernel cache (`TRTFORGE_CUDA_PRECOMPILE`) for the engines of the fp8 / 8-bit-KV
+/// checks and benches, all at once on parallel threads (NVRTC compiles one program per thread):
+/// the tiny fixture fp8, tiny32 with each KV format (static and paged), the TinyLlama shape fp16 /
+/// int8 / fp8 and fp16 with int8 / fp8 KV (with `tinyllama`). One line per engine.
+pub fn precompile_fp8kv(set: &CheckSet) -> Result<Vec<String>> {
+    use crate::backend::cuda::paged::{CudaPagedBackend, CudaPagedOptions};
+    use KvCacheDtype::*;
+    use WeightFormat::*;
+    let path = set.tiny.to_str().ok_or_else(|| Error::Invalid("tiny path is not UTF-8".into()))?;
+    let tiny = load(path)?.weights;
+    let t32 = tiny32()?;
+    let tl = if set.tinyllama { Some(load("preset:tinyllama-1.1b")?.weights) } else { None };
+    // Scales do not change the kernels: ones of the right shape.
+    let kvq = |w: &ModelWeights, dtype: KvCacheDtype| {
+        dtype.quantized().then(|| {
+            let c = &w.config;
+            let one = vec![vec![1.0f32; c.num_key_value_heads]; c.num_hidden_layers];
+            KvQuant {
+                dtype,
+                mode: crate::quant::kv::KvScaleMode::Calibrated,
+                scales: Some(crate::quant::kv::KvScales { k: one.clone(), v: one }),
+            }
+        })
+    };
+    let mut jobs: Vec<(&str, &ModelWeights, WeightFormat, KvCacheDtype, bool)> =
+        vec![("tiny_llama", &tiny, F8, Fp16, false)];
+    for (p, kv) in [(F16, Int8), (F16, Fp8), (F8, Fp8), (I8, Int8)] {
+        jobs.push(("tiny32", &t32, p, kv, false));
+    }
+    for (p, kv) in [(F16, Int8), (F8, Fp8)] {
+        jobs.push(("tiny32", &t32, p, kv, true));
+    }
+    if let Some(tl) = &tl {
+        for (p, kv) in [(F16, Fp16), (I8, Fp16), (F8, Fp16), (F16, Int8), (F16, Fp8)] {
+            jobs.push(("tinyllama-1.1b", tl, p, kv, false));
+        }
+    }
+    let lines = std::thread::scope(|s| {
+        let hs: Vec<_> = jobs
+            .iter()
+            .map(|&(name, w, p, kv, paged)| {
+                s.spawn(move || {
+                    let r = if paged {
+                        let o = CudaPagedOptions {
+                            precision: p,
+                            kv_cache_bytes: 64 << 20,
+                            max_num_seqs: 64,
+                            max_num_batched_tokens: 256,
+                            device: 0,
+                            kv: kvq(w, kv),
+                        };
+                        quantize_rtn(w, p).and_then(|q| CudaPagedBackend::new(w, q.as_ref(), &o).map(|_| ()))
+                    } else {
+                        let mut o = CudaOptions::new(p, 1, 64);
+                        o.kv = kvq(w, kv);
+                        CudaBackend::new(w, o).map(|_| ())
+                    };
+                    let what = format!("{name} {} KV {}{}", p.label(), kv.as_str(), if paged { " paged" } else { "" });
+                    match r {
+                        Ok(()) => format!("{what}: built (a GPU is present)"),
+                        Err(e) => format!("{what}: {e}"),
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| "a precompile thread panicked".into())).collect()
+    });
+    Ok(lines)
+}
+
+/// A small random model whose head_dim (32) and GQA group (2) the tensor-core attention reads,
+/// so the 8-bit KV cache kernels run in the quick checks (the fixtures have head_dim 16).
+pub fn tiny32() -> Result<ModelWeights> {
+    let c = crate::model::LlamaConfig {
+        vocab_size: 256,
+        hidden_size: 128,
+        intermediate_size: 256,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 32,
+        rope_theta: 10000.0,
+        rope_scaling: None,
+        rms_norm_eps: 1e-5,
+        tie_word_embeddings: false,
+        max_position_embeddings: 512,
+        bos_token_id: Some(1),
+        eos_token_id: Some(2),
+    };
+    ModelWeights::random(c, 32)
+}
+
 /// What `trtforge cuda-check` checks.
 #[derive(Debug, Clone)]
 pub struct CheckSet {
@@ -303,31 +458,60 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    // TRTFORGE_CHECKS=fp8kv: only the fp8-weight and 8-bit-KV checks (a short GPU lease).
+    let all = !fp8kv_only();
     let tiny = load(&path(&set.tiny)?)?;
     let w = &tiny.weights;
     let ps = seeded_prompts(&[5, 17, 40], w.config.vocab_size, 1);
-    for p in [F32, F16, I8] {
-        add(logits_check("tiny_llama", w, p, &ps));
+    for p in [F32, F16, I8, F8] {
+        if all || p == F8 {
+            add(logits_check("tiny_llama", w, p, &ps));
+        }
     }
-    add(greedy_check("tiny_llama", w, F32, &ps, 40));
-    add(gpu_loop_check("tiny_llama", w, F16, &ps, 24));
-    let pt = load("preset:tiny")?;
-    let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
-    for p in [I4 { group: 32 }, F16] {
-        add(logits_check("preset:tiny", &pt.weights, p, &ps2));
+    add(greedy_check("tiny_llama", w, F8, &ps, 24));
+    if all {
+        add(greedy_check("tiny_llama", w, F32, &ps, 40));
+        add(gpu_loop_check("tiny_llama", w, F16, &ps, 24));
+        let pt = load("preset:tiny")?;
+        let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
+        for p in [I4 { group: 32 }, F16, F8] {
+            add(logits_check("preset:tiny", &pt.weights, p, &ps2));
+        }
+        add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
     }
-    add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
+    // 8-bit KV caches (tensor-core attention: head_dim 32, GQA 2) vs the CPU with the same rounding.
+    let t32 = tiny32()?;
+    let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+    for (p, kv) in
+        [(F16, KvCacheDtype::Int8), (F16, KvCacheDtype::Fp8), (F8, KvCacheDtype::Fp8), (I8, KvCacheDtype::Int8)]
+    {
+        add(logits_check_kv("tiny32", &t32, p, kv, &ps5));
+    }
+    add(greedy_check_kv("tiny32", &t32, F16, KvCacheDtype::Int8, &ps5, 24));
+    add(greedy_check_kv("tiny32", &t32, F16, KvCacheDtype::Fp8, &ps5, 24));
     if set.tinyllama {
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);
-        for p in [F16, I8, I4 { group: 128 }] {
-            add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
+        for p in [F16, I8, I4 { group: 128 }, F8] {
+            if all || p == F8 {
+                add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
+            }
+        }
+        for (p, kv) in [(F16, KvCacheDtype::Int8), (F16, KvCacheDtype::Fp8)] {
+            add(logits_check_kv("tinyllama-1.1b", &tl.weights, p, kv, &ps3));
+        }
+        if !all {
+            return Ok(results);
         }
         // SmolLM2 shape: hidden 576 with int4 g128 is stored padded to 640 (partial last group).
         let sm = load("preset:smollm2-135m")?;
         let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
-        for p in [F16, I8, I4 { group: 128 }] {
+        for p in [F16, I8, I4 { group: 128 }, F8] {
             add(logits_check("smollm2-135m", &sm.weights, p, &ps4));
+        }
+        add(greedy_check("smollm2-135m", &sm.weights, F8, &ps4, 16));
+        for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+            add(logits_check_kv("smollm2-135m", &sm.weights, F16, kv, &ps4));
         }
         add(greedy_check("smollm2-135m", &sm.weights, I4 { group: 128 }, &ps4, 16));
     }

@@ -9,15 +9,16 @@
 //!   sampled sequence the same sampled tokens, as alone;
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
-use super::cuda_check::{max_rel, reference_weights, rel_tol, CheckResult, CheckSet};
-use crate::backend::cpu::CpuBackend;
-use crate::backend::cuda::paged::{CudaPagedBackend, CudaPagedOptions};
+use super::cuda_check::{check_kv, max_rel, reference_weights, rel_tol, tiny32, CheckResult, CheckSet, REL_TOL_KV8};
+use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
+use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
 use crate::backend::paged::{block_bytes, PagedBackend, PagedSeq, TokenSampling};
 use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::Result;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::ModelWeights;
+use crate::quant::kv::KvCacheDtype;
 use crate::quant::WeightFormat;
 use crate::util::{seeded_prompts, SplitMix64};
 use std::sync::Arc;
@@ -91,9 +92,17 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
 }
 
 /// Greedy tokens of the static engine for each prompt alone.
-fn static_greedy(w: &ModelWeights, p: WeightFormat, prompts: &[Vec<u32>], n: usize) -> Result<Vec<Vec<u32>>> {
+fn static_greedy(
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: Option<&KvQuant>,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Result<Vec<Vec<u32>>> {
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let mut g = CudaBackend::new(w, CudaOptions::new(p, 1, max_seq))?;
+    let mut o = CudaOptions::new(p, 1, max_seq);
+    o.kv = kv.cloned();
+    let mut g = CudaBackend::new(w, o)?;
     let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let mut v = Vec::new();
@@ -126,16 +135,38 @@ pub fn paged_checks(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Vec<Result<CheckResult>> {
+    paged_checks_kv(name, w, p, KvCacheDtype::Fp16, prompts, n)
+}
+
+/// [`paged_checks`] with a `kv` cache: an 8-bit one (per-head scales calibrated on `prompts` by
+/// the CPU reference) in the paged engine, the static engine and the CPU reference alike.
+pub fn paged_checks_kv(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Vec<Result<CheckResult>> {
     let mut out = Vec::new();
-    let label = format!("{name} {} paged", p.label());
+    let label = if kv.quantized() {
+        format!("{name} {} KV {} paged", p.label(), kv.as_str())
+    } else {
+        format!("{name} {} paged", p.label())
+    };
     let vocab = w.config.vocab_size;
     let q = match quantize_rtn(w, p) {
         Ok(q) => q,
         Err(e) => return vec![Err(e)],
     };
-    let kvb = if p == WeightFormat::F32 { 4 } else { 2 };
+    let kvq = match reference_weights(w, p).and_then(|r| check_kv(&r, kv, prompts)) {
+        Ok(k) => k,
+        Err(e) => return vec![Err(e)],
+    };
+    let kvb = kv_elem_bytes_of(p, kv);
     let num_blocks = 1024;
     let o = CudaPagedOptions {
+        kv: kvq.clone(),
         precision: p,
         kv_cache_bytes: (block_bytes(&w.config, kvb) * num_blocks) as u64,
         max_num_seqs: 64,
@@ -145,10 +176,9 @@ pub fn paged_checks(
     if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
         // Fill the kernel cache for both engines (each constructor stops after compiling, with an
         // error saying so; an NVRTC failure is reported as it is, not dropped).
-        let engines = [
-            CudaBackend::new(w, CudaOptions::new(p, 1, 64)).map(|_| ()),
-            CudaPagedBackend::new(w, q.as_ref(), &o).map(|_| ()),
-        ];
+        let mut so = CudaOptions::new(p, 1, 64);
+        so.kv = kvq.clone();
+        let engines = [CudaBackend::new(w, so).map(|_| ()), CudaPagedBackend::new(w, q.as_ref(), &o).map(|_| ())];
         return engines
             .into_iter()
             .map(|r| {
@@ -175,7 +205,7 @@ pub fn paged_checks(
     let reqs = |ps: &[Vec<u32>], s: TokenSampling| -> Vec<Req> {
         ps.iter().map(|x| Req { prompt: x.clone(), sample: s }).collect()
     };
-    let want = match static_greedy(w, p, prompts, n) {
+    let want = match static_greedy(w, p, kvq.as_ref(), prompts, n) {
         Ok(v) => v,
         Err(e) => return vec![Err(e)],
     };
@@ -239,7 +269,8 @@ pub fn paged_checks(
     let lg = || -> Result<CheckResult> {
         let r = reference_weights(w, p)?;
         let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-        let mut cpu = CpuBackend::new(Arc::new(r), 1, max_seq)?;
+        let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
+        let mut cpu = CpuBackend::with_quant(Arc::new(r), 1, max_seq, quant)?;
         let mut worst = 0f32;
         for (k, pr) in prompts.iter().enumerate() {
             let refl = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
@@ -254,7 +285,7 @@ pub fn paged_checks(
                 }
             }
         }
-        let tol = rel_tol(p);
+        let tol = if kv.quantized() { REL_TOL_KV8 } else { rel_tol(p) };
         Ok(CheckResult {
             name: format!("{label}: logits vs CPU (alone and among 63)"),
             pass: worst <= tol,
@@ -281,7 +312,18 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
     let tiny = load(tiny_path)?;
     let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
     for p in [F32, F16] {
+        if super::cuda_check::fp8kv_only() {
+            break;
+        }
         for r in paged_checks("tiny_llama", &tiny.weights, p, &ps, 24) {
+            add(r);
+        }
+    }
+    // 8-bit KV caches through the block tables (head_dim 32: the tensor-core attention).
+    let t32 = tiny32()?;
+    let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+    for (p, kv) in [(F16, KvCacheDtype::Int8), (F8, KvCacheDtype::Fp8)] {
+        for r in paged_checks_kv("tiny32", &t32, p, kv, &ps5, 24) {
             add(r);
         }
     }
@@ -295,6 +337,9 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
             let tl = load("preset:tinyllama-1.1b")?;
             let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
             for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
+                add(r);
+            }
+            for r in paged_checks_kv("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Int8, &ps3, 16) {
                 add(r);
             }
         }

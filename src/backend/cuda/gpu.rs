@@ -621,7 +621,10 @@ mod tests {
         assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
         for (preset, fmts) in [
-            ("tinyllama-1.1b", vec![WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }]),
+            (
+                "tinyllama-1.1b",
+                vec![WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8],
+            ),
             ("smollm2-135m", vec![WeightFormat::F32, WeightFormat::I4 { group: 64 }]),
             ("tiny", vec![WeightFormat::F32, WeightFormat::F16]),
         ] {
@@ -635,6 +638,12 @@ mod tests {
                     formats: Role::ALL.iter().map(|&r| (r, f)).collect(),
                     gemv_mts: GEMV_MTS.to_vec(),
                     paged: preset == "tiny" || f == WeightFormat::I8,
+                    // 8-bit caches (int8 static, fp8 paged) on two of the TinyLlama builds.
+                    kv_cache: match (preset, f) {
+                        ("tinyllama-1.1b", WeightFormat::F16) => crate::quant::kv::KvCacheDtype::Int8,
+                        ("tinyllama-1.1b", WeightFormat::I8) => crate::quant::kv::KvCacheDtype::Fp8,
+                        _ => crate::quant::kv::KvCacheDtype::Fp16,
+                    },
                 };
                 spec.validate().unwrap();
                 let c = super::compile_cached(&spec.source(), "sm_90", dir.path())

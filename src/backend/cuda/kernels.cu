@@ -72,7 +72,14 @@ __device__ __forceinline__ float act2f(act_t v) { return h2f(v); }
 __device__ __forceinline__ act_t f2act(float v) { return f2h(v); }
 #endif
 
-#if KV_F32
+// KV_Q: an 8-bit KV cache (1: int8, 2: fp8 E4M3) with static per-(layer, K|V, kv head) scales,
+// read only by the tensor-core attention kernels (attn_decode_tc, attn_prefill_tc).
+#ifndef KV_Q
+#define KV_Q 0
+#endif
+#if KV_Q
+typedef u8 kv_t;  // int8: q + 128 (as the int8 weights); fp8: the E4M3 code
+#elif KV_F32
 typedef float kv_t;                  // KV cache element
 __device__ __forceinline__ float kv2f(kv_t v) { return v; }
 __device__ __forceinline__ kv_t f2kv(float v) { return v; }
@@ -158,6 +165,45 @@ extern "C" __global__ void gather_rows(const float* __restrict__ x, const int* _
 //   v: natural order, rows (2p, 2p+1)
 // q goes to qout (T, QDIM) f32 with RoPE applied; k (RoPE'd) and v go into the cache of this layer
 // at (slot, kv head, pos), addressed by kv_off.
+#if KV_Q
+// The 8-bit cache's scales: c_kvs (layers, 2 (K, V), NKV) f32. Kernels receive one layer's cache
+// pointers; the layer is the pointer's offset from the whole cache (c_kv_kbase / c_kv_vbase) in
+// layers of c_kv_layer bytes, so every kernel keeps its signature.
+__constant__ const float* c_kvs;
+__constant__ const u8* c_kv_kbase;
+__constant__ const u8* c_kv_vbase;
+__constant__ int c_kv_layer;
+__device__ __forceinline__ float kv_scale(const kv_t* layer_cache, int is_v, int kvh) {
+    const u8* base = is_v ? c_kv_vbase : c_kv_kbase;
+    const int layer = (int)((unsigned long long)((const u8*)layer_cache - base) / (unsigned long long)c_kv_layer);
+    return c_kvs[(layer * 2 + is_v) * NKV + kvh];
+}
+// x / s as a cache code, rounded as the CPU reference (quant::kv::KvCacheDtype::qdq) rounds:
+// int8 round-half-even and clamp to [-128, 127] (stored + 128); fp8 E4M3 round-half-even,
+// saturating at ±448.
+__device__ __forceinline__ kv_t kv_enc(float x, float s) {
+    const float y = x / s;
+#if KV_Q == 1
+    const int q = max(-128, min(127, __float2int_rn(y)));
+    return (kv_t)(q + 128);
+#elif __CUDA_ARCH__ >= 890
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.f), "f"(y));
+    return (kv_t)(r & 0xff);
+#else
+    const u32 sign = (__float_as_uint(y) >> 24) & 0x80u;
+    const float a = fabsf(y);
+    if (a != a) return (kv_t)(sign | 0x7fu);
+    if (a >= 448.f) return (kv_t)(sign | 0x7eu);
+    if (a < 0.015625f) return (kv_t)(sign | (u32)__float2int_rn(a * 512.f));
+    int e = (int)((__float_as_uint(a) >> 23) & 0xffu) - 127;
+    int q = __float2int_rn((a * __uint_as_float((u32)(127 - e) << 23) - 1.f) * 8.f);
+    if (q == 8) { q = 0; e++; }
+    return (kv_t)(sign | ((u32)(e + 7) << 3) | (u32)q);
+#endif
+}
+#endif
+
 __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float* __restrict__ qout,
                                           kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
                                           const int* __restrict__ row_slot, const float* __restrict__ rcos,
@@ -177,15 +223,27 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
             q[i + HALF_HD] = o2;
         } else {
             kv_t* k = kc + kv_off(slot, head, pos);
+#if KV_Q
+            const float sk = kv_scale(kc, 0, head);
+            k[i] = kv_enc(o1, sk);
+            k[i + HALF_HD] = kv_enc(o2, sk);
+#else
             k[i] = f2kv(o1);
             k[i + HALF_HD] = f2kv(o2);
+#endif
         }
     } else {
         const int r = 2 * (p - qpairs - kpairs);  // logical v row
         const int head = r / HD, d = r % HD;
         kv_t* v = vc + kv_off(slot, head, pos);
+#if KV_Q
+        const float sv = kv_scale(vc, 1, head);
+        v[d] = kv_enc(a, sv);
+        v[d + 1] = kv_enc(b, sv);
+#else
         v[d] = f2kv(a);
         v[d + 1] = f2kv(b);
+#endif
     }
 }
 
@@ -275,6 +333,20 @@ extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __re
     }
 }
 
+// fp8 (kernel layout, pack.rs): E4M3 codes (N, K) as stored, scales (N) f16. w = f16(decode(q) * s),
+// exactly the DequantizeLinear value (f32 product, one rounding).
+// E4M3 code b (low 8 bits) → f32, exact: its f16 bits are decode(b) / 256 (see e4m3x2_h2).
+__device__ __forceinline__ float e4m3_f(u32 b) {
+    return h2f((h16)(((b & 0x7fu) << 7) | ((b & 0x80u) << 8))) * 256.f;
+}
+extern "C" __global__ void dequant_f8(const u8* __restrict__ q, const h16* __restrict__ s, h16* __restrict__ out,
+                                      int N, int K) {
+    PDL_ENTRY();
+    const size_t n = (size_t)N * K;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = f2h(e4m3_f(q[i]) * h2f(s[i / K]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decode GEMV with fused prologue/epilogue: y (T, N) = x (T, K) · Wᵀ, W (N, K), T <= MT.
 // Prologue NORM: x = rmsnorm(h) computed in the block (h (T, K) f32); LOAD: x (T, K) act_t.
@@ -285,6 +357,9 @@ extern "C" __global__ void dequant_i4(const u32* __restrict__ q, const h16* __re
 #define WF_F16 1
 #define WF_I8 2
 #define WF_I4 3
+#define WF_F8 4  // FP8 E4M3 codes (bit patterns), one f16 scale per row like int8 (pack.rs)
+// Formats whose per-row scale multiplies the finished dot product (epilogue).
+#define WF_ROWSCALE(WF) ((WF) == WF_I8 || (WF) == WF_F8)
 #define PRO_NORM 0
 #define PRO_LOAD 1
 #define EPI_QKV 0
@@ -317,6 +392,33 @@ template <> struct Fmt<WF_F32> { enum { E = 4, PPW = 1, U = 4 }; };
 template <> struct Fmt<WF_F16> { enum { E = 8, PPW = 1, U = 8 }; };
 template <> struct Fmt<WF_I8> { enum { E = 16, PPW = 2, U = 4 }; };
 template <> struct Fmt<WF_I4> { enum { E = 32, PPW = 2, U = 4 }; };
+template <> struct Fmt<WF_F8> { enum { E = 16, PPW = 2, U = 4 }; };
+
+// E4M3 code b as the exact f16 of decode(b) / 256: sign to bit 15, exponent and mantissa shifted
+// into f16's fields (bias 15 vs 7; subnormals map to subnormals). Two codes (bytes 0, 1 of v) at
+// once as f16x2 (lo, hi) of decode(b) exactly: the × 256 is a power of two.
+__device__ __forceinline__ u32 e4m3x2_h2(u32 v) {
+#if __CUDA_ARCH__ >= 890
+    u32 r;
+    asm("{ .reg .b16 lo, hi; mov.b32 {lo, hi}, %1; cvt.rn.f16x2.e4m3x2 %0, lo; }" : "=r"(r) : "r"(v));
+    return r;
+#else
+    const u32 x = __byte_perm(v, 0u, 0x1404);  // (b0 << 8, b1 << 8)
+    u32 h = ((x >> 1) & 0x3F803F80u) | (x & 0x80008000u);
+    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x5C005C00u));
+    return h;
+#endif
+}
+// Four codes (the bytes of w) as f16x2 pairs (b0, b1) and (b2, b3).
+__device__ __forceinline__ void e4m3x4_h2(u32 w, u32& lo, u32& hi) {
+#if __CUDA_ARCH__ >= 890
+    asm("{ .reg .b16 a, b; mov.b32 {a, b}, %2; cvt.rn.f16x2.e4m3x2 %0, a; cvt.rn.f16x2.e4m3x2 %1, b; }"
+        : "=r"(lo), "=r"(hi) : "r"(w));
+#else
+    lo = e4m3x2_h2(w & 0xffffu);
+    hi = e4m3x2_h2(w >> 16);
+#endif
+}
 
 // Loads E consecutive x values of row t starting at k0 from shared memory as floats.
 template <int E>
@@ -370,6 +472,15 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
                 acc = fmaf(qv, xf[4 * q + b], acc);
             }
         }
+    } else if (WF == WF_F8) {
+        // E4M3 codes, decoded exactly (row scale after the sum, as int8).
+        float xf[16];
+        load_x<16>(xs, xf);
+        u32 w4[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+#pragma unroll
+            for (int b = 0; b < 4; b++) acc = fmaf(e4m3_f((w4[q] >> (8 * b)) & 0xffu), xf[4 * q + b], acc);
     } else {  // WF_I4: 32 elements of one group; f16x2 products, partial sums of 8 in f16, then f32.
         // Symmetric codes stored as u = q + 8 (pack.rs): the zero point is the constant 8.
         const int g = k0 / I4_GROUP;
@@ -541,7 +652,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                     const int p = p0 + j;
                     if (p >= npairs) break;
                     float y0 = acc[t][2 * j], y1 = acc[t][2 * j + 1];
-                    if (WF == WF_I8) {
+                    if (WF_ROWSCALE(WF)) {
                         y0 *= h2f(a.scales[2 * p]);
                         y1 *= h2f(a.scales[2 * p + 1]);
                     }
@@ -590,6 +701,7 @@ template <int WF> struct Tc;
 template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2, U = 8 }; };
 template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
+template <> struct Tc<WF_F8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if __CUDA_ARCH__ < 800
@@ -619,6 +731,10 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
             p[2 * q] = lo;
             p[2 * q + 1] = hi;
         }
+    } else if (WF == WF_F8) {
+        // E4M3 codes → exact f16 (cvt.rn.f16x2.e4m3x2 on sm_89+); the row scale comes after the sum.
+#pragma unroll
+        for (int q = 0; q < 4; q++) e4m3x4_h2(wv[q], p[2 * q], p[2 * q + 1]);
     } else {
 #pragma unroll
         for (int q = 0; q < 4; q++)
@@ -637,7 +753,7 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
 // decode GEMV (tc_body) and the batched GEMM (tcg_body).
 template <int WF, int EPI>
 __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, float y0, float y1) {
-    if (WF == WF_I8) {
+    if (WF_ROWSCALE(WF)) {
         y0 *= h2f(a.scales[2 * p]);
         y1 *= h2f(a.scales[2 * p + 1]);
     }
@@ -767,6 +883,7 @@ template <int WF> struct Tcg;
 template <> struct Tcg<WF_F16> { enum { U = 4, PAD = 32 }; };
 template <> struct Tcg<WF_I8> { enum { U = 2, PAD = 8 }; };
 template <> struct Tcg<WF_I4> { enum { U = 2, PAD = 8 }; };
+template <> struct Tcg<WF_F8> { enum { U = 2, PAD = 8 }; };
 
 // Pairs 4v .. 4v + 3 of tc_pairs (the chunk's elements 8v .. 8v + 7), computed alone.
 template <int WF>
@@ -785,6 +902,9 @@ __device__ __forceinline__ void tc_pairs4(uint4 w, u32 s2, int v, u32* p) {
             p[2 * q] = lo;
             p[2 * q + 1] = hi;
         }
+    } else if (WF == WF_F8) {
+#pragma unroll
+        for (int q = 0; q < 2; q++) e4m3x4_h2(wv[2 * v + q], p[2 * q], p[2 * q + 1]);
     } else {
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -927,7 +1047,7 @@ __device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ 
                 }
             }
             float s0 = 1.f, s1 = 1.f;
-            if (WF == WF_I8 && EPI != EPI_QKV) {
+            if (WF_ROWSCALE(WF) && EPI != EPI_QKV) {
                 s0 = h2f(a.scales[2 * p]);
                 s1 = h2f(a.scales[2 * p + 1]);
             }
@@ -1017,6 +1137,7 @@ TCG_INSTANCES
 #define ATT_THREADS 128
 #define ATT_PS (HD + 4)  // floats per partial record: acc[HD], max, sum, 2 pad (16-byte records)
 #define ATT_MAXSPLIT 64
+#if !KV_Q  // the CUDA-core attention kernels read f16/f32 caches only
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
@@ -1227,6 +1348,7 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     }
     if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
 }
+#endif
 
 // Tensor-core decode attention (f16 KV cache, GROUP <= 8, HD % 32 == 0): same grid, splits, partials
 // and combine as attn_decode, but each warp walks its own 16-key tiles of the block's range with an
@@ -1237,6 +1359,32 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
 // the warps' (m, l, O) are merged in shared memory at the end. No block-wide barrier in the loop.
 #if !KV_F32 && GROUP <= 8 && HD % 32 == 0
 #define ATC_VS (HD + 8)  // V tile row stride in halves (16-byte pad: conflict-free ldmatrix rows)
+// One lane load of 8 consecutive cache elements: 16 bytes of f16, or 8 bytes of 8-bit codes that
+// kv_h8 turns into the same 8 values as f16 (exact codes: int8 q, fp8 decode(q); the per-head
+// scales fold into the softmax scale (K) and the output (V)).
+#if KV_Q
+typedef uint2 kvvec_t;
+__device__ __forceinline__ kvvec_t kvvec_zero() { return make_uint2(0u, 0u); }
+__device__ __forceinline__ uint4 kv_h8(kvvec_t c) {
+    uint4 r;
+#if KV_Q == 1
+    const u32 bias = 0x64806480u;  // (1024 + q + 128) - 1152 = q, exact (as the int8 weights)
+    u32 h[4] = {__byte_perm(c.x, 0x64646464u, 0x4140), __byte_perm(c.x, 0x64646464u, 0x4342),
+                __byte_perm(c.y, 0x64646464u, 0x4140), __byte_perm(c.y, 0x64646464u, 0x4342)};
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(bias));
+    r = make_uint4(h[0], h[1], h[2], h[3]);
+#else
+    e4m3x4_h2(c.x, r.x, r.y);
+    e4m3x4_h2(c.y, r.z, r.w);
+#endif
+    return r;
+}
+#else
+typedef uint4 kvvec_t;
+__device__ __forceinline__ kvvec_t kvvec_zero() { return make_uint4(0u, 0u, 0u, 0u); }
+__device__ __forceinline__ uint4 kv_h8(kvvec_t c) { return c; }
+#endif
 __device__ __forceinline__ u32 pack_h2(float a, float b) { return (u32)f2h(a) | ((u32)f2h(b) << 16); }
 __device__ __forceinline__ u32 smem_u32(const void* p) {
     u32 r;
@@ -1268,10 +1416,15 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     if (split >= nact) return;
     const int k_begin = split * cps * ATT_CHUNK, k_end = min((split + 1) * cps * ATT_CHUNK, len);
     const int slot = row_slot[b];
-    // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD).
+    // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD) (and the
+    // 8-bit cache's K scale of this head).
     u32 qa[KS][2][2];
     {
+#if KV_Q
+        const float scale = kv_scale(kc, 0, kvh) / sqrtf((float)HD);
+#else
         const float scale = 1.0f / sqrtf((float)HD);
+#endif
 #pragma unroll
         for (int s = 0; s < KS; s++) {
             float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
@@ -1286,23 +1439,23 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
             qa[s][1][1] = pack_h2(x1.z * scale, x1.w * scale);
         }
     }
-    uint4 kr[2][KS], vr[VL];
+    kvvec_t kr[2][KS], vr[VL];
     // One 16-key tile = one KV block (k0 is a multiple of 16): rows KV_RS apart from its base.
     auto fetch = [&](int k0) {
         const size_t tile = kv_off(slot, kvh, k0);
-        const h16* kbase = (const h16*)kc + tile;
-        const h16* vbase = (const h16*)vc + tile;
+        const kv_t* kbase = kc + tile;
+        const kv_t* vbase = vc + tile;
 #pragma unroll
         for (int nb = 0; nb < 2; nb++) {
             const int r = nb * 8 + g;
 #pragma unroll
             for (int s = 0; s < KS; s++)
-                kr[nb][s] = k0 + r < k_end ? *(const uint4*)(kbase + (size_t)r * KV_RS + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+                kr[nb][s] = k0 + r < k_end ? *(const kvvec_t*)(kbase + (size_t)r * KV_RS + 32 * s + 8 * t) : kvvec_zero();
         }
 #pragma unroll
         for (int i = 0; i < VL; i++) {
             const int e = i * 32 + lane, r = e / (HD / 8);
-            vr[i] = k0 + r < k_end ? *(const uint4*)(vbase + (size_t)r * KV_RS + (e % (HD / 8)) * 8) : make_uint4(0, 0, 0, 0);
+            vr[i] = k0 + r < k_end ? *(const kvvec_t*)(vbase + (size_t)r * KV_RS + (e % (HD / 8)) * 8) : kvvec_zero();
         }
     };
     float m_run = -INFINITY, l_run = 0.f;
@@ -1317,13 +1470,13 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
 #pragma unroll
         for (int i = 0; i < VL; i++) {
             const int e = i * 32 + lane;
-            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = vr[i];
+            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = kv_h8(vr[i]);
         }
         uint4 kc_[2][KS];
 #pragma unroll
         for (int nb = 0; nb < 2; nb++)
 #pragma unroll
-            for (int s = 0; s < KS; s++) kc_[nb][s] = kr[nb][s];
+            for (int s = 0; s < KS; s++) kc_[nb][s] = kv_h8(kr[nb][s]);
         __syncwarp();
         if (k0 + NW * 16 < k_end) fetch(k0 + NW * 16);
         // S (heads × 16 keys) in two n-blocks of 8 keys.
@@ -1373,6 +1526,13 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         __syncwarp();
     }
     // Merge the warps' (m, l, O) of rows g < GROUP.
+#if KV_Q
+    {
+        const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++) { o[nd][0] *= sv; o[nd][1] *= sv; }
+    }
+#endif
     if (t == 0) { mw[warp][g] = m_run; lw[warp][g] = l_run; }
 #pragma unroll
     for (int nd = 0; nd < ND; nd++) {
@@ -1519,12 +1679,16 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
     const int pos_a = start + i0 + g, pos_b = pos_a + 8;  // positions of rows g and g + 8
     const bool in_a = i0 + g < n, in_b = i0 + g + 8 < n;
     const int k_end = start + min(i0 + 16, n);            // keys < k_end
-    const h16* kb = (const h16*)kc;
-    const h16* vb = (const h16*)vc;
-    // Q of rows g and g + 8 as A fragments, scaled by 1/sqrt(HD).
+    const kv_t* kb = kc;
+    const kv_t* vb = vc;
+    // Q of rows g and g + 8 as A fragments, scaled by 1/sqrt(HD) (and the 8-bit cache's K scale).
     u32 qa[KS][2][2], qb[KS][2][2];
     {
+#if KV_Q
+        const float scale = kv_scale(kc, 0, kvh) / sqrtf((float)HD);
+#else
         const float scale = 1.0f / sqrtf((float)HD);
+#endif
 #pragma unroll
         for (int s = 0; s < KS; s++) {
 #pragma unroll
@@ -1545,21 +1709,20 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
             }
         }
     }
-    uint4 kr[2][KS], vr[VL];
+    kvvec_t kr[2][KS], vr[VL];
     auto fetch = [&](int k0) {
 #pragma unroll
         for (int nb = 0; nb < 2; nb++) {
             const int key = k0 + nb * 8 + g;
-            const h16* kp = kb + kv_off(slot, kvh, key < k_end ? key : 0);
+            const kv_t* kp = kb + kv_off(slot, kvh, key < k_end ? key : 0);
 #pragma unroll
             for (int s = 0; s < KS; s++)
-                kr[nb][s] = key < k_end ? *(const uint4*)(kp + 32 * s + 8 * t) : make_uint4(0, 0, 0, 0);
+                kr[nb][s] = key < k_end ? *(const kvvec_t*)(kp + 32 * s + 8 * t) : kvvec_zero();
         }
 #pragma unroll
         for (int i = 0; i < VL; i++) {
             const int e = i * 32 + lane, key = k0 + e / (HD / 8);
-            vr[i] = key < k_end ? *(const uint4*)(vb + kv_off(slot, kvh, key) + (e % (HD / 8)) * 8)
-                                : make_uint4(0, 0, 0, 0);
+            vr[i] = key < k_end ? *(const kvvec_t*)(vb + kv_off(slot, kvh, key) + (e % (HD / 8)) * 8) : kvvec_zero();
         }
     };
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
@@ -1572,13 +1735,13 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
 #pragma unroll
         for (int i = 0; i < VL; i++) {
             const int e = i * 32 + lane;
-            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = vr[i];
+            *(uint4*)&vsm[warp][e / (HD / 8)][(e % (HD / 8)) * 8] = kv_h8(vr[i]);
         }
         uint4 kk[2][KS];
 #pragma unroll
         for (int nb = 0; nb < 2; nb++)
 #pragma unroll
-            for (int s = 0; s < KS; s++) kk[nb][s] = kr[nb][s];
+            for (int s = 0; s < KS; s++) kk[nb][s] = kv_h8(kr[nb][s]);
         __syncwarp();
         if (k0 + 16 < k_end) fetch(k0 + 16);
         // S (16 queries × 16 keys) in two n-blocks of 8 keys.
@@ -1650,7 +1813,12 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
         __syncwarp();
     }
     pdl_trigger();
-    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+#if KV_Q
+    const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
+#else
+    const float sv = 1.f;
+#endif
+    const float inv_a = sv / l_a, inv_b = sv / l_b;
 #pragma unroll
     for (int nd = 0; nd < ND; nd++) {
         const int d = h * HD + nd * 8 + 2 * t;
@@ -1662,6 +1830,7 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
 #endif
 
 // The previous decode attention (one chunk per block), kept for comparison: TRTFORGE_ATTN=v1.
+#if !KV_Q
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_v1(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
             float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
@@ -1871,6 +2040,7 @@ attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_
         for (int d = 0; d < HD; d++) o[d] = f2act(acc[d] * inv);
     }
 }
+#endif  // !KV_Q
 
 // ---------------------------------------------------------------------------------------------
 // Greedy sampling: next[t] = argmax(logits[t]) (first index on ties, like the CPU sampler).

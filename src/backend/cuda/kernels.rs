@@ -4,6 +4,7 @@
 //! dimensions are prepended as `#define`s so loops have compile-time trip counts, and only the GEMV
 //! instances the model needs are generated. Everything here is plain string work, tested on CPU.
 use crate::model::LlamaConfig;
+use crate::quant::kv::KvCacheDtype;
 use std::fmt::Write;
 
 /// The kernel source file, embedded at build time.
@@ -215,12 +216,16 @@ pub struct KernelSpec {
     /// Paged KV cache (`PAGED_KV`): NHD blocks of 16 positions addressed through a block table
     /// (serve); otherwise one contiguous (slot, kv head, position) cache per batch slot.
     pub paged: bool,
+    /// KV cache element type (`KV_Q`): the activation float type (`Fp16`), or 8-bit codes (int8 /
+    /// fp8) with static per-head scales, read by the tensor-core attention kernels only.
+    pub kv_cache: KvCacheDtype,
 }
 
 impl WeightFormat {
-    /// Whether the tensor-core GEMV reads this format (f16 activations only).
+    /// Whether the tensor-core GEMV reads this format (f16 activations only; fp8 codes are converted
+    /// to f16 in registers, `cvt.rn.f16x2.e4m3x2` on sm_89+).
     pub fn has_tc(self) -> bool {
-        matches!(self, WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. })
+        matches!(self, WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8)
     }
     /// k per warp step of the tensor-core kernels (`Tc<WF>::STEPK`).
     pub fn tc_stepk(self) -> usize {
@@ -289,6 +294,13 @@ impl KernelSpec {
                 }
             }
         }
+        if self.kv_cache.quantized() && (self.kv_f32 || self.act_f32 || !self.attn_tc()) {
+            return Err(format!(
+                "an {} KV cache needs f16 activations, head_dim % 32 == 0 and at most 8 query heads per KV head \
+                 (the tensor-core attention kernels read it); this model has head_dim {hd}, group {g}",
+                self.kv_cache.as_str()
+            ));
+        }
         if c.hidden_size % 8 != 0 || c.intermediate_size % 8 != 0 || c.q_dim() % 8 != 0 {
             return Err("hidden, intermediate and q dims must be multiples of 8".into());
         }
@@ -319,6 +331,12 @@ impl KernelSpec {
         }
         let _ = writeln!(s, "#define I4_GROUP {}", self.i4_group());
         let _ = writeln!(s, "#define PAGED_KV {}", self.paged as u8);
+        let kv_q = match self.kv_cache {
+            KvCacheDtype::Fp16 => 0,
+            KvCacheDtype::Int8 => 1,
+            KvCacheDtype::Fp8 => 2,
+        };
+        let _ = writeln!(s, "#define KV_Q {kv_q}");
         let mut inst = String::new();
         for &(role, f) in &self.formats {
             let (pro, epi, k) = role.shape();
@@ -375,6 +393,7 @@ impl KernelSpec {
             "swiglu",
             "dequant_i8",
             "dequant_i4",
+            "dequant_f8",
             "attn_decode",
             "attn_decode_v1",
             "attn_prefill",
@@ -385,6 +404,10 @@ impl KernelSpec {
             "sample_rows",
         ]
         .iter()
+        .filter(|s| {
+            // The CUDA-core attention kernels read f16/f32 caches only (not compiled for KV_Q).
+            !(self.kv_cache.quantized() && matches!(**s, "attn_decode" | "attn_decode_v1" | "attn_prefill"))
+        })
         .map(|s| s.to_string())
         .collect();
         for &(role, f) in &self.formats {
@@ -417,6 +440,7 @@ mod tests {
             formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
             gemv_mts: GEMV_MTS.to_vec(),
             paged: false,
+            kv_cache: KvCacheDtype::Fp16,
         }
     }
 
@@ -433,10 +457,21 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 15 + 5 * GEMV_MTS.len() + 5 + 5 + 2);
+        assert_eq!(s.kernel_names().len(), 16 + 5 * GEMV_MTS.len() + 5 + 5 + 2);
         assert!(src.contains("#define PAGED_KV 0"));
-        let paged = KernelSpec { paged: true, ..s };
+        let paged = KernelSpec { paged: true, ..s.clone() };
         assert!(paged.source().contains("#define PAGED_KV 1"));
+        assert!(src.contains("#define KV_Q 0"));
+        // An 8-bit cache: only the tensor-core attention kernels read it.
+        let kv8 = KernelSpec { kv_cache: KvCacheDtype::Int8, paged: true, ..s.clone() };
+        assert!(kv8.validate().is_ok());
+        assert!(kv8.source().contains("#define KV_Q 1"));
+        let names = kv8.kernel_names();
+        assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
+        assert_eq!(names.len(), s.kernel_names().len() - 3);
+        let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
+        bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
+        assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));
     }
 
     #[test]

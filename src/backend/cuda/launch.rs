@@ -176,7 +176,7 @@ pub struct Dims {
     pub paged_blocks: Option<usize>,
     /// `act_t`: f32 (fp32 mode) or f16.
     pub act: DType,
-    /// `kv_t`: f32 (fp32 mode) or f16.
+    /// `kv_t`: f32 (fp32 mode), f16, or U8 (an 8-bit cache: int8 / fp8 codes, `KV_Q`).
     pub kv: DType,
     /// int4 scale group (0 when no role is int4).
     pub i4_group: usize,
@@ -198,7 +198,13 @@ impl Dims {
             slots,
             paged_blocks: None,
             act: if spec.act_f32 { DType::F32 } else { DType::F16 },
-            kv: if spec.kv_f32 { DType::F32 } else { DType::F16 },
+            kv: if spec.kv_cache.quantized() {
+                DType::U8
+            } else if spec.kv_f32 {
+                DType::F32
+            } else {
+                DType::F16
+            },
             i4_group: spec.i4_group(),
         }
     }
@@ -474,6 +480,9 @@ impl AttnPtrs {
         let d = k.d;
         let (nh, hd, g) = (d.n_heads, d.head_dim, d.n_heads / d.n_kv);
         let nseq = seqs.len();
+        if d.kv == DType::U8 {
+            return Err(Error::Gpu("the cuBLAS prefill attention cannot read an 8-bit KV cache".into()));
+        }
         need("q (act)", &b.qa, d.act, 0)?;
         need("attention scores", &b.scores, DType::F32, 0)?;
         need("attention probabilities", &b.probs, d.act, 0)?;
@@ -620,11 +629,12 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.launch("swiglu", (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
     }
 
-    /// `dequant_i8` / `dequant_i4`: out (n, k) f16 = the f16 dequantization of quantized `w`.
+    /// `dequant_i8` / `dequant_i4` / `dequant_f8`: out (n, k) f16 = the f16 dequantization of quantized `w`.
     pub fn dequant(&self, w: &Weights, out: View) -> Result<()> {
         let name = match w.fmt {
             WeightFormat::I8 => "dequant_i8",
             WeightFormat::I4 { .. } => "dequant_i4",
+            WeightFormat::F8 => "dequant_f8",
             other => return Err(Error::Gpu(format!("dequant: {} weights are not quantized", other.tag()))),
         };
         w.check(self.d)?;
@@ -632,7 +642,7 @@ impl<'a> Kernels<'a> {
         let blocks = ((w.n * w.k / 8).div_ceil(256) as u32).min(self.gpu.sms * 16);
         let (mut wp, mut sp, mut dq) = (w.data.ptr(), w.scales_addr(), out.addr());
         let (mut n, mut k) = (i32_of("n", w.n)?, i32_of("k", w.k)?);
-        // SAFETY: dequant_*(q, s, out, N, K): a grid-stride loop over the n × k codes (i8: n × k
+        // SAFETY: dequant_*(q, s, out, N, K): a grid-stride loop over the n × k codes (i8, f8: n × k
         // bytes; i4: n × k / 8 words) and their scales, writing n × k f16; all checked by
         // Weights::check and above.
         unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(wp, sp, dq, n, k)) }
@@ -700,6 +710,9 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
+        if d.kv == DType::U8 && kind != DecodeAttn::Tc {
+            return Err(Error::Gpu(format!("{}: an 8-bit KV cache is read by attn_decode_tc only", kind.name())));
+        }
         let ns = if kind == DecodeAttn::V1 { d.nsplit } else { ns };
         if ns == 0 || ns > d.nsplit || (kind != DecodeAttn::V1 && ns > 64) {
             return Err(Error::Gpu(format!("decode attention: {ns} splits (1..={} and <= 64)", d.nsplit)));
@@ -743,6 +756,9 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
+        if d.kv == DType::U8 {
+            return Err(Error::Gpu("attn_prefill: an 8-bit KV cache is read by attn_prefill_tc only".into()));
+        }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         cache.check(d)?;
         need("attention output", &out, d.act, rows * d.q_dim)?;
@@ -775,8 +791,14 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
-        if d.kv != DType::F16 || d.act != DType::F16 || d.head_dim % 32 != 0 || d.n_heads / d.n_kv > 8 {
-            return Err(Error::Gpu("attn_prefill_tc needs an f16 cache, head_dim % 32 == 0, GQA group <= 8".into()));
+        if !matches!(d.kv, DType::F16 | DType::U8)
+            || d.act != DType::F16
+            || d.head_dim % 32 != 0
+            || d.n_heads / d.n_kv > 8
+        {
+            return Err(Error::Gpu(
+                "attn_prefill_tc needs an f16 or 8-bit cache, head_dim % 32 == 0, GQA group <= 8".into(),
+            ));
         }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         cache.check(d)?;

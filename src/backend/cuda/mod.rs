@@ -20,8 +20,10 @@ pub mod plan;
 pub mod sched;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
+use crate::backend::cpu::KvQuant;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights, Param};
+use crate::quant::kv::{KvCacheDtype, KvScaleMode};
 use crate::quant::QuantizedModel;
 use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu};
@@ -59,12 +61,71 @@ pub struct CudaOptions {
     /// A paged KV cache of this many blocks (see [`paged`]) instead of `max_batch` contiguous
     /// caches of `max_seq`; `max_batch` then bounds the sequences of one step.
     pub paged_blocks: Option<usize>,
+    /// An 8-bit KV cache (int8 / fp8 with static per-(layer, K|V, head) scales, what the CPU
+    /// reference's `KvQuant` computes); None or fp16: the activation float type.
+    pub kv: Option<KvQuant>,
 }
 
 impl CudaOptions {
     pub fn new(precision: WeightFormat, max_batch: usize, max_seq: usize) -> Self {
-        CudaOptions { precision, max_batch, max_seq, max_tokens: 2048, graphs: true, device: 0, paged_blocks: None }
+        CudaOptions {
+            precision,
+            max_batch,
+            max_seq,
+            max_tokens: 2048,
+            graphs: true,
+            device: 0,
+            paged_blocks: None,
+            kv: None,
+        }
     }
+
+    /// The KV cache element type these options ask for.
+    pub fn kv_dtype(&self) -> KvCacheDtype {
+        self.kv.as_ref().map_or(KvCacheDtype::Fp16, |k| k.dtype)
+    }
+}
+
+/// Checks an 8-bit KV cache request against what the engine runs: static per-head scales of the
+/// model's (layers, kv heads), f16 activations. Returns the scales as the kernels' table
+/// (layers, 2 (K, V), kv heads) f32; None for an fp16 cache.
+pub fn kv_scale_table(c: &LlamaConfig, precision: WeightFormat, kv: Option<&KvQuant>) -> Result<Option<Vec<f32>>> {
+    let Some(kv) = kv.filter(|k| k.dtype.quantized()) else { return Ok(None) };
+    let what = kv.dtype.as_str();
+    if kv.mode == KvScaleMode::Dynamic {
+        return Err(Error::Unsupported(format!(
+            "the CUDA engine's {what} KV cache uses calibrated per-head scales; dynamic per-block scales \
+             (kv_scales: dynamic) run on --backend cpu or ort"
+        )));
+    }
+    if precision == WeightFormat::F32 {
+        return Err(Error::Unsupported(format!("an {what} KV cache needs f16 activations, not fp32 mode")));
+    }
+    let g = c.num_attention_heads / c.num_key_value_heads;
+    if c.head_dim % 32 != 0 || g > 8 {
+        return Err(Error::Unsupported(format!(
+            "the CUDA engine reads an {what} KV cache with its tensor-core attention, which needs head_dim % 32 == 0 \
+             and at most 8 query heads per KV head (this model: head_dim {}, {g})",
+            c.head_dim
+        )));
+    }
+    let s = kv
+        .scales
+        .as_ref()
+        .ok_or_else(|| Error::Invalid(format!("an {what} KV cache with calibrated scales needs the scales")))?;
+    let (l, h) = (c.num_hidden_layers, c.num_key_value_heads);
+    if s.k.len() != l || s.v.len() != l || s.k.iter().chain(&s.v).any(|x| x.len() != h) {
+        return Err(Error::Invalid(format!("KV scales must be ({l} layers, {h} heads) for K and V")));
+    }
+    let mut t: Vec<f32> = Vec::with_capacity(2 * l * h);
+    for layer in 0..l {
+        t.extend(&s.k[layer]);
+        t.extend(&s.v[layer]);
+    }
+    if let Some(x) = t.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+        return Err(Error::Invalid(format!("KV scale {x} is not a positive finite number")));
+    }
+    Ok(Some(t))
 }
 
 /// A linear layer on the device, in the kernels' layout.
@@ -126,6 +187,9 @@ pub struct CudaBackend {
     embed: DevBuf,                   // (vocab, hidden) f16 or f32
     kcache: DevBuf, // (layers, slots, n_kv, max_seq, head_dim), or paged (layers, blocks, 16, n_kv, head_dim)
     vcache: DevBuf,
+    /// 8-bit KV cache: its per-head scales (layers, 2, n_kv) f32, which the kernels read through
+    /// `c_kvs` (kept alive here).
+    kv_scales: Option<DevBuf>,
     /// Paged KV: block tables (max_batch + 1 rows of `tbl_stride` i32; the last row, for padded
     /// decode rows, points at the dummy block) and per-row sampling settings (8 i32 per row).
     tables: Option<(DevBuf, DevBuf)>,
@@ -190,7 +254,7 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
                 let t = w.get(p);
                 Ok(HostLinear::from_float(&t.data, t.rows(), t.cols(), fmt == WeightFormat::F16))
             }
-            WeightFormat::I8 | WeightFormat::I4 { .. } => {
+            WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8 => {
                 let name = crate::quant::param_name(p);
                 let ql = q
                     .and_then(|q| q.get(p))
@@ -206,7 +270,6 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
                 }
                 HostLinear::from_quantized(ql).map_err(|m| Error::Unsupported(format!("CUDA engine, {name}: {m}")))
             }
-            WeightFormat::F8 => Err(fp8_unsupported()),
         })
         .collect::<Result<_>>()?;
     let cat = HostLinear::concat_rows(&parts);
@@ -217,21 +280,13 @@ fn host_linear(w: &ModelWeights, q: Option<&QuantizedModel>, st: &LinearStep, fm
     })
 }
 
-/// fp8 engines have no CUDA kernels here (ONNX Runtime and TensorRT run them).
-fn fp8_unsupported() -> Error {
-    Error::Unsupported(
-        "the CUDA engine has no fp8 kernels; run fp8 engine dirs with --backend ort (CPU) or trt (TensorRT-RTX, sm89/sm120)"
-            .into(),
-    )
-}
-
 /// The quantized weights a preset (or any float model) runs with at `p`: the decoder linears through
 /// `quant::rtn`, exactly as `trtforge convert` quantizes them without calibration (int4 groups padded
-/// where the group does not divide an input dim). `None` for float precisions.
+/// where the group does not divide an input dim; fp8: E4M3 with per-output-channel scales,
+/// `quant::fp8::quantize_weight`, the weights of an fp8 RTN engine). `None` for float precisions.
 pub fn quantize_rtn(w: &ModelWeights, p: WeightFormat) -> Result<Option<QuantizedModel>> {
     let format = match p {
         WeightFormat::F32 | WeightFormat::F16 => return Ok(None),
-        WeightFormat::F8 => return Err(fp8_unsupported()),
         q => q,
     };
     let params = crate::quant::decoder_linears(&w.config);
@@ -250,9 +305,6 @@ impl CudaBackend {
     /// directory's, see `quant::load_engine_weights`), repacked into the kernels' layout as they are.
     /// `w` supplies the embedding, norms and LM head (which stay float). Quantized precisions need `q`.
     pub fn with_quantized(w: &ModelWeights, q: Option<&QuantizedModel>, opts: CudaOptions) -> Result<Self> {
-        if opts.precision == WeightFormat::F8 {
-            return Err(fp8_unsupported());
-        }
         let cfg = w.config.clone();
         if opts.max_batch == 0 || opts.max_seq == 0 {
             return Err(Error::Invalid("max_batch and max_seq must be at least 1".into()));
@@ -288,7 +340,9 @@ impl CudaBackend {
             formats,
             gemv_mts: GEMV_MTS.to_vec(),
             paged: opts.paged_blocks.is_some(),
+            kv_cache: opts.kv_dtype(),
         };
+        let kv_table = kv_scale_table(&cfg, opts.precision, opts.kv.as_ref())?;
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
@@ -303,7 +357,13 @@ impl CudaBackend {
         gpu.set_const_i32("c_max_seq", seq_cap as i32)?;
         gpu.set_const_i32("c_nsplit", spec.nsplit() as i32)?;
         let act = if spec.act_f32 { 4 } else { 2 };
-        let kvb = if spec.kv_f32 { 4 } else { 2 };
+        let kvb = if spec.kv_cache.quantized() {
+            1
+        } else if spec.kv_f32 {
+            4
+        } else {
+            2
+        };
 
         // Weights.
         let mut linears = Vec::with_capacity(steps.len());
@@ -363,6 +423,19 @@ impl CudaBackend {
         let vcache = gpu.alloc(kv_elems * kvb)?;
         gpu.memset0(&kcache)?;
         gpu.memset0(&vcache)?;
+        let kv_scales = match &kv_table {
+            Some(t) => {
+                let b = gpu.upload(t)?;
+                gpu.set_const_ptr("c_kvs", &b)?;
+                gpu.set_const_ptr("c_kv_kbase", &kcache)?;
+                gpu.set_const_ptr("c_kv_vbase", &vcache)?;
+                let layer_bytes = i32::try_from(dims.layer_cache_len())
+                    .map_err(|_| Error::Invalid("one layer's 8-bit KV cache exceeds 2 GiB".into()))?;
+                gpu.set_const_i32("c_kv_layer", layer_bytes)?;
+                Some(b)
+            }
+            None => None,
+        };
 
         let mt = opts.max_tokens;
         let widest = cfg.hidden_size.max(cfg.q_dim()).max(cfg.intermediate_size);
@@ -387,7 +460,8 @@ impl CudaBackend {
                 let n = cfg.num_attention_heads * seq_cap * seq_cap;
                 // The batched-GEMM attention reads each (slot, head) as one contiguous matrix, which
                 // a paged cache is not: paged prefills run the tiled kernel (attn_prefill).
-                if n * 4 <= MAX_SCORE_BYTES && opts.paged_blocks.is_none() {
+                // (An 8-bit cache is read by the tensor-core kernels only.)
+                if n * 4 <= MAX_SCORE_BYTES && opts.paged_blocks.is_none() && !spec.kv_cache.quantized() {
                     Some((gpu.alloc(n * 4)?, gpu.alloc(n * act)?))
                 } else {
                     None
@@ -485,9 +559,15 @@ impl CudaBackend {
                 tcg_cnt = Some(cnt);
             }
         }
-        let prefill_fa =
-            spec.attn_tc() && gpu.cc.0 >= 8 && std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas");
+        let kv8 = spec.kv_cache.quantized();
+        if kv8 && gpu.cc.0 < 8 {
+            return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
+        }
+        let prefill_fa = spec.attn_tc()
+            && gpu.cc.0 >= 8
+            && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
+            _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
@@ -506,6 +586,7 @@ impl CudaBackend {
             embed,
             kcache,
             vcache,
+            kv_scales,
             tables,
             tbl_stride,
             rope_cos,
@@ -541,9 +622,17 @@ impl CudaBackend {
     pub fn compile_info(&self) -> (f64, bool) {
         (self.gpu.compile_secs, self.gpu.compile_cached)
     }
-    /// KV-cache bytes per cached token (all layers, k and v).
+    /// KV-cache bytes per cached token (all layers, k and v; static scales are not per token).
     pub fn kv_bytes_per_token(&self) -> usize {
-        2 * self.cfg.num_hidden_layers * self.cfg.kv_dim() * if self.spec.kv_f32 { 4 } else { 2 }
+        2 * self.cfg.num_hidden_layers * self.cfg.kv_dim() * self.dims.kv.size()
+    }
+    /// The KV cache element type (fp16 also stands for the fp32 mode's f32 cache).
+    pub fn kv_dtype(&self) -> KvCacheDtype {
+        self.spec.kv_cache
+    }
+    /// Whether the per-head scales of an 8-bit cache are on the device.
+    pub fn has_kv_scales(&self) -> bool {
+        self.kv_scales.is_some()
     }
     fn dummy_slot(&self) -> usize {
         self.opts.max_batch
@@ -753,11 +842,12 @@ impl CudaBackend {
                             k.rmsnorm(cur, nw.f32(), xact, rows)?;
                         }
                         let w = match (fmt, &lin.shadow) {
-                            (WeightFormat::F8, _) => return Err(fp8_unsupported()),
                             (WeightFormat::F32, _) => lin.data.view(DType::F32),
                             (WeightFormat::F16, _) => lin.data.view(DType::F16),
-                            (WeightFormat::I8 | WeightFormat::I4 { .. }, Some(shadow)) => shadow.view(DType::F16),
-                            (WeightFormat::I8 | WeightFormat::I4 { .. }, None) => {
+                            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, Some(shadow)) => {
+                                shadow.view(DType::F16)
+                            }
+                            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, None) => {
                                 let dq = self.s.wdeq.as_ref().ok_or_else(|| Error::Gpu("no dequant scratch".into()))?;
                                 let dq = dq.view(DType::F16);
                                 k.dequant(&lin.weights(), dq)?;

@@ -11,6 +11,7 @@
 //! Kernel layouts (what the device holds), rows = output features, each row's inputs contiguous:
 //! - int8: bytes `q + 128` (so `0x4B000000 | b` is the float 2²³ + b exactly; see kernels.cu),
 //!   scales (N) f16.
+//! - fp8: the E4M3 codes as stored (bit patterns, one byte each), scales (N) f16.
 //! - int4: unsigned nibbles `u = q + 8` (zero point 8, a constant in the kernels), each little-endian
 //!   32-bit word holds 8 consecutive elements, element 2i at nibble i and 2i+1 at nibble i+4, so
 //!   `(w >> 4i) & 0x000F000F` yields the pair (2i, 2i+1) as two f16 lanes. Only the `in` real
@@ -43,7 +44,7 @@ impl HostLinear {
     }
     fn per_row_meta(&self) -> usize {
         match self.fmt {
-            WeightFormat::I8 => 1,
+            WeightFormat::I8 | WeightFormat::F8 => 1,
             WeightFormat::I4 { group } => self.k.div_ceil(group),
             _ => 0,
         }
@@ -82,6 +83,19 @@ impl HostLinear {
                     }
                 }
                 Ok(HostLinear { fmt: WeightFormat::I8, n, k, data, scales: ql.scales.clone() })
+            }
+            WeightFormat::F8 => {
+                // E4M3 bit patterns as stored, rows = outputs; one f16 scale per row.
+                if ql.scales.len() != n {
+                    return Err(format!("{} fp8 scales for {n} outputs", ql.scales.len()));
+                }
+                let mut data = vec![0u8; n * k];
+                for kk in 0..k {
+                    for (r, &v) in ql.q[kk * n..(kk + 1) * n].iter().enumerate() {
+                        data[r * k + kk] = v as u8;
+                    }
+                }
+                Ok(HostLinear { fmt: WeightFormat::F8, n, k, data, scales: ql.scales.clone() })
             }
             WeightFormat::I4 { group } => {
                 if k % 8 != 0 {
@@ -124,7 +138,7 @@ impl HostLinear {
             WeightFormat::F32 => f32::from_le_bytes(row[c * 4..c * 4 + 4].try_into().unwrap_or([0; 4])),
             WeightFormat::F16 => f16::from_le_bytes([row[c * 2], row[c * 2 + 1]]).to_f32(),
             WeightFormat::I8 => ((row[c] ^ 0x80) as i8) as f32 * self.scales[r].to_f32(),
-            // Not packed by this engine (fp8 is refused at load); the E4M3 code times its row scale.
+            // The E4M3 code times its row scale.
             WeightFormat::F8 => crate::quant::fp8::decode(row[c]) * self.scales[r].to_f32(),
             WeightFormat::I4 { group } => {
                 let word = u32::from_le_bytes(row[(c / 8) * 4..(c / 8) * 4 + 4].try_into().unwrap_or([0; 4]));
@@ -241,6 +255,27 @@ mod tests {
         assert_exact(&ql, &h);
         // kernel bytes are q + 128, row-major (out, in)
         assert_eq!(h.data[3 * k + 5], (ql.q[5 * n + 3] as u8) ^ 0x80);
+    }
+
+    #[test]
+    fn fp8_repack_is_the_stored_codes() {
+        let (n, k) = (16, 64);
+        let ql = crate::quant::fp8::quantize_weight(&Tensor::new(vec![n, k], rand(n * k, 7)));
+        let h = HostLinear::from_quantized(&ql).unwrap();
+        // kernel bytes are the stored E4M3 codes, row-major (out, in); values decode(q) · s
+        assert_eq!(h.data[3 * k + 5], ql.q[5 * n + 3] as u8);
+        let stored = ql.dequantize();
+        for r in 0..n {
+            for c in 0..k {
+                let want = crate::quant::fp8::decode(ql.q[c * n + r] as u8) * ql.scales[r].to_f32();
+                assert_eq!(h.get(r, c), want, "({r},{c})");
+                assert_eq!(f16::from_f32(h.get(r, c)).to_f32(), stored.data[r * k + c]);
+            }
+        }
+        // rows keep their scales through the QKV permutation
+        let p = h.permute_rows(&(0..n).rev().collect::<Vec<_>>());
+        assert_eq!(p.get(0, 7), h.get(n - 1, 7));
+        assert_eq!(p.scales[0], h.scales[n - 1]);
     }
 
     #[test]

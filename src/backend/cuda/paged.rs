@@ -20,6 +20,7 @@ use crate::backend::paged::{blocks_for_budget, check_step, PagedBackend, PagedSe
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
+use crate::quant::kv::KvCacheDtype;
 use crate::quant::{QuantizedModel, WeightFormat};
 
 /// Positions per KV block (the kernels' `KV_BLOCK`).
@@ -36,14 +37,26 @@ pub struct CudaPagedOptions {
     /// Most tokens in one step (sizes the scratch buffers; longer steps run in several passes).
     pub max_num_batched_tokens: usize,
     pub device: usize,
+    /// An 8-bit KV cache (static per-head scales): blocks of half the bytes, so the same
+    /// `kv_cache_bytes` holds twice the blocks.
+    pub kv: Option<crate::backend::cpu::KvQuant>,
 }
 
-/// Bytes of one KV-cache element at `precision` (f32 only for fp32 engines).
+/// Bytes of one KV-cache element at `precision` with an fp16 cache (f32 only for fp32 engines).
 pub fn kv_elem_bytes(precision: WeightFormat) -> usize {
     if precision == WeightFormat::F32 {
         4
     } else {
         2
+    }
+}
+
+/// Bytes of one KV-cache element of a paged engine: 1 for an 8-bit (int8 / fp8) cache.
+pub fn kv_elem_bytes_of(precision: WeightFormat, kv: KvCacheDtype) -> usize {
+    if kv.quantized() {
+        kv.elem_bytes()
+    } else {
+        kv_elem_bytes(precision)
     }
 }
 
@@ -71,7 +84,8 @@ impl CudaPagedBackend {
     /// and allocates a pool of as many blocks as fit in `o.kv_cache_bytes`.
     pub fn new(w: &ModelWeights, q: Option<&QuantizedModel>, o: &CudaPagedOptions) -> Result<Self> {
         let c = &w.config;
-        let kvb = kv_elem_bytes(o.precision);
+        let kv_dtype = o.kv.as_ref().map_or(KvCacheDtype::Fp16, |k| k.dtype);
+        let kvb = kv_elem_bytes_of(o.precision, kv_dtype);
         let num_blocks = blocks_for_budget(c, kvb, o.kv_cache_bytes);
         if num_blocks == 0 {
             return Err(Error::Invalid(format!(
@@ -91,6 +105,7 @@ impl CudaPagedBackend {
         opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
         opts.paged_blocks = Some(num_blocks);
         opts.device = o.device;
+        opts.kv = o.kv.clone();
         let eng = super::gpu::Owned(CudaBackend::with_quantized(w, q, opts)?);
         let stride = eng.tbl_stride;
         Ok(CudaPagedBackend {
@@ -110,6 +125,16 @@ impl CudaPagedBackend {
     /// The static engine underneath (device name, options).
     pub fn engine(&self) -> &CudaBackend {
         &self.eng
+    }
+
+    /// Bytes of one cached element (1 for an 8-bit cache).
+    fn kv_elem(&self) -> usize {
+        kv_elem_bytes_of(self.eng.opts.precision, self.eng.kv_dtype())
+    }
+
+    /// Blocks in the pool (the dummy block not counted).
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
     }
 
     /// Uploads the tables of `seqs` (row i = sequence i; entries past a sequence's blocks point at
@@ -237,13 +262,17 @@ impl PagedBackend for CudaPagedBackend {
         ))
     }
     fn kv_cache_bytes(&self) -> u64 {
-        crate::backend::paged::block_bytes(&self.eng.cfg, kv_elem_bytes(self.eng.opts.precision)) as u64
-            * self.num_blocks as u64
+        crate::backend::paged::block_bytes(&self.eng.cfg, self.kv_elem()) as u64 * self.num_blocks as u64
     }
     fn kv_format(&self) -> (String, f64) {
-        let b = kv_elem_bytes(self.eng.opts.precision);
+        let b = self.kv_elem();
         let c = &self.eng.cfg;
-        (if b == 4 { "f32" } else { "f16" }.into(), (2 * c.num_hidden_layers * c.kv_dim() * b) as f64)
+        let name = match self.eng.kv_dtype() {
+            KvCacheDtype::Fp16 if b == 4 => "f32".to_string(),
+            KvCacheDtype::Fp16 => "f16".to_string(),
+            q => format!("{} (calibrated per-head scales)", q.as_str()),
+        };
+        (name, (2 * c.num_hidden_layers * c.kv_dim() * b) as f64)
     }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
