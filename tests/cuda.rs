@@ -106,3 +106,39 @@ fn tiny_paged_engine_matches_static_engine_chunks_batches_and_cpu() {
         }
     }
 }
+
+/// An 8-bit KV cache halves a paged block, so the same `--kv-cache-memory` holds twice the blocks
+/// (twice the admitted tokens); its request is checked on the host (scales' shape, dynamic scales,
+/// head_dim) before any GPU work.
+#[test]
+fn eight_bit_kv_doubles_the_paged_blocks_and_is_checked_on_the_host() {
+    use trtforge::backend::cpu::KvQuant;
+    use trtforge::backend::cuda::kv_scale_table;
+    use trtforge::backend::cuda::paged::kv_elem_bytes_of;
+    use trtforge::backend::paged::blocks_for_budget;
+    use trtforge::quant::kv::{KvCacheDtype, KvScaleMode, KvScales};
+    let c = trtforge::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
+    let budget = 8u64 << 30;
+    let f16 = blocks_for_budget(&c, kv_elem_bytes_of(WeightFormat::F16, KvCacheDtype::Fp16), budget);
+    for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+        let b8 = blocks_for_budget(&c, kv_elem_bytes_of(WeightFormat::F16, kv), budget);
+        assert_eq!((f16, b8), (23_831, 47_662), "{kv:?}"); // 352 KiB vs 176 KiB blocks of 16 tokens
+    }
+    let ones = |l: usize, h: usize| vec![vec![0.5f32; h]; l];
+    let (l, h) = (c.num_hidden_layers, c.num_key_value_heads);
+    let kv = |mode, scales| KvQuant { dtype: KvCacheDtype::Int8, mode, scales };
+    let t = kv_scale_table(
+        &c,
+        WeightFormat::F16,
+        Some(&kv(KvScaleMode::Calibrated, Some(KvScales { k: ones(l, h), v: ones(l, h) }))),
+    );
+    assert_eq!(t.unwrap().unwrap().len(), 2 * l * h);
+    let e = kv_scale_table(&c, WeightFormat::F16, Some(&kv(KvScaleMode::Dynamic, None))).unwrap_err().to_string();
+    assert!(e.contains("dynamic"), "{e}");
+    let bad = Some(KvScales { k: ones(l, h + 1), v: ones(l, h) });
+    let e = kv_scale_table(&c, WeightFormat::F16, Some(&kv(KvScaleMode::Calibrated, bad))).unwrap_err().to_string();
+    assert!(e.contains("KV scales must be"), "{e}");
+    let e = kv_scale_table(&c, WeightFormat::F32, Some(&kv(KvScaleMode::Calibrated, None))).unwrap_err().to_string();
+    assert!(e.contains("fp32"), "{e}");
+    assert!(kv_scale_table(&c, WeightFormat::F16, None).unwrap().is_none());
+}

@@ -162,6 +162,16 @@ pub fn open_engine_dir(
             // An 8-bit KV cache with the engine's calibrated per-head scales; dynamic ones are
             // refused here (see cuda::kv_scale_table).
             let kv = kv_quant_of(&man)?.filter(|k| k.dtype.quantized());
+            let kvc = man.extra.get("quantization").and_then(|q| q.get("kv_cache"));
+            if kvc
+                .is_some_and(|k| k.get("k_mean").is_some() || k.get("smooth_k").and_then(|v| v.as_bool()) == Some(true))
+            {
+                return Err(crate::error::Error::Unsupported(format!(
+                    "engine {}: its KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
+                     apply; run it with --backend cpu or ort",
+                    man.name
+                )));
+            }
             if let Some(k) = &kv {
                 cuda::kv_scale_table(&man.model_config, crate::quant::WeightFormat::F16, Some(k))
                     .map_err(|e| crate::error::Error::Unsupported(format!("engine {}: {e}", man.name)))?;
