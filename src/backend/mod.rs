@@ -219,13 +219,21 @@ pub fn open_paged(
             let co = cuda::paged::CudaPagedOptions {
                 precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
                 kv_cache_bytes: o.kv_cache_bytes,
+                gpu_memory_utilization: o.gpu_memory_utilization,
                 max_num_seqs: o.max_num_seqs,
                 max_num_batched_tokens: o.max_num_batched_tokens,
                 device: 0,
             };
             Ok(Box::new(cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
         }
-        _ => Ok(Box::new(paged::CpuPagedBackend::with_quant(weights, o.kv_cache_bytes, quant)?)),
+        _ => {
+            if o.gpu_memory_utilization.is_some() {
+                return Err(crate::error::Error::Invalid(
+                    "--gpu-memory-utilization sizes a GPU's KV cache; the cpu backend takes --kv-cache-memory".into(),
+                ));
+            }
+            Ok(Box::new(paged::CpuPagedBackend::with_quant(weights, o.kv_cache_bytes, quant)?))
+        }
     }
 }
 

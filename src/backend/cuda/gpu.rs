@@ -666,3 +666,120 @@ mod tests {
         }
     }
 }
+
+// ---- Pinned host staging (serve engine, helper S): per-step copies that do not block the host.
+
+/// Page-locked host memory of `i32`s with the event of the last copy queued on it. Uploads from it
+/// need no staging copy; downloads into it return at once and [`Pinned::host`] waits for them, so
+/// the serve engine can queue the next step before it reads the tokens of the one in flight.
+pub struct Pinned {
+    ptr: *mut i32,
+    len: usize,
+    ctx: Arc<CudaContext>,
+    /// Recorded after the last copy to or from this buffer (None before the first).
+    done: Option<cudarc::driver::CudaEvent>,
+}
+
+// SAFETY: the pointer is page-locked host memory owned by this value alone (no aliasing); moving
+// it to another thread moves that ownership, and the event belongs to the context, not a thread.
+unsafe impl Send for Pinned {}
+
+impl Gpu {
+    /// `len` pinned `i32`s, zeroed.
+    pub fn pinned(&self, len: usize) -> Result<Pinned> {
+        self.bind()?;
+        let n = len.max(1);
+        // SAFETY: plain page-locked allocation of n i32s, owned (and freed once) by the Pinned.
+        let raw = unsafe { cudarc::driver::result::malloc_host(n * 4, 0) }
+            .map_err(|e| gpu_err("allocating pinned host memory", e))?;
+        let ptr = raw as *mut i32;
+        // SAFETY: ptr holds n i32s, just allocated, not yet shared.
+        unsafe { std::ptr::write_bytes(ptr, 0, n) };
+        Ok(Pinned { ptr, len: n, ctx: self.ctx.clone(), done: None })
+    }
+}
+
+impl Pinned {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Waits until the last copy queued on this buffer has finished.
+    pub fn wait(&self) -> Result<()> {
+        match &self.done {
+            Some(e) => e.synchronize().map_err(|e| gpu_err("waiting for a pinned copy", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The host view, once the last copy is done (so a download's data is there, and an upload
+    /// no longer reads it).
+    pub fn host(&mut self) -> Result<&mut [i32]> {
+        self.wait()?;
+        // SAFETY: ptr holds len i32s for the life of self; no copy is in flight (waited above)
+        // and the &mut self borrow excludes queuing one while the slice lives.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) })
+    }
+
+    fn record(&mut self, gpu: &Gpu) -> Result<()> {
+        let e = match self.done.take() {
+            Some(e) => e,
+            None => self
+                .ctx
+                .new_event(Some(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING))
+                .map_err(|e| gpu_err("creating an event", e))?,
+        };
+        e.record(&gpu.stream).map_err(|e| gpu_err("event record", e))?;
+        self.done = Some(e);
+        Ok(())
+    }
+
+    /// Queues host `[from, from + n)` → `dst` at byte offset `off`, on the engine's stream.
+    pub fn upload(&mut self, gpu: &Gpu, from: usize, n: usize, dst: &DevBuf, off: usize) -> Result<()> {
+        if from + n > self.len || off + n * 4 > dst.bytes {
+            return Err(Error::Gpu(format!("pinned upload of {n} i32 at {from} / byte {off} out of range")));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: both ranges checked; the host range stays allocated and is not written while
+        // the copy is in flight (every host access goes through `host()`, which waits for it).
+        unsafe {
+            let src = std::slice::from_raw_parts(self.ptr.add(from), n);
+            cudarc::driver::result::memcpy_htod_async(dst.ptr + off as u64, src, gpu.stream.cu_stream())
+                .map_err(|e| gpu_err("pinned host-to-device copy", e))?;
+        }
+        self.record(gpu)
+    }
+
+    /// Queues `src` at byte offset `off` → host `[0, n)`, on the engine's stream, without waiting.
+    pub fn download(&mut self, gpu: &Gpu, src: &DevBuf, off: usize, n: usize) -> Result<()> {
+        if n > self.len || off + n * 4 > src.bytes {
+            return Err(Error::Gpu(format!("pinned download of {n} i32 at byte {off} out of range")));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        self.wait()?; // an upload from the same host range must not be overwritten under it
+                      // SAFETY: both ranges checked; the host range stays allocated and is read only through
+                      // `host()`, which waits for this copy.
+        unsafe {
+            let dst = std::slice::from_raw_parts_mut(self.ptr, n);
+            cudarc::driver::result::memcpy_dtoh_async(dst, src.ptr + off as u64, gpu.stream.cu_stream())
+                .map_err(|e| gpu_err("device-to-pinned copy", e))?;
+        }
+        self.record(gpu)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        let _ = self.wait();
+        // SAFETY: ptr came from cuMemHostAlloc and is freed once, after its last copy finished.
+        let _ = unsafe { cudarc::driver::result::free_host(self.ptr as *mut c_void) };
+    }
+}

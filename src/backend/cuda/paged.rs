@@ -16,7 +16,9 @@
 //! for greedy rows (inside the graph), `sample_rows` (top-k / top-p, per-row settings, the draw
 //! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
 use super::{CudaBackend, CudaOptions};
-use crate::backend::paged::{blocks_for_budget, check_step, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE};
+use crate::backend::paged::{
+    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE,
+};
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
@@ -31,6 +33,9 @@ pub struct CudaPagedOptions {
     pub precision: WeightFormat,
     /// Bytes of the K and V pools together (all layers).
     pub kv_cache_bytes: u64,
+    /// Instead: the pool takes what `fraction` of the device's memory leaves after the weights
+    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction)).
+    pub gpu_memory_utilization: Option<f64>,
     /// Most sequences in one step.
     pub max_num_seqs: usize,
     /// Most tokens in one step (sizes the scratch buffers; longer steps run in several passes).
@@ -62,8 +67,23 @@ pub struct CudaPagedBackend {
     prof: (u64, f64, f64),
     /// Overlap (the default; TRTFORGE_SERVE_OVERLAP=0 turns it off): decode steps are left in flight by `launch`.
     overlap: bool,
-    /// Rows of the decode step in flight (its tokens land in `next`).
-    pending: Option<(usize, std::time::Instant)>,
+    /// Steps in flight, oldest first: rows, and the pinned stage their tokens are copied to
+    /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop).
+    pending: std::collections::VecDeque<(usize, Option<usize>)>,
+    /// TRTFORGE_SERVE_AHEAD=1: tokens come back through pinned stages (no host wait at launch) and
+    /// `launch_next` chains decode steps on the device.
+    ahead: bool,
+    /// Pinned downloads of sampled ids (two: the step being collected and the one queued behind).
+    ids_stage: Vec<super::gpu::Pinned>,
+    /// Pinned uploads of changed block-table rows (two, alternating).
+    tbl_stage: Vec<super::gpu::Pinned>,
+    /// Next stage of each ring.
+    ring: (usize, usize),
+    /// The newest step in flight is a graph decode step of (rows, bucket) whose metadata the graph
+    /// advanced in place (tokens = its sampled ids, positions + 1): `launch_next` may follow it.
+    chain: Option<(usize, usize)>,
+    /// Steps queued by `launch_next` and their host time until queued (profile).
+    prof_next: (u64, f64),
 }
 
 impl CudaPagedBackend {
@@ -72,27 +92,58 @@ impl CudaPagedBackend {
     pub fn new(w: &ModelWeights, q: Option<&QuantizedModel>, o: &CudaPagedOptions) -> Result<Self> {
         let c = &w.config;
         let kvb = kv_elem_bytes(o.precision);
-        let num_blocks = blocks_for_budget(c, kvb, o.kv_cache_bytes);
+        if o.max_num_seqs == 0 || o.max_num_batched_tokens == 0 {
+            return Err(Error::Invalid("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
+        }
+        let block_bytes = crate::backend::paged::block_bytes(c, kvb) as u64;
+        let kv_cache_bytes = match o.gpu_memory_utilization {
+            None => o.kv_cache_bytes,
+            Some(f) => {
+                // What the weights and workspace take: the same engine with a one-block pool,
+                // measured after loading, then freed.
+                let mut probe = Self::engine_options(o, c.max_position_embeddings, 1);
+                probe.graphs = false;
+                let eng = CudaBackend::with_quantized(w, q, probe)?;
+                eng.gpu.sync()?;
+                let (free, total) = eng.gpu.mem_info();
+                drop(eng);
+                crate::backend::paged::kv_bytes_for_fraction(
+                    total as u64,
+                    free as u64 + block_bytes,
+                    f,
+                    crate::backend::paged::GPU_HEADROOM_BYTES,
+                    block_bytes,
+                )?
+            }
+        };
+        let num_blocks = blocks_for_budget(c, kvb, kv_cache_bytes);
         if num_blocks == 0 {
             return Err(Error::Invalid(format!(
-                "a KV cache of {} bytes holds no block: one block of {BLOCK} tokens takes {} bytes for this model",
-                o.kv_cache_bytes,
-                crate::backend::paged::block_bytes(c, kvb)
+                "a KV cache of {kv_cache_bytes} bytes holds no block: one block of {BLOCK} tokens takes {block_bytes} bytes for this model",
             )));
         }
         if num_blocks >= i32::MAX as usize {
             return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
         }
-        if o.max_num_seqs == 0 || o.max_num_batched_tokens == 0 {
-            return Err(Error::Invalid("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
-        }
         let max_len = c.max_position_embeddings.min(num_blocks * BLOCK);
-        let mut opts = CudaOptions::new(o.precision, o.max_num_seqs, max_len);
-        opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
-        opts.paged_blocks = Some(num_blocks);
-        opts.device = o.device;
-        let eng = super::gpu::Owned(CudaBackend::with_quantized(w, q, opts)?);
+        let opts = Self::engine_options(o, max_len, num_blocks);
+        let eng = CudaBackend::with_quantized(w, q, opts).map_err(|e| match e {
+            Error::Gpu(m) if m.contains("allocating") => Error::Gpu(format!(
+                "{m} (with a KV cache of {:.1} MiB: give a smaller --kv-cache-memory, or --gpu-memory-utilization to size it from the free memory)",
+                kv_cache_bytes as f64 / (1u64 << 20) as f64
+            )),
+            e => e,
+        })?;
+        let eng = super::gpu::Owned(eng);
         let stride = eng.tbl_stride;
+        let ahead = crate::backend::paged::ahead_requested();
+        let (mut ids_stage, mut tbl_stage) = (Vec::new(), Vec::new());
+        if ahead {
+            for _ in 0..2 {
+                ids_stage.push(eng.gpu.pinned(o.max_num_seqs)?);
+                tbl_stage.push(eng.gpu.pinned(o.max_num_seqs * stride)?);
+            }
+        }
         Ok(CudaPagedBackend {
             tables: vec![num_blocks as i32; o.max_num_seqs * stride],
             params: Vec::new(),
@@ -100,11 +151,25 @@ impl CudaPagedBackend {
             capture_logits: None,
             prof: (0, 0.0, 0.0),
             overlap: crate::backend::paged::overlap_requested(),
-            pending: None,
+            pending: Default::default(),
+            ahead,
+            ids_stage,
+            tbl_stage,
+            ring: (0, 0),
+            chain: None,
+            prof_next: (0, 0.0),
             eng,
             num_blocks,
             max_len,
         })
+    }
+
+    fn engine_options(o: &CudaPagedOptions, max_len: usize, num_blocks: usize) -> CudaOptions {
+        let mut opts = CudaOptions::new(o.precision, o.max_num_seqs, max_len);
+        opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
+        opts.paged_blocks = Some(num_blocks);
+        opts.device = o.device;
+        opts
     }
 
     /// The static engine underneath (device name, options).
@@ -168,6 +233,25 @@ impl CudaPagedBackend {
         Ok(())
     }
 
+    /// After a queued decode step's sampling (TRTFORGE_SERVE_AHEAD): sampled (non-greedy) ids
+    /// replace the graph's argmax as the next step's input tokens, and the ids start their copy
+    /// to a pinned stage, whose index is returned. None (no ahead): `collect` reads `next`.
+    fn finish_queued(&mut self, want: &[(TokenSampling, usize)]) -> Result<Option<usize>> {
+        if !self.ahead {
+            return Ok(None);
+        }
+        let n = want.len();
+        if !want.iter().all(|(s, _)| s.is_greedy()) {
+            let l = self.eng.layout;
+            let k = self.eng.kern();
+            k.copy(self.eng.meta_rows(l.tokens())?.slice(0, n)?, self.eng.s.next.i32().slice(0, n)?)?;
+        }
+        let k = self.ring.0;
+        self.ring.0 ^= 1;
+        self.ids_stage[k].download(&self.eng.gpu, &self.eng.s.next, 0, n)?;
+        Ok(Some(k))
+    }
+
     fn read_ids(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
         self.ids.resize(n, 0);
         self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut self.ids[..n])?;
@@ -202,38 +286,109 @@ impl PagedBackend for CudaPagedBackend {
                 self.eng.opts.max_batch
             )));
         }
+        if !self.pending.is_empty() {
+            return Err(Error::Invalid("paged backend: launch with a step in flight (collect first)".into()));
+        }
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
+        self.chain = None;
         self.put_tables(seqs)?;
         let chunks: Vec<SeqChunk> =
             seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
-        self.eng.decode_step(&chunks)?;
+        let b = self.eng.decode_step(&chunks)?;
         let want: Vec<(TokenSampling, usize)> =
             seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
         self.sample_rest(&want)?;
+        let stage = self.finish_queued(&want)?;
         self.prof.1 += t0.elapsed().as_secs_f64();
-        self.pending = Some((seqs.len(), std::time::Instant::now()));
+        self.pending.push_back((seqs.len(), stage));
+        if self.ahead {
+            self.chain = Some((seqs.len(), b));
+        }
         Ok(None)
     }
 
     fn collect(&mut self) -> Result<Vec<u32>> {
-        let (n, _) = self.pending.take().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
+        let (n, stage) =
+            self.pending.pop_front().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
         self.eng.gpu.bind()?;
         let t = std::time::Instant::now();
         let mut out = Vec::with_capacity(n);
-        self.read_ids(n, &mut out)?;
+        match stage {
+            Some(k) => out.extend(self.ids_stage[k].host()?[..n].iter().map(|&x| x as u32)),
+            None => self.read_ids(n, &mut out)?,
+        }
+        if self.pending.is_empty() && stage.is_none() {
+            self.chain = None;
+        }
         self.prof.0 += 1;
         self.prof.2 += t.elapsed().as_secs_f64();
         Ok(out)
     }
 
+    fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
+        let Some((n, b)) = self.chain else { return Ok(false) };
+        if !self.ahead || self.pending.len() != 1 || seqs.len() != n || self.capture_logits.is_some() {
+            return Ok(false);
+        }
+        let stride = self.eng.tbl_stride;
+        for (i, s) in seqs.iter().enumerate() {
+            let need = (s.start + 1).div_ceil(BLOCK);
+            if s.start >= self.max_len || need > stride || s.block_table.len() < need {
+                return Err(Error::Invalid(format!(
+                    "paged next step: sequence {i} at position {} has {} blocks (this backend holds {} tokens)",
+                    s.start,
+                    s.block_table.len(),
+                    self.max_len
+                )));
+            }
+            if let Some(b) = s.block_table[..need].iter().find(|&&b| b < 0 || b as usize >= self.num_blocks) {
+                return Err(Error::Invalid(format!("paged next step: block {b} of sequence {i} is outside the pool")));
+            }
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        // Only the table rows that changed (a sequence that entered a new block) go up; the
+        // tokens and positions were advanced on the device by the step in flight.
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for (i, s) in seqs.iter().enumerate() {
+            let need = (s.start + 1).div_ceil(BLOCK);
+            let row = &mut self.tables[i * stride..i * stride + need];
+            if row[..] != s.block_table[..need] {
+                row.copy_from_slice(&s.block_table[..need]);
+                lo = lo.min(i);
+                hi = i;
+            }
+            self.eng.lens[i] = s.start;
+        }
+        if lo <= hi {
+            let k = self.ring.1;
+            self.ring.1 ^= 1;
+            let len = (hi + 1 - lo) * stride;
+            let st = &mut self.tbl_stage[k];
+            st.host()?[..len].copy_from_slice(&self.tables[lo * stride..(hi + 1) * stride]);
+            let (t, _) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+            st.upload(&self.eng.gpu, 0, len, t, lo * stride * 4)?;
+        }
+        self.eng.launch_decode_graph(b)?;
+        let want: Vec<(TokenSampling, usize)> = seqs.iter().map(|s| (s.sample, s.start + 1)).collect();
+        self.sample_rest(&want)?;
+        let stage = self.finish_queued(&want)?;
+        self.pending.push_back((n, stage));
+        self.prof_next.0 += 1;
+        self.prof_next.1 += t0.elapsed().as_secs_f64();
+        Ok(true)
+    }
+
     fn take_profile(&mut self) -> Option<String> {
         let (n, prep, wait) = std::mem::take(&mut self.prof);
+        let (nn, nprep) = std::mem::take(&mut self.prof_next);
         let per = |s: f64| s * 1e6 / n.max(1) as f64;
         Some(format!(
-            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step",
+            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step; {nn} queued behind the step in flight ({:.0} µs host each)",
             per(prep),
-            per(wait)
+            per(wait),
+            nprep * 1e6 / nn.max(1) as f64
         ))
     }
     fn kv_cache_bytes(&self) -> u64 {
@@ -248,6 +403,10 @@ impl PagedBackend for CudaPagedBackend {
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if !self.pending.is_empty() {
+            return Err(Error::Invalid("paged backend: step with a step in flight (collect first)".into()));
+        }
+        self.chain = None;
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
