@@ -43,6 +43,13 @@ pub struct CudaPagedOptions {
     pub device: usize,
 }
 
+/// Whether the device sampler (`sample_rows`) draws exactly from these settings: it ranks at
+/// most `SAMPLE_MAX_K` candidates, so top_k must be set and no larger (top_k 0 with or without
+/// top_p goes to the host: `CudaPagedBackend::sample_on_host`).
+pub fn device_sampler_exact(s: &TokenSampling) -> bool {
+    (1..=super::kernels::SAMPLE_MAX_K).contains(&s.top_k)
+}
+
 /// Bytes of one KV-cache element at `precision` (f32 only for fp32 engines).
 pub fn kv_elem_bytes(precision: WeightFormat) -> usize {
     if precision == WeightFormat::F32 {
@@ -199,24 +206,56 @@ impl CudaPagedBackend {
             return Ok(());
         }
         self.params.clear();
+        let mut host_rows = 0;
         for (s, pos) in want {
             let inv_t = 1.0f32 / s.temperature.max(1e-6);
             let k = s.top_k.min(i32::MAX as usize) as i32;
+            // The device sampler ranks at most SAMPLE_MAX_K candidates: exact for 1 <= top_k <=
+            // SAMPLE_MAX_K; other rows are sampled on the host below (flagged greedy here, so
+            // `sample_rows` skips them).
+            let host = !s.is_greedy() && !device_sampler_exact(s);
+            host_rows += host as usize;
             self.params.extend_from_slice(&[
                 inv_t.to_bits() as i32,
                 k,
                 s.top_p.to_bits() as i32,
-                s.is_greedy() as i32,
+                (s.is_greedy() || host) as i32,
                 s.seed as u32 as i32,
                 (s.seed >> 32) as u32 as i32,
                 *pos as i32,
                 0,
             ]);
         }
-        let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
-        self.eng.gpu.htod(pbuf, 0, &self.params)?;
-        let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
-        self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())
+        if host_rows < want.iter().filter(|(s, _)| !s.is_greedy()).count() {
+            let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+            self.eng.gpu.htod(pbuf, 0, &self.params)?;
+            let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
+            self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())?;
+        }
+        if host_rows > 0 {
+            self.sample_on_host(want)?;
+        }
+        Ok(())
+    }
+
+    /// Rows whose settings the device sampler does not cover exactly (top_k 0 = the whole
+    /// vocabulary, or more than SAMPLE_MAX_K): their logits come to the host and the CPU
+    /// reference's sampler (`sample_token`: same draw from (seed, position)) picks the token, which
+    /// goes back into `next`. Synchronous: such steps cost a logits copy.
+    fn sample_on_host(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
+        let v = self.eng.cfg.vocab_size;
+        let last = want.iter().rposition(|(s, _)| !s.is_greedy() && !device_sampler_exact(s)).unwrap_or(0);
+        let mut logits = vec![0f32; (last + 1) * v];
+        self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
+        let mut scratch = Vec::new();
+        for (r, (s, pos)) in want.iter().enumerate() {
+            if s.is_greedy() || device_sampler_exact(s) {
+                continue;
+            }
+            let t = crate::backend::paged::sample_token(&logits[r * v..(r + 1) * v], s, *pos, &mut scratch);
+            self.eng.gpu.htod(&self.eng.s.next, r * 4, &[t as i32])?;
+        }
+        Ok(())
     }
 
     fn argmax(&mut self, rows: usize) -> Result<()> {
