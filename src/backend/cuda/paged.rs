@@ -75,8 +75,9 @@ pub struct CudaPagedBackend {
     /// Overlap (the default; TRTFORGE_SERVE_OVERLAP=0 turns it off): decode steps are left in flight by `launch`.
     overlap: bool,
     /// Steps in flight, oldest first: rows, and the pinned stage their tokens are copied to
-    /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop).
-    pending: std::collections::VecDeque<(usize, Option<usize>)>,
+    /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop), and for a
+    /// mixed step the caller's order of its sampled rows.
+    pending: std::collections::VecDeque<(usize, Option<usize>, Option<Vec<usize>>)>,
     /// TRTFORGE_SERVE_AHEAD=1: tokens come back through pinned stages (no host wait at launch) and
     /// `launch_next` chains decode steps on the device.
     ahead: bool,
@@ -314,6 +315,16 @@ impl PagedBackend for CudaPagedBackend {
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        let one_pass = seqs.iter().map(|s| s.tokens.len()).sum::<usize>() <= self.eng.opts.max_tokens;
+        if self.ahead
+            && !graph
+            && one_pass
+            && self.capture_logits.is_none()
+            && !seqs.is_empty()
+            && self.pending.is_empty()
+        {
+            return self.launch_mixed(seqs).map(|_| None);
+        }
         if !self.overlap || !graph || self.capture_logits.is_some() || seqs.is_empty() {
             return self.step(seqs).map(Some);
         }
@@ -340,7 +351,7 @@ impl PagedBackend for CudaPagedBackend {
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
         self.prof.1 += t0.elapsed().as_secs_f64();
-        self.pending.push_back((seqs.len(), stage));
+        self.pending.push_back((seqs.len(), stage, None));
         if self.ahead {
             self.chain = Some((seqs.len(), b));
         }
@@ -348,7 +359,7 @@ impl PagedBackend for CudaPagedBackend {
     }
 
     fn collect(&mut self) -> Result<Vec<u32>> {
-        let (n, stage) =
+        let (n, stage, rank) =
             self.pending.pop_front().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
         self.eng.gpu.bind()?;
         let t = std::time::Instant::now();
@@ -356,6 +367,14 @@ impl PagedBackend for CudaPagedBackend {
         match stage {
             Some(k) => out.extend(self.ids_stage[k].host()?[..n].iter().map(|&x| x as u32)),
             None => self.read_ids(n, &mut out)?,
+        }
+        if let Some(rank) = rank {
+            // A mixed step ran its one-token rows first: back to the caller's order.
+            let ran = std::mem::take(&mut out);
+            out = vec![0; ran.len()];
+            for (j, &id) in ran.iter().enumerate() {
+                out[rank[j]] = id;
+            }
         }
         if self.pending.is_empty() && stage.is_none() {
             self.chain = None;
@@ -413,7 +432,7 @@ impl PagedBackend for CudaPagedBackend {
         let want: Vec<(TokenSampling, usize)> = seqs.iter().map(|s| (s.sample, s.start + 1)).collect();
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
-        self.pending.push_back((n, stage));
+        self.pending.push_back((n, stage, None));
         self.prof_next.0 += 1;
         self.prof_next.1 += t0.elapsed().as_secs_f64();
         Ok(true)
@@ -488,6 +507,73 @@ impl PagedBackend for CudaPagedBackend {
 }
 
 impl CudaPagedBackend {
+    /// TRTFORGE_SERVE_AHEAD: a step with prefill chunks that fits one pass is left in flight too
+    /// (its ids go to a pinned stage; `collect` puts them back in the caller's order), so the host
+    /// work after it overlaps the GPU as it does for decode steps.
+    fn launch_mixed(&mut self, seqs: &[PagedSeq]) -> Result<()> {
+        check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if seqs.len() > self.eng.opts.max_batch {
+            return Err(Error::Invalid(format!(
+                "paged step of {} sequences; this engine runs at most {} per step",
+                seqs.len(),
+                self.eng.opts.max_batch
+            )));
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        self.chain = None;
+        // One-token pieces first (rows 0..lead run the decode attention), as `step` orders them.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].tokens.len() != 1);
+        let sorted: Vec<PagedSeq> = order.iter().map(|&i| seqs[i]).collect();
+        self.put_tables(&sorted)?;
+        let pieces: Vec<super::sched::Piece> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, s)| super::sched::Piece {
+                chunk: i,
+                slot: i,
+                start: s.start,
+                from: 0,
+                n: s.tokens.len(),
+                out: if s.sample.is_some() { vec![s.tokens.len() - 1] } else { vec![] },
+            })
+            .collect();
+        let want: Vec<(TokenSampling, usize)> =
+            sorted.iter().filter_map(|s| s.sample.map(|p| (p, s.start + s.tokens.len()))).collect();
+        let m = super::sched::PassMeta::build(&pieces, |i| sorted[i].tokens);
+        let nsel = m.out_rows.len();
+        self.eng.put_meta(&m)?;
+        self.eng.set_pass_seqs(&m);
+        let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
+        self.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
+        let r = self.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
+        self.eng.lead_decode = 0;
+        r?;
+        let mut stage = None;
+        if nsel > 0 {
+            self.argmax(nsel)?;
+            self.sample_rest(&want)?;
+            let k = self.ring.0;
+            self.ring.0 ^= 1;
+            self.ids_stage[k].download(&self.eng.gpu, &self.eng.s.next, 0, nsel)?;
+            stage = Some(k);
+        }
+        // Sampled sequences in the order they ran -> their rank among the caller's sampled ones.
+        let mut r = vec![0; seqs.len()];
+        let mut k = 0;
+        for (i, s) in seqs.iter().enumerate() {
+            if s.sample.is_some() {
+                r[i] = k;
+                k += 1;
+            }
+        }
+        let rank: Vec<usize> = order.iter().filter(|&&i| seqs[i].sample.is_some()).map(|&i| r[i]).collect();
+        self.pending.push_back((nsel, stage, Some(rank)));
+        self.prof.1 += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
     /// One step in the given order (table row i = sequence i).
     fn step_ordered(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         if seqs.len() > self.eng.opts.max_batch {
