@@ -2113,9 +2113,29 @@ struct PersistArgs {
     const int* row_pos;
     const int* row_slot;
     unsigned long long* bar;
+    unsigned long long* stamps;  // null, or PERSIST_NSTAMP globaltimer stamps of this layer (profiling)
     int nsplit;           // splits per (row, kv head)
     int T;
 };
+// Profiling stamps (ns, %globaltimer), TRTFORGE_PERSIST_STAMPS=1: even slots 1, 3, 5, 7, 9 = the
+// LAST block to finish a phase (atomicMax over blocks: QKV, attention + prefetch, O, gate/up, down);
+// slots 0, 2, 4, 6, 8 = block 0 leaving griddepcontrol.wait / barriers 1..4. So slot 2k+2 - slot 2k+1
+// is a barrier's own latency and slot 2k+1 - slot 2k a phase's span including its slowest block.
+#define PERSIST_NSTAMP 16
+__device__ __forceinline__ unsigned long long globaltimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ void stamp_last(unsigned long long* st, int i) {
+    if (st != nullptr) {
+        __syncthreads();
+        if (threadIdx.x == 0) atomicMax(st + i, globaltimer());
+    }
+}
+__device__ __forceinline__ void stamp_first(unsigned long long* st, int i) {
+    if (st != nullptr && blockIdx.x == 0 && threadIdx.x == 0) st[i] = globaltimer();
+}
 __device__ __forceinline__ unsigned long long ld_acquire_u64(const unsigned long long* p) {
     unsigned long long v;
     asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
@@ -2138,14 +2158,22 @@ __device__ __forceinline__ void grid_barrier(unsigned long long* bar, unsigned l
 struct GridWait {
     unsigned long long* bar;
     unsigned long long target;
-    __device__ __forceinline__ void operator()() const { grid_barrier(bar, target); }
+    unsigned long long* stamps;
+    int slot;  // stamps: slot - 1 (last block done before the barrier), slot (block 0 after it)
+    __device__ __forceinline__ void operator()() const {
+        stamp_last(stamps, slot - 1);
+        grid_barrier(bar, target);
+        stamp_first(stamps, slot);
+    }
 };
 // First phase: wait for the previous kernel, then read this launch's barrier base.
 struct PersistStart {
     unsigned long long* bar;
     unsigned long long* base;  // shared
+    unsigned long long* stamps;
     __device__ __forceinline__ void operator()() const {
         pdl_wait();
+        stamp_first(stamps, 0);
         if (threadIdx.x == 0) {
             const unsigned long long c = ld_acquire_u64(bar), per = (unsigned long long)PERSIST_NB * gridDim.x;
             *base = c - c % per;
@@ -2171,8 +2199,8 @@ extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 1) persist_layer(con
     __shared__ unsigned long long base;
     const int vb = blockIdx.x, vg = gridDim.x;
     // 1. RMSNorm + QKV, RoPE, KV append (first tile's loads before griddepcontrol.wait).
-    tc_core<PERSIST_WF, PRO_NORM, EPI_QKV, HIDDEN, true>(p.qkv, vb, vg, PersistStart{p.bar, &base});
-    grid_barrier(p.bar, base + vg);
+    tc_core<PERSIST_WF, PRO_NORM, EPI_QKV, HIDDEN, true>(p.qkv, vb, vg, PersistStart{p.bar, &base, p.stamps});
+    GridWait{p.bar, base + vg, p.stamps, 2}();
     // 2. Attention: virtual attn_decode_tc blocks (split, kv head, row) on threads 0..127.
     const int nvb = p.nsplit * NKV * p.T;
     if (threadIdx.x < ATT_THREADS) {
@@ -2185,9 +2213,10 @@ extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 1) persist_layer(con
     prefetch_tiles<PERSIST_WF, QDIM>(p.o, vb, vg, 4);
     prefetch_tiles<PERSIST_WF, HIDDEN>(p.gu, vb, vg, 1);
     // 3. O + residual; 4. RMSNorm + gate/up + SwiGLU; 5. down + residual.
-    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, QDIM, true>(p.o, vb, vg, GridWait{p.bar, base + 2ull * vg});
-    tc_core<PERSIST_WF, PRO_NORM, EPI_SWIGLU, HIDDEN, true>(p.gu, vb, vg, GridWait{p.bar, base + 3ull * vg});
-    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, INTER, true>(p.dn, vb, vg, GridWait{p.bar, base + 4ull * vg});
+    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, QDIM, true>(p.o, vb, vg, GridWait{p.bar, base + 2ull * vg, p.stamps, 4});
+    tc_core<PERSIST_WF, PRO_NORM, EPI_SWIGLU, HIDDEN, true>(p.gu, vb, vg, GridWait{p.bar, base + 3ull * vg, p.stamps, 6});
+    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, INTER, true>(p.dn, vb, vg, GridWait{p.bar, base + 4ull * vg, p.stamps, 8});
+    stamp_last(p.stamps, 9);
     pdl_trigger();
 }
 #endif

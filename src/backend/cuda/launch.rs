@@ -1066,9 +1066,13 @@ struct PersistArgs {
     row_pos: u64,
     row_slot: u64,
     bar: u64,
+    stamps: u64,
     nsplit: i32,
     t: i32,
 }
+
+/// u64 profiling stamps per layer of `persist_layer` (`PERSIST_NSTAMP` in kernels.cu).
+pub const PERSIST_NSTAMP: usize = 16;
 
 impl Kernels<'_> {
     /// One decode layer in one launch (`persist_layer`, issue #11): RMSNorm + QKV (RoPE, KV
@@ -1076,7 +1080,8 @@ impl Kernels<'_> {
     /// grid barriers. `lin` are the four linears in that order with their GEMV inputs/outputs;
     /// `grid` blocks of TC_THREADS must all be resident at once (the caller sizes it by the
     /// occupancy API) and `smem` is the dynamic shared memory (`tc_smem(rows, widest k)`). `bar`
-    /// is the engine's barrier counter (one u64, only ever increased by this kernel).
+    /// is the engine's barrier counter (one u64, only ever increased by this kernel); `stamps`, when
+    /// profiling, PERSIST_NSTAMP u64 (zeroed) that receive the phases' %globaltimer stamps.
     #[allow(clippy::too_many_arguments)]
     pub fn persist_layer(
         &self,
@@ -1085,6 +1090,7 @@ impl Kernels<'_> {
         lin: [(&Weights, &GemvIo); 4],
         att: &PersistAttn,
         bar: View,
+        stamps: Option<View>,
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
@@ -1109,6 +1115,7 @@ impl Kernels<'_> {
         need("attention partials", &att.part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
         need("attention counters", &att.counters, DType::I32, rows * d.n_kv)?;
         need("barrier counter", &bar, DType::U64, 1)?;
+        need_opt("persistent layer stamps", &stamps, DType::U64, PERSIST_NSTAMP)?;
         let io = lin[0].1;
         if a[0].out != att.q.addr() || a[1].x != att.out.addr() {
             return Err(Error::Gpu("persistent layer: q / attention output differ from the GEMVs' buffers".into()));
@@ -1127,11 +1134,13 @@ impl Kernels<'_> {
             row_pos: io.pos.addr(),
             row_slot: io.slot.addr(),
             bar: bar.addr(),
+            stamps: addr_opt(&stamps),
             nsplit: i32_of("splits", att.ns)?,
             t: i32_of("rows", rows)?,
         };
         // SAFETY: PersistArgs mirrors `struct PersistArgs` of kernels.cu (four GemvArgs, eight
-        // pointers, the barrier, two ints); each GemvArgs was checked by gemv_args for its role and
+        // pointers, the barrier, the optional stamps (PERSIST_NSTAMP u64, checked), two ints); each
+        // GemvArgs was checked by gemv_args for its role and
         // `rows` rows (the QKV epilogue's cache/positions/slots included), the attention buffers
         // above as in attn_decode (virtual blocks (split < ns, kv head, row < rows)), and the
         // barrier holds one u64. All `grid` blocks are co-resident (caller: SMs × occupancy at

@@ -32,7 +32,7 @@ use kernels::{
 };
 use launch::{
     tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, PersistAttn, Rope,
-    SeqMeta, TcgBufs, View, Weights,
+    SeqMeta, TcgBufs, View, Weights, PERSIST_NSTAMP,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -47,6 +47,9 @@ struct Persist {
     smem: usize,
     /// The grid barriers' arrival counter (one u64, zeroed once).
     bar: DevBuf,
+    /// TRTFORGE_PERSIST_STAMPS=1: per layer PERSIST_NSTAMP u64 %globaltimer stamps of the phases,
+    /// reported by `profile_decode` (eager) as "persist …" entries.
+    stamps: Option<DevBuf>,
     /// Per step: a QKV step followed by its layer's attention, O, gate/up and down steps.
     starts: Vec<bool>,
 }
@@ -83,13 +86,19 @@ impl Persist {
         let c = &spec.config;
         let widest = c.hidden_size.max(c.q_dim()).max(c.intermediate_size);
         let smem = tc_smem(GEMV_MAX_T, widest);
-        if smem > 48 * 1024 {
-            gpu.allow_smem(PERSIST_KERNEL, smem)?;
-        }
+        // Always: the kernel's ~30 KB of static shared memory plus `smem` may pass the 48 KB default.
+        gpu.allow_smem(PERSIST_KERNEL, smem)?;
         let occ = gpu.occupancy(PERSIST_KERNEL, TC_THREADS, smem)?;
         let bar = gpu.alloc(8)?;
         gpu.memset0(&bar)?;
-        Ok(Some(Persist { grid: gpu.sms * occ, smem, bar, starts }))
+        let stamps = if std::env::var("TRTFORGE_PERSIST_STAMPS").as_deref() == Ok("1") {
+            let b = gpu.alloc(c.num_hidden_layers * PERSIST_NSTAMP * 8)?;
+            gpu.memset0(&b)?;
+            Some(b)
+        } else {
+            None
+        };
+        Ok(Some(Persist { grid: gpu.sms * occ, smem, bar, stamps, starts }))
     }
 }
 
@@ -914,7 +923,17 @@ impl CudaBackend {
             ns,
         };
         let lin = [(&ws[0], &ios[0]), (&ws[1], &ios[1]), (&ws[2], &ios[2]), (&ws[3], &ios[3])];
-        self.kern().persist_layer(p.grid, p.smem, lin, &att, p.bar.view(DType::U64), rows)
+        let layer = match &self.steps[si] {
+            Step::Linear(ls) => ls.layer.unwrap_or(0),
+            _ => 0,
+        };
+        let stamps = match &p.stamps {
+            Some(b) if self.profile.is_some() => {
+                Some(b.view(DType::U64).slice(layer * PERSIST_NSTAMP, PERSIST_NSTAMP)?)
+            }
+            _ => None,
+        };
+        self.kern().persist_layer(p.grid, p.smem, lin, &att, p.bar.view(DType::U64), stamps, rows)
     }
 
     /// One batched tensor-core GEMM (`tcg_*`) of linear step `si` over `rows` (GEMV_MAX_T,
@@ -1001,6 +1020,9 @@ impl CudaBackend {
         self.profile = Some(vec![]);
         let mut r = Ok(());
         for _ in 0..reps {
+            if let Some(b) = self.persist.as_ref().and_then(|p| p.stamps.as_ref()) {
+                self.gpu.memset0(b)?;
+            }
             r = self.run_pass(t, nseq, max_n, dec, all, nsel);
             if r.is_err() {
                 break;
@@ -1011,7 +1033,28 @@ impl CudaBackend {
         for e in p.iter_mut() {
             e.1 /= reps as f64;
         }
+        p.extend(self.persist_phases()?);
         Ok(p)
+    }
+
+    /// The persistent layers' phase times of the last profiled pass (ms summed over layers) from
+    /// their %globaltimer stamps (TRTFORGE_PERSIST_STAMPS=1): each GEMV / attention phase up to its
+    /// slowest block, and each barrier from that block's arrival to block 0 leaving it.
+    fn persist_phases(&self) -> Result<Vec<(String, f64)>> {
+        let Some(b) = self.persist.as_ref().and_then(|p| p.stamps.as_ref()) else { return Ok(vec![]) };
+        let mut st = vec![0u64; self.cfg.num_hidden_layers * PERSIST_NSTAMP];
+        self.gpu.dtoh(b, 0, &mut st)?;
+        const NAMES: [&str; 9] = ["qkv", "bar1", "attn", "bar2", "o", "bar3", "gateup", "bar4", "down"];
+        let mut sums = [0f64; 9];
+        for l in st.chunks(PERSIST_NSTAMP).filter(|l| l[0] != 0) {
+            for (i, s) in sums.iter_mut().enumerate() {
+                *s += (l[i + 1] as f64 - l[i] as f64) * 1e-6;
+            }
+        }
+        if sums.iter().all(|&s| s == 0.0) {
+            return Ok(vec![]);
+        }
+        Ok(NAMES.iter().zip(sums).map(|(n, s)| (format!("persist {n}"), s)).collect())
     }
 
     /// Buffers of the tensor-core prefill attention (None when the score buffers were too big).
