@@ -323,6 +323,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         for p in [F16, I8, I4 { group: 128 }] {
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
+        // One sequence: the batch-1 decode graph (the persistent layer's main case, TRTFORGE_PERSIST=1).
+        add(logits_check("tinyllama-1.1b bs1", &tl.weights, F16, &ps3[..1]));
         // SmolLM2 shape: hidden 576 with int4 g128 is stored padded to 640 (partial last group).
         let sm = load("preset:smollm2-135m")?;
         let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
@@ -330,6 +332,7 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check("smollm2-135m", &sm.weights, p, &ps4));
         }
         add(greedy_check("smollm2-135m", &sm.weights, I4 { group: 128 }, &ps4, 16));
+        add(greedy_check("smollm2-135m bs1", &sm.weights, I8, &ps4[..1], 16));
     }
     if let Some(g) = &set.smollm2 {
         let m = load(&path(g)?)?;

@@ -28,7 +28,7 @@
 use super::gpu::{DevBuf, GemmType, Gpu};
 use super::kernels::{
     gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
-    PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -643,9 +643,6 @@ impl<'a> Kernels<'a> {
     pub fn gemv(&self, kind: GemvKind, role: Role, grid: u32, w: &Weights, io: &GemvIo, rows: usize) -> Result<()> {
         let d = self.d;
         let k = d.role_k(role);
-        if w.k != k {
-            return Err(Error::Gpu(format!("{} GEMV: weights have k = {}, the kernel expects {k}", role.tag(), w.k)));
-        }
         let (n, act) = (w.n, d.act.size());
         let (threads, smem) = match kind {
             GemvKind::Tc if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => (TC_THREADS, tc_smem(rows, k)),
@@ -654,6 +651,23 @@ impl<'a> Kernels<'a> {
         };
         if rows == 0 || grid == 0 {
             return Err(Error::Gpu(format!("{} GEMV: empty launch ({rows} rows, {grid} blocks)", role.tag())));
+        }
+        let name = kind.name(role, w.fmt);
+        let mut a = self.gemv_args(role, w, io, rows)?;
+        // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
+        // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
+        // the role's prologue reads and epilogue writes was checked by gemv_args for `rows` rows of
+        // k inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
+        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+    }
+
+    /// The checked parameter block of a GEMV of `role` over `rows` rows: the weights' shape, every
+    /// buffer the role's prologue reads and its epilogue writes.
+    fn gemv_args(&self, role: Role, w: &Weights, io: &GemvIo, rows: usize) -> Result<GemvArgs> {
+        let d = self.d;
+        let (k, n) = (d.role_k(role), w.n);
+        if w.k != k {
+            return Err(Error::Gpu(format!("{} GEMV: weights have k = {}, the kernel expects {k}", role.tag(), w.k)));
         }
         w.check(d)?;
         match role {
@@ -674,13 +688,7 @@ impl<'a> Kernels<'a> {
             Role::GateUp => need("GEMV swiglu output", &io.x, d.act, rows * n / 2)?,
             Role::O | Role::Down | Role::Head => need_opt("GEMV output", &io.out, DType::F32, rows * n)?,
         }
-        let name = kind.name(role, w.fmt);
-        let mut a = io.args(w, io.x.addr(), rows, n)?;
-        // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
-        // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
-        // the role's prologue reads and epilogue writes was checked above for `rows` rows of k
-        // inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
-        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+        io.args(w, io.x.addr(), rows, n)
     }
 
     /// Flash-decoding attention of `rows` sequences (one new token each) over `cache`:
@@ -1025,6 +1033,119 @@ pub fn copy(gpu: &Gpu, dst: View, src: View) -> Result<()> {
     unsafe {
         cudarc::driver::result::memcpy_dtod_async(dst.addr(), src.addr(), bytes, gpu.stream.cu_stream())
             .map_err(|e| Error::Gpu(format!("device-to-device copy: {e:?}")))
+    }
+}
+
+/// The attention phase of the persistent decode layer: as [`Kernels::attn_decode`]'s buffers, `ns`
+/// splits per (row, kv head), the layer's cache from the QKV phase's [`GemvIo`].
+#[derive(Clone, Copy)]
+pub struct PersistAttn<'a> {
+    /// (rows, q_dim) f32 from the QKV phase.
+    pub q: View<'a>,
+    /// (rows, q_dim) act: the O phase's input (its [`GemvIo::x`]).
+    pub out: View<'a>,
+    pub part: View<'a>,
+    pub counters: View<'a>,
+    pub ns: usize,
+}
+
+/// The parameter block of `persist_layer` (`struct PersistArgs` in kernels.cu).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PersistArgs {
+    qkv: GemvArgs,
+    o: GemvArgs,
+    gu: GemvArgs,
+    dn: GemvArgs,
+    q: u64,
+    kc: u64,
+    vc: u64,
+    att_out: u64,
+    part: u64,
+    counters: u64,
+    row_pos: u64,
+    row_slot: u64,
+    bar: u64,
+    stamps: u64,
+    nsplit: i32,
+    t: i32,
+}
+
+/// u64 profiling stamps per layer of `persist_layer` (`PERSIST_NSTAMP` in kernels.cu).
+pub const PERSIST_NSTAMP: usize = 16;
+
+impl Kernels<'_> {
+    /// One decode layer in one launch (`persist_layer`, issue #11): RMSNorm + QKV (RoPE, KV
+    /// append), attention, O + residual, RMSNorm + gate/up + SwiGLU, down + residual, separated by
+    /// grid barriers. `lin` are the four linears in that order with their GEMV inputs/outputs;
+    /// `grid` blocks of TC_THREADS must all be resident at once (the caller sizes it by the
+    /// occupancy API) and `smem` is the dynamic shared memory (`tc_smem(rows, widest k)`). `bar`
+    /// is the engine's barrier counter (one u64, only ever increased by this kernel); `stamps`, when
+    /// profiling, PERSIST_NSTAMP u64 (zeroed) that receive the phases' %globaltimer stamps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn persist_layer(
+        &self,
+        grid: u32,
+        smem: usize,
+        lin: [(&Weights, &GemvIo); 4],
+        att: &PersistAttn,
+        bar: View,
+        stamps: Option<View>,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let roles = [Role::Qkv, Role::O, Role::GateUp, Role::Down];
+        if rows == 0 || rows > GEMV_MAX_T || grid == 0 || d.act != DType::F16 {
+            return Err(Error::Gpu(format!("persistent layer: cannot run {rows} rows on {grid} blocks")));
+        }
+        let fmt = lin[0].0.fmt;
+        let mut a = Vec::with_capacity(4);
+        for (&role, &(w, io)) in roles.iter().zip(lin.iter()) {
+            if w.fmt != fmt || w.n % 16 != 0 || smem < tc_smem(rows, d.role_k(role)) {
+                return Err(Error::Gpu(format!("persistent layer: {} weights do not fit the kernel", role.tag())));
+            }
+            a.push(self.gemv_args(role, w, io, rows)?);
+        }
+        let cache = lin[0].1.cache.ok_or_else(|| Error::Gpu("persistent layer: no KV cache".into()))?;
+        if att.ns == 0 || att.ns > d.nsplit || att.ns > 64 {
+            return Err(Error::Gpu(format!("persistent layer: {} splits (1..={} and <= 64)", att.ns, d.nsplit)));
+        }
+        need("q", &att.q, DType::F32, rows * d.q_dim)?;
+        need("attention output", &att.out, d.act, rows * d.q_dim)?;
+        need("attention partials", &att.part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
+        need("attention counters", &att.counters, DType::I32, rows * d.n_kv)?;
+        need("barrier counter", &bar, DType::U64, 1)?;
+        need_opt("persistent layer stamps", &stamps, DType::U64, PERSIST_NSTAMP)?;
+        let io = lin[0].1;
+        if a[0].out != att.q.addr() || a[1].x != att.out.addr() {
+            return Err(Error::Gpu("persistent layer: q / attention output differ from the GEMVs' buffers".into()));
+        }
+        let mut p = PersistArgs {
+            qkv: a[0],
+            o: a[1],
+            gu: a[2],
+            dn: a[3],
+            q: att.q.addr(),
+            kc: cache.k.addr(),
+            vc: cache.v.addr(),
+            att_out: att.out.addr(),
+            part: att.part.addr(),
+            counters: att.counters.addr(),
+            row_pos: io.pos.addr(),
+            row_slot: io.slot.addr(),
+            bar: bar.addr(),
+            stamps: addr_opt(&stamps),
+            nsplit: i32_of("splits", att.ns)?,
+            t: i32_of("rows", rows)?,
+        };
+        // SAFETY: PersistArgs mirrors `struct PersistArgs` of kernels.cu (four GemvArgs, eight
+        // pointers, the barrier, the optional stamps (PERSIST_NSTAMP u64, checked), two ints); each
+        // GemvArgs was checked by gemv_args for its role and
+        // `rows` rows (the QKV epilogue's cache/positions/slots included), the attention buffers
+        // above as in attn_decode (virtual blocks (split < ns, kv head, row < rows)), and the
+        // barrier holds one u64. All `grid` blocks are co-resident (caller: SMs × occupancy at
+        // `smem`), so the grid barriers complete; a block that never arrives traps, never hangs.
+        unsafe { self.gpu.launch(PERSIST_KERNEL, (grid, 1, 1), TC_THREADS, smem as u32, &mut args!(p)) }
     }
 }
 
