@@ -287,8 +287,8 @@ pub fn gemm_selftest_check(w: &ModelWeights) -> Result<CheckResult> {
         name,
         pass,
         detail: format!(
-            "max|Δ|/max|ref| {:.2e} (tol 1e-3), quant err {:.2} of bound, act scales {:?}; per layer f16/fp8 us: rows 64 {:.1}/{:.1}, rows 512 {:.1}/{:.1}",
-            r.fp8_rel_err, r.quant_err_ratio, r.a_mode, sums[0].0, sums[0].1, sums[1].0, sums[1].1
+            "max|Δ|/max|ref| {:.2e} (tol 1e-3), quant err {:.2} of bound, scales w {:?} a {:?}; per layer f16/fp8 us: rows 64 {:.1}/{:.1}, rows 512 {:.1}/{:.1}",
+            r.fp8_rel_err, r.quant_err_ratio, r.w_mode, r.a_mode, sums[0].0, sums[0].1, sums[1].0, sums[1].1
         ),
     })
 }

@@ -946,6 +946,8 @@ impl Lt {
 
     unsafe fn make_plan(&self, gpu: &Gpu, s: &LtShape, ptrs: &LtPtrs) -> Result<LtPlan> {
         let mut plan = self.describe(s)?;
+        // Vector scale modes need their pointers in the descriptor before the heuristic looks at it.
+        self.set_scales(&plan, s, ptrs)?;
         let cands = self.candidates(&plan)?;
         if cands.is_empty() {
             return Err(Error::Gpu(format!("cuBLASLt has no algorithm for {s:?}")));
@@ -955,7 +957,6 @@ impl Lt {
         if cands.len() == 1 || self.tune_left_ms.get() <= 0.0 || gpu.capturing() {
             return Ok(plan);
         }
-        self.set_scales(&plan, s, ptrs)?;
         let t0 = std::time::Instant::now();
         gpu.sync()?;
         let mut times = Vec::with_capacity(cands.len());

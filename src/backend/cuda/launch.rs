@@ -1082,8 +1082,9 @@ impl<'a> Kernels<'a> {
     }
 
     /// cuBLASLt FP8 E4M3: c (rows, n) = (a · a_scale) (rows, k) · (w · w_scale) (n, k)ᵀ (+ c), f32
-    /// accumulation; w (n, k) codes with per-output-channel f32 scales (n), a (rows, k) codes with
-    /// per-row (`LtScale::OuterVec`, rows) or per-tensor (`Scalar`, 1) f32 scales; c f32 or f16.
+    /// accumulation; w (n, k) codes with per-output-channel (`w_mode` = `LtScale::OuterVec`, n) or
+    /// per-tensor (`Scalar`, 1) f32 scales, a (rows, k) codes with per-row (`OuterVec`, rows) or
+    /// per-tensor (`Scalar`, 1) f32 scales; c f32 or f16.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_fp8(
         &self,
@@ -1092,6 +1093,7 @@ impl<'a> Kernels<'a> {
         k: usize,
         w: View,
         w_scale: View,
+        w_mode: LtScale,
         a: View,
         a_scale: View,
         a_mode: LtScale,
@@ -1108,27 +1110,18 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("FP8 GEMM needs sm_89+ and k % 16 == 0 (k = {k})")));
         }
         need("fp8 weights", &w, DType::U8, n * k)?;
-        need("fp8 weight scales", &w_scale, DType::F32, n)?;
-        need("fp8 input", &a, DType::U8, rows * k)?;
-        let a_scales = match a_mode {
-            LtScale::OuterVec => rows,
+        let count = |m: LtScale, vec: usize| match m {
+            LtScale::OuterVec => vec,
             LtScale::Scalar => 1,
             LtScale::None => 0,
         };
-        need("fp8 input scales", &a_scale, DType::F32, a_scales)?;
+        need("fp8 weight scales", &w_scale, DType::F32, count(w_mode, n))?;
+        need("fp8 input", &a, DType::U8, rows * k)?;
+        need("fp8 input scales", &a_scale, DType::F32, count(a_mode, rows))?;
         need("GEMM output", &c, c.dtype, rows * n)?;
         need("GEMM tuning scratch", &scratch, c.dtype, rows * n)?;
-        let s = LtShape {
-            rows,
-            n,
-            k,
-            w: LtType::E4M3,
-            a: LtType::E4M3,
-            out,
-            accumulate,
-            w_scale: LtScale::OuterVec,
-            a_scale: a_mode,
-        };
+        let s =
+            LtShape { rows, n, k, w: LtType::E4M3, a: LtType::E4M3, out, accumulate, w_scale: w_mode, a_scale: a_mode };
         let p = LtPtrs {
             w: w.addr(),
             a: a.addr(),
@@ -1137,7 +1130,7 @@ impl<'a> Kernels<'a> {
             a_scale: a_scale.addr(),
             scratch: scratch.addr(),
         };
-        // SAFETY: as gemm_lt, plus n (weights) and rows / 1 (input) f32 scales, checked above.
+        // SAFETY: as gemm_lt, plus the f32 scales their modes read (n or 1, rows or 1), checked above.
         unsafe { self.gpu.gemm_lt(&s, &p) }
     }
 
