@@ -782,8 +782,9 @@ impl Lt {
         Ok(plan)
     }
 
-    /// The heuristic's candidates (up to 16) plus split-K variants of its first four.
-    unsafe fn candidates(&self, p: &LtPlan) -> Result<Vec<lt::cublasLtMatmulAlgo_t>> {
+    /// The heuristic's candidates (up to 16) plus split-K variants of its first four; also how many
+    /// of them came from the heuristic (they come first).
+    unsafe fn candidates(&self, p: &LtPlan) -> Result<(Vec<lt::cublasLtMatmulAlgo_t>, usize)> {
         let pref = ltr::create_matmul_pref().map_err(|e| lt_err("preference", e))?;
         let wsb = LT_WS_BYTES as u64;
         let _ = ltr::set_matmul_pref_attribute(
@@ -816,7 +817,7 @@ impl Lt {
             .collect();
         let heur = v.len();
         if std::env::var("TRTFORGE_GEMM_SPLITK").as_deref() == Ok("0") {
-            return Ok(v);
+            return Ok((v, heur));
         }
         for i in 0..heur.min(4) {
             let base = v[i];
@@ -867,7 +868,31 @@ impl Lt {
                 }
             }
         }
-        Ok(v)
+        Ok((v, heur))
+    }
+
+    /// (tile id, split-K count) of an algorithm, for the report.
+    fn algo_config(a: &lt::cublasLtMatmulAlgo_t) -> (u32, u32) {
+        let mut wr = 0usize;
+        let (mut split, mut tile) = (1u32, 0u32);
+        // SAFETY: reads two 4-byte configuration attributes of a valid algorithm into locals.
+        unsafe {
+            let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
+                a,
+                lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                &mut split as *mut u32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+            let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
+                a,
+                lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_TILE_ID,
+                &mut tile as *mut u32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+        }
+        (tile, split)
     }
 
     fn set_scales(&self, p: &LtPlan, s: &LtShape, ptrs: &LtPtrs) -> Result<()> {
@@ -948,7 +973,7 @@ impl Lt {
         let mut plan = self.describe(s)?;
         // Vector scale modes need their pointers in the descriptor before the heuristic looks at it.
         self.set_scales(&plan, s, ptrs)?;
-        let cands = self.candidates(&plan)?;
+        let (cands, heur) = self.candidates(&plan)?;
         if cands.is_empty() {
             return Err(Error::Gpu(format!("cuBLASLt has no algorithm for {s:?}")));
         }
@@ -982,24 +1007,17 @@ impl Lt {
         gpu.sync()?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         self.tune_left_ms.set(self.tune_left_ms.get() - ms);
-        let mut wr = 0usize;
-        let (mut split, mut tile) = (1u32, 0u32);
-        let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
-            &plan.algo,
-            lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
-            &mut split as *mut u32 as *mut c_void,
-            4,
-            &mut wr,
-        );
-        let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
-            &plan.algo,
-            lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_TILE_ID,
-            &mut tile as *mut u32 as *mut c_void,
-            4,
-            &mut wr,
-        );
+        let (tile, split) = Self::algo_config(&plan.algo);
+        let all: Vec<String> = cands
+            .iter()
+            .zip(&times)
+            .map(|(a, t)| {
+                let (ti, sp) = Self::algo_config(a);
+                format!("{ti}/{sp}:{t:.1}")
+            })
+            .collect();
         let line = format!(
-            "gemm-lt {}x{}x{} {:?}*{:?}->{:?}{}: {} candidates, best #{best} {:.1} us (tile id {tile}, split-k {split}); heuristic #0 {:.1} us; cublasGemmEx {}; tuned in {ms:.0} ms",
+            "gemm-lt {}x{}x{} {:?}*{:?}->{:?}{}: {} candidates ({heur} from the heuristic, the rest split-K variants), best #{best} {:.1} us (tile id {tile}, split-k {split}); heuristic #0 {:.1} us; cublasGemmEx {}; tuned in {ms:.0} ms; all (tile/split:us) {}",
             s.rows,
             s.n,
             s.k,
@@ -1011,6 +1029,7 @@ impl Lt {
             times[best],
             times[0],
             legacy.map_or("-".into(), |u| format!("{u:.1} us")),
+            all.join(" "),
         );
         if self.log {
             eprintln!("{line}");
