@@ -62,6 +62,9 @@ impl Rng {
     }
 }
 
+/// (label, rows, n, k, f16 µs, fp8 µs) of one tuned GEMM shape.
+pub type GemmTiming = (String, usize, usize, usize, Option<f64>, Option<f64>);
+
 /// What the self-test found.
 #[derive(Debug, Clone)]
 pub struct GemmSelfTest {
@@ -73,7 +76,7 @@ pub struct GemmSelfTest {
     pub w_mode: LtScale,
     pub a_mode: LtScale,
     /// (label, rows, n, k, f16 µs, fp8 µs) of the tuned GEMMs at the TinyLlama shapes.
-    pub timings: Vec<(String, usize, usize, usize, Option<f64>, Option<f64>)>,
+    pub timings: Vec<GemmTiming>,
 }
 
 /// The FP8 GEMM of one shape with the scale modes (`w_mode`, `a_mode`) against a host reference on
