@@ -264,6 +264,36 @@ pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> V
     out
 }
 
+/// The cuBLASLt FP8 GEMM and activation quantization on synthetic data against a host reference
+/// on the same codes (`backend::cuda::gemm_check`); prints the tuned f16 / FP8 GEMM times at the
+/// TinyLlama shapes. Passes as skipped below sm_89 or without libcublasLt. Opt-in
+/// (`TRTFORGE_GEMM_SELFTEST=1`) until the FP8 GEMM has passed on the GPU once.
+pub fn gemm_selftest_check(w: &ModelWeights) -> Result<CheckResult> {
+    let name = "fp8 GEMM (cuBLASLt) + e4m3 row quantization, synthetic".to_string();
+    let be = CudaBackend::new(w, CudaOptions::new(WeightFormat::F16, 1, 64))?;
+    if be.gpu().cc < (8, 9) || !be.gpu().has_lt() {
+        return Ok(CheckResult { name, pass: true, detail: "skipped: needs sm_89+ and libcublasLt".into() });
+    }
+    let r = be.gemm_selftest()?;
+    let us = |x: Option<f64>| x.map_or("-".to_string(), |u| format!("{u:.1}"));
+    let mut sums = [(0f64, 0f64); 2];
+    for (label, rows, n, k, a, b) in &r.timings {
+        eprintln!("  gemm {label:6} {rows:4}x{n:5}x{k:4}: f16 {} us, fp8 {} us", us(*a), us(*b));
+        let i = usize::from(*rows > 64);
+        sums[i].0 += a.unwrap_or(f64::NAN);
+        sums[i].1 += b.unwrap_or(f64::NAN);
+    }
+    let pass = r.fp8_rel_err <= 1e-3 && r.quant_err_ratio <= 1.0;
+    Ok(CheckResult {
+        name,
+        pass,
+        detail: format!(
+            "max|Δ|/max|ref| {:.2e} (tol 1e-3), quant err {:.2} of bound, scales w {:?} a {:?}; per layer f16/fp8 us: rows 64 {:.1}/{:.1}, rows 512 {:.1}/{:.1}",
+            r.fp8_rel_err, r.quant_err_ratio, r.w_mode, r.a_mode, sums[0].0, sums[0].1, sums[1].0, sums[1].1
+        ),
+    })
+}
+
 /// What `trtforge cuda-check` checks.
 #[derive(Debug, Clone)]
 pub struct CheckSet {
@@ -317,6 +347,9 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         add(logits_check("preset:tiny", &pt.weights, p, &ps2));
     }
     add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
+    if std::env::var("TRTFORGE_GEMM_SELFTEST").as_deref() == Ok("1") {
+        add(gemm_selftest_check(&pt.weights));
+    }
     if set.tinyllama {
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);

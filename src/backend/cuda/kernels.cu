@@ -2220,3 +2220,76 @@ extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 1) persist_layer(con
     pdl_trigger();
 }
 #endif
+
+// GEMM path over cuBLASLt (session 4, branch gemm): SwiGLU from an f16 GEMM output, and FP8 E4M3
+// activations for the cuBLASLt FP8 GEMM (issue #15).
+
+// SwiGLU from the f16 gate/up GEMM output: y (T, 2·INTER) f16, gate/up interleaved per row pair
+// (as `swiglu`) -> m (T, INTER) act_t; 16-byte loads of 4 (gate, up) pairs where INTER % 4 == 0.
+extern "C" __global__ void swiglu_h(const h16* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
+    const size_t n = (size_t)T * INTER;
+#if INTER % 4 == 0
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n / 4; i += (size_t)gridDim.x * blockDim.x) {
+        const uint4 v = *reinterpret_cast<const uint4*>(y + 8 * i);
+        const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float g = h2f((h16)(w[j] & 0xffffu)), u = h2f((h16)(w[j] >> 16));
+            m[4 * i + j] = f2act(silu(g) * u);
+        }
+    }
+#else
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        m[i] = f2act(silu(h2f(y[2 * i])) * h2f(y[2 * i + 1]));
+    }
+#endif
+}
+
+// rope_append from the f16 QKV GEMM output: y (T, QKV_DIM) f16, otherwise as `rope_append`.
+extern "C" __global__ void rope_append_h(const h16* __restrict__ y, float* __restrict__ qout, act_t* __restrict__ qa,
+                                         kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                         const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                         const float* __restrict__ rsin) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const u32* yr = reinterpret_cast<const u32*>(y + (size_t)t * QKV_DIM);
+    for (int p = threadIdx.x; p < QKV_DIM / 2; p += blockDim.x) {
+        const u32 ab = yr[p];
+        qkv_store(t, p, h2f((h16)(ab & 0xffffu)), h2f((h16)(ab >> 16)), qout, kc, vc, row_pos, row_slot, rcos, rsin);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QDIM; i += blockDim.x) qa[(size_t)t * QDIM + i] = f2act(qout[(size_t)t * QDIM + i]);
+}
+
+// Two floats -> two E4M3 bytes (lo in the low byte), round to nearest, saturating (sm_89+).
+__device__ __forceinline__ unsigned short f2e4m3x2(float lo, float hi) {
+#if __CUDA_ARCH__ >= 890
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    return 0;  // the engine never selects the FP8 path below sm_89
+#endif
+}
+
+// Dynamic per-row FP8 quantization of GEMM inputs: s[t] = max|x[t, :]| / 448 and
+// q[t, k] = e4m3(x[t, k] / s[t]); x (T, K) act_t, q (T, K) bytes, s (T) f32. One block per row.
+extern "C" __global__ void quant_e4m3_rows(const act_t* __restrict__ x, unsigned short* __restrict__ q,
+                                           float* __restrict__ s, int K) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    const act_t* xr = x + (size_t)t * K;
+    float m = 0.f;
+    for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(act2f(xr[k])));
+    m = warp_max(m);
+    if (lane == 0) red[warp] = m;
+    __syncthreads();
+    m = warp_max(lane < nw ? red[lane] : 0.f);
+    const float sc = fmaxf(m, 1e-20f) / 448.f, inv = 1.f / sc;
+    for (int k2 = threadIdx.x; k2 < K / 2; k2 += blockDim.x) {
+        q[(size_t)t * (K / 2) + k2] = f2e4m3x2(act2f(xr[2 * k2]) * inv, act2f(xr[2 * k2 + 1]) * inv);
+    }
+    if (threadIdx.x == 0) s[t] = sc;
+}

@@ -399,6 +399,9 @@ impl KernelSpec {
             "advance",
             "sample_topk_topp",
             "sample_rows",
+            "swiglu_h",
+            "rope_append_h",
+            "quant_e4m3_rows",
         ]
         .iter()
         .map(|s| s.to_string())

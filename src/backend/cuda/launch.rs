@@ -25,7 +25,7 @@
 //!
 //! Shapes in the wrappers' docs use the kernels' names: rows = T (tokens of the pass), `act` =
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
-use super::gpu::{DevBuf, GemmType, Gpu};
+use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
     gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
     PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
@@ -585,7 +585,12 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
-        need("qkv GEMM output", &y, DType::F32, rows * d.qkv_dim())?;
+        // y f32 (cublasGemmEx / cuBLASLt f32 output) or f16 (cuBLASLt f16 output: rope_append_h).
+        let name = if y.dtype == DType::F16 { "rope_append_h" } else { "rope_append" };
+        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
+            return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
+        }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
         cache.check(d)?;
@@ -594,12 +599,12 @@ impl<'a> Kernels<'a> {
         rope.check(d)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
-        // SAFETY: rope_append(y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads row
-        // t of y, pos[t] < max_seq and slot[t] < slots (host-built metadata), writes row t of q/qa
+        // SAFETY: rope_append[_h](y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads
+        // row t of y (f32, or f16 as 4-byte pairs: y rows start 4-byte aligned as QKV_DIM is even), pos[t] < max_seq and slot[t] < slots (host-built metadata), writes row t of q/qa
         // and one (slot, head, pos) row of this layer's K/V caches (checked to be whole layers).
         unsafe {
             self.gpu.launch(
-                "rope_append",
+                name,
                 (u32_of("rows", rows)?, 1, 1),
                 256,
                 0,
@@ -608,16 +613,41 @@ impl<'a> Kernels<'a> {
         }
     }
 
-    /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved).
+    /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved);
+    /// `swiglu_h` where y is f16 (cuBLASLt f16 output).
     pub fn swiglu(&self, y: View, m: View, rows: usize) -> Result<()> {
         let d = self.d;
-        need("gate/up GEMM output", &y, DType::F32, rows * 2 * d.inter)?;
+        let name = match y.dtype {
+            DType::F32 => "swiglu",
+            DType::F16 => "swiglu_h",
+            t => return Err(Error::Gpu(format!("swiglu: GEMM output of type {t:?}"))),
+        };
+        need("gate/up GEMM output", &y, y.dtype, rows * 2 * d.inter)?;
         need("swiglu output", &m, d.act, rows * d.inter)?;
         let blocks = ((rows * d.inter).div_ceil(256) as u32).min(self.gpu.sms * 16);
         let (mut yp, mut mp, mut ri) = (y.addr(), m.addr(), i32_of("rows", rows)?);
-        // SAFETY: swiglu(y, m, T): a grid-stride loop over rows × inter elements of m, reading two
-        // elements of y each; both checked above.
-        unsafe { self.gpu.launch("swiglu", (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+        // SAFETY: swiglu[_h](y, m, T): a grid-stride loop over rows × inter elements of m, reading
+        // two elements of y each (swiglu_h: 16-byte loads of 4 pairs where inter % 4 == 0; y starts
+        // 16-byte aligned, views of whole buffers); both checked above.
+        unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+    }
+
+    /// `quant_e4m3_rows`: per-row FP8 E4M3 quantization of a GEMM input, s[t] = max|x[t, :]| / 448,
+    /// q[t, :] = e4m3(x[t, :] / s[t]); x (rows, k) act, q (rows, k) bytes, s (rows) f32; k even.
+    pub fn quant_e4m3_rows(&self, x: View, q: View, s: View, rows: usize, k: usize) -> Result<()> {
+        if self.gpu.cc < (8, 9) || k % 2 != 0 {
+            return Err(Error::Gpu(format!("FP8 quantization needs sm_89+ and an even k ({k})")));
+        }
+        need("fp8 input", &x, self.d.act, rows * k)?;
+        need("fp8 codes", &q, DType::U8, rows * k)?;
+        need("fp8 row scales", &s, DType::F32, rows)?;
+        let (mut xp, mut qp, mut sp, mut ki) = (x.addr(), q.addr(), s.addr(), i32_of("k", k)?);
+        if q.addr() % 2 != 0 {
+            return Err(Error::Gpu("fp8 codes must start 2-byte aligned".into()));
+        }
+        // SAFETY: quant_e4m3_rows(x, q, s, K): block t < rows reads row t of x (k act), writes k / 2
+        // 2-byte words of row t of q (aligned, checked) and s[t]; all checked above.
+        unsafe { self.gpu.launch("quant_e4m3_rows", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, qp, sp, ki)) }
     }
 
     /// `dequant_i8` / `dequant_i4`: out (n, k) f16 = the f16 dequantization of quantized `w`.
@@ -1015,6 +1045,101 @@ impl<'a> Kernels<'a> {
         // SAFETY: gemm reads n × k of w and rows × k of a, reads (beta != 0) and writes rows × n
         // f32 of c; the views were checked to hold that many elements of those types.
         unsafe { self.gpu.gemm(rows, n, k, w.addr(), wt, a.addr(), at, c.addr(), beta) }
+    }
+
+    /// cuBLASLt: c (rows, n) = a (rows, k) · w (n, k)ᵀ, plus c where `accumulate` (the residual
+    /// stream), row-major, f32 accumulation; w and a f16, c f32 or f16 (its view's type). The first
+    /// call of a shape times the candidate algorithms writing into `scratch` (rows × n of c's type;
+    /// c itself when not accumulating), outside graph capture (see [`Gpu::gemm_lt`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_lt(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        a: View,
+        c: View,
+        accumulate: bool,
+        scratch: View,
+    ) -> Result<()> {
+        let out = match c.dtype {
+            DType::F32 => LtType::F32,
+            DType::F16 => LtType::F16,
+            t => return Err(Error::Gpu(format!("cuBLASLt GEMM output of type {t:?}"))),
+        };
+        need("GEMM weights", &w, DType::F16, n * k)?;
+        need("GEMM input", &a, DType::F16, rows * k)?;
+        need("GEMM output", &c, c.dtype, rows * n)?;
+        need("GEMM tuning scratch", &scratch, c.dtype, rows * n)?;
+        let s = LtShape {
+            rows,
+            n,
+            k,
+            w: LtType::F16,
+            a: LtType::F16,
+            out,
+            accumulate,
+            w_scale: LtScale::None,
+            a_scale: LtScale::None,
+        };
+        let p = LtPtrs { w: w.addr(), a: a.addr(), c: c.addr(), w_scale: 0, a_scale: 0, scratch: scratch.addr() };
+        // SAFETY: reads n × k of w and rows × k of a, reads (accumulate) and writes rows × n of c,
+        // and while tuning writes rows × n of scratch; all views checked above for those types.
+        unsafe { self.gpu.gemm_lt(&s, &p) }
+    }
+
+    /// cuBLASLt FP8 E4M3: c (rows, n) = (a · a_scale) (rows, k) · (w · w_scale) (n, k)ᵀ (+ c), f32
+    /// accumulation; w (n, k) codes with per-output-channel (`w_mode` = `LtScale::OuterVec`, n) or
+    /// per-tensor (`Scalar`, 1) f32 scales, a (rows, k) codes with per-row (`OuterVec`, rows) or
+    /// per-tensor (`Scalar`, 1) f32 scales; c f32 or f16.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_fp8(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        w_scale: View,
+        w_mode: LtScale,
+        a: View,
+        a_scale: View,
+        a_mode: LtScale,
+        c: View,
+        accumulate: bool,
+        scratch: View,
+    ) -> Result<()> {
+        let out = match c.dtype {
+            DType::F32 => LtType::F32,
+            DType::F16 => LtType::F16,
+            t => return Err(Error::Gpu(format!("FP8 GEMM output of type {t:?}"))),
+        };
+        if self.gpu.cc < (8, 9) || k % 16 != 0 {
+            return Err(Error::Gpu(format!("FP8 GEMM needs sm_89+ and k % 16 == 0 (k = {k})")));
+        }
+        need("fp8 weights", &w, DType::U8, n * k)?;
+        let count = |m: LtScale, vec: usize| match m {
+            LtScale::OuterVec => vec,
+            LtScale::Scalar => 1,
+            LtScale::None => 0,
+        };
+        need("fp8 weight scales", &w_scale, DType::F32, count(w_mode, n))?;
+        need("fp8 input", &a, DType::U8, rows * k)?;
+        need("fp8 input scales", &a_scale, DType::F32, count(a_mode, rows))?;
+        need("GEMM output", &c, c.dtype, rows * n)?;
+        need("GEMM tuning scratch", &scratch, c.dtype, rows * n)?;
+        let s =
+            LtShape { rows, n, k, w: LtType::E4M3, a: LtType::E4M3, out, accumulate, w_scale: w_mode, a_scale: a_mode };
+        let p = LtPtrs {
+            w: w.addr(),
+            a: a.addr(),
+            c: c.addr(),
+            w_scale: w_scale.addr(),
+            a_scale: a_scale.addr(),
+            scratch: scratch.addr(),
+        };
+        // SAFETY: as gemm_lt, plus the f32 scales their modes read (n or 1, rows or 1), checked above.
+        unsafe { self.gpu.gemm_lt(&s, &p) }
     }
 
     /// Device-to-device copy, see [`copy`].

@@ -11,6 +11,7 @@
 //! CUDA libraries are loaded at run time: the binary builds and runs its CPU paths without them,
 //! and a missing driver or GPU is an [`Error::Gpu`], never a crash.
 pub mod bandwidth;
+pub mod gemm_check;
 pub mod gpu;
 pub mod kernels;
 pub mod launch;
@@ -215,6 +216,12 @@ pub struct CudaBackend {
     /// score matrix) where the decode kernel `attn_decode_tc` exists; TRTFORGE_PREFILL_ATTN=cublas
     /// keeps the cuBLAS QKᵀ → softmax → PV path.
     prefill_fa: bool,
+    /// GEMM path (prefill, decode passes above GEMV_MAX_T rows) through cuBLASLt with the algorithm
+    /// timed per shape at first use (`gpu::Lt`); TRTFORGE_GEMM=cublas keeps cublasGemmEx.
+    gemm_lt: bool,
+    /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
+    /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
+    gemm_f16out: bool,
     /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
     /// between launches; each GEMM's last warps reset theirs).
     tcg_ws: Option<DevBuf>,
@@ -558,6 +565,8 @@ impl CudaBackend {
         };
         let prefill_fa =
             spec.attn_tc() && gpu.cc.0 >= 8 && std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas");
+        let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
+        let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
@@ -589,6 +598,8 @@ impl CudaBackend {
             attn_kernel,
             use_tcg,
             prefill_fa,
+            gemm_lt,
+            gemm_f16out,
             tcg_ws,
             tcg_cnt,
             dims,
@@ -608,6 +619,12 @@ impl CudaBackend {
     }
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+    /// The cuBLASLt GEMM self-test (FP8 GEMM vs a host reference, tuned f16 / FP8 times at the
+    /// TinyLlama shapes) on this engine's GPU: [`gemm_check`].
+    pub fn gemm_selftest(&self) -> Result<gemm_check::GemmSelfTest> {
+        self.gpu.bind()?;
+        gemm_check::run(&self.gpu, &self.dims)
     }
     /// NVRTC compile time of this engine's kernels (0 when they came from the disk cache).
     pub fn compile_info(&self) -> (f64, bool) {
@@ -854,7 +871,20 @@ impl CudaBackend {
                             Role::O | Role::Down => (cur, 1.0),
                             Role::Head => (self.s.logits.f32(), 0.0),
                         };
-                        k.gemm(rows, n, kdim, w, xact, dst, beta)?;
+                        // cuBLASLt (autotuned per shape) for f16 operands unless TRTFORGE_GEMM=cublas;
+                        // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
+                        // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
+                        let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
+                        let y = if lt {
+                            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
+                            let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
+                            let scratch = if beta == 0.0 { dst } else { y };
+                            k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
+                            dst
+                        } else {
+                            k.gemm(rows, n, kdim, w, xact, dst, beta)?;
+                            y
+                        };
                         match ls.role {
                             Role::Qkv => {
                                 let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
