@@ -1240,7 +1240,9 @@ impl Kernels<'_> {
         need("attention partials", &att.part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
         need("attention counters", &att.counters, DType::I32, rows * d.n_kv)?;
         need("barrier counter", &bar, DType::U64, 1)?;
-        need_opt("persistent layer stamps", &stamps, DType::U64, PERSIST_NSTAMP)?;
+        if let Some(st) = &stamps {
+            need("persistent layer stamps", st, DType::U64, PERSIST_NSTAMP)?;
+        }
         let io = lin[0].1;
         if a[0].out != att.q.addr() || a[1].x != att.out.addr() {
             return Err(Error::Gpu("persistent layer: q / attention output differ from the GEMVs' buffers".into()));
