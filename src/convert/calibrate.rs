@@ -340,6 +340,8 @@ pub struct QuantOutcome {
     pub quantized: QuantizedModel,
     /// A quantized KV cache; `scales` for calibrated mode.
     pub kv: Option<(KvCacheDtype, KvScaleMode, Option<KvScales>)>,
+    /// K smoothing: the means of post-RoPE K, (layers, kv_heads, head_dim) flat, f16-exact values.
+    pub kv_k_mean: Option<Vec<f32>>,
     /// `Manifest.extra["quantization"]` (convert adds the size on disk).
     pub section: serde_json::Map<String, serde_json::Value>,
 }
@@ -407,7 +409,7 @@ pub fn quantize_for_config(
     }
     // Calibration data, drawn once for whatever needs it.
     let needs_ranges = (format == Some(WeightFormat::F8) && q.fp8_activations)
-        || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
+        || (kv_dtype.quantized() && (q.kv_scales == KvScaleMode::Calibrated || q.kv_smooth_k()));
     let data = match (&q.calibration, needs_ranges || q.method != QuantMethod::Rtn) {
         (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
         (None, true) => {
@@ -550,16 +552,41 @@ pub fn quantize_for_config(
             }),
         );
     }
+    let mut kv_k_mean = None;
     let kv = if kv_dtype.quantized() {
+        let k_mean = if q.kv_smooth_k() {
+            let r = ranges.as_ref().ok_or_else(|| Error::Invalid("kv_smooth_k needs calibration".into()))?;
+            Some(r.kv.k_mean())
+        } else {
+            None
+        };
         let scales = match q.kv_scales {
             KvScaleMode::Calibrated => {
                 let r =
                     ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
-                Some(r.kv.scales(kv_dtype))
+                Some(r.kv.scales(kv_dtype, k_mean.as_deref()))
             }
             KvScaleMode::Dynamic => None,
         };
         let c = &w.config;
+        let smooth = k_mean.as_ref().map(|m| {
+            let kvd = c.kv_dim();
+            let r = ranges.as_ref().map(|r| &r.kv);
+            let per_layer_abs = |l: usize| m[l * kvd..(l + 1) * kvd].iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            serde_json::json!({
+                "file": crate::quant::kv::K_MEAN_FILE,
+                "dtype": "float32",
+                "shape": [c.num_hidden_layers, c.num_key_value_heads, c.head_dim],
+                "layout": "row-major (layer, kv head, channel), little-endian f32, no header; values are f16-exact",
+                "statistic": "mean of K after RoPE over every calibration token, per (layer, kv head, channel)",
+                "rule": "KV write: k' = k - mean[layer][kv head][d] before scaling and quantizing; the cache holds k' and attention reads dequantized k' with no add-back (softmax over keys ignores q·mean); V is not centred",
+                "onnx": "Sub(k, kv_k_mean.{layer}) ([kv_heads·head_dim] in the model dtype) before K's QuantizeLinear",
+                "max_abs_mean_per_layer": (0..c.num_hidden_layers).map(per_layer_abs).collect::<Vec<f32>>(),
+                "k_amax_plain": r.map(|r| r.k.clone()),
+                "k_amax_centred": r.map(|r| r.k_centred_amax(m)),
+            })
+        });
+        kv_k_mean = k_mean;
         section.insert(
             "kv_cache".into(),
             serde_json::json!({
@@ -577,6 +604,8 @@ pub fn quantize_for_config(
                 },
                 "scales_k": scales.as_ref().map(|s| s.k.clone()),
                 "scales_v": scales.as_ref().map(|s| s.v.clone()),
+                "smooth_k": smooth.is_some(),
+                "k_mean": smooth,
             }),
         );
         Some((kv_dtype, q.kv_scales, scales))
@@ -584,5 +613,5 @@ pub fn quantize_for_config(
         None
     };
     section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, kv, section }))
+    Ok(Some(QuantOutcome { quantized, kv, kv_k_mean, section }))
 }
