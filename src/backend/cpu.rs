@@ -225,7 +225,8 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`.
+/// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`;
+/// for a linear with an fp8 input scale, the fake-quantized input it multiplies.
 /// Calibration (src/convert/calibrate.rs) collects activation statistics through it.
 pub type LinearObserver<'o> = dyn FnMut(Param, &[f32], usize) + 'o;
 
@@ -318,14 +319,18 @@ impl LlamaOps for CpuPass<'_, '_> {
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
-        if let Some(obs) = self.observer.as_mut() {
-            obs(w, &x.data, x.cols);
-        }
         let wt = self.w.get(w);
         if let Some(s) = self.quant.input_scales.get(&w) {
             let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
             fp8::fake_quant_slice(&mut xq.data, *s);
+            // The observer sees what the linear multiplies: the fp8-rounded input.
+            if let Some(obs) = self.observer.as_mut() {
+                obs(w, &xq.data, xq.cols);
+            }
             return Ok(matmul_t(&xq, wt));
+        }
+        if let Some(obs) = self.observer.as_mut() {
+            obs(w, &x.data, x.cols);
         }
         Ok(matmul_t(x, wt))
     }

@@ -305,9 +305,10 @@ impl PagedBackend for CpuPagedBackend {
         match self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
             Some(k) => (
                 format!(
-                    "{} ({})",
+                    "{} ({}{})",
                     k.dtype.as_str(),
-                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" }
+                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
+                    if k.k_mean.is_some() { ", smooth K" } else { "" }
                 ),
                 crate::quant::kv::bytes_per_token(
                     c.num_hidden_layers,

@@ -168,6 +168,19 @@ pub fn collect_stats(
     seed: u64,
     log: &mut dyn FnMut(&str),
 ) -> Result<HashMap<Site, SiteStats>> {
+    collect_stats_with(w, windows, sites, seed, crate::backend::cpu::CpuQuant::default(), log)
+}
+
+/// [`collect_stats`] on the CPU reference computing with `quant` (fp8 linear inputs: the statistics
+/// are then of the fp8-rounded inputs the linears multiply).
+pub fn collect_stats_with(
+    w: Arc<ModelWeights>,
+    windows: &[Vec<u32>],
+    sites: &HashSet<Site>,
+    seed: u64,
+    quant: crate::backend::cpu::CpuQuant,
+    log: &mut dyn FnMut(&str),
+) -> Result<HashMap<Site, SiteStats>> {
     let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
     if seq == 0 {
         return Err(Error::Invalid("no calibration windows".into()));
@@ -175,7 +188,7 @@ pub fn collect_stats(
     let total: usize = windows.iter().map(|w| w.len()).sum();
     let p_keep = (GRAM_ROWS as f64 / total as f64).min(1.0);
     let mut rng = SplitMix64(seed ^ 0x6AA3_5EED_0000_0001);
-    let mut be = CpuBackend::new(w, 1, seq)?;
+    let mut be = CpuBackend::with_quant(w, 1, seq, quant)?;
     let mut stats: HashMap<Site, SiteStats> = HashMap::new();
     let want = if sites.contains(&Site::HeadIn) { Logits::All } else { Logits::Last };
     let t0 = Instant::now();
@@ -489,7 +502,26 @@ pub fn quantize_for_config(
             // GPTQ: the Gram matrix of every quantized linear's input, on the (smoothed) float model.
             let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
             let seed = q.calibration.as_ref().map_or(0, |c| c.seed);
-            let stats = awq_stats(w, &params, windows, seed, log)?;
+            let stats = if q.gptq_fp8_inputs {
+                // The Gram matrices of the fp8-rounded inputs, with the static scales chosen below.
+                let r = ranges.as_ref().ok_or_else(|| Error::Invalid("gptq_fp8_inputs needs calibration".into()))?;
+                let mut input_scales = HashMap::new();
+                for &p in &params {
+                    let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+                    let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
+                    let range = q.activation_percentile.map_or(h.amax, |pc| h.percentile(pc));
+                    input_scales.insert(p, fp8::scale_for_range(range));
+                }
+                let sites: HashSet<Site> = params.iter().filter_map(|&p| Site::of(p)).collect();
+                let c = w.config.clone();
+                let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+                let quant = crate::backend::cpu::CpuQuant { input_scales, kv: None };
+                let st = collect_stats_with(Arc::clone(&arc), windows, &sites, seed, quant, log);
+                *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+                st?
+            } else {
+                awq_stats(w, &params, windows, seed, log)?
+            };
             let t = std::time::Instant::now();
             let mut qm = QuantizedModel::default();
             if format != WeightFormat::F8 {
@@ -512,6 +544,7 @@ pub fn quantize_for_config(
                     "damp": crate::quant::gptq::DAMP,
                     "gram_tokens": stats.values().map(|s| s.gram_rows).max().unwrap_or(0),
                     "order": "input columns in order; row scales = RTN's (row absmax / 448)",
+                    "inputs": if q.gptq_fp8_inputs { "fp8-rounded (the engine's static activation scales)" } else { "float" },
                 }),
             );
             qm

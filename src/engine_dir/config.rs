@@ -152,6 +152,10 @@ pub struct QuantSection {
     /// quantizing K ("smooth K"). None: [`QuantSection::kv_smooth_k`] decides (on for a quantized
     /// cache with a calibration section).
     pub kv_smooth_k: Option<bool>,
+    /// fp8 with `method: gptq`: collect GPTQ's Gram matrices from the fp8-rounded linear inputs (what
+    /// the engine multiplies; the calibration pass runs with the static activation scales) instead
+    /// of the float inputs.
+    pub gptq_fp8_inputs: bool,
 }
 
 /// `quantization.kv_smooth_k` when a config leaves it out (docs/quantization.md, K smoothing).
@@ -189,6 +193,8 @@ struct QuantSectionYaml {
     kv_scales: KvScaleMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kv_smooth_k: Option<bool>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    gptq_fp8_inputs: bool,
 }
 
 fn yes() -> bool {
@@ -241,6 +247,7 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             kv_cache: y.kv_cache,
             kv_scales: y.kv_scales,
             kv_smooth_k: y.kv_smooth_k,
+            gptq_fp8_inputs: y.gptq_fp8_inputs,
         })
     }
 }
@@ -260,6 +267,7 @@ impl From<QuantSection> for QuantSectionYaml {
             kv_cache: q.kv_cache,
             kv_scales: q.kv_scales,
             kv_smooth_k: q.kv_smooth_k,
+            gptq_fp8_inputs: q.gptq_fp8_inputs,
         }
     }
 }
@@ -295,6 +303,7 @@ impl Default for QuantSection {
             kv_cache: KvCacheDtype::Fp16,
             kv_scales: KvScaleMode::Calibrated,
             kv_smooth_k: None,
+            gptq_fp8_inputs: false,
         }
     }
 }
@@ -515,6 +524,12 @@ impl EngineConfig {
                     q.precision_name()
                 ));
             }
+        }
+        if q.gptq_fp8_inputs && !(q.method == QuantMethod::Gptq && q.precision == WeightFormat::F8 && q.fp8_activations)
+        {
+            return bad(
+                "quantization.gptq_fp8_inputs applies to precision fp8 with method gptq and fp8 activations".into()
+            );
         }
         if q.kv_smooth_k == Some(true) && !q.kv_cache.quantized() {
             return bad(
