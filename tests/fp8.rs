@@ -195,9 +195,11 @@ fn tiny_fp8_engine_reads_back_and_ort_matches_cpu() {
 #[test]
 fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
     let tmp = tempfile::tempdir().unwrap();
-    for kv in ["fp8", "int8"] {
-        let cfg = tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n"));
-        let dir = convert(&cfg);
+    for (kv, smooth) in [("fp8", false), ("int8", false), ("fp8", true), ("int8", true)] {
+        let name = format!("{kv}{}", if smooth { "_smooth" } else { "" });
+        let quant =
+            format!("  precision: fp16\n  kv_cache: {kv}\n{}", if smooth { "  kv_smooth_k: true\n" } else { "" });
+        let dir = convert(&tiny_cfg(&tmp.path().join(name), &quant));
         let man = Manifest::load(&dir).unwrap();
         let k = &man.extra["quantization"]["kv_cache"];
         assert_eq!(k["dtype"], kv);
@@ -205,11 +207,15 @@ fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
         let c = &man.model_config;
         let fp16 = (2 * c.num_hidden_layers * c.kv_dim() * 2) as f64;
         assert_eq!(k["bytes_per_token"].as_f64().unwrap(), fp16 / 2.0);
-        // K smoothing is on by default for a calibrated 8-bit cache: the means are in the engine dir.
-        assert_eq!(k["smooth_k"], true);
-        assert_eq!(k["k_mean"]["file"], "kv_k_mean.bin");
-        let bytes = std::fs::metadata(dir.join("kv_k_mean.bin")).unwrap().len();
-        assert_eq!(bytes as usize, c.num_hidden_layers * c.kv_dim() * 4);
+        // K smoothing (off unless the config asks: KV_SMOOTH_K_DEFAULT): the means in the engine dir.
+        let smooth = smooth || trtforge::engine_dir::config::KV_SMOOTH_K_DEFAULT;
+        assert_eq!(k["smooth_k"], smooth);
+        assert_eq!(dir.join("kv_k_mean.bin").exists(), smooth);
+        if smooth {
+            assert_eq!(k["k_mean"]["file"], "kv_k_mean.bin");
+            let bytes = std::fs::metadata(dir.join("kv_k_mean.bin")).unwrap().len();
+            assert_eq!(bytes as usize, c.num_hidden_layers * c.kv_dim() * 4);
+        }
         let cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
         assert_eq!(cpu.memory().kv_bytes_per_token, Some(fp16 / 2.0));
         if ort_available() {
@@ -235,15 +241,8 @@ fn smoothed_kv_cache_matches_the_numpy_and_ort_oracle() {
     let tmp = tempfile::tempdir().unwrap();
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
     for kv in ["fp8", "int8"] {
-        let cfg = tiny_cfg(
-            &tmp.path().join(kv),
-            &format!(
-                "  precision: fp16
-  kv_cache: {kv}
-  kv_smooth_k: true
-"
-            ),
-        );
+        let cfg =
+            tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_smooth_k: true\n"));
         let dir = convert(&cfg);
         let man = Manifest::load(&dir).unwrap();
         let c = man.model_config.clone();
@@ -317,13 +316,7 @@ fn smoothed_kv_cache_matches_the_numpy_and_ort_oracle() {
 #[test]
 fn kv_engine_dirs_without_k_means_still_load() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tiny_cfg(
-        tmp.path(),
-        "  precision: fp16
-  kv_cache: fp8
-  kv_smooth_k: false
-",
-    );
+    let cfg = tiny_cfg(tmp.path(), "  precision: fp16\n  kv_cache: fp8\n  kv_smooth_k: false\n");
     let dir = convert(&cfg);
     let man = Manifest::load(&dir).unwrap();
     assert_eq!(man.extra["quantization"]["kv_cache"]["smooth_k"], false);
@@ -349,12 +342,7 @@ fn kv_engine_dirs_without_k_means_still_load() {
         ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
     }
     // A smoothed dir whose means file is missing or the wrong size is an error naming it.
-    let cfg = tiny_cfg(
-        &tmp.path().join("s"),
-        "  precision: fp16
-  kv_cache: int8
-",
-    );
+    let cfg = tiny_cfg(&tmp.path().join("s"), "  precision: fp16\n  kv_cache: int8\n  kv_smooth_k: true\n");
     let dir = convert(&cfg);
     std::fs::write(dir.join("kv_k_mean.bin"), [0u8; 12]).unwrap();
     let e = open_engine_dir(&dir, BackendKind::Cpu, 1, 64).err().expect("a short means file must fail").to_string();

@@ -149,8 +149,7 @@ pub struct QuantSection {
     /// fp8/int8 KV: static per-head scales from calibration, or dynamic per 16-token block.
     pub kv_scales: KvScaleMode,
     /// fp8/int8 KV: subtract the calibrated per-(layer, kv head, channel) mean of post-RoPE K before
-    /// quantizing K ("smooth K"). None: [`QuantSection::kv_smooth_k`] decides (on for a quantized
-    /// cache with a calibration section).
+    /// quantizing K ("smooth K"; needs a calibration section). None: [`KV_SMOOTH_K_DEFAULT`].
     pub kv_smooth_k: Option<bool>,
     /// fp8 with `method: gptq`: collect GPTQ's Gram matrices from the fp8-rounded linear inputs (what
     /// the engine multiplies; the calibration pass runs with the static activation scales) instead
@@ -158,8 +157,9 @@ pub struct QuantSection {
     pub gptq_fp8_inputs: bool,
 }
 
-/// `quantization.kv_smooth_k` when a config leaves it out (docs/quantization.md, K smoothing).
-pub const KV_SMOOTH_K_DEFAULT: bool = true;
+/// `quantization.kv_smooth_k` when a config leaves it out: off, because on SmolLM2 it did not
+/// measurably help (docs/quantization.md, "K smoothing").
+pub const KV_SMOOTH_K_DEFAULT: bool = false;
 
 /// Linear kinds `keep_fp16` may name.
 pub const LINEAR_KINDS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
