@@ -438,6 +438,8 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("kv_smooth_k: true needs a calibration section"), "{e}");
     let e = trtforge_fails(&tmp.path().join("k"), "  precision: fp16\n  kv_smooth_k: true\n");
     assert!(e.contains("kv_smooth_k applies to an 8-bit KV cache"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("l"), "  precision: int8\n  gptq_fp8_inputs: true\n");
+    assert!(e.contains("gptq_fp8_inputs applies to precision fp8 with method gptq"), "{e}");
     let e = trtforge_fails(&tmp.path().join("f"), "  precision: int8\n  smooth_alpha: 0.5\n");
     assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
@@ -549,6 +551,33 @@ fn cuda_backend_refuses_fp8_and_quantized_kv_engines_clearly() {
         let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();
         let want = if name == "w" { "no fp8 kernels" } else { "KV cache is fp16; this engine's is int8" };
         assert!(e.contains(want), "{e}");
+    }
+}
+
+/// `gptq_fp8_inputs`: GPTQ's Gram matrices from the fp8-rounded inputs. The manifest says so, the
+/// row scales are RTN's as with float inputs, the codes differ from float-input GPTQ's (another Gram
+/// matrix), and ONNX Runtime computes what the CPU reference computes.
+#[test]
+fn gptq_on_fp8_rounded_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = convert(&tiny_cfg(&tmp.path().join("f"), "  precision: fp8\n  method: gptq\n"));
+    let b = convert(&tiny_cfg(&tmp.path().join("q"), "  precision: fp8\n  method: gptq\n  gptq_fp8_inputs: true\n"));
+    let man = Manifest::load(&b).unwrap();
+    assert!(man.extra["quantization"]["gptq"]["inputs"].as_str().unwrap().starts_with("fp8-rounded"));
+    assert_eq!(Manifest::load(&a).unwrap().extra["quantization"]["gptq"]["inputs"], "float");
+    let (qa, qb) = (
+        trtforge::engine_dir::load_quantized_weights(&a).unwrap(),
+        trtforge::engine_dir::load_quantized_weights(&b).unwrap(),
+    );
+    let mut differ = 0;
+    for p in trtforge::quant::decoder_linears(&man.model_config) {
+        let (x, y) = (qa.get(p).unwrap(), qb.get(p).unwrap());
+        assert_eq!(x.scales, y.scales, "{p:?}");
+        differ += (x.q != y.q) as usize;
+    }
+    assert!(differ > 0, "fp8-rounded inputs changed no codes");
+    if ort_available() {
+        ort_matches_cpu(&b, TINY_PROMPT, ORT_FP8_TINY_TOL);
     }
 }
 
