@@ -153,7 +153,7 @@ pub fn open_engine_dir(
                 let ew = crate::engine_dir::load_engine_weights(dir)?;
                 (ew.weights, ew.quantized.input_scales)
             };
-            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man)? };
+            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man, dir)? };
             Ok(Box::new(cpu::CpuBackend::with_quant(std::sync::Arc::new(weights), max_batch, max_seq, quant)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
@@ -165,7 +165,7 @@ pub fn open_engine_dir(
                     man.name
                 )));
             }
-            if let Some(kv) = kv_quant_of(&man)?.filter(|k| k.dtype.quantized()) {
+            if let Some(kv) = kv_quant_of(&man, dir)?.filter(|k| k.dtype.quantized()) {
                 return Err(crate::error::Error::Unsupported(format!(
                     "engine {}: the CUDA engine's KV cache is fp16; this engine's is {} (run it with --backend cpu or ort)",
                     man.name,
@@ -237,8 +237,10 @@ pub fn open_paged(
     }
 }
 
-/// The quantized KV cache an engine directory's manifest records (`extra.quantization.kv_cache`).
-pub fn kv_quant_of(man: &crate::engine_dir::Manifest) -> Result<Option<cpu::KvQuant>> {
+/// The quantized KV cache an engine directory's manifest records (`extra.quantization.kv_cache`),
+/// with its K means (`kv_cache.k_mean.file` in `dir`) when the cache is K-smoothed. Engine dirs
+/// written before K smoothing have no `k_mean` and load as a plain cache.
+pub fn kv_quant_of(man: &crate::engine_dir::Manifest, dir: &std::path::Path) -> Result<Option<cpu::KvQuant>> {
     use crate::error::Error;
     use crate::quant::kv::{KvCacheDtype, KvScaleMode, KvScales};
     let Some(kv) = man.extra.get("quantization").and_then(|q| q.get("kv_cache")) else { return Ok(None) };
@@ -256,7 +258,36 @@ pub fn kv_quant_of(man: &crate::engine_dir::Manifest) -> Result<Option<cpu::KvQu
             Some(KvScales { k: get("scales_k")?, v: get("scales_v")? })
         }
     };
-    Ok(Some(cpu::KvQuant { dtype, mode, scales }))
+    let k_mean = match kv.get("k_mean").filter(|v| !v.is_null()) {
+        None => None,
+        Some(km) => {
+            let file = km.get("file").and_then(|f| f.as_str()).ok_or_else(|| bad("k_mean has no file"))?;
+            if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                return Err(bad(&format!("k_mean.file {file:?} must be a plain file name")));
+            }
+            let c = &man.model_config;
+            let p = dir.join(file);
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let m = crate::quant::kv::k_mean_from_bytes(&bytes, c.num_hidden_layers, c.kv_dim()).ok_or_else(|| {
+                Error::format(
+                    &p,
+                    format!(
+                        "{} bytes; K means are (layers {}, kv heads {}, head_dim {}) little-endian f32 = {} bytes",
+                        bytes.len(),
+                        c.num_hidden_layers,
+                        c.num_key_value_heads,
+                        c.head_dim,
+                        c.num_hidden_layers * c.kv_dim() * 4
+                    ),
+                )
+            })?;
+            if m.iter().any(|v| !v.is_finite()) {
+                return Err(Error::format(&p, "K means must be finite"));
+            }
+            Some(m)
+        }
+    };
+    Ok(Some(cpu::KvQuant { dtype, mode, scales, k_mean }))
 }
 
 /// Checks a batch against the backend's limits before any work is done.

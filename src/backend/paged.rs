@@ -300,6 +300,9 @@ impl CpuPagedBackend {
     /// reports the quantized format's bytes per token.
     pub fn with_quant(w: Arc<ModelWeights>, kv_cache_bytes: u64, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;
+        if let Some(kv) = &quant.kv {
+            kv.check(c)?;
+        }
         if let Some(kv) = quant.kv.as_ref().filter(|k| k.dtype.quantized() && k.mode == KvScaleMode::Calibrated) {
             let ok = kv.scales.as_ref().is_some_and(|s| {
                 s.k.len() == c.num_hidden_layers
@@ -385,9 +388,10 @@ impl PagedBackend for CpuPagedBackend {
         match self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
             Some(k) => (
                 format!(
-                    "{} ({})",
+                    "{} ({}{})",
                     k.dtype.as_str(),
-                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" }
+                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
+                    if k.k_mean.is_some() { ", smooth K" } else { "" }
                 ),
                 crate::quant::kv::bytes_per_token(
                     c.num_hidden_layers,
@@ -539,6 +543,11 @@ impl LlamaOps for PagedPass<'_> {
                 pool.v[slot * kvd..(slot + 1) * kvd].copy_from_slice(&v.data[src]);
                 if let Some(kq) = self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
                     let block = s.block_table[p / BLOCK_SIZE] as usize;
+                    if let Some(m) = kq.k_mean_of(layer, kvd) {
+                        // K smoothing: the block holds k − mean, quantized below (rows re-quantized
+                        // for a grown dynamic scale are already centred); never added back.
+                        crate::quant::kv::subtract_mean(&mut pool.k[slot * kvd..(slot + 1) * kvd], m);
+                    }
                     for (is_v, buf) in [(false, &mut pool.k), (true, &mut pool.v)] {
                         match (kq.mode, kq.scales.as_ref()) {
                             (KvScaleMode::Calibrated, Some(sc)) => {
@@ -770,8 +779,8 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// A quantized KV cache (calibrated per-head int8, dynamic per-block fp8) and fp8 linear inputs:
-    /// the paged pool rounds what the contiguous CPU backend rounds. Dynamic scales grow one token
+    /// A quantized KV cache (calibrated per-head int8, dynamic per-block fp8; plain and K-smoothed)
+    /// and fp8 linear inputs: the paged pool rounds what the contiguous CPU backend rounds. Dynamic scales grow one token
     /// at a time here, so the contiguous backend is fed token by token too.
     #[test]
     fn quantized_kv_matches_the_contiguous_cpu_backend() {
@@ -788,8 +797,17 @@ mod tests {
             (KvCacheDtype::Int8, KvScaleMode::Calibrated, Some(KvScales { k: heads(0.03), v: heads(0.02) })),
             (KvCacheDtype::Fp8, KvScaleMode::Dynamic, None),
         ] {
-            let quant = CpuQuant { input_scales: Default::default(), kv: Some(KvQuant { dtype, mode, scales }) };
-            for quant in [quant.clone(), CpuQuant { input_scales: input_scales.clone(), ..quant }] {
+            // K smoothing: a per-(layer, head, channel) mean subtracted before every K write.
+            let mean: Vec<f32> = (0..c.num_hidden_layers * c.kv_dim()).map(|i| 0.05 * (i as f32 * 0.7).sin()).collect();
+            let plain = KvQuant { dtype, mode, scales, k_mean: None };
+            let smooth = KvQuant { k_mean: Some(mean), ..plain.clone() };
+            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain) };
+            let quants = [
+                quant.clone(),
+                CpuQuant { input_scales: input_scales.clone(), ..quant },
+                CpuQuant { input_scales: input_scales.clone(), kv: Some(smooth) },
+            ];
+            for quant in quants {
                 let bytes = block_bytes(&c, 4) as u64 * 16;
                 let mut paged = CpuPagedBackend::with_quant(w.clone(), bytes, quant.clone()).unwrap();
                 assert_eq!(
