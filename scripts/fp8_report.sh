@@ -24,7 +24,9 @@ ROWS=(smollm2_fp32:cpu,ort smollm2_fp16:cpu,ort smollm2_fp8:cpu,ort smollm2_fp8_
   smollm2_fp16_kv_fp8:cpu,ort smollm2_fp16_kv_int8:cpu,ort smollm2_fp16_kv_fp8_dynamic:cpu smollm2_fp16_kv_int8_dynamic:cpu
   smollm2_fp8_smooth:cpu smollm2_fp8_smooth_gptq:cpu smollm2_fp8_keep_down:cpu smollm2_fp8_smooth_keep_down:cpu
   smollm2_fp8_smooth_gptq_keep_down:cpu smollm2_fp8_weight_only:cpu smollm2_fp8_weight_only_gptq:cpu
-  smollm2_fp8_gptq:cpu smollm2_fp8_smooth08_gptq:cpu smollm2_fp8_gptq_keep_down:cpu,ort)
+  smollm2_fp8_gptq:cpu smollm2_fp8_smooth08_gptq:cpu smollm2_fp8_gptq_keep_down:cpu,ort
+  smollm2_fp16_kv_fp8_smooth:cpu,ort smollm2_fp16_kv_int8_smooth:cpu,ort smollm2_fp16_kv_fp8_dynamic_smooth:cpu
+  smollm2_fp16_kv_int8_dynamic_smooth:cpu smollm2_fp8_gptq_fp8in:cpu smollm2_fp8_smooth025_gptq:cpu)
 PROMPTS=(
   "The capital of France is"
   "Once upon a time, in a small village by the sea,"
@@ -72,7 +74,7 @@ for r in rows_in:
     kv = q.get("kv_cache")
     ag = load(f"{work}/{c}.agree.json")
     row = {"config": f"configs/{c}.yaml", "precision": man["precision"],
-           "kv_cache": None if kv is None else f"{kv['dtype']} ({kv['scales']})",
+           "kv_cache": None if kv is None else f"{kv['dtype']} ({kv['scales']}{', smooth K' if kv.get('smooth_k') else ''})",
            "kv_bytes_per_token": kv["bytes_per_token"] if kv else 2 * 30 * 3 * 64 * (4 if man["precision"] == "fp32" else 2),
            "activation_scales": q.get("activation_scales", {}).get("method"),
            "model_bytes": sum(f["bytes"] for f in man["files"] if f["name"].startswith("model.onnx")),

@@ -195,9 +195,11 @@ fn tiny_fp8_engine_reads_back_and_ort_matches_cpu() {
 #[test]
 fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
     let tmp = tempfile::tempdir().unwrap();
-    for kv in ["fp8", "int8"] {
-        let cfg = tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n"));
-        let dir = convert(&cfg);
+    for (kv, smooth) in [("fp8", false), ("int8", false), ("fp8", true), ("int8", true)] {
+        let name = format!("{kv}{}", if smooth { "_smooth" } else { "" });
+        let quant =
+            format!("  precision: fp16\n  kv_cache: {kv}\n{}", if smooth { "  kv_smooth_k: true\n" } else { "" });
+        let dir = convert(&tiny_cfg(&tmp.path().join(name), &quant));
         let man = Manifest::load(&dir).unwrap();
         let k = &man.extra["quantization"]["kv_cache"];
         assert_eq!(k["dtype"], kv);
@@ -205,12 +207,146 @@ fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
         let c = &man.model_config;
         let fp16 = (2 * c.num_hidden_layers * c.kv_dim() * 2) as f64;
         assert_eq!(k["bytes_per_token"].as_f64().unwrap(), fp16 / 2.0);
+        // K smoothing (off unless the config asks: KV_SMOOTH_K_DEFAULT): the means in the engine dir.
+        let smooth = smooth || trtforge::engine_dir::config::KV_SMOOTH_K_DEFAULT;
+        assert_eq!(k["smooth_k"], smooth);
+        assert_eq!(dir.join("kv_k_mean.bin").exists(), smooth);
+        if smooth {
+            assert_eq!(k["k_mean"]["file"], "kv_k_mean.bin");
+            let bytes = std::fs::metadata(dir.join("kv_k_mean.bin")).unwrap().len();
+            assert_eq!(bytes as usize, c.num_hidden_layers * c.kv_dim() * 4);
+        }
         let cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
         assert_eq!(cpu.memory().kv_bytes_per_token, Some(fp16 / 2.0));
         if ort_available() {
             ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
         }
     }
+}
+
+/// K smoothing against an independent oracle (tests/py/kv_smooth_oracle.py: numpy from the Llama
+/// equations, ml_dtypes, and ONNX Runtime on the exported graph): layer 0's cached K must be
+/// `DQ(Q(k − mean))` with nothing added back, on the CPU reference (loading the means from the
+/// engine dir) and in the ONNX (`present.0.key`). The test writes means of a quarter of each head's
+/// grid (qmax/4 · scale, alternating sign per channel) over the calibrated ones, in the engine dir's
+/// `kv_k_mean.bin` and (inside the oracle) the ONNX's `kv_k_mean.*` constants, so a missing
+/// subtraction or an add-back is off by many quantization steps; the test checks that the oracle's
+/// "plain" and "added back" caches would fail the same comparison.
+#[test]
+fn smoothed_kv_cache_matches_the_numpy_and_ort_oracle() {
+    if !python_has("ml_dtypes") {
+        return;
+    }
+    use trtforge::backend::kv_quant_of;
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
+    for kv in ["fp8", "int8"] {
+        let cfg =
+            tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_smooth_k: true\n"));
+        let dir = convert(&cfg);
+        let man = Manifest::load(&dir).unwrap();
+        let c = man.model_config.clone();
+        let (kvd, hd) = (c.kv_dim(), c.head_dim);
+        let sk = &man.extra["quantization"]["kv_cache"]["scales_k"];
+        let qmax = if kv == "fp8" { 448.0 } else { 127.0 };
+        let mean: Vec<f32> = (0..c.num_hidden_layers * kvd)
+            .map(|i| {
+                let (l, h, d) = (i / kvd, (i % kvd) / hd, i % hd);
+                let s = sk[l][h].as_f64().unwrap() as f32;
+                let sign = if d % 2 == 0 { 1.0 } else { -1.0 };
+                f16::from_f32(sign * qmax / 4.0 * s).to_f32()
+            })
+            .collect();
+        let mean_file = dir.join("kv_k_mean.bin");
+        std::fs::write(&mean_file, mean.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let out = tmp.path().join(format!("{kv}.json"));
+        let mut args: Vec<String> = vec![
+            fixture("tiny_llama").display().to_string(),
+            dir.display().to_string(),
+            mean_file.display().to_string(),
+            out.display().to_string(),
+        ];
+        args.extend(prompt.iter().map(|t| t.to_string()));
+        common::py::run("kv_smooth_oracle.py", &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let o: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let v = |k: &str| -> Vec<f32> { o[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+        let (expected, step, kabs) = (v("expected"), v("step"), v("k_abs"));
+        // Within one quantization step (plus `rel` of |k|: the error of K itself before the
+        // subtraction) of the oracle everywhere, exact for at least `exact` of the elements (the K
+        // computed here and the oracle's may straddle a rounding boundary).
+        let close = |got: &[f32], rel: f32, exact: f64| -> bool {
+            let mut n_exact = 0;
+            for i in 0..expected.len() {
+                let d = (got[i] - expected[i]).abs();
+                if d > step[i] * 1.001 + rel * kabs[i] + 1e-3 * expected[i].abs() {
+                    eprintln!("element {i}: {} vs the oracle's {} (step {})", got[i], expected[i], step[i]);
+                    return false;
+                }
+                n_exact += (d <= 1e-3 * step[i]) as usize;
+            }
+            n_exact as f64 >= exact * expected.len() as f64
+        };
+        // The oracle can tell the mistakes apart.
+        // The oracle can tell the mistakes apart, even at ONNX Runtime's tolerance.
+        assert!(!close(&v("plain"), 4e-3, 0.0), "{kv}: the oracle's plain cache passes (means too small)");
+        assert!(!close(&v("added_back"), 4e-3, 0.0), "{kv}: the oracle's added-back cache passes");
+        // The CPU reference, with the KV format and means read from the engine dir.
+        let kq = kv_quant_of(&man, &dir).unwrap().unwrap();
+        assert_eq!(kq.k_mean.as_deref(), Some(mean.as_slice()));
+        let w = Arc::new(load(&tiny_model()).unwrap().weights);
+        let mut cpu = CpuBackend::with_quant(w, 1, 64, CpuQuant { kv: Some(kq), ..Default::default() }).unwrap();
+        cpu.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::Last).unwrap();
+        let (k0, _) = cpu.cached_kv(0, 0);
+        assert_eq!(k0.len(), expected.len());
+        assert!(close(k0, 1e-5, 0.98), "{kv}: the CPU reference's cached K is not DQ(Q(k − mean))");
+        // ONNX Runtime on the exported graph (fp16 arithmetic: K itself is off by ~2^-11 relative,
+        // which k − mean keeps as an absolute error).
+        if o["ort"].is_null() {
+            skip("onnxruntime not importable: the ONNX half of the K smoothing oracle did not run");
+        } else {
+            let ort = v("ort");
+            assert!(close(&ort, 4e-3, 0.5), "{kv}: ONNX Runtime's present.0.key is not DQ(Q(k − mean))");
+        }
+    }
+}
+
+/// An engine dir written before K smoothing (no `smooth_k` / `k_mean` in its manifest, no means
+/// file) loads and runs as a plain quantized cache, on the CPU reference and ONNX Runtime; and one
+/// converted with `kv_smooth_k: false` is the same plain cache.
+#[test]
+fn kv_engine_dirs_without_k_means_still_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(tmp.path(), "  precision: fp16\n  kv_cache: fp8\n  kv_smooth_k: false\n");
+    let dir = convert(&cfg);
+    let man = Manifest::load(&dir).unwrap();
+    assert_eq!(man.extra["quantization"]["kv_cache"]["smooth_k"], false);
+    assert!(!dir.join("kv_k_mean.bin").exists());
+    // The pre-session-4 manifest: the two keys absent.
+    let p = dir.join("trtforge.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let kv = v["extra"]["quantization"]["kv_cache"].as_object_mut().unwrap();
+    kv.remove("smooth_k");
+    kv.remove("k_mean");
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let man = Manifest::load(&dir).unwrap();
+    let kq = trtforge::backend::kv_quant_of(&man, &dir).unwrap().unwrap();
+    assert!(kq.k_mean.is_none());
+    assert_eq!(kq.dtype, KvCacheDtype::Fp8);
+    let w = Arc::new(load(&tiny_model()).unwrap().weights);
+    let mut plain = CpuBackend::with_quant(w, 1, 128, CpuQuant { kv: Some(kq), ..Default::default() }).unwrap();
+    let mut cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
+    let a = cpu.forward(&[SeqChunk { slot: 0, tokens: TINY_PROMPT }], Logits::All).unwrap();
+    let b = plain.forward(&[SeqChunk { slot: 0, tokens: TINY_PROMPT }], Logits::All).unwrap();
+    assert_eq!(a.data, b.data);
+    if ort_available() {
+        ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
+    }
+    // A smoothed dir whose means file is missing or the wrong size is an error naming it.
+    let cfg = tiny_cfg(&tmp.path().join("s"), "  precision: fp16\n  kv_cache: int8\n  kv_smooth_k: true\n");
+    let dir = convert(&cfg);
+    std::fs::write(dir.join("kv_k_mean.bin"), [0u8; 12]).unwrap();
+    let e = open_engine_dir(&dir, BackendKind::Cpu, 1, 64).err().expect("a short means file must fail").to_string();
+    assert!(e.contains("kv_k_mean.bin"), "{e}");
 }
 
 /// Dynamic per-block scales: a cache that grows token by token ends with every block on the grid
@@ -223,7 +359,7 @@ fn dynamic_kv_scales_follow_each_block() {
     let w = Arc::new(m.weights);
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
     let mk = |dtype, mode| {
-        let kv = Some(KvQuant { dtype, mode, scales: None });
+        let kv = Some(KvQuant { dtype, mode, scales: None, k_mean: None });
         CpuBackend::with_quant(Arc::clone(&w), 1, 64, CpuQuant { kv, ..Default::default() }).unwrap()
     };
     let mut float = CpuBackend::new(Arc::clone(&w), 1, 64).unwrap();
@@ -295,6 +431,15 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("applies to precision fp8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("e"), "  precision: fp16\n  kv_cache: fp4\n");
     assert!(e.contains("fp4"), "{e}");
+    let e = trtforge_fails(
+        &tmp.path().join("j"),
+        "  precision: fp16\n  kv_cache: fp8\n  kv_scales: dynamic\n  kv_smooth_k: true\n",
+    );
+    assert!(e.contains("kv_smooth_k: true needs a calibration section"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("k"), "  precision: fp16\n  kv_smooth_k: true\n");
+    assert!(e.contains("kv_smooth_k applies to an 8-bit KV cache"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("l"), "  precision: int8\n  gptq_fp8_inputs: true\n");
+    assert!(e.contains("gptq_fp8_inputs applies to precision fp8 with method gptq"), "{e}");
     let e = trtforge_fails(&tmp.path().join("f"), "  precision: int8\n  smooth_alpha: 0.5\n");
     assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
@@ -416,6 +561,33 @@ fn cuda_backend_takes_fp8_engines_and_refuses_quantized_kv_engines_clearly() {
         let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
         let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();
         assert!(e.contains(want), "{e}");
+    }
+}
+
+/// `gptq_fp8_inputs`: GPTQ's Gram matrices from the fp8-rounded inputs. The manifest says so, the
+/// row scales are RTN's as with float inputs, the codes differ from float-input GPTQ's (another Gram
+/// matrix), and ONNX Runtime computes what the CPU reference computes.
+#[test]
+fn gptq_on_fp8_rounded_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = convert(&tiny_cfg(&tmp.path().join("f"), "  precision: fp8\n  method: gptq\n"));
+    let b = convert(&tiny_cfg(&tmp.path().join("q"), "  precision: fp8\n  method: gptq\n  gptq_fp8_inputs: true\n"));
+    let man = Manifest::load(&b).unwrap();
+    assert!(man.extra["quantization"]["gptq"]["inputs"].as_str().unwrap().starts_with("fp8-rounded"));
+    assert_eq!(Manifest::load(&a).unwrap().extra["quantization"]["gptq"]["inputs"], "float");
+    let (qa, qb) = (
+        trtforge::engine_dir::load_quantized_weights(&a).unwrap(),
+        trtforge::engine_dir::load_quantized_weights(&b).unwrap(),
+    );
+    let mut differ = 0;
+    for p in trtforge::quant::decoder_linears(&man.model_config) {
+        let (x, y) = (qa.get(p).unwrap(), qb.get(p).unwrap());
+        assert_eq!(x.scales, y.scales, "{p:?}");
+        differ += (x.q != y.q) as usize;
+    }
+    assert!(differ > 0, "fp8-rounded inputs changed no codes");
+    if ort_available() {
+        ort_matches_cpu(&b, TINY_PROMPT, ORT_FP8_TINY_TOL);
     }
 }
 

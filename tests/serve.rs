@@ -214,13 +214,14 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
         alone.push(text);
         sequential += secs;
     }
-    // The default engine loop (the next decode step queued before the last one's tokens are sent)
-    // and the one-step-at-a-time loop must both return exactly what `generate` does.
-    for overlap in ["1", "0"] {
+    // The default engine loop (the next decode step queued before the last one's tokens are sent),
+    // the one-step-at-a-time loop and the loop that queues the next decode step of an unchanged
+    // batch behind the one in flight (TRTFORGE_SERVE_AHEAD) must all return what `generate` does.
+    for (overlap, ahead) in [("1", "0"), ("0", "0"), ("1", "1")] {
         let srv = Server::start_env(
             &model,
             &["--max-num-seqs", "16", "--max-num-batched-tokens", "256"],
-            &[("TRTFORGE_SERVE_OVERLAP", overlap)],
+            &[("TRTFORGE_SERVE_OVERLAP", overlap), ("TRTFORGE_SERVE_AHEAD", ahead)],
         );
         let t0 = Instant::now();
         let handles: Vec<_> = PROMPTS
@@ -239,7 +240,7 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
             assert_eq!(
                 v["choices"][0]["text"].as_str().unwrap(),
                 alone[i],
-                "overlap {overlap}: prompt {i} {:?}",
+                "overlap {overlap} ahead {ahead}: prompt {i} {:?}",
                 PROMPTS[i]
             );
         }
@@ -591,6 +592,11 @@ fn bad_serve_options_are_clear_errors() {
     fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
     fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
     fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
+    fails(
+        &["--model", &t, "--gpu-memory-utilization", "0.5", "--port", "0"],
+        "the cpu backend takes --kv-cache-memory",
+    );
+    fails(&["--model", &t, "--backend", "cuda", "--gpu-memory-utilization", "1.5", "--port", "0"], "(0, 1]");
     fails(&["--model", "/nonexistent/model.gguf", "--port", "0"], "/nonexistent/model.gguf");
     fails(&["--model", "preset:tiny", "--port", "0"], "--tokenizer FILE");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

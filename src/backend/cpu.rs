@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::fp8;
-use crate::quant::kv::{KvCacheDtype, KvScaleMode, KvScales, KV_BLOCK};
+use crate::quant::kv::{subtract_mean, KvCacheDtype, KvScaleMode, KvScales, KV_BLOCK};
 use half::f16;
 use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -40,6 +40,35 @@ pub struct KvQuant {
     pub mode: KvScaleMode,
     /// Required for [`KvScaleMode::Calibrated`].
     pub scales: Option<KvScales>,
+    /// K smoothing: the mean of post-RoPE K per (layer, kv head, channel), flat (layers · kv_dim).
+    /// Every K write subtracts it before quantizing; attention reads the dequantized `k − mean` as
+    /// it is (no add-back: softmax over keys ignores the constant `q · mean`). None: plain K.
+    pub k_mean: Option<Vec<f32>>,
+}
+
+impl KvQuant {
+    /// Layer `layer`'s K means (kv_dim), when the cache is quantized and smoothed.
+    pub fn k_mean_of(&self, layer: usize, kv_dim: usize) -> Option<&[f32]> {
+        let m = self.k_mean.as_ref().filter(|_| self.dtype.quantized())?;
+        m.get(layer * kv_dim..(layer + 1) * kv_dim)
+    }
+
+    /// Checks the scales' and means' shapes against a model.
+    pub fn check(&self, c: &LlamaConfig) -> Result<()> {
+        if let Some(m) = &self.k_mean {
+            if m.len() != c.num_hidden_layers * c.kv_dim() {
+                return Err(Error::Invalid(format!(
+                    "K means must be (layers {}, kv heads {}, head_dim {}) = {} values, got {}",
+                    c.num_hidden_layers,
+                    c.num_key_value_heads,
+                    c.head_dim,
+                    c.num_hidden_layers * c.kv_dim(),
+                    m.len()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct CpuBackend {
@@ -66,6 +95,7 @@ impl CpuBackend {
     pub fn with_quant(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;
         if let Some(kv) = &quant.kv {
+            kv.check(c)?;
             match (&kv.scales, kv.mode) {
                 (None, KvScaleMode::Calibrated) if kv.dtype.quantized() => {
                     return Err(Error::Invalid(format!(
@@ -195,7 +225,8 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`.
+/// Sees the input of every linear layer during a forward pass: `(weight, x (T, in) row-major, in)`;
+/// for a linear with an fp8 input scale, the fake-quantized input it multiplies.
 /// Calibration (src/convert/calibrate.rs) collects activation statistics through it.
 pub type LinearObserver<'o> = dyn FnMut(Param, &[f32], usize) + 'o;
 
@@ -288,14 +319,18 @@ impl LlamaOps for CpuPass<'_, '_> {
     }
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
-        if let Some(obs) = self.observer.as_mut() {
-            obs(w, &x.data, x.cols);
-        }
         let wt = self.w.get(w);
         if let Some(s) = self.quant.input_scales.get(&w) {
             let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
             fp8::fake_quant_slice(&mut xq.data, *s);
+            // The observer sees what the linear multiplies: the fp8-rounded input.
+            if let Some(obs) = self.observer.as_mut() {
+                obs(w, &xq.data, xq.cols);
+            }
             return Ok(matmul_t(&xq, wt));
+        }
+        if let Some(obs) = self.observer.as_mut() {
+            obs(w, &x.data, x.cols);
         }
         Ok(matmul_t(x, wt))
     }
@@ -319,6 +354,10 @@ impl LlamaOps for CpuPass<'_, '_> {
             if let Some(kq) = self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
                 let row0 = s.slot * self.max_seq;
                 let nb = self.max_seq.div_ceil(KV_BLOCK);
+                if let Some(m) = kq.k_mean_of(layer, kvd) {
+                    // K smoothing: the cache holds k − mean (quantized below), never added back.
+                    subtract_mean(&mut cache.k[base..base + s.n * kvd], m);
+                }
                 for (is_v, buf) in [(false, &mut cache.k), (true, &mut cache.v)] {
                     let seq = &mut buf[row0 * kvd..(row0 + self.max_seq) * kvd]; // (max_seq, kv_dim)
                     match kq.mode {
@@ -424,7 +463,7 @@ impl KvQuant {
                 amax.update(layer, true, v, c.head_dim);
             }
         }
-        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype)) })
+        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype, None)), k_mean: None })
     }
 }
 

@@ -153,7 +153,7 @@ pub fn open_engine_dir(
                 let ew = crate::engine_dir::load_engine_weights(dir)?;
                 (ew.weights, ew.quantized.input_scales)
             };
-            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man)? };
+            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man, dir)? };
             Ok(Box::new(cpu::CpuBackend::with_quant(std::sync::Arc::new(weights), max_batch, max_seq, quant)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),
@@ -161,11 +161,8 @@ pub fn open_engine_dir(
             // What the CUDA engine cannot run is refused before anything else (a GPU or not).
             // An 8-bit KV cache with the engine's calibrated per-head scales; dynamic ones are
             // refused here (see cuda::kv_scale_table).
-            let kv = kv_quant_of(&man)?.filter(|k| k.dtype.quantized());
-            let kvc = man.extra.get("quantization").and_then(|q| q.get("kv_cache"));
-            if kvc
-                .is_some_and(|k| k.get("k_mean").is_some() || k.get("smooth_k").and_then(|v| v.as_bool()) == Some(true))
-            {
+            let kv = kv_quant_of(&man, dir)?.filter(|k| k.dtype.quantized());
+            if kv.as_ref().is_some_and(|k| k.k_mean.is_some()) {
                 return Err(crate::error::Error::Unsupported(format!(
                     "engine {}: its KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
                      apply; run it with --backend cpu or ort",
@@ -230,6 +227,13 @@ pub fn open_paged(
                 );
             }
             let kv = quant.kv.clone().filter(|k| k.dtype.quantized());
+            if kv.as_ref().is_some_and(|k| k.k_mean.is_some()) {
+                return Err(crate::error::Error::Unsupported(
+                    "this engine's KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
+                     apply; serve it with --backend cpu"
+                        .into(),
+                ));
+            }
             if let Some(k) = &kv {
                 cuda::kv_scale_table(&weights.config, crate::quant::WeightFormat::F16, Some(k))?;
             }
@@ -240,6 +244,7 @@ pub fn open_paged(
             let co = cuda::paged::CudaPagedOptions {
                 precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
                 kv_cache_bytes: o.kv_cache_bytes,
+                gpu_memory_utilization: o.gpu_memory_utilization,
                 max_num_seqs: o.max_num_seqs,
                 max_num_batched_tokens: o.max_num_batched_tokens,
                 device: 0,
@@ -247,12 +252,21 @@ pub fn open_paged(
             };
             Ok(Box::new(cuda::paged::CudaPagedBackend::new(&weights, quantized, &co)?))
         }
-        _ => Ok(Box::new(paged::CpuPagedBackend::with_quant(weights, o.kv_cache_bytes, quant)?)),
+        _ => {
+            if o.gpu_memory_utilization.is_some() {
+                return Err(crate::error::Error::Invalid(
+                    "--gpu-memory-utilization sizes a GPU's KV cache; the cpu backend takes --kv-cache-memory".into(),
+                ));
+            }
+            Ok(Box::new(paged::CpuPagedBackend::with_quant(weights, o.kv_cache_bytes, quant)?))
+        }
     }
 }
 
-/// The quantized KV cache an engine directory's manifest records (`extra.quantization.kv_cache`).
-pub fn kv_quant_of(man: &crate::engine_dir::Manifest) -> Result<Option<cpu::KvQuant>> {
+/// The quantized KV cache an engine directory's manifest records (`extra.quantization.kv_cache`),
+/// with its K means (`kv_cache.k_mean.file` in `dir`) when the cache is K-smoothed. Engine dirs
+/// written before K smoothing have no `k_mean` and load as a plain cache.
+pub fn kv_quant_of(man: &crate::engine_dir::Manifest, dir: &std::path::Path) -> Result<Option<cpu::KvQuant>> {
     use crate::error::Error;
     use crate::quant::kv::{KvCacheDtype, KvScaleMode, KvScales};
     let Some(kv) = man.extra.get("quantization").and_then(|q| q.get("kv_cache")) else { return Ok(None) };
@@ -270,7 +284,36 @@ pub fn kv_quant_of(man: &crate::engine_dir::Manifest) -> Result<Option<cpu::KvQu
             Some(KvScales { k: get("scales_k")?, v: get("scales_v")? })
         }
     };
-    Ok(Some(cpu::KvQuant { dtype, mode, scales }))
+    let k_mean = match kv.get("k_mean").filter(|v| !v.is_null()) {
+        None => None,
+        Some(km) => {
+            let file = km.get("file").and_then(|f| f.as_str()).ok_or_else(|| bad("k_mean has no file"))?;
+            if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+                return Err(bad(&format!("k_mean.file {file:?} must be a plain file name")));
+            }
+            let c = &man.model_config;
+            let p = dir.join(file);
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let m = crate::quant::kv::k_mean_from_bytes(&bytes, c.num_hidden_layers, c.kv_dim()).ok_or_else(|| {
+                Error::format(
+                    &p,
+                    format!(
+                        "{} bytes; K means are (layers {}, kv heads {}, head_dim {}) little-endian f32 = {} bytes",
+                        bytes.len(),
+                        c.num_hidden_layers,
+                        c.num_key_value_heads,
+                        c.head_dim,
+                        c.num_hidden_layers * c.kv_dim() * 4
+                    ),
+                )
+            })?;
+            if m.iter().any(|v| !v.is_finite()) {
+                return Err(Error::format(&p, "K means must be finite"));
+            }
+            Some(m)
+        }
+    };
+    Ok(Some(cpu::KvQuant { dtype, mode, scales, k_mean }))
 }
 
 /// Checks a batch against the backend's limits before any work is done.

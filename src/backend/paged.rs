@@ -66,6 +66,17 @@ pub struct PagedSeq<'a> {
     pub sample: Option<TokenSampling>,
 }
 
+/// One sequence of a decode step queued behind the step in flight ([`PagedBackend::launch_next`]):
+/// its input token is the one that step samples, which the backend already holds.
+#[derive(Debug, Clone, Copy)]
+pub struct NextSeq<'a> {
+    /// Position of the new token (the in-flight step's position + 1).
+    pub start: usize,
+    /// Blocks covering positions `0 ..= start`.
+    pub block_table: &'a [i32],
+    pub sample: TokenSampling,
+}
+
 /// A Llama executor over a paged KV cache of `num_blocks` blocks, allocated up front.
 pub trait PagedBackend: Send {
     /// Short name for logs and metrics: "cpu", "cuda".
@@ -87,9 +98,17 @@ pub trait PagedBackend: Send {
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         self.step(seqs).map(Some)
     }
-    /// The tokens of the step [`launch`](Self::launch) left in flight.
+    /// The tokens of the oldest step [`launch`](Self::launch) (or `launch_next`) left in flight.
     fn collect(&mut self) -> Result<Vec<u32>> {
         Err(Error::Invalid("paged backend: no step in flight".into()))
+    }
+    /// Queues the decode step after the newest step in flight, before its tokens are known: the
+    /// same sequences in the same order, one position further, each fed the token the step in
+    /// flight samples for it (a GPU keeps it on the device). `Ok(false)` when the backend cannot
+    /// (no such step in flight, another batch): the caller collects and plans as usual. After
+    /// `Ok(true)` two steps are in flight and `collect` returns the older one's tokens first.
+    fn launch_next(&mut self, _seqs: &[NextSeq]) -> Result<bool> {
+        Ok(false)
     }
     /// Where the time of the steps since the last call went (TRTFORGE_SERVE_PROFILE), if the
     /// backend keeps track; resets its counters.
@@ -121,6 +140,9 @@ pub fn check_backend(kind: super::BackendKind) -> Result<()> {
 pub struct PagedOptions {
     /// Bytes of the K and V pools together.
     pub kv_cache_bytes: u64,
+    /// Size the pool from the GPU's memory instead (`--gpu-memory-utilization`, CUDA only): see
+    /// [`kv_bytes_for_fraction`].
+    pub gpu_memory_utilization: Option<f64>,
     /// Most sequences / tokens in one step (the GPU sizes its tables and scratch from them).
     pub max_num_seqs: usize,
     pub max_num_batched_tokens: usize,
@@ -134,6 +156,55 @@ pub struct PagedOptions {
 /// turns it off (one step at a time).
 pub fn overlap_requested() -> bool {
     std::env::var("TRTFORGE_SERVE_OVERLAP").as_deref() != Ok("0")
+}
+
+/// `TRTFORGE_SERVE_AHEAD=1`: while a decode step runs, the serve engine queues the next one for
+/// the same batch (`PagedBackend::launch_next`) before it waits for the tokens, so the GPU goes
+/// from step to step without waiting for the host (opt-in until measured; needs overlap on).
+pub fn ahead_requested() -> bool {
+    overlap_requested() && std::env::var("TRTFORGE_SERVE_AHEAD").as_deref() == Ok("1")
+}
+
+/// Device memory kept free beside the KV pool in `--gpu-memory-utilization` mode: decode graphs
+/// are instantiated and cuBLAS may grow after the pool is sized.
+pub const GPU_HEADROOM_BYTES: u64 = 512 << 20;
+
+/// KV pool bytes for `--gpu-memory-utilization fraction` (vLLM's meaning): this process may take
+/// `fraction` of the device's `total` memory; what is in use once the weights and workspace are
+/// loaded (`total - free_after_load`: this process and any other) and a headroom come off it.
+/// Rounded down to whole blocks of `block_bytes`. An error says what is in use and which fraction
+/// would hold a block when none fits.
+pub fn kv_bytes_for_fraction(
+    total: u64,
+    free_after_load: u64,
+    fraction: f64,
+    headroom: u64,
+    block_bytes: u64,
+) -> Result<u64> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(Error::Invalid(format!("--gpu-memory-utilization must be in (0, 1], got {fraction}")));
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let used = total.saturating_sub(free_after_load);
+    let allowed = (total as f64 * fraction) as u64;
+    let budget = allowed.saturating_sub(used).saturating_sub(headroom).min(free_after_load.saturating_sub(headroom));
+    let block = block_bytes.max(1);
+    if budget < block {
+        let need = (used + headroom + block) as f64 / total.max(1) as f64;
+        return Err(Error::Invalid(format!(
+            "--gpu-memory-utilization {fraction} allows {:.2} GiB of the device's {:.2} GiB, but {:.2} GiB are in use after loading the weights and workspace (this process and others) and {:.2} GiB are kept free: no KV block of {block} bytes fits; {}",
+            gib(allowed),
+            gib(total),
+            gib(used),
+            gib(headroom),
+            if need <= 1.0 {
+                format!("use at least --gpu-memory-utilization {:.3} or give --kv-cache-memory", (need * 1000.0).ceil() / 1000.0)
+            } else {
+                "the device has no room for a KV cache beside this model".to_string()
+            }
+        )));
+    }
+    Ok(budget / block * block)
 }
 
 /// Bytes one block takes across all layers' K and V pools.
@@ -204,7 +275,8 @@ pub struct CpuPagedBackend {
     /// Overlap (the default): `launch` computes the step but hands its tokens out through
     /// `collect` (how a GPU backend overlaps), so the engine's in-flight path runs on the CPU too.
     defer: bool,
-    deferred: Option<Vec<u32>>,
+    /// Tokens of the steps in flight, oldest first (at most two: `launch` + `launch_next`).
+    deferred: std::collections::VecDeque<(Vec<u32>, bool)>,
     /// fp8 activations and a quantized KV cache (values on the 8-bit grid, held as f32).
     quant: CpuQuant,
     /// Dynamic KV scales: per layer, the running absmax of K and V per (block, kv head). Empty
@@ -228,6 +300,9 @@ impl CpuPagedBackend {
     /// reports the quantized format's bytes per token.
     pub fn with_quant(w: Arc<ModelWeights>, kv_cache_bytes: u64, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;
+        if let Some(kv) = &quant.kv {
+            kv.check(c)?;
+        }
         if let Some(kv) = quant.kv.as_ref().filter(|k| k.dtype.quantized() && k.mode == KvScaleMode::Calibrated) {
             let ok = kv.scales.as_ref().is_some_and(|s| {
                 s.k.len() == c.num_hidden_layers
@@ -277,7 +352,18 @@ impl CpuPagedBackend {
             Vec::new()
         };
         let defer = overlap_requested();
-        Ok(CpuPagedBackend { w, defer, deferred: None, quant, kv_amax, num_blocks, max_len, pools, rope_cos, rope_sin })
+        Ok(CpuPagedBackend {
+            w,
+            defer,
+            deferred: Default::default(),
+            quant,
+            kv_amax,
+            num_blocks,
+            max_len,
+            pools,
+            rope_cos,
+            rope_sin,
+        })
     }
 }
 
@@ -302,9 +388,10 @@ impl PagedBackend for CpuPagedBackend {
         match self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
             Some(k) => (
                 format!(
-                    "{} ({})",
+                    "{} ({}{})",
                     k.dtype.as_str(),
-                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" }
+                    if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
+                    if k.k_mean.is_some() { ", smooth K" } else { "" }
                 ),
                 crate::quant::kv::bytes_per_token(
                     c.num_hidden_layers,
@@ -324,12 +411,32 @@ impl PagedBackend for CpuPagedBackend {
         if !self.defer {
             return Ok(Some(ids));
         }
-        self.deferred = Some(ids);
+        // A step whose every sequence decodes and samples can be followed by `launch_next`.
+        let chain = seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        self.deferred.push_back((ids, chain));
         Ok(None)
     }
 
     fn collect(&mut self) -> Result<Vec<u32>> {
-        self.deferred.take().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))
+        self.deferred.pop_front().map(|d| d.0).ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))
+    }
+
+    fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
+        // The step in flight's tokens are known here (the CPU computed them at launch): they are
+        // the new step's inputs, as a GPU would take them from its own output buffer.
+        let prev = match self.deferred.back() {
+            Some((ids, true)) if self.deferred.len() == 1 && ids.len() == seqs.len() && !seqs.is_empty() => ids.clone(),
+            _ => return Ok(false),
+        };
+        let toks: Vec<[u32; 1]> = prev.iter().map(|&t| [t]).collect();
+        let step: Vec<PagedSeq> = seqs
+            .iter()
+            .zip(&toks)
+            .map(|(n, t)| PagedSeq { tokens: t, start: n.start, block_table: n.block_table, sample: Some(n.sample) })
+            .collect();
+        let ids = self.step(&step)?;
+        self.deferred.push_back((ids, true));
+        Ok(true)
     }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
@@ -436,6 +543,11 @@ impl LlamaOps for PagedPass<'_> {
                 pool.v[slot * kvd..(slot + 1) * kvd].copy_from_slice(&v.data[src]);
                 if let Some(kq) = self.quant.kv.as_ref().filter(|k| k.dtype.quantized()) {
                     let block = s.block_table[p / BLOCK_SIZE] as usize;
+                    if let Some(m) = kq.k_mean_of(layer, kvd) {
+                        // K smoothing: the block holds k − mean, quantized below (rows re-quantized
+                        // for a grown dynamic scale are already centred); never added back.
+                        crate::quant::kv::subtract_mean(&mut pool.k[slot * kvd..(slot + 1) * kvd], m);
+                    }
                     for (is_v, buf) in [(false, &mut pool.k), (true, &mut pool.v)] {
                         match (kq.mode, kq.scales.as_ref()) {
                             (KvScaleMode::Calibrated, Some(sc)) => {
@@ -667,8 +779,8 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// A quantized KV cache (calibrated per-head int8, dynamic per-block fp8) and fp8 linear inputs:
-    /// the paged pool rounds what the contiguous CPU backend rounds. Dynamic scales grow one token
+    /// A quantized KV cache (calibrated per-head int8, dynamic per-block fp8; plain and K-smoothed)
+    /// and fp8 linear inputs: the paged pool rounds what the contiguous CPU backend rounds. Dynamic scales grow one token
     /// at a time here, so the contiguous backend is fed token by token too.
     #[test]
     fn quantized_kv_matches_the_contiguous_cpu_backend() {
@@ -685,8 +797,17 @@ mod tests {
             (KvCacheDtype::Int8, KvScaleMode::Calibrated, Some(KvScales { k: heads(0.03), v: heads(0.02) })),
             (KvCacheDtype::Fp8, KvScaleMode::Dynamic, None),
         ] {
-            let quant = CpuQuant { input_scales: Default::default(), kv: Some(KvQuant { dtype, mode, scales }) };
-            for quant in [quant.clone(), CpuQuant { input_scales: input_scales.clone(), ..quant }] {
+            // K smoothing: a per-(layer, head, channel) mean subtracted before every K write.
+            let mean: Vec<f32> = (0..c.num_hidden_layers * c.kv_dim()).map(|i| 0.05 * (i as f32 * 0.7).sin()).collect();
+            let plain = KvQuant { dtype, mode, scales, k_mean: None };
+            let smooth = KvQuant { k_mean: Some(mean), ..plain.clone() };
+            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain) };
+            let quants = [
+                quant.clone(),
+                CpuQuant { input_scales: input_scales.clone(), ..quant },
+                CpuQuant { input_scales: input_scales.clone(), kv: Some(smooth) },
+            ];
+            for quant in quants {
                 let bytes = block_bytes(&c, 4) as u64 * 16;
                 let mut paged = CpuPagedBackend::with_quant(w.clone(), bytes, quant.clone()).unwrap();
                 assert_eq!(
@@ -773,6 +894,28 @@ mod tests {
                 gemm * 1e3,
                 gf(gemm)
             );
+        }
+    }
+
+    #[test]
+    fn kv_pool_from_a_fraction_of_gpu_memory() {
+        const G: u64 = 1 << 30;
+        // 140 GiB device, 3 GiB in use after loading, 0.5 GiB headroom, 1 MiB blocks:
+        // 0.9 × 140 − 3 − 0.5 = 122.5 GiB.
+        let b = kv_bytes_for_fraction(140 * G, 137 * G, 0.9, G / 2, 1 << 20).unwrap();
+        assert_eq!(b, (0.9 * 140.0 * G as f64) as u64 / (1 << 20) * (1 << 20) - 3 * G - G / 2);
+        assert_eq!(b % (1 << 20), 0);
+        // Never more than what is free (another process took most of the device).
+        let b = kv_bytes_for_fraction(140 * G, 10 * G, 1.0, G / 2, 1 << 20).unwrap();
+        assert_eq!(b, 10 * G - G / 2);
+        // Too small a fraction: the error names what is used and the fraction that would fit.
+        let e = kv_bytes_for_fraction(140 * G, 120 * G, 0.1, G / 2, 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("20.00 GiB are in use") && e.contains("at least --gpu-memory-utilization 0.147"), "{e}");
+        // Nothing fits at all.
+        let e = kv_bytes_for_fraction(140 * G, G / 4, 1.0, G / 2, 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("no room"), "{e}");
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            assert!(kv_bytes_for_fraction(140 * G, 137 * G, bad, 0, 1).is_err());
         }
     }
 

@@ -71,7 +71,7 @@ pub struct EngineInfo {
     pub precision: String,
     pub parameters: usize,
     pub size_bytes: u64,
-    /// KV cache element type as the engine records it: "float16", "float32", "fp8 (calibrated)", ...
+    /// KV cache element type as the engine records it: "float16", "float32", "fp8 (calibrated)", "int8 (dynamic, smooth K)", ...
     #[serde(default)]
     pub kv_cache: String,
     /// KV cache bytes per token of that format (all layers, K and V, dynamic scales amortized).
@@ -84,9 +84,10 @@ pub fn kv_format(m: &Manifest) -> (String, f64) {
     let c = &m.model_config;
     if let Some(kv) = m.extra.get("quantization").and_then(|q| q.get("kv_cache")) {
         let name = format!(
-            "{} ({})",
+            "{} ({}{})",
             kv.get("dtype").and_then(|v| v.as_str()).unwrap_or("?"),
-            kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?")
+            kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?"),
+            if kv.get("smooth_k").and_then(|v| v.as_bool()) == Some(true) { ", smooth K" } else { "" }
         );
         return (name, kv.get("bytes_per_token").and_then(|v| v.as_f64()).unwrap_or(0.0));
     }

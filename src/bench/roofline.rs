@@ -131,7 +131,8 @@ pub fn bench_kv(
             }
         }
         if let Ok(p) = be.profile_decode(b, 5) {
-            let total: f64 = p.iter().map(|e| e.1).sum();
+            // "persist …" entries (TRTFORGE_PERSIST_STAMPS=1) split the persistent layer's time.
+            let total: f64 = p.iter().filter(|e| !e.0.starts_with("persist ")).map(|e| e.1).sum();
             let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.0} µs", ms * 1e3)).collect();
             log(&format!("{} bs{b} eager decode step {:.0} µs: {}", label.clone(), total * 1e3, parts.join(", ")));
         }

@@ -119,6 +119,141 @@ pub struct ServeBenchResults {
     pub model: String,
     pub settings: ServeBenchSettings,
     pub levels: Vec<LevelResult>,
+    /// Each fixed-concurrency level beside the static `trtforge bench` row at that batch
+    /// (`--static-json`), for issue #12's throughput target.
+    #[serde(default)]
+    pub static_comparison: Vec<StaticComparison>,
+}
+
+/// Issue #12's throughput target, stated as asked: output tok/s at a concurrency of N streams
+/// against the static `trtforge bench` figure at batch N for the same model, prompt and output
+/// lengths, ≥ 0.9×. Both static rates are given: the decode rate (the figure `bench` reports; it
+/// leaves the prefill out) and the end-to-end rate (N × new tokens / (TTFT of the N prompts +
+/// (new − 1) decode steps)), which like serving includes the prefill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StaticComparison {
+    /// The static JSON it came from.
+    pub source: String,
+    pub load: Load,
+    pub serve_output_tok_s: f64,
+    /// Mean prompt and output tokens of the serve level's requests.
+    pub serve_prompt_tokens: f64,
+    pub serve_output_tokens: f64,
+    pub precision: String,
+    pub batch: usize,
+    pub static_prompt_len: usize,
+    pub static_new_tokens: usize,
+    pub static_decode_tok_s: f64,
+    pub static_e2e_tok_s: f64,
+    pub ratio_vs_decode: f64,
+    pub ratio_vs_e2e: f64,
+    /// The issue's bound on either ratio (0.9).
+    pub target: f64,
+    /// Where the static run differs from the serve level (prompt or output length).
+    pub mismatch: Vec<String>,
+}
+
+/// Issue #12's ratio bound.
+pub const STATIC_TARGET: f64 = 0.9;
+
+/// Compares every concurrency level of `r` with the row of the static `trtforge bench --json`
+/// document `doc` at batch = concurrency (and `precision`, if given; else the first at that batch),
+/// taking the run whose prompt length is closest to the level's mean prompt.
+pub fn compare_static(
+    r: &ServeBenchResults,
+    doc: &serde_json::Value,
+    source: &str,
+    precision: Option<&str>,
+) -> Result<Vec<StaticComparison>> {
+    let runs = doc
+        .get("runs")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| Error::Invalid(format!("{source}: not a `trtforge bench --json` file (no \"runs\" array)")))?;
+    let mut out = Vec::new();
+    for l in &r.levels {
+        let Load::Concurrency(c) = l.load else { continue };
+        if l.completed == 0 {
+            continue;
+        }
+        let prompt = l.prompt_tokens as f64 / l.completed as f64;
+        let output = l.output_tokens as f64 / l.completed as f64;
+        let mut best: Option<(f64, &serde_json::Value)> = None;
+        for row in runs.iter().filter_map(|run| run.get("rows")?.as_array()).flatten() {
+            let batch = row.get("batch").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            let prec = row.get("precision").and_then(|v| v.as_str()).unwrap_or("");
+            if batch != c || precision.is_some_and(|p| p != prec) {
+                continue;
+            }
+            let plen = row.get("prompt_len").and_then(|v| v.as_f64()).unwrap_or(f64::INFINITY);
+            let d = (plen - prompt).abs();
+            if best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, row));
+            }
+        }
+        let Some((_, row)) = best else { continue };
+        let f = |k: &str| row.get(k).and_then(|v| v.as_f64());
+        let (Some(decode), Some(step_ms), Some(ttft_ms), Some(new), Some(plen)) =
+            (f("decode_tok_s"), f("step_ms"), f("ttft_ms"), f("new_tokens"), f("prompt_len"))
+        else {
+            return Err(Error::Invalid(format!(
+                "{source}: a batch-{c} row lacks decode_tok_s / step_ms / ttft_ms / new_tokens / prompt_len"
+            )));
+        };
+        let e2e = c as f64 * new / ((ttft_ms + (new - 1.0).max(0.0) * step_ms) / 1e3);
+        let mut mismatch = Vec::new();
+        if (plen - prompt).abs() > 0.25 * prompt.max(1.0) {
+            mismatch.push(format!("static prompt {plen:.0} tokens vs serve mean {prompt:.1}"));
+        }
+        if (new - output).abs() > 0.5 {
+            mismatch.push(format!("static {new:.0} new tokens vs serve mean {output:.1}"));
+        }
+        out.push(StaticComparison {
+            source: source.to_string(),
+            load: l.load,
+            serve_output_tok_s: l.output_tok_s,
+            serve_prompt_tokens: prompt,
+            serve_output_tokens: output,
+            precision: row.get("precision").and_then(|v| v.as_str()).unwrap_or("?").to_string(),
+            batch: c,
+            static_prompt_len: plen as usize,
+            static_new_tokens: new as usize,
+            static_decode_tok_s: decode,
+            static_e2e_tok_s: e2e,
+            ratio_vs_decode: l.output_tok_s / decode,
+            ratio_vs_e2e: l.output_tok_s / e2e,
+            target: STATIC_TARGET,
+            mismatch,
+        });
+    }
+    Ok(out)
+}
+
+/// One line per comparison, for the console and the report.
+pub fn static_lines(r: &ServeBenchResults) -> Vec<String> {
+    let ok = |x: f64| if x >= STATIC_TARGET { "met" } else { "not met" };
+    r.static_comparison
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {:.0} output tok/s vs static `bench` {} batch {} (prompt {}, {} new; {}): {:.3}× the static decode rate {:.0} tok/s ({}), {:.3}× the static end-to-end rate {:.0} tok/s incl. prefill ({}); target ≥ {:.2}×{}",
+                c.load,
+                c.serve_output_tok_s,
+                c.precision,
+                c.batch,
+                c.static_prompt_len,
+                c.static_new_tokens,
+                c.source,
+                c.ratio_vs_decode,
+                c.static_decode_tok_s,
+                ok(c.ratio_vs_decode),
+                c.ratio_vs_e2e,
+                c.static_e2e_tok_s,
+                ok(c.ratio_vs_e2e),
+                c.target,
+                if c.mismatch.is_empty() { String::new() } else { format!(" [differs: {}]", c.mismatch.join("; ")) }
+            )
+        })
+        .collect()
 }
 
 /// One request to send.
@@ -489,6 +624,7 @@ pub fn run(s: &ServeBenchSettings, command: &str, progress: &mut dyn FnMut(&str)
             model,
             settings: s.clone(),
             levels,
+            static_comparison: Vec::new(),
         })
     })
 }
@@ -554,6 +690,12 @@ pub fn markdown(r: &ServeBenchResults) -> String {
             l.goodput,
             l.slo_attainment * 100.0
         ));
+    }
+    if !r.static_comparison.is_empty() {
+        o.push_str("\nAgainst the static `trtforge bench` figure (issue #12: output tok/s at N streams ≥ 0.9× the static figure at batch N; decode rate = what `bench` reports, end-to-end = N × new tokens / (TTFT + (new − 1) steps), prefill included):\n\n");
+        for line in static_lines(r) {
+            o.push_str(&format!("- {line}\n"));
+        }
     }
     let errs: Vec<&String> = r.levels.iter().flat_map(|l| &l.errors).collect();
     if !errs.is_empty() {
@@ -639,5 +781,63 @@ mod tests {
             let w = j.prompt.split(' ').count();
             assert!((16..=20).contains(&w) && (4..=9).contains(&j.max_tokens), "{w} {}", j.max_tokens);
         }
+    }
+    #[test]
+    fn static_comparison_states_both_ratios() {
+        let level = |load, out_tok_s| LevelResult {
+            load,
+            completed: 768,
+            failed: 0,
+            errors: vec![],
+            duration_s: 1.0,
+            request_throughput: 1.0,
+            output_tok_s: out_tok_s,
+            total_tok_s: 1.0,
+            prompt_tokens: 768 * 66,
+            output_tokens: 768 * 128,
+            ttft_ms: None,
+            itl_ms: None,
+            tpot_ms: None,
+            e2e_ms: None,
+            goodput: 0.0,
+            slo_attainment: 0.0,
+        };
+        let settings: ServeBenchSettings = serde_json::from_value(serde_json::json!({
+            "url": "", "model": null, "loads": [], "num_prompts": 768, "warmup": 0, "texts": "t",
+            "max_prompt_words": 400, "min_output_tokens": 8, "max_output_tokens": 256,
+            "fixed_output_tokens": 128, "slo_ttft_ms": 500.0, "slo_tpot_ms": 50.0, "seed": 0, "timeout_s": 1.0
+        }))
+        .unwrap();
+        let mut r = ServeBenchResults {
+            schema_version: SERVE_RESULTS_SCHEMA_VERSION,
+            trtforge_version: String::new(),
+            command: String::new(),
+            started_unix: 0,
+            model: "m".into(),
+            settings,
+            levels: vec![level(Load::Rate(100.0), 1.0), level(Load::Concurrency(64), 30_000.0)],
+            static_comparison: vec![],
+        };
+        // Two runs (prompt 72 and 512): the one nearest the served prompts (66) is taken.
+        let doc = serde_json::json!({"runs": [
+            {"rows": [{"batch": 64, "precision": "fp16", "decode_tok_s": 40000.0, "step_ms": 1.6, "ttft_ms": 50.0, "new_tokens": 128, "prompt_len": 72},
+                      {"batch": 1, "precision": "fp16", "decode_tok_s": 1000.0, "step_ms": 1.0, "ttft_ms": 2.0, "new_tokens": 128, "prompt_len": 72}]},
+            {"rows": [{"batch": 64, "precision": "fp16", "decode_tok_s": 35000.0, "step_ms": 1.8, "ttft_ms": 150.0, "new_tokens": 128, "prompt_len": 512}]}
+        ]});
+        let c = compare_static(&r, &doc, "s.json", None).unwrap();
+        assert_eq!(c.len(), 1);
+        let c = &c[0];
+        assert_eq!((c.batch, c.static_prompt_len), (64, 72));
+        assert!((c.ratio_vs_decode - 0.75).abs() < 1e-9);
+        let e2e = 64.0 * 128.0 / ((50.0 + 127.0 * 1.6) / 1e3);
+        assert!((c.static_e2e_tok_s - e2e).abs() < 1e-6 && (c.ratio_vs_e2e - 30_000.0 / e2e).abs() < 1e-9);
+        assert!(c.mismatch.is_empty(), "{:?}", c.mismatch);
+        r.static_comparison = vec![c.clone()];
+        let line = &static_lines(&r)[0];
+        assert!(line.contains("0.750× the static decode rate 40000 tok/s (not met)"), "{line}");
+        assert!(markdown(&r).contains("end-to-end"));
+        // Precision filter and a file that is not a bench JSON.
+        assert!(compare_static(&r, &doc, "s.json", Some("int8")).unwrap().is_empty());
+        assert!(compare_static(&r, &serde_json::json!({}), "x", None).is_err());
     }
 }

@@ -48,6 +48,14 @@ pub struct BenchServeArgs {
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
+    /// `trtforge bench --json` results to hold each --concurrency level against (the row at batch
+    /// = concurrency, the prompt length nearest the served prompts'): prints the ratios of issue
+    /// #12's target, against the static decode and end-to-end rates. Repeatable.
+    #[arg(long)]
+    static_json: Vec<PathBuf>,
+    /// Precision of the static rows to compare with (default: the first at that batch).
+    #[arg(long)]
+    static_precision: Option<String>,
     /// Report directory (default: reports/serve-<timestamp>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -87,7 +95,24 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
         timeout_s: a.timeout,
     };
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let res = crate::bench::serve::run(&s, &command, &mut |m| eprintln!("{m}"))?;
+    let mut docs = Vec::new();
+    for p in &a.static_json {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
+        docs.push((p.display().to_string(), doc));
+    }
+    let mut res = crate::bench::serve::run(&s, &command, &mut |m| eprintln!("{m}"))?;
+    for (src, doc) in &docs {
+        let found = crate::bench::serve::compare_static(&res, doc, src, a.static_precision.as_deref())?;
+        if found.is_empty() {
+            eprintln!("{src}: no row at a batch equal to a --concurrency level: nothing to compare");
+        }
+        res.static_comparison.extend(found);
+    }
+    for line in crate::bench::serve::static_lines(&res) {
+        eprintln!("{line}");
+    }
     for f in crate::bench::serve::write_all(&res, &out)? {
         eprintln!("wrote {}", f.display());
     }

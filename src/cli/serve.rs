@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB).
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
     kv_cache_memory: u64,
+    /// Size the KV pool from the GPU instead (cuda backend; vLLM's flag): the server may use this
+    /// fraction of the device's memory, and the pool gets what the weights, workspace and other
+    /// processes leave of it (e.g. 0.9).
+    #[arg(long, conflicts_with = "kv_cache_memory")]
+    gpu_memory_utilization: Option<f64>,
     /// Requests that may wait beyond --max-num-seqs; more are answered 429.
     #[arg(long, default_value_t = 256)]
     max_queue: usize,
@@ -64,6 +69,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,
         kv_cache_memory: a.kv_cache_memory,
+        gpu_memory_utilization: a.gpu_memory_utilization,
         max_queue: a.max_queue,
         served_model_name: a.served_model_name,
         max_model_len: a.max_model_len,

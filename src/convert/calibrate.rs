@@ -168,6 +168,19 @@ pub fn collect_stats(
     seed: u64,
     log: &mut dyn FnMut(&str),
 ) -> Result<HashMap<Site, SiteStats>> {
+    collect_stats_with(w, windows, sites, seed, crate::backend::cpu::CpuQuant::default(), log)
+}
+
+/// [`collect_stats`] on the CPU reference computing with `quant` (fp8 linear inputs: the statistics
+/// are then of the fp8-rounded inputs the linears multiply).
+pub fn collect_stats_with(
+    w: Arc<ModelWeights>,
+    windows: &[Vec<u32>],
+    sites: &HashSet<Site>,
+    seed: u64,
+    quant: crate::backend::cpu::CpuQuant,
+    log: &mut dyn FnMut(&str),
+) -> Result<HashMap<Site, SiteStats>> {
     let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
     if seq == 0 {
         return Err(Error::Invalid("no calibration windows".into()));
@@ -175,7 +188,7 @@ pub fn collect_stats(
     let total: usize = windows.iter().map(|w| w.len()).sum();
     let p_keep = (GRAM_ROWS as f64 / total as f64).min(1.0);
     let mut rng = SplitMix64(seed ^ 0x6AA3_5EED_0000_0001);
-    let mut be = CpuBackend::new(w, 1, seq)?;
+    let mut be = CpuBackend::with_quant(w, 1, seq, quant)?;
     let mut stats: HashMap<Site, SiteStats> = HashMap::new();
     let want = if sites.contains(&Site::HeadIn) { Logits::All } else { Logits::Last };
     let t0 = Instant::now();
@@ -340,6 +353,8 @@ pub struct QuantOutcome {
     pub quantized: QuantizedModel,
     /// A quantized KV cache; `scales` for calibrated mode.
     pub kv: Option<(KvCacheDtype, KvScaleMode, Option<KvScales>)>,
+    /// K smoothing: the means of post-RoPE K, (layers, kv_heads, head_dim) flat, f16-exact values.
+    pub kv_k_mean: Option<Vec<f32>>,
     /// `Manifest.extra["quantization"]` (convert adds the size on disk).
     pub section: serde_json::Map<String, serde_json::Value>,
 }
@@ -407,7 +422,7 @@ pub fn quantize_for_config(
     }
     // Calibration data, drawn once for whatever needs it.
     let needs_ranges = (format == Some(WeightFormat::F8) && q.fp8_activations)
-        || (kv_dtype.quantized() && q.kv_scales == KvScaleMode::Calibrated);
+        || (kv_dtype.quantized() && (q.kv_scales == KvScaleMode::Calibrated || q.kv_smooth_k()));
     let data = match (&q.calibration, needs_ranges || q.method != QuantMethod::Rtn) {
         (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
         (None, true) => {
@@ -487,7 +502,26 @@ pub fn quantize_for_config(
             // GPTQ: the Gram matrix of every quantized linear's input, on the (smoothed) float model.
             let windows = data.as_ref().map(|d| d.windows.as_slice()).unwrap_or(&[]);
             let seed = q.calibration.as_ref().map_or(0, |c| c.seed);
-            let stats = awq_stats(w, &params, windows, seed, log)?;
+            let stats = if q.gptq_fp8_inputs {
+                // The Gram matrices of the fp8-rounded inputs, with the static scales chosen below.
+                let r = ranges.as_ref().ok_or_else(|| Error::Invalid("gptq_fp8_inputs needs calibration".into()))?;
+                let mut input_scales = HashMap::new();
+                for &p in &params {
+                    let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+                    let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
+                    let range = q.activation_percentile.map_or(h.amax, |pc| h.percentile(pc));
+                    input_scales.insert(p, fp8::scale_for_range(range));
+                }
+                let sites: HashSet<Site> = params.iter().filter_map(|&p| Site::of(p)).collect();
+                let c = w.config.clone();
+                let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+                let quant = crate::backend::cpu::CpuQuant { input_scales, kv: None };
+                let st = collect_stats_with(Arc::clone(&arc), windows, &sites, seed, quant, log);
+                *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+                st?
+            } else {
+                awq_stats(w, &params, windows, seed, log)?
+            };
             let t = std::time::Instant::now();
             let mut qm = QuantizedModel::default();
             if format != WeightFormat::F8 {
@@ -510,6 +544,7 @@ pub fn quantize_for_config(
                     "damp": crate::quant::gptq::DAMP,
                     "gram_tokens": stats.values().map(|s| s.gram_rows).max().unwrap_or(0),
                     "order": "input columns in order; row scales = RTN's (row absmax / 448)",
+                    "inputs": if q.gptq_fp8_inputs { "fp8-rounded (the engine's static activation scales)" } else { "float" },
                 }),
             );
             qm
@@ -550,16 +585,41 @@ pub fn quantize_for_config(
             }),
         );
     }
+    let mut kv_k_mean = None;
     let kv = if kv_dtype.quantized() {
+        let k_mean = if q.kv_smooth_k() {
+            let r = ranges.as_ref().ok_or_else(|| Error::Invalid("kv_smooth_k needs calibration".into()))?;
+            Some(r.kv.k_mean())
+        } else {
+            None
+        };
         let scales = match q.kv_scales {
             KvScaleMode::Calibrated => {
                 let r =
                     ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
-                Some(r.kv.scales(kv_dtype))
+                Some(r.kv.scales(kv_dtype, k_mean.as_deref()))
             }
             KvScaleMode::Dynamic => None,
         };
         let c = &w.config;
+        let smooth = k_mean.as_ref().map(|m| {
+            let kvd = c.kv_dim();
+            let r = ranges.as_ref().map(|r| &r.kv);
+            let per_layer_abs = |l: usize| m[l * kvd..(l + 1) * kvd].iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            serde_json::json!({
+                "file": crate::quant::kv::K_MEAN_FILE,
+                "dtype": "float32",
+                "shape": [c.num_hidden_layers, c.num_key_value_heads, c.head_dim],
+                "layout": "row-major (layer, kv head, channel), little-endian f32, no header; values are f16-exact",
+                "statistic": "mean of K after RoPE over every calibration token, per (layer, kv head, channel)",
+                "rule": "KV write: k' = k - mean[layer][kv head][d] before scaling and quantizing; the cache holds k' and attention reads dequantized k' with no add-back (softmax over keys ignores q·mean); V is not centred",
+                "onnx": "Sub(k, kv_k_mean.{layer}) ([kv_heads·head_dim] in the model dtype) before K's QuantizeLinear",
+                "max_abs_mean_per_layer": (0..c.num_hidden_layers).map(per_layer_abs).collect::<Vec<f32>>(),
+                "k_amax_plain": r.map(|r| r.k.clone()),
+                "k_amax_centred": r.map(|r| r.k_centred_amax(m)),
+            })
+        });
+        kv_k_mean = k_mean;
         section.insert(
             "kv_cache".into(),
             serde_json::json!({
@@ -577,6 +637,8 @@ pub fn quantize_for_config(
                 },
                 "scales_k": scales.as_ref().map(|s| s.k.clone()),
                 "scales_v": scales.as_ref().map(|s| s.v.clone()),
+                "smooth_k": smooth.is_some(),
+                "k_mean": smooth,
             }),
         );
         Some((kv_dtype, q.kv_scales, scales))
@@ -584,5 +646,5 @@ pub fn quantize_for_config(
         None
     };
     section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, kv, section }))
+    Ok(Some(QuantOutcome { quantized, kv, kv_k_mean, section }))
 }

@@ -57,6 +57,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         max_positions: cfg.build.max_seq_len,
         force_external: cfg.onnx.external_data,
         kv_cache: quant.as_ref().and_then(|q| q.kv.as_ref()).and_then(|(d, _, s)| s.clone().map(|s| (*d, s))),
+        kv_k_mean: quant.as_ref().and_then(|q| q.kv_k_mean.clone()),
     };
     let (opset, q) = match &quant {
         Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),
@@ -79,6 +80,10 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let external = !onnx.external.is_empty();
     if external {
         write(EXTERNAL_DATA_FILE, &onnx.external)?;
+    }
+    if let Some(mean) = quant.as_ref().and_then(|q| q.kv_k_mean.as_ref()) {
+        // K smoothing's means, for every engine that writes the cache (docs/formats.md).
+        write(crate::quant::kv::K_MEAN_FILE, &crate::quant::kv::k_mean_to_bytes(mean))?;
     }
     let tokenizer = match &m.tokenizer {
         Some(t) => {

@@ -148,7 +148,18 @@ pub struct QuantSection {
     pub kv_cache: KvCacheDtype,
     /// fp8/int8 KV: static per-head scales from calibration, or dynamic per 16-token block.
     pub kv_scales: KvScaleMode,
+    /// fp8/int8 KV: subtract the calibrated per-(layer, kv head, channel) mean of post-RoPE K before
+    /// quantizing K ("smooth K"; needs a calibration section). None: [`KV_SMOOTH_K_DEFAULT`].
+    pub kv_smooth_k: Option<bool>,
+    /// fp8 with `method: gptq`: collect GPTQ's Gram matrices from the fp8-rounded linear inputs (what
+    /// the engine multiplies; the calibration pass runs with the static activation scales) instead
+    /// of the float inputs.
+    pub gptq_fp8_inputs: bool,
 }
+
+/// `quantization.kv_smooth_k` when a config leaves it out: off, because on SmolLM2 it did not
+/// measurably help (docs/quantization.md, "K smoothing").
+pub const KV_SMOOTH_K_DEFAULT: bool = false;
 
 /// Linear kinds `keep_fp16` may name.
 pub const LINEAR_KINDS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -180,6 +191,10 @@ struct QuantSectionYaml {
     kv_cache: KvCacheDtype,
     #[serde(default)]
     kv_scales: KvScaleMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kv_smooth_k: Option<bool>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    gptq_fp8_inputs: bool,
 }
 
 fn yes() -> bool {
@@ -231,6 +246,8 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             keep_fp16: y.keep_fp16,
             kv_cache: y.kv_cache,
             kv_scales: y.kv_scales,
+            kv_smooth_k: y.kv_smooth_k,
+            gptq_fp8_inputs: y.gptq_fp8_inputs,
         })
     }
 }
@@ -249,6 +266,8 @@ impl From<QuantSection> for QuantSectionYaml {
             keep_fp16: q.keep_fp16,
             kv_cache: q.kv_cache,
             kv_scales: q.kv_scales,
+            kv_smooth_k: q.kv_smooth_k,
+            gptq_fp8_inputs: q.gptq_fp8_inputs,
         }
     }
 }
@@ -257,6 +276,12 @@ impl QuantSection {
     /// The config's `precision` string ("int4_awq", "fp8", ...).
     pub fn precision_name(&self) -> &'static str {
         precision_name(self.precision, self.method)
+    }
+    /// Whether K is smoothed (mean-subtracted) before it is quantized into the cache: the config's
+    /// `kv_smooth_k`, else [`KV_SMOOTH_K_DEFAULT`] for a quantized cache with a calibration section
+    /// (the means come from calibration; a dynamic-scale config without one stays plain).
+    pub fn kv_smooth_k(&self) -> bool {
+        self.kv_cache.quantized() && self.kv_smooth_k.unwrap_or(KV_SMOOTH_K_DEFAULT && self.calibration.is_some())
     }
     /// int4's group size (128 when the format has no groups).
     pub fn group_size(&self) -> usize {
@@ -277,6 +302,8 @@ impl Default for QuantSection {
             keep_fp16: Vec::new(),
             kv_cache: KvCacheDtype::Fp16,
             kv_scales: KvScaleMode::Calibrated,
+            kv_smooth_k: None,
+            gptq_fp8_inputs: false,
         }
     }
 }
@@ -498,6 +525,17 @@ impl EngineConfig {
                 ));
             }
         }
+        if q.gptq_fp8_inputs && !(q.method == QuantMethod::Gptq && q.precision == WeightFormat::F8 && q.fp8_activations)
+        {
+            return bad(
+                "quantization.gptq_fp8_inputs applies to precision fp8 with method gptq and fp8 activations".into()
+            );
+        }
+        if q.kv_smooth_k == Some(true) && !q.kv_cache.quantized() {
+            return bad(
+                "quantization.kv_smooth_k applies to an 8-bit KV cache (kv_cache: fp8 or int8), not fp16".into()
+            );
+        }
         if q.kv_cache.quantized() {
             if q.precision == WeightFormat::F32 {
                 return bad(format!(
@@ -511,6 +549,12 @@ impl EngineConfig {
                      (or set kv_scales: dynamic)",
                     q.kv_cache.as_str()
                 ));
+            }
+            if q.kv_smooth_k == Some(true) && q.calibration.is_none() {
+                return bad(
+                    "quantization.kv_smooth_k: true needs a calibration section (the K means come from calibration)"
+                        .into(),
+                );
             }
             if self.onnx.attention == AttentionForm::Tensorrt {
                 return bad(format!(

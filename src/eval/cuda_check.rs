@@ -348,6 +348,7 @@ pub fn precompile_fp8kv(set: &CheckSet) -> Result<Vec<String>> {
                 dtype,
                 mode: crate::quant::kv::KvScaleMode::Calibrated,
                 scales: Some(crate::quant::kv::KvScales { k: one.clone(), v: one }),
+                k_mean: None,
             }
         })
     };
@@ -377,6 +378,7 @@ pub fn precompile_fp8kv(set: &CheckSet) -> Result<Vec<String>> {
                             max_num_batched_tokens: 256,
                             device: 0,
                             kv: kvq(w, kv),
+                            gpu_memory_utilization: None,
                         };
                         quantize_rtn(w, p).and_then(|q| CudaPagedBackend::new(w, q.as_ref(), &o).map(|_| ()))
                     } else {
@@ -417,6 +419,36 @@ pub fn tiny32() -> Result<ModelWeights> {
         eos_token_id: Some(2),
     };
     ModelWeights::random(c, 32)
+}
+
+/// The cuBLASLt FP8 GEMM and activation quantization on synthetic data against a host reference
+/// on the same codes (`backend::cuda::gemm_check`); prints the tuned f16 / FP8 GEMM times at the
+/// TinyLlama shapes. Passes as skipped below sm_89 or without libcublasLt. Opt-in
+/// (`TRTFORGE_GEMM_SELFTEST=1`) until the FP8 GEMM has passed on the GPU once.
+pub fn gemm_selftest_check(w: &ModelWeights) -> Result<CheckResult> {
+    let name = "fp8 GEMM (cuBLASLt) + e4m3 row quantization, synthetic".to_string();
+    let be = CudaBackend::new(w, CudaOptions::new(WeightFormat::F16, 1, 64))?;
+    if be.gpu().cc < (8, 9) || !be.gpu().has_lt() {
+        return Ok(CheckResult { name, pass: true, detail: "skipped: needs sm_89+ and libcublasLt".into() });
+    }
+    let r = be.gemm_selftest()?;
+    let us = |x: Option<f64>| x.map_or("-".to_string(), |u| format!("{u:.1}"));
+    let mut sums = [(0f64, 0f64); 2];
+    for (label, rows, n, k, a, b) in &r.timings {
+        eprintln!("  gemm {label:6} {rows:4}x{n:5}x{k:4}: f16 {} us, fp8 {} us", us(*a), us(*b));
+        let i = usize::from(*rows > 64);
+        sums[i].0 += a.unwrap_or(f64::NAN);
+        sums[i].1 += b.unwrap_or(f64::NAN);
+    }
+    let pass = r.fp8_rel_err <= 1e-3 && r.quant_err_ratio <= 1.0;
+    Ok(CheckResult {
+        name,
+        pass,
+        detail: format!(
+            "max|Δ|/max|ref| {:.2e} (tol 1e-3), quant err {:.2} of bound, scales w {:?} a {:?}; per layer f16/fp8 us: rows 64 {:.1}/{:.1}, rows 512 {:.1}/{:.1}",
+            r.fp8_rel_err, r.quant_err_ratio, r.w_mode, r.a_mode, sums[0].0, sums[0].1, sums[1].0, sums[1].1
+        ),
+    })
 }
 
 /// What `trtforge cuda-check` checks.
@@ -478,6 +510,9 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check("preset:tiny", &pt.weights, p, &ps2));
         }
         add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
+        if std::env::var("TRTFORGE_GEMM_SELFTEST").as_deref() == Ok("1") {
+            add(gemm_selftest_check(&pt.weights));
+        }
     }
     // 8-bit KV caches (tensor-core attention: head_dim 32, GQA 2) vs the CPU with the same rounding.
     let t32 = tiny32()?;
@@ -505,6 +540,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         if !all {
             return Ok(results);
         }
+        // One sequence: the batch-1 decode graph (the persistent layer's main case, TRTFORGE_PERSIST=1).
+        add(logits_check("tinyllama-1.1b bs1", &tl.weights, F16, &ps3[..1]));
         // SmolLM2 shape: hidden 576 with int4 g128 is stored padded to 640 (partial last group).
         let sm = load("preset:smollm2-135m")?;
         let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
@@ -516,6 +553,7 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check_kv("smollm2-135m", &sm.weights, F16, kv, &ps4));
         }
         add(greedy_check("smollm2-135m", &sm.weights, I4 { group: 128 }, &ps4, 16));
+        add(greedy_check("smollm2-135m bs1", &sm.weights, I8, &ps4[..1], 16));
     }
     if let Some(g) = &set.smollm2 {
         let m = load(&path(g)?)?;

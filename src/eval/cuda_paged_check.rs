@@ -169,6 +169,7 @@ pub fn paged_checks_kv(
         kv: kvq.clone(),
         precision: p,
         kv_cache_bytes: (block_bytes(&w.config, kvb) * num_blocks) as u64,
+        gpu_memory_utilization: None,
         max_num_seqs: 64,
         max_num_batched_tokens: 256,
         device: 0,

@@ -30,6 +30,10 @@ pub struct ExportOptions {
     /// A quantized KV cache with static per-head scales: each layer's new K and V go through
     /// `QuantizeLinear → DequantizeLinear` before they enter the cache (portable form only).
     pub kv_cache: Option<(KvCacheDtype, KvScales)>,
+    /// K smoothing: per (layer, kv head, channel) means of post-RoPE K, flat (layers · kv_dim). Each
+    /// layer's new K goes through `Sub(k, kv_k_mean.{layer})` (a `[kv_heads · head_dim]` constant in
+    /// the model dtype) before its Q/DQ and the cache: the cache holds `k − mean`, never added back.
+    pub kv_k_mean: Option<Vec<f32>>,
 }
 
 /// An exported model: the protobuf and, when external, the weight bytes it points to.
@@ -79,7 +83,7 @@ pub fn export_llama_with(
     let trt_form = opts.attention == AttentionForm::Tensorrt;
     if trt_form {
         tensorrt::check(opts.dtype)?;
-        if opts.kv_cache.is_some() {
+        if opts.kv_cache.is_some() || opts.kv_k_mean.is_some() {
             return Err(Error::Unsupported(
                 "a quantized KV cache is exported in the portable attention form only (the tensorrt form's cache is fp16)"
                     .into(),
@@ -91,6 +95,16 @@ pub fn export_llama_with(
     }
     let opset = if trt_form { tensorrt::OPSET } else { opset };
     let c = &w.config;
+    if let Some(m) = &opts.kv_k_mean {
+        if m.len() != c.num_hidden_layers * c.kv_dim() {
+            return Err(Error::Invalid(format!(
+                "K means: {} values for {} layers × kv_dim {}",
+                m.len(),
+                c.num_hidden_layers,
+                c.kv_dim()
+            )));
+        }
+    }
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };
     let external = opts.force_external || weight_bytes > EXTERNAL_DATA_THRESHOLD;
     let mut e = Emitter {
@@ -105,6 +119,7 @@ pub fn export_llama_with(
         weights: Default::default(),
         qdq_inputs: Default::default(),
         kv_cache: opts.kv_cache.as_ref(),
+        kv_k_mean: opts.kv_k_mean.as_deref(),
         attention: opts.attention,
     };
     let logits = forward(c, &mut e)?;
@@ -163,6 +178,7 @@ struct Emitter<'a> {
     /// gate/up share one Q/DQ pair).
     qdq_inputs: std::collections::HashMap<String, String>,
     kv_cache: Option<&'a (KvCacheDtype, KvScales)>,
+    kv_k_mean: Option<&'a [f32]>,
     attention: AttentionForm,
 }
 
@@ -235,6 +251,15 @@ impl Emitter<'_> {
         let attrs = || if scales.len() == 1 { vec![] } else { vec![attr_i("axis", -1)] };
         let q = self.g.op("QuantizeLinear", &[x, &sn, &zn], attrs());
         self.g.op("DequantizeLinear", &[&q, &sn, &zn], attrs())
+    }
+
+    /// K smoothing: `k − mean` of layer `layer` (b, s, kv_heads·hd), the mean a constant
+    /// `kv_k_mean.{layer}` broadcast over batch and sequence; `k` itself without means.
+    fn kv_centre_k(&mut self, k: &str, layer: usize) -> String {
+        let Some(m) = self.kv_k_mean else { return k.to_string() };
+        let kvd = self.w.config.kv_dim();
+        let mn = self.g.init_float(&format!("kv_k_mean.{layer}"), &[kvd], &m[layer * kvd..(layer + 1) * kvd], self.dt);
+        self.g.op("Sub", &[k, &mn], vec![])
     }
 
     /// A new K or V (b, s, kv_heads·hd) rounded to the cache dtype with per-head scales.
@@ -367,7 +392,8 @@ impl LlamaOps for Emitter<'_> {
         if self.attention == AttentionForm::Tensorrt {
             return tensorrt::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
         }
-        let k = self.kv_qdq(k, layer, "key");
+        let k = self.kv_centre_k(k, layer);
+        let k = self.kv_qdq(&k, layer, "key");
         let v = self.kv_qdq(v, layer, "value");
         Ok(self.portable.attention(&mut self.g, &self.w.config, self.dt, layer, q, &k, &v))
     }

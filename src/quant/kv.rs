@@ -10,6 +10,12 @@
 //!   the block's running absmax. When a token raises a block's absmax, the block's earlier tokens are
 //!   re-quantized from their stored (already rounded) values, as a kernel holding only the 8-bit
 //!   block would have to.
+//!
+//! K smoothing ([`KvAmax::k_mean`], `quantization.kv_smooth_k`): before K is quantized, the calibrated
+//! mean of post-RoPE K per (layer, kv head, channel) is subtracted, and attention reads the dequantized
+//! `k − mean` as it is (no add-back). Exact algebra: a query's scores over the keys of one head all
+//! shift by the same `q · mean`, which softmax ignores; only the quantization error changes (the
+//! per-channel offset no longer takes up the grid). SageAttention's "smooth K".
 use super::fp8;
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -117,16 +123,30 @@ pub struct KvScales {
     pub v: Vec<Vec<f32>>,
 }
 
-/// Per-head absmax of K and V over calibration data; [`KvAmax::scales`] turns it into scales.
+/// Per-head absmax of K and V over calibration data; [`KvAmax::scales`] turns it into scales. For K
+/// it also keeps per (layer, channel) the sum, min and max, so the mean ([`KvAmax::k_mean`]) and the
+/// absmax of the centred K (`max(max − m, m − min)` per channel) come from the same single pass.
 #[derive(Debug, Clone, Default)]
 pub struct KvAmax {
     pub k: Vec<Vec<f32>>, // (layers, kv_heads)
     pub v: Vec<Vec<f32>>,
+    /// K per (layer, channel of kv_heads · head_dim): sum (f64), min, max; and the rows seen per layer.
+    k_sum: Vec<Vec<f64>>,
+    k_min: Vec<Vec<f32>>,
+    k_max: Vec<Vec<f32>>,
+    k_rows: Vec<usize>,
 }
 
 impl KvAmax {
     pub fn new(layers: usize, kv_heads: usize) -> Self {
-        KvAmax { k: vec![vec![0.0; kv_heads]; layers], v: vec![vec![0.0; kv_heads]; layers] }
+        KvAmax {
+            k: vec![vec![0.0; kv_heads]; layers],
+            v: vec![vec![0.0; kv_heads]; layers],
+            k_sum: vec![Vec::new(); layers],
+            k_min: vec![Vec::new(); layers],
+            k_max: vec![Vec::new(); layers],
+            k_rows: vec![0; layers],
+        }
     }
     /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys (`value` false) or values.
     pub fn update(&mut self, layer: usize, value: bool, x: &[f32], head_dim: usize) {
@@ -138,9 +158,60 @@ impl KvAmax {
                 *a = a.max(hm);
             }
         }
+        if value {
+            return;
+        }
+        if self.k_sum[layer].is_empty() {
+            self.k_sum[layer] = vec![0.0; kvd];
+            self.k_min[layer] = vec![f32::INFINITY; kvd];
+            self.k_max[layer] = vec![f32::NEG_INFINITY; kvd];
+        }
+        let (sum, mn, mx) = (&mut self.k_sum[layer], &mut self.k_min[layer], &mut self.k_max[layer]);
+        for row in x.chunks_exact(kvd) {
+            for (c, &v) in row.iter().enumerate() {
+                sum[c] += v as f64;
+                mn[c] = mn[c].min(v);
+                mx[c] = mx[c].max(v);
+            }
+            self.k_rows[layer] += 1;
+        }
     }
-    /// Scales rounded to f16 (the dtype the ONNX initializers and kernels hold them in).
-    pub fn scales(&self, dtype: KvCacheDtype) -> KvScales {
+    /// The mean of K per (layer, kv head, channel), flat in that order, each rounded to f16 (the
+    /// dtype of the ONNX constant; the engine dir stores these values as f32). Every layer must have
+    /// seen K rows.
+    pub fn k_mean(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        for (l, sum) in self.k_sum.iter().enumerate() {
+            let n = self.k_rows[l].max(1) as f64;
+            out.extend(sum.iter().map(|&s| f16::from_f64(s / n).to_f32()));
+        }
+        out
+    }
+    /// Per-head absmax of `K − mean` (`mean` from [`KvAmax::k_mean`]): per channel the larger of
+    /// `max − m` and `m − min` over the calibration rows, then the largest channel of the head.
+    pub fn k_centred_amax(&self, mean: &[f32]) -> Vec<Vec<f32>> {
+        let mut off = 0;
+        self.k
+            .iter()
+            .enumerate()
+            .map(|(l, heads)| {
+                let kvd = self.k_max[l].len();
+                let hd = kvd / heads.len().max(1);
+                let m = &mean[off..off + kvd];
+                off += kvd;
+                (0..heads.len())
+                    .map(|h| {
+                        (h * hd..(h + 1) * hd)
+                            .map(|c| (self.k_max[l][c] - m[c]).max(m[c] - self.k_min[l][c]))
+                            .fold(0.0f32, f32::max)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+    /// Scales rounded to f16 (the dtype the ONNX initializers and kernels hold them in); with
+    /// `k_mean`, K's scales cover `K − mean` (K smoothing).
+    pub fn scales(&self, dtype: KvCacheDtype, k_mean: Option<&[f32]>) -> KvScales {
         let s16 = |a: f32| {
             let s = f16::from_f32(dtype.scale_for(a));
             if s.to_f32() > 0.0 && s.is_finite() {
@@ -150,8 +221,35 @@ impl KvAmax {
             }
         };
         let f = |m: &Vec<Vec<f32>>| m.iter().map(|l| l.iter().map(|&a| s16(a)).collect()).collect();
-        KvScales { k: f(&self.k), v: f(&self.v) }
+        let k = match k_mean {
+            Some(m) => f(&self.k_centred_amax(m)),
+            None => f(&self.k),
+        };
+        KvScales { k, v: f(&self.v) }
     }
+}
+
+/// The K means of a smoothed cache, as an engine dir stores them: f32, row-major
+/// (layers, kv_heads, head_dim) — [`K_MEAN_FILE`], little-endian, no header.
+pub const K_MEAN_FILE: &str = "kv_k_mean.bin";
+
+/// Subtracts the K means of one layer (`mean (kv_heads · head_dim)`) from rows `(n, kv_heads · head_dim)`.
+#[inline]
+pub fn subtract_mean(rows: &mut [f32], mean: &[f32]) {
+    for row in rows.chunks_exact_mut(mean.len()) {
+        row.iter_mut().zip(mean).for_each(|(x, m)| *x -= m);
+    }
+}
+
+/// Reads [`K_MEAN_FILE`]'s bytes: `layers · kv_dim` little-endian f32.
+pub fn k_mean_from_bytes(bytes: &[u8], layers: usize, kv_dim: usize) -> Option<Vec<f32>> {
+    (bytes.len() == layers * kv_dim * 4)
+        .then(|| bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// [`K_MEAN_FILE`]'s bytes for `mean`.
+pub fn k_mean_to_bytes(mean: &[f32]) -> Vec<u8> {
+    mean.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -167,6 +265,24 @@ mod tests {
         assert_eq!(s, 1.0);
         assert_eq!(KvCacheDtype::Fp8.qdq(1000.0, s), 448.0);
         assert_eq!(KvCacheDtype::Fp8.qdq(1.0625, s), 1.0);
+    }
+
+    #[test]
+    fn k_mean_and_centred_amax() {
+        // 1 layer, 2 heads of 2 channels; rows of K.
+        let mut a = KvAmax::new(1, 2);
+        a.update(0, false, &[1.0, -2.0, 10.0, 0.0, 3.0, 2.0, 12.0, 4.0], 2);
+        let m = a.k_mean();
+        assert_eq!(m, vec![2.0, 0.0, 11.0, 2.0]);
+        // Channel ranges [1, 3], [-2, 2], [10, 12], [0, 4] around those means: head 0 → 2, head 1 → 2.
+        assert_eq!(a.k_centred_amax(&m), vec![vec![2.0, 2.0]]);
+        assert_eq!(a.k, vec![vec![3.0, 12.0]]);
+        let s = a.scales(KvCacheDtype::Int8, Some(&m));
+        assert_eq!(s.k[0][1], f16::from_f32(2.0 / 127.0).to_f32());
+        let mut rows = vec![1.0, -2.0, 10.0, 0.0];
+        subtract_mean(&mut rows, &m);
+        assert_eq!(rows, vec![-1.0, -2.0, -1.0, -2.0]);
+        assert_eq!(k_mean_from_bytes(&k_mean_to_bytes(&m), 1, 4), Some(m));
     }
 
     #[test]

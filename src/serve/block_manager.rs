@@ -39,6 +39,9 @@ pub struct BlockManager {
     blocks: Vec<BlockMeta>,
     free: VecDeque<(u32, u32)>, // (block, generation), least recently freed first
     num_free: usize,
+    /// Free blocks that still hold a registered prefix (kept up to date: /metrics reads it
+    /// after every step, and a scan of a pool of 20k+ blocks took a good part of a step).
+    num_cached_free: usize,
     cache: HashMap<BlockHash, u32>,
     prefix_caching: bool,
 }
@@ -49,6 +52,7 @@ impl BlockManager {
             blocks: vec![BlockMeta { refcount: 0, generation: 0, key: None }; num_blocks],
             free: (0..num_blocks as u32).map(|b| (b, 0)).collect(),
             num_free: num_blocks,
+            num_cached_free: 0,
             cache: HashMap::new(),
             prefix_caching,
         }
@@ -67,7 +71,11 @@ impl BlockManager {
     }
     /// Free blocks that still hold a registered prefix.
     pub fn num_cached_free(&self) -> usize {
-        self.blocks.iter().filter(|b| b.refcount == 0 && b.key.is_some()).count()
+        debug_assert_eq!(
+            self.num_cached_free,
+            self.blocks.iter().filter(|b| b.refcount == 0 && b.key.is_some()).count()
+        );
+        self.num_cached_free
     }
 
     /// Takes a free block (evicting its cached prefix, if any); None when the pool is exhausted.
@@ -78,6 +86,7 @@ impl BlockManager {
                 continue; // stale entry: the block was taken back from the cache
             }
             if let Some((hash, _, _)) = m.key.take() {
+                self.num_cached_free -= 1;
                 if self.cache.get(&hash) == Some(&b) {
                     self.cache.remove(&hash);
                 }
@@ -101,6 +110,7 @@ impl BlockManager {
             m.generation = m.generation.wrapping_add(1);
             self.free.push_back((b, m.generation));
             self.num_free += 1;
+            self.num_cached_free += m.key.is_some() as usize;
         }
     }
 
@@ -122,6 +132,7 @@ impl BlockManager {
             }
             if m.refcount == 0 {
                 self.num_free -= 1; // its free-queue entry goes stale (refcount check)
+                self.num_cached_free -= 1;
             }
             m.refcount += 1;
             out.push(b);
@@ -143,6 +154,7 @@ impl BlockManager {
         let mut t = [0u32; BLOCK_SIZE];
         t.copy_from_slice(tokens);
         self.blocks[b as usize].key = Some((h, parent, t));
+        self.num_cached_free += (self.blocks[b as usize].refcount == 0) as usize;
         self.cache.insert(h, b);
         h
     }
@@ -153,6 +165,7 @@ impl BlockManager {
         for m in &mut self.blocks {
             m.key = None;
         }
+        self.num_cached_free = 0;
     }
 }
 

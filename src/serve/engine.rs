@@ -118,6 +118,7 @@ impl Engine {
             drain_deadline: None,
             profile: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepProfile::new()),
             inflight: None,
+            ahead: crate::backend::paged::ahead_requested(),
         };
         let alive2 = alive.clone();
         std::thread::Builder::new().name("trtforge-engine".into()).spawn(move || {
@@ -179,6 +180,8 @@ struct StepProfile {
     backend: f64,
     /// schedule + backend of the steps so far (the rest of step() is `after`).
     pre_after: f64,
+    /// Steps queued behind the one in flight (TRTFORGE_SERVE_AHEAD).
+    chained: u64,
 }
 
 impl StepProfile {
@@ -192,6 +195,7 @@ impl StepProfile {
             schedule: 0.0,
             backend: 0.0,
             pre_after: 0.0,
+            chained: 0,
         }
     }
 }
@@ -256,6 +260,9 @@ struct Worker {
     profile: Option<StepProfile>,
     /// The plan of the step the backend still computes (`PagedBackend::launch` returned None).
     inflight: Option<super::scheduler::Plan>,
+    /// TRTFORGE_SERVE_AHEAD=1: queue the next decode step of an unchanged batch before waiting
+    /// for the one in flight (`Scheduler::plan_next`, `PagedBackend::launch_next`).
+    ahead: bool,
 }
 
 impl Worker {
@@ -392,9 +399,10 @@ impl Worker {
                 let per = |s: f64| s * 1e6 / p.steps.max(1) as f64;
                 let wall = p.since.elapsed().as_secs_f64();
                 eprintln!(
-                    "profile: {} steps in {wall:.2} s ({:.0} µs/step), {:.1} seqs and {:.1} tokens a step; per step: schedule {:.0} µs, backend {:.0} µs, after {:.0} µs, outside steps (idle, commands, metrics) {:.0} µs",
+                    "profile: {} steps in {wall:.2} s ({:.0} µs/step), {} queued ahead, {:.1} seqs and {:.1} tokens a step; per step: schedule {:.0} µs, backend {:.0} µs, after {:.0} µs, outside steps (idle, commands, metrics) {:.0} µs",
                     p.steps,
                     per(wall),
+                    p.chained,
                     p.seqs as f64 / p.steps.max(1) as f64,
                     p.tokens as f64 / p.steps.max(1) as f64,
                     per(p.schedule),
@@ -418,8 +426,25 @@ impl Worker {
         // The step left in flight (TRTFORGE_SERVE_OVERLAP): its tokens go to the scheduler before
         // the next step is planned. Sequences aborted meanwhile (stop string, client gone) are
         // skipped by `update`; their blocks are not reused before this point.
+        let mut queued = None;
         if let Some(plan) = self.inflight.take() {
             ran = true;
+            // The same batch one position further goes to the GPU before this step's tokens are
+            // read, so the GPU never waits for the host between such steps.
+            if self.ahead {
+                if let Some(next) = self.sched.plan_next(&plan) {
+                    let r = {
+                        let seqs = self.sched.next_seqs(&next);
+                        self.backend.launch_next(&seqs)
+                    };
+                    // Ok(false): not chained; the blocks it took stay with their sequences.
+                    match r {
+                        Ok(true) => queued = Some(next),
+                        Ok(false) => {}
+                        Err(e) => self.fail_plan(&next, &e),
+                    }
+                }
+            }
             match self.backend.collect() {
                 Ok(sampled) => events = self.sched.update(&plan, &sampled),
                 Err(e) => self.fail_plan(&plan, &e),
@@ -433,7 +458,16 @@ impl Worker {
             self.active.remove(&id);
             self.lock_metrics().count_request("abort");
         }
-        let plan = self.sched.schedule();
+        let chained = queued.is_some();
+        if let Some(next) = queued {
+            if let Some(p) = self.profile.as_mut() {
+                p.seqs += next.entries.len() as u64;
+                p.tokens += next.num_tokens() as u64;
+                p.chained += 1;
+            }
+            self.inflight = Some(next);
+        }
+        let plan = if chained { Default::default() } else { self.sched.schedule() };
         let t2 = Instant::now();
         let mut t3 = t2;
         if !plan.is_empty() {

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub max_num_batched_tokens: usize,
     /// KV cache pool size in bytes.
     pub kv_cache_memory: u64,
+    /// Size the pool from this fraction of the GPU's memory instead (cuda backend).
+    pub gpu_memory_utilization: Option<f64>,
     /// Requests allowed to wait beyond `max_num_seqs`; more get 429.
     pub max_queue: usize,
     pub served_model_name: Option<String>,
@@ -146,7 +148,7 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
                 let scales = std::mem::take(&mut e.quantized.input_scales);
                 (e.weights, Some(e.quantized), scales)
             };
-            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man)? };
+            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man, dir)? };
             Ok((weights, quantized, Some(man.precision), tok, man.name.clone(), quant))
         }
         (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),
@@ -162,6 +164,16 @@ fn check_options(o: &ServeOptions) -> Result<()> {
     if o.max_num_batched_tokens == 0 {
         return Err(Error::Invalid("--max-num-batched-tokens must be at least 1".into()));
     }
+    if let Some(f) = o.gpu_memory_utilization {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(Error::Invalid(format!("--gpu-memory-utilization must be in (0, 1], got {f}")));
+        }
+        if o.backend != BackendKind::Cuda {
+            return Err(Error::Invalid(
+                "--gpu-memory-utilization sizes a GPU's KV cache; the cpu backend takes --kv-cache-memory".into(),
+            ));
+        }
+    }
     if o.max_model_len == Some(0) {
         return Err(Error::Invalid("--max-model-len must be at least 1".into()));
     }
@@ -176,6 +188,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let cfg = weights.config.clone();
     let po = paged::PagedOptions {
         kv_cache_bytes: o.kv_cache_memory,
+        gpu_memory_utilization: o.gpu_memory_utilization,
         max_num_seqs: o.max_num_seqs,
         max_num_batched_tokens: o.max_num_batched_tokens,
         precision,
@@ -199,6 +212,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         max_model_len,
         num_blocks,
         prefix_caching: o.prefix_caching,
+        max_prefill_with_decodes: std::env::var("TRTFORGE_SERVE_PREFILL_CAP").ok().and_then(|v| v.parse().ok()),
     };
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
     let (kv_format, kv_per_token) = backend.kv_format();

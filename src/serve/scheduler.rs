@@ -13,7 +13,7 @@
 //! freed and it goes back to the front of the queue with everything it generated so far, to be
 //! recomputed (its full blocks usually come straight back from the prefix cache).
 use super::block_manager::{BlockHash, BlockManager};
-use crate::backend::paged::{PagedSeq, TokenSampling, BLOCK_SIZE};
+use crate::backend::paged::{NextSeq, PagedSeq, TokenSampling, BLOCK_SIZE};
 use std::collections::VecDeque;
 
 pub type SeqId = u64;
@@ -27,6 +27,10 @@ pub struct SchedulerConfig {
     pub max_model_len: usize,
     pub num_blocks: usize,
     pub prefix_caching: bool,
+    /// Most prefill tokens in a step that also decodes (None: only `max_num_batched_tokens`), so
+    /// arriving prompts are spread over steps that stay close to a decode step's cost
+    /// (TRTFORGE_SERVE_PREFILL_CAP).
+    pub max_prefill_with_decodes: Option<usize>,
 }
 
 /// What a new sequence asks for.
@@ -235,6 +239,22 @@ impl Scheduler {
         (s.computed + n).div_ceil(BLOCK_SIZE).saturating_sub(s.table.len())
     }
 
+    /// Tokens a prefill chunk may still take in `plan`: the step's budget, capped by
+    /// `max_prefill_with_decodes` (less the prefill already planned) when the step decodes.
+    fn prefill_room(&self, plan: &Plan, budget: usize) -> usize {
+        let Some(cap) = self.cfg.max_prefill_with_decodes else { return budget };
+        let decodes = plan.entries.iter().filter(|e| e.n == 1 && e.start + 1 == self.len_of(e.id)).count();
+        if decodes == 0 {
+            return budget;
+        }
+        let prefill: usize = plan.entries.iter().map(|e| e.n).sum::<usize>() - decodes;
+        budget.min(cap.saturating_sub(prefill))
+    }
+
+    fn len_of(&self, id: SeqId) -> usize {
+        self.running.iter().find(|s| s.id == id).map_or(0, |s| s.tokens.len())
+    }
+
     /// Chooses the next step. Empty when there is nothing to run.
     pub fn schedule(&mut self) -> Plan {
         let mut plan = Plan::default();
@@ -249,7 +269,7 @@ impl Scheduler {
                     i += 1;
                     continue;
                 }
-                let n = remaining.min(budget);
+                let n = remaining.min(if decode_phase { budget } else { self.prefill_room(&plan, budget) });
                 if n == 0 {
                     break;
                 }
@@ -278,7 +298,7 @@ impl Scheduler {
             }
         }
         // Admit waiting sequences, first come first served.
-        while budget > 0 && self.running.len() < self.cfg.max_num_seqs {
+        while self.prefill_room(&plan, budget) > 0 && self.running.len() < self.cfg.max_num_seqs {
             let Some(mut s) = self.waiting.pop_front() else { break };
             if s.table.is_empty() && s.computed == 0 {
                 // Reuse cached full blocks of the prefix; the last token is always computed.
@@ -288,7 +308,7 @@ impl Scheduler {
                 s.last_hash = h;
                 s.table = blocks.iter().map(|&b| b as i32).collect();
             }
-            let n = (s.tokens.len() - s.computed).min(budget);
+            let n = (s.tokens.len() - s.computed).min(self.prefill_room(&plan, budget));
             if self.bm.num_free() < Self::blocks_needed(&s, n) {
                 // Not now: give the prefix blocks back (they stay cached) and keep the order.
                 self.free_blocks(&s.table);
@@ -324,6 +344,57 @@ impl Scheduler {
                     block_table: &s.table,
                     sample: e.sample.then_some(s.sampling),
                 })
+            })
+            .collect()
+    }
+
+    /// The decode step after `plan` while `plan` is still in flight (its tokens unknown): the same
+    /// sequences in the same order, one position further, fed the tokens `plan` samples (the
+    /// backend keeps them: [`PagedBackend::launch_next`](crate::backend::paged::PagedBackend::launch_next)).
+    /// Only when nothing could change that batch: every running sequence decodes in `plan`, none
+    /// reaches its length limit there, no waiting sequence could be admitted, and the pool has the
+    /// blocks (no preemption). Allocates them. A sequence that `plan` ends with a stop token is
+    /// removed by [`update`](Self::update) as usual and its token of this step is dropped.
+    pub fn plan_next(&mut self, plan: &Plan) -> Option<Plan> {
+        if plan.entries.len() != self.running.len() || plan.is_empty() {
+            return None;
+        }
+        if !self.waiting.is_empty() && self.running.len() < self.cfg.max_num_seqs {
+            return None;
+        }
+        let mut need = 0;
+        for (e, s) in plan.entries.iter().zip(&self.running) {
+            let decode = e.n == 1 && e.sample && s.computed == e.start && e.start + 1 == s.tokens.len();
+            if s.id != e.id || !decode {
+                return None;
+            }
+            // After `plan`: one more token, and the new step writes position e.start + 1.
+            if s.generated() + 1 >= s.max_tokens || s.tokens.len() + 1 >= self.cfg.max_model_len {
+                return None;
+            }
+            need += (e.start + 2).div_ceil(BLOCK_SIZE).saturating_sub(s.table.len());
+        }
+        if self.bm.num_free() < need {
+            return None;
+        }
+        let mut next = Plan::default();
+        for (e, s) in plan.entries.iter().zip(self.running.iter_mut()) {
+            for _ in 0..(e.start + 2).div_ceil(BLOCK_SIZE).saturating_sub(s.table.len()) {
+                let b = self.bm.allocate().expect("free blocks were counted");
+                s.table.push(b as i32);
+            }
+            next.entries.push(PlanEntry { id: e.id, start: e.start + 1, n: 1, sample: true });
+        }
+        Some(next)
+    }
+
+    /// The backend's view of a [`plan_next`](Self::plan_next) plan.
+    pub fn next_seqs(&self, plan: &Plan) -> Vec<NextSeq<'_>> {
+        plan.entries
+            .iter()
+            .filter_map(|e| {
+                let s = self.running.iter().find(|s| s.id == e.id)?;
+                Some(NextSeq { start: e.start, block_table: &s.table, sample: s.sampling })
             })
             .collect()
     }
@@ -406,7 +477,29 @@ mod tests {
             max_model_len: b.max_model_len(),
             num_blocks: b.num_blocks(),
             prefix_caching: true,
+            max_prefill_with_decodes: None,
         }
+    }
+
+    #[test]
+    fn prefill_is_capped_while_decoding() {
+        let mut b = backend(64);
+        let mut s = Scheduler::new(SchedulerConfig { max_prefill_with_decodes: Some(8), ..cfg(&b, 8, 64) });
+        s.add(0, req(prompt(0, 5), 30)).unwrap();
+        let plan = s.schedule(); // no decodes yet: the whole prompt
+        assert_eq!(plan.num_tokens(), 5);
+        s.update(&plan, &b.step(&s.paged_seqs(&plan)).unwrap());
+        s.add(1, req(prompt(1, 20), 4)).unwrap();
+        s.add(2, req(prompt(2, 20), 4)).unwrap();
+        let plan = s.schedule(); // one decode + at most 8 prefill tokens
+        assert_eq!(plan.entries.len(), 2);
+        assert_eq!((plan.entries[0].n, plan.entries[1].n), (1, 8));
+        s.update(&plan, &b.step(&s.paged_seqs(&plan)).unwrap());
+        let plan = s.schedule();
+        assert_eq!(plan.num_tokens(), 1 + 8);
+        s.update(&plan, &b.step(&s.paged_seqs(&plan)).unwrap());
+        let together = drive(&mut s, &mut b);
+        assert_eq!(together.len(), 3);
     }
 
     fn prompt(i: usize, len: usize) -> Vec<u32> {
@@ -459,6 +552,100 @@ mod tests {
         let together = drive(&mut s, &mut b);
         assert!(s.counters.preemptions > 0, "the test should exercise preemption");
         assert_eq!(together, alone);
+    }
+
+    /// The engine's loop with TRTFORGE_SERVE_AHEAD: a step in flight, the next decode step of the
+    /// same batch queued behind it before its tokens are read. Returns the tokens and the number
+    /// of steps queued that way.
+    fn drive_ahead(
+        s: &mut Scheduler,
+        b: &mut CpuPagedBackend,
+        stop_at: Option<u32>,
+    ) -> (HashMap<SeqId, Vec<u32>>, usize) {
+        let mut out: HashMap<SeqId, Vec<u32>> = HashMap::new();
+        let mut inflight: Option<Plan> = None;
+        let (mut steps, mut chained) = (0, 0);
+        while s.has_work() || inflight.is_some() {
+            let mut events = vec![];
+            let mut queued = None;
+            if let Some(plan) = inflight.take() {
+                if let Some(next) = s.plan_next(&plan) {
+                    if b.launch_next(&s.next_seqs(&next)).unwrap() {
+                        queued = Some(next);
+                        chained += 1;
+                    }
+                }
+                events = s.update(&plan, &b.collect().unwrap());
+            }
+            if queued.is_some() {
+                inflight = queued;
+            } else {
+                let plan = s.schedule();
+                if !plan.is_empty() {
+                    match b.launch(&s.paged_seqs(&plan)).unwrap() {
+                        None => inflight = Some(plan),
+                        Some(t) => events.extend(s.update(&plan, &t)),
+                    }
+                }
+            }
+            for e in events {
+                if let Some(t) = e.token {
+                    out.entry(e.id).or_default().push(t);
+                    // A stop string seen by the engine: the sequence ends with its step behind it in flight.
+                    if Some(t) == stop_at {
+                        s.abort(e.id);
+                    }
+                }
+            }
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        assert_eq!(s.blocks().num_used(), 0, "blocks leaked");
+        (out, chained)
+    }
+
+    #[test]
+    fn steps_queued_ahead_give_the_same_tokens() {
+        let lens = [3usize, 40, 17, 64, 5, 33, 90, 16];
+        let mut b = backend(64);
+        let mut alone = HashMap::new();
+        for (i, &l) in lens.iter().enumerate() {
+            let mut s = Scheduler::new(SchedulerConfig { prefix_caching: false, ..cfg(&b, 1, 4096) });
+            s.add(i as u64, req(prompt(i, l), 24 + i)).unwrap();
+            alone.extend(drive(&mut s, &mut b));
+        }
+        // Different max_tokens end sequences at different steps; a waiting sequence (more than
+        // max_num_seqs) and stop tokens interrupt the chains.
+        let mut b = backend(40);
+        let mut s = Scheduler::new(cfg(&b, 6, 64));
+        for (i, &l) in lens.iter().enumerate() {
+            s.add(i as u64, req(prompt(i, l), 24 + i)).unwrap();
+        }
+        let (together, chained) = drive_ahead(&mut s, &mut b, None);
+        assert!(chained > 40, "steps should be queued ahead ({chained})");
+        assert_eq!(together, alone);
+        // Stop tokens: a sequence that stops keeps its output up to the stop token; the step
+        // queued behind it is dropped and its blocks come back.
+        let stop = alone[&3][5];
+        let mut s = Scheduler::new(cfg(&b, 8, 512));
+        for (i, &l) in lens.iter().enumerate() {
+            s.add(i as u64, SeqRequest { stop_ids: vec![stop], ..req(prompt(i, l), 24 + i) }).unwrap();
+        }
+        let (got, _) = drive_ahead(&mut s, &mut b, None);
+        for (id, toks) in &alone {
+            let want: Vec<u32> = toks.iter().copied().take_while(|&t| t != stop).collect();
+            assert_eq!(got.get(id).cloned().unwrap_or_default(), want, "sequence {id}");
+        }
+        // Aborted by the caller (stop string) while the next step is queued.
+        let mut s = Scheduler::new(cfg(&b, 8, 512));
+        for (i, &l) in lens.iter().enumerate() {
+            s.add(i as u64, req(prompt(i, l), 24 + i)).unwrap();
+        }
+        let (got, _) = drive_ahead(&mut s, &mut b, Some(stop));
+        for (id, toks) in &alone {
+            let end = toks.iter().position(|&t| t == stop).map_or(toks.len(), |p| p + 1);
+            assert_eq!(got[id], toks[..end].to_vec(), "sequence {id}");
+        }
     }
 
     #[test]

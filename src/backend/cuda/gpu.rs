@@ -4,7 +4,9 @@
 use super::kernels::KernelSpec;
 use crate::error::{Error, Result};
 use cudarc::cublas::sys as cublas_sys;
+use cudarc::cublaslt::{result as ltr, sys as lt};
 use cudarc::driver::{sys, CudaContext, CudaFunction, CudaGraph, CudaModule, CudaStream};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,8 @@ pub struct Gpu {
     _module: Arc<CudaModule>,
     funcs: HashMap<String, CudaFunction>,
     blas: Blas,
+    /// cuBLASLt with per-shape autotuned algorithms (None where libcublasLt is missing).
+    lt: Option<Lt>,
     pub name: String,
     pub cc: (i32, i32),
     pub sms: u32,
@@ -267,7 +271,9 @@ impl Gpu {
         }
         let blas = Blas { handle, _workspace: workspace };
         let pdl = cc.0 >= 9 && std::env::var("TRTFORGE_PDL").as_deref() != Ok("0");
-        Ok(Gpu { ctx, stream, _module: module, funcs, blas, name, cc, sms, compile_secs, compile_cached, pdl })
+        // SAFETY: only tries to dlopen the library by its usual names.
+        let lt = if unsafe { cudarc::cublaslt::sys::is_culib_present() } { Some(Lt::new(&ctx)?) } else { None };
+        Ok(Gpu { ctx, stream, _module: module, funcs, blas, lt, name, cc, sms, compile_secs, compile_cached, pdl })
     }
 
     /// Sets an `int` `__constant__` of the module (before any kernel that reads it runs).
@@ -553,6 +559,484 @@ impl Gpu {
     pub fn mem_info(&self) -> (usize, usize) {
         self.ctx.mem_get_info().unwrap_or((0, 0))
     }
+
+    /// Whether this stream is recording a CUDA graph (no synchronization or timing allowed then).
+    pub fn capturing(&self) -> bool {
+        let mut st = sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+        // SAFETY: a live stream and an output enum on the stack.
+        let r = unsafe { sys::cuStreamIsCapturing(self.stream.cu_stream(), &mut st) };
+        r != sys::CUresult::CUDA_SUCCESS || st != sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE
+    }
+
+    /// Whether cuBLASLt is there (libcublasLt.so loaded).
+    pub fn has_lt(&self) -> bool {
+        self.lt.is_some()
+    }
+
+    /// The tuning report of the cuBLASLt GEMMs so far: one line per shape.
+    pub fn lt_report(&self) -> Vec<String> {
+        self.lt.as_ref().map(|l| l.report.borrow().clone()).unwrap_or_default()
+    }
+
+    /// Tuned time (µs) of a cuBLASLt shape already planned, if it was timed.
+    pub fn lt_tuned_us(&self, s: &LtShape) -> Option<f64> {
+        self.lt.as_ref().and_then(|l| l.plans.borrow().get(s).and_then(|p| p.us))
+    }
+
+    /// `c (rows, n) = a (rows, k) · w (n, k)ᵀ (· scales) + beta · c` (row-major) through cuBLASLt.
+    /// The first call of each shape picks the algorithm: the heuristic's candidates (and split-K
+    /// variants of the first ones) are timed, L2 flushed before each run, writing into
+    /// `p.scratch`, unless the stream is being captured or the tuning budget is spent (then the
+    /// heuristic's first choice).
+    ///
+    /// # Safety
+    /// `p.w` must hold n × k elements of `s.w`, `p.a` rows × k of `s.a`, `p.c` and `p.scratch`
+    /// rows × n of `s.out`; scale pointers as their modes say (OuterVec: n f32 for w, rows f32
+    /// for a; Scalar: one f32), all device memory that outlives the launch.
+    pub unsafe fn gemm_lt(&self, s: &LtShape, p: &LtPtrs) -> Result<()> {
+        let lt = self.lt.as_ref().ok_or_else(|| Error::Gpu("cuBLASLt (libcublasLt.so) is not loaded".into()))?;
+        let mut plans = lt.plans.borrow_mut();
+        if !plans.contains_key(s) {
+            let plan = lt.make_plan(self, s, p)?;
+            plans.insert(*s, plan);
+        }
+        let plan = &plans[s];
+        lt.set_scales(plan, s, p)?;
+        lt.run(plan, &plan.algo, s, p, p.c, self.stream.cu_stream())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cuBLASLt: the GEMM path's matrix products, the algorithm chosen per shape by timing the
+// heuristic's candidates once (session 4; TRTFORGE_GEMM=cublas keeps cublasGemmEx).
+
+/// Element type of a cuBLASLt GEMM operand or output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LtType {
+    F16,
+    F32,
+    /// FP8 E4M3 (sm_89+).
+    E4M3,
+}
+
+impl LtType {
+    fn cuda(self) -> lt::cudaDataType {
+        match self {
+            LtType::F16 => lt::cudaDataType::CUDA_R_16F,
+            LtType::F32 => lt::cudaDataType::CUDA_R_32F,
+            LtType::E4M3 => lt::cudaDataType::CUDA_R_8F_E4M3,
+        }
+    }
+    pub fn size(self) -> usize {
+        match self {
+            LtType::F16 => 2,
+            LtType::F32 => 4,
+            LtType::E4M3 => 1,
+        }
+    }
+}
+
+/// Scale factors of an FP8 operand: none, one f32 for the whole tensor, or one f32 per row of its
+/// outer dimension (weights: per output channel, n; activations: per token, rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LtScale {
+    None,
+    Scalar,
+    OuterVec,
+}
+
+/// One GEMM `c (rows, n) = a (rows, k) · w (n, k)ᵀ + beta · c` (row-major, f32 accumulation) as
+/// cuBLASLt plans it; the key of the per-shape algorithm cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LtShape {
+    pub rows: usize,
+    pub n: usize,
+    pub k: usize,
+    pub w: LtType,
+    pub a: LtType,
+    pub out: LtType,
+    /// beta = 1 (accumulate into c, e.g. the residual stream) instead of 0.
+    pub accumulate: bool,
+    pub w_scale: LtScale,
+    pub a_scale: LtScale,
+}
+
+/// Device addresses of one cuBLASLt GEMM (see [`Gpu::gemm_lt`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LtPtrs {
+    pub w: u64,
+    pub a: u64,
+    pub c: u64,
+    pub w_scale: u64,
+    pub a_scale: u64,
+    /// rows × n outputs that tuning may overwrite: `c` itself where beta = 0, else a free buffer.
+    pub scratch: u64,
+}
+
+struct LtPlan {
+    desc: lt::cublasLtMatmulDesc_t,
+    la: lt::cublasLtMatrixLayout_t,
+    lb: lt::cublasLtMatrixLayout_t,
+    lc: lt::cublasLtMatrixLayout_t,
+    algo: lt::cublasLtMatmulAlgo_t,
+    /// Timed µs of the chosen algorithm (None: the heuristic's first choice, untimed).
+    us: Option<f64>,
+}
+
+impl Drop for LtPlan {
+    fn drop(&mut self) {
+        // SAFETY: created by make_plan and destroyed once.
+        unsafe {
+            let _ = ltr::destroy_matrix_layout(self.la);
+            let _ = ltr::destroy_matrix_layout(self.lb);
+            let _ = ltr::destroy_matrix_layout(self.lc);
+            let _ = ltr::destroy_matmul_desc(self.desc);
+        }
+    }
+}
+
+/// The cuBLASLt handle, its workspace, and the algorithm chosen for each shape met so far.
+pub struct Lt {
+    handle: lt::cublasLtHandle_t,
+    ws: DevBuf,
+    flush: RefCell<Option<DevBuf>>,
+    plans: RefCell<HashMap<LtShape, LtPlan>>,
+    /// Wall time left for timing candidates (ms, TRTFORGE_GEMM_TUNE_MS, default 4000); shapes met
+    /// later take the heuristic's first choice.
+    tune_left_ms: Cell<f64>,
+    /// TRTFORGE_GEMM_LOG=1: print each shape's tuning line.
+    log: bool,
+    report: RefCell<Vec<String>>,
+}
+
+impl Drop for Lt {
+    fn drop(&mut self) {
+        self.plans.borrow_mut().clear();
+        // SAFETY: the handle was created by Lt::new and is destroyed once, after its plans.
+        let _ = unsafe { ltr::destroy_handle(self.handle) };
+    }
+}
+
+const LT_WS_BYTES: usize = 32 << 20;
+const LT_ITERS: usize = 5;
+
+fn lt_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Gpu(format!("cuBLASLt {what}: {e:?}"))
+}
+
+impl Lt {
+    fn new(ctx: &Arc<CudaContext>) -> Result<Lt> {
+        let handle = ltr::create_handle().map_err(|e| lt_err("create", e))?;
+        let ws = alloc_raw(ctx, LT_WS_BYTES)?;
+        let ms = std::env::var("TRTFORGE_GEMM_TUNE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(4000.0);
+        Ok(Lt {
+            handle,
+            ws,
+            flush: RefCell::new(None),
+            plans: RefCell::new(HashMap::new()),
+            tune_left_ms: Cell::new(ms),
+            log: std::env::var("TRTFORGE_GEMM_LOG").as_deref() == Ok("1"),
+            report: RefCell::new(vec![]),
+        })
+    }
+
+    /// Descriptor and layouts of `s` in cuBLASLt's column-major view: Cᵀ (n × rows) =
+    /// op(A) · B with A = w stored (k × n), transposed, and B = a stored (k × rows).
+    fn describe(&self, s: &LtShape) -> Result<LtPlan> {
+        let desc = ltr::create_matmul_desc(lt::cublasComputeType_t::CUBLAS_COMPUTE_32F, lt::cudaDataType::CUDA_R_32F)
+            .map_err(|e| lt_err("matmul descriptor", e))?;
+        let mk = |t: LtType, r: usize, c: usize| {
+            ltr::create_matrix_layout(t.cuda(), r as u64, c as u64, r as i64).map_err(|e| lt_err("layout", e))
+        };
+        // Own the descriptor at once so that an error below frees it.
+        let mut plan = LtPlan {
+            desc,
+            la: std::ptr::null_mut(),
+            lb: std::ptr::null_mut(),
+            lc: std::ptr::null_mut(),
+            algo: lt::cublasLtMatmulAlgo_t { data: [0; 8] },
+            us: None,
+        };
+        plan.la = mk(s.w, s.k, s.n)?;
+        plan.lb = mk(s.a, s.k, s.rows)?;
+        plan.lc = mk(s.out, s.n, s.rows)?;
+        let set = |attr: lt::cublasLtMatmulDescAttributes_t, v: i32| {
+            // SAFETY: a live descriptor and a 4-byte attribute value (cublasOperation_t / scale mode).
+            unsafe {
+                ltr::set_matmul_desc_attribute(plan.desc, attr, &v as *const i32 as *const c_void, 4)
+                    .map_err(|e| lt_err(&format!("{attr:?}"), e))
+            }
+        };
+        set(lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA, 1)?; // CUBLAS_OP_T
+        set(lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSB, 0)?; // CUBLAS_OP_N
+        let mode = |m: LtScale| match m {
+            LtScale::OuterVec => lt::cublasLtMatmulMatrixScale_t::CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F as i32,
+            _ => lt::cublasLtMatmulMatrixScale_t::CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F as i32,
+        };
+        if s.w_scale != LtScale::None {
+            set(lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_A_SCALE_MODE, mode(s.w_scale))?;
+        }
+        if s.a_scale != LtScale::None {
+            set(lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_B_SCALE_MODE, mode(s.a_scale))?;
+        }
+        Ok(plan)
+    }
+
+    /// The heuristic's candidates (up to 16) plus split-K variants of its first four; also how many
+    /// of them came from the heuristic (they come first).
+    unsafe fn candidates(&self, p: &LtPlan) -> Result<(Vec<lt::cublasLtMatmulAlgo_t>, usize)> {
+        let pref = ltr::create_matmul_pref().map_err(|e| lt_err("preference", e))?;
+        let wsb = LT_WS_BYTES as u64;
+        let _ = ltr::set_matmul_pref_attribute(
+            pref,
+            lt::cublasLtMatmulPreferenceAttributes_t::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+            &wsb as *const u64 as *const c_void,
+            8,
+        );
+        let mut res: [lt::cublasLtMatmulHeuristicResult_t; 16] = std::mem::zeroed();
+        let mut cnt = 0i32;
+        let st = lt::cublasLtMatmulAlgoGetHeuristic(
+            self.handle,
+            p.desc,
+            p.la,
+            p.lb,
+            p.lc,
+            p.lc,
+            pref,
+            16,
+            res.as_mut_ptr(),
+            &mut cnt,
+        );
+        let _ = ltr::destroy_matmul_pref(pref);
+        st.result().map_err(|e| lt_err("heuristic", e))?;
+        let ok = lt::cublasStatus_t::CUBLAS_STATUS_SUCCESS;
+        let mut v: Vec<lt::cublasLtMatmulAlgo_t> = res[..cnt.max(0) as usize]
+            .iter()
+            .filter(|r| r.state == ok && r.workspaceSize <= LT_WS_BYTES)
+            .map(|r| r.algo)
+            .collect();
+        let heur = v.len();
+        if std::env::var("TRTFORGE_GEMM_SPLITK").as_deref() == Ok("0") {
+            return Ok((v, heur));
+        }
+        for i in 0..heur.min(4) {
+            let base = v[i];
+            let mut sup = 0i32;
+            let mut wr = 0usize;
+            let _ = lt::cublasLtMatmulAlgoCapGetAttribute(
+                &base,
+                lt::cublasLtMatmulAlgoCapAttributes_t::CUBLASLT_ALGO_CAP_SPLITK_SUPPORT,
+                &mut sup as *mut i32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+            let mut cur = 1u32;
+            let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
+                &base,
+                lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                &mut cur as *mut u32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+            if sup == 0 || cur > 1 {
+                continue;
+            }
+            for split in [2u32, 3, 4, 6, 8] {
+                for scheme in [
+                    lt::cublasLtReductionScheme_t::CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE as u32,
+                    lt::cublasLtReductionScheme_t::CUBLASLT_REDUCTION_SCHEME_INPLACE as u32,
+                ] {
+                    let mut a = base;
+                    let c1 = lt::cublasLtMatmulAlgoConfigSetAttribute(
+                        &mut a,
+                        lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                        &split as *const u32 as *const c_void,
+                        4,
+                    );
+                    let c2 = lt::cublasLtMatmulAlgoConfigSetAttribute(
+                        &mut a,
+                        lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                        &scheme as *const u32 as *const c_void,
+                        4,
+                    );
+                    let mut chk: lt::cublasLtMatmulHeuristicResult_t = std::mem::zeroed();
+                    let c3 = lt::cublasLtMatmulAlgoCheck(self.handle, p.desc, p.la, p.lb, p.lc, p.lc, &a, &mut chk);
+                    if c1 == ok && c2 == ok && c3 == ok && chk.workspaceSize <= LT_WS_BYTES && !v.contains(&a) {
+                        v.push(a);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((v, heur))
+    }
+
+    /// (tile id, split-K count) of an algorithm, for the report.
+    fn algo_config(a: &lt::cublasLtMatmulAlgo_t) -> (u32, u32) {
+        let mut wr = 0usize;
+        let (mut split, mut tile) = (1u32, 0u32);
+        // SAFETY: reads two 4-byte configuration attributes of a valid algorithm into locals.
+        unsafe {
+            let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
+                a,
+                lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                &mut split as *mut u32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+            let _ = lt::cublasLtMatmulAlgoConfigGetAttribute(
+                a,
+                lt::cublasLtMatmulAlgoConfigAttributes_t::CUBLASLT_ALGO_CONFIG_TILE_ID,
+                &mut tile as *mut u32 as *mut c_void,
+                4,
+                &mut wr,
+            );
+        }
+        (tile, split)
+    }
+
+    fn set_scales(&self, p: &LtPlan, s: &LtShape, ptrs: &LtPtrs) -> Result<()> {
+        for (mode, ptr, attr) in [
+            (s.w_scale, ptrs.w_scale, lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_A_SCALE_POINTER),
+            (s.a_scale, ptrs.a_scale, lt::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_B_SCALE_POINTER),
+        ] {
+            if mode != LtScale::None {
+                // SAFETY: a live descriptor and an 8-byte device pointer value.
+                unsafe {
+                    ltr::set_matmul_desc_attribute(p.desc, attr, &ptr as *const u64 as *const c_void, 8)
+                        .map_err(|e| lt_err("scale pointer", e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    unsafe fn run(
+        &self,
+        p: &LtPlan,
+        algo: &lt::cublasLtMatmulAlgo_t,
+        s: &LtShape,
+        ptrs: &LtPtrs,
+        c: u64,
+        stream: sys::CUstream,
+    ) -> Result<()> {
+        let alpha = 1.0f32;
+        let beta = if s.accumulate { 1.0f32 } else { 0.0 };
+        ltr::matmul(
+            self.handle,
+            p.desc,
+            &alpha as *const f32 as *const c_void,
+            &beta as *const f32 as *const c_void,
+            ptrs.w as *const c_void,
+            p.la,
+            ptrs.a as *const c_void,
+            p.lb,
+            c as *const c_void,
+            p.lc,
+            c as *mut c_void,
+            p.lc,
+            algo,
+            self.ws.ptr() as *mut c_void,
+            LT_WS_BYTES,
+            stream as lt::cudaStream_t,
+        )
+        .map_err(|e| lt_err(&format!("GEMM {}×{}×{}", s.rows, s.n, s.k), e))
+    }
+
+    /// Median µs of `f` over LT_ITERS runs, each after evicting L2 (weights come from DRAM in the
+    /// real pass: every layer has its own).
+    unsafe fn time(&self, gpu: &Gpu, f: &dyn Fn() -> Result<()>) -> Result<f64> {
+        if self.flush.borrow().is_none() {
+            let l2 = gpu
+                .ctx
+                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
+                .map_err(|e| gpu_err("L2 size", e))? as usize;
+            *self.flush.borrow_mut() = Some(gpu.alloc((2 * l2).max(16 << 20))?);
+        }
+        let fl = self.flush.borrow();
+        let fl = fl.as_ref().ok_or_else(|| Error::Gpu("no flush buffer".into()))?;
+        f()?; // warm-up
+        let t = gpu.timer()?;
+        let mut us = Vec::with_capacity(LT_ITERS);
+        for _ in 0..LT_ITERS {
+            cudarc::driver::result::memset_d8_async(fl.ptr(), 1, fl.bytes(), gpu.stream.cu_stream())
+                .map_err(|e| gpu_err("L2 flush", e))?;
+            t.start()?;
+            f()?;
+            us.push(t.stop_ms()? * 1e3);
+        }
+        us.sort_by(|a, b| a.total_cmp(b));
+        Ok(us[LT_ITERS / 2])
+    }
+
+    unsafe fn make_plan(&self, gpu: &Gpu, s: &LtShape, ptrs: &LtPtrs) -> Result<LtPlan> {
+        let mut plan = self.describe(s)?;
+        // Vector scale modes need their pointers in the descriptor before the heuristic looks at it.
+        self.set_scales(&plan, s, ptrs)?;
+        let (cands, heur) = self.candidates(&plan)?;
+        if cands.is_empty() {
+            return Err(Error::Gpu(format!("cuBLASLt has no algorithm for {s:?}")));
+        }
+        plan.algo = cands[0];
+        let stream = gpu.stream.cu_stream();
+        if cands.len() == 1 || self.tune_left_ms.get() <= 0.0 || gpu.capturing() {
+            return Ok(plan);
+        }
+        let t0 = std::time::Instant::now();
+        gpu.sync()?;
+        let mut times = Vec::with_capacity(cands.len());
+        for a in &cands {
+            let r = self.time(gpu, &|| self.run(&plan, a, s, ptrs, ptrs.scratch, stream));
+            times.push(r.unwrap_or(f64::INFINITY));
+        }
+        let best = (0..cands.len()).min_by(|&i, &j| times[i].total_cmp(&times[j])).unwrap_or(0);
+        if times[best].is_finite() {
+            plan.algo = cands[best];
+            plan.us = Some(times[best]);
+        }
+        // cublasGemmEx on the same shape, for the report (the path TRTFORGE_GEMM=cublas runs).
+        let legacy = if (s.w, s.a, s.out) == (LtType::F16, LtType::F16, LtType::F32) {
+            let beta = if s.accumulate { 1.0 } else { 0.0 };
+            self.time(gpu, &|| {
+                gpu.gemm(s.rows, s.n, s.k, ptrs.w, GemmType::F16, ptrs.a, GemmType::F16, ptrs.scratch, beta)
+            })
+            .ok()
+        } else {
+            None
+        };
+        gpu.sync()?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        self.tune_left_ms.set(self.tune_left_ms.get() - ms);
+        let (tile, split) = Self::algo_config(&plan.algo);
+        let all: Vec<String> = cands
+            .iter()
+            .zip(&times)
+            .map(|(a, t)| {
+                let (ti, sp) = Self::algo_config(a);
+                format!("{ti}/{sp}:{t:.1}")
+            })
+            .collect();
+        let line = format!(
+            "gemm-lt {}x{}x{} {:?}*{:?}->{:?}{}: {} candidates ({heur} from the heuristic, the rest split-K variants), best #{best} {:.1} us (tile id {tile}, split-k {split}); heuristic #0 {:.1} us; cublasGemmEx {}; tuned in {ms:.0} ms; all (tile/split:us) {}",
+            s.rows,
+            s.n,
+            s.k,
+            s.w,
+            s.a,
+            s.out,
+            if s.accumulate { " +=" } else { "" },
+            cands.len(),
+            times[best],
+            times[0],
+            legacy.map_or("-".into(), |u| format!("{u:.1} us")),
+            all.join(" "),
+        );
+        if self.log {
+            eprintln!("{line}");
+        }
+        self.report.borrow_mut().push(line);
+        Ok(plan)
+    }
 }
 
 fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize) -> Result<DevBuf> {
@@ -673,5 +1157,122 @@ mod tests {
                 assert!(again, "second compile must come from the cache");
             }
         }
+    }
+}
+
+// ---- Pinned host staging (serve engine, helper S): per-step copies that do not block the host.
+
+/// Page-locked host memory of `i32`s with the event of the last copy queued on it. Uploads from it
+/// need no staging copy; downloads into it return at once and [`Pinned::host`] waits for them, so
+/// the serve engine can queue the next step before it reads the tokens of the one in flight.
+pub struct Pinned {
+    ptr: *mut i32,
+    len: usize,
+    ctx: Arc<CudaContext>,
+    /// Recorded after the last copy to or from this buffer (None before the first).
+    done: Option<cudarc::driver::CudaEvent>,
+}
+
+// SAFETY: the pointer is page-locked host memory owned by this value alone (no aliasing); moving
+// it to another thread moves that ownership, and the event belongs to the context, not a thread.
+unsafe impl Send for Pinned {}
+
+impl Gpu {
+    /// `len` pinned `i32`s, zeroed.
+    pub fn pinned(&self, len: usize) -> Result<Pinned> {
+        self.bind()?;
+        let n = len.max(1);
+        // SAFETY: plain page-locked allocation of n i32s, owned (and freed once) by the Pinned.
+        let raw = unsafe { cudarc::driver::result::malloc_host(n * 4, 0) }
+            .map_err(|e| gpu_err("allocating pinned host memory", e))?;
+        let ptr = raw as *mut i32;
+        // SAFETY: ptr holds n i32s, just allocated, not yet shared.
+        unsafe { std::ptr::write_bytes(ptr, 0, n) };
+        Ok(Pinned { ptr, len: n, ctx: self.ctx.clone(), done: None })
+    }
+}
+
+impl Pinned {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Waits until the last copy queued on this buffer has finished.
+    pub fn wait(&self) -> Result<()> {
+        match &self.done {
+            Some(e) => e.synchronize().map_err(|e| gpu_err("waiting for a pinned copy", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The host view, once the last copy is done (so a download's data is there, and an upload
+    /// no longer reads it).
+    pub fn host(&mut self) -> Result<&mut [i32]> {
+        self.wait()?;
+        // SAFETY: ptr holds len i32s for the life of self; no copy is in flight (waited above)
+        // and the &mut self borrow excludes queuing one while the slice lives.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) })
+    }
+
+    fn record(&mut self, gpu: &Gpu) -> Result<()> {
+        let e = match self.done.take() {
+            Some(e) => e,
+            None => self
+                .ctx
+                .new_event(Some(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING))
+                .map_err(|e| gpu_err("creating an event", e))?,
+        };
+        e.record(&gpu.stream).map_err(|e| gpu_err("event record", e))?;
+        self.done = Some(e);
+        Ok(())
+    }
+
+    /// Queues host `[from, from + n)` → `dst` at byte offset `off`, on the engine's stream.
+    pub fn upload(&mut self, gpu: &Gpu, from: usize, n: usize, dst: &DevBuf, off: usize) -> Result<()> {
+        if from + n > self.len || off + n * 4 > dst.bytes {
+            return Err(Error::Gpu(format!("pinned upload of {n} i32 at {from} / byte {off} out of range")));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: both ranges checked; the host range stays allocated and is not written while
+        // the copy is in flight (every host access goes through `host()`, which waits for it).
+        unsafe {
+            let src = std::slice::from_raw_parts(self.ptr.add(from), n);
+            cudarc::driver::result::memcpy_htod_async(dst.ptr + off as u64, src, gpu.stream.cu_stream())
+                .map_err(|e| gpu_err("pinned host-to-device copy", e))?;
+        }
+        self.record(gpu)
+    }
+
+    /// Queues `src` at byte offset `off` → host `[0, n)`, on the engine's stream, without waiting.
+    pub fn download(&mut self, gpu: &Gpu, src: &DevBuf, off: usize, n: usize) -> Result<()> {
+        if n > self.len || off + n * 4 > src.bytes {
+            return Err(Error::Gpu(format!("pinned download of {n} i32 at byte {off} out of range")));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        self.wait()?; // an upload from the same host range must not be overwritten under it
+                      // SAFETY: both ranges checked; the host range stays allocated and is read only through
+                      // `host()`, which waits for this copy.
+        unsafe {
+            let dst = std::slice::from_raw_parts_mut(self.ptr, n);
+            cudarc::driver::result::memcpy_dtoh_async(dst, src.ptr + off as u64, gpu.stream.cu_stream())
+                .map_err(|e| gpu_err("device-to-pinned copy", e))?;
+        }
+        self.record(gpu)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        let _ = self.wait();
+        // SAFETY: ptr came from cuMemHostAlloc and is freed once, after its last copy finished.
+        let _ = unsafe { cudarc::driver::result::free_host(self.ptr as *mut c_void) };
     }
 }

@@ -523,7 +523,7 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
 
 // Stages the GEMV input rows in shared memory, row stride XS elements: PRO_NORM x = rmsnorm(h)
 // (h (T, K) f32), PRO_LOAD x (T, K) act_t. Called by all NT threads of the block.
-template <int PRO, int K, int NT, int XS>
+template <int PRO, int K, int NT, int XS, bool CG = false>
 __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red) {
     const int T = a.T;
     if (PRO == PRO_NORM) {
@@ -539,7 +539,7 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
             for (int i = 0; i < NV; i++) {
                 const int v = i * NT + threadIdx.x;
                 const bool in = (K / 4) % NT == 0 || v < K / 4;
-                hv[i] = in ? hr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
+                hv[i] = in ? (CG ? __ldcg(hr + v) : hr[v]) : make_float4(0.f, 0.f, 0.f, 0.f);
                 wv[i] = in ? wr[v] : make_float4(0.f, 0.f, 0.f, 0.f);
                 ss += hv[i].x * hv[i].x + hv[i].y * hv[i].y + hv[i].z * hv[i].z + hv[i].w * hv[i].w;
             }
@@ -570,7 +570,7 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
         const int nv = T * VR;
         for (int i = threadIdx.x; i < nv; i += NT) {
             const int r = i / VR, c = i - r * VR;
-            dst[r * (XS * (int)sizeof(act_t) / 16) + c] = src[i];
+            dst[r * (XS * (int)sizeof(act_t) / 16) + c] = CG ? __ldcg(src + i) : src[i];
         }
     }
 }
@@ -751,7 +751,7 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
 // The tensor-core kernels' epilogue for output rows (2p, 2p + 1) of batch row t, sums y0, y1:
 // int8 row scales, then RoPE + KV append (qkv_store), SwiGLU, residual add or store. Shared by the
 // decode GEMV (tc_body) and the batched GEMM (tcg_body).
-template <int WF, int EPI>
+template <int WF, int EPI, bool CG = false>
 __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, float y0, float y1) {
     if (WF_ROWSCALE(WF)) {
         y0 *= h2f(a.scales[2 * p]);
@@ -763,8 +763,13 @@ __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, flo
         a.out_act[(size_t)t * (a.N / 2) + p] = f2act(silu(y0) * y1);
     } else if (EPI == EPI_RESID) {
         float* o = a.out + (size_t)t * a.N + 2 * p;
-        o[0] += y0;
-        o[1] += y1;
+        if (CG) {
+            const float2 v = __ldcg((const float2*)o);
+            *(float2*)o = make_float2(v.x + y0, v.y + y1);
+        } else {
+            o[0] += y0;
+            o[1] += y1;
+        }
     } else {
         float* o = a.out + (size_t)t * a.N + 2 * p;
         o[0] = y0;
@@ -772,13 +777,32 @@ __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, flo
     }
 }
 
-template <int WF, int PRO, int EPI, int K>
-__device__ __forceinline__ void tc_body(const GemvArgs& a) {
+// The tensor-core GEMV as a device function over virtual blocks vblk of vgrid: the tc_* kernels call
+// it with (blockIdx.x, gridDim.x) and griddepcontrol.wait as `wait`; the persistent decode kernel
+// (end of this file) calls it once per phase with a grid barrier as `wait`, so every block's first
+// weight loads of the phase are in flight while the barrier completes. PERSIST: activations are
+// read through L2 (ld.cg: other blocks of the same launch wrote them) and no PDL trigger.
+struct PdlWait {
+    __device__ __forceinline__ void operator()() const { pdl_wait(); }
+};
+// tc_core's block reduction arrays: one pair per kernel (not per template instance), so the
+// persistent kernel's four GEMV phases share them (static shared memory is capped at 48 KB).
+typedef float TcPart[16][9];
+__device__ __forceinline__ TcPart* tc_part() {
+    __shared__ float part[TC_WARPS][16][9];
+    return part;
+}
+__device__ __forceinline__ float* tc_red() {
+    __shared__ float red[32];
+    return red;
+}
+template <int WF, int PRO, int EPI, int K, bool PERSIST, class Wait>
+__device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
     h16* xs = (h16*)smem_raw;  // (T, XS)
-    __shared__ float red[32];
-    __shared__ float part[TC_WARPS][16][9];
+    float* red = tc_red();
+    TcPart* part = tc_part();
     constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = Tc<WF>::U;
     constexpr int NSTEP = (K + STEPK - 1) / STEPK;
     constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
@@ -799,12 +823,12 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
             vb[i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
         }
     };
-    int tile = blockIdx.x;
+    int tile = vblk;
     if (tile < ntiles) load(tile, 0);
-    pdl_wait();
-    stage_x<PRO, K, TC_WARPS * 32, XS>(a, (act_t*)xs, red);
+    wait();
+    stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();
-    for (; tile < ntiles; tile += gridDim.x) {
+    for (; tile < ntiles; tile += vgrid) {
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 1
         for (int b0 = 0; b0 < SPW; b0 += TC_U) {
@@ -836,12 +860,12 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
                 (void)MMAS;
             }
         }
-        if (tile + (int)gridDim.x >= ntiles) pdl_trigger();
+        if (!PERSIST && tile + vgrid >= ntiles) pdl_trigger();
         part[warp][g][2 * t4] = acc[0];
         part[warp][g][2 * t4 + 1] = acc[1];
         part[warp][g + 8][2 * t4] = acc[2];
         part[warp][g + 8][2 * t4 + 1] = acc[3];
-        const int next = tile + gridDim.x;
+        const int next = tile + vgrid;
         if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
         __syncthreads();
         if (threadIdx.x < 64) {
@@ -853,12 +877,16 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
                     y0 += part[w][2 * pp][t];
                     y1 += part[w][2 * pp + 1][t];
                 }
-                tc_epilogue<WF, EPI>(a, t, tile * 8 + pp, y0, y1);
+                tc_epilogue<WF, EPI, PERSIST>(a, t, tile * 8 + pp, y0, y1);
             }
         }
         __syncthreads();
     }
-    if (blockIdx.x >= ntiles) pdl_trigger();
+    if (!PERSIST && vblk >= ntiles) pdl_trigger();
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tc_body(const GemvArgs& a) {
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWait());
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
@@ -1391,10 +1419,25 @@ __device__ __forceinline__ u32 smem_u32(const void* p) {
     asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
     return r;
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
-attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
-               float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
-               const int* __restrict__ row_slot, int nsplit) {
+// The block body as a device function of the virtual block (split, kvh, b): attn_decode_tc calls it
+// with its block index; the persistent decode kernel (end of this file) with threads 0..127 of a
+// larger block (PERSIST: a named barrier for those 128 threads instead of __syncthreads, q and the
+// cache read through L2 since other blocks of the same launch wrote them, no PDL).
+template <bool PERSIST>
+__device__ __forceinline__ void att_sync() {
+    if (PERSIST) asm volatile("bar.sync 1, 128;" ::: "memory");
+    else __syncthreads();
+}
+template <bool PERSIST, class V>
+__device__ __forceinline__ V att_ld(const V* p) {
+    return PERSIST ? __ldcg(p) : *p;
+}
+template <bool PERSIST>
+__device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const kv_t* __restrict__ kc,
+                                             const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                                             float* __restrict__ part, int* __restrict__ counters,
+                                             const int* __restrict__ row_pos, const int* __restrict__ row_slot,
+                                             int nsplit, const int split, const int kvh, const int b) {
     constexpr int NW = ATT_THREADS / 32;
     constexpr int KS = HD / 32;   // 32-dim steps: one 16-byte load per key row and step
     constexpr int ND = HD / 8;    // 8-dim blocks of O
@@ -1406,9 +1449,8 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     __shared__ int is_last;
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
-    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    pdl_wait();
+    if (!PERSIST) pdl_wait();
     const int len = row_pos[b] + 1;
     const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
     const int cps = (nch + nsplit - 1) / nsplit;
@@ -1430,8 +1472,8 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
             float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
             if (g < GROUP) {
                 const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * s + 8 * t;
-                x0 = *(const float4*)qp;
-                x1 = *(const float4*)(qp + 4);
+                x0 = att_ld<PERSIST>((const float4*)qp);
+                x1 = att_ld<PERSIST>((const float4*)(qp + 4));
             }
             qa[s][0][0] = pack_h2(x0.x * scale, x0.y * scale);
             qa[s][0][1] = pack_h2(x0.z * scale, x0.w * scale);
@@ -1450,12 +1492,12 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
             const int r = nb * 8 + g;
 #pragma unroll
             for (int s = 0; s < KS; s++)
-                kr[nb][s] = k0 + r < k_end ? *(const kvvec_t*)(kbase + (size_t)r * KV_RS + 32 * s + 8 * t) : kvvec_zero();
+                kr[nb][s] = k0 + r < k_end ? att_ld<PERSIST>((const kvvec_t*)(kbase + (size_t)r * KV_RS + 32 * s + 8 * t)) : kvvec_zero();
         }
 #pragma unroll
         for (int i = 0; i < VL; i++) {
             const int e = i * 32 + lane, r = e / (HD / 8);
-            vr[i] = k0 + r < k_end ? *(const kvvec_t*)(vbase + (size_t)r * KV_RS + (e % (HD / 8)) * 8) : kvvec_zero();
+            vr[i] = k0 + r < k_end ? att_ld<PERSIST>((const kvvec_t*)(vbase + (size_t)r * KV_RS + (e % (HD / 8)) * 8)) : kvvec_zero();
         }
     };
     float m_run = -INFINITY, l_run = 0.f;
@@ -1539,7 +1581,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
         ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
     }
-    __syncthreads();
+    att_sync<PERSIST>();
     if (threadIdx.x < GROUP) {
         const int h = threadIdx.x;
         float M = -INFINITY;
@@ -1549,7 +1591,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         mstat[h] = M;
         lstat[h] = L;
     }
-    __syncthreads();
+    att_sync<PERSIST>();
     float4 acc[NACC];
 #pragma unroll
     for (int a = 0; a < NACC; a++) {
@@ -1568,7 +1610,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
             }
         }
     }
-    pdl_trigger();
+    if (!PERSIST) pdl_trigger();
 #pragma unroll
     for (int a = 0; a < NACC; a++) {
         const int i = a * ATT_THREADS + threadIdx.x;
@@ -1591,12 +1633,12 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     }
     if (nact == 1) return;
     __threadfence();
-    __syncthreads();
+    att_sync<PERSIST>();
     if (threadIdx.x == 0) {
         const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
         is_last = (prev == nact - 1);
     }
-    __syncthreads();
+    att_sync<PERSIST>();
     if (!is_last) return;
     __threadfence();
     // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
@@ -1609,7 +1651,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         wsh[g][s2] = __ldcg(pp + HD);
         lsh[g][s2] = __ldcg(pp + HD + 1);
     }
-    __syncthreads();
+    att_sync<PERSIST>();
     if (threadIdx.x < GROUP) {
         const int g = threadIdx.x;
         float M = -INFINITY;
@@ -1623,7 +1665,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         const float inv = 1.0f / L;
         for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
     }
-    __syncthreads();
+    att_sync<PERSIST>();
     for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
         const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
         const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
@@ -1644,6 +1686,12 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         o[3] = f2act(A.w);
     }
     if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+               float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
+               const int* __restrict__ row_slot, int nsplit) {
+    attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
 
@@ -2208,4 +2256,210 @@ sample_rows(const float* __restrict__ logits, int* __restrict__ next, const int*
     const unsigned long long pos = (unsigned long long)(u32)pr[6];
     sample_row(logits + (size_t)t * VOCAB, next + t, __int_as_float(pr[0]), pr[1], __int_as_float(pr[2]),
                splitmix(seed ^ (pos * 0xD1B54A32D192ED03ull)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistent decode layer (issue #11; TRTFORGE_PERSIST=1, decode passes of <= 8 rows): one launch per
+// layer runs its five phases — RMSNorm + QKV GEMV (RoPE + KV append), attention, O (+ residual),
+// RMSNorm + gate/up (SwiGLU), down (+ residual) — over a grid of co-resident blocks (SMs × occupancy,
+// checked on the host) separated by grid barriers instead of kernel boundaries. The GEMV phases are
+// tc_core (the tc_* kernels' body) with the barrier as its `wait`: each block issues its first tile's
+// weight loads of the next matrix before arriving, so DRAM stays busy across the barrier. While the
+// attention runs (threads 0..127 of the blocks that own a (split, kv head, row) of attn_tc_core) every
+// block prefetches its O tiles and first gate/up tile into L2.
+// Barrier: one monotonically increasing u64 arrival counter (bar); a launch makes PERSIST_NB barriers,
+// so each launch starts at a multiple of PERSIST_NB × gridDim.x arrivals (read after griddepcontrol.wait,
+// when the previous launch has finished) and barrier i waits for base + i × gridDim.x arrivals.
+#if defined(PERSIST_WF) && !ACT_F32 && !KV_F32 && GROUP <= 8 && HD % 32 == 0
+#define PERSIST_NB 4
+struct PersistArgs {
+    GemvArgs qkv, o, gu, dn;
+    const float* q;       // (T, QDIM) f32, written by the QKV phase
+    kv_t* kc;             // this layer's caches
+    kv_t* vc;
+    act_t* att_out;       // (T, QDIM) act_t, the O phase's input
+    float* part;          // attention partials / counters as attn_decode_tc
+    int* counters;
+    const int* row_pos;
+    const int* row_slot;
+    unsigned long long* bar;
+    unsigned long long* stamps;  // null, or PERSIST_NSTAMP globaltimer stamps of this layer (profiling)
+    int nsplit;           // splits per (row, kv head)
+    int T;
+};
+// Profiling stamps (ns, %globaltimer), TRTFORGE_PERSIST_STAMPS=1: even slots 1, 3, 5, 7, 9 = the
+// LAST block to finish a phase (atomicMax over blocks: QKV, attention + prefetch, O, gate/up, down);
+// slots 0, 2, 4, 6, 8 = block 0 leaving griddepcontrol.wait / barriers 1..4. So slot 2k+2 - slot 2k+1
+// is a barrier's own latency and slot 2k+1 - slot 2k a phase's span including its slowest block.
+#define PERSIST_NSTAMP 16
+__device__ __forceinline__ unsigned long long globaltimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ void stamp_last(unsigned long long* st, int i) {
+    if (st != nullptr) {
+        __syncthreads();
+        if (threadIdx.x == 0) atomicMax(st + i, globaltimer());
+    }
+}
+__device__ __forceinline__ void stamp_first(unsigned long long* st, int i) {
+    if (st != nullptr && blockIdx.x == 0 && threadIdx.x == 0) st[i] = globaltimer();
+}
+__device__ __forceinline__ unsigned long long ld_acquire_u64(const unsigned long long* p) {
+    unsigned long long v;
+    asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+// All blocks of the grid: returns once `target` arrivals (this block's included) are counted.
+__device__ __forceinline__ void grid_barrier(unsigned long long* bar, unsigned long long target) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(bar) : "memory");
+        long long spins = 0;
+        while (ld_acquire_u64(bar) < target) {
+            if (++spins > (1ll << 22)) __trap();  // a block that never arrives: fail, do not hang
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+struct GridWait {
+    unsigned long long* bar;
+    unsigned long long target;
+    unsigned long long* stamps;
+    int slot;  // stamps: slot - 1 (last block done before the barrier), slot (block 0 after it)
+    __device__ __forceinline__ void operator()() const {
+        stamp_last(stamps, slot - 1);
+        grid_barrier(bar, target);
+        stamp_first(stamps, slot);
+    }
+};
+// First phase: wait for the previous kernel, then read this launch's barrier base.
+struct PersistStart {
+    unsigned long long* bar;
+    unsigned long long* base;  // shared
+    unsigned long long* stamps;
+    __device__ __forceinline__ void operator()() const {
+        pdl_wait();
+        stamp_first(stamps, 0);
+        if (threadIdx.x == 0) {
+            const unsigned long long c = ld_acquire_u64(bar), per = (unsigned long long)PERSIST_NB * gridDim.x;
+            *base = c - c % per;
+        }
+        // stage_x's block reduction / the __syncthreads after it publish *base before any barrier.
+    }
+};
+// L2 prefetch of the weight rows of tiles vblk, vblk + vgrid, ... (at most `most` tiles).
+template <int WF, int K>
+__device__ __forceinline__ void prefetch_tiles(const GemvArgs& a, int vblk, int vgrid, int most) {
+    constexpr size_t ROWB = (size_t)K * 16 / Tc<WF>::CH;
+    constexpr int LPR = (int)((ROWB + 127) / 128);  // 128-byte lines per row
+    const unsigned char* W = (const unsigned char*)a.w;
+    const int ntiles = a.N >> 4;
+    for (int i = 0, tile = vblk; i < most && tile < ntiles; i++, tile += vgrid) {
+        for (int l = threadIdx.x; l < 16 * LPR; l += blockDim.x) {
+            const int r = l / LPR, c = l % LPR;
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(W + (size_t)(tile * 16 + r) * ROWB + (size_t)c * 128));
+        }
+    }
+}
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 1) persist_layer(const PersistArgs p) {
+    __shared__ unsigned long long base;
+    const int vb = blockIdx.x, vg = gridDim.x;
+    // 1. RMSNorm + QKV, RoPE, KV append (first tile's loads before griddepcontrol.wait).
+    tc_core<PERSIST_WF, PRO_NORM, EPI_QKV, HIDDEN, true>(p.qkv, vb, vg, PersistStart{p.bar, &base, p.stamps});
+    GridWait{p.bar, base + vg, p.stamps, 2}();
+    // 2. Attention: virtual attn_decode_tc blocks (split, kv head, row) on threads 0..127.
+    const int nvb = p.nsplit * NKV * p.T;
+    if (threadIdx.x < ATT_THREADS) {
+        for (int v = vb; v < nvb; v += vg) {
+            attn_tc_core<true>(p.q, p.kc, p.vc, p.att_out, p.part, p.counters, p.row_pos, p.row_slot, p.nsplit,
+                               v % p.nsplit, (v / p.nsplit) % NKV, v / (p.nsplit * NKV));
+            att_sync<true>();
+        }
+    }
+    prefetch_tiles<PERSIST_WF, QDIM>(p.o, vb, vg, 4);
+    prefetch_tiles<PERSIST_WF, HIDDEN>(p.gu, vb, vg, 1);
+    // 3. O + residual; 4. RMSNorm + gate/up + SwiGLU; 5. down + residual.
+    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, QDIM, true>(p.o, vb, vg, GridWait{p.bar, base + 2ull * vg, p.stamps, 4});
+    tc_core<PERSIST_WF, PRO_NORM, EPI_SWIGLU, HIDDEN, true>(p.gu, vb, vg, GridWait{p.bar, base + 3ull * vg, p.stamps, 6});
+    tc_core<PERSIST_WF, PRO_LOAD, EPI_RESID, INTER, true>(p.dn, vb, vg, GridWait{p.bar, base + 4ull * vg, p.stamps, 8});
+    stamp_last(p.stamps, 9);
+    pdl_trigger();
+}
+#endif
+
+// GEMM path over cuBLASLt (session 4, branch gemm): SwiGLU from an f16 GEMM output, and FP8 E4M3
+// activations for the cuBLASLt FP8 GEMM (issue #15).
+
+// SwiGLU from the f16 gate/up GEMM output: y (T, 2·INTER) f16, gate/up interleaved per row pair
+// (as `swiglu`) -> m (T, INTER) act_t; 16-byte loads of 4 (gate, up) pairs where INTER % 4 == 0.
+extern "C" __global__ void swiglu_h(const h16* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
+    const size_t n = (size_t)T * INTER;
+#if INTER % 4 == 0
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n / 4; i += (size_t)gridDim.x * blockDim.x) {
+        const uint4 v = *reinterpret_cast<const uint4*>(y + 8 * i);
+        const u32 w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float g = h2f((h16)(w[j] & 0xffffu)), u = h2f((h16)(w[j] >> 16));
+            m[4 * i + j] = f2act(silu(g) * u);
+        }
+    }
+#else
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        m[i] = f2act(silu(h2f(y[2 * i])) * h2f(y[2 * i + 1]));
+    }
+#endif
+}
+
+// rope_append from the f16 QKV GEMM output: y (T, QKV_DIM) f16, otherwise as `rope_append`.
+extern "C" __global__ void rope_append_h(const h16* __restrict__ y, float* __restrict__ qout, act_t* __restrict__ qa,
+                                         kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                         const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                         const float* __restrict__ rsin) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const u32* yr = reinterpret_cast<const u32*>(y + (size_t)t * QKV_DIM);
+    for (int p = threadIdx.x; p < QKV_DIM / 2; p += blockDim.x) {
+        const u32 ab = yr[p];
+        qkv_store(t, p, h2f((h16)(ab & 0xffffu)), h2f((h16)(ab >> 16)), qout, kc, vc, row_pos, row_slot, rcos, rsin);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QDIM; i += blockDim.x) qa[(size_t)t * QDIM + i] = f2act(qout[(size_t)t * QDIM + i]);
+}
+
+// Two floats -> two E4M3 bytes (lo in the low byte), round to nearest, saturating (sm_89+).
+__device__ __forceinline__ unsigned short f2e4m3x2(float lo, float hi) {
+#if __CUDA_ARCH__ >= 890
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    return 0;  // the engine never selects the FP8 path below sm_89
+#endif
+}
+
+// Dynamic per-row FP8 quantization of GEMM inputs: s[t] = max|x[t, :]| / 448 and
+// q[t, k] = e4m3(x[t, k] / s[t]); x (T, K) act_t, q (T, K) bytes, s (T) f32. One block per row.
+extern "C" __global__ void quant_e4m3_rows(const act_t* __restrict__ x, unsigned short* __restrict__ q,
+                                           float* __restrict__ s, int K) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    const act_t* xr = x + (size_t)t * K;
+    float m = 0.f;
+    for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(act2f(xr[k])));
+    m = warp_max(m);
+    if (lane == 0) red[warp] = m;
+    __syncthreads();
+    m = warp_max(lane < nw ? red[lane] : 0.f);
+    const float sc = fmaxf(m, 1e-20f) / 448.f, inv = 1.f / sc;
+    for (int k2 = threadIdx.x; k2 < K / 2; k2 += blockDim.x) {
+        q[(size_t)t * (K / 2) + k2] = f2e4m3x2(act2f(xr[2 * k2]) * inv, act2f(xr[2 * k2 + 1]) * inv);
+    }
+    if (threadIdx.x == 0) s[t] = sc;
 }

@@ -140,6 +140,8 @@ pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
 }
 /// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
 pub const TC_THREADS: u32 = 512;
+/// The persistent decode layer (`persist_layer` in kernels.cu, TC_THREADS threads a block).
+pub const PERSIST_KERNEL: &str = "persist_layer";
 
 /// Batched tensor-core GEMM (`tcg_*`): decode passes of GEMV_MAX_T < rows <= TCG_MAX_T.
 pub fn tcg_name(role: Role, fmt: WeightFormat) -> String {
@@ -337,6 +339,9 @@ impl KernelSpec {
             KvCacheDtype::Fp8 => 2,
         };
         let _ = writeln!(s, "#define KV_Q {kv_q}");
+        if let Some(f) = self.persist_format() {
+            let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
+        }
         let mut inst = String::new();
         for &(role, f) in &self.formats {
             let (pro, epi, k) = role.shape();
@@ -375,6 +380,18 @@ impl KernelSpec {
         !self.kv_f32 && c.num_attention_heads / c.num_key_value_heads <= 8 && c.head_dim % 32 == 0
     }
 
+    /// The weight format of the persistent decode layer (`persist_layer`): defined where the four
+    /// layer linears share one tensor-core format and the tensor-core decode attention exists.
+    pub fn persist_format(&self) -> Option<WeightFormat> {
+        if self.act_f32 || !self.attn_tc() {
+            return None;
+        }
+        let layer: Vec<WeightFormat> = self.formats.iter().filter(|(r, _)| *r != Role::Head).map(|&(_, f)| f).collect();
+        let f = *layer.first()?;
+        // (fp8 weights: not built into the persistent layer; it is opt-in and was not run with them.)
+        (f.has_tc() && f != WeightFormat::F8 && layer.iter().all(|&g| g == f)).then_some(f)
+    }
+
     /// Roles with a tensor-core GEMV instance (f16 activations, f16/int8/int4 weights).
     pub fn tc_roles(&self) -> Vec<(Role, WeightFormat)> {
         if self.act_f32 {
@@ -402,6 +419,9 @@ impl KernelSpec {
             "advance",
             "sample_topk_topp",
             "sample_rows",
+            "swiglu_h",
+            "rope_append_h",
+            "quant_e4m3_rows",
         ]
         .iter()
         .filter(|s| {
@@ -422,6 +442,9 @@ impl KernelSpec {
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());
+        }
+        if self.persist_format().is_some() {
+            v.push(PERSIST_KERNEL.into());
         }
         v
     }
@@ -457,7 +480,18 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 16 + 5 * GEMV_MTS.len() + 5 + 5 + 2);
+        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 2 + 1);
+        assert!(src.contains("#define PERSIST_WF WF_I4"));
+        // The persistent layer needs one tensor-core format for the four layer linears.
+        let mixed = KernelSpec {
+            formats: Role::ALL
+                .iter()
+                .map(|&r| (r, if r == Role::Down { WeightFormat::I8 } else { WeightFormat::F16 }))
+                .collect(),
+            ..s.clone()
+        };
+        assert_eq!(mixed.persist_format(), None);
+        assert!(!mixed.source().contains("#define PERSIST_WF"));
         assert!(src.contains("#define PAGED_KV 0"));
         let paged = KernelSpec { paged: true, ..s.clone() };
         assert!(paged.source().contains("#define PAGED_KV 1"));

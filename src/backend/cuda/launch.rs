@@ -25,10 +25,10 @@
 //!
 //! Shapes in the wrappers' docs use the kernels' names: rows = T (tokens of the pass), `act` =
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
-use super::gpu::{DevBuf, GemmType, Gpu};
+use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
     gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
-    PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -594,7 +594,12 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
-        need("qkv GEMM output", &y, DType::F32, rows * d.qkv_dim())?;
+        // y f32 (cublasGemmEx / cuBLASLt f32 output) or f16 (cuBLASLt f16 output: rope_append_h).
+        let name = if y.dtype == DType::F16 { "rope_append_h" } else { "rope_append" };
+        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
+            return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
+        }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
         cache.check(d)?;
@@ -603,12 +608,12 @@ impl<'a> Kernels<'a> {
         rope.check(d)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
-        // SAFETY: rope_append(y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads row
-        // t of y, pos[t] < max_seq and slot[t] < slots (host-built metadata), writes row t of q/qa
+        // SAFETY: rope_append[_h](y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads
+        // row t of y (f32, or f16 as 4-byte pairs: y rows start 4-byte aligned as QKV_DIM is even), pos[t] < max_seq and slot[t] < slots (host-built metadata), writes row t of q/qa
         // and one (slot, head, pos) row of this layer's K/V caches (checked to be whole layers).
         unsafe {
             self.gpu.launch(
-                "rope_append",
+                name,
                 (u32_of("rows", rows)?, 1, 1),
                 256,
                 0,
@@ -617,16 +622,41 @@ impl<'a> Kernels<'a> {
         }
     }
 
-    /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved).
+    /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved);
+    /// `swiglu_h` where y is f16 (cuBLASLt f16 output).
     pub fn swiglu(&self, y: View, m: View, rows: usize) -> Result<()> {
         let d = self.d;
-        need("gate/up GEMM output", &y, DType::F32, rows * 2 * d.inter)?;
+        let name = match y.dtype {
+            DType::F32 => "swiglu",
+            DType::F16 => "swiglu_h",
+            t => return Err(Error::Gpu(format!("swiglu: GEMM output of type {t:?}"))),
+        };
+        need("gate/up GEMM output", &y, y.dtype, rows * 2 * d.inter)?;
         need("swiglu output", &m, d.act, rows * d.inter)?;
         let blocks = ((rows * d.inter).div_ceil(256) as u32).min(self.gpu.sms * 16);
         let (mut yp, mut mp, mut ri) = (y.addr(), m.addr(), i32_of("rows", rows)?);
-        // SAFETY: swiglu(y, m, T): a grid-stride loop over rows × inter elements of m, reading two
-        // elements of y each; both checked above.
-        unsafe { self.gpu.launch("swiglu", (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+        // SAFETY: swiglu[_h](y, m, T): a grid-stride loop over rows × inter elements of m, reading
+        // two elements of y each (swiglu_h: 16-byte loads of 4 pairs where inter % 4 == 0; y starts
+        // 16-byte aligned, views of whole buffers); both checked above.
+        unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+    }
+
+    /// `quant_e4m3_rows`: per-row FP8 E4M3 quantization of a GEMM input, s[t] = max|x[t, :]| / 448,
+    /// q[t, :] = e4m3(x[t, :] / s[t]); x (rows, k) act, q (rows, k) bytes, s (rows) f32; k even.
+    pub fn quant_e4m3_rows(&self, x: View, q: View, s: View, rows: usize, k: usize) -> Result<()> {
+        if self.gpu.cc < (8, 9) || k % 2 != 0 {
+            return Err(Error::Gpu(format!("FP8 quantization needs sm_89+ and an even k ({k})")));
+        }
+        need("fp8 input", &x, self.d.act, rows * k)?;
+        need("fp8 codes", &q, DType::U8, rows * k)?;
+        need("fp8 row scales", &s, DType::F32, rows)?;
+        let (mut xp, mut qp, mut sp, mut ki) = (x.addr(), q.addr(), s.addr(), i32_of("k", k)?);
+        if q.addr() % 2 != 0 {
+            return Err(Error::Gpu("fp8 codes must start 2-byte aligned".into()));
+        }
+        // SAFETY: quant_e4m3_rows(x, q, s, K): block t < rows reads row t of x (k act), writes k / 2
+        // 2-byte words of row t of q (aligned, checked) and s[t]; all checked above.
+        unsafe { self.gpu.launch("quant_e4m3_rows", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, qp, sp, ki)) }
     }
 
     /// `dequant_i8` / `dequant_i4` / `dequant_f8`: out (n, k) f16 = the f16 dequantization of quantized `w`.
@@ -653,9 +683,6 @@ impl<'a> Kernels<'a> {
     pub fn gemv(&self, kind: GemvKind, role: Role, grid: u32, w: &Weights, io: &GemvIo, rows: usize) -> Result<()> {
         let d = self.d;
         let k = d.role_k(role);
-        if w.k != k {
-            return Err(Error::Gpu(format!("{} GEMV: weights have k = {}, the kernel expects {k}", role.tag(), w.k)));
-        }
         let (n, act) = (w.n, d.act.size());
         let (threads, smem) = match kind {
             GemvKind::Tc if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => (TC_THREADS, tc_smem(rows, k)),
@@ -664,6 +691,23 @@ impl<'a> Kernels<'a> {
         };
         if rows == 0 || grid == 0 {
             return Err(Error::Gpu(format!("{} GEMV: empty launch ({rows} rows, {grid} blocks)", role.tag())));
+        }
+        let name = kind.name(role, w.fmt);
+        let mut a = self.gemv_args(role, w, io, rows)?;
+        // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
+        // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
+        // the role's prologue reads and epilogue writes was checked by gemv_args for `rows` rows of
+        // k inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
+        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+    }
+
+    /// The checked parameter block of a GEMV of `role` over `rows` rows: the weights' shape, every
+    /// buffer the role's prologue reads and its epilogue writes.
+    fn gemv_args(&self, role: Role, w: &Weights, io: &GemvIo, rows: usize) -> Result<GemvArgs> {
+        let d = self.d;
+        let (k, n) = (d.role_k(role), w.n);
+        if w.k != k {
+            return Err(Error::Gpu(format!("{} GEMV: weights have k = {}, the kernel expects {k}", role.tag(), w.k)));
         }
         w.check(d)?;
         match role {
@@ -684,13 +728,7 @@ impl<'a> Kernels<'a> {
             Role::GateUp => need("GEMV swiglu output", &io.x, d.act, rows * n / 2)?,
             Role::O | Role::Down | Role::Head => need_opt("GEMV output", &io.out, DType::F32, rows * n)?,
         }
-        let name = kind.name(role, w.fmt);
-        let mut a = io.args(w, io.x.addr(), rows, n)?;
-        // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
-        // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
-        // the role's prologue reads and epilogue writes was checked above for `rows` rows of k
-        // inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
-        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+        io.args(w, io.x.addr(), rows, n)
     }
 
     /// Flash-decoding attention of `rows` sequences (one new token each) over `cache`:
@@ -1031,6 +1069,101 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.gemm(rows, n, k, w.addr(), wt, a.addr(), at, c.addr(), beta) }
     }
 
+    /// cuBLASLt: c (rows, n) = a (rows, k) · w (n, k)ᵀ, plus c where `accumulate` (the residual
+    /// stream), row-major, f32 accumulation; w and a f16, c f32 or f16 (its view's type). The first
+    /// call of a shape times the candidate algorithms writing into `scratch` (rows × n of c's type;
+    /// c itself when not accumulating), outside graph capture (see [`Gpu::gemm_lt`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_lt(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        a: View,
+        c: View,
+        accumulate: bool,
+        scratch: View,
+    ) -> Result<()> {
+        let out = match c.dtype {
+            DType::F32 => LtType::F32,
+            DType::F16 => LtType::F16,
+            t => return Err(Error::Gpu(format!("cuBLASLt GEMM output of type {t:?}"))),
+        };
+        need("GEMM weights", &w, DType::F16, n * k)?;
+        need("GEMM input", &a, DType::F16, rows * k)?;
+        need("GEMM output", &c, c.dtype, rows * n)?;
+        need("GEMM tuning scratch", &scratch, c.dtype, rows * n)?;
+        let s = LtShape {
+            rows,
+            n,
+            k,
+            w: LtType::F16,
+            a: LtType::F16,
+            out,
+            accumulate,
+            w_scale: LtScale::None,
+            a_scale: LtScale::None,
+        };
+        let p = LtPtrs { w: w.addr(), a: a.addr(), c: c.addr(), w_scale: 0, a_scale: 0, scratch: scratch.addr() };
+        // SAFETY: reads n × k of w and rows × k of a, reads (accumulate) and writes rows × n of c,
+        // and while tuning writes rows × n of scratch; all views checked above for those types.
+        unsafe { self.gpu.gemm_lt(&s, &p) }
+    }
+
+    /// cuBLASLt FP8 E4M3: c (rows, n) = (a · a_scale) (rows, k) · (w · w_scale) (n, k)ᵀ (+ c), f32
+    /// accumulation; w (n, k) codes with per-output-channel (`w_mode` = `LtScale::OuterVec`, n) or
+    /// per-tensor (`Scalar`, 1) f32 scales, a (rows, k) codes with per-row (`OuterVec`, rows) or
+    /// per-tensor (`Scalar`, 1) f32 scales; c f32 or f16.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_fp8(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        w_scale: View,
+        w_mode: LtScale,
+        a: View,
+        a_scale: View,
+        a_mode: LtScale,
+        c: View,
+        accumulate: bool,
+        scratch: View,
+    ) -> Result<()> {
+        let out = match c.dtype {
+            DType::F32 => LtType::F32,
+            DType::F16 => LtType::F16,
+            t => return Err(Error::Gpu(format!("FP8 GEMM output of type {t:?}"))),
+        };
+        if self.gpu.cc < (8, 9) || k % 16 != 0 {
+            return Err(Error::Gpu(format!("FP8 GEMM needs sm_89+ and k % 16 == 0 (k = {k})")));
+        }
+        need("fp8 weights", &w, DType::U8, n * k)?;
+        let count = |m: LtScale, vec: usize| match m {
+            LtScale::OuterVec => vec,
+            LtScale::Scalar => 1,
+            LtScale::None => 0,
+        };
+        need("fp8 weight scales", &w_scale, DType::F32, count(w_mode, n))?;
+        need("fp8 input", &a, DType::U8, rows * k)?;
+        need("fp8 input scales", &a_scale, DType::F32, count(a_mode, rows))?;
+        need("GEMM output", &c, c.dtype, rows * n)?;
+        need("GEMM tuning scratch", &scratch, c.dtype, rows * n)?;
+        let s =
+            LtShape { rows, n, k, w: LtType::E4M3, a: LtType::E4M3, out, accumulate, w_scale: w_mode, a_scale: a_mode };
+        let p = LtPtrs {
+            w: w.addr(),
+            a: a.addr(),
+            c: c.addr(),
+            w_scale: w_scale.addr(),
+            a_scale: a_scale.addr(),
+            scratch: scratch.addr(),
+        };
+        // SAFETY: as gemm_lt, plus the f32 scales their modes read (n or 1, rows or 1), checked above.
+        unsafe { self.gpu.gemm_lt(&s, &p) }
+    }
+
     /// Device-to-device copy, see [`copy`].
     pub fn copy(&self, dst: View, src: View) -> Result<()> {
         copy(self.gpu, dst, src)
@@ -1047,6 +1180,121 @@ pub fn copy(gpu: &Gpu, dst: View, src: View) -> Result<()> {
     unsafe {
         cudarc::driver::result::memcpy_dtod_async(dst.addr(), src.addr(), bytes, gpu.stream.cu_stream())
             .map_err(|e| Error::Gpu(format!("device-to-device copy: {e:?}")))
+    }
+}
+
+/// The attention phase of the persistent decode layer: as [`Kernels::attn_decode`]'s buffers, `ns`
+/// splits per (row, kv head), the layer's cache from the QKV phase's [`GemvIo`].
+#[derive(Clone, Copy)]
+pub struct PersistAttn<'a> {
+    /// (rows, q_dim) f32 from the QKV phase.
+    pub q: View<'a>,
+    /// (rows, q_dim) act: the O phase's input (its [`GemvIo::x`]).
+    pub out: View<'a>,
+    pub part: View<'a>,
+    pub counters: View<'a>,
+    pub ns: usize,
+}
+
+/// The parameter block of `persist_layer` (`struct PersistArgs` in kernels.cu).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PersistArgs {
+    qkv: GemvArgs,
+    o: GemvArgs,
+    gu: GemvArgs,
+    dn: GemvArgs,
+    q: u64,
+    kc: u64,
+    vc: u64,
+    att_out: u64,
+    part: u64,
+    counters: u64,
+    row_pos: u64,
+    row_slot: u64,
+    bar: u64,
+    stamps: u64,
+    nsplit: i32,
+    t: i32,
+}
+
+/// u64 profiling stamps per layer of `persist_layer` (`PERSIST_NSTAMP` in kernels.cu).
+pub const PERSIST_NSTAMP: usize = 16;
+
+impl Kernels<'_> {
+    /// One decode layer in one launch (`persist_layer`, issue #11): RMSNorm + QKV (RoPE, KV
+    /// append), attention, O + residual, RMSNorm + gate/up + SwiGLU, down + residual, separated by
+    /// grid barriers. `lin` are the four linears in that order with their GEMV inputs/outputs;
+    /// `grid` blocks of TC_THREADS must all be resident at once (the caller sizes it by the
+    /// occupancy API) and `smem` is the dynamic shared memory (`tc_smem(rows, widest k)`). `bar`
+    /// is the engine's barrier counter (one u64, only ever increased by this kernel); `stamps`, when
+    /// profiling, PERSIST_NSTAMP u64 (zeroed) that receive the phases' %globaltimer stamps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn persist_layer(
+        &self,
+        grid: u32,
+        smem: usize,
+        lin: [(&Weights, &GemvIo); 4],
+        att: &PersistAttn,
+        bar: View,
+        stamps: Option<View>,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let roles = [Role::Qkv, Role::O, Role::GateUp, Role::Down];
+        if rows == 0 || rows > GEMV_MAX_T || grid == 0 || d.act != DType::F16 {
+            return Err(Error::Gpu(format!("persistent layer: cannot run {rows} rows on {grid} blocks")));
+        }
+        let fmt = lin[0].0.fmt;
+        let mut a = Vec::with_capacity(4);
+        for (&role, &(w, io)) in roles.iter().zip(lin.iter()) {
+            if w.fmt != fmt || w.n % 16 != 0 || smem < tc_smem(rows, d.role_k(role)) {
+                return Err(Error::Gpu(format!("persistent layer: {} weights do not fit the kernel", role.tag())));
+            }
+            a.push(self.gemv_args(role, w, io, rows)?);
+        }
+        let cache = lin[0].1.cache.ok_or_else(|| Error::Gpu("persistent layer: no KV cache".into()))?;
+        if att.ns == 0 || att.ns > d.nsplit || att.ns > 64 {
+            return Err(Error::Gpu(format!("persistent layer: {} splits (1..={} and <= 64)", att.ns, d.nsplit)));
+        }
+        need("q", &att.q, DType::F32, rows * d.q_dim)?;
+        need("attention output", &att.out, d.act, rows * d.q_dim)?;
+        need("attention partials", &att.part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
+        need("attention counters", &att.counters, DType::I32, rows * d.n_kv)?;
+        need("barrier counter", &bar, DType::U64, 1)?;
+        if let Some(st) = &stamps {
+            need("persistent layer stamps", st, DType::U64, PERSIST_NSTAMP)?;
+        }
+        let io = lin[0].1;
+        if a[0].out != att.q.addr() || a[1].x != att.out.addr() {
+            return Err(Error::Gpu("persistent layer: q / attention output differ from the GEMVs' buffers".into()));
+        }
+        let mut p = PersistArgs {
+            qkv: a[0],
+            o: a[1],
+            gu: a[2],
+            dn: a[3],
+            q: att.q.addr(),
+            kc: cache.k.addr(),
+            vc: cache.v.addr(),
+            att_out: att.out.addr(),
+            part: att.part.addr(),
+            counters: att.counters.addr(),
+            row_pos: io.pos.addr(),
+            row_slot: io.slot.addr(),
+            bar: bar.addr(),
+            stamps: addr_opt(&stamps),
+            nsplit: i32_of("splits", att.ns)?,
+            t: i32_of("rows", rows)?,
+        };
+        // SAFETY: PersistArgs mirrors `struct PersistArgs` of kernels.cu (four GemvArgs, eight
+        // pointers, the barrier, the optional stamps (PERSIST_NSTAMP u64, checked), two ints); each
+        // GemvArgs was checked by gemv_args for its role and
+        // `rows` rows (the QKV epilogue's cache/positions/slots included), the attention buffers
+        // above as in attn_decode (virtual blocks (split < ns, kv head, row < rows)), and the
+        // barrier holds one u64. All `grid` blocks are co-resident (caller: SMs × occupancy at
+        // `smem`), so the grid barriers complete; a block that never arrives traps, never hangs.
+        unsafe { self.gpu.launch(PERSIST_KERNEL, (grid, 1, 1), TC_THREADS, smem as u32, &mut args!(p)) }
     }
 }
 

@@ -11,6 +11,7 @@
 //! CUDA libraries are loaded at run time: the binary builds and runs its CPU paths without them,
 //! and a missing driver or GPU is an [`Error::Gpu`], never a crash.
 pub mod bandwidth;
+pub mod gemm_check;
 pub mod gpu;
 pub mod kernels;
 pub mod launch;
@@ -30,16 +31,79 @@ use gpu::{DevBuf, Gpu};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
-    GEMV_MTS, GEMV_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, Rope, SeqMeta,
-    TcgBufs, View, Weights,
+    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, PersistAttn, Rope,
+    SeqMeta, TcgBufs, View, Weights, PERSIST_NSTAMP,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
 use std::collections::HashMap;
+
+/// Launch shape and state of the persistent decode layer (`persist_layer`).
+struct Persist {
+    /// Blocks: SMs × resident blocks per SM at `smem` (all co-resident, the grid barriers need it).
+    grid: u32,
+    /// Dynamic shared memory: GEMV_MAX_T staged rows of the widest K.
+    smem: usize,
+    /// The grid barriers' arrival counter (one u64, zeroed once).
+    bar: DevBuf,
+    /// TRTFORGE_PERSIST_STAMPS=1: per layer PERSIST_NSTAMP u64 %globaltimer stamps of the phases,
+    /// reported by `profile_decode` (eager) as "persist …" entries.
+    stamps: Option<DevBuf>,
+    /// Per step: a QKV step followed by its layer's attention, O, gate/up and down steps.
+    starts: Vec<bool>,
+}
+
+impl Persist {
+    /// The persistent layer for `steps` when every decoder layer has the five-step shape and
+    /// tensor-core weights (n % 16 == 0) in the kernel's format; None otherwise.
+    fn new(gpu: &Gpu, spec: &KernelSpec, steps: &[Step], linears: &[Option<DevLinear>]) -> Result<Option<Persist>> {
+        let Some(fmt) = spec.persist_format() else { return Ok(None) };
+        let lin_ok = |i: usize, role: Role, layer: usize| match (steps.get(i), linears.get(i)) {
+            (Some(Step::Linear(l)), Some(Some(d))) => {
+                l.role == role && l.layer == Some(layer) && d.fmt == fmt && d.n % 16 == 0
+            }
+            _ => false,
+        };
+        let mut starts = vec![false; steps.len()];
+        for (i, st) in steps.iter().enumerate() {
+            let Step::Linear(l) = st else { continue };
+            if l.role != Role::Qkv {
+                continue;
+            }
+            let Some(layer) = l.layer else { return Ok(None) };
+            let attn = matches!(steps.get(i + 1), Some(Step::Attention { layer: a }) if *a == layer);
+            if !(lin_ok(i, Role::Qkv, layer)
+                && attn
+                && lin_ok(i + 2, Role::O, layer)
+                && lin_ok(i + 3, Role::GateUp, layer)
+                && lin_ok(i + 4, Role::Down, layer))
+            {
+                return Ok(None);
+            }
+            starts[i] = true;
+        }
+        let c = &spec.config;
+        let widest = c.hidden_size.max(c.q_dim()).max(c.intermediate_size);
+        let smem = tc_smem(GEMV_MAX_T, widest);
+        // Always: the kernel's ~30 KB of static shared memory plus `smem` may pass the 48 KB default.
+        gpu.allow_smem(PERSIST_KERNEL, smem)?;
+        let occ = gpu.occupancy(PERSIST_KERNEL, TC_THREADS, smem)?;
+        let bar = gpu.alloc(8)?;
+        gpu.memset0(&bar)?;
+        let stamps = if std::env::var("TRTFORGE_PERSIST_STAMPS").as_deref() == Ok("1") {
+            let b = gpu.alloc(c.num_hidden_layers * PERSIST_NSTAMP * 8)?;
+            gpu.memset0(&b)?;
+            Some(b)
+        } else {
+            None
+        };
+        Ok(Some(Persist { grid: gpu.sms * occ, smem, bar, stamps, starts }))
+    }
+}
 
 /// The engine's activations are f32 (and so is its KV cache) only for f32 weights; f16 otherwise.
 fn f32_acts(f: WeightFormat) -> bool {
@@ -216,12 +280,21 @@ pub struct CudaBackend {
     /// score matrix) where the decode kernel `attn_decode_tc` exists; TRTFORGE_PREFILL_ATTN=cublas
     /// keeps the cuBLAS QKᵀ → softmax → PV path.
     prefill_fa: bool,
+    /// GEMM path (prefill, decode passes above GEMV_MAX_T rows) through cuBLASLt with the algorithm
+    /// timed per shape at first use (`gpu::Lt`); TRTFORGE_GEMM=cublas keeps cublasGemmEx.
+    gemm_lt: bool,
+    /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
+    /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
+    gemm_f16out: bool,
     /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
     /// between launches; each GEMM's last warps reset theirs).
     tcg_ws: Option<DevBuf>,
     tcg_cnt: Option<DevBuf>,
     /// Model and buffer dimensions the launch wrappers check sizes against.
     dims: Dims,
+    /// Decode passes of <= GEMV_MAX_T rows run each layer as one `persist_layer` launch
+    /// (TRTFORGE_PERSIST=1; issue #11).
+    persist: Option<Persist>,
     /// Bytes of weights one decode step reads (all linears + LM head).
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
@@ -563,9 +636,16 @@ impl CudaBackend {
         if kv8 && gpu.cc.0 < 8 {
             return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
         }
+        let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
+            Persist::new(&gpu, &spec, &steps, &linears)?
+        } else {
+            None
+        };
         let prefill_fa = spec.attn_tc()
             && gpu.cc.0 >= 8
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
+        let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
+        let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
         let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
@@ -599,9 +679,12 @@ impl CudaBackend {
             attn_kernel,
             use_tcg,
             prefill_fa,
+            gemm_lt,
+            gemm_f16out,
             tcg_ws,
             tcg_cnt,
             dims,
+            persist,
             weight_bytes,
             profile: None,
             pass_seqs: vec![],
@@ -617,6 +700,12 @@ impl CudaBackend {
     }
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+    /// The cuBLASLt GEMM self-test (FP8 GEMM vs a host reference, tuned f16 / FP8 times at the
+    /// TinyLlama shapes) on this engine's GPU: [`gemm_check`].
+    pub fn gemm_selftest(&self) -> Result<gemm_check::GemmSelfTest> {
+        self.gpu.bind()?;
+        gemm_check::run(&self.gpu, &self.dims)
     }
     /// NVRTC compile time of this engine's kernels (0 when they came from the disk cache).
     pub fn compile_info(&self) -> (f64, bool) {
@@ -724,7 +813,11 @@ impl CudaBackend {
         let attn_ptrs = if tc_attn { Some(self.upload_attn_ptrs()?) } else { None };
         let mut selected = false; // the residual rows in flight are hsel (after Select), else h
         let mut rows = t;
+        let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         for si in 0..self.steps.len() {
+            if si < skip_to {
+                continue;
+            }
             let step = self.steps[si].clone();
             let timer = match self.profile {
                 Some(_) => {
@@ -793,6 +886,15 @@ impl CudaBackend {
                         }
                     }
                 }
+                Step::Linear(_)
+                    if decode
+                        && rows <= GEMV_MAX_T
+                        && !selected
+                        && self.persist.as_ref().is_some_and(|p| p.starts.get(si) == Some(&true)) =>
+                {
+                    self.launch_persist(si, rows)?;
+                    skip_to = si + 5;
+                }
                 Step::Linear(ls) => {
                     let lin =
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
@@ -859,7 +961,20 @@ impl CudaBackend {
                             Role::O | Role::Down => (cur, 1.0),
                             Role::Head => (self.s.logits.f32(), 0.0),
                         };
-                        k.gemm(rows, n, kdim, w, xact, dst, beta)?;
+                        // cuBLASLt (autotuned per shape) for f16 operands unless TRTFORGE_GEMM=cublas;
+                        // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
+                        // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
+                        let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
+                        let y = if lt {
+                            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
+                            let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
+                            let scratch = if beta == 0.0 { dst } else { y };
+                            k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
+                            dst
+                        } else {
+                            k.gemm(rows, n, kdim, w, xact, dst, beta)?;
+                            y
+                        };
                         match ls.role {
                             Role::Qkv => {
                                 let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
@@ -885,6 +1000,60 @@ impl CudaBackend {
             }
         }
         Ok(())
+    }
+
+    /// Steps si .. si + 5 (QKV, attention, O, gate/up, down of one layer) of a decode pass of
+    /// `rows` rows as one `persist_layer` launch.
+    fn launch_persist(&self, si: usize, rows: usize) -> Result<()> {
+        let p = self.persist.as_ref().ok_or_else(|| Error::Gpu("no persistent layer".into()))?;
+        let l = self.layout;
+        let h = self.s.h.f32();
+        let mut ios = Vec::with_capacity(4);
+        let mut ws = Vec::with_capacity(4);
+        for i in [si, si + 2, si + 3, si + 4] {
+            let (Step::Linear(ls), Some(lin)) = (&self.steps[i], self.linears[i].as_ref()) else {
+                return Err(Error::Gpu("persistent layer: not a linear step".into()));
+            };
+            let out = match ls.role {
+                Role::Qkv => Some(self.s.q.f32()),
+                Role::O | Role::Down => Some(h),
+                Role::Head => Some(self.s.logits.f32()),
+                Role::GateUp => None,
+            };
+            ios.push(GemvIo {
+                h,
+                norm_w: ls.norm.and_then(|p| self.norms.get(&p)).map(|b| b.f32()),
+                x: self.act(&self.s.xact),
+                out,
+                cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+                pos: self.meta_rows(l.row_pos())?,
+                slot: self.meta_rows(l.row_slot())?,
+                rope: self.rope(),
+            });
+            ws.push(lin.weights());
+        }
+        let c = &self.cfg;
+        // Splits per (row, kv head): about one attention block per persistent block.
+        let ns = (p.grid as usize).div_ceil(rows * c.num_key_value_heads).clamp(1, self.spec.nsplit().min(64));
+        let att = PersistAttn {
+            q: self.s.q.f32(),
+            out: self.act(&self.s.xact),
+            part: self.s.part.f32(),
+            counters: self.s.counters.i32(),
+            ns,
+        };
+        let lin = [(&ws[0], &ios[0]), (&ws[1], &ios[1]), (&ws[2], &ios[2]), (&ws[3], &ios[3])];
+        let layer = match &self.steps[si] {
+            Step::Linear(ls) => ls.layer.unwrap_or(0),
+            _ => 0,
+        };
+        let stamps = match &p.stamps {
+            Some(b) if self.profile.is_some() => {
+                Some(b.view(DType::U64).slice(layer * PERSIST_NSTAMP, PERSIST_NSTAMP)?)
+            }
+            _ => None,
+        };
+        self.kern().persist_layer(p.grid, p.smem, lin, &att, p.bar.view(DType::U64), stamps, rows)
     }
 
     /// One batched tensor-core GEMM (`tcg_*`) of linear step `si` over `rows` (GEMV_MAX_T,
@@ -971,6 +1140,9 @@ impl CudaBackend {
         self.profile = Some(vec![]);
         let mut r = Ok(());
         for _ in 0..reps {
+            if let Some(b) = self.persist.as_ref().and_then(|p| p.stamps.as_ref()) {
+                self.gpu.memset0(b)?;
+            }
             r = self.run_pass(t, nseq, max_n, dec, all, nsel);
             if r.is_err() {
                 break;
@@ -981,7 +1153,28 @@ impl CudaBackend {
         for e in p.iter_mut() {
             e.1 /= reps as f64;
         }
+        p.extend(self.persist_phases()?);
         Ok(p)
+    }
+
+    /// The persistent layers' phase times of the last profiled pass (ms summed over layers) from
+    /// their %globaltimer stamps (TRTFORGE_PERSIST_STAMPS=1): each GEMV / attention phase up to its
+    /// slowest block, and each barrier from that block's arrival to block 0 leaving it.
+    fn persist_phases(&self) -> Result<Vec<(String, f64)>> {
+        let Some(b) = self.persist.as_ref().and_then(|p| p.stamps.as_ref()) else { return Ok(vec![]) };
+        let mut st = vec![0u64; self.cfg.num_hidden_layers * PERSIST_NSTAMP];
+        self.gpu.dtoh(b, 0, &mut st)?;
+        const NAMES: [&str; 9] = ["qkv", "bar1", "attn", "bar2", "o", "bar3", "gateup", "bar4", "down"];
+        let mut sums = [0f64; 9];
+        for l in st.chunks(PERSIST_NSTAMP).filter(|l| l[0] != 0) {
+            for (i, s) in sums.iter_mut().enumerate() {
+                *s += (l[i + 1] as f64 - l[i] as f64) * 1e-6;
+            }
+        }
+        if sums.iter().all(|&s| s == 0.0) {
+            return Ok(vec![]);
+        }
+        Ok(NAMES.iter().zip(sums).map(|(n, s)| (format!("persist {n}"), s)).collect())
     }
 
     /// Buffers of the tensor-core prefill attention (None when the score buffers were too big).

@@ -16,7 +16,9 @@
 //! for greedy rows (inside the graph), `sample_rows` (top-k / top-p, per-row settings, the draw
 //! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
 use super::{CudaBackend, CudaOptions};
-use crate::backend::paged::{blocks_for_budget, check_step, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE};
+use crate::backend::paged::{
+    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE,
+};
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
@@ -32,6 +34,9 @@ pub struct CudaPagedOptions {
     pub precision: WeightFormat,
     /// Bytes of the K and V pools together (all layers).
     pub kv_cache_bytes: u64,
+    /// Instead: the pool takes what `fraction` of the device's memory leaves after the weights
+    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction)).
+    pub gpu_memory_utilization: Option<f64>,
     /// Most sequences in one step.
     pub max_num_seqs: usize,
     /// Most tokens in one step (sizes the scratch buffers; longer steps run in several passes).
@@ -40,6 +45,13 @@ pub struct CudaPagedOptions {
     /// An 8-bit KV cache (static per-head scales): blocks of half the bytes, so the same
     /// `kv_cache_bytes` holds twice the blocks.
     pub kv: Option<crate::backend::cpu::KvQuant>,
+}
+
+/// Whether the device sampler (`sample_rows`) draws exactly from these settings: it ranks at
+/// most `SAMPLE_MAX_K` candidates, so top_k must be set and no larger (top_k 0 with or without
+/// top_p goes to the host: `CudaPagedBackend::sample_on_host`).
+pub fn device_sampler_exact(s: &TokenSampling) -> bool {
+    (1..=super::kernels::SAMPLE_MAX_K).contains(&s.top_k)
 }
 
 /// Bytes of one KV-cache element at `precision` with an fp16 cache (f32 only for fp32 engines).
@@ -75,8 +87,24 @@ pub struct CudaPagedBackend {
     prof: (u64, f64, f64),
     /// Overlap (the default; TRTFORGE_SERVE_OVERLAP=0 turns it off): decode steps are left in flight by `launch`.
     overlap: bool,
-    /// Rows of the decode step in flight (its tokens land in `next`).
-    pending: Option<(usize, std::time::Instant)>,
+    /// Steps in flight, oldest first: rows, and the pinned stage their tokens are copied to
+    /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop), and for a
+    /// mixed step the caller's order of its sampled rows.
+    pending: std::collections::VecDeque<(usize, Option<usize>, Option<Vec<usize>>)>,
+    /// TRTFORGE_SERVE_AHEAD=1: tokens come back through pinned stages (no host wait at launch) and
+    /// `launch_next` chains decode steps on the device.
+    ahead: bool,
+    /// Pinned downloads of sampled ids (two: the step being collected and the one queued behind).
+    ids_stage: Vec<super::gpu::Pinned>,
+    /// Pinned uploads of changed block-table rows (two, alternating).
+    tbl_stage: Vec<super::gpu::Pinned>,
+    /// Next stage of each ring.
+    ring: (usize, usize),
+    /// The newest step in flight is a graph decode step of (rows, bucket) whose metadata the graph
+    /// advanced in place (tokens = its sampled ids, positions + 1): `launch_next` may follow it.
+    chain: Option<(usize, usize)>,
+    /// Steps queued by `launch_next` and their host time until queued (profile).
+    prof_next: (u64, f64),
 }
 
 impl CudaPagedBackend {
@@ -86,28 +114,58 @@ impl CudaPagedBackend {
         let c = &w.config;
         let kv_dtype = o.kv.as_ref().map_or(KvCacheDtype::Fp16, |k| k.dtype);
         let kvb = kv_elem_bytes_of(o.precision, kv_dtype);
-        let num_blocks = blocks_for_budget(c, kvb, o.kv_cache_bytes);
+        if o.max_num_seqs == 0 || o.max_num_batched_tokens == 0 {
+            return Err(Error::Invalid("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
+        }
+        let block_bytes = crate::backend::paged::block_bytes(c, kvb) as u64;
+        let kv_cache_bytes = match o.gpu_memory_utilization {
+            None => o.kv_cache_bytes,
+            Some(f) => {
+                // What the weights and workspace take: the same engine with a one-block pool,
+                // measured after loading, then freed.
+                let mut probe = Self::engine_options(o, c.max_position_embeddings, 1);
+                probe.graphs = false;
+                let eng = CudaBackend::with_quantized(w, q, probe)?;
+                eng.gpu.sync()?;
+                let (free, total) = eng.gpu.mem_info();
+                drop(eng);
+                crate::backend::paged::kv_bytes_for_fraction(
+                    total as u64,
+                    free as u64 + block_bytes,
+                    f,
+                    crate::backend::paged::GPU_HEADROOM_BYTES,
+                    block_bytes,
+                )?
+            }
+        };
+        let num_blocks = blocks_for_budget(c, kvb, kv_cache_bytes);
         if num_blocks == 0 {
             return Err(Error::Invalid(format!(
-                "a KV cache of {} bytes holds no block: one block of {BLOCK} tokens takes {} bytes for this model",
-                o.kv_cache_bytes,
-                crate::backend::paged::block_bytes(c, kvb)
+                "a KV cache of {kv_cache_bytes} bytes holds no block: one block of {BLOCK} tokens takes {block_bytes} bytes for this model",
             )));
         }
         if num_blocks >= i32::MAX as usize {
             return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
         }
-        if o.max_num_seqs == 0 || o.max_num_batched_tokens == 0 {
-            return Err(Error::Invalid("max_num_seqs and max_num_batched_tokens must be at least 1".into()));
-        }
         let max_len = c.max_position_embeddings.min(num_blocks * BLOCK);
-        let mut opts = CudaOptions::new(o.precision, o.max_num_seqs, max_len);
-        opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
-        opts.paged_blocks = Some(num_blocks);
-        opts.device = o.device;
-        opts.kv = o.kv.clone();
-        let eng = super::gpu::Owned(CudaBackend::with_quantized(w, q, opts)?);
+        let opts = Self::engine_options(o, max_len, num_blocks);
+        let eng = CudaBackend::with_quantized(w, q, opts).map_err(|e| match e {
+            Error::Gpu(m) if m.contains("allocating") => Error::Gpu(format!(
+                "{m} (with a KV cache of {:.1} MiB: give a smaller --kv-cache-memory, or --gpu-memory-utilization to size it from the free memory)",
+                kv_cache_bytes as f64 / (1u64 << 20) as f64
+            )),
+            e => e,
+        })?;
+        let eng = super::gpu::Owned(eng);
         let stride = eng.tbl_stride;
+        let ahead = crate::backend::paged::ahead_requested();
+        let (mut ids_stage, mut tbl_stage) = (Vec::new(), Vec::new());
+        if ahead {
+            for _ in 0..2 {
+                ids_stage.push(eng.gpu.pinned(o.max_num_seqs)?);
+                tbl_stage.push(eng.gpu.pinned(o.max_num_seqs * stride)?);
+            }
+        }
         Ok(CudaPagedBackend {
             tables: vec![num_blocks as i32; o.max_num_seqs * stride],
             params: Vec::new(),
@@ -115,11 +173,26 @@ impl CudaPagedBackend {
             capture_logits: None,
             prof: (0, 0.0, 0.0),
             overlap: crate::backend::paged::overlap_requested(),
-            pending: None,
+            pending: Default::default(),
+            ahead,
+            ids_stage,
+            tbl_stage,
+            ring: (0, 0),
+            chain: None,
+            prof_next: (0, 0.0),
             eng,
             num_blocks,
             max_len,
         })
+    }
+
+    fn engine_options(o: &CudaPagedOptions, max_len: usize, num_blocks: usize) -> CudaOptions {
+        let mut opts = CudaOptions::new(o.precision, o.max_num_seqs, max_len);
+        opts.max_tokens = o.max_num_batched_tokens.clamp(o.max_num_seqs + 1, 8192);
+        opts.paged_blocks = Some(num_blocks);
+        opts.device = o.device;
+        opts.kv = o.kv.clone();
+        opts
     }
 
     /// The static engine underneath (device name, options).
@@ -159,24 +232,56 @@ impl CudaPagedBackend {
             return Ok(());
         }
         self.params.clear();
+        let mut host_rows = 0;
         for (s, pos) in want {
             let inv_t = 1.0f32 / s.temperature.max(1e-6);
             let k = s.top_k.min(i32::MAX as usize) as i32;
+            // The device sampler ranks at most SAMPLE_MAX_K candidates: exact for 1 <= top_k <=
+            // SAMPLE_MAX_K; other rows are sampled on the host below (flagged greedy here, so
+            // `sample_rows` skips them).
+            let host = !s.is_greedy() && !device_sampler_exact(s);
+            host_rows += host as usize;
             self.params.extend_from_slice(&[
                 inv_t.to_bits() as i32,
                 k,
                 s.top_p.to_bits() as i32,
-                s.is_greedy() as i32,
+                (s.is_greedy() || host) as i32,
                 s.seed as u32 as i32,
                 (s.seed >> 32) as u32 as i32,
                 *pos as i32,
                 0,
             ]);
         }
-        let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
-        self.eng.gpu.htod(pbuf, 0, &self.params)?;
-        let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
-        self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())
+        if host_rows < want.iter().filter(|(s, _)| !s.is_greedy()).count() {
+            let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+            self.eng.gpu.htod(pbuf, 0, &self.params)?;
+            let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
+            self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())?;
+        }
+        if host_rows > 0 {
+            self.sample_on_host(want)?;
+        }
+        Ok(())
+    }
+
+    /// Rows whose settings the device sampler does not cover exactly (top_k 0 = the whole
+    /// vocabulary, or more than SAMPLE_MAX_K): their logits come to the host and the CPU
+    /// reference's sampler (`sample_token`: same draw from (seed, position)) picks the token, which
+    /// goes back into `next`. Synchronous: such steps cost a logits copy.
+    fn sample_on_host(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
+        let v = self.eng.cfg.vocab_size;
+        let last = want.iter().rposition(|(s, _)| !s.is_greedy() && !device_sampler_exact(s)).unwrap_or(0);
+        let mut logits = vec![0f32; (last + 1) * v];
+        self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
+        let mut scratch = Vec::new();
+        for (r, (s, pos)) in want.iter().enumerate() {
+            if s.is_greedy() || device_sampler_exact(s) {
+                continue;
+            }
+            let t = crate::backend::paged::sample_token(&logits[r * v..(r + 1) * v], s, *pos, &mut scratch);
+            self.eng.gpu.htod(&self.eng.s.next, r * 4, &[t as i32])?;
+        }
+        Ok(())
     }
 
     fn argmax(&mut self, rows: usize) -> Result<()> {
@@ -191,6 +296,25 @@ impl CudaPagedBackend {
             self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut c[at..])?;
         }
         Ok(())
+    }
+
+    /// After a queued decode step's sampling (TRTFORGE_SERVE_AHEAD): sampled (non-greedy) ids
+    /// replace the graph's argmax as the next step's input tokens, and the ids start their copy
+    /// to a pinned stage, whose index is returned. None (no ahead): `collect` reads `next`.
+    fn finish_queued(&mut self, want: &[(TokenSampling, usize)]) -> Result<Option<usize>> {
+        if !self.ahead {
+            return Ok(None);
+        }
+        let n = want.len();
+        if !want.iter().all(|(s, _)| s.is_greedy()) {
+            let l = self.eng.layout;
+            let k = self.eng.kern();
+            k.copy(self.eng.meta_rows(l.tokens())?.slice(0, n)?, self.eng.s.next.i32().slice(0, n)?)?;
+        }
+        let k = self.ring.0;
+        self.ring.0 ^= 1;
+        self.ids_stage[k].download(&self.eng.gpu, &self.eng.s.next, 0, n)?;
+        Ok(Some(k))
     }
 
     fn read_ids(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
@@ -216,6 +340,16 @@ impl PagedBackend for CudaPagedBackend {
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        let one_pass = seqs.iter().map(|s| s.tokens.len()).sum::<usize>() <= self.eng.opts.max_tokens;
+        if self.ahead
+            && !graph
+            && one_pass
+            && self.capture_logits.is_none()
+            && !seqs.is_empty()
+            && self.pending.is_empty()
+        {
+            return self.launch_mixed(seqs).map(|_| None);
+        }
         if !self.overlap || !graph || self.capture_logits.is_some() || seqs.is_empty() {
             return self.step(seqs).map(Some);
         }
@@ -227,38 +361,117 @@ impl PagedBackend for CudaPagedBackend {
                 self.eng.opts.max_batch
             )));
         }
+        if !self.pending.is_empty() {
+            return Err(Error::Invalid("paged backend: launch with a step in flight (collect first)".into()));
+        }
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
+        self.chain = None;
         self.put_tables(seqs)?;
         let chunks: Vec<SeqChunk> =
             seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
-        self.eng.decode_step(&chunks)?;
+        let b = self.eng.decode_step(&chunks)?;
         let want: Vec<(TokenSampling, usize)> =
             seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
         self.sample_rest(&want)?;
+        let stage = self.finish_queued(&want)?;
         self.prof.1 += t0.elapsed().as_secs_f64();
-        self.pending = Some((seqs.len(), std::time::Instant::now()));
+        self.pending.push_back((seqs.len(), stage, None));
+        if self.ahead {
+            self.chain = Some((seqs.len(), b));
+        }
         Ok(None)
     }
 
     fn collect(&mut self) -> Result<Vec<u32>> {
-        let (n, _) = self.pending.take().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
+        let (n, stage, rank) =
+            self.pending.pop_front().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
         self.eng.gpu.bind()?;
         let t = std::time::Instant::now();
         let mut out = Vec::with_capacity(n);
-        self.read_ids(n, &mut out)?;
+        match stage {
+            Some(k) => out.extend(self.ids_stage[k].host()?[..n].iter().map(|&x| x as u32)),
+            None => self.read_ids(n, &mut out)?,
+        }
+        if let Some(rank) = rank {
+            // A mixed step ran its one-token rows first: back to the caller's order.
+            let ran = std::mem::take(&mut out);
+            out = vec![0; ran.len()];
+            for (j, &id) in ran.iter().enumerate() {
+                out[rank[j]] = id;
+            }
+        }
+        if self.pending.is_empty() && stage.is_none() {
+            self.chain = None;
+        }
         self.prof.0 += 1;
         self.prof.2 += t.elapsed().as_secs_f64();
         Ok(out)
     }
 
+    fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
+        let Some((n, b)) = self.chain else { return Ok(false) };
+        if !self.ahead || self.pending.len() != 1 || seqs.len() != n || self.capture_logits.is_some() {
+            return Ok(false);
+        }
+        let stride = self.eng.tbl_stride;
+        for (i, s) in seqs.iter().enumerate() {
+            let need = (s.start + 1).div_ceil(BLOCK);
+            if s.start >= self.max_len || need > stride || s.block_table.len() < need {
+                return Err(Error::Invalid(format!(
+                    "paged next step: sequence {i} at position {} has {} blocks (this backend holds {} tokens)",
+                    s.start,
+                    s.block_table.len(),
+                    self.max_len
+                )));
+            }
+            if let Some(b) = s.block_table[..need].iter().find(|&&b| b < 0 || b as usize >= self.num_blocks) {
+                return Err(Error::Invalid(format!("paged next step: block {b} of sequence {i} is outside the pool")));
+            }
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        // Only the table rows that changed (a sequence that entered a new block) go up; the
+        // tokens and positions were advanced on the device by the step in flight.
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for (i, s) in seqs.iter().enumerate() {
+            let need = (s.start + 1).div_ceil(BLOCK);
+            let row = &mut self.tables[i * stride..i * stride + need];
+            if row[..] != s.block_table[..need] {
+                row.copy_from_slice(&s.block_table[..need]);
+                lo = lo.min(i);
+                hi = i;
+            }
+            self.eng.lens[i] = s.start;
+        }
+        if lo <= hi {
+            let k = self.ring.1;
+            self.ring.1 ^= 1;
+            let len = (hi + 1 - lo) * stride;
+            let st = &mut self.tbl_stage[k];
+            st.host()?[..len].copy_from_slice(&self.tables[lo * stride..(hi + 1) * stride]);
+            let (t, _) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
+            st.upload(&self.eng.gpu, 0, len, t, lo * stride * 4)?;
+        }
+        self.eng.launch_decode_graph(b)?;
+        let want: Vec<(TokenSampling, usize)> = seqs.iter().map(|s| (s.sample, s.start + 1)).collect();
+        self.sample_rest(&want)?;
+        let stage = self.finish_queued(&want)?;
+        self.pending.push_back((n, stage, None));
+        self.prof_next.0 += 1;
+        self.prof_next.1 += t0.elapsed().as_secs_f64();
+        Ok(true)
+    }
+
     fn take_profile(&mut self) -> Option<String> {
         let (n, prep, wait) = std::mem::take(&mut self.prof);
+        let (nn, nprep) = std::mem::take(&mut self.prof_next);
         let per = |s: f64| s * 1e6 / n.max(1) as f64;
         Some(format!(
-            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step",
+            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step; {nn} queued behind the step in flight ({:.0} µs host each)",
             per(prep),
-            per(wait)
+            per(wait),
+            nprep * 1e6 / nn.max(1) as f64
         ))
     }
     fn kv_cache_bytes(&self) -> u64 {
@@ -277,6 +490,10 @@ impl PagedBackend for CudaPagedBackend {
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if !self.pending.is_empty() {
+            return Err(Error::Invalid("paged backend: step with a step in flight (collect first)".into()));
+        }
+        self.chain = None;
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -319,6 +536,73 @@ impl PagedBackend for CudaPagedBackend {
 }
 
 impl CudaPagedBackend {
+    /// TRTFORGE_SERVE_AHEAD: a step with prefill chunks that fits one pass is left in flight too
+    /// (its ids go to a pinned stage; `collect` puts them back in the caller's order), so the host
+    /// work after it overlaps the GPU as it does for decode steps.
+    fn launch_mixed(&mut self, seqs: &[PagedSeq]) -> Result<()> {
+        check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if seqs.len() > self.eng.opts.max_batch {
+            return Err(Error::Invalid(format!(
+                "paged step of {} sequences; this engine runs at most {} per step",
+                seqs.len(),
+                self.eng.opts.max_batch
+            )));
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        self.chain = None;
+        // One-token pieces first (rows 0..lead run the decode attention), as `step` orders them.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].tokens.len() != 1);
+        let sorted: Vec<PagedSeq> = order.iter().map(|&i| seqs[i]).collect();
+        self.put_tables(&sorted)?;
+        let pieces: Vec<super::sched::Piece> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, s)| super::sched::Piece {
+                chunk: i,
+                slot: i,
+                start: s.start,
+                from: 0,
+                n: s.tokens.len(),
+                out: if s.sample.is_some() { vec![s.tokens.len() - 1] } else { vec![] },
+            })
+            .collect();
+        let want: Vec<(TokenSampling, usize)> =
+            sorted.iter().filter_map(|s| s.sample.map(|p| (p, s.start + s.tokens.len()))).collect();
+        let m = super::sched::PassMeta::build(&pieces, |i| sorted[i].tokens);
+        let nsel = m.out_rows.len();
+        self.eng.put_meta(&m)?;
+        self.eng.set_pass_seqs(&m);
+        let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
+        self.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
+        let r = self.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
+        self.eng.lead_decode = 0;
+        r?;
+        let mut stage = None;
+        if nsel > 0 {
+            self.argmax(nsel)?;
+            self.sample_rest(&want)?;
+            let k = self.ring.0;
+            self.ring.0 ^= 1;
+            self.ids_stage[k].download(&self.eng.gpu, &self.eng.s.next, 0, nsel)?;
+            stage = Some(k);
+        }
+        // Sampled sequences in the order they ran -> their rank among the caller's sampled ones.
+        let mut r = vec![0; seqs.len()];
+        let mut k = 0;
+        for (i, s) in seqs.iter().enumerate() {
+            if s.sample.is_some() {
+                r[i] = k;
+                k += 1;
+            }
+        }
+        let rank: Vec<usize> = order.iter().filter(|&&i| seqs[i].sample.is_some()).map(|&i| r[i]).collect();
+        self.pending.push_back((nsel, stage, Some(rank)));
+        self.prof.1 += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
     /// One step in the given order (table row i = sequence i).
     fn step_ordered(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         if seqs.len() > self.eng.opts.max_batch {
