@@ -192,7 +192,6 @@ pub fn collect_stats_with(
     let mut stats: HashMap<Site, SiteStats> = HashMap::new();
     let want = if sites.contains(&Site::HeadIn) { Logits::All } else { Logits::Last };
     let t0 = Instant::now();
-    let step = (windows.len() / 8).max(1);
     for (wi, win) in windows.iter().enumerate() {
         let sel: Vec<usize> =
             (0..win.len()).filter(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p_keep).collect();
@@ -203,22 +202,28 @@ pub fn collect_stats_with(
         };
         be.reset(0);
         be.forward_observed(&[SeqChunk { slot: 0, tokens: win }], want, Some(&mut obs))?;
-        if (wi + 1) % step == 0 || wi + 1 == windows.len() {
-            log(&format!(
-                "calibration pass: window {}/{} ({:.1} s)",
-                wi + 1,
-                windows.len(),
-                t0.elapsed().as_secs_f64()
-            ));
-        }
+        log_progress(log, wi, windows.len(), t0);
     }
     for s in stats.values_mut() {
         s.finish();
     }
-    if let Some(missing) = sites.iter().find(|s| !stats.contains_key(s)) {
-        return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
-    }
+    all_sites_seen(sites, &stats)?;
     Ok(stats)
+}
+
+/// "calibration pass: window i/n" about eight times per pass (and after the last window).
+fn log_progress(log: &mut dyn FnMut(&str), wi: usize, n: usize, t0: Instant) {
+    if (wi + 1) % (n / 8).max(1) == 0 || wi + 1 == n {
+        log(&format!("calibration pass: window {}/{} ({:.1} s)", wi + 1, n, t0.elapsed().as_secs_f64()));
+    }
+}
+
+/// An error naming the first of `sites` that a calibration pass recorded nothing for.
+fn all_sites_seen<V>(sites: &HashSet<Site>, seen: &HashMap<Site, V>) -> Result<()> {
+    match sites.iter().find(|s| !seen.contains_key(s)) {
+        Some(missing) => Err(Error::Invalid(format!("calibration saw no input for {missing:?}"))),
+        None => Ok(()),
+    }
 }
 
 /// Activation and KV ranges from one pass of the CPU reference: per input site a histogram of |x|
@@ -249,7 +254,6 @@ pub fn collect_ranges(
         let mut chans: HashMap<Site, Vec<f32>> = HashMap::new();
         let mut kv = KvAmax::new(c.num_hidden_layers, c.num_key_value_heads);
         let t0 = Instant::now();
-        let step = (windows.len() / 8).max(1);
         for (wi, win) in windows.iter().enumerate() {
             let mut obs = |p: Param, x: &[f32], cols: usize| {
                 if let Some(site) = Site::of(p).filter(|s| s.first() == p && sites.contains(s)) {
@@ -267,18 +271,9 @@ pub fn collect_ranges(
                 kv.update(l, false, k, c.head_dim);
                 kv.update(l, true, v, c.head_dim);
             }
-            if (wi + 1) % step == 0 || wi + 1 == windows.len() {
-                log(&format!(
-                    "calibration pass: window {}/{} ({:.1} s)",
-                    wi + 1,
-                    windows.len(),
-                    t0.elapsed().as_secs_f64()
-                ));
-            }
+            log_progress(log, wi, windows.len(), t0);
         }
-        if let Some(missing) = sites.iter().find(|s| !hists.contains_key(s)) {
-            return Err(Error::Invalid(format!("calibration saw no input for {missing:?}")));
-        }
+        all_sites_seen(sites, &hists)?;
         Ok(Ranges { sites: hists, channel_amax: chans, kv })
     })();
     *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
