@@ -112,40 +112,21 @@ fn tiny_model() -> String {
     fixture("tiny_llama").to_str().unwrap().to_string()
 }
 
-fn ort_available() -> bool {
-    match trtforge::backend::ort::find_ort_library() {
-        Ok(_) => true,
-        Err(e) => {
-            skip(e);
-            false
-        }
-    }
-}
-
 /// Prefill + greedy decode: ONNX Runtime on the engine vs the CPU reference opened on the same engine
 /// directory (dequantized weights, fake-quantized activations, quantized KV cache).
 fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) -> f32 {
     let mut cpu = open_engine_dir(dir, BackendKind::Cpu, 1, 128).unwrap();
     let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
-    let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
-    let b = ort.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
-    let mut worst = max_abs_diff(&a.data, &b.data);
-    let mut next = argmax(a.row(prompt.len() - 1));
-    assert_eq!(next, argmax(b.row(prompt.len() - 1)));
-    for step in 0..DECODE_STEPS {
-        let a = cpu.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
-        let b = ort.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
-        worst = worst.max(max_abs_diff(a.row(0), b.row(0)));
+    let worst = greedy_logit_diff(&mut *cpu, &mut ort, prompt, DECODE_STEPS, |step, a, b| {
         // Same greedy token, unless the two best logits are within the tolerance (a near tie on the
         // random tiny model, which an fp8 rounding step may flip); both continue with the CPU's token.
-        let (ta, tb) = (argmax(a.row(0)), argmax(b.row(0)));
+        let (ta, tb) = (argmax(a), argmax(b));
         assert!(
-            ta == tb || a.row(0)[ta as usize] - a.row(0)[tb as usize] < tol,
+            ta == tb || a[ta as usize] - a[tb as usize] < tol,
             "{}: greedy token at step {step}: {ta} vs {tb}",
             dir.display()
         );
-        next = ta;
-    }
+    });
     eprintln!("{}: max |Δlogit| ORT vs CPU = {worst}", dir.display());
     assert!(worst < tol, "{}: {worst} >= {tol}", dir.display());
     worst

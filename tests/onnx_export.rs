@@ -23,16 +23,6 @@ const PPL_F16_REL_TOL: f64 = 1e-3;
 /// Decode steps after the prefill.
 const DECODE_STEPS: usize = 16;
 
-fn ort_available() -> bool {
-    match trtforge::backend::ort::find_ort_library() {
-        Ok(_) => true,
-        Err(e) => {
-            skip(e);
-            false
-        }
-    }
-}
-
 fn convert_to(tmp: &Path, model: &str, precision: &str, max_seq: usize) -> PathBuf {
     convert_with(tmp, model, precision, max_seq, "")
 }

@@ -225,16 +225,6 @@ fn tiny_int4_awq_engine_beats_rtn_engine_on_calibration_windows() {
     assert_eq!(q["model_bytes"], bytes);
 }
 
-fn ort_available() -> bool {
-    match trtforge::backend::ort::find_ort_library() {
-        Ok(_) => true,
-        Err(e) => {
-            skip(e);
-            false
-        }
-    }
-}
-
 /// Prefill + greedy decode through ONNX Runtime on the engine and through the CPU reference on the
 /// engine's weights read back (linears dequantized): logits within `tol`, identical tokens.
 fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) {
@@ -243,18 +233,9 @@ fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) {
     let mut cpu = CpuBackend::new(Arc::new(ew.weights), 1, 128).unwrap();
     // The exported model itself (int4 engines default to ONNX Runtime's MatMulNBits kernels).
     let mut ort = OrtBackend::open_with(dir, 1, 128, Some(QuantKernels::Exact)).unwrap();
-    let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
-    let b = ort.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
-    let mut worst = max_abs_diff(&a.data, &b.data);
-    let mut next = argmax(a.row(prompt.len() - 1));
-    assert_eq!(next, argmax(b.row(prompt.len() - 1)));
-    for step in 0..DECODE_STEPS {
-        let a = cpu.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
-        let b = ort.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
-        worst = worst.max(max_abs_diff(a.row(0), b.row(0)));
-        assert_eq!(argmax(a.row(0)), argmax(b.row(0)), "{}: greedy token at step {step}", dir.display());
-        next = argmax(a.row(0));
-    }
+    let worst = greedy_logit_diff(&mut cpu, &mut ort, prompt, DECODE_STEPS, |step, a, b| {
+        assert_eq!(argmax(a), argmax(b), "{}: greedy token at step {step}", dir.display());
+    });
     eprintln!("{}: max |Δlogit| ORT vs CPU on dequantized weights = {worst}", dir.display());
     assert!(worst < tol, "{}: {worst} >= {tol}", dir.display());
 }

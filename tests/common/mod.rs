@@ -25,6 +25,44 @@ pub fn skip(why: impl std::fmt::Display) {
     eprintln!("SKIP: {why}");
 }
 
+/// Whether the ONNX Runtime library is there; otherwise [`skip`] (a failure under
+/// TRTFORGE_REQUIRE_MODELS=1).
+pub fn ort_available() -> bool {
+    match trtforge::backend::ort::find_ort_library() {
+        Ok(_) => true,
+        Err(e) => {
+            skip(e);
+            false
+        }
+    }
+}
+
+/// Prefill `prompt` on the CPU reference and on `other`, then `steps` greedy decode steps, both fed
+/// the CPU's token: the largest |Δlogit| seen. The prefill's greedy tokens must agree;
+/// `check_step(step, cpu_logits, other_logits)` asserts about each decode step's tokens.
+pub fn greedy_logit_diff(
+    cpu: &mut dyn trtforge::backend::Backend,
+    other: &mut dyn trtforge::backend::Backend,
+    prompt: &[u32],
+    steps: usize,
+    mut check_step: impl FnMut(usize, &[f32], &[f32]),
+) -> f32 {
+    use trtforge::backend::{sampling::argmax, Logits, SeqChunk};
+    let a = cpu.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
+    let b = other.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
+    let mut worst = max_abs_diff(&a.data, &b.data);
+    let mut next = argmax(a.row(prompt.len() - 1));
+    assert_eq!(next, argmax(b.row(prompt.len() - 1)));
+    for step in 0..steps {
+        let a = cpu.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
+        let b = other.forward(&[SeqChunk { slot: 0, tokens: &[next] }], Logits::Last).unwrap();
+        worst = worst.max(max_abs_diff(a.row(0), b.row(0)));
+        check_step(step, a.row(0), b.row(0));
+        next = argmax(a.row(0));
+    }
+    worst
+}
+
 /// Path of a file under `models/` (fetched by scripts/fetch_models.sh), or None after [`skip`].
 pub fn model_file(rel: &str) -> Option<PathBuf> {
     let p = root().join("models").join(rel);
