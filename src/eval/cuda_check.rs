@@ -127,14 +127,8 @@ pub fn logits_check_kv(
     kv: KvCacheDtype,
     prompts: &[Vec<u32>],
 ) -> Result<CheckResult> {
-    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
-    let kvq = check_kv(&r, kv, prompts)?;
-    let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
-    let mut cpu = CpuBackend::with_quant(Arc::new(r), prompts.len(), max_seq, quant)?;
-    let mut o = CudaOptions::new(p, prompts.len(), max_seq);
-    o.kv = kvq;
-    let mut gpu = CudaBackend::new(w, o)?;
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, prompts, max_seq)?;
     let tol = if kv.quantized() { REL_TOL_KV8 } else { rel_tol(p) };
     let mut worst = 0f32;
     // 1) each prompt alone, all rows
@@ -159,6 +153,24 @@ pub fn logits_check_kv(
     })
 }
 
+/// The CPU reference on `p`'s rounding of `w` and the CUDA engine on `w`, one slot per prompt, with
+/// the same `kv` cache (8-bit: per-head scales calibrated on `prompts` by the CPU reference).
+fn cpu_and_gpu(
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    prompts: &[Vec<u32>],
+    max_seq: usize,
+) -> Result<(CpuBackend, CudaBackend)> {
+    let r = reference_weights(w, p)?;
+    let kvq = check_kv(&r, kv, prompts)?;
+    let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
+    let cpu = CpuBackend::with_quant(Arc::new(r), prompts.len(), max_seq, quant)?;
+    let mut o = CudaOptions::new(p, prompts.len(), max_seq);
+    o.kv = kvq;
+    Ok((cpu, CudaBackend::new(w, o)?))
+}
+
 /// Greedy tokens of the CUDA engine vs the CPU reference, batched prompts of different lengths.
 pub fn greedy_check(
     name: &str,
@@ -179,14 +191,8 @@ pub fn greedy_check_kv(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
-    let r = reference_weights(w, p)?;
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let kvq = check_kv(&r, kv, prompts)?;
-    let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
-    let mut cpu = CpuBackend::with_quant(Arc::new(r), prompts.len(), max_seq, quant)?;
-    let mut o = CudaOptions::new(p, prompts.len(), max_seq);
-    o.kv = kvq;
-    let mut gpu = CudaBackend::new(w, o)?;
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, prompts, max_seq)?;
     let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let a = generate_batch(&mut gpu, prompts, &params, &stop, |_, _| {})?;

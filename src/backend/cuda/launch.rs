@@ -780,6 +780,29 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// What both prefill attention kernels read and write: q (rows, q_dim) f32, the layer's cache,
+    /// out (rows, q_dim) act and `nseq` pieces of metadata.
+    fn check_prefill_io(
+        &self,
+        q: &View,
+        cache: &LayerCache,
+        out: &View,
+        seqs: &SeqMeta,
+        nseq: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        need("q", q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("attention output", out, d.act, rows * d.q_dim)?;
+        for (what, v) in
+            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
+        {
+            need(what, v, DType::I32, nseq)?;
+        }
+        Ok(())
+    }
+
     /// Tiled causal attention of a prefill pass: `nseq` pieces (longest `max_n` rows) whose rows
     /// lie in 0..rows of q (rows, q_dim) f32 / out (rows, q_dim) act.
     #[allow(clippy::too_many_arguments)]
@@ -797,14 +820,7 @@ impl<'a> Kernels<'a> {
         if d.kv == DType::U8 {
             return Err(Error::Gpu("attn_prefill: an 8-bit KV cache is read by attn_prefill_tc only".into()));
         }
-        need("q", &q, DType::F32, rows * d.q_dim)?;
-        cache.check(d)?;
-        need("attention output", &out, d.act, rows * d.q_dim)?;
-        for (what, v) in
-            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
-        {
-            need(what, v, DType::I32, nseq)?;
-        }
+        self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
         let grid = (u32_of("blocks", max_n.div_ceil(PF_Q))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
@@ -838,14 +854,7 @@ impl<'a> Kernels<'a> {
                 "attn_prefill_tc needs an f16 or 8-bit cache, head_dim % 32 == 0, GQA group <= 8".into(),
             ));
         }
-        need("q", &q, DType::F32, rows * d.q_dim)?;
-        cache.check(d)?;
-        need("attention output", &out, d.act, rows * d.q_dim)?;
-        for (what, v) in
-            [("seq slots", &seqs.slot), ("seq starts", &seqs.start), ("seq row0", &seqs.row0), ("seq n", &seqs.n)]
-        {
-            need(what, v, DType::I32, nseq)?;
-        }
+        self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
         let grid = (u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());

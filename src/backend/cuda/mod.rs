@@ -916,23 +916,7 @@ impl CudaBackend {
                         let lin = self.linears[si]
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
-                        let cur = self.cur(selected);
-                        let out = match ls.role {
-                            Role::Qkv => Some(self.s.q.f32()),
-                            Role::O | Role::Down => Some(cur),
-                            Role::Head => Some(self.s.logits.f32()),
-                            Role::GateUp => None,
-                        };
-                        let io = GemvIo {
-                            h: cur,
-                            norm_w: ls.norm.and_then(|p| self.norms.get(&p)).map(|b| b.f32()),
-                            x: self.act(&self.s.xact),
-                            out,
-                            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
-                            pos: self.meta_rows(l.row_pos())?,
-                            slot: self.meta_rows(l.row_slot())?,
-                            rope: self.rope(),
-                        };
+                        let io = self.gemv_io(&ls, self.cur(selected))?;
                         self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows)?;
                     } else {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
@@ -1002,11 +986,33 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// The operands of linear step `ls` as a GEMV runs it on residual stream `h`: its RMSNorm
+    /// prologue's weight, the activation buffer, its epilogue's output (q, h itself or the logits),
+    /// the layer's cache and the pass's row metadata.
+    fn gemv_io<'s>(&'s self, ls: &LinearStep, h: View<'s>) -> Result<GemvIo<'s>> {
+        let l = self.layout;
+        let out = match ls.role {
+            Role::Qkv => Some(self.s.q.f32()),
+            Role::O | Role::Down => Some(h),
+            Role::Head => Some(self.s.logits.f32()),
+            Role::GateUp => None,
+        };
+        Ok(GemvIo {
+            h,
+            norm_w: ls.norm.and_then(|p| self.norms.get(&p)).map(|b| b.f32()),
+            x: self.act(&self.s.xact),
+            out,
+            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+            pos: self.meta_rows(l.row_pos())?,
+            slot: self.meta_rows(l.row_slot())?,
+            rope: self.rope(),
+        })
+    }
+
     /// Steps si .. si + 5 (QKV, attention, O, gate/up, down of one layer) of a decode pass of
     /// `rows` rows as one `persist_layer` launch.
     fn launch_persist(&self, si: usize, rows: usize) -> Result<()> {
         let p = self.persist.as_ref().ok_or_else(|| Error::Gpu("no persistent layer".into()))?;
-        let l = self.layout;
         let h = self.s.h.f32();
         let mut ios = Vec::with_capacity(4);
         let mut ws = Vec::with_capacity(4);
@@ -1014,22 +1020,7 @@ impl CudaBackend {
             let (Step::Linear(ls), Some(lin)) = (&self.steps[i], self.linears[i].as_ref()) else {
                 return Err(Error::Gpu("persistent layer: not a linear step".into()));
             };
-            let out = match ls.role {
-                Role::Qkv => Some(self.s.q.f32()),
-                Role::O | Role::Down => Some(h),
-                Role::Head => Some(self.s.logits.f32()),
-                Role::GateUp => None,
-            };
-            ios.push(GemvIo {
-                h,
-                norm_w: ls.norm.and_then(|p| self.norms.get(&p)).map(|b| b.f32()),
-                x: self.act(&self.s.xact),
-                out,
-                cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
-                pos: self.meta_rows(l.row_pos())?,
-                slot: self.meta_rows(l.row_slot())?,
-                rope: self.rope(),
-            });
+            ios.push(self.gemv_io(ls, h)?);
             ws.push(lin.weights());
         }
         let c = &self.cfg;

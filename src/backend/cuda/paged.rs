@@ -108,6 +108,17 @@ pub struct CudaPagedBackend {
 }
 
 impl CudaPagedBackend {
+    /// A step of `n` sequences fits the engine's batch (its buffers and decode graphs).
+    fn check_batch(&self, n: usize) -> Result<()> {
+        if n > self.eng.opts.max_batch {
+            return Err(Error::Invalid(format!(
+                "paged step of {n} sequences; this engine runs at most {} per step",
+                self.eng.opts.max_batch
+            )));
+        }
+        Ok(())
+    }
+
     /// Uploads `w` (quantized roles from `q`'s stored codes, as [`CudaBackend::with_quantized`])
     /// and allocates a pool of as many blocks as fit in `o.kv_cache_bytes`.
     pub fn new(w: &ModelWeights, q: Option<&QuantizedModel>, o: &CudaPagedOptions) -> Result<Self> {
@@ -354,13 +365,7 @@ impl PagedBackend for CudaPagedBackend {
             return self.step(seqs).map(Some);
         }
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
-        if seqs.len() > self.eng.opts.max_batch {
-            return Err(Error::Invalid(format!(
-                "paged step of {} sequences; this engine runs at most {} per step",
-                seqs.len(),
-                self.eng.opts.max_batch
-            )));
-        }
+        self.check_batch(seqs.len())?;
         if !self.pending.is_empty() {
             return Err(Error::Invalid("paged backend: launch with a step in flight (collect first)".into()));
         }
@@ -541,13 +546,7 @@ impl CudaPagedBackend {
     /// work after it overlaps the GPU as it does for decode steps.
     fn launch_mixed(&mut self, seqs: &[PagedSeq]) -> Result<()> {
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
-        if seqs.len() > self.eng.opts.max_batch {
-            return Err(Error::Invalid(format!(
-                "paged step of {} sequences; this engine runs at most {} per step",
-                seqs.len(),
-                self.eng.opts.max_batch
-            )));
-        }
+        self.check_batch(seqs.len())?;
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
         self.chain = None;
@@ -605,13 +604,7 @@ impl CudaPagedBackend {
 
     /// One step in the given order (table row i = sequence i).
     fn step_ordered(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
-        if seqs.len() > self.eng.opts.max_batch {
-            return Err(Error::Invalid(format!(
-                "paged step of {} sequences; this engine runs at most {} per step",
-                seqs.len(),
-                self.eng.opts.max_batch
-            )));
-        }
+        self.check_batch(seqs.len())?;
         self.eng.gpu.bind()?;
         self.put_tables(seqs)?;
         let mut out = Vec::new();
