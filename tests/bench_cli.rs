@@ -131,6 +131,14 @@ fn bench_bad_inputs() {
     std::fs::write(t.path().join("file"), b"").unwrap();
     let e = fails(&["bench", "--engine-dirs", &a, "--out", "file/rep"]);
     assert!(e.contains("file/rep"), "{e}");
+
+    // Roofline mode: a prompt longer than the model's context, and a checkpoint stretched beyond its
+    // trained context, are refused before any GPU work (the fixture's config says 512 positions).
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_llama");
+    let e = fails(&["bench", "--model", fixture, "--input-lens", "500", "--output-len", "32"]);
+    assert!(e.contains("532 tokens exceed") && e.contains("--max-model-len"), "{e}");
+    let e = fails(&["bench", "--model", fixture, "--max-model-len", "4096"]);
+    assert!(e.contains("exceeds") && e.contains("(512)"), "{e}");
 }
 
 #[test]

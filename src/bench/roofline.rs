@@ -79,7 +79,8 @@ pub fn bench_kv(
         ));
     }
     let max_b = batches.iter().copied().max().unwrap_or(1);
-    let max_seq = prompt_len + new_tokens + 8;
+    // A few spare positions for the warm-up's decode steps, within the model's context.
+    let max_seq = (prompt_len + new_tokens + 8).min(w.config.max_position_embeddings).max(prompt_len + new_tokens);
     let t = Instant::now();
     let mut opts = CudaOptions::new(precision, max_b, max_seq);
     opts.kv = kv;

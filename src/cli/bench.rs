@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// Roofline mode: also write the rows as JSON here.
     #[arg(long, requires = "model")]
     pub json: Option<PathBuf>,
+    /// Roofline mode: the context the engine is built for (prompt + output must fit). Above the
+    /// model's own `max_position_embeddings` only for `preset:` models (random weights: a speed
+    /// shape, e.g. TinyLlama at 4k); a checkpoint is refused there.
+    #[arg(long, requires = "model", value_parser = super::values::tokens1, allow_negative_numbers = true)]
+    pub max_model_len: Option<usize>,
     /// Backends to measure: `auto` (every kind; those that cannot run here are reported with the
     /// reason) or a list of cpu, ort, cuda, trt.
     #[arg(long, num_args = 1.., value_delimiter = ',', default_values_t = vec!["auto".to_string()])]
@@ -218,7 +223,32 @@ fn measure(
 /// `bench --model`: the CUDA roofline table.
 fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
     use crate::bench::roofline;
-    let m = load_model(model)?;
+    let mut m = load_model(model)?;
+    if let Some(n) = a.max_model_len {
+        let trained = m.weights.config.max_position_embeddings;
+        let preset = matches!(m.source, crate::model::load::ModelSource::Preset { .. });
+        if n > trained && !preset {
+            anyhow::bail!(
+                "--max-model-len {n} exceeds {}'s max_position_embeddings ({trained}); only preset: shapes may be stretched",
+                m.source
+            );
+        }
+        if n > trained {
+            eprintln!("note: {} runs at a {n}-token context (its config says {trained}): a speed shape", m.source);
+        }
+        m.weights.config.max_position_embeddings = n;
+    }
+    for &input_len in &a.input_lens {
+        let need = input_len + a.output_len;
+        if need > m.weights.config.max_position_embeddings {
+            anyhow::bail!(
+                "--input-lens {input_len} + --output-len {} = {need} tokens exceed the model's context ({}); \
+                 give --max-model-len {need} or more (preset shapes only above their config)",
+                a.output_len,
+                m.weights.config.max_position_embeddings
+            );
+        }
+    }
     let mut all = Vec::new();
     for &input_len in &a.input_lens {
         let mut rows = Vec::new();
