@@ -110,6 +110,12 @@ pub trait PagedBackend: Send {
     fn launch_next(&mut self, _seqs: &[NextSeq]) -> Result<bool> {
         Ok(false)
     }
+    /// Called once before the server takes requests: does what a fresh engine would otherwise do
+    /// inside its first steps (the CUDA engine captures every decode graph bucket and meets every
+    /// GEMM shape of its prefill buckets). Returns what it did, for the log.
+    fn warm_up(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Where the time of the steps since the last call went (TRTFORGE_SERVE_PROFILE), if the
     /// backend keeps track; resets its counters.
     fn take_profile(&mut self) -> Option<String> {

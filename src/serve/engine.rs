@@ -574,8 +574,10 @@ impl Worker {
         let (used, cached) = (bm.num_used(), bm.num_cached_free());
         let mut m = self.lock_metrics();
         m.running = self.sched.num_running();
+        m.running_max = m.running_max.max(m.running);
         m.waiting = self.sched.num_waiting();
         m.kv_blocks_used = used;
+        m.kv_blocks_used_max = m.kv_blocks_used_max.max(used);
         m.kv_blocks_cached = cached;
         m.preemptions = c.preemptions;
         m.prefix_hit_tokens = c.prefix_hit_tokens;

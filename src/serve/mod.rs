@@ -43,6 +43,9 @@ pub struct ServeOptions {
     pub max_num_batched_tokens: usize,
     /// KV cache pool size in bytes.
     pub kv_cache_memory: u64,
+    /// KV cache format of a `--model` run (None: fp16); 8-bit caches get calibrated per-head
+    /// scales ([`calibrate_kv`]). An engine directory brings its own.
+    pub kv_cache: Option<crate::quant::kv::KvCacheDtype>,
     /// Size the pool from this fraction of the GPU's memory instead (cuda backend).
     pub gpu_memory_utilization: Option<f64>,
     /// Requests allowed to wait beyond `max_num_seqs`; more get 429.
@@ -133,7 +136,8 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
                     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
                 }
             };
-            Ok((m.weights, None, None, tok, name, CpuQuant::default()))
+            let (weights, kv) = calibrate_kv(m.weights, o.kv_cache)?;
+            Ok((weights, None, None, tok, name, CpuQuant { kv, ..Default::default() }))
         }
         (None, Some(dir)) => {
             let man = crate::engine_dir::Manifest::load(dir)?;
@@ -156,6 +160,21 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
     }
 }
 
+/// An 8-bit KV cache for a `--model` run: static per-head scales from the CPU reference's K/V on a
+/// seeded 32-token prompt (seed 0), as `bench --kv-cache` gets them for a preset (which has no
+/// calibration texts). fp16 / None: no quantization. Gives the weights back.
+pub fn calibrate_kv(
+    weights: ModelWeights,
+    dtype: Option<crate::quant::kv::KvCacheDtype>,
+) -> Result<(ModelWeights, Option<crate::backend::cpu::KvQuant>)> {
+    let Some(dtype) = dtype.filter(|d| d.quantized()) else { return Ok((weights, None)) };
+    let w = Arc::new(weights);
+    let prompts = crate::util::seeded_prompts(&[32], w.config.vocab_size, 0);
+    let kv = crate::backend::cpu::KvQuant::calibrate(w.clone(), dtype, &prompts)?;
+    let weights = Arc::try_unwrap(w).unwrap_or_else(|w| (*w).clone());
+    Ok((weights, Some(kv)))
+}
+
 /// Checks the numeric options before anything is loaded.
 fn check_options(o: &ServeOptions) -> Result<()> {
     if o.max_num_seqs == 0 {
@@ -173,6 +192,11 @@ fn check_options(o: &ServeOptions) -> Result<()> {
                 "--gpu-memory-utilization sizes a GPU's KV cache; the cpu backend takes --kv-cache-memory".into(),
             ));
         }
+    }
+    if o.kv_cache.is_some() && o.engine_dir.is_some() {
+        return Err(Error::Invalid(
+            "--kv-cache applies to --model; an engine directory's KV cache format is fixed when it is built".into(),
+        ));
     }
     if o.max_model_len == Some(0) {
         return Err(Error::Invalid("--max-model-len must be at least 1".into()));
@@ -214,6 +238,11 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         prefix_caching: o.prefix_caching,
         max_prefill_with_decodes: std::env::var("TRTFORGE_SERVE_PREFILL_CAP").ok().and_then(|v| v.parse().ok()),
     };
+    let mut backend = backend;
+    let tw = std::time::Instant::now();
+    if let Some(what) = backend.warm_up()? {
+        eprintln!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
+    }
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
     let (kv_format, kv_per_token) = backend.kv_format();
     let backend_name = backend.name();
