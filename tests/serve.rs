@@ -214,9 +214,10 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
         alone.push(text);
         sequential += secs;
     }
-    // The default engine loop (the next decode step queued before the last one's tokens are sent),
-    // the one-step-at-a-time loop and the loop that queues the next decode step of an unchanged
-    // batch behind the one in flight (TRTFORGE_SERVE_AHEAD) must all return what `generate` does.
+    // The loop that queues the next decode step before the last one's tokens are sent
+    // (TRTFORGE_SERVE_AHEAD=0), the one-step-at-a-time loop and the default loop that also queues
+    // the next decode step of an unchanged batch behind the one in flight must all return what
+    // `generate` does.
     for (overlap, ahead) in [("1", "0"), ("0", "0"), ("1", "1")] {
         let srv = Server::start_env(
             &model,

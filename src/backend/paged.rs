@@ -164,11 +164,14 @@ pub fn overlap_requested() -> bool {
     std::env::var("TRTFORGE_SERVE_OVERLAP").as_deref() != Ok("0")
 }
 
-/// `TRTFORGE_SERVE_AHEAD=1`: while a decode step runs, the serve engine queues the next one for
-/// the same batch (`PagedBackend::launch_next`) before it waits for the tokens, so the GPU goes
-/// from step to step without waiting for the host (opt-in until measured; needs overlap on).
+/// While a decode step runs, the serve engine queues the next one for the same batch
+/// (`PagedBackend::launch_next`) before it waits for the tokens, and prefill / mixed steps are
+/// left in flight too, so the GPU goes from step to step without waiting for the host (the
+/// default since session 5: H200, TinyLlama shape, fresh servers at 64 streams 35,275 vs 33,871
+/// output tok/s, GPU idle between steps 6–10 vs 48–76 µs, docs/benchmarks/2026-11-30-h200-serve3).
+/// `TRTFORGE_SERVE_AHEAD=0` keeps one step in flight; needs overlap on.
 pub fn ahead_requested() -> bool {
-    overlap_requested() && std::env::var("TRTFORGE_SERVE_AHEAD").as_deref() == Ok("1")
+    overlap_requested() && std::env::var("TRTFORGE_SERVE_AHEAD").as_deref() != Ok("0")
 }
 
 /// Device memory kept free beside the KV pool in `--gpu-memory-utilization` mode: decode graphs

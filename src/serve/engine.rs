@@ -260,8 +260,9 @@ struct Worker {
     profile: Option<StepProfile>,
     /// The plan of the step the backend still computes (`PagedBackend::launch` returned None).
     inflight: Option<super::scheduler::Plan>,
-    /// TRTFORGE_SERVE_AHEAD=1: queue the next decode step of an unchanged batch before waiting
-    /// for the one in flight (`Scheduler::plan_next`, `PagedBackend::launch_next`).
+    /// Queue the next decode step of an unchanged batch before waiting for the one in flight
+    /// (`Scheduler::plan_next`, `PagedBackend::launch_next`; the default, TRTFORGE_SERVE_AHEAD=0
+    /// turns it off).
     ahead: bool,
 }
 

@@ -91,8 +91,9 @@ pub struct CudaPagedBackend {
     /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop), and for a
     /// mixed step the caller's order of its sampled rows.
     pending: std::collections::VecDeque<(usize, Option<usize>, Option<Vec<usize>>)>,
-    /// TRTFORGE_SERVE_AHEAD=1: tokens come back through pinned stages (no host wait at launch) and
-    /// `launch_next` chains decode steps on the device.
+    /// Steps queued ahead (the default; TRTFORGE_SERVE_AHEAD=0 turns it off): tokens come back
+    /// through pinned stages (no host wait at launch) and `launch_next` chains decode steps on the
+    /// device.
     ahead: bool,
     /// Pinned downloads of sampled ids (two: the step being collected and the one queued behind).
     ids_stage: Vec<super::gpu::Pinned>,
@@ -554,7 +555,11 @@ impl PagedBackend for CudaPagedBackend {
             Some(m) => {
                 let (sum, gap) = (std::mem::take(&mut m.sum), std::mem::take(&mut m.gap));
                 let kind = |(k, ms, rows): (u64, f64, u64)| {
-                    format!("{k} steps {:.0} µs ({:.1} rows)", ms * 1e3 / k.max(1) as f64, rows as f64 / k.max(1) as f64)
+                    format!(
+                        "{k} steps {:.0} µs ({:.1} rows)",
+                        ms * 1e3 / k.max(1) as f64,
+                        rows as f64 / k.max(1) as f64
+                    )
                 };
                 format!(
                     "; GPU per step: graph decode {}, eager (prefill / mixed) {}; GPU idle between steps {:.0} µs per step ({} gaps, {:.1} ms in all; {} gaps over {MARK_GAP_MS} ms not counted)",
