@@ -147,7 +147,7 @@ pub struct PagedOptions {
     /// Bytes of the K and V pools together.
     pub kv_cache_bytes: u64,
     /// Size the pool from the GPU's memory instead (`--gpu-memory-utilization`, CUDA only): see
-    /// [`kv_bytes_for_fraction`].
+    /// [`kv_bytes_for_fraction`]; with `kv_cache_bytes` > 0 too, the smaller of the two.
     pub gpu_memory_utilization: Option<f64>,
     /// Most sequences / tokens in one step (the GPU sizes its tables and scratch from them).
     pub max_num_seqs: usize,

@@ -30,9 +30,11 @@ pub struct ServeArgs {
     /// Most tokens (prefill chunks + decodes) in one step.
     #[arg(long, default_value_t = 512)]
     max_num_batched_tokens: usize,
-    /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB).
-    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
-    kv_cache_memory: u64,
+    /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB). Default: 256MiB on the cpu
+    /// backend; on cuda room for --max-num-seqs sequences of the full context (--max-model-len or
+    /// the model's), at most what 0.9 of the GPU's memory leaves after the weights.
+    #[arg(long, value_parser = parse_bytes)]
+    kv_cache_memory: Option<u64>,
     /// KV cache format for a --model run: fp16 (default), fp8 or int8. 8-bit caches take half the
     /// bytes per token (twice the blocks of the same --kv-cache-memory) and get static per-head
     /// scales calibrated by the CPU reference on a short seeded prompt, as `bench --kv-cache` does

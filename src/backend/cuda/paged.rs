@@ -35,7 +35,8 @@ pub struct CudaPagedOptions {
     /// Bytes of the K and V pools together (all layers).
     pub kv_cache_bytes: u64,
     /// Instead: the pool takes what `fraction` of the device's memory leaves after the weights
-    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction)).
+    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction));
+    /// with `kv_cache_bytes` > 0 too, the smaller of the two.
     pub gpu_memory_utilization: Option<f64>,
     /// Most sequences in one step.
     pub max_num_seqs: usize,
@@ -164,13 +165,19 @@ impl CudaPagedBackend {
                 eng.gpu.sync()?;
                 let (free, total) = eng.gpu.mem_info();
                 drop(eng);
-                crate::backend::paged::kv_bytes_for_fraction(
+                let b = crate::backend::paged::kv_bytes_for_fraction(
                     total as u64,
                     free as u64 + block_bytes,
                     f,
                     crate::backend::paged::GPU_HEADROOM_BYTES,
                     block_bytes,
-                )?
+                )?;
+                // Both given (serve's default pool): what is asked for, within the fraction.
+                if o.kv_cache_bytes > 0 {
+                    b.min(o.kv_cache_bytes)
+                } else {
+                    b
+                }
             }
         };
         let num_blocks = blocks_for_budget(c, kvb, kv_cache_bytes);
