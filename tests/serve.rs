@@ -415,8 +415,15 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         long.len()
     )
     .unwrap();
-    let mut first = [0u8; 64];
-    s.read_exact(&mut first).unwrap();
+    // Wait for the first token's SSE event (the headers alone come before the engine admits the
+    // request, and a drain ends a request that is still queued with an error instead).
+    let mut first = Vec::new();
+    while !first.windows(6).any(|w| w == b"data: ") {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed before its first token");
+        first.extend_from_slice(&buf[..n]);
+    }
     let mut srv = srv;
     let t = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap().success());
