@@ -214,9 +214,10 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
         alone.push(text);
         sequential += secs;
     }
-    // The default engine loop (the next decode step queued before the last one's tokens are sent),
-    // the one-step-at-a-time loop and the loop that queues the next decode step of an unchanged
-    // batch behind the one in flight (TRTFORGE_SERVE_AHEAD) must all return what `generate` does.
+    // The loop that queues the next decode step before the last one's tokens are sent
+    // (TRTFORGE_SERVE_AHEAD=0), the one-step-at-a-time loop and the default loop that also queues
+    // the next decode step of an unchanged batch behind the one in flight must all return what
+    // `generate` does.
     for (overlap, ahead) in [("1", "0"), ("0", "0"), ("1", "1")] {
         let srv = Server::start_env(
             &model,
@@ -414,8 +415,15 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         long.len()
     )
     .unwrap();
-    let mut first = [0u8; 64];
-    s.read_exact(&mut first).unwrap();
+    // Wait for the first token's SSE event (the headers alone come before the engine admits the
+    // request, and a drain ends a request that is still queued with an error instead).
+    let mut first = Vec::new();
+    while !first.windows(6).any(|w| w == b"data: ") {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed before its first token");
+        first.extend_from_slice(&buf[..n]);
+    }
     let mut srv = srv;
     let t = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &srv.child.id().to_string()]).status().unwrap().success());
@@ -568,6 +576,22 @@ fn bench_serve_against_a_running_server() {
 }
 
 #[test]
+fn eight_bit_kv_cache_for_a_model_run() {
+    let _g = serial();
+    // --kv-cache int8 on a --model run: calibrated per-head scales, the CPU reference rounds as the
+    // GPU kernels do; the log names the format and /metrics the peak batch.
+    let srv = Server::start(&tiny(), &["--kv-cache", "int8", "--kv-cache-memory", "2MiB"]);
+    assert!(srv.log().contains("KV cache int8 (calibrated"), "{}", srv.log());
+    let body = serde_json::json!({"prompt": [5, 6, 7, 8], "max_tokens": 8, "temperature": 0, "ignore_eos": true});
+    let (st, v) = post(srv.port, "/v1/completions", &body);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 8, "{v}");
+    let m = metrics(srv.port);
+    assert!(m["trtforge_num_requests_running_max"] >= 1.0 && m["trtforge_kv_blocks_used_max"] >= 1.0, "{m:?}");
+    srv.assert_pool_empty();
+}
+
+#[test]
 fn bad_serve_options_are_clear_errors() {
     let fails = |args: &[&str], want: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_trtforge")).arg("serve").args(args).output().unwrap();
@@ -592,6 +616,8 @@ fn bad_serve_options_are_clear_errors() {
     fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
     fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
     fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
+    fails(&["--model", &t, "--kv-cache", "fp4", "--port", "0"], "not a KV cache format: use fp16, fp8 or int8");
+    fails(&["--engine-dir", &t, "--kv-cache", "fp8", "--port", "0"], "--kv-cache");
     fails(
         &["--model", &t, "--gpu-memory-utilization", "0.5", "--port", "0"],
         "the cpu backend takes --kv-cache-memory",

@@ -110,6 +110,12 @@ pub trait PagedBackend: Send {
     fn launch_next(&mut self, _seqs: &[NextSeq]) -> Result<bool> {
         Ok(false)
     }
+    /// Called once before the server takes requests: does what a fresh engine would otherwise do
+    /// inside its first steps (the CUDA engine captures every decode graph bucket and meets every
+    /// GEMM shape of its prefill buckets). Returns what it did, for the log.
+    fn warm_up(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Where the time of the steps since the last call went (TRTFORGE_SERVE_PROFILE), if the
     /// backend keeps track; resets its counters.
     fn take_profile(&mut self) -> Option<String> {
@@ -141,7 +147,7 @@ pub struct PagedOptions {
     /// Bytes of the K and V pools together.
     pub kv_cache_bytes: u64,
     /// Size the pool from the GPU's memory instead (`--gpu-memory-utilization`, CUDA only): see
-    /// [`kv_bytes_for_fraction`].
+    /// [`kv_bytes_for_fraction`]; with `kv_cache_bytes` > 0 too, the smaller of the two.
     pub gpu_memory_utilization: Option<f64>,
     /// Most sequences / tokens in one step (the GPU sizes its tables and scratch from them).
     pub max_num_seqs: usize,
@@ -158,11 +164,14 @@ pub fn overlap_requested() -> bool {
     std::env::var("TRTFORGE_SERVE_OVERLAP").as_deref() != Ok("0")
 }
 
-/// `TRTFORGE_SERVE_AHEAD=1`: while a decode step runs, the serve engine queues the next one for
-/// the same batch (`PagedBackend::launch_next`) before it waits for the tokens, so the GPU goes
-/// from step to step without waiting for the host (opt-in until measured; needs overlap on).
+/// While a decode step runs, the serve engine queues the next one for the same batch
+/// (`PagedBackend::launch_next`) before it waits for the tokens, and prefill / mixed steps are
+/// left in flight too, so the GPU goes from step to step without waiting for the host (the
+/// default since session 5: H200, TinyLlama shape, fresh servers at 64 streams 35,275 vs 33,871
+/// output tok/s, GPU idle between steps 6–10 vs 48–76 µs, docs/benchmarks/2026-11-30-h200-serve3).
+/// `TRTFORGE_SERVE_AHEAD=0` keeps one step in flight; needs overlap on.
 pub fn ahead_requested() -> bool {
-    overlap_requested() && std::env::var("TRTFORGE_SERVE_AHEAD").as_deref() == Ok("1")
+    overlap_requested() && std::env::var("TRTFORGE_SERVE_AHEAD").as_deref() != Ok("0")
 }
 
 /// Device memory kept free beside the KV pool in `--gpu-memory-utilization` mode: decode graphs

@@ -30,9 +30,17 @@ pub struct ServeArgs {
     /// Most tokens (prefill chunks + decodes) in one step.
     #[arg(long, default_value_t = 512)]
     max_num_batched_tokens: usize,
-    /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB).
-    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
-    kv_cache_memory: u64,
+    /// KV cache pool size: bytes or with a unit (256MiB, 1GiB, 500MB). Default: 256MiB on the cpu
+    /// backend; on cuda room for --max-num-seqs sequences of the full context (--max-model-len or
+    /// the model's), at most what 0.9 of the GPU's memory leaves after the weights.
+    #[arg(long, value_parser = parse_bytes)]
+    kv_cache_memory: Option<u64>,
+    /// KV cache format for a --model run: fp16 (default), fp8 or int8. 8-bit caches take half the
+    /// bytes per token (twice the blocks of the same --kv-cache-memory) and get static per-head
+    /// scales calibrated by the CPU reference on a short seeded prompt, as `bench --kv-cache` does
+    /// (an engine directory's cache format is fixed when it is built).
+    #[arg(long, conflicts_with = "engine_dir", value_parser = parse_kv_cache)]
+    kv_cache: Option<crate::quant::kv::KvCacheDtype>,
     /// Size the KV pool from the GPU instead (cuda backend; vLLM's flag): the server may use this
     /// fraction of the device's memory, and the pool gets what the weights, workspace and other
     /// processes leave of it (e.g. 0.9).
@@ -55,6 +63,12 @@ pub struct ServeArgs {
     drain_timeout: f64,
 }
 
+/// `--kv-cache fp16|fp8|int8`.
+fn parse_kv_cache(s: &str) -> Result<crate::quant::kv::KvCacheDtype, String> {
+    serde_json::from_value(serde_json::json!(s.trim().to_ascii_lowercase()))
+        .map_err(|_| format!("{s:?} is not a KV cache format: use fp16, fp8 or int8"))
+}
+
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     if !(a.drain_timeout >= 0.0 && a.drain_timeout <= 3600.0) {
         anyhow::bail!("--drain-timeout must be between 0 and 3600 seconds, got {}", a.drain_timeout);
@@ -69,6 +83,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,
         kv_cache_memory: a.kv_cache_memory,
+        kv_cache: a.kv_cache,
         gpu_memory_utilization: a.gpu_memory_utilization,
         max_queue: a.max_queue,
         served_model_name: a.served_model_name,

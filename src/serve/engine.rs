@@ -260,8 +260,9 @@ struct Worker {
     profile: Option<StepProfile>,
     /// The plan of the step the backend still computes (`PagedBackend::launch` returned None).
     inflight: Option<super::scheduler::Plan>,
-    /// TRTFORGE_SERVE_AHEAD=1: queue the next decode step of an unchanged batch before waiting
-    /// for the one in flight (`Scheduler::plan_next`, `PagedBackend::launch_next`).
+    /// Queue the next decode step of an unchanged batch before waiting for the one in flight
+    /// (`Scheduler::plan_next`, `PagedBackend::launch_next`; the default, TRTFORGE_SERVE_AHEAD=0
+    /// turns it off).
     ahead: bool,
 }
 
@@ -574,8 +575,10 @@ impl Worker {
         let (used, cached) = (bm.num_used(), bm.num_cached_free());
         let mut m = self.lock_metrics();
         m.running = self.sched.num_running();
+        m.running_max = m.running_max.max(m.running);
         m.waiting = self.sched.num_waiting();
         m.kv_blocks_used = used;
+        m.kv_blocks_used_max = m.kv_blocks_used_max.max(used);
         m.kv_blocks_cached = cached;
         m.preemptions = c.preemptions;
         m.prefix_hit_tokens = c.prefix_hit_tokens;

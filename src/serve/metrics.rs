@@ -52,6 +52,9 @@ pub struct MetricsState {
     /// ("rejected_overload", "rejected_invalid").
     pub requests: BTreeMap<&'static str, u64>,
     pub running: usize,
+    /// Most sequences ever running at once, and most KV blocks ever held (admission capacity).
+    pub running_max: usize,
+    pub kv_blocks_used_max: usize,
     pub waiting: usize,
     pub kv_blocks_used: usize,
     pub kv_blocks_total: usize,
@@ -94,8 +97,18 @@ impl MetricsState {
                 self.requests.get(k).copied().unwrap_or(0)
             );
         }
-        let gauges: [(&str, &str, f64); 7] = [
+        let gauges: [(&str, &str, f64); 9] = [
             ("trtforge_num_requests_running", "Sequences in the running batch.", self.running as f64),
+            (
+                "trtforge_num_requests_running_max",
+                "Most sequences in the running batch at once since the server started.",
+                self.running_max as f64,
+            ),
+            (
+                "trtforge_kv_blocks_used_max",
+                "Most KV cache blocks held by sequences at once since the server started.",
+                self.kv_blocks_used_max as f64,
+            ),
             ("trtforge_num_requests_waiting", "Sequences queued for admission.", self.waiting as f64),
             ("trtforge_kv_blocks_used", "KV cache blocks held by sequences.", self.kv_blocks_used as f64),
             ("trtforge_kv_blocks_total", "KV cache blocks in the pool.", self.kv_blocks_total as f64),

@@ -41,8 +41,11 @@ pub struct ServeOptions {
     pub port: u16,
     pub max_num_seqs: usize,
     pub max_num_batched_tokens: usize,
-    /// KV cache pool size in bytes.
-    pub kv_cache_memory: u64,
+    /// KV cache pool size in bytes (None: [`kv_budget`]'s default).
+    pub kv_cache_memory: Option<u64>,
+    /// KV cache format of a `--model` run (None: fp16); 8-bit caches get calibrated per-head
+    /// scales ([`calibrate_kv`]). An engine directory brings its own.
+    pub kv_cache: Option<crate::quant::kv::KvCacheDtype>,
     /// Size the pool from this fraction of the GPU's memory instead (cuda backend).
     pub gpu_memory_utilization: Option<f64>,
     /// Requests allowed to wait beyond `max_num_seqs`; more get 429.
@@ -133,7 +136,8 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
                     p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
                 }
             };
-            Ok((m.weights, None, None, tok, name, CpuQuant::default()))
+            let (weights, kv) = calibrate_kv(m.weights, o.kv_cache)?;
+            Ok((weights, None, None, tok, name, CpuQuant { kv, ..Default::default() }))
         }
         (None, Some(dir)) => {
             let man = crate::engine_dir::Manifest::load(dir)?;
@@ -156,6 +160,45 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
     }
 }
 
+/// An 8-bit KV cache for a `--model` run: static per-head scales from the CPU reference's K/V on a
+/// seeded 32-token prompt (seed 0), as `bench --kv-cache` gets them for a preset (which has no
+/// calibration texts). fp16 / None: no quantization. Gives the weights back.
+pub fn calibrate_kv(
+    weights: ModelWeights,
+    dtype: Option<crate::quant::kv::KvCacheDtype>,
+) -> Result<(ModelWeights, Option<crate::backend::cpu::KvQuant>)> {
+    let Some(dtype) = dtype.filter(|d| d.quantized()) else { return Ok((weights, None)) };
+    let w = Arc::new(weights);
+    let prompts = crate::util::seeded_prompts(&[32], w.config.vocab_size, 0);
+    let kv = crate::backend::cpu::KvQuant::calibrate(w.clone(), dtype, &prompts)?;
+    let weights = Arc::try_unwrap(w).unwrap_or_else(|w| (*w).clone());
+    Ok((weights, Some(kv)))
+}
+
+/// The cpu backend's KV pool without `--kv-cache-memory`.
+pub const DEFAULT_KV_CACHE_BYTES: u64 = 256 << 20;
+/// The cuda backend's default pool is at most what this fraction of the device's memory leaves.
+pub const DEFAULT_GPU_FRACTION: f64 = 0.9;
+
+/// The KV pool a server opens its backend with: (bytes, fraction of the GPU's memory), as
+/// [`paged::PagedOptions`] takes them (both set: the smaller). `--kv-cache-memory` or
+/// `--gpu-memory-utilization` when given; otherwise the cpu backend gets 256 MiB and the cuda
+/// backend room for `max_num_seqs` sequences of the full context (`--max-model-len` or the
+/// model's; `kv_elem_bytes` per cached element), capped by [`DEFAULT_GPU_FRACTION`] — so a GPU
+/// server started with defaults never preempts for blocks and leaves the rest of the device free.
+pub fn kv_budget(o: &ServeOptions, c: &crate::model::LlamaConfig, kv_elem_bytes: usize) -> (u64, Option<f64>) {
+    match (o.kv_cache_memory, o.gpu_memory_utilization) {
+        (Some(b), f) => (b, f),
+        (None, Some(f)) => (0, Some(f)),
+        (None, None) if o.backend == BackendKind::Cuda => {
+            let len = o.max_model_len.unwrap_or(c.max_position_embeddings).min(c.max_position_embeddings);
+            let per_seq = len.div_ceil(paged::BLOCK_SIZE) as u64 * paged::block_bytes(c, kv_elem_bytes) as u64;
+            (per_seq * o.max_num_seqs as u64, Some(DEFAULT_GPU_FRACTION))
+        }
+        (None, None) => (DEFAULT_KV_CACHE_BYTES, None),
+    }
+}
+
 /// Checks the numeric options before anything is loaded.
 fn check_options(o: &ServeOptions) -> Result<()> {
     if o.max_num_seqs == 0 {
@@ -174,6 +217,11 @@ fn check_options(o: &ServeOptions) -> Result<()> {
             ));
         }
     }
+    if o.kv_cache.is_some() && o.engine_dir.is_some() {
+        return Err(Error::Invalid(
+            "--kv-cache applies to --model; an engine directory's KV cache format is fixed when it is built".into(),
+        ));
+    }
     if o.max_model_len == Some(0) {
         return Err(Error::Invalid("--max-model-len must be at least 1".into()));
     }
@@ -186,9 +234,15 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let t0 = std::time::Instant::now();
     let Loaded { weights, quantized, precision, tokenizer, name: default_name, quant } = load(o)?;
     let cfg = weights.config.clone();
+    let kv_elem = match (&quant.kv, precision) {
+        (Some(k), _) if k.dtype.quantized() => 1,
+        (_, Some(crate::quant::WeightFormat::F32)) => 4,
+        _ => 2,
+    };
+    let (kv_cache_bytes, gpu_memory_utilization) = kv_budget(o, &cfg, kv_elem);
     let po = paged::PagedOptions {
-        kv_cache_bytes: o.kv_cache_memory,
-        gpu_memory_utilization: o.gpu_memory_utilization,
+        kv_cache_bytes,
+        gpu_memory_utilization,
         max_num_seqs: o.max_num_seqs,
         max_num_batched_tokens: o.max_num_batched_tokens,
         precision,
@@ -214,6 +268,11 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         prefix_caching: o.prefix_caching,
         max_prefill_with_decodes: std::env::var("TRTFORGE_SERVE_PREFILL_CAP").ok().and_then(|v| v.parse().ok()),
     };
+    let mut backend = backend;
+    let tw = std::time::Instant::now();
+    if let Some(what) = backend.warm_up()? {
+        eprintln!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
+    }
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
     let (kv_format, kv_per_token) = backend.kv_format();
     let backend_name = backend.name();
@@ -238,6 +297,12 @@ pub fn run(o: &ServeOptions) -> Result<()> {
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()
         );
+        if o.kv_cache_memory.is_none() && o.gpu_memory_utilization.is_none() && o.backend == BackendKind::Cuda {
+            eprintln!(
+                "KV pool: the default for the GPU, room for --max-num-seqs {} sequences of the full context (at most {} of the device's memory; --kv-cache-memory or --gpu-memory-utilization choose)",
+                o.max_num_seqs, DEFAULT_GPU_FRACTION
+            );
+        }
         eprintln!("listening on http://{local}");
         http::serve(listener, state, o.drain_timeout).await.map_err(|e| Error::Invalid(format!("server error: {e}")))
     })?;
@@ -266,4 +331,48 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
         return Err(format!("{s:?} is not a positive size"));
     }
     Ok(b as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(backend: BackendKind) -> ServeOptions {
+        ServeOptions {
+            model: None,
+            engine_dir: None,
+            tokenizer: None,
+            backend,
+            host: String::new(),
+            port: 0,
+            max_num_seqs: 64,
+            max_num_batched_tokens: 512,
+            kv_cache_memory: None,
+            kv_cache: None,
+            gpu_memory_utilization: None,
+            max_queue: 0,
+            served_model_name: None,
+            max_model_len: None,
+            prefix_caching: true,
+            drain_timeout: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn kv_pool_defaults() {
+        let c = crate::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
+        // cpu: 256 MiB; an explicit size or fraction wins.
+        assert_eq!(kv_budget(&opts(BackendKind::Cpu), &c, 4), (256 << 20, None));
+        let o = ServeOptions { kv_cache_memory: Some(1 << 30), ..opts(BackendKind::Cuda) };
+        assert_eq!(kv_budget(&o, &c, 2), (1 << 30, None));
+        let o = ServeOptions { gpu_memory_utilization: Some(0.5), ..opts(BackendKind::Cuda) };
+        assert_eq!(kv_budget(&o, &c, 2), (0, Some(0.5)));
+        // cuda: 64 sequences of 2,048 tokens (128 blocks of 16 x 22 layers x K,V x 256 x 2 bytes),
+        // within 0.9 of the device; an 8-bit cache needs half, --max-model-len caps the length.
+        let block = 2 * 22 * 16 * 256 * 2;
+        assert_eq!(kv_budget(&opts(BackendKind::Cuda), &c, 2), (64 * 128 * block, Some(DEFAULT_GPU_FRACTION)));
+        assert_eq!(kv_budget(&opts(BackendKind::Cuda), &c, 1).0, 64 * 128 * block / 2);
+        let o = ServeOptions { max_model_len: Some(200), ..opts(BackendKind::Cuda) };
+        assert_eq!(kv_budget(&o, &c, 2).0, 64 * 13 * block);
+    }
 }

@@ -283,6 +283,9 @@ pub struct CudaBackend {
     /// GEMM path (prefill, decode passes above GEMV_MAX_T rows) through cuBLASLt with the algorithm
     /// timed per shape at first use (`gpu::Lt`); TRTFORGE_GEMM=cublas keeps cublasGemmEx.
     gemm_lt: bool,
+    /// Paged engines: non-decode passes run their GEMMs at `sched::gemm_rows` rows (serve;
+    /// TRTFORGE_SERVE_GEMM_PAD=0 runs the exact row count).
+    gemm_pad: bool,
     /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
     /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
     gemm_f16out: bool,
@@ -653,6 +656,7 @@ impl CudaBackend {
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ => DecodeAttn::Cuda,
         };
+        let gemm_pad = opts.paged_blocks.is_some() && std::env::var("TRTFORGE_SERVE_GEMM_PAD").as_deref() != Ok("0");
         gpu.sync()?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -678,6 +682,7 @@ impl CudaBackend {
             use_tc,
             attn_kernel,
             use_tcg,
+            gemm_pad,
             prefill_fa,
             gemm_lt,
             gemm_f16out,
@@ -921,44 +926,18 @@ impl CudaBackend {
                     } else {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
                         let k = self.kern();
-                        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
+                        let (cur, xact) = (self.cur(selected), self.act(&self.s.xact));
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
                             k.rmsnorm(cur, nw.f32(), xact, rows)?;
                         }
-                        let w = match (fmt, &lin.shadow) {
-                            (WeightFormat::F32, _) => lin.data.view(DType::F32),
-                            (WeightFormat::F16, _) => lin.data.view(DType::F16),
-                            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, Some(shadow)) => {
-                                shadow.view(DType::F16)
-                            }
-                            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, None) => {
-                                let dq = self.s.wdeq.as_ref().ok_or_else(|| Error::Gpu("no dequant scratch".into()))?;
-                                let dq = dq.view(DType::F16);
-                                k.dequant(&lin.weights(), dq)?;
-                                dq
-                            }
-                        };
-                        let (dst, beta) = match ls.role {
-                            Role::Qkv | Role::GateUp => (y, 0.0),
-                            Role::O | Role::Down => (cur, 1.0),
-                            Role::Head => (self.s.logits.f32(), 0.0),
-                        };
-                        // cuBLASLt (autotuned per shape) for f16 operands unless TRTFORGE_GEMM=cublas;
-                        // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
-                        // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
-                        let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
-                        let y = if lt {
-                            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
-                            let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
-                            let scratch = if beta == 0.0 { dst } else { y };
-                            k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
-                            dst
-                        } else {
-                            k.gemm(rows, n, kdim, w, xact, dst, beta)?;
-                            y
-                        };
+                        // Paged (serve) passes of any row count run their GEMMs at a bucketed row
+                        // count (`sched::gemm_rows`; the extra rows are never read), so cuBLAS
+                        // meets a few shapes, all met once at server start (`warm_gemms`).
+                        let grows =
+                            if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
+                        let y = self.linear_gemm(si, &ls, grows, selected)?;
                         match ls.role {
                             Role::Qkv => {
                                 let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
@@ -982,6 +961,66 @@ impl CudaBackend {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
+    /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
+    /// stream in flight, the head into the logits.
+    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool) -> Result<View<'_>> {
+        let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
+        let k = self.kern();
+        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
+        let w = match (fmt, &lin.shadow) {
+            (WeightFormat::F32, _) => lin.data.view(DType::F32),
+            (WeightFormat::F16, _) => lin.data.view(DType::F16),
+            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, Some(shadow)) => shadow.view(DType::F16),
+            (WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8, None) => {
+                let dq = self.s.wdeq.as_ref().ok_or_else(|| Error::Gpu("no dequant scratch".into()))?;
+                let dq = dq.view(DType::F16);
+                k.dequant(&lin.weights(), dq)?;
+                dq
+            }
+        };
+        let (dst, beta) = match ls.role {
+            Role::Qkv | Role::GateUp => (y, 0.0),
+            Role::O | Role::Down => (cur, 1.0),
+            Role::Head => (self.s.logits.f32(), 0.0),
+        };
+        // cuBLASLt (autotuned per shape) for f16 operands unless TRTFORGE_GEMM=cublas;
+        // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
+        // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
+        let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
+        if lt {
+            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
+            let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
+            let scratch = if beta == 0.0 { dst } else { y };
+            k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
+            Ok(dst)
+        } else {
+            k.gemm(rows, n, kdim, w, xact, dst, beta)?;
+            Ok(y)
+        }
+    }
+
+    /// Paged engines (serve): runs every GEMM shape a non-decode pass of `rows` rows meets
+    /// (`sched::gemm_rows` buckets), so cuBLAS picks (and cuBLASLt tunes) its algorithms and loads
+    /// its kernels before the first request instead of inside a step. Writes only scratch, the
+    /// residual stream and the logits.
+    fn warm_gemms(&mut self, rows: usize) -> Result<()> {
+        let rows = rows.min(self.opts.max_tokens);
+        let mut seen = Vec::new();
+        for si in 0..self.steps.len() {
+            let Step::Linear(ls) = self.steps[si].clone() else { continue };
+            let Some(lin) = self.linears[si].as_ref() else { continue };
+            let key = (ls.role, lin.n, lin.k);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            self.linear_gemm(si, &ls, rows, false)?;
         }
         Ok(())
     }

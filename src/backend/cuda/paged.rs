@@ -35,7 +35,8 @@ pub struct CudaPagedOptions {
     /// Bytes of the K and V pools together (all layers).
     pub kv_cache_bytes: u64,
     /// Instead: the pool takes what `fraction` of the device's memory leaves after the weights
-    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction)).
+    /// and workspace ([`kv_bytes_for_fraction`](crate::backend::paged::kv_bytes_for_fraction));
+    /// with `kv_cache_bytes` > 0 too, the smaller of the two.
     pub gpu_memory_utilization: Option<f64>,
     /// Most sequences in one step.
     pub max_num_seqs: usize,
@@ -91,8 +92,9 @@ pub struct CudaPagedBackend {
     /// (None: read `next` synchronously at `collect`, the one-step-in-flight loop), and for a
     /// mixed step the caller's order of its sampled rows.
     pending: std::collections::VecDeque<(usize, Option<usize>, Option<Vec<usize>>)>,
-    /// TRTFORGE_SERVE_AHEAD=1: tokens come back through pinned stages (no host wait at launch) and
-    /// `launch_next` chains decode steps on the device.
+    /// Steps queued ahead (the default; TRTFORGE_SERVE_AHEAD=0 turns it off): tokens come back
+    /// through pinned stages (no host wait at launch) and `launch_next` chains decode steps on the
+    /// device.
     ahead: bool,
     /// Pinned downloads of sampled ids (two: the step being collected and the one queued behind).
     ids_stage: Vec<super::gpu::Pinned>,
@@ -105,7 +107,30 @@ pub struct CudaPagedBackend {
     chain: Option<(usize, usize)>,
     /// Steps queued by `launch_next` and their host time until queued (profile).
     prof_next: (u64, f64),
+    /// TRTFORGE_SERVE_PROFILE: GPU time of each step and the GPU's idle time between steps
+    /// (CUDA events on the stream).
+    marks: Option<StepMarks>,
 }
+
+/// Per-step CUDA events (TRTFORGE_SERVE_PROFILE): what a graph decode step and an eager
+/// (prefill or mixed) step cost on the GPU, and how long the GPU waits for the host between steps.
+#[derive(Default)]
+struct StepMarks {
+    /// Steps in flight, oldest first: start and end events, eager (not a graph replay), rows.
+    open: std::collections::VecDeque<(CudaEvent, CudaEvent, bool, usize)>,
+    /// End event of the last finished step.
+    last_end: Option<CudaEvent>,
+    /// [graph decode, eager]: (steps, GPU ms, rows).
+    sum: [(u64, f64, u64); 2],
+    /// Gaps shorter than `MARK_GAP_MS` between one step's end and the next one's start: (count,
+    /// ms); longer ones (an idle server) are only counted.
+    gap: (u64, f64, u64),
+}
+
+/// Gaps between steps at least this long are idle time, not step overhead.
+const MARK_GAP_MS: f64 = 5.0;
+
+use cudarc::driver::CudaEvent;
 
 impl CudaPagedBackend {
     /// A step of `n` sequences fits the engine's batch (its buffers and decode graphs).
@@ -140,13 +165,19 @@ impl CudaPagedBackend {
                 eng.gpu.sync()?;
                 let (free, total) = eng.gpu.mem_info();
                 drop(eng);
-                crate::backend::paged::kv_bytes_for_fraction(
+                let b = crate::backend::paged::kv_bytes_for_fraction(
                     total as u64,
                     free as u64 + block_bytes,
                     f,
                     crate::backend::paged::GPU_HEADROOM_BYTES,
                     block_bytes,
-                )?
+                )?;
+                // Both given (serve's default pool): what is asked for, within the fraction.
+                if o.kv_cache_bytes > 0 {
+                    b.min(o.kv_cache_bytes)
+                } else {
+                    b
+                }
             }
         };
         let num_blocks = blocks_for_budget(c, kvb, kv_cache_bytes);
@@ -191,6 +222,7 @@ impl CudaPagedBackend {
             ring: (0, 0),
             chain: None,
             prof_next: (0, 0.0),
+            marks: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepMarks::default()),
             eng,
             num_blocks,
             max_len,
@@ -328,6 +360,55 @@ impl CudaPagedBackend {
         Ok(Some(k))
     }
 
+    /// An event recorded on the engine's stream now (profile only).
+    fn mark(&self) -> Result<Option<CudaEvent>> {
+        if self.marks.is_none() {
+            return Ok(None);
+        }
+        let e = self
+            .eng
+            .gpu
+            .ctx
+            .new_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(|e| Error::Gpu(format!("creating an event: {e:?}")))?;
+        e.record(&self.eng.gpu.stream).map_err(|e| Error::Gpu(format!("event record: {e:?}")))?;
+        Ok(Some(e))
+    }
+
+    /// Closes the step begun at `start` (profile only): its end is recorded now.
+    fn mark_step(&mut self, start: Option<CudaEvent>, eager: bool, rows: usize) -> Result<()> {
+        let Some(start) = start else { return Ok(()) };
+        let Some(end) = self.mark()? else { return Ok(()) };
+        if let Some(m) = self.marks.as_mut() {
+            m.open.push_back((start, end, eager, rows));
+        }
+        Ok(())
+    }
+
+    /// Accounts the oldest step in flight, whose tokens have been read (its events are done).
+    fn mark_done(&mut self) {
+        let Some(m) = self.marks.as_mut() else { return };
+        let Some((a, b, eager, rows)) = m.open.pop_front() else { return };
+        if let (Ok(()), Ok(ms)) = (b.synchronize(), a.elapsed_ms(&b)) {
+            let e = &mut m.sum[eager as usize];
+            e.0 += 1;
+            e.1 += ms as f64;
+            e.2 += rows as u64;
+        }
+        if let Some(prev) = m.last_end.take() {
+            if let Ok(g) = prev.elapsed_ms(&a) {
+                let g = g as f64;
+                if g < MARK_GAP_MS {
+                    m.gap.0 += 1;
+                    m.gap.1 += g.max(0.0);
+                } else {
+                    m.gap.2 += 1;
+                }
+            }
+        }
+        m.last_end = Some(b);
+    }
+
     fn read_ids(&mut self, n: usize, out: &mut Vec<u32>) -> Result<()> {
         self.ids.resize(n, 0);
         self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut self.ids[..n])?;
@@ -372,6 +453,7 @@ impl PagedBackend for CudaPagedBackend {
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
         self.chain = None;
+        let m0 = self.mark()?;
         self.put_tables(seqs)?;
         let chunks: Vec<SeqChunk> =
             seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
@@ -380,6 +462,7 @@ impl PagedBackend for CudaPagedBackend {
             seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
+        self.mark_step(m0, false, seqs.len())?;
         self.prof.1 += t0.elapsed().as_secs_f64();
         self.pending.push_back((seqs.len(), stage, None));
         if self.ahead {
@@ -409,6 +492,7 @@ impl PagedBackend for CudaPagedBackend {
         if self.pending.is_empty() && stage.is_none() {
             self.chain = None;
         }
+        self.mark_done();
         self.prof.0 += 1;
         self.prof.2 += t.elapsed().as_secs_f64();
         Ok(out)
@@ -436,6 +520,7 @@ impl PagedBackend for CudaPagedBackend {
         }
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
+        let m0 = self.mark()?;
         // Only the table rows that changed (a sequence that entered a new block) go up; the
         // tokens and positions were advanced on the device by the step in flight.
         let (mut lo, mut hi) = (usize::MAX, 0);
@@ -462,6 +547,7 @@ impl PagedBackend for CudaPagedBackend {
         let want: Vec<(TokenSampling, usize)> = seqs.iter().map(|s| (s.sample, s.start + 1)).collect();
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
+        self.mark_step(m0, false, n)?;
         self.pending.push_back((n, stage, None));
         self.prof_next.0 += 1;
         self.prof_next.1 += t0.elapsed().as_secs_f64();
@@ -472,8 +558,30 @@ impl PagedBackend for CudaPagedBackend {
         let (n, prep, wait) = std::mem::take(&mut self.prof);
         let (nn, nprep) = std::mem::take(&mut self.prof_next);
         let per = |s: f64| s * 1e6 / n.max(1) as f64;
+        let gpu = match self.marks.as_mut() {
+            Some(m) => {
+                let (sum, gap) = (std::mem::take(&mut m.sum), std::mem::take(&mut m.gap));
+                let kind = |(k, ms, rows): (u64, f64, u64)| {
+                    format!(
+                        "{k} steps {:.0} µs ({:.1} rows)",
+                        ms * 1e3 / k.max(1) as f64,
+                        rows as f64 / k.max(1) as f64
+                    )
+                };
+                format!(
+                    "; GPU per step: graph decode {}, eager (prefill / mixed) {}; GPU idle between steps {:.0} µs per step ({} gaps, {:.1} ms in all; {} gaps over {MARK_GAP_MS} ms not counted)",
+                    kind(sum[0]),
+                    kind(sum[1]),
+                    gap.1 * 1e3 / gap.0.max(1) as f64,
+                    gap.0,
+                    gap.1,
+                    gap.2
+                )
+            }
+            None => String::new(),
+        };
         Some(format!(
-            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step; {nn} queued behind the step in flight ({:.0} µs host each)",
+            "cuda: {n} steps, host until queued {:.0} µs/step, waiting for tokens {:.0} µs/step; {nn} queued behind the step in flight ({:.0} µs host each){gpu}",
             per(prep),
             per(wait),
             nprep * 1e6 / nn.max(1) as f64
@@ -502,6 +610,63 @@ impl PagedBackend for CudaPagedBackend {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
+        if self.marks.is_some() {
+            self.eng.gpu.bind()?;
+            let m0 = self.mark()?;
+            let eager = !(self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some()));
+            let r = self.step_synced(seqs);
+            self.mark_step(m0, eager, seqs.iter().map(|s| s.tokens.len()).sum())?;
+            self.mark_done();
+            return r;
+        }
+        self.step_synced(seqs)
+    }
+
+    fn warm_up(&mut self) -> Result<Option<String>> {
+        if std::env::var("TRTFORGE_SERVE_WARMUP").as_deref() == Ok("0") || !self.pending.is_empty() {
+            return Ok(None);
+        }
+        self.eng.gpu.bind()?;
+        let t0 = std::time::Instant::now();
+        let mut graphs = Vec::new();
+        if self.eng.opts.graphs {
+            for b in super::sched::buckets(self.eng.opts.max_batch) {
+                if self.eng.graphs.contains_key(&b) {
+                    continue;
+                }
+                // Every row points at the dummy slot (its table row: the dummy block), position 0.
+                let mut m = super::sched::PassMeta::build(&[], |_| -> &[u32] { &[] });
+                m.pad_decode(b, self.eng.dummy_slot());
+                self.eng.put_meta(&m)?;
+                self.eng.launch_decode_graph(b)?;
+                graphs.push(b);
+            }
+        }
+        self.eng.gpu.sync()?;
+        let t1 = std::time::Instant::now();
+        let mut rows = Vec::new();
+        if self.eng.gemm_pad {
+            for r in super::sched::gemm_row_buckets(super::kernels::GEMV_MAX_T + 1, self.eng.opts.max_tokens) {
+                self.eng.warm_gemms(r)?;
+                rows.push(r);
+            }
+        }
+        self.eng.gpu.sync()?;
+        self.chain = None;
+        let list = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        Ok(Some(format!(
+            "captured the decode graphs of batch {} in {:.2} s; ran the prefill GEMMs at {} rows in {:.2} s",
+            if graphs.is_empty() { "-".to_string() } else { list(&graphs) },
+            (t1 - t0).as_secs_f64(),
+            if rows.is_empty() { "-".to_string() } else { list(&rows) },
+            t1.elapsed().as_secs_f64()
+        )))
+    }
+}
+
+impl CudaPagedBackend {
+    /// [`PagedBackend::step`] once checked: runs it and waits for its tokens.
+    fn step_synced(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         if seqs.iter().all(|s| s.tokens.len() == 1) || seqs.iter().all(|s| s.tokens.len() > 1) {
             return self.step_ordered(seqs);
         }
@@ -550,6 +715,7 @@ impl CudaPagedBackend {
         self.eng.gpu.bind()?;
         let t0 = std::time::Instant::now();
         self.chain = None;
+        let m0 = self.mark()?;
         // One-token pieces first (rows 0..lead run the decode attention), as `step` orders them.
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| seqs[i].tokens.len() != 1);
@@ -597,6 +763,7 @@ impl CudaPagedBackend {
             }
         }
         let rank: Vec<usize> = order.iter().filter(|&&i| seqs[i].sample.is_some()).map(|&i| r[i]).collect();
+        self.mark_step(m0, true, seqs.iter().map(|s| s.tokens.len()).sum())?;
         self.pending.push_back((nsel, stage, Some(rank)));
         self.prof.1 += t0.elapsed().as_secs_f64();
         Ok(())

@@ -20,6 +20,29 @@ pub fn bucket_for(n: usize, max_batch: usize) -> Option<usize> {
     buckets(max_batch).into_iter().find(|&b| b >= n)
 }
 
+/// Rows a paged (serve) non-decode pass of `rows` rows runs its GEMMs at: the next power of two
+/// up to 64 (the decode buckets' shapes), then multiples of 64 up to 256, of 128 up to 1024 and
+/// of 256 beyond, never more than `max_rows` (the scratch buffers' rows). A serving step's row
+/// count (decodes + prompt chunks) takes almost any value; cuBLAS picks an algorithm (and may
+/// load kernels) for each new shape, which a fresh server paid inside its first steps. Below
+/// ~256 rows the GEMMs are bound by the weight reads, so the padding is nearly free.
+pub fn gemm_rows(rows: usize, max_rows: usize) -> usize {
+    let b = match rows {
+        0..=64 => rows.next_power_of_two(),
+        65..=256 => rows.div_ceil(64) * 64,
+        257..=1024 => rows.div_ceil(128) * 128,
+        _ => rows.div_ceil(256) * 256,
+    };
+    b.min(max_rows).max(rows)
+}
+
+/// Every row count [`gemm_rows`] gives for passes of `min_rows ..= max_rows` rows.
+pub fn gemm_row_buckets(min_rows: usize, max_rows: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (min_rows.max(1)..=max_rows).map(|r| gemm_rows(r, max_rows)).collect();
+    v.dedup();
+    v
+}
+
 /// A piece of one sequence's new tokens inside a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
@@ -200,6 +223,25 @@ mod tests {
         assert_eq!(buckets(6), vec![1, 2, 4, 6]);
         assert_eq!(bucket_for(5, 64), Some(8));
         assert_eq!(bucket_for(65, 64), None);
+    }
+
+    #[test]
+    fn gemm_rows_buckets_cover_every_row_count() {
+        assert_eq!(gemm_rows(9, 2048), 16);
+        assert_eq!(gemm_rows(64, 2048), 64);
+        assert_eq!(gemm_rows(65, 2048), 128);
+        assert_eq!(gemm_rows(131, 2048), 192);
+        assert_eq!(gemm_rows(257, 2048), 384);
+        assert_eq!(gemm_rows(1025, 2048), 1280);
+        assert_eq!(gemm_rows(2000, 2048), 2048);
+        assert_eq!(gemm_rows(300, 300), 300); // capped by the buffers
+        let b = gemm_row_buckets(9, 2048);
+        assert_eq!(b, vec![16, 32, 64, 128, 192, 256, 384, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048]);
+        for r in 9..=2048 {
+            let g = gemm_rows(r, 2048);
+            assert!(g >= r && b.contains(&g), "{r} -> {g}");
+        }
+        assert_eq!(gemm_row_buckets(9, 100), vec![16, 32, 64, 100]);
     }
 
     #[test]
