@@ -530,6 +530,13 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         attn_checks(set, &mut add)?;
         return Ok(results);
     }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
+        // One check (SmolLM2 shape, fp16 weights, fp8 KV logits), to run with either decode attention.
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        add(logits_check_kv("smollm2-135m", &sm.weights, F16, KvCacheDtype::Fp8, &ps4));
+        return Ok(results);
+    }
     // TRTFORGE_CHECKS=fp8kv: only the fp8-weight and 8-bit-KV checks (a short GPU lease).
     let all = !fp8kv_only();
     let tiny = load(&path(&set.tiny)?)?;

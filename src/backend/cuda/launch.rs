@@ -793,6 +793,12 @@ impl<'a> Kernels<'a> {
             // `stg` tiles per warp in its `smem` bytes of dynamic shared memory (allowed at engine
             // creation), and the blocks of one cluster (grid.x == cluster == ns) write out row b.
             // Sizes checked above for `rows` sequences.
+            if ns == 1 {
+                // SAFETY: as below, one block per (kv head, row): no cluster.
+                return unsafe {
+                    self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, rp, sp, st))
+                };
+            }
             return unsafe {
                 self.gpu.launch_cluster(
                     kind.name(),

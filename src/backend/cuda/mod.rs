@@ -280,6 +280,9 @@ pub struct CudaBackend {
     /// `attn_decode_cl`: resident blocks on the device (SMs × occupancy) and the largest cluster.
     acl_slots: usize,
     acl_csmax: usize,
+    /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
+    /// (row, kv head) fills the device, attn_decode_tc below).
+    acl_forced: bool,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -658,9 +661,15 @@ impl CudaBackend {
         // TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
         let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(4).clamp(2, 8);
-        let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
+        // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
+        // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
+        // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
+        // attn_decode_cl at every batch size and cache format.
+        let env_attn = std::env::var("TRTFORGE_ATTN");
+        let acl_forced = env_attn.as_deref() == Ok("cl");
+        let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
-            _ if kv8 && cl_ok => DecodeAttn::Cl { stages },
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
@@ -708,6 +717,7 @@ impl CudaBackend {
             attn_kernel,
             acl_slots,
             acl_csmax,
+            acl_forced,
             use_tcg,
             prefill_fa,
             gemm_lt,
@@ -898,16 +908,21 @@ impl CudaBackend {
                         // captured graph stays valid as the sequences grow. (attn_decode_v1 always
                         // runs nsplit.)
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
-                        let ns = if let DecodeAttn::Cl { .. } = self.attn_kernel {
+                        let mut kind = self.attn_kernel;
+                        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
+                        if let DecodeAttn::Cl { .. } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
-                            (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax)
-                        } else {
-                            want.clamp(1, self.spec.nsplit().min(64))
-                        };
+                            let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
+                            if cs == 1 || self.acl_forced {
+                                ns = cs;
+                            } else {
+                                kind = DecodeAttn::Tc;
+                            }
+                        }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                        k.attn_decode(self.attn_kernel, ns, q, cache, out, part, counters, pos, slot, lead)?;
+                        k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)?;
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
