@@ -490,7 +490,8 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 2 + 1);
+        // + attn_decode_tc, attn_prefill_tc, attn_decode_cl, persist_layer
+        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 3 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
