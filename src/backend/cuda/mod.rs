@@ -273,9 +273,11 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
-    /// Decode attention kernel: `attn_decode_tc` (tensor cores, the default where it exists),
-    /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
-    /// previous one-chunk-per-block kernel), for comparison.
+    /// Decode attention kernel: `attn_decode_cl` (sm_90, f16 caches; used where one block per
+    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`), `attn_decode_tc`
+    /// (tensor cores, the default elsewhere; TRTFORGE_ATTN=tc1 everywhere), `attn_decode` (CUDA cores,
+    /// TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the previous one-chunk-per-block
+    /// kernel), for comparison.
     attn_kernel: DecodeAttn,
     /// `attn_decode_cl`: resident blocks on the device (SMs × occupancy) and the largest cluster.
     acl_slots: usize,
