@@ -333,6 +333,36 @@ pub fn fp8kv_only() -> bool {
     std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8kv")
 }
 
+/// `TRTFORGE_CHECKS=attn`: only the checks whose decode runs the tensor-core decode attention
+/// (head_dim 32 / 64; f16 and 8-bit caches; GQA 2, 3 and 8), static and paged (a short GPU lease).
+pub fn attn_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("attn")
+}
+
+/// The static-engine checks of [`attn_only`].
+fn attn_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Result<()> {
+    use WeightFormat::*;
+    let t32 = tiny32()?;
+    let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+    for kv in [KvCacheDtype::Fp16, KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+        add(logits_check_kv("tiny32", &t32, F16, kv, &ps5));
+    }
+    add(greedy_check_kv("tiny32", &t32, F16, KvCacheDtype::Fp16, &ps5, 24));
+    add(greedy_check_kv("tiny32", &t32, F16, KvCacheDtype::Int8, &ps5, 24));
+    if set.tinyllama {
+        let tl = load("preset:tinyllama-1.1b")?;
+        let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);
+        add(logits_check("tinyllama-1.1b", &tl.weights, F16, &ps3));
+        add(logits_check("tinyllama-1.1b bs1", &tl.weights, F16, &ps3[..1]));
+        add(logits_check_kv("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Int8, &ps3));
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        add(logits_check("smollm2-135m", &sm.weights, F16, &ps4));
+        add(logits_check_kv("smollm2-135m", &sm.weights, F16, KvCacheDtype::Fp8, &ps4));
+    }
+    Ok(())
+}
+
 /// Fills the kernel cache (`TRTFORGE_CUDA_PRECOMPILE`) for the engines of the fp8 / 8-bit-KV
 /// checks and benches, all at once on parallel threads (NVRTC compiles one program per thread):
 /// the tiny fixture fp8, tiny32 with each KV format (static and paged), the TinyLlama shape fp16 /
@@ -496,6 +526,17 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    if attn_only() {
+        attn_checks(set, &mut add)?;
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
+        // One check (SmolLM2 shape, fp16 weights, fp8 KV logits), to run with either decode attention.
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        add(logits_check_kv("smollm2-135m", &sm.weights, F16, KvCacheDtype::Fp8, &ps4));
+        return Ok(results);
+    }
     // TRTFORGE_CHECKS=fp8kv: only the fp8-weight and 8-bit-KV checks (a short GPU lease).
     let all = !fp8kv_only();
     let tiny = load(&path(&set.tiny)?)?;

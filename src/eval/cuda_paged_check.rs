@@ -310,6 +310,27 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
     };
     let tiny_path =
         set.tiny.to_str().ok_or_else(|| crate::error::Error::Invalid(format!("{:?} is not UTF-8", set.tiny)))?;
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
+        return Ok(results);
+    }
+    if super::cuda_check::attn_only() {
+        // TRTFORGE_CHECKS=attn: the tensor-core decode attention through the block tables.
+        let t32 = tiny32()?;
+        let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+        for kv in [KvCacheDtype::Fp16, KvCacheDtype::Int8] {
+            for r in paged_checks_kv("tiny32", &t32, F16, kv, &ps5, 24) {
+                add(r);
+            }
+        }
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
+            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
+                add(r);
+            }
+        }
+        return Ok(results);
+    }
     let tiny = load(tiny_path)?;
     let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
     for p in [F32, F16] {

@@ -430,6 +430,59 @@ impl Gpu {
             .map_err(|e| gpu_err(&format!("launching {name}"), e))
     }
 
+    /// Launches `name` in thread-block clusters of (`cluster`, 1, 1) (sm_90+; `grid.0` must be a
+    /// multiple of `cluster`), with programmatic dependent launch where [`Gpu::pdl`] is on.
+    ///
+    /// # Safety
+    /// As [`Gpu::launch`].
+    pub unsafe fn launch_cluster(
+        &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        cluster: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
+        let f = self.func(name)?;
+        let mut attrs: [sys::CUlaunchAttribute; 2] = std::mem::zeroed();
+        attrs[0].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attrs[0].value.clusterDim.x = cluster;
+        attrs[0].value.clusterDim.y = 1;
+        attrs[0].value.clusterDim.z = 1;
+        attrs[1].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attrs[1].value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: self.stream.cu_stream(),
+            attrs: attrs.as_mut_ptr(),
+            numAttrs: if self.pdl { 2 } else { 1 },
+        };
+        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut())
+            .result()
+            .map_err(|e| gpu_err(&format!("launching {name} (clusters of {cluster})"), e))
+    }
+
+    /// Lets `name` run in clusters of more than 8 blocks (non-portable sizes, up to 16 on the H100/H200).
+    pub fn allow_big_clusters(&self, name: &str) -> Result<()> {
+        let f = self.func(name)?;
+        // SAFETY: a valid function handle and attribute.
+        unsafe {
+            cudarc::driver::result::function::set_function_attribute(
+                f.cu_function(),
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED,
+                1,
+            )
+            .map_err(|e| gpu_err(&format!("cluster size limit of {name}"), e))
+        }
+    }
+
     /// `c (rows, n) = alpha · a (rows, k) · w (n, k)ᵀ + beta · c`, row-major, f32 accumulation.
     ///
     /// # Safety

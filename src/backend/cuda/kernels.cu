@@ -1875,6 +1875,383 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// attn_decode_cl (session 5; the default on sm_90 where it is compiled, TRTFORGE_ATTN=tc1 runs
+// attn_decode_tc): the tensor-core decode attention of attn_tc_core with
+//  (a) a per-warp cp.async pipeline of `stg` 16-key K/V tiles in shared memory (dynamic, `stg` ×
+//      4 warps × 2 × 16 × HD cache elements), so several tiles per warp are in flight while the
+//      mmas and the softmax of the current one run;
+//  (b) the cache rows before the new token (written by earlier steps) and the row's position and
+//      slot (written by the host or an earlier step's `advance`) are read BEFORE griddepcontrol.wait:
+//      under PDL the first `stg` tiles of every warp fly while the previous kernel (the QKV GEMV /
+//      rope_append, which writes q and the new token's k/v) finishes; only q and the new token's
+//      row are read after it;
+//  (c) the splits of one (kv head, row) are the blocks of one thread-block cluster (grid (cs, NKV,
+//      rows), cluster (cs, 1, 1)): each block merges its warps in shared memory, then the cluster
+//      merges the blocks' (m, l, O) through distributed shared memory between two cluster barriers —
+//      no partials in global memory, no fence + atomic counter, no last-block combine.
+// Tiles are KV_BLOCK aligned (one paged block each: its base through kv_off, rows KV_RS apart).
+// The staged rows are XOR-swizzled by 16-byte chunk so that the K lane loads (8 elements of row
+// nb·8 + g at dims 32s + 8t, the attn_tc_core layout) and the V ldmatrix.trans rows are free of
+// bank conflicts. 8-bit caches: K converted in registers (kv_h8), V converted into the per-warp f16
+// tile of attn_tc_core (vsm layout) before ldmatrix.
+#if HD == 32 || HD % 64 == 0
+#define ACL_NW (ATT_THREADS / 32)
+#define ACL_RB (HD * (int)sizeof(kv_t))  // bytes of one staged cache row
+#define ACL_CH (ACL_RB / 16)             // 16-byte chunks per row
+#define ACL_TB (16 * ACL_RB)             // bytes of one 16-key K (or V) tile
+#define ACL_MAXCS 16
+__device__ __forceinline__ int acl_swk(int r, int c) {
+    if (sizeof(kv_t) == 2) return ACL_CH >= 8 ? (c ^ ((r & 1) << 2)) : c;
+    return ACL_CH >= 8 ? (c ^ ((r & 3) << 1)) : ACL_CH == 4 ? (c ^ (((r >> 1) & 1) << 1)) : c;
+}
+__device__ __forceinline__ int acl_swv(int r, int c) {
+    if (sizeof(kv_t) != 2) return c;
+    return ACL_CH >= 8 ? (c ^ (r & 7)) : ACL_CH == 4 ? (c ^ ((r >> 1) & 3)) : c;
+}
+__device__ __forceinline__ void acl_cp16(u32 dst, const void* src, int n) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
+#endif
+}
+__device__ __forceinline__ void acl_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Waits until at most n (0..7, run time) of this thread's newest cp.async groups are pending.
+__device__ __forceinline__ void acl_wait(int n) {
+#if __CUDA_ARCH__ >= 800
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+#endif
+}
+__device__ __forceinline__ void acl_cluster_sync() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __trap();  // the host launches clusters on sm_90+ only
+#endif
+}
+__device__ __forceinline__ u32 acl_map(u32 a, int rank) {
+    u32 r = a;
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
+#endif
+    return r;
+}
+__device__ __forceinline__ float acl_ldf(u32 a) {
+    float v = 0.f;
+#if __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(a));
+#endif
+    return v;
+}
+__device__ __forceinline__ float4 acl_ldf4(u32 a) {
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+#if __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(a));
+#endif
+    return v;
+}
+//   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t; grid (cs, NKV, B) in clusters of (cs, 1, 1),
+//   cs <= ACL_MAXCS; dynamic shared memory stg · ACL_NW · 2 · ACL_TB bytes, 2 <= stg <= 8.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+               act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    constexpr int NW = ACL_NW;
+    constexpr int KS = HD / 32;
+    constexpr int ND = HD / 8;
+    constexpr int NO = GROUP * HD / 4;
+    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    extern __shared__ __align__(16) unsigned char acl_ring[];
+    __shared__ __align__(16) float ow[NW][8][HD + 4];
+    __shared__ float mw[NW][8], lw[NW][8];
+    __shared__ __align__(16) float bo[GROUP][HD];
+    __shared__ float bm[GROUP], bl[GROUP];
+#if KV_Q
+    __shared__ __align__(16) h16 vsm[NW][16][ATC_VS];
+#endif
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int cs = gridDim.x, split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    // Before griddepcontrol.wait: nothing here was written by the previous kernel.
+    const int len = row_pos[b] + 1;
+    const int slot = row_slot[b];
+    const int ntile = (len + 15) >> 4;
+    const int per = (ntile + cs - 1) / cs;
+    const int k_begin = min(split * per, ntile) * 16, k_end = min((split + 1) * per * 16, len);
+    const int nbt = k_end > k_begin ? (k_end - k_begin + 15) >> 4 : 0;  // this block's tiles
+    const int nt = nbt > warp ? (nbt - warp + NW - 1) / NW : 0;          // this warp's: warp + NW·i
+    const int newp = len - 1;  // the new token's position, written by the previous kernel
+    const u32 ring = smem_u32(acl_ring) + (u32)(warp * stg * 2 * ACL_TB);
+    // Copies tile k0 into ring slot si: rows < k_end from the cache, the rest zero-filled; row `skip`
+    // (relative) is left alone (the new token before the wait).
+    auto issue = [&](int k0, int si, int skip, size_t tile) {
+        const unsigned char* kb = (const unsigned char*)(kc + tile);
+        const unsigned char* vb = (const unsigned char*)(vc + tile);
+        const u32 dk = ring + (u32)(si * 2 * ACL_TB), dv = dk + ACL_TB;
+        const int nrow = k_end - k0;
+#pragma unroll
+        for (int j = 0; j < ACL_CH / 2; j++) {
+            const int qi = j * 32 + lane, r = qi / ACL_CH, c = qi % ACL_CH;
+            if (r != skip) {
+                const bool in = r < nrow;
+                const size_t so = in ? (size_t)r * KV_RS * sizeof(kv_t) + c * 16 : 0;
+                acl_cp16(dk + r * ACL_RB + acl_swk(r, c) * 16, kb + so, in ? 16 : 0);
+                acl_cp16(dv + r * ACL_RB + acl_swv(r, c) * 16, vb + so, in ? 16 : 0);
+            }
+        }
+    };
+    for (int i = 0; i < stg; i++) {
+        if (i < nt) {
+            const int k0 = k_begin + 16 * (warp + NW * i);
+            issue(k0, i, newp - k0 < 16 ? newp - k0 : -1, kv_off(slot, kvh, k0));
+        }
+        acl_commit();
+    }
+    pdl_wait();
+    // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
+    if (newp >= k_begin && newp < k_end) {
+        const int jt = (newp - k_begin) >> 4, i = jt / NW;
+        if (jt % NW == warp && i < stg && lane < ACL_CH) {
+            const int k0 = k_begin + 16 * jt, r = newp - k0;
+            const size_t off = kv_off(slot, kvh, k0) + (size_t)r * KV_RS;
+            const u32 dk = ring + (u32)(i * 2 * ACL_TB) + r * ACL_RB;
+            const uint4 kv = __ldcg((const uint4*)((const unsigned char*)(kc + off) + lane * 16));
+            const uint4 vv = __ldcg((const uint4*)((const unsigned char*)(vc + off) + lane * 16));
+            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk + acl_swk(r, lane) * 16), "r"(kv.x), "r"(kv.y), "r"(kv.z), "r"(kv.w) : "memory");
+            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk + ACL_TB + acl_swv(r, lane) * 16), "r"(vv.x), "r"(vv.y), "r"(vv.z), "r"(vv.w) : "memory");
+        }
+    }
+    // Q as A fragments (attn_tc_core's layout and scale).
+    u32 qa[KS][2][2];
+    {
+#if KV_Q
+        const float scale = kv_scale(kc, 0, kvh) / sqrtf((float)HD);
+#else
+        const float scale = 1.0f / sqrtf((float)HD);
+#endif
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * s + 8 * t;
+                x0 = __ldcg((const float4*)qp);
+                x1 = __ldcg((const float4*)(qp + 4));
+            }
+            qa[s][0][0] = pack_h2(x0.x * scale, x0.y * scale);
+            qa[s][0][1] = pack_h2(x0.z * scale, x0.w * scale);
+            qa[s][1][0] = pack_h2(x1.x * scale, x1.y * scale);
+            qa[s][1][1] = pack_h2(x1.z * scale, x1.w * scale);
+        }
+    }
+    float m_run = -INFINITY, l_run = 0.f;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    // Cache offset of the next tile to copy (paged: its block-table entry is read one tile ahead).
+    size_t next_off = stg < nt ? kv_off(slot, kvh, k_begin + 16 * (warp + NW * stg)) : 0;
+    auto refill = [&](int i, int k0, int si) {
+        if (i + stg < nt) issue(k0 + 16 * NW * stg, si, -1, next_off);
+        acl_commit();
+        if (i + stg + 1 < nt) next_off = kv_off(slot, kvh, k0 + 16 * NW * (stg + 1));
+    };
+    for (int i = 0; i < nt; i++) {
+        const int k0 = k_begin + 16 * (warp + NW * i);
+        const int si = i % stg;
+        acl_wait(stg - 1);  // tile i's copies (this lane's) have landed
+        __syncwarp();       // ... and every lane's, and the new-token row
+        const u32 dk = ring + (u32)(si * 2 * ACL_TB), dv = dk + ACL_TB;
+        uint4 kc_[2][KS];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            const int r = nb * 8 + g;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+#if KV_Q
+                const int e = 32 * s + 8 * t;  // byte of the row
+                const u32 a = dk + r * ACL_RB + acl_swk(r, e >> 4) * 16 + (e & 15);
+                uint2 c;
+                asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c.x), "=r"(c.y) : "r"(a));
+                kc_[nb][s] = kv_h8(c);
+#else
+                const u32 a = dk + r * ACL_RB + acl_swk(r, 4 * s + t) * 16;
+                uint4 c;
+                asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(c.x), "=r"(c.y), "=r"(c.z), "=r"(c.w) : "r"(a));
+                kc_[nb][s] = c;
+#endif
+            }
+        }
+#if KV_Q
+        // V codes -> f16 rows of this warp's vsm tile (the ring slot is then free).
+        {
+            constexpr int VL = 16 * HD / 8 / 32;
+#pragma unroll
+            for (int v = 0; v < VL; v++) {
+                const int e = v * 32 + lane, r = e / (HD / 8), p = e % (HD / 8);
+                uint2 c;
+                asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c.x), "=r"(c.y) : "r"(dv + r * ACL_RB + p * 8));
+                *(uint4*)&vsm[warp][r][p * 8] = kv_h8(c);
+            }
+        }
+        __syncwarp();
+        refill(i, k0, si);
+        const u32 vs_base = smem_u32(&vsm[warp][0][0]);
+#endif
+        float sacc[2][4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++) {
+            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+            for (int s = 0; s < KS; s++) {
+                mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
+                mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
+            }
+        }
+        float sv[4];
+#pragma unroll
+        for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
+        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run, mx);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float alpha = expf(m_run - m_use);
+        float p[4], rs = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
+        rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+        rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+        l_run = l_run * alpha + rs;
+        m_run = m_new;
+        const u32 pa0 = pack_h2(p[0], p[1]), pa2 = pack_h2(p[2], p[3]);
+#pragma unroll
+        for (int j = 0; j < ND / 2; j++) {
+            const int mi = lane >> 3, r = (mi & 1) * 8 + (lane & 7), c = 2 * j + (mi >> 1);
+#if KV_Q
+            const u32 addr = vs_base + (u32)((r * ATC_VS + c * 8) * 2);
+#else
+            const u32 addr = dv + r * ACL_RB + acl_swv(r, c) * 16;
+#endif
+            u32 b0, b1, b2, b3;
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+#pragma unroll
+            for (int e = 0; e < 4; e++) { o[2 * j][e] *= alpha; o[2 * j + 1][e] *= alpha; }
+            mma16816(o[2 * j], pa0, 0u, pa2, 0u, b0, b1);
+            mma16816(o[2 * j + 1], pa0, 0u, pa2, 0u, b2, b3);
+        }
+        __syncwarp();
+#if !KV_Q
+        refill(i, k0, si);
+#endif
+    }
+    acl_wait(0);
+    pdl_trigger();
+#if KV_Q
+    {
+        const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
+#pragma unroll
+        for (int nd = 0; nd < ND; nd++) { o[nd][0] *= sv; o[nd][1] *= sv; }
+    }
+#endif
+    // The block's warps: (m, l, O) of rows g < GROUP merged in shared memory (attn_tc_core's way).
+    if (t == 0) { mw[warp][g] = m_run; lw[warp][g] = l_run; }
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
+        ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
+    }
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int h = threadIdx.x;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][h]);
+        float L = 0.f;
+        for (int w = 0; w < NW; w++) L += (mw[w][h] == -INFINITY ? 0.f : expf(mw[w][h] - M)) * lw[w][h];
+        bm[h] = M;
+        bl[h] = L;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * ATT_THREADS + threadIdx.x;
+        if (NO % ATT_THREADS == 0 || i < NO) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const float M = bm[gg];
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int w = 0; w < NW; w++) {
+                const float f = mw[w][gg] == -INFINITY ? 0.f : expf(mw[w][gg] - M);
+                const float4 v = *(const float4*)&ow[w][gg][d];
+                acc.x = fmaf(f, v.x, acc.x);
+                acc.y = fmaf(f, v.y, acc.y);
+                acc.z = fmaf(f, v.z, acc.z);
+                acc.w = fmaf(f, v.w, acc.w);
+            }
+            if (cs == 1) {
+                const float inv = 1.0f / bl[gg];
+                act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
+                op[0] = f2act(acc.x * inv);
+                op[1] = f2act(acc.y * inv);
+                op[2] = f2act(acc.z * inv);
+                op[3] = f2act(acc.w * inv);
+            } else {
+                *(float4*)&bo[gg][d] = acc;
+            }
+        }
+    }
+    if (cs == 1) return;
+    // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
+    // all cs blocks for its share of the outputs (item i -> block i % cs), through DSMEM.
+    acl_cluster_sync();
+    {
+        const u32 lbo = smem_u32(&bo[0][0]), lbm = smem_u32(&bm[0]), lbl = smem_u32(&bl[0]);
+        for (int i = threadIdx.x * cs + split; i < NO; i += ATT_THREADS * cs) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            float mr[ACL_MAXCS];
+            float M = -INFINITY;
+#pragma unroll
+            for (int r = 0; r < ACL_MAXCS; r++) {
+                mr[r] = r < cs ? acl_ldf(acl_map(lbm + 4 * gg, r)) : -INFINITY;
+                M = fmaxf(M, mr[r]);
+            }
+            float L = 0.f;
+            float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int r = 0; r < ACL_MAXCS; r++) {
+                if (r < cs) {
+                    const float f = mr[r] == -INFINITY ? 0.f : expf(mr[r] - M);
+                    const float lr = acl_ldf(acl_map(lbl + 4 * gg, r));
+                    const float4 v = acl_ldf4(acl_map(lbo + (u32)((gg * HD + d) * 4), r));
+                    L = fmaf(f, lr, L);
+                    A.x = fmaf(f, v.x, A.x);
+                    A.y = fmaf(f, v.y, A.y);
+                    A.z = fmaf(f, v.z, A.z);
+                    A.w = fmaf(f, v.w, A.w);
+                }
+            }
+            const float inv = 1.0f / L;
+            act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
+            op[0] = f2act(A.x * inv);
+            op[1] = f2act(A.y * inv);
+            op[2] = f2act(A.z * inv);
+            op[3] = f2act(A.w * inv);
+        }
+    }
+    acl_cluster_sync();  // no block leaves while others read its shared memory
+}
+#endif  // HD == 32 || HD % 64 == 0
+
 #endif
 
 // The previous decode attention (one chunk per block), kept for comparison: TRTFORGE_ATTN=v1.

@@ -380,6 +380,13 @@ impl KernelSpec {
         !self.kv_f32 && c.num_attention_heads / c.num_key_value_heads <= 8 && c.head_dim % 32 == 0
     }
 
+    /// Whether kernels.cu defines `attn_decode_cl` (session 5): where `attn_decode_tc` exists and
+    /// head_dim is 32 or a multiple of 64 (its shared-memory swizzles).
+    pub fn attn_cl(&self) -> bool {
+        let hd = self.config.head_dim;
+        self.attn_tc() && (hd == 32 || hd % 64 == 0)
+    }
+
     /// The weight format of the persistent decode layer (`persist_layer`): defined where the four
     /// layer linears share one tensor-core format and the tensor-core decode attention exists.
     pub fn persist_format(&self) -> Option<WeightFormat> {
@@ -443,6 +450,9 @@ impl KernelSpec {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());
         }
+        if self.attn_cl() {
+            v.push("attn_decode_cl".into());
+        }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
         }
@@ -480,7 +490,8 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 2 + 1);
+        // + attn_decode_tc, attn_prefill_tc, attn_decode_cl, persist_layer
+        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 3 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
@@ -502,6 +513,8 @@ mod tests {
         assert!(kv8.source().contains("#define KV_Q 1"));
         let names = kv8.kernel_names();
         assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
+        // The session-5 cluster kernel: TinyLlama's head_dim 64 (and every 8-bit build of it).
+        assert!(s.attn_cl() && names.iter().any(|n| n == "attn_decode_cl"));
         assert_eq!(names.len(), s.kernel_names().len() - 3);
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16

@@ -311,7 +311,14 @@ pub enum DecodeAttn {
     Tc,
     /// `attn_decode_v1`: one chunk per block, always `nsplit` splits.
     V1,
+    /// `attn_decode_cl` (sm_90): tensor cores, a `stages`-deep cp.async K/V pipeline per warp
+    /// (the old positions loaded before `griddepcontrol.wait`), the splits of a (kv head, row) as
+    /// one thread-block cluster merged through distributed shared memory.
+    Cl { stages: usize },
 }
+
+/// Largest cluster `attn_decode_cl` takes (`ACL_MAXCS`; above 8 needs non-portable clusters).
+pub const ACL_MAXCS: usize = 16;
 
 impl DecodeAttn {
     pub fn name(self) -> &'static str {
@@ -319,8 +326,19 @@ impl DecodeAttn {
             DecodeAttn::Cuda => "attn_decode",
             DecodeAttn::Tc => "attn_decode_tc",
             DecodeAttn::V1 => "attn_decode_v1",
+            DecodeAttn::Cl { .. } => "attn_decode_cl",
         }
     }
+
+    /// Whether the kernel reads 8-bit KV caches.
+    pub fn reads_kv8(self) -> bool {
+        matches!(self, DecodeAttn::Tc | DecodeAttn::Cl { .. })
+    }
+}
+
+/// Dynamic shared memory of `attn_decode_cl`: `stages` K and V tiles of 16 positions per warp.
+pub fn acl_smem(stages: usize, head_dim: usize, kv: DType) -> usize {
+    stages * (ATT_THREADS as usize / 32) * 2 * 16 * head_dim * kv.size()
 }
 
 /// Which GEMV instance: tensor cores (`tc_*`, up to GEMV_MAX_T rows) or CUDA cores for up to
@@ -748,8 +766,49 @@ impl<'a> Kernels<'a> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
-        if d.kv == DType::U8 && kind != DecodeAttn::Tc {
-            return Err(Error::Gpu(format!("{}: an 8-bit KV cache is read by attn_decode_tc only", kind.name())));
+        if d.kv == DType::U8 && !kind.reads_kv8() {
+            return Err(Error::Gpu(format!(
+                "{}: an 8-bit KV cache is read by attn_decode_tc / attn_decode_cl only",
+                kind.name()
+            )));
+        }
+        if let DecodeAttn::Cl { stages } = kind {
+            if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) {
+                return Err(Error::Gpu(format!(
+                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8)"
+                )));
+            }
+            need("q", &q, DType::F32, rows * d.q_dim)?;
+            cache.check(d)?;
+            need("attention output", &out, d.act, rows * d.q_dim)?;
+            need("row positions", &pos, DType::I32, rows)?;
+            need("row slots", &slot, DType::I32, rows)?;
+            let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
+            let smem = u32_of("attention shared memory", acl_smem(stages, d.head_dim, d.kv))?;
+            let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+            let (mut rp, mut sp, mut st) = (pos.addr(), slot.addr(), stages as i32);
+            // SAFETY: attn_decode_cl(q, kc, vc, out, row_pos, row_slot, stg): block (split, kvh, b)
+            // reads q row b and cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq by the host
+            // metadata; rows past pos[b] of a 16-row tile are zero-filled, not read), stages at most
+            // `stg` tiles per warp in its `smem` bytes of dynamic shared memory (allowed at engine
+            // creation), and the blocks of one cluster (grid.x == cluster == ns) write out row b.
+            // Sizes checked above for `rows` sequences.
+            if ns == 1 {
+                // SAFETY: as below, one block per (kv head, row): no cluster.
+                return unsafe {
+                    self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, rp, sp, st))
+                };
+            }
+            return unsafe {
+                self.gpu.launch_cluster(
+                    kind.name(),
+                    grid,
+                    ATT_THREADS,
+                    smem,
+                    ns as u32,
+                    &mut args!(qp, kc, vc, op, rp, sp, st),
+                )
+            };
         }
         let ns = if kind == DecodeAttn::V1 { d.nsplit } else { ns };
         if ns == 0 || ns > d.nsplit || (kind != DecodeAttn::V1 && ns > 64) {

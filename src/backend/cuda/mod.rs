@@ -30,13 +30,18 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
-    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS,
+    GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache, PersistAttn, Rope,
-    SeqMeta, TcgBufs, View, Weights, PERSIST_NSTAMP,
+    acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
+    PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
 };
+
+/// A numeric environment switch (None when unset or not a number).
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
@@ -268,10 +273,18 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
-    /// Decode attention kernel: `attn_decode_tc` (tensor cores, the default where it exists),
-    /// `attn_decode` (CUDA cores, TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the
-    /// previous one-chunk-per-block kernel), for comparison.
+    /// Decode attention kernel: `attn_decode_cl` (sm_90, f16 caches; used where one block per
+    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`), `attn_decode_tc`
+    /// (tensor cores, the default elsewhere; TRTFORGE_ATTN=tc1 everywhere), `attn_decode` (CUDA cores,
+    /// TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the previous one-chunk-per-block
+    /// kernel), for comparison.
     attn_kernel: DecodeAttn,
+    /// `attn_decode_cl`: resident blocks on the device (SMs × occupancy) and the largest cluster.
+    acl_slots: usize,
+    acl_csmax: usize,
+    /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
+    /// (row, kv head) fills the device, attn_decode_tc below).
+    acl_forced: bool,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -649,14 +662,41 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
-        let attn_kernel = match std::env::var("TRTFORGE_ATTN").as_deref() {
+        // Decode attention: attn_decode_cl on sm_90 where it is compiled (session 5),
+        // TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
+        let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
+        let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(4).clamp(2, 8);
+        // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
+        // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
+        // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
+        // attn_decode_cl at every batch size and cache format.
+        let env_attn = std::env::var("TRTFORGE_ATTN");
+        let acl_forced = env_attn.as_deref() == Ok("cl");
+        let attn_kernel = match env_attn.as_deref() {
+            Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
+            _ if cl_ok => DecodeAttn::Cl { stages },
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ => DecodeAttn::Cuda,
         };
         let gemm_pad = opts.paged_blocks.is_some() && std::env::var("TRTFORGE_SERVE_GEMM_PAD").as_deref() != Ok("0");
+        // attn_decode_cl: resident blocks (cluster sizes are chosen to fill them, at most
+        // TRTFORGE_ATTN_CS blocks per (kv head, row), default 8; up to 16 with non-portable clusters).
+        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages } = attn_kernel {
+            let smem = acl_smem(stages, cfg.head_dim, dims.kv);
+            gpu.allow_smem(attn_kernel.name(), smem)?;
+            let occ = gpu.occupancy(attn_kernel.name(), ATT_THREADS, smem)? as usize;
+            let csmax = env_usize("TRTFORGE_ATTN_CS").unwrap_or(8).clamp(1, ACL_MAXCS);
+            if csmax > 8 {
+                gpu.allow_big_clusters(attn_kernel.name())?;
+            }
+            (occ * gpu.sms as usize, csmax)
+        } else {
+            (0, 0)
+        };
         gpu.sync()?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -681,6 +721,9 @@ impl CudaBackend {
             grid_cache: HashMap::new(),
             use_tc,
             attn_kernel,
+            acl_slots,
+            acl_csmax,
+            acl_forced,
             use_tcg,
             gemm_pad,
             prefill_fa,
@@ -872,10 +915,21 @@ impl CudaBackend {
                         // captured graph stays valid as the sequences grow. (attn_decode_v1 always
                         // runs nsplit.)
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
-                        let ns = want.clamp(1, self.spec.nsplit().min(64));
+                        let mut kind = self.attn_kernel;
+                        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
+                        if let DecodeAttn::Cl { .. } = kind {
+                            // One cluster per (kv head, row), as many blocks each as stay resident
+                            // together (no second wave), at most acl_csmax.
+                            let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
+                            if cs == 1 || self.acl_forced {
+                                ns = cs;
+                            } else {
+                                kind = DecodeAttn::Tc;
+                            }
+                        }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                        k.attn_decode(self.attn_kernel, ns, q, cache, out, part, counters, pos, slot, lead)?;
+                        k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)?;
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
