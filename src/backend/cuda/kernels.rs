@@ -422,6 +422,8 @@ impl KernelSpec {
             "swiglu_h",
             "rope_append_h",
             "quant_e4m3_rows",
+            "rmsnorm_q8",
+            "swiglu_q8",
         ]
         .iter()
         .filter(|s| {
