@@ -2480,6 +2480,17 @@ extern "C" __global__ void quant_e4m3_rows(const act_t* __restrict__ x, unsigned
     if (threadIdx.x == 0) s[t] = sc;
 }
 
+// The FP8 GEMM's scales where cuBLASLt takes no per-channel / per-row scale vectors: the GEMM ran
+// unscaled into y (T, N) f32; dst = y · xs[t] · ws[n] (+ dst where acc). y may be dst.
+extern "C" __global__ void fp8_rescale(const float* y, const float* __restrict__ xs, const float* __restrict__ ws,
+                                       float* dst, int N, int total, int acc) {
+    PDL_ENTRY();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const float v = y[i] * xs[i / N] * ws[i % N];
+        dst[i] = acc ? dst[i] + v : v;
+    }
+}
+
 // RMSNorm straight into FP8 for the FP8 GEMM: the normalized row x / rms(x) · w in f32 (not rounded
 // to f16 first), its scale s[t] as quant_e4m3_rows, q (T, HIDDEN) E4M3 codes. One block per row.
 extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,

@@ -424,6 +424,7 @@ impl KernelSpec {
             "quant_e4m3_rows",
             "rmsnorm_q8",
             "swiglu_q8",
+            "fp8_rescale",
         ]
         .iter()
         .filter(|s| {

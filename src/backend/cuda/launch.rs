@@ -676,6 +676,24 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// `fp8_rescale`: dst (rows, n) f32 = y · xs[t] · ws[n] (+ dst where `acc`): the FP8 GEMM's
+    /// per-row input and per-channel weight scales where cuBLASLt ran it unscaled into y.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fp8_rescale(&self, y: View, xs: View, ws: View, dst: View, acc: bool, rows: usize, n: usize) -> Result<()> {
+        need("fp8 GEMM output", &y, DType::F32, rows * n)?;
+        need("fp8 row scales", &xs, DType::F32, rows)?;
+        need("fp8 weight scales", &ws, DType::F32, n)?;
+        need("fp8 rescaled output", &dst, DType::F32, rows * n)?;
+        let total = i32_of("rows × n", rows * n)?;
+        let blocks = ((rows * n).div_ceil(256) as u32).min(self.gpu.sms * 8);
+        let (mut yp, mut xp, mut wp, mut dp) = (y.addr(), xs.addr(), ws.addr(), dst.addr());
+        let (mut ni, mut ti, mut ai) = (i32_of("n", n)?, total, acc as i32);
+        // SAFETY: fp8_rescale(y, xs, ws, dst, N, total, acc): a grid-stride loop over rows × n
+        // elements of y and dst (element-wise, so y may be dst), reading xs[t < rows] and
+        // ws[j < n]; all checked above.
+        unsafe { self.gpu.launch("fp8_rescale", (blocks, 1, 1), 256, 0, &mut args!(yp, xp, wp, dp, ni, ti, ai)) }
+    }
+
     /// `rmsnorm_q8`: RMSNorm of x (rows, hidden) f32 with w (hidden) f32 straight into E4M3 codes
     /// q (rows, hidden) and row scales s (rows) f32 (static `sstat` or dynamic per row).
     pub fn rmsnorm_q8(&self, x: View, w: View, q: View, s: View, sstat: Option<View>, rows: usize) -> Result<()> {

@@ -308,6 +308,9 @@ pub struct CudaBackend {
     gemm_f16out: bool,
     /// Some fp8 linear runs the FP8 GEMM (`DevLinear::fp8`) in the GEMM path.
     fp8_gemm: bool,
+    /// How its scales are applied: `OuterVec` inside cuBLASLt (per-channel weight, per-row input
+    /// scale vectors), else `None`: an unscaled FP8 GEMM into y, then `fp8_rescale`.
+    fp8_scales: LtScale,
     /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
     /// between launches; each GEMM's last warps reset theirs).
     tcg_ws: Option<DevBuf>,
@@ -625,7 +628,9 @@ impl CudaBackend {
             }
         }
         // Probe every FP8 GEMM shape once at the decode batch's rows (this also tunes those shapes
-        // outside graph capture); where cuBLASLt refuses one, every fp8 linear keeps its f16 copy.
+        // outside graph capture): with cuBLASLt's scale vectors, else unscaled + `fp8_rescale`;
+        // where cuBLASLt refuses both, every fp8 linear keeps its f16 copy.
+        let mut fp8_scales = LtScale::OuterVec;
         if let Some((xq, xs)) = &s.xq {
             let rows = mt.min(64).max(GEMV_MAX_T + 1);
             let probe = Kernels::new(&gpu, &dims);
@@ -633,32 +638,25 @@ impl CudaBackend {
             let (c, scr) = (gpu.alloc(rows * maxn * 4)?, gpu.alloc(rows * maxn * 4)?);
             gpu.memset0(xq)?;
             gpu.htod(xs, 0, &vec![1f32; mt])?;
-            let mut err = None;
-            for (st, lin) in steps.iter().zip(linears.iter()) {
-                let (Step::Linear(l), Some(lin)) = (st, lin.as_ref()) else { continue };
-                let Some(f8) = &lin.fp8 else { continue };
-                let acc = matches!(l.role, Role::O | Role::Down);
-                let r = probe.gemm_fp8(
-                    rows,
-                    lin.n,
-                    lin.k,
-                    lin.data.view(DType::U8),
-                    f8.wscale.f32(),
-                    LtScale::OuterVec,
-                    xq.view(DType::U8),
-                    xs.f32(),
-                    LtScale::OuterVec,
-                    c.f32(),
-                    acc,
-                    scr.f32(),
-                );
-                if let Err(e) = r {
-                    err = Some(e);
-                    break;
+            let try_mode = |mode: LtScale| -> Result<()> {
+                for (st, lin) in steps.iter().zip(linears.iter()) {
+                    let (Step::Linear(l), Some(lin)) = (st, lin.as_ref()) else { continue };
+                    let Some(f8) = &lin.fp8 else { continue };
+                    // Unscaled GEMMs write y and never accumulate (fp8_rescale adds).
+                    let acc = mode == LtScale::OuterVec && matches!(l.role, Role::O | Role::Down);
+                    let (wv, xv) = (lin.data.view(DType::U8), xq.view(DType::U8));
+                    let (ws, xsv) = (f8.wscale.f32(), xs.f32());
+                    probe.gemm_fp8(rows, lin.n, lin.k, wv, ws, mode, xv, xsv, mode, c.f32(), acc, scr.f32())?;
                 }
-            }
-            if let Err(e) = gpu.sync() {
-                err = err.or(Some(e));
+                gpu.sync()
+            };
+            let mut err = None;
+            if let Err(e) = try_mode(LtScale::OuterVec) {
+                eprintln!("note: cuBLASLt's FP8 GEMM with scale vectors: {e}; trying it unscaled + fp8_rescale");
+                fp8_scales = LtScale::None;
+                if let Err(e2) = try_mode(LtScale::None) {
+                    err = Some(Error::Gpu(format!("{e}; unscaled: {e2}")));
+                }
             }
             if let Some(e) = err {
                 eprintln!("warning: TRTFORGE_FP8_GEMM: cuBLASLt's FP8 GEMM is not usable here ({e}); fp8 linears keep their f16 copies");
@@ -780,6 +778,7 @@ impl CudaBackend {
             gemm_lt,
             gemm_f16out,
             fp8_gemm,
+            fp8_scales,
             tcg_ws,
             tcg_cnt,
             dims,
@@ -1061,8 +1060,13 @@ impl CudaBackend {
                         };
                         // o/down accumulate into h; their tuning writes y (free then).
                         let scratch = if acc { y } else { dst };
-                        let (wv, wsv, o) = (lin.data.view(DType::U8), f8.wscale.f32(), LtScale::OuterVec);
-                        k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)?;
+                        let (wv, wsv, o) = (lin.data.view(DType::U8), f8.wscale.f32(), self.fp8_scales);
+                        if o == LtScale::OuterVec {
+                            k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)?;
+                        } else {
+                            k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, y, false, y)?;
+                            k.fp8_rescale(y, xs, wsv, dst, acc, rows, n)?;
+                        }
                         match ls.role {
                             Role::Qkv => {
                                 let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
