@@ -206,10 +206,8 @@ fn cpu_and_gpu(
 /// The CPU reference's rounding of the linears the CUDA engine runs through its FP8 GEMM (W8A8,
 /// dynamic per-row input scales, passes of more than GEMV_MAX_T rows); None when there are none.
 pub fn fp8_rows_of(params: &[crate::model::Param]) -> Option<Fp8Rows> {
-    (!params.is_empty()).then(|| Fp8Rows {
-        params: params.iter().copied().collect(),
-        above: crate::backend::cuda::kernels::GEMV_MAX_T,
-    })
+    (!params.is_empty())
+        .then(|| Fp8Rows { params: params.iter().copied().collect(), above: crate::backend::cuda::kernels::GEMV_MAX_T })
 }
 
 /// Greedy tokens of the CUDA engine vs the CPU reference, batched prompts of different lengths.

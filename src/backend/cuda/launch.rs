@@ -704,9 +704,7 @@ impl<'a> Kernels<'a> {
         let (mut xp, mut wp, mut qp, mut sp) = (x.addr(), w.addr(), q.addr(), s.addr());
         // SAFETY: rmsnorm_q8(x, w, q, s, sstat): block t reads row t of x, all of w and sstat[0]
         // if non-null, writes hidden / 2 2-byte words of row t of q and s[t]; all checked above.
-        unsafe {
-            self.gpu.launch("rmsnorm_q8", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, wp, qp, sp, stp))
-        }
+        unsafe { self.gpu.launch("rmsnorm_q8", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, wp, qp, sp, stp)) }
     }
 
     /// `swiglu_q8`: silu(gate) · up of y (rows, 2·inter) f32 (interleaved) straight into E4M3

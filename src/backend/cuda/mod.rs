@@ -244,12 +244,12 @@ struct Scratch {
     wdeq: Option<DevBuf>, // (largest linear) f16 dequantized weights for GEMMs
     /// FP8 GEMM inputs: (max_tokens, widest) E4M3 codes and (max_tokens) f32 row scales.
     xq: Option<(DevBuf, DevBuf)>,
-    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
-    counters: DevBuf,     // (max_seqs, n_kv) i32
-    meta: DevBuf,         // MetaLayout i32
-    next: DevBuf,         // (max_seqs) i32 sampled tokens
-    hist: DevBuf,         // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
-    qa: DevBuf,           // (max_tokens, q_dim) act: q for the tensor-core prefill attention
+    part: DevBuf,     // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
+    counters: DevBuf, // (max_seqs, n_kv) i32
+    meta: DevBuf,     // MetaLayout i32
+    next: DevBuf,     // (max_seqs) i32 sampled tokens
+    hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
     /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
     scores: Option<(DevBuf, DevBuf)>,
@@ -476,7 +476,8 @@ impl CudaBackend {
                     weight_bytes += hl.bytes();
                     max_numel = max_numel.max(hl.n * hl.k);
                     let scales = (!hl.scales.is_empty()).then(|| gpu.upload(&hl.scales)).transpose()?;
-                    f8_scales.push((hl.fmt == WeightFormat::F8).then(|| hl.scales.iter().map(|s| s.to_f32()).collect()));
+                    f8_scales
+                        .push((hl.fmt == WeightFormat::F8).then(|| hl.scales.iter().map(|s| s.to_f32()).collect()));
                     linears.push(Some(DevLinear {
                         fmt: hl.fmt,
                         n: hl.n,
@@ -1077,7 +1078,8 @@ impl CudaBackend {
                             Role::GateUp => {
                                 // The down projection's FP8 input straight from SwiGLU when it runs
                                 // the FP8 GEMM too.
-                                let next = self.linears.get(si + 1).and_then(|x| x.as_ref()).and_then(|x| x.fp8.as_ref());
+                                let next =
+                                    self.linears.get(si + 1).and_then(|x| x.as_ref()).and_then(|x| x.fp8.as_ref());
                                 match next {
                                     Some(d8) => {
                                         k.swiglu_q8(y, xq, xs, d8.sstat.as_ref().map(|b| b.f32()), rows)?;
