@@ -89,28 +89,40 @@ pub fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     d / scale
 }
 
-/// An engine with an 8-bit KV cache against the CPU reference with the same cache rounding (same
-/// scales) passes when its max |Δlogit| / max |logit| is within the precision's tolerance
-/// ([`rel_tol`]: what f16 arithmetic explains) or within half the cache's own quantization noise,
-/// `noise` = max |Δ| / max |ref| of the CPU reference with the 8-bit cache against the same CPU
-/// reference with an f16 cache on the same inputs. Why: the engine's K/V differ from the CPU's
-/// in the last f16 bits, and wherever one lies near a rounding boundary of the 8-bit grid the two
-/// round it to neighbouring codes — an error of one step (fp8: up to 1/16 of the value, int8: 1/127
-/// of the head's range), the same size as a quantization error itself, on the few entries that lie
-/// that close (≈ f16 error / step: ~1–2 % of them). Their effect on the logits is therefore a
-/// fraction of the whole quantization's effect, which the CPU measures; an engine that rounded the
-/// cache wrongly or not at all differs from the 8-bit reference by about the whole `noise` and fails.
-pub fn kv8_pass(err: f32, noise: f32, p: WeightFormat) -> bool {
+/// An engine that rounds values to 8 bits on the fly — an 8-bit KV cache, or the inputs of its FP8
+/// GEMM (W8A8) — against the CPU reference with the same rounding (same scales) passes when its
+/// max |Δlogit| / max |logit| is within the precision's tolerance ([`rel_tol`]: what f16 arithmetic
+/// explains) or within half of that rounding's own noise, `noise` = max |Δ| / max |ref| of the CPU
+/// reference with the 8-bit rounding against the same CPU reference without it on the same inputs.
+/// Why: the engine's values (K/V, linear inputs) differ from the CPU's in the last f16 bits, and
+/// wherever one lies near a boundary of the 8-bit grid the two round it to neighbouring codes — an
+/// error of one step (fp8: up to 1/16 of the value, int8: 1/127 of the head's range), the size of a
+/// quantization error itself, on the few entries that lie that close (≈ f16 error / step: ~1–2 % of
+/// them). Their effect on the logits is a fraction of the whole rounding's effect, which the CPU
+/// measures; an engine that rounded wrongly or not at all differs from the 8-bit reference by about
+/// the whole `noise` and fails.
+pub fn rounding_pass(err: f32, noise: f32, p: WeightFormat) -> bool {
     err <= rel_tol(p) || err <= 0.5 * noise
 }
 
-/// The detail line of an 8-bit-KV comparison judged by [`kv8_pass`].
-pub fn kv8_detail(err: f32, noise: f32, p: WeightFormat) -> String {
+/// The detail line of a comparison judged by [`rounding_pass`]; `what` names the rounding.
+pub fn rounding_detail(err: f32, noise: f32, p: WeightFormat, what: &str) -> String {
     format!(
-        "max|Δ|/max|ref| {err:.2e}; passes ≤ {:.0e} (f16 arithmetic) or ≤ ½ of the KV quantization noise {noise:.2e} (CPU 8-bit KV vs CPU f16 KV, same inputs): ratio {:.2}",
+        "max|Δ|/max|ref| {err:.2e}; passes ≤ {:.0e} (f16 arithmetic) or ≤ ½ of the {what} noise {noise:.2e} (CPU with vs without it, same inputs): ratio {:.2}",
         rel_tol(p),
         err / noise.max(1e-12)
     )
+}
+
+/// What the CPU reference `q` rounds to 8 bits on the fly ("8-bit KV", "fp8 GEMM input", both).
+pub fn rounding_what(q: &CpuQuant) -> Option<String> {
+    let kv = q.kv.as_ref().is_some_and(|k| k.dtype.quantized());
+    match (kv, q.fp8_rows.is_some()) {
+        (false, false) => None,
+        (true, false) => Some("8-bit KV".into()),
+        (false, true) => Some("fp8 GEMM input".into()),
+        (true, true) => Some("8-bit KV + fp8 GEMM input".into()),
+    }
 }
 
 /// An 8-bit KV cache for the checks: per-head scales calibrated by the CPU reference on
@@ -147,10 +159,10 @@ pub fn logits_check_kv(
 ) -> Result<CheckResult> {
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
     let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, prompts, max_seq)?;
-    // 8-bit KV: the same CPU reference with an f16 cache measures the quantization noise.
-    let mut cpu16 = if kv.quantized() {
-        let mut q = cpu.quant().clone();
-        q.kv = None;
+    // 8-bit KV / FP8 GEMM inputs: the same CPU reference without that rounding measures its noise.
+    let what = rounding_what(cpu.quant());
+    let mut cpu16 = if what.is_some() {
+        let q = CpuQuant { kv: None, fp8_rows: None, ..cpu.quant().clone() };
         Some(CpuBackend::with_quant(Arc::new(reference_weights(w, p)?), prompts.len(), max_seq, q)?)
     } else {
         None
@@ -175,8 +187,8 @@ pub fn logits_check_kv(
         let c: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
         compare(&c, Logits::Last)?;
     }
-    let (pass, detail) = if kv.quantized() {
-        (kv8_pass(worst, noise, p), kv8_detail(worst, noise, p))
+    let (pass, detail) = if let Some(what) = &what {
+        (rounding_pass(worst, noise, p), rounding_detail(worst, noise, p, what))
     } else {
         let tol = rel_tol(p);
         (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
@@ -536,6 +548,14 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
                 add(r);
             }
         }
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8tl") {
+        // Only the TinyLlama-shape fp8 weights and fp16 + fp8 KV logits checks (a short GPU lease).
+        let tl = load("preset:tinyllama-1.1b")?;
+        let ps3 = seeded_prompts(&[20, 6], tl.weights.config.vocab_size, 3);
+        add(logits_check_kv("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Fp8, &ps3));
+        add(logits_check("tinyllama-1.1b", &tl.weights, F8, &ps3));
         return Ok(results);
     }
     let path =

@@ -10,7 +10,8 @@
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
 use super::cuda_check::{
-    check_kv, fp8_rows_of, kv8_detail, kv8_pass, max_rel, reference_weights, rel_tol, tiny32, CheckResult, CheckSet,
+    check_kv, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what, tiny32,
+    CheckResult, CheckSet,
 };
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
@@ -235,21 +236,23 @@ pub fn paged_checks_kv(
         pass: c == alone_tok,
         detail: format!("identical prefix lengths {:?}", first_diff(&c, &alone_tok)),
     }));
-    // The CPU reference (the engine's rounding: weights, FP8 GEMM inputs, KV cache) and, for an
-    // 8-bit cache, the KV quantization noise: the same reference with an f16 cache on the alone
-    // runs' tokens (`cuda_check::kv8_pass`).
+    // The CPU reference (the engine's rounding: weights, FP8 GEMM inputs, KV cache) and, where it
+    // rounds to 8 bits on the fly, that rounding's noise: the same reference without it (f16
+    // cache, unrounded linear inputs) on the alone runs' tokens (`cuda_check::rounding_pass`).
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let cpu_of = |kv: Option<KvQuant>| -> Result<CpuBackend> {
-        let quant = CpuQuant { kv, fp8_rows: fp8_rows_of(&b.engine().fp8_gemm_params()), ..Default::default() };
+    let cpu_of = |kv: Option<KvQuant>, fp8: bool| -> Result<CpuBackend> {
+        let fp8_rows = if fp8 { fp8_rows_of(&b.engine().fp8_gemm_params()) } else { None };
+        let quant = CpuQuant { kv, fp8_rows, ..Default::default() };
         CpuBackend::with_quant(Arc::new(reference_weights(w, p)?), 1, max_seq, quant)
     };
-    let mut cpu = match cpu_of(kvq.clone()) {
+    let mut cpu = match cpu_of(kvq.clone(), true) {
         Ok(c) => c,
         Err(e) => return vec![Err(e)],
     };
     let mut noise = 0f32;
-    if kv.quantized() {
-        let r = cpu_of(None).and_then(|mut c16| {
+    let what = rounding_what(cpu.quant());
+    if what.is_some() {
+        let r = cpu_of(None, false).and_then(|mut c16| {
             for (k, pr) in prompts.iter().enumerate() {
                 let a = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
                 let b = cpu_logits(&mut c16, pr, &alone[k].tokens[0])?;
@@ -289,19 +292,19 @@ pub fn paged_checks_kv(
             // same sequence may see logits that differ within the cache's quantization noise, and
             // a sampled draw near a boundary of the sampler may then pick another token. Tokens
             // must be equal, or the first differing token must come from logits rows (every one
-            // up to it) that agree as an 8-bit-KV engine agrees with its reference (`kv8_pass`).
+            // up to it) that agree as an 8-bit-rounding engine agrees with its reference (`rounding_pass`).
             let same = first_diff(&big.tokens[10..11], &sa.tokens[..1])[0];
             let distinct = sa.tokens[0].iter().collect::<std::collections::HashSet<_>>().len();
             let (pass, detail) = if big.tokens[10] == sa.tokens[0] {
                 (true, format!("identical {n} of {n}; distinct tokens {distinct}"))
-            } else if kv.quantized() {
+            } else if let Some(what) = &what {
                 let upto = (same + 1).min(big.logits[10].len()).min(sa.logits[0].len());
                 let d = (0..upto).fold(0f32, |m, j| m.max(max_rel(&big.logits[10][j], &sa.logits[0][j])));
                 (
-                    kv8_pass(d, noise, p),
+                    rounding_pass(d, noise, p),
                     format!(
                         "identical prefix {same} of {n}, then a sampling near-tie if the logits up to it agree: {}",
-                        kv8_detail(d, noise, p)
+                        rounding_detail(d, noise, p, what)
                     ),
                 )
             } else {
@@ -331,8 +334,8 @@ pub fn paged_checks_kv(
                 }
             }
         }
-        let (pass, detail) = if kv.quantized() {
-            (kv8_pass(worst, noise, p), kv8_detail(worst, noise, p))
+        let (pass, detail) = if let Some(what) = &what {
+            (rounding_pass(worst, noise, p), rounding_detail(worst, noise, p, what))
         } else {
             let tol = rel_tol(p);
             (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
