@@ -640,7 +640,7 @@ fn fp8_gemm_reference_rounds_inputs_per_row_above_the_gemv_rows() {
     let quant = CpuQuant { fp8_rows: Some(rows), ..Default::default() };
     let mut a = CpuBackend::with_quant(Arc::clone(&w), 1, 64, quant).unwrap();
     let mut b = CpuBackend::new(Arc::clone(&w), 1, 64).unwrap();
-    let mut run = |be: &mut CpuBackend, p: &[u32]| {
+    let run = |be: &mut CpuBackend, p: &[u32]| {
         be.reset(0);
         be.forward(&[SeqChunk { slot: 0, tokens: p }], Logits::All).unwrap().data
     };
