@@ -612,3 +612,43 @@ fn gptq_fp8_beats_rtn_on_the_layer_output_error() {
         assert!(c.num_hidden_layers > 1);
     }
 }
+
+/// The CPU reference of the CUDA engine's FP8 GEMM path (issue #15, `TRTFORGE_FP8_GEMM=1`): linear
+/// inputs rounded to E4M3 row by row with s = max|x| / 448 (`fp8::fake_quant_rows`), only in passes
+/// of more than `above` rows (fewer rows run the weight-only GEMV).
+#[test]
+fn fp8_gemm_reference_rounds_inputs_per_row_above_the_gemv_rows() {
+    let mut x = vec![0.1f32, -3.0, 0.7, 2.2, 1000.0, 1e-3, -5.0, 7.0, 0.0, 0.0, 0.0, 0.0];
+    let orig = x.clone();
+    fp8::fake_quant_rows(&mut x, 4);
+    // Each row's largest |x| maps onto ±448 and comes back (almost) unchanged; rows do not mix.
+    assert!((x[1] + 3.0).abs() <= 3.0 * 1e-6, "{}", x[1]);
+    assert!((x[4] - 1000.0).abs() <= 1000.0 * 1e-6, "{}", x[4]);
+    assert_eq!(&x[8..], &[0.0; 4]);
+    for (r, row) in orig.chunks(4).enumerate() {
+        let s = row.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20) / 448.0;
+        for (j, &v) in row.iter().enumerate() {
+            let want = fp8::decode(fp8::encode(v * (1.0 / s))) * s;
+            assert_eq!(x[r * 4 + j], want, "row {r} col {j}");
+            // E4M3: half a step is at most 1/16 of the value above 2⁻⁶ · s, 2⁻¹⁰ · s below.
+            assert!((want - v).abs() <= (v.abs() / 16.0).max(s / 1024.0) * 1.0001, "row {r} col {j}");
+        }
+    }
+    let w = Arc::new(load(&tiny_model()).unwrap().weights);
+    let params = trtforge::quant::decoder_linears(&w.config).into_iter().collect();
+    let rows = trtforge::backend::cpu::Fp8Rows { params, above: 8 };
+    let quant = CpuQuant { fp8_rows: Some(rows), ..Default::default() };
+    let mut a = CpuBackend::with_quant(Arc::clone(&w), 1, 64, quant).unwrap();
+    let mut b = CpuBackend::new(Arc::clone(&w), 1, 64).unwrap();
+    let run = |be: &mut CpuBackend, p: &[u32]| {
+        be.reset(0);
+        be.forward(&[SeqChunk { slot: 0, tokens: p }], Logits::All).unwrap().data
+    };
+    // 8 rows: the GEMV path, not rounded; 20 rows: rounded, a small difference.
+    assert_eq!(run(&mut a, &TINY_PROMPT[..8]), run(&mut b, &TINY_PROMPT[..8]));
+    let long: Vec<u32> = (0..20).map(|i| 3 + (i * 37) % 300).collect();
+    let (la, lb) = (run(&mut a, &long), run(&mut b, &long));
+    let scale = lb.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = la.iter().zip(&lb).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    assert!(d > 0.0 && d < 0.1, "fp8-rounded inputs moved the logits by {d} of their range");
+}

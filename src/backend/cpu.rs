@@ -31,6 +31,17 @@ struct LayerCache {
 pub struct CpuQuant {
     pub input_scales: std::collections::HashMap<Param, f16>,
     pub kv: Option<KvQuant>,
+    /// The CUDA engine's FP8 GEMM numerics (W8A8 with dynamic per-row input scales on passes of
+    /// more than `above` rows, `fp8::fake_quant_rows`), for the checks; None: not rounded.
+    pub fp8_rows: Option<Fp8Rows>,
+}
+
+/// Linears whose inputs are rounded to E4M3 per row in passes of more than `above` rows (the CUDA
+/// engine's GEMM path; fewer rows run its weight-only GEMV).
+#[derive(Debug, Clone, Default)]
+pub struct Fp8Rows {
+    pub params: std::collections::HashSet<Param>,
+    pub above: usize,
 }
 
 /// A quantized KV cache: its dtype, and static per-head scales or dynamic per-block ones.
@@ -89,6 +100,11 @@ impl CpuBackend {
     /// Allocates the KV cache for `max_batch` sequences of up to `max_seq` tokens.
     pub fn new(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize) -> Result<Self> {
         Self::with_quant(w, max_batch, max_seq, CpuQuant::default())
+    }
+
+    /// What this backend rounds beyond its weights.
+    pub fn quant(&self) -> &CpuQuant {
+        &self.quant
     }
 
     /// Like [`new`](Self::new), computing with fp8 activations and/or a quantized KV cache.
@@ -320,6 +336,15 @@ impl LlamaOps for CpuPass<'_, '_> {
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
         let wt = self.w.get(w);
+        let rows_fp8 = self.quant.fp8_rows.as_ref().is_some_and(|f| x.rows > f.above && f.params.contains(&w));
+        if rows_fp8 && !self.quant.input_scales.contains_key(&w) {
+            let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
+            fp8::fake_quant_rows(&mut xq.data, xq.cols);
+            if let Some(obs) = self.observer.as_mut() {
+                obs(w, &xq.data, xq.cols);
+            }
+            return Ok(matmul_t(&xq, wt));
+        }
         if let Some(s) = self.quant.input_scales.get(&w) {
             let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };
             fp8::fake_quant_slice(&mut xq.data, *s);

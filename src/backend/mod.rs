@@ -153,7 +153,7 @@ pub fn open_engine_dir(
                 let ew = crate::engine_dir::load_engine_weights(dir)?;
                 (ew.weights, ew.quantized.input_scales)
             };
-            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man, dir)? };
+            let quant = cpu::CpuQuant { input_scales, kv: kv_quant_of(&man, dir)?, ..Default::default() };
             Ok(Box::new(cpu::CpuBackend::with_quant(std::sync::Arc::new(weights), max_batch, max_seq, quant)?))
         }
         BackendKind::Ort => Ok(Box::new(ort::OrtBackend::open(dir, max_batch, max_seq)?)),

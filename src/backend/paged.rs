@@ -810,11 +810,11 @@ mod tests {
             let mean: Vec<f32> = (0..c.num_hidden_layers * c.kv_dim()).map(|i| 0.05 * (i as f32 * 0.7).sin()).collect();
             let plain = KvQuant { dtype, mode, scales, k_mean: None };
             let smooth = KvQuant { k_mean: Some(mean), ..plain.clone() };
-            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain) };
+            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain), ..Default::default() };
             let quants = [
                 quant.clone(),
                 CpuQuant { input_scales: input_scales.clone(), ..quant },
-                CpuQuant { input_scales: input_scales.clone(), kv: Some(smooth) },
+                CpuQuant { input_scales: input_scales.clone(), kv: Some(smooth), ..Default::default() },
             ];
             for quant in quants {
                 let bytes = block_bytes(&c, 4) as u64 * 16;

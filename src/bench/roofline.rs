@@ -87,11 +87,16 @@ pub fn bench_kv(
     let mut be = CudaBackend::new(w, opts)?;
     let (cs, cached) = be.compile_info();
     log(&format!(
-        "{}: engine ready in {:.1} s (kernels {}), weights {:.1} MB",
+        "{}: engine ready in {:.1} s (kernels {}), weights {:.1} MB, device memory in use {:.0} MB{}",
         label.clone(),
         t.elapsed().as_secs_f64(),
         if cached { "from cache".to_string() } else { format!("compiled in {cs:.1} s") },
-        be.weight_bytes as f64 / 1e6
+        be.weight_bytes as f64 / 1e6,
+        {
+            let (free, total) = be.gpu().mem_info();
+            total.saturating_sub(free) as f64 / 1e6
+        },
+        if be.fp8_gemm_params().is_empty() { "" } else { ", FP8 GEMM (W8A8) in the GEMM path" }
     ));
     let bw = copy_bandwidth(be.gpu())?;
     let mut rows = vec![];

@@ -510,7 +510,7 @@ pub fn quantize_for_config(
                 let sites: HashSet<Site> = params.iter().filter_map(|&p| Site::of(p)).collect();
                 let c = w.config.clone();
                 let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
-                let quant = crate::backend::cpu::CpuQuant { input_scales, kv: None };
+                let quant = crate::backend::cpu::CpuQuant { input_scales, kv: None, ..Default::default() };
                 let st = collect_stats_with(Arc::clone(&arc), windows, &sites, seed, quant, log);
                 *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
                 st?

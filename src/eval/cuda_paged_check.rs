@@ -9,7 +9,10 @@
 //!   sampled sequence the same sampled tokens, as alone;
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
-use super::cuda_check::{check_kv, max_rel, reference_weights, rel_tol, tiny32, CheckResult, CheckSet, REL_TOL_KV8};
+use super::cuda_check::{
+    check_kv, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what, tiny32,
+    CheckResult, CheckSet,
+};
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
@@ -233,6 +236,36 @@ pub fn paged_checks_kv(
         pass: c == alone_tok,
         detail: format!("identical prefix lengths {:?}", first_diff(&c, &alone_tok)),
     }));
+    // The CPU reference (the engine's rounding: weights, FP8 GEMM inputs, KV cache) and, where it
+    // rounds to 8 bits on the fly, that rounding's noise: the same reference without it (f16
+    // cache, unrounded linear inputs) on the alone runs' tokens (`cuda_check::rounding_pass`).
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
+    let cpu_of = |kv: Option<KvQuant>, fp8: bool| -> Result<CpuBackend> {
+        let fp8_rows = if fp8 { fp8_rows_of(&b.engine().fp8_gemm_params()) } else { None };
+        let quant = CpuQuant { kv, fp8_rows, ..Default::default() };
+        CpuBackend::with_quant(Arc::new(reference_weights(w, p)?), 1, max_seq, quant)
+    };
+    let mut cpu = match cpu_of(kvq.clone(), true) {
+        Ok(c) => c,
+        Err(e) => return vec![Err(e)],
+    };
+    let mut noise = 0f32;
+    let what = rounding_what(cpu.quant());
+    if what.is_some() {
+        let r = cpu_of(None, false).and_then(|mut c16| {
+            for (k, pr) in prompts.iter().enumerate() {
+                let a = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
+                let b = cpu_logits(&mut c16, pr, &alone[k].tokens[0])?;
+                for (x, y) in a.iter().zip(&b) {
+                    noise = noise.max(max_rel(x, y));
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            return vec![Err(e)];
+        }
+    }
     // 3) among others: 64 sequences, the test prompts at 0, 31, 63 (and a sampled one at 10)
     let sampled_alone = run_paged(&mut b, &reqs(&prompts[..1], sampled), n, 4096, &perm[100..]);
     let others = seeded_prompts(&(0..64).map(|i| 1 + (i * 7) % 47).collect::<Vec<_>>(), vocab, 9);
@@ -254,24 +287,39 @@ pub fn paged_checks_kv(
                     first_diff(&got, &alone_tok)
                 ),
             }));
+            // With an 8-bit cache the K/V rows of the 64-row GEMM and of the 1-row GEMV may round
+            // to neighbouring codes (their f32 sums differ in the last bits), so two runs of the
+            // same sequence may see logits that differ within the cache's quantization noise, and
+            // a sampled draw near a boundary of the sampler may then pick another token. Tokens
+            // must be equal, or the first differing token must come from logits rows (every one
+            // up to it) that agree as an 8-bit-rounding engine agrees with its reference (`rounding_pass`).
+            let same = first_diff(&big.tokens[10..11], &sa.tokens[..1])[0];
+            let distinct = sa.tokens[0].iter().collect::<std::collections::HashSet<_>>().len();
+            let (pass, detail) = if big.tokens[10] == sa.tokens[0] {
+                (true, format!("identical {n} of {n}; distinct tokens {distinct}"))
+            } else if let Some(what) = &what {
+                let upto = (same + 1).min(big.logits[10].len()).min(sa.logits[0].len());
+                let d = (0..upto).fold(0f32, |m, j| m.max(max_rel(&big.logits[10][j], &sa.logits[0][j])));
+                (
+                    rounding_pass(d, noise, p),
+                    format!(
+                        "identical prefix {same} of {n}, then a sampling near-tie if the logits up to it agree: {}",
+                        rounding_detail(d, noise, p, what)
+                    ),
+                )
+            } else {
+                (false, format!("identical prefix {same} of {n}; distinct tokens {distinct}"))
+            };
             out.push(Ok(CheckResult {
                 name: format!("{label}: sampled (T 0.8, top-k 40, top-p 0.9) among 63 == alone"),
-                pass: big.tokens[10] == sa.tokens[0],
-                detail: format!(
-                    "identical prefix {} of {n}; distinct tokens {}",
-                    first_diff(&big.tokens[10..11], &sa.tokens[..1])[0],
-                    sa.tokens[0].iter().collect::<std::collections::HashSet<_>>().len()
-                ),
+                pass,
+                detail,
             }));
         }
         (Err(e), _) | (_, Err(e)) => out.push(Err(crate::error::Error::Gpu(e.to_string()))),
     }
     // 4) logits vs the CPU reference, alone and among others
-    let lg = || -> Result<CheckResult> {
-        let r = reference_weights(w, p)?;
-        let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-        let quant = CpuQuant { input_scales: Default::default(), kv: kvq.clone() };
-        let mut cpu = CpuBackend::with_quant(Arc::new(r), 1, max_seq, quant)?;
+    let mut lg = || -> Result<CheckResult> {
         let mut worst = 0f32;
         for (k, pr) in prompts.iter().enumerate() {
             let refl = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
@@ -286,12 +334,13 @@ pub fn paged_checks_kv(
                 }
             }
         }
-        let tol = if kv.quantized() { REL_TOL_KV8 } else { rel_tol(p) };
-        Ok(CheckResult {
-            name: format!("{label}: logits vs CPU (alone and among 63)"),
-            pass: worst <= tol,
-            detail: format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"),
-        })
+        let (pass, detail) = if let Some(what) = &what {
+            (rounding_pass(worst, noise, p), rounding_detail(worst, noise, p, what))
+        } else {
+            let tol = rel_tol(p);
+            (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
+        };
+        Ok(CheckResult { name: format!("{label}: logits vs CPU (alone and among 63)"), pass, detail })
     };
     out.push(lg());
     out

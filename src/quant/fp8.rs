@@ -96,6 +96,19 @@ pub fn fake_quant_slice(x: &mut [f32], scale: f16) {
     x.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = fake_quant(*v, s)));
 }
 
+/// Dynamic per-row E4M3 rounding of a row-major `(rows, cols)` activation, as the CUDA engine's FP8
+/// GEMM inputs are rounded (`quant_e4m3_rows`, `rmsnorm_q8`, `swiglu_q8` in kernels.cu): per row
+/// `s = max(max|x|, 1e-20) / 448` (f32), `x ← decode(encode(x · (1 / s))) · s` (f32, no f16 step:
+/// cuBLASLt applies the scales in f32).
+pub fn fake_quant_rows(x: &mut [f32], cols: usize) {
+    x.par_chunks_mut(cols.max(1)).for_each(|r| {
+        let amax = r.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = amax.max(1e-20) / E4M3_MAX;
+        let inv = 1.0 / s;
+        r.iter_mut().for_each(|v| *v = decode(encode(*v * inv)) * s);
+    });
+}
+
 /// Quantizes `w (out, in)` to E4M3 with one f16 scale per output channel, stored transposed `(in, out)`
 /// like the integer formats (codes are the E4M3 bit patterns, held as `i8`).
 pub fn quantize_weight(w: &Tensor) -> QuantizedLinear {

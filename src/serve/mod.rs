@@ -152,7 +152,7 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
                 let scales = std::mem::take(&mut e.quantized.input_scales);
                 (e.weights, Some(e.quantized), scales)
             };
-            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man, dir)? };
+            let quant = CpuQuant { input_scales, kv: crate::backend::kv_quant_of(&man, dir)?, ..Default::default() };
             Ok((weights, quantized, Some(man.precision), tok, man.name.clone(), quant))
         }
         (Some(_), Some(_)) => Err(Error::Invalid("give --model or --engine-dir, not both".into())),

@@ -116,7 +116,7 @@ fn fp8_case(
         .collect();
     let (wq_d, ws_d, x_d) = (gpu.upload(&wq)?, gpu.upload(&ws)?, gpu.upload(&x)?);
     let (q_d, s_d) = (gpu.alloc(rows * kk)?, gpu.alloc(rows * 4)?);
-    k.quant_e4m3_rows(x_d.view(DType::F16), q_d.view(DType::U8), s_d.f32(), rows, kk)?;
+    k.quant_e4m3_rows(x_d.view(DType::F16), q_d.view(DType::U8), s_d.f32(), None, rows, kk)?;
     let mut q = vec![0u8; rows * kk];
     let mut s = vec![0f32; rows];
     gpu.dtoh(&q_d, 0, &mut q)?;

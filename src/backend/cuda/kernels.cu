@@ -2820,23 +2820,101 @@ __device__ __forceinline__ unsigned short f2e4m3x2(float lo, float hi) {
 #endif
 }
 
-// Dynamic per-row FP8 quantization of GEMM inputs: s[t] = max|x[t, :]| / 448 and
-// q[t, k] = e4m3(x[t, k] / s[t]); x (T, K) act_t, q (T, K) bytes, s (T) f32. One block per row.
+// Max over the block; every thread gets the result. `red` holds 32 floats of shared memory.
+__device__ float block_max(float v, float* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    return warp_max(lane < nw ? red[lane] : 0.f);
+}
+
+// The E4M3 scale of a GEMM-input row (issue #15, W8A8): the engine dir's static per-tensor scale
+// where there is one (`sstat`, one f32: ONNX Runtime / TensorRT's QDQ scale), else dynamic per row,
+// max|x| / 448. Codes are e4m3(x · (1 / s)), round to nearest even, saturating (sm_89+).
+__device__ __forceinline__ float e4m3_row_scale(float amax, const float* __restrict__ sstat) {
+    return sstat ? *sstat : fmaxf(amax, 1e-20f) / 448.f;
+}
+
+// FP8 quantization of GEMM inputs: s[t] = the row's scale (above), q[t, k] = e4m3(x[t, k] / s[t]);
+// x (T, K) act_t, q (T, K) bytes, s (T) f32. One block per row.
 extern "C" __global__ void quant_e4m3_rows(const act_t* __restrict__ x, unsigned short* __restrict__ q,
-                                           float* __restrict__ s, int K) {
+                                           float* __restrict__ s, const float* __restrict__ sstat, int K) {
     PDL_ENTRY();
     __shared__ float red[32];
-    const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    const int t = blockIdx.x;
     const act_t* xr = x + (size_t)t * K;
     float m = 0.f;
-    for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(act2f(xr[k])));
-    m = warp_max(m);
-    if (lane == 0) red[warp] = m;
-    __syncthreads();
-    m = warp_max(lane < nw ? red[lane] : 0.f);
-    const float sc = fmaxf(m, 1e-20f) / 448.f, inv = 1.f / sc;
+    if (!sstat) {
+        for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(act2f(xr[k])));
+        m = block_max(m, red);
+    }
+    const float sc = e4m3_row_scale(m, sstat), inv = 1.f / sc;
     for (int k2 = threadIdx.x; k2 < K / 2; k2 += blockDim.x) {
         q[(size_t)t * (K / 2) + k2] = f2e4m3x2(act2f(xr[2 * k2]) * inv, act2f(xr[2 * k2 + 1]) * inv);
+    }
+    if (threadIdx.x == 0) s[t] = sc;
+}
+
+// The FP8 GEMM's scales where cuBLASLt takes no per-channel / per-row scale vectors: the GEMM ran
+// unscaled into y (T, N) f32; dst = y · xs[t] · ws[n] (+ dst where acc). y may be dst.
+extern "C" __global__ void fp8_rescale(const float* y, const float* __restrict__ xs, const float* __restrict__ ws,
+                                       float* dst, int N, int total, int acc) {
+    PDL_ENTRY();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const float v = y[i] * xs[i / N] * ws[i % N];
+        dst[i] = acc ? dst[i] + v : v;
+    }
+}
+
+// RMSNorm straight into FP8 for the FP8 GEMM: the normalized row x / rms(x) · w in f32 (not rounded
+// to f16 first), its scale s[t] as quant_e4m3_rows, q (T, HIDDEN) E4M3 codes. One block per row.
+extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,
+                                      unsigned short* __restrict__ q, float* __restrict__ s,
+                                      const float* __restrict__ sstat) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int t = blockIdx.x;
+    const float* xr = x + (size_t)t * HIDDEN;
+    float ss = 0.f, m = 0.f;
+    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) {
+        const float v = xr[k];
+        ss += v * v;
+        m = fmaxf(m, fabsf(v * w[k]));  // max |x·w|; the row's max |x·w·inv| is m · inv
+    }
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / (float)HIDDEN + EPS);
+    if (!sstat) m = block_max(m, red);
+    const float sc = e4m3_row_scale(m * inv, sstat), qi = 1.f / sc;
+    for (int k2 = threadIdx.x; k2 < HIDDEN / 2; k2 += blockDim.x) {
+        const float a = xr[2 * k2] * inv * w[2 * k2], b = xr[2 * k2 + 1] * inv * w[2 * k2 + 1];
+        q[(size_t)t * (HIDDEN / 2) + k2] = f2e4m3x2(a * qi, b * qi);
+    }
+    if (threadIdx.x == 0) s[t] = sc;
+}
+
+// SwiGLU straight into FP8 for the down projection's FP8 GEMM: y (T, 2·INTER) f32 with gate/up
+// interleaved per row pair (as `swiglu`), m = silu(g) · u in f32, its scale s[t] as
+// quant_e4m3_rows, q (T, INTER) E4M3 codes. One block per row (the row is read twice, from L2).
+extern "C" __global__ void swiglu_q8(const float* __restrict__ y, unsigned short* __restrict__ q,
+                                     float* __restrict__ s, const float* __restrict__ sstat) {
+    PDL_ENTRY();
+    __shared__ float red[32];
+    const int t = blockIdx.x;
+    const float2* yr = reinterpret_cast<const float2*>(y + (size_t)t * 2 * INTER);
+    float m = 0.f;
+    if (!sstat) {
+        for (int i = threadIdx.x; i < INTER; i += blockDim.x) {
+            const float2 gu = yr[i];
+            m = fmaxf(m, fabsf(silu(gu.x) * gu.y));
+        }
+        m = block_max(m, red);
+    }
+    const float sc = e4m3_row_scale(m, sstat), qi = 1.f / sc;
+    for (int k2 = threadIdx.x; k2 < INTER / 2; k2 += blockDim.x) {
+        const float2 a = yr[2 * k2], b = yr[2 * k2 + 1];
+        q[(size_t)t * (INTER / 2) + k2] = f2e4m3x2(silu(a.x) * a.y * qi, silu(b.x) * b.y * qi);
     }
     if (threadIdx.x == 0) s[t] = sc;
 }

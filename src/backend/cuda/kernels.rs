@@ -429,6 +429,9 @@ impl KernelSpec {
             "swiglu_h",
             "rope_append_h",
             "quant_e4m3_rows",
+            "rmsnorm_q8",
+            "swiglu_q8",
+            "fp8_rescale",
         ]
         .iter()
         .filter(|s| {

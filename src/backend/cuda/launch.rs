@@ -659,22 +659,86 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
     }
 
-    /// `quant_e4m3_rows`: per-row FP8 E4M3 quantization of a GEMM input, s[t] = max|x[t, :]| / 448,
-    /// q[t, :] = e4m3(x[t, :] / s[t]); x (rows, k) act, q (rows, k) bytes, s (rows) f32; k even.
-    pub fn quant_e4m3_rows(&self, x: View, q: View, s: View, rows: usize, k: usize) -> Result<()> {
+    /// Checks the FP8 outputs of a GEMM-input quantization: q (rows, k) E4M3 codes (2-byte
+    /// aligned), s (rows) f32 row scales, the optional static scale (one f32); its address or 0.
+    fn fp8_out(&self, q: &View, s: &View, sstat: Option<&View>, rows: usize, k: usize) -> Result<u64> {
         if self.gpu.cc < (8, 9) || k % 2 != 0 {
             return Err(Error::Gpu(format!("FP8 quantization needs sm_89+ and an even k ({k})")));
         }
-        need("fp8 input", &x, self.d.act, rows * k)?;
-        need("fp8 codes", &q, DType::U8, rows * k)?;
-        need("fp8 row scales", &s, DType::F32, rows)?;
-        let (mut xp, mut qp, mut sp, mut ki) = (x.addr(), q.addr(), s.addr(), i32_of("k", k)?);
+        need("fp8 codes", q, DType::U8, rows * k)?;
+        need("fp8 row scales", s, DType::F32, rows)?;
         if q.addr() % 2 != 0 {
             return Err(Error::Gpu("fp8 codes must start 2-byte aligned".into()));
         }
-        // SAFETY: quant_e4m3_rows(x, q, s, K): block t < rows reads row t of x (k act), writes k / 2
-        // 2-byte words of row t of q (aligned, checked) and s[t]; all checked above.
-        unsafe { self.gpu.launch("quant_e4m3_rows", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, qp, sp, ki)) }
+        match sstat {
+            Some(v) => {
+                need("fp8 static input scale", v, DType::F32, 1)?;
+                Ok(v.addr())
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// `quant_e4m3_rows`: FP8 E4M3 quantization of a GEMM input, s[t] = the static scale `sstat`
+    /// (an engine dir's per-tensor input scale) or else max|x[t, :]| / 448 (dynamic per row),
+    /// q[t, :] = e4m3(x[t, :] / s[t]); x (rows, k) act, q (rows, k) bytes, s (rows) f32; k even.
+    pub fn quant_e4m3_rows(&self, x: View, q: View, s: View, sstat: Option<View>, rows: usize, k: usize) -> Result<()> {
+        let mut stp = self.fp8_out(&q, &s, sstat.as_ref(), rows, k)?;
+        need("fp8 input", &x, self.d.act, rows * k)?;
+        let (mut xp, mut qp, mut sp, mut ki) = (x.addr(), q.addr(), s.addr(), i32_of("k", k)?);
+        // SAFETY: quant_e4m3_rows(x, q, s, sstat, K): block t < rows reads row t of x (k act) and
+        // sstat[0] if non-null, writes k / 2 2-byte words of row t of q (aligned) and s[t]; all
+        // checked above.
+        unsafe {
+            self.gpu.launch("quant_e4m3_rows", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, qp, sp, stp, ki))
+        }
+    }
+
+    /// `fp8_rescale`: dst (rows, n) f32 = y · xs[t] · ws[n] (+ dst where `acc`): the FP8 GEMM's
+    /// per-row input and per-channel weight scales where cuBLASLt ran it unscaled into y.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fp8_rescale(&self, y: View, xs: View, ws: View, dst: View, acc: bool, rows: usize, n: usize) -> Result<()> {
+        need("fp8 GEMM output", &y, DType::F32, rows * n)?;
+        need("fp8 row scales", &xs, DType::F32, rows)?;
+        need("fp8 weight scales", &ws, DType::F32, n)?;
+        need("fp8 rescaled output", &dst, DType::F32, rows * n)?;
+        let total = i32_of("rows × n", rows * n)?;
+        let blocks = ((rows * n).div_ceil(256) as u32).min(self.gpu.sms * 8);
+        let (mut yp, mut xp, mut wp, mut dp) = (y.addr(), xs.addr(), ws.addr(), dst.addr());
+        let (mut ni, mut ti, mut ai) = (i32_of("n", n)?, total, acc as i32);
+        // SAFETY: fp8_rescale(y, xs, ws, dst, N, total, acc): a grid-stride loop over rows × n
+        // elements of y and dst (element-wise, so y may be dst), reading xs[t < rows] and
+        // ws[j < n]; all checked above.
+        unsafe { self.gpu.launch("fp8_rescale", (blocks, 1, 1), 256, 0, &mut args!(yp, xp, wp, dp, ni, ti, ai)) }
+    }
+
+    /// `rmsnorm_q8`: RMSNorm of x (rows, hidden) f32 with w (hidden) f32 straight into E4M3 codes
+    /// q (rows, hidden) and row scales s (rows) f32 (static `sstat` or dynamic per row).
+    pub fn rmsnorm_q8(&self, x: View, w: View, q: View, s: View, sstat: Option<View>, rows: usize) -> Result<()> {
+        let d = self.d;
+        let mut stp = self.fp8_out(&q, &s, sstat.as_ref(), rows, d.hidden)?;
+        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
+        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
+        let (mut xp, mut wp, mut qp, mut sp) = (x.addr(), w.addr(), q.addr(), s.addr());
+        // SAFETY: rmsnorm_q8(x, w, q, s, sstat): block t reads row t of x, all of w and sstat[0]
+        // if non-null, writes hidden / 2 2-byte words of row t of q and s[t]; all checked above.
+        unsafe { self.gpu.launch("rmsnorm_q8", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, wp, qp, sp, stp)) }
+    }
+
+    /// `swiglu_q8`: silu(gate) · up of y (rows, 2·inter) f32 (interleaved) straight into E4M3
+    /// codes q (rows, inter) and row scales s (rows) f32 (static `sstat` or dynamic per row).
+    pub fn swiglu_q8(&self, y: View, q: View, s: View, sstat: Option<View>, rows: usize) -> Result<()> {
+        let d = self.d;
+        let mut stp = self.fp8_out(&q, &s, sstat.as_ref(), rows, d.inter)?;
+        need("gate/up GEMM output", &y, DType::F32, rows * 2 * d.inter)?;
+        if y.addr() % 8 != 0 {
+            return Err(Error::Gpu("swiglu_q8: y must start 8-byte aligned".into()));
+        }
+        let (mut yp, mut qp, mut sp) = (y.addr(), q.addr(), s.addr());
+        // SAFETY: swiglu_q8(y, q, s, sstat): block t reads row t of y as inter 8-byte (gate, up)
+        // pairs (aligned, checked) and sstat[0] if non-null, writes inter / 2 2-byte words of row
+        // t of q and s[t]; all checked above.
+        unsafe { self.gpu.launch("swiglu_q8", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(yp, qp, sp, stp)) }
     }
 
     /// `dequant_i8` / `dequant_i4` / `dequant_f8`: out (n, k) f16 = the f16 dequantization of quantized `w`.

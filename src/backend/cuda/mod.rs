@@ -27,7 +27,7 @@ use crate::model::{LlamaConfig, ModelWeights, Param};
 use crate::quant::kv::{KvCacheDtype, KvScaleMode};
 use crate::quant::QuantizedModel;
 use cudarc::driver::CudaGraph;
-use gpu::{DevBuf, Gpu};
+use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS,
@@ -212,6 +212,24 @@ struct DevLinear {
     /// Launch shape of the batched tensor-core GEMM (`tcg_*`) for decode passes of
     /// GEMV_MAX_T < rows <= TCG_MAX_T; None where it does not apply.
     tcg: Option<TcgShape>,
+    /// fp8 weights in the GEMM path through cuBLASLt's FP8 GEMM (W8A8, `TRTFORGE_FP8_GEMM=1`);
+    /// None: the f16 copy (`shadow`) instead.
+    fp8: Option<Fp8Gemm>,
+}
+
+/// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
+struct Fp8Gemm {
+    /// The per-output-row weight scales as f32 (cuBLASLt's per-channel scale vector), n floats.
+    wscale: DevBuf,
+    /// The engine dir's static per-tensor input scale (one f32; ONNX Runtime / TensorRT's QDQ
+    /// scale), None: dynamic per-row scales (max |x| / 448 of each row).
+    sstat: Option<DevBuf>,
+}
+
+/// `TRTFORGE_FP8_GEMM=1`: fp8 engines run the GEMM path (prefill, decode passes above GEMV_MAX_T
+/// rows) as W8A8 through cuBLASLt's FP8 GEMM instead of reading an f16 copy of the weights.
+pub fn fp8_gemm_requested() -> bool {
+    std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1")
 }
 
 impl DevLinear {
@@ -229,12 +247,14 @@ struct Scratch {
     y: DevBuf,            // (max_tokens, max(qkv, 2·inter)) f32 GEMM outputs
     logits: DevBuf,       // (max_tokens, vocab) f32
     wdeq: Option<DevBuf>, // (largest linear) f16 dequantized weights for GEMMs
-    part: DevBuf,         // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
-    counters: DevBuf,     // (max_seqs, n_kv) i32
-    meta: DevBuf,         // MetaLayout i32
-    next: DevBuf,         // (max_seqs) i32 sampled tokens
-    hist: DevBuf,         // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
-    qa: DevBuf,           // (max_tokens, q_dim) act: q for the tensor-core prefill attention
+    /// FP8 GEMM inputs: (max_tokens, widest) E4M3 codes and (max_tokens) f32 row scales.
+    xq: Option<(DevBuf, DevBuf)>,
+    part: DevBuf,     // (max_seqs, n_heads, nsplit, head_dim + 4) f32 attention partials
+    counters: DevBuf, // (max_seqs, n_kv) i32
+    meta: DevBuf,     // MetaLayout i32
+    next: DevBuf,     // (max_seqs) i32 sampled tokens
+    hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
     /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
     scores: Option<(DevBuf, DevBuf)>,
@@ -302,6 +322,11 @@ pub struct CudaBackend {
     /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
     /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
     gemm_f16out: bool,
+    /// Some fp8 linear runs the FP8 GEMM (`DevLinear::fp8`) in the GEMM path.
+    fp8_gemm: bool,
+    /// How its scales are applied: `OuterVec` inside cuBLASLt (per-channel weight, per-row input
+    /// scale vectors), else `None`: an unscaled FP8 GEMM into y, then `fp8_rescale`.
+    fp8_scales: LtScale,
     /// tcg partial sums (f32, the largest `TcgShape::ws_floats`) and per-tile counters (zero
     /// between launches; each GEMM's last warps reset theirs).
     tcg_ws: Option<DevBuf>,
@@ -456,6 +481,7 @@ impl CudaBackend {
 
         // Weights.
         let mut linears = Vec::with_capacity(steps.len());
+        let mut f8_scales: Vec<Option<Vec<f32>>> = Vec::with_capacity(steps.len());
         let mut norms = HashMap::new();
         let mut weight_bytes = 0;
         let mut max_numel = 0;
@@ -466,6 +492,8 @@ impl CudaBackend {
                     weight_bytes += hl.bytes();
                     max_numel = max_numel.max(hl.n * hl.k);
                     let scales = (!hl.scales.is_empty()).then(|| gpu.upload(&hl.scales)).transpose()?;
+                    f8_scales
+                        .push((hl.fmt == WeightFormat::F8).then(|| hl.scales.iter().map(|s| s.to_f32()).collect()));
                     linears.push(Some(DevLinear {
                         fmt: hl.fmt,
                         n: hl.n,
@@ -474,12 +502,16 @@ impl CudaBackend {
                         scales,
                         shadow: None,
                         tcg: None,
+                        fp8: None,
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
                     }
                 }
-                _ => linears.push(None),
+                _ => {
+                    linears.push(None);
+                    f8_scales.push(None);
+                }
             }
         }
         let embed = if spec.act_f32 {
@@ -526,12 +558,32 @@ impl CudaBackend {
             None => None,
         };
 
+        // FP8 GEMM (W8A8) for fp8 linears whose shape cuBLASLt's FP8 GEMM takes (k, n multiples of
+        // 16): f32 weight scales, the engine dir's static input scale where the step's params have
+        // one (q, k, v share their input, as gate and up do: the largest is taken).
+        if fmt == WeightFormat::F8 && fp8_gemm_requested() && !spec.act_f32 && gpu.cc >= (8, 9) && gpu.has_lt() {
+            for ((st, lin), ws) in steps.iter().zip(linears.iter_mut()).zip(&f8_scales) {
+                let (Step::Linear(l), Some(lin), Some(ws)) = (st, lin.as_mut(), ws) else { continue };
+                if lin.fmt != WeightFormat::F8 || lin.k % 16 != 0 || lin.n % 16 != 0 || ws.len() != lin.n {
+                    continue;
+                }
+                let st_scales: Vec<f32> =
+                    l.params.iter().filter_map(|&p| q.and_then(|q| q.input_scale(p))).map(|s| s.to_f32()).collect();
+                let sstat = if !st_scales.is_empty() && st_scales.len() == l.params.len() {
+                    let m = st_scales.iter().fold(0f32, |a, &b| a.max(b));
+                    Some(gpu.upload(&[m])?)
+                } else {
+                    None
+                };
+                lin.fp8 = Some(Fp8Gemm { wscale: gpu.upload(ws)?, sstat });
+            }
+        }
         let mt = opts.max_tokens;
         let widest = cfg.hidden_size.max(cfg.q_dim()).max(cfg.intermediate_size);
         let ywide = (cfg.q_dim() + 2 * cfg.kv_dim()).max(2 * cfg.intermediate_size);
         let quantized = !matches!(fmt, WeightFormat::F16 | WeightFormat::F32);
         let layout = MetaLayout { max_tokens: mt, max_seqs: mt.max(slots) };
-        let s = Scratch {
+        let mut s = Scratch {
             h: gpu.alloc(mt * cfg.hidden_size * 4)?,
             hsel: gpu.alloc(mt * cfg.hidden_size * 4)?,
             xact: gpu.alloc(mt * widest * act)?,
@@ -539,6 +591,11 @@ impl CudaBackend {
             y: gpu.alloc(mt * ywide * 4)?,
             logits: gpu.alloc(mt * cfg.vocab_size * 4)?,
             wdeq: if quantized { Some(gpu.alloc(max_numel * 2)?) } else { None },
+            xq: if linears.iter().flatten().any(|l| l.fp8.is_some()) {
+                Some((gpu.alloc(mt * widest)?, gpu.alloc(mt * 4)?))
+            } else {
+                None
+            },
             part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 4) * 4)?,
             counters: gpu.alloc(layout.max_seqs * cfg.num_key_value_heads * 4)?,
             meta: gpu.alloc(layout.len() * 4)?,
@@ -587,9 +644,49 @@ impl CudaBackend {
                 }
             }
         }
+        // Probe every FP8 GEMM shape once at the decode batch's rows (this also tunes those shapes
+        // outside graph capture): with cuBLASLt's scale vectors, else unscaled + `fp8_rescale`;
+        // where cuBLASLt refuses both, every fp8 linear keeps its f16 copy.
+        let mut fp8_scales = LtScale::OuterVec;
+        if let Some((xq, xs)) = &s.xq {
+            let rows = mt.min(64).max(GEMV_MAX_T + 1);
+            let probe = Kernels::new(&gpu, &dims);
+            let maxn = linears.iter().flatten().map(|l| l.n).max().unwrap_or(0);
+            let (c, scr) = (gpu.alloc(rows * maxn * 4)?, gpu.alloc(rows * maxn * 4)?);
+            gpu.memset0(xq)?;
+            gpu.htod(xs, 0, &vec![1f32; mt])?;
+            let try_mode = |mode: LtScale| -> Result<()> {
+                for (st, lin) in steps.iter().zip(linears.iter()) {
+                    let (Step::Linear(l), Some(lin)) = (st, lin.as_ref()) else { continue };
+                    let Some(f8) = &lin.fp8 else { continue };
+                    // Unscaled GEMMs write y and never accumulate (fp8_rescale adds).
+                    let acc = mode == LtScale::OuterVec && matches!(l.role, Role::O | Role::Down);
+                    let (wv, xv) = (lin.data.view(DType::U8), xq.view(DType::U8));
+                    let (ws, xsv) = (f8.wscale.f32(), xs.f32());
+                    probe.gemm_fp8(rows, lin.n, lin.k, wv, ws, mode, xv, xsv, mode, c.f32(), acc, scr.f32())?;
+                }
+                gpu.sync()
+            };
+            let mut err = None;
+            if let Err(e) = try_mode(LtScale::OuterVec) {
+                eprintln!("note: cuBLASLt's FP8 GEMM with scale vectors: {e}; trying it unscaled + fp8_rescale");
+                fp8_scales = LtScale::None;
+                if let Err(e2) = try_mode(LtScale::None) {
+                    err = Some(Error::Gpu(format!("{e}; unscaled: {e2}")));
+                }
+            }
+            if let Some(e) = err {
+                eprintln!("warning: TRTFORGE_FP8_GEMM: cuBLASLt's FP8 GEMM is not usable here ({e}); fp8 linears keep their f16 copies");
+                for lin in linears.iter_mut().flatten() {
+                    lin.fp8 = None;
+                }
+                s.xq = None;
+            }
+        }
+        let fp8_gemm = s.xq.is_some();
         if quantized && std::env::var("TRTFORGE_DEQUANT_ONCE").as_deref() != Ok("0") {
             for lin in linears.iter_mut().flatten() {
-                if matches!(lin.fmt, WeightFormat::F16 | WeightFormat::F32) {
+                if matches!(lin.fmt, WeightFormat::F16 | WeightFormat::F32) || lin.fp8.is_some() {
                     continue;
                 }
                 let buf = gpu.alloc(lin.n * lin.k * 2)?;
@@ -729,6 +826,8 @@ impl CudaBackend {
             prefill_fa,
             gemm_lt,
             gemm_f16out,
+            fp8_gemm,
+            fp8_scales,
             tcg_ws,
             tcg_cnt,
             dims,
@@ -742,6 +841,25 @@ impl CudaBackend {
 
     pub fn options(&self) -> &CudaOptions {
         &self.opts
+    }
+
+    /// The decoder linears whose GEMM-path passes (more than [`GEMV_MAX_T`] rows) run the FP8 GEMM
+    /// (W8A8: inputs rounded to E4M3, static or per-row scales); empty unless `TRTFORGE_FP8_GEMM=1`
+    /// on an fp8 engine where cuBLASLt ran it. The CPU reference of the checks rounds those inputs
+    /// the same way (`CpuQuant::fp8_rows`).
+    pub fn fp8_gemm_params(&self) -> Vec<Param> {
+        if !self.fp8_gemm {
+            return vec![];
+        }
+        let mut v = vec![];
+        for (st, lin) in self.steps.iter().zip(&self.linears) {
+            if let (Step::Linear(l), Some(lin)) = (st, lin) {
+                if lin.fp8.is_some() {
+                    v.extend(l.params.iter().copied());
+                }
+            }
+        }
+        v
     }
     pub fn device_name(&self) -> &str {
         &self.gpu.name
@@ -862,6 +980,7 @@ impl CudaBackend {
         let mut selected = false; // the residual rows in flight are hsel (after Select), else h
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
+        let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
         for si in 0..self.steps.len() {
             if si < skip_to {
                 continue;
@@ -977,6 +1096,59 @@ impl CudaBackend {
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let io = self.gemv_io(&ls, self.cur(selected))?;
                         self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows)?;
+                    } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
+                        // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes
+                        // it (RMSNorm, SwiGLU of the previous step) or by quant_e4m3_rows (attention
+                        // output), then cuBLASLt's E4M3 GEMM with per-channel weight and per-row
+                        // input scales, then the epilogue as a kernel.
+                        let k = self.kern();
+                        let (cur, y) = (self.cur(selected), self.s.y.f32());
+                        let (xq, xs) = self.s.xq.as_ref().ok_or_else(|| Error::Gpu("no FP8 input scratch".into()))?;
+                        let (xq, xs) = (xq.view(DType::U8), xs.f32());
+                        let sstat = f8.sstat.as_ref().map(|b| b.f32());
+                        if let Some(p) = ls.norm {
+                            let nw =
+                                self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+                            k.rmsnorm_q8(cur, nw.f32(), xq, xs, sstat, rows)?;
+                        } else if xq_for != si {
+                            k.quant_e4m3_rows(self.act(&self.s.xact), xq, xs, sstat, rows, kdim)?;
+                        }
+                        let (dst, acc) = match ls.role {
+                            Role::Qkv | Role::GateUp => (y, false),
+                            Role::O | Role::Down => (cur, true),
+                            Role::Head => (self.s.logits.f32(), false),
+                        };
+                        // o/down accumulate into h; their tuning writes y (free then).
+                        let scratch = if acc { y } else { dst };
+                        let (wv, wsv, o) = (lin.data.view(DType::U8), f8.wscale.f32(), self.fp8_scales);
+                        if o == LtScale::OuterVec {
+                            k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)?;
+                        } else {
+                            k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, y, false, y)?;
+                            k.fp8_rescale(y, xs, wsv, dst, acc, rows, n)?;
+                        }
+                        match ls.role {
+                            Role::Qkv => {
+                                let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
+                                let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
+                                let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+                                k.rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)?;
+                            }
+                            Role::GateUp => {
+                                // The down projection's FP8 input straight from SwiGLU when it runs
+                                // the FP8 GEMM too.
+                                let next =
+                                    self.linears.get(si + 1).and_then(|x| x.as_ref()).and_then(|x| x.fp8.as_ref());
+                                match next {
+                                    Some(d8) => {
+                                        k.swiglu_q8(y, xq, xs, d8.sstat.as_ref().map(|b| b.f32()), rows)?;
+                                        xq_for = si + 1;
+                                    }
+                                    None => k.swiglu(y, self.act(&self.s.xact), rows)?,
+                                }
+                            }
+                            _ => {}
+                        }
                     } else {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
                         let k = self.kern();
