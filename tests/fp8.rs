@@ -425,6 +425,10 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
     assert!(e.contains("keep_fp16: \"mlp\" is not one of q_proj"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("m"), "  precision: int8\n  fp16_inputs: [gate_proj]\n");
+    assert!(e.contains("fp16_inputs applies to precision fp8 with fp8 activations, not int8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("n"), "  precision: int8\n  fp16_inputs: [mlp_in]\n");
+    assert!(e.contains("fp16_inputs: \"mlp_in\" is not one of q_proj"), "{e}");
     let e = trtforge_fails(&tmp.path().join("i"), "  precision: int8\n  method: gptq\n");
     assert!(e.contains("method gptq applies to fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
@@ -481,6 +485,36 @@ fn smoothquant_folding_is_exact_and_balances_ranges() {
 /// fp8 with SmoothQuant and a mixed recipe (down_proj kept fp16): the manifest records both, the
 /// kept linears are stored as float weights without an activation Q/DQ, and ONNX Runtime computes
 /// what the CPU reference computes.
+/// `fp16_inputs: [gate_proj, up_proj]`: every linear keeps fp8 weights, the MLP input carries no
+/// activation Q/DQ (no input scale reads back), the other sites do, and ONNX Runtime agrees with
+/// the CPU reference on the engine.
+#[test]
+fn tiny_fp8_with_fp16_mlp_inputs_ort_matches_cpu() {
+    use trtforge::model::Param;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(tmp.path(), "  precision: fp8\n  method: gptq\n  fp16_inputs: [gate_proj, up_proj]\n");
+    let dir = convert(&cfg);
+    let man = Manifest::load(&dir).unwrap();
+    let q = &man.extra["quantization"];
+    assert_eq!(q["fp16_inputs"], serde_json::json!(["gate_proj", "up_proj"]));
+    let layers = man.model_config.num_hidden_layers;
+    assert_eq!(q["quantized_linears"], 7 * layers);
+    assert_eq!(q["activation_scales"]["sites"].as_object().unwrap().len(), 3 * layers);
+    let got = trtforge::engine_dir::load_quantized_weights(&dir).unwrap();
+    for l in 0..layers {
+        for p in [Param::WGate(l), Param::WUp(l)] {
+            assert_eq!(got.get(p).map(|q| q.format), Some(WeightFormat::F8), "{p:?}");
+            assert!(got.input_scale(p).is_none(), "{p:?} reads fp16");
+        }
+        for p in [Param::Wq(l), Param::Wo(l), Param::WDown(l)] {
+            assert!(got.input_scale(p).is_some(), "{p:?} reads fp8");
+        }
+    }
+    if ort_available() {
+        ort_matches_cpu(&dir, TINY_PROMPT, ORT_FP8_TINY_TOL);
+    }
+}
+
 #[test]
 fn tiny_fp8_smoothquant_mixed_recipe_ort_matches_cpu() {
     let tmp = tempfile::tempdir().unwrap();

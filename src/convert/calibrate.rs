@@ -378,6 +378,9 @@ pub fn quantize_for_config(
     } else {
         Vec::new()
     };
+    // fp8 weights whose inputs stay fp16 (`fp16_inputs`): no activation scale, no Q/DQ on the input.
+    let fp16_in = |p: Param| crate::quant::linear_kind(p).is_some_and(|k| q.fp16_inputs.iter().any(|x| x == k));
+    let act_params: Vec<Param> = params.iter().copied().filter(|&p| !fp16_in(p)).collect();
     if let Some(format) = format {
         check_applicable(w, &params, format, q.pad_to_group)?;
     }
@@ -402,6 +405,7 @@ pub fn quantize_for_config(
             "zero_points": "none (all zero)",
             "scale_dtype": "float16",
             "activation_dtype": if fp8 && q.fp8_activations { "float8_e4m3fn (static per-tensor scale per linear input), float16 elsewhere" } else { "float16" },
+            "fp16_inputs": q.fp16_inputs,
             "quantized": if q.keep_fp16.is_empty() {
                 "q/k/v/o/gate/up/down of every decoder layer; embeddings, norms and LM head stay float16".to_string()
             } else {
@@ -434,7 +438,7 @@ pub fn quantize_for_config(
     }
     // fp8 activation sites (the quantized linears' inputs).
     let fp8_sites: HashSet<Site> = if format == Some(WeightFormat::F8) && q.fp8_activations {
-        params.iter().filter_map(|&p| Site::of(p)).collect()
+        act_params.iter().filter_map(|&p| Site::of(p)).collect()
     } else {
         HashSet::new()
     };
@@ -501,7 +505,7 @@ pub fn quantize_for_config(
                 // The Gram matrices of the fp8-rounded inputs, with the static scales chosen below.
                 let r = ranges.as_ref().ok_or_else(|| Error::Invalid("gptq_fp8_inputs needs calibration".into()))?;
                 let mut input_scales = HashMap::new();
-                for &p in &params {
+                for &p in &act_params {
                     let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
                     let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
                     let range = q.activation_percentile.map_or(h.amax, |pc| h.percentile(pc));
@@ -556,9 +560,9 @@ pub fn quantize_for_config(
         let r = ranges.as_ref().ok_or_else(|| Error::Invalid("fp8 needs calibration ranges".into()))?;
         let pct = q.activation_percentile;
         let mut rec = serde_json::Map::new();
-        for &p in &params {
+        for &p in &act_params {
             let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
-            let first = params.iter().find(|&&x| Site::of(x) == Some(site)) == Some(&p);
+            let first = act_params.iter().find(|&&x| Site::of(x) == Some(site)) == Some(&p);
             let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no calibration range for {site:?}")))?;
             let range = pct.map_or(h.amax, |p| h.percentile(p));
             let s = fp8::scale_for_range(range);

@@ -144,6 +144,9 @@ pub struct QuantSection {
     /// Linear kinds left in fp16 (weights and inputs) in a quantized engine, e.g. `[down_proj]`: a
     /// mixed recipe, recorded in the manifest.
     pub keep_fp16: Vec<String>,
+    /// FP8 W8A8: linear kinds whose weights stay fp8 but whose inputs stay fp16 (no activation
+    /// Q/DQ), e.g. `[gate_proj, up_proj]`: a mixed recipe, recorded in the manifest.
+    pub fp16_inputs: Vec<String>,
     /// Element type of the KV cache: fp16 (the engine's float type), fp8 or int8 (per-head scales).
     pub kv_cache: KvCacheDtype,
     /// fp8/int8 KV: static per-head scales from calibration, or dynamic per 16-token block.
@@ -187,6 +190,8 @@ struct QuantSectionYaml {
     smooth_alpha: Option<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     keep_fp16: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fp16_inputs: Vec<String>,
     #[serde(default)]
     kv_cache: KvCacheDtype,
     #[serde(default)]
@@ -244,6 +249,7 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             fp8_activations: y.fp8_activations,
             smooth_alpha: y.smooth_alpha,
             keep_fp16: y.keep_fp16,
+            fp16_inputs: y.fp16_inputs,
             kv_cache: y.kv_cache,
             kv_scales: y.kv_scales,
             kv_smooth_k: y.kv_smooth_k,
@@ -264,6 +270,7 @@ impl From<QuantSection> for QuantSectionYaml {
             fp8_activations: q.fp8_activations,
             smooth_alpha: q.smooth_alpha,
             keep_fp16: q.keep_fp16,
+            fp16_inputs: q.fp16_inputs,
             kv_cache: q.kv_cache,
             kv_scales: q.kv_scales,
             kv_smooth_k: q.kv_smooth_k,
@@ -300,6 +307,7 @@ impl Default for QuantSection {
             fp8_activations: true,
             smooth_alpha: None,
             keep_fp16: Vec::new(),
+            fp16_inputs: Vec::new(),
             kv_cache: KvCacheDtype::Fp16,
             kv_scales: KvScaleMode::Calibrated,
             kv_smooth_k: None,
@@ -510,6 +518,16 @@ impl EngineConfig {
         }
         if let Some(k) = q.keep_fp16.iter().find(|k| !LINEAR_KINDS.contains(&k.as_str())) {
             return bad(format!("quantization.keep_fp16: {k:?} is not one of {}", LINEAR_KINDS.join(", ")));
+        }
+        if let Some(k) = q.fp16_inputs.iter().find(|k| !LINEAR_KINDS.contains(&k.as_str())) {
+            return bad(format!("quantization.fp16_inputs: {k:?} is not one of {}", LINEAR_KINDS.join(", ")));
+        }
+        if !q.fp16_inputs.is_empty() && !(q.precision == WeightFormat::F8 && q.fp8_activations) {
+            return bad(format!(
+                "quantization.fp16_inputs applies to precision fp8 with fp8 activations, not {}{}",
+                q.precision_name(),
+                if q.fp8_activations { "" } else { " with fp8_activations: false" }
+            ));
         }
         if !q.keep_fp16.is_empty() && !q.precision.is_quantized() {
             return bad(format!("quantization.keep_fp16 applies to quantized precisions, not {}", q.precision_name()));
