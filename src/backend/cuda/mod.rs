@@ -37,15 +37,15 @@ use launch::{
     acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
     PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
 };
+use pack::HostLinear;
+use plan::{LinearStep, Step};
+use sched::{MetaLayout, PassMeta};
+use std::collections::HashMap;
 
 /// A numeric environment switch (None when unset or not a number).
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
-use pack::HostLinear;
-use plan::{LinearStep, Step};
-use sched::{MetaLayout, PassMeta};
-use std::collections::HashMap;
 
 /// Launch shape and state of the persistent decode layer (`persist_layer`).
 struct Persist {
@@ -659,8 +659,8 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
-        // Decode attention: attn_decode_cl on sm_90 where it is compiled (session 5),
-        // TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
+        // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
+        // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
         // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
         // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
