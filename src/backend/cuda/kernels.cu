@@ -1896,7 +1896,6 @@ attn_prefill_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
 // bank conflicts. 8-bit caches: K converted in registers (kv_h8), V converted into the per-warp f16
 // tile of attn_tc_core (vsm layout) before ldmatrix.
 #if HD == 32 || HD % 64 == 0
-#define ACL_NW (ATT_THREADS / 32)
 #define ACL_RB (HD * (int)sizeof(kv_t))  // bytes of one staged cache row
 #define ACL_CH (ACL_RB / 16)             // 16-byte chunks per row
 #define ACL_TB (16 * ACL_RB)             // bytes of one 16-key K (or V) tile
@@ -1963,15 +1962,17 @@ __device__ __forceinline__ float4 acl_ldf4(u32 a) {
     return v;
 }
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t; grid (cs, NKV, B) in clusters of (cs, 1, 1),
-//   cs <= ACL_MAXCS; dynamic shared memory stg · ACL_NW · 2 · ACL_TB bytes, 2 <= stg <= 8.
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
-attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
-               act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
-    constexpr int NW = ACL_NW;
+//   cs <= ACL_MAXCS; NW warps per block (attn_decode_cl: 4, attn_decode_cl8: 8); dynamic shared memory
+//   stg · NW · 2 · ACL_TB bytes, 2 <= stg <= 8.
+template <int NW>
+__device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
+                                         const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    constexpr int THREADS = NW * 32;
     constexpr int KS = HD / 32;
     constexpr int ND = HD / 8;
     constexpr int NO = GROUP * HD / 4;
-    constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
+    constexpr int NACC = (NO + THREADS - 1) / THREADS;
     extern __shared__ __align__(16) unsigned char acl_ring[];
     __shared__ __align__(16) float ow[NW][8][HD + 4];
     __shared__ float mw[NW][8], lw[NW][8];
@@ -2185,8 +2186,8 @@ attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     __syncthreads();
 #pragma unroll
     for (int a = 0; a < NACC; a++) {
-        const int i = a * ATT_THREADS + threadIdx.x;
-        if (NO % ATT_THREADS == 0 || i < NO) {
+        const int i = a * THREADS + threadIdx.x;
+        if (NO % THREADS == 0 || i < NO) {
             const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
             const float M = bm[gg];
             float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -2216,7 +2217,7 @@ attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     acl_cluster_sync();
     {
         const u32 lbo = smem_u32(&bo[0][0]), lbm = smem_u32(&bm[0]), lbl = smem_u32(&bl[0]);
-        for (int i = threadIdx.x * cs + split; i < NO; i += ATT_THREADS * cs) {
+        for (int i = threadIdx.x * cs + split; i < NO; i += THREADS * cs) {
             const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
             float mr[ACL_MAXCS];
             float M = -INFINITY;
@@ -2249,6 +2250,18 @@ attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
         }
     }
     acl_cluster_sync();  // no block leaves while others read its shared memory
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+               act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
+}
+// 8 warps per block (opt-in, TRTFORGE_ATTN=cl8; not yet run on the GPU): twice the warps per
+// (row, kv head) where one block each is all there is (bs64: 256 blocks, ncu 7.7 active warps per SM).
+extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS)
+attn_decode_cl8(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    acl_body<2 * ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
 }
 #endif  // HD == 32 || HD % 64 == 0
 

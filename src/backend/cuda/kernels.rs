@@ -455,6 +455,7 @@ impl KernelSpec {
         }
         if self.attn_cl() {
             v.push("attn_decode_cl".into());
+            v.push("attn_decode_cl8".into());
         }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
@@ -493,8 +494,8 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        // + attn_decode_tc, attn_prefill_tc, attn_decode_cl, persist_layer
-        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 3 + 1);
+        // + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer
+        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 4 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

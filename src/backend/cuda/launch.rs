@@ -313,8 +313,9 @@ pub enum DecodeAttn {
     V1,
     /// `attn_decode_cl` (sm_90): tensor cores, a `stages`-deep cp.async K/V pipeline per warp
     /// (the old positions loaded before `griddepcontrol.wait`), the splits of a (kv head, row) as
-    /// one thread-block cluster merged through distributed shared memory.
-    Cl { stages: usize },
+    /// one thread-block cluster merged through distributed shared memory; `warps` per block: 4
+    /// (`attn_decode_cl`) or 8 (`attn_decode_cl8`, opt-in).
+    Cl { stages: usize, warps: usize },
 }
 
 /// Largest cluster `attn_decode_cl` takes (`ACL_MAXCS`; above 8 needs non-portable clusters).
@@ -326,6 +327,7 @@ impl DecodeAttn {
             DecodeAttn::Cuda => "attn_decode",
             DecodeAttn::Tc => "attn_decode_tc",
             DecodeAttn::V1 => "attn_decode_v1",
+            DecodeAttn::Cl { warps: 8, .. } => "attn_decode_cl8",
             DecodeAttn::Cl { .. } => "attn_decode_cl",
         }
     }
@@ -337,8 +339,8 @@ impl DecodeAttn {
 }
 
 /// Dynamic shared memory of `attn_decode_cl`: `stages` K and V tiles of 16 positions per warp.
-pub fn acl_smem(stages: usize, head_dim: usize, kv: DType) -> usize {
-    stages * (ATT_THREADS as usize / 32) * 2 * 16 * head_dim * kv.size()
+pub fn acl_smem(stages: usize, warps: usize, head_dim: usize, kv: DType) -> usize {
+    stages * warps * 2 * 16 * head_dim * kv.size()
 }
 
 /// Which GEMV instance: tensor cores (`tc_*`, up to GEMV_MAX_T rows) or CUDA cores for up to
@@ -836,19 +838,20 @@ impl<'a> Kernels<'a> {
                 kind.name()
             )));
         }
-        if let DecodeAttn::Cl { stages } = kind {
-            if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) {
+        if let DecodeAttn::Cl { stages, warps } = kind {
+            if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) || !(warps == 4 || warps == 8) {
                 return Err(Error::Gpu(format!(
-                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8)"
+                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
                 )));
             }
+            let threads = (warps * 32) as u32;
             need("q", &q, DType::F32, rows * d.q_dim)?;
             cache.check(d)?;
             need("attention output", &out, d.act, rows * d.q_dim)?;
             need("row positions", &pos, DType::I32, rows)?;
             need("row slots", &slot, DType::I32, rows)?;
             let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
-            let smem = u32_of("attention shared memory", acl_smem(stages, d.head_dim, d.kv))?;
+            let smem = u32_of("attention shared memory", acl_smem(stages, warps, d.head_dim, d.kv))?;
             let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
             let (mut rp, mut sp, mut st) = (pos.addr(), slot.addr(), stages as i32);
             // SAFETY: attn_decode_cl(q, kc, vc, out, row_pos, row_slot, stg): block (split, kvh, b)
@@ -860,14 +863,14 @@ impl<'a> Kernels<'a> {
             if ns == 1 {
                 // SAFETY: as below, one block per (kv head, row): no cluster.
                 return unsafe {
-                    self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, rp, sp, st))
+                    self.gpu.launch(kind.name(), grid, threads, smem, &mut args!(qp, kc, vc, op, rp, sp, st))
                 };
             }
             return unsafe {
                 self.gpu.launch_cluster(
                     kind.name(),
                     grid,
-                    ATT_THREADS,
+                    threads,
                     smem,
                     ns as u32,
                     &mut args!(qp, kc, vc, op, rp, sp, st),

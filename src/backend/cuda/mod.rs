@@ -30,22 +30,22 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS,
-    GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
+    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
     PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
 };
+use pack::HostLinear;
+use plan::{LinearStep, Step};
+use sched::{MetaLayout, PassMeta};
+use std::collections::HashMap;
 
 /// A numeric environment switch (None when unset or not a number).
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
-use pack::HostLinear;
-use plan::{LinearStep, Step};
-use sched::{MetaLayout, PassMeta};
-use std::collections::HashMap;
 
 /// Launch shape and state of the persistent decode layer (`persist_layer`).
 struct Persist {
@@ -759,33 +759,37 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
-        // Decode attention: attn_decode_cl on sm_90 where it is compiled (session 5),
-        // TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
+        // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
+        // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
-        let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(4).clamp(2, 8);
+        // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
+        // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
+        // TRTFORGE_ATTN=cl8all: attn_decode_cl8 at every batch size (for cuda-check).
+        let warps = if matches!(std::env::var("TRTFORGE_ATTN").as_deref(), Ok("cl8" | "cl8all")) { 8 } else { 4 };
+        let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if warps == 8 { 2 } else { 4 }).clamp(2, 8);
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
         // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
         // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
         // attn_decode_cl at every batch size and cache format.
         let env_attn = std::env::var("TRTFORGE_ATTN");
-        let acl_forced = env_attn.as_deref() == Ok("cl");
+        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all"));
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
-            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages },
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
-            _ if cl_ok => DecodeAttn::Cl { stages },
+            _ if cl_ok => DecodeAttn::Cl { stages, warps },
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ => DecodeAttn::Cuda,
         };
         let gemm_pad = opts.paged_blocks.is_some() && std::env::var("TRTFORGE_SERVE_GEMM_PAD").as_deref() != Ok("0");
         // attn_decode_cl: resident blocks (cluster sizes are chosen to fill them, at most
         // TRTFORGE_ATTN_CS blocks per (kv head, row), default 8; up to 16 with non-portable clusters).
-        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages } = attn_kernel {
-            let smem = acl_smem(stages, cfg.head_dim, dims.kv);
+        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps } = attn_kernel {
+            let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
             gpu.allow_smem(attn_kernel.name(), smem)?;
-            let occ = gpu.occupancy(attn_kernel.name(), ATT_THREADS, smem)? as usize;
+            let occ = gpu.occupancy(attn_kernel.name(), (warps * 32) as u32, smem)? as usize;
             let csmax = env_usize("TRTFORGE_ATTN_CS").unwrap_or(8).clamp(1, ACL_MAXCS);
             if csmax > 8 {
                 gpu.allow_big_clusters(attn_kernel.name())?;
