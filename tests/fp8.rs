@@ -686,3 +686,45 @@ fn fp8_gemm_reference_rounds_inputs_per_row_above_the_gemv_rows() {
     let d = la.iter().zip(&lb).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
     assert!(d > 0.0 && d < 0.1, "fp8-rounded inputs moved the logits by {d} of their range");
 }
+
+/// The 8-bit rounding noise the GPU checks judge the engine by (`cuda_check::rounding_pass`), on
+/// the CPU alone, for the TinyLlama-shape checks of `TRTFORGE_CHECKS=fp8tl`: the same prompts and
+/// decode steps as `cuda_check::logits_check_kv`, the CPU reference with the rounding (fp8 KV cache;
+/// fp8 W8A8 inputs of the FP8 GEMM path) against the same reference without it.
+#[test]
+#[ignore = "CPU-heavy (TinyLlama shape, 1.1 B parameters, ~13 GB): run with --ignored --nocapture"]
+fn tinyllama_rounding_noise_on_the_cpu() {
+    use trtforge::eval::cuda_check::{check_kv, fp8_rows_of, max_rel, reference_weights};
+    let tl = load("preset:tinyllama-1.1b").unwrap().weights;
+    let ps = trtforge::util::seeded_prompts(&[20, 6], tl.config.vocab_size, 3);
+    for (p, kv, fp8) in [(WeightFormat::F16, KvCacheDtype::Fp8, false), (WeightFormat::F8, KvCacheDtype::Fp16, true)] {
+        let r = Arc::new(reference_weights(&tl, p).unwrap());
+        let kvq = check_kv(&r, kv, &ps).unwrap();
+        let rows = if fp8 { fp8_rows_of(&trtforge::quant::decoder_linears(&tl.config)) } else { None };
+        let mut a =
+            CpuBackend::with_quant(Arc::clone(&r), 2, 36, CpuQuant { kv: kvq, fp8_rows: rows, ..Default::default() })
+                .unwrap();
+        let mut b = CpuBackend::with_quant(Arc::clone(&r), 2, 36, CpuQuant::default()).unwrap();
+        // The twin: the same rounding, every linear input rounded to f16 first (as the engine's).
+        let q = CpuQuant { f16_inputs: true, ..a.quant().clone() };
+        let mut t = CpuBackend::with_quant(Arc::clone(&r), 2, 36, q).unwrap();
+        let (mut noise, mut twin) = (0f32, 0f32);
+        let mut cmp = |c: &[SeqChunk], want: Logits| {
+            let x = a.forward(c, want).unwrap().data;
+            noise = noise.max(max_rel(&x, &b.forward(c, want).unwrap().data));
+            twin = twin.max(max_rel(&t.forward(c, want).unwrap().data, &x));
+        };
+        for (i, pr) in ps.iter().enumerate() {
+            cmp(&[SeqChunk { slot: i, tokens: pr }], Logits::All);
+        }
+        for step in 0..4u32 {
+            let toks: Vec<[u32; 1]> = (0..ps.len()).map(|i| [(7 + 13 * i as u32 + step) % 50 + 3]).collect();
+            let c: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+            cmp(&c, Logits::Last);
+        }
+        eprintln!(
+            "tinyllama-1.1b {p:?} KV {kv:?} fp8 GEMM inputs {fp8}: rounding noise {noise:.3e}, f16-input twin vs reference {twin:.3e}"
+        );
+        assert!(noise.is_finite() && noise > 0.0 && twin.is_finite());
+    }
+}

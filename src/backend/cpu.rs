@@ -34,6 +34,10 @@ pub struct CpuQuant {
     /// The CUDA engine's FP8 GEMM numerics (W8A8 with dynamic per-row input scales on passes of
     /// more than `above` rows, `fp8::fake_quant_rows`), for the checks; None: not rounded.
     pub fp8_rows: Option<Fp8Rows>,
+    /// Round every linear input to f16 first, as the CUDA engine's f16 activations are: a twin of
+    /// the reference that differs from it the way the engine does (checks: how far 8-bit rounding
+    /// on the fly lets two such computations drift apart).
+    pub f16_inputs: bool,
 }
 
 /// Linears whose inputs are rounded to E4M3 per row in passes of more than `above` rows (the CUDA
@@ -336,6 +340,14 @@ impl LlamaOps for CpuPass<'_, '_> {
 
     fn linear(&mut self, x: &Act, w: Param) -> Result<Act> {
         let wt = self.w.get(w);
+        let rounded;
+        let x = if self.quant.f16_inputs {
+            rounded =
+                Act { rows: x.rows, cols: x.cols, data: x.data.iter().map(|&v| f16::from_f32(v).to_f32()).collect() };
+            &rounded
+        } else {
+            x
+        };
         let rows_fp8 = self.quant.fp8_rows.as_ref().is_some_and(|f| x.rows > f.above && f.params.contains(&w));
         if rows_fp8 && !self.quant.input_scales.contains_key(&w) {
             let mut xq = Act { rows: x.rows, cols: x.cols, data: x.data.clone() };

@@ -240,24 +240,27 @@ pub fn paged_checks_kv(
     // rounds to 8 bits on the fly, that rounding's noise: the same reference without it (f16
     // cache, unrounded linear inputs) on the alone runs' tokens (`cuda_check::rounding_pass`).
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let cpu_of = |kv: Option<KvQuant>, fp8: bool| -> Result<CpuBackend> {
+    let cpu_of = |kv: Option<KvQuant>, fp8: bool, f16_inputs: bool| -> Result<CpuBackend> {
         let fp8_rows = if fp8 { fp8_rows_of(&b.engine().fp8_gemm_params()) } else { None };
-        let quant = CpuQuant { kv, fp8_rows, ..Default::default() };
+        let quant = CpuQuant { kv, fp8_rows, f16_inputs, ..Default::default() };
         CpuBackend::with_quant(Arc::new(reference_weights(w, p)?), 1, max_seq, quant)
     };
-    let mut cpu = match cpu_of(kvq.clone(), true) {
+    let mut cpu = match cpu_of(kvq.clone(), true, false) {
         Ok(c) => c,
         Err(e) => return vec![Err(e)],
     };
-    let mut noise = 0f32;
+    let (mut noise, mut twin) = (0f32, 0f32);
     let what = rounding_what(cpu.quant());
     if what.is_some() {
-        let r = cpu_of(None, false).and_then(|mut c16| {
+        let r = cpu_of(None, false, false).and_then(|mut c16| {
+            let mut ct = cpu_of(kvq.clone(), true, true)?;
             for (k, pr) in prompts.iter().enumerate() {
                 let a = cpu_logits(&mut cpu, pr, &alone[k].tokens[0])?;
                 let b = cpu_logits(&mut c16, pr, &alone[k].tokens[0])?;
-                for (x, y) in a.iter().zip(&b) {
+                let t = cpu_logits(&mut ct, pr, &alone[k].tokens[0])?;
+                for ((x, y), z) in a.iter().zip(&b).zip(&t) {
                     noise = noise.max(max_rel(x, y));
+                    twin = twin.max(max_rel(z, x));
                 }
             }
             Ok(())
@@ -301,10 +304,10 @@ pub fn paged_checks_kv(
                 let upto = (same + 1).min(big.logits[10].len()).min(sa.logits[0].len());
                 let d = (0..upto).fold(0f32, |m, j| m.max(max_rel(&big.logits[10][j], &sa.logits[0][j])));
                 (
-                    rounding_pass(d, noise, p),
+                    rounding_pass(d, twin, p),
                     format!(
                         "identical prefix {same} of {n}, then a sampling near-tie if the logits up to it agree: {}",
-                        rounding_detail(d, noise, p, what)
+                        rounding_detail(d, twin, noise, p, what)
                     ),
                 )
             } else {
@@ -335,7 +338,7 @@ pub fn paged_checks_kv(
             }
         }
         let (pass, detail) = if let Some(what) = &what {
-            (rounding_pass(worst, noise, p), rounding_detail(worst, noise, p, what))
+            (rounding_pass(worst, twin, p), rounding_detail(worst, twin, noise, p, what))
         } else {
             let tol = rel_tol(p);
             (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
