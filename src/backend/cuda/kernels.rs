@@ -494,8 +494,9 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        // + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer
-        assert_eq!(s.kernel_names().len(), 19 + 5 * GEMV_MTS.len() + 5 + 5 + 4 + 1);
+        // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
+        // per role, + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer
+        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 4 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
