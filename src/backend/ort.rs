@@ -76,13 +76,12 @@ fn ort_err(e: impl std::fmt::Display) -> Error {
 
 /// How ONNX Runtime runs a quantized engine's weights: `exact` (`DequantizeLinear → MatMul` as
 /// exported, what the quality tables measure) or `matmulnbits[:LEVEL]` (ONNX Runtime fuses each
-/// weight's DequantizeLinear → MatMul into its packed 4-bit `MatMulNBits` kernel; LEVEL is its
+/// weight's DequantizeLinear → MatMul into its packed 4-/8-bit `MatMulNBits` kernel; LEVEL is its
 /// `accuracy_level`: 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4).
 ///
-/// Default ([`QuantKernels::for_engine`]): `matmulnbits:4` for int4 engines (faster than fp16 on
-/// CPU, within +0.5 % perplexity of the exported model: docs/quantization.md), `exact` for the rest
-/// (int8's per-channel weights have no packed kernel to fuse into). `TRTFORGE_ORT_QUANT_KERNELS`
-/// overrides it.
+/// Default ([`QuantKernels::for_engine`]): `matmulnbits:4` for int4 and int8 engines (faster than
+/// fp16 on CPU, within +0.5 % perplexity of the exported model: docs/quantization.md), `exact` for
+/// the rest (fp8 has no fused CPU kernel). `TRTFORGE_ORT_QUANT_KERNELS` overrides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantKernels {
     Exact,
@@ -112,11 +111,13 @@ impl QuantKernels {
     pub fn from_env() -> Result<Option<Self>> {
         std::env::var(QUANT_KERNELS_ENV).ok().map(|v| Self::parse(&v)).transpose()
     }
-    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4
-    /// weights and `exact` otherwise.
+    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4 and
+    /// int8 weights and `exact` otherwise.
     pub fn for_engine(m: &Manifest) -> Result<Self> {
         Ok(Self::from_env()?.unwrap_or(match m.precision {
-            crate::quant::WeightFormat::I4 { .. } => QuantKernels::MatMulNBits { accuracy_level: 4 },
+            crate::quant::WeightFormat::I4 { .. } | crate::quant::WeightFormat::I8 => {
+                QuantKernels::MatMulNBits { accuracy_level: 4 }
+            }
             _ => QuantKernels::Exact,
         }))
     }
