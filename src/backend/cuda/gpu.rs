@@ -408,11 +408,24 @@ impl Gpu {
             )
             .map_err(|e| gpu_err(&format!("launching {name}"), e));
         }
-        // Every kernel in kernels.cu waits (griddepcontrol.wait) before touching data of earlier
-        // kernels, so it may be launched to overlap the previous kernel's tail.
-        let mut attr: sys::CUlaunchAttribute = std::mem::zeroed();
-        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        let mut attr: [sys::CUlaunchAttribute; 1] = std::mem::zeroed();
+        set_pdl(&mut attr[0]);
+        self.launch_ex(f, grid, block, smem, &mut attr, args).map_err(|e| gpu_err(&format!("launching {name}"), e))
+    }
+
+    /// `cuLaunchKernelEx` of `f` on this stream with the given launch attributes.
+    ///
+    /// # Safety
+    /// As [`Gpu::launch`].
+    unsafe fn launch_ex(
+        &self,
+        f: &CudaFunction,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        attrs: &mut [sys::CUlaunchAttribute],
+        args: &mut [*mut c_void],
+    ) -> std::result::Result<(), cudarc::driver::DriverError> {
         let cfg = sys::CUlaunchConfig {
             gridDimX: grid.0,
             gridDimY: grid.1,
@@ -422,12 +435,10 @@ impl Gpu {
             blockDimZ: 1,
             sharedMemBytes: smem,
             hStream: self.stream.cu_stream(),
-            attrs: &mut attr,
-            numAttrs: 1,
+            attrs: attrs.as_mut_ptr(),
+            numAttrs: attrs.len() as u32,
         };
-        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut())
-            .result()
-            .map_err(|e| gpu_err(&format!("launching {name}"), e))
+        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut()).result()
     }
 
     /// Launches `name` in thread-block clusters of (`cluster`, 1, 1) (sm_90+; `grid.0` must be a
@@ -450,22 +461,9 @@ impl Gpu {
         attrs[0].value.clusterDim.x = cluster;
         attrs[0].value.clusterDim.y = 1;
         attrs[0].value.clusterDim.z = 1;
-        attrs[1].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attrs[1].value.programmaticStreamSerializationAllowed = 1;
-        let cfg = sys::CUlaunchConfig {
-            gridDimX: grid.0,
-            gridDimY: grid.1,
-            gridDimZ: grid.2,
-            blockDimX: block,
-            blockDimY: 1,
-            blockDimZ: 1,
-            sharedMemBytes: smem,
-            hStream: self.stream.cu_stream(),
-            attrs: attrs.as_mut_ptr(),
-            numAttrs: if self.pdl { 2 } else { 1 },
-        };
-        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut())
-            .result()
+        set_pdl(&mut attrs[1]);
+        let n = if self.pdl { 2 } else { 1 };
+        self.launch_ex(f, grid, block, smem, &mut attrs[..n], args)
             .map_err(|e| gpu_err(&format!("launching {name} (clusters of {cluster})"), e))
     }
 
@@ -1328,4 +1326,11 @@ impl Drop for Pinned {
         // SAFETY: ptr came from cuMemHostAlloc and is freed once, after its last copy finished.
         let _ = unsafe { cudarc::driver::result::free_host(self.ptr as *mut c_void) };
     }
+}
+
+/// Programmatic dependent launch: every kernel in kernels.cu waits (griddepcontrol.wait) before
+/// touching data of earlier kernels, so it may be launched to overlap the previous kernel's tail.
+fn set_pdl(a: &mut sys::CUlaunchAttribute) {
+    a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    a.value.programmaticStreamSerializationAllowed = 1;
 }
