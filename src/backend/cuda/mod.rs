@@ -918,6 +918,14 @@ impl CudaBackend {
     fn layer_cache(&self, layer: usize) -> Result<LayerCache<'_>> {
         LayerCache::of(&self.dims, &self.kcache, &self.vcache, layer)
     }
+    /// The QKV GEMM's epilogue as a kernel: RoPE on q and k, the new k/v rows into `layer`'s cache.
+    fn rope_append_rows(&self, layer: Option<usize>, y: View<'_>, rows: usize) -> Result<()> {
+        let layer = layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
+        let l = self.layout;
+        let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
+        let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
+    }
     fn rope(&self) -> Rope<'_> {
         Rope { cos: self.rope_cos.f32(), sin: self.rope_sin.f32() }
     }
@@ -1132,12 +1140,7 @@ impl CudaBackend {
                             k.fp8_rescale(y, xs, wsv, dst, acc, rows, n)?;
                         }
                         match ls.role {
-                            Role::Qkv => {
-                                let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
-                                let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
-                                let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                                k.rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)?;
-                            }
+                            Role::Qkv => self.rope_append_rows(ls.layer, y, rows)?,
                             Role::GateUp => {
                                 // The down projection's FP8 input straight from SwiGLU when it runs
                                 // the FP8 GEMM too.
@@ -1169,12 +1172,7 @@ impl CudaBackend {
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
                         let y = self.linear_gemm(si, &ls, grows, selected)?;
                         match ls.role {
-                            Role::Qkv => {
-                                let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
-                                let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
-                                let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                                k.rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)?;
-                            }
+                            Role::Qkv => self.rope_append_rows(ls.layer, y, rows)?,
                             Role::GateUp => k.swiglu(y, xact, rows)?,
                             _ => {}
                         }
