@@ -735,15 +735,7 @@ impl CudaPagedBackend {
             .collect();
         let want: Vec<(TokenSampling, usize)> =
             sorted.iter().filter_map(|s| s.sample.map(|p| (p, s.start + s.tokens.len()))).collect();
-        let m = super::sched::PassMeta::build(&pieces, |i| sorted[i].tokens);
-        let nsel = m.out_rows.len();
-        self.eng.put_meta(&m)?;
-        self.eng.set_pass_seqs(&m);
-        let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
-        self.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
-        let r = self.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
-        self.eng.lead_decode = 0;
-        r?;
+        let nsel = self.run_pieces(&pieces, |i| sorted[i].tokens)?;
         let mut stage = None;
         if nsel > 0 {
             self.argmax(nsel)?;
@@ -767,6 +759,20 @@ impl CudaPagedBackend {
         self.pending.push_back((nsel, stage, Some(rank)));
         self.prof.1 += t0.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    /// One eager pass over `pieces` (the one-token pieces first: rows 0..lead run the decode
+    /// attention); returns the number of rows whose logits were selected.
+    fn run_pieces<'t>(&mut self, pieces: &[super::sched::Piece], tokens: impl Fn(usize) -> &'t [u32]) -> Result<usize> {
+        let m = super::sched::PassMeta::build(pieces, tokens);
+        let nsel = m.out_rows.len();
+        self.eng.put_meta(&m)?;
+        self.eng.set_pass_seqs(&m);
+        let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
+        self.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
+        let r = self.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
+        self.eng.lead_decode = 0;
+        r.map(|_| nsel)
     }
 
     /// One step in the given order (table row i = sequence i).
@@ -807,15 +813,7 @@ impl CudaPagedBackend {
             if pieces.is_empty() {
                 return Ok(());
             }
-            let m = super::sched::PassMeta::build(pieces, |i| seqs[i].tokens);
-            let nsel = m.out_rows.len();
-            me.eng.put_meta(&m)?;
-            me.eng.set_pass_seqs(&m);
-            let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
-            me.eng.lead_decode = pieces.iter().take_while(|p| p.n == 1).count();
-            let r = me.eng.run_pass_partial(&m, pieces.len(), max_n, nsel);
-            me.eng.lead_decode = 0;
-            r?;
+            let nsel = me.run_pieces(pieces, |i| seqs[i].tokens)?;
             if nsel > 0 {
                 me.capture(nsel)?;
                 me.argmax(nsel)?;
