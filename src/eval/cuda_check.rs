@@ -598,6 +598,24 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg") {
+        // The batched decode GEMMs (9..64 rows; run with TRTFORGE_TCG=3 or =1): prefill passes of
+        // 9..64 rows go through them. Tiny fixture (k 64 / 176; TRTFORGE_TCG_KSMAX=64 splits 176),
+        // then the TinyLlama shape with prompts of 64, 20 and 9 tokens, every weight format.
+        let tiny = load(&path(&set.tiny)?)?;
+        let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
+        for p in [F16, I8, F8] {
+            add(logits_check("tiny_llama", &tiny.weights, p, &ps));
+        }
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[64, 20, 9], tl.weights.config.vocab_size, 3);
+            for p in [F16, I8, I4 { group: 128 }, F8] {
+                add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
+            }
+        }
+        return Ok(results);
+    }
     if attn_only() {
         attn_checks(set, &mut add)?;
         return Ok(results);

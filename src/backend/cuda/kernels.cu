@@ -1150,6 +1150,240 @@ __device__ __forceinline__ void tcg_body(const GemvArgs& a, float* __restrict__ 
         tcg_body<WF, EPI, K>(a, ws, cnt, ks);                                                                 \
     }
 TCG_INSTANCES
+
+// ---------------------------------------------------------------------------------------------
+// tcg3 (session 6, branch gemm6): batched decode GEMM for 9..64 rows with a weight pipeline.
+// y (T, N) = x (T, K) · Wᵀ, the same weight layouts, lane fragments, k permutation, in-register
+// int8/int4/fp8 → f16 conversion (tc_pairs4) and epilogues (tc_epilogue) as tcg_body, but:
+//  - grid (S, G) in clusters of (S, 1, 1): block (s, gr) owns output rows [gr·RB, gr·RB + RB),
+//    RB = blockDim.x (one warp per 32 rows: two 16-row tiles, so every x fragment feeds 2 tiles),
+//    and the K slice s of `ks` columns; its 64 × xw x slice (xw = ks rounded up to a stage, zero
+//    beyond T, the slice and K) is staged in shared memory once;
+//  - each warp streams its 32 rows × slice through its own ring of `nst` shared-memory stages of
+//    32 rows × 128 bytes (cp.async 16-byte copies, chunks XOR-swizzled by row parity: conflict-free
+//    A reads), nst − 1 stages in flight while one is computed, no block barrier in the loop; the
+//    first nst stages (and int4's first scales) are issued BEFORE griddepcontrol.wait: weights never
+//    depend on the previous kernel, only x does;
+//  - split-K without global partials: the block writes its RB × 64 partial tile to shared memory,
+//    the cluster's S blocks meet at a cluster barrier and block s sums its 1/S share of the
+//    (pair, row) outputs over the S blocks in rank order through distributed shared memory
+//    (deterministic), then runs the epilogue.
+#define TCG3_SB 128  // bytes per weight row per stage
+template <int WF> struct Tcg3 { enum { SKE = TCG3_SB * Tc<WF>::CH / 16, PAD = Tcg<WF>::PAD }; };
+__device__ __forceinline__ u32 g3_smem(const void* p) {
+    u32 r;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(r) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ void g3_cp16(u32 dst, const void* src, int n) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
+#endif
+}
+__device__ __forceinline__ void g3_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void g3_wait(int n) {
+#if __CUDA_ARCH__ >= 800
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+#endif
+}
+__device__ __forceinline__ void g3_cluster_sync() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __trap();  // the host launches clusters on sm_90+ only
+#endif
+}
+__device__ __forceinline__ float2 g3_ld2(u32 a, int rank, bool remote) {
+    float2 v;
+#if __CUDA_ARCH__ >= 900
+    if (remote) {
+        u32 r;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
+        asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(r));
+        return v;
+    }
+#endif
+    asm volatile("ld.shared.v2.f32 {%0,%1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(a));
+    return v;
+}
+// Dynamic shared memory: max(64 · (xw + PAD) halves + warps · nst · 32 · TCG3_SB, 64 · (RB + 4) f32).
+template <int WF, int EPI, int K>
+__device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const int xw, const int nst) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, SKE = Tcg3<WF>::SKE;
+    constexpr size_t ROWB = (size_t)K * 16 / CH;  // bytes per weight row
+    const int XS = xw + Tcg3<WF>::PAD;            // x row stride in halves
+    h16* xs = (h16*)smem_raw;                     // (64, XS)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int RB = blockDim.x, nw = blockDim.x >> 5;
+    const int T = a.T, N = a.N;
+    const int S = gridDim.x, s = blockIdx.x, gr = blockIdx.y;
+    const int kbeg = s * ks, kend = min(kbeg + ks, K);
+    const int nst_w = (kend - kbeg + SKE - 1) / SKE;  // stages of this slice
+    const int r0 = gr * RB + warp * 32;               // this warp's first output row
+    const unsigned char* W = (const unsigned char*)a.w;
+    const u32 ring = g3_smem(smem_raw + 64 * XS * 2) + warp * nst * 32 * TCG3_SB;
+    auto issue = [&](int st) {
+        if (st < nst_w) {
+            const u32 dst0 = ring + (st % nst) * 32 * TCG3_SB;
+            const int k0 = kbeg + st * SKE;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const int idx = i * 32 + lane, row = idx >> 3, c = idx & 7;
+                const int kk = k0 + c * CH;
+                const bool in = r0 + row < N && kk < kend;
+                const unsigned char* src = in ? W + (size_t)(r0 + row) * ROWB + (size_t)kk * 16 / CH : W;
+                g3_cp16(dst0 + row * TCG3_SB + ((c ^ ((row & 1) << 2)) << 4), src, in ? 16 : 0);
+            }
+        }
+        g3_commit();
+    };
+    // int4 group scales of stage st: [step][row set] for rows g, g + 8, g + 16, g + 24.
+    u32 sc[2][4], scn[2][4];
+    auto ld_scales = [&](int st, u32 (*o)[4]) {
+#pragma unroll
+        for (int step = 0; step < 2; step++) {
+            const int k = kbeg + st * SKE + step * STEPK + t4 * CH;
+            const int gi = (k < K ? k : 0) / I4_GROUP;
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int row = r0 + g + 8 * q;
+                const u32 h = (st < nst_w && row < N) ? (u32)a.scales[(size_t)row * I4_GPR(K) + gi] : 0u;
+                o[step][q] = h | (h << 16);
+            }
+        }
+    };
+    for (int st = 0; st < nst; st++) issue(st);
+    if (WF == WF_I4) ld_scales(0, sc);
+    pdl_wait();
+    {
+        const int vpr = xw / 8;  // 16-byte vectors per staged row
+        for (int i = threadIdx.x; i < 64 * vpr; i += blockDim.x) {
+            const int r = i / vpr, c = i - r * vpr, k = kbeg + 8 * c;
+            const bool in = r < T && k < kend;
+            g3_cp16(g3_smem(xs + r * XS + 8 * c), in ? (const void*)(a.x + (size_t)r * K + k) : (const void*)a.x, in ? 16 : 0);
+        }
+        g3_commit();
+        g3_wait(0);
+    }
+    __syncthreads();
+    float acc[2][8][4];
+#pragma unroll
+    for (int u = 0; u < 2; u++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[u][j][0] = acc[u][j][1] = acc[u][j][2] = acc[u][j][3] = 0.f;
+    const int par = (g & 1) << 2;
+#pragma unroll 1
+    for (int st = 0; st < nst_w; st++) {
+        if (st >= nst) {
+            g3_wait(nst - 1);
+            __syncwarp();
+        }
+        if (WF == WF_I4 && st + 1 < nst_w) ld_scales(st + 1, scn);
+        const unsigned char* slot = smem_raw + 64 * XS * 2 + (size_t)(warp * nst + st % nst) * 32 * TCG3_SB;
+#pragma unroll
+        for (int step = 0; step < 2; step++) {
+            const int c = ((step * 4 + t4) ^ par) << 4;
+            const uint4 w0 = *(const uint4*)(slot + g * TCG3_SB + c);
+            const uint4 w1 = *(const uint4*)(slot + (g + 8) * TCG3_SB + c);
+            const uint4 w2 = *(const uint4*)(slot + (g + 16) * TCG3_SB + c);
+            const uint4 w3 = *(const uint4*)(slot + (g + 24) * TCG3_SB + c);
+            const int kl = st * SKE + step * STEPK + t4 * CH;  // k inside the slice
+            u32 s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            if (WF == WF_I4) { s0 = sc[step][0]; s1 = sc[step][1]; s2 = sc[step][2]; s3 = sc[step][3]; }
+#pragma unroll
+            for (int v = 0; v < CH / 8; v++) {
+                u32 pa[4], pb[4], pc[4], pd[4];
+                tc_pairs4<WF>(w0, s0, v, pa);
+                tc_pairs4<WF>(w1, s1, v, pb);
+                tc_pairs4<WF>(w2, s2, v, pc);
+                tc_pairs4<WF>(w3, s3, v, pd);
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const uint4 xv = *(const uint4*)(xs + (8 * j + g) * XS + kl + 8 * v);
+                    mma16816(acc[0][j], pa[0], pb[0], pa[1], pb[1], xv.x, xv.y);
+                    mma16816(acc[0][j], pa[2], pb[2], pa[3], pb[3], xv.z, xv.w);
+                    mma16816(acc[1][j], pc[0], pd[0], pc[1], pd[1], xv.x, xv.y);
+                    mma16816(acc[1][j], pc[2], pd[2], pc[3], pd[3], xv.z, xv.w);
+                }
+            }
+        }
+        if (WF == WF_I4) {
+#pragma unroll
+            for (int step = 0; step < 2; step++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) sc[step][q] = scn[step][q];
+        }
+        __syncwarp();
+        issue(st + nst);
+    }
+    pdl_trigger();
+    g3_wait(0);
+    __syncthreads();  // every warp is done with x and its ring: the partial tile reuses them
+    // Partial tile red (64 batch rows, RB + 4) f32; accumulator (row g / g + 8, col 2·t4 (+1)).
+    const int RS = RB + 4;
+    float* red = (float*)smem_raw;
+#pragma unroll
+    for (int u = 0; u < 2; u++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int t = 8 * j + 2 * t4, row = warp * 32 + u * 16 + g;
+            red[t * RS + row] = acc[u][j][0];
+            red[(t + 1) * RS + row] = acc[u][j][1];
+            red[t * RS + row + 8] = acc[u][j][2];
+            red[(t + 1) * RS + row + 8] = acc[u][j][3];
+        }
+    if (S > 1) g3_cluster_sync(); else __syncthreads();
+    // Block s: items [s·per, (s + 1)·per) of the T × RB/2 (batch row, row pair) outputs.
+    const int HP = RB / 2, items = T * HP, per = (items + S - 1) / S;
+    const int i1 = min(items, (s + 1) * per);
+    const u32 rbase = g3_smem(red);
+    for (int i = s * per + threadIdx.x; i < i1; i += blockDim.x) {
+        const int t = i / HP, pl = i - t * HP;
+        const u32 off = rbase + (u32)(t * RS + 2 * pl) * 4u;
+        float2 v[8];
+#pragma unroll
+        for (int q = 0; q < 8; q++)
+            if (q < S) v[q] = g3_ld2(off, q, S > 1);
+        float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+        for (int q = 0; q < 8; q++)
+            if (q < S) { y0 += v[q].x; y1 += v[q].y; }
+        const int p = gr * HP + pl;
+        if (2 * p >= N) continue;
+        if (EPI == EPI_RESID || EPI == EPI_STORE || EPI == EPI_SWIGLU) {
+            tc_epilogue<WF, EPI>(a, t, p, y0, y1);
+        } else {
+            tc_epilogue<WF, EPI>(a, t, p, y0, y1);
+            if (a.out_act != nullptr && p < QDIM / 2) {
+                // Prefill passes: q also as act_t (T, QDIM) for the cuBLAS attention path.
+                const int off2 = (p / HALF_HD) * HD + p % HALF_HD;
+                const float* qr = a.out + (size_t)t * QDIM + off2;
+                a.out_act[(size_t)t * QDIM + off2] = f2act(qr[0]);
+                a.out_act[(size_t)t * QDIM + off2 + HALF_HD] = f2act(qr[HALF_HD]);
+            }
+        }
+    }
+    if (S > 1) g3_cluster_sync();  // no block leaves while others read its shared memory
+}
+#define TCG3_KERNEL(name, WF, EPI, K)                                                                  \
+    extern "C" __global__ void __launch_bounds__(256, 1) name(GemvArgs a, int ks, int xw, int nst) { \
+        tcg3_body<WF, EPI, K>(a, ks, xw, nst);                                                       \
+    }
+TCG3_INSTANCES
 #endif
 
 // ---------------------------------------------------------------------------------------------

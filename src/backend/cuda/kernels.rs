@@ -197,6 +197,92 @@ pub fn tcg_shape_capped(
     TcgShape { gx, slices, ks, smem: TCG_MAX_T * (ks + fmt.tcg_pad()) * 2 }
 }
 
+/// The session-6 batched decode GEMM (`tcg3_*`, kernels.cu `tcg3_body`): 9..=TCG_MAX_T rows, a
+/// per-warp `cp.async` weight ring, split-K reduced through a thread-block cluster.
+pub fn tcg3_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcg3_{}_{}", fmt.tag(), role.tag())
+}
+/// Most K slices of one tcg3 GEMM (the slices of a row group are one portable cluster).
+pub const TCG3_MAX_S: usize = 8;
+/// Bytes of one weight-row segment per pipeline stage (`TCG3_SB`).
+pub const TCG3_SB: usize = 128;
+/// Usable shared memory per block on sm_90 (227 KB).
+pub const TCG3_SMEM_MAX: usize = 227 * 1024;
+
+/// Launch shape of one tcg3 GEMM: grid (`slices`, `groups`) in clusters of (`slices`, 1, 1), blocks
+/// of `rb` threads (one warp per 32 output rows), K slices of `ks` columns staged `xw` wide, `nst`
+/// stages of 32 × TCG3_SB bytes per warp, `smem` bytes of dynamic shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tcg3Shape {
+    pub rb: usize,
+    pub groups: usize,
+    pub slices: usize,
+    pub ks: usize,
+    pub xw: usize,
+    pub nst: usize,
+    pub smem: usize,
+}
+
+impl WeightFormat {
+    /// k per tcg3 pipeline stage (TCG3_SB bytes of a row).
+    pub fn tcg3_stage_k(self) -> usize {
+        TCG3_SB * 16 / self.tc_chunk()
+    }
+    /// Elements per 16-byte lane load of the tensor-core kernels (`Tc<WF>::CH`).
+    pub fn tc_chunk(self) -> usize {
+        self.tc_stepk() / 4
+    }
+}
+
+/// Whether tcg3 can run an (n × k) linear of `fmt`: tensor-core format, whole 16-row tiles,
+/// 16-byte-aligned weight rows and x rows.
+pub fn tcg3_fits(n: usize, k: usize, fmt: WeightFormat) -> bool {
+    fmt.has_tc() && n % 16 == 0 && k % fmt.tc_chunk() == 0 && k % 8 == 0
+}
+
+/// Chooses the tcg3 shape of an (n × k) linear on `sms` SMs: over warps per block (2..8) and K
+/// slices (1..=TCG3_MAX_S, `ks` a multiple of 64 and at most `ks_max`), the smallest estimated
+/// per-SM time — weight bytes of the busiest SM (blocks dealt evenly over the SMs) plus half of
+/// its x staging and cluster-reduction bytes (on-chip / L2 traffic).
+pub fn tcg3_shape(n: usize, k: usize, fmt: WeightFormat, sms: usize, ks_max: usize) -> Option<Tcg3Shape> {
+    if !tcg3_fits(n, k, fmt) {
+        return None;
+    }
+    let ske = fmt.tcg3_stage_k();
+    let wbytes = TCG3_SB as f64 / ske as f64; // weight bytes per element
+    let pad = fmt.tcg_pad();
+    let ks_cap = ks_max.max(64) / 64 * 64;
+    let mut best: Option<(f64, Tcg3Shape)> = None;
+    for wr in [2usize, 3, 4, 5, 6, 8] {
+        let rb = 32 * wr;
+        let groups = n.div_ceil(rb);
+        for s in 1..=TCG3_MAX_S {
+            // (the cap narrows slices only as far as TCG3_MAX_S slices still cover k)
+            let ks = k.div_ceil(s).next_multiple_of(64).min(ks_cap).max(k.div_ceil(TCG3_MAX_S).next_multiple_of(64));
+            let slices = k.div_ceil(ks);
+            if slices > TCG3_MAX_S {
+                continue;
+            }
+            let xw = ks.next_multiple_of(ske);
+            let xbytes = 64 * (xw + pad) * 2;
+            let red = 64 * (rb + 4) * 4;
+            let want = ks.div_ceil(ske).clamp(2, 4);
+            let Some(nst) = (2..=want).rev().find(|&st| xbytes + wr * st * 32 * TCG3_SB <= TCG3_SMEM_MAX) else {
+                continue;
+            };
+            let smem = (xbytes + wr * nst * 32 * TCG3_SB).max(red);
+            let per_sm = (groups * slices).div_ceil(sms.max(1)) as f64;
+            let reduce = if slices > 1 { 0.5 * (64 * rb * 4) as f64 } else { 0.0 };
+            let cost = per_sm * ((rb * ks) as f64 * wbytes + 0.5 * (64 * ks * 2) as f64 + reduce);
+            let sh = Tcg3Shape { rb, groups, slices, ks, xw, nst, smem };
+            if best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, sh));
+            }
+        }
+    }
+    best.map(|(_, sh)| sh)
+}
+
 /// Smallest GEMV variant that holds `t` rows.
 pub fn gemv_mt(t: usize) -> Option<usize> {
     GEMV_MTS.iter().copied().find(|&m| m >= t)
@@ -364,11 +450,17 @@ impl KernelSpec {
             let (_, epi, k) = role.shape();
             let _ = write!(tcg, "TCG_KERNEL({}, {}, {epi}, {k}) ", tcg_name(role, f), f.macro_name());
         }
+        let mut tcg3 = String::new();
+        for (role, f) in self.tc_roles() {
+            let (_, epi, k) = role.shape();
+            let _ = write!(tcg3, "TCG3_KERNEL({}, {}, {epi}, {k}) ", tcg3_name(role, f), f.macro_name());
+        }
         s.push_str(
             &KERNELS_CU
                 .replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n"))
                 .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n"))
-                .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n")),
+                .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n"))
+                .replace("\nTCG3_INSTANCES\n", &format!("\n{tcg3}\n")),
         );
         s
     }
@@ -448,6 +540,7 @@ impl KernelSpec {
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
             v.push(tcg_name(role, f));
+            v.push(tcg3_name(role, f));
         }
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
@@ -491,12 +584,13 @@ mod tests {
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCG_INSTANCES\n"), "placeholder must be replaced");
+        assert!(!src.contains("\nTCG3_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
         // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
         // per role, + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer
-        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 4 + 1);
+        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 4 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
@@ -560,6 +654,36 @@ mod tests {
         // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
+    }
+
+    #[test]
+    fn tcg3_shapes_fill_the_sms_and_fit_shared_memory() {
+        let c = LlamaConfig::preset("tinyllama-1.1b").unwrap();
+        for fmt in [WeightFormat::F16, WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
+            for role in Role::ALL {
+                let (n, k) = match role {
+                    Role::Qkv => (c.q_dim() + 2 * c.kv_dim(), c.hidden_size),
+                    Role::O => (c.hidden_size, c.q_dim()),
+                    Role::GateUp => (2 * c.intermediate_size, c.hidden_size),
+                    Role::Down => (c.hidden_size, c.intermediate_size),
+                    Role::Head => (c.vocab_size, c.hidden_size),
+                };
+                let sh = tcg3_shape(n, k, fmt, 132, usize::MAX).unwrap();
+                assert!(sh.smem <= TCG3_SMEM_MAX && sh.ks % 64 == 0 && sh.xw % fmt.tcg3_stage_k() == 0, "{sh:?}");
+                assert!(sh.slices * sh.ks >= k && (sh.slices - 1) * sh.ks < k && sh.slices <= TCG3_MAX_S);
+                assert!(sh.groups * sh.rb >= n && sh.rb % 32 == 0 && sh.rb <= 256 && (2..=4).contains(&sh.nst));
+            }
+        }
+        // TinyLlama f16 on 132 SMs: one block per SM for every layer matrix.
+        let s = |n, k| tcg3_shape(n, k, WeightFormat::F16, 132, usize::MAX).unwrap();
+        let (qkv, o, gu, d) = (s(2560, 2048), s(2048, 2048), s(11264, 2048), s(2048, 5632));
+        assert_eq!((qkv.rb, qkv.groups, qkv.slices, qkv.ks), (160, 16, 8, 256));
+        assert_eq!((o.rb, o.groups, o.slices, o.ks), (128, 16, 8, 256));
+        assert_eq!((gu.rb, gu.groups, gu.slices, gu.ks), (256, 44, 3, 704));
+        assert_eq!((d.rb, d.groups, d.slices, d.ks), (128, 16, 8, 704));
+        // The tiny model's 176 inputs with a 64-column cap: 3 slices (the cluster reduction).
+        assert_eq!(tcg3_shape(64, 176, WeightFormat::F16, 132, 64).unwrap().slices, 3);
+        assert!(tcg3_shape(64, 176, WeightFormat::I4 { group: 128 }, 132, 64).is_none());
     }
 
     #[test]

@@ -27,8 +27,9 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcg_name, KernelSpec, Role, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
-    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, KernelSpec, Role, Tcg3Shape, TcgShape, WeightFormat,
+    ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX,
+    TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -1032,6 +1033,85 @@ impl<'a> Kernels<'a> {
         // The dynamic shared memory `sh.smem` (64 × (ks + pad) f16) was allowed at engine load.
         unsafe {
             self.gpu.launch(&tcg_name(role, w.fmt), grid, TCG_THREADS, sh.smem as u32, &mut args!(a, ws, cnt, ks))
+        }
+    }
+
+    /// The session-6 batched decode GEMM of `role` (`tcg3_*`) for GEMV_MAX_T < rows <= TCG_MAX_T:
+    /// as [`Kernels::tcg`] (same inputs, outputs and epilogues), split over K as `sh` says and
+    /// reduced inside a cluster of `sh.slices` blocks (no workspace). `out_act`: gate/up's m, or q
+    /// as act for prefill passes of the cuBLAS attention.
+    pub fn tcg3(
+        &self,
+        role: Role,
+        sh: Tcg3Shape,
+        w: &Weights,
+        io: &GemvIo,
+        out_act: Option<View>,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let k = d.role_k(role);
+        let n = w.n;
+        if w.k != k || d.act != DType::F16 || !tcg3_fits(n, k, w.fmt) {
+            return Err(Error::Gpu(format!(
+                "{} tcg3 GEMM: k = {} (kernel {k}), n = {n}, {:?}",
+                role.tag(),
+                w.k,
+                w.fmt
+            )));
+        }
+        let ske = w.fmt.tcg3_stage_k();
+        let bad = rows <= GEMV_MAX_T
+            || rows > TCG_MAX_T
+            || sh.slices == 0
+            || sh.slices > TCG3_MAX_S
+            || sh.ks * sh.slices < k
+            || sh.ks % 64 != 0
+            || sh.xw < sh.ks
+            || sh.xw % ske != 0
+            || sh.rb % 32 != 0
+            || !(64..=256).contains(&sh.rb)
+            || sh.groups * sh.rb < n
+            || !(1..=8).contains(&sh.nst)
+            || sh.smem > TCG3_SMEM_MAX
+            || sh.smem < 64 * (sh.xw + w.fmt.tcg_pad()) * 2 + sh.rb / 32 * sh.nst * 32 * TCG3_SB
+            || sh.smem < 64 * (sh.rb + 4) * 4;
+        if bad {
+            return Err(Error::Gpu(format!("{} tcg3 GEMM: {rows} rows, shape {sh:?}", role.tag())));
+        }
+        w.check(d)?;
+        need("tcg3 x", &io.x, d.act, rows * k)?;
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv tcg3 GEMM: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt("tcg3 q output", &io.out, DType::F32, rows * d.q_dim)?;
+                if let Some(qa) = &out_act {
+                    need("tcg3 q (act)", qa, d.act, rows * d.q_dim)?;
+                }
+                io.check_qkv_epilogue(d, "qkv tcg3 GEMM", rows)?;
+            }
+            Role::GateUp => need_opt("tcg3 swiglu output", &out_act, d.act, rows * n / 2)?,
+            Role::O | Role::Down | Role::Head => need_opt("tcg3 output", &io.out, DType::F32, rows * n)?,
+        }
+        let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
+        let (mut ks, mut xw, mut nst) = (i32_of("ks", sh.ks)?, i32_of("xw", sh.xw)?, i32_of("nst", sh.nst)?);
+        let grid = (u32_of("tcg3 slices", sh.slices)?, u32_of("tcg3 groups", sh.groups)?, 1);
+        let block = u32_of("tcg3 threads", sh.rb)?;
+        let name = tcg3_name(role, w.fmt);
+        // SAFETY: tcg3_*(GemvArgs, ks, xw, nst): GemvArgs mirrors the CUDA struct; block (s, gr)
+        // reads x rows < rows, columns [s·ks, s·ks + ks) ∩ [0, k) (checked: rows × k act), weight
+        // rows [gr·rb, gr·rb + rb) ∩ [0, n) (checked for n × k), and writes the role's outputs
+        // checked above for `rows` rows (QKV rows: the cache at (row_slot, row_pos)). Dynamic shared
+        // memory `sh.smem` (checked against what the kernel uses, allowed at engine load); the
+        // slices of a row group are one cluster (grid.0 = cluster size <= 8).
+        unsafe {
+            if sh.slices > 1 {
+                self.gpu.launch_cluster(&name, grid, block, sh.smem as u32, grid.0, &mut args!(a, ks, xw, nst))
+            } else {
+                self.gpu.launch(&name, grid, block, sh.smem as u32, &mut args!(a, ks, xw, nst))
+            }
         }
     }
 

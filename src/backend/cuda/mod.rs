@@ -30,8 +30,9 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
-    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shape, tcg_name, tcg_shape_capped, KernelSpec, Role, Tcg3Shape,
+    TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS,
+    TC_THREADS,
 };
 use launch::{
     acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
@@ -212,6 +213,9 @@ struct DevLinear {
     /// Launch shape of the batched tensor-core GEMM (`tcg_*`) for decode passes of
     /// GEMV_MAX_T < rows <= TCG_MAX_T; None where it does not apply.
     tcg: Option<TcgShape>,
+    /// Launch shape of the session-6 batched decode GEMM (`tcg3_*`, TRTFORGE_TCG=3) for the same
+    /// row range; None where it does not apply or is off.
+    tcg3: Option<Tcg3Shape>,
     /// fp8 weights in the GEMM path through cuBLASLt's FP8 GEMM (W8A8, `TRTFORGE_FP8_GEMM=1`);
     /// None: the f16 copy (`shadow`) instead.
     fp8: Option<Fp8Gemm>,
@@ -502,6 +506,7 @@ impl CudaBackend {
                         scales,
                         shadow: None,
                         tcg: None,
+                        tcg3: None,
                         fp8: None,
                     }));
                     if let Some(p) = l.norm {
@@ -743,6 +748,33 @@ impl CudaBackend {
                 gpu.memset0(&cnt)?;
                 tcg_ws = Some(gpu.alloc(ws * 4)?);
                 tcg_cnt = Some(cnt);
+            }
+        }
+        // Session-6 batched decode GEMM (tcg3): TRTFORGE_TCG=3. Every layer linear must fit (gate/up
+        // and down agree on where m lives); the head joins where it fits.
+        if use_tc && !spec.act_f32 && gpu.cc.0 >= 9 && std::env::var("TRTFORGE_TCG").as_deref() == Ok("3") {
+            let ks_max: usize =
+                std::env::var("TRTFORGE_TCG_KSMAX").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+            let sms = gpu.sms as usize;
+            let mut shapes = Vec::new();
+            let mut all = true;
+            for (si, lin) in linears.iter().enumerate() {
+                let (Some(lin), Step::Linear(l)) = (lin.as_ref(), &steps[si]) else { continue };
+                let sh = tcg3_shape(lin.n, lin.k, lin.fmt, sms, ks_max);
+                if sh.is_none() && l.role != Role::Head {
+                    all = false;
+                }
+                shapes.push((si, l.role, sh));
+            }
+            if all {
+                for (si, role, sh) in shapes {
+                    let (Some(sh), Some(lin)) = (sh, linears[si].as_mut()) else { continue };
+                    gpu.allow_smem(&tcg3_name(role, lin.fmt), sh.smem)?;
+                    lin.tcg3 = Some(sh);
+                    if std::env::var("TRTFORGE_TCG3_LOG").as_deref() == Ok("1") && si < 8 {
+                        eprintln!("tcg3 {} {}x{} {:?}", role.tag(), lin.n, lin.k, sh);
+                    }
+                }
             }
         }
         let kv8 = spec.kv_cache.quantized();
@@ -1090,7 +1122,10 @@ impl CudaBackend {
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                     let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
                     let tcg = lin.tcg.filter(|_| self.use_tcg && rows > GEMV_MAX_T && rows <= TCG_MAX_T);
-                    if let Some(sh) = tcg {
+                    let tcg3 = lin.tcg3.filter(|_| rows > GEMV_MAX_T && rows <= TCG_MAX_T);
+                    if let Some(sh) = tcg3 {
+                        self.launch_tcg3(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
+                    } else if let Some(sh) = tcg {
                         self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
@@ -1356,6 +1391,46 @@ impl CudaBackend {
         let cnt = self.tcg_cnt.as_ref().ok_or_else(|| Error::Gpu("no tcg counters".into()))?;
         let bufs = TcgBufs { out_act, ws: ws.f32(), cnt: cnt.i32() };
         k.tcg(ls.role, sh, &lin.weights(), &io, &bufs, rows)
+    }
+
+    /// One session-6 batched decode GEMM (`tcg3_*`) of linear step `si` over `rows` (GEMV_MAX_T,
+    /// TCG_MAX_T] rows: RMSNorm into xact first where the step has one, then the GEMM with its fused
+    /// epilogue; buffers as [`Self::launch_tcg`].
+    fn launch_tcg3(
+        &self,
+        si: usize,
+        ls: &LinearStep,
+        sh: Tcg3Shape,
+        rows: usize,
+        selected: bool,
+        want_qa: bool,
+    ) -> Result<()> {
+        let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let k = self.kern();
+        let l = self.layout;
+        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.act(&self.s.y));
+        if let Some(p) = ls.norm {
+            let nw = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+            k.rmsnorm(cur, nw.f32(), xact, rows)?;
+        }
+        let (x, out, out_act) = match ls.role {
+            Role::Qkv => (xact, Some(self.s.q.f32()), want_qa.then(|| self.act(&self.s.qa))),
+            Role::O => (xact, Some(cur), None),
+            Role::GateUp => (xact, None, Some(y)),
+            Role::Down => (y, Some(cur), None),
+            Role::Head => (xact, Some(self.s.logits.f32()), None),
+        };
+        let io = GemvIo {
+            h: cur,
+            norm_w: None,
+            x,
+            out,
+            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
+            pos: self.meta_rows(l.row_pos())?,
+            slot: self.meta_rows(l.row_slot())?,
+            rope: self.rope(),
+        };
+        k.tcg3(ls.role, sh, &lin.weights(), &io, out_act, rows)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
