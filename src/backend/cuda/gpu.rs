@@ -467,6 +467,44 @@ impl Gpu {
             .map_err(|e| gpu_err(&format!("launching {name} (clusters of {cluster})"), e))
     }
 
+    /// How many clusters of (`cluster`, 1, 1) blocks of `block` threads and `smem` bytes of dynamic
+    /// shared memory of `name` can be resident at once (cuOccupancyMaxActiveClusters; sm_90+).
+    pub fn max_active_clusters(
+        &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        cluster: u32,
+    ) -> Result<u32> {
+        let f = self.func(name)?;
+        let mut n: i32 = 0;
+        // SAFETY: a valid function handle; the config and its one attribute live across the call.
+        unsafe {
+            let mut attrs: [sys::CUlaunchAttribute; 1] = std::mem::zeroed();
+            attrs[0].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            attrs[0].value.clusterDim.x = cluster;
+            attrs[0].value.clusterDim.y = 1;
+            attrs[0].value.clusterDim.z = 1;
+            let cfg = sys::CUlaunchConfig {
+                gridDimX: grid.0,
+                gridDimY: grid.1,
+                gridDimZ: grid.2,
+                blockDimX: block,
+                blockDimY: 1,
+                blockDimZ: 1,
+                sharedMemBytes: smem,
+                hStream: self.stream.cu_stream(),
+                attrs: attrs.as_mut_ptr(),
+                numAttrs: 1,
+            };
+            sys::cuOccupancyMaxActiveClusters(&mut n, f.cu_function(), &cfg)
+                .result()
+                .map_err(|e| gpu_err(&format!("cluster occupancy of {name}"), e))?;
+        }
+        Ok(n.max(0) as u32)
+    }
+
     /// Lets `name` run in clusters of more than 8 blocks (non-portable sizes, up to 16 on the H100/H200).
     pub fn allow_big_clusters(&self, name: &str) -> Result<()> {
         let f = self.func(name)?;

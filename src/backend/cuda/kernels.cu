@@ -1219,6 +1219,14 @@ __device__ __forceinline__ float2 g3_ld2(u32 a, int rank, bool remote) {
     asm volatile("ld.shared.v2.f32 {%0,%1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(a));
     return v;
 }
+// mma16816 without `volatile`: the compiler may interleave independent mmas and loads.
+__device__ __forceinline__ void g3_mma(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+#if __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
 // Dynamic shared memory: max(64 · (xw + PAD) halves + warps · nst · 32 · TCG3_SB, 64 · (RB + 4) f32).
 template <int WF, int EPI, int K>
 __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const int xw, const int nst) {
@@ -1306,19 +1314,29 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
             if (WF == WF_I4) { s0 = sc[step][0]; s1 = sc[step][1]; s2 = sc[step][2]; s3 = sc[step][3]; }
 #pragma unroll
             for (int v = 0; v < CH / 8; v++) {
+                // All of the step's x fragments first (n-tiles of batch rows < T only), then the
+                // 32 mmas ordered so that consecutive ones feed different accumulators.
+                uint4 xv[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    if (8 * j < T) xv[j] = *(const uint4*)(xs + (8 * j + g) * XS + kl + 8 * v);
                 u32 pa[4], pb[4], pc[4], pd[4];
                 tc_pairs4<WF>(w0, s0, v, pa);
                 tc_pairs4<WF>(w1, s1, v, pb);
                 tc_pairs4<WF>(w2, s2, v, pc);
                 tc_pairs4<WF>(w3, s3, v, pd);
 #pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    const uint4 xv = *(const uint4*)(xs + (8 * j + g) * XS + kl + 8 * v);
-                    mma16816(acc[0][j], pa[0], pb[0], pa[1], pb[1], xv.x, xv.y);
-                    mma16816(acc[0][j], pa[2], pb[2], pa[3], pb[3], xv.z, xv.w);
-                    mma16816(acc[1][j], pc[0], pd[0], pc[1], pd[1], xv.x, xv.y);
-                    mma16816(acc[1][j], pc[2], pd[2], pc[3], pd[3], xv.z, xv.w);
-                }
+                for (int j = 0; j < 8; j++)
+                    if (8 * j < T) {
+                        g3_mma(acc[0][j], pa[0], pb[0], pa[1], pb[1], xv[j].x, xv[j].y);
+                        g3_mma(acc[1][j], pc[0], pd[0], pc[1], pd[1], xv[j].x, xv[j].y);
+                    }
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    if (8 * j < T) {
+                        g3_mma(acc[0][j], pa[2], pb[2], pa[3], pb[3], xv[j].z, xv[j].w);
+                        g3_mma(acc[1][j], pc[2], pd[2], pc[3], pd[3], xv[j].z, xv[j].w);
+                    }
             }
         }
         if (WF == WF_I4) {

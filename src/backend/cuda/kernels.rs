@@ -245,14 +245,25 @@ pub fn tcg3_fits(n: usize, k: usize, fmt: WeightFormat) -> bool {
 /// per-SM time — weight bytes of the busiest SM (blocks dealt evenly over the SMs) plus half of
 /// its x staging and cluster-reduction bytes (on-chip / L2 traffic).
 pub fn tcg3_shape(n: usize, k: usize, fmt: WeightFormat, sms: usize, ks_max: usize) -> Option<Tcg3Shape> {
+    tcg3_shapes(n, k, fmt, sms, ks_max).first().copied()
+}
+
+/// Every candidate of [`tcg3_shape`], cheapest first (the engine takes the first whose clusters
+/// are all resident at once, by the driver's cluster occupancy).
+pub fn tcg3_shapes(n: usize, k: usize, fmt: WeightFormat, sms: usize, ks_max: usize) -> Vec<Tcg3Shape> {
     if !tcg3_fits(n, k, fmt) {
-        return None;
+        return vec![];
     }
+    let smem_cap: usize = std::env::var("TRTFORGE_TCG3_SMEM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TCG3_SMEM_MAX)
+        .min(TCG3_SMEM_MAX);
     let ske = fmt.tcg3_stage_k();
     let wbytes = TCG3_SB as f64 / ske as f64; // weight bytes per element
     let pad = fmt.tcg_pad();
     let ks_cap = ks_max.max(64) / 64 * 64;
-    let mut best: Option<(f64, Tcg3Shape)> = None;
+    let mut all: Vec<(f64, Tcg3Shape)> = vec![];
     for wr in [2usize, 3, 4, 5, 6, 8] {
         let rb = 32 * wr;
         let groups = n.div_ceil(rb);
@@ -267,20 +278,22 @@ pub fn tcg3_shape(n: usize, k: usize, fmt: WeightFormat, sms: usize, ks_max: usi
             let xbytes = 64 * (xw + pad) * 2;
             let red = 64 * (rb + 4) * 4;
             let want = ks.div_ceil(ske).clamp(2, 4);
-            let Some(nst) = (2..=want).rev().find(|&st| xbytes + wr * st * 32 * TCG3_SB <= TCG3_SMEM_MAX) else {
+            let Some(nst) = (2..=want).rev().find(|&st| xbytes + wr * st * 32 * TCG3_SB <= smem_cap) else {
                 continue;
             };
             let smem = (xbytes + wr * nst * 32 * TCG3_SB).max(red);
+            if smem > smem_cap {
+                continue;
+            }
             let per_sm = (groups * slices).div_ceil(sms.max(1)) as f64;
             let reduce = if slices > 1 { 0.5 * (64 * rb * 4) as f64 } else { 0.0 };
             let cost = per_sm * ((rb * ks) as f64 * wbytes + 0.5 * (64 * ks * 2) as f64 + reduce);
             let sh = Tcg3Shape { rb, groups, slices, ks, xw, nst, smem };
-            if best.is_none_or(|(c, _)| cost < c) {
-                best = Some((cost, sh));
-            }
+            all.push((cost, sh));
         }
     }
-    best.map(|(_, sh)| sh)
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter().map(|(_, sh)| sh).collect()
 }
 
 /// Smallest GEMV variant that holds `t` rows.

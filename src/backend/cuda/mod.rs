@@ -30,7 +30,7 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shape, tcg_name, tcg_shape_capped, KernelSpec, Role, Tcg3Shape,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, KernelSpec, Role, Tcg3Shape,
     TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS,
     TC_THREADS,
 };
@@ -760,19 +760,39 @@ impl CudaBackend {
             let mut all = true;
             for (si, lin) in linears.iter().enumerate() {
                 let (Some(lin), Step::Linear(l)) = (lin.as_ref(), &steps[si]) else { continue };
-                let sh = tcg3_shape(lin.n, lin.k, lin.fmt, sms, ks_max);
-                if sh.is_none() && l.role != Role::Head {
+                let cands = tcg3_shapes(lin.n, lin.k, lin.fmt, sms, ks_max);
+                if cands.is_empty() && l.role != Role::Head {
                     all = false;
                 }
-                shapes.push((si, l.role, sh));
+                shapes.push((si, l.role, cands));
             }
             if all {
-                for (si, role, sh) in shapes {
-                    let (Some(sh), Some(lin)) = (sh, linears[si].as_mut()) else { continue };
-                    gpu.allow_smem(&tcg3_name(role, lin.fmt), sh.smem)?;
+                // The cheapest candidate whose clusters (or blocks) are all resident at once (a
+                // second wave of clusters doubles the time), else the cheapest.
+                let log = std::env::var("TRTFORGE_TCG3_LOG").as_deref() == Ok("1");
+                for (si, role, cands) in shapes {
+                    let Some(lin) = linears[si].as_mut() else { continue };
+                    let name = tcg3_name(role, lin.fmt);
+                    let mut pick = None;
+                    for sh in cands.iter().take(12) {
+                        gpu.allow_smem(&name, sh.smem)?;
+                        let grid = (sh.slices as u32, sh.groups as u32, 1);
+                        let fit =
+                            gpu.max_active_clusters(&name, grid, sh.rb as u32, sh.smem as u32, sh.slices as u32)?
+                                as usize;
+                        if log && si < 8 {
+                            eprintln!("tcg3 {} {}x{} {:?}: {} clusters fit", role.tag(), lin.n, lin.k, sh, fit);
+                        }
+                        if fit >= sh.groups {
+                            pick = Some(*sh);
+                            break;
+                        }
+                    }
+                    let Some(sh) = pick.or(cands.first().copied()) else { continue };
+                    gpu.allow_smem(&name, sh.smem)?;
                     lin.tcg3 = Some(sh);
-                    if std::env::var("TRTFORGE_TCG3_LOG").as_deref() == Ok("1") && si < 8 {
-                        eprintln!("tcg3 {} {}x{} {:?}", role.tag(), lin.n, lin.k, sh);
+                    if log && si < 8 {
+                        eprintln!("tcg3 {} picked {:?}", role.tag(), sh);
                     }
                 }
             }
