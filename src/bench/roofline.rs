@@ -135,6 +135,12 @@ pub fn bench_kv(
                     parts.join(", ")
                 ));
             }
+            // Per kernel kind, no synchronization between kernels (session 6): "gaps" is the GPU
+            // idle (or untimed) time between launches inside the pass's span.
+            if let Ok(p) = be.profile_prefill_fine(&ps[0], 5) {
+                let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
+                log(&format!("{} prefill {prompt_len} kernels: {}", label.clone(), parts.join(", ")));
+            }
         }
         if let Ok(p) = be.profile_decode(b, 5) {
             // "persist …" entries (TRTFORGE_PERSIST_STAMPS=1) split the persistent layer's time.

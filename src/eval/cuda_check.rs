@@ -418,7 +418,14 @@ fn attn_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Resu
         let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
         add(logits_check("smollm2-135m", &sm.weights, F16, &ps4));
         add(logits_check_kv("smollm2-135m", &sm.weights, F16, KvCacheDtype::Fp8, &ps4));
+        // Long prefills (session 6): several 64-key tiles and query blocks per piece, every row's
+        // logits (head_dim 64, GQA 3).
+        let ps300 = seeded_prompts(&[301, 130], sm.weights.config.vocab_size, 6);
+        add(logits_check("smollm2-135m long", &sm.weights, F16, &ps300));
     }
+    // The same at head_dim 32 (GQA 2), two pieces of one pass.
+    let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
+    add(logits_check_kv("tiny32 long", &t32, F16, KvCacheDtype::Fp16, &ps_long));
     Ok(())
 }
 

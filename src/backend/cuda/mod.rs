@@ -18,6 +18,7 @@ pub mod launch;
 pub mod pack;
 pub mod paged;
 pub mod plan;
+pub mod prefill;
 pub mod sched;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
@@ -340,6 +341,11 @@ pub struct CudaBackend {
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
     profile: Option<Vec<(String, f64)>>,
+    /// Session-6 prefill kernels (`prefill::PrefillOpts`, environment switches).
+    pf: prefill::PrefillOpts,
+    /// When set, `run_pass` records events around each launch without synchronizing
+    /// (`profile_prefill_fine`).
+    fine: std::cell::RefCell<Option<prefill::FineProf>>,
     /// (slot, start, row0, n) of each sequence of the pass being run.
     pass_seqs: Vec<(usize, usize, usize, usize)>,
     /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
@@ -759,6 +765,7 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
+        let pf = prefill::PrefillOpts::from_env(&spec, prefill_fa);
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
         // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
@@ -838,6 +845,8 @@ impl CudaBackend {
             persist,
             weight_bytes,
             profile: None,
+            pf,
+            fine: std::cell::RefCell::new(None),
             pass_seqs: vec![],
             lead_decode: 0,
         })
@@ -924,6 +933,11 @@ impl CudaBackend {
         let l = self.layout;
         let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        // Session 6: without the act copy of q where no kernel reads it (the flash prefill
+        // attentions and the decode attention read q as f32).
+        if self.pf.ew && self.prefill_fa && self.dims.kv != DType::U8 && self.dims.head_dim % 4 == 0 {
+            return self.kern().rope_append_p(y, q, self.layer_cache(layer)?, pos, slot, self.rope(), rows);
+        }
         self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
     }
     fn rope(&self) -> Rope<'_> {
@@ -1009,18 +1023,22 @@ impl CudaBackend {
             match step {
                 Step::Embed => {
                     let k = self.kern();
-                    k.embed(self.meta_rows(l.tokens())?, self.act(&self.embed), self.s.h.f32(), rows)?;
+                    self.timed("embed", || {
+                        k.embed(self.meta_rows(l.tokens())?, self.act(&self.embed), self.s.h.f32(), rows)
+                    })?;
                 }
                 Step::Select => {
                     if !select_all {
                         let k = self.kern();
-                        k.gather_rows(
-                            self.cur(selected),
-                            rows,
-                            self.meta_rows(l.out_rows())?,
-                            self.s.hsel.f32(),
-                            nsel,
-                        )?;
+                        self.timed("select", || {
+                            k.gather_rows(
+                                self.cur(selected),
+                                rows,
+                                self.meta_rows(l.out_rows())?,
+                                self.s.hsel.f32(),
+                                nsel,
+                            )
+                        })?;
                         selected = true;
                         rows = nsel;
                         // Selected rows of a prefill pass keep their positions only for the head,
@@ -1060,7 +1078,9 @@ impl CudaBackend {
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                        k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)?;
+                        self.timed("attn_decode", || {
+                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)
+                        })?;
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
@@ -1068,8 +1088,14 @@ impl CudaBackend {
                         } else if lead < nseq {
                             // The prefill pieces: sequences lead..nseq.
                             let seqs = self.seq_meta(lead)?;
-                            if self.prefill_fa {
-                                k.attn_prefill_tc(q, cache, out, seqs, nseq - lead, max_n, rows)?;
+                            if self.prefill_fa && self.pf.fa {
+                                self.timed("attn_prefill_fa", || {
+                                    k.attn_prefill_fa(q, cache, out, seqs, nseq - lead, max_n, rows)
+                                })?;
+                            } else if self.prefill_fa {
+                                self.timed("attn_prefill_tc", || {
+                                    k.attn_prefill_tc(q, cache, out, seqs, nseq - lead, max_n, rows)
+                                })?;
                             } else {
                                 k.attn_prefill(q, cache, out, seqs, nseq - lead, max_n, rows)?;
                             }
@@ -1107,7 +1133,7 @@ impl CudaBackend {
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let io = self.gemv_io(&ls, self.cur(selected))?;
-                        self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows)?;
+                        self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes
                         // it (RMSNorm, SwiGLU of the previous step) or by quant_e4m3_rows (attention
@@ -1163,17 +1189,26 @@ impl CudaBackend {
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                            k.rmsnorm(cur, nw.f32(), xact, rows)?;
+                            if self.pf.ew && self.dims.hidden % 128 == 0 {
+                                self.timed("rmsnorm_v", || k.rmsnorm_v(cur, nw.f32(), xact, rows))?;
+                            } else {
+                                self.timed("rmsnorm", || k.rmsnorm(cur, nw.f32(), xact, rows))?;
+                            }
                         }
                         // Paged (serve) passes of any row count run their GEMMs at a bucketed row
                         // count (`sched::gemm_rows`; the extra rows are never read), so cuBLAS
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let y = self.linear_gemm(si, &ls, grows, selected)?;
+                        let f16y = self.pf.f16y && !decode;
+                        let y = self
+                            .timed(prefill::gemm_label(ls.role), || self.linear_gemm(si, &ls, grows, selected, f16y))?;
                         match ls.role {
-                            Role::Qkv => self.rope_append_rows(ls.layer, y, rows)?,
-                            Role::GateUp => k.swiglu(y, xact, rows)?,
+                            Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
+                            Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
+                                self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
+                            }
+                            Role::GateUp => self.timed("swiglu", || k.swiglu(y, xact, rows))?,
                             _ => {}
                         }
                     }
@@ -1196,7 +1231,7 @@ impl CudaBackend {
     /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
     /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
     /// stream in flight, the head into the logits.
-    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool) -> Result<View<'_>> {
+    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, f16y: bool) -> Result<View<'_>> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
@@ -1221,8 +1256,15 @@ impl CudaBackend {
         // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
         // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
         let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
+        // Session 6: f16 qkv / gate-up outputs of prefill passes (TRTFORGE_PREFILL_F16Y=1).
+        let f16y = f16y && matches!(ls.role, Role::Qkv | Role::GateUp) && xact.dtype() == DType::F16;
+        if f16y && !lt {
+            let y16 = self.s.y.view(DType::F16);
+            k.gemm_h(rows, n, kdim, w, xact, y16)?;
+            return Ok(y16);
+        }
         if lt {
-            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
+            let f16o = (self.gemm_f16out || f16y) && matches!(ls.role, Role::Qkv | Role::GateUp);
             let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
             let scratch = if beta == 0.0 { dst } else { y };
             k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
@@ -1248,7 +1290,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false)?;
+            self.linear_gemm(si, &ls, rows, false, self.pf.f16y)?;
         }
         Ok(())
     }
@@ -1380,6 +1422,68 @@ impl CudaBackend {
             [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
         let m = PassMeta::build(&pieces, |_| prompt);
         self.profile_meta(&m, reps)
+    }
+
+    /// Runs `f` (one kernel launch) between two events of the fine profile when it is on.
+    fn timed<R>(&self, label: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let i = match self.fine.borrow_mut().as_mut() {
+            Some(fp) => Some(fp.begin(&self.gpu, label)?),
+            None => None,
+        };
+        let r = f()?;
+        if let (Some(i), Some(fp)) = (i, self.fine.borrow_mut().as_mut()) {
+            fp.end(i)?;
+        }
+        Ok(r)
+    }
+
+    /// Per-kernel times of an eager prefill of `prompt` into slot 0 without synchronizing between
+    /// kernels (events around each launch, read after the pass): ms per kernel kind summed over
+    /// layers and averaged over `reps`, plus "span" (first to last event of the pass), "gaps"
+    /// (between timed launches: GPU idle or untimed work) and "wall" (host time of the pass up to
+    /// its synchronization).
+    pub fn profile_prefill_fine(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
+        self.gpu.bind()?;
+        if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
+            return Err(Error::Invalid("prompt does not fit one pass".into()));
+        }
+        let pieces =
+            [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
+        let m = PassMeta::build(&pieces, |_| prompt);
+        self.put_meta(&m)?;
+        self.set_pass_seqs(&m);
+        let (t, nseq, nsel) = (m.rows(), m.seq_n.len(), m.out_rows.len());
+        let all = m.selects_all();
+        self.run_pass(t, nseq, prompt.len(), false, all, nsel)?; // warm
+        self.gpu.sync()?;
+        *self.fine.borrow_mut() = Some(prefill::FineProf::default());
+        let mut wall = 0.0;
+        let mut r = Ok(());
+        for _ in 0..reps {
+            let t0 = std::time::Instant::now();
+            let span = self.fine.borrow_mut().as_mut().map(|fp| fp.begin(&self.gpu, "span")).transpose();
+            r = span.and_then(|span| {
+                self.run_pass(t, nseq, prompt.len(), false, all, nsel)?;
+                if let (Some(i), Some(fp)) = (span, self.fine.borrow_mut().as_mut()) {
+                    fp.end(i)?;
+                }
+                self.gpu.sync()
+            });
+            wall += t0.elapsed().as_secs_f64() * 1e3;
+            if r.is_err() {
+                break;
+            }
+            if let Some(fp) = self.fine.borrow_mut().as_mut() {
+                fp.read_pass()?;
+            }
+        }
+        let fp = self.fine.borrow_mut().take();
+        r?;
+        let fp = fp.unwrap_or_default();
+        let n = fp.passes.max(1) as f64;
+        let mut out: Vec<(String, f64)> = fp.sums.into_iter().map(|(k, v)| (k, v / n)).collect();
+        out.push(("wall".into(), wall / n));
+        Ok(out)
     }
 
     fn set_pass_seqs(&mut self, m: &PassMeta) {
