@@ -118,8 +118,12 @@ pub fn bench_kv(
         be.greedy_decode(&last, 4)?;
         let mut ttfts = vec![];
         let mut last = vec![];
+        let first0 = first.clone();
         for _ in 0..runs {
             let (ms, first) = run_prefill(&mut be)?;
+            if first != first0 {
+                log(&format!("{} bs{b}: WARNING first tokens differ between prefill runs", label.clone()));
+            }
             ttfts.push(ms);
             last = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
         }

@@ -426,7 +426,33 @@ fn attn_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Resu
     // The same at head_dim 32 (GQA 2), two pieces of one pass.
     let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
     add(logits_check_kv("tiny32 long", &t32, F16, KvCacheDtype::Fp16, &ps_long));
+    add(replay_check("tiny32", &t32, &ps_long));
     Ok(())
+}
+
+/// The same prefill three times (`TRTFORGE_PREFILL_GRAPH=1`: eager, captured, replayed): the
+/// logits of every row must be bit-identical across the runs.
+fn replay_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>]) -> Result<CheckResult> {
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
+    let mut gpu = CudaBackend::new(w, CudaOptions::new(WeightFormat::F16, prompts.len(), max_seq))?;
+    let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+    let mut runs = vec![];
+    for _ in 0..3 {
+        for s in 0..prompts.len() {
+            gpu.reset(s);
+        }
+        runs.push(gpu.forward(&chunks, Logits::All)?.data);
+    }
+    let same = runs.windows(2).all(|p| p[0] == p[1]);
+    Ok(CheckResult {
+        name: format!("{name} fp16 prefill 3× (graph replay with TRTFORGE_PREFILL_GRAPH=1) identical"),
+        pass: same,
+        detail: format!(
+            "{} rows × 3 runs {}",
+            runs[0].len() / w.config.vocab_size,
+            if same { "equal" } else { "DIFFER" }
+        ),
+    })
 }
 
 /// Fills the kernel cache (`TRTFORGE_CUDA_PRECOMPILE`) for the engines of the fp8 / 8-bit-KV

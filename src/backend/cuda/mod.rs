@@ -346,6 +346,9 @@ pub struct CudaBackend {
     /// When set, `run_pass` records events around each launch without synchronizing
     /// (`profile_prefill_fine`).
     fine: std::cell::RefCell<Option<prefill::FineProf>>,
+    /// Prefill passes replayed from CUDA graphs (`TRTFORGE_PREFILL_GRAPH=1`): per pass shape, the
+    /// times it was seen and its graph once captured (`prefill::PassKey`).
+    pf_graphs: HashMap<prefill::PassKey, (usize, Option<CudaGraph>)>,
     /// (slot, start, row0, n) of each sequence of the pass being run.
     pass_seqs: Vec<(usize, usize, usize, usize)>,
     /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
@@ -847,6 +850,7 @@ impl CudaBackend {
             profile: None,
             pf,
             fine: std::cell::RefCell::new(None),
+            pf_graphs: HashMap::new(),
             pass_seqs: vec![],
             lead_decode: 0,
         })
@@ -1657,7 +1661,7 @@ impl CudaBackend {
             self.put_meta(&m)?;
             self.set_pass_seqs(&m);
             let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
-            self.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
+            self.run_pass_graphed(&m, pieces.len(), max_n, nsel)?;
             if let Some(o) = out.as_deref_mut() {
                 if nsel > 0 {
                     let at = o.len();
@@ -1683,6 +1687,40 @@ impl CudaBackend {
             return r;
         }
         self.run_pass(m.rows(), nseq, max_n, m.is_decode(), m.selects_all(), nsel)
+    }
+
+    /// `run_pass_partial`, or (`TRTFORGE_PREFILL_GRAPH=1`, static engine, flash prefill attention)
+    /// the replay of this pass shape's CUDA graph: a shape seen before is captured (host time once)
+    /// and replayed from then on, at most `prefill::MAX_PASS_GRAPHS` shapes. The pass reads its
+    /// varying inputs (tokens, positions, slots, pieces) from the metadata block uploaded before.
+    fn run_pass_graphed(&mut self, m: &PassMeta, nseq: usize, max_n: usize, nsel: usize) -> Result<()> {
+        let key = prefill::PassKey { rows: m.rows(), nseq, max_n, nsel, all: m.selects_all() };
+        let ok = self.pf.graph
+            && !m.is_decode()
+            && nsel > 0
+            && self.prefill_fa
+            && self.opts.paged_blocks.is_none()
+            && self.lead_decode == 0
+            && !self.gpu.capturing();
+        if !ok {
+            return self.run_pass_partial(m, nseq, max_n, nsel);
+        }
+        if let Some((_, Some(g))) = self.pf_graphs.get(&key) {
+            return self.gpu.launch_graph(g);
+        }
+        let seen = self.pf_graphs.get(&key).map_or(0, |e| e.0);
+        if seen == 0 || self.pf_graphs.len() > prefill::MAX_PASS_GRAPHS {
+            self.pf_graphs.entry(key).or_insert((0, None)).0 += 1;
+            return self.run_pass_partial(m, nseq, max_n, nsel);
+        }
+        self.gpu.begin_capture()?;
+        let r = self.run_pass_partial(m, nseq, max_n, nsel);
+        let g = self.gpu.end_capture();
+        r?;
+        let g = g?;
+        self.gpu.launch_graph(&g)?;
+        self.pf_graphs.insert(key, (seen + 1, Some(g)));
+        Ok(())
     }
 
     /// Whether the logits of a request all end up in the device buffer after one pass.

@@ -24,12 +24,29 @@ pub struct PrefillOpts {
     /// qkv and gate/up GEMMs of non-decode passes write f16 (cublasGemmEx or cuBLASLt), read by the
     /// f16 epilogues (`TRTFORGE_PREFILL_F16Y=1|0`).
     pub f16y: bool,
+    /// Prefill passes of a shape seen before replay a CUDA graph (`TRTFORGE_PREFILL_GRAPH=1|0`).
+    pub graph: bool,
 }
+
+/// What a captured prefill pass depends on besides the metadata block: rows, pieces, longest
+/// piece, selected rows and whether every row is selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PassKey {
+    pub rows: usize,
+    pub nseq: usize,
+    pub max_n: usize,
+    pub nsel: usize,
+    pub all: bool,
+}
+
+/// Prefill pass shapes with a graph (or a count) at most.
+pub const MAX_PASS_GRAPHS: usize = 64;
 
 /// Defaults where the environment says nothing (measured on the H200: docs/cuda.md, session 6).
 const DEFAULT_FA: bool = false;
 const DEFAULT_EW: bool = false;
 const DEFAULT_F16Y: bool = false;
+const DEFAULT_GRAPH: bool = false;
 
 fn env_flag(name: &str, default: bool) -> bool {
     match std::env::var(name).as_deref() {
@@ -47,6 +64,7 @@ impl PrefillOpts {
             fa: prefill_flash && spec.prefill_fa() && env_flag("TRTFORGE_PREFILL_FA", DEFAULT_FA),
             ew: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_EW", DEFAULT_EW),
             f16y: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
+            graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
         }
     }
 }
