@@ -1428,6 +1428,24 @@ impl CudaBackend {
         self.profile_meta(&m, reps)
     }
 
+    /// The session-6 prefill switches in use.
+    pub fn prefill_opts(&self) -> prefill::PrefillOpts {
+        self.pf
+    }
+
+    /// Sets the session-6 prefill switches (each only where this engine supports it, as
+    /// `PrefillOpts::from_env`); returns what is in use. Drops captured prefill graphs.
+    pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> prefill::PrefillOpts {
+        self.pf = prefill::PrefillOpts {
+            fa: o.fa && self.prefill_fa && self.spec.prefill_fa(),
+            ew: o.ew && !self.spec.act_f32,
+            f16y: o.f16y && !self.spec.act_f32,
+            graph: o.graph,
+        };
+        self.pf_graphs.clear();
+        self.pf
+    }
+
     /// Runs `f` (one kernel launch) between two events of the fine profile when it is on.
     fn timed<R>(&self, label: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
         let i = match self.fine.borrow_mut().as_mut() {
