@@ -158,24 +158,27 @@ pub fn bench_kv(
                         f16y: flags.contains('y'),
                         graph: flags.contains('g'),
                     });
-                    let (_, f1) = run_prefill(&mut be)?;
-                    let mut ts = vec![];
-                    let mut same = f1 == first0;
-                    for _ in 0..runs.max(5) {
-                        let (ms, f) = run_prefill(&mut be)?;
-                        same &= f == first0;
-                        ts.push(ms);
-                    }
-                    let med = Summary::of(&ts).map(|s| s.median).unwrap_or(f64::NAN);
-                    let p = be.profile_prefill_fine(&ps[0], 5)?;
-                    let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
-                    log(&format!(
-                        "{} AB {name} ({got:?}): TTFT {med:.3} ms (min {:.3}), first tokens {}; kernels: {}",
-                        label.clone(),
-                        ts.iter().cloned().fold(f64::INFINITY, f64::min),
-                        if same { "= default" } else { "DIFFER from default" },
-                        parts.join(", ")
-                    ));
+                    let one = |be: &mut CudaBackend| -> Result<String> {
+                        let (_, f1) = run_prefill(be)?;
+                        let mut ts = vec![];
+                        let mut same = f1 == first0;
+                        for _ in 0..runs.max(5) {
+                            let (ms, f) = run_prefill(be)?;
+                            same &= f == first0;
+                            ts.push(ms);
+                        }
+                        let med = Summary::of(&ts).map(|s| s.median).unwrap_or(f64::NAN);
+                        let p = be.profile_prefill_fine(&ps[0], 5)?;
+                        let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
+                        Ok(format!(
+                            "TTFT {med:.3} ms (min {:.3}), first tokens {}; kernels: {}",
+                            ts.iter().cloned().fold(f64::INFINITY, f64::min),
+                            if same { "= default" } else { "DIFFER from default" },
+                            parts.join(", ")
+                        ))
+                    };
+                    let line = one(&mut be).unwrap_or_else(|e| format!("error: {e}"));
+                    log(&format!("{} AB {name} ({got:?}): {line}", label.clone()));
                 }
                 be.set_prefill_opts(keep);
             }
