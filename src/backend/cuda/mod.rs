@@ -768,7 +768,10 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
-        let pf = prefill::PrefillOpts::from_env(&spec, prefill_fa);
+        let mut pf = prefill::PrefillOpts::from_env(&spec, prefill_fa);
+        if opts.paged_blocks.is_some() && !prefill::f16y_forced() {
+            pf.f16y = false;
+        }
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
         // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
@@ -1439,7 +1442,7 @@ impl CudaBackend {
         self.pf = prefill::PrefillOpts {
             fa: o.fa && self.prefill_fa && self.spec.prefill_fa(),
             ew: o.ew && !self.spec.act_f32,
-            f16y: o.f16y && !self.spec.act_f32,
+            f16y: o.f16y && !self.spec.act_f32 && (self.opts.paged_blocks.is_none() || prefill::f16y_forced()),
             graph: o.graph,
         };
         self.pf_graphs.clear();
