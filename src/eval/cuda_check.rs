@@ -418,19 +418,35 @@ fn attn_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Resu
         let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
         add(logits_check("smollm2-135m", &sm.weights, F16, &ps4));
         add(logits_check_kv("smollm2-135m", &sm.weights, F16, KvCacheDtype::Fp8, &ps4));
-        // Long prefills (session 6): several 64-key tiles and query blocks per piece, every row's
-        // logits (head_dim 64, GQA 3).
-        let ps300 = seeded_prompts(&[301, 130], sm.weights.config.vocab_size, 6);
-        add(logits_check("smollm2-135m long", &sm.weights, F16, &ps300));
     }
-    // The same at head_dim 32 (GQA 2), two pieces of one pass.
-    let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
-    add(logits_check_kv("tiny32 long", &t32, F16, KvCacheDtype::Fp16, &ps_long));
-    add(replay_check("tiny32", &t32, &ps_long));
     Ok(())
 }
 
-/// The same prefill three times (`TRTFORGE_PREFILL_GRAPH=1`: eager, captured, replayed): the
+/// `TRTFORGE_CHECKS=prefill` (session 6): long prefills through the flash prefill attention, the
+/// graph replay of prefill passes, and (paged, `cuda_paged_check`) the TinyLlama-shape paged checks.
+pub fn prefill_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("prefill")
+}
+
+/// The static-engine checks of [`prefill_only`].
+fn prefill_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Result<()> {
+    let t32 = tiny32()?;
+    // Several 64-key tiles and query blocks per piece, two pieces of one pass, every row's logits
+    // (head_dim 32, GQA 2), and the same prefill three times (eager, captured, replayed).
+    let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
+    add(logits_check("tiny32 long", &t32, WeightFormat::F16, &ps_long));
+    add(replay_check("tiny32", &t32, &ps_long));
+    if set.tinyllama {
+        // head_dim 64, GQA 3.
+        let sm = load("preset:smollm2-135m")?;
+        let ps300 = seeded_prompts(&[301, 130], sm.weights.config.vocab_size, 6);
+        add(logits_check("smollm2-135m long", &sm.weights, WeightFormat::F16, &ps300));
+        add(replay_check("smollm2-135m", &sm.weights, &ps300));
+    }
+    Ok(())
+}
+
+/// The same prefill three times (prefill graphs on, the default: eager, captured, replayed): the
 /// logits of every row must be bit-identical across the runs.
 fn replay_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>]) -> Result<CheckResult> {
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
@@ -445,7 +461,7 @@ fn replay_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>]) -> Result<Ch
     }
     let same = runs.windows(2).all(|p| p[0] == p[1]);
     Ok(CheckResult {
-        name: format!("{name} fp16 prefill 3× (graph replay with TRTFORGE_PREFILL_GRAPH=1) identical"),
+        name: format!("{name} fp16 prefill 3× (eager, captured, graph replay) identical"),
         pass: same,
         detail: format!(
             "{} rows × 3 runs {}",
@@ -633,6 +649,10 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
     if attn_only() {
         attn_checks(set, &mut add)?;
+        return Ok(results);
+    }
+    if prefill_only() {
+        prefill_checks(set, &mut add)?;
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
