@@ -118,8 +118,12 @@ pub fn bench_kv(
         be.greedy_decode(&last, 4)?;
         let mut ttfts = vec![];
         let mut last = vec![];
+        let first0 = first.clone();
         for _ in 0..runs {
             let (ms, first) = run_prefill(&mut be)?;
+            if first != first0 {
+                log(&format!("{} bs{b}: WARNING first tokens differ between prefill runs", label.clone()));
+            }
             ttfts.push(ms);
             last = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
         }
@@ -134,6 +138,49 @@ pub fn bench_kv(
                     total * 1e3,
                     parts.join(", ")
                 ));
+            }
+            // Per kernel kind, no synchronization between kernels (session 6): "gaps" is the GPU
+            // idle (or untimed) time between launches inside the pass's span.
+            if let Ok(p) = be.profile_prefill_fine(&ps[0], 5) {
+                let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
+                log(&format!("{} prefill {prompt_len} kernels: {}", label.clone(), parts.join(", ")));
+            }
+            // TRTFORGE_PREFILL_AB="name=flags,…" (session 6): the TTFT and kernel profile of each
+            // prefill variant on this engine, flags from f (attn_prefill_fa), e (vectorized
+            // epilogues), y (f16 GEMM outputs), g (graph replay); the engine's own setting after.
+            if let Ok(ab) = std::env::var("TRTFORGE_PREFILL_AB") {
+                let keep = be.prefill_opts();
+                for v in ab.split(',').filter(|v| !v.is_empty()) {
+                    let (name, flags) = v.split_once('=').unwrap_or((v, ""));
+                    let got = be.set_prefill_opts(crate::backend::cuda::prefill::PrefillOpts {
+                        fa: flags.contains('f'),
+                        ew: flags.contains('e'),
+                        f16y: flags.contains('y'),
+                        graph: flags.contains('g'),
+                    });
+                    let one = |be: &mut CudaBackend| -> Result<String> {
+                        let (_, f1) = run_prefill(be)?;
+                        let mut ts = vec![];
+                        let mut same = f1 == first0;
+                        for _ in 0..runs.max(5) {
+                            let (ms, f) = run_prefill(be)?;
+                            same &= f == first0;
+                            ts.push(ms);
+                        }
+                        let med = Summary::of(&ts).map(|s| s.median).unwrap_or(f64::NAN);
+                        let p = be.profile_prefill_fine(&ps[0], 5)?;
+                        let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
+                        Ok(format!(
+                            "TTFT {med:.3} ms (min {:.3}), first tokens {}; kernels: {}",
+                            ts.iter().cloned().fold(f64::INFINITY, f64::min),
+                            if same { "= default" } else { "DIFFER from default" },
+                            parts.join(", ")
+                        ))
+                    };
+                    let line = one(&mut be).unwrap_or_else(|e| format!("error: {e}"));
+                    log(&format!("{} AB {name} ({got:?}): {line}", label.clone()));
+                }
+                be.set_prefill_opts(keep);
             }
         }
         if let Ok(p) = be.profile_decode(b, 5) {

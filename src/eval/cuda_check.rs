@@ -422,6 +422,55 @@ fn attn_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Resu
     Ok(())
 }
 
+/// `TRTFORGE_CHECKS=prefill` (session 6): long prefills through the flash prefill attention, the
+/// graph replay of prefill passes, and (paged, `cuda_paged_check`) the TinyLlama-shape paged checks.
+pub fn prefill_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("prefill")
+}
+
+/// The static-engine checks of [`prefill_only`].
+fn prefill_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> Result<()> {
+    let t32 = tiny32()?;
+    // Several 64-key tiles and query blocks per piece, two pieces of one pass, every row's logits
+    // (head_dim 32, GQA 2), and the same prefill three times (eager, captured, replayed).
+    let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
+    add(logits_check("tiny32 long", &t32, WeightFormat::F16, &ps_long));
+    add(replay_check("tiny32", &t32, &ps_long));
+    if set.tinyllama {
+        // head_dim 64, GQA 3.
+        let sm = load("preset:smollm2-135m")?;
+        let ps300 = seeded_prompts(&[301, 130], sm.weights.config.vocab_size, 6);
+        add(logits_check("smollm2-135m long", &sm.weights, WeightFormat::F16, &ps300));
+        add(replay_check("smollm2-135m", &sm.weights, &ps300));
+    }
+    Ok(())
+}
+
+/// The same prefill three times (prefill graphs on, the default: eager, captured, replayed): the
+/// logits of every row must be bit-identical across the runs.
+fn replay_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>]) -> Result<CheckResult> {
+    let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
+    let mut gpu = CudaBackend::new(w, CudaOptions::new(WeightFormat::F16, prompts.len(), max_seq))?;
+    let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+    let mut runs = vec![];
+    for _ in 0..3 {
+        for s in 0..prompts.len() {
+            gpu.reset(s);
+        }
+        runs.push(gpu.forward(&chunks, Logits::All)?.data);
+    }
+    let same = runs.windows(2).all(|p| p[0] == p[1]);
+    Ok(CheckResult {
+        name: format!("{name} fp16 prefill 3× (eager, captured, graph replay) identical"),
+        pass: same,
+        detail: format!(
+            "{} rows × 3 runs {}",
+            runs[0].len() / w.config.vocab_size,
+            if same { "equal" } else { "DIFFER" }
+        ),
+    })
+}
+
 /// Fills the kernel cache (`TRTFORGE_CUDA_PRECOMPILE`) for the engines of the fp8 / 8-bit-KV
 /// checks and benches, all at once on parallel threads (NVRTC compiles one program per thread):
 /// the tiny fixture fp8, tiny32 with each KV format (static and paged), the TinyLlama shape fp16 /
@@ -618,6 +667,10 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     if attn_only() {
         attn_checks(set, &mut add)?;
+        return Ok(results);
+    }
+    if prefill_only() {
+        prefill_checks(set, &mut add)?;
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {

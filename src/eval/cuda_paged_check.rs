@@ -365,6 +365,18 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
         return Ok(results);
     }
+    if super::cuda_check::prefill_only() {
+        // TRTFORGE_CHECKS=prefill: the TinyLlama-shape paged checks (prefill through
+        // attn_prefill_fa on the block tables, chunked prefill, 64 sequences).
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
+            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
+                add(r);
+            }
+        }
+        return Ok(results);
+    }
     if super::cuda_check::attn_only() {
         // TRTFORGE_CHECKS=attn: the tensor-core decode attention through the block tables.
         let t32 = tiny32()?;

@@ -536,6 +536,28 @@ impl Gpu {
         c: u64,
         beta: f32,
     ) -> Result<()> {
+        // SAFETY: the caller's contract (f32 output).
+        unsafe { self.gemm_to(rows, n, k, w, wt, a, at, c, GemmType::F32, beta) }
+    }
+
+    /// [`Gpu::gemm`] with the output type `ct` (f32 or f16; f32 accumulation either way).
+    ///
+    /// # Safety
+    /// As [`Gpu::gemm`], c holding rows × n elements of `ct`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_to(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: u64,
+        wt: GemmType,
+        a: u64,
+        at: GemmType,
+        c: u64,
+        ct: GemmType,
+        beta: f32,
+    ) -> Result<()> {
         let alpha = 1.0f32;
         // Column-major view: Cᵀ (n × rows) = W (k × n)ᵀ · Aᵀ (k × rows).
         cudarc::cublas::result::gemm_ex(
@@ -554,7 +576,7 @@ impl Gpu {
             k as i32,
             &beta as *const f32 as *const c_void,
             c as *mut c_void,
-            cublas_sys::cudaDataType::CUDA_R_32F,
+            ct.cuda(),
             n as i32,
             cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
             cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
@@ -1153,6 +1175,19 @@ impl GpuTimer {
         self.b.record(&self.stream).map_err(|e| gpu_err("event record", e))?;
         self.b.synchronize().map_err(|e| gpu_err("event sync", e))?;
         Ok(self.a.elapsed_ms(&self.b).map_err(|e| gpu_err("event elapsed", e))? as f64)
+    }
+    /// Records the end without waiting (the prefill kernel profile reads all its timers after one
+    /// synchronization: `elapsed_ms`, `gap_ms`).
+    pub fn stop(&self) -> Result<()> {
+        self.b.record(&self.stream).map_err(|e| gpu_err("event record", e))
+    }
+    /// Milliseconds from start to end of a completed timer.
+    pub fn elapsed_ms(&self) -> Result<f64> {
+        Ok(self.a.elapsed_ms(&self.b).map_err(|e| gpu_err("event elapsed", e))? as f64)
+    }
+    /// Milliseconds from this timer's end to `next`'s start (both completed).
+    pub fn gap_ms(&self, next: &GpuTimer) -> Result<f64> {
+        Ok(self.b.elapsed_ms(&next.a).map_err(|e| gpu_err("event elapsed", e))? as f64)
     }
 }
 

@@ -3183,3 +3183,364 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ y, unsigned short
     }
     if (threadIdx.x == 0) s[t] = sc;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prefill (session 6, branch ttft, issue #11 TTFT): a flash-attention prefill whose 4 warps share
+// K/V tiles of 64 keys through shared memory, and vectorized GEMM-path elementwise kernels.
+
+// rmsnorm_v: as `rmsnorm`, one warp per row, 16-byte loads of x and w (HIDDEN % 128 == 0), the row
+// kept in registers between the sum of squares and the scaled store (8-byte f16 stores).
+__device__ __forceinline__ void store4(act_t* p, float a, float b, float c, float d) {
+#if ACT_F32
+    *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
+#else
+    const u32 lo = (u32)f2h(a) | ((u32)f2h(b) << 16), hi = (u32)f2h(c) | ((u32)f2h(d) << 16);
+    *reinterpret_cast<uint2*>(p) = make_uint2(lo, hi);
+#endif
+}
+#if HIDDEN % 128 == 0
+#define RMV_N (HIDDEN / 128)  // float4 per lane
+extern "C" __global__ void __launch_bounds__(128) rmsnorm_v(const float* __restrict__ x, const float* __restrict__ w,
+                                                          act_t* __restrict__ out, int T) {
+    PDL_ENTRY();
+    const int lane = threadIdx.x & 31;
+    const int t = blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (t >= T) return;
+    const float4* xr = reinterpret_cast<const float4*>(x + (size_t)t * HIDDEN);
+    const float4* wr = reinterpret_cast<const float4*>(w);
+    act_t* orow = out + (size_t)t * HIDDEN;
+    if (RMV_N <= 16) {
+        float4 v[RMV_N <= 16 ? RMV_N : 1];
+#pragma unroll
+        for (int i = 0; i < (RMV_N <= 16 ? RMV_N : 1); i++) v[i] = xr[i * 32 + lane];
+        float ss = 0.f;
+#pragma unroll
+        for (int i = 0; i < (RMV_N <= 16 ? RMV_N : 1); i++) ss += v[i].x * v[i].x + v[i].y * v[i].y + v[i].z * v[i].z + v[i].w * v[i].w;
+        ss = warp_sum(ss);
+        const float inv = 1.0f / sqrtf(ss / (float)HIDDEN + EPS);
+#pragma unroll
+        for (int i = 0; i < (RMV_N <= 16 ? RMV_N : 1); i++) {
+            const float4 g = wr[i * 32 + lane];
+            store4(orow + 4 * (i * 32 + lane), v[i].x * inv * g.x, v[i].y * inv * g.y, v[i].z * inv * g.z, v[i].w * inv * g.w);
+        }
+    } else {
+        float ss = 0.f;
+#pragma unroll 4
+        for (int i = 0; i < RMV_N; i++) {
+            const float4 v = xr[i * 32 + lane];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+        ss = warp_sum(ss);
+        const float inv = 1.0f / sqrtf(ss / (float)HIDDEN + EPS);
+#pragma unroll 4
+        for (int i = 0; i < RMV_N; i++) {
+            const float4 v = xr[i * 32 + lane], g = wr[i * 32 + lane];
+            store4(orow + 4 * (i * 32 + lane), v.x * inv * g.x, v.y * inv * g.y, v.z * inv * g.z, v.w * inv * g.w);
+        }
+    }
+}
+#endif
+
+// swiglu_v / swiglu_hv: as `swiglu` / `swiglu_h`, 4 outputs per thread (INTER % 4 == 0): two 16-byte
+// loads of f32 (gate, up) pairs, or one 16-byte load of f16 pairs, and one 8-byte f16 store.
+#if INTER % 4 == 0
+extern "C" __global__ void swiglu_v(const float* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
+    const size_t n4 = (size_t)T * INTER / 4;
+    const float4* y4 = reinterpret_cast<const float4*>(y);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        const float4 a = y4[2 * i], b = y4[2 * i + 1];
+        store4(m + 4 * i, silu(a.x) * a.y, silu(a.z) * a.w, silu(b.x) * b.y, silu(b.z) * b.w);
+    }
+}
+extern "C" __global__ void swiglu_hv(const h16* __restrict__ y, act_t* __restrict__ m, int T) {
+    PDL_ENTRY();
+    const size_t n4 = (size_t)T * INTER / 4;
+    const uint4* y4 = reinterpret_cast<const uint4*>(y);
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+        const uint4 v = y4[i];
+        float r[4];
+        const u32 wv[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) r[j] = silu(h2f((h16)(wv[j] & 0xffffu))) * h2f((h16)(wv[j] >> 16));
+        store4(m + 4 * i, r[0], r[1], r[2], r[3]);
+    }
+}
+#endif
+
+// rope_append_p / rope_append_hp: the GEMM-path QKV epilogue of prefill passes whose attention reads
+// q as f32 (attn_prefill_tc / attn_prefill_fa): as `rope_append` / `rope_append_h` without the act
+// copy qa, two RoPE pairs (i, i + 1) per thread (HD % 4 == 0): one 16-byte (f32) or 8-byte (f16)
+// load of y, 8-byte q stores, 4-byte cache stores. Grid (T, ⌈QKV_DIM / 4 / 256⌉).
+#if HD % 4 == 0 && !KV_Q
+template <class Y>
+__device__ __forceinline__ void rope_p_body(const Y* __restrict__ y, float* __restrict__ qout, kv_t* __restrict__ kc,
+                                            kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                            const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                            const float* __restrict__ rsin) {
+    PDL_ENTRY();
+    const int t = blockIdx.x;
+    const int c = blockIdx.y * blockDim.x + threadIdx.x;  // pairs 2c, 2c + 1
+    if (c >= QKV_DIM / 4) return;
+    float a0, b0, a1, b1;
+    if (sizeof(Y) == 4) {
+        const float4 v = reinterpret_cast<const float4*>(y + (size_t)t * QKV_DIM)[c];
+        a0 = v.x; b0 = v.y; a1 = v.z; b1 = v.w;
+    } else {
+        const uint2 v = reinterpret_cast<const uint2*>(y + (size_t)t * QKV_DIM)[c];
+        a0 = h2f((h16)(v.x & 0xffffu)); b0 = h2f((h16)(v.x >> 16));
+        a1 = h2f((h16)(v.y & 0xffffu)); b1 = h2f((h16)(v.y >> 16));
+    }
+    const int pos = row_pos[t], slot = row_slot[t];
+    const int p = 2 * c;
+    const int qpairs = QDIM / 2, kpairs = KVDIM / 2;
+    if (p < qpairs + kpairs) {
+        const bool is_q = p < qpairs;
+        const int pp = is_q ? p : p - qpairs;
+        const int head = pp / HALF_HD, i = pp % HALF_HD;  // i even: pairs i, i + 1 of one head
+        const float2 cs = *reinterpret_cast<const float2*>(rcos + (size_t)pos * HALF_HD + i);
+        const float2 sn = *reinterpret_cast<const float2*>(rsin + (size_t)pos * HALF_HD + i);
+        const float o1a = a0 * cs.x - b0 * sn.x, o2a = b0 * cs.x + a0 * sn.x;
+        const float o1b = a1 * cs.y - b1 * sn.y, o2b = b1 * cs.y + a1 * sn.y;
+        if (is_q) {
+            float* q = qout + (size_t)t * QDIM + head * HD;
+            *reinterpret_cast<float2*>(q + i) = make_float2(o1a, o1b);
+            *reinterpret_cast<float2*>(q + i + HALF_HD) = make_float2(o2a, o2b);
+        } else {
+            kv_t* k = kc + kv_off(slot, head, pos);
+#if KV_F32
+            *reinterpret_cast<float2*>(k + i) = make_float2(o1a, o1b);
+            *reinterpret_cast<float2*>(k + i + HALF_HD) = make_float2(o2a, o2b);
+#else
+            *reinterpret_cast<u32*>(k + i) = (u32)f2h(o1a) | ((u32)f2h(o1b) << 16);
+            *reinterpret_cast<u32*>(k + i + HALF_HD) = (u32)f2h(o2a) | ((u32)f2h(o2b) << 16);
+#endif
+        }
+    } else {
+        const int r = 2 * (p - qpairs - kpairs);  // logical v rows r .. r + 3 (one head: HD % 4 == 0)
+        const int head = r / HD, d = r % HD;
+        kv_t* v = vc + kv_off(slot, head, pos) + d;
+#if KV_F32
+        *reinterpret_cast<float4*>(v) = make_float4(a0, b0, a1, b1);
+#else
+        *reinterpret_cast<uint2*>(v) = make_uint2((u32)f2h(a0) | ((u32)f2h(b0) << 16), (u32)f2h(a1) | ((u32)f2h(b1) << 16));
+#endif
+    }
+}
+extern "C" __global__ void rope_append_p(const float* __restrict__ y, float* __restrict__ qout, kv_t* __restrict__ kc,
+                                         kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                         const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                         const float* __restrict__ rsin) {
+    rope_p_body<float>(y, qout, kc, vc, row_pos, row_slot, rcos, rsin);
+}
+extern "C" __global__ void rope_append_hp(const h16* __restrict__ y, float* __restrict__ qout, kv_t* __restrict__ kc,
+                                          kv_t* __restrict__ vc, const int* __restrict__ row_pos,
+                                          const int* __restrict__ row_slot, const float* __restrict__ rcos,
+                                          const float* __restrict__ rsin) {
+    rope_p_body<h16>(y, qout, kc, vc, row_pos, row_slot, rcos, rsin);
+}
+#endif
+
+// attn_prefill_fa: flash-attention prefill with K/V tiles shared by the block. Grid (⌈piece / 64⌉,
+// heads, pieces), 4 warps; block x (highest first: the longest rows start first) owns 64 queries of
+// head h, warp w its 16 rows 64·x + 16·w ... All 128 threads stage the block's 64-key K and V tiles
+// (keys 0 .. its last query's position) in shared memory by cp.async, double-buffered (tile j + 1
+// flies while tile j is computed), rows padded by 16 bytes (conflict-free ldmatrix). Each warp then
+// computes S = Q·Kᵀ for its 16 queries × 64 keys (K fragments by ldmatrix), the causal mask, an
+// online softmax in registers (exp2 on log2(e)-prescaled scores) and O += P·V (P from the S
+// accumulators, V fragments by ldmatrix.trans): 8 dependent tiles for a 512-key row where
+// attn_prefill_tc walks 32 16-key tiles per warp with its own loads. q (T, QDIM) f32 with RoPE, out
+// (T, QDIM) act_t; f16 caches (static or paged: each staged row through kv_off), HD 32 or 64.
+#if !ACT_F32 && !KV_F32 && !KV_Q && GROUP <= 8 && HD % 32 == 0 && HD <= 64
+#define PFB_KT 64          // keys per tile
+#define PFB_RS (HD + 8)    // staged row stride in halves
+__device__ __forceinline__ void pfb_cp16(u32 dst, const void* src, int n) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
+#endif
+}
+__device__ __forceinline__ void pfb_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void pfb_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+__device__ __forceinline__ float pfb_ex2(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+}
+extern "C" __global__ void __launch_bounds__(128)
+attn_prefill_fa(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
+                const int* __restrict__ seq_n) {
+    constexpr int KSTEPS = HD / 16;  // k-steps of S = Q·Kᵀ
+    constexpr int ND = HD / 8;       // 8-dim blocks of O
+    constexpr int NB = PFB_KT / 8;   // 8-key blocks of S
+    constexpr int CPR = HD / 8;      // 16-byte chunks per staged row
+    __shared__ __align__(16) h16 ks[2][PFB_KT][PFB_RS];
+    __shared__ __align__(16) h16 vs[2][PFB_KT][PFB_RS];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, sq = blockIdx.z, kvh = h / GROUP;
+    const int bx = gridDim.x - 1 - blockIdx.x;
+    pdl_wait();
+    const int n = seq_n[sq];
+    const int ib = bx * 64;  // the block's first query of the piece
+    if (ib >= n) {
+        pdl_trigger();
+        return;
+    }
+    const int slot = seq_slot[sq], start = seq_start[sq], row0 = seq_row0[sq];
+    const int k_end = start + min(ib + 64, n);  // the block's keys: 0 .. k_end - 1
+    const int ntiles = (k_end + PFB_KT - 1) / PFB_KT;
+    auto stage = [&](int tile, int buf) {
+        const int k0 = tile * PFB_KT;
+#pragma unroll
+        for (int i = 0; i < (2 * PFB_KT * CPR) / 128; i++) {
+            const int c = i * 128 + tid;
+            const int isv = c >= PFB_KT * CPR;
+            const int cc = isv ? c - PFB_KT * CPR : c;
+            const int r = cc / CPR, ch = cc % CPR, key = k0 + r;
+            const bool in = key < k_end;
+            const kv_t* src = (isv ? vc : kc) + kv_off(slot, kvh, in ? key : 0) + ch * 8;
+            const u32 dst = smem_u32(isv ? &vs[buf][r][ch * 8] : &ks[buf][r][ch * 8]);
+            pfb_cp16(dst, src, in ? 16 : 0);
+        }
+        pfb_commit();
+    };
+    stage(0, 0);
+    const int i0 = ib + warp * 16;  // this warp's first query
+    const bool active = i0 < n;
+    const int pos_a = start + i0 + g, pos_b = pos_a + 8;
+    const bool in_a = i0 + g < n, in_b = i0 + g + 8 < n;
+    const int last = start + min(i0 + 16, n) - 1;  // the warp's last key
+    // Q fragments (rows g, g + 8; dims 16 ks + 2t (+1), + 8): unscaled f16; the softmax scale is
+    // applied to S in f32, with log2(e) for ex2.
+    u32 qf[KSTEPS][4];
+#pragma unroll
+    for (int s = 0; s < KSTEPS; s++) {
+        float2 x[4] = {make_float2(0.f, 0.f), make_float2(0.f, 0.f), make_float2(0.f, 0.f), make_float2(0.f, 0.f)};
+        if (in_a) {
+            const float* qp = q + (size_t)(row0 + i0 + g) * QDIM + h * HD + 16 * s + 2 * t;
+            x[0] = *(const float2*)qp;
+            x[2] = *(const float2*)(qp + 8);
+        }
+        if (in_b) {
+            const float* qp = q + (size_t)(row0 + i0 + g + 8) * QDIM + h * HD + 16 * s + 2 * t;
+            x[1] = *(const float2*)qp;
+            x[3] = *(const float2*)(qp + 8);
+        }
+#pragma unroll
+        for (int j = 0; j < 4; j++) qf[s][j] = pack_h2(x[j].x, x[j].y);
+    }
+    const float sl2 = 1.4426950408889634f / sqrtf((float)HD);
+    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    float o[ND][4];
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.f;
+    for (int j = 0; j < ntiles; j++) {
+        const int buf = j & 1;
+        if (j + 1 < ntiles) {
+            stage(j + 1, buf ^ 1);
+            pfb_wait<1>();
+        } else {
+            pfb_wait<0>();
+        }
+        __syncthreads();
+        const int k0 = j * PFB_KT;
+        if (active && k0 <= last) {
+            // S (16 × 64): K fragments by ldmatrix.x4 (keys nb·8 + (lane & 7), dims 8·(lane >> 3) + 32·hh).
+            float sacc[NB][4];
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+                for (int hh = 0; hh < HD / 32; hh++) {
+                    const u32 addr = smem_u32(&ks[buf][nb * 8 + (lane & 7)][32 * hh + 8 * (lane >> 3)]);
+                    u32 b0, b1, b2, b3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                                 : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+                    mma16816(sacc[nb], qf[2 * hh][0], qf[2 * hh][1], qf[2 * hh][2], qf[2 * hh][3], b0, b1);
+                    mma16816(sacc[nb], qf[2 * hh + 1][0], qf[2 * hh + 1][1], qf[2 * hh + 1][2], qf[2 * hh + 1][3], b2, b3);
+                }
+            }
+            // Scale (log2 units), causal mask, online softmax of rows g (a) and g + 8 (b).
+            float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int key = k0 + nb * 8 + 2 * t + e;
+                    sacc[nb][e] = key <= pos_a ? sacc[nb][e] * sl2 : -INFINITY;
+                    sacc[nb][2 + e] = key <= pos_b ? sacc[nb][2 + e] * sl2 : -INFINITY;
+                    mxa = fmaxf(mxa, sacc[nb][e]);
+                    mxb = fmaxf(mxb, sacc[nb][2 + e]);
+                }
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+            const float mna = fmaxf(m_a, mxa), mnb = fmaxf(m_b, mxb);
+            const float mua = mna == -INFINITY ? 0.f : mna, mub = mnb == -INFINITY ? 0.f : mnb;
+            const float al_a = pfb_ex2(m_a - mua), al_b = pfb_ex2(m_b - mub);
+            float rsa = 0.f, rsb = 0.f;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                sacc[nb][0] = pfb_ex2(sacc[nb][0] - mua);
+                sacc[nb][1] = pfb_ex2(sacc[nb][1] - mua);
+                sacc[nb][2] = pfb_ex2(sacc[nb][2] - mub);
+                sacc[nb][3] = pfb_ex2(sacc[nb][3] - mub);
+                rsa += sacc[nb][0] + sacc[nb][1];
+                rsb += sacc[nb][2] + sacc[nb][3];
+            }
+            rsa += __shfl_xor_sync(0xffffffffu, rsa, 1);
+            rsb += __shfl_xor_sync(0xffffffffu, rsb, 1);
+            rsa += __shfl_xor_sync(0xffffffffu, rsa, 2);
+            rsb += __shfl_xor_sync(0xffffffffu, rsb, 2);
+            l_a = l_a * al_a + rsa;
+            l_b = l_b * al_b + rsb;
+            m_a = mna;
+            m_b = mnb;
+#pragma unroll
+            for (int nd = 0; nd < ND; nd++) {
+                o[nd][0] *= al_a;
+                o[nd][1] *= al_a;
+                o[nd][2] *= al_b;
+                o[nd][3] *= al_b;
+            }
+            // O (16 × HD) += P (16 × 64 keys) · V (64 × HD), 16 keys per k-step.
+#pragma unroll
+            for (int kk = 0; kk < PFB_KT / 16; kk++) {
+                const u32 a0 = pack_h2(sacc[2 * kk][0], sacc[2 * kk][1]), a1 = pack_h2(sacc[2 * kk][2], sacc[2 * kk][3]);
+                const u32 a2 = pack_h2(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
+                const u32 a3 = pack_h2(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+#pragma unroll
+                for (int jd = 0; jd < ND / 2; jd++) {
+                    const int mi = lane >> 3, r = lane & 7;
+                    const u32 addr = smem_u32(&vs[buf][16 * kk + (mi & 1) * 8 + r][(2 * jd + (mi >> 1)) * 8]);
+                    u32 b0, b1, b2, b3;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                                 : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3) : "r"(addr));
+                    mma16816(o[2 * jd], a0, a1, a2, a3, b0, b1);
+                    mma16816(o[2 * jd + 1], a0, a1, a2, a3, b2, b3);
+                }
+            }
+        }
+        __syncthreads();  // buffer `buf` is restaged at iteration j + 1
+    }
+    pdl_trigger();
+    if (!active) return;
+    const float inv_a = 1.f / l_a, inv_b = 1.f / l_b;
+#pragma unroll
+    for (int nd = 0; nd < ND; nd++) {
+        const int d = h * HD + nd * 8 + 2 * t;
+        if (in_a) *(u32*)(out + (size_t)(row0 + i0 + g) * QDIM + d) = pack_h2(o[nd][0] * inv_a, o[nd][1] * inv_a);
+        if (in_b) *(u32*)(out + (size_t)(row0 + i0 + g + 8) * QDIM + d) = pack_h2(o[nd][2] * inv_b, o[nd][3] * inv_b);
+    }
+}
+#endif

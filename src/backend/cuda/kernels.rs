@@ -566,7 +566,33 @@ impl KernelSpec {
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
         }
+        v.extend(self.prefill_kernels());
         v
+    }
+
+    /// Session-6 prefill kernels (kernels.cu, last section), where their guards compile them.
+    fn prefill_kernels(&self) -> Vec<String> {
+        let c = &self.config;
+        let mut v = vec![];
+        if c.hidden_size % 128 == 0 {
+            v.push("rmsnorm_v".to_string());
+        }
+        if c.intermediate_size % 4 == 0 {
+            v.extend(["swiglu_v".to_string(), "swiglu_hv".to_string()]);
+        }
+        if c.head_dim % 4 == 0 && !self.kv_cache.quantized() {
+            v.extend(["rope_append_p".to_string(), "rope_append_hp".to_string()]);
+        }
+        if self.prefill_fa() {
+            v.push("attn_prefill_fa".into());
+        }
+        v
+    }
+
+    /// Whether kernels.cu defines `attn_prefill_fa` (session 6): f16 activations and cache, head_dim
+    /// 32 or 64, GQA group <= 8.
+    pub fn prefill_fa(&self) -> bool {
+        self.attn_tc() && !self.act_f32 && !self.kv_cache.quantized() && matches!(self.config.head_dim, 32 | 64)
     }
 }
 
@@ -602,8 +628,10 @@ mod tests {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
         // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
-        // per role, + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer
-        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 4 + 1);
+        // per role, + tcg3 per role, + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8,
+        // persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv, rope_append_p/_hp,
+        // attn_prefill_fa)
+        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 4 + 1 + 6);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
@@ -627,7 +655,8 @@ mod tests {
         assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
         // The session-5 cluster kernel: TinyLlama's head_dim 64 (and every 8-bit build of it).
         assert!(s.attn_cl() && names.iter().any(|n| n == "attn_decode_cl"));
-        assert_eq!(names.len(), s.kernel_names().len() - 3);
+        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa)
+        assert_eq!(names.len(), s.kernel_names().len() - 6);
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));

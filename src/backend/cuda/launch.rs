@@ -1513,6 +1513,153 @@ impl Kernels<'_> {
     }
 }
 
+/// Prefill kernels of session 6 (branch ttft, issue #11 TTFT): vectorized GEMM-path epilogues and
+/// the shared-tile flash prefill attention.
+impl Kernels<'_> {
+    /// `rmsnorm_v`: as [`rmsnorm`](Self::rmsnorm), one warp per row (hidden % 128 == 0).
+    pub fn rmsnorm_v(&self, x: View, w: View, out: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        if d.hidden % 128 != 0 {
+            return Err(Error::Gpu(format!("rmsnorm_v needs hidden % 128 == 0 ({})", d.hidden)));
+        }
+        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
+        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
+        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
+        for v in [&x, &w, &out] {
+            if v.addr() % 16 != 0 {
+                return Err(Error::Gpu("rmsnorm_v: buffers must start 16-byte aligned".into()));
+            }
+        }
+        let (mut xp, mut wp, mut op, mut tr) = (x.addr(), w.addr(), out.addr(), i32_of("rows", rows)?);
+        // SAFETY: rmsnorm_v(x, w, out, T): warp t < T reads row t of x (16-byte loads, aligned:
+        // checked, hidden % 128 == 0) and all of w, writes row t of out; all checked to hold rows ×
+        // hidden (w: hidden) elements.
+        unsafe {
+            self.gpu.launch(
+                "rmsnorm_v",
+                (u32_of("blocks", rows.div_ceil(4))?, 1, 1),
+                128,
+                0,
+                &mut args!(xp, wp, op, tr),
+            )
+        }
+    }
+
+    /// `swiglu_v` (y f32) / `swiglu_hv` (y f16): as [`swiglu`](Self::swiglu), 4 outputs per thread
+    /// (inter % 4 == 0).
+    pub fn swiglu_v(&self, y: View, m: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        let name = match y.dtype {
+            DType::F32 => "swiglu_v",
+            DType::F16 => "swiglu_hv",
+            t => return Err(Error::Gpu(format!("swiglu_v: GEMM output of type {t:?}"))),
+        };
+        if d.inter % 4 != 0 || y.addr() % 16 != 0 || m.addr() % 8 != 0 {
+            return Err(Error::Gpu("swiglu_v needs inter % 4 == 0 and aligned buffers".into()));
+        }
+        need("gate/up GEMM output", &y, y.dtype, rows * 2 * d.inter)?;
+        need("swiglu output", &m, d.act, rows * d.inter)?;
+        let blocks = ((rows * d.inter / 4).div_ceil(256) as u32).clamp(1, self.gpu.sms * 16);
+        let (mut yp, mut mp, mut ri) = (y.addr(), m.addr(), i32_of("rows", rows)?);
+        // SAFETY: swiglu_v/_hv(y, m, T): a grid-stride loop over rows × inter / 4 groups of 4
+        // outputs, each reading 8 elements of y (16-byte aligned loads, checked) and writing 4 of m
+        // (8-byte aligned: checked; f32 act: 16 bytes at a multiple of 4 elements of an aligned
+        // buffer start); sizes checked above.
+        unsafe { self.gpu.launch(name, (blocks, 1, 1), 256, 0, &mut args!(yp, mp, ri)) }
+    }
+
+    /// `rope_append_p` (y f32) / `rope_append_hp` (y f16): as [`rope_append`](Self::rope_append)
+    /// without the act copy of q (only the cuBLAS prefill attention reads it), two RoPE pairs per
+    /// thread; f16/f32 caches (head_dim % 4 == 0).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_append_p(
+        &self,
+        y: View,
+        q: View,
+        cache: LayerCache,
+        pos: View,
+        slot: View,
+        rope: Rope,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let name = match y.dtype {
+            DType::F32 => "rope_append_p",
+            DType::F16 => "rope_append_hp",
+            t => return Err(Error::Gpu(format!("rope_append_p: GEMM output of type {t:?}"))),
+        };
+        if d.head_dim % 4 != 0 || d.kv == DType::U8 || y.addr() % 16 != 0 || q.addr() % 8 != 0 {
+            return Err(Error::Gpu("rope_append_p needs head_dim % 4 == 0, an f16/f32 cache, aligned y and q".into()));
+        }
+        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        rope.check(d)?;
+        let gy = u32_of("chunks", (d.qkv_dim() / 4).div_ceil(256))?;
+        let (mut yp, mut qp, mut kc, mut vc) = (y.addr(), q.addr(), cache.k.addr(), cache.v.addr());
+        let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
+        // SAFETY: rope_append_p/_hp(y, qout, kc, vc, row_pos, row_slot, rcos, rsin): block (t, c)
+        // reads 4 elements of row t of y per thread (aligned: the qkv width is a multiple of 4 and
+        // y starts 16-byte aligned), pos[t] < max_seq and slot[t] < slots (host-built metadata), two
+        // cos/sin pairs of row pos, writes 4 elements of row t of q or of one (slot, head, pos)
+        // row of this layer's K/V caches (checked to be whole layers).
+        unsafe {
+            self.gpu.launch(name, (u32_of("rows", rows)?, gy, 1), 256, 0, &mut args!(yp, qp, kc, vc, pp, sp, cp, snp))
+        }
+    }
+
+    /// cublasGemmEx with an f16 output: c (rows, n) f16 = a (rows, k) · w (n, k)ᵀ, f32 accumulation
+    /// (the prefill qkv / gate-up GEMMs with `TRTFORGE_PREFILL_F16Y=1`).
+    pub fn gemm_h(&self, rows: usize, n: usize, k: usize, w: View, a: View, c: View) -> Result<()> {
+        let (wt, at) = (w.dtype.gemm()?, a.dtype.gemm()?);
+        need("GEMM weights", &w, w.dtype, n * k)?;
+        need("GEMM input", &a, a.dtype, rows * k)?;
+        need("GEMM output", &c, DType::F16, rows * n)?;
+        for (what, x) in [("rows", rows), ("n", n), ("k", k)] {
+            i32_of(what, x)?;
+        }
+        // SAFETY: gemm_to reads n × k of w and rows × k of a and writes rows × n f16 of c (beta 0);
+        // the views were checked to hold that many elements of those types.
+        unsafe { self.gpu.gemm_to(rows, n, k, w.addr(), wt, a.addr(), at, c.addr(), GemmType::F16, 0.0) }
+    }
+
+    /// `attn_prefill_fa`: the inputs and outputs of [`attn_prefill_tc`](Self::attn_prefill_tc), 64
+    /// queries of one head per block of 4 warps sharing 64-key K/V tiles in shared memory; f16 cache,
+    /// head_dim 32 or 64, GQA group <= 8.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_prefill_fa(
+        &self,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        seqs: SeqMeta,
+        nseq: usize,
+        max_n: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        if !Self::prefill_fa_ok(d) {
+            return Err(Error::Gpu("attn_prefill_fa needs an f16 cache, head_dim 32 or 64, GQA group <= 8".into()));
+        }
+        self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
+        let grid = (u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
+        // SAFETY: attn_prefill_fa(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
+        // (tile, head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q and cache
+        // rows 0..start+n (<= max_seq) of its slot (staged by cp.async, rows past the piece's keys
+        // zero-filled without a read), writes the same rows of out (as attn_prefill_tc).
+        unsafe { self.gpu.launch("attn_prefill_fa", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+    }
+
+    /// Whether `attn_prefill_fa` is compiled for these dimensions (kernels.cu's guard).
+    pub fn prefill_fa_ok(d: &Dims) -> bool {
+        d.kv == DType::F16 && d.act == DType::F16 && matches!(d.head_dim, 32 | 64) && d.n_heads / d.n_kv <= 8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Views and checks need a DevBuf (a real allocation), so they are exercised by the GPU tests

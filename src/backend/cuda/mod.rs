@@ -18,6 +18,7 @@ pub mod launch;
 pub mod pack;
 pub mod paged;
 pub mod plan;
+pub mod prefill;
 pub mod sched;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
@@ -344,6 +345,14 @@ pub struct CudaBackend {
     pub weight_bytes: usize,
     /// When set, `run_pass` times every step (synchronizing) and adds ms per step kind here.
     profile: Option<Vec<(String, f64)>>,
+    /// Session-6 prefill kernels (`prefill::PrefillOpts`, environment switches).
+    pf: prefill::PrefillOpts,
+    /// When set, `run_pass` records events around each launch without synchronizing
+    /// (`profile_prefill_fine`).
+    fine: std::cell::RefCell<Option<prefill::FineProf>>,
+    /// Prefill passes replayed from CUDA graphs (`TRTFORGE_PREFILL_GRAPH=1`): per pass shape, the
+    /// times it was seen and its graph once captured (`prefill::PassKey`).
+    pf_graphs: HashMap<prefill::PassKey, (usize, Option<CudaGraph>)>,
     /// (slot, start, row0, n) of each sequence of the pass being run.
     pass_seqs: Vec<(usize, usize, usize, usize)>,
     /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
@@ -811,6 +820,10 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
+        let mut pf = prefill::PrefillOpts::from_env(&spec, prefill_fa);
+        if opts.paged_blocks.is_some() && !prefill::f16y_forced() {
+            pf.f16y = false;
+        }
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
         // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
@@ -890,6 +903,9 @@ impl CudaBackend {
             persist,
             weight_bytes,
             profile: None,
+            pf,
+            fine: std::cell::RefCell::new(None),
+            pf_graphs: HashMap::new(),
             pass_seqs: vec![],
             lead_decode: 0,
         })
@@ -976,6 +992,11 @@ impl CudaBackend {
         let l = self.layout;
         let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        // Session 6: without the act copy of q where no kernel reads it (the flash prefill
+        // attentions and the decode attention read q as f32).
+        if self.pf.ew && self.prefill_fa && self.dims.kv != DType::U8 && self.dims.head_dim % 4 == 0 {
+            return self.kern().rope_append_p(y, q, self.layer_cache(layer)?, pos, slot, self.rope(), rows);
+        }
         self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
     }
     fn rope(&self) -> Rope<'_> {
@@ -1061,18 +1082,22 @@ impl CudaBackend {
             match step {
                 Step::Embed => {
                     let k = self.kern();
-                    k.embed(self.meta_rows(l.tokens())?, self.act(&self.embed), self.s.h.f32(), rows)?;
+                    self.timed("embed", || {
+                        k.embed(self.meta_rows(l.tokens())?, self.act(&self.embed), self.s.h.f32(), rows)
+                    })?;
                 }
                 Step::Select => {
                     if !select_all {
                         let k = self.kern();
-                        k.gather_rows(
-                            self.cur(selected),
-                            rows,
-                            self.meta_rows(l.out_rows())?,
-                            self.s.hsel.f32(),
-                            nsel,
-                        )?;
+                        self.timed("select", || {
+                            k.gather_rows(
+                                self.cur(selected),
+                                rows,
+                                self.meta_rows(l.out_rows())?,
+                                self.s.hsel.f32(),
+                                nsel,
+                            )
+                        })?;
                         selected = true;
                         rows = nsel;
                         // Selected rows of a prefill pass keep their positions only for the head,
@@ -1112,7 +1137,9 @@ impl CudaBackend {
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                        k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)?;
+                        self.timed("attn_decode", || {
+                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)
+                        })?;
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
@@ -1120,8 +1147,14 @@ impl CudaBackend {
                         } else if lead < nseq {
                             // The prefill pieces: sequences lead..nseq.
                             let seqs = self.seq_meta(lead)?;
-                            if self.prefill_fa {
-                                k.attn_prefill_tc(q, cache, out, seqs, nseq - lead, max_n, rows)?;
+                            if self.prefill_fa && self.pf.fa {
+                                self.timed("attn_prefill_fa", || {
+                                    k.attn_prefill_fa(q, cache, out, seqs, nseq - lead, max_n, rows)
+                                })?;
+                            } else if self.prefill_fa {
+                                self.timed("attn_prefill_tc", || {
+                                    k.attn_prefill_tc(q, cache, out, seqs, nseq - lead, max_n, rows)
+                                })?;
                             } else {
                                 k.attn_prefill(q, cache, out, seqs, nseq - lead, max_n, rows)?;
                             }
@@ -1162,7 +1195,7 @@ impl CudaBackend {
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let io = self.gemv_io(&ls, self.cur(selected))?;
-                        self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows)?;
+                        self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes
                         // it (RMSNorm, SwiGLU of the previous step) or by quant_e4m3_rows (attention
@@ -1218,17 +1251,26 @@ impl CudaBackend {
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                            k.rmsnorm(cur, nw.f32(), xact, rows)?;
+                            if self.pf.ew && self.dims.hidden % 128 == 0 {
+                                self.timed("rmsnorm_v", || k.rmsnorm_v(cur, nw.f32(), xact, rows))?;
+                            } else {
+                                self.timed("rmsnorm", || k.rmsnorm(cur, nw.f32(), xact, rows))?;
+                            }
                         }
                         // Paged (serve) passes of any row count run their GEMMs at a bucketed row
                         // count (`sched::gemm_rows`; the extra rows are never read), so cuBLAS
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let y = self.linear_gemm(si, &ls, grows, selected)?;
+                        let f16y = self.pf.f16y && !decode;
+                        let y = self
+                            .timed(prefill::gemm_label(ls.role), || self.linear_gemm(si, &ls, grows, selected, f16y))?;
                         match ls.role {
-                            Role::Qkv => self.rope_append_rows(ls.layer, y, rows)?,
-                            Role::GateUp => k.swiglu(y, xact, rows)?,
+                            Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
+                            Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
+                                self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
+                            }
+                            Role::GateUp => self.timed("swiglu", || k.swiglu(y, xact, rows))?,
                             _ => {}
                         }
                     }
@@ -1251,7 +1293,7 @@ impl CudaBackend {
     /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
     /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
     /// stream in flight, the head into the logits.
-    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool) -> Result<View<'_>> {
+    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, f16y: bool) -> Result<View<'_>> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
@@ -1276,8 +1318,15 @@ impl CudaBackend {
         // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
         // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
         let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
+        // Session 6: f16 qkv / gate-up outputs of prefill passes (TRTFORGE_PREFILL_F16Y=1).
+        let f16y = f16y && matches!(ls.role, Role::Qkv | Role::GateUp) && xact.dtype() == DType::F16;
+        if f16y && !lt {
+            let y16 = self.s.y.view(DType::F16);
+            k.gemm_h(rows, n, kdim, w, xact, y16)?;
+            return Ok(y16);
+        }
         if lt {
-            let f16o = self.gemm_f16out && matches!(ls.role, Role::Qkv | Role::GateUp);
+            let f16o = (self.gemm_f16out || f16y) && matches!(ls.role, Role::Qkv | Role::GateUp);
             let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
             let scratch = if beta == 0.0 { dst } else { y };
             k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
@@ -1303,7 +1352,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false)?;
+            self.linear_gemm(si, &ls, rows, false, self.pf.f16y)?;
         }
         Ok(())
     }
@@ -1477,6 +1526,86 @@ impl CudaBackend {
         self.profile_meta(&m, reps)
     }
 
+    /// The session-6 prefill switches in use.
+    pub fn prefill_opts(&self) -> prefill::PrefillOpts {
+        self.pf
+    }
+
+    /// Sets the session-6 prefill switches (each only where this engine supports it, as
+    /// `PrefillOpts::from_env`); returns what is in use. Drops captured prefill graphs.
+    pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> prefill::PrefillOpts {
+        self.pf = prefill::PrefillOpts {
+            fa: o.fa && self.prefill_fa && self.spec.prefill_fa(),
+            ew: o.ew && !self.spec.act_f32,
+            f16y: o.f16y && !self.spec.act_f32 && (self.opts.paged_blocks.is_none() || prefill::f16y_forced()),
+            graph: o.graph,
+        };
+        self.pf_graphs.clear();
+        self.pf
+    }
+
+    /// Runs `f` (one kernel launch) between two events of the fine profile when it is on.
+    fn timed<R>(&self, label: &'static str, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        let i = match self.fine.borrow_mut().as_mut() {
+            Some(fp) => Some(fp.begin(&self.gpu, label)?),
+            None => None,
+        };
+        let r = f()?;
+        if let (Some(i), Some(fp)) = (i, self.fine.borrow_mut().as_mut()) {
+            fp.end(i)?;
+        }
+        Ok(r)
+    }
+
+    /// Per-kernel times of an eager prefill of `prompt` into slot 0 without synchronizing between
+    /// kernels (events around each launch, read after the pass): ms per kernel kind summed over
+    /// layers and averaged over `reps`, plus "span" (first to last event of the pass), "gaps"
+    /// (between timed launches: GPU idle or untimed work) and "wall" (host time of the pass up to
+    /// its synchronization).
+    pub fn profile_prefill_fine(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
+        self.gpu.bind()?;
+        if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
+            return Err(Error::Invalid("prompt does not fit one pass".into()));
+        }
+        let pieces =
+            [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
+        let m = PassMeta::build(&pieces, |_| prompt);
+        self.put_meta(&m)?;
+        self.set_pass_seqs(&m);
+        let (t, nseq, nsel) = (m.rows(), m.seq_n.len(), m.out_rows.len());
+        let all = m.selects_all();
+        self.run_pass(t, nseq, prompt.len(), false, all, nsel)?; // warm
+        self.gpu.sync()?;
+        *self.fine.borrow_mut() = Some(prefill::FineProf::default());
+        let mut wall = 0.0;
+        let mut r = Ok(());
+        for _ in 0..reps {
+            let t0 = std::time::Instant::now();
+            let span = self.fine.borrow_mut().as_mut().map(|fp| fp.begin(&self.gpu, "span")).transpose();
+            r = span.and_then(|span| {
+                self.run_pass(t, nseq, prompt.len(), false, all, nsel)?;
+                if let (Some(i), Some(fp)) = (span, self.fine.borrow_mut().as_mut()) {
+                    fp.end(i)?;
+                }
+                self.gpu.sync()
+            });
+            wall += t0.elapsed().as_secs_f64() * 1e3;
+            if r.is_err() {
+                break;
+            }
+            if let Some(fp) = self.fine.borrow_mut().as_mut() {
+                fp.read_pass()?;
+            }
+        }
+        let fp = self.fine.borrow_mut().take();
+        r?;
+        let fp = fp.unwrap_or_default();
+        let n = fp.passes.max(1) as f64;
+        let mut out: Vec<(String, f64)> = fp.sums.into_iter().map(|(k, v)| (k, v / n)).collect();
+        out.push(("wall".into(), wall / n));
+        Ok(out)
+    }
+
     fn set_pass_seqs(&mut self, m: &PassMeta) {
         self.pass_seqs = (0..m.seq_n.len())
             .map(|i| (m.seq_slot[i] as usize, m.seq_start[i] as usize, m.seq_row0[i] as usize, m.seq_n[i] as usize))
@@ -1648,7 +1777,7 @@ impl CudaBackend {
             self.put_meta(&m)?;
             self.set_pass_seqs(&m);
             let max_n = pieces.iter().map(|p| p.n).max().unwrap_or(1);
-            self.run_pass_partial(&m, pieces.len(), max_n, nsel)?;
+            self.run_pass_graphed(&m, pieces.len(), max_n, nsel)?;
             if let Some(o) = out.as_deref_mut() {
                 if nsel > 0 {
                     let at = o.len();
@@ -1674,6 +1803,40 @@ impl CudaBackend {
             return r;
         }
         self.run_pass(m.rows(), nseq, max_n, m.is_decode(), m.selects_all(), nsel)
+    }
+
+    /// `run_pass_partial`, or (`TRTFORGE_PREFILL_GRAPH=1`, static engine, flash prefill attention)
+    /// the replay of this pass shape's CUDA graph: a shape seen before is captured (host time once)
+    /// and replayed from then on, at most `prefill::MAX_PASS_GRAPHS` shapes. The pass reads its
+    /// varying inputs (tokens, positions, slots, pieces) from the metadata block uploaded before.
+    fn run_pass_graphed(&mut self, m: &PassMeta, nseq: usize, max_n: usize, nsel: usize) -> Result<()> {
+        let key = prefill::PassKey { rows: m.rows(), nseq, max_n, nsel, all: m.selects_all() };
+        let ok = self.pf.graph
+            && !m.is_decode()
+            && nsel > 0
+            && self.prefill_fa
+            && self.opts.paged_blocks.is_none()
+            && self.lead_decode == 0
+            && !self.gpu.capturing();
+        if !ok {
+            return self.run_pass_partial(m, nseq, max_n, nsel);
+        }
+        if let Some((_, Some(g))) = self.pf_graphs.get(&key) {
+            return self.gpu.launch_graph(g);
+        }
+        let seen = self.pf_graphs.get(&key).map_or(0, |e| e.0);
+        if seen == 0 || self.pf_graphs.len() > prefill::MAX_PASS_GRAPHS {
+            self.pf_graphs.entry(key).or_insert((0, None)).0 += 1;
+            return self.run_pass_partial(m, nseq, max_n, nsel);
+        }
+        self.gpu.begin_capture()?;
+        let r = self.run_pass_partial(m, nseq, max_n, nsel);
+        let g = self.gpu.end_capture();
+        r?;
+        let g = g?;
+        self.gpu.launch_graph(&g)?;
+        self.pf_graphs.insert(key, (seen + 1, Some(g)));
+        Ok(())
     }
 
     /// Whether the logits of a request all end up in the device buffer after one pass.

@@ -1,0 +1,147 @@
+//! Prefill switches and the per-kernel prefill profile (session 6, branch ttft, issue #11 TTFT).
+//!
+//! - [`PrefillOpts`]: which session-6 kernels the GEMM path (prefill and decode passes above
+//!   `GEMV_MAX_T` rows) and the prefill attention run; each has an environment switch so that one
+//!   GPU call can A/B them (docs/cuda.md, "session 6, branch ttft").
+//! - [`FineProf`]: CUDA events around every launch of a pass, read after one synchronization at
+//!   the end (no synchronization between kernels, unlike the step profile), so the sum of the
+//!   kernels' times against the pass's span shows how long the GPU idled between launches.
+
+use super::gpu::{Gpu, GpuTimer};
+use super::kernels::{KernelSpec, Role};
+use crate::error::Result;
+
+/// Session-6 prefill kernel choices.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrefillOpts {
+    /// Prefill attention by `attn_prefill_fa` (K/V tiles of 64 keys shared by a block's 4 warps)
+    /// instead of `attn_prefill_tc` (`TRTFORGE_PREFILL_FA=1|0`).
+    pub fa: bool,
+    /// Vectorized GEMM-path elementwise kernels: `rmsnorm_v`, `swiglu_v`/`_hv`, and
+    /// `rope_append_p`/`_hp` (no act copy of q) where the prefill attention reads q as f32
+    /// (`TRTFORGE_PREFILL_EW=1|0`).
+    pub ew: bool,
+    /// qkv and gate/up GEMMs of non-decode passes write f16 (cublasGemmEx or cuBLASLt), read by the
+    /// f16 epilogues (`TRTFORGE_PREFILL_F16Y=1|0`).
+    pub f16y: bool,
+    /// Prefill passes of a shape seen before replay a CUDA graph (`TRTFORGE_PREFILL_GRAPH=1|0`).
+    pub graph: bool,
+}
+
+/// What a captured prefill pass depends on besides the metadata block: rows, pieces, longest
+/// piece, selected rows and whether every row is selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PassKey {
+    pub rows: usize,
+    pub nseq: usize,
+    pub max_n: usize,
+    pub nsel: usize,
+    pub all: bool,
+}
+
+/// Prefill pass shapes with a graph (or a count) at most.
+pub const MAX_PASS_GRAPHS: usize = 64;
+
+/// Defaults where the environment says nothing (measured on the H200, 2026-11-30 18:12 UTC, one
+/// engine: TTFT(512) fp16 bs1 3.165 ms with all four off → 2.476 ms with all four on; bs64 decode
+/// 38.8k → 41.6k tok/s with fa/ew/f16y on; docs/cuda.md, "session 6, branch ttft"). `f16y` is
+/// default in static engines only: the paged engine's mixed passes carry decode rows, and the
+/// TinyLlama-shape paged checks have not run with it (session 4 saw a greedy divergence there
+/// with f16 GEMM outputs); `TRTFORGE_PREFILL_F16Y=1` turns it on there too.
+const DEFAULT_FA: bool = true;
+const DEFAULT_EW: bool = true;
+const DEFAULT_F16Y: bool = true;
+const DEFAULT_GRAPH: bool = true;
+
+fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => default,
+    }
+}
+
+/// `TRTFORGE_PREFILL_F16Y=1` given explicitly (paged engines use f16 GEMM outputs only then).
+pub fn f16y_forced() -> bool {
+    std::env::var("TRTFORGE_PREFILL_F16Y").as_deref() == Ok("1")
+}
+
+impl PrefillOpts {
+    /// From the environment; `fa` only where `attn_prefill_fa` is compiled and the prefill
+    /// attention is the flash kernel at all (`prefill_flash`).
+    pub fn from_env(spec: &KernelSpec, prefill_flash: bool) -> PrefillOpts {
+        PrefillOpts {
+            fa: prefill_flash && spec.prefill_fa() && env_flag("TRTFORGE_PREFILL_FA", DEFAULT_FA),
+            ew: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_EW", DEFAULT_EW),
+            f16y: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
+            graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
+        }
+    }
+}
+
+/// Event timers around each launch of the passes being profiled (a pool reused across passes).
+#[derive(Default)]
+pub struct FineProf {
+    pool: Vec<GpuTimer>,
+    used: usize,
+    /// (label, timer index) in launch order; the first entry is the whole pass ("span").
+    spans: Vec<(&'static str, usize)>,
+    /// ms per label, summed over the passes read so far; "span" the passes' spans, "gaps" the
+    /// time between consecutive timed launches (GPU idle or untimed work).
+    pub sums: Vec<(String, f64)>,
+    pub passes: usize,
+}
+
+impl FineProf {
+    /// Starts a timer labelled `label`; returns its index for [`FineProf::end`].
+    pub fn begin(&mut self, gpu: &Gpu, label: &'static str) -> Result<usize> {
+        if self.used == self.pool.len() {
+            self.pool.push(gpu.timer()?);
+        }
+        let i = self.used;
+        self.used += 1;
+        self.pool[i].start()?;
+        self.spans.push((label, i));
+        Ok(i)
+    }
+
+    pub fn end(&mut self, i: usize) -> Result<()> {
+        self.pool[i].stop()
+    }
+
+    /// After the pass's work completed (the caller synchronized): adds this pass's times to `sums`
+    /// and frees the timers for the next pass.
+    pub fn read_pass(&mut self) -> Result<()> {
+        let add = |label: &str, ms: f64, sums: &mut Vec<(String, f64)>| match sums.iter_mut().find(|e| e.0 == label) {
+            Some(e) => e.1 += ms,
+            None => sums.push((label.to_string(), ms)),
+        };
+        let mut sums = std::mem::take(&mut self.sums);
+        let mut gaps = 0.0;
+        for (k, &(label, i)) in self.spans.iter().enumerate() {
+            add(label, self.pool[i].elapsed_ms()?, &mut sums);
+            // Gaps between consecutive kernel timers (entry 0 is the span around all of them).
+            if k >= 2 {
+                let prev = self.spans[k - 1].1;
+                gaps += self.pool[prev].gap_ms(&self.pool[i])?;
+            }
+        }
+        add("gaps", gaps, &mut sums);
+        self.sums = sums;
+        self.passes += 1;
+        self.spans.clear();
+        self.used = 0;
+        Ok(())
+    }
+}
+
+/// The fine profile's label of a GEMM-path GEMM.
+pub fn gemm_label(role: Role) -> &'static str {
+    match role {
+        Role::Qkv => "gemm qkv",
+        Role::O => "gemm o",
+        Role::GateUp => "gemm gateup",
+        Role::Down => "gemm down",
+        Role::Head => "gemm head",
+    }
+}
