@@ -29,6 +29,72 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 #define PDL_ENTRY() do { pdl_wait(); pdl_trigger(); } while (0)
+
+// ---------------------------------------------------------------------------------------------
+// Decode-step timeline (issue #11, session 6; TRTFORGE_TIMELINE=1): with c_tl set, thread 0 of every
+// block of the instrumented kernels (tc_*, attn_decode_tc/_cl, argmax_rows) stamps %globaltimer at
+// entry, after griddepcontrol.wait, at the PDL trigger and at exit into the record of its launch
+// (found by %gridid in a small table: TL_IDS slots after the TL_HDR header, probed from the last
+// claimed slot). Fields (u64): min values stored as ~t under atomicMax (the buffer starts zeroed).
+// c_tl null (the default): one constant load and a branch per block. c_trig: the tc_* and decode
+// attention kernels trigger their dependents (griddepcontrol.launch_dependents) also at entry,
+// before griddepcontrol.wait (1, TRTFORGE_BS1=trig), or right after it (2, =trigw); 0 (default):
+// only after their main loop.
+__constant__ unsigned long long* c_tl;
+__constant__ int c_trig;
+#define TL_HDR 8
+#define TL_IDS 512
+#define TL_REC 10  // kind, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
+#define TL_QKV 1
+#define TL_ATTN 2
+#define TL_O 3
+#define TL_GATEUP 4
+#define TL_DOWN 5
+#define TL_HEAD 6
+#define TL_ARGMAX 7
+__device__ __forceinline__ unsigned long long tl_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+// Per block: [0] entry time, [1] the record's address (thread 0 only).
+__device__ __forceinline__ unsigned long long* tl_sh() {
+    __shared__ unsigned long long s[2];
+    return s;
+}
+__device__ __forceinline__ void tl_enter(int kind) {
+    unsigned long long* tl = c_tl;
+    if (tl == nullptr || threadIdx.x != 0) return;
+    const unsigned long long t = tl_now();
+    unsigned long long gid;
+    asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
+    gid += 1;  // never 0 (0 = free slot)
+    unsigned long long* ids = tl + TL_HDR;
+    int s = (int)*(volatile unsigned long long*)tl - 8;
+    s = s < 0 ? 0 : s;
+    for (; s < TL_IDS - 1; s++) {
+        const unsigned long long old = atomicCAS(ids + s, 0ull, gid);
+        if (old == 0ull || old == gid) break;
+    }
+    atomicMax(tl, (unsigned long long)(s + 1));
+    unsigned long long* r = tl + TL_HDR + TL_IDS + (size_t)s * TL_REC;
+    r[0] = (unsigned long long)kind;
+    atomicMax(r + 1, ~t);
+    atomicMax(r + 2, t);
+    atomicAdd(r + 9, 1ull);
+    tl_sh()[0] = t;
+    tl_sh()[1] = (unsigned long long)r;
+}
+__device__ __forceinline__ void tl_stamp(int f) {
+    if (c_tl == nullptr || threadIdx.x != 0) return;
+    unsigned long long* r = (unsigned long long*)tl_sh()[1];
+    const unsigned long long t = tl_now();
+    atomicMax(r + f, ~t);
+    atomicMax(r + f + 1, t);
+}
+__device__ __forceinline__ void tl_waited() { tl_stamp(3); }
+__device__ __forceinline__ void tl_trig() { tl_stamp(5); }
+__device__ __forceinline__ void tl_exit() { tl_stamp(7); }
 typedef unsigned int u32;
 
 // ---------------------------------------------------------------------------------------------
@@ -860,7 +926,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 (void)MMAS;
             }
         }
-        if (!PERSIST && tile + vgrid >= ntiles) pdl_trigger();
+        if (!PERSIST && tile + vgrid >= ntiles) { pdl_trigger(); tl_trig(); }
         part[warp][g][2 * t4] = acc[0];
         part[warp][g][2 * t4 + 1] = acc[1];
         part[warp][g + 8][2 * t4] = acc[2];
@@ -882,11 +948,27 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         }
         __syncthreads();
     }
-    if (!PERSIST && vblk >= ntiles) pdl_trigger();
+    if (!PERSIST && vblk >= ntiles) { pdl_trigger(); tl_trig(); }
+}
+// The tc_* kernels: tc_core over (blockIdx.x, gridDim.x) with griddepcontrol.wait, plus the
+// session-6 timeline stamps and the early-trigger switch (c_trig, see tl_enter).
+struct PdlWaitTl {
+    __device__ __forceinline__ void operator()() const {
+        pdl_wait();
+        if (c_trig == 2) pdl_trigger();
+        tl_waited();
+    }
+};
+template <int PRO, int EPI, int K>
+__device__ __forceinline__ int tl_kind() {
+    return EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O;
 }
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
-    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWait());
+    tl_enter(tl_kind<PRO, EPI, K>());
+    if (c_trig == 1) pdl_trigger();
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl());
+    tl_exit();
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
@@ -1450,7 +1532,11 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    if (!PERSIST) pdl_wait();
+    if (!PERSIST) {
+        pdl_wait();
+        if (c_trig == 2) pdl_trigger();
+        tl_waited();
+    }
     const int len = row_pos[b] + 1;
     const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
     const int cps = (nch + nsplit - 1) / nsplit;
@@ -1610,7 +1696,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
             }
         }
     }
-    if (!PERSIST) pdl_trigger();
+    if (!PERSIST) { pdl_trigger(); tl_trig(); }
 #pragma unroll
     for (int a = 0; a < NACC; a++) {
         const int i = a * ATT_THREADS + threadIdx.x;
@@ -1691,7 +1777,10 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
                float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
                const int* __restrict__ row_slot, int nsplit) {
+    tl_enter(TL_ATTN);
+    if (c_trig == 1) pdl_trigger();
     attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
+    tl_exit();
 }
 
 
@@ -2019,6 +2108,8 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         acl_commit();
     }
     pdl_wait();
+    if (c_trig == 2) pdl_trigger();
+    tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
@@ -2159,6 +2250,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
     }
     acl_wait(0);
     pdl_trigger();
+    tl_trig();
 #if KV_Q
     {
         const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
@@ -2254,7 +2346,10 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (c_trig == 1) pdl_trigger();
     acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
+    tl_exit();
 }
 // 8 warps per block (opt-in, TRTFORGE_ATTN=cl8; not yet run on the GPU): twice the warps per
 // (row, kv head) where one block each is all there is (bs64: 256 blocks, ncu 7.7 active warps per SM).
@@ -2483,7 +2578,9 @@ attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_
 // ---------------------------------------------------------------------------------------------
 // Greedy sampling: next[t] = argmax(logits[t]) (first index on ties, like the CPU sampler).
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ next) {
+    tl_enter(TL_ARGMAX);
     PDL_ENTRY();
+    tl_waited();
     const int t = blockIdx.x;
     const float* r = logits + (size_t)t * VOCAB;
     float best = -INFINITY;
@@ -2508,6 +2605,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
             if (sv[w] > best || (sv[w] == best && si[w] < bi)) { best = sv[w]; bi = si[w]; }
         next[t] = bi == 0x7fffffff ? 0 : bi;
     }
+    tl_exit();
 }
 
 // After a graph-captured decode step: feed the chosen tokens back and advance positions, so that

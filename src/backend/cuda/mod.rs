@@ -19,6 +19,7 @@ pub mod pack;
 pub mod paged;
 pub mod plan;
 pub mod sched;
+pub mod timeline;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::backend::cpu::KvQuant;
@@ -345,6 +346,8 @@ pub struct CudaBackend {
     /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
     /// that mix decodes with prefill chunks put the decodes first); 0 otherwise.
     lead_decode: usize,
+    /// bs1 A/B switches (session 6, `timeline::Bs1Knobs`; `TRTFORGE_BS1`, bench's `TRTFORGE_BS1_AB`).
+    bs1: timeline::Bs1Knobs,
 }
 
 fn step_label(s: &Step) -> String {
@@ -799,6 +802,13 @@ impl CudaBackend {
             (0, 0)
         };
         gpu.sync()?;
+        let bs1 = match std::env::var("TRTFORGE_BS1") {
+            Ok(v) => timeline::Bs1Knobs::parse(&v)?,
+            Err(_) => timeline::Bs1Knobs::default(),
+        };
+        if bs1.trig != 0 {
+            gpu.set_const_i32("c_trig", bs1.trig as i32)?;
+        }
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -840,6 +850,7 @@ impl CudaBackend {
             profile: None,
             pass_seqs: vec![],
             lead_decode: 0,
+            bs1,
         })
     }
 
@@ -966,6 +977,7 @@ impl CudaBackend {
             }
         };
         // Whole tiles per block, balanced: ceil(tiles / resident blocks) tiles each.
+        let occ = self.bs1.occ_cap.map_or(occ, |c| occ.min(c.max(1)));
         let resident = (self.gpu.sms * occ).max(1) as usize;
         let per = tiles.div_ceil(resident).max(1);
         Ok(tiles.div_ceil(per).max(1) as u32)
@@ -1052,11 +1064,14 @@ impl CudaBackend {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
-                            if cs == 1 || self.acl_forced {
+                            if cs == 1 || self.acl_forced || self.bs1.attn_cl {
                                 ns = cs;
                             } else {
                                 kind = DecodeAttn::Tc;
                             }
+                        }
+                        if let (DecodeAttn::Tc, Some(n)) = (kind, self.bs1.attn_ns) {
+                            ns = n.clamp(1, self.spec.nsplit().min(64));
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
@@ -1657,6 +1672,42 @@ impl CudaBackend {
             self.lens[slot] += steps;
         }
         Ok((0..last.len()).map(|r| (0..steps).map(|i| all[i * b + r] as u32).collect()).collect())
+    }
+
+    /// Applies bs1 switches (`timeline::Bs1Knobs`): sets `c_trig`, drops the captured decode graphs
+    /// (grids and splits are baked into them).
+    pub fn set_bs1(&mut self, k: timeline::Bs1Knobs) -> Result<()> {
+        self.gpu.bind()?;
+        self.gpu.sync()?;
+        self.gpu.set_const_i32("c_trig", k.trig as i32)?;
+        self.bs1 = k;
+        self.graphs.clear();
+        Ok(())
+    }
+
+    /// Replays the decode graph of `b` sequences (slots 0..b at their current lengths, which stay
+    /// as they are) `reps` times with the timeline stamps on (`timeline.rs`); the launches of each
+    /// replay.
+    pub fn timeline_decode(&mut self, b: usize, reps: usize) -> Result<Vec<Vec<timeline::TlKernel>>> {
+        self.gpu.bind()?;
+        let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
+        let chunks: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+        let buf = self.gpu.alloc(timeline::buf_len() * 8)?;
+        let mut out = vec![];
+        self.decode_step(&chunks)?; // warm (captures the bucket's graph if needed)
+        for _ in 0..reps {
+            self.gpu.sync()?;
+            self.gpu.memset0(&buf)?;
+            self.gpu.set_const_ptr("c_tl", &buf)?;
+            let r = self.decode_step(&chunks);
+            self.gpu.sync()?;
+            self.gpu.set_const_u64("c_tl", 0)?;
+            r?;
+            let mut raw = vec![0u64; timeline::buf_len()];
+            self.gpu.dtoh(&buf, 0, &mut raw)?;
+            out.push(timeline::parse(&raw)?);
+        }
+        Ok(out)
     }
 
     /// Sets a slot's cached length without running anything (benchmarks: decode timing at a
