@@ -32,19 +32,21 @@ __device__ __forceinline__ void pdl_trigger() {
 
 // ---------------------------------------------------------------------------------------------
 // Decode-step timeline (issue #11, session 6; TRTFORGE_TIMELINE=1): with c_tl set, thread 0 of every
-// block of the instrumented kernels (tc_*, attn_decode_tc/_cl, argmax_rows) stamps %globaltimer at
-// entry, after griddepcontrol.wait, at the PDL trigger and at exit into the record of its launch
-// (found by %gridid in a small table: TL_IDS slots after the TL_HDR header, probed from the last
-// claimed slot). Fields (u64): min values stored as ~t under atomicMax (the buffer starts zeroed).
-// c_tl null (the default): one constant load and a branch per block. c_trig: the tc_* and decode
-// attention kernels trigger their dependents (griddepcontrol.launch_dependents) also at entry,
-// before griddepcontrol.wait (1, TRTFORGE_BS1=trig), or right after it (2, =trigw); 0 (default):
-// only after their main loop.
+// block of the instrumented kernels (tc_*, tcm_*, attn_decode_tc/_cl, argmax_rows) stamps %globaltimer
+// at entry, after griddepcontrol.wait, at the PDL trigger and at exit into the record of its launch:
+// record %gridid mod TL_IDS (launches of one replay have consecutive grid ids; the host checks that
+// each record holds one id), each field on its own 128-byte line, min values stored as ~t under
+// atomicMax (fire-and-forget reductions; the buffer starts zeroed). c_tl null (the default): one
+// constant load and a branch per block and stamp.
+// c_trig[kind] (kind = TL_QKV ..): when that kernel kind triggers its dependents
+// (griddepcontrol.launch_dependents): 0 only after its main loop (the session-5 behaviour), 1 also at
+// entry before griddepcontrol.wait, 2 also right after the wait. Set per kind from TRTFORGE_BS1.
 __constant__ unsigned long long* c_tl;
-__constant__ int c_trig;
+__constant__ int c_trig[8];
 #define TL_HDR 8
 #define TL_IDS 512
-#define TL_REC 10  // kind, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
+#define TL_REC 10  // kind | gid << 8, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
+#define TL_LINE 16  // u64 per field (128 bytes)
 #define TL_QKV 1
 #define TL_ATTN 2
 #define TL_O 3
@@ -57,9 +59,9 @@ __device__ __forceinline__ unsigned long long tl_now() {
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
     return t;
 }
-// Per block: [0] entry time, [1] the record's address (thread 0 only).
+// Per block: the record's address (thread 0 only).
 __device__ __forceinline__ unsigned long long* tl_sh() {
-    __shared__ unsigned long long s[2];
+    __shared__ unsigned long long s[1];
     return s;
 }
 __device__ __forceinline__ void tl_enter(int kind) {
@@ -68,29 +70,19 @@ __device__ __forceinline__ void tl_enter(int kind) {
     const unsigned long long t = tl_now();
     unsigned long long gid;
     asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
-    gid += 1;  // never 0 (0 = free slot)
-    unsigned long long* ids = tl + TL_HDR;
-    int s = (int)*(volatile unsigned long long*)tl - 8;
-    s = s < 0 ? 0 : s;
-    for (; s < TL_IDS - 1; s++) {
-        const unsigned long long old = atomicCAS(ids + s, 0ull, gid);
-        if (old == 0ull || old == gid) break;
-    }
-    atomicMax(tl, (unsigned long long)(s + 1));
-    unsigned long long* r = tl + TL_HDR + TL_IDS + (size_t)s * TL_REC;
-    r[0] = (unsigned long long)kind;
-    atomicMax(r + 1, ~t);
-    atomicMax(r + 2, t);
-    atomicAdd(r + 9, 1ull);
-    tl_sh()[0] = t;
-    tl_sh()[1] = (unsigned long long)r;
+    unsigned long long* r = tl + TL_HDR + (size_t)(gid & (TL_IDS - 1)) * TL_REC * TL_LINE;
+    r[0] = (unsigned long long)kind | (gid << 8);
+    atomicMax(r + 1 * TL_LINE, ~t);
+    atomicMax(r + 2 * TL_LINE, t);
+    atomicAdd(r + 9 * TL_LINE, 1ull);
+    tl_sh()[0] = (unsigned long long)r;
 }
 __device__ __forceinline__ void tl_stamp(int f) {
     if (c_tl == nullptr || threadIdx.x != 0) return;
-    unsigned long long* r = (unsigned long long*)tl_sh()[1];
+    unsigned long long* r = (unsigned long long*)tl_sh()[0];
     const unsigned long long t = tl_now();
-    atomicMax(r + f, ~t);
-    atomicMax(r + f + 1, t);
+    atomicMax(r + f * TL_LINE, ~t);
+    atomicMax(r + (f + 1) * TL_LINE, t);
 }
 __device__ __forceinline__ void tl_waited() { tl_stamp(3); }
 __device__ __forceinline__ void tl_trig() { tl_stamp(5); }
@@ -951,28 +943,172 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     if (!PERSIST && vblk >= ntiles) { pdl_trigger(); tl_trig(); }
 }
 // The tc_* kernels: tc_core over (blockIdx.x, gridDim.x) with griddepcontrol.wait, plus the
-// session-6 timeline stamps and the early-trigger switch (c_trig, see tl_enter).
+// session-6 timeline stamps and the trigger switch (c_trig, see tl_enter).
+template <int KIND>
 struct PdlWaitTl {
     __device__ __forceinline__ void operator()() const {
         pdl_wait();
-        if (c_trig == 2) pdl_trigger();
+        if (c_trig[KIND] == 2) pdl_trigger();
         tl_waited();
     }
 };
 template <int PRO, int EPI, int K>
-__device__ __forceinline__ int tl_kind() {
-    return EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O;
-}
+struct TlKind {
+    enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
+};
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
-    tl_enter(tl_kind<PRO, EPI, K>());
-    if (c_trig == 1) pdl_trigger();
-    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl());
+    constexpr int KIND = TlKind<PRO, EPI, K>::V;
+    tl_enter(KIND);
+    if (c_trig[KIND] == 1) pdl_trigger();
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<KIND>());
     tl_exit();
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 TC_INSTANCES
+
+// Multi-tile tensor-core GEMV (session 6, opt-in TRTFORGE_BS1=tcm; `tcm_*`): the tc_* kernel with a
+// block's tiles processed TCM_MT(WF, K) at a time instead of one after another. The first weight loads
+// of all of them are issued before griddepcontrol.wait (with a grid of one round of MT tiles per
+// block, every weight byte of the launch is requested before the previous kernel has finished), their
+// partial tiles are reduced in one shared-memory round and their epilogues run on MT × 64 threads in
+// parallel: one barrier pair per MT tiles. Same lane loads, k permutation and per-tile summation order
+// as tc_core (bitwise the same outputs).
+#define TCM_MAXMT 3
+template <int WF, int K>
+struct Tcm {
+    enum {
+        NSTEP = (K + Tc<WF>::STEPK - 1) / Tc<WF>::STEPK,
+        SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS,
+        UU = Tc<WF>::U < SPW ? Tc<WF>::U : SPW,  // steps of one tile loaded at once
+        MT0 = 48 / (UU * 8),                      // tiles in flight: ≤ 48 registers of weights per lane
+        MT = MT0 < 1 ? 1 : MT0 > TCM_MAXMT ? TCM_MAXMT : MT0
+    };
+};
+__device__ __forceinline__ float* tcm_part() {
+    __shared__ float part[TCM_MAXMT][TC_WARPS][16][9];
+    return &part[0][0][0][0];
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcm_core(const GemvArgs& a) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int XS = K + 8;
+    h16* xs = (h16*)smem_raw;
+    float* red = tc_red();
+    float* part = tcm_part();  // [MT][TC_WARPS][16][9]
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK;
+    constexpr int NSTEP = Tcm<WF, K>::NSTEP, SPW = Tcm<WF, K>::SPW, UU = Tcm<WF, K>::UU, MT = Tcm<WF, K>::MT;
+    constexpr size_t ROWB = (size_t)K * 16 / CH;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T;
+    const int ntiles = a.N >> 4;
+    const int vblk = blockIdx.x, vgrid = gridDim.x;
+    const unsigned char* W = (const unsigned char*)a.w;
+    uint4 va[MT][UU], vb[MT][UU];
+    auto load = [&](int base, int b0) {
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            const int tile = base + m * vgrid;
+            const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
+            const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+            for (int i = 0; i < UU; i++) {
+                const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
+                const bool in = tile < ntiles && (b0 + i < SPW) && k < K;
+                va[m][i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+                vb[m][i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            }
+        }
+    };
+    int base = vblk;
+    if (base < ntiles) load(base, 0);
+    pdl_wait();
+    if (c_trig[TlKind<PRO, EPI, K>::V] == 2) pdl_trigger();
+    tl_waited();
+    stage_x<PRO, K, TC_WARPS * 32, XS, false>(a, (act_t*)xs, red);
+    __syncthreads();
+    for (; base < ntiles; base += MT * vgrid) {
+        float acc[MT][4];
+#pragma unroll
+        for (int m = 0; m < MT; m++) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+#pragma unroll 1
+        for (int b0 = 0; b0 < SPW; b0 += UU) {
+            if (b0 > 0) load(base, b0);
+#pragma unroll
+            for (int i = 0; i < UU; i++) {
+                const int s = warp + (b0 + i) * TC_WARPS;
+                if (b0 + i >= SPW || s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool xin = g < T && k < K;
+                uint4 xv[CH / 8];
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++)
+                    xv[v] = xin ? *(const uint4*)(xs + g * XS + k + 8 * v) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    const int tile = base + m * vgrid;
+                    u32 sa = 0, sb = 0;
+                    if (WF == WF_I4) {
+                        const int gi = (k < K ? k : 0) / I4_GROUP;
+                        const int tr = tile < ntiles ? tile : 0;
+                        const u32 ha = a.scales[(size_t)(tr * 16 + g) * I4_GPR(K) + gi];
+                        const u32 hb = a.scales[(size_t)(tr * 16 + g + 8) * I4_GPR(K) + gi];
+                        sa = ha | (ha << 16);
+                        sb = hb | (hb << 16);
+                    }
+                    u32 pa[CH / 2], pb[CH / 2];
+                    tc_pairs<WF>(va[m][i], sa, pa);
+                    tc_pairs<WF>(vb[m][i], sb, pb);
+#pragma unroll
+                    for (int v = 0; v < CH / 8; v++) {
+                        mma16816(acc[m], pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv[v].x, xv[v].y);
+                        mma16816(acc[m], pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv[v].z, xv[v].w);
+                    }
+                }
+            }
+        }
+        const int next = base + MT * vgrid;
+        if (next >= ntiles) { pdl_trigger(); tl_trig(); }
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            float* pw = part + ((size_t)m * TC_WARPS + warp) * 16 * 9;
+            pw[g * 9 + 2 * t4] = acc[m][0];
+            pw[g * 9 + 2 * t4 + 1] = acc[m][1];
+            pw[(g + 8) * 9 + 2 * t4] = acc[m][2];
+            pw[(g + 8) * 9 + 2 * t4 + 1] = acc[m][3];
+        }
+        if (next < ntiles) load(next, 0);  // the next round's first loads fly during the reduction
+        __syncthreads();
+        if (threadIdx.x < 64 * MT) {
+            const int m = threadIdx.x >> 6, pp = (threadIdx.x >> 3) & 7, t = threadIdx.x & 7;
+            const int tile = base + m * vgrid;
+            if (t < T && tile < ntiles) {
+                float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+                for (int w = 0; w < TC_WARPS; w++) {
+                    const float* pw = part + ((size_t)m * TC_WARPS + w) * 16 * 9;
+                    y0 += pw[(2 * pp) * 9 + t];
+                    y1 += pw[(2 * pp + 1) * 9 + t];
+                }
+                tc_epilogue<WF, EPI, false>(a, t, tile * 8 + pp, y0, y1);
+            }
+        }
+        __syncthreads();
+    }
+    if (vblk >= ntiles) { pdl_trigger(); tl_trig(); }
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcm_body(const GemvArgs& a) {
+    constexpr int KIND = TlKind<PRO, EPI, K>::V;
+    tl_enter(KIND);
+    if (c_trig[KIND] == 1) pdl_trigger();
+    tcm_core<WF, PRO, EPI, K>(a);
+    tl_exit();
+}
+#define TCM_KERNEL(name, WF, PRO, EPI, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tcm_body<WF, PRO, EPI, K>(a); }
+TCM_INSTANCES
 
 // ---------------------------------------------------------------------------------------------
 // Tensor-core GEMM for decode batches of 9..64 rows (f16 activations, sm_80+):
@@ -1534,7 +1670,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     if (!PERSIST) {
         pdl_wait();
-        if (c_trig == 2) pdl_trigger();
+        if (c_trig[TL_ATTN] == 2) pdl_trigger();
         tl_waited();
     }
     const int len = row_pos[b] + 1;
@@ -1778,7 +1914,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
                float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
                const int* __restrict__ row_slot, int nsplit) {
     tl_enter(TL_ATTN);
-    if (c_trig == 1) pdl_trigger();
+    if (c_trig[TL_ATTN] == 1) pdl_trigger();
     attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
     tl_exit();
 }
@@ -2108,7 +2244,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         acl_commit();
     }
     pdl_wait();
-    if (c_trig == 2) pdl_trigger();
+    if (c_trig[TL_ATTN] == 2) pdl_trigger();
     tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
@@ -2347,7 +2483,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
-    if (c_trig == 1) pdl_trigger();
+    if (c_trig[TL_ATTN] == 1) pdl_trigger();
     acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
     tl_exit();
 }

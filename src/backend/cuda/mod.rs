@@ -31,8 +31,8 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, KernelSpec, Role, TcgShape, WeightFormat, GEMV_MAX_T,
-    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg_name, tcg_shape_capped, tcm_name, KernelSpec, Role, TcgShape, WeightFormat,
+    GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
@@ -705,6 +705,8 @@ impl CudaBackend {
                 if bytes > 48 * 1024 {
                     gpu.allow_smem(&tc_name(role, f), bytes)?;
                 }
+                // tcm_*: ~28 KB of static shared memory besides (session 6).
+                gpu.allow_smem(&tcm_name(role, f), bytes)?;
             }
         }
         // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
@@ -806,9 +808,7 @@ impl CudaBackend {
             Ok(v) => timeline::Bs1Knobs::parse(&v)?,
             Err(_) => timeline::Bs1Knobs::default(),
         };
-        if bs1.trig != 0 {
-            gpu.set_const_i32("c_trig", bs1.trig as i32)?;
-        }
+        gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1110,8 +1110,12 @@ impl CudaBackend {
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
                         let (kind, grid) = if tc {
-                            let name = tc_name(ls.role, fmt);
-                            (GemvKind::Tc, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
+                            let (kind, name) = if self.bs1.tcm {
+                                (GemvKind::Tcm, tcm_name(ls.role, fmt))
+                            } else {
+                                (GemvKind::Tc, tc_name(ls.role, fmt))
+                            };
+                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);
@@ -1679,7 +1683,7 @@ impl CudaBackend {
     pub fn set_bs1(&mut self, k: timeline::Bs1Knobs) -> Result<()> {
         self.gpu.bind()?;
         self.gpu.sync()?;
-        self.gpu.set_const_i32("c_trig", k.trig as i32)?;
+        self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
         self.bs1 = k;
         self.graphs.clear();
         Ok(())

@@ -7,17 +7,18 @@
 //! switches ([`Bs1Knobs`]) that `bench` can flip inside one process (`TRTFORGE_BS1_AB`).
 use crate::error::{Error, Result};
 
-/// Header u64s (slot 0: the highest claimed record + 1).
+/// Header u64s (unused).
 pub const TL_HDR: usize = 8;
-/// Records (kernel launches) per replay.
+/// Records: launch `%gridid` mod TL_IDS.
 pub const TL_IDS: usize = 512;
-/// u64 fields per record: kind, ~entry min, entry max, ~wait min, wait max, ~trigger min,
-/// trigger max, ~exit min, exit max, blocks.
+/// Fields per record: kind | grid id << 8, ~entry min, entry max, ~wait min, wait max, ~trigger
+/// min, trigger max, ~exit min, exit max, blocks; each on its own line of TL_LINE u64.
 pub const TL_REC: usize = 10;
+pub const TL_LINE: usize = 16;
 
 /// u64s of the device buffer `c_tl` points at.
 pub fn buf_len() -> usize {
-    TL_HDR + TL_IDS + TL_IDS * TL_REC
+    TL_HDR + TL_IDS * TL_REC * TL_LINE
 }
 
 /// Kernel kinds as kernels.cu numbers them (`TL_QKV` ..).
@@ -38,6 +39,7 @@ pub fn kind_name(k: u64) -> &'static str {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TlKernel {
     pub kind: u64,
+    pub gid: u64,
     pub entry: (u64, u64),
     pub wait: (u64, u64),
     pub trig: (u64, u64),
@@ -46,10 +48,10 @@ pub struct TlKernel {
 }
 
 fn pair(r: &[u64], f: usize) -> (u64, u64) {
-    if r[f + 1] == 0 {
+    if r[(f + 1) * TL_LINE] == 0 {
         (0, 0)
     } else {
-        (!r[f], r[f + 1])
+        (!r[f * TL_LINE], r[(f + 1) * TL_LINE])
     }
 }
 
@@ -58,18 +60,19 @@ pub fn parse(raw: &[u64]) -> Result<Vec<TlKernel>> {
     if raw.len() < buf_len() {
         return Err(Error::Gpu("timeline buffer too short".into()));
     }
-    let n = (raw[0] as usize).min(TL_IDS);
-    let mut v: Vec<TlKernel> = (0..n)
-        .filter(|&s| raw[TL_HDR + s] != 0)
+    const W: usize = TL_REC * TL_LINE;
+    let mut v: Vec<TlKernel> = (0..TL_IDS)
+        .filter(|&s| raw[TL_HDR + s * W] != 0)
         .map(|s| {
-            let r = &raw[TL_HDR + TL_IDS + s * TL_REC..TL_HDR + TL_IDS + (s + 1) * TL_REC];
+            let r = &raw[TL_HDR + s * W..TL_HDR + (s + 1) * W];
             TlKernel {
-                kind: r[0],
+                kind: r[0] & 0xff,
+                gid: r[0] >> 8,
                 entry: pair(r, 1),
                 wait: pair(r, 3),
                 trig: pair(r, 5),
                 exit: pair(r, 7),
-                blocks: r[9],
+                blocks: r[9 * TL_LINE],
             }
         })
         .filter(|k| k.entry.1 != 0)
@@ -132,9 +135,12 @@ pub fn summarize(ks: &[TlKernel]) -> String {
     st.sort_unstable();
     st.dedup();
     let tick = st.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+    // Records hold one launch each when the grid ids of the replay span fewer than TL_IDS.
+    let (g0, g1) = (ks.iter().map(|k| k.gid).min().unwrap_or(0), ks.iter().map(|k| k.gid).max().unwrap_or(0));
     let mut s = format!(
-        "timeline: {} launches, first entry to last exit {:.1} µs (timer step {} ns); per kind, µs summed over launches: span / body / release / early / fill / tail / trig\n",
+        "timeline: {} launches (grid ids {g0}..{g1}{}), first entry to last exit {:.1} µs (timer step {} ns); per kind, µs summed over launches: span / body / release / early / fill / tail / trig\n",
         ks.len(),
+        if g1 - g0 < TL_IDS as u64 { "" } else { ", WRAPPED: records may mix launches" },
         total,
         tick
     );
@@ -183,34 +189,55 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
 /// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
-/// (`attn_decode_cl` at bs1 too), `occN` (tensor-core GEMV grids
+/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `occN` (tensor-core GEMV grids
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bs1Knobs {
-    /// `c_trig`: 0 default, 1 trigger at entry (`trig`), 2 right after griddepcontrol.wait (`trigw`).
-    pub trig: u8,
+    /// `c_trig` per kernel kind (qkv, attn, o, gateup, down, head): 0 trigger after the main loop
+    /// (default), 1 also at entry (`trig`), 2 also right after griddepcontrol.wait (`trigw`);
+    /// `trig=DDDDDD` sets each kind (digits in that order).
+    pub trig: [u8; 6],
     /// `attn_decode_cl` (cluster, K/V loads before the wait) at every batch size (`cl`).
     pub attn_cl: bool,
+    /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
+    pub tcm: bool,
     pub occ_cap: Option<u32>,
     pub attn_ns: Option<usize>,
 }
 
 impl Bs1Knobs {
+    /// `c_trig` of kernels.cu, indexed by its TL_* kind (1 = qkv .. 6 = head).
+    pub fn trig_modes(&self) -> [i32; 8] {
+        let mut m = [0i32; 8];
+        for (i, &x) in self.trig.iter().enumerate() {
+            m[i + 1] = x as i32;
+        }
+        m
+    }
+
     pub fn parse(v: &str) -> Result<Bs1Knobs> {
         let mut k = Bs1Knobs::default();
         for t in v.split('+').map(str::trim).filter(|t| !t.is_empty() && *t != "base") {
             if t == "trig" {
-                k.trig = 1;
+                k.trig = [1; 6];
             } else if t == "trigw" {
-                k.trig = 2;
+                k.trig = [2; 6];
+            } else if let Some(d) = t.strip_prefix("trig=") {
+                let m: Vec<u8> = d.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+                if m.is_empty() || m.len() > 6 || m.iter().any(|&x| x > 2) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: trig= takes up to 6 digits 0-2")));
+                }
+                k.trig[..m.len()].copy_from_slice(&m);
             } else if t == "cl" {
                 k.attn_cl = true;
+            } else if t == "tcm" {
+                k.tcm = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
                 k.occ_cap = Some(n);
             } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
                 k.attn_ns = Some(n);
             } else {
-                return Err(Error::Invalid(format!("unknown bs1 switch {t:?} (trig, trigw, cl, occN, nsN)")));
+                return Err(Error::Invalid(format!("unknown bs1 switch {t:?} (trig, trigw, cl, tcm, occN, nsN)")));
             }
         }
         Ok(k)
@@ -225,8 +252,11 @@ mod tests {
     fn knobs_parse() {
         assert_eq!(Bs1Knobs::parse("base").unwrap(), Bs1Knobs::default());
         let k = Bs1Knobs::parse("trig+occ1+ns4").unwrap();
-        assert!(k.trig == 1 && k.occ_cap == Some(1) && k.attn_ns == Some(4) && !k.attn_cl);
-        assert_eq!(Bs1Knobs::parse("trigw+cl").unwrap().trig, 2);
+        assert!(k.trig == [1; 6] && k.occ_cap == Some(1) && k.attn_ns == Some(4) && !k.attn_cl);
+        assert_eq!(Bs1Knobs::parse("trigw+cl").unwrap().trig, [2; 6]);
+        let m = Bs1Knobs::parse("trig=1201").unwrap();
+        assert_eq!(m.trig_modes(), [0, 1, 2, 0, 1, 0, 0, 0]);
+        assert!(Bs1Knobs::parse("trig=3").is_err());
         assert!(Bs1Knobs::parse("bogus").is_err());
     }
 
@@ -235,18 +265,18 @@ mod tests {
         let mut raw = vec![0u64; buf_len()];
         // two launches: qkv 0..10 µs, attn entered at 5 µs (early), waited 11, exit 20 µs
         let recs = [(1u64, 0u64, 1000, 1000, 2000, 9000, 10_000), (2, 5000, 6000, 11_000, 11_500, 19_000, 20_000)];
-        raw[0] = 2;
         for (s, r) in recs.iter().enumerate() {
-            raw[TL_HDR + s] = 100 + s as u64;
-            let b = TL_HDR + TL_IDS + s * TL_REC;
-            raw[b] = r.0;
-            raw[b + 1] = !r.1;
-            raw[b + 2] = r.2;
-            raw[b + 3] = !r.3;
-            raw[b + 4] = r.4;
-            raw[b + 7] = !r.5;
-            raw[b + 8] = r.6;
-            raw[b + 9] = 4;
+            let gid = 700 + s as u64;
+            let b = TL_HDR + (gid as usize % TL_IDS) * TL_REC * TL_LINE;
+            let f = |i: usize| b + i * TL_LINE;
+            raw[f(0)] = r.0 | gid << 8;
+            raw[f(1)] = !r.1;
+            raw[f(2)] = r.2;
+            raw[f(3)] = !r.3;
+            raw[f(4)] = r.4;
+            raw[f(7)] = !r.5;
+            raw[f(8)] = r.6;
+            raw[f(9)] = 4;
         }
         let ks = parse(&raw).unwrap();
         assert_eq!(ks.len(), 2);
