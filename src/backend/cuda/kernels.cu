@@ -943,12 +943,16 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     if (!PERSIST && vblk >= ntiles) { pdl_trigger(); tl_trig(); }
 }
 // The tc_* kernels: tc_core over (blockIdx.x, gridDim.x) with griddepcontrol.wait, plus the
-// session-6 timeline stamps and the trigger switch (c_trig, see tl_enter).
+// session-6 timeline stamps and the trigger switch (c_trig, see tl_enter). Called after the block's
+// first weight loads are issued, so the constant reads overlap them.
 template <int KIND>
 struct PdlWaitTl {
     __device__ __forceinline__ void operator()() const {
+        tl_enter(KIND);
+        const int trig = c_trig[KIND];
+        if (trig == 1) pdl_trigger();
         pdl_wait();
-        if (c_trig[KIND] == 2) pdl_trigger();
+        if (trig == 2) pdl_trigger();
         tl_waited();
     }
 };
@@ -958,10 +962,7 @@ struct TlKind {
 };
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
-    constexpr int KIND = TlKind<PRO, EPI, K>::V;
-    tl_enter(KIND);
-    if (c_trig[KIND] == 1) pdl_trigger();
-    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<KIND>());
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<TlKind<PRO, EPI, K>::V>());
     tl_exit();
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
@@ -1023,9 +1024,7 @@ __device__ __forceinline__ void tcm_core(const GemvArgs& a) {
     };
     int base = vblk;
     if (base < ntiles) load(base, 0);
-    pdl_wait();
-    if (c_trig[TlKind<PRO, EPI, K>::V] == 2) pdl_trigger();
-    tl_waited();
+    PdlWaitTl<TlKind<PRO, EPI, K>::V>()();
     stage_x<PRO, K, TC_WARPS * 32, XS, false>(a, (act_t*)xs, red);
     __syncthreads();
     for (; base < ntiles; base += MT * vgrid) {
@@ -1100,9 +1099,6 @@ __device__ __forceinline__ void tcm_core(const GemvArgs& a) {
 }
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tcm_body(const GemvArgs& a) {
-    constexpr int KIND = TlKind<PRO, EPI, K>::V;
-    tl_enter(KIND);
-    if (c_trig[KIND] == 1) pdl_trigger();
     tcm_core<WF, PRO, EPI, K>(a);
     tl_exit();
 }
