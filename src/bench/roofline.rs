@@ -211,7 +211,8 @@ pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64,
 /// `TRTFORGE_TIMELINE=1` prints the in-graph timeline of a decode step (`cuda::timeline`, 3 replays
 /// summed per kernel kind, the last replay's launches as CSV under `TRTFORGE_TIMELINE_RAW=DIR`);
 /// `TRTFORGE_BS1_AB=base,trig,occ1,...` re-times the decode loop (same tokens, same context) under each
-/// set of bs1 switches in this process, with the timeline when it is on, then restores the defaults.
+/// set of bs1 switches in this process (`default` = the engine's, `off` = none), with the timeline
+/// when it is on, then restores the engine's default.
 fn bs1_extras(
     be: &mut CudaBackend,
     label: &str,
@@ -247,7 +248,8 @@ fn bs1_extras(
     }
     let mut base_tokens: Option<Vec<Vec<u32>>> = None;
     for v in ab.split(',').map(str::trim).filter(|v| !v.is_empty()) {
-        let k = timeline::Bs1Knobs::parse(v)?;
+        // "default": the engine's own default switches; "off": none (the session-5 behaviour).
+        let k = if v == "default" { be.bs1_default() } else { timeline::Bs1Knobs::parse(v)? };
         be.set_bs1(k)?;
         for s in 0..b {
             be.set_seq_len(s, prompt_len)?;
@@ -274,5 +276,6 @@ fn bs1_extras(
         ));
         timeline_log(be, v, log)?;
     }
-    be.set_bs1(timeline::Bs1Knobs::default())
+    let d = be.bs1_default();
+    be.set_bs1(d)
 }

@@ -40,9 +40,13 @@ __device__ __forceinline__ void pdl_trigger() {
 // constant load and a branch per block and stamp.
 // c_trig[kind] (kind = TL_QKV ..): when that kernel kind triggers its dependents
 // (griddepcontrol.launch_dependents): 0 only after its main loop (the session-5 behaviour), 1 also at
-// entry before griddepcontrol.wait, 2 also right after the wait. Set per kind from TRTFORGE_BS1.
+// entry before griddepcontrol.wait, 2 also right after the wait; only in launches of at most
+// c_trig_rows rows (the host sets 1: measured at bs1 only). Set per kind from TRTFORGE_BS1 / the
+// engine's default (mod.rs, `bs1_default`).
 __constant__ unsigned long long* c_tl;
 __constant__ int c_trig[8];
+__constant__ int c_trig_rows;
+__device__ __forceinline__ int trig_mode(int kind, int rows) { return rows <= c_trig_rows ? c_trig[kind] : 0; }
 #define TL_HDR 8
 #define TL_IDS 512
 #define TL_REC 10  // kind | gid << 8, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
@@ -65,8 +69,9 @@ __device__ __forceinline__ unsigned long long* tl_sh() {
     return s;
 }
 __device__ __forceinline__ void tl_enter(int kind) {
+    if (threadIdx.x != 0) return;
     unsigned long long* tl = c_tl;
-    if (tl == nullptr || threadIdx.x != 0) return;
+    if (tl == nullptr) return;
     const unsigned long long t = tl_now();
     unsigned long long gid;
     asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
@@ -78,7 +83,7 @@ __device__ __forceinline__ void tl_enter(int kind) {
     tl_sh()[0] = (unsigned long long)r;
 }
 __device__ __forceinline__ void tl_stamp(int f) {
-    if (c_tl == nullptr || threadIdx.x != 0) return;
+    if (threadIdx.x != 0 || c_tl == nullptr) return;
     unsigned long long* r = (unsigned long long*)tl_sh()[0];
     const unsigned long long t = tl_now();
     atomicMax(r + f * TL_LINE, ~t);
@@ -947,9 +952,10 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
 // first weight loads are issued, so the constant reads overlap them.
 template <int KIND>
 struct PdlWaitTl {
+    int rows;
     __device__ __forceinline__ void operator()() const {
         tl_enter(KIND);
-        const int trig = c_trig[KIND];
+        const int trig = trig_mode(KIND, rows);
         if (trig == 1) pdl_trigger();
         pdl_wait();
         if (trig == 2) pdl_trigger();
@@ -962,7 +968,7 @@ struct TlKind {
 };
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
-    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<TlKind<PRO, EPI, K>::V>());
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T});
     tl_exit();
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
@@ -1024,7 +1030,7 @@ __device__ __forceinline__ void tcm_core(const GemvArgs& a) {
     };
     int base = vblk;
     if (base < ntiles) load(base, 0);
-    PdlWaitTl<TlKind<PRO, EPI, K>::V>()();
+    PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T}();
     stage_x<PRO, K, TC_WARPS * 32, XS, false>(a, (act_t*)xs, red);
     __syncthreads();
     for (; base < ntiles; base += MT * vgrid) {
@@ -1666,7 +1672,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     if (!PERSIST) {
         pdl_wait();
-        if (c_trig[TL_ATTN] == 2) pdl_trigger();
+        if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
         tl_waited();
     }
     const int len = row_pos[b] + 1;
@@ -1910,7 +1916,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
                float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
                const int* __restrict__ row_slot, int nsplit) {
     tl_enter(TL_ATTN);
-    if (c_trig[TL_ATTN] == 1) pdl_trigger();
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
     tl_exit();
 }
@@ -2240,7 +2246,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         acl_commit();
     }
     pdl_wait();
-    if (c_trig[TL_ATTN] == 2) pdl_trigger();
+    if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
     tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
@@ -2479,7 +2485,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
-    if (c_trig[TL_ATTN] == 1) pdl_trigger();
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
     tl_exit();
 }

@@ -348,6 +348,8 @@ pub struct CudaBackend {
     lead_decode: usize,
     /// bs1 A/B switches (session 6, `timeline::Bs1Knobs`; `TRTFORGE_BS1`, bench's `TRTFORGE_BS1_AB`).
     bs1: timeline::Bs1Knobs,
+    /// What `bs1` is without TRTFORGE_BS1 (`timeline::bs1_default`).
+    bs1_default: timeline::Bs1Knobs,
 }
 
 fn step_label(s: &Step) -> String {
@@ -804,10 +806,18 @@ impl CudaBackend {
             (0, 0)
         };
         gpu.sync()?;
+        // bs1 decode switches (session 6): the measured default per engine unless TRTFORGE_BS1 says.
+        let bs1_default = timeline::bs1_default(
+            fmt,
+            weight_bytes,
+            gpu.cc.0 >= 9 && gpu.pdl && use_tc,
+            matches!(attn_kernel, DecodeAttn::Cl { .. }),
+        );
         let bs1 = match std::env::var("TRTFORGE_BS1") {
             Ok(v) => timeline::Bs1Knobs::parse(&v)?,
-            Err(_) => timeline::Bs1Knobs::default(),
+            Err(_) => bs1_default,
         };
+        gpu.set_const_i32("c_trig_rows", 1)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -851,6 +861,7 @@ impl CudaBackend {
             pass_seqs: vec![],
             lead_decode: 0,
             bs1,
+            bs1_default,
         })
     }
 
@@ -1064,7 +1075,7 @@ impl CudaBackend {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
-                            if cs == 1 || self.acl_forced || self.bs1.attn_cl {
+                            if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
                             } else {
                                 kind = DecodeAttn::Tc;
@@ -1676,6 +1687,11 @@ impl CudaBackend {
             self.lens[slot] += steps;
         }
         Ok((0..last.len()).map(|r| (0..steps).map(|i| all[i * b + r] as u32).collect()).collect())
+    }
+
+    /// The engine's default bs1 switches (without TRTFORGE_BS1).
+    pub fn bs1_default(&self) -> timeline::Bs1Knobs {
+        self.bs1_default
     }
 
     /// Applies bs1 switches (`timeline::Bs1Knobs`): sets `c_trig`, drops the captured decode graphs
