@@ -819,6 +819,7 @@ impl CudaBackend {
         };
         gpu.set_const_i32("c_trig_rows", 1)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
+        gpu.set_const_i32("c_scpre", bs1.scpre as i32)?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1700,6 +1701,7 @@ impl CudaBackend {
         self.gpu.bind()?;
         self.gpu.sync()?;
         self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
+        self.gpu.set_const_i32("c_scpre", k.scpre as i32)?;
         self.bs1 = k;
         self.graphs.clear();
         Ok(())

@@ -189,7 +189,7 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
 /// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
-/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `occN` (tensor-core GEMV grids
+/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bs1Knobs {
@@ -201,6 +201,8 @@ pub struct Bs1Knobs {
     pub attn_cl: bool,
     /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
     pub tcm: bool,
+    /// `c_scpre`: tc_* load the int4 group / int8 row scales with the weights (`scpre`).
+    pub scpre: bool,
     pub occ_cap: Option<u32>,
     pub attn_ns: Option<usize>,
 }
@@ -234,13 +236,15 @@ impl Bs1Knobs {
                 k.attn_cl = true;
             } else if t == "tcm" {
                 k.tcm = true;
+            } else if t == "scpre" {
+                k.scpre = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
                 k.occ_cap = Some(n);
             } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
                 k.attn_ns = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, cl, tcm, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, cl, tcm, scpre, occN, nsN)"
                 )));
             }
         }
@@ -255,7 +259,8 @@ impl Bs1Knobs {
 ///   first weight loads while this kernel streams (1,053 → 1,201 tok/s);
 /// - smaller steps (int8 / int4, SmolLM2 fp16): trigger right after griddepcontrol.wait (`trigw`)
 ///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge):
-///   int8 1,365 → 1,506, int4 1,378 → 1,483, SmolLM2 1,879 → 2,026 tok/s.
+///   int8 1,365 → 1,506, int4 1,378 → 1,483, SmolLM2 1,879 → 2,026 tok/s; int8 / int4 also load
+///   their scales with the weights (`scpre`).
 ///
 /// The trigger modes apply to launches of one row only (`c_trig_rows`), `cl` to bs1 passes.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
@@ -266,7 +271,8 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
     if weight_bytes >= 1_500_000_000 {
         Bs1Knobs { trig: [1; 6], ..Bs1Knobs::default() }
     } else {
-        Bs1Knobs { trig: [2; 6], attn_cl: cl, ..Bs1Knobs::default() }
+        let q = matches!(fmt, I8 | I4 { .. });
+        Bs1Knobs { trig: [2; 6], attn_cl: cl, scpre: q, ..Bs1Knobs::default() }
     }
 }
 
@@ -287,7 +293,8 @@ mod tests {
         use crate::quant::WeightFormat::*;
         assert_eq!(bs1_default(F16, 2_068_000_000, true, true).trig, [1; 6]);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
-        assert!(q.trig == [2; 6] && q.attn_cl);
+        assert!(q.trig == [2; 6] && q.attn_cl && q.scpre);
+        assert!(!bs1_default(F16, 269_000_000, true, true).scpre);
         assert_eq!(bs1_default(F8, 1_100_000_000, true, true), Bs1Knobs::default());
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
