@@ -256,11 +256,11 @@ impl Bs1Knobs {
 /// sm_90 and the tensor-core GEMVs, for f16 / int8 / int4 weights (fp8 was not measured: off),
 /// - a decode step that reads at least 1.5 GB of weights (TinyLlama fp16): every kind triggers its
 ///   dependents at entry (`trig`): the next kernel's blocks become resident early and issue their
-///   first weight loads while this kernel streams (1,053 → 1,201 tok/s);
+///   first weight loads while this kernel streams (call 3: 1,053 → 1,195 tok/s vs `off`);
 /// - smaller steps (int8 / int4, SmolLM2 fp16): trigger right after griddepcontrol.wait (`trigw`)
-///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge):
-///   int8 1,365 → 1,506, int4 1,378 → 1,483, SmolLM2 1,879 → 2,026 tok/s; int8 / int4 also load
-///   their scales with the weights (`scpre`).
+///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge); int8 / int4
+///   also load their scales with the weights (`scpre`): int8 1,364 → 1,449, int4 1,360 → 1,470,
+///   SmolLM2 1,879 → 2,037 tok/s (call 3, same process).
 ///
 /// The trigger modes apply to launches of one row only (`c_trig_rows`), `cl` to bs1 passes.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
