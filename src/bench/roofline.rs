@@ -223,6 +223,7 @@ pub fn bench_kv(
             bw / 1e9
         ));
         rows.push(row);
+        bs1_extras(&mut be, &label, b, prompt_len, &last, steps, log)?;
     }
     Ok((rows, bw))
 }
@@ -251,4 +252,77 @@ pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64,
         ));
     }
     s
+}
+
+/// Session 6 (issue #11) diagnostics after a measured batch size, all opt-in:
+/// `TRTFORGE_TIMELINE=1` prints the in-graph timeline of a decode step (`cuda::timeline`, 3 replays
+/// summed per kernel kind, the last replay's launches as CSV under `TRTFORGE_TIMELINE_RAW=DIR`);
+/// `TRTFORGE_BS1_AB=base,trig,occ1,...` re-times the decode loop (same tokens, same context) under each
+/// set of bs1 switches in this process (`default` = the engine's, `off` = none), with the timeline
+/// when it is on, then restores the engine's default.
+fn bs1_extras(
+    be: &mut CudaBackend,
+    label: &str,
+    b: usize,
+    prompt_len: usize,
+    last: &[(usize, u32)],
+    steps: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    use crate::backend::cuda::timeline;
+    let tl_on = std::env::var("TRTFORGE_TIMELINE").as_deref() == Ok("1");
+    let raw_dir = std::env::var("TRTFORGE_TIMELINE_RAW").ok();
+    let timeline_log = |be: &mut CudaBackend, tag: &str, log: &mut dyn FnMut(&str)| -> Result<()> {
+        if !tl_on {
+            return Ok(());
+        }
+        let reps = be.timeline_decode(b, 3)?;
+        for (i, r) in reps.iter().enumerate() {
+            for line in timeline::summarize(r).lines() {
+                log(&format!("{label} bs{b} {tag} rep{i} {line}"));
+            }
+        }
+        if let (Some(dir), Some(r)) = (raw_dir.as_ref(), reps.last()) {
+            let name = format!("{dir}/tl_{}_bs{b}_{tag}.csv", label.replace([' ', '/'], "_"));
+            std::fs::write(&name, timeline::csv(r)).map_err(|err| Error::Io { path: name.clone().into(), err })?;
+        }
+        Ok(())
+    };
+    timeline_log(be, "default", log)?;
+    let Ok(ab) = std::env::var("TRTFORGE_BS1_AB") else { return Ok(()) };
+    if b > 8 {
+        return Ok(());
+    }
+    let mut base_tokens: Option<Vec<Vec<u32>>> = None;
+    for v in ab.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        // "default": the engine's own default switches; "off": none (the session-5 behaviour).
+        let k = if v == "default" { be.bs1_default() } else { timeline::Bs1Knobs::parse(v)? };
+        be.set_bs1(k)?;
+        for s in 0..b {
+            be.set_seq_len(s, prompt_len)?;
+        }
+        be.greedy_decode(last, 4)?; // warm: captures the graph with these switches
+        for s in 0..b {
+            be.set_seq_len(s, prompt_len)?;
+        }
+        be.gpu().sync()?;
+        let t0 = Instant::now();
+        let toks = be.greedy_decode(last, steps)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let same = match &base_tokens {
+            None => {
+                base_tokens = Some(toks);
+                "first".to_string()
+            }
+            Some(bt) => format!("tokens {} the first variant's", if *bt == toks { "==" } else { "!=" }),
+        };
+        log(&format!(
+            "{label} bs{b} variant {v}: decode {:.0} tok/s ({:.3} ms/step; {same})",
+            (b * steps) as f64 / secs,
+            secs * 1e3 / steps as f64
+        ));
+        timeline_log(be, v, log)?;
+    }
+    let d = be.bs1_default();
+    be.set_bs1(d)
 }

@@ -673,6 +673,21 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         prefill_checks(set, &mut add)?;
         return Ok(results);
     }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("bs1q") {
+        // Session 6: the int8 / int4 tensor-core GEMVs (scales loaded with the weights, TRTFORGE_BS1=scpre),
+        // batch 1 and 3 (a short GPU lease).
+        let tiny = load(&path(&set.tiny)?)?;
+        let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
+        add(logits_check("tiny_llama", &tiny.weights, I8, &ps));
+        add(logits_check("tiny_llama bs1", &tiny.weights, I8, &ps[..1]));
+        add(greedy_check("tiny_llama", &tiny.weights, I8, &ps, 24));
+        let pt = load("preset:tiny")?;
+        let ps2 = seeded_prompts(&[3, 12, 30], pt.weights.config.vocab_size, 2);
+        add(logits_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2));
+        add(logits_check("preset:tiny bs1", &pt.weights, I4 { group: 32 }, &ps2[..1]));
+        add(greedy_check("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 24));
+        return Ok(results);
+    }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
         // One check (SmolLM2 shape, fp16 weights, fp8 KV logits), to run with either decode attention.
         let sm = load("preset:smollm2-135m")?;

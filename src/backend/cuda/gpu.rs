@@ -286,6 +286,21 @@ impl Gpu {
         self.sync()
     }
 
+    /// Sets an `int[]` `__constant__` of the module.
+    pub fn set_const_i32s(&self, name: &str, v: &[i32]) -> Result<()> {
+        let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.stream.memcpy_htod(&bytes, &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
+        self.sync()
+    }
+
+    /// Sets a `__constant__` u64 (or pointer, e.g. to null) of the module.
+    pub fn set_const_u64(&self, name: &str, v: u64) -> Result<()> {
+        let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
+        self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;
+        self.sync()
+    }
+
     pub fn set_const_i32(&self, name: &str, v: i32) -> Result<()> {
         let mut g = self._module.get_global(name, &self.stream).map_err(|e| gpu_err(&format!("constant {name}"), e))?;
         self.stream.memcpy_htod(&v.to_le_bytes(), &mut g).map_err(|e| gpu_err(&format!("setting {name}"), e))?;

@@ -29,6 +29,70 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 #define PDL_ENTRY() do { pdl_wait(); pdl_trigger(); } while (0)
+
+// ---------------------------------------------------------------------------------------------
+// Decode-step timeline (issue #11, session 6; TRTFORGE_TIMELINE=1): with c_tl set, thread 0 of every
+// block of the instrumented kernels (tc_*, tcm_*, attn_decode_tc/_cl, argmax_rows) stamps %globaltimer
+// at entry, after griddepcontrol.wait, at the PDL trigger and at exit into the record of its launch:
+// record %gridid mod TL_IDS (launches of one replay have consecutive grid ids; the host checks that
+// each record holds one id), each field on its own 128-byte line, min values stored as ~t under
+// atomicMax (fire-and-forget reductions; the buffer starts zeroed). c_tl null (the default): one
+// constant load and a branch per block and stamp.
+// c_trig[kind] (kind = TL_QKV ..): when that kernel kind triggers its dependents
+// (griddepcontrol.launch_dependents): 0 only after its main loop (the session-5 behaviour), 1 also at
+// entry before griddepcontrol.wait, 2 also right after the wait; only in launches of at most
+// c_trig_rows rows (the host sets 1: measured at bs1 only). Set per kind from TRTFORGE_BS1 / the
+// engine's default (mod.rs, `bs1_default`).
+__constant__ unsigned long long* c_tl;
+__constant__ int c_trig[8];
+__constant__ int c_trig_rows;
+__constant__ int c_scpre;  // tc_core: scales loaded with the weights (TRTFORGE_BS1=scpre)
+__device__ __forceinline__ int trig_mode(int kind, int rows) { return rows <= c_trig_rows ? c_trig[kind] : 0; }
+#define TL_HDR 8
+#define TL_IDS 512
+#define TL_REC 10  // kind | gid << 8, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
+#define TL_LINE 16  // u64 per field (128 bytes)
+#define TL_QKV 1
+#define TL_ATTN 2
+#define TL_O 3
+#define TL_GATEUP 4
+#define TL_DOWN 5
+#define TL_HEAD 6
+#define TL_ARGMAX 7
+__device__ __forceinline__ unsigned long long tl_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+    return t;
+}
+// Per block: the record's address (thread 0 only).
+__device__ __forceinline__ unsigned long long* tl_sh() {
+    __shared__ unsigned long long s[1];
+    return s;
+}
+__device__ __forceinline__ void tl_enter(int kind) {
+    if (threadIdx.x != 0) return;
+    unsigned long long* tl = c_tl;
+    if (tl == nullptr) return;
+    const unsigned long long t = tl_now();
+    unsigned long long gid;
+    asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
+    unsigned long long* r = tl + TL_HDR + (size_t)(gid & (TL_IDS - 1)) * TL_REC * TL_LINE;
+    r[0] = (unsigned long long)kind | (gid << 8);
+    atomicMax(r + 1 * TL_LINE, ~t);
+    atomicMax(r + 2 * TL_LINE, t);
+    atomicAdd(r + 9 * TL_LINE, 1ull);
+    tl_sh()[0] = (unsigned long long)r;
+}
+__device__ __forceinline__ void tl_stamp(int f) {
+    if (threadIdx.x != 0 || c_tl == nullptr) return;
+    unsigned long long* r = (unsigned long long*)tl_sh()[0];
+    const unsigned long long t = tl_now();
+    atomicMax(r + f * TL_LINE, ~t);
+    atomicMax(r + (f + 1) * TL_LINE, t);
+}
+__device__ __forceinline__ void tl_waited() { tl_stamp(3); }
+__device__ __forceinline__ void tl_trig() { tl_stamp(5); }
+__device__ __forceinline__ void tl_exit() { tl_stamp(7); }
 typedef unsigned int u32;
 
 // ---------------------------------------------------------------------------------------------
@@ -751,9 +815,9 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
 // The tensor-core kernels' epilogue for output rows (2p, 2p + 1) of batch row t, sums y0, y1:
 // int8 row scales, then RoPE + KV append (qkv_store), SwiGLU, residual add or store. Shared by the
 // decode GEMV (tc_body) and the batched GEMM (tcg_body).
-template <int WF, int EPI, bool CG = false>
+template <int WF, int EPI, bool CG = false, bool SCALED = false>
 __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, float y0, float y1) {
-    if (WF_ROWSCALE(WF)) {
+    if (WF_ROWSCALE(WF) && !SCALED) {  // SCALED: the caller applied the row scales (tc_core, c_scpre)
         y0 *= h2f(a.scales[2 * p]);
         y1 *= h2f(a.scales[2 * p + 1]);
     }
@@ -812,6 +876,12 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     const int ntiles = a.N >> 4;
     const unsigned char* W = (const unsigned char*)a.w;
     uint4 va[TC_U], vb[TC_U];
+    // Session 6 (c_scpre, TRTFORGE_BS1=scpre): the scales are loaded with the weights instead of when
+    // they are used — int4 group scales of each loaded step (qa/qb), int8/fp8 row scales of the
+    // epilogue thread's rows (rs, for the tile after this one nrs) — so that no dependent DRAM round
+    // trip is left between a tile's mmas and its epilogue. Same values, same arithmetic.
+    const bool scpre = !PERSIST && c_scpre != 0 && a.T <= c_trig_rows;
+    u32 qa[TC_U], qb[TC_U];
     auto load = [&](int tile, int b0) {
         const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
         const unsigned char* wb = wa + 8 * ROWB;
@@ -822,9 +892,26 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             va[i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
             vb[i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
         }
+        if (WF == WF_I4) {
+#pragma unroll
+            for (int i = 0; i < TC_U; i++) {
+                const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
+                const bool in = scpre && (b0 + i < SPW) && k < K;
+                const int gi = (k < K ? k : 0) / I4_GROUP;
+                qa[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi] : 0u;
+                qb[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
+            }
+        }
+    };
+    u32 rs = 0, nrs = 0;  // row scales (f16 pair) of rows 2p, 2p + 1 of this epilogue thread
+    auto load_rs = [&](int tile) -> u32 {
+        if (!WF_ROWSCALE(WF) || !scpre || threadIdx.x >= 64 || tile >= ntiles) return 0u;
+        const int p = tile * 8 + (threadIdx.x >> 3);
+        return *(const u32*)(a.scales + 2 * p);
     };
     int tile = vblk;
     if (tile < ntiles) load(tile, 0);
+    rs = load_rs(tile);
     wait();
     stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();
@@ -842,8 +929,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 u32 sa = 0, sb = 0;
                 if (WF == WF_I4) {
                     const int gi = (k < K ? k : 0) / I4_GROUP;
-                    const u32 ha = a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
-                    const u32 hb = a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
+                    const u32 ha = scpre ? qa[i] : a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
+                    const u32 hb = scpre ? qb[i] : a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
                     sa = ha | (ha << 16);
                     sb = hb | (hb << 16);
                 }
@@ -860,13 +947,14 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 (void)MMAS;
             }
         }
-        if (!PERSIST && tile + vgrid >= ntiles) pdl_trigger();
+        if (!PERSIST && tile + vgrid >= ntiles) { pdl_trigger(); tl_trig(); }
         part[warp][g][2 * t4] = acc[0];
         part[warp][g][2 * t4 + 1] = acc[1];
         part[warp][g + 8][2 * t4] = acc[2];
         part[warp][g + 8][2 * t4 + 1] = acc[3];
         const int next = tile + vgrid;
         if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        nrs = load_rs(next);
         __syncthreads();
         if (threadIdx.x < 64) {
             const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
@@ -877,20 +965,184 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                     y0 += part[w][2 * pp][t];
                     y1 += part[w][2 * pp + 1][t];
                 }
-                tc_epilogue<WF, EPI, PERSIST>(a, t, tile * 8 + pp, y0, y1);
+                if (WF_ROWSCALE(WF) && scpre) {
+                    y0 *= h2f((h16)(rs & 0xffffu));
+                    y1 *= h2f((h16)(rs >> 16));
+                    tc_epilogue<WF, EPI, PERSIST, true>(a, t, tile * 8 + pp, y0, y1);
+                } else {
+                    tc_epilogue<WF, EPI, PERSIST>(a, t, tile * 8 + pp, y0, y1);
+                }
             }
         }
+        rs = nrs;
         __syncthreads();
     }
-    if (!PERSIST && vblk >= ntiles) pdl_trigger();
+    if (!PERSIST && vblk >= ntiles) { pdl_trigger(); tl_trig(); }
 }
+// The tc_* kernels: tc_core over (blockIdx.x, gridDim.x) with griddepcontrol.wait, plus the
+// session-6 timeline stamps and the trigger switch (c_trig, see tl_enter). Called after the block's
+// first weight loads are issued, so the constant reads overlap them.
+template <int KIND>
+struct PdlWaitTl {
+    int rows;
+    __device__ __forceinline__ void operator()() const {
+        tl_enter(KIND);
+        const int trig = trig_mode(KIND, rows);
+        if (trig == 1) pdl_trigger();
+        pdl_wait();
+        if (trig == 2) pdl_trigger();
+        tl_waited();
+    }
+};
+template <int PRO, int EPI, int K>
+struct TlKind {
+    enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
+};
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {
-    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWait());
+    tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T});
+    tl_exit();
 }
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 TC_INSTANCES
+
+// Multi-tile tensor-core GEMV (session 6, opt-in TRTFORGE_BS1=tcm; `tcm_*`): the tc_* kernel with a
+// block's tiles processed TCM_MT(WF, K) at a time instead of one after another. The first weight loads
+// of all of them are issued before griddepcontrol.wait (with a grid of one round of MT tiles per
+// block, every weight byte of the launch is requested before the previous kernel has finished), their
+// partial tiles are reduced in one shared-memory round and their epilogues run on MT × 64 threads in
+// parallel: one barrier pair per MT tiles. Same lane loads, k permutation and per-tile summation order
+// as tc_core (bitwise the same outputs).
+#define TCM_MAXMT 3
+template <int WF, int K>
+struct Tcm {
+    enum {
+        NSTEP = (K + Tc<WF>::STEPK - 1) / Tc<WF>::STEPK,
+        SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS,
+        UU = Tc<WF>::U < SPW ? Tc<WF>::U : SPW,  // steps of one tile loaded at once
+        MT0 = 48 / (UU * 8),                      // tiles in flight: ≤ 48 registers of weights per lane
+        MT = MT0 < 1 ? 1 : MT0 > TCM_MAXMT ? TCM_MAXMT : MT0
+    };
+};
+__device__ __forceinline__ float* tcm_part() {
+    __shared__ float part[TCM_MAXMT][TC_WARPS][16][9];
+    return &part[0][0][0][0];
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcm_core(const GemvArgs& a) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    constexpr int XS = K + 8;
+    h16* xs = (h16*)smem_raw;
+    float* red = tc_red();
+    float* part = tcm_part();  // [MT][TC_WARPS][16][9]
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK;
+    constexpr int NSTEP = Tcm<WF, K>::NSTEP, SPW = Tcm<WF, K>::SPW, UU = Tcm<WF, K>::UU, MT = Tcm<WF, K>::MT;
+    constexpr size_t ROWB = (size_t)K * 16 / CH;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T;
+    const int ntiles = a.N >> 4;
+    const int vblk = blockIdx.x, vgrid = gridDim.x;
+    const unsigned char* W = (const unsigned char*)a.w;
+    uint4 va[MT][UU], vb[MT][UU];
+    auto load = [&](int base, int b0) {
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            const int tile = base + m * vgrid;
+            const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
+            const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+            for (int i = 0; i < UU; i++) {
+                const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
+                const bool in = tile < ntiles && (b0 + i < SPW) && k < K;
+                va[m][i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+                vb[m][i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            }
+        }
+    };
+    int base = vblk;
+    if (base < ntiles) load(base, 0);
+    PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T}();
+    stage_x<PRO, K, TC_WARPS * 32, XS, false>(a, (act_t*)xs, red);
+    __syncthreads();
+    for (; base < ntiles; base += MT * vgrid) {
+        float acc[MT][4];
+#pragma unroll
+        for (int m = 0; m < MT; m++) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+#pragma unroll 1
+        for (int b0 = 0; b0 < SPW; b0 += UU) {
+            if (b0 > 0) load(base, b0);
+#pragma unroll
+            for (int i = 0; i < UU; i++) {
+                const int s = warp + (b0 + i) * TC_WARPS;
+                if (b0 + i >= SPW || s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool xin = g < T && k < K;
+                uint4 xv[CH / 8];
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++)
+                    xv[v] = xin ? *(const uint4*)(xs + g * XS + k + 8 * v) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    const int tile = base + m * vgrid;
+                    u32 sa = 0, sb = 0;
+                    if (WF == WF_I4) {
+                        const int gi = (k < K ? k : 0) / I4_GROUP;
+                        const int tr = tile < ntiles ? tile : 0;
+                        const u32 ha = a.scales[(size_t)(tr * 16 + g) * I4_GPR(K) + gi];
+                        const u32 hb = a.scales[(size_t)(tr * 16 + g + 8) * I4_GPR(K) + gi];
+                        sa = ha | (ha << 16);
+                        sb = hb | (hb << 16);
+                    }
+                    u32 pa[CH / 2], pb[CH / 2];
+                    tc_pairs<WF>(va[m][i], sa, pa);
+                    tc_pairs<WF>(vb[m][i], sb, pb);
+#pragma unroll
+                    for (int v = 0; v < CH / 8; v++) {
+                        mma16816(acc[m], pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv[v].x, xv[v].y);
+                        mma16816(acc[m], pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv[v].z, xv[v].w);
+                    }
+                }
+            }
+        }
+        const int next = base + MT * vgrid;
+        if (next >= ntiles) { pdl_trigger(); tl_trig(); }
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            float* pw = part + ((size_t)m * TC_WARPS + warp) * 16 * 9;
+            pw[g * 9 + 2 * t4] = acc[m][0];
+            pw[g * 9 + 2 * t4 + 1] = acc[m][1];
+            pw[(g + 8) * 9 + 2 * t4] = acc[m][2];
+            pw[(g + 8) * 9 + 2 * t4 + 1] = acc[m][3];
+        }
+        if (next < ntiles) load(next, 0);  // the next round's first loads fly during the reduction
+        __syncthreads();
+        if (threadIdx.x < 64 * MT) {
+            const int m = threadIdx.x >> 6, pp = (threadIdx.x >> 3) & 7, t = threadIdx.x & 7;
+            const int tile = base + m * vgrid;
+            if (t < T && tile < ntiles) {
+                float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+                for (int w = 0; w < TC_WARPS; w++) {
+                    const float* pw = part + ((size_t)m * TC_WARPS + w) * 16 * 9;
+                    y0 += pw[(2 * pp) * 9 + t];
+                    y1 += pw[(2 * pp + 1) * 9 + t];
+                }
+                tc_epilogue<WF, EPI, false>(a, t, tile * 8 + pp, y0, y1);
+            }
+        }
+        __syncthreads();
+    }
+    if (vblk >= ntiles) { pdl_trigger(); tl_trig(); }
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcm_body(const GemvArgs& a) {
+    tcm_core<WF, PRO, EPI, K>(a);
+    tl_exit();
+}
+#define TCM_KERNEL(name, WF, PRO, EPI, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tcm_body<WF, PRO, EPI, K>(a); }
+TCM_INSTANCES
 
 // ---------------------------------------------------------------------------------------------
 // Tensor-core GEMM for decode batches of 9..64 rows (f16 activations, sm_80+):
@@ -1702,7 +1954,11 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    if (!PERSIST) pdl_wait();
+    if (!PERSIST) {
+        pdl_wait();
+        if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
+        tl_waited();
+    }
     const int len = row_pos[b] + 1;
     const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
     const int cps = (nch + nsplit - 1) / nsplit;
@@ -1862,7 +2118,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
             }
         }
     }
-    if (!PERSIST) pdl_trigger();
+    if (!PERSIST) { pdl_trigger(); tl_trig(); }
 #pragma unroll
     for (int a = 0; a < NACC; a++) {
         const int i = a * ATT_THREADS + threadIdx.x;
@@ -1943,7 +2199,10 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
                float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
                const int* __restrict__ row_slot, int nsplit) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
+    tl_exit();
 }
 
 
@@ -2271,6 +2530,8 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         acl_commit();
     }
     pdl_wait();
+    if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
+    tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
@@ -2411,6 +2672,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
     }
     acl_wait(0);
     pdl_trigger();
+    tl_trig();
 #if KV_Q
     {
         const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
@@ -2506,7 +2768,10 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
+    tl_exit();
 }
 // 8 warps per block (opt-in, TRTFORGE_ATTN=cl8; not yet run on the GPU): twice the warps per
 // (row, kv head) where one block each is all there is (bs64: 256 blocks, ncu 7.7 active warps per SM).
@@ -2735,7 +3000,9 @@ attn_prefill(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_
 // ---------------------------------------------------------------------------------------------
 // Greedy sampling: next[t] = argmax(logits[t]) (first index on ties, like the CPU sampler).
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ next) {
+    tl_enter(TL_ARGMAX);
     PDL_ENTRY();
+    tl_waited();
     const int t = blockIdx.x;
     const float* r = logits + (size_t)t * VOCAB;
     float best = -INFINITY;
@@ -2760,6 +3027,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
             if (sv[w] > best || (sv[w] == best && si[w] < bi)) { best = sv[w]; bi = si[w]; }
         next[t] = bi == 0x7fffffff ? 0 : bi;
     }
+    tl_exit();
 }
 
 // After a graph-captured decode step: feed the chosen tokens back and advance positions, so that

@@ -138,6 +138,10 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
 pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
+/// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
+pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcm_{}_{}", fmt.tag(), role.tag())
+}
 /// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
 pub const TC_THREADS: u32 = 512;
 /// The persistent decode layer (`persist_layer` in kernels.cu, TC_THREADS threads a block).
@@ -458,6 +462,11 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
+        let mut tcm = String::new();
+        for (role, f) in self.tc_roles() {
+            let (pro, epi, k) = role.shape();
+            let _ = write!(tcm, "TCM_KERNEL({}, {}, {pro}, {epi}, {k}) ", tcm_name(role, f), f.macro_name());
+        }
         let mut tcg = String::new();
         for (role, f) in self.tc_roles() {
             let (_, epi, k) = role.shape();
@@ -472,6 +481,7 @@ impl KernelSpec {
             &KERNELS_CU
                 .replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n"))
                 .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n"))
+                .replace("\nTCM_INSTANCES\n", &format!("\n{tcm}\n"))
                 .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n"))
                 .replace("\nTCG3_INSTANCES\n", &format!("\n{tcg3}\n")),
         );
@@ -552,6 +562,7 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
+            v.push(tcm_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));
         }
@@ -622,16 +633,17 @@ mod tests {
         assert!(src.contains("#define I4_GROUP 128"));
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
+        assert!(!src.contains("\nTCM_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCG_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCG3_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
         // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
-        // per role, + tcg3 per role, + attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8,
-        // persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv, rope_append_p/_hp,
-        // attn_prefill_fa)
-        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 4 + 1 + 6);
+        // per role, + tcg3 per role, + tcm (session 6) per role, + attn_decode_tc, attn_prefill_tc,
+        // attn_decode_cl, attn_decode_cl8, persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v,
+        // swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
+        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

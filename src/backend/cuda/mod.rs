@@ -20,6 +20,7 @@ pub mod paged;
 pub mod plan;
 pub mod prefill;
 pub mod sched;
+pub mod timeline;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::backend::cpu::KvQuant;
@@ -31,9 +32,9 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, KernelSpec, Role, Tcg3Shape,
-    TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS,
-    TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, KernelSpec, Role,
+    Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
+    TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
@@ -358,6 +359,10 @@ pub struct CudaBackend {
     /// Leading one-token pieces of a non-decode pass that run the decode attention (paged steps
     /// that mix decodes with prefill chunks put the decodes first); 0 otherwise.
     lead_decode: usize,
+    /// bs1 A/B switches (session 6, `timeline::Bs1Knobs`; `TRTFORGE_BS1`, bench's `TRTFORGE_BS1_AB`).
+    bs1: timeline::Bs1Knobs,
+    /// What `bs1` is without TRTFORGE_BS1 (`timeline::bs1_default`).
+    bs1_default: timeline::Bs1Knobs,
 }
 
 fn step_label(s: &Step) -> String {
@@ -716,6 +721,8 @@ impl CudaBackend {
                 if bytes > 48 * 1024 {
                     gpu.allow_smem(&tc_name(role, f), bytes)?;
                 }
+                // tcm_*: ~28 KB of static shared memory besides (session 6).
+                gpu.allow_smem(&tcm_name(role, f), bytes)?;
             }
         }
         // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
@@ -864,6 +871,20 @@ impl CudaBackend {
             (0, 0)
         };
         gpu.sync()?;
+        // bs1 decode switches (session 6): the measured default per engine unless TRTFORGE_BS1 says.
+        let bs1_default = timeline::bs1_default(
+            fmt,
+            weight_bytes,
+            gpu.cc.0 >= 9 && gpu.pdl && use_tc,
+            matches!(attn_kernel, DecodeAttn::Cl { .. }),
+        );
+        let bs1 = match std::env::var("TRTFORGE_BS1") {
+            Ok(v) => timeline::Bs1Knobs::parse(&v)?,
+            Err(_) => bs1_default,
+        };
+        gpu.set_const_i32("c_trig_rows", 1)?;
+        gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
+        gpu.set_const_i32("c_scpre", bs1.scpre as i32)?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -908,6 +929,8 @@ impl CudaBackend {
             pf_graphs: HashMap::new(),
             pass_seqs: vec![],
             lead_decode: 0,
+            bs1,
+            bs1_default,
         })
     }
 
@@ -1039,6 +1062,7 @@ impl CudaBackend {
             }
         };
         // Whole tiles per block, balanced: ceil(tiles / resident blocks) tiles each.
+        let occ = self.bs1.occ_cap.map_or(occ, |c| occ.min(c.max(1)));
         let resident = (self.gpu.sms * occ).max(1) as usize;
         let per = tiles.div_ceil(resident).max(1);
         Ok(tiles.div_ceil(per).max(1) as u32)
@@ -1129,11 +1153,14 @@ impl CudaBackend {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
-                            if cs == 1 || self.acl_forced {
+                            if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
                             } else {
                                 kind = DecodeAttn::Tc;
                             }
+                        }
+                        if let (DecodeAttn::Tc, Some(n)) = (kind, self.bs1.attn_ns) {
+                            ns = n.clamp(1, self.spec.nsplit().min(64));
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
@@ -1183,8 +1210,12 @@ impl CudaBackend {
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
                         let (kind, grid) = if tc {
-                            let name = tc_name(ls.role, fmt);
-                            (GemvKind::Tc, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
+                            let (kind, name) = if self.bs1.tcm {
+                                (GemvKind::Tcm, tcm_name(ls.role, fmt))
+                            } else {
+                                (GemvKind::Tc, tc_name(ls.role, fmt))
+                            };
+                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);
@@ -1915,6 +1946,48 @@ impl CudaBackend {
             self.lens[slot] += steps;
         }
         Ok((0..last.len()).map(|r| (0..steps).map(|i| all[i * b + r] as u32).collect()).collect())
+    }
+
+    /// The engine's default bs1 switches (without TRTFORGE_BS1).
+    pub fn bs1_default(&self) -> timeline::Bs1Knobs {
+        self.bs1_default
+    }
+
+    /// Applies bs1 switches (`timeline::Bs1Knobs`): sets `c_trig`, drops the captured decode graphs
+    /// (grids and splits are baked into them).
+    pub fn set_bs1(&mut self, k: timeline::Bs1Knobs) -> Result<()> {
+        self.gpu.bind()?;
+        self.gpu.sync()?;
+        self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
+        self.gpu.set_const_i32("c_scpre", k.scpre as i32)?;
+        self.bs1 = k;
+        self.graphs.clear();
+        Ok(())
+    }
+
+    /// Replays the decode graph of `b` sequences (slots 0..b at their current lengths, which stay
+    /// as they are) `reps` times with the timeline stamps on (`timeline.rs`); the launches of each
+    /// replay.
+    pub fn timeline_decode(&mut self, b: usize, reps: usize) -> Result<Vec<Vec<timeline::TlKernel>>> {
+        self.gpu.bind()?;
+        let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
+        let chunks: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+        let buf = self.gpu.alloc(timeline::buf_len() * 8)?;
+        let mut out = vec![];
+        self.decode_step(&chunks)?; // warm (captures the bucket's graph if needed)
+        for _ in 0..reps {
+            self.gpu.sync()?;
+            self.gpu.memset0(&buf)?;
+            self.gpu.set_const_ptr("c_tl", &buf)?;
+            let r = self.decode_step(&chunks);
+            self.gpu.sync()?;
+            self.gpu.set_const_u64("c_tl", 0)?;
+            r?;
+            let mut raw = vec![0u64; timeline::buf_len()];
+            self.gpu.dtoh(&buf, 0, &mut raw)?;
+            out.push(timeline::parse(&raw)?);
+        }
+        Ok(out)
     }
 
     /// Sets a slot's cached length without running anything (benchmarks: decode timing at a

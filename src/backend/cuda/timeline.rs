@@ -1,0 +1,329 @@
+//! In-graph timeline of one decode step (issue #11, session 6; `TRTFORGE_TIMELINE=1`).
+//!
+//! kernels.cu's `tl_enter` / `tl_waited` / `tl_trig` / `tl_exit` (thread 0 of every block of the
+//! `tc_*` GEMVs, the decode attention and `argmax_rows`) stamp `%globaltimer` into one record per
+//! kernel launch while the constant `c_tl` points at a buffer of [`buf_len`] u64 (zeroed before the
+//! replay). This module parses the records and sums them per kernel kind, and holds the bs1 A/B
+//! switches ([`Bs1Knobs`]) that `bench` can flip inside one process (`TRTFORGE_BS1_AB`).
+use crate::error::{Error, Result};
+
+/// Header u64s (unused).
+pub const TL_HDR: usize = 8;
+/// Records: launch `%gridid` mod TL_IDS.
+pub const TL_IDS: usize = 512;
+/// Fields per record: kind | grid id << 8, ~entry min, entry max, ~wait min, wait max, ~trigger
+/// min, trigger max, ~exit min, exit max, blocks; each on its own line of TL_LINE u64.
+pub const TL_REC: usize = 10;
+pub const TL_LINE: usize = 16;
+
+/// u64s of the device buffer `c_tl` points at.
+pub fn buf_len() -> usize {
+    TL_HDR + TL_IDS * TL_REC * TL_LINE
+}
+
+/// Kernel kinds as kernels.cu numbers them (`TL_QKV` ..).
+pub fn kind_name(k: u64) -> &'static str {
+    match k {
+        1 => "qkv",
+        2 => "attn",
+        3 => "o",
+        4 => "gateup",
+        5 => "down",
+        6 => "head",
+        7 => "argmax",
+        _ => "?",
+    }
+}
+
+/// One launch: (first, last) block's stamp of each event, in ns of `%globaltimer`; 0 = none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlKernel {
+    pub kind: u64,
+    pub gid: u64,
+    pub entry: (u64, u64),
+    pub wait: (u64, u64),
+    pub trig: (u64, u64),
+    pub exit: (u64, u64),
+    pub blocks: u64,
+}
+
+fn pair(r: &[u64], f: usize) -> (u64, u64) {
+    if r[(f + 1) * TL_LINE] == 0 {
+        (0, 0)
+    } else {
+        (!r[f * TL_LINE], r[(f + 1) * TL_LINE])
+    }
+}
+
+/// The launches of one replay, in order of their first block's entry.
+pub fn parse(raw: &[u64]) -> Result<Vec<TlKernel>> {
+    if raw.len() < buf_len() {
+        return Err(Error::Gpu("timeline buffer too short".into()));
+    }
+    const W: usize = TL_REC * TL_LINE;
+    let mut v: Vec<TlKernel> = (0..TL_IDS)
+        .filter(|&s| raw[TL_HDR + s * W] != 0)
+        .map(|s| {
+            let r = &raw[TL_HDR + s * W..TL_HDR + (s + 1) * W];
+            TlKernel {
+                kind: r[0] & 0xff,
+                gid: r[0] >> 8,
+                entry: pair(r, 1),
+                wait: pair(r, 3),
+                trig: pair(r, 5),
+                exit: pair(r, 7),
+                blocks: r[9 * TL_LINE],
+            }
+        })
+        .filter(|k| k.entry.1 != 0)
+        .collect();
+    v.sort_by_key(|k| k.entry.0);
+    Ok(v)
+}
+
+fn d(a: u64, b: u64) -> f64 {
+    (a as f64 - b as f64) * 1e-3
+}
+
+/// Per kind, sums over its launches (µs) of:
+/// - `span`: last block's exit − the previous launch's last exit (its share of the step);
+/// - `body`: last exit − first block past griddepcontrol.wait;
+/// - `release`: first block past the wait − the previous launch's last exit (dependency latency);
+/// - `early`: the previous launch's last exit − this launch's first entry (> 0: blocks were
+///   resident before the previous kernel ended, i.e. PDL overlap);
+/// - `fill`: last block's entry − first block's entry;
+/// - `tail`: last exit − first exit (block imbalance);
+/// - `trig`: last block's trigger − first block past the wait.
+pub fn summarize(ks: &[TlKernel]) -> String {
+    const COLS: usize = 7;
+    let mut kinds: Vec<(u64, usize, [f64; COLS], u64)> = vec![];
+    for (i, k) in ks.iter().enumerate() {
+        if i == 0 || k.exit.1 == 0 {
+            continue;
+        }
+        let prev = ks[..i].iter().rev().find(|p| p.exit.1 != 0).map_or(0, |p| p.exit.1);
+        if prev == 0 {
+            continue;
+        }
+        let w0 = if k.wait.0 != 0 { k.wait.0 } else { k.entry.0 };
+        let row = [
+            d(k.exit.1, prev),
+            d(k.exit.1, w0),
+            d(w0, prev),
+            d(prev, k.entry.0),
+            d(k.entry.1, k.entry.0),
+            d(k.exit.1, k.exit.0),
+            if k.trig.1 != 0 { d(k.trig.1, w0) } else { 0.0 },
+        ];
+        match kinds.iter_mut().find(|e| e.0 == k.kind) {
+            Some(e) => {
+                e.1 += 1;
+                for (a, b) in e.2.iter_mut().zip(row) {
+                    *a += b;
+                }
+            }
+            None => kinds.push((k.kind, 1, row, k.blocks)),
+        }
+    }
+    let total = match (ks.first(), ks.iter().rev().find(|k| k.exit.1 != 0)) {
+        (Some(a), Some(b)) => d(b.exit.1, a.entry.0),
+        _ => 0.0,
+    };
+    // Timer granularity: the smallest positive difference between two stamps.
+    let mut st: Vec<u64> =
+        ks.iter().flat_map(|k| [k.entry.0, k.entry.1, k.wait.0, k.exit.1]).filter(|&t| t != 0).collect();
+    st.sort_unstable();
+    st.dedup();
+    let tick = st.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+    // Records hold one launch each when the grid ids of the replay span fewer than TL_IDS.
+    let (g0, g1) = (ks.iter().map(|k| k.gid).min().unwrap_or(0), ks.iter().map(|k| k.gid).max().unwrap_or(0));
+    let mut s = format!(
+        "timeline: {} launches (grid ids {g0}..{g1}{}), first entry to last exit {:.1} µs (timer step {} ns); per kind, µs summed over launches: span / body / release / early / fill / tail / trig\n",
+        ks.len(),
+        if g1 - g0 < TL_IDS as u64 { "" } else { ", WRAPPED: records may mix launches" },
+        total,
+        tick
+    );
+    for (kind, n, r, blocks) in &kinds {
+        s.push_str(&format!(
+            "timeline   {:<7} ×{:<3} ({:>4} blocks) span {:7.1} | body {:7.1} | release {:6.1} | early {:6.1} | fill {:6.1} | tail {:6.1} | trig {:6.1}\n",
+            kind_name(*kind),
+            n,
+            blocks,
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6]
+        ));
+    }
+    s
+}
+
+/// The launches as CSV (ns relative to the first entry) for the raw logs.
+pub fn csv(ks: &[TlKernel]) -> String {
+    let t0 = ks.first().map_or(0, |k| k.entry.0);
+    let rel = |t: u64| if t == 0 { -1 } else { t as i64 - t0 as i64 };
+    let mut s =
+        String::from("i,kind,blocks,entry_min,entry_max,wait_min,wait_max,trig_min,trig_max,exit_min,exit_max\n");
+    for (i, k) in ks.iter().enumerate() {
+        s.push_str(&format!(
+            "{i},{},{},{},{},{},{},{},{},{},{}\n",
+            kind_name(k.kind),
+            k.blocks,
+            rel(k.entry.0),
+            rel(k.entry.1),
+            rel(k.wait.0),
+            rel(k.wait.1),
+            rel(k.trig.0),
+            rel(k.trig.1),
+            rel(k.exit.0),
+            rel(k.exit.1)
+        ));
+    }
+    s
+}
+
+/// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
+/// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
+/// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
+/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
+/// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bs1Knobs {
+    /// `c_trig` per kernel kind (qkv, attn, o, gateup, down, head): 0 trigger after the main loop
+    /// (default), 1 also at entry (`trig`), 2 also right after griddepcontrol.wait (`trigw`);
+    /// `trig=DDDDDD` sets each kind (digits in that order).
+    pub trig: [u8; 6],
+    /// `attn_decode_cl` (cluster, K/V loads before the wait) at every batch size (`cl`).
+    pub attn_cl: bool,
+    /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
+    pub tcm: bool,
+    /// `c_scpre`: tc_* load the int4 group / int8 row scales with the weights (`scpre`).
+    pub scpre: bool,
+    pub occ_cap: Option<u32>,
+    pub attn_ns: Option<usize>,
+}
+
+impl Bs1Knobs {
+    /// `c_trig` of kernels.cu, indexed by its TL_* kind (1 = qkv .. 6 = head).
+    pub fn trig_modes(&self) -> [i32; 8] {
+        let mut m = [0i32; 8];
+        for (i, &x) in self.trig.iter().enumerate() {
+            m[i + 1] = x as i32;
+        }
+        m
+    }
+
+    pub fn parse(v: &str) -> Result<Bs1Knobs> {
+        let mut k = Bs1Knobs::default();
+        for t in v.split('+').map(str::trim).filter(|t| !t.is_empty() && *t != "base") {
+            if t == "off" {
+                k = Bs1Knobs::default();
+            } else if t == "trig" {
+                k.trig = [1; 6];
+            } else if t == "trigw" {
+                k.trig = [2; 6];
+            } else if let Some(d) = t.strip_prefix("trig=") {
+                let m: Vec<u8> = d.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+                if m.is_empty() || m.len() > 6 || m.iter().any(|&x| x > 2) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: trig= takes up to 6 digits 0-2")));
+                }
+                k.trig[..m.len()].copy_from_slice(&m);
+            } else if t == "cl" {
+                k.attn_cl = true;
+            } else if t == "tcm" {
+                k.tcm = true;
+            } else if t == "scpre" {
+                k.scpre = true;
+            } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
+                k.occ_cap = Some(n);
+            } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
+                k.attn_ns = Some(n);
+            } else {
+                return Err(Error::Invalid(format!(
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, cl, tcm, scpre, occN, nsN)"
+                )));
+            }
+        }
+        Ok(k)
+    }
+}
+
+/// The default bs1 switches of an engine (measured on the H200, session 6, docs/cuda.md): with PDL on
+/// sm_90 and the tensor-core GEMVs, for f16 / int8 / int4 weights (fp8 was not measured: off),
+/// - a decode step that reads at least 1.5 GB of weights (TinyLlama fp16): every kind triggers its
+///   dependents at entry (`trig`): the next kernel's blocks become resident early and issue their
+///   first weight loads while this kernel streams (call 3: 1,053 → 1,195 tok/s vs `off`);
+/// - smaller steps (int8 / int4, SmolLM2 fp16): trigger right after griddepcontrol.wait (`trigw`)
+///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge); int8 / int4
+///   also load their scales with the weights (`scpre`): int8 1,364 → 1,449, int4 1,360 → 1,470,
+///   SmolLM2 1,879 → 2,037 tok/s (call 3, same process).
+///
+/// The trigger modes apply to launches of one row only (`c_trig_rows`), `cl` to bs1 passes.
+pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
+    use crate::quant::WeightFormat::*;
+    if !pdl_tc || !matches!(fmt, F16 | I8 | I4 { .. }) {
+        return Bs1Knobs::default();
+    }
+    if weight_bytes >= 1_500_000_000 {
+        Bs1Knobs { trig: [1; 6], ..Bs1Knobs::default() }
+    } else {
+        let q = matches!(fmt, I8 | I4 { .. });
+        Bs1Knobs { trig: [2; 6], attn_cl: cl, scpre: q, ..Bs1Knobs::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knobs_parse() {
+        assert_eq!(Bs1Knobs::parse("base").unwrap(), Bs1Knobs::default());
+        let k = Bs1Knobs::parse("trig+occ1+ns4").unwrap();
+        assert!(k.trig == [1; 6] && k.occ_cap == Some(1) && k.attn_ns == Some(4) && !k.attn_cl);
+        assert_eq!(Bs1Knobs::parse("trigw+cl").unwrap().trig, [2; 6]);
+        let m = Bs1Knobs::parse("trig=1201").unwrap();
+        assert_eq!(m.trig_modes(), [0, 1, 2, 0, 1, 0, 0, 0]);
+        assert!(Bs1Knobs::parse("trig=3").is_err());
+        assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
+        use crate::quant::WeightFormat::*;
+        assert_eq!(bs1_default(F16, 2_068_000_000, true, true).trig, [1; 6]);
+        let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
+        assert!(q.trig == [2; 6] && q.attn_cl && q.scpre);
+        assert!(!bs1_default(F16, 269_000_000, true, true).scpre);
+        assert_eq!(bs1_default(F8, 1_100_000_000, true, true), Bs1Knobs::default());
+        assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
+        assert!(Bs1Knobs::parse("bogus").is_err());
+    }
+
+    #[test]
+    fn parse_and_summarize() {
+        let mut raw = vec![0u64; buf_len()];
+        // two launches: qkv 0..10 µs, attn entered at 5 µs (early), waited 11, exit 20 µs
+        let recs = [(1u64, 0u64, 1000, 1000, 2000, 9000, 10_000), (2, 5000, 6000, 11_000, 11_500, 19_000, 20_000)];
+        for (s, r) in recs.iter().enumerate() {
+            let gid = 700 + s as u64;
+            let b = TL_HDR + (gid as usize % TL_IDS) * TL_REC * TL_LINE;
+            let f = |i: usize| b + i * TL_LINE;
+            raw[f(0)] = r.0 | gid << 8;
+            raw[f(1)] = !r.1;
+            raw[f(2)] = r.2;
+            raw[f(3)] = !r.3;
+            raw[f(4)] = r.4;
+            raw[f(7)] = !r.5;
+            raw[f(8)] = r.6;
+            raw[f(9)] = 4;
+        }
+        let ks = parse(&raw).unwrap();
+        assert_eq!(ks.len(), 2);
+        let s = summarize(&ks);
+        assert!(s.contains("first entry to last exit 20.0 µs"), "{s}");
+        // attn: span 10, body 9, release 1, early 5
+        assert!(s.contains("span    10.0 | body     9.0 | release    1.0 | early    5.0"), "{s}");
+        assert!(csv(&ks).lines().count() == 3);
+    }
+}
