@@ -191,9 +191,23 @@ impl OrtBackend {
                 .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
                 .map_err(ort_err)?,
         };
-        let session = builder
-            .commit_from_file(&path)
-            .map_err(|e| Error::format(&path, format!("ONNX Runtime could not load the model: {e}")))?;
+        let load_err = |e: ort::Error| Error::format(&path, format!("ONNX Runtime could not load the model: {e}"));
+        let session =
+            if m.precision == crate::quant::WeightFormat::F8 && matches!(kernels, QuantKernels::MatMulNBits { .. }) {
+                // FP8 has no fused CPU kernel: re-round the weights to int8 blocks and drop the activation
+                // Q/DQ pairs, so ONNX Runtime fuses every linear into MatMulNBits (crate::onnx::ort_cpu).
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let mut model = <crate::proto::ModelProto as prost::Message>::decode(bytes.as_slice())
+                    .map_err(|e| Error::format(&path, format!("not an ONNX model: {e}")))?;
+                drop(bytes);
+                crate::onnx::ort_cpu::inline_external_data(&mut model, dir)?;
+                crate::onnx::ort_cpu::fp8_for_matmulnbits(&mut model, crate::onnx::ort_cpu::FP8_NBITS_BLOCK)?;
+                let bytes = prost::Message::encode_to_vec(&model);
+                drop(model);
+                builder.commit_from_memory(&bytes).map_err(load_err)?
+            } else {
+                builder.commit_from_file(&path).map_err(load_err)?
+            };
         let kv = match m.onnx.dtype.as_str() {
             "float32" => KvStore::F32(empty_cache(max_batch, cfg.num_hidden_layers)),
             "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),
