@@ -87,6 +87,49 @@ pub fn quantize_fp8_with(w: &Tensor, f: &Factor) -> Result<QuantizedLinear> {
     Ok(QuantizedLinear { format: WeightFormat::F8, in_features: n_in, out_features: n_out, q, scales })
 }
 
+/// Activation-aware GPTQ target (issue #15; "GPTQ with asymmetric calibration"): GPTQ minimises
+/// `‖X_q (W̃ − Ŵ)ᵀ‖²` for the Gram matrix `H_q = Σ x_q x_qᵀ` of the **fp8-rounded** inputs; with
+/// `W̃ = W C H_q⁻¹`, `C = Σ x x_qᵀ` (float input × rounded input), that equals `‖X_q Ŵᵀ − X Wᵀ‖²` up
+/// to a constant, so the codes also compensate the activation rounding. Returns `M = C (H_q + λI)⁻¹`
+/// (in, in), row-major, with GPTQ's damping λ and dead inputs handled as in [`factor`]; the target of a
+/// weight `W (out, in)` is `W M` ([`apply_transfer`]).
+pub fn act_aware_transfer(cross: &[f32], gram_q: &[f32], n: usize) -> Result<Vec<f64>> {
+    if cross.len() != n * n || gram_q.len() != n * n {
+        return Err(Error::Invalid(format!(
+            "GPTQ: cross / Gram matrices of {} / {} values for {n} inputs",
+            cross.len(),
+            gram_q.len()
+        )));
+    }
+    let mut h: Vec<f64> = gram_q.iter().map(|&v| v as f64).collect();
+    let mean_diag = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
+    let damp = DAMP * mean_diag.max(1e-12);
+    for i in 0..n {
+        if h[i * n + i] <= 0.0 {
+            h[i * n + i] = 1.0;
+        }
+        h[i * n + i] += damp;
+    }
+    let hinv = inverse_spd(&h, n)?;
+    let c = ndarray::Array2::from_shape_vec((n, n), cross.iter().map(|&v| v as f64).collect())
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let hi = ndarray::Array2::from_shape_vec((n, n), hinv).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(c.dot(&hi).into_raw_vec_and_offset().0)
+}
+
+/// `W M` for a weight `w (out, in)` and [`act_aware_transfer`]'s `M (in, in)`.
+pub fn apply_transfer(w: &Tensor, m: &[f64]) -> Result<Tensor> {
+    let (o, n) = (w.rows(), w.cols());
+    if m.len() != n * n {
+        return Err(Error::Invalid(format!("GPTQ: transfer of {} values for {n} inputs", m.len())));
+    }
+    let wa = ndarray::Array2::from_shape_vec((o, n), w.data.iter().map(|&v| v as f64).collect())
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let ma = ndarray::ArrayView2::from_shape((n, n), m).map_err(|e| Error::Invalid(e.to_string()))?;
+    let t = wa.dot(&ma);
+    Ok(Tensor::new(vec![o, n], t.iter().map(|&v| v as f32).collect()))
+}
+
 /// Lower Cholesky factor `L` of a symmetric positive definite `a (n, n)`: `a = L Lᵀ`.
 fn cholesky_lower(a: &[f64], n: usize) -> Result<Vec<f64>> {
     let mut l = vec![0.0f64; n * n];
