@@ -589,6 +589,11 @@ pub fn quantize_for_config(
             // Activation-aware GPTQ (experiment, TRTFORGE_GPTQ_ACT_AWARE=1): target W C H_q⁻¹, factor of H_q.
             let act_aware = std::env::var("TRTFORGE_GPTQ_ACT_AWARE").is_ok_and(|v| v == "1") && q.fp8_activations;
             let mut transfers: HashMap<Site, Vec<f64>> = HashMap::new();
+            // Ridge of the target towards W, relative to H_q's mean diagonal (TRTFORGE_GPTQ_ACT_AWARE_DAMP).
+            let aa_damp: f64 = std::env::var("TRTFORGE_GPTQ_ACT_AWARE_DAMP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::quant::gptq::DAMP);
             if act_aware {
                 let r = ranges.as_ref().ok_or_else(|| Error::Invalid("act-aware GPTQ needs calibration".into()))?;
                 let mut scales = HashMap::new();
@@ -605,7 +610,7 @@ pub fn quantize_for_config(
                 for (site, (cross, hq)) in acc? {
                     let n = (hq.len() as f64).sqrt() as usize;
                     factors.insert(site, crate::quant::gptq::factor(&hq, n)?);
-                    transfers.insert(site, crate::quant::gptq::act_aware_transfer(&cross, &hq, n)?);
+                    transfers.insert(site, crate::quant::gptq::act_aware_transfer(&cross, &hq, n, aa_damp)?);
                 }
                 log(&format!("gptq: activation-aware targets for {} sites", transfers.len()));
             }
