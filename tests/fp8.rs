@@ -116,7 +116,9 @@ fn tiny_model() -> String {
 /// directory (dequantized weights, fake-quantized activations, quantized KV cache).
 fn ort_matches_cpu(dir: &Path, prompt: &[u32], tol: f32) -> f32 {
     let mut cpu = open_engine_dir(dir, BackendKind::Cpu, 1, 128).unwrap();
-    let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
+    // The exported model as written (fp8 engines default to the MatMulNBits rewrite on ORT, which
+    // rounds differently: fp8_matmulnbits_rewrite_matches_the_numpy_oracle).
+    let mut ort = OrtBackend::open_with(dir, 1, 128, Some(trtforge::backend::ort::QuantKernels::Exact)).unwrap();
     let worst = greedy_logit_diff(&mut *cpu, &mut ort, prompt, DECODE_STEPS, |step, a, b| {
         // Same greedy token, unless the two best logits are within the tolerance (a near tie on the
         // random tiny model, which an fp8 rounding step may flip); both continue with the CPU's token.
@@ -726,5 +728,44 @@ fn tinyllama_rounding_noise_on_the_cpu() {
             "tinyllama-1.1b {p:?} KV {kv:?} fp8 GEMM inputs {fp8}: rounding noise {noise:.3e}, f16-input twin vs reference {twin:.3e}"
         );
         assert!(noise.is_finite() && noise > 0.0 && twin.is_finite());
+    }
+}
+
+/// The fp8 → MatMulNBits rewrite ONNX Runtime runs fp8 engines with on CPU (`matmulnbits:4`,
+/// src/onnx/ort_cpu.rs): the int8 blocks of every weight against numpy/ml_dtypes computed from the
+/// original ONNX (tests/py/fp8_nbits_oracle.py: bit for bit; down_proj's 176 inputs are not a
+/// multiple of 32 and must stay fp8), the activation Q/DQ pairs gone, the KV cache's kept, every
+/// int8 weight fused into MatMulNBits by ONNX Runtime (but V's with an fp8 KV cache); then the engine opened that way against the
+/// CPU reference of the exported fp8 model (different roundings of the same weights: loose).
+#[test]
+fn fp8_matmulnbits_rewrite_matches_the_numpy_oracle() {
+    if !python_has("ml_dtypes") || !python_has("onnx") {
+        return;
+    }
+    use trtforge::backend::ort::QuantKernels;
+    use trtforge::onnx::ort_cpu::{fp8_for_matmulnbits, FP8_NBITS_BLOCK};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(&tmp.path().join("e"), "  precision: fp8\n  kv_cache: fp8\n");
+    let dir = convert(&cfg);
+    let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+    let mut model = <trtforge::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+    let r = fp8_for_matmulnbits(&mut model, FP8_NBITS_BLOCK).unwrap();
+    // 2 layers: q/k/v/o/gate/up re-rounded, down_proj (176 inputs) kept; 4 input sites per layer.
+    assert_eq!((r.weights, r.weights_kept, r.activation_pairs), (12, 2, 8));
+    let out = tmp.path().join("rewritten.onnx");
+    std::fs::write(&out, prost::Message::encode_to_vec(&model)).unwrap();
+    let o = common::py::run(
+        "fp8_nbits_oracle.py",
+        &[dir.join("model.onnx").to_str().unwrap(), out.to_str().unwrap(), &FP8_NBITS_BLOCK.to_string()],
+    );
+    // v_proj (MatMul → the V cache's QuantizeLinear) stays unfused in ONNX Runtime: 2 of 12.
+    assert_eq!(o.trim(), "ok 12 2 8 2", "{o}");
+    if ort_available() {
+        let mut cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
+        let mut ort =
+            OrtBackend::open_with(&dir, 1, 128, Some(QuantKernels::MatMulNBits { accuracy_level: 4 })).unwrap();
+        let worst = greedy_logit_diff(&mut *cpu, &mut ort, TINY_PROMPT, DECODE_STEPS, |_, _, _| {});
+        eprintln!("fp8 engine, ORT matmulnbits:4 vs the CPU reference: max |Δlogit| = {worst}");
+        assert!(worst < 0.1, "{worst}");
     }
 }

@@ -80,8 +80,11 @@ fn ort_err(e: impl std::fmt::Display) -> Error {
 /// `accuracy_level`: 1 fp32, 2 fp16, 3 bf16, 4 int8 compute; default 4).
 ///
 /// Default ([`QuantKernels::for_engine`]): `matmulnbits:4` for int4 and int8 engines (faster than
-/// fp16 on CPU, within +0.5 % perplexity of the exported model: docs/quantization.md), `exact` for
-/// the rest (fp8 has no fused CPU kernel). `TRTFORGE_ORT_QUANT_KERNELS` overrides it.
+/// fp16 on CPU, within +0.5 % perplexity of the exported model: docs/quantization.md) and, since
+/// session 6, for fp8 engines: ONNX Runtime has no fused FP8 CPU kernel, so the ONNX is rewritten at
+/// load (`crate::onnx::ort_cpu`: fp8 weights re-rounded to int8 blocks of 32, activation Q/DQ pairs
+/// dropped; MatMulNBits then quantizes its inputs to int8 per block itself). `exact` for the rest.
+/// `TRTFORGE_ORT_QUANT_KERNELS` overrides it (`exact` = the exported fp8 model as written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantKernels {
     Exact,
@@ -111,11 +114,11 @@ impl QuantKernels {
     pub fn from_env() -> Result<Option<Self>> {
         std::env::var(QUANT_KERNELS_ENV).ok().map(|v| Self::parse(&v)).transpose()
     }
-    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4 and
-    /// int8 weights and `exact` otherwise.
+    /// The kernels an engine runs with: the environment's choice, else `matmulnbits:4` for int4, int8
+    /// and fp8 weights (fp8 through the load-time rewrite of `crate::onnx::ort_cpu`) and `exact` otherwise.
     pub fn for_engine(m: &Manifest) -> Result<Self> {
         Ok(Self::from_env()?.unwrap_or(match m.precision {
-            crate::quant::WeightFormat::I4 { .. } | crate::quant::WeightFormat::I8 => {
+            crate::quant::WeightFormat::I4 { .. } | crate::quant::WeightFormat::I8 | crate::quant::WeightFormat::F8 => {
                 QuantKernels::MatMulNBits { accuracy_level: 4 }
             }
             _ => QuantKernels::Exact,
@@ -191,9 +194,31 @@ impl OrtBackend {
                 .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
                 .map_err(ort_err)?,
         };
-        let session = builder
-            .commit_from_file(&path)
-            .map_err(|e| Error::format(&path, format!("ONNX Runtime could not load the model: {e}")))?;
+        let load_err = |e: ort::Error| Error::format(&path, format!("ONNX Runtime could not load the model: {e}"));
+        let session =
+            if m.precision == crate::quant::WeightFormat::F8 && matches!(kernels, QuantKernels::MatMulNBits { .. }) {
+                // FP8 has no fused CPU kernel: re-round the weights to int8 blocks and drop the activation
+                // Q/DQ pairs, so ONNX Runtime fuses every linear into MatMulNBits (crate::onnx::ort_cpu).
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let mut model = <crate::proto::ModelProto as prost::Message>::decode(bytes.as_slice())
+                    .map_err(|e| Error::format(&path, format!("not an ONNX model: {e}")))?;
+                drop(bytes);
+                crate::onnx::ort_cpu::inline_external_data(&mut model, dir)?;
+                crate::onnx::ort_cpu::fp8_for_matmulnbits(&mut model, crate::onnx::ort_cpu::FP8_NBITS_BLOCK)?;
+                let bytes = prost::Message::encode_to_vec(&model);
+                if bytes.len() > i32::MAX as usize {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the rewritten fp8 model is {} bytes, over protobuf's 2 GiB; run it with \
+                     {QUANT_KERNELS_ENV}=exact",
+                        path.display(),
+                        bytes.len()
+                    )));
+                }
+                drop(model);
+                builder.commit_from_memory(&bytes).map_err(load_err)?
+            } else {
+                builder.commit_from_file(&path).map_err(load_err)?
+            };
         let kv = match m.onnx.dtype.as_str() {
             "float32" => KvStore::F32(empty_cache(max_batch, cfg.num_hidden_layers)),
             "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),

@@ -211,6 +211,65 @@ pub fn collect_stats_with(
     Ok(stats)
 }
 
+/// Per site `(C = Σ x x_qᵀ, H_q = Σ x_q x_qᵀ)` over the subsampled calibration tokens of the float
+/// model, `x_q` = `x` rounded to E4M3 with the site's static scale as the engine rounds it
+/// ([`fp8::fake_quant`]): what activation-aware GPTQ needs ([`crate::quant::gptq::act_aware_transfer`]).
+pub fn collect_act_aware(
+    w: Arc<ModelWeights>,
+    windows: &[Vec<u32>],
+    scales: &HashMap<Site, f32>,
+    seed: u64,
+    log: &mut dyn FnMut(&str),
+) -> Result<HashMap<Site, (Vec<f32>, Vec<f32>)>> {
+    use ndarray::linalg::general_mat_mul;
+    use ndarray::{ArrayView2, ArrayViewMut2};
+    let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    if seq == 0 {
+        return Err(Error::Invalid("no calibration windows".into()));
+    }
+    let total: usize = windows.iter().map(|w| w.len()).sum();
+    let p_keep = (GRAM_ROWS as f64 / total as f64).min(1.0);
+    let mut rng = SplitMix64(seed ^ 0x6AA3_5EED_0000_0001);
+    let mut be = CpuBackend::new(w, 1, seq)?;
+    let mut acc: HashMap<Site, (Vec<f32>, Vec<f32>)> = HashMap::new();
+    let t0 = Instant::now();
+    for (wi, win) in windows.iter().enumerate() {
+        let sel: Vec<usize> =
+            (0..win.len()).filter(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p_keep).collect();
+        let mut obs = |p: Param, x: &[f32], d: usize| {
+            let Some(site) = Site::of(p).filter(|s| s.first() == p) else { return };
+            let Some(&sc) = scales.get(&site) else { return };
+            let rows: Vec<usize> = sel.iter().copied().filter(|&r| r < x.len() / d).collect();
+            if rows.is_empty() {
+                return;
+            }
+            let mut xs = Vec::with_capacity(rows.len() * d);
+            for &r in &rows {
+                xs.extend_from_slice(&x[r * d..(r + 1) * d]);
+            }
+            let xq: Vec<f32> = xs.iter().map(|&v| fp8::fake_quant(v, sc)).collect();
+            let (c, h) = acc.entry(site).or_insert_with(|| (vec![0.0; d * d], vec![0.0; d * d]));
+            let (Ok(xa), Ok(qa)) =
+                (ArrayView2::from_shape((rows.len(), d), &xs[..]), ArrayView2::from_shape((rows.len(), d), &xq[..]))
+            else {
+                return;
+            };
+            if let Ok(mut ca) = ArrayViewMut2::from_shape((d, d), &mut c[..]) {
+                general_mat_mul(1.0, &xa.t(), &qa, 1.0, &mut ca);
+            }
+            if let Ok(mut ha) = ArrayViewMut2::from_shape((d, d), &mut h[..]) {
+                general_mat_mul(1.0, &qa.t(), &qa, 1.0, &mut ha);
+            }
+        };
+        be.reset(0);
+        be.forward_observed(&[SeqChunk { slot: 0, tokens: win }], Logits::Last, Some(&mut obs))?;
+        log_progress(log, wi, windows.len(), t0);
+    }
+    let sites: HashSet<Site> = scales.keys().copied().collect();
+    all_sites_seen(&sites, &acc)?;
+    Ok(acc)
+}
+
 /// "calibration pass: window i/n" about eight times per pass (and after the last window).
 fn log_progress(log: &mut dyn FnMut(&str), wi: usize, n: usize, t0: Instant) {
     if (wi + 1) % (n / 8).max(1) == 0 || wi + 1 == n {
@@ -527,13 +586,45 @@ pub fn quantize_for_config(
                 return Err(Error::Unsupported(format!("GPTQ is implemented for fp8, not {}", format.name())));
             }
             let mut factors: HashMap<Site, crate::quant::gptq::Factor> = HashMap::new();
+            // Activation-aware GPTQ (experiment, TRTFORGE_GPTQ_ACT_AWARE=1): target W C H_q⁻¹, factor of H_q.
+            let act_aware = std::env::var("TRTFORGE_GPTQ_ACT_AWARE").is_ok_and(|v| v == "1") && q.fp8_activations;
+            let mut transfers: HashMap<Site, Vec<f64>> = HashMap::new();
+            // Ridge of the target towards W, relative to H_q's mean diagonal (TRTFORGE_GPTQ_ACT_AWARE_DAMP).
+            let aa_damp: f64 = std::env::var("TRTFORGE_GPTQ_ACT_AWARE_DAMP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::quant::gptq::DAMP);
+            if act_aware {
+                let r = ranges.as_ref().ok_or_else(|| Error::Invalid("act-aware GPTQ needs calibration".into()))?;
+                let mut scales = HashMap::new();
+                for &p in &act_params {
+                    let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
+                    let h = r.sites.get(&site).ok_or_else(|| Error::Invalid(format!("no range for {site:?}")))?;
+                    let range = q.activation_percentile.map_or(h.amax, |pc| h.percentile(pc));
+                    scales.insert(site, fp8::scale_for_range(range).to_f32());
+                }
+                let c = w.config.clone();
+                let arc = Arc::new(std::mem::replace(w, placeholder(&c)));
+                let acc = collect_act_aware(Arc::clone(&arc), windows, &scales, seed, log);
+                *w = Arc::try_unwrap(arc).unwrap_or_else(|a| (*a).clone());
+                for (site, (cross, hq)) in acc? {
+                    let n = (hq.len() as f64).sqrt() as usize;
+                    factors.insert(site, crate::quant::gptq::factor(&hq, n)?);
+                    transfers.insert(site, crate::quant::gptq::act_aware_transfer(&cross, &hq, n, aa_damp)?);
+                }
+                log(&format!("gptq: activation-aware targets for {} sites", transfers.len()));
+            }
             for &p in &params {
                 let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
                 let st = stats.get(&site).ok_or_else(|| Error::Invalid(format!("no statistics for {site:?}")))?;
                 if !factors.contains_key(&site) {
                     factors.insert(site, crate::quant::gptq::factor(&st.gram, st.dim)?);
                 }
-                qm.linears.insert(p, crate::quant::gptq::quantize_fp8_with(w.get(p), &factors[&site])?);
+                let target = match transfers.get(&site) {
+                    Some(m) => std::borrow::Cow::Owned(crate::quant::gptq::apply_transfer(w.get(p), m)?),
+                    None => std::borrow::Cow::Borrowed(w.get(p)),
+                };
+                qm.linears.insert(p, crate::quant::gptq::quantize_fp8_with(&target, &factors[&site])?);
             }
             log(&format!("gptq: {} linears in {:.1} s", params.len(), t.elapsed().as_secs_f64()));
             section.insert("method".into(), "gptq".into());
@@ -544,6 +635,7 @@ pub fn quantize_for_config(
                     "gram_tokens": stats.values().map(|s| s.gram_rows).max().unwrap_or(0),
                     "order": "input columns in order; row scales = RTN's (row absmax / 448)",
                     "inputs": if q.gptq_fp8_inputs { "fp8-rounded (the engine's static activation scales)" } else { "float" },
+                    "activation_aware": !transfers.is_empty(),
                 }),
             );
             qm

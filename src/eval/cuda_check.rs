@@ -348,7 +348,19 @@ pub fn engine_dir_checks(dir: &std::path::Path, ctx: usize, windows: usize) -> V
     let ids: Vec<u32> = (0..ctx * windows + 1).map(|_| 3 + (r.next_u64() % (vocab - 3)) as u32).collect();
     let mut out = vec![];
     let ppl = |kind: BackendKind| -> Result<f64> {
-        let mut b = open_engine_dir(dir, kind, 1, ctx)?;
+        // fp8 engine dirs: ONNX Runtime on the exported model as written (its default for fp8 is the
+        // MatMulNBits rewrite since session 6, which rounds differently), as before.
+        let mut b: Box<dyn crate::backend::Backend> =
+            if kind == BackendKind::Ort && man.precision == crate::quant::WeightFormat::F8 {
+                Box::new(crate::backend::ort::OrtBackend::open_with(
+                    dir,
+                    1,
+                    ctx,
+                    Some(crate::backend::ort::QuantKernels::Exact),
+                )?)
+            } else {
+                open_engine_dir(dir, kind, 1, ctx)?
+            };
         Ok(perplexity(&mut *b, &ids, ctx, Some(windows), |_, _| {})?.perplexity)
     };
     let logits = || -> Result<CheckResult> {

@@ -3,5 +3,6 @@
 //! in-place KV cache), and [`export`], which walks the graph and picks a form.
 pub mod builder;
 pub mod export;
+pub mod ort_cpu;
 pub mod portable;
 pub mod tensorrt;

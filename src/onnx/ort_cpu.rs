@@ -1,0 +1,271 @@
+//! Load-time rewrite of an fp8 engine's ONNX for ONNX Runtime's CPU kernels (issue #15).
+//!
+//! ONNX Runtime has no fused FP8 kernel on CPU: it constant-folds each FLOAT8E4M3FN weight
+//! `DequantizeLinear` into an f32 initializer (the same MatMuls as the fp16 engine) and then runs the
+//! activation `QuantizeLinear → DequantizeLinear` pairs of every linear input as separate nodes on
+//! every step (120 pairs on SmolLM2; its FP8 conversion loops are scalar). That is what made fp8 engines
+//! 0.81–0.89× the fp16 engine's decode speed through ONNX Runtime.
+//!
+//! [`fp8_for_matmulnbits`] turns the graph into the pattern ONNX Runtime fuses into its 8-bit
+//! `MatMulNBits` kernel (what int8 engines run with `matmulnbits:4`):
+//!
+//! - each FP8 weight `DequantizeLinear(codes [in, out], row scales [out], axis 1)` becomes
+//!   `DequantizeLinear(int8 [in, out], scales [in/block, out], axis 0, block_size block)`: the
+//!   dequantized fp8 weight `code · scale` is re-rounded to int8 per block of `block` inputs of each
+//!   output channel (scale = block absmax / 127 in the scale's own float type, round half to even,
+//!   symmetric, no zero point). Weights whose input count is not a multiple of `block` stay FP8.
+//! - each activation `QuantizeLinear → DequantizeLinear` pair with an FP8 zero point whose result
+//!   only feeds MatMuls is removed: `MatMulNBits` at accuracy level 4 quantizes its input to int8 per
+//!   block on the fly, in place of the static fp8 rounding. The KV cache's Q/DQ (feeding the past /
+//!   present concatenation) stays.
+//!
+//! Numbers move (the stored fp8 weights are approximated on a finer int8 grid, the activation grid
+//! changes): docs/quantization.md measures perplexity against the exported model.
+use crate::error::{Error, Result};
+use crate::proto as pb;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use super::builder::attr_i;
+
+/// Block size of the re-rounded int8 weights (inputs per scale).
+pub const FP8_NBITS_BLOCK: usize = 32;
+
+/// What [`fp8_for_matmulnbits`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fp8Rewrite {
+    /// FP8 weight initializers re-rounded to int8 blocks.
+    pub weights: usize,
+    /// FP8 weights left as they were (input count not a multiple of the block).
+    pub weights_kept: usize,
+    /// Activation QuantizeLinear → DequantizeLinear pairs removed.
+    pub activation_pairs: usize,
+}
+
+const F8: i32 = pb::tensor_proto::DataType::Float8e4m3fn as i32;
+const I8: i32 = pb::tensor_proto::DataType::Int8 as i32;
+const F16: i32 = pb::tensor_proto::DataType::Float16 as i32;
+const F32: i32 = pb::tensor_proto::DataType::Float as i32;
+
+/// Moves external initializer data (`location`/`offset`/`length` relative to `dir`) into the
+/// protobuf, so the rewritten model can be handed to ONNX Runtime from memory.
+pub fn inline_external_data(model: &mut pb::ModelProto, dir: &Path) -> Result<()> {
+    let Some(g) = model.graph.as_mut() else { return Ok(()) };
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for t in g.initializer.iter_mut() {
+        if t.data_location != Some(pb::tensor_proto::DataLocation::External as i32) {
+            continue;
+        }
+        let get = |k: &str| t.external_data.iter().find(|e| e.key.as_deref() == Some(k)).and_then(|e| e.value.clone());
+        let name = t.name.clone().unwrap_or_default();
+        let bad = |why: &str| Error::Invalid(format!("initializer {name}: external data {why}"));
+        let loc = get("location").ok_or_else(|| bad("without a location"))?;
+        if loc.contains('/') || loc.contains('\\') || loc.starts_with('.') {
+            return Err(bad(&format!("location {loc:?} is not a plain file name")));
+        }
+        let off: usize = get("offset").map_or(Ok(0), |v| v.parse()).map_err(|_| bad("offset"))?;
+        if !files.contains_key(&loc) {
+            let p = dir.join(&loc);
+            files.insert(loc.clone(), std::fs::read(&p).map_err(|e| Error::io(&p, e))?);
+        }
+        let data = &files[&loc];
+        let len: usize = match get("length") {
+            Some(v) => v.parse().map_err(|_| bad("length"))?,
+            None => data.len().saturating_sub(off),
+        };
+        let bytes = data.get(off..off + len).ok_or_else(|| bad("beyond the end of its file"))?;
+        t.raw_data = Some(bytes.to_vec());
+        t.data_location = None;
+        t.external_data.clear();
+    }
+    Ok(())
+}
+
+fn f16_bits(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_le_bytes()
+}
+
+/// Floats of a 1-D f16/f32 initializer (raw data only, as trtforge writes them).
+fn floats(t: &pb::TensorProto) -> Option<Vec<f32>> {
+    let raw = t.raw_data.as_deref()?;
+    match t.data_type? {
+        F16 => Some(raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        F32 => Some(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        _ => None,
+    }
+}
+
+/// Re-rounds a dequantized weight `w` ([k, n] row-major: input-major as MatMul's B) to int8 per
+/// block of `block` inputs of each column; returns (codes [k, n], scales [k / block, n]) with the
+/// scales as stored in `scale_type` (f16 or f32) and the codes computed against that stored scale.
+pub fn int8_blocks(w: &[f32], k: usize, n: usize, block: usize, scale_type: i32) -> (Vec<i8>, Vec<f32>) {
+    let nb = k / block;
+    let mut codes = vec![0i8; k * n];
+    let mut scales = vec![0f32; nb * n];
+    for b in 0..nb {
+        for j in 0..n {
+            let amax = (b * block..(b + 1) * block).map(|i| w[i * n + j].abs()).fold(0f32, f32::max);
+            let s = amax / 127.0;
+            let s = if scale_type == F16 { half::f16::from_f32(s).to_f32() } else { s };
+            scales[b * n + j] = s;
+            if s > 0.0 {
+                for i in b * block..(b + 1) * block {
+                    codes[i * n + j] = (w[i * n + j] / s).round_ties_even().clamp(-127.0, 127.0) as i8;
+                }
+            }
+        }
+    }
+    (codes, scales)
+}
+
+fn attr_int(n: &pb::NodeProto, name: &str) -> Option<i64> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.i)
+}
+
+/// The rewrite described in the module docs, in place. `block` must be a power of two ≥ 16 (what
+/// ONNX Runtime's MatMulNBits accepts).
+pub fn fp8_for_matmulnbits(model: &mut pb::ModelProto, block: usize) -> Result<Fp8Rewrite> {
+    if block < 16 || !block.is_power_of_two() {
+        return Err(Error::Invalid(format!("MatMulNBits block size {block}: expected a power of two >= 16")));
+    }
+    let g = model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
+    let mut out = Fp8Rewrite::default();
+    let init_pos: HashMap<String, usize> =
+        g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect();
+    let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in &n.input {
+            consumers.entry(x.clone()).or_default().push(i);
+        }
+    }
+    let op = |i: usize| g.node[i].op_type.as_deref().unwrap_or("");
+    let dtype = |name: &str| init_pos.get(name).and_then(|&p| g.initializer[p].data_type);
+
+    // Activation Q → DQ pairs feeding only MatMuls.
+    let mut drop: HashSet<usize> = HashSet::new();
+    let mut rename: HashMap<String, String> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        if n.op_type.as_deref() != Some("QuantizeLinear") || n.input.len() < 3 || init_pos.contains_key(&n.input[0]) {
+            continue;
+        }
+        if dtype(&n.input[2]) != Some(F8) {
+            continue;
+        }
+        let Some(c) = consumers.get(&n.output[0]) else { continue };
+        if c.len() != 1 || op(c[0]) != "DequantizeLinear" {
+            continue;
+        }
+        let dq = &g.node[c[0]];
+        let users = consumers.get(&dq.output[0]).map(|v| v.as_slice()).unwrap_or(&[]);
+        if users.is_empty() || !users.iter().all(|&u| op(u) == "MatMul") {
+            continue;
+        }
+        if g.output.iter().any(|o| o.name.as_deref() == Some(dq.output[0].as_str())) {
+            continue;
+        }
+        drop.insert(i);
+        drop.insert(c[0]);
+        rename.insert(dq.output[0].clone(), n.input[0].clone());
+        out.activation_pairs += 1;
+    }
+
+    // FP8 weight DQ → int8 blocks.
+    let mut edits: Vec<(usize, usize, usize, usize, usize)> = Vec::new(); // node, codes init, scale init, k, n
+    for (i, n) in g.node.iter().enumerate() {
+        if n.op_type.as_deref() != Some("DequantizeLinear") || n.input.len() < 2 || n.input.len() > 3 {
+            continue;
+        }
+        let (Some(&qp), Some(&sp)) = (init_pos.get(&n.input[0]), init_pos.get(&n.input[1])) else { continue };
+        let (q, s) = (&g.initializer[qp], &g.initializer[sp]);
+        if q.data_type != Some(F8) || q.dims.len() != 2 || s.dims.len() != 1 || attr_int(n, "axis") != Some(1) {
+            continue;
+        }
+        if n.input.len() == 3 && !n.input[2].is_empty() {
+            continue; // trtforge writes weight DQs without zero points
+        }
+        let (k, nn) = (q.dims[0] as usize, q.dims[1] as usize);
+        if s.dims[0] as usize != nn || !matches!(s.data_type, Some(F16) | Some(F32)) {
+            continue;
+        }
+        if k % block != 0 {
+            out.weights_kept += 1;
+            continue;
+        }
+        edits.push((i, qp, sp, k, nn));
+    }
+    let table = crate::quant::fp8::decode_table();
+    for (ni, qp, sp, k, n) in edits {
+        let name = g.initializer[qp].name.clone().unwrap_or_default();
+        let raw = g.initializer[qp]
+            .raw_data
+            .as_deref()
+            .filter(|r| r.len() == k * n)
+            .ok_or_else(|| Error::Invalid(format!("{name}: FP8 weight without raw data of {k}x{n} bytes")))?;
+        let row = floats(&g.initializer[sp]).ok_or_else(|| Error::Invalid(format!("{name}: unreadable scales")))?;
+        let w: Vec<f32> = raw.iter().enumerate().map(|(i, &c)| table[c as usize] * row[i % n]).collect();
+        let st = g.initializer[sp].data_type.unwrap_or(F16);
+        let (codes, scales) = int8_blocks(&w, k, n, block, st);
+        let qt = &mut g.initializer[qp];
+        qt.data_type = Some(I8);
+        qt.raw_data = Some(codes.iter().map(|&c| c as u8).collect());
+        let stt = &mut g.initializer[sp];
+        stt.dims = vec![(k / block) as i64, n as i64];
+        stt.raw_data = Some(if st == F16 {
+            scales.iter().flat_map(|&x| f16_bits(x)).collect()
+        } else {
+            scales.iter().flat_map(|x| x.to_le_bytes()).collect()
+        });
+        let node = &mut g.node[ni];
+        node.input.truncate(2);
+        node.attribute = vec![attr_i("axis", 0), attr_i("block_size", block as i64)];
+        out.weights += 1;
+    }
+
+    if !drop.is_empty() {
+        let nodes = std::mem::take(&mut g.node);
+        g.node = nodes.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, n)| n).collect();
+        for n in g.node.iter_mut() {
+            for x in n.input.iter_mut() {
+                if let Some(r) = rename.get(x) {
+                    *x = r.clone();
+                }
+            }
+        }
+        // Drop the activation scales / zero points nothing reads any more.
+        let used: HashSet<&str> = g.node.iter().flat_map(|n| n.input.iter().map(|s| s.as_str())).collect();
+        let outputs: HashSet<&str> = g.output.iter().filter_map(|o| o.name.as_deref()).collect();
+        let keep: Vec<bool> = g
+            .initializer
+            .iter()
+            .map(|t| t.name.as_deref().is_some_and(|n| used.contains(n) || outputs.contains(n)))
+            .collect();
+        let inits = std::mem::take(&mut g.initializer);
+        g.initializer = inits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(t, _)| t).collect();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_blocks_round_against_the_stored_scale() {
+        // 2 blocks of 16 inputs, 1 column; block 1 all zero.
+        let mut w = vec![0f32; 32];
+        for (i, x) in w.iter_mut().take(16).enumerate() {
+            *x = (i as f32 - 7.3) * 0.01;
+        }
+        let (c, s) = int8_blocks(&w, 32, 1, 16, F16);
+        let amax = w.iter().fold(0f32, |m, v| m.max(v.abs())); // 7.7 · 0.01
+        assert_eq!(s[0], half::f16::from_f32(amax / 127.0).to_f32());
+        assert_eq!(s[1], 0.0);
+        for i in 0..16 {
+            assert_eq!(c[i] as f32, (w[i] / s[0]).round_ties_even().clamp(-127.0, 127.0));
+            // half a step, or the clamp at ±127 where the f16 scale rounded below amax / 127
+            let clamp = (amax - 127.0 * s[0]).max(0.0);
+            assert!((c[i] as f32 * s[0] - w[i]).abs() <= s[0] * 0.5 + clamp + 1e-7);
+        }
+        assert!(c[16..].iter().all(|&x| x == 0));
+    }
+}
