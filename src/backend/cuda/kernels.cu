@@ -95,6 +95,41 @@ __device__ __forceinline__ void tl_trig() { tl_stamp(5); }
 __device__ __forceinline__ void tl_exit() { tl_stamp(7); }
 typedef unsigned int u32;
 
+// cp.async (sm_80+) and cluster barriers (sm_90), shared by the kernels that stream through
+// shared-memory rings (tcg3, attn_decode_cl/cl8). 16-byte copy, n < 16 bytes zero-filled.
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int n) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+// Waits until at most n (0..7, run time) of this thread's newest cp.async groups are pending.
+__device__ __forceinline__ void cp_async_wait(int n) {
+#if __CUDA_ARCH__ >= 800
+    switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+#endif
+}
+__device__ __forceinline__ void cluster_sync_all() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __trap();  // the host launches clusters on sm_90+ only
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // KV-cache addressing: every kernel that reads or writes the cache goes through kv_off, the element
 // offset of (slot, kv head, position) in one layer's K (or V) cache; HD elements follow it.
@@ -1427,37 +1462,6 @@ __device__ __forceinline__ u32 g3_smem(const void* p) {
     asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(r) : "l"(p));
     return r;
 }
-__device__ __forceinline__ void g3_cp16(u32 dst, const void* src, int n) {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
-#endif
-}
-__device__ __forceinline__ void g3_commit() {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void g3_wait(int n) {
-#if __CUDA_ARCH__ >= 800
-    switch (n) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
-    }
-#endif
-}
-__device__ __forceinline__ void g3_cluster_sync() {
-#if __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#else
-    __trap();  // the host launches clusters on sm_90+ only
-#endif
-}
 __device__ __forceinline__ float2 g3_ld2(u32 a, int rank, bool remote) {
     float2 v;
 #if __CUDA_ARCH__ >= 900
@@ -1506,10 +1510,10 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
                 const int kk = k0 + c * CH;
                 const bool in = r0 + row < N && kk < kend;
                 const unsigned char* src = in ? W + (size_t)(r0 + row) * ROWB + (size_t)kk * 16 / CH : W;
-                g3_cp16(dst0 + row * TCG3_SB + ((c ^ ((row & 1) << 2)) << 4), src, in ? 16 : 0);
+                cp_async16(dst0 + row * TCG3_SB + ((c ^ ((row & 1) << 2)) << 4), src, in ? 16 : 0);
             }
         }
-        g3_commit();
+        cp_async_commit();
     };
     // int4 group scales of stage st: [step][row set] for rows g, g + 8, g + 16, g + 24.
     u32 sc[2][4], scn[2][4];
@@ -1534,10 +1538,10 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
         for (int i = threadIdx.x; i < 64 * vpr; i += blockDim.x) {
             const int r = i / vpr, c = i - r * vpr, k = kbeg + 8 * c;
             const bool in = r < T && k < kend;
-            g3_cp16(g3_smem(xs + r * XS + 8 * c), in ? (const void*)(a.x + (size_t)r * K + k) : (const void*)a.x, in ? 16 : 0);
+            cp_async16(g3_smem(xs + r * XS + 8 * c), in ? (const void*)(a.x + (size_t)r * K + k) : (const void*)a.x, in ? 16 : 0);
         }
-        g3_commit();
-        g3_wait(0);
+        cp_async_commit();
+        cp_async_wait(0);
     }
     __syncthreads();
     float acc[2][8][4];
@@ -1549,7 +1553,7 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
 #pragma unroll 1
     for (int st = 0; st < nst_w; st++) {
         if (st >= nst) {
-            g3_wait(nst - 1);
+            cp_async_wait(nst - 1);
             __syncwarp();
         }
         if (WF == WF_I4 && st + 1 < nst_w) ld_scales(st + 1, scn);
@@ -1601,7 +1605,7 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
         issue(st + nst);
     }
     pdl_trigger();
-    g3_wait(0);
+    cp_async_wait(0);
     __syncthreads();  // every warp is done with x and its ring: the partial tile reuses them
     // Partial tile red (64 batch rows, RB + 4) f32; accumulator (row g / g + 8, col 2·t4 (+1)).
     const int RS = RB + 4;
@@ -1616,7 +1620,7 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
             red[t * RS + row + 8] = acc[u][j][2];
             red[(t + 1) * RS + row + 8] = acc[u][j][3];
         }
-    if (S > 1) g3_cluster_sync(); else __syncthreads();
+    if (S > 1) cluster_sync_all(); else __syncthreads();
     // Block s: items [s·per, (s + 1)·per) of the T × RB/2 (batch row, row pair) outputs.
     const int HP = RB / 2, items = T * HP, per = (items + S - 1) / S;
     const int i1 = min(items, (s + 1) * per);
@@ -1647,7 +1651,7 @@ __device__ __forceinline__ void tcg3_body(const GemvArgs& a, const int ks, const
             }
         }
     }
-    if (S > 1) g3_cluster_sync();  // no block leaves while others read its shared memory
+    if (S > 1) cluster_sync_all();  // no block leaves while others read its shared memory
 }
 #define TCG3_KERNEL(name, WF, EPI, K)                                                                  \
     extern "C" __global__ void __launch_bounds__(256, 1) name(GemvArgs a, int ks, int xw, int nst) { \
@@ -2419,38 +2423,6 @@ __device__ __forceinline__ int acl_swv(int r, int c) {
     if (sizeof(kv_t) != 2) return c;
     return ACL_CH >= 8 ? (c ^ (r & 7)) : ACL_CH == 4 ? (c ^ ((r >> 1) & 3)) : c;
 }
-__device__ __forceinline__ void acl_cp16(u32 dst, const void* src, int n) {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(n) : "memory");
-#endif
-}
-__device__ __forceinline__ void acl_commit() {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-// Waits until at most n (0..7, run time) of this thread's newest cp.async groups are pending.
-__device__ __forceinline__ void acl_wait(int n) {
-#if __CUDA_ARCH__ >= 800
-    switch (n) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
-    }
-#endif
-}
-__device__ __forceinline__ void acl_cluster_sync() {
-#if __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#else
-    __trap();  // the host launches clusters on sm_90+ only
-#endif
-}
 __device__ __forceinline__ u32 acl_map(u32 a, int rank) {
     u32 r = a;
 #if __CUDA_ARCH__ >= 900
@@ -2517,8 +2489,8 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
             if (r != skip) {
                 const bool in = r < nrow;
                 const size_t so = in ? (size_t)r * KV_RS * sizeof(kv_t) + c * 16 : 0;
-                acl_cp16(dk + r * ACL_RB + acl_swk(r, c) * 16, kb + so, in ? 16 : 0);
-                acl_cp16(dv + r * ACL_RB + acl_swv(r, c) * 16, vb + so, in ? 16 : 0);
+                cp_async16(dk + r * ACL_RB + acl_swk(r, c) * 16, kb + so, in ? 16 : 0);
+                cp_async16(dv + r * ACL_RB + acl_swv(r, c) * 16, vb + so, in ? 16 : 0);
             }
         }
     };
@@ -2527,7 +2499,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
             const int k0 = k_begin + 16 * (warp + NW * i);
             issue(k0, i, newp - k0 < 16 ? newp - k0 : -1, kv_off(slot, kvh, k0));
         }
-        acl_commit();
+        cp_async_commit();
     }
     pdl_wait();
     if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
@@ -2575,13 +2547,13 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
     size_t next_off = stg < nt ? kv_off(slot, kvh, k_begin + 16 * (warp + NW * stg)) : 0;
     auto refill = [&](int i, int k0, int si) {
         if (i + stg < nt) issue(k0 + 16 * NW * stg, si, -1, next_off);
-        acl_commit();
+        cp_async_commit();
         if (i + stg + 1 < nt) next_off = kv_off(slot, kvh, k0 + 16 * NW * (stg + 1));
     };
     for (int i = 0; i < nt; i++) {
         const int k0 = k_begin + 16 * (warp + NW * i);
         const int si = i % stg;
-        acl_wait(stg - 1);  // tile i's copies (this lane's) have landed
+        cp_async_wait(stg - 1);  // tile i's copies (this lane's) have landed
         __syncwarp();       // ... and every lane's, and the new-token row
         const u32 dk = ring + (u32)(si * 2 * ACL_TB), dv = dk + ACL_TB;
         uint4 kc_[2][KS];
@@ -2670,7 +2642,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         refill(i, k0, si);
 #endif
     }
-    acl_wait(0);
+    cp_async_wait(0);
     pdl_trigger();
     tl_trig();
 #if KV_Q
@@ -2728,7 +2700,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
     if (cs == 1) return;
     // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
     // all cs blocks for its share of the outputs (item i -> block i % cs), through DSMEM.
-    acl_cluster_sync();
+    cluster_sync_all();
     {
         const u32 lbo = smem_u32(&bo[0][0]), lbm = smem_u32(&bm[0]), lbl = smem_u32(&bl[0]);
         for (int i = threadIdx.x * cs + split; i < NO; i += THREADS * cs) {
@@ -2763,7 +2735,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
             op[3] = f2act(A.w * inv);
         }
     }
-    acl_cluster_sync();  // no block leaves while others read its shared memory
+    cluster_sync_all();  // no block leaves while others read its shared memory
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,

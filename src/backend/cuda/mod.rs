@@ -1463,6 +1463,22 @@ impl CudaBackend {
         want_qa: bool,
     ) -> Result<()> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let (io, out_act) = self.tcg_io(ls, rows, selected, want_qa)?;
+        let ws = self.tcg_ws.as_ref().ok_or_else(|| Error::Gpu("no tcg workspace".into()))?;
+        let cnt = self.tcg_cnt.as_ref().ok_or_else(|| Error::Gpu("no tcg counters".into()))?;
+        let bufs = TcgBufs { out_act, ws: ws.f32(), cnt: cnt.i32() };
+        self.kern().tcg(ls.role, sh, &lin.weights(), &io, &bufs, rows)
+    }
+
+    /// What `tcg` and `tcg3` launches share: RMSNorm into xact first where the step has one, then the
+    /// GEMM's inputs / outputs by role (`want_qa`: q also as act for the cuBLAS prefill attention).
+    fn tcg_io(
+        &self,
+        ls: &LinearStep,
+        rows: usize,
+        selected: bool,
+        want_qa: bool,
+    ) -> Result<(GemvIo<'_>, Option<View<'_>>)> {
         let k = self.kern();
         let l = self.layout;
         let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.act(&self.s.y));
@@ -1487,10 +1503,7 @@ impl CudaBackend {
             slot: self.meta_rows(l.row_slot())?,
             rope: self.rope(),
         };
-        let ws = self.tcg_ws.as_ref().ok_or_else(|| Error::Gpu("no tcg workspace".into()))?;
-        let cnt = self.tcg_cnt.as_ref().ok_or_else(|| Error::Gpu("no tcg counters".into()))?;
-        let bufs = TcgBufs { out_act, ws: ws.f32(), cnt: cnt.i32() };
-        k.tcg(ls.role, sh, &lin.weights(), &io, &bufs, rows)
+        Ok((io, out_act))
     }
 
     /// One session-6 batched decode GEMM (`tcg3_*`) of linear step `si` over `rows` (GEMV_MAX_T,
@@ -1506,31 +1519,8 @@ impl CudaBackend {
         want_qa: bool,
     ) -> Result<()> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
-        let k = self.kern();
-        let l = self.layout;
-        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.act(&self.s.y));
-        if let Some(p) = ls.norm {
-            let nw = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-            k.rmsnorm(cur, nw.f32(), xact, rows)?;
-        }
-        let (x, out, out_act) = match ls.role {
-            Role::Qkv => (xact, Some(self.s.q.f32()), want_qa.then(|| self.act(&self.s.qa))),
-            Role::O => (xact, Some(cur), None),
-            Role::GateUp => (xact, None, Some(y)),
-            Role::Down => (y, Some(cur), None),
-            Role::Head => (xact, Some(self.s.logits.f32()), None),
-        };
-        let io = GemvIo {
-            h: cur,
-            norm_w: None,
-            x,
-            out,
-            cache: ls.layer.map(|l| self.layer_cache(l)).transpose()?,
-            pos: self.meta_rows(l.row_pos())?,
-            slot: self.meta_rows(l.row_slot())?,
-            rope: self.rope(),
-        };
-        k.tcg3(ls.role, sh, &lin.weights(), &io, out_act, rows)
+        let (io, out_act) = self.tcg_io(ls, rows, selected, want_qa)?;
+        self.kern().tcg3(ls.role, sh, &lin.weights(), &io, out_act, rows)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
