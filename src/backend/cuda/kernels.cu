@@ -1940,6 +1940,45 @@ template <bool PERSIST, class V>
 __device__ __forceinline__ V att_ld(const V* p) {
     return PERSIST ? __ldcg(p) : *p;
 }
+// One 16-key tile of the tensor-core decode attention (attn_tc_core, acl_body): S (heads × 16 keys)
+// = Q·Kᵀ in two n-blocks of 8 keys (keys k0 + nb·8 + 2t (+1), masked at k_end), then the online
+// softmax of row g: updates (m_run, l_run), returns O's rescale factor and leaves P as the A
+// fragments (pa0, pa2) of O += P·V.
+template <int KS>
+__device__ __forceinline__ float atc_tile_softmax(const u32 (&qa)[KS][2][2], const uint4 (&kc_)[2][KS], int k0,
+                                                  int k_end, int t, float& m_run, float& l_run, u32& pa0, u32& pa2) {
+    float sacc[2][4];
+#pragma unroll
+    for (int nb = 0; nb < 2; nb++) {
+        sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
+            mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
+        }
+    }
+    float sv[4];
+#pragma unroll
+    for (int nb = 0; nb < 2; nb++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
+    float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_run, mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;
+    const float alpha = expf(m_run - m_use);
+    float p[4], rs = 0.f;
+#pragma unroll
+    for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
+    rs += __shfl_xor_sync(0xffffffffu, rs, 1);
+    rs += __shfl_xor_sync(0xffffffffu, rs, 2);
+    l_run = l_run * alpha + rs;
+    m_run = m_new;
+    pa0 = pack_h2(p[0], p[1]);
+    pa2 = pack_h2(p[2], p[3]);
+    return alpha;
+}
 template <bool PERSIST>
 __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                              const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -2033,37 +2072,8 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
             for (int s = 0; s < KS; s++) kc_[nb][s] = kv_h8(kr[nb][s]);
         __syncwarp();
         if (k0 + NW * 16 < k_end) fetch(k0 + NW * 16);
-        // S (heads × 16 keys) in two n-blocks of 8 keys.
-        float sacc[2][4];
-#pragma unroll
-        for (int nb = 0; nb < 2; nb++) {
-            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
-#pragma unroll
-            for (int s = 0; s < KS; s++) {
-                mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
-                mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
-            }
-        }
-        // Online softmax of row g over the tile's keys (nb * 8 + 2t, + 1).
-        float sv[4];
-#pragma unroll
-        for (int nb = 0; nb < 2; nb++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
-        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m_run, mx);
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float alpha = expf(m_run - m_use);
-        float p[4], rs = 0.f;
-#pragma unroll
-        for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
-        rs += __shfl_xor_sync(0xffffffffu, rs, 1);
-        rs += __shfl_xor_sync(0xffffffffu, rs, 2);
-        l_run = l_run * alpha + rs;
-        m_run = m_new;
-        const u32 pa0 = pack_h2(p[0], p[1]), pa2 = pack_h2(p[2], p[3]);
+        u32 pa0, pa2;
+        const float alpha = atc_tile_softmax<KS>(qa, kc_, k0, k_end, t, m_run, l_run, pa0, pa2);
         // O (heads × HD) += P (heads × 16 keys) · V (16 keys × HD), V fragments by ldmatrix.trans.
 #pragma unroll
         for (int j = 0; j < ND / 2; j++) {
@@ -2592,35 +2602,8 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         refill(i, k0, si);
         const u32 vs_base = smem_u32(&vsm[warp][0][0]);
 #endif
-        float sacc[2][4];
-#pragma unroll
-        for (int nb = 0; nb < 2; nb++) {
-            sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
-#pragma unroll
-            for (int s = 0; s < KS; s++) {
-                mma16816(sacc[nb], qa[s][0][0], 0u, qa[s][0][1], 0u, kc_[nb][s].x, kc_[nb][s].y);
-                mma16816(sacc[nb], qa[s][1][0], 0u, qa[s][1][1], 0u, kc_[nb][s].z, kc_[nb][s].w);
-            }
-        }
-        float sv[4];
-#pragma unroll
-        for (int nb = 0; nb < 2; nb++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) sv[2 * nb + e] = (k0 + nb * 8 + 2 * t + e < k_end) ? sacc[nb][e] : -INFINITY;
-        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(m_run, mx);
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float alpha = expf(m_run - m_use);
-        float p[4], rs = 0.f;
-#pragma unroll
-        for (int e = 0; e < 4; e++) { p[e] = expf(sv[e] - m_use); rs += p[e]; }
-        rs += __shfl_xor_sync(0xffffffffu, rs, 1);
-        rs += __shfl_xor_sync(0xffffffffu, rs, 2);
-        l_run = l_run * alpha + rs;
-        m_run = m_new;
-        const u32 pa0 = pack_h2(p[0], p[1]), pa2 = pack_h2(p[2], p[3]);
+        u32 pa0, pa2;
+        const float alpha = atc_tile_softmax<KS>(qa, kc_, k0, k_end, t, m_run, l_run, pa0, pa2);
 #pragma unroll
         for (int j = 0; j < ND / 2; j++) {
             const int mi = lane >> 3, r = (mi & 1) * 8 + (lane & 7), c = 2 * j + (mi >> 1);
