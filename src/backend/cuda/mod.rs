@@ -827,10 +827,7 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && std::env::var("TRTFORGE_GEMM").as_deref() == Ok("lt");
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
-        let mut pf = prefill::PrefillOpts::from_env(&spec, prefill_fa);
-        if opts.paged_blocks.is_some() && !prefill::f16y_forced() {
-            pf.f16y = false;
-        }
+        let pf = prefill::PrefillOpts::from_env(&spec, prefill_fa, opts.paged_blocks.is_some());
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
         // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
@@ -1535,15 +1532,20 @@ impl CudaBackend {
         self.profile_meta(&m, reps)
     }
 
-    /// Like `profile_decode` for a prefill of `prompt` into slot 0 (from an empty cache).
-    pub fn profile_prefill(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
-        self.gpu.bind()?;
+    /// The metadata of one prefill pass of `prompt` into slot 0 (from an empty cache), for the profiles.
+    fn prefill_meta(&self, prompt: &[u32]) -> Result<PassMeta> {
         if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
             return Err(Error::Invalid("prompt does not fit one pass".into()));
         }
         let pieces =
             [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
-        let m = PassMeta::build(&pieces, |_| prompt);
+        Ok(PassMeta::build(&pieces, |_| prompt))
+    }
+
+    /// Like `profile_decode` for a prefill of `prompt` into slot 0 (from an empty cache).
+    pub fn profile_prefill(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
+        self.gpu.bind()?;
+        let m = self.prefill_meta(prompt)?;
         self.profile_meta(&m, reps)
     }
 
@@ -1552,15 +1554,10 @@ impl CudaBackend {
         self.pf
     }
 
-    /// Sets the session-6 prefill switches (each only where this engine supports it, as
-    /// `PrefillOpts::from_env`); returns what is in use. Drops captured prefill graphs.
+    /// Sets the session-6 prefill switches (each only where this engine supports it:
+    /// `PrefillOpts::supported`); returns what is in use. Drops captured prefill graphs.
     pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> prefill::PrefillOpts {
-        self.pf = prefill::PrefillOpts {
-            fa: o.fa && self.prefill_fa && self.spec.prefill_fa(),
-            ew: o.ew && !self.spec.act_f32,
-            f16y: o.f16y && !self.spec.act_f32 && (self.opts.paged_blocks.is_none() || prefill::f16y_forced()),
-            graph: o.graph,
-        };
+        self.pf = o.supported(&self.spec, self.prefill_fa, self.opts.paged_blocks.is_some());
         self.pf_graphs.clear();
         self.pf
     }
@@ -1585,12 +1582,7 @@ impl CudaBackend {
     /// its synchronization).
     pub fn profile_prefill_fine(&mut self, prompt: &[u32], reps: usize) -> Result<Vec<(String, f64)>> {
         self.gpu.bind()?;
-        if prompt.is_empty() || prompt.len() > self.opts.max_tokens.min(self.opts.max_seq) {
-            return Err(Error::Invalid("prompt does not fit one pass".into()));
-        }
-        let pieces =
-            [sched::Piece { chunk: 0, slot: 0, start: 0, from: 0, n: prompt.len(), out: vec![prompt.len() - 1] }];
-        let m = PassMeta::build(&pieces, |_| prompt);
+        let m = self.prefill_meta(prompt)?;
         self.put_meta(&m)?;
         self.set_pass_seqs(&m);
         let (t, nseq, nsel) = (m.rows(), m.seq_n.len(), m.out_rows.len());

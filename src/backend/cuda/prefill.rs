@@ -68,19 +68,31 @@ fn env_flag(name: &str, default: bool) -> bool {
 }
 
 /// `TRTFORGE_PREFILL_F16Y=1` given explicitly (paged engines use f16 GEMM outputs only then).
-pub fn f16y_forced() -> bool {
+fn f16y_forced() -> bool {
     std::env::var("TRTFORGE_PREFILL_F16Y").as_deref() == Ok("1")
 }
 
 impl PrefillOpts {
-    /// From the environment; `fa` only where `attn_prefill_fa` is compiled and the prefill
-    /// attention is the flash kernel at all (`prefill_flash`).
-    pub fn from_env(spec: &KernelSpec, prefill_flash: bool) -> PrefillOpts {
+    /// From the environment (defaults above), limited to what the engine supports ([`Self::supported`]).
+    pub fn from_env(spec: &KernelSpec, prefill_flash: bool, paged: bool) -> PrefillOpts {
         PrefillOpts {
-            fa: prefill_flash && spec.prefill_fa() && env_flag("TRTFORGE_PREFILL_FA", DEFAULT_FA),
-            ew: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_EW", DEFAULT_EW),
-            f16y: !spec.act_f32 && env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
+            fa: env_flag("TRTFORGE_PREFILL_FA", DEFAULT_FA),
+            ew: env_flag("TRTFORGE_PREFILL_EW", DEFAULT_EW),
+            f16y: env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
             graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
+        }
+        .supported(spec, prefill_flash, paged)
+    }
+
+    /// Each switch only where the engine supports it: `fa` where `attn_prefill_fa` is compiled and
+    /// the prefill attention is the flash kernel at all (`prefill_flash`); `ew` / `f16y` with f16
+    /// activations; `f16y` in paged engines only when `TRTFORGE_PREFILL_F16Y=1` is given.
+    pub fn supported(self, spec: &KernelSpec, prefill_flash: bool, paged: bool) -> PrefillOpts {
+        PrefillOpts {
+            fa: self.fa && prefill_flash && spec.prefill_fa(),
+            ew: self.ew && !spec.act_f32,
+            f16y: self.f16y && !spec.act_f32 && (!paged || f16y_forced()),
+            graph: self.graph,
         }
     }
 }
