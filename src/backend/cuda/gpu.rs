@@ -441,7 +441,20 @@ impl Gpu {
         attrs: &mut [sys::CUlaunchAttribute],
         args: &mut [*mut c_void],
     ) -> std::result::Result<(), cudarc::driver::DriverError> {
-        let cfg = sys::CUlaunchConfig {
+        let cfg = self.launch_config(grid, block, smem, attrs);
+        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut()).result()
+    }
+
+    /// The launch configuration of `grid` blocks of `block` threads with `smem` bytes of dynamic
+    /// shared memory on this stream, pointing at `attrs` (which must outlive its use).
+    fn launch_config(
+        &self,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        attrs: &mut [sys::CUlaunchAttribute],
+    ) -> sys::CUlaunchConfig {
+        sys::CUlaunchConfig {
             gridDimX: grid.0,
             gridDimY: grid.1,
             gridDimZ: grid.2,
@@ -452,8 +465,7 @@ impl Gpu {
             hStream: self.stream.cu_stream(),
             attrs: attrs.as_mut_ptr(),
             numAttrs: attrs.len() as u32,
-        };
-        sys::cuLaunchKernelEx(&cfg, f.cu_function(), args.as_mut_ptr(), std::ptr::null_mut()).result()
+        }
     }
 
     /// Launches `name` in thread-block clusters of (`cluster`, 1, 1) (sm_90+; `grid.0` must be a
@@ -472,10 +484,7 @@ impl Gpu {
     ) -> Result<()> {
         let f = self.func(name)?;
         let mut attrs: [sys::CUlaunchAttribute; 2] = std::mem::zeroed();
-        attrs[0].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-        attrs[0].value.clusterDim.x = cluster;
-        attrs[0].value.clusterDim.y = 1;
-        attrs[0].value.clusterDim.z = 1;
+        set_cluster(&mut attrs[0], cluster);
         set_pdl(&mut attrs[1]);
         let n = if self.pdl { 2 } else { 1 };
         self.launch_ex(f, grid, block, smem, &mut attrs[..n], args)
@@ -497,22 +506,8 @@ impl Gpu {
         // SAFETY: a valid function handle; the config and its one attribute live across the call.
         unsafe {
             let mut attrs: [sys::CUlaunchAttribute; 1] = std::mem::zeroed();
-            attrs[0].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-            attrs[0].value.clusterDim.x = cluster;
-            attrs[0].value.clusterDim.y = 1;
-            attrs[0].value.clusterDim.z = 1;
-            let cfg = sys::CUlaunchConfig {
-                gridDimX: grid.0,
-                gridDimY: grid.1,
-                gridDimZ: grid.2,
-                blockDimX: block,
-                blockDimY: 1,
-                blockDimZ: 1,
-                sharedMemBytes: smem,
-                hStream: self.stream.cu_stream(),
-                attrs: attrs.as_mut_ptr(),
-                numAttrs: 1,
-            };
+            set_cluster(&mut attrs[0], cluster);
+            let cfg = self.launch_config(grid, block, smem, &mut attrs);
             sys::cuOccupancyMaxActiveClusters(&mut n, f.cu_function(), &cfg)
                 .result()
                 .map_err(|e| gpu_err(&format!("cluster occupancy of {name}"), e))?;
@@ -1421,4 +1416,12 @@ impl Drop for Pinned {
 fn set_pdl(a: &mut sys::CUlaunchAttribute) {
     a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
     a.value.programmaticStreamSerializationAllowed = 1;
+}
+
+/// Makes `a` the thread-block cluster attribute, clusters of (`cluster`, 1, 1).
+fn set_cluster(a: &mut sys::CUlaunchAttribute, cluster: u32) {
+    a.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    a.value.clusterDim.x = cluster;
+    a.value.clusterDim.y = 1;
+    a.value.clusterDim.z = 1;
 }
