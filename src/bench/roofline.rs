@@ -145,9 +145,20 @@ pub fn bench_kv(
                 let parts: Vec<String> = p.iter().map(|(k, ms)| format!("{k} {:.1} µs", ms * 1e3)).collect();
                 log(&format!("{} prefill {prompt_len} kernels: {}", label.clone(), parts.join(", ")));
             }
+            // TRTFORGE_PROFILE_PREFILL=1 (session 7): one more prefill between cuProfilerStart and
+            // cuProfilerStop, for `ncu --profile-from-start off` (per-kernel GPU times of one pass).
+            if std::env::var("TRTFORGE_PROFILE_PREFILL").as_deref() == Ok("1") {
+                be.gpu().sync()?;
+                be.gpu().profiler(true)?;
+                let r = run_prefill(&mut be);
+                be.gpu().sync()?;
+                be.gpu().profiler(false)?;
+                r?;
+            }
             // TRTFORGE_PREFILL_AB="name=flags,…" (session 6): the TTFT and kernel profile of each
             // prefill variant on this engine, flags from f (attn_prefill_fa), e (vectorized
             // epilogues), y (f16 GEMM outputs), g (graph replay); the engine's own setting after.
+            // l (session 7): prefill GEMMs through cuBLASLt (`PrefillOpts::lt`).
             if let Ok(ab) = std::env::var("TRTFORGE_PREFILL_AB") {
                 let keep = be.prefill_opts();
                 for v in ab.split(',').filter(|v| !v.is_empty()) {
@@ -157,6 +168,7 @@ pub fn bench_kv(
                         ew: flags.contains('e'),
                         f16y: flags.contains('y'),
                         graph: flags.contains('g'),
+                        lt: flags.contains('l'),
                     });
                     let one = |be: &mut CudaBackend| -> Result<String> {
                         let (_, f1) = run_prefill(be)?;

@@ -366,6 +366,24 @@ impl Gpu {
         self.stream.synchronize().map_err(|e| gpu_err("kernel execution failed", e))
     }
 
+    /// cuProfilerStart / cuProfilerStop: the range a profiler started with `--profile-from-start off`
+    /// (ncu) records (session 7: per-kernel GPU times of one prefill pass).
+    pub fn profiler(&self, on: bool) -> Result<()> {
+        self.bind()?;
+        // SAFETY: no arguments; the context is current (bind).
+        let r = unsafe {
+            if on {
+                sys::cuProfilerStart()
+            } else {
+                sys::cuProfilerStop()
+            }
+        };
+        if r != sys::CUresult::CUDA_SUCCESS {
+            return Err(Error::Gpu(format!("cuProfiler{}: {r:?}", if on { "Start" } else { "Stop" })));
+        }
+        Ok(())
+    }
+
     pub fn func(&self, name: &str) -> Result<&CudaFunction> {
         self.funcs.get(name).ok_or_else(|| Error::Gpu(format!("kernel {name} was not compiled for this model")))
     }

@@ -47,6 +47,11 @@ __constant__ unsigned long long* c_tl;
 __constant__ int c_trig[8];
 __constant__ int c_trig_rows;
 __constant__ int c_scpre;  // tc_core: scales loaded with the weights (TRTFORGE_BS1=scpre)
+// c_y16 (session 7, branch ttft7): the qkv and gate/up sums of the GEMV / tensor-core GEMV paths are
+// rounded to f16 before their epilogue (RoPE + KV append, SwiGLU), the same rounding point as the
+// GEMM path's f16 outputs (TRTFORGE_PREFILL_F16Y): every path (one-shot vs chunked prefill, static vs
+// paged, decode rows alone vs in a mixed pass) then rounds where the others do. Set by the host.
+__constant__ int c_y16;
 __device__ __forceinline__ int trig_mode(int kind, int rows) { return rows <= c_trig_rows ? c_trig[kind] : 0; }
 #define TL_HDR 8
 #define TL_IDS 512
@@ -674,6 +679,14 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
     }
 }
 
+// c_y16 (top of the file): qkv / gate-up sums rounded to f16 before their epilogue.
+template <int EPI>
+__device__ __forceinline__ void y16_round(float& y0, float& y1) {
+    if ((EPI == EPI_QKV || EPI == EPI_SWIGLU) && c_y16) {
+        y0 = h2f(f2h(y0));
+        y1 = h2f(f2h(y1));
+    }
+}
 template <int WF, int PRO, int EPI, int K, int MT>
 __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -755,6 +768,7 @@ __device__ __forceinline__ void gemv_body(const GemvArgs& a) {
                         y0 *= h2f(a.scales[2 * p]);
                         y1 *= h2f(a.scales[2 * p + 1]);
                     }
+                    y16_round<EPI>(y0, y1);
                     if (EPI == EPI_QKV) {
                         qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
                     } else if (EPI == EPI_SWIGLU) {
@@ -856,6 +870,7 @@ __device__ __forceinline__ void tc_epilogue(const GemvArgs& a, int t, int p, flo
         y0 *= h2f(a.scales[2 * p]);
         y1 *= h2f(a.scales[2 * p + 1]);
     }
+    y16_round<EPI>(y0, y1);
     if (EPI == EPI_QKV) {
         qkv_store(t, p, y0, y1, a.out, a.kc, a.vc, a.row_pos, a.row_slot, a.rcos, a.rsin);
     } else if (EPI == EPI_SWIGLU) {

@@ -882,6 +882,10 @@ impl CudaBackend {
         gpu.set_const_i32("c_trig_rows", 1)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         gpu.set_const_i32("c_scpre", bs1.scpre as i32)?;
+        // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
+        if pf.f16y {
+            gpu.set_const_i32("c_y16", 1)?;
+        }
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1290,9 +1294,9 @@ impl CudaBackend {
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let f16y = self.pf.f16y && !decode;
-                        let y = self
-                            .timed(prefill::gemm_label(ls.role), || self.linear_gemm(si, &ls, grows, selected, f16y))?;
+                        let y = self.timed(prefill::gemm_label(ls.role), || {
+                            self.linear_gemm(si, &ls, grows, selected, decode)
+                        })?;
                         match ls.role {
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
                             Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
@@ -1321,7 +1325,7 @@ impl CudaBackend {
     /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
     /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
     /// stream in flight, the head into the logits.
-    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, f16y: bool) -> Result<View<'_>> {
+    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, decode: bool) -> Result<View<'_>> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
@@ -1345,9 +1349,13 @@ impl CudaBackend {
         // cuBLASLt (autotuned per shape) for f16 operands unless TRTFORGE_GEMM=cublas;
         // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
         // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
-        let lt = self.gemm_lt && w.dtype() == DType::F16 && xact.dtype() == DType::F16;
-        // Session 6: f16 qkv / gate-up outputs of prefill passes (TRTFORGE_PREFILL_F16Y=1).
-        let f16y = f16y && matches!(ls.role, Role::Qkv | Role::GateUp) && xact.dtype() == DType::F16;
+        // Session 7: non-decode passes also through cuBLASLt with TRTFORGE_PREFILL_LT=1.
+        let lt = (self.gemm_lt || (self.pf.lt && !decode && self.gpu.has_lt()))
+            && w.dtype() == DType::F16
+            && xact.dtype() == DType::F16;
+        // Session 6: f16 qkv / gate-up outputs (TRTFORGE_PREFILL_F16Y); session 7: in decode passes
+        // too, their GEMV rows rounding at the same point (c_y16).
+        let f16y = self.pf.f16y && matches!(ls.role, Role::Qkv | Role::GateUp) && xact.dtype() == DType::F16;
         if f16y && !lt {
             let y16 = self.s.y.view(DType::F16);
             k.gemm_h(rows, n, kdim, w, xact, y16)?;
@@ -1380,7 +1388,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false, self.pf.f16y)?;
+            self.linear_gemm(si, &ls, rows, false, false)?;
         }
         Ok(())
     }
@@ -1559,6 +1567,17 @@ impl CudaBackend {
     pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> prefill::PrefillOpts {
         self.pf = o.supported(&self.spec, self.prefill_fa, self.opts.paged_blocks.is_some());
         self.pf_graphs.clear();
+        // f16y also sets where the GEMV paths round (c_y16) and the decode GEMM path's output
+        // type, which the captured decode graphs bake in.
+        let y16 = self
+            .gpu
+            .bind()
+            .and_then(|_| self.gpu.sync())
+            .and_then(|_| self.gpu.set_const_i32("c_y16", self.pf.f16y as i32));
+        if let Err(e) = y16 {
+            eprintln!("set_prefill_opts: c_y16: {e}");
+        }
+        self.graphs.clear();
         self.pf
     }
 

@@ -21,11 +21,15 @@ pub struct PrefillOpts {
     /// `rope_append_p`/`_hp` (no act copy of q) where the prefill attention reads q as f32
     /// (`TRTFORGE_PREFILL_EW=1|0`).
     pub ew: bool,
-    /// qkv and gate/up GEMMs of non-decode passes write f16 (cublasGemmEx or cuBLASLt), read by the
-    /// f16 epilogues (`TRTFORGE_PREFILL_F16Y=1|0`).
+    /// qkv and gate/up GEMMs write f16 (cublasGemmEx or cuBLASLt), read by the f16 epilogues, and
+    /// the GEMV paths round those sums to f16 too (`c_y16`) (`TRTFORGE_PREFILL_F16Y=1|0`).
     pub f16y: bool,
     /// Prefill passes of a shape seen before replay a CUDA graph (`TRTFORGE_PREFILL_GRAPH=1|0`).
     pub graph: bool,
+    /// Session 7: the GEMMs of non-decode passes through cuBLASLt, the algorithm (split-K variants
+    /// included) timed per shape at first use (`gpu::Lt`; `TRTFORGE_PREFILL_LT=1|0`; decode passes
+    /// keep cublasGemmEx unless `TRTFORGE_GEMM=lt`).
+    pub lt: bool,
 }
 
 /// What a captured prefill pass depends on besides the metadata block: rows, pieces, longest
@@ -56,8 +60,14 @@ pub const MAX_PASS_GRAPHS: usize = 64;
 /// TTFT(512) (2.56 → 2.63 ms in that lease).
 const DEFAULT_FA: bool = true;
 const DEFAULT_EW: bool = true;
-const DEFAULT_F16Y: bool = false;
+/// Session 7 (branch ttft7): `f16y` on by default again, in every engine and every GEMM-path pass
+/// (decode passes above `GEMV_MAX_T` rows too), with the GEMV paths rounding their qkv / gate-up sums
+/// to f16 at the same point (`c_y16` in kernels.cu): the failures above came from two paths rounding
+/// at different points (f16-rounded GEMM outputs vs f32 GEMV sums, then an 8-bit KV code flip), not
+/// from the f16 outputs themselves. `TRTFORGE_PREFILL_F16Y=0` turns both off.
+const DEFAULT_F16Y: bool = true;
 const DEFAULT_GRAPH: bool = true;
+const DEFAULT_LT: bool = false;
 
 fn env_flag(name: &str, default: bool) -> bool {
     match std::env::var(name).as_deref() {
@@ -65,11 +75,6 @@ fn env_flag(name: &str, default: bool) -> bool {
         Ok("0") => false,
         _ => default,
     }
-}
-
-/// `TRTFORGE_PREFILL_F16Y=1` given explicitly (paged engines use f16 GEMM outputs only then).
-fn f16y_forced() -> bool {
-    std::env::var("TRTFORGE_PREFILL_F16Y").as_deref() == Ok("1")
 }
 
 impl PrefillOpts {
@@ -80,19 +85,21 @@ impl PrefillOpts {
             ew: env_flag("TRTFORGE_PREFILL_EW", DEFAULT_EW),
             f16y: env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
             graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
+            lt: env_flag("TRTFORGE_PREFILL_LT", DEFAULT_LT),
         }
         .supported(spec, prefill_flash, paged)
     }
 
     /// Each switch only where the engine supports it: `fa` where `attn_prefill_fa` is compiled and
     /// the prefill attention is the flash kernel at all (`prefill_flash`); `ew` / `f16y` with f16
-    /// activations; `f16y` in paged engines only when `TRTFORGE_PREFILL_F16Y=1` is given.
-    pub fn supported(self, spec: &KernelSpec, prefill_flash: bool, paged: bool) -> PrefillOpts {
+    /// activations (static and paged engines alike since session 7).
+    pub fn supported(self, spec: &KernelSpec, prefill_flash: bool, _paged: bool) -> PrefillOpts {
         PrefillOpts {
             fa: self.fa && prefill_flash && spec.prefill_fa(),
             ew: self.ew && !spec.act_f32,
-            f16y: self.f16y && !spec.act_f32 && (!paged || f16y_forced()),
+            f16y: self.f16y && !spec.act_f32,
             graph: self.graph,
+            lt: self.lt && !spec.act_f32,
         }
     }
 }
