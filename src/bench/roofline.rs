@@ -128,6 +128,11 @@ pub fn bench_kv(
             last = first.iter().enumerate().map(|(s, &t)| (s, t)).collect();
         }
         let ttft = Summary::of(&ttfts).map(|s| s.median).unwrap_or(f64::NAN);
+        if std::env::var("TRTFORGE_TTFT_RUNS").as_deref() == Ok("1") {
+            // Session 7: every timed TTFT in order (is the row's median at steady state?).
+            let all: Vec<String> = ttfts.iter().map(|ms| format!("{ms:.3}")).collect();
+            log(&format!("{} bs{b} TTFT runs (ms, in order): {}", label.clone(), all.join(" ")));
+        }
         if b == 1 {
             if let Ok(p) = be.profile_prefill(&ps[0], 3) {
                 let total: f64 = p.iter().map(|e| e.1).sum();
