@@ -442,6 +442,19 @@ impl KernelSpec {
             KvCacheDtype::Fp8 => 2,
         };
         let _ = writeln!(s, "#define KV_Q {kv_q}");
+        // Session 7 build switches read from the environment (each its own cached module): the
+        // timeline stamps are compiled in only with TRTFORGE_TIMELINE=1 or TRTFORGE_TL_ON=1 (`TL_ON`);
+        // TRTFORGE_TC_MINB=N / TRTFORGE_TC_MINB8=N ask ptxas for N resident blocks of the tensor-core
+        // GEMVs / of their int8 and fp8 instances over the hidden size (`TC_MINB`, `TC_MINB8`).
+        let on = |k: &str| std::env::var(k).as_deref() == Ok("1");
+        if on("TRTFORGE_TIMELINE") || on("TRTFORGE_TL_ON") {
+            s.push_str("#define TL_ON 1\n");
+        }
+        for (env, def) in [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8")] {
+            if let Some(n) = std::env::var(env).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 1) {
+                let _ = writeln!(s, "#define {def} {n}");
+            }
+        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }
@@ -538,6 +551,7 @@ impl KernelSpec {
             "attn_prefill",
             "softmax_causal",
             "argmax_rows",
+            "argmax_mb",
             "advance",
             "sample_topk_topp",
             "sample_rows",

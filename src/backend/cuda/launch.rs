@@ -118,6 +118,11 @@ impl<'a> View<'a> {
 }
 
 /// Checks that `v` has element type `dtype` and at least `n` elements.
+/// Blocks per row of `argmax_mb` (kernels.cu `AM_BLOCKS`).
+pub fn am_blocks(vocab: usize) -> u32 {
+    vocab.div_ceil(1024).max(1) as u32
+}
+
 pub fn need(what: &str, v: &View, dtype: DType, n: usize) -> Result<()> {
     if v.dtype != dtype {
         return Err(Error::Gpu(format!(
@@ -1216,6 +1221,21 @@ impl<'a> Kernels<'a> {
         let (mut lp, mut np) = (logits.addr(), next.addr());
         // SAFETY: argmax_rows(logits, next): block t reads logits row t, writes next[t]; checked.
         unsafe { self.gpu.launch("argmax_rows", (u32_of("rows", rows)?, 1, 1), 1024, 0, &mut args!(lp, np)) }
+    }
+
+    /// `argmax_mb` (session 7): the same result as [`Self::argmax_rows`] from `am_blocks(vocab)`
+    /// blocks per row; `keys` (u64) and `cnt` (i32), at least `rows` each, must hold zeros (the
+    /// kernel leaves them so).
+    pub fn argmax_mb(&self, logits: View, next: View, keys: View, cnt: View, rows: usize) -> Result<()> {
+        need("logits", &logits, DType::F32, rows * self.d.vocab)?;
+        need("next tokens", &next, DType::I32, rows)?;
+        need("argmax keys", &keys, DType::U64, rows)?;
+        need("argmax counters", &cnt, DType::I32, rows)?;
+        let (mut lp, mut np, mut kp, mut cp) = (logits.addr(), next.addr(), keys.addr(), cnt.addr());
+        let grid = (am_blocks(self.d.vocab), u32_of("rows", rows)?, 1);
+        // SAFETY: argmax_mb(logits, next, keys, cnt): block (x, t) reads its slice of logits row t,
+        // updates keys[t] / cnt[t] atomically, the row's last block writes next[t]; checked.
+        unsafe { self.gpu.launch("argmax_mb", grid, 256, 0, &mut args!(lp, np, kp, cp)) }
     }
 
     /// `advance`: tokens[t] = next[t], row_pos[t] += 1 (clamped to max_seq - 1), for t < b.
