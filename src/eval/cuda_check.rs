@@ -773,13 +773,11 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         add(greedy_check("tiny_llama bs8", &tiny.weights, I8, &ps8, 16));
         add(gpu_loop_check("tiny_llama bs8", &tiny.weights, F16, &ps8, 16));
         add(gpu_loop_check("tiny_llama bs1", &tiny.weights, I8, &ps[..1], 16));
-        add(greedy_check(
-            "preset:tiny bs8",
-            &pt.weights,
-            I4 { group: 32 },
-            &seeded_prompts(&[3, 12, 30, 7, 1, 19, 25, 4], pt.weights.config.vocab_size, 8),
-            16,
-        ));
+        // int4 at 8 rows: logits, not greedy tokens — on the H200 (bs7 call 1) greedy 16 × 8 of these
+        // prompts left the CPU's tokens at token 10 of the 8th, where the CPU's top two logits
+        // differ by 8.9e-6 of max|logit| (a near tie; the engine's logits error is ≈ 7.6e-4).
+        let ps8t = seeded_prompts(&[3, 12, 30, 7, 1, 19, 25, 4], pt.weights.config.vocab_size, 8);
+        add(logits_check("preset:tiny bs8", &pt.weights, I4 { group: 32 }, &ps8t));
         add(argmax_check());
         return Ok(results);
     }

@@ -287,28 +287,32 @@ impl Bs1Knobs {
     }
 }
 
-/// The default bs1 switches of an engine (measured on the H200, session 6, docs/cuda.md): with PDL on
-/// sm_90 and the tensor-core GEMVs, for f16 / int8 / int4 weights (fp8 was not measured: off),
-/// - a decode step that reads at least 1.5 GB of weights (TinyLlama fp16): every kind triggers its
-///   dependents at entry (`trig`): the next kernel's blocks become resident early and issue their
-///   first weight loads while this kernel streams (call 3: 1,053 → 1,195 tok/s vs `off`);
-/// - smaller steps (int8 / int4, SmolLM2 fp16): trigger right after griddepcontrol.wait (`trigw`)
-///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge); int8 / int4
-///   also load their scales with the weights (`scpre`): int8 1,364 → 1,449, int4 1,360 → 1,470,
-///   SmolLM2 1,879 → 2,037 tok/s (call 3, same process).
+/// The default bs1 / bs2–8 switches of an engine (measured on the H200, sessions 6 and 7,
+/// docs/cuda.md): with PDL on sm_90 and the tensor-core GEMVs,
+/// - f16 weights, a decode step that reads at least 1.5 GB (TinyLlama fp16): every kind triggers its
+///   dependents at entry at one row (`trig`: session 7 call 1, 1,071 → 1,162 tok/s vs `off`) and
+///   right after griddepcontrol.wait at 2–8 rows (`mtrigw`: bs8 6,816 → 7,217);
+/// - smaller f16 steps (SmolLM2): `trigw` + `cl` at one row (session 6: 1,879 → 2,037); 2–8 rows
+///   not measured (off);
+/// - int4: `trigw` + `cl` + `scpre` at one row (1,457 → 1,592), `mtrigw` + `scpre8` at 2–8 rows
+///   (bs8 8,399 → 8,885);
+/// - int8 / fp8: nothing at one row (session 7 measured `off` 1.8 / 2.8 % faster than
+///   `trigw` + `cl` + `scpre` once the timeline stamps were compiled out: int8 1,429 vs 1,404,
+///   fp8 1,476 vs 1,436), `mtrigw` at 2–8 rows (bs8 int8 8,135 → 8,428, fp8 8,401 → 8,544).
 ///
-/// The trigger modes apply to launches of one row only (`trig`), `cl` to bs1 passes.
-/// Session 7: fp8 weights as int8 (`trigw` + `cl` + `scpre`; they were off).
+/// `cl` applies to bs1 passes only; `trig*` to one-row launches, `mtrig*` to launches of 2–8 rows.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
     use crate::quant::WeightFormat::*;
-    if !pdl_tc || !matches!(fmt, F16 | I8 | I4 { .. } | F8) {
-        return Bs1Knobs::default();
+    let off = Bs1Knobs::default();
+    if !pdl_tc {
+        return off;
     }
-    if weight_bytes >= 1_500_000_000 {
-        Bs1Knobs { trig: [1; 6], ..Bs1Knobs::default() }
-    } else {
-        let q = matches!(fmt, I8 | I4 { .. } | F8);
-        Bs1Knobs { trig: [2; 6], attn_cl: cl, scpre: q, ..Bs1Knobs::default() }
+    match fmt {
+        F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs { trig: [1; 6], mtrig: [2; 6], ..off },
+        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, ..off },
+        I4 { .. } => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, scpre: true, scpre8: true, ..off },
+        I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
+        _ => off,
     }
 }
 
@@ -332,12 +336,16 @@ mod tests {
         assert!(Bs1Knobs::parse("trig=3").is_err());
         assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
         use crate::quant::WeightFormat::*;
-        assert_eq!(bs1_default(F16, 2_068_000_000, true, true).trig, [1; 6]);
+        let f16 = bs1_default(F16, 2_068_000_000, true, true);
+        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
-        assert!(q.trig == [2; 6] && q.attn_cl && q.scpre);
-        assert!(!bs1_default(F16, 269_000_000, true, true).scpre);
-        let f8 = bs1_default(F8, 1_100_000_000, true, true);
-        assert!(f8.trig == [2; 6] && f8.attn_cl && f8.scpre);
+        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.scpre_rows() == 8);
+        let sm = bs1_default(F16, 269_000_000, true, true);
+        assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cl && sm.scpre_rows() == 0);
+        for f in [F8, I8] {
+            let k = bs1_default(f, 1_100_000_000, true, true);
+            assert_eq!(k, Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
+        }
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
     }
