@@ -653,11 +653,11 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
-        // per role, + tcg3 per role, + tcm (session 6) per role, + attn_decode_tc, attn_prefill_tc,
-        // attn_decode_cl, attn_decode_cl8, persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v,
-        // swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
-        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
+        // 23 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale and session 7's
+        // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
+        // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer, + the 6
+        // session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
+        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
