@@ -138,6 +138,11 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
 pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
+/// Name of the register-capped one-row tensor-core GEMV (session 7, opt-in `TRTFORGE_TC_R1=1`,
+/// [`KernelSpec::tc_r1`]).
+pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcr1_{}_{}", fmt.tag(), role.tag())
+}
 /// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcm_{}_{}", fmt.tag(), role.tag())
@@ -475,6 +480,21 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
+        if self.tc_r1() {
+            // One-row instances with a register cap (the session-7 `TC_MINB=2` + `TC_MINB8=3` build,
+            // which ran int8 / fp8 bs1 8 % faster and bs8 10–17 % slower than the uncapped kernels).
+            for (role, f) in self.tc_roles() {
+                let (pro, epi, k) = role.shape();
+                let minb =
+                    if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
+                let _ = write!(
+                    tc,
+                    "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                    tcr1_name(role, f),
+                    f.macro_name()
+                );
+            }
+        }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
             let (pro, epi, k) = role.shape();
@@ -535,6 +555,17 @@ impl KernelSpec {
         self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
+    /// Session 7, opt-in `TRTFORGE_TC_R1=1` (read once per process): engines with int8 or fp8 layer
+    /// weights also get `tcr1_*` instances of every tensor-core GEMV (`__launch_bounds__(512, 3)` for
+    /// the int8 / fp8 ones over the hidden size, `(512, 2)` for the rest), which their one-row
+    /// launches use; 2–8 rows keep the uncapped `tc_*`. Not yet run on the GPU.
+    pub fn tc_r1(&self) -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var("TRTFORGE_TC_R1").as_deref() == Ok("1"))
+            && self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
+            && !self.tc_roles().is_empty()
+    }
+
     /// Every kernel the source defines (for loading the module and for tests).
     pub fn kernel_names(&self) -> Vec<String> {
         let mut v: Vec<String> = [
@@ -576,6 +607,9 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
+            if self.tc_r1() {
+                v.push(tcr1_name(role, f));
+            }
             v.push(tcm_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));

@@ -27,9 +27,9 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, tcm_name, KernelSpec, Role, Tcg3Shape, TcgShape, WeightFormat,
-    ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX,
-    TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, TcgShape,
+    WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB,
+    TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -354,6 +354,8 @@ pub fn acl_smem(stages: usize, warps: usize, head_dim: usize, kv: DType) -> usiz
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemvKind {
     Tc,
+    /// `tcr1_*`: the register-capped one-row instances (session 7, opt-in `TRTFORGE_TC_R1=1`).
+    TcR1,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,
     Cuda {
@@ -365,6 +367,7 @@ impl GemvKind {
     pub fn name(self, role: Role, fmt: WeightFormat) -> String {
         match self {
             GemvKind::Tc => tc_name(role, fmt),
+            GemvKind::TcR1 => tcr1_name(role, fmt),
             GemvKind::Tcm => tcm_name(role, fmt),
             GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
         }
@@ -780,7 +783,9 @@ impl<'a> Kernels<'a> {
         let k = d.role_k(role);
         let (n, act) = (w.n, d.act.size());
         let (threads, smem) = match kind {
-            GemvKind::Tc | GemvKind::Tcm if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => {
+            GemvKind::Tc | GemvKind::Tcm | GemvKind::TcR1
+                if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 =>
+            {
                 (TC_THREADS, tc_smem(rows, k))
             }
             GemvKind::Cuda { mt } if rows <= mt && mt <= GEMV_MAX_T => (GEMV_THREADS, rows * k * act),

@@ -32,8 +32,8 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, KernelSpec, Role,
-    Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, KernelSpec,
+    Role, Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
     TCG_THREADS, TC_THREADS,
 };
 use launch::{
@@ -1215,6 +1215,8 @@ impl CudaBackend {
                         let (kind, grid) = if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
+                            } else if rows == 1 && self.spec.tc_r1() {
+                                (GemvKind::TcR1, tcr1_name(ls.role, fmt))
                             } else {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
                             };
