@@ -313,7 +313,11 @@ fn bs1_extras(
     let mut base_tokens: Option<Vec<Vec<u32>>> = None;
     for v in ab.split(',').map(str::trim).filter(|v| !v.is_empty()) {
         // "default": the engine's own default switches; "off": none (the session-5 behaviour).
-        let k = if v == "default" { be.bs1_default() } else { timeline::Bs1Knobs::parse(v)? };
+        // "default+X": the engine's default plus switches X.
+        let k = match v.strip_prefix("default") {
+            Some(rest) => timeline::Bs1Knobs::parse_on(be.bs1_default(), rest)?,
+            None => timeline::Bs1Knobs::parse(v)?,
+        };
         be.set_bs1(k)?;
         for s in 0..b {
             be.set_seq_len(s, prompt_len)?;

@@ -41,18 +41,26 @@ __device__ __forceinline__ void pdl_trigger() {
 // c_trig[kind] (kind = TL_QKV ..): when that kernel kind triggers its dependents
 // (griddepcontrol.launch_dependents): 0 only after its main loop (the session-5 behaviour), 1 also at
 // entry before griddepcontrol.wait, 2 also right after the wait; only in launches of at most
-// c_trig_rows rows (the host sets 1: measured at bs1 only). Set per kind from TRTFORGE_BS1 / the
-// engine's default (mod.rs, `bs1_default`).
+// c_trig_rows rows. Set per kind from TRTFORGE_BS1 / the engine's default (mod.rs, `bs1_default`).
+// Session 7: c_trig[kind] applies to launches of one row, c_trig[8 + kind] to 2..c_trig_rows rows
+// (the host sets c_trig_rows = GEMV_MAX_T); c_scpre is the largest row count that loads its scales
+// with the weights (0: none).
+// TL_ON (kernels.rs: 1 only with TRTFORGE_TIMELINE=1): without it the stamps compile to nothing.
+#ifndef TL_ON
+#define TL_ON 0
+#endif
 __constant__ unsigned long long* c_tl;
-__constant__ int c_trig[8];
+__constant__ int c_trig[16];
 __constant__ int c_trig_rows;
-__constant__ int c_scpre;  // tc_core: scales loaded with the weights (TRTFORGE_BS1=scpre)
+__constant__ int c_scpre;  // tc_core: scales loaded with the weights at <= c_scpre rows (TRTFORGE_BS1=scpre)
 // c_y16 (session 7, branch ttft7): the qkv and gate/up sums of the GEMV / tensor-core GEMV paths are
 // rounded to f16 before their epilogue (RoPE + KV append, SwiGLU), the same rounding point as the
 // GEMM path's f16 outputs (TRTFORGE_PREFILL_F16Y): every path (one-shot vs chunked prefill, static vs
 // paged, decode rows alone vs in a mixed pass) then rounds where the others do. Set by the host.
 __constant__ int c_y16;
-__device__ __forceinline__ int trig_mode(int kind, int rows) { return rows <= c_trig_rows ? c_trig[kind] : 0; }
+__device__ __forceinline__ int trig_mode(int kind, int rows) {
+    return rows == 1 ? c_trig[kind] : rows <= c_trig_rows ? c_trig[8 + kind] : 0;
+}
 #define TL_HDR 8
 #define TL_IDS 512
 #define TL_REC 10  // kind | gid << 8, ~entry min, entry max, ~wait min, wait max, ~trig min, trig max, ~exit min, exit max, blocks
@@ -75,7 +83,7 @@ __device__ __forceinline__ unsigned long long* tl_sh() {
     return s;
 }
 __device__ __forceinline__ void tl_enter(int kind) {
-    if (threadIdx.x != 0) return;
+    if (!TL_ON || threadIdx.x != 0) return;
     unsigned long long* tl = c_tl;
     if (tl == nullptr) return;
     const unsigned long long t = tl_now();
@@ -89,7 +97,7 @@ __device__ __forceinline__ void tl_enter(int kind) {
     tl_sh()[0] = (unsigned long long)r;
 }
 __device__ __forceinline__ void tl_stamp(int f) {
-    if (threadIdx.x != 0 || c_tl == nullptr) return;
+    if (!TL_ON || threadIdx.x != 0 || c_tl == nullptr) return;
     unsigned long long* r = (unsigned long long*)tl_sh()[0];
     const unsigned long long t = tl_now();
     atomicMax(r + f * TL_LINE, ~t);
@@ -930,7 +938,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     // they are used — int4 group scales of each loaded step (qa/qb), int8/fp8 row scales of the
     // epilogue thread's rows (rs, for the tile after this one nrs) — so that no dependent DRAM round
     // trip is left between a tile's mmas and its epilogue. Same values, same arithmetic.
-    const bool scpre = !PERSIST && c_scpre != 0 && a.T <= c_trig_rows;
+    const bool scpre = !PERSIST && a.T <= c_scpre;
     u32 qa[TC_U], qb[TC_U];
     auto load = [&](int tile, int b0) {
         const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
@@ -1053,8 +1061,22 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
     tc_core<WF, PRO, EPI, K, false>(a, blockIdx.x, gridDim.x, PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T});
     tl_exit();
 }
+// Minimum resident blocks per SM asked of ptxas (session 7; a register cap of 64 / 40 registers for
+// 2 / 3): TC_MINB for every tc_* instance (kernels.rs, TRTFORGE_TC_MINB=N), TC_MINB8 for the int8 /
+// fp8 instances over the hidden size (qkv, o, gate/up; TRTFORGE_TC_MINB8=N) where it is larger.
+// Without the timeline stamps (TL_ON 0) ptxas gives the uncapped tc_* kernels up to 126 registers
+// (int8 down: one block per SM, which leaves no room for the next kernel's early PDL blocks).
+#ifndef TC_MINB
+#define TC_MINB_ALL 1
+#else
+#define TC_MINB_ALL TC_MINB
+#endif
+#ifndef TC_MINB8
+#define TC_MINB8 1
+#endif
+#define TC_MINB_OF(WF, K) (((WF) == WF_I8 || (WF) == WF_F8) && (K) == HIDDEN && TC_MINB8 > TC_MINB_ALL ? TC_MINB8 : TC_MINB_ALL)
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
-    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_OF(WF, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 TC_INSTANCES
 
 // Multi-tile tensor-core GEMV (session 6, opt-in TRTFORGE_BS1=tcm; `tcm_*`): the tc_* kernel with a
@@ -2996,6 +3018,59 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
         for (int w = 1; w < (int)(blockDim.x >> 5); w++)
             if (sv[w] > best || (sv[w] == best && si[w] < bi)) { best = sv[w]; bi = si[w]; }
         next[t] = bi == 0x7fffffff ? 0 : bi;
+    }
+    tl_exit();
+}
+
+// Greedy sampling over AM_BLOCKS blocks per row (session 7): grid (AM_BLOCKS, rows) of AM_THREADS.
+// Each block reduces its slice of the row to one 64-bit key — the value's bits made unsigned-ordered
+// in the high word (-0 as +0; NaN never wins: key 0), 0xffffffff - index in the low word, so that
+// the largest key is the largest value at its lowest index, as argmax_rows picks it — and folds it
+// into keys[t] by atomicMax; the last block of the row (counter cnt[t]) writes next[t] and leaves
+// keys[t] and cnt[t] at 0 for the next launch (the host zeroes them once).
+#define AM_THREADS 256
+#define AM_BLOCKS ((VOCAB + 1023) / 1024)
+#define AM_PER ((VOCAB + AM_BLOCKS - 1) / AM_BLOCKS)
+__device__ __forceinline__ unsigned long long am_key(float v, int i) {
+    if (v != v) return 0ull;
+    u32 u = __float_as_uint(v == 0.f ? 0.f : v);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)u << 32) | (unsigned long long)(0xffffffffu - (u32)i);
+}
+extern "C" __global__ void __launch_bounds__(AM_THREADS)
+    argmax_mb(const float* __restrict__ logits, int* __restrict__ next, unsigned long long* keys, int* cnt) {
+    tl_enter(TL_ARGMAX);
+    PDL_ENTRY();
+    tl_waited();
+    const int t = blockIdx.y;
+    const float* r = logits + (size_t)t * VOCAB;
+    const int i0 = blockIdx.x * AM_PER, i1 = min(i0 + AM_PER, VOCAB);
+    unsigned long long best = 0ull;
+#pragma unroll 4
+    for (int i = i0 + (int)threadIdx.x; i < i1; i += AM_THREADS) {
+        const unsigned long long k = am_key(r[i], i);
+        best = k > best ? k : best;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long k = __shfl_xor_sync(0xffffffffu, best, o);
+        best = k > best ? k : best;
+    }
+    __shared__ unsigned long long sk[AM_THREADS / 32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sk[warp] = best;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+#pragma unroll
+        for (int w = 1; w < AM_THREADS / 32; w++) best = sk[w] > best ? sk[w] : best;
+        atomicMax(keys + t, best);
+        __threadfence();
+        if (atomicAdd(cnt + t, 1) == (int)gridDim.x - 1) {
+            __threadfence();
+            const unsigned long long k = atomicExch(keys + t, 0ull);
+            cnt[t] = 0;
+            next[t] = k == 0ull ? 0 : (int)(0xffffffffu - (u32)(k & 0xffffffffull));
+        }
     }
     tl_exit();
 }

@@ -138,6 +138,11 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
 pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
+/// Name of the register-capped one-row tensor-core GEMV (session 7, opt-in `TRTFORGE_TC_R1=1`,
+/// [`KernelSpec::tc_r1`]).
+pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcr1_{}_{}", fmt.tag(), role.tag())
+}
 /// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcm_{}_{}", fmt.tag(), role.tag())
@@ -442,6 +447,19 @@ impl KernelSpec {
             KvCacheDtype::Fp8 => 2,
         };
         let _ = writeln!(s, "#define KV_Q {kv_q}");
+        // Session 7 build switches read from the environment (each its own cached module): the
+        // timeline stamps are compiled in only with TRTFORGE_TIMELINE=1 or TRTFORGE_TL_ON=1 (`TL_ON`);
+        // TRTFORGE_TC_MINB=N / TRTFORGE_TC_MINB8=N ask ptxas for N resident blocks of the tensor-core
+        // GEMVs / of their int8 and fp8 instances over the hidden size (`TC_MINB`, `TC_MINB8`).
+        let on = |k: &str| std::env::var(k).as_deref() == Ok("1");
+        if on("TRTFORGE_TIMELINE") || on("TRTFORGE_TL_ON") {
+            s.push_str("#define TL_ON 1\n");
+        }
+        for (env, def) in [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8")] {
+            if let Some(n) = std::env::var(env).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 1) {
+                let _ = writeln!(s, "#define {def} {n}");
+            }
+        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }
@@ -461,6 +479,21 @@ impl KernelSpec {
         for (role, f) in self.tc_roles() {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
+        }
+        if self.tc_r1() {
+            // One-row instances with a register cap (the session-7 `TC_MINB=2` + `TC_MINB8=3` build,
+            // which ran int8 / fp8 bs1 8 % faster and bs8 10–17 % slower than the uncapped kernels).
+            for (role, f) in self.tc_roles() {
+                let (pro, epi, k) = role.shape();
+                let minb =
+                    if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
+                let _ = write!(
+                    tc,
+                    "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                    tcr1_name(role, f),
+                    f.macro_name()
+                );
+            }
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
@@ -522,6 +555,17 @@ impl KernelSpec {
         self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
+    /// Session 7, opt-in `TRTFORGE_TC_R1=1` (read once per process): engines with int8 or fp8 layer
+    /// weights also get `tcr1_*` instances of every tensor-core GEMV (`__launch_bounds__(512, 3)` for
+    /// the int8 / fp8 ones over the hidden size, `(512, 2)` for the rest), which their one-row
+    /// launches use; 2–8 rows keep the uncapped `tc_*`. Not yet run on the GPU.
+    pub fn tc_r1(&self) -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var("TRTFORGE_TC_R1").as_deref() == Ok("1"))
+            && self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
+            && !self.tc_roles().is_empty()
+    }
+
     /// Every kernel the source defines (for loading the module and for tests).
     pub fn kernel_names(&self) -> Vec<String> {
         let mut v: Vec<String> = [
@@ -538,6 +582,7 @@ impl KernelSpec {
             "attn_prefill",
             "softmax_causal",
             "argmax_rows",
+            "argmax_mb",
             "advance",
             "sample_topk_topp",
             "sample_rows",
@@ -562,6 +607,9 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
+            if self.tc_r1() {
+                v.push(tcr1_name(role, f));
+            }
             v.push(tcm_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));
@@ -639,11 +687,11 @@ mod tests {
         for n in s.kernel_names() {
             assert!(src.contains(&n), "kernel {n} missing from the source");
         }
-        // 22 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale), the GEMVs, tc + tcg
-        // per role, + tcg3 per role, + tcm (session 6) per role, + attn_decode_tc, attn_prefill_tc,
-        // attn_decode_cl, attn_decode_cl8, persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v,
-        // swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
-        assert_eq!(s.kernel_names().len(), 22 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
+        // 23 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale and session 7's
+        // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
+        // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer, + the 6
+        // session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
+        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

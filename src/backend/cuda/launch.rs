@@ -27,9 +27,9 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, tcm_name, KernelSpec, Role, Tcg3Shape, TcgShape, WeightFormat,
-    ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX,
-    TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, TcgShape,
+    WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB,
+    TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -118,6 +118,11 @@ impl<'a> View<'a> {
 }
 
 /// Checks that `v` has element type `dtype` and at least `n` elements.
+/// Blocks per row of `argmax_mb` (kernels.cu `AM_BLOCKS`).
+pub fn am_blocks(vocab: usize) -> u32 {
+    vocab.div_ceil(1024).max(1) as u32
+}
+
 pub fn need(what: &str, v: &View, dtype: DType, n: usize) -> Result<()> {
     if v.dtype != dtype {
         return Err(Error::Gpu(format!(
@@ -349,6 +354,8 @@ pub fn acl_smem(stages: usize, warps: usize, head_dim: usize, kv: DType) -> usiz
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemvKind {
     Tc,
+    /// `tcr1_*`: the register-capped one-row instances (session 7, opt-in `TRTFORGE_TC_R1=1`).
+    TcR1,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,
     Cuda {
@@ -360,6 +367,7 @@ impl GemvKind {
     pub fn name(self, role: Role, fmt: WeightFormat) -> String {
         match self {
             GemvKind::Tc => tc_name(role, fmt),
+            GemvKind::TcR1 => tcr1_name(role, fmt),
             GemvKind::Tcm => tcm_name(role, fmt),
             GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
         }
@@ -775,7 +783,9 @@ impl<'a> Kernels<'a> {
         let k = d.role_k(role);
         let (n, act) = (w.n, d.act.size());
         let (threads, smem) = match kind {
-            GemvKind::Tc | GemvKind::Tcm if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => {
+            GemvKind::Tc | GemvKind::Tcm | GemvKind::TcR1
+                if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 =>
+            {
                 (TC_THREADS, tc_smem(rows, k))
             }
             GemvKind::Cuda { mt } if rows <= mt && mt <= GEMV_MAX_T => (GEMV_THREADS, rows * k * act),
@@ -1216,6 +1226,21 @@ impl<'a> Kernels<'a> {
         let (mut lp, mut np) = (logits.addr(), next.addr());
         // SAFETY: argmax_rows(logits, next): block t reads logits row t, writes next[t]; checked.
         unsafe { self.gpu.launch("argmax_rows", (u32_of("rows", rows)?, 1, 1), 1024, 0, &mut args!(lp, np)) }
+    }
+
+    /// `argmax_mb` (session 7): the same result as [`Self::argmax_rows`] from `am_blocks(vocab)`
+    /// blocks per row; `keys` (u64) and `cnt` (i32), at least `rows` each, must hold zeros (the
+    /// kernel leaves them so).
+    pub fn argmax_mb(&self, logits: View, next: View, keys: View, cnt: View, rows: usize) -> Result<()> {
+        need("logits", &logits, DType::F32, rows * self.d.vocab)?;
+        need("next tokens", &next, DType::I32, rows)?;
+        need("argmax keys", &keys, DType::U64, rows)?;
+        need("argmax counters", &cnt, DType::I32, rows)?;
+        let (mut lp, mut np, mut kp, mut cp) = (logits.addr(), next.addr(), keys.addr(), cnt.addr());
+        let grid = (am_blocks(self.d.vocab), u32_of("rows", rows)?, 1);
+        // SAFETY: argmax_mb(logits, next, keys, cnt): block (x, t) reads its slice of logits row t,
+        // updates keys[t] / cnt[t] atomically, the row's last block writes next[t]; checked.
+        unsafe { self.gpu.launch("argmax_mb", grid, 256, 0, &mut args!(lp, np, kp, cp)) }
     }
 
     /// `advance`: tokens[t] = next[t], row_pos[t] += 1 (clamped to max_seq - 1), for t < b.

@@ -32,8 +32,8 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, KernelSpec, Role,
-    Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, KernelSpec,
+    Role, Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
     TCG_THREADS, TC_THREADS,
 };
 use launch::{
@@ -259,6 +259,8 @@ struct Scratch {
     counters: DevBuf, // (max_seqs, n_kv) i32
     meta: DevBuf,     // MetaLayout i32
     next: DevBuf,     // (max_seqs) i32 sampled tokens
+    am_keys: DevBuf,  // (max_seqs) u64 argmax_mb keys (zero between launches)
+    am_cnt: DevBuf,   // (max_seqs) i32 argmax_mb block counters (zero between launches)
     hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
     qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
     /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
@@ -619,6 +621,8 @@ impl CudaBackend {
             counters: gpu.alloc(layout.max_seqs * cfg.num_key_value_heads * 4)?,
             meta: gpu.alloc(layout.len() * 4)?,
             next: gpu.alloc(layout.max_seqs * 4)?,
+            am_keys: gpu.alloc(layout.max_seqs * 8)?,
+            am_cnt: gpu.alloc(layout.max_seqs * 4)?,
             hist: gpu.alloc((opts.max_seq + 1) * slots * 4)?,
             qa: gpu.alloc(mt * cfg.q_dim() * act)?,
             scores: {
@@ -635,6 +639,8 @@ impl CudaBackend {
             ptrs: gpu.alloc(cfg.num_hidden_layers * slots * 6 * cfg.num_attention_heads * 8)?,
         };
         gpu.memset0(&s.counters)?;
+        gpu.memset0(&s.am_keys)?;
+        gpu.memset0(&s.am_cnt)?;
         gpu.memset0(&s.meta)?;
         let tbl_stride = seq_cap.div_ceil(paged::BLOCK);
         let tables = match opts.paged_blocks {
@@ -879,9 +885,9 @@ impl CudaBackend {
             Ok(v) => timeline::Bs1Knobs::parse(&v)?,
             Err(_) => bs1_default,
         };
-        gpu.set_const_i32("c_trig_rows", 1)?;
+        gpu.set_const_i32("c_trig_rows", GEMV_MAX_T as i32)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
-        gpu.set_const_i32("c_scpre", bs1.scpre as i32)?;
+        gpu.set_const_i32("c_scpre", bs1.scpre_rows())?;
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         if pf.f16y {
             gpu.set_const_i32("c_y16", 1)?;
@@ -1213,6 +1219,8 @@ impl CudaBackend {
                         let (kind, grid) = if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
+                            } else if rows == 1 && self.spec.tc_r1() {
+                                (GemvKind::TcR1, tcr1_name(ls.role, fmt))
                             } else {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
                             };
@@ -1745,7 +1753,7 @@ impl CudaBackend {
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
         self.run_pass(b, b, 1, true, true, b)?;
         let (k, l) = (self.kern(), self.layout);
-        k.argmax_rows(self.s.logits.f32(), self.s.next.i32(), b)?;
+        self.argmax(b)?;
         k.advance(self.s.next.i32(), self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?, b)
     }
 
@@ -1885,7 +1893,7 @@ impl CudaBackend {
         let rows = self.forward_device(chunks, Logits::Last, None)?;
         let decode = chunks.iter().all(|c| c.tokens.len() == 1) && self.opts.graphs;
         if !decode {
-            self.kern().argmax_rows(self.s.logits.f32(), self.s.next.i32(), rows)?;
+            self.argmax(rows)?;
         }
         let mut ids = vec![0i32; rows];
         self.gpu.dtoh(&self.s.next, 0, &mut ids)?;
@@ -1949,6 +1957,33 @@ impl CudaBackend {
         Ok((0..last.len()).map(|r| (0..steps).map(|i| all[i * b + r] as u32).collect()).collect())
     }
 
+    /// Greedy next tokens of the first `rows` logit rows into `next`: `argmax_mb` (session 7), or
+    /// the one-block `argmax_rows` with the `am1` switch.
+    pub(crate) fn argmax(&self, rows: usize) -> Result<()> {
+        let (k, logits, next) = (self.kern(), self.s.logits.f32(), self.s.next.i32());
+        if self.bs1.am1 {
+            k.argmax_rows(logits, next, rows)
+        } else {
+            k.argmax_mb(logits, next, self.s.am_keys.view(DType::U64), self.s.am_cnt.i32(), rows)
+        }
+    }
+
+    /// `argmax` of host rows (each `vocab` long, at most `max_batch`) on the GPU: the kernel check
+    /// of `TRTFORGE_CHECKS=bs1q` (ties, NaN, ±0, -inf).
+    pub fn argmax_host_rows(&mut self, rows: &[Vec<f32>]) -> Result<Vec<u32>> {
+        self.gpu.bind()?;
+        let v = self.cfg.vocab_size;
+        if rows.len() > self.opts.max_batch || rows.iter().any(|r| r.len() != v) {
+            return Err(Error::Invalid(format!("argmax check: at most {} rows of {v}", self.opts.max_batch)));
+        }
+        let flat: Vec<f32> = rows.concat();
+        self.gpu.htod(&self.s.logits, 0, &flat)?;
+        self.argmax(rows.len())?;
+        let mut ids = vec![0i32; rows.len()];
+        self.gpu.dtoh(&self.s.next, 0, &mut ids)?;
+        Ok(ids.into_iter().map(|x| x as u32).collect())
+    }
+
     /// The engine's default bs1 switches (without TRTFORGE_BS1).
     pub fn bs1_default(&self) -> timeline::Bs1Knobs {
         self.bs1_default
@@ -1960,7 +1995,7 @@ impl CudaBackend {
         self.gpu.bind()?;
         self.gpu.sync()?;
         self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
-        self.gpu.set_const_i32("c_scpre", k.scpre as i32)?;
+        self.gpu.set_const_i32("c_scpre", k.scpre_rows())?;
         self.bs1 = k;
         self.graphs.clear();
         Ok(())

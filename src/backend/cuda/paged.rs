@@ -328,7 +328,7 @@ impl CudaPagedBackend {
     }
 
     fn argmax(&mut self, rows: usize) -> Result<()> {
-        self.eng.kern().argmax_rows(self.eng.s.logits.f32(), self.eng.s.next.i32(), rows)
+        self.eng.argmax(rows)
     }
 
     fn capture(&mut self, rows: usize) -> Result<()> {

@@ -191,34 +191,58 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
 /// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
+/// Session 7: `mtrig` / `mtrigw` / `mtrig=DDDDDD` (the same trigger modes for launches of 2..8 rows),
+/// `scpre8` (scales with the weights at every GEMV row count), `am1` (the one-block `argmax_rows`
+/// instead of `argmax_mb`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bs1Knobs {
     /// `c_trig` per kernel kind (qkv, attn, o, gateup, down, head): 0 trigger after the main loop
     /// (default), 1 also at entry (`trig`), 2 also right after griddepcontrol.wait (`trigw`);
     /// `trig=DDDDDD` sets each kind (digits in that order).
     pub trig: [u8; 6],
+    /// The same for launches of 2..=GEMV_MAX_T rows (`c_trig[8 + kind]`; `mtrig`, `mtrigw`, `mtrig=`).
+    pub mtrig: [u8; 6],
     /// `attn_decode_cl` (cluster, K/V loads before the wait) at every batch size (`cl`).
     pub attn_cl: bool,
     /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
     pub tcm: bool,
     /// `c_scpre`: tc_* load the int4 group / int8 row scales with the weights (`scpre`).
     pub scpre: bool,
+    /// `scpre` at every GEMV row count, not only one row (`scpre8`).
+    pub scpre8: bool,
+    /// The one-block `argmax_rows` (session 6) instead of `argmax_mb` (`am1`).
+    pub am1: bool,
     pub occ_cap: Option<u32>,
     pub attn_ns: Option<usize>,
 }
 
 impl Bs1Knobs {
-    /// `c_trig` of kernels.cu, indexed by its TL_* kind (1 = qkv .. 6 = head).
-    pub fn trig_modes(&self) -> [i32; 8] {
-        let mut m = [0i32; 8];
-        for (i, &x) in self.trig.iter().enumerate() {
+    /// `c_trig` of kernels.cu, indexed by its TL_* kind (1 = qkv .. 6 = head): one-row launches,
+    /// then (from 8 on) launches of 2..=GEMV_MAX_T rows.
+    pub fn trig_modes(&self) -> [i32; 16] {
+        let mut m = [0i32; 16];
+        for (i, (&x, &y)) in self.trig.iter().zip(&self.mtrig).enumerate() {
             m[i + 1] = x as i32;
+            m[i + 9] = y as i32;
         }
         m
     }
 
+    /// `c_scpre`: the largest GEMV row count that loads its scales with the weights (0: none).
+    pub fn scpre_rows(&self) -> i32 {
+        if self.scpre8 {
+            crate::backend::cuda::kernels::GEMV_MAX_T as i32
+        } else {
+            self.scpre as i32
+        }
+    }
+
     pub fn parse(v: &str) -> Result<Bs1Knobs> {
-        let mut k = Bs1Knobs::default();
+        Bs1Knobs::parse_on(Bs1Knobs::default(), v)
+    }
+
+    /// `v`'s switches applied on top of `k` (bench: `default+am1` = the engine's default plus `am1`).
+    pub fn parse_on(mut k: Bs1Knobs, v: &str) -> Result<Bs1Knobs> {
         for t in v.split('+').map(str::trim).filter(|t| !t.is_empty() && *t != "base") {
             if t == "off" {
                 k = Bs1Knobs::default();
@@ -226,12 +250,23 @@ impl Bs1Knobs {
                 k.trig = [1; 6];
             } else if t == "trigw" {
                 k.trig = [2; 6];
-            } else if let Some(d) = t.strip_prefix("trig=") {
+            } else if t == "mtrig" {
+                k.mtrig = [1; 6];
+            } else if t == "mtrigw" {
+                k.mtrig = [2; 6];
+            } else if let Some((multi, d)) =
+                t.strip_prefix("trig=").map(|d| (false, d)).or_else(|| t.strip_prefix("mtrig=").map(|d| (true, d)))
+            {
                 let m: Vec<u8> = d.bytes().map(|b| b.wrapping_sub(b'0')).collect();
                 if m.is_empty() || m.len() > 6 || m.iter().any(|&x| x > 2) {
                     return Err(Error::Invalid(format!("bs1 switch {t:?}: trig= takes up to 6 digits 0-2")));
                 }
-                k.trig[..m.len()].copy_from_slice(&m);
+                let dst = if multi { &mut k.mtrig } else { &mut k.trig };
+                dst[..m.len()].copy_from_slice(&m);
+            } else if t == "scpre8" {
+                k.scpre8 = true;
+            } else if t == "am1" {
+                k.am1 = true;
             } else if t == "cl" {
                 k.attn_cl = true;
             } else if t == "tcm" {
@@ -244,7 +279,7 @@ impl Bs1Knobs {
                 k.attn_ns = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, cl, tcm, scpre, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, tcm, scpre, scpre8, am1, occN, nsN)"
                 )));
             }
         }
@@ -252,27 +287,32 @@ impl Bs1Knobs {
     }
 }
 
-/// The default bs1 switches of an engine (measured on the H200, session 6, docs/cuda.md): with PDL on
-/// sm_90 and the tensor-core GEMVs, for f16 / int8 / int4 weights (fp8 was not measured: off),
-/// - a decode step that reads at least 1.5 GB of weights (TinyLlama fp16): every kind triggers its
-///   dependents at entry (`trig`): the next kernel's blocks become resident early and issue their
-///   first weight loads while this kernel streams (call 3: 1,053 → 1,195 tok/s vs `off`);
-/// - smaller steps (int8 / int4, SmolLM2 fp16): trigger right after griddepcontrol.wait (`trigw`)
-///   and `attn_decode_cl` at bs1 (`cl`: old K/V issued before the wait, cluster merge); int8 / int4
-///   also load their scales with the weights (`scpre`): int8 1,364 → 1,449, int4 1,360 → 1,470,
-///   SmolLM2 1,879 → 2,037 tok/s (call 3, same process).
+/// The default bs1 / bs2–8 switches of an engine (measured on the H200, sessions 6 and 7,
+/// docs/cuda.md): with PDL on sm_90 and the tensor-core GEMVs,
+/// - f16 weights, a decode step that reads at least 1.5 GB (TinyLlama fp16): every kind triggers its
+///   dependents at entry at one row (`trig`: session 7 call 1, 1,071 → 1,162 tok/s vs `off`) and
+///   right after griddepcontrol.wait at 2–8 rows (`mtrigw`: bs8 6,816 → 7,217);
+/// - smaller f16 steps (SmolLM2): `trigw` + `cl` at one row (session 6: 1,879 → 2,037); 2–8 rows
+///   not measured (off);
+/// - int4: `trigw` + `cl` + `scpre` at one row (1,457 → 1,592), `mtrigw` + `scpre8` at 2–8 rows
+///   (bs8 8,399 → 8,885);
+/// - int8 / fp8: nothing at one row (session 7 measured `off` 1.8 / 2.8 % faster than
+///   `trigw` + `cl` + `scpre` once the timeline stamps were compiled out: int8 1,429 vs 1,404,
+///   fp8 1,476 vs 1,436), `mtrigw` at 2–8 rows (bs8 int8 8,135 → 8,428, fp8 8,401 → 8,544).
 ///
-/// The trigger modes apply to launches of one row only (`c_trig_rows`), `cl` to bs1 passes.
+/// `cl` applies to bs1 passes only; `trig*` to one-row launches, `mtrig*` to launches of 2–8 rows.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
     use crate::quant::WeightFormat::*;
-    if !pdl_tc || !matches!(fmt, F16 | I8 | I4 { .. }) {
-        return Bs1Knobs::default();
+    let off = Bs1Knobs::default();
+    if !pdl_tc {
+        return off;
     }
-    if weight_bytes >= 1_500_000_000 {
-        Bs1Knobs { trig: [1; 6], ..Bs1Knobs::default() }
-    } else {
-        let q = matches!(fmt, I8 | I4 { .. });
-        Bs1Knobs { trig: [2; 6], attn_cl: cl, scpre: q, ..Bs1Knobs::default() }
+    match fmt {
+        F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs { trig: [1; 6], mtrig: [2; 6], ..off },
+        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, ..off },
+        I4 { .. } => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, scpre: true, scpre8: true, ..off },
+        I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
+        _ => off,
     }
 }
 
@@ -287,15 +327,25 @@ mod tests {
         assert!(k.trig == [1; 6] && k.occ_cap == Some(1) && k.attn_ns == Some(4) && !k.attn_cl);
         assert_eq!(Bs1Knobs::parse("trigw+cl").unwrap().trig, [2; 6]);
         let m = Bs1Knobs::parse("trig=1201").unwrap();
-        assert_eq!(m.trig_modes(), [0, 1, 2, 0, 1, 0, 0, 0]);
+        assert_eq!(m.trig_modes(), [0, 1, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mm = Bs1Knobs::parse("trigw+mtrig=21+scpre8+am1").unwrap();
+        assert_eq!(mm.trig_modes(), [0, 2, 2, 2, 2, 2, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0]);
+        assert!(mm.am1 && mm.scpre_rows() == 8);
+        assert_eq!(Bs1Knobs::parse("mtrigw").unwrap().mtrig, [2; 6]);
+        assert_eq!(Bs1Knobs::parse("scpre").unwrap().scpre_rows(), 1);
         assert!(Bs1Knobs::parse("trig=3").is_err());
         assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
         use crate::quant::WeightFormat::*;
-        assert_eq!(bs1_default(F16, 2_068_000_000, true, true).trig, [1; 6]);
+        let f16 = bs1_default(F16, 2_068_000_000, true, true);
+        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
-        assert!(q.trig == [2; 6] && q.attn_cl && q.scpre);
-        assert!(!bs1_default(F16, 269_000_000, true, true).scpre);
-        assert_eq!(bs1_default(F8, 1_100_000_000, true, true), Bs1Knobs::default());
+        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.scpre_rows() == 8);
+        let sm = bs1_default(F16, 269_000_000, true, true);
+        assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cl && sm.scpre_rows() == 0);
+        for f in [F8, I8] {
+            let k = bs1_default(f, 1_100_000_000, true, true);
+            assert_eq!(k, Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
+        }
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
     }
