@@ -37,8 +37,8 @@ use kernels::{
     TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
-    PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
+    acl_smem, acx_stages, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -834,30 +834,42 @@ impl CudaBackend {
         // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
         // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
         // TRTFORGE_ATTN=cl8all: attn_decode_cl8 at every batch size (for cuda-check).
-        let warps = if matches!(std::env::var("TRTFORGE_ATTN").as_deref(), Ok("cl8" | "cl8all")) { 8 } else { 4 };
-        let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if warps == 8 { 2 } else { 4 }).clamp(2, 8);
+        // Session 7: attn_decode_cx (the transposed tile step, f16 caches) where one block per (row,
+        // kv head) runs (bs64); the cluster launches (bs1 with the `cl` knob, TRTFORGE_ATTN=cl) keep
+        // attn_decode_cl, 8-bit caches too. TRTFORGE_ATTN=cl4: the session-5 attn_decode_cl there
+        // instead; cx8: the 8-warp attn_decode_cx8; cxall / cx8all: at every batch size (cuda-check).
+        let ea = std::env::var("TRTFORGE_ATTN").unwrap_or_default();
+        let warps = if matches!(ea.as_str(), "cl8" | "cl8all" | "cx8" | "cx8all") { 8 } else { 4 };
+        let cx = !matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all") && spec.attn_cx();
+        let stages = if cx {
+            acx_stages(warps)
+        } else {
+            env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if warps == 8 { 2 } else { 4 }).clamp(2, 8)
+        };
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
         // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
         // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
         // attn_decode_cl at every batch size and cache format.
         let env_attn = std::env::var("TRTFORGE_ATTN");
-        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all"));
+        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all"));
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
-            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps },
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx: false },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
-            _ if cl_ok => DecodeAttn::Cl { stages, warps },
+            _ if cl_ok => DecodeAttn::Cl { stages, warps, cx },
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ => DecodeAttn::Cuda,
         };
         let gemm_pad = opts.paged_blocks.is_some() && std::env::var("TRTFORGE_SERVE_GEMM_PAD").as_deref() != Ok("0");
         // attn_decode_cl: resident blocks (cluster sizes are chosen to fill them, at most
         // TRTFORGE_ATTN_CS blocks per (kv head, row), default 8; up to 16 with non-portable clusters).
-        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps } = attn_kernel {
+        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps, .. } = attn_kernel {
             let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
             gpu.allow_smem(attn_kernel.name(), smem)?;
+            // (attn_decode_cx falls back to attn_decode_cl of the same warps and stages for clusters.)
+            gpu.allow_smem(DecodeAttn::Cl { stages, warps, cx: false }.name(), smem)?;
             let occ = gpu.occupancy(attn_kernel.name(), (warps * 32) as u32, smem)? as usize;
             let csmax = env_usize("TRTFORGE_ATTN_CS").unwrap_or(8).clamp(1, ACL_MAXCS);
             if csmax > 8 {
@@ -1146,12 +1158,15 @@ impl CudaBackend {
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut kind = self.attn_kernel;
                         let mut ns = want.clamp(1, self.spec.nsplit().min(64));
-                        if let DecodeAttn::Cl { .. } = kind {
+                        if let DecodeAttn::Cl { stages, warps, cx } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
                             if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
+                                if cx && cs > 1 && !self.acl_forced {
+                                    kind = DecodeAttn::Cl { stages, warps, cx: false };
+                                }
                             } else {
                                 kind = DecodeAttn::Tc;
                             }
