@@ -271,6 +271,11 @@ struct Scratch {
 /// CUDA-core kernel runs instead.
 const MAX_SCORE_BYTES: usize = 1 << 30;
 
+/// Warps per block of the default bs64 f16 decode attention (session 7): 4 = `attn_decode_cx`
+/// (measured 39,891 vs the session-5 `attn_decode_cl` 39,179 tok/s, checks passed), 8 =
+/// `attn_decode_cx8` (41,028 in the same call, opt-in `TRTFORGE_ATTN=cx8` until its checks run on the GPU).
+const ACX_WARPS: usize = 4;
+
 pub struct CudaBackend {
     cfg: LlamaConfig,
     opts: CudaOptions,
@@ -299,8 +304,9 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
-    /// Decode attention kernel: `attn_decode_cl` (sm_90, f16 caches; used where one block per
-    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`), `attn_decode_tc`
+    /// Decode attention kernel: `attn_decode_cx` (session 7; sm_90, f16 caches; used where one block
+    /// per (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`, `acl_fb`;
+    /// `attn_decode_cl` with TRTFORGE_ATTN=cl4 / cl), `attn_decode_tc`
     /// (tensor cores, the default elsewhere; TRTFORGE_ATTN=tc1 everywhere), `attn_decode` (CUDA cores,
     /// TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the previous one-chunk-per-block
     /// kernel), for comparison.
@@ -311,6 +317,8 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
+    /// What a cluster launch (cs > 1) runs where `attn_kernel` is `attn_decode_cx` and not forced.
+    acl_fb: DecodeAttn,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -838,14 +846,20 @@ impl CudaBackend {
         // kv head) runs (bs64); the cluster launches (bs1 with the `cl` knob, TRTFORGE_ATTN=cl) keep
         // attn_decode_cl, 8-bit caches too. TRTFORGE_ATTN=cl4: the session-5 attn_decode_cl there
         // instead; cx8: the 8-warp attn_decode_cx8; cxall / cx8all: at every batch size (cuda-check).
+        // cx4: the 4-warp attn_decode_cx there (whatever ACX_WARPS says).
         let ea = std::env::var("TRTFORGE_ATTN").unwrap_or_default();
-        let warps = if matches!(ea.as_str(), "cl8" | "cl8all" | "cx8" | "cx8all") { 8 } else { 4 };
         let cx = !matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all") && spec.attn_cx();
-        let stages = if cx {
-            acx_stages(warps)
-        } else {
-            env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if warps == 8 { 2 } else { 4 }).clamp(2, 8)
+        let warps = match ea.as_str() {
+            "cl8" | "cl8all" | "cx8" | "cx8all" => 8,
+            "cl" | "cl4" | "cx4" | "cxall" => 4,
+            _ if cx => ACX_WARPS,
+            _ => 4,
         };
+        let cl_stages = |w: usize| env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if w == 8 { 2 } else { 4 }).clamp(2, 8);
+        let stages = if cx { acx_stages(warps) } else { cl_stages(warps) };
+        // Where attn_decode_cx runs by default, the cluster launches (cs > 1) take the session-5
+        // attn_decode_cl (4 warps) instead.
+        let acl_fb = DecodeAttn::Cl { stages: cl_stages(4), warps: 4, cx: false };
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
         // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
         // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
@@ -868,12 +882,16 @@ impl CudaBackend {
         let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps, .. } = attn_kernel {
             let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
             gpu.allow_smem(attn_kernel.name(), smem)?;
-            // (attn_decode_cx falls back to attn_decode_cl of the same warps and stages for clusters.)
-            gpu.allow_smem(DecodeAttn::Cl { stages, warps, cx: false }.name(), smem)?;
             let occ = gpu.occupancy(attn_kernel.name(), (warps * 32) as u32, smem)? as usize;
             let csmax = env_usize("TRTFORGE_ATTN_CS").unwrap_or(8).clamp(1, ACL_MAXCS);
             if csmax > 8 {
                 gpu.allow_big_clusters(attn_kernel.name())?;
+            }
+            if let DecodeAttn::Cl { stages: fs, warps: fw, .. } = acl_fb {
+                gpu.allow_smem(acl_fb.name(), acl_smem(fs, fw, cfg.head_dim, dims.kv))?;
+                if csmax > 8 {
+                    gpu.allow_big_clusters(acl_fb.name())?;
+                }
             }
             (occ * gpu.sms as usize, csmax)
         } else {
@@ -920,6 +938,7 @@ impl CudaBackend {
             acl_slots,
             acl_csmax,
             acl_forced,
+            acl_fb,
             use_tcg,
             gemm_pad,
             prefill_fa,
@@ -1158,14 +1177,14 @@ impl CudaBackend {
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut kind = self.attn_kernel;
                         let mut ns = want.clamp(1, self.spec.nsplit().min(64));
-                        if let DecodeAttn::Cl { stages, warps, cx } = kind {
+                        if let DecodeAttn::Cl { cx, .. } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
                             if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
                                 if cx && cs > 1 && !self.acl_forced {
-                                    kind = DecodeAttn::Cl { stages, warps, cx: false };
+                                    kind = self.acl_fb;
                                 }
                             } else {
                                 kind = DecodeAttn::Tc;
