@@ -271,10 +271,12 @@ struct Scratch {
 /// CUDA-core kernel runs instead.
 const MAX_SCORE_BYTES: usize = 1 << 30;
 
-/// Warps per block of the default bs64 f16 decode attention (session 7): 4 = `attn_decode_cx`
-/// (measured 39,891 vs the session-5 `attn_decode_cl` 39,179 tok/s, checks passed), 8 =
-/// `attn_decode_cx8` (41,028 in the same call, opt-in `TRTFORGE_ATTN=cx8` until its checks run on the GPU).
-const ACX_WARPS: usize = 4;
+/// The bs64 f16 decode attention by default (session 7): `None` = the session-5 `attn_decode_cl`;
+/// `Some(4)` = `attn_decode_cx` (measured 39,891 vs `attn_decode_cl` 39,179 tok/s), `Some(8)` =
+/// `attn_decode_cx8` (41,028 in the same call). Opt-in (`TRTFORGE_ATTN=cx` / `cx8`) until a check has
+/// run their multi-tile path (several tiles per warp, the ring wrapping, the lazy rescale): the
+/// session-7 checks covered one tile per block only (`.carry/K/run2.sh`, docs/cuda.md session 7).
+const ACX_DEFAULT: Option<usize> = None;
 
 pub struct CudaBackend {
     cfg: LlamaConfig,
@@ -304,9 +306,9 @@ pub struct CudaBackend {
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
     use_tc: bool,
-    /// Decode attention kernel: `attn_decode_cx` (session 7; sm_90, f16 caches; used where one block
-    /// per (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`, `acl_fb`;
-    /// `attn_decode_cl` with TRTFORGE_ATTN=cl4 / cl), `attn_decode_tc`
+    /// Decode attention kernel: `attn_decode_cl` (sm_90, f16 caches; used where one block per
+    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`; session 7:
+    /// `attn_decode_cx` / `cx8` there with TRTFORGE_ATTN=cx / cx8 or `ACX_DEFAULT`, see `acl_fb`), `attn_decode_tc`
     /// (tensor cores, the default elsewhere; TRTFORGE_ATTN=tc1 everywhere), `attn_decode` (CUDA cores,
     /// TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the previous one-chunk-per-block
     /// kernel), for comparison.
@@ -842,22 +844,24 @@ impl CudaBackend {
         // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
         // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
         // TRTFORGE_ATTN=cl8all: attn_decode_cl8 at every batch size (for cuda-check).
-        // Session 7: attn_decode_cx (the transposed tile step, f16 caches) where one block per (row,
-        // kv head) runs (bs64); the cluster launches (bs1 with the `cl` knob, TRTFORGE_ATTN=cl) keep
-        // attn_decode_cl, 8-bit caches too. TRTFORGE_ATTN=cl4: the session-5 attn_decode_cl there
-        // instead; cx8: the 8-warp attn_decode_cx8; cxall / cx8all: at every batch size (cuda-check).
-        // cx4: the 4-warp attn_decode_cx there (whatever ACX_WARPS says).
+        // Session 7: TRTFORGE_ATTN=cx / cx4 / cx8: attn_decode_cx (4 warps; cx: ACX_DEFAULT's warps
+        // if set) / attn_decode_cx8 (the transposed tile step, f16 caches) where one block per (row,
+        // kv head) runs (bs64), cluster launches (bs1 with the `cl` knob) and 8-bit caches keep
+        // attn_decode_cl; cxall / cx8all: at every batch size (cuda-check). With ACX_DEFAULT set,
+        // cx is the default there and TRTFORGE_ATTN=cl4 runs the session-5 attn_decode_cl.
         let ea = std::env::var("TRTFORGE_ATTN").unwrap_or_default();
-        let cx = !matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all") && spec.attn_cx();
+        let named_cx = matches!(ea.as_str(), "cx" | "cx4" | "cx8" | "cxall" | "cx8all");
+        let named_cl = matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all");
+        let cx = spec.attn_cx() && (named_cx || (ACX_DEFAULT.is_some() && !named_cl));
         let warps = match ea.as_str() {
             "cl8" | "cl8all" | "cx8" | "cx8all" => 8,
             "cl" | "cl4" | "cx4" | "cxall" => 4,
-            _ if cx => ACX_WARPS,
+            _ if cx => ACX_DEFAULT.unwrap_or(4),
             _ => 4,
         };
         let cl_stages = |w: usize| env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if w == 8 { 2 } else { 4 }).clamp(2, 8);
         let stages = if cx { acx_stages(warps) } else { cl_stages(warps) };
-        // Where attn_decode_cx runs by default, the cluster launches (cs > 1) take the session-5
+        // Where attn_decode_cx runs (not forced), the cluster launches (cs > 1) take the session-5
         // attn_decode_cl (4 warps) instead.
         let acl_fb = DecodeAttn::Cl { stages: cl_stages(4), warps: 4, cx: false };
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
