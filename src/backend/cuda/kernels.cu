@@ -2491,6 +2491,99 @@ __device__ __forceinline__ float4 acl_ldf4(u32 a) {
 #endif
     return v;
 }
+// The end of attn_decode_cl/cl8/cx/cx8: the block's warps' (m, l, O) of rows (query heads) g < GROUP,
+// written by each warp to mw / lw / ow, merged in shared memory (one block: the output), then the
+// cluster's blocks merged through DSMEM. E2: m in log2 units (attn_decode_cx: exp2), else natural.
+template <bool E2>
+__device__ __forceinline__ float acl_exp(float x) {
+    return E2 ? exp2f(x) : expf(x);
+}
+template <int NW, bool E2>
+__device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], const float (&mw)[NW][8],
+                                          const float (&lw)[NW][8], float (&bo)[GROUP][HD], float (&bm)[GROUP],
+                                          float (&bl)[GROUP], act_t* __restrict__ out, int b, int kvh, int cs,
+                                          int split) {
+    constexpr int THREADS = NW * 32;
+    constexpr int NO = GROUP * HD / 4;
+    constexpr int NACC = (NO + THREADS - 1) / THREADS;
+    __syncthreads();
+    if (threadIdx.x < GROUP) {
+        const int h = threadIdx.x;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][h]);
+        float L = 0.f;
+        for (int w = 0; w < NW; w++) L += (mw[w][h] == -INFINITY ? 0.f : acl_exp<E2>(mw[w][h] - M)) * lw[w][h];
+        bm[h] = M;
+        bl[h] = L;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int a = 0; a < NACC; a++) {
+        const int i = a * THREADS + threadIdx.x;
+        if (NO % THREADS == 0 || i < NO) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            const float M = bm[gg];
+            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int w = 0; w < NW; w++) {
+                const float f = mw[w][gg] == -INFINITY ? 0.f : acl_exp<E2>(mw[w][gg] - M);
+                const float4 v = *(const float4*)&ow[w][gg][d];
+                acc.x = fmaf(f, v.x, acc.x);
+                acc.y = fmaf(f, v.y, acc.y);
+                acc.z = fmaf(f, v.z, acc.z);
+                acc.w = fmaf(f, v.w, acc.w);
+            }
+            if (cs == 1) {
+                const float inv = 1.0f / bl[gg];
+                act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
+                op[0] = f2act(acc.x * inv);
+                op[1] = f2act(acc.y * inv);
+                op[2] = f2act(acc.z * inv);
+                op[3] = f2act(acc.w * inv);
+            } else {
+                *(float4*)&bo[gg][d] = acc;
+            }
+        }
+    }
+    if (cs == 1) return;
+    // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
+    // all cs blocks for its share of the outputs (item i -> block i % cs), through DSMEM.
+    cluster_sync_all();
+    {
+        const u32 lbo = smem_u32(&bo[0][0]), lbm = smem_u32(&bm[0]), lbl = smem_u32(&bl[0]);
+        for (int i = threadIdx.x * cs + split; i < NO; i += THREADS * cs) {
+            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+            float mr[ACL_MAXCS];
+            float M = -INFINITY;
+#pragma unroll
+            for (int r = 0; r < ACL_MAXCS; r++) {
+                mr[r] = r < cs ? acl_ldf(acl_map(lbm + 4 * gg, r)) : -INFINITY;
+                M = fmaxf(M, mr[r]);
+            }
+            float L = 0.f;
+            float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int r = 0; r < ACL_MAXCS; r++) {
+                if (r < cs) {
+                    const float f = mr[r] == -INFINITY ? 0.f : acl_exp<E2>(mr[r] - M);
+                    const float lr = acl_ldf(acl_map(lbl + 4 * gg, r));
+                    const float4 v = acl_ldf4(acl_map(lbo + (u32)((gg * HD + d) * 4), r));
+                    L = fmaf(f, lr, L);
+                    A.x = fmaf(f, v.x, A.x);
+                    A.y = fmaf(f, v.y, A.y);
+                    A.z = fmaf(f, v.z, A.z);
+                    A.w = fmaf(f, v.w, A.w);
+                }
+            }
+            const float inv = 1.0f / L;
+            act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
+            op[0] = f2act(A.x * inv);
+            op[1] = f2act(A.y * inv);
+            op[2] = f2act(A.z * inv);
+            op[3] = f2act(A.w * inv);
+        }
+    }
+    cluster_sync_all();  // no block leaves while others read its shared memory
+}
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t; grid (cs, NKV, B) in clusters of (cs, 1, 1),
 //   cs <= ACL_MAXCS; NW warps per block (attn_decode_cl: 4, attn_decode_cl8: 8); dynamic shared memory
 //   stg · NW · 2 · ACL_TB bytes, 2 <= stg <= 8.
@@ -2498,11 +2591,8 @@ template <int NW>
 __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
                                          const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
-    constexpr int THREADS = NW * 32;
     constexpr int KS = HD / 32;
     constexpr int ND = HD / 8;
-    constexpr int NO = GROUP * HD / 4;
-    constexpr int NACC = (NO + THREADS - 1) / THREADS;
     extern __shared__ __align__(16) unsigned char acl_ring[];
     __shared__ __align__(16) float ow[NW][8][HD + 4];
     __shared__ float mw[NW][8], lw[NW][8];
@@ -2679,83 +2769,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
         ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
     }
-    __syncthreads();
-    if (threadIdx.x < GROUP) {
-        const int h = threadIdx.x;
-        float M = -INFINITY;
-        for (int w = 0; w < NW; w++) M = fmaxf(M, mw[w][h]);
-        float L = 0.f;
-        for (int w = 0; w < NW; w++) L += (mw[w][h] == -INFINITY ? 0.f : expf(mw[w][h] - M)) * lw[w][h];
-        bm[h] = M;
-        bl[h] = L;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int a = 0; a < NACC; a++) {
-        const int i = a * THREADS + threadIdx.x;
-        if (NO % THREADS == 0 || i < NO) {
-            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
-            const float M = bm[gg];
-            float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-            for (int w = 0; w < NW; w++) {
-                const float f = mw[w][gg] == -INFINITY ? 0.f : expf(mw[w][gg] - M);
-                const float4 v = *(const float4*)&ow[w][gg][d];
-                acc.x = fmaf(f, v.x, acc.x);
-                acc.y = fmaf(f, v.y, acc.y);
-                acc.z = fmaf(f, v.z, acc.z);
-                acc.w = fmaf(f, v.w, acc.w);
-            }
-            if (cs == 1) {
-                const float inv = 1.0f / bl[gg];
-                act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
-                op[0] = f2act(acc.x * inv);
-                op[1] = f2act(acc.y * inv);
-                op[2] = f2act(acc.z * inv);
-                op[3] = f2act(acc.w * inv);
-            } else {
-                *(float4*)&bo[gg][d] = acc;
-            }
-        }
-    }
-    if (cs == 1) return;
-    // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
-    // all cs blocks for its share of the outputs (item i -> block i % cs), through DSMEM.
-    cluster_sync_all();
-    {
-        const u32 lbo = smem_u32(&bo[0][0]), lbm = smem_u32(&bm[0]), lbl = smem_u32(&bl[0]);
-        for (int i = threadIdx.x * cs + split; i < NO; i += THREADS * cs) {
-            const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
-            float mr[ACL_MAXCS];
-            float M = -INFINITY;
-#pragma unroll
-            for (int r = 0; r < ACL_MAXCS; r++) {
-                mr[r] = r < cs ? acl_ldf(acl_map(lbm + 4 * gg, r)) : -INFINITY;
-                M = fmaxf(M, mr[r]);
-            }
-            float L = 0.f;
-            float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-            for (int r = 0; r < ACL_MAXCS; r++) {
-                if (r < cs) {
-                    const float f = mr[r] == -INFINITY ? 0.f : expf(mr[r] - M);
-                    const float lr = acl_ldf(acl_map(lbl + 4 * gg, r));
-                    const float4 v = acl_ldf4(acl_map(lbo + (u32)((gg * HD + d) * 4), r));
-                    L = fmaf(f, lr, L);
-                    A.x = fmaf(f, v.x, A.x);
-                    A.y = fmaf(f, v.y, A.y);
-                    A.z = fmaf(f, v.z, A.z);
-                    A.w = fmaf(f, v.w, A.w);
-                }
-            }
-            const float inv = 1.0f / L;
-            act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
-            op[0] = f2act(A.x * inv);
-            op[1] = f2act(A.y * inv);
-            op[2] = f2act(A.z * inv);
-            op[3] = f2act(A.w * inv);
-        }
-    }
-    cluster_sync_all();  // no block leaves while others read its shared memory
+    acl_merge<NW, false>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
@@ -2772,6 +2786,267 @@ attn_decode_cl8(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
                 act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     acl_body<2 * ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
 }
+
+// attn_decode_cx / cx8 (session 7, f16 caches; opt-in TRTFORGE_ATTN=cx / cx8 / cxall / cx8all): the
+// ring, the launch and the merge of attn_decode_cl with a tile step of about a quarter of the
+// instructions. attn_decode_cl computes S = Q·Kᵀ with the 8 query heads of a kv head as the M = 16 rows
+// of m16n8k16 (half of every mma is zero rows) and O = P·V the same way (HD/8 mmas + a 32-register O
+// rescaled on every tile). Here both products are transposed so that the heads are the N = 8 side:
+//   Sᵀ (16 keys × 8 heads) = K (16 × HD, A by ldmatrix from the ring) · Qᵀ (B, in registers): HD/16 mmas;
+//   Oᵀ (HD × 8 heads) += Vᵀ (A by ldmatrix.trans) · Pᵀ (B: Sᵀ's accumulators → f16 → movmatrix.trans):
+//   HD/16 mmas, O in HD/8 registers.
+// q is prescaled by log2(e)/sqrt(HD) (ex2.approx, m in log2 units); each lane keeps a partial row sum
+// over its own keys (reduced once at the end); the max is reduced per tile but O and l are rescaled
+// only when some head's tile max exceeds its running max by more than ACX_TH (a warp vote), so P ≤
+// 2^ACX_TH in f16 (exact algebra: O and l share the same reference max). The per-lane cp.async and
+// ldmatrix offsets are the same for every tile (registers); K and V rows use one swizzle (acl_swv:
+// conflict-free ldmatrix rows); the zero-fill / new-token path runs only for partial tiles.
+#if !KV_Q
+#define ACX_TH 8.0f
+__device__ __forceinline__ u32 acx_movt(u32 a) {
+    u32 d;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(d) : "r"(a));
+    return d;
+}
+__device__ __forceinline__ float acx_ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+// {lo, hi} -> f16x2 (lo in the low half), round to nearest.
+__device__ __forceinline__ u32 acx_h2(float lo, float hi) {
+    u32 r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+template <int N>
+__device__ __forceinline__ void acx_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void acx_ldm(u32 a, u32& r0, u32& r1, u32& r2, u32& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+__device__ __forceinline__ void acx_ldmt(u32 a, u32& r0, u32& r1, u32& r2, u32& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
+}
+//   As acl_body (grid, clusters, dynamic shared memory STG · NW · 2 · ACL_TB bytes); STG is fixed
+//   per kernel (the host passes the same number).
+template <int NW, int STG>
+__device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
+                                         const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot) {
+    constexpr int KT = HD / 16;      // k-steps of Sᵀ = m-tiles of Oᵀ
+    constexpr int CPL = ACL_CH / 2;  // 16-byte chunks per lane of one K (or V) tile
+    extern __shared__ __align__(16) unsigned char acx_ring[];
+    __shared__ __align__(16) float ow[NW][8][HD + 4];
+    __shared__ float mw[NW][8], lw[NW][8];
+    __shared__ __align__(16) float bo[GROUP][HD];
+    __shared__ float bm[GROUP], bl[GROUP];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int cs = gridDim.x, split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    // Before griddepcontrol.wait: nothing here was written by the previous kernel.
+    const int len = row_pos[b] + 1;
+    const int slot = row_slot[b];
+    const int ntile = (len + 15) >> 4;
+    const int per = (ntile + cs - 1) / cs;
+    const int k_begin = min(split * per, ntile) * 16, k_end = min((split + 1) * per * 16, len);
+    const int nbt = k_end > k_begin ? (k_end - k_begin + 15) >> 4 : 0;
+    const int nt = nbt > warp ? (nbt - warp + NW - 1) / NW : 0;
+    const int newp = len - 1;
+    const u32 ring = smem_u32(acx_ring) + (u32)(warp * STG * 2 * ACL_TB);
+    // This lane's copies of a tile: chunk j = row (32j + lane) / ACL_CH, 16-byte column (.. % ACL_CH).
+    u32 dof[CPL], sof[CPL];
+#pragma unroll
+    for (int j = 0; j < CPL; j++) {
+        const int qi = j * 32 + lane, r = qi / ACL_CH, c = qi % ACL_CH;
+        dof[j] = (u32)(r * ACL_RB + acl_swv(r, c) * 16);
+        sof[j] = (u32)(r * KV_RS * (int)sizeof(kv_t) + c * 16);
+    }
+    // Copies the tile at cache offset `tile` into ring slot si: rows < nrow (the rest zero-filled),
+    // row `skip` left alone (the new token, before the wait).
+    auto issue = [&](size_t tile, int si, int nrow, int skip) {
+        const unsigned char* kb = (const unsigned char*)(kc + tile);
+        const unsigned char* vb = (const unsigned char*)(vc + tile);
+        const u32 dk = ring + (u32)(si * 2 * ACL_TB);
+        if (nrow >= 16 && skip < 0) {
+#pragma unroll
+            for (int j = 0; j < CPL; j++) {
+                cp_async16(dk + dof[j], kb + sof[j], 16);
+                cp_async16(dk + ACL_TB + dof[j], vb + sof[j], 16);
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < CPL; j++) {
+                const int r = (j * 32 + lane) / ACL_CH;
+                if (r != skip) {
+                    const bool in = r < nrow;
+                    cp_async16(dk + dof[j], in ? (const void*)(kb + sof[j]) : (const void*)kb, in ? 16 : 0);
+                    cp_async16(dk + ACL_TB + dof[j], in ? (const void*)(vb + sof[j]) : (const void*)vb, in ? 16 : 0);
+                }
+            }
+        }
+    };
+#pragma unroll
+    for (int i = 0; i < STG; i++) {
+        if (i < nt) {
+            const int k0 = k_begin + 16 * (warp + NW * i);
+            issue(kv_off(slot, kvh, k0), i, k_end - k0, newp - k0 < 16 ? newp - k0 : -1);
+        }
+        cp_async_commit();
+    }
+    pdl_wait();
+    if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
+    tl_waited();
+    // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
+    if (newp >= k_begin && newp < k_end) {
+        const int jt = (newp - k_begin) >> 4, i = jt / NW;
+        if (jt % NW == warp && i < STG && lane < ACL_CH) {
+            const int k0 = k_begin + 16 * jt, r = newp - k0;
+            const size_t off = kv_off(slot, kvh, k0) + (size_t)r * KV_RS;
+            const u32 dk = ring + (u32)(i * 2 * ACL_TB) + r * ACL_RB + acl_swv(r, lane) * 16;
+            const uint4 kv = __ldcg((const uint4*)((const unsigned char*)(kc + off) + lane * 16));
+            const uint4 vv = __ldcg((const uint4*)((const unsigned char*)(vc + off) + lane * 16));
+            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk), "r"(kv.x), "r"(kv.y), "r"(kv.z), "r"(kv.w) : "memory");
+            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk + ACL_TB), "r"(vv.x), "r"(vv.y), "r"(vv.z), "r"(vv.w) : "memory");
+        }
+    }
+    // Qᵀ as B fragments: b0 = q[head g][16s + 2t, +1], b1 = q[head g][16s + 8 + 2t, +1] (heads
+    // g >= GROUP zero), scaled by log2(e)/sqrt(HD).
+    u32 qb[KT][2];
+    {
+        const float scale = 1.44269504088896341f / sqrtf((float)HD);
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            float2 x0 = make_float2(0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 16 * s + 2 * t;
+                x0 = __ldcg((const float2*)qp);
+                x1 = __ldcg((const float2*)(qp + 8));
+            }
+            qb[s][0] = acx_h2(x0.x * scale, x0.y * scale);
+            qb[s][1] = acx_h2(x1.x * scale, x1.y * scale);
+        }
+    }
+    // ldmatrix row addresses (relative to the slot): K as A (non-trans; matrix mi = lane / 8 holds keys
+    // 8·(mi & 1) .., dims 16s + 8·(mi >> 1) ..), Vᵀ as A (trans; keys 8·(mi >> 1) .., dims 16s + 8·(mi & 1) ..).
+    u32 kof[KT], vof[KT];
+    {
+        const int mi = lane >> 3, rr = lane & 7;
+        const int rk = (mi & 1) * 8 + rr, rv = (mi >> 1) * 8 + rr;
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            kof[s] = (u32)(rk * ACL_RB + acl_swv(rk, 2 * s + (mi >> 1)) * 16);
+            vof[s] = (u32)(ACL_TB + rv * ACL_RB + acl_swv(rv, 2 * s + (mi & 1)) * 16);
+        }
+    }
+    // Running max (log2 units) and this lane's partial sum of heads 2t, 2t + 1; Oᵀ accumulators:
+    // o[s] = {(dim 16s + g, head 2t), (.., 2t + 1), (dim 16s + 8 + g, 2t), (.., 2t + 1)}.
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    float o[KT][4];
+#pragma unroll
+    for (int s = 0; s < KT; s++) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
+    size_t next_off = STG < nt ? kv_off(slot, kvh, k_begin + 16 * (warp + NW * STG)) : 0;
+    int si = 0;
+#pragma unroll 1
+    for (int i = 0; i < nt; i++) {
+        const int k0 = k_begin + 16 * (warp + NW * i);
+        acx_wait<STG - 1>();  // tile i's copies (this lane's) have landed
+        __syncwarp();         // ... and every lane's, and the new-token row
+        const u32 dk = ring + (u32)(si * 2 * ACL_TB);
+        // Sᵀ: sc = {(key g, head 2t), (g, 2t + 1), (key g + 8, 2t), (g + 8, 2t + 1)}.
+        float sa[4] = {0.f, 0.f, 0.f, 0.f}, sb[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            u32 a0, a1, a2, a3;
+            acx_ldm(dk + kof[s], a0, a1, a2, a3);
+            mma16816((s & 1) ? sb : sa, a0, a1, a2, a3, qb[s][0], qb[s][1]);
+        }
+        float sc[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) sc[e] = sa[e] + sb[e];
+        if (k0 + 16 > k_end) {  // the block's last, partial tile
+            if (k0 + g >= k_end) sc[0] = sc[1] = -INFINITY;
+            if (k0 + 8 + g >= k_end) sc[2] = sc[3] = -INFINITY;
+        }
+        float x0 = fmaxf(sc[0], sc[2]), x1 = fmaxf(sc[1], sc[3]);
+#pragma unroll
+        for (int w = 4; w < 32; w <<= 1) {
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, w));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, w));
+        }
+        if (__any_sync(0xffffffffu, x0 > m0 + ACX_TH || x1 > m1 + ACX_TH)) {
+            const float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1);
+            const float a0 = acx_ex2(m0 - n0), a1 = acx_ex2(m1 - n1);
+            m0 = n0;
+            m1 = n1;
+            l0 *= a0;
+            l1 *= a1;
+#pragma unroll
+            for (int s = 0; s < KT; s++) { o[s][0] *= a0; o[s][1] *= a1; o[s][2] *= a0; o[s][3] *= a1; }
+        }
+        const float p0 = acx_ex2(sc[0] - m0), p1 = acx_ex2(sc[1] - m1);
+        const float p2 = acx_ex2(sc[2] - m0), p3 = acx_ex2(sc[3] - m1);
+        l0 += p0 + p2;
+        l1 += p1 + p3;
+        // Pᵀ as B fragments: the (keys × heads) 8 × 8 halves transposed.
+        const u32 pb0 = acx_movt(acx_h2(p0, p1)), pb1 = acx_movt(acx_h2(p2, p3));
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            u32 a0, a1, a2, a3;
+            acx_ldmt(dk + vof[s], a0, a1, a2, a3);
+            mma16816(o[s], a0, a1, a2, a3, pb0, pb1);
+        }
+        __syncwarp();  // every lane's ldmatrix of this slot is done: refill it
+        if (i + STG < nt) {
+            const int kn = k0 + 16 * NW * STG;
+            issue(next_off, si, k_end - kn, -1);
+        }
+        cp_async_commit();
+        if (i + STG + 1 < nt) next_off = kv_off(slot, kvh, k0 + 16 * NW * (STG + 1));
+        si = si + 1 == STG ? 0 : si + 1;
+    }
+    cp_async_wait(0);
+    pdl_trigger();
+    tl_trig();
+#pragma unroll
+    for (int w = 4; w < 32; w <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, w);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, w);
+    }
+    if (g == 0) {
+        mw[warp][2 * t] = m0;
+        mw[warp][2 * t + 1] = m1;
+        lw[warp][2 * t] = l0;
+        lw[warp][2 * t + 1] = l1;
+    }
+#pragma unroll
+    for (int s = 0; s < KT; s++) {
+        ow[warp][2 * t][16 * s + g] = o[s][0];
+        ow[warp][2 * t + 1][16 * s + g] = o[s][1];
+        ow[warp][2 * t][16 * s + 8 + g] = o[s][2];
+        ow[warp][2 * t + 1][16 * s + 8 + g] = o[s][3];
+    }
+    acl_merge<NW, true>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
+}
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_cx(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+               act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
+    acx_body<ATT_THREADS / 32, 4>(q, kc, vc, out, row_pos, row_slot);
+    tl_exit();
+}
+extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS)
+attn_decode_cx8(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
+    acx_body<2 * ATT_THREADS / 32, 2>(q, kc, vc, out, row_pos, row_slot);
+    tl_exit();
+}
+#endif  // !KV_Q
 #endif  // HD == 32 || HD % 64 == 0
 
 #endif

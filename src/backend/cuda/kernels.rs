@@ -535,6 +535,12 @@ impl KernelSpec {
         self.attn_tc() && (hd == 32 || hd % 64 == 0)
     }
 
+    /// Whether kernels.cu defines `attn_decode_cx` / `attn_decode_cx8` (session 7): `attn_decode_cl`'s
+    /// builds with an f16 KV cache.
+    pub fn attn_cx(&self) -> bool {
+        self.attn_cl() && !self.kv_cache.quantized()
+    }
+
     /// The weight format of the persistent decode layer (`persist_layer`): defined where the four
     /// layer linears share one tensor-core format and the tensor-core decode attention exists.
     pub fn persist_format(&self) -> Option<WeightFormat> {
@@ -622,6 +628,10 @@ impl KernelSpec {
             v.push("attn_decode_cl".into());
             v.push("attn_decode_cl8".into());
         }
+        if self.attn_cx() {
+            v.push("attn_decode_cx".into());
+            v.push("attn_decode_cx8".into());
+        }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
         }
@@ -689,9 +699,10 @@ mod tests {
         }
         // 23 shared kernels (incl. the FP8 GEMM's rmsnorm_q8 / swiglu_q8 / fp8_rescale and session 7's
         // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
-        // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, persist_layer, + the 6
-        // session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv, rope_append_p/_hp, attn_prefill_fa)
-        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 4 + 1 + 6);
+        // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, attn_decode_cx, attn_decode_cx8
+        // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
+        // rope_append_p/_hp, attn_prefill_fa)
+        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
@@ -715,8 +726,9 @@ mod tests {
         assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
         // The session-5 cluster kernel: TinyLlama's head_dim 64 (and every 8-bit build of it).
         assert!(s.attn_cl() && names.iter().any(|n| n == "attn_decode_cl"));
-        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa)
-        assert_eq!(names.len(), s.kernel_names().len() - 6);
+        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa, no attn_decode_cx/cx8)
+        assert!(s.attn_cx() && !kv8.attn_cx() && !names.iter().any(|n| n.starts_with("attn_decode_cx")));
+        assert_eq!(names.len(), s.kernel_names().len() - 8);
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));

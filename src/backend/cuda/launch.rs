@@ -320,8 +320,10 @@ pub enum DecodeAttn {
     /// `attn_decode_cl` (sm_90): tensor cores, a `stages`-deep cp.async K/V pipeline per warp
     /// (the old positions loaded before `griddepcontrol.wait`), the splits of a (kv head, row) as
     /// one thread-block cluster merged through distributed shared memory; `warps` per block: 4
-    /// (`attn_decode_cl`) or 8 (`attn_decode_cl8`, opt-in).
-    Cl { stages: usize, warps: usize },
+    /// (`attn_decode_cl`) or 8 (`attn_decode_cl8`, opt-in). `cx` (session 7, f16 caches, opt-in):
+    /// `attn_decode_cx` / `attn_decode_cx8`, the same with the transposed tile step; their stages are
+    /// fixed (4 with 4 warps, 2 with 8: `acx_stages`).
+    Cl { stages: usize, warps: usize, cx: bool },
 }
 
 /// Largest cluster `attn_decode_cl` takes (`ACL_MAXCS`; above 8 needs non-portable clusters).
@@ -333,6 +335,8 @@ impl DecodeAttn {
             DecodeAttn::Cuda => "attn_decode",
             DecodeAttn::Tc => "attn_decode_tc",
             DecodeAttn::V1 => "attn_decode_v1",
+            DecodeAttn::Cl { warps: 8, cx: true, .. } => "attn_decode_cx8",
+            DecodeAttn::Cl { cx: true, .. } => "attn_decode_cx",
             DecodeAttn::Cl { warps: 8, .. } => "attn_decode_cl8",
             DecodeAttn::Cl { .. } => "attn_decode_cl",
         }
@@ -341,6 +345,15 @@ impl DecodeAttn {
     /// Whether the kernel reads 8-bit KV caches.
     pub fn reads_kv8(self) -> bool {
         matches!(self, DecodeAttn::Tc | DecodeAttn::Cl { .. })
+    }
+}
+
+/// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) are compiled with.
+pub fn acx_stages(warps: usize) -> usize {
+    if warps == 8 {
+        2
+    } else {
+        4
     }
 }
 
@@ -856,10 +869,18 @@ impl<'a> Kernels<'a> {
                 kind.name()
             )));
         }
-        if let DecodeAttn::Cl { stages, warps } = kind {
+        if let DecodeAttn::Cl { stages, warps, cx } = kind {
             if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) || !(warps == 4 || warps == 8) {
                 return Err(Error::Gpu(format!(
                     "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
+                )));
+            }
+            if cx && (d.kv != DType::F16 || stages != acx_stages(warps)) {
+                return Err(Error::Gpu(format!(
+                    "{}: f16 KV cache and {} stages only (got {:?}, {stages})",
+                    kind.name(),
+                    acx_stages(warps),
+                    d.kv
                 )));
             }
             let threads = (warps * 32) as u32;

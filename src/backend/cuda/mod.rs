@@ -37,8 +37,8 @@ use kernels::{
     TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    acl_smem, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels, LayerCache,
-    PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
+    acl_smem, acx_stages, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -273,6 +273,13 @@ struct Scratch {
 /// CUDA-core kernel runs instead.
 const MAX_SCORE_BYTES: usize = 1 << 30;
 
+/// The bs64 f16 decode attention by default (session 7): `None` = the session-5 `attn_decode_cl`;
+/// `Some(4)` = `attn_decode_cx` (measured 39,891 vs `attn_decode_cl` 39,179 tok/s), `Some(8)` =
+/// `attn_decode_cx8` (41,028 in the same call). Opt-in (`TRTFORGE_ATTN=cx` / `cx8`) until a check has
+/// run their multi-tile path (several tiles per warp, the ring wrapping, the lazy rescale): the
+/// session-7 checks covered one tile per block only (`.carry/K/run2.sh`, docs/cuda.md session 7).
+const ACX_DEFAULT: Option<usize> = None;
+
 pub struct CudaBackend {
     cfg: LlamaConfig,
     opts: CudaOptions,
@@ -302,7 +309,8 @@ pub struct CudaBackend {
     /// them off).
     use_tc: bool,
     /// Decode attention kernel: `attn_decode_cl` (sm_90, f16 caches; used where one block per
-    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`), `attn_decode_tc`
+    /// (row, kv head) fills the device, else `attn_decode_tc` — see `acl_forced`; session 7:
+    /// `attn_decode_cx` / `cx8` there with TRTFORGE_ATTN=cx / cx8 or `ACX_DEFAULT`, see `acl_fb`), `attn_decode_tc`
     /// (tensor cores, the default elsewhere; TRTFORGE_ATTN=tc1 everywhere), `attn_decode` (CUDA cores,
     /// TRTFORGE_ATTN=v2) or `attn_decode_v1` (TRTFORGE_ATTN=v1, the previous one-chunk-per-block
     /// kernel), for comparison.
@@ -313,6 +321,8 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
+    /// What a cluster launch (cs > 1) runs where `attn_kernel` is `attn_decode_cx` and not forced.
+    acl_fb: DecodeAttn,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -840,34 +850,58 @@ impl CudaBackend {
         // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
         // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
         // TRTFORGE_ATTN=cl8all: attn_decode_cl8 at every batch size (for cuda-check).
-        let warps = if matches!(std::env::var("TRTFORGE_ATTN").as_deref(), Ok("cl8" | "cl8all")) { 8 } else { 4 };
-        let stages = env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if warps == 8 { 2 } else { 4 }).clamp(2, 8);
+        // Session 7: TRTFORGE_ATTN=cx / cx4 / cx8: attn_decode_cx (4 warps; cx: ACX_DEFAULT's warps
+        // if set) / attn_decode_cx8 (the transposed tile step, f16 caches) where one block per (row,
+        // kv head) runs (bs64), cluster launches (bs1 with the `cl` knob) and 8-bit caches keep
+        // attn_decode_cl; cxall / cx8all: at every batch size (cuda-check). With ACX_DEFAULT set,
+        // cx is the default there and TRTFORGE_ATTN=cl4 runs the session-5 attn_decode_cl.
+        let ea = std::env::var("TRTFORGE_ATTN").unwrap_or_default();
+        let named_cx = matches!(ea.as_str(), "cx" | "cx4" | "cx8" | "cxall" | "cx8all");
+        let named_cl = matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all");
+        let cx = spec.attn_cx() && (named_cx || (ACX_DEFAULT.is_some() && !named_cl));
+        let warps = match ea.as_str() {
+            "cl8" | "cl8all" | "cx8" | "cx8all" => 8,
+            "cl" | "cl4" | "cx4" | "cxall" => 4,
+            _ if cx => ACX_DEFAULT.unwrap_or(4),
+            _ => 4,
+        };
+        let cl_stages = |w: usize| env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if w == 8 { 2 } else { 4 }).clamp(2, 8);
+        let stages = if cx { acx_stages(warps) } else { cl_stages(warps) };
+        // Where attn_decode_cx runs (not forced), the cluster launches (cs > 1) take the session-5
+        // attn_decode_cl (4 warps) instead.
+        let acl_fb = DecodeAttn::Cl { stages: cl_stages(4), warps: 4, cx: false };
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
         // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
         // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
         // attn_decode_cl at every batch size and cache format.
         let env_attn = std::env::var("TRTFORGE_ATTN");
-        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all"));
+        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all"));
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
-            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps },
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx: false },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
-            _ if cl_ok => DecodeAttn::Cl { stages, warps },
+            _ if cl_ok => DecodeAttn::Cl { stages, warps, cx },
             _ if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ => DecodeAttn::Cuda,
         };
         let gemm_pad = opts.paged_blocks.is_some() && std::env::var("TRTFORGE_SERVE_GEMM_PAD").as_deref() != Ok("0");
         // attn_decode_cl: resident blocks (cluster sizes are chosen to fill them, at most
         // TRTFORGE_ATTN_CS blocks per (kv head, row), default 8; up to 16 with non-portable clusters).
-        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps } = attn_kernel {
+        let (acl_slots, acl_csmax) = if let DecodeAttn::Cl { stages, warps, .. } = attn_kernel {
             let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
             gpu.allow_smem(attn_kernel.name(), smem)?;
             let occ = gpu.occupancy(attn_kernel.name(), (warps * 32) as u32, smem)? as usize;
             let csmax = env_usize("TRTFORGE_ATTN_CS").unwrap_or(8).clamp(1, ACL_MAXCS);
             if csmax > 8 {
                 gpu.allow_big_clusters(attn_kernel.name())?;
+            }
+            if let DecodeAttn::Cl { stages: fs, warps: fw, .. } = acl_fb {
+                gpu.allow_smem(acl_fb.name(), acl_smem(fs, fw, cfg.head_dim, dims.kv))?;
+                if csmax > 8 {
+                    gpu.allow_big_clusters(acl_fb.name())?;
+                }
             }
             (occ * gpu.sms as usize, csmax)
         } else {
@@ -918,6 +952,7 @@ impl CudaBackend {
             acl_slots,
             acl_csmax,
             acl_forced,
+            acl_fb,
             use_tcg,
             gemm_pad,
             prefill_fa,
@@ -1156,12 +1191,15 @@ impl CudaBackend {
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut kind = self.attn_kernel;
                         let mut ns = want.clamp(1, self.spec.nsplit().min(64));
-                        if let DecodeAttn::Cl { .. } = kind {
+                        if let DecodeAttn::Cl { cx, .. } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
                             if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
+                                if cx && cs > 1 && !self.acl_forced {
+                                    kind = self.acl_fb;
+                                }
                             } else {
                                 kind = DecodeAttn::Tc;
                             }
