@@ -227,6 +227,81 @@ pub struct Tcg3Shape {
     pub smem: usize,
 }
 
+/// The session-7 batched decode GEMM on wgmma (`tcg4_*`, kernels.cu `tcg4_body`, sm_90a only):
+/// opt-in `TRTFORGE_TCG=4`, 9..=TCG_MAX_T rows padded to one of [`TCG4_NTS`] (wgmma's N).
+pub fn tcg4_name(role: Role, nt: usize) -> String {
+    format!("tcg4_{}_{nt}", role.tag())
+}
+/// Row paddings (wgmma N) with a `tcg4_*` instance.
+pub const TCG4_NTS: [usize; 3] = [16, 32, 64];
+/// k per tcg4 pipeline stage (`TCG4_KC`): one 8 KB bulk copy of a 64-row tile.
+pub const TCG4_KC: usize = 64;
+/// Whether `TRTFORGE_TCG=4` asks for the wgmma GEMM (the engine builds its kernels for sm_90a then).
+pub fn tcg4_requested() -> bool {
+    std::env::var("TRTFORGE_TCG").as_deref() == Ok("4")
+}
+/// The smallest row padding of [`TCG4_NTS`] that holds `rows`.
+pub fn tcg4_nt(rows: usize) -> Option<usize> {
+    TCG4_NTS.iter().copied().find(|&nt| nt >= rows)
+}
+/// Launch shape of one tcg4 GEMM: grid (`slices`, `tiles`) in clusters of (`slices`, 1, 1), 128
+/// threads (one warpgroup), K slices of `ks`, `nst` ring stages of 8 KB, `smem` dynamic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tcg4Shape {
+    pub nt: usize,
+    pub tiles: usize,
+    pub slices: usize,
+    pub ks: usize,
+    pub nst: usize,
+    pub smem: usize,
+}
+/// Dynamic shared memory of a tcg4 block: mbarriers (128 B), then the ring and the x slice, which
+/// the split-K partial tile (nt × 68 f32) reuses.
+pub fn tcg4_smem(nt: usize, ks: usize, nst: usize) -> usize {
+    128 + (nst * TCG4_KC * 128 + nt * ks * 2).max(nt * 68 * 4)
+}
+/// Whether tcg4 can run an (n × k) linear: k a multiple of 16 (wgmma k), rows padded to 64-row tiles.
+pub fn tcg4_fits(n: usize, k: usize) -> bool {
+    n > 0 && k > 0 && k % 16 == 0 && n % 2 == 0
+}
+/// Chooses the tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs: over K slices
+/// 1..=TCG3_MAX_S (`ks` a multiple of 64, the x slice + 2 stages fit), the smallest
+/// (blocks per SM, rounded up) × ks, i.e. the bytes the busiest SM streams, + a small cost per slice
+/// (the merge). TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the slices / ring stages.
+pub fn tcg4_shape(n: usize, k: usize, nt: usize, sms: usize) -> Option<Tcg4Shape> {
+    if !tcg4_fits(n, k) || !TCG4_NTS.contains(&nt) {
+        return None;
+    }
+    let env = |v: &str| std::env::var(v).ok().and_then(|s| s.parse::<usize>().ok());
+    let (force_s, force_nst) = (env("TRTFORGE_TCG4_S"), env("TRTFORGE_TCG4_NST"));
+    let tiles = n.div_ceil(64);
+    let mut best: Option<(usize, Tcg4Shape)> = None;
+    for s in 1..=TCG3_MAX_S {
+        if force_s.is_some_and(|f| f != s) {
+            continue;
+        }
+        let ks = k.div_ceil(s).next_multiple_of(TCG4_KC);
+        let slices = k.div_ceil(ks);
+        if slices != s {
+            continue;
+        }
+        let free = TCG3_SMEM_MAX.saturating_sub(128 + nt * ks * 2) / (TCG4_KC * 128);
+        let nst = force_nst.unwrap_or(6).clamp(2, 8).min(free).min(ks.div_ceil(TCG4_KC).max(2));
+        if nst < 2 {
+            continue;
+        }
+        let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, ks, nst) };
+        if sh.smem > TCG3_SMEM_MAX {
+            continue;
+        }
+        let cost = (tiles * slices).div_ceil(sms.max(1)) * ks + 32 * slices;
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, sh));
+        }
+    }
+    best.map(|(_, sh)| sh)
+}
+
 impl WeightFormat {
     /// k per tcg3 pipeline stage (TCG3_SB bytes of a row).
     pub fn tcg3_stage_k(self) -> usize {
@@ -486,6 +561,32 @@ impl KernelSpec {
                 .replace("\nTCG3_INSTANCES\n", &format!("\n{tcg3}\n")),
         );
         s
+    }
+
+    /// [`Self::source`] for the sm_90a module of `TRTFORGE_TCG=4`: `#define TCG4` and the wgmma
+    /// GEMM instances (`tcg4_*`, every tensor-core role × [`TCG4_NTS`]).
+    pub fn source_tcg4(&self) -> String {
+        let mut inst = String::new();
+        for (role, _) in self.tc_roles() {
+            let (_, epi, k) = role.shape();
+            for nt in TCG4_NTS {
+                let _ = write!(inst, "TCG4_KERNEL({}, {epi}, {k}, {nt}) ", tcg4_name(role, nt));
+            }
+        }
+        format!("#define TCG4 1\n{}", self.source().replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n")))
+    }
+
+    /// The kernels [`Self::source_tcg4`] adds (none without a tensor-core role).
+    pub fn tcg4_names(&self) -> Vec<String> {
+        let roles = self.tc_roles();
+        if roles.is_empty() {
+            return vec![];
+        }
+        let mut v = vec!["tcg4_pack".to_string()];
+        for (role, _) in roles {
+            v.extend(TCG4_NTS.iter().map(|&nt| tcg4_name(role, nt)));
+        }
+        v
     }
 
     /// Whether kernels.cu defines the tensor-core decode attention (`attn_decode_tc`): f16 KV cache,
