@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 /// The kernel source file, embedded at build time.
 pub const KERNELS_CU: &str = include_str!("kernels.cu");
+/// The wgmma GEMM (`tcg4_*`), appended to [`KERNELS_CU`] for the sm_90a module only.
+pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
 
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
@@ -264,18 +266,20 @@ pub fn tcg4_smem(nt: usize, ks: usize, nst: usize) -> usize {
 pub fn tcg4_fits(n: usize, k: usize) -> bool {
     n > 0 && k > 0 && k % 16 == 0 && n % 2 == 0
 }
-/// Chooses the tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs: over K slices
-/// 1..=TCG3_MAX_S (`ks` a multiple of 64, the x slice + 2 stages fit), the smallest
-/// (blocks per SM, rounded up) × ks, i.e. the bytes the busiest SM streams, + a small cost per slice
-/// (the merge). TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the slices / ring stages.
-pub fn tcg4_shape(n: usize, k: usize, nt: usize, sms: usize) -> Option<Tcg4Shape> {
+/// Every tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs, cheapest first: over
+/// K slices 1..=TCG3_MAX_S (`ks` a multiple of 64), as many ring stages (2..=16, 8 KB each) as fit
+/// beside the x slice when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × ks
+/// (the bytes the busiest SM streams) + a small cost per slice (the merge). The engine takes the
+/// first whose clusters are all resident at once. TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the
+/// slices / the most ring stages.
+pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> {
     if !tcg4_fits(n, k) || !TCG4_NTS.contains(&nt) {
-        return None;
+        return vec![];
     }
     let env = |v: &str| std::env::var(v).ok().and_then(|s| s.parse::<usize>().ok());
-    let (force_s, force_nst) = (env("TRTFORGE_TCG4_S"), env("TRTFORGE_TCG4_NST"));
+    let (force_s, max_nst) = (env("TRTFORGE_TCG4_S"), env("TRTFORGE_TCG4_NST").unwrap_or(16).clamp(2, 16));
     let tiles = n.div_ceil(64);
-    let mut best: Option<(usize, Tcg4Shape)> = None;
+    let mut all: Vec<(usize, Tcg4Shape)> = vec![];
     for s in 1..=TCG3_MAX_S {
         if force_s.is_some_and(|f| f != s) {
             continue;
@@ -285,21 +289,25 @@ pub fn tcg4_shape(n: usize, k: usize, nt: usize, sms: usize) -> Option<Tcg4Shape
         if slices != s {
             continue;
         }
-        let free = TCG3_SMEM_MAX.saturating_sub(128 + nt * ks * 2) / (TCG4_KC * 128);
-        let nst = force_nst.unwrap_or(6).clamp(2, 8).min(free).min(ks.div_ceil(TCG4_KC).max(2));
-        if nst < 2 {
-            continue;
-        }
+        let per_sm = (tiles * slices).div_ceil(sms.max(1));
+        // 228 KB per SM, 1 KB of it reserved per block.
+        let budget = (228 * 1024 / per_sm).saturating_sub(1024).min(TCG3_SMEM_MAX);
+        let free = budget.saturating_sub(128 + nt * ks * 2) / (TCG4_KC * 128);
+        let nst = free.min(max_nst).min(ks.div_ceil(TCG4_KC).max(2));
+        let nst = if nst < 2 { 2 } else { nst };
         let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, ks, nst) };
         if sh.smem > TCG3_SMEM_MAX {
             continue;
         }
-        let cost = (tiles * slices).div_ceil(sms.max(1)) * ks + 32 * slices;
-        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-            best = Some((cost, sh));
-        }
+        all.push((per_sm * ks + 32 * slices, sh));
     }
-    best.map(|(_, sh)| sh)
+    all.sort_by_key(|(c, _)| *c);
+    all.into_iter().map(|(_, sh)| sh).collect()
+}
+
+/// The cheapest of [`tcg4_shapes`].
+pub fn tcg4_shape(n: usize, k: usize, nt: usize, sms: usize) -> Option<Tcg4Shape> {
+    tcg4_shapes(n, k, nt, sms).first().copied()
 }
 
 impl WeightFormat {
@@ -573,7 +581,11 @@ impl KernelSpec {
                 let _ = write!(inst, "TCG4_KERNEL({}, {epi}, {k}, {nt}) ", tcg4_name(role, nt));
             }
         }
-        format!("#define TCG4 1\n{}", self.source().replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n")))
+        format!(
+            "#define TCG4 1\n{}\n{}",
+            self.source(),
+            KERNELS_TCG4_CU.replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n"))
+        )
     }
 
     /// The kernels [`Self::source_tcg4`] adds (none without a tensor-core role).
@@ -809,6 +821,23 @@ mod tests {
         // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
+    }
+
+    #[test]
+    fn tcg4_shapes_cover_k_and_fit_shared_memory() {
+        // TinyLlama's linears and the tiny fixture's k = 176 (a partial last stage).
+        for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (32000, 2048), (128, 176)] {
+            for nt in TCG4_NTS {
+                let all = tcg4_shapes(n, k, nt, 132);
+                assert!(!all.is_empty(), "{n}x{k} nt {nt}");
+                for sh in all {
+                    assert!(sh.ks % TCG4_KC == 0 && sh.ks * sh.slices >= k && sh.ks * (sh.slices - 1) < k, "{sh:?}");
+                    assert!((2..=16).contains(&sh.nst) && sh.smem <= TCG3_SMEM_MAX, "{sh:?}");
+                    assert!(sh.smem >= 128 + sh.nst * 8192 + nt * sh.ks * 2 && sh.tiles * 64 >= n, "{sh:?}");
+                }
+            }
+        }
+        assert!(tcg4_shapes(2048, 2040, 64, 132).is_empty(), "k must be a multiple of 16");
     }
 
     #[test]

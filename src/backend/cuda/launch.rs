@@ -1171,7 +1171,7 @@ impl<'a> Kernels<'a> {
             || sh.ks * sh.slices < k
             || sh.ks % 64 != 0
             || sh.tiles != n.div_ceil(64)
-            || !(2..=8).contains(&sh.nst)
+            || !(2..=16).contains(&sh.nst)
             || sh.smem > TCG3_SMEM_MAX
             || sh.smem < tcg4_smem(sh.nt, sh.ks, sh.nst);
         if bad {

@@ -32,7 +32,7 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shape, tcg_name,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes, tcg_name,
     tcg_shape_capped, tcm_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS,
     GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
@@ -838,16 +838,34 @@ impl CudaBackend {
                     if !src_ok(lin) {
                         continue;
                     }
-                    let shapes: Vec<Tcg4Shape> =
-                        TCG4_NTS.iter().filter_map(|&nt| tcg4_shape(lin.n, lin.k, nt, gpu.sms as usize)).collect();
+                    // Per row padding: the cheapest candidate whose clusters (or blocks) are all
+                    // resident at once, else the cheapest.
+                    let mut shapes: Vec<Tcg4Shape> = vec![];
+                    for &nt in &TCG4_NTS {
+                        let name = tcg4_name(l.role, nt);
+                        let cands = tcg4_shapes(lin.n, lin.k, nt, gpu.sms as usize);
+                        let mut pick = None;
+                        for sh in cands.iter().take(8) {
+                            gpu.allow_smem(&name, sh.smem)?;
+                            let grid = (sh.slices as u32, sh.tiles as u32, 1);
+                            let fit = gpu.max_active_clusters(&name, grid, 128, sh.smem as u32, sh.slices as u32)?;
+                            if log && si < 8 {
+                                eprintln!("tcg4 {} {}x{} {sh:?}: {fit} clusters fit", l.role.tag(), lin.n, lin.k);
+                            }
+                            if fit as usize >= sh.tiles {
+                                pick = Some(*sh);
+                                break;
+                            }
+                        }
+                        let Some(sh) = pick.or(cands.first().copied()) else { break };
+                        gpu.allow_smem(&name, sh.smem)?;
+                        if log && si < 8 {
+                            eprintln!("tcg4 {} picked {sh:?}", l.role.tag());
+                        }
+                        shapes.push(sh);
+                    }
                     if shapes.len() != TCG4_NTS.len() {
                         continue;
-                    }
-                    for sh in &shapes {
-                        gpu.allow_smem(&tcg4_name(l.role, sh.nt), sh.smem)?;
-                        if log && si < 8 {
-                            eprintln!("tcg4 {} {}x{}: {sh:?}", l.role.tag(), lin.n, lin.k);
-                        }
                     }
                     let packed = gpu.alloc(lin.n.div_ceil(64) * 64 * lin.k * 2)?;
                     let src = lin.shadow.as_ref().unwrap_or(&lin.data).view(DType::F16);
