@@ -18,7 +18,8 @@
 //  - grid (S, tiles) in clusters of (S, 1, 1): block (s, tile) owns output rows [64·tile, +64) and K
 //    slice s of `ks`; split-K merged as tcg3 (partials through shared memory + DSMEM, deterministic),
 //    then tc_epilogue (f16 weights: no row scales; quantized engines pass their f16 copy).
-//  - `dm` swaps LBO and SBO in both descriptors (dm = 1), for checking the encoding on the GPU.
+//  - `dm` & 1 swaps LBO and SBO in both descriptors (checking the encoding on the GPU; 0 is right,
+//    session 7 call 1); `dm` & 2 loads the weight stages by per-thread cp.async instead (nst <= 9).
 #if defined(TCG4) && !ACT_F32
 #define TCG4_KC 64  // k per pipeline stage
 extern "C" __global__ void tcg4_pack(const h16* __restrict__ w, h16* __restrict__ o, int N, int K, int tiles) {
@@ -89,7 +90,21 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const int ks, const
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
     __syncthreads();
-    if (tid == 0) {
+    // dm & 2: the weight stages by per-thread cp.async (16-byte pieces of the same contiguous run,
+    // one commit group per stage) instead of one bulk copy + mbarrier (an A/B of the copy path).
+    const bool cpa = (dm & 2) != 0;
+    auto issue_cp = [&](int st) {
+        if (st < nstage) {
+            const int k0 = kbeg + st * TCG4_KC, pieces = min(TCG4_KC, kend - k0) * 8;
+            const unsigned char* src = wt + (size_t)k0 * 128;
+            const u32 dst = ring + (st % nst) * SB;
+            for (int j = tid; j < pieces; j += blockDim.x) cp_async16(dst + j * 16, src + (size_t)j * 16, 16);
+        }
+        cp_async_commit();
+    };
+    if (cpa) {
+        for (int st = 0; st < nst; st++) issue_cp(st);
+    } else if (tid == 0) {
         for (int st = 0; st < nst && st < nstage; st++) {
             const int k0 = kbeg + st * TCG4_KC;
             g4_bulk(ring + st * SB, wt + (size_t)k0 * 128, (u32)min(TCG4_KC, kend - k0) * 128u, bars + 8 * st);
@@ -117,12 +132,21 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const int ks, const
     float d[NT / 2];
 #pragma unroll
     for (int i = 0; i < NT / 2; i++) d[i] = 0.f;
-    const u32 la = dm ? 128u : 1024u, sa = dm ? 1024u : 128u;
-    const u32 lb = dm ? 128u : (u32)NT * 16u, sbb = dm ? (u32)NT * 16u : 128u;
+    const bool sw = (dm & 1) != 0;
+    const u32 la = sw ? 128u : 1024u, sa = sw ? 1024u : 128u;
+    const u32 lb = sw ? 128u : (u32)NT * 16u, sbb = sw ? (u32)NT * 16u : 128u;
 #pragma unroll 1
     for (int st = 0; st < nstage; st++) {
         const int slot = st % nst, k0 = kbeg + st * TCG4_KC, kc = min(TCG4_KC, kend - k0);
-        g4_bar_wait(bars + 8 * slot, (u32)(st / nst) & 1u);
+        if (cpa) {
+            // Committed since the x wait: the refills of stages nst .. st + nst - 2; stage st is
+            // complete once at most nst - 2 of them are pending.
+            cp_async_wait(nst - 2);
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            __syncthreads();
+        } else {
+            g4_bar_wait(bars + 8 * slot, (u32)(st / nst) & 1u);
+        }
         const u32 wa = ring + slot * SB, xb = xsm + (u32)((st * TCG4_KC / 8) * NT * 16);
         asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
         if (kc == TCG4_KC) {
@@ -139,7 +163,9 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const int ks, const
         asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
         __syncthreads();
         const int nx = st - 1 + nst;
-        if (tid == 0 && st >= 1 && nx < nstage) {
+        if (cpa) {
+            if (st >= 1) issue_cp(nx);
+        } else if (tid == 0 && st >= 1 && nx < nstage) {
             const int ps = (st - 1) % nst, kx = kbeg + nx * TCG4_KC;
             g4_bulk(ring + ps * SB, wt + (size_t)kx * 128, (u32)min(TCG4_KC, kend - kx) * 128u, bars + 8 * ps);
         }
