@@ -824,6 +824,20 @@ mod tests {
     }
 
     #[test]
+    fn tcg4_source_appends_the_wgmma_kernels_only_there() {
+        let s = spec(WeightFormat::F16);
+        let (base, src) = (s.source(), s.source_tcg4());
+        assert!(src.starts_with("#define TCG4 1\n") && src.contains(&base), "the default source, unchanged, inside");
+        assert!(!base.contains("tcg4_body"), "the default module does not carry the wgmma kernel");
+        assert!(!src.contains("\nTCG4_INSTANCES\n"), "placeholder must be replaced");
+        let names = s.tcg4_names();
+        assert_eq!(names.len(), 1 + s.tc_roles().len() * TCG4_NTS.len());
+        for n in names.iter().filter(|n| *n != "tcg4_pack") {
+            assert!(src.contains(&format!("TCG4_KERNEL({n},")), "{n}");
+        }
+    }
+
+    #[test]
     fn tcg4_shapes_cover_k_and_fit_shared_memory() {
         // TinyLlama's linears and the tiny fixture's k = 176 (a partial last stage).
         for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (32000, 2048), (128, 176)] {
