@@ -721,6 +721,27 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg4") {
+        // Session 7: the wgmma decode GEMM (run with TRTFORGE_TCG=4 on sm_90): prefill passes of
+        // 9 / 16 / 33 / 64 rows (each prompt alone) and batched decode steps of 12 (padded to 16) and
+        // 40 (padded to 64) rows; then the TinyLlama shape (prefill of 64, 17 and 9 rows).
+        let tiny = load(&path(&set.tiny)?)?;
+        let v = tiny.weights.config.vocab_size;
+        let lens40: Vec<usize> = (0..40).map(|i| [9, 16, 33, 64, 5][i % 5]).collect();
+        let ps40 = seeded_prompts(&lens40, v, 7);
+        let ps12 = seeded_prompts(&lens40[..12], v, 8);
+        add(logits_check("tiny_llama 40 seqs", &tiny.weights, F16, &ps40));
+        add(logits_check("tiny_llama 12 seqs", &tiny.weights, F16, &ps12));
+        add(greedy_check("tiny_llama 12 seqs", &tiny.weights, F16, &ps12, 12));
+        add(logits_check("tiny_llama 40 seqs", &tiny.weights, I8, &ps40));
+        add(logits_check("tiny_llama 12 seqs", &tiny.weights, F8, &ps12));
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[64, 17, 9], tl.weights.config.vocab_size, 3);
+            add(logits_check("tinyllama-1.1b", &tl.weights, F16, &ps3));
+        }
+        return Ok(results);
+    }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg") {
         // The batched decode GEMMs (9..64 rows; run with TRTFORGE_TCG=3 or =1): prefill passes of
         // 9..64 rows go through them. Tiny fixture (k 64 / 176; TRTFORGE_TCG_KSMAX=64 splits 176),

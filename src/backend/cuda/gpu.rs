@@ -1,7 +1,7 @@
 //! The engine's safe layer over cudarc's `sys`/`result` layers: device discovery that never
 //! panics, RAII device buffers, kernel module compilation with an on-disk cache, raw launches,
 //! cuBLAS and CUDA graphs. `unsafe` in the CUDA engine lives here and at kernel launches.
-use super::kernels::KernelSpec;
+use super::kernels::{tcg4_requested, KernelSpec};
 use crate::error::{Error, Result};
 use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublaslt::{result as ltr, sys as lt};
@@ -123,6 +123,8 @@ pub struct Gpu {
     /// Launch with programmatic dependent launch (sm_90+; TRTFORGE_PDL=0 turns it off). Measured
     /// 4–6 % faster bs1 decode on the H100 with the trigger after each kernel's main loop.
     pub pdl: bool,
+    /// The module was built for sm_90a with the wgmma GEMM (`tcg4_*`, TRTFORGE_TCG=4 on cc 9.0).
+    pub wgmma: bool,
 }
 
 /// Where compiled kernels are cached: $TRTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/trtforge, else
@@ -247,14 +249,20 @@ impl Gpu {
         let sms = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| gpu_err("SM count", e))? as u32;
-        let src = spec.source();
-        let c = compile_cached(&src, arch_name(cc), &cache_dir())?;
+        // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`).
+        let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
+        let (src, arch) = if wgmma { (spec.source_tcg4(), "sm_90a") } else { (spec.source(), arch_name(cc)) };
+        let c = compile_cached(&src, arch, &cache_dir())?;
         let (compile_secs, compile_cached) = (c.secs, c.cached);
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(c.cubin))
             .map_err(|e| gpu_err("loading the compiled kernels", e))?;
         let mut funcs = HashMap::new();
-        for n in spec.kernel_names() {
+        let mut names = spec.kernel_names();
+        if wgmma {
+            names.extend(spec.tcg4_names());
+        }
+        for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
             funcs.insert(n, f);
         }
@@ -273,7 +281,21 @@ impl Gpu {
         let pdl = cc.0 >= 9 && std::env::var("TRTFORGE_PDL").as_deref() != Ok("0");
         // SAFETY: only tries to dlopen the library by its usual names.
         let lt = if unsafe { cudarc::cublaslt::sys::is_culib_present() } { Some(Lt::new(&ctx)?) } else { None };
-        Ok(Gpu { ctx, stream, _module: module, funcs, blas, lt, name, cc, sms, compile_secs, compile_cached, pdl })
+        Ok(Gpu {
+            ctx,
+            stream,
+            _module: module,
+            funcs,
+            blas,
+            lt,
+            name,
+            cc,
+            sms,
+            compile_secs,
+            compile_cached,
+            pdl,
+            wgmma,
+        })
     }
 
     /// Sets an `int` `__constant__` of the module (before any kernel that reads it runs).

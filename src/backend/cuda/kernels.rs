@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 /// The kernel source file, embedded at build time.
 pub const KERNELS_CU: &str = include_str!("kernels.cu");
+/// The wgmma GEMM (`tcg4_*`), appended to [`KERNELS_CU`] for the sm_90a module only.
+pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
 
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
@@ -230,6 +232,87 @@ pub struct Tcg3Shape {
     pub xw: usize,
     pub nst: usize,
     pub smem: usize,
+}
+
+/// The session-7 batched decode GEMM on wgmma (`tcg4_*`, kernels.cu `tcg4_body`, sm_90a only):
+/// opt-in `TRTFORGE_TCG=4`, 9..=TCG_MAX_T rows padded to one of [`TCG4_NTS`] (wgmma's N).
+pub fn tcg4_name(role: Role, nt: usize) -> String {
+    format!("tcg4_{}_{nt}", role.tag())
+}
+/// Row paddings (wgmma N) with a `tcg4_*` instance.
+pub const TCG4_NTS: [usize; 3] = [16, 32, 64];
+/// k per tcg4 pipeline stage (`TCG4_KC`): one 8 KB bulk copy of a 64-row tile.
+pub const TCG4_KC: usize = 64;
+/// Whether `TRTFORGE_TCG=4` asks for the wgmma GEMM (the engine builds its kernels for sm_90a then).
+pub fn tcg4_requested() -> bool {
+    std::env::var("TRTFORGE_TCG").as_deref() == Ok("4")
+}
+/// The smallest row padding of [`TCG4_NTS`] that holds `rows`.
+pub fn tcg4_nt(rows: usize) -> Option<usize> {
+    TCG4_NTS.iter().copied().find(|&nt| nt >= rows)
+}
+/// Launch shape of one tcg4 GEMM: grid (`slices`, `tiles`) in clusters of (`slices`, 1, 1), 128
+/// threads (one warpgroup), K slices of `ks`, `nst` ring stages of 8 KB, `smem` dynamic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tcg4Shape {
+    pub nt: usize,
+    pub tiles: usize,
+    pub slices: usize,
+    pub ks: usize,
+    pub nst: usize,
+    pub smem: usize,
+}
+/// Dynamic shared memory of a tcg4 block: mbarriers (128 B), then the ring and the x slice, which
+/// the split-K partial tile (nt × 68 f32) reuses.
+pub fn tcg4_smem(nt: usize, ks: usize, nst: usize) -> usize {
+    128 + (nst * TCG4_KC * 128 + nt * ks * 2).max(nt * 68 * 4)
+}
+/// Whether tcg4 can run an (n × k) linear: k a multiple of 16 (wgmma k), rows padded to 64-row tiles.
+pub fn tcg4_fits(n: usize, k: usize) -> bool {
+    n > 0 && k > 0 && k % 16 == 0 && n % 2 == 0
+}
+/// Every tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs, cheapest first: over
+/// K slices 1..=TCG3_MAX_S (`ks` a multiple of 64), as many ring stages (2..=16, 8 KB each) as fit
+/// beside the x slice when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × ks
+/// (the bytes the busiest SM streams) + a small cost per slice (the merge). The engine takes the
+/// first whose clusters are all resident at once. TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the
+/// slices / the most ring stages.
+pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> {
+    if !tcg4_fits(n, k) || !TCG4_NTS.contains(&nt) {
+        return vec![];
+    }
+    let env = |v: &str| std::env::var(v).ok().and_then(|s| s.parse::<usize>().ok());
+    let (force_s, max_nst) = (env("TRTFORGE_TCG4_S"), env("TRTFORGE_TCG4_NST").unwrap_or(16).clamp(2, 16));
+    let tiles = n.div_ceil(64);
+    let mut all: Vec<(usize, Tcg4Shape)> = vec![];
+    for s in 1..=TCG3_MAX_S {
+        if force_s.is_some_and(|f| f != s) {
+            continue;
+        }
+        let ks = k.div_ceil(s).next_multiple_of(TCG4_KC);
+        let slices = k.div_ceil(ks);
+        if slices != s {
+            continue;
+        }
+        let per_sm = (tiles * slices).div_ceil(sms.max(1));
+        // 228 KB per SM, 1 KB of it reserved per block.
+        let budget = (228 * 1024 / per_sm).saturating_sub(1024).min(TCG3_SMEM_MAX);
+        let free = budget.saturating_sub(128 + nt * ks * 2) / (TCG4_KC * 128);
+        let nst = free.min(max_nst).min(ks.div_ceil(TCG4_KC).max(2));
+        let nst = if nst < 2 { 2 } else { nst };
+        let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, ks, nst) };
+        if sh.smem > TCG3_SMEM_MAX {
+            continue;
+        }
+        all.push((per_sm * ks + 32 * slices, sh));
+    }
+    all.sort_by_key(|(c, _)| *c);
+    all.into_iter().map(|(_, sh)| sh).collect()
+}
+
+/// The cheapest of [`tcg4_shapes`].
+pub fn tcg4_shape(n: usize, k: usize, nt: usize, sms: usize) -> Option<Tcg4Shape> {
+    tcg4_shapes(n, k, nt, sms).first().copied()
 }
 
 impl WeightFormat {
@@ -521,6 +604,36 @@ impl KernelSpec {
         s
     }
 
+    /// [`Self::source`] for the sm_90a module of `TRTFORGE_TCG=4`: `#define TCG4` and the wgmma
+    /// GEMM instances (`tcg4_*`, every tensor-core role × [`TCG4_NTS`]).
+    pub fn source_tcg4(&self) -> String {
+        let mut inst = String::new();
+        for (role, _) in self.tc_roles() {
+            let (_, epi, k) = role.shape();
+            for nt in TCG4_NTS {
+                let _ = write!(inst, "TCG4_KERNEL({}, {epi}, {k}, {nt}) ", tcg4_name(role, nt));
+            }
+        }
+        format!(
+            "#define TCG4 1\n{}\n{}",
+            self.source(),
+            KERNELS_TCG4_CU.replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n"))
+        )
+    }
+
+    /// The kernels [`Self::source_tcg4`] adds (none without a tensor-core role).
+    pub fn tcg4_names(&self) -> Vec<String> {
+        let roles = self.tc_roles();
+        if roles.is_empty() {
+            return vec![];
+        }
+        let mut v = vec!["tcg4_pack".to_string()];
+        for (role, _) in roles {
+            v.extend(TCG4_NTS.iter().map(|&nt| tcg4_name(role, nt)));
+        }
+        v
+    }
+
     /// Whether kernels.cu defines the tensor-core decode attention (`attn_decode_tc`): f16 KV cache,
     /// at most 8 query heads per kv head, head_dim a multiple of 32.
     pub fn attn_tc(&self) -> bool {
@@ -768,6 +881,37 @@ mod tests {
         // A cap of one step splits the tiny model's 176 inputs 6 ways (f16) or 3 ways (int8).
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::F16, 264, 512, 32).slices, 6);
         assert_eq!(tcg_shape_capped(64, 176, WeightFormat::I8, 264, 512, 32).slices, 3);
+    }
+
+    #[test]
+    fn tcg4_source_appends_the_wgmma_kernels_only_there() {
+        let s = spec(WeightFormat::F16);
+        let (base, src) = (s.source(), s.source_tcg4());
+        assert!(src.starts_with("#define TCG4 1\n") && src.contains(&base), "the default source, unchanged, inside");
+        assert!(!base.contains("tcg4_body"), "the default module does not carry the wgmma kernel");
+        assert!(!src.contains("\nTCG4_INSTANCES\n"), "placeholder must be replaced");
+        let names = s.tcg4_names();
+        assert_eq!(names.len(), 1 + s.tc_roles().len() * TCG4_NTS.len());
+        for n in names.iter().filter(|n| *n != "tcg4_pack") {
+            assert!(src.contains(&format!("TCG4_KERNEL({n},")), "{n}");
+        }
+    }
+
+    #[test]
+    fn tcg4_shapes_cover_k_and_fit_shared_memory() {
+        // TinyLlama's linears and the tiny fixture's k = 176 (a partial last stage).
+        for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (32000, 2048), (128, 176)] {
+            for nt in TCG4_NTS {
+                let all = tcg4_shapes(n, k, nt, 132);
+                assert!(!all.is_empty(), "{n}x{k} nt {nt}");
+                for sh in all {
+                    assert!(sh.ks % TCG4_KC == 0 && sh.ks * sh.slices >= k && sh.ks * (sh.slices - 1) < k, "{sh:?}");
+                    assert!((2..=16).contains(&sh.nst) && sh.smem <= TCG3_SMEM_MAX, "{sh:?}");
+                    assert!(sh.smem >= 128 + sh.nst * 8192 + nt * sh.ks * 2 && sh.tiles * 64 >= n, "{sh:?}");
+                }
+            }
+        }
+        assert!(tcg4_shapes(2048, 2040, 64, 132).is_empty(), "k must be a multiple of 16");
     }
 
     #[test]

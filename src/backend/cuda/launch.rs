@@ -27,9 +27,9 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg_name, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, TcgShape,
-    WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB,
-    TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
+    KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
+    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -1149,6 +1149,96 @@ impl<'a> Kernels<'a> {
                 self.gpu.launch_cluster(&name, grid, block, sh.smem as u32, grid.0, &mut args!(a, ks, xw, nst))
             } else {
                 self.gpu.launch(&name, grid, block, sh.smem as u32, &mut args!(a, ks, xw, nst))
+            }
+        }
+    }
+
+    /// Repacks an f16 (n × k) row-major weight into tcg4's layout (kernels.cu `tcg4_pack`): 64-row
+    /// tiles (rows >= n zero), each tile over k as 8-column groups of 64 rows × 16 bytes.
+    pub fn tcg4_pack(&self, w: View, out: View, n: usize, k: usize) -> Result<()> {
+        if !tcg4_fits(n, k) {
+            return Err(Error::Gpu(format!("tcg4_pack: {n} × {k}")));
+        }
+        let tiles = n.div_ceil(64);
+        need("tcg4_pack input", &w, DType::F16, n * k)?;
+        need("tcg4_pack output", &out, DType::F16, tiles * 64 * k)?;
+        let blocks = ((tiles * 64 * k / 8).div_ceil(256) as u32).min(self.gpu.sms * 16);
+        let (mut wp, mut op) = (w.addr(), out.addr());
+        let (mut ni, mut ki, mut ti) = (i32_of("n", n)?, i32_of("k", k)?, i32_of("tiles", tiles)?);
+        // SAFETY: tcg4_pack(w, o, N, K, tiles): reads n × k f16, writes tiles · 64 · k f16 (checked
+        // above), a grid-stride loop over 16-byte vectors (k % 16 == 0).
+        unsafe { self.gpu.launch("tcg4_pack", (blocks, 1, 1), 256, 0, &mut args!(wp, op, ni, ki, ti)) }
+    }
+
+    /// One session-7 wgmma batched decode GEMM (`tcg4_<role>_<nt>`) over `rows` rows; `w` is the
+    /// tcg4-packed f16 copy (n = the linear's real rows), `dm` the descriptor variant (0: LBO = the
+    /// K-direction core-matrix stride; 1: swapped).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcg4(
+        &self,
+        role: Role,
+        sh: Tcg4Shape,
+        w: &Weights,
+        io: &GemvIo,
+        out_act: Option<View>,
+        rows: usize,
+        dm: i32,
+    ) -> Result<()> {
+        let d = self.d;
+        let k = d.role_k(role);
+        let n = w.n;
+        if w.k != k || d.act != DType::F16 || w.fmt != WeightFormat::F16 || !tcg4_fits(n, k) {
+            return Err(Error::Gpu(format!(
+                "{} tcg4 GEMM: k = {} (kernel {k}), n = {n}, {:?}",
+                role.tag(),
+                w.k,
+                w.fmt
+            )));
+        }
+        let bad = rows <= GEMV_MAX_T
+            || rows > sh.nt
+            || sh.slices == 0
+            || sh.slices > TCG3_MAX_S
+            || sh.ks * sh.slices < k
+            || sh.ks % 64 != 0
+            || sh.tiles != n.div_ceil(64)
+            || !(2..=16).contains(&sh.nst)
+            || sh.smem > TCG3_SMEM_MAX
+            || sh.smem < tcg4_smem(sh.nt, sh.ks, sh.nst);
+        if bad {
+            return Err(Error::Gpu(format!("{} tcg4 GEMM: {rows} rows, shape {sh:?}", role.tag())));
+        }
+        need("tcg4 packed weights", &w.data.view(DType::F16), DType::F16, sh.tiles * 64 * k)?;
+        need("tcg4 x", &io.x, d.act, rows * k)?;
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv tcg4 GEMM: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt("tcg4 q output", &io.out, DType::F32, rows * d.q_dim)?;
+                if let Some(qa) = &out_act {
+                    need("tcg4 q (act)", qa, d.act, rows * d.q_dim)?;
+                }
+                io.check_qkv_epilogue(d, "qkv tcg4 GEMM", rows)?;
+            }
+            Role::GateUp => need_opt("tcg4 swiglu output", &out_act, d.act, rows * n / 2)?,
+            Role::O | Role::Down | Role::Head => need_opt("tcg4 output", &io.out, DType::F32, rows * n)?,
+        }
+        let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
+        let (mut ks, mut nst, mut dmv) = (i32_of("ks", sh.ks)?, i32_of("nst", sh.nst)?, dm);
+        let grid = (u32_of("tcg4 slices", sh.slices)?, u32_of("tcg4 tiles", sh.tiles)?, 1);
+        let name = tcg4_name(role, sh.nt);
+        // SAFETY: tcg4_*(GemvArgs, ks, nst, dm): GemvArgs mirrors the CUDA struct; block (s, tile)
+        // bulk-copies packed weight bytes [tile · k · 128 + s · ks · 128, + min(ks, k - s·ks) · 128)
+        // (inside tiles · 64 · k f16, checked), reads x rows < rows, columns of its slice (checked:
+        // rows × k act), and writes the role's outputs checked above for `rows` rows (QKV rows: the
+        // cache at (row_slot, row_pos)). Dynamic shared memory `sh.smem` (>= what the kernel uses,
+        // allowed at engine load); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
+        unsafe {
+            if sh.slices > 1 {
+                self.gpu.launch_cluster(&name, grid, 128, sh.smem as u32, grid.0, &mut args!(a, ks, nst, dmv))
+            } else {
+                self.gpu.launch(&name, grid, 128, sh.smem as u32, &mut args!(a, ks, nst, dmv))
             }
         }
     }

@@ -32,9 +32,9 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, KernelSpec,
-    Role, Tcg3Shape, TcgShape, WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG_MAX_KS, TCG_MAX_T,
-    TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes, tcg_name,
+    tcg_shape_capped, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, GEMV_MAX_T,
+    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -218,6 +218,10 @@ struct DevLinear {
     /// Launch shape of the session-6 batched decode GEMM (`tcg3_*`, TRTFORGE_TCG=3) for the same
     /// row range; None where it does not apply or is off.
     tcg3: Option<Tcg3Shape>,
+    /// The session-7 wgmma GEMM (`tcg4_*`, TRTFORGE_TCG=4 on sm_90a) for the same row range: its
+    /// packed f16 copy of the weights (kernels.cu `tcg4_pack`) and the launch shape per row padding
+    /// (TCG4_NTS order); None where it does not apply or is off.
+    tcg4: Option<(DevBuf, Vec<Tcg4Shape>)>,
     /// fp8 weights in the GEMM path through cuBLASLt's FP8 GEMM (W8A8, `TRTFORGE_FP8_GEMM=1`);
     /// None: the f16 copy (`shadow`) instead.
     fp8: Option<Fp8Gemm>,
@@ -490,7 +494,8 @@ impl CudaBackend {
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
-            let c = gpu::compile_cached(&spec.source(), &arch, &gpu::cache_dir())?;
+            let src = if arch == "sm_90a" { spec.source_tcg4() } else { spec.source() };
+            let c = gpu::compile_cached(&src, &arch, &gpu::cache_dir())?;
             if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
                 eprintln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
             }
@@ -533,6 +538,7 @@ impl CudaBackend {
                         shadow: None,
                         tcg: None,
                         tcg3: None,
+                        tcg4: None,
                         fp8: None,
                     }));
                     if let Some(p) = l.norm {
@@ -827,6 +833,62 @@ impl CudaBackend {
                         eprintln!("tcg3 {} picked {:?}", role.tag(), sh);
                     }
                 }
+            }
+        }
+        // Session-7 wgmma GEMM (tcg4): TRTFORGE_TCG=4, the module built for sm_90a (gpu.wgmma). Every
+        // layer linear needs an f16 source (fp16 weights or the quantized engines' f16 copy); the
+        // head joins where it fits. The packed copy is made once here.
+        if gpu.wgmma && use_tc && !spec.act_f32 {
+            let src_ok = |lin: &DevLinear| {
+                tcg4_fits(lin.n, lin.k) && (lin.fmt == WeightFormat::F16 || (lin.shadow.is_some() && lin.fp8.is_none()))
+            };
+            let all = linears.iter().zip(&steps).all(|(lin, st)| match (lin, st) {
+                (Some(lin), Step::Linear(l)) => l.role == Role::Head || src_ok(lin),
+                _ => true,
+            });
+            let log = std::env::var("TRTFORGE_TCG4_LOG").as_deref() == Ok("1");
+            if all {
+                let k4 = Kernels::new(&gpu, &dims);
+                for (si, lin) in linears.iter_mut().enumerate() {
+                    let (Some(lin), Step::Linear(l)) = (lin.as_mut(), &steps[si]) else { continue };
+                    if !src_ok(lin) {
+                        continue;
+                    }
+                    // Per row padding: the cheapest candidate whose clusters (or blocks) are all
+                    // resident at once, else the cheapest.
+                    let mut shapes: Vec<Tcg4Shape> = vec![];
+                    for &nt in &TCG4_NTS {
+                        let name = tcg4_name(l.role, nt);
+                        let cands = tcg4_shapes(lin.n, lin.k, nt, gpu.sms as usize);
+                        let mut pick = None;
+                        for sh in cands.iter().take(8) {
+                            gpu.allow_smem(&name, sh.smem)?;
+                            let grid = (sh.slices as u32, sh.tiles as u32, 1);
+                            let fit = gpu.max_active_clusters(&name, grid, 128, sh.smem as u32, sh.slices as u32)?;
+                            if log && si < 8 {
+                                eprintln!("tcg4 {} {}x{} {sh:?}: {fit} clusters fit", l.role.tag(), lin.n, lin.k);
+                            }
+                            if fit as usize >= sh.tiles {
+                                pick = Some(*sh);
+                                break;
+                            }
+                        }
+                        let Some(sh) = pick.or(cands.first().copied()) else { break };
+                        gpu.allow_smem(&name, sh.smem)?;
+                        if log && si < 8 {
+                            eprintln!("tcg4 {} picked {sh:?}", l.role.tag());
+                        }
+                        shapes.push(sh);
+                    }
+                    if shapes.len() != TCG4_NTS.len() {
+                        continue;
+                    }
+                    let packed = gpu.alloc(lin.n.div_ceil(64) * 64 * lin.k * 2)?;
+                    let src = lin.shadow.as_ref().unwrap_or(&lin.data).view(DType::F16);
+                    k4.tcg4_pack(src, packed.view(DType::F16), lin.n, lin.k)?;
+                    lin.tcg4 = Some((packed, shapes));
+                }
+                gpu.sync()?;
             }
         }
         let kv8 = spec.kv_cache.quantized();
@@ -1248,7 +1310,10 @@ impl CudaBackend {
                     let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
                     let tcg = lin.tcg.filter(|_| self.use_tcg && rows > GEMV_MAX_T && rows <= TCG_MAX_T);
                     let tcg3 = lin.tcg3.filter(|_| rows > GEMV_MAX_T && rows <= TCG_MAX_T);
-                    if let Some(sh) = tcg3 {
+                    let tcg4 = lin.tcg4.is_some() && rows > GEMV_MAX_T && rows <= TCG_MAX_T;
+                    if tcg4 {
+                        self.launch_tcg4(si, &ls, rows, selected, !decode && !self.prefill_fa)?;
+                    } else if let Some(sh) = tcg3 {
                         self.launch_tcg3(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
                     } else if let Some(sh) = tcg {
                         self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
@@ -1572,6 +1637,26 @@ impl CudaBackend {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (io, out_act) = self.tcg_io(ls, rows, selected, want_qa)?;
         self.kern().tcg3(ls.role, sh, &lin.weights(), &io, out_act, rows)
+    }
+
+    /// One session-7 wgmma batched decode GEMM (`tcg4_*`) of linear step `si` over `rows` (GEMV_MAX_T,
+    /// TCG_MAX_T] rows, on the linear's packed f16 copy; buffers as [`Self::launch_tcg`].
+    /// TRTFORGE_TCG4_DESC: bit 0 swaps the shared-memory descriptors' LBO / SBO (an encoding check),
+    /// bit 1 loads the weight stages by per-thread cp.async instead of bulk copies.
+    fn launch_tcg4(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, want_qa: bool) -> Result<()> {
+        static DM: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+        let dm = *DM.get_or_init(|| std::env::var("TRTFORGE_TCG4_DESC").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
+        let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
+        let (packed, shapes) = lin.tcg4.as_ref().ok_or_else(|| Error::Gpu("no tcg4 weights".into()))?;
+        let nt = tcg4_nt(rows).ok_or_else(|| Error::Gpu(format!("tcg4: {rows} rows")))?;
+        let mut sh =
+            *shapes.iter().find(|s| s.nt == nt).ok_or_else(|| Error::Gpu(format!("tcg4: no shape for {nt}")))?;
+        if dm & 2 != 0 {
+            sh.nst = sh.nst.min(9); // the cp.async weight path waits on at most 7 pending groups
+        }
+        let (io, out_act) = self.tcg_io(ls, rows, selected, want_qa)?;
+        let w = Weights { fmt: WeightFormat::F16, n: lin.n, k: lin.k, data: packed, scales: None };
+        self.kern().tcg4(ls.role, sh, &w, &io, out_act, rows, dm)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
