@@ -278,11 +278,14 @@ struct Scratch {
 const MAX_SCORE_BYTES: usize = 1 << 30;
 
 /// The bs64 f16 decode attention by default (session 7): `None` = the session-5 `attn_decode_cl`;
-/// `Some(4)` = `attn_decode_cx` (measured 39,891 vs `attn_decode_cl` 39,179 tok/s), `Some(8)` =
-/// `attn_decode_cx8` (41,028 in the same call). Opt-in (`TRTFORGE_ATTN=cx` / `cx8`) until a check has
-/// run their multi-tile path (several tiles per warp, the ring wrapping, the lazy rescale): the
-/// session-7 checks covered one tile per block only (`.carry/K/run2.sh`, docs/cuda.md session 7).
-const ACX_DEFAULT: Option<usize> = None;
+/// `Some(4)` = `attn_decode_cx` (measured 39,891 vs `attn_decode_cl` 39,179 tok/s in branch attn7's call),
+/// `Some(8)` = `attn_decode_cx8`: the default since the session-7 final lease (fp16 bs64 42,081 → 43,294
+/// tok/s with the merged main, int4 42,352 → 43,237, fp8 42,133 → 43,202; in the same call its
+/// multi-tile path passed `TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_CS=1 TRTFORGE_CHECKS=prefill` (one block
+/// walks each whole (row, kv head) of 497- / 200-token prompts) and `TRTFORGE_ATTN=cx8all
+/// TRTFORGE_CHECKS=attn` 15/15; docs/benchmarks/2026-11-30-h200-session7). `TRTFORGE_ATTN=cl4` runs
+/// the session-5 kernel.
+const ACX_DEFAULT: Option<usize> = Some(8);
 
 pub struct CudaBackend {
     cfg: LlamaConfig,
@@ -909,7 +912,7 @@ impl CudaBackend {
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
         // below), TRTFORGE_ATTN=tc1 the session-2 tensor-core kernel, v2 / v1 the CUDA-core ones.
         let cl_ok = spec.attn_cl() && gpu.cc.0 >= 9;
-        // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in, not yet run on the GPU; 2 stages
+        // TRTFORGE_ATTN=cl8: the 8-warp attn_decode_cl8 (opt-in; its attn list passed in session 7; 2 stages
         // by default so that 2 blocks fit an SM), used where the default uses attn_decode_cl.
         // TRTFORGE_ATTN=cl8all: attn_decode_cl8 at every batch size (for cuda-check).
         // Session 7: TRTFORGE_ATTN=cx / cx4 / cx8: attn_decode_cx (4 warps; cx: ACX_DEFAULT's warps
