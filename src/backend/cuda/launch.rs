@@ -447,6 +447,34 @@ impl GemvIo<'_> {
         self.rope.check(d)
     }
 
+    /// The outputs of a tcg / tcg3 / tcg4 launch's role epilogue over `rows` rows of `n` outputs (QKV: q,
+    /// its activation copy if any, the cache + RoPE inputs; SwiGLU: m in `out_act`; O / down / head:
+    /// `out`); `kind` names the kernel in errors.
+    fn check_role_outputs(
+        &self,
+        d: &Dims,
+        role: Role,
+        out_act: &Option<View>,
+        kind: &str,
+        rows: usize,
+        n: usize,
+    ) -> Result<()> {
+        match role {
+            Role::Qkv => {
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("qkv {kind} GEMM: n = {n}, expected {}", d.qkv_dim())));
+                }
+                need_opt(&format!("{kind} q output"), &self.out, DType::F32, rows * d.q_dim)?;
+                if let Some(qa) = out_act {
+                    need(&format!("{kind} q (act)"), qa, d.act, rows * d.q_dim)?;
+                }
+                self.check_qkv_epilogue(d, &format!("qkv {kind} GEMM"), rows)
+            }
+            Role::GateUp => need_opt(&format!("{kind} swiglu output"), out_act, d.act, rows * n / 2),
+            Role::O | Role::Down | Role::Head => need_opt(&format!("{kind} output"), &self.out, DType::F32, rows * n),
+        }
+    }
+
     /// The parameter block of a GEMV / tcg launch over `rows` rows of `n` outputs of `w`;
     /// `out_act` is where the SwiGLU epilogue writes.
     fn args(&self, w: &Weights, out_act: u64, rows: usize, n: usize) -> Result<GemvArgs> {
@@ -1046,20 +1074,7 @@ impl<'a> Kernels<'a> {
         need("tcg x", &io.x, d.act, rows * k)?;
         need("tcg partials", &b.ws, DType::F32, sh.ws_floats(n))?;
         need("tcg counters", &b.cnt, DType::I32, n / 16)?;
-        match role {
-            Role::Qkv => {
-                if n != d.qkv_dim() {
-                    return Err(Error::Gpu(format!("qkv tcg GEMM: n = {n}, expected {}", d.qkv_dim())));
-                }
-                need_opt("tcg q output", &io.out, DType::F32, rows * d.q_dim)?;
-                if let Some(qa) = &b.out_act {
-                    need("tcg q (act)", qa, d.act, rows * d.q_dim)?;
-                }
-                io.check_qkv_epilogue(d, "qkv tcg GEMM", rows)?;
-            }
-            Role::GateUp => need_opt("tcg swiglu output", &b.out_act, d.act, rows * n / 2)?,
-            Role::O | Role::Down | Role::Head => need_opt("tcg output", &io.out, DType::F32, rows * n)?,
-        }
+        io.check_role_outputs(d, role, &b.out_act, "tcg", rows, n)?;
         let mut a = io.args(w, addr_opt(&b.out_act), rows, n)?;
         let (mut ws, mut cnt, mut ks) = (b.ws.addr(), b.cnt.addr(), i32_of("ks", sh.ks)?);
         let grid = (u32_of("tcg blocks", sh.gx)?, u32_of("tcg slices", sh.slices)?, 1);
@@ -1119,20 +1134,7 @@ impl<'a> Kernels<'a> {
         }
         w.check(d)?;
         need("tcg3 x", &io.x, d.act, rows * k)?;
-        match role {
-            Role::Qkv => {
-                if n != d.qkv_dim() {
-                    return Err(Error::Gpu(format!("qkv tcg3 GEMM: n = {n}, expected {}", d.qkv_dim())));
-                }
-                need_opt("tcg3 q output", &io.out, DType::F32, rows * d.q_dim)?;
-                if let Some(qa) = &out_act {
-                    need("tcg3 q (act)", qa, d.act, rows * d.q_dim)?;
-                }
-                io.check_qkv_epilogue(d, "qkv tcg3 GEMM", rows)?;
-            }
-            Role::GateUp => need_opt("tcg3 swiglu output", &out_act, d.act, rows * n / 2)?,
-            Role::O | Role::Down | Role::Head => need_opt("tcg3 output", &io.out, DType::F32, rows * n)?,
-        }
+        io.check_role_outputs(d, role, &out_act, "tcg3", rows, n)?;
         let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
         let (mut ks, mut xw, mut nst) = (i32_of("ks", sh.ks)?, i32_of("xw", sh.xw)?, i32_of("nst", sh.nst)?);
         let grid = (u32_of("tcg3 slices", sh.slices)?, u32_of("tcg3 groups", sh.groups)?, 1);
@@ -1210,20 +1212,7 @@ impl<'a> Kernels<'a> {
         }
         need("tcg4 packed weights", &w.data.view(DType::F16), DType::F16, sh.tiles * 64 * k)?;
         need("tcg4 x", &io.x, d.act, rows * k)?;
-        match role {
-            Role::Qkv => {
-                if n != d.qkv_dim() {
-                    return Err(Error::Gpu(format!("qkv tcg4 GEMM: n = {n}, expected {}", d.qkv_dim())));
-                }
-                need_opt("tcg4 q output", &io.out, DType::F32, rows * d.q_dim)?;
-                if let Some(qa) = &out_act {
-                    need("tcg4 q (act)", qa, d.act, rows * d.q_dim)?;
-                }
-                io.check_qkv_epilogue(d, "qkv tcg4 GEMM", rows)?;
-            }
-            Role::GateUp => need_opt("tcg4 swiglu output", &out_act, d.act, rows * n / 2)?,
-            Role::O | Role::Down | Role::Head => need_opt("tcg4 output", &io.out, DType::F32, rows * n)?,
-        }
+        io.check_role_outputs(d, role, &out_act, "tcg4", rows, n)?;
         let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
         let (mut ks, mut nst, mut dmv) = (i32_of("ks", sh.ks)?, i32_of("nst", sh.nst)?, dm);
         let grid = (u32_of("tcg4 slices", sh.slices)?, u32_of("tcg4 tiles", sh.tiles)?, 1);
