@@ -174,7 +174,7 @@ pub fn bench_kv(
                         f16y: flags.contains('y'),
                         graph: flags.contains('g'),
                         lt: flags.contains('l'),
-                    });
+                    })?;
                     let one = |be: &mut CudaBackend| -> Result<String> {
                         let (_, f1) = run_prefill(be)?;
                         let mut ts = vec![];
@@ -197,7 +197,7 @@ pub fn bench_kv(
                     let line = one(&mut be).unwrap_or_else(|e| format!("error: {e}"));
                     log(&format!("{} AB {name} ({got:?}): {line}", label.clone()));
                 }
-                be.set_prefill_opts(keep);
+                be.set_prefill_opts(keep)?;
             }
         }
         if let Ok(p) = be.profile_decode(b, 5) {

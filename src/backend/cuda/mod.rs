@@ -988,9 +988,7 @@ impl CudaBackend {
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         gpu.set_const_i32("c_scpre", bs1.scpre_rows())?;
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
-        if pf.f16y {
-            gpu.set_const_i32("c_y16", 1)?;
-        }
+        gpu.set_const_i32("c_y16", pf.f16y as i32)?;
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1697,22 +1695,18 @@ impl CudaBackend {
     }
 
     /// Sets the session-6 prefill switches (each only where this engine supports it:
-    /// `PrefillOpts::supported`); returns what is in use. Drops captured prefill graphs.
-    pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> prefill::PrefillOpts {
-        self.pf = o.supported(&self.spec, self.prefill_fa, self.opts.paged_blocks.is_some());
-        self.pf_graphs.clear();
+    /// `PrefillOpts::supported`); returns what is in use. Drops captured prefill and decode graphs.
+    pub fn set_prefill_opts(&mut self, o: prefill::PrefillOpts) -> Result<prefill::PrefillOpts> {
+        let pf = o.supported(&self.spec, self.prefill_fa, self.opts.paged_blocks.is_some());
         // f16y also sets where the GEMV paths round (c_y16) and the decode GEMM path's output
-        // type, which the captured decode graphs bake in.
-        let y16 = self
-            .gpu
-            .bind()
-            .and_then(|_| self.gpu.sync())
-            .and_then(|_| self.gpu.set_const_i32("c_y16", self.pf.f16y as i32));
-        if let Err(e) = y16 {
-            eprintln!("set_prefill_opts: c_y16: {e}");
-        }
+        // type, which the captured decode graphs bake in (like `set_bs1`'s constants).
+        self.gpu.bind()?;
+        self.gpu.sync()?;
+        self.gpu.set_const_i32("c_y16", pf.f16y as i32)?;
+        self.pf = pf;
+        self.pf_graphs.clear();
         self.graphs.clear();
-        self.pf
+        Ok(self.pf)
     }
 
     /// Runs `f` (one kernel launch) between two events of the fine profile when it is on.
