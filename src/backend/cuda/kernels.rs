@@ -141,9 +141,19 @@ pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
 /// Name of the register-capped one-row tensor-core GEMV (session 7, opt-in `TRTFORGE_TC_R1=1`,
-/// [`KernelSpec::tc_r1`]).
+/// [`KernelSpec::tcr1_roles`]).
 pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcr1_{}_{}", fmt.tag(), role.tag())
+}
+/// `TRTFORGE_TC_R1`, read once per process ([`KernelSpec::tcr1_roles`]): `1` (every capped instance)
+/// or `o` (fp16 engines: the o projection only, not the down one, which spills at the cap).
+fn tcr1_mode() -> Option<&'static str> {
+    static ON: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| match std::env::var("TRTFORGE_TC_R1").as_deref() {
+        Ok("1") => Some("1"),
+        Ok("o") => Some("o"),
+        _ => None,
+    })
 }
 /// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
@@ -563,20 +573,19 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
-        if self.tc_r1() {
-            // One-row instances with a register cap (the session-7 `TC_MINB=2` + `TC_MINB8=3` build,
-            // which ran int8 / fp8 bs1 8 % faster and bs8 10–17 % slower than the uncapped kernels).
-            for (role, f) in self.tc_roles() {
-                let (pro, epi, k) = role.shape();
-                let minb =
-                    if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
-                let _ = write!(
-                    tc,
-                    "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
-                    tcr1_name(role, f),
-                    f.macro_name()
-                );
-            }
+        // One-row instances with a register cap (the session-7 `TC_MINB=2` + `TC_MINB8=3` build,
+        // which ran int8 / fp8 bs1 8 % faster and bs8 10–17 % slower than the uncapped kernels;
+        // session 8: the fp16 o / down ones, 113–128 registers uncapped = one block per SM).
+        for (role, f) in self.tcr1_roles() {
+            let (pro, epi, k) = role.shape();
+            let minb =
+                if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
+            let _ = write!(
+                tc,
+                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                tcr1_name(role, f),
+                f.macro_name()
+            );
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
@@ -674,15 +683,33 @@ impl KernelSpec {
         self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
-    /// Session 7, opt-in `TRTFORGE_TC_R1=1` (read once per process): engines with int8 or fp8 layer
-    /// weights also get `tcr1_*` instances of every tensor-core GEMV (`__launch_bounds__(512, 3)` for
-    /// the int8 / fp8 ones over the hidden size, `(512, 2)` for the rest), which their one-row
-    /// launches use; 2–8 rows keep the uncapped `tc_*`. Not yet run on the GPU.
-    pub fn tc_r1(&self) -> bool {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| std::env::var("TRTFORGE_TC_R1").as_deref() == Ok("1"))
-            && self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
-            && !self.tc_roles().is_empty()
+    /// Session 7, opt-in `TRTFORGE_TC_R1=1` (read once per process): the roles with a `tcr1_*`
+    /// instance, a register-capped copy of the tensor-core GEMV (`__launch_bounds__(512, 3)` for the
+    /// int8 / fp8 ones over the hidden size, `(512, 2)` for the rest) that the one-row launches use;
+    /// 2–8 rows keep the uncapped `tc_*`. Engines with int8 or fp8 layer weights: every tensor-core
+    /// role (session 7); otherwise (session 8) the fp16 o / down GEMVs, whose uncapped instances
+    /// get 123 / 128 registers (one 512-thread block per SM); capped at 64, o does not spill, down
+    /// spills 284 B, so `TRTFORGE_TC_R1=o` caps the fp16 o projection only.
+    pub fn tcr1_roles(&self) -> Vec<(Role, WeightFormat)> {
+        self.tcr1_roles_if(tcr1_mode())
+    }
+
+    /// [`Self::tcr1_roles`] with the switch given (for tests).
+    pub fn tcr1_roles_if(&self, mode: Option<&str>) -> Vec<(Role, WeightFormat)> {
+        let Some(mode) = mode else { return vec![] };
+        self.tc_roles().into_iter().filter(|&(r, f)| self.tcr1_pick(r, f, mode)).collect()
+    }
+
+    /// Whether the one-row launch of `role` uses its `tcr1_*` instance (no allocation: per launch).
+    pub fn has_tcr1(&self, role: Role, fmt: WeightFormat) -> bool {
+        tcr1_mode().is_some_and(|m| {
+            !self.act_f32 && fmt.has_tc() && self.formats.contains(&(role, fmt)) && self.tcr1_pick(role, fmt, m)
+        })
+    }
+
+    fn tcr1_pick(&self, role: Role, fmt: WeightFormat, mode: &str) -> bool {
+        self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
+            || (fmt == WeightFormat::F16 && (role == Role::O || (role == Role::Down && mode == "1")))
     }
 
     /// Every kernel the source defines (for loading the module and for tests).
@@ -726,13 +753,11 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
-            if self.tc_r1() {
-                v.push(tcr1_name(role, f));
-            }
             v.push(tcm_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));
         }
+        v.extend(self.tcr1_roles().into_iter().map(|(r, f)| tcr1_name(r, f)));
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());
@@ -845,6 +870,20 @@ mod tests {
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));
+    }
+
+    #[test]
+    fn tcr1_roles_follow_the_weight_formats() {
+        // Off: none. int8 / fp8 layer weights: every tensor-core role (session 7). fp16: o and down
+        // only (session 8). int4: none.
+        assert!(spec(WeightFormat::F16).tcr1_roles_if(None).is_empty());
+        assert_eq!(spec(WeightFormat::I8).tcr1_roles_if(Some("1")).len(), 5);
+        assert_eq!(spec(WeightFormat::F8).tcr1_roles_if(Some("o")).len(), 5);
+        let f16 = spec(WeightFormat::F16).tcr1_roles_if(Some("1"));
+        assert_eq!(f16, vec![(Role::O, WeightFormat::F16), (Role::Down, WeightFormat::F16)]);
+        // `o`: the fp16 o projection only (the capped down instance spills).
+        assert_eq!(spec(WeightFormat::F16).tcr1_roles_if(Some("o")), vec![(Role::O, WeightFormat::F16)]);
+        assert!(spec(WeightFormat::I4 { group: 128 }).tcr1_roles_if(Some("1")).is_empty());
     }
 
     #[test]
