@@ -140,7 +140,7 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
 pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
-/// Name of the register-capped one-row tensor-core GEMV (session 7, opt-in `TRTFORGE_TC_R1=1`,
+/// Name of the register-capped one-row tensor-core GEMV (sessions 7–8, `TRTFORGE_TC_R1`,
 /// [`KernelSpec::tcr1_roles`]).
 pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcr1_{}_{}", fmt.tag(), role.tag())
