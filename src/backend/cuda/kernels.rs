@@ -140,10 +140,23 @@ pub fn gemv_name(role: Role, fmt: WeightFormat, mt: usize) -> String {
 pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
     format!("tc_{}_{}", fmt.tag(), role.tag())
 }
-/// Name of the register-capped one-row tensor-core GEMV (session 7, opt-in `TRTFORGE_TC_R1=1`,
-/// [`KernelSpec::tc_r1`]).
+/// Name of the register-capped one-row tensor-core GEMV (sessions 7–8, `TRTFORGE_TC_R1`,
+/// [`KernelSpec::tcr1_roles`]).
 pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcr1_{}_{}", fmt.tag(), role.tag())
+}
+/// `TRTFORGE_TC_R1`, read once per process ([`KernelSpec::tcr1_roles`]): `0` (no capped instance,
+/// the session-7 default), `1` (int8 / fp8 engines: every tensor-core role; fp16: o and down),
+/// `o` (the fp16 o projection only, any shape); unset or anything else: `auto`, the session-8
+/// default (the fp16 o projection when `q_dim >= 2048`).
+fn tcr1_mode() -> &'static str {
+    static MODE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    MODE.get_or_init(|| match std::env::var("TRTFORGE_TC_R1").as_deref() {
+        Ok("0") => "0",
+        Ok("1") => "1",
+        Ok("o") => "o",
+        _ => "auto",
+    })
 }
 /// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
@@ -563,20 +576,19 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
-        if self.tc_r1() {
-            // One-row instances with a register cap (the session-7 `TC_MINB=2` + `TC_MINB8=3` build,
-            // which ran int8 / fp8 bs1 8 % faster and bs8 10–17 % slower than the uncapped kernels).
-            for (role, f) in self.tc_roles() {
-                let (pro, epi, k) = role.shape();
-                let minb =
-                    if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
-                let _ = write!(
-                    tc,
-                    "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
-                    tcr1_name(role, f),
-                    f.macro_name()
-                );
-            }
+        // One-row instances with a register cap (session 7: the `TC_MINB=2` + `TC_MINB8=3` build
+        // for int8 / fp8; session 8: the fp16 o / down ones, 123 / 128 registers uncapped = one
+        // block per SM). Which ones: `tcr1_roles`.
+        for (role, f) in self.tcr1_roles() {
+            let (pro, epi, k) = role.shape();
+            let minb =
+                if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
+            let _ = write!(
+                tc,
+                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                tcr1_name(role, f),
+                f.macro_name()
+            );
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
@@ -674,15 +686,40 @@ impl KernelSpec {
         self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
-    /// Session 7, opt-in `TRTFORGE_TC_R1=1` (read once per process): engines with int8 or fp8 layer
-    /// weights also get `tcr1_*` instances of every tensor-core GEMV (`__launch_bounds__(512, 3)` for
-    /// the int8 / fp8 ones over the hidden size, `(512, 2)` for the rest), which their one-row
-    /// launches use; 2–8 rows keep the uncapped `tc_*`. Not yet run on the GPU.
-    pub fn tc_r1(&self) -> bool {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| std::env::var("TRTFORGE_TC_R1").as_deref() == Ok("1"))
-            && self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
-            && !self.tc_roles().is_empty()
+    /// The roles with a `tcr1_*` instance (`TRTFORGE_TC_R1`, read once per process, see
+    /// `tcr1_mode`): a register-capped copy of the tensor-core GEMV (`__launch_bounds__(512, 3)` for
+    /// the int8 / fp8 ones over the hidden size, `(512, 2)` for the rest) that the one-row launches
+    /// use; 2–8 rows keep the uncapped `tc_*`. The uncapped fp16 o / down instances get 123 / 128
+    /// registers (one 512-thread block per SM); capped at 64, o does not spill and down spills 284 B.
+    /// Session 8 (H200, bs1, one call): fp16 o capped 0.862 -> 0.811 ms/step on TinyLlama (the
+    /// default from q_dim 2048), 0.458 -> 0.472 on SmolLM2; o + down 0.921; int8 `1` 0.695 -> 0.737.
+    pub fn tcr1_roles(&self) -> Vec<(Role, WeightFormat)> {
+        self.tcr1_roles_if(tcr1_mode())
+    }
+
+    /// [`Self::tcr1_roles`] with the switch given (for tests).
+    pub fn tcr1_roles_if(&self, mode: &str) -> Vec<(Role, WeightFormat)> {
+        self.tc_roles().into_iter().filter(|&(r, f)| self.tcr1_pick(r, f, mode)).collect()
+    }
+
+    /// Whether the one-row launch of `role` uses its `tcr1_*` instance (no allocation: per launch).
+    pub fn has_tcr1(&self, role: Role, fmt: WeightFormat) -> bool {
+        !self.act_f32 && fmt.has_tc() && self.tcr1_pick(role, fmt, tcr1_mode()) && self.formats.contains(&(role, fmt))
+    }
+
+    fn tcr1_pick(&self, role: Role, fmt: WeightFormat, mode: &str) -> bool {
+        let f16_o = fmt == WeightFormat::F16 && role == Role::O;
+        match mode {
+            "0" => false,
+            "1" => {
+                self.formats.iter().any(|(_, f)| matches!(f, WeightFormat::I8 | WeightFormat::F8))
+                    || (fmt == WeightFormat::F16 && matches!(role, Role::O | Role::Down))
+            }
+            "o" => f16_o,
+            // Measured (session 8, H200, bs1): TinyLlama (q_dim 2048) 0.862 -> 0.811 ms/step;
+            // SmolLM2 (q_dim 576) 0.458 -> 0.472, so not below 2048.
+            _ => f16_o && self.config.q_dim() >= 2048,
+        }
     }
 
     /// Every kernel the source defines (for loading the module and for tests).
@@ -726,13 +763,11 @@ impl KernelSpec {
         }
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
-            if self.tc_r1() {
-                v.push(tcr1_name(role, f));
-            }
             v.push(tcm_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));
         }
+        v.extend(self.tcr1_roles().into_iter().map(|(r, f)| tcr1_name(r, f)));
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());
@@ -845,6 +880,26 @@ mod tests {
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));
+    }
+
+    #[test]
+    fn tcr1_roles_follow_the_weight_formats() {
+        // `0`: none. `1`: int8 / fp8 layer weights every tensor-core role (session 7), fp16 o and
+        // down (session 8), int4 none. `o`: the fp16 o projection only (the capped down spills).
+        // `auto` (the default): the fp16 o projection from q_dim 2048 (TinyLlama), not SmolLM2's 576.
+        let o16 = vec![(Role::O, WeightFormat::F16)];
+        assert!(spec(WeightFormat::F16).tcr1_roles_if("0").is_empty());
+        assert_eq!(spec(WeightFormat::I8).tcr1_roles_if("1").len(), 5);
+        assert_eq!(spec(WeightFormat::F8).tcr1_roles_if("1").len(), 5);
+        assert!(spec(WeightFormat::I8).tcr1_roles_if("o").is_empty());
+        let f16 = spec(WeightFormat::F16).tcr1_roles_if("1");
+        assert_eq!(f16, vec![(Role::O, WeightFormat::F16), (Role::Down, WeightFormat::F16)]);
+        assert_eq!(spec(WeightFormat::F16).tcr1_roles_if("o"), o16);
+        assert!(spec(WeightFormat::I4 { group: 128 }).tcr1_roles_if("1").is_empty());
+        assert_eq!(spec(WeightFormat::F16).tcr1_roles_if("auto"), o16);
+        assert!(spec(WeightFormat::I8).tcr1_roles_if("auto").is_empty());
+        let smol = KernelSpec { config: LlamaConfig::preset("smollm2-135m").unwrap(), ..spec(WeightFormat::F16) };
+        assert!(smol.tcr1_roles_if("auto").is_empty() && smol.tcr1_roles_if("o") == o16);
     }
 
     #[test]

@@ -367,7 +367,7 @@ pub fn acl_smem(stages: usize, warps: usize, head_dim: usize, kv: DType) -> usiz
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemvKind {
     Tc,
-    /// `tcr1_*`: the register-capped one-row instances (session 7, opt-in `TRTFORGE_TC_R1=1`).
+    /// `tcr1_*`: the register-capped one-row instances (`KernelSpec::tcr1_roles`, `TRTFORGE_TC_R1`).
     TcR1,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,

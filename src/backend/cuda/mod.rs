@@ -1323,7 +1323,7 @@ impl CudaBackend {
                         let (kind, grid) = if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
-                            } else if rows == 1 && self.spec.tc_r1() {
+                            } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
                                 (GemvKind::TcR1, tcr1_name(ls.role, fmt))
                             } else {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
