@@ -1206,6 +1206,11 @@ fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize) -> Result<DevBuf> {
     // SAFETY: plain allocation; the pointer is owned by the returned DevBuf.
     let ptr = unsafe { cudarc::driver::result::malloc_sync(n) }
         .map_err(|e| gpu_err(&format!("allocating {:.1} MB on the GPU", n as f64 / 1e6), e))?;
+    // Opt-in diagnostic (session 8, b64_8): the bs64 step is bimodal by load placement; log where
+    // every allocation of 1 MiB or more lands so a fast and a slow load can be compared.
+    if n >= 1 << 20 && std::env::var_os("TRTFORGE_ALLOC_LOG").is_some() {
+        eprintln!("alloc {n} B at {ptr:#x} (2 MiB offset {:#x})", ptr % (2 << 20));
+    }
     Ok(DevBuf { ptr, bytes: n, ctx: ctx.clone() })
 }
 
