@@ -1212,7 +1212,8 @@ impl Lt {
 /// and the carve point goes back to the start when the last carved buffer is dropped. So the
 /// second, third, ... model of a bench process get the same device memory (virtual and physical)
 /// as the first. Allocations that do not fit, or from another context, go to cuMemAlloc.
-/// `TRTFORGE_KEEP_CTX=1` only keeps the primary context retained (no arena).
+/// Measured 2026-12-01 (docs/cuda.md, session 8, b64_8): it does not remove the slow bs64 decode
+/// of a process's second load, so it stays opt-in (a tool for the next placement test).
 struct Arena {
     ctx: Arc<CudaContext>,
     base: u64,
@@ -1222,7 +1223,6 @@ struct Arena {
 }
 
 static ARENA: std::sync::Mutex<Option<Arena>> = std::sync::Mutex::new(None);
-static KEEP_CTX: std::sync::Mutex<Option<Arc<CudaContext>>> = std::sync::Mutex::new(None);
 
 fn arena_mb() -> usize {
     static MB: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -1272,12 +1272,6 @@ fn arena_alloc(ctx: &Arc<CudaContext>, n: usize) -> Option<u64> {
 fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize) -> Result<DevBuf> {
     ctx.bind_to_thread().map_err(|e| gpu_err("binding the CUDA context", e))?;
     let n = bytes.max(16);
-    if std::env::var("TRTFORGE_KEEP_CTX").as_deref() == Ok("1") {
-        let mut k = KEEP_CTX.lock().unwrap_or_else(|e| e.into_inner());
-        if k.is_none() {
-            *k = Some(ctx.clone());
-        }
-    }
     if let Some(ptr) = arena_alloc(ctx, n) {
         if n >= 1 << 20 && std::env::var_os("TRTFORGE_ALLOC_LOG").is_some() {
             eprintln!("alloc {n} B at {ptr:#x} (arena)");
