@@ -2064,13 +2064,23 @@ impl CudaBackend {
             k.copy(self.s.hist.i32().slice(i * b, b)?, self.s.next.i32().slice(0, b)?)
         };
         copy(self.kern(), 0)?;
+        let t0 = std::time::Instant::now();
         for i in 1..steps {
             let g = &self.graphs[&b];
             self.gpu.launch_graph(g)?;
             copy(self.kern(), i)?;
         }
+        let enq = t0.elapsed().as_secs_f64() * 1e3;
         let mut all = vec![0i32; steps * b];
         self.gpu.dtoh(&self.s.hist, 0, &mut all)?;
+        // Session 8 (b64_8), opt-in: host enqueue time of the graph launches vs. the whole run (is
+        // the bs64 decode host-bound?).
+        if std::env::var("TRTFORGE_DECODE_LOG").as_deref() == Ok("1") {
+            let tot = t0.elapsed().as_secs_f64() * 1e3;
+            eprintln!(
+                "greedy_decode bs{b} {steps} steps: host enqueue {enq:.2} ms, until the tokens are back {tot:.2} ms"
+            );
+        }
         for &(slot, _) in last {
             self.lens[slot] += steps;
         }
