@@ -848,6 +848,10 @@ mod tests {
         // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa/_fg, no attn_decode_cx/cx8)
         assert!(s.attn_cx() && !kv8.attn_cx() && !names.iter().any(|n| n.starts_with("attn_decode_cx")));
         assert_eq!(names.len(), s.kernel_names().len() - 9);
+        // kernels_fg.cu only in the modules where attn_prefill_fa is compiled (session 8): the others
+        // keep kernels.cu's source (and their cached binaries).
+        assert!(src.contains("attn_prefill_fg(") && !kv8.source().contains("attn_prefill_fg("));
+        assert!(!kv8.source().contains("kernels_fg.cu"));
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));
