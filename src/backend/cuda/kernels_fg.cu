@@ -2,7 +2,7 @@
 // attn_prefill_fa is compiled (KernelSpec::prefill_fa), so the other engines' modules (and their
 // cached binaries) keep kernels.cu's exact source. Uses kernels.cu's PFB_* helpers.
 #if !ACT_F32 && !KV_F32 && !KV_Q && GROUP <= 8 && HD % 32 == 0 && HD <= 64
-// attn_prefill_fg (session 8, opt-in `TRTFORGE_PREFILL_FG=1`): attn_prefill_fa with the GQA group
+// attn_prefill_fg (session 8; default, `TRTFORGE_PREFILL_FG=0` runs fa): attn_prefill_fa with the GQA group
 // in one block. Grid (⌈piece / 16⌉, kv heads, pieces), GROUP warps; block x (highest first) owns the
 // 16 queries 16·x ... of all GROUP query heads of kv head blockIdx.y, warp w head kvh·GROUP + w. The
 // 64-key K/V tiles (keys 0 .. the block's last query's position) are staged once for the group (fa

@@ -1786,7 +1786,7 @@ impl Kernels<'_> {
         unsafe { self.gpu.launch("attn_prefill_fa", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
     }
 
-    /// `attn_prefill_fg` (session 8, opt-in): the inputs and outputs of
+    /// `attn_prefill_fg` (session 8, the default where fa runs): the inputs and outputs of
     /// [`attn_prefill_fa`](Self::attn_prefill_fa), one block per 16 queries × kv head × piece, one warp
     /// per query head of the GQA group, the 64-key K/V tiles staged once for the group; same guard.
     #[allow(clippy::too_many_arguments)]
