@@ -163,7 +163,8 @@ pub fn bench_kv(
             // TRTFORGE_PREFILL_AB="name=flags,…" (session 6): the TTFT and kernel profile of each
             // prefill variant on this engine, flags from f (attn_prefill_fa), e (vectorized
             // epilogues), y (f16 GEMM outputs), g (graph replay); the engine's own setting after.
-            // l (session 7): prefill GEMMs through cuBLASLt (`PrefillOpts::lt`).
+            // l (session 7): prefill GEMMs through cuBLASLt (`PrefillOpts::lt`); G (session 8, with f):
+            // attn_prefill_fg (`PrefillOpts::fg`).
             if let Ok(ab) = std::env::var("TRTFORGE_PREFILL_AB") {
                 let keep = be.prefill_opts();
                 for v in ab.split(',').filter(|v| !v.is_empty()) {
@@ -174,6 +175,7 @@ pub fn bench_kv(
                         f16y: flags.contains('y'),
                         graph: flags.contains('g'),
                         lt: flags.contains('l'),
+                        fg: flags.contains('G'),
                     })?;
                     let one = |be: &mut CudaBackend| -> Result<String> {
                         let (_, f1) = run_prefill(be)?;

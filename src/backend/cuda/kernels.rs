@@ -11,6 +11,9 @@ use std::fmt::Write;
 pub const KERNELS_CU: &str = include_str!("kernels.cu");
 /// The wgmma GEMM (`tcg4_*`), appended to [`KERNELS_CU`] for the sm_90a module only.
 pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
+/// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
+/// compiled (the other modules keep kernels.cu's source, and their cached binaries).
+pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
 
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
@@ -613,6 +616,9 @@ impl KernelSpec {
                 .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n"))
                 .replace("\nTCG3_INSTANCES\n", &format!("\n{tcg3}\n")),
         );
+        if self.prefill_fa() {
+            s.push_str(KERNELS_FG_CU);
+        }
         s
     }
 
@@ -801,7 +807,7 @@ impl KernelSpec {
             v.extend(["rope_append_p".to_string(), "rope_append_hp".to_string()]);
         }
         if self.prefill_fa() {
-            v.push("attn_prefill_fa".into());
+            v.extend(["attn_prefill_fa".to_string(), "attn_prefill_fg".to_string()]);
         }
         v
     }
@@ -849,8 +855,8 @@ mod tests {
         // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
         // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, attn_decode_cx, attn_decode_cx8
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
-        // rope_append_p/_hp, attn_prefill_fa)
-        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6);
+        // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8)
+        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {
@@ -874,9 +880,13 @@ mod tests {
         assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
         // The session-5 cluster kernel: TinyLlama's head_dim 64 (and every 8-bit build of it).
         assert!(s.attn_cl() && names.iter().any(|n| n == "attn_decode_cl"));
-        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa, no attn_decode_cx/cx8)
+        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa/_fg, no attn_decode_cx/cx8)
         assert!(s.attn_cx() && !kv8.attn_cx() && !names.iter().any(|n| n.starts_with("attn_decode_cx")));
-        assert_eq!(names.len(), s.kernel_names().len() - 8);
+        assert_eq!(names.len(), s.kernel_names().len() - 9);
+        // kernels_fg.cu only in the modules where attn_prefill_fa is compiled (session 8): the others
+        // keep kernels.cu's source (and their cached binaries).
+        assert!(src.contains("attn_prefill_fg(") && !kv8.source().contains("attn_prefill_fg("));
+        assert!(!kv8.source().contains("kernels_fg.cu"));
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));

@@ -1786,6 +1786,44 @@ impl Kernels<'_> {
         unsafe { self.gpu.launch("attn_prefill_fa", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
     }
 
+    /// `attn_prefill_fg` (session 8, the default where fa runs): the inputs and outputs of
+    /// [`attn_prefill_fa`](Self::attn_prefill_fa), one block per 16 queries × kv head × piece, one warp
+    /// per query head of the GQA group, the 64-key K/V tiles staged once for the group; same guard.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_prefill_fg(
+        &self,
+        q: View,
+        cache: LayerCache,
+        out: View,
+        seqs: SeqMeta,
+        nseq: usize,
+        max_n: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        if !Self::prefill_fa_ok(d) {
+            return Err(Error::Gpu("attn_prefill_fg needs an f16 cache, head_dim 32 or 64, GQA group <= 8".into()));
+        }
+        self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
+        let group = d.n_heads / d.n_kv;
+        let grid = (u32_of("blocks", max_n.div_ceil(16))?, u32_of("n_kv_heads", d.n_kv)?, u32_of("nseq", nseq)?);
+        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
+        // SAFETY: attn_prefill_fg has attn_prefill_fa's arguments and accesses: block (tile, kv head
+        // g, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q (the group's heads) and
+        // cache rows 0..start+n (<= max_seq) of kv head g of its slot, writes the same rows of out;
+        // 32 · GROUP threads (GROUP = n_heads / n_kv <= 8, checked above).
+        unsafe {
+            self.gpu.launch(
+                "attn_prefill_fg",
+                grid,
+                u32_of("threads", 32 * group)?,
+                0,
+                &mut args!(qp, kc, vc, op, s0, s1, s2, s3),
+            )
+        }
+    }
+
     /// Whether `attn_prefill_fa` is compiled for these dimensions (kernels.cu's guard).
     pub fn prefill_fa_ok(d: &Dims) -> bool {
         d.kv == DType::F16 && d.act == DType::F16 && matches!(d.head_dim, 32 | 64) && d.n_heads / d.n_kv <= 8

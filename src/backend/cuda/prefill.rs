@@ -30,6 +30,10 @@ pub struct PrefillOpts {
     /// included) timed per shape at first use (`gpu::Lt`; `TRTFORGE_PREFILL_LT=1|0`; decode passes
     /// keep cublasGemmEx unless `TRTFORGE_GEMM=lt`).
     pub lt: bool,
+    /// Session 8: prefill attention by `attn_prefill_fg` (one block per 16 queries × kv head, a warp
+    /// per query head of the GQA group, K/V tiles staged once for the group) where `fa` applies
+    /// (`TRTFORGE_PREFILL_FG=1|0`).
+    pub fg: bool,
 }
 
 /// What a captured prefill pass depends on besides the metadata block: rows, pieces, longest
@@ -72,6 +76,12 @@ const DEFAULT_GRAPH: bool = true;
 /// Session 7: −0.014 / −0.04 ms of TTFT(512) in two calls (inside the run-to-run spread), its checks
 /// not run: opt-in.
 const DEFAULT_LT: bool = false;
+/// Session 8 (branch ttft8): `attn_prefill_fg` by default where `fa` runs (`TRTFORGE_PREFILL_FG=0`
+/// runs `attn_prefill_fa`). Measured in one call (H200, 2026-12-01 02:17 UTC): with the switch on,
+/// `TRTFORGE_CHECKS=attn` 15/15 and `TRTFORGE_CHECKS=prefill --tinyllama` 9/9; TTFT(512) fp16 bs1
+/// 2.48 (fa) → 2.46 ms (fg) in separate processes (fa again 2.48), 2.475 → 2.452 and 2.492 → 2.477
+/// ms alternating in one process; the attention's kernel time 488.6 → 463.8 µs (−5 %) per 5 passes.
+const DEFAULT_FG: bool = true;
 
 fn env_flag(name: &str, default: bool) -> bool {
     match std::env::var(name).as_deref() {
@@ -90,6 +100,7 @@ impl PrefillOpts {
             f16y: env_flag("TRTFORGE_PREFILL_F16Y", DEFAULT_F16Y),
             graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
             lt: env_flag("TRTFORGE_PREFILL_LT", DEFAULT_LT),
+            fg: env_flag("TRTFORGE_PREFILL_FG", DEFAULT_FG),
         }
         .supported(spec, prefill_flash, paged)
     }
@@ -104,6 +115,7 @@ impl PrefillOpts {
             f16y: self.f16y && !spec.act_f32,
             graph: self.graph,
             lt: self.lt && !spec.act_f32,
+            fg: self.fg && self.fa && prefill_flash && spec.prefill_fa(),
         }
     }
 }
