@@ -164,7 +164,7 @@ pub fn bench_kv(
             // prefill variant on this engine, flags from f (attn_prefill_fa), e (vectorized
             // epilogues), y (f16 GEMM outputs), g (graph replay); the engine's own setting after.
             // l (session 7): prefill GEMMs through cuBLASLt (`PrefillOpts::lt`); G (session 8, with f):
-            // attn_prefill_fg (`PrefillOpts::fg`).
+            // attn_prefill_fg (`PrefillOpts::fg`); r (session 9, with e): rmsnorm_b (`PrefillOpts::rmsb`).
             if let Ok(ab) = std::env::var("TRTFORGE_PREFILL_AB") {
                 let keep = be.prefill_opts();
                 for v in ab.split(',').filter(|v| !v.is_empty()) {
@@ -176,6 +176,7 @@ pub fn bench_kv(
                         graph: flags.contains('g'),
                         lt: flags.contains('l'),
                         fg: flags.contains('G'),
+                        rmsb: flags.contains('r'),
                     })?;
                     let one = |be: &mut CudaBackend| -> Result<String> {
                         let (_, f1) = run_prefill(be)?;

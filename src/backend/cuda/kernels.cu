@@ -3829,6 +3829,37 @@ extern "C" __global__ void __launch_bounds__(128) rmsnorm_v(const float* __restr
 }
 #endif
 
+// rmsnorm_b (session 9, opt-in `TRTFORGE_PREFILL_RMSB=1`): as `rmsnorm_v`, one row per block of
+// HIDDEN / 8 threads (2 float4 of x per thread), so that T rows are T blocks (64 at bs64 decode, 512
+// at prefill 512) instead of T / 4 blocks of 4 row-warps; the weight's float4 are loaded before
+// `griddepcontrol.wait` (they do not depend on the previous kernel), the row sum goes through one
+// shared-memory step.
+#if HIDDEN % 256 == 0 && HIDDEN <= 8192
+#define RMB_T (HIDDEN / 8)
+extern "C" __global__ void __launch_bounds__(RMB_T) rmsnorm_b(const float* __restrict__ x, const float* __restrict__ w,
+                                                            act_t* __restrict__ out, int T) {
+    __shared__ float red[RMB_T / 32];
+    const int t = blockIdx.x, i = threadIdx.x;
+    const float4* wr = reinterpret_cast<const float4*>(w);
+    const float4 g0 = wr[i], g1 = wr[i + RMB_T];
+    PDL_ENTRY();
+    if (t >= T) return;
+    const float4* xr = reinterpret_cast<const float4*>(x + (size_t)t * HIDDEN);
+    const float4 a = xr[i], b = xr[i + RMB_T];
+    float ss = a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    ss = warp_sum(ss);
+    if ((i & 31) == 0) red[i >> 5] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int k = 0; k < RMB_T / 32; k++) tot += red[k];
+    const float inv = 1.0f / sqrtf(tot / (float)HIDDEN + EPS);
+    act_t* orow = out + (size_t)t * HIDDEN;
+    store4(orow + 4 * i, a.x * inv * g0.x, a.y * inv * g0.y, a.z * inv * g0.z, a.w * inv * g0.w);
+    store4(orow + 4 * (i + RMB_T), b.x * inv * g1.x, b.y * inv * g1.y, b.z * inv * g1.z, b.w * inv * g1.w);
+}
+#endif
+
 // swiglu_v / swiglu_hv: as `swiglu` / `swiglu_h`, 4 outputs per thread (INTER % 4 == 0): two 16-byte
 // loads of f32 (gate, up) pairs, or one 16-byte load of f16 pairs, and one 8-byte f16 store.
 #if INTER % 4 == 0

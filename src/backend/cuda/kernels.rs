@@ -800,6 +800,9 @@ impl KernelSpec {
         if c.hidden_size % 128 == 0 {
             v.push("rmsnorm_v".to_string());
         }
+        if self.has_rmsnorm_b() {
+            v.push("rmsnorm_b".to_string());
+        }
         if c.intermediate_size % 4 == 0 {
             v.extend(["swiglu_v".to_string(), "swiglu_hv".to_string()]);
         }
@@ -814,6 +817,13 @@ impl KernelSpec {
 
     /// Whether kernels.cu defines `attn_prefill_fa` (session 6): f16 activations and cache, head_dim
     /// 32 or 64, GQA group <= 8.
+    /// Whether `rmsnorm_b` (one row per block of hidden / 8 threads) is compiled: hidden a multiple
+    /// of 256, at most 8192.
+    pub fn has_rmsnorm_b(&self) -> bool {
+        let h = self.config.hidden_size;
+        h % 256 == 0 && h <= 8192
+    }
+
     pub fn prefill_fa(&self) -> bool {
         self.attn_tc() && !self.act_f32 && !self.kv_cache.quantized() && matches!(self.config.head_dim, 32 | 64)
     }
@@ -855,8 +865,8 @@ mod tests {
         // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
         // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, attn_decode_cx, attn_decode_cx8
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
-        // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8)
-        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1);
+        // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9)
+        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

@@ -1677,6 +1677,36 @@ impl Kernels<'_> {
         }
     }
 
+    /// `rmsnorm_b` (session 9): as [`rmsnorm_v`](Self::rmsnorm_v), one row per block of hidden / 8
+    /// threads, the weight loaded before the PDL wait (hidden % 256 == 0, hidden ≤ 8192).
+    pub fn rmsnorm_b(&self, x: View, w: View, out: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        if d.hidden % 256 != 0 || d.hidden > 8192 {
+            return Err(Error::Gpu(format!("rmsnorm_b needs hidden % 256 == 0 and ≤ 8192 ({})", d.hidden)));
+        }
+        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
+        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
+        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
+        for v in [&x, &w, &out] {
+            if v.addr() % 16 != 0 {
+                return Err(Error::Gpu("rmsnorm_b: buffers must start 16-byte aligned".into()));
+            }
+        }
+        let (mut xp, mut wp, mut op, mut tr) = (x.addr(), w.addr(), out.addr(), i32_of("rows", rows)?);
+        // SAFETY: rmsnorm_b(x, w, out, T): block t < T (grid = rows) reads row t of x and all of w
+        // (thread i float4 i and i + hidden / 8: 16-byte loads, aligned and hidden % 256 == 0:
+        // checked), writes row t of out; all checked to hold rows × hidden (w: hidden) elements.
+        unsafe {
+            self.gpu.launch(
+                "rmsnorm_b",
+                (u32_of("blocks", rows)?, 1, 1),
+                u32_of("threads", d.hidden / 8)?,
+                0,
+                &mut args!(xp, wp, op, tr),
+            )
+        }
+    }
+
     /// `swiglu_v` (y f32) / `swiglu_hv` (y f16): as [`swiglu`](Self::swiglu), 4 outputs per thread
     /// (inter % 4 == 0).
     pub fn swiglu_v(&self, y: View, m: View, rows: usize) -> Result<()> {

@@ -1399,7 +1399,9 @@ impl CudaBackend {
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                            if self.pf.ew && self.dims.hidden % 128 == 0 {
+                            if self.pf.rmsb {
+                                self.timed("rmsnorm_b", || k.rmsnorm_b(cur, nw.f32(), xact, rows))?;
+                            } else if self.pf.ew && self.dims.hidden % 128 == 0 {
                                 self.timed("rmsnorm_v", || k.rmsnorm_v(cur, nw.f32(), xact, rows))?;
                             } else {
                                 self.timed("rmsnorm", || k.rmsnorm(cur, nw.f32(), xact, rows))?;

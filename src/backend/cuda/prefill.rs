@@ -34,6 +34,10 @@ pub struct PrefillOpts {
     /// per query head of the GQA group, K/V tiles staged once for the group) where `fa` applies
     /// (`TRTFORGE_PREFILL_FG=1|0`).
     pub fg: bool,
+    /// Session 9: the GEMM path's RMSNorm by `rmsnorm_b` (one row per block, weight loaded before the
+    /// PDL wait) instead of `rmsnorm_v`, where `ew` applies and the kernel is compiled
+    /// (`TRTFORGE_PREFILL_RMSB=1|0`).
+    pub rmsb: bool,
 }
 
 /// What a captured prefill pass depends on besides the metadata block: rows, pieces, longest
@@ -82,6 +86,8 @@ const DEFAULT_LT: bool = false;
 /// 2.48 (fa) → 2.46 ms (fg) in separate processes (fa again 2.48), 2.475 → 2.452 and 2.492 → 2.477
 /// ms alternating in one process; the attention's kernel time 488.6 → 463.8 µs (−5 %) per 5 passes.
 const DEFAULT_FG: bool = true;
+/// Session 9: opt-in until measured faster with its checks passed in the same call.
+const DEFAULT_RMSB: bool = false;
 
 fn env_flag(name: &str, default: bool) -> bool {
     match std::env::var(name).as_deref() {
@@ -101,6 +107,7 @@ impl PrefillOpts {
             graph: env_flag("TRTFORGE_PREFILL_GRAPH", DEFAULT_GRAPH),
             lt: env_flag("TRTFORGE_PREFILL_LT", DEFAULT_LT),
             fg: env_flag("TRTFORGE_PREFILL_FG", DEFAULT_FG),
+            rmsb: env_flag("TRTFORGE_PREFILL_RMSB", DEFAULT_RMSB),
         }
         .supported(spec, prefill_flash, paged)
     }
@@ -116,6 +123,7 @@ impl PrefillOpts {
             graph: self.graph,
             lt: self.lt && !spec.act_f32,
             fg: self.fg && self.fa && prefill_flash && spec.prefill_fa(),
+            rmsb: self.rmsb && self.ew && !spec.act_f32 && spec.has_rmsnorm_b(),
         }
     }
 }
