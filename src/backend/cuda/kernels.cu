@@ -3829,7 +3829,7 @@ extern "C" __global__ void __launch_bounds__(128) rmsnorm_v(const float* __restr
 }
 #endif
 
-// rmsnorm_b (session 9, opt-in `TRTFORGE_PREFILL_RMSB=1`): as `rmsnorm_v`, one row per block of
+// rmsnorm_b (session 9, the default; `TRTFORGE_PREFILL_RMSB=0` runs rmsnorm_v): as `rmsnorm_v`, one row per block of
 // HIDDEN / 8 threads (2 float4 of x per thread), so that T rows are T blocks (64 at bs64 decode, 512
 // at prefill 512) instead of T / 4 blocks of 4 row-warps; the weight's float4 are loaded before
 // `griddepcontrol.wait` (they do not depend on the previous kernel), the row sum goes through one

@@ -86,8 +86,12 @@ const DEFAULT_LT: bool = false;
 /// 2.48 (fa) → 2.46 ms (fg) in separate processes (fa again 2.48), 2.475 → 2.452 and 2.492 → 2.477
 /// ms alternating in one process; the attention's kernel time 488.6 → 463.8 µs (−5 %) per 5 passes.
 const DEFAULT_FG: bool = true;
-/// Session 9: opt-in until measured faster with its checks passed in the same call.
-const DEFAULT_RMSB: bool = false;
+/// Session 9: `rmsnorm_b` by default (`TRTFORGE_PREFILL_RMSB=0` runs `rmsnorm_v`). Measured in one
+/// call (H200, 2026-12-01 02:44 UTC, docs/benchmarks/2026-12-01-h200-session9): fp16 bs64 decode
+/// 43,823 → 46,680 tok/s (1.460 → 1.371 ms/step) in separate processes; TTFT(512) fp16 bs1 2.433 →
+/// 2.372 and 2.423 → 2.362 ms (with `fg`, alternating in one process; rmsnorm 292 → 243 µs per pass);
+/// `TRTFORGE_CHECKS=prefill --tinyllama` 9/9 with it on.
+const DEFAULT_RMSB: bool = true;
 
 fn env_flag(name: &str, default: bool) -> bool {
     match std::env::var(name).as_deref() {
