@@ -479,6 +479,10 @@ extern "C" __global__ void dequant_f8(const u8* __restrict__ q, const h16* __res
 #define EPI_RESID 2
 #define EPI_STORE 3
 #define GEMV_WARPS 4
+#ifndef STAGE_NB
+#define STAGE_NB 1  // session 9: batched RMSNorm staging of 2..8 GEMV rows (stage_x); kernels.rs sets 0 for TRTFORGE_STAGE_NB=0
+#endif
+#define STAGE_NB_T 8  // = GEMV_MAX_T (kernels.rs)
 
 struct GemvArgs {
     const void* w;         // weights, format WF
@@ -641,8 +645,61 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
     if (PRO == PRO_NORM) {
         // One 16-byte load of h and of the norm weight per thread and vector, all in flight at
         // once; h stays in registers between the reduction and the scaled store.
-                constexpr int NV = (K / 4 + NT - 1) / NT;
+        constexpr int NV = (K / 4 + NT - 1) / NT;
         const float4* wr = (const float4*)a.norm_w;
+#if STAGE_NB
+        // Session 9 (`STAGE_NB`, the default; TRTFORGE_STAGE_NB=0 builds the per-row loop below
+        // only): 2..STAGE_NB_T rows with one vector per thread issue all their loads at once, keep
+        // only the per-row partial sums, reduce all rows in one block step (two barriers) and read
+        // h again (an L1/L2 hit) for the scaled store — instead of one load + block_sum round trip per
+        // row. Holding the rows in registers instead raised tc_f16_gateup from 61 to 104 registers
+        // (one block per SM at one row). Same sums in the same order as block_sum: bitwise the same x.
+        if (NV == 1 && NT / 32 >= STAGE_NB_T && NT <= 1024 && T > 1) {
+            __shared__ float red_nb[STAGE_NB_T][32];
+            __shared__ float inv_nb[STAGE_NB_T];
+            const int v = threadIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+            const bool in = (K / 4) % NT == 0 || v < K / 4;
+            float ss[STAGE_NB_T];
+#pragma unroll
+            for (int t = 0; t < STAGE_NB_T; t++) {
+                const float4* hr = (const float4*)(a.h + (size_t)t * K);
+                const float4 h = in && t < T ? (CG ? __ldcg(hr + v) : hr[v]) : make_float4(0.f, 0.f, 0.f, 0.f);
+                ss[t] = h.x * h.x + h.y * h.y + h.z * h.z + h.w * h.w;
+            }
+            __syncthreads();  // red_nb / inv_nb of an earlier call (the persistent layer stages per phase)
+#pragma unroll
+            for (int t = 0; t < STAGE_NB_T; t++) {
+                const float r = warp_sum(ss[t]);
+                if (lane == 0) red_nb[t][warp] = r;
+            }
+            __syncthreads();
+            if (warp < STAGE_NB_T) {
+                const float r = warp_sum(lane < NT / 32 ? red_nb[warp][lane] : 0.f);
+                if (lane == 0) inv_nb[warp] = 1.0f / sqrtf(r / (float)K + EPS);
+            }
+            __syncthreads();
+            if (in) {
+                const float4 wv = wr[v];
+#pragma unroll 2
+                for (int t = 0; t < T; t++) {
+                    const float4* hr = (const float4*)(a.h + (size_t)t * K);
+                    const float4 h = CG ? __ldcg(hr + v) : hr[v];
+                    const float inv = inv_nb[t];
+                    const float o0 = h.x * inv * wv.x, o1 = h.y * inv * wv.y;
+                    const float o2 = h.z * inv * wv.z, o3 = h.w * inv * wv.w;
+#if ACT_F32
+                    *(float4*)(xs + t * XS + 4 * v) = make_float4(o0, o1, o2, o3);
+#else
+                    uint2 pk;
+                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
+                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
+                    *(uint2*)(xs + t * XS + 4 * v) = pk;
+#endif
+                }
+            }
+            return;
+        }
+#endif
         for (int t = 0; t < T; t++) {
             const float4* hr = (const float4*)(a.h + (size_t)t * K);
             float4 hv[NV], wv[NV];
@@ -1075,8 +1132,12 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_MINB8 1
 #endif
 #define TC_MINB_OF(WF, K) (((WF) == WF_I8 || (WF) == WF_F8) && (K) == HIDDEN && TC_MINB8 > TC_MINB_ALL ? TC_MINB8 : TC_MINB_ALL)
+// Session 9: with STAGE_NB the gate/up GEMVs keep the two resident blocks per SM they had without it
+// (ptxas: tc_f16_gateup 61 registers without STAGE_NB, 74 with it and no bound; the rows path that
+// adds them runs only at 2-8 rows).
+#define TC_MINB_EPI(WF, EPI, K) (STAGE_NB && (EPI) == EPI_SWIGLU && TC_MINB_OF(WF, K) < 2 ? 2 : TC_MINB_OF(WF, K))
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
-    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_OF(WF, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_EPI(WF, EPI, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 TC_INSTANCES
 
 // Multi-tile tensor-core GEMV (session 6, opt-in TRTFORGE_BS1=tcm; `tcm_*`): the tc_* kernel with a

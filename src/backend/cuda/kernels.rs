@@ -554,6 +554,11 @@ impl KernelSpec {
         if on("TRTFORGE_TIMELINE") || on("TRTFORGE_TL_ON") {
             s.push_str("#define TL_ON 1\n");
         }
+        // Session 9: TRTFORGE_STAGE_NB=0 builds the per-row RMSNorm staging of the 2–8-row GEMVs
+        // (`STAGE_NB 0`, the session-8 code) instead of the batched one.
+        if std::env::var("TRTFORGE_STAGE_NB").as_deref() == Ok("0") {
+            s.push_str("#define STAGE_NB 0\n");
+        }
         for (env, def) in [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8")] {
             if let Some(n) = std::env::var(env).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 1) {
                 let _ = writeln!(s, "#define {def} {n}");
@@ -853,6 +858,8 @@ mod tests {
         assert!(src.contains("#define HIDDEN 2048"));
         assert!(src.contains("#define ATT_CHUNK 64"));
         assert!(src.contains("#define I4_GROUP 128"));
+        // stage_x's batched RMSNorm staging covers every GEMV row count (session 9).
+        assert!(src.contains(&format!("#define STAGE_NB_T {GEMV_MAX_T} ")));
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCM_INSTANCES\n"), "placeholder must be replaced");
