@@ -202,7 +202,7 @@ const PROMPTS: &[&str] = &[
 ];
 
 #[test]
-fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
+fn concurrent_greedy_requests_match_generate_and_are_batched() {
     let _g = serial();
     let Some(model) = smollm2() else { return };
     // Each prompt alone, through the CLI; its own report gives the one-by-one compute time.
@@ -245,10 +245,22 @@ fn concurrent_greedy_requests_match_generate_and_beat_sequential() {
                 PROMPTS[i]
             );
         }
-        eprintln!("16 requests: concurrent {concurrent:.2} s, one by one {sequential:.2} s (generate's own timings)");
+        // Batched, not one after another: alone, request i needs at least max_new[i] forward steps
+        // (one prefill step, then one decode step per further token), so one by one the server would
+        // run at least their sum; served together they share steps. Counted by the server itself
+        // (/metrics), not timed: the wall times are printed for the record only (a timed assertion
+        // failed on a busy 2-core machine while the batching was fine).
+        let m = metrics(srv.port);
+        let (steps, running_max) = (m["trtforge_engine_steps_total"], m["trtforge_num_requests_running_max"]);
+        let one_by_one: usize = max_new.iter().sum();
+        eprintln!(
+            "16 requests: {steps} engine steps (one by one ≥ {one_by_one}), at most {running_max} running; \
+             concurrent {concurrent:.2} s, one by one {sequential:.2} s (generate's own timings)"
+        );
         assert!(
-            concurrent < 0.6 * sequential,
-            "concurrent requests took {concurrent:.2} s, one by one {sequential:.2} s"
+            steps < 0.6 * one_by_one as f64 && running_max >= 4.0,
+            "overlap {overlap} ahead {ahead}: {steps} engine steps for 16 concurrent requests (one by one ≥ \
+             {one_by_one}), at most {running_max} running at once: the requests were not batched"
         );
         srv.assert_pool_empty();
     }

@@ -637,6 +637,16 @@ __device__ __forceinline__ float dot16(uint4 wv, const act_t* xs, int row, int k
     return acc;
 }
 
+// Four outputs to act_t p (16-byte f32 or 8-byte f16 store).
+__device__ __forceinline__ void store4(act_t* p, float a, float b, float c, float d) {
+#if ACT_F32
+    *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
+#else
+    const u32 lo = (u32)f2h(a) | ((u32)f2h(b) << 16), hi = (u32)f2h(c) | ((u32)f2h(d) << 16);
+    *reinterpret_cast<uint2*>(p) = make_uint2(lo, hi);
+#endif
+}
+
 // Stages the GEMV input rows in shared memory, row stride XS elements: PRO_NORM x = rmsnorm(h)
 // (h (T, K) f32), PRO_LOAD x (T, K) act_t. Called by all NT threads of the block.
 template <int PRO, int K, int NT, int XS, bool CG = false>
@@ -685,16 +695,7 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
                     const float4* hr = (const float4*)(a.h + (size_t)t * K);
                     const float4 h = CG ? __ldcg(hr + v) : hr[v];
                     const float inv = inv_nb[t];
-                    const float o0 = h.x * inv * wv.x, o1 = h.y * inv * wv.y;
-                    const float o2 = h.z * inv * wv.z, o3 = h.w * inv * wv.w;
-#if ACT_F32
-                    *(float4*)(xs + t * XS + 4 * v) = make_float4(o0, o1, o2, o3);
-#else
-                    uint2 pk;
-                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
-                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
-                    *(uint2*)(xs + t * XS + 4 * v) = pk;
-#endif
+                    store4(xs + t * XS + 4 * v, h.x * inv * wv.x, h.y * inv * wv.y, h.z * inv * wv.z, h.w * inv * wv.w);
                 }
             }
             return;
@@ -718,16 +719,8 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
             for (int i = 0; i < NV; i++) {
                 const int v = i * NT + threadIdx.x;
                 if ((K / 4) % NT == 0 || v < K / 4) {
-                    const float o0 = hv[i].x * inv * wv[i].x, o1 = hv[i].y * inv * wv[i].y;
-                    const float o2 = hv[i].z * inv * wv[i].z, o3 = hv[i].w * inv * wv[i].w;
-#if ACT_F32
-                    *(float4*)(xs + t * XS + 4 * v) = make_float4(o0, o1, o2, o3);
-#else
-                    uint2 pk;
-                    pk.x = (u32)f2h(o0) | ((u32)f2h(o1) << 16);
-                    pk.y = (u32)f2h(o2) | ((u32)f2h(o3) << 16);
-                    *(uint2*)(xs + t * XS + 4 * v) = pk;
-#endif
+                    store4(xs + t * XS + 4 * v, hv[i].x * inv * wv[i].x, hv[i].y * inv * wv[i].y, hv[i].z * inv * wv[i].z,
+                           hv[i].w * inv * wv[i].w);
                 }
             }
         }
@@ -3839,14 +3832,6 @@ extern "C" __global__ void swiglu_q8(const float* __restrict__ y, unsigned short
 
 // rmsnorm_v: as `rmsnorm`, one warp per row, 16-byte loads of x and w (HIDDEN % 128 == 0), the row
 // kept in registers between the sum of squares and the scaled store (8-byte f16 stores).
-__device__ __forceinline__ void store4(act_t* p, float a, float b, float c, float d) {
-#if ACT_F32
-    *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
-#else
-    const u32 lo = (u32)f2h(a) | ((u32)f2h(b) << 16), hi = (u32)f2h(c) | ((u32)f2h(d) << 16);
-    *reinterpret_cast<uint2*>(p) = make_uint2(lo, hi);
-#endif
-}
 #if HIDDEN % 128 == 0
 #define RMV_N (HIDDEN / 128)  // float4 per lane
 extern "C" __global__ void __launch_bounds__(128) rmsnorm_v(const float* __restrict__ x, const float* __restrict__ w,
@@ -4055,46 +4040,20 @@ __device__ __forceinline__ float pfb_ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
     return r;
 }
-extern "C" __global__ void __launch_bounds__(128)
-attn_prefill_fa(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
-                const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
-                const int* __restrict__ seq_n) {
+// The per-warp part of attn_prefill_fa and attn_prefill_fg (one copy since session 9): the warp's 16
+// queries i0 .. i0 + 15 of the piece, head h, against the block's K/V tiles 0 .. ntiles - 1, which
+// `stage` (tile, buffer) loads into ks / vs (tile 0 already issued by the caller), then the warp's
+// rows of out (lane, its mma group g = lane / 4 and thread t = lane % 4 come from the caller's first
+// lines, where the kernels always computed them). Every warp of the block calls it (the tile loop has
+// block barriers).
+template <class Stage>
+__device__ __forceinline__ void pfb_rows(const float* __restrict__ q, act_t* __restrict__ out, h16 (*ks)[PFB_KT][PFB_RS],
+                                         h16 (*vs)[PFB_KT][PFB_RS], const Stage& stage, const int lane, const int g,
+                                         const int t, const int i0, const int n, const int start, const int row0,
+                                         const int h, const int ntiles) {
     constexpr int KSTEPS = HD / 16;  // k-steps of S = Q·Kᵀ
     constexpr int ND = HD / 8;       // 8-dim blocks of O
     constexpr int NB = PFB_KT / 8;   // 8-key blocks of S
-    constexpr int CPR = HD / 8;      // 16-byte chunks per staged row
-    __shared__ __align__(16) h16 ks[2][PFB_KT][PFB_RS];
-    __shared__ __align__(16) h16 vs[2][PFB_KT][PFB_RS];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int h = blockIdx.y, sq = blockIdx.z, kvh = h / GROUP;
-    const int bx = gridDim.x - 1 - blockIdx.x;
-    pdl_wait();
-    const int n = seq_n[sq];
-    const int ib = bx * 64;  // the block's first query of the piece
-    if (ib >= n) {
-        pdl_trigger();
-        return;
-    }
-    const int slot = seq_slot[sq], start = seq_start[sq], row0 = seq_row0[sq];
-    const int k_end = start + min(ib + 64, n);  // the block's keys: 0 .. k_end - 1
-    const int ntiles = (k_end + PFB_KT - 1) / PFB_KT;
-    auto stage = [&](int tile, int buf) {
-        const int k0 = tile * PFB_KT;
-#pragma unroll
-        for (int i = 0; i < (2 * PFB_KT * CPR) / 128; i++) {
-            const int c = i * 128 + tid;
-            const int isv = c >= PFB_KT * CPR;
-            const int cc = isv ? c - PFB_KT * CPR : c;
-            const int r = cc / CPR, ch = cc % CPR, key = k0 + r;
-            const bool in = key < k_end;
-            const kv_t* src = (isv ? vc : kc) + kv_off(slot, kvh, in ? key : 0) + ch * 8;
-            const u32 dst = smem_u32(isv ? &vs[buf][r][ch * 8] : &ks[buf][r][ch * 8]);
-            pfb_cp16(dst, src, in ? 16 : 0);
-        }
-        pfb_commit();
-    };
-    stage(0, 0);
-    const int i0 = ib + warp * 16;  // this warp's first query
     const bool active = i0 < n;
     const int pos_a = start + i0 + g, pos_b = pos_a + 8;
     const bool in_a = i0 + g < n, in_b = i0 + g + 8 < n;
@@ -4222,5 +4181,43 @@ attn_prefill_fa(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
         if (in_a) *(u32*)(out + (size_t)(row0 + i0 + g) * QDIM + d) = pack_h2(o[nd][0] * inv_a, o[nd][1] * inv_a);
         if (in_b) *(u32*)(out + (size_t)(row0 + i0 + g + 8) * QDIM + d) = pack_h2(o[nd][2] * inv_b, o[nd][3] * inv_b);
     }
+}
+extern "C" __global__ void __launch_bounds__(128)
+attn_prefill_fa(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
+                const int* __restrict__ seq_slot, const int* __restrict__ seq_start, const int* __restrict__ seq_row0,
+                const int* __restrict__ seq_n) {
+    constexpr int CPR = HD / 8;      // 16-byte chunks per staged row
+    __shared__ __align__(16) h16 ks[2][PFB_KT][PFB_RS];
+    __shared__ __align__(16) h16 vs[2][PFB_KT][PFB_RS];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, sq = blockIdx.z, kvh = h / GROUP;
+    const int bx = gridDim.x - 1 - blockIdx.x;
+    pdl_wait();
+    const int n = seq_n[sq];
+    const int ib = bx * 64;  // the block's first query of the piece
+    if (ib >= n) {
+        pdl_trigger();
+        return;
+    }
+    const int slot = seq_slot[sq], start = seq_start[sq], row0 = seq_row0[sq];
+    const int k_end = start + min(ib + 64, n);  // the block's keys: 0 .. k_end - 1
+    const int ntiles = (k_end + PFB_KT - 1) / PFB_KT;
+    auto stage = [&](int tile, int buf) {
+        const int k0 = tile * PFB_KT;
+#pragma unroll
+        for (int i = 0; i < (2 * PFB_KT * CPR) / 128; i++) {
+            const int c = i * 128 + tid;
+            const int isv = c >= PFB_KT * CPR;
+            const int cc = isv ? c - PFB_KT * CPR : c;
+            const int r = cc / CPR, ch = cc % CPR, key = k0 + r;
+            const bool in = key < k_end;
+            const kv_t* src = (isv ? vc : kc) + kv_off(slot, kvh, in ? key : 0) + ch * 8;
+            const u32 dst = smem_u32(isv ? &vs[buf][r][ch * 8] : &ks[buf][r][ch * 8]);
+            pfb_cp16(dst, src, in ? 16 : 0);
+        }
+        pfb_commit();
+    };
+    stage(0, 0);
+    pfb_rows(q, out, ks, vs, stage, lane, g, t, ib + warp * 16, n, start, row0, h, ntiles);  // this warp's 16 queries
 }
 #endif

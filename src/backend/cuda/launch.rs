@@ -1648,21 +1648,27 @@ impl Kernels<'_> {
 /// Prefill kernels of session 6 (branch ttft, issue #11 TTFT): vectorized GEMM-path epilogues and
 /// the shared-tile flash prefill attention.
 impl Kernels<'_> {
+    /// The checked arguments (x, w, out, rows) of the 16-byte-load RMSNorms `rmsnorm_v` / `rmsnorm_b`:
+    /// x (rows × hidden) f32, w (hidden) f32, out (rows × hidden) of the activation type, all three
+    /// 16-byte aligned.
+    fn rmsnorm_vec_args(&self, name: &str, x: View, w: View, out: View, rows: usize) -> Result<(u64, u64, u64, i32)> {
+        let d = self.d;
+        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
+        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
+        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
+        if [&x, &w, &out].iter().any(|v| v.addr() % 16 != 0) {
+            return Err(Error::Gpu(format!("{name}: buffers must start 16-byte aligned")));
+        }
+        Ok((x.addr(), w.addr(), out.addr(), i32_of("rows", rows)?))
+    }
+
     /// `rmsnorm_v`: as [`rmsnorm`](Self::rmsnorm), one warp per row (hidden % 128 == 0).
     pub fn rmsnorm_v(&self, x: View, w: View, out: View, rows: usize) -> Result<()> {
         let d = self.d;
         if d.hidden % 128 != 0 {
             return Err(Error::Gpu(format!("rmsnorm_v needs hidden % 128 == 0 ({})", d.hidden)));
         }
-        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
-        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
-        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
-        for v in [&x, &w, &out] {
-            if v.addr() % 16 != 0 {
-                return Err(Error::Gpu("rmsnorm_v: buffers must start 16-byte aligned".into()));
-            }
-        }
-        let (mut xp, mut wp, mut op, mut tr) = (x.addr(), w.addr(), out.addr(), i32_of("rows", rows)?);
+        let (mut xp, mut wp, mut op, mut tr) = self.rmsnorm_vec_args("rmsnorm_v", x, w, out, rows)?;
         // SAFETY: rmsnorm_v(x, w, out, T): warp t < T reads row t of x (16-byte loads, aligned:
         // checked, hidden % 128 == 0) and all of w, writes row t of out; all checked to hold rows ×
         // hidden (w: hidden) elements.
@@ -1684,15 +1690,7 @@ impl Kernels<'_> {
         if d.hidden % 256 != 0 || d.hidden > 8192 {
             return Err(Error::Gpu(format!("rmsnorm_b needs hidden % 256 == 0 and ≤ 8192 ({})", d.hidden)));
         }
-        need("rmsnorm input", &x, DType::F32, rows * d.hidden)?;
-        need("rmsnorm weight", &w, DType::F32, d.hidden)?;
-        need("rmsnorm output", &out, d.act, rows * d.hidden)?;
-        for v in [&x, &w, &out] {
-            if v.addr() % 16 != 0 {
-                return Err(Error::Gpu("rmsnorm_b: buffers must start 16-byte aligned".into()));
-            }
-        }
-        let (mut xp, mut wp, mut op, mut tr) = (x.addr(), w.addr(), out.addr(), i32_of("rows", rows)?);
+        let (mut xp, mut wp, mut op, mut tr) = self.rmsnorm_vec_args("rmsnorm_b", x, w, out, rows)?;
         // SAFETY: rmsnorm_b(x, w, out, T): block t < T (grid = rows) reads row t of x and all of w
         // (thread i float4 i and i + hidden / 8: 16-byte loads, aligned and hidden % 256 == 0:
         // checked), writes row t of out; all checked to hold rows × hidden (w: hidden) elements.
