@@ -820,8 +820,6 @@ impl KernelSpec {
         v
     }
 
-    /// Whether kernels.cu defines `attn_prefill_fa` (session 6): f16 activations and cache, head_dim
-    /// 32 or 64, GQA group <= 8.
     /// Whether `rmsnorm_b` (one row per block of hidden / 8 threads) is compiled: hidden a multiple
     /// of 256, at most 8192.
     pub fn has_rmsnorm_b(&self) -> bool {
@@ -829,6 +827,8 @@ impl KernelSpec {
         h % 256 == 0 && h <= 8192
     }
 
+    /// Whether kernels.cu defines `attn_prefill_fa` (session 6): f16 activations and cache, head_dim
+    /// 32 or 64, GQA group <= 8.
     pub fn prefill_fa(&self) -> bool {
         self.attn_tc() && !self.act_f32 && !self.kv_cache.quantized() && matches!(self.config.head_dim, 32 | 64)
     }

@@ -1785,12 +1785,16 @@ impl Kernels<'_> {
         unsafe { self.gpu.gemm_to(rows, n, k, w.addr(), wt, a.addr(), at, c.addr(), GemmType::F16, 0.0) }
     }
 
-    /// `attn_prefill_fa`: the inputs and outputs of [`attn_prefill_tc`](Self::attn_prefill_tc), 64
-    /// queries of one head per block of 4 warps sharing 64-key K/V tiles in shared memory; f16 cache,
-    /// head_dim 32 or 64, GQA group <= 8.
+    /// The flash prefill attentions, same arguments, guard and accesses: with `grouped` false
+    /// `attn_prefill_fa` (64 queries of one head per block of 4 warps sharing 64-key K/V tiles in
+    /// shared memory), with `grouped` true `attn_prefill_fg` (session 8: one block per 16 queries ×
+    /// kv head, a warp per query head of the GQA group, the tiles staged once for the group). Inputs
+    /// and outputs of [`attn_prefill_tc`](Self::attn_prefill_tc); f16 cache, head_dim 32 or 64, GQA
+    /// group <= 8.
     #[allow(clippy::too_many_arguments)]
-    pub fn attn_prefill_fa(
+    pub fn attn_prefill_flash(
         &self,
+        grouped: bool,
         q: View,
         cache: LayerCache,
         out: View,
@@ -1800,55 +1804,33 @@ impl Kernels<'_> {
         rows: usize,
     ) -> Result<()> {
         let d = self.d;
+        let name = Self::prefill_flash_name(grouped);
         if !Self::prefill_fa_ok(d) {
-            return Err(Error::Gpu("attn_prefill_fa needs an f16 cache, head_dim 32 or 64, GQA group <= 8".into()));
+            return Err(Error::Gpu(format!("{name} needs an f16 cache, head_dim 32 or 64, GQA group <= 8")));
         }
         self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
-        let grid = (u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?);
+        let (grid, threads) = if grouped {
+            let blocks = (u32_of("blocks", max_n.div_ceil(16))?, u32_of("n_kv_heads", d.n_kv)?, u32_of("nseq", nseq)?);
+            (blocks, u32_of("threads", 32 * (d.n_heads / d.n_kv))?)
+        } else {
+            ((u32_of("blocks", max_n.div_ceil(64))?, u32_of("n_heads", d.n_heads)?, u32_of("nseq", nseq)?), 128)
+        };
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
-        // SAFETY: attn_prefill_fa(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
-        // (tile, head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q and cache
-        // rows 0..start+n (<= max_seq) of its slot (staged by cp.async, rows past the piece's keys
-        // zero-filled without a read), writes the same rows of out (as attn_prefill_tc).
-        unsafe { self.gpu.launch("attn_prefill_fa", grid, 128, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
+        // SAFETY: attn_prefill_fa / _fg(q, kc, vc, out, seq_slot, seq_start, seq_row0, seq_n): block
+        // (tile, head — fg: kv head, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q
+        // (fg: the group's heads) and cache rows 0..start+n (<= max_seq) of its slot (staged by
+        // cp.async, rows past the piece's keys zero-filled without a read), writes the same rows of
+        // out (as attn_prefill_tc); fg runs 32 · GROUP threads (GROUP = n_heads / n_kv <= 8, checked).
+        unsafe { self.gpu.launch(name, grid, threads, 0, &mut args!(qp, kc, vc, op, s0, s1, s2, s3)) }
     }
 
-    /// `attn_prefill_fg` (session 8, the default where fa runs): the inputs and outputs of
-    /// [`attn_prefill_fa`](Self::attn_prefill_fa), one block per 16 queries × kv head × piece, one warp
-    /// per query head of the GQA group, the 64-key K/V tiles staged once for the group; same guard.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attn_prefill_fg(
-        &self,
-        q: View,
-        cache: LayerCache,
-        out: View,
-        seqs: SeqMeta,
-        nseq: usize,
-        max_n: usize,
-        rows: usize,
-    ) -> Result<()> {
-        let d = self.d;
-        if !Self::prefill_fa_ok(d) {
-            return Err(Error::Gpu("attn_prefill_fg needs an f16 cache, head_dim 32 or 64, GQA group <= 8".into()));
-        }
-        self.check_prefill_io(&q, &cache, &out, &seqs, nseq, rows)?;
-        let group = d.n_heads / d.n_kv;
-        let grid = (u32_of("blocks", max_n.div_ceil(16))?, u32_of("n_kv_heads", d.n_kv)?, u32_of("nseq", nseq)?);
-        let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
-        let (mut s0, mut s1, mut s2, mut s3) = (seqs.slot.addr(), seqs.start.addr(), seqs.row0.addr(), seqs.n.addr());
-        // SAFETY: attn_prefill_fg has attn_prefill_fa's arguments and accesses: block (tile, kv head
-        // g, b) reads piece b's metadata, its rows row0..row0+n (< rows) of q (the group's heads) and
-        // cache rows 0..start+n (<= max_seq) of kv head g of its slot, writes the same rows of out;
-        // 32 · GROUP threads (GROUP = n_heads / n_kv <= 8, checked above).
-        unsafe {
-            self.gpu.launch(
-                "attn_prefill_fg",
-                grid,
-                u32_of("threads", 32 * group)?,
-                0,
-                &mut args!(qp, kc, vc, op, s0, s1, s2, s3),
-            )
+    /// The kernel [`attn_prefill_flash`](Self::attn_prefill_flash) launches.
+    pub fn prefill_flash_name(grouped: bool) -> &'static str {
+        if grouped {
+            "attn_prefill_fg"
+        } else {
+            "attn_prefill_fa"
         }
     }
 

@@ -1282,13 +1282,10 @@ impl CudaBackend {
                         } else if lead < nseq {
                             // The prefill pieces: sequences lead..nseq.
                             let seqs = self.seq_meta(lead)?;
-                            if self.prefill_fa && self.pf.fa && self.pf.fg {
-                                self.timed("attn_prefill_fg", || {
-                                    k.attn_prefill_fg(q, cache, out, seqs, nseq - lead, max_n, rows)
-                                })?;
-                            } else if self.prefill_fa && self.pf.fa {
-                                self.timed("attn_prefill_fa", || {
-                                    k.attn_prefill_fa(q, cache, out, seqs, nseq - lead, max_n, rows)
+                            if self.prefill_fa && self.pf.fa {
+                                let fg = self.pf.fg;
+                                self.timed(Kernels::prefill_flash_name(fg), || {
+                                    k.attn_prefill_flash(fg, q, cache, out, seqs, nseq - lead, max_n, rows)
                                 })?;
                             } else if self.prefill_fa {
                                 self.timed("attn_prefill_tc", || {
