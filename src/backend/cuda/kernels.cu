@@ -1764,6 +1764,78 @@ TCG3_INSTANCES
 #define ATT_THREADS 128
 #define ATT_PS (HD + 4)  // floats per partial record: acc[HD], max, sum, 2 pad (16-byte records)
 #define ATT_MAXSPLIT 64
+// Block barrier of the split decode attentions: __syncthreads, or (PERSIST, the persistent decode
+// kernel) a named barrier for its 128 attention threads.
+template <bool PERSIST>
+__device__ __forceinline__ void att_sync() {
+    if (PERSIST) asm volatile("bar.sync 1, 128;" ::: "memory");
+    else __syncthreads();
+}
+// The end of a split decode attention whose blocks (split, kvh, b) wrote their partial records
+// (part[b, h, split] = acc[HD], max, sum: unnormalised O of the split's keys, its running max and sum):
+// the last of the nact blocks of (kvh, b) to arrive (counter) merges the splits' (max, sum) into
+// per-split weights in shared memory (one L2 load each, all in flight), writes every float4 of the
+// output as the weighted sum of the partials and re-zeroes the counter. attn_tc_core (attn_decode_tc)
+// and acl_body<.., true> (attn_decode_cg) end with it. THREADS: the block's (or the persistent
+// kernel's 128 attention threads', PERSIST) thread count.
+template <int THREADS, bool PERSIST>
+__device__ __forceinline__ void att_combine_last(const float* __restrict__ part, int* __restrict__ counters,
+                                                 act_t* __restrict__ out, int b, int kvh, int nact) {
+    __shared__ int is_last;
+    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
+    constexpr int NO = GROUP * HD / 4;
+    __threadfence();
+    att_sync<PERSIST>();
+    if (threadIdx.x == 0) {
+        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
+        is_last = (prev == nact - 1);
+    }
+    att_sync<PERSIST>();
+    if (!is_last) return;
+    __threadfence();
+    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
+    for (int i = threadIdx.x; i < GROUP * nact; i += THREADS) {
+        const int g = i / nact, s2 = i % nact;
+        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
+        wsh[g][s2] = __ldcg(pp + HD);
+        lsh[g][s2] = __ldcg(pp + HD + 1);
+    }
+    att_sync<PERSIST>();
+    if (threadIdx.x < GROUP) {
+        const int g = threadIdx.x;
+        float M = -INFINITY;
+        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
+        float L = 0.f;
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float f = expf(wsh[g][s2] - M);
+            wsh[g][s2] = f;
+            L += f * lsh[g][s2];
+        }
+        const float inv = 1.0f / L;
+        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
+    }
+    att_sync<PERSIST>();
+    for (int i = threadIdx.x; i < NO; i += THREADS) {
+        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
+        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int s2 = 0; s2 < nact; s2++) {
+            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
+            const float w = wsh[g][s2];
+            A.x = fmaf(w, v.x, A.x);
+            A.y = fmaf(w, v.y, A.y);
+            A.z = fmaf(w, v.z, A.z);
+            A.w = fmaf(w, v.w, A.w);
+        }
+        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
+        o[0] = f2act(A.x);
+        o[1] = f2act(A.y);
+        o[2] = f2act(A.z);
+        o[3] = f2act(A.w);
+    }
+    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+}
 #if !KV_Q  // the CUDA-core attention kernels read f16/f32 caches only
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -1774,7 +1846,6 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
     __shared__ __align__(16) float vs[ATT_CHUNK][HD];
     __shared__ float sc[GROUP][ATT_CHUNK];
     __shared__ float mstat[GROUP], lstat[GROUP], alph[GROUP];
-    __shared__ int is_last;
     constexpr int VE = 16 / (int)sizeof(kv_t);               // elements per 16-byte load
     constexpr int NV = ATT_CHUNK * HD / VE;                  // 16-byte vectors per chunk (K or V)
     constexpr int VPT = (NV + ATT_THREADS - 1) / ATT_THREADS;
@@ -1920,60 +1991,7 @@ attn_decode(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t
         }
     }
     if (nact == 1) return;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
-        is_last = (prev == nact - 1);
-    }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
-    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
-    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
-    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
-    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
-        const int g = i / nact, s2 = i % nact;
-        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
-        wsh[g][s2] = __ldcg(pp + HD);
-        lsh[g][s2] = __ldcg(pp + HD + 1);
-    }
-    __syncthreads();
-    if (threadIdx.x < GROUP) {
-        const int g = threadIdx.x;
-        float M = -INFINITY;
-        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
-        float L = 0.f;
-        for (int s2 = 0; s2 < nact; s2++) {
-            const float f = expf(wsh[g][s2] - M);
-            wsh[g][s2] = f;
-            L += f * lsh[g][s2];
-        }
-        const float inv = 1.0f / L;
-        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
-        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
-        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
-        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
-        for (int s2 = 0; s2 < nact; s2++) {
-            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
-            const float w = wsh[g][s2];
-            A.x = fmaf(w, v.x, A.x);
-            A.y = fmaf(w, v.y, A.y);
-            A.z = fmaf(w, v.z, A.z);
-            A.w = fmaf(w, v.w, A.w);
-        }
-        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
-        o[0] = f2act(A.x);
-        o[1] = f2act(A.y);
-        o[2] = f2act(A.z);
-        o[3] = f2act(A.w);
-    }
-    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+    att_combine_last<ATT_THREADS, false>(part, counters, out, b, kvh, nact);
 }
 #endif
 
@@ -2018,15 +2036,6 @@ __device__ __forceinline__ u32 smem_u32(const void* p) {
     asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
     return r;
 }
-// The block body as a device function of the virtual block (split, kvh, b): attn_decode_tc calls it
-// with its block index; the persistent decode kernel (end of this file) with threads 0..127 of a
-// larger block (PERSIST: a named barrier for those 128 threads instead of __syncthreads, q and the
-// cache read through L2 since other blocks of the same launch wrote them, no PDL).
-template <bool PERSIST>
-__device__ __forceinline__ void att_sync() {
-    if (PERSIST) asm volatile("bar.sync 1, 128;" ::: "memory");
-    else __syncthreads();
-}
 template <bool PERSIST, class V>
 __device__ __forceinline__ V att_ld(const V* p) {
     return PERSIST ? __ldcg(p) : *p;
@@ -2070,6 +2079,10 @@ __device__ __forceinline__ float atc_tile_softmax(const u32 (&qa)[KS][2][2], con
     pa2 = pack_h2(p[2], p[3]);
     return alpha;
 }
+// The block body as a device function of the virtual block (split, kvh, b): attn_decode_tc calls it
+// with its block index; the persistent decode kernel (end of this file) with threads 0..127 of a
+// larger block (PERSIST: a named barrier for those 128 threads instead of __syncthreads, q and the
+// cache read through L2 since other blocks of the same launch wrote them, no PDL).
 template <bool PERSIST>
 __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                              const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -2084,7 +2097,6 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     __shared__ __align__(16) float ow[NW][8][HD + 4];
     __shared__ float mw[NW][8], lw[NW][8];
     __shared__ float mstat[GROUP], lstat[GROUP];
-    __shared__ int is_last;
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + ATT_THREADS - 1) / ATT_THREADS;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -2245,60 +2257,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
         }
     }
     if (nact == 1) return;
-    __threadfence();
-    att_sync<PERSIST>();
-    if (threadIdx.x == 0) {
-        const int prev = atomicAdd(&counters[b * NKV + kvh], 1);
-        is_last = (prev == nact - 1);
-    }
-    att_sync<PERSIST>();
-    if (!is_last) return;
-    __threadfence();
-    // Combine: the splits' (max, sum) into per-split weights in shared memory (one L2 load each, all
-    // in flight), then every float4 of the output as a weighted sum of the splits' partials.
-    __shared__ float wsh[GROUP][ATT_MAXSPLIT], lsh[GROUP][ATT_MAXSPLIT];
-    const float* pbase = part + ((size_t)b * NH + kvh * GROUP) * NSPLIT * ATT_PS;
-    for (int i = threadIdx.x; i < GROUP * nact; i += ATT_THREADS) {
-        const int g = i / nact, s2 = i % nact;
-        const float* pp = pbase + ((size_t)g * NSPLIT + s2) * ATT_PS;
-        wsh[g][s2] = __ldcg(pp + HD);
-        lsh[g][s2] = __ldcg(pp + HD + 1);
-    }
-    att_sync<PERSIST>();
-    if (threadIdx.x < GROUP) {
-        const int g = threadIdx.x;
-        float M = -INFINITY;
-        for (int s2 = 0; s2 < nact; s2++) M = fmaxf(M, wsh[g][s2]);
-        float L = 0.f;
-        for (int s2 = 0; s2 < nact; s2++) {
-            const float f = expf(wsh[g][s2] - M);
-            wsh[g][s2] = f;
-            L += f * lsh[g][s2];
-        }
-        const float inv = 1.0f / L;
-        for (int s2 = 0; s2 < nact; s2++) wsh[g][s2] *= inv;
-    }
-    att_sync<PERSIST>();
-    for (int i = threadIdx.x; i < NO; i += ATT_THREADS) {
-        const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
-        const float* pp = pbase + (size_t)g * NSPLIT * ATT_PS + d;
-        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
-        for (int s2 = 0; s2 < nact; s2++) {
-            const float4 v = __ldcg((const float4*)(pp + (size_t)s2 * ATT_PS));
-            const float w = wsh[g][s2];
-            A.x = fmaf(w, v.x, A.x);
-            A.y = fmaf(w, v.y, A.y);
-            A.z = fmaf(w, v.z, A.z);
-            A.w = fmaf(w, v.w, A.w);
-        }
-        act_t* o = out + (size_t)b * QDIM + (kvh * GROUP + g) * HD + d;
-        o[0] = f2act(A.x);
-        o[1] = f2act(A.y);
-        o[2] = f2act(A.z);
-        o[3] = f2act(A.w);
-    }
-    if (threadIdx.x == 0) counters[b * NKV + kvh] = 0;
+    att_combine_last<ATT_THREADS, PERSIST>(part, counters, out, b, kvh, nact);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -2552,11 +2511,15 @@ template <bool E2>
 __device__ __forceinline__ float acl_exp(float x) {
     return E2 ? exp2f(x) : expf(x);
 }
-template <int NW, bool E2>
+// GM (attn_decode_cg): the blocks of a (kv head, row) are not a cluster; each writes its partial record
+// and the last one combines them (att_combine_last).
+template <int NW, bool E2, bool GM = false>
 __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], const float (&mw)[NW][8],
                                           const float (&lw)[NW][8], float (&bo)[GROUP][HD], float (&bm)[GROUP],
                                           float (&bl)[GROUP], act_t* __restrict__ out, int b, int kvh, int cs,
-                                          int split) {
+                                          int split, float* __restrict__ part = nullptr,
+                                          int* __restrict__ counters = nullptr) {
+    static_assert(!(GM && E2), "att_combine_last merges natural-log maxima");
     constexpr int THREADS = NW * 32;
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + THREADS - 1) / THREADS;
@@ -2593,12 +2556,20 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                 op[1] = f2act(acc.y * inv);
                 op[2] = f2act(acc.z * inv);
                 op[3] = f2act(acc.w * inv);
+            } else if (GM) {
+                float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS;
+                *(float4*)(pp + d) = acc;
+                if (d == 0) { pp[HD] = M; pp[HD + 1] = bl[gg]; }
             } else {
                 *(float4*)&bo[gg][d] = acc;
             }
         }
     }
     if (cs == 1) return;
+    if (GM) {
+        att_combine_last<THREADS, false>(part, counters, out, b, kvh, cs);
+        return;
+    }
     // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
     // all cs blocks for its share of the outputs (item i -> block i % cs), through DSMEM.
     cluster_sync_all();
@@ -2641,10 +2612,11 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t; grid (cs, NKV, B) in clusters of (cs, 1, 1),
 //   cs <= ACL_MAXCS; NW warps per block (attn_decode_cl: 4, attn_decode_cl8: 8); dynamic shared memory
 //   stg · NW · 2 · ACL_TB bytes, 2 <= stg <= 8.
-template <int NW>
+template <int NW, bool GM = false>
 __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
-                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg,
+                                         float* __restrict__ part = nullptr, int* __restrict__ counters = nullptr) {
     constexpr int KS = HD / 32;
     constexpr int ND = HD / 8;
     extern __shared__ __align__(16) unsigned char acl_ring[];
@@ -2823,7 +2795,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
         ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
     }
-    acl_merge<NW, false>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
+    acl_merge<NW, false, GM>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split, part, counters);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
@@ -2833,12 +2805,30 @@ attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     acl_body<ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
     tl_exit();
 }
-// 8 warps per block (opt-in, TRTFORGE_ATTN=cl8; not yet run on the GPU): twice the warps per
-// (row, kv head) where one block each is all there is (bs64: 256 blocks, ncu 7.7 active warps per SM).
+// 8 warps per block (opt-in, TRTFORGE_ATTN=cl8): twice the warps per (row, kv head) where one block
+// each is all there is (bs64: 256 blocks, ncu 7.7 active warps per SM).
 extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS)
 attn_decode_cl8(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
                 act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     acl_body<2 * ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
+    tl_exit();
+}
+// attn_decode_cg (session 10, the small decode passes; bs1 switch `cg`): attn_decode_cl's body (K/V of
+// the old positions issued into the cp.async ring before griddepcontrol.wait) without a cluster: the
+// splits of a (kv head, row) are ordinary blocks that write partial records, the last one combines
+// them (attn_decode_tc's end). So the blocks are small (stg · 16 KB of ring) and need no co-scheduled
+// cluster slots, and can sit beside the QKV GEMV's blocks while it runs.
+//   grid (splits, NKV, B), splits <= NSPLIT; part / counters as attn_decode_tc.
+extern "C" __global__ void __launch_bounds__(ATT_THREADS)
+attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
+               act_t* __restrict__ out, float* __restrict__ part, int* __restrict__ counters,
+               const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
+    tl_enter(TL_ATTN);
+    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
+    acl_body<ATT_THREADS / 32, true>(q, kc, vc, out, row_pos, row_slot, stg, part, counters);
+    tl_exit();
 }
 
 // attn_decode_cx / cx8 (session 7, f16 caches; opt-in TRTFORGE_ATTN=cx / cx8 / cxall / cx8all): the

@@ -786,6 +786,7 @@ impl KernelSpec {
         if self.attn_cl() {
             v.push("attn_decode_cl".into());
             v.push("attn_decode_cl8".into());
+            v.push("attn_decode_cg".into());
         }
         if self.attn_cx() {
             v.push("attn_decode_cx".into());
@@ -873,7 +874,7 @@ mod tests {
         // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, attn_decode_cx, attn_decode_cx8
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9)
-        assert_eq!(s.kernel_names().len(), 23 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1);
+        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1);
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

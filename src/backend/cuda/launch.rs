@@ -324,6 +324,10 @@ pub enum DecodeAttn {
     /// `attn_decode_cx` / `attn_decode_cx8`, the same with the transposed tile step; their stages are
     /// fixed (4 with 4 warps, 2 with 8: `acx_stages`).
     Cl { stages: usize, warps: usize, cx: bool },
+    /// `attn_decode_cg` (sm_90, session 10): `attn_decode_cl`'s 4-warp body (the old positions in a
+    /// `stages`-deep ring before `griddepcontrol.wait`) without a cluster: the splits write partial
+    /// records and the last block combines them, as `attn_decode_tc` does.
+    Cg { stages: usize },
 }
 
 /// Largest cluster `attn_decode_cl` takes (`ACL_MAXCS`; above 8 needs non-portable clusters).
@@ -339,12 +343,13 @@ impl DecodeAttn {
             DecodeAttn::Cl { cx: true, .. } => "attn_decode_cx",
             DecodeAttn::Cl { warps: 8, .. } => "attn_decode_cl8",
             DecodeAttn::Cl { .. } => "attn_decode_cl",
+            DecodeAttn::Cg { .. } => "attn_decode_cg",
         }
     }
 
     /// Whether the kernel reads 8-bit KV caches.
     pub fn reads_kv8(self) -> bool {
-        matches!(self, DecodeAttn::Tc | DecodeAttn::Cl { .. })
+        matches!(self, DecodeAttn::Tc | DecodeAttn::Cl { .. } | DecodeAttn::Cg { .. })
     }
 }
 
@@ -942,6 +947,36 @@ impl<'a> Kernels<'a> {
                     ns as u32,
                     &mut args!(qp, kc, vc, op, rp, sp, st),
                 )
+            };
+        }
+        if let DecodeAttn::Cg { stages } = kind {
+            if ns == 0 || ns > d.nsplit.min(64) || !(2..=8).contains(&stages) {
+                return Err(Error::Gpu(format!(
+                    "attn_decode_cg: {ns} splits (1..={}), {stages} stages (2..=8)",
+                    d.nsplit.min(64)
+                )));
+            }
+            need("q", &q, DType::F32, rows * d.q_dim)?;
+            cache.check(d)?;
+            need("attention output", &out, d.act, rows * d.q_dim)?;
+            need("attention partials", &part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
+            need("attention counters", &counters, DType::I32, rows * d.n_kv)?;
+            need("row positions", &pos, DType::I32, rows)?;
+            need("row slots", &slot, DType::I32, rows)?;
+            let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
+            let smem = u32_of("attention shared memory", acl_smem(stages, 4, d.head_dim, d.kv))?;
+            let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+            let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
+            let mut st = stages as i32;
+            // SAFETY: attn_decode_cg(q, kc, vc, out, part, counters, row_pos, row_slot, stg): block
+            // (split, kvh, b) reads q row b and cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq
+            // by the host metadata; rows past pos[b] of a 16-row tile are zero-filled, not read),
+            // stages at most `stg` tiles per warp in its `smem` bytes of dynamic shared memory (allowed
+            // at engine creation), writes its (b, head, split) partial records (stride c_nsplit >= ns),
+            // bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it) and the last
+            // block writes out row b. Sizes checked above for `rows` sequences.
+            return unsafe {
+                self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, pp, cp, rp, sp, st))
             };
         }
         let ns = if kind == DecodeAttn::V1 { d.nsplit } else { ns };

@@ -330,6 +330,9 @@ pub struct CudaBackend {
     acl_forced: bool,
     /// What a cluster launch (cs > 1) runs where `attn_kernel` is `attn_decode_cx` and not forced.
     acl_fb: DecodeAttn,
+    /// `attn_decode_cg` (the bs1 switch `cg`, decode passes of up to GEMV_MAX_T rows) where the
+    /// cluster kernels are compiled (sm_90), with its ring stages (TRTFORGE_CG_STAGES, default 2).
+    acg: Option<DecodeAttn>,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -972,6 +975,14 @@ impl CudaBackend {
         } else {
             (0, 0)
         };
+        let acg = if cl_ok {
+            let stages = env_usize("TRTFORGE_CG_STAGES").unwrap_or(2).clamp(2, 8);
+            let k = DecodeAttn::Cg { stages };
+            gpu.allow_smem(k.name(), acl_smem(stages, 4, cfg.head_dim, dims.kv))?;
+            Some(k)
+        } else {
+            None
+        };
         gpu.sync()?;
         // bs1 decode switches (session 6): the measured default per engine unless TRTFORGE_BS1 says.
         let bs1_default = timeline::bs1_default(
@@ -1016,6 +1027,7 @@ impl CudaBackend {
             acl_csmax,
             acl_forced,
             acl_fb,
+            acg,
             use_tcg,
             gemm_pad,
             prefill_fa,
@@ -1267,7 +1279,11 @@ impl CudaBackend {
                                 kind = DecodeAttn::Tc;
                             }
                         }
-                        if let (DecodeAttn::Tc, Some(n)) = (kind, self.bs1.attn_ns) {
+                        if let (Some(cg), true) = (self.acg, self.bs1.attn_cg && lead <= GEMV_MAX_T) {
+                            kind = cg;
+                            ns = want.clamp(1, self.spec.nsplit().min(64));
+                        }
+                        if let (DecodeAttn::Tc | DecodeAttn::Cg { .. }, Some(n)) = (kind, self.bs1.attn_ns) {
                             ns = n.clamp(1, self.spec.nsplit().min(64));
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());

@@ -204,6 +204,9 @@ pub struct Bs1Knobs {
     pub mtrig: [u8; 6],
     /// `attn_decode_cl` (cluster, K/V loads before the wait) at every batch size (`cl`).
     pub attn_cl: bool,
+    /// `attn_decode_cg` (K/V loads before the wait, no cluster: partials + last-block combine) for
+    /// decode passes of up to GEMV_MAX_T rows (`cg`, session 10).
+    pub attn_cg: bool,
     /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
     pub tcm: bool,
     /// `c_scpre`: tc_* load the int4 group / int8 row scales with the weights (`scpre`).
@@ -269,6 +272,8 @@ impl Bs1Knobs {
                 k.am1 = true;
             } else if t == "cl" {
                 k.attn_cl = true;
+            } else if t == "cg" {
+                k.attn_cg = true;
             } else if t == "tcm" {
                 k.tcm = true;
             } else if t == "scpre" {
@@ -279,7 +284,7 @@ impl Bs1Knobs {
                 k.attn_ns = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, tcm, scpre, scpre8, am1, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, tcm, scpre, scpre8, am1, occN, nsN)"
                 )));
             }
         }
