@@ -1279,7 +1279,9 @@ impl CudaBackend {
                                 kind = DecodeAttn::Tc;
                             }
                         }
-                        if let (Some(cg), true) = (self.acg, self.bs1.attn_cg && lead <= GEMV_MAX_T) {
+                        let cg_rows = (self.bs1.attn_cg && lead <= GEMV_MAX_T)
+                            || (self.bs1.attn_mcg && (2..=GEMV_MAX_T).contains(&lead));
+                        if let (Some(cg), true) = (self.acg, cg_rows) {
                             kind = cg;
                             ns = want.clamp(1, self.spec.nsplit().min(64));
                         }

@@ -207,6 +207,8 @@ pub struct Bs1Knobs {
     /// `attn_decode_cg` (K/V loads before the wait, no cluster: partials + last-block combine) for
     /// decode passes of up to GEMV_MAX_T rows (`cg`, session 10).
     pub attn_cg: bool,
+    /// `attn_decode_cg` for decode passes of 2..=GEMV_MAX_T rows only (`mcg`).
+    pub attn_mcg: bool,
     /// The multi-tile tensor-core GEMVs `tcm_*` instead of `tc_*` (`tcm`).
     pub tcm: bool,
     /// `c_scpre`: tc_* load the int4 group / int8 row scales with the weights (`scpre`).
@@ -274,6 +276,8 @@ impl Bs1Knobs {
                 k.attn_cl = true;
             } else if t == "cg" {
                 k.attn_cg = true;
+            } else if t == "mcg" {
+                k.attn_mcg = true;
             } else if t == "tcm" {
                 k.tcm = true;
             } else if t == "scpre" {
@@ -284,7 +288,7 @@ impl Bs1Knobs {
                 k.attn_ns = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, tcm, scpre, scpre8, am1, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, occN, nsN)"
                 )));
             }
         }
