@@ -277,6 +277,19 @@ struct Scratch {
 /// CUDA-core kernel runs instead.
 const MAX_SCORE_BYTES: usize = 1 << 30;
 
+/// Ring stages per warp of `attn_decode_cg`: 8 × 4 warps × 16 keys = 512 keys of K and V (128 KB for
+/// head_dim 64, f16) issued before griddepcontrol.wait. Session 10 (H200, bs8, 4 splits): 8 stages
+/// 1.6–3.5 % faster than the engine default at every format; 2 stages (most tiles loaded after the
+/// wait) 2–4 % slower.
+const CG_STAGES: usize = 8;
+
+/// Splits per (row, kv head) of `attn_decode_cg`: 4 (measured best of 1 / 2 / 4 at a 512–640
+/// context, bs8, session 10), more where a longer cache would not fit the splits' rings
+/// (4 × CG_STAGES × 4 warps × 16 = 2,048 positions before the ring streams), at most `nsplit`.
+fn cg_splits(max_seq: usize, nsplit: usize) -> usize {
+    max_seq.div_ceil(CG_STAGES * 4 * 16).max(4).min(nsplit.min(64)).max(1)
+}
+
 /// The bs64 f16 decode attention by default (session 7): `None` = the session-5 `attn_decode_cl`;
 /// `Some(4)` = `attn_decode_cx` (measured 39,891 vs `attn_decode_cl` 39,179 tok/s in branch attn7's call),
 /// `Some(8)` = `attn_decode_cx8`: the default since the session-7 final lease (fp16 bs64 42,081 → 43,294
@@ -330,8 +343,9 @@ pub struct CudaBackend {
     acl_forced: bool,
     /// What a cluster launch (cs > 1) runs where `attn_kernel` is `attn_decode_cx` and not forced.
     acl_fb: DecodeAttn,
-    /// `attn_decode_cg` (the bs1 switch `cg`, decode passes of up to GEMV_MAX_T rows) where the
-    /// cluster kernels are compiled (sm_90), with its ring stages (TRTFORGE_CG_STAGES, default 2).
+    /// `attn_decode_cg` (the bs1 switches `cg` / `mcg`, decode passes of up to GEMV_MAX_T rows)
+    /// where the cluster kernels are compiled (sm_90), with its ring stages (TRTFORGE_CG_STAGES,
+    /// default CG_STAGES).
     acg: Option<DecodeAttn>,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
@@ -976,7 +990,7 @@ impl CudaBackend {
             (0, 0)
         };
         let acg = if cl_ok {
-            let stages = env_usize("TRTFORGE_CG_STAGES").unwrap_or(2).clamp(2, 8);
+            let stages = env_usize("TRTFORGE_CG_STAGES").unwrap_or(CG_STAGES).clamp(2, 8);
             let k = DecodeAttn::Cg { stages };
             gpu.allow_smem(k.name(), acl_smem(stages, 4, cfg.head_dim, dims.kv))?;
             Some(k)
@@ -1283,7 +1297,7 @@ impl CudaBackend {
                             || (self.bs1.attn_mcg && (2..=GEMV_MAX_T).contains(&lead));
                         if let (Some(cg), true) = (self.acg, cg_rows) {
                             kind = cg;
-                            ns = want.clamp(1, self.spec.nsplit().min(64));
+                            ns = cg_splits(self.opts.max_seq, self.spec.nsplit());
                         }
                         if let (DecodeAttn::Tc | DecodeAttn::Cg { .. }, Some(n)) = (kind, self.bs1.attn_ns) {
                             ns = n.clamp(1, self.spec.nsplit().min(64));
@@ -2226,5 +2240,22 @@ impl Drop for CudaBackend {
         let _ = self.gpu.bind();
         let _ = self.gpu.sync();
         self.graphs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cg_splits;
+
+    #[test]
+    fn cg_splits_cover_the_context_with_the_ring() {
+        // bench's 512 + 128 context: nsplit 10 (64-position chunks), 4 splits as measured.
+        assert_eq!(cg_splits(640, 10), 4);
+        // 4k context: 8 splits of 512 positions, each preloaded whole.
+        assert_eq!(cg_splits(4096, 64), 8);
+        // short caches: never more splits than chunks, never none.
+        assert_eq!(cg_splits(128, 2), 2);
+        assert_eq!(cg_splits(16, 1), 1);
+        assert_eq!(cg_splits(1 << 20, 16384), 64);
     }
 }

@@ -307,22 +307,28 @@ impl Bs1Knobs {
 ///   (bs8 8,399 → 8,885);
 /// - int8 / fp8: nothing at one row (session 7 measured `off` 1.8 / 2.8 % faster than
 ///   `trigw` + `cl` + `scpre` once the timeline stamps were compiled out: int8 1,429 vs 1,404,
-///   fp8 1,476 vs 1,436), `mtrigw` at 2–8 rows (bs8 int8 8,135 → 8,428, fp8 8,401 → 8,544).
+///   fp8 1,476 vs 1,436), `mtrigw` at 2–8 rows (bs8 int8 8,135 → 8,428, fp8 8,401 → 8,544);
+/// - every format, where the cluster attention kernels exist (`cl`: sm_90, f16 caches): `mcg`, the
+///   2–8-row decode attention `attn_decode_cg` (session 10, H200 in one process each: bs8 fp16
+///   7,943 → 8,134, int4 9,886 → 10,256, int8 9,467 → 9,801, fp8 9,626 → 9,923, SmolLM2 shape 12,952
+///   → 13,165; at one row it lost for fp16 and SmolLM2 and was within ±1 % otherwise, so not there).
 ///
-/// `cl` applies to bs1 passes only; `trig*` to one-row launches, `mtrig*` to launches of 2–8 rows.
+/// `cl` applies to bs1 passes only; `trig*` to one-row launches, `mtrig*` and `mcg` to passes of
+/// 2–8 rows.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
     use crate::quant::WeightFormat::*;
     let off = Bs1Knobs::default();
     if !pdl_tc {
         return off;
     }
-    match fmt {
+    let k = match fmt {
         F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs { trig: [1; 6], mtrig: [2; 6], ..off },
         F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, ..off },
         I4 { .. } => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, scpre: true, scpre8: true, ..off },
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
-        _ => off,
-    }
+        _ => return off,
+    };
+    Bs1Knobs { attn_mcg: cl, ..k }
 }
 
 #[cfg(test)]
@@ -346,14 +352,17 @@ mod tests {
         assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
         use crate::quant::WeightFormat::*;
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
-        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl);
+        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && !f16.attn_cg);
+        assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
+        let cg = Bs1Knobs::parse("mcg+cg").unwrap();
+        assert!(cg.attn_mcg && cg.attn_cg && cg.trig == [0; 6]);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
         assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.scpre_rows() == 8);
         let sm = bs1_default(F16, 269_000_000, true, true);
         assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cl && sm.scpre_rows() == 0);
         for f in [F8, I8] {
             let k = bs1_default(f, 1_100_000_000, true, true);
-            assert_eq!(k, Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
+            assert_eq!(k, Bs1Knobs { mtrig: [2; 6], attn_mcg: true, ..Bs1Knobs::default() });
         }
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
