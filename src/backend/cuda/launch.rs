@@ -949,39 +949,19 @@ impl<'a> Kernels<'a> {
                 )
             };
         }
-        if let DecodeAttn::Cg { stages } = kind {
-            if ns == 0 || ns > d.nsplit.min(64) || !(2..=8).contains(&stages) {
-                return Err(Error::Gpu(format!(
-                    "attn_decode_cg: {ns} splits (1..={}), {stages} stages (2..=8)",
-                    d.nsplit.min(64)
-                )));
+        // The split kernels: partial records per (row, head, split) and a last-block combine.
+        let (ns, smem, last) = match kind {
+            DecodeAttn::V1 => (d.nsplit, 0, d.nsplit),
+            DecodeAttn::Cg { stages } => {
+                if !(2..=8).contains(&stages) {
+                    return Err(Error::Gpu(format!("attn_decode_cg: {stages} stages (2..=8)")));
+                }
+                (ns, acl_smem(stages, 4, d.head_dim, d.kv), stages)
             }
-            need("q", &q, DType::F32, rows * d.q_dim)?;
-            cache.check(d)?;
-            need("attention output", &out, d.act, rows * d.q_dim)?;
-            need("attention partials", &part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
-            need("attention counters", &counters, DType::I32, rows * d.n_kv)?;
-            need("row positions", &pos, DType::I32, rows)?;
-            need("row slots", &slot, DType::I32, rows)?;
-            let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
-            let smem = u32_of("attention shared memory", acl_smem(stages, 4, d.head_dim, d.kv))?;
-            let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
-            let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
-            let mut st = stages as i32;
-            // SAFETY: attn_decode_cg(q, kc, vc, out, part, counters, row_pos, row_slot, stg): block
-            // (split, kvh, b) reads q row b and cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq
-            // by the host metadata; rows past pos[b] of a 16-row tile are zero-filled, not read),
-            // stages at most `stg` tiles per warp in its `smem` bytes of dynamic shared memory (allowed
-            // at engine creation), writes its (b, head, split) partial records (stride c_nsplit >= ns),
-            // bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it) and the last
-            // block writes out row b. Sizes checked above for `rows` sequences.
-            return unsafe {
-                self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, pp, cp, rp, sp, st))
-            };
-        }
-        let ns = if kind == DecodeAttn::V1 { d.nsplit } else { ns };
+            _ => (ns, 0, ns),
+        };
         if ns == 0 || ns > d.nsplit || (kind != DecodeAttn::V1 && ns > 64) {
-            return Err(Error::Gpu(format!("decode attention: {ns} splits (1..={} and <= 64)", d.nsplit)));
+            return Err(Error::Gpu(format!("{}: {ns} splits (1..={} and <= 64)", kind.name(), d.nsplit)));
         }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         cache.check(d)?;
@@ -991,19 +971,22 @@ impl<'a> Kernels<'a> {
         need("row positions", &pos, DType::I32, rows)?;
         need("row slots", &slot, DType::I32, rows)?;
         let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
+        let smem = u32_of("attention shared memory", smem)?;
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
-        let mut nsi = ns as i32;
-        // SAFETY: attn_decode*(q, kc, vc, out, part, counters, row_pos, row_slot[, nsplit]): block
+        let mut last = last as i32;
+        // SAFETY: attn_decode*(q, kc, vc, out, part, counters, row_pos, row_slot[, nsplit | stg]): block
         // (split, kvh, b) reads q row b, cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq by
-        // the host metadata), writes its (b, head, split) partial records (stride c_nsplit >= ns),
-        // bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it) and the last
-        // block writes out row b. Sizes checked above for `rows` sequences.
+        // the host metadata; attn_decode_cg zero-fills the rows past pos[b] of a 16-row tile instead of
+        // reading them and stages at most `stg` tiles per warp in its `smem` bytes of dynamic shared
+        // memory, allowed at engine creation), writes its (b, head, split) partial records (stride
+        // c_nsplit >= ns), bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it)
+        // and the last block writes out row b. Sizes checked above for `rows` sequences.
         unsafe {
             if kind == DecodeAttn::V1 {
                 self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp))
             } else {
-                self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp, nsi))
+                self.gpu.launch(kind.name(), grid, ATT_THREADS, smem, &mut args!(qp, kc, vc, op, pp, cp, rp, sp, last))
             }
         }
     }
