@@ -955,7 +955,9 @@ impl CudaBackend {
         // Default (measured on the H200, docs/cuda.md session 5): attn_decode_cl only for decode
         // passes whose (row, kv head) pairs fill the resident blocks (one block each, no cluster:
         // bs64), attn_decode_tc below that and for 8-bit caches; TRTFORGE_ATTN=cl runs
-        // attn_decode_cl at every batch size and cache format.
+        // attn_decode_cl at every batch size and cache format. Session 10: decode passes of 2-8 rows
+        // take attn_decode_cg instead where the bs1 switch `mcg` is on (the default with f16 caches,
+        // `acg` below, chosen per pass in the Attention step).
         let env_attn = std::env::var("TRTFORGE_ATTN");
         let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all"));
         let attn_kernel = match env_attn.as_deref() {
