@@ -285,7 +285,9 @@ const CG_STAGES: usize = 8;
 
 /// Splits per (row, kv head) of `attn_decode_cg`: 4 (measured best of 1 / 2 / 4 at a 512–640
 /// context, bs8, session 10), more where a longer cache would not fit the splits' rings
-/// (4 × CG_STAGES × 4 warps × 16 = 2,048 positions before the ring streams), at most `nsplit`.
+/// (4 × CG_STAGES × 4 warps × 16 = 2,048 positions before the ring streams), at most `nsplit`. The
+/// Attention step lowers it where rows × kv heads × splits would not be resident at once (one
+/// 141 KB block per SM: TinyLlama bs8 is 128 blocks on 132 SMs; a model with 8 kv heads takes 2).
 fn cg_splits(max_seq: usize, nsplit: usize) -> usize {
     max_seq.div_ceil(CG_STAGES * 4 * 16).max(4).min(nsplit.min(64)).max(1)
 }
@@ -345,8 +347,8 @@ pub struct CudaBackend {
     acl_fb: DecodeAttn,
     /// `attn_decode_cg` (the bs1 switches `cg` / `mcg`, decode passes of up to GEMV_MAX_T rows)
     /// where the cluster kernels are compiled (sm_90), with its ring stages (TRTFORGE_CG_STAGES,
-    /// default CG_STAGES).
-    acg: Option<DecodeAttn>,
+    /// default CG_STAGES), and its resident blocks on the device (SMs × occupancy).
+    acg: Option<(DecodeAttn, usize)>,
     /// Batched decode passes (GEMV_MAX_T < rows <= TCG_MAX_T) through the `tcg_*` tensor-core
     /// GEMMs with fused epilogues instead of cuBLAS + rope_append/swiglu. Opt-in (TRTFORGE_TCG=1)
     /// until it beats cuBLAS at bs64 (docs/cuda.md, session 3).
@@ -994,8 +996,10 @@ impl CudaBackend {
         let acg = if cl_ok {
             let stages = env_usize("TRTFORGE_CG_STAGES").unwrap_or(CG_STAGES).clamp(2, 8);
             let k = DecodeAttn::Cg { stages };
-            gpu.allow_smem(k.name(), acl_smem(stages, 4, cfg.head_dim, dims.kv))?;
-            Some(k)
+            let smem = acl_smem(stages, 4, cfg.head_dim, dims.kv);
+            gpu.allow_smem(k.name(), smem)?;
+            let occ = gpu.occupancy(k.name(), kernels::ATT_THREADS, smem)? as usize;
+            Some((k, occ.max(1) * gpu.sms as usize))
         } else {
             None
         };
@@ -1297,9 +1301,11 @@ impl CudaBackend {
                         }
                         let cg_rows = (self.bs1.attn_cg && lead <= GEMV_MAX_T)
                             || (self.bs1.attn_mcg && (2..=GEMV_MAX_T).contains(&lead));
-                        if let (Some(cg), true) = (self.acg, cg_rows) {
+                        if let (Some((cg, slots)), true) = (self.acg, cg_rows) {
                             kind = cg;
-                            ns = cg_splits(self.opts.max_seq, self.spec.nsplit());
+                            // Not more blocks than stay resident together (one wave).
+                            let fit = (slots / (lead * c.num_key_value_heads)).max(1);
+                            ns = cg_splits(self.opts.max_seq, self.spec.nsplit()).min(fit);
                         }
                         if let (DecodeAttn::Tc | DecodeAttn::Cg { .. }, Some(n)) = (kind, self.bs1.attn_ns) {
                             ns = n.clamp(1, self.spec.nsplit().min(64));
