@@ -2815,11 +2815,11 @@ attn_decode_cl8(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
     acl_body<2 * ATT_THREADS / 32>(q, kc, vc, out, row_pos, row_slot, stg);
     tl_exit();
 }
-// attn_decode_cg (session 10, the small decode passes; bs1 switch `cg`): attn_decode_cl's body (K/V of
-// the old positions issued into the cp.async ring before griddepcontrol.wait) without a cluster: the
-// splits of a (kv head, row) are ordinary blocks that write partial records, the last one combines
-// them (attn_decode_tc's end). So the blocks are small (stg · 16 KB of ring) and need no co-scheduled
-// cluster slots, and can sit beside the QKV GEMV's blocks while it runs.
+// attn_decode_cg (session 10; the default for decode passes of 2-8 rows, bs1 switch `mcg`, `cg` also at
+// one row): attn_decode_cl's body (K/V of the old positions issued into the cp.async ring before
+// griddepcontrol.wait) without a cluster: the splits of a (kv head, row) are ordinary blocks that
+// write partial records, the last one combines them (att_combine_last). So the blocks (stg · 16 KB of
+// ring: 128 KB at the host's 8 stages) need no co-scheduled cluster slots.
 //   grid (splits, NKV, B), splits <= NSPLIT; part / counters as attn_decode_tc.
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,

@@ -993,7 +993,9 @@ impl CudaBackend {
         } else {
             (0, 0)
         };
-        let acg = if cl_ok {
+        // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
+        // what cuda-check's lists for those kernels run).
+        let acg = if cl_ok && !acl_forced {
             let stages = env_usize("TRTFORGE_CG_STAGES").unwrap_or(CG_STAGES).clamp(2, 8);
             let k = DecodeAttn::Cg { stages };
             let smem = acl_smem(stages, 4, cfg.head_dim, dims.kv);
