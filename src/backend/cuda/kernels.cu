@@ -474,6 +474,15 @@ extern "C" __global__ void dequant_f8(const u8* __restrict__ q, const h16* __res
 #define WF_ROWSCALE(WF) ((WF) == WF_I8 || (WF) == WF_F8)
 #define PRO_NORM 0
 #define PRO_LOAD 1
+#define PRO_COMB 2  // the one-row o GEMV `tcc_*` (bs1 switch `ocomb`): x combined from the attention's partials
+// Partial records of the split decode attentions (attn_decode, attn_decode_tc, attn_decode_cg):
+// part (B, NH, NSPLIT, ATT_PS) f32, each acc[HD] (unnormalised O of the split's keys), max, sum, 2 pad.
+#define ATT_PS (HD + 4)
+#define ATT_MAXSPLIT 64
+// Set in the last argument of attn_decode_tc (splits) / attn_decode_cg (stages): the attention ends at
+// its partial stores (every split writes one, an empty split max -inf and sum 0) and the o GEMV's
+// PRO_COMB prologue combines them (bs1 switch `ocomb`; decode passes of one row).
+#define ATT_FOLD 0x10000
 #define EPI_QKV 0
 #define EPI_SWIGLU 1
 #define EPI_RESID 2
@@ -500,6 +509,8 @@ struct GemvArgs {
     const float* rsin;
     int T;
     int N;
+    const float* part;     // PRO_COMB: the attention's partial records (NH, NSPLIT, ATT_PS) of row 0
+    int nsplit;            // PRO_COMB: records per head to combine (the attention's grid.x)
 };
 
 template <int WF> struct Fmt;
@@ -734,6 +745,53 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
             const int r = i / VR, c = i - r * VR;
             dst[r * (XS * (int)sizeof(act_t) / 16) + c] = CG ? __ldcg(src + i) : src[i];
         }
+    }
+}
+
+// PRO_COMB (the one-row o GEMV `tcc_*`, bs1 switch `ocomb`, session 11): x = the decode attention's output
+// for row 0, combined here from the a.nsplit partial records of each head that attn_decode_tc /
+// attn_decode_cg (launched with ATT_FOLD) stored instead of combining them in their last block (the issue's
+// "attention combine into O-proj": the attention ends at its stores; no fence, counter or last-block
+// round trips). All records (NH · nsplit · ATT_PS floats) are copied to shared memory behind xs at once
+// (one L2 round trip), then each thread combines float4s of x with att_combine_last's arithmetic and order
+// (bitwise the same x). Dynamic shared memory: XS halves + NH · nsplit · ATT_PS floats (launch.rs tcc_smem).
+template <int K, int NT, int XS>
+__device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
+    static_assert(K == QDIM, "the o GEMV's input is the attention output");
+    static_assert((XS * 2) % 16 == 0, "records behind one x row stay 16-byte aligned");
+    const int ns = a.nsplit;
+    float* ps = (float*)((h16*)xs + XS);
+    constexpr int RV = ATT_PS / 4;  // float4s per record
+    const int hv = ns * RV;         // float4s per head
+    const u32 ps0 = (u32)__cvta_generic_to_shared(ps);
+    for (int i = threadIdx.x; i < NH * hv; i += NT) {
+        const int h = i / hv, r = i - h * hv;
+        cp_async16(ps0 + 16 * i, a.part + (size_t)h * NSPLIT * ATT_PS + 4 * r, 16);
+    }
+    cp_async_commit();
+    cp_async_wait(0);
+    __syncthreads();
+    for (int v = threadIdx.x; v < K / 4; v += NT) {
+        const int h = (4 * v) / HD, d = (4 * v) % HD;
+        const float* pr = ps + (size_t)h * ns * ATT_PS;
+        float M = -INFINITY;
+        for (int s = 0; s < ns; s++) M = fmaxf(M, pr[s * ATT_PS + HD]);
+        float L = 0.f;
+        for (int s = 0; s < ns; s++) {
+            const float f = expf(pr[s * ATT_PS + HD] - M);
+            L += f * pr[s * ATT_PS + HD + 1];
+        }
+        const float inv = 1.0f / L;
+        float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int s = 0; s < ns; s++) {
+            const float w = expf(pr[s * ATT_PS + HD] - M) * inv;
+            const float4 x = *(const float4*)(pr + s * ATT_PS + d);
+            A.x = fmaf(w, x.x, A.x);
+            A.y = fmaf(w, x.y, A.y);
+            A.z = fmaf(w, x.z, A.z);
+            A.w = fmaf(w, x.w, A.w);
+        }
+        store4(xs + 4 * v, A.x, A.y, A.z, A.w);
     }
 }
 
@@ -1021,7 +1079,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     if (tile < ntiles) load(tile, 0);
     rs = load_rs(tile);
     wait();
-    stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
+    if constexpr (PRO == PRO_COMB) stage_comb<K, TC_WARPS * 32, XS>(a, (act_t*)xs);
+    else stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();
     for (; tile < ntiles; tile += vgrid) {
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -1762,8 +1821,7 @@ TCG3_INSTANCES
 //   q (B, QDIM) f32, RoPE applied; out (B, QDIM) act_t
 //   part (B, NH, NSPLIT, ATT_PS) f32; counters (B, NKV) int, zero between calls; nsplit <= NSPLIT, <= 64
 #define ATT_THREADS 128
-#define ATT_PS (HD + 4)  // floats per partial record: acc[HD], max, sum, 2 pad (16-byte records)
-#define ATT_MAXSPLIT 64
+// ATT_PS / ATT_MAXSPLIT / ATT_FOLD: with the GEMV prologues above.
 // Block barrier of the split decode attentions: __syncthreads, or (PERSIST, the persistent decode
 // kernel) a named barrier for its 128 attention threads.
 template <bool PERSIST>
@@ -2088,7 +2146,8 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
                                              const kv_t* __restrict__ vc, act_t* __restrict__ out,
                                              float* __restrict__ part, int* __restrict__ counters,
                                              const int* __restrict__ row_pos, const int* __restrict__ row_slot,
-                                             int nsplit, const int split, const int kvh, const int b) {
+                                             int nsplit, const int split, const int kvh, const int b,
+                                             const bool fold = false) {
     constexpr int NW = ATT_THREADS / 32;
     constexpr int KS = HD / 32;   // 32-dim steps: one 16-byte load per key row and step
     constexpr int ND = HD / 8;    // 8-dim blocks of O
@@ -2109,7 +2168,17 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     const int nch = (len + ATT_CHUNK - 1) / ATT_CHUNK;
     const int cps = (nch + nsplit - 1) / nsplit;
     const int nact = (nch + cps - 1) / cps;
-    if (split >= nact) return;
+    if (split >= nact) {
+        // ATT_FOLD: every split leaves a record for the o GEMV's combine; an empty one weighs 0.
+        if (fold) {
+            for (int i = threadIdx.x; i < GROUP * ATT_PS / 4; i += ATT_THREADS) {
+                const int gg = i / (ATT_PS / 4), d = 4 * (i % (ATT_PS / 4));
+                float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS + d;
+                *(float4*)pp = d == HD ? make_float4(-INFINITY, 0.f, 0.f, 0.f) : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+        }
+        return;
+    }
     const int k_begin = split * cps * ATT_CHUNK, k_end = min((split + 1) * cps * ATT_CHUNK, len);
     const int slot = row_slot[b];
     // Q as A fragments (rows = heads g < GROUP, zero otherwise), scaled by 1/sqrt(HD) (and the
@@ -2242,7 +2311,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
         if (NO % ATT_THREADS == 0 || i < NO) {
             const int g = i / (HD / 4), d = 4 * (i % (HD / 4));
             const int h = kvh * GROUP + g;
-            if (nact == 1) {
+            if (nact == 1 && !fold) {
                 const float inv = 1.0f / lstat[g];
                 act_t* o = out + (size_t)b * QDIM + h * HD + d;
                 o[0] = f2act(acc[a].x * inv);
@@ -2256,16 +2325,20 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
             }
         }
     }
-    if (nact == 1) return;
+    if (nact == 1 || fold) return;
     att_combine_last<ATT_THREADS, PERSIST>(part, counters, out, b, kvh, nact);
 }
+// nsplit | ATT_FOLD: no combine here (every one of the nsplit = gridDim.x splits stores its record for
+// the o GEMV's PRO_COMB prologue; out is not written).
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, act_t* __restrict__ out,
                float* __restrict__ part, int* __restrict__ counters, const int* __restrict__ row_pos,
                const int* __restrict__ row_slot, int nsplit) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit, blockIdx.x, blockIdx.y, blockIdx.z);
+    const bool fold = (nsplit & ATT_FOLD) != 0;
+    attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit & (ATT_FOLD - 1), blockIdx.x,
+                        blockIdx.y, blockIdx.z, fold);
     tl_exit();
 }
 
@@ -2518,8 +2591,10 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                                           const float (&lw)[NW][8], float (&bo)[GROUP][HD], float (&bm)[GROUP],
                                           float (&bl)[GROUP], act_t* __restrict__ out, int b, int kvh, int cs,
                                           int split, float* __restrict__ part = nullptr,
-                                          int* __restrict__ counters = nullptr) {
+                                          int* __restrict__ counters = nullptr, const bool fold = false) {
     static_assert(!(GM && E2), "att_combine_last merges natural-log maxima");
+    // fold (GM only, ATT_FOLD): every block stores its record, even a single split; no combine here.
+    const bool direct = cs == 1 && !(GM && fold);
     constexpr int THREADS = NW * 32;
     constexpr int NO = GROUP * HD / 4;
     constexpr int NACC = (NO + THREADS - 1) / THREADS;
@@ -2549,7 +2624,7 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                 acc.z = fmaf(f, v.z, acc.z);
                 acc.w = fmaf(f, v.w, acc.w);
             }
-            if (cs == 1) {
+            if (direct) {
                 const float inv = 1.0f / bl[gg];
                 act_t* op = out + (size_t)b * QDIM + (kvh * GROUP + gg) * HD + d;
                 op[0] = f2act(acc.x * inv);
@@ -2565,9 +2640,9 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
             }
         }
     }
-    if (cs == 1) return;
+    if (direct) return;
     if (GM) {
-        att_combine_last<THREADS, false>(part, counters, out, b, kvh, cs);
+        if (!fold) att_combine_last<THREADS, false>(part, counters, out, b, kvh, cs);
         return;
     }
     // The cluster's blocks (the splits of this (kv head, row)): every block reads the (m, l, O) of
@@ -2616,7 +2691,8 @@ template <int NW, bool GM = false>
 __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
                                          const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg,
-                                         float* __restrict__ part = nullptr, int* __restrict__ counters = nullptr) {
+                                         float* __restrict__ part = nullptr, int* __restrict__ counters = nullptr,
+                                         const bool fold = false) {
     constexpr int KS = HD / 32;
     constexpr int ND = HD / 8;
     extern __shared__ __align__(16) unsigned char acl_ring[];
@@ -2795,7 +2871,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         ow[warp][g][nd * 8 + 2 * t] = o[nd][0];
         ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
     }
-    acl_merge<NW, false, GM>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split, part, counters);
+    acl_merge<NW, false, GM>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split, part, counters, fold);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
@@ -2827,7 +2903,9 @@ attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
                const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acl_body<ATT_THREADS / 32, true>(q, kc, vc, out, row_pos, row_slot, stg, part, counters);
+    // stg | ATT_FOLD: no combine here (as attn_decode_tc's).
+    acl_body<ATT_THREADS / 32, true>(q, kc, vc, out, row_pos, row_slot, stg & (ATT_FOLD - 1), part, counters,
+                                     (stg & ATT_FOLD) != 0);
     tl_exit();
 }
 

@@ -161,6 +161,11 @@ fn tcr1_mode() -> &'static str {
         _ => "auto",
     })
 }
+/// Name of the one-row o GEMV whose prologue combines the split decode attention's partial records
+/// (`PRO_COMB` in kernels.cu; session 11, bs1 switch `ocomb`; [`KernelSpec::tcc_roles`]).
+pub fn tcc_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcc_{}_{}", fmt.tag(), role.tag())
+}
 /// Name of the multi-tile tensor-core GEMV (`tcm_body`, session 6, opt-in `TRTFORGE_BS1=tcm`).
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcm_{}_{}", fmt.tag(), role.tag())
@@ -598,6 +603,22 @@ impl KernelSpec {
                 f.macro_name()
             );
         }
+        // The o GEMVs with the attention's combine as their prologue (one row; `tcc_roles`): the
+        // register bound of the one-row o launch they replace (tcr1 for fp16, tc_* otherwise).
+        for (role, f) in self.tcc_roles() {
+            let (_, epi, k) = role.shape();
+            let minb = if self.tcr1_roles().contains(&(role, f)) {
+                "2".to_string()
+            } else {
+                format!("TC_MINB_EPI({}, {epi}, {k})", f.macro_name())
+            };
+            let _ = write!(
+                tc,
+                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, PRO_COMB, {epi}, {k}>(a); }} ",
+                tcc_name(role, f),
+                f.macro_name()
+            );
+        }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
             let (pro, epi, k) = role.shape();
@@ -713,6 +734,15 @@ impl KernelSpec {
         self.tc_roles().into_iter().filter(|&(r, f)| self.tcr1_pick(r, f, mode)).collect()
     }
 
+    /// The roles with a `tcc_*` instance: the o projection of every tensor-core format, where the split
+    /// decode attentions that write partial records exist (`attn_decode_tc`).
+    pub fn tcc_roles(&self) -> Vec<(Role, WeightFormat)> {
+        if !self.attn_tc() {
+            return vec![];
+        }
+        self.tc_roles().into_iter().filter(|&(r, _)| r == Role::O).collect()
+    }
+
     /// Whether the one-row launch of `role` uses its `tcr1_*` instance (no allocation: per launch).
     pub fn has_tcr1(&self, role: Role, fmt: WeightFormat) -> bool {
         !self.act_f32 && fmt.has_tc() && self.tcr1_pick(role, fmt, tcr1_mode()) && self.formats.contains(&(role, fmt))
@@ -779,6 +809,7 @@ impl KernelSpec {
             v.push(tcg3_name(role, f));
         }
         v.extend(self.tcr1_roles().into_iter().map(|(r, f)| tcr1_name(r, f)));
+        v.extend(self.tcc_roles().into_iter().map(|(r, f)| tcc_name(r, f)));
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());

@@ -27,7 +27,7 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
+    gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
     KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
     PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
@@ -376,6 +376,10 @@ pub enum GemvKind {
     TcR1,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,
+    /// `tcc_*` (o only, one row; session 11, bs1 switch `ocomb`): x combined in the prologue from the
+    /// split decode attention's partial records ([`GemvIo::comb`]), the attention having been launched
+    /// with `fold` (no combine of its own).
+    TcC,
     Cuda {
         mt: usize,
     },
@@ -387,6 +391,7 @@ impl GemvKind {
             GemvKind::Tc => tc_name(role, fmt),
             GemvKind::TcR1 => tcr1_name(role, fmt),
             GemvKind::Tcm => tcm_name(role, fmt),
+            GemvKind::TcC => tcc_name(role, fmt),
             GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
         }
     }
@@ -396,6 +401,19 @@ impl GemvKind {
 pub fn tc_smem(rows: usize, k: usize) -> usize {
     rows * (k + 8) * 2
 }
+
+/// Dynamic shared memory of the `tcc_*` o GEMV (`stage_comb`): one x row of `q_dim` plus the
+/// attention's `ns` partial records (`head_dim` + 4 floats) of each of `n_heads` heads.
+pub fn tcc_smem(q_dim: usize, n_heads: usize, head_dim: usize, ns: usize) -> usize {
+    tc_smem(1, q_dim) + n_heads * ns * (head_dim + 4) * 4
+}
+
+/// Most shared memory a `tcc_*` launch may ask for (of the 227 KB a block may have on sm_90): splits
+/// beyond what fits are not folded (`CudaBackend` caps them).
+pub const TCC_SMEM_MAX: usize = 200 * 1024;
+
+/// `ATT_FOLD` of kernels.cu: or'ed into attn_decode_tc's splits / attn_decode_cg's stages argument.
+const ATT_FOLD: i32 = 0x10000;
 
 /// Inputs and outputs of a fused decode GEMV (`struct GemvArgs` in kernels.cu). Which are used
 /// depends on the role: NORM prologue (qkv, gate_up, head) reads `h` and `norm_w`, LOAD (o, down)
@@ -416,6 +434,9 @@ pub struct GemvIo<'a> {
     pub pos: View<'a>,
     pub slot: View<'a>,
     pub rope: Rope<'a>,
+    /// `tcc_*` only (o, one row): the decode attention's partial records (rows, n_heads, nsplit,
+    /// head_dim + 4) f32 and how many splits per head it stored.
+    pub comb: Option<(View<'a>, usize)>,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -437,6 +458,9 @@ struct GemvArgs {
     rsin: u64,
     t: i32,
     n: i32,
+    part: u64,
+    nsplit: i32,
+    _pad: i32,
 }
 
 impl GemvIo<'_> {
@@ -500,6 +524,9 @@ impl GemvIo<'_> {
             rsin: self.rope.sin.addr(),
             t: i32_of("rows", rows)?,
             n: i32_of("n", n)?,
+            part: self.comb.map_or(0, |(p, _)| p.addr()),
+            nsplit: self.comb.map_or(Ok(0), |(_, ns)| i32_of("splits", ns))?,
+            _pad: 0,
         })
     }
 }
@@ -834,6 +861,20 @@ impl<'a> Kernels<'a> {
             {
                 (TC_THREADS, tc_smem(rows, k))
             }
+            GemvKind::TcC if rows == 1 && role == Role::O && d.act == DType::F16 && n % 16 == 0 => {
+                let (part, ns) = io
+                    .comb
+                    .ok_or_else(|| Error::Gpu("o GEMV tcc: the attention's partial records are required".into()))?;
+                if ns == 0 || ns > d.nsplit || ns > 64 {
+                    return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits (1..={} and <= 64)", d.nsplit)));
+                }
+                need("attention partials", &part, DType::F32, d.n_heads * d.nsplit * (d.head_dim + 4))?;
+                let smem = tcc_smem(d.q_dim, d.n_heads, d.head_dim, ns);
+                if smem > TCC_SMEM_MAX {
+                    return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits need {smem} B of shared memory")));
+                }
+                (TC_THREADS, smem)
+            }
             GemvKind::Cuda { mt } if rows <= mt && mt <= GEMV_MAX_T => (GEMV_THREADS, rows * k * act),
             _ => return Err(Error::Gpu(format!("{} GEMV: {kind:?} cannot run {rows} rows of n = {n}", role.tag()))),
         };
@@ -845,7 +886,9 @@ impl<'a> Kernels<'a> {
         // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
         // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
         // the role's prologue reads and epilogue writes was checked by gemv_args for `rows` rows of
-        // k inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq).
+        // k inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq);
+        // tcc_* copies nsplit records of each head of row 0 from `part` (checked above for c_nsplit
+        // >= nsplit records per head) into its `smem` bytes behind x (allowed at engine creation).
         unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
     }
 
@@ -894,8 +937,15 @@ impl<'a> Kernels<'a> {
         pos: View,
         slot: View,
         rows: usize,
+        fold: bool,
     ) -> Result<()> {
         let d = self.d;
+        if fold && !matches!(kind, DecodeAttn::Tc | DecodeAttn::Cg { .. }) {
+            return Err(Error::Gpu(format!(
+                "{}: no folded combine (attn_decode_tc / attn_decode_cg only)",
+                kind.name()
+            )));
+        }
         if d.kv == DType::U8 && !kind.reads_kv8() {
             return Err(Error::Gpu(format!(
                 "{}: an 8-bit KV cache is read by attn_decode_tc / attn_decode_cl only",
@@ -974,14 +1024,16 @@ impl<'a> Kernels<'a> {
         let smem = u32_of("attention shared memory", smem)?;
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
-        let mut last = last as i32;
+        // fold: no combine in the attention (every split stores a record; the tcc_* o GEMV combines).
+        let mut last = last as i32 | if fold { ATT_FOLD } else { 0 };
         // SAFETY: attn_decode*(q, kc, vc, out, part, counters, row_pos, row_slot[, nsplit | stg]): block
         // (split, kvh, b) reads q row b, cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq by
         // the host metadata; attn_decode_cg zero-fills the rows past pos[b] of a 16-row tile instead of
         // reading them and stages at most `stg` tiles per warp in its `smem` bytes of dynamic shared
         // memory, allowed at engine creation), writes its (b, head, split) partial records (stride
         // c_nsplit >= ns), bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it)
-        // and the last block writes out row b. Sizes checked above for `rows` sequences.
+        // and the last block writes out row b (with fold: every split of grid.x < c_nsplit writes its
+        // record and nothing else). Sizes checked above for `rows` sequences.
         unsafe {
             if kind == DecodeAttn::V1 {
                 self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp))

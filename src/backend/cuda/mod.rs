@@ -32,13 +32,13 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes, tcg_name,
-    tcg_shape_capped, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, GEMV_MAX_T,
-    GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
+    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat,
+    GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    acl_smem, acx_stages, tc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP,
+    acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -401,6 +401,12 @@ pub struct CudaBackend {
     bs1: timeline::Bs1Knobs,
     /// What `bs1` is without TRTFORGE_BS1 (`timeline::bs1_default`).
     bs1_default: timeline::Bs1Knobs,
+    /// Most splits a folded decode attention may store for the `tcc_*` o GEMV (its shared memory,
+    /// `TCC_SMEM_MAX`); 0 where the engine has no `tcc_*` instance.
+    tcc_ns_max: usize,
+    /// Set by a one-row decode attention launched with `fold` (bs1 switch `ocomb`): its splits; the
+    /// o step that follows runs `tcc_*` with them (and fails if it cannot).
+    ofold: Option<usize>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -769,6 +775,20 @@ impl CudaBackend {
                 gpu.allow_smem(&tcm_name(role, f), bytes)?;
             }
         }
+        // tcc_* (bs1 switch `ocomb`): as many splits' records as fit in TCC_SMEM_MAX.
+        let tcc_ns_max = if use_tc && !spec.act_f32 && !spec.tcc_roles().is_empty() {
+            let (qd, nh, hd) = (cfg.q_dim(), cfg.num_attention_heads, cfg.head_dim);
+            let per = nh * (hd + 4) * 4;
+            let ns = (TCC_SMEM_MAX.saturating_sub(tc_smem(1, qd)) / per).min(spec.nsplit()).min(64);
+            if ns > 0 {
+                for (role, f) in spec.tcc_roles() {
+                    gpu.allow_smem(&tcc_name(role, f), tcc_smem(qd, nh, hd, ns))?;
+                }
+            }
+            ns
+        } else {
+            0
+        };
         // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
         let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() == Ok("1");
         let (mut tcg_ws, mut tcg_cnt) = (None, None);
@@ -1013,8 +1033,12 @@ impl CudaBackend {
             gpu.cc.0 >= 9 && gpu.pdl && use_tc,
             matches!(attn_kernel, DecodeAttn::Cl { .. }),
         );
+        // `default+...` applies the switches on top of the engine's default (as bench's TRTFORGE_BS1_AB).
         let bs1 = match std::env::var("TRTFORGE_BS1") {
-            Ok(v) => timeline::Bs1Knobs::parse(&v)?,
+            Ok(v) => match v.strip_prefix("default") {
+                Some(rest) => timeline::Bs1Knobs::parse_on(bs1_default, rest)?,
+                None => timeline::Bs1Knobs::parse(&v)?,
+            },
             Err(_) => bs1_default,
         };
         gpu.set_const_i32("c_trig_rows", GEMV_MAX_T as i32)?;
@@ -1070,6 +1094,8 @@ impl CudaBackend {
             lead_decode: 0,
             bs1,
             bs1_default,
+            tcc_ns_max,
+            ofold: None,
         })
     }
 
@@ -1191,7 +1217,7 @@ impl CudaBackend {
     }
 
     fn tc_grid(&mut self, name: &str, smem: usize, tiles: usize) -> Result<u32> {
-        let key = (name.to_string(), 0);
+        let key = (name.to_string(), smem);
         let occ = match self.grid_cache.get(&key) {
             Some(&o) => o,
             None => {
@@ -1268,6 +1294,7 @@ impl CudaBackend {
                     }
                 }
                 Step::Attention { layer } => {
+                    let mut fold_ns = None;
                     let k = self.kern();
                     let cache = self.layer_cache(layer)?;
                     let (q, out) = (self.s.q.f32(), self.act(&self.s.xact));
@@ -1312,11 +1339,22 @@ impl CudaBackend {
                         if let (DecodeAttn::Tc | DecodeAttn::Cg { .. }, Some(n)) = (kind, self.bs1.attn_ns) {
                             ns = n.clamp(1, self.spec.nsplit().min(64));
                         }
+                        // bs1 switch `ocomb`: a one-row decode pass folds the split combine into the
+                        // o GEMV's prologue (tcc_*), with at most the splits whose records fit there.
+                        let fold = self.bs1.ocomb
+                            && decode
+                            && rows == 1
+                            && matches!(kind, DecodeAttn::Tc | DecodeAttn::Cg { .. })
+                            && self.o_fold_ok(si);
+                        if fold {
+                            ns = ns.min(self.tcc_ns_max);
+                        }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
                         self.timed("attn_decode", || {
-                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead)
+                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, fold)
                         })?;
+                        fold_ns = fold.then_some(ns);
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
@@ -1338,6 +1376,7 @@ impl CudaBackend {
                             }
                         }
                     }
+                    self.ofold = fold_ns;
                 }
                 Step::Linear(_)
                     if decode
@@ -1363,7 +1402,18 @@ impl CudaBackend {
                         self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
-                        let (kind, grid) = if tc {
+                        let comb = self.ofold.take();
+                        if comb.is_some() && !(tc && rows == 1 && ls.role == Role::O) {
+                            return Err(Error::Gpu(format!(
+                                "{} step after a folded decode attention is not the one-row tcc_* o GEMV",
+                                ls.role.tag()
+                            )));
+                        }
+                        let (kind, grid) = if let Some(ns) = comb {
+                            let name = tcc_name(ls.role, fmt);
+                            let smem = tcc_smem(c.q_dim(), c.num_attention_heads, c.head_dim, ns);
+                            (GemvKind::TcC, self.tc_grid(&name, smem, n / 16)?)
+                        } else if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
                             } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
@@ -1381,7 +1431,8 @@ impl CudaBackend {
                         let lin = self.linears[si]
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
-                        let io = self.gemv_io(&ls, self.cur(selected))?;
+                        let mut io = self.gemv_io(&ls, self.cur(selected))?;
+                        io.comb = comb.map(|ns| (self.s.part.f32(), ns));
                         self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes
@@ -1570,7 +1621,25 @@ impl CudaBackend {
             pos: self.meta_rows(l.row_pos())?,
             slot: self.meta_rows(l.row_slot())?,
             rope: self.rope(),
+            comb: None,
         })
+    }
+
+    /// Whether the attention step `si` may fold its combine into the o GEMV after it (`tcc_*`): the
+    /// next step is the o projection with tensor-core weights that have a `tcc_*` instance.
+    fn o_fold_ok(&self, si: usize) -> bool {
+        if self.tcc_ns_max == 0 || !self.use_tc || self.spec.act_f32 {
+            return false;
+        }
+        match (self.steps.get(si + 1), self.linears.get(si + 1).and_then(|l| l.as_ref())) {
+            (Some(Step::Linear(ls)), Some(lin)) => {
+                ls.role == Role::O
+                    && lin.fmt.has_tc()
+                    && lin.n % 16 == 0
+                    && self.spec.tcc_roles().contains(&(Role::O, lin.fmt))
+            }
+            _ => false,
+        }
     }
 
     /// Steps si .. si + 5 (QKV, attention, O, gate/up, down of one layer) of a decode pass of
@@ -1664,6 +1733,7 @@ impl CudaBackend {
             pos: self.meta_rows(l.row_pos())?,
             slot: self.meta_rows(l.row_slot())?,
             rope: self.rope(),
+            comb: None,
         };
         Ok((io, out_act))
     }

@@ -193,7 +193,8 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
 /// Session 7: `mtrig` / `mtrigw` / `mtrig=DDDDDD` (the same trigger modes for launches of 2..8 rows),
 /// `scpre8` (scales with the weights at every GEMV row count), `am1` (the one-block `argmax_rows`
-/// instead of `argmax_mb`).
+/// instead of `argmax_mb`). Session 10: `cg` / `mcg`; session 11: `ocomb` (the split attention's
+/// combine in the one-row o GEMV's prologue).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bs1Knobs {
     /// `c_trig` per kernel kind (qkv, attn, o, gateup, down, head): 0 trigger after the main loop
@@ -217,6 +218,9 @@ pub struct Bs1Knobs {
     pub scpre8: bool,
     /// The one-block `argmax_rows` (session 6) instead of `argmax_mb` (`am1`).
     pub am1: bool,
+    /// One-row decode passes: the split attention (`attn_decode_tc` / `attn_decode_cg`) stores its
+    /// partial records and the o GEMV `tcc_*` combines them in its prologue (`ocomb`, session 11).
+    pub ocomb: bool,
     pub occ_cap: Option<u32>,
     pub attn_ns: Option<usize>,
 }
@@ -272,6 +276,8 @@ impl Bs1Knobs {
                 k.scpre8 = true;
             } else if t == "am1" {
                 k.am1 = true;
+            } else if t == "ocomb" {
+                k.ocomb = true;
             } else if t == "cl" {
                 k.attn_cl = true;
             } else if t == "cg" {
@@ -288,7 +294,7 @@ impl Bs1Knobs {
                 k.attn_ns = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN)"
                 )));
             }
         }
@@ -354,6 +360,8 @@ mod tests {
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
         assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && !f16.attn_cg);
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
+        let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
+        assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
         assert!(cg.attn_mcg && cg.attn_cg && cg.trig == [0; 6]);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
