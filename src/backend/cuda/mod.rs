@@ -1314,7 +1314,8 @@ impl CudaBackend {
                         // runs nsplit.)
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut kind = self.attn_kernel;
-                        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
+                        let ns_want = want.clamp(1, self.spec.nsplit().min(64));
+                        let mut ns = ns_want;
                         if let DecodeAttn::Cl { cx, .. } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
@@ -1332,9 +1333,16 @@ impl CudaBackend {
                             || (self.bs1.attn_mcg && (2..=GEMV_MAX_T).contains(&lead));
                         if let (Some((cg, slots)), true) = (self.acg, cg_rows) {
                             kind = cg;
-                            // Not more blocks than stay resident together (one wave).
+                            // Not more blocks than stay resident together (one wave). One row with the
+                            // combine folded into o (`ocomb`): as many splits as attn_decode_tc's (session
+                            // 11, SmolLM2 shape bs1: 4 splits 2,287 tok/s, 8 2,344, 10 2,356).
                             let fit = (slots / (lead * c.num_key_value_heads)).max(1);
-                            ns = cg_splits(self.opts.max_seq, self.spec.nsplit()).min(fit);
+                            let per = if lead == 1 && self.bs1.ocomb {
+                                ns_want
+                            } else {
+                                cg_splits(self.opts.max_seq, self.spec.nsplit())
+                            };
+                            ns = per.min(fit);
                         }
                         if let (DecodeAttn::Tc | DecodeAttn::Cg { .. }, Some(n)) = (kind, self.bs1.attn_ns) {
                             ns = n.clamp(1, self.spec.nsplit().min(64));

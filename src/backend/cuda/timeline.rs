@@ -317,10 +317,14 @@ impl Bs1Knobs {
 /// - every format, where the cluster attention kernels exist (`cl`: sm_90, f16 caches): `mcg`, the
 ///   2–8-row decode attention `attn_decode_cg` (session 10, H200 in one process each: bs8 fp16
 ///   7,943 → 8,134, int4 9,886 → 10,256, int8 9,467 → 9,801, fp8 9,626 → 9,923, SmolLM2 shape 12,952
-///   → 13,165; at one row it lost for fp16 and SmolLM2 and was within ±1 % otherwise, so not there).
+///   → 13,165; at one row it lost for fp16 and SmolLM2 and was within ±1 % otherwise, so not there);
+/// - session 11 (H200, one process each, bs1): `cg` at one row too for int8 / fp8 with `trigw`
+///   (int8 1,453 → 1,557) and int4 (1,560 → 1,588); small f16 steps (SmolLM2) `cg` + `ocomb`, the split
+///   combine in the o GEMV's prologue (2,210 → 2,356; TinyLlama fp16 lost 6.5 % with `ocomb`: its 32
+///   heads' records cost the o blocks more than the attention saves, so not there).
 ///
-/// `cl` applies to bs1 passes only; `trig*` to one-row launches, `mtrig*` and `mcg` to passes of
-/// 2–8 rows.
+/// `cl`, `cg` and `ocomb` apply to one-row passes; `trig*` to one-row launches, `mtrig*` and `mcg` to
+/// passes of 2–8 rows. `cg` and `ocomb` only where the cluster kernels exist (`cl`), as `mcg`.
 pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc: bool, cl: bool) -> Bs1Knobs {
     use crate::quant::WeightFormat::*;
     let off = Bs1Knobs::default();
@@ -329,8 +333,12 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
     }
     let k = match fmt {
         F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs { trig: [1; 6], mtrig: [2; 6], ..off },
-        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, ..off },
-        I4 { .. } => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, scpre: true, scpre8: true, ..off },
+        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
+        I4 { .. } => {
+            Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, attn_cg: cl, scpre: true, scpre8: true, ..off }
+        }
+        // Without the cg kernel `trigw` lost (session 7: plain 1.8 % faster than trigw + cl + scpre).
+        I8 | F8 if cl => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, ..off },
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
         _ => return off,
     };
@@ -365,12 +373,18 @@ mod tests {
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
         assert!(cg.attn_mcg && cg.attn_cg && cg.trig == [0; 6]);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
-        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.scpre_rows() == 8);
+        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.attn_cg && !q.ocomb && q.scpre_rows() == 8);
         let sm = bs1_default(F16, 269_000_000, true, true);
-        assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cl && sm.scpre_rows() == 0);
+        assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cg && sm.ocomb && sm.scpre_rows() == 0);
+        let sm_nocl = bs1_default(F16, 269_000_000, true, false);
+        assert!(!sm_nocl.attn_cg && !sm_nocl.ocomb && !sm_nocl.attn_mcg);
         for f in [F8, I8] {
             let k = bs1_default(f, 1_100_000_000, true, true);
-            assert_eq!(k, Bs1Knobs { mtrig: [2; 6], attn_mcg: true, ..Bs1Knobs::default() });
+            assert_eq!(
+                k,
+                Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, attn_mcg: true, ..Bs1Knobs::default() }
+            );
+            assert_eq!(bs1_default(f, 1_100_000_000, true, false), Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
         }
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
