@@ -904,8 +904,11 @@ mod tests {
         // argmax_mb), the GEMVs, tc + tcg per role, + tcg3 per role, + tcm (session 6) per role, +
         // attn_decode_tc, attn_prefill_tc, attn_decode_cl, attn_decode_cl8, attn_decode_cx, attn_decode_cx8
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
-        // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9)
-        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1);
+        // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
+        // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
+        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1);
+        assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
+        assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));
         assert!(src.contains("#define PERSIST_WF WF_I4"));
         // The persistent layer needs one tensor-core format for the four layer linears.
         let mixed = KernelSpec {

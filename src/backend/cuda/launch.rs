@@ -1931,5 +1931,17 @@ mod tests {
     fn tc_smem_matches_the_kernel_layout() {
         // rows f16 rows of k + 8 elements.
         assert_eq!(tc_smem(8, 2048), 8 * 2056 * 2);
+        // tcc_*: one x row, then (head_dim + 4)-float records of every head's splits (stage_comb).
+        assert_eq!(tcc_smem(2048, 32, 64, 10), 2056 * 2 + 32 * 10 * 68 * 4);
+        assert!(tcc_smem(2048, 32, 64, 23) <= TCC_SMEM_MAX && tcc_smem(2048, 32, 64, 24) > TCC_SMEM_MAX);
+    }
+
+    #[test]
+    fn gemv_args_mirror_the_c_struct() {
+        // struct GemvArgs (kernels.cu): 13 pointers, int T, int N, const float* part, int nsplit.
+        assert_eq!(std::mem::size_of::<GemvArgs>(), 128);
+        assert_eq!(std::mem::offset_of!(GemvArgs, t), 104);
+        assert_eq!(std::mem::offset_of!(GemvArgs, part), 112);
+        assert_eq!(std::mem::offset_of!(GemvArgs, nsplit), 120);
     }
 }
