@@ -283,6 +283,14 @@ const MAX_SCORE_BYTES: usize = 1 << 30;
 /// wait) 2–4 % slower.
 const CG_STAGES: usize = 8;
 
+/// attn_decode_cg's splits at one row with the combine in the o GEMV (`ocomb`): one 16-key tile per warp
+/// (4 warps) at `max_seq`, at most `nsplit` (the Attention step lowers it to what fits one wave and the
+/// tcc_* shared memory). Session 11 (H200, SmolLM2 shape bs1, 640 positions, same process): 4 splits
+/// 2,273 tok/s, 10 2,367, 12 (attn_decode_tc's count there) 2,282; call 2: 8 2,344, 10 2,356.
+fn cg1_splits(max_seq: usize, nsplit: usize) -> usize {
+    max_seq.div_ceil(4 * 16).clamp(1, nsplit.min(64))
+}
+
 /// Splits per (row, kv head) of `attn_decode_cg`: 4 (measured best of 1 / 2 / 4 at a 512–640
 /// context, bs8, session 10), more where a longer cache would not fit the splits' rings
 /// (4 × CG_STAGES × 4 warps × 16 = 2,048 positions before the ring streams), at most `nsplit`. The
@@ -1314,8 +1322,7 @@ impl CudaBackend {
                         // runs nsplit.)
                         let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
                         let mut kind = self.attn_kernel;
-                        let ns_want = want.clamp(1, self.spec.nsplit().min(64));
-                        let mut ns = ns_want;
+                        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
                         if let DecodeAttn::Cl { cx, .. } = kind {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
@@ -1334,11 +1341,10 @@ impl CudaBackend {
                         if let (Some((cg, slots)), true) = (self.acg, cg_rows) {
                             kind = cg;
                             // Not more blocks than stay resident together (one wave). One row with the
-                            // combine folded into o (`ocomb`): as many splits as attn_decode_tc's (session
-                            // 11, SmolLM2 shape bs1: 4 splits 2,287 tok/s, 8 2,344, 10 2,356).
+                            // combine folded into o (`ocomb`): one 16-key tile per warp (`cg1_splits`).
                             let fit = (slots / (lead * c.num_key_value_heads)).max(1);
                             let per = if lead == 1 && self.bs1.ocomb {
-                                ns_want
+                                cg1_splits(self.opts.max_seq, self.spec.nsplit())
                             } else {
                                 cg_splits(self.opts.max_seq, self.spec.nsplit())
                             };
@@ -2333,12 +2339,16 @@ impl Drop for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::cg_splits;
+    use super::{cg1_splits, cg_splits};
 
     #[test]
     fn cg_splits_cover_the_context_with_the_ring() {
         // bench's 512 + 128 context: nsplit 10 (64-position chunks), 4 splits as measured.
         assert_eq!(cg_splits(640, 10), 4);
+        assert_eq!(cg1_splits(640, 12), 10);
+        assert_eq!(cg1_splits(4096, 64), 64);
+        assert_eq!(cg1_splits(8192, 128), 64);
+        assert_eq!(cg1_splits(16, 1), 1);
         // 4k context: 8 splits of 512 positions, each preloaded whole.
         assert_eq!(cg_splits(4096, 64), 8);
         // short caches: never more splits than chunks, never none.
