@@ -284,12 +284,14 @@ const MAX_SCORE_BYTES: usize = 1 << 30;
 const CG_STAGES: usize = 8;
 
 /// attn_decode_cg's splits at one row with the combine in the o GEMV (`ocomb`): one 16-key tile per warp
-/// (4 warps) at `max_seq`, at most `nsplit` (the Attention step lowers it to what fits one wave and the
-/// tcc_* shared memory). Session 11 (H200, SmolLM2 shape bs1, 640 positions, same process): 4 splits
-/// 2,273 tok/s, 10 2,367, 12 (attn_decode_tc's count there) 2,282; call 2: 8 2,344, 10 2,356.
+/// (4 warps) at `max_seq`, at most CG1_MAX (every o block copies and combines all splits' records, and
+/// 10 splits keep 5,120 positions in the 8-stage rings) and `nsplit`; the Attention step lowers it to
+/// what fits one wave and the tcc_* shared memory. Session 11 (H200, SmolLM2 shape bs1, a 648-position
+/// engine, same process): 4 splits 2,273 tok/s, 8 2,344, 10 2,356 / 2,367, 11 2,266, 12 2,263 / 2,282.
 fn cg1_splits(max_seq: usize, nsplit: usize) -> usize {
-    max_seq.div_ceil(4 * 16).clamp(1, nsplit.min(64))
+    max_seq.div_ceil(4 * 16).clamp(1, CG1_MAX).min(nsplit.min(64))
 }
+const CG1_MAX: usize = 10;
 
 /// Splits per (row, kv head) of `attn_decode_cg`: 4 (measured best of 1 / 2 / 4 at a 512–640
 /// context, bs8, session 10), more where a longer cache would not fit the splits' rings
@@ -2346,8 +2348,9 @@ mod tests {
         // bench's 512 + 128 context: nsplit 10 (64-position chunks), 4 splits as measured.
         assert_eq!(cg_splits(640, 10), 4);
         assert_eq!(cg1_splits(640, 12), 10);
-        assert_eq!(cg1_splits(4096, 64), 64);
-        assert_eq!(cg1_splits(8192, 128), 64);
+        assert_eq!(cg1_splits(648, 12), 10);
+        assert_eq!(cg1_splits(4096, 64), 10);
+        assert_eq!(cg1_splits(320, 64), 5);
         assert_eq!(cg1_splits(16, 1), 1);
         // 4k context: 8 splits of 512 positions, each preloaded whole.
         assert_eq!(cg_splits(4096, 64), 8);
