@@ -430,6 +430,25 @@ impl Gpu {
         }
     }
 
+    /// Sets every kernel's preferred shared-memory carveout (percent of the SM's unified L1 / shared
+    /// memory, or -1 for the driver's choice per launch): one value for all keeps the SM from switching
+    /// configurations between kernels (a switch needs the SM free of blocks, which PDL's early-launched
+    /// blocks of the next kernel never are). Session 11, bs1 switch `coN`.
+    pub fn set_carveout_all(&self, pct: i32) -> Result<()> {
+        for (name, f) in &self.funcs {
+            // SAFETY: a valid function handle and attribute; -1 or 0..=100 (the caller checks).
+            unsafe {
+                cudarc::driver::result::function::set_function_attribute(
+                    f.cu_function(),
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                    pct,
+                )
+                .map_err(|e| gpu_err(&format!("shared memory carveout of {name}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Resident blocks per SM for `name` at `threads` and `smem`.
     pub fn occupancy(&self, name: &str, threads: u32, smem: usize) -> Result<u32> {
         let f = self.func(name)?;

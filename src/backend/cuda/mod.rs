@@ -1054,6 +1054,9 @@ impl CudaBackend {
         gpu.set_const_i32("c_trig_rows", GEMV_MAX_T as i32)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         gpu.set_const_i32("c_scpre", bs1.scpre_rows())?;
+        if let Some(c) = bs1.carveout {
+            gpu.set_carveout_all(c)?;
+        }
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
         Ok(CudaBackend {
@@ -2257,6 +2260,9 @@ impl CudaBackend {
         self.gpu.sync()?;
         self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
         self.gpu.set_const_i32("c_scpre", k.scpre_rows())?;
+        if k.carveout != self.bs1.carveout {
+            self.gpu.set_carveout_all(k.carveout.unwrap_or(-1))?;
+        }
         self.bs1 = k;
         self.graphs.clear();
         Ok(())

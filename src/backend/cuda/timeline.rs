@@ -223,6 +223,9 @@ pub struct Bs1Knobs {
     pub ocomb: bool,
     pub occ_cap: Option<u32>,
     pub attn_ns: Option<usize>,
+    /// Every kernel's preferred shared-memory carveout in percent (`coN`, 0..=100; session 11); None:
+    /// the driver's choice per kernel.
+    pub carveout: Option<i32>,
 }
 
 impl Bs1Knobs {
@@ -292,9 +295,14 @@ impl Bs1Knobs {
                 k.occ_cap = Some(n);
             } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
                 k.attn_ns = Some(n);
+            } else if let Some(n) = t.strip_prefix("co").and_then(|n| n.parse::<i32>().ok()) {
+                if !(0..=100).contains(&n) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: coN takes a percentage 0-100")));
+                }
+                k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN)"
                 )));
             }
         }
@@ -368,6 +376,8 @@ mod tests {
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
         assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && !f16.attn_cg);
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
+        assert_eq!(Bs1Knobs::parse("co100").unwrap().carveout, Some(100));
+        assert!(Bs1Knobs::parse("co101").is_err());
         let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
         assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
