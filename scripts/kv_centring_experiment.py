@@ -1,7 +1,8 @@
 """KV-cache quantization variants on SmolLM2-135M (numpy, f32), issue #15, session 6 (branch q6).
 
 usage (repository root): python3 scripts/kv_centring_experiment.py NWINDOWS VARIANT[,VARIANT...]
-VARIANT = FORMAT:K:V with FORMAT fp8|int8, K none|plain|smooth|pre, V none|plain|center:
+VARIANT = FORMAT:K:V[:SINK] with FORMAT fp8|int8, K none|plain|smooth|pre, V none|plain|center, SINK the
+number of leading positions of each window kept unquantized (attention-sink tokens; session 11, default 0):
   plain  per-(layer, kv head) calibrated amax scale
   smooth K minus its calibrated post-RoPE mean per (layer, head, channel), never added back
          (softmax cancels q . mean): the engine's kv_smooth_k
@@ -86,9 +87,16 @@ for l in range(NL):
 def qfun(fmt):
     if fmt == "fp8": return lambda x, a: fp8(x / (a / 448)[:, None, None]) * (a / 448)[:, None, None]
     return lambda x, a: np.clip(np.round(x / (a / 127)[:, None, None]), -127, 127) * (a / 127)[:, None, None]
-def make(fmt, kmode, vmode):
+def make(fmt, kmode, vmode, sink="0"):
     qf = qfun(fmt)
+    ns = int(sink)
     def f(l, kp, k, v, rope):
+        k0, v0 = k[:, :ns].copy(), v[:, :ns].copy()
+        k, v = f1(l, kp, k, v, rope)
+        if ns:  # the first `sink` positions of the window kept unquantized (attention-sink tokens)
+            k, v = k.copy(), v.copy(); k[:, :ns] = k0; v[:, :ns] = v0
+        return k, v
+    def f1(l, kp, k, v, rope):
         n = k.shape[1]
         if kmode == "plain": k = qf(k, A[l]["k"])
         elif kmode == "smooth": k = qf(k - mu_k[l][:, None], A[l]["ks"])  # softmax cancels q.mu
