@@ -414,9 +414,6 @@ pub struct CudaBackend {
     /// Most splits a folded decode attention may store for the `tcc_*` o GEMV (its shared memory,
     /// `TCC_SMEM_MAX`); 0 where the engine has no `tcc_*` instance.
     tcc_ns_max: usize,
-    /// Set by a one-row decode attention launched with `fold` (bs1 switch `ocomb`): its splits; the
-    /// o step that follows runs `tcc_*` with them (and fails if it cannot).
-    ofold: Option<usize>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -1108,7 +1105,6 @@ impl CudaBackend {
             bs1,
             bs1_default,
             tcc_ns_max,
-            ofold: None,
         })
     }
 
@@ -1268,6 +1264,7 @@ impl CudaBackend {
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
+        let mut ofold: Option<usize> = None; // splits of a folded one-row attention (`ocomb`), for the o step
         for si in 0..self.steps.len() {
             if si < skip_to {
                 continue;
@@ -1307,7 +1304,6 @@ impl CudaBackend {
                     }
                 }
                 Step::Attention { layer } => {
-                    let mut fold_ns = None;
                     let k = self.kern();
                     let cache = self.layer_cache(layer)?;
                     let (q, out) = (self.s.q.f32(), self.act(&self.s.xact));
@@ -1373,7 +1369,7 @@ impl CudaBackend {
                         self.timed("attn_decode", || {
                             k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, fold)
                         })?;
-                        fold_ns = fold.then_some(ns);
+                        ofold = fold.then_some(ns);
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
@@ -1395,7 +1391,6 @@ impl CudaBackend {
                             }
                         }
                     }
-                    self.ofold = fold_ns;
                 }
                 Step::Linear(_)
                     if decode
@@ -1421,7 +1416,7 @@ impl CudaBackend {
                         self.launch_tcg(si, &ls, sh, rows, selected, !decode && !self.prefill_fa)?;
                     } else if rows <= GEMV_MAX_T {
                         let tc = self.use_tc && fmt.has_tc() && !self.spec.act_f32 && n % 16 == 0;
-                        let comb = self.ofold.take();
+                        let comb = ofold.take();
                         if comb.is_some() && !(tc && rows == 1 && ls.role == Role::O) {
                             return Err(Error::Gpu(format!(
                                 "{} step after a folded decode attention is not the one-row tcc_* o GEMV",
