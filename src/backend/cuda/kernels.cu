@@ -483,6 +483,22 @@ extern "C" __global__ void dequant_f8(const u8* __restrict__ q, const h16* __res
 // its partial stores (every split writes one, an empty split max -inf and sum 0) and the o GEMV's
 // PRO_COMB prologue combines them (bs1 switch `ocomb`; decode passes of one row).
 #define ATT_FOLD 0x10000
+// ATT_FOLD records (session 12): each split of row b stores its output normalised by its own sum in f16
+// (acc / l: HD halves) and its (max, sum) as two floats, so every o block copies half the bytes of
+// ATT_PS records. Inside row b's part region (NH · NSPLIT · ATT_PS floats): NH · NSPLIT records of HD
+// halves, then NH · NSPLIT (max, sum) pairs. An empty split: zeros, max -inf, sum 0.
+__device__ __forceinline__ h16* fold_acc(float* part, int b, int h, int split) {
+    return (h16*)(part + (size_t)b * NH * NSPLIT * ATT_PS) + ((size_t)h * NSPLIT + split) * HD;
+}
+__device__ __forceinline__ float* fold_ml(float* part, int b, int h, int split) {
+    return part + (size_t)b * NH * NSPLIT * ATT_PS + (size_t)NH * NSPLIT * HD / 2 + ((size_t)h * NSPLIT + split) * 2;
+}
+// Stores 4 floats of a split's output at dims d..d+3 of its fold record, times inv (its 1 / sum).
+__device__ __forceinline__ void fold_store4(float* part, int b, int h, int split, int d, float4 v, float inv) {
+    const u32 lo = (u32)f2h(v.x * inv) | ((u32)f2h(v.y * inv) << 16);
+    const u32 hi = (u32)f2h(v.z * inv) | ((u32)f2h(v.w * inv) << 16);
+    *reinterpret_cast<uint2*>(fold_acc(part, b, h, split) + d) = make_uint2(lo, hi);
+}
 #define EPI_QKV 0
 #define EPI_SWIGLU 1
 #define EPI_RESID 2
@@ -749,49 +765,73 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
 }
 
 // PRO_COMB (the one-row o GEMV `tcc_*`, bs1 switch `ocomb`, session 11): x = the decode attention's output
-// for row 0, combined here from the a.nsplit partial records of each head that attn_decode_tc /
+// for row 0, combined here from the a.nsplit fold records of each head that attn_decode_tc /
 // attn_decode_cg (launched with ATT_FOLD) stored instead of combining them in their last block (the issue's
 // "attention combine into O-proj": the attention ends at its stores; no fence, counter or last-block
-// round trips). All records (NH · nsplit · ATT_PS floats) are copied to shared memory behind xs at once
-// (one L2 round trip), then each thread combines float4s of x with att_combine_last's arithmetic and order
-// (bitwise the same x). Dynamic shared memory: XS halves + NH · nsplit · ATT_PS floats (launch.rs tcc_smem).
+// round trips). Session 12: the records are f16 outputs normalised per split plus (max, sum) (fold_acc /
+// fold_ml; half the bytes of the f32 ATT_PS records every o block copied in session 11, where the copy
+// and each thread's three walks over the splits made o 5.8 µs a layer longer on TinyLlama). All records
+// are copied to shared memory behind xs at once (one L2 round trip); meanwhile one warp per head turns the
+// splits' (max, sum), loaded from L2, into weights w_s = e^(m_s - M) l_s / sum_s' e^(m_s' - M) l_s' (lanes = splits, shuffles),
+// then each thread forms 4 dims of x as sum_s w_s · out_s. Dynamic shared memory: XS halves + NH · ns · HD
+// halves + NH · ns floats (launch.rs tcc_smem); ns <= 32.
 template <int K, int NT, int XS>
 __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
     static_assert(K == QDIM, "the o GEMV's input is the attention output");
-    static_assert((XS * 2) % 16 == 0, "records behind one x row stay 16-byte aligned");
+    static_assert((XS * 2) % 16 == 0 && (HD * 2) % 16 == 0, "records behind one x row stay 16-byte aligned");
+    constexpr int NWARP = NT / 32;
+    constexpr int HPW = (NH + NWARP - 1) / NWARP;  // heads per warp
     const int ns = a.nsplit;
-    float* ps = (float*)((h16*)xs + XS);
-    constexpr int RV = ATT_PS / 4;  // float4s per record
-    const int hv = ns * RV;         // float4s per head
-    const u32 ps0 = (u32)__cvta_generic_to_shared(ps);
-    for (int i = threadIdx.x; i < NH * hv; i += NT) {
-        const int h = i / hv, r = i - h * hv;
-        cp_async16(ps0 + 16 * i, a.part + (size_t)h * NSPLIT * ATT_PS + 4 * r, 16);
+    h16* rs = (h16*)xs + XS;                         // (NH, ns, HD) halves
+    float* wsm = (float*)(rs + (size_t)NH * ns * HD);  // (NH, ns) weights
+    float* part = (float*)a.part;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    {
+        constexpr int RV = HD * 2 / 16;  // 16-byte chunks per record
+        const int hv = ns * RV;          // chunks per head
+        const u32 r0 = (u32)__cvta_generic_to_shared(rs);
+        for (int i = threadIdx.x; i < NH * hv; i += NT) {
+            const int h = i / hv, r = i - h * hv;
+            cp_async16(r0 + 16 * i, (const unsigned char*)fold_acc(part, 0, h, 0) + 16 * r, 16);
+        }
+        cp_async_commit();
     }
-    cp_async_commit();
+    // While the records land: the weights, one warp per head, lanes = splits (their (max, sum) from L2).
+    float2 v[HPW];
+#pragma unroll
+    for (int j = 0; j < HPW; j++) {
+        const int h = warp + j * NWARP;
+        v[j] = h < NH && lane < ns ? __ldcg((const float2*)fold_ml(part, 0, h, lane)) : make_float2(-INFINITY, 0.f);
+    }
+#pragma unroll
+    for (int j = 0; j < HPW; j++) {
+        const int h = warp + j * NWARP;
+        if (h >= NH) break;
+        float M = v[j].x;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        const float f = v[j].x == -INFINITY ? 0.f : expf(v[j].x - M) * v[j].y;
+        float L = f;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+        if (lane < ns) wsm[h * ns + lane] = L > 0.f ? f / L : 0.f;
+    }
     cp_async_wait(0);
     __syncthreads();
-    for (int v = threadIdx.x; v < K / 4; v += NT) {
-        const int h = (4 * v) / HD, d = (4 * v) % HD;
-        const float* pr = ps + (size_t)h * ns * ATT_PS;
-        float M = -INFINITY;
-        for (int s = 0; s < ns; s++) M = fmaxf(M, pr[s * ATT_PS + HD]);
-        float L = 0.f;
-        for (int s = 0; s < ns; s++) {
-            const float f = expf(pr[s * ATT_PS + HD] - M);
-            L += f * pr[s * ATT_PS + HD + 1];
-        }
-        const float inv = 1.0f / L;
+    for (int e = threadIdx.x; e < K / 4; e += NT) {
+        const int h = (4 * e) / HD, d = (4 * e) % HD;
+        const h16* pr = rs + (size_t)h * ns * HD + d;
+        const float* w = wsm + h * ns;
         float4 A = make_float4(0.f, 0.f, 0.f, 0.f);
         for (int s = 0; s < ns; s++) {
-            const float w = expf(pr[s * ATT_PS + HD] - M) * inv;
-            const float4 x = *(const float4*)(pr + s * ATT_PS + d);
-            A.x = fmaf(w, x.x, A.x);
-            A.y = fmaf(w, x.y, A.y);
-            A.z = fmaf(w, x.z, A.z);
-            A.w = fmaf(w, x.w, A.w);
+            const float ws = w[s];
+            const uint2 u = *(const uint2*)(pr + (size_t)s * HD);
+            A.x = fmaf(ws, h2f((h16)(u.x & 0xffffu)), A.x);
+            A.y = fmaf(ws, h2f((h16)(u.x >> 16)), A.y);
+            A.z = fmaf(ws, h2f((h16)(u.y & 0xffffu)), A.z);
+            A.w = fmaf(ws, h2f((h16)(u.y >> 16)), A.w);
         }
-        store4(xs + 4 * v, A.x, A.y, A.z, A.w);
+        store4(xs + 4 * e, A.x, A.y, A.z, A.w);
     }
 }
 
@@ -2171,10 +2211,11 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
     if (split >= nact) {
         // ATT_FOLD: every split leaves a record for the o GEMV's combine; an empty one weighs 0.
         if (fold) {
-            for (int i = threadIdx.x; i < GROUP * ATT_PS / 4; i += ATT_THREADS) {
-                const int gg = i / (ATT_PS / 4), d = 4 * (i % (ATT_PS / 4));
-                float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS + d;
-                *(float4*)pp = d == HD ? make_float4(-INFINITY, 0.f, 0.f, 0.f) : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int i = threadIdx.x; i < GROUP * HD / 4; i += ATT_THREADS) {
+                const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
+                const int h = kvh * GROUP + gg;
+                fold_store4(part, b, h, split, d, make_float4(0.f, 0.f, 0.f, 0.f), 0.f);
+                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(-INFINITY, 0.f);
             }
         }
         return;
@@ -2318,6 +2359,10 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
                 o[1] = f2act(acc[a].y * inv);
                 o[2] = f2act(acc[a].z * inv);
                 o[3] = f2act(acc[a].w * inv);
+            } else if (fold) {
+                const float l = lstat[g];
+                fold_store4(part, b, h, split, d, acc[a], l > 0.f ? 1.0f / l : 0.f);
+                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(mstat[g], l);
             } else {
                 float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc[a];
@@ -2631,6 +2676,11 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                 op[1] = f2act(acc.y * inv);
                 op[2] = f2act(acc.z * inv);
                 op[3] = f2act(acc.w * inv);
+            } else if (GM && fold) {
+                const int h = kvh * GROUP + gg;
+                const float l = bl[gg];
+                fold_store4(part, b, h, split, d, acc, l > 0.f ? 1.0f / l : 0.f);
+                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(M, l);
             } else if (GM) {
                 float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc;

@@ -403,10 +403,14 @@ pub fn tc_smem(rows: usize, k: usize) -> usize {
 }
 
 /// Dynamic shared memory of the `tcc_*` o GEMV (`stage_comb`): one x row of `q_dim` plus the
-/// attention's `ns` partial records (`head_dim` + 4 floats) of each of `n_heads` heads.
+/// attention's `ns` fold records (`head_dim` halves, session 12) of each of `n_heads` heads and their
+/// weights (one float each).
 pub fn tcc_smem(q_dim: usize, n_heads: usize, head_dim: usize, ns: usize) -> usize {
-    tc_smem(1, q_dim) + n_heads * ns * (head_dim + 4) * 4
+    tc_smem(1, q_dim) + n_heads * ns * (head_dim * 2 + 4)
 }
+
+/// Most splits a `tcc_*` launch combines (`stage_comb`: one lane per split).
+pub const TCC_NS_MAX: usize = 32;
 
 /// Most shared memory a `tcc_*` launch may ask for (of the 227 KB a block may have on sm_90): splits
 /// beyond what fits are not folded (`CudaBackend` caps them).
@@ -1931,9 +1935,10 @@ mod tests {
     fn tc_smem_matches_the_kernel_layout() {
         // rows f16 rows of k + 8 elements.
         assert_eq!(tc_smem(8, 2048), 8 * 2056 * 2);
-        // tcc_*: one x row, then (head_dim + 4)-float records of every head's splits (stage_comb).
-        assert_eq!(tcc_smem(2048, 32, 64, 10), 2056 * 2 + 32 * 10 * 68 * 4);
-        assert!(tcc_smem(2048, 32, 64, 23) <= TCC_SMEM_MAX && tcc_smem(2048, 32, 64, 24) > TCC_SMEM_MAX);
+        // tcc_*: one x row, then head_dim-half records of every head's splits and a float weight each
+        // (stage_comb).
+        assert_eq!(tcc_smem(2048, 32, 64, 10), 2056 * 2 + 32 * 10 * 64 * 2 + 32 * 10 * 4);
+        assert!(tcc_smem(2048, 32, 64, 47) <= TCC_SMEM_MAX && tcc_smem(2048, 32, 64, 48) > TCC_SMEM_MAX);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_SMEM_MAX,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -785,8 +785,8 @@ impl CudaBackend {
         // tcc_* (bs1 switch `ocomb`): as many splits' records as fit in TCC_SMEM_MAX.
         let tcc_ns_max = if use_tc && !spec.act_f32 && !spec.tcc_roles().is_empty() {
             let (qd, nh, hd) = (cfg.q_dim(), cfg.num_attention_heads, cfg.head_dim);
-            let per = nh * (hd + 4) * 4;
-            let ns = (TCC_SMEM_MAX.saturating_sub(tc_smem(1, qd)) / per).min(spec.nsplit()).min(64);
+            let per = nh * (hd * 2 + 4);
+            let ns = (TCC_SMEM_MAX.saturating_sub(tc_smem(1, qd)) / per).min(spec.nsplit()).min(TCC_NS_MAX);
             if ns > 0 {
                 for (role, f) in spec.tcc_roles() {
                     gpu.allow_smem(&tcc_name(role, f), tcc_smem(qd, nh, hd, ns))?;
