@@ -869,8 +869,8 @@ impl<'a> Kernels<'a> {
                 let (part, ns) = io
                     .comb
                     .ok_or_else(|| Error::Gpu("o GEMV tcc: the attention's partial records are required".into()))?;
-                if ns == 0 || ns > d.nsplit || ns > 64 {
-                    return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits (1..={} and <= 64)", d.nsplit)));
+                if ns == 0 || ns > d.nsplit || ns > TCC_NS_MAX {
+                    return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits (1..={} and <= {TCC_NS_MAX})", d.nsplit)));
                 }
                 need("attention partials", &part, DType::F32, d.n_heads * d.nsplit * (d.head_dim + 4))?;
                 let smem = tcc_smem(d.q_dim, d.n_heads, d.head_dim, ns);

@@ -38,7 +38,8 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_NS_MAX, TCC_SMEM_MAX,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_NS_MAX,
+    TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -1426,7 +1427,11 @@ impl CudaBackend {
                         let (kind, grid) = if let Some(ns) = comb {
                             let name = tcc_name(ls.role, fmt);
                             let smem = tcc_smem(c.q_dim(), c.num_attention_heads, c.head_dim, ns);
-                            (GemvKind::TcC, self.tc_grid(&name, smem, n / 16)?)
+                            let grid = match self.bs1.tcc_tiles {
+                                Some(per) => (n / 16).div_ceil(per).max(1) as u32,
+                                None => self.tc_grid(&name, smem, n / 16)?,
+                            };
+                            (GemvKind::TcC, grid)
                         } else if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))

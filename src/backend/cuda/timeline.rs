@@ -226,6 +226,9 @@ pub struct Bs1Knobs {
     /// Every kernel's preferred shared-memory carveout in percent (`coN`, 0..=100; session 11); None:
     /// the driver's choice per kernel.
     pub carveout: Option<i32>,
+    /// Tiles (16 output rows) per block of the folded o GEMV `tcc_*` (`tccN`, session 12): fewer
+    /// blocks copy the attention's records (None: as many blocks as fit, one tile each).
+    pub tcc_tiles: Option<usize>,
 }
 
 impl Bs1Knobs {
@@ -293,6 +296,11 @@ impl Bs1Knobs {
                 k.scpre = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
                 k.occ_cap = Some(n);
+            } else if let Some(n) = t.strip_prefix("tcc").and_then(|n| n.parse::<usize>().ok()) {
+                if n == 0 {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tccN takes N >= 1 tiles per block")));
+                }
+                k.tcc_tiles = Some(n);
             } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
                 k.attn_ns = Some(n);
             } else if let Some(n) = t.strip_prefix("co").and_then(|n| n.parse::<i32>().ok()) {
@@ -302,7 +310,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN)"
                 )));
             }
         }
@@ -378,6 +386,8 @@ mod tests {
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
         assert_eq!(Bs1Knobs::parse("co100").unwrap().carveout, Some(100));
         assert!(Bs1Knobs::parse("co101").is_err());
+        assert_eq!(Bs1Knobs::parse("ocomb+tcc2").unwrap().tcc_tiles, Some(2));
+        assert!(Bs1Knobs::parse("tcc0").is_err());
         let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
         assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
