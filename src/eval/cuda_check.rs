@@ -448,6 +448,11 @@ fn prefill_checks(set: &CheckSet, add: &mut dyn FnMut(Result<CheckResult>)) -> R
     let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
     add(logits_check("tiny32 long", &t32, WeightFormat::F16, &ps_long));
     add(replay_check("tiny32", &t32, &ps_long));
+    // Session 12: 8-bit caches over several tiles per warp in the decode attention (the bs64 kernel
+    // attn_decode_cl8 with TRTFORGE_ATTN=cl8all TRTFORGE_ATTN_CS=1: one block walks a whole sequence).
+    for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+        add(logits_check_kv("tiny32 long", &t32, WeightFormat::F16, kv, &ps_long));
+    }
     if set.tinyllama {
         // head_dim 64, GQA 3.
         let sm = load("preset:smollm2-135m")?;

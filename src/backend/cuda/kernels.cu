@@ -483,6 +483,9 @@ extern "C" __global__ void dequant_f8(const u8* __restrict__ q, const h16* __res
 // its partial stores (every split writes one, an empty split max -inf and sum 0) and the o GEMV's
 // PRO_COMB prologue combines them (bs1 switch `ocomb`; decode passes of one row).
 #define ATT_FOLD 0x10000
+// Bits 20..23 of the same argument (and 16.. of GemvArgs::nsplit): how many copies of the fold records the
+// attention writes (rows 0..reps-1 of part; o block i reads copy i % reps: fewer o blocks read each line).
+__device__ __forceinline__ int fold_reps(int arg) { return (arg & ATT_FOLD) ? max(1, (arg >> 20) & 15) : 0; }
 // ATT_FOLD records (session 12): each split of row b stores its output normalised by its own sum in f16
 // (acc / l: HD halves) and its (max, sum) as two floats, so every o block copies half the bytes of
 // ATT_PS records. Inside row b's part region (NH · NSPLIT · ATT_PS floats): NH · NSPLIT records of HD
@@ -781,7 +784,8 @@ __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
     static_assert((XS * 2) % 16 == 0 && (HD * 2) % 16 == 0, "records behind one x row stay 16-byte aligned");
     constexpr int NWARP = NT / 32;
     constexpr int HPW = (NH + NWARP - 1) / NWARP;  // heads per warp
-    const int ns = a.nsplit;
+    const int ns = a.nsplit & 0xffff;
+    const int rep = (int)blockIdx.x % max(1, a.nsplit >> 16);  // the copy of the records this block reads
     h16* rs = (h16*)xs + XS;                         // (NH, ns, HD) halves
     float* wsm = (float*)(rs + (size_t)NH * ns * HD);  // (NH, ns) weights
     float* part = (float*)a.part;
@@ -792,7 +796,7 @@ __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
         const u32 r0 = (u32)__cvta_generic_to_shared(rs);
         for (int i = threadIdx.x; i < NH * hv; i += NT) {
             const int h = i / hv, r = i - h * hv;
-            cp_async16(r0 + 16 * i, (const unsigned char*)fold_acc(part, 0, h, 0) + 16 * r, 16);
+            cp_async16(r0 + 16 * i, (const unsigned char*)fold_acc(part, rep, h, 0) + 16 * r, 16);
         }
         cp_async_commit();
     }
@@ -801,7 +805,7 @@ __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
 #pragma unroll
     for (int j = 0; j < HPW; j++) {
         const int h = warp + j * NWARP;
-        v[j] = h < NH && lane < ns ? __ldcg((const float2*)fold_ml(part, 0, h, lane)) : make_float2(-INFINITY, 0.f);
+        v[j] = h < NH && lane < ns ? __ldcg((const float2*)fold_ml(part, rep, h, lane)) : make_float2(-INFINITY, 0.f);
     }
 #pragma unroll
     for (int j = 0; j < HPW; j++) {
@@ -2187,7 +2191,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
                                              float* __restrict__ part, int* __restrict__ counters,
                                              const int* __restrict__ row_pos, const int* __restrict__ row_slot,
                                              int nsplit, const int split, const int kvh, const int b,
-                                             const bool fold = false) {
+                                             const int fold = 0) {
     constexpr int NW = ATT_THREADS / 32;
     constexpr int KS = HD / 32;   // 32-dim steps: one 16-byte load per key row and step
     constexpr int ND = HD / 8;    // 8-dim blocks of O
@@ -2214,8 +2218,10 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
             for (int i = threadIdx.x; i < GROUP * HD / 4; i += ATT_THREADS) {
                 const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
                 const int h = kvh * GROUP + gg;
-                fold_store4(part, b, h, split, d, make_float4(0.f, 0.f, 0.f, 0.f), 0.f);
-                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(-INFINITY, 0.f);
+                for (int r = 0; r < fold; r++) {
+                    fold_store4(part, b + r, h, split, d, make_float4(0.f, 0.f, 0.f, 0.f), 0.f);
+                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(-INFINITY, 0.f);
+                }
             }
         }
         return;
@@ -2361,8 +2367,10 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
                 o[3] = f2act(acc[a].w * inv);
             } else if (fold) {
                 const float l = lstat[g];
-                fold_store4(part, b, h, split, d, acc[a], l > 0.f ? 1.0f / l : 0.f);
-                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(mstat[g], l);
+                for (int r = 0; r < fold; r++) {
+                    fold_store4(part, b + r, h, split, d, acc[a], l > 0.f ? 1.0f / l : 0.f);
+                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(mstat[g], l);
+                }
             } else {
                 float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc[a];
@@ -2381,7 +2389,7 @@ attn_decode_tc(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
                const int* __restrict__ row_slot, int nsplit) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    const bool fold = (nsplit & ATT_FOLD) != 0;
+    const int fold = fold_reps(nsplit);
     attn_tc_core<false>(q, kc, vc, out, part, counters, row_pos, row_slot, nsplit & (ATT_FOLD - 1), blockIdx.x,
                         blockIdx.y, blockIdx.z, fold);
     tl_exit();
@@ -2636,7 +2644,7 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                                           const float (&lw)[NW][8], float (&bo)[GROUP][HD], float (&bm)[GROUP],
                                           float (&bl)[GROUP], act_t* __restrict__ out, int b, int kvh, int cs,
                                           int split, float* __restrict__ part = nullptr,
-                                          int* __restrict__ counters = nullptr, const bool fold = false) {
+                                          int* __restrict__ counters = nullptr, const int fold = 0) {
     static_assert(!(GM && E2), "att_combine_last merges natural-log maxima");
     // fold (GM only, ATT_FOLD): every block stores its record, even a single split; no combine here.
     const bool direct = cs == 1 && !(GM && fold);
@@ -2679,8 +2687,10 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
             } else if (GM && fold) {
                 const int h = kvh * GROUP + gg;
                 const float l = bl[gg];
-                fold_store4(part, b, h, split, d, acc, l > 0.f ? 1.0f / l : 0.f);
-                if (d == 0) *(float2*)fold_ml(part, b, h, split) = make_float2(M, l);
+                for (int r = 0; r < fold; r++) {
+                    fold_store4(part, b + r, h, split, d, acc, l > 0.f ? 1.0f / l : 0.f);
+                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(M, l);
+                }
             } else if (GM) {
                 float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc;
@@ -2742,7 +2752,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
                                          const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg,
                                          float* __restrict__ part = nullptr, int* __restrict__ counters = nullptr,
-                                         const bool fold = false) {
+                                         const int fold = 0) {
     constexpr int KS = HD / 32;
     constexpr int ND = HD / 8;
     extern __shared__ __align__(16) unsigned char acl_ring[];
@@ -2955,7 +2965,7 @@ attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
     // stg | ATT_FOLD: no combine here (as attn_decode_tc's).
     acl_body<ATT_THREADS / 32, true>(q, kc, vc, out, row_pos, row_slot, stg & (ATT_FOLD - 1), part, counters,
-                                     (stg & ATT_FOLD) != 0);
+                                     fold_reps(stg));
     tl_exit();
 }
 

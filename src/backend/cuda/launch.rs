@@ -412,6 +412,10 @@ pub fn tcc_smem(q_dim: usize, n_heads: usize, head_dim: usize, ns: usize) -> usi
 /// Most splits a `tcc_*` launch combines (`stage_comb`: one lane per split).
 pub const TCC_NS_MAX: usize = 32;
 
+/// Most copies of the fold records a one-row attention writes (bits 20..23 of its `ATT_FOLD` argument;
+/// rows of the partials buffer, which the engine allocates for at least this many).
+pub const FOLD_REPS_MAX: usize = 8;
+
 /// Most shared memory a `tcc_*` launch may ask for (of the 227 KB a block may have on sm_90): splits
 /// beyond what fits are not folded (`CudaBackend` caps them).
 pub const TCC_SMEM_MAX: usize = 200 * 1024;
@@ -439,8 +443,8 @@ pub struct GemvIo<'a> {
     pub slot: View<'a>,
     pub rope: Rope<'a>,
     /// `tcc_*` only (o, one row): the decode attention's partial records (rows, n_heads, nsplit,
-    /// head_dim + 4) f32 and how many splits per head it stored.
-    pub comb: Option<(View<'a>, usize)>,
+    /// head_dim + 4) f32, how many splits per head it stored and in how many copies (rows of `part`).
+    pub comb: Option<(View<'a>, usize, usize)>,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -528,8 +532,8 @@ impl GemvIo<'_> {
             rsin: self.rope.sin.addr(),
             t: i32_of("rows", rows)?,
             n: i32_of("n", n)?,
-            part: self.comb.map_or(0, |(p, _)| p.addr()),
-            nsplit: self.comb.map_or(Ok(0), |(_, ns)| i32_of("splits", ns))?,
+            part: self.comb.map_or(0, |(p, _, _)| p.addr()),
+            nsplit: self.comb.map_or(Ok(0), |(_, ns, reps)| i32_of("splits", ns | reps << 16))?,
             _pad: 0,
         })
     }
@@ -866,13 +870,16 @@ impl<'a> Kernels<'a> {
                 (TC_THREADS, tc_smem(rows, k))
             }
             GemvKind::TcC if rows == 1 && role == Role::O && d.act == DType::F16 && n % 16 == 0 => {
-                let (part, ns) = io
+                let (part, ns, reps) = io
                     .comb
                     .ok_or_else(|| Error::Gpu("o GEMV tcc: the attention's partial records are required".into()))?;
+                if !(1..=FOLD_REPS_MAX).contains(&reps) {
+                    return Err(Error::Gpu(format!("o GEMV tcc: {reps} copies of the records (1..={FOLD_REPS_MAX})")));
+                }
                 if ns == 0 || ns > d.nsplit || ns > TCC_NS_MAX {
                     return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits (1..={} and <= {TCC_NS_MAX})", d.nsplit)));
                 }
-                need("attention partials", &part, DType::F32, d.n_heads * d.nsplit * (d.head_dim + 4))?;
+                need("attention partials", &part, DType::F32, reps * d.n_heads * d.nsplit * (d.head_dim + 4))?;
                 let smem = tcc_smem(d.q_dim, d.n_heads, d.head_dim, ns);
                 if smem > TCC_SMEM_MAX {
                     return Err(Error::Gpu(format!("o GEMV tcc: {ns} splits need {smem} B of shared memory")));
@@ -941,10 +948,13 @@ impl<'a> Kernels<'a> {
         pos: View,
         slot: View,
         rows: usize,
-        fold: bool,
+        fold: usize,
     ) -> Result<()> {
         let d = self.d;
-        if fold && !matches!(kind, DecodeAttn::Tc | DecodeAttn::Cg { .. }) {
+        if fold > FOLD_REPS_MAX || (fold > 0 && rows != 1) {
+            return Err(Error::Gpu(format!("{}: {fold} copies of fold records for {rows} rows", kind.name())));
+        }
+        if fold > 0 && !matches!(kind, DecodeAttn::Tc | DecodeAttn::Cg { .. }) {
             return Err(Error::Gpu(format!(
                 "{}: no folded combine (attn_decode_tc / attn_decode_cg only)",
                 kind.name()
@@ -1020,7 +1030,7 @@ impl<'a> Kernels<'a> {
         need("q", &q, DType::F32, rows * d.q_dim)?;
         cache.check(d)?;
         need("attention output", &out, d.act, rows * d.q_dim)?;
-        need("attention partials", &part, DType::F32, rows * d.n_heads * d.nsplit * (d.head_dim + 4))?;
+        need("attention partials", &part, DType::F32, rows.max(fold) * d.n_heads * d.nsplit * (d.head_dim + 4))?;
         need("attention counters", &counters, DType::I32, rows * d.n_kv)?;
         need("row positions", &pos, DType::I32, rows)?;
         need("row slots", &slot, DType::I32, rows)?;
@@ -1029,7 +1039,7 @@ impl<'a> Kernels<'a> {
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
         let (mut pp, mut cp, mut rp, mut sp) = (part.addr(), counters.addr(), pos.addr(), slot.addr());
         // fold: no combine in the attention (every split stores a record; the tcc_* o GEMV combines).
-        let mut last = last as i32 | if fold { ATT_FOLD } else { 0 };
+        let mut last = last as i32 | if fold > 0 { ATT_FOLD | (fold as i32) << 20 } else { 0 };
         // SAFETY: attn_decode*(q, kc, vc, out, part, counters, row_pos, row_slot[, nsplit | stg]): block
         // (split, kvh, b) reads q row b, cache rows (slot[b], kvh, 0..=pos[b]) (< slots, max_seq by
         // the host metadata; attn_decode_cg zero-fills the rows past pos[b] of a 16-row tile instead of

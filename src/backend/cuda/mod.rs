@@ -38,8 +38,8 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, PERSIST_NSTAMP, TCC_NS_MAX,
-    TCC_SMEM_MAX,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
+    TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -312,6 +312,10 @@ fn cg_splits(max_seq: usize, nsplit: usize) -> usize {
 /// TRTFORGE_CHECKS=attn` 15/15; docs/benchmarks/2026-11-30-h200-session7). `TRTFORGE_ATTN=cl4` runs
 /// the session-5 kernel.
 const ACX_DEFAULT: Option<usize> = Some(8);
+
+/// 8-bit KV caches (int8 / fp8) decode bs64 passes with `attn_decode_cl8` (session 12; the KV_Q path of
+/// the cluster kernels, one block of 8 warps per (row, kv head)) instead of `attn_decode_tc`.
+const KV8_CL8: bool = true;
 
 pub struct CudaBackend {
     cfg: LlamaConfig,
@@ -669,7 +673,10 @@ impl CudaBackend {
             } else {
                 None
             },
-            part: gpu.alloc(layout.max_seqs * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 4) * 4)?,
+            // At least FOLD_REPS_MAX rows: a folded one-row attention may store that many copies.
+            part: gpu.alloc(
+                layout.max_seqs.max(FOLD_REPS_MAX) * cfg.num_attention_heads * spec.nsplit() * (cfg.head_dim + 4) * 4,
+            )?,
             counters: gpu.alloc(layout.max_seqs * cfg.num_key_value_heads * 4)?,
             meta: gpu.alloc(layout.len() * 4)?,
             next: gpu.alloc(layout.max_seqs * 4)?,
@@ -993,6 +1000,10 @@ impl CudaBackend {
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx: false },
+            // Session 12: 8-bit caches take the 8-warp attn_decode_cl8 where one block per (row, kv
+            // head) fills the device (bs64; attn_decode_tc below that, as before): TinyLlama fp8 KV at a
+            // 4k context, bs64, 30,161 → 31,226 tok/s (4 warps: 29,459). TRTFORGE_ATTN=tc1: the old default.
+            _ if kv8 && cl_ok && KV8_CL8 => DecodeAttn::Cl { stages: cl_stages(8), warps: 8, cx: false },
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,
@@ -1039,7 +1050,9 @@ impl CudaBackend {
             fmt,
             weight_bytes,
             gpu.cc.0 >= 9 && gpu.pdl && use_tc,
-            matches!(attn_kernel, DecodeAttn::Cl { .. }),
+            // The one-row / 2–8-row switches were measured for 8-bit caches on attn_decode_tc (their
+            // bs64 kernel, KV8_CL8, does not change them).
+            matches!(attn_kernel, DecodeAttn::Cl { .. }) && !kv8,
         );
         // `default+...` applies the switches on top of the engine's default (as bench's TRTFORGE_BS1_AB).
         let bs1 = match std::env::var("TRTFORGE_BS1") {
@@ -1265,7 +1278,8 @@ impl CudaBackend {
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
-        let mut ofold: Option<usize> = None; // splits of a folded one-row attention (`ocomb`), for the o step
+                                     // Splits and record copies of a folded one-row attention (`ocomb`), for the o step.
+        let mut ofold: Option<(usize, usize)> = None;
         for si in 0..self.steps.len() {
             if si < skip_to {
                 continue;
@@ -1367,10 +1381,11 @@ impl CudaBackend {
                         }
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+                        let reps = if fold { self.bs1.fold_reps.unwrap_or(1).clamp(1, FOLD_REPS_MAX) } else { 0 };
                         self.timed("attn_decode", || {
-                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, fold)
+                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
                         })?;
-                        ofold = fold.then_some(ns);
+                        ofold = fold.then_some((ns, reps));
                     }
                     if !decode {
                         if let Some(table) = &attn_ptrs {
@@ -1424,7 +1439,7 @@ impl CudaBackend {
                                 ls.role.tag()
                             )));
                         }
-                        let (kind, grid) = if let Some(ns) = comb {
+                        let (kind, grid) = if let Some((ns, _)) = comb {
                             let name = tcc_name(ls.role, fmt);
                             let smem = tcc_smem(c.q_dim(), c.num_attention_heads, c.head_dim, ns);
                             let grid = match self.bs1.tcc_tiles {
@@ -1451,7 +1466,7 @@ impl CudaBackend {
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let mut io = self.gemv_io(&ls, self.cur(selected))?;
-                        io.comb = comb.map(|ns| (self.s.part.f32(), ns));
+                        io.comb = comb.map(|(ns, reps)| (self.s.part.f32(), ns, reps));
                         self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes

@@ -229,6 +229,9 @@ pub struct Bs1Knobs {
     /// Tiles (16 output rows) per block of the folded o GEMV `tcc_*` (`tccN`, session 12): fewer
     /// blocks copy the attention's records (None: as many blocks as fit, one tile each).
     pub tcc_tiles: Option<usize>,
+    /// Copies of the fold records a one-row folded attention writes (`repN`, 1..=8, session 12): o
+    /// block i reads copy i % N, so fewer blocks read each L2 line (None: one copy).
+    pub fold_reps: Option<usize>,
 }
 
 impl Bs1Knobs {
@@ -301,6 +304,11 @@ impl Bs1Knobs {
                     return Err(Error::Invalid(format!("bs1 switch {t:?}: tccN takes N >= 1 tiles per block")));
                 }
                 k.tcc_tiles = Some(n);
+            } else if let Some(n) = t.strip_prefix("rep").and_then(|n| n.parse::<usize>().ok()) {
+                if !(1..=8).contains(&n) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: repN takes 1..=8 copies")));
+                }
+                k.fold_reps = Some(n);
             } else if let Some(n) = t.strip_prefix("ns").and_then(|n| n.parse().ok()) {
                 k.attn_ns = Some(n);
             } else if let Some(n) = t.strip_prefix("co").and_then(|n| n.parse::<i32>().ok()) {
@@ -310,7 +318,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN)"
                 )));
             }
         }
@@ -388,6 +396,8 @@ mod tests {
         assert!(Bs1Knobs::parse("co101").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+tcc2").unwrap().tcc_tiles, Some(2));
         assert!(Bs1Knobs::parse("tcc0").is_err());
+        assert_eq!(Bs1Knobs::parse("ocomb+rep4").unwrap().fold_reps, Some(4));
+        assert!(Bs1Knobs::parse("rep9").is_err());
         let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
         assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
