@@ -778,43 +778,59 @@ __device__ __forceinline__ void stage_x(const GemvArgs& a, act_t* xs, float* red
 // splits' (max, sum), loaded from L2, into weights w_s = e^(m_s - M) l_s / sum_s' e^(m_s' - M) l_s' (lanes = splits, shuffles),
 // then each thread forms 4 dims of x as sum_s w_s · out_s. Dynamic shared memory: XS halves + NH · ns · HD
 // halves + NH · ns floats (launch.rs tcc_smem); ns <= 32.
+// Launched in clusters of CS blocks (bs1 switch `oclN`, session 12): block rank r combines only heads
+// [r·HPR, (r+1)·HPR) (HPR = ceil(NH / CS)) and stores its x values into every block of its cluster
+// (st.shared::cluster), so each block copies 1/CS of the records (TinyLlama's prologue took 3.0–5.5 µs
+// after the wait copying all 32 heads' 52 KB: ≈ 2.2 TB/s of L2 reads for 128 blocks in all).
+__device__ __forceinline__ u32 cl_nct() {
+    u32 n = 1;
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(n));
+#endif
+    return n;
+}
+__device__ __forceinline__ u32 cl_rank() {
+    u32 r = 0;
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+#endif
+    return r;
+}
 template <int K, int NT, int XS>
 __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
     static_assert(K == QDIM, "the o GEMV's input is the attention output");
     static_assert((XS * 2) % 16 == 0 && (HD * 2) % 16 == 0, "records behind one x row stay 16-byte aligned");
     constexpr int NWARP = NT / 32;
-    constexpr int HPW = (NH + NWARP - 1) / NWARP;  // heads per warp
     const int ns = a.nsplit & 0xffff;
     const int rep = (int)blockIdx.x % max(1, a.nsplit >> 16);  // the copy of the records this block reads
-    h16* rs = (h16*)xs + XS;                         // (NH, ns, HD) halves
-    float* wsm = (float*)(rs + (size_t)NH * ns * HD);  // (NH, ns) weights
+    // Clusters (sizeof(act_t) == 2 only: the tcc_* instances run f16 activations).
+    const int cs = sizeof(act_t) == 2 ? (int)cl_nct() : 1;
+    const int hpr = (NH + cs - 1) / cs;
+    const int h0 = min(NH, (int)cl_rank() * hpr), nh = min(NH, h0 + hpr) - h0;  // this block's heads
+#if __CUDA_ARCH__ >= 900
+    if (cs > 1) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+#endif
+    h16* rs = (h16*)xs + XS;                         // (nh, ns, HD) halves
+    float* wsm = (float*)(rs + (size_t)NH * ns * HD);  // (nh, ns) weights
     float* part = (float*)a.part;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     {
         constexpr int RV = HD * 2 / 16;  // 16-byte chunks per record
         const int hv = ns * RV;          // chunks per head
         const u32 r0 = (u32)__cvta_generic_to_shared(rs);
-        for (int i = threadIdx.x; i < NH * hv; i += NT) {
+        for (int i = threadIdx.x; i < nh * hv; i += NT) {
             const int h = i / hv, r = i - h * hv;
-            cp_async16(r0 + 16 * i, (const unsigned char*)fold_acc(part, rep, h, 0) + 16 * r, 16);
+            cp_async16(r0 + 16 * i, (const unsigned char*)fold_acc(part, rep, h0 + h, 0) + 16 * r, 16);
         }
         cp_async_commit();
     }
     // While the records land: the weights, one warp per head, lanes = splits (their (max, sum) from L2).
-    float2 v[HPW];
-#pragma unroll
-    for (int j = 0; j < HPW; j++) {
-        const int h = warp + j * NWARP;
-        v[j] = h < NH && lane < ns ? __ldcg((const float2*)fold_ml(part, rep, h, lane)) : make_float2(-INFINITY, 0.f);
-    }
-#pragma unroll
-    for (int j = 0; j < HPW; j++) {
-        const int h = warp + j * NWARP;
-        if (h >= NH) break;
-        float M = v[j].x;
+    for (int h = warp; h < nh; h += NWARP) {
+        const float2 v = lane < ns ? __ldcg((const float2*)fold_ml(part, rep, h0 + h, lane)) : make_float2(-INFINITY, 0.f);
+        float M = v.x;
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-        const float f = v[j].x == -INFINITY ? 0.f : expf(v[j].x - M) * v[j].y;
+        const float f = v.x == -INFINITY ? 0.f : expf(v.x - M) * v.y;
         float L = f;
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
@@ -822,7 +838,12 @@ __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
     }
     cp_async_wait(0);
     __syncthreads();
-    for (int e = threadIdx.x; e < K / 4; e += NT) {
+#if __CUDA_ARCH__ >= 900
+    // Every block of the cluster has started (its shared memory exists) before the remote stores.
+    if (cs > 1) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+#endif
+    const u32 x0 = (u32)__cvta_generic_to_shared(xs);
+    for (int e = threadIdx.x; e < nh * HD / 4; e += NT) {
         const int h = (4 * e) / HD, d = (4 * e) % HD;
         const h16* pr = rs + (size_t)h * ns * HD + d;
         const float* w = wsm + h * ns;
@@ -835,8 +856,23 @@ __device__ __forceinline__ void stage_comb(const GemvArgs& a, act_t* xs) {
             A.z = fmaf(ws, h2f((h16)(u.y & 0xffffu)), A.z);
             A.w = fmaf(ws, h2f((h16)(u.y >> 16)), A.w);
         }
-        store4(xs + 4 * e, A.x, A.y, A.z, A.w);
+        const int xo = (h0 + h) * HD + d;  // x element
+        if (cs == 1) {
+            store4(xs + xo, A.x, A.y, A.z, A.w);
+        } else {
+#if __CUDA_ARCH__ >= 900
+            const u32 lo = (u32)f2h(A.x) | ((u32)f2h(A.y) << 16), hi = (u32)f2h(A.z) | ((u32)f2h(A.w) << 16);
+            const u32 la = x0 + 2 * xo;
+            for (int r = 0; r < cs; r++) {
+                u32 ra;
+                asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(la), "r"(r));
+                asm volatile("st.shared::cluster.v2.u32 [%0], {%1, %2};" ::"r"(ra), "r"(lo), "r"(hi) : "memory");
+            }
+#endif
+        }
     }
+    // Every block's x is complete (and no block leaves while others still store into it).
+    if (cs > 1) cluster_sync_all();
 }
 
 // c_y16 (top of the file): qkv / gate-up sums rounded to f16 before their epilogue.

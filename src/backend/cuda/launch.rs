@@ -443,8 +443,9 @@ pub struct GemvIo<'a> {
     pub slot: View<'a>,
     pub rope: Rope<'a>,
     /// `tcc_*` only (o, one row): the decode attention's partial records (rows, n_heads, nsplit,
-    /// head_dim + 4) f32, how many splits per head it stored and in how many copies (rows of `part`).
-    pub comb: Option<(View<'a>, usize, usize)>,
+    /// head_dim + 4) f32, how many splits per head it stored and in how many copies (rows of `part`),
+    /// and the cluster size of the launch (1: none; 2, 4, 8: heads shared out over the cluster).
+    pub comb: Option<(View<'a>, usize, usize, u32)>,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -532,8 +533,8 @@ impl GemvIo<'_> {
             rsin: self.rope.sin.addr(),
             t: i32_of("rows", rows)?,
             n: i32_of("n", n)?,
-            part: self.comb.map_or(0, |(p, _, _)| p.addr()),
-            nsplit: self.comb.map_or(Ok(0), |(_, ns, reps)| i32_of("splits", ns | reps << 16))?,
+            part: self.comb.map_or(0, |(p, _, _, _)| p.addr()),
+            nsplit: self.comb.map_or(Ok(0), |(_, ns, reps, _)| i32_of("splits", ns | reps << 16))?,
             _pad: 0,
         })
     }
@@ -863,6 +864,7 @@ impl<'a> Kernels<'a> {
         let d = self.d;
         let k = d.role_k(role);
         let (n, act) = (w.n, d.act.size());
+        let mut cluster = 1u32;
         let (threads, smem) = match kind {
             GemvKind::Tc | GemvKind::Tcm | GemvKind::TcR1
                 if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 =>
@@ -870,9 +872,13 @@ impl<'a> Kernels<'a> {
                 (TC_THREADS, tc_smem(rows, k))
             }
             GemvKind::TcC if rows == 1 && role == Role::O && d.act == DType::F16 && n % 16 == 0 => {
-                let (part, ns, reps) = io
+                let (part, ns, reps, cs) = io
                     .comb
                     .ok_or_else(|| Error::Gpu("o GEMV tcc: the attention's partial records are required".into()))?;
+                if !matches!(cs, 1 | 2 | 4 | 8) || grid % cs != 0 || (cs > 1 && self.gpu.cc.0 < 9) {
+                    return Err(Error::Gpu(format!("o GEMV tcc: clusters of {cs} for {grid} blocks")));
+                }
+                cluster = cs;
                 if !(1..=FOLD_REPS_MAX).contains(&reps) {
                     return Err(Error::Gpu(format!("o GEMV tcc: {reps} copies of the records (1..={FOLD_REPS_MAX})")));
                 }
@@ -899,8 +905,16 @@ impl<'a> Kernels<'a> {
         // the role's prologue reads and epilogue writes was checked by gemv_args for `rows` rows of
         // k inputs / n outputs; QKV rows write the cache at (row_slot, row_pos) < (slots, max_seq);
         // tcc_* copies nsplit records of each head of row 0 from `part` (checked above for c_nsplit
-        // >= nsplit records per head) into its `smem` bytes behind x (allowed at engine creation).
-        unsafe { self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a)) }
+        // >= nsplit records per head) into its `smem` bytes behind x (allowed at engine creation);
+        // in clusters (grid a multiple of `cluster`, sm_90) each block stores its heads' x values into
+        // the same offsets of every block of its cluster, between two cluster barriers.
+        unsafe {
+            if cluster > 1 {
+                self.gpu.launch_cluster(&name, (grid, 1, 1), threads, smem as u32, cluster, &mut args!(a))
+            } else {
+                self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a))
+            }
+        }
     }
 
     /// The checked parameter block of a GEMV of `role` over `rows` rows: the weights' shape, every

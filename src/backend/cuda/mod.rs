@@ -1439,6 +1439,7 @@ impl CudaBackend {
                                 ls.role.tag()
                             )));
                         }
+                        let mut tcc_cs = 1u32;
                         let (kind, grid) = if let Some((ns, _)) = comb {
                             let name = tcc_name(ls.role, fmt);
                             let smem = tcc_smem(c.q_dim(), c.num_attention_heads, c.head_dim, ns);
@@ -1446,6 +1447,10 @@ impl CudaBackend {
                                 Some(per) => (n / 16).div_ceil(per).max(1) as u32,
                                 None => self.tc_grid(&name, smem, n / 16)?,
                             };
+                            // bs1 switch `oclN`: clusters of the largest power of two <= N dividing the grid.
+                            if let (Some(want), true) = (self.bs1.o_cluster, self.gpu.cc.0 >= 9) {
+                                tcc_cs = [8u32, 4, 2, 1].into_iter().find(|&x| x <= want && grid % x == 0).unwrap_or(1);
+                            }
                             (GemvKind::TcC, grid)
                         } else if tc {
                             let (kind, name) = if self.bs1.tcm {
@@ -1466,7 +1471,7 @@ impl CudaBackend {
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let mut io = self.gemv_io(&ls, self.cur(selected))?;
-                        io.comb = comb.map(|(ns, reps)| (self.s.part.f32(), ns, reps));
+                        io.comb = comb.map(|(ns, reps)| (self.s.part.f32(), ns, reps, tcc_cs));
                         self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes

@@ -232,6 +232,9 @@ pub struct Bs1Knobs {
     /// Copies of the fold records a one-row folded attention writes (`repN`, 1..=8, session 12): o
     /// block i reads copy i % N, so fewer blocks read each L2 line (None: one copy).
     pub fold_reps: Option<usize>,
+    /// The folded o GEMV `tcc_*` in clusters of up to N blocks (`oclN`, 2/4/8, session 12): each block
+    /// combines 1/N of the heads and shares its x values through distributed shared memory.
+    pub o_cluster: Option<u32>,
 }
 
 impl Bs1Knobs {
@@ -304,6 +307,11 @@ impl Bs1Knobs {
                     return Err(Error::Invalid(format!("bs1 switch {t:?}: tccN takes N >= 1 tiles per block")));
                 }
                 k.tcc_tiles = Some(n);
+            } else if let Some(n) = t.strip_prefix("ocl").and_then(|n| n.parse::<u32>().ok()) {
+                if !matches!(n, 1 | 2 | 4 | 8) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: oclN takes clusters of 1, 2, 4 or 8")));
+                }
+                k.o_cluster = Some(n);
             } else if let Some(n) = t.strip_prefix("rep").and_then(|n| n.parse::<usize>().ok()) {
                 if !(1..=8).contains(&n) {
                     return Err(Error::Invalid(format!("bs1 switch {t:?}: repN takes 1..=8 copies")));
@@ -318,7 +326,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN)"
                 )));
             }
         }
@@ -398,6 +406,8 @@ mod tests {
         assert!(Bs1Knobs::parse("tcc0").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+rep4").unwrap().fold_reps, Some(4));
         assert!(Bs1Knobs::parse("rep9").is_err());
+        assert_eq!(Bs1Knobs::parse("ocomb+ocl8").unwrap().o_cluster, Some(8));
+        assert!(Bs1Knobs::parse("ocl3").is_err());
         let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
         assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
