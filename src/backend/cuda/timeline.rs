@@ -363,14 +363,27 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
     if !pdl_tc {
         return off;
     }
+    // Session 12: the folded combine in clusters of 8 o blocks (`ocomb` + `ocl8`) where the model has
+    // many heads (TinyLlama's 32: each o block would otherwise copy all heads' records).
+    let ocl = if cl { Some(8) } else { None };
     let k = match fmt {
-        F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs { trig: [1; 6], mtrig: [2; 6], ..off },
-        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
-        I4 { .. } => {
-            Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cl: cl, attn_cg: cl, scpre: true, scpre8: true, ..off }
+        F16 if weight_bytes >= 1_500_000_000 => {
+            Bs1Knobs { trig: [1; 6], mtrig: [2; 6], attn_cg: cl, ocomb: cl, o_cluster: ocl, ..off }
         }
+        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
+        I4 { .. } => Bs1Knobs {
+            trig: [2; 6],
+            mtrig: [2; 6],
+            attn_cl: cl,
+            attn_cg: cl,
+            scpre: true,
+            scpre8: true,
+            ocomb: cl,
+            o_cluster: ocl,
+            ..off
+        },
         // Without the cg kernel `trigw` lost (session 7: plain 1.8 % faster than trigw + cl + scpre).
-        I8 | F8 if cl => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, ..off },
+        I8 | F8 if cl => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, ocomb: true, o_cluster: ocl, ..off },
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
         _ => return off,
     };
@@ -398,7 +411,8 @@ mod tests {
         assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
         use crate::quant::WeightFormat::*;
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
-        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && !f16.attn_cg);
+        assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && f16.attn_cg);
+        assert!(f16.ocomb && f16.o_cluster == Some(8));
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
         assert_eq!(Bs1Knobs::parse("co100").unwrap().carveout, Some(100));
         assert!(Bs1Knobs::parse("co101").is_err());
@@ -408,21 +422,31 @@ mod tests {
         assert!(Bs1Knobs::parse("rep9").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+ocl8").unwrap().o_cluster, Some(8));
         assert!(Bs1Knobs::parse("ocl3").is_err());
-        let oc = Bs1Knobs::parse_on(f16, "+ocomb+ns4").unwrap();
-        assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && !f16.ocomb);
+        let oc = Bs1Knobs::parse_on(f16, "+ns4").unwrap();
+        assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && f16.attn_ns.is_none());
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
         assert!(cg.attn_mcg && cg.attn_cg && cg.trig == [0; 6]);
         let q = bs1_default(I4 { group: 128 }, 630_000_000, true, true);
-        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.attn_cg && !q.ocomb && q.scpre_rows() == 8);
+        assert!(q.trig == [2; 6] && q.mtrig == [2; 6] && q.attn_cl && q.attn_cg && q.ocomb && q.scpre_rows() == 8);
+        assert_eq!(q.o_cluster, Some(8));
         let sm = bs1_default(F16, 269_000_000, true, true);
         assert!(sm.trig == [2; 6] && sm.mtrig == [0; 6] && sm.attn_cg && sm.ocomb && sm.scpre_rows() == 0);
+        assert_eq!(sm.o_cluster, None);
         let sm_nocl = bs1_default(F16, 269_000_000, true, false);
         assert!(!sm_nocl.attn_cg && !sm_nocl.ocomb && !sm_nocl.attn_mcg);
         for f in [F8, I8] {
             let k = bs1_default(f, 1_100_000_000, true, true);
             assert_eq!(
                 k,
-                Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, attn_mcg: true, ..Bs1Knobs::default() }
+                Bs1Knobs {
+                    trig: [2; 6],
+                    mtrig: [2; 6],
+                    attn_cg: true,
+                    attn_mcg: true,
+                    ocomb: true,
+                    o_cluster: Some(8),
+                    ..Bs1Knobs::default()
+                }
             );
             assert_eq!(bs1_default(f, 1_100_000_000, true, false), Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
         }
