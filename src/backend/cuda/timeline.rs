@@ -354,6 +354,10 @@ impl Bs1Knobs {
 ///   (int8 1,453 → 1,557) and int4 (1,560 → 1,588); small f16 steps (SmolLM2) `cg` + `ocomb`, the split
 ///   combine in the o GEMV's prologue (2,210 → 2,356; TinyLlama fp16 lost 6.5 % with `ocomb`: its 32
 ///   heads' records cost the o blocks more than the attention saves, so not there).
+/// - session 12 (H200, one process each, bs1): the fold in clusters of 8 o blocks (`ocomb` + `ocl8`: each
+///   block combines 4 of TinyLlama's 32 heads and shares x through distributed shared memory) for the
+///   TinyLlama-size f16 engine (with `cg`: 1,223 → 1,258) and int4 / int8 / fp8 (1,596 → 1,643,
+///   1,564 → 1,627, 1,597 → 1,664); SmolLM2-size f16 keeps the one-block fold (clusters: equal).
 ///
 /// `cl`, `cg` and `ocomb` apply to one-row passes; `trig*` to one-row launches, `mtrig*` and `mcg` to
 /// passes of 2–8 rows. `cg` and `ocomb` only where the cluster kernels exist (`cl`), as `mcg`.
