@@ -949,6 +949,8 @@ impl<'a> Kernels<'a> {
 
     /// Flash-decoding attention of `rows` sequences (one new token each) over `cache`:
     /// out (rows, q_dim) act from q (rows, q_dim) f32, `ns` splits per (sequence, kv head).
+    /// `fold` > 0 (one row, `attn_decode_tc` / `attn_decode_cg`): no combine and no `out`; every
+    /// split stores its fold record in `fold` copies (rows 0..fold of `part`) for the `tcc_*` o GEMV.
     #[allow(clippy::too_many_arguments)]
     pub fn attn_decode(
         &self,
@@ -1061,7 +1063,8 @@ impl<'a> Kernels<'a> {
         // memory, allowed at engine creation), writes its (b, head, split) partial records (stride
         // c_nsplit >= ns), bumps counters[b·n_kv + kvh] (zero between calls; the last block resets it)
         // and the last block writes out row b (with fold: every split of grid.x < c_nsplit writes its
-        // record and nothing else). Sizes checked above for `rows` sequences.
+        // fold record into rows 0..fold of `part` and nothing else). Sizes checked above for
+        // max(rows, fold) rows of partials.
         unsafe {
             if kind == DecodeAttn::V1 {
                 self.gpu.launch(kind.name(), grid, ATT_THREADS, 0, &mut args!(qp, kc, vc, op, pp, cp, rp, sp))
