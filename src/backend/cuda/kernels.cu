@@ -496,11 +496,18 @@ __device__ __forceinline__ h16* fold_acc(float* part, int b, int h, int split) {
 __device__ __forceinline__ float* fold_ml(float* part, int b, int h, int split) {
     return part + (size_t)b * NH * NSPLIT * ATT_PS + (size_t)NH * NSPLIT * HD / 2 + ((size_t)h * NSPLIT + split) * 2;
 }
-// Stores 4 floats of a split's output at dims d..d+3 of its fold record, times inv (its 1 / sum).
-__device__ __forceinline__ void fold_store4(float* part, int b, int h, int split, int d, float4 v, float inv) {
+// Stores dims d..d+3 of head h's split output v (unnormalised, running max m, sum l) into its fold record
+// in each of the reps copies (rows b..b+reps-1); the thread with d == 0 also stores (m, l). An empty split:
+// v = 0, m = -inf, l = 0.
+__device__ __forceinline__ void fold_put(float* part, int b, int reps, int h, int split, int d, float4 v, float m,
+                                         float l) {
+    const float inv = l > 0.f ? 1.0f / l : 0.f;
     const u32 lo = (u32)f2h(v.x * inv) | ((u32)f2h(v.y * inv) << 16);
     const u32 hi = (u32)f2h(v.z * inv) | ((u32)f2h(v.w * inv) << 16);
-    *reinterpret_cast<uint2*>(fold_acc(part, b, h, split) + d) = make_uint2(lo, hi);
+    for (int r = 0; r < reps; r++) {
+        *reinterpret_cast<uint2*>(fold_acc(part, b + r, h, split) + d) = make_uint2(lo, hi);
+        if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(m, l);
+    }
 }
 #define EPI_QKV 0
 #define EPI_SWIGLU 1
@@ -2280,11 +2287,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
         if (fold) {
             for (int i = threadIdx.x; i < GROUP * HD / 4; i += ATT_THREADS) {
                 const int gg = i / (HD / 4), d = 4 * (i % (HD / 4));
-                const int h = kvh * GROUP + gg;
-                for (int r = 0; r < fold; r++) {
-                    fold_store4(part, b + r, h, split, d, make_float4(0.f, 0.f, 0.f, 0.f), 0.f);
-                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(-INFINITY, 0.f);
-                }
+                fold_put(part, b, fold, kvh * GROUP + gg, split, d, make_float4(0.f, 0.f, 0.f, 0.f), -INFINITY, 0.f);
             }
         }
         return;
@@ -2429,11 +2432,7 @@ __device__ __forceinline__ void attn_tc_core(const float* __restrict__ q, const 
                 o[2] = f2act(acc[a].z * inv);
                 o[3] = f2act(acc[a].w * inv);
             } else if (fold) {
-                const float l = lstat[g];
-                for (int r = 0; r < fold; r++) {
-                    fold_store4(part, b + r, h, split, d, acc[a], l > 0.f ? 1.0f / l : 0.f);
-                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(mstat[g], l);
-                }
+                fold_put(part, b, fold, h, split, d, acc[a], mstat[g], lstat[g]);
             } else {
                 float* pp = part + (((size_t)b * NH + h) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc[a];
@@ -2748,12 +2747,7 @@ __device__ __forceinline__ void acl_merge(const float (&ow)[NW][8][HD + 4], cons
                 op[2] = f2act(acc.z * inv);
                 op[3] = f2act(acc.w * inv);
             } else if (GM && fold) {
-                const int h = kvh * GROUP + gg;
-                const float l = bl[gg];
-                for (int r = 0; r < fold; r++) {
-                    fold_store4(part, b + r, h, split, d, acc, l > 0.f ? 1.0f / l : 0.f);
-                    if (d == 0) *(float2*)fold_ml(part, b + r, h, split) = make_float2(M, l);
-                }
+                fold_put(part, b, fold, kvh * GROUP + gg, split, d, acc, M, bl[gg]);
             } else if (GM) {
                 float* pp = part + (((size_t)b * NH + kvh * GROUP + gg) * NSPLIT + split) * ATT_PS;
                 *(float4*)(pp + d) = acc;
