@@ -1278,8 +1278,7 @@ impl CudaBackend {
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
-                                     // Splits and record copies of a folded one-row attention (`ocomb`), for the o step.
-        let mut ofold: Option<(usize, usize)> = None;
+        let mut ofold: Option<(usize, usize)> = None; // (splits, record copies) of a folded one-row attention, for o
         for si in 0..self.steps.len() {
             if si < skip_to {
                 continue;
