@@ -148,6 +148,12 @@ pub fn tc_name(role: Role, fmt: WeightFormat) -> String {
 pub fn tcr1_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcr1_{}_{}", fmt.tag(), role.tag())
 }
+/// Name of the qkv GEMV capped at two 512-thread blocks per SM (session 13, bs1 switches `r2` / `mr2`,
+/// [`KernelSpec::tcr2_roles`]): every tile of TinyLlama's qkv (160 tiles) resident at once instead
+/// of 80 blocks walking two tiles each.
+pub fn tcr2_name(role: Role, fmt: WeightFormat) -> String {
+    format!("tcr2_{}_{}", fmt.tag(), role.tag())
+}
 /// `TRTFORGE_TC_R1`, read once per process ([`KernelSpec::tcr1_roles`]): `0` (no capped instance,
 /// the session-7 default), `1` (int8 / fp8 engines: every tensor-core role; fp16: o and down),
 /// `o` (the fp16 o projection only, any shape); unset or anything else: `auto`, the session-8
@@ -603,6 +609,16 @@ impl KernelSpec {
                 f.macro_name()
             );
         }
+        // Session 13: the qkv GEMV at two blocks per SM (`tcr2_roles`; launched with `r2` / `mr2`).
+        for (role, f) in self.tcr2_roles() {
+            let (pro, epi, k) = role.shape();
+            let _ = write!(
+                tc,
+                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, 2) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                tcr2_name(role, f),
+                f.macro_name()
+            );
+        }
         // The o GEMVs with the attention's combine as their prologue (one row; `tcc_roles`): the
         // register bound of the one-row o launch they replace (tcr1 for fp16, tc_* otherwise).
         for (role, f) in self.tcc_roles() {
@@ -734,6 +750,13 @@ impl KernelSpec {
         self.tc_roles().into_iter().filter(|&(r, f)| self.tcr1_pick(r, f, mode)).collect()
     }
 
+    /// The roles with a `tcr2_*` instance (session 13): qkv in every tensor-core format, capped at two
+    /// 512-thread blocks per SM (`__launch_bounds__(512, 2)`), launched where the bs1 switches `r2`
+    /// (one row) / `mr2` (2–8 rows) say so.
+    pub fn tcr2_roles(&self) -> Vec<(Role, WeightFormat)> {
+        self.tc_roles().into_iter().filter(|&(r, _)| r == Role::Qkv).collect()
+    }
+
     /// The roles with a `tcc_*` instance: the o projection of every tensor-core format, where the split
     /// decode attentions that write partial records exist (`attn_decode_tc`).
     pub fn tcc_roles(&self) -> Vec<(Role, WeightFormat)> {
@@ -809,6 +832,7 @@ impl KernelSpec {
             v.push(tcg3_name(role, f));
         }
         v.extend(self.tcr1_roles().into_iter().map(|(r, f)| tcr1_name(r, f)));
+        v.extend(self.tcr2_roles().into_iter().map(|(r, f)| tcr2_name(r, f)));
         v.extend(self.tcc_roles().into_iter().map(|(r, f)| tcc_name(r, f)));
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
@@ -906,7 +930,9 @@ mod tests {
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
         // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
-        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1);
+        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM)
+        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1);
+        assert!(src.contains("__launch_bounds__(TC_WARPS * 32, 2) tcr2_i4_qkv(GemvArgs a) { tc_body<WF_I4, PRO_NORM, EPI_QKV, HIDDEN>(a); }"));
         assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
         assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));
         assert!(src.contains("#define PERSIST_WF WF_I4"));
@@ -962,6 +988,8 @@ mod tests {
         assert!(spec(WeightFormat::I8).tcr1_roles_if("auto").is_empty());
         let smol = KernelSpec { config: LlamaConfig::preset("smollm2-135m").unwrap(), ..spec(WeightFormat::F16) };
         assert!(smol.tcr1_roles_if("auto").is_empty() && smol.tcr1_roles_if("o") == o16);
+        assert_eq!(spec(WeightFormat::I8).tcr2_roles(), vec![(Role::Qkv, WeightFormat::I8)]);
+        assert!(spec(WeightFormat::F16).kernel_names().contains(&tcr2_name(Role::Qkv, WeightFormat::F16)));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
     gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
-    KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
+    tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
     PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
@@ -374,6 +374,8 @@ pub enum GemvKind {
     Tc,
     /// `tcr1_*`: the register-capped one-row instances (`KernelSpec::tcr1_roles`, `TRTFORGE_TC_R1`).
     TcR1,
+    /// `tcr2_*`: the qkv GEMV capped at two blocks per SM (`KernelSpec::tcr2_roles`, bs1 switches `r2` / `mr2`).
+    TcR2,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,
     /// `tcc_*` (o only, one row; session 11, bs1 switch `ocomb`): x combined in the prologue from the
@@ -390,6 +392,7 @@ impl GemvKind {
         match self {
             GemvKind::Tc => tc_name(role, fmt),
             GemvKind::TcR1 => tcr1_name(role, fmt),
+            GemvKind::TcR2 => tcr2_name(role, fmt),
             GemvKind::Tcm => tcm_name(role, fmt),
             GemvKind::TcC => tcc_name(role, fmt),
             GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
@@ -866,7 +869,7 @@ impl<'a> Kernels<'a> {
         let (n, act) = (w.n, d.act.size());
         let mut cluster = 1u32;
         let (threads, smem) = match kind {
-            GemvKind::Tc | GemvKind::Tcm | GemvKind::TcR1
+            GemvKind::Tc | GemvKind::Tcm | GemvKind::TcR1 | GemvKind::TcR2
                 if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 =>
             {
                 (TC_THREADS, tc_smem(rows, k))
@@ -875,7 +878,7 @@ impl<'a> Kernels<'a> {
                 let (part, ns, reps, cs) = io
                     .comb
                     .ok_or_else(|| Error::Gpu("o GEMV tcc: the attention's partial records are required".into()))?;
-                if !matches!(cs, 1 | 2 | 4 | 8) || grid % cs != 0 || (cs > 1 && self.gpu.cc.0 < 9) {
+                if !matches!(cs, 1 | 2 | 4 | 8 | 16) || grid % cs != 0 || (cs > 1 && self.gpu.cc.0 < 9) {
                     return Err(Error::Gpu(format!("o GEMV tcc: clusters of {cs} for {grid} blocks")));
                 }
                 cluster = cs;

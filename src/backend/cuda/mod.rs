@@ -33,8 +33,9 @@ use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
-    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat,
-    GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
+    WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS,
+    TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -798,6 +799,10 @@ impl CudaBackend {
             if ns > 0 {
                 for (role, f) in spec.tcc_roles() {
                     gpu.allow_smem(&tcc_name(role, f), tcc_smem(qd, nh, hd, ns))?;
+                    // bs1 switch `ocl16` (session 13): clusters of 16 o blocks (non-portable size).
+                    if gpu.cc.0 >= 9 {
+                        gpu.allow_big_clusters(&tcc_name(role, f))?;
+                    }
                 }
             }
             ns
@@ -1239,7 +1244,8 @@ impl CudaBackend {
         Ok(need.min(self.gpu.sms * occ).max(1))
     }
 
-    fn tc_grid(&mut self, name: &str, smem: usize, tiles: usize) -> Result<u32> {
+    /// `spread`: one block per resident slot (at most one per tile), tiles dealt round-robin.
+    fn tc_grid(&mut self, name: &str, smem: usize, tiles: usize, spread: bool) -> Result<u32> {
         let key = (name.to_string(), smem);
         let occ = match self.grid_cache.get(&key) {
             Some(&o) => o,
@@ -1252,6 +1258,9 @@ impl CudaBackend {
         // Whole tiles per block, balanced: ceil(tiles / resident blocks) tiles each.
         let occ = self.bs1.occ_cap.map_or(occ, |c| occ.min(c.max(1)));
         let resident = (self.gpu.sms * occ).max(1) as usize;
+        if spread {
+            return Ok(tiles.min(resident).max(1) as u32);
+        }
         let per = tiles.div_ceil(resident).max(1);
         Ok(tiles.div_ceil(per).max(1) as u32)
     }
@@ -1444,22 +1453,29 @@ impl CudaBackend {
                             let smem = tcc_smem(c.q_dim(), c.num_attention_heads, c.head_dim, ns);
                             let grid = match self.bs1.tcc_tiles {
                                 Some(per) => (n / 16).div_ceil(per).max(1) as u32,
-                                None => self.tc_grid(&name, smem, n / 16)?,
+                                None => self.tc_grid(&name, smem, n / 16, false)?,
                             };
                             // bs1 switch `oclN`: clusters of the largest power of two <= N dividing the grid.
                             if let (Some(want), true) = (self.bs1.o_cluster, self.gpu.cc.0 >= 9) {
-                                tcc_cs = [8u32, 4, 2, 1].into_iter().find(|&x| x <= want && grid % x == 0).unwrap_or(1);
+                                tcc_cs =
+                                    [16u32, 8, 4, 2, 1].into_iter().find(|&x| x <= want && grid % x == 0).unwrap_or(1);
                             }
                             (GemvKind::TcC, grid)
                         } else if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
+                            } else if ls.role == Role::Qkv
+                                && (if rows == 1 { self.bs1.qkv_r2 } else { self.bs1.qkv_mr2 })
+                                && self.spec.tcr2_roles().contains(&(ls.role, fmt))
+                            {
+                                (GemvKind::TcR2, tcr2_name(ls.role, fmt))
                             } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
                                 (GemvKind::TcR1, tcr1_name(ls.role, fmt))
                             } else {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
                             };
-                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16)?)
+                            let spread = kind != GemvKind::Tcm && self.bs1.spread_rows(rows);
+                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16, spread)?)
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);

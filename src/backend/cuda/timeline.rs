@@ -232,9 +232,22 @@ pub struct Bs1Knobs {
     /// Copies of the fold records a one-row folded attention writes (`repN`, 1..=8, session 12): o
     /// block i reads copy i % N, so fewer blocks read each L2 line (None: one copy).
     pub fold_reps: Option<usize>,
-    /// The folded o GEMV `tcc_*` in clusters of up to N blocks (`oclN`, 2/4/8, session 12): each block
+    /// The folded o GEMV `tcc_*` in clusters of up to N blocks (`oclN`, 2/4/8, session 12; 16, session 13): each block
     /// combines 1/N of the heads and shares its x values through distributed shared memory.
     pub o_cluster: Option<u32>,
+    /// The qkv GEMV through its two-blocks-per-SM instance `tcr2_*` at one row (`r2`, session 13):
+    /// all of TinyLlama's 160 qkv tiles resident at once (the uncapped fp16 instance's 85 registers
+    /// allow one block per SM: 80 blocks of two tiles, the second tile's loads after the first's sum).
+    pub qkv_r2: bool,
+    /// The same at 2..=GEMV_MAX_T rows (`mr2`).
+    pub qkv_mr2: bool,
+    /// One-row tensor-core GEMVs (`tc_*`, `tcr1_*`, `tcr2_*`) on one block per resident slot (at most
+    /// one per tile), tiles dealt round-robin (`sp`, session 13), instead of the fewest blocks that
+    /// take ⌈tiles / slots⌉ tiles each: e.g. TinyLlama's gate/up at 264 blocks of 2–3 tiles (5–6 per
+    /// SM) instead of 235 of 3 (103 SMs with 6 tiles, 29 with 3).
+    pub spread1: bool,
+    /// The same at 2..=GEMV_MAX_T rows (`msp`).
+    pub spread8: bool,
 }
 
 impl Bs1Knobs {
@@ -247,6 +260,15 @@ impl Bs1Knobs {
             m[i + 9] = y as i32;
         }
         m
+    }
+
+    /// Whether a tensor-core GEMV launch of `rows` rows runs one block per resident slot (`sp` / `msp`).
+    pub fn spread_rows(&self, rows: usize) -> bool {
+        if rows == 1 {
+            self.spread1
+        } else {
+            self.spread8
+        }
     }
 
     /// `c_scpre`: the largest GEMV row count that loads its scales with the weights (0: none).
@@ -296,6 +318,14 @@ impl Bs1Knobs {
                 k.attn_cg = true;
             } else if t == "mcg" {
                 k.attn_mcg = true;
+            } else if t == "r2" {
+                k.qkv_r2 = true;
+            } else if t == "mr2" {
+                k.qkv_mr2 = true;
+            } else if t == "sp" {
+                k.spread1 = true;
+            } else if t == "msp" {
+                k.spread8 = true;
             } else if t == "tcm" {
                 k.tcm = true;
             } else if t == "scpre" {
@@ -308,8 +338,8 @@ impl Bs1Knobs {
                 }
                 k.tcc_tiles = Some(n);
             } else if let Some(n) = t.strip_prefix("ocl").and_then(|n| n.parse::<u32>().ok()) {
-                if !matches!(n, 1 | 2 | 4 | 8) {
-                    return Err(Error::Invalid(format!("bs1 switch {t:?}: oclN takes clusters of 1, 2, 4 or 8")));
+                if !matches!(n, 1 | 2 | 4 | 8 | 16) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: oclN takes clusters of 1, 2, 4, 8 or 16")));
                 }
                 k.o_cluster = Some(n);
             } else if let Some(n) = t.strip_prefix("rep").and_then(|n| n.parse::<usize>().ok()) {
@@ -326,7 +356,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
                 )));
             }
         }
@@ -358,6 +388,13 @@ impl Bs1Knobs {
 ///   block combines 4 of TinyLlama's 32 heads and shares x through distributed shared memory) for the
 ///   TinyLlama-size f16 engine (with `cg`: 1,223 → 1,258) and int4 / int8 / fp8 (1,596 → 1,643,
 ///   1,564 → 1,627, 1,597 → 1,664); SmolLM2-size f16 keeps the one-block fold (clusters: equal).
+/// - session 13 (H200, one process, bs1 / bs8): the TinyLlama-size f16 qkv at two blocks per SM (`r2` +
+///   `mr2`: 160 one-tile blocks instead of 80 two-tile ones; the uncapped instance has 85 registers):
+///   1,228 → 1,253 (+2.0 %), bs8 8,024 → 8,113 (+1.1 %); the quantized qkv instances already fit two
+///   blocks per SM, SmolLM2's too (equal). Every tensor-core format: one GEMV block per resident slot,
+///   tiles round-robin (`sp` + `msp`; TinyLlama's gate/up 264 blocks instead of 235): fp16 bs1 1,285 →
+///   1,301, bs8 8,267 → 8,369, int8 1,628 → 1,647 / 9,803 → 9,903, fp8 1,668 → 1,687 / 9,958 → 10,044,
+///   int4 and SmolLM2 equal (±0.3 %).
 ///
 /// `cl`, `cg` and `ocomb` apply to one-row passes; `trig*` to one-row launches, `mtrig*` and `mcg` to
 /// passes of 2–8 rows. `cg` and `ocomb` only where the cluster kernels exist (`cl`), as `mcg`.
@@ -371,9 +408,16 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
     // many heads (TinyLlama's 32: each o block would otherwise copy all heads' records).
     let ocl = if cl { Some(8) } else { None };
     let k = match fmt {
-        F16 if weight_bytes >= 1_500_000_000 => {
-            Bs1Knobs { trig: [1; 6], mtrig: [2; 6], attn_cg: cl, ocomb: cl, o_cluster: ocl, ..off }
-        }
+        F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs {
+            trig: [1; 6],
+            mtrig: [2; 6],
+            attn_cg: cl,
+            ocomb: cl,
+            o_cluster: ocl,
+            qkv_r2: true,
+            qkv_mr2: true,
+            ..off
+        },
         F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
         I4 { .. } => Bs1Knobs {
             trig: [2; 6],
@@ -391,7 +435,7 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
         _ => return off,
     };
-    Bs1Knobs { attn_mcg: cl, ..k }
+    Bs1Knobs { attn_mcg: cl, spread1: true, spread8: true, ..k }
 }
 
 #[cfg(test)]
@@ -416,7 +460,7 @@ mod tests {
         use crate::quant::WeightFormat::*;
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
         assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && f16.attn_cg);
-        assert!(f16.ocomb && f16.o_cluster == Some(8));
+        assert!(f16.ocomb && f16.o_cluster == Some(8) && f16.qkv_r2 && f16.qkv_mr2 && f16.spread_rows(1));
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
         assert_eq!(Bs1Knobs::parse("co100").unwrap().carveout, Some(100));
         assert!(Bs1Knobs::parse("co101").is_err());
@@ -426,6 +470,11 @@ mod tests {
         assert!(Bs1Knobs::parse("rep9").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+ocl8").unwrap().o_cluster, Some(8));
         assert!(Bs1Knobs::parse("ocl3").is_err());
+        assert_eq!(Bs1Knobs::parse("ocomb+ocl16").unwrap().o_cluster, Some(16));
+        let r2 = Bs1Knobs::parse("r2+mr2").unwrap();
+        assert!(r2.qkv_r2 && r2.qkv_mr2 && !Bs1Knobs::parse("r2").unwrap().qkv_mr2);
+        let sp = Bs1Knobs::parse("sp").unwrap();
+        assert!(sp.spread_rows(1) && !sp.spread_rows(8) && Bs1Knobs::parse("msp").unwrap().spread_rows(2));
         let oc = Bs1Knobs::parse_on(f16, "+ns4").unwrap();
         assert!(oc.ocomb && oc.attn_ns == Some(4) && oc.trig == [1; 6] && f16.attn_ns.is_none());
         let cg = Bs1Knobs::parse("mcg+cg").unwrap();
@@ -449,10 +498,15 @@ mod tests {
                     attn_mcg: true,
                     ocomb: true,
                     o_cluster: Some(8),
+                    spread1: true,
+                    spread8: true,
                     ..Bs1Knobs::default()
                 }
             );
-            assert_eq!(bs1_default(f, 1_100_000_000, true, false), Bs1Knobs { mtrig: [2; 6], ..Bs1Knobs::default() });
+            assert_eq!(
+                bs1_default(f, 1_100_000_000, true, false),
+                Bs1Knobs { mtrig: [2; 6], spread1: true, spread8: true, ..Bs1Knobs::default() }
+            );
         }
         assert_eq!(bs1_default(F16, 2_068_000_000, false, true), Bs1Knobs::default());
         assert!(Bs1Knobs::parse("bogus").is_err());
