@@ -595,29 +595,27 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tc, "TC_KERNEL({}, {}, {pro}, {epi}, {k}) ", tc_name(role, f), f.macro_name());
         }
+        // A tensor-core GEMV instance with its own `__launch_bounds__` minimum of blocks per SM.
+        let capped = |tc: &mut String, name: String, minb: &str, f: WeightFormat, pro: &str, epi: &str, k: &str| {
+            let _ = write!(
+                tc,
+                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {name}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
+                f.macro_name()
+            );
+        };
         // One-row instances with a register cap (session 7: the `TC_MINB=2` + `TC_MINB8=3` build
         // for int8 / fp8; session 8: the fp16 o / down ones, 123 / 128 registers uncapped = one
         // block per SM). Which ones: `tcr1_roles`.
         for (role, f) in self.tcr1_roles() {
             let (pro, epi, k) = role.shape();
             let minb =
-                if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { 3 } else { 2 };
-            let _ = write!(
-                tc,
-                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
-                tcr1_name(role, f),
-                f.macro_name()
-            );
+                if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { "3" } else { "2" };
+            capped(&mut tc, tcr1_name(role, f), minb, f, pro, epi, k);
         }
         // Session 13: the qkv GEMV at two blocks per SM (`tcr2_roles`; launched with `r2` / `mr2`).
         for (role, f) in self.tcr2_roles() {
             let (pro, epi, k) = role.shape();
-            let _ = write!(
-                tc,
-                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, 2) {}(GemvArgs a) {{ tc_body<{}, {pro}, {epi}, {k}>(a); }} ",
-                tcr2_name(role, f),
-                f.macro_name()
-            );
+            capped(&mut tc, tcr2_name(role, f), "2", f, pro, epi, k);
         }
         // The o GEMVs with the attention's combine as their prologue (one row; `tcc_roles`): the
         // register bound of the one-row o launch they replace (tcr1 for fp16, tc_* otherwise).
@@ -628,12 +626,7 @@ impl KernelSpec {
             } else {
                 format!("TC_MINB_EPI({}, {epi}, {k})", f.macro_name())
             };
-            let _ = write!(
-                tc,
-                "extern \"C\" __global__ void __launch_bounds__(TC_WARPS * 32, {minb}) {}(GemvArgs a) {{ tc_body<{}, PRO_COMB, {epi}, {k}>(a); }} ",
-                tcc_name(role, f),
-                f.macro_name()
-            );
+            capped(&mut tc, tcc_name(role, f), &minb, f, "PRO_COMB", epi, k);
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
