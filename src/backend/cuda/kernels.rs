@@ -747,7 +747,12 @@ impl KernelSpec {
     /// 512-thread blocks per SM (`__launch_bounds__(512, 2)`), launched where the bs1 switches `r2`
     /// (one row) / `mr2` (2–8 rows) say so.
     pub fn tcr2_roles(&self) -> Vec<(Role, WeightFormat)> {
-        self.tc_roles().into_iter().filter(|&(r, _)| r == Role::Qkv).collect()
+        self.tc_roles().into_iter().filter(|&(r, f)| self.has_tcr2(r, f)).collect()
+    }
+
+    /// Whether `role` has a `tcr2_*` instance (no allocation: per launch, as [`Self::has_tcr1`]).
+    pub fn has_tcr2(&self, role: Role, fmt: WeightFormat) -> bool {
+        !self.act_f32 && fmt.has_tc() && role == Role::Qkv && self.formats.contains(&(role, fmt))
     }
 
     /// The roles with a `tcc_*` instance: the o projection of every tensor-core format, where the split
@@ -982,6 +987,8 @@ mod tests {
         let smol = KernelSpec { config: LlamaConfig::preset("smollm2-135m").unwrap(), ..spec(WeightFormat::F16) };
         assert!(smol.tcr1_roles_if("auto").is_empty() && smol.tcr1_roles_if("o") == o16);
         assert_eq!(spec(WeightFormat::I8).tcr2_roles(), vec![(Role::Qkv, WeightFormat::I8)]);
+        assert!(spec(WeightFormat::I8).has_tcr2(Role::Qkv, WeightFormat::I8));
+        assert!(!spec(WeightFormat::I8).has_tcr2(Role::O, WeightFormat::I8));
         assert!(spec(WeightFormat::F16).kernel_names().contains(&tcr2_name(Role::Qkv, WeightFormat::F16)));
     }
 

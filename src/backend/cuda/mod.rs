@@ -1464,10 +1464,7 @@ impl CudaBackend {
                         } else if tc {
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
-                            } else if ls.role == Role::Qkv
-                                && (if rows == 1 { self.bs1.qkv_r2 } else { self.bs1.qkv_mr2 })
-                                && self.spec.tcr2_roles().contains(&(ls.role, fmt))
-                            {
+                            } else if self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt) {
                                 (GemvKind::TcR2, tcr2_name(ls.role, fmt))
                             } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
                                 (GemvKind::TcR1, tcr1_name(ls.role, fmt))

@@ -262,6 +262,15 @@ impl Bs1Knobs {
         m
     }
 
+    /// Whether a qkv GEMV launch of `rows` rows takes its `tcr2_*` instance (`r2` / `mr2`).
+    pub fn qkv_r2_rows(&self, rows: usize) -> bool {
+        if rows == 1 {
+            self.qkv_r2
+        } else {
+            self.qkv_mr2
+        }
+    }
+
     /// Whether a tensor-core GEMV launch of `rows` rows runs one block per resident slot (`sp` / `msp`).
     pub fn spread_rows(&self, rows: usize) -> bool {
         if rows == 1 {
@@ -472,7 +481,7 @@ mod tests {
         assert!(Bs1Knobs::parse("ocl3").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+ocl16").unwrap().o_cluster, Some(16));
         let r2 = Bs1Knobs::parse("r2+mr2").unwrap();
-        assert!(r2.qkv_r2 && r2.qkv_mr2 && !Bs1Knobs::parse("r2").unwrap().qkv_mr2);
+        assert!(r2.qkv_r2_rows(1) && r2.qkv_r2_rows(8) && !Bs1Knobs::parse("r2").unwrap().qkv_r2_rows(2));
         let sp = Bs1Knobs::parse("sp").unwrap();
         assert!(sp.spread_rows(1) && !sp.spread_rows(8) && Bs1Knobs::parse("msp").unwrap().spread_rows(2));
         let oc = Bs1Knobs::parse_on(f16, "+ns4").unwrap();
