@@ -537,12 +537,6 @@ struct GemvArgs {
     int N;
     const float* part;     // PRO_COMB: the attention's partial records (NH, NSPLIT, ATT_PS) of row 0
     int nsplit;            // PRO_COMB: records per head to combine (the attention's grid.x)
-    // PRO_COMB (session 14, bs1 switches pfgN / pfdN / pfqN): byte ranges of later kernels' weights
-    // pulled into L2 while the one-row o GEMV's blocks wait (the attention + o stretch of a step
-    // leaves DRAM idle), split over the grid; each range 16-byte aligned, a multiple of 16 bytes.
-    const unsigned char* pf[3];
-    long long pfn[3];
-    int pfmode;            // 0: none, 1: issued before griddepcontrol.wait, 2: right after it
 };
 
 template <int WF> struct Fmt;
@@ -1137,24 +1131,6 @@ __device__ __forceinline__ float* tc_red() {
     __shared__ float red[32];
     return red;
 }
-// GemvArgs::pf (session 14): this block's share of each range, by bulk L2 prefetches of up to 32 KB
-// issued by as many threads (the copy engine fetches them; no registers or shared memory wait).
-__device__ __forceinline__ void l2_prefetch(const GemvArgs& a) {
-#if __CUDA_ARCH__ >= 900
-    constexpr long long CH = 32768;
-    for (int r = 0; r < 3; r++) {
-        const long long n = a.pfn[r];
-        if (n <= 0) continue;
-        const long long per = ((n + gridDim.x - 1) / gridDim.x + 15) & ~15LL;
-        const long long s = (long long)blockIdx.x * per, e = s + per < n ? s + per : n;
-        for (long long o = s + (long long)threadIdx.x * CH; o < e; o += (long long)blockDim.x * CH) {
-            const unsigned sz = (unsigned)(e - o < CH ? e - o : CH);
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.pf[r] + o), "r"(sz) : "memory");
-        }
-    }
-#endif
-}
-
 template <int WF, int PRO, int EPI, int K, bool PERSIST, class Wait>
 __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1207,13 +1183,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     int tile = vblk;
     if (tile < ntiles) load(tile, 0);
     rs = load_rs(tile);
-    if constexpr (PRO == PRO_COMB) {
-        if (a.pfmode == 1) l2_prefetch(a);
-    }
     wait();
-    if constexpr (PRO == PRO_COMB) {
-        if (a.pfmode == 2) l2_prefetch(a);
-    }
     if constexpr (PRO == PRO_COMB) stage_comb<K, TC_WARPS * 32, XS>(a, (act_t*)xs);
     else stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();

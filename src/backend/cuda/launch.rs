@@ -449,11 +449,6 @@ pub struct GemvIo<'a> {
     /// head_dim + 4) f32, how many splits per head it stored and in how many copies (rows of `part`),
     /// and the cluster size of the launch (1: none; 2, 4, 8: heads shared out over the cluster).
     pub comb: Option<(View<'a>, usize, usize, u32)>,
-    /// `tcc_*` only (session 14, bs1 switches `pfgN` / `pfdN` / `pfqN`): byte ranges (U8 views) of later
-    /// kernels' weights the o GEMV's blocks pull into L2 (bulk prefetches, split over its grid), issued
-    /// before griddepcontrol.wait (`l2pf_after` false) or right after it.
-    pub l2pf: [Option<View<'a>>; 3],
-    pub l2pf_after: bool,
 }
 
 /// The kernel parameter block of every GEMV (`struct GemvArgs` in kernels.cu).
@@ -478,10 +473,6 @@ struct GemvArgs {
     part: u64,
     nsplit: i32,
     _pad: i32,
-    pf: [u64; 3],
-    pfn: [i64; 3],
-    pfmode: i32,
-    _pad2: i32,
 }
 
 impl GemvIo<'_> {
@@ -548,10 +539,6 @@ impl GemvIo<'_> {
             part: self.comb.map_or(0, |(p, _, _, _)| p.addr()),
             nsplit: self.comb.map_or(Ok(0), |(_, ns, reps, _)| i32_of("splits", ns | reps << 16))?,
             _pad: 0,
-            pf: [0; 3],
-            pfn: [0; 3],
-            pfmode: 0,
-            _pad2: 0,
         })
     }
 }
@@ -916,21 +903,6 @@ impl<'a> Kernels<'a> {
         }
         let name = kind.name(role, w.fmt);
         let mut a = self.gemv_args(role, w, io, rows)?;
-        if kind == GemvKind::TcC && io.l2pf.iter().any(Option::is_some) {
-            for (i, v) in io.l2pf.iter().enumerate() {
-                let Some(v) = v else { continue };
-                need("L2 prefetch range", v, DType::U8, 0)?;
-                let (addr, n) = (v.addr(), v.len());
-                if addr % 16 != 0 || n % 16 != 0 {
-                    return Err(Error::Gpu(format!(
-                        "o GEMV tcc: L2 prefetch range at {addr:#x} of {n} bytes is not 16-byte aligned"
-                    )));
-                }
-                a.pf[i] = addr;
-                a.pfn[i] = n as i64;
-            }
-            a.pfmode = if io.l2pf_after { 2 } else { 1 };
-        }
         // SAFETY: GemvArgs mirrors `struct GemvArgs` of kernels.cu field for field; the instance
         // `name` was compiled for this role (prologue/epilogue) and weight format, and every field
         // the role's prologue reads and epilogue writes was checked by gemv_args for `rows` rows of
@@ -2001,12 +1973,8 @@ mod tests {
 
     #[test]
     fn gemv_args_mirror_the_c_struct() {
-        // struct GemvArgs (kernels.cu): 13 pointers, int T, int N, const float* part, int nsplit,
-        // 3 pointers, 3 long longs, int pfmode.
-        assert_eq!(std::mem::size_of::<GemvArgs>(), 184);
-        assert_eq!(std::mem::offset_of!(GemvArgs, pf), 128);
-        assert_eq!(std::mem::offset_of!(GemvArgs, pfn), 152);
-        assert_eq!(std::mem::offset_of!(GemvArgs, pfmode), 176);
+        // struct GemvArgs (kernels.cu): 13 pointers, int T, int N, const float* part, int nsplit.
+        assert_eq!(std::mem::size_of::<GemvArgs>(), 128);
         assert_eq!(std::mem::offset_of!(GemvArgs, t), 104);
         assert_eq!(std::mem::offset_of!(GemvArgs, part), 112);
         assert_eq!(std::mem::offset_of!(GemvArgs, nsplit), 120);

@@ -1245,40 +1245,6 @@ impl CudaBackend {
     }
 
     /// `spread`: one block per resident slot (at most one per tile), tiles dealt round-robin.
-    /// The L2 prefetch ranges of the folded one-row o GEMV at step `si` (bs1 switches `pfgN` / `pfdN` /
-    /// `pfqN`, session 14): (linear step, byte offset, bytes) of gate/up's weights after the tiles its
-    /// blocks load before their wait, of down's and of the next layer's qkv weights, each capped at its
-    /// switch's megabytes (16-byte multiples).
-    fn l2pf_ranges(&mut self, si: usize) -> Result<[Option<(usize, usize, usize)>; 3]> {
-        let find = |s: &Self, role: Role, from: usize| {
-            (from..s.steps.len()).find(|&j| matches!(&s.steps[j], Step::Linear(x) if x.role == role))
-        };
-        let gu = find(self, Role::GateUp, si + 1);
-        let dn = gu.and_then(|g| find(self, Role::Down, g + 1));
-        let qk = dn.and_then(|d| find(self, Role::Qkv, d + 1));
-        let mut out = [None; 3];
-        for (i, j) in [gu, dn, qk].into_iter().enumerate() {
-            let (Some(mb), Some(j)) = (self.bs1.l2pf_mb[i], j) else { continue };
-            let Some(lin) = self.linears[j].as_ref() else { continue };
-            let (fmt, n, kd, bytes) = (lin.fmt, lin.n, lin.k, lin.data.bytes());
-            let mut off = 0;
-            if i == 0 && fmt.has_tc() && n % 16 == 0 && n > 0 {
-                let name = if self.spec.has_tcr1(Role::GateUp, fmt) {
-                    tcr1_name(Role::GateUp, fmt)
-                } else {
-                    tc_name(Role::GateUp, fmt)
-                };
-                let grid = self.tc_grid(&name, tc_smem(GEMV_MAX_T, kd), n / 16, self.bs1.spread_rows(1))? as usize;
-                off = (grid.min(n / 16) * 16 * (bytes / n)).min(bytes) & !15;
-            }
-            let len = (bytes - off).min(mb << 20) & !15;
-            if len > 0 {
-                out[i] = Some((j, off, len));
-            }
-        }
-        Ok(out)
-    }
-
     fn tc_grid(&mut self, name: &str, smem: usize, tiles: usize, spread: bool) -> Result<u32> {
         let key = (name.to_string(), smem);
         let occ = match self.grid_cache.get(&key) {
@@ -1513,26 +1479,11 @@ impl CudaBackend {
                             let grid = self.gemv_grid(&name, mt, mt * kdim * act, n / 2, fmt.pairs_per_warp())?;
                             (GemvKind::Cuda { mt }, grid)
                         };
-                        // Session 14 (bs1 switches pfgN / pfdN / pfqN): later weights into L2 from the folded o GEMV.
-                        let pf = if comb.is_some() && self.bs1.l2pf_mb.iter().any(Option::is_some) {
-                            self.l2pf_ranges(si)?
-                        } else {
-                            [None; 3]
-                        };
                         let lin = self.linears[si]
                             .as_ref()
                             .ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
                         let mut io = self.gemv_io(&ls, self.cur(selected))?;
                         io.comb = comb.map(|(ns, reps)| (self.s.part.f32(), ns, reps, tcc_cs));
-                        for (dst, r) in io.l2pf.iter_mut().zip(pf) {
-                            if let Some((j, off, len)) = r {
-                                let w = self.linears[j]
-                                    .as_ref()
-                                    .ok_or_else(|| Error::Gpu("L2 prefetch of a step without weights".into()))?;
-                                *dst = Some(w.data.view(DType::U8).slice(off, len)?);
-                            }
-                        }
-                        io.l2pf_after = self.bs1.l2pf_after;
                         self.timed("gemv", || self.kern().gemv(kind, ls.role, grid, &lin.weights(), &io, rows))?;
                     } else if let (Some(f8), true) = (lin.fp8.as_ref(), self.fp8_gemm) {
                         // FP8 GEMM path (W8A8): the input quantized to E4M3 by the kernel that makes
@@ -1722,8 +1673,6 @@ impl CudaBackend {
             slot: self.meta_rows(l.row_slot())?,
             rope: self.rope(),
             comb: None,
-            l2pf: [None; 3],
-            l2pf_after: false,
         })
     }
 
@@ -1836,8 +1785,6 @@ impl CudaBackend {
             slot: self.meta_rows(l.row_slot())?,
             rope: self.rope(),
             comb: None,
-            l2pf: [None; 3],
-            l2pf_after: false,
         };
         Ok((io, out_act))
     }

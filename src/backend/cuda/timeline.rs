@@ -248,13 +248,6 @@ pub struct Bs1Knobs {
     pub spread1: bool,
     /// The same at 2..=GEMV_MAX_T rows (`msp`).
     pub spread8: bool,
-    /// Session 14: L2 prefetches issued by the one-row folded o GEMV `tcc_*` (MB caps, None: off):
-    /// [0] gate/up's weights after the tiles its blocks load first (`pfgN`), [1] down's weights
-    /// from the start (`pfdN`), [2] the next layer's qkv weights (`pfqN`). The attention + o stretch
-    /// of a one-row step reads little from DRAM; these make gate/up / down / qkv read L2 instead.
-    pub l2pf_mb: [Option<usize>; 3],
-    /// The prefetches right after the o GEMV's griddepcontrol.wait instead of before it (`pfw`).
-    pub l2pf_after: bool,
 }
 
 impl Bs1Knobs {
@@ -344,18 +337,6 @@ impl Bs1Knobs {
                 k.spread8 = true;
             } else if t == "tcm" {
                 k.tcm = true;
-            } else if t == "pfw" {
-                k.l2pf_after = true;
-            } else if let Some((i, n)) = t
-                .strip_prefix("pfg")
-                .map(|n| (0, n))
-                .or_else(|| t.strip_prefix("pfd").map(|n| (1, n)))
-                .or_else(|| t.strip_prefix("pfq").map(|n| (2, n)))
-            {
-                let n: usize = n
-                    .parse()
-                    .map_err(|_| Error::Invalid(format!("bs1 switch {t:?}: pfgN / pfdN / pfqN take N megabytes")))?;
-                k.l2pf_mb[i] = (n > 0).then_some(n);
             } else if t == "scpre" {
                 k.scpre = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
@@ -384,7 +365,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp, pfgN, pfdN, pfqN, pfw)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
                 )));
             }
         }
@@ -446,17 +427,7 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
             qkv_mr2: true,
             ..off
         },
-        // Session 14: small f16 models (SmolLM2-135M: 7 MB a layer) pull gate/up's, down's and the next
-        // layer's qkv weights into L2 from the folded o GEMV (`pfg16+pfd16+pfq16`: 2,283 → 2,333 tok/s;
-        // TinyLlama lost 3–8 % in every format: there gate/up's own early loads already fill that stretch).
-        F16 => Bs1Knobs {
-            trig: [2; 6],
-            attn_cl: cl,
-            attn_cg: cl,
-            ocomb: cl,
-            l2pf_mb: if cl && weight_bytes <= 600_000_000 { [Some(16); 3] } else { [None; 3] },
-            ..off
-        },
+        F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
         I4 { .. } => Bs1Knobs {
             trig: [2; 6],
             mtrig: [2; 6],
@@ -495,18 +466,11 @@ mod tests {
         assert_eq!(Bs1Knobs::parse("scpre").unwrap().scpre_rows(), 1);
         assert!(Bs1Knobs::parse("trig=3").is_err());
         assert_eq!(Bs1Knobs::parse("trig+off").unwrap(), Bs1Knobs::default());
-        let p = Bs1Knobs::parse("pfg64+pfd8+pfw").unwrap();
-        assert!(p.l2pf_mb == [Some(64), Some(8), None] && p.l2pf_after);
-        assert_eq!(Bs1Knobs::parse("pfq16+pfq0").unwrap().l2pf_mb, [None; 3]);
-        assert!(Bs1Knobs::parse("pfg").is_err() && Bs1Knobs::parse("pfgx").is_err());
         use crate::quant::WeightFormat::*;
         let f16 = bs1_default(F16, 2_068_000_000, true, true);
         assert!(f16.trig == [1; 6] && f16.mtrig == [2; 6] && !f16.attn_cl && f16.attn_mcg && f16.attn_cg);
         assert!(f16.ocomb && f16.o_cluster == Some(8) && f16.qkv_r2 && f16.qkv_mr2 && f16.spread_rows(1));
         assert!(!bs1_default(F16, 2_068_000_000, true, false).attn_mcg);
-        assert_eq!(f16.l2pf_mb, [None; 3]);
-        assert_eq!(bs1_default(F16, 270_000_000, true, true).l2pf_mb, [Some(16); 3]);
-        assert_eq!(bs1_default(F16, 270_000_000, true, false).l2pf_mb, [None; 3]);
         assert_eq!(Bs1Knobs::parse("co100").unwrap().carveout, Some(100));
         assert!(Bs1Knobs::parse("co101").is_err());
         assert_eq!(Bs1Knobs::parse("ocomb+tcc2").unwrap().tcc_tiles, Some(2));
