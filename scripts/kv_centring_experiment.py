@@ -9,6 +9,11 @@ number of leading positions of each window kept unquantized (attention-sink toke
   pre    K minus RoPE_p(mu) where mu is the calibrated PRE-RoPE mean of K per (layer, head, channel),
          quantized, then RoPE_p(mu) added back (exact reconstruction of the offset)
   center V minus its calibrated mean, quantized, mean added back (= added to the attention output)
+  had    (session 14) K (or V) rotated per head by the orthonormal 64 x 64 Walsh-Hadamard matrix H before the
+         rounding and rotated back after (q . k = Hq . Hk: the engine would rotate q and k after RoPE, and fold
+         H^T of V into o_proj); the scale is the calibrated amax of the rotated values
+  hadr   the same with H diag(s), s random signs per (layer, head) (QuaRot's randomized Hadamard; seed
+         KVHAD_SEED, default 14)
 Calibration: 8 random 512-token windows of lear/macbeth/othello (seed 0); evaluation: NWINDOWS
 evenly spaced 512-token windows of hamlet (not the first windows `trtforge eval` scores).
 """
@@ -84,6 +89,20 @@ A = {}
 for l in range(NL):
     n = K[l].shape[1] // 8
     A[l] = dict(k=amax(K[l]), v=amax(V[l]), ks=amax(K[l] - mu_k[l][:, None]), vc=amax(V[l] - mu_v[l][:, None]))
+# Session 14: Walsh-Hadamard rotations (orthonormal), plain and with random signs per (layer, kv head).
+Hd = np.array([[1.0]])
+while Hd.shape[0] < hd:
+    Hd = np.block([[Hd, Hd], [Hd, -Hd]])
+Hd = (Hd / math.sqrt(hd)).astype(np.float32)
+_sr = np.random.RandomState(int(__import__('os').environ.get('KVHAD_SEED', '14')))  # the signs' seed
+SG = {l: _sr.choice([-1.0, 1.0], size=(nkv, hd)).astype(np.float32) for l in range(NL)}
+def rot(l, x, signs):  # (nkv, n, hd) -> rows rotated: x diag(s) H^T
+    return (x * SG[l][:, None, :] if signs else x) @ Hd.T
+def unrot(l, y, signs):
+    x = y @ Hd
+    return x * SG[l][:, None, :] if signs else x
+for l in range(NL):
+    A[l].update(kh=amax(rot(l, K[l], False)), vh=amax(rot(l, V[l], False)), khr=amax(rot(l, K[l], True)), vhr=amax(rot(l, V[l], True)))
 def qfun(fmt):
     if fmt == "fp8": return lambda x, a: fp8(x / (a / 448)[:, None, None]) * (a / 448)[:, None, None]
     return lambda x, a: np.clip(np.round(x / (a / 127)[:, None, None]), -127, 127) * (a / 127)[:, None, None]
@@ -102,6 +121,10 @@ def make(fmt, kmode, vmode, sink="0"):
         elif kmode == "smooth": k = qf(k - mu_k[l][:, None], A[l]["ks"])  # softmax cancels q.mu
         elif kmode == "pre":
             m = rope_n(mu_kp[l], n, rope); k = qf(k - m, A[l]["kc"]) + m
+        elif kmode in ("had", "hadr"):
+            sg = kmode == "hadr"; k = unrot(l, qf(rot(l, k, sg), A[l]["khr" if sg else "kh"]), sg)
+        if vmode in ("had", "hadr"):
+            sg = vmode == "hadr"; v = unrot(l, qf(rot(l, v, sg), A[l]["vhr" if sg else "vh"]), sg)
         if vmode == "plain": v = qf(v, A[l]["v"])
         elif vmode == "center": v = qf(v - mu_v[l][:, None], A[l]["vc"]) + mu_v[l][:, None]
         return k, v
