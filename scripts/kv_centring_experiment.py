@@ -13,7 +13,7 @@ number of leading positions of each window kept unquantized (attention-sink toke
          rounding and rotated back after (q . k = Hq . Hk: the engine would rotate q and k after RoPE, and fold
          H^T of V into o_proj); the scale is the calibrated amax of the rotated values
   hadr   the same with H diag(s), s random signs per (layer, head) (QuaRot's randomized Hadamard; seed
-         KVHAD_SEED, default 14)
+         KVHAD_SEED, default 14); hadrN: seed N (N listed in KVHAD_SEEDS)
 Calibration: 8 random 512-token windows of lear/macbeth/othello (seed 0); evaluation: NWINDOWS
 evenly spaced 512-token windows of hamlet (not the first windows `trtforge eval` scores).
 """
@@ -94,15 +94,25 @@ Hd = np.array([[1.0]])
 while Hd.shape[0] < hd:
     Hd = np.block([[Hd, Hd], [Hd, -Hd]])
 Hd = (Hd / math.sqrt(hd)).astype(np.float32)
-_sr = np.random.RandomState(int(__import__('os').environ.get('KVHAD_SEED', '14')))  # the signs' seed
-SG = {l: _sr.choice([-1.0, 1.0], size=(nkv, hd)).astype(np.float32) for l in range(NL)}
-def rot(l, x, signs):  # (nkv, n, hd) -> rows rotated: x diag(s) H^T
-    return (x * SG[l][:, None, :] if signs else x) @ Hd.T
-def unrot(l, y, signs):
+# `hadr` uses the signs of seed KVHAD_SEED (default 14); `hadrN` those of seed N, for every N listed in KVHAD_SEEDS.
+_env = __import__('os').environ
+SEEDS = sorted({int(_env.get('KVHAD_SEED', '14'))} | {int(x) for x in _env.get('KVHAD_SEEDS', '').split(',') if x})
+def _signs(seed):
+    r = np.random.RandomState(seed)
+    return {l: r.choice([-1.0, 1.0], size=(nkv, hd)).astype(np.float32) for l in range(NL)}
+SGS = {sd: _signs(sd) for sd in SEEDS}
+def rot(l, x, seed):  # (nkv, n, hd) -> rows rotated: x diag(s) H^T (seed None: no signs)
+    return (x * SGS[seed][l][:, None, :] if seed is not None else x) @ Hd.T
+def unrot(l, y, seed):
     x = y @ Hd
-    return x * SG[l][:, None, :] if signs else x
+    return x * SGS[seed][l][:, None, :] if seed is not None else x
 for l in range(NL):
-    A[l].update(kh=amax(rot(l, K[l], False)), vh=amax(rot(l, V[l], False)), khr=amax(rot(l, K[l], True)), vhr=amax(rot(l, V[l], True)))
+    A[l].update(kh=amax(rot(l, K[l], None)), vh=amax(rot(l, V[l], None)))
+    for sd in SEEDS:
+        A[l].update({f"khr{sd}": amax(rot(l, K[l], sd)), f"vhr{sd}": amax(rot(l, V[l], sd))})
+def _seed(mode):  # had -> None, hadr -> the default seed, hadrN -> N
+    if mode == "had": return None
+    return int(mode[4:]) if len(mode) > 4 else int(_env.get('KVHAD_SEED', '14'))
 def qfun(fmt):
     if fmt == "fp8": return lambda x, a: fp8(x / (a / 448)[:, None, None]) * (a / 448)[:, None, None]
     return lambda x, a: np.clip(np.round(x / (a / 127)[:, None, None]), -127, 127) * (a / 127)[:, None, None]
@@ -121,10 +131,10 @@ def make(fmt, kmode, vmode, sink="0"):
         elif kmode == "smooth": k = qf(k - mu_k[l][:, None], A[l]["ks"])  # softmax cancels q.mu
         elif kmode == "pre":
             m = rope_n(mu_kp[l], n, rope); k = qf(k - m, A[l]["kc"]) + m
-        elif kmode in ("had", "hadr"):
-            sg = kmode == "hadr"; k = unrot(l, qf(rot(l, k, sg), A[l]["khr" if sg else "kh"]), sg)
-        if vmode in ("had", "hadr"):
-            sg = vmode == "hadr"; v = unrot(l, qf(rot(l, v, sg), A[l]["vhr" if sg else "vh"]), sg)
+        elif kmode.startswith("had"):
+            sd = _seed(kmode); k = unrot(l, qf(rot(l, k, sd), A[l]["kh" if sd is None else f"khr{sd}"]), sd)
+        if vmode.startswith("had"):
+            sd = _seed(vmode); v = unrot(l, qf(rot(l, v, sd), A[l]["vh" if sd is None else f"vhr{sd}"]), sd)
         if vmode == "plain": v = qf(v, A[l]["v"])
         elif vmode == "center": v = qf(v - mu_v[l][:, None], A[l]["vc"]) + mu_v[l][:, None]
         return k, v
