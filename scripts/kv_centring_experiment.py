@@ -13,7 +13,8 @@ number of leading positions of each window kept unquantized (attention-sink toke
          rounding and rotated back after (q . k = Hq . Hk: the engine would rotate q and k after RoPE, and fold
          H^T of V into o_proj); the scale is the calibrated amax of the rotated values
   hadr   the same with H diag(s), s random signs per (layer, head) (QuaRot's randomized Hadamard; seed
-         KVHAD_SEED, default 14); hadrN: seed N (N listed in KVHAD_SEEDS)
+         KVHAD_SEED, default 14); hadrN: seed N (N listed in KVHAD_SEEDS); hadrc: the signs picked per (layer,
+         head) on the calibration windows among KVHAD_PICK draws (least change of q . k)
 Calibration: 8 random 512-token windows of lear/macbeth/othello (seed 0); evaluation: NWINDOWS
 evenly spaced 512-token windows of hamlet (not the first windows `trtforge eval` scores).
 """
@@ -55,7 +56,7 @@ def fwd(ids, kvq=None, stats=None):
         kp = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(n, nkv, hd).transpose(1, 0, 2)
         v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(n, nkv, hd).transpose(1, 0, 2)
         q, k = rope(q), rope(kp)
-        if stats is not None: stats.setdefault(l, []).append((kp.copy(), k.copy(), v.copy()))
+        if stats is not None: stats.setdefault(l, []).append((kp.copy(), k.copy(), v.copy(), q.copy()))
         if kvq is not None: k, v = kvq(l, kp, k, v, rope)
         k, v = np.repeat(k, nh // nkv, 0), np.repeat(v, nh // nkv, 0)
         s = q @ k.transpose(0, 2, 1) / math.sqrt(hd) + mask
@@ -110,7 +111,38 @@ for l in range(NL):
     A[l].update(kh=amax(rot(l, K[l], None)), vh=amax(rot(l, V[l], None)))
     for sd in SEEDS:
         A[l].update({f"khr{sd}": amax(rot(l, K[l], sd)), f"vhr{sd}": amax(rot(l, V[l], sd))})
-def _seed(mode):  # had -> None, hadr -> the default seed, hadrN -> N
+# `hadrc` (session 14): per (layer, kv head) the signs among KVHAD_PICK draws (default 16, seeds 1000..) whose fp8
+# rounding of the rotated K changes q . k least on the calibration windows (sum of squares over the group's queries,
+# causal pairs only); V takes the same signs.
+NPICK = int(_env.get('KVHAD_PICK', '16'))
+if NPICK > 0:
+    cand = [_signs(1000 + i) for i in range(NPICK)]
+    SGS["c"] = {}
+    Q = {l: np.concatenate([st[3] for st in stats[l]], 1) for l in stats}  # (nh, N, hd), windows of 512 back to back
+    grp = nh // nkv
+    causal = np.tril(np.ones((512, 512), dtype=bool))
+    for l in range(NL):
+        best = np.zeros((nkv, hd), dtype=np.float32)
+        for h in range(nkv):
+            kk = K[l][h:h + 1]; errs = []
+            for c in cand:
+                sg = c[l][h]
+                r = (kk * sg) @ Hd.T
+                a = np.abs(r).max()
+                kh = ((fp8(r / (a / 448)) * (a / 448)) @ Hd) * sg
+                dk = kh - kk  # (1, N, hd)
+                e = 0.0
+                for w0 in range(0, dk.shape[1], 512):
+                    d = dk[0, w0:w0 + 512]; qs = Q[l][h * grp:(h + 1) * grp, w0:w0 + 512]
+                    e += float(((qs @ d.T) ** 2 * causal).sum())
+                errs.append(e)
+            best[h] = cand[int(np.argmin(errs))][l][h]
+        SGS["c"][l] = best
+    del Q
+    for l in range(NL):
+        A[l].update({"khrc": amax(rot(l, K[l], "c")), "vhrc": amax(rot(l, V[l], "c"))})
+def _seed(mode):  # had -> None, hadr -> the default seed, hadrN -> N, hadrc -> the calibrated pick
+    if mode == "hadrc": return "c"
     if mode == "had": return None
     return int(mode[4:]) if len(mode) > 4 else int(_env.get('KVHAD_SEED', '14'))
 def qfun(fmt):
