@@ -18,7 +18,7 @@ number of leading positions of each window kept unquantized (attention-sink toke
 Calibration: 8 random 512-token windows of lear/macbeth/othello (seed 0); evaluation: NWINDOWS
 evenly spaced 512-token windows of hamlet (not the first windows `trtforge eval` scores).
 """
-import sys, math, glob, time
+import sys, os, math, glob, time
 import sys, math, json, numpy as np, ml_dtypes
 sys.path.insert(0, "tests/py")
 import np_llama as L
@@ -96,7 +96,7 @@ while Hd.shape[0] < hd:
     Hd = np.block([[Hd, Hd], [Hd, -Hd]])
 Hd = (Hd / math.sqrt(hd)).astype(np.float32)
 # `hadr` uses the signs of seed KVHAD_SEED (default 14); `hadrN` those of seed N, for every N listed in KVHAD_SEEDS.
-_env = __import__('os').environ
+_env = os.environ
 SEEDS = sorted({int(_env.get('KVHAD_SEED', '14'))} | {int(x) for x in _env.get('KVHAD_SEEDS', '').split(',') if x})
 def _signs(seed):
     r = np.random.RandomState(seed)
