@@ -449,6 +449,59 @@ impl Gpu {
         Ok(())
     }
 
+    /// A 2-D TMA tensor map over an f16 row-major matrix at device address `addr` (`rows` × `cols`,
+    /// rows `cols` · 2 bytes apart) with boxes of `box_cols` × `box_rows` and the 128-byte swizzle
+    /// (`box_cols` · 2 <= 128); rows past `rows` read as zeros. Passed by value to a kernel's
+    /// `__grid_constant__` parameter (kernels_tcg4.cu `G4Tmap`).
+    pub fn tensor_map_f16_sw128(
+        &self,
+        addr: u64,
+        rows: usize,
+        cols: usize,
+        box_rows: u32,
+        box_cols: u32,
+    ) -> Result<sys::CUtensorMap> {
+        let bad = addr % 16 != 0
+            || rows == 0
+            || cols == 0
+            || (cols * 2) % 16 != 0
+            || box_cols * 2 > 128
+            || box_cols == 0
+            || !(1..=256).contains(&box_rows);
+        if bad {
+            return Err(Error::Gpu(format!(
+                "tensor map: {rows} × {cols} f16 at {addr:#x}, box {box_rows} × {box_cols}"
+            )));
+        }
+        let dims: [u64; 2] = [cols as u64, rows as u64];
+        let strides: [u64; 1] = [(cols * 2) as u64];
+        let boxd: [u32; 2] = [box_cols, box_rows];
+        let es: [u32; 2] = [1, 1];
+        let mut tm = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+        // SAFETY: cuTensorMapEncodeTiled only writes the 128-byte map and reads the four arrays above
+        // (rank 2: two dims, one stride, two box dims, two element strides); the address is checked
+        // for its 16-byte alignment, the stride for a multiple of 16, the box for the swizzle's limit.
+        unsafe {
+            sys::cuTensorMapEncodeTiled(
+                tm.as_mut_ptr(),
+                sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                2,
+                addr as *mut c_void,
+                dims.as_ptr(),
+                strides.as_ptr(),
+                boxd.as_ptr(),
+                es.as_ptr(),
+                sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+                sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+                sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+            )
+            .result()
+            .map_err(|e| gpu_err("cuTensorMapEncodeTiled", e))?;
+            Ok(tm.assume_init())
+        }
+    }
+
     /// Resident blocks per SM for `name` at `threads` and `smem`.
     pub fn occupancy(&self, name: &str, threads: u32, smem: usize) -> Result<u32> {
         let f = self.func(name)?;

@@ -278,8 +278,11 @@ pub fn tcg4_requested() -> bool {
 pub fn tcg4_nt(rows: usize) -> Option<usize> {
     TCG4_NTS.iter().copied().find(|&nt| nt >= rows)
 }
-/// Launch shape of one tcg4 GEMM: grid (`slices`, `tiles`) in clusters of (`slices`, 1, 1), 128
-/// threads (one warpgroup), K slices of `ks`, `nst` ring stages of 8 KB, `smem` dynamic bytes.
+/// Threads of a tcg4 block: one consumer warpgroup + one producer warp (session 15).
+pub const TCG4_THREADS: u32 = 160;
+/// Launch shape of one tcg4 GEMM: grid (`slices`, `tiles`) in clusters of (`slices`, 1, 1),
+/// [`TCG4_THREADS`] threads, K slices of `ks`, `nst` ring slots (8 KB of weights + `nt` × 128 bytes of
+/// x each), `smem` dynamic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tcg4Shape {
     pub nt: usize,
@@ -289,19 +292,24 @@ pub struct Tcg4Shape {
     pub nst: usize,
     pub smem: usize,
 }
-/// Dynamic shared memory of a tcg4 block: mbarriers (128 B), then the ring and the x slice, which
-/// the split-K partial tile (nt × 68 f32) reuses.
-pub fn tcg4_smem(nt: usize, ks: usize, nst: usize) -> usize {
-    128 + (nst * TCG4_KC * 128 + nt * ks * 2).max(nt * 68 * 4)
+/// Bytes of one tcg4 ring slot: a 64-row × TCG4_KC weight tile and the x stage (`nt` rows × TCG4_KC f16).
+pub fn tcg4_slot(nt: usize) -> usize {
+    TCG4_KC * 128 + nt * TCG4_KC * 2
+}
+/// Dynamic shared memory of a tcg4 block: 1 KB of alignment slack (the ring's swizzle atoms are
+/// 1024-byte aligned), 1 KB for the mbarriers (full and empty, 16 each), then the ring, which the
+/// split-K partial tile (nt × 68 f32) reuses. `_ks` is kept for the launch check's call.
+pub fn tcg4_smem(nt: usize, _ks: usize, nst: usize) -> usize {
+    2048 + (nst * tcg4_slot(nt)).max(nt * 68 * 4)
 }
 /// Whether tcg4 can run an (n × k) linear: k a multiple of 16 (wgmma k), rows padded to 64-row tiles.
 pub fn tcg4_fits(n: usize, k: usize) -> bool {
     n > 0 && k > 0 && k % 16 == 0 && n % 2 == 0
 }
 /// Every tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs, cheapest first: over
-/// K slices 1..=TCG3_MAX_S (`ks` a multiple of 64), as many ring stages (2..=16, 8 KB each) as fit
-/// beside the x slice when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × ks
-/// (the bytes the busiest SM streams) + a small cost per slice (the merge). The engine takes the
+/// K slices 1..=TCG3_MAX_S (`ks` a multiple of 64), as many ring slots (2..=16, [`tcg4_slot`] each) as
+/// fit when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × ks
+/// (the bytes the busiest SM streams) + 1024 per extra slice (the merge). The engine takes the
 /// first whose clusters are all resident at once. TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the
 /// slices / the most ring stages.
 pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> {
@@ -324,14 +332,15 @@ pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> 
         let per_sm = (tiles * slices).div_ceil(sms.max(1));
         // 228 KB per SM, 1 KB of it reserved per block.
         let budget = (228 * 1024 / per_sm).saturating_sub(1024).min(TCG3_SMEM_MAX);
-        let free = budget.saturating_sub(128 + nt * ks * 2) / (TCG4_KC * 128);
+        let free = budget.saturating_sub(2048) / tcg4_slot(nt);
         let nst = free.min(max_nst).min(ks.div_ceil(TCG4_KC).max(2));
         let nst = if nst < 2 { 2 } else { nst };
         let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, ks, nst) };
         if sh.smem > TCG3_SMEM_MAX {
             continue;
         }
-        all.push((per_sm * ks + 32 * slices, sh));
+        // Session 15's prototype: a slice's merge costs about what 1024 more k of streaming cost.
+        all.push((per_sm * ks + 1024 * (slices - 1), sh));
     }
     all.sort_by_key(|(c, _)| *c);
     all.into_iter().map(|(_, sh)| sh).collect()
@@ -1052,7 +1061,7 @@ mod tests {
                 for sh in all {
                     assert!(sh.ks % TCG4_KC == 0 && sh.ks * sh.slices >= k && sh.ks * (sh.slices - 1) < k, "{sh:?}");
                     assert!((2..=16).contains(&sh.nst) && sh.smem <= TCG3_SMEM_MAX, "{sh:?}");
-                    assert!(sh.smem >= 128 + sh.nst * 8192 + nt * sh.ks * 2 && sh.tiles * 64 >= n, "{sh:?}");
+                    assert!(sh.smem >= 2048 + sh.nst * tcg4_slot(nt) && sh.tiles * 64 >= n, "{sh:?}");
                 }
             }
         }

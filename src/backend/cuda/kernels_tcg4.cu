@@ -13,13 +13,13 @@
 //    matrix = 8 rows × 16 bytes): A descriptor LBO (next core matrix along K) 1024 B, SBO (next 8
 //    rows) 128 B. One pipeline stage = 64 k = 8 KB = ONE cp.async.bulk into a ring slot, completing
 //    on the slot's mbarrier; the first `nst` stages are issued BEFORE griddepcontrol.wait;
-//  - x slice [kbeg, kend) staged once after the wait by cp.async in the same core-matrix order (core
-//    (ng, kg) at (kg · NT + 8·ng) · 16 bytes): B LBO NT·16 B, SBO 128 B; rows >= T zero;
+//  - x: each stage's NT rows × 64 k as one TMA box (tensor map over x, 128-byte swizzle: 8-row atoms of
+//    1024 B, the B descriptor's swizzle mode), rows >= T zero-filled; session 15: streamed through
+//    the ring beside the weights by a producer warp, see tcg4_body;
 //  - grid (S, tiles) in clusters of (S, 1, 1): block (s, tile) owns output rows [64·tile, +64) and K
 //    slice s of `ks`; split-K merged as tcg3 (partials through shared memory + DSMEM, deterministic),
 //    then tc_epilogue (f16 weights: no row scales; quantized engines pass their f16 copy).
-//  - `dm` & 1 swaps LBO and SBO in both descriptors (checking the encoding on the GPU; 0 is right,
-//    session 7 call 1); `dm` & 2 loads the weight stages by per-thread cp.async instead (nst <= 9).
+//  - `dm` is unused since session 15 (session 7: descriptor and copy-path variants).
 #if defined(TCG4) && !ACT_F32
 #define TCG4_KC 64  // k per pipeline stage
 extern "C" __global__ void tcg4_pack(const h16* __restrict__ w, h16* __restrict__ o, int N, int K, int tiles) {
@@ -72,148 +72,182 @@ template <> __device__ __forceinline__ void g4_mma<64>(float* d, unsigned long l
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "l"(da), "l"(db), "r"(1) : "memory");
 }
-// Dynamic shared memory: 128 (up to 16 mbarriers) + max(nst · 8 KB + NT · ks · 2, NT · 68 · 4).
+// A CUtensorMap (cuTensorMapEncodeTiled) passed by value as a __grid_constant__ kernel parameter.
+struct __align__(128) G4Tmap { unsigned long long v[16]; };
+// One TMA tile load (2-D tensor map, coordinates {inner, outer}) into this block's shared memory,
+// completing its bytes on mbarrier `bar` (the caller's expect_tx counts them).
+__device__ __forceinline__ void g4_tma2(u32 dst, const G4Tmap* tm, int c0, int c1, u32 bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(dst),
+                 "l"((unsigned long long)tm), "r"(c0), "r"(c1), "r"(bar)
+                 : "memory");
+}
+__device__ __forceinline__ void g4_expect(u32 bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void g4_copy(u32 dst, const void* src, u32 bytes, u32 bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
+                 "r"(bytes), "r"(bar)
+                 : "memory");
+}
+// K-major operand with the 128-byte swizzle (what a TMA box of 64 f16 × rows with SWIZZLE_128B writes):
+// 8-row atoms of 1024 bytes (SBO), LBO unused (1), layout type 1 in bits 62-63; a k16 step is +32 bytes.
+__device__ __forceinline__ unsigned long long g4_desc_sw128(u32 addr) {
+    return (unsigned long long)((addr & 0x3FFFFu) >> 4) | (1ull << 16) | ((unsigned long long)(1024u >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void g4_bar_init_n(u32 bar, u32 n) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(n) : "memory");
+}
+__device__ __forceinline__ void g4_bar_arrive(u32 bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Session 15 (v2, warp-specialized, after the prototype in docs/benchmarks/2026-12-01-h200-session15/gemm_ws):
+// 160 threads = one consumer warpgroup (warps 0-3, the wgmmas) + one producer warp (warp 4, lane 0 issues).
+// The ring has `nst` slots of one 64-k stage each: the weight tile (8 KB, one bulk copy) and the x stage
+// (NT rows × 64 k, one TMA box of the tensor map `tmx` over x (T rows, K), 128-byte swizzle, rows >= T
+// zero-filled by the TMA), both completing on the slot's full barrier (count 1 + the bytes). The first
+// `nst` weight stages are issued before griddepcontrol.wait (they do not depend on the previous kernel),
+// their x stages after it. The consumer waits on a slot's full barrier, runs its wgmmas, and once the
+// previous stage's wgmmas are done (wait_group 1) releases that slot through its empty barrier (count
+// 1), on which the producer waits before refilling it. Session 7's version staged the whole x slice first
+// and had one warpgroup both load and compute (0.46x cuBLAS at 64 rows); a first session-15 version
+// loaded x by per-lane cp.async (+ a proxy fence per stage in the consumer): 2.1x slower than with the
+// TMA (docs/benchmarks/2026-12-01-h200-session15). Still 0.62x cuBLAS at 64 rows (opt-in).
+// Dynamic shared memory: 1024 (alignment) + 1024 (full[16], empty[16]) + max(nst · slot, NT · 68 · 4),
+// slot = 8 KB + NT · 128 (1024-aligned: the swizzle atoms).
 template <int EPI, int K, int NT>
-__device__ __forceinline__ void tcg4_body(const GemvArgs& a, const int ks, const int nst, const int dm) {
+__device__ __forceinline__ void tcg4_body(const GemvArgs& a, const G4Tmap* tmx, const int ks, const int nst, const int dm) {
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    constexpr u32 SB = 64 * TCG4_KC * 2;  // bytes per stage
+    constexpr u32 WB = 64 * TCG4_KC * 2, XB = NT * TCG4_KC * 2, SLOT = WB + XB;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int T = a.T, N = a.N;
     const int S = gridDim.x, s = blockIdx.x, tile = blockIdx.y;
     const int kbeg = s * ks, kend = min(kbeg + ks, K);
     const int nstage = (kend - kbeg + TCG4_KC - 1) / TCG4_KC;
-    const u32 base = g3_smem(smem_raw), bars = base, ring = base + 128, xsm = ring + nst * SB;
+    const u32 raw = g3_smem(smem_raw), base = (raw + 1023u) & ~1023u;
+    const u32 full = base, empty = base + 128, ring = base + 1024;
     const unsigned char* wt = (const unsigned char*)a.w + (size_t)tile * K * 128;
     if (tid == 0) {
-        for (int i = 0; i < nst; i++) g4_bar_init(bars + 8 * i);
+        for (int i = 0; i < nst; i++) {
+            g4_bar_init_n(full + 8 * i, 1);
+            g4_bar_init_n(empty + 8 * i, 1);
+        }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
     }
     __syncthreads();
-    // dm & 2: the weight stages by per-thread cp.async (16-byte pieces of the same contiguous run,
-    // one commit group per stage) instead of one bulk copy + mbarrier (an A/B of the copy path).
-    const bool cpa = (dm & 2) != 0;
-    auto issue_cp = [&](int st) {
-        if (st < nstage) {
-            const int k0 = kbeg + st * TCG4_KC, pieces = min(TCG4_KC, kend - k0) * 8;
-            const unsigned char* src = wt + (size_t)k0 * 128;
-            const u32 dst = ring + (st % nst) * SB;
-            for (int j = tid; j < pieces; j += blockDim.x) cp_async16(dst + j * 16, src + (size_t)j * 16, 16);
-        }
-        cp_async_commit();
-    };
-    if (cpa) {
-        for (int st = 0; st < nst; st++) issue_cp(st);
-    } else if (tid == 0) {
-        for (int st = 0; st < nst && st < nstage; st++) {
-            const int k0 = kbeg + st * TCG4_KC;
-            g4_bulk(ring + st * SB, wt + (size_t)k0 * 128, (u32)min(TCG4_KC, kend - k0) * 128u, bars + 8 * st);
-        }
-    }
-    pdl_wait();
-    {
-        // x slice in core-matrix order. Each warp copies 8 rows × 4 column groups: the 8 lanes of a
-        // 16-byte phase write one core matrix (128 contiguous bytes: no bank conflict), each row's
-        // 4 groups are 64 contiguous bytes of global memory (whole sectors).
-        const int kg_n = (kend - kbeg) / 8, nkq = (kg_n + 3) / 4;
-        for (int i = tid; i < NT / 8 * nkq * 32; i += blockDim.x) {
-            const int b = i >> 5, l = i & 31, rg = b % (NT / 8), kq = b / (NT / 8);
-            const int r = rg * 8 + (l & 7), kg = kq * 4 + (l >> 3);
-            if (kg >= kg_n) continue;
-            const bool in = r < T;
-            const void* src = in ? (const void*)(a.x + (size_t)r * K + kbeg + 8 * kg) : (const void*)a.x;
-            cp_async16(xsm + (u32)(kg * NT + r) * 16u, src, in ? 16 : 0);
-        }
-        cp_async_commit();
-        cp_async_wait(0);
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // cp.async writes → wgmma reads
-    }
-    __syncthreads();
+    (void)dm;
     float d[NT / 2];
 #pragma unroll
     for (int i = 0; i < NT / 2; i++) d[i] = 0.f;
-    const bool sw = (dm & 1) != 0;
-    const u32 la = sw ? 128u : 1024u, sa = sw ? 1024u : 128u;
-    const u32 lb = sw ? 128u : (u32)NT * 16u, sbb = sw ? (u32)NT * 16u : 128u;
-#pragma unroll 1
-    for (int st = 0; st < nstage; st++) {
-        const int slot = st % nst, k0 = kbeg + st * TCG4_KC, kc = min(TCG4_KC, kend - k0);
-        if (cpa) {
-            // Committed since the x wait: the refills of stages nst .. st + nst - 2; stage st is
-            // complete once at most nst - 2 of them are pending.
-            cp_async_wait(nst - 2);
-            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            __syncthreads();
-        } else {
-            g4_bar_wait(bars + 8 * slot, (u32)(st / nst) & 1u);
+    if (warp == 4) {
+        if (lane == 0) {
+            asm volatile("prefetch.tensormap [%0];" ::"l"((unsigned long long)tmx) : "memory");
+            auto wstage = [&](int st) {
+                // Always a whole stage: past K (a last partial stage) the 8 KB run into the next tile or
+                // the packed copy's zeroed 8 KB tail, finite values that meet the TMA's zero x columns.
+                const int k0 = kbeg + st * TCG4_KC, sl = st % nst;
+                g4_expect(full + 8 * sl, WB + XB);
+                g4_copy(ring + sl * SLOT, wt + (size_t)k0 * 128, WB, full + 8 * sl);
+            };
+            auto xstage = [&](int st) {
+                const int sl = st % nst;
+                g4_tma2(ring + sl * SLOT + WB, tmx, kbeg + st * TCG4_KC, 0, full + 8 * sl);
+            };
+            const int pre = min(nst, nstage);
+            for (int st = 0; st < pre; st++) wstage(st);
+            pdl_wait();
+            for (int st = 0; st < pre; st++) xstage(st);
+            for (int st = pre; st < nstage; st++) {
+                g4_bar_wait(empty + 8 * (st % nst), (u32)((st / nst) - 1) & 1u);
+                wstage(st);
+                xstage(st);
+            }
         }
-        const u32 wa = ring + slot * SB, xb = xsm + (u32)((st * TCG4_KC / 8) * NT * 16);
-        asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-        if (kc == TCG4_KC) {
+    } else {
+#pragma unroll 1
+        for (int st = 0; st < nstage; st++) {
+            const int sl = st % nst;
+            g4_bar_wait(full + 8 * sl, (u32)(st / nst) & 1u);
+            const u32 wa = ring + sl * SLOT, xb = wa + WB;
+            // Every stage runs all four k16 steps (a partial last stage's extra columns are zeros in x):
+            // a run-time wgmma count made ptxas serialize every wgmma ("WG.AR in divergent path").
+            asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
-            for (int j = 0; j < TCG4_KC / 16; j++)
-                g4_mma<NT>(d, g4_desc(wa + j * 2048u, la, sa), g4_desc(xb + (u32)(j * 2 * NT * 16), lb, sbb));
-        } else {
-#pragma unroll 1
-            for (int j = 0; 16 * j < kc; j++)
-                g4_mma<NT>(d, g4_desc(wa + j * 2048u, la, sa), g4_desc(xb + (u32)(j * 2 * NT * 16), lb, sbb));
+            for (int j = 0; j < TCG4_KC / 16; j++) g4_mma<NT>(d, g4_desc(wa + j * 2048u, 1024u, 128u), g4_desc_sw128(xb + j * 32u));
+            asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+            asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");  // the previous stage is done
+            if (st > 0 && tid == 0) g4_bar_arrive(empty + 8 * ((st - 1) % nst));
         }
-        asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-        // The previous stage's wgmmas are done once at most this one is pending: refill its slot.
-        asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
-        __syncthreads();
-        const int nx = st - 1 + nst;
-        if (cpa) {
-            if (st >= 1) issue_cp(nx);
-        } else if (tid == 0 && st >= 1 && nx < nstage) {
-            const int ps = (st - 1) % nst, kx = kbeg + nx * TCG4_KC;
-            g4_bulk(ring + ps * SB, wt + (size_t)kx * 128, (u32)min(TCG4_KC, kend - kx) * 128u, bars + 8 * ps);
-        }
+        asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     pdl_trigger();
     __syncthreads();  // all wgmmas and copies done: the partial tile reuses the ring
     // Partial tile red (NT batch rows, 64 + 4) f32; accumulator i: row 16·warp + g (+8 for i & 2),
     // batch column 8·(i / 4) + 2·t4 (+1 for i & 1).
     constexpr int RS = 64 + 4;
-    float* red = (float*)(smem_raw + 128);
+    float* red = (float*)(smem_raw + (ring - raw));
+    if (warp < 4) {
 #pragma unroll
-    for (int i = 0; i < NT / 2; i++) {
-        const int t = 8 * (i >> 2) + 2 * t4 + (i & 1), row = 16 * warp + g + ((i & 2) ? 8 : 0);
-        red[t * RS + row] = d[i];
+        for (int i = 0; i < NT / 2; i++) {
+            const int t = 8 * (i >> 2) + 2 * t4 + (i & 1), row = 16 * warp + g + ((i & 2) ? 8 : 0);
+            red[t * RS + row] = d[i];
+        }
     }
     if (S > 1) cluster_sync_all(); else __syncthreads();
     constexpr int HP = 32;
     const int items = T * HP, per = (items + S - 1) / S;
     const int i1 = min(items, (s + 1) * per);
     const u32 rbase = g3_smem(red);
-    for (int i = s * per + tid; i < i1; i += blockDim.x) {
-        const int t = i / HP, pl = i - t * HP;
-        const u32 off = rbase + (u32)(t * RS + 2 * pl) * 4u;
-        float2 v[8];
+    // Eight items per thread at a time, their sums and (residual outputs) old values loaded before any
+    // store: one item at a time, each epilogue's dependent global round trips (the residual's
+    // read-modify-write, RoPE's position -> cos / sin) ran one after another, ~13 per thread at 64 rows.
+    constexpr int EU = 8;
+    for (int c0 = s * per + tid; c0 < i1; c0 += EU * (int)blockDim.x) {
+        float y0[EU], y1[EU];
+        float2 old[EU];
 #pragma unroll
-        for (int q = 0; q < 8; q++)
-            if (q < S) v[q] = g3_ld2(off, q, S > 1);
-        float y0 = 0.f, y1 = 0.f;
+        for (int u = 0; u < EU; u++) {
+            const int i = c0 + u * (int)blockDim.x;
+            y0[u] = 0.f, y1[u] = 0.f;
+            old[u] = make_float2(0.f, 0.f);
+            if (i < i1) {
+                const int t = i / HP, pl = i - t * HP, p = tile * HP + pl;
+                const u32 off = rbase + (u32)(t * RS + 2 * pl) * 4u;
 #pragma unroll
-        for (int q = 0; q < 8; q++)
-            if (q < S) { y0 += v[q].x; y1 += v[q].y; }
-        const int p = tile * HP + pl;
-        if (2 * p >= N) continue;
-        tc_epilogue<WF_F16, EPI>(a, t, p, y0, y1);
-        if (EPI == EPI_QKV && a.out_act != nullptr && p < QDIM / 2) {
-            // Prefill passes: q also as act_t (T, QDIM) for the cuBLAS attention path.
-            const int off2 = (p / HALF_HD) * HD + p % HALF_HD;
-            const float* qr = a.out + (size_t)t * QDIM + off2;
-            a.out_act[(size_t)t * QDIM + off2] = f2act(qr[0]);
-            a.out_act[(size_t)t * QDIM + off2 + HALF_HD] = f2act(qr[HALF_HD]);
+                for (int q = 0; q < 8; q++)
+                    if (q < S) {
+                        const float2 v = g3_ld2(off, q, S > 1);
+                        y0[u] += v.x;
+                        y1[u] += v.y;
+                    }
+                if (EPI == EPI_RESID && 2 * p < N) old[u] = __ldcg((const float2*)(a.out + (size_t)t * N + 2 * p));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < EU; u++) {
+            const int i = c0 + u * (int)blockDim.x;
+            if (i >= i1) continue;
+            const int t = i / HP, pl = i - t * HP, p = tile * HP + pl;
+            if (2 * p >= N) continue;
+            if (EPI == EPI_RESID) {
+                *(float2*)(a.out + (size_t)t * N + 2 * p) = make_float2(old[u].x + y0[u], old[u].y + y1[u]);
+                continue;
+            }
+            tc_epilogue<WF_F16, EPI>(a, t, p, y0[u], y1[u]);
+            if (EPI == EPI_QKV && a.out_act != nullptr && p < QDIM / 2) {
+                // Prefill passes: q also as act_t (T, QDIM) for the cuBLAS attention path.
+                const int off2 = (p / HALF_HD) * HD + p % HALF_HD;
+                const float* qr = a.out + (size_t)t * QDIM + off2;
+                a.out_act[(size_t)t * QDIM + off2] = f2act(qr[0]);
+                a.out_act[(size_t)t * QDIM + off2 + HALF_HD] = f2act(qr[HALF_HD]);
+            }
         }
     }
     if (S > 1) cluster_sync_all();  // no block leaves while others read its shared memory
 }
 #define TCG4_KERNEL(name, EPI, K, NT)                                                                  \
-    extern "C" __global__ void __launch_bounds__(128, 1) name(GemvArgs a, int ks, int nst, int dm) { \
-        tcg4_body<EPI, K, NT>(a, ks, nst, dm);                                                       \
+    extern "C" __global__ void __launch_bounds__(160, 1)                                                \
+        name(GemvArgs a, int ks, int nst, int dm, const __grid_constant__ G4Tmap tmx) {                \
+        tcg4_body<EPI, K, NT>(a, &tmx, ks, nst, dm);                                                 \
     }
 TCG4_INSTANCES
 #endif

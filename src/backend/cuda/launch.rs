@@ -29,7 +29,8 @@ use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
     gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
     tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
-    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T,
+    TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -1314,24 +1315,35 @@ impl<'a> Kernels<'a> {
         if bad {
             return Err(Error::Gpu(format!("{} tcg4 GEMM: {rows} rows, shape {sh:?}", role.tag())));
         }
-        need("tcg4 packed weights", &w.data.view(DType::F16), DType::F16, sh.tiles * 64 * k)?;
+        // The packed copy carries one zeroed stage past its last tile (whole-stage copies).
+        need("tcg4 packed weights", &w.data.view(DType::F16), DType::F16, sh.tiles * 64 * k + TCG4_KC * 64)?;
         need("tcg4 x", &io.x, d.act, rows * k)?;
         io.check_role_outputs(d, role, &out_act, "tcg4", rows, n)?;
         let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
         let (mut ks, mut nst, mut dmv) = (i32_of("ks", sh.ks)?, i32_of("nst", sh.nst)?, dm);
         let grid = (u32_of("tcg4 slices", sh.slices)?, u32_of("tcg4 tiles", sh.tiles)?, 1);
         let name = tcg4_name(role, sh.nt);
-        // SAFETY: tcg4_*(GemvArgs, ks, nst, dm): GemvArgs mirrors the CUDA struct; block (s, tile)
-        // bulk-copies packed weight bytes [tile · k · 128 + s · ks · 128, + min(ks, k - s·ks) · 128)
-        // (inside tiles · 64 · k f16, checked), reads x rows < rows, columns of its slice (checked:
-        // rows × k act), and writes the role's outputs checked above for `rows` rows (QKV rows: the
+        // x (rows × k act) as 64-column × nt-row TMA boxes, rows >= `rows` zero-filled.
+        let mut tmx = self.gpu.tensor_map_f16_sw128(io.x.addr(), rows, k, u32_of("tcg4 nt", sh.nt)?, TCG4_KC as u32)?;
+        // SAFETY: tcg4_*(GemvArgs, ks, nst, dm, tmx): GemvArgs mirrors the CUDA struct, tmx is the
+        // 128-byte CUtensorMap (G4Tmap) over x's rows × k f16; block (s, tile)
+        // bulk-copies packed weight bytes [tile · k · 128 + s · ks · 128, + whole 8 KB stages covering
+        // min(ks, k - s·ks)) (inside tiles · 64 · k f16 + the 8 KB zeroed tail, checked), reads x rows < rows (the map's bounds; past them the
+        // TMA fills zeros), columns of its slice (checked: rows × k act), and writes the role's outputs checked above for `rows` rows (QKV rows: the
         // cache at (row_slot, row_pos)). Dynamic shared memory `sh.smem` (>= what the kernel uses,
         // allowed at engine load); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
             if sh.slices > 1 {
-                self.gpu.launch_cluster(&name, grid, 128, sh.smem as u32, grid.0, &mut args!(a, ks, nst, dmv))
+                self.gpu.launch_cluster(
+                    &name,
+                    grid,
+                    TCG4_THREADS,
+                    sh.smem as u32,
+                    grid.0,
+                    &mut args!(a, ks, nst, dmv, tmx),
+                )
             } else {
-                self.gpu.launch(&name, grid, 128, sh.smem as u32, &mut args!(a, ks, nst, dmv))
+                self.gpu.launch(&name, grid, TCG4_THREADS, sh.smem as u32, &mut args!(a, ks, nst, dmv, tmx))
             }
         }
     }

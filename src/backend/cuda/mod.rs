@@ -34,8 +34,8 @@ use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
     tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
-    WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_NTS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS,
-    TC_THREADS,
+    WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS,
+    TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -926,7 +926,8 @@ impl CudaBackend {
                         for sh in cands.iter().take(8) {
                             gpu.allow_smem(&name, sh.smem)?;
                             let grid = (sh.slices as u32, sh.tiles as u32, 1);
-                            let fit = gpu.max_active_clusters(&name, grid, 128, sh.smem as u32, sh.slices as u32)?;
+                            let fit =
+                                gpu.max_active_clusters(&name, grid, TCG4_THREADS, sh.smem as u32, sh.slices as u32)?;
                             if log && si < 8 {
                                 eprintln!("tcg4 {} {}x{} {sh:?}: {fit} clusters fit", l.role.tag(), lin.n, lin.k);
                             }
@@ -945,7 +946,9 @@ impl CudaBackend {
                     if shapes.len() != TCG4_NTS.len() {
                         continue;
                     }
-                    let packed = gpu.alloc(lin.n.div_ceil(64) * 64 * lin.k * 2)?;
+                    // + one zeroed 8 KB stage: the kernel copies whole stages, the last one past K.
+                    let packed = gpu.alloc(lin.n.div_ceil(64) * 64 * lin.k * 2 + TCG4_KC * 128)?;
+                    gpu.memset0(&packed)?;
                     let src = lin.shadow.as_ref().unwrap_or(&lin.data).view(DType::F16);
                     k4.tcg4_pack(src, packed.view(DType::F16), lin.n, lin.k)?;
                     lin.tcg4 = Some((packed, shapes));
