@@ -236,6 +236,10 @@ __global__ void __launch_bounds__(NC * 128 + 32, 1)
     cl_sync();
 }
 
+#ifdef ENGINE
+#include "engine_stub.cuh"
+#include "/tmp/eng_tcg4.cuh"
+#endif
 struct Cfg { int wf, nc, kc, nst, s; };
 static bool g_xt = false;
 static CUtensorMap g_tmx;
@@ -395,6 +399,42 @@ int main(int argc, char** argv) {
         cublas(Wf[si][0], si, Y0); CK(cudaStreamSynchronize(st)); CK(cudaMemcpy(ref16.data(), Y0, ref16.size() * 2, cudaMemcpyDeviceToHost));
         cublas(Wdq[si][0], si, Y0); CK(cudaStreamSynchronize(st)); CK(cudaMemcpy(ref8.data(), Y0, ref8.size() * 2, cudaMemcpyDeviceToHost));
         float best[2] = {1e9f, 1e9f};
+#ifdef ENGINE
+        {   // the engine's tcg4 v3 body (src/backend/cuda/kernels_tcg4.cu, stubs in engine_stub.cuh) in this harness
+            float* Yf; CK(cudaMalloc(&Yf, (size_t)M * N * 4));
+            auto kern = si == 3 ? eng_resid_5632 : (si == 1 ? eng_resid_2048 : eng_plain_2048);
+            for (int S : {1, 2, 4, 8}) for (int nst : {8, 14}) {
+                const int ks = ((K / S + 63) / 64) * 64;
+                if ((K + ks - 1) / ks != S) continue;
+                const size_t smem = 2048 + std::max((size_t)nst * 16384, (size_t)64 * 68 * 4);
+                if (smem > 227 * 1024) continue;
+                CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+                CK(cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+                auto go = [&](int l, bool pdl) {
+                    GemvArgs a{X, Wp16[si][l], Yf, nullptr, M, N};
+                    int ksv = ks, nstv = nst, dm = 0;
+                    cudaLaunchConfig_t cfg = {};
+                    cfg.gridDim = dim3(S, N / 64, 1); cfg.blockDim = dim3(160, 1, 1); cfg.dynamicSmemBytes = smem; cfg.stream = st;
+                    cudaLaunchAttribute at[2]; int na = 0;
+                    if (S > 1) { at[na].id = cudaLaunchAttributeClusterDimension; at[na].val.clusterDim.x = S; at[na].val.clusterDim.y = 1; at[na].val.clusterDim.z = 1; na++; }
+                    if (pdl) { at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[na].val.programmaticStreamSerializationAllowed = 1; na++; }
+                    cfg.attrs = at; cfg.numAttrs = na;
+                    G4Tmap tm; memcpy(&tm, &g_tmx, sizeof tm);
+                    CK(cudaLaunchKernelEx(&cfg, kern, a, ksv, nstv, dm, tm));
+                };
+                CK(cudaMemset(Yf, 0, (size_t)M * N * 4));
+                go(0, false); CK(cudaStreamSynchronize(st));
+                std::vector<float> yf((size_t)M * N); CK(cudaMemcpy(yf.data(), Yf, yf.size() * 4, cudaMemcpyDeviceToHost));
+                double md = 0, mr = 0;
+                for (size_t i = 0; i < yf.size(); i++) { md = fmax(md, fabs(__half2float(ref16[i]) - yf[i])); mr = fmax(mr, fabs(__half2float(ref16[i]))); }
+                float t0 = time_graph([&] { for (int l = 0; l < L; l++) go(l, false); }) / L;
+                float t1 = time_graph([&] { for (int l = 0; l < L; l++) go(l, true); }) / L;
+                printf("  engine tcg4 v3 S%d nst%-2d       grid %3d: %6.2f us, PDL %6.2f us (%4.0f GB/s) err %.1e %s\n", S, nst, S * N / 64, t0, t1,
+                       b16 / t1 * 1e-3, md / mr, md / mr < 1e-2 ? "" : "WRONG");
+            }
+            cudaFree(Yf);
+        }
+#endif
         for (int v = 0; v < 2 * (int)cfgs.size(); v++) {
             const Cfg& c = cfgs[v / 2];
             g_xt = v % 2 == 1;
