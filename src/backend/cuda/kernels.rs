@@ -298,8 +298,8 @@ pub fn tcg4_slot(nt: usize) -> usize {
 }
 /// Dynamic shared memory of a tcg4 block: 1 KB of alignment slack (the ring's swizzle atoms are
 /// 1024-byte aligned), 1 KB for the mbarriers (full and empty, 16 each), then the ring, which the
-/// split-K partial tile (nt × 68 f32) reuses. `_ks` is kept for the launch check's call.
-pub fn tcg4_smem(nt: usize, _ks: usize, nst: usize) -> usize {
+/// split-K partial tile (nt × 68 f32) reuses.
+pub fn tcg4_smem(nt: usize, nst: usize) -> usize {
     2048 + (nst * tcg4_slot(nt)).max(nt * 68 * 4)
 }
 /// Whether tcg4 can run an (n × k) linear: k a multiple of 16 (wgmma k), rows padded to 64-row tiles.
@@ -335,7 +335,7 @@ pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> 
         let free = budget.saturating_sub(2048) / tcg4_slot(nt);
         let nst = free.min(max_nst).min(ks.div_ceil(TCG4_KC).max(2));
         let nst = if nst < 2 { 2 } else { nst };
-        let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, ks, nst) };
+        let sh = Tcg4Shape { nt, tiles, slices, ks, nst, smem: tcg4_smem(nt, nst) };
         if sh.smem > TCG3_SMEM_MAX {
             continue;
         }

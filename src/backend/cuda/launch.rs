@@ -1278,9 +1278,7 @@ impl<'a> Kernels<'a> {
     }
 
     /// One session-7 wgmma batched decode GEMM (`tcg4_<role>_<nt>`) over `rows` rows; `w` is the
-    /// tcg4-packed f16 copy (n = the linear's real rows), `dm` the descriptor variant (0: LBO = the
-    /// K-direction core-matrix stride; 1: swapped).
-    #[allow(clippy::too_many_arguments)]
+    /// tcg4-packed f16 copy (n = the linear's real rows).
     pub fn tcg4(
         &self,
         role: Role,
@@ -1289,7 +1287,6 @@ impl<'a> Kernels<'a> {
         io: &GemvIo,
         out_act: Option<View>,
         rows: usize,
-        dm: i32,
     ) -> Result<()> {
         let d = self.d;
         let k = d.role_k(role);
@@ -1311,7 +1308,7 @@ impl<'a> Kernels<'a> {
             || sh.tiles != n.div_ceil(64)
             || !(2..=16).contains(&sh.nst)
             || sh.smem > TCG3_SMEM_MAX
-            || sh.smem < tcg4_smem(sh.nt, sh.ks, sh.nst);
+            || sh.smem < tcg4_smem(sh.nt, sh.nst);
         if bad {
             return Err(Error::Gpu(format!("{} tcg4 GEMM: {rows} rows, shape {sh:?}", role.tag())));
         }
@@ -1320,17 +1317,19 @@ impl<'a> Kernels<'a> {
         need("tcg4 x", &io.x, d.act, rows * k)?;
         io.check_role_outputs(d, role, &out_act, "tcg4", rows, n)?;
         let mut a = io.args(w, addr_opt(&out_act), rows, n)?;
-        let (mut ks, mut nst, mut dmv) = (i32_of("ks", sh.ks)?, i32_of("nst", sh.nst)?, dm);
+        // `dm`: the kernel's session-7 variant switch, unused since session 15 (always 0).
+        let (mut ks, mut nst, mut dmv) = (i32_of("ks", sh.ks)?, i32_of("nst", sh.nst)?, 0i32);
         let grid = (u32_of("tcg4 slices", sh.slices)?, u32_of("tcg4 tiles", sh.tiles)?, 1);
         let name = tcg4_name(role, sh.nt);
         // x (rows × k act) as 64-column × nt-row TMA boxes, rows >= `rows` zero-filled.
         let mut tmx = self.gpu.tensor_map_f16_sw128(io.x.addr(), rows, k, u32_of("tcg4 nt", sh.nt)?, TCG4_KC as u32)?;
         // SAFETY: tcg4_*(GemvArgs, ks, nst, dm, tmx): GemvArgs mirrors the CUDA struct, tmx is the
-        // 128-byte CUtensorMap (G4Tmap) over x's rows × k f16; block (s, tile)
-        // bulk-copies packed weight bytes [tile · k · 128 + s · ks · 128, + whole 8 KB stages covering
-        // min(ks, k - s·ks)) (inside tiles · 64 · k f16 + the 8 KB zeroed tail, checked), reads x rows < rows (the map's bounds; past them the
-        // TMA fills zeros), columns of its slice (checked: rows × k act), and writes the role's outputs checked above for `rows` rows (QKV rows: the
-        // cache at (row_slot, row_pos)). Dynamic shared memory `sh.smem` (>= what the kernel uses,
+        // 128-byte CUtensorMap (G4Tmap) over x's rows × k f16; block (s, tile) bulk-copies packed
+        // weight bytes [tile · k · 128 + s · ks · 128, + whole 8 KB stages covering min(ks, k - s·ks))
+        // (inside tiles · 64 · k f16 + the 8 KB zeroed tail, checked), reads x rows < rows (the map's
+        // bounds; past them the TMA fills zeros), columns of its slice (checked: rows × k act), and
+        // writes the role's outputs checked above for `rows` rows (QKV rows: the cache at (row_slot,
+        // row_pos)). Dynamic shared memory `sh.smem` (>= what the kernel uses,
         // allowed at engine load); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
             if sh.slices > 1 {

@@ -1809,24 +1809,16 @@ impl CudaBackend {
         self.kern().tcg3(ls.role, sh, &lin.weights(), &io, out_act, rows)
     }
 
-    /// One session-7 wgmma batched decode GEMM (`tcg4_*`) of linear step `si` over `rows` (GEMV_MAX_T,
-    /// TCG_MAX_T] rows, on the linear's packed f16 copy; buffers as [`Self::launch_tcg`].
-    /// TRTFORGE_TCG4_DESC: bit 0 swaps the shared-memory descriptors' LBO / SBO (an encoding check),
-    /// bit 1 loads the weight stages by per-thread cp.async instead of bulk copies.
+    /// One wgmma batched decode GEMM (`tcg4_*`, session 15's v3) of linear step `si` over `rows`
+    /// (GEMV_MAX_T, TCG_MAX_T] rows, on the linear's packed f16 copy; buffers as [`Self::launch_tcg`].
     fn launch_tcg4(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, want_qa: bool) -> Result<()> {
-        static DM: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
-        let dm = *DM.get_or_init(|| std::env::var("TRTFORGE_TCG4_DESC").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (packed, shapes) = lin.tcg4.as_ref().ok_or_else(|| Error::Gpu("no tcg4 weights".into()))?;
         let nt = tcg4_nt(rows).ok_or_else(|| Error::Gpu(format!("tcg4: {rows} rows")))?;
-        let mut sh =
-            *shapes.iter().find(|s| s.nt == nt).ok_or_else(|| Error::Gpu(format!("tcg4: no shape for {nt}")))?;
-        if dm & 2 != 0 {
-            sh.nst = sh.nst.min(9); // the cp.async weight path waits on at most 7 pending groups
-        }
+        let sh = *shapes.iter().find(|s| s.nt == nt).ok_or_else(|| Error::Gpu(format!("tcg4: no shape for {nt}")))?;
         let (io, out_act) = self.tcg_io(ls, rows, selected, want_qa)?;
         let w = Weights { fmt: WeightFormat::F16, n: lin.n, k: lin.k, data: packed, scales: None };
-        self.kern().tcg4(ls.role, sh, &w, &io, out_act, rows, dm)
+        self.kern().tcg4(ls.role, sh, &w, &io, out_act, rows)
     }
 
     /// Times each step kind of an eager decode step of `b` sequences (slots 0..b at their current
