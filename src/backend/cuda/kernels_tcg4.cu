@@ -90,7 +90,7 @@ __device__ __forceinline__ void g4_bar_init_n(u32 bar, u32 n) {
 __device__ __forceinline__ void g4_bar_arrive(u32 bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
 }
-// Session 15 (v2, warp-specialized, after the prototype in docs/benchmarks/2026-12-01-h200-session15/gemm_ws):
+// Session 15 (v3, warp-specialized, after the prototype in docs/benchmarks/2026-12-01-h200-session15/gemm_ws):
 // 160 threads = one consumer warpgroup (warps 0-3, the wgmmas) + one producer warp (warp 4, lane 0 issues).
 // The ring has `nst` slots of one 64-k stage each: the weight tile (8 KB, one bulk copy) and the x stage
 // (NT rows × 64 k, one TMA box of the tensor map `tmx` over x (T rows, K), 128-byte swizzle, rows >= T
@@ -188,8 +188,9 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const G4Tmap* tmx, 
     const int i1 = min(items, (s + 1) * per);
     const u32 rbase = g3_smem(red);
     // Eight items per thread at a time, their sums and (residual outputs) old values loaded before any
-    // store: one item at a time, each epilogue's dependent global round trips (the residual's
-    // read-modify-write, RoPE's position -> cos / sin) ran one after another, ~13 per thread at 64 rows.
+    // store, so the residual's read-modify-write round trips overlap (the residual add is tc_epilogue's
+    // EPI_RESID for f16 weights, inlined for that). Measured no faster than one item at a time (session 15
+    // call 6, while every wgmma was still serialized); kept because it is what the final measurement ran.
     constexpr int EU = 8;
     for (int c0 = s * per + tid; c0 < i1; c0 += EU * (int)blockDim.x) {
         float y0[EU], y1[EU];
