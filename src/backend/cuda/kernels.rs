@@ -308,8 +308,8 @@ pub fn tcg4_fits(n: usize, k: usize) -> bool {
 }
 /// Every tcg4 shape of an (n × k) linear for `nt` padded rows on `sms` SMs, cheapest first: over
 /// K slices 1..=TCG3_MAX_S (`ks` a multiple of 64), as many ring slots (2..=16, [`tcg4_slot`] each) as
-/// fit when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × ks
-/// (the bytes the busiest SM streams) + 1024 per extra slice (the merge). The engine takes the
+/// fit when ceil(blocks / sms) blocks share an SM; cost = ceil(blocks / sms) × (ks + 800)
+/// (the bytes the busiest SM streams, plus a fixed cost per block) + 896 per extra slice (the merge). The engine takes the
 /// first whose clusters are all resident at once. TRTFORGE_TCG4_S / TRTFORGE_TCG4_NST force the
 /// slices / the most ring stages.
 pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> {
@@ -339,8 +339,11 @@ pub fn tcg4_shapes(n: usize, k: usize, nt: usize, sms: usize) -> Vec<Tcg4Shape> 
         if sh.smem > TCG3_SMEM_MAX {
             continue;
         }
-        // Session 15's prototype: a slice's merge costs about what 1024 more k of streaming cost.
-        all.push((per_sm * ks + 1024 * (slices - 1), sh));
+        // Fitted to session 16's harness timings of the engine kernel at 64 rows (qkv / o / gate-up /
+        // down over S = 1..8): each block a wave costs ~800 k of streaming on top of its ks (pipeline
+        // fill + epilogue), each extra slice ~896 k (the cluster merge). Picks S2 for qkv / o / down, S1
+        // for gate-up (two waves beat three).
+        all.push((per_sm * (ks + 800) + 896 * (slices - 1), sh));
     }
     all.sort_by_key(|(c, _)| *c);
     all.into_iter().map(|(_, sh)| sh).collect()

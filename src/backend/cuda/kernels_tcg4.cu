@@ -131,32 +131,37 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const G4Tmap* tmx, 
     if (warp == 4) {
         if (lane == 0) {
             asm volatile("prefetch.tensormap [%0];" ::"l"((unsigned long long)tmx) : "memory");
-            auto wstage = [&](int st) {
+            // Slot and phase are carried as counters (no st / nst, st % nst): session 16 found the run-time
+            // divisions (nst is a kernel argument) on this single lane's critical path halving the stream.
+            auto wstage = [&](int st, int sl) {
                 // Always a whole stage: past K (a last partial stage) the 8 KB run into the next tile or
                 // the packed copy's zeroed 8 KB tail, finite values that meet the TMA's zero x columns.
-                const int k0 = kbeg + st * TCG4_KC, sl = st % nst;
+                const int k0 = kbeg + st * TCG4_KC;
                 g4_expect(full + 8 * sl, WB + XB);
                 g4_copy(ring + sl * SLOT, wt + (size_t)k0 * 128, WB, full + 8 * sl);
             };
-            auto xstage = [&](int st) {
-                const int sl = st % nst;
+            auto xstage = [&](int st, int sl) {
                 g4_tma2(ring + sl * SLOT + WB, tmx, kbeg + st * TCG4_KC, 0, full + 8 * sl);
             };
             const int pre = min(nst, nstage);
-            for (int st = 0; st < pre; st++) wstage(st);
+            for (int st = 0; st < pre; st++) wstage(st, st);
             pdl_wait();
-            for (int st = 0; st < pre; st++) xstage(st);
+            for (int st = 0; st < pre; st++) xstage(st, st);
+            int sl = 0;
+            u32 ph = 0;  // parity of the empty barrier's phase to wait for (its first completion: 0)
             for (int st = pre; st < nstage; st++) {
-                g4_bar_wait(empty + 8 * (st % nst), (u32)((st / nst) - 1) & 1u);
-                wstage(st);
-                xstage(st);
+                g4_bar_wait(empty + 8 * sl, ph);
+                wstage(st, sl);
+                xstage(st, sl);
+                if (++sl == nst) sl = 0, ph ^= 1u;
             }
         }
     } else {
+        int sl = 0, psl = 0;
+        u32 ph = 0;
 #pragma unroll 1
         for (int st = 0; st < nstage; st++) {
-            const int sl = st % nst;
-            g4_bar_wait(full + 8 * sl, (u32)(st / nst) & 1u);
+            g4_bar_wait(full + 8 * sl, ph);
             const u32 wa = ring + sl * SLOT, xb = wa + WB;
             // Every stage runs all four k16 steps (a partial last stage's extra columns are zeros in x):
             // a run-time wgmma count made ptxas serialize every wgmma ("WG.AR in divergent path").
@@ -165,7 +170,9 @@ __device__ __forceinline__ void tcg4_body(const GemvArgs& a, const G4Tmap* tmx, 
             for (int j = 0; j < TCG4_KC / 16; j++) g4_mma<NT>(d, g4_desc(wa + j * 2048u, 1024u, 128u), g4_desc_sw128(xb + j * 32u));
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
             asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");  // the previous stage is done
-            if (st > 0 && tid == 0) g4_bar_arrive(empty + 8 * ((st - 1) % nst));
+            if (st > 0 && tid == 0) g4_bar_arrive(empty + 8 * psl);
+            psl = sl;
+            if (++sl == nst) sl = 0, ph ^= 1u;
         }
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     }
