@@ -126,7 +126,7 @@ fn eight_bit_kv_doubles_the_paged_blocks_and_is_checked_on_the_host() {
     }
     let ones = |l: usize, h: usize| vec![vec![0.5f32; h]; l];
     let (l, h) = (c.num_hidden_layers, c.num_key_value_heads);
-    let kv = |mode, scales| KvQuant { dtype: KvCacheDtype::Int8, mode, scales, k_mean: None };
+    let kv = |mode, scales| KvQuant { dtype: KvCacheDtype::Int8, mode, scales, k_mean: None, rotate: None };
     let t = kv_scale_table(
         &c,
         WeightFormat::F16,

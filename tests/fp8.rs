@@ -205,6 +205,20 @@ fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
             ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
         }
     }
+    // K rotation (kv_rotate): same bytes per token, ONNX Runtime and the CPU reference agree.
+    for kv in ["fp8", "int8"] {
+        let dir = convert(&tiny_cfg(
+            &tmp.path().join(format!("{kv}_rot")),
+            &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_rotate: true\n"),
+        ));
+        let man = Manifest::load(&dir).unwrap();
+        assert!(man.extra["quantization"]["kv_cache"]["rotate"].is_object());
+        let (name, _) = trtforge::bench::kv_format(&man);
+        assert!(name.contains("rotated K"), "{name}");
+        if ort_available() {
+            ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
+        }
+    }
 }
 
 /// K smoothing against an independent oracle (tests/py/kv_smooth_oracle.py: numpy from the Llama
@@ -293,6 +307,81 @@ fn smoothed_kv_cache_matches_the_numpy_and_ort_oracle() {
     }
 }
 
+/// K rotation (`kv_rotate`) against an independent oracle (tests/py/kv_rotate_oracle.py: its own
+/// SplitMix64 signs and Hadamard matrix, numpy from the Llama equations, ml_dtypes, ONNX Runtime):
+/// layer 0's cached K, taken into the rotated basis with the oracle's R, must be `DQ(Q(k·R))` — on
+/// the 8-bit grid of the rotated K — on the CPU reference (format read from the engine dir) and in
+/// the ONNX's `present.0.key`; the oracle's K quantized without the rotation must fail the same test.
+#[test]
+fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
+    if !python_has("ml_dtypes") {
+        return;
+    }
+    use trtforge::backend::kv_quant_of;
+    let tmp = tempfile::tempdir().unwrap();
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
+    for kv in ["fp8", "int8"] {
+        let cfg = tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_rotate: true\n"));
+        let dir = convert(&cfg);
+        let man = Manifest::load(&dir).unwrap();
+        let k = &man.extra["quantization"]["kv_cache"];
+        assert_eq!(k["rotate"]["seed"].as_u64(), Some(trtforge::quant::kv::KV_ROTATE_SEED));
+        assert_eq!(k["smooth_k"], false);
+        let hd = man.model_config.head_dim;
+        let out = tmp.path().join(format!("{kv}_rot.json"));
+        let mut args: Vec<String> =
+            vec![fixture("tiny_llama").display().to_string(), dir.display().to_string(), out.display().to_string()];
+        args.extend(prompt.iter().map(|t| t.to_string()));
+        common::py::run("kv_rotate_oracle.py", &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let o: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let v = |k: &str| -> Vec<f32> { o[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+        let (r, expected, step) = (v("r"), v("expected_rot"), v("step"));
+        // Rows (tokens, kv_heads · hd) into the rotated basis: each head's row times R.
+        let to_rot = |x: &[f32]| -> Vec<f32> {
+            x.chunks(hd).flat_map(|h| (0..hd).map(|j| (0..hd).map(|i| h[i] * r[i * hd + j]).sum::<f32>()).collect::<Vec<_>>()).collect()
+        };
+        // Every element within one step (+ `rel` of its head's largest value: an error of the
+        // un-rotated cache, such as ONNX Runtime's fp16, spreads over the whole head once rotated)
+        // of the oracle; the fraction within `tol` steps.
+        let check = |got: &[f32], rel: f32, tol: f32, verbose: bool| -> (bool, f64) {
+            assert_eq!(got.len(), expected.len());
+            let mut near = 0usize;
+            let mut all = true;
+            for i in 0..expected.len() {
+                let d = (got[i] - expected[i]).abs();
+                let h0 = i / hd * hd;
+                let head_max = expected[h0..h0 + hd].iter().fold(0.0f32, |a, x| a.max(x.abs()));
+                if d > step[i] * 1.001 + rel * head_max + 1e-6 {
+                    if verbose {
+                        eprintln!("element {i}: {} vs the oracle's {} (step {})", got[i], expected[i], step[i]);
+                    }
+                    all = false;
+                }
+                near += (d <= tol * step[i]) as usize;
+            }
+            (all, near as f64 / expected.len() as f64)
+        };
+        let (_, plain_near) = check(&v("plain_rot"), 0.0, 0.05, false);
+        assert!(plain_near < 0.5, "{kv}: the oracle's unrotated rounding lands on the rotated grid ({plain_near})");
+        // The CPU reference, with the KV format and rotation read from the engine dir.
+        let kq = kv_quant_of(&man, &dir).unwrap().unwrap();
+        assert!(kq.rotate.is_some());
+        let w = Arc::new(load(&tiny_model()).unwrap().weights);
+        let mut cpu = CpuBackend::with_quant(w, 1, 64, CpuQuant { kv: Some(kq), ..Default::default() }).unwrap();
+        cpu.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::Last).unwrap();
+        let (k0, _) = cpu.cached_kv(0, 0);
+        let (all, near) = check(&to_rot(k0), 1e-5, 1e-2, true);
+        assert!(all && near >= 0.98, "{kv}: the CPU reference's cached K is not DQ(Q(kR))·Rᵀ ({near} on the grid)");
+        // ONNX Runtime on the exported graph (fp16 arithmetic and an fp16 cache).
+        if o["ort"].is_null() {
+            skip("onnxruntime not importable: the ONNX half of the K rotation oracle did not run");
+        } else {
+            let (all, near) = check(&to_rot(&v("ort")), 4e-3, 0.1, true);
+            assert!(all && near >= 0.9, "{kv}: ONNX Runtime's present.0.key is not DQ(Q(kR))·Rᵀ ({near} near the grid)");
+        }
+    }
+}
+
 /// An engine dir written before K smoothing (no `smooth_k` / `k_mean` in its manifest, no means
 /// file) loads and runs as a plain quantized cache, on the CPU reference and ONNX Runtime; and one
 /// converted with `kv_smooth_k: false` is the same plain cache.
@@ -342,7 +431,7 @@ fn dynamic_kv_scales_follow_each_block() {
     let w = Arc::new(m.weights);
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
     let mk = |dtype, mode| {
-        let kv = Some(KvQuant { dtype, mode, scales: None, k_mean: None });
+        let kv = Some(KvQuant { dtype, mode, scales: None, k_mean: None, rotate: None });
         CpuBackend::with_quant(Arc::clone(&w), 1, 64, CpuQuant { kv, ..Default::default() }).unwrap()
     };
     let mut float = CpuBackend::new(Arc::clone(&w), 1, 64).unwrap();
@@ -433,6 +522,16 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("fp16_inputs: \"mlp_in\" is not one of q_proj"), "{e}");
     let e = trtforge_fails(&tmp.path().join("i"), "  precision: int8\n  method: gptq\n");
     assert!(e.contains("method gptq applies to fp8, not int8"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("r1"), "  precision: fp16\n  kv_rotate: true\n");
+    assert!(e.contains("kv_rotate applies to an 8-bit KV cache"), "{e}");
+    let e = trtforge_fails(
+        &tmp.path().join("r2"),
+        "  precision: fp16\n  kv_cache: fp8\n  kv_scales: dynamic\n  kv_rotate: true\n",
+    );
+    assert!(e.contains("kv_rotate needs kv_scales: calibrated"), "{e}");
+    let e =
+        trtforge_fails(&tmp.path().join("r3"), "  precision: fp16\n  kv_cache: int8\n  kv_rotate: true\n  kv_smooth_k: true\n");
+    assert!(e.contains("kv_rotate and kv_smooth_k are alternatives"), "{e}");
     let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
     assert!(e.contains("unknown precision \"fp9\"; use one of fp32, fp16, int8, int4_rtn, int4_awq, fp8"), "{e}");
 }
@@ -452,7 +551,7 @@ fn smoothquant_folding_is_exact_and_balances_ranges() {
         .flat_map(|l| [Site::AttnIn(l), Site::AttnOut(l), Site::MlpIn(l), Site::MlpOut(l)])
         .collect();
     let mut w = m.weights.clone();
-    let before = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    let before = collect_ranges(&mut w, &windows, &sites, None, &mut |_| {}).unwrap();
     let mut want = std::collections::HashMap::new();
     let mut order: Vec<Site> = sites.iter().copied().collect();
     order.sort_by_key(|&s| trtforge::convert::calibrate::smooth_order(s));
@@ -465,7 +564,7 @@ fn smoothquant_folding_is_exact_and_balances_ranges() {
         }
         trtforge::quant::awq::fold_scales(&mut w, site, &s).unwrap();
     }
-    let after = collect_ranges(&mut w, &windows, &sites, &mut |_| {}).unwrap();
+    let after = collect_ranges(&mut w, &windows, &sites, None, &mut |_| {}).unwrap();
     for (site, bal) in &want {
         let act = &after.channel_amax[site];
         let wm = trtforge::quant::smooth::weight_col_amax(&w, *site);
@@ -574,6 +673,7 @@ fn cuda_backend_takes_fp8_engines_and_refuses_quantized_kv_engines_clearly() {
     for (name, quant, want) in [
         ("kv", "  precision: fp16\n  kv_cache: int8\n", "head_dim % 32 == 0"),
         ("kvd", "  precision: fp16\n  kv_cache: fp8\n  kv_scales: dynamic\n", "dynamic per-block scales"),
+        ("kvr", "  precision: fp16\n  kv_cache: fp8\n  kv_rotate: true\n", "rotates K (kv_rotate)"),
     ] {
         let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
         let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();

@@ -59,6 +59,10 @@ pub struct KvQuant {
     /// Every K write subtracts it before quantizing; attention reads the dequantized `k − mean` as
     /// it is (no add-back: softmax over keys ignores the constant `q · mean`). None: plain K.
     pub k_mean: Option<Vec<f32>>,
+    /// K rotation (`kv_rotate`, calibrated scales only): every K write rotates the new keys, rounds
+    /// them with the rotated keys' scales and rotates the result back, so the cache holds
+    /// `Q(kR)·Rᵀ` and attention reads it unchanged (the scores equal `(qR)·Q(kR)`).
+    pub rotate: Option<crate::quant::kv::KvRotation>,
 }
 
 impl KvQuant {
@@ -70,6 +74,20 @@ impl KvQuant {
 
     /// Checks the scales' and means' shapes against a model.
     pub fn check(&self, c: &LlamaConfig) -> Result<()> {
+        if let Some(r) = &self.rotate {
+            if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
+                return Err(Error::Invalid(format!(
+                    "K rotation of {} layers × head_dim {} for a model of {} layers × head_dim {}",
+                    r.layers(),
+                    r.head_dim(),
+                    c.num_hidden_layers,
+                    c.head_dim
+                )));
+            }
+            if self.mode != KvScaleMode::Calibrated {
+                return Err(Error::Invalid("a rotated K cache needs calibrated KV scales".into()));
+            }
+        }
         if let Some(m) = &self.k_mean {
             if m.len() != c.num_hidden_layers * c.kv_dim() {
                 return Err(Error::Invalid(format!(
@@ -395,6 +413,10 @@ impl LlamaOps for CpuPass<'_, '_> {
                     // K smoothing: the cache holds k − mean (quantized below), never added back.
                     subtract_mean(&mut cache.k[base..base + s.n * kvd], m);
                 }
+                let rot = kq.rotate.as_ref().filter(|_| kq.mode == KvScaleMode::Calibrated && kq.scales.is_some());
+                if let Some(r) = rot {
+                    r.rotate(layer, &mut cache.k[base..base + s.n * kvd]);
+                }
                 for (is_v, buf) in [(false, &mut cache.k), (true, &mut cache.v)] {
                     let seq = &mut buf[row0 * kvd..(row0 + self.max_seq) * kvd]; // (max_seq, kv_dim)
                     match kq.mode {
@@ -402,6 +424,9 @@ impl LlamaOps for CpuPass<'_, '_> {
                             let sc = kq.scales.as_ref().map(|t| if is_v { &t.v[layer] } else { &t.k[layer] });
                             let Some(sc) = sc else { continue };
                             quantize_rows_static(&mut seq[s.start * kvd..(s.start + s.n) * kvd], sc, hd, kq.dtype);
+                            if let (Some(r), false) = (rot, is_v) {
+                                r.unrotate(layer, &mut seq[s.start * kvd..(s.start + s.n) * kvd]);
+                            }
                         }
                         KvScaleMode::Dynamic => {
                             let (ka, va) = &mut self.kv_amax[layer];
@@ -500,7 +525,7 @@ impl KvQuant {
                 amax.update(layer, true, v, c.head_dim);
             }
         }
-        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype, None)), k_mean: None })
+        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype, None)), k_mean: None, rotate: None })
     }
 }
 

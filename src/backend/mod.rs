@@ -169,6 +169,13 @@ pub fn open_engine_dir(
                     man.name
                 )));
             }
+            if kv.as_ref().is_some_and(|k| k.rotate.is_some()) {
+                return Err(crate::error::Error::Unsupported(format!(
+                    "engine {}: its KV cache rotates K (kv_rotate), which the CUDA engine does not apply yet; run it \
+                     with --backend cpu or ort, or convert with kv_rotate: false for the CUDA engine",
+                    man.name
+                )));
+            }
             if let Some(k) = &kv {
                 cuda::kv_scale_table(&man.model_config, crate::quant::WeightFormat::F16, Some(k))
                     .map_err(|e| crate::error::Error::Unsupported(format!("engine {}: {e}", man.name)))?;
@@ -231,6 +238,13 @@ pub fn open_paged(
                 return Err(crate::error::Error::Unsupported(
                     "this engine's KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
                      apply; serve it with --backend cpu"
+                        .into(),
+                ));
+            }
+            if kv.as_ref().is_some_and(|k| k.rotate.is_some()) {
+                return Err(crate::error::Error::Unsupported(
+                    "this engine's KV cache rotates K (kv_rotate), which the CUDA engine does not apply yet; serve it \
+                     with --backend cpu"
                         .into(),
                 ));
             }
@@ -313,7 +327,20 @@ pub fn kv_quant_of(man: &crate::engine_dir::Manifest, dir: &std::path::Path) -> 
             Some(m)
         }
     };
-    Ok(Some(cpu::KvQuant { dtype, mode, scales, k_mean }))
+    let rotate = match kv.get("rotate").filter(|v| !v.is_null()) {
+        None => None,
+        Some(r) => {
+            let seed = r.get("seed").and_then(|s| s.as_u64()).ok_or_else(|| bad("rotate has no integer seed"))?;
+            if k_mean.is_some() || mode != KvScaleMode::Calibrated {
+                return Err(bad("rotate needs calibrated scales and no k_mean"));
+            }
+            let c = &man.model_config;
+            Some(crate::quant::kv::KvRotation::new(seed, c.num_hidden_layers, c.head_dim).ok_or_else(|| {
+                bad(&format!("rotate needs a power-of-two head_dim; the model's is {}", c.head_dim))
+            })?)
+        }
+    };
+    Ok(Some(cpu::KvQuant { dtype, mode, scales, k_mean, rotate }))
 }
 
 /// Checks a batch against the backend's limits before any work is done.

@@ -400,7 +400,13 @@ impl PagedBackend for CpuPagedBackend {
                     "{} ({}{})",
                     k.dtype.as_str(),
                     if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
-                    if k.k_mean.is_some() { ", smooth K" } else { "" }
+                    if k.k_mean.is_some() {
+                        ", smooth K"
+                    } else if k.rotate.is_some() {
+                        ", rotated K"
+                    } else {
+                        ""
+                    }
                 ),
                 crate::quant::kv::bytes_per_token(
                     c.num_hidden_layers,
@@ -562,8 +568,16 @@ impl LlamaOps for PagedPass<'_> {
                             (KvScaleMode::Calibrated, Some(sc)) => {
                                 let sc = if is_v { &sc.v[layer] } else { &sc.k[layer] };
                                 let row = &mut buf[slot * kvd..(slot + 1) * kvd];
+                                // K rotation: the block holds Q(kR)·Rᵀ (quant::kv::KvRotation).
+                                let rot = kq.rotate.as_ref().filter(|_| !is_v);
+                                if let Some(r) = rot {
+                                    r.rotate(layer, row);
+                                }
                                 for (h, head) in row.chunks_mut(hd).enumerate() {
                                     head.iter_mut().for_each(|x| *x = kq.dtype.qdq(*x, sc[h]));
+                                }
+                                if let Some(r) = rot {
+                                    r.unrotate(layer, row);
                                 }
                             }
                             (KvScaleMode::Calibrated, None) => {}
@@ -808,14 +822,20 @@ mod tests {
         ] {
             // K smoothing: a per-(layer, head, channel) mean subtracted before every K write.
             let mean: Vec<f32> = (0..c.num_hidden_layers * c.kv_dim()).map(|i| 0.05 * (i as f32 * 0.7).sin()).collect();
-            let plain = KvQuant { dtype, mode, scales, k_mean: None };
+            let plain = KvQuant { dtype, mode, scales, k_mean: None, rotate: None };
             let smooth = KvQuant { k_mean: Some(mean), ..plain.clone() };
-            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain), ..Default::default() };
-            let quants = [
+            let quant = CpuQuant { input_scales: Default::default(), kv: Some(plain.clone()), ..Default::default() };
+            let mut quants = vec![
                 quant.clone(),
                 CpuQuant { input_scales: input_scales.clone(), ..quant },
                 CpuQuant { input_scales: input_scales.clone(), kv: Some(smooth), ..Default::default() },
             ];
+            if mode == KvScaleMode::Calibrated {
+                // K rotation (calibrated scales only).
+                let rot = crate::quant::kv::KvRotation::new(5, c.num_hidden_layers, c.head_dim);
+                let rotated = KvQuant { rotate: rot, ..plain.clone() };
+                quants.push(CpuQuant { kv: Some(rotated), ..Default::default() });
+            }
             for quant in quants {
                 let bytes = block_bytes(&c, 4) as u64 * 16;
                 let mut paged = CpuPagedBackend::with_quant(w.clone(), bytes, quant.clone()).unwrap();

@@ -15,7 +15,7 @@ use crate::model::tokenizer::Tokenizer;
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
 use crate::quant::awq::{self, quantize_awq_with_stats, AwqOptions, AwqRecord};
 use crate::quant::fp8::{self, AbsHistogram};
-use crate::quant::kv::{KvAmax, KvCacheDtype, KvScaleMode, KvScales};
+use crate::quant::kv::{KvAmax, KvCacheDtype, KvRotation, KvScaleMode, KvScales};
 use crate::quant::stats::{Site, SiteStats, GRAM_ROWS};
 use crate::quant::{check_applicable, decoder_linears, rtn, stored_in, QuantizedModel, WeightFormat};
 use crate::util::{seeded_prompts, sha256_bytes, SplitMix64};
@@ -294,11 +294,13 @@ pub struct Ranges {
     pub kv: KvAmax,
 }
 
-/// Runs the float model over `windows`, recording the ranges of `sites`' inputs and of the KV cache.
+/// Runs the float model over `windows`, recording the ranges of `sites`' inputs and of the KV cache
+/// (with `kv_rot`, also of K rotated by it: [`KvAmax::k_rot`]).
 pub fn collect_ranges(
     w: &mut ModelWeights,
     windows: &[Vec<u32>],
     sites: &HashSet<Site>,
+    kv_rot: Option<&KvRotation>,
     log: &mut dyn FnMut(&str),
 ) -> Result<Ranges> {
     let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
@@ -329,6 +331,9 @@ pub fn collect_ranges(
                 let (k, v) = be.cached_kv(l, 0);
                 kv.update(l, false, k, c.head_dim);
                 kv.update(l, true, v, c.head_dim);
+                if let Some(r) = kv_rot {
+                    kv.update_rotated_k(l, k, c.head_dim, r);
+                }
             }
             log_progress(log, wi, windows.len(), t0);
         }
@@ -409,6 +414,8 @@ pub struct QuantOutcome {
     pub kv: Option<(KvCacheDtype, KvScaleMode, Option<KvScales>)>,
     /// K smoothing: the means of post-RoPE K, (layers, kv_heads, head_dim) flat, f16-exact values.
     pub kv_k_mean: Option<Vec<f32>>,
+    /// K rotation of the cache (kv_rotate), for the ONNX export.
+    pub kv_rotation: Option<KvRotation>,
     /// `Manifest.extra["quantization"]` (convert adds the size on disk).
     pub section: serde_json::Map<String, serde_json::Value>,
 }
@@ -504,7 +511,7 @@ pub fn quantize_for_config(
     // SmoothQuant (fp8): per-channel activation absmax from one pass of the float model, scales
     // folded into the model; the ranges below are then taken on the smoothed model.
     if let (Some(alpha), Some(d)) = (q.smooth_alpha, &data) {
-        let r = collect_ranges(w, &d.windows, &fp8_sites, log)?;
+        let r = collect_ranges(w, &d.windows, &fp8_sites, None, log)?;
         // A site's own scales move only its activations; its weights' column ranges also move when
         // the next site folds into them (o_proj's scales into v_proj's rows, down_proj's into
         // up_proj's), so that site goes first and every scale is computed on the current weights.
@@ -531,9 +538,21 @@ pub fn quantize_for_config(
             }),
         );
     }
+    // K rotation (kv_rotate): the signs, drawn before the ranges so that K's are taken rotated.
+    let kv_rotation = if kv_dtype.quantized() && q.kv_rotate() {
+        let c = &w.config;
+        Some(KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim).ok_or_else(|| {
+            Error::Invalid(format!(
+                "quantization.kv_rotate needs a power-of-two head_dim (a Walsh-Hadamard rotation); this model's is {}",
+                c.head_dim
+            ))
+        })?)
+    } else {
+        None
+    };
     // fp8 activation and KV ranges: one pass of the float model (after the smoothing, if any).
     let ranges = match (&data, needs_ranges) {
-        (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, log)?),
+        (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, kv_rotation.as_ref(), log)?),
         _ => None,
     };
     // AWQ (int4_awq; int8 with a calibration section unless `method: rtn`) searches scales and clip
@@ -688,7 +707,10 @@ pub fn quantize_for_config(
             KvScaleMode::Calibrated => {
                 let r =
                     ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
-                Some(r.kv.scales(kv_dtype, k_mean.as_deref()))
+                Some(match &kv_rotation {
+                    Some(_) => r.kv.scales_rotated(kv_dtype),
+                    None => r.kv.scales(kv_dtype, k_mean.as_deref()),
+                })
             }
             KvScaleMode::Dynamic => None,
         };
@@ -711,6 +733,18 @@ pub fn quantize_for_config(
             })
         });
         kv_k_mean = k_mean;
+        let rotate = kv_rotation.as_ref().map(|rot| {
+            let r = ranges.as_ref().map(|r| &r.kv);
+            serde_json::json!({
+                "seed": rot.seed,
+                "kind": "randomized Walsh-Hadamard, per layer: R = diag(s) * H / sqrt(head_dim), H the Sylvester Hadamard matrix (H[i][j] = (-1)^popcount(i & j)), s = head_dim signs per layer",
+                "signs": "SplitMix64(seed) draws in (layer, channel) order; sign -1 where the draw's top bit is set (src/quant/kv.rs KvRotation)",
+                "rule": "KV write: k' = k * R for each kv head's post-RoPE key before scaling and quantizing (scales_k cover k'); the scores use q * R (orthogonal R: (qR).(kR) = q.k). Reference backends store Q(k') * R^T, the same scores with q unrotated. V is not rotated",
+                "onnx": "Reshape(k, [0, 0, kv_heads, head_dim]) -> MatMul(kv_rotate.{layer} = R) -> K's QuantizeLinear/DequantizeLinear -> MatMul(kv_unrotate.{layer} = R^T) -> Reshape back, before the cache concat",
+                "k_amax_plain": r.map(|r| r.k.clone()),
+                "k_amax_rotated": r.map(|r| r.k_rot.clone()),
+            })
+        });
         section.insert(
             "kv_cache".into(),
             serde_json::json!({
@@ -730,6 +764,7 @@ pub fn quantize_for_config(
                 "scales_v": scales.as_ref().map(|s| s.v.clone()),
                 "smooth_k": smooth.is_some(),
                 "k_mean": smooth,
+                "rotate": rotate,
             }),
         );
         Some((kv_dtype, q.kv_scales, scales))
@@ -737,5 +772,5 @@ pub fn quantize_for_config(
         None
     };
     section.insert("quantize_seconds".into(), ((t0.elapsed().as_secs_f64() * 10.0).round() / 10.0).into());
-    Ok(Some(QuantOutcome { quantized, kv, kv_k_mean, section }))
+    Ok(Some(QuantOutcome { quantized, kv, kv_k_mean, kv_rotation, section }))
 }

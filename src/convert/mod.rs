@@ -58,6 +58,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         force_external: cfg.onnx.external_data,
         kv_cache: quant.as_ref().and_then(|q| q.kv.as_ref()).and_then(|(d, _, s)| s.clone().map(|s| (*d, s))),
         kv_k_mean: quant.as_ref().and_then(|q| q.kv_k_mean.clone()),
+        kv_rotation: quant.as_ref().and_then(|q| q.kv_rotation.clone()),
     };
     let (opset, q) = match &quant {
         Some(q) => (OPSET_QUANTIZED, Some(&q.quantized)),

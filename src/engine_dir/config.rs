@@ -154,6 +154,10 @@ pub struct QuantSection {
     /// fp8/int8 KV: subtract the calibrated per-(layer, kv head, channel) mean of post-RoPE K before
     /// quantizing K ("smooth K"; needs a calibration section). None: [`KV_SMOOTH_K_DEFAULT`].
     pub kv_smooth_k: Option<bool>,
+    /// fp8/int8 KV with calibrated scales: rotate each head's post-RoPE K by a randomized
+    /// Walsh–Hadamard matrix before quantizing it (quant::kv::KvRotation; q is rotated alike, so
+    /// scores are unchanged). Not with kv_smooth_k. None: off.
+    pub kv_rotate: Option<bool>,
     /// fp8 with `method: gptq`: collect GPTQ's Gram matrices from the fp8-rounded linear inputs (what
     /// the engine multiplies; the calibration pass runs with the static activation scales) instead
     /// of the float inputs.
@@ -198,6 +202,8 @@ struct QuantSectionYaml {
     kv_scales: KvScaleMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     kv_smooth_k: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kv_rotate: Option<bool>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     gptq_fp8_inputs: bool,
 }
@@ -253,6 +259,7 @@ impl TryFrom<QuantSectionYaml> for QuantSection {
             kv_cache: y.kv_cache,
             kv_scales: y.kv_scales,
             kv_smooth_k: y.kv_smooth_k,
+            kv_rotate: y.kv_rotate,
             gptq_fp8_inputs: y.gptq_fp8_inputs,
         })
     }
@@ -274,6 +281,7 @@ impl From<QuantSection> for QuantSectionYaml {
             kv_cache: q.kv_cache,
             kv_scales: q.kv_scales,
             kv_smooth_k: q.kv_smooth_k,
+            kv_rotate: q.kv_rotate,
             gptq_fp8_inputs: q.gptq_fp8_inputs,
         }
     }
@@ -289,6 +297,10 @@ impl QuantSection {
     /// (the means come from calibration; a dynamic-scale config without one stays plain).
     pub fn kv_smooth_k(&self) -> bool {
         self.kv_cache.quantized() && self.kv_smooth_k.unwrap_or(KV_SMOOTH_K_DEFAULT && self.calibration.is_some())
+    }
+    /// Whether K is rotated (randomized Hadamard) before it is quantized into the cache.
+    pub fn kv_rotate(&self) -> bool {
+        self.kv_cache.quantized() && self.kv_rotate == Some(true)
     }
     /// int4's group size (128 when the format has no groups).
     pub fn group_size(&self) -> usize {
@@ -311,6 +323,7 @@ impl Default for QuantSection {
             kv_cache: KvCacheDtype::Fp16,
             kv_scales: KvScaleMode::Calibrated,
             kv_smooth_k: None,
+            kv_rotate: None,
             gptq_fp8_inputs: false,
         }
     }
@@ -553,6 +566,21 @@ impl EngineConfig {
             return bad(
                 "quantization.kv_smooth_k applies to an 8-bit KV cache (kv_cache: fp8 or int8), not fp16".into()
             );
+        }
+        if q.kv_rotate == Some(true) {
+            if !q.kv_cache.quantized() {
+                return bad(
+                    "quantization.kv_rotate applies to an 8-bit KV cache (kv_cache: fp8 or int8), not fp16".into()
+                );
+            }
+            if q.kv_scales != KvScaleMode::Calibrated {
+                return bad("quantization.kv_rotate needs kv_scales: calibrated (the rotated K's scales come from \
+                            calibration)"
+                    .into());
+            }
+            if q.kv_smooth_k == Some(true) {
+                return bad("quantization.kv_rotate and kv_smooth_k are alternatives; set one of them".into());
+            }
         }
         if q.kv_cache.quantized() {
             if q.precision == WeightFormat::F32 {

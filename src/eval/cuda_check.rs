@@ -510,6 +510,7 @@ pub fn precompile_fp8kv(set: &CheckSet) -> Result<Vec<String>> {
                 mode: crate::quant::kv::KvScaleMode::Calibrated,
                 scales: Some(crate::quant::kv::KvScales { k: one.clone(), v: one }),
                 k_mean: None,
+                rotate: None,
             }
         })
     };

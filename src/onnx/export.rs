@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{ModelWeights, Param};
 use crate::proto as pb;
-use crate::quant::kv::{KvCacheDtype, KvScales};
+use crate::quant::kv::{KvCacheDtype, KvRotation, KvScales};
 use crate::quant::{QuantizedLinear, QuantizedModel, WeightFormat};
 
 /// Opset of the portable form: ops that ONNX Runtime and TensorRT both run.
@@ -34,6 +34,10 @@ pub struct ExportOptions {
     /// layer's new K goes through `Sub(k, kv_k_mean.{layer})` (a `[kv_heads · head_dim]` constant in
     /// the model dtype) before its Q/DQ and the cache: the cache holds `k − mean`, never added back.
     pub kv_k_mean: Option<Vec<f32>>,
+    /// K rotation (`kv_rotate`): each layer's new K is rotated per kv head by `kv_rotate.{layer}` (R,
+    /// head_dim × head_dim) before its Q/DQ and rotated back by `kv_unrotate.{layer}` (Rᵀ) after, so
+    /// the cache holds `Q(kR)·Rᵀ`: the rounding of the rotated key, scores as with q rotated.
+    pub kv_rotation: Option<KvRotation>,
 }
 
 /// An exported model: the protobuf and, when external, the weight bytes it points to.
@@ -83,7 +87,7 @@ pub fn export_llama_with(
     let trt_form = opts.attention == AttentionForm::Tensorrt;
     if trt_form {
         tensorrt::check(opts.dtype)?;
-        if opts.kv_cache.is_some() || opts.kv_k_mean.is_some() {
+        if opts.kv_cache.is_some() || opts.kv_k_mean.is_some() || opts.kv_rotation.is_some() {
             return Err(Error::Unsupported(
                 "a quantized KV cache is exported in the portable attention form only (the tensorrt form's cache is fp16)"
                     .into(),
@@ -105,6 +109,17 @@ pub fn export_llama_with(
             )));
         }
     }
+    if let Some(r) = &opts.kv_rotation {
+        if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
+            return Err(Error::Invalid(format!(
+                "K rotation: {} layers × head_dim {} for a model of {} layers × head_dim {}",
+                r.layers(),
+                r.head_dim(),
+                c.num_hidden_layers,
+                c.head_dim
+            )));
+        }
+    }
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };
     let external = opts.force_external || weight_bytes > EXTERNAL_DATA_THRESHOLD;
     let mut e = Emitter {
@@ -120,6 +135,7 @@ pub fn export_llama_with(
         qdq_inputs: Default::default(),
         kv_cache: opts.kv_cache.as_ref(),
         kv_k_mean: opts.kv_k_mean.as_deref(),
+        kv_rotation: opts.kv_rotation.as_ref(),
         attention: opts.attention,
     };
     let logits = forward(c, &mut e)?;
@@ -179,6 +195,7 @@ struct Emitter<'a> {
     qdq_inputs: std::collections::HashMap<String, String>,
     kv_cache: Option<&'a (KvCacheDtype, KvScales)>,
     kv_k_mean: Option<&'a [f32]>,
+    kv_rotation: Option<&'a KvRotation>,
     attention: AttentionForm,
 }
 
@@ -260,6 +277,27 @@ impl Emitter<'_> {
         let kvd = self.w.config.kv_dim();
         let mn = self.g.init_float(&format!("kv_k_mean.{layer}"), &[kvd], &m[layer * kvd..(layer + 1) * kvd], self.dt);
         self.g.op("Sub", &[k, &mn], vec![])
+    }
+
+    /// K rotation: `k (b, s, kv_heads·hd)` times layer `layer`'s R (or Rᵀ with `back`) per kv head;
+    /// `k` itself without a rotation.
+    fn kv_rotate_k(&mut self, k: &str, layer: usize, back: bool) -> String {
+        let Some(r) = self.kv_rotation else { return k.to_string() };
+        let c = &self.w.config;
+        let (hd, kvh) = (c.head_dim, c.num_key_value_heads);
+        let mut m = r.matrix(layer);
+        let name = if back {
+            m = (0..hd * hd).map(|ij| m[(ij % hd) * hd + ij / hd]).collect();
+            format!("kv_unrotate.{layer}")
+        } else {
+            format!("kv_rotate.{layer}")
+        };
+        let mn = self.g.init_float(&name, &[hd, hd], &m, self.dt);
+        let split = self.g.const_i64(&[0, 0, kvh as i64, hd as i64]);
+        let join = self.g.const_i64(&[0, 0, (kvh * hd) as i64]);
+        let heads = self.g.op("Reshape", &[k, &split], vec![]);
+        let rot = self.g.op("MatMul", &[&heads, &mn], vec![]);
+        self.g.op("Reshape", &[&rot, &join], vec![])
     }
 
     /// A new K or V (b, s, kv_heads·hd) rounded to the cache dtype with per-head scales.
@@ -393,7 +431,9 @@ impl LlamaOps for Emitter<'_> {
             return tensorrt::attention(&mut self.g, &self.w.config, self.max_positions, layer, q, k, v);
         }
         let k = self.kv_centre_k(k, layer);
+        let k = self.kv_rotate_k(&k, layer, false);
         let k = self.kv_qdq(&k, layer, "key");
+        let k = self.kv_rotate_k(&k, layer, true);
         let v = self.kv_qdq(v, layer, "value");
         Ok(self.portable.attention(&mut self.g, &self.w.config, self.dt, layer, q, &k, &v))
     }

@@ -16,6 +16,14 @@
 //! `k − mean` as it is (no add-back). Exact algebra: a query's scores over the keys of one head all
 //! shift by the same `q · mean`, which softmax ignores; only the quantization error changes (the
 //! per-channel offset no longer takes up the grid). SageAttention's "smooth K".
+//!
+//! K rotation ([`KvRotation`], `quantization.kv_rotate`): before K is quantized, each head's
+//! post-RoPE key is rotated by a randomized Walsh–Hadamard matrix `R = diag(s) · H / √d` (random
+//! signs `s` per layer from a stored seed, `H` the Sylvester Hadamard matrix of the head dim); the
+//! query would be rotated by the same `R` (orthogonal, so `(qR)·(kR) = q·k`). The rotation spreads a
+//! few outlier channels over the whole head, so the per-head scale fits the bulk of the values
+//! (QuaRot's trick, for K only). The reference backends keep the cache un-rotated — they store
+//! `Q(kR) · Rᵀ`, which gives the same scores as rotating q — so attention is unchanged.
 use super::fp8;
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -135,6 +143,8 @@ pub struct KvAmax {
     k_min: Vec<Vec<f32>>,
     k_max: Vec<Vec<f32>>,
     k_rows: Vec<usize>,
+    /// Per (layer, kv head) absmax of K rotated by a [`KvRotation`] ([`KvAmax::update_rotated_k`]).
+    pub k_rot: Vec<Vec<f32>>,
 }
 
 impl KvAmax {
@@ -146,6 +156,19 @@ impl KvAmax {
             k_min: vec![Vec::new(); layers],
             k_max: vec![Vec::new(); layers],
             k_rows: vec![0; layers],
+            k_rot: vec![vec![0.0; kv_heads]; layers],
+        }
+    }
+    /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys, rotated by `rot`, to
+    /// [`KvAmax::k_rot`].
+    pub fn update_rotated_k(&mut self, layer: usize, x: &[f32], head_dim: usize, rot: &KvRotation) {
+        let mut r = x.to_vec();
+        rot.rotate(layer, &mut r);
+        let m = &mut self.k_rot[layer];
+        for row in r.chunks_exact(m.len() * head_dim) {
+            for (h, a) in m.iter_mut().enumerate() {
+                *a = row[h * head_dim..(h + 1) * head_dim].iter().fold(*a, |a, v| a.max(v.abs()));
+            }
         }
     }
     /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys (`value` false) or values.
@@ -212,21 +235,29 @@ impl KvAmax {
     /// Scales rounded to f16 (the dtype the ONNX initializers and kernels hold them in); with
     /// `k_mean`, K's scales cover `K − mean` (K smoothing).
     pub fn scales(&self, dtype: KvCacheDtype, k_mean: Option<&[f32]>) -> KvScales {
-        let s16 = |a: f32| {
-            let s = f16::from_f32(dtype.scale_for(a));
-            if s.to_f32() > 0.0 && s.is_finite() {
-                s.to_f32()
-            } else {
-                f16::from_bits(1).to_f32()
-            }
-        };
-        let f = |m: &Vec<Vec<f32>>| m.iter().map(|l| l.iter().map(|&a| s16(a)).collect()).collect();
         let k = match k_mean {
-            Some(m) => f(&self.k_centred_amax(m)),
-            None => f(&self.k),
+            Some(m) => f16_scales(dtype, &self.k_centred_amax(m)),
+            None => f16_scales(dtype, &self.k),
         };
-        KvScales { k, v: f(&self.v) }
+        KvScales { k, v: f16_scales(dtype, &self.v) }
     }
+    /// As [`KvAmax::scales`] for a rotated K ([`KvRotation`]): K's scales cover [`KvAmax::k_rot`].
+    pub fn scales_rotated(&self, dtype: KvCacheDtype) -> KvScales {
+        KvScales { k: f16_scales(dtype, &self.k_rot), v: f16_scales(dtype, &self.v) }
+    }
+}
+
+/// Per-head scales for absmaxes `amax (layers, heads)`, rounded to f16 (never 0).
+fn f16_scales(dtype: KvCacheDtype, amax: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let s16 = |a: f32| {
+        let s = f16::from_f32(dtype.scale_for(a));
+        if s.to_f32() > 0.0 && s.is_finite() {
+            s.to_f32()
+        } else {
+            f16::from_bits(1).to_f32()
+        }
+    };
+    amax.iter().map(|l| l.iter().map(|&a| s16(a)).collect()).collect()
 }
 
 /// The K means of a smoothed cache, as an engine dir stores them: f32, row-major
@@ -252,9 +283,117 @@ pub fn k_mean_to_bytes(mean: &[f32]) -> Vec<u8> {
     mean.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// `quantization.kv_rotate`'s seed when a config leaves it out (any fixed seed does: docs/quantization.md).
+pub const KV_ROTATE_SEED: u64 = 16;
+
+/// The randomized Hadamard rotation of an 8-bit cache's K (see the module docs): per layer a sign
+/// vector of `head_dim` ±1 drawn from [`SplitMix64`](crate::util::SplitMix64)`(seed)` in (layer,
+/// channel) order, a sign −1 where the draw's top bit is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvRotation {
+    pub seed: u64,
+    head_dim: usize,
+    signs: Vec<f32>, // (layers, head_dim)
+}
+
+impl KvRotation {
+    /// None unless `head_dim` is a power of two (the Walsh–Hadamard transform's size).
+    pub fn new(seed: u64, layers: usize, head_dim: usize) -> Option<Self> {
+        if head_dim < 2 || !head_dim.is_power_of_two() {
+            return None;
+        }
+        let mut rng = crate::util::SplitMix64(seed);
+        let signs = (0..layers * head_dim).map(|_| if rng.next_u64() >> 63 == 1 { -1.0 } else { 1.0 }).collect();
+        Some(KvRotation { seed, head_dim, signs })
+    }
+    pub fn layers(&self) -> usize {
+        self.signs.len() / self.head_dim
+    }
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+    /// Layer `layer`'s signs (head_dim).
+    pub fn signs(&self, layer: usize) -> &[f32] {
+        &self.signs[layer * self.head_dim..(layer + 1) * self.head_dim]
+    }
+    /// `x ← x · R` for every head of rows `(n, heads · head_dim)` of layer `layer`.
+    pub fn rotate(&self, layer: usize, rows: &mut [f32]) {
+        let (s, norm) = (self.signs(layer), 1.0 / (self.head_dim as f32).sqrt());
+        for head in rows.chunks_exact_mut(self.head_dim) {
+            head.iter_mut().zip(s).for_each(|(x, s)| *x *= s);
+            fwht(head);
+            head.iter_mut().for_each(|x| *x *= norm);
+        }
+    }
+    /// `x ← x · Rᵀ` (the inverse of [`KvRotation::rotate`]).
+    pub fn unrotate(&self, layer: usize, rows: &mut [f32]) {
+        let (s, norm) = (self.signs(layer), 1.0 / (self.head_dim as f32).sqrt());
+        for head in rows.chunks_exact_mut(self.head_dim) {
+            fwht(head);
+            head.iter_mut().zip(s).for_each(|(x, s)| *x *= s * norm);
+        }
+    }
+    /// `R` of layer `layer`, row-major (head_dim, head_dim): `R[i][j] = s_i · (−1)^popcount(i & j) / √d`,
+    /// so a row vector times it is [`KvRotation::rotate`].
+    pub fn matrix(&self, layer: usize) -> Vec<f32> {
+        let (d, s) = (self.head_dim, self.signs(layer));
+        let norm = 1.0 / (d as f32).sqrt();
+        (0..d * d)
+            .map(|ij| {
+                let (i, j) = (ij / d, ij % d);
+                let h = if (i & j).count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+                s[i] * h * norm
+            })
+            .collect()
+    }
+}
+
+/// In-place unnormalized Walsh–Hadamard transform (Sylvester order) of a power-of-two slice.
+fn fwht(x: &mut [f32]) {
+    let n = x.len();
+    let mut h = 1;
+    while h < n {
+        for i in (0..n).step_by(2 * h) {
+            for j in i..i + h {
+                let (a, b) = (x[j], x[j + h]);
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+        }
+        h *= 2;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_matches_its_matrix_and_inverts() {
+        // Golden values from an independent construction: numpy-free, the explicit matrix product.
+        let r = KvRotation::new(7, 2, 8).unwrap();
+        assert!(KvRotation::new(7, 2, 12).is_none(), "head_dim must be a power of two");
+        let row: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin() * 3.0 + 0.1 * i as f32).collect();
+        for layer in 0..2 {
+            let m = r.matrix(layer);
+            let mut got = row.clone();
+            r.rotate(layer, &mut got);
+            for h in 0..2 {
+                for j in 0..8 {
+                    let want: f32 = (0..8).map(|i| row[h * 8 + i] * m[i * 8 + j]).sum();
+                    assert!((got[h * 8 + j] - want).abs() < 1e-5, "layer {layer} head {h} col {j}");
+                }
+            }
+            // Orthogonal: norms kept, and unrotate undoes rotate.
+            let n0: f32 = row.iter().map(|x| x * x).sum();
+            let n1: f32 = got.iter().map(|x| x * x).sum();
+            assert!((n0 - n1).abs() < 1e-3 * n0);
+            r.unrotate(layer, &mut got);
+            row.iter().zip(&got).for_each(|(a, b)| assert!((a - b).abs() < 1e-5));
+        }
+        assert_ne!(r.signs(0), r.signs(1), "each layer draws its own signs");
+        assert!(r.signs(0).iter().any(|&s| s < 0.0) && r.signs(0).iter().any(|&s| s > 0.0));
+    }
 
     #[test]
     fn int8_and_fp8_bounds() {
