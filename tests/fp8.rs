@@ -320,15 +320,20 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
     use trtforge::backend::kv_quant_of;
     let tmp = tempfile::tempdir().unwrap();
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
-    for kv in ["fp8", "int8"] {
-        let cfg = tiny_cfg(&tmp.path().join(kv), &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_rotate: true\n"));
+    for (kv, smooth) in [("fp8", false), ("int8", false), ("fp8", true)] {
+        let name = format!("{kv}{}", if smooth { "_smooth" } else { "" });
+        let extra = if smooth { "  kv_smooth_k: true\n" } else { "" };
+        let cfg = tiny_cfg(
+            &tmp.path().join(&name),
+            &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_rotate: true\n{extra}"),
+        );
         let dir = convert(&cfg);
         let man = Manifest::load(&dir).unwrap();
         let k = &man.extra["quantization"]["kv_cache"];
         assert_eq!(k["rotate"]["seed"].as_u64(), Some(trtforge::quant::kv::KV_ROTATE_SEED));
-        assert_eq!(k["smooth_k"], false);
+        assert_eq!(k["smooth_k"], smooth);
         let hd = man.model_config.head_dim;
-        let out = tmp.path().join(format!("{kv}_rot.json"));
+        let out = tmp.path().join(format!("{name}_rot.json"));
         let mut args: Vec<String> =
             vec![fixture("tiny_llama").display().to_string(), dir.display().to_string(), out.display().to_string()];
         args.extend(prompt.iter().map(|t| t.to_string()));
@@ -362,7 +367,7 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
             (all, near as f64 / expected.len() as f64)
         };
         let (_, plain_near) = check(&v("plain_rot"), 0.0, 0.05, false);
-        assert!(plain_near < 0.5, "{kv}: the oracle's unrotated rounding lands on the rotated grid ({plain_near})");
+        assert!(plain_near < 0.5, "{name}: the oracle's unrotated rounding lands on the rotated grid ({plain_near})");
         // The CPU reference, with the KV format and rotation read from the engine dir.
         let kq = kv_quant_of(&man, &dir).unwrap().unwrap();
         assert!(kq.rotate.is_some());
@@ -371,13 +376,13 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
         cpu.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::Last).unwrap();
         let (k0, _) = cpu.cached_kv(0, 0);
         let (all, near) = check(&to_rot(k0), 1e-5, 1e-2, true);
-        assert!(all && near >= 0.98, "{kv}: the CPU reference's cached K is not DQ(Q(kR))·Rᵀ ({near} on the grid)");
+        assert!(all && near >= 0.98, "{name}: the CPU reference's cached K is not DQ(Q(kR))·Rᵀ ({near} on the grid)");
         // ONNX Runtime on the exported graph (fp16 arithmetic and an fp16 cache).
         if o["ort"].is_null() {
             skip("onnxruntime not importable: the ONNX half of the K rotation oracle did not run");
         } else {
             let (all, near) = check(&to_rot(&v("ort")), 4e-3, 0.1, true);
-            assert!(all && near >= 0.9, "{kv}: ONNX Runtime's present.0.key is not DQ(Q(kR))·Rᵀ ({near} near the grid)");
+            assert!(all && near >= 0.9, "{name}: ONNX Runtime's present.0.key is not DQ(Q(kR))·Rᵀ ({near} near the grid)");
         }
     }
 }
@@ -529,9 +534,6 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
         "  precision: fp16\n  kv_cache: fp8\n  kv_scales: dynamic\n  kv_rotate: true\n",
     );
     assert!(e.contains("kv_rotate needs kv_scales: calibrated"), "{e}");
-    let e =
-        trtforge_fails(&tmp.path().join("r3"), "  precision: fp16\n  kv_cache: int8\n  kv_rotate: true\n  kv_smooth_k: true\n");
-    assert!(e.contains("kv_rotate and kv_smooth_k are alternatives"), "{e}");
     let e = trtforge_fails(&tmp.path().join("h"), "  precision: fp9\n");
     assert!(e.contains("unknown precision \"fp9\"; use one of fp32, fp16, int8, int4_rtn, int4_awq, fp8"), "{e}");
 }
@@ -673,7 +675,7 @@ fn cuda_backend_takes_fp8_engines_and_refuses_quantized_kv_engines_clearly() {
     for (name, quant, want) in [
         ("kv", "  precision: fp16\n  kv_cache: int8\n", "head_dim % 32 == 0"),
         ("kvd", "  precision: fp16\n  kv_cache: fp8\n  kv_scales: dynamic\n", "dynamic per-block scales"),
-        ("kvr", "  precision: fp16\n  kv_cache: fp8\n  kv_rotate: true\n", "rotates K (kv_rotate)"),
+        ("kvr", "  precision: fp16\n  kv_cache: fp8\n  kv_rotate: true\n", "head_dim % 32 == 0"),
     ] {
         let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
         let e = open_engine_dir(&dir, BackendKind::Cuda, 1, 64).err().expect("cuda must refuse").to_string();

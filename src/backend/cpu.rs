@@ -512,6 +512,19 @@ impl KvQuant {
     /// values, `amax / qmax` rounded to f16 (`quant::kv::KvAmax::scales`, what `convert` stores).
     /// Used where no engine dir supplies scales (`--model` runs of bench / serve / cuda-check).
     pub fn calibrate(w: Arc<ModelWeights>, dtype: KvCacheDtype, prompts: &[Vec<u32>]) -> Result<KvQuant> {
+        Self::calibrate_with(w, dtype, prompts, None, false)
+    }
+
+    /// [`KvQuant::calibrate`] for a cache whose K is rotated by `rotate` and/or centred by its mean
+    /// over the prompts (`smooth`, K smoothing): K's scales cover the K the cache rounds
+    /// (`KvAmax::scales_rotated` / `KvAmax::scales` with the mean).
+    pub fn calibrate_with(
+        w: Arc<ModelWeights>,
+        dtype: KvCacheDtype,
+        prompts: &[Vec<u32>],
+        rotate: Option<crate::quant::kv::KvRotation>,
+        smooth: bool,
+    ) -> Result<KvQuant> {
         let c = w.config.clone();
         let max_seq = prompts.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
         let mut cpu = CpuBackend::new(w, prompts.len().max(1), max_seq)?;
@@ -523,9 +536,17 @@ impl KvQuant {
                 let (k, v) = cpu.cached_kv(layer, slot);
                 amax.update(layer, false, k, c.head_dim);
                 amax.update(layer, true, v, c.head_dim);
+                if let Some(r) = &rotate {
+                    amax.update_rotated_k(layer, k, c.head_dim, r);
+                }
             }
         }
-        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(amax.scales(dtype, None)), k_mean: None, rotate: None })
+        let k_mean = smooth.then(|| amax.k_mean());
+        let scales = match &rotate {
+            Some(r) => amax.scales_rotated(dtype, k_mean.as_deref(), r),
+            None => amax.scales(dtype, k_mean.as_deref()),
+        };
+        Ok(KvQuant { dtype, mode: KvScaleMode::Calibrated, scales: Some(scales), k_mean, rotate })
     }
 }
 

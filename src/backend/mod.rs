@@ -162,22 +162,16 @@ pub fn open_engine_dir(
             // An 8-bit KV cache with the engine's calibrated per-head scales; dynamic ones are
             // refused here (see cuda::kv_scale_table).
             let kv = kv_quant_of(&man, dir)?.filter(|k| k.dtype.quantized());
-            if kv.as_ref().is_some_and(|k| k.k_mean.is_some()) {
+            if kv.as_ref().is_some_and(|k| k.k_mean.is_some() && k.rotate.is_none()) {
                 return Err(crate::error::Error::Unsupported(format!(
-                    "engine {}: its KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
-                     apply; run it with --backend cpu or ort",
-                    man.name
-                )));
-            }
-            if kv.as_ref().is_some_and(|k| k.rotate.is_some()) {
-                return Err(crate::error::Error::Unsupported(format!(
-                    "engine {}: its KV cache rotates K (kv_rotate), which the CUDA engine does not apply yet; run it \
-                     with --backend cpu or ort, or convert with kv_rotate: false for the CUDA engine",
+                    "engine {}: its KV cache subtracts calibrated K means (kv_smooth_k) without rotating K, which the \
+                     CUDA engine applies only with kv_rotate: true; run it with --backend cpu or ort",
                     man.name
                 )));
             }
             if let Some(k) = &kv {
                 cuda::kv_scale_table(&man.model_config, crate::quant::WeightFormat::F16, Some(k))
+                    .and_then(|_| cuda::kv_rot_table(&man.model_config, Some(k)))
                     .map_err(|e| crate::error::Error::Unsupported(format!("engine {}: {e}", man.name)))?;
             }
             // The GPU first: on a machine without one, that is the error, before any weights load.
@@ -234,22 +228,16 @@ pub fn open_paged(
                 );
             }
             let kv = quant.kv.clone().filter(|k| k.dtype.quantized());
-            if kv.as_ref().is_some_and(|k| k.k_mean.is_some()) {
+            if kv.as_ref().is_some_and(|k| k.k_mean.is_some() && k.rotate.is_none()) {
                 return Err(crate::error::Error::Unsupported(
-                    "this engine's KV cache subtracts calibrated K means (kv_smooth_k), which the CUDA engine does not \
-                     apply; serve it with --backend cpu"
-                        .into(),
-                ));
-            }
-            if kv.as_ref().is_some_and(|k| k.rotate.is_some()) {
-                return Err(crate::error::Error::Unsupported(
-                    "this engine's KV cache rotates K (kv_rotate), which the CUDA engine does not apply yet; serve it \
-                     with --backend cpu"
+                    "this engine's KV cache subtracts calibrated K means (kv_smooth_k) without rotating K, which the \
+                     CUDA engine applies only with kv_rotate: true; serve it with --backend cpu"
                         .into(),
                 ));
             }
             if let Some(k) = &kv {
                 cuda::kv_scale_table(&weights.config, crate::quant::WeightFormat::F16, Some(k))?;
+                cuda::kv_rot_table(&weights.config, Some(k))?;
             }
             // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
             if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
@@ -331,8 +319,8 @@ pub fn kv_quant_of(man: &crate::engine_dir::Manifest, dir: &std::path::Path) -> 
         None => None,
         Some(r) => {
             let seed = r.get("seed").and_then(|s| s.as_u64()).ok_or_else(|| bad("rotate has no integer seed"))?;
-            if k_mean.is_some() || mode != KvScaleMode::Calibrated {
-                return Err(bad("rotate needs calibrated scales and no k_mean"));
+            if mode != KvScaleMode::Calibrated {
+                return Err(bad("rotate needs calibrated scales"));
             }
             let c = &man.model_config;
             Some(crate::quant::kv::KvRotation::new(seed, c.num_hidden_layers, c.head_dim).ok_or_else(|| {

@@ -27,8 +27,9 @@ pub struct BenchArgs {
     #[arg(long, requires = "model", value_parser = super::values::group_size, allow_negative_numbers = true)]
     pub group_size: Option<usize>,
     /// Roofline mode: KV cache formats to measure each precision with (fp16, int8, fp8; default
-    /// fp16). 8-bit caches get static per-head scales calibrated by the CPU reference on a short
-    /// seeded prompt (a preset has no calibration texts).
+    /// fp16; `fp8_rotate` / `int8_rotate`: K rotated before the rounding, as `kv_rotate: true`).
+    /// 8-bit caches get static per-head scales calibrated by the CPU reference on a short seeded
+    /// prompt (a preset has no calibration texts).
     #[arg(long, requires = "model", value_delimiter = ',')]
     pub kv_cache: Vec<String>,
     /// Roofline mode: also write the rows as JSON here.
@@ -260,12 +261,29 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
             for kv in kvs {
-                let dtype: crate::quant::kv::KvCacheDtype = serde_json::from_value(serde_json::json!(kv))
-                    .map_err(|_| anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8 or fp8"))?;
+                let (name, rotate) = match kv.strip_suffix("_rotate") {
+                    Some(n) if n != "fp16" => (n, true),
+                    _ => (kv.as_str(), false),
+                };
+                let dtype: crate::quant::kv::KvCacheDtype = serde_json::from_value(serde_json::json!(name))
+                    .map_err(|_| anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8, fp8, int8_rotate or fp8_rotate"))?;
                 let kvq = if dtype.quantized() {
+                    let c = &m.weights.config;
+                    let rot = if rotate {
+                        Some(
+                            crate::quant::kv::KvRotation::new(
+                                crate::quant::kv::KV_ROTATE_SEED,
+                                c.num_hidden_layers,
+                                c.head_dim,
+                            )
+                            .ok_or_else(|| anyhow::anyhow!("--kv-cache {kv}: head_dim {} is not a power of two", c.head_dim))?,
+                        )
+                    } else {
+                        None
+                    };
                     let w = std::sync::Arc::new(m.weights.clone());
                     let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
-                    Some(crate::backend::cpu::KvQuant::calibrate(w, dtype, &ps)?)
+                    Some(crate::backend::cpu::KvQuant::calibrate_with(w, dtype, &ps, rot, false)?)
                 } else {
                     None
                 };

@@ -708,7 +708,7 @@ pub fn quantize_for_config(
                 let r =
                     ranges.as_ref().ok_or_else(|| Error::Invalid("calibrated KV scales need calibration".into()))?;
                 Some(match &kv_rotation {
-                    Some(_) => r.kv.scales_rotated(kv_dtype),
+                    Some(rot) => r.kv.scales_rotated(kv_dtype, k_mean.as_deref(), rot),
                     None => r.kv.scales(kv_dtype, k_mean.as_deref()),
                 })
             }
@@ -739,7 +739,7 @@ pub fn quantize_for_config(
                 "seed": rot.seed,
                 "kind": "randomized Walsh-Hadamard, per layer: R = diag(s) * H / sqrt(head_dim), H the Sylvester Hadamard matrix (H[i][j] = (-1)^popcount(i & j)), s = head_dim signs per layer",
                 "signs": "SplitMix64(seed) draws in (layer, channel) order; sign -1 where the draw's top bit is set (src/quant/kv.rs KvRotation)",
-                "rule": "KV write: k' = k * R for each kv head's post-RoPE key before scaling and quantizing (scales_k cover k'); the scores use q * R (orthogonal R: (qR).(kR) = q.k). Reference backends store Q(k') * R^T, the same scores with q unrotated. V is not rotated",
+                "rule": "KV write: k' = k * R for each kv head's post-RoPE key (after the K mean's subtraction when smooth_k) before scaling and quantizing (scales_k cover k'); the scores use q * R (orthogonal R: (qR).(kR) = q.k). Reference backends store Q(k') * R^T, the same scores with q unrotated. V is not rotated",
                 "onnx": "Reshape(k, [0, 0, kv_heads, head_dim]) -> MatMul(kv_rotate.{layer} = R) -> K's QuantizeLinear/DequantizeLinear -> MatMul(kv_unrotate.{layer} = R^T) -> Reshape back, before the cache concat",
                 "k_amax_plain": r.map(|r| r.k.clone()),
                 "k_amax_rotated": r.map(|r| r.k_rot.clone()),

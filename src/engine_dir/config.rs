@@ -156,7 +156,7 @@ pub struct QuantSection {
     pub kv_smooth_k: Option<bool>,
     /// fp8/int8 KV with calibrated scales: rotate each head's post-RoPE K by a randomized
     /// Walsh–Hadamard matrix before quantizing it (quant::kv::KvRotation; q is rotated alike, so
-    /// scores are unchanged). Not with kv_smooth_k. None: off.
+    /// scores are unchanged); with kv_smooth_k the K mean is subtracted first. None: off.
     pub kv_rotate: Option<bool>,
     /// fp8 with `method: gptq`: collect GPTQ's Gram matrices from the fp8-rounded linear inputs (what
     /// the engine multiplies; the calibration pass runs with the static activation scales) instead
@@ -577,9 +577,6 @@ impl EngineConfig {
                 return bad("quantization.kv_rotate needs kv_scales: calibrated (the rotated K's scales come from \
                             calibration)"
                     .into());
-            }
-            if q.kv_smooth_k == Some(true) {
-                return bad("quantization.kv_rotate and kv_smooth_k are alternatives; set one of them".into());
             }
         }
         if q.kv_cache.quantized() {

@@ -129,10 +129,26 @@ pub fn rounding_what(q: &CpuQuant) -> Option<String> {
 /// An 8-bit KV cache for the checks: per-head scales calibrated by the CPU reference on
 /// `prompts` with the weights `r` the engine computes with (`KvQuant::calibrate`); None for fp16.
 pub fn check_kv(r: &ModelWeights, kv: KvCacheDtype, prompts: &[Vec<u32>]) -> Result<Option<KvQuant>> {
+    check_kv_rot(r, kv, false, prompts)
+}
+
+/// [`check_kv`], with K rotated (kv_rotate, the default seed) when `rotate`; with K smoothing too
+/// (the K means over the prompts) when TRTFORGE_CHECK_SMOOTH=1.
+pub fn check_kv_rot(r: &ModelWeights, kv: KvCacheDtype, rotate: bool, prompts: &[Vec<u32>]) -> Result<Option<KvQuant>> {
     if !kv.quantized() {
         return Ok(None);
     }
-    Ok(Some(KvQuant::calibrate(Arc::new(r.clone()), kv, prompts)?))
+    let c = &r.config;
+    let rot = if rotate {
+        Some(
+            crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim)
+                .ok_or_else(|| Error::Invalid(format!("kv_rotate needs a power-of-two head_dim, not {}", c.head_dim)))?,
+        )
+    } else {
+        None
+    };
+    let smooth = rotate && std::env::var("TRTFORGE_CHECK_SMOOTH").as_deref() == Ok("1");
+    Ok(Some(KvQuant::calibrate_with(Arc::new(r.clone()), kv, prompts, rot, smooth)?))
 }
 
 /// "int8" / "fp8 KV int8" labels of a check.
@@ -158,8 +174,20 @@ pub fn logits_check_kv(
     kv: KvCacheDtype,
     prompts: &[Vec<u32>],
 ) -> Result<CheckResult> {
+    logits_check_kvr(name, w, p, kv, false, prompts)
+}
+
+/// [`logits_check_kv`] with K rotated before the 8-bit rounding when `rotate` (kv_rotate).
+pub fn logits_check_kvr(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    rotate: bool,
+    prompts: &[Vec<u32>],
+) -> Result<CheckResult> {
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + 8;
-    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, prompts, max_seq)?;
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, rotate, prompts, max_seq)?;
     // 8-bit KV / FP8 GEMM inputs: the same CPU reference without that rounding measures its noise,
     let what = rounding_what(cpu.quant());
     // and its f16-input twin how far an engine with f16 activations drifts from it (`rounding_pass`).
@@ -201,7 +229,8 @@ pub fn logits_check_kv(
         let tol = rel_tol(p);
         (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
     };
-    Ok(CheckResult { name: format!("{name} {} logits vs CPU", kv_label(p, kv)), pass, detail })
+    let rot = if rotate { ", rotated K" } else { "" };
+    Ok(CheckResult { name: format!("{name} {}{rot} logits vs CPU", kv_label(p, kv)), pass, detail })
 }
 
 /// The CPU reference on `p`'s rounding of `w` and the CUDA engine on `w`, one slot per prompt, with
@@ -210,11 +239,12 @@ fn cpu_and_gpu(
     w: &ModelWeights,
     p: WeightFormat,
     kv: KvCacheDtype,
+    rotate: bool,
     prompts: &[Vec<u32>],
     max_seq: usize,
 ) -> Result<(CpuBackend, CudaBackend)> {
     let r = reference_weights(w, p)?;
-    let kvq = check_kv(&r, kv, prompts)?;
+    let kvq = check_kv_rot(&r, kv, rotate, prompts)?;
     let mut o = CudaOptions::new(p, prompts.len(), max_seq);
     o.kv = kvq.clone();
     let gpu = CudaBackend::new(w, o)?;
@@ -250,8 +280,21 @@ pub fn greedy_check_kv(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Result<CheckResult> {
+    greedy_check_kvr(name, w, p, kv, false, prompts, n)
+}
+
+/// [`greedy_check_kv`] with K rotated before the 8-bit rounding when `rotate` (kv_rotate).
+pub fn greedy_check_kvr(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    rotate: bool,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Result<CheckResult> {
     let max_seq = prompts.iter().map(|x| x.len()).max().unwrap_or(1) + n + 1;
-    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, prompts, max_seq)?;
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, kv, rotate, prompts, max_seq)?;
     let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
     let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
     let a = generate_batch(&mut gpu, prompts, &params, &stop, |_, _| {})?;
@@ -264,7 +307,12 @@ pub fn greedy_check_kv(
         first_diff.push(k);
     }
     Ok(CheckResult {
-        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", kv_label(p, kv), prompts.len()),
+        name: format!(
+            "{name} {}{} greedy {n} tokens × {} prompts vs CPU",
+            kv_label(p, kv),
+            if rotate { ", rotated K" } else { "" },
+            prompts.len()
+        ),
         pass: same == prompts.len(),
         detail: format!("identical prefix lengths {first_diff:?}"),
     })
@@ -714,6 +762,26 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             for r in engine_dir_checks(d, set.engine_ctx, 2) {
                 add(r);
             }
+        }
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("kvrot") {
+        // (The kernel is refused outside these until they have passed: backend::cuda::kv_rot_table.)
+        // Session 16: the rotated 8-bit cache (kv_rotate, kv_rot): head_dim 32 (one element per
+        // lane) and the TinyLlama shape (64, eight q heads per kv head), fp8 and int8, prefill +
+        // batched decode logits and greedy tokens vs the CPU reference with the same rotation
+        // (the paged engine's twin in cuda_paged_check).
+        let t32 = tiny32()?;
+        let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+        for kv in [KvCacheDtype::Fp8, KvCacheDtype::Int8] {
+            add(logits_check_kvr("tiny32", &t32, F16, kv, true, &ps5));
+            add(greedy_check_kvr("tiny32", &t32, F16, kv, true, &ps5, 24));
+        }
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps3 = seeded_prompts(&[64, 20, 9], tl.weights.config.vocab_size, 3);
+            add(logits_check_kvr("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Fp8, true, &ps3));
+            add(greedy_check_kvr("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Fp8, true, &ps3, 16));
         }
         return Ok(results);
     }

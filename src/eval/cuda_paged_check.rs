@@ -10,7 +10,7 @@
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
 use super::cuda_check::{
-    check_kv, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what, tiny32,
+    check_kv_rot, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what, tiny32,
     CheckResult, CheckSet,
 };
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
@@ -151,9 +151,22 @@ pub fn paged_checks_kv(
     prompts: &[Vec<u32>],
     n: usize,
 ) -> Vec<Result<CheckResult>> {
+    paged_checks_kvr(name, w, p, kv, false, prompts, n)
+}
+
+/// [`paged_checks_kv`] with K rotated before the 8-bit rounding when `rotate` (kv_rotate).
+pub fn paged_checks_kvr(
+    name: &str,
+    w: &ModelWeights,
+    p: WeightFormat,
+    kv: KvCacheDtype,
+    rotate: bool,
+    prompts: &[Vec<u32>],
+    n: usize,
+) -> Vec<Result<CheckResult>> {
     let mut out = Vec::new();
     let label = if kv.quantized() {
-        format!("{name} {} KV {} paged", p.label(), kv.as_str())
+        format!("{name} {} KV {}{} paged", p.label(), kv.as_str(), if rotate { ", rotated K" } else { "" })
     } else {
         format!("{name} {} paged", p.label())
     };
@@ -162,7 +175,7 @@ pub fn paged_checks_kv(
         Ok(q) => q,
         Err(e) => return vec![Err(e)],
     };
-    let kvq = match reference_weights(w, p).and_then(|r| check_kv(&r, kv, prompts)) {
+    let kvq = match reference_weights(w, p).and_then(|r| check_kv_rot(&r, kv, rotate, prompts)) {
         Ok(k) => k,
         Err(e) => return vec![Err(e)],
     };
@@ -363,6 +376,15 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
     let tiny_path =
         set.tiny.to_str().ok_or_else(|| crate::error::Error::Invalid(format!("{:?} is not UTF-8", set.tiny)))?;
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("smolkv") {
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("kvrot") {
+        // The rotated 8-bit cache (kv_rotate) through the block tables.
+        let t32 = tiny32()?;
+        let ps5 = seeded_prompts(&[9, 40, 70], t32.config.vocab_size, 5);
+        for r in paged_checks_kvr("tiny32", &t32, F16, KvCacheDtype::Fp8, true, &ps5, 24) {
+            add(r);
+        }
         return Ok(results);
     }
     if super::cuda_check::prefill_only() {

@@ -145,6 +145,9 @@ pub struct KvAmax {
     k_rows: Vec<usize>,
     /// Per (layer, kv head) absmax of K rotated by a [`KvRotation`] ([`KvAmax::update_rotated_k`]).
     pub k_rot: Vec<Vec<f32>>,
+    /// Rotated K per (layer, channel): min and max (for the absmax of the rotated centred K).
+    k_rot_min: Vec<Vec<f32>>,
+    k_rot_max: Vec<Vec<f32>>,
 }
 
 impl KvAmax {
@@ -157,6 +160,8 @@ impl KvAmax {
             k_max: vec![Vec::new(); layers],
             k_rows: vec![0; layers],
             k_rot: vec![vec![0.0; kv_heads]; layers],
+            k_rot_min: vec![Vec::new(); layers],
+            k_rot_max: vec![Vec::new(); layers],
         }
     }
     /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys, rotated by `rot`, to
@@ -165,9 +170,21 @@ impl KvAmax {
         let mut r = x.to_vec();
         rot.rotate(layer, &mut r);
         let m = &mut self.k_rot[layer];
-        for row in r.chunks_exact(m.len() * head_dim) {
+        let kvd = m.len() * head_dim;
+        for row in r.chunks_exact(kvd) {
             for (h, a) in m.iter_mut().enumerate() {
                 *a = row[h * head_dim..(h + 1) * head_dim].iter().fold(*a, |a, v| a.max(v.abs()));
+            }
+        }
+        if self.k_rot_min[layer].is_empty() {
+            self.k_rot_min[layer] = vec![f32::INFINITY; kvd];
+            self.k_rot_max[layer] = vec![f32::NEG_INFINITY; kvd];
+        }
+        let (mn, mx) = (&mut self.k_rot_min[layer], &mut self.k_rot_max[layer]);
+        for row in r.chunks_exact(kvd) {
+            for (c, &v) in row.iter().enumerate() {
+                mn[c] = mn[c].min(v);
+                mx[c] = mx[c].max(v);
             }
         }
     }
@@ -241,9 +258,36 @@ impl KvAmax {
         };
         KvScales { k, v: f16_scales(dtype, &self.v) }
     }
-    /// As [`KvAmax::scales`] for a rotated K ([`KvRotation`]): K's scales cover [`KvAmax::k_rot`].
-    pub fn scales_rotated(&self, dtype: KvCacheDtype) -> KvScales {
-        KvScales { k: f16_scales(dtype, &self.k_rot), v: f16_scales(dtype, &self.v) }
+    /// As [`KvAmax::scales`] for K rotated by `rot` ([`KvAmax::update_rotated_k`] saw the rows): K's
+    /// scales cover the rotated K ([`KvAmax::k_rot`]), or with `k_mean` the rotated centred K
+    /// `(k − mean)·R = k·R − mean·R` (per channel the larger of `max − m` and `m − min` of the
+    /// rotated rows, `m` the rotated mean).
+    pub fn scales_rotated(&self, dtype: KvCacheDtype, k_mean: Option<&[f32]>, rot: &KvRotation) -> KvScales {
+        let k = match k_mean {
+            None => f16_scales(dtype, &self.k_rot),
+            Some(mean) => {
+                let amax: Vec<Vec<f32>> = self
+                    .k_rot
+                    .iter()
+                    .enumerate()
+                    .map(|(l, heads)| {
+                        let kvd = self.k_rot_max[l].len();
+                        let hd = kvd / heads.len().max(1);
+                        let mut m = mean[l * kvd..(l + 1) * kvd].to_vec();
+                        rot.rotate(l, &mut m);
+                        (0..heads.len())
+                            .map(|h| {
+                                (h * hd..(h + 1) * hd)
+                                    .map(|c| (self.k_rot_max[l][c] - m[c]).max(m[c] - self.k_rot_min[l][c]))
+                                    .fold(0.0f32, f32::max)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                f16_scales(dtype, &amax)
+            }
+        };
+        KvScales { k, v: f16_scales(dtype, &self.v) }
     }
 }
 

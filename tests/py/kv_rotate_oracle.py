@@ -11,6 +11,9 @@ backends store the result rotated back (Q(kR) R^T). This script computes from th
 numpy, with its own SplitMix64 and its own Hadamard matrix (not trtforge's code):
 
 - `r`: layer 0's R, (hd, hd) row-major;
+With K smoothing too (the manifest's smooth_k; kv_k_mean.bin in ENGINE_DIR, f32 (layers, kv_heads, hd)),
+the layer's mean is subtracted before the rotation: k' = (k - mean) R.
+
 - `expected_rot`: layer 0's cached K in the rotated basis, (tokens, kv_heads * hd): f16(DQ(Q(k R / s)))
   (kv_smooth_oracle's qdq: fp8 through ml_dtypes, clipped to +-448; int8 round-half-even clamped to
   [-128, 127]; the dequantized value in the model's f16);
@@ -78,6 +81,9 @@ def main():
     k = k * cos[:, None, :] + np.concatenate([-k[..., half:], k[..., :half]], -1) * sin[:, None, :]
     s = np.repeat(np.asarray(kv["scales_k"][0], dtype=np.float64), hd).reshape(nkv, hd)[None]
     k = k.astype(np.float32).astype(np.float64)  # the engine computes K in f32
+    if kv.get("smooth_k"):
+        mean = np.fromfile(os.path.join(engine_dir, "kv_k_mean.bin"), dtype="<f4").astype(np.float64)
+        k = (k.astype(np.float32) - mean.reshape(layers, nkv, hd)[0][None].astype(np.float32)).astype(np.float64)
     expected = qdq(k @ r, s, dtype).astype(np.float64)
     plain = qdq(k, s, dtype).astype(np.float64) @ r
     out = {

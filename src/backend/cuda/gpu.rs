@@ -1454,6 +1454,7 @@ mod tests {
                         ("tinyllama-1.1b", WeightFormat::I8) => crate::quant::kv::KvCacheDtype::Fp8,
                         _ => crate::quant::kv::KvCacheDtype::Fp16,
                     },
+                    kv_rot: false,
                 };
                 spec.validate().unwrap();
                 let c = super::compile_cached(&spec.source(), "sm_90", dir.path())

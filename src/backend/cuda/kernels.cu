@@ -315,6 +315,17 @@ __device__ __forceinline__ kv_t kv_enc(float x, float s) {
 #endif
 }
 #endif
+#if KV_ROT
+// K rotation (quantization.kv_rotate, quant::kv::KvRotation; session 16): qkv_store parks each row's
+// RoPE'd k (f32) in c_kstage (rows, KVDIM); kv_rot then rotates it per kv head by R = diag(s)·H/√HD
+// (s: the layer's HD signs in c_kvrot (layers, HD)), encodes it into the cache with K's per-head scale,
+// and rotates the row's q heads in place by the same R ((qR)·(kR) = q·k).
+__constant__ float* c_kstage;
+__constant__ const float* c_kvrot;
+// K smoothing with the rotation (kv_smooth_k + kv_rotate): the calibrated K means (layers, KVDIM)
+// f32, subtracted before the rotation (never added back: softmax ignores q·mean); null without.
+__constant__ const float* c_kmean;
+#endif
 
 __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float* __restrict__ qout,
                                           kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
@@ -334,12 +345,18 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
             q[i] = o1;
             q[i + HALF_HD] = o2;
         } else {
+#if KV_ROT
+            // K rotation: parked for kv_rot, which rotates, encodes and stores it.
+            float* ks = c_kstage + (size_t)t * KVDIM + head * HD;
+            ks[i] = o1;
+            ks[i + HALF_HD] = o2;
+#elif KV_Q
             kv_t* k = kc + kv_off(slot, head, pos);
-#if KV_Q
             const float sk = kv_scale(kc, 0, head);
             k[i] = kv_enc(o1, sk);
             k[i + HALF_HD] = kv_enc(o2, sk);
 #else
+            kv_t* k = kc + kv_off(slot, head, pos);
             k[i] = f2kv(o1);
             k[i + HALF_HD] = f2kv(o2);
 #endif
@@ -360,6 +377,77 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
 }
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+#if KV_ROT
+// x ← x·R for one head held by a warp (lane holds elements lane·E .. lane·E + E − 1),
+// R = diag(s)·H/√HD with H the Sylvester Hadamard matrix: the signs, then a Walsh–Hadamard
+// butterfly over the index bits (the low log2(E) in registers, the rest across lanes).
+template <int E>
+__device__ __forceinline__ void kv_wht(float (&x)[E], const float* __restrict__ s, int lane) {
+#pragma unroll
+    for (int e = 0; e < E; e++) x[e] *= s[lane * E + e];
+#pragma unroll
+    for (int h = 1; h < E; h <<= 1) {
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            if (!(e & h)) {
+                const float a = x[e], b = x[e + h];
+                x[e] = a + b;
+                x[e + h] = a - b;
+            }
+    }
+#pragma unroll
+    for (int m = 1; m < 32; m <<= 1) {
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const float o = __shfl_xor_sync(0xffffffffu, x[e], m);
+            x[e] = (lane & m) ? o - x[e] : x[e] + o;
+        }
+    }
+    const float n = rsqrtf((float)HD);
+#pragma unroll
+    for (int e = 0; e < E; e++) x[e] *= n;
+}
+// After the QKV step: block t = row t, warp h = kv head h (NKV warps). Rotates the row's parked k
+// (c_kstage) and writes its codes at (slot, h, pos) of this layer's cache; rotates q heads
+// h·G .. h·G + G − 1 of qout in place (and their act_t copy in qa when qa is given).
+extern "C" __global__ void kv_rot(float* __restrict__ qout, act_t* __restrict__ qa, kv_t* __restrict__ kc,
+                                  const int* __restrict__ row_pos, const int* __restrict__ row_slot) {
+    PDL_ENTRY();
+    constexpr int E = HD / 32, G = NH / NKV;
+    const int t = blockIdx.x, h = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (h >= NKV) return;
+    const int layer = (int)((unsigned long long)((const u8*)kc - c_kv_kbase) / (unsigned long long)c_kv_layer);
+    const float* s = c_kvrot + (size_t)layer * HD;
+    float x[E];
+    const float* ks = c_kstage + (size_t)t * KVDIM + h * HD + lane * E;
+#pragma unroll
+    for (int e = 0; e < E; e++) x[e] = ks[e];
+    if (c_kmean != nullptr) {
+        const float* m = c_kmean + (size_t)layer * KVDIM + h * HD + lane * E;
+#pragma unroll
+        for (int e = 0; e < E; e++) x[e] -= m[e];
+    }
+    kv_wht<E>(x, s, lane);
+    kv_t* k = kc + kv_off(row_slot[t], h, row_pos[t]) + lane * E;
+    const float sk = kv_scale(kc, 0, h);
+#pragma unroll
+    for (int e = 0; e < E; e++) k[e] = kv_enc(x[e], sk);
+    for (int g = 0; g < G; g++) {
+        float* q = qout + (size_t)t * QDIM + (h * G + g) * HD + lane * E;
+#pragma unroll
+        for (int e = 0; e < E; e++) x[e] = q[e];
+        kv_wht<E>(x, s, lane);
+#pragma unroll
+        for (int e = 0; e < E; e++) q[e] = x[e];
+        if (qa != nullptr) {
+            act_t* qh = qa + (size_t)t * QDIM + (h * G + g) * HD + lane * E;
+#pragma unroll
+            for (int e = 0; e < E; e++) qh[e] = f2act(x[e]);
+        }
+    }
+}
+#endif
 
 // GEMM-path QKV epilogue: y (T, QKV_DIM) f32 from cuBLAS, one block per row.
 // Also writes q as act_t (qa, (T, QDIM)) for the tensor-core attention of long prefills.

@@ -451,6 +451,9 @@ pub struct KernelSpec {
     /// KV cache element type (`KV_Q`): the activation float type (`Fp16`), or 8-bit codes (int8 /
     /// fp8) with static per-head scales, read by the tensor-core attention kernels only.
     pub kv_cache: KvCacheDtype,
+    /// An 8-bit cache whose K is rotated before it is rounded (`KV_ROT`, quantization.kv_rotate):
+    /// the QKV epilogues park k in `c_kstage` and `kv_rot` rotates, encodes and stores it.
+    pub kv_rot: bool,
 }
 
 impl WeightFormat {
@@ -569,6 +572,9 @@ impl KernelSpec {
             KvCacheDtype::Fp8 => 2,
         };
         let _ = writeln!(s, "#define KV_Q {kv_q}");
+        if self.kv_rot && self.kv_cache.quantized() {
+            s.push_str("#define KV_ROT 1\n");
+        }
         // Session 7 build switches read from the environment (each its own cached module): the
         // timeline stamps are compiled in only with TRTFORGE_TIMELINE=1 or TRTFORGE_TL_ON=1 (`TL_ON`);
         // TRTFORGE_TC_MINB=N / TRTFORGE_TC_MINB8=N ask ptxas for N resident blocks of the tensor-core
@@ -830,6 +836,9 @@ impl KernelSpec {
         })
         .map(|s| s.to_string())
         .collect();
+        if self.kv_rot && self.kv_cache.quantized() {
+            v.push("kv_rot".into());
+        }
         for &(role, f) in &self.formats {
             for &mt in &self.gemv_mts {
                 v.push(gemv_name(role, f, mt));
@@ -914,6 +923,7 @@ mod tests {
             gemv_mts: GEMV_MTS.to_vec(),
             paged: false,
             kv_cache: KvCacheDtype::Fp16,
+            kv_rot: false,
         }
     }
 

@@ -742,6 +742,35 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// `kv_rot` (K rotation, `KV_ROT`): block t = row t, one warp per kv head: rotates row t's k parked
+    /// in `c_kstage` by its layer's R, encodes it into (slot[t], head, pos[t]) of this layer's
+    /// cache, and rotates row t's q heads in `q` in place (and writes them to `qa`).
+    pub fn kv_rot(&self, q: View, qa: View, cache: LayerCache, pos: View, slot: View, rows: usize) -> Result<()> {
+        let d = self.d;
+        if d.kv != DType::U8 || d.head_dim % 32 != 0 {
+            return Err(Error::Gpu("kv_rot: needs an 8-bit cache and head_dim % 32 == 0".into()));
+        }
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        need("q (act)", &qa, d.act, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        let (mut qp, mut qap, mut kc, mut pp, mut sp) = (q.addr(), qa.addr(), cache.k.addr(), pos.addr(), slot.addr());
+        // SAFETY: kv_rot(qout, qa, kc, row_pos, row_slot): block t reads row t of c_kstage (sized
+        // max_tokens rows at init; rows <= max_tokens as q's check shows), rewrites row t of q / qa
+        // (checked above), and writes one (slot, head, pos) row of this layer's K cache per kv head
+        // (pos[t] < max_seq and slot[t] < slots: host-built metadata; the view is a whole layer).
+        unsafe {
+            self.gpu.launch(
+                "kv_rot",
+                (u32_of("rows", rows)?, 1, 1),
+                (32 * d.n_kv) as u32,
+                0,
+                &mut args!(qp, qap, kc, pp, sp),
+            )
+        }
+    }
+
     /// `swiglu`: m (rows, inter) act = silu(gate) · up of y (rows, 2·inter) f32 (interleaved);
     /// `swiglu_h` where y is f16 (cuBLASLt f16 output).
     pub fn swiglu(&self, y: View, m: View, rows: usize) -> Result<()> {

@@ -202,6 +202,40 @@ pub fn kv_scale_table(c: &LlamaConfig, precision: WeightFormat, kv: Option<&KvQu
     Ok(Some(t))
 }
 
+/// The signs table of a rotated 8-bit cache (`kv_rot`, `c_kvrot`): (layers, head_dim) f32; None
+/// without a rotation. The warp transform needs head_dim a power of two and a multiple of 32.
+/// Session 16 wrote `kv_rot` without a GPU to run it on (the device was not lent after it was
+/// built): until `TRTFORGE_CHECKS=kvrot cuda-check` has passed on one, the engine runs a rotated
+/// cache only under that check or with TRTFORGE_KV_ROT=1, and refuses it otherwise.
+pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<f32>>> {
+    let Some(r) = kv.filter(|k| k.dtype.quantized()).and_then(|k| k.rotate.as_ref()) else { return Ok(None) };
+    let env = |k: &str, v: &str| std::env::var(k).as_deref() == Ok(v);
+    if !env("TRTFORGE_KV_ROT", "1") && !env("TRTFORGE_CHECKS", "kvrot") {
+        return Err(Error::Unsupported(
+            "the CUDA engine's rotated KV cache (kv_rotate) has not been checked on a GPU yet; run this engine with \
+             --backend cpu or ort (TRTFORGE_KV_ROT=1 runs the unchecked kernel, for `TRTFORGE_CHECKS=kvrot \
+             trtforge cuda-check`)"
+                .into(),
+        ));
+    }
+    if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
+        return Err(Error::Invalid(format!(
+            "K rotation of {} layers × head_dim {} for a model of {} layers × head_dim {}",
+            r.layers(),
+            r.head_dim(),
+            c.num_hidden_layers,
+            c.head_dim
+        )));
+    }
+    if c.head_dim % 32 != 0 {
+        return Err(Error::Unsupported(format!(
+            "the CUDA engine rotates K (kv_rotate) one warp per head: head_dim must be a multiple of 32, not {}",
+            c.head_dim
+        )));
+    }
+    Ok(Some((0..c.num_hidden_layers).flat_map(|l| r.signs(l).to_vec()).collect()))
+}
+
 /// A linear layer on the device, in the kernels' layout.
 struct DevLinear {
     fmt: WeightFormat,
@@ -332,6 +366,9 @@ pub struct CudaBackend {
     /// 8-bit KV cache: its per-head scales (layers, 2, n_kv) f32, which the kernels read through
     /// `c_kvs` (kept alive here).
     kv_scales: Option<DevBuf>,
+    /// K rotation of an 8-bit cache (`kv_rot`): the signs (layers, head_dim) f32 (`c_kvrot`) and the
+    /// parked k rows (max_tokens, kv_dim) f32 (`c_kstage`), kept alive here.
+    kv_rot: Option<(DevBuf, DevBuf, Option<DevBuf>)>,
     /// Paged KV: block tables (max_batch + 1 rows of `tbl_stride` i32; the last row, for padded
     /// decode rows, points at the dummy block) and per-row sampling settings (8 i32 per row).
     tables: Option<(DevBuf, DevBuf)>,
@@ -530,8 +567,10 @@ impl CudaBackend {
             gemv_mts: GEMV_MTS.to_vec(),
             paged: opts.paged_blocks.is_some(),
             kv_cache: opts.kv_dtype(),
+            kv_rot: opts.kv.as_ref().is_some_and(|k| k.dtype.quantized() && k.rotate.is_some()),
         };
         let kv_table = kv_scale_table(&cfg, opts.precision, opts.kv.as_ref())?;
+        let kv_rot_table = kv_rot_table(&cfg, opts.kv.as_ref())?;
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
@@ -634,6 +673,33 @@ impl CudaBackend {
                 Some(b)
             }
             None => None,
+        };
+        let kv_rot = match &kv_rot_table {
+            Some(t) if spec.kv_rot => {
+                let signs = gpu.upload(t)?;
+                let stage = gpu.alloc(opts.max_tokens.max(1) * cfg.kv_dim() * 4)?;
+                gpu.set_const_ptr("c_kvrot", &signs)?;
+                gpu.set_const_ptr("c_kstage", &stage)?;
+                // K smoothing with the rotation: the means, subtracted by kv_rot before rotating.
+                let mean = match opts.kv.as_ref().and_then(|k| k.k_mean.as_ref()) {
+                    Some(m) if m.len() == cfg.num_hidden_layers * cfg.kv_dim() => {
+                        let b = gpu.upload(m)?;
+                        gpu.set_const_ptr("c_kmean", &b)?;
+                        Some(b)
+                    }
+                    Some(m) => {
+                        return Err(Error::Invalid(format!(
+                            "K means: {} values for {} layers × kv_dim {}",
+                            m.len(),
+                            cfg.num_hidden_layers,
+                            cfg.kv_dim()
+                        )))
+                    }
+                    None => None,
+                };
+                Some((signs, stage, mean))
+            }
+            _ => None,
         };
 
         // FP8 GEMM (W8A8) for fp8 linears whose shape cuBLASLt's FP8 GEMM takes (k, n multiples of
@@ -961,6 +1027,11 @@ impl CudaBackend {
             return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
         }
         let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
+            if spec.kv_rot {
+                return Err(Error::Unsupported(
+                    "TRTFORGE_PERSIST=1 (the persistent decode layer) does not run a rotated KV cache (kv_rotate)".into(),
+                ));
+            }
             Persist::new(&gpu, &spec, &steps, &linears)?
         } else {
             None
@@ -1091,6 +1162,7 @@ impl CudaBackend {
             kcache,
             vcache,
             kv_scales,
+            kv_rot,
             tables,
             tbl_stride,
             rope_cos,
@@ -1217,6 +1289,14 @@ impl CudaBackend {
             return self.kern().rope_append_p(y, q, self.layer_cache(layer)?, pos, slot, self.rope(), rows);
         }
         self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
+    }
+    /// K rotation after the QKV step: `kv_rot` over the pass's rows (q, its act copy, the cache).
+    fn kv_rot_rows(&self, layer: Option<usize>, rows: usize) -> Result<()> {
+        let layer = layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
+        let l = self.layout;
+        let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
+        let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        self.kern().kv_rot(q, qa, self.layer_cache(layer)?, pos, slot, rows)
     }
     fn rope(&self) -> Rope<'_> {
         Rope { cos: self.rope_cos.f32(), sin: self.rope_sin.f32() }
@@ -1567,6 +1647,11 @@ impl CudaBackend {
                             Role::GateUp => self.timed("swiglu", || k.swiglu(y, xact, rows))?,
                             _ => {}
                         }
+                    }
+                    // K rotation (kv_rotate): whichever kernel ran the QKV step parked k; rotate it
+                    // into the cache and rotate q alike.
+                    if ls.role == Role::Qkv && self.kv_rot.is_some() {
+                        self.timed("kv_rot", || self.kv_rot_rows(ls.layer, rows))?;
                     }
                 }
             }
@@ -2391,5 +2476,20 @@ mod tests {
         assert_eq!(cg_splits(128, 2), 2);
         assert_eq!(cg_splits(16, 1), 1);
         assert_eq!(cg_splits(1 << 20, 16384), 64);
+    }
+
+    #[test]
+    fn rotated_kv_cache_is_refused_until_checked_on_a_gpu() {
+        use crate::backend::cpu::KvQuant;
+        use crate::quant::kv::{KvCacheDtype, KvRotation, KvScaleMode};
+        let c = crate::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
+        let rot = KvRotation::new(3, c.num_hidden_layers, c.head_dim);
+        let kv = KvQuant { dtype: KvCacheDtype::Fp8, mode: KvScaleMode::Calibrated, scales: None, k_mean: None, rotate: rot };
+        if std::env::var_os("TRTFORGE_KV_ROT").is_none() && std::env::var_os("TRTFORGE_CHECKS").is_none() {
+            let e = super::kv_rot_table(&c, Some(&kv)).unwrap_err().to_string();
+            assert!(e.contains("has not been checked on a GPU") && e.contains("--backend cpu or ort"), "{e}");
+        }
+        // No rotation: no table, nothing refused.
+        assert_eq!(super::kv_rot_table(&c, Some(&KvQuant { rotate: None, ..kv })).unwrap(), None);
     }
 }
