@@ -1454,7 +1454,8 @@ mod tests {
                         ("tinyllama-1.1b", WeightFormat::I8) => crate::quant::kv::KvCacheDtype::Fp8,
                         _ => crate::quant::kv::KvCacheDtype::Fp16,
                     },
-                    kv_rot: false,
+                    // Session 16: the rotated 8-bit cache's kv_rot on both 8-bit builds.
+                    kv_rot: preset == "tinyllama-1.1b" && matches!(f, WeightFormat::F16 | WeightFormat::I8),
                 };
                 spec.validate().unwrap();
                 let c = super::compile_cached(&spec.source(), "sm_90", dir.path())
