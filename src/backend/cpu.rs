@@ -75,14 +75,8 @@ impl KvQuant {
     /// Checks the scales' and means' shapes against a model.
     pub fn check(&self, c: &LlamaConfig) -> Result<()> {
         if let Some(r) = &self.rotate {
-            if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
-                return Err(Error::Invalid(format!(
-                    "K rotation of {} layers × head_dim {} for a model of {} layers × head_dim {}",
-                    r.layers(),
-                    r.head_dim(),
-                    c.num_hidden_layers,
-                    c.head_dim
-                )));
+            if let Some(m) = r.mismatch(c.num_hidden_layers, c.head_dim) {
+                return Err(Error::Invalid(m));
             }
             if self.mode != KvScaleMode::Calibrated {
                 return Err(Error::Invalid("a rotated K cache needs calibrated KV scales".into()));

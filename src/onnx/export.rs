@@ -110,14 +110,8 @@ pub fn export_llama_with(
         }
     }
     if let Some(r) = &opts.kv_rotation {
-        if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
-            return Err(Error::Invalid(format!(
-                "K rotation: {} layers × head_dim {} for a model of {} layers × head_dim {}",
-                r.layers(),
-                r.head_dim(),
-                c.num_hidden_layers,
-                c.head_dim
-            )));
+        if let Some(m) = r.mismatch(c.num_hidden_layers, c.head_dim) {
+            return Err(Error::Invalid(m));
         }
     }
     let weight_bytes = c.param_count() * if opts.dtype == FloatType::F16 { 2 } else { 4 };

@@ -356,6 +356,16 @@ impl KvRotation {
     pub fn head_dim(&self) -> usize {
         self.head_dim
     }
+    /// Why this rotation does not fit a model of `layers` layers × `head_dim`; None when it does.
+    pub fn mismatch(&self, layers: usize, head_dim: usize) -> Option<String> {
+        (self.layers() != layers || self.head_dim != head_dim).then(|| {
+            format!(
+                "K rotation of {} layers × head_dim {} for a model of {layers} layers × head_dim {head_dim}",
+                self.layers(),
+                self.head_dim
+            )
+        })
+    }
     /// Layer `layer`'s signs (head_dim).
     pub fn signs(&self, layer: usize) -> &[f32] {
         &self.signs[layer * self.head_dim..(layer + 1) * self.head_dim]

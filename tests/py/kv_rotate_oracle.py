@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_smooth_oracle import qdq, read_safetensors, step  # noqa: E402
+from kv_smooth_oracle import ort_present_key0, qdq, read_safetensors, step  # noqa: E402
 from np_llama import head_dim, inv_freq  # noqa: E402
 
 MASK = (1 << 64) - 1
@@ -94,23 +94,11 @@ def main():
         "ort": None,
     }
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
-        ort = None
-    if ort is not None:
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(os.path.join(engine_dir, man["onnx"]["file"]), so, providers=["CPUExecutionProvider"])
-        feeds = {
-            "input_ids": np.asarray([ids], dtype=np.int64),
-            "attention_mask": np.ones((1, n), dtype=np.int64),
-            "position_ids": np.arange(n, dtype=np.int64)[None],
-        }
-        for i in sess.get_inputs():
-            if i.name.startswith("past_key_values."):
-                feeds[i.name] = np.zeros((1, nkv, 0, hd), dtype=np.float16)
-        pk = sess.run(["present.0.key"], feeds)[0]  # (1, kv_heads, n, hd)
-        out["ort"] = pk[0].transpose(1, 0, 2).astype(np.float32).reshape(-1).tolist()
+        onnxruntime = None
+    if onnxruntime is not None:
+        out["ort"] = ort_present_key0(os.path.join(engine_dir, man["onnx"]["file"]), ids, nkv, hd)
     json.dump(out, open(out_json, "w"))
 
 

@@ -70,6 +70,27 @@ def step(v, s, dtype):
     return (2.0 ** (e - 3)) * s
 
 
+def ort_present_key0(model, ids, nkv, hd):
+    """ONNX Runtime's `present.0.key` for a one-sequence prefill of `ids` on `model` (a path or serialized
+    ModelProto bytes), as (tokens, kv_heads * hd) f32 values."""
+    import onnxruntime as ort
+
+    n = len(ids)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    feeds = {
+        "input_ids": np.asarray([ids], dtype=np.int64),
+        "attention_mask": np.ones((1, n), dtype=np.int64),
+        "position_ids": np.arange(n, dtype=np.int64)[None],
+    }
+    for i in sess.get_inputs():
+        if i.name.startswith("past_key_values."):
+            feeds[i.name] = np.zeros((1, nkv, 0, hd), dtype=np.float16)
+    pk = sess.run(["present.0.key"], feeds)[0]  # (1, kv_heads, n, hd)
+    return pk[0].transpose(1, 0, 2).astype(np.float32).reshape(-1).tolist()
+
+
 def main():
     model_dir, engine_dir, means_bin, out_json = sys.argv[1:5]
     ids = [int(t) for t in sys.argv[5:]]
@@ -108,7 +129,7 @@ def main():
     }
     try:
         import onnx
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
         from onnx import numpy_helper
     except ImportError:
         onnx = None
@@ -122,19 +143,7 @@ def main():
                 init.CopyFrom(new)
                 replaced += 1
         assert replaced == layers, f"{replaced} kv_k_mean constants in the ONNX, want {layers}"
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        feeds = {
-            "input_ids": np.asarray([ids], dtype=np.int64),
-            "attention_mask": np.ones((1, n), dtype=np.int64),
-            "position_ids": np.arange(n, dtype=np.int64)[None],
-        }
-        for i in sess.get_inputs():
-            if i.name.startswith("past_key_values."):
-                feeds[i.name] = np.zeros((1, nkv, 0, hd), dtype=np.float16)
-        pk = sess.run(["present.0.key"], feeds)[0]  # (1, kv_heads, n, hd)
-        out["ort"] = pk[0].transpose(1, 0, 2).astype(np.float32).reshape(-1).tolist()
+        out["ort"] = ort_present_key0(model.SerializeToString(), ids, nkv, hd)
     json.dump(out, open(out_json, "w"))
 
 

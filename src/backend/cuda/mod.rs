@@ -218,14 +218,8 @@ pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<
                 .into(),
         ));
     }
-    if r.layers() != c.num_hidden_layers || r.head_dim() != c.head_dim {
-        return Err(Error::Invalid(format!(
-            "K rotation of {} layers × head_dim {} for a model of {} layers × head_dim {}",
-            r.layers(),
-            r.head_dim(),
-            c.num_hidden_layers,
-            c.head_dim
-        )));
+    if let Some(m) = r.mismatch(c.num_hidden_layers, c.head_dim) {
+        return Err(Error::Invalid(m));
     }
     if c.head_dim % 32 != 0 {
         return Err(Error::Unsupported(format!(
