@@ -470,8 +470,8 @@ fn broken_onnx_is_a_clear_error() {
 }
 
 /// A real fp8 engine (E4M3 weights + static-scale activations, and an fp8 KV cache's Q/DQ with K
-/// smoothing's `Sub` before K's QuantizeLinear) from the converter, built ahead of time for sm89 and
-/// sm120 (the FP8-capable targets TensorRT-RTX builds).
+/// smoothing's `Sub` and K rotation's `MatMul`s around K's QuantizeLinear / DequantizeLinear) from the
+/// converter, built ahead of time for sm89 and sm120 (the FP8-capable targets TensorRT-RTX builds).
 #[test]
 fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
     if trt().is_none() {
@@ -482,7 +482,7 @@ fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
     let y = std::fs::read_to_string(&p).unwrap();
     let y = y
         .replace("target: [sm89]", "target: [sm89, sm120]")
-        .replace("precision: fp8", "precision: fp8, kv_cache: fp8, kv_smooth_k: true");
+        .replace("precision: fp8", "precision: fp8, kv_cache: fp8, kv_smooth_k: true, kv_rotate: true");
     std::fs::write(&p, y).unwrap();
     let cfg = EngineConfig::load(&p).unwrap();
     let dir = trtforge::convert::convert(&cfg, true, &mut |_| {}).unwrap();
@@ -493,7 +493,7 @@ fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
     let bytes = std::fs::read(dir.join("model.engine")).unwrap();
     assert_eq!(trtforge::util::sha256_bytes(&bytes), s.engine_sha256);
     eprintln!(
-        "built fp8 (+ fp8 KV Q/DQ, smoothed K) for sm89+sm120: {} bytes, {} layers, {:.1} s",
+        "built fp8 (+ fp8 KV Q/DQ, smoothed + rotated K) for sm89+sm120: {} bytes, {} layers, {:.1} s",
         s.engine_bytes, s.layers, s.build_seconds
     );
 }
