@@ -343,7 +343,9 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
         let (r, expected, step) = (v("r"), v("expected_rot"), v("step"));
         // Rows (tokens, kv_heads · hd) into the rotated basis: each head's row times R.
         let to_rot = |x: &[f32]| -> Vec<f32> {
-            x.chunks(hd).flat_map(|h| (0..hd).map(|j| (0..hd).map(|i| h[i] * r[i * hd + j]).sum::<f32>()).collect::<Vec<_>>()).collect()
+            x.chunks(hd)
+                .flat_map(|h| (0..hd).map(|j| (0..hd).map(|i| h[i] * r[i * hd + j]).sum::<f32>()).collect::<Vec<_>>())
+                .collect()
         };
         // Every element within one step (+ `rel` of its head's largest value: an error of the
         // un-rotated cache, such as ONNX Runtime's fp16, spreads over the whole head once rotated)
@@ -382,7 +384,10 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
             skip("onnxruntime not importable: the ONNX half of the K rotation oracle did not run");
         } else {
             let (all, near) = check(&to_rot(&v("ort")), 4e-3, 0.1, true);
-            assert!(all && near >= 0.9, "{name}: ONNX Runtime's present.0.key is not DQ(Q(kR))·Rᵀ ({near} near the grid)");
+            assert!(
+                all && near >= 0.9,
+                "{name}: ONNX Runtime's present.0.key is not DQ(Q(kR))·Rᵀ ({near} near the grid)"
+            );
         }
     }
 }

@@ -69,12 +69,9 @@ pub fn bench_kv(
     log: &mut dyn FnMut(&str),
 ) -> Result<(Vec<BenchRow>, f64)> {
     let label = match kv.as_ref().filter(|k| k.dtype.quantized()) {
-        Some(k) => format!(
-            "{} KV {}{}",
-            precision.label(),
-            k.dtype.as_str(),
-            if k.rotate.is_some() { " rotK" } else { "" }
-        ),
+        Some(k) => {
+            format!("{} KV {}{}", precision.label(), k.dtype.as_str(), if k.rotate.is_some() { " rotK" } else { "" })
+        }
         None => precision.label(),
     };
     let RooflineShape { ref batches, prompt_len, new_tokens, runs, seed } = *shape;

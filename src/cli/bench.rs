@@ -265,8 +265,10 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                     Some(n) if n != "fp16" => (n, true),
                     _ => (kv.as_str(), false),
                 };
-                let dtype: crate::quant::kv::KvCacheDtype = serde_json::from_value(serde_json::json!(name))
-                    .map_err(|_| anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8, fp8, int8_rotate or fp8_rotate"))?;
+                let dtype: crate::quant::kv::KvCacheDtype =
+                    serde_json::from_value(serde_json::json!(name)).map_err(|_| {
+                        anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8, fp8, int8_rotate or fp8_rotate")
+                    })?;
                 let kvq = if dtype.quantized() {
                     let c = &m.weights.config;
                     let rot = if rotate {
@@ -276,7 +278,9 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                                 c.num_hidden_layers,
                                 c.head_dim,
                             )
-                            .ok_or_else(|| anyhow::anyhow!("--kv-cache {kv}: head_dim {} is not a power of two", c.head_dim))?,
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("--kv-cache {kv}: head_dim {} is not a power of two", c.head_dim)
+                            })?,
                         )
                     } else {
                         None

@@ -142,7 +142,9 @@ pub fn check_kv_rot(r: &ModelWeights, kv: KvCacheDtype, rotate: bool, prompts: &
     let rot = if rotate {
         Some(
             crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim)
-                .ok_or_else(|| Error::Invalid(format!("kv_rotate needs a power-of-two head_dim, not {}", c.head_dim)))?,
+                .ok_or_else(|| {
+                    Error::Invalid(format!("kv_rotate needs a power-of-two head_dim, not {}", c.head_dim))
+                })?,
         )
     } else {
         None

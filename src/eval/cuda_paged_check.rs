@@ -10,8 +10,8 @@
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
 use super::cuda_check::{
-    check_kv_rot, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what, tiny32,
-    CheckResult, CheckSet,
+    check_kv_rot, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what,
+    tiny32, CheckResult, CheckSet,
 };
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};

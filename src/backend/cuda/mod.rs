@@ -1023,7 +1023,8 @@ impl CudaBackend {
         let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
             if spec.kv_rot {
                 return Err(Error::Unsupported(
-                    "TRTFORGE_PERSIST=1 (the persistent decode layer) does not run a rotated KV cache (kv_rotate)".into(),
+                    "TRTFORGE_PERSIST=1 (the persistent decode layer) does not run a rotated KV cache (kv_rotate)"
+                        .into(),
                 ));
             }
             Persist::new(&gpu, &spec, &steps, &linears)?
@@ -2478,7 +2479,13 @@ mod tests {
         use crate::quant::kv::{KvCacheDtype, KvRotation, KvScaleMode};
         let c = crate::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
         let rot = KvRotation::new(3, c.num_hidden_layers, c.head_dim);
-        let kv = KvQuant { dtype: KvCacheDtype::Fp8, mode: KvScaleMode::Calibrated, scales: None, k_mean: None, rotate: rot };
+        let kv = KvQuant {
+            dtype: KvCacheDtype::Fp8,
+            mode: KvScaleMode::Calibrated,
+            scales: None,
+            k_mean: None,
+            rotate: rot,
+        };
         if std::env::var_os("TRTFORGE_KV_ROT").is_none() && std::env::var_os("TRTFORGE_CHECKS").is_none() {
             let e = super::kv_rot_table(&c, Some(&kv)).unwrap_err().to_string();
             assert!(e.contains("has not been checked on a GPU") && e.contains("--backend cpu or ort"), "{e}");
