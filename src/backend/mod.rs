@@ -315,20 +315,20 @@ pub fn kv_quant_of(man: &crate::engine_dir::Manifest, dir: &std::path::Path) -> 
             Some(m)
         }
     };
-    let rotate =
-        match kv.get("rotate").filter(|v| !v.is_null()) {
-            None => None,
-            Some(r) => {
-                let seed = r.get("seed").and_then(|s| s.as_u64()).ok_or_else(|| bad("rotate has no integer seed"))?;
-                if mode != KvScaleMode::Calibrated {
-                    return Err(bad("rotate needs calibrated scales"));
-                }
-                let c = &man.model_config;
-                Some(crate::quant::kv::KvRotation::new(seed, c.num_hidden_layers, c.head_dim).ok_or_else(|| {
-                    bad(&format!("rotate needs a power-of-two head_dim; the model's is {}", c.head_dim))
-                })?)
+    let rotate = match kv.get("rotate").filter(|v| !v.is_null()) {
+        None => None,
+        Some(r) => {
+            let seed = r.get("seed").and_then(|s| s.as_u64()).ok_or_else(|| bad("rotate has no integer seed"))?;
+            if mode != KvScaleMode::Calibrated {
+                return Err(bad("rotate needs calibrated scales"));
             }
-        };
+            let c = &man.model_config;
+            Some(
+                crate::quant::kv::KvRotation::new(seed, c.num_hidden_layers, c.head_dim)
+                    .map_err(|e| bad(&format!("rotate: {e}")))?,
+            )
+        }
+    };
     Ok(Some(cpu::KvQuant { dtype, mode, scales, k_mean, rotate }))
 }
 

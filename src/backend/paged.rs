@@ -832,7 +832,7 @@ mod tests {
             ];
             if mode == KvScaleMode::Calibrated {
                 // K rotation (calibrated scales only).
-                let rot = crate::quant::kv::KvRotation::new(5, c.num_hidden_layers, c.head_dim);
+                let rot = Some(crate::quant::kv::KvRotation::new(5, c.num_hidden_layers, c.head_dim).unwrap());
                 let rotated = KvQuant { rotate: rot, ..plain.clone() };
                 quants.push(CpuQuant { kv: Some(rotated), ..Default::default() });
             }

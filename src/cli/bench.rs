@@ -271,20 +271,16 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                     })?;
                 let kvq = if dtype.quantized() {
                     let c = &m.weights.config;
-                    let rot = if rotate {
-                        Some(
+                    let rot = rotate
+                        .then(|| {
                             crate::quant::kv::KvRotation::new(
                                 crate::quant::kv::KV_ROTATE_SEED,
                                 c.num_hidden_layers,
                                 c.head_dim,
                             )
-                            .ok_or_else(|| {
-                                anyhow::anyhow!("--kv-cache {kv}: head_dim {} is not a power of two", c.head_dim)
-                            })?,
-                        )
-                    } else {
-                        None
-                    };
+                        })
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--kv-cache {kv}: {e}"))?;
                     let w = std::sync::Arc::new(m.weights.clone());
                     let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
                     Some(crate::backend::cpu::KvQuant::calibrate_with(w, dtype, &ps, rot, false)?)

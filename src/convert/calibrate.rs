@@ -295,7 +295,7 @@ pub struct Ranges {
 }
 
 /// Runs the float model over `windows`, recording the ranges of `sites`' inputs and of the KV cache
-/// (with `kv_rot`, also of K rotated by it: [`KvAmax::k_rot`]).
+/// (with `kv_rot`, also of K rotated by it: [`KvAmax::k_rot_amax`]).
 pub fn collect_ranges(
     w: &mut ModelWeights,
     windows: &[Vec<u32>],
@@ -539,17 +539,11 @@ pub fn quantize_for_config(
         );
     }
     // K rotation (kv_rotate): the signs, drawn before the ranges so that K's are taken rotated.
-    let kv_rotation = if kv_dtype.quantized() && q.kv_rotate() {
-        let c = &w.config;
-        Some(KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim).ok_or_else(|| {
-            Error::Invalid(format!(
-                "quantization.kv_rotate needs a power-of-two head_dim (a Walsh-Hadamard rotation); this model's is {}",
-                c.head_dim
-            ))
-        })?)
-    } else {
-        None
-    };
+    let c = &w.config;
+    let kv_rotation = (kv_dtype.quantized() && q.kv_rotate())
+        .then(|| KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
+        .transpose()
+        .map_err(|e| Error::Invalid(format!("quantization.kv_rotate: {e}")))?;
     // fp8 activation and KV ranges: one pass of the float model (after the smoothing, if any).
     let ranges = match (&data, needs_ranges) {
         (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, kv_rotation.as_ref(), log)?),
@@ -742,7 +736,7 @@ pub fn quantize_for_config(
                 "rule": "KV write: k' = k * R for each kv head's post-RoPE key (after the K mean's subtraction when smooth_k) before scaling and quantizing (scales_k cover k'); the scores use q * R (orthogonal R: (qR).(kR) = q.k). Reference backends store Q(k') * R^T, the same scores with q unrotated. V is not rotated",
                 "onnx": "Reshape(k, [0, 0, kv_heads, head_dim]) -> MatMul(kv_rotate.{layer} = R) -> K's QuantizeLinear/DequantizeLinear -> MatMul(kv_unrotate.{layer} = R^T) -> Reshape back, before the cache concat",
                 "k_amax_plain": r.map(|r| r.k.clone()),
-                "k_amax_rotated": r.map(|r| r.k_rot.clone()),
+                "k_amax_rotated": r.map(|r| r.k_rot_amax(None, rot)),
             })
         });
         section.insert(

@@ -139,24 +139,18 @@ pub fn check_kv_rot(r: &ModelWeights, kv: KvCacheDtype, rotate: bool, prompts: &
         return Ok(None);
     }
     let c = &r.config;
-    let rot = if rotate {
-        Some(
-            crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim)
-                .ok_or_else(|| {
-                    Error::Invalid(format!("kv_rotate needs a power-of-two head_dim, not {}", c.head_dim))
-                })?,
-        )
-    } else {
-        None
-    };
+    let rot = rotate
+        .then(|| crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
+        .transpose()
+        .map_err(Error::Invalid)?;
     let smooth = rotate && std::env::var("TRTFORGE_CHECK_SMOOTH").as_deref() == Ok("1");
     Ok(Some(KvQuant::calibrate_with(Arc::new(r.clone()), kv, prompts, rot, smooth)?))
 }
 
-/// "int8" / "fp8 KV int8" labels of a check.
-fn kv_label(p: WeightFormat, kv: KvCacheDtype) -> String {
+/// "int8" / "fp8 KV int8" / "fp16 KV fp8, rotated K" labels of a check.
+fn kv_label(p: WeightFormat, kv: KvCacheDtype, rotate: bool) -> String {
     if kv.quantized() {
-        format!("{} KV {}", p.label(), kv.as_str())
+        format!("{} KV {}{}", p.label(), kv.as_str(), if rotate { ", rotated K" } else { "" })
     } else {
         p.label()
     }
@@ -231,8 +225,7 @@ pub fn logits_check_kvr(
         let tol = rel_tol(p);
         (worst <= tol, format!("max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})"))
     };
-    let rot = if rotate { ", rotated K" } else { "" };
-    Ok(CheckResult { name: format!("{name} {}{rot} logits vs CPU", kv_label(p, kv)), pass, detail })
+    Ok(CheckResult { name: format!("{name} {} logits vs CPU", kv_label(p, kv, rotate)), pass, detail })
 }
 
 /// The CPU reference on `p`'s rounding of `w` and the CUDA engine on `w`, one slot per prompt, with
@@ -309,12 +302,7 @@ pub fn greedy_check_kvr(
         first_diff.push(k);
     }
     Ok(CheckResult {
-        name: format!(
-            "{name} {}{} greedy {n} tokens × {} prompts vs CPU",
-            kv_label(p, kv),
-            if rotate { ", rotated K" } else { "" },
-            prompts.len()
-        ),
+        name: format!("{name} {} greedy {n} tokens × {} prompts vs CPU", kv_label(p, kv, rotate), prompts.len()),
         pass: same == prompts.len(),
         detail: format!("identical prefix lengths {first_diff:?}"),
     })

@@ -143,9 +143,8 @@ pub struct KvAmax {
     k_min: Vec<Vec<f32>>,
     k_max: Vec<Vec<f32>>,
     k_rows: Vec<usize>,
-    /// Per (layer, kv head) absmax of K rotated by a [`KvRotation`] ([`KvAmax::update_rotated_k`]).
-    pub k_rot: Vec<Vec<f32>>,
-    /// Rotated K per (layer, channel): min and max (for the absmax of the rotated centred K).
+    /// K rotated by a [`KvRotation`] ([`KvAmax::update_rotated_k`]) per (layer, channel): min and max
+    /// (the rotated K's absmax, centred or not, follows from them: [`KvAmax::k_rot_amax`]).
     k_rot_min: Vec<Vec<f32>>,
     k_rot_max: Vec<Vec<f32>>,
 }
@@ -159,23 +158,16 @@ impl KvAmax {
             k_min: vec![Vec::new(); layers],
             k_max: vec![Vec::new(); layers],
             k_rows: vec![0; layers],
-            k_rot: vec![vec![0.0; kv_heads]; layers],
             k_rot_min: vec![Vec::new(); layers],
             k_rot_max: vec![Vec::new(); layers],
         }
     }
-    /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys, rotated by `rot`, to
-    /// [`KvAmax::k_rot`].
+    /// Adds rows `x (tokens, kv_heads · head_dim)` of layer `layer`'s keys, rotated by `rot`, to the
+    /// rotated K's per-channel min / max.
     pub fn update_rotated_k(&mut self, layer: usize, x: &[f32], head_dim: usize, rot: &KvRotation) {
         let mut r = x.to_vec();
         rot.rotate(layer, &mut r);
-        let m = &mut self.k_rot[layer];
-        let kvd = m.len() * head_dim;
-        for row in r.chunks_exact(kvd) {
-            for (h, a) in m.iter_mut().enumerate() {
-                *a = row[h * head_dim..(h + 1) * head_dim].iter().fold(*a, |a, v| a.max(v.abs()));
-            }
-        }
+        let kvd = self.k[layer].len() * head_dim;
         if self.k_rot_min[layer].is_empty() {
             self.k_rot_min[layer] = vec![f32::INFINITY; kvd];
             self.k_rot_max[layer] = vec![f32::NEG_INFINITY; kvd];
@@ -231,21 +223,27 @@ impl KvAmax {
     /// `max − m` and `m − min` over the calibration rows, then the largest channel of the head.
     pub fn k_centred_amax(&self, mean: &[f32]) -> Vec<Vec<f32>> {
         let mut off = 0;
-        self.k
-            .iter()
-            .enumerate()
-            .map(|(l, heads)| {
+        (0..self.k.len())
+            .map(|l| {
                 let kvd = self.k_max[l].len();
-                let hd = kvd / heads.len().max(1);
-                let m = &mean[off..off + kvd];
                 off += kvd;
-                (0..heads.len())
-                    .map(|h| {
-                        (h * hd..(h + 1) * hd)
-                            .map(|c| (self.k_max[l][c] - m[c]).max(m[c] - self.k_min[l][c]))
-                            .fold(0.0f32, f32::max)
-                    })
-                    .collect()
+                head_amax(&self.k_min[l], &self.k_max[l], Some(&mean[off - kvd..off]), self.k[l].len())
+            })
+            .collect()
+    }
+    /// Per-head absmax of K rotated by `rot` ([`KvAmax::update_rotated_k`] saw the rows), or with
+    /// `k_mean` of the rotated centred K `(k − mean)·R = k·R − mean·R` (per channel the larger of
+    /// `max − m` and `m − min` of the rotated rows, `m` the rotated mean).
+    pub fn k_rot_amax(&self, k_mean: Option<&[f32]>, rot: &KvRotation) -> Vec<Vec<f32>> {
+        (0..self.k.len())
+            .map(|l| {
+                let kvd = self.k_rot_max[l].len();
+                let m = k_mean.map(|mean| {
+                    let mut m = mean[l * kvd..(l + 1) * kvd].to_vec();
+                    rot.rotate(l, &mut m);
+                    m
+                });
+                head_amax(&self.k_rot_min[l], &self.k_rot_max[l], m.as_deref(), self.k[l].len())
             })
             .collect()
     }
@@ -258,37 +256,20 @@ impl KvAmax {
         };
         KvScales { k, v: f16_scales(dtype, &self.v) }
     }
-    /// As [`KvAmax::scales`] for K rotated by `rot` ([`KvAmax::update_rotated_k`] saw the rows): K's
-    /// scales cover the rotated K ([`KvAmax::k_rot`]), or with `k_mean` the rotated centred K
-    /// `(k − mean)·R = k·R − mean·R` (per channel the larger of `max − m` and `m − min` of the
-    /// rotated rows, `m` the rotated mean).
+    /// As [`KvAmax::scales`] for K rotated by `rot`: K's scales cover [`KvAmax::k_rot_amax`].
     pub fn scales_rotated(&self, dtype: KvCacheDtype, k_mean: Option<&[f32]>, rot: &KvRotation) -> KvScales {
-        let k = match k_mean {
-            None => f16_scales(dtype, &self.k_rot),
-            Some(mean) => {
-                let amax: Vec<Vec<f32>> = self
-                    .k_rot
-                    .iter()
-                    .enumerate()
-                    .map(|(l, heads)| {
-                        let kvd = self.k_rot_max[l].len();
-                        let hd = kvd / heads.len().max(1);
-                        let mut m = mean[l * kvd..(l + 1) * kvd].to_vec();
-                        rot.rotate(l, &mut m);
-                        (0..heads.len())
-                            .map(|h| {
-                                (h * hd..(h + 1) * hd)
-                                    .map(|c| (self.k_rot_max[l][c] - m[c]).max(m[c] - self.k_rot_min[l][c]))
-                                    .fold(0.0f32, f32::max)
-                            })
-                            .collect()
-                    })
-                    .collect();
-                f16_scales(dtype, &amax)
-            }
-        };
-        KvScales { k, v: f16_scales(dtype, &self.v) }
+        KvScales { k: f16_scales(dtype, &self.k_rot_amax(k_mean, rot)), v: f16_scales(dtype, &self.v) }
     }
+}
+
+/// Per head (`heads` equal runs of channels), the largest `|x − m|` over the rows whose per-channel
+/// `min` / `max` these are: per channel `max(max − m, m − min)` (`m` 0 without `m`: the absmax).
+fn head_amax(min: &[f32], max: &[f32], m: Option<&[f32]>, heads: usize) -> Vec<f32> {
+    let hd = max.len() / heads.max(1);
+    let mc = |c: usize| m.map_or(0.0, |m| m[c]);
+    (0..heads)
+        .map(|h| (h * hd..(h + 1) * hd).map(|c| (max[c] - mc(c)).max(mc(c) - min[c])).fold(0.0f32, f32::max))
+        .collect()
 }
 
 /// Per-head scales for absmaxes `amax (layers, heads)`, rounded to f16 (never 0).
@@ -341,14 +322,17 @@ pub struct KvRotation {
 }
 
 impl KvRotation {
-    /// None unless `head_dim` is a power of two (the Walsh–Hadamard transform's size).
-    pub fn new(seed: u64, layers: usize, head_dim: usize) -> Option<Self> {
+    /// An error unless `head_dim` is a power of two (the Walsh–Hadamard transform's size).
+    pub fn new(seed: u64, layers: usize, head_dim: usize) -> Result<Self, String> {
         if head_dim < 2 || !head_dim.is_power_of_two() {
-            return None;
+            return Err(format!(
+                "a K rotation (kv_rotate) needs a power-of-two head_dim (a Walsh-Hadamard transform); this model's is \
+                 {head_dim}"
+            ));
         }
         let mut rng = crate::util::SplitMix64(seed);
         let signs = (0..layers * head_dim).map(|_| if rng.next_u64() >> 63 == 1 { -1.0 } else { 1.0 }).collect();
-        Some(KvRotation { seed, head_dim, signs })
+        Ok(KvRotation { seed, head_dim, signs })
     }
     pub fn layers(&self) -> usize {
         self.signs.len() / self.head_dim
@@ -426,7 +410,7 @@ mod tests {
     fn rotation_matches_its_matrix_and_inverts() {
         // Golden values from an independent construction: numpy-free, the explicit matrix product.
         let r = KvRotation::new(7, 2, 8).unwrap();
-        assert!(KvRotation::new(7, 2, 12).is_none(), "head_dim must be a power of two");
+        assert!(KvRotation::new(7, 2, 12).is_err(), "head_dim must be a power of two");
         let row: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin() * 3.0 + 0.1 * i as f32).collect();
         for layer in 0..2 {
             let m = r.matrix(layer);

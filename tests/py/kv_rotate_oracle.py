@@ -30,8 +30,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kv_smooth_oracle import ort_present_key0, qdq, read_safetensors, step  # noqa: E402
-from np_llama import head_dim, inv_freq  # noqa: E402
+from kv_smooth_oracle import layer0_k, ort_present_key0, qdq, read_safetensors, step  # noqa: E402
+from np_llama import head_dim  # noqa: E402
 
 MASK = (1 << 64) - 1
 
@@ -70,17 +70,8 @@ def main():
     nkv, hd, layers = cfg["num_key_value_heads"], head_dim(cfg), cfg["num_hidden_layers"]
     sg = signs(int(kv["rotate"]["seed"]), layers, hd)
     r = sg[0][:, None] * hadamard(hd) / np.sqrt(hd)
-    n = len(ids)
-    x = w["model.embed_tokens.weight"][ids]
-    g = w["model.layers.0.input_layernorm.weight"]
-    h = x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * g
-    k = (h @ w["model.layers.0.self_attn.k_proj.weight"].T).reshape(n, nkv, hd)
-    ang = np.arange(n, dtype=np.float64)[:, None] * inv_freq(cfg)[None, :]
-    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
-    half = hd // 2
-    k = k * cos[:, None, :] + np.concatenate([-k[..., half:], k[..., :half]], -1) * sin[:, None, :]
+    k = layer0_k(cfg, w, ids)
     s = np.repeat(np.asarray(kv["scales_k"][0], dtype=np.float64), hd).reshape(nkv, hd)[None]
-    k = k.astype(np.float32).astype(np.float64)  # the engine computes K in f32
     if kv.get("smooth_k"):
         mean = np.fromfile(os.path.join(engine_dir, "kv_k_mean.bin"), dtype="<f4").astype(np.float64)
         k = (k.astype(np.float32) - mean.reshape(layers, nkv, hd)[0][None].astype(np.float32)).astype(np.float64)

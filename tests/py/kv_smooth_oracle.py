@@ -70,6 +70,21 @@ def step(v, s, dtype):
     return (2.0 ** (e - 3)) * s
 
 
+def layer0_k(cfg, w, ids):
+    """Layer 0's K after RoPE for a one-sequence prefill of `ids`, (tokens, kv_heads, head_dim), from the
+    Llama equations in float64, rounded to f32 (the engine computes K in f32)."""
+    nkv, hd, n = cfg["num_key_value_heads"], head_dim(cfg), len(ids)
+    x = w["model.embed_tokens.weight"][ids]
+    g = w["model.layers.0.input_layernorm.weight"]
+    h = x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * g
+    k = (h @ w["model.layers.0.self_attn.k_proj.weight"].T).reshape(n, nkv, hd)
+    ang = np.arange(n, dtype=np.float64)[:, None] * inv_freq(cfg)[None, :]
+    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+    half = hd // 2
+    k = k * cos[:, None, :] + np.concatenate([-k[..., half:], k[..., :half]], -1) * sin[:, None, :]
+    return k.astype(np.float32).astype(np.float64)
+
+
 def ort_present_key0(model, ids, nkv, hd):
     """ONNX Runtime's `present.0.key` for a one-sequence prefill of `ids` on `model` (a path or serialized
     ModelProto bytes), as (tokens, kv_heads * hd) f32 values."""
@@ -101,17 +116,7 @@ def main():
     dtype = kv["dtype"]
     nkv, hd, layers = cfg["num_key_value_heads"], head_dim(cfg), cfg["num_hidden_layers"]
     means = np.fromfile(means_bin, dtype="<f4").astype(np.float64).reshape(layers, nkv, hd)
-    n = len(ids)
-    # Layer 0's K after RoPE, float64 from the equations.
-    x = w["model.embed_tokens.weight"][ids]
-    g = w["model.layers.0.input_layernorm.weight"]
-    h = x / np.sqrt((x * x).mean(-1, keepdims=True) + cfg["rms_norm_eps"]) * g
-    k = (h @ w["model.layers.0.self_attn.k_proj.weight"].T).reshape(n, nkv, hd)
-    ang = np.arange(n, dtype=np.float64)[:, None] * inv_freq(cfg)[None, :]
-    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
-    half = hd // 2
-    k = k * cos[:, None, :] + np.concatenate([-k[..., half:], k[..., :half]], -1) * sin[:, None, :]
-    k = k.astype(np.float32).astype(np.float64)  # the engine computes K in f32
+    k = layer0_k(cfg, w, ids)
     s = np.repeat(np.asarray(kv["scales_k"][0], dtype=np.float64), hd).reshape(nkv, hd)[None]
     m = means[0][None]
     kc = (k.astype(np.float32) - m.astype(np.float32)).astype(np.float64)

@@ -2478,7 +2478,7 @@ mod tests {
         use crate::backend::cpu::KvQuant;
         use crate::quant::kv::{KvCacheDtype, KvRotation, KvScaleMode};
         let c = crate::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
-        let rot = KvRotation::new(3, c.num_hidden_layers, c.head_dim);
+        let rot = Some(KvRotation::new(3, c.num_hidden_layers, c.head_dim).unwrap());
         let kv = KvQuant {
             dtype: KvCacheDtype::Fp8,
             mode: KvScaleMode::Calibrated,
