@@ -332,6 +332,8 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
         let k = &man.extra["quantization"]["kv_cache"];
         assert_eq!(k["rotate"]["seed"].as_u64(), Some(trtforge::quant::kv::KV_ROTATE_SEED));
         assert_eq!(k["smooth_k"], smooth);
+        let (label, _) = trtforge::bench::kv_format(&man);
+        assert!(label.contains(if smooth { "smooth + rotated K" } else { ", rotated K" }), "{label}");
         let hd = man.model_config.head_dim;
         let out = tmp.path().join(format!("{name}_rot.json"));
         let mut args: Vec<String> =

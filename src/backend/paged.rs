@@ -400,12 +400,11 @@ impl PagedBackend for CpuPagedBackend {
                     "{} ({}{})",
                     k.dtype.as_str(),
                     if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
-                    if k.k_mean.is_some() {
-                        ", smooth K"
-                    } else if k.rotate.is_some() {
-                        ", rotated K"
-                    } else {
-                        ""
+                    match (k.k_mean.is_some(), k.rotate.is_some()) {
+                        (true, true) => ", smooth + rotated K",
+                        (true, false) => ", smooth K",
+                        (false, true) => ", rotated K",
+                        (false, false) => "",
                     }
                 ),
                 crate::quant::kv::bytes_per_token(
