@@ -148,7 +148,7 @@ pub fn check_kv_rot(r: &ModelWeights, kv: KvCacheDtype, rotate: bool, prompts: &
 }
 
 /// "int8" / "fp8 KV int8" / "fp16 KV fp8, rotated K" labels of a check.
-fn kv_label(p: WeightFormat, kv: KvCacheDtype, rotate: bool) -> String {
+pub(crate) fn kv_label(p: WeightFormat, kv: KvCacheDtype, rotate: bool) -> String {
     if kv.quantized() {
         format!("{} KV {}{}", p.label(), kv.as_str(), if rotate { ", rotated K" } else { "" })
     } else {

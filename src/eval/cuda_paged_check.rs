@@ -10,8 +10,8 @@
 //! - the logits of those steps match the CPU reference on the same weights within the precision's
 //!   tolerance (`cuda_check::rel_tol`).
 use super::cuda_check::{
-    check_kv_rot, fp8_rows_of, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass, rounding_what,
-    tiny32, CheckResult, CheckSet,
+    check_kv_rot, fp8_rows_of, kv_label, max_rel, reference_weights, rel_tol, rounding_detail, rounding_pass,
+    rounding_what, tiny32, CheckResult, CheckSet,
 };
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
@@ -165,11 +165,7 @@ pub fn paged_checks_kvr(
     n: usize,
 ) -> Vec<Result<CheckResult>> {
     let mut out = Vec::new();
-    let label = if kv.quantized() {
-        format!("{name} {} KV {}{} paged", p.label(), kv.as_str(), if rotate { ", rotated K" } else { "" })
-    } else {
-        format!("{name} {} paged", p.label())
-    };
+    let label = format!("{name} {} paged", kv_label(p, kv, rotate));
     let vocab = w.config.vocab_size;
     let q = match quantize_rtn(w, p) {
         Ok(q) => q,
