@@ -123,6 +123,11 @@ impl CpuBackend {
         &self.quant
     }
 
+    /// A twin with the same weights, rounding and sizes and an empty cache.
+    pub fn fresh(&self) -> Result<Self> {
+        Self::with_quant(Arc::clone(&self.w), self.max_batch, self.max_seq, self.quant.clone())
+    }
+
     /// Like [`new`](Self::new), computing with fp8 activations and/or a quantized KV cache.
     pub fn with_quant(w: Arc<ModelWeights>, max_batch: usize, max_seq: usize, quant: CpuQuant) -> Result<Self> {
         let c = &w.config;

@@ -408,43 +408,45 @@ __device__ __forceinline__ void kv_wht(float (&x)[E], const float* __restrict__ 
 #pragma unroll
     for (int e = 0; e < E; e++) x[e] *= n;
 }
-// After the QKV step: block t = row t, warp h = kv head h (NKV warps). Rotates the row's parked k
-// (c_kstage) and writes its codes at (slot, h, pos) of this layer's cache; rotates q heads
-// h·G .. h·G + G − 1 of qout in place (and their act_t copy in qa when qa is given).
+// After the QKV step: block (t, h) = row t, kv head h; warp 0 rotates the row's parked k
+// (c_kstage) and writes its codes at (slot, h, pos) of this layer's cache, warp 1 + g rotates q
+// head h·G + g of qout in place (and its act_t copy in qa when qa is given): 1 + G warps side by
+// side (session 17: one warp doing all 1 + G heads in turn cost ~5 µs a layer at one row).
 extern "C" __global__ void kv_rot(float* __restrict__ qout, act_t* __restrict__ qa, kv_t* __restrict__ kc,
                                   const int* __restrict__ row_pos, const int* __restrict__ row_slot) {
     PDL_ENTRY();
     constexpr int E = HD / 32, G = NH / NKV;
-    const int t = blockIdx.x, h = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (h >= NKV) return;
+    const int t = blockIdx.x, h = blockIdx.y, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (h >= NKV || w > G) return;
     const int layer = (int)((unsigned long long)((const u8*)kc - c_kv_kbase) / (unsigned long long)c_kv_layer);
     const float* s = c_kvrot + (size_t)layer * HD;
     float x[E];
-    const float* ks = c_kstage + (size_t)t * KVDIM + h * HD + lane * E;
+    if (w == 0) {
+        const float* ks = c_kstage + (size_t)t * KVDIM + h * HD + lane * E;
 #pragma unroll
-    for (int e = 0; e < E; e++) x[e] = ks[e];
-    if (c_kmean != nullptr) {
-        const float* m = c_kmean + (size_t)layer * KVDIM + h * HD + lane * E;
+        for (int e = 0; e < E; e++) x[e] = ks[e];
+        if (c_kmean != nullptr) {
+            const float* m = c_kmean + (size_t)layer * KVDIM + h * HD + lane * E;
 #pragma unroll
-        for (int e = 0; e < E; e++) x[e] -= m[e];
-    }
-    kv_wht<E>(x, s, lane);
-    kv_t* k = kc + kv_off(row_slot[t], h, row_pos[t]) + lane * E;
-    const float sk = kv_scale(kc, 0, h);
-#pragma unroll
-    for (int e = 0; e < E; e++) k[e] = kv_enc(x[e], sk);
-    for (int g = 0; g < G; g++) {
-        float* q = qout + (size_t)t * QDIM + (h * G + g) * HD + lane * E;
-#pragma unroll
-        for (int e = 0; e < E; e++) x[e] = q[e];
-        kv_wht<E>(x, s, lane);
-#pragma unroll
-        for (int e = 0; e < E; e++) q[e] = x[e];
-        if (qa != nullptr) {
-            act_t* qh = qa + (size_t)t * QDIM + (h * G + g) * HD + lane * E;
-#pragma unroll
-            for (int e = 0; e < E; e++) qh[e] = f2act(x[e]);
+            for (int e = 0; e < E; e++) x[e] -= m[e];
         }
+        kv_wht<E>(x, s, lane);
+        kv_t* k = kc + kv_off(row_slot[t], h, row_pos[t]) + lane * E;
+        const float sk = kv_scale(kc, 0, h);
+#pragma unroll
+        for (int e = 0; e < E; e++) k[e] = kv_enc(x[e], sk);
+        return;
+    }
+    const size_t off = (size_t)t * QDIM + (h * G + w - 1) * HD + lane * E;
+    float* q = qout + off;
+#pragma unroll
+    for (int e = 0; e < E; e++) x[e] = q[e];
+    kv_wht<E>(x, s, lane);
+#pragma unroll
+    for (int e = 0; e < E; e++) q[e] = x[e];
+    if (qa != nullptr) {
+#pragma unroll
+        for (int e = 0; e < E; e++) qa[off + e] = f2act(x[e]);
     }
 }
 #endif

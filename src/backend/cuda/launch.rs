@@ -742,13 +742,13 @@ impl<'a> Kernels<'a> {
         }
     }
 
-    /// `kv_rot` (K rotation, `KV_ROT`): block t = row t, one warp per kv head: rotates row t's k parked
-    /// in `c_kstage` by its layer's R, encodes it into (slot[t], head, pos[t]) of this layer's
-    /// cache, and rotates row t's q heads in `q` in place (and writes them to `qa`).
+    /// `kv_rot` (K rotation, `KV_ROT`): block (t, h) = row t, kv head h, 1 + q-heads-per-kv-head warps:
+    /// rotates row t's k parked in `c_kstage` by its layer's R, encodes it into (slot[t], h, pos[t])
+    /// of this layer's cache, and rotates row t's q heads of group h in `q` in place (and `qa`).
     pub fn kv_rot(&self, q: View, qa: View, cache: LayerCache, pos: View, slot: View, rows: usize) -> Result<()> {
         let d = self.d;
-        if d.kv != DType::U8 || d.head_dim % 32 != 0 {
-            return Err(Error::Gpu("kv_rot: needs an 8-bit cache and head_dim % 32 == 0".into()));
+        if d.kv != DType::U8 || d.head_dim % 32 != 0 || d.n_heads / d.n_kv > 31 {
+            return Err(Error::Gpu("kv_rot: needs an 8-bit cache, head_dim % 32 == 0 and ≤ 31 q heads per kv head".into()));
         }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
@@ -763,8 +763,8 @@ impl<'a> Kernels<'a> {
         unsafe {
             self.gpu.launch(
                 "kv_rot",
-                (u32_of("rows", rows)?, 1, 1),
-                (32 * d.n_kv) as u32,
+                (u32_of("rows", rows)?, d.n_kv as u32, 1),
+                (32 * (1 + d.n_heads / d.n_kv)) as u32,
                 0,
                 &mut args!(qp, qap, kc, pp, sp),
             )

@@ -203,21 +203,10 @@ pub fn kv_scale_table(c: &LlamaConfig, precision: WeightFormat, kv: Option<&KvQu
 }
 
 /// The signs table of a rotated 8-bit cache (`kv_rot`, `c_kvrot`): (layers, head_dim) f32; None
-/// without a rotation. The warp transform needs head_dim a power of two and a multiple of 32.
-/// Session 16 wrote `kv_rot` without a GPU to run it on (the device was not lent after it was
-/// built): until `TRTFORGE_CHECKS=kvrot cuda-check` has passed on one, the engine runs a rotated
-/// cache only under that check or with TRTFORGE_KV_ROT=1, and refuses it otherwise.
+/// without a rotation. The warp transform needs head_dim a power of two and a multiple of 32, and
+/// one block holds a kv head's k and its q heads (a warp each: at most 31 q heads per kv head).
 pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<f32>>> {
     let Some(r) = kv.filter(|k| k.dtype.quantized()).and_then(|k| k.rotate.as_ref()) else { return Ok(None) };
-    let env = |k: &str, v: &str| std::env::var(k).as_deref() == Ok(v);
-    if !env("TRTFORGE_KV_ROT", "1") && !env("TRTFORGE_CHECKS", "kvrot") {
-        return Err(Error::Unsupported(
-            "the CUDA engine's rotated KV cache (kv_rotate) has not been checked on a GPU yet; run this engine with \
-             --backend cpu or ort (TRTFORGE_KV_ROT=1 runs the unchecked kernel, for `TRTFORGE_CHECKS=kvrot \
-             trtforge cuda-check`)"
-                .into(),
-        ));
-    }
     if let Some(m) = r.mismatch(c.num_hidden_layers, c.head_dim) {
         return Err(Error::Invalid(m));
     }
@@ -225,6 +214,13 @@ pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<
         return Err(Error::Unsupported(format!(
             "the CUDA engine rotates K (kv_rotate) one warp per head: head_dim must be a multiple of 32, not {}",
             c.head_dim
+        )));
+    }
+    let g = c.num_attention_heads / c.num_key_value_heads.max(1);
+    if g > 31 {
+        return Err(Error::Unsupported(format!(
+            "the CUDA engine rotates a kv head's k and its q heads in one block of a warp each: at most 31 q heads \
+             per kv head, not {g} (run a rotated cache on --backend cpu or ort)"
         )));
     }
     Ok(Some((0..c.num_hidden_layers).flat_map(|l| r.signs(l).to_vec()).collect()))
@@ -2474,23 +2470,32 @@ mod tests {
     }
 
     #[test]
-    fn rotated_kv_cache_is_refused_until_checked_on_a_gpu() {
+    fn rotated_kv_cache_table_and_its_limits() {
         use crate::backend::cpu::KvQuant;
         use crate::quant::kv::{KvCacheDtype, KvRotation, KvScaleMode};
         let c = crate::model::LlamaConfig::preset("tinyllama-1.1b").unwrap();
-        let rot = Some(KvRotation::new(3, c.num_hidden_layers, c.head_dim).unwrap());
+        let rot = |layers: usize, hd: usize| Some(KvRotation::new(3, layers, hd).unwrap());
         let kv = KvQuant {
             dtype: KvCacheDtype::Fp8,
             mode: KvScaleMode::Calibrated,
             scales: None,
             k_mean: None,
-            rotate: rot,
+            rotate: rot(c.num_hidden_layers, c.head_dim),
         };
-        if std::env::var_os("TRTFORGE_KV_ROT").is_none() && std::env::var_os("TRTFORGE_CHECKS").is_none() {
-            let e = super::kv_rot_table(&c, Some(&kv)).unwrap_err().to_string();
-            assert!(e.contains("has not been checked on a GPU") && e.contains("--backend cpu or ort"), "{e}");
-        }
-        // No rotation: no table, nothing refused.
-        assert_eq!(super::kv_rot_table(&c, Some(&KvQuant { rotate: None, ..kv })).unwrap(), None);
+        // (layers, head_dim) signs of ±1, layer by layer as the rotation gives them.
+        let t = super::kv_rot_table(&c, Some(&kv)).unwrap().unwrap();
+        assert_eq!(t.len(), c.num_hidden_layers * c.head_dim);
+        assert!(t.iter().all(|&x| x == 1.0 || x == -1.0));
+        assert_eq!(&t[c.head_dim..2 * c.head_dim], kv.rotate.as_ref().unwrap().signs(1));
+        // A rotation for another shape, or a head group too wide for one block: clear errors.
+        let other = KvQuant { rotate: rot(3, c.head_dim), ..kv.clone() };
+        assert!(super::kv_rot_table(&c, Some(&other)).is_err());
+        let mut mqa = c.clone();
+        (mqa.num_attention_heads, mqa.num_key_value_heads) = (64, 1);
+        let e = super::kv_rot_table(&mqa, Some(&kv)).unwrap_err().to_string();
+        assert!(e.contains("at most 31 q heads") && e.contains("not 64"), "{e}");
+        // No rotation, or an f16 cache: no table.
+        assert_eq!(super::kv_rot_table(&c, Some(&KvQuant { rotate: None, ..kv.clone() })).unwrap(), None);
+        assert_eq!(super::kv_rot_table(&c, Some(&KvQuant { dtype: KvCacheDtype::Fp16, ..kv })).unwrap(), None);
     }
 }
