@@ -21,7 +21,8 @@ ROWS=(smollm2_fp32:cpu,ort smollm2_fp16:cpu,ort smollm2_fp8:cpu,ort smollm2_fp8_
   smollm2_fp8_gptq:cpu smollm2_fp8_smooth08_gptq:cpu smollm2_fp8_gptq_keep_down:cpu,ort
   smollm2_fp16_kv_fp8_smooth:cpu,ort smollm2_fp16_kv_int8_smooth:cpu,ort smollm2_fp16_kv_fp8_dynamic_smooth:cpu
   smollm2_fp16_kv_int8_dynamic_smooth:cpu smollm2_fp8_gptq_fp8in:cpu smollm2_fp8_smooth025_gptq:cpu
-  smollm2_fp8_gptq_fp16_mlp_in:cpu,ort smollm2_fp16_kv_fp8_rotate:cpu,ort smollm2_fp16_kv_fp8_rotate_smooth:cpu,ort)
+  smollm2_fp8_gptq_fp16_mlp_in:cpu,ort smollm2_fp16_kv_fp8_rotate:cpu,ort smollm2_fp16_kv_fp8_rotate_smooth:cpu,ort
+  smollm2_fp16_kv_fp8_plain:cpu,ort)
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
 for row in "${ROWS[@]}"; do

@@ -70,7 +70,13 @@ pub fn bench_kv(
 ) -> Result<(Vec<BenchRow>, f64)> {
     let label = match kv.as_ref().filter(|k| k.dtype.quantized()) {
         Some(k) => {
-            format!("{} KV {}{}", precision.label(), k.dtype.as_str(), if k.rotate.is_some() { " rotK" } else { "" })
+            let k_form = match (k.rotate.is_some(), k.k_mean.is_some()) {
+                (true, true) => " smooth+rotK",
+                (true, false) => " rotK",
+                (false, true) => " smoothK",
+                (false, false) => "",
+            };
+            format!("{} KV {}{k_form}", precision.label(), k.dtype.as_str())
         }
         None => precision.label(),
     };

@@ -27,7 +27,9 @@ pub struct BenchArgs {
     #[arg(long, requires = "model", value_parser = super::values::group_size, allow_negative_numbers = true)]
     pub group_size: Option<usize>,
     /// Roofline mode: KV cache formats to measure each precision with (fp16, int8, fp8; default
-    /// fp16; `fp8_rotate` / `int8_rotate`: K rotated before the rounding, as `kv_rotate: true`).
+    /// fp16). As in a config, fp8 centres and rotates K before the rounding where the model's heads
+    /// fit (`kv_rotate`, `kv_smooth_k`) and int8 does not; `_rotate` / `_plain` (`int8_rotate`,
+    /// `fp8_plain`) ask for the rotation or leave it out.
     /// 8-bit caches get static per-head scales calibrated by the CPU reference on a short seeded
     /// prompt (a preset has no calibration texts).
     #[arg(long, requires = "model", value_delimiter = ',')]
@@ -261,14 +263,24 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
             for kv in kvs {
-                let (name, rotate) = match kv.strip_suffix("_rotate") {
-                    Some(n) if n != "fp16" => (n, true),
-                    _ => (kv.as_str(), false),
+                // As a config: fp8 rotates (and centres) K where the heads fit, int8 does not;
+                // `_rotate` / `_plain` ask for it or not.
+                let (name, rotate) = match (kv.strip_suffix("_rotate"), kv.strip_suffix("_plain")) {
+                    (Some(n), _) if n != "fp16" => (n, Some(true)),
+                    (_, Some(n)) if n != "fp16" => (n, Some(false)),
+                    _ => (kv.as_str(), None),
                 };
                 let dtype: crate::quant::kv::KvCacheDtype =
                     serde_json::from_value(serde_json::json!(name)).map_err(|_| {
-                        anyhow::anyhow!("--kv-cache {kv:?}: use fp16, int8, fp8, int8_rotate or fp8_rotate")
+                        anyhow::anyhow!(
+                            "--kv-cache {kv:?}: use fp16, int8, fp8 (K rotated and centred where the heads fit), \
+                             or int8 / fp8 with _rotate or _plain"
+                        )
                     })?;
+                let rotate = rotate.unwrap_or(
+                    dtype == crate::quant::kv::KvCacheDtype::Fp8
+                        && crate::engine_dir::config::kv_rotate_fits(&m.weights.config),
+                );
                 let kvq = if dtype.quantized() {
                     let c = &m.weights.config;
                     let rot = rotate
@@ -283,7 +295,7 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                         .map_err(|e| anyhow::anyhow!("--kv-cache {kv}: {e}"))?;
                     let w = std::sync::Arc::new(m.weights.clone());
                     let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
-                    Some(crate::backend::cpu::KvQuant::calibrate_with(w, dtype, &ps, rot, false)?)
+                    Some(crate::backend::cpu::KvQuant::calibrate_with(w, dtype, &ps, rot, rotate)?)
                 } else {
                     None
                 };

@@ -487,7 +487,7 @@ pub fn quantize_for_config(
     }
     // Calibration data, drawn once for whatever needs it.
     let needs_ranges = (format == Some(WeightFormat::F8) && q.fp8_activations)
-        || (kv_dtype.quantized() && (q.kv_scales == KvScaleMode::Calibrated || q.kv_smooth_k()));
+        || (kv_dtype.quantized() && (q.kv_scales == KvScaleMode::Calibrated || q.kv_smooth_k(&w.config)));
     let data = match (&q.calibration, needs_ranges || q.method != QuantMethod::Rtn) {
         (Some(cal), true) => Some(calibration_windows(cal, tokenizer, &w.config, log)?),
         (None, true) => {
@@ -540,7 +540,7 @@ pub fn quantize_for_config(
     }
     // K rotation (kv_rotate): the signs, drawn before the ranges so that K's are taken rotated.
     let c = &w.config;
-    let kv_rotation = (kv_dtype.quantized() && q.kv_rotate())
+    let kv_rotation = (kv_dtype.quantized() && q.kv_rotate(c))
         .then(|| KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
         .transpose()
         .map_err(|e| Error::Invalid(format!("quantization.kv_rotate: {e}")))?;
@@ -691,7 +691,7 @@ pub fn quantize_for_config(
     }
     let mut kv_k_mean = None;
     let kv = if kv_dtype.quantized() {
-        let k_mean = if q.kv_smooth_k() {
+        let k_mean = if q.kv_smooth_k(&w.config) {
             let r = ranges.as_ref().ok_or_else(|| Error::Invalid("kv_smooth_k needs calibration".into()))?;
             Some(r.kv.k_mean())
         } else {
