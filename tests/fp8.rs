@@ -322,7 +322,8 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
     let prompt: Vec<u32> = (0..40).map(|i| (i * 37 % 250 + 3) as u32).collect();
     for (kv, smooth) in [("fp8", false), ("int8", false), ("fp8", true)] {
         let name = format!("{kv}{}", if smooth { "_smooth" } else { "" });
-        let extra = if smooth { "  kv_smooth_k: true\n" } else { "" };
+        // Centring follows the rotation by default: each case says which it wants.
+        let extra = format!("  kv_smooth_k: {smooth}\n");
         let cfg = tiny_cfg(
             &tmp.path().join(&name),
             &format!("  precision: fp16\n  kv_cache: {kv}\n  kv_rotate: true\n{extra}"),

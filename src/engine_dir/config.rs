@@ -697,4 +697,32 @@ mod tests {
             assert!(e.contains(want), "{y}: {e}");
         }
     }
+
+    #[test]
+    fn an_fp8_cache_centres_and_rotates_k_by_default_where_the_heads_fit() {
+        let cal = "calibration: {texts: [a.txt]}";
+        let smol = crate::model::LlamaConfig::preset("smollm2-135m").unwrap();
+        let tiny = crate::model::LlamaConfig::preset("tiny").unwrap();
+        assert_eq!((smol.head_dim, tiny.head_dim), (64, 16));
+        // (config, model, rotated, centred)
+        for (y, c, rot, smooth) in [
+            (format!("precision: fp16, kv_cache: fp8, {cal}"), &smol, true, true),
+            (format!("precision: fp16, kv_cache: fp8, kv_smooth_k: false, {cal}"), &smol, true, false),
+            (format!("precision: fp16, kv_cache: fp8, kv_rotate: false, {cal}"), &smol, false, false),
+            (format!("precision: fp16, kv_cache: fp8, kv_rotate: false, kv_smooth_k: true, {cal}"), &smol, false, true),
+            // int8 meets its bound plainly; dynamic scales cannot be rotated; head_dim 16 does not fit
+            // the CUDA engine's warp per head; fp16 has nothing to round.
+            (format!("precision: fp16, kv_cache: int8, {cal}"), &smol, false, false),
+            (format!("precision: fp16, kv_cache: int8, kv_rotate: true, {cal}"), &smol, true, true),
+            (format!("precision: fp16, kv_cache: fp8, kv_scales: dynamic, {cal}"), &smol, false, false),
+            (format!("precision: fp16, kv_cache: fp8, {cal}"), &tiny, false, false),
+            (format!("precision: fp16, {cal}"), &smol, false, false),
+        ] {
+            let q = quant(&y).unwrap_or_else(|e| panic!("{y}: {e}"));
+            assert_eq!((q.kv_rotate(c), q.kv_smooth_k(c)), (rot, smooth), "{y} on head_dim {}", c.head_dim);
+        }
+        let mut mqa = smol.clone();
+        (mqa.num_attention_heads, mqa.num_key_value_heads) = (64, 1);
+        assert!(kv_rotate_fits(&smol) && !kv_rotate_fits(&tiny) && !kv_rotate_fits(&mqa));
+    }
 }
