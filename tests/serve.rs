@@ -601,6 +601,23 @@ fn eight_bit_kv_cache_for_a_model_run() {
     let m = metrics(srv.port);
     assert!(m["trtforge_num_requests_running_max"] >= 1.0 && m["trtforge_kv_blocks_used_max"] >= 1.0, "{m:?}");
     srv.assert_pool_empty();
+    drop(srv);
+    // --kv-cache fp8 does what a config's `kv_cache: fp8` does: K centred and rotated where the
+    // heads fit (SmolLM2's 64), plain where they do not (the fixture's 16); the real model still
+    // answers what its float reference does (MODELS.md's sanity check: "... is Paris").
+    let srv = Server::start(&tiny(), &["--kv-cache", "fp8", "--kv-cache-memory", "2MiB"]);
+    assert!(srv.log().contains("KV cache fp8 (calibrated)"), "{}", srv.log());
+    drop(srv);
+    let Some(model) = smollm2() else { return };
+    let srv = Server::start(&model, &["--kv-cache", "fp8", "--served-model-name", "smollm2"]);
+    assert!(srv.log().contains("KV cache fp8 (calibrated, smooth + rotated K)"), "{}", srv.log());
+    let body = serde_json::json!({"model": "smollm2", "temperature": 0, "max_tokens": 12,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+    let (st, v) = post(srv.port, "/v1/chat/completions", &body);
+    assert_eq!(st, 200, "{v}");
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+    assert!(text.contains("Paris"), "{v}");
+    srv.assert_pool_empty();
 }
 
 #[test]

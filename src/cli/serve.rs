@@ -37,8 +37,9 @@ pub struct ServeArgs {
     kv_cache_memory: Option<u64>,
     /// KV cache format for a --model run: fp16 (default), fp8 or int8. 8-bit caches take half the
     /// bytes per token (twice the blocks of the same --kv-cache-memory) and get static per-head
-    /// scales calibrated by the CPU reference on a short seeded prompt, as `bench --kv-cache` does
-    /// (an engine directory's cache format is fixed when it is built).
+    /// scales calibrated by the CPU reference on a short seeded prompt, as `bench --kv-cache` does;
+    /// fp8 centres and rotates K first where the heads fit, as a config's `kv_cache: fp8` does (an
+    /// engine directory's cache format is fixed when it is built).
     #[arg(long, conflicts_with = "engine_dir", value_parser = parse_kv_cache)]
     kv_cache: Option<crate::quant::kv::KvCacheDtype>,
     /// Size the KV pool from the GPU instead (cuda backend; vLLM's flag): the server may use this
