@@ -748,7 +748,9 @@ impl<'a> Kernels<'a> {
     pub fn kv_rot(&self, q: View, qa: View, cache: LayerCache, pos: View, slot: View, rows: usize) -> Result<()> {
         let d = self.d;
         if d.kv != DType::U8 || d.head_dim % 32 != 0 || d.n_heads / d.n_kv > 31 {
-            return Err(Error::Gpu("kv_rot: needs an 8-bit cache, head_dim % 32 == 0 and ≤ 31 q heads per kv head".into()));
+            return Err(Error::Gpu(
+                "kv_rot: needs an 8-bit cache, head_dim % 32 == 0 and ≤ 31 q heads per kv head".into(),
+            ));
         }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
