@@ -544,6 +544,28 @@ pub fn quantize_for_config(
         .then(|| KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
         .transpose()
         .map_err(|e| Error::Invalid(format!("quantization.kv_rotate: {e}")))?;
+    // What the fp8 default chose, where the config left it out.
+    if kv_dtype == crate::quant::kv::KvCacheDtype::Fp8
+        && q.kv_rotate.is_none()
+        && q.kv_scales == KvScaleMode::Calibrated
+        && q.calibration.is_some()
+    {
+        log(&if kv_rotation.is_some() {
+            format!(
+                "note: kv_cache fp8: K {}rotated before it is rounded (the fp8 default; kv_rotate: false keeps it plain)",
+                if q.kv_smooth_k(c) { "centred and " } else { "" }
+            )
+        } else {
+            format!(
+                "note: kv_cache fp8: K stays plain: the K rotation needs head_dim a power of two and a multiple of 32 \
+                 with at most 31 q heads per kv head (this model: head_dim {}, {} q heads per kv head); \
+                 kv_rotate: true asks for it anyway (the cpu and ort backends need head_dim a power of two, \
+                 the cuda engine all of the above)",
+                c.head_dim,
+                c.num_attention_heads / c.num_key_value_heads.max(1)
+            )
+        });
+    }
     // fp8 activation and KV ranges: one pass of the float model (after the smoothing, if any).
     let ranges = match (&data, needs_ranges) {
         (Some(d), true) => Some(collect_ranges(w, &d.windows, &fp8_sites, kv_rotation.as_ref(), log)?),
