@@ -514,6 +514,19 @@ impl KvQuant {
         Self::calibrate_with(w, dtype, prompts, None, false)
     }
 
+    /// [`KvQuant::calibrate`] with K centred and rotated when `rotate` (the recipe a config's
+    /// `kv_rotate` gives, [`crate::quant::kv::KvRotation::for_model`]; `kv_smooth_k` follows it).
+    pub fn calibrate_recipe(
+        w: Arc<ModelWeights>,
+        dtype: KvCacheDtype,
+        prompts: &[Vec<u32>],
+        rotate: bool,
+    ) -> Result<KvQuant> {
+        let rot =
+            rotate.then(|| crate::quant::kv::KvRotation::for_model(&w.config)).transpose().map_err(Error::Invalid)?;
+        Self::calibrate_with(w, dtype, prompts, rot, rotate)
+    }
+
     /// [`KvQuant::calibrate`] for a cache whose K is rotated by `rotate` and/or centred by its mean
     /// over the prompts (`smooth`, K smoothing): K's scales cover the K the cache rounds
     /// (`KvAmax::scales_rotated` / `KvAmax::scales` with the mean).

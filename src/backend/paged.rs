@@ -400,12 +400,7 @@ impl PagedBackend for CpuPagedBackend {
                     "{} ({}{})",
                     k.dtype.as_str(),
                     if k.mode == KvScaleMode::Dynamic { "dynamic" } else { "calibrated" },
-                    match (k.k_mean.is_some(), k.rotate.is_some()) {
-                        (true, true) => ", smooth + rotated K",
-                        (true, false) => ", smooth K",
-                        (false, true) => ", rotated K",
-                        (false, false) => "",
-                    }
+                    crate::quant::kv::k_form_label(k.k_mean.is_some(), k.rotate.is_some())
                 ),
                 crate::quant::kv::bytes_per_token(
                     c.num_hidden_layers,

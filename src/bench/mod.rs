@@ -87,15 +87,10 @@ pub fn kv_format(m: &Manifest) -> (String, f64) {
             "{} ({}{})",
             kv.get("dtype").and_then(|v| v.as_str()).unwrap_or("?"),
             kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?"),
-            match (
+            crate::quant::kv::k_form_label(
                 kv.get("smooth_k").and_then(|v| v.as_bool()) == Some(true),
                 kv.get("rotate").is_some_and(|r| !r.is_null()),
-            ) {
-                (true, true) => ", smooth + rotated K",
-                (true, false) => ", smooth K",
-                (false, true) => ", rotated K",
-                (false, false) => "",
-            }
+            )
         );
         return (name, kv.get("bytes_per_token").and_then(|v| v.as_f64()).unwrap_or(0.0));
     }

@@ -277,25 +277,15 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                              or int8 / fp8 with _rotate or _plain"
                         )
                     })?;
-                let rotate = rotate.unwrap_or(
-                    dtype == crate::quant::kv::KvCacheDtype::Fp8
-                        && crate::engine_dir::config::kv_rotate_fits(&m.weights.config),
-                );
+                let rotate =
+                    rotate.unwrap_or_else(|| crate::engine_dir::config::kv_rotate_default(dtype, &m.weights.config));
                 let kvq = if dtype.quantized() {
-                    let c = &m.weights.config;
-                    let rot = rotate
-                        .then(|| {
-                            crate::quant::kv::KvRotation::new(
-                                crate::quant::kv::KV_ROTATE_SEED,
-                                c.num_hidden_layers,
-                                c.head_dim,
-                            )
-                        })
-                        .transpose()
-                        .map_err(|e| anyhow::anyhow!("--kv-cache {kv}: {e}"))?;
                     let w = std::sync::Arc::new(m.weights.clone());
                     let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
-                    Some(crate::backend::cpu::KvQuant::calibrate_with(w, dtype, &ps, rot, rotate)?)
+                    Some(
+                        crate::backend::cpu::KvQuant::calibrate_recipe(w, dtype, &ps, rotate)
+                            .map_err(|e| anyhow::anyhow!("--kv-cache {kv}: {e}"))?,
+                    )
                 } else {
                     None
                 };

@@ -541,15 +541,11 @@ pub fn quantize_for_config(
     // K rotation (kv_rotate): the signs, drawn before the ranges so that K's are taken rotated.
     let c = &w.config;
     let kv_rotation = (kv_dtype.quantized() && q.kv_rotate(c))
-        .then(|| KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
+        .then(|| KvRotation::for_model(c))
         .transpose()
         .map_err(|e| Error::Invalid(format!("quantization.kv_rotate: {e}")))?;
     // What the fp8 default chose, where the config left it out.
-    if kv_dtype == crate::quant::kv::KvCacheDtype::Fp8
-        && q.kv_rotate.is_none()
-        && q.kv_scales == KvScaleMode::Calibrated
-        && q.calibration.is_some()
-    {
+    if kv_dtype == crate::quant::kv::KvCacheDtype::Fp8 && q.kv_rotate_by_default() {
         log(&if kv_rotation.is_some() {
             format!(
                 "note: kv_cache fp8: K {}rotated before it is rounded (the fp8 default; kv_rotate: false keeps it plain)",

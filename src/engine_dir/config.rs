@@ -179,6 +179,12 @@ pub fn kv_rotate_fits(c: &LlamaConfig) -> bool {
     c.head_dim.is_power_of_two() && c.head_dim % 32 == 0 && g <= 31
 }
 
+/// The K rotation's default for a `dtype` cache of model `c` where nothing asks otherwise (a
+/// config, `bench --kv-cache`, `serve --kv-cache`): on for fp8 where the heads fit.
+pub fn kv_rotate_default(dtype: KvCacheDtype, c: &LlamaConfig) -> bool {
+    dtype == KvCacheDtype::Fp8 && kv_rotate_fits(c)
+}
+
 /// Linear kinds `keep_fp16` may name.
 pub const LINEAR_KINDS: &[&str] = &["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
@@ -316,12 +322,12 @@ impl QuantSection {
     /// every backend can run it ([`kv_rotate_fits`]); int8 meets its bound plainly and stays off.
     pub fn kv_rotate(&self, c: &LlamaConfig) -> bool {
         self.kv_cache.quantized()
-            && self.kv_rotate.unwrap_or(
-                self.kv_cache == KvCacheDtype::Fp8
-                    && self.kv_scales == KvScaleMode::Calibrated
-                    && self.calibration.is_some()
-                    && kv_rotate_fits(c),
-            )
+            && self.kv_rotate.unwrap_or(self.kv_rotate_by_default() && kv_rotate_default(self.kv_cache, c))
+    }
+    /// Whether the default decides [`QuantSection::kv_rotate`]: the config leaves `kv_rotate` out of
+    /// a cache with calibrated scales and a calibration section (the rotated K's scales).
+    pub fn kv_rotate_by_default(&self) -> bool {
+        self.kv_rotate.is_none() && self.kv_scales == KvScaleMode::Calibrated && self.calibration.is_some()
     }
     /// int4's group size (128 when the format has no groups).
     pub fn group_size(&self) -> usize {

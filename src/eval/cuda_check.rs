@@ -138,11 +138,7 @@ pub fn check_kv_rot(r: &ModelWeights, kv: KvCacheDtype, rotate: bool, prompts: &
     if !kv.quantized() {
         return Ok(None);
     }
-    let c = &r.config;
-    let rot = rotate
-        .then(|| crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
-        .transpose()
-        .map_err(Error::Invalid)?;
+    let rot = rotate.then(|| crate::quant::kv::KvRotation::for_model(&r.config)).transpose().map_err(Error::Invalid)?;
     let smooth = rotate && std::env::var("TRTFORGE_CHECK_SMOOTH").as_deref() == Ok("1");
     Ok(Some(KvQuant::calibrate_with(Arc::new(r.clone()), kv, prompts, rot, smooth)?))
 }

@@ -311,6 +311,17 @@ pub fn k_mean_to_bytes(mean: &[f32]) -> Vec<u8> {
 /// `quantization.kv_rotate`'s seed when a config leaves it out (any fixed seed does: docs/quantization.md).
 pub const KV_ROTATE_SEED: u64 = 16;
 
+/// The suffix naming what is done to K before it is rounded: ", smooth + rotated K", ", smooth K",
+/// ", rotated K" or "" (the engine and serve reports' KV format).
+pub fn k_form_label(smooth: bool, rotated: bool) -> &'static str {
+    match (smooth, rotated) {
+        (true, true) => ", smooth + rotated K",
+        (true, false) => ", smooth K",
+        (false, true) => ", rotated K",
+        (false, false) => "",
+    }
+}
+
 /// The randomized Hadamard rotation of an 8-bit cache's K (see the module docs): per layer a sign
 /// vector of `head_dim` ±1 drawn from [`SplitMix64`](crate::util::SplitMix64)`(seed)` in (layer,
 /// channel) order, a sign −1 where the draw's top bit is set.
@@ -333,6 +344,10 @@ impl KvRotation {
         let mut rng = crate::util::SplitMix64(seed);
         let signs = (0..layers * head_dim).map(|_| if rng.next_u64() >> 63 == 1 { -1.0 } else { 1.0 }).collect();
         Ok(KvRotation { seed, head_dim, signs })
+    }
+    /// The rotation every engine uses for a model (seed [`KV_ROTATE_SEED`]).
+    pub fn for_model(c: &crate::model::LlamaConfig) -> Result<Self, String> {
+        Self::new(KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim)
     }
     pub fn layers(&self) -> usize {
         self.signs.len() / self.head_dim

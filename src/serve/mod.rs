@@ -163,7 +163,7 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
 /// An 8-bit KV cache for a `--model` run: static per-head scales from the CPU reference's K/V on a
 /// seeded 32-token prompt (seed 0), as `bench --kv-cache` gets them for a preset (which has no
 /// calibration texts); fp8 centres and rotates K first where the model's heads fit, as a config's
-/// `kv_cache: fp8` does (`engine_dir::config::QuantSection::kv_rotate`). fp16 / None: no
+/// `kv_cache: fp8` does (`engine_dir::config::kv_rotate_default`). fp16 / None: no
 /// quantization. Gives the weights back.
 pub fn calibrate_kv(
     weights: ModelWeights,
@@ -172,13 +172,8 @@ pub fn calibrate_kv(
     let Some(dtype) = dtype.filter(|d| d.quantized()) else { return Ok((weights, None)) };
     let w = Arc::new(weights);
     let prompts = crate::util::seeded_prompts(&[32], w.config.vocab_size, 0);
-    let c = &w.config;
-    let rotate = dtype == crate::quant::kv::KvCacheDtype::Fp8 && crate::engine_dir::config::kv_rotate_fits(c);
-    let rot = rotate
-        .then(|| crate::quant::kv::KvRotation::new(crate::quant::kv::KV_ROTATE_SEED, c.num_hidden_layers, c.head_dim))
-        .transpose()
-        .map_err(Error::Invalid)?;
-    let kv = crate::backend::cpu::KvQuant::calibrate_with(w.clone(), dtype, &prompts, rot, rotate)?;
+    let rotate = crate::engine_dir::config::kv_rotate_default(dtype, &w.config);
+    let kv = crate::backend::cpu::KvQuant::calibrate_recipe(w.clone(), dtype, &prompts, rotate)?;
     let weights = Arc::try_unwrap(w).unwrap_or_else(|w| (*w).clone());
     Ok((weights, Some(kv)))
 }
