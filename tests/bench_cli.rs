@@ -166,3 +166,89 @@ fn ctrl_c_keeps_what_was_measured() {
     assert!(speed.iter().any(|r| r["status"] == "interrupted"));
     assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Interrupted"));
 }
+
+/// `--isolate always`: every engine and backend measured by a child `trtforge bench` process, read
+/// back and merged — the same cells, the same deterministic CPU perplexity and agreement as in one
+/// process. `auto` with two CUDA engines runs them apart too (here, without a GPU, each child
+/// reports the backend as unavailable with its reason).
+#[test]
+fn engines_measured_in_processes_of_their_own() {
+    let t = tempfile::tempdir().unwrap();
+    let a = convert(t.path(), "f32", "fp32");
+    let b = convert(t.path(), "f16", "fp16");
+    let text = t.path().join("text.txt");
+    std::fs::write(&text, "Now is the winter of our discontent made glorious summer by this sun of York. ".repeat(30))
+        .unwrap();
+    let run = |isolate: &str, backends: &[&str], out: &str| -> (serde_json::Value, String) {
+        let out = t.path().join(out);
+        let o = bin()
+            .args(["bench", "--engine-dirs", &a, &b, "--isolate", isolate, "--backends"])
+            .args(backends)
+            .args(["--batch-sizes", "1", "2", "--input-lens", "8", "--output-len", "4", "--runs", "1"])
+            .args(["--eval-ctx", "32", "--eval-windows", "2", "--quality-tokens", "6", "--memory-sweep"])
+            .args(["--sweep-batch-sizes", "1", "--sweep-seq-lens", "16", "--eval-text", text.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{err}");
+        let v = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+        (v, err)
+    };
+    let (apart, err) = run("always", &["cpu"], "apart");
+    assert_eq!(err.matches("measured in a process of its own").count(), 2, "{err}");
+    let (together, err) = run("never", &["cpu"], "together");
+    assert!(!err.contains("process of its own"), "{err}");
+    for key in ["speed", "quality", "memory_sweep"] {
+        assert_eq!(apart[key].as_array().unwrap().len(), together[key].as_array().unwrap().len(), "{key}");
+    }
+    assert!(apart["speed"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{apart}");
+    for (x, y) in apart["quality"].as_array().unwrap().iter().zip(together["quality"].as_array().unwrap()) {
+        assert_eq!(x["engine"], y["engine"]);
+        assert_eq!(x["perplexity"], y["perplexity"], "a child measures what the parent would");
+        assert_eq!(x["samples"], y["samples"]);
+        assert_eq!(x["reference_engine"], "f16");
+        assert_eq!(x["greedy_agreement"], y["greedy_agreement"]);
+        assert!(x["greedy_agreement"].as_f64().is_some(), "agreement across child processes: {x}");
+    }
+    let sweep = apart["memory_sweep"].as_array().unwrap();
+    assert!(sweep.iter().all(|r| r["status"] == "ok" && r["host_peak_rss_bytes"].as_u64().unwrap() > 0), "{sweep:?}");
+
+    // auto: two CUDA engines, each in a child process; cpu stays in this one.
+    let (v, err) = run("auto", &["cpu", "cuda"], "auto");
+    assert_eq!(err.matches("on cuda: measured in a process of its own").count(), 2, "{err}");
+    assert!(!err.contains("on cpu: measured"), "{err}");
+    let cuda: Vec<_> = v["speed"].as_array().unwrap().iter().filter(|r| r["backend"] == "cuda").collect();
+    assert_eq!(cuda.len(), 4, "2 engines × 2 batch sizes");
+    for r in cuda {
+        let why = r["reason"].as_str().unwrap_or("");
+        assert!(r["status"] == "ok" || (r["status"] == "unavailable" && why.contains("GPU")), "{r}");
+    }
+}
+
+/// A Ctrl-C sent to the parent alone is passed on to the running child, which finishes its cell;
+/// every cell is still listed and the run exits with 130.
+#[test]
+fn ctrl_c_reaches_a_bench_child_process() {
+    let t = tempfile::tempdir().unwrap();
+    let a = convert(t.path(), "x", "fp32");
+    let b = convert(t.path(), "y", "fp16");
+    let out = t.path().join("rep");
+    let mut child = bin()
+        .args(["bench", "--engine-dirs", &a, &b, "--backends", "cpu", "--isolate", "always"])
+        .args(["--batch-sizes", "1", "2", "3", "4", "--input-lens", "16", "32", "48", "--output-len", "64"])
+        .args(["--runs", "200", "--warmup", "0", "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["interrupted"], true);
+    let speed = v["speed"].as_array().unwrap();
+    assert_eq!(speed.len(), 24, "every cell of both engines is listed");
+    assert!(speed.iter().filter(|r| r["engine"] == "y").all(|r| r["status"] == "interrupted"), "{speed:?}");
+}

@@ -136,6 +136,9 @@ pub struct QualityResult {
     pub bleu: Option<f64>,
     /// Greedy continuations of QUALITY_PROMPTS.
     pub samples: Vec<String>,
+    /// Their token ids (what agreement compares; also how a bench child process hands them back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub greedy_tokens: Vec<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,17 +215,54 @@ impl BenchResults {
 
 /// Progress reporting, decoupled from the terminal (the CLI supplies indicatif or plain lines).
 pub trait Progress {
+    /// Called before `start` when engines will be measured in child processes (whose own
+    /// progress lines share the terminal): a progress bar should give way to plain lines.
+    fn child_processes(&mut self) {}
     fn start(&mut self, total: u64);
     fn step(&mut self, msg: &str);
     fn finish(&mut self);
 }
 
 /// Measures every cell. Checks all engine dirs before any measurement, so a bad dir fails fast.
+/// Measures one (engine dir, backend) pair in a process of its own and returns what it wrote
+/// (`trtforge bench` re-runs itself on that pair alone).
+pub type ChildBench<'a> = &'a dyn Fn(&Path, BackendKind) -> Result<BenchResults>;
+
+/// Which (engine, backend) pairs `run` measures in processes of their own (through its `child`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolate {
+    /// CUDA engines, when the run opens more than one: a later engine loaded into the same process
+    /// ran its decode steps up to 6 % slower than the first (docs/cuda.md, sessions 8, 17, 18),
+    /// which would bias every comparison of engines.
+    Auto,
+    /// Every pair (also gives each its own host peak RSS).
+    Always,
+    /// None: everything in this process.
+    Never,
+}
+
+impl Isolate {
+    pub const NAMES: [&'static str; 3] = ["auto", "always", "never"];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Isolate::Auto),
+            "always" => Ok(Isolate::Always),
+            "never" => Ok(Isolate::Never),
+            o => Err(Error::Invalid(format!("--isolate {o:?}: use auto, always or never"))),
+        }
+    }
+}
+
+/// Measures every engine × backend × shape; with `child`, the pairs `isolate` names in processes
+/// of their own.
 pub fn run(
     settings: &BenchSettings,
     command: &str,
     stop: &AtomicBool,
     progress: &mut dyn Progress,
+    child: Option<ChildBench>,
+    isolate: Isolate,
 ) -> Result<BenchResults> {
     if settings.runs == 0 {
         return Err(Error::Invalid("--runs must be at least 1".into()));
@@ -279,10 +319,18 @@ pub fn run(
     let cells_per_backend = settings.batch_sizes.len() * settings.input_lens.len()
         + 1
         + if settings.memory_sweep { settings.sweep_batch_sizes.len() * settings.sweep_seq_lens.len() } else { 0 };
+    if child.is_some() {
+        progress.child_processes();
+    }
     progress.start((engines.len() * settings.backends.len() * cells_per_backend) as u64);
     let max_in = *settings.input_lens.iter().max().unwrap_or(&1);
-    // Greedy tokens per (engine, backend) for agreement; filled by the quality pass.
-    let mut greedy: Vec<(String, String, Vec<Vec<u32>>, Vec<String>)> = Vec::new();
+    let cuda_opens = engines.len() * settings.backends.iter().filter(|&&k| k == BackendKind::Cuda).count();
+    let isolated = |kind: BackendKind| match isolate {
+        Isolate::Auto => kind == BackendKind::Cuda && cuda_opens > 1,
+        Isolate::Always => true,
+        Isolate::Never => false,
+    };
+    let child = child.filter(|_| settings.backends.iter().any(|&k| isolated(k)));
 
     for (e, man) in engines.iter().zip(&manifests) {
         let dir = Path::new(&e.dir);
@@ -298,6 +346,46 @@ pub fn run(
         let max_batch = settings.batch_sizes.iter().copied().filter(|&b| b <= engine_batch).max().unwrap_or(1);
         for &kind in &settings.backends {
             let label = format!("{} / {}", e.name, kind.name());
+            let fail_group = |res: &mut BenchResults, progress: &mut dyn Progress, status: Status, why: &str| {
+                for &b in &settings.batch_sizes {
+                    for &l in &settings.input_lens {
+                        res.speed.push(SpeedResult::failed(e, kind, b, l, settings.output_len, status, why));
+                        progress.step(&label);
+                    }
+                }
+                res.quality.push(QualityResult::failed(e, kind, status, why));
+                progress.step(&label);
+                if settings.memory_sweep {
+                    for &b in &settings.sweep_batch_sizes {
+                        for &s in &settings.sweep_seq_lens {
+                            res.memory_sweep.push(SweepResult::failed(e, kind, b, s, status, why));
+                            progress.step(&label);
+                        }
+                    }
+                }
+            };
+            if let Some(child) = child.filter(|_| isolated(kind)) {
+                if stop.load(Ordering::SeqCst) {
+                    fail_group(&mut res, progress, Status::Interrupted, "interrupted");
+                    continue;
+                }
+                match child(dir, kind) {
+                    Ok(r) => {
+                        let cells = r.speed.len() + r.quality.len() + r.memory_sweep.len();
+                        res.speed.extend(r.speed);
+                        res.quality.extend(r.quality);
+                        res.memory_sweep.extend(r.memory_sweep);
+                        for _ in 0..cells {
+                            progress.step(&format!("{label} (own process)"));
+                        }
+                        if r.interrupted {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    Err(err) => fail_group(&mut res, progress, classify(&err), &err.to_string()),
+                }
+                continue;
+            }
             let max_seq = max_in
                 .saturating_add(settings.output_len)
                 .max(settings.eval_ctx)
@@ -313,30 +401,7 @@ pub fn run(
                 Ok(b) => b,
                 Err(err) => {
                     let status = if stop.load(Ordering::SeqCst) { Status::Interrupted } else { classify(&err) };
-                    for &b in &settings.batch_sizes {
-                        for &l in &settings.input_lens {
-                            res.speed.push(SpeedResult::failed(
-                                e,
-                                kind,
-                                b,
-                                l,
-                                settings.output_len,
-                                status,
-                                &err.to_string(),
-                            ));
-                            progress.step(&label);
-                        }
-                    }
-                    res.quality.push(QualityResult::failed(e, kind, status, &err.to_string()));
-                    progress.step(&label);
-                    if settings.memory_sweep {
-                        for &b in &settings.sweep_batch_sizes {
-                            for &s in &settings.sweep_seq_lens {
-                                res.memory_sweep.push(SweepResult::failed(e, kind, b, s, status, &err.to_string()));
-                                progress.step(&label);
-                            }
-                        }
-                    }
+                    fail_group(&mut res, progress, status, &err.to_string());
                     continue;
                 }
             };
@@ -358,10 +423,9 @@ pub fn run(
             } else {
                 quality_cell(backend.as_mut(), e, kind, tokenizer.as_ref(), eval_ids_cache.as_deref(), settings)
             };
-            if let Some(toks) = q.1 {
-                greedy.push((e.name.clone(), kind.name().to_string(), toks, q.0.samples.clone()));
-            }
-            res.quality.push(q.0);
+            let (mut q, toks) = q;
+            q.greedy_tokens = toks.unwrap_or_default();
+            res.quality.push(q);
             progress.step(&format!("{label} quality"));
             drop(backend);
             if settings.memory_sweep {
@@ -390,6 +454,13 @@ pub fn run(
             }
         }
     }
+    // Greedy tokens per (engine, backend) for agreement, from the quality pass (here or in a child).
+    let greedy: Vec<(String, String, Vec<Vec<u32>>, Vec<String>)> = res
+        .quality
+        .iter()
+        .filter(|q| !q.greedy_tokens.is_empty())
+        .map(|q| (q.engine.clone(), q.backend.clone(), q.greedy_tokens.clone(), q.samples.clone()))
+        .collect();
     fill_agreement(&mut res.quality, &greedy, &engines);
     res.interrupted = stop.load(Ordering::SeqCst);
     progress.finish();
@@ -660,6 +731,7 @@ impl QualityResult {
             greedy_prefix_mean: None,
             bleu: None,
             samples: Vec::new(),
+            greedy_tokens: Vec::new(),
         }
     }
 }

@@ -11,10 +11,10 @@ use crate::error::{Error, Result};
 use crate::model::ModelWeights;
 use crate::quant::WeightFormat;
 use crate::util::seeded_prompts;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRow {
     pub precision: String,
     pub batch: usize,

@@ -1,10 +1,10 @@
 //! `trtforge bench`: engines × backends × shapes, or (`--model`) the CUDA roofline table.
 use super::load_model;
 use crate::backend::BackendKind;
-use crate::bench::BenchResults;
+use crate::bench::{BenchResults, BenchSettings, ChildBench};
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -82,6 +82,12 @@ pub struct BenchArgs {
     pub baseline: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Measure engines in processes of their own: `auto` for the CUDA engines when more than one
+    /// is measured (and each roofline combination), since a later engine loaded into the same
+    /// process can run slower than the first; `always` every engine and backend; `never` all in
+    /// this process.
+    #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(crate::bench::Isolate::NAMES))]
+    pub isolate: String,
 }
 
 /// indicatif bar on a terminal, plain lines otherwise.
@@ -89,13 +95,18 @@ struct BenchProgress {
     bar: Option<indicatif::ProgressBar>,
     done: u64,
     total: u64,
+    /// Plain lines even on a terminal: in a bench child process, or in a parent that runs them.
+    plain: bool,
 }
 
 impl crate::bench::Progress for BenchProgress {
+    fn child_processes(&mut self) {
+        self.plain = true;
+    }
     fn start(&mut self, total: u64) {
         use std::io::IsTerminal;
         self.total = total;
-        if std::io::stderr().is_terminal() {
+        if std::io::stderr().is_terminal() && !self.plain {
             let bar = indicatif::ProgressBar::new(total);
             if let Ok(style) = indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             {
@@ -192,12 +203,17 @@ fn measure(
         seed: a.seed,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    // The bench child process running now (0: none); it runs in a process group of its own, so
+    // interrupts reach it through this process only.
+    let child_pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
     {
         // The first Ctrl-C finishes the current cell and writes what was measured; a second one
-        // quits at once (temporaries removed by the handler).
+        // quits at once (temporaries removed by the handler), a running child with it.
         let stop = stop.clone();
+        let child_pid = child_pid.clone();
         crate::util::atomic::set_interrupt_hook(move || {
             if stop.swap(true, Ordering::SeqCst) {
+                crate::util::atomic::interrupt_pid(child_pid.load(Ordering::SeqCst));
                 return false;
             }
             eprintln!(
@@ -207,10 +223,23 @@ fn measure(
         });
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let mut progress = BenchProgress { bar: None, done: 0, total: 0 };
-    let mut res = crate::bench::run(&settings, &command, &stop, &mut progress)?;
+    let in_child = std::env::var_os(CHILD_ENV).is_some();
+    let mut progress = BenchProgress { bar: None, done: 0, total: 0, plain: in_child };
+    let child = |dir: &Path, kind: BackendKind| child_bench(&settings, dir, kind, &stop, &child_pid);
+    let isolate = crate::bench::Isolate::parse(&a.isolate)?;
+    let child = (!in_child).then_some(&child as ChildBench);
+    let mut res = crate::bench::run(&settings, &command, &stop, &mut progress, child, isolate)?;
     if let Some(b) = baseline {
         res.merge(b);
+    }
+    if in_child {
+        // The parent reads results.json alone and writes the report.
+        let json = serde_json::to_string_pretty(&res)?;
+        crate::util::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        if res.interrupted {
+            std::process::exit(130);
+        }
+        return Ok(());
     }
     let files = crate::bench::report::write_all(&res, out)?;
     for f in &files {
@@ -223,62 +252,158 @@ fn measure(
     Ok(())
 }
 
-/// `bench --model`: the CUDA roofline table.
+/// Set in the environment of a bench child process (one engine, one backend).
+const CHILD_ENV: &str = "TRTFORGE_BENCH_CHILD";
+
+/// Runs `trtforge bench` on one engine dir and backend in a process of its own (same settings,
+/// report in a temporary directory) and reads back its results.json.
+fn child_bench(
+    s: &BenchSettings,
+    dir: &Path,
+    kind: BackendKind,
+    stop: &std::sync::atomic::AtomicBool,
+    child_pid: &std::sync::atomic::AtomicU32,
+) -> crate::error::Result<BenchResults> {
+    use crate::error::Error;
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::Ordering;
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("cannot find the trtforge executable to run a bench process: {e}")))?;
+    // Removed when done, and on an interrupt that quits at once.
+    let tmp = crate::util::atomic::TempDir::new(&std::env::temp_dir(), "bench-child")?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("bench").arg("--engine-dirs").arg(dir).args(["--backends", kind.name()]);
+    cmd.args(["--batch-sizes", &list(&s.batch_sizes), "--input-lens", &list(&s.input_lens)]);
+    cmd.args(["--output-len", &s.output_len.to_string(), "--runs", &s.runs.to_string()]);
+    cmd.args(["--warmup", &s.warmup.to_string(), "--seed", &s.seed.to_string()]);
+    if let Some(t) = &s.eval_text {
+        cmd.arg("--eval-text").arg(t);
+    }
+    cmd.args(["--eval-ctx", &s.eval_ctx.to_string(), "--eval-windows", &s.eval_windows.to_string()]);
+    cmd.args(["--quality-tokens", &s.quality_tokens.to_string()]);
+    if s.memory_sweep {
+        cmd.arg("--memory-sweep");
+        cmd.args(["--sweep-batch-sizes", &list(&s.sweep_batch_sizes), "--sweep-seq-lens", &list(&s.sweep_seq_lens)]);
+    }
+    cmd.arg("--out").arg(&tmp.path).env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
+    eprintln!("{} on {}: measured in a process of its own", dir.display(), kind.name());
+    // Its own process group: a Ctrl-C reaches it once, passed on from here (a second one would
+    // make it quit without writing what it measured).
+    cmd.process_group(0);
+    let mut proc = cmd.spawn().map_err(|e| Error::io(&exe, e))?;
+    child_pid.store(proc.id(), Ordering::SeqCst);
+    let mut passed_on = false;
+    let status = loop {
+        match proc.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => {
+                child_pid.store(0, Ordering::SeqCst);
+                return Err(Error::io(&exe, e));
+            }
+        }
+        if !passed_on && stop.load(Ordering::SeqCst) {
+            crate::util::atomic::interrupt_pid(proc.id());
+            passed_on = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child_pid.store(0, Ordering::SeqCst);
+    let results = tmp.path.join("results.json");
+    if !results.exists() {
+        return Err(Error::Invalid(format!(
+            "the bench process for {} on {} ended ({status}) without results; its error is above",
+            dir.display(),
+            kind.name()
+        )));
+    }
+    BenchResults::load(&results)
+}
+
+/// `bench --model`: the CUDA roofline table. More than one (input length, precision, KV cache)
+/// combination: each is measured in a process of its own (see `crate::bench::run`).
 fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
     use crate::bench::roofline;
-    let mut m = load_model(model)?;
+    // The checks read the config only (a preset's weights are not made for them).
+    let summary = crate::model::load::summarize(model).map_err(|e| anyhow::anyhow!("{model}: {e}"))?;
+    let preset = matches!(summary.source, crate::model::load::ModelSource::Preset { .. });
+    let trained = summary.config.max_position_embeddings;
+    let context = a.max_model_len.unwrap_or(trained);
     if let Some(n) = a.max_model_len {
-        let trained = m.weights.config.max_position_embeddings;
-        let preset = matches!(m.source, crate::model::load::ModelSource::Preset { .. });
         if n > trained && !preset {
             anyhow::bail!(
                 "--max-model-len {n} exceeds {}'s max_position_embeddings ({trained}); only preset: shapes may be stretched",
-                m.source
+                summary.source
             );
         }
-        if n > trained {
-            eprintln!("note: {} runs at a {n}-token context (its config says {trained}): a speed shape", m.source);
-        }
-        m.weights.config.max_position_embeddings = n;
     }
     for &input_len in &a.input_lens {
         let need = input_len + a.output_len;
-        if need > m.weights.config.max_position_embeddings {
+        if need > context {
             anyhow::bail!(
-                "--input-lens {input_len} + --output-len {} = {need} tokens exceed the model's context ({}); \
+                "--input-lens {input_len} + --output-len {} = {need} tokens exceed the model's context ({context}); \
                  give --max-model-len {need} or more (preset shapes only above their config)",
-                a.output_len,
-                m.weights.config.max_position_embeddings
+                a.output_len
             );
         }
     }
+    let fp16 = ["fp16".to_string()];
+    let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
+    let kvs = if a.kv_cache.is_empty() { &fp16[..] } else { &a.kv_cache[..] };
+    // Every name is checked before anything is measured.
+    let mut kv_forms = Vec::new();
+    for kv in kvs {
+        // As a config: fp8 rotates (and centres) K where the heads fit, int8 does not;
+        // `_rotate` / `_plain` ask for it or not.
+        let (name, rotate) = match (kv.strip_suffix("_rotate"), kv.strip_suffix("_plain")) {
+            (Some(n), _) if n != "fp16" => (n, Some(true)),
+            (_, Some(n)) if n != "fp16" => (n, Some(false)),
+            _ => (kv.as_str(), None),
+        };
+        let dtype: crate::quant::kv::KvCacheDtype = serde_json::from_value(serde_json::json!(name)).map_err(|_| {
+            anyhow::anyhow!(
+                "--kv-cache {kv:?}: use fp16, int8, fp8 (K rotated and centred where the heads fit), \
+                 or int8 / fp8 with _rotate or _plain"
+            )
+        })?;
+        let rotate = rotate.unwrap_or_else(|| crate::engine_dir::config::kv_rotate_default(dtype, &summary.config));
+        kv_forms.push((kv, dtype, rotate));
+    }
+    for p in precisions {
+        crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
+    }
+    let isolate = match crate::bench::Isolate::parse(&a.isolate)? {
+        crate::bench::Isolate::Auto => a.input_lens.len() * precisions.len() * kvs.len() > 1,
+        crate::bench::Isolate::Always => true,
+        crate::bench::Isolate::Never => false,
+    } && std::env::var_os(CHILD_ENV).is_none();
+    let mut loaded: Option<crate::model::load::LoadedModel> = None;
     let mut all = Vec::new();
     for &input_len in &a.input_lens {
         let mut rows = Vec::new();
         let mut bw = 0.0;
-        let fp16 = ["fp16".to_string()];
-        let precisions = if a.precisions.is_empty() { &fp16[..] } else { &a.precisions[..] };
-        let fp16kv = ["fp16".to_string()];
-        let kvs = if a.kv_cache.is_empty() { &fp16kv[..] } else { &a.kv_cache[..] };
         for p in precisions {
             let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
-            for kv in kvs {
-                // As a config: fp8 rotates (and centres) K where the heads fit, int8 does not;
-                // `_rotate` / `_plain` ask for it or not.
-                let (name, rotate) = match (kv.strip_suffix("_rotate"), kv.strip_suffix("_plain")) {
-                    (Some(n), _) if n != "fp16" => (n, Some(true)),
-                    (_, Some(n)) if n != "fp16" => (n, Some(false)),
-                    _ => (kv.as_str(), None),
-                };
-                let dtype: crate::quant::kv::KvCacheDtype =
-                    serde_json::from_value(serde_json::json!(name)).map_err(|_| {
-                        anyhow::anyhow!(
-                            "--kv-cache {kv:?}: use fp16, int8, fp8 (K rotated and centred where the heads fit), \
-                             or int8 / fp8 with _rotate or _plain"
-                        )
-                    })?;
-                let rotate =
-                    rotate.unwrap_or_else(|| crate::engine_dir::config::kv_rotate_default(dtype, &m.weights.config));
+            for &(kv, dtype, rotate) in &kv_forms {
+                if isolate {
+                    let (r, b) = child_roofline(a, model, p, kv, input_len)?;
+                    rows.extend(r);
+                    bw = b;
+                    continue;
+                }
+                if loaded.is_none() {
+                    let mut m = load_model(model)?;
+                    if context > trained {
+                        eprintln!(
+                            "note: {} runs at a {context}-token context (its config says {trained}): a speed shape",
+                            m.source
+                        );
+                    }
+                    m.weights.config.max_position_embeddings = context;
+                    loaded = Some(m);
+                }
+                let Some(m) = loaded.as_ref() else { unreachable!("loaded above") };
                 let kvq = if dtype.quantized() {
                     let w = std::sync::Arc::new(m.weights.clone());
                     let ps = crate::util::seeded_prompts(&[32], m.weights.config.vocab_size, a.seed);
@@ -301,12 +426,51 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                 bw = b;
             }
         }
-        println!("\n{}", roofline::markdown(&m.source.to_string(), input_len, a.output_len, bw, &rows));
+        println!("\n{}", roofline::markdown(&summary.source.to_string(), input_len, a.output_len, bw, &rows));
         all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));
     }
     if let Some(p) = &a.json {
-        let v = serde_json::json!({ "model": m.source.to_string(), "runs": all });
+        let v = serde_json::json!({ "model": summary.source.to_string(), "runs": all });
         crate::util::write_atomic(p, serde_json::to_string_pretty(&v)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// One roofline combination (precision, KV cache, input length) in a process of its own:
+/// its rows and the copy bandwidth it measured.
+fn child_roofline(
+    a: &BenchArgs,
+    model: &str,
+    precision: &str,
+    kv: &str,
+    input_len: usize,
+) -> Result<(Vec<crate::bench::roofline::BenchRow>, f64)> {
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let exe = std::env::current_exe().context("finding the trtforge executable to run a bench process")?;
+    let tmp = crate::util::atomic::TempDir::new(&std::env::temp_dir(), "bench-child")?;
+    let json = tmp.path.join("rows.json");
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(["bench", "--model", model, "--precisions", precision, "--kv-cache", kv]);
+    cmd.args(["--input-lens", &input_len.to_string(), "--batch-sizes", &list(&a.batch_sizes)]);
+    cmd.args(["--output-len", &a.output_len.to_string(), "--runs", &a.runs.to_string(), "--seed", &a.seed.to_string()]);
+    if let Some(g) = a.group_size {
+        cmd.args(["--group-size", &g.to_string()]);
+    }
+    if let Some(n) = a.max_model_len {
+        cmd.args(["--max-model-len", &n.to_string()]);
+    }
+    cmd.arg("--json").arg(&json).env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
+    eprintln!("{precision}, KV {kv}, input {input_len}: measured in a process of its own");
+    let status = cmd.status().with_context(|| format!("running {}", exe.display()))?;
+    if !status.success() {
+        anyhow::bail!(
+            "the bench process for {precision} (KV {kv}, input {input_len}) failed ({status}); its error is above"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?)?;
+    let run = &v["runs"][0];
+    let rows = serde_json::from_value(run["rows"].clone()).context("reading a bench process's rows")?;
+    let bw = run["copy_bandwidth_gb_s"].as_f64().unwrap_or(0.0) * 1e9;
+    Ok((rows, bw))
 }

@@ -94,6 +94,16 @@ pub fn temp_owner(file_name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// Passes an interrupt on to a child process (SIGINT; 0: none), so that it can finish its current
+/// step and write what it has, as this process does on Ctrl-C.
+pub fn interrupt_pid(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    if pid > 0 {
+        // SAFETY: sends a signal to one process (never 0 or -1, which would reach a group).
+        let _ = unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+}
+
 fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: kill with signal 0 only checks whether the process exists.
