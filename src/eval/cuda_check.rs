@@ -810,6 +810,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         add(logits_check("tiny_llama 40 seqs", &tiny.weights, F16, &ps40));
         add(logits_check("tiny_llama 12 seqs", &tiny.weights, F16, &ps12));
         add(greedy_check("tiny_llama 12 seqs", &tiny.weights, F16, &ps12, 12));
+        // Session 18: 40 rows (padded to 64) decode through cuBLASLt by default.
+        add(greedy_check("tiny_llama 40 seqs", &tiny.weights, F16, &ps40, 12));
         add(logits_check("tiny_llama 40 seqs", &tiny.weights, I8, &ps40));
         add(logits_check("tiny_llama 12 seqs", &tiny.weights, F8, &ps12));
         if set.tinyllama {
