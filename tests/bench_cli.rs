@@ -141,30 +141,39 @@ fn bench_bad_inputs() {
     assert!(e.contains("exceeds") && e.contains("(512)"), "{e}");
 }
 
-#[test]
-fn ctrl_c_keeps_what_was_measured() {
-    let t = tempfile::tempdir().unwrap();
-    let a = convert(t.path(), "x", "fp32");
-    let out = t.path().join("rep");
+/// Starts a long CPU bench of `engines` (plus `extra` flags), sends SIGINT to it alone after
+/// `after_ms`, checks that it exits with 130 and returns its results.json.
+fn interrupted_run(dir: &Path, engines: &[&str], extra: &[&str], after_ms: u64) -> serde_json::Value {
+    let out = dir.join("rep");
     // Enough cells that the run is still going when the signal arrives.
     let mut child = bin()
-        .args(["bench", "--engine-dirs", &a, "--backends", "cpu", "--batch-sizes", "1", "2", "3", "4"])
-        .args(["--input-lens", "16", "32", "48", "--output-len", "64", "--runs", "200", "--warmup", "0"])
-        .args(["--out", out.to_str().unwrap()])
+        .args(["bench", "--engine-dirs"])
+        .args(engines)
+        .args(["--backends", "cpu", "--batch-sizes", "1", "2", "3", "4", "--input-lens", "16", "32", "48"])
+        .args(["--output-len", "64", "--runs", "200", "--warmup", "0", "--out", out.to_str().unwrap()])
+        .args(extra)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(after_ms));
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["interrupted"], true);
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Interrupted"));
+    v
+}
+
+#[test]
+fn ctrl_c_keeps_what_was_measured() {
+    let t = tempfile::tempdir().unwrap();
+    let a = convert(t.path(), "x", "fp32");
+    let v = interrupted_run(t.path(), &[&a], &[], 1500);
     let speed = v["speed"].as_array().unwrap();
     assert_eq!(speed.len(), 12, "every cell is listed");
     assert!(speed.iter().any(|r| r["status"] == "interrupted"));
-    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("Interrupted"));
 }
 
 /// `--isolate always`: every engine and backend measured by a child `trtforge bench` process, read
@@ -233,21 +242,7 @@ fn ctrl_c_reaches_a_bench_child_process() {
     let t = tempfile::tempdir().unwrap();
     let a = convert(t.path(), "x", "fp32");
     let b = convert(t.path(), "y", "fp16");
-    let out = t.path().join("rep");
-    let mut child = bin()
-        .args(["bench", "--engine-dirs", &a, &b, "--backends", "cpu", "--isolate", "always"])
-        .args(["--batch-sizes", "1", "2", "3", "4", "--input-lens", "16", "32", "48", "--output-len", "64"])
-        .args(["--runs", "200", "--warmup", "0", "--out", out.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(v["interrupted"], true);
+    let v = interrupted_run(t.path(), &[&a, &b], &["--isolate", "always"], 2500);
     let speed = v["speed"].as_array().unwrap();
     assert_eq!(speed.len(), 24, "every cell of both engines is listed");
     assert!(speed.iter().filter(|r| r["engine"] == "y").all(|r| r["status"] == "interrupted"), "{speed:?}");
