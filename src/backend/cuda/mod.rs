@@ -408,9 +408,10 @@ pub struct CudaBackend {
     /// cuBLASLt with the algorithm timed per shape at first use (`gpu::Lt`), not only the decode
     /// passes of `gemm_lt_decode`.
     gemm_lt: bool,
-    /// Decode passes of at least [`LT_DECODE_ROWS`] rows through cuBLASLt (the static engine's
-    /// default; TRTFORGE_GEMM=cublas: off).
-    gemm_lt_decode: bool,
+    /// Decode passes of at least this many rows through cuBLASLt (the static engine's default
+    /// [`LT_DECODE_ROWS`]; TRTFORGE_LT_DECODE_ROWS=N to measure another threshold; usize::MAX: off,
+    /// as with TRTFORGE_GEMM=cublas and in paged engines).
+    gemm_lt_decode: usize,
     /// Paged engines: non-decode passes run their GEMMs at `sched::gemm_rows` rows (serve;
     /// TRTFORGE_SERVE_GEMM_PAD=0 runs the exact row count).
     gemm_pad: bool,
@@ -1044,7 +1045,11 @@ impl CudaBackend {
         // cuBLASLt by default (bs64 +1.6–2.4 % every precision, bs32 +1.5 %, bs16 −0.3…1.3 %: left
         // to cublasGemmEx); TRTFORGE_GEMM=cublas keeps cublasGemmEx there too.
         let gemm_lt_decode =
-            gpu.has_lt() && !spec.act_f32 && opts.paged_blocks.is_none() && gemm_env.as_deref() != Ok("cublas");
+            if gpu.has_lt() && !spec.act_f32 && opts.paged_blocks.is_none() && gemm_env.as_deref() != Ok("cublas") {
+                std::env::var("TRTFORGE_LT_DECODE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(LT_DECODE_ROWS)
+            } else {
+                usize::MAX
+            };
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
         let pf = prefill::PrefillOpts::from_env(&spec, prefill_fa, opts.paged_blocks.is_some());
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
@@ -1703,11 +1708,10 @@ impl CudaBackend {
         // qkv and gate/up may write y as f16 (TRTFORGE_GEMM_F16OUT=1) for their
         // epilogue kernels. o/down accumulate into h; their tuning writes y (free then).
         // Session 7: non-decode passes also through cuBLASLt with TRTFORGE_PREFILL_LT=1.
-        let lt = (self.gemm_lt
-            || (self.gemm_lt_decode && decode && rows >= LT_DECODE_ROWS)
-            || (self.pf.lt && !decode && self.gpu.has_lt()))
-            && w.dtype() == DType::F16
-            && xact.dtype() == DType::F16;
+        let lt =
+            (self.gemm_lt || (decode && rows >= self.gemm_lt_decode) || (self.pf.lt && !decode && self.gpu.has_lt()))
+                && w.dtype() == DType::F16
+                && xact.dtype() == DType::F16;
         // Session 6: f16 qkv / gate-up outputs (TRTFORGE_PREFILL_F16Y); session 7: in decode passes
         // too, their GEMV rows rounding at the same point (c_y16).
         let f16y = self.pf.f16y && matches!(ls.role, Role::Qkv | Role::GateUp) && xact.dtype() == DType::F16;
