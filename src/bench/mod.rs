@@ -223,7 +223,6 @@ pub trait Progress {
     fn finish(&mut self);
 }
 
-/// Measures every cell. Checks all engine dirs before any measurement, so a bad dir fails fast.
 /// Measures one (engine dir, backend) pair in a process of its own and returns what it wrote
 /// (`trtforge bench` re-runs itself on that pair alone).
 pub type ChildBench<'a> = &'a dyn Fn(&Path, BackendKind) -> Result<BenchResults>;
@@ -252,10 +251,19 @@ impl Isolate {
             o => Err(Error::Invalid(format!("--isolate {o:?}: use auto, always or never"))),
         }
     }
+
+    /// Whether a measurement goes to a process of its own; `auto_rule`: what `Auto` decides for it.
+    pub fn applies(self, auto_rule: bool) -> bool {
+        match self {
+            Isolate::Auto => auto_rule,
+            Isolate::Always => true,
+            Isolate::Never => false,
+        }
+    }
 }
 
 /// Measures every engine × backend × shape; with `child`, the pairs `isolate` names in processes
-/// of their own.
+/// of their own. Checks all engine dirs before any measurement, so a bad dir fails fast.
 pub fn run(
     settings: &BenchSettings,
     command: &str,
@@ -325,11 +333,7 @@ pub fn run(
     progress.start((engines.len() * settings.backends.len() * cells_per_backend) as u64);
     let max_in = *settings.input_lens.iter().max().unwrap_or(&1);
     let cuda_opens = engines.len() * settings.backends.iter().filter(|&&k| k == BackendKind::Cuda).count();
-    let isolated = |kind: BackendKind| match isolate {
-        Isolate::Auto => kind == BackendKind::Cuda && cuda_opens > 1,
-        Isolate::Always => true,
-        Isolate::Never => false,
-    };
+    let isolated = |kind: BackendKind| isolate.applies(kind == BackendKind::Cuda && cuda_opens > 1);
     let child = child.filter(|_| settings.backends.iter().any(|&k| isolated(k)));
 
     for (e, man) in engines.iter().zip(&manifests) {
@@ -454,14 +458,7 @@ pub fn run(
             }
         }
     }
-    // Greedy tokens per (engine, backend) for agreement, from the quality pass (here or in a child).
-    let greedy: Vec<(String, String, Vec<Vec<u32>>, Vec<String>)> = res
-        .quality
-        .iter()
-        .filter(|q| !q.greedy_tokens.is_empty())
-        .map(|q| (q.engine.clone(), q.backend.clone(), q.greedy_tokens.clone(), q.samples.clone()))
-        .collect();
-    fill_agreement(&mut res.quality, &greedy, &engines);
+    fill_agreement(&mut res.quality, &engines);
     res.interrupted = stop.load(Ordering::SeqCst);
     progress.finish();
     Ok(res)
@@ -651,27 +648,28 @@ fn sweep_cell(dir: &Path, e: &EngineInfo, kind: BackendKind, batch: usize, seq: 
 
 /// The reference for agreement and BLEU is the fp16 engine, else fp32, else the first engine,
 /// on the same backend where possible.
-fn fill_agreement(
-    q: &mut [QualityResult],
-    greedy: &[(String, String, Vec<Vec<u32>>, Vec<String>)],
-    engines: &[EngineInfo],
-) {
+fn fill_agreement(q: &mut [QualityResult], engines: &[EngineInfo]) {
     let pick = |prec: &str| engines.iter().find(|e| e.precision == prec).map(|e| e.name.clone());
     let Some(reference) = pick("fp16").or_else(|| pick("fp32")).or_else(|| engines.first().map(|e| e.name.clone()))
     else {
         return;
     };
-    for r in q.iter_mut() {
-        let Some((_, _, toks, texts)) = greedy.iter().find(|g| g.0 == r.engine && g.1 == r.backend) else { continue };
-        let Some((_, _, ref_toks, ref_texts)) = greedy
+    // Rows with greedy tokens (from the quality pass, here or in a bench child process).
+    let has = |g: &QualityResult| !g.greedy_tokens.is_empty();
+    for i in 0..q.len() {
+        if !has(&q[i]) {
+            continue;
+        }
+        let Some(j) = q
             .iter()
-            .find(|g| g.0 == reference && g.1 == r.backend)
-            .or_else(|| greedy.iter().find(|g| g.0 == reference))
+            .position(|g| has(g) && g.engine == reference && g.backend == q[i].backend)
+            .or_else(|| q.iter().position(|g| has(g) && g.engine == reference))
         else {
             continue;
         };
+        let (r, g) = (&q[i], &q[j]);
         let (mut same, mut n, mut prefix) = (0.0, 0usize, 0usize);
-        for (a, b) in toks.iter().zip(ref_toks) {
+        for (a, b) in r.greedy_tokens.iter().zip(&g.greedy_tokens) {
             let (frac, p) = metrics::agreement(a, b);
             same += frac * a.len().min(b.len()) as f64;
             n += a.len().min(b.len());
@@ -680,10 +678,13 @@ fn fill_agreement(
         let words = |v: &[String]| -> Vec<Vec<String>> {
             v.iter().map(|t| t.split_whitespace().map(String::from).collect()).collect()
         };
+        let prefix_mean = prefix as f64 / r.greedy_tokens.len().max(1) as f64;
+        let bleu = metrics::bleu(&words(&r.samples), &words(&g.samples));
+        let r = &mut q[i];
         r.reference_engine = Some(reference.clone());
         r.greedy_agreement = (n > 0).then(|| same / n as f64);
-        r.greedy_prefix_mean = Some(prefix as f64 / toks.len().max(1) as f64);
-        r.bleu = Some(metrics::bleu(&words(texts), &words(ref_texts)));
+        r.greedy_prefix_mean = Some(prefix_mean);
+        r.bleu = Some(bleu);
     }
 }
 

@@ -255,6 +255,23 @@ fn measure(
 /// Set in the environment of a bench child process (one engine, one backend).
 const CHILD_ENV: &str = "TRTFORGE_BENCH_CHILD";
 
+/// `trtforge bench ARGS` as a child process: this executable, CHILD_ENV set, stdout discarded
+/// (stderr is shared: its progress and errors show), announced on stderr as `what`.
+fn child_command(what: &str) -> crate::error::Result<(PathBuf, std::process::Command)> {
+    let exe = std::env::current_exe().map_err(|e| {
+        crate::error::Error::Invalid(format!("cannot find the trtforge executable to run a bench process: {e}"))
+    })?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("bench").env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
+    eprintln!("{what}: measured in a process of its own");
+    Ok((exe, cmd))
+}
+
+/// A comma-separated list argument.
+fn list(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Runs `trtforge bench` on one engine dir and backend in a process of its own (same settings,
 /// report in a temporary directory) and reads back its results.json.
 fn child_bench(
@@ -267,13 +284,10 @@ fn child_bench(
     use crate::error::Error;
     use std::os::unix::process::CommandExt;
     use std::sync::atomic::Ordering;
-    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find the trtforge executable to run a bench process: {e}")))?;
     // Removed when done, and on an interrupt that quits at once.
     let tmp = crate::util::atomic::TempDir::new(&std::env::temp_dir(), "bench-child")?;
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.arg("bench").arg("--engine-dirs").arg(dir).args(["--backends", kind.name()]);
+    let (exe, mut cmd) = child_command(&format!("{} on {}", dir.display(), kind.name()))?;
+    cmd.arg("--engine-dirs").arg(dir).args(["--backends", kind.name()]);
     cmd.args(["--batch-sizes", &list(&s.batch_sizes), "--input-lens", &list(&s.input_lens)]);
     cmd.args(["--output-len", &s.output_len.to_string(), "--runs", &s.runs.to_string()]);
     cmd.args(["--warmup", &s.warmup.to_string(), "--seed", &s.seed.to_string()]);
@@ -286,8 +300,7 @@ fn child_bench(
         cmd.arg("--memory-sweep");
         cmd.args(["--sweep-batch-sizes", &list(&s.sweep_batch_sizes), "--sweep-seq-lens", &list(&s.sweep_seq_lens)]);
     }
-    cmd.arg("--out").arg(&tmp.path).env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
-    eprintln!("{} on {}: measured in a process of its own", dir.display(), kind.name());
+    cmd.arg("--out").arg(&tmp.path);
     // Its own process group: a Ctrl-C reaches it once, passed on from here (a second one would
     // make it quit without writing what it measured).
     cmd.process_group(0);
@@ -370,21 +383,19 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
         let rotate = rotate.unwrap_or_else(|| crate::engine_dir::config::kv_rotate_default(dtype, &summary.config));
         kv_forms.push((kv, dtype, rotate));
     }
-    for p in precisions {
-        crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
-    }
-    let isolate = match crate::bench::Isolate::parse(&a.isolate)? {
-        crate::bench::Isolate::Auto => a.input_lens.len() * precisions.len() * kvs.len() > 1,
-        crate::bench::Isolate::Always => true,
-        crate::bench::Isolate::Never => false,
-    } && std::env::var_os(CHILD_ENV).is_none();
+    let formats = precisions
+        .iter()
+        .map(|p| Ok((p, crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let isolate = crate::bench::Isolate::parse(&a.isolate)?
+        .applies(a.input_lens.len() * precisions.len() * kvs.len() > 1)
+        && std::env::var_os(CHILD_ENV).is_none();
     let mut loaded: Option<crate::model::load::LoadedModel> = None;
     let mut all = Vec::new();
     for &input_len in &a.input_lens {
         let mut rows = Vec::new();
         let mut bw = 0.0;
-        for p in precisions {
-            let prec = crate::quant::WeightFormat::parse(p, a.group_size.unwrap_or(128))?;
+        for &(p, prec) in &formats {
             for &(kv, dtype, rotate) in &kv_forms {
                 if isolate {
                     let (r, b) = child_roofline(a, model, p, kv, input_len)?;
@@ -445,12 +456,10 @@ fn child_roofline(
     kv: &str,
     input_len: usize,
 ) -> Result<(Vec<crate::bench::roofline::BenchRow>, f64)> {
-    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    let exe = std::env::current_exe().context("finding the trtforge executable to run a bench process")?;
     let tmp = crate::util::atomic::TempDir::new(&std::env::temp_dir(), "bench-child")?;
     let json = tmp.path.join("rows.json");
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.args(["bench", "--model", model, "--precisions", precision, "--kv-cache", kv]);
+    let (exe, mut cmd) = child_command(&format!("{precision}, KV {kv}, input {input_len}"))?;
+    cmd.args(["--model", model, "--precisions", precision, "--kv-cache", kv]);
     cmd.args(["--input-lens", &input_len.to_string(), "--batch-sizes", &list(&a.batch_sizes)]);
     cmd.args(["--output-len", &a.output_len.to_string(), "--runs", &a.runs.to_string(), "--seed", &a.seed.to_string()]);
     if let Some(g) = a.group_size {
@@ -459,8 +468,7 @@ fn child_roofline(
     if let Some(n) = a.max_model_len {
         cmd.args(["--max-model-len", &n.to_string()]);
     }
-    cmd.arg("--json").arg(&json).env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
-    eprintln!("{precision}, KV {kv}, input {input_len}: measured in a process of its own");
+    cmd.arg("--json").arg(&json);
     let status = cmd.status().with_context(|| format!("running {}", exe.display()))?;
     if !status.success() {
         anyhow::bail!(
