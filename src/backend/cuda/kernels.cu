@@ -1534,6 +1534,172 @@ __device__ __forceinline__ void tcm_body(const GemvArgs& a) {
 TCM_INSTANCES
 
 // ---------------------------------------------------------------------------------------------
+// Session 19: the tensor-core GEMV with its weight tiles staged by the copy engine (`tcs_*`, bs1
+// switch `tcs`, sm_90): tc_core's lane layout, k permutation, per-tile summation order and epilogue
+// (bitwise the same outputs), but a block's tiles — 16 rows × K, contiguous in the GEMV layouts, with
+// their int4 group scales or int8 / fp8 row scales — come into a ring of `ns` shared-memory slots by
+// one cp.async.bulk each (two with the scales), completing on the slot's mbarrier. Thread 0 issues the
+// block's first ns tiles at entry, before griddepcontrol.wait (weights do not depend on the previous
+// kernel), and tile j + ns into tile j's slot as soon as the warps have read it. So a block has up to
+// ns whole tiles in flight where tc_core has one round of register loads of one tile (int4: 16 KB a
+// block, 32 KB an SM — below the bytes in flight the DRAM latency needs), without the registers that
+// sank `tcm`. Dynamic shared memory: the x rows (T × (K + 8) halves, rounded up to 128 bytes), then
+// ns slots of TCS_SLOT bytes; ns = (dynamic size − x bytes) / slot, at most TCS_NSMAX (host:
+// kernels.rs `tcs_plan`).
+#define TCS_NSMAX 8
+template <int WF, int K>
+struct Tcs {
+    enum {
+        ROWB = K * 16 / Tc<WF>::CH,  // bytes per weight row (tc_core's ROWB)
+        TB = 16 * ROWB,              // bytes per tile
+        SB = WF == WF_I4 ? 16 * I4_GPR(K) * 2 : WF_ROWSCALE(WF) ? 32 : 0,  // scale bytes per tile
+        SLOT = (TB + SB + 127) / 128 * 128
+    };
+};
+__device__ __forceinline__ u32 tcs_saddr(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void tcs_wait(u32 bar, u32 parity) {
+#if __CUDA_ARCH__ >= 900
+    u32 ok;
+    do {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!ok);
+#endif
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcs_core(const GemvArgs& a) {
+#if __CUDA_ARCH__ < 900
+    __trap();  // the host launches tcs_* on sm_90+ only
+#else
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    __shared__ __align__(8) unsigned long long bars[TCS_NSMAX];
+    constexpr int XS = K + 8;
+    h16* xs = (h16*)smem_raw;
+    float* red = tc_red();
+    TcPart* part = tc_part();
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK;
+    constexpr int NSTEP = (K + STEPK - 1) / STEPK;
+    constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;
+    constexpr u32 ROWB = Tcs<WF, K>::ROWB, TB = Tcs<WF, K>::TB, SB = Tcs<WF, K>::SB, SLOT = Tcs<WF, K>::SLOT;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int T = a.T, ntiles = a.N >> 4, vblk = blockIdx.x, vgrid = gridDim.x;
+    const u32 xbytes = ((u32)T * XS * 2 + 127u) & ~127u;
+    u32 dyn;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+    const int ns = min((int)((dyn - xbytes) / SLOT), TCS_NSMAX);  // >= 1 (host)
+    unsigned char* slots = smem_raw + xbytes;
+    const u32 sbase = tcs_saddr(slots), bar0 = tcs_saddr(bars);
+    const unsigned char* W = (const unsigned char*)a.w;
+    auto issue = [&](int slot, int tile) {  // thread 0
+        const u32 bar = bar0 + 8u * slot, dst = sbase + (u32)slot * SLOT;
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(TB + SB) : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+                     "l"(W + (size_t)tile * TB), "r"(TB), "r"(bar)
+                     : "memory");
+        if (SB)
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst + TB),
+                         "l"((const unsigned char*)a.scales + (size_t)tile * SB), "r"(SB), "r"(bar)
+                         : "memory");
+    };
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < ns; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar0 + 8u * i) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int i = 0; i < ns && vblk + i * vgrid < ntiles; i++) issue(i, vblk + i * vgrid);
+    }
+    PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T}();
+    stage_x<PRO, K, TC_WARPS * 32, XS>(a, (act_t*)xs, red);
+    __syncthreads();  // x staged; the barriers' init visible to every thread
+    int slot = 0;
+    u32 parity = 0;
+    for (int tile = vblk; tile < ntiles; tile += vgrid) {
+        tcs_wait(bar0 + 8u * slot, parity);
+        const unsigned char* sw = slots + (size_t)slot * SLOT;
+        const h16* ssc = (const h16*)(sw + TB);
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int b = 0; b < SPW; b++) {
+            const int s = warp + b * TC_WARPS;
+            if (s >= NSTEP) break;
+            const int k = s * STEPK + t4 * CH;
+            const bool in = k < K, xin = g < T && in;
+            const uint4 va = in ? *(const uint4*)(sw + g * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            const uint4 vb = in ? *(const uint4*)(sw + (g + 8) * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            u32 sa = 0, sb = 0;
+            if (WF == WF_I4) {
+                const int gi = (in ? k : 0) / I4_GROUP;
+                const u32 ha = ssc[g * I4_GPR(K) + gi], hb = ssc[(g + 8) * I4_GPR(K) + gi];
+                sa = ha | (ha << 16);
+                sb = hb | (hb << 16);
+            }
+            u32 pa[CH / 2], pb[CH / 2];
+            tc_pairs<WF>(va, sa, pa);
+            tc_pairs<WF>(vb, sb, pb);
+            const h16* xr = xs + g * XS + k;
+#pragma unroll
+            for (int v = 0; v < CH / 8; v++) {
+                const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+                mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+            }
+        }
+        if (tile + vgrid >= ntiles) {
+            pdl_trigger();
+            tl_trig();
+        }
+        part[warp][g][2 * t4] = acc[0];
+        part[warp][g][2 * t4 + 1] = acc[1];
+        part[warp][g + 8][2 * t4] = acc[2];
+        part[warp][g + 8][2 * t4 + 1] = acc[3];
+        // The epilogue threads' row scales out of the slot before it is refilled.
+        const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
+        float r0 = 1.f, r1 = 1.f;
+        if (WF_ROWSCALE(WF) && threadIdx.x < 64) {
+            r0 = h2f(ssc[2 * pp]);
+            r1 = h2f(ssc[2 * pp + 1]);
+        }
+        __syncthreads();  // every warp has read the slot
+        const int next = tile + ns * vgrid;
+        if (threadIdx.x == 0 && next < ntiles) {
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            issue(slot, next);
+        }
+        if (threadIdx.x < 64 && t < T) {
+            float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+            for (int w = 0; w < TC_WARPS; w++) {
+                y0 += part[w][2 * pp][t];
+                y1 += part[w][2 * pp + 1][t];
+            }
+            if (WF_ROWSCALE(WF)) {
+                y0 *= r0;
+                y1 *= r1;
+            }
+            tc_epilogue<WF, EPI, false, true>(a, t, tile * 8 + pp, y0, y1);
+        }
+        __syncthreads();
+        if (++slot == ns) {
+            slot = 0;
+            parity ^= 1u;
+        }
+    }
+    if (vblk >= ntiles) {
+        pdl_trigger();
+        tl_trig();
+    }
+#endif
+}
+template <int WF, int PRO, int EPI, int K>
+__device__ __forceinline__ void tcs_body(const GemvArgs& a) {
+    tcs_core<WF, PRO, EPI, K>(a);
+    tl_exit();
+}
+#define TCS_KERNEL(name, WF, PRO, EPI, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a) { tcs_body<WF, PRO, EPI, K>(a); }
+TCS_INSTANCES
+
+// ---------------------------------------------------------------------------------------------
 // Tensor-core GEMM for decode batches of 9..64 rows (f16 activations, sm_80+):
 // y (T, N) = x (T, K) · Wᵀ, x (T, K) act_t (already normalized where the step has an RMSNorm).
 // grid (G, S): the block (bx, s) stages the K slice s of x — columns [s·ks, s·ks + ks), all 64 rows,

@@ -33,9 +33,9 @@ use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
-    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
+    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, tcs_name, tcs_plan, tcs_slot, tcs_xbytes, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
     WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS,
-    TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TCS_NSMAX, TCS_STATIC, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -854,6 +854,10 @@ impl CudaBackend {
                 }
                 // tcm_*: ~28 KB of static shared memory besides (session 6).
                 gpu.allow_smem(&tcm_name(role, f), bytes)?;
+                // tcs_* (session 19): x rows and ring slots up to what a block may have.
+                if gpu.cc.0 >= 9 {
+                    gpu.allow_smem(&tcs_name(role, f), TCG3_SMEM_MAX - (TCS_STATIC - 1024))?;
+                }
             }
         }
         // tcc_* (bs1 switch `ocomb`): as many splits' records as fit in TCC_SMEM_MAX.
@@ -1359,6 +1363,32 @@ impl CudaBackend {
         Ok(tiles.div_ceil(per).max(1) as u32)
     }
 
+    /// The `tcs_*` launch of a GEMV of `role` (n × k, `fmt`) over `rows` rows (session 19, bs1
+    /// switches `tcs` / `mtcs`): (ring slots, grid) from [`tcs_plan`], or None where it cannot run
+    /// (before sm_90, no slot fits, or fewer blocks resident than planned): the caller keeps `tc_*`.
+    fn tcs_launch(&mut self, role: Role, fmt: WeightFormat, n: usize, k: usize, rows: usize) -> Result<Option<(usize, u32)>> {
+        if self.gpu.cc.0 < 9 {
+            return Ok(None);
+        }
+        let Some(slot) = tcs_slot(fmt, k) else { return Ok(None) };
+        let cap = self.bs1.tcs_cap.unwrap_or(TCS_NSMAX);
+        let sms = self.gpu.sms as usize;
+        let Some(p) = tcs_plan(n / 16, slot, tcs_xbytes(rows, k), sms, 228 * 1024, TCG3_SMEM_MAX, cap) else {
+            return Ok(None);
+        };
+        let name = tcs_name(role, fmt);
+        let key = (name.clone(), p.smem);
+        let occ = match self.grid_cache.get(&key) {
+            Some(&o) => o,
+            None => {
+                let o = self.gpu.occupancy(&name, TC_THREADS, p.smem)?;
+                self.grid_cache.insert(key, o);
+                o
+            }
+        };
+        Ok(((occ as usize) >= p.per_sm).then_some((p.ns, p.grid)))
+    }
+
     /// Queues one pass over the metadata already in the device buffer: `t` rows, `nseq`
     /// sequences, longest piece `max_n`, `select_all` when every row's logits are wanted.
     fn run_pass(
@@ -1556,9 +1586,17 @@ impl CudaBackend {
                             }
                             (GemvKind::TcC, grid)
                         } else if tc {
+                            let r2 = self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt);
+                            let tcs = if self.bs1.tcs_rows(rows) && !self.bs1.tcm && !r2 {
+                                self.tcs_launch(ls.role, fmt, n, kdim, rows)?
+                            } else {
+                                None
+                            };
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
-                            } else if self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt) {
+                            } else if let Some((ns, _)) = tcs {
+                                (GemvKind::Tcs { ns }, tcs_name(ls.role, fmt))
+                            } else if r2 {
                                 (GemvKind::TcR2, tcr2_name(ls.role, fmt))
                             } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
                                 (GemvKind::TcR1, tcr1_name(ls.role, fmt))
@@ -1566,7 +1604,10 @@ impl CudaBackend {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
                             };
                             let spread = kind != GemvKind::Tcm && self.bs1.spread_rows(rows);
-                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16, spread)?)
+                            match tcs {
+                                Some((_, grid)) => (kind, grid),
+                                None => (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16, spread)?),
+                            }
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);

@@ -189,7 +189,7 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
 /// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
-/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
+/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `tcs` / `mtcs` / `tcsN` (session 19: GEMV tiles by bulk copies), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
 /// Session 7: `mtrig` / `mtrigw` / `mtrig=DDDDDD` (the same trigger modes for launches of 2..8 rows),
 /// `scpre8` (scales with the weights at every GEMV row count), `am1` (the one-block `argmax_rows`
@@ -248,6 +248,14 @@ pub struct Bs1Knobs {
     pub spread1: bool,
     /// The same at 2..=GEMV_MAX_T rows (`msp`).
     pub spread8: bool,
+    /// One-row tensor-core GEMVs (those that would run `tc_*` / `tcr1_*`) through `tcs_*`: each
+    /// block's weight tiles in a ring of shared-memory slots filled by bulk copies, all of its first
+    /// slots issued before the wait (`tcs`, session 19, sm_90).
+    pub tcs1: bool,
+    /// The same at 2..=GEMV_MAX_T rows (`mtcs`).
+    pub tcs8: bool,
+    /// At most N ring slots a `tcs_*` block (`tcsN`; None: as many as its tiles need and fit).
+    pub tcs_cap: Option<usize>,
 }
 
 impl Bs1Knobs {
@@ -277,6 +285,15 @@ impl Bs1Knobs {
             self.spread1
         } else {
             self.spread8
+        }
+    }
+
+    /// Whether a tensor-core GEMV launch of `rows` rows runs `tcs_*` (`tcs` / `mtcs`).
+    pub fn tcs_rows(&self, rows: usize) -> bool {
+        if rows == 1 {
+            self.tcs1
+        } else {
+            self.tcs8
         }
     }
 
@@ -337,6 +354,15 @@ impl Bs1Knobs {
                 k.spread8 = true;
             } else if t == "tcm" {
                 k.tcm = true;
+            } else if t == "tcs" {
+                k.tcs1 = true;
+            } else if t == "mtcs" {
+                k.tcs8 = true;
+            } else if let Some(n) = t.strip_prefix("tcs").and_then(|n| n.parse::<usize>().ok()) {
+                if n == 0 {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcsN takes N >= 1 slots")));
+                }
+                k.tcs_cap = Some(n);
             } else if t == "scpre" {
                 k.scpre = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
@@ -365,7 +391,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, tcs, mtcs, tcsN, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
                 )));
             }
         }
