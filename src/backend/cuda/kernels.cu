@@ -52,6 +52,8 @@ __device__ __forceinline__ void pdl_trigger() {
 __constant__ unsigned long long* c_tl;
 __constant__ int c_trig[16];
 __constant__ int c_trig_rows;
+__constant__ int c_tcs_late;  // tcs_core (session 19): when the first slots are issued (TRTFORGE_BS1=tcswN)
+__constant__ int c_tcs_r;     // tcs_core: tiles reduced per round (TRTFORGE_BS1=tcsrN)
 __constant__ int c_scpre;  // tc_core: scales loaded with the weights at <= c_scpre rows (TRTFORGE_BS1=scpre)
 // c_y16 (session 7, branch ttft7): the qkv and gate/up sums of the GEMV / tensor-core GEMV paths are
 // rounded to f16 before their epilogue (RoPE + KV append, SwiGLU), the same rounding point as the
@@ -1568,6 +1570,12 @@ __device__ __forceinline__ void tcs_wait(u32 bar, u32 parity) {
     } while (!ok);
 #endif
 }
+// Session 19 switches (set with the bs1 switches, `Bs1Knobs`): c_tcs_late — when thread 0 issues the
+// first slots: 0 all before griddepcontrol.wait, 1 the first before and the rest after, 2 all after
+// (early bulk loads of the next kernel compete with the running kernel's own loads); c_tcs_r — tiles
+// a block reduces per round (1: tc_core's schedule, one tile after another, all 16 warps splitting K;
+// R > 1: R tiles at once, 16 / R warps splitting the K of each, one reduction round for all R — a
+// different summation order). R is also capped by the slots and the block's tiles.
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
 #if __CUDA_ARCH__ < 900
@@ -1581,7 +1589,6 @@ __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
     TcPart* part = tc_part();
     constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK;
     constexpr int NSTEP = (K + STEPK - 1) / STEPK;
-    constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;
     constexpr u32 ROWB = Tcs<WF, K>::ROWB, TB = Tcs<WF, K>::TB, SB = Tcs<WF, K>::SB, SLOT = Tcs<WF, K>::SLOT;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     const int T = a.T, ntiles = a.N >> 4, vblk = blockIdx.x, vgrid = gridDim.x;
@@ -1589,6 +1596,9 @@ __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
     u32 dyn;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
     const int ns = min((int)((dyn - xbytes) / SLOT), TCS_NSMAX);  // >= 1 (host)
+    const int mine = vblk < ntiles ? (ntiles - vblk + vgrid - 1) / vgrid : 0;  // this block's tiles
+    const int R = max(1, min(min(c_tcs_r, ns), min(mine, 4)));                 // tiles per round
+    const int wpt = TC_WARPS / R, rw = warp / wpt, kw = warp % wpt;             // rw >= R: idle warp
     unsigned char* slots = smem_raw + xbytes;
     const u32 sbase = tcs_saddr(slots), bar0 = tcs_saddr(bars);
     const unsigned char* W = (const unsigned char*)a.w;
@@ -1603,48 +1613,57 @@ __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
                          "l"((const unsigned char*)a.scales + (size_t)tile * SB), "r"(SB), "r"(bar)
                          : "memory");
     };
+    const int late = c_tcs_late;
+    const int first = min(ns, mine);
     if (threadIdx.x == 0) {
         for (int i = 0; i < ns; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bar0 + 8u * i) : "memory");
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        for (int i = 0; i < ns && vblk + i * vgrid < ntiles; i++) issue(i, vblk + i * vgrid);
+        const int before = late == 0 ? first : late == 1 ? min(first, 1) : 0;
+        for (int i = 0; i < before; i++) issue(i, vblk + i * vgrid);
     }
     PdlWaitTl<TlKind<PRO, EPI, K>::V>{a.T}();
+    if (threadIdx.x == 0 && late != 0) {
+        for (int i = late == 1 ? 1 : 0; i < first; i++) issue(i, vblk + i * vgrid);
+    }
     stage_x<PRO, K, TC_WARPS * 32, XS>(a, (act_t*)xs, red);
     __syncthreads();  // x staged; the barriers' init visible to every thread
-    int slot = 0;
-    u32 parity = 0;
-    for (int tile = vblk; tile < ntiles; tile += vgrid) {
-        tcs_wait(bar0 + 8u * slot, parity);
-        const unsigned char* sw = slots + (size_t)slot * SLOT;
-        const h16* ssc = (const h16*)(sw + TB);
+    const int nsw = (NSTEP + wpt - 1) / wpt;  // k steps per warp
+    for (int i0 = 0; i0 < mine; i0 += R) {
+        const int i = i0 + rw, tile = vblk + i * vgrid;
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
+        if (rw < R && i < mine) {
+            const int slot = i % ns;
+            tcs_wait(bar0 + 8u * slot, (u32)(i / ns) & 1u);
+            const unsigned char* sw = slots + (size_t)slot * SLOT;
+            const h16* ssc = (const h16*)(sw + TB);
+#pragma unroll 4
+            for (int b = 0; b < nsw; b++) {
+                const int s = kw + b * wpt;
+                if (s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool in = k < K, xin = g < T && in;
+                const uint4 va = in ? *(const uint4*)(sw + g * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+                const uint4 vb = in ? *(const uint4*)(sw + (g + 8) * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+                u32 sa = 0, sb = 0;
+                if (WF == WF_I4) {
+                    const int gi = (in ? k : 0) / I4_GROUP;
+                    const u32 ha = ssc[g * I4_GPR(K) + gi], hb = ssc[(g + 8) * I4_GPR(K) + gi];
+                    sa = ha | (ha << 16);
+                    sb = hb | (hb << 16);
+                }
+                u32 pa[CH / 2], pb[CH / 2];
+                tc_pairs<WF>(va, sa, pa);
+                tc_pairs<WF>(vb, sb, pb);
+                const h16* xr = xs + g * XS + k;
 #pragma unroll
-        for (int b = 0; b < SPW; b++) {
-            const int s = warp + b * TC_WARPS;
-            if (s >= NSTEP) break;
-            const int k = s * STEPK + t4 * CH;
-            const bool in = k < K, xin = g < T && in;
-            const uint4 va = in ? *(const uint4*)(sw + g * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
-            const uint4 vb = in ? *(const uint4*)(sw + (g + 8) * ROWB + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
-            u32 sa = 0, sb = 0;
-            if (WF == WF_I4) {
-                const int gi = (in ? k : 0) / I4_GROUP;
-                const u32 ha = ssc[g * I4_GPR(K) + gi], hb = ssc[(g + 8) * I4_GPR(K) + gi];
-                sa = ha | (ha << 16);
-                sb = hb | (hb << 16);
-            }
-            u32 pa[CH / 2], pb[CH / 2];
-            tc_pairs<WF>(va, sa, pa);
-            tc_pairs<WF>(vb, sb, pb);
-            const h16* xr = xs + g * XS + k;
-#pragma unroll
-            for (int v = 0; v < CH / 8; v++) {
-                const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
-                mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
-                mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                for (int v = 0; v < CH / 8; v++) {
+                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
             }
         }
-        if (tile + vgrid >= ntiles) {
+        if (i0 + R >= mine) {
             pdl_trigger();
             tl_trig();
         }
@@ -1652,23 +1671,32 @@ __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
         part[warp][g][2 * t4 + 1] = acc[1];
         part[warp][g + 8][2 * t4] = acc[2];
         part[warp][g + 8][2 * t4 + 1] = acc[3];
-        // The epilogue threads' row scales out of the slot before it is refilled.
-        const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
+        // The epilogue threads (64 per tile of the round) take their row scales out of the slot
+        // before it is refilled.
+        const int er = threadIdx.x >> 6, pp = (threadIdx.x >> 3) & 7, t = threadIdx.x & 7;
+        const int ei = i0 + er, etile = vblk + ei * vgrid;
+        const bool ep = er < R && ei < mine && t < T;
         float r0 = 1.f, r1 = 1.f;
-        if (WF_ROWSCALE(WF) && threadIdx.x < 64) {
+        if (WF_ROWSCALE(WF) && ep) {
+            const h16* ssc = (const h16*)(slots + (size_t)(ei % ns) * SLOT + TB);
             r0 = h2f(ssc[2 * pp]);
             r1 = h2f(ssc[2 * pp + 1]);
         }
-        __syncthreads();  // every warp has read the slot
-        const int next = tile + ns * vgrid;
-        if (threadIdx.x == 0 && next < ntiles) {
-            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            issue(slot, next);
+        __syncthreads();  // every warp has read the round's slots
+        if (threadIdx.x == 0) {
+            bool fenced = false;
+            for (int r = 0; r < R; r++) {
+                const int nx = i0 + r + ns;
+                if (nx < mine) {
+                    if (!fenced) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                    fenced = true;
+                    issue((i0 + r) % ns, vblk + nx * vgrid);
+                }
+            }
         }
-        if (threadIdx.x < 64 && t < T) {
+        if (ep) {
             float y0 = 0.f, y1 = 0.f;
-#pragma unroll
-            for (int w = 0; w < TC_WARPS; w++) {
+            for (int w = er * wpt; w < er * wpt + wpt; w++) {
                 y0 += part[w][2 * pp][t];
                 y1 += part[w][2 * pp + 1][t];
             }
@@ -1676,15 +1704,11 @@ __device__ __forceinline__ void tcs_core(const GemvArgs& a) {
                 y0 *= r0;
                 y1 *= r1;
             }
-            tc_epilogue<WF, EPI, false, true>(a, t, tile * 8 + pp, y0, y1);
+            tc_epilogue<WF, EPI, false, true>(a, t, etile * 8 + pp, y0, y1);
         }
         __syncthreads();
-        if (++slot == ns) {
-            slot = 0;
-            parity ^= 1u;
-        }
     }
-    if (vblk >= ntiles) {
+    if (mine == 0) {
         pdl_trigger();
         tl_trig();
     }

@@ -1158,6 +1158,8 @@ impl CudaBackend {
         gpu.set_const_i32("c_trig_rows", GEMV_MAX_T as i32)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         gpu.set_const_i32("c_scpre", bs1.scpre_rows())?;
+        gpu.set_const_i32("c_tcs_late", bs1.tcs_late as i32)?;
+        gpu.set_const_i32("c_tcs_r", bs1.tcs_r.max(1) as i32)?;
         if let Some(c) = bs1.carveout {
             gpu.set_carveout_all(c)?;
         }
@@ -1587,7 +1589,14 @@ impl CudaBackend {
                             (GemvKind::TcC, grid)
                         } else if tc {
                             let r2 = self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt);
-                            let tcs = if self.bs1.tcs_rows(rows) && !self.bs1.tcm && !r2 {
+                            let bit = match ls.role {
+                                Role::Qkv => 1,
+                                Role::O => 2,
+                                Role::GateUp => 4,
+                                Role::Down => 8,
+                                Role::Head => 16,
+                            };
+                            let tcs = if self.bs1.tcs_rows(rows, bit) && !self.bs1.tcm && !r2 {
                                 self.tcs_launch(ls.role, fmt, n, kdim, rows)?
                             } else {
                                 None
@@ -2425,6 +2434,8 @@ impl CudaBackend {
         self.gpu.sync()?;
         self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
         self.gpu.set_const_i32("c_scpre", k.scpre_rows())?;
+        self.gpu.set_const_i32("c_tcs_late", k.tcs_late as i32)?;
+        self.gpu.set_const_i32("c_tcs_r", k.tcs_r.max(1) as i32)?;
         if k.carveout != self.bs1.carveout {
             self.gpu.set_carveout_all(k.carveout.unwrap_or(-1))?;
         }

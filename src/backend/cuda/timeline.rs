@@ -256,6 +256,14 @@ pub struct Bs1Knobs {
     pub tcs8: bool,
     /// At most N ring slots a `tcs_*` block (`tcsN`; None: as many as its tiles need and fit).
     pub tcs_cap: Option<usize>,
+    /// Roles that take `tcs_*` (bits: 1 qkv, 2 o, 4 gate/up, 8 down, 16 head; `tcsq` / `tcso` /
+    /// `tcsg` / `tcsd` / `tcsh` add one each); 0: every role.
+    pub tcs_roles: u8,
+    /// `c_tcs_late`: 0 every first slot issued before griddepcontrol.wait, 1 only the first
+    /// (`tcsw1`), 2 none (`tcsw2`).
+    pub tcs_late: u8,
+    /// `c_tcs_r`: tiles a `tcs_*` block reduces per round (`tcsrN`, 1..=4; 0 = 1).
+    pub tcs_r: u8,
 }
 
 impl Bs1Knobs {
@@ -288,13 +296,11 @@ impl Bs1Knobs {
         }
     }
 
-    /// Whether a tensor-core GEMV launch of `rows` rows runs `tcs_*` (`tcs` / `mtcs`).
-    pub fn tcs_rows(&self, rows: usize) -> bool {
-        if rows == 1 {
-            self.tcs1
-        } else {
-            self.tcs8
-        }
+    /// Whether a tensor-core GEMV launch of `rows` rows runs `tcs_*` (`tcs` / `mtcs`) for a role
+    /// of bit `role_bit` (see `tcs_roles`).
+    pub fn tcs_rows(&self, rows: usize, role_bit: u8) -> bool {
+        let on = if rows == 1 { self.tcs1 } else { self.tcs8 };
+        on && (self.tcs_roles == 0 || self.tcs_roles & role_bit != 0)
     }
 
     /// `c_scpre`: the largest GEMV row count that loads its scales with the weights (0: none).
@@ -358,6 +364,18 @@ impl Bs1Knobs {
                 k.tcs1 = true;
             } else if t == "mtcs" {
                 k.tcs8 = true;
+            } else if let Some(bit) = ["tcsq", "tcso", "tcsg", "tcsd", "tcsh"].iter().position(|x| *x == t) {
+                k.tcs_roles |= 1 << bit;
+            } else if let Some(n) = t.strip_prefix("tcsw").and_then(|n| n.parse::<u8>().ok()) {
+                if n > 2 {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcswN takes 0, 1 or 2")));
+                }
+                k.tcs_late = n;
+            } else if let Some(n) = t.strip_prefix("tcsr").and_then(|n| n.parse::<u8>().ok()) {
+                if !(1..=4).contains(&n) {
+                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcsrN takes 1..=4 tiles a round")));
+                }
+                k.tcs_r = n;
             } else if let Some(n) = t.strip_prefix("tcs").and_then(|n| n.parse::<usize>().ok()) {
                 if n == 0 {
                     return Err(Error::Invalid(format!("bs1 switch {t:?}: tcsN takes N >= 1 slots")));
@@ -391,7 +409,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, tcs, mtcs, tcsN, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, tcs, mtcs, tcsN, tcsq, tcso, tcsg, tcsd, tcsh, tcswN, tcsrN, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
                 )));
             }
         }
@@ -476,6 +494,20 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcs_switches_parse() {
+        let k = Bs1Knobs::parse("tcs+tcsg+tcsd+tcsr4+tcsw1+tcs3").unwrap();
+        assert!(k.tcs1 && !k.tcs8);
+        assert_eq!((k.tcs_roles, k.tcs_r, k.tcs_late, k.tcs_cap), (4 | 8, 4, 1, Some(3)));
+        // Only the roles named (none named: all), only at the row counts switched on.
+        assert!(k.tcs_rows(1, 4) && k.tcs_rows(1, 8) && !k.tcs_rows(1, 1) && !k.tcs_rows(8, 4));
+        let all = Bs1Knobs::parse("mtcs").unwrap();
+        assert!(all.tcs_rows(8, 1) && all.tcs_rows(3, 16) && !all.tcs_rows(1, 1));
+        for bad in ["tcsr0", "tcsr5", "tcsw3", "tcs0", "tcsx"] {
+            assert!(Bs1Knobs::parse(bad).is_err(), "{bad} must be refused");
+        }
+    }
 
     #[test]
     fn knobs_parse() {
