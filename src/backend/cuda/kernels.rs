@@ -176,76 +176,6 @@ pub fn tcc_name(role: Role, fmt: WeightFormat) -> String {
 pub fn tcm_name(role: Role, fmt: WeightFormat) -> String {
     format!("tcm_{}_{}", fmt.tag(), role.tag())
 }
-/// Name of the tensor-core GEMV whose weight tiles come into shared memory by bulk copies
-/// (`tcs_body`, session 19, bs1 switch `tcs`, sm_90).
-pub fn tcs_name(role: Role, fmt: WeightFormat) -> String {
-    format!("tcs_{}_{}", fmt.tag(), role.tag())
-}
-/// Most ring slots of a `tcs_*` block (`TCS_NSMAX`).
-pub const TCS_NSMAX: usize = 8;
-/// Static shared memory of a `tcs_*` block besides its dynamic part, rounded up: tc_core's partial
-/// tiles (16 warps × 16 × 9 f32), stage_x's arrays, the slots' barriers (ptxas: 9.1–10.3 KB) and
-/// the 1 KB the runtime reserves per block.
-pub const TCS_STATIC: usize = 12 * 1024;
-/// Bytes of one `tcs_*` ring slot (kernels.cu `Tcs<WF, K>::SLOT`): a tile of 16 weight rows of `k`
-/// inputs in the GEMV layout and its scales (int4: 16 rows of group scales; int8 / fp8: 16 row
-/// scales), rounded up to 128 bytes. None for a format without tensor-core GEMVs.
-pub fn tcs_slot(fmt: WeightFormat, k: usize) -> Option<usize> {
-    let (rowb, sb) = match fmt {
-        WeightFormat::F16 => (k * 2, 0),
-        WeightFormat::I8 | WeightFormat::F8 => (k, 32),
-        WeightFormat::I4 { group } => (k / 2, 16 * k.div_ceil(group) * 2),
-        WeightFormat::F32 => return None,
-    };
-    Some((16 * rowb + sb).div_ceil(128) * 128)
-}
-/// Where the x rows of a `tcs_*` block end and its slots begin (bytes): `rows` × (k + 8) halves,
-/// rounded up to 128 bytes.
-pub fn tcs_xbytes(rows: usize, k: usize) -> usize {
-    (rows * (k + 8) * 2).div_ceil(128) * 128
-}
-/// Launch plan of a `tcs_*` GEMV: `grid` blocks (each takes every grid-th tile), `ns` ring slots a
-/// block, `smem` dynamic bytes; `per_sm` blocks resident per SM by shared memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcsPlan {
-    pub grid: u32,
-    pub ns: usize,
-    pub smem: usize,
-    pub per_sm: usize,
-}
-/// The `tcs_*` launch for `tiles` tiles of `slot` bytes behind `xbytes` of x rows on `sms` SMs of
-/// `smem_sm` bytes of shared memory each (at most `smem_block` a block): blocks take ⌈tiles /
-/// resident⌉ tiles each and get that many slots where they fit (at most `cap` and TCS_NSMAX), at two
-/// blocks per SM (the instances' register bound) or one; of the two, the one with more slots in
-/// flight per SM, two blocks on a tie. None where not even one slot fits.
-pub fn tcs_plan(
-    tiles: usize,
-    slot: usize,
-    xbytes: usize,
-    sms: usize,
-    smem_sm: usize,
-    smem_block: usize,
-    cap: usize,
-) -> Option<TcsPlan> {
-    if tiles == 0 || sms == 0 || slot == 0 {
-        return None;
-    }
-    let plan = |per_sm: usize| {
-        let room = (smem_sm / per_sm).min(smem_block + 1024).saturating_sub(TCS_STATIC);
-        let fit = room.saturating_sub(xbytes) / slot;
-        if fit == 0 {
-            return None;
-        }
-        let per = tiles.div_ceil(sms * per_sm);
-        let ns = per.min(fit).min(cap.max(1)).min(TCS_NSMAX);
-        Some(TcsPlan { grid: tiles.div_ceil(per) as u32, ns, smem: xbytes + ns * slot, per_sm })
-    };
-    match (plan(2), plan(1)) {
-        (Some(two), Some(one)) if one.ns > 2 * two.ns => Some(one),
-        (Some(two), _) => Some(two),
-        (None, one) => one,
-    }
-}
 /// Threads per tensor-core GEMV block (`TC_WARPS * 32`).
 pub const TC_THREADS: u32 = 512;
 /// The persistent decode layer (`persist_layer` in kernels.cu, TC_THREADS threads a block).
@@ -721,11 +651,6 @@ impl KernelSpec {
             let (pro, epi, k) = role.shape();
             let _ = write!(tcm, "TCM_KERNEL({}, {}, {pro}, {epi}, {k}) ", tcm_name(role, f), f.macro_name());
         }
-        let mut tcs = String::new();
-        for (role, f) in self.tc_roles() {
-            let (pro, epi, k) = role.shape();
-            let _ = write!(tcs, "TCS_KERNEL({}, {}, {pro}, {epi}, {k}) ", tcs_name(role, f), f.macro_name());
-        }
         let mut tcg = String::new();
         for (role, f) in self.tc_roles() {
             let (_, epi, k) = role.shape();
@@ -741,7 +666,6 @@ impl KernelSpec {
                 .replace("\nGEMV_INSTANCES\n", &format!("\n{inst}\n"))
                 .replace("\nTC_INSTANCES\n", &format!("\n{tc}\n"))
                 .replace("\nTCM_INSTANCES\n", &format!("\n{tcm}\n"))
-                .replace("\nTCS_INSTANCES\n", &format!("\n{tcs}\n"))
                 .replace("\nTCG_INSTANCES\n", &format!("\n{tcg}\n"))
                 .replace("\nTCG3_INSTANCES\n", &format!("\n{tcg3}\n")),
         );
@@ -923,7 +847,6 @@ impl KernelSpec {
         for (role, f) in self.tc_roles() {
             v.push(tc_name(role, f));
             v.push(tcm_name(role, f));
-            v.push(tcs_name(role, f));
             v.push(tcg_name(role, f));
             v.push(tcg3_name(role, f));
         }
@@ -1005,37 +928,6 @@ mod tests {
     }
 
     #[test]
-    fn tcs_slots_and_plans() {
-        // Slot bytes = 16 rows of the GEMV layout + the tile's scales, rounded up to 128 bytes.
-        assert_eq!(tcs_slot(WeightFormat::I4 { group: 128 }, 2048), Some(16 * 1024 + 512));
-        assert_eq!(tcs_slot(WeightFormat::I4 { group: 128 }, 5632), Some(16 * 2816 + 1408));
-        assert_eq!(tcs_slot(WeightFormat::I8, 2048), Some(32 * 1024 + 128));
-        assert_eq!(tcs_slot(WeightFormat::F16, 2048), Some(64 * 1024));
-        assert_eq!(tcs_slot(WeightFormat::F32, 2048), None);
-        assert_eq!(tcs_xbytes(1, 2048), 4224);
-        let (sm, blk) = (228 * 1024, 227 * 1024);
-        // TinyLlama int4 gate/up at one row: 704 tiles on 132 SMs, two blocks an SM of 3 tiles, all
-        // three in flight.
-        let p = tcs_plan(704, tcs_slot(WeightFormat::I4 { group: 128 }, 2048).unwrap(), 4224, 132, sm, blk, 8).unwrap();
-        assert_eq!(p, TcsPlan { grid: 235, ns: 3, smem: 4224 + 3 * 16896, per_sm: 2 });
-        // Every block's tiles get slots and two blocks fit in an SM.
-        assert!(2 * (p.smem + TCS_STATIC) <= sm && p.ns * p.grid as usize >= 704);
-        // The cap (`tcsN`) limits the slots, not the grid.
-        let c = tcs_plan(704, 16896, 4224, 132, sm, blk, 1).unwrap();
-        assert_eq!((c.grid, c.ns), (235, 1));
-        // fp16 down (180 KB tiles): one block an SM; fp16 head (2000 tiles of 64 KB): one block of 3
-        // slots rather than two of one.
-        let d = tcs_plan(128, tcs_slot(WeightFormat::F16, 5632).unwrap(), tcs_xbytes(1, 5632), 132, sm, blk, 8).unwrap();
-        assert_eq!((d.per_sm, d.ns, d.grid), (1, 1, 128));
-        assert!(d.smem + TCS_STATIC <= blk + 1024);
-        let h = tcs_plan(2000, 65536, 4224, 132, sm, blk, 8).unwrap();
-        assert_eq!((h.per_sm, h.ns), (1, 3));
-        // Nothing fits: none.
-        assert_eq!(tcs_plan(10, 300 * 1024, 4224, 132, sm, blk, 8), None);
-        assert_eq!(tcs_plan(0, 1024, 0, 132, sm, blk, 8), None);
-    }
-
-    #[test]
     fn source_has_defines_and_every_instance() {
         let s = spec(WeightFormat::I4 { group: 128 });
         let src = s.source();
@@ -1047,7 +939,6 @@ mod tests {
         assert!(!src.contains("\nGEMV_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTC_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCM_INSTANCES\n"), "placeholder must be replaced");
-        assert!(!src.contains("\nTCS_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCG_INSTANCES\n"), "placeholder must be replaced");
         assert!(!src.contains("\nTCG3_INSTANCES\n"), "placeholder must be replaced");
         for n in s.kernel_names() {
@@ -1059,8 +950,8 @@ mod tests {
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
         // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
-        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM) + tcs per role (session 19)
-        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1 + 5);
+        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM)
+        assert_eq!(s.kernel_names().len(), 24 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1);
         assert!(src.contains("__launch_bounds__(TC_WARPS * 32, 2) tcr2_i4_qkv(GemvArgs a) { tc_body<WF_I4, PRO_NORM, EPI_QKV, HIDDEN>(a); }"));
         assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
         assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));

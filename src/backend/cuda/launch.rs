@@ -28,7 +28,7 @@
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
     gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
-    tcr2_name, tcs_name, tcs_slot, tcs_xbytes, TCS_NSMAX, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
+    tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
     PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T,
     TCG_THREADS, TC_THREADS,
 };
@@ -379,11 +379,6 @@ pub enum GemvKind {
     TcR2,
     /// `tcm_*`: the tensor-core GEMV with several tiles per block in flight (session 6, opt-in).
     Tcm,
-    /// `tcs_*` (session 19, sm_90, bs1 switches `tcs` / `mtcs`): the weight tiles in a ring of `ns`
-    /// shared-memory slots filled by bulk copies ([`tcs_plan`]).
-    Tcs {
-        ns: usize,
-    },
     /// `tcc_*` (o only, one row; session 11, bs1 switch `ocomb`): x combined in the prologue from the
     /// split decode attention's partial records ([`GemvIo::comb`]), the attention having been launched
     /// with `fold` (no combine of its own).
@@ -400,7 +395,6 @@ impl GemvKind {
             GemvKind::TcR1 => tcr1_name(role, fmt),
             GemvKind::TcR2 => tcr2_name(role, fmt),
             GemvKind::Tcm => tcm_name(role, fmt),
-            GemvKind::Tcs { .. } => tcs_name(role, fmt),
             GemvKind::TcC => tcc_name(role, fmt),
             GemvKind::Cuda { mt } => gemv_name(role, fmt, mt),
         }
@@ -911,17 +905,6 @@ impl<'a> Kernels<'a> {
                 if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 =>
             {
                 (TC_THREADS, tc_smem(rows, k))
-            }
-            GemvKind::Tcs { ns } if rows <= GEMV_MAX_T && d.act == DType::F16 && n % 16 == 0 => {
-                let slot = tcs_slot(w.fmt, k).ok_or_else(|| Error::Gpu(format!("tcs GEMV of {} weights", w.fmt.tag())))?;
-                if self.gpu.cc.0 < 9 || !(1..=TCS_NSMAX).contains(&ns) {
-                    return Err(Error::Gpu(format!("{} GEMV tcs: {ns} slots on sm_{}{}", role.tag(), self.gpu.cc.0, self.gpu.cc.1)));
-                }
-                // The bulk copies read whole tiles (and their scales) from 16-byte aligned addresses.
-                if w.data.ptr() % 16 != 0 || w.scales_addr() % 16 != 0 {
-                    return Err(Error::Gpu(format!("{} GEMV tcs: weights or scales not 16-byte aligned", role.tag())));
-                }
-                (TC_THREADS, tcs_xbytes(rows, k) + ns * slot)
             }
             GemvKind::TcC if rows == 1 && role == Role::O && d.act == DType::F16 && n % 16 == 0 => {
                 let (part, ns, reps, cs) = io

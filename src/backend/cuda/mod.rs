@@ -33,9 +33,9 @@ use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
     gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
-    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, tcs_name, tcs_plan, tcs_slot, tcs_xbytes, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
+    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
     WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS,
-    TCG3_SMEM_MAX, TCG_MAX_T, TCG_THREADS, TCS_NSMAX, TCS_STATIC, TC_THREADS,
+    TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -854,10 +854,6 @@ impl CudaBackend {
                 }
                 // tcm_*: ~28 KB of static shared memory besides (session 6).
                 gpu.allow_smem(&tcm_name(role, f), bytes)?;
-                // tcs_* (session 19): x rows and ring slots up to what a block may have.
-                if gpu.cc.0 >= 9 {
-                    gpu.allow_smem(&tcs_name(role, f), TCG3_SMEM_MAX - (TCS_STATIC - 1024))?;
-                }
             }
         }
         // tcc_* (bs1 switch `ocomb`): as many splits' records as fit in TCC_SMEM_MAX.
@@ -1158,8 +1154,6 @@ impl CudaBackend {
         gpu.set_const_i32("c_trig_rows", GEMV_MAX_T as i32)?;
         gpu.set_const_i32s("c_trig", &bs1.trig_modes())?;
         gpu.set_const_i32("c_scpre", bs1.scpre_rows())?;
-        gpu.set_const_i32("c_tcs_late", bs1.tcs_late as i32)?;
-        gpu.set_const_i32("c_tcs_r", bs1.tcs_r.max(1) as i32)?;
         if let Some(c) = bs1.carveout {
             gpu.set_carveout_all(c)?;
         }
@@ -1365,32 +1359,6 @@ impl CudaBackend {
         Ok(tiles.div_ceil(per).max(1) as u32)
     }
 
-    /// The `tcs_*` launch of a GEMV of `role` (n × k, `fmt`) over `rows` rows (session 19, bs1
-    /// switches `tcs` / `mtcs`): (ring slots, grid) from [`tcs_plan`], or None where it cannot run
-    /// (before sm_90, no slot fits, or fewer blocks resident than planned): the caller keeps `tc_*`.
-    fn tcs_launch(&mut self, role: Role, fmt: WeightFormat, n: usize, k: usize, rows: usize) -> Result<Option<(usize, u32)>> {
-        if self.gpu.cc.0 < 9 {
-            return Ok(None);
-        }
-        let Some(slot) = tcs_slot(fmt, k) else { return Ok(None) };
-        let cap = self.bs1.tcs_cap.unwrap_or(TCS_NSMAX);
-        let sms = self.gpu.sms as usize;
-        let Some(p) = tcs_plan(n / 16, slot, tcs_xbytes(rows, k), sms, 228 * 1024, TCG3_SMEM_MAX, cap) else {
-            return Ok(None);
-        };
-        let name = tcs_name(role, fmt);
-        let key = (name.clone(), p.smem);
-        let occ = match self.grid_cache.get(&key) {
-            Some(&o) => o,
-            None => {
-                let o = self.gpu.occupancy(&name, TC_THREADS, p.smem)?;
-                self.grid_cache.insert(key, o);
-                o
-            }
-        };
-        Ok(((occ as usize) >= p.per_sm).then_some((p.ns, p.grid)))
-    }
-
     /// Queues one pass over the metadata already in the device buffer: `t` rows, `nseq`
     /// sequences, longest piece `max_n`, `select_all` when every row's logits are wanted.
     fn run_pass(
@@ -1588,24 +1556,9 @@ impl CudaBackend {
                             }
                             (GemvKind::TcC, grid)
                         } else if tc {
-                            let r2 = self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt);
-                            let bit = match ls.role {
-                                Role::Qkv => 1,
-                                Role::O => 2,
-                                Role::GateUp => 4,
-                                Role::Down => 8,
-                                Role::Head => 16,
-                            };
-                            let tcs = if self.bs1.tcs_rows(rows, bit) && !self.bs1.tcm && !r2 {
-                                self.tcs_launch(ls.role, fmt, n, kdim, rows)?
-                            } else {
-                                None
-                            };
                             let (kind, name) = if self.bs1.tcm {
                                 (GemvKind::Tcm, tcm_name(ls.role, fmt))
-                            } else if let Some((ns, _)) = tcs {
-                                (GemvKind::Tcs { ns }, tcs_name(ls.role, fmt))
-                            } else if r2 {
+                            } else if self.bs1.qkv_r2_rows(rows) && self.spec.has_tcr2(ls.role, fmt) {
                                 (GemvKind::TcR2, tcr2_name(ls.role, fmt))
                             } else if rows == 1 && self.spec.has_tcr1(ls.role, fmt) {
                                 (GemvKind::TcR1, tcr1_name(ls.role, fmt))
@@ -1613,10 +1566,7 @@ impl CudaBackend {
                                 (GemvKind::Tc, tc_name(ls.role, fmt))
                             };
                             let spread = kind != GemvKind::Tcm && self.bs1.spread_rows(rows);
-                            match tcs {
-                                Some((_, grid)) => (kind, grid),
-                                None => (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16, spread)?),
-                            }
+                            (kind, self.tc_grid(&name, tc_smem(GEMV_MAX_T, kdim), n / 16, spread)?)
                         } else {
                             let mt = gemv_mt(rows).unwrap_or(GEMV_MAX_T);
                             let name = gemv_name(ls.role, fmt, mt);
@@ -2434,8 +2384,6 @@ impl CudaBackend {
         self.gpu.sync()?;
         self.gpu.set_const_i32s("c_trig", &k.trig_modes())?;
         self.gpu.set_const_i32("c_scpre", k.scpre_rows())?;
-        self.gpu.set_const_i32("c_tcs_late", k.tcs_late as i32)?;
-        self.gpu.set_const_i32("c_tcs_r", k.tcs_r.max(1) as i32)?;
         if k.carveout != self.bs1.carveout {
             self.gpu.set_carveout_all(k.carveout.unwrap_or(-1))?;
         }

@@ -189,7 +189,7 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
 /// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
-/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `tcs` / `mtcs` / `tcsN` (session 19: GEMV tiles by bulk copies), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
+/// (`attn_decode_cl` at bs1 too), `tcm` (multi-tile GEMVs), `scpre` (scales loaded with the weights), `occN` (tensor-core GEMV grids
 /// sized for at most N blocks per SM), `nsN` (decode attention splits per (row, kv head) forced to N).
 /// Session 7: `mtrig` / `mtrigw` / `mtrig=DDDDDD` (the same trigger modes for launches of 2..8 rows),
 /// `scpre8` (scales with the weights at every GEMV row count), `am1` (the one-block `argmax_rows`
@@ -248,22 +248,6 @@ pub struct Bs1Knobs {
     pub spread1: bool,
     /// The same at 2..=GEMV_MAX_T rows (`msp`).
     pub spread8: bool,
-    /// One-row tensor-core GEMVs (those that would run `tc_*` / `tcr1_*`) through `tcs_*`: each
-    /// block's weight tiles in a ring of shared-memory slots filled by bulk copies, all of its first
-    /// slots issued before the wait (`tcs`, session 19, sm_90).
-    pub tcs1: bool,
-    /// The same at 2..=GEMV_MAX_T rows (`mtcs`).
-    pub tcs8: bool,
-    /// At most N ring slots a `tcs_*` block (`tcsN`; None: as many as its tiles need and fit).
-    pub tcs_cap: Option<usize>,
-    /// Roles that take `tcs_*` (bits: 1 qkv, 2 o, 4 gate/up, 8 down, 16 head; `tcsq` / `tcso` /
-    /// `tcsg` / `tcsd` / `tcsh` add one each); 0: every role.
-    pub tcs_roles: u8,
-    /// `c_tcs_late`: 0 every first slot issued before griddepcontrol.wait, 1 only the first
-    /// (`tcsw1`), 2 none (`tcsw2`).
-    pub tcs_late: u8,
-    /// `c_tcs_r`: tiles a `tcs_*` block reduces per round (`tcsrN`, 1..=4; 0 = 1).
-    pub tcs_r: u8,
 }
 
 impl Bs1Knobs {
@@ -294,13 +278,6 @@ impl Bs1Knobs {
         } else {
             self.spread8
         }
-    }
-
-    /// Whether a tensor-core GEMV launch of `rows` rows runs `tcs_*` (`tcs` / `mtcs`) for a role
-    /// of bit `role_bit` (see `tcs_roles`).
-    pub fn tcs_rows(&self, rows: usize, role_bit: u8) -> bool {
-        let on = if rows == 1 { self.tcs1 } else { self.tcs8 };
-        on && (self.tcs_roles == 0 || self.tcs_roles & role_bit != 0)
     }
 
     /// `c_scpre`: the largest GEMV row count that loads its scales with the weights (0: none).
@@ -360,27 +337,6 @@ impl Bs1Knobs {
                 k.spread8 = true;
             } else if t == "tcm" {
                 k.tcm = true;
-            } else if t == "tcs" {
-                k.tcs1 = true;
-            } else if t == "mtcs" {
-                k.tcs8 = true;
-            } else if let Some(bit) = ["tcsq", "tcso", "tcsg", "tcsd", "tcsh"].iter().position(|x| *x == t) {
-                k.tcs_roles |= 1 << bit;
-            } else if let Some(n) = t.strip_prefix("tcsw").and_then(|n| n.parse::<u8>().ok()) {
-                if n > 2 {
-                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcswN takes 0, 1 or 2")));
-                }
-                k.tcs_late = n;
-            } else if let Some(n) = t.strip_prefix("tcsr").and_then(|n| n.parse::<u8>().ok()) {
-                if !(1..=4).contains(&n) {
-                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcsrN takes 1..=4 tiles a round")));
-                }
-                k.tcs_r = n;
-            } else if let Some(n) = t.strip_prefix("tcs").and_then(|n| n.parse::<usize>().ok()) {
-                if n == 0 {
-                    return Err(Error::Invalid(format!("bs1 switch {t:?}: tcsN takes N >= 1 slots")));
-                }
-                k.tcs_cap = Some(n);
             } else if t == "scpre" {
                 k.scpre = true;
             } else if let Some(n) = t.strip_prefix("occ").and_then(|n| n.parse().ok()) {
@@ -409,7 +365,7 @@ impl Bs1Knobs {
                 k.carveout = Some(n);
             } else {
                 return Err(Error::Invalid(format!(
-                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, tcs, mtcs, tcsN, tcsq, tcso, tcsg, tcsd, tcsh, tcswN, tcsrN, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
+                    "unknown bs1 switch {t:?} (off, trig, trigw, trig=DDDDDD, mtrig, mtrigw, mtrig=DDDDDD, cl, cg, mcg, tcm, scpre, scpre8, am1, ocomb, occN, nsN, coN, tccN, repN, oclN, r2, mr2, sp, msp)"
                 )));
             }
         }
@@ -494,20 +450,6 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tcs_switches_parse() {
-        let k = Bs1Knobs::parse("tcs+tcsg+tcsd+tcsr4+tcsw1+tcs3").unwrap();
-        assert!(k.tcs1 && !k.tcs8);
-        assert_eq!((k.tcs_roles, k.tcs_r, k.tcs_late, k.tcs_cap), (4 | 8, 4, 1, Some(3)));
-        // Only the roles named (none named: all), only at the row counts switched on.
-        assert!(k.tcs_rows(1, 4) && k.tcs_rows(1, 8) && !k.tcs_rows(1, 1) && !k.tcs_rows(8, 4));
-        let all = Bs1Knobs::parse("mtcs").unwrap();
-        assert!(all.tcs_rows(8, 1) && all.tcs_rows(3, 16) && !all.tcs_rows(1, 1));
-        for bad in ["tcsr0", "tcsr5", "tcsw3", "tcs0", "tcsx"] {
-            assert!(Bs1Knobs::parse(bad).is_err(), "{bad} must be refused");
-        }
-    }
 
     #[test]
     fn knobs_parse() {
