@@ -1126,6 +1126,18 @@ template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2, U = 8 }; };
 template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
 template <> struct Tc<WF_F8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
+// Session 19 (opt-in build switch, TRTFORGE_TC_UDOWN=N → `#define TC_UDOWN N`): the 8-bit / 4-bit GEMVs over
+// the intermediate size (down) with N k-steps of weight loads in flight a warp instead of Tc<WF>::U, i.e. all of a
+// warp's steps in one round before the wait where N >= them (TinyLlama: int4 3, int8 / fp8 6 steps; the default U
+// leaves a second round after griddepcontrol.wait, ≈ 1 DRAM round trip of down's 3.6 µs at one row). These
+// instances run one block an SM either way (128 tiles). Unset: Tc<WF>::U, the same code as before.
+#ifndef TC_UDOWN
+#define TC_UDOWN 0
+#endif
+template <int WF, int K>
+struct TcU {
+    enum { V = (TC_UDOWN > (int)Tc<WF>::U && WF != WF_F16 && K == INTER) ? TC_UDOWN : (int)Tc<WF>::U };
+};
 
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if __CUDA_ARCH__ < 800
@@ -1228,7 +1240,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     h16* xs = (h16*)smem_raw;  // (T, XS)
     float* red = tc_red();
     TcPart* part = tc_part();
-    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = Tc<WF>::U;
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = TcU<WF, K>::V;
     constexpr int NSTEP = (K + STEPK - 1) / STEPK;
     constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
     constexpr size_t ROWB = (size_t)K * 16 / CH;            // bytes per weight row
