@@ -590,7 +590,9 @@ impl KernelSpec {
         }
         // Session 19: TRTFORGE_TC_UDOWN=N builds the quantized down GEMVs with N k-steps of loads in flight
         // a warp (`TC_UDOWN`, kernels.cu `TcU`).
-        for (env, def) in [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8"), ("TRTFORGE_TC_UDOWN", "TC_UDOWN")] {
+        for (env, def) in
+            [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8"), ("TRTFORGE_TC_UDOWN", "TC_UDOWN")]
+        {
             if let Some(n) = std::env::var(env).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 1) {
                 let _ = writeln!(s, "#define {def} {n}");
             }
