@@ -54,7 +54,8 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
     };
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
-    if set.engine_dirs.is_empty() && std::env::var("TRTFORGE_CHECKS").as_deref() != Ok("fp8tl") {
+    let only = std::env::var("TRTFORGE_CHECKS");
+    if set.engine_dirs.is_empty() && !matches!(only.as_deref(), Ok("fp8tl" | "udown" | "udown16")) {
         // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.
         results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
     }

@@ -1126,17 +1126,29 @@ template <> struct Tc<WF_F16> { enum { CH = 8, STEPK = 32, MMAS = 2, U = 8 }; };
 template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
 template <> struct Tc<WF_F8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
-// Session 19 (opt-in build switch, TRTFORGE_TC_UDOWN=N → `#define TC_UDOWN N`): the 8-bit / 4-bit GEMVs over
-// the intermediate size (down) with N k-steps of weight loads in flight a warp instead of Tc<WF>::U, i.e. all of a
-// warp's steps in one round before the wait where N >= them (TinyLlama: int4 3, int8 / fp8 6 steps; the default U
-// leaves a second round after griddepcontrol.wait, ≈ 1 DRAM round trip of down's 3.6 µs at one row). These
-// instances run one block an SM either way (128 tiles). Unset: Tc<WF>::U, the same code as before.
+// Down GEMVs (K = the intermediate size) load all of a warp's k-steps in one round before griddepcontrol.wait (at
+// most TC_UDOWN_MAX steps: 6 for the 8-bit / 4-bit formats, 11 for f16 — ptxas: 127 / 128 registers, no spills):
+// with Tc<WF>::U a second round of loads came after the wait, ≈ 1 DRAM round trip of down's 3.6 µs at one row
+// (session 19's phases). Session 20 measured the quantized ones on TinyLlama (int4 3, int8 / fp8 6 steps, one block
+// an SM either way): bs1 +3 to +4 %, bs8 +2 to +4 %, same sums in the same order (f16: 11 steps instead of 8 + 3;
+// docs/cuda.md, session 20). Build switches: TRTFORGE_TC_UDOWN=N (`TC_UDOWN`) / TRTFORGE_TC_UDOWN16=N
+// (`TC_UDOWN16`) force N steps a round for the quantized / f16 down GEMVs (N = Tc<WF>::U: the code before).
 #ifndef TC_UDOWN
 #define TC_UDOWN 0
 #endif
+#ifndef TC_UDOWN16
+#define TC_UDOWN16 0
+#endif
+#define TC_UDOWN_MAX(WF) ((WF) == WF_F16 ? 11 : 6)
 template <int WF, int K>
 struct TcU {
-    enum { V = (TC_UDOWN > (int)Tc<WF>::U && WF != WF_F16 && K == INTER) ? TC_UDOWN : (int)Tc<WF>::U };
+    enum {
+        U0 = (int)Tc<WF>::U,
+        SPW = ((K + (int)Tc<WF>::STEPK - 1) / (int)Tc<WF>::STEPK + TC_WARPS - 1) / TC_WARPS,
+        ALL = SPW < TC_UDOWN_MAX(WF) ? SPW : TC_UDOWN_MAX(WF),
+        FORCED = WF == WF_F16 ? TC_UDOWN16 : TC_UDOWN,
+        V = K != INTER ? U0 : FORCED > 1 ? FORCED : ALL > U0 ? ALL : U0
+    };
 };
 
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {

@@ -588,11 +588,14 @@ impl KernelSpec {
         if std::env::var("TRTFORGE_STAGE_NB").as_deref() == Ok("0") {
             s.push_str("#define STAGE_NB 0\n");
         }
-        // Session 19: TRTFORGE_TC_UDOWN=N builds the quantized down GEMVs with N k-steps of loads in flight
-        // a warp (`TC_UDOWN`, kernels.cu `TcU`).
-        for (env, def) in
-            [("TRTFORGE_TC_MINB", "TC_MINB"), ("TRTFORGE_TC_MINB8", "TC_MINB8"), ("TRTFORGE_TC_UDOWN", "TC_UDOWN")]
-        {
+        // Sessions 19–20: TRTFORGE_TC_UDOWN=N / TRTFORGE_TC_UDOWN16=N build the quantized / f16 down GEMVs with
+        // N k-steps of loads in flight a warp (`TC_UDOWN`, `TC_UDOWN16`, kernels.cu `TcU`).
+        for (env, def) in [
+            ("TRTFORGE_TC_MINB", "TC_MINB"),
+            ("TRTFORGE_TC_MINB8", "TC_MINB8"),
+            ("TRTFORGE_TC_UDOWN", "TC_UDOWN"),
+            ("TRTFORGE_TC_UDOWN16", "TC_UDOWN16"),
+        ] {
             if let Some(n) = std::env::var(env).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&n| n > 1) {
                 let _ = writeln!(s, "#define {def} {n}");
             }
