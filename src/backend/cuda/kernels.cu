@@ -1127,7 +1127,8 @@ template <> struct Tc<WF_I8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 template <> struct Tc<WF_I4> { enum { CH = 32, STEPK = 128, MMAS = 8, U = 2 }; };
 template <> struct Tc<WF_F8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 // Down GEMVs (K = the intermediate size) load all of a warp's k-steps in one round before griddepcontrol.wait (at
-// most TC_UDOWN_MAX steps: 6 for the 8-bit / 4-bit formats, 11 for f16 — ptxas: 127 / 128 registers, no spills):
+// most TC_UDOWN_MAX steps, the counts ptxas was seen to fit in 128 registers without spills on the TinyLlama shape:
+// int4 3, int8 / fp8 6, f16 11; a larger intermediate size loads in rounds of that many):
 // with Tc<WF>::U a second round of loads came after the wait, ≈ 1 DRAM round trip of down's 3.6 µs at one row
 // (session 19's phases). Session 20 measured the quantized ones on TinyLlama (int4 3, int8 / fp8 6 steps, one block
 // an SM either way): bs1 +3 to +4 %, bs8 +2 to +4 %, same sums in the same order (f16: 11 steps instead of 8 + 3;
@@ -1139,7 +1140,7 @@ template <> struct Tc<WF_F8> { enum { CH = 16, STEPK = 64, MMAS = 4, U = 4 }; };
 #ifndef TC_UDOWN16
 #define TC_UDOWN16 0
 #endif
-#define TC_UDOWN_MAX(WF) ((WF) == WF_F16 ? 11 : 6)
+#define TC_UDOWN_MAX(WF) ((WF) == WF_F16 ? 11 : (WF) == WF_I4 ? 3 : 6)
 template <int WF, int K>
 struct TcU {
     enum {
