@@ -1253,7 +1253,9 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     h16* xs = (h16*)smem_raw;  // (T, XS)
     float* red = tc_red();
     TcPart* part = tc_part();
-    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS, TC_U = TcU<WF, K>::V;
+    constexpr int CH = Tc<WF>::CH, STEPK = Tc<WF>::STEPK, MMAS = Tc<WF>::MMAS;
+    // (The persistent layer keeps Tc<WF>::U: its other phases leave no registers for more loads in flight.)
+    constexpr int TC_U = PERSIST ? (int)Tc<WF>::U : (int)TcU<WF, K>::V;
     constexpr int NSTEP = (K + STEPK - 1) / STEPK;
     constexpr int SPW = (NSTEP + TC_WARPS - 1) / TC_WARPS;  // steps per warp, at most
     constexpr size_t ROWB = (size_t)K * 16 / CH;            // bytes per weight row
