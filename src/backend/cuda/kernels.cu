@@ -1152,6 +1152,18 @@ struct TcU {
     };
 };
 
+// Session 20 (opt-in build switch TRTFORGE_TC_PF2=1 → `TC_PF2`): gate/up and the head, whose blocks walk several
+// tiles, keep the loads of the next tile in flight while one tile is reduced (slots [SPW, 2·SPW) hold tile + vgrid, issued before the wait for
+// the first two tiles), where a tile's k-steps fit twice into the TC_U slots (SPW·2 <= TC_U: the GEMVs over the
+// hidden size). Same sums in the same order.
+#ifndef TC_PF2
+#define TC_PF2 0
+#endif
+template <int N>
+struct TcIC {
+    static constexpr int v = N;
+};
+
 __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 #if __CUDA_ARCH__ < 800
     __trap();  // the host launches these kernels on sm_80+ only
@@ -1297,8 +1309,31 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         const int p = tile * 8 + (threadIdx.x >> 3);
         return *(const u32*)(a.scales + 2 * p);
     };
+    constexpr bool PF2 = TC_PF2 && !PERSIST && 2 * SPW <= TC_U && (EPI == EPI_SWIGLU || EPI == EPI_STORE);
+    // PF2: the SPW steps of tile `tl` into slots [OFF, OFF + SPW).
+    auto loadoff = [&](auto OFFC, int tl) {
+        constexpr int OFF = decltype(OFFC)::v;
+        const unsigned char* wa = W + (size_t)(tl * 16 + g) * ROWB;
+        const unsigned char* wb = wa + 8 * ROWB;
+#pragma unroll
+        for (int i = 0; i < SPW; i++) {
+            const int k = (warp + i * TC_WARPS) * STEPK + t4 * CH;
+            const bool in = k < K;
+            va[OFF + i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            vb[OFF + i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
+            if (WF == WF_I4) {
+                const bool sin = scpre && in;
+                const int gi = (k < K ? k : 0) / I4_GROUP;
+                qa[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi] : 0u;
+                qb[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
+            }
+        }
+    };
     int tile = vblk;
     if (tile < ntiles) load(tile, 0);
+    if constexpr (PF2) {
+        if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
+    }
     rs = load_rs(tile);
     wait();
     if constexpr (PRO == PRO_COMB) stage_comb<K, TC_WARPS * 32, XS>(a, (act_t*)xs);
@@ -1307,6 +1342,74 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     // Timeline builds: the folded o GEMV stamps "trig" when its combine prologue is done (session 12:
     // where its extra time goes), not at its trigger.
     if constexpr (PRO == PRO_COMB) tl_trig();
+    if constexpr (PF2) {
+        auto run = [&](auto OFFC, int tl) {
+            constexpr int OFF = decltype(OFFC)::v;
+            float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int i = 0; i < SPW; i++) {
+                const int s = warp + i * TC_WARPS;
+                if (s >= NSTEP) break;
+                const int k = s * STEPK + t4 * CH;
+                const bool xin = g < T && k < K;
+                u32 sa = 0, sb = 0;
+                if (WF == WF_I4) {
+                    const int gi = (k < K ? k : 0) / I4_GROUP;
+                    const u32 ha = scpre ? qa[OFF + i] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
+                    const u32 hb = scpre ? qb[OFF + i] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
+                    sa = ha | (ha << 16);
+                    sb = hb | (hb << 16);
+                }
+                u32 pa[CH / 2], pb[CH / 2];
+                tc_pairs<WF>(va[OFF + i], sa, pa);
+                tc_pairs<WF>(vb[OFF + i], sb, pb);
+                const h16* xr = xs + g * XS + k;
+#pragma unroll
+                for (int v = 0; v < CH / 8; v++) {
+                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
+            }
+            if (tl + vgrid >= ntiles) {
+                pdl_trigger();
+                if constexpr (PRO != PRO_COMB) tl_trig();
+            }
+            part[warp][g][2 * t4] = acc[0];
+            part[warp][g][2 * t4 + 1] = acc[1];
+            part[warp][g + 8][2 * t4] = acc[2];
+            part[warp][g + 8][2 * t4 + 1] = acc[3];
+            if (tl + 2 * vgrid < ntiles) loadoff(OFFC, tl + 2 * vgrid);  // two tiles ahead, into the slots just used
+            nrs = load_rs(tl + vgrid);
+            __syncthreads();
+            if (threadIdx.x < 64) {
+                const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
+                if (t < T) {
+                    float y0 = 0.f, y1 = 0.f;
+#pragma unroll
+                    for (int w = 0; w < TC_WARPS; w++) {
+                        y0 += part[w][2 * pp][t];
+                        y1 += part[w][2 * pp + 1][t];
+                    }
+                    if (WF_ROWSCALE(WF) && scpre) {
+                        y0 *= h2f((h16)(rs & 0xffffu));
+                        y1 *= h2f((h16)(rs >> 16));
+                        tc_epilogue<WF, EPI, PERSIST, true>(a, t, tl * 8 + pp, y0, y1);
+                    } else {
+                        tc_epilogue<WF, EPI, PERSIST>(a, t, tl * 8 + pp, y0, y1);
+                    }
+                }
+            }
+            rs = nrs;
+            __syncthreads();
+        };
+        for (; tile < ntiles; tile += 2 * vgrid) {
+            run(TcIC<0>{}, tile);
+            if (tile + vgrid >= ntiles) break;
+            run(TcIC<SPW>{}, tile + vgrid);
+        }
+        tile = ntiles;  // the loop below is skipped
+    }
     for (; tile < ntiles; tile += vgrid) {
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 1

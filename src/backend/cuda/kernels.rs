@@ -600,6 +600,10 @@ impl KernelSpec {
                 let _ = writeln!(s, "#define {def} {n}");
             }
         }
+        // Session 20: TRTFORGE_TC_PF2=1 keeps the next tile's loads in flight in the multi-tile GEMVs (`TC_PF2`).
+        if on("TRTFORGE_TC_PF2") {
+            s.push_str("#define TC_PF2 1\n");
+        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }
