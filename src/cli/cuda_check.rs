@@ -55,7 +55,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
     };
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
     let only = std::env::var("TRTFORGE_CHECKS");
-    if set.engine_dirs.is_empty() && !matches!(only.as_deref(), Ok("fp8tl" | "udown" | "udown16")) {
+    if set.engine_dirs.is_empty() && !matches!(only.as_deref(), Ok("fp8tl" | "udown" | "udown16" | "udown4")) {
         // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.
         results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
     }

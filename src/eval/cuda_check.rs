@@ -799,15 +799,20 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
     let udown = std::env::var("TRTFORGE_CHECKS");
-    if matches!(udown.as_deref(), Ok("udown" | "udown16")) {
+    if matches!(udown.as_deref(), Ok("udown" | "udown16" | "udown4")) {
         // Session 20: the down GEMVs with all of a warp's k-steps loaded in one round (TinyLlama's intermediate
         // size has 3 int4 / 6 int8 and fp8 / 11 f16 steps a warp; the tiny fixtures have one): the TinyLlama shape,
-        // every weight format (`udown16`: f16 only, for the TRTFORGE_TC_UDOWN16 build), one sequence (the one-row
-        // graph) and three (decode steps of 3 rows), against the CPU.
+        // every weight format (`udown16`: f16 only, for the TRTFORGE_TC_UDOWN16 build; `udown4`: int4 g128 only,
+        // for TRTFORGE_TC_PF2), one sequence (the one-row graph) and three (decode steps of 3 rows), against the CPU.
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6, 9], tl.weights.config.vocab_size, 5);
         let all = [F16, I8, I4 { group: 128 }, F8];
-        for &p in if udown.as_deref() == Ok("udown16") { &all[..1] } else { &all[..] } {
+        let pick = match udown.as_deref() {
+            Ok("udown16") => &all[..1],
+            Ok("udown4") => &all[2..3],
+            _ => &all[..],
+        };
+        for &p in pick {
             add(logits_check("tinyllama-1.1b bs1", &tl.weights, p, &ps3[..1]));
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
