@@ -1155,7 +1155,7 @@ struct TcU {
 // Session 20 (opt-in build switch TRTFORGE_TC_PF2=1 → `TC_PF2`): gate/up and the head, whose blocks walk several
 // tiles, keep the loads of the next tile in flight while one tile is reduced: slots [SPW, 2·SPW) hold tile + vgrid
 // (issued before the wait with the first tile's), each tile's slots are refilled two tiles ahead. Only where a
-// tile's k-steps fit twice into the TC_U slots (int4 / int8 / fp8 over the hidden size; f16 gate/up would spill).
+// tile's k-steps fit twice into the TC_U slots (over the hidden size; not the f16 gate/up, which spilled).
 // Same sums in the same order. Session 20 call 5: int4 bs1 +1.4 %; not yet checked on the GPU, so opt-in.
 #ifndef TC_PF2
 #define TC_PF2 0
@@ -1310,7 +1310,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         const int p = tile * 8 + (threadIdx.x >> 3);
         return *(const u32*)(a.scales + 2 * p);
     };
-    constexpr bool PF2 = TC_PF2 && !PERSIST && 2 * SPW <= TC_U && (EPI == EPI_SWIGLU || EPI == EPI_STORE);
+    constexpr bool PF2 =
+        TC_PF2 && !PERSIST && 2 * SPW <= TC_U && (EPI == EPI_STORE || (EPI == EPI_SWIGLU && WF != WF_F16));
     // PF2: the SPW steps of tile `tl` into slots [OFF, OFF + SPW).
     auto loadoff = [&](auto OFFC, int tl) {
         constexpr int OFF = decltype(OFFC)::v;
