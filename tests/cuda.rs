@@ -38,6 +38,19 @@ fn no_gpu_is_a_clear_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1), "exit code; stderr: {}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error: GPU:") && !err.contains("panicked"), "{err}");
+    // cuda-check fails at once with the same error (before preparing any model), every check set alike.
+    for set in ["", "udown"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+            .args(["cuda-check", "--tiny", &fixture("tiny_llama"), "--tinyllama"])
+            .env("TRTFORGE_CHECKS", set)
+            .env_remove("TRTFORGE_CUDA_PRECOMPILE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "cuda-check {set:?} exit code; stderr: {err}");
+        assert!(err.contains("error: GPU:") && !err.contains("panicked"), "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "no check ran");
+    }
 }
 
 #[test]

@@ -53,6 +53,11 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
     let mut report = |r: &crate::eval::cuda_check::CheckResult| {
         println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
     };
+    // No GPU (and not just filling the kernel cache): one clear error now, not one failed check per engine after each
+    // model's CPU-side preparation.
+    if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
+        crate::backend::cuda::gpu::probe()?;
+    }
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
     let only = std::env::var("TRTFORGE_CHECKS");
     if set.engine_dirs.is_empty() && !matches!(only.as_deref(), Ok("fp8tl" | "udown" | "udown16" | "udown4")) {
