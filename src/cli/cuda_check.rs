@@ -59,8 +59,8 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         crate::backend::cuda::gpu::probe()?;
     }
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
-    let only = std::env::var("TRTFORGE_CHECKS");
-    if set.engine_dirs.is_empty() && !matches!(only.as_deref(), Ok("fp8tl" | "udown" | "udown16" | "udown4")) {
+    let fp8tl = std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8tl");
+    if set.engine_dirs.is_empty() && !fp8tl && crate::eval::cuda_check::udown_only().is_none() {
         // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.
         results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
     }

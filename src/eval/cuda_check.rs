@@ -455,6 +455,19 @@ pub fn fp8kv_only() -> bool {
     std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8kv")
 }
 
+/// `TRTFORGE_CHECKS=udown` / `udown16` / `udown4` (session 20): only the TinyLlama-shape down-GEMV checks, every
+/// format / f16 / int4 g128 (no paged checks after them).
+pub fn udown_only() -> Option<&'static [WeightFormat]> {
+    use WeightFormat::*;
+    const ALL: [WeightFormat; 4] = [F16, I8, I4 { group: 128 }, F8];
+    match std::env::var("TRTFORGE_CHECKS").as_deref() {
+        Ok("udown") => Some(&ALL),
+        Ok("udown16") => Some(&ALL[..1]),
+        Ok("udown4") => Some(&ALL[2..3]),
+        _ => None,
+    }
+}
+
 /// `TRTFORGE_CHECKS=attn`: only the checks whose decode runs the tensor-core decode attention
 /// (head_dim 32 / 64; f16 and 8-bit caches; GQA 2, 3 and 8), static and paged (a short GPU lease).
 pub fn attn_only() -> bool {
@@ -798,21 +811,14 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
-    let udown = std::env::var("TRTFORGE_CHECKS");
-    if matches!(udown.as_deref(), Ok("udown" | "udown16" | "udown4")) {
+    if let Some(formats) = udown_only() {
         // Session 20: the down GEMVs with all of a warp's k-steps loaded in one round (TinyLlama's intermediate
         // size has 3 int4 / 6 int8 and fp8 / 11 f16 steps a warp; the tiny fixtures have one): the TinyLlama shape,
         // every weight format (`udown16`: f16 only, for the TRTFORGE_TC_UDOWN16 build; `udown4`: int4 g128 only,
         // for TRTFORGE_TC_PF2), one sequence (the one-row graph) and three (decode steps of 3 rows), against the CPU.
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6, 9], tl.weights.config.vocab_size, 5);
-        let all = [F16, I8, I4 { group: 128 }, F8];
-        let pick = match udown.as_deref() {
-            Ok("udown16") => &all[..1],
-            Ok("udown4") => &all[2..3],
-            _ => &all[..],
-        };
-        for &p in pick {
+        for &p in formats {
             add(logits_check("tinyllama-1.1b bs1", &tl.weights, p, &ps3[..1]));
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
