@@ -455,8 +455,9 @@ pub fn fp8kv_only() -> bool {
     std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("fp8kv")
 }
 
-/// `TRTFORGE_CHECKS=udown` / `udown16` / `udown4` (session 20): only the TinyLlama-shape down-GEMV checks, every
-/// format / f16 / int4 g128 (no paged checks after them).
+/// `TRTFORGE_CHECKS=udown` / `udown16` / `udown4` (session 20) / `udownq` / `udown8` / `udownf8` (session 21): only the
+/// TinyLlama-shape down-GEMV checks, every format / f16 / int4 g128 / the quantized three / int8 / fp8 (no paged checks
+/// after them).
 pub fn udown_only() -> Option<&'static [WeightFormat]> {
     use WeightFormat::*;
     const ALL: [WeightFormat; 4] = [F16, I8, I4 { group: 128 }, F8];
@@ -464,6 +465,9 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
         Ok("udown") => Some(&ALL),
         Ok("udown16") => Some(&ALL[..1]),
         Ok("udown4") => Some(&ALL[2..3]),
+        Ok("udownq") => Some(&ALL[1..]),
+        Ok("udown8") => Some(&ALL[1..2]),
+        Ok("udownf8") => Some(&ALL[3..]),
         _ => None,
     }
 }
