@@ -284,7 +284,8 @@ pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64,
 
 /// Session 6 (issue #11) diagnostics after a measured batch size, all opt-in:
 /// `TRTFORGE_TIMELINE=1` prints the in-graph timeline of a decode step (`cuda::timeline`, 3 replays
-/// summed per kernel kind, the last replay's launches as CSV under `TRTFORGE_TIMELINE_RAW=DIR`);
+/// summed per kernel kind, the last replay's launches as CSV under `TRTFORGE_TIMELINE_RAW=DIR`; with
+/// `TRTFORGE_TIMELINE_TILES=1` also the tensor-core GEMVs' per-tile trace of one replay there, session 21);
 /// `TRTFORGE_BS1_AB=base,trig,occ1,...` re-times the decode loop (same tokens, same context) under each
 /// set of bs1 switches in this process (`default` = the engine's, `off` = none), with the timeline
 /// when it is on, then restores the engine's default.
@@ -317,6 +318,16 @@ fn bs1_extras(
         Ok(())
     };
     timeline_log(be, "default", log)?;
+    // Session 21: TRTFORGE_TIMELINE_TILES=1 adds the per-tile trace of one default replay (tt_*.csv in the raw dir).
+    if tl_on && std::env::var("TRTFORGE_TIMELINE_TILES").as_deref() == Ok("1") {
+        let dir = raw_dir.as_ref().ok_or_else(|| {
+            Error::Invalid("TRTFORGE_TIMELINE_TILES=1 writes its CSV under TRTFORGE_TIMELINE_RAW=DIR; set it".into())
+        })?;
+        let name = format!("{dir}/tt_{}_bs{b}.csv", label.replace([' ', '/'], "_"));
+        let csv = be.tile_trace_decode(b)?;
+        std::fs::write(&name, csv).map_err(|err| Error::Io { path: name.clone().into(), err })?;
+        log(&format!("{label} bs{b} tile trace: {name}"));
+    }
     let Ok(ab) = std::env::var("TRTFORGE_BS1_AB") else { return Ok(()) };
     if b > 8 {
         return Ok(());

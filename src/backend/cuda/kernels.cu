@@ -103,6 +103,53 @@ __device__ __forceinline__ void tl_stamp(int f) {
     atomicMax(r + f * TL_LINE, ~t);
     atomicMax(r + (f + 1) * TL_LINE, t);
 }
+// Session 21: the per-tile trace of the tensor-core GEMVs (TL_ON builds with c_tt set: TRTFORGE_TIMELINE_TILES=1,
+// timeline.rs `tt_*`). Thread 0 of block b < TT_BLOCKS of a launch writes %globaltimer into slot (%gridid mod
+// TT_SLOTS), record b: TT_WAIT0 before griddepcontrol.wait, TT_WAIT1 after it, TT_STAGED after the prologue's barrier,
+// per tile i < TT_TILES TT_T0 + 2i after the barrier that publishes the warps' partial sums (every warp's weights
+// arrived and its mmas done) and TT_T0 + 2i + 1 after the one that ends the epilogue, TT_END at the end; TT_SMID the
+// SM, TT_NT the tiles walked. The slot header: gid, kind, grid.
+__constant__ unsigned long long* c_tt;
+#define TT_SLOTS 128
+#define TT_BLOCKS 528
+#define TT_F 16
+#define TT_HDR 8
+#define TT_WAIT0 0
+#define TT_WAIT1 1
+#define TT_STAGED 2
+#define TT_T0 3
+#define TT_TILES 5
+#define TT_END 13
+#define TT_SMID 14
+#define TT_NT 15
+__device__ __forceinline__ unsigned long long* tt_rec() {
+    if (!TL_ON || threadIdx.x != 0 || c_tt == nullptr || blockIdx.x >= TT_BLOCKS) return nullptr;
+    unsigned long long gid;
+    asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
+    return c_tt + (size_t)(gid % TT_SLOTS) * (TT_HDR + TT_BLOCKS * TT_F) + TT_HDR + (size_t)blockIdx.x * TT_F;
+}
+__device__ __forceinline__ void tt_put(int f, int kind) {
+    unsigned long long* r = tt_rec();
+    if (r == nullptr || f < 0 || f >= TT_F) return;
+    if (f == TT_WAIT0) {
+        unsigned long long gid;
+        unsigned smid;
+        asm volatile("mov.u64 %0, %gridid;" : "=l"(gid));
+        asm volatile("mov.u32 %0, %smid;" : "=r"(smid));
+        unsigned long long* h = r - TT_HDR - (size_t)blockIdx.x * TT_F;
+        if (blockIdx.x == 0) {
+            h[0] = gid;
+            h[1] = (unsigned long long)kind;
+            h[2] = gridDim.x;
+        }
+        r[TT_SMID] = smid;
+    }
+    r[f] = tl_now();
+}
+__device__ __forceinline__ void tt_tiles(int n) {
+    unsigned long long* r = tt_rec();
+    if (r != nullptr) r[TT_NT] = (unsigned long long)n;
+}
 __device__ __forceinline__ void tl_waited() { tl_stamp(3); }
 __device__ __forceinline__ void tl_trig() { tl_stamp(5); }
 __device__ __forceinline__ void tl_exit() { tl_stamp(7); }
@@ -1152,11 +1199,11 @@ struct TcU {
     };
 };
 
-// Session 20 (opt-in build switch TRTFORGE_TC_PF2=1 → `TC_PF2`): gate/up and the head, whose blocks walk several
+// Session 20 (`TC_PF2`; the host defines it for int4 engines, `KernelSpec::pf2`): gate/up and the head, whose blocks walk several
 // tiles, keep the loads of the next tile in flight while one tile is reduced: slots [SPW, 2·SPW) hold tile + vgrid
 // (issued before the wait with the first tile's), each tile's slots are refilled two tiles ahead. Only where a
 // tile's k-steps fit twice into the TC_U slots (over the hidden size; not the f16 gate/up, which spilled).
-// Same sums in the same order. Session 20 call 5: int4 bs1 +1.4 %; not yet checked on the GPU, so opt-in.
+// Same sums in the same order. Session 21 (H200): checks 8 / 8; int4 bs1 +1.5 %, bs8 +1.3 %; int8 / fp8 −1.0 / −0.7 %.
 #ifndef TC_PF2
 #define TC_PF2 0
 #endif
@@ -1259,6 +1306,11 @@ __device__ __forceinline__ float* tc_red() {
     __shared__ float red[32];
     return red;
 }
+// The timeline kind (TL_*) of a tc_* instance.
+template <int PRO, int EPI, int K>
+struct TlKind {
+    enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
+};
 template <int WF, int PRO, int EPI, int K, bool PERSIST, class Wait>
 __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1337,10 +1389,26 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
     }
     rs = load_rs(tile);
+    // The per-tile trace (TL_ON builds only; not the persistent layer, whose blocks are not this launch's).
+    constexpr int TTK = PERSIST ? -1 : (int)TlKind<PRO, EPI, K>::V;
+    int tt_i = 0;  // tiles done (trace)
+    (void)tt_i;
+    auto tt = [&](int f) {
+        if constexpr (TL_ON && !PERSIST) tt_put(f, TTK);
+    };
+    auto tt_tile = [&](int half) {
+        if constexpr (TL_ON && !PERSIST) {
+            if (tt_i < TT_TILES) tt_put(TT_T0 + 2 * tt_i + half, TTK);
+            tt_i += half;
+        }
+    };
+    tt(TT_WAIT0);
     wait();
+    tt(TT_WAIT1);
     if constexpr (PRO == PRO_COMB) stage_comb<K, TC_WARPS * 32, XS>(a, (act_t*)xs);
     else stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();
+    tt(TT_STAGED);
     // Timeline builds: the folded o GEMV stamps "trig" when its combine prologue is done (session 12:
     // where its extra time goes), not at its trigger.
     if constexpr (PRO == PRO_COMB) tl_trig();
@@ -1384,6 +1452,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             if (tl + 2 * vgrid < ntiles) loadoff(OFFC, tl + 2 * vgrid);  // two tiles ahead, into the slots just used
             nrs = load_rs(tl + vgrid);
             __syncthreads();
+            tt_tile(0);
             if (threadIdx.x < 64) {
                 const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
                 if (t < T) {
@@ -1404,6 +1473,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             }
             rs = nrs;
             __syncthreads();
+            tt_tile(1);
         };
         for (; tile < ntiles; tile += 2 * vgrid) {
             run(TcIC<0>{}, tile);
@@ -1456,6 +1526,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
         nrs = load_rs(next);
         __syncthreads();
+        tt_tile(0);
         if (threadIdx.x < 64) {
             const int pp = threadIdx.x >> 3, t = threadIdx.x & 7;
             if (t < T) {
@@ -1476,11 +1547,14 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         }
         rs = nrs;
         __syncthreads();
+        tt_tile(1);
     }
     if (!PERSIST && vblk >= ntiles) {
         pdl_trigger();
         if constexpr (PRO != PRO_COMB) tl_trig();
     }
+    if constexpr (TL_ON && !PERSIST) tt_tiles(tt_i);
+    tt(TT_END);
 }
 // The tc_* kernels: tc_core over (blockIdx.x, gridDim.x) with griddepcontrol.wait, plus the
 // session-6 timeline stamps and the trigger switch (c_trig, see tl_enter). Called after the block's
@@ -1496,10 +1570,6 @@ struct PdlWaitTl {
         if (trig == 2) pdl_trigger();
         tl_waited();
     }
-};
-template <int PRO, int EPI, int K>
-struct TlKind {
-    enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
 };
 template <int WF, int PRO, int EPI, int K>
 __device__ __forceinline__ void tc_body(const GemvArgs& a) {

@@ -156,19 +156,14 @@ pub fn tcr2_name(role: Role, fmt: WeightFormat) -> String {
 }
 /// `TRTFORGE_TC_R1`, read once per process ([`KernelSpec::tcr1_roles`]): `0` (no capped instance,
 /// the session-7 default), `1` (int8 / fp8 engines: every tensor-core role; fp16: o and down),
-/// `o` (the fp16 o projection only, any shape), `g3` (session 21: `auto` plus the int4 / int8 / fp8
-/// gate/up at three 512-thread blocks per SM, so TinyLlama's 704 gate/up tiles take at most two rounds
-/// a block instead of three; `g3i4` / `g3q8`: the same for int4 / for int8 and fp8 only); unset or anything else: `auto`, the session-8 default (the fp16 o
-/// projection when `q_dim >= 2048`).
+/// `o` (the fp16 o projection only, any shape); unset or anything else: `auto`, the session-8
+/// default (the fp16 o projection when `q_dim >= 2048`).
 fn tcr1_mode() -> &'static str {
     static MODE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
     MODE.get_or_init(|| match std::env::var("TRTFORGE_TC_R1").as_deref() {
         Ok("0") => "0",
         Ok("1") => "1",
         Ok("o") => "o",
-        Ok("g3") => "g3",
-        Ok("g3i4") => "g3i4",
-        Ok("g3q8") => "g3q8",
         _ => "auto",
     })
 }
@@ -605,9 +600,9 @@ impl KernelSpec {
                 let _ = writeln!(s, "#define {def} {n}");
             }
         }
-        // Session 20: TRTFORGE_TC_PF2=1 keeps the next tile's loads in flight in the multi-tile GEMVs (`TC_PF2`).
-        // Session 21 (H200, alternating processes): int4 bs1 1,710 / 1,711 -> 1,735 / 1,737, bs8 +1.3 %; int8 -1.0 %,
-        // fp8 -0.8 % at bs1 (`TRTFORGE_TC_PF2=0` builds without it).
+        // Session 20: `TC_PF2` keeps the next tile's loads in flight in the multi-tile GEMVs; session 21 made it the
+        // int4 default (H200, alternating processes: int4 bs1 1,710 / 1,711 -> 1,735 / 1,737, bs8 +1.3 %; int8 and
+        // fp8 lost 1.0 / 0.8 % at bs1). TRTFORGE_TC_PF2=1 / =0 forces it on / off ([`Self::pf2`]).
         if self.pf2() {
             s.push_str("#define TC_PF2 1\n");
         }
@@ -644,14 +639,8 @@ impl KernelSpec {
         // block per SM). Which ones: `tcr1_roles`.
         for (role, f) in self.tcr1_roles() {
             let (pro, epi, k) = role.shape();
-            let minb = if f != WeightFormat::F16
-                && (role == Role::GateUp || matches!(f, WeightFormat::I8 | WeightFormat::F8))
-                && role.k(c) == c.hidden_size
-            {
-                "3"
-            } else {
-                "2"
-            };
+            let minb =
+                if matches!(f, WeightFormat::I8 | WeightFormat::F8) && role.k(c) == c.hidden_size { "3" } else { "2" };
             capped(&mut tc, tcr1_name(role, f), minb, f, pro, epi, k);
         }
         // Session 13: the qkv GEMV at two blocks per SM (`tcr2_roles`; launched with `r2` / `mr2`).
@@ -769,8 +758,8 @@ impl KernelSpec {
         self.formats.iter().copied().filter(|(_, f)| f.has_tc()).collect()
     }
 
-    /// Whether the module is built with `TC_PF2` (kernels.cu): the default for int4 engines (session 21),
-    /// `TRTFORGE_TC_PF2=1` / `=0` forces it on / off.
+    /// Whether the module is built with `TC_PF2` (kernels.cu): the default for engines with int4 weights (session
+    /// 21), `TRTFORGE_TC_PF2=1` / `=0` forces it on / off.
     pub fn pf2(&self) -> bool {
         self.pf2_if(std::env::var("TRTFORGE_TC_PF2").ok().as_deref())
     }
@@ -828,7 +817,6 @@ impl KernelSpec {
 
     fn tcr1_pick(&self, role: Role, fmt: WeightFormat, mode: &str) -> bool {
         let f16_o = fmt == WeightFormat::F16 && role == Role::O;
-        let auto = f16_o && self.config.q_dim() >= 2048;
         match mode {
             "0" => false,
             "1" => {
@@ -836,12 +824,9 @@ impl KernelSpec {
                     || (fmt == WeightFormat::F16 && matches!(role, Role::O | Role::Down))
             }
             "o" => f16_o,
-            "g3" => auto || (role == Role::GateUp && fmt != WeightFormat::F16),
-            "g3i4" => auto || (role == Role::GateUp && matches!(fmt, WeightFormat::I4 { .. })),
-            "g3q8" => auto || (role == Role::GateUp && matches!(fmt, WeightFormat::I8 | WeightFormat::F8)),
             // Measured (session 8, H200, bs1): TinyLlama (q_dim 2048) 0.862 -> 0.811 ms/step;
             // SmolLM2 (q_dim 576) 0.458 -> 0.472, so not below 2048.
-            _ => auto,
+            _ => f16_o && self.config.q_dim() >= 2048,
         }
     }
 
@@ -1049,13 +1034,13 @@ mod tests {
         assert!(spec(WeightFormat::I4 { group: 128 }).tcr1_roles_if("1").is_empty());
         assert_eq!(spec(WeightFormat::F16).tcr1_roles_if("auto"), o16);
         assert!(spec(WeightFormat::I8).tcr1_roles_if("auto").is_empty());
+        // TC_PF2 (session 21): int4 engines by default, the switch forces it either way.
         let i4 = spec(WeightFormat::I4 { group: 128 });
-        assert_eq!(i4.tcr1_roles_if("g3"), vec![(Role::GateUp, WeightFormat::I4 { group: 128 })]);
-        assert_eq!(spec(WeightFormat::F16).tcr1_roles_if("g3"), o16);
-        assert_eq!(i4.tcr1_roles_if("g3i4"), i4.tcr1_roles_if("g3"));
-        assert!(i4.tcr1_roles_if("g3q8").is_empty() && spec(WeightFormat::F8).tcr1_roles_if("g3i4").is_empty());
-        assert_eq!(spec(WeightFormat::I8).tcr1_roles_if("g3q8"), vec![(Role::GateUp, WeightFormat::I8)]);
-        assert!(i4.pf2_if(None) && !i4.pf2_if(Some("0")) && !spec(WeightFormat::I8).pf2_if(None));
+        assert!(i4.pf2_if(None) && !i4.pf2_if(Some("0")));
+        if std::env::var_os("TRTFORGE_TC_PF2").is_none() {
+            assert!(i4.source().contains("#define TC_PF2 1") && !spec(WeightFormat::I8).source().contains("TC_PF2 1"));
+        }
+        assert!(!spec(WeightFormat::I8).pf2_if(None) && !spec(WeightFormat::F16).pf2_if(Some("x")));
         assert!(spec(WeightFormat::F8).pf2_if(Some("1")));
         let smol = KernelSpec { config: LlamaConfig::preset("smollm2-135m").unwrap(), ..spec(WeightFormat::F16) };
         assert!(smol.tcr1_roles_if("auto").is_empty() && smol.tcr1_roles_if("o") == o16);

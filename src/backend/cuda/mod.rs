@@ -2417,6 +2417,32 @@ impl CudaBackend {
         Ok(out)
     }
 
+    /// Session 21: replays the decode graph of `b` sequences once with the per-tile trace of the tensor-core GEMVs on
+    /// (`c_tt`, kernels.cu `tt_*`); its CSV (`timeline::tt_csv`). The stamps exist only in TL_ON builds
+    /// (`TRTFORGE_TIMELINE=1`): without them this is an error, not an empty trace.
+    pub fn tile_trace_decode(&mut self, b: usize) -> Result<String> {
+        if std::env::var("TRTFORGE_TIMELINE").as_deref() != Ok("1") {
+            return Err(Error::Invalid(
+                "the per-tile trace needs TRTFORGE_TIMELINE=1 (its stamps are compiled only then)".into(),
+            ));
+        }
+        self.gpu.bind()?;
+        let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
+        let chunks: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
+        let buf = self.gpu.alloc(timeline::tt_buf_len() * 8)?;
+        self.decode_step(&chunks)?; // warm (captures the bucket's graph if needed)
+        self.gpu.sync()?;
+        self.gpu.memset0(&buf)?;
+        self.gpu.set_const_ptr("c_tt", &buf)?;
+        let r = self.decode_step(&chunks);
+        self.gpu.sync()?;
+        self.gpu.set_const_u64("c_tt", 0)?;
+        r?;
+        let mut raw = vec![0u64; timeline::tt_buf_len()];
+        self.gpu.dtoh(&buf, 0, &mut raw)?;
+        timeline::tt_csv(&raw)
+    }
+
     /// Sets a slot's cached length without running anything (benchmarks: decode timing at a
     /// given context after one real prefill).
     pub fn set_seq_len(&mut self, slot: usize, len: usize) -> Result<()> {

@@ -186,6 +186,65 @@ pub fn csv(ks: &[TlKernel]) -> String {
     s
 }
 
+/// Session 21: the per-tile trace of the tensor-core GEMVs (kernels.cu `tt_*`, TL_ON builds with `c_tt` set;
+/// `TRTFORGE_TIMELINE=1 TRTFORGE_TIMELINE_TILES=1 TRTFORGE_TIMELINE_RAW=DIR` in `bench`). Slots (launch
+/// `%gridid` mod TT_SLOTS) of a TT_HDR header (gid, kind, grid) and TT_BLOCKS records of TT_F u64.
+pub const TT_SLOTS: usize = 128;
+pub const TT_BLOCKS: usize = 528;
+pub const TT_F: usize = 16;
+pub const TT_HDR: usize = 8;
+/// Stamps of a record (kernels.cu TT_WAIT0 .. TT_END), then the SM and the tiles walked.
+const TT_TIME_FIELDS: usize = 14;
+const TT_TILES: usize = 5;
+
+/// u64s of the device buffer `c_tt` points at.
+pub fn tt_buf_len() -> usize {
+    TT_SLOTS * (TT_HDR + TT_BLOCKS * TT_F)
+}
+
+/// The trace as CSV, a line per traced block, launches in order of their first stamp: launch index, kind, grid,
+/// block, SM, tiles walked, then ns from the launch's first stamp (-1 = none) of wait0 (before
+/// griddepcontrol.wait), wait1 (after it), staged (the prologue's barrier), per tile i `tNa` (partials published)
+/// and `tNb` (epilogue done), end.
+pub fn tt_csv(raw: &[u64]) -> Result<String> {
+    if raw.len() < tt_buf_len() {
+        return Err(Error::Gpu("tile trace buffer too short".into()));
+    }
+    let slot_len = TT_HDR + TT_BLOCKS * TT_F;
+    let mut launches: Vec<(u64, usize)> = vec![]; // (first stamp, slot)
+    for sl in 0..TT_SLOTS {
+        let h = &raw[sl * slot_len..sl * slot_len + TT_HDR];
+        let grid = (h[2] as usize).min(TT_BLOCKS);
+        if h[1] == 0 || grid == 0 {
+            continue;
+        }
+        let recs = &raw[sl * slot_len + TT_HDR..(sl + 1) * slot_len];
+        let first = (0..grid).map(|b| recs[b * TT_F]).filter(|&t| t != 0).min().unwrap_or(0);
+        if first != 0 {
+            launches.push((first, sl));
+        }
+    }
+    launches.sort();
+    let mut s = String::from("i,kind,grid,block,smid,tiles,wait0,wait1,staged");
+    for i in 0..TT_TILES {
+        s.push_str(&format!(",t{i}a,t{i}b"));
+    }
+    s.push_str(",end\n");
+    for (i, &(t0, sl)) in launches.iter().enumerate() {
+        let h = &raw[sl * slot_len..sl * slot_len + TT_HDR];
+        let recs = &raw[sl * slot_len + TT_HDR..(sl + 1) * slot_len];
+        for b in 0..(h[2] as usize).min(TT_BLOCKS) {
+            let r = &recs[b * TT_F..(b + 1) * TT_F];
+            s.push_str(&format!("{i},{},{},{b},{},{}", kind_name(h[1]), h[2], r[14], r[15]));
+            for &t in &r[..TT_TIME_FIELDS] {
+                s.push_str(&format!(",{}", if t == 0 { -1 } else { t as i64 - t0 as i64 }));
+            }
+            s.push('\n');
+        }
+    }
+    Ok(s)
+}
+
 /// bs1 switches that `bench` flips inside one process (`TRTFORGE_BS1_AB=base,trig,occ1,...`;
 /// also `TRTFORGE_BS1=...` at engine start). Tokens joined by `+`:
 /// `trig` / `trigw` (tc_* and attention trigger their dependents at entry / after the wait), `cl`
@@ -449,6 +508,33 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tile_trace_csv_reads_the_kernels_layout() {
+        // Two launches in slots 5 and 3 (slot 3's stamps later): kind, grid, per block the stamps, SM and tiles.
+        let mut raw = vec![0u64; tt_buf_len()];
+        let slot_len = TT_HDR + TT_BLOCKS * TT_F;
+        for (sl, kind, t0) in [(5usize, 4u64, 1_000u64), (3, 5, 9_000)] {
+            raw[sl * slot_len..sl * slot_len + 3].copy_from_slice(&[77, kind, 2]);
+            for b in 0..2 {
+                let r = sl * slot_len + TT_HDR + b * TT_F;
+                raw[r] = t0 + 10 * b as u64; // wait0
+                raw[r + 1] = t0 + 500; // wait1
+                raw[r + 3] = t0 + 2_000; // tile 0 published
+                raw[r + 14] = 7 + b as u64; // SM
+                raw[r + 15] = 1; // tiles
+            }
+        }
+        let csv = tt_csv(&raw).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 5, "{csv}");
+        assert!(lines[0].starts_with("i,kind,grid,block,smid,tiles,wait0,wait1,staged,t0a,t0b"));
+        assert_eq!(lines[1], "0,gateup,2,0,7,1,0,500,-1,2000,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1");
+        assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
+        assert!(lines[2].starts_with("0,gateup,2,1,8,1,10,500,"));
+        assert!(lines[3].starts_with("1,down,2,0,7,1,0,500,"));
+        assert!(tt_csv(&raw[..10]).is_err());
+    }
+
     use super::*;
 
     #[test]
