@@ -2396,23 +2396,29 @@ impl CudaBackend {
     /// as they are) `reps` times with the timeline stamps on (`timeline.rs`); the launches of each
     /// replay.
     pub fn timeline_decode(&mut self, b: usize, reps: usize) -> Result<Vec<Vec<timeline::TlKernel>>> {
+        self.replays_stamped(b, reps, "c_tl", timeline::buf_len())?.iter().map(|raw| timeline::parse(raw)).collect()
+    }
+
+    /// Replays the decode graph of `b` sequences (after one warm step) `reps` times with the device constant `name`
+    /// pointing at a zeroed buffer of `len` u64 (the stamps' target; null again after each replay); each replay's buffer.
+    fn replays_stamped(&mut self, b: usize, reps: usize, name: &str, len: usize) -> Result<Vec<Vec<u64>>> {
         self.gpu.bind()?;
         let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
         let chunks: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
-        let buf = self.gpu.alloc(timeline::buf_len() * 8)?;
+        let buf = self.gpu.alloc(len * 8)?;
         let mut out = vec![];
         self.decode_step(&chunks)?; // warm (captures the bucket's graph if needed)
         for _ in 0..reps {
             self.gpu.sync()?;
             self.gpu.memset0(&buf)?;
-            self.gpu.set_const_ptr("c_tl", &buf)?;
+            self.gpu.set_const_ptr(name, &buf)?;
             let r = self.decode_step(&chunks);
             self.gpu.sync()?;
-            self.gpu.set_const_u64("c_tl", 0)?;
+            self.gpu.set_const_u64(name, 0)?;
             r?;
-            let mut raw = vec![0u64; timeline::buf_len()];
+            let mut raw = vec![0u64; len];
             self.gpu.dtoh(&buf, 0, &mut raw)?;
-            out.push(timeline::parse(&raw)?);
+            out.push(raw);
         }
         Ok(out)
     }
@@ -2426,21 +2432,8 @@ impl CudaBackend {
                 "the per-tile trace needs TRTFORGE_TIMELINE=1 (its stamps are compiled only then)".into(),
             ));
         }
-        self.gpu.bind()?;
-        let toks: Vec<[u32; 1]> = (0..b).map(|i| [3 + i as u32]).collect();
-        let chunks: Vec<SeqChunk> = toks.iter().enumerate().map(|(slot, t)| SeqChunk { slot, tokens: t }).collect();
-        let buf = self.gpu.alloc(timeline::tt_buf_len() * 8)?;
-        self.decode_step(&chunks)?; // warm (captures the bucket's graph if needed)
-        self.gpu.sync()?;
-        self.gpu.memset0(&buf)?;
-        self.gpu.set_const_ptr("c_tt", &buf)?;
-        let r = self.decode_step(&chunks);
-        self.gpu.sync()?;
-        self.gpu.set_const_u64("c_tt", 0)?;
-        r?;
-        let mut raw = vec![0u64; timeline::tt_buf_len()];
-        self.gpu.dtoh(&buf, 0, &mut raw)?;
-        timeline::tt_csv(&raw)
+        let raw = self.replays_stamped(b, 1, "c_tt", timeline::tt_buf_len())?;
+        timeline::tt_csv(&raw[0])
     }
 
     /// Sets a slot's cached length without running anything (benchmarks: decode timing at a
