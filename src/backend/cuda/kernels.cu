@@ -110,7 +110,7 @@ __device__ __forceinline__ void tl_stamp(int f) {
 // arrived and its mmas done) and TT_T0 + 2i + 1 after the one that ends the epilogue, TT_END at the end; TT_SMID the
 // SM, TT_NT the tiles walked. The slot header: gid, kind, grid.
 __constant__ unsigned long long* c_tt;
-#define TT_SLOTS 128
+#define TT_SLOTS 512
 #define TT_BLOCKS 528
 #define TT_F 16
 #define TT_HDR 8

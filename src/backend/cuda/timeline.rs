@@ -189,7 +189,9 @@ pub fn csv(ks: &[TlKernel]) -> String {
 /// Session 21: the per-tile trace of the tensor-core GEMVs (kernels.cu `tt_*`, TL_ON builds with `c_tt` set;
 /// `TRTFORGE_TIMELINE=1 TRTFORGE_TIMELINE_TILES=1 TRTFORGE_TIMELINE_RAW=DIR` in `bench`). Slots (launch
 /// `%gridid` mod TT_SLOTS) of a TT_HDR header (gid, kind, grid) and TT_BLOCKS records of TT_F u64.
-pub const TT_SLOTS: usize = 128;
+/// (512 like TL_IDS: a decode step launches more than 128 kernels, so fewer slots would let two launches of one
+/// replay share a slot.)
+pub const TT_SLOTS: usize = 512;
 pub const TT_BLOCKS: usize = 528;
 pub const TT_F: usize = 16;
 pub const TT_HDR: usize = 8;
@@ -533,6 +535,23 @@ mod tests {
         assert!(lines[2].starts_with("0,gateup,2,1,8,1,10,500,"));
         assert!(lines[3].starts_with("1,down,2,0,7,1,0,500,"));
         assert!(tt_csv(&raw[..10]).is_err());
+    }
+
+    #[test]
+    fn trace_constants_match_kernels_cu() {
+        // kernels.cu's #defines of the two stamp layouts are the ones this module reads.
+        let src = include_str!("kernels.cu");
+        let def = |name: &str| -> usize {
+            let line =
+                src.lines().find(|l| l.starts_with(&format!("#define {name} "))).unwrap_or_else(|| panic!("{name}"));
+            line.split_whitespace().nth(2).unwrap().parse().unwrap()
+        };
+        assert_eq!([def("TL_HDR"), def("TL_IDS"), def("TL_REC"), def("TL_LINE")], [TL_HDR, TL_IDS, TL_REC, TL_LINE]);
+        assert_eq!(
+            [def("TT_SLOTS"), def("TT_BLOCKS"), def("TT_F"), def("TT_HDR")],
+            [TT_SLOTS, TT_BLOCKS, TT_F, TT_HDR]
+        );
+        assert_eq!([def("TT_TILES"), def("TT_END") + 1], [TT_TILES, TT_TIME_FIELDS]);
     }
 
     use super::*;
