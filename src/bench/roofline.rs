@@ -318,8 +318,9 @@ fn bs1_extras(
         Ok(())
     };
     timeline_log(be, "default", log)?;
-    // Session 21: TRTFORGE_TIMELINE_TILES=1 adds the per-tile trace of one default replay (tt_*.csv in the raw dir).
-    if tl_on && std::env::var("TRTFORGE_TIMELINE_TILES").as_deref() == Ok("1") {
+    // Session 21: TRTFORGE_TIMELINE_TILES=1 adds the per-tile trace of one default replay (tt_*.csv in the raw dir;
+    // without TRTFORGE_TIMELINE=1 `tile_trace_decode` says its stamps are not compiled).
+    if std::env::var("TRTFORGE_TIMELINE_TILES").as_deref() == Ok("1") {
         let dir = raw_dir.as_ref().ok_or_else(|| {
             Error::Invalid("TRTFORGE_TIMELINE_TILES=1 writes its CSV under TRTFORGE_TIMELINE_RAW=DIR; set it".into())
         })?;

@@ -195,7 +195,7 @@ pub const TT_SLOTS: usize = 512;
 pub const TT_BLOCKS: usize = 528;
 pub const TT_F: usize = 16;
 pub const TT_HDR: usize = 8;
-/// Stamps of a record (kernels.cu TT_WAIT0 .. TT_END), then the SM and the tiles walked.
+/// Stamps of a record (kernels.cu TT_WAIT0 .. TT_END), then the SM (TT_SMID) and the tiles walked (TT_NT).
 const TT_TIME_FIELDS: usize = 14;
 const TT_TILES: usize = 5;
 
@@ -212,17 +212,20 @@ pub fn tt_csv(raw: &[u64]) -> Result<String> {
     if raw.len() < tt_buf_len() {
         return Err(Error::Gpu("tile trace buffer too short".into()));
     }
+    // Each slot: its header and its traced blocks' records.
     let slot_len = TT_HDR + TT_BLOCKS * TT_F;
+    let slot = |sl: usize| {
+        let (h, recs) = raw[sl * slot_len..(sl + 1) * slot_len].split_at(TT_HDR);
+        let grid = (h[2] as usize).min(TT_BLOCKS);
+        (h, recs.chunks_exact(TT_F).take(grid))
+    };
     let mut launches: Vec<(u64, usize)> = vec![]; // (first stamp, slot)
     for sl in 0..TT_SLOTS {
-        let h = &raw[sl * slot_len..sl * slot_len + TT_HDR];
-        let grid = (h[2] as usize).min(TT_BLOCKS);
-        if h[1] == 0 || grid == 0 {
+        let (h, recs) = slot(sl);
+        if h[1] == 0 {
             continue;
         }
-        let recs = &raw[sl * slot_len + TT_HDR..(sl + 1) * slot_len];
-        let first = (0..grid).map(|b| recs[b * TT_F]).filter(|&t| t != 0).min().unwrap_or(0);
-        if first != 0 {
+        if let Some(first) = recs.map(|r| r[0]).filter(|&t| t != 0).min() {
             launches.push((first, sl));
         }
     }
@@ -233,11 +236,10 @@ pub fn tt_csv(raw: &[u64]) -> Result<String> {
     }
     s.push_str(",end\n");
     for (i, &(t0, sl)) in launches.iter().enumerate() {
-        let h = &raw[sl * slot_len..sl * slot_len + TT_HDR];
-        let recs = &raw[sl * slot_len + TT_HDR..(sl + 1) * slot_len];
-        for b in 0..(h[2] as usize).min(TT_BLOCKS) {
-            let r = &recs[b * TT_F..(b + 1) * TT_F];
-            s.push_str(&format!("{i},{},{},{b},{},{}", kind_name(h[1]), h[2], r[14], r[15]));
+        let (h, recs) = slot(sl);
+        for (b, r) in recs.enumerate() {
+            let (smid, tiles) = (r[TT_TIME_FIELDS], r[TT_TIME_FIELDS + 1]);
+            s.push_str(&format!("{i},{},{},{b},{smid},{tiles}", kind_name(h[1]), h[2]));
             for &t in &r[..TT_TIME_FIELDS] {
                 s.push_str(&format!(",{}", if t == 0 { -1 } else { t as i64 - t0 as i64 }));
             }
@@ -510,6 +512,8 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn tile_trace_csv_reads_the_kernels_layout() {
         // Two launches in slots 5 and 3 (slot 3's stamps later): kind, grid, per block the stamps, SM and tiles.
@@ -552,9 +556,8 @@ mod tests {
             [TT_SLOTS, TT_BLOCKS, TT_F, TT_HDR]
         );
         assert_eq!([def("TT_TILES"), def("TT_END") + 1], [TT_TILES, TT_TIME_FIELDS]);
+        assert_eq!([def("TT_SMID"), def("TT_NT")], [TT_TIME_FIELDS, TT_TIME_FIELDS + 1]);
     }
-
-    use super::*;
 
     #[test]
     fn knobs_parse() {
