@@ -1207,6 +1207,15 @@ struct TcU {
 #ifndef TC_PF2
 #define TC_PF2 0
 #endif
+// Session 22 (the tile trace: the one-row int8 gate/up spent 2.1 µs in its first tile's epilogue, int4 0.5): with
+// c_scpre the row scales (int8 / fp8) of the tile after this one were loaded just before the partials' barrier and
+// moved into `rs` at the end of the epilogue, so every multi-tile block waited there for a load issued a moment
+// before, queued behind the weight loads. RS_LATE moves them into `rs` only after the next tile's mmas (a tile
+// later; the first tile's are loaded before the wait as before). Same values. RS_LATE 0 (TRTFORGE_RS_LATE=0) builds
+// the code before.
+#ifndef RS_LATE
+#define RS_LATE 1
+#endif
 template <int N>
 struct TcIC {
     static constexpr int v = N;
@@ -1220,6 +1229,45 @@ __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+// Session 22: one int4 word (elements 8q .. 8q + 7 of a chunk, stored u = q + 8, pack.rs) as its 4 f16 pairs times
+// the group scale s2; pair i = nibble i of each 16-bit half, as `((w >> 4i) & 0x000F000F) | 0x64006400` gave them.
+// Nibbles 0 / 2: (w & 0x000F000F) | 0x6400 = 1024 + u, minus 1032; nibbles 1 / 3 in place: (w & 0x00F000F0) | 0x6400 =
+// 1024 + 16u, times 1/16 minus 72 in one fma. Both are exact (u - 8), so the pairs equal the shift-per-nibble code's
+// bit for bit; one shift and a fused and-or (lop3) a pair instead of a shift, an and and an or: 13 instructions a
+// word instead of 19 (the session-22 tile trace: the one-row int4 GEMVs' tiles are bound by their instructions,
+// not by bytes). I4_LOP3 0 (TRTFORGE_I4_LOP3=0) builds the code before.
+#ifndef I4_LOP3
+#define I4_LOP3 1
+#endif
+__device__ __forceinline__ void i4_word_pairs(u32 w, u32 s2, u32* p) {
+#if I4_LOP3
+    const u32 w8 = w >> 8;
+    u32 h[4];
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h[0]) : "r"(w), "r"(0x000F000Fu), "r"(0x64006400u));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h[1]) : "r"(w), "r"(0x00F000F0u), "r"(0x64006400u));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h[2]) : "r"(w8), "r"(0x000F000Fu), "r"(0x64006400u));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(h[3]) : "r"(w8), "r"(0x00F000F0u), "r"(0x64006400u));
+#pragma unroll
+    for (int i = 0; i < 4; i += 2) {
+        asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(0x64086408u));                          // u - 8
+        asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(h[i + 1]) : "r"(h[i + 1]), "r"(0x2C002C00u), "r"(0xD480D480u));  // /16 - 72
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(s2));
+        p[i] = h[i];
+    }
+#else
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        u32 h = ((w >> (4 * i)) & 0x000F000Fu) | 0x64006400u;  // (1024 + u0, 1024 + u1)
+        asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
+        asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
+        p[i] = h;
+    }
 #endif
 }
 
@@ -1246,14 +1294,7 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
         for (int q = 0; q < 4; q++) e4m3x4_h2(wv[q], p[2 * q], p[2 * q + 1]);
     } else {
 #pragma unroll
-        for (int q = 0; q < 4; q++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                u32 h = ((wv[q] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;  // (1024 + u0, 1024 + u1)
-                asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
-                asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
-                p[4 * q + i] = h;
-            }
+        for (int q = 0; q < 4; q++) i4_word_pairs(wv[q], s2, p + 4 * q);
     }
 }
 
@@ -1388,7 +1429,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     if constexpr (PF2) {
         if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
     }
-    rs = load_rs(tile);
+    if (RS_LATE) nrs = load_rs(tile);  // taken into rs after the tile's mmas
+    else rs = load_rs(tile);
     // The per-tile trace (TL_ON builds only; not the persistent layer, whose blocks are not this launch's).
     constexpr int TTK = PERSIST ? -1 : (int)TlKind<PRO, EPI, K>::V;
     int tt_i = 0;  // tiles done (trace)
@@ -1450,6 +1492,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             part[warp][g + 8][2 * t4] = acc[2];
             part[warp][g + 8][2 * t4 + 1] = acc[3];
             if (tl + 2 * vgrid < ntiles) loadoff(OFFC, tl + 2 * vgrid);  // two tiles ahead, into the slots just used
+            if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
             nrs = load_rs(tl + vgrid);
             __syncthreads();
             tt_tile(0);
@@ -1471,7 +1514,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                     }
                 }
             }
-            rs = nrs;
+            if (!RS_LATE) rs = nrs;
             __syncthreads();
             tt_tile(1);
         };
@@ -1524,6 +1567,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         part[warp][g + 8][2 * t4 + 1] = acc[3];
         const int next = tile + vgrid;
         if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
         nrs = load_rs(next);
         __syncthreads();
         tt_tile(0);
@@ -1545,7 +1589,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 }
             }
         }
-        rs = nrs;
+        if (!RS_LATE) rs = nrs;
         __syncthreads();
         tt_tile(1);
     }
@@ -1777,13 +1821,7 @@ __device__ __forceinline__ void tc_pairs4(uint4 w, u32 s2, int v, u32* p) {
 #pragma unroll
         for (int q = 0; q < 2; q++) e4m3x4_h2(wv[2 * v + q], p[2 * q], p[2 * q + 1]);
     } else {
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            u32 h = ((wv[v] >> (4 * i)) & 0x000F000Fu) | 0x64006400u;
-            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
-            asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
-            p[i] = h;
-        }
+        i4_word_pairs(wv[v], s2, p);
     }
 }
 

@@ -606,6 +606,14 @@ impl KernelSpec {
         if self.pf2() {
             s.push_str("#define TC_PF2 1\n");
         }
+        // Session 22: TRTFORGE_I4_LOP3=0 builds the int4 dequantization before `i4_word_pairs` (kernels.cu; same
+        // pairs bit for bit, six more instructions a word) for A/B runs.
+        if std::env::var("TRTFORGE_I4_LOP3").as_deref() == Ok("0") {
+            s.push_str("#define I4_LOP3 0\n");
+        }
+        if std::env::var("TRTFORGE_RS_LATE").as_deref() == Ok("0") {
+            s.push_str("#define RS_LATE 0\n");
+        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }

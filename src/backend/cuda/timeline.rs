@@ -445,6 +445,8 @@ impl Bs1Knobs {
 ///   not measured (off);
 /// - int4: `trigw` + `cl` + `scpre` at one row (1,457 → 1,592), `mtrigw` + `scpre8` at 2–8 rows
 ///   (bs8 8,399 → 8,885);
+/// - int8 / fp8 (session 22, with kernels.cu RS_LATE): `scpre` + `scpre8` where `cg` exists (below; bs1 +1 %,
+///   bs8 +3 %);
 /// - int8 / fp8: nothing at one row (session 7 measured `off` 1.8 / 2.8 % faster than
 ///   `trigw` + `cl` + `scpre` once the timeline stamps were compiled out: int8 1,429 vs 1,404,
 ///   fp8 1,476 vs 1,436), `mtrigw` at 2–8 rows (bs8 int8 8,135 → 8,428, fp8 8,401 → 8,544);
@@ -502,8 +504,21 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
             o_cluster: ocl,
             ..off
         },
+        // Session 22: `scpre` + `scpre8` for int8 / fp8 too, now that the next tile's row scales are taken a tile
+        // later (kernels.cu RS_LATE; session 7's `scpre` loss was that stall). H200, one process, alternating:
+        // int8 bs1 1,698 / 1,693 -> 1,715 / 1,720, bs8 10,131 / 10,173 -> 10,448 / 10,492; fp8 bs1 1,745 / 1,741 ->
+        // 1,759 / 1,757, bs8 10,304 / 10,307 -> 10,607 / 10,638; checks udown8 / udownf8 with the same errors.
         // Without the cg kernel `trigw` lost (session 7: plain 1.8 % faster than trigw + cl + scpre).
-        I8 | F8 if cl => Bs1Knobs { trig: [2; 6], mtrig: [2; 6], attn_cg: true, ocomb: true, o_cluster: ocl, ..off },
+        I8 | F8 if cl => Bs1Knobs {
+            trig: [2; 6],
+            mtrig: [2; 6],
+            attn_cg: true,
+            ocomb: true,
+            o_cluster: ocl,
+            scpre: true,
+            scpre8: true,
+            ..off
+        },
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
         _ => return off,
     };
@@ -615,6 +630,8 @@ mod tests {
                     attn_mcg: true,
                     ocomb: true,
                     o_cluster: Some(8),
+                    scpre: true,
+                    scpre8: true,
                     spread1: true,
                     spread8: true,
                     ..Bs1Knobs::default()
