@@ -294,6 +294,50 @@ mod tests {
     }
 
     #[test]
+    fn int4_pairs_by_and_or_and_fma_are_the_codes() {
+        // kernels.cu `i4_word_pairs` (session 22): pairs 0 / 2 as f16 (w & 0x000F000F) | 0x64006400 = 1024 + u minus
+        // 1032; pairs 1 / 3 in place, (w & 0x00F000F0) | 0x64006400 = 1024 + 16u, times 1/16 minus 72 in one fma (one
+        // rounding to f16); w >> 8 for pairs 2 / 3. Every f16 lane must be the stored code q = u - 8, exactly.
+        use half::f16;
+        let lanes = |v: u32| [f16::from_bits(v as u16), f16::from_bits((v >> 16) as u16)];
+        let pairs = |w: u32| -> [[f16; 2]; 4] {
+            let w8 = w >> 8;
+            let (lo, hi) = (0x000F_000Fu32, 0x00F0_00F0u32);
+            let sub = |v: u32| lanes(v | 0x6400_6400).map(|h| f16::from_f32(h.to_f32() - 1032.0));
+            // f32 holds h / 16 - 72 exactly here (h < 2^11), so one rounding to f16 is the fma's.
+            let fma = |v: u32| lanes(v | 0x6400_6400).map(|h| f16::from_f32(h.to_f32() * 0.0625 - 72.0));
+            [sub(w & lo), fma(w & hi), sub(w8 & lo), fma(w8 & hi)]
+        };
+        let (n, k, g) = (8, 256, 128);
+        let ql = quantize_tensor(&Tensor::new(vec![n, k], rand(n * k, 5)), WeightFormat::I4 { group: g }, None);
+        let h = HostLinear::from_quantized(&ql).unwrap();
+        // every nibble value in both lanes of every pair position, and the repacked words of a real tensor
+        let mut words: Vec<u32> = (0..16u32).map(|u| u * 0x1111_1111).collect();
+        words.extend((0..16u32).map(|u| (u * 0x0123_4567) ^ 0x89AB_CDEF));
+        words.extend(h.data.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())));
+        for w in words {
+            for (i, p) in pairs(w).iter().enumerate() {
+                let old = (w >> (4 * i)) & 0x000F_000F;
+                assert_eq!(p[0].to_f32(), (old & 15) as f32 - 8.0, "word {w:08x} pair {i}");
+                assert_eq!(p[1].to_f32(), (old >> 16) as f32 - 8.0, "word {w:08x} pair {i}");
+            }
+        }
+        // the kernel's f16x2 constants are these values
+        let src = crate::backend::cuda::kernels::KERNELS_CU;
+        for (v, bits) in [(1032.0f32, "0x64086408u"), (0.0625, "0x2C002C00u"), (-72.0, "0xD480D480u")] {
+            let b = f16::from_f32(v).to_bits();
+            assert_eq!(format!("0x{b:04X}{b:04X}u"), bits);
+            assert!(src.contains(&format!("\"r\"({bits})")), "{bits} not in i4_word_pairs");
+        }
+        // and the first word is the stored codes (elements 2i, 2i + 1 of row 0)
+        let w0 = u32::from_le_bytes(h.data[0..4].try_into().unwrap());
+        for (i, p) in pairs(w0).iter().enumerate() {
+            assert_eq!(p[0].to_f32(), ql.q[(2 * i) * n] as f32);
+            assert_eq!(p[1].to_f32(), ql.q[(2 * i + 1) * n] as f32);
+        }
+    }
+
+    #[test]
     fn int4_padded_groups_keep_their_partial_last_group() {
         // SmolLM2-like: 576 inputs with group 128 are stored as 640 (5 groups, the last one partial).
         let (n, k, g) = (6, 576, 128);
