@@ -828,6 +828,22 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         }
         return Ok(results);
     }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("i4g128") {
+        // Session 22 (for TRTFORGE_I4_POST=1, the group scale after the mma): int4 g128 where a warp's k-step is one
+        // group — the TinyLlama shape (1 and 3 sequences, logits) and the SmolLM2 shape (576 inputs stored as 640: a
+        // partial last group; logits of 3 sequences and one alone, greedy 16 tokens), against the CPU reference.
+        let g = I4 { group: 128 };
+        let tl = load("preset:tinyllama-1.1b")?;
+        let ps3 = seeded_prompts(&[20, 6, 9], tl.weights.config.vocab_size, 5);
+        add(logits_check("tinyllama-1.1b bs1", &tl.weights, g, &ps3[..1]));
+        add(logits_check("tinyllama-1.1b", &tl.weights, g, &ps3));
+        let sm = load("preset:smollm2-135m")?;
+        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+        add(logits_check("smollm2-135m bs1", &sm.weights, g, &ps4[..1]));
+        add(logits_check("smollm2-135m", &sm.weights, g, &ps4));
+        add(greedy_check("smollm2-135m", &sm.weights, g, &ps4, 16));
+        return Ok(results);
+    }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg4") {
         // Session 7: the wgmma decode GEMM (run with TRTFORGE_TCG=4 on sm_90): prefill passes of
         // 9 / 16 / 33 / 64 rows (each prompt alone) and batched decode steps of 12 (padded to 16) and

@@ -1216,6 +1216,14 @@ struct TcU {
 #ifndef RS_LATE
 #define RS_LATE 1
 #endif
+// Session 22, opt-in (TRTFORGE_I4_POST=1; not yet run on a GPU): int4 tiles whose k-steps are exactly one scale group
+// (g128: a warp's step is 4 lanes x 32 = 128 inputs) multiply the group scale after the mma — the step's sums of
+// (u - 8) x into their own accumulators, then acc += scale x sums in f32 (4 FFMA a step instead of 32 HMUL2 a lane).
+// Not the same rounding as the f16 pairs (u - 8) s of the default and of the GEMM path's f16 copy: closer to the CPU
+// reference, but the GEMV and GEMM paths then differ by the weights' f16 rounding (session 7's exact-equality checks).
+#ifndef I4_POST
+#define I4_POST 0
+#endif
 template <int N>
 struct TcIC {
     static constexpr int v = N;
@@ -1242,6 +1250,8 @@ __device__ __forceinline__ void mma16816(float* c, u32 a0, u32 a1, u32 a2, u32 a
 #ifndef I4_LOP3
 #define I4_LOP3 1
 #endif
+// SCALE false: the pairs (u - 8) without the group scale (tc_core's I4_POST applies it after the mma).
+template <bool SCALE = true>
 __device__ __forceinline__ void i4_word_pairs(u32 w, u32 s2, u32* p) {
 #if I4_LOP3
     const u32 w8 = w >> 8;
@@ -1257,7 +1267,7 @@ __device__ __forceinline__ void i4_word_pairs(u32 w, u32 s2, u32* p) {
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(s2));
+        if (SCALE) asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(s2));
         p[i] = h[i];
     }
 #else
@@ -1265,14 +1275,14 @@ __device__ __forceinline__ void i4_word_pairs(u32 w, u32 s2, u32* p) {
     for (int i = 0; i < 4; i++) {
         u32 h = ((w >> (4 * i)) & 0x000F000Fu) | 0x64006400u;  // (1024 + u0, 1024 + u1)
         asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(0x64086408u));
-        asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
+        if (SCALE) asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(h) : "r"(h), "r"(s2));
         p[i] = h;
     }
 #endif
 }
 
 // The lane's CH weights of one row as f16 pairs: pair j = elements (2j, 2j + 1) of the chunk.
-template <int WF>
+template <int WF, bool SCALE = true>
 __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
     const u32 wv[4] = {w.x, w.y, w.z, w.w};
     if (WF == WF_F16) {
@@ -1294,7 +1304,7 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
         for (int q = 0; q < 4; q++) e4m3x4_h2(wv[q], p[2 * q], p[2 * q + 1]);
     } else {
 #pragma unroll
-        for (int q = 0; q < 4; q++) i4_word_pairs(wv[q], s2, p + 4 * q);
+        for (int q = 0; q < 4; q++) i4_word_pairs<SCALE>(wv[q], s2, p + 4 * q);
     }
 }
 
@@ -1375,6 +1385,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     // epilogue thread's rows (rs, for the tile after this one nrs) — so that no dependent DRAM round
     // trip is left between a tile's mmas and its epilogue. Same values, same arithmetic.
     const bool scpre = !PERSIST && a.T <= c_scpre;
+    // I4_POST: the group scale after the mma, one group a step (the scale of step s is group s for every lane).
+    constexpr bool I4P = I4_POST && WF == WF_I4 && !PERSIST && I4_GROUP == STEPK;
     u32 qa[TC_U], qb[TC_U];
     auto load = [&](int tile, int b0) {
         const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
@@ -1389,9 +1401,9 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         if (WF == WF_I4) {
 #pragma unroll
             for (int i = 0; i < TC_U; i++) {
-                const int k = (warp + (b0 + i) * TC_WARPS) * STEPK + t4 * CH;
-                const bool in = scpre && (b0 + i < SPW) && k < K;
-                const int gi = (k < K ? k : 0) / I4_GROUP;
+                const int st = warp + (b0 + i) * TC_WARPS, k = st * STEPK + t4 * CH;
+                const bool in = scpre && (b0 + i < SPW) && (I4P ? st < NSTEP : k < K);
+                const int gi = I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP;
                 qa[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi] : 0u;
                 qb[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
             }
@@ -1417,8 +1429,9 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             va[OFF + i] = in ? ldg_nc(wa + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
             vb[OFF + i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
             if (WF == WF_I4) {
-                const bool sin = scpre && in;
-                const int gi = (k < K ? k : 0) / I4_GROUP;
+                const int st = warp + i * TC_WARPS;
+                const bool sin = scpre && (I4P ? st < NSTEP : in);
+                const int gi = I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP;
                 qa[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi] : 0u;
                 qb[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
             }
@@ -1464,23 +1477,32 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 if (s >= NSTEP) break;
                 const int k = s * STEPK + t4 * CH;
                 const bool xin = g < T && k < K;
-                u32 sa = 0, sb = 0;
+                u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
-                    const int gi = (k < K ? k : 0) / I4_GROUP;
-                    const u32 ha = scpre ? qa[OFF + i] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
-                    const u32 hb = scpre ? qb[OFF + i] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
+                    const int gi = I4P ? s : (k < K ? k : 0) / I4_GROUP;
+                    ha = scpre ? qa[OFF + i] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
+                    hb = scpre ? qb[OFF + i] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
                     sa = ha | (ha << 16);
                     sb = hb | (hb << 16);
                 }
                 u32 pa[CH / 2], pb[CH / 2];
-                tc_pairs<WF>(va[OFF + i], sa, pa);
-                tc_pairs<WF>(vb[OFF + i], sb, pb);
+                tc_pairs<WF, !I4P>(va[OFF + i], sa, pa);
+                tc_pairs<WF, !I4P>(vb[OFF + i], sb, pb);
                 const h16* xr = xs + g * XS + k;
+                float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
+                float* ac = I4P ? acs : acc;
 #pragma unroll
                 for (int v = 0; v < CH / 8; v++) {
                     const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
-                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
-                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                    mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
+                if constexpr (I4P) {  // rows g (acc 0, 1) and g + 8 (acc 2, 3)
+                    const float fa = h2f((h16)ha), fb = h2f((h16)hb);
+                    acc[0] = fmaf(fa, acs[0], acc[0]);
+                    acc[1] = fmaf(fa, acs[1], acc[1]);
+                    acc[2] = fmaf(fb, acs[2], acc[2]);
+                    acc[3] = fmaf(fb, acs[3], acc[3]);
                 }
             }
             if (tl + vgrid >= ntiles) {
@@ -1536,23 +1558,32 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 if (b0 + i >= SPW || s >= NSTEP) break;
                 const int k = s * STEPK + t4 * CH;
                 const bool xin = g < T && k < K;
-                u32 sa = 0, sb = 0;
+                u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
-                    const int gi = (k < K ? k : 0) / I4_GROUP;
-                    const u32 ha = scpre ? qa[i] : a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
-                    const u32 hb = scpre ? qb[i] : a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
+                    const int gi = I4P ? s : (k < K ? k : 0) / I4_GROUP;
+                    ha = scpre ? qa[i] : a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
+                    hb = scpre ? qb[i] : a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
                     sa = ha | (ha << 16);
                     sb = hb | (hb << 16);
                 }
                 u32 pa[CH / 2], pb[CH / 2];
-                tc_pairs<WF>(va[i], sa, pa);
-                tc_pairs<WF>(vb[i], sb, pb);
+                tc_pairs<WF, !I4P>(va[i], sa, pa);
+                tc_pairs<WF, !I4P>(vb[i], sb, pb);
                 const h16* xr = xs + g * XS + k;
+                float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
+                float* ac = I4P ? acs : acc;
 #pragma unroll
                 for (int v = 0; v < CH / 8; v++) {
                     const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
-                    mma16816(acc, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
-                    mma16816(acc, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                    mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+                    mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+                }
+                if constexpr (I4P) {  // rows g (acc 0, 1) and g + 8 (acc 2, 3)
+                    const float fa = h2f((h16)ha), fb = h2f((h16)hb);
+                    acc[0] = fmaf(fa, acs[0], acc[0]);
+                    acc[1] = fmaf(fa, acs[1], acc[1]);
+                    acc[2] = fmaf(fb, acs[2], acc[2]);
+                    acc[3] = fmaf(fb, acs[3], acc[3]);
                 }
                 (void)MMAS;
             }

@@ -614,6 +614,10 @@ impl KernelSpec {
         if std::env::var("TRTFORGE_RS_LATE").as_deref() == Ok("0") {
             s.push_str("#define RS_LATE 0\n");
         }
+        // TRTFORGE_I4_POST=1 (opt-in, session 22): int4 g128 group scales after the mma (kernels.cu I4_POST).
+        if std::env::var("TRTFORGE_I4_POST").as_deref() == Ok("1") {
+            s.push_str("#define I4_POST 1\n");
+        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }
