@@ -1216,7 +1216,8 @@ struct TcU {
 #ifndef RS_LATE
 #define RS_LATE 1
 #endif
-// Session 22, opt-in (TRTFORGE_I4_POST=1; not yet run on a GPU): int4 tiles whose k-steps are exactly one scale group
+// Session 22, opt-in (TRTFORGE_I4_POST=1; call 4: int4 bs1 +4.5 % in one pair, i4g128 checks 5 / 5; the exact-equality
+// checks against the GEMM path not yet run with it): int4 tiles whose k-steps are exactly one scale group
 // (g128: a warp's step is 4 lanes x 32 = 128 inputs) multiply the group scale after the mma — the step's sums of
 // (u - 8) x into their own accumulators, then acc += scale x sums in f32 (4 FFMA a step instead of 32 HMUL2 a lane).
 // Not the same rounding as the f16 pairs (u - 8) s of the default and of the GEMM path's f16 copy: closer to the CPU

@@ -9,6 +9,9 @@
 #     after, so that a short lease still has one).
 # If (1) passes and (2) wins, the remaining exact-equality question is the GEMM path's f16 copy (prefill, > 8 rows):
 # run TRTFORGE_CHECKS=bs1q and prefill with it before making it the default.
+# Session 22 call 4 ran this script (d1e1c53) with 245 s: pair a (default 1,841 / 10,760, I4_POST 1,923 / 10,954) and
+# i4g128 5 / 5 with I4_POST (then the paged list ran after it; e05a4ff stops the set there). Left: pair b, the
+# default's i4g128, bs1q / prefill with I4_POST.
 set -uo pipefail
 C=.carry/s23; B=$C/trtforge; R=docs/benchmarks/2026-12-02-h200-session22/next; O=/tmp/s23a; mkdir -p $O
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/kc; mkdir -p /tmp/kc; cp $C/kcache/* /tmp/kc/ 2>/dev/null
