@@ -1282,6 +1282,15 @@ __device__ __forceinline__ void i4_word_pairs(u32 w, u32 s2, u32* p) {
 #endif
 }
 
+// I4_POST: acc += group scale x the k-step's sums; rows g (acc 0, 1) and g + 8 (acc 2, 3), scales ha / hb (f16 bits).
+__device__ __forceinline__ void i4_post_add(float* acc, const float* acs, u32 ha, u32 hb) {
+    const float fa = h2f((h16)ha), fb = h2f((h16)hb);
+    acc[0] = fmaf(fa, acs[0], acc[0]);
+    acc[1] = fmaf(fa, acs[1], acc[1]);
+    acc[2] = fmaf(fb, acs[2], acc[2]);
+    acc[3] = fmaf(fb, acs[3], acc[3]);
+}
+
 // The lane's CH weights of one row as f16 pairs: pair j = elements (2j, 2j + 1) of the chunk.
 template <int WF, bool SCALE = true>
 __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
@@ -1498,13 +1507,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                     mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
                     mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
                 }
-                if constexpr (I4P) {  // rows g (acc 0, 1) and g + 8 (acc 2, 3)
-                    const float fa = h2f((h16)ha), fb = h2f((h16)hb);
-                    acc[0] = fmaf(fa, acs[0], acc[0]);
-                    acc[1] = fmaf(fa, acs[1], acc[1]);
-                    acc[2] = fmaf(fb, acs[2], acc[2]);
-                    acc[3] = fmaf(fb, acs[3], acc[3]);
-                }
+                if constexpr (I4P) i4_post_add(acc, acs, ha, hb);
             }
             if (tl + vgrid >= ntiles) {
                 pdl_trigger();
@@ -1579,13 +1582,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                     mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
                     mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
                 }
-                if constexpr (I4P) {  // rows g (acc 0, 1) and g + 8 (acc 2, 3)
-                    const float fa = h2f((h16)ha), fb = h2f((h16)hb);
-                    acc[0] = fmaf(fa, acs[0], acc[0]);
-                    acc[1] = fmaf(fa, acs[1], acc[1]);
-                    acc[2] = fmaf(fb, acs[2], acc[2]);
-                    acc[3] = fmaf(fb, acs[3], acc[3]);
-                }
+                if constexpr (I4P) i4_post_add(acc, acs, ha, hb);
                 (void)MMAS;
             }
         }
