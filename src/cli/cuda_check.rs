@@ -59,9 +59,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         crate::backend::cuda::gpu::probe()?;
     }
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
-    // fp8tl, the udown sets and i4g128 are short lists of their own: no paged checks after them.
-    let own = matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128"));
-    if set.engine_dirs.is_empty() && !own && crate::eval::cuda_check::udown_only().is_none() {
+    if set.engine_dirs.is_empty() && !crate::eval::cuda_check::own_list_only() {
         // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.
         results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
     }

@@ -472,6 +472,12 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
     }
 }
 
+/// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128` and
+/// the [`udown_only`] sets.
+pub fn own_list_only() -> bool {
+    udown_only().is_some() || matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128"))
+}
+
 /// `TRTFORGE_CHECKS=attn`: only the checks whose decode runs the tensor-core decode attention
 /// (head_dim 32 / 64; f16 and 8-bit caches; GQA 2, 3 and 8), static and paged (a short GPU lease).
 pub fn attn_only() -> bool {

@@ -1397,6 +1397,10 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     const bool scpre = !PERSIST && a.T <= c_scpre;
     // I4_POST: the group scale after the mma, one group a step (the scale of step s is group s for every lane).
     constexpr bool I4P = I4_POST && WF == WF_I4 && !PERSIST && I4_GROUP == STEPK;
+    // The int4 scale group of step st at this lane's input k, and whether it has one to load: by input (a lane past K
+    // none), with I4_POST by step (every lane of a step scales its sums by the step's group).
+    auto sgroup = [&](int st, int k) { return I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP; };
+    auto shas = [&](int st, int k) { return I4P ? st < NSTEP : k < K; };
     u32 qa[TC_U], qb[TC_U];
     auto load = [&](int tile, int b0) {
         const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
@@ -1412,8 +1416,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
 #pragma unroll
             for (int i = 0; i < TC_U; i++) {
                 const int st = warp + (b0 + i) * TC_WARPS, k = st * STEPK + t4 * CH;
-                const bool in = scpre && (b0 + i < SPW) && (I4P ? st < NSTEP : k < K);
-                const int gi = I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP;
+                const bool in = scpre && (b0 + i < SPW) && shas(st, k);
+                const int gi = sgroup(st, k);
                 qa[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi] : 0u;
                 qb[i] = in ? (u32)a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
             }
@@ -1440,8 +1444,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             vb[OFF + i] = in ? ldg_nc(wb + (size_t)k * 16 / CH) : make_uint4(0, 0, 0, 0);
             if (WF == WF_I4) {
                 const int st = warp + i * TC_WARPS;
-                const bool sin = scpre && (I4P ? st < NSTEP : in);
-                const int gi = I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP;
+                const bool sin = scpre && shas(st, k);
+                const int gi = sgroup(st, k);
                 qa[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi] : 0u;
                 qb[OFF + i] = sin ? (u32)a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi] : 0u;
             }
@@ -1489,7 +1493,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 const bool xin = g < T && k < K;
                 u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
-                    const int gi = I4P ? s : (k < K ? k : 0) / I4_GROUP;
+                    const int gi = sgroup(s, k);
                     ha = scpre ? qa[OFF + i] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
                     hb = scpre ? qb[OFF + i] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
                     sa = ha | (ha << 16);
@@ -1564,7 +1568,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 const bool xin = g < T && k < K;
                 u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
-                    const int gi = I4P ? s : (k < K ? k : 0) / I4_GROUP;
+                    const int gi = sgroup(s, k);
                     ha = scpre ? qa[i] : a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
                     hb = scpre ? qb[i] : a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
                     sa = ha | (ha << 16);

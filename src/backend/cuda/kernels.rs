@@ -606,17 +606,17 @@ impl KernelSpec {
         if self.pf2() {
             s.push_str("#define TC_PF2 1\n");
         }
-        // Session 22: TRTFORGE_I4_LOP3=0 builds the int4 dequantization before `i4_word_pairs` (kernels.cu; same
-        // pairs bit for bit, six more instructions a word) for A/B runs.
-        if std::env::var("TRTFORGE_I4_LOP3").as_deref() == Ok("0") {
-            s.push_str("#define I4_LOP3 0\n");
-        }
-        if std::env::var("TRTFORGE_RS_LATE").as_deref() == Ok("0") {
-            s.push_str("#define RS_LATE 0\n");
-        }
-        // TRTFORGE_I4_POST=1 (opt-in, session 22): int4 g128 group scales after the mma (kernels.cu I4_POST).
-        if std::env::var("TRTFORGE_I4_POST").as_deref() == Ok("1") {
-            s.push_str("#define I4_POST 1\n");
+        // Session 22 (kernels.cu): TRTFORGE_I4_LOP3=0 / TRTFORGE_RS_LATE=0 build the code before `i4_word_pairs` (same
+        // pairs bit for bit, six more instructions a word) / before RS_LATE, for A/B runs; TRTFORGE_I4_POST=1 the
+        // opt-in int4 g128 group scales after the mma.
+        for (env, val, def) in [
+            ("TRTFORGE_I4_LOP3", "0", "I4_LOP3"),
+            ("TRTFORGE_RS_LATE", "0", "RS_LATE"),
+            ("TRTFORGE_I4_POST", "1", "I4_POST"),
+        ] {
+            if std::env::var(env).as_deref() == Ok(val) {
+                let _ = writeln!(s, "#define {def} {val}");
+            }
         }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());

@@ -481,6 +481,17 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
     // Session 12: the folded combine in clusters of 8 o blocks (`ocomb` + `ocl8`) where the model has
     // many heads (TinyLlama's 32: each o block would otherwise copy all heads' records).
     let ocl = if cl { Some(8) } else { None };
+    // The quantized formats' one-row and 2–8-row switches (int4 adds `cl`; int8 / fp8 use them only with `cl`).
+    let quant = Bs1Knobs {
+        trig: [2; 6],
+        mtrig: [2; 6],
+        attn_cg: cl,
+        scpre: true,
+        scpre8: true,
+        ocomb: cl,
+        o_cluster: ocl,
+        ..off
+    };
     let k = match fmt {
         F16 if weight_bytes >= 1_500_000_000 => Bs1Knobs {
             trig: [1; 6],
@@ -493,32 +504,14 @@ pub fn bs1_default(fmt: crate::quant::WeightFormat, weight_bytes: usize, pdl_tc:
             ..off
         },
         F16 => Bs1Knobs { trig: [2; 6], attn_cl: cl, attn_cg: cl, ocomb: cl, ..off },
-        I4 { .. } => Bs1Knobs {
-            trig: [2; 6],
-            mtrig: [2; 6],
-            attn_cl: cl,
-            attn_cg: cl,
-            scpre: true,
-            scpre8: true,
-            ocomb: cl,
-            o_cluster: ocl,
-            ..off
-        },
-        // Session 22: `scpre` + `scpre8` for int8 / fp8 too, now that the next tile's row scales are taken a tile
-        // later (kernels.cu RS_LATE; session 7's `scpre` loss was that stall). H200, one process, alternating:
-        // int8 bs1 1,698 / 1,693 -> 1,715 / 1,720, bs8 10,131 / 10,173 -> 10,448 / 10,492; fp8 bs1 1,745 / 1,741 ->
-        // 1,759 / 1,757, bs8 10,304 / 10,307 -> 10,607 / 10,638; checks udown8 / udownf8 with the same errors.
-        // Without the cg kernel `trigw` lost (session 7: plain 1.8 % faster than trigw + cl + scpre).
-        I8 | F8 if cl => Bs1Knobs {
-            trig: [2; 6],
-            mtrig: [2; 6],
-            attn_cg: true,
-            ocomb: true,
-            o_cluster: ocl,
-            scpre: true,
-            scpre8: true,
-            ..off
-        },
+        I4 { .. } => Bs1Knobs { attn_cl: cl, ..quant },
+        // Session 22: int8 / fp8 as int4 (`scpre` + `scpre8` too, now that the next tile's row scales are taken a
+        // tile later: kernels.cu RS_LATE; session 7's `scpre` loss was that stall) but without `cl` at one row. H200,
+        // one process, alternating: int8 bs1 1,698 / 1,693 -> 1,715 / 1,720, bs8 10,131 / 10,173 -> 10,448 / 10,492;
+        // fp8 bs1 1,745 / 1,741 -> 1,759 / 1,757, bs8 10,304 / 10,307 -> 10,607 / 10,638; checks udown8 / udownf8
+        // with the same errors. Without the cg kernel `trigw` lost (session 7: plain 1.8 % faster than trigw + cl +
+        // scpre).
+        I8 | F8 if cl => quant,
         I8 | F8 => Bs1Knobs { mtrig: [2; 6], ..off },
         _ => return off,
     };
