@@ -835,9 +835,10 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("i4g128") {
-        // Session 22 (for TRTFORGE_I4_POST=1, the group scale after the mma): int4 g128 where a warp's k-step is one
-        // group — the TinyLlama shape (1 and 3 sequences, logits) and the SmolLM2 shape (576 inputs stored as 640: a
-        // partial last group; logits of 3 sequences and one alone, greedy 16 tokens), against the CPU reference.
+        // Session 22 (for I4_POST, the group scale after the mma, the default since session 23): int4 g128 where a
+        // warp's k-step is one group — the TinyLlama shape (1 and 3 sequences, logits) and the SmolLM2 shape (576
+        // inputs stored as 640: a partial last group; logits of 3 sequences and one alone, greedy 16 tokens), against
+        // the CPU reference.
         let g = I4 { group: 128 };
         let tl = load("preset:tinyllama-1.1b")?;
         let ps3 = seeded_prompts(&[20, 6, 9], tl.weights.config.vocab_size, 5);

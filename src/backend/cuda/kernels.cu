@@ -1216,14 +1216,21 @@ struct TcU {
 #ifndef RS_LATE
 #define RS_LATE 1
 #endif
-// Session 22, opt-in (TRTFORGE_I4_POST=1; call 4: int4 bs1 +4.5 % in one pair, i4g128 checks 5 / 5; the exact-equality
-// checks against the GEMM path not yet run with it): int4 tiles whose k-steps are exactly one scale group
-// (g128: a warp's step is 4 lanes x 32 = 128 inputs) multiply the group scale after the mma — the step's sums of
-// (u - 8) x into their own accumulators, then acc += scale x sums in f32 (4 FFMA a step instead of 32 HMUL2 a lane).
-// Not the same rounding as the f16 pairs (u - 8) s of the default and of the GEMM path's f16 copy: closer to the CPU
-// reference, but the GEMV and GEMM paths then differ by the weights' f16 rounding (session 7's exact-equality checks).
+// Session 22 (the default since session 23; TRTFORGE_I4_POST=0 builds the code before): int4 tiles whose k-steps are
+// exactly one scale group (g128: a warp's step is 4 lanes x 32 = 128 inputs) multiply the group scale after the mma —
+// the step's sums of (u - 8) x into their own accumulators, then acc += scale x sums in f32 (4 FFMA a step instead of
+// 32 HMUL2 a lane). Not the rounding of the f16 pairs (u - 8) s of the code before and of the GEMM path's f16 copy:
+// closer to the exact (u - 8) s, so the one-row path and the GEMM path differ by the weights' f16 rounding. H200
+// (session 23 call 1, three alternating pairs): int4 bs1 1,847 / 1,849 / 1,848 -> 1,931 / 1,936 / 1,932 (+4.6 %), bs8
+// +2.4 %; checks i4g128 5 / 5 (TinyLlama logits 6.82e-4 / 1.14e-3 against 6.82e-4 / 7.90e-4 before).
 #ifndef I4_POST
-#define I4_POST 0
+#define I4_POST 1
+#endif
+// Session 23: tc_core's x loads without the per-lane predicate (see xok; TRTFORGE_TC_XCLAMP=0 builds the code before).
+// H200 (session 23 call 2, two alternating pairs): bs1 int4 +1.8 %, int8 +2.4 %, fp16 +1.5 %; bs8 +0.3 to +1.2 %;
+// checks i4g128 and udown16 with the errors of the code before.
+#ifndef TC_XCLAMP
+#define TC_XCLAMP 1
 #endif
 template <int N>
 struct TcIC {
@@ -1401,6 +1408,13 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     // none), with I4_POST by step (every lane of a step scales its sums by the step's group).
     auto sgroup = [&](int st, int k) { return I4P ? (st < NSTEP ? st : 0) : (k < K ? k : 0) / I4_GROUP; };
     auto shas = [&](int st, int k) { return I4P ? st < NSTEP : k < K; };
+    // TC_XCLAMP: the x fragments without a predicate — a lane whose batch row g is past T reads row 0 (its sums land in
+    // accumulator columns >= T, which no epilogue reads: the mma's columns are independent), and a lane past K is
+    // possible only where K is not a whole number of steps (then it keeps the zero fill: stored padding times
+    // whatever follows the row could be NaN).
+    constexpr bool KPART = NSTEP * STEPK != K;
+    const int gx = (TC_XCLAMP && g >= T) ? 0 : g;
+    auto xok = [&](int k) { return TC_XCLAMP ? (!KPART || k < K) : (g < T && k < K); };
     u32 qa[TC_U], qb[TC_U];
     auto load = [&](int tile, int b0) {
         const unsigned char* wa = W + (size_t)(tile * 16 + g) * ROWB;
@@ -1490,7 +1504,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 const int s = warp + i * TC_WARPS;
                 if (s >= NSTEP) break;
                 const int k = s * STEPK + t4 * CH;
-                const bool xin = g < T && k < K;
+                const bool xin = xok(k);
                 u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
                     const int gi = sgroup(s, k);
@@ -1502,7 +1516,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 u32 pa[CH / 2], pb[CH / 2];
                 tc_pairs<WF, !I4P>(va[OFF + i], sa, pa);
                 tc_pairs<WF, !I4P>(vb[OFF + i], sb, pb);
-                const h16* xr = xs + g * XS + k;
+                const h16* xr = xs + gx * XS + k;
                 float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
                 float* ac = I4P ? acs : acc;
 #pragma unroll
@@ -1565,7 +1579,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 const int s = warp + (b0 + i) * TC_WARPS;
                 if (b0 + i >= SPW || s >= NSTEP) break;
                 const int k = s * STEPK + t4 * CH;
-                const bool xin = g < T && k < K;
+                const bool xin = xok(k);
                 u32 sa = 0, sb = 0, ha = 0, hb = 0;
                 if (WF == WF_I4) {
                     const int gi = sgroup(s, k);
@@ -1577,7 +1591,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 u32 pa[CH / 2], pb[CH / 2];
                 tc_pairs<WF, !I4P>(va[i], sa, pa);
                 tc_pairs<WF, !I4P>(vb[i], sb, pb);
-                const h16* xr = xs + g * XS + k;
+                const h16* xr = xs + gx * XS + k;
                 float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
                 float* ac = I4P ? acs : acc;
 #pragma unroll

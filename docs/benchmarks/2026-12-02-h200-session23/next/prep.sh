@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Session 23, for the next lease (run on the CPU machine from the repository root; ≈ 6 min on 2 cores after the build):
+# the release binary (stripped) and the kernel cache of the modules next_call.sh uses, into .carry/s27 (git-ignored via
+# .git/info/exclude; pass it as the run's carry). NVRTC: pip download nvidia-cuda-nvrtc==13.0.88, unzip, NVRTC=<lib dir>.
+set -euo pipefail
+NVRTC=${NVRTC:-/tmp/nvrtc/x/nvidia/cu13/lib}; C=.carry/s27
+grep -qx "/.carry/" .git/info/exclude 2>/dev/null || echo "/.carry/" >> .git/info/exclude
+cargo build --release; mkdir -p $C/kcache; cp target/release/trtforge $C/; strip $C/trtforge; git rev-parse HEAD > $C/commit.txt
+P() { local m=$1 q=$2; shift 2; env LD_LIBRARY_PATH=$NVRTC TRTFORGE_CACHE_DIR=$C/kcache TRTFORGE_CUDA_PRECOMPILE=sm_90 "$@" \
+  ./target/release/trtforge bench --model preset:$m --precisions $q --batch-sizes 1 --isolate never 2>&1 | tail -1 || true; }
+T=(TRTFORGE_TIMELINE=1 TRTFORGE_TIMELINE_TILES=1)
+# two at a time (one NVRTC process per core); each job writes its own cubin
+P tinyllama-1.1b int4 "${T[@]}" & P tinyllama-1.1b fp16 "${T[@]}"; wait
+P tinyllama-1.1b int8 "${T[@]}" & P tinyllama-1.1b int4 X=1; wait
+P tinyllama-1.1b fp16 X=1 & P tinyllama-1.1b int8 X=1; wait
+ls -la $C/kcache; du -sh $C
