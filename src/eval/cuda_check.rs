@@ -821,7 +821,11 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     let path =
         |p: &PathBuf| p.to_str().map(str::to_string).ok_or_else(|| Error::Invalid(format!("{p:?} is not UTF-8")));
-    if let Some(formats) = udown_only() {
+    // `i4g128` (session 22, for I4_POST, the group scale after the mma, the default since session 23): `udown4` —
+    // int4 g128, where a warp's k-step is one group — then the SmolLM2 shape (576 inputs stored as 640: a partial last
+    // group; logits of 3 sequences and one alone, greedy 16 tokens).
+    let i4g128 = std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("i4g128");
+    if let Some(formats) = udown_only().or(i4g128.then_some(&[I4 { group: 128 }][..])) {
         // Session 20: the down GEMVs with all of a warp's k-steps loaded in one round (TinyLlama's intermediate
         // size has 3 int4 / 6 int8 and fp8 / 11 f16 steps a warp; the tiny fixtures have one): the TinyLlama shape,
         // every weight format (`udown16`: f16 only, for the TRTFORGE_TC_UDOWN16 build; `udown4`: int4 g128 only,
@@ -832,23 +836,14 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check("tinyllama-1.1b bs1", &tl.weights, p, &ps3[..1]));
             add(logits_check("tinyllama-1.1b", &tl.weights, p, &ps3));
         }
-        return Ok(results);
-    }
-    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("i4g128") {
-        // Session 22 (for I4_POST, the group scale after the mma, the default since session 23): int4 g128 where a
-        // warp's k-step is one group — the TinyLlama shape (1 and 3 sequences, logits) and the SmolLM2 shape (576
-        // inputs stored as 640: a partial last group; logits of 3 sequences and one alone, greedy 16 tokens), against
-        // the CPU reference.
-        let g = I4 { group: 128 };
-        let tl = load("preset:tinyllama-1.1b")?;
-        let ps3 = seeded_prompts(&[20, 6, 9], tl.weights.config.vocab_size, 5);
-        add(logits_check("tinyllama-1.1b bs1", &tl.weights, g, &ps3[..1]));
-        add(logits_check("tinyllama-1.1b", &tl.weights, g, &ps3));
-        let sm = load("preset:smollm2-135m")?;
-        let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
-        add(logits_check("smollm2-135m bs1", &sm.weights, g, &ps4[..1]));
-        add(logits_check("smollm2-135m", &sm.weights, g, &ps4));
-        add(greedy_check("smollm2-135m", &sm.weights, g, &ps4, 16));
+        if i4g128 {
+            let g = I4 { group: 128 };
+            let sm = load("preset:smollm2-135m")?;
+            let ps4 = seeded_prompts(&[20, 6, 33], sm.weights.config.vocab_size, 4);
+            add(logits_check("smollm2-135m bs1", &sm.weights, g, &ps4[..1]));
+            add(logits_check("smollm2-135m", &sm.weights, g, &ps4));
+            add(greedy_check("smollm2-135m", &sm.weights, g, &ps4, 16));
+        }
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg4") {

@@ -1495,6 +1495,33 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     // Timeline builds: the folded o GEMV stamps "trig" when its combine prologue is done (session 12:
     // where its extra time goes), not at its trigger.
     if constexpr (PRO == PRO_COMB) tl_trig();
+    // One k-step s of tile tl into acc: the lane's weights in load slot j (va / vb: rows g, g + 8), their int4 group
+    // scales (with scpre the ones loaded with them, qa / qb; else read here) and x from shared memory. Both tile loops.
+    auto tc_step = [&](float* acc, int j, int s, int tl) {
+        const int k = s * STEPK + t4 * CH;
+        const bool xin = xok(k);
+        u32 sa = 0, sb = 0, ha = 0, hb = 0;
+        if (WF == WF_I4) {
+            const int gi = sgroup(s, k);
+            ha = scpre ? qa[j] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
+            hb = scpre ? qb[j] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
+            sa = ha | (ha << 16);
+            sb = hb | (hb << 16);
+        }
+        u32 pa[CH / 2], pb[CH / 2];
+        tc_pairs<WF, !I4P>(va[j], sa, pa);
+        tc_pairs<WF, !I4P>(vb[j], sb, pb);
+        const h16* xr = xs + gx * XS + k;
+        float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
+        float* ac = I4P ? acs : acc;
+#pragma unroll
+        for (int v = 0; v < CH / 8; v++) {
+            const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
+            mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
+            mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
+        }
+        if constexpr (I4P) i4_post_add(acc, acs, ha, hb);
+    };
     if constexpr (PF2) {
         auto run = [&](auto OFFC, int tl) {
             constexpr int OFF = decltype(OFFC)::v;
@@ -1503,29 +1530,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             for (int i = 0; i < SPW; i++) {
                 const int s = warp + i * TC_WARPS;
                 if (s >= NSTEP) break;
-                const int k = s * STEPK + t4 * CH;
-                const bool xin = xok(k);
-                u32 sa = 0, sb = 0, ha = 0, hb = 0;
-                if (WF == WF_I4) {
-                    const int gi = sgroup(s, k);
-                    ha = scpre ? qa[OFF + i] : a.scales[(size_t)(tl * 16 + g) * I4_GPR(K) + gi];
-                    hb = scpre ? qb[OFF + i] : a.scales[(size_t)(tl * 16 + g + 8) * I4_GPR(K) + gi];
-                    sa = ha | (ha << 16);
-                    sb = hb | (hb << 16);
-                }
-                u32 pa[CH / 2], pb[CH / 2];
-                tc_pairs<WF, !I4P>(va[OFF + i], sa, pa);
-                tc_pairs<WF, !I4P>(vb[OFF + i], sb, pb);
-                const h16* xr = xs + gx * XS + k;
-                float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
-                float* ac = I4P ? acs : acc;
-#pragma unroll
-                for (int v = 0; v < CH / 8; v++) {
-                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
-                    mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
-                    mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
-                }
-                if constexpr (I4P) i4_post_add(acc, acs, ha, hb);
+                tc_step(acc, OFF + i, s, tl);
             }
             if (tl + vgrid >= ntiles) {
                 pdl_trigger();
@@ -1578,29 +1583,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             for (int i = 0; i < TC_U; i++) {
                 const int s = warp + (b0 + i) * TC_WARPS;
                 if (b0 + i >= SPW || s >= NSTEP) break;
-                const int k = s * STEPK + t4 * CH;
-                const bool xin = xok(k);
-                u32 sa = 0, sb = 0, ha = 0, hb = 0;
-                if (WF == WF_I4) {
-                    const int gi = sgroup(s, k);
-                    ha = scpre ? qa[i] : a.scales[(size_t)(tile * 16 + g) * I4_GPR(K) + gi];
-                    hb = scpre ? qb[i] : a.scales[(size_t)(tile * 16 + g + 8) * I4_GPR(K) + gi];
-                    sa = ha | (ha << 16);
-                    sb = hb | (hb << 16);
-                }
-                u32 pa[CH / 2], pb[CH / 2];
-                tc_pairs<WF, !I4P>(va[i], sa, pa);
-                tc_pairs<WF, !I4P>(vb[i], sb, pb);
-                const h16* xr = xs + gx * XS + k;
-                float acs[4] = {0.f, 0.f, 0.f, 0.f};  // I4P: this step's sums, scaled below
-                float* ac = I4P ? acs : acc;
-#pragma unroll
-                for (int v = 0; v < CH / 8; v++) {
-                    const uint4 xv = xin ? *(const uint4*)(xr + 8 * v) : make_uint4(0, 0, 0, 0);
-                    mma16816(ac, pa[4 * v], pb[4 * v], pa[4 * v + 1], pb[4 * v + 1], xv.x, xv.y);
-                    mma16816(ac, pa[4 * v + 2], pb[4 * v + 2], pa[4 * v + 3], pb[4 * v + 3], xv.z, xv.w);
-                }
-                if constexpr (I4P) i4_post_add(acc, acs, ha, hb);
+                tc_step(acc, i, s, tile);
                 (void)MMAS;
             }
         }
