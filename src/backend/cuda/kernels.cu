@@ -150,6 +150,13 @@ __device__ __forceinline__ void tt_tiles(int n) {
     unsigned long long* r = tt_rec();
     if (r != nullptr) r[TT_NT] = (unsigned long long)n;
 }
+// Session 24: sub-phase stamps (TL_ON builds with the tile trace only), written by thread 0 of the blocks with
+// blockIdx.y == blockIdx.z == 0: the one-row o GEMV's combine prologue stamps its steps into the t1a..t2b fields its
+// one tile leaves unused; the decode attention (acl_body: attn_decode_cg / cl) stamps wait / q / tiles / records in
+// the same layout with kind TL_ATTN (its splits of kv head 0, row 0).
+__device__ __forceinline__ void tt_sub(int f, int kind) {
+    if (TL_ON && blockIdx.y == 0 && blockIdx.z == 0) tt_put(f, kind);
+}
 __device__ __forceinline__ void tl_waited() { tl_stamp(3); }
 __device__ __forceinline__ void tl_trig() { tl_stamp(5); }
 __device__ __forceinline__ void tl_exit() { tl_stamp(7); }
@@ -956,6 +963,7 @@ __device__ __forceinline__ void stage_comb_t(const GemvArgs& a, act_t* xs, const
 #if __CUDA_ARCH__ >= 900
     if (CL) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
 #endif
+    tt_sub(TT_T0 + 7, TL_O);  // t3b: the prologue entered (cluster rank and size read)
     h16* rs = (h16*)xs + XS;                         // (nh, ns, HD) halves
     float* wsm = (float*)(rs + (size_t)NH * ns * HD);  // (nh, ns) weights
     float* part = (float*)a.part;
@@ -983,6 +991,7 @@ __device__ __forceinline__ void stage_comb_t(const GemvArgs& a, act_t* xs, const
         const int h = warp + j * NWARP;
         if (h >= nh) break;
         float M = v[j].x;
+        if (TL_ON && j == 0 && M != 1.5f) tt_sub(TT_T0 + 6, TL_O);  // t3a: thread 0's (max, sum) back (the test waits)
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
         const float f = v[j].x == -INFINITY ? 0.f : expf(v[j].x - M) * v[j].y;
@@ -991,12 +1000,15 @@ __device__ __forceinline__ void stage_comb_t(const GemvArgs& a, act_t* xs, const
         for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
         if (lane < ns) wsm[h * ns + lane] = L > 0.f ? f / L : 0.f;
     }
+    tt_sub(TT_T0 + 2, TL_O);  // t1a: thread 0's head weights (its (max, sum) loads back)
     cp_async_wait(0);
     __syncthreads();
+    tt_sub(TT_T0 + 3, TL_O);  // t1b: every record in shared memory
 #if __CUDA_ARCH__ >= 900
     // Every block of the cluster has started (its shared memory exists) before the remote stores.
     if (CL) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
 #endif
+    tt_sub(TT_T0 + 4, TL_O);  // t2a: the cluster's blocks all arrived
     const u32 x0 = (u32)__cvta_generic_to_shared(xs);
     for (int e = threadIdx.x; e < nh * HD / 4; e += NT) {
         const int h = (4 * e) / HD, d = (4 * e) % HD;
@@ -1026,6 +1038,7 @@ __device__ __forceinline__ void stage_comb_t(const GemvArgs& a, act_t* xs, const
 #endif
         }
     }
+    tt_sub(TT_T0 + 5, TL_O);  // t2b: thread 0's combined values stored
     // Every block's x is complete (and no block leaves while others still store into it).
     if (CL) cluster_sync_all();
 }
@@ -1231,6 +1244,14 @@ struct TcU {
 // checks i4g128 and udown16 with the errors of the code before.
 #ifndef TC_XCLAMP
 #define TC_XCLAMP 1
+#endif
+// Session 24: the folded o GEMV (PRO_COMB) reads GemvArgs::part / nsplit only after griddepcontrol.wait, and they are
+// the only fields of the parameter block's last 64-byte line (bytes 112..127 of GemvArgs): the first read there missed
+// the constant cache after the wait, in front of the records' L2 round trip (session 24 call 1: wait -> the splits'
+// (max, sum) weights 1.8-2.1 µs against 0.9 µs for the attention's q loads); so did the cluster size. A never-taken
+// test of both before the wait brings those lines in while the block waits (TRTFORGE_TC_PTOUCH=0: the code before).
+#ifndef TC_PTOUCH
+#define TC_PTOUCH 1
 #endif
 template <int N>
 struct TcIC {
@@ -1485,6 +1506,11 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             tt_i += half;
         }
     };
+    if constexpr (PRO == PRO_COMB && TC_PTOUCH) {
+        // Never true (nsplit = splits | copies << 16 > 0; a cluster has at least one block): the constant lines of
+        // nsplit / part and of the cluster size (%cluster_nctarank, read from the driver's constant bank).
+        if (a.nsplit == (int)0x80000000 || cl_nct() == 0u) __trap();
+    }
     tt(TT_WAIT0);
     wait();
     tt(TT_WAIT1);
@@ -3217,7 +3243,9 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         }
         cp_async_commit();
     }
+    tt_sub(TT_WAIT0, TL_ATTN);
     pdl_wait();
+    tt_sub(TT_WAIT1, TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
     tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
@@ -3255,6 +3283,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
             qa[s][1][1] = pack_h2(x1.z * scale, x1.w * scale);
         }
     }
+    tt_sub(TT_STAGED, TL_ATTN);  // q in registers (thread 0's loads back)
     float m_run = -INFINITY, l_run = 0.f;
     float o[ND][4];
 #pragma unroll
@@ -3332,6 +3361,7 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
 #endif
     }
     cp_async_wait(0);
+    tt_sub(TT_T0, TL_ATTN);  // t0a: warp 0's tiles done
     pdl_trigger();
     tl_trig();
 #if KV_Q
@@ -3349,6 +3379,9 @@ __device__ __forceinline__ void acl_body(const float* __restrict__ q, const kv_t
         ow[warp][g][nd * 8 + 2 * t + 1] = o[nd][1];
     }
     acl_merge<NW, false, GM>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split, part, counters, fold);
+    tt_sub(TT_T0 + 1, TL_ATTN);  // t0b: the block's merge and its record stores issued
+    if (TL_ON && blockIdx.y == 0 && blockIdx.z == 0) tt_tiles(1);
+    tt_sub(TT_END, TL_ATTN);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
 attn_decode_cl(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,

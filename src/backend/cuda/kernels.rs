@@ -609,12 +609,14 @@ impl KernelSpec {
         // Session 22 (kernels.cu): TRTFORGE_I4_LOP3=0 / TRTFORGE_RS_LATE=0 build the code before `i4_word_pairs` (same
         // pairs bit for bit, six more instructions a word) / before RS_LATE, for A/B runs; TRTFORGE_I4_POST=0 the int4
         // g128 group scales on the weights before the mma (the default before session 23); TRTFORGE_TC_XCLAMP=0 the
-        // GEMVs' x loads with their per-lane predicate (before session 23).
+        // GEMVs' x loads with their per-lane predicate (before session 23); TRTFORGE_TC_PTOUCH=0 the folded o GEMV without
+        // its parameter touch before griddepcontrol.wait (before session 24).
         for (env, val, def) in [
             ("TRTFORGE_I4_LOP3", "0", "I4_LOP3"),
             ("TRTFORGE_RS_LATE", "0", "RS_LATE"),
             ("TRTFORGE_I4_POST", "0", "I4_POST"),
             ("TRTFORGE_TC_XCLAMP", "0", "TC_XCLAMP"),
+            ("TRTFORGE_TC_PTOUCH", "0", "TC_PTOUCH"),
         ] {
             if std::env::var(env).as_deref() == Ok(val) {
                 let _ = writeln!(s, "#define {def} {val}");

@@ -207,7 +207,8 @@ pub fn tt_buf_len() -> usize {
 /// The trace as CSV, a line per traced block, launches in order of their first stamp: launch index, kind, grid,
 /// block, SM, tiles walked, then ns from the launch's first stamp (-1 = none) of wait0 (before
 /// griddepcontrol.wait), wait1 (after it), staged (the prologue's barrier), per tile i `tNa` (partials published)
-/// and `tNb` (epilogue done), end.
+/// and `tNb` (epilogue done), end, then the launch's first stamp itself (`t0`, ns of %globaltimer: launches of
+/// different kernels line up by it).
 pub fn tt_csv(raw: &[u64]) -> Result<String> {
     if raw.len() < tt_buf_len() {
         return Err(Error::Gpu("tile trace buffer too short".into()));
@@ -234,7 +235,7 @@ pub fn tt_csv(raw: &[u64]) -> Result<String> {
     for i in 0..TT_TILES {
         s.push_str(&format!(",t{i}a,t{i}b"));
     }
-    s.push_str(",end\n");
+    s.push_str(",end,t0\n");
     for (i, &(t0, sl)) in launches.iter().enumerate() {
         let (h, recs) = slot(sl);
         for (b, r) in recs.enumerate() {
@@ -243,7 +244,7 @@ pub fn tt_csv(raw: &[u64]) -> Result<String> {
             for &t in &r[..TT_TIME_FIELDS] {
                 s.push_str(&format!(",{}", if t == 0 { -1 } else { t as i64 - t0 as i64 }));
             }
-            s.push('\n');
+            s.push_str(&format!(",{t0}\n"));
         }
     }
     Ok(s)
@@ -542,10 +543,11 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5, "{csv}");
         assert!(lines[0].starts_with("i,kind,grid,block,smid,tiles,wait0,wait1,staged,t0a,t0b"));
-        assert_eq!(lines[1], "0,gateup,2,0,7,1,0,500,-1,2000,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1");
+        assert_eq!(lines[1], "0,gateup,2,0,7,1,0,500,-1,2000,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,1000");
         assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
         assert!(lines[2].starts_with("0,gateup,2,1,8,1,10,500,"));
         assert!(lines[3].starts_with("1,down,2,0,7,1,0,500,"));
+        assert!(lines[0].ends_with(",end,t0") && lines[3].ends_with(",9000"), "{csv}");
         assert!(tt_csv(&raw[..10]).is_err());
     }
 
