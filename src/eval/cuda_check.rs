@@ -478,6 +478,12 @@ pub fn own_list_only() -> bool {
     udown_only().is_some() || matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128"))
 }
 
+/// `TRTFORGE_CHECKS=tlkv8` (session 24): only the TinyLlama shape with an int8 cache through the block tables — a paged
+/// set with no static checks (`cuda-check --tinyllama`, with or without `--paged`).
+pub fn tlkv8_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tlkv8")
+}
+
 /// `TRTFORGE_CHECKS=attn`: only the checks whose decode runs the tensor-core decode attention
 /// (head_dim 32 / 64; f16 and 8-bit caches; GQA 2, 3 and 8), static and paged (a short GPU lease).
 pub fn attn_only() -> bool {
@@ -790,6 +796,9 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             }
         }
         return Ok(results);
+    }
+    if tlkv8_only() {
+        return Ok(results); // a paged set (cuda_paged_check)
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("kvrot") {
         // (The kernel is refused outside these until they have passed: backend::cuda::kv_rot_table.)

@@ -385,7 +385,8 @@ pub fn paged_checks_kvr(
 }
 
 /// The paged checks of `trtforge cuda-check`: the tiny fixture in fp32 and fp16; with
-/// `set.paged_only` also preset:tiny int4 g32 and, with `set.tinyllama`, the TinyLlama shape (fp16).
+/// `set.paged_only` also preset:tiny int4 g32 and, with `set.tinyllama`, the TinyLlama shape (fp16 weights; fp16 and int8
+/// caches).
 pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Result<Vec<CheckResult>> {
     use crate::model::load::load;
     use WeightFormat::*;
@@ -409,27 +410,15 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
         }
         return Ok(results);
     }
-    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tlkv8") {
+    if super::cuda_check::tlkv8_only() {
         // Session 24: only the TinyLlama shape with the int8 cache through the block tables (`--paged --tinyllama`).
-        if set.tinyllama {
-            let tl = load("preset:tinyllama-1.1b")?;
-            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
-            for r in paged_checks_kv("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Int8, &ps3, 16) {
-                add(r);
-            }
-        }
+        tinyllama_paged(set, &[KvCacheDtype::Int8], &mut add)?;
         return Ok(results);
     }
     if super::cuda_check::prefill_only() {
         // TRTFORGE_CHECKS=prefill: the TinyLlama-shape paged checks (prefill through
         // attn_prefill_fa on the block tables, chunked prefill, 64 sequences).
-        if set.tinyllama {
-            let tl = load("preset:tinyllama-1.1b")?;
-            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
-            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
-                add(r);
-            }
-        }
+        tinyllama_paged(set, &[KvCacheDtype::Fp16], &mut add)?;
         return Ok(results);
     }
     if super::cuda_check::attn_only() {
@@ -441,13 +430,7 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
                 add(r);
             }
         }
-        if set.tinyllama {
-            let tl = load("preset:tinyllama-1.1b")?;
-            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
-            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
-                add(r);
-            }
-        }
+        tinyllama_paged(set, &[KvCacheDtype::Fp16], &mut add)?;
         return Ok(results);
     }
     let tiny = load(tiny_path)?;
@@ -474,16 +457,21 @@ pub fn run_paged_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) ->
         for r in paged_checks("preset:tiny", &pt.weights, I4 { group: 32 }, &ps2, 16) {
             add(r);
         }
-        if set.tinyllama {
-            let tl = load("preset:tinyllama-1.1b")?;
-            let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
-            for r in paged_checks("tinyllama-1.1b", &tl.weights, F16, &ps3, 16) {
-                add(r);
-            }
-            for r in paged_checks_kv("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Int8, &ps3, 16) {
+        tinyllama_paged(set, &[KvCacheDtype::Fp16, KvCacheDtype::Int8], &mut add)?;
+    }
+    Ok(results)
+}
+
+/// With `set.tinyllama`: the TinyLlama-shape paged checks, fp16 weights, three prompts, once per cache format in `kvs`.
+fn tinyllama_paged(set: &CheckSet, kvs: &[KvCacheDtype], add: &mut dyn FnMut(Result<CheckResult>)) -> Result<()> {
+    if set.tinyllama {
+        let tl = crate::model::load::load("preset:tinyllama-1.1b")?;
+        let ps3 = seeded_prompts(&[20, 6, 70], tl.weights.config.vocab_size, 3);
+        for &kv in kvs {
+            for r in paged_checks_kv("tinyllama-1.1b", &tl.weights, WeightFormat::F16, kv, &ps3, 16) {
                 add(r);
             }
         }
     }
-    Ok(results)
+    Ok(())
 }
