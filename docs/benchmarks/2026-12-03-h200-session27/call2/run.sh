@@ -5,6 +5,7 @@
 # (1) one `trtforge bench` fp16,int4,int8,fp8 at bs 1,8,64 (--isolate auto: one child process an engine);
 # (2) scripts/torch_baseline.py fp16, then int4 int8, bs 1 8 64 (static KV cache, torch.compile, CUDA graphs);
 # (3) with the time left: SmolLM2-135M fp16 bs1.
+# First (≈ 40 s): the fused attention + o prologue probe (fa_o/fa_o.cu, nvcc on the device), see ../README.md.
 set -uo pipefail
 C=.carry/f2; B=$C/trtforge; O=/tmp/f2; mkdir -p $O
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/kc; mkdir -p /tmp/kc; cp $C/K/* /tmp/kc/ 2>/dev/null
@@ -12,6 +13,9 @@ T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }; left() { echo $(( 580
 fin() { cp $C/commit.txt $O/ 2>/dev/null; tar czf ${OUT:-/tmp}/f2.tgz -C /tmp f2; }
 trap fin EXIT
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader; date -u; cat $C/commit.txt; python3 -c "import torch;print('torch',torch.__version__)"; } > $O/env.txt 2>&1; cat $O/env.txt
+D=docs/benchmarks/2026-12-03-h200-session27
+( export PATH=/usr/local/cuda/bin:$PATH; nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v $D/fa_o/fa_o.cu -o /tmp/fa_o > $O/fa_o_build.log 2>&1; echo "nvcc rc=$?"; grep -E "error|registers|spill" $O/fa_o_build.log | head -8
+  timeout 60 /tmp/fa_o > $O/fa_o.log 2>&1; echo "fa_o rc=$?"; cat $O/fa_o.log ); t
 timeout 170 $B bench --model preset:tinyllama-1.1b --precisions fp16,int4,int8,fp8 --batch-sizes 1,8,64 --input-lens 512 --output-len 128 --json $O/b_all.json > $O/b_all.log 2>&1
 echo "b_all rc=$?"; grep -E "^\| (fp|int)|rror|isolat|child" $O/b_all.log | cut -c1-140; t
 peer() { local tag=$1; shift; local CT=$(( $(left) - 15 )); [ $CT -lt 60 ] && return
