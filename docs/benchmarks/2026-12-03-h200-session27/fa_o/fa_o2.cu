@@ -1,4 +1,6 @@
-// Session 27 probe v2 (fa_o.cu plus phase stamps and two variants: PV with 4 accumulator chains, one block an SM).
+// Session 27 probe v2 (fa_o.cu plus phase stamps and variants: PV4 = 1 P·V with 4 accumulator chains; PV4 = 2 scores
+// and P·V on tensor cores (mma.sync m16n8k16: scores as K-tile x q^T, P·V as V^T (ldmatrix.trans) x P^T); one block
+// an SM).
 // Session 27 probe (not engine code): how long would the one-row o GEMV's blocks take to compute the attention
 // themselves, from the moment griddepcontrol.wait returns to the moment every block holds the whole attention output
 // x (2048 halves) in shared memory? Today that stretch (qkv's last block end -> o's x staged) is ≈ 8.25 µs a layer
@@ -74,7 +76,9 @@ struct Lay {
     static constexpr int NC = CS / NKV, HPB = NH / CS;
     static constexpr int X = 0, K = X + QDIM * 2, V = K + CHMAX * KROW * 2, Q = V + CHMAX * KROW * 2,
                          SS = CHMAX + 4, S = Q + GQA * 65 * 4, ML = S + GQA * SS * 4, IN = ML + GQA * 2 * 4,
-                         INML = IN + HPB * NC * HD * 4, BYTES = INML + HPB * NC * 2 * 4;
+                         INML = IN + HPB * NC * HD * 4, QH = INML + HPB * NC * 2 * 4, PS = 64 * ((CHMAX + 8 + 63) / 64) + 8,
+                         PF = QH + GQA * 72 * 2, BYTES = PF + GQA * PS * 2;
+    static_assert(CHMAX % 16 == 0 && (PS / 2) % 32 == 4, "tiles of 16 positions; P rows on distinct banks");
 };
 
 template <int CS, int CHMAX, int PV4>
@@ -91,6 +95,8 @@ __global__ void __launch_bounds__(NT, 2)
     float* ml = (float*)(sm + Y::ML);
     float* inb = (float*)(sm + Y::IN);
     float* inml = (float*)(sm + Y::INML);
+    half* qh = (half*)(sm + Y::QH);  // PV4 == 2: q (GQA, 72) f16, scaled
+    half* pf = (half*)(sm + Y::PF);  // PV4 == 2: P (GQA, PS) f16, zero past n
     const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
     const int r = (int)cl_rank(), kvh = r / Y::NC, c = r % Y::NC;
     const int chunk = (L + Y::NC - 1) / Y::NC;
@@ -110,6 +116,10 @@ __global__ void __launch_bounds__(NT, 2)
             cp16(smem_u32(vs + p * KROW + 8 * s), vb + (size_t)p * HD + 8 * s);
         }
         asm volatile("cp.async.commit_group;");
+        if (PV4 == 2) {  // V rows [n, n rounded up to 16): zeros (P is zero there; stale shared memory could be NaN)
+            const int n16 = (n + 15) & ~15;
+            for (int i = t; i < (n16 - n) * 8; i += NT) *(uint4*)(vs + (n + (i >> 3)) * KROW + 8 * (i & 7)) = make_uint4(0, 0, 0, 0);
+        }
     }
     cl_arrive_relaxed();  // this block's shared memory exists (the others may store into it after their wait)
     asm volatile("cp.async.wait_all;" ::: "memory");
@@ -124,7 +134,11 @@ __global__ void __launch_bounds__(NT, 2)
     }
     __syncthreads();
     // After the wait: q of the kv head's 8 heads (f32, from L2) and the newest K / V row if it is in this chunk.
-    qs[(t >> 6) * 65 + (t & 63)] = __ldcg(q + (size_t)kvh * GQA * HD + t) * (0.125f * 1.44269504f);  // 1/sqrt(HD), log2 e
+    {
+        const float qv = __ldcg(q + (size_t)kvh * GQA * HD + t) * (0.125f * 1.44269504f);  // 1/sqrt(HD), log2 e
+        if (PV4 == 2) qh[(t >> 6) * 72 + (t & 63)] = __float2half(qv);
+        else qs[(t >> 6) * 65 + (t & 63)] = qv;
+    }
     if (newest >= p0 && newest < p0 + n && t < 16) {
         const int p = newest - p0, s = t & 7;
         const half* src = (t < 8 ? kc : vc) + ((size_t)kvh * CHMAX * 8 + newest) * HD + 8 * s;
@@ -132,6 +146,35 @@ __global__ void __launch_bounds__(NT, 2)
     }
     __syncthreads();
     if (t == 0) stamps[8 * blockIdx.x + 1] = gtime();
+    const int g = lane >> 2, t4 = lane & 3;
+    if (PV4 == 2) {
+        // Scores on tensor cores: warp w, positions [16w, 16w + 16): A = K rows (16 x 16 dims a step), B = q^T.
+        if (warp * 16 < n) {
+            const int pb = warp * 16;
+            float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++) {
+                const uint32_t a0 = *(const uint32_t*)(ks + (pb + g) * KROW + 16 * kk + 2 * t4);
+                const uint32_t a1 = *(const uint32_t*)(ks + (pb + g + 8) * KROW + 16 * kk + 2 * t4);
+                const uint32_t a2 = *(const uint32_t*)(ks + (pb + g) * KROW + 16 * kk + 8 + 2 * t4);
+                const uint32_t a3 = *(const uint32_t*)(ks + (pb + g + 8) * KROW + 16 * kk + 8 + 2 * t4);
+                const uint32_t b0 = *(const uint32_t*)(qh + g * 72 + 16 * kk + 2 * t4);
+                const uint32_t b1 = *(const uint32_t*)(qh + g * 72 + 16 * kk + 8 + 2 * t4);
+                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                             : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+            }
+            // c0 / c1: position pb + g, heads 2 t4 / 2 t4 + 1; c2 / c3: position pb + g + 8.
+            if (pb + g < n) {
+                ss[(2 * t4) * Y::SS + pb + g] = c0;
+                ss[(2 * t4 + 1) * Y::SS + pb + g] = c1;
+            }
+            if (pb + g + 8 < n) {
+                ss[(2 * t4) * Y::SS + pb + g + 8] = c2;
+                ss[(2 * t4 + 1) * Y::SS + pb + g + 8] = c3;
+            }
+        }
+    } else
     // Scores s[h][p] = q_h · k_p (log2 units), pairs (h = i % 8, p = i / 8).
     for (int i = t; i < GQA * n; i += NT) {
         const int h = i & 7, p = i >> 3;
@@ -163,9 +206,12 @@ __global__ void __launch_bounds__(NT, 2)
         float l = 0.f;
         for (int p = lane; p < n; p += 32) {
             const float e = exp2f(sh[p] - m);
-            sh[p] = e;
+            if (PV4 == 2) pf[warp * Y::PS + p] = __float2half(e);
+            else sh[p] = e;
             l += e;
         }
+        if (PV4 == 2)
+            for (int p = n + lane; p < ((n + 15) & ~15); p += 32) pf[warp * Y::PS + p] = __float2half(0.f);
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) l += __shfl_xor_sync(0xffffffffu, l, o);
         if (lane == 0) {
@@ -175,6 +221,41 @@ __global__ void __launch_bounds__(NT, 2)
     }
     __syncthreads();
     if (t == 0) stamps[8 * blockIdx.x + 3] = gtime();
+    if (PV4 == 2) {
+        // P·V on tensor cores: warp w < 4 owns dims [16w, 16w + 16): A = V^T (ldmatrix.trans of 16 positions x 16
+        // dims), B = P^T (P rows of 8 heads), 16 positions a step.
+        float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
+        if (warp < HD / 16) {
+            const int d0 = 16 * warp, mi = lane >> 3, rr = lane & 7;
+            for (int pb = 0; pb < n; pb += 16) {
+                uint32_t a0, a1, a2, a3;
+                const uint32_t ad = smem_u32(vs + (pb + rr + (mi >= 2 ? 8 : 0)) * KROW + d0 + ((mi & 1) ? 8 : 0));
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                             : "=r"(a0), "=r"(a1), "=r"(a2), "=r"(a3) : "r"(ad));
+                const uint32_t b0 = *(const uint32_t*)(pf + g * Y::PS + pb + 2 * t4);
+                const uint32_t b1 = *(const uint32_t*)(pf + g * Y::PS + pb + 8 + 2 * t4);
+                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                             : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                             : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+            }
+        }
+        if (t == 0) stamps[8 * blockIdx.x + 4] = gtime();
+        cl_wait();  // (pairs the arrive before the wait) every block of the cluster has started
+        if (warp < HD / 16) {
+            // c0 / c1: dim 16w + g, heads 2 t4 / 2 t4 + 1; c2 / c3: dim 16w + g + 8.
+            const float cv[4] = {c0, c1, c2, c3};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int h = 2 * t4 + (j & 1), d = 16 * warp + g + (j >= 2 ? 8 : 0);
+                const int H = kvh * GQA + h, mr = H / Y::HPB, slot = H % Y::HPB;
+                st_cl_f32(mapa(smem_u32(inb + (slot * Y::NC + c) * HD + d), mr), cv[j]);
+            }
+        } else if (t >= 128 && t < 128 + 2 * GQA) {
+            const int h = (t - 128) >> 1, which = t & 1;
+            const int H = kvh * GQA + h, mr = H / Y::HPB, slot = H % Y::HPB;
+            st_cl_f32(mapa(smem_u32(inml + (slot * Y::NC + c) * 2 + which), mr), ml[2 * h + which]);
+        }
+    } else
     // P·V: thread (h = t / 64, d = t % 64).
     {
         const int h = t >> 6, d = t & 63;
@@ -363,8 +444,10 @@ int main() {
     for (int L : {576}) {
         run<16, 160, 0>(L, 200, 0);
         run<16, 160, 1>(L, 200, 0);
-        run<8, 320, 1>(L, 200, 0);
+        run<16, 160, 2>(L, 200, 0);
+        run<8, 320, 2>(L, 200, 0);
         run<8, 320, 1>(L, 200, 1);
+        run<16, 160, 2>(L, 200, 1);
         run<16, 160, 1>(L, 200, 1);
     }
     return 0;
@@ -372,6 +455,6 @@ int main() {
 #endif
 
 #ifdef RTC
-template __global__ void fa_o<16, 160, 1>(const half*, const half*, const float*, const uint4*, int, unsigned*, unsigned,
+template __global__ void fa_o<16, 160, 2>(const half*, const half*, const float*, const uint4*, int, unsigned*, unsigned,
                                           unsigned long long*, half*, float*);
 #endif
