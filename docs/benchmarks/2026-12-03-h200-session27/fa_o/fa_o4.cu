@@ -1,4 +1,3 @@
-// Session 27 probe v5 = v4 with the score tiles in a loop (clusters of 8 work) and `late` under PDL (call 5).
 // Session 27 probe v4 = v3 under programmatic dependent launch: a qkv-like producer grid (160 blocks of 512 threads
 // streaming 64 KB of weights each, then writing q and the newest K / V row after its griddepcontrol.wait, its trigger
 // at entry) and the fused kernel (`pdl` 1: griddepcontrol.wait instead of the arrival counter) launched after it with
@@ -166,7 +165,8 @@ __global__ void __launch_bounds__(NT, 2)
     const int g = lane >> 2, t4 = lane & 3;
     if (PV4 == 2) {
         // Scores on tensor cores: warp w, positions [16w, 16w + 16): A = K rows (16 x 16 dims a step), B = q^T.
-        for (int pb = warp * 16; pb < n; pb += NT / 2) {  // (v5: a loop, so chunks of more than 16 tiles work)
+        if (warp * 16 < n) {
+            const int pb = warp * 16;
             float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
 #pragma unroll
             for (int kk = 0; kk < HD / 16; kk++) {
@@ -492,7 +492,7 @@ void run(int L, int iters, int one, int late) {
 }
 
 template <int CS, int CHMAX>
-void run_pdl(int L, int pairs, int reps, int late) {
+void run_pdl(int L, int pairs, int reps) {
     using Y = Lay<CS, CHMAX>;
     const int MAXSEQ = CHMAX * 8, G = 128, GP = 160;
     std::vector<half> hk((size_t)NKV * MAXSEQ * HD), hv(hk.size());
@@ -562,7 +562,7 @@ void run_pdl(int L, int pairs, int reps, int late) {
             CK(cudaLaunchKernelEx(&cp, producer, (const uint4*)dwp, (const float*)dqs, (const half*)dnk, (const half*)dnv, dq, dk,
                                   dv, L - 1, MAXSEQ, dend + k * GP));
             CK(cudaLaunchKernelEx(&cf, kern, (const half*)dk, (const half*)dv, (const float*)dq, (const uint4*)dw, L, dar, 0u,
-                                  dst + k * G * 8, dx, sink, late, 1));
+                                  dst + k * G * 8, dx, sink, 0, 1));
         }
         CK(cudaDeviceSynchronize());
     }
@@ -610,17 +610,14 @@ void run_pdl(int L, int pairs, int reps, int late) {
             gap.push_back(((double)w0 - (double)pe) / 1e3);
             xr.push_back(((double)x1 - (double)pe) / 1e3);
         }
-    printf("PDL pairs, CS %2d L %4d late %d: producer's last block end -> first fused wait return %.2f us, -> last block's x "
-           "complete %.2f us (median of %d pairs); x max|err| %.2e\n", CS, L, late, med(gap), med(xr), (int)gap.size(), maxerr);
+    printf("PDL pairs, CS %2d L %4d: producer's last block end -> first fused wait return %.2f us, -> last block's x "
+           "complete %.2f us (median of %d pairs); x max|err| %.2e\n", CS, L, med(gap), med(xr), (int)gap.size(), maxerr);
 }
 
 int main() {
-    // v5 (call 5): clusters of 8 under PDL (the score tiles in a loop), and the staging waited for after the wait.
-    run_pdl<16, 160>(576, 22, 8, 0);
-    run_pdl<16, 160>(576, 22, 8, 1);
-    run_pdl<8, 288>(576, 22, 8, 0);
-    run_pdl<8, 288>(576, 22, 8, 1);
-    run<8, 288, 2>(576, 200, 0, 0);
+    run_pdl<16, 160>(576, 22, 8);
+    run_pdl<16, 160>(640, 22, 8);
+    run<16, 160, 2>(576, 200, 0, 1);
     return 0;
 }
 #endif
