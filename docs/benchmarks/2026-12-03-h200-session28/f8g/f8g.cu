@@ -193,6 +193,39 @@ __global__ void __launch_bounds__(160, 1)
     if (S > 1) cl_sync();
 }
 
+// The engine's kernels (src/backend/cuda/kernels_f8g.cu, compiled here verbatim).
+#define F8G 1
+#include "../../../../src/backend/cuda/kernels_f8g.cu"
+typedef void (*EngK)(const F8Tmap, const F8Tmap, const float*, const float*, float*, int, int, int, int, int);
+struct EngCfg { const char* name; EngK k; int nt, nst, s; };
+static void eng_launch(const EngCfg& c, const Tmap& tw, const Tmap& tx, const float* ws, const float* xs, float* y, int T, int N, int K, int acc,
+                       bool pdl, cudaStream_t st) {
+    const size_t smem = 2048 + (size_t)c.nt * 256 + (size_t)c.nst * (64 + c.nt) * 128;
+    static std::vector<EngK> done;  // attributes once per kernel, outside graph capture (its first launch)
+    if (std::find(done.begin(), done.end(), c.k) == done.end()) {
+        CK(cudaFuncSetAttribute(c.k, cudaFuncAttributeMaxDynamicSharedMemorySize, 2048 + 64 * 256 + 8 * 128 * 128));
+        CK(cudaFuncSetAttribute(c.k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+        done.push_back(c.k);
+    }
+    const int kst = K / 128, per = (kst + c.s - 1) / c.s;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(c.s, (N + 63) / 64, 1);
+    cfg.blockDim = dim3(160, 1, 1);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute at[2];
+    int na = 0;
+    if (c.s > 1) {
+        at[na].id = cudaLaunchAttributeClusterDimension;
+        at[na].val.clusterDim.x = c.s; at[na].val.clusterDim.y = 1; at[na].val.clusterDim.z = 1; na++;
+    }
+    if (pdl) { at[na].id = cudaLaunchAttributeProgrammaticStreamSerialization; at[na].val.programmaticStreamSerializationAllowed = 1; na++; }
+    cfg.attrs = at; cfg.numAttrs = na;
+    F8Tmap a, b;
+    memcpy(&a, &tw, sizeof a); memcpy(&b, &tx, sizeof b);
+    CK(cudaLaunchKernelEx(&cfg, c.k, a, b, ws, xs, y, T, N, K, per, acc));
+}
+
 // Reference: one thread per output, f32 sums of the decoded codes (independent of the wgmma path).
 __global__ void ref_kernel(const unsigned char* wq, const unsigned char* xq, const float* ws, const float* xs, float* y, int T, int N, int K) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -398,6 +431,58 @@ int main() {
         }
         printf("  best %s: %.2f us (TR%d NT%d NST%d S%d) vs cuBLAS f16 %.2f\n", s.name, best[si], best_cfg[si].tr, best_cfg[si].nt,
                best_cfg[si].nst, best_cfg[si].s, cub[si]);
+    }
+    // The engine's kernels: every instance for this T × S, correctness (with acc) and graph time.
+    EngCfg eb[4];
+    float ebest[4];
+    {
+        std::vector<EngCfg> ek;
+        if (T > 32) { ek.push_back({"f8g_64", f8g_64, 64, 3, 0}); ek.push_back({"f8g_64_np", f8g_64_np, 64, 3, 0}); ek.push_back({"f8g_64_s4", f8g_64_s4, 64, 4, 0}); }
+        else if (T > 16) ek.push_back({"f8g_32", f8g_32, 32, 6, 0});
+        else ek.push_back({"f8g_16", f8g_16, 16, 8, 0});
+        for (int si = 0; si < 4; si++) {
+            const Shape& s = shapes[si];
+            const int N = s.N, K = s.K;
+            ref_kernel<<<(T * N + 255) / 256, 256, 0, st>>>(Wq[si][0], Xq[si], Ws[si][0], Xs, Yr, T, N, K);
+            CK(cudaStreamSynchronize(st));
+            std::vector<float> ref((size_t)T * N), got((size_t)T * N), base((size_t)T * N);
+            CK(cudaMemcpy(ref.data(), Yr, ref.size() * 4, cudaMemcpyDeviceToHost));
+            for (size_t i = 0; i < base.size(); i++) base[i] = 0.25f * (float)((i * 2654435761u) % 1000) / 1000.f;
+            ebest[si] = 1e9f;
+            for (EngCfg c : ek)
+                for (int S : {1, 2, 4, 8}) {
+                    c.s = S;
+                    const int kst = K / 128, per = (kst + S - 1) / S;
+                    if ((S - 1) * per >= kst || c.nt % S) continue;
+                    for (int l = 0; l < L; l++) tw[si][l] = make_map(Wq[si][l], N, K, 64);
+                    tx[si] = make_map(Xq[si], T, K, c.nt);
+                    CK(cudaMemcpy(Y1, base.data(), base.size() * 4, cudaMemcpyHostToDevice));
+                    eng_launch(c, tw[si][0], tx[si], Ws[si][0], Xs, Y1, T, N, K, s.acc, false, st);
+                    CK(cudaStreamSynchronize(st));
+                    CK(cudaMemcpy(got.data(), Y1, got.size() * 4, cudaMemcpyDeviceToHost));
+                    double md = 0, mr = 0;
+                    for (size_t i = 0; i < got.size(); i++) {
+                        const double want = ref[i] + (s.acc ? base[i] : 0.f);
+                        md = fmax(md, fabs(want - got[i])); mr = fmax(mr, fabs(want));
+                    }
+                    const bool ok = md / mr < 5e-3;
+                    const float t1 = time_graph([&] { for (int l = 0; l < L; l++) eng_launch(c, tw[si][l], tx[si], Ws[si][l], Xs, Y1, T, N, K, 0, true, st); }) / L;
+                    printf("  engine %-10s %s S%d grid %3d: PDL %6.2f us (%4.0f GB/s) err %.1e %s\n", c.name, s.name, S, S * ((N + 63) / 64), t1,
+                           (double)N * K / t1 * 1e-3, md / mr, ok ? "" : "WRONG");
+                    if (ok && t1 < ebest[si]) { ebest[si] = t1; eb[si] = c; }
+                }
+            printf("  engine best %s: %.2f us (%s S%d)\n", s.name, ebest[si], eb[si].name, eb[si].s);
+        }
+        for (int si = 0; si < 4; si++) {
+            for (int l = 0; l < L; l++) tw[si][l] = make_map(Wq[si][l], shapes[si].N, shapes[si].K, 64);
+            tx[si] = make_map(Xq[si], T, shapes[si].K, eb[si].nt);
+        }
+        const float te = time_graph([&] {
+            for (int l = 0; l < L; l++)
+                for (int si = 0; si < 4; si++)
+                    eng_launch(eb[si], tw[si][l], tx[si], Ws[si][l], Xs, Y1, T, shapes[si].N, shapes[si].K, shapes[si].acc, true, st);
+        }) / L;
+        printf("engine layer chain (22 layers in one graph, PDL): %.2f us (sum of bests %.2f)\n", te, ebest[0] + ebest[1] + ebest[2] + ebest[3]);
     }
     // A layer chain as the engine runs it: 22 × (qkv, o, gate/up, down), PDL, best config each, vs cuBLAS f16.
     for (int si = 0; si < 4; si++) {
