@@ -472,10 +472,11 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
     }
 }
 
-/// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128` and
+/// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128`, `f8g` and
 /// the [`udown_only`] sets.
 pub fn own_list_only() -> bool {
-    udown_only().is_some() || matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128"))
+    udown_only().is_some()
+        || matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128") | Ok("f8g"))
 }
 
 /// `TRTFORGE_CHECKS=tlkv8` (session 24): only the TinyLlama shape with an int8 cache through the block tables — a paged
@@ -853,6 +854,23 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check("smollm2-135m", &sm.weights, g, &ps4));
             add(greedy_check("smollm2-135m", &sm.weights, g, &ps4, 16));
         }
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("f8g") {
+        // Session 28: fp8 engines run the FP8 GEMM (W8A8) through the f8g kernels at 9..=64 rows on cc 9.0: the
+        // TinyLlama shape (k 2048 / 5632, whole 128-k stages), prefill passes of 64 / 33 / 20 / 9 rows (f8g_64 /
+        // f8g_64 / f8g_32 / f8g_16), then batched decode steps of 12 rows (f8g_16) and 40 (f8g_64), and greedy
+        // tokens of 12 sequences; every comparison against the CPU reference rounding the same linear inputs.
+        let tl = load("preset:tinyllama-1.1b")?;
+        let v = tl.weights.config.vocab_size;
+        let ps4 = seeded_prompts(&[64, 33, 20, 9], v, 3);
+        add(logits_check("tinyllama-1.1b", &tl.weights, F8, &ps4));
+        let lens40: Vec<usize> = (0..40).map(|i| 3 + i % 4).collect();
+        let ps12 = seeded_prompts(&lens40[..12], v, 8);
+        add(logits_check("tinyllama-1.1b 12 seqs", &tl.weights, F8, &ps12));
+        let ps40 = seeded_prompts(&lens40, v, 9);
+        add(logits_check("tinyllama-1.1b 40 seqs", &tl.weights, F8, &ps40));
+        add(greedy_check("tinyllama-1.1b 12 seqs", &tl.weights, F8, &ps12, 8));
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tcg4") {

@@ -1,7 +1,7 @@
 //! The engine's safe layer over cudarc's `sys`/`result` layers: device discovery that never
 //! panics, RAII device buffers, kernel module compilation with an on-disk cache, raw launches,
 //! cuBLAS and CUDA graphs. `unsafe` in the CUDA engine lives here and at kernel launches.
-use super::kernels::{tcg4_requested, KernelSpec};
+use super::kernels::{tcg4_requested, KernelSpec, F8G_INSTANCES};
 use crate::error::{Error, Result};
 use cudarc::cublas::sys as cublas_sys;
 use cudarc::cublaslt::{result as ltr, sys as lt};
@@ -131,6 +131,8 @@ pub struct Gpu {
     pub pdl: bool,
     /// The module was built for sm_90a with the wgmma GEMM (`tcg4_*`, TRTFORGE_TCG=4 on cc 9.0).
     pub wgmma: bool,
+    /// The module was built for sm_90a with the FP8 GEMM (`f8g_*`, fp8 engines on cc 9.0: KernelSpec::f8g).
+    pub f8g: bool,
 }
 
 /// Where compiled kernels are cached: $TRTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/trtforge, else
@@ -255,10 +257,10 @@ impl Gpu {
         let sms = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| gpu_err("SM count", e))? as u32;
-        // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`).
-        let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
-        let (src, arch) = if wgmma { (spec.source_tcg4(), "sm_90a") } else { (spec.source(), arch_name(cc)) };
-        let c = compile_cached(&src, arch, &cache_dir())?;
+        // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`); fp8
+        // engines on cc 9.0: the same kernels for sm_90a plus the FP8 GEMM (`f8g_*`).
+        let (src, arch, wgmma, f8g) = module_source(spec, cc);
+        let c = compile_cached(&src, &arch, &cache_dir())?;
         let (compile_secs, compile_cached) = (c.secs, c.cached);
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(c.cubin))
@@ -267,6 +269,9 @@ impl Gpu {
         let mut names = spec.kernel_names();
         if wgmma {
             names.extend(spec.tcg4_names());
+        }
+        if f8g {
+            names.extend(F8G_INSTANCES.iter().map(|i| i.0.to_string()));
         }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
@@ -301,6 +306,7 @@ impl Gpu {
             compile_cached,
             pdl,
             wgmma,
+            f8g,
         })
     }
 
@@ -461,45 +467,20 @@ impl Gpu {
         box_rows: u32,
         box_cols: u32,
     ) -> Result<sys::CUtensorMap> {
-        let bad = addr % 16 != 0
-            || rows == 0
-            || cols == 0
-            || (cols * 2) % 16 != 0
-            || box_cols * 2 > 128
-            || box_cols == 0
-            || !(1..=256).contains(&box_rows);
-        if bad {
-            return Err(Error::Gpu(format!(
-                "tensor map: {rows} × {cols} f16 at {addr:#x}, box {box_rows} × {box_cols}"
-            )));
-        }
-        let dims: [u64; 2] = [cols as u64, rows as u64];
-        let strides: [u64; 1] = [(cols * 2) as u64];
-        let boxd: [u32; 2] = [box_cols, box_rows];
-        let es: [u32; 2] = [1, 1];
-        let mut tm = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
-        // SAFETY: cuTensorMapEncodeTiled only writes the 128-byte map and reads the four arrays above
-        // (rank 2: two dims, one stride, two box dims, two element strides); the address is checked
-        // for its 16-byte alignment, the stride for a multiple of 16, the box for the swizzle's limit.
-        unsafe {
-            sys::cuTensorMapEncodeTiled(
-                tm.as_mut_ptr(),
-                sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                2,
-                addr as *mut c_void,
-                dims.as_ptr(),
-                strides.as_ptr(),
-                boxd.as_ptr(),
-                es.as_ptr(),
-                sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-                sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-                sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-            )
-            .result()
-            .map_err(|e| gpu_err("cuTensorMapEncodeTiled", e))?;
-            Ok(tm.assume_init())
-        }
+        tensor_map_sw128(addr, rows, cols, 2, box_rows, box_cols)
+    }
+
+    /// [`Self::tensor_map_f16_sw128`] over a byte matrix (E4M3 codes; `box_cols` <= 128), the
+    /// session-28 FP8 GEMM's operands (kernels_f8g.cu `F8Tmap`).
+    pub fn tensor_map_u8_sw128(
+        &self,
+        addr: u64,
+        rows: usize,
+        cols: usize,
+        box_rows: u32,
+        box_cols: u32,
+    ) -> Result<sys::CUtensorMap> {
+        tensor_map_sw128(addr, rows, cols, 1, box_rows, box_cols)
     }
 
     /// Resident blocks per SM for `name` at `threads` and `smem`.
@@ -1631,4 +1612,73 @@ fn set_cluster(a: &mut sys::CUlaunchAttribute, cluster: u32) {
     a.value.clusterDim.x = cluster;
     a.value.clusterDim.y = 1;
     a.value.clusterDim.z = 1;
+}
+
+/// A 2-D TMA tensor map over a row-major matrix of `elem` (2: f16, 1: bytes) at `addr`, boxes of
+/// `box_cols` × `box_rows` with the 128-byte swizzle; rows past `rows` read as zeros.
+fn tensor_map_sw128(
+    addr: u64,
+    rows: usize,
+    cols: usize,
+    elem: usize,
+    box_rows: u32,
+    box_cols: u32,
+) -> Result<sys::CUtensorMap> {
+    let bad = addr % 16 != 0
+        || rows == 0
+        || cols == 0
+        || (cols * elem) % 16 != 0
+        || box_cols as usize * elem > 128
+        || box_cols == 0
+        || !(1..=256).contains(&box_rows);
+    if bad {
+        return Err(Error::Gpu(format!(
+            "tensor map: {rows} × {cols} of {elem}-byte elements at {addr:#x}, box {box_rows} × {box_cols}"
+        )));
+    }
+    let dtype = if elem == 2 {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+    } else {
+        sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8
+    };
+    let dims: [u64; 2] = [cols as u64, rows as u64];
+    let strides: [u64; 1] = [(cols * elem) as u64];
+    let boxd: [u32; 2] = [box_cols, box_rows];
+    let es: [u32; 2] = [1, 1];
+    let mut tm = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+    // SAFETY: cuTensorMapEncodeTiled only writes the 128-byte map and reads the four arrays above
+    // (rank 2: two dims, one stride, two box dims, two element strides); the address is checked
+    // for its 16-byte alignment, the stride for a multiple of 16, the box for the swizzle's limit.
+    unsafe {
+        sys::cuTensorMapEncodeTiled(
+            tm.as_mut_ptr(),
+            dtype,
+            2,
+            addr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            es.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+        .result()
+        .map_err(|e| gpu_err("cuTensorMapEncodeTiled", e))?;
+        Ok(tm.assume_init())
+    }
+}
+
+/// The module a GPU of compute capability `cc` loads for `spec`: (source, NVRTC arch, with the
+/// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`). On cc 9.0 either GEMM
+/// makes it an sm_90a module (the same kernels plus theirs).
+pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool) {
+    let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
+    let f8g = cc == (9, 0) && spec.f8g();
+    if wgmma || f8g {
+        (spec.source_sm90a(wgmma, f8g), "sm_90a".to_string(), wgmma, f8g)
+    } else {
+        (spec.source(), arch_name(cc).to_string(), false, false)
+    }
 }

@@ -11,6 +11,9 @@ use std::fmt::Write;
 pub const KERNELS_CU: &str = include_str!("kernels.cu");
 /// The wgmma GEMM (`tcg4_*`), appended to [`KERNELS_CU`] for the sm_90a module only.
 pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
+/// Session 28: the W8A8 FP8 wgmma decode GEMM (`f8g_*`), appended to [`KERNELS_CU`] for the sm_90a
+/// module of fp8 engines whose linears run the FP8 GEMM path ([`KernelSpec::f8g`]).
+pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
@@ -270,6 +273,58 @@ pub fn tcg4_name(role: Role, nt: usize) -> String {
 pub const TCG4_NTS: [usize; 3] = [16, 32, 64];
 /// k per tcg4 pipeline stage (`TCG4_KC`): one 8 KB bulk copy of a 64-row tile.
 pub const TCG4_KC: usize = 64;
+/// The session-28 FP8 GEMM kernels (kernels_f8g.cu) as (name, padded rows = wgmma N, ring slots):
+/// `f8g_<nt>` the default instances; `f8g_64_np` (no per-stage promotion) and `f8g_64_s4` (4 ring
+/// slots) measured beside (`TRTFORGE_F8G_VARIANT=np|s4`).
+pub const F8G_INSTANCES: [(&str, usize, usize); 5] =
+    [("f8g_64", 64, 3), ("f8g_32", 32, 6), ("f8g_16", 16, 8), ("f8g_64_np", 64, 3), ("f8g_64_s4", 64, 4)];
+/// Threads of an f8g block: one consumer warpgroup + one producer warp.
+pub const F8G_THREADS: u32 = 160;
+/// k per f8g pipeline stage (`F8G_KC`): 128 E4M3 bytes of 64 weight rows and of the nt x rows.
+pub const F8G_KC: usize = 128;
+/// The f8g instance for `rows` rows (9..=64): its name, padded rows (wgmma N) and ring slots.
+pub fn f8g_kernel(rows: usize) -> Option<(&'static str, usize, usize)> {
+    let v = std::env::var("TRTFORGE_F8G_VARIANT").ok();
+    match rows {
+        r if r <= GEMV_MAX_T => None,
+        r if r <= 16 => Some(("f8g_16", 16, 8)),
+        r if r <= 32 => Some(("f8g_32", 32, 6)),
+        r if r <= 64 => Some(match v.as_deref() {
+            Some("np") => ("f8g_64_np", 64, 3),
+            Some("s4") => ("f8g_64_s4", 64, 4),
+            _ => ("f8g_64", 64, 3),
+        }),
+        _ => None,
+    }
+}
+/// Dynamic shared memory of an f8g block: alignment slack, barriers, the received partials (nt · 256)
+/// and `nst` ring slots of (64 + nt) · 128 bytes.
+pub fn f8g_smem(nt: usize, nst: usize) -> usize {
+    2048 + nt * 256 + nst * (64 + nt) * F8G_KC
+}
+/// K slices (a cluster) of one f8g GEMM of n outputs: the largest of 8 / 4 / 2 / 1 that divides `nt`,
+/// leaves each slice at least 4 stages and none empty, and keeps the grid within 360 blocks. Session
+/// 28's prototype at 64 rows: qkv / o best at 4 slices, down at 8, gate/up at 2.
+pub fn f8g_slices(n: usize, k: usize, nt: usize) -> usize {
+    let tiles = n.div_ceil(64);
+    let kst = k / F8G_KC;
+    [8usize, 4, 2]
+        .into_iter()
+        .find(|&s| {
+            let per = kst.div_ceil(s);
+            nt % s == 0 && per >= 4 && (s - 1) * per < kst && tiles * s <= 360
+        })
+        .unwrap_or(1)
+}
+/// Whether f8g can run an (n × k) linear: k a whole number of 128-k stages, n even.
+pub fn f8g_fits(n: usize, k: usize) -> bool {
+    k % F8G_KC == 0 && k > 0 && n % 2 == 0 && n > 0
+}
+/// `TRTFORGE_FP8_GEMM`: unset or `auto` → the FP8 GEMM path where the session-28 kernels exist (cc 9.0);
+/// `1` → everywhere cuBLASLt has it; `0` → never (fp8 linears keep their f16 copies above 8 rows).
+pub fn f8g_wanted() -> bool {
+    std::env::var("TRTFORGE_FP8_GEMM").as_deref() != Ok("0")
+}
 /// Whether `TRTFORGE_TCG=4` asks for the wgmma GEMM (the engine builds its kernels for sm_90a then).
 pub fn tcg4_requested() -> bool {
     std::env::var("TRTFORGE_TCG").as_deref() == Ok("4")
@@ -707,21 +762,45 @@ impl KernelSpec {
     /// [`Self::source`] for the sm_90a module of `TRTFORGE_TCG=4`: `#define TCG4` and the wgmma
     /// GEMM instances (`tcg4_*`, every tensor-core role × [`TCG4_NTS`]).
     pub fn source_tcg4(&self) -> String {
-        let mut inst = String::new();
-        for (role, _) in self.tc_roles() {
-            let (_, epi, k) = role.shape();
-            for nt in TCG4_NTS {
-                let _ = write!(inst, "TCG4_KERNEL({}, {epi}, {k}, {nt}) ", tcg4_name(role, nt));
-            }
-        }
-        format!(
-            "#define TCG4 1\n{}\n{}",
-            self.source(),
-            KERNELS_TCG4_CU.replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n"))
-        )
+        self.source_sm90a(true, false)
     }
 
-    /// The kernels [`Self::source_tcg4`] adds (none without a tensor-core role).
+    /// [`Self::source`] for an sm_90a module: with `tcg4`, `#define TCG4` and the session-7 wgmma GEMM
+    /// instances (`tcg4_*`); with `f8g`, `#define F8G` and the session-28 FP8 GEMM (`f8g_*`).
+    pub fn source_sm90a(&self, tcg4: bool, f8g: bool) -> String {
+        let mut s = String::new();
+        if tcg4 {
+            s.push_str("#define TCG4 1\n");
+        }
+        if f8g {
+            s.push_str("#define F8G 1\n");
+        }
+        s.push_str(&self.source());
+        if tcg4 {
+            let mut inst = String::new();
+            for (role, _) in self.tc_roles() {
+                let (_, epi, k) = role.shape();
+                for nt in TCG4_NTS {
+                    let _ = write!(inst, "TCG4_KERNEL({}, {epi}, {k}, {nt}) ", tcg4_name(role, nt));
+                }
+            }
+            s.push('\n');
+            s.push_str(&KERNELS_TCG4_CU.replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n")));
+        }
+        if f8g {
+            s.push('\n');
+            s.push_str(KERNELS_F8G_CU);
+        }
+        s
+    }
+
+    /// Whether this engine's fp8 linears run the session-28 FP8 GEMM (`f8g_*`, sm_90a) at 9..=64
+    /// rows: fp8 weights, f16 activations and the FP8 GEMM path on ([`f8g_wanted`]).
+    pub fn f8g(&self) -> bool {
+        !self.act_f32 && self.formats.iter().any(|&(_, f)| f == WeightFormat::F8) && f8g_wanted()
+    }
+
+    /// The kernels [`Self::source_sm90a`] adds with `tcg4` (none without a tensor-core role).
     pub fn tcg4_names(&self) -> Vec<String> {
         let roles = self.tc_roles();
         if roles.is_empty() {

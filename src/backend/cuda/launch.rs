@@ -27,10 +27,10 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name,
-    tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, ATT_THREADS, GEMV_MAX_T, GEMV_THREADS,
-    PERSIST_KERNEL, PF_Q, SAMPLE_THREADS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T,
-    TCG_THREADS, TC_THREADS,
+    f8g_fits, f8g_kernel, f8g_slices, f8g_smem, gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits,
+    tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
+    WeightFormat, ATT_THREADS, F8G_KC, F8G_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS,
+    TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -1602,6 +1602,57 @@ impl<'a> Kernels<'a> {
         // SAFETY: reads n × k of w and rows × k of a, reads (accumulate) and writes rows × n of c,
         // and while tuning writes rows × n of scratch; all views checked above for those types.
         unsafe { self.gpu.gemm_lt(&s, &p) }
+    }
+
+    /// One session-28 FP8 GEMM (`f8g_*`, kernels_f8g.cu, sm_90a) over 9..=64 rows: dst (rows, n) f32 =
+    /// xs[t] · ws[n] · Σ_k e4m3(xq[t, k]) · e4m3(w[n, k]) (+ dst where `accumulate`); w (n, k) E4M3 codes
+    /// with per-output-row f32 scales ws, xq (rows, k) codes with per-row f32 scales xs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn f8g(
+        &self,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        ws: View,
+        xq: View,
+        xs: View,
+        dst: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (name, nt, nst) =
+            f8g_kernel(rows).ok_or_else(|| Error::Gpu(format!("f8g: {rows} rows (9..=64 run it)")))?;
+        if !self.gpu.f8g || !f8g_fits(n, k) {
+            return Err(Error::Gpu(format!("f8g: an {n} × {k} linear (module with f8g: {})", self.gpu.f8g)));
+        }
+        need("f8g weights", &w, DType::U8, n * k)?;
+        need("f8g weight scales", &ws, DType::F32, n)?;
+        need("f8g x codes", &xq, DType::U8, rows * k)?;
+        need("f8g x scales", &xs, DType::F32, rows)?;
+        need("f8g output", &dst, DType::F32, rows * n)?;
+        let slices = f8g_slices(n, k, nt);
+        let per = (k / F8G_KC).div_ceil(slices);
+        let smem = f8g_smem(nt, nst);
+        // Weights as boxes of 64 rows × 128 k, x as boxes of nt rows × 128 k (rows >= `rows` zero-filled).
+        let mut tmw = self.gpu.tensor_map_u8_sw128(w.addr(), n, k, 64, F8G_KC as u32)?;
+        let mut tmx = self.gpu.tensor_map_u8_sw128(xq.addr(), rows, k, u32_of("f8g nt", nt)?, F8G_KC as u32)?;
+        let (mut wsp, mut xsp, mut yp) = (ws.addr(), xs.addr(), dst.addr());
+        let (mut ti, mut ni, mut ki, mut pi, mut ai) =
+            (i32_of("rows", rows)?, i32_of("n", n)?, i32_of("k", k)?, i32_of("per", per)?, accumulate as i32);
+        let grid = (u32_of("f8g slices", slices)?, u32_of("f8g tiles", n.div_ceil(64))?, 1);
+        // SAFETY: f8g_*(tmw, tmx, ws, xs, y, T, N, K, per, acc): the two 128-byte CUtensorMaps (F8Tmap)
+        // bound the TMA reads to w's n × k and xq's rows × k bytes (checked above); block (s, tile) reads
+        // ws[64·tile ..), xs[t < rows] and writes (reads where acc) dst rows t < rows, columns n' < n
+        // (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load, `f8g_smem`); the
+        // slices of a tile are one cluster (grid.0 = cluster size <= 8, dividing nt).
+        unsafe {
+            let a = &mut args!(tmw, tmx, wsp, xsp, yp, ti, ni, ki, pi, ai);
+            if slices > 1 {
+                self.gpu.launch_cluster(name, grid, F8G_THREADS, smem as u32, grid.0, a)
+            } else {
+                self.gpu.launch(name, grid, F8G_THREADS, smem as u32, a)
+            }
+        }
     }
 
     /// cuBLASLt FP8 E4M3: c (rows, n) = (a · a_scale) (rows, k) · (w · w_scale) (n, k)ᵀ (+ c), f32

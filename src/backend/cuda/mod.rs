@@ -32,10 +32,10 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes,
-    tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
-    WeightFormat, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS,
-    TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    f8g_fits, f8g_kernel, f8g_smem, gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits,
+    tcg4_name, tcg4_nt, tcg4_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role,
+    Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, F8G_INSTANCES, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL,
+    TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -267,7 +267,9 @@ struct Fp8Gemm {
 }
 
 /// `TRTFORGE_FP8_GEMM=1`: fp8 engines run the GEMM path (prefill, decode passes above GEMV_MAX_T
-/// rows) as W8A8 through cuBLASLt's FP8 GEMM instead of reading an f16 copy of the weights.
+/// rows) as W8A8 through cuBLASLt's FP8 GEMM instead of reading an f16 copy of the weights. On cc
+/// 9.0 that path is the default (session 28: 9..=64 rows through the f8g kernels, `gpu.f8g`;
+/// `TRTFORGE_FP8_GEMM=0` turns it off, see `kernels::f8g_wanted`).
 pub fn fp8_gemm_requested() -> bool {
     std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1")
 }
@@ -573,7 +575,17 @@ impl CudaBackend {
         spec.validate().map_err(|m| Error::Unsupported(format!("CUDA engine, {}: {m}", opts.precision.label())))?;
         if let Some(arch) = std::env::var("TRTFORGE_CUDA_PRECOMPILE").ok().filter(|a| !a.is_empty()) {
             // Fill the kernel cache for `arch` without a GPU (the GPU machine then skips NVRTC).
-            let src = if arch == "sm_90a" { spec.source_tcg4() } else { spec.source() };
+            // sm_90 / sm_90a: the module a cc 9.0 GPU loads (gpu::module_source: sm_90a where the wgmma
+            // or FP8 GEMM is on); sm_90a alone also forces the TRTFORGE_TCG=4 source as before.
+            let (src, arch) = match arch.as_str() {
+                "sm_90" => {
+                    let (src, a, _, _) = gpu::module_source(&spec, (9, 0));
+                    (src, a)
+                }
+                "sm_90a" if !spec.f8g() => (spec.source_tcg4(), arch),
+                "sm_90a" => (spec.source_sm90a(kernels::tcg4_requested(), true), arch),
+                _ => (spec.source(), arch),
+            };
             let c = gpu::compile_cached(&src, &arch, &gpu::cache_dir())?;
             if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
                 eprintln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
@@ -704,7 +716,13 @@ impl CudaBackend {
         // FP8 GEMM (W8A8) for fp8 linears whose shape cuBLASLt's FP8 GEMM takes (k, n multiples of
         // 16): f32 weight scales, the engine dir's static input scale where the step's params have
         // one (q, k, v share their input, as gate and up do: the largest is taken).
-        if fmt == WeightFormat::F8 && fp8_gemm_requested() && !spec.act_f32 && gpu.cc >= (8, 9) && gpu.has_lt() {
+        // On cc 9.0 (gpu.f8g) by default: 9..=64 rows run the session-28 f8g kernels, more rows cuBLASLt.
+        if fmt == WeightFormat::F8
+            && (fp8_gemm_requested() || gpu.f8g)
+            && !spec.act_f32
+            && gpu.cc >= (8, 9)
+            && gpu.has_lt()
+        {
             for ((st, lin), ws) in steps.iter().zip(linears.iter_mut()).zip(&f8_scales) {
                 let (Step::Linear(l), Some(lin), Some(ws)) = (st, lin.as_mut(), ws) else { continue };
                 if lin.fmt != WeightFormat::F8 || lin.k % 16 != 0 || lin.n % 16 != 0 || ws.len() != lin.n {
@@ -792,6 +810,11 @@ impl CudaBackend {
                 if bytes > 48 * 1024 {
                     gpu.allow_smem(&gemv_name(role, f, m), bytes)?;
                 }
+            }
+        }
+        if gpu.f8g {
+            for (name, nt, nst) in F8G_INSTANCES {
+                gpu.allow_smem(name, f8g_smem(nt, nst))?;
             }
         }
         // Probe every FP8 GEMM shape once at the decode batch's rows (this also tunes those shapes
@@ -1604,7 +1627,9 @@ impl CudaBackend {
                         // o/down accumulate into h; their tuning writes y (free then).
                         let scratch = if acc { y } else { dst };
                         let (wv, wsv, o) = (lin.data.view(DType::U8), f8.wscale.f32(), self.fp8_scales);
-                        if o == LtScale::OuterVec {
+                        if self.gpu.f8g && f8g_kernel(rows).is_some() && f8g_fits(n, kdim) {
+                            self.timed("f8g", || k.f8g(rows, n, kdim, wv, wsv, xq, xs, dst, acc))?;
+                        } else if o == LtScale::OuterVec {
                             k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)?;
                         } else {
                             k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, y, false, y)?;
