@@ -4354,52 +4354,82 @@ extern "C" __global__ void fp8_rescale(const float* y, const float* __restrict__
 }
 
 // RMSNorm straight into FP8 for the FP8 GEMM: the normalized row x / rms(x) · w in f32 (not rounded
-// to f16 first), its scale s[t] as quant_e4m3_rows, q (T, HIDDEN) E4M3 codes. One block per row.
-extern "C" __global__ void rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,
-                                      unsigned short* __restrict__ q, float* __restrict__ s,
-                                      const float* __restrict__ sstat) {
+// to f16 first), its scale s[t] as quant_e4m3_rows, q (T, HIDDEN) E4M3 codes. One block of 256 threads
+// per row; session 28: the thread's x / w values stay in registers between the sums and the codes (one
+// L2 round trip instead of two; the same arithmetic in the same order).
+#define RQ8_PER ((HIDDEN + 255) / 256)
+extern "C" __global__ void __launch_bounds__(256) rmsnorm_q8(const float* __restrict__ x, const float* __restrict__ w,
+                                                            unsigned short* __restrict__ q, float* __restrict__ s,
+                                                            const float* __restrict__ sstat) {
     PDL_ENTRY();
     __shared__ float red[32];
     const int t = blockIdx.x;
     const float* xr = x + (size_t)t * HIDDEN;
+    float xv[RQ8_PER], wv[RQ8_PER];
+#pragma unroll
+    for (int j = 0; j < RQ8_PER; j++) {
+        const int k = threadIdx.x + 256 * j;
+        xv[j] = k < HIDDEN ? xr[k] : 0.f;
+        wv[j] = k < HIDDEN ? w[k] : 0.f;
+    }
     float ss = 0.f, m = 0.f;
-    for (int k = threadIdx.x; k < HIDDEN; k += blockDim.x) {
-        const float v = xr[k];
-        ss += v * v;
-        m = fmaxf(m, fabsf(v * w[k]));  // max |x·w|; the row's max |x·w·inv| is m · inv
+#pragma unroll
+    for (int j = 0; j < RQ8_PER; j++) {
+        ss += xv[j] * xv[j];
+        m = fmaxf(m, fabsf(xv[j] * wv[j]));  // max |x·w|; the row's max |x·w·inv| is m · inv
     }
     ss = block_sum(ss, red);
     const float inv = 1.0f / sqrtf(ss / (float)HIDDEN + EPS);
     if (!sstat) m = block_max(m, red);
     const float sc = e4m3_row_scale(m * inv, sstat), qi = 1.f / sc;
+    // Codes in pairs (k2 = the pair): pair k2's two values sit in threads 2·k2 % 256 and (2·k2 + 1) % 256;
+    // exchange through shared memory (the row's HIDDEN f32 products, 8 KB at HIDDEN 2048).
+    __shared__ float prod[HIDDEN];
+#pragma unroll
+    for (int j = 0; j < RQ8_PER; j++) {
+        const int k = threadIdx.x + 256 * j;
+        if (k < HIDDEN) prod[k] = xv[j] * inv * wv[j];
+    }
+    __syncthreads();
     for (int k2 = threadIdx.x; k2 < HIDDEN / 2; k2 += blockDim.x) {
-        const float a = xr[2 * k2] * inv * w[2 * k2], b = xr[2 * k2 + 1] * inv * w[2 * k2 + 1];
-        q[(size_t)t * (HIDDEN / 2) + k2] = f2e4m3x2(a * qi, b * qi);
+        q[(size_t)t * (HIDDEN / 2) + k2] = f2e4m3x2(prod[2 * k2] * qi, prod[2 * k2 + 1] * qi);
     }
     if (threadIdx.x == 0) s[t] = sc;
 }
 
 // SwiGLU straight into FP8 for the down projection's FP8 GEMM: y (T, 2·INTER) f32 with gate/up
 // interleaved per row pair (as `swiglu`), m = silu(g) · u in f32, its scale s[t] as
-// quant_e4m3_rows, q (T, INTER) E4M3 codes. One block per row (the row is read twice, from L2).
-extern "C" __global__ void swiglu_q8(const float* __restrict__ y, unsigned short* __restrict__ q,
-                                     float* __restrict__ s, const float* __restrict__ sstat) {
+// quant_e4m3_rows, q (T, INTER) E4M3 codes. One block of 256 threads per row; session 28: each thread
+// loads its output pairs' (g, u, g, u) as one 16-byte vector, all before the row maximum, and keeps the
+// products in registers for the codes (the row was read twice from L2, 22 + 11 dependent rounds).
+#define SQ8_PER ((INTER / 2 + 255) / 256)
+extern "C" __global__ void __launch_bounds__(256) swiglu_q8(const float* __restrict__ y, unsigned short* __restrict__ q,
+                                                           float* __restrict__ s, const float* __restrict__ sstat) {
     PDL_ENTRY();
     __shared__ float red[32];
     const int t = blockIdx.x;
-    const float2* yr = reinterpret_cast<const float2*>(y + (size_t)t * 2 * INTER);
+    const float4* yr = reinterpret_cast<const float4*>(y + (size_t)t * 2 * INTER);
+    float2 mv[SQ8_PER];
     float m = 0.f;
-    if (!sstat) {
-        for (int i = threadIdx.x; i < INTER; i += blockDim.x) {
-            const float2 gu = yr[i];
-            m = fmaxf(m, fabsf(silu(gu.x) * gu.y));
+#pragma unroll
+    for (int j = 0; j < SQ8_PER; j++) {
+        const int k2 = threadIdx.x + 256 * j;
+        mv[j] = make_float2(0.f, 0.f);
+        if (k2 < INTER / 2) {
+            const float4 v = yr[k2];
+            mv[j] = make_float2(silu(v.x) * v.y, silu(v.z) * v.w);
         }
+    }
+    if (!sstat) {
+#pragma unroll
+        for (int j = 0; j < SQ8_PER; j++) m = fmaxf(m, fmaxf(fabsf(mv[j].x), fabsf(mv[j].y)));
         m = block_max(m, red);
     }
     const float sc = e4m3_row_scale(m, sstat), qi = 1.f / sc;
-    for (int k2 = threadIdx.x; k2 < INTER / 2; k2 += blockDim.x) {
-        const float2 a = yr[2 * k2], b = yr[2 * k2 + 1];
-        q[(size_t)t * (INTER / 2) + k2] = f2e4m3x2(silu(a.x) * a.y * qi, silu(b.x) * b.y * qi);
+#pragma unroll
+    for (int j = 0; j < SQ8_PER; j++) {
+        const int k2 = threadIdx.x + 256 * j;
+        if (k2 < INTER / 2) q[(size_t)t * (INTER / 2) + k2] = f2e4m3x2(mv[j].x * qi, mv[j].y * qi);
     }
     if (threadIdx.x == 0) s[t] = sc;
 }

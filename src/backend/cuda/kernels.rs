@@ -308,6 +308,12 @@ pub fn f8g_smem(nt: usize, nst: usize) -> usize {
 pub fn f8g_slices(n: usize, k: usize, nt: usize) -> usize {
     let tiles = n.div_ceil(64);
     let kst = k / F8G_KC;
+    // TRTFORGE_F8G_S=1|2|4|8 forces the slices where they divide nt and leave none empty.
+    if let Some(f) = std::env::var("TRTFORGE_F8G_S").ok().and_then(|v| v.parse::<usize>().ok()) {
+        if [1, 2, 4, 8].contains(&f) && nt % f == 0 && (f - 1) * kst.div_ceil(f) < kst {
+            return f;
+        }
+    }
     [8usize, 4, 2]
         .into_iter()
         .find(|&s| {
@@ -320,10 +326,10 @@ pub fn f8g_slices(n: usize, k: usize, nt: usize) -> usize {
 pub fn f8g_fits(n: usize, k: usize) -> bool {
     k % F8G_KC == 0 && k > 0 && n % 2 == 0 && n > 0
 }
-/// `TRTFORGE_FP8_GEMM`: unset or `auto` → the FP8 GEMM path where the session-28 kernels exist (cc 9.0);
-/// `1` → everywhere cuBLASLt has it; `0` → never (fp8 linears keep their f16 copies above 8 rows).
+/// Whether fp8 engines build the session-28 FP8 GEMM (`TRTFORGE_FP8_GEMM=1`, the opt-in W8A8 path; on cc 9.0
+/// its 9..=64-row passes then run the f8g kernels unless `TRTFORGE_F8G=0`, the rest cuBLASLt's FP8 GEMM).
 pub fn f8g_wanted() -> bool {
-    std::env::var("TRTFORGE_FP8_GEMM").as_deref() != Ok("0")
+    std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1") && std::env::var("TRTFORGE_F8G").as_deref() != Ok("0")
 }
 /// Whether `TRTFORGE_TCG=4` asks for the wgmma GEMM (the engine builds its kernels for sm_90a then).
 pub fn tcg4_requested() -> bool {

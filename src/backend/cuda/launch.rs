@@ -864,12 +864,14 @@ impl<'a> Kernels<'a> {
         let d = self.d;
         let mut stp = self.fp8_out(&q, &s, sstat.as_ref(), rows, d.inter)?;
         need("gate/up GEMM output", &y, DType::F32, rows * 2 * d.inter)?;
-        if y.addr() % 8 != 0 {
-            return Err(Error::Gpu("swiglu_q8: y must start 8-byte aligned".into()));
+        if y.addr() % 16 != 0 || d.inter % 2 != 0 {
+            return Err(Error::Gpu(
+                "swiglu_q8: y must start 16-byte aligned, inter even (16-byte (g, u, g, u) loads)".into(),
+            ));
         }
         let (mut yp, mut qp, mut sp) = (y.addr(), q.addr(), s.addr());
-        // SAFETY: swiglu_q8(y, q, s, sstat): block t reads row t of y as inter 8-byte (gate, up)
-        // pairs (aligned, checked) and sstat[0] if non-null, writes inter / 2 2-byte words of row
+        // SAFETY: swiglu_q8(y, q, s, sstat): block t reads row t of y as inter / 2 16-byte (gate, up,
+        // gate, up) vectors (aligned, inter even: checked) and sstat[0] if non-null, writes inter / 2 2-byte words of row
         // t of q and s[t]; all checked above.
         unsafe { self.gpu.launch("swiglu_q8", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(yp, qp, sp, stp)) }
     }

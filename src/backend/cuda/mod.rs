@@ -267,9 +267,8 @@ struct Fp8Gemm {
 }
 
 /// `TRTFORGE_FP8_GEMM=1`: fp8 engines run the GEMM path (prefill, decode passes above GEMV_MAX_T
-/// rows) as W8A8 through cuBLASLt's FP8 GEMM instead of reading an f16 copy of the weights. On cc
-/// 9.0 that path is the default (session 28: 9..=64 rows through the f8g kernels, `gpu.f8g`;
-/// `TRTFORGE_FP8_GEMM=0` turns it off, see `kernels::f8g_wanted`).
+/// rows) as W8A8 through cuBLASLt's FP8 GEMM instead of reading an f16 copy of the weights; on cc
+/// 9.0 its 9..=64-row passes run the session-28 f8g kernels (`gpu.f8g`, `kernels::f8g_wanted`).
 pub fn fp8_gemm_requested() -> bool {
     std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1")
 }
@@ -1615,9 +1614,11 @@ impl CudaBackend {
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                            k.rmsnorm_q8(cur, nw.f32(), xq, xs, sstat, rows)?;
+                            self.timed("rmsnorm_q8", || k.rmsnorm_q8(cur, nw.f32(), xq, xs, sstat, rows))?;
                         } else if xq_for != si {
-                            k.quant_e4m3_rows(self.act(&self.s.xact), xq, xs, sstat, rows, kdim)?;
+                            self.timed("quant_e4m3", || {
+                                k.quant_e4m3_rows(self.act(&self.s.xact), xq, xs, sstat, rows, kdim)
+                            })?;
                         }
                         let (dst, acc) = match ls.role {
                             Role::Qkv | Role::GateUp => (y, false),
@@ -1630,13 +1631,15 @@ impl CudaBackend {
                         if self.gpu.f8g && f8g_kernel(rows).is_some() && f8g_fits(n, kdim) {
                             self.timed("f8g", || k.f8g(rows, n, kdim, wv, wsv, xq, xs, dst, acc))?;
                         } else if o == LtScale::OuterVec {
-                            k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)?;
+                            self.timed("gemm_fp8", || {
+                                k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, dst, acc, scratch)
+                            })?;
                         } else {
                             k.gemm_fp8(rows, n, kdim, wv, wsv, o, xq, xs, o, y, false, y)?;
                             k.fp8_rescale(y, xs, wsv, dst, acc, rows, n)?;
                         }
                         match ls.role {
-                            Role::Qkv => self.rope_append_rows(ls.layer, y, rows)?,
+                            Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
                             Role::GateUp => {
                                 // The down projection's FP8 input straight from SwiGLU when it runs
                                 // the FP8 GEMM too.
@@ -1644,7 +1647,9 @@ impl CudaBackend {
                                     self.linears.get(si + 1).and_then(|x| x.as_ref()).and_then(|x| x.fp8.as_ref());
                                 match next {
                                     Some(d8) => {
-                                        k.swiglu_q8(y, xq, xs, d8.sstat.as_ref().map(|b| b.f32()), rows)?;
+                                        self.timed("swiglu_q8", || {
+                                            k.swiglu_q8(y, xq, xs, d8.sstat.as_ref().map(|b| b.f32()), rows)
+                                        })?;
                                         xq_for = si + 1;
                                     }
                                     None => k.swiglu(y, self.act(&self.s.xact), rows)?,
