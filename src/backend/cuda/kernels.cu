@@ -4331,6 +4331,37 @@ extern "C" __global__ void quant_e4m3_rows(const act_t* __restrict__ x, unsigned
     const int t = blockIdx.x;
     const act_t* xr = x + (size_t)t * K;
     float m = 0.f;
+#if !ACT_F32 && QDIM % 8 == 0 && QDIM <= 8 * 256
+    // Session 28: the o projection's input (K = QDIM, f16): each thread's 8 values in one 16-byte load,
+    // kept in registers for the codes (the generic loop below made a dependent L2 round trip per value).
+    if (K == QDIM && blockDim.x == 256) {
+        const int c = threadIdx.x;  // chunk of 8 values
+        float v[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+        if (c < QDIM / 8) {
+            const uint4 u = *reinterpret_cast<const uint4*>(xr + 8 * c);
+            const unsigned w4[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                v[2 * i] = h2f((h16)(w4[i] & 0xFFFFu));
+                v[2 * i + 1] = h2f((h16)(w4[i] >> 16));
+            }
+        }
+        if (!sstat) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) m = fmaxf(m, fabsf(v[i]));
+            m = block_max(m, red);
+        }
+        const float sc = e4m3_row_scale(m, sstat), inv = 1.f / sc;
+        if (c < QDIM / 8) {
+            uint2 o;
+            o.x = (unsigned)f2e4m3x2(v[0] * inv, v[1] * inv) | ((unsigned)f2e4m3x2(v[2] * inv, v[3] * inv) << 16);
+            o.y = (unsigned)f2e4m3x2(v[4] * inv, v[5] * inv) | ((unsigned)f2e4m3x2(v[6] * inv, v[7] * inv) << 16);
+            *reinterpret_cast<uint2*>(q + (size_t)t * (QDIM / 2) + 4 * c) = o;
+        }
+        if (threadIdx.x == 0) s[t] = sc;
+        return;
+    }
+#endif
     if (!sstat) {
         for (int k = threadIdx.x; k < K; k += blockDim.x) m = fmaxf(m, fabsf(act2f(xr[k])));
         m = block_max(m, red);

@@ -818,10 +818,13 @@ impl<'a> Kernels<'a> {
     pub fn quant_e4m3_rows(&self, x: View, q: View, s: View, sstat: Option<View>, rows: usize, k: usize) -> Result<()> {
         let mut stp = self.fp8_out(&q, &s, sstat.as_ref(), rows, k)?;
         need("fp8 input", &x, self.d.act, rows * k)?;
+        if x.addr() % 16 != 0 || q.addr() % 8 != 0 {
+            return Err(Error::Gpu("quant_e4m3_rows: x must start 16-byte aligned, q 8-byte aligned".into()));
+        }
         let (mut xp, mut qp, mut sp, mut ki) = (x.addr(), q.addr(), s.addr(), i32_of("k", k)?);
-        // SAFETY: quant_e4m3_rows(x, q, s, sstat, K): block t < rows reads row t of x (k act) and
-        // sstat[0] if non-null, writes k / 2 2-byte words of row t of q (aligned) and s[t]; all
-        // checked above.
+        // SAFETY: quant_e4m3_rows(x, q, s, sstat, K): block t < rows reads row t of x (k act; 16-byte
+        // vectors where k is the model's q_dim, aligned: checked) and sstat[0] if non-null, writes k / 2
+        // 2-byte words of row t of q (8-byte vectors then; aligned, checked) and s[t]; all checked above.
         unsafe {
             self.gpu.launch("quant_e4m3_rows", (u32_of("rows", rows)?, 1, 1), 256, 0, &mut args!(xp, qp, sp, stp, ki))
         }

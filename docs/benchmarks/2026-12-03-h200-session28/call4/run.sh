@@ -3,7 +3,7 @@
 # its eager step suggests. (1) per-kernel prefill profiles of 64 rows (fp16; fp8 W8A8 with f8g; with cuBLASLt);
 # (2) bs64 decode (512 + 128), one engine a process: fp16, fp8 W8A16 (FP8_GEMM=0), W8A8 f8g, W8A8 cuBLASLt
 # (F8G=0), f8g without PDL, f8g without clusters (F8G_S=1); then bs16 / 32 for the best; (3) f8g checks if time is left.
-# The glue kernels rmsnorm_q8 / swiglu_q8 now keep the row in registers (one L2 round trip).
+# The glue kernels rmsnorm_q8 / swiglu_q8 / quant_e4m3_rows (o input) now keep the row in registers (one L2 round trip).
 set -uo pipefail
 C=.carry/s28b; B=$C/trtforge; O=/tmp/s28b; mkdir -p $O
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/kc; mkdir -p /tmp/kc; cp $C/K/* /tmp/kc/ 2>/dev/null
