@@ -1202,6 +1202,39 @@ mod tests {
     }
 
     #[test]
+    fn f8g_source_instances_and_shapes() {
+        let s = spec(WeightFormat::F8);
+        let (base, src) = (s.source(), s.source_sm90a(false, true));
+        assert!(src.starts_with("#define F8G 1\n") && src.contains(&base), "the default source, unchanged, inside");
+        assert!(!base.contains("f8g_body") && !src.contains("TCG4_KERNEL("), "f8g only where asked, tcg4 not");
+        for (name, nt, nst) in F8G_INSTANCES {
+            assert!(src.contains(&format!("F8G_KERNEL({name}, {nt}, {nst},")), "{name}");
+            // Three blocks of the 64-row default fit an SM's 227 KB; every instance fits one block.
+            assert!(f8g_smem(nt, nst) <= 227 * 1024 / if name == "f8g_64" { 3 } else { 1 }, "{name}");
+        }
+        assert_eq!(f8g_smem(64, 3), 2048 + 64 * 256 + 3 * 128 * 128);
+        // Rows: the GEMVs up to GEMV_MAX_T, then the smallest padding; none above 64.
+        assert_eq!(f8g_kernel(GEMV_MAX_T), None);
+        assert_eq!(f8g_kernel(9).map(|k| k.1), Some(16));
+        assert_eq!(f8g_kernel(17).map(|k| k.1), Some(32));
+        assert_eq!(f8g_kernel(33).map(|k| k.1), Some(64));
+        assert_eq!(f8g_kernel(65), None);
+        // TinyLlama's linears at 64 rows: the prototype's best slices (qkv / o 4, gate/up 2, down 8), the head 1.
+        let sl: Vec<usize> = [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (32000, 2048)]
+            .map(|(n, k)| f8g_slices(n, k, 64))
+            .into();
+        assert_eq!(sl, vec![4, 4, 2, 8, 1]);
+        for nt in [16, 32, 64] {
+            for (n, k) in [(2560, 2048), (2048, 5632), (1536, 576 * 2)] {
+                let s = f8g_slices(n, k, nt);
+                let (kst, per) = (k / F8G_KC, (k / F8G_KC).div_ceil(s));
+                assert!(nt % s == 0 && (s - 1) * per < kst, "{n}x{k} nt {nt}: {s} slices leave one empty");
+            }
+        }
+        assert!(f8g_fits(2048, 5632) && !f8g_fits(576, 576) && !f8g_fits(2048, 0));
+    }
+
+    #[test]
     fn tcg4_shapes_cover_k_and_fit_shared_memory() {
         // TinyLlama's linears and the tiny fixture's k = 176 (a partial last stage).
         for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (32000, 2048), (128, 176)] {

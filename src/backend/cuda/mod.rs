@@ -715,13 +715,8 @@ impl CudaBackend {
         // FP8 GEMM (W8A8) for fp8 linears whose shape cuBLASLt's FP8 GEMM takes (k, n multiples of
         // 16): f32 weight scales, the engine dir's static input scale where the step's params have
         // one (q, k, v share their input, as gate and up do: the largest is taken).
-        // On cc 9.0 (gpu.f8g) by default: 9..=64 rows run the session-28 f8g kernels, more rows cuBLASLt.
-        if fmt == WeightFormat::F8
-            && (fp8_gemm_requested() || gpu.f8g)
-            && !spec.act_f32
-            && gpu.cc >= (8, 9)
-            && gpu.has_lt()
-        {
+        // On cc 9.0 (gpu.f8g) its 9..=64-row passes run the session-28 f8g kernels, more rows cuBLASLt.
+        if fmt == WeightFormat::F8 && fp8_gemm_requested() && !spec.act_f32 && gpu.cc >= (8, 9) && gpu.has_lt() {
             for ((st, lin), ws) in steps.iter().zip(linears.iter_mut()).zip(&f8_scales) {
                 let (Step::Linear(l), Some(lin), Some(ws)) = (st, lin.as_mut(), ws) else { continue };
                 if lin.fmt != WeightFormat::F8 || lin.k % 16 != 0 || lin.n % 16 != 0 || ws.len() != lin.n {
