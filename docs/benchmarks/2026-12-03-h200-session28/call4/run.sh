@@ -12,16 +12,16 @@ fin() { cp $C/commit.txt $O/ 2>/dev/null; tar czf ${OUT:-/tmp}/s28b.tgz -C /tmp 
 trap fin EXIT
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader; date -u; cat $C/commit.txt; } > $O/env.txt 2>&1; cat $O/env.txt
 R() { local tag=$1 lim=$2; shift 2; timeout $lim "$@" > $O/$tag.log 2>&1; echo "$tag rc=$?"; grep -E "^\| (fp|int)|rror|prefill 64 kernels|bs64 eager|warning" $O/$tag.log | cut -c1-600; t; }
-TB() { $B bench --model preset:tinyllama-1.1b --precisions $1 --batch-sizes $2 --input-lens $3 --output-len $4 --isolate never; }
-TRTFORGE_FP8_GEMM=1 R d_f8g 60 TB fp8 64 512 128
-TRTFORGE_FP8_GEMM=0 R d_w8a16 60 TB fp8 64 512 128
-R d_fp16 60 TB fp16 64 512 128
-TRTFORGE_FP8_GEMM=1 R p_f8g 60 TB fp8 1 64 8
-TRTFORGE_FP8_GEMM=1 TRTFORGE_F8G=0 R d_lt 60 TB fp8 64 512 128
-TRTFORGE_FP8_GEMM=1 TRTFORGE_F8G=0 R p_lt 60 TB fp8 1 64 8
-R p_fp16 60 TB fp16 1 64 8
-TRTFORGE_FP8_GEMM=1 TRTFORGE_PDL=0 R d_f8g_nopdl 60 TB fp8 64 512 128
-TRTFORGE_FP8_GEMM=1 R d_f8g_16_32 60 TB fp8 16,32 512 128
-TRTFORGE_FP8_GEMM=0 R d_w8a16_16_32 60 TB fp8 16,32 512 128
+TB="$B bench --model preset:tinyllama-1.1b --isolate never --precisions"  # then: precision batch-sizes input-len output-len
+TRTFORGE_FP8_GEMM=1 R d_f8g 60 $TB fp8 --batch-sizes 64 --input-lens 512 --output-len 128
+TRTFORGE_FP8_GEMM=0 R d_w8a16 60 $TB fp8 --batch-sizes 64 --input-lens 512 --output-len 128
+R d_fp16 60 $TB fp16 --batch-sizes 64 --input-lens 512 --output-len 128
+TRTFORGE_FP8_GEMM=1 R p_f8g 60 $TB fp8 --batch-sizes 1 --input-lens 64 --output-len 8
+TRTFORGE_FP8_GEMM=1 TRTFORGE_F8G=0 R d_lt 60 $TB fp8 --batch-sizes 64 --input-lens 512 --output-len 128
+TRTFORGE_FP8_GEMM=1 TRTFORGE_F8G=0 R p_lt 60 $TB fp8 --batch-sizes 1 --input-lens 64 --output-len 8
+R p_fp16 60 $TB fp16 --batch-sizes 1 --input-lens 64 --output-len 8
+TRTFORGE_FP8_GEMM=1 TRTFORGE_PDL=0 R d_f8g_nopdl 60 $TB fp8 --batch-sizes 64 --input-lens 512 --output-len 128
+TRTFORGE_FP8_GEMM=1 R d_f8g_16_32 60 $TB fp8 --batch-sizes 16,32 --input-lens 512 --output-len 128
+TRTFORGE_FP8_GEMM=0 R d_w8a16_16_32 60 $TB fp8 --batch-sizes 16,32 --input-lens 512 --output-len 128
 TRTFORGE_FP8_GEMM=1 TRTFORGE_CHECKS=f8g1 R chk 150 $B cuda-check --tiny tests/fixtures/tiny_llama; grep -E "PASS|FAIL|passed|failed" $O/chk.log | cut -c1-300
 true
