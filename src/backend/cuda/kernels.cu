@@ -4414,7 +4414,9 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_q8(const float* __rest
     if (!sstat) m = block_max(m, red);
     const float sc = e4m3_row_scale(m * inv, sstat), qi = 1.f / sc;
     // Codes in pairs (k2 = the pair): pair k2's two values sit in threads 2·k2 % 256 and (2·k2 + 1) % 256;
-    // exchange through shared memory (the row's HIDDEN f32 products, 8 KB at HIDDEN 2048).
+    // exchange through shared memory (the row's HIDDEN f32 products, 8 KB at HIDDEN 2048; wider rows than
+    // 8,192 read x and w again, as before session 28, to stay inside the static shared-memory limit).
+#if HIDDEN <= 8192
     __shared__ float prod[HIDDEN];
 #pragma unroll
     for (int j = 0; j < RQ8_PER; j++) {
@@ -4425,6 +4427,12 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm_q8(const float* __rest
     for (int k2 = threadIdx.x; k2 < HIDDEN / 2; k2 += blockDim.x) {
         q[(size_t)t * (HIDDEN / 2) + k2] = f2e4m3x2(prod[2 * k2] * qi, prod[2 * k2 + 1] * qi);
     }
+#else
+    for (int k2 = threadIdx.x; k2 < HIDDEN / 2; k2 += blockDim.x) {
+        const float a = xr[2 * k2] * inv * w[2 * k2], b = xr[2 * k2 + 1] * inv * w[2 * k2 + 1];
+        q[(size_t)t * (HIDDEN / 2) + k2] = f2e4m3x2(a * qi, b * qi);
+    }
+#endif
     if (threadIdx.x == 0) s[t] = sc;
 }
 
