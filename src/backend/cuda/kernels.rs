@@ -284,18 +284,18 @@ pub const F8G_THREADS: u32 = 160;
 pub const F8G_KC: usize = 128;
 /// The f8g instance for `rows` rows (9..=64): its name, padded rows (wgmma N) and ring slots.
 pub fn f8g_kernel(rows: usize) -> Option<(&'static str, usize, usize)> {
-    let v = std::env::var("TRTFORGE_F8G_VARIANT").ok();
-    match rows {
-        r if r <= GEMV_MAX_T => None,
-        r if r <= 16 => Some(("f8g_16", 16, 8)),
-        r if r <= 32 => Some(("f8g_32", 32, 6)),
-        r if r <= 64 => Some(match v.as_deref() {
-            Some("np") => ("f8g_64_np", 64, 3),
-            Some("s4") => ("f8g_64_s4", 64, 4),
-            _ => ("f8g_64", 64, 3),
-        }),
-        _ => None,
-    }
+    let name = match rows {
+        r if r <= GEMV_MAX_T => return None,
+        r if r <= 16 => "f8g_16",
+        r if r <= 32 => "f8g_32",
+        r if r <= 64 => match std::env::var("TRTFORGE_F8G_VARIANT").as_deref() {
+            Ok("np") => "f8g_64_np",
+            Ok("s4") => "f8g_64_s4",
+            _ => "f8g_64",
+        },
+        _ => return None,
+    };
+    F8G_INSTANCES.into_iter().find(|i| i.0 == name)
 }
 /// Dynamic shared memory of an f8g block: alignment slack, barriers, the received partials (nt · 256)
 /// and `nst` ring slots of (64 + nt) · 128 bytes.

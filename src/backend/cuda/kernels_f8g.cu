@@ -54,11 +54,6 @@ __device__ __forceinline__ unsigned f8_mapa(unsigned addr, unsigned rank) {
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
     return r;
 }
-__device__ __forceinline__ unsigned f8_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return r;
-}
 // m64 × NT × k32, E4M3 × E4M3 → f32; `fresh` zeroes the accumulators first (scale-d = 0).
 template <int NT> __device__ __forceinline__ void f8_mma(float* d, unsigned long long da, unsigned long long db, int fresh);
 #define F8_MMA_TAIL : "l"(da), "l"(db), "r"(fresh) : "memory")
