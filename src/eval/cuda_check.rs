@@ -476,7 +476,10 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
 /// the [`udown_only`] sets.
 pub fn own_list_only() -> bool {
     udown_only().is_some()
-        || matches!(std::env::var("TRTFORGE_CHECKS").as_deref(), Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1"))
+        || matches!(
+            std::env::var("TRTFORGE_CHECKS").as_deref(),
+            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud")
+        )
 }
 
 /// `TRTFORGE_CHECKS=tlkv8` (session 24): only the TinyLlama shape with an int8 cache through the block tables — a paged
@@ -926,6 +929,23 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     if prefill_only() {
         prefill_checks(set, &mut add)?;
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("gud") {
+        // Session 29 (run with TRTFORGE_GUD=1): the one-row gate/up + down launch `tcd_f16_gateup` — f16 weights,
+        // one sequence (eager steps, the captured one-row graph, the on-GPU greedy loop) at the fixture, TinyLlama
+        // and SmolLM2 shapes, against the CPU.
+        let tiny = load(&path(&set.tiny)?)?;
+        let ps = seeded_prompts(&[5, 17, 40], tiny.weights.config.vocab_size, 1);
+        add(logits_check("tiny_llama bs1", &tiny.weights, F16, &ps[..1]));
+        add(greedy_check("tiny_llama bs1", &tiny.weights, F16, &ps[..1], 24));
+        add(gpu_loop_check("tiny_llama bs1", &tiny.weights, F16, &ps[..1], 16));
+        for preset in ["preset:tinyllama-1.1b", "preset:smollm2-135m"] {
+            let m = load(preset)?;
+            let ps3 = seeded_prompts(&[20, 6, 9], m.weights.config.vocab_size, 5);
+            add(logits_check(&format!("{} bs1", &preset[7..]), &m.weights, F16, &ps3[..1]));
+            add(gpu_loop_check(&format!("{} bs1", &preset[7..]), &m.weights, F16, &ps3[..1], 16));
+        }
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("bs1q") {

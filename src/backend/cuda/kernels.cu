@@ -1400,9 +1400,66 @@ template <int PRO, int EPI, int K>
 struct TlKind {
     enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
 };
-template <int WF, int PRO, int EPI, int K, bool PERSIST, class Wait>
-__device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait) {
+// Session 29 (TRTFORGE_GUD=1, the `tcd_*_gateup` instances): the one-row down projection fused into the gate/up
+// GEMV. Block b takes the contiguous tiles [t0, t1) (h columns 8 t0 .. 8 t1), stages the down weights of its
+// columns (8 (t1 - t0) columns x HIDDEN rows f16, one contiguous range of the column-tile copy) by cp.async before
+// griddepcontrol.wait, keeps its h values
+// (silu(g) u, rounded as the swiglu epilogue rounds them) in shared memory, and after its last tile adds its
+// partial down sums into the residual h by red.global.add.f32 -- once every block has staged its normalized
+// copy of h (counter cnt[0]; cnt[1] counts the blocks past that wait, the last one zeroes both).
+struct FdArgs {
+    const h16* wd;  // down weights in column tiles (INTER / 8, HIDDEN, 8) f16: tile j = h columns 8j .. 8j + 7
+    float* resid;   // h (1, HIDDEN) f32
+    int* cnt;       // two counters, zero between launches
+    int pad_;
+};
+// Byte offsets in the dynamic shared memory of a tcd_* block: x (one row of XS halves), h (64 halves), the slab.
+template <int XS>
+struct FdSmem {
+    enum { H = ((XS * 2 + 127) / 128) * 128, SLAB = H + 128 };
+};
+__device__ __forceinline__ void fd_count(int* c) {
+    __threadfence();
+    atomicAdd(c, 1);
+}
+template <int XS>
+__device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const int t1, const int vgrid) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
+    const h16* hsm = (const h16*)(smem_raw + FdSmem<XS>::H);
+    const h16* slab = (const h16*)(smem_raw + FdSmem<XS>::SLAB);
+    const int nv = t1 - t0;  // 16-byte vectors (8 columns) per slab row
+    cp_async_wait(0);
+    if (threadIdx.x == 0) {
+        int* cnt = fd->cnt;
+        while (*(volatile int*)cnt < vgrid) {
+        }
+        __threadfence();
+        if (atomicAdd(cnt + 1, 1) == vgrid - 1) {
+            *(volatile int*)cnt = 0;
+            *(volatile int*)(cnt + 1) = 0;
+        }
+    }
+    __syncthreads();  // the slab, the h values, every block's x staged
+    if (nv <= 0) return;
+    for (int r = threadIdx.x; r < HIDDEN; r += TC_WARPS * 32) {
+        float acc = 0.f;
+        for (int j = 0; j < nv; j++) {
+            const uint4 w = ((const uint4*)slab)[(size_t)j * HIDDEN + r], hv = ((const uint4*)hsm)[j];
+            const u32 wv[4] = {w.x, w.y, w.z, w.w}, xv[4] = {hv.x, hv.y, hv.z, hv.w};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                acc = fmaf(h2f((h16)(wv[q] & 0xffffu)), h2f((h16)(xv[q] & 0xffffu)), acc);
+                acc = fmaf(h2f((h16)(wv[q] >> 16)), h2f((h16)(xv[q] >> 16)), acc);
+            }
+        }
+        asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(acc) : "memory");
+    }
+}
+template <int WF, int PRO, int EPI, int K, bool PERSIST, int FD = 0, class Wait>
+__device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait,
+                                        const FdArgs* fd = nullptr) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    static_assert(!FD || (EPI == EPI_SWIGLU && !PERSIST && WF == WF_F16 && K == HIDDEN), "FD: the f16 one-row gate/up");
     constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
     h16* xs = (h16*)smem_raw;  // (T, XS)
     float* red = tc_red();
@@ -1465,7 +1522,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         return *(const u32*)(a.scales + 2 * p);
     };
     constexpr bool PF2 =
-        TC_PF2 && !PERSIST && 2 * SPW <= TC_U && (EPI == EPI_STORE || (EPI == EPI_SWIGLU && WF != WF_F16));
+        TC_PF2 && !PERSIST && !FD && 2 * SPW <= TC_U && (EPI == EPI_STORE || (EPI == EPI_SWIGLU && WF != WF_F16));
     // PF2: the SPW steps of tile `tl` into slots [OFF, OFF + SPW).
     auto loadoff = [&](auto OFFC, int tl) {
         constexpr int OFF = decltype(OFFC)::v;
@@ -1486,8 +1543,21 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
             }
         }
     };
-    int tile = vblk;
-    if (tile < ntiles) load(tile, 0);
+    // FD: contiguous tiles [t0, t1); otherwise tiles vblk, vblk + vgrid, ...
+    const int t0 = FD ? (int)(((long long)vblk * ntiles) / vgrid) : vblk;
+    const int t1 = FD ? (int)(((long long)(vblk + 1) * ntiles) / vgrid) : ntiles;
+    const int tstep = FD ? 1 : vgrid;
+    int tile = t0;
+    if (tile < t1) load(tile, 0);
+    if constexpr (FD) {
+        // The down weights of this block's h columns, before the wait (they do not depend on the previous kernel).
+        const int nv = t1 - t0;
+        const u32 sb = (u32)__cvta_generic_to_shared(smem_raw + FdSmem<XS>::SLAB);
+        for (int i = threadIdx.x; i < HIDDEN * nv; i += TC_WARPS * 32) {
+            cp_async16(sb + (u32)i * 16u, fd->wd + ((size_t)t0 * HIDDEN + i) * 8, 16);
+        }
+        cp_async_commit();
+    }
     if constexpr (PF2) {
         if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
     }
@@ -1517,6 +1587,9 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     if constexpr (PRO == PRO_COMB) stage_comb<K, TC_WARPS * 32, XS>(a, (act_t*)xs);
     else stage_x<PRO, K, TC_WARPS * 32, XS, PERSIST>(a, (act_t*)xs, red);
     __syncthreads();
+    if constexpr (FD) {
+        if (threadIdx.x == 0) fd_count(fd->cnt);  // this block's reads of h are done
+    }
     tt(TT_STAGED);
     // Timeline builds: the folded o GEMV stamps "trig" when its combine prologue is done (session 12:
     // where its extra time goes), not at its trigger.
@@ -1600,7 +1673,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         }
         tile = ntiles;  // the loop below is skipped
     }
-    for (; tile < ntiles; tile += vgrid) {
+    for (; tile < t1; tile += tstep) {
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 1
         for (int b0 = 0; b0 < SPW; b0 += TC_U) {
@@ -1613,7 +1686,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                 (void)MMAS;
             }
         }
-        if (!PERSIST && tile + vgrid >= ntiles) {
+        if (!PERSIST && tile + tstep >= t1) {
             pdl_trigger();
             if constexpr (PRO != PRO_COMB) tl_trig();
         }
@@ -1621,8 +1694,8 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         part[warp][g][2 * t4 + 1] = acc[1];
         part[warp][g + 8][2 * t4] = acc[2];
         part[warp][g + 8][2 * t4 + 1] = acc[3];
-        const int next = tile + vgrid;
-        if (next < ntiles) load(next, 0);  // the next tile's first loads fly during the reduction
+        const int next = tile + tstep;
+        if (next < t1) load(next, 0);  // the next tile's first loads fly during the reduction
         if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
         nrs = load_rs(next);
         __syncthreads();
@@ -1636,7 +1709,10 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
                     y0 += part[w][2 * pp][t];
                     y1 += part[w][2 * pp + 1][t];
                 }
-                if (WF_ROWSCALE(WF) && scpre) {
+                if constexpr (FD) {
+                    y16_round<EPI>(y0, y1);
+                    ((act_t*)(smem_raw + FdSmem<XS>::H))[(tile - t0) * 8 + pp] = f2act(silu(y0) * y1);
+                } else if (WF_ROWSCALE(WF) && scpre) {
                     y0 *= h2f((h16)(rs & 0xffffu));
                     y1 *= h2f((h16)(rs >> 16));
                     tc_epilogue<WF, EPI, PERSIST, true>(a, t, tile * 8 + pp, y0, y1);
@@ -1649,10 +1725,11 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         __syncthreads();
         tt_tile(1);
     }
-    if (!PERSIST && vblk >= ntiles) {
+    if (!PERSIST && t0 >= t1) {
         pdl_trigger();
         if constexpr (PRO != PRO_COMB) tl_trig();
     }
+    if constexpr (FD) fd_down<XS>(fd, t0, t1, vgrid);
     if constexpr (TL_ON && !PERSIST) tt_tiles(tt_i);
     tt(TT_END);
 }
@@ -1696,6 +1773,12 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_MINB_EPI(WF, EPI, K) (STAGE_NB && (EPI) == EPI_SWIGLU && TC_MINB_OF(WF, K) < 2 ? 2 : TC_MINB_OF(WF, K))
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_EPI(WF, EPI, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
+// Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD=1).
+#define TCD_KERNEL(name, WF, K) \
+    extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a, FdArgs f) { \
+        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, 1>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
+        tl_exit(); \
+    }
 TC_INSTANCES
 
 // Multi-tile tensor-core GEMV (session 6, opt-in TRTFORGE_BS1=tcm; `tcm_*`): the tc_* kernel with a

@@ -170,6 +170,25 @@ fn tcr1_mode() -> &'static str {
         _ => "auto",
     })
 }
+/// Name of the one-row gate/up GEMV with the down projection fused (session 29, `TRTFORGE_GUD=1`,
+/// [`KernelSpec::tcd_formats`]).
+pub fn tcd_name(fmt: WeightFormat) -> String {
+    format!("tcd_{}_gateup", fmt.tag())
+}
+/// `TRTFORGE_GUD=1`, read once per process: one-row decode passes run the gate/up GEMV and the down
+/// projection as one launch (`tcd_*`, opt-in).
+pub fn gud_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TRTFORGE_GUD").as_deref() == Ok("1"))
+}
+/// Dynamic shared memory of a `tcd_*` block (`FdSmem` in kernels.cu): one staged x row of `hidden`
+/// (+8) halves rounded up to 128 bytes, 128 bytes of h values, then the down weights of `nc` h
+/// columns (hidden rows × nc f16).
+pub fn tcd_smem(hidden: usize, nc: usize) -> usize {
+    ((hidden + 8) * 2).div_ceil(128) * 128 + 128 + hidden * nc * 2
+}
+/// Most h columns a `tcd_*` block takes (its h values live in 128 bytes of shared memory).
+pub const TCD_MAX_COLS: usize = 64;
 /// Name of the one-row o GEMV whose prologue combines the split decode attention's partial records
 /// (`PRO_COMB` in kernels.cu; session 11, bs1 switch `ocomb`; [`KernelSpec::tcc_roles`]).
 pub fn tcc_name(role: Role, fmt: WeightFormat) -> String {
@@ -736,6 +755,9 @@ impl KernelSpec {
             };
             capped(&mut tc, tcc_name(role, f), &minb, f, "PRO_COMB", epi, k);
         }
+        for f in self.tcd_formats() {
+            let _ = write!(tc, "TCD_KERNEL({}, {}, HIDDEN) ", tcd_name(f), f.macro_name());
+        }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
             let (pro, epi, k) = role.shape();
@@ -911,6 +933,22 @@ impl KernelSpec {
         self.tc_roles().into_iter().filter(|&(r, _)| r == Role::O).collect()
     }
 
+    /// The weight formats with a `tcd_*` instance (`TRTFORGE_GUD=1`): f16 gate/up and down weights,
+    /// f16 activations.
+    pub fn tcd_formats(&self) -> Vec<WeightFormat> {
+        self.tcd_formats_if(gud_on())
+    }
+
+    /// [`Self::tcd_formats`] with the switch given (for tests).
+    pub fn tcd_formats_if(&self, on: bool) -> Vec<WeightFormat> {
+        let f16 = |r: Role| self.formats.contains(&(r, WeightFormat::F16));
+        if on && !self.act_f32 && f16(Role::GateUp) && f16(Role::Down) {
+            vec![WeightFormat::F16]
+        } else {
+            vec![]
+        }
+    }
+
     /// Whether the one-row launch of `role` uses its `tcr1_*` instance (no allocation: per launch).
     pub fn has_tcr1(&self, role: Role, fmt: WeightFormat) -> bool {
         !self.act_f32 && fmt.has_tc() && self.tcr1_pick(role, fmt, tcr1_mode()) && self.formats.contains(&(role, fmt))
@@ -982,6 +1020,7 @@ impl KernelSpec {
         v.extend(self.tcr1_roles().into_iter().map(|(r, f)| tcr1_name(r, f)));
         v.extend(self.tcr2_roles().into_iter().map(|(r, f)| tcr2_name(r, f)));
         v.extend(self.tcc_roles().into_iter().map(|(r, f)| tcc_name(r, f)));
+        v.extend(self.tcd_formats().into_iter().map(tcd_name));
         if self.attn_tc() {
             v.push("attn_decode_tc".into());
             v.push("attn_prefill_tc".into());
@@ -1117,6 +1156,21 @@ mod tests {
         let mut bad = KernelSpec { kv_cache: KvCacheDtype::Fp8, ..s };
         bad.config = LlamaConfig::preset("tiny").unwrap(); // head_dim 16
         assert!(bad.validate().unwrap_err().contains("fp8 KV cache needs"));
+    }
+
+    #[test]
+    fn tcd_instance_only_with_the_switch_and_f16_weights() {
+        // Session 29: `tcd_f16_gateup` (gate/up + down in one one-row launch) exists with TRTFORGE_GUD=1 for f16
+        // gate/up and down weights with f16 activations, nowhere else; its shared memory holds one x row, 128 bytes
+        // of h values and hidden x cols f16 of down weights.
+        assert_eq!(spec(WeightFormat::F16).tcd_formats_if(true), vec![WeightFormat::F16]);
+        assert!(spec(WeightFormat::F16).tcd_formats_if(false).is_empty());
+        assert!(spec(WeightFormat::I8).tcd_formats_if(true).is_empty());
+        assert!(KernelSpec { act_f32: true, ..spec(WeightFormat::F16) }.tcd_formats_if(true).is_empty());
+        assert_eq!(tcd_name(WeightFormat::F16), "tcd_f16_gateup");
+        // TinyLlama: x row 2,056 halves = 4,112 B -> 4,224; three tiles a block = 24 columns.
+        assert_eq!(tcd_smem(2048, 24), 4224 + 128 + 2048 * 24 * 2);
+        assert!(!spec(WeightFormat::F16).source().contains("TCD_KERNEL(tcd_"));
     }
 
     #[test]

@@ -27,10 +27,11 @@
 //! `act_t` (f16, f32 in fp32 mode), `kv` = `kv_t`.
 use super::gpu::{DevBuf, GemmType, Gpu, LtPtrs, LtScale, LtShape, LtType};
 use super::kernels::{
-    f8g_fits, f8g_kernel, f8g_slices, f8g_smem, gemv_name, tc_name, tcc_name, tcg3_fits, tcg3_name, tcg4_fits,
-    tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape, TcgShape,
-    WeightFormat, ATT_THREADS, F8G_KC, F8G_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q, SAMPLE_THREADS,
-    TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    f8g_fits, f8g_kernel, f8g_slices, f8g_smem, gemv_name, tc_name, tcc_name, tcd_name, tcd_smem, tcg3_fits, tcg3_name,
+    tcg4_fits, tcg4_name, tcg4_smem, tcg_name, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role, Tcg3Shape, Tcg4Shape,
+    TcgShape, WeightFormat, ATT_THREADS, F8G_KC, F8G_THREADS, GEMV_MAX_T, GEMV_THREADS, PERSIST_KERNEL, PF_Q,
+    SAMPLE_THREADS, TCD_MAX_COLS, TCG3_MAX_S, TCG3_SB, TCG3_SMEM_MAX, TCG4_KC, TCG4_THREADS, TCG_MAX_T, TCG_THREADS,
+    TC_THREADS,
 };
 use crate::error::{Error, Result};
 use crate::model::LlamaConfig;
@@ -474,6 +475,16 @@ struct GemvArgs {
     part: u64,
     nsplit: i32,
     _pad: i32,
+}
+
+/// The fused down projection's parameters of a `tcd_*` launch (`struct FdArgs` in kernels.cu).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FdArgs {
+    wd: u64,
+    resid: u64,
+    cnt: u64,
+    _pad: [i32; 2],
 }
 
 impl GemvIo<'_> {
@@ -955,6 +966,71 @@ impl<'a> Kernels<'a> {
                 self.gpu.launch(&name, (grid, 1, 1), threads, smem as u32, &mut args!(a))
             }
         }
+    }
+
+    /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up GEMV and the down projection in one
+    /// launch of `grid` blocks (block b takes gate/up tiles b·tiles/grid .. (b+1)·tiles/grid, i.e. the
+    /// h columns of the down weights it stages from `tiles8`, `down`'s copy in column tiles
+    /// (`pack::cols8_tiles`)), adding the down sums into `io.h` (red.global.add).
+    /// `cnt`: two i32 counters, zero between launches (the kernel leaves them zero). Every block waits
+    /// for every other block's staged x before its first add, so `grid` must be resident at once: the
+    /// caller sizes it by the occupancy of `smem`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemv_fd(
+        &self,
+        grid: u32,
+        gu: &Weights,
+        down: &Weights,
+        tiles8: View,
+        io: &GemvIo,
+        cnt: View,
+        smem: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        if gu.fmt != WeightFormat::F16 || down.fmt != WeightFormat::F16 || d.act != DType::F16 {
+            return Err(Error::Gpu(format!(
+                "gate/up + down GEMV: f16 weights and activations only (got {} / {})",
+                gu.fmt.tag(),
+                down.fmt.tag()
+            )));
+        }
+        if down.n != d.hidden || down.k != d.inter || gu.n != 2 * d.inter || gu.n % 16 != 0 {
+            return Err(Error::Gpu(format!(
+                "gate/up + down GEMV: shapes {} x {} / {} x {} (want {} x {} / {} x {})",
+                gu.n,
+                gu.k,
+                down.n,
+                down.k,
+                2 * d.inter,
+                d.hidden,
+                d.hidden,
+                d.inter
+            )));
+        }
+        down.check(d)?;
+        let tiles = gu.n / 16;
+        if grid == 0 || grid as usize > tiles {
+            return Err(Error::Gpu(format!("gate/up + down GEMV: {grid} blocks for {tiles} tiles")));
+        }
+        let cols = 8 * tiles.div_ceil(grid as usize);
+        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden, cols) {
+            return Err(Error::Gpu(format!("gate/up + down GEMV: {cols} h columns a block in {smem} B")));
+        }
+        need("gate/up + down counters", &cnt, DType::I32, 2)?;
+        need("down weights in column tiles (inter / 8, hidden, 8)", &tiles8, DType::F16, d.hidden * d.inter)?;
+        if d.inter % 8 != 0 {
+            return Err(Error::Gpu(format!("gate/up + down GEMV: inter {} not a multiple of 8", d.inter)));
+        }
+        let mut a = self.gemv_args(Role::GateUp, gu, io, 1)?;
+        let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), _pad: [0; 2] };
+        let name = tcd_name(gu.fmt);
+        // SAFETY: GemvArgs / FdArgs mirror kernels.cu's structs field for field; `name` is the f16
+        // gate/up instance with FD; gemv_args checked every buffer gate/up's NORM prologue reads for one
+        // row (h, norm_w); the fused epilogue writes only shared memory and adds hidden floats into
+        // h (one row, checked there); the block stages hidden x 8·(t1 - t0) f16 of the down weights
+        // (tiles8: hidden x inter f16, checked) in `smem` bytes (>= tcd_smem for the widest block, checked;
+        // allowed at engine creation); cnt holds two i32 (checked) that the launch returns to zero.
+        unsafe { self.gpu.launch(&name, (grid, 1, 1), TC_THREADS, smem as u32, &mut args!(a, f)) }
     }
 
     /// The checked parameter block of a GEMV of `role` over `rows` rows: the weights' shape, every

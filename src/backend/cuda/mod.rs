@@ -32,10 +32,10 @@ use cudarc::driver::CudaGraph;
 use gpu::{DevBuf, Gpu, LtScale};
 use half::f16;
 use kernels::{
-    f8g_fits, f8g_kernel, f8g_smem, gemv_mt, gemv_name, tc_name, tcc_name, tcg3_name, tcg3_shapes, tcg4_fits,
-    tcg4_name, tcg4_nt, tcg4_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec, Role,
-    Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, F8G_INSTANCES, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS, PERSIST_KERNEL,
-    TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
+    f8g_fits, f8g_kernel, f8g_smem, gemv_mt, gemv_name, tc_name, tcc_name, tcd_name, tcd_smem, tcg3_name, tcg3_shapes,
+    tcg4_fits, tcg4_name, tcg4_nt, tcg4_shapes, tcg_name, tcg_shape_capped, tcm_name, tcr1_name, tcr2_name, KernelSpec,
+    Role, Tcg3Shape, Tcg4Shape, TcgShape, WeightFormat, F8G_INSTANCES, GEMV_MAX_T, GEMV_MTS, GEMV_THREADS,
+    PERSIST_KERNEL, TCD_MAX_COLS, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
@@ -255,6 +255,10 @@ struct DevLinear {
     /// fp8 weights in the GEMM path through cuBLASLt's FP8 GEMM (W8A8, `TRTFORGE_FP8_GEMM=1`);
     /// None: the f16 copy (`shadow`) instead.
     fp8: Option<Fp8Gemm>,
+    /// f16 down weights of an engine with a `tcd_*` instance (`TRTFORGE_GUD=1`): a second copy in
+    /// column-tile order, (k / 8, n, 8) — the 8 h columns of each gate/up tile contiguous over every
+    /// output row — so each fused block streams its down weights as one contiguous range.
+    fd: Option<DevBuf>,
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -457,6 +461,9 @@ pub struct CudaBackend {
     /// Most splits a folded decode attention may store for the `tcc_*` o GEMV (its shared memory,
     /// `TCC_SMEM_MAX`); 0 where the engine has no `tcc_*` instance.
     tcc_ns_max: usize,
+    /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks, shared
+    /// memory and two zeroed i32 counters; None where the engine has no `tcd_*` instance.
+    gud: Option<(u32, usize, DevBuf)>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -630,6 +637,9 @@ impl CudaBackend {
                         tcg3: None,
                         tcg4: None,
                         fp8: None,
+                        fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && !spec.tcd_formats().is_empty())
+                            .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
+                            .transpose()?,
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
@@ -890,6 +900,48 @@ impl CudaBackend {
             ns
         } else {
             0
+        };
+        // tcd_* (TRTFORGE_GUD=1): as many blocks as are resident at once (each waits for every
+        // other's staged x), each taking <= ceil(tiles / blocks) gate/up tiles and the down weights of
+        // their h columns in shared memory.
+        let gud = match spec.tcd_formats().first() {
+            Some(&f) if use_tc => {
+                let name = tcd_name(f);
+                let tiles = 2 * cfg.intermediate_size / 16;
+                let fixed = std::env::var("TRTFORGE_GUD_GRID").ok().and_then(|v| v.parse::<usize>().ok());
+                let mut grid = fixed.unwrap_or(tiles).clamp(1, tiles);
+                let mut found = None;
+                for _ in 0..16 {
+                    let cols = 8 * tiles.div_ceil(grid);
+                    let smem = tcd_smem(cfg.hidden_size, cols);
+                    if cols > TCD_MAX_COLS || smem > 227 * 1024 {
+                        break;
+                    }
+                    gpu.allow_smem(&name, smem)?;
+                    let resident = (gpu.occupancy(&name, TC_THREADS, smem)? * gpu.sms) as usize;
+                    if grid <= resident {
+                        found = Some((grid as u32, smem));
+                        break;
+                    }
+                    if fixed.is_some() || resident == 0 {
+                        break;
+                    }
+                    grid = resident;
+                }
+                match found {
+                    Some((g, smem)) => {
+                        let cnt = gpu.alloc(8)?;
+                        gpu.memset0(&cnt)?;
+                        Some((g, smem, cnt))
+                    }
+                    None => {
+                        return Err(Error::Gpu(format!(
+                            "TRTFORGE_GUD=1: no resident launch of {name} for {tiles} gate/up tiles"
+                        )))
+                    }
+                }
+            }
+            _ => None,
         };
         // Batched tensor-core GEMMs: one K split per linear, chosen for the blocks that fit at once.
         let mut use_tcg = use_tc && !spec.act_f32 && std::env::var("TRTFORGE_TCG").as_deref() == Ok("1");
@@ -1227,6 +1279,7 @@ impl CudaBackend {
             bs1,
             bs1_default,
             tcc_ns_max,
+            gud,
         })
     }
 
@@ -1536,6 +1589,18 @@ impl CudaBackend {
                     self.launch_persist(si, rows)?;
                     skip_to = si + 5;
                 }
+                Step::Linear(ls)
+                    if decode
+                        && rows == 1
+                        && !selected
+                        && ls.role == Role::GateUp
+                        && self.gud.is_some()
+                        && ofold.is_none()
+                        && self.fd_pair(si) =>
+                {
+                    self.launch_gud(si, &ls)?;
+                    skip_to = si + 2;
+                }
                 Step::Linear(ls) => {
                     let lin =
                         self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
@@ -1780,6 +1845,34 @@ impl CudaBackend {
     /// The operands of linear step `ls` as a GEMV runs it on residual stream `h`: its RMSNorm
     /// prologue's weight, the activation buffer, its epilogue's output (q, h itself or the logits),
     /// the layer's cache and the pass's row metadata.
+    /// Whether step `si` (gate/up) and the next (down) can run as one `tcd_*` launch: f16 weights
+    /// both, the down step of the same layer.
+    fn fd_pair(&self, si: usize) -> bool {
+        let (Some(Step::Linear(g)), Some(Step::Linear(d))) = (self.steps.get(si), self.steps.get(si + 1)) else {
+            return false;
+        };
+        let f16 = |i: usize| self.linears.get(i).and_then(|x| x.as_ref()).is_some_and(|l| l.fmt == WeightFormat::F16);
+        g.role == Role::GateUp
+            && d.role == Role::Down
+            && g.layer == d.layer
+            && d.norm.is_none()
+            && f16(si)
+            && f16(si + 1)
+            && self.linears.get(si + 1).and_then(|x| x.as_ref()).is_some_and(|l| l.fd.is_some())
+    }
+
+    /// One-row gate/up + down as one `tcd_*` launch (`TRTFORGE_GUD=1`), adding into h.
+    fn launch_gud(&self, si: usize, ls: &LinearStep) -> Result<()> {
+        let (grid, smem, cnt) = self.gud.as_ref().ok_or_else(|| Error::Gpu("no tcd_* launch".into()))?;
+        let gu = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("gate/up step without weights".into()))?;
+        let dn = self.linears[si + 1].as_ref().ok_or_else(|| Error::Gpu("down step without weights".into()))?;
+        let fd = dn.fd.as_ref().ok_or_else(|| Error::Gpu("down step without its column-tile copy".into()))?;
+        let io = self.gemv_io(ls, self.cur(false))?;
+        self.timed("gemv", || {
+            self.kern().gemv_fd(*grid, &gu.weights(), &dn.weights(), fd.view(DType::F16), &io, cnt.i32(), *smem)
+        })
+    }
+
     fn gemv_io<'s>(&'s self, ls: &LinearStep, h: View<'s>) -> Result<GemvIo<'s>> {
         let l = self.layout;
         let out = match ls.role {

@@ -220,9 +220,40 @@ pub fn gateup_row_order(inter: usize) -> Vec<usize> {
     (0..inter).flat_map(|j| [j, inter + j]).collect()
 }
 
+/// An f16 (n, k) row-major matrix's bytes in column tiles: (k / 8, n, 8) — tile j holds columns
+/// 8j .. 8j + 7 of every row, 16 bytes a row (the `tcd_*` kernels' down weights, session 29).
+/// k must be a multiple of 8 and `data` n × k f16.
+pub fn cols8_tiles(data: &[u8], n: usize, k: usize) -> Vec<u8> {
+    assert!(k % 8 == 0 && data.len() == n * k * 2, "cols8_tiles: {n} x {k} f16 in {} bytes", data.len());
+    let mut out = vec![0u8; data.len()];
+    for (j, tile) in out.chunks_exact_mut(n * 16).enumerate() {
+        for (r, dst) in tile.chunks_exact_mut(16).enumerate() {
+            let at = r * k * 2 + j * 16;
+            dst.copy_from_slice(&data[at..at + 16]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cols8_tiles_moves_every_element_once() {
+        // (3, 16) f16 as u16 = r * 100 + c: tile j, row r, lane e holds element (r, 8j + e).
+        let (n, k) = (3, 16);
+        let m: Vec<u8> = (0..n * k).flat_map(|i| ((i / k * 100 + i % k) as u16).to_le_bytes()).collect();
+        let t = cols8_tiles(&m, n, k);
+        for j in 0..k / 8 {
+            for r in 0..n {
+                for e in 0..8 {
+                    let at = ((j * n + r) * 8 + e) * 2;
+                    assert_eq!(u16::from_le_bytes([t[at], t[at + 1]]) as usize, r * 100 + 8 * j + e);
+                }
+            }
+        }
+    }
     use crate::model::Tensor;
     use crate::quant::rtn::quantize_tensor;
     use crate::util::SplitMix64;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Session 29 call 2 prep (CPU machine, repository root): binary + NVRTC kernel cache into .carry/s29b for call2/run.sh
+# (TinyLlama / SmolLM2 fp16 bs1 512 + 128, TRTFORGE_GUD=0 / =1, and the TinyLlama pair with TRTFORGE_TIMELINE=1).
+set -euo pipefail
+NVRTC=${NVRTC:-/tmp/nvrtc/x/nvidia/cu13/lib}; C=.carry/s29b
+cargo build --release; rm -rf $C; mkdir -p $C/K; cp target/release/trtforge $C/; strip $C/trtforge
+cp .carry/s29a/K/* $C/K/ 2>/dev/null || true
+{ git rev-parse HEAD; git status --short; git diff | sha256sum; } > $C/commit.txt
+P() { env LD_LIBRARY_PATH=$NVRTC TRTFORGE_CACHE_DIR=$C/K TRTFORGE_CUDA_PRECOMPILE=sm_90 "$@" ./target/release/trtforge bench \
+  --model preset:$M --precisions fp16 --batch-sizes 1 --input-lens 512 --output-len 128 --isolate never 2>&1 | tail -1 || true; }
+M=tinyllama-1.1b P TRTFORGE_GUD=1 & M=smollm2-135m P TRTFORGE_GUD=1 & wait
+M=tinyllama-1.1b P TRTFORGE_GUD=0 TRTFORGE_TIMELINE=1 & M=tinyllama-1.1b P TRTFORGE_GUD=1 TRTFORGE_TIMELINE=1 & wait
+ls -la $C/K; du -sh $C
