@@ -1411,7 +1411,7 @@ struct FdArgs {
     const h16* wd;  // down weights in column tiles (INTER / 8, HIDDEN, 8) f16: tile j = h columns 8j .. 8j + 7
     float* resid;   // h (1, HIDDEN) f32
     int* cnt;       // two counters, zero between launches
-    int pad_;
+    int mode;       // diagnostics (TRTFORGE_GUD_MODE; wrong results): 1 no adds, 2 no down weights, 4 no counter wait, 8 no down phase
 };
 // Byte offsets in the dynamic shared memory of a tcd_* block: x (one row of XS halves), h (64 halves), the slab.
 template <int XS>
@@ -1429,7 +1429,8 @@ __device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const in
     const h16* slab = (const h16*)(smem_raw + FdSmem<XS>::SLAB);
     const int nv = t1 - t0;  // 16-byte vectors (8 columns) per slab row
     cp_async_wait(0);
-    if (threadIdx.x == 0) {
+    if (fd->mode & 8) return;
+    if (threadIdx.x == 0 && !(fd->mode & 4)) {
         int* cnt = fd->cnt;
         while (*(volatile int*)cnt < vgrid) {
         }
@@ -1452,7 +1453,60 @@ __device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const in
                 acc = fmaf(h2f((h16)(wv[q] >> 16)), h2f((h16)(xv[q] >> 16)), acc);
             }
         }
-        asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(acc) : "memory");
+        if (!(fd->mode & 1)) asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(acc) : "memory");
+    }
+}
+// FD 2 (TRTFORGE_GUD=1): no slab. Each thread owns down rows r = threadIdx.x + 512 i; after tile j's mmas it loads
+// row r's 8 columns of tile j (16 bytes of the column-tile copy: a warp reads 512 contiguous bytes) into registers,
+// and once h_j is in shared memory adds their products into its row sums; the sums go into h after the last tile.
+// Shared memory stays the gate/up GEMV's (one x row + 128 bytes).
+constexpr int FD2_NR = (HIDDEN + TC_WARPS * 32 - 1) / (TC_WARPS * 32);
+__device__ __forceinline__ void fd2_issue(const FdArgs* fd, int tile, uint4* dv) {
+#pragma unroll
+    for (int i = 0; i < FD2_NR; i++) {
+        const int r = threadIdx.x + i * TC_WARPS * 32;
+        dv[i] = (r < HIDDEN && !(fd->mode & 2)) ? ldg_nc(fd->wd + ((size_t)tile * HIDDEN + r) * 8) : make_uint4(0, 0, 0, 0);
+    }
+}
+__device__ __forceinline__ void fd2_consume(const h16* hj, const uint4* dv, float* dacc) {
+    const uint4 hv = *(const uint4*)hj;
+    const u32 xv[4] = {hv.x, hv.y, hv.z, hv.w};
+    float xf[8];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        xf[2 * q] = h2f((h16)(xv[q] & 0xffffu));
+        xf[2 * q + 1] = h2f((h16)(xv[q] >> 16));
+    }
+#pragma unroll
+    for (int i = 0; i < FD2_NR; i++) {
+        const u32 wv[4] = {dv[i].x, dv[i].y, dv[i].z, dv[i].w};
+        float acc = dacc[i];
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            acc = fmaf(h2f((h16)(wv[q] & 0xffffu)), xf[2 * q], acc);
+            acc = fmaf(h2f((h16)(wv[q] >> 16)), xf[2 * q + 1], acc);
+        }
+        dacc[i] = acc;
+    }
+}
+__device__ __forceinline__ void fd2_finish(const FdArgs* fd, const float* dacc, const int vgrid) {
+    if (fd->mode & 8) return;
+    if (threadIdx.x == 0 && !(fd->mode & 4)) {
+        int* cnt = fd->cnt;
+        while (*(volatile int*)cnt < vgrid) {
+        }
+        __threadfence();
+        if (atomicAdd(cnt + 1, 1) == vgrid - 1) {
+            *(volatile int*)cnt = 0;
+            *(volatile int*)(cnt + 1) = 0;
+        }
+    }
+    __syncthreads();  // every block's x staged
+#pragma unroll
+    for (int i = 0; i < FD2_NR; i++) {
+        const int r = threadIdx.x + i * TC_WARPS * 32;
+        if (r < HIDDEN && !(fd->mode & 1))
+            asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(dacc[i]) : "memory");
     }
 }
 template <int WF, int PRO, int EPI, int K, bool PERSIST, int FD = 0, class Wait>
@@ -1549,11 +1603,16 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     const int tstep = FD ? 1 : vgrid;
     int tile = t0;
     if (tile < t1) load(tile, 0);
-    if constexpr (FD) {
+    uint4 dv[FD == 2 ? FD2_NR : 1];
+    float dacc[FD == 2 ? FD2_NR : 1];
+#pragma unroll
+    for (int i = 0; i < (FD == 2 ? FD2_NR : 1); i++) dacc[i] = 0.f;
+    (void)dv;
+    if constexpr (FD == 1) {
         // The down weights of this block's h columns, before the wait (they do not depend on the previous kernel).
         const int nv = t1 - t0;
         const u32 sb = (u32)__cvta_generic_to_shared(smem_raw + FdSmem<XS>::SLAB);
-        for (int i = threadIdx.x; i < HIDDEN * nv; i += TC_WARPS * 32) {
+        for (int i = threadIdx.x; i < HIDDEN * nv && !(fd->mode & 2); i += TC_WARPS * 32) {
             cp_async16(sb + (u32)i * 16u, fd->wd + ((size_t)t0 * HIDDEN + i) * 8, 16);
         }
         cp_async_commit();
@@ -1696,6 +1755,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         part[warp][g + 8][2 * t4 + 1] = acc[3];
         const int next = tile + tstep;
         if (next < t1) load(next, 0);  // the next tile's first loads fly during the reduction
+        if constexpr (FD == 2) fd2_issue(fd, tile, dv);
         if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
         nrs = load_rs(next);
         __syncthreads();
@@ -1724,12 +1784,14 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         if (!RS_LATE) rs = nrs;
         __syncthreads();
         tt_tile(1);
+        if constexpr (FD == 2) fd2_consume((const h16*)(smem_raw + FdSmem<XS>::H) + (tile - t0) * 8, dv, dacc);
     }
     if (!PERSIST && t0 >= t1) {
         pdl_trigger();
         if constexpr (PRO != PRO_COMB) tl_trig();
     }
-    if constexpr (FD) fd_down<XS>(fd, t0, t1, vgrid);
+    if constexpr (FD == 1) fd_down<XS>(fd, t0, t1, vgrid);
+    if constexpr (FD == 2) fd2_finish(fd, dacc, vgrid);
     if constexpr (TL_ON && !PERSIST) tt_tiles(tt_i);
     tt(TT_END);
 }
@@ -1774,9 +1836,9 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_EPI(WF, EPI, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
 // Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD=1).
-#define TCD_KERNEL(name, WF, K) \
+#define TCD_KERNEL(name, WF, K, FDV) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a, FdArgs f) { \
-        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, 1>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
+        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, FDV>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
         tl_exit(); \
     }
 TC_INSTANCES

@@ -175,15 +175,26 @@ fn tcr1_mode() -> &'static str {
 pub fn tcd_name(fmt: WeightFormat) -> String {
     format!("tcd_{}_gateup", fmt.tag())
 }
-/// `TRTFORGE_GUD=1`, read once per process: one-row decode passes run the gate/up GEMV and the down
-/// projection as one launch (`tcd_*`, opt-in).
+/// `TRTFORGE_GUD`, read once per process: one-row decode passes run the gate/up GEMV and the down
+/// projection as one launch (`tcd_*`, opt-in). `1`: each thread streams its down rows' weights of
+/// each tile into registers after the tile's mmas (kernels.cu FD 2); `2`: each block stages all its
+/// down weights in shared memory before griddepcontrol.wait (FD 1, session 29 calls 1–2). 0: off.
+pub fn gud_mode() -> u8 {
+    static MODE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("TRTFORGE_GUD").as_deref() {
+        Ok("1") => 2,
+        Ok("2") => 1,
+        _ => 0,
+    })
+}
+/// Whether `TRTFORGE_GUD` turns the `tcd_*` launch on.
 pub fn gud_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("TRTFORGE_GUD").as_deref() == Ok("1"))
+    gud_mode() != 0
 }
 /// Dynamic shared memory of a `tcd_*` block (`FdSmem` in kernels.cu): one staged x row of `hidden`
 /// (+8) halves rounded up to 128 bytes, 128 bytes of h values, then the down weights of `nc` h
 /// columns (hidden rows × nc f16).
+/// `nc` = 0 for the register-streaming instance (`TRTFORGE_GUD=1`), which stages none.
 pub fn tcd_smem(hidden: usize, nc: usize) -> usize {
     ((hidden + 8) * 2).div_ceil(128) * 128 + 128 + hidden * nc * 2
 }
@@ -756,7 +767,7 @@ impl KernelSpec {
             capped(&mut tc, tcc_name(role, f), &minb, f, "PRO_COMB", epi, k);
         }
         for f in self.tcd_formats() {
-            let _ = write!(tc, "TCD_KERNEL({}, {}, HIDDEN) ", tcd_name(f), f.macro_name());
+            let _ = write!(tc, "TCD_KERNEL({}, {}, HIDDEN, {}) ", tcd_name(f), f.macro_name(), gud_mode());
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {

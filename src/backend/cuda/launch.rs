@@ -484,7 +484,16 @@ struct FdArgs {
     wd: u64,
     resid: u64,
     cnt: u64,
-    _pad: [i32; 2],
+    mode: i32,
+    _pad: i32,
+}
+
+/// `TRTFORGE_GUD_MODE` (diagnostics only, read once; the results are wrong with any bit set): what a
+/// `tcd_*` launch leaves out — 1 the adds into h, 2 the down weights' loads, 4 the wait for every
+/// block's staged x, 8 the whole down phase.
+fn gud_mode() -> i32 {
+    static MODE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| std::env::var("TRTFORGE_GUD_MODE").ok().and_then(|v| v.parse().ok()).unwrap_or(0) & 15)
 }
 
 impl GemvIo<'_> {
@@ -1013,7 +1022,8 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("gate/up + down GEMV: {grid} blocks for {tiles} tiles")));
         }
         let cols = 8 * tiles.div_ceil(grid as usize);
-        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden, cols) {
+        let slab = if super::kernels::gud_mode() == 1 { cols } else { 0 };
+        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden, slab) {
             return Err(Error::Gpu(format!("gate/up + down GEMV: {cols} h columns a block in {smem} B")));
         }
         need("gate/up + down counters", &cnt, DType::I32, 2)?;
@@ -1022,7 +1032,7 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("gate/up + down GEMV: inter {} not a multiple of 8", d.inter)));
         }
         let mut a = self.gemv_args(Role::GateUp, gu, io, 1)?;
-        let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), _pad: [0; 2] };
+        let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), mode: gud_mode(), _pad: 0 };
         let name = tcd_name(gu.fmt);
         // SAFETY: GemvArgs / FdArgs mirror kernels.cu's structs field for field; `name` is the f16
         // gate/up instance with FD; gemv_args checked every buffer gate/up's NORM prologue reads for one

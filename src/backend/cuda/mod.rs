@@ -913,7 +913,8 @@ impl CudaBackend {
                 let mut found = None;
                 for _ in 0..16 {
                     let cols = 8 * tiles.div_ceil(grid);
-                    let smem = tcd_smem(cfg.hidden_size, cols);
+                    let slab = if kernels::gud_mode() == 1 { cols } else { 0 };
+                    let smem = tcd_smem(cfg.hidden_size, slab);
                     if cols > TCD_MAX_COLS || smem > 227 * 1024 {
                         break;
                     }
@@ -1842,9 +1843,6 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// The operands of linear step `ls` as a GEMV runs it on residual stream `h`: its RMSNorm
-    /// prologue's weight, the activation buffer, its epilogue's output (q, h itself or the logits),
-    /// the layer's cache and the pass's row metadata.
     /// Whether step `si` (gate/up) and the next (down) can run as one `tcd_*` launch: f16 weights
     /// both, the down step of the same layer.
     fn fd_pair(&self, si: usize) -> bool {
@@ -1873,6 +1871,9 @@ impl CudaBackend {
         })
     }
 
+    /// The operands of linear step `ls` as a GEMV runs it on residual stream `h`: its RMSNorm
+    /// prologue's weight, the activation buffer, its epilogue's output (q, h itself or the logits),
+    /// the layer's cache and the pass's row metadata.
     fn gemv_io<'s>(&'s self, ls: &LinearStep, h: View<'s>) -> Result<GemvIo<'s>> {
         let l = self.layout;
         let out = match ls.role {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Session 29 call 2: tcd_f16_gateup with the down weights in column tiles (each block's down weights one contiguous
 # range; call 1 read them as 48-byte pieces of 2,048 rows and lost 26 %). (1) TRTFORGE_CHECKS=gud cuda-check;
-# (2) TinyLlama fp16 bs1 GUD 0 / 1 twice; (3) SmolLM2 GUD 0 / 1; (4) the in-graph timeline of both (TRTFORGE_TIMELINE=1).
+# (2) TinyLlama fp16 bs1 GUD 0 / 1 twice; (3) SmolLM2 GUD 0 / 1; (4) what each part of the fused down phase costs
+# (TRTFORGE_GUD_MODE=1 / 2 / 4 / 8: without the adds / the down weights' loads / the counter wait / the down phase;
+# wrong results, timing only); (5) the in-graph timeline of both (TRTFORGE_TIMELINE=1).
 set -uo pipefail
 C=.carry/s29b; B=$C/trtforge; O=/tmp/s29b; mkdir -p $O
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/kc; mkdir -p /tmp/kc; cp $C/K/* /tmp/kc/ 2>/dev/null
@@ -19,6 +21,7 @@ for r in 1 2; do
 done
 TRTFORGE_GUD=0 R sm_off 45 $TB preset:smollm2-135m --json $O/sm_off.json
 TRTFORGE_GUD=1 R sm_on 45 $TB preset:smollm2-135m --json $O/sm_on.json
+for m in 1 2 4 8; do TRTFORGE_GUD=1 TRTFORGE_GUD_MODE=$m R tl_mode$m 45 $TB preset:tinyllama-1.1b; done
 mkdir -p $O/raw
 TRTFORGE_TIMELINE=1 TRTFORGE_TIMELINE_RAW=$O/raw TRTFORGE_GUD=0 R tlx_off 60 $TB preset:tinyllama-1.1b
 TRTFORGE_TIMELINE=1 TRTFORGE_TIMELINE_RAW=$O/raw TRTFORGE_GUD=1 R tlx_on 60 $TB preset:tinyllama-1.1b
