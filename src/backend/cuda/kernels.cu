@@ -1400,13 +1400,13 @@ template <int PRO, int EPI, int K>
 struct TlKind {
     enum { V = EPI == EPI_QKV ? TL_QKV : EPI == EPI_SWIGLU ? TL_GATEUP : EPI == EPI_STORE ? TL_HEAD : K == INTER ? TL_DOWN : TL_O };
 };
-// Session 29 (TRTFORGE_GUD=1, the `tcd_*_gateup` instances): the one-row down projection fused into the gate/up
-// GEMV. Block b takes the contiguous tiles [t0, t1) (h columns 8 t0 .. 8 t1), stages the down weights of its
-// columns (8 (t1 - t0) columns x HIDDEN rows f16, one contiguous range of the column-tile copy) by cp.async before
-// griddepcontrol.wait, keeps its h values
-// (silu(g) u, rounded as the swiglu epilogue rounds them) in shared memory, and after its last tile adds its
-// partial down sums into the residual h by red.global.add.f32 -- once every block has staged its normalized
-// copy of h (counter cnt[0]; cnt[1] counts the blocks past that wait, the last one zeroes both).
+// Session 29 (TRTFORGE_GUD, the `tcd_*_gateup` instances; opt-in, slower than the two kernels, docs/cuda.md): the
+// one-row down projection fused into the gate/up GEMV. Block b takes the contiguous tiles [t0, t1) (h columns
+// 8 t0 .. 8 t1), keeps its h values (silu(g) u, rounded as the swiglu epilogue rounds them) in shared memory, and
+// after its last tile adds its partial down sums into the residual h by red.global.add.f32 -- once every block has
+// staged its normalized copy of h (counter cnt[0]; cnt[1] counts the blocks past that wait, the last one zeroes
+// both). FD 1 (TRTFORGE_GUD=2) stages the block's down weights (8 (t1 - t0) columns x HIDDEN rows f16, one
+// contiguous range of the column-tile copy) by cp.async before griddepcontrol.wait; FD 2 (below) streams them.
 struct FdArgs {
     const h16* wd;  // down weights in column tiles (INTER / 8, HIDDEN, 8) f16: tile j = h columns 8j .. 8j + 7
     float* resid;   // h (1, HIDDEN) f32
@@ -1422,6 +1422,17 @@ __device__ __forceinline__ void fd_count(int* c) {
     __threadfence();
     atomicAdd(c, 1);
 }
+// Thread 0: waits until all vgrid blocks have counted their staged x, then counts itself past the wait; the last
+// block past it zeroes both counters for the next launch.
+__device__ __forceinline__ void fd_wait_staged(int* cnt, const int vgrid) {
+    while (*(volatile int*)cnt < vgrid) {
+    }
+    __threadfence();
+    if (atomicAdd(cnt + 1, 1) == vgrid - 1) {
+        *(volatile int*)cnt = 0;
+        *(volatile int*)(cnt + 1) = 0;
+    }
+}
 template <int XS>
 __device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const int t1, const int vgrid) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1430,16 +1441,7 @@ __device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const in
     const int nv = t1 - t0;  // 16-byte vectors (8 columns) per slab row
     cp_async_wait(0);
     if (fd->mode & 8) return;
-    if (threadIdx.x == 0 && !(fd->mode & 4)) {
-        int* cnt = fd->cnt;
-        while (*(volatile int*)cnt < vgrid) {
-        }
-        __threadfence();
-        if (atomicAdd(cnt + 1, 1) == vgrid - 1) {
-            *(volatile int*)cnt = 0;
-            *(volatile int*)(cnt + 1) = 0;
-        }
-    }
+    if (threadIdx.x == 0 && !(fd->mode & 4)) fd_wait_staged(fd->cnt, vgrid);
     __syncthreads();  // the slab, the h values, every block's x staged
     if (nv <= 0) return;
     for (int r = threadIdx.x; r < HIDDEN; r += TC_WARPS * 32) {
@@ -1461,6 +1463,10 @@ __device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const in
 // and once h_j is in shared memory adds their products into its row sums; the sums go into h after the last tile.
 // Shared memory stays the gate/up GEMV's (one x row + 128 bytes).
 constexpr int FD2_NR = (HIDDEN + TC_WARPS * 32 - 1) / (TC_WARPS * 32);
+// FD2_EARLY (TRTFORGE_GUD_EARLY=1): tile j's down loads at the top of its iteration, before its mmas, instead of after.
+#ifndef FD2_EARLY
+#define FD2_EARLY 0
+#endif
 __device__ __forceinline__ void fd2_issue(const FdArgs* fd, int tile, uint4* dv) {
 #pragma unroll
     for (int i = 0; i < FD2_NR; i++) {
@@ -1491,16 +1497,7 @@ __device__ __forceinline__ void fd2_consume(const h16* hj, const uint4* dv, floa
 }
 __device__ __forceinline__ void fd2_finish(const FdArgs* fd, const float* dacc, const int vgrid) {
     if (fd->mode & 8) return;
-    if (threadIdx.x == 0 && !(fd->mode & 4)) {
-        int* cnt = fd->cnt;
-        while (*(volatile int*)cnt < vgrid) {
-        }
-        __threadfence();
-        if (atomicAdd(cnt + 1, 1) == vgrid - 1) {
-            *(volatile int*)cnt = 0;
-            *(volatile int*)(cnt + 1) = 0;
-        }
-    }
+    if (threadIdx.x == 0 && !(fd->mode & 4)) fd_wait_staged(fd->cnt, vgrid);
     __syncthreads();  // every block's x staged
 #pragma unroll
     for (int i = 0; i < FD2_NR; i++) {
@@ -1733,6 +1730,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         tile = ntiles;  // the loop below is skipped
     }
     for (; tile < t1; tile += tstep) {
+        if (FD == 2 && FD2_EARLY) fd2_issue(fd, tile, dv);  // in flight during the tile's mmas
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 1
         for (int b0 = 0; b0 < SPW; b0 += TC_U) {
@@ -1755,7 +1753,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         part[warp][g + 8][2 * t4 + 1] = acc[3];
         const int next = tile + tstep;
         if (next < t1) load(next, 0);  // the next tile's first loads fly during the reduction
-        if constexpr (FD == 2) fd2_issue(fd, tile, dv);
+        if (FD == 2 && !FD2_EARLY) fd2_issue(fd, tile, dv);
         if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
         nrs = load_rs(next);
         __syncthreads();
@@ -1835,7 +1833,7 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_MINB_EPI(WF, EPI, K) (STAGE_NB && (EPI) == EPI_SWIGLU && TC_MINB_OF(WF, K) < 2 ? 2 : TC_MINB_OF(WF, K))
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_EPI(WF, EPI, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
-// Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD=1).
+// Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD; FDV 1 or 2).
 #define TCD_KERNEL(name, WF, K, FDV) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a, FdArgs f) { \
         tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, FDV>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \

@@ -708,6 +708,7 @@ impl KernelSpec {
             ("TRTFORGE_I4_POST", "0", "I4_POST"),
             ("TRTFORGE_TC_XCLAMP", "0", "TC_XCLAMP"),
             ("TRTFORGE_TC_PTOUCH", "0", "TC_PTOUCH"),
+            ("TRTFORGE_GUD_EARLY", "1", "FD2_EARLY"),
         ] {
             if std::env::var(env).as_deref() == Ok(val) {
                 let _ = writeln!(s, "#define {def} {val}");
