@@ -1405,18 +1405,19 @@ struct TlKind {
 // 8 t0 .. 8 t1), keeps its h values (silu(g) u, rounded as the swiglu epilogue rounds them) in shared memory, and
 // after its last tile adds its partial down sums into the residual h by red.global.add.f32 -- once every block has
 // staged its normalized copy of h (counter cnt[0]; cnt[1] counts the blocks past that wait, the last one zeroes
-// both). FD 1 (TRTFORGE_GUD=2) stages the block's down weights (8 (t1 - t0) columns x HIDDEN rows f16, one
-// contiguous range of the column-tile copy) by cp.async before griddepcontrol.wait; FD 2 (below) streams them.
+// both). The down weights come from a column-tile copy (below). Session 29's first version (FD 1, staging a block's
+// down weights in shared memory before griddepcontrol.wait) lost more and was removed: docs/benchmarks/
+// 2026-12-03-h200-session29/fd1.patch.
 struct FdArgs {
     const h16* wd;  // down weights in column tiles (INTER / 8, HIDDEN, 8) f16: tile j = h columns 8j .. 8j + 7
     float* resid;   // h (1, HIDDEN) f32
     int* cnt;       // two counters, zero between launches
-    int mode;       // diagnostics (TRTFORGE_GUD_MODE; wrong results): 1 no adds, 2 no down weights, 4 no counter wait, 8 no down phase
+    int mode;       // diagnostics (TRTFORGE_GUD_MODE; wrong results): 1 no adds, 2 no down loads, 4 no counter wait, 8 no down phase
 };
-// Byte offsets in the dynamic shared memory of a tcd_* block: x (one row of XS halves), h (64 halves), the slab.
+// Byte offset of the h values (64 halves) in the dynamic shared memory of a tcd_* block, after x (one row of XS halves).
 template <int XS>
 struct FdSmem {
-    enum { H = ((XS * 2 + 127) / 128) * 128, SLAB = H + 128 };
+    enum { H = ((XS * 2 + 127) / 128) * 128 };
 };
 __device__ __forceinline__ void fd_count(int* c) {
     __threadfence();
@@ -1433,32 +1434,7 @@ __device__ __forceinline__ void fd_wait_staged(int* cnt, const int vgrid) {
         *(volatile int*)(cnt + 1) = 0;
     }
 }
-template <int XS>
-__device__ __forceinline__ void fd_down(const FdArgs* fd, const int t0, const int t1, const int vgrid) {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    const h16* hsm = (const h16*)(smem_raw + FdSmem<XS>::H);
-    const h16* slab = (const h16*)(smem_raw + FdSmem<XS>::SLAB);
-    const int nv = t1 - t0;  // 16-byte vectors (8 columns) per slab row
-    cp_async_wait(0);
-    if (fd->mode & 8) return;
-    if (threadIdx.x == 0 && !(fd->mode & 4)) fd_wait_staged(fd->cnt, vgrid);
-    __syncthreads();  // the slab, the h values, every block's x staged
-    if (nv <= 0) return;
-    for (int r = threadIdx.x; r < HIDDEN; r += TC_WARPS * 32) {
-        float acc = 0.f;
-        for (int j = 0; j < nv; j++) {
-            const uint4 w = ((const uint4*)slab)[(size_t)j * HIDDEN + r], hv = ((const uint4*)hsm)[j];
-            const u32 wv[4] = {w.x, w.y, w.z, w.w}, xv[4] = {hv.x, hv.y, hv.z, hv.w};
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                acc = fmaf(h2f((h16)(wv[q] & 0xffffu)), h2f((h16)(xv[q] & 0xffffu)), acc);
-                acc = fmaf(h2f((h16)(wv[q] >> 16)), h2f((h16)(xv[q] >> 16)), acc);
-            }
-        }
-        if (!(fd->mode & 1)) asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(acc) : "memory");
-    }
-}
-// FD 2 (TRTFORGE_GUD=1): no slab. Each thread owns down rows r = threadIdx.x + 512 i; after tile j's mmas it loads
+// FD 2 (TRTFORGE_GUD=1): each thread owns down rows r = threadIdx.x + 512 i; after tile j's mmas it loads
 // row r's 8 columns of tile j (16 bytes of the column-tile copy: a warp reads 512 contiguous bytes) into registers,
 // and once h_j is in shared memory adds their products into its row sums; the sums go into h after the last tile.
 // Shared memory stays the gate/up GEMV's (one x row + 128 bytes).
@@ -1510,6 +1486,7 @@ template <int WF, int PRO, int EPI, int K, bool PERSIST, int FD = 0, class Wait>
 __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait,
                                         const FdArgs* fd = nullptr) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
+    static_assert(FD == 0 || FD == 2, "FD 1 was removed (session 29)");
     static_assert(!FD || (EPI == EPI_SWIGLU && !PERSIST && WF == WF_F16 && K == HIDDEN), "FD: the f16 one-row gate/up");
     constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
     h16* xs = (h16*)smem_raw;  // (T, XS)
@@ -1605,15 +1582,6 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
 #pragma unroll
     for (int i = 0; i < (FD == 2 ? FD2_NR : 1); i++) dacc[i] = 0.f;
     (void)dv;
-    if constexpr (FD == 1) {
-        // The down weights of this block's h columns, before the wait (they do not depend on the previous kernel).
-        const int nv = t1 - t0;
-        const u32 sb = (u32)__cvta_generic_to_shared(smem_raw + FdSmem<XS>::SLAB);
-        for (int i = threadIdx.x; i < HIDDEN * nv && !(fd->mode & 2); i += TC_WARPS * 32) {
-            cp_async16(sb + (u32)i * 16u, fd->wd + ((size_t)t0 * HIDDEN + i) * 8, 16);
-        }
-        cp_async_commit();
-    }
     if constexpr (PF2) {
         if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
     }
@@ -1788,7 +1756,6 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         pdl_trigger();
         if constexpr (PRO != PRO_COMB) tl_trig();
     }
-    if constexpr (FD == 1) fd_down<XS>(fd, t0, t1, vgrid);
     if constexpr (FD == 2) fd2_finish(fd, dacc, vgrid);
     if constexpr (TL_ON && !PERSIST) tt_tiles(tt_i);
     tt(TT_END);
@@ -1833,10 +1800,10 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 #define TC_MINB_EPI(WF, EPI, K) (STAGE_NB && (EPI) == EPI_SWIGLU && TC_MINB_OF(WF, K) < 2 ? 2 : TC_MINB_OF(WF, K))
 #define TC_KERNEL(name, WF, PRO, EPI, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, TC_MINB_EPI(WF, EPI, K)) name(GemvArgs a) { tc_body<WF, PRO, EPI, K>(a); }
-// Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD; FDV 1 or 2).
-#define TCD_KERNEL(name, WF, K, FDV) \
+// Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD=1).
+#define TCD_KERNEL(name, WF, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a, FdArgs f) { \
-        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, FDV>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
+        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, 2>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
         tl_exit(); \
     }
 TC_INSTANCES

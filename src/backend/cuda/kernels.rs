@@ -175,28 +175,18 @@ fn tcr1_mode() -> &'static str {
 pub fn tcd_name(fmt: WeightFormat) -> String {
     format!("tcd_{}_gateup", fmt.tag())
 }
-/// `TRTFORGE_GUD`, read once per process: one-row decode passes run the gate/up GEMV and the down
-/// projection as one launch (`tcd_*`, opt-in). `1`: each thread streams its down rows' weights of
-/// each tile into registers after the tile's mmas (kernels.cu FD 2); `2`: each block stages all its
-/// down weights in shared memory before griddepcontrol.wait (FD 1, session 29 calls 1–2). 0: off.
-pub fn gud_mode() -> u8 {
-    static MODE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("TRTFORGE_GUD").as_deref() {
-        Ok("1") => 2,
-        Ok("2") => 1,
-        _ => 0,
-    })
-}
-/// Whether `TRTFORGE_GUD` turns the `tcd_*` launch on.
+/// `TRTFORGE_GUD=1`, read once per process: one-row decode passes run the gate/up GEMV and the down
+/// projection as one launch (`tcd_*`, opt-in; session 29 measured it 6.7 % slower at TinyLlama's
+/// shape, docs/cuda.md): each thread streams its down rows' weights of each tile into registers
+/// (kernels.cu FD 2).
 pub fn gud_on() -> bool {
-    gud_mode() != 0
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TRTFORGE_GUD").as_deref() == Ok("1"))
 }
 /// Dynamic shared memory of a `tcd_*` block (`FdSmem` in kernels.cu): one staged x row of `hidden`
-/// (+8) halves rounded up to 128 bytes, 128 bytes of h values, then the down weights of `nc` h
-/// columns (hidden rows × nc f16).
-/// `nc` = 0 for the register-streaming instance (`TRTFORGE_GUD=1`), which stages none.
-pub fn tcd_smem(hidden: usize, nc: usize) -> usize {
-    ((hidden + 8) * 2).div_ceil(128) * 128 + 128 + hidden * nc * 2
+/// (+8) halves rounded up to 128 bytes, then 128 bytes of h values.
+pub fn tcd_smem(hidden: usize) -> usize {
+    ((hidden + 8) * 2).div_ceil(128) * 128 + 128
 }
 /// Most h columns a `tcd_*` block takes (its h values live in 128 bytes of shared memory).
 pub const TCD_MAX_COLS: usize = 64;
@@ -768,7 +758,7 @@ impl KernelSpec {
             capped(&mut tc, tcc_name(role, f), &minb, f, "PRO_COMB", epi, k);
         }
         for f in self.tcd_formats() {
-            let _ = write!(tc, "TCD_KERNEL({}, {}, HIDDEN, {}) ", tcd_name(f), f.macro_name(), gud_mode());
+            let _ = write!(tc, "TCD_KERNEL({}, {}, HIDDEN) ", tcd_name(f), f.macro_name());
         }
         let mut tcm = String::new();
         for (role, f) in self.tc_roles() {
@@ -1173,15 +1163,15 @@ mod tests {
     #[test]
     fn tcd_instance_only_with_the_switch_and_f16_weights() {
         // Session 29: `tcd_f16_gateup` (gate/up + down in one one-row launch) exists with TRTFORGE_GUD=1 for f16
-        // gate/up and down weights with f16 activations, nowhere else; its shared memory holds one x row, 128 bytes
-        // of h values and hidden x cols f16 of down weights.
+        // gate/up and down weights with f16 activations, nowhere else; its shared memory holds one x row and 128
+        // bytes of h values.
         assert_eq!(spec(WeightFormat::F16).tcd_formats_if(true), vec![WeightFormat::F16]);
         assert!(spec(WeightFormat::F16).tcd_formats_if(false).is_empty());
         assert!(spec(WeightFormat::I8).tcd_formats_if(true).is_empty());
         assert!(KernelSpec { act_f32: true, ..spec(WeightFormat::F16) }.tcd_formats_if(true).is_empty());
         assert_eq!(tcd_name(WeightFormat::F16), "tcd_f16_gateup");
-        // TinyLlama: x row 2,056 halves = 4,112 B -> 4,224; three tiles a block = 24 columns.
-        assert_eq!(tcd_smem(2048, 24), 4224 + 128 + 2048 * 24 * 2);
+        // TinyLlama: x row 2,056 halves = 4,112 B -> 4,224, then the h values.
+        assert_eq!(tcd_smem(2048), 4224 + 128);
         assert!(!spec(WeightFormat::F16).source().contains("TCD_KERNEL(tcd_"));
     }
 

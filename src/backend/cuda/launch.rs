@@ -491,7 +491,7 @@ struct FdArgs {
 /// `TRTFORGE_GUD_MODE` (diagnostics only, read once; the results are wrong with any bit set): what a
 /// `tcd_*` launch leaves out — 1 the adds into h, 2 the down weights' loads, 4 the wait for every
 /// block's staged x, 8 the whole down phase.
-fn gud_mode() -> i32 {
+fn gud_diag_mode() -> i32 {
     static MODE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     *MODE.get_or_init(|| std::env::var("TRTFORGE_GUD_MODE").ok().and_then(|v| v.parse().ok()).unwrap_or(0) & 15)
 }
@@ -1022,8 +1022,7 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("gate/up + down GEMV: {grid} blocks for {tiles} tiles")));
         }
         let cols = 8 * tiles.div_ceil(grid as usize);
-        let slab = if super::kernels::gud_mode() == 1 { cols } else { 0 };
-        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden, slab) {
+        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden) {
             return Err(Error::Gpu(format!("gate/up + down GEMV: {cols} h columns a block in {smem} B")));
         }
         need("gate/up + down counters", &cnt, DType::I32, 2)?;
@@ -1032,14 +1031,15 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("gate/up + down GEMV: inter {} not a multiple of 8", d.inter)));
         }
         let mut a = self.gemv_args(Role::GateUp, gu, io, 1)?;
-        let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), mode: gud_mode(), _pad: 0 };
+        let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), mode: gud_diag_mode(), _pad: 0 };
         let name = tcd_name(gu.fmt);
         // SAFETY: GemvArgs / FdArgs mirror kernels.cu's structs field for field; `name` is the f16
-        // gate/up instance with FD; gemv_args checked every buffer gate/up's NORM prologue reads for one
-        // row (h, norm_w); the fused epilogue writes only shared memory and adds hidden floats into
-        // h (one row, checked there); the block stages hidden x 8·(t1 - t0) f16 of the down weights
-        // (tiles8: hidden x inter f16, checked) in `smem` bytes (>= tcd_smem for the widest block, checked;
-        // allowed at engine creation); cnt holds two i32 (checked) that the launch returns to zero.
+        // gate/up instance with FD 2; gemv_args checked every buffer gate/up's NORM prologue reads for one
+        // row (h, norm_w); the fused epilogue writes only shared memory (one x row and <= TCD_MAX_COLS h
+        // values in `smem` >= tcd_smem bytes, checked; allowed at engine creation) and adds hidden floats
+        // into h (one row, checked there); each block reads hidden x 8·(t1 - t0) f16 of the down weights in
+        // column tiles (tiles8: hidden x inter f16, checked); cnt holds two i32 (checked) that the launch
+        // returns to zero.
         unsafe { self.gpu.launch(&name, (grid, 1, 1), TC_THREADS, smem as u32, &mut args!(a, f)) }
     }
 

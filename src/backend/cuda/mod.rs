@@ -902,45 +902,27 @@ impl CudaBackend {
             0
         };
         // tcd_* (TRTFORGE_GUD=1): as many blocks as are resident at once (each waits for every
-        // other's staged x), each taking <= ceil(tiles / blocks) gate/up tiles and the down weights of
-        // their h columns in shared memory.
+        // other's staged x), each taking <= ceil(tiles / blocks) gate/up tiles (TRTFORGE_GUD_GRID=N: N
+        // blocks, if they are resident at once).
         let gud = match spec.tcd_formats().first() {
             Some(&f) if use_tc => {
                 let name = tcd_name(f);
                 let tiles = 2 * cfg.intermediate_size / 16;
+                let smem = tcd_smem(cfg.hidden_size);
+                gpu.allow_smem(&name, smem)?;
+                let resident = (gpu.occupancy(&name, TC_THREADS, smem)? * gpu.sms) as usize;
                 let fixed = std::env::var("TRTFORGE_GUD_GRID").ok().and_then(|v| v.parse::<usize>().ok());
-                let mut grid = fixed.unwrap_or(tiles).clamp(1, tiles);
-                let mut found = None;
-                for _ in 0..16 {
-                    let cols = 8 * tiles.div_ceil(grid);
-                    let slab = if kernels::gud_mode() == 1 { cols } else { 0 };
-                    let smem = tcd_smem(cfg.hidden_size, slab);
-                    if cols > TCD_MAX_COLS || smem > 227 * 1024 {
-                        break;
-                    }
-                    gpu.allow_smem(&name, smem)?;
-                    let resident = (gpu.occupancy(&name, TC_THREADS, smem)? * gpu.sms) as usize;
-                    if grid <= resident {
-                        found = Some((grid as u32, smem));
-                        break;
-                    }
-                    if fixed.is_some() || resident == 0 {
-                        break;
-                    }
-                    grid = resident;
+                let grid = fixed.unwrap_or(resident).min(tiles);
+                if grid == 0 || grid > resident || 8 * tiles.div_ceil(grid) > TCD_MAX_COLS {
+                    return Err(Error::Gpu(format!(
+                        "TRTFORGE_GUD=1: {name} cannot take {tiles} gate/up tiles on {grid} blocks ({resident} resident \
+                         at once, at most {} tiles a block)",
+                        TCD_MAX_COLS / 8
+                    )));
                 }
-                match found {
-                    Some((g, smem)) => {
-                        let cnt = gpu.alloc(8)?;
-                        gpu.memset0(&cnt)?;
-                        Some((g, smem, cnt))
-                    }
-                    None => {
-                        return Err(Error::Gpu(format!(
-                            "TRTFORGE_GUD=1: no resident launch of {name} for {tiles} gate/up tiles"
-                        )))
-                    }
-                }
+                let cnt = gpu.alloc(8)?;
+                gpu.memset0(&cnt)?;
+                Some((grid as u32, smem, cnt))
             }
             _ => None,
         };
