@@ -979,7 +979,7 @@ impl<'a> Kernels<'a> {
 
     /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up GEMV and the down projection in one
     /// launch of `grid` blocks (block b takes gate/up tiles b·tiles/grid .. (b+1)·tiles/grid, i.e. the
-    /// h columns of the down weights it stages from `tiles8`, `down`'s copy in column tiles
+    /// h columns of the down weights it streams from `tiles8`, `down`'s copy in column tiles
     /// (`pack::cols8_tiles`)), adding the down sums into `io.h` (red.global.add).
     /// `cnt`: two i32 counters, zero between launches (the kernel leaves them zero). Every block waits
     /// for every other block's staged x before its first add, so `grid` must be resident at once: the
