@@ -1434,23 +1434,23 @@ __device__ __forceinline__ void fd_wait_staged(int* cnt, const int vgrid) {
         *(volatile int*)(cnt + 1) = 0;
     }
 }
-// FD 2 (TRTFORGE_GUD=1): each thread owns down rows r = threadIdx.x + 512 i; after tile j's mmas it loads
+// FD: each thread owns down rows r = threadIdx.x + 512 i; after tile j's mmas it loads
 // row r's 8 columns of tile j (16 bytes of the column-tile copy: a warp reads 512 contiguous bytes) into registers,
 // and once h_j is in shared memory adds their products into its row sums; the sums go into h after the last tile.
 // Shared memory stays the gate/up GEMV's (one x row + 128 bytes).
-constexpr int FD2_NR = (HIDDEN + TC_WARPS * 32 - 1) / (TC_WARPS * 32);
-// FD2_EARLY (TRTFORGE_GUD_EARLY=1): tile j's down loads at the top of its iteration, before its mmas, instead of after.
-#ifndef FD2_EARLY
-#define FD2_EARLY 0
+constexpr int FD_NR = (HIDDEN + TC_WARPS * 32 - 1) / (TC_WARPS * 32);
+// FD_EARLY (TRTFORGE_GUD_EARLY=1): tile j's down loads at the top of its iteration, before its mmas, instead of after.
+#ifndef FD_EARLY
+#define FD_EARLY 0
 #endif
-__device__ __forceinline__ void fd2_issue(const FdArgs* fd, int tile, uint4* dv) {
+__device__ __forceinline__ void fd_issue(const FdArgs* fd, int tile, uint4* dv) {
 #pragma unroll
-    for (int i = 0; i < FD2_NR; i++) {
+    for (int i = 0; i < FD_NR; i++) {
         const int r = threadIdx.x + i * TC_WARPS * 32;
         dv[i] = (r < HIDDEN && !(fd->mode & 2)) ? ldg_nc(fd->wd + ((size_t)tile * HIDDEN + r) * 8) : make_uint4(0, 0, 0, 0);
     }
 }
-__device__ __forceinline__ void fd2_consume(const h16* hj, const uint4* dv, float* dacc) {
+__device__ __forceinline__ void fd_consume(const h16* hj, const uint4* dv, float* dacc) {
     const uint4 hv = *(const uint4*)hj;
     const u32 xv[4] = {hv.x, hv.y, hv.z, hv.w};
     float xf[8];
@@ -1460,7 +1460,7 @@ __device__ __forceinline__ void fd2_consume(const h16* hj, const uint4* dv, floa
         xf[2 * q + 1] = h2f((h16)(xv[q] >> 16));
     }
 #pragma unroll
-    for (int i = 0; i < FD2_NR; i++) {
+    for (int i = 0; i < FD_NR; i++) {
         const u32 wv[4] = {dv[i].x, dv[i].y, dv[i].z, dv[i].w};
         float acc = dacc[i];
 #pragma unroll
@@ -1471,22 +1471,21 @@ __device__ __forceinline__ void fd2_consume(const h16* hj, const uint4* dv, floa
         dacc[i] = acc;
     }
 }
-__device__ __forceinline__ void fd2_finish(const FdArgs* fd, const float* dacc, const int vgrid) {
+__device__ __forceinline__ void fd_finish(const FdArgs* fd, const float* dacc, const int vgrid) {
     if (fd->mode & 8) return;
     if (threadIdx.x == 0 && !(fd->mode & 4)) fd_wait_staged(fd->cnt, vgrid);
     __syncthreads();  // every block's x staged
 #pragma unroll
-    for (int i = 0; i < FD2_NR; i++) {
+    for (int i = 0; i < FD_NR; i++) {
         const int r = threadIdx.x + i * TC_WARPS * 32;
         if (r < HIDDEN && !(fd->mode & 1))
             asm volatile("red.global.add.f32 [%0], %1;" ::"l"(fd->resid + r), "f"(dacc[i]) : "memory");
     }
 }
-template <int WF, int PRO, int EPI, int K, bool PERSIST, int FD = 0, class Wait>
+template <int WF, int PRO, int EPI, int K, bool PERSIST, bool FD = false, class Wait>
 __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const int vgrid, Wait wait,
                                         const FdArgs* fd = nullptr) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    static_assert(FD == 0 || FD == 2, "FD 1 was removed (session 29)");
     static_assert(!FD || (EPI == EPI_SWIGLU && !PERSIST && WF == WF_F16 && K == HIDDEN), "FD: the f16 one-row gate/up");
     constexpr int XS = K + 8;  // x row stride in halves: +16 bytes keeps the 8 rows' reads on distinct banks
     h16* xs = (h16*)smem_raw;  // (T, XS)
@@ -1577,10 +1576,10 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
     const int tstep = FD ? 1 : vgrid;
     int tile = t0;
     if (tile < t1) load(tile, 0);
-    uint4 dv[FD == 2 ? FD2_NR : 1];
-    float dacc[FD == 2 ? FD2_NR : 1];
+    uint4 dv[FD ? FD_NR : 1];
+    float dacc[FD ? FD_NR : 1];
 #pragma unroll
-    for (int i = 0; i < (FD == 2 ? FD2_NR : 1); i++) dacc[i] = 0.f;
+    for (int i = 0; i < (FD ? FD_NR : 1); i++) dacc[i] = 0.f;
     (void)dv;
     if constexpr (PF2) {
         if (tile + vgrid < ntiles) loadoff(TcIC<SPW>{}, tile + vgrid);
@@ -1698,7 +1697,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         tile = ntiles;  // the loop below is skipped
     }
     for (; tile < t1; tile += tstep) {
-        if (FD == 2 && FD2_EARLY) fd2_issue(fd, tile, dv);  // in flight during the tile's mmas
+        if (FD && FD_EARLY) fd_issue(fd, tile, dv);  // in flight during the tile's mmas
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 1
         for (int b0 = 0; b0 < SPW; b0 += TC_U) {
@@ -1721,7 +1720,7 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         part[warp][g + 8][2 * t4 + 1] = acc[3];
         const int next = tile + tstep;
         if (next < t1) load(next, 0);  // the next tile's first loads fly during the reduction
-        if (FD == 2 && !FD2_EARLY) fd2_issue(fd, tile, dv);
+        if (FD && !FD_EARLY) fd_issue(fd, tile, dv);
         if (RS_LATE) rs = nrs;  // loaded a tile ago (see RS_LATE)
         nrs = load_rs(next);
         __syncthreads();
@@ -1750,13 +1749,13 @@ __device__ __forceinline__ void tc_core(const GemvArgs& a, const int vblk, const
         if (!RS_LATE) rs = nrs;
         __syncthreads();
         tt_tile(1);
-        if constexpr (FD == 2) fd2_consume((const h16*)(smem_raw + FdSmem<XS>::H) + (tile - t0) * 8, dv, dacc);
+        if constexpr (FD) fd_consume((const h16*)(smem_raw + FdSmem<XS>::H) + (tile - t0) * 8, dv, dacc);
     }
     if (!PERSIST && t0 >= t1) {
         pdl_trigger();
         if constexpr (PRO != PRO_COMB) tl_trig();
     }
-    if constexpr (FD == 2) fd2_finish(fd, dacc, vgrid);
+    if constexpr (FD) fd_finish(fd, dacc, vgrid);
     if constexpr (TL_ON && !PERSIST) tt_tiles(tt_i);
     tt(TT_END);
 }
@@ -1803,7 +1802,7 @@ __device__ __forceinline__ void tc_body(const GemvArgs& a) {
 // Session 29: the one-row gate/up GEMV with the down projection fused (FdArgs above; TRTFORGE_GUD=1).
 #define TCD_KERNEL(name, WF, K) \
     extern "C" __global__ void __launch_bounds__(TC_WARPS * 32, 2) name(GemvArgs a, FdArgs f) { \
-        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, 2>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
+        tc_core<WF, PRO_NORM, EPI_SWIGLU, K, false, true>(a, blockIdx.x, gridDim.x, PdlWaitTl<TL_GATEUP>{a.T}, &f); \
         tl_exit(); \
     }
 TC_INSTANCES

@@ -178,7 +178,7 @@ pub fn tcd_name(fmt: WeightFormat) -> String {
 /// `TRTFORGE_GUD=1`, read once per process: one-row decode passes run the gate/up GEMV and the down
 /// projection as one launch (`tcd_*`, opt-in; session 29 measured it 6.7 % slower at TinyLlama's
 /// shape, docs/cuda.md): each thread streams its down rows' weights of each tile into registers
-/// (kernels.cu FD 2).
+/// (kernels.cu `tc_core` with FD).
 pub fn gud_on() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("TRTFORGE_GUD").as_deref() == Ok("1"))
@@ -698,7 +698,7 @@ impl KernelSpec {
             ("TRTFORGE_I4_POST", "0", "I4_POST"),
             ("TRTFORGE_TC_XCLAMP", "0", "TC_XCLAMP"),
             ("TRTFORGE_TC_PTOUCH", "0", "TC_PTOUCH"),
-            ("TRTFORGE_GUD_EARLY", "1", "FD2_EARLY"),
+            ("TRTFORGE_GUD_EARLY", "1", "FD_EARLY"),
         ] {
             if std::env::var(env).as_deref() == Ok(val) {
                 let _ = writeln!(s, "#define {def} {val}");

@@ -983,18 +983,10 @@ impl<'a> Kernels<'a> {
     /// (`pack::cols8_tiles`)), adding the down sums into `io.h` (red.global.add).
     /// `cnt`: two i32 counters, zero between launches (the kernel leaves them zero). Every block waits
     /// for every other block's staged x before its first add, so `grid` must be resident at once: the
-    /// caller sizes it by the occupancy of `smem`.
+    /// caller sizes it by the occupancy of `tcd_smem(hidden)` bytes of shared memory (allowed at
+    /// engine creation).
     #[allow(clippy::too_many_arguments)]
-    pub fn gemv_fd(
-        &self,
-        grid: u32,
-        gu: &Weights,
-        down: &Weights,
-        tiles8: View,
-        io: &GemvIo,
-        cnt: View,
-        smem: usize,
-    ) -> Result<()> {
+    pub fn gemv_fd(&self, grid: u32, gu: &Weights, down: &Weights, tiles8: View, io: &GemvIo, cnt: View) -> Result<()> {
         let d = self.d;
         if gu.fmt != WeightFormat::F16 || down.fmt != WeightFormat::F16 || d.act != DType::F16 {
             return Err(Error::Gpu(format!(
@@ -1022,21 +1014,20 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("gate/up + down GEMV: {grid} blocks for {tiles} tiles")));
         }
         let cols = 8 * tiles.div_ceil(grid as usize);
-        if cols > TCD_MAX_COLS || smem < tcd_smem(d.hidden) {
-            return Err(Error::Gpu(format!("gate/up + down GEMV: {cols} h columns a block in {smem} B")));
+        if cols > TCD_MAX_COLS {
+            return Err(Error::Gpu(format!("gate/up + down GEMV: {cols} h columns a block (at most {TCD_MAX_COLS})")));
         }
+        let smem = tcd_smem(d.hidden);
         need("gate/up + down counters", &cnt, DType::I32, 2)?;
+        // (inter a multiple of 8: gate/up's 2 · inter rows are whole 16-row tiles, checked above.)
         need("down weights in column tiles (inter / 8, hidden, 8)", &tiles8, DType::F16, d.hidden * d.inter)?;
-        if d.inter % 8 != 0 {
-            return Err(Error::Gpu(format!("gate/up + down GEMV: inter {} not a multiple of 8", d.inter)));
-        }
         let mut a = self.gemv_args(Role::GateUp, gu, io, 1)?;
         let mut f = FdArgs { wd: tiles8.addr(), resid: io.h.addr(), cnt: cnt.addr(), mode: gud_diag_mode(), _pad: 0 };
         let name = tcd_name(gu.fmt);
         // SAFETY: GemvArgs / FdArgs mirror kernels.cu's structs field for field; `name` is the f16
-        // gate/up instance with FD 2; gemv_args checked every buffer gate/up's NORM prologue reads for one
+        // gate/up instance with FD; gemv_args checked every buffer gate/up's NORM prologue reads for one
         // row (h, norm_w); the fused epilogue writes only shared memory (one x row and <= TCD_MAX_COLS h
-        // values in `smem` >= tcd_smem bytes, checked; allowed at engine creation) and adds hidden floats
+        // values in its tcd_smem bytes, allowed at engine creation) and adds hidden floats
         // into h (one row, checked there); each block reads hidden x 8·(t1 - t0) f16 of the down weights in
         // column tiles (tiles8: hidden x inter f16, checked); cnt holds two i32 (checked) that the launch
         // returns to zero.

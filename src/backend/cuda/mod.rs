@@ -461,9 +461,9 @@ pub struct CudaBackend {
     /// Most splits a folded decode attention may store for the `tcc_*` o GEMV (its shared memory,
     /// `TCC_SMEM_MAX`); 0 where the engine has no `tcc_*` instance.
     tcc_ns_max: usize,
-    /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks, shared
-    /// memory and two zeroed i32 counters; None where the engine has no `tcd_*` instance.
-    gud: Option<(u32, usize, DevBuf)>,
+    /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks and two
+    /// zeroed i32 counters; None where the engine has no `tcd_*` instance.
+    gud: Option<(u32, DevBuf)>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -613,6 +613,8 @@ impl CudaBackend {
 
         // Weights.
         let mut linears = Vec::with_capacity(steps.len());
+        // Engines with a `tcd_*` instance keep their f16 down weights a second time, in column tiles.
+        let tcd_copy = !spec.tcd_formats().is_empty();
         let mut f8_scales: Vec<Option<Vec<f32>>> = Vec::with_capacity(steps.len());
         let mut norms = HashMap::new();
         let mut weight_bytes = 0;
@@ -637,7 +639,7 @@ impl CudaBackend {
                         tcg3: None,
                         tcg4: None,
                         fp8: None,
-                        fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && !spec.tcd_formats().is_empty())
+                        fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && tcd_copy)
                             .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
                             .transpose()?,
                     }));
@@ -922,7 +924,7 @@ impl CudaBackend {
                 }
                 let cnt = gpu.alloc(8)?;
                 gpu.memset0(&cnt)?;
-                Some((grid as u32, smem, cnt))
+                Some((grid as u32, cnt))
             }
             _ => None,
         };
@@ -1831,25 +1833,25 @@ impl CudaBackend {
         let (Some(Step::Linear(g)), Some(Step::Linear(d))) = (self.steps.get(si), self.steps.get(si + 1)) else {
             return false;
         };
-        let f16 = |i: usize| self.linears.get(i).and_then(|x| x.as_ref()).is_some_and(|l| l.fmt == WeightFormat::F16);
+        let lin = |i: usize| self.linears.get(i).and_then(|x| x.as_ref());
+        // The column-tile copy exists for f16 down weights only.
         g.role == Role::GateUp
             && d.role == Role::Down
             && g.layer == d.layer
             && d.norm.is_none()
-            && f16(si)
-            && f16(si + 1)
-            && self.linears.get(si + 1).and_then(|x| x.as_ref()).is_some_and(|l| l.fd.is_some())
+            && lin(si).is_some_and(|l| l.fmt == WeightFormat::F16)
+            && lin(si + 1).is_some_and(|l| l.fd.is_some())
     }
 
     /// One-row gate/up + down as one `tcd_*` launch (`TRTFORGE_GUD=1`), adding into h.
     fn launch_gud(&self, si: usize, ls: &LinearStep) -> Result<()> {
-        let (grid, smem, cnt) = self.gud.as_ref().ok_or_else(|| Error::Gpu("no tcd_* launch".into()))?;
+        let (grid, cnt) = self.gud.as_ref().ok_or_else(|| Error::Gpu("no tcd_* launch".into()))?;
         let gu = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("gate/up step without weights".into()))?;
         let dn = self.linears[si + 1].as_ref().ok_or_else(|| Error::Gpu("down step without weights".into()))?;
         let fd = dn.fd.as_ref().ok_or_else(|| Error::Gpu("down step without its column-tile copy".into()))?;
         let io = self.gemv_io(ls, self.cur(false))?;
         self.timed("gemv", || {
-            self.kern().gemv_fd(*grid, &gu.weights(), &dn.weights(), fd.view(DType::F16), &io, cnt.i32(), *smem)
+            self.kern().gemv_fd(*grid, &gu.weights(), &dn.weights(), fd.view(DType::F16), &io, cnt.i32())
         })
     }
 
