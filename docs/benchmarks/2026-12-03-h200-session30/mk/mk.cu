@@ -60,6 +60,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef NOWAIT
 #define NOWAIT 0
 #endif
+#ifndef PROF
+#define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
+#endif
+constexpr int NPROF = 8;
 constexpr int NCT = NCW * 32;  // consumer threads
 constexpr int NTH = NCT + 32;
 constexpr int RPW = 16 / NCW;  // rows of a chunk per consumer warp
@@ -72,7 +76,7 @@ constexpr int NCTR = 8;  // counters per layer
 // Shared memory: ring | x area (f32 vector, or the attention's q / K / V / scores) | small.
 constexpr int XAREA = 40960;
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * NSLOT * 8;
-constexpr int SMEM = SM_MISC + 256;
+constexpr int SMEM = SM_MISC + 512;
 constexpr int MAXE = 512;  // schedule entries per block
 
 struct Args {
@@ -87,6 +91,7 @@ struct Args {
     const int* nsched;                         // (G)
     int pos, epoch, tok;                       // tok < 0: the previous step's argmax
     int* err;
+    u64* prof;  // (G, NPROF): consumer total, spin, stage, ring wait, tile epilogues; loader total, empty wait
 };
 
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
@@ -196,23 +201,34 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         if (lane == 0) {
             int slot = 0;
             u32 ph = 0;
+            u64 lt0 = PROF ? gtime() : 0, lw = 0;
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op, t);
                 for (int c = 0; c < nch; c++) {
-                    mbar_wait(empty(slot), ph ^ 1);
+                    if (PROF) {
+                        const u64 w0 = gtime();
+                        mbar_wait(empty(slot), ph ^ 1);
+                        lw += gtime() - w0;
+                    } else {
+                        mbar_wait(empty(slot), ph ^ 1);
+                    }
                     mbar_expect(full(slot), CHB);
                     bulk_g2s(ring + slot * CHB, chunk_ptr(a, op, l, t, c), CHB, full(slot));
                     if (++slot == NSLOT) slot = 0, ph ^= 1;
                 }
+            }
+            if (PROF) {
+                atomicAdd(a.prof + blockIdx.x * NPROF + 5, gtime() - lt0);
+                atomicAdd(a.prof + blockIdx.x * NPROF + 6, lw);
             }
         }
         return;
     }
     // Consumers.
     float* xs = (float*)(sm + SM_X);
-    float* ys = (float*)(sm + SM_MISC);        // 16 tile outputs
-    float* redb = ys + 16;                     // NCW partial sums
+    float* ysb = (float*)(sm + SM_MISC);       // 2 x 16 tile outputs (alternating: one barrier a tile)
+    float* redb = ysb + 32;                    // NCW partial sums
     int* flag = (int*)(redb + NCW);            // broadcast
     const int ep = a.epoch;
     int tok = a.tok;
@@ -220,6 +236,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     const h16* erow = a.emb + (size_t)tok * H;
     int slot = 0;
     u32 ph = 0;
+    int ysi = 0;
+    u64 pt0 = PROF ? gtime() : 0, p_spin = 0, p_stage = 0, p_ring = 0, p_epi = 0;
+    auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
     // x = rmsnorm(v) * w over H values of v (f32 from global, or the embedding row).
     auto stage_norm = [&](const float* v, const float* w) {
         float4 r[H / 4 / NCT];
@@ -260,7 +279,13 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
 #pragma unroll
         for (int r = 0; r < RPW; r++) acc[r] = 0.f;
         for (int c = 0; c < nch; c++) {
-            mbar_wait(full(slot), ph);
+            if (PROF && tid == 0) {
+                const u64 w0 = gtime();
+                mbar_wait(full(slot), ph);
+                p_ring += gtime() - w0;
+            } else {
+                mbar_wait(full(slot), ph);
+            }
             const h16* wc = (const h16*)(sm + SM_RING + slot * CHB);
             const float* xc = xs + k0 + c * CKK;
 #pragma unroll
@@ -274,6 +299,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             if (lane == 0) mbar_arrive(empty(slot));
             if (++slot == NSLOT) slot = 0, ph ^= 1;
         }
+        float* ys = ysb + 16 * ysi;
 #pragma unroll
         for (int r = 0; r < RPW; r++) {
             const float v = warp_sum(acc[r]);
@@ -287,6 +313,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     while (e < ne) {
         const int en = sched[e], op = ent_op(en), l = ent_l(en);
         // Wait for the op's input, stage it.
+        const u64 s0 = pstamp();
         if (tid == 0) {
             if (op == OP_QKV && l > 0) spin_ge(ctr + (l - 1) * NCTR + OP_DN, ep * T_DN, a.err, 1);
             if (op == OP_ATT) spin_ge(ctr + l * NCTR + OP_QKV, ep * T_QKV, a.err, 2);
@@ -295,12 +322,17 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             if (op == OP_DN) spin_ge(ctr + l * NCTR + OP_GU, ep * T_GU, a.err, 5);
             if (op == OP_HEAD) spin_ge(ctr + (NL - 1) * NCTR + OP_DN, ep * T_DN, a.err, 6);
         }
+        const u64 s1 = pstamp();
         cbar();
         if (op == OP_QKV) stage_norm(l == 0 ? nullptr : a.h, a.nattn + l * H);
         else if (op == OP_O) stage_copy(a.ao, H);
         else if (op == OP_GU) stage_norm(a.h, a.nffn + l * H);
         else if (op == OP_DN) stage_copy(a.act, INTER);
         else if (op == OP_HEAD) stage_norm(a.h, a.nfinal);
+        if (PROF && tid == 0) {
+            const u64 s2 = gtime();
+            p_spin += s1 - s0, p_stage += s2 - s1;
+        }
         int done = 0;
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++, done++) {
             const int t = ent_t(sched[e]);
@@ -360,15 +392,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         if (lane == 0) rec[0] = (n > 0 ? m : -1e30f), rec[1] = lsum;
                     }
                 }
-                __threadfence();
                 cbar();
                 if (tid == 0) {
                     __threadfence();
                     *flag = atomicAdd(attc + l * NKV + g, 1) == ep * ACH - 1;
+                    __threadfence();
                 }
                 cbar();
                 if (*flag) {  // the kv head's last item: merge its 8 heads' records
-                    __threadfence();
                     for (int w = warp; w < 8; w += NCW) {
                         const float* rb = a.part + (size_t)(g * 8 + w) * ACH * 68;
                         float M = -1e30f;
@@ -382,7 +413,6 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         }
                         *(float2*)(a.ao + (g * 8 + w) * 64 + 2 * lane) = make_float2(n0 / den, n1 / den);
                     }
-                    __threadfence();
                     cbar();
                     if (tid == 0) {
                         __threadfence();
@@ -394,6 +424,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             }
             const int k0 = op == OP_DN ? (t & 1) * DN_C0 * CKK : 0;
             tile(ent_nch(op, t), k0);
+            const u64 q0 = pstamp();
+            const float* ys = ysb + 16 * ysi;
+            ysi ^= 1;  // the next tile writes the other half; its barrier orders this epilogue's reads before the one after
             // Epilogue over ys (16 rows), by threads < 16.
             if (tid < 16) {
                 const int r = tid;
@@ -441,14 +474,24 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     }
                     if (r == 0) atomicMax(a.best + ep % 3, key);
                 }
-                __threadfence();
             }
-            cbar();  // ys reused
+            if (PROF && tid == 0) p_epi += gtime() - q0;
         }
-        if (op != OP_ATT && op != OP_HEAD && tid == 0) {
-            __threadfence();
-            atomicAdd(ctr + l * NCTR + op, done);
+        if (op != OP_ATT && op != OP_HEAD) {
+            cbar();  // every epilogue's writes before thread 0's fence (cumulative) and count
+            if (tid == 0) {
+                __threadfence();
+                atomicAdd(ctr + l * NCTR + op, done);
+            }
         }
+    }
+    if (PROF && tid == 0) {
+        u64* pp = a.prof + blockIdx.x * NPROF;
+        atomicAdd(pp + 0, gtime() - pt0);
+        atomicAdd(pp + 1, p_spin);
+        atomicAdd(pp + 2, p_stage);
+        atomicAdd(pp + 3, p_ring);
+        atomicAdd(pp + 4, p_epi);
     }
 }
 
@@ -726,6 +769,7 @@ int main() {
     CK(cudaMemset(a.best, 0, 3 * 8));
     CK(cudaMalloc(&a.err, 4));
     CK(cudaMemset(a.err, 0, 4));
+    CK(cudaMalloc(&a.prof, (size_t)G * NPROF * 8));
     std::vector<int> sched, nsched;
     build_sched(G, sched, nsched);
     int *dsched, *dns;
@@ -808,6 +852,30 @@ int main() {
         printf("rep %d: 128 steps in %.3f ms: %.1f us a step, %.0f tok/s\n", rep, ms, ms * 1000.0 / 128, 128.0 / (ms / 1000.0));
         CK(cudaGraphExecDestroy(ge));
         CK(cudaGraphDestroy(gr));
+    }
+    if (PROF) {  // one more graph of 128 steps with the sums zeroed: per step, mean / max over blocks
+        CK(cudaMemset(a.prof, 0, (size_t)G * NPROF * 8));
+        cudaGraph_t gr;
+        cudaGraphExec_t ge;
+        CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+        for (int s = 0; s < 128; s++) launch(512 + s, s == 0 ? tok0 : -1, st);
+        CK(cudaStreamEndCapture(st, &gr));
+        CK(cudaGraphInstantiate(&ge, gr, 0));
+        CK(cudaGraphLaunch(ge, st));
+        CK(cudaStreamSynchronize(st));
+        check_err();
+        std::vector<u64> pv((size_t)G * NPROF);
+        CK(cudaMemcpy(pv.data(), a.prof, pv.size() * 8, cudaMemcpyDeviceToHost));
+        const char* nm[7] = {"consumer total", "spin (input wait)", "stage (x)", "ring wait (chunk not in)", "tile epilogues",
+                             "loader total", "loader empty wait"};
+        for (int i = 0; i < 7; i++) {
+            double sum = 0, mx = 0, mn = 1e30;
+            for (int b = 0; b < G; b++) {
+                const double v = pv[(size_t)b * NPROF + i] / 128.0 / 1000.0;
+                sum += v, mx = std::max(mx, v), mn = std::min(mn, v);
+            }
+            printf("prof %-26s us a step: mean %7.1f  min %7.1f  max %7.1f\n", nm[i], sum / G, mn, mx);
+        }
     }
     std::sort(per.begin() + 1, per.end());
     const double med = per[2];
