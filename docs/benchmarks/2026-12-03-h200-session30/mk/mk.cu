@@ -60,6 +60,9 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef NOWAIT
 #define NOWAIT 0
 #endif
+#ifndef MMA
+#define MMA 1  // chunks in mma.m16n8k16 A-fragment order, x staged as f16, tensor-core reduction (0: f32 FMA, v2)
+#endif
 #ifndef PROF
 #define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
 #endif
@@ -76,7 +79,7 @@ constexpr int NCTR = 8;  // counters per layer
 // Shared memory: ring | x area (f32 vector, or the attention's q / K / V / scores) | small.
 constexpr int XAREA = 40960;
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * NSLOT * 8;
-constexpr int SMEM = SM_MISC + 512;
+constexpr int SMEM = SM_MISC + 4096;
 constexpr int MAXE = 512;  // schedule entries per block
 
 struct Args {
@@ -227,8 +230,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     }
     // Consumers.
     float* xs = (float*)(sm + SM_X);
-    float* ysb = (float*)(sm + SM_MISC);       // 2 x 16 tile outputs (alternating: one barrier a tile)
-    float* redb = ysb + 32;                    // NCW partial sums
+    h16* xh = (h16*)(sm + SM_X);               // MMA: the staged x as f16
+    float* ysb = (float*)(sm + SM_MISC);       // 2 x NCW x 16 tile partials (alternating: one barrier a tile)
+    float* redb = ysb + 32 * NCW;              // NCW partial sums
     int* flag = (int*)(redb + NCW);            // broadcast
     const int ep = a.epoch;
     int tok = a.tok;
@@ -265,16 +269,62 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         for (int i = 0; i < H / 4 / NCT; i++) {
             const int k = (tid + i * NCT) * 4;
             const float4 wv = *(const float4*)(w + k);
-            *(float4*)(xs + k) = make_float4(r[i].x * rs * wv.x, r[i].y * rs * wv.y, r[i].z * rs * wv.z, r[i].w * rs * wv.w);
+            const float4 xv = make_float4(r[i].x * rs * wv.x, r[i].y * rs * wv.y, r[i].z * rs * wv.z, r[i].w * rs * wv.w);
+            if (MMA) {
+                *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
+                *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
+            } else {
+                *(float4*)(xs + k) = xv;
+            }
         }
         cbar();
     };
     auto stage_copy = [&](const float* v, int n) {
-        for (int k = tid * 4; k < n; k += NCT * 4) *(float4*)(xs + k) = __ldcg((const float4*)(v + k));
+        for (int k = tid * 4; k < n; k += NCT * 4) {
+            const float4 xv = __ldcg((const float4*)(v + k));
+            if (MMA) {
+                *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
+                *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
+            } else {
+                *(float4*)(xs + k) = xv;
+            }
+        }
         cbar();
     };
     // One tile: nch chunks from the ring against xs[k0 ..]; the 16 row sums into ys.
     auto tile = [&](int nch, int k0) {
+      if constexpr (MMA) {
+        const int g = lane >> 2, t4 = lane & 3;
+        float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        for (int ci = 0; ci < nch; ci++) {
+            if (PROF && tid == 0) {
+                const u64 w0 = gtime();
+                mbar_wait(full(slot), ph);
+                p_ring += gtime() - w0;
+            } else {
+                mbar_wait(full(slot), ph);
+            }
+            const uint4* wc = (const uint4*)(sm + SM_RING + slot * CHB);
+            const h16* xc = xh + k0 + ci * CKK;
+#pragma unroll
+            for (int j = 0; j < 32 / NCW; j++) {
+                const int kt = warp + j * NCW;
+                const uint4 av = wc[kt * 32 + lane];
+                const u32 b0 = *(const u32*)(xc + kt * 16 + 2 * t4), b1 = *(const u32*)(xc + kt * 16 + 2 * t4 + 8);
+                float* cc = c[j & 1];
+                asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                             : "+f"(cc[0]), "+f"(cc[1]), "+f"(cc[2]), "+f"(cc[3])
+                             : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
+            }
+            __syncwarp();
+            if (lane == 0) mbar_arrive(empty(slot));
+            if (++slot == NSLOT) slot = 0, ph ^= 1;
+        }
+        float* pb = ysb + NCW * 16 * ysi;
+        if (t4 == 0) pb[warp * 16 + g] = c[0][0] + c[1][0], pb[warp * 16 + g + 8] = c[0][2] + c[1][2];
+        cbar();
+        return;
+      } else {
         float acc[RPW];
 #pragma unroll
         for (int r = 0; r < RPW; r++) acc[r] = 0.f;
@@ -299,13 +349,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             if (lane == 0) mbar_arrive(empty(slot));
             if (++slot == NSLOT) slot = 0, ph ^= 1;
         }
-        float* ys = ysb + 16 * ysi;
+        float* ys = ysb + NCW * 16 * ysi;
 #pragma unroll
         for (int r = 0; r < RPW; r++) {
             const float v = warp_sum(acc[r]);
             if (lane == 0) ys[warp * RPW + r] = v;
         }
         cbar();
+      }
     };
     int* ctr = a.ctr;
     int* attc = a.ctr + NL * NCTR;
@@ -425,8 +476,15 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             const int k0 = op == OP_DN ? (t & 1) * DN_C0 * CKK : 0;
             tile(ent_nch(op, t), k0);
             const u64 q0 = pstamp();
-            const float* ys = ysb + 16 * ysi;
-            ysi ^= 1;  // the next tile writes the other half; its barrier orders this epilogue's reads before the one after
+            const float* pbv = ysb + NCW * 16 * ysi;
+            ysi ^= 1;
+            auto Y = [&](int r) -> float {  // row r of the tile: the warps' partials (MMA) or the row sum
+                if (!MMA) return pbv[r];
+                float v = 0.f;
+#pragma unroll
+                for (int w = 0; w < NCW; w++) v += pbv[w * 16 + r];
+                return v;
+            };  // the next tile writes the other half; its barrier orders this epilogue's reads before the one after
             // Epilogue over ys (16 rows), by threads < 16.
             if (tid < 16) {
                 const int r = tid;
@@ -439,7 +497,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                             const int d = d0 + r;
                             float sn, cs;
                             sincosf((float)a.pos * rope_inv(d), &sn, &cs);
-                            const float x1 = ys[r], x2 = ys[r + 8];
+                            const float x1 = Y(r), x2 = Y(r + 8);
                             const float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
                             if (isq) {
                                 a.q[hh * 64 + d] = y1 * 0.125f;
@@ -452,21 +510,22 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         }
                     } else {
                         const int vt = t - (T_QKV - 16), vh = vt / 4, d = (vt % 4) * 16 + r;
-                        a.vc[((size_t)(l * NKV + vh) * MAXP + a.pos) * HD + d] = __float2half(ys[r]);
+                        a.vc[((size_t)(l * NKV + vh) * MAXP + a.pos) * HD + d] = __float2half(Y(r));
                     }
                 } else if (op == OP_O) {
-                    red_add(a.h + t * 16 + r, ys[r]);
+                    red_add(a.h + t * 16 + r, Y(r));
                 } else if (op == OP_GU) {
                     if (r < 8) {
-                        const float gg = ys[r], uu = ys[r + 8];
+                        const float gg = Y(r), uu = Y(r + 8);
                         a.act[t * 8 + r] = gg / (1.f + __expf(-gg)) * uu;
                     }
                 } else if (op == OP_DN) {
-                    red_add(a.h + (t >> 1) * 16 + r, ys[r]);
+                    red_add(a.h + (t >> 1) * 16 + r, Y(r));
                 } else {  // head
                     const int row = t * 16 + r;
-                    a.logits[row] = ys[r];
-                    u64 key = argkey(ys[r], row);
+                    const float yv = Y(r);
+                    a.logits[row] = yv;
+                    u64 key = argkey(yv, row);
 #pragma unroll
                     for (int o = 8; o; o >>= 1) {
                         const u64 k2 = __shfl_xor_sync(0x0000ffffu, key, o);
@@ -529,16 +588,26 @@ __global__ void pack(const h16* src, const h16* src2, h16* dst, int N, int K, in
     const size_t n8 = (size_t)N * K / 8;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
         const size_t o = i * 8;
-        const int kk = (int)(o % CKK), r = (int)((o / CKK) % 16);
         const size_t tc = o / CHH;
         const int c = (int)(tc % KC), t = (int)(tc / KC);
-        const int k = c * CKK + kk;
-        const h16* s;
-        int row;
-        if (kind == 1) s = src, row = qkv_row(t, r);
-        else if (kind == 2) s = r < 8 ? src : src2, row = t * 8 + (r & 7);
-        else s = src, row = t * 16 + r;
-        *(uint4*)(dst + o) = *(const uint4*)(s + (size_t)row * K + k);
+        auto src_of = [&](int r, int k) -> h16 {
+            const h16* s;
+            int row;
+            if (kind == 1) s = src, row = qkv_row(t, r);
+            else if (kind == 2) s = r < 8 ? src : src2, row = t * 8 + (r & 7);
+            else s = src, row = t * 16 + r;
+            return s[(size_t)row * K + k];
+        };
+        if (MMA) {  // [k tile 32][lane 32][a0..a3 as 8 halves]
+            const int f = (int)((o % CHH) / 8), kt = f / 32, ln = f % 32, g = ln >> 2, t4 = ln & 3;
+            const int kb = c * CKK + kt * 16 + 2 * t4;
+            const int rr[8] = {g, g, g + 8, g + 8, g, g, g + 8, g + 8};
+            const int kk[8] = {kb, kb + 1, kb, kb + 1, kb + 8, kb + 9, kb + 8, kb + 9};
+            for (int j = 0; j < 8; j++) dst[o + j] = src_of(rr[j], kk[j]);
+        } else {
+            const int kk = (int)(o % CKK), r = (int)((o / CKK) % 16);
+            for (int j = 0; j < 8; j++) dst[o + j] = src_of(r, c * CKK + kk + j);
+        }
     }
 }
 __global__ void ref_embed(const h16* emb, int tok, float* h) {
@@ -693,8 +762,8 @@ int main() {
     cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, dev));
     const int G = pr.multiProcessorCount;
-    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
-           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, NCW, NSLOT, ACH, NOWAIT, SMEM);
+    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
+           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
