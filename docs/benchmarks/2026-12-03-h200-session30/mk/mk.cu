@@ -66,7 +66,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef PROF
 #define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
 #endif
-constexpr int NPROF = 8;
+constexpr int NPROF = 12;
+#ifndef SIG
+#define SIG 0  // 1: a run's count by red.release.gpu instead of __threadfence + atomicAdd
+#endif
 constexpr int NCT = NCW * 32;  // consumer threads
 constexpr int NTH = NCT + 32;
 constexpr int RPW = 16 / NCW;  // rows of a chunk per consumer warp
@@ -177,6 +180,11 @@ __device__ __forceinline__ const h16* chunk_ptr(const Args& a, int op, int l, in
     }
 }
 __device__ __forceinline__ float rope_inv(int d) { return exp2f(-(2.f * d / HD) * 13.287712379549449f); }  // 10000^(-2d/64)
+// The producer side of a counter: SIG 0 __threadfence (fence.sc.gpu), SIG 1 fence.acq_rel.gpu.
+__device__ __forceinline__ void rel_fence() {
+    if (SIG) asm volatile("fence.acq_rel.gpu;" ::: "memory");
+    else __threadfence();
+}
 __device__ __forceinline__ u64 argkey(float v, int idx) {
     u32 b = __float_as_uint(v);
     b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
@@ -241,7 +249,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     int slot = 0;
     u32 ph = 0;
     int ysi = 0;
-    u64 pt0 = PROF ? gtime() : 0, p_spin = 0, p_stage = 0, p_ring = 0, p_epi = 0;
+    u64 pt0 = PROF ? gtime() : 0, p_spin = 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_sig = 0, p_tile = 0;
     auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
     // x = rmsnorm(v) * w over H values of v (f32 from global, or the embedding row).
     auto stage_norm = [&](const float* v, const float* w) {
@@ -387,6 +395,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         int done = 0;
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++, done++) {
             const int t = ent_t(sched[e]);
+            const u64 a0 = pstamp();
             if (op == OP_ATT) {
                 // Item (kv head g, chunk c) over positions [p0, p0 + n).
                 const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
@@ -445,9 +454,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 }
                 cbar();
                 if (tid == 0) {
-                    __threadfence();
+                    rel_fence();
                     *flag = atomicAdd(attc + l * NKV + g, 1) == ep * ACH - 1;
-                    __threadfence();
+                    rel_fence();
                 }
                 cbar();
                 if (*flag) {  // the kv head's last item: merge its 8 heads' records
@@ -466,15 +475,17 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     }
                     cbar();
                     if (tid == 0) {
-                        __threadfence();
+                        rel_fence();
                         atomicAdd(ctr + l * NCTR + OP_ATT, 1);
                     }
                 }
                 cbar();  // xs reused by the next item
+                if (PROF && tid == 0) p_att += gtime() - a0;
                 continue;
             }
             const int k0 = op == OP_DN ? (t & 1) * DN_C0 * CKK : 0;
             tile(ent_nch(op, t), k0);
+            if (PROF && tid == 0) p_tile += gtime() - a0;
             const u64 q0 = pstamp();
             const float* pbv = ysb + NCW * 16 * ysi;
             ysi ^= 1;
@@ -537,10 +548,16 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             if (PROF && tid == 0) p_epi += gtime() - q0;
         }
         if (op != OP_ATT && op != OP_HEAD) {
+            const u64 g0 = pstamp();
             cbar();  // every epilogue's writes before thread 0's fence (cumulative) and count
             if (tid == 0) {
-                __threadfence();
-                atomicAdd(ctr + l * NCTR + op, done);
+                if (SIG) {
+                    asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(ctr + l * NCTR + op), "r"(done) : "memory");
+                } else {
+                    rel_fence();
+                    atomicAdd(ctr + l * NCTR + op, done);
+                }
+                if (PROF) p_sig += gtime() - g0;
             }
         }
     }
@@ -551,6 +568,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         atomicAdd(pp + 2, p_stage);
         atomicAdd(pp + 3, p_ring);
         atomicAdd(pp + 4, p_epi);
+        atomicAdd(pp + 7, p_att);
+        atomicAdd(pp + 8, p_sig);
+        atomicAdd(pp + 9, p_tile);
     }
 }
 
@@ -762,8 +782,8 @@ int main() {
     cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, dev));
     const int G = pr.multiProcessorCount;
-    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
-           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
+    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
+           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
@@ -935,9 +955,10 @@ int main() {
         check_err();
         std::vector<u64> pv((size_t)G * NPROF);
         CK(cudaMemcpy(pv.data(), a.prof, pv.size() * 8, cudaMemcpyDeviceToHost));
-        const char* nm[7] = {"consumer total", "spin (input wait)", "stage (x)", "ring wait (chunk not in)", "tile epilogues",
-                             "loader total", "loader empty wait"};
-        for (int i = 0; i < 7; i++) {
+        const char* nm[10] = {"consumer total", "spin (input wait)", "stage (x)", "ring wait (chunk not in)", "tile epilogues",
+                              "loader total", "loader empty wait", "attention items", "run signal (bar+fence+add)",
+                              "tiles (incl. ring wait)"};
+        for (int i = 0; i < 10; i++) {
             double sum = 0, mx = 0, mn = 1e30;
             for (int b = 0; b < G; b++) {
                 const double v = pv[(size_t)b * NPROF + i] / 128.0 / 1000.0;
