@@ -10,6 +10,6 @@ trap fin EXIT
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; date -u; } > $O/env.txt 2>&1; cat $O/env.txt
 VARS=${VARS:-"def: prof:-DPROF=1 sig1:-DSIG=1 sig1prof:-DSIG=1,-DPROF=1 nwsig1prof:-DSIG=1,-DPROF=1,-DNOWAIT=1"}
 for spec in $VARS; do V=${spec%%:*}; F=${spec#*:}; F=${F//,/ }
-  ( nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v $F $D/mk/mk.cu -o /tmp/mk_$V > $O/build_$V.log 2>&1; echo "build $V rc=$? $(grep -A2 mk_step $O/build_$V.log | grep -oE 'Used [0-9]+ registers')" ) & done; wait; t
+  ( nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v $F ${SRC:-$D/mk/mk_v4.cu} -o /tmp/mk_$V > $O/build_$V.log 2>&1; echo "build $V rc=$? $(grep -A2 mk_step $O/build_$V.log | grep -oE 'Used [0-9]+ registers')" ) & done; wait; t
 for spec in $VARS; do V=${spec%%:*}; timeout 60 /tmp/mk_$V > $O/mk_$V.log 2>&1; echo "mk $V rc=$?"; grep -vE "^rep [123]|^device|^schedule" $O/mk_$V.log; t; done
 true
