@@ -63,6 +63,12 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef MMA
 #define MMA 1  // chunks in mma.m16n8k16 A-fragment order, x staged as f16, tensor-core reduction (0: f32 FMA, v2)
 #endif
+#ifndef AKV
+#define AKV 1  // v5: the attention's old K / V rows bulk-copied by the loader into two ring slots; the merge in o's staging
+#endif
+#ifndef ROT
+#define ROT 1  // v5: tile i's epilogue by warp i % NCW (v4: always warp 0)
+#endif
 #ifndef PROF
 #define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
 #endif
@@ -167,7 +173,7 @@ __device__ __forceinline__ int ent_op(int e) { return e & 7; }
 __device__ __forceinline__ int ent_l(int e) { return (e >> 3) & 31; }
 __device__ __forceinline__ int ent_t(int e) { return e >> 8; }
 __device__ __forceinline__ int ent_nch(int op, int t) {
-    return op == OP_ATT ? 0 : op == OP_DN ? ((t & 1) ? KC_I - DN_C0 : DN_C0) : KC_H;
+    return op == OP_ATT ? (AKV ? 2 : 0) : op == OP_DN ? ((t & 1) ? KC_I - DN_C0 : DN_C0) : KC_H;
 }
 // Global address of chunk c of entry (op, l, t).
 __device__ __forceinline__ const h16* chunk_ptr(const Args& a, int op, int l, int t, int c) {
@@ -216,6 +222,22 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op, t);
+                if (AKV && op == OP_ATT) {  // old K rows, then old V rows, of item (g, c): nold x 128 bytes each
+                    const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
+                    const int nold = max(0, min(p0 + CL, a.pos) - p0);
+                    for (int kv = 0; kv < 2; kv++) {
+                        mbar_wait(empty(slot), ph ^ 1);
+                        if (nold > 0) {
+                            mbar_expect(full(slot), nold * HD * 2);
+                            bulk_g2s(ring + slot * CHB, (kv ? a.vc : a.kc) + ((size_t)(l * NKV + g) * MAXP + p0) * HD, nold * HD * 2,
+                                     full(slot));
+                        } else {
+                            mbar_arrive(full(slot));
+                        }
+                        if (++slot == NSLOT) slot = 0, ph ^= 1;
+                    }
+                    continue;
+                }
                 for (int c = 0; c < nch; c++) {
                     if (PROF) {
                         const u64 w0 = gtime();
@@ -248,7 +270,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     const h16* erow = a.emb + (size_t)tok * H;
     int slot = 0;
     u32 ph = 0;
-    int ysi = 0;
+    int ysi = 0, ntile = 0;
     u64 pt0 = PROF ? gtime() : 0, p_spin = 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_sig = 0, p_tile = 0;
     auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
     // x = rmsnorm(v) * w over H values of v (f32 from global, or the embedding row).
@@ -376,7 +398,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         if (tid == 0) {
             if (op == OP_QKV && l > 0) spin_ge(ctr + (l - 1) * NCTR + OP_DN, ep * T_DN, a.err, 1);
             if (op == OP_ATT) spin_ge(ctr + l * NCTR + OP_QKV, ep * T_QKV, a.err, 2);
-            if (op == OP_O) spin_ge(ctr + l * NCTR + OP_ATT, ep * NKV, a.err, 3);
+            if (op == OP_O) spin_ge(ctr + l * NCTR + OP_ATT, ep * (AKV ? T_ATT : NKV), a.err, 3);
             if (op == OP_GU) spin_ge(ctr + l * NCTR + OP_O, ep * T_O, a.err, 4);
             if (op == OP_DN) spin_ge(ctr + l * NCTR + OP_GU, ep * T_GU, a.err, 5);
             if (op == OP_HEAD) spin_ge(ctr + (NL - 1) * NCTR + OP_DN, ep * T_DN, a.err, 6);
@@ -384,7 +406,32 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         const u64 s1 = pstamp();
         cbar();
         if (op == OP_QKV) stage_norm(l == 0 ? nullptr : a.h, a.nattn + l * H);
-        else if (op == OP_O) stage_copy(a.ao, H);
+        else if (op == OP_O) {
+            if (AKV) {  // merge the attention records: warp w heads w, w + NCW, ..; lane c < ACH one record's (max, sum)
+                for (int hh = warp; hh < NH; hh += NCW) {
+                    const float* rb = a.part + (size_t)hh * ACH * 68;
+                    const float mc = lane < ACH ? __ldcg(rb + lane * 68) : -1e30f, lc = lane < ACH ? __ldcg(rb + lane * 68 + 1) : 0.f;
+                    float2 v[ACH];
+#pragma unroll
+                    for (int cc = 0; cc < ACH; cc++) v[cc] = __ldcg((const float2*)(rb + cc * 68 + 4 + 2 * lane));
+                    const float M = warp_max(mc);
+                    const float wc = lane < ACH ? __expf(mc - M) : 0.f;
+                    const float den = warp_sum(wc * lc);
+                    float n0 = 0.f, n1 = 0.f;
+#pragma unroll
+                    for (int cc = 0; cc < ACH; cc++) {
+                        const float w = __shfl_sync(0xffffffffu, wc, cc);
+                        n0 += w * v[cc].x, n1 += w * v[cc].y;
+                    }
+                    const int k = hh * 64 + 2 * lane;
+                    if (MMA) *(__half2*)(xh + k) = __floats2half2_rn(n0 / den, n1 / den);
+                    else xs[k] = n0 / den, xs[k + 1] = n1 / den;
+                }
+                cbar();
+            } else {
+                stage_copy(a.ao, H);
+            }
+        }
         else if (op == OP_GU) stage_norm(a.h, a.nffn + l * H);
         else if (op == OP_DN) stage_copy(a.act, INTER);
         else if (op == OP_HEAD) stage_norm(a.h, a.nfinal);
@@ -396,6 +443,82 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++, done++) {
             const int t = ent_t(sched[e]);
             const u64 a0 = pstamp();
+            if (AKV && op == OP_ATT) {
+                // Item (kv head g, chunk c) over positions [p0, p0 + n): rows < pos from the two ring slots, row pos
+                // (written by this step's qkv) from global.
+                const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
+                const int n = max(0, min(CL, L - p0)), nold = max(0, min(p0 + CL, a.pos) - p0);
+                const int sk = slot, pk = ph;
+                if (++slot == NSLOT) slot = 0, ph ^= 1;
+                const int sv = slot, pv = ph;
+                if (++slot == NSLOT) slot = 0, ph ^= 1;
+                float* qs = xs;                        // 8 x 64 f32
+                h16* knew = (h16*)(xs + 512);          // 64 halves
+                h16* vnew = knew + 64;                 // 64 halves
+                float* ss = xs + 512 + 64;             // 8 x CL
+                for (int i = tid; i < 128; i += NCT) *(float4*)(qs + 4 * i) = __ldcg((const float4*)(a.q + g * 512 + 4 * i));
+                if (n > nold && tid >= NCT - 16) {     // the newest row
+                    const int j = tid - (NCT - 16);
+                    const size_t nb = ((size_t)(l * NKV + g) * MAXP + a.pos) * HD;
+                    if (j < 8) *(uint4*)(knew + 8 * j) = __ldcg((const uint4*)(a.kc + nb + 8 * j));
+                    else *(uint4*)(vnew + 8 * (j - 8)) = __ldcg((const uint4*)(a.vc + nb + 8 * (j - 8)));
+                }
+                mbar_wait(full(sk), pk);
+                mbar_wait(full(sv), pv);
+                cbar();
+                const h16* kold = (const h16*)(sm + SM_RING + sk * CHB);
+                const h16* vold = (const h16*)(sm + SM_RING + sv * CHB);
+                for (int w = warp; w < 8; w += NCW) {
+                    const float* qh = qs + w * 64;
+                    float mx = -1e30f;
+                    for (int p = lane; p < n; p += 32) {
+                        const u32* kr = (const u32*)(p < nold ? kold + p * HD : knew);
+                        float sc = 0.f;
+#pragma unroll
+                        for (int d2 = 0; d2 < 32; d2++) {
+                            const int j = (d2 + lane) & 31;  // rotated: lanes on distinct banks
+                            const u32 kk = kr[j];
+                            const float2 kf = __half22float2(*(const __half2*)&kk);
+                            const float2 qv = *(const float2*)(qh + 2 * j);
+                            sc += kf.x * qv.x + kf.y * qv.y;
+                        }
+                        ss[w * CL + p] = sc;
+                        mx = fmaxf(mx, sc);
+                    }
+                    mx = warp_max(mx);
+                    float sum = 0.f;
+                    for (int p = lane; p < n; p += 32) {
+                        const float pe = __expf(ss[w * CL + p] - mx);
+                        ss[w * CL + p] = pe;
+                        sum += pe;
+                    }
+                    sum = warp_sum(sum);
+                    __syncwarp();
+                    float a0 = 0.f, a1 = 0.f;
+                    for (int p = 0; p < n; p++) {
+                        const float pe = ss[w * CL + p];
+                        const u32 vv = ((const u32*)(p < nold ? vold + p * HD : vnew))[lane];
+                        const float2 vf = __half22float2(*(const __half2*)&vv);
+                        a0 += pe * vf.x, a1 += pe * vf.y;
+                    }
+                    float* rec = a.part + ((size_t)(g * 8 + w) * ACH + c) * 68;
+                    *(float2*)(rec + 4 + 2 * lane) = make_float2(a0, a1);
+                    if (lane == 0) rec[0] = (n > 0 ? mx : -1e30f), rec[1] = sum;
+                }
+                __syncwarp();
+                if (lane == 0) mbar_arrive(empty(sk)), mbar_arrive(empty(sv));
+                cbar();  // records written; xs reused by the next item
+                if (tid == 0) {
+                    if (SIG) {
+                        asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(ctr + l * NCTR + OP_ATT), "r"(1) : "memory");
+                    } else {
+                        __threadfence();
+                        atomicAdd(ctr + l * NCTR + OP_ATT, 1);
+                    }
+                }
+                if (PROF && tid == 0) p_att += gtime() - a0;
+                continue;
+            }
             if (op == OP_ATT) {
                 // Item (kv head g, chunk c) over positions [p0, p0 + n).
                 const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
@@ -489,6 +612,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             const u64 q0 = pstamp();
             const float* pbv = ysb + NCW * 16 * ysi;
             ysi ^= 1;
+            const int ew = ROT ? (ntile++ % NCW) : 0;  // the epilogue's warp
             auto Y = [&](int r) -> float {  // row r of the tile: the warps' partials (MMA) or the row sum
                 if (!MMA) return pbv[r];
                 float v = 0.f;
@@ -496,9 +620,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 for (int w = 0; w < NCW; w++) v += pbv[w * 16 + r];
                 return v;
             };  // the next tile writes the other half; its barrier orders this epilogue's reads before the one after
-            // Epilogue over ys (16 rows), by threads < 16.
-            if (tid < 16) {
-                const int r = tid;
+            // Epilogue over the 16 rows, by lanes < 16 of warp ew.
+            if (warp == ew && lane < 16) {
+                const int r = lane;
                 if (op == OP_QKV) {
                     if (l == 0 && t < H / 16) a.h[t * 16 + r] = __half2float(erow[t * 16 + r]);  // h = the embedding row
                     if (t < T_QKV - 16) {                                                          // q or k: RoPE pairs (r, r + 8)
