@@ -69,6 +69,12 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef ROT
 #define ROT 1  // v5: tile i's epilogue by warp i % NCW (v4: always warp 0)
 #endif
+#ifndef PFD
+#define PFD 0  // v6: the loader also prefetches into L2 (cp.async.bulk.prefetch.L2) the chunks PFD ahead of its ring copies
+#endif
+#ifndef NOMMA
+#define NOMMA 0  // diagnostic: tiles skip their mma (wrong results): the ring's own cost a chunk
+#endif
 #ifndef PROF
 #define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
 #endif
@@ -125,6 +131,9 @@ __device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u3
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
                  : "memory");
+}
+__device__ __forceinline__ void pf_l2(const void* src, u32 bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void cbar() { asm volatile("bar.sync 1, %0;" ::"r"(NCT) : "memory"); }
 __device__ __forceinline__ int ld_acq(const int* p) {
@@ -219,6 +228,25 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             int slot = 0;
             u32 ph = 0;
             u64 lt0 = PROF ? gtime() : 0, lw = 0;
+            int pe = 0, pc = 0, npf = 0, ncp = 0;  // the L2 prefetch cursor (entry, chunk), chunks prefetched / copied
+            auto pf_adv = [&]() {
+                while (PFD > 0 && npf < ncp + PFD && pe < ne) {
+                    const int en = sched[pe], op = ent_op(en), l = ent_l(en), t = ent_t(en), nch = ent_nch(op, t);
+                    if (nch == 0) {
+                        pe++;
+                        continue;
+                    }
+                    if (AKV && op == OP_ATT) {
+                        const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
+                        const int nold = max(0, min(p0 + CL, a.pos) - p0);
+                        if (nold > 0) pf_l2((pc ? a.vc : a.kc) + ((size_t)(l * NKV + g) * MAXP + p0) * HD, nold * HD * 2);
+                    } else {
+                        pf_l2(chunk_ptr(a, op, l, t, pc), CHB);
+                    }
+                    npf++;
+                    if (++pc == nch) pc = 0, pe++;
+                }
+            };
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op, t);
@@ -226,6 +254,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     const int g = t / ACH, c = t % ACH, L = a.pos + 1, CL = (L + ACH - 1) / ACH, p0 = c * CL;
                     const int nold = max(0, min(p0 + CL, a.pos) - p0);
                     for (int kv = 0; kv < 2; kv++) {
+                        pf_adv();
+                        ncp++;
                         mbar_wait(empty(slot), ph ^ 1);
                         if (nold > 0) {
                             mbar_expect(full(slot), nold * HD * 2);
@@ -239,6 +269,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     continue;
                 }
                 for (int c = 0; c < nch; c++) {
+                    pf_adv();
+                    ncp++;
                     if (PROF) {
                         const u64 w0 = gtime();
                         mbar_wait(empty(slot), ph ^ 1);
@@ -337,7 +369,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             const uint4* wc = (const uint4*)(sm + SM_RING + slot * CHB);
             const h16* xc = xh + k0 + ci * CKK;
 #pragma unroll
-            for (int j = 0; j < 32 / NCW; j++) {
+            for (int j = 0; j < (NOMMA ? 0 : 32 / NCW); j++) {
                 const int kt = warp + j * NCW;
                 const uint4 av = wc[kt * 32 + lane];
                 const u32 b0 = *(const u32*)(xc + kt * 16 + 2 * t4), b1 = *(const u32*)(xc + kt * 16 + 2 * t4 + 8);
@@ -906,8 +938,8 @@ int main() {
     cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, dev));
     const int G = pr.multiProcessorCount;
-    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
-           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
+    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; PFD %d NOMMA %d SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
+           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, PFD, NOMMA, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
