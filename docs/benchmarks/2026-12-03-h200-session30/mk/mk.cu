@@ -92,7 +92,9 @@ constexpr int DN_C0 = 6;                            // down split-K: chunks [0, 
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
 constexpr int NCTR = 8;  // counters per layer
 // Shared memory: ring | x area (f32 vector, or the attention's q / K / V / scores) | small.
-constexpr int XAREA = 40960;
+#ifndef XAREA
+#define XAREA 40960  // bytes for the staged x (f32 or f16) or the attention item (q, K, V, scores)
+#endif
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * NSLOT * 8;
 constexpr int SMEM = SM_MISC + 4096;
 constexpr int MAXE = 512;  // schedule entries per block
@@ -943,6 +945,14 @@ int main() {
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
+    {  // the attention item's shared memory at the largest position timed (639) must fit the x area
+        const int CLm = (640 + ACH - 1) / ACH;
+        const int need = AKV ? (512 + 64 + 8 * CLm) * 4 : 2048 + 132 * ((CLm + 3) & ~3) + 128 * CLm + 32 * CLm;
+        if (need > XAREA || (MMA ? INTER * 2 : INTER * 4) > XAREA) {
+            fprintf(stderr, "XAREA %d too small (attention %d, x %d)\n", XAREA, need, MMA ? INTER * 2 : INTER * 4);
+            return 1;
+        }
+    }
     if (occ < 1) {
         fprintf(stderr, "mk_step does not fit an SM\n");
         return 1;
