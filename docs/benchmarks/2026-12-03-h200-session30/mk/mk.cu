@@ -75,6 +75,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef NOMMA
 #define NOMMA 0  // diagnostic: tiles skip their mma (wrong results): the ring's own cost a chunk
 #endif
+#ifndef FG
+#define FG 0  // v7: o split-K by kv head (entry = 16 rows x one kv head's 512 inputs, waits for that head's merge only) and
+              // down split-K in 3 column ranges (waits for that range's gate/up tiles only); needs AKV=0
+#endif
 #ifndef PROF
 #define PROF 0  // per-block time sums (globaltimer, thread 0 / the loader lane) into Args::prof
 #endif
@@ -90,6 +94,12 @@ constexpr int T_QKV = QKVN / 16, T_ATT = NKV * ACH, T_O = H / 16, T_GU = INTER /
 constexpr int KC_H = H / CKK, KC_I = INTER / CKK;  // 4, 11
 constexpr int DN_C0 = 6;                            // down split-K: chunks [0, 6) and [6, 11)
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
+static_assert(!(FG && AKV), "FG needs AKV=0 (the per-kv-head merge)");
+constexpr int DN_RC = 4, DN_NR = (KC_I + DN_RC - 1) / DN_RC;  // FG: down column ranges of DN_RC chunks (4, 4, 3)
+constexpr int T_O_E = FG ? NKV * (H / 16) : T_O, T_DN_E = FG ? DN_NR * (H / 16) : T_DN;  // entries a layer
+constexpr int GU_PER_R = DN_RC * CKK / 8;  // gate/up tiles a down range reads (256)
+__host__ __device__ constexpr int gu_in_range(int s) { return (s + 1) * GU_PER_R <= T_GU ? GU_PER_R : T_GU - s * GU_PER_R; }
+__host__ __device__ constexpr int dn_nch(int s) { return ((s + 1) * DN_RC <= KC_I ? DN_RC : KC_I - s * DN_RC); }
 constexpr int NCTR = 8;  // counters per layer
 // Shared memory: ring | x area (f32 vector, or the attention's q / K / V / scores) | small.
 #ifndef XAREA
@@ -184,15 +194,21 @@ __device__ __forceinline__ int ent_op(int e) { return e & 7; }
 __device__ __forceinline__ int ent_l(int e) { return (e >> 3) & 31; }
 __device__ __forceinline__ int ent_t(int e) { return e >> 8; }
 __device__ __forceinline__ int ent_nch(int op, int t) {
+    if (FG && op == OP_O) return 1;
+    if (FG && op == OP_DN) return dn_nch(t / (H / 16));
     return op == OP_ATT ? (AKV ? 2 : 0) : op == OP_DN ? ((t & 1) ? KC_I - DN_C0 : DN_C0) : KC_H;
 }
 // Global address of chunk c of entry (op, l, t).
 __device__ __forceinline__ const h16* chunk_ptr(const Args& a, int op, int l, int t, int c) {
     switch (op) {
         case OP_QKV: return a.wqkv + ((size_t)(l * T_QKV + t) * KC_H + c) * CHH;
-        case OP_O: return a.wo + ((size_t)(l * T_O + t) * KC_H + c) * CHH;
+        case OP_O:
+            if (FG) return a.wo + ((size_t)(l * T_O + t % (H / 16)) * KC_H + t / (H / 16) + c) * CHH;
+            return a.wo + ((size_t)(l * T_O + t) * KC_H + c) * CHH;
         case OP_GU: return a.wgu + ((size_t)(l * T_GU + t) * KC_H + c) * CHH;
-        case OP_DN: return a.wdn + ((size_t)(l * (H / 16) + (t >> 1)) * KC_I + (t & 1) * DN_C0 + c) * CHH;
+        case OP_DN:
+            if (FG) return a.wdn + ((size_t)(l * (H / 16) + t % (H / 16)) * KC_I + DN_RC * (t / (H / 16)) + c) * CHH;
+            return a.wdn + ((size_t)(l * (H / 16) + (t >> 1)) * KC_I + (t & 1) * DN_C0 + c) * CHH;
         default: return a.whead + ((size_t)t * KC_H + c) * CHH;
     }
 }
@@ -430,17 +446,17 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         // Wait for the op's input, stage it.
         const u64 s0 = pstamp();
         if (tid == 0) {
-            if (op == OP_QKV && l > 0) spin_ge(ctr + (l - 1) * NCTR + OP_DN, ep * T_DN, a.err, 1);
+            if (op == OP_QKV && l > 0) spin_ge(ctr + (l - 1) * NCTR + OP_DN, ep * T_DN_E, a.err, 1);
             if (op == OP_ATT) spin_ge(ctr + l * NCTR + OP_QKV, ep * T_QKV, a.err, 2);
-            if (op == OP_O) spin_ge(ctr + l * NCTR + OP_ATT, ep * (AKV ? T_ATT : NKV), a.err, 3);
-            if (op == OP_GU) spin_ge(ctr + l * NCTR + OP_O, ep * T_O, a.err, 4);
-            if (op == OP_DN) spin_ge(ctr + l * NCTR + OP_GU, ep * T_GU, a.err, 5);
-            if (op == OP_HEAD) spin_ge(ctr + (NL - 1) * NCTR + OP_DN, ep * T_DN, a.err, 6);
+            if (op == OP_O && !FG) spin_ge(ctr + l * NCTR + OP_ATT, ep * (AKV ? T_ATT : NKV), a.err, 3);
+            if (op == OP_GU) spin_ge(ctr + l * NCTR + OP_O, ep * T_O_E, a.err, 4);
+            if (op == OP_DN && !FG) spin_ge(ctr + l * NCTR + OP_GU, ep * T_GU, a.err, 5);
+            if (op == OP_HEAD) spin_ge(ctr + (NL - 1) * NCTR + OP_DN, ep * T_DN_E, a.err, 6);
         }
         const u64 s1 = pstamp();
         cbar();
         if (op == OP_QKV) stage_norm(l == 0 ? nullptr : a.h, a.nattn + l * H);
-        else if (op == OP_O) {
+        else if (op == OP_O && !FG) {
             if (AKV) {  // merge the attention records: warp w heads w, w + NCW, ..; lane c < ACH one record's (max, sum)
                 for (int hh = warp; hh < NH; hh += NCW) {
                     const float* rb = a.part + (size_t)hh * ACH * 68;
@@ -467,13 +483,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             }
         }
         else if (op == OP_GU) stage_norm(a.h, a.nffn + l * H);
-        else if (op == OP_DN) stage_copy(a.act, INTER);
+        else if (op == OP_DN && !FG) stage_copy(a.act, INTER);
         else if (op == OP_HEAD) stage_norm(a.h, a.nfinal);
         if (PROF && tid == 0) {
             const u64 s2 = gtime();
             p_spin += s1 - s0, p_stage += s2 - s1;
         }
-        int done = 0;
+        int done = 0, gcnt[DN_NR] = {}, staged = -1;
+        u32 okmask = 0;  // FG: the entry dependencies thread 0 has seen met in this run
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++, done++) {
             const int t = ent_t(sched[e]);
             const u64 a0 = pstamp();
@@ -634,13 +651,41 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     if (tid == 0) {
                         rel_fence();
                         atomicAdd(ctr + l * NCTR + OP_ATT, 1);
+                        if (FG) atomicAdd(attc + NL * NKV + l * NKV + g, 1);  // this kv head's attention is in a.ao
                     }
                 }
                 cbar();  // xs reused by the next item
                 if (PROF && tid == 0) p_att += gtime() - a0;
                 continue;
             }
-            const int k0 = op == OP_DN ? (t & 1) * DN_C0 * CKK : 0;
+            if (FG && (op == OP_O || op == OP_DN)) {  // this entry's own input: one kv head's attention, one column range
+                const int q = t / (H / 16);
+                if (tid == 0 && !(okmask >> q & 1u)) {
+                    if (op == OP_O) spin_ge(attc + NL * NKV + l * NKV + q, ep, a.err, 3);
+                    else spin_ge(ctr + l * NCTR + 5 + q, ep * gu_in_range(q), a.err, 5);
+                    okmask |= 1u << q;
+                }
+                if (q != staged) {
+                    cbar();
+                    if (op == OP_O) {
+                        for (int k = tid * 4; k < CKK; k += NCT * 4) {
+                            const float4 xv = __ldcg((const float4*)(a.ao + q * CKK + k));
+                            *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
+                            *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
+                        }
+                    } else {
+                        for (int k = tid * 4; k < dn_nch(q) * CKK; k += NCT * 4) {
+                            const float4 xv = __ldcg((const float4*)(a.act + q * DN_RC * CKK + k));
+                            *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
+                            *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
+                        }
+                    }
+                    cbar();
+                    staged = q;
+                }
+            }
+            if (FG && op == OP_GU) gcnt[t / GU_PER_R]++;
+            const int k0 = (op == OP_DN && !FG) ? (t & 1) * DN_C0 * CKK : 0;
             tile(ent_nch(op, t), k0);
             if (PROF && tid == 0) p_tile += gtime() - a0;
             const u64 q0 = pstamp();
@@ -682,14 +727,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         a.vc[((size_t)(l * NKV + vh) * MAXP + a.pos) * HD + d] = __float2half(Y(r));
                     }
                 } else if (op == OP_O) {
-                    red_add(a.h + t * 16 + r, Y(r));
+                    red_add(a.h + (FG ? t % (H / 16) : t) * 16 + r, Y(r));
                 } else if (op == OP_GU) {
                     if (r < 8) {
                         const float gg = Y(r), uu = Y(r + 8);
                         a.act[t * 8 + r] = gg / (1.f + __expf(-gg)) * uu;
                     }
                 } else if (op == OP_DN) {
-                    red_add(a.h + (t >> 1) * 16 + r, Y(r));
+                    red_add(a.h + (FG ? t % (H / 16) : t >> 1) * 16 + r, Y(r));
                 } else {  // head
                     const int row = t * 16 + r;
                     const float yv = Y(r);
@@ -714,6 +759,12 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 } else {
                     rel_fence();
                     atomicAdd(ctr + l * NCTR + op, done);
+                }
+                if (FG && op == OP_GU) {  // the column ranges' counts, after a fence (SIG 0: the one above)
+                    if (SIG) rel_fence();
+#pragma unroll
+                    for (int q = 0; q < DN_NR; q++)
+                        if (gcnt[q]) atomicAdd(ctr + l * NCTR + 5 + q, gcnt[q]);
                 }
                 if (PROF) p_sig += gtime() - g0;
             }
@@ -923,9 +974,10 @@ static void build_sched(int G, std::vector<int>& sched, std::vector<int>& nsched
     for (int l = 0; l < NL; l++) {
         for (int t = 0; t < T_QKV; t++) put(OP_QKV, l, t, 4.0 * CHB);
         for (int t = 0; t < T_ATT; t++) put(OP_ATT, l, t, ATT_COST);
-        for (int t = 0; t < T_O; t++) put(OP_O, l, t, 4.0 * CHB);
+        for (int t = 0; t < T_O_E; t++) put(OP_O, l, t, (FG ? 1.0 : 4.0) * CHB);
         for (int t = 0; t < T_GU; t++) put(OP_GU, l, t, 4.0 * CHB);
-        for (int t = 0; t < T_DN; t++) put(OP_DN, l, t, (double)((t & 1) ? KC_I - DN_C0 : DN_C0) * CHB);
+        for (int t = 0; t < T_DN_E; t++)
+            put(OP_DN, l, t, (double)(FG ? dn_nch(t / (H / 16)) : ((t & 1) ? KC_I - DN_C0 : DN_C0)) * CHB);
     }
     for (int t = 0; t < T_HEAD; t++) put(OP_HEAD, 0, t, 4.0 * CHB);
     double mx = 0, sum = 0;
@@ -940,8 +992,8 @@ int main() {
     cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, dev));
     const int G = pr.multiProcessorCount;
-    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; PFD %d NOMMA %d SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
-           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, PFD, NOMMA, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
+    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; FG %d PFD %d NOMMA %d SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
+           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, FG, PFD, NOMMA, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
@@ -1018,8 +1070,8 @@ int main() {
     CK(cudaMalloc(&a.ao, H * 4));
     CK(cudaMalloc(&a.act, INTER * 4));
     CK(cudaMalloc(&a.logits, VOC * 4));
-    CK(cudaMalloc(&a.ctr, (NL * NCTR + NL * NKV) * 4));
-    CK(cudaMemset(a.ctr, 0, (NL * NCTR + NL * NKV) * 4));
+    CK(cudaMalloc(&a.ctr, (NL * NCTR + 2 * NL * NKV) * 4));
+    CK(cudaMemset(a.ctr, 0, (NL * NCTR + 2 * NL * NKV) * 4));
     CK(cudaMalloc(&a.best, 3 * 8));
     CK(cudaMemset(a.best, 0, 3 * 8));
     CK(cudaMalloc(&a.err, 4));
