@@ -3,6 +3,8 @@
 # SIG=1: fence.acq_rel / red.release instead of __threadfence + atomicAdd) and v5 (mk.cu: AKV — the attention's old K / V
 # rows by the loader, the merge in o's staging; ROT — rotating epilogue warp). Variants as name:source:flags
 # (flags comma-separated).
+# mk_v4.cu was mk.cu as of commit 5006b74 (`git show 5006b74:docs/benchmarks/2026-12-03-h200-session30/mk/mk.cu`); it was
+# deleted after the session as a duplicate. Today's mk.cu built with -DAKV=0 -DROT=0 is the same kernel (call 5 "base": 831 µs).
 set -uo pipefail
 D=docs/benchmarks/2026-12-03-h200-session30; O=/tmp/s30d; mkdir -p $O
 export PATH=/usr/local/cuda/bin:$PATH
