@@ -106,8 +106,13 @@ constexpr int NCTR = 8;  // counters per layer
 #define XAREA 40960  // bytes for the staged x (f32 or f16) or the attention item (q, K, V, scores)
 #endif
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * NSLOT * 8;
-constexpr int SMEM = SM_MISC + 4096;
 constexpr int MAXE = 512;  // schedule entries per block
+#ifndef SSCHED
+#define SSCHED 1  // v8: the block's schedule copied into shared memory at entry (v1-v7 read it from global memory, and every
+                  // acquire poll / fence invalidates L1 (CCTL.IVALL), so each entry's read was an L2 round trip)
+#endif
+constexpr int SM_SCHED = SM_MISC + 4096;
+constexpr int SMEM = SM_SCHED + (SSCHED ? MAXE * 4 : 0);
 
 struct Args {
     const h16 *wqkv, *wo, *wgu, *wdn, *whead;  // packed chunks
@@ -230,8 +235,13 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     const u32 ring = smem_u32(sm + SM_RING), bars = smem_u32(sm + SM_BAR);
     auto full = [&](int s) { return bars + 8 * s; };
     auto empty = [&](int s) { return bars + 8 * (NSLOT + s); };
-    const int* sched = a.sched + blockIdx.x * MAXE;
     const int ne = a.nsched[blockIdx.x];
+    const int* sched = a.sched + blockIdx.x * MAXE;
+    if (SSCHED) {
+        int* ss = (int*)(sm + SM_SCHED);
+        for (int i = threadIdx.x; i < ne; i += NTH) ss[i] = sched[i];
+        sched = ss;  // made visible by the __syncthreads below
+    }
     if (tid == 0) {
         for (int s = 0; s < NSLOT; s++) {
             mbar_init(full(s), 1);
@@ -992,8 +1002,8 @@ int main() {
     cudaDeviceProp pr;
     CK(cudaGetDeviceProperties(&pr, dev));
     const int G = pr.multiProcessorCount;
-    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; FG %d PFD %d NOMMA %d SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
-           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, FG, PFD, NOMMA, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
+    printf("device %s, %d SMs, L2 %d MB, smem/block optin %zu; SSCHED %d FG %d PFD %d NOMMA %d SIG %d MMA %d NCW %d NSLOT %d ACH %d NOWAIT %d, smem %d\n", pr.name, G,
+           pr.l2CacheSize >> 20, pr.sharedMemPerBlockOptin, SSCHED, FG, PFD, NOMMA, SIG, MMA, NCW, NSLOT, ACH, NOWAIT, SMEM);
     CK(cudaFuncSetAttribute(mk_step, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
     int occ = 0;
     CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, mk_step, NTH, SMEM));
