@@ -223,6 +223,16 @@ __device__ __forceinline__ void rel_fence() {
     if (SIG) asm volatile("fence.acq_rel.gpu;" ::: "memory");
     else __threadfence();
 }
+// Thread 0 of the consumers: add n to counter p after its block's writes (SIG 1: one red.release; SIG 0: a fence
+// and a relaxed add).
+__device__ __forceinline__ void count_add(int* p, int n) {
+    if (SIG) {
+        asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(p), "r"(n) : "memory");
+    } else {
+        rel_fence();
+        atomicAdd(p, n);
+    }
+}
 __device__ __forceinline__ u64 argkey(float v, int idx) {
     u32 b = __float_as_uint(v);
     b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
@@ -333,6 +343,15 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     int ysi = 0, ntile = 0;
     u64 pt0 = PROF ? gtime() : 0, p_spin = 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_sig = 0, p_tile = 0;
     auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
+    // Staged x values k .. k + 3: f16 for the tensor-core tiles (MMA), else f32.
+    auto store_x = [&](int k, float4 xv) {
+        if (MMA) {
+            *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
+            *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
+        } else {
+            *(float4*)(xs + k) = xv;
+        }
+    };
     // x = rmsnorm(v) * w over H values of v (f32 from global, or the embedding row).
     auto stage_norm = [&](const float* v, const float* w) {
         float4 r[H / 4 / NCT];
@@ -359,26 +378,12 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         for (int i = 0; i < H / 4 / NCT; i++) {
             const int k = (tid + i * NCT) * 4;
             const float4 wv = *(const float4*)(w + k);
-            const float4 xv = make_float4(r[i].x * rs * wv.x, r[i].y * rs * wv.y, r[i].z * rs * wv.z, r[i].w * rs * wv.w);
-            if (MMA) {
-                *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
-                *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
-            } else {
-                *(float4*)(xs + k) = xv;
-            }
+            store_x(k, make_float4(r[i].x * rs * wv.x, r[i].y * rs * wv.y, r[i].z * rs * wv.z, r[i].w * rs * wv.w));
         }
         cbar();
     };
     auto stage_copy = [&](const float* v, int n) {
-        for (int k = tid * 4; k < n; k += NCT * 4) {
-            const float4 xv = __ldcg((const float4*)(v + k));
-            if (MMA) {
-                *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
-                *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
-            } else {
-                *(float4*)(xs + k) = xv;
-            }
-        }
+        for (int k = tid * 4; k < n; k += NCT * 4) store_x(k, __ldcg((const float4*)(v + k)));
         cbar();
     };
     // One tile: nch chunks from the ring against xs[k0 ..]; the 16 row sums into ys.
@@ -569,14 +574,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 __syncwarp();
                 if (lane == 0) mbar_arrive(empty(sk)), mbar_arrive(empty(sv));
                 cbar();  // records written; xs reused by the next item
-                if (tid == 0) {
-                    if (SIG) {
-                        asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(ctr + l * NCTR + OP_ATT), "r"(1) : "memory");
-                    } else {
-                        __threadfence();
-                        atomicAdd(ctr + l * NCTR + OP_ATT, 1);
-                    }
-                }
+                if (tid == 0) count_add(ctr + l * NCTR + OP_ATT, 1);
                 if (PROF && tid == 0) p_att += gtime() - a0;
                 continue;
             }
@@ -676,21 +674,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     okmask |= 1u << q;
                 }
                 if (q != staged) {
-                    cbar();
-                    if (op == OP_O) {
-                        for (int k = tid * 4; k < CKK; k += NCT * 4) {
-                            const float4 xv = __ldcg((const float4*)(a.ao + q * CKK + k));
-                            *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
-                            *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
-                        }
-                    } else {
-                        for (int k = tid * 4; k < dn_nch(q) * CKK; k += NCT * 4) {
-                            const float4 xv = __ldcg((const float4*)(a.act + q * DN_RC * CKK + k));
-                            *(__half2*)(xh + k) = __floats2half2_rn(xv.x, xv.y);
-                            *(__half2*)(xh + k + 2) = __floats2half2_rn(xv.z, xv.w);
-                        }
-                    }
-                    cbar();
+                    cbar();  // thread 0's wait seen; the previous tile's reads of x done
+                    if (op == OP_O) stage_copy(a.ao + q * CKK, CKK);
+                    else stage_copy(a.act + q * DN_RC * CKK, dn_nch(q) * CKK);
                     staged = q;
                 }
             }
@@ -764,12 +750,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             const u64 g0 = pstamp();
             cbar();  // every epilogue's writes before thread 0's fence (cumulative) and count
             if (tid == 0) {
-                if (SIG) {
-                    asm volatile("red.release.gpu.global.add.s32 [%0], %1;" ::"l"(ctr + l * NCTR + op), "r"(done) : "memory");
-                } else {
-                    rel_fence();
-                    atomicAdd(ctr + l * NCTR + op, done);
-                }
+                count_add(ctr + l * NCTR + op, done);
                 if (FG && op == OP_GU) {  // the column ranges' counts, after a fence (SIG 0: the one above)
                     if (SIG) rel_fence();
 #pragma unroll
