@@ -4,10 +4,10 @@
 # bs1 default, in one call. Variants as name:source:flags (flags comma-separated). Engine: carry .carry/s30a
 # (session 30's call1/prep.sh: src/ unchanged since).
 set -uo pipefail
-D=docs/benchmarks; O=/tmp/s31a; mkdir -p $O
+D=docs/benchmarks; O=${O:-/tmp/s31a}; mkdir -p $O
 export PATH=/usr/local/cuda/bin:$PATH
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
-fin() { git rev-parse HEAD > $O/commit.txt 2>/dev/null; tar czf ${OUT:-/tmp}/s31a.tgz -C /tmp s31a; }
+fin() { git rev-parse HEAD > $O/commit.txt 2>/dev/null; tar czf ${OUT:-/tmp}/$(basename $O).tgz -C /tmp $(basename $O); }
 trap fin EXIT
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; date -u; uname -r; } > $O/env.txt 2>&1; cat $O/env.txt
 S9=$D/2026-12-03-h200-session31/mk9/mk9.cu; S8=$D/2026-12-03-h200-session30/mk/mk.cu
