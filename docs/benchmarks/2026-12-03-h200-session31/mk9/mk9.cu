@@ -77,6 +77,12 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef NOWAIT
 #define NOWAIT 0  // diagnostic: readers take the first value they load, fresh or not (wrong results: the streaming ceiling)
 #endif
+#ifndef TRACE
+#define TRACE 0  // per (block, op, layer): run start, staging done, run end (consumer thread 0), last epilogue (epilogue warp)
+#endif
+#ifndef PPOLL
+#define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
+#endif
 #ifndef POLLNS
 #define POLLNS 0  // > 0: __nanosleep(POLLNS) between a staging's retry rounds (less L2 polling traffic)
 #endif
@@ -111,6 +117,7 @@ struct Args {
     int pos, epoch, tok;   // tok < 0: the previous step's argmax
     int* err;
     u64* prof;
+    u64* trace;  // TRACE: (G, 6 ops, NL, 4) globaltimer stamps of the launch (see TRACE)
 };
 
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
@@ -139,6 +146,9 @@ __device__ __forceinline__ u64 gtime() {
     u64 t;
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
     return t;
+}
+__device__ __forceinline__ void tstamp(const Args& a, int op, int l, int k) {
+    if (TRACE) a.trace[(((size_t)blockIdx.x * 6 + op) * NL + l) * 4 + k] = gtime();
 }
 __device__ __forceinline__ void fail(int* err, int code) {
     atomicExch(err, code);
@@ -170,6 +180,34 @@ __device__ float poll1(const u64* p, u32 tag, int* err, int code) {
 // N tagged values p[i * stride], all loads in flight at once, then the stale ones again (together) until all are fresh.
 template <int N>
 __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N], u32 tag, int* err, int code) {
+    if (PPOLL && N <= 8) {  // two rounds of all N loads in flight: a new round is issued before the last one is checked
+        u64 w[N], w2[N];
+#pragma unroll
+        for (int i = 0; i < N; i++) w[i] = ld_rlx(p + (size_t)i * stride);
+        const u64 t0 = gtime();
+        for (;;) {
+#pragma unroll
+            for (int i = 0; i < N; i++) w2[i] = ld_rlx(p + (size_t)i * stride);
+            bool ok = true;
+#pragma unroll
+            for (int i = 0; i < N; i++) ok &= NOWAIT || fresh(w[i], tag);
+            if (ok) break;
+#pragma unroll
+            for (int i = 0; i < N; i++) w[i] = ld_rlx(p + (size_t)i * stride);
+            ok = true;
+#pragma unroll
+            for (int i = 0; i < N; i++) ok &= fresh(w2[i], tag);
+            if (ok) {
+#pragma unroll
+                for (int i = 0; i < N; i++) w[i] = w2[i];
+                break;
+            }
+            if (gtime() - t0 > 2000000000ull) fail(err, code);
+        }
+#pragma unroll
+        for (int i = 0; i < N; i++) out[i] = tval(w[i]);
+        return;
+    }
     u64 w[N];
 #pragma unroll
     for (int i = 0; i < N; i++) w[i] = ld_rlx(p + (size_t)i * stride);
@@ -371,6 +409,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 });
             __syncwarp();
             if (lane == 0) mbar_arrive(pempty(b));
+            if (TRACE && lane == 0 && (e + 1 == ne || (sched[e + 1] & 0xff) != (en & 0xff))) tstamp(a, op, l, 3);
             nt++;
         }
         if (PROF && lane == 0) {
@@ -473,6 +512,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         const u32 tg = tagof(ep, l);
         // Stage the run's input: the staging's loads are the dependency wait.
         const u64 s0 = pstamp();
+        if (TRACE && tid == 0) tstamp(a, op, l, 0);
         if (op == OP_QKV) stage_norm(l == 0 ? nullptr : a.hx + (size_t)l * H, tg, a.nattn + l * H);
         else if (op == OP_O) stage_copy(a.aot, tg, std::integral_constant<int, H / NCT>());
         else if (op == OP_GU) stage_norm(a.hm + (size_t)l * H, tg, a.nffn + l * H);
@@ -480,6 +520,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         else if (op == OP_HEAD) stage_norm(a.hx + (size_t)NL * H, tagof(ep, NL), a.nfinal);
         else cbar();  // attention: the items overwrite the x area the previous run's tiles read
         if (PROF && tid == 0) p_stage += gtime() - s0;
+        if (TRACE && tid == 0 && op != OP_ATT) tstamp(a, op, l, 1);
+        const int e_run = e;
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++) {
             const int t = ent_t(sched[e]);
             const u64 a0 = pstamp();
@@ -510,6 +552,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     else ((h16*)(vs + 32 * nold))[tid - 64] = __float2half(v);
                 }
                 cbar();
+                if (TRACE && tid == 0 && e == e_run) tstamp(a, op, l, 1);
                 // Warp w < 8: head g * 8 + w. Scores by lane-owned positions, softmax, P.V by lane-owned dims.
                 for (int w = warp; w < 8; w += NCW) {
                     const float* qh = qs + w * 64;
@@ -572,6 +615,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         st_tag(o, n0 / den, tg);
                         st_tag(o + 1, n1 / den, tg);
                     }
+                    cbar();
+                    if (TRACE && tid == 0) tstamp(a, op, l, 3);
                 }
                 cbar();  // the x area reused by the next item
                 if (PROF && tid == 0) p_att += gtime() - a0;
@@ -592,6 +637,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 if (PROF && tid == 0) p_epi += gtime() - q0;
             }
         }
+        if (TRACE && tid == 0) tstamp(a, op, l, 2);
     }
     if (PROF && tid == 0) {
         u64* pp = a.prof + blockIdx.x * NPROF;
@@ -896,6 +942,8 @@ int main() {
     CK(cudaMalloc(&a.err, 4));
     CK(cudaMemset(a.err, 0, 4));
     CK(cudaMalloc(&a.prof, (size_t)G * NPROF * 8));
+    const size_t ntr = (size_t)G * 6 * NL * 4;
+    CK(cudaMalloc(&a.trace, ntr * 8));
     std::vector<int> sched, nsched;
     build_sched(G, sched, nsched);
     int *dsched, *dns;
@@ -1017,6 +1065,66 @@ int main() {
             }
             printf("prof %-26s us a step: mean %7.1f  min %7.1f  max %7.1f\n", nm[i], sum / G, mn, mx);
         }
+    }
+    if (TRACE) {  // 5 more single launches (positions 640..644), each traced: the ops' spans and hand-offs
+        const char* on[6] = {"qkv", "attention", "o", "gate/up", "down", "head"};
+        double acc[6][8] = {};
+        int cnt[6] = {};
+        double tot = 0;
+        for (int it = 0; it < 5; it++) {
+            CK(cudaMemset(a.trace, 0, ntr * 8));
+            launch(640 + it, -1, st);
+            CK(cudaStreamSynchronize(st));
+            check_err();
+            std::vector<u64> tr(ntr);
+            CK(cudaMemcpy(tr.data(), a.trace, ntr * 8, cudaMemcpyDeviceToHost));
+            auto T = [&](int b, int op, int l, int k) { return tr[(((size_t)b * 6 + op) * NL + l) * 4 + k]; };
+            auto stats = [&](int op, int l, int k, double& mn, double& md, double& mx) {
+                std::vector<double> v;
+                for (int b = 0; b < G; b++)
+                    if (T(b, op, l, k)) v.push_back((double)T(b, op, l, k));
+                std::sort(v.begin(), v.end());
+                if (v.empty()) { mn = md = mx = 0; return 0; }
+                mn = v.front(), md = v[v.size() / 2], mx = v.back();
+                return (int)v.size();
+            };
+            double t0 = 1e30;
+            for (int b = 0; b < G; b++)
+                if (T(b, OP_QKV, 0, 0)) t0 = std::min(t0, (double)T(b, OP_QKV, 0, 0));
+            double pend = t0, pmed = t0;
+            for (int l = 0; l <= NL; l++) {
+                for (int op = 0; op < 5; op++) {
+                    const int o = l == NL ? OP_HEAD : op, ll = l == NL ? 0 : l;
+                    double c0n, c0d, c0x, c1n, c1d, c1x, c2n, c2d, c2x, c3n, c3d, c3x;
+                    stats(o, ll, 0, c0n, c0d, c0x);
+                    stats(o, ll, 1, c1n, c1d, c1x);
+                    stats(o, ll, 2, c2n, c2d, c2x);
+                    stats(o, ll, 3, c3n, c3d, c3x);
+                    double* A = acc[o];
+                    A[0] += (c3x - pend) / 1e3;   // span: input's last write -> this op's last write
+                    A[1] += (pend - pmed) / 1e3;  // producer tail: last write - median producer's last write
+                    A[2] += (c1n - pend) / 1e3;   // first consumer staged after the last write
+                    A[3] += (c1d - pend) / 1e3;   // median consumer staged
+                    A[4] += (c1x - pend) / 1e3;   // last consumer staged
+                    A[5] += (c2d - c1d) / 1e3;    // median run length (staged -> tiles / items done)
+                    A[6] += (c3x - c3d) / 1e3;    // this op's own tail (last vs median write)
+                    A[7] += (c0d - pend) / 1e3;   // median consumer's run start vs the last write (< 0: it waited)
+                    cnt[o]++;
+                    pend = c3x, pmed = c3d;
+                    if (l == NL) break;
+                }
+            }
+            tot += (pend - t0) / 1e3;
+        }
+        printf("trace (5 launches at positions 640..644, us, mean over layers and launches; span = the input's last write -> the op's last write):\n");
+        printf("trace %-10s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n", "op", "span", "sum/step", "prodtail", "1st stg", "med stg",
+               "last stg", "med run", "own tail", "med strt");
+        for (int o = 0; o < 6; o++) {
+            const double n = cnt[o];
+            printf("trace %-10s %8.2f %8.1f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", on[o], acc[o][0] / n, acc[o][0] / 5, acc[o][1] / n,
+                   acc[o][2] / n, acc[o][3] / n, acc[o][4] / n, acc[o][5] / n, acc[o][6] / n, acc[o][7] / n);
+        }
+        printf("trace launch: first qkv run start -> head's last write %.1f us (mean of 5)\n", tot / 5);
     }
     std::sort(per.begin() + 1, per.end());
     const double med = per[2];
