@@ -80,6 +80,14 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef TRACE
 #define TRACE 0  // per (block, op, layer): run start, staging done, run end (consumer thread 0), last epilogue (epilogue warp)
 #endif
+#ifndef TREC
+#define TREC 1  // the attention records tagged, merged by the kv head's last chunk polling them (0: fence + count, the last
+                // item to count merges)
+#endif
+#ifndef DGU
+#define DGU 1  // gate/up tiles handed out at run time: each block's loader takes the next tile by ticket (an atomicAdd one tile
+               // ahead), tags the ring slots with the tile, and ends the run with a sentinel slot (needs EW=1)
+#endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
 #endif
@@ -92,13 +100,15 @@ constexpr int NTH = NCT + 32 + (EW ? 32 : 0);  // + loader warp (+ epilogue warp
 constexpr int W_LOAD = NCW, W_EPI = NCW + 1;
 static_assert(NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
 static_assert(EW || NPB == 2, "EW=0 alternates two partial buffers");
+static_assert(!DGU || EW, "DGU passes tile numbers to the epilogue warp");
 constexpr int T_QKV = QKVN / 16, T_ATT = NKV * ACH, T_O = H / 16, T_GU = INTER / 8, T_DN = H / 16, T_HEAD = VOC / 16;
 constexpr int KC_H = H / CKK, KC_I = INTER / CKK;  // 4, 11
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
 // Shared memory: ring | x area | mbarriers | partial buffers + misc | schedule.
 constexpr int MAXE = 512;  // schedule entries per block
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * (NSLOT + NPB) * 8;
-constexpr int SM_SCHED = SM_MISC + NPB * NCW * 16 * 4 + 256;
+constexpr int SM_SCHED = SM_MISC + NPB * NCW * 16 * 4 + 256;  // misc: partials, redb (NCW), flag, slot tiles (NSLOT), meta (NPB)
+static_assert(NCW + 1 + NSLOT + NPB <= 64, "misc area");
 constexpr int SMEM = SM_SCHED + MAXE * 4;
 
 struct Args {
@@ -110,6 +120,8 @@ struct Args {
     // after o; qt (H), kvt (NKV, 128: k then v), aot (H), actt (INTER), reused by every layer (tag = epoch * 32 + l).
     u64 *hx, *hm, *qt, *kvt, *aot, *actt;
     float *part, *logits;  // attention records (NH, ACH, 68), logits (VOC)
+    u64* prt;              // TREC: tagged attention records (NH, ACH, 66): max, sum, 64 accumulators
+    int* gctr;             // DGU: gate/up tickets (NL), never reset: launch epoch takes T_GU + G of each
     int* ctr;              // attention merge counters (NL, NKV)
     u64* best;             // 3 argmax keys, slot epoch % 3
     const int* sched;      // (G, MAXE) entries
@@ -357,6 +369,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     float* ysb = (float*)(sm + SM_MISC);  // NPB x NCW x 16 tile partials
     float* redb = ysb + NPB * NCW * 16;   // NCW partial sums
     int* flag = (int*)(redb + NCW);       // broadcast
+    int* slot_t = flag + 1;               // DGU: the gate/up tile of each ring slot (-1: the run's end)
+    int* meta = slot_t + NSLOT;           // DGU: the tile of each partial buffer (-1: the run's end)
     if (warp == W_LOAD) {  // the loader lane
         if (lane == 0) {
             int slot = 0;
@@ -365,6 +379,26 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op);
+                if (DGU && op == OP_GU) {
+                    const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
+                    int tt = atomicAdd(a.gctr + l, 1) - base;
+                    while (tt < T_GU) {
+                        const int tn = atomicAdd(a.gctr + l, 1) - base;  // one ticket ahead: its round trip under the copies
+                        for (int c = 0; c < KC_H; c++) {
+                            mbar_wait(empty(slot), ph ^ 1);
+                            slot_t[slot] = tt;
+                            mbar_expect(full(slot), CHB);
+                            bulk_g2s(smem_u32(sm + SM_RING + slot * CHB), chunk_ptr(a, op, l, tt, c), CHB, full(slot));
+                            if (++slot == NSLOT) slot = 0, ph ^= 1;
+                        }
+                        tt = tn;
+                    }
+                    mbar_wait(empty(slot), ph ^ 1);  // the run's end: a slot with no data
+                    slot_t[slot] = -1;
+                    mbar_arrive(full(slot));
+                    if (++slot == NSLOT) slot = 0, ph ^= 1;
+                    continue;
+                }
                 for (int c = 0; c < nch; c++) {
                     if (PROF >= 2) {
                         const u64 w0 = gtime();
@@ -391,6 +425,27 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         for (int e = 0; e < ne; e++) {
             const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
             if (op == OP_ATT) continue;
+            if (DGU && op == OP_GU) {  // tiles as the consumers pass them, until the sentinel
+                for (;;) {
+                    const int b = nt % NPB;
+                    mbar_wait(pfull(b), (nt / NPB) & 1);
+                    const int tt = meta[b];
+                    const float* pb = ysb + b * NCW * 16;
+                    if (tt >= 0 && lane < 16)
+                        epilogue(a, op, l, tt, lane, erow, [&](int r) {
+                            float v = 0.f;
+#pragma unroll
+                            for (int w = 0; w < NCW; w++) v += pb[w * 16 + r];
+                            return v;
+                        });
+                    __syncwarp();
+                    if (lane == 0) mbar_arrive(pempty(b));
+                    nt++;
+                    if (tt < 0) break;
+                }
+                if (TRACE && lane == 0) tstamp(a, op, l, 3);
+                continue;
+            }
             const int b = nt % NPB;
             if (PROF && lane == 0) {
                 const u64 w0 = gtime();
@@ -467,7 +522,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         cbar();
     };
     // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % NPB.
-    auto tile = [&](int nch) {
+    auto tile = [&](int nch, int tmeta) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         for (int ci = 0; ci < nch; ci++) {
@@ -498,6 +553,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         if (EW) mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);  // the epilogue warp is done with this buffer's last use
         float* pb = ysb + b * NCW * 16;
         if (t4 == 0) pb[warp * 16 + g] = c[0][0] + c[1][0], pb[warp * 16 + g + 8] = c[0][2] + c[1][2];
+        if (DGU && tid == 0) meta[b] = tmeta;
         if (EW) {
             __syncwarp();
             if (lane == 0) mbar_arrive(pfull(b));
@@ -584,9 +640,47 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         const float2 vf = __half22float2(*(const __half2*)&vv);
                         a0 += pe * vf.x, a1 += pe * vf.y;
                     }
+                    if (TREC) {
+                        u64* rec = a.prt + ((size_t)(g * 8 + w) * ACH + c) * 66;
+                        st_tag(rec + 2 + 2 * lane, a0, tg);
+                        st_tag(rec + 3 + 2 * lane, a1, tg);
+                        if (lane == 0) st_tag(rec, n > 0 ? mx : -1e30f, tg), st_tag(rec + 1, sum, tg);
+                        continue;
+                    }
                     float* rec = a.part + ((size_t)(g * 8 + w) * ACH + c) * 68;
                     *(float2*)(rec + 4 + 2 * lane) = make_float2(a0, a1);
                     if (lane == 0) rec[0] = (n > 0 ? mx : -1e30f), rec[1] = sum;
+                }
+                if (TREC) {  // the kv head's last chunk merges: it polls the 8 heads' tagged records (no fence, no count)
+                    if (c == ACH - 1) {
+                        for (int w = warp; w < 8; w += NCW) {
+                            const u64* rb = a.prt + (size_t)(g * 8 + w) * ACH * 66;
+                            const float mc = lane < ACH ? poll1(rb + lane * 66, tg, a.err, 5) : -1e30f;
+                            const float lc = lane < ACH ? poll1(rb + lane * 66 + 1, tg, a.err, 5) : 0.f;
+                            float v0[ACH], v1[ACH];
+                            polln<ACH>(rb + 2 + 2 * lane, 66, v0, tg, a.err, 6);
+                            polln<ACH>(rb + 3 + 2 * lane, 66, v1, tg, a.err, 6);
+                            const float M = warp_max(mc);
+                            const float wc = lane < ACH ? __expf(mc - M) : 0.f;
+                            const float den = warp_sum(wc * lc);
+                            float n0 = 0.f, n1 = 0.f;
+#pragma unroll
+                            for (int cc = 0; cc < ACH; cc++) {
+                                const float wv = __shfl_sync(0xffffffffu, wc, cc);
+                                n0 += wv * v0[cc], n1 += wv * v1[cc];
+                            }
+                            u64* o = a.aot + (g * 8 + w) * 64 + 2 * lane;
+                            st_tag(o, n0 / den, tg);
+                            st_tag(o + 1, n1 / den, tg);
+                        }
+                        if (TRACE) {
+                            cbar();
+                            if (tid == 0) tstamp(a, op, l, 3);
+                        }
+                    }
+                    cbar();  // the x area reused by the next item
+                    if (PROF && tid == 0) p_att += gtime() - a0;
+                    continue;
                 }
                 cbar();
                 if (tid == 0) {
@@ -622,7 +716,29 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 if (PROF && tid == 0) p_att += gtime() - a0;
                 continue;
             }
-            tile(ent_nch(op));
+            if (DGU && op == OP_GU) {  // tiles as the loader tagged the slots, until its sentinel
+                for (;;) {
+                    mbar_wait(full(slot), ph);
+                    const int tt = slot_t[slot];
+                    if (tt < 0) {
+                        __syncwarp();
+                        if (lane == 0) mbar_arrive(empty(slot));
+                        if (++slot == NSLOT) slot = 0, ph ^= 1;
+                        // the run's end to the epilogue warp: a buffer with tile -1
+                        const int b = nt % NPB;
+                        mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);
+                        if (tid == 0) meta[b] = -1;
+                        __syncwarp();
+                        if (lane == 0) mbar_arrive(pfull(b));
+                        nt++;
+                        break;
+                    }
+                    tile(KC_H, tt);
+                }
+                if (PROF && tid == 0) p_tile += gtime() - a0;
+                continue;
+            }
+            tile(ent_nch(op), t);
             if (PROF && tid == 0) p_tile += gtime() - a0;
             if (!EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its epilogue
                 const u64 q0 = pstamp();
@@ -839,7 +955,14 @@ static void build_sched(int G, std::vector<int>& sched, std::vector<int>& nsched
         for (int t = 0; t < T_QKV; t++) put(OP_QKV, l, t, 4.0 * CHB);
         for (int t = 0; t < T_ATT; t++) put(OP_ATT, l, t, ATT_COST);
         for (int t = 0; t < T_O; t++) put(OP_O, l, t, 4.0 * CHB);
-        for (int t = 0; t < T_GU; t++) put(OP_GU, l, t, 4.0 * CHB);
+        if (DGU) {  // one marker entry a block; the bytes spread evenly in the accounting
+            for (int b = 0; b < G; b++) {
+                load[b] += (double)T_GU * 4.0 * CHB / G;
+                sched[(size_t)b * MAXE + nsched[b]++] = OP_GU | (l << 3);
+            }
+        } else {
+            for (int t = 0; t < T_GU; t++) put(OP_GU, l, t, 4.0 * CHB);
+        }
         for (int t = 0; t < T_DN; t++) put(OP_DN, l, t, (double)KC_I * CHB);
     }
     for (int t = 0; t < T_HEAD; t++) put(OP_HEAD, 0, t, 4.0 * CHB);
@@ -934,6 +1057,10 @@ int main() {
     a.hx = tags, a.hm = a.hx + (size_t)(NL + 1) * H, a.qt = a.hm + (size_t)NL * H, a.kvt = a.qt + H, a.aot = a.kvt + NKV * 128,
     a.actt = a.aot + H;
     CK(cudaMalloc(&a.part, (size_t)NH * ACH * 68 * 4));
+    CK(cudaMalloc(&a.prt, (size_t)NH * ACH * 66 * 8));
+    CK(cudaMalloc(&a.gctr, NL * 4));
+    CK(cudaMemset(a.gctr, 0, NL * 4));
+    CK(cudaMemset(a.prt, 0, (size_t)NH * ACH * 66 * 8));
     CK(cudaMalloc(&a.logits, VOC * 4));
     CK(cudaMalloc(&a.ctr, NL * NKV * 4));
     CK(cudaMemset(a.ctr, 0, NL * NKV * 4));
