@@ -88,6 +88,9 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define DGU 1  // gate/up tiles handed out at run time: each block's loader takes the next tile by ticket (an atomicAdd one tile
                // ahead), tags the ring slots with the tile, and ends the run with a sentinel slot (needs EW=1)
 #endif
+#ifndef POLL1
+#define POLL1 1  // stagings of >= 8 values a thread: one word a warp polled first (less L2 polling traffic while waiting)
+#endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
 #endif
@@ -192,6 +195,10 @@ __device__ float poll1(const u64* p, u32 tag, int* err, int code) {
 // N tagged values p[i * stride], all loads in flight at once, then the stale ones again (together) until all are fresh.
 template <int N>
 __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N], u32 tag, int* err, int code) {
+    if (POLL1 && N >= 8) {  // lane 0 spins on one word of the warp's (its lane 31's last) before the warp loads all of them
+        if ((threadIdx.x & 31) == 0) (void)poll1(p + 31 + (size_t)(N - 1) * stride, tag, err, code);
+        __syncwarp();
+    }
     if (PPOLL && N <= 8) {  // two rounds of all N loads in flight: a new round is issued before the last one is checked
         u64 w[N], w2[N];
 #pragma unroll
@@ -238,6 +245,30 @@ __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N],
         st = 0;
 #pragma unroll
         for (int i = 0; i < N; i++) st |= fresh(w[i], tag) ? 0u : (1u << i);
+    }
+#pragma unroll
+    for (int i = 0; i < N; i++) out[i] = tval(w[i]);
+}
+// N tagged values at addr(i) (N <= 64), all loads in flight at once, then the stale ones again until all are fresh.
+template <int N, class AF>
+__device__ __forceinline__ void polla(AF addr, float (&out)[N], u32 tag, int* err, int code) {
+    u64 w[N];
+#pragma unroll
+    for (int i = 0; i < N; i++) w[i] = ld_rlx(addr(i));
+    u64 st = 0;
+#pragma unroll
+    for (int i = 0; i < N; i++) st |= (NOWAIT || fresh(w[i], tag)) ? 0ull : (1ull << i);
+    u64 t0 = 0;
+    while (st) {
+        const u64 t = gtime();
+        if (t0 == 0) t0 = t;
+        else if (t - t0 > 2000000000ull) fail(err, code);
+#pragma unroll
+        for (int i = 0; i < N; i++)
+            if (st >> i & 1ull) w[i] = ld_rlx(addr(i));
+        st = 0;
+#pragma unroll
+        for (int i = 0; i < N; i++) st |= fresh(w[i], tag) ? 0ull : (1ull << i);
     }
 #pragma unroll
     for (int i = 0; i < N; i++) out[i] = tval(w[i]);
@@ -655,11 +686,15 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     if (c == ACH - 1) {
                         for (int w = warp; w < 8; w += NCW) {
                             const u64* rb = a.prt + (size_t)(g * 8 + w) * ACH * 66;
-                            const float mc = lane < ACH ? poll1(rb + lane * 66, tg, a.err, 5) : -1e30f;
-                            const float lc = lane < ACH ? poll1(rb + lane * 66 + 1, tg, a.err, 5) : 0.f;
+                            // one batch: record (lane % ACH)'s max and sum, then this lane's two dims of every record
+                            float rv[2 + 2 * ACH];
+                            polla<2 + 2 * ACH>(
+                                [&](int i) { return i < 2 ? rb + (lane % ACH) * 66 + i : rb + ((i - 2) >> 1) * 66 + 2 + 2 * lane + ((i - 2) & 1); },
+                                rv, tg, a.err, 5);
+                            const float mc = lane < ACH ? rv[0] : -1e30f, lc = lane < ACH ? rv[1] : 0.f;
                             float v0[ACH], v1[ACH];
-                            polln<ACH>(rb + 2 + 2 * lane, 66, v0, tg, a.err, 6);
-                            polln<ACH>(rb + 3 + 2 * lane, 66, v1, tg, a.err, 6);
+#pragma unroll
+                            for (int cc = 0; cc < ACH; cc++) v0[cc] = rv[2 + 2 * cc], v1[cc] = rv[3 + 2 * cc];
                             const float M = warp_max(mc);
                             const float wc = lane < ACH ? __expf(mc - M) : 0.f;
                             const float den = warp_sum(wc * lc);
