@@ -81,7 +81,7 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define TRACE 0  // per (block, op, layer): run start, staging done, run end (consumer thread 0), last epilogue (epilogue warp)
 #endif
 #ifndef TREC
-#define TREC 1  // the attention records tagged, merged by the kv head's last chunk polling them (0: fence + count, the last
+#define TREC 0  // the attention records tagged, merged by the kv head's last chunk polling them (0: fence + count, the last
                 // item to count merges)
 #endif
 #ifndef DGU
@@ -90,6 +90,13 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #endif
 #ifndef POLL1
 #define POLL1 1  // stagings of >= 8 values a thread: one word a warp polled first (less L2 polling traffic while waiting)
+#endif
+#ifndef PFG
+#define PFG 0  // > 0: when the loader reaches a layer's gate/up (static: its first GU entry; DGU: PFT tickets taken early, at
+               // the layer's first non-qkv entry), it prefetches that many of the block's gate/up chunks into L2
+#endif
+#ifndef PFT
+#define PFT 2  // DGU + PFG: gate/up tiles a block takes (by ticket) ahead, at the layer's first non-qkv entry
 #endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
@@ -155,6 +162,9 @@ __device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u3
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
                  : "memory");
+}
+__device__ __forceinline__ void pf_l2(const void* src, u32 bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void cbar() { asm volatile("bar.sync 1, %0;" ::"r"(NCT) : "memory"); }
 __device__ __forceinline__ u64 gtime() {
@@ -407,14 +417,33 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             int slot = 0;
             u32 ph = 0;
             u64 lt0 = PROF ? gtime() : 0, lw = 0;
+            int pre[PFT > 0 ? PFT : 1], npre = 0, pre_l = -1;  // DGU + PFG: early tickets of layer pre_l
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op);
+                if (PFG > 0 && DGU && op != OP_QKV && op != OP_HEAD && l != pre_l) {  // early tickets + their L2 prefetch
+                    pre_l = l;
+                    const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
+                    npre = 0;
+                    for (int i = 0; i < PFT; i++) {
+                        const int tt = atomicAdd(a.gctr + l, 1) - base;
+                        if (tt >= T_GU) break;
+                        pre[npre++] = tt;
+                    }
+                    int n = 0;
+                    for (int i = 0; i < npre; i++)
+                        for (int c = 0; c < KC_H && n < PFG; c++, n++) pf_l2(chunk_ptr(a, OP_GU, l, pre[i], c), CHB);
+                    if (npre < PFT) npre |= 256;  // the tickets ran out: no more grabs this layer
+                }
                 if (DGU && op == OP_GU) {
                     const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
-                    int tt = atomicAdd(a.gctr + l, 1) - base;
+                    const bool out = PFG > 0 && (npre & 256);
+                    const int np = PFG > 0 ? (npre & 255) : 0;
+                    int ip = 0;
+                    auto grab = [&]() { return ip < np ? pre[ip++] : out ? T_GU : atomicAdd(a.gctr + l, 1) - base; };
+                    int tt = grab();
                     while (tt < T_GU) {
-                        const int tn = atomicAdd(a.gctr + l, 1) - base;  // one ticket ahead: its round trip under the copies
+                        const int tn = grab();  // one ticket ahead: its round trip under the copies
                         for (int c = 0; c < KC_H; c++) {
                             mbar_wait(empty(slot), ph ^ 1);
                             slot_t[slot] = tt;
@@ -429,6 +458,11 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     mbar_arrive(full(slot));
                     if (++slot == NSLOT) slot = 0, ph ^= 1;
                     continue;
+                }
+                if (PFG > 0 && !DGU && op == OP_GU && (e == 0 || (sched[e - 1] & 0xff) != (en & 0xff))) {
+                    int n = 0;
+                    for (int e2 = e; e2 < ne && (sched[e2] & 0xff) == (en & 0xff) && n < PFG; e2++)
+                        for (int c = 0; c < KC_H && n < PFG; c++, n++) pf_l2(chunk_ptr(a, op, l, ent_t(sched[e2]), c), CHB);
                 }
                 for (int c = 0; c < nch; c++) {
                     if (PROF >= 2) {
