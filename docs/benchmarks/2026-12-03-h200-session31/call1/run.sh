@@ -7,7 +7,7 @@ set -uo pipefail
 D=docs/benchmarks; O=${O:-/tmp/s31a}; mkdir -p $O
 export PATH=/usr/local/cuda/bin:$PATH
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
-fin() { git rev-parse HEAD > $O/commit.txt 2>/dev/null; tar czf ${OUT:-/tmp}/$(basename $O).tgz -C /tmp $(basename $O); }
+fin() { sha256sum $S9 $S8 > $O/sources.sha256 2>/dev/null; tar czf ${OUT:-/tmp}/$(basename $O).tgz -C /tmp $(basename $O); }
 trap fin EXIT
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; date -u; uname -r; } > $O/env.txt 2>&1; cat $O/env.txt
 S9=$D/2026-12-03-h200-session31/mk9/mk9.cu; S8=$D/2026-12-03-h200-session30/mk/mk.cu
