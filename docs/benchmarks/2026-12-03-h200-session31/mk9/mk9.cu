@@ -98,6 +98,18 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #ifndef PFT
 #define PFT 2  // DGU + PFG: gate/up tiles a block takes (by ticket) ahead, at the layer's first non-qkv entry
 #endif
+#ifndef POLL1MIN
+#define POLL1MIN 8  // POLL1 for stagings of at least this many values a thread (8: h / ao / act; 16: act only)
+#endif
+#ifndef GRAB_AT
+#define GRAB_AT -1  // DGU: the loader takes its next ticket before chunk 0 of the current tile (-1) or after chunk GRAB_AT
+#endif
+#ifndef AP4
+#define AP4 0  // the attention's P.V with four independent accumulator pairs
+#endif
+#ifndef ATTACQ
+#define ATTACQ 0  // the attention's count as one atom.acq_rel instead of fence + atomicAdd + fence
+#endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
 #endif
@@ -111,6 +123,7 @@ constexpr int W_LOAD = NCW, W_EPI = NCW + 1;
 static_assert(NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
 static_assert(EW || NPB == 2, "EW=0 alternates two partial buffers");
 static_assert(!DGU || EW, "DGU passes tile numbers to the epilogue warp");
+static_assert(GRAB_AT >= -1 && GRAB_AT <= 2, "GRAB_AT: before chunk 0 (-1) or after chunk 0..2");
 constexpr int T_QKV = QKVN / 16, T_ATT = NKV * ACH, T_O = H / 16, T_GU = INTER / 8, T_DN = H / 16, T_HEAD = VOC / 16;
 constexpr int KC_H = H / CKK, KC_I = INTER / CKK;  // 4, 11
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
@@ -205,7 +218,7 @@ __device__ float poll1(const u64* p, u32 tag, int* err, int code) {
 // N tagged values p[i * stride], all loads in flight at once, then the stale ones again (together) until all are fresh.
 template <int N>
 __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N], u32 tag, int* err, int code) {
-    if (POLL1 && N >= 8) {  // lane 0 spins on one word of the warp's (its lane 31's last) before the warp loads all of them
+    if (POLL1 && N >= POLL1MIN) {  // lane 0 spins on one word of the warp's (its lane 31's last) before the warp loads all of them
         if ((threadIdx.x & 31) == 0) (void)poll1(p + 31 + (size_t)(N - 1) * stride, tag, err, code);
         __syncwarp();
     }
@@ -443,8 +456,9 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     auto grab = [&]() { return ip < np ? pre[ip++] : out ? T_GU : atomicAdd(a.gctr + l, 1) - base; };
                     int tt = grab();
                     while (tt < T_GU) {
-                        const int tn = grab();  // one ticket ahead: its round trip under the copies
+                        int tn = GRAB_AT < 0 ? grab() : T_GU;  // one ticket ahead: its round trip under the copies
                         for (int c = 0; c < KC_H; c++) {
+                            if (c == GRAB_AT + 1) tn = grab();
                             mbar_wait(empty(slot), ph ^ 1);
                             slot_t[slot] = tt;
                             mbar_expect(full(slot), CHB);
@@ -699,11 +713,32 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     sum = warp_sum(sum);
                     __syncwarp();
                     float a0 = 0.f, a1 = 0.f;
-                    for (int p = 0; p < n; p++) {
-                        const float pe = ss[w * CL + p];
-                        const u32 vv = vs[32 * p + lane];
-                        const float2 vf = __half22float2(*(const __half2*)&vv);
-                        a0 += pe * vf.x, a1 += pe * vf.y;
+                    if (AP4) {  // four independent accumulator pairs (the FMA chain was n long)
+                        float b0[4] = {0.f, 0.f, 0.f, 0.f}, b1[4] = {0.f, 0.f, 0.f, 0.f};
+                        int p = 0;
+                        for (; p + 4 <= n; p += 4) {
+#pragma unroll
+                            for (int j = 0; j < 4; j++) {
+                                const float pe = ss[w * CL + p + j];
+                                const u32 vv = vs[32 * (p + j) + lane];
+                                const float2 vf = __half22float2(*(const __half2*)&vv);
+                                b0[j] += pe * vf.x, b1[j] += pe * vf.y;
+                            }
+                        }
+                        for (; p < n; p++) {
+                            const float pe = ss[w * CL + p];
+                            const u32 vv = vs[32 * p + lane];
+                            const float2 vf = __half22float2(*(const __half2*)&vv);
+                            b0[0] += pe * vf.x, b1[0] += pe * vf.y;
+                        }
+                        a0 = (b0[0] + b0[1]) + (b0[2] + b0[3]), a1 = (b1[0] + b1[1]) + (b1[2] + b1[3]);
+                    } else {
+                        for (int p = 0; p < n; p++) {
+                            const float pe = ss[w * CL + p];
+                            const u32 vv = vs[32 * p + lane];
+                            const float2 vf = __half22float2(*(const __half2*)&vv);
+                            a0 += pe * vf.x, a1 += pe * vf.y;
+                        }
                     }
                     if (TREC) {
                         u64* rec = a.prt + ((size_t)(g * 8 + w) * ACH + c) * 66;
@@ -753,9 +788,15 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 }
                 cbar();
                 if (tid == 0) {
-                    __threadfence();
-                    *flag = atomicAdd(a.ctr + l * NKV + g, 1) == ep * ACH - 1;
-                    __threadfence();
+                    if (ATTACQ) {  // one acq_rel atomic: releases the block's records (bar.sync before), acquires the others'
+                        int old;
+                        asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(a.ctr + l * NKV + g) : "memory");
+                        *flag = old == ep * ACH - 1;
+                    } else {
+                        __threadfence();
+                        *flag = atomicAdd(a.ctr + l * NKV + g, 1) == ep * ACH - 1;
+                        __threadfence();
+                    }
                 }
                 cbar();
                 if (*flag) {  // the kv head's last item: merge its 8 heads' records into aot (tagged)
