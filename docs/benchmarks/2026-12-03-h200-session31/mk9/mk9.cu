@@ -458,7 +458,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     while (tt < T_GU) {
                         int tn = GRAB_AT < 0 ? grab() : T_GU;  // one ticket ahead: its round trip under the copies
                         for (int c = 0; c < KC_H; c++) {
-                            if (c == GRAB_AT + 1) tn = grab();
+                            if (GRAB_AT >= 0 && c == GRAB_AT + 1) tn = grab();
                             mbar_wait(empty(slot), ph ^ 1);
                             slot_t[slot] = tt;
                             mbar_expect(full(slot), CHB);
