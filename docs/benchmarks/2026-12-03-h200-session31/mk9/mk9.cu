@@ -118,8 +118,16 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #endif
 constexpr int NPROF = 12;
 constexpr int NCT = NCW * 32;                  // consumer threads
-constexpr int NTH = NCT + 32 + (EW ? 32 : 0);  // + loader warp (+ epilogue warp)
-constexpr int W_LOAD = NCW, W_EPI = NCW + 1;
+#ifndef DRING
+#define DRING 0  // 1: two rings, each with its own loader lane: slots [0, NSA) for qkv / o (the latency ops), the rest for
+                 // gate/up, down and the head (the streaming ops), so the next layer's qkv loads while down's tile waits
+#endif
+#ifndef NSA
+#define NSA 4
+#endif
+constexpr int NTH = NCT + 32 + (EW ? 32 : 0) + (DRING ? 32 : 0);  // + loader warp (+ epilogue warp) (+ ring A's loader)
+constexpr int W_LOAD = NCW, W_EPI = NCW + 1, W_LOADA = NCW + 2;
+static_assert(!DRING || (EW && NSA > 0 && NSA < NSLOT), "DRING: EW=1, 0 < NSA < NSLOT");
 static_assert(NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
 static_assert(EW || NPB == 2, "EW=0 alternates two partial buffers");
 static_assert(!DGU || EW, "DGU passes tile numbers to the epilogue warp");
@@ -127,6 +135,15 @@ static_assert(GRAB_AT >= -1 && GRAB_AT <= 2, "GRAB_AT: before chunk 0 (-1) or af
 constexpr int T_QKV = QKVN / 16, T_ATT = NKV * ACH, T_O = H / 16, T_GU = INTER / 8, T_DN = H / 16, T_HEAD = VOC / 16;
 constexpr int KC_H = H / CKK, KC_I = INTER / CKK;  // 4, 11
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
+__host__ __device__ constexpr bool in_a(int op) { return DRING && (op == OP_QKV || op == OP_O); }
+struct Rg {  // a ring's cursor: slot in [s0, s1), phase parity
+    int slot;
+    u32 ph;
+    int s0, s1;
+    __device__ void adv() {
+        if (++slot == s1) slot = s0, ph ^= 1;
+    }
+};
 // Shared memory: ring | x area | mbarriers | partial buffers + misc | schedule.
 constexpr int MAXE = 512;  // schedule entries per block
 constexpr int SM_RING = 0, SM_X = NSLOT * CHB, SM_BAR = SM_X + XAREA, SM_MISC = SM_BAR + 2 * (NSLOT + NPB) * 8;
@@ -425,15 +442,18 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     int* flag = (int*)(redb + NCW);       // broadcast
     int* slot_t = flag + 1;               // DGU: the gate/up tile of each ring slot (-1: the run's end)
     int* meta = slot_t + NSLOT;           // DGU: the tile of each partial buffer (-1: the run's end)
-    if (warp == W_LOAD) {  // the loader lane
+    if (warp == W_LOAD || (DRING && warp == W_LOADA)) {  // the loader lane(s)
         if (lane == 0) {
-            int slot = 0;
+            const int ring = DRING ? (warp == W_LOADA ? 0 : 1) : -1;  // -1: one ring for every op
+            const int s0 = ring == 1 ? NSA : 0, s1 = ring == 0 ? NSA : NSLOT;
+            int slot = s0;
             u32 ph = 0;
             u64 lt0 = PROF ? gtime() : 0, lw = 0;
             int pre[PFT > 0 ? PFT : 1], npre = 0, pre_l = -1;  // DGU + PFG: early tickets of layer pre_l
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
                 const int nch = ent_nch(op);
+                if (ring >= 0 && (ring == 0) != in_a(op)) continue;  // the other ring's op
                 if (PFG > 0 && DGU && op != OP_QKV && op != OP_HEAD && l != pre_l) {  // early tickets + their L2 prefetch
                     pre_l = l;
                     const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
@@ -463,14 +483,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                             slot_t[slot] = tt;
                             mbar_expect(full(slot), CHB);
                             bulk_g2s(smem_u32(sm + SM_RING + slot * CHB), chunk_ptr(a, op, l, tt, c), CHB, full(slot));
-                            if (++slot == NSLOT) slot = 0, ph ^= 1;
+                            if (++slot == s1) slot = s0, ph ^= 1;
                         }
                         tt = tn;
                     }
                     mbar_wait(empty(slot), ph ^ 1);  // the run's end: a slot with no data
                     slot_t[slot] = -1;
                     mbar_arrive(full(slot));
-                    if (++slot == NSLOT) slot = 0, ph ^= 1;
+                    if (++slot == s1) slot = s0, ph ^= 1;
                     continue;
                 }
                 if (PFG > 0 && !DGU && op == OP_GU && (e == 0 || (sched[e - 1] & 0xff) != (en & 0xff))) {
@@ -488,10 +508,10 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     }
                     mbar_expect(full(slot), CHB);
                     bulk_g2s(smem_u32(sm + SM_RING + slot * CHB), chunk_ptr(a, op, l, t, c), CHB, full(slot));
-                    if (++slot == NSLOT) slot = 0, ph ^= 1;
+                    if (++slot == s1) slot = s0, ph ^= 1;
                 }
             }
-            if (PROF) {
+            if (PROF && ring != 0) {
                 atomicAdd(a.prof + blockIdx.x * NPROF + 5, gtime() - lt0);
                 atomicAdd(a.prof + blockIdx.x * NPROF + 6, lw);
             }
@@ -554,8 +574,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     }
     // Consumers.
     h16* xh = (h16*)(sm + SM_X);  // the staged x (f16)
-    int slot = 0;
-    u32 ph = 0;
+    Rg RA{0, 0u, 0, DRING ? NSA : NSLOT}, RB{DRING ? NSA : 0, 0u, DRING ? NSA : 0, NSLOT};  // without DRING: RB unused
     int nt = 0;
     u64 pt0 = PROF ? gtime() : 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_tile = 0, p_poll = 0;
     auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
@@ -601,18 +620,18 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         cbar();
     };
     // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % NPB.
-    auto tile = [&](int nch, int tmeta) {
+    auto tile = [&](Rg& R, int nch, int tmeta) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         for (int ci = 0; ci < nch; ci++) {
             if (PROF >= 2 && tid == 0) {
                 const u64 w0 = gtime();
-                mbar_wait(full(slot), ph);
+                mbar_wait(full(R.slot), R.ph);
                 p_ring += gtime() - w0;
             } else {
-                mbar_wait(full(slot), ph);
+                mbar_wait(full(R.slot), R.ph);
             }
-            const uint4* wc = (const uint4*)(sm + SM_RING + slot * CHB);
+            const uint4* wc = (const uint4*)(sm + SM_RING + R.slot * CHB);
             const h16* xc = xh + ci * CKK;
 #pragma unroll
             for (int j = 0; j < 32 / NCW; j++) {
@@ -625,8 +644,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                              : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
             }
             __syncwarp();
-            if (lane == 0) mbar_arrive(empty(slot));
-            if (++slot == NSLOT) slot = 0, ph ^= 1;
+            if (lane == 0) mbar_arrive(empty(R.slot));
+            R.adv();
         }
         const int b = nt % NPB;
         if (EW) mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);  // the epilogue warp is done with this buffer's last use
@@ -827,13 +846,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 continue;
             }
             if (DGU && op == OP_GU) {  // tiles as the loader tagged the slots, until its sentinel
+                Rg& R = DRING ? RB : RA;
                 for (;;) {
-                    mbar_wait(full(slot), ph);
-                    const int tt = slot_t[slot];
+                    mbar_wait(full(R.slot), R.ph);
+                    const int tt = slot_t[R.slot];
                     if (tt < 0) {
                         __syncwarp();
-                        if (lane == 0) mbar_arrive(empty(slot));
-                        if (++slot == NSLOT) slot = 0, ph ^= 1;
+                        if (lane == 0) mbar_arrive(empty(R.slot));
+                        R.adv();
                         // the run's end to the epilogue warp: a buffer with tile -1
                         const int b = nt % NPB;
                         mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);
@@ -843,12 +863,12 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         nt++;
                         break;
                     }
-                    tile(KC_H, tt);
+                    tile(R, KC_H, tt);
                 }
                 if (PROF && tid == 0) p_tile += gtime() - a0;
                 continue;
             }
-            tile(ent_nch(op), t);
+            tile(in_a(op) || !DRING ? RA : RB, ent_nch(op), t);
             if (PROF && tid == 0) p_tile += gtime() - a0;
             if (!EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its epilogue
                 const u64 q0 = pstamp();
