@@ -130,12 +130,21 @@ constexpr int W_LOAD = NCW, W_EPI = NCW + 1, W_LOADA = NCW + 2;
 static_assert(!DRING || (EW && NSA > 0 && NSA < NSLOT), "DRING: EW=1, 0 < NSA < NSLOT");
 static_assert(NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
 static_assert(EW || NPB == 2, "EW=0 alternates two partial buffers");
-static_assert(!DGU || EW, "DGU passes tile numbers to the epilogue warp");
+#ifndef DQKV
+#define DQKV 0  // qkv tiles by ticket as DGU's gate/up tiles
+#endif
+#ifndef DHEAD
+#define DHEAD 0  // the head's tiles by ticket as DGU's gate/up tiles
+#endif
+static_assert(!(DGU || DQKV || DHEAD) || EW, "tiles by ticket pass tile numbers to the epilogue warp");
 static_assert(GRAB_AT >= -1 && GRAB_AT <= 2, "GRAB_AT: before chunk 0 (-1) or after chunk 0..2");
 constexpr int T_QKV = QKVN / 16, T_ATT = NKV * ACH, T_O = H / 16, T_GU = INTER / 8, T_DN = H / 16, T_HEAD = VOC / 16;
 constexpr int KC_H = H / CKK, KC_I = INTER / CKK;  // 4, 11
 enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
 __host__ __device__ constexpr bool in_a(int op) { return DRING && (op == OP_QKV || op == OP_O); }
+// Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> epilogue).
+__host__ __device__ constexpr bool dyn(int op) { return (DGU && op == OP_GU) || (DQKV && op == OP_QKV) || (DHEAD && op == OP_HEAD); }
+__host__ __device__ constexpr int ntiles(int op) { return op == OP_GU ? T_GU : op == OP_QKV ? T_QKV : T_HEAD; }
 struct Rg {  // a ring's cursor: slot in [s0, s1), phase parity
     int slot;
     u32 ph;
@@ -161,7 +170,7 @@ struct Args {
     u64 *hx, *hm, *qt, *kvt, *aot, *actt;
     float *part, *logits;  // attention records (NH, ACH, 68), logits (VOC)
     u64* prt;              // TREC: tagged attention records (NH, ACH, 66): max, sum, 64 accumulators
-    int* gctr;             // DGU: gate/up tickets (NL), never reset: launch epoch takes T_GU + G of each
+    int* gctr;             // tickets (6 ops x NL), never reset: each launch takes ntiles(op) + G of each it uses
     int* ctr;              // attention merge counters (NL, NKV)
     u64* best;             // 3 argmax keys, slot epoch % 3
     const int* sched;      // (G, MAXE) entries
@@ -459,7 +468,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
                     npre = 0;
                     for (int i = 0; i < PFT; i++) {
-                        const int tt = atomicAdd(a.gctr + l, 1) - base;
+                        const int tt = atomicAdd(a.gctr + OP_GU * NL + l, 1) - base;
                         if (tt >= T_GU) break;
                         pre[npre++] = tt;
                     }
@@ -468,15 +477,18 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         for (int c = 0; c < KC_H && n < PFG; c++, n++) pf_l2(chunk_ptr(a, OP_GU, l, pre[i], c), CHB);
                     if (npre < PFT) npre |= 256;  // the tickets ran out: no more grabs this layer
                 }
-                if (DGU && op == OP_GU) {
-                    const int base = (a.epoch - 1) * (T_GU + (int)gridDim.x);
-                    const bool out = PFG > 0 && (npre & 256);
-                    const int np = PFG > 0 ? (npre & 255) : 0;
+                if (dyn(op)) {
+                    const int TT = ntiles(op);
+                    const int base = (a.epoch - 1) * (TT + (int)gridDim.x);
+                    const bool gu = op == OP_GU;
+                    const bool out = gu && PFG > 0 && (npre & 256);
+                    const int np = gu && PFG > 0 ? (npre & 255) : 0;
                     int ip = 0;
-                    auto grab = [&]() { return ip < np ? pre[ip++] : out ? T_GU : atomicAdd(a.gctr + l, 1) - base; };
+                    int* ctr = a.gctr + op * NL + l;
+                    auto grab = [&]() { return ip < np ? pre[ip++] : out ? TT : atomicAdd(ctr, 1) - base; };
                     int tt = grab();
-                    while (tt < T_GU) {
-                        int tn = GRAB_AT < 0 ? grab() : T_GU;  // one ticket ahead: its round trip under the copies
+                    while (tt < TT) {
+                        int tn = GRAB_AT < 0 ? grab() : TT;  // one ticket ahead: its round trip under the copies
                         for (int c = 0; c < KC_H; c++) {
                             if (GRAB_AT >= 0 && c == GRAB_AT + 1) tn = grab();
                             mbar_wait(empty(slot), ph ^ 1);
@@ -524,7 +536,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         for (int e = 0; e < ne; e++) {
             const int en = sched[e], op = ent_op(en), l = ent_l(en), t = ent_t(en);
             if (op == OP_ATT) continue;
-            if (DGU && op == OP_GU) {  // tiles as the consumers pass them, until the sentinel
+            if (dyn(op)) {  // tiles as the consumers pass them, until the sentinel
                 for (;;) {
                     const int b = nt % NPB;
                     mbar_wait(pfull(b), (nt / NPB) & 1);
@@ -651,7 +663,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         if (EW) mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);  // the epilogue warp is done with this buffer's last use
         float* pb = ysb + b * NCW * 16;
         if (t4 == 0) pb[warp * 16 + g] = c[0][0] + c[1][0], pb[warp * 16 + g + 8] = c[0][2] + c[1][2];
-        if (DGU && tid == 0) meta[b] = tmeta;
+        if ((DGU || DQKV || DHEAD) && tid == 0) meta[b] = tmeta;
         if (EW) {
             __syncwarp();
             if (lane == 0) mbar_arrive(pfull(b));
@@ -845,8 +857,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 if (PROF && tid == 0) p_att += gtime() - a0;
                 continue;
             }
-            if (DGU && op == OP_GU) {  // tiles as the loader tagged the slots, until its sentinel
-                Rg& R = DRING ? RB : RA;
+            if (dyn(op)) {  // tiles as the loader tagged the slots, until its sentinel
+                Rg& R = in_a(op) || !DRING ? RA : RB;
                 for (;;) {
                     mbar_wait(full(R.slot), R.ph);
                     const int tt = slot_t[R.slot];
@@ -1082,20 +1094,28 @@ static void build_sched(int G, std::vector<int>& sched, std::vector<int>& nsched
     };
     const double ATT_COST = getenv("MK_ATT_COST") ? atof(getenv("MK_ATT_COST")) : 32768.0;
     for (int l = 0; l < NL; l++) {
-        for (int t = 0; t < T_QKV; t++) put(OP_QKV, l, t, 4.0 * CHB);
+        auto marker = [&](int op, double bytes) {  // one entry a block; the bytes spread evenly in the accounting
+            for (int b = 0; b < G; b++) {
+                load[b] += bytes / G;
+                sched[(size_t)b * MAXE + nsched[b]++] = op | (l << 3);
+            }
+        };
+        if (DQKV) marker(OP_QKV, (double)T_QKV * 4.0 * CHB);
+        else
+            for (int t = 0; t < T_QKV; t++) put(OP_QKV, l, t, 4.0 * CHB);
         for (int t = 0; t < T_ATT; t++) put(OP_ATT, l, t, ATT_COST);
         for (int t = 0; t < T_O; t++) put(OP_O, l, t, 4.0 * CHB);
-        if (DGU) {  // one marker entry a block; the bytes spread evenly in the accounting
-            for (int b = 0; b < G; b++) {
-                load[b] += (double)T_GU * 4.0 * CHB / G;
-                sched[(size_t)b * MAXE + nsched[b]++] = OP_GU | (l << 3);
-            }
+        if (DGU) {
+            marker(OP_GU, (double)T_GU * 4.0 * CHB);
         } else {
             for (int t = 0; t < T_GU; t++) put(OP_GU, l, t, 4.0 * CHB);
         }
         for (int t = 0; t < T_DN; t++) put(OP_DN, l, t, (double)KC_I * CHB);
     }
-    for (int t = 0; t < T_HEAD; t++) put(OP_HEAD, 0, t, 4.0 * CHB);
+    if (DHEAD)
+        for (int b = 0; b < G; b++) sched[(size_t)b * MAXE + nsched[b]++] = OP_HEAD;
+    else
+        for (int t = 0; t < T_HEAD; t++) put(OP_HEAD, 0, t, 4.0 * CHB);
     double mx = 0, sum = 0;
     int me = 0;
     for (int b = 0; b < G; b++) mx = std::max(mx, load[b]), sum += load[b], me = std::max(me, nsched[b]);
@@ -1188,8 +1208,8 @@ int main() {
     a.actt = a.aot + H;
     CK(cudaMalloc(&a.part, (size_t)NH * ACH * 68 * 4));
     CK(cudaMalloc(&a.prt, (size_t)NH * ACH * 66 * 8));
-    CK(cudaMalloc(&a.gctr, NL * 4));
-    CK(cudaMemset(a.gctr, 0, NL * 4));
+    CK(cudaMalloc(&a.gctr, 6 * NL * 4));
+    CK(cudaMemset(a.gctr, 0, 6 * NL * 4));
     CK(cudaMemset(a.prt, 0, (size_t)NH * ACH * 66 * 8));
     CK(cudaMalloc(&a.logits, VOC * 4));
     CK(cudaMalloc(&a.ctr, NL * NKV * 4));
