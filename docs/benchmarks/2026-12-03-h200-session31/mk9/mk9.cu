@@ -15,14 +15,25 @@
 //     mbarrier; they never wait for each other at a tile's end. The epilogue warp sums the partials and runs the
 //     epilogue (RoPE + KV, residual, SwiGLU, logits + argmax). EW=0: session 30's pattern (a barrier a tile, warp 0's
 //     lanes < 16 run the epilogue).
+//  3. Tiles handed out at run time by ticket (DGU: gate/up; DHEAD: the head): the loader lane takes the next tile with an
+//     atomicAdd on a per-(op, layer) counter (never reset: a launch takes ntiles + G tickets of each), tags its ring slots
+//     with the tile and ends the run with a data-less sentinel slot; consumers and the epilogue warp follow the tags.
+//     GRAB_AT=1: the next ticket is taken after the current tile's chunk 1. Balances the streaming ops' tails.
+//  4. ATTACQ: the attention's merge count as one atom.acq_rel instead of fence.sc + atomicAdd + fence.sc.
+// Defaults are the session's best measured variant (call 12: 700.3-700.7 us a step; engine 731 in the same call).
+// Measured and kept as switches (each a loss, see the session's README): TREC (tagged attention records merged by
+// polling), PFG / PFT (gate/up chunks into L2 ahead), DRING / NSA (two rings), DQKV (qkv tiles by ticket), PPOLL,
+// POLLNS. Diagnostics: NOWAIT, PROF, TRACE.
 // Everything else as session 30's v8: one block an SM, a loader lane streaming 16 KB chunks (16 rows x 512 k, in mma
 // A-fragment order) into an NSLOT ring, NCW consumer warps, a host-built byte-balanced schedule, the next token from
 // the on-GPU argmax, every wait bounded by a 2 s timeout that traps with an error code.
-// Checked against a plain f32 reference in this file (one kernel per op): logits of one step, 16 greedy steps.
+// Checked against a plain f32 reference in this file (one kernel per op): logits of one step, the same step three more
+// times (bitwise equal unless something races), 16 greedy steps.
 //
-// Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v mk9.cu -o mk9
-// Switches: -DEW=0/1, -DNPB=n (partial buffers), -DNSLOT=n, -DACH=n, -DXAREA=bytes, -DPOLLNS=ns, -DPROF=1 (run-level
-// globaltimer sums) / 2 (also each chunk's ring waits), -DNOWAIT=1 (diagnostic).
+// Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v mk9.cu -o mk9; run: ./mk9 (no arguments).
+// Switches: -DEW, -DNPB, -DNSLOT, -DACH, -DXAREA, -DDGU, -DDHEAD, -DDQKV, -DGRAB_AT, -DATTACQ, -DAP4, -DPOLL1,
+// -DPOLL1MIN, -DTREC, -DPFG, -DPFT, -DDRING, -DNSA, -DPPOLL, -DPOLLNS, -DPROF=1 (run-level globaltimer sums) / 2 (also
+// each chunk's ring waits), -DTRACE=1 (per block / op / layer stamps of 5 launches, the span table), -DNOWAIT=1.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -57,10 +68,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define NCW 8
 #endif
 #ifndef NSLOT
-#define NSLOT 11
+#define NSLOT 12
 #endif
 #ifndef ACH
-#define ACH 16
+#define ACH 20
 #endif
 #ifndef EW
 #define EW 1
@@ -102,13 +113,13 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define POLL1MIN 8  // POLL1 for stagings of at least this many values a thread (8: h / ao / act; 16: act only)
 #endif
 #ifndef GRAB_AT
-#define GRAB_AT -1  // DGU: the loader takes its next ticket before chunk 0 of the current tile (-1) or after chunk GRAB_AT
+#define GRAB_AT 1  // DGU: the loader takes its next ticket before chunk 0 of the current tile (-1) or after chunk GRAB_AT
 #endif
 #ifndef AP4
 #define AP4 0  // the attention's P.V with four independent accumulator pairs
 #endif
 #ifndef ATTACQ
-#define ATTACQ 0  // the attention's count as one atom.acq_rel instead of fence + atomicAdd + fence
+#define ATTACQ 1  // the attention's count as one atom.acq_rel instead of fence + atomicAdd + fence
 #endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
@@ -134,7 +145,7 @@ static_assert(EW || NPB == 2, "EW=0 alternates two partial buffers");
 #define DQKV 0  // qkv tiles by ticket as DGU's gate/up tiles
 #endif
 #ifndef DHEAD
-#define DHEAD 0  // the head's tiles by ticket as DGU's gate/up tiles
+#define DHEAD 1  // the head's tiles by ticket as DGU's gate/up tiles
 #endif
 static_assert(!(DGU || DQKV || DHEAD) || EW, "tiles by ticket pass tile numbers to the epilogue warp");
 static_assert(GRAB_AT >= -1 && GRAB_AT <= 2, "GRAB_AT: before chunk 0 (-1) or after chunk 0..2");
