@@ -654,7 +654,6 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             } else {
                 mbar_wait(full(R.slot), R.ph);
             }
-            __syncwarp();  // mma.sync.aligned needs the whole warp converged (PROF >= 2 times thread 0's wait apart)
             const uint4* wc = (const uint4*)(sm + SM_RING + R.slot * CHB);
             const h16* xc = xh + ci * CKK;
 #pragma unroll
