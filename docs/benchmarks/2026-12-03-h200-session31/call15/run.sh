@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Session 31 call 15: call 1's profiling build (mk9.cu at db0dee9, -DPROF=1 = per-chunk stamps) printed a logits error of
 # 6.4e-3 rel where every other build prints 1.2-1.4e-3. Is it reproducible (same binary, three runs), and does today's code
-# in the same configuration (v9: no tickets, no POLL1, PROF=2) show it? call15/mk9_db0dee9.cu is that commit's file.
+# in the same configuration (v9: no tickets, no POLL1, PROF=2) show it? call15/mk9_db0dee9.cu was that commit's file,
+# written before the call by `git show db0dee9:docs/benchmarks/2026-12-03-h200-session31/mk9/mk9.cu` (the device copy
+# has no history) and removed afterwards as a duplicate of the history.
 set -uo pipefail
 D=docs/benchmarks/2026-12-03-h200-session31; O=/tmp/s31o; mkdir -p $O; export PATH=/usr/local/cuda/bin:$PATH
 trap 'tar czf ${OUT:-/tmp}/s31o.tgz -C /tmp s31o' EXIT

@@ -257,6 +257,32 @@ __device__ float poll1(const u64* p, u32 tag, int* err, int code) {
         if (gtime() - t0 > 2000000000ull) fail(err, code);
     }
 }
+// N tagged values at addr(i) (N <= 64), all loads in flight at once, then the stale ones again until all are fresh.
+template <int N, class AF>
+__device__ __forceinline__ void polla(AF addr, float (&out)[N], u32 tag, int* err, int code) {
+    using M = typename std::conditional<(N > 32), u64, u32>::type;  // the stale words' mask
+    u64 w[N];
+#pragma unroll
+    for (int i = 0; i < N; i++) w[i] = ld_rlx(addr(i));
+    M st = 0;
+#pragma unroll
+    for (int i = 0; i < N; i++) st |= (NOWAIT || fresh(w[i], tag)) ? M(0) : (M(1) << i);
+    u64 t0 = 0;
+    while (st) {
+        const u64 t = gtime();
+        if (t0 == 0) t0 = t;
+        else if (t - t0 > 2000000000ull) fail(err, code);
+        if (POLLNS > 0) __nanosleep(POLLNS);
+#pragma unroll
+        for (int i = 0; i < N; i++)
+            if (st >> i & M(1)) w[i] = ld_rlx(addr(i));
+        st = 0;
+#pragma unroll
+        for (int i = 0; i < N; i++) st |= fresh(w[i], tag) ? M(0) : (M(1) << i);
+    }
+#pragma unroll
+    for (int i = 0; i < N; i++) out[i] = tval(w[i]);
+}
 // N tagged values p[i * stride], all loads in flight at once, then the stale ones again (together) until all are fresh.
 template <int N>
 __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N], u32 tag, int* err, int code) {
@@ -292,51 +318,7 @@ __device__ __forceinline__ void polln(const u64* p, int stride, float (&out)[N],
         for (int i = 0; i < N; i++) out[i] = tval(w[i]);
         return;
     }
-    u64 w[N];
-#pragma unroll
-    for (int i = 0; i < N; i++) w[i] = ld_rlx(p + (size_t)i * stride);
-    u32 st = 0;
-#pragma unroll
-    for (int i = 0; i < N; i++) st |= (NOWAIT || fresh(w[i], tag)) ? 0u : (1u << i);
-    u64 t0 = 0;
-    while (st) {
-        const u64 t = gtime();
-        if (t0 == 0) t0 = t;
-        else if (t - t0 > 2000000000ull) fail(err, code);
-        if (POLLNS > 0) __nanosleep(POLLNS);
-#pragma unroll
-        for (int i = 0; i < N; i++)
-            if (st >> i & 1u) w[i] = ld_rlx(p + (size_t)i * stride);
-        st = 0;
-#pragma unroll
-        for (int i = 0; i < N; i++) st |= fresh(w[i], tag) ? 0u : (1u << i);
-    }
-#pragma unroll
-    for (int i = 0; i < N; i++) out[i] = tval(w[i]);
-}
-// N tagged values at addr(i) (N <= 64), all loads in flight at once, then the stale ones again until all are fresh.
-template <int N, class AF>
-__device__ __forceinline__ void polla(AF addr, float (&out)[N], u32 tag, int* err, int code) {
-    u64 w[N];
-#pragma unroll
-    for (int i = 0; i < N; i++) w[i] = ld_rlx(addr(i));
-    u64 st = 0;
-#pragma unroll
-    for (int i = 0; i < N; i++) st |= (NOWAIT || fresh(w[i], tag)) ? 0ull : (1ull << i);
-    u64 t0 = 0;
-    while (st) {
-        const u64 t = gtime();
-        if (t0 == 0) t0 = t;
-        else if (t - t0 > 2000000000ull) fail(err, code);
-#pragma unroll
-        for (int i = 0; i < N; i++)
-            if (st >> i & 1ull) w[i] = ld_rlx(addr(i));
-        st = 0;
-#pragma unroll
-        for (int i = 0; i < N; i++) st |= fresh(w[i], tag) ? 0ull : (1ull << i);
-    }
-#pragma unroll
-    for (int i = 0; i < N; i++) out[i] = tval(w[i]);
+    polla<N>([&](int i) { return p + (size_t)i * stride; }, out, tag, err, code);
 }
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
