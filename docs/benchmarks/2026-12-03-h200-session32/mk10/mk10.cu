@@ -126,6 +126,14 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
                     // before the block barrier, instead of relying on thread 0's fence covering the other warps'
                     // stores; the first bisect step for the race in the README ("Open: a race")
 #endif
+#ifndef QKS
+#define QKS 1  // qkv split-K: each 16-row qkv tile as QKS items of KC_H / QKS chunks (1, 2 or 4); the parts' partial sums
+               // are tagged words of their own (RoPE and the q scale are linear, so each part applies them), summed by
+               // the attention, whose item with the newest row also writes the K / V cache row
+#endif
+#ifndef CBAR
+#define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
+#endif
 #ifndef PPOLL
 #define PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
 #endif
@@ -160,6 +168,9 @@ enum { OP_QKV = 0, OP_ATT = 1, OP_O = 2, OP_GU = 3, OP_DN = 4, OP_HEAD = 5 };
 __host__ __device__ constexpr bool in_a(int op) { return DRING && (op == OP_QKV || op == OP_O); }
 // Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> epilogue).
 __host__ __device__ constexpr bool dyn(int op) { return (DGU && op == OP_GU) || (DQKV && op == OP_QKV) || (DHEAD && op == OP_HEAD); }
+static_assert(QKS == 1 || QKS == 2 || QKS == 4, "QKS: 1, 2 or 4");
+static_assert(QKS == 1 || (!DQKV && !TREC), "QKS > 1: static qkv items, untagged records");
+constexpr int KC_Q = KC_H / QKS;  // chunks of a qkv item
 __host__ __device__ constexpr int ntiles(int op) { return op == OP_GU ? T_GU : op == OP_QKV ? T_QKV : T_HEAD; }
 struct Rg {  // a ring's cursor: slot in [s0, s1), phase parity
     int slot;
@@ -221,7 +232,17 @@ __device__ __forceinline__ void bulk_g2s(u32 dst, const void* src, u32 bytes, u3
 __device__ __forceinline__ void pf_l2(const void* src, u32 bytes) {
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
-__device__ __forceinline__ void cbar() { asm volatile("bar.sync 1, %0;" ::"r"(NCT) : "memory"); }
+// The consumer warps' barrier. CBAR 0: bar.sync (= barrier.sync.aligned: every thread of a warp must execute it
+// together, undefined if the warp arrives diverged); 1: __syncwarp() first, then bar.sync; 2: barrier.sync (not aligned:
+// per-thread arrival, allowed in divergent code).
+__device__ __forceinline__ void cbar() {
+    if (CBAR == 2) {
+        asm volatile("barrier.sync 1, %0;" ::"r"(NCT) : "memory");
+    } else {
+        if (CBAR == 1) __syncwarp();
+        asm volatile("bar.sync 1, %0;" ::"r"(NCT) : "memory");
+    }
+}
 __device__ __forceinline__ u64 gtime() {
     u64 t;
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
@@ -333,11 +354,11 @@ __device__ __forceinline__ float warp_max(float v) {
 __device__ __forceinline__ int ent_op(int e) { return e & 7; }
 __device__ __forceinline__ int ent_l(int e) { return (e >> 3) & 31; }
 __device__ __forceinline__ int ent_t(int e) { return e >> 8; }
-__device__ __forceinline__ int ent_nch(int op) { return op == OP_ATT ? 0 : op == OP_DN ? KC_I : KC_H; }
+__device__ __forceinline__ int ent_nch(int op) { return op == OP_ATT ? 0 : op == OP_DN ? KC_I : op == OP_QKV ? KC_Q : KC_H; }
 // Global address of chunk c of entry (op, l, t).
 __device__ __forceinline__ const h16* chunk_ptr(const Args& a, int op, int l, int t, int c) {
     switch (op) {
-        case OP_QKV: return a.wqkv + ((size_t)(l * T_QKV + t) * KC_H + c) * CHH;
+        case OP_QKV: return a.wqkv + ((size_t)(l * T_QKV + t / QKS) * KC_H + (t % QKS) * KC_Q + c) * CHH;
         case OP_O: return a.wo + ((size_t)(l * T_O + t) * KC_H + c) * CHH;
         case OP_GU: return a.wgu + ((size_t)(l * T_GU + t) * KC_H + c) * CHH;
         case OP_DN: return a.wdn + ((size_t)(l * T_DN + t) * KC_I + c) * CHH;
@@ -358,6 +379,10 @@ template <class YF>
 __device__ __forceinline__ void epilogue(const Args& a, int op, int l, int t, int r, const h16* erow, YF Y) {
     const u32 tg = tagof(a.epoch, l);
     if (op == OP_QKV) {
+        const int part = t % QKS;
+        t /= QKS;
+        u64* qt = a.qt + part * H;
+        u64* kvt = a.kvt + part * NKV * 128;
         if (t < T_QKV - 16) {  // q or k: RoPE pairs (r, r + 8)
             const bool isq = t < NH * 4;
             const int hh = isq ? t / 4 : (t - NH * 4) / 4, d0 = (t % 4) * 8;
@@ -368,8 +393,11 @@ __device__ __forceinline__ void epilogue(const Args& a, int op, int l, int t, in
                 const float x1 = Y(r), x2 = Y(r + 8);
                 const float y1 = x1 * cs - x2 * sn, y2 = x2 * cs + x1 * sn;
                 if (isq) {
-                    st_tag(a.qt + hh * 64 + d, y1 * 0.125f, tg);
-                    st_tag(a.qt + hh * 64 + d + 32, y2 * 0.125f, tg);
+                    st_tag(qt + hh * 64 + d, y1 * 0.125f, tg);
+                    st_tag(qt + hh * 64 + d + 32, y2 * 0.125f, tg);
+                } else if (QKS > 1) {  // partial sums: the attention sums the parts and writes the cache row
+                    st_tag(kvt + hh * 128 + d, y1, tg);
+                    st_tag(kvt + hh * 128 + d + 32, y2, tg);
                 } else {
                     const h16 k1 = __float2half(y1), k2 = __float2half(y2);
                     h16* kr = a.kc + ((size_t)(l * NKV + hh) * MAXP + a.pos) * HD;
@@ -381,9 +409,13 @@ __device__ __forceinline__ void epilogue(const Args& a, int op, int l, int t, in
             }
         } else {
             const int vt = t - (T_QKV - 16), vh = vt / 4, d = (vt % 4) * 16 + r;
-            const h16 v = __float2half(Y(r));
-            a.vc[((size_t)(l * NKV + vh) * MAXP + a.pos) * HD + d] = v;
-            st_tag(a.kvt + vh * 128 + 64 + d, __half2float(v), tg);
+            if (QKS > 1) {
+                st_tag(kvt + vh * 128 + 64 + d, Y(r), tg);
+            } else {
+                const h16 v = __float2half(Y(r));
+                a.vc[((size_t)(l * NKV + vh) * MAXP + a.pos) * HD + d] = v;
+                st_tag(kvt + vh * 128 + 64 + d, __half2float(v), tg);
+            }
         }
     } else if (op == OP_O) {  // h after o = the layer's input + y
         const int row = t * 16 + r;
@@ -630,7 +662,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         cbar();
     };
     // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % NPB.
-    auto tile = [&](Rg& R, int nch, int tmeta) {
+    auto tile = [&](Rg& R, int nch, int tmeta, int k0 = 0) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         for (int ci = 0; ci < nch; ci++) {
@@ -642,7 +674,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 mbar_wait(full(R.slot), R.ph);
             }
             const uint4* wc = (const uint4*)(sm + SM_RING + R.slot * CHB);
-            const h16* xc = xh + ci * CKK;
+            const h16* xc = xh + (k0 + ci) * CKK;
 #pragma unroll
             for (int j = 0; j < 32 / NCW; j++) {
                 const int kt = warp + j * NCW;
@@ -705,15 +737,32 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                     ks[33 * p + 4 * j] = kv.x, ks[33 * p + 4 * j + 1] = kv.y, ks[33 * p + 4 * j + 2] = kv.z, ks[33 * p + 4 * j + 3] = kv.w;
                     *(uint4*)(vs + 32 * p + 4 * j) = __ldcg((const uint4*)(a.vc + kvb + (size_t)p * HD + j * 8));
                 }
-                {
+                if (QKS == 1) {
                     float qv[2];
                     polln<2>(a.qt + g * 512 + tid, NCT, qv, tg, a.err, 3);
                     qs[tid] = qv[0], qs[tid + NCT] = qv[1];
+                } else {  // the parts' partial sums
+                    float qv[2 * QKS];
+                    polla<2 * QKS>([&](int i) { return a.qt + (i >> 1) * H + g * 512 + tid + (i & 1) * NCT; }, qv, tg, a.err, 3);
+#pragma unroll
+                    for (int i = 2; i < 2 * QKS; i++) qv[i & 1] += qv[i];
+                    qs[tid] = qv[0], qs[tid + NCT] = qv[1];
                 }
                 if (n > nold && tid < 128) {  // the newest row
-                    const float v = poll1(a.kvt + g * 128 + tid, tg, a.err, 4);
-                    if (tid < 64) ((h16*)(ks + 33 * nold))[tid] = __float2half(v);
-                    else ((h16*)(vs + 32 * nold))[tid - 64] = __float2half(v);
+                    float v;
+                    if (QKS == 1) {
+                        v = poll1(a.kvt + g * 128 + tid, tg, a.err, 4);
+                    } else {
+                        float pv[QKS];
+                        polla<QKS>([&](int i) { return a.kvt + i * NKV * 128 + g * 128 + tid; }, pv, tg, a.err, 4);
+                        v = pv[0];
+#pragma unroll
+                        for (int i = 1; i < QKS; i++) v += pv[i];
+                    }
+                    const h16 vh = __float2half(v);
+                    if (QKS > 1) (tid < 64 ? a.kc : a.vc)[((size_t)(l * NKV + g) * MAXP + a.pos) * HD + (tid & 63)] = vh;
+                    if (tid < 64) ((h16*)(ks + 33 * nold))[tid] = vh;
+                    else ((h16*)(vs + 32 * nold))[tid - 64] = vh;
                 }
                 cbar();
                 if (TRACE && tid == 0 && e == e_run) tstamp(a, op, l, 1);
@@ -879,7 +928,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 if (PROF && tid == 0) p_tile += gtime() - a0;
                 continue;
             }
-            tile(in_a(op) || !DRING ? RA : RB, ent_nch(op), t);
+            tile(in_a(op) || !DRING ? RA : RB, ent_nch(op), t, op == OP_QKV ? (t % QKS) * KC_Q : 0);
             if (PROF && tid == 0) p_tile += gtime() - a0;
             if (!EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its epilogue
                 const u64 q0 = pstamp();
@@ -1106,7 +1155,7 @@ static void build_sched(int G, std::vector<int>& sched, std::vector<int>& nsched
         };
         if (DQKV) marker(OP_QKV, (double)T_QKV * 4.0 * CHB);
         else
-            for (int t = 0; t < T_QKV; t++) put(OP_QKV, l, t, 4.0 * CHB);
+            for (int t = 0; t < T_QKV * QKS; t++) put(OP_QKV, l, t, (double)KC_Q * CHB);
         for (int t = 0; t < T_ATT; t++) put(OP_ATT, l, t, ATT_COST);
         for (int t = 0; t < T_O; t++) put(OP_O, l, t, 4.0 * CHB);
         if (DGU) {
@@ -1204,11 +1253,11 @@ int main() {
     Args a{};
     a.wqkv = m.pqkv, a.wo = m.po, a.wgu = m.pgu, a.wdn = m.pdn, a.whead = m.phead, a.emb = m.emb;
     a.nattn = m.nattn, a.nffn = m.nffn, a.nfinal = m.nfinal, a.kc = kc1, a.vc = vc1;
-    const size_t ntag = (size_t)(NL + 1) * H + (size_t)NL * H + H + NKV * 128 + H + INTER;
+    const size_t ntag = (size_t)(NL + 1) * H + (size_t)NL * H + QKS * H + QKS * NKV * 128 + H + INTER;
     u64* tags;
     CK(cudaMalloc(&tags, ntag * 8));
     CK(cudaMemset(tags, 0, ntag * 8));  // tag 0: never current (epochs start at 1)
-    a.hx = tags, a.hm = a.hx + (size_t)(NL + 1) * H, a.qt = a.hm + (size_t)NL * H, a.kvt = a.qt + H, a.aot = a.kvt + NKV * 128,
+    a.hx = tags, a.hm = a.hx + (size_t)(NL + 1) * H, a.qt = a.hm + (size_t)NL * H, a.kvt = a.qt + QKS * H, a.aot = a.kvt + QKS * NKV * 128,
     a.actt = a.aot + H;
     CK(cudaMalloc(&a.part, (size_t)NH * ACH * 68 * 4));
     CK(cudaMalloc(&a.prt, (size_t)NH * ACH * 66 * 8));
