@@ -131,6 +131,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
                // are tagged words of their own (RoPE and the q scale are linear, so each part applies them), summed by
                // the attention, whose item with the newest row also writes the K / V cache row
 #endif
+#ifndef DBGA
+#define DBGA 0  // diagnostic: each layer's SwiGLU values as written (plain copy), and an XOR of the bits each block's down
+                // staging read (act) and gate/up staging read (h after o); the host compares them (race hunt)
+#endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
 #endif
@@ -205,6 +209,7 @@ struct Args {
     int pos, epoch, tok;   // tok < 0: the previous step's argmax
     int* err;
     u64* prof;
+    u32* dbg;    // DBGA: (NL, INTER + 2 G): act as written, per block XOR of act read by down, of hm read by gate/up
     u64* trace;  // TRACE: (G, 6 ops, NL, 4) globaltimer stamps of the launch (see TRACE)
 };
 
@@ -424,7 +429,9 @@ __device__ __forceinline__ void epilogue(const Args& a, int op, int l, int t, in
     } else if (op == OP_GU) {
         if (r < 8) {
             const float gg = Y(r), uu = Y(r + 8);
-            st_tag(a.actt + t * 8 + r, gg / (1.f + __expf(-gg)) * uu, tg);
+            const float av = gg / (1.f + __expf(-gg)) * uu;
+            st_tag(a.actt + t * 8 + r, av, tg);
+            if (DBGA) a.dbg[(size_t)l * (INTER + 2 * gridDim.x) + t * 8 + r] = __float_as_uint(av);
         }
     } else if (op == OP_DN) {  // the next layer's input = h after o + y
         const int row = t * 16 + r;
@@ -621,7 +628,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     u64 pt0 = PROF ? gtime() : 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_tile = 0, p_poll = 0;
     auto pstamp = [&]() -> u64 { return (PROF && tid == 0) ? gtime() : 0ull; };
     // x = rmsnorm(v) * w: v tagged (src) or the embedding row (src == nullptr).
-    auto stage_norm = [&](const u64* src, u32 tg, const float* w) {
+    auto dbg_xor = [&](const float* v, int n, int slot) {  // DBGA: XOR of the bits of the values read, into dbg[slot]
+        u32 x = 0;
+        for (int i = 0; i < n; i++) x ^= __float_as_uint(v[i]);
+#pragma unroll
+        for (int o = 16; o; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
+        if (lane == 0) atomicXor(a.dbg + slot, x);
+    };
+    auto stage_norm = [&](const u64* src, u32 tg, const float* w, int dslot = -1) {
         constexpr int N = H / NCT;  // 8
         float v[N];
         const u64 q0 = pstamp();
@@ -632,6 +646,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
             for (int i = 0; i < N; i++) v[i] = __half2float(erow[tid + i * NCT]);
         }
         if (PROF && tid == 0) p_poll += gtime() - q0;
+        if (DBGA && dslot >= 0) dbg_xor(v, N, dslot);
         float ss = 0.f;
 #pragma unroll
         for (int i = 0; i < N; i++) ss += v[i] * v[i];
@@ -650,12 +665,13 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         cbar();
     };
     // x = v (tagged, n = N * NCT values).
-    auto stage_copy = [&](const u64* src, u32 tg, auto nval) {
+    auto stage_copy = [&](const u64* src, u32 tg, auto nval, int dslot = -1) {
         constexpr int N = decltype(nval)::value;
         float v[N];
         const u64 q0 = pstamp();
         polln<N>(src + tid, NCT, v, tg, a.err, 2);
         if (PROF && tid == 0) p_poll += gtime() - q0;
+        if (DBGA && dslot >= 0) dbg_xor(v, N, dslot);
         cbar();  // every consumer warp is past the previous run's tiles (they read x)
 #pragma unroll
         for (int i = 0; i < N; i++) xh[tid + i * NCT] = __float2half(v[i]);
@@ -711,8 +727,8 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         if (TRACE && tid == 0) tstamp(a, op, l, 0);
         if (op == OP_QKV) stage_norm(l == 0 ? nullptr : a.hx + (size_t)l * H, tg, a.nattn + l * H);
         else if (op == OP_O) stage_copy(a.aot, tg, std::integral_constant<int, H / NCT>());
-        else if (op == OP_GU) stage_norm(a.hm + (size_t)l * H, tg, a.nffn + l * H);
-        else if (op == OP_DN) stage_copy(a.actt, tg, std::integral_constant<int, INTER / NCT>());
+        else if (op == OP_GU) stage_norm(a.hm + (size_t)l * H, tg, a.nffn + l * H, (int)(l * (INTER + 2 * gridDim.x) + INTER + gridDim.x + blockIdx.x));
+        else if (op == OP_DN) stage_copy(a.actt, tg, std::integral_constant<int, INTER / NCT>(), (int)(l * (INTER + 2 * gridDim.x) + INTER + blockIdx.x));
         else if (op == OP_HEAD) stage_norm(a.hx + (size_t)NL * H, tagof(ep, NL), a.nfinal);
         else cbar();  // attention: the items overwrite the x area the previous run's tiles read
         if (PROF && tid == 0) p_stage += gtime() - s0;
@@ -1272,6 +1288,9 @@ int main() {
     CK(cudaMalloc(&a.err, 4));
     CK(cudaMemset(a.err, 0, 4));
     CK(cudaMalloc(&a.prof, (size_t)G * NPROF * 8));
+    const size_t ndbg = (size_t)NL * (INTER + 2 * G);
+    CK(cudaMalloc(&a.dbg, ndbg * 4));
+    CK(cudaMemset(a.dbg, 0, ndbg * 4));
     const size_t ntr = (size_t)G * 6 * NL * 4;
     CK(cudaMalloc(&a.trace, ntr * 8));
     std::vector<int> sched, nsched;
@@ -1286,6 +1305,7 @@ int main() {
     int epoch = 0;
     auto launch = [&](int pos, int tok, cudaStream_t st) {
         a.pos = pos, a.epoch = ++epoch, a.tok = tok;
+        if (DBGA) CK(cudaMemsetAsync(a.dbg, 0, ndbg * 4, st));
         mk_step<<<G, NTH, SMEM, st>>>(a);
     };
     auto check_err = [&]() {
@@ -1336,6 +1356,38 @@ int main() {
             return s;
         };
         const std::vector<u32> s0 = snap();
+        // DBGA: per layer, did every block's down staging read the act values as written, and every gate/up staging
+        // the h after o values in the tags buffer? And did the act values written differ from the first run's?
+        std::vector<u32> d0;
+        auto dbg_check = [&](int rep) {
+            if (!DBGA) return;
+            std::vector<u32> d(ndbg);
+            CK(cudaMemcpy(d.data(), a.dbg, ndbg * 4, cudaMemcpyDeviceToHost));
+            std::vector<u64> t(ntag);
+            CK(cudaMemcpy(t.data(), tags, ntag * 8, cudaMemcpyDeviceToHost));
+            if (d0.empty()) d0 = d;
+            int printed = 0;
+            for (int l = 0; l < NL && printed < 2; l++) {
+                const u32* dl = d.data() + (size_t)l * (INTER + 2 * G);
+                u32 xa = 0, xh = 0;
+                int nact = 0;
+                for (int i = 0; i < INTER; i++) xa ^= dl[i], nact += dl[i] != d0[(size_t)l * (INTER + 2 * G) + i];
+                for (int i = 0; i < H; i++) xh ^= (u32)t[(size_t)(NL + 1) * H + (size_t)l * H + i];
+                int bad_dn = 0, bad_gu = 0, first_dn = -1, first_gu = -1;
+                for (int b = 0; b < G; b++) {
+                    const u32 rd = dl[INTER + b], rg = dl[INTER + G + b];
+                    if (rd != 0 && rd != xa) bad_dn++, first_dn = first_dn < 0 ? b : first_dn;
+                    if (rg != 0 && rg != xh) bad_gu++, first_gu = first_gu < 0 ? b : first_gu;
+                }
+                if (nact || bad_dn || bad_gu) {
+                    printf("dbga: run %d layer %d: %d act values differ from the first run; %d down stagings read other act "
+                           "than written (first block %d); %d gate/up stagings read other h (first block %d)\n",
+                           rep, l, nact, bad_dn, first_dn, bad_gu, first_gu);
+                    printed++;
+                }
+            }
+        };
+        dbg_check(-1);
         const int per = NKV * 2 * HD + 2 * H;
         int same_runs = 0, shown = 0;
         const int reps = getenv("MK_DET") ? atoi(getenv("MK_DET")) : 3;  // more repeats: a stronger race check
@@ -1346,6 +1398,7 @@ int main() {
             CK(cudaMemcpy(again.data(), a.logits, VOC * 4, cudaMemcpyDeviceToHost));
             const bool same = memcmp(again.data(), got.data(), VOC * 4) == 0;
             same_runs += same;
+            if (!same && shown < 4) dbg_check(r);
             if (!same && shown < 4) {
                 shown++;
                 const std::vector<u32> s1 = snap();
