@@ -135,6 +135,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define DBGA 0  // diagnostic: each layer's SwiGLU values as written (plain copy), and an XOR of the bits each block's down
                 // staging read (act) and gate/up staging read (h after o); the host compares them (race hunt)
 #endif
+#ifndef DBGB
+#define DBGB 0  // diagnostic (with DBGA): the SwiGLU copy fenced before its tagged store; each down staging compares what
+                // it read with the copy and logs mismatches (layer, block, index, read, written, the word re-read)
+#endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
 #endif
@@ -432,6 +436,7 @@ __device__ __forceinline__ void epilogue(const Args& a, int op, int l, int t, in
             const float av = gg / (1.f + __expf(-gg)) * uu;
             st_tag(a.actt + t * 8 + r, av, tg);
             if (DBGA) a.dbg[(size_t)l * (INTER + 2 * gridDim.x) + t * 8 + r] = __float_as_uint(av);
+            if (DBGB) __threadfence();
         }
     } else if (op == OP_DN) {  // the next layer's input = h after o + y
         const int row = t * 16 + r;
@@ -672,6 +677,25 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         polln<N>(src + tid, NCT, v, tg, a.err, 2);
         if (PROF && tid == 0) p_poll += gtime() - q0;
         if (DBGA && dslot >= 0) dbg_xor(v, N, dslot);
+        if (DBGB && dslot >= 0) {
+            __threadfence();
+            const int l = (dslot - INTER - (int)blockIdx.x) / (INTER + 2 * (int)gridDim.x);
+            const u32* wr = a.dbg + (size_t)l * (INTER + 2 * gridDim.x);
+#pragma unroll
+            for (int i = 0; i < N; i++) {
+                const int k = tid + i * NCT;
+                const u32 want = __ldcg(wr + k);
+                if (__float_as_uint(v[i]) != want) {
+                    const int at = atomicAdd(a.dbg + (size_t)NL * (INTER + 2 * gridDim.x), 1);
+                    if (at < 64) {
+                        u32* e = a.dbg + (size_t)NL * (INTER + 2 * gridDim.x) + 1 + at * 8;
+                        const u64 again = ld_rlx(src + k);
+                        e[0] = l, e[1] = blockIdx.x, e[2] = k, e[3] = __float_as_uint(v[i]), e[4] = want;
+                        e[5] = (u32)again, e[6] = (u32)(again >> 32), e[7] = l > 0 ? __ldcg(wr - (INTER + 2 * gridDim.x) + k) : 0u;
+                    }
+                }
+            }
+        }
         cbar();  // every consumer warp is past the previous run's tiles (they read x)
 #pragma unroll
         for (int i = 0; i < N; i++) xh[tid + i * NCT] = __float2half(v[i]);
@@ -1288,7 +1312,7 @@ int main() {
     CK(cudaMalloc(&a.err, 4));
     CK(cudaMemset(a.err, 0, 4));
     CK(cudaMalloc(&a.prof, (size_t)G * NPROF * 8));
-    const size_t ndbg = (size_t)NL * (INTER + 2 * G);
+    const size_t ndbg = (size_t)NL * (INTER + 2 * G) + 1 + 64 * 8;
     CK(cudaMalloc(&a.dbg, ndbg * 4));
     CK(cudaMemset(a.dbg, 0, ndbg * 4));
     const size_t ntr = (size_t)G * 6 * NL * 4;
@@ -1366,6 +1390,17 @@ int main() {
             std::vector<u64> t(ntag);
             CK(cudaMemcpy(t.data(), tags, ntag * 8, cudaMemcpyDeviceToHost));
             if (d0.empty()) d0 = d;
+            const u32* lg = d.data() + (size_t)NL * (INTER + 2 * G);
+            if (DBGB && lg[0]) {
+                printf("dbgb: run %d: %u act values read differ from the fenced copy\n", rep, lg[0]);
+                for (u32 i = 0; i < std::min(lg[0], 8u); i++) {
+                    const u32* e = lg + 1 + i * 8;
+                    float f[4];
+                    memcpy(&f[0], &e[3], 4), memcpy(&f[1], &e[4], 4), memcpy(&f[2], &e[5], 4), memcpy(&f[3], &e[7], 4);
+                    printf("dbgb:   layer %u block %u index %u: read %g, written %g, re-read %g (tag %u, want %u), previous layer's %g\n",
+                           e[0], e[1], e[2], f[0], f[1], f[2], e[6], (u32)epoch * 32u + e[0], f[3]);
+                }
+            }
             int printed = 0;
             for (int l = 0; l < NL && printed < 2; l++) {
                 const u32* dl = d.data() + (size_t)l * (INTER + 2 * G);
