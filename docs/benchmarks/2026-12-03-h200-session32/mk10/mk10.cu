@@ -139,6 +139,16 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define DBGB 0  // diagnostic (with DBGA): the SwiGLU copy fenced before its tagged store; each down staging compares what
                 // it read with the copy and logs mismatches (layer, block, index, read, written, the word re-read)
 #endif
+#ifndef PROFL
+#define PROFL 1  // PROF >= 2: the loader's free-slot waits timed (0: not)
+#endif
+#ifndef PROFC
+#define PROFC 1  // PROF >= 2: consumer thread 0's chunk waits timed (0: not)
+#endif
+#ifndef PFX
+#define PFX 0  // race hunt: 1 = fence.proxy.async before a consumer warp frees a ring slot; 2 = __syncwarp after the
+               // full-slot wait, before the slot is read
+#endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
 #endif
@@ -553,7 +563,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                         for (int c = 0; c < KC_H && n < PFG; c++, n++) pf_l2(chunk_ptr(a, op, l, ent_t(sched[e2]), c), CHB);
                 }
                 for (int c = 0; c < nch; c++) {
-                    if (PROF >= 2) {
+                    if (PROF >= 2 && PROFL) {
                         const u64 w0 = gtime();
                         mbar_wait(empty(slot), ph ^ 1);
                         lw += gtime() - w0;
@@ -706,13 +716,14 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         for (int ci = 0; ci < nch; ci++) {
-            if (PROF >= 2 && tid == 0) {
+            if (PROF >= 2 && PROFC && tid == 0) {
                 const u64 w0 = gtime();
                 mbar_wait(full(R.slot), R.ph);
                 p_ring += gtime() - w0;
             } else {
                 mbar_wait(full(R.slot), R.ph);
             }
+            if (PFX == 2) __syncwarp();
             const uint4* wc = (const uint4*)(sm + SM_RING + R.slot * CHB);
             const h16* xc = xh + (k0 + ci) * CKK;
 #pragma unroll
@@ -725,6 +736,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                              : "+f"(cc[0]), "+f"(cc[1]), "+f"(cc[2]), "+f"(cc[3])
                              : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
             }
+            if (PFX == 1) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
             __syncwarp();
             if (lane == 0) mbar_arrive(empty(R.slot));
             R.adv();
@@ -1413,6 +1425,22 @@ int main() {
                     const u32 rd = dl[INTER + b], rg = dl[INTER + G + b];
                     if (rd != 0 && rd != xa) bad_dn++, first_dn = first_dn < 0 ? b : first_dn;
                     if (rg != 0 && rg != xh) bad_gu++, first_gu = first_gu < 0 ? b : first_gu;
+                }
+                if (nact) {  // which act values: tile (8 a tile), row, the block that ran the tile (static schedule)
+                    printf("dbga: run %d layer %d act differs at", rep, l);
+                    int k = 0;
+                    for (int i = 0; i < INTER && k < 12; i++)
+                        if (dl[i] != d0[(size_t)l * (INTER + 2 * G) + i]) {
+                            k++;
+                            int blk = -1;
+                            for (int b = 0; b < G && blk < 0; b++)
+                                for (int e = 0; e < nsched[b]; e++) {
+                                    const int en = sched[(size_t)b * MAXE + e];
+                                    if ((en & 7) == OP_GU && ((en >> 3) & 31) == l && (en >> 8) == i / 8) blk = b;
+                                }
+                            printf(" %d (tile %d row %d block %d)", i, i / 8, i % 8, blk);
+                        }
+                    printf("\n");
                 }
                 if (nact || bad_dn || bad_gu) {
                     printf("dbga: run %d layer %d: %d act values differ from the first run; %d down stagings read other act "
