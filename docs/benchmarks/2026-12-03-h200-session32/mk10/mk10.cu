@@ -147,7 +147,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #endif
 #ifndef PFX
 #define PFX 0  // race hunt: 1 = fence.proxy.async before a consumer warp frees a ring slot; 2 = __syncwarp after the
-               // full-slot wait, before the slot is read
+               // full-slot wait, before the slot is read. The race (session 32, calls 2-5): ptxas issues the consumer
+               // warp's mbarrier arrive on the slot's empty barrier right after the slot's LDS.128s, before their data
+               // return (SASS: LDS.128 x4, NOP, SYNCS.ARRIVE, then the HMMAs), so the loader's next cp.async.bulk can
+               // overwrite the slot while they are in flight. PFX=1 adds MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S there.
 #endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
