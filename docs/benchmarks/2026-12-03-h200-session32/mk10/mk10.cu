@@ -151,6 +151,9 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
                // warp's mbarrier arrive on the slot's empty barrier right after the slot's LDS.128s, before their data
                // return (SASS: LDS.128 x4, NOP, SYNCS.ARRIVE, then the HMMAs), so the loader's next cp.async.bulk can
                // overwrite the slot while they are in flight. PFX=1 adds MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S there.
+               // PFX=3: each slot freed one step later, after the next wait loop (the next chunk's full wait, or for
+               // a tile's last chunk the partial buffer's free wait): the HMMAs that consume the slot's LDS data are
+               // issued before that loop, so the data are in registers when the arrive issues.
 #endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
@@ -190,6 +193,7 @@ __host__ __device__ constexpr bool in_a(int op) { return DRING && (op == OP_QKV 
 // Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> epilogue).
 __host__ __device__ constexpr bool dyn(int op) { return (DGU && op == OP_GU) || (DQKV && op == OP_QKV) || (DHEAD && op == OP_HEAD); }
 static_assert(QKS == 1 || QKS == 2 || QKS == 4, "QKS: 1, 2 or 4");
+static_assert(PFX != 3 || EW, "PFX=3 frees a tile's last slot after the partial buffer's wait (EW=1)");
 static_assert(QKS == 1 || (!DQKV && !TREC), "QKS > 1: static qkv items, untagged records");
 constexpr int KC_Q = KC_H / QKS;  // chunks of a qkv item
 __host__ __device__ constexpr int ntiles(int op) { return op == OP_GU ? T_GU : op == OP_QKV ? T_QKV : T_HEAD; }
@@ -718,6 +722,7 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
     auto tile = [&](Rg& R, int nch, int tmeta, int k0 = 0) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+        int prev = -1;  // PFX=3: the slot to free after the next wait
         for (int ci = 0; ci < nch; ci++) {
             if (PROF >= 2 && PROFC && tid == 0) {
                 const u64 w0 = gtime();
@@ -727,6 +732,10 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                 mbar_wait(full(R.slot), R.ph);
             }
             if (PFX == 2) __syncwarp();
+            if (PFX == 3 && prev >= 0) {
+                __syncwarp();
+                if (lane == 0) mbar_arrive(empty(prev));
+            }
             const uint4* wc = (const uint4*)(sm + SM_RING + R.slot * CHB);
             const h16* xc = xh + (k0 + ci) * CKK;
 #pragma unroll
@@ -740,12 +749,20 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                              : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
             }
             if (PFX == 1) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            __syncwarp();
-            if (lane == 0) mbar_arrive(empty(R.slot));
+            if (PFX == 3) {
+                prev = R.slot;
+            } else {
+                __syncwarp();
+                if (lane == 0) mbar_arrive(empty(R.slot));
+            }
             R.adv();
         }
         const int b = nt % NPB;
         if (EW) mbar_wait(pempty(b), ((nt / NPB) & 1) ^ 1);  // the epilogue warp is done with this buffer's last use
+        if (PFX == 3 && prev >= 0) {
+            __syncwarp();
+            if (lane == 0) mbar_arrive(empty(prev));
+        }
         float* pb = ysb + b * NCW * 16;
         if (t4 == 0) pb[warp * 16 + g] = c[0][0] + c[1][0], pb[warp * 16 + g + 8] = c[0][2] + c[1][2];
         if ((DGU || DQKV || DHEAD) && tid == 0) meta[b] = tmeta;
