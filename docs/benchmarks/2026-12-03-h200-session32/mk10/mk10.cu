@@ -154,6 +154,10 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
                // PFX=3: each slot freed one step later, after the next wait loop (the next chunk's full wait, or for
                // a tile's last chunk the partial buffer's free wait): the HMMAs that consume the slot's LDS data are
                // issued before that loop, so the data are in registers when the arrive issues.
+               // PFX=4: fence.acq_rel.cta (MEMBAR.ALL.CTA alone) before the arrive. PFX=5: lane 0's arrive predicated
+               // on its last HMMA's accumulator (never the bit pattern 0xffffffff: the tensor cores' NaN is 0x7fffffff),
+               // so it issues only once the HMMAs, hence the slot's LDS data, are done. (An explicit
+               // mbarrier.arrive.release.cta compiles to the same SASS as the default: no wait.)
 #endif
 #ifndef CBAR
 #define CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see cbar()
@@ -749,8 +753,12 @@ __global__ void __launch_bounds__(NTH, 1) mk_step(const Args a) {
                              : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
             }
             if (PFX == 1) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            if (PFX == 4) asm volatile("fence.acq_rel.cta;" ::: "memory");
             if (PFX == 3) {
                 prev = R.slot;
+            } else if (PFX == 5) {
+                __syncwarp();
+                if (lane == 0 && __float_as_uint(c[(32 / NCW - 1) & 1][0]) != 0xffffffffu) mbar_arrive(empty(R.slot));
             } else {
                 __syncwarp();
                 if (lane == 0) mbar_arrive(empty(R.slot));
