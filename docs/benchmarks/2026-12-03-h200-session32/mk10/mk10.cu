@@ -1,3 +1,18 @@
+// Session 32 probe mk10 = session 31's mk9 (docs/benchmarks/2026-12-03-h200-session31/mk9/mk9.cu) + THE RACE FIX
+// (PFX=4, the default) + switches and diagnostics added this session:
+//  - The race (calls 1-5): ptxas issues a consumer warp's mbarrier arrive on a ring slot's "empty" barrier right after
+//    the slot's LDS.128s are issued, before their data return (SASS: LDS.128 x4, NOP, SYNCS.ARRIVE, then the HMMAs;
+//    an explicit .release on the arrive compiles the same). The loader's next cp.async.bulk into that slot can then
+//    land while the loads are in flight: a few rows of a tile read the next chunk's weights. Per PTX the generic-proxy
+//    reads and the async-proxy writes need a proxy fence anyway. Seen only under skew (POLL1=0 + per-chunk timers:
+//    0 of 20 repeats bitwise equal, a few SwiGLU values of layer 0 wrong in groups of 4 rows); latent in every build.
+//    PFX=4 (default): fence.acq_rel.cta before the arrive (ptxas puts its MEMBAR.ALL.CTA after the chunk's HMMAs):
+//    50 / 50 in three racing configurations, 706-708 us a step against 700 racy (call 8). PFX=1 (fence.proxy.async:
+//    MEMBAR + FENCE.VIEW.ASYNC before the HMMAs): 714-719 us. PFX=3 (free each slot one wait later): 726 us.
+//  - QKS (qkv split-K, 2 / 4 items a tile): 732 / 790 us, lost. CBAR (consumer barrier forms): no effect on the race.
+//  - Diagnostics: the determinism repeats print where a differing repeat first differs (layer; K / V row, h after o,
+//    h after the ffn); DBGA / DBGB (the SwiGLU values written and read, per block); PROFL / PROFC (which PROF=2 timers).
+//
 // Session 31 probe (issue #11, fp16 bs1): the whole one-row decode step of the TinyLlama-1.1B shape as ONE persistent
 // launch, v9 of session 30's megakernel (docs/benchmarks/2026-12-03-h200-session30/mk/mk.cu, whose best variant is the
 // base here: tensor-core chunks, the schedule in shared memory, 16 attention chunks a kv head).
@@ -30,7 +45,7 @@
 // Checked against a plain f32 reference in this file (one kernel per op): logits of one step, the same step three more
 // times (bitwise equal unless something races), 16 greedy steps.
 //
-// Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v mk9.cu -o mk9; run: ./mk9 (no arguments).
+// Build: nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 -Xptxas=-v mk10.cu -o mk10; run: ./mk10 (no arguments).
 // Switches: -DEW, -DNPB, -DNSLOT, -DACH, -DXAREA, -DDGU, -DDHEAD, -DDQKV, -DGRAB_AT, -DATTACQ, -DAP4, -DPOLL1,
 // -DPOLL1MIN, -DTREC, -DPFG, -DPFT, -DDRING, -DNSA, -DPPOLL, -DPOLLNS, -DPROF=1 (run-level globaltimer sums) / 2 (also
 // each chunk's ring waits), -DTRACE=1 (per block / op / layer stamps of 5 launches, the span table), -DNOWAIT=1.
@@ -146,7 +161,7 @@ constexpr int CHB = CHH * 2;               // 16,384 bytes
 #define PROFC 1  // PROF >= 2: consumer thread 0's chunk waits timed (0: not)
 #endif
 #ifndef PFX
-#define PFX 0  // race hunt: 1 = fence.proxy.async before a consumer warp frees a ring slot; 2 = __syncwarp after the
+#define PFX 4  // the race fix (default 4, see below). 1 = fence.proxy.async before a consumer warp frees a ring slot; 2 = __syncwarp after the
                // full-slot wait, before the slot is read. The race (session 32, calls 2-5): ptxas issues the consumer
                // warp's mbarrier arrive on the slot's empty barrier right after the slot's LDS.128s, before their data
                // return (SASS: LDS.128 x4, NOP, SYNCS.ARRIVE, then the HMMAs), so the loader's next cp.async.bulk can
