@@ -12,6 +12,6 @@ V9="-DDGU=0 -DDHEAD=0 -DPOLL1=0 -DGRAB_AT=-1 -DATTACQ=0 -DNSLOT=11 -DACH=16"
 VARS=${VARS:-"r_cb1:$V9 -DPROF=2 -DCBAR=1|r_cb2:$V9 -DPROF=2 -DCBAR=2|bp0_cb1:-DPROF=2 -DPOLL1=0 -DCBAR=1|q4p0_cb1:-DQKS=4 -DPROF=2 -DPOLL1=0 -DCBAR=1|best:|cb1:-DCBAR=1|cb2:-DCBAR=2|q2:-DQKS=2 -DCBAR=1|q4:-DQKS=4 -DCBAR=1|best_b:|cb1_b:-DCBAR=1|q4_b:-DQKS=4 -DCBAR=1|q4tr:-DQKS=4 -DCBAR=1 -DTRACE=1|besttr:-DTRACE=1"}
 IFS='|' read -ra VS <<< "$VARS"
 for v in "${VS[@]}"; do n=${v%%:*}; f=${v#*:}; ( nvcc -O3 -gencode arch=compute_90a,code=sm_90a -std=c++17 $f $S -o /tmp/mk_$n > $O/build_$n.log 2>&1 || echo "build $n FAILED" ) & done; wait
-for v in "${VS[@]}"; do n=${v%%:*}; case $n in r_*|bp*|q4p*|*dbg|b0_*) R=50;; *) R=${MK_DET:-6};; esac
+for v in "${VS[@]}"; do n=${v%%:*}; case $n in r_*|bp*|q4p*|*dbg|b0_*) R=${MK_DET_RACE:-50};; *) R=${MK_DET:-6};; esac
   MK_DET=$R timeout 120 /tmp/mk_$n > $O/mk_$n.log 2>&1; echo "$n rc=$? $(grep -E 'step 1 logits|bitwise|greedy|median' $O/mk_$n.log | sed -E 's/max \|mk.*rel/rel/; s/; argmax.*//; s/weights.*//; s/ \(first.*//; s/determinism: step 1 repeated/det/' | tr '\n' ' ')"
   grep -m2 "first differs" $O/mk_$n.log; grep "^trace" $O/mk_$n.log; done
