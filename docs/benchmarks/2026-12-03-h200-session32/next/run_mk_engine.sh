@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepared in session 32, NOT RUN (the session's device time ran out): the first run of branch mk-engine's engine path
 # (TRTFORGE_MK=1: the one-row decode step as one mk_step launch, then argmax + advance + mk_epoch) on the H200.
-# Carry .carry/s32mk (the branch's stripped release binary + its NVRTC kernel cache for the TinyLlama fp16 bs1 engine,
+# Branch mk-engine is also saved as next/mk-engine.patch (git am it onto main at f2acd55 or later: it touches only
+# src/ and scripts/). Carry .carry/s32mk (the branch's stripped release binary + its NVRTC kernel cache for the TinyLlama fp16 bs1 engine,
 # default module and the sm_90a module with the megakernel); if it is gone, rebuild it from branch mk-engine:
 #   cargo build --release; C=.carry/s32mk; mkdir -p $C/K; cp target/release/trtforge $C/; strip $C/trtforge
 #   for m in 1 0; do LD_LIBRARY_PATH=<NVRTC lib> TRTFORGE_CACHE_DIR=$C/K TRTFORGE_CUDA_PRECOMPILE=sm_90 TRTFORGE_MK=$m \
