@@ -7,9 +7,14 @@
 //! `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
 //! Ported from the probe's `build_sched` and `pack` / `qkv_row` (the schedule test checks this port
 //! against the C++ probe's printed balance). Left to do, in order (docs/cuda.md, "What is left"):
-//! 1. the kernel: `mk11.cu`'s `mk_step` (race fix `PFX=4` kept) appended to `kernels.cu` under a
-//!    define for an sm_90a module, these dimensions as NVRTC defines, the slot count and max_seq too;
-//!    the pack as a device kernel following `chunk_source`;
+//! 1. the kernel: DONE as `kernels_mk.cu` — `mk11.cu`'s device code (race fix `PFX=4` kept) ported
+//!    mechanically by `scripts/port_mk.py` (names prefixed, f16 through kernels.cu's h2f / f2h, the
+//!    dimensions from kernels.rs's defines + `MK_LAYERS`, `MAX_SEQ` at run time, the slot count in the
+//!    arguments); it compiles under NVRTC for sm_90a (`scripts/nvrtc_check_mk.py`: 138 registers, the
+//!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe). Still to do there: append it to the
+//!    sm_90a module under `#define MK` (kernels.rs `source_sm90a`) and let the kernel read token /
+//!    position / slot from the engine's metadata rows instead of its 16-byte block; the weights can be
+//!    packed on the host at load with `pack_chunks` (or a device port of the probe's `pack`);
 //! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the
 //!    schedule (this module), an epoch counter;
 //! 3. `queue_decode_step` (mod.rs): bucket 1, f16 weights, `TRTFORGE_MK=1` → one launch instead of
