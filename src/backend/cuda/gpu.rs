@@ -1402,6 +1402,39 @@ mod tests {
     use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
     use crate::model::LlamaConfig;
 
+    /// The megakernel's module (branch mk-engine) compiles with NVRTC for sm_90a with the TinyLlama
+    /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_the_megakernel() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        let spec = KernelSpec {
+            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+            max_seq: 2048,
+            act_f32: false,
+            kv_f32: false,
+            formats: Role::ALL.iter().map(|&r| (r, WeightFormat::F16)).collect(),
+            gemv_mts: GEMV_MTS.to_vec(),
+            paged: false,
+            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
+            kv_rot: false,
+        };
+        spec.validate().unwrap();
+        let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
+        let mut func = "";
+        for l in c.log.lines() {
+            if let Some(n) = l.split("Function properties for ").nth(1) {
+                func = n.trim();
+            } else if func == "mk_step" && l.contains("spill") {
+                assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
+            }
+        }
+    }
+
     /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
     /// syntax, templates and register use are checked on CPU-only machines that have it.
     #[test]

@@ -17,6 +17,9 @@ pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
+/// The one-row decode megakernel (branch mk-engine, WORK IN PROGRESS; see mk.rs), appended to an
+/// sm_90a module by [`KernelSpec::source_mk`].
+pub const KERNELS_MK_CU: &str = include_str!("kernels_mk.cu");
 
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
@@ -793,6 +796,16 @@ impl KernelSpec {
     /// GEMM instances (`tcg4_*`, every tensor-core role × [`TCG4_NTS`]).
     pub fn source_tcg4(&self) -> String {
         self.source_sm90a(true, false)
+    }
+
+    /// [`Self::source`] for the sm_90a module of the one-row decode megakernel (`mk_step`, mk.rs):
+    /// `#define MK` and the layer count, then kernels_mk.cu. The model must pass `mk::MkDims::check`.
+    pub fn source_mk(&self) -> String {
+        let mut s = format!("#define MK 1\n#define MK_LAYERS {}\n", self.config.num_hidden_layers);
+        s.push_str(&self.source());
+        s.push('\n');
+        s.push_str(KERNELS_MK_CU);
+        s
     }
 
     /// [`Self::source`] for an sm_90a module: with `tcg4`, `#define TCG4` and the session-7 wgmma GEMM

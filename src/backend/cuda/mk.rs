@@ -2,17 +2,18 @@
 //! schedule and the weights' chunk layout — of the persistent kernel probed in
 //! docs/benchmarks/2026-12-03-h200-session32 (`mk11/mk11.cu`: 1,401 tok/s beside the engine's 1,370).
 //!
-//! WORK IN PROGRESS on branch `mk-engine` (session 32): not yet a module of the crate. Pure Rust with
-//! no crate dependencies, so its tests run standalone:
-//! `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
+//! WORK IN PROGRESS on branch `mk-engine` (session 32): a module of the crate (`cargo test --release
+//! --lib backend::cuda::mk`) that nothing calls yet. Pure Rust with no crate dependencies, so its tests
+//! also run standalone: `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
 //! Ported from the probe's `build_sched` and `pack` / `qkv_row` (the schedule test checks this port
 //! against the C++ probe's printed balance). Left to do, in order (docs/cuda.md, "What is left"):
 //! 1. the kernel: DONE as `kernels_mk.cu` — `mk11.cu`'s device code (race fix `PFX=4` kept) ported
 //!    mechanically by `scripts/port_mk.py` (names prefixed, f16 through kernels.cu's h2f / f2h, the
 //!    dimensions from kernels.rs's defines + `MK_LAYERS`, `MAX_SEQ` at run time, the slot count in the
 //!    arguments); it compiles under NVRTC for sm_90a (`scripts/nvrtc_check_mk.py`: 138 registers, the
-//!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe). Still to do there: append it to the
-//!    sm_90a module under `#define MK` (kernels.rs `source_sm90a`) and let the kernel read token /
+//!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe), also inside the engine's whole
+//!    sm_90a module source (kernels.rs `KernelSpec::source_mk`; gpu.rs test
+//!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). Still to do there: let the kernel read token /
 //!    position / slot from the engine's metadata rows instead of its 16-byte block; the weights can be
 //!    packed on the host at load with `pack_chunks` (or a device port of the probe's `pack`);
 //! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the

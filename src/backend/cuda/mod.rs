@@ -15,6 +15,7 @@ pub mod gemm_check;
 pub mod gpu;
 pub mod kernels;
 pub mod launch;
+pub mod mk;
 pub mod pack;
 pub mod paged;
 pub mod plan;
