@@ -171,7 +171,9 @@ struct MK_Args {
     const h16* emb;                            // (VOCAB, HIDDEN)
     const float *nattn, *nffn, *nfinal;        // (MK_LAYERS, HIDDEN), (MK_LAYERS, HIDDEN), (HIDDEN)
     h16 *kc, *vc;                              // (MK_LAYERS, a.slots, NKV, MAX_SEQ, HD)
-    int* meta;                                 // tok, pos, slot, epoch of this step (mk_adv advances it)
+    // The engine's metadata rows of the one sequence (token, position, KV slot: written before the step by the
+    // host or the previous step's advance) and the launch counter (bumped by mk_epoch after each step).
+    const int *tokp, *posp, *slotp, *epochp;
     int slots;                                 // KV cache slots
     const float *rcos, *rsin;                  // RoPE tables (MAX_SEQ, HD / 2)
     // Tagged words (f32 value | tag << 32). hx: (MK_LAYERS + 1, HIDDEN) layer inputs (hx[0] unused: the embedding row), hm: (MK_LAYERS, HIDDEN)
@@ -432,8 +434,7 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
 extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a) {
     extern __shared__ __align__(128) unsigned char sm[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
-    const int4 mt = *(const int4*)a.meta;  // this step's token, position, KV slot, epoch (written by earlier launches)
-    const int PS = mt.y, SL = mt.z, EP = mt.w;
+    const int PS = *a.posp, SL = *a.slotp, EP = *a.epochp;  // written by earlier launches
     const u32 bars = mk_smem_u32(sm + MK_SM_BAR);
     auto full = [&](int s) { return bars + 8 * s; };
     auto empty = [&](int s) { return bars + 8 * (MK_NSLOT + s); };
@@ -460,7 +461,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
     }
     __syncthreads();
     const int ep = EP;
-    const int tok = mt.x;
+    const int tok = *a.tokp;
     const h16* erow = a.emb + (size_t)tok * HIDDEN;
     float* ysb = (float*)(sm + MK_SM_MISC);  // MK_NPB x MK_NCW x 16 tile partials
     float* redb = ysb + MK_NPB * MK_NCW * 16;   // MK_NCW partial sums
@@ -988,5 +989,9 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         atomicAdd(pp + 7, p_att);
         atomicAdd(pp + 9, p_tile);
     }
+}
+// After each step (graph-safe: the step reads the counter at its start, this launch bumps it after).
+extern "C" __global__ void mk_epoch(int* epoch) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) *epoch += 1;
 }
 #endif  // MK

@@ -13,9 +13,11 @@
 //!    arguments); it compiles under NVRTC for sm_90a (`scripts/nvrtc_check_mk.py`: 138 registers, the
 //!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe), also inside the engine's whole
 //!    sm_90a module source (kernels.rs `KernelSpec::source_mk`; gpu.rs test
-//!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). Still to do there: let the kernel read token /
-//!    position / slot from the engine's metadata rows instead of its 16-byte block; the weights can be
-//!    packed on the host at load with `pack_chunks` (or a device port of the probe's `pack`);
+//!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). The kernel reads token / position /
+//!    slot through pointers to the engine's metadata rows and the epoch through a counter that
+//!    `mk_epoch` bumps after each step; its argument block is `MkArgs` (layout checked against g++'s);
+//!    the weights can be packed on the host at load with `pack_chunks` (or a device port of the
+//!    probe's `pack`); `MkSizes` has every buffer's size;
 //! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the
 //!    schedule (this module), an epoch counter;
 //! 3. `queue_decode_step` (mod.rs): bucket 1, f16 weights, `TRTFORGE_MK=1` → one launch instead of
@@ -106,6 +108,94 @@ impl MkDims {
     }
     fn kc_i(&self) -> usize {
         self.inter / CKK
+    }
+}
+
+/// Attention position chunks a kv head (the probe's best, `ACH=20` in kernels_mk.cu).
+pub const ACH: usize = 20;
+/// Dynamic shared memory of `mk_step` (kernels_mk.cu `MK_SMEM` with its defaults: 12 ring slots of
+/// 16 KB, a 16 KB x area, mbarriers, partial buffers, the schedule): one block an SM.
+pub const SMEM: usize = 12 * CHH * 2 + 16384 + 2 * (12 + 4) * 8 + 4 * 8 * 16 * 4 + 256 + MAXE * 4;
+/// Threads of `mk_step`: 8 consumer warps, the loader warp, the epilogue warp.
+pub const THREADS: usize = 320;
+
+/// `mk_step`'s argument block, field for field kernels_mk.cu's `MK_Args` (device pointers as u64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MkArgs {
+    pub wqkv: u64,
+    pub wo: u64,
+    pub wgu: u64,
+    pub wdn: u64,
+    pub whead: u64,
+    pub emb: u64,
+    pub nattn: u64,
+    pub nffn: u64,
+    pub nfinal: u64,
+    pub kc: u64,
+    pub vc: u64,
+    pub tokp: u64,
+    pub posp: u64,
+    pub slotp: u64,
+    pub epochp: u64,
+    pub slots: i32,
+    pub rcos: u64,
+    pub rsin: u64,
+    pub hx: u64,
+    pub hm: u64,
+    pub qt: u64,
+    pub kvt: u64,
+    pub aot: u64,
+    pub actt: u64,
+    pub part: u64,
+    pub logits: u64,
+    pub prt: u64,
+    pub gctr: u64,
+    pub ctr: u64,
+    pub best: u64,
+    pub sched: u64,
+    pub nsched: u64,
+    pub pos: i32,
+    pub epoch: i32,
+    pub tok: i32,
+    pub err: u64,
+    pub prof: u64,
+    pub dbg: u64,
+    pub trace: u64,
+}
+
+/// Device buffers `mk_step` needs besides the model's, in elements of their type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MkSizes {
+    /// Tagged words (u64): hx (layers + 1, hidden), hm (layers, hidden), qt (hidden), kvt (kv heads, 128),
+    /// aot (hidden), actt (inter); zeroed once (tag 0 is never current: epochs start at 1).
+    pub tags: usize,
+    /// Attention records (f32): (heads, ACH, 68).
+    pub part: usize,
+    /// Ticket counters (i32): (6, layers), zeroed once, never reset.
+    pub gctr: usize,
+    /// Attention merge counters (i32): (layers, kv heads), zeroed once.
+    pub ctr: usize,
+    /// Argmax keys (u64): 3.
+    pub best: usize,
+    /// The schedule (i32): (grid, MAXE) and (grid).
+    pub sched: usize,
+    /// The packed weights (f16): q/k/v, o, gate+up, down of every layer and the head.
+    pub packed: usize,
+}
+
+impl MkSizes {
+    pub fn of(d: &MkDims, grid: usize) -> MkSizes {
+        let (h, l) = (d.hidden, d.layers);
+        MkSizes {
+            tags: (l + 1) * h + l * h + h + d.kv_heads * 128 + h + d.inter,
+            part: d.heads * ACH * 68,
+            gctr: 6 * l,
+            ctr: l * d.kv_heads,
+            best: 3,
+            sched: grid * MAXE + grid,
+            packed: l * (d.qkv_rows() * h + h * h + 2 * d.inter * h + h * d.inter) + d.vocab * h,
+        }
     }
 }
 
@@ -290,6 +380,53 @@ mod tests {
         assert!(e.contains("9 query heads for 3 kv heads"), "{e}");
         let deep = MkDims { layers: 32, ..tinyllama() };
         assert!(deep.check().unwrap_err().contains("32 layers"));
+    }
+
+    #[test]
+    fn the_argument_block_has_the_kernels_layout() {
+        // Offsets of kernels_mk.cu's `MK_Args` as g++ lays the same struct out (offsetof, x86-64; the device
+        // ABI lays out pointers and ints the same way), session 32.
+        let a = MkArgs::default();
+        let base = &a as *const MkArgs as usize;
+        let off = |p: *const u8| p as usize - base;
+        let want = [
+            (off(&a.wqkv as *const u64 as *const u8), 0),
+            (off(&a.emb as *const u64 as *const u8), 40),
+            (off(&a.nattn as *const u64 as *const u8), 48),
+            (off(&a.kc as *const u64 as *const u8), 72),
+            (off(&a.tokp as *const u64 as *const u8), 88),
+            (off(&a.epochp as *const u64 as *const u8), 112),
+            (off(&a.slots as *const i32 as *const u8), 120),
+            (off(&a.rcos as *const u64 as *const u8), 128),
+            (off(&a.hx as *const u64 as *const u8), 144),
+            (off(&a.actt as *const u64 as *const u8), 184),
+            (off(&a.part as *const u64 as *const u8), 192),
+            (off(&a.logits as *const u64 as *const u8), 200),
+            (off(&a.best as *const u64 as *const u8), 232),
+            (off(&a.sched as *const u64 as *const u8), 240),
+            (off(&a.pos as *const i32 as *const u8), 256),
+            (off(&a.tok as *const i32 as *const u8), 264),
+            (off(&a.err as *const u64 as *const u8), 272),
+            (off(&a.trace as *const u64 as *const u8), 296),
+        ];
+        for (i, (got, w)) in want.iter().enumerate() {
+            assert_eq!(got, w, "field {i}");
+        }
+        assert_eq!(std::mem::size_of::<MkArgs>(), 304);
+    }
+
+    #[test]
+    fn buffer_sizes_of_tinyllama() {
+        let d = tinyllama();
+        let z = MkSizes::of(&d, 132);
+        // The probe's allocation (mk11.cu): ntag = (NL + 1) H + NL H + H + NKV 128 + H + INTER.
+        assert_eq!(z.tags, 23 * 2048 + 22 * 2048 + 2048 + 512 + 2048 + 5632);
+        // The probe's weight bytes a step (mk11.cu: 2 (nq + no + 2 ng + ng + nh), printed as 2.069 GB).
+        let (nq, no, ng, nh) = (22 * 2560 * 2048, 22 * 2048 * 2048, 22 * 5632 * 2048, 32000 * 2048);
+        assert_eq!(z.packed * 2, 2 * (nq + no + 2 * ng + ng + nh));
+        assert_eq!(z.packed * 2, 2_068_840_448);
+        // The probe's printed dynamic shared memory ("smem 217600", call 11), under the H200's opt-in 232,448.
+        assert_eq!(SMEM, 217_600);
     }
 
     #[test]
