@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod launch;
 pub mod mk;
+pub mod mk_load;
 pub mod pack;
 pub mod paged;
 pub mod plan;
