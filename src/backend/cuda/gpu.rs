@@ -273,6 +273,9 @@ impl Gpu {
         if f8g {
             names.extend(F8G_INSTANCES.iter().map(|i| i.0.to_string()));
         }
+        if cc == (9, 0) && spec.mk_wanted() {
+            names.extend(["mk_step".to_string(), "mk_epoch".to_string()]);
+        }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
             funcs.insert(n, f);
@@ -1709,8 +1712,10 @@ fn tensor_map_sw128(
 pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool) {
     let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
     let f8g = cc == (9, 0) && spec.f8g();
-    if wgmma || f8g {
-        (spec.source_sm90a(wgmma, f8g), "sm_90a".to_string(), wgmma, f8g)
+    let mk = cc == (9, 0) && spec.mk_wanted();
+    if wgmma || f8g || mk {
+        let src = if wgmma || f8g { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
+        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g)
     } else {
         (spec.source(), arch_name(cc).to_string(), false, false)
     }

@@ -434,6 +434,7 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
 extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a) {
     extern __shared__ __align__(128) unsigned char sm[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    pdl_wait();  // launched with programmatic dependent launch: the metadata is written by the kernels before
     const int PS = *a.posp, SL = *a.slotp, EP = *a.epochp;  // written by earlier launches
     const u32 bars = mk_smem_u32(sm + MK_SM_BAR);
     auto full = [&](int s) { return bars + 8 * s; };
@@ -992,6 +993,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
 }
 // After each step (graph-safe: the step reads the counter at its start, this launch bumps it after).
 extern "C" __global__ void mk_epoch(int* epoch) {
+    pdl_wait();
     if (threadIdx.x == 0 && blockIdx.x == 0) *epoch += 1;
 }
 #endif  // MK

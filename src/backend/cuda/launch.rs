@@ -1582,6 +1582,27 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.launch("advance", ((b as u32).div_ceil(128), 1, 1), 128, 0, &mut args!(np, tp, pp, bi)) }
     }
 
+    /// `mk_step` (WORK IN PROGRESS, branch mk-engine): the whole one-row decode step as one persistent
+    /// launch of `grid` blocks (one an SM, all resident at once: the caller passes the SM count and
+    /// has allowed `mk::SMEM` of dynamic shared memory); `a` holds every buffer (mk.rs `MkArgs`).
+    pub fn mk_step(&self, a: &super::mk::MkArgs, grid: u32) -> Result<()> {
+        let mut a = *a;
+        // SAFETY: mk_step(MK_Args) takes one argument block whose layout `MkArgs` mirrors field for
+        // field (mk.rs test `the_argument_block_has_the_kernels_layout`); the loader (mk_load.rs,
+        // the engine's load) sized every buffer it points to by `MkSizes`.
+        unsafe {
+            self.gpu.launch("mk_step", (grid, 1, 1), super::mk::THREADS as u32, super::mk::SMEM as u32, &mut args!(a))
+        }
+    }
+
+    /// `mk_epoch`: the megakernel's launch counter + 1 (after each `mk_step`).
+    pub fn mk_epoch(&self, epoch: View) -> Result<()> {
+        need("mk epoch", &epoch, DType::I32, 1)?;
+        let mut ep = epoch.addr();
+        // SAFETY: mk_epoch(int* e): one thread adds 1 to e[0]; `epoch` holds one i32.
+        unsafe { self.gpu.launch("mk_epoch", (1, 1, 1), 32, 0, &mut args!(ep)) }
+    }
+
     /// `sample_topk_topp`: next[t] sampled from logits row t (top-k, then top-p, at 1/inv_t).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_topk_topp(

@@ -119,6 +119,22 @@ pub const SMEM: usize = 12 * CHH * 2 + 16384 + 2 * (12 + 4) * 8 + 4 * 8 * 16 * 4
 /// Threads of `mk_step`: 8 consumer warps, the loader warp, the epilogue warp.
 pub const THREADS: usize = 320;
 
+/// The longest sequence (positions + 1) whose attention items fit `mk_step`'s 16 KB x area
+/// (kernels_mk.cu: 8 × 64 q floats, then per item CL = ceil(L / ACH) K rows at a stride of 33 words,
+/// rounded up to 4 rows, CL V rows of 32 words and 8 × CL scores). Engines with a longer KV cache do
+/// not get the megakernel (a captured decode graph serves every position).
+pub fn max_len() -> usize {
+    let need = |l: usize| {
+        let cl = l.div_ceil(ACH);
+        2048 + 132 * ((cl + 3) & !3) + 128 * cl + 32 * cl
+    };
+    let mut l = 1;
+    while need(l + 1) <= 16384 {
+        l += 1;
+    }
+    l
+}
+
 /// `mk_step`'s argument block, field for field kernels_mk.cu's `MK_Args` (device pointers as u64).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -251,8 +267,8 @@ pub fn build_schedule(d: &MkDims, grid: usize, ach: usize, att_cost: f64) -> Res
             push(b, entry(OP_O, l, t), &mut n)?;
         }
         let gu = (d.t_gu() * d.kc_h()) as f64 * chb / grid as f64;
-        for b in 0..grid {
-            load[b] += gu;
+        for (b, lb) in load.iter_mut().enumerate() {
+            *lb += gu;
             push(b, entry(OP_GU, l, 0), &mut n)?;
         }
         for t in 0..d.t_dn() {
@@ -413,6 +429,15 @@ mod tests {
             assert_eq!(got, w, "field {i}");
         }
         assert_eq!(std::mem::size_of::<MkArgs>(), 304);
+    }
+
+    #[test]
+    fn the_longest_sequence_fits_the_x_area() {
+        // The probe's own check (mk11.cu main): at L = 640, ACH = 20: 2048 + 132·32 + 128·32 + 32·32 = 11,392 B.
+        assert!(max_len() >= 640);
+        let cl = (max_len() + 1).div_ceil(ACH);
+        assert!(2048 + 132 * ((cl + 3) & !3) + 128 * cl + 32 * cl > 16384);
+        assert_eq!(max_len(), 960);
     }
 
     #[test]

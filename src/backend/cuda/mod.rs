@@ -232,6 +232,100 @@ pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<
     Ok(Some((0..c.num_hidden_layers).flat_map(|l| r.signs(l).to_vec()).collect()))
 }
 
+/// The megakernel's state (`TRTFORGE_MK=1`): the model's weights packed into its chunks, its
+/// tagged words, records, counters and schedule, its launch counter (epochs start at 1: tag 0, the
+/// zeroed words, is never current), and its argument block pointing at the engine's embedding, KV
+/// cache, RoPE tables, metadata rows (token, position, slot of sequence 0) and logits.
+#[allow(clippy::too_many_arguments)]
+fn mk_state(
+    gpu: &Gpu,
+    w: &ModelWeights,
+    cfg: &LlamaConfig,
+    seq_cap: usize,
+    slots: usize,
+    embed: &DevBuf,
+    kcache: &DevBuf,
+    vcache: &DevBuf,
+    rope_cos: &DevBuf,
+    rope_sin: &DevBuf,
+    s: &Scratch,
+    layout: MetaLayout,
+) -> Result<MkState> {
+    let unsupported = |m: String| Error::Unsupported(format!("TRTFORGE_MK=1: {m}"));
+    if seq_cap > mk::max_len() {
+        return Err(unsupported(format!(
+            "the megakernel's attention holds at most {} positions, this engine's KV cache {seq_cap} (ask for a shorter --max-seq or leave TRTFORGE_MK unset)",
+            mk::max_len()
+        )));
+    }
+    let d = mk_load::dims_of(cfg);
+    let grid = gpu.sms as usize;
+    let p = mk_load::pack_model(w).map_err(unsupported)?;
+    let z = mk::MkSizes::of(&d, grid);
+    let (sched, nsched) = mk::build_schedule(&d, grid, mk::ACH, 32768.0).map_err(unsupported)?;
+    let per_layer =
+        |f: fn(usize) -> Param| -> Vec<f32> { (0..d.layers).flat_map(|l| w.get(f(l)).data.iter().copied()).collect() };
+    let zeroed = |bytes: usize| -> Result<DevBuf> {
+        let b = gpu.alloc(bytes)?;
+        gpu.memset0(&b)?;
+        Ok(b)
+    };
+    let (wqkv, wo, wgu, wdn, whead) =
+        (gpu.upload(&p.qkv)?, gpu.upload(&p.o)?, gpu.upload(&p.gate_up)?, gpu.upload(&p.down)?, gpu.upload(&p.head)?);
+    let (nattn, nffn) = (gpu.upload(&per_layer(Param::AttnNorm))?, gpu.upload(&per_layer(Param::FfnNorm))?);
+    let nfinal = gpu.upload(&w.get(Param::FinalNorm).data)?;
+    let tags = zeroed(z.tags * 8)?;
+    let part = gpu.alloc(z.part * 4)?;
+    let (gctr, ctr, best, err) = (zeroed(z.gctr * 4)?, zeroed(z.ctr * 4)?, zeroed(z.best * 8)?, zeroed(4)?);
+    let (sched_d, nsched_d) = (gpu.upload(&sched)?, gpu.upload(&nsched)?);
+    let epoch = gpu.upload(&[1i32])?;
+    gpu.allow_smem("mk_step", mk::SMEM)?;
+    let (h, l, t0, meta) = (d.hidden as u64, d.layers as u64, tags.ptr(), s.meta.ptr());
+    let (hx, hm) = (t0, t0 + (l + 1) * h * 8);
+    let qt = hm + l * h * 8;
+    let kvt = qt + h * 8;
+    let aot = kvt + d.kv_heads as u64 * 128 * 8;
+    let actt = aot + h * 8;
+    let args = mk::MkArgs {
+        wqkv: wqkv.ptr(),
+        wo: wo.ptr(),
+        wgu: wgu.ptr(),
+        wdn: wdn.ptr(),
+        whead: whead.ptr(),
+        emb: embed.ptr(),
+        nattn: nattn.ptr(),
+        nffn: nffn.ptr(),
+        nfinal: nfinal.ptr(),
+        kc: kcache.ptr(),
+        vc: vcache.ptr(),
+        tokp: meta + layout.tokens() as u64 * 4,
+        posp: meta + layout.row_pos() as u64 * 4,
+        slotp: meta + layout.row_slot() as u64 * 4,
+        epochp: epoch.ptr(),
+        slots: slots as i32,
+        rcos: rope_cos.ptr(),
+        rsin: rope_sin.ptr(),
+        hx,
+        hm,
+        qt,
+        kvt,
+        aot,
+        actt,
+        part: part.ptr(),
+        logits: s.logits.ptr(),
+        gctr: gctr.ptr(),
+        ctr: ctr.ptr(),
+        best: best.ptr(),
+        sched: sched_d.ptr(),
+        nsched: nsched_d.ptr(),
+        err: err.ptr(),
+        ..Default::default()
+    };
+    let bufs =
+        vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, best, err, sched_d, nsched_d];
+    Ok(MkState { args, grid: grid as u32, epoch, _bufs: bufs })
+}
+
 /// A linear layer on the device, in the kernels' layout.
 struct DevLinear {
     fmt: WeightFormat,
@@ -466,6 +560,18 @@ pub struct CudaBackend {
     /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks and two
     /// zeroed i32 counters; None where the engine has no `tcd_*` instance.
     gud: Option<(u32, DevBuf)>,
+    /// `TRTFORGE_MK=1` (WORK IN PROGRESS, branch mk-engine): the one-row decode megakernel's state;
+    /// None where the engine does not get it (`KernelSpec::mk_wanted`, cc 9.0, `mk::max_len`).
+    mk: Option<MkState>,
+}
+
+/// The one-row decode megakernel's buffers (mk.rs, mk_load.rs): its argument block, its grid (one
+/// block an SM), its launch counter, and the buffers the block points to (kept alive here).
+struct MkState {
+    args: mk::MkArgs,
+    grid: u32,
+    epoch: DevBuf,
+    _bufs: Vec<DevBuf>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -1215,6 +1321,11 @@ impl CudaBackend {
         }
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
+        let mk = if gpu.func("mk_step").is_ok() {
+            Some(mk_state(&gpu, w, &cfg, seq_cap, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?)
+        } else {
+            None
+        };
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1267,6 +1378,7 @@ impl CudaBackend {
             bs1_default,
             tcc_ns_max,
             gud,
+            mk,
         })
     }
 
@@ -2234,6 +2346,16 @@ impl CudaBackend {
     }
 
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
+        if let (1, Some(m)) = (b, self.mk.as_ref()) {
+            // TRTFORGE_MK=1: the whole step as one persistent launch (it writes the logits row and the
+            // K / V row at the sequence's position), then argmax and advance as below, then the
+            // megakernel's launch counter + 1.
+            let (k, l) = (self.kern(), self.layout);
+            k.mk_step(&m.args, m.grid)?;
+            self.argmax(1)?;
+            k.advance(self.s.next.i32(), self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?, 1)?;
+            return k.mk_epoch(m.epoch.i32());
+        }
         self.run_pass(b, b, 1, true, true, b)?;
         let (k, l) = (self.kern(), self.layout);
         self.argmax(b)?;
