@@ -2140,6 +2140,85 @@ impl Kernels<'_> {
     }
 }
 
+/// The buffers of the one-row decode megakernel (`mk_step`, mk.rs) that its argument block points to.
+pub struct MkBufs<'a> {
+    pub dims: &'a super::mk::MkDims,
+    /// Packed q/k/v, o, gate+up, down, head chunks (mk_load.rs).
+    pub weights: [&'a DevBuf; 5],
+    /// (vocab, hidden) f16.
+    pub emb: &'a DevBuf,
+    /// Attention norms (layers, hidden), ffn norms (layers, hidden), the final norm (hidden), f32.
+    pub norms: [&'a DevBuf; 3],
+    /// The engine's K and V caches, (layers, slots, n_kv, max_seq, head_dim) f16.
+    pub kv: [&'a DevBuf; 2],
+    /// The metadata block and the i32 offsets of its token, position and slot rows (sequence 0's).
+    pub meta: &'a DevBuf,
+    pub meta_rows: [usize; 3],
+    /// The launch counter (one i32, 1 before the first step).
+    pub epoch: &'a DevBuf,
+    pub slots: usize,
+    /// RoPE cos, sin (max_seq, head_dim / 2) f32.
+    pub rope: [&'a DevBuf; 2],
+    /// Tagged words (`MkSizes::tags` u64, zeroed), attention records, the logits (f32, row 0).
+    pub tags: &'a DevBuf,
+    pub part: &'a DevBuf,
+    pub logits: &'a DevBuf,
+    /// Ticket and merge counters (zeroed), argmax keys (zeroed), the schedule and its counts.
+    pub counters: [&'a DevBuf; 2],
+    pub best: &'a DevBuf,
+    pub sched: [&'a DevBuf; 2],
+    /// The wait-timeout error word (zeroed).
+    pub err: &'a DevBuf,
+}
+
+/// `mk_step`'s argument block over `b` (kernels_mk.cu `MK_Args`; the tagged words' sub-buffers in
+/// its order: hx (layers + 1, hidden), hm (layers, hidden), qt (hidden), kvt (n_kv, 128), aot
+/// (hidden), actt (inter)).
+pub fn mk_args(b: &MkBufs) -> super::mk::MkArgs {
+    let d = b.dims;
+    let (h, l, t0, meta) = (d.hidden as u64, d.layers as u64, b.tags.ptr(), b.meta.ptr());
+    let (hx, hm) = (t0, t0 + (l + 1) * h * 8);
+    let qt = hm + l * h * 8;
+    let kvt = qt + h * 8;
+    let aot = kvt + d.kv_heads as u64 * 128 * 8;
+    let actt = aot + h * 8;
+    super::mk::MkArgs {
+        wqkv: b.weights[0].ptr(),
+        wo: b.weights[1].ptr(),
+        wgu: b.weights[2].ptr(),
+        wdn: b.weights[3].ptr(),
+        whead: b.weights[4].ptr(),
+        emb: b.emb.ptr(),
+        nattn: b.norms[0].ptr(),
+        nffn: b.norms[1].ptr(),
+        nfinal: b.norms[2].ptr(),
+        kc: b.kv[0].ptr(),
+        vc: b.kv[1].ptr(),
+        tokp: meta + b.meta_rows[0] as u64 * 4,
+        posp: meta + b.meta_rows[1] as u64 * 4,
+        slotp: meta + b.meta_rows[2] as u64 * 4,
+        epochp: b.epoch.ptr(),
+        slots: b.slots as i32,
+        rcos: b.rope[0].ptr(),
+        rsin: b.rope[1].ptr(),
+        hx,
+        hm,
+        qt,
+        kvt,
+        aot,
+        actt,
+        part: b.part.ptr(),
+        logits: b.logits.ptr(),
+        gctr: b.counters[0].ptr(),
+        ctr: b.counters[1].ptr(),
+        best: b.best.ptr(),
+        sched: b.sched[0].ptr(),
+        nsched: b.sched[1].ptr(),
+        err: b.err.ptr(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // Views and checks need a DevBuf (a real allocation), so they are exercised by the GPU tests

@@ -241,7 +241,6 @@ fn mk_state(
     gpu: &Gpu,
     w: &ModelWeights,
     cfg: &LlamaConfig,
-    seq_cap: usize,
     slots: usize,
     embed: &DevBuf,
     kcache: &DevBuf,
@@ -252,12 +251,6 @@ fn mk_state(
     layout: MetaLayout,
 ) -> Result<MkState> {
     let unsupported = |m: String| Error::Unsupported(format!("TRTFORGE_MK=1: {m}"));
-    if seq_cap > mk::max_len() {
-        return Err(unsupported(format!(
-            "the megakernel's attention holds at most {} positions, this engine's KV cache {seq_cap} (ask for a shorter --max-seq or leave TRTFORGE_MK unset)",
-            mk::max_len()
-        )));
-    }
     let d = mk_load::dims_of(cfg);
     let grid = gpu.sms as usize;
     let p = mk_load::pack_model(w).map_err(unsupported)?;
@@ -280,47 +273,25 @@ fn mk_state(
     let (sched_d, nsched_d) = (gpu.upload(&sched)?, gpu.upload(&nsched)?);
     let epoch = gpu.upload(&[1i32])?;
     gpu.allow_smem("mk_step", mk::SMEM)?;
-    let (h, l, t0, meta) = (d.hidden as u64, d.layers as u64, tags.ptr(), s.meta.ptr());
-    let (hx, hm) = (t0, t0 + (l + 1) * h * 8);
-    let qt = hm + l * h * 8;
-    let kvt = qt + h * 8;
-    let aot = kvt + d.kv_heads as u64 * 128 * 8;
-    let actt = aot + h * 8;
-    let args = mk::MkArgs {
-        wqkv: wqkv.ptr(),
-        wo: wo.ptr(),
-        wgu: wgu.ptr(),
-        wdn: wdn.ptr(),
-        whead: whead.ptr(),
-        emb: embed.ptr(),
-        nattn: nattn.ptr(),
-        nffn: nffn.ptr(),
-        nfinal: nfinal.ptr(),
-        kc: kcache.ptr(),
-        vc: vcache.ptr(),
-        tokp: meta + layout.tokens() as u64 * 4,
-        posp: meta + layout.row_pos() as u64 * 4,
-        slotp: meta + layout.row_slot() as u64 * 4,
-        epochp: epoch.ptr(),
-        slots: slots as i32,
-        rcos: rope_cos.ptr(),
-        rsin: rope_sin.ptr(),
-        hx,
-        hm,
-        qt,
-        kvt,
-        aot,
-        actt,
-        part: part.ptr(),
-        logits: s.logits.ptr(),
-        gctr: gctr.ptr(),
-        ctr: ctr.ptr(),
-        best: best.ptr(),
-        sched: sched_d.ptr(),
-        nsched: nsched_d.ptr(),
-        err: err.ptr(),
-        ..Default::default()
-    };
+    let args = launch::mk_args(&launch::MkBufs {
+        dims: &d,
+        weights: [&wqkv, &wo, &wgu, &wdn, &whead],
+        emb: embed,
+        norms: [&nattn, &nffn, &nfinal],
+        kv: [kcache, vcache],
+        meta: &s.meta,
+        meta_rows: [layout.tokens(), layout.row_pos(), layout.row_slot()],
+        epoch: &epoch,
+        slots,
+        rope: [rope_cos, rope_sin],
+        tags: &tags,
+        part: &part,
+        logits: &s.logits,
+        counters: [&gctr, &ctr],
+        best: &best,
+        sched: [&sched_d, &nsched_d],
+        err: &err,
+    });
     let bufs =
         vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, best, err, sched_d, nsched_d];
     Ok(MkState { args, grid: grid as u32, epoch, _bufs: bufs })
@@ -1321,8 +1292,16 @@ impl CudaBackend {
         }
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
-        let mk = if gpu.func("mk_step").is_ok() {
-            Some(mk_state(&gpu, w, &cfg, seq_cap, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?)
+        let mk = if gpu.func("mk_step").is_ok() && seq_cap > mk::max_len() {
+            // One captured decode graph serves every position, so a longer cache cannot use it.
+            eprintln!(
+                "TRTFORGE_MK=1: not used: the megakernel's attention holds at most {} positions, this engine's KV \
+                 cache {seq_cap}",
+                mk::max_len()
+            );
+            None
+        } else if gpu.func("mk_step").is_ok() {
+            Some(mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?)
         } else {
             None
         };
