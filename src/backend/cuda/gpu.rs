@@ -259,7 +259,7 @@ impl Gpu {
             .map_err(|e| gpu_err("SM count", e))? as u32;
         // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`); fp8
         // engines on cc 9.0: the same kernels for sm_90a plus the FP8 GEMM (`f8g_*`).
-        let (src, arch, wgmma, f8g) = module_source(spec, cc);
+        let (src, arch, wgmma, f8g, mk) = module_source(spec, cc);
         let c = compile_cached(&src, &arch, &cache_dir())?;
         let (compile_secs, compile_cached) = (c.secs, c.cached);
         let module = ctx
@@ -273,7 +273,7 @@ impl Gpu {
         if f8g {
             names.extend(F8G_INSTANCES.iter().map(|i| i.0.to_string()));
         }
-        if cc == (9, 0) && spec.mk_wanted() {
+        if mk {
             names.extend(["mk_step".to_string(), "mk_epoch".to_string()]);
         }
         for n in names {
@@ -1707,16 +1707,16 @@ fn tensor_map_sw128(
 }
 
 /// The module a GPU of compute capability `cc` loads for `spec`: (source, NVRTC arch, with the
-/// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`). On cc 9.0 either GEMM
-/// makes it an sm_90a module (the same kernels plus theirs).
-pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool) {
+/// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`, with the one-row decode
+/// megakernel `mk_step`). On cc 9.0 any of them makes it an sm_90a module (the same kernels plus theirs).
+pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool, bool) {
     let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
     let f8g = cc == (9, 0) && spec.f8g();
     let mk = cc == (9, 0) && spec.mk_wanted();
     if wgmma || f8g || mk {
         let src = if wgmma || f8g { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
-        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g)
+        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk)
     } else {
-        (spec.source(), arch_name(cc).to_string(), false, false)
+        (spec.source(), arch_name(cc).to_string(), false, false, false)
     }
 }

@@ -482,22 +482,33 @@ mod tests {
         assert_eq!(head, grid);
     }
 
+    /// Each block's bytes in the schedule `(s, n)`, as the probe accounts them: 4 or 11 chunks a
+    /// static tile, 32,768 an attention item, `gu` for a gate/up marker (the layer's bytes spread
+    /// over the blocks), nothing for the head's.
+    fn block_bytes(s: &[i32], n: &[i32], gu: f64) -> Vec<f64> {
+        let chb = (CHH * 2) as f64;
+        (0..n.len())
+            .map(|b| {
+                s[b * MAXE..b * MAXE + n[b] as usize]
+                    .iter()
+                    .map(|&e| match e & 7 {
+                        OP_QKV | OP_O => 4.0 * chb,
+                        OP_DN => 11.0 * chb,
+                        OP_ATT => 32768.0,
+                        OP_GU => gu,
+                        _ => 0.0,
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
     #[test]
     fn the_schedule_balances_bytes_within_one_down_tile() {
         let d = tinyllama();
-        let grid = 132;
-        let (s, n) = build_schedule(&d, grid, 20, 32768.0).unwrap();
+        let (s, n) = build_schedule(&d, 132, 20, 32768.0).unwrap();
         let chb = (CHH * 2) as f64;
-        let bytes = |e: i32| -> f64 {
-            match e & 7 {
-                OP_QKV | OP_O => 4.0 * chb,
-                OP_DN => 11.0 * chb,
-                OP_ATT => 32768.0,
-                _ => 0.0,
-            }
-        };
-        let per: Vec<f64> =
-            (0..grid).map(|b| s[b * MAXE..b * MAXE + n[b] as usize].iter().map(|&e| bytes(e)).sum()).collect();
+        let per = block_bytes(&s, &n, 0.0);
         let (mx, mn) = (per.iter().cloned().fold(0.0, f64::max), per.iter().cloned().fold(f64::MAX, f64::min));
         assert!(mx - mn <= 11.0 * chb, "max {mx} min {mn}");
     }
@@ -510,22 +521,8 @@ mod tests {
         let d = tinyllama();
         let grid = 132;
         let (s, n) = build_schedule(&d, grid, 20, 32768.0).unwrap();
-        let chb = (CHH * 2) as f64;
-        let gu = (d.t_gu() * 4) as f64 * chb / grid as f64;
-        let per: Vec<f64> = (0..grid)
-            .map(|b| {
-                s[b * MAXE..b * MAXE + n[b] as usize]
-                    .iter()
-                    .map(|&e| match e & 7 {
-                        OP_QKV | OP_O => 4.0 * chb,
-                        OP_DN => 11.0 * chb,
-                        OP_ATT => 32768.0,
-                        OP_GU => gu,
-                        _ => 0.0,
-                    })
-                    .sum::<f64>()
-            })
-            .collect();
+        let gu = (d.t_gu() * 4) as f64 * (CHH * 2) as f64 / grid as f64;
+        let per = block_bytes(&s, &n, gu);
         let mx = per.iter().cloned().fold(0.0, f64::max) / 1024.0;
         let mean = per.iter().sum::<f64>() / grid as f64 / 1024.0;
         assert_eq!(format!("{mx:.1} {mean:.1}"), "14789.3 14762.7");

@@ -664,7 +664,7 @@ impl CudaBackend {
             // or FP8 GEMM is on); sm_90a alone also forces the TRTFORGE_TCG=4 source as before.
             let (src, arch) = match arch.as_str() {
                 "sm_90" => {
-                    let (src, a, _, _) = gpu::module_source(&spec, (9, 0));
+                    let (src, a, _, _, _) = gpu::module_source(&spec, (9, 0));
                     (src, a)
                 }
                 "sm_90a" if !spec.f8g() => (spec.source_tcg4(), arch),
