@@ -274,7 +274,7 @@ impl Gpu {
             names.extend(F8G_INSTANCES.iter().map(|i| i.0.to_string()));
         }
         if mk {
-            names.extend(["mk_step".to_string(), "mk_epoch".to_string()]);
+            names.extend(["mk_step".to_string(), "mk_advance".to_string()]);
         }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;

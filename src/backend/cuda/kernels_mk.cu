@@ -172,7 +172,7 @@ struct MK_Args {
     const float *nattn, *nffn, *nfinal;        // (MK_LAYERS, HIDDEN), (MK_LAYERS, HIDDEN), (HIDDEN)
     h16 *kc, *vc;                              // (MK_LAYERS, a.slots, NKV, MAX_SEQ, HD)
     // The engine's metadata rows of the one sequence (token, position, KV slot: written before the step by the
-    // host or the previous step's advance) and the launch counter (bumped by mk_epoch after each step).
+    // host or the previous step's advance) and the launch counter (bumped by mk_advance after each step).
     const int *tokp, *posp, *slotp, *epochp;
     int slots;                                 // KV cache slots
     const float *rcos, *rsin;                  // RoPE tables (MAX_SEQ, HD / 2)
@@ -351,8 +351,10 @@ __device__ __forceinline__ const h16* chunk_ptr(const MK_Args& a, int op, int l,
     }
 }
 __device__ __forceinline__ float mk_rope_inv(int d) { return exp2f(-(2.f * d / HD) * 13.287712379549449f); }  // 10000^(-2d/64)
+// The engine's argmax key (kernels.cu am_key): NaN never wins (key 0), -0 as +0, ties to the lowest index.
 __device__ __forceinline__ u64 mk_argkey(float v, int idx) {
-    u32 b = __float_as_uint(v);
+    if (v != v) return 0ull;
+    u32 b = __float_as_uint(v == 0.f ? 0.f : v);
     b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
     return ((u64)b << 32) | (u64)(0xffffffffu - (u32)idx);
 }
@@ -991,9 +993,19 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         atomicAdd(pp + 9, p_tile);
     }
 }
-// After each step (graph-safe: the step reads the counter at its start, this launch bumps it after).
-extern "C" __global__ void mk_epoch(int* epoch) {
+// After each step, one thread (graph-safe: the step reads the counter at its start, this launch bumps it after):
+// the step's argmax (its head's key, slot epoch % 3) as the next token, fed back with the position + 1 as the
+// engine's argmax + advance do (next[0], tokens[0], row_pos[0]), then the launch counter + 1.
+extern "C" __global__ void mk_advance(const u64* best, int* epoch, int* next, int* tokens, int* row_pos) {
     pdl_wait();
-    if (threadIdx.x == 0 && blockIdx.x == 0) *epoch += 1;
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        const int ep = *epoch;
+        const u64 k = best[ep % 3];
+        const int t = k == 0ull ? 0 : (int)(0xffffffffu - (u32)(k & 0xffffffffull));
+        next[0] = t;
+        tokens[0] = t;
+        row_pos[0] = min(row_pos[0] + 1, MAX_SEQ - 1);
+        *epoch = ep + 1;
+    }
 }
 #endif  // MK

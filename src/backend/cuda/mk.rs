@@ -15,7 +15,7 @@
 //!    sm_90a module source (kernels.rs `KernelSpec::source_mk`; gpu.rs test
 //!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). The kernel reads token / position /
 //!    slot through pointers to the engine's metadata rows and the epoch through a counter that
-//!    `mk_epoch` bumps after each step; its argument block is `MkArgs` (layout checked against g++'s);
+//!    `mk_advance` bumps after each step (with the argmax fed back); its argument block is `MkArgs` (layout checked against g++'s);
 //!    the weights can be packed on the host at load with `pack_chunks` (or a device port of the
 //!    probe's `pack`); `MkSizes` has every buffer's size;
 //! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the

@@ -293,8 +293,8 @@ fn mk_state(
         err: &err,
     });
     let bufs =
-        vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, best, err, sched_d, nsched_d];
-    Ok(MkState { args, grid: grid as u32, epoch, _bufs: bufs })
+        vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, err, sched_d, nsched_d];
+    Ok(MkState { args, grid: grid as u32, epoch, best, _bufs: bufs })
 }
 
 /// A linear layer on the device, in the kernels' layout.
@@ -542,6 +542,7 @@ struct MkState {
     args: mk::MkArgs,
     grid: u32,
     epoch: DevBuf,
+    best: DevBuf,
     _bufs: Vec<DevBuf>,
 }
 
@@ -1363,6 +1364,11 @@ impl CudaBackend {
 
     pub fn options(&self) -> &CudaOptions {
         &self.opts
+    }
+
+    /// Whether one-row decode steps run the megakernel (`TRTFORGE_MK=1`, and this engine got it).
+    pub fn mk_active(&self) -> bool {
+        self.mk.is_some()
     }
 
     /// The decoder linears whose GEMM-path passes (more than [`GEMV_MAX_T`] rows) run the FP8 GEMM
@@ -2326,14 +2332,13 @@ impl CudaBackend {
 
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
         if let (1, Some(m)) = (b, self.mk.as_ref()) {
-            // TRTFORGE_MK=1: the whole step as one persistent launch (it writes the logits row and the
-            // K / V row at the sequence's position), then argmax and advance as below, then the
-            // megakernel's launch counter + 1.
+            // TRTFORGE_MK=1: the whole step as one persistent launch (it writes the logits row, the
+            // K / V row at the sequence's position and its argmax key), then one thread does what
+            // argmax + advance do below and bumps the megakernel's launch counter.
             let (k, l) = (self.kern(), self.layout);
             k.mk_step(&m.args, m.grid)?;
-            self.argmax(1)?;
-            k.advance(self.s.next.i32(), self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?, 1)?;
-            return k.mk_epoch(m.epoch.i32());
+            let (tokens, pos) = (self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?);
+            return k.mk_advance(m.best.view(DType::U64), m.epoch.i32(), self.s.next.i32(), tokens, pos);
         }
         self.run_pass(b, b, 1, true, true, b)?;
         let (k, l) = (self.kern(), self.layout);
