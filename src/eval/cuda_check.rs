@@ -1047,6 +1047,13 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         add(mk_decode_check("tinyllama-1.1b", &tl.weights, &ps, 24));
         add(mk_loop_check("tinyllama-1.1b", &tl.weights, &ps[1], 48));
         add(mk_loop_check("tinyllama-1.1b", &tl.weights, &ps[0], 200));
+        // The greedy loop's graphs of 16 steps (LOOP_STEPS) at other batch sizes: 40 tokens = the first step, two
+        // such graphs and 7 one-step graphs, vs the host-driven loop.
+        let tiny = load(&path(&set.tiny)?)?;
+        let ps8 = seeded_prompts(&[5, 17, 40, 9, 23, 2, 31, 12], tiny.weights.config.vocab_size, 7);
+        add(gpu_loop_check("tiny_llama bs8", &tiny.weights, WeightFormat::F16, &ps8, 40));
+        add(gpu_loop_check("tiny_llama bs1", &tiny.weights, WeightFormat::F16, &ps8[..1], 40));
+        add(gpu_loop_check("tinyllama-1.1b bs2", &tl.weights, WeightFormat::F16, &ps[..2], 40));
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("bs1q") {

@@ -1027,6 +1027,7 @@ impl KernelSpec {
             "argmax_rows",
             "argmax_mb",
             "advance",
+            "hist_put",
             "sample_topk_topp",
             "sample_rows",
             "swiglu_h",

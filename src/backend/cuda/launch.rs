@@ -1595,6 +1595,20 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// `hist_put`: `next[0..b)` into row `ctr[0]` of `hist` (rows of `b`, at most `hist.len() / b`
+    /// rows written), then `ctr[0]` + 1 (the on-GPU greedy loop's graphs of several steps).
+    pub fn hist_put(&self, next: View, hist: View, ctr: View, b: usize) -> Result<()> {
+        need("next tokens", &next, DType::I32, b)?;
+        need("step counter", &ctr, DType::I32, 1)?;
+        need("token history", &hist, DType::I32, b)?;
+        let rows = hist.len() / b.max(1);
+        let (mut np, mut hp, mut cp) = (next.addr(), hist.addr(), ctr.addr());
+        let (mut bi, mut ri) = (i32_of("b", b)?, i32_of("rows", rows)?);
+        // SAFETY: hist_put(next, hist, ctr, T, rows): reads next[0..T) and ctr[0], writes
+        // hist[ctr * T .. + T) only when ctr < rows (hist holds rows * T) and ctr[0].
+        unsafe { self.gpu.launch("hist_put", (1, 1, 1), 128, 0, &mut args!(np, hp, cp, bi, ri)) }
+    }
+
     /// `mk_advance` (after each `mk_step`, in place of argmax + advance): the step's argmax (its
     /// head's key `best[epoch % 3]`) into `next[0]` and `tokens[0]`, `pos[0]` + 1, then the
     /// megakernel's launch counter `epoch` + 1.
