@@ -52,8 +52,12 @@ pub struct GenerateArgs {
 pub fn run(a: GenerateArgs) -> Result<()> {
     let max_new = a.max_new_tokens;
     // The KV cache is sized for the model's whole context (an engine's max_seq_len at most): the
-    // prompt's length is known only after tokenizing, and the tokenizer comes with the backend.
-    let mut r = a.model.open(1, |c: &LlamaConfig| c.max_position_embeddings)?;
+    // prompt's length is known only after tokenizing, and the tokenizer comes with the backend. A
+    // prompt given as ids (and not empty) is known now: prompt + new tokens, within the context.
+    let known = a.prompt_ids.as_ref().filter(|ids| !ids.is_empty()).map(|ids| ids.len().saturating_add(max_new));
+    let mut r = a
+        .model
+        .open(1, |c: &LlamaConfig| known.map_or(c.max_position_embeddings, |n| n.min(c.max_position_embeddings)))?;
     let tok = r.tokenizer.as_ref();
     let prompt_ids: Vec<u32> = match (&a.prompt, &a.prompt_ids) {
         (Some(p), _) => {

@@ -347,6 +347,96 @@ pub fn ppl_check(
     })
 }
 
+/// The one cache length of the megakernel checks (one kernel module for all of them: MAX_SEQ is compiled in).
+fn mk_check_seq(need: usize) -> Result<usize> {
+    const SEQ: usize = 768;
+    if need > SEQ {
+        return Err(Error::Invalid(format!("megakernel check of {need} positions: longer than its {SEQ}")));
+    }
+    Ok(SEQ)
+}
+
+/// `TRTFORGE_MK=1` asks for the megakernel: an engine that did not get it fails the check (its note says why).
+fn mk_expected(gpu: &CudaBackend) -> Result<&'static str> {
+    match (crate::backend::cuda::kernels::mk_requested(), gpu.mk_active()) {
+        (true, false) => Err(Error::Invalid("TRTFORGE_MK=1 but the engine did not get the megakernel".into())),
+        (true, true) => Ok("megakernel"),
+        (false, _) => Ok("default path"),
+    }
+}
+
+/// Decode steps of one sequence at a time (bucket 1: the megakernel under `TRTFORGE_MK=1`), the
+/// slots in turn, after each prompt's prefill: every step's logits vs the CPU reference (fp16).
+pub fn mk_decode_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>], steps: usize) -> Result<CheckResult> {
+    let p = WeightFormat::F16;
+    let max_seq = mk_check_seq(prompts.iter().map(|x| x.len()).max().unwrap_or(1) + steps)?;
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, KvCacheDtype::Fp16, false, prompts, max_seq)?;
+    let path = mk_expected(&gpu)?;
+    let (mut worst, mut agree) = (0f32, 0);
+    let mut compare = |c: &[SeqChunk]| -> Result<bool> {
+        let a = gpu.forward(c, Logits::Last)?;
+        let b = cpu.forward(c, Logits::Last)?;
+        worst = worst.max(max_rel(&a.data, &b.data));
+        Ok(argmax(&a.data) == argmax(&b.data))
+    };
+    for (slot, pr) in prompts.iter().enumerate() {
+        compare(&[SeqChunk { slot, tokens: pr }])?;
+    }
+    let v = w.config.vocab_size as u64;
+    for step in 0..steps {
+        let t = [((step as u64 * 7919 + 11) % v) as u32];
+        agree += compare(&[SeqChunk { slot: step % prompts.len(), tokens: &t }])? as usize;
+    }
+    let tol = rel_tol(p);
+    Ok(CheckResult {
+        name: format!("{name} fp16 one-row decode steps ({path}) vs CPU"),
+        pass: worst <= tol,
+        detail: format!("{steps} steps over {} slots: max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e}), argmax equal in {agree}/{steps}", prompts.len()),
+    })
+}
+
+/// The on-GPU greedy loop of one sequence (`n - 1` graph replays: the megakernel + its advance under
+/// `TRTFORGE_MK=1`): its tokens vs the CPU's greedy tokens, then the cache it left: one more step's
+/// logits vs the CPU reference fed the prompt + the same tokens.
+pub fn mk_loop_check(name: &str, w: &ModelWeights, prompt: &[u32], n: usize) -> Result<CheckResult> {
+    let p = WeightFormat::F16;
+    let max_seq = mk_check_seq(prompt.len() + n)?;
+    let ps = [prompt.to_vec()];
+    let (mut cpu, mut gpu) = cpu_and_gpu(w, p, KvCacheDtype::Fp16, false, &ps, max_seq)?;
+    let path = mk_expected(&gpu)?;
+    let first = gpu.forward_greedy(&[SeqChunk { slot: 0, tokens: prompt }])?;
+    let rest = gpu.greedy_decode(&[(0, first[0])], n - 1)?;
+    let mut toks = vec![first[0]];
+    toks.extend(&rest[0]);
+    let params = SamplingParams { greedy: true, max_new_tokens: n, ..Default::default() };
+    let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
+    let want = generate_batch(&mut cpu, &ps, &params, &stop, |_, _| {})?;
+    let same = toks.iter().zip(&want[0].tokens).take_while(|(a, b)| a == b).count();
+    // The cache: the CPU fed the prompt and the engine's tokens but the last, both then fed the last.
+    cpu.reset(0);
+    let mut fed = prompt.to_vec();
+    fed.extend(&toks[..n - 1]);
+    cpu.forward(&[SeqChunk { slot: 0, tokens: &fed }], Logits::Last)?;
+    let last = [toks[n - 1]];
+    let a = gpu.forward(&[SeqChunk { slot: 0, tokens: &last }], Logits::Last)?;
+    let b = cpu.forward(&[SeqChunk { slot: 0, tokens: &last }], Logits::Last)?;
+    let worst = max_rel(&a.data, &b.data);
+    let tol = rel_tol(p);
+    let distinct = toks.iter().collect::<std::collections::BTreeSet<_>>().len();
+    Ok(CheckResult {
+        name: format!("{name} fp16 on-GPU greedy loop ({path}) vs CPU"),
+        pass: same == n && worst <= tol,
+        detail: format!(
+            "prompt {}, {n} tokens ({distinct} distinct): equal for {same}; then the cache's next logits max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e})",
+            prompt.len()
+        ),
+    })
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |b, (i, x)| if *x > v[b] { i } else { b })
+}
+
 /// GPU greedy decoding (argmax and position advance inside the graph) vs the host-driven loop.
 pub fn gpu_loop_check(
     name: &str,
@@ -478,7 +568,7 @@ pub fn own_list_only() -> bool {
     udown_only().is_some()
         || matches!(
             std::env::var("TRTFORGE_CHECKS").as_deref(),
-            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud")
+            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud") | Ok("mk")
         )
 }
 
@@ -946,6 +1036,24 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             add(logits_check(&format!("{} bs1", &preset[7..]), &m.weights, F16, &ps3[..1]));
             add(gpu_loop_check(&format!("{} bs1", &preset[7..]), &m.weights, F16, &ps3[..1], 16));
         }
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("mk") {
+        // Session 33: the one-row decode megakernel (TRTFORGE_MK=1; without it the same checks run the default
+        // path, to compare the errors). Two sequences, one of 530 tokens (attention over nine of its chunks), decode
+        // steps of one sequence at a time in either slot, then the on-GPU greedy loop's cache.
+        let tl = load("preset:tinyllama-1.1b")?;
+        let ps = seeded_prompts(&[530, 37], tl.weights.config.vocab_size, 33);
+        add(mk_decode_check("tinyllama-1.1b", &tl.weights, &ps, 24));
+        add(mk_loop_check("tinyllama-1.1b", &tl.weights, &ps[1], 48));
+        add(mk_loop_check("tinyllama-1.1b", &tl.weights, &ps[0], 200));
+        // The greedy loop's graphs of 16 steps (LOOP_STEPS) at other batch sizes: 40 tokens = the first step, two
+        // such graphs and 7 one-step graphs, vs the host-driven loop.
+        let tiny = load(&path(&set.tiny)?)?;
+        let ps8 = seeded_prompts(&[5, 17, 40, 9, 23, 2, 31, 12], tiny.weights.config.vocab_size, 7);
+        add(gpu_loop_check("tiny_llama bs8", &tiny.weights, WeightFormat::F16, &ps8, 40));
+        add(gpu_loop_check("tiny_llama bs1", &tiny.weights, WeightFormat::F16, &ps8[..1], 40));
+        add(gpu_loop_check("tinyllama-1.1b bs2", &tl.weights, WeightFormat::F16, &ps[..2], 40));
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("bs1q") {

@@ -259,7 +259,7 @@ impl Gpu {
             .map_err(|e| gpu_err("SM count", e))? as u32;
         // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`); fp8
         // engines on cc 9.0: the same kernels for sm_90a plus the FP8 GEMM (`f8g_*`).
-        let (src, arch, wgmma, f8g) = module_source(spec, cc);
+        let (src, arch, wgmma, f8g, mk) = module_source(spec, cc);
         let c = compile_cached(&src, &arch, &cache_dir())?;
         let (compile_secs, compile_cached) = (c.secs, c.cached);
         let module = ctx
@@ -272,6 +272,9 @@ impl Gpu {
         }
         if f8g {
             names.extend(F8G_INSTANCES.iter().map(|i| i.0.to_string()));
+        }
+        if mk {
+            names.extend(["mk_step".to_string(), "mk_advance".to_string()]);
         }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
@@ -1402,6 +1405,39 @@ mod tests {
     use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
     use crate::model::LlamaConfig;
 
+    /// The megakernel's module (branch mk-engine) compiles with NVRTC for sm_90a with the TinyLlama
+    /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_the_megakernel() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        let spec = KernelSpec {
+            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+            max_seq: 2048,
+            act_f32: false,
+            kv_f32: false,
+            formats: Role::ALL.iter().map(|&r| (r, WeightFormat::F16)).collect(),
+            gemv_mts: GEMV_MTS.to_vec(),
+            paged: false,
+            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
+            kv_rot: false,
+        };
+        spec.validate().unwrap();
+        let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
+        let mut func = "";
+        for l in c.log.lines() {
+            if let Some(n) = l.split("Function properties for ").nth(1) {
+                func = n.trim();
+            } else if func == "mk_step" && l.contains("spill") {
+                assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
+            }
+        }
+    }
+
     /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
     /// syntax, templates and register use are checked on CPU-only machines that have it.
     #[test]
@@ -1671,14 +1707,16 @@ fn tensor_map_sw128(
 }
 
 /// The module a GPU of compute capability `cc` loads for `spec`: (source, NVRTC arch, with the
-/// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`). On cc 9.0 either GEMM
-/// makes it an sm_90a module (the same kernels plus theirs).
-pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool) {
+/// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`, with the one-row decode
+/// megakernel `mk_step`). On cc 9.0 any of them makes it an sm_90a module (the same kernels plus theirs).
+pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool, bool) {
     let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
     let f8g = cc == (9, 0) && spec.f8g();
-    if wgmma || f8g {
-        (spec.source_sm90a(wgmma, f8g), "sm_90a".to_string(), wgmma, f8g)
+    let mk = cc == (9, 0) && spec.mk_wanted();
+    if wgmma || f8g || mk {
+        let src = if wgmma || f8g { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
+        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk)
     } else {
-        (spec.source(), arch_name(cc).to_string(), false, false)
+        (spec.source(), arch_name(cc).to_string(), false, false, false)
     }
 }

@@ -4102,6 +4102,18 @@ extern "C" __global__ void advance(const int* __restrict__ next, int* __restrict
     }
 }
 
+// On-GPU greedy loops (session 33): the step's tokens next[0..T) into row ctr[0] of hist (rows of T), then
+// ctr[0] + 1, so that one graph can hold several steps (each with its own hist_put) and still write
+// each step's tokens to its own row. One block; rows past `rows` are not written.
+extern "C" __global__ void hist_put(const int* __restrict__ next, int* __restrict__ hist, int* ctr, int T, int rows) {
+    PDL_ENTRY();
+    const int i = *ctr;
+    if (i < rows)
+        for (int t = threadIdx.x; t < T; t += blockDim.x) hist[(size_t)i * T + t] = next[t];
+    __syncthreads();  // every thread has read the counter
+    if (threadIdx.x == 0) *ctr = i + 1;
+}
+
 // Top-k / top-p sampling, one block of SAMPLE_THREADS per row. Temperature-scaled logits; the k-th
 // largest value is found by bisection on the value (count >= k), candidates are sorted in shared
 // memory (bitonic), the nucleus is cut at top_p and one token is drawn with a counter-based RNG

@@ -17,6 +17,15 @@ pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
+/// The one-row decode megakernel (branch mk-engine, WORK IN PROGRESS; see mk.rs), appended to an
+/// sm_90a module by [`KernelSpec::source_mk`].
+pub const KERNELS_MK_CU: &str = include_str!("kernels_mk.cu");
+
+/// `TRTFORGE_MK=1` (WORK IN PROGRESS, branch mk-engine): one-row decode steps of eligible engines
+/// (`KernelSpec::mk_wanted`) run as one persistent `mk_step` launch on cc 9.0.
+pub fn mk_requested() -> bool {
+    std::env::var("TRTFORGE_MK").as_deref() == Ok("1")
+}
 
 /// Rows of the largest decode GEMV variant; larger batches go through cuBLAS.
 pub const GEMV_MAX_T: usize = 8;
@@ -795,6 +804,35 @@ impl KernelSpec {
         self.source_sm90a(true, false)
     }
 
+    /// [`Self::source`] for the sm_90a module of the one-row decode megakernel (`mk_step`, mk.rs):
+    /// `#define MK` and the layer count, then kernels_mk.cu. The model must pass `mk::MkDims::check`.
+    pub fn source_mk(&self) -> String {
+        self.append_mk(self.source())
+    }
+
+    /// `src` (a module source of this spec) with the megakernel: `#define MK`, the layer count, kernels_mk.cu.
+    pub fn append_mk(&self, src: String) -> String {
+        let mut s = format!("#define MK 1\n#define MK_LAYERS {}\n", self.config.num_hidden_layers);
+        s.push_str(&src);
+        s.push('\n');
+        s.push_str(KERNELS_MK_CU);
+        s
+    }
+
+    /// Whether this engine gets the one-row decode megakernel (`TRTFORGE_MK=1`, WORK IN PROGRESS on
+    /// branch mk-engine): f16 weights of every role, f16 activations and KV cache (static, not
+    /// rotated), and a model `mk::MkDims::check` accepts. The caller adds "on cc 9.0".
+    pub fn mk_wanted(&self) -> bool {
+        mk_requested()
+            && !self.act_f32
+            && !self.kv_f32
+            && !self.paged
+            && !self.kv_rot
+            && self.kv_cache == KvCacheDtype::Fp16
+            && self.formats.iter().all(|(_, f)| *f == WeightFormat::F16)
+            && super::mk_load::dims_of(&self.config).check().is_ok()
+    }
+
     /// [`Self::source`] for an sm_90a module: with `tcg4`, `#define TCG4` and the session-7 wgmma GEMM
     /// instances (`tcg4_*`); with `f8g`, `#define F8G` and the session-28 FP8 GEMM (`f8g_*`).
     pub fn source_sm90a(&self, tcg4: bool, f8g: bool) -> String {
@@ -989,6 +1027,7 @@ impl KernelSpec {
             "argmax_rows",
             "argmax_mb",
             "advance",
+            "hist_put",
             "sample_topk_topp",
             "sample_rows",
             "swiglu_h",

@@ -1582,6 +1582,49 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.launch("advance", ((b as u32).div_ceil(128), 1, 1), 128, 0, &mut args!(np, tp, pp, bi)) }
     }
 
+    /// `mk_step` (WORK IN PROGRESS, branch mk-engine): the whole one-row decode step as one persistent
+    /// launch of `grid` blocks (one an SM, all resident at once: the caller passes the SM count and
+    /// has allowed `mk::SMEM` of dynamic shared memory); `a` holds every buffer (mk.rs `MkArgs`).
+    pub fn mk_step(&self, a: &super::mk::MkArgs, grid: u32) -> Result<()> {
+        let mut a = *a;
+        // SAFETY: mk_step(MK_Args) takes one argument block whose layout `MkArgs` mirrors field for
+        // field (mk.rs test `the_argument_block_has_the_kernels_layout`); the loader (mk_load.rs,
+        // the engine's load) sized every buffer it points to by `MkSizes`.
+        unsafe {
+            self.gpu.launch("mk_step", (grid, 1, 1), super::mk::THREADS as u32, super::mk::SMEM as u32, &mut args!(a))
+        }
+    }
+
+    /// `hist_put`: `next[0..b)` into row `ctr[0]` of `hist` (rows of `b`, at most `hist.len() / b`
+    /// rows written), then `ctr[0]` + 1 (the on-GPU greedy loop's graphs of several steps).
+    pub fn hist_put(&self, next: View, hist: View, ctr: View, b: usize) -> Result<()> {
+        need("next tokens", &next, DType::I32, b)?;
+        need("step counter", &ctr, DType::I32, 1)?;
+        need("token history", &hist, DType::I32, b)?;
+        let rows = hist.len() / b.max(1);
+        let (mut np, mut hp, mut cp) = (next.addr(), hist.addr(), ctr.addr());
+        let (mut bi, mut ri) = (i32_of("b", b)?, i32_of("rows", rows)?);
+        // SAFETY: hist_put(next, hist, ctr, T, rows): reads next[0..T) and ctr[0], writes
+        // hist[ctr * T .. + T) only when ctr < rows (hist holds rows * T) and ctr[0].
+        unsafe { self.gpu.launch("hist_put", (1, 1, 1), 128, 0, &mut args!(np, hp, cp, bi, ri)) }
+    }
+
+    /// `mk_advance` (after each `mk_step`, in place of argmax + advance): the step's argmax (its
+    /// head's key `best[epoch % 3]`) into `next[0]` and `tokens[0]`, `pos[0]` + 1, then the
+    /// megakernel's launch counter `epoch` + 1.
+    pub fn mk_advance(&self, best: View, epoch: View, next: View, tokens: View, pos: View) -> Result<()> {
+        need("mk argmax keys", &best, DType::U64, 3)?;
+        need("mk epoch", &epoch, DType::I32, 1)?;
+        need("next tokens", &next, DType::I32, 1)?;
+        need("tokens", &tokens, DType::I32, 1)?;
+        need("row positions", &pos, DType::I32, 1)?;
+        let (mut bp, mut ep) = (best.addr(), epoch.addr());
+        let (mut np, mut tp, mut pp) = (next.addr(), tokens.addr(), pos.addr());
+        // SAFETY: mk_advance(best, epoch, next, tokens, row_pos): one thread reads best[0..3] (u64)
+        // and epoch[0], writes next[0], tokens[0], row_pos[0] and epoch[0]; each view holds that.
+        unsafe { self.gpu.launch("mk_advance", (1, 1, 1), 32, 0, &mut args!(bp, ep, np, tp, pp)) }
+    }
+
     /// `sample_topk_topp`: next[t] sampled from logits row t (top-k, then top-p, at 1/inv_t).
     #[allow(clippy::too_many_arguments)]
     pub fn sample_topk_topp(
@@ -2116,6 +2159,85 @@ impl Kernels<'_> {
     /// Whether `attn_prefill_fa` is compiled for these dimensions (kernels.cu's guard).
     pub fn prefill_fa_ok(d: &Dims) -> bool {
         d.kv == DType::F16 && d.act == DType::F16 && matches!(d.head_dim, 32 | 64) && d.n_heads / d.n_kv <= 8
+    }
+}
+
+/// The buffers of the one-row decode megakernel (`mk_step`, mk.rs) that its argument block points to.
+pub struct MkBufs<'a> {
+    pub dims: &'a super::mk::MkDims,
+    /// Packed q/k/v, o, gate+up, down, head chunks (mk_load.rs).
+    pub weights: [&'a DevBuf; 5],
+    /// (vocab, hidden) f16.
+    pub emb: &'a DevBuf,
+    /// Attention norms (layers, hidden), ffn norms (layers, hidden), the final norm (hidden), f32.
+    pub norms: [&'a DevBuf; 3],
+    /// The engine's K and V caches, (layers, slots, n_kv, max_seq, head_dim) f16.
+    pub kv: [&'a DevBuf; 2],
+    /// The metadata block and the i32 offsets of its token, position and slot rows (sequence 0's).
+    pub meta: &'a DevBuf,
+    pub meta_rows: [usize; 3],
+    /// The launch counter (one i32, 1 before the first step).
+    pub epoch: &'a DevBuf,
+    pub slots: usize,
+    /// RoPE cos, sin (max_seq, head_dim / 2) f32.
+    pub rope: [&'a DevBuf; 2],
+    /// Tagged words (`MkSizes::tags` u64, zeroed), attention records, the logits (f32, row 0).
+    pub tags: &'a DevBuf,
+    pub part: &'a DevBuf,
+    pub logits: &'a DevBuf,
+    /// Ticket and merge counters (zeroed), argmax keys (zeroed), the schedule and its counts.
+    pub counters: [&'a DevBuf; 2],
+    pub best: &'a DevBuf,
+    pub sched: [&'a DevBuf; 2],
+    /// The wait-timeout error word (zeroed).
+    pub err: &'a DevBuf,
+}
+
+/// `mk_step`'s argument block over `b` (kernels_mk.cu `MK_Args`; the tagged words' sub-buffers in
+/// its order: hx (layers + 1, hidden), hm (layers, hidden), qt (hidden), kvt (n_kv, 128), aot
+/// (hidden), actt (inter)).
+pub fn mk_args(b: &MkBufs) -> super::mk::MkArgs {
+    let d = b.dims;
+    let (h, l, t0, meta) = (d.hidden as u64, d.layers as u64, b.tags.ptr(), b.meta.ptr());
+    let (hx, hm) = (t0, t0 + (l + 1) * h * 8);
+    let qt = hm + l * h * 8;
+    let kvt = qt + h * 8;
+    let aot = kvt + d.kv_heads as u64 * 128 * 8;
+    let actt = aot + h * 8;
+    super::mk::MkArgs {
+        wqkv: b.weights[0].ptr(),
+        wo: b.weights[1].ptr(),
+        wgu: b.weights[2].ptr(),
+        wdn: b.weights[3].ptr(),
+        whead: b.weights[4].ptr(),
+        emb: b.emb.ptr(),
+        nattn: b.norms[0].ptr(),
+        nffn: b.norms[1].ptr(),
+        nfinal: b.norms[2].ptr(),
+        kc: b.kv[0].ptr(),
+        vc: b.kv[1].ptr(),
+        tokp: meta + b.meta_rows[0] as u64 * 4,
+        posp: meta + b.meta_rows[1] as u64 * 4,
+        slotp: meta + b.meta_rows[2] as u64 * 4,
+        epochp: b.epoch.ptr(),
+        slots: b.slots as i32,
+        rcos: b.rope[0].ptr(),
+        rsin: b.rope[1].ptr(),
+        hx,
+        hm,
+        qt,
+        kvt,
+        aot,
+        actt,
+        part: b.part.ptr(),
+        logits: b.logits.ptr(),
+        gctr: b.counters[0].ptr(),
+        ctr: b.counters[1].ptr(),
+        best: b.best.ptr(),
+        sched: b.sched[0].ptr(),
+        nsched: b.sched[1].ptr(),
+        err: b.err.ptr(),
+        ..Default::default()
     }
 }
 

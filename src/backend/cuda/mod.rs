@@ -15,6 +15,8 @@ pub mod gemm_check;
 pub mod gpu;
 pub mod kernels;
 pub mod launch;
+pub mod mk;
+pub mod mk_load;
 pub mod pack;
 pub mod paged;
 pub mod plan;
@@ -55,6 +57,8 @@ fn env_usize(name: &str) -> Option<usize> {
 /// Decode passes of this many rows or more run their GEMMs through cuBLASLt (algorithm timed per
 /// shape outside graph capture) instead of cublasGemmEx (session 18, docs/cuda.md).
 const LT_DECODE_ROWS: usize = 32;
+/// Decode steps in one graph of the on-GPU greedy loop of one sequence (`greedy_decode`).
+const LOOP_STEPS: usize = 16;
 
 /// Launch shape and state of the persistent decode layer (`persist_layer`).
 struct Persist {
@@ -230,6 +234,71 @@ pub fn kv_rot_table(c: &LlamaConfig, kv: Option<&KvQuant>) -> Result<Option<Vec<
     Ok(Some((0..c.num_hidden_layers).flat_map(|l| r.signs(l).to_vec()).collect()))
 }
 
+/// The megakernel's state (`TRTFORGE_MK=1`): the model's weights packed into its chunks, its
+/// tagged words, records, counters and schedule, its launch counter (epochs start at 1: tag 0, the
+/// zeroed words, is never current), and its argument block pointing at the engine's embedding, KV
+/// cache, RoPE tables, metadata rows (token, position, slot of sequence 0) and logits.
+#[allow(clippy::too_many_arguments)]
+fn mk_state(
+    gpu: &Gpu,
+    w: &ModelWeights,
+    cfg: &LlamaConfig,
+    slots: usize,
+    embed: &DevBuf,
+    kcache: &DevBuf,
+    vcache: &DevBuf,
+    rope_cos: &DevBuf,
+    rope_sin: &DevBuf,
+    s: &Scratch,
+    layout: MetaLayout,
+) -> Result<MkState> {
+    let unsupported = |m: String| Error::Unsupported(format!("TRTFORGE_MK=1: {m}"));
+    let d = mk_load::dims_of(cfg);
+    let grid = gpu.sms as usize;
+    let p = mk_load::pack_model(w).map_err(unsupported)?;
+    let z = mk::MkSizes::of(&d, grid);
+    let (sched, nsched) = mk::build_schedule(&d, grid, mk::ACH, 32768.0).map_err(unsupported)?;
+    let per_layer =
+        |f: fn(usize) -> Param| -> Vec<f32> { (0..d.layers).flat_map(|l| w.get(f(l)).data.iter().copied()).collect() };
+    let zeroed = |bytes: usize| -> Result<DevBuf> {
+        let b = gpu.alloc(bytes)?;
+        gpu.memset0(&b)?;
+        Ok(b)
+    };
+    let (wqkv, wo, wgu, wdn, whead) =
+        (gpu.upload(&p.qkv)?, gpu.upload(&p.o)?, gpu.upload(&p.gate_up)?, gpu.upload(&p.down)?, gpu.upload(&p.head)?);
+    let (nattn, nffn) = (gpu.upload(&per_layer(Param::AttnNorm))?, gpu.upload(&per_layer(Param::FfnNorm))?);
+    let nfinal = gpu.upload(&w.get(Param::FinalNorm).data)?;
+    let tags = zeroed(z.tags * 8)?;
+    let part = gpu.alloc(z.part * 4)?;
+    let (gctr, ctr, best, err) = (zeroed(z.gctr * 4)?, zeroed(z.ctr * 4)?, zeroed(z.best * 8)?, zeroed(4)?);
+    let (sched_d, nsched_d) = (gpu.upload(&sched)?, gpu.upload(&nsched)?);
+    let epoch = gpu.upload(&[1i32])?;
+    gpu.allow_smem("mk_step", mk::SMEM)?;
+    let args = launch::mk_args(&launch::MkBufs {
+        dims: &d,
+        weights: [&wqkv, &wo, &wgu, &wdn, &whead],
+        emb: embed,
+        norms: [&nattn, &nffn, &nfinal],
+        kv: [kcache, vcache],
+        meta: &s.meta,
+        meta_rows: [layout.tokens(), layout.row_pos(), layout.row_slot()],
+        epoch: &epoch,
+        slots,
+        rope: [rope_cos, rope_sin],
+        tags: &tags,
+        part: &part,
+        logits: &s.logits,
+        counters: [&gctr, &ctr],
+        best: &best,
+        sched: [&sched_d, &nsched_d],
+        err: &err,
+    });
+    let bufs =
+        vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, err, sched_d, nsched_d];
+    Ok(MkState { args, grid: grid as u32, epoch, best, _bufs: bufs })
+}
+
 /// A linear layer on the device, in the kernels' layout.
 struct DevLinear {
     fmt: WeightFormat,
@@ -301,6 +370,7 @@ struct Scratch {
     am_keys: DevBuf,  // (max_seqs) u64 argmax_mb keys (zero between launches)
     am_cnt: DevBuf,   // (max_seqs) i32 argmax_mb block counters (zero between launches)
     hist: DevBuf,     // (max_seq, max_seqs) i32 tokens of on-GPU greedy loops
+    hist_ctr: DevBuf, // (1) i32 the next row of hist (hist_put)
     qa: DevBuf,       // (max_tokens, q_dim) act: q for the tensor-core prefill attention
     /// Tensor-core prefill attention: scores (n_heads, n, total) f32 and probabilities (same) act,
     /// for n <= total <= cache length; None when that would exceed `MAX_SCORE_BYTES`.
@@ -378,6 +448,8 @@ pub struct CudaBackend {
     layout: MetaLayout,
     lens: Vec<usize>,
     graphs: HashMap<usize, CudaGraph>,
+    /// The on-GPU greedy loop's graph of one sequence (bucket 1): [`LOOP_STEPS`] decode steps, each followed by its `hist_put`.
+    loop_graphs: HashMap<usize, CudaGraph>,
     grid_cache: HashMap<(String, usize), u32>,
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
@@ -464,6 +536,19 @@ pub struct CudaBackend {
     /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks and two
     /// zeroed i32 counters; None where the engine has no `tcd_*` instance.
     gud: Option<(u32, DevBuf)>,
+    /// `TRTFORGE_MK=1` (WORK IN PROGRESS, branch mk-engine): the one-row decode megakernel's state;
+    /// None where the engine does not get it (`KernelSpec::mk_wanted`, cc 9.0, `mk::max_len`).
+    mk: Option<MkState>,
+}
+
+/// The one-row decode megakernel's buffers (mk.rs, mk_load.rs): its argument block, its grid (one
+/// block an SM), its launch counter, and the buffers the block points to (kept alive here).
+struct MkState {
+    args: mk::MkArgs,
+    grid: u32,
+    epoch: DevBuf,
+    best: DevBuf,
+    _bufs: Vec<DevBuf>,
 }
 
 fn step_label(s: &Step) -> String {
@@ -585,7 +670,7 @@ impl CudaBackend {
             // or FP8 GEMM is on); sm_90a alone also forces the TRTFORGE_TCG=4 source as before.
             let (src, arch) = match arch.as_str() {
                 "sm_90" => {
-                    let (src, a, _, _) = gpu::module_source(&spec, (9, 0));
+                    let (src, a, _, _, _) = gpu::module_source(&spec, (9, 0));
                     (src, a)
                 }
                 "sm_90a" if !spec.f8g() => (spec.source_tcg4(), arch),
@@ -773,6 +858,7 @@ impl CudaBackend {
             am_keys: gpu.alloc(layout.max_seqs * 8)?,
             am_cnt: gpu.alloc(layout.max_seqs * 4)?,
             hist: gpu.alloc((opts.max_seq + 1) * slots * 4)?,
+            hist_ctr: gpu.alloc(4)?,
             qa: gpu.alloc(mt * cfg.q_dim() * act)?,
             scores: {
                 let n = cfg.num_attention_heads * seq_cap * seq_cap;
@@ -1213,6 +1299,19 @@ impl CudaBackend {
         }
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
+        let mk = if gpu.func("mk_step").is_ok() && seq_cap > mk::max_len() {
+            // One captured decode graph serves every position, so a longer cache cannot use it.
+            eprintln!(
+                "TRTFORGE_MK=1: not used: the megakernel's attention holds at most {} positions, this engine's KV \
+                 cache {seq_cap}",
+                mk::max_len()
+            );
+            None
+        } else if gpu.func("mk_step").is_ok() {
+            Some(mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?)
+        } else {
+            None
+        };
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
             cfg,
@@ -1234,6 +1333,7 @@ impl CudaBackend {
             s,
             layout,
             graphs: HashMap::new(),
+            loop_graphs: HashMap::new(),
             grid_cache: HashMap::new(),
             use_tc,
             attn_kernel,
@@ -1265,11 +1365,17 @@ impl CudaBackend {
             bs1_default,
             tcc_ns_max,
             gud,
+            mk,
         })
     }
 
     pub fn options(&self) -> &CudaOptions {
         &self.opts
+    }
+
+    /// Whether one-row decode steps run the megakernel (`TRTFORGE_MK=1`, and this engine got it).
+    pub fn mk_active(&self) -> bool {
+        self.mk.is_some()
     }
 
     /// The decoder linears whose GEMM-path passes (more than [`GEMV_MAX_T`] rows) run the FP8 GEMM
@@ -2067,6 +2173,7 @@ impl CudaBackend {
         self.pf = pf;
         self.pf_graphs.clear();
         self.graphs.clear();
+        self.loop_graphs.clear();
         Ok(self.pf)
     }
 
@@ -2232,6 +2339,15 @@ impl CudaBackend {
     }
 
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
+        if let (1, Some(m)) = (b, self.mk.as_ref()) {
+            // TRTFORGE_MK=1: the whole step as one persistent launch (it writes the logits row, the
+            // K / V row at the sequence's position and its argmax key), then one thread does what
+            // argmax + advance do below and bumps the megakernel's launch counter.
+            let (k, l) = (self.kern(), self.layout);
+            k.mk_step(&m.args, m.grid)?;
+            let (tokens, pos) = (self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?);
+            return k.mk_advance(m.best.view(DType::U64), m.epoch.i32(), self.s.next.i32(), tokens, pos);
+        }
         self.run_pass(b, b, 1, true, true, b)?;
         let (k, l) = (self.kern(), self.layout);
         self.argmax(b)?;
@@ -2403,6 +2519,11 @@ impl CudaBackend {
         Ok(ids.into_iter().map(|x| x as u32).collect())
     }
 
+    /// The `b` tokens of this step (`next`) into the greedy loop's history at its counter.
+    fn hist_put(&self, b: usize) -> Result<()> {
+        self.kern().hist_put(self.s.next.i32().slice(0, b)?, self.s.hist.i32(), self.s.hist_ctr.i32(), b)
+    }
+
     /// Greedy decoding entirely on the GPU: from each slot's last token, `steps` graph replays
     /// back to back (argmax and position advance inside the graph). Returns the tokens chosen per
     /// sequence. Sequences must not hit the cache end (`seq_len + steps <= max_seq`).
@@ -2419,17 +2540,36 @@ impl CudaBackend {
         let toks: Vec<[u32; 1]> = last.iter().map(|&(_, t)| [t]).collect();
         let chunks: Vec<SeqChunk> =
             last.iter().zip(&toks).map(|(&(slot, _), t)| SeqChunk { slot, tokens: t }).collect();
-        let b = self.decode_step(&chunks)?; // also captures the graph
-                                            // hist (steps, b) i32: row i = the tokens chosen at step i.
-        let copy = |k: Kernels, i: usize| -> Result<()> {
-            k.copy(self.s.hist.i32().slice(i * b, b)?, self.s.next.i32().slice(0, b)?)
-        };
-        copy(self.kern(), 0)?;
+        // hist (steps, b) i32: row i = the tokens chosen at step i, written by hist_put at its counter.
+        self.gpu.htod(&self.s.hist_ctr, 0, &[0i32])?;
+        let b = self.decode_step(&chunks)?; // also captures the one-step graph
+        self.hist_put(b)?;
+        // Session 33: one-row steps LOOP_STEPS to a graph launch, no copy node a step (bs1: megakernel
+        // 722.5 -> 720.5 µs, default 730 -> 728.5; at bs8 the same cost 0.6 %, so only there). Captured
+        // at the first loop of two or more steps (bench's warm-up), not run.
+        let looped = b == 1 && steps > 1;
+        if looped && !self.loop_graphs.contains_key(&b) {
+            self.gpu.begin_capture()?;
+            let mut r = Ok(());
+            for _ in 0..LOOP_STEPS {
+                r = self.queue_decode_step(b).and_then(|_| self.hist_put(b));
+                if r.is_err() {
+                    break;
+                }
+            }
+            let g = self.gpu.end_capture();
+            r?;
+            self.loop_graphs.insert(b, g?);
+        }
         let t0 = std::time::Instant::now();
-        for i in 1..steps {
-            let g = &self.graphs[&b];
-            self.gpu.launch_graph(g)?;
-            copy(self.kern(), i)?;
+        let mut left = steps - 1;
+        while looped && left >= LOOP_STEPS {
+            self.gpu.launch_graph(&self.loop_graphs[&b])?;
+            left -= LOOP_STEPS;
+        }
+        for _ in 0..left {
+            self.gpu.launch_graph(&self.graphs[&b])?;
+            self.hist_put(b)?;
         }
         let enq = t0.elapsed().as_secs_f64() * 1e3;
         let mut all = vec![0i32; steps * b];
@@ -2492,6 +2632,7 @@ impl CudaBackend {
         }
         self.bs1 = k;
         self.graphs.clear();
+        self.loop_graphs.clear();
         Ok(())
     }
 
@@ -2588,6 +2729,7 @@ impl Drop for CudaBackend {
         let _ = self.gpu.bind();
         let _ = self.gpu.sync();
         self.graphs.clear();
+        self.loop_graphs.clear();
     }
 }
 

@@ -1,0 +1,591 @@
+//! One-row decode megakernel (issue #11, fp16 bs1): the host side — model checks, the per-block
+//! schedule and the weights' chunk layout — of the persistent kernel probed in
+//! docs/benchmarks/2026-12-03-h200-session32 (`mk11/mk11.cu`: 1,401 tok/s beside the engine's 1,370).
+//!
+//! WORK IN PROGRESS on branch `mk-engine` (session 32): a module of the crate (`cargo test --release
+//! --lib backend::cuda::mk`) that nothing calls yet. Pure Rust with no crate dependencies, so its tests
+//! also run standalone: `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
+//! Ported from the probe's `build_sched` and `pack` / `qkv_row` (the schedule test checks this port
+//! against the C++ probe's printed balance). Left to do, in order (docs/cuda.md, "What is left"):
+//! 1. the kernel: DONE as `kernels_mk.cu` — `mk11.cu`'s device code (race fix `PFX=4` kept) ported
+//!    mechanically by `scripts/port_mk.py` (names prefixed, f16 through kernels.cu's h2f / f2h, the
+//!    dimensions from kernels.rs's defines + `MK_LAYERS`, `MAX_SEQ` at run time, the slot count in the
+//!    arguments); it compiles under NVRTC for sm_90a (`scripts/nvrtc_check_mk.py`: 138 registers, the
+//!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe), also inside the engine's whole
+//!    sm_90a module source (kernels.rs `KernelSpec::source_mk`; gpu.rs test
+//!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). The kernel reads token / position /
+//!    slot through pointers to the engine's metadata rows and the epoch through a counter that
+//!    `mk_advance` bumps after each step (with the argmax fed back); its argument block is `MkArgs` (layout checked against g++'s);
+//!    the weights can be packed on the host at load with `pack_chunks` (or a device port of the
+//!    probe's `pack`); `MkSizes` has every buffer's size;
+//! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the
+//!    schedule (this module), an epoch counter;
+//! 3. `queue_decode_step` (mod.rs): bucket 1, f16 weights, `TRTFORGE_MK=1` → one launch instead of
+//!    `run_pass`, then the existing `argmax(1)`, `advance` and an epoch bump; the kernel reads token,
+//!    position and slot from the metadata rows and writes `s.logits`;
+//! 4. the check on the H200: greedy tokens equal to the default path, `trtforge bench` beside the peer.
+
+/// k per weight chunk: a chunk is 16 rows × 512 k of f16 (16 KB), one bulk copy into a ring slot.
+pub const CKK: usize = 512;
+/// Halves per chunk.
+pub const CHH: usize = 16 * CKK;
+/// Schedule entries per block (the kernel keeps its schedule in shared memory).
+pub const MAXE: usize = 512;
+
+pub const OP_QKV: i32 = 0;
+pub const OP_ATT: i32 = 1;
+pub const OP_O: i32 = 2;
+pub const OP_GU: i32 = 3;
+pub const OP_DN: i32 = 4;
+pub const OP_HEAD: i32 = 5;
+
+/// The model dimensions the kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MkDims {
+    pub hidden: usize,
+    pub inter: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+}
+
+impl MkDims {
+    /// Why the kernel cannot run this model (the engine then keeps its per-layer launches), or Ok.
+    pub fn check(&self) -> Result<(), String> {
+        let d = self;
+        let mut why = Vec::new();
+        if d.hidden == 0 || d.hidden % CKK != 0 {
+            why.push(format!("hidden size {} is not a multiple of {CKK}", d.hidden));
+        }
+        if d.inter == 0 || d.inter % CKK != 0 {
+            why.push(format!("intermediate size {} is not a multiple of {CKK}", d.inter));
+        }
+        if d.head_dim != 64 {
+            why.push(format!("head_dim {} (the kernel's attention is written for 64)", d.head_dim));
+        }
+        if d.kv_heads == 0 || d.heads != 8 * d.kv_heads {
+            why.push(format!("{} query heads for {} kv heads (the kernel needs 8 a kv head)", d.heads, d.kv_heads));
+        }
+        if d.heads * d.head_dim != d.hidden {
+            why.push(format!("heads × head_dim = {} is not the hidden size {}", d.heads * d.head_dim, d.hidden));
+        }
+        if d.vocab == 0 || d.vocab % 16 != 0 {
+            why.push(format!("vocabulary {} is not a multiple of 16", d.vocab));
+        }
+        if d.layers == 0 || d.layers > 31 {
+            why.push(format!("{} layers (the tags hold 5 bits of layer)", d.layers));
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join("; "))
+        }
+    }
+    /// Rows of the fused q / k / v projection.
+    pub fn qkv_rows(&self) -> usize {
+        self.hidden + 2 * self.kv_heads * self.head_dim
+    }
+    pub fn t_qkv(&self) -> usize {
+        self.qkv_rows() / 16
+    }
+    pub fn t_o(&self) -> usize {
+        self.hidden / 16
+    }
+    /// gate/up tiles: 8 gate rows and the same 8 up rows each.
+    pub fn t_gu(&self) -> usize {
+        self.inter / 8
+    }
+    pub fn t_dn(&self) -> usize {
+        self.hidden / 16
+    }
+    pub fn t_head(&self) -> usize {
+        self.vocab / 16
+    }
+    fn kc_h(&self) -> usize {
+        self.hidden / CKK
+    }
+    fn kc_i(&self) -> usize {
+        self.inter / CKK
+    }
+}
+
+/// Attention position chunks a kv head (the probe's best, `ACH=20` in kernels_mk.cu).
+pub const ACH: usize = 20;
+/// Dynamic shared memory of `mk_step` (kernels_mk.cu `MK_SMEM` with its defaults: 12 ring slots of
+/// 16 KB, a 16 KB x area, mbarriers, partial buffers, the schedule): one block an SM.
+pub const SMEM: usize = 12 * CHH * 2 + 16384 + 2 * (12 + 4) * 8 + 4 * 8 * 16 * 4 + 256 + MAXE * 4;
+/// Threads of `mk_step`: 8 consumer warps, the loader warp, the epilogue warp.
+pub const THREADS: usize = 320;
+
+/// The longest sequence (positions + 1) whose attention items fit `mk_step`'s 16 KB x area
+/// (kernels_mk.cu: 8 × 64 q floats, then per item CL = ceil(L / ACH) K rows at a stride of 33 words,
+/// rounded up to 4 rows, CL V rows of 32 words and 8 × CL scores). Engines with a longer KV cache do
+/// not get the megakernel (a captured decode graph serves every position).
+pub fn max_len() -> usize {
+    let need = |l: usize| {
+        let cl = l.div_ceil(ACH);
+        2048 + 132 * ((cl + 3) & !3) + 128 * cl + 32 * cl
+    };
+    let mut l = 1;
+    while need(l + 1) <= 16384 {
+        l += 1;
+    }
+    l
+}
+
+/// `mk_step`'s argument block, field for field kernels_mk.cu's `MK_Args` (device pointers as u64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MkArgs {
+    pub wqkv: u64,
+    pub wo: u64,
+    pub wgu: u64,
+    pub wdn: u64,
+    pub whead: u64,
+    pub emb: u64,
+    pub nattn: u64,
+    pub nffn: u64,
+    pub nfinal: u64,
+    pub kc: u64,
+    pub vc: u64,
+    pub tokp: u64,
+    pub posp: u64,
+    pub slotp: u64,
+    pub epochp: u64,
+    pub slots: i32,
+    pub rcos: u64,
+    pub rsin: u64,
+    pub hx: u64,
+    pub hm: u64,
+    pub qt: u64,
+    pub kvt: u64,
+    pub aot: u64,
+    pub actt: u64,
+    pub part: u64,
+    pub logits: u64,
+    pub prt: u64,
+    pub gctr: u64,
+    pub ctr: u64,
+    pub best: u64,
+    pub sched: u64,
+    pub nsched: u64,
+    pub pos: i32,
+    pub epoch: i32,
+    pub tok: i32,
+    pub err: u64,
+    pub prof: u64,
+    pub dbg: u64,
+    pub trace: u64,
+}
+
+/// Device buffers `mk_step` needs besides the model's, in elements of their type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MkSizes {
+    /// Tagged words (u64): hx (layers + 1, hidden), hm (layers, hidden), qt (hidden), kvt (kv heads, 128),
+    /// aot (hidden), actt (inter); zeroed once (tag 0 is never current: epochs start at 1).
+    pub tags: usize,
+    /// Attention records (f32): (heads, ACH, 68).
+    pub part: usize,
+    /// Ticket counters (i32): (6, layers), zeroed once, never reset.
+    pub gctr: usize,
+    /// Attention merge counters (i32): (layers, kv heads), zeroed once.
+    pub ctr: usize,
+    /// Argmax keys (u64): 3.
+    pub best: usize,
+    /// The schedule (i32): (grid, MAXE) and (grid).
+    pub sched: usize,
+    /// The packed weights (f16): q/k/v, o, gate+up, down of every layer and the head.
+    pub packed: usize,
+}
+
+impl MkSizes {
+    pub fn of(d: &MkDims, grid: usize) -> MkSizes {
+        let (h, l) = (d.hidden, d.layers);
+        MkSizes {
+            tags: (l + 1) * h + l * h + h + d.kv_heads * 128 + h + d.inter,
+            part: d.heads * ACH * 68,
+            gctr: 6 * l,
+            ctr: l * d.kv_heads,
+            best: 3,
+            sched: grid * MAXE + grid,
+            packed: l * (d.qkv_rows() * h + h * h + 2 * d.inter * h + h * d.inter) + d.vocab * h,
+        }
+    }
+}
+
+/// One schedule entry: op | layer << 3 | tile << 8.
+pub fn entry(op: i32, layer: usize, tile: usize) -> i32 {
+    op | ((layer as i32) << 3) | ((tile as i32) << 8)
+}
+
+/// The per-block schedule, `grid` blocks × `MAXE` entries (row-major) and each block's count, as the
+/// probe's defaults: qkv, attention items (`ach` chunks a kv head), o and down tiles placed on the
+/// least-loaded block by bytes; gate/up and the head handed out at run time by ticket (one marker
+/// entry a block). `att_cost` is an attention item's weight in bytes (the probe: 32,768).
+pub fn build_schedule(d: &MkDims, grid: usize, ach: usize, att_cost: f64) -> Result<(Vec<i32>, Vec<i32>), String> {
+    d.check()?;
+    if grid == 0 || ach == 0 {
+        return Err("schedule: no blocks or no attention chunks".into());
+    }
+    let chb = (CHH * 2) as f64;
+    let mut sched = vec![0i32; grid * MAXE];
+    let mut n = vec![0usize; grid];
+    let mut load = vec![0f64; grid];
+    let mut push = |b: usize, e: i32, n: &mut Vec<usize>| -> Result<(), String> {
+        if n[b] >= MAXE {
+            return Err(format!("schedule: block {b} over {MAXE} entries"));
+        }
+        sched[b * MAXE + n[b]] = e;
+        n[b] += 1;
+        Ok(())
+    };
+    let least = |load: &Vec<f64>| -> usize {
+        let mut b = 0;
+        for i in 1..load.len() {
+            if load[i] < load[b] {
+                b = i;
+            }
+        }
+        b
+    };
+    for l in 0..d.layers {
+        for t in 0..d.t_qkv() {
+            let b = least(&load);
+            load[b] += d.kc_h() as f64 * chb;
+            push(b, entry(OP_QKV, l, t), &mut n)?;
+        }
+        for t in 0..d.kv_heads * ach {
+            let b = least(&load);
+            load[b] += att_cost;
+            push(b, entry(OP_ATT, l, t), &mut n)?;
+        }
+        for t in 0..d.t_o() {
+            let b = least(&load);
+            load[b] += d.kc_h() as f64 * chb;
+            push(b, entry(OP_O, l, t), &mut n)?;
+        }
+        let gu = (d.t_gu() * d.kc_h()) as f64 * chb / grid as f64;
+        for (b, lb) in load.iter_mut().enumerate() {
+            *lb += gu;
+            push(b, entry(OP_GU, l, 0), &mut n)?;
+        }
+        for t in 0..d.t_dn() {
+            let b = least(&load);
+            load[b] += d.kc_i() as f64 * chb;
+            push(b, entry(OP_DN, l, t), &mut n)?;
+        }
+    }
+    for b in 0..grid {
+        push(b, entry(OP_HEAD, 0, 0), &mut n)?;
+    }
+    Ok((sched, n.into_iter().map(|x| x as i32).collect()))
+}
+
+/// Which weight row chunk row `r` (0..16) of qkv tile `t` holds: q and k tiles pair each RoPE
+/// rotation's two dimensions (d, d + 32) of one head as rows (r, r + 8); v tiles are 16 plain rows.
+/// Rows index the fused (q; k; v) projection.
+pub fn qkv_row(d: &MkDims, t: usize, r: usize) -> usize {
+    let (h, nkv, hd) = (d.hidden, d.kv_heads, d.head_dim);
+    let t_qk = d.t_qkv() - nkv * hd / 16;
+    if t < t_qk {
+        let isq = t < d.heads * 4;
+        let hh = if isq { t / 4 } else { (t - d.heads * 4) / 4 };
+        let d0 = (t % 4) * 8;
+        let dim = if r < 8 { d0 + r } else { d0 + 32 + (r - 8) };
+        return (if isq { 0 } else { h }) + hh * hd + dim;
+    }
+    h + nkv * hd + (t - t_qk) * 16 + r
+}
+
+/// How a weight matrix is cut into chunks' rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowMap {
+    /// 16 consecutive rows a tile (o, down, the head).
+    Plain,
+    /// `qkv_row`.
+    Qkv,
+    /// 8 gate rows then the same 8 up rows (two source matrices).
+    GateUp,
+}
+
+/// The source of element `j` (0..8) of lane `ln`'s A fragment for k-tile `kt` of chunk `c` of tile
+/// `t`: (which matrix: 0 or 1 for gate / up, row, column). Chunk halves are laid out
+/// [k tile 32][lane 32][8 halves], each lane's 8 halves its `mma.m16n8k16` A fragment.
+pub fn chunk_source(
+    d: &MkDims,
+    map: RowMap,
+    t: usize,
+    c: usize,
+    kt: usize,
+    ln: usize,
+    j: usize,
+) -> (usize, usize, usize) {
+    let (g, t4) = (ln >> 2, ln & 3);
+    let kb = c * CKK + kt * 16 + 2 * t4;
+    let rr = [g, g, g + 8, g + 8, g, g, g + 8, g + 8][j];
+    let kk = [kb, kb + 1, kb, kb + 1, kb + 8, kb + 9, kb + 8, kb + 9][j];
+    match map {
+        RowMap::Plain => (0, t * 16 + rr, kk),
+        RowMap::Qkv => (0, qkv_row(d, t, rr), kk),
+        RowMap::GateUp => (usize::from(rr >= 8), t * 8 + (rr & 7), kk),
+    }
+}
+
+/// Packs row-major (rows, k) f16 bits into chunks (CPU reference of the load-time pack kernel).
+/// `src2` is the up matrix for `RowMap::GateUp`.
+pub fn pack_chunks(
+    d: &MkDims,
+    map: RowMap,
+    src: &[u16],
+    src2: Option<&[u16]>,
+    rows: usize,
+    k: usize,
+) -> Result<Vec<u16>, String> {
+    if k % CKK != 0 {
+        return Err(format!("pack: k {k} is not a multiple of {CKK}"));
+    }
+    let out_rows = if map == RowMap::GateUp { 2 * rows } else { rows };
+    if out_rows % 16 != 0 || src.len() != rows * k || (map == RowMap::GateUp) != src2.is_some() {
+        return Err("pack: shapes do not match the row map".into());
+    }
+    if let Some(s2) = src2 {
+        if s2.len() != rows * k {
+            return Err("pack: the up matrix's shape differs from the gate matrix's".into());
+        }
+    }
+    let (tiles, kc) = (out_rows / 16, k / CKK);
+    let mut out = vec![0u16; out_rows * k];
+    for t in 0..tiles {
+        for c in 0..kc {
+            let base = (t * kc + c) * CHH;
+            for kt in 0..32 {
+                for ln in 0..32 {
+                    for j in 0..8 {
+                        let (m, row, col) = chunk_source(d, map, t, c, kt, ln, j);
+                        let s = if m == 0 { src } else { src2.unwrap() };
+                        out[base + (kt * 32 + ln) * 8 + j] = s[row * k + col];
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn tinyllama() -> MkDims {
+        MkDims { hidden: 2048, inter: 5632, layers: 22, heads: 32, kv_heads: 4, head_dim: 64, vocab: 32000 }
+    }
+    fn small() -> MkDims {
+        MkDims { hidden: 512, inter: 1024, layers: 2, heads: 8, kv_heads: 1, head_dim: 64, vocab: 64 }
+    }
+
+    #[test]
+    fn models_the_kernel_cannot_run_are_refused_with_reasons() {
+        assert!(tinyllama().check().is_ok());
+        // SmolLM2-135M: hidden 576, intermediate 1536, 9 heads / 3 kv heads.
+        let smol = MkDims { hidden: 576, inter: 1536, layers: 30, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152 };
+        let e = smol.check().unwrap_err();
+        assert!(e.contains("hidden size 576"), "{e}");
+        assert!(e.contains("9 query heads for 3 kv heads"), "{e}");
+        let deep = MkDims { layers: 32, ..tinyllama() };
+        assert!(deep.check().unwrap_err().contains("32 layers"));
+    }
+
+    #[test]
+    fn the_argument_block_has_the_kernels_layout() {
+        // Offsets of kernels_mk.cu's `MK_Args` as g++ lays the same struct out (offsetof, x86-64; the device
+        // ABI lays out pointers and ints the same way), session 32.
+        let a = MkArgs::default();
+        let base = &a as *const MkArgs as usize;
+        let off = |p: *const u8| p as usize - base;
+        let want = [
+            (off(&a.wqkv as *const u64 as *const u8), 0),
+            (off(&a.emb as *const u64 as *const u8), 40),
+            (off(&a.nattn as *const u64 as *const u8), 48),
+            (off(&a.kc as *const u64 as *const u8), 72),
+            (off(&a.tokp as *const u64 as *const u8), 88),
+            (off(&a.epochp as *const u64 as *const u8), 112),
+            (off(&a.slots as *const i32 as *const u8), 120),
+            (off(&a.rcos as *const u64 as *const u8), 128),
+            (off(&a.hx as *const u64 as *const u8), 144),
+            (off(&a.actt as *const u64 as *const u8), 184),
+            (off(&a.part as *const u64 as *const u8), 192),
+            (off(&a.logits as *const u64 as *const u8), 200),
+            (off(&a.best as *const u64 as *const u8), 232),
+            (off(&a.sched as *const u64 as *const u8), 240),
+            (off(&a.pos as *const i32 as *const u8), 256),
+            (off(&a.tok as *const i32 as *const u8), 264),
+            (off(&a.err as *const u64 as *const u8), 272),
+            (off(&a.trace as *const u64 as *const u8), 296),
+        ];
+        for (i, (got, w)) in want.iter().enumerate() {
+            assert_eq!(got, w, "field {i}");
+        }
+        assert_eq!(std::mem::size_of::<MkArgs>(), 304);
+    }
+
+    #[test]
+    fn the_longest_sequence_fits_the_x_area() {
+        // The probe's own check (mk11.cu main): at L = 640, ACH = 20: 2048 + 132·32 + 128·32 + 32·32 = 11,392 B.
+        assert!(max_len() >= 640);
+        let cl = (max_len() + 1).div_ceil(ACH);
+        assert!(2048 + 132 * ((cl + 3) & !3) + 128 * cl + 32 * cl > 16384);
+        assert_eq!(max_len(), 960);
+    }
+
+    #[test]
+    fn buffer_sizes_of_tinyllama() {
+        let d = tinyllama();
+        let z = MkSizes::of(&d, 132);
+        // The probe's allocation (mk11.cu): ntag = (NL + 1) H + NL H + H + NKV 128 + H + INTER.
+        assert_eq!(z.tags, 23 * 2048 + 22 * 2048 + 2048 + 512 + 2048 + 5632);
+        // The probe's weight bytes a step (mk11.cu: 2 (nq + no + 2 ng + ng + nh), printed as 2.069 GB).
+        let (nq, no, ng, nh) = (22 * 2560 * 2048, 22 * 2048 * 2048, 22 * 5632 * 2048, 32000 * 2048);
+        assert_eq!(z.packed * 2, 2 * (nq + no + 2 * ng + ng + nh));
+        assert_eq!(z.packed * 2, 2_068_840_448);
+        // The probe's printed dynamic shared memory ("smem 217600", call 11), under the H200's opt-in 232,448.
+        assert_eq!(SMEM, 217_600);
+    }
+
+    #[test]
+    fn every_static_tile_is_scheduled_once_and_markers_once_a_block() {
+        let d = tinyllama();
+        let (grid, ach) = (132, 20);
+        let (s, n) = build_schedule(&d, grid, ach, 32768.0).unwrap();
+        let mut seen = HashSet::new();
+        let mut gu = vec![0usize; d.layers];
+        let mut head = 0;
+        for b in 0..grid {
+            assert!(n[b] as usize <= MAXE);
+            let mut last_layer = 0;
+            for e in &s[b * MAXE..b * MAXE + n[b] as usize] {
+                let (op, l, t) = (e & 7, ((e >> 3) & 31) as usize, (e >> 8) as usize);
+                assert!(l >= last_layer || op == OP_HEAD, "entries in layer order");
+                last_layer = l;
+                match op {
+                    OP_GU => gu[l] += 1,
+                    OP_HEAD => head += 1,
+                    _ => assert!(seen.insert((op, l, t)), "({op}, {l}, {t}) twice"),
+                }
+            }
+        }
+        let want = d.layers * (d.t_qkv() + d.kv_heads * ach + d.t_o() + d.t_dn());
+        assert_eq!(seen.len(), want);
+        assert!(gu.iter().all(|&c| c == grid));
+        assert_eq!(head, grid);
+    }
+
+    /// Each block's bytes in the schedule `(s, n)`, as the probe accounts them: 4 or 11 chunks a
+    /// static tile, 32,768 an attention item, `gu` for a gate/up marker (the layer's bytes spread
+    /// over the blocks), nothing for the head's.
+    fn block_bytes(s: &[i32], n: &[i32], gu: f64) -> Vec<f64> {
+        let chb = (CHH * 2) as f64;
+        (0..n.len())
+            .map(|b| {
+                s[b * MAXE..b * MAXE + n[b] as usize]
+                    .iter()
+                    .map(|&e| match e & 7 {
+                        OP_QKV | OP_O => 4.0 * chb,
+                        OP_DN => 11.0 * chb,
+                        OP_ATT => 32768.0,
+                        OP_GU => gu,
+                        _ => 0.0,
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_schedule_balances_bytes_within_one_down_tile() {
+        let d = tinyllama();
+        let (s, n) = build_schedule(&d, 132, 20, 32768.0).unwrap();
+        let chb = (CHH * 2) as f64;
+        let per = block_bytes(&s, &n, 0.0);
+        let (mx, mn) = (per.iter().cloned().fold(0.0, f64::max), per.iter().cloned().fold(f64::MAX, f64::min));
+        assert!(mx - mn <= 11.0 * chb, "max {mx} min {mn}");
+    }
+
+    #[test]
+    fn the_schedule_matches_the_probes() {
+        // The C++ probe's `build_sched` printed, for this model on 132 blocks with 20 attention chunks
+        // (docs/benchmarks/2026-12-03-h200-session32/call11/out/mk11_a.log): "max 14789.3 KB vs mean
+        // 14762.7 KB a block, max 107 entries".
+        let d = tinyllama();
+        let grid = 132;
+        let (s, n) = build_schedule(&d, grid, 20, 32768.0).unwrap();
+        let gu = (d.t_gu() * 4) as f64 * (CHH * 2) as f64 / grid as f64;
+        let per = block_bytes(&s, &n, gu);
+        let mx = per.iter().cloned().fold(0.0, f64::max) / 1024.0;
+        let mean = per.iter().sum::<f64>() / grid as f64 / 1024.0;
+        assert_eq!(format!("{mx:.1} {mean:.1}"), "14789.3 14762.7");
+        assert_eq!(n.iter().max(), Some(&107));
+    }
+
+    #[test]
+    fn a_chunk_lane_holds_the_ptx_mma_a_fragment() {
+        // PTX ISA, mma.m16n8k16 with .f16 A (row-major 16 × 16): a lane holds 8 halves a0..a7;
+        // groupID = lane >> 2, threadID_in_group = lane % 4; row = groupID for a0, a1, a4, a5 and
+        // groupID + 8 for a2, a3, a6, a7; col = threadID_in_group * 2 + (i & 1) for a0..a3 and
+        // the same + 8 for a4..a7.
+        let d = tinyllama();
+        for ln in 0..32 {
+            for i in 0..8 {
+                let (m, row, col) = chunk_source(&d, RowMap::Plain, 0, 0, 0, ln, i);
+                let want_row = (ln >> 2) + if matches!(i, 2 | 3 | 6 | 7) { 8 } else { 0 };
+                let want_col = (ln % 4) * 2 + (i & 1) + if i >= 4 { 8 } else { 0 };
+                assert_eq!((m, row, col), (0, want_row, want_col), "lane {ln} a{i}");
+            }
+        }
+        // k tile kt of chunk c starts at column c * 512 + kt * 16; tile t at row 16 t.
+        assert_eq!(chunk_source(&d, RowMap::Plain, 3, 2, 5, 0, 0), (0, 48, 2 * 512 + 5 * 16));
+    }
+
+    #[test]
+    fn packing_is_a_permutation_for_every_row_map() {
+        let d = small();
+        let k = 1024;
+        for (map, rows) in [(RowMap::Plain, 64), (RowMap::Qkv, d.qkv_rows()), (RowMap::GateUp, 32)] {
+            let src: Vec<u16> = (0..rows * k).map(|i| i as u16).collect();
+            let src2: Vec<u16> = (0..rows * k).map(|i| (i + rows * k) as u16).collect();
+            let two = map == RowMap::GateUp;
+            let out = pack_chunks(&d, map, &src, two.then_some(&src2[..]), rows, k).unwrap();
+            let mut all: Vec<u32> = out.iter().map(|&v| v as u32).collect();
+            all.sort_unstable();
+            let n = if two { 2 * rows * k } else { rows * k };
+            let want: Vec<u32> = (0..n as u32).map(|v| v & 0xffff).collect::<Vec<_>>();
+            let mut want = want;
+            want.sort_unstable();
+            assert_eq!(all, want, "{map:?}");
+        }
+        assert!(pack_chunks(&d, RowMap::Plain, &[0; 16 * 100], None, 16, 100).is_err());
+        assert!(pack_chunks(&d, RowMap::GateUp, &[0; 16 * 512], None, 16, 512).is_err());
+    }
+
+    #[test]
+    fn qkv_tiles_pair_rope_dimensions_and_cover_every_row_once() {
+        let d = tinyllama();
+        let mut rows = HashSet::new();
+        for t in 0..d.t_qkv() {
+            for r in 0..16 {
+                assert!(rows.insert(qkv_row(&d, t, r)));
+            }
+            if t < d.t_qkv() - d.kv_heads * d.head_dim / 16 {
+                for r in 0..8 {
+                    let (a, b) = (qkv_row(&d, t, r), qkv_row(&d, t, r + 8));
+                    assert_eq!(b, a + 32, "tile {t}: rows {r} and {} are one rotation's pair", r + 8);
+                    assert_eq!(a / 64, b / 64, "same head");
+                }
+            }
+        }
+        assert_eq!(rows.len(), d.qkv_rows());
+        assert!(rows.iter().all(|&r| r < d.qkv_rows()));
+    }
+}
