@@ -2545,7 +2545,7 @@ impl CudaBackend {
         let b = self.decode_step(&chunks)?; // also captures the one-step graph
         self.hist_put(b)?;
         // Session 33: one-row steps LOOP_STEPS to a graph launch, no copy node a step (bs1: megakernel
-        // 722.5 -> 720.5 µs, default 730 -> 728.5; at bs8 the same cost 0.6 %, so only there). Captured
+        // 722.5 -> 720.5 µs, default 730 -> 728.5; at bs8 the same lost 0.6 %, so bs1 only). Captured
         // at the first loop of two or more steps (bench's warm-up), not run.
         let looped = b == 1 && steps > 1;
         if looped && !self.loop_graphs.contains_key(&b) {
