@@ -391,7 +391,10 @@ pub fn mk_decode_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>], steps
     Ok(CheckResult {
         name: format!("{name} fp16 one-row decode steps ({path}) vs CPU"),
         pass: worst <= tol,
-        detail: format!("{steps} steps over {} slots: max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e}), argmax equal in {agree}/{steps}", prompts.len()),
+        detail: format!(
+            "{steps} steps over {} slots: max|Δ|/max|ref| {worst:.2e} (tol {tol:.0e}), argmax equal in {agree}/{steps}",
+            prompts.len()
+        ),
     })
 }
 

@@ -1405,7 +1405,7 @@ mod tests {
     use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
     use crate::model::LlamaConfig;
 
-    /// The megakernel's module (branch mk-engine) compiles with NVRTC for sm_90a with the TinyLlama
+    /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama
     /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
     #[test]
     #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]

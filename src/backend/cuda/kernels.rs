@@ -17,11 +17,11 @@ pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
-/// The one-row decode megakernel (branch mk-engine, WORK IN PROGRESS; see mk.rs), appended to an
+/// The one-row decode megakernel (`TRTFORGE_MK=1`, opt-in; see mk.rs), appended to an
 /// sm_90a module by [`KernelSpec::source_mk`].
 pub const KERNELS_MK_CU: &str = include_str!("kernels_mk.cu");
 
-/// `TRTFORGE_MK=1` (WORK IN PROGRESS, branch mk-engine): one-row decode steps of eligible engines
+/// `TRTFORGE_MK=1` (opt-in): one-row decode steps of eligible engines
 /// (`KernelSpec::mk_wanted`) run as one persistent `mk_step` launch on cc 9.0.
 pub fn mk_requested() -> bool {
     std::env::var("TRTFORGE_MK").as_deref() == Ok("1")
@@ -819,8 +819,7 @@ impl KernelSpec {
         s
     }
 
-    /// Whether this engine gets the one-row decode megakernel (`TRTFORGE_MK=1`, WORK IN PROGRESS on
-    /// branch mk-engine): f16 weights of every role, f16 activations and KV cache (static, not
+    /// Whether this engine gets the one-row decode megakernel (`TRTFORGE_MK=1`, opt-in): f16 weights of every role, f16 activations and KV cache (static, not
     /// rotated), and a model `mk::MkDims::check` accepts. The caller adds "on cc 9.0".
     pub fn mk_wanted(&self) -> bool {
         mk_requested()

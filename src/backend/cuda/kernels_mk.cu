@@ -1,5 +1,5 @@
 // ---------------------------------------------------------------------------------------------
-// mk (issue #11, fp16 bs1; branch mk-engine, WORK IN PROGRESS): the one-row decode step as ONE
+// mk (issue #11, fp16 bs1; `TRTFORGE_MK=1`, opt-in since session 33): the one-row decode step as ONE
 // persistent launch — the probe docs/benchmarks/2026-12-03-h200-session32/mk11/mk11.cu (1,401 tok/s
 // beside the engine's 1,370 on the H200, 50 / 50 bitwise repeats), ported mechanically by
 // scripts/port_mk.py: names prefixed mk_ / MK_, f16 through h2f / f2h, the model's dimensions from

@@ -1582,7 +1582,7 @@ impl<'a> Kernels<'a> {
         unsafe { self.gpu.launch("advance", ((b as u32).div_ceil(128), 1, 1), 128, 0, &mut args!(np, tp, pp, bi)) }
     }
 
-    /// `mk_step` (WORK IN PROGRESS, branch mk-engine): the whole one-row decode step as one persistent
+    /// `mk_step` (`TRTFORGE_MK=1`): the whole one-row decode step as one persistent
     /// launch of `grid` blocks (one an SM, all resident at once: the caller passes the SM count and
     /// has allowed `mk::SMEM` of dynamic shared memory); `a` holds every buffer (mk.rs `MkArgs`).
     pub fn mk_step(&self, a: &super::mk::MkArgs, grid: u32) -> Result<()> {

@@ -2,28 +2,13 @@
 //! schedule and the weights' chunk layout — of the persistent kernel probed in
 //! docs/benchmarks/2026-12-03-h200-session32 (`mk11/mk11.cu`: 1,401 tok/s beside the engine's 1,370).
 //!
-//! WORK IN PROGRESS on branch `mk-engine` (session 32): a module of the crate (`cargo test --release
-//! --lib backend::cuda::mk`) that nothing calls yet. Pure Rust with no crate dependencies, so its tests
-//! also run standalone: `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
-//! Ported from the probe's `build_sched` and `pack` / `qkv_row` (the schedule test checks this port
-//! against the C++ probe's printed balance). Left to do, in order (docs/cuda.md, "What is left"):
-//! 1. the kernel: DONE as `kernels_mk.cu` — `mk11.cu`'s device code (race fix `PFX=4` kept) ported
-//!    mechanically by `scripts/port_mk.py` (names prefixed, f16 through kernels.cu's h2f / f2h, the
-//!    dimensions from kernels.rs's defines + `MK_LAYERS`, `MAX_SEQ` at run time, the slot count in the
-//!    arguments); it compiles under NVRTC for sm_90a (`scripts/nvrtc_check_mk.py`: 138 registers, the
-//!    `MEMBAR.ALL.CTA` before each slot's arrive as in the probe), also inside the engine's whole
-//!    sm_90a module source (kernels.rs `KernelSpec::source_mk`; gpu.rs test
-//!    `nvrtc_compiles_the_megakernel`, ignored without libnvrtc). The kernel reads token / position /
-//!    slot through pointers to the engine's metadata rows and the epoch through a counter that
-//!    `mk_advance` bumps after each step (with the argmax fed back); its argument block is `MkArgs` (layout checked against g++'s);
-//!    the weights can be packed on the host at load with `pack_chunks` (or a device port of the
-//!    probe's `pack`); `MkSizes` has every buffer's size;
-//! 2. buffers at load: the chunk-packed weight copy, the tagged words, records, counters, the
-//!    schedule (this module), an epoch counter;
-//! 3. `queue_decode_step` (mod.rs): bucket 1, f16 weights, `TRTFORGE_MK=1` → one launch instead of
-//!    `run_pass`, then the existing `argmax(1)`, `advance` and an epoch bump; the kernel reads token,
-//!    position and slot from the metadata rows and writes `s.logits`;
-//! 4. the check on the H200: greedy tokens equal to the default path, `trtforge bench` beside the peer.
+//! The engine runs it behind `TRTFORGE_MK=1` (session 33; docs/cuda.md, "Log of changes, session 33"):
+//! `kernels_mk.cu` (the probe's device code ported by `scripts/port_mk.py`, then reading the engine's
+//! metadata rows), the weights packed at load (`mk_load.rs`), the argument block `MkArgs` (layout checked
+//! against g++'s), `queue_decode_step` (mod.rs) running bucket 1 as `mk_step` + `mk_advance`. Checked on
+//! the H200 against the CPU reference by `TRTFORGE_MK=1 TRTFORGE_CHECKS=mk trtforge cuda-check --tinyllama`.
+//! Pure Rust with no crate dependencies, so its tests also run standalone:
+//! `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
 
 /// k per weight chunk: a chunk is 16 rows × 512 k of f16 (16 KB), one bulk copy into a ring slot.
 pub const CKK: usize = 512;

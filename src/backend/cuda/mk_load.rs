@@ -1,4 +1,4 @@
-//! The megakernel's weights at load (branch mk-engine, WORK IN PROGRESS; see mk.rs): the model's
+//! The megakernel's weights at load (`TRTFORGE_MK=1`; see mk.rs): the model's
 //! float weights as f16 chunks in `mk_step`'s layout, packed on the host before upload.
 use super::mk::{pack_chunks, MkDims, RowMap};
 use crate::model::{LlamaConfig, ModelWeights, Param};

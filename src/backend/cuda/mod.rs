@@ -294,8 +294,7 @@ fn mk_state(
         sched: [&sched_d, &nsched_d],
         err: &err,
     });
-    let bufs =
-        vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, err, sched_d, nsched_d];
+    let bufs = vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, err, sched_d, nsched_d];
     Ok(MkState { args, grid: grid as u32, epoch, best, _bufs: bufs })
 }
 
@@ -536,7 +535,7 @@ pub struct CudaBackend {
     /// `tcd_*` (session 29, `TRTFORGE_GUD=1`): the one-row gate/up + down launch's blocks and two
     /// zeroed i32 counters; None where the engine has no `tcd_*` instance.
     gud: Option<(u32, DevBuf)>,
-    /// `TRTFORGE_MK=1` (WORK IN PROGRESS, branch mk-engine): the one-row decode megakernel's state;
+    /// `TRTFORGE_MK=1` (opt-in, session 33): the one-row decode megakernel's state;
     /// None where the engine does not get it (`KernelSpec::mk_wanted`, cc 9.0, `mk::max_len`).
     mk: Option<MkState>,
 }
