@@ -377,7 +377,7 @@ pub fn mk_decode_check(name: &str, w: &ModelWeights, prompts: &[Vec<u32>], steps
         let a = gpu.forward(c, Logits::Last)?;
         let b = cpu.forward(c, Logits::Last)?;
         worst = worst.max(max_rel(&a.data, &b.data));
-        Ok(argmax(&a.data) == argmax(&b.data))
+        Ok(crate::backend::sampling::argmax(&a.data) == crate::backend::sampling::argmax(&b.data))
     };
     for (slot, pr) in prompts.iter().enumerate() {
         compare(&[SeqChunk { slot, tokens: pr }])?;
@@ -434,10 +434,6 @@ pub fn mk_loop_check(name: &str, w: &ModelWeights, prompt: &[u32], n: usize) -> 
             prompt.len()
         ),
     })
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold(0, |b, (i, x)| if *x > v[b] { i } else { b })
 }
 
 /// GPU greedy decoding (argmax and position advance inside the graph) vs the host-driven loop.

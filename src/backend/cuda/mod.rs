@@ -448,7 +448,7 @@ pub struct CudaBackend {
     lens: Vec<usize>,
     graphs: HashMap<usize, CudaGraph>,
     /// The on-GPU greedy loop's graph of one sequence (bucket 1): [`LOOP_STEPS`] decode steps, each followed by its `hist_put`.
-    loop_graphs: HashMap<usize, CudaGraph>,
+    loop_graph: Option<CudaGraph>,
     grid_cache: HashMap<(String, usize), u32>,
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
     /// them off).
@@ -1298,18 +1298,18 @@ impl CudaBackend {
         }
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
-        let mk = if gpu.func("mk_step").is_ok() && seq_cap > mk::max_len() {
-            // One captured decode graph serves every position, so a longer cache cannot use it.
-            eprintln!(
-                "TRTFORGE_MK=1: not used: the megakernel's attention holds at most {} positions, this engine's KV \
-                 cache {seq_cap}",
-                mk::max_len()
-            );
-            None
-        } else if gpu.func("mk_step").is_ok() {
-            Some(mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?)
-        } else {
-            None
+        let mk = match gpu.func("mk_step") {
+            Err(_) => None,
+            Ok(_) if seq_cap > mk::max_len() => {
+                // One captured decode graph serves every position, so a longer cache cannot use it.
+                eprintln!(
+                    "TRTFORGE_MK=1: not used: the megakernel's attention holds at most {} positions, this engine's KV \
+                     cache {seq_cap}",
+                    mk::max_len()
+                );
+                None
+            }
+            Ok(_) => Some(mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?),
         };
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -1332,7 +1332,7 @@ impl CudaBackend {
             s,
             layout,
             graphs: HashMap::new(),
-            loop_graphs: HashMap::new(),
+            loop_graph: None,
             grid_cache: HashMap::new(),
             use_tc,
             attn_kernel,
@@ -2171,8 +2171,7 @@ impl CudaBackend {
         self.gpu.set_const_i32("c_y16", pf.f16y as i32)?;
         self.pf = pf;
         self.pf_graphs.clear();
-        self.graphs.clear();
-        self.loop_graphs.clear();
+        self.clear_decode_graphs();
         Ok(self.pf)
     }
 
@@ -2518,6 +2517,12 @@ impl CudaBackend {
         Ok(ids.into_iter().map(|x| x as u32).collect())
     }
 
+    /// Drops the captured decode-step graphs (after a change they bake in).
+    fn clear_decode_graphs(&mut self) {
+        self.graphs.clear();
+        self.loop_graph = None;
+    }
+
     /// The `b` tokens of this step (`next`) into the greedy loop's history at its counter.
     fn hist_put(&self, b: usize) -> Result<()> {
         self.kern().hist_put(self.s.next.i32().slice(0, b)?, self.s.hist.i32(), self.s.hist_ctr.i32(), b)
@@ -2547,7 +2552,7 @@ impl CudaBackend {
         // 722.5 -> 720.5 µs, default 730 -> 728.5; at bs8 the same lost 0.6 %, so bs1 only). Captured
         // at the first loop of two or more steps (bench's warm-up), not run.
         let looped = b == 1 && steps > 1;
-        if looped && !self.loop_graphs.contains_key(&b) {
+        if looped && self.loop_graph.is_none() {
             self.gpu.begin_capture()?;
             let mut r = Ok(());
             for _ in 0..LOOP_STEPS {
@@ -2558,13 +2563,15 @@ impl CudaBackend {
             }
             let g = self.gpu.end_capture();
             r?;
-            self.loop_graphs.insert(b, g?);
+            self.loop_graph = Some(g?);
         }
         let t0 = std::time::Instant::now();
         let mut left = steps - 1;
-        while looped && left >= LOOP_STEPS {
-            self.gpu.launch_graph(&self.loop_graphs[&b])?;
-            left -= LOOP_STEPS;
+        if let (true, Some(g)) = (looped, &self.loop_graph) {
+            while left >= LOOP_STEPS {
+                self.gpu.launch_graph(g)?;
+                left -= LOOP_STEPS;
+            }
         }
         for _ in 0..left {
             self.gpu.launch_graph(&self.graphs[&b])?;
@@ -2630,8 +2637,7 @@ impl CudaBackend {
             self.gpu.set_carveout_all(k.carveout.unwrap_or(-1))?;
         }
         self.bs1 = k;
-        self.graphs.clear();
-        self.loop_graphs.clear();
+        self.clear_decode_graphs();
         Ok(())
     }
 
@@ -2727,8 +2733,7 @@ impl Drop for CudaBackend {
         // engine may drop the engine on another thread than the one that last bound it.)
         let _ = self.gpu.bind();
         let _ = self.gpu.sync();
-        self.graphs.clear();
-        self.loop_graphs.clear();
+        self.clear_decode_graphs();
     }
 }
 
