@@ -2,7 +2,7 @@
 // mk (issue #11, fp16 bs1; `TRTFORGE_MK=1`, opt-in since session 33): the one-row decode step as ONE
 // persistent launch — the probe docs/benchmarks/2026-12-03-h200-session32/mk11/mk11.cu (1,401 tok/s
 // beside the engine's 1,370 on the H200, 50 / 50 bitwise repeats), ported mechanically by
-// scripts/port_mk.py: names prefixed mk_ / MK_, f16 through h2f / f2h, the model's dimensions from
+// docs/benchmarks/2026-12-03-h200-session32/mk11/port_mk.py: names prefixed mk_ / MK_, f16 through h2f / f2h, the model's dimensions from
 // kernels.rs's defines (HIDDEN, INTER, NH, NKV, HD, VOCAB, EPS) plus MK_LAYERS, the KV length the
 // run-time MAX_SEQ, the slot count in the arguments. Appended to kernels.cu for an sm_90a module
 // under `#define MK`. The host side is mk.rs.

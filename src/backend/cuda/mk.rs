@@ -3,7 +3,7 @@
 //! docs/benchmarks/2026-12-03-h200-session32 (`mk11/mk11.cu`: 1,401 tok/s beside the engine's 1,370).
 //!
 //! The engine runs it behind `TRTFORGE_MK=1` (session 33; docs/cuda.md, "Log of changes, session 33"):
-//! `kernels_mk.cu` (the probe's device code ported by `scripts/port_mk.py`, then reading the engine's
+//! `kernels_mk.cu` (the probe's device code ported by `docs/benchmarks/2026-12-03-h200-session32/mk11/port_mk.py`, then reading the engine's
 //! metadata rows), the weights packed at load (`mk_load.rs`), the argument block `MkArgs` (layout checked
 //! against g++'s), `queue_decode_step` (mod.rs) running bucket 1 as `mk_step` + `mk_advance`. Checked on
 //! the H200 against the CPU reference by `TRTFORGE_MK=1 TRTFORGE_CHECKS=mk trtforge cuda-check --tinyllama`.

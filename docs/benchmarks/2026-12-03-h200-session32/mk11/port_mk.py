@@ -1,5 +1,5 @@
 import re, sys
-# Usage: python3 scripts/port_mk.py src/backend/cuda/kernels_mk.cu  (from the repository root)
+# Usage: python3 docs/benchmarks/2026-12-03-h200-session32/mk11/port_mk.py src/backend/cuda/kernels_mk.cu  (from the repository root)
 # The one-time mechanical port of session 32; kernels_mk.cu has been edited since (the metadata rows instead of the
 # probe's 16-byte block, mk_epoch): rerunning this overwrites those edits.
 src = open('docs/benchmarks/2026-12-03-h200-session32/mk11/mk11.cu').read()
