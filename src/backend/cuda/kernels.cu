@@ -4108,7 +4108,7 @@ extern "C" __global__ void advance(const int* __restrict__ next, int* __restrict
 extern "C" __global__ void hist_put(const int* __restrict__ next, int* __restrict__ hist, int* ctr, int T, int rows) {
     PDL_ENTRY();
     const int i = *ctr;
-    if (i < rows)
+    if ((unsigned)i < (unsigned)rows)
         for (int t = threadIdx.x; t < T; t += blockDim.x) hist[(size_t)i * T + t] = next[t];
     __syncthreads();  // every thread has read the counter
     if (threadIdx.x == 0) *ctr = i + 1;

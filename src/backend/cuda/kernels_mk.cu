@@ -995,8 +995,10 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
 }
 // After each step, one thread (graph-safe: the step reads the counter at its start, this launch bumps it after):
 // the step's argmax (its head's key, slot epoch % 3) as the next token, fed back with the position + 1 as the
-// engine's argmax + advance do (next[0], tokens[0], row_pos[0]), then the launch counter + 1.
-extern "C" __global__ void mk_advance(const u64* best, int* epoch, int* next, int* tokens, int* row_pos) {
+// engine's argmax + advance do (next[0], tokens[0], row_pos[0]), then the launch counter + 1; and as hist_put
+// does, the token into hist[hctr] (while hctr < rows), hctr + 1 (session 33: one launch less a step in the greedy loop).
+extern "C" __global__ void mk_advance(const u64* best, int* epoch, int* next, int* tokens, int* row_pos, int* hist, int* hctr,
+                                      int rows) {
     pdl_wait();
     if (threadIdx.x == 0 && blockIdx.x == 0) {
         const int ep = *epoch;
@@ -1006,6 +1008,9 @@ extern "C" __global__ void mk_advance(const u64* best, int* epoch, int* next, in
         tokens[0] = t;
         row_pos[0] = min(row_pos[0] + 1, MAX_SEQ - 1);
         *epoch = ep + 1;
+        const int i = *hctr;
+        if ((unsigned)i < (unsigned)rows) hist[i] = t;
+        *hctr = i + 1;
     }
 }
 #endif  // MK

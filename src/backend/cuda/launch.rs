@@ -1612,17 +1612,31 @@ impl<'a> Kernels<'a> {
     /// `mk_advance` (after each `mk_step`, in place of argmax + advance): the step's argmax (its
     /// head's key `best[epoch % 3]`) into `next[0]` and `tokens[0]`, `pos[0]` + 1, then the
     /// megakernel's launch counter `epoch` + 1.
-    pub fn mk_advance(&self, best: View, epoch: View, next: View, tokens: View, pos: View) -> Result<()> {
+    /// Also, as [`Self::hist_put`] for one row: `next[0]` into `hist[ctr[0]]`, `ctr[0]` + 1.
+    pub fn mk_advance(
+        &self,
+        best: View,
+        epoch: View,
+        next: View,
+        tokens: View,
+        pos: View,
+        hist: View,
+        ctr: View,
+    ) -> Result<()> {
         need("mk argmax keys", &best, DType::U64, 3)?;
         need("mk epoch", &epoch, DType::I32, 1)?;
         need("next tokens", &next, DType::I32, 1)?;
         need("tokens", &tokens, DType::I32, 1)?;
         need("row positions", &pos, DType::I32, 1)?;
         let (mut bp, mut ep) = (best.addr(), epoch.addr());
+        need("token history", &hist, DType::I32, 1)?;
+        need("step counter", &ctr, DType::I32, 1)?;
         let (mut np, mut tp, mut pp) = (next.addr(), tokens.addr(), pos.addr());
-        // SAFETY: mk_advance(best, epoch, next, tokens, row_pos): one thread reads best[0..3] (u64)
-        // and epoch[0], writes next[0], tokens[0], row_pos[0] and epoch[0]; each view holds that.
-        unsafe { self.gpu.launch("mk_advance", (1, 1, 1), 32, 0, &mut args!(bp, ep, np, tp, pp)) }
+        let (mut hp, mut cp, mut rows) = (hist.addr(), ctr.addr(), i32_of("rows", hist.len())?);
+        // SAFETY: mk_advance(best, epoch, next, tokens, row_pos, hist, hctr, rows): one thread reads
+        // best[0..3] (u64), epoch[0] and hctr[0], writes next[0], tokens[0], row_pos[0], epoch[0],
+        // hctr[0] and hist[hctr] only when hctr < rows = hist's length; each view holds that.
+        unsafe { self.gpu.launch("mk_advance", (1, 1, 1), 32, 0, &mut args!(bp, ep, np, tp, pp, hp, cp, rows)) }
     }
 
     /// `sample_topk_topp`: next[t] sampled from logits row t (top-k, then top-p, at 1/inv_t).

@@ -857,7 +857,11 @@ impl CudaBackend {
             am_keys: gpu.alloc(layout.max_seqs * 8)?,
             am_cnt: gpu.alloc(layout.max_seqs * 4)?,
             hist: gpu.alloc((opts.max_seq + 1) * slots * 4)?,
-            hist_ctr: gpu.alloc(4)?,
+            hist_ctr: {
+                let c = gpu.alloc(4)?;
+                gpu.memset0(&c)?; // mk_advance counts from here outside greedy loops too
+                c
+            },
             qa: gpu.alloc(mt * cfg.q_dim() * act)?,
             scores: {
                 let n = cfg.num_attention_heads * seq_cap * seq_cap;
@@ -2344,7 +2348,8 @@ impl CudaBackend {
             let (k, l) = (self.kern(), self.layout);
             k.mk_step(&m.args, m.grid)?;
             let (tokens, pos) = (self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?);
-            return k.mk_advance(m.best.view(DType::U64), m.epoch.i32(), self.s.next.i32(), tokens, pos);
+            let (hist, ctr) = (self.s.hist.i32(), self.s.hist_ctr.i32());
+            return k.mk_advance(m.best.view(DType::U64), m.epoch.i32(), self.s.next.i32(), tokens, pos, hist, ctr);
         }
         self.run_pass(b, b, 1, true, true, b)?;
         let (k, l) = (self.kern(), self.layout);
@@ -2524,7 +2529,11 @@ impl CudaBackend {
     }
 
     /// The `b` tokens of this step (`next`) into the greedy loop's history at its counter.
+    /// (Not where the step writes them itself: the megakernel's `mk_advance`.)
     fn hist_put(&self, b: usize) -> Result<()> {
+        if b == 1 && self.mk.is_some() {
+            return Ok(());
+        }
         self.kern().hist_put(self.s.next.i32().slice(0, b)?, self.s.hist.i32(), self.s.hist_ctr.i32(), b)
     }
 
