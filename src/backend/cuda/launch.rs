@@ -1611,8 +1611,8 @@ impl<'a> Kernels<'a> {
 
     /// `mk_advance` (after each `mk_step`, in place of argmax + advance): the step's argmax (its
     /// head's key `best[epoch % 3]`) into `next[0]` and `tokens[0]`, `pos[0]` + 1, then the
-    /// megakernel's launch counter `epoch` + 1.
-    /// Also, as [`Self::hist_put`] for one row: `next[0]` into `hist[ctr[0]]`, `ctr[0]` + 1.
+    /// megakernel's launch counter `epoch` + 1; and, as [`Self::hist_put`] for one row, the token into
+    /// `hist[ctr[0]]` (while `ctr[0]` < `hist`'s length), `ctr[0]` + 1.
     pub fn mk_advance(
         &self,
         best: View,
@@ -1628,9 +1628,9 @@ impl<'a> Kernels<'a> {
         need("next tokens", &next, DType::I32, 1)?;
         need("tokens", &tokens, DType::I32, 1)?;
         need("row positions", &pos, DType::I32, 1)?;
-        let (mut bp, mut ep) = (best.addr(), epoch.addr());
         need("token history", &hist, DType::I32, 1)?;
         need("step counter", &ctr, DType::I32, 1)?;
+        let (mut bp, mut ep) = (best.addr(), epoch.addr());
         let (mut np, mut tp, mut pp) = (next.addr(), tokens.addr(), pos.addr());
         let (mut hp, mut cp, mut rows) = (hist.addr(), ctr.addr(), i32_of("rows", hist.len())?);
         // SAFETY: mk_advance(best, epoch, next, tokens, row_pos, hist, hctr, rows): one thread reads
