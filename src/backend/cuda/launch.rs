@@ -1613,6 +1613,7 @@ impl<'a> Kernels<'a> {
     /// head's key `best[epoch % 3]`) into `next[0]` and `tokens[0]`, `pos[0]` + 1, then the
     /// megakernel's launch counter `epoch` + 1; and, as [`Self::hist_put`] for one row, the token into
     /// `hist[ctr[0]]` (while `ctr[0]` < `hist`'s length), `ctr[0]` + 1.
+    #[allow(clippy::too_many_arguments)]
     pub fn mk_advance(
         &self,
         best: View,
