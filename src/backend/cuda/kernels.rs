@@ -813,6 +813,15 @@ impl KernelSpec {
     /// `src` (a module source of this spec) with the megakernel: `#define MK`, the layer count, kernels_mk.cu.
     pub fn append_mk(&self, src: String) -> String {
         let mut s = format!("#define MK 1\n#define MK_LAYERS {}\n", self.config.num_hidden_layers);
+        // TRTFORGE_MK_DEFS=NAME=V,...: diagnostic defines of kernels_mk.cu (e.g. MK_NOWAIT=1: the streaming
+        // ceiling; MK_CSTAGE=1: down's input staged chunk by chunk). Names other than MK_* or values that are not
+        // integers are left out.
+        for d in std::env::var("TRTFORGE_MK_DEFS").unwrap_or_default().split(',').filter(|d| !d.is_empty()) {
+            let (n, v) = d.split_once('=').unwrap_or((d, "1"));
+            if n.starts_with("MK_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && v.parse::<i64>().is_ok() {
+                s.push_str(&format!("#define {n} {v}\n"));
+            }
+        }
         s.push_str(&src);
         s.push('\n');
         s.push_str(KERNELS_MK_CU);

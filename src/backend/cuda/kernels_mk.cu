@@ -109,6 +109,12 @@ __device__ __forceinline__ float2 mk_h2f2(unsigned v) { return make_float2(h2f((
                // so it issues only once the HMMAs, hence the slot's LDS data, are done. (An explicit
                // mbarrier.arrive.release.cta compiles to the same SASS as the default: no wait.)
 #endif
+#ifndef MK_CSTAGE
+#define MK_CSTAGE 0  // 1: down's input (the SwiGLU values) staged chunk by chunk inside the tile, chunk c (512 values, gate/up
+                  // tiles 64c .. 64c + 63) waited for just before it is used, instead of all INTER values before the first
+                  // chunk: down's early chunks overlap gate/up's slowest tiles (session 31's trace: gate/up's own tail
+                  // 3.7 us a layer)
+#endif
 #ifndef MK_CBAR
 #define MK_CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see mk_cbar()
 #endif
@@ -680,11 +686,22 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         mk_cbar();
     };
     // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % MK_NPB.
-    auto tile = [&](MK_Rg& R, int nch, int tmeta, int k0 = 0) {
+    // cst: MK_CSTAGE's chunk staging for this tile (src: the tagged input, tg its tag; *staged: the chunks
+    // already in x, bit c).
+    int cst_staged = 0;
+    auto tile = [&](MK_Rg& R, int nch, int tmeta, int k0 = 0, const u64* cst = nullptr, u32 ctg = 0) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         int prev = -1;  // MK_PFX=3: the slot to free after the next wait
         for (int ci = 0; ci < nch; ci++) {
+            if (MK_CSTAGE && cst && !(cst_staged >> ci & 1)) {  // this chunk's 512 inputs, then everyone sees them
+                float v[MK_CKK / MK_NCT];
+                mk_polln<MK_CKK / MK_NCT>(cst + (k0 + ci) * MK_CKK + tid, MK_NCT, v, ctg, a.err, 2);
+#pragma unroll
+                for (int i = 0; i < MK_CKK / MK_NCT; i++) xh[(k0 + ci) * MK_CKK + tid + i * MK_NCT] = f2h(v[i]);
+                mk_cbar();
+                cst_staged |= 1 << ci;
+            }
             if (MK_PROF >= 2 && MK_PROFC && tid == 0) {
                 const u64 w0 = mk_gtime();
                 mk_mbar_wait(full(R.slot), R.ph);
@@ -749,6 +766,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         if (op == MK_OP_QKV) stage_norm(l == 0 ? nullptr : a.hx + (size_t)l * HIDDEN, tg, a.nattn + l * HIDDEN);
         else if (op == MK_OP_O) stage_copy(a.aot, tg, mk_ic<HIDDEN / MK_NCT>());
         else if (op == MK_OP_GU) stage_norm(a.hm + (size_t)l * HIDDEN, tg, a.nffn + l * HIDDEN, (int)(l * (INTER + 2 * gridDim.x) + INTER + gridDim.x + blockIdx.x));
+        else if (op == MK_OP_DN && MK_CSTAGE) cst_staged = 0, mk_cbar();  // every warp past the previous run's tiles (they read x)
         else if (op == MK_OP_DN) stage_copy(a.actt, tg, mk_ic<INTER / MK_NCT>(), (int)(l * (INTER + 2 * gridDim.x) + INTER + blockIdx.x));
         else if (op == MK_OP_HEAD) stage_norm(a.hx + (size_t)MK_LAYERS * HIDDEN, mk_tagof(ep, MK_LAYERS), a.nfinal);
         else mk_cbar();  // attention: the items overwrite the x area the previous run's tiles read
@@ -965,7 +983,8 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                 if (MK_PROF && tid == 0) p_tile += mk_gtime() - a0;
                 continue;
             }
-            tile(in_a(op) || !MK_DRING ? RA : RB, mk_ent_nch(op), t, op == MK_OP_QKV ? (t % MK_QKS) * MK_KC_Q : 0);
+            tile(in_a(op) || !MK_DRING ? RA : RB, mk_ent_nch(op), t, op == MK_OP_QKV ? (t % MK_QKS) * MK_KC_Q : 0,
+                 MK_CSTAGE && op == MK_OP_DN ? a.actt : nullptr, tg);
             if (MK_PROF && tid == 0) p_tile += mk_gtime() - a0;
             if (!MK_EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its mk_epilogue
                 const u64 q0 = pstamp();
