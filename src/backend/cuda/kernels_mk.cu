@@ -113,7 +113,10 @@ __device__ __forceinline__ float2 mk_h2f2(unsigned v) { return make_float2(h2f((
 #define MK_CSTAGE 0  // 1: down's input (the SwiGLU values) staged chunk by chunk inside the tile, chunk c (512 values, gate/up
                   // tiles 64c .. 64c + 63) waited for just before it is used, instead of all INTER values before the first
                   // chunk: down's early chunks overlap gate/up's slowest tiles (session 31's trace: gate/up's own tail
-                  // 3.7 us a layer)
+                  // 3.7 us a layer). Session 34 call 5: +26 us a step (a consumer barrier and a poll round trip a chunk).
+                  // 2 (NOT RUN): each warp stages only the x values of its own k-tiles (kt = warp + 8j: 64 a chunk, 2 a
+                  // lane) under __syncwarp, no block barrier, their loads issued one chunk ahead (in flight during the
+                  // previous chunk's ring wait and mma)
 #endif
 #ifndef MK_CBAR
 #define MK_CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see mk_cbar()
@@ -693,8 +696,25 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         int prev = -1;  // MK_PFX=3: the slot to free after the next wait
+        // MK_CSTAGE == 2: this lane's two x values of chunk ci among the warp's k-tiles, loaded one chunk ahead.
+        auto cidx = [&](int ci, int i) { return (k0 + ci) * MK_CKK + (warp + MK_NCW * (lane >> 3)) * 16 + (lane & 7) * 2 + i; };
+        u64 pw0 = 0, pw1 = 0;
+        if (MK_CSTAGE == 2 && cst && !(cst_staged & 1)) pw0 = mk_ld_rlx(cst + cidx(0, 0)), pw1 = mk_ld_rlx(cst + cidx(0, 1));
         for (int ci = 0; ci < nch; ci++) {
-            if (MK_CSTAGE && cst && !(cst_staged >> ci & 1)) {  // this chunk's 512 inputs, then everyone sees them
+            if (MK_CSTAGE == 2 && cst && !(cst_staged >> ci & 1)) {
+                const u64 t0 = mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg) ? 0ull : mk_gtime();
+                while (!MK_NOWAIT && !(mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg))) {
+                    if (!mk_fresh(pw0, ctg)) pw0 = mk_ld_rlx(cst + cidx(ci, 0));
+                    if (!mk_fresh(pw1, ctg)) pw1 = mk_ld_rlx(cst + cidx(ci, 1));
+                    if (mk_gtime() - t0 > 2000000000ull) mk_fail(a.err, 2);
+                }
+                xh[cidx(ci, 0)] = f2h(mk_tval(pw0));
+                xh[cidx(ci, 1)] = f2h(mk_tval(pw1));
+                __syncwarp();  // the warp's k-tiles of this chunk are in x (only this warp reads them)
+                cst_staged |= 1 << ci;
+                if (ci + 1 < nch) pw0 = mk_ld_rlx(cst + cidx(ci + 1, 0)), pw1 = mk_ld_rlx(cst + cidx(ci + 1, 1));
+            }
+            if (MK_CSTAGE == 1 && cst && !(cst_staged >> ci & 1)) {  // this chunk's 512 inputs, then everyone sees them
                 float v[MK_CKK / MK_NCT];
                 mk_polln<MK_CKK / MK_NCT>(cst + (k0 + ci) * MK_CKK + tid, MK_NCT, v, ctg, a.err, 2);
 #pragma unroll
