@@ -818,7 +818,10 @@ impl KernelSpec {
         // integers are left out.
         for d in std::env::var("TRTFORGE_MK_DEFS").unwrap_or_default().split(',').filter(|d| !d.is_empty()) {
             let (n, v) = d.split_once('=').unwrap_or((d, "1"));
-            if n.starts_with("MK_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && v.parse::<i64>().is_ok() {
+            if n.starts_with("MK_")
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && v.parse::<i64>().is_ok()
+            {
                 s.push_str(&format!("#define {n} {v}\n"));
             }
         }

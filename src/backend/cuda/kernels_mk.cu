@@ -702,14 +702,11 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         if (MK_CSTAGE == 2 && cst && !(cst_staged & 1)) pw0 = mk_ld_rlx(cst + cidx(0, 0)), pw1 = mk_ld_rlx(cst + cidx(0, 1));
         for (int ci = 0; ci < nch; ci++) {
             if (MK_CSTAGE == 2 && cst && !(cst_staged >> ci & 1)) {
-                const u64 t0 = mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg) ? 0ull : mk_gtime();
-                while (!MK_NOWAIT && !(mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg))) {
-                    if (!mk_fresh(pw0, ctg)) pw0 = mk_ld_rlx(cst + cidx(ci, 0));
-                    if (!mk_fresh(pw1, ctg)) pw1 = mk_ld_rlx(cst + cidx(ci, 1));
-                    if (mk_gtime() - t0 > 2000000000ull) mk_fail(a.err, 2);
-                }
-                xh[cidx(ci, 0)] = f2h(mk_tval(pw0));
-                xh[cidx(ci, 1)] = f2h(mk_tval(pw1));
+                float v[2] = {mk_tval(pw0), mk_tval(pw1)};
+                if (!MK_NOWAIT && !(mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg)))  // not yet: the staging's own poll
+                    mk_polla<2>([&](int i) { return cst + cidx(ci, i); }, v, ctg, a.err, 2);
+                xh[cidx(ci, 0)] = f2h(v[0]);
+                xh[cidx(ci, 1)] = f2h(v[1]);
                 __syncwarp();  // the warp's k-tiles of this chunk are in x (only this warp reads them)
                 cst_staged |= 1 << ci;
                 if (ci + 1 < nch) pw0 = mk_ld_rlx(cst + cidx(ci + 1, 0)), pw1 = mk_ld_rlx(cst + cidx(ci + 1, 1));

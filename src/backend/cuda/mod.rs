@@ -2340,8 +2340,14 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// The megakernel's state when a decode step of `b` rows runs as `mk_step` + `mk_advance` (one row,
+    /// an engine that got it): the one place that decides it, for the step and for the history write.
+    fn mk_for(&self, b: usize) -> Option<&MkState> {
+        self.mk.as_ref().filter(|_| b == 1)
+    }
+
     fn queue_decode_step(&mut self, b: usize) -> Result<()> {
-        if let (1, Some(m)) = (b, self.mk.as_ref()) {
+        if let Some(m) = self.mk_for(b) {
             // TRTFORGE_MK=1: the whole step as one persistent launch (it writes the logits row, the
             // K / V row at the sequence's position and its argmax key), then one thread does what
             // argmax + advance do below and bumps the megakernel's launch counter.
@@ -2531,7 +2537,7 @@ impl CudaBackend {
     /// The `b` tokens of this step (`next`) into the greedy loop's history at its counter.
     /// (Not where the step writes them itself: the megakernel's `mk_advance`.)
     fn hist_put(&self, b: usize) -> Result<()> {
-        if b == 1 && self.mk.is_some() {
+        if self.mk_for(b).is_some() {
             return Ok(());
         }
         self.kern().hist_put(self.s.next.i32().slice(0, b)?, self.s.hist.i32(), self.s.hist_ctr.i32(), b)
