@@ -447,7 +447,7 @@ pub struct CudaBackend {
     layout: MetaLayout,
     lens: Vec<usize>,
     graphs: HashMap<usize, CudaGraph>,
-    /// The on-GPU greedy loop's graph of one sequence (bucket 1): [`LOOP_STEPS`] decode steps, each followed by its `hist_put`.
+    /// The on-GPU greedy loop's graph of one megakernel sequence (bucket 1, `TRTFORGE_MK=1`): [`LOOP_STEPS`] decode steps.
     loop_graph: Option<CudaGraph>,
     grid_cache: HashMap<(String, usize), u32>,
     /// Decode GEMVs on tensor cores (`tc_*` kernels: sm_80+, f16 activations; TRTFORGE_TC=0 turns
@@ -2563,10 +2563,13 @@ impl CudaBackend {
         self.gpu.htod(&self.s.hist_ctr, 0, &[0i32])?;
         let b = self.decode_step(&chunks)?; // also captures the one-step graph
         self.hist_put(b)?;
-        // Session 33: one-row steps LOOP_STEPS to a graph launch, no copy node a step (bs1: megakernel
-        // 722.5 -> 720.5 µs, default 730 -> 728.5; at bs8 the same lost 0.6 %, so bs1 only). Captured
-        // at the first loop of two or more steps (bench's warm-up), not run.
-        let looped = b == 1 && steps > 1;
+        // Session 33: one-row megakernel steps LOOP_STEPS to a graph launch (722.5 -> 720.5 µs; at bs8
+        // the same lost 0.6 %). Session 35 (docs/benchmarks/2026-12-04-h200-session35, calls 5-6): on the
+        // default path the loop graph is slower (TinyLlama fp16 bs1 1,349 / 1,350 against 1,369 / 1,368
+        // with one graph a step, the SmolLM2 shape 2,252-2,269 against 2,362-2,370), with the megakernel
+        // equal (1,398 / 1,398 against 1,395 / 1,397): so megakernel steps only. Captured at the first
+        // loop of two or more steps (bench's warm-up), not run.
+        let looped = self.mk_for(b).is_some() && steps > 1;
         if looped && self.loop_graph.is_none() {
             self.gpu.begin_capture()?;
             let mut r = Ok(());
