@@ -814,8 +814,7 @@ impl KernelSpec {
     pub fn append_mk(&self, src: String) -> String {
         let mut s = format!("#define MK 1\n#define MK_LAYERS {}\n", self.config.num_hidden_layers);
         // TRTFORGE_MK_DEFS=NAME=V,...: diagnostic defines of kernels_mk.cu (e.g. MK_NOWAIT=1: the streaming
-        // ceiling; MK_CSTAGE=1: down's input staged chunk by chunk). Names other than MK_* or values that are not
-        // integers are left out.
+        // ceiling). Names other than MK_* or values that are not integers are left out.
         for d in std::env::var("TRTFORGE_MK_DEFS").unwrap_or_default().split(',').filter(|d| !d.is_empty()) {
             let (n, v) = d.split_once('=').unwrap_or((d, "1"));
             if n.starts_with("MK_")

@@ -29,21 +29,11 @@ __device__ __forceinline__ float2 mk_h2f2(unsigned v) { return make_float2(h2f((
 #ifndef MK_NPB
 #define MK_NPB 4
 #endif
-#ifndef MK_PROF
-#define MK_PROF 0
-#endif
 #ifndef MK_XAREA
 #define MK_XAREA 16384
 #endif
 #ifndef MK_NOWAIT
 #define MK_NOWAIT 0  // diagnostic: readers take the first value they load, mk_fresh or not (wrong results: the streaming ceiling)
-#endif
-#ifndef MK_TRACE
-#define MK_TRACE 0  // per (block, op, layer): run start, staging done, run end (consumer thread 0), last mk_epilogue (mk_epilogue warp)
-#endif
-#ifndef MK_TREC
-#define MK_TREC 0  // the attention records tagged, merged by the kv head's last chunk polling them (0: fence + count, the last
-                // item to count merges)
 #endif
 #ifndef MK_DGU
 #define MK_DGU 1  // gate/up tiles handed out at run time: each block's loader takes the next tile by ticket (an atomicAdd one tile
@@ -52,113 +42,33 @@ __device__ __forceinline__ float2 mk_h2f2(unsigned v) { return make_float2(h2f((
 #ifndef MK_POLL1
 #define MK_POLL1 1  // stagings of >= 8 values a thread: one word a warp polled first (less L2 polling traffic while waiting)
 #endif
-#ifndef MK_PFG
-#define MK_PFG 0  // > 0: when the loader reaches a layer's gate/up (static: its first GU entry; MK_DGU: MK_PFT tickets taken early, at
-               // the layer's first non-qkv entry), it prefetches that many of the block's gate/up chunks into L2
-#endif
-#ifndef MK_PFT
-#define MK_PFT 2  // MK_DGU + MK_PFG: gate/up tiles a block takes (by ticket) ahead, at the layer's first non-qkv entry
-#endif
 #ifndef MK_POLL1MIN
 #define MK_POLL1MIN 8  // MK_POLL1 for stagings of at least this many values a thread (8: h / ao / act; 16: act only)
 #endif
 #ifndef MK_GRAB_AT
 #define MK_GRAB_AT 1  // MK_DGU: the loader takes its next ticket before chunk 0 of the current tile (-1) or after chunk MK_GRAB_AT
 #endif
-#ifndef MK_AP4
-#define MK_AP4 0  // the attention's P.V with four independent accumulator pairs
-#endif
 #ifndef MK_ATTACQ
 #define MK_ATTACQ 1  // the attention's count as one atom.acq_rel instead of fence + atomicAdd + fence
-#endif
-#ifndef MK_RECFENCE
-#define MK_RECFENCE 0  // NOT RUN (session 31 ended without device time): every thread that wrote an attention record fences
-                    // before the block barrier, instead of relying on thread 0's fence covering the other warps'
-                    // stores; the first bisect step for the race in the README ("Open: a race")
-#endif
-#ifndef MK_QKS
-#define MK_QKS 1  // qkv split-K: each 16-row qkv tile as MK_QKS items of MK_KC_H / MK_QKS chunks (1, 2 or 4); the parts' partial sums
-               // are tagged words of their own (RoPE and the q scale are linear, so each part applies them), summed by
-               // the attention, whose item with the newest row also writes the K / V cache row
-#endif
-#ifndef MK_DBGA
-#define MK_DBGA 0  // diagnostic: each layer's SwiGLU values as written (plain copy), and an XOR of the bits each block's down
-                // staging read (act) and gate/up staging read (h after o); the host compares them (race hunt)
-#endif
-#ifndef MK_DBGB
-#define MK_DBGB 0  // diagnostic (with MK_DBGA): the SwiGLU copy fenced before its tagged store; each down staging compares what
-                // it read with the copy and logs mismatches (layer, block, index, read, written, the word re-read)
-#endif
-#ifndef MK_PROFL
-#define MK_PROFL 1  // MK_PROF >= 2: the loader's free-slot waits timed (0: not)
-#endif
-#ifndef MK_PROFC
-#define MK_PROFC 1  // MK_PROF >= 2: consumer thread 0's chunk waits timed (0: not)
-#endif
-#ifndef MK_PFX
-#define MK_PFX 4  // the race fix (default 4, see below). 1 = fence.proxy.async before a consumer warp frees a ring slot; 2 = __syncwarp after the
-               // full-slot wait, before the slot is read. The race (session 32, calls 2-5): ptxas issues the consumer
-               // warp's mbarrier arrive on the slot's empty barrier right after the slot's LDS.128s, before their data
-               // return (SASS: LDS.128 x4, NOP, SYNCS.ARRIVE, then the HMMAs), so the loader's next cp.async.bulk can
-               // overwrite the slot while they are in flight. MK_PFX=1 adds MEMBAR.ALL.CTA + FENCE.VIEW.ASYNC.S there.
-               // MK_PFX=3: each slot freed one step later, after the next wait loop (the next chunk's full wait, or for
-               // a tile's last chunk the partial buffer's free wait): the HMMAs that consume the slot's LDS data are
-               // issued before that loop, so the data are in registers when the arrive issues.
-               // MK_PFX=4: fence.acq_rel.cta (MEMBAR.ALL.CTA alone) before the arrive. MK_PFX=5: lane 0's arrive predicated
-               // on its last HMMA's accumulator (never the bit pattern 0xffffffff: the tensor cores' NaN is 0x7fffffff),
-               // so it issues only once the HMMAs, hence the slot's LDS data, are done. (An explicit
-               // mbarrier.arrive.release.cta compiles to the same SASS as the default: no wait.)
-#endif
-#ifndef MK_CSTAGE
-#define MK_CSTAGE 0  // 1: down's input (the SwiGLU values) staged chunk by chunk inside the tile, chunk c (512 values, gate/up
-                  // tiles 64c .. 64c + 63) waited for just before it is used, instead of all INTER values before the first
-                  // chunk: down's early chunks overlap gate/up's slowest tiles (session 31's trace: gate/up's own tail
-                  // 3.7 us a layer). Session 34 call 5: +26 us a step (a consumer barrier and a poll round trip a chunk).
-                  // 2 (NOT RUN): each warp stages only the x values of its own k-tiles (kt = warp + 8j: 64 a chunk, 2 a
-                  // lane) under __syncwarp, no block barrier, their loads issued one chunk ahead (in flight during the
-                  // previous chunk's ring wait and mma)
 #endif
 #ifndef MK_CBAR
 #define MK_CBAR 0  // the consumer barrier: 0 bar.sync, 1 __syncwarp + bar.sync, 2 barrier.sync (non-aligned); see mk_cbar()
 #endif
-#ifndef MK_PPOLL
-#define MK_PPOLL 0  // 1: stagings of <= 8 values a thread keep two rounds of loads in flight (faster detection, more L2 traffic)
-#endif
-#ifndef MK_POLLNS
-#define MK_POLLNS 0  // > 0: __nanosleep(MK_POLLNS) between a staging's retry rounds (less L2 polling traffic)
-#endif
-constexpr int MK_NPROF = 12;
 constexpr int MK_NCT = MK_NCW * 32;                  // consumer threads
-#ifndef MK_DRING
-#define MK_DRING 0  // 1: two rings, each with its own loader lane: slots [0, MK_NSA) for qkv / o (the latency ops), the rest for
-                 // gate/up, down and the head (the streaming ops), so the next layer's qkv loads while down's tile waits
-#endif
-#ifndef MK_NSA
-#define MK_NSA 4
-#endif
-constexpr int MK_NTH = MK_NCT + 32 + (MK_EW ? 32 : 0) + (MK_DRING ? 32 : 0);  // + loader warp (+ mk_epilogue warp) (+ ring A's loader)
-constexpr int MK_W_LOAD = MK_NCW, MK_W_EPI = MK_NCW + 1, MK_W_LOADA = MK_NCW + 2;
-static_assert(!MK_DRING || (MK_EW && MK_NSA > 0 && MK_NSA < MK_NSLOT), "MK_DRING: MK_EW=1, 0 < MK_NSA < MK_NSLOT");
+constexpr int MK_NTH = MK_NCT + 32 + (MK_EW ? 32 : 0);  // + loader warp (+ mk_epilogue warp)
+constexpr int MK_W_LOAD = MK_NCW, MK_W_EPI = MK_NCW + 1;
 static_assert(MK_NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
 static_assert(MK_EW || MK_NPB == 2, "MK_EW=0 alternates two partial buffers");
-#ifndef MK_DQKV
-#define MK_DQKV 0  // qkv tiles by ticket as MK_DGU's gate/up tiles
-#endif
 #ifndef MK_DHEAD
 #define MK_DHEAD 1  // the head's tiles by ticket as MK_DGU's gate/up tiles
 #endif
-static_assert(!(MK_DGU || MK_DQKV || MK_DHEAD) || MK_EW, "tiles by ticket pass tile numbers to the mk_epilogue warp");
+static_assert(!(MK_DGU || MK_DHEAD) || MK_EW, "tiles by ticket pass tile numbers to the mk_epilogue warp");
 static_assert(MK_GRAB_AT >= -1 && MK_GRAB_AT <= 2, "MK_GRAB_AT: before chunk 0 (-1) or after chunk 0..2");
 constexpr int MK_T_QKV = MK_QKVN / 16, MK_T_ATT = NKV * MK_ACH, MK_T_O = HIDDEN / 16, MK_T_GU = INTER / 8, MK_T_DN = HIDDEN / 16, MK_T_HEAD = VOCAB / 16;
 constexpr int MK_KC_H = HIDDEN / MK_CKK, MK_KC_I = INTER / MK_CKK;  // 4, 11
 enum { MK_OP_QKV = 0, MK_OP_ATT = 1, MK_OP_O = 2, MK_OP_GU = 3, MK_OP_DN = 4, MK_OP_HEAD = 5 };
-__host__ __device__ constexpr bool in_a(int op) { return MK_DRING && (op == MK_OP_QKV || op == MK_OP_O); }
 // Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> mk_epilogue).
-__host__ __device__ constexpr bool dyn(int op) { return (MK_DGU && op == MK_OP_GU) || (MK_DQKV && op == MK_OP_QKV) || (MK_DHEAD && op == MK_OP_HEAD); }
-static_assert(MK_QKS == 1 || MK_QKS == 2 || MK_QKS == 4, "MK_QKS: 1, 2 or 4");
-static_assert(MK_PFX != 3 || MK_EW, "MK_PFX=3 frees a tile's last slot after the partial buffer's wait (MK_EW=1)");
-static_assert(MK_QKS == 1 || (!MK_DQKV && !MK_TREC), "MK_QKS > 1: static qkv items, untagged records");
-constexpr int MK_KC_Q = MK_KC_H / MK_QKS;  // chunks of a qkv item
+__host__ __device__ constexpr bool dyn(int op) { return (MK_DGU && op == MK_OP_GU) || (MK_DHEAD && op == MK_OP_HEAD); }
 __host__ __device__ constexpr int ntiles(int op) { return op == MK_OP_GU ? MK_T_GU : op == MK_OP_QKV ? MK_T_QKV : MK_T_HEAD; }
 struct MK_Rg {  // a ring's cursor: slot in [s0, s1), phase parity
     int slot;
@@ -189,7 +99,7 @@ struct MK_Args {
     // after o; qt (HIDDEN), kvt (NKV, 128: k then v), aot (HIDDEN), actt (INTER), reused by every layer (tag = epoch * 32 + l).
     u64 *hx, *hm, *qt, *kvt, *aot, *actt;
     float *part, *logits;  // attention records (NH, MK_ACH, 68), logits (VOCAB)
-    u64* prt;              // MK_TREC: tagged attention records (NH, MK_ACH, 66): max, sum, 64 accumulators
+    u64* prt;              // unused (session 31's tagged attention records)
     int* gctr;             // tickets (6 ops x MK_LAYERS), never reset: each launch takes ntiles(op) + G of each it uses
     int* ctr;              // attention merge counters (MK_LAYERS, NKV)
     u64* best;             // 3 argmax keys, slot epoch % 3
@@ -197,9 +107,7 @@ struct MK_Args {
     const int* nsched;     // (G)
     int pos, epoch, tok;   // tok < 0: the previous step's argmax
     int* err;
-    u64* prof;
-    u32* dbg;    // MK_DBGA: (MK_LAYERS, INTER + 2 G): act as written, per block XOR of act read by down, of hm read by gate/up
-    u64* trace;  // MK_TRACE: (G, 6 ops, MK_LAYERS, 4) globaltimer stamps of the launch (see MK_TRACE)
+    u64 *prof, *dbg, *trace;  // unused (the probe's profile, race-hunt and trace buffers; mk.rs keeps the layout)
 };
 
 __device__ __forceinline__ u32 mk_smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
@@ -223,9 +131,6 @@ __device__ __forceinline__ void mk_bulk_g2s(u32 dst, const void* src, u32 bytes,
                  "r"(bytes), "r"(bar)
                  : "memory");
 }
-__device__ __forceinline__ void mk_pf_l2(const void* src, u32 bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
-}
 // The consumer warps' barrier. MK_CBAR 0: bar.sync (= barrier.sync.aligned: every thread of a warp must execute it
 // together, undefined if the warp arrives diverged); 1: __syncwarp() first, then bar.sync; 2: barrier.sync (not aligned:
 // per-thread arrival, allowed in divergent code).
@@ -241,9 +146,6 @@ __device__ __forceinline__ u64 mk_gtime() {
     u64 t;
     asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
     return t;
-}
-__device__ __forceinline__ void mk_tstamp(const MK_Args& a, int op, int l, int k) {
-    if (MK_TRACE) a.trace[(((size_t)blockIdx.x * 6 + op) * MK_LAYERS + l) * 4 + k] = mk_gtime();
 }
 __device__ __forceinline__ void mk_fail(int* err, int code) {
     atomicExch(err, code);
@@ -287,7 +189,6 @@ __device__ __forceinline__ void mk_polla(AF addr, float (&out)[N], u32 tag, int*
         const u64 t = mk_gtime();
         if (t0 == 0) t0 = t;
         else if (t - t0 > 2000000000ull) mk_fail(err, code);
-        if (MK_POLLNS > 0) __nanosleep(MK_POLLNS);
 #pragma unroll
         for (int i = 0; i < N; i++)
             if (st >> i & M(1)) w[i] = mk_ld_rlx(addr(i));
@@ -305,34 +206,6 @@ __device__ __forceinline__ void mk_polln(const u64* p, int stride, float (&out)[
         if ((threadIdx.x & 31) == 0) (void)mk_poll1(p + 31 + (size_t)(N - 1) * stride, tag, err, code);
         __syncwarp();
     }
-    if (MK_PPOLL && N <= 8) {  // two rounds of all N loads in flight: a new round is issued before the last one is checked
-        u64 w[N], w2[N];
-#pragma unroll
-        for (int i = 0; i < N; i++) w[i] = mk_ld_rlx(p + (size_t)i * stride);
-        const u64 t0 = mk_gtime();
-        for (;;) {
-#pragma unroll
-            for (int i = 0; i < N; i++) w2[i] = mk_ld_rlx(p + (size_t)i * stride);
-            bool ok = true;
-#pragma unroll
-            for (int i = 0; i < N; i++) ok &= MK_NOWAIT || mk_fresh(w[i], tag);
-            if (ok) break;
-#pragma unroll
-            for (int i = 0; i < N; i++) w[i] = mk_ld_rlx(p + (size_t)i * stride);
-            ok = true;
-#pragma unroll
-            for (int i = 0; i < N; i++) ok &= mk_fresh(w2[i], tag);
-            if (ok) {
-#pragma unroll
-                for (int i = 0; i < N; i++) w[i] = w2[i];
-                break;
-            }
-            if (mk_gtime() - t0 > 2000000000ull) mk_fail(err, code);
-        }
-#pragma unroll
-        for (int i = 0; i < N; i++) out[i] = mk_tval(w[i]);
-        return;
-    }
     mk_polla<N>([&](int i) { return p + (size_t)i * stride; }, out, tag, err, code);
 }
 __device__ __forceinline__ float mk_warp_sum(float v) {
@@ -348,11 +221,11 @@ __device__ __forceinline__ float mk_warp_max(float v) {
 __device__ __forceinline__ int mk_ent_op(int e) { return e & 7; }
 __device__ __forceinline__ int mk_ent_l(int e) { return (e >> 3) & 31; }
 __device__ __forceinline__ int mk_ent_t(int e) { return e >> 8; }
-__device__ __forceinline__ int mk_ent_nch(int op) { return op == MK_OP_ATT ? 0 : op == MK_OP_DN ? MK_KC_I : op == MK_OP_QKV ? MK_KC_Q : MK_KC_H; }
+__device__ __forceinline__ int mk_ent_nch(int op) { return op == MK_OP_ATT ? 0 : op == MK_OP_DN ? MK_KC_I : MK_KC_H; }
 // Global address of chunk c of entry (op, l, t).
 __device__ __forceinline__ const h16* chunk_ptr(const MK_Args& a, int op, int l, int t, int c) {
     switch (op) {
-        case MK_OP_QKV: return a.wqkv + ((size_t)(l * MK_T_QKV + t / MK_QKS) * MK_KC_H + (t % MK_QKS) * MK_KC_Q + c) * MK_CHH;
+        case MK_OP_QKV: return a.wqkv + ((size_t)(l * MK_T_QKV + t) * MK_KC_H + c) * MK_CHH;
         case MK_OP_O: return a.wo + ((size_t)(l * MK_T_O + t) * MK_KC_H + c) * MK_CHH;
         case MK_OP_GU: return a.wgu + ((size_t)(l * MK_T_GU + t) * MK_KC_H + c) * MK_CHH;
         case MK_OP_DN: return a.wdn + ((size_t)(l * MK_T_DN + t) * MK_KC_I + c) * MK_CHH;
@@ -375,10 +248,7 @@ template <class YF>
 __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, int SL, int op, int l, int t, int r, const h16* erow, YF Y) {
     const u32 tg = mk_tagof(EP, l);
     if (op == MK_OP_QKV) {
-        const int part = t % MK_QKS;
-        t /= MK_QKS;
-        u64* qt = a.qt + part * HIDDEN;
-        u64* kvt = a.kvt + part * NKV * 128;
+        u64 *qt = a.qt, *kvt = a.kvt;
         if (t < MK_T_QKV - 16) {  // q or k: RoPE pairs (r, r + 8)
             const bool isq = t < NH * 4;
             const int hh = isq ? t / 4 : (t - NH * 4) / 4, d0 = (t % 4) * 8;
@@ -390,9 +260,6 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
                 if (isq) {
                     mk_st_tag(qt + hh * 64 + d, y1 * 0.125f, tg);
                     mk_st_tag(qt + hh * 64 + d + 32, y2 * 0.125f, tg);
-                } else if (MK_QKS > 1) {  // partial sums: the attention sums the parts and writes the cache row
-                    mk_st_tag(kvt + hh * 128 + d, y1, tg);
-                    mk_st_tag(kvt + hh * 128 + d + 32, y2, tg);
                 } else {
                     const h16 k1 = f2h(y1), k2 = f2h(y2);
                     h16* kr = a.kc + ((size_t)((l * a.slots + SL) * NKV + hh) * MAX_SEQ + PS) * HD;
@@ -404,13 +271,9 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
             }
         } else {
             const int vt = t - (MK_T_QKV - 16), vh = vt / 4, d = (vt % 4) * 16 + r;
-            if (MK_QKS > 1) {
-                mk_st_tag(kvt + vh * 128 + 64 + d, Y(r), tg);
-            } else {
-                const h16 v = f2h(Y(r));
-                a.vc[((size_t)((l * a.slots + SL) * NKV + vh) * MAX_SEQ + PS) * HD + d] = v;
-                mk_st_tag(kvt + vh * 128 + 64 + d, h2f(v), tg);
-            }
+            const h16 v = f2h(Y(r));
+            a.vc[((size_t)((l * a.slots + SL) * NKV + vh) * MAX_SEQ + PS) * HD + d] = v;
+            mk_st_tag(kvt + vh * 128 + 64 + d, h2f(v), tg);
         }
     } else if (op == MK_OP_O) {  // h after o = the layer's input + y
         const int row = t * 16 + r;
@@ -421,8 +284,6 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
             const float gg = Y(r), uu = Y(r + 8);
             const float av = gg / (1.f + __expf(-gg)) * uu;
             mk_st_tag(a.actt + t * 8 + r, av, tg);
-            if (MK_DBGA) a.dbg[(size_t)l * (INTER + 2 * gridDim.x) + t * 8 + r] = __float_as_uint(av);
-            if (MK_DBGB) __threadfence();
         }
     } else if (op == MK_OP_DN) {  // the next layer's input = h after o + y
         const int row = t * 16 + r;
@@ -480,41 +341,18 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
     int* flag = (int*)(redb + MK_NCW);       // broadcast
     int* slot_t = flag + 1;               // MK_DGU: the gate/up tile of each ring slot (-1: the run's end)
     int* meta = slot_t + MK_NSLOT;           // MK_DGU: the tile of each partial buffer (-1: the run's end)
-    if (warp == MK_W_LOAD || (MK_DRING && warp == MK_W_LOADA)) {  // the loader lane(s)
+    if (warp == MK_W_LOAD) {  // the loader lane
         if (lane == 0) {
-            const int ring = MK_DRING ? (warp == MK_W_LOADA ? 0 : 1) : -1;  // -1: one ring for every op
-            const int s0 = ring == 1 ? MK_NSA : 0, s1 = ring == 0 ? MK_NSA : MK_NSLOT;
-            int slot = s0;
+            int slot = 0;
             u32 ph = 0;
-            u64 lt0 = MK_PROF ? mk_gtime() : 0, lw = 0;
-            int pre[MK_PFT > 0 ? MK_PFT : 1], npre = 0, pre_l = -1;  // MK_DGU + MK_PFG: early tickets of layer pre_l
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = mk_ent_op(en), l = mk_ent_l(en), t = mk_ent_t(en);
                 const int nch = mk_ent_nch(op);
-                if (ring >= 0 && (ring == 0) != in_a(op)) continue;  // the other ring's op
-                if (MK_PFG > 0 && MK_DGU && op != MK_OP_QKV && op != MK_OP_HEAD && l != pre_l) {  // early tickets + their L2 prefetch
-                    pre_l = l;
-                    const int base = (EP - 1) * (MK_T_GU + (int)gridDim.x);
-                    npre = 0;
-                    for (int i = 0; i < MK_PFT; i++) {
-                        const int tt = atomicAdd(a.gctr + MK_OP_GU * MK_LAYERS + l, 1) - base;
-                        if (tt >= MK_T_GU) break;
-                        pre[npre++] = tt;
-                    }
-                    int n = 0;
-                    for (int i = 0; i < npre; i++)
-                        for (int c = 0; c < MK_KC_H && n < MK_PFG; c++, n++) mk_pf_l2(chunk_ptr(a, MK_OP_GU, l, pre[i], c), MK_CHB);
-                    if (npre < MK_PFT) npre |= 256;  // the tickets ran out: no more grabs this layer
-                }
                 if (dyn(op)) {
                     const int TT = ntiles(op);
                     const int base = (EP - 1) * (TT + (int)gridDim.x);
-                    const bool gu = op == MK_OP_GU;
-                    const bool out = gu && MK_PFG > 0 && (npre & 256);
-                    const int np = gu && MK_PFG > 0 ? (npre & 255) : 0;
-                    int ip = 0;
                     int* ctr = a.gctr + op * MK_LAYERS + l;
-                    auto grab = [&]() { return ip < np ? pre[ip++] : out ? TT : atomicAdd(ctr, 1) - base; };
+                    auto grab = [&]() { return atomicAdd(ctr, 1) - base; };
                     int tt = grab();
                     while (tt < TT) {
                         int tn = MK_GRAB_AT < 0 ? grab() : TT;  // one ticket ahead: its round trip under the copies
@@ -524,44 +362,28 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                             slot_t[slot] = tt;
                             mk_mbar_expect(full(slot), MK_CHB);
                             mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + slot * MK_CHB), chunk_ptr(a, op, l, tt, c), MK_CHB, full(slot));
-                            if (++slot == s1) slot = s0, ph ^= 1;
+                            if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
                         }
                         tt = tn;
                     }
                     mk_mbar_wait(empty(slot), ph ^ 1);  // the run's end: a slot with no data
                     slot_t[slot] = -1;
                     mk_mbar_arrive(full(slot));
-                    if (++slot == s1) slot = s0, ph ^= 1;
+                    if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
                     continue;
                 }
-                if (MK_PFG > 0 && !MK_DGU && op == MK_OP_GU && (e == 0 || (sched[e - 1] & 0xff) != (en & 0xff))) {
-                    int n = 0;
-                    for (int e2 = e; e2 < ne && (sched[e2] & 0xff) == (en & 0xff) && n < MK_PFG; e2++)
-                        for (int c = 0; c < MK_KC_H && n < MK_PFG; c++, n++) mk_pf_l2(chunk_ptr(a, op, l, mk_ent_t(sched[e2]), c), MK_CHB);
-                }
                 for (int c = 0; c < nch; c++) {
-                    if (MK_PROF >= 2 && MK_PROFL) {
-                        const u64 w0 = mk_gtime();
-                        mk_mbar_wait(empty(slot), ph ^ 1);
-                        lw += mk_gtime() - w0;
-                    } else {
-                        mk_mbar_wait(empty(slot), ph ^ 1);
-                    }
+                    mk_mbar_wait(empty(slot), ph ^ 1);
                     mk_mbar_expect(full(slot), MK_CHB);
                     mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + slot * MK_CHB), chunk_ptr(a, op, l, t, c), MK_CHB, full(slot));
-                    if (++slot == s1) slot = s0, ph ^= 1;
+                    if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
                 }
-            }
-            if (MK_PROF && ring != 0) {
-                atomicAdd(a.prof + blockIdx.x * MK_NPROF + 5, mk_gtime() - lt0);
-                atomicAdd(a.prof + blockIdx.x * MK_NPROF + 6, lw);
             }
         }
         return;
     }
     if (MK_EW && warp == MK_W_EPI) {  // the mk_epilogue warp: every non-attention entry, in schedule order
         int nt = 0;
-        u64 et0 = MK_PROF ? mk_gtime() : 0, ewt = 0;
         for (int e = 0; e < ne; e++) {
             const int en = sched[e], op = mk_ent_op(en), l = mk_ent_l(en), t = mk_ent_t(en);
             if (op == MK_OP_ATT) continue;
@@ -583,17 +405,10 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                     nt++;
                     if (tt < 0) break;
                 }
-                if (MK_TRACE && lane == 0) mk_tstamp(a, op, l, 3);
                 continue;
             }
             const int b = nt % MK_NPB;
-            if (MK_PROF && lane == 0) {
-                const u64 w0 = mk_gtime();
-                mk_mbar_wait(pfull(b), (nt / MK_NPB) & 1);
-                ewt += mk_gtime() - w0;
-            } else {
-                mk_mbar_wait(pfull(b), (nt / MK_NPB) & 1);
-            }
+            mk_mbar_wait(pfull(b), (nt / MK_NPB) & 1);
             const float* pb = ysb + b * MK_NCW * 16;
             if (lane < 16)
                 mk_epilogue(a, PS, EP, SL, op, l, t, lane, erow, [&](int r) {
@@ -604,41 +419,24 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                 });
             __syncwarp();
             if (lane == 0) mk_mbar_arrive(pempty(b));
-            if (MK_TRACE && lane == 0 && (e + 1 == ne || (sched[e + 1] & 0xff) != (en & 0xff))) mk_tstamp(a, op, l, 3);
             nt++;
-        }
-        if (MK_PROF && lane == 0) {
-            atomicAdd(a.prof + blockIdx.x * MK_NPROF + 10, mk_gtime() - et0);
-            atomicAdd(a.prof + blockIdx.x * MK_NPROF + 11, ewt);
         }
         return;
     }
     // Consumers.
     h16* xh = (h16*)(sm + MK_SM_X);  // the staged x (f16)
-    MK_Rg RA{0, 0u, 0, MK_DRING ? MK_NSA : MK_NSLOT}, RB{MK_DRING ? MK_NSA : 0, 0u, MK_DRING ? MK_NSA : 0, MK_NSLOT};  // without MK_DRING: RB unused
+    MK_Rg R{0, 0u, 0, MK_NSLOT};  // the ring's cursor
     int nt = 0;
-    u64 pt0 = MK_PROF ? mk_gtime() : 0, p_stage = 0, p_ring = 0, p_epi = 0, p_att = 0, p_tile = 0, p_poll = 0;
-    auto pstamp = [&]() -> u64 { return (MK_PROF && tid == 0) ? mk_gtime() : 0ull; };
     // x = rmsnorm(v) * w: v tagged (src) or the embedding row (src == nullptr).
-    auto dbg_xor = [&](const float* v, int n, int slot) {  // MK_DBGA: XOR of the bits of the values read, into dbg[slot]
-        u32 x = 0;
-        for (int i = 0; i < n; i++) x ^= __float_as_uint(v[i]);
-#pragma unroll
-        for (int o = 16; o; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
-        if (lane == 0) atomicXor(a.dbg + slot, x);
-    };
-    auto stage_norm = [&](const u64* src, u32 tg, const float* w, int dslot = -1) {
+    auto stage_norm = [&](const u64* src, u32 tg, const float* w) {
         constexpr int N = HIDDEN / MK_NCT;  // 8
         float v[N];
-        const u64 q0 = pstamp();
         if (src) {
             mk_polln<N>(src + tid, MK_NCT, v, tg, a.err, 1);
         } else {
 #pragma unroll
             for (int i = 0; i < N; i++) v[i] = h2f(erow[tid + i * MK_NCT]);
         }
-        if (MK_PROF && tid == 0) p_poll += mk_gtime() - q0;
-        if (MK_DBGA && dslot >= 0) dbg_xor(v, N, dslot);
         float ss = 0.f;
 #pragma unroll
         for (int i = 0; i < N; i++) ss += v[i] * v[i];
@@ -657,82 +455,23 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         mk_cbar();
     };
     // x = v (tagged, n = N * MK_NCT values).
-    auto stage_copy = [&](const u64* src, u32 tg, auto nval, int dslot = -1) {
+    auto stage_copy = [&](const u64* src, u32 tg, auto nval) {
         constexpr int N = decltype(nval)::value;
         float v[N];
-        const u64 q0 = pstamp();
         mk_polln<N>(src + tid, MK_NCT, v, tg, a.err, 2);
-        if (MK_PROF && tid == 0) p_poll += mk_gtime() - q0;
-        if (MK_DBGA && dslot >= 0) dbg_xor(v, N, dslot);
-        if (MK_DBGB && dslot >= 0) {
-            __threadfence();
-            const int l = (dslot - INTER - (int)blockIdx.x) / (INTER + 2 * (int)gridDim.x);
-            const u32* wr = a.dbg + (size_t)l * (INTER + 2 * gridDim.x);
-#pragma unroll
-            for (int i = 0; i < N; i++) {
-                const int k = tid + i * MK_NCT;
-                const u32 want = __ldcg(wr + k);
-                if (__float_as_uint(v[i]) != want) {
-                    const int at = atomicAdd(a.dbg + (size_t)MK_LAYERS * (INTER + 2 * gridDim.x), 1);
-                    if (at < 64) {
-                        u32* e = a.dbg + (size_t)MK_LAYERS * (INTER + 2 * gridDim.x) + 1 + at * 8;
-                        const u64 again = mk_ld_rlx(src + k);
-                        e[0] = l, e[1] = blockIdx.x, e[2] = k, e[3] = __float_as_uint(v[i]), e[4] = want;
-                        e[5] = (u32)again, e[6] = (u32)(again >> 32), e[7] = l > 0 ? __ldcg(wr - (INTER + 2 * gridDim.x) + k) : 0u;
-                    }
-                }
-            }
-        }
         mk_cbar();  // every consumer warp is past the previous run's tiles (they read x)
 #pragma unroll
         for (int i = 0; i < N; i++) xh[tid + i * MK_NCT] = f2h(v[i]);
         mk_cbar();
     };
     // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % MK_NPB.
-    // cst: MK_CSTAGE's chunk staging for this tile (src: the tagged input, tg its tag; *staged: the chunks
-    // already in x, bit c).
-    int cst_staged = 0;
-    auto tile = [&](MK_Rg& R, int nch, int tmeta, int k0 = 0, const u64* cst = nullptr, u32 ctg = 0) {
+    auto tile = [&](int nch, int tmeta) {
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-        int prev = -1;  // MK_PFX=3: the slot to free after the next wait
-        // MK_CSTAGE == 2: this lane's two x values of chunk ci among the warp's k-tiles, loaded one chunk ahead.
-        auto cidx = [&](int ci, int i) { return (k0 + ci) * MK_CKK + (warp + MK_NCW * (lane >> 3)) * 16 + (lane & 7) * 2 + i; };
-        u64 pw0 = 0, pw1 = 0;
-        if (MK_CSTAGE == 2 && cst && !(cst_staged & 1)) pw0 = mk_ld_rlx(cst + cidx(0, 0)), pw1 = mk_ld_rlx(cst + cidx(0, 1));
         for (int ci = 0; ci < nch; ci++) {
-            if (MK_CSTAGE == 2 && cst && !(cst_staged >> ci & 1)) {
-                float v[2] = {mk_tval(pw0), mk_tval(pw1)};
-                if (!MK_NOWAIT && !(mk_fresh(pw0, ctg) && mk_fresh(pw1, ctg)))  // not yet: the staging's own poll
-                    mk_polla<2>([&](int i) { return cst + cidx(ci, i); }, v, ctg, a.err, 2);
-                xh[cidx(ci, 0)] = f2h(v[0]);
-                xh[cidx(ci, 1)] = f2h(v[1]);
-                __syncwarp();  // the warp's k-tiles of this chunk are in x (only this warp reads them)
-                cst_staged |= 1 << ci;
-                if (ci + 1 < nch) pw0 = mk_ld_rlx(cst + cidx(ci + 1, 0)), pw1 = mk_ld_rlx(cst + cidx(ci + 1, 1));
-            }
-            if (MK_CSTAGE == 1 && cst && !(cst_staged >> ci & 1)) {  // this chunk's 512 inputs, then everyone sees them
-                float v[MK_CKK / MK_NCT];
-                mk_polln<MK_CKK / MK_NCT>(cst + (k0 + ci) * MK_CKK + tid, MK_NCT, v, ctg, a.err, 2);
-#pragma unroll
-                for (int i = 0; i < MK_CKK / MK_NCT; i++) xh[(k0 + ci) * MK_CKK + tid + i * MK_NCT] = f2h(v[i]);
-                mk_cbar();
-                cst_staged |= 1 << ci;
-            }
-            if (MK_PROF >= 2 && MK_PROFC && tid == 0) {
-                const u64 w0 = mk_gtime();
-                mk_mbar_wait(full(R.slot), R.ph);
-                p_ring += mk_gtime() - w0;
-            } else {
-                mk_mbar_wait(full(R.slot), R.ph);
-            }
-            if (MK_PFX == 2) __syncwarp();
-            if (MK_PFX == 3 && prev >= 0) {
-                __syncwarp();
-                if (lane == 0) mk_mbar_arrive(empty(prev));
-            }
+            mk_mbar_wait(full(R.slot), R.ph);
             const uint4* wc = (const uint4*)(sm + MK_SM_RING + R.slot * MK_CHB);
-            const h16* xc = xh + (k0 + ci) * MK_CKK;
+            const h16* xc = xh + ci * MK_CKK;
 #pragma unroll
             for (int j = 0; j < 32 / MK_NCW; j++) {
                 const int kt = warp + j * MK_NCW;
@@ -743,28 +482,19 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                              : "+f"(cc[0]), "+f"(cc[1]), "+f"(cc[2]), "+f"(cc[3])
                              : "r"(av.x), "r"(av.y), "r"(av.z), "r"(av.w), "r"(b0), "r"(b1));
             }
-            if (MK_PFX == 1) asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            if (MK_PFX == 4) asm volatile("fence.acq_rel.cta;" ::: "memory");
-            if (MK_PFX == 3) {
-                prev = R.slot;
-            } else if (MK_PFX == 5) {
-                __syncwarp();
-                if (lane == 0 && __float_as_uint(c[(32 / MK_NCW - 1) & 1][0]) != 0xffffffffu) mk_mbar_arrive(empty(R.slot));
-            } else {
-                __syncwarp();
-                if (lane == 0) mk_mbar_arrive(empty(R.slot));
-            }
+            // Session 32's race fix: ptxas issues the warp's "slot free" arrive right after the slot's LDS.128s,
+            // before their data return, so the loader's next bulk copy could overwrite data in flight;
+            // fence.acq_rel.cta (MEMBAR.ALL.CTA) before the arrive waits for them.
+            asm volatile("fence.acq_rel.cta;" ::: "memory");
+            __syncwarp();
+            if (lane == 0) mk_mbar_arrive(empty(R.slot));
             R.mk_adv();
         }
         const int b = nt % MK_NPB;
         if (MK_EW) mk_mbar_wait(pempty(b), ((nt / MK_NPB) & 1) ^ 1);  // the mk_epilogue warp is done with this buffer's last use
-        if (MK_PFX == 3 && prev >= 0) {
-            __syncwarp();
-            if (lane == 0) mk_mbar_arrive(empty(prev));
-        }
         float* pb = ysb + b * MK_NCW * 16;
         if (t4 == 0) pb[warp * 16 + g] = c[0][0] + c[1][0], pb[warp * 16 + g + 8] = c[0][2] + c[1][2];
-        if ((MK_DGU || MK_DQKV || MK_DHEAD) && tid == 0) meta[b] = tmeta;
+        if ((MK_DGU || MK_DHEAD) && tid == 0) meta[b] = tmeta;
         if (MK_EW) {
             __syncwarp();
             if (lane == 0) mk_mbar_arrive(pfull(b));
@@ -778,21 +508,14 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         const int en = sched[e], op = mk_ent_op(en), l = mk_ent_l(en);
         const u32 tg = mk_tagof(ep, l);
         // Stage the run's input: the staging's loads are the dependency wait.
-        const u64 s0 = pstamp();
-        if (MK_TRACE && tid == 0) mk_tstamp(a, op, l, 0);
         if (op == MK_OP_QKV) stage_norm(l == 0 ? nullptr : a.hx + (size_t)l * HIDDEN, tg, a.nattn + l * HIDDEN);
         else if (op == MK_OP_O) stage_copy(a.aot, tg, mk_ic<HIDDEN / MK_NCT>());
-        else if (op == MK_OP_GU) stage_norm(a.hm + (size_t)l * HIDDEN, tg, a.nffn + l * HIDDEN, (int)(l * (INTER + 2 * gridDim.x) + INTER + gridDim.x + blockIdx.x));
-        else if (op == MK_OP_DN && MK_CSTAGE) cst_staged = 0, mk_cbar();  // every warp past the previous run's tiles (they read x)
-        else if (op == MK_OP_DN) stage_copy(a.actt, tg, mk_ic<INTER / MK_NCT>(), (int)(l * (INTER + 2 * gridDim.x) + INTER + blockIdx.x));
+        else if (op == MK_OP_GU) stage_norm(a.hm + (size_t)l * HIDDEN, tg, a.nffn + l * HIDDEN);
+        else if (op == MK_OP_DN) stage_copy(a.actt, tg, mk_ic<INTER / MK_NCT>());
         else if (op == MK_OP_HEAD) stage_norm(a.hx + (size_t)MK_LAYERS * HIDDEN, mk_tagof(ep, MK_LAYERS), a.nfinal);
         else mk_cbar();  // attention: the items overwrite the x area the previous run's tiles read
-        if (MK_PROF && tid == 0) p_stage += mk_gtime() - s0;
-        if (MK_TRACE && tid == 0 && op != MK_OP_ATT) mk_tstamp(a, op, l, 1);
-        const int e_run = e;
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++) {
             const int t = mk_ent_t(sched[e]);
-            const u64 a0 = pstamp();
             if (op == MK_OP_ATT) {
                 // Item (kv head g, chunk c) over positions [p0, p0 + n): rows < pos from the cache, row pos (this
                 // step's, tagged) from kvt; q (tagged) from qt.
@@ -809,35 +532,18 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                     ks[33 * p + 4 * j] = kv.x, ks[33 * p + 4 * j + 1] = kv.y, ks[33 * p + 4 * j + 2] = kv.z, ks[33 * p + 4 * j + 3] = kv.w;
                     *(uint4*)(vs + 32 * p + 4 * j) = __ldcg((const uint4*)(a.vc + kvb + (size_t)p * HD + j * 8));
                 }
-                if (MK_QKS == 1) {
+                {
                     float qv[2];
                     mk_polln<2>(a.qt + g * 512 + tid, MK_NCT, qv, tg, a.err, 3);
                     qs[tid] = qv[0], qs[tid + MK_NCT] = qv[1];
-                } else {  // the parts' partial sums
-                    float qv[2 * MK_QKS];
-                    mk_polla<2 * MK_QKS>([&](int i) { return a.qt + (i >> 1) * HIDDEN + g * 512 + tid + (i & 1) * MK_NCT; }, qv, tg, a.err, 3);
-#pragma unroll
-                    for (int i = 2; i < 2 * MK_QKS; i++) qv[i & 1] += qv[i];
-                    qs[tid] = qv[0], qs[tid + MK_NCT] = qv[1];
                 }
                 if (n > nold && tid < 128) {  // the newest row
-                    float v;
-                    if (MK_QKS == 1) {
-                        v = mk_poll1(a.kvt + g * 128 + tid, tg, a.err, 4);
-                    } else {
-                        float pv[MK_QKS];
-                        mk_polla<MK_QKS>([&](int i) { return a.kvt + i * NKV * 128 + g * 128 + tid; }, pv, tg, a.err, 4);
-                        v = pv[0];
-#pragma unroll
-                        for (int i = 1; i < MK_QKS; i++) v += pv[i];
-                    }
+                    const float v = mk_poll1(a.kvt + g * 128 + tid, tg, a.err, 4);
                     const h16 vh = f2h(v);
-                    if (MK_QKS > 1) (tid < 64 ? a.kc : a.vc)[((size_t)((l * a.slots + SL) * NKV + g) * MAX_SEQ + PS) * HD + (tid & 63)] = vh;
                     if (tid < 64) ((h16*)(ks + 33 * nold))[tid] = vh;
                     else ((h16*)(vs + 32 * nold))[tid - 64] = vh;
                 }
                 mk_cbar();
-                if (MK_TRACE && tid == 0 && e == e_run) mk_tstamp(a, op, l, 1);
                 // Warp w < 8: head g * 8 + w. Scores by lane-owned positions, softmax, P.V by lane-owned dims.
                 for (int w = warp; w < 8; w += MK_NCW) {
                     const float* qh = qs + w * 64;
@@ -863,79 +569,15 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                     sum = mk_warp_sum(sum);
                     __syncwarp();
                     float a0 = 0.f, a1 = 0.f;
-                    if (MK_AP4) {  // four independent accumulator pairs (the FMA chain was n long)
-                        float b0[4] = {0.f, 0.f, 0.f, 0.f}, b1[4] = {0.f, 0.f, 0.f, 0.f};
-                        int p = 0;
-                        for (; p + 4 <= n; p += 4) {
-#pragma unroll
-                            for (int j = 0; j < 4; j++) {
-                                const float pe = ss[w * CL + p + j];
-                                const u32 vv = vs[32 * (p + j) + lane];
-                                const float2 vf = mk_h2f2(vv);
-                                b0[j] += pe * vf.x, b1[j] += pe * vf.y;
-                            }
-                        }
-                        for (; p < n; p++) {
-                            const float pe = ss[w * CL + p];
-                            const u32 vv = vs[32 * p + lane];
-                            const float2 vf = mk_h2f2(vv);
-                            b0[0] += pe * vf.x, b1[0] += pe * vf.y;
-                        }
-                        a0 = (b0[0] + b0[1]) + (b0[2] + b0[3]), a1 = (b1[0] + b1[1]) + (b1[2] + b1[3]);
-                    } else {
-                        for (int p = 0; p < n; p++) {
-                            const float pe = ss[w * CL + p];
-                            const u32 vv = vs[32 * p + lane];
-                            const float2 vf = mk_h2f2(vv);
-                            a0 += pe * vf.x, a1 += pe * vf.y;
-                        }
-                    }
-                    if (MK_TREC) {
-                        u64* rec = a.prt + ((size_t)(g * 8 + w) * MK_ACH + c) * 66;
-                        mk_st_tag(rec + 2 + 2 * lane, a0, tg);
-                        mk_st_tag(rec + 3 + 2 * lane, a1, tg);
-                        if (lane == 0) mk_st_tag(rec, n > 0 ? mx : -1e30f, tg), mk_st_tag(rec + 1, sum, tg);
-                        continue;
+                    for (int p = 0; p < n; p++) {
+                        const float pe = ss[w * CL + p];
+                        const u32 vv = vs[32 * p + lane];
+                        const float2 vf = mk_h2f2(vv);
+                        a0 += pe * vf.x, a1 += pe * vf.y;
                     }
                     float* rec = a.part + ((size_t)(g * 8 + w) * MK_ACH + c) * 68;
                     *(float2*)(rec + 4 + 2 * lane) = make_float2(a0, a1);
                     if (lane == 0) rec[0] = (n > 0 ? mx : -1e30f), rec[1] = sum;
-                    if (MK_RECFENCE) __threadfence();  // each writer's own records out before the count (see MK_RECFENCE)
-                }
-                if (MK_TREC) {  // the kv head's last chunk merges: it polls the 8 heads' tagged records (no fence, no count)
-                    if (c == MK_ACH - 1) {
-                        for (int w = warp; w < 8; w += MK_NCW) {
-                            const u64* rb = a.prt + (size_t)(g * 8 + w) * MK_ACH * 66;
-                            // one batch: record (lane % MK_ACH)'s max and sum, then this lane's two dims of every record
-                            float rv[2 + 2 * MK_ACH];
-                            mk_polla<2 + 2 * MK_ACH>(
-                                [&](int i) { return i < 2 ? rb + (lane % MK_ACH) * 66 + i : rb + ((i - 2) >> 1) * 66 + 2 + 2 * lane + ((i - 2) & 1); },
-                                rv, tg, a.err, 5);
-                            const float mc = lane < MK_ACH ? rv[0] : -1e30f, lc = lane < MK_ACH ? rv[1] : 0.f;
-                            float v0[MK_ACH], v1[MK_ACH];
-#pragma unroll
-                            for (int cc = 0; cc < MK_ACH; cc++) v0[cc] = rv[2 + 2 * cc], v1[cc] = rv[3 + 2 * cc];
-                            const float M = mk_warp_max(mc);
-                            const float wc = lane < MK_ACH ? __expf(mc - M) : 0.f;
-                            const float den = mk_warp_sum(wc * lc);
-                            float n0 = 0.f, n1 = 0.f;
-#pragma unroll
-                            for (int cc = 0; cc < MK_ACH; cc++) {
-                                const float wv = __shfl_sync(0xffffffffu, wc, cc);
-                                n0 += wv * v0[cc], n1 += wv * v1[cc];
-                            }
-                            u64* o = a.aot + (g * 8 + w) * 64 + 2 * lane;
-                            mk_st_tag(o, n0 / den, tg);
-                            mk_st_tag(o + 1, n1 / den, tg);
-                        }
-                        if (MK_TRACE) {
-                            mk_cbar();
-                            if (tid == 0) mk_tstamp(a, op, l, 3);
-                        }
-                    }
-                    mk_cbar();  // the x area reused by the next item
-                    if (MK_PROF && tid == 0) p_att += mk_gtime() - a0;
-                    continue;
                 }
                 mk_cbar();
                 if (tid == 0) {
@@ -971,14 +613,11 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         mk_st_tag(o + 1, n1 / den, tg);
                     }
                     mk_cbar();
-                    if (MK_TRACE && tid == 0) mk_tstamp(a, op, l, 3);
                 }
                 mk_cbar();  // the x area reused by the next item
-                if (MK_PROF && tid == 0) p_att += mk_gtime() - a0;
                 continue;
             }
             if (dyn(op)) {  // tiles as the loader tagged the slots, until its sentinel
-                MK_Rg& R = in_a(op) || !MK_DRING ? RA : RB;
                 for (;;) {
                     mk_mbar_wait(full(R.slot), R.ph);
                     const int tt = slot_t[R.slot];
@@ -995,16 +634,12 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         nt++;
                         break;
                     }
-                    tile(R, MK_KC_H, tt);
+                    tile(MK_KC_H, tt);
                 }
-                if (MK_PROF && tid == 0) p_tile += mk_gtime() - a0;
                 continue;
             }
-            tile(in_a(op) || !MK_DRING ? RA : RB, mk_ent_nch(op), t, op == MK_OP_QKV ? (t % MK_QKS) * MK_KC_Q : 0,
-                 MK_CSTAGE && op == MK_OP_DN ? a.actt : nullptr, tg);
-            if (MK_PROF && tid == 0) p_tile += mk_gtime() - a0;
+            tile(mk_ent_nch(op), t);
             if (!MK_EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its mk_epilogue
-                const u64 q0 = pstamp();
                 const float* pb = ysb + ((nt - 1) % MK_NPB) * MK_NCW * 16;
                 if (warp == 0 && lane < 16)
                     mk_epilogue(a, PS, EP, SL, op, l, t, lane, erow, [&](int r) {
@@ -1013,20 +648,8 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         for (int w = 0; w < MK_NCW; w++) v += pb[w * 16 + r];
                         return v;
                     });
-                if (MK_PROF && tid == 0) p_epi += mk_gtime() - q0;
             }
         }
-        if (MK_TRACE && tid == 0) mk_tstamp(a, op, l, 2);
-    }
-    if (MK_PROF && tid == 0) {
-        u64* pp = a.prof + blockIdx.x * MK_NPROF;
-        atomicAdd(pp + 0, mk_gtime() - pt0);
-        atomicAdd(pp + 1, p_poll);
-        atomicAdd(pp + 2, p_stage);
-        atomicAdd(pp + 3, p_ring);
-        atomicAdd(pp + 4, p_epi);
-        atomicAdd(pp + 7, p_att);
-        atomicAdd(pp + 9, p_tile);
     }
 }
 // After each step, one thread (graph-safe: the step reads the counter at its start, this launch bumps it after):
