@@ -20,8 +20,11 @@ O=$OUT; J=/tmp/ml; mkdir -p $J; S=$(date +%s)
 trap "tar czf $OUT/ml.tgz -C /tmp ml" EXIT
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_MK=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; date -u
+# main first: its kernels_mk.cu cleanup (b05a65f) was not re-run on a GPU in session 35
+TRTFORGE_CACHE_DIR=/tmp/cz/ml/main/K TRTFORGE_CHECKS=mk timeout 150 /tmp/cz/ml/main/trtforge cuda-check --tinyllama > $O/check_mk_main.log 2>&1
+echo "check main rc=$? t=$(( $(date +%s) - S ))"; grep -E "PASS|FAIL|passed|rror" $O/check_mk_main.log | cut -c1-220
 TRTFORGE_CACHE_DIR=/tmp/cz/ml/loop/K TRTFORGE_MK_LOOP=1 TRTFORGE_CHECKS=mk timeout 150 /tmp/cz/ml/loop/trtforge cuda-check --tinyllama > $O/check_mk_loop.log 2>&1
-echo "check rc=$? t=$(( $(date +%s) - S ))"; grep -E "PASS|FAIL|passed|rror" $O/check_mk_loop.log | cut -c1-220
+echo "check loop rc=$? t=$(( $(date +%s) - S ))"; grep -E "PASS|FAIL|passed|rror" $O/check_mk_loop.log | cut -c1-220
 bench() { # name binary [env...]
   local n=$1 b=$2; shift 2
   env TRTFORGE_CACHE_DIR=/tmp/cz/ml/$b/K "$@" timeout 40 /tmp/cz/ml/$b/trtforge bench --isolate never --precisions fp16 --batch-sizes 1 --input-lens 512 --output-len 128 --model preset:tinyllama-1.1b --json $J/$n.json > $J/$n.log 2>&1
