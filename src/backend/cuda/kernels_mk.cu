@@ -70,12 +70,11 @@ enum { MK_OP_QKV = 0, MK_OP_ATT = 1, MK_OP_O = 2, MK_OP_GU = 3, MK_OP_DN = 4, MK
 // Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> mk_epilogue).
 __host__ __device__ constexpr bool dyn(int op) { return (MK_DGU && op == MK_OP_GU) || (MK_DHEAD && op == MK_OP_HEAD); }
 __host__ __device__ constexpr int ntiles(int op) { return op == MK_OP_GU ? MK_T_GU : op == MK_OP_QKV ? MK_T_QKV : MK_T_HEAD; }
-struct MK_Rg {  // a ring's cursor: slot in [s0, s1), phase parity
+struct MK_Rg {  // a ring's cursor (the loader's and the consumers'): slot in [0, MK_NSLOT), phase parity
     int slot;
     u32 ph;
-    int s0, s1;
     __device__ void mk_adv() {
-        if (++slot == s1) slot = s0, ph ^= 1;
+        if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
     }
 };
 // Shared memory: ring | x area | mbarriers | partial buffers + misc | schedule.
@@ -343,8 +342,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
     int* meta = slot_t + MK_NSLOT;           // MK_DGU: the tile of each partial buffer (-1: the run's end)
     if (warp == MK_W_LOAD) {  // the loader lane
         if (lane == 0) {
-            int slot = 0;
-            u32 ph = 0;
+            MK_Rg L{0, 0u};
             for (int e = 0; e < ne; e++) {
                 const int en = sched[e], op = mk_ent_op(en), l = mk_ent_l(en), t = mk_ent_t(en);
                 const int nch = mk_ent_nch(op);
@@ -358,25 +356,25 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         int tn = MK_GRAB_AT < 0 ? grab() : TT;  // one ticket ahead: its round trip under the copies
                         for (int c = 0; c < MK_KC_H; c++) {
                             if (MK_GRAB_AT >= 0 && c == MK_GRAB_AT + 1) tn = grab();
-                            mk_mbar_wait(empty(slot), ph ^ 1);
-                            slot_t[slot] = tt;
-                            mk_mbar_expect(full(slot), MK_CHB);
-                            mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + slot * MK_CHB), chunk_ptr(a, op, l, tt, c), MK_CHB, full(slot));
-                            if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
+                            mk_mbar_wait(empty(L.slot), L.ph ^ 1);
+                            slot_t[L.slot] = tt;
+                            mk_mbar_expect(full(L.slot), MK_CHB);
+                            mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, tt, c), MK_CHB, full(L.slot));
+                            L.mk_adv();
                         }
                         tt = tn;
                     }
-                    mk_mbar_wait(empty(slot), ph ^ 1);  // the run's end: a slot with no data
-                    slot_t[slot] = -1;
-                    mk_mbar_arrive(full(slot));
-                    if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
+                    mk_mbar_wait(empty(L.slot), L.ph ^ 1);  // the run's end: a slot with no data
+                    slot_t[L.slot] = -1;
+                    mk_mbar_arrive(full(L.slot));
+                    L.mk_adv();
                     continue;
                 }
                 for (int c = 0; c < nch; c++) {
-                    mk_mbar_wait(empty(slot), ph ^ 1);
-                    mk_mbar_expect(full(slot), MK_CHB);
-                    mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + slot * MK_CHB), chunk_ptr(a, op, l, t, c), MK_CHB, full(slot));
-                    if (++slot == MK_NSLOT) slot = 0, ph ^= 1;
+                    mk_mbar_wait(empty(L.slot), L.ph ^ 1);
+                    mk_mbar_expect(full(L.slot), MK_CHB);
+                    mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, t, c), MK_CHB, full(L.slot));
+                    L.mk_adv();
                 }
             }
         }
@@ -425,7 +423,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
     }
     // Consumers.
     h16* xh = (h16*)(sm + MK_SM_X);  // the staged x (f16)
-    MK_Rg R{0, 0u, 0, MK_NSLOT};  // the ring's cursor
+    MK_Rg R{0, 0u};  // the ring's cursor
     int nt = 0;
     // x = rmsnorm(v) * w: v tagged (src) or the embedding row (src == nullptr).
     auto stage_norm = [&](const u64* src, u32 tg, const float* w) {

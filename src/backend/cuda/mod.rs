@@ -2574,7 +2574,7 @@ impl CudaBackend {
             self.gpu.begin_capture()?;
             let mut r = Ok(());
             for _ in 0..LOOP_STEPS {
-                r = self.queue_decode_step(b).and_then(|_| self.hist_put(b));
+                r = self.queue_decode_step(b); // mk_advance writes the history (no hist_put)
                 if r.is_err() {
                     break;
                 }
