@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 35, NOT RUN (device budget spent): the megakernel's loop launches (next/mk-loop.patch, branch
-# mk-loop 6d78a11 on main d1c77c9): TRTFORGE_MK_LOOP=1 runs the rest of a greedy loop as ONE mk_step launch of N steps;
+# mk-loop 1c03caf on main ac04bac): TRTFORGE_MK_LOOP=1 runs the rest of a greedy loop as ONE mk_step launch of N steps;
 # each step's last head tile does mk_advance's work and publishes the token as a tagged word the next step's layer 0
 # polls (no step boundary; the ring streams the next step's first weights during the head).
 # Build here (two binaries, both stripped, with their NVRTC caches; NVRTC 13.0: pip download nvidia-cuda-nvrtc==13.0.*):
