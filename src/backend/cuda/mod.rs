@@ -486,7 +486,7 @@ pub struct CudaBackend {
     gemm_lt: bool,
     /// Decode passes of at least this many rows through cuBLASLt (the static engine's default
     /// [`LT_DECODE_ROWS`]; TRTFORGE_LT_DECODE_ROWS=N to measure another threshold; usize::MAX: off,
-    /// as with TRTFORGE_GEMM=cublas and in paged engines).
+    /// as with TRTFORGE_GEMM=cublas).
     gemm_lt_decode: usize,
     /// Paged engines: non-decode passes run their GEMMs at `sched::gemm_rows` rows (serve;
     /// TRTFORGE_SERVE_GEMM_PAD=0 runs the exact row count).
@@ -1184,15 +1184,14 @@ impl CudaBackend {
             && (kv8 || std::env::var("TRTFORGE_PREFILL_ATTN").as_deref() != Ok("cublas"));
         let gemm_env = std::env::var("TRTFORGE_GEMM");
         let gemm_lt = gpu.has_lt() && !spec.act_f32 && gemm_env.as_deref() == Ok("lt");
-        // Session 18: decode passes of LT_DECODE_ROWS or more rows of the static engine through
-        // cuBLASLt by default (bs64 +1.6–2.4 % every precision, bs32 +1.5 %, bs16 −0.3…1.3 %: left
-        // to cublasGemmEx); TRTFORGE_GEMM=cublas keeps cublasGemmEx there too.
-        let gemm_lt_decode =
-            if gpu.has_lt() && !spec.act_f32 && opts.paged_blocks.is_none() && gemm_env.as_deref() != Ok("cublas") {
-                std::env::var("TRTFORGE_LT_DECODE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(LT_DECODE_ROWS)
-            } else {
-                usize::MAX
-            };
+        // Session 18: decode passes of LT_DECODE_ROWS or more rows through cuBLASLt by default
+        // (bs64 +1.6–2.4 % every precision, bs32 +1.5 %, bs16 −0.3…1.3 %: left to cublasGemmEx);
+        // session 36: paged (serve) engines too; TRTFORGE_GEMM=cublas keeps cublasGemmEx there.
+        let gemm_lt_decode = if gpu.has_lt() && !spec.act_f32 && gemm_env.as_deref() != Ok("cublas") {
+            std::env::var("TRTFORGE_LT_DECODE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(LT_DECODE_ROWS)
+        } else {
+            usize::MAX
+        };
         let gemm_f16out = gemm_lt && std::env::var("TRTFORGE_GEMM_F16OUT").as_deref() == Ok("1");
         let pf = prefill::PrefillOpts::from_env(&spec, prefill_fa, opts.paged_blocks.is_some());
         // Decode attention (session 5): attn_decode_cl on sm_90 where it is compiled (used per pass as
