@@ -561,13 +561,13 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
     }
 }
 
-/// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128`, `f8g` and
-/// the [`udown_only`] sets.
+/// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128`, `f8g`,
+/// `cxq` and the [`udown_only`] sets.
 pub fn own_list_only() -> bool {
     udown_only().is_some()
         || matches!(
             std::env::var("TRTFORGE_CHECKS").as_deref(),
-            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud") | Ok("mk")
+            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud") | Ok("mk") | Ok("cxq")
         )
 }
 
@@ -910,6 +910,32 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
             let ps3 = seeded_prompts(&[64, 20, 9], tl.weights.config.vocab_size, 3);
             add(logits_check_kvr("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Fp8, true, &ps3));
             add(greedy_check_kvr("tinyllama-1.1b", &tl.weights, F16, KvCacheDtype::Fp8, true, &ps3, 16));
+        }
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("cxq") {
+        // Session 36: attn_decode_cx / cx8 on 8-bit caches (run with TRTFORGE_ATTN=cx8all or cxall, and
+        // TRTFORGE_ATTN_CS=1 so that one block walks a whole sequence: more tiles a warp than its ring
+        // holds), head_dim 32 (GQA 2) and 64 (GQA 8 and 3), int8 and fp8, prefill + decode logits vs the
+        // CPU reference with the same cache rounding, and greedy tokens.
+        let t32 = tiny32()?;
+        let ps_long = seeded_prompts(&[497, 200], t32.config.vocab_size, 7);
+        for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+            add(logits_check_kv("tiny32 long", &t32, F16, kv, &ps_long));
+        }
+        // (480 + 24 tokens: within tiny32's 512-position context; fp8's near ties on a random model are why the
+        // short lists keep its greedy check out too.)
+        let ps_greedy = seeded_prompts(&[480, 200], t32.config.vocab_size, 7);
+        add(greedy_check_kv("tiny32 long", &t32, F16, KvCacheDtype::Int8, &ps_greedy, 24));
+        if set.tinyllama {
+            let tl = load("preset:tinyllama-1.1b")?;
+            let ps = seeded_prompts(&[600, 37], tl.weights.config.vocab_size, 8);
+            for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+                add(logits_check_kv("tinyllama-1.1b long", &tl.weights, F16, kv, &ps));
+            }
+            let sm = load("preset:smollm2-135m")?;
+            let ps300 = seeded_prompts(&[301, 130], sm.weights.config.vocab_size, 6);
+            add(logits_check_kv("smollm2-135m long", &sm.weights, F16, KvCacheDtype::Fp8, &ps300));
         }
         return Ok(results);
     }

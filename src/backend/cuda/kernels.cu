@@ -3542,7 +3542,14 @@ attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
 // 2^ACX_TH in f16 (exact algebra: O and l share the same reference max). The per-lane cp.async and
 // ldmatrix offsets are the same for every tile (registers); K and V rows use one swizzle (acl_swv:
 // conflict-free ldmatrix rows); the zero-fill / new-token path runs only for partial tiles.
-#if !KV_Q
+// 8-bit caches (KV_Q, session 36): the ring holds the codes (half the bytes, twice the stages); each lane
+// builds its K and Vᵀ A fragments in registers from 8-byte shared loads (no f16 staging tile, no ldmatrix):
+//   K: rows g, g + 8, bytes 32S + 8t .. + 7 → the A fragments of k-steps 2S, 2S + 1 (dims permuted in
+//      K and in Qᵀ alike: k index 2t, 2t+1 / 8+2t, 9+2t of step 2S ↔ dims 32S + 8t + 0,1 / 2,3, of step
+//      2S + 1 ↔ + 4,5 / 6,7), K's scale folded into q's;
+//   Vᵀ: lane (g, t) holds dims DL·g .. DL·g + DL − 1 (DL = HD / 8) of keys 2t, 2t+1, 2t+8, 2t+9 (rows of
+//      m-tile s: g ↔ dim DL·g + 2s, g + 8 ↔ DL·g + 2s + 1; the merge writes O back in dim order), two
+//      keys' codes paired by one byte permute per fragment register, V's scale applied to O at the end.
 #define ACX_TH 8.0f
 __device__ __forceinline__ u32 acx_movt(u32 a) {
     u32 d;
@@ -3572,6 +3579,37 @@ __device__ __forceinline__ void acx_ldmt(u32 a, u32& r0, u32& r1, u32& r2, u32& 
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(a));
 }
+#if KV_Q
+// Four cache codes → f16x2 {bytes 0, 1} and {bytes 2, 3} (low half = the lower byte), as kv_h8.
+__device__ __forceinline__ void acx_h4(u32 c, u32& lo, u32& hi) {
+#if KV_Q == 1
+    const u32 bias = 0x64806480u;
+    lo = __byte_perm(c, 0x64646464u, 0x4140);
+    hi = __byte_perm(c, 0x64646464u, 0x4342);
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+#else
+    e4m3x4_h2(c, lo, hi);
+#endif
+}
+// The V codes' 16-byte chunk in the ring (K keeps acl_swk): 64-byte rows (HD 64) spread so that the
+// rows one Vᵀ load reads (2t + (t & 1), 2t + 1 − (t & 1), + 8) hit distinct banks.
+__device__ __forceinline__ int acx_swq(int r, int c) { return ACL_CH == 4 ? (c ^ (((r >> 2) & 1) << 1)) : c; }
+// DL / 4 words of one cache row from shared memory.
+template <int NWD>
+__device__ __forceinline__ void acx_lds(u32 a, u32 (&w)[NWD]) {
+    if constexpr (NWD == 1) {
+        asm volatile("ld.shared.u32 %0, [%1];" : "=r"(w[0]) : "r"(a));
+    } else if constexpr (NWD == 2) {
+        asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(w[0]), "=r"(w[1]) : "r"(a));
+    } else {
+#pragma unroll
+        for (int i = 0; i < NWD; i += 4)
+            asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(w[i]), "=r"(w[i + 1]), "=r"(w[i + 2]), "=r"(w[i + 3]) : "r"(a + 4 * i));
+    }
+}
+#endif
 //   As acl_body (grid, clusters, dynamic shared memory STG · NW · 2 · ACL_TB bytes); STG is fixed
 //   per kernel (the host passes the same number).
 template <int NW, int STG>
@@ -3599,10 +3637,21 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     const u32 ring = smem_u32(acx_ring) + (u32)(warp * STG * 2 * ACL_TB);
     // This lane's copies of a tile: chunk j = row (32j + lane) / ACL_CH, 16-byte column (.. % ACL_CH).
     u32 dof[CPL], sof[CPL];
+#if KV_Q
+    u32 dov[CPL];  // V's chunks (K: dof)
+#define ACX_DOV(j) dov[j]
+#else
+#define ACX_DOV(j) dof[j]
+#endif
 #pragma unroll
     for (int j = 0; j < CPL; j++) {
         const int qi = j * 32 + lane, r = qi / ACL_CH, c = qi % ACL_CH;
+#if KV_Q
+        dof[j] = (u32)(r * ACL_RB + acl_swk(r, c) * 16);
+        dov[j] = (u32)(r * ACL_RB + acx_swq(r, c) * 16);
+#else
         dof[j] = (u32)(r * ACL_RB + acl_swv(r, c) * 16);
+#endif
         sof[j] = (u32)(r * KV_RS * (int)sizeof(kv_t) + c * 16);
     }
     // Copies the tile at cache offset `tile` into ring slot si: rows < nrow (the rest zero-filled),
@@ -3615,7 +3664,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #pragma unroll
             for (int j = 0; j < CPL; j++) {
                 cp_async16(dk + dof[j], kb + sof[j], 16);
-                cp_async16(dk + ACL_TB + dof[j], vb + sof[j], 16);
+                cp_async16(dk + ACL_TB + ACX_DOV(j), vb + sof[j], 16);
             }
         } else {
 #pragma unroll
@@ -3624,7 +3673,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
                 if (r != skip) {
                     const bool in = r < nrow;
                     cp_async16(dk + dof[j], in ? (const void*)(kb + sof[j]) : (const void*)kb, in ? 16 : 0);
-                    cp_async16(dk + ACL_TB + dof[j], in ? (const void*)(vb + sof[j]) : (const void*)vb, in ? 16 : 0);
+                    cp_async16(dk + ACL_TB + ACX_DOV(j), in ? (const void*)(vb + sof[j]) : (const void*)vb, in ? 16 : 0);
                 }
             }
         }
@@ -3646,16 +3695,39 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         if (jt % NW == warp && i < STG && lane < ACL_CH) {
             const int k0 = k_begin + 16 * jt, r = newp - k0;
             const size_t off = kv_off(slot, kvh, k0) + (size_t)r * KV_RS;
-            const u32 dk = ring + (u32)(i * 2 * ACL_TB) + r * ACL_RB + acl_swv(r, lane) * 16;
+#if KV_Q
+            const u32 dk = ring + (u32)(i * 2 * ACL_TB) + r * ACL_RB + acl_swk(r, lane) * 16;
+            const u32 dv = ring + (u32)(i * 2 * ACL_TB) + ACL_TB + r * ACL_RB + acx_swq(r, lane) * 16;
+#else
+            const u32 dk = ring + (u32)(i * 2 * ACL_TB) + r * ACL_RB + acl_swv(r, lane) * 16, dv = dk + ACL_TB;
+#endif
             const uint4 kv = __ldcg((const uint4*)((const unsigned char*)(kc + off) + lane * 16));
             const uint4 vv = __ldcg((const uint4*)((const unsigned char*)(vc + off) + lane * 16));
             asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk), "r"(kv.x), "r"(kv.y), "r"(kv.z), "r"(kv.w) : "memory");
-            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dk + ACL_TB), "r"(vv.x), "r"(vv.y), "r"(vv.z), "r"(vv.w) : "memory");
+            asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};" ::"r"(dv), "r"(vv.x), "r"(vv.y), "r"(vv.z), "r"(vv.w) : "memory");
         }
     }
     // Qᵀ as B fragments: b0 = q[head g][16s + 2t, +1], b1 = q[head g][16s + 8 + 2t, +1] (heads
     // g >= GROUP zero), scaled by log2(e)/sqrt(HD).
     u32 qb[KT][2];
+#if KV_Q
+    {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1; K's scale folded in
+        const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);
+#pragma unroll
+        for (int S = 0; S < KT / 2; S++) {
+            float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * S + 8 * t;
+                x0 = __ldcg((const float4*)qp);
+                x1 = __ldcg((const float4*)(qp + 4));
+            }
+            qb[2 * S][0] = acx_h2(x0.x * scale, x0.y * scale);
+            qb[2 * S][1] = acx_h2(x0.z * scale, x0.w * scale);
+            qb[2 * S + 1][0] = acx_h2(x1.x * scale, x1.y * scale);
+            qb[2 * S + 1][1] = acx_h2(x1.z * scale, x1.w * scale);
+        }
+    }
+#else
     {
         const float scale = 1.44269504088896341f / sqrtf((float)HD);
 #pragma unroll
@@ -3670,8 +3742,22 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
             qb[s][1] = acx_h2(x1.x * scale, x1.y * scale);
         }
     }
+#endif
     // ldmatrix row addresses (relative to the slot): K as A (non-trans; matrix mi = lane / 8 holds keys
     // 8·(mi & 1) .., dims 16s + 8·(mi >> 1) ..), Vᵀ as A (trans; keys 8·(mi >> 1) .., dims 16s + 8·(mi & 1) ..).
+#if KV_Q
+    constexpr int DL = HD / 8, NWD = DL / 4;  // Vᵀ: bytes (words) of a cache row per lane
+    const int odd = t & 1;                    // the rows' load order (bank spread, acx_swq)
+    u32 kof[2], vof[2][2];                    // K rows g, g + 8 (+ the chunk of byte 8t); V rows by [pair][load]
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int r = g + 8 * h;
+        kof[h] = (u32)(r * ACL_RB + (8 * t & 15));
+        const int r0 = 2 * t + 8 * h + odd, r1 = 2 * t + 8 * h + 1 - odd, e = DL * g;
+        vof[h][0] = (u32)(ACL_TB + r0 * ACL_RB + acx_swq(r0, e >> 4) * 16 + (e & 15));
+        vof[h][1] = (u32)(ACL_TB + r1 * ACL_RB + acx_swq(r1, e >> 4) * 16 + (e & 15));
+    }
+#else
     u32 kof[KT], vof[KT];
     {
         const int mi = lane >> 3, rr = lane & 7;
@@ -3682,6 +3768,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
             vof[s] = (u32)(ACL_TB + rv * ACL_RB + acl_swv(rv, 2 * s + (mi & 1)) * 16);
         }
     }
+#endif
     // Running max (log2 units) and this lane's partial sum of heads 2t, 2t + 1; Oᵀ accumulators:
     // o[s] = {(dim 16s + g, head 2t), (.., 2t + 1), (dim 16s + 8 + g, 2t), (.., 2t + 1)}.
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
@@ -3698,12 +3785,25 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         const u32 dk = ring + (u32)(si * 2 * ACL_TB);
         // Sᵀ: sc = {(key g, head 2t), (g, 2t + 1), (key g + 8, 2t), (g + 8, 2t + 1)}.
         float sa[4] = {0.f, 0.f, 0.f, 0.f}, sb[4] = {0.f, 0.f, 0.f, 0.f};
+#if KV_Q
+#pragma unroll
+        for (int S = 0; S < KT / 2; S++) {
+            const int c = (32 * S + 8 * t) >> 4;  // the 16-byte chunk of bytes 32S + 8t .. + 7
+            uint2 c0, c1;
+            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c0.x), "=r"(c0.y) : "r"(dk + kof[0] + acl_swk(g, c) * 16));
+            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c1.x), "=r"(c1.y) : "r"(dk + kof[1] + acl_swk(g + 8, c) * 16));
+            const uint4 h0 = kv_h8(c0), h1 = kv_h8(c1);
+            mma16816(sa, h0.x, h1.x, h0.y, h1.y, qb[2 * S][0], qb[2 * S][1]);
+            mma16816(sb, h0.z, h1.z, h0.w, h1.w, qb[2 * S + 1][0], qb[2 * S + 1][1]);
+        }
+#else
 #pragma unroll
         for (int s = 0; s < KT; s++) {
             u32 a0, a1, a2, a3;
             acx_ldm(dk + kof[s], a0, a1, a2, a3);
             mma16816((s & 1) ? sb : sa, a0, a1, a2, a3, qb[s][0], qb[s][1]);
         }
+#endif
         float sc[4];
 #pragma unroll
         for (int e = 0; e < 4; e++) sc[e] = sa[e] + sb[e];
@@ -3733,12 +3833,37 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         l1 += p1 + p3;
         // Pᵀ as B fragments: the (keys × heads) 8 × 8 halves transposed.
         const u32 pb0 = acx_movt(acx_h2(p0, p1)), pb1 = acx_movt(acx_h2(p2, p3));
+#if KV_Q
+        // Vᵀ: va[h] = keys 2t + 8h, vb[h] = 2t + 8h + 1 (loaded in the bank-spread order, then swapped back).
+        u32 va[2][NWD], vb[2][NWD];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            u32 x[NWD], y[NWD];
+            acx_lds<NWD>(dk + vof[h][0], x);
+            acx_lds<NWD>(dk + vof[h][1], y);
+#pragma unroll
+            for (int w = 0; w < NWD; w++) {
+                va[h][w] = odd ? y[w] : x[w];
+                vb[h][w] = odd ? x[w] : y[w];
+            }
+        }
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            // bytes 2s, 2s + 1 of the lane's DL: {key a, key b} pairs of dims DL·g + 2s (rows g) and + 1 (rows g + 8)
+            const u32 sel = (s & 1) ? 0x7362u : 0x5140u;
+            u32 a0, a1, a2, a3;
+            acx_h4(__byte_perm(va[0][s >> 1], vb[0][s >> 1], sel), a0, a1);
+            acx_h4(__byte_perm(va[1][s >> 1], vb[1][s >> 1], sel), a2, a3);
+            mma16816(o[s], a0, a1, a2, a3, pb0, pb1);
+        }
+#else
 #pragma unroll
         for (int s = 0; s < KT; s++) {
             u32 a0, a1, a2, a3;
             acx_ldmt(dk + vof[s], a0, a1, a2, a3);
             mma16816(o[s], a0, a1, a2, a3, pb0, pb1);
         }
+#endif
         __syncwarp();  // every lane's ldmatrix of this slot is done: refill it
         if (i + STG < nt) {
             const int kn = k0 + 16 * NW * STG;
@@ -3762,6 +3887,18 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         lw[warp][2 * t] = l0;
         lw[warp][2 * t + 1] = l1;
     }
+#if KV_Q
+    {
+        const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
+#pragma unroll
+        for (int s = 0; s < KT; s++) {
+            ow[warp][2 * t][DL * g + 2 * s] = o[s][0] * sv;
+            ow[warp][2 * t + 1][DL * g + 2 * s] = o[s][1] * sv;
+            ow[warp][2 * t][DL * g + 2 * s + 1] = o[s][2] * sv;
+            ow[warp][2 * t + 1][DL * g + 2 * s + 1] = o[s][3] * sv;
+        }
+    }
+#else
 #pragma unroll
     for (int s = 0; s < KT; s++) {
         ow[warp][2 * t][16 * s + g] = o[s][0];
@@ -3769,6 +3906,8 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         ow[warp][2 * t][16 * s + 8 + g] = o[s][2];
         ow[warp][2 * t + 1][16 * s + 8 + g] = o[s][3];
     }
+#endif
+#undef ACX_DOV
     acl_merge<NW, true>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
 }
 extern "C" __global__ void __launch_bounds__(ATT_THREADS)
@@ -3776,7 +3915,7 @@ attn_decode_cx(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<ATT_THREADS / 32, 4>(q, kc, vc, out, row_pos, row_slot);
+    acx_body<ATT_THREADS / 32, KV_Q ? 8 : 4>(q, kc, vc, out, row_pos, row_slot);
     tl_exit();
 }
 extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS)
@@ -3784,10 +3923,9 @@ attn_decode_cx8(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
                 act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<2 * ATT_THREADS / 32, 2>(q, kc, vc, out, row_pos, row_slot);
+    acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : 2>(q, kc, vc, out, row_pos, row_slot);
     tl_exit();
 }
-#endif  // !KV_Q
 #endif  // HD == 32 || HD % 64 == 0
 
 #endif

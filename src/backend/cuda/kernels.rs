@@ -905,10 +905,10 @@ impl KernelSpec {
         self.attn_tc() && (hd == 32 || hd % 64 == 0)
     }
 
-    /// Whether kernels.cu defines `attn_decode_cx` / `attn_decode_cx8` (session 7): `attn_decode_cl`'s
-    /// builds with an f16 KV cache.
+    /// Whether kernels.cu defines `attn_decode_cx` / `attn_decode_cx8` (session 7; 8-bit caches since
+    /// session 36): `attn_decode_cl`'s builds.
     pub fn attn_cx(&self) -> bool {
-        self.attn_cl() && !self.kv_cache.quantized()
+        self.attn_cl()
     }
 
     /// The weight format of the persistent decode layer (`persist_layer`): defined where the four
@@ -1197,9 +1197,10 @@ mod tests {
         assert!(names.iter().any(|n| n == "attn_decode_tc") && !names.iter().any(|n| n == "attn_decode"));
         // The session-5 cluster kernel: TinyLlama's head_dim 64 (and every 8-bit build of it).
         assert!(s.attn_cl() && names.iter().any(|n| n == "attn_decode_cl"));
-        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa/_fg, no attn_decode_cx/cx8)
-        assert!(s.attn_cx() && !kv8.attn_cx() && !names.iter().any(|n| n.starts_with("attn_decode_cx")));
-        assert_eq!(names.len(), s.kernel_names().len() - 9);
+        // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa/_fg; attn_decode_cx/cx8
+        // read them since session 36)
+        assert!(s.attn_cx() && kv8.attn_cx() && names.iter().any(|n| n == "attn_decode_cx8"));
+        assert_eq!(names.len(), s.kernel_names().len() - 7);
         // kernels_fg.cu only in the modules where attn_prefill_fa is compiled (session 8): the others
         // keep kernels.cu's source (and their cached binaries).
         assert!(src.contains("attn_prefill_fg(") && !kv8.source().contains("attn_prefill_fg("));

@@ -324,7 +324,7 @@ pub enum DecodeAttn {
     /// one thread-block cluster merged through distributed shared memory; `warps` per block: 4
     /// (`attn_decode_cl`) or 8 (`attn_decode_cl8`, opt-in). `cx` (session 7, f16 caches, opt-in):
     /// `attn_decode_cx` / `attn_decode_cx8`, the same with the transposed tile step; their stages are
-    /// fixed (4 with 4 warps, 2 with 8: `acx_stages`).
+    /// fixed (4 with 4 warps, 2 with 8; twice that for 8-bit caches: `acx_stages`).
     Cl { stages: usize, warps: usize, cx: bool },
     /// `attn_decode_cg` (sm_90, session 10): `attn_decode_cl`'s 4-warp body (the old positions in a
     /// `stages`-deep ring before `griddepcontrol.wait`) without a cluster: the splits write partial
@@ -355,12 +355,14 @@ impl DecodeAttn {
     }
 }
 
-/// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) are compiled with.
-pub fn acx_stages(warps: usize) -> usize {
-    if warps == 8 {
-        2
+/// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) are compiled with: the same ring bytes
+/// for f16 and 8-bit caches (`kv8`: half the bytes a tile, twice the tiles).
+pub fn acx_stages(warps: usize, kv8: bool) -> usize {
+    let f16 = if warps == 8 { 2 } else { 4 };
+    if kv8 {
+        2 * f16
     } else {
-        4
+        f16
     }
 }
 
@@ -1105,11 +1107,12 @@ impl<'a> Kernels<'a> {
                     "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
                 )));
             }
-            if cx && (d.kv != DType::F16 || stages != acx_stages(warps)) {
+            let kv8 = d.kv == DType::U8;
+            if cx && (!(kv8 || d.kv == DType::F16) || stages != acx_stages(warps, kv8)) {
                 return Err(Error::Gpu(format!(
-                    "{}: f16 KV cache and {} stages only (got {:?}, {stages})",
+                    "{}: an f16 or 8-bit KV cache, {} stages (got {:?}, {stages})",
                     kind.name(),
-                    acx_stages(warps),
+                    acx_stages(warps, kv8),
                     d.kv
                 )));
             }

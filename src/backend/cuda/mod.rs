@@ -1216,7 +1216,7 @@ impl CudaBackend {
             _ => 4,
         };
         let cl_stages = |w: usize| env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if w == 8 { 2 } else { 4 }).clamp(2, 8);
-        let stages = if cx { acx_stages(warps) } else { cl_stages(warps) };
+        let stages = if cx { acx_stages(warps, kv8) } else { cl_stages(warps) };
         // Where attn_decode_cx runs (not forced), the cluster launches (cs > 1) take the session-5
         // attn_decode_cl (4 warps) instead.
         let acl_fb = DecodeAttn::Cl { stages: cl_stages(4), warps: 4, cx: false };
@@ -1230,11 +1230,16 @@ impl CudaBackend {
         let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all"));
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
-            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx: false },
+            _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx },
             // Session 12: 8-bit caches take the 8-warp attn_decode_cl8 where one block per (row, kv
             // head) fills the device (bs64; attn_decode_tc below that, as before): TinyLlama fp8 KV at a
             // 4k context, bs64, 30,161 → 31,226 tok/s (4 warps: 29,459). TRTFORGE_ATTN=tc1: the old default.
-            _ if kv8 && cl_ok && KV8_CL8 => DecodeAttn::Cl { stages: cl_stages(8), warps: 8, cx: false },
+            // Session 36: attn_decode_cx8 reads 8-bit caches too (the codes turned into its fragments in
+            // registers) and takes that place unless TRTFORGE_ATTN names a cl kernel (cl8: session 12's).
+            _ if kv8 && cl_ok && KV8_CL8 => {
+                let w = if named_cx { warps } else { 8 };
+                DecodeAttn::Cl { stages: if cx { acx_stages(w, true) } else { cl_stages(w) }, warps: w, cx }
+            }
             _ if kv8 => DecodeAttn::Tc,
             Ok("v1") => DecodeAttn::V1,
             Ok("v2") => DecodeAttn::Cuda,

@@ -16,6 +16,7 @@ ck() { # name [env...]
   grep -E "FAIL|passed" $R/check_$n.log | cut -c1-230; }
 ck cxq8 TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_CS=1 TRTFORGE_CHECKS=cxq
 ck cxq4 TRTFORGE_ATTN=cxall TRTFORGE_ATTN_CS=1 TRTFORGE_CHECKS=cxq
+ck cxq_cl8 TRTFORGE_ATTN=cl8all TRTFORGE_ATTN_CS=1 TRTFORGE_CHECKS=cxq   # the same list on session 12's kernel (twin)
 ck attn8 TRTFORGE_ATTN=cx8all TRTFORGE_CHECKS=attn
 bn() { # name precision kv input_len [env...]
   local n=$1 p=$2 kv=$3 il=$4; shift 4
