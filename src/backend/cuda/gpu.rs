@@ -133,6 +133,8 @@ pub struct Gpu {
     pub wgmma: bool,
     /// The module was built for sm_90a with the FP8 GEMM (`f8g_*`, fp8 engines on cc 9.0: KernelSpec::f8g).
     pub f8g: bool,
+    /// The module holds the quantized decode GEMM (`wq_*`, cc 9.0 with TRTFORGE_WQ=1: KernelSpec::wq).
+    pub wq: bool,
 }
 
 /// Where compiled kernels are cached: $TRTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/trtforge, else
@@ -276,6 +278,10 @@ impl Gpu {
         if mk {
             names.extend(["mk_step".to_string(), "mk_advance".to_string()]);
         }
+        let wq = arch == "sm_90a" && cc == (9, 0) && spec.wq();
+        if wq {
+            names.extend(super::wq::KERNELS.iter().map(|n| n.to_string()));
+        }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
             funcs.insert(n, f);
@@ -310,6 +316,7 @@ impl Gpu {
             pdl,
             wgmma,
             f8g,
+            wq,
         })
     }
 
@@ -1438,6 +1445,46 @@ mod tests {
         }
     }
 
+    /// The session-37 quantized decode GEMM (`wq_*`) compiles with NVRTC for sm_90a inside the int8 / int4 g128 /
+    /// fp8 TinyLlama modules, every instance in the ptxas report, no spills and no serialized wgmma (C7513 / C7520:
+    /// ptxas would insert a wait after every MMA) (no GPU needed).
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_the_quantized_decode_gemm() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
+            let spec = KernelSpec {
+                config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+                max_seq: 2048,
+                act_f32: false,
+                kv_f32: false,
+                formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
+                gemv_mts: GEMV_MTS.to_vec(),
+                paged: false,
+                kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
+                kv_rot: false,
+            };
+            spec.validate().unwrap();
+            let src = spec.source_sm90a_with(false, false, true);
+            let c = super::compile_cached(&src, "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
+            assert!(!c.log.contains("C7513") && !c.log.contains("C7520"), "{fmt:?}: serialized wgmma:\n{}", c.log);
+            for name in super::super::wq::KERNELS {
+                assert!(c.log.contains(&format!("'{name}'")), "{name} missing from the ptxas report");
+            }
+            let mut func = "";
+            for l in c.log.lines() {
+                if let Some(n) = l.split("Function properties for ").nth(1) {
+                    func = n.trim();
+                } else if func.starts_with("wq_") && l.contains("spill") {
+                    assert!(l.contains(" 0 bytes spill stores"), "{func} spills: {l}");
+                }
+            }
+        }
+    }
+
     /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
     /// syntax, templates and register use are checked on CPU-only machines that have it.
     #[test]
@@ -1713,8 +1760,9 @@ pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool
     let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
     let f8g = cc == (9, 0) && spec.f8g();
     let mk = cc == (9, 0) && spec.mk_wanted();
-    if wgmma || f8g || mk {
-        let src = if wgmma || f8g { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
+    let wq = cc == (9, 0) && spec.wq();
+    if wgmma || f8g || mk || wq {
+        let src = if wgmma || f8g || wq { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
         (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk)
     } else {
         (spec.source(), arch_name(cc).to_string(), false, false, false)

@@ -14,6 +14,9 @@ pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
 /// Session 28: the W8A8 FP8 wgmma decode GEMM (`f8g_*`), appended to [`KERNELS_CU`] for the sm_90a
 /// module of fp8 engines whose linears run the FP8 GEMM path ([`KernelSpec::f8g`]).
 pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
+/// Session 37: the quantized batched decode GEMM (`wq_*`, see wq.rs), appended to [`KERNELS_CU`] for the sm_90a
+/// module of int8 / int4 g128 / fp8 engines with `TRTFORGE_WQ=1` ([`KernelSpec::wq`]).
+pub const KERNELS_WQ_CU: &str = include_str!("kernels_wq.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
@@ -846,12 +849,20 @@ impl KernelSpec {
     /// [`Self::source`] for an sm_90a module: with `tcg4`, `#define TCG4` and the session-7 wgmma GEMM
     /// instances (`tcg4_*`); with `f8g`, `#define F8G` and the session-28 FP8 GEMM (`f8g_*`).
     pub fn source_sm90a(&self, tcg4: bool, f8g: bool) -> String {
+        self.source_sm90a_with(tcg4, f8g, self.wq())
+    }
+
+    /// [`Self::source_sm90a`] with the session-37 quantized decode GEMM (`wq_*`, `#define WQ`) where `wq`.
+    pub fn source_sm90a_with(&self, tcg4: bool, f8g: bool, wq: bool) -> String {
         let mut s = String::new();
         if tcg4 {
             s.push_str("#define TCG4 1\n");
         }
         if f8g {
             s.push_str("#define F8G 1\n");
+        }
+        if wq {
+            s.push_str("#define WQ 1\n");
         }
         s.push_str(&self.source());
         if tcg4 {
@@ -869,7 +880,17 @@ impl KernelSpec {
             s.push('\n');
             s.push_str(KERNELS_F8G_CU);
         }
+        if wq {
+            s.push('\n');
+            s.push_str(KERNELS_WQ_CU);
+        }
         s
+    }
+
+    /// Whether this engine's int8 / int4 g128 / fp8 linears run the session-37 quantized decode GEMM (`wq_*`,
+    /// sm_90a) at 9..=64 rows: f16 activations, such a format and `TRTFORGE_WQ=1` ([`super::wq::wanted`]).
+    pub fn wq(&self) -> bool {
+        !self.act_f32 && self.formats.iter().any(|&(_, f)| super::wq::format_ok(f)) && super::wq::wanted()
     }
 
     /// Whether this engine's fp8 linears run the session-28 FP8 GEMM (`f8g_*`, sm_90a) at 9..=64
@@ -1304,6 +1325,17 @@ mod tests {
         assert_eq!(names.len(), 1 + s.tc_roles().len() * TCG4_NTS.len());
         for n in names.iter().filter(|n| *n != "tcg4_pack") {
             assert!(src.contains(&format!("TCG4_KERNEL({n},")), "{n}");
+        }
+    }
+
+    #[test]
+    fn wq_source_holds_every_kernel_only_where_asked() {
+        let s = spec(WeightFormat::I4 { group: 128 });
+        let (base, src) = (s.source(), s.source_sm90a_with(false, false, true));
+        assert!(src.starts_with("#define WQ 1\n") && src.contains(&base), "the default source, unchanged, inside");
+        assert!(!base.contains("wq_body") && !s.source_sm90a_with(false, false, false).contains("wq_body"));
+        for name in super::super::wq::KERNELS {
+            assert!(src.contains(&format!("WQ_KERNEL({name},")), "{name}");
         }
     }
 

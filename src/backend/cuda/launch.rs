@@ -1798,6 +1798,69 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: dst (rows, n) f32 =
+    /// x (rows, k) · Wᵀ (+ dst where `accumulate`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack (`w`:
+    /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
+    /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape).
+    #[allow(clippy::too_many_arguments)]
+    pub fn wq(
+        &self,
+        fmt: WeightFormat,
+        rows: usize,
+        n: usize,
+        k: usize,
+        w: View,
+        sc: View,
+        x: View,
+        dst: View,
+        accumulate: bool,
+        (slices, nst): (usize, usize),
+    ) -> Result<()> {
+        let name = super::wq::kernel_name(fmt, nst)
+            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
+        if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
+            return Err(Error::Gpu(format!(
+                "wq: {rows} rows of an {n} × {k} {fmt:?} linear (module with wq: {})",
+                self.gpu.wq
+            )));
+        }
+        let nch = k / super::wq::KC;
+        if slices == 0 || slices > 8 || (slices - 1) * nch.div_ceil(slices) >= nch {
+            return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
+        }
+        let i4 = matches!(fmt, WeightFormat::I4 { .. });
+        need("wq weights", &w, DType::U8, if i4 { n * k / 2 } else { n * k })?;
+        need("wq scales", &sc, DType::F16, if i4 { n * nch } else { n })?;
+        need("wq x", &x, DType::F16, rows * k)?;
+        need("wq output", &dst, DType::F32, rows * n)?;
+        // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
+        let mut tmx = self.gpu.tensor_map_f16_sw128(x.addr(), rows, k, 64, 64)?;
+        let (mut wp, mut sp, mut yp) = (w.addr(), sc.addr(), dst.addr());
+        let (mut ni, mut ki, mut pi, mut ti, mut ai) = (
+            i32_of("n", n)?,
+            i32_of("k", k)?,
+            i32_of("per", nch.div_ceil(slices))?,
+            i32_of("rows", rows)?,
+            accumulate as i32,
+        );
+        let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
+        let smem = super::wq::smem(fmt, nst) as u32;
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (WqTmap, 128 bytes) bounds the TMA
+        // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
+        // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
+        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where acc) dst rows
+        // t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load,
+        // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
+        unsafe {
+            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai);
+            if slices > 1 {
+                self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
+            } else {
+                self.gpu.launch(name, grid, super::wq::THREADS, smem, a)
+            }
+        }
+    }
+
     /// cuBLASLt FP8 E4M3: c (rows, n) = (a · a_scale) (rows, k) · (w · w_scale) (n, k)ᵀ (+ c), f32
     /// accumulation; w (n, k) codes with per-output-channel (`w_mode` = `LtScale::OuterVec`, n) or
     /// per-tensor (`Scalar`, 1) f32 scales, a (rows, k) codes with per-row (`OuterVec`, rows) or

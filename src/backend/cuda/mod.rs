@@ -23,6 +23,7 @@ pub mod plan;
 pub mod prefill;
 pub mod sched;
 pub mod timeline;
+pub mod wq;
 
 use super::{check_chunks, Backend, Logits, LogitsOut, SeqChunk};
 use crate::backend::cpu::KvQuant;
@@ -327,6 +328,17 @@ struct DevLinear {
     /// column-tile order, (k / 8, n, 8) — the 8 h columns of each gate/up tile contiguous over every
     /// output row — so each fused block streams its down weights as one contiguous range.
     fd: Option<DevBuf>,
+    /// int8 / int4 g128 / fp8 layer linears of an engine whose module holds the quantized decode GEMM
+    /// (`gpu.wq`, TRTFORGE_WQ=1): their codes in wq.rs's pack for its 9..=64-row decode passes.
+    wq: Option<WqLinear>,
+}
+
+/// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
+/// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
+struct WqLinear {
+    data: DevBuf,
+    scales: Option<DevBuf>,
+    shape: (usize, usize),
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -726,6 +738,20 @@ impl CudaBackend {
                         fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && tcd_copy)
                             .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
                             .transpose()?,
+                        wq: if gpu.wq && l.role != Role::Head && wq::fits(hl.fmt, hl.n, hl.k) {
+                            let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
+                            let data =
+                                if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
+                            Some(WqLinear {
+                                data: gpu.upload(&data)?,
+                                scales: i4
+                                    .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
+                                    .transpose()?,
+                                shape: wq::shape(hl.n, hl.k, gpu.sms as usize),
+                            })
+                        } else {
+                            None
+                        },
                     }));
                     if let Some(p) = l.norm {
                         norms.insert(p, gpu.upload(&w.get(p).data)?);
@@ -910,6 +936,15 @@ impl CudaBackend {
         if gpu.f8g {
             for (name, nt, nst) in F8G_INSTANCES {
                 gpu.allow_smem(name, f8g_smem(nt, nst))?;
+            }
+        }
+        if gpu.wq {
+            for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
+                for nst in [3, 4] {
+                    if let Some(name) = wq::kernel_name(fmt, nst) {
+                        gpu.allow_smem(name, wq::smem(fmt, nst))?;
+                    }
+                }
             }
         }
         // Probe every FP8 GEMM shape once at the decode batch's rows (this also tunes those shapes
@@ -1876,6 +1911,23 @@ impl CudaBackend {
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
         let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
+        // Session 37 (TRTFORGE_WQ=1 on cc 9.0): decode passes of 9..=64 rows of int8 / int4 g128 / fp8 layer
+        // linears read their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and
+        // gate/up write y, o / down add into the residual stream.
+        if let Some(q) = lin.wq.as_ref().filter(|_| decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS) {
+            if xact.dtype() == DType::F16 {
+                let sc = match (&q.scales, &lin.scales) {
+                    (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
+                    (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
+                };
+                let (dst, acc) = match ls.role {
+                    Role::O | Role::Down => (cur, true),
+                    _ => (y, false),
+                };
+                k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
+                return Ok(dst);
+            }
+        }
         let w = match (fmt, &lin.shadow) {
             (WeightFormat::F32, _) => lin.data.view(DType::F32),
             (WeightFormat::F16, _) => lin.data.view(DType::F16),

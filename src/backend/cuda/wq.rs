@@ -1,0 +1,266 @@
+//! The quantized batched decode GEMM (`wq_*`, kernels_wq.cu; session 37, opt-in `TRTFORGE_WQ=1` on cc 9.0):
+//! decode passes of 9..=64 rows of int8 / int4 g128 / fp8 engines read their codes, not the load-time f16
+//! copy. This module holds its host side: which linears it runs, their load-time pack into wgmma's
+//! register-operand fragment order, and the launch shape.
+//!
+//! The pack (a 64-row tile `t`, a 128-k chunk `c`, chunks contiguous in (t, c) order; `g` = lane / 4, `t4` =
+//! lane % 4, warp `w` owns tile rows 16w .. 16w + 15):
+//! - 8-bit (int8 stored as q + 128, fp8 E4M3 codes): 8 KB a chunk = [w 4][j 4][lane 32][16 B]; bytes 8h .. 8h + 7
+//!   of (w, lane, j) are k16 step 2j + h, in the order (row g, k 2t4), (g, 2t4 + 1), (g + 8, 2t4), (g + 8, 2t4 + 1),
+//!   (g, 8 + 2t4), (g, 9 + 2t4), (g + 8, 8 + 2t4), (g + 8, 9 + 2t4): element e has row + 8 if e & 2, k + 8 if e & 4,
+//!   k + 1 if e & 1 — wgmma's A fragment, two bytes a register.
+//! - int4 (u = q + 8): 4 KB a chunk = [w 4][j 2][lane 32][16 B]; word u of (w, lane, j) is k16 step 4j + u, its
+//!   element e (the 8-bit order) in nibble e / 2, or e / 2 + 4 where e is odd (register p = nibbles p, p + 4);
+//!   the group scales (g128) as [t][c][64 rows] f16.
+use crate::quant::WeightFormat;
+
+/// Rows of a weight tile (wgmma's M).
+pub const TILE: usize = 64;
+/// k per chunk (pipeline stage).
+pub const KC: usize = 128;
+/// The largest decode pass it runs (wgmma's N; fewer rows are zero-filled by the TMA).
+pub const MAX_ROWS: usize = 64;
+/// Threads of a block: one consumer warpgroup and one producer warp.
+pub const THREADS: u32 = 160;
+
+/// Whether `TRTFORGE_WQ=1` asks for it.
+pub fn wanted() -> bool {
+    std::env::var("TRTFORGE_WQ").as_deref() == Ok("1")
+}
+
+/// The formats it reads.
+pub fn format_ok(fmt: WeightFormat) -> bool {
+    matches!(fmt, WeightFormat::I8 | WeightFormat::F8 | WeightFormat::I4 { group: 128 })
+}
+
+/// Whether an (n × k) linear of `fmt` fits: whole 64-row tiles and 128-k chunks.
+pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
+    format_ok(fmt) && n > 0 && k > 0 && n % TILE == 0 && k % KC == 0
+}
+
+/// The kernel for `fmt` with `nst` ring slots.
+pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
+    Some(match (fmt, nst) {
+        (WeightFormat::I8, 3) => "wq_i8_3",
+        (WeightFormat::I8, 4) => "wq_i8_4",
+        (WeightFormat::I4 { group: 128 }, 3) => "wq_i4_3",
+        (WeightFormat::I4 { group: 128 }, 4) => "wq_i4_4",
+        (WeightFormat::F8, 3) => "wq_f8_3",
+        (WeightFormat::F8, 4) => "wq_f8_4",
+        _ => return None,
+    })
+}
+
+/// Every kernel of kernels_wq.cu.
+pub const KERNELS: [&str; 6] = ["wq_i8_3", "wq_i8_4", "wq_i4_3", "wq_i4_4", "wq_f8_3", "wq_f8_4"];
+
+/// Weight bytes of one tile's chunk.
+pub fn chunk_bytes(fmt: WeightFormat) -> usize {
+    if matches!(fmt, WeightFormat::I4 { .. }) {
+        4096
+    } else {
+        8192
+    }
+}
+
+/// Dynamic shared memory of a block with `nst` slots: alignment slack + barriers, then the slots (x's two
+/// 8 KB boxes, the chunk, int4's 128 scale bytes; 1 KB aligned), or the 64 × 68 f32 partial tile.
+pub fn smem(fmt: WeightFormat, nst: usize) -> usize {
+    let sc = if matches!(fmt, WeightFormat::I4 { .. }) { 128 } else { 0 };
+    let slot = (16384 + chunk_bytes(fmt) + sc).next_multiple_of(1024);
+    2048 + (nst * slot).max(64 * 68 * 4)
+}
+
+/// Launch shape of an (n × k) linear on `sms` SMs: (K slices = cluster size, ring slots). Matrices of at least
+/// one tile a multiple-of-132-ish SM count run whole-K; smaller ones split K four (else two) ways so that every
+/// SM streams; 3 slots where a slice has at most 4 chunks, else 4 (session 37 call 9's best per shape).
+pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
+    let (tiles, nch) = (n / TILE, k / KC);
+    let slices = if tiles >= sms {
+        1
+    } else {
+        [4usize, 2].into_iter().find(|&s| nch >= 2 * s && (s - 1) * nch.div_ceil(s) < nch).unwrap_or(1)
+    };
+    let per = nch.div_ceil(slices);
+    (slices, if per <= 4 { 3 } else { 4 })
+}
+
+/// Position of element (row, k) in the 8-bit pack of an n × k matrix: the byte index.
+fn pos8(row: usize, k: usize, nch: usize) -> usize {
+    let (t, r) = (row / TILE, row % TILE);
+    let (c, kk) = (k / KC, k % KC);
+    let (w, g, hi) = (r / 16, r % 8, (r % 16) / 8);
+    let (step, k16) = (kk / 16, kk % 16);
+    let (hk, t4, odd) = (k16 / 8, (k16 % 8) / 2, k16 % 2);
+    let e = odd | (hi << 1) | (hk << 2);
+    let lane = g * 4 + t4;
+    (t * nch + c) * 8192 + (w * 4 + step / 2) * 512 + lane * 16 + 8 * (step % 2) + e
+}
+
+/// Position of element (row, k) in the int4 pack: (byte index of its 32-bit word, nibble).
+fn pos4(row: usize, k: usize, nch: usize) -> (usize, usize) {
+    let (t, r) = (row / TILE, row % TILE);
+    let (c, kk) = (k / KC, k % KC);
+    let (w, g, hi) = (r / 16, r % 8, (r % 16) / 8);
+    let (step, k16) = (kk / 16, kk % 16);
+    let (hk, t4, odd) = (k16 / 8, (k16 % 8) / 2, k16 % 2);
+    let e = odd | (hi << 1) | (hk << 2);
+    let lane = g * 4 + t4;
+    let word = (t * nch + c) * 4096 + (w * 2 + step / 4) * 512 + lane * 16 + 4 * (step % 4);
+    (word, if e % 2 == 1 { e / 2 + 4 } else { e / 2 })
+}
+
+/// The pack of an (n × k) matrix of 8-bit codes stored row-major (the engine's int8 / fp8 layout).
+pub fn pack8(codes: &[u8], n: usize, k: usize) -> Vec<u8> {
+    let nch = k / KC;
+    let mut out = vec![0u8; n * k];
+    for row in 0..n {
+        for (kk, &b) in codes[row * k..(row + 1) * k].iter().enumerate() {
+            out[pos8(row, kk, nch)] = b;
+        }
+    }
+    out
+}
+
+/// The pack of an (n × k) int4 matrix in the engine's layout (pack.rs: each little-endian 32-bit word holds 8
+/// consecutive elements of a row, element 2j at nibble j and 2j + 1 at nibble j + 4, stored as q + 8).
+pub fn pack4(data: &[u8], n: usize, k: usize) -> Vec<u8> {
+    let nch = k / KC;
+    let mut out = vec![0u8; n * k / 2];
+    for row in 0..n {
+        for kk in 0..k {
+            let wi = (row * k + kk) / 8 * 4;
+            let word = u32::from_le_bytes([data[wi], data[wi + 1], data[wi + 2], data[wi + 3]]);
+            let e = kk % 8;
+            let nib = if e % 2 == 1 { e / 2 + 4 } else { e / 2 };
+            let u = (word >> (4 * nib)) & 15;
+            let (dw, dn) = pos4(row, kk, nch);
+            let mut v = u32::from_le_bytes([out[dw], out[dw + 1], out[dw + 2], out[dw + 3]]);
+            v |= u << (4 * dn);
+            out[dw..dw + 4].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// int4 g128 scales (n, k / 128) row-major → [t][c][64 rows].
+pub fn pack_scales4<T: Copy + Default>(scales: &[T], n: usize, k: usize) -> Vec<T> {
+    let nch = k / KC;
+    let mut out = vec![T::default(); n * nch];
+    for row in 0..n {
+        for c in 0..nch {
+            out[((row / TILE) * nch + c) * TILE + row % TILE] = scales[row * nch + c];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The fragment order, written out independently of pos8 / pos4: for each packed position, the (row, k) the
+    // kernel's lane expects there (the PTX wgmma / mma.m16n8k16 A-fragment table).
+    fn expect8(idx: usize, nch: usize) -> (usize, usize) {
+        let (chunk, rest) = (idx / 8192, idx % 8192);
+        let (t, c) = (chunk / nch, chunk % nch);
+        let (wj, rest) = (rest / 512, rest % 512);
+        let (w, j) = (wj / 4, wj % 4);
+        let (lane, b) = (rest / 16, rest % 16);
+        let (h, e) = (b / 8, b % 8);
+        let step = 2 * j + h;
+        let (g, t4) = (lane / 4, lane % 4);
+        let row = t * 64 + 16 * w + g + if e & 2 != 0 { 8 } else { 0 };
+        let k = c * 128 + step * 16 + if e & 4 != 0 { 8 } else { 0 } + 2 * t4 + (e & 1);
+        (row, k)
+    }
+
+    #[test]
+    fn pack8_puts_every_code_at_its_fragment_slot() {
+        let (n, k) = (128, 256);
+        let codes: Vec<u8> = (0..n * k).map(|i| ((i / k) * 37 + (i % k) * 11) as u8).collect();
+        let p = pack8(&codes, n, k);
+        let mut seen = vec![false; n * k];
+        for (idx, &b) in p.iter().enumerate() {
+            let (row, kk) = expect8(idx, k / KC);
+            assert_eq!(b, codes[row * k + kk], "byte {idx} should hold ({row}, {kk})");
+            assert!(!seen[row * k + kk]);
+            seen[row * k + kk] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn pack4_puts_every_nibble_at_its_fragment_slot() {
+        let (n, k) = (64, 384);
+        // the engine's int4 layout of u(row, k) = (3 row + 5 k) % 16
+        let u = |row: usize, kk: usize| ((3 * row + 5 * kk) % 16) as u32;
+        let mut data = vec![0u8; n * k / 2];
+        for row in 0..n {
+            for w in 0..k / 8 {
+                let mut word = 0u32;
+                for j in 0..4 {
+                    word |= u(row, 8 * w + 2 * j) << (4 * j);
+                    word |= u(row, 8 * w + 2 * j + 1) << (4 * j + 16);
+                }
+                let at = (row * k + 8 * w) / 2;
+                data[at..at + 4].copy_from_slice(&word.to_le_bytes());
+            }
+        }
+        let p = pack4(&data, n, k);
+        let nch = k / KC;
+        for (wi, ch) in p.chunks(4).enumerate() {
+            let word = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
+            let at = wi * 4;
+            let (chunk, rest) = (at / 4096, at % 4096);
+            let (t, c) = (chunk / nch, chunk % nch);
+            let (wj, rest) = (rest / 512, rest % 512);
+            let (w, j) = (wj / 2, wj % 2);
+            let (lane, uu) = (rest / 16, (rest % 16) / 4);
+            let step = 4 * j + uu;
+            let (g, t4) = (lane / 4, lane % 4);
+            for p in 0..4 {
+                for (e, nib) in [(2 * p, p), (2 * p + 1, p + 4)] {
+                    let row = t * 64 + 16 * w + g + if e & 2 != 0 { 8 } else { 0 };
+                    let kk = c * 128 + step * 16 + if e & 4 != 0 { 8 } else { 0 } + 2 * t4 + (e & 1);
+                    assert_eq!(
+                        (word >> (4 * nib)) & 15,
+                        u(row, kk),
+                        "word {wi} nibble {nib} should hold ({row}, {kk})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_has_a_name() {
+        // (that each is an instance of kernels_wq.cu: kernels.rs `wq_source_holds_every_kernel_only_where_asked`)
+        let fmts = [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }];
+        let named: Vec<_> = fmts.iter().flat_map(|&f| [3, 4].map(|n| kernel_name(f, n).unwrap())).collect();
+        assert!(KERNELS.iter().all(|k| named.contains(k)) && named.len() == KERNELS.len());
+        assert_eq!(kernel_name(WeightFormat::F16, 3), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 5), None);
+    }
+
+    #[test]
+    fn scales_and_shapes() {
+        let (n, k) = (128, 256);
+        let s: Vec<u16> = (0..n * 2).map(|i| i as u16).collect();
+        let p = pack_scales4(&s, n, k);
+        assert_eq!(p[64], s[1]); // tile 0, chunk 1, row 0
+        assert_eq!(p[2 * 64 + 5], s[(64 + 5) * 2]); // tile 1, chunk 0, row 5
+        assert!(fits(WeightFormat::I4 { group: 128 }, 2560, 2048) && !fits(WeightFormat::I4 { group: 64 }, 2560, 2048));
+        assert!(!fits(WeightFormat::F16, 2048, 2048) && !fits(WeightFormat::I8, 576, 576));
+        // TinyLlama on 132 SMs: session 37 call 9's best per shape
+        assert_eq!(shape(2560, 2048, 132), (4, 3));
+        assert_eq!(shape(2048, 2048, 132), (4, 3));
+        assert_eq!(shape(11264, 2048, 132), (1, 4));
+        assert_eq!(shape(2048, 5632, 132), (4, 4));
+        for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
+            for nst in [3, 4] {
+                assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst).is_some());
+            }
+        }
+    }
+}
