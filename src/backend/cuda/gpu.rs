@@ -481,7 +481,7 @@ impl Gpu {
     }
 
     /// [`Self::tensor_map_f16_sw128`] over a byte matrix (E4M3 codes; `box_cols` <= 128), the
-    /// session-28 FP8 GEMM's operands (kernels_f8g.cu `F8Tmap`).
+    /// session-28 FP8 GEMM's operands (kernels_sm90.cu `HopTmap`).
     pub fn tensor_map_u8_sw128(
         &self,
         addr: u64,

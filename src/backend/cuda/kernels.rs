@@ -17,6 +17,9 @@ pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 37: the quantized batched decode GEMM (`wq_*`, see wq.rs), appended to [`KERNELS_CU`] for the sm_90a
 /// module of int8 / int4 g128 / fp8 engines with `TRTFORGE_WQ=1` ([`KernelSpec::wq`]).
 pub const KERNELS_WQ_CU: &str = include_str!("kernels_wq.cu");
+/// The Hopper helpers (mbarriers, TMA, the SW128 descriptor) that [`KERNELS_F8G_CU`] and [`KERNELS_WQ_CU`] share,
+/// appended once before them.
+pub const KERNELS_SM90_CU: &str = include_str!("kernels_sm90.cu");
 /// Session 8: `attn_prefill_fg`, appended to [`KernelSpec::source`] where `attn_prefill_fa` is
 /// compiled (the other modules keep kernels.cu's source, and their cached binaries).
 pub const KERNELS_FG_CU: &str = include_str!("kernels_fg.cu");
@@ -875,6 +878,10 @@ impl KernelSpec {
             }
             s.push('\n');
             s.push_str(&KERNELS_TCG4_CU.replace("\nTCG4_INSTANCES\n", &format!("\n{inst}\n")));
+        }
+        if f8g || wq {
+            s.push('\n');
+            s.push_str(KERNELS_SM90_CU);
         }
         if f8g {
             s.push('\n');

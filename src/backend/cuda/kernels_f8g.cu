@@ -23,37 +23,6 @@
 //    until the copies out of it are done.
 #if defined(F8G)
 #define F8G_KC 128  // k per stage: 128 E4M3 bytes, one swizzle row
-struct __align__(64) F8Tmap { unsigned long long v[16]; };
-__device__ __forceinline__ unsigned f8_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ unsigned long long f8_desc(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFFu) >> 4) | (1ull << 16) | ((unsigned long long)(1024u >> 4) << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void f8_bar_init(unsigned bar, unsigned n) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(n) : "memory");
-}
-__device__ __forceinline__ void f8_expect(unsigned bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void f8_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
-__device__ __forceinline__ void f8_wait(unsigned bar, unsigned parity) {
-    unsigned ok;
-    do {
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-    } while (!ok);
-}
-__device__ __forceinline__ void f8_tma(unsigned dst, const F8Tmap* tm, int c0, int c1, unsigned bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(dst),
-                 "l"((unsigned long long)tm), "r"(c0), "r"(c1), "r"(bar)
-                 : "memory");
-}
-__device__ __forceinline__ unsigned f8_mapa(unsigned addr, unsigned rank) {
-    unsigned r;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
-    return r;
-}
 // m64 × NT × k32, E4M3 × E4M3 → f32; `fresh` zeroes the accumulators first (scale-d = 0).
 template <int NT> __device__ __forceinline__ void f8_mma(float* d, unsigned long long da, unsigned long long db, int fresh);
 #define F8_MMA_TAIL : "l"(da), "l"(db), "r"(fresh) : "memory")
@@ -82,29 +51,29 @@ template <> __device__ __forceinline__ void f8_mma<16>(float* d, unsigned long l
 template <int NT> __device__ __forceinline__ void f8_stage(float* d, unsigned wa, unsigned xb, int fresh) {
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
-    for (int j = 0; j < F8G_KC / 32; j++) f8_mma<NT>(d, f8_desc(wa + j * 32u), f8_desc(xb + j * 32u), j == 0 ? fresh : 0);
+    for (int j = 0; j < F8G_KC / 32; j++) f8_mma<NT>(d, hop_desc_sw128(wa + j * 32u), hop_desc_sw128(xb + j * 32u), j == 0 ? fresh : 0);
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
 }
 // Dynamic shared memory: 1024 (alignment) + 1024 (barriers) + NT · 256 (received partials, S > 1) + NST · slot.
 template <int NT, int NST, int PROMO>
-__device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, const float* __restrict__ ws, const float* __restrict__ xs,
+__device__ __forceinline__ void f8g_body(const HopTmap* tmw, const HopTmap* tmx, const float* __restrict__ ws, const float* __restrict__ xs,
                                          float* y, const int T, const int N, const int K, const int per, const int acc) {
     extern __shared__ __align__(1024) unsigned char f8_raw[];
     constexpr unsigned WB = 64 * F8G_KC, XB = NT * F8G_KC, SLOT = WB + XB, RECV = NT * 256;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int S = gridDim.x, s = blockIdx.x, tile = blockIdx.y;
     const int st0 = s * per, nstage = max(0, min(per, K / F8G_KC - st0));
-    const unsigned raw = f8_smem(f8_raw), base = (raw + 1023u) & ~1023u;
+    const unsigned raw = hop_smem(f8_raw), base = (raw + 1023u) & ~1023u;
     unsigned char* sm = f8_raw + (base - raw);
     const unsigned full = base, empty = base + 256, rbar = base + 512, recv = base + 1024, ring = recv + RECV;
     if (tid == 0) {
         for (int i = 0; i < NST; i++) {
-            f8_bar_init(full + 8 * i, 1);
-            f8_bar_init(empty + 8 * i, 1);
+            hop_bar_init(full + 8 * i, 1);
+            hop_bar_init(empty + 8 * i, 1);
         }
-        f8_bar_init(rbar, 1);
+        hop_bar_init(rbar, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        if (S > 1) f8_expect(rbar, RECV);  // every rank's rows of this block: S · (NT/S) · 64 f32
+        if (S > 1) hop_bar_expect(rbar, RECV);  // every rank's rows of this block: S · (NT/S) · 64 f32
     }
     __syncthreads();
     if (S > 1) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");  // phase 1: inits done
@@ -117,18 +86,18 @@ __device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, c
             asm volatile("prefetch.tensormap [%0];" ::"l"((unsigned long long)tmx) : "memory");
             const int pre = min(NST, nstage);
             for (int st = 0; st < pre; st++) {
-                f8_expect(full + 8 * st, SLOT);
-                f8_tma(ring + st * SLOT, tmw, (st0 + st) * F8G_KC, tile * 64, full + 8 * st);
+                hop_bar_expect(full + 8 * st, SLOT);
+                hop_tma_2d(ring + st * SLOT, tmw, (st0 + st) * F8G_KC, tile * 64, full + 8 * st);
             }
             pdl_wait();
-            for (int st = 0; st < pre; st++) f8_tma(ring + st * SLOT + WB, tmx, (st0 + st) * F8G_KC, 0, full + 8 * st);
+            for (int st = 0; st < pre; st++) hop_tma_2d(ring + st * SLOT + WB, tmx, (st0 + st) * F8G_KC, 0, full + 8 * st);
             int sl = 0;
             unsigned ph = 0;
             for (int st = pre; st < nstage; st++) {
-                f8_wait(empty + 8 * sl, ph);
-                f8_expect(full + 8 * sl, SLOT);
-                f8_tma(ring + sl * SLOT, tmw, (st0 + st) * F8G_KC, tile * 64, full + 8 * sl);
-                f8_tma(ring + sl * SLOT + WB, tmx, (st0 + st) * F8G_KC, 0, full + 8 * sl);
+                hop_bar_wait(empty + 8 * sl, ph);
+                hop_bar_expect(full + 8 * sl, SLOT);
+                hop_tma_2d(ring + sl * SLOT, tmw, (st0 + st) * F8G_KC, tile * 64, full + 8 * sl);
+                hop_tma_2d(ring + sl * SLOT + WB, tmx, (st0 + st) * F8G_KC, 0, full + 8 * sl);
                 if (++sl == NST) sl = 0, ph ^= 1u;
             }
         }
@@ -139,11 +108,11 @@ __device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, c
         // stage's group, release the previous slot. Straight-line code for the two accumulator sets (a
         // branch choosing the set made ptxas serialize every wgmma, C7514).
         auto step = [&](float* acc, const int st) {
-            f8_wait(full + 8 * sl, ph);
+            hop_bar_wait(full + 8 * sl, ph);
             const unsigned wa = ring + sl * SLOT;
             f8_stage<NT>(acc, wa, wa + WB, PROMO);
             asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");  // the previous stage is done
-            if (st > 0 && tid == 0) f8_arrive(empty + 8 * psl);
+            if (st > 0 && tid == 0) hop_bar_arrive(empty + 8 * psl);
             psl = sl;
             if (++sl == NST) sl = 0, ph ^= 1u;
         };
@@ -205,7 +174,7 @@ __device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, c
         if (tid == 0) {
             for (int q = 0; q < S; q++) {
                 if (q * rpr >= T) break;  // owners of rows past T receive nothing (and expect nothing: see below)
-                const unsigned dst = f8_mapa(recv + (unsigned)(s * rpr * 256), (unsigned)q), bar = f8_mapa(rbar, (unsigned)q);
+                const unsigned dst = hop_mapa(recv + (unsigned)(s * rpr * 256), (unsigned)q), bar = hop_mapa(rbar, (unsigned)q);
                 asm volatile("cp.async.bulk.shared::cluster.shared::cta.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
                              "r"(ring + (unsigned)(q * rpr * 256)), "r"(rpr * 256), "r"(bar)
                              : "memory");
@@ -221,7 +190,7 @@ __device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, c
     const bool owner = trow0 < T;
     // Rows of this owner: trow0 .. min(trow0 + rpr, T); items = (row, output pair), pairs fastest.
     const int nrow = owner ? min(rpr, T - trow0) : 0, items = nrow * 32;
-    if (S > 1 && owner) f8_wait(rbar, 0);
+    if (S > 1 && owner) hop_bar_wait(rbar, 0);
     if (S > 1) asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");  // phase 2: received
     for (int i = tid; i < items; i += blockDim.x) {
         const int tl = i >> 5, r = 2 * (i & 31), t = trow0 + tl, n = tile * 64 + r;
@@ -245,7 +214,7 @@ __device__ __forceinline__ void f8g_body(const F8Tmap* tmw, const F8Tmap* tmx, c
 }
 #define F8G_KERNEL(name, NT, NST, PROMO)                                                                         \
     extern "C" __global__ void __launch_bounds__(160, 1)                                                          \
-        name(const __grid_constant__ F8Tmap tmw, const __grid_constant__ F8Tmap tmx, const float* __restrict__ ws, \
+        name(const __grid_constant__ HopTmap tmw, const __grid_constant__ HopTmap tmx, const float* __restrict__ ws, \
              const float* __restrict__ xs, float* y, int T, int N, int K, int per, int acc) {                    \
         f8g_body<NT, NST, PROMO>(&tmw, &tmx, ws, xs, y, T, N, K, per, acc);                                      \
     }

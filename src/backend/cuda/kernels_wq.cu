@@ -18,26 +18,6 @@
 //  - grid (S, N / 64) in clusters of (S, 1, 1): K split into S slices; the partial tiles are summed through
 //    distributed shared memory in rank order (deterministic), each rank writing its share of the outputs.
 #if defined(WQ)
-struct __align__(64) WqTmap { unsigned long long v[16]; };
-__device__ __forceinline__ unsigned long long wq_sw128(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFFu) >> 4) | (1ull << 16) | ((unsigned long long)(1024u >> 4) << 32) | (1ull << 62);
-}
-__device__ __forceinline__ void wq_bar_init(unsigned bar, unsigned n) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(n) : "memory");
-}
-__device__ __forceinline__ void wq_expect(unsigned bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void wq_arrive(unsigned bar) { asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory"); }
-__device__ __forceinline__ void wq_wait(unsigned bar, unsigned parity) {
-    unsigned ok;
-    do {
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-    } while (!ok);
-}
 __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
@@ -87,7 +67,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_XB 16384u  // x bytes per 128-k stage: two 8 KB SW128 boxes of 64 k × 64 rows
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
 template <int WF, int NST>
-__device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
+__device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                         float* __restrict__ Y, int N, int K, int per, int T, int acc) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
@@ -99,8 +79,8 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
     const unsigned full = base, empty = base + 8 * NST, ring = base + 1024;
     if (tid == 0) {
         for (int i = 0; i < NST; i++) {
-            wq_bar_init(full + 8 * i, 1);
-            wq_bar_init(empty + 8 * i, 1);
+            hop_bar_init(full + 8 * i, 1);
+            hop_bar_init(empty + 8 * i, 1);
         }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
@@ -118,25 +98,20 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
             auto xcopy = [&](unsigned dst, int st, unsigned bar) {
                 const int k0 = (c0 + st) * 128;
 #pragma unroll
-                for (int b = 0; b < 2; b++)
-                    asm volatile(
-                        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
-                            dst + b * 8192),
-                        "l"((unsigned long long)&tmx), "r"(k0 + 64 * b), "r"(0), "r"(bar)
-                        : "memory");
+                for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
             };
             const int pre = min(NST, nstage);
             for (int st = 0; st < pre; st++) {
-                wq_expect(full + 8 * st, XB + WB + SB);
+                hop_bar_expect(full + 8 * st, XB + WB + SB);
                 wcopy(st, ring + st * SLOT, full + 8 * st);
             }
             pdl_wait();  // only x depends on the previous kernel
             for (int st = 0; st < pre; st++) xcopy(ring + st * SLOT, st, full + 8 * st);
             int sl = pre % NST, ph = 0;
             for (int st = pre; st < nstage; st++) {
-                wq_wait(empty + 8 * sl, ph);
+                hop_bar_wait(empty + 8 * sl, ph);
                 const unsigned slot = ring + sl * SLOT;
-                wq_expect(full + 8 * sl, XB + WB + SB);
+                hop_bar_expect(full + 8 * sl, XB + WB + SB);
                 wcopy(st, slot, full + 8 * sl);
                 xcopy(slot, st, full + 8 * sl);
                 if (++sl == NST) {
@@ -150,7 +125,7 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
         int sl = 0, ph = 0, prev = -1;
 #pragma unroll 1
         for (int st = 0; st < nstage; st++) {
-            wq_wait(full + 8 * sl, ph);
+            hop_bar_wait(full + 8 * sl, ph);
             const unsigned slot = ring + sl * SLOT, wa = slot + XB;
             u32 a[8][4];
             if (WF == WF_I4) {
@@ -166,7 +141,7 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
                 asm volatile("ld.shared.u16 %0, [%1];" : "=h"(h1) : "r"(sa + 16));
                 const u32 sg = (u32)h0 | ((u32)h0 << 16), sh = (u32)h1 | ((u32)h1 << 16);
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                if (prev >= 0 && (tid & 127) == 0) wq_arrive(empty + 8 * prev);
+                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
                 const u32 w8[8] = {v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w};
 #pragma unroll
                 for (int u = 0; u < 8; u++) wq_cvt4(w8[u], sg, sh, a[u]);
@@ -178,7 +153,7 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
                     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v[j].x), "=r"(v[j].y), "=r"(v[j].z), "=r"(v[j].w) : "r"(ad));
                 }
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                if (prev >= 0 && (tid & 127) == 0) wq_arrive(empty + 8 * prev);
+                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     wq_cvt8<WF>(v[j].x, a[2 * j][0], a[2 * j][1]);
@@ -189,7 +164,7 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
             }
             asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #pragma unroll
-            for (int j = 0; j < 8; j++) wq_mma(d, a[j], wq_sw128(slot + (j >> 2) * 8192 + (j & 3) * 32));
+            for (int j = 0; j < 8; j++) wq_mma(d, a[j], hop_desc_sw128(slot + (j >> 2) * 8192 + (j & 3) * 32));
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
             prev = sl;
             if (++sl == NST) {
@@ -244,7 +219,7 @@ __device__ __forceinline__ void wq_body(const WqTmap& tmx, const unsigned char* 
     wq_cl_sync();
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ WqTmap tmx, const unsigned char* w, \
+    extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
                                                              const h16* sc, float* y, int N, int K, int per, int T, int acc) { \
         wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc);                                                              \
     }

@@ -1783,7 +1783,7 @@ impl<'a> Kernels<'a> {
         let (mut ti, mut ni, mut ki, mut pi, mut ai) =
             (i32_of("rows", rows)?, i32_of("n", n)?, i32_of("k", k)?, i32_of("per", per)?, accumulate as i32);
         let grid = (u32_of("f8g slices", slices)?, u32_of("f8g tiles", n.div_ceil(64))?, 1);
-        // SAFETY: f8g_*(tmw, tmx, ws, xs, y, T, N, K, per, acc): the two 128-byte CUtensorMaps (F8Tmap)
+        // SAFETY: f8g_*(tmw, tmx, ws, xs, y, T, N, K, per, acc): the two 128-byte CUtensorMaps (HopTmap)
         // bound the TMA reads to w's n × k and xq's rows × k bytes (checked above); block (s, tile) reads
         // ws[64·tile ..), xs[t < rows] and writes (reads where acc) dst rows t < rows, columns n' < n
         // (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load, `f8g_smem`); the
@@ -1845,7 +1845,7 @@ impl<'a> Kernels<'a> {
         );
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (WqTmap, 128 bytes) bounds the TMA
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
         // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
         // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
         // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where acc) dst rows
