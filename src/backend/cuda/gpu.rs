@@ -1412,6 +1412,23 @@ mod tests {
     use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
     use crate::model::LlamaConfig;
 
+    /// The TinyLlama shape's kernel spec with every linear in `fmt` (static f16 cache, f16 activations).
+    fn tinyllama_spec(fmt: WeightFormat) -> KernelSpec {
+        let spec = KernelSpec {
+            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+            max_seq: 2048,
+            act_f32: false,
+            kv_f32: false,
+            formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
+            gemv_mts: GEMV_MTS.to_vec(),
+            paged: false,
+            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
+            kv_rot: false,
+        };
+        spec.validate().unwrap();
+        spec
+    }
+
     /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama
     /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
     #[test]
@@ -1421,18 +1438,7 @@ mod tests {
         let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
         assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
-        let spec = KernelSpec {
-            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
-            max_seq: 2048,
-            act_f32: false,
-            kv_f32: false,
-            formats: Role::ALL.iter().map(|&r| (r, WeightFormat::F16)).collect(),
-            gemv_mts: GEMV_MTS.to_vec(),
-            paged: false,
-            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
-            kv_rot: false,
-        };
-        spec.validate().unwrap();
+        let spec = tinyllama_spec(WeightFormat::F16);
         let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
         let mut func = "";
@@ -1456,19 +1462,7 @@ mod tests {
         assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
         for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
-            let spec = KernelSpec {
-                config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
-                max_seq: 2048,
-                act_f32: false,
-                kv_f32: false,
-                formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
-                gemv_mts: GEMV_MTS.to_vec(),
-                paged: false,
-                kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
-                kv_rot: false,
-            };
-            spec.validate().unwrap();
-            let src = spec.source_sm90a_with(false, false, true);
+            let src = tinyllama_spec(fmt).source_sm90a_with(false, false, true);
             let c = super::compile_cached(&src, "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
             assert!(!c.log.contains("C7513") && !c.log.contains("C7520"), "{fmt:?}: serialized wgmma:\n{}", c.log);
             for name in super::super::wq::KERNELS {

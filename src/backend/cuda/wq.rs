@@ -85,27 +85,23 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
     (slices, if per <= 4 { 3 } else { 4 })
 }
 
+/// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
+fn frag(row: usize, k: usize) -> (usize, usize, usize, usize, usize, usize) {
+    let (r, kk) = (row % TILE, k % KC);
+    let (g, hi, k16) = (r % 8, (r % 16) / 8, kk % 16);
+    let (hk, t4, odd) = (k16 / 8, (k16 % 8) / 2, k16 % 2);
+    (row / TILE, k / KC, r / 16, g * 4 + t4, kk / 16, odd | (hi << 1) | (hk << 2))
+}
+
 /// Position of element (row, k) in the 8-bit pack of an n × k matrix: the byte index.
 fn pos8(row: usize, k: usize, nch: usize) -> usize {
-    let (t, r) = (row / TILE, row % TILE);
-    let (c, kk) = (k / KC, k % KC);
-    let (w, g, hi) = (r / 16, r % 8, (r % 16) / 8);
-    let (step, k16) = (kk / 16, kk % 16);
-    let (hk, t4, odd) = (k16 / 8, (k16 % 8) / 2, k16 % 2);
-    let e = odd | (hi << 1) | (hk << 2);
-    let lane = g * 4 + t4;
+    let (t, c, w, lane, step, e) = frag(row, k);
     (t * nch + c) * 8192 + (w * 4 + step / 2) * 512 + lane * 16 + 8 * (step % 2) + e
 }
 
 /// Position of element (row, k) in the int4 pack: (byte index of its 32-bit word, nibble).
 fn pos4(row: usize, k: usize, nch: usize) -> (usize, usize) {
-    let (t, r) = (row / TILE, row % TILE);
-    let (c, kk) = (k / KC, k % KC);
-    let (w, g, hi) = (r / 16, r % 8, (r % 16) / 8);
-    let (step, k16) = (kk / 16, kk % 16);
-    let (hk, t4, odd) = (k16 / 8, (k16 % 8) / 2, k16 % 2);
-    let e = odd | (hi << 1) | (hk << 2);
-    let lane = g * 4 + t4;
+    let (t, c, w, lane, step, e) = frag(row, k);
     let word = (t * nch + c) * 4096 + (w * 2 + step / 4) * 512 + lane * 16 + 4 * (step % 4);
     (word, if e % 2 == 1 { e / 2 + 4 } else { e / 2 })
 }
