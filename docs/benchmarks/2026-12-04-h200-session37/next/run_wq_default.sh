@@ -2,7 +2,8 @@
 # Prepared for the next session (not run): what `TRTFORGE_WQ=1` needs before it can be the default for int8 / int4 g128
 # / fp8 engines on cc 9.0 — the rest of its check list (session 37 call 10 cut it at 150 s after int8 / int4 40 rows
 # passed), serve's paged engine with it, and bs16 / 32 / 64 rows with and without it beside the peer.
-# Build here first (main at or after session 37's wq commit):
+# Build here first (main at or after session 37's wq commit; session 37 left it built from 00b12d5 in .carry/z/wqd.tgz, with
+# the int4 / int8 / fp8 modules with and without TRTFORGE_WQ=1 precompiled — rebuild if src changed since):
 #   cargo build --release && mkdir -p .carry/wqd/K && strip -o .carry/wqd/trtforge target/release/trtforge
 #   for p in int4 int8 fp8; do for wq in 0 1; do TRTFORGE_WQ=$wq LD_LIBRARY_PATH=<nvrtc lib> TRTFORGE_CACHE_DIR=.carry/wqd/K \
 #     TRTFORGE_CUDA_PRECOMPILE=sm_90 .carry/wqd/trtforge bench --isolate never --model preset:tinyllama-1.1b --precisions $p \
