@@ -562,7 +562,7 @@ pub fn udown_only() -> Option<&'static [WeightFormat]> {
 }
 
 /// Whether `TRTFORGE_CHECKS` names a short list of its own after which no paged checks run: `fp8tl`, `i4g128`, `f8g`,
-/// `cxq` and the [`udown_only`] sets.
+/// `f8g1`, `gud`, `mk`, `cxq`, `wq` and the [`udown_only`] sets.
 pub fn own_list_only() -> bool {
     udown_only().is_some()
         || matches!(

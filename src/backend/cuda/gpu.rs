@@ -261,7 +261,7 @@ impl Gpu {
             .map_err(|e| gpu_err("SM count", e))? as u32;
         // TRTFORGE_TCG=4 on cc 9.0: the same kernels for sm_90a plus the wgmma GEMM (`tcg4_*`); fp8
         // engines on cc 9.0: the same kernels for sm_90a plus the FP8 GEMM (`f8g_*`).
-        let (src, arch, wgmma, f8g, mk) = module_source(spec, cc);
+        let (src, arch, wgmma, f8g, mk, wq) = module_source(spec, cc);
         let c = compile_cached(&src, &arch, &cache_dir())?;
         let (compile_secs, compile_cached) = (c.secs, c.cached);
         let module = ctx
@@ -278,7 +278,6 @@ impl Gpu {
         if mk {
             names.extend(["mk_step".to_string(), "mk_advance".to_string()]);
         }
-        let wq = arch == "sm_90a" && cc == (9, 0) && spec.wq();
         if wq {
             names.extend(super::wq::KERNELS.iter().map(|n| n.to_string()));
         }
@@ -1749,16 +1748,17 @@ fn tensor_map_sw128(
 
 /// The module a GPU of compute capability `cc` loads for `spec`: (source, NVRTC arch, with the
 /// session-7 wgmma GEMM `tcg4_*`, with the session-28 FP8 GEMM `f8g_*`, with the one-row decode
-/// megakernel `mk_step`). On cc 9.0 any of them makes it an sm_90a module (the same kernels plus theirs).
-pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool, bool) {
+/// megakernel `mk_step`, with the session-37 quantized decode GEMM `wq_*`). On cc 9.0 any of them makes it
+/// an sm_90a module (the same kernels plus theirs).
+pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool, bool, bool, bool) {
     let wgmma = cc == (9, 0) && tcg4_requested() && !spec.tc_roles().is_empty();
     let f8g = cc == (9, 0) && spec.f8g();
     let mk = cc == (9, 0) && spec.mk_wanted();
     let wq = cc == (9, 0) && spec.wq();
     if wgmma || f8g || mk || wq {
         let src = if wgmma || f8g || wq { spec.source_sm90a(wgmma, f8g) } else { spec.source() };
-        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk)
+        (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk, wq)
     } else {
-        (spec.source(), arch_name(cc).to_string(), false, false, false)
+        (spec.source(), arch_name(cc).to_string(), false, false, false, false)
     }
 }

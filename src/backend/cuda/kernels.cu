@@ -706,6 +706,15 @@ __device__ __forceinline__ u32 e4m3x2_h2(u32 v) {
     return h;
 #endif
 }
+// Four int8 codes stored as q + 128 (the bytes of w: int8 weights, pack.rs; int8 KV caches) as exact f16x2 pairs
+// (q0, q1) and (q2, q3): each byte into the mantissa of 1024 (1024 + q + 128), minus 1152.
+__device__ __forceinline__ void i8x4_h2(u32 w, u32& lo, u32& hi) {
+    const u32 bias = 0x64806480u;  // f16x2 (1152, 1152)
+    lo = __byte_perm(w, 0x64646464u, 0x4140);
+    hi = __byte_perm(w, 0x64646464u, 0x4342);
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+}
 // Four codes (the bytes of w) as f16x2 pairs (b0, b1) and (b2, b3).
 __device__ __forceinline__ void e4m3x4_h2(u32 w, u32& lo, u32& hi) {
 #if __CUDA_ARCH__ >= 890
@@ -1327,15 +1336,8 @@ __device__ __forceinline__ void tc_pairs(uint4 w, u32 s2, u32* p) {
 #pragma unroll
         for (int q = 0; q < 4; q++) p[q] = wv[q];
     } else if (WF == WF_I8) {
-        const u32 bias = 0x64806480u;  // f16x2 (1152, 1152): (1024 + q + 128) - 1152 = q, exact
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
-            u32 lo = __byte_perm(wv[q], 0x64646464u, 0x4140), hi = __byte_perm(wv[q], 0x64646464u, 0x4342);
-            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
-            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
-            p[2 * q] = lo;
-            p[2 * q + 1] = hi;
-        }
+        for (int q = 0; q < 4; q++) i8x4_h2(wv[q], p[2 * q], p[2 * q + 1]);
     } else if (WF == WF_F8) {
         // E4M3 codes → exact f16 (cvt.rn.f16x2.e4m3x2 on sm_89+); the row scale comes after the sum.
 #pragma unroll
@@ -1973,15 +1975,8 @@ __device__ __forceinline__ void tc_pairs4(uint4 w, u32 s2, int v, u32* p) {
 #pragma unroll
         for (int q = 0; q < 4; q++) p[q] = wv[q];
     } else if (WF == WF_I8) {
-        const u32 bias = 0x64806480u;
 #pragma unroll
-        for (int q = 0; q < 2; q++) {
-            u32 lo = __byte_perm(wv[2 * v + q], 0x64646464u, 0x4140), hi = __byte_perm(wv[2 * v + q], 0x64646464u, 0x4342);
-            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
-            asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
-            p[2 * q] = lo;
-            p[2 * q + 1] = hi;
-        }
+        for (int q = 0; q < 2; q++) i8x4_h2(wv[2 * v + q], p[2 * q], p[2 * q + 1]);
     } else if (WF == WF_F8) {
 #pragma unroll
         for (int q = 0; q < 2; q++) e4m3x4_h2(wv[2 * v + q], p[2 * q], p[2 * q + 1]);
@@ -2680,12 +2675,8 @@ __device__ __forceinline__ kvvec_t kvvec_zero() { return make_uint2(0u, 0u); }
 __device__ __forceinline__ uint4 kv_h8(kvvec_t c) {
     uint4 r;
 #if KV_Q == 1
-    const u32 bias = 0x64806480u;  // (1024 + q + 128) - 1152 = q, exact (as the int8 weights)
-    u32 h[4] = {__byte_perm(c.x, 0x64646464u, 0x4140), __byte_perm(c.x, 0x64646464u, 0x4342),
-                __byte_perm(c.y, 0x64646464u, 0x4140), __byte_perm(c.y, 0x64646464u, 0x4342)};
-#pragma unroll
-    for (int i = 0; i < 4; i++) asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(h[i]) : "r"(h[i]), "r"(bias));
-    r = make_uint4(h[0], h[1], h[2], h[3]);
+    i8x4_h2(c.x, r.x, r.y);  // as the int8 weights
+    i8x4_h2(c.y, r.z, r.w);
 #else
     e4m3x4_h2(c.x, r.x, r.y);
     e4m3x4_h2(c.y, r.z, r.w);
@@ -3583,11 +3574,7 @@ __device__ __forceinline__ void acx_ldmt(u32 a, u32& r0, u32& r1, u32& r2, u32& 
 // Four cache codes → f16x2 {bytes 0, 1} and {bytes 2, 3} (low half = the lower byte), as kv_h8.
 __device__ __forceinline__ void acx_h4(u32 c, u32& lo, u32& hi) {
 #if KV_Q == 1
-    const u32 bias = 0x64806480u;
-    lo = __byte_perm(c, 0x64646464u, 0x4140);
-    hi = __byte_perm(c, 0x64646464u, 0x4342);
-    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(lo), "r"(bias));
-    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(hi), "r"(bias));
+    i8x4_h2(c, lo, hi);
 #else
     e4m3x4_h2(c, lo, hi);
 #endif

@@ -40,16 +40,11 @@ __device__ __forceinline__ void wq_mma(float* d, const u32* a, unsigned long lon
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db)
         : "memory");
 }
-// Four 8-bit codes of one word → two f16x2 (bytes 0, 1 → r0; bytes 2, 3 → r1), unscaled.
+// Four 8-bit codes of one word → two f16x2 (bytes 0, 1 → r0; bytes 2, 3 → r1), unscaled (kernels.cu's converters).
 template <int WF>
 __device__ __forceinline__ void wq_cvt8(u32 v, u32& r0, u32& r1) {
-    if (WF == WF_F8) {
-        asm("{ .reg .b16 lo, hi; mov.b32 {lo, hi}, %2; cvt.rn.f16x2.e4m3x2 %0, lo; cvt.rn.f16x2.e4m3x2 %1, hi; }" : "=r"(r0), "=r"(r1) : "r"(v));
-    } else {
-        const u32 lo = __byte_perm(v, 0x64646464u, 0x4140), hi = __byte_perm(v, 0x64646464u, 0x4342);  // 1024 + (q + 128)
-        asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r0) : "r"(lo), "r"(0x64806480u));
-        asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(r1) : "r"(hi), "r"(0x64806480u));
-    }
+    if (WF == WF_F8) e4m3x4_h2(v, r0, r1);
+    else i8x4_h2(v, r0, r1);
 }
 // One int4 word (u = q + 8; register p = nibbles p, p + 4) → a[0..3] times the rows' scales (sg: row g, sh: g + 8).
 __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {

@@ -681,7 +681,7 @@ impl CudaBackend {
             // or FP8 GEMM is on); sm_90a alone also forces the TRTFORGE_TCG=4 source as before.
             let (src, arch) = match arch.as_str() {
                 "sm_90" => {
-                    let (src, a, _, _, _) = gpu::module_source(&spec, (9, 0));
+                    let (src, a, _, _, _, _) = gpu::module_source(&spec, (9, 0));
                     (src, a)
                 }
                 "sm_90a" if !spec.f8g() => (spec.source_tcg4(), arch),
@@ -1914,19 +1914,18 @@ impl CudaBackend {
         // Session 37 (TRTFORGE_WQ=1 on cc 9.0): decode passes of 9..=64 rows of int8 / int4 g128 / fp8 layer
         // linears read their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and
         // gate/up write y, o / down add into the residual stream.
-        if let Some(q) = lin.wq.as_ref().filter(|_| decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS) {
-            if xact.dtype() == DType::F16 {
-                let sc = match (&q.scales, &lin.scales) {
-                    (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
-                    (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
-                };
-                let (dst, acc) = match ls.role {
-                    Role::O | Role::Down => (cur, true),
-                    _ => (y, false),
-                };
-                k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
-                return Ok(dst);
-            }
+        let wq_rows = decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
+        if let Some(q) = lin.wq.as_ref().filter(|_| wq_rows) {
+            let sc = match (&q.scales, &lin.scales) {
+                (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
+                (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
+            };
+            let (dst, acc) = match ls.role {
+                Role::O | Role::Down => (cur, true),
+                _ => (y, false),
+            };
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
+            return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {
             (WeightFormat::F32, _) => lin.data.view(DType::F32),

@@ -71,9 +71,9 @@ pub fn smem(fmt: WeightFormat, nst: usize) -> usize {
     2048 + (nst * slot).max(64 * 68 * 4)
 }
 
-/// Launch shape of an (n × k) linear on `sms` SMs: (K slices = cluster size, ring slots). Matrices of at least
-/// one tile a multiple-of-132-ish SM count run whole-K; smaller ones split K four (else two) ways so that every
-/// SM streams; 3 slots where a slice has at most 4 chunks, else 4 (session 37 call 9's best per shape).
+/// Launch shape of an (n × k) linear on `sms` SMs: (K slices = cluster size, ring slots). Matrices with at least
+/// as many 64-row tiles as SMs run whole-K; smaller ones split K four (else two) ways so that every SM streams;
+/// 3 slots where a slice has at most 4 chunks, else 4 (session 37 call 9's best per shape).
 pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
     let (tiles, nch) = (n / TILE, k / KC);
     let slices = if tiles >= sms {
