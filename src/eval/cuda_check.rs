@@ -577,6 +577,13 @@ pub fn tlkv8_only() -> bool {
     std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("tlkv8")
 }
 
+/// `TRTFORGE_CHECKS=wqp` (session 38, cc 9.0): only the TinyLlama shape with int4 g128 and int8 weights through the
+/// block tables, whose batched decode steps of up to 64 rows take the quantized decode GEMM (wq.rs; by default, or
+/// every layer linear with `TRTFORGE_WQ=1`) — a paged set with no static checks (`cuda-check --tinyllama --paged`).
+pub fn wqp_only() -> bool {
+    std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wqp")
+}
+
 /// `TRTFORGE_CHECKS=attn`: only the checks whose decode runs the tensor-core decode attention
 /// (head_dim 32 / 64; f16 and 8-bit caches; GQA 2, 3 and 8), static and paged (a short GPU lease).
 pub fn attn_only() -> bool {
@@ -890,7 +897,7 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         }
         return Ok(results);
     }
-    if tlkv8_only() {
+    if tlkv8_only() || wqp_only() {
         return Ok(results); // a paged set (cuda_paged_check)
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("kvrot") {
@@ -998,9 +1005,10 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wq") {
-        // Session 37 (run with TRTFORGE_WQ=1 on cc 9.0): the quantized decode GEMM (wq.rs) in batched decode steps of
-        // 40 and 12 rows — the TinyLlama shape (whole 64-row tiles and 128-k chunks: k 2048 / 5632; qkv / o / down
-        // split K four ways through a cluster, gate/up whole), every format it reads, against the CPU reference;
+        // Session 37 (cc 9.0; run it with TRTFORGE_WQ=1, which puts every layer linear on it): the quantized decode
+        // GEMM (wq.rs) in batched decode steps of 40 and 12 rows — the TinyLlama shape (whole 64-row tiles and 128-k
+        // chunks: k 2048 / 5632; qkv / o / down split K four ways through a cluster, gate/up whole), every format it
+        // reads, against the CPU reference;
         // then greedy tokens of 12 sequences (int8: its arithmetic is the f16 copy's up to summation order).
         let tl = load("preset:tinyllama-1.1b")?;
         let v = tl.weights.config.vocab_size;

@@ -133,7 +133,7 @@ pub struct Gpu {
     pub wgmma: bool,
     /// The module was built for sm_90a with the FP8 GEMM (`f8g_*`, fp8 engines on cc 9.0: KernelSpec::f8g).
     pub f8g: bool,
-    /// The module holds the quantized decode GEMM (`wq_*`, cc 9.0 with TRTFORGE_WQ=1: KernelSpec::wq).
+    /// The module holds the quantized decode GEMM (`wq_*`, cc 9.0 unless TRTFORGE_WQ=0: KernelSpec::wq).
     pub wq: bool,
 }
 

@@ -15,7 +15,7 @@ pub const KERNELS_TCG4_CU: &str = include_str!("kernels_tcg4.cu");
 /// module of fp8 engines whose linears run the FP8 GEMM path ([`KernelSpec::f8g`]).
 pub const KERNELS_F8G_CU: &str = include_str!("kernels_f8g.cu");
 /// Session 37: the quantized batched decode GEMM (`wq_*`, see wq.rs), appended to [`KERNELS_CU`] for the sm_90a
-/// module of int8 / int4 g128 / fp8 engines with `TRTFORGE_WQ=1` ([`KernelSpec::wq`]).
+/// module of int8 / int4 g128 / fp8 engines on cc 9.0 unless `TRTFORGE_WQ=0` ([`KernelSpec::wq`]).
 pub const KERNELS_WQ_CU: &str = include_str!("kernels_wq.cu");
 /// The Hopper helpers (mbarriers, TMA, the SW128 descriptor) that [`KERNELS_F8G_CU`] and [`KERNELS_WQ_CU`] share,
 /// appended once before them.
@@ -895,7 +895,7 @@ impl KernelSpec {
     }
 
     /// Whether this engine's int8 / int4 g128 / fp8 linears run the session-37 quantized decode GEMM (`wq_*`,
-    /// sm_90a) at 9..=64 rows: f16 activations, such a format and `TRTFORGE_WQ=1` ([`super::wq::wanted`]).
+    /// sm_90a) at 9..=64 rows: f16 activations, such a format, and not `TRTFORGE_WQ=0` ([`super::wq::wanted`]).
     pub fn wq(&self) -> bool {
         !self.act_f32 && self.formats.iter().any(|&(_, f)| super::wq::format_ok(f)) && super::wq::wanted()
     }

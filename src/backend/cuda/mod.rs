@@ -329,8 +329,32 @@ struct DevLinear {
     /// output row — so each fused block streams its down weights as one contiguous range.
     fd: Option<DevBuf>,
     /// int8 / int4 g128 / fp8 layer linears of an engine whose module holds the quantized decode GEMM
-    /// (`gpu.wq`, TRTFORGE_WQ=1): their codes in wq.rs's pack for its 9..=64-row decode passes.
+    /// (`gpu.wq`: cc 9.0 unless TRTFORGE_WQ=0), of the roles it runs (`wq_roles_from_env`): their codes in wq.rs's
+    /// pack for its 9..=64-row decode passes.
     wq: Option<WqLinear>,
+}
+
+/// The layer linears that take the quantized decode GEMM (wq.rs) and its mode: gate/up and down by default, all four
+/// with `TRTFORGE_WQ=1`; `TRTFORGE_WQ_ROLES=qkv,o,gateup,down` (session 38, a diagnostic) names them, so that a bench
+/// can time each one's share of a step.
+fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
+    let mode = wq::mode()?;
+    let all = match mode {
+        wq::Mode::All => vec![Role::Qkv, Role::O, Role::GateUp, Role::Down],
+        _ => vec![Role::GateUp, Role::Down],
+    };
+    let Ok(v) = std::env::var("TRTFORGE_WQ_ROLES") else { return Ok((mode, all)) };
+    let roles = v
+        .split(',')
+        .map(|r| match r.trim() {
+            "qkv" => Ok(Role::Qkv),
+            "o" => Ok(Role::O),
+            "gateup" => Ok(Role::GateUp),
+            "down" => Ok(Role::Down),
+            x => Err(Error::Invalid(format!("TRTFORGE_WQ_ROLES: {x:?} is not one of qkv, o, gateup, down"))),
+        })
+        .collect::<Result<_>>()?;
+    Ok((mode, roles))
 }
 
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
@@ -339,6 +363,8 @@ struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
     shape: (usize, usize),
+    /// The fewest rows of a decode pass that take it (`wq::min_rows`).
+    min_rows: usize,
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -711,6 +737,7 @@ impl CudaBackend {
         let mut linears = Vec::with_capacity(steps.len());
         // Engines with a `tcd_*` instance keep their f16 down weights a second time, in column tiles.
         let tcd_copy = !spec.tcd_formats().is_empty();
+        let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let mut f8_scales: Vec<Option<Vec<f32>>> = Vec::with_capacity(steps.len());
         let mut norms = HashMap::new();
         let mut weight_bytes = 0;
@@ -738,7 +765,7 @@ impl CudaBackend {
                         fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && tcd_copy)
                             .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
                             .transpose()?,
-                        wq: if gpu.wq && l.role != Role::Head && wq::fits(hl.fmt, hl.n, hl.k) {
+                        wq: if gpu.wq && wq_roles.contains(&l.role) && wq::fits(hl.fmt, hl.n, hl.k) {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
                             let data =
                                 if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
@@ -748,6 +775,7 @@ impl CudaBackend {
                                     .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
                                     .transpose()?,
                                 shape: wq::shape(hl.n, hl.k, gpu.sms as usize),
+                                min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
                         } else {
                             None
@@ -1911,11 +1939,12 @@ impl CudaBackend {
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
         let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
-        // Session 37 (TRTFORGE_WQ=1 on cc 9.0): decode passes of 9..=64 rows of int8 / int4 g128 / fp8 layer
-        // linears read their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and
-        // gate/up write y, o / down add into the residual stream.
+        // Session 37 (the default on cc 9.0 since session 38, wq::Mode): decode passes of 9..=64 rows of int8 /
+        // int4 g128 / fp8 layer linears (by default gate/up and down; int4 from 24 rows, int8 / fp8 from 33) read
+        // their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and gate/up write y,
+        // o / down add into the residual stream.
         let wq_rows = decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
-        if let Some(q) = lin.wq.as_ref().filter(|_| wq_rows) {
+        if let Some(q) = lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows) {
             let sc = match (&q.scales, &lin.scales) {
                 (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
                 (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),

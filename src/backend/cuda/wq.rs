@@ -1,6 +1,6 @@
-//! The quantized batched decode GEMM (`wq_*`, kernels_wq.cu; session 37, opt-in `TRTFORGE_WQ=1` on cc 9.0):
-//! decode passes of 9..=64 rows of int8 / int4 g128 / fp8 engines read their codes, not the load-time f16
-//! copy. This module holds its host side: which linears it runs, their load-time pack into wgmma's
+//! The quantized batched decode GEMM (`wq_*`, kernels_wq.cu; session 37; the default on cc 9.0 since session 38,
+//! [`Mode`]): decode passes of 9..=64 rows of int8 / int4 g128 / fp8 engines read their codes, not the load-time
+//! f16 copy. This module holds its host side: which linears it runs, their load-time pack into wgmma's
 //! register-operand fragment order, and the launch shape.
 //!
 //! The pack (a 64-row tile `t`, a 128-k chunk `c`, chunks contiguous in (t, c) order; `g` = lane / 4, `t4` =
@@ -12,6 +12,7 @@
 //! - int4 (u = q + 8): 4 KB a chunk = [w 4][j 2][lane 32][16 B]; word u of (w, lane, j) is k16 step 4j + u, its
 //!   element e (the 8-bit order) in nibble e / 2, or e / 2 + 4 where e is odd (register p = nibbles p, p + 4);
 //!   the group scales (g128) as [t][c][64 rows] f16.
+use crate::error::{Error, Result};
 use crate::quant::WeightFormat;
 
 /// Rows of a weight tile (wgmma's M).
@@ -23,9 +24,51 @@ pub const MAX_ROWS: usize = 64;
 /// Threads of a block: one consumer warpgroup and one producer warp.
 pub const THREADS: u32 = 160;
 
-/// Whether `TRTFORGE_WQ=1` asks for it.
+/// What `TRTFORGE_WQ` asks for (session 38: on by default on cc 9.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `TRTFORGE_WQ=0`: every quantized decode pass reads the f16 copy through cuBLASLt.
+    Off,
+    /// Unset: the measured default — gate/up and down only (qkv / o gained nothing inside the step: session 38
+    /// call 2), int4 g128 from [`MIN_ROWS_INT4`] rows, int8 / fp8 from [`MIN_ROWS_8BIT`] rows.
+    Default,
+    /// `TRTFORGE_WQ=1`: every layer linear at every 9..=64-row decode pass (session 37's opt-in).
+    All,
+}
+
+/// The fewest rows at which int8 / fp8 linears take it by default: the kernel's cost hardly depends on the rows (64 a
+/// tile, the rest zero-filled) while cuBLASLt's on the f16 copy grows with them; at 16 and 32 rows (every layer
+/// linear on it) the step lost 0.7–4.7 % (session 38 call 2), at 64 it gains 9 % (call 3).
+pub const MIN_ROWS_8BIT: usize = 33;
+/// The same for int4 g128: with gate/up and down on it, 16 rows lost 2.1 % of the step, 32 rows gained 7.3 %
+/// (session 38 call 3; by the step times, break-even near 20 rows).
+pub const MIN_ROWS_INT4: usize = 24;
+
+/// [`Mode`] from `TRTFORGE_WQ`; any value other than `0` or `1` is an error.
+pub fn mode() -> Result<Mode> {
+    match std::env::var("TRTFORGE_WQ").as_deref() {
+        Err(_) => Ok(Mode::Default),
+        Ok("0") => Ok(Mode::Off),
+        Ok("1") => Ok(Mode::All),
+        Ok(v) => {
+            Err(Error::Invalid(format!("TRTFORGE_WQ={v:?}: use 0 (off), 1 (every layer linear) or leave it unset")))
+        }
+    }
+}
+
+/// Whether the module should hold it (not [`Mode::Off`]; an invalid `TRTFORGE_WQ` is reported by [`mode`] at load).
 pub fn wanted() -> bool {
-    std::env::var("TRTFORGE_WQ").as_deref() == Ok("1")
+    !matches!(mode(), Ok(Mode::Off))
+}
+
+/// The fewest rows of a decode pass at which a `fmt` linear takes it under `mode` (passes of up to `GEMV_MAX_T`
+/// rows run the GEMV whatever this says).
+pub fn min_rows(fmt: WeightFormat, mode: Mode) -> usize {
+    match (mode, fmt) {
+        (Mode::Default, WeightFormat::I8 | WeightFormat::F8) => MIN_ROWS_8BIT,
+        (Mode::Default, WeightFormat::I4 { .. }) => MIN_ROWS_INT4,
+        _ => 1,
+    }
 }
 
 /// The formats it reads.
