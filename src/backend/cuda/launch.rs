@@ -1825,7 +1825,7 @@ impl<'a> Kernels<'a> {
             )));
         }
         let nch = k / super::wq::KC;
-        if slices == 0 || slices > 8 || (slices - 1) * nch.div_ceil(slices) >= nch {
+        if !super::wq::slices_ok(k, slices) {
             return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
         }
         let i4 = matches!(fmt, WeightFormat::I4 { .. });

@@ -334,6 +334,17 @@ struct DevLinear {
     wq: Option<WqLinear>,
 }
 
+/// A layer linear's name in the wq diagnostics (`qkv`, `o`, `gateup`, `down`); `var` names the variable for the error.
+fn wq_role(name: &str, var: &str) -> Result<Role> {
+    match name.trim() {
+        "qkv" => Ok(Role::Qkv),
+        "o" => Ok(Role::O),
+        "gateup" => Ok(Role::GateUp),
+        "down" => Ok(Role::Down),
+        x => Err(Error::Invalid(format!("{var}: {x:?} is not one of qkv, o, gateup, down"))),
+    }
+}
+
 /// The layer linears that take the quantized decode GEMM (wq.rs) and its mode: gate/up and down by default, all four
 /// with `TRTFORGE_WQ=1`; `TRTFORGE_WQ_ROLES=qkv,o,gateup,down` (session 38, a diagnostic) names them, so that a bench
 /// can time each one's share of a step.
@@ -344,17 +355,28 @@ fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
         _ => vec![Role::GateUp, Role::Down],
     };
     let Ok(v) = std::env::var("TRTFORGE_WQ_ROLES") else { return Ok((mode, all)) };
-    let roles = v
-        .split(',')
-        .map(|r| match r.trim() {
-            "qkv" => Ok(Role::Qkv),
-            "o" => Ok(Role::O),
-            "gateup" => Ok(Role::GateUp),
-            "down" => Ok(Role::Down),
-            x => Err(Error::Invalid(format!("TRTFORGE_WQ_ROLES: {x:?} is not one of qkv, o, gateup, down"))),
-        })
-        .collect::<Result<_>>()?;
+    let roles = v.split(',').map(|r| wq_role(r, "TRTFORGE_WQ_ROLES")).collect::<Result<_>>()?;
     Ok((mode, roles))
+}
+
+/// `TRTFORGE_WQ_SHAPE=o:8x3,down:8x4` (session 38, a diagnostic): a role's launch shape for the quantized decode GEMM —
+/// K slices (the cluster size, 1..=8) × ring slots (3 or 4) — instead of `wq::shape`'s, so that one call can sweep
+/// shapes without a rebuild (the kernels are the same).
+fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
+    const VAR: &str = "TRTFORGE_WQ_SHAPE";
+    let Ok(v) = std::env::var(VAR) else { return Ok(vec![]) };
+    v.split(',')
+        .map(|item| {
+            let bad = || Error::Invalid(format!("{VAR}: {item:?} is not ROLE:SLICESxSLOTS (e.g. o:8x3)"));
+            let (role, shape) = item.split_once(':').ok_or_else(bad)?;
+            let (sl, st) = shape.trim().split_once('x').ok_or_else(bad)?;
+            let (sl, st): (usize, usize) = (sl.parse().map_err(|_| bad())?, st.parse().map_err(|_| bad())?);
+            if !(1..=8).contains(&sl) || !matches!(st, 3 | 4) {
+                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots 3 or 4")));
+            }
+            Ok((wq_role(role, VAR)?, (sl, st)))
+        })
+        .collect()
 }
 
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
@@ -738,6 +760,13 @@ impl CudaBackend {
         // Engines with a `tcd_*` instance keep their f16 down weights a second time, in column tiles.
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
+        let wq_shapes = wq_shapes_from_env()?;
+        if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
+            return Err(Error::Invalid(format!(
+                "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
+                 TRTFORGE_WQ_ROLES puts it on)"
+            )));
+        }
         let mut f8_scales: Vec<Option<Vec<f32>>> = Vec::with_capacity(steps.len());
         let mut norms = HashMap::new();
         let mut weight_bytes = 0;
@@ -774,7 +803,18 @@ impl CudaBackend {
                                 scales: i4
                                     .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
                                     .transpose()?,
-                                shape: wq::shape(hl.n, hl.k, gpu.sms as usize),
+                                shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
+                                    Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
+                                    Some(&(_, sh)) => {
+                                        return Err(Error::Invalid(format!(
+                                            "TRTFORGE_WQ_SHAPE: {} K slices do not split the {:?} linear's {} chunks",
+                                            sh.0,
+                                            l.role,
+                                            hl.k / wq::KC
+                                        )))
+                                    }
+                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
+                                },
                                 min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
                         } else {

@@ -119,13 +119,16 @@ pub fn smem(fmt: WeightFormat, nst: usize) -> usize {
 /// 3 slots where a slice has at most 4 chunks, else 4 (session 37 call 9's best per shape).
 pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
     let (tiles, nch) = (n / TILE, k / KC);
-    let slices = if tiles >= sms {
-        1
-    } else {
-        [4usize, 2].into_iter().find(|&s| nch >= 2 * s && (s - 1) * nch.div_ceil(s) < nch).unwrap_or(1)
-    };
+    let slices =
+        if tiles >= sms { 1 } else { [4usize, 2].into_iter().find(|&s| nch >= 2 * s && slices_ok(k, s)).unwrap_or(1) };
     let per = nch.div_ceil(slices);
     (slices, if per <= 4 { 3 } else { 4 })
+}
+
+/// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).
+pub fn slices_ok(k: usize, slices: usize) -> bool {
+    let nch = k / KC;
+    slices >= 1 && slices <= 8 && (slices - 1) * nch.div_ceil(slices) < nch
 }
 
 /// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
@@ -196,6 +199,17 @@ pub fn pack_scales4<T: Copy + Default>(scales: &[T], n: usize, k: usize) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slices_ok_gives_every_slice_a_chunk() {
+        // chunks of 128 k: 2048 → 16 (8 slices of 2), 5632 → 44 (8 of 6, the last 2), 640 → 5 (4 slices of 2 leave
+        // the last one none; 3 of 2 leave it 1), 1536 → 12.
+        assert!(slices_ok(2048, 8) && slices_ok(2048, 4) && slices_ok(2048, 1));
+        assert!(slices_ok(5632, 8) && slices_ok(5632, 4));
+        assert!(!slices_ok(640, 4) && slices_ok(640, 3));
+        assert!(slices_ok(1536, 4) && !slices_ok(128, 2));
+        assert!(!slices_ok(2048, 0) && !slices_ok(2048, 9));
+    }
+
     use super::*;
 
     // The fragment order, written out independently of pos8 / pos4: for each packed position, the (row, k) the

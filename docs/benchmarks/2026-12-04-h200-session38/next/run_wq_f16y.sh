@@ -4,7 +4,7 @@
 # sums round to f16 at the point the GEMV paths round (c_y16). Why: call 5's ncu shows cuBLASLt's qkv / gate/up kernels
 # are `hsh` (f16 out) while wq wrote f32; inside the step gate/up keeps only 4.4 of its 5.6 µs alone-saving.
 # `TRTFORGE_WQ_F16Y=0` keeps f32 (the A/B below). NVRTC: `nvrtc_compiles_the_quantized_decode_gemm` passes with it.
-# Build here first (main at or after session 38's a88f78f):
+# Build here first (main at or after session 38's last commit, which has TRTFORGE_WQ_SHAPE):
 #   git apply docs/benchmarks/2026-12-04-h200-session38/next/wq-f16y.patch && cargo build --release
 #   mkdir -p .carry/f16y/K && strip -o .carry/f16y/trtforge target/release/trtforge
 #   for p in int4 int8 fp8; do for wq in "" 1; do env ${wq:+TRTFORGE_WQ=$wq} LD_LIBRARY_PATH=<nvrtc lib> \
@@ -27,6 +27,9 @@ bn i4 int4 24,32,64 X=1;  bn i4_f32 int4 24,32,64 TRTFORGE_WQ_F16Y=0
 bn f8 fp8 48,64 X=1;      bn f8_f32 fp8 48,64 TRTFORGE_WQ_F16Y=0
 bn i8 int8 48,64 X=1;     bn i8_f32 int8 48,64 TRTFORGE_WQ_F16Y=0
 bn f16 fp16 1,64 X=1
+# Shorter per-CTA chains (call 5: o 8.7 µs for 2 MB alone): more K slices, two CTAs an SM (TRTFORGE_WQ_SHAPE, session 38).
+bn i4_all int4 64 TRTFORGE_WQ=1
+bn i4_all_s8 int4 64 TRTFORGE_WQ=1 TRTFORGE_WQ_SHAPE=qkv:8x3,o:8x3,down:8x3
 PYTHONUNBUFFERED=1 timeout 80 python3 scripts/torch_baseline.py --preset tinyllama-1.1b --precisions fp16 --batch-sizes 1 --input-lens 512 --output-len 128 --runs 2 --warmup 1 --eager-prefill --out $R/torch_peer_fp16.json > $R/torch_peer_fp16.log 2>&1
 echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/torch_peer_fp16.log | tail -2
 L=$(( 580 - $(date +%s) + T0 )); echo "checks get ${L} s"
