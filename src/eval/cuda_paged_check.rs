@@ -565,9 +565,9 @@ mod tests {
     fn upto_first_diff_compares_rows_up_to_the_first_flip() {
         // Sequence 0 flips at token 1: rows 0 and 1 count (|Δ| 0.1 and 0.5 over max|other| 1 and 2), row 2 not (9).
         // Sequence 1 is identical: every row counts (its largest 0.3 over 1).
-        let a = vec![vec![vec![1.0, 0.1], vec![1.0, 2.5], vec![9.0, 0.0]], vec![vec![0.7, 1.0]]];
-        let b = vec![vec![vec![1.0, 0.0], vec![1.0, 2.0], vec![0.0, 0.0]], vec![vec![1.0, 1.0]]];
-        let (ta, tb) = (vec![vec![5, 6, 7], vec![3]], vec![vec![5, 8, 7], vec![3]]);
+        let a = [vec![vec![1.0, 0.1], vec![1.0, 2.5], vec![9.0, 0.0]], vec![vec![0.7, 1.0]]];
+        let b = [vec![vec![1.0, 0.0], vec![1.0, 2.0], vec![0.0, 0.0]], vec![vec![1.0, 1.0]]];
+        let (ta, tb) = ([vec![5, 6, 7], vec![3]], [vec![5, 8, 7], vec![3]]);
         let d = upto_first_diff(a.iter(), b.iter(), &ta, &tb);
         assert!((d - 0.3).abs() < 1e-6, "{d}");
         // Without sequence 1: 0.25 (row 1: 0.5 / 2), row 2's 9 left out.

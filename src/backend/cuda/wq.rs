@@ -128,7 +128,7 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
 /// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).
 pub fn slices_ok(k: usize, slices: usize) -> bool {
     let nch = k / KC;
-    slices >= 1 && slices <= 8 && (slices - 1) * nch.div_ceil(slices) < nch
+    (1..=8).contains(&slices) && (slices - 1) * nch.div_ceil(slices) < nch
 }
 
 /// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
