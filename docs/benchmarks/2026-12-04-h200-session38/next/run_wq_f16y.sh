@@ -4,7 +4,8 @@
 # sums round to f16 at the point the GEMV paths round (c_y16). Why: call 5's ncu shows cuBLASLt's qkv / gate/up kernels
 # are `hsh` (f16 out) while wq wrote f32; inside the step gate/up keeps only 4.4 of its 5.6 µs alone-saving.
 # `TRTFORGE_WQ_F16Y=0` keeps f32 (the A/B below). NVRTC: `nvrtc_compiles_the_quantized_decode_gemm` passes with it.
-# Build here first (main at or after session 38's last commit, which has TRTFORGE_WQ_SHAPE):
+# Build here first (main at or after 4c9b6cc, which has TRTFORGE_WQ_SHAPE; session 38 left it built from 4c9b6cc + the patch
+# in .carry/z/f16y.tgz, with the int4 / int8 / fp8 modules (default, TRTFORGE_WQ=1, =0) and the wqp paged ones precompiled):
 #   git apply docs/benchmarks/2026-12-04-h200-session38/next/wq-f16y.patch && cargo build --release
 #   mkdir -p .carry/f16y/K && strip -o .carry/f16y/trtforge target/release/trtforge
 #   for p in int4 int8 fp8; do for wq in "" 1; do env ${wq:+TRTFORGE_WQ=$wq} LD_LIBRARY_PATH=<nvrtc lib> \
