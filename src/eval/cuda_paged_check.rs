@@ -387,11 +387,18 @@ pub fn paged_checks_kvr(
             // up to it) that agree as an 8-bit-rounding engine agrees with its reference (`rounding_pass`).
             let same = first_diff(&big.tokens[10..11], &sa.tokens[..1])[0];
             let distinct = sa.tokens[0].iter().collect::<std::collections::HashSet<_>>().len();
+            let d = || {
+                upto_first_diff(
+                    [&big.logits[10]].into_iter(),
+                    [&sa.logits[0]].into_iter(),
+                    &big.tokens[10..11],
+                    &sa.tokens[..1],
+                )
+            };
             let (pass, detail) = if big.tokens[10] == sa.tokens[0] {
                 (true, format!("identical {n} of {n}; distinct tokens {distinct}"))
             } else if let Some(what) = &what {
-                let upto = (same + 1).min(big.logits[10].len()).min(sa.logits[0].len());
-                let d = (0..upto).fold(0f32, |m, j| m.max(max_rel(&big.logits[10][j], &sa.logits[0][j])));
+                let d = d();
                 (
                     rounding_pass(d, twin, p),
                     format!(
@@ -400,8 +407,7 @@ pub fn paged_checks_kvr(
                     ),
                 )
             } else if quant_paths(p) {
-                let upto = (same + 1).min(big.logits[10].len()).min(sa.logits[0].len());
-                let d = (0..upto).fold(0f32, |m, j| m.max(max_rel(&big.logits[10][j], &sa.logits[0][j])));
+                let d = d();
                 (
                     d <= rel_tol(p),
                     format!(

@@ -379,13 +379,39 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
         .collect()
 }
 
+/// The launch shape of a `role` linear (n × k) for the quantized decode GEMM: `TRTFORGE_WQ_SHAPE`'s where it names
+/// the role (an error where its slices do not split k), else `wq::shape`'s.
+fn wq_shape(
+    role: Role,
+    n: usize,
+    k: usize,
+    sms: usize,
+    overrides: &[(Role, (usize, usize))],
+) -> Result<(usize, usize)> {
+    match overrides.iter().find(|(r, _)| *r == role) {
+        Some(&(_, sh)) if wq::slices_ok(k, sh.0) => Ok(sh),
+        Some(&(_, sh)) => Err(Error::Invalid(format!(
+            "TRTFORGE_WQ_SHAPE: {} K slices do not split the {role:?} linear's {} chunks",
+            sh.0,
+            k / wq::KC
+        ))),
+        None => Ok(wq::shape(n, k, sms)),
+    }
+}
+
+/// The fewest rows of a decode pass at which a `fmt` linear takes the quantized decode GEMM: `wq::min_rows`, and never
+/// a pass the GEMV runs (up to `GEMV_MAX_T` rows).
+fn wq_min_rows(fmt: WeightFormat, mode: wq::Mode) -> usize {
+    wq::min_rows(fmt, mode).max(GEMV_MAX_T + 1)
+}
+
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
 /// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
     shape: (usize, usize),
-    /// The fewest rows of a decode pass that take it (`wq::min_rows`).
+    /// The fewest rows of a decode pass that take it (`wq_min_rows`).
     min_rows: usize,
 }
 
@@ -794,7 +820,13 @@ impl CudaBackend {
                         fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && tcd_copy)
                             .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
                             .transpose()?,
-                        wq: if gpu.wq && wq_roles.contains(&l.role) && wq::fits(hl.fmt, hl.n, hl.k) {
+                        // Only where a decode pass of this engine can reach the rows that take it: an engine of
+                        // at most `min_rows` - 1 sequences (e.g. bs1 generate) would carry the pack unread.
+                        wq: if gpu.wq
+                            && wq_roles.contains(&l.role)
+                            && wq::fits(hl.fmt, hl.n, hl.k)
+                            && opts.max_batch >= wq_min_rows(hl.fmt, wq_mode)
+                        {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
                             let data =
                                 if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
@@ -803,19 +835,8 @@ impl CudaBackend {
                                 scales: i4
                                     .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
                                     .transpose()?,
-                                shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
-                                    Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
-                                    Some(&(_, sh)) => {
-                                        return Err(Error::Invalid(format!(
-                                            "TRTFORGE_WQ_SHAPE: {} K slices do not split the {:?} linear's {} chunks",
-                                            sh.0,
-                                            l.role,
-                                            hl.k / wq::KC
-                                        )))
-                                    }
-                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
-                                },
-                                min_rows: wq::min_rows(hl.fmt, wq_mode),
+                                shape: wq_shape(l.role, hl.n, hl.k, gpu.sms as usize, &wq_shapes)?,
+                                min_rows: wq_min_rows(hl.fmt, wq_mode),
                             })
                         } else {
                             None
@@ -1983,7 +2004,7 @@ impl CudaBackend {
         // int4 g128 / fp8 layer linears (by default gate/up and down; int4 from 24 rows, int8 / fp8 from 33) read
         // their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and gate/up write y,
         // o / down add into the residual stream.
-        let wq_rows = decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
+        let wq_rows = decode && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
         if let Some(q) = lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows) {
             let sc = match (&q.scales, &lin.scales) {
                 (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
