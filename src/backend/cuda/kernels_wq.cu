@@ -3,7 +3,10 @@
 // TRTFORGE_WQ=1, kernels.rs `source_sm90a`, `#define WQ`). Without it those passes read the load-time f16 copy
 // through cuBLASLt, i.e. the fp16 engine's bytes. Prototype and measurements: docs/benchmarks/2026-12-04-h200-
 // session37 (wq/wqe.cu is this kernel in a harness, checked against cuBLAS on the dequantized weights).
-//   y[t, n] = Σ_k x[t, k] · w[n, k]   (· s[n] for int8 / fp8)   (+ y[t, n] where acc)   f32 out, t < T <= 64
+//   y[t, n] = Σ_k x[t, k] · w[n, k]   (· s[n] for int8 / fp8), t < T <= 64, written by `mode` (WQ_OUT_*):
+//   f32, added into f32 (o / down into the residual), f16 (qkv with f16 GEMM outputs), or SwiGLU'd (gate/up:
+//   m[t, j] = silu(gate_j) · up_j as act_t, N / 2 columns — the weight rows packed so that a lane holds both,
+//   wq.rs `swiglu_perm`: tile row 16w + g is gate row of output 32·tile + 8w + g, row 16w + g + 8 its up row)
 //  - x: the pass's activation rows (T, K) f16 by TMA boxes of 64 k × 64 rows with the 128-byte swizzle, rows
 //    >= T zero-filled by the tensor map's bounds (wgmma's K-major SW128 operand B, N = 64 rows);
 //  - weights: a load-time pack (wq.rs) of 64-row tiles × 128-k chunks in wgmma's register-operand A fragment
@@ -18,6 +21,11 @@
 //  - grid (S, N / 64) in clusters of (S, 1, 1): K split into S slices; the partial tiles are summed through
 //    distributed shared memory in rank order (deterministic), each rank writing its share of the outputs.
 #if defined(WQ)
+// Output modes (the kernels' `mode`; launch.rs `WqOut`).
+#define WQ_OUT_F32 0
+#define WQ_OUT_ADD 1
+#define WQ_OUT_F16 2
+#define WQ_OUT_SWIGLU 3
 __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
@@ -63,7 +71,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
-                                        float* __restrict__ Y, int N, int K, int per, int T, int acc) {
+                                        float* __restrict__ Y, int N, int K, int per, int T, int mode) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -173,16 +181,32 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     __syncthreads();  // every stage consumed: the ring is free for the partial tile
     // accumulator i of warp w: weight row 64·tile + 16·w + g (+8 for i & 2), activation row 8·(i/4) + 2·t4 (+1 for i & 1)
     const int g = lane >> 2, t4 = lane & 3;
+    auto scaled = [&](int o, float v) { return (WF == WF_I8 || WF == WF_F8) ? v * h2f(sc[o]) : v; };
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
-        if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
-        float* yp = Y + (size_t)t * N + o;
-        *yp = acc ? *yp + v : v;
+        v = scaled(o, v);
+        const size_t at = (size_t)t * N + o;
+        if (mode == WQ_OUT_F16) reinterpret_cast<h16*>(Y)[at] = f2h(v);
+        else Y[at] = mode == WQ_OUT_ADD ? Y[at] + v : v;
+    };
+    // WQ_OUT_SWIGLU: tile row r (r & 8 == 0) is the gate row of output 32·tile + 8·(r / 16) + r % 8, r + 8 its up row.
+    auto swi = [&](int t, int r, float gv, float uv) {
+        const int o = tile * 64 + r;
+        if (t >= T || o + 8 >= N) return;
+        gv = scaled(o, gv);
+        uv = scaled(o + 8, uv);
+        reinterpret_cast<act_t*>(Y)[(size_t)t * (N / 2) + tile * 32 + 8 * (r >> 4) + (r & 7)] = f2act(silu(gv) * uv);
     };
     if (S == 1) {
         if (warp < 4) {
+            if (mode == WQ_OUT_SWIGLU) {
 #pragma unroll
-            for (int i = 0; i < 32; i++) put(8 * (i >> 2) + 2 * t4 + (i & 1), tile * 64 + 16 * warp + g + ((i & 2) ? 8 : 0), d[i]);
+                for (int i = 0; i < 32; i++)
+                    if (!(i & 2)) swi(8 * (i >> 2) + 2 * t4 + (i & 1), 16 * warp + g, d[i], d[i | 2]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 32; i++) put(8 * (i >> 2) + 2 * t4 + (i & 1), tile * 64 + 16 * warp + g + ((i & 2) ? 8 : 0), d[i]);
+            }
         }
         return;
     }
@@ -197,26 +221,37 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
+    // an item is one activation row's pair of tile rows: (o, o + 1), or (gate r, up r + 8) for WQ_OUT_SWIGLU
+    const bool sw = mode == WQ_OUT_SWIGLU;
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
-        const int t = i >> 5, o = 2 * (i & 31);
+        const int t = i >> 5, p = i & 31, o = sw ? 16 * (p >> 3) + (p & 7) : 2 * p, o2 = sw ? o + 8 : o + 1;
         float y0 = 0.f, y1 = 0.f;
         for (int q = 0; q < S; q++) {
             unsigned ra;
             asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
             float v0, v1;
-            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+            if (sw) {  // rows o and o + 8: 32 bytes apart
+                asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v0) : "r"(ra));
+                asm volatile("ld.shared::cluster.f32 %0, [%1+32];" : "=f"(v1) : "r"(ra));
+            } else {
+                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+            }
             y0 += v0;
             y1 += v1;
         }
-        put(t, tile * 64 + o, y0);
-        put(t, tile * 64 + o + 1, y1);
+        if (sw) {
+            swi(t, o, y0, y1);
+        } else {
+            put(t, tile * 64 + o, y0);
+            put(t, tile * 64 + o2, y1);
+        }
     }
     wq_cl_sync();
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
-                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc) { \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc);                                                              \
+                                                             const h16* sc, float* y, int N, int K, int per, int T, int mode) { \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode);                                                             \
     }
 WQ_KERNEL(wq_i8_3, WF_I8, 3)
 WQ_KERNEL(wq_i8_4, WF_I8, 4)

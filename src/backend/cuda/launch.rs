@@ -1798,10 +1798,12 @@ impl<'a> Kernels<'a> {
         }
     }
 
-    /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: dst (rows, n) f32 =
-    /// x (rows, k) · Wᵀ (+ dst where `accumulate`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack (`w`:
-    /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
-    /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape).
+    /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: y = x (rows, k) · Wᵀ
+    /// into dst as `out` says (wq::Out: (rows, n) f32 written or added, (rows, n) f16, or SwiGLU'd (rows, n / 2)
+    /// f16 from a gate/up packed in wq::swiglu_perm's order), W an int8 / int4 g128 / fp8 linear in wq.rs's pack
+    /// (`w`: n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed
+    /// group scales), x the pass's f16 activation rows (not overlapping dst); `slices` K slices (a cluster), `nst`
+    /// ring slots (wq::shape).
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1813,9 +1815,10 @@ impl<'a> Kernels<'a> {
         sc: View,
         x: View,
         dst: View,
-        accumulate: bool,
+        out: super::wq::Out,
         (slices, nst): (usize, usize),
     ) -> Result<()> {
+        use super::wq::Out;
         let name = super::wq::kernel_name(fmt, nst)
             .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
         if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
@@ -1832,24 +1835,31 @@ impl<'a> Kernels<'a> {
         need("wq weights", &w, DType::U8, if i4 { n * k / 2 } else { n * k })?;
         need("wq scales", &sc, DType::F16, if i4 { n * nch } else { n })?;
         need("wq x", &x, DType::F16, rows * k)?;
-        need("wq output", &dst, DType::F32, rows * n)?;
+        let (dt, cols) = match out {
+            Out::F32 | Out::Add => (DType::F32, n),
+            Out::F16 => (DType::F16, n),
+            Out::Swiglu => (DType::F16, n / 2),
+        };
+        need("wq output", &dst, dt, rows * cols)?;
+        // the kernel reads x by TMA while other blocks write dst: they must not share bytes
+        let (x0, x1) = (x.addr(), x.addr() + (rows * k * 2) as u64);
+        let (d0, d1) = (dst.addr(), dst.addr() + (rows * cols * dt.size()) as u64);
+        if x0 < d1 && d0 < x1 {
+            return Err(Error::Gpu("wq: the output overlaps the input rows".into()));
+        }
         // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
         let mut tmx = self.gpu.tensor_map_f16_sw128(x.addr(), rows, k, 64, 64)?;
         let (mut wp, mut sp, mut yp) = (w.addr(), sc.addr(), dst.addr());
-        let (mut ni, mut ki, mut pi, mut ti, mut ai) = (
-            i32_of("n", n)?,
-            i32_of("k", k)?,
-            i32_of("per", nch.div_ceil(slices))?,
-            i32_of("rows", rows)?,
-            accumulate as i32,
-        );
+        let (mut ni, mut ki, mut pi, mut ti, mut ai) =
+            (i32_of("n", n)?, i32_of("k", k)?, i32_of("per", nch.div_ceil(slices))?, i32_of("rows", rows)?, out as i32);
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
         // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
         // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
-        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where acc) dst rows
-        // t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load,
+        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where Add) dst rows
+        // t < rows, columns < n (n / 2 for Swiglu) of dst's type (checked: rows × those columns, f32 for F32 / Add,
+        // f16 otherwise; apart from x). Dynamic shared memory `smem` (allowed at engine load,
         // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
             let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai);

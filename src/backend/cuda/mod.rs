@@ -48,6 +48,7 @@ use launch::{
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A numeric environment switch (None when unset or not a number).
@@ -405,6 +406,29 @@ fn wq_min_rows(fmt: WeightFormat, mode: wq::Mode) -> usize {
     wq::min_rows(fmt, mode).max(GEMV_MAX_T + 1)
 }
 
+/// Every gate/up packed for the SwiGLU epilogue (`WqLinear::swiglu`) is followed by a linear on the quantized decode
+/// GEMM from at most its rows (the down step reads the SwiGLU output from y, where only wq may read it); else a
+/// clear error at load naming the switches.
+fn wq_swiglu_pairs_ok(linears: &[Option<DevLinear>]) -> Result<()> {
+    for (i, l) in linears.iter().enumerate() {
+        let Some(q) = l.as_ref().and_then(|l| l.wq.as_ref()).filter(|q| q.swiglu) else { continue };
+        // and reaches the GEMM path there (no tcg / tcg3 / tcg4 / FP8 GEMM, whose branches come first)
+        let next = linears
+            .get(i + 1)
+            .and_then(|l| l.as_ref())
+            .filter(|d| d.tcg.is_none() && d.tcg3.is_none() && d.tcg4.is_none() && d.fp8.is_none());
+        if !next.and_then(|d| d.wq.as_ref()).is_some_and(|d| d.min_rows <= q.min_rows && !d.swiglu) {
+            return Err(Error::Invalid(
+                "TRTFORGE_WQ_SWIGLU=1 needs the down projection on the quantized decode GEMM too (leave it in \
+                 TRTFORGE_WQ_ROLES, with a format and shape wq reads, and without TRTFORGE_TCG / \
+                 TRTFORGE_FP8_GEMM)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
 /// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
 struct WqLinear {
@@ -413,6 +437,9 @@ struct WqLinear {
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq_min_rows`).
     min_rows: usize,
+    /// Gate/up packed in `wq::swiglu_perm`'s row order (its `scales` then hold its row scales in that order too,
+    /// int8 / fp8 included): its passes write the SwiGLU output ([`wq::Out::Swiglu`], `TRTFORGE_WQ_SWIGLU=1`).
+    swiglu: bool,
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -580,6 +607,9 @@ pub struct CudaBackend {
     /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
     /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
     gemm_f16out: bool,
+    /// The quantized decode GEMM writes qkv (and gate/up, where not SwiGLU'd) as f16 where `pf.f16y`
+    /// (`TRTFORGE_WQ_F16Y=1`, wq::f16y_wanted).
+    wq_f16y: bool,
     /// Some fp8 linear runs the FP8 GEMM (`DevLinear::fp8`) in the GEMM path.
     fp8_gemm: bool,
     /// How its scales are applied: `OuterVec` inside cuBLASLt (per-channel weight, per-row input
@@ -787,6 +817,14 @@ impl CudaBackend {
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
+        let wq_swiglu = wq::swiglu_wanted()?;
+        if wq_swiglu && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::GateUp)) {
+            return Err(Error::Invalid(
+                "TRTFORGE_WQ_SWIGLU=1 folds SwiGLU into gate/up's quantized decode GEMM, which TRTFORGE_WQ=0 / \
+                 TRTFORGE_WQ_ROLES leave out here"
+                    .into(),
+            ));
+        }
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
@@ -828,15 +866,31 @@ impl CudaBackend {
                             && opts.max_batch >= wq_min_rows(hl.fmt, wq_mode)
                         {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
-                            let data =
-                                if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
+                            // SwiGLU'd gate/up: rows (and their scales) in swiglu_perm's order before the pack.
+                            let swiglu = wq_swiglu && l.role == Role::GateUp;
+                            let (rows, scales) = if swiglu {
+                                let perm = wq::swiglu_perm(hl.n);
+                                let per_row = hl.scales.len() / hl.n;
+                                (
+                                    Cow::Owned(wq::permute_rows(&hl.data, hl.row_bytes(), &perm)),
+                                    Cow::Owned(wq::permute_rows(&hl.scales, per_row, &perm)),
+                                )
+                            } else {
+                                (Cow::Borrowed(&hl.data[..]), Cow::Borrowed(&hl.scales[..]))
+                            };
+                            let data = if i4 { wq::pack4(&rows, hl.n, hl.k) } else { wq::pack8(&rows, hl.n, hl.k) };
                             Some(WqLinear {
                                 data: gpu.upload(&data)?,
-                                scales: i4
-                                    .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
-                                    .transpose()?,
+                                scales: if i4 {
+                                    Some(gpu.upload(&wq::pack_scales4(&scales, hl.n, hl.k))?)
+                                } else if swiglu {
+                                    Some(gpu.upload(&scales)?)
+                                } else {
+                                    None
+                                },
                                 shape: wq_shape(l.role, hl.n, hl.k, gpu.sms as usize, &wq_shapes)?,
                                 min_rows: wq_min_rows(hl.fmt, wq_mode),
+                                swiglu,
                             })
                         } else {
                             None
@@ -1292,6 +1346,8 @@ impl CudaBackend {
         if kv8 && gpu.cc.0 < 8 {
             return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
         }
+        // A SwiGLU'd gate/up hands its output to the down step in y: that step must take wq whenever gate/up does.
+        wq_swiglu_pairs_ok(&linears)?;
         let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
             if spec.kv_rot {
                 return Err(Error::Unsupported(
@@ -1479,6 +1535,7 @@ impl CudaBackend {
             gemm_lt,
             gemm_lt_decode,
             gemm_f16out,
+            wq_f16y: wq::f16y_wanted()?,
             fp8_gemm,
             fp8_scales,
             tcg_ws,
@@ -1673,6 +1730,7 @@ impl CudaBackend {
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
+        let mut x_in_y_for = usize::MAX; // the step whose input the previous step wrote into y (wq's SwiGLU)
         let mut ofold: Option<(usize, usize)> = None; // (splits, record copies) of a folded one-row attention, for o
         for si in 0..self.steps.len() {
             if si < skip_to {
@@ -1959,11 +2017,15 @@ impl CudaBackend {
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let y = self.timed(prefill::gemm_label(ls.role), || {
-                            self.linear_gemm(si, &ls, grows, selected, decode)
+                        let (y, swiglu_done) = self.timed(prefill::gemm_label(ls.role), || {
+                            self.linear_gemm(si, &ls, grows, selected, decode, x_in_y_for == si)
                         })?;
+                        if swiglu_done {
+                            x_in_y_for = si + 1;
+                        }
                         match ls.role {
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
+                            Role::GateUp if swiglu_done => {}
                             Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
                                 self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
                             }
@@ -1992,30 +2054,62 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
-    /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
-    /// stream in flight, the head into the logits.
-    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, decode: bool) -> Result<View<'_>> {
+    /// The quantized decode GEMM's operands of linear step `si` where a `rows`-row pass takes it (a decode pass of
+    /// 9..=64 rows with f16 activations, at least the linear's `min_rows`).
+    fn wq_linear(&self, si: usize, rows: usize, decode: bool) -> Option<&WqLinear> {
+        let lin = self.linears.get(si)?.as_ref()?;
+        let wq_rows = decode && rows <= wq::MAX_ROWS && self.act(&self.s.xact).dtype() == DType::F16;
+        lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows)
+    }
+
+    /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact` (of `y`'s first rows ·
+    /// k halves where `x_in_y`: the SwiGLU output of the gate/up step before, below): qkv and gate/up into y
+    /// (returned, for their epilogue), o/down accumulated into the residual stream in flight, the head into the
+    /// logits. The flag returned says that the GEMM wrote the SwiGLU output itself (into y, which the down step
+    /// then reads): gate/up packed for it (`TRTFORGE_WQ_SWIGLU=1`) whose down step takes the quantized decode GEMM
+    /// at these rows too (cuBLASLt's tuning may use y as scratch, so only a wq down may read its input there).
+    fn linear_gemm(
+        &self,
+        si: usize,
+        ls: &LinearStep,
+        rows: usize,
+        selected: bool,
+        decode: bool,
+        x_in_y: bool,
+    ) -> Result<(View<'_>, bool)> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
-        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
+        let xact = if x_in_y { self.act(&self.s.y) } else { self.act(&self.s.xact) };
+        let (cur, y) = (self.cur(selected), self.s.y.f32());
         // Session 37 (the default on cc 9.0 since session 38, wq::Mode): decode passes of 9..=64 rows of int8 /
         // int4 g128 / fp8 layer linears (by default gate/up and down; int4 from 24 rows, int8 / fp8 from 33) read
         // their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and gate/up write y,
         // o / down add into the residual stream.
-        let wq_rows = decode && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
-        if let Some(q) = lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows) {
+        if let Some(q) = self.wq_linear(si, rows, decode) {
             let sc = match (&q.scales, &lin.scales) {
                 (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
                 (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
             };
-            let (dst, acc) = match ls.role {
-                Role::O | Role::Down => (cur, true),
-                _ => (y, false),
+            let swiglu = q.swiglu && self.wq_linear(si + 1, rows, decode).is_some();
+            let (dst, out) = match ls.role {
+                Role::O | Role::Down => (cur, wq::Out::Add),
+                Role::GateUp if swiglu => (self.act(&self.s.y), wq::Out::Swiglu),
+                // qkv / gate/up as f16 where the GEMM path writes f16 outputs (TRTFORGE_WQ_F16Y=1, session 38)
+                _ if self.pf.f16y && self.wq_f16y => (self.s.y.view(DType::F16), wq::Out::F16),
+                _ => (y, wq::Out::F32),
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
-            return Ok(dst);
+            if q.swiglu && !swiglu {
+                // packed rows out of the stored order: only the SwiGLU epilogue undoes it
+                return Err(Error::Gpu(format!(
+                    "wq: gate/up packed for the SwiGLU epilogue, but its down step does not take wq at {rows} rows"
+                )));
+            }
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, q.shape)?;
+            return Ok((dst, swiglu));
+        }
+        if x_in_y {
+            return Err(Error::Gpu(format!("linear step {si}: its input is in y, but it does not take wq")));
         }
         let w = match (fmt, &lin.shadow) {
             (WeightFormat::F32, _) => lin.data.view(DType::F32),
@@ -2047,17 +2141,17 @@ impl CudaBackend {
         if f16y && !lt {
             let y16 = self.s.y.view(DType::F16);
             k.gemm_h(rows, n, kdim, w, xact, y16)?;
-            return Ok(y16);
+            return Ok((y16, false));
         }
         if lt {
             let f16o = (self.gemm_f16out || f16y) && matches!(ls.role, Role::Qkv | Role::GateUp);
             let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
             let scratch = if beta == 0.0 { dst } else { y };
             k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
-            Ok(dst)
+            Ok((dst, false))
         } else {
             k.gemm(rows, n, kdim, w, xact, dst, beta)?;
-            Ok(y)
+            Ok((y, false))
         }
     }
 
@@ -2076,7 +2170,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false, false)?;
+            self.linear_gemm(si, &ls, rows, false, false, false)?;
         }
         Ok(())
     }

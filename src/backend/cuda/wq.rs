@@ -131,6 +131,61 @@ pub fn slices_ok(k: usize, slices: usize) -> bool {
     (1..=8).contains(&slices) && (slices - 1) * nch.div_ceil(slices) < nch
 }
 
+/// How a launch writes its sums (the kernels' `mode`, kernels_wq.cu `WQ_OUT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    /// y (rows, n) f32.
+    F32 = 0,
+    /// Added into y (rows, n) f32: o / down into the residual stream.
+    Add = 1,
+    /// y (rows, n) f16 (qkv / gate/up where the GEMM path writes f16 outputs: `TRTFORGE_WQ_F16Y=1`).
+    F16 = 2,
+    /// gate/up packed by [`swiglu_perm`]: m (rows, n / 2) = silu(gate) · up as the activation type, the SwiGLU
+    /// kernel folded into the GEMM (`TRTFORGE_WQ_SWIGLU=1`).
+    Swiglu = 3,
+}
+
+/// An opt-in switch (`0` / unset off, `1` on; anything else is an error naming it).
+fn opt_in(var: &str) -> Result<bool> {
+    match std::env::var(var).as_deref() {
+        Err(_) | Ok("0") => Ok(false),
+        Ok("1") => Ok(true),
+        Ok(v) => Err(Error::Invalid(format!("{var}={v:?}: use 1 (on) or 0 (off)"))),
+    }
+}
+
+/// `TRTFORGE_WQ_SWIGLU=1` (session 39, opt-in, not yet measured): gate/up's decode passes on this kernel write the
+/// SwiGLU output straight from their accumulators ([`Out::Swiglu`]) — one kernel and the f32 y round trip less a
+/// layer.
+pub fn swiglu_wanted() -> Result<bool> {
+    opt_in("TRTFORGE_WQ_SWIGLU")
+}
+
+/// `TRTFORGE_WQ_F16Y=1` (session 38's next/wq-f16y.patch, opt-in, not yet measured): qkv (and gate/up when not
+/// [`swiglu_wanted`]) write f16 outputs where the GEMM path does (`pf.f16y`), as cuBLASLt's `hsh` kernels do.
+pub fn f16y_wanted() -> Result<bool> {
+    opt_in("TRTFORGE_WQ_F16Y")
+}
+
+/// The row order of a gate/up matrix packed for [`Out::Swiglu`]: `perm[p]` is the stored row at packed row `p`.
+/// Stored rows interleave gate and up (row 2j gate of output j, 2j + 1 its up row); in packed tile `t`, row 16w + g
+/// (w < 4, g < 8) holds the gate row of output 32t + 8w + g and row 16w + g + 8 its up row, so that one lane's
+/// accumulators hold both (wgmma's rows g and g + 8 of warp w). `n` a multiple of 64.
+pub fn swiglu_perm(n: usize) -> Vec<usize> {
+    let mut perm = vec![0; n];
+    for row in 0..n {
+        let (j, up) = (row / 2, row % 2);
+        let (t, jj) = (j / 32, j % 32);
+        perm[t * TILE + 16 * (jj / 8) + 8 * up + jj % 8] = row;
+    }
+    perm
+}
+
+/// `data` as rows of `row_len` elements, reordered so that row p of the result is row `perm[p]` of `data`.
+pub fn permute_rows<T: Copy>(data: &[T], row_len: usize, perm: &[usize]) -> Vec<T> {
+    perm.iter().flat_map(|&r| data[r * row_len..(r + 1) * row_len].iter().copied()).collect()
+}
+
 /// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
 fn frag(row: usize, k: usize) -> (usize, usize, usize, usize, usize, usize) {
     let (r, kk) = (row % TILE, k % KC);
@@ -282,6 +337,58 @@ mod tests {
                         "word {wi} nibble {nib} should hold ({row}, {kk})"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn swiglu_perm_puts_gate_and_up_in_one_lane() {
+        // For every packed position: the lane's rows g and g + 8 of warp w must be gate and up of the output the
+        // kernel's SwiGLU epilogue writes (kernels_wq.cu `swi`: 32·tile + 8·(r / 16) + r % 8 for r = 16w + g).
+        let n = 256;
+        let perm = swiglu_perm(n);
+        let mut seen = vec![false; n];
+        for (p, &row) in perm.iter().enumerate() {
+            let (t, r) = (p / 64, p % 64);
+            let (w, up, g) = (r / 16, (r % 16) / 8, r % 8);
+            let j = 32 * t + 8 * w + g;
+            assert_eq!(row, 2 * j + up, "packed row {p}");
+            assert!(!seen[row]);
+            seen[row] = true;
+        }
+        // the rows move as wholes: a 3-element row stays together
+        let data: Vec<u32> = (0..n as u32 * 3).collect();
+        let moved = permute_rows(&data, 3, &perm);
+        assert_eq!(&moved[3 * 9..3 * 10], &data[3 * perm[9]..3 * perm[9] + 3]);
+        assert_eq!(moved.len(), data.len());
+    }
+
+    #[test]
+    fn swiglu_epilogue_model_gives_silu_gate_times_up() {
+        // A model of the kernel's S == 1 epilogue over one tile's accumulators (the fragment table of the pack
+        // tests): with the permuted weights, accumulator i of (warp, lane) is y[stored row perm[...]], and the
+        // SwiGLU it writes must land at m[t, j] = silu(y[t, 2j]) · y[t, 2j + 1].
+        let (n, rows) = (128usize, 64usize);
+        let y = |t: usize, row: usize| ((t * 131 + row * 17) % 23) as f32 / 7.0 - 1.5;
+        let silu = |v: f32| v / (1.0 + (-v).exp());
+        let perm = swiglu_perm(n);
+        let mut m = vec![f32::NAN; rows * n / 2];
+        for tile in 0..n / 64 {
+            for warp in 0..4 {
+                for lane in 0..32 {
+                    let (g, t4) = (lane / 4, lane % 4);
+                    for i in (0..32).filter(|i| i & 2 == 0) {
+                        let t = 8 * (i >> 2) + 2 * t4 + (i & 1);
+                        let r = 16 * warp + g;
+                        let (gate, up) = (y(t, perm[tile * 64 + r]), y(t, perm[tile * 64 + r + 8]));
+                        m[t * n / 2 + tile * 32 + 8 * (r >> 4) + (r & 7)] = silu(gate) * up;
+                    }
+                }
+            }
+        }
+        for t in 0..rows {
+            for j in 0..n / 2 {
+                assert_eq!(m[t * n / 2 + j], silu(y(t, 2 * j)) * y(t, 2 * j + 1), "m[{t}, {j}]");
             }
         }
     }
