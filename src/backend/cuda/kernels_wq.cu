@@ -4,9 +4,11 @@
 // through cuBLASLt, i.e. the fp16 engine's bytes. Prototype and measurements: docs/benchmarks/2026-12-04-h200-
 // session37 (wq/wqe.cu is this kernel in a harness, checked against cuBLAS on the dequantized weights).
 //   y[t, n] = Σ_k x[t, k] · w[n, k]   (· s[n] for int8 / fp8), t < T <= 64, written by `mode` (WQ_OUT_*):
-//   f32, added into f32 (o / down into the residual), f16 (qkv with f16 GEMM outputs), or SwiGLU'd (gate/up:
-//   m[t, j] = silu(gate_j) · up_j as act_t, N / 2 columns — the weight rows packed so that a lane holds both,
-//   wq.rs `swiglu_perm`: tile row 16w + g is gate row of output 32·tile + 8w + g, row 16w + g + 8 its up row)
+//   f32, added into f32 (o / down into the residual), f16 (qkv with f16 GEMM outputs), or by row pairs — the
+//   weight rows packed so that a lane holds both rows 2j, 2j + 1 of a pair (wq.rs `pair_perm`: tile row 16w + g is
+//   row 2j of pair j = 32·tile + 8w + g, row 16w + g + 8 its row 2j + 1) — SwiGLU'd (gate/up: m[t, j] = silu(y[t,
+//   2j]) · y[t, 2j + 1] as act_t, N / 2 columns) or RoPE'd into q and the KV cache (qkv: qkv_store of pair j, as
+//   `rope_append` does, and q's act copy)
 //  - x: the pass's activation rows (T, K) f16 by TMA boxes of 64 k × 64 rows with the 128-byte swizzle, rows
 //    >= T zero-filled by the tensor map's bounds (wgmma's K-major SW128 operand B, N = 64 rows);
 //  - weights: a load-time pack (wq.rs) of 64-row tiles × 128-k chunks in wgmma's register-operand A fragment
@@ -26,6 +28,18 @@
 #define WQ_OUT_ADD 1
 #define WQ_OUT_F16 2
 #define WQ_OUT_SWIGLU 3
+#define WQ_OUT_QKV 4
+// What WQ_OUT_QKV writes besides (rope_append's parameters); launch.rs `WqQkv`, null pointers in other modes.
+struct WqQkv {
+    float* qout;
+    act_t* qa;
+    kv_t* kc;
+    kv_t* vc;
+    const int* row_pos;
+    const int* row_slot;
+    const float* rcos;
+    const float* rsin;
+};
 __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
@@ -71,7 +85,8 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
-                                        float* __restrict__ Y, int N, int K, int per, int T, int mode) {
+                                        float* __restrict__ Y, int N, int K, int per, int T, int mode,
+                                        const WqQkv& qk) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -189,17 +204,28 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         if (mode == WQ_OUT_F16) reinterpret_cast<h16*>(Y)[at] = f2h(v);
         else Y[at] = mode == WQ_OUT_ADD ? Y[at] + v : v;
     };
-    // WQ_OUT_SWIGLU: tile row r (r & 8 == 0) is the gate row of output 32·tile + 8·(r / 16) + r % 8, r + 8 its up row.
+    // Row pairs (WQ_OUT_SWIGLU / WQ_OUT_QKV): tile row r (r & 8 == 0) is row 2j of pair j = 32·tile + 8·(r / 16) +
+    // r % 8, r + 8 its row 2j + 1.
     auto swi = [&](int t, int r, float gv, float uv) {
-        const int o = tile * 64 + r;
+        const int o = tile * 64 + r, j = tile * 32 + 8 * (r >> 4) + (r & 7);
         if (t >= T || o + 8 >= N) return;
         gv = scaled(o, gv);
         uv = scaled(o + 8, uv);
-        reinterpret_cast<act_t*>(Y)[(size_t)t * (N / 2) + tile * 32 + 8 * (r >> 4) + (r & 7)] = f2act(silu(gv) * uv);
+        if (mode == WQ_OUT_SWIGLU) {
+            reinterpret_cast<act_t*>(Y)[(size_t)t * (N / 2) + j] = f2act(silu(gv) * uv);
+            return;
+        }
+        // rope_append's work for pair j of row t (the same function, so the same values), and q's act copy
+        qkv_store(t, j, gv, uv, qk.qout, qk.kc, qk.vc, qk.row_pos, qk.row_slot, qk.rcos, qk.rsin);
+        if (j < QDIM / 2) {
+            const size_t q0 = (size_t)t * QDIM + (j / HALF_HD) * HD + j % HALF_HD;
+            qk.qa[q0] = f2act(qk.qout[q0]);
+            qk.qa[q0 + HALF_HD] = f2act(qk.qout[q0 + HALF_HD]);
+        }
     };
     if (S == 1) {
         if (warp < 4) {
-            if (mode == WQ_OUT_SWIGLU) {
+            if (mode >= WQ_OUT_SWIGLU) {
 #pragma unroll
                 for (int i = 0; i < 32; i++)
                     if (!(i & 2)) swi(8 * (i >> 2) + 2 * t4 + (i & 1), 16 * warp + g, d[i], d[i | 2]);
@@ -221,8 +247,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
-    // an item is one activation row's pair of tile rows: (o, o + 1), or (gate r, up r + 8) for WQ_OUT_SWIGLU
-    const bool sw = mode == WQ_OUT_SWIGLU;
+    // an item is one activation row's pair of tile rows: (o, o + 1), or (r, r + 8) for the row-pair modes
+    const bool sw = mode >= WQ_OUT_SWIGLU;
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
         const int t = i >> 5, p = i & 31, o = sw ? 16 * (p >> 3) + (p & 7) : 2 * p, o2 = sw ? o + 8 : o + 1;
         float y0 = 0.f, y1 = 0.f;
@@ -250,8 +276,9 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
-                                                             const h16* sc, float* y, int N, int K, int per, int T, int mode) { \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode);                                                             \
+                                                             const h16* sc, float* y, int N, int K, int per, int T, int mode, \
+                                                             const WqQkv qk) {                                                 \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode, qk);                                                         \
     }
 WQ_KERNEL(wq_i8_3, WF_I8, 3)
 WQ_KERNEL(wq_i8_4, WF_I8, 4)

@@ -262,6 +262,32 @@ pub struct Rope<'a> {
     pub sin: View<'a>,
 }
 
+/// What the quantized decode GEMM's qkv epilogue (`wq::Out::Qkv`) writes besides: `rope_append`'s operands.
+pub struct WqRope<'a> {
+    /// q (rows, q_dim) f32 with RoPE, and its act copy `qa`.
+    pub q: View<'a>,
+    pub qa: View<'a>,
+    pub cache: LayerCache<'a>,
+    /// Per row: its position and its cache slot (I32).
+    pub pos: View<'a>,
+    pub slot: View<'a>,
+    pub rope: Rope<'a>,
+}
+
+/// The kernels' `struct WqQkv` (kernels_wq.cu): eight device pointers, null outside `wq::Out::Qkv`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct WqQkv {
+    qout: u64,
+    qa: u64,
+    kc: u64,
+    vc: u64,
+    row_pos: u64,
+    row_slot: u64,
+    rcos: u64,
+    rsin: u64,
+}
+
 impl Rope<'_> {
     fn check(&self, d: &Dims) -> Result<()> {
         need("RoPE cos (max_seq, head_dim/2)", &self.cos, DType::F32, d.max_seq * d.head_dim / 2)?;
@@ -1816,6 +1842,7 @@ impl<'a> Kernels<'a> {
         x: View,
         dst: View,
         out: super::wq::Out,
+        rope: Option<WqRope>,
         (slices, nst): (usize, usize),
     ) -> Result<()> {
         use super::wq::Out;
@@ -1835,11 +1862,43 @@ impl<'a> Kernels<'a> {
         need("wq weights", &w, DType::U8, if i4 { n * k / 2 } else { n * k })?;
         need("wq scales", &sc, DType::F16, if i4 { n * nch } else { n })?;
         need("wq x", &x, DType::F16, rows * k)?;
+        // (Out::Qkv leaves dst untouched: 0 columns)
         let (dt, cols) = match out {
             Out::F32 | Out::Add => (DType::F32, n),
             Out::F16 => (DType::F16, n),
             Out::Swiglu => (DType::F16, n / 2),
+            Out::Qkv => (dst.dtype, 0),
         };
+        // Out::Qkv writes q / qa / the cache instead (dst is untouched): rope_append's checks.
+        let mut qk = WqQkv::default();
+        match (out, rope) {
+            (Out::Qkv, Some(r)) => {
+                let d = self.d;
+                if n != d.qkv_dim() {
+                    return Err(Error::Gpu(format!("wq: a qkv epilogue on {n} outputs (qkv_dim {})", d.qkv_dim())));
+                }
+                need("q", &r.q, DType::F32, rows * d.q_dim)?;
+                need("q (act)", &r.qa, d.act, rows * d.q_dim)?;
+                r.cache.check(d)?;
+                need("row positions", &r.pos, DType::I32, rows)?;
+                need("row slots", &r.slot, DType::I32, rows)?;
+                r.rope.check(d)?;
+                qk = WqQkv {
+                    qout: r.q.addr(),
+                    qa: r.qa.addr(),
+                    kc: r.cache.k.addr(),
+                    vc: r.cache.v.addr(),
+                    row_pos: r.pos.addr(),
+                    row_slot: r.slot.addr(),
+                    rcos: r.rope.cos.addr(),
+                    rsin: r.rope.sin.addr(),
+                };
+            }
+            (Out::Qkv, None) | (_, Some(_)) => {
+                return Err(Error::Gpu("wq: the qkv epilogue's operands go with Out::Qkv, and only with it".into()))
+            }
+            _ => {}
+        }
         need("wq output", &dst, dt, rows * cols)?;
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
         let (x0, x1) = (x.addr(), x.addr() + (rows * k * 2) as u64);
@@ -1854,15 +1913,17 @@ impl<'a> Kernels<'a> {
             (i32_of("n", n)?, i32_of("k", k)?, i32_of("per", nch.div_ceil(slices))?, i32_of("rows", rows)?, out as i32);
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode, qk): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
         // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
         // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
         // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where Add) dst rows
         // t < rows, columns < n (n / 2 for Swiglu) of dst's type (checked: rows × those columns, f32 for F32 / Add,
-        // f16 otherwise; apart from x). Dynamic shared memory `smem` (allowed at engine load,
+        // f16 otherwise; apart from x); for Out::Qkv instead what rope_append writes for rows t < rows (q, qa rows,
+        // one (slot[t], head, pos[t]) K / V row a kv head: operands checked above as rope_append checks them; qk
+        // mirrors `struct WqQkv` field for field, null pointers in the other modes, which never read them). Dynamic shared memory `smem` (allowed at engine load,
         // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
-            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai);
+            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, qk);
             if slices > 1 {
                 self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
             } else {

@@ -42,7 +42,7 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, WqRope, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
     TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
@@ -406,18 +406,19 @@ fn wq_min_rows(fmt: WeightFormat, mode: wq::Mode) -> usize {
     wq::min_rows(fmt, mode).max(GEMV_MAX_T + 1)
 }
 
-/// Every gate/up packed for the SwiGLU epilogue (`WqLinear::swiglu`) is followed by a linear on the quantized decode
+/// Every gate/up packed for the SwiGLU epilogue (`WqLinear::pairs`) is followed by a linear on the quantized decode
 /// GEMM from at most its rows (the down step reads the SwiGLU output from y, where only wq may read it); else a
 /// clear error at load naming the switches.
-fn wq_swiglu_pairs_ok(linears: &[Option<DevLinear>]) -> Result<()> {
+fn wq_swiglu_pairs_ok(steps: &[Step], linears: &[Option<DevLinear>]) -> Result<()> {
     for (i, l) in linears.iter().enumerate() {
-        let Some(q) = l.as_ref().and_then(|l| l.wq.as_ref()).filter(|q| q.swiglu) else { continue };
+        let gate_up = matches!(steps.get(i), Some(Step::Linear(ls)) if ls.role == Role::GateUp);
+        let Some(q) = l.as_ref().and_then(|l| l.wq.as_ref()).filter(|q| q.pairs && gate_up) else { continue };
         // and reaches the GEMM path there (no tcg / tcg3 / tcg4 / FP8 GEMM, whose branches come first)
         let next = linears
             .get(i + 1)
             .and_then(|l| l.as_ref())
             .filter(|d| d.tcg.is_none() && d.tcg3.is_none() && d.tcg4.is_none() && d.fp8.is_none());
-        if !next.and_then(|d| d.wq.as_ref()).is_some_and(|d| d.min_rows <= q.min_rows && !d.swiglu) {
+        if !next.and_then(|d| d.wq.as_ref()).is_some_and(|d| d.min_rows <= q.min_rows && !d.pairs) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_SWIGLU=1 needs the down projection on the quantized decode GEMM too (leave it in \
                  TRTFORGE_WQ_ROLES, with a format and shape wq reads, and without TRTFORGE_TCG / \
@@ -437,9 +438,10 @@ struct WqLinear {
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq_min_rows`).
     min_rows: usize,
-    /// Gate/up packed in `wq::swiglu_perm`'s row order (its `scales` then hold its row scales in that order too,
-    /// int8 / fp8 included): its passes write the SwiGLU output ([`wq::Out::Swiglu`], `TRTFORGE_WQ_SWIGLU=1`).
-    swiglu: bool,
+    /// Rows packed in `wq::pair_perm`'s order (its `scales` then hold the row scales in that order too, int8 / fp8
+    /// included), so that only a row-pair epilogue may read its sums: gate/up's SwiGLU ([`wq::Out::Swiglu`],
+    /// `TRTFORGE_WQ_SWIGLU=1`) or qkv's RoPE + KV append ([`wq::Out::Qkv`], `TRTFORGE_WQ_ROPE=1`).
+    pairs: bool,
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -818,6 +820,14 @@ impl CudaBackend {
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
         let wq_swiglu = wq::swiglu_wanted()?;
+        let wq_rope = wq::rope_wanted()?;
+        if wq_rope && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::Qkv)) {
+            return Err(Error::Invalid(
+                "TRTFORGE_WQ_ROPE=1 folds RoPE and the KV append into qkv's quantized decode GEMM: put qkv on it \
+                 (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES=qkv,...)"
+                    .into(),
+            ));
+        }
         if wq_swiglu && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::GateUp)) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_SWIGLU=1 folds SwiGLU into gate/up's quantized decode GEMM, which TRTFORGE_WQ=0 / \
@@ -866,10 +876,10 @@ impl CudaBackend {
                             && opts.max_batch >= wq_min_rows(hl.fmt, wq_mode)
                         {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
-                            // SwiGLU'd gate/up: rows (and their scales) in swiglu_perm's order before the pack.
-                            let swiglu = wq_swiglu && l.role == Role::GateUp;
-                            let (rows, scales) = if swiglu {
-                                let perm = wq::swiglu_perm(hl.n);
+                            // SwiGLU'd gate/up, RoPE'd qkv: rows (and their scales) in pair_perm's order.
+                            let pairs = (wq_swiglu && l.role == Role::GateUp) || (wq_rope && l.role == Role::Qkv);
+                            let (rows, scales) = if pairs {
+                                let perm = wq::pair_perm(hl.n);
                                 let per_row = hl.scales.len() / hl.n;
                                 (
                                     Cow::Owned(wq::permute_rows(&hl.data, hl.row_bytes(), &perm)),
@@ -883,14 +893,14 @@ impl CudaBackend {
                                 data: gpu.upload(&data)?,
                                 scales: if i4 {
                                     Some(gpu.upload(&wq::pack_scales4(&scales, hl.n, hl.k))?)
-                                } else if swiglu {
+                                } else if pairs {
                                     Some(gpu.upload(&scales)?)
                                 } else {
                                     None
                                 },
                                 shape: wq_shape(l.role, hl.n, hl.k, gpu.sms as usize, &wq_shapes)?,
                                 min_rows: wq_min_rows(hl.fmt, wq_mode),
-                                swiglu,
+                                pairs,
                             })
                         } else {
                             None
@@ -1347,7 +1357,7 @@ impl CudaBackend {
             return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
         }
         // A SwiGLU'd gate/up hands its output to the down step in y: that step must take wq whenever gate/up does.
-        wq_swiglu_pairs_ok(&linears)?;
+        wq_swiglu_pairs_ok(&steps, &linears)?;
         let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
             if spec.kv_rot {
                 return Err(Error::Unsupported(
@@ -2017,15 +2027,15 @@ impl CudaBackend {
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let (y, swiglu_done) = self.timed(prefill::gemm_label(ls.role), || {
+                        let (y, epi_done) = self.timed(prefill::gemm_label(ls.role), || {
                             self.linear_gemm(si, &ls, grows, selected, decode, x_in_y_for == si)
                         })?;
-                        if swiglu_done {
+                        if epi_done && ls.role == Role::GateUp {
                             x_in_y_for = si + 1;
                         }
                         match ls.role {
+                            Role::Qkv | Role::GateUp if epi_done => {}
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
-                            Role::GateUp if swiglu_done => {}
                             Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
                                 self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
                             }
@@ -2065,9 +2075,10 @@ impl CudaBackend {
     /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact` (of `y`'s first rows ·
     /// k halves where `x_in_y`: the SwiGLU output of the gate/up step before, below): qkv and gate/up into y
     /// (returned, for their epilogue), o/down accumulated into the residual stream in flight, the head into the
-    /// logits. The flag returned says that the GEMM wrote the SwiGLU output itself (into y, which the down step
-    /// then reads): gate/up packed for it (`TRTFORGE_WQ_SWIGLU=1`) whose down step takes the quantized decode GEMM
-    /// at these rows too (cuBLASLt's tuning may use y as scratch, so only a wq down may read its input there).
+    /// logits. The flag returned says that the GEMM ran its step's epilogue itself: qkv's RoPE + KV append
+    /// (`TRTFORGE_WQ_ROPE=1`), or gate/up's SwiGLU into y, which the down step then reads (`TRTFORGE_WQ_SWIGLU=1`;
+    /// its down step takes the quantized decode GEMM at these rows too: cuBLASLt's tuning may use y as scratch, so
+    /// only a wq down may read its input there).
     fn linear_gemm(
         &self,
         si: usize,
@@ -2091,22 +2102,41 @@ impl CudaBackend {
                 (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
                 (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
             };
-            let swiglu = q.swiglu && self.wq_linear(si + 1, rows, decode).is_some();
+            // Rows packed in pairs: only the row-pair epilogues (SwiGLU, RoPE + KV append) undo that order.
             let (dst, out) = match ls.role {
                 Role::O | Role::Down => (cur, wq::Out::Add),
-                Role::GateUp if swiglu => (self.act(&self.s.y), wq::Out::Swiglu),
+                Role::GateUp if q.pairs => {
+                    if self.wq_linear(si + 1, rows, decode).is_none() {
+                        return Err(Error::Gpu(format!(
+                            "wq: gate/up packed for the SwiGLU epilogue, but its down step does not take wq at {rows} \
+                             rows"
+                        )));
+                    }
+                    (self.act(&self.s.y), wq::Out::Swiglu)
+                }
+                Role::Qkv if q.pairs => (y, wq::Out::Qkv),
+                _ if q.pairs => return Err(Error::Gpu(format!("wq: {} packed in row pairs", ls.role.tag()))),
                 // qkv / gate/up as f16 where the GEMM path writes f16 outputs (TRTFORGE_WQ_F16Y=1, session 38)
                 _ if self.pf.f16y && self.wq_f16y => (self.s.y.view(DType::F16), wq::Out::F16),
                 _ => (y, wq::Out::F32),
             };
-            if q.swiglu && !swiglu {
-                // packed rows out of the stored order: only the SwiGLU epilogue undoes it
-                return Err(Error::Gpu(format!(
-                    "wq: gate/up packed for the SwiGLU epilogue, but its down step does not take wq at {rows} rows"
-                )));
-            }
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, q.shape)?;
-            return Ok((dst, swiglu));
+            let rope = match out {
+                wq::Out::Qkv => {
+                    let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
+                    let l = self.layout;
+                    Some(WqRope {
+                        q: self.s.q.f32(),
+                        qa: self.act(&self.s.qa),
+                        cache: self.layer_cache(layer)?,
+                        pos: self.meta_rows(l.row_pos())?,
+                        slot: self.meta_rows(l.row_slot())?,
+                        rope: self.rope(),
+                    })
+                }
+                _ => None,
+            };
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, rope, q.shape)?;
+            return Ok((dst, q.pairs));
         }
         if x_in_y {
             return Err(Error::Gpu(format!("linear step {si}: its input is in y, but it does not take wq")));

@@ -140,9 +140,13 @@ pub enum Out {
     Add = 1,
     /// y (rows, n) f16 (qkv / gate/up where the GEMM path writes f16 outputs: `TRTFORGE_WQ_F16Y=1`).
     F16 = 2,
-    /// gate/up packed by [`swiglu_perm`]: m (rows, n / 2) = silu(gate) · up as the activation type, the SwiGLU
+    /// gate/up packed by [`pair_perm`]: m (rows, n / 2) = silu(gate) · up as the activation type, the SwiGLU
     /// kernel folded into the GEMM (`TRTFORGE_WQ_SWIGLU=1`).
     Swiglu = 3,
+    /// qkv packed by [`pair_perm`]: RoPE into q (f32 and its act copy) and the K / V append into the cache, as
+    /// `rope_append` does for each (rotation) pair of y's row — that kernel folded into the GEMM
+    /// (`TRTFORGE_WQ_ROPE=1`).
+    Qkv = 4,
 }
 
 /// An opt-in switch (`0` / unset off, `1` on; anything else is an error naming it).
@@ -161,17 +165,25 @@ pub fn swiglu_wanted() -> Result<bool> {
     opt_in("TRTFORGE_WQ_SWIGLU")
 }
 
+/// `TRTFORGE_WQ_ROPE=1` (session 39, opt-in, not yet measured): qkv's decode passes on this kernel apply RoPE and
+/// append K / V to the cache from their accumulators ([`Out::Qkv`]) — `rope_append` and the y round trip less a
+/// layer. qkv takes wq only where `TRTFORGE_WQ=1` or `TRTFORGE_WQ_ROLES` puts it on.
+pub fn rope_wanted() -> Result<bool> {
+    opt_in("TRTFORGE_WQ_ROPE")
+}
+
 /// `TRTFORGE_WQ_F16Y=1` (session 38's next/wq-f16y.patch, opt-in, not yet measured): qkv (and gate/up when not
 /// [`swiglu_wanted`]) write f16 outputs where the GEMM path does (`pf.f16y`), as cuBLASLt's `hsh` kernels do.
 pub fn f16y_wanted() -> Result<bool> {
     opt_in("TRTFORGE_WQ_F16Y")
 }
 
-/// The row order of a gate/up matrix packed for [`Out::Swiglu`]: `perm[p]` is the stored row at packed row `p`.
-/// Stored rows interleave gate and up (row 2j gate of output j, 2j + 1 its up row); in packed tile `t`, row 16w + g
-/// (w < 4, g < 8) holds the gate row of output 32t + 8w + g and row 16w + g + 8 its up row, so that one lane's
-/// accumulators hold both (wgmma's rows g and g + 8 of warp w). `n` a multiple of 64.
-pub fn swiglu_perm(n: usize) -> Vec<usize> {
+/// The row order of a matrix packed for the row-pair outputs ([`Out::Swiglu`], [`Out::Qkv`]): `perm[p]` is the
+/// stored row at packed row `p`. Stored rows come in pairs (2j, 2j + 1): gate/up interleave gate and up, qkv's
+/// q / k rows are stored as RoPE's rotation pairs (kernels.cu `qkv_store`), v's in order; in packed tile `t`, row
+/// 16w + g (w < 4, g < 8) holds row 2j of pair j = 32t + 8w + g and row 16w + g + 8 its row 2j + 1, so that one
+/// lane's accumulators hold both (wgmma's rows g and g + 8 of warp w). `n` a multiple of 64.
+pub fn pair_perm(n: usize) -> Vec<usize> {
     let mut perm = vec![0; n];
     for row in 0..n {
         let (j, up) = (row / 2, row % 2);
@@ -342,11 +354,11 @@ mod tests {
     }
 
     #[test]
-    fn swiglu_perm_puts_gate_and_up_in_one_lane() {
+    fn pair_perm_puts_gate_and_up_in_one_lane() {
         // For every packed position: the lane's rows g and g + 8 of warp w must be gate and up of the output the
         // kernel's SwiGLU epilogue writes (kernels_wq.cu `swi`: 32·tile + 8·(r / 16) + r % 8 for r = 16w + g).
         let n = 256;
-        let perm = swiglu_perm(n);
+        let perm = pair_perm(n);
         let mut seen = vec![false; n];
         for (p, &row) in perm.iter().enumerate() {
             let (t, r) = (p / 64, p % 64);
@@ -371,7 +383,7 @@ mod tests {
         let (n, rows) = (128usize, 64usize);
         let y = |t: usize, row: usize| ((t * 131 + row * 17) % 23) as f32 / 7.0 - 1.5;
         let silu = |v: f32| v / (1.0 + (-v).exp());
-        let perm = swiglu_perm(n);
+        let perm = pair_perm(n);
         let mut m = vec![f32::NAN; rows * n / 2];
         for tile in 0..n / 64 {
             for warp in 0..4 {
@@ -390,6 +402,18 @@ mod tests {
             for j in 0..n / 2 {
                 assert_eq!(m[t * n / 2 + j], silu(y(t, 2 * j)) * y(t, 2 * j + 1), "m[{t}, {j}]");
             }
+        }
+    }
+
+    #[test]
+    fn output_modes_match_the_kernels_defines() {
+        // launch.rs passes `Out as i32` as the kernels' `mode`: each value must be kernels_wq.cu's WQ_OUT_* define.
+        let src = include_str!("kernels_wq.cu");
+        for (name, out) in
+            [("F32", Out::F32), ("ADD", Out::Add), ("F16", Out::F16), ("SWIGLU", Out::Swiglu), ("QKV", Out::Qkv)]
+        {
+            let line = format!("#define WQ_OUT_{name} {}\n", out as i32);
+            assert!(src.contains(&line), "kernels_wq.cu lacks `{}`", line.trim());
         }
     }
 
