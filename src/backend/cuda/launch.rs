@@ -262,7 +262,9 @@ pub struct Rope<'a> {
     pub sin: View<'a>,
 }
 
-/// What the quantized decode GEMM's qkv epilogue (`wq::Out::Qkv`) writes besides: `rope_append`'s operands.
+/// What a QKV epilogue writes besides y: `rope_append`'s operands, and those of the quantized decode GEMM's qkv
+/// epilogue (`wq::Out::Qkv`).
+#[derive(Clone, Copy)]
 pub struct WqRope<'a> {
     /// q (rows, q_dim) f32 with RoPE, and its act copy `qa`.
     pub q: View<'a>,
@@ -272,6 +274,18 @@ pub struct WqRope<'a> {
     pub pos: View<'a>,
     pub slot: View<'a>,
     pub rope: Rope<'a>,
+}
+
+impl WqRope<'_> {
+    /// Every operand holds `rows` rows (q, qa, pos, slot), whole layer caches and the RoPE tables.
+    fn check(&self, d: &Dims, rows: usize) -> Result<()> {
+        need("q", &self.q, DType::F32, rows * d.q_dim)?;
+        need("q (act)", &self.qa, d.act, rows * d.q_dim)?;
+        self.cache.check(d)?;
+        need("row positions", &self.pos, DType::I32, rows)?;
+        need("row slots", &self.slot, DType::I32, rows)?;
+        self.rope.check(d)
+    }
 }
 
 /// The kernels' `struct WqQkv` (kernels_wq.cu): eight device pointers, null outside `wq::Out::Qkv`.
@@ -768,12 +782,7 @@ impl<'a> Kernels<'a> {
         if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
             return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
         }
-        need("q", &q, DType::F32, rows * d.q_dim)?;
-        need("q (act)", &qa, d.act, rows * d.q_dim)?;
-        cache.check(d)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
-        rope.check(d)?;
+        WqRope { q, qa, cache, pos, slot, rope }.check(d, rows)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
         // SAFETY: rope_append[_h](y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads
@@ -1877,12 +1886,7 @@ impl<'a> Kernels<'a> {
                 if n != d.qkv_dim() {
                     return Err(Error::Gpu(format!("wq: a qkv epilogue on {n} outputs (qkv_dim {})", d.qkv_dim())));
                 }
-                need("q", &r.q, DType::F32, rows * d.q_dim)?;
-                need("q (act)", &r.qa, d.act, rows * d.q_dim)?;
-                r.cache.check(d)?;
-                need("row positions", &r.pos, DType::I32, rows)?;
-                need("row slots", &r.slot, DType::I32, rows)?;
-                r.rope.check(d)?;
+                r.check(d, rows)?;
                 qk = WqQkv {
                     qout: r.q.addr(),
                     qa: r.qa.addr(),
