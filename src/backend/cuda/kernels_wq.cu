@@ -40,6 +40,18 @@ struct WqQkv {
     const float* rcos;
     const float* rsin;
 };
+// RMSNorm folded across a pair of GEMMs (launch.rs `WqNorm`; zeros where off). `out` (an Add epilogue of N = HIDDEN
+// outputs: o / down): besides h += y, write x' = f16(h · wn) (the next step's RMSNorm weight) into xn (T, N) and each
+// (tile, row)'s Σ h² (its 64 columns, one warp's sum) into part[tile · 64 + t]. `in` (the next GEMM, K = HIDDEN, whose
+// x is that x'): its sums times rsqrt(Σ over the K / 64 tiles' part, in tile order, / K + EPS) — what RMSNorm's row
+// scale does, applied after the sum (the norm weight is in x').
+struct WqNorm {
+    const float* wn;
+    h16* xn;
+    float* part;
+    int out;
+    int in;
+};
 __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
@@ -86,7 +98,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                         float* __restrict__ Y, int N, int K, int per, int T, int mode,
-                                        const WqQkv& qk) {
+                                        const WqQkv& qk, const WqNorm& nm) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -194,12 +206,26 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     }
     pdl_trigger();
     __syncthreads();  // every stage consumed: the ring is free for the partial tile
+    // nm.in: the rows' RMSNorm scales from the previous Add epilogue's partial sums (after its grid: pdl_wait), into
+    // shared memory past the partial tile (wq::smem leaves room).
+    float* inv_s = (float*)(sm + 1024 + 64 * 68 * 4);
+    if (nm.in) {
+        pdl_wait();
+        const int nt = K / 64;
+        for (int t = tid; t < T; t += blockDim.x) {
+            float s2 = 0.f;
+            for (int q = 0; q < nt; q++) s2 += nm.part[q * 64 + t];
+            inv_s[t] = 1.0f / sqrtf(s2 / (float)K + EPS);
+        }
+        __syncthreads();
+    }
+    auto nrm = [&](int t) { return nm.in ? inv_s[t] : 1.f; };
     // accumulator i of warp w: weight row 64·tile + 16·w + g (+8 for i & 2), activation row 8·(i/4) + 2·t4 (+1 for i & 1)
     const int g = lane >> 2, t4 = lane & 3;
     auto scaled = [&](int o, float v) { return (WF == WF_I8 || WF == WF_F8) ? v * h2f(sc[o]) : v; };
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
-        v = scaled(o, v);
+        v = scaled(o, v) * nrm(t);
         const size_t at = (size_t)t * N + o;
         if (mode == WQ_OUT_F16) reinterpret_cast<h16*>(Y)[at] = f2h(v);
         else Y[at] = mode == WQ_OUT_ADD ? Y[at] + v : v;
@@ -209,8 +235,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     auto swi = [&](int t, int r, float gv, float uv) {
         const int o = tile * 64 + r, j = tile * 32 + 8 * (r >> 4) + (r & 7);
         if (t >= T || o + 8 >= N) return;
-        gv = scaled(o, gv);
-        uv = scaled(o + 8, uv);
+        gv = scaled(o, gv) * nrm(t);
+        uv = scaled(o + 8, uv) * nrm(t);
         if (mode == WQ_OUT_SWIGLU) {
             reinterpret_cast<act_t*>(Y)[(size_t)t * (N / 2) + j] = f2act(silu(gv) * uv);
             return;
@@ -223,7 +249,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
             qk.qa[q0 + HALF_HD] = f2act(qk.qout[q0 + HALF_HD]);
         }
     };
-    if (S == 1) {
+    if (S == 1 && !nm.out) {
         if (warp < 4) {
             if (mode >= WQ_OUT_SWIGLU) {
 #pragma unroll
@@ -247,6 +273,32 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
+    if (nm.out) {
+        // whole rows (a row's Σ h² is one warp's): rank q takes rows [q·rp, (q + 1)·rp), a warp one row at a time,
+        // lane l its columns 2l, 2l + 1; h += y as `put` adds it, then x' and the partial sum
+        const int rp = (T + S - 1) / S, r1 = min(T, ((int)rank + 1) * rp), o = 2 * lane, c = tile * 64 + o;
+        for (int t = (int)rank * rp + warp; t < r1; t += blockDim.x >> 5) {
+            float y0 = 0.f, y1 = 0.f;
+            for (int q = 0; q < S; q++) {
+                unsigned ra;
+                asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
+                float v0, v1;
+                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+                y0 += v0;
+                y1 += v1;
+            }
+            const size_t at = (size_t)t * N + c;
+            const float h0 = Y[at] + scaled(c, y0), h1 = Y[at + 1] + scaled(c + 1, y1);
+            Y[at] = h0;
+            Y[at + 1] = h1;
+            nm.xn[at] = f2h(h0 * nm.wn[c]);
+            nm.xn[at + 1] = f2h(h1 * nm.wn[c + 1]);
+            const float s2 = warp_sum(h0 * h0 + h1 * h1);
+            if (lane == 0) nm.part[tile * 64 + t] = s2;
+        }
+        wq_cl_sync();
+        return;
+    }
     // an item is one activation row's pair of tile rows: (o, o + 1), or (r, r + 8) for the row-pair modes
     const bool sw = mode >= WQ_OUT_SWIGLU;
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
@@ -277,8 +329,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
                                                              const h16* sc, float* y, int N, int K, int per, int T, int mode, \
-                                                             const WqQkv qk) {                                                 \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode, qk);                                                         \
+                                                             const WqQkv qk, const WqNorm nm) {                                \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode, qk, nm);                                                     \
     }
 WQ_KERNEL(wq_i8_3, WF_I8, 3)
 WQ_KERNEL(wq_i8_4, WF_I8, 4)

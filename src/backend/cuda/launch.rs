@@ -288,6 +288,27 @@ impl WqRope<'_> {
     }
 }
 
+/// RMSNorm folded across a pair of quantized decode GEMMs (`TRTFORGE_WQ_NORM=1`, kernels_wq.cu `struct WqNorm`).
+#[derive(Clone, Copy)]
+pub enum WqFold<'a> {
+    /// An Add launch (o / down, n = hidden) also writes x' = f16(h · wn) into `xn` (rows, n) and each (64-column
+    /// tile, row)'s Σ h² into `part` (n / 64, 64) f32; `wn` the next step's RMSNorm weight (n f32).
+    Out { wn: View<'a>, xn: View<'a>, part: View<'a> },
+    /// This launch's x is such an x' (k = hidden): its sums are scaled by each row's rsqrt(Σ part / k + eps).
+    In { part: View<'a> },
+}
+
+/// The kernels' `struct WqNorm`: three device pointers and the two switches.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct WqNorm {
+    wn: u64,
+    xn: u64,
+    part: u64,
+    out: i32,
+    input: i32,
+}
+
 /// The kernels' `struct WqQkv` (kernels_wq.cu): eight device pointers, null outside `wq::Out::Qkv`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -1852,6 +1873,7 @@ impl<'a> Kernels<'a> {
         dst: View,
         out: super::wq::Out,
         rope: Option<WqRope>,
+        fold: Option<WqFold>,
         (slices, nst): (usize, usize),
     ) -> Result<()> {
         use super::wq::Out;
@@ -1904,6 +1926,30 @@ impl<'a> Kernels<'a> {
             _ => {}
         }
         need("wq output", &dst, dt, rows * cols)?;
+        let mut nm = WqNorm::default();
+        match fold {
+            Some(WqFold::Out { wn, xn, part }) => {
+                if out != Out::Add || n != self.d.hidden {
+                    return Err(Error::Gpu(format!("wq: an RMSNorm fold out of a {out:?} launch of {n} outputs")));
+                }
+                need("next RMSNorm weight", &wn, DType::F32, n)?;
+                need("normed input x'", &xn, DType::F16, rows * n)?;
+                need("RMSNorm partial sums", &part, DType::F32, n)?;
+                let (a0, a1) = (xn.addr(), xn.addr() + (rows * n * 2) as u64);
+                if a0 < x.addr() + (rows * k * 2) as u64 && x.addr() < a1 {
+                    return Err(Error::Gpu("wq: x' overlaps the input rows".into()));
+                }
+                nm = WqNorm { wn: wn.addr(), xn: xn.addr(), part: part.addr(), out: 1, input: 0 };
+            }
+            Some(WqFold::In { part }) => {
+                if out == Out::Add || k != self.d.hidden {
+                    return Err(Error::Gpu(format!("wq: an RMSNorm fold into a {out:?} launch of k = {k}")));
+                }
+                need("RMSNorm partial sums", &part, DType::F32, k)?;
+                nm = WqNorm { part: part.addr(), input: 1, ..WqNorm::default() };
+            }
+            None => {}
+        }
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
         let (x0, x1) = (x.addr(), x.addr() + (rows * k * 2) as u64);
         let (d0, d1) = (dst.addr(), dst.addr() + (rows * cols * dt.size()) as u64);
@@ -1917,17 +1963,19 @@ impl<'a> Kernels<'a> {
             (i32_of("n", n)?, i32_of("k", k)?, i32_of("per", nch.div_ceil(slices))?, i32_of("rows", rows)?, out as i32);
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode, qk): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode, qk, nm): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
         // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
         // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
         // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where Add) dst rows
         // t < rows, columns < n (n / 2 for Swiglu) of dst's type (checked: rows × those columns, f32 for F32 / Add,
         // f16 otherwise; apart from x); for Out::Qkv instead what rope_append writes for rows t < rows (q, qa rows,
         // one (slot[t], head, pos[t]) K / V row a kv head: operands checked above as rope_append checks them; qk
-        // mirrors `struct WqQkv` field for field, null pointers in the other modes, which never read them). Dynamic shared memory `smem` (allowed at engine load,
+        // mirrors `struct WqQkv` field for field, null pointers in the other modes, which never read them); nm mirrors
+        // `struct WqNorm`: where `out`, rows t < rows of xn (rows × n f16) and part[0 .. n) are written (checked),
+        // where `in`, part[0 .. k) is read (checked); null and 0 otherwise. Dynamic shared memory `smem` (allowed at engine load,
         // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
-            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, qk);
+            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, qk, nm);
             if slices > 1 {
                 self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
             } else {

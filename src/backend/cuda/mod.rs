@@ -42,8 +42,8 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, WqRope, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
-    TCC_NS_MAX, TCC_SMEM_MAX,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, WqFold, WqRope, ACL_MAXCS, FOLD_REPS_MAX,
+    PERSIST_NSTAMP, TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -430,6 +430,14 @@ fn wq_swiglu_pairs_ok(steps: &[Step], linears: &[Option<DevLinear>]) -> Result<(
     Ok(())
 }
 
+/// What `linear_gemm` did: the GEMM output for the step's epilogue (`y`), whether the GEMM ran that epilogue itself
+/// (`epi_done`: wq's SwiGLU / RoPE), and whether it folded the next step's RMSNorm (`norm_next`: `TRTFORGE_WQ_NORM`).
+struct GemmDone<'a> {
+    y: View<'a>,
+    epi_done: bool,
+    norm_next: bool,
+}
+
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
 /// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
 struct WqLinear {
@@ -609,6 +617,9 @@ pub struct CudaBackend {
     /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
     /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
     gemm_f16out: bool,
+    /// `TRTFORGE_WQ_NORM=1`: x' (wq::MAX_ROWS, hidden) f16 and the per-(tile, row) Σ h² (hidden) f32 that an o / down
+    /// wq epilogue hands the next qkv / gate/up wq in place of its RMSNorm (launch.rs `WqFold`).
+    wq_norm: Option<(DevBuf, DevBuf)>,
     /// The quantized decode GEMM writes qkv (and gate/up, where not SwiGLU'd) as f16 where `pf.f16y`
     /// (`TRTFORGE_WQ_F16Y=1`, wq::f16y_wanted).
     wq_f16y: bool,
@@ -821,6 +832,20 @@ impl CudaBackend {
         let wq_shapes = wq_shapes_from_env()?;
         let wq_swiglu = wq::swiglu_wanted()?;
         let wq_rope = wq::rope_wanted()?;
+        // RMSNorm folds only between an o / down and the next gate/up / qkv, all on wq.
+        let wq_norm = if wq::norm_wanted()? {
+            let on = |r| wq_mode != wq::Mode::Off && wq_roles.contains(&r);
+            if !((on(Role::O) && on(Role::GateUp)) || (on(Role::Down) && on(Role::Qkv))) {
+                return Err(Error::Invalid(
+                    "TRTFORGE_WQ_NORM=1 folds RMSNorm between wq GEMMs: it needs o and gate/up, or down and qkv, on \
+                     the quantized decode GEMM (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES)"
+                        .into(),
+                ));
+            }
+            Some((gpu.alloc(wq::MAX_ROWS * spec.config.hidden_size * 2)?, gpu.alloc(spec.config.hidden_size * 4)?))
+        } else {
+            None
+        };
         if wq_rope && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::Qkv)) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_ROPE=1 folds RoPE and the KV append into qkv's quantized decode GEMM: put qkv on it \
@@ -1546,6 +1571,7 @@ impl CudaBackend {
             gemm_lt_decode,
             gemm_f16out,
             wq_f16y: wq::f16y_wanted()?,
+            wq_norm,
             fp8_gemm,
             fp8_scales,
             tcg_ws,
@@ -1741,6 +1767,7 @@ impl CudaBackend {
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
         let mut x_in_y_for = usize::MAX; // the step whose input the previous step wrote into y (wq's SwiGLU)
+        let mut norm_in_for = usize::MAX; // the step whose RMSNorm the previous step folded (wq's x' + row sums)
         let mut ofold: Option<(usize, usize)> = None; // (splits, record copies) of a folded one-row attention, for o
         for si in 0..self.steps.len() {
             if si < skip_to {
@@ -2011,7 +2038,8 @@ impl CudaBackend {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
                         let k = self.kern();
                         let (cur, xact) = (self.cur(selected), self.act(&self.s.xact));
-                        if let Some(p) = ls.norm {
+                        let fold_in = norm_in_for == si;
+                        if let Some(p) = ls.norm.filter(|_| !fold_in) {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
                             if self.pf.rmsb {
@@ -2027,11 +2055,14 @@ impl CudaBackend {
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let (y, epi_done) = self.timed(prefill::gemm_label(ls.role), || {
-                            self.linear_gemm(si, &ls, grows, selected, decode, x_in_y_for == si)
+                        let GemmDone { y, epi_done, norm_next } = self.timed(prefill::gemm_label(ls.role), || {
+                            self.linear_gemm(si, &ls, grows, selected, decode, x_in_y_for == si, fold_in)
                         })?;
                         if epi_done && ls.role == Role::GateUp {
                             x_in_y_for = si + 1;
+                        }
+                        if norm_next {
+                            norm_in_for = si + 1;
                         }
                         match ls.role {
                             Role::Qkv | Role::GateUp if epi_done => {}
@@ -2064,6 +2095,17 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// Where the o / down launch before linear step `si` may fold its RMSNorm (`TRTFORGE_WQ_NORM=1`): `si` is a
+    /// normed qkv / gate/up whose `rows`-row pass takes the quantized decode GEMM in the GEMM path (no tcg / tcg3 /
+    /// tcg4 / FP8 GEMM branch first) — its norm's parameter.
+    fn norm_fold_target(&self, si: usize, rows: usize, decode: bool) -> Option<Param> {
+        let Some(Step::Linear(ls)) = self.steps.get(si) else { return None };
+        let lin = self.linears.get(si)?.as_ref()?;
+        let other_branch = lin.tcg.is_some() || lin.tcg3.is_some() || lin.tcg4.is_some() || lin.fp8.is_some();
+        let wq = self.wq_linear(si, rows, decode).is_some();
+        (matches!(ls.role, Role::Qkv | Role::GateUp) && wq && !other_branch).then(|| ls.norm.clone()).flatten()
+    }
+
     /// The quantized decode GEMM's operands of linear step `si` where a `rows`-row pass takes it (a decode pass of
     /// 9..=64 rows with f16 activations, at least the linear's `min_rows`).
     fn wq_linear(&self, si: usize, rows: usize, decode: bool) -> Option<&WqLinear> {
@@ -2078,7 +2120,10 @@ impl CudaBackend {
     /// logits. The flag returned says that the GEMM ran its step's epilogue itself: qkv's RoPE + KV append
     /// (`TRTFORGE_WQ_ROPE=1`), or gate/up's SwiGLU into y, which the down step then reads (`TRTFORGE_WQ_SWIGLU=1`;
     /// its down step takes the quantized decode GEMM at these rows too: cuBLASLt's tuning may use y as scratch, so
-    /// only a wq down may read its input there).
+    /// only a wq down may read its input there). With `fold_in` the step's RMSNorm was folded into the o / down
+    /// launch before (`TRTFORGE_WQ_NORM=1`): its input is that launch's x', and this launch applies the row scales;
+    /// `norm_next` says that this (o / down) launch folded the next step's RMSNorm so.
+    #[allow(clippy::too_many_arguments)]
     fn linear_gemm(
         &self,
         si: usize,
@@ -2087,11 +2132,17 @@ impl CudaBackend {
         selected: bool,
         decode: bool,
         x_in_y: bool,
-    ) -> Result<(View<'_>, bool)> {
+        fold_in: bool,
+    ) -> Result<GemmDone<'_>> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
-        let xact = if x_in_y { self.act(&self.s.y) } else { self.act(&self.s.xact) };
+        let xact = match (x_in_y, fold_in, &self.wq_norm) {
+            (true, false, _) => self.act(&self.s.y),
+            (false, true, Some((xn, _))) => xn.view(DType::F16),
+            (false, false, _) => self.act(&self.s.xact),
+            _ => return Err(Error::Gpu(format!("linear step {si}: its input is both in y and an RMSNorm fold"))),
+        };
         let (cur, y) = (self.cur(selected), self.s.y.f32());
         // Session 37 (the default on cc 9.0 since session 38, wq::Mode): decode passes of 9..=64 rows of int8 /
         // int4 g128 / fp8 layer linears (by default gate/up and down; int4 from 24 rows, int8 / fp8 from 33) read
@@ -2135,11 +2186,26 @@ impl CudaBackend {
                 }
                 _ => None,
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, rope, q.shape)?;
-            return Ok((dst, q.pairs));
+            // RMSNorm folded in from the o / down before, or out into the next step (whose wq launch must follow).
+            let fold = match (&self.wq_norm, fold_in) {
+                (Some((_, part)), true) => Some(WqFold::In { part: part.f32() }),
+                (Some((xn, part)), false) if out == wq::Out::Add => match self.norm_fold_target(si + 1, rows, decode) {
+                    Some(p) => {
+                        let wn = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
+                        Some(WqFold::Out { wn: wn.f32(), xn: xn.view(DType::F16), part: part.f32() })
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            let norm_next = matches!(fold, Some(WqFold::Out { .. }));
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, rope, fold, q.shape)?;
+            return Ok(GemmDone { y: dst, epi_done: q.pairs, norm_next });
         }
-        if x_in_y {
-            return Err(Error::Gpu(format!("linear step {si}: its input is in y, but it does not take wq")));
+        if x_in_y || fold_in {
+            return Err(Error::Gpu(format!(
+                "linear step {si}: its input is a wq epilogue's (y, or an RMSNorm fold), but it does not take wq"
+            )));
         }
         let w = match (fmt, &lin.shadow) {
             (WeightFormat::F32, _) => lin.data.view(DType::F32),
@@ -2171,17 +2237,17 @@ impl CudaBackend {
         if f16y && !lt {
             let y16 = self.s.y.view(DType::F16);
             k.gemm_h(rows, n, kdim, w, xact, y16)?;
-            return Ok((y16, false));
+            return Ok(GemmDone { y: y16, epi_done: false, norm_next: false });
         }
         if lt {
             let f16o = (self.gemm_f16out || f16y) && matches!(ls.role, Role::Qkv | Role::GateUp);
             let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
             let scratch = if beta == 0.0 { dst } else { y };
             k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
-            Ok((dst, false))
+            Ok(GemmDone { y: dst, epi_done: false, norm_next: false })
         } else {
             k.gemm(rows, n, kdim, w, xact, dst, beta)?;
-            Ok((y, false))
+            Ok(GemmDone { y, epi_done: false, norm_next: false })
         }
     }
 
@@ -2200,7 +2266,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false, false, false)?;
+            self.linear_gemm(si, &ls, rows, false, false, false, false)?;
         }
         Ok(())
     }

@@ -107,11 +107,12 @@ pub fn chunk_bytes(fmt: WeightFormat) -> usize {
 }
 
 /// Dynamic shared memory of a block with `nst` slots: alignment slack + barriers, then the slots (x's two
-/// 8 KB boxes, the chunk, int4's 128 scale bytes; 1 KB aligned), or the 64 × 68 f32 partial tile.
+/// 8 KB boxes, the chunk, int4's 128 scale bytes; 1 KB aligned), or the 64 × 68 f32 partial tile and the 64 rows'
+/// RMSNorm scales (`TRTFORGE_WQ_NORM`).
 pub fn smem(fmt: WeightFormat, nst: usize) -> usize {
     let sc = if matches!(fmt, WeightFormat::I4 { .. }) { 128 } else { 0 };
     let slot = (16384 + chunk_bytes(fmt) + sc).next_multiple_of(1024);
-    2048 + (nst * slot).max(64 * 68 * 4)
+    2048 + (nst * slot).max(64 * 68 * 4 + 64 * 4)
 }
 
 /// Launch shape of an (n × k) linear on `sms` SMs: (K slices = cluster size, ring slots). Matrices with at least
@@ -170,6 +171,13 @@ pub fn swiglu_wanted() -> Result<bool> {
 /// layer. qkv takes wq only where `TRTFORGE_WQ=1` or `TRTFORGE_WQ_ROLES` puts it on.
 pub fn rope_wanted() -> Result<bool> {
     opt_in("TRTFORGE_WQ_ROPE")
+}
+
+/// `TRTFORGE_WQ_NORM=1` (session 39, opt-in, not yet measured): RMSNorm folded across a pair of wq GEMMs — the o /
+/// down epilogue also writes x' = f16(h · w_norm) and per-(tile, row) Σ h², the next qkv / gate/up scales its sums by
+/// the row's rsqrt(mean h² + eps) — the `rmsnorm_b` launch less before each such pair.
+pub fn norm_wanted() -> Result<bool> {
+    opt_in("TRTFORGE_WQ_NORM")
 }
 
 /// `TRTFORGE_WQ_F16Y=1` (session 38's next/wq-f16y.patch, opt-in, not yet measured): qkv (and gate/up when not
@@ -414,6 +422,32 @@ mod tests {
         {
             let line = format!("#define WQ_OUT_{name} {}\n", out as i32);
             assert!(src.contains(&line), "kernels_wq.cu lacks `{}`", line.trim());
+        }
+    }
+
+    #[test]
+    fn norm_fold_gives_rmsnorm_then_the_gemm() {
+        // A model of TRTFORGE_WQ_NORM's two halves (kernels_wq.cu `nm.out` / `nm.in`) on f64: the Add epilogue
+        // writes x' = h · w and part[tile · 64 + t] = Σ of its 64 columns' h²; the next GEMM scales Σ_k x'·W by
+        // 1 / sqrt(Σ_tiles part / H + eps). Independent reference: x = h · w / rms(h), then the GEMM.
+        let (h_dim, rows, n, eps) = (256usize, 5usize, 3usize, 1e-5f64);
+        let h = |t: usize, k: usize| ((t * 37 + k * 11) % 29) as f64 / 5.0 - 2.7;
+        let w = |k: usize| 0.5 + (k % 7) as f64 / 10.0;
+        let wm = |o: usize, k: usize| ((o * 13 + k * 3) % 17) as f64 / 8.0 - 1.0;
+        let mut part = vec![0f64; h_dim];
+        for tile in 0..h_dim / 64 {
+            for t in 0..rows {
+                part[tile * 64 + t] = (0..64).map(|c| h(t, tile * 64 + c).powi(2)).sum();
+            }
+        }
+        for t in 0..rows {
+            let inv = 1.0 / ((0..h_dim / 64).map(|q| part[q * 64 + t]).sum::<f64>() / h_dim as f64 + eps).sqrt();
+            let rms = ((0..h_dim).map(|k| h(t, k).powi(2)).sum::<f64>() / h_dim as f64 + eps).sqrt();
+            for o in 0..n {
+                let folded = inv * (0..h_dim).map(|k| h(t, k) * w(k) * wm(o, k)).sum::<f64>();
+                let reference: f64 = (0..h_dim).map(|k| h(t, k) * w(k) / rms * wm(o, k)).sum();
+                assert!((folded - reference).abs() <= 1e-9 * reference.abs().max(1.0), "row {t} out {o}");
+            }
         }
     }
 
