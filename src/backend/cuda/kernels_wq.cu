@@ -268,9 +268,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
         for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)] = d[i];
     }
-    wq_cl_sync();
-    unsigned rank;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    // (S == 1 only with nm.out: a launch without a cluster, so a block barrier and the block's own shared memory)
+    if (S > 1) wq_cl_sync();
+    else __syncthreads();
+    unsigned rank = 0;
+    if (S > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
     if (nm.out) {
@@ -279,7 +281,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         const int rp = (T + S - 1) / S, r1 = min(T, ((int)rank + 1) * rp), o = 2 * lane, c = tile * 64 + o;
         for (int t = (int)rank * rp + warp; t < r1; t += blockDim.x >> 5) {
             float y0 = 0.f, y1 = 0.f;
-            for (int q = 0; q < S; q++) {
+            if (S == 1) {
+                y0 = red[t * RS + o];
+                y1 = red[t * RS + o + 1];
+            }
+            for (int q = 0; q < S && S > 1; q++) {
                 unsigned ra;
                 asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
                 float v0, v1;
@@ -296,7 +302,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
             const float s2 = warp_sum(h0 * h0 + h1 * h1);
             if (lane == 0) nm.part[tile * 64 + t] = s2;
         }
-        wq_cl_sync();
+        if (S > 1) wq_cl_sync();  // no block leaves while others read its partial tile
         return;
     }
     // an item is one activation row's pair of tile rows: (o, o + 1), or (r, r + 8) for the row-pair modes

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# SUPERSEDED (session 39): run in session 39's only device call, which was lost (the machine stopped answering, no
+# output). The patch is merged as the opt-in TRTFORGE_WQ_F16Y=1 (note: the opposite sense), .carry/z/f16y.tgz is gone;
+# use docs/benchmarks/2026-12-04-h200-session39/next/run_{a,b,c}.sh instead.
 # Prepared for the next session (NOT RUN): next/wq-f16y.patch — the quantized decode GEMM writes qkv / gate/up outputs
 # as f16 where the cuBLASLt path does (`pf.f16y`, the default), so rope_append_h / swiglu_hv read half the bytes, and the
 # sums round to f16 at the point the GEMV paths round (c_y16). Why: call 5's ncu shows cuBLASLt's qkv / gate/up kernels
