@@ -11,6 +11,15 @@ use trtforge::engine_dir::manifest::Manifest;
 use trtforge::engine_dir::manifest::{CacheOutcome, TrtManifest};
 use trtforge::proto as pb;
 
+/// In-process TensorRT-RTX builds of this test binary run one at a time: the tests run on parallel threads, and one
+/// run (session 38) died of a SIGSEGV inside a build while others were building in the same process. Builds in
+/// subprocesses (`trtforge build`, the Python bindings) are not affected.
+static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn build_lock() -> std::sync::MutexGuard<'static, ()> {
+    BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The TensorRT library, or None (printing why) when it is absent and not required.
 fn trt() -> Option<&'static trtforge::trt::TrtLibrary> {
     match trtforge::trt::find_and_load(None) {
@@ -98,6 +107,7 @@ const NOT_CONVERTIBLE: &[(&str, AttentionForm)] = &[("fp32", AttentionForm::Tens
 /// builds for sm89; each pair inside it is refused.
 #[test]
 fn tiny_engines_build_for_every_precision_and_form() {
+    let _one_build_at_a_time = build_lock();
     if trt().is_none() {
         return;
     }
@@ -145,6 +155,7 @@ fn tiny_engines_build_for_every_precision_and_form() {
 
 #[test]
 fn second_build_hits_the_compilation_cache() {
+    let _one_build_at_a_time = build_lock();
     if trt().is_none() {
         return;
     }
@@ -177,6 +188,7 @@ fn cfg_path(d: &Path) -> PathBuf {
 /// One SmolLM2 build (fp16, portable) with CI-sized shapes.
 #[test]
 fn smollm2_fp16_engine_builds() {
+    let _one_build_at_a_time = build_lock();
     if trt().is_none() {
         return;
     }
@@ -213,6 +225,7 @@ fn py_build(args: &[&str]) {
 /// For those the test checks sizes are equal and under 0.1 % of the bytes differ.
 #[test]
 fn python_bindings_build_the_same_engines() {
+    let _one_build_at_a_time = build_lock();
     let Some(lib) = trt() else { return };
     if !python_bindings() {
         return;
@@ -394,6 +407,7 @@ fn build_file(lib: &'static trtforge::trt::TrtLibrary, onnx: &Path) -> Result<Ve
 
 #[test]
 fn dequantize_linear_int8_and_int4_graphs_build() {
+    let _one_build_at_a_time = build_lock();
     let Some(lib) = trt() else { return };
     let tmp = tempfile::tempdir().unwrap();
     for int4 in [false, true] {
@@ -406,6 +420,7 @@ fn dequantize_linear_int8_and_int4_graphs_build() {
 
 #[test]
 fn unsupported_op_names_the_node() {
+    let _one_build_at_a_time = build_lock();
     let Some(lib) = trt() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("nbits.onnx");
@@ -474,6 +489,7 @@ fn broken_onnx_is_a_clear_error() {
 /// converter, built ahead of time for sm89 and sm120 (the FP8-capable targets TensorRT-RTX builds).
 #[test]
 fn tiny_fp8_engine_builds_for_sm89_and_sm120() {
+    let _one_build_at_a_time = build_lock();
     if trt().is_none() {
         return;
     }
