@@ -141,9 +141,16 @@ fn quant_paths(p: WeightFormat) -> bool {
     matches!(p, WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8)
 }
 
-/// The detail of a [`quant_paths`] comparison.
-fn quant_detail(d: f32, p: WeightFormat) -> String {
-    format!("max|Δ|/max|other run| {d:.2e} (tol {:.0e}: quantized weights, the paths round differently)", rel_tol(p))
+/// The verdict of a [`quant_paths`] comparison whose tokens differ (`before`: what the tokens showed; `kind`: greedy
+/// or sampling): a near-tie passes when `d`, the logits' largest difference up to the first differing token, is within
+/// the precision's tolerance.
+fn near_tie(d: f32, p: WeightFormat, before: &str, kind: &str) -> (bool, String) {
+    let detail = format!(
+        "{before}, then a {kind} near-tie if the logits up to it agree: max|Δ|/max|other run| {d:.2e} (tol {:.0e}: \
+         quantized weights, the paths round differently)",
+        rel_tol(p)
+    );
+    (d <= rel_tol(p), detail)
 }
 
 /// The largest [`max_rel`] between two runs' logits rows, per sequence up to and including its first differing token
@@ -323,14 +330,8 @@ pub fn paged_checks_kvr(
                     &toks,
                     &alone_tok,
                 );
-                CheckResult {
-                    name,
-                    pass: d <= rel_tol(p),
-                    detail: format!(
-                        "identical prefix lengths {same:?}, then a greedy near-tie if the logits up to it agree: {}",
-                        quant_detail(d, p)
-                    ),
-                }
+                let (pass, detail) = near_tie(d, p, &format!("identical prefix lengths {same:?}"), "greedy");
+                CheckResult { name, pass, detail }
             }
             None => CheckResult { name, pass: false, detail: format!("identical prefix lengths {same:?}") },
             Some(what) => {
@@ -371,10 +372,7 @@ pub fn paged_checks_kvr(
             let (pass, detail) = if got != alone_tok && quant_paths(p) {
                 let big_logits = at.iter().take(prompts.len()).map(|&i| &big.logits[i]);
                 let d = upto_first_diff(big_logits, alone.iter().map(|r| &r.logits[0]), &got, &alone_tok);
-                (
-                    d <= rel_tol(p),
-                    format!("{detail}, then a greedy near-tie if the logits up to it agree: {}", quant_detail(d, p)),
-                )
+                near_tie(d, p, &detail, "greedy")
             } else {
                 (got == alone_tok, detail)
             };
@@ -407,14 +405,7 @@ pub fn paged_checks_kvr(
                     ),
                 )
             } else if quant_paths(p) {
-                let d = d();
-                (
-                    d <= rel_tol(p),
-                    format!(
-                        "identical prefix {same} of {n}, then a sampling near-tie if the logits up to it agree: {}",
-                        quant_detail(d, p)
-                    ),
-                )
+                near_tie(d(), p, &format!("identical prefix {same} of {n}"), "sampling")
             } else {
                 (false, format!("identical prefix {same} of {n}; distinct tokens {distinct}"))
             };

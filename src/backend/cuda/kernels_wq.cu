@@ -275,24 +275,36 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     if (S > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
+    // Σ over the S partial tiles of tile rows o and o + 1 (or o + 8 where `pair8`) of activation row t; the block's
+    // own tile where S == 1 (a launch without a cluster: nm.out only)
+    auto tile_sum = [&](int t, int o, bool pair8, float& y0, float& y1) {
+        y0 = y1 = 0.f;
+        if (S == 1) {
+            y0 = red[t * RS + o];
+            y1 = red[t * RS + o + (pair8 ? 8 : 1)];
+            return;
+        }
+        for (int q = 0; q < S; q++) {
+            unsigned ra;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
+            float v0, v1;
+            if (pair8) {  // rows o and o + 8: 32 bytes apart
+                asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v0) : "r"(ra));
+                asm volatile("ld.shared::cluster.f32 %0, [%1+32];" : "=f"(v1) : "r"(ra));
+            } else {
+                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+            }
+            y0 += v0;
+            y1 += v1;
+        }
+    };
     if (nm.out) {
         // whole rows (a row's Σ h² is one warp's): rank q takes rows [q·rp, (q + 1)·rp), a warp one row at a time,
         // lane l its columns 2l, 2l + 1; h += y as `put` adds it, then x' and the partial sum
         const int rp = (T + S - 1) / S, r1 = min(T, ((int)rank + 1) * rp), o = 2 * lane, c = tile * 64 + o;
         for (int t = (int)rank * rp + warp; t < r1; t += blockDim.x >> 5) {
-            float y0 = 0.f, y1 = 0.f;
-            if (S == 1) {
-                y0 = red[t * RS + o];
-                y1 = red[t * RS + o + 1];
-            }
-            for (int q = 0; q < S && S > 1; q++) {
-                unsigned ra;
-                asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
-                float v0, v1;
-                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-                y0 += v0;
-                y1 += v1;
-            }
+            float y0, y1;
+            tile_sum(t, o, false, y0, y1);
             const size_t at = (size_t)t * N + c;
             const float h0 = Y[at] + scaled(c, y0), h1 = Y[at + 1] + scaled(c + 1, y1);
             Y[at] = h0;
@@ -309,20 +321,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     const bool sw = mode >= WQ_OUT_SWIGLU;
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
         const int t = i >> 5, p = i & 31, o = sw ? 16 * (p >> 3) + (p & 7) : 2 * p, o2 = sw ? o + 8 : o + 1;
-        float y0 = 0.f, y1 = 0.f;
-        for (int q = 0; q < S; q++) {
-            unsigned ra;
-            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
-            float v0, v1;
-            if (sw) {  // rows o and o + 8: 32 bytes apart
-                asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v0) : "r"(ra));
-                asm volatile("ld.shared::cluster.f32 %0, [%1+32];" : "=f"(v1) : "r"(ra));
-            } else {
-                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-            }
-            y0 += v0;
-            y1 += v1;
-        }
+        float y0, y1;
+        tile_sum(t, o, sw, y0, y1);
         if (sw) {
             swi(t, o, y0, y1);
         } else {

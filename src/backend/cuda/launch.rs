@@ -298,6 +298,11 @@ pub enum WqFold<'a> {
     In { part: View<'a> },
 }
 
+/// Whether two device byte ranges (start, length) share a byte.
+fn overlap((a, alen): (u64, usize), (b, blen): (u64, usize)) -> bool {
+    a < b + blen as u64 && b < a + alen as u64
+}
+
 /// The kernels' `struct WqNorm`: three device pointers and the two switches.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -1855,8 +1860,9 @@ impl<'a> Kernels<'a> {
     }
 
     /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: y = x (rows, k) · Wᵀ
-    /// into dst as `out` says (wq::Out: (rows, n) f32 written or added, (rows, n) f16, or SwiGLU'd (rows, n / 2)
-    /// f16 from a gate/up packed in wq::swiglu_perm's order), W an int8 / int4 g128 / fp8 linear in wq.rs's pack
+    /// into dst as `out` says (wq::Out: (rows, n) f32 written or added, (rows, n) f16, SwiGLU'd (rows, n / 2) f16
+    /// from a gate/up packed in wq::pair_perm's order, or RoPE'd into `rope`'s q and cache from a qkv packed so),
+    /// with `fold` RMSNorm's halves (launch.rs `WqFold`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack
     /// (`w`: n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed
     /// group scales), x the pass's f16 activation rows (not overlapping dst); `slices` K slices (a cluster), `nst`
     /// ring slots (wq::shape).
@@ -1926,6 +1932,8 @@ impl<'a> Kernels<'a> {
             _ => {}
         }
         need("wq output", &dst, dt, rows * cols)?;
+        // (start, length) of the x rows the TMA reads, which no output may share
+        let x_bytes = (x.addr(), rows * k * 2);
         let mut nm = WqNorm::default();
         match fold {
             Some(WqFold::Out { wn, xn, part }) => {
@@ -1935,8 +1943,7 @@ impl<'a> Kernels<'a> {
                 need("next RMSNorm weight", &wn, DType::F32, n)?;
                 need("normed input x'", &xn, DType::F16, rows * n)?;
                 need("RMSNorm partial sums", &part, DType::F32, n)?;
-                let (a0, a1) = (xn.addr(), xn.addr() + (rows * n * 2) as u64);
-                if a0 < x.addr() + (rows * k * 2) as u64 && x.addr() < a1 {
+                if overlap((xn.addr(), rows * n * 2), x_bytes) {
                     return Err(Error::Gpu("wq: x' overlaps the input rows".into()));
                 }
                 nm = WqNorm { wn: wn.addr(), xn: xn.addr(), part: part.addr(), out: 1, input: 0 };
@@ -1951,9 +1958,7 @@ impl<'a> Kernels<'a> {
             None => {}
         }
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
-        let (x0, x1) = (x.addr(), x.addr() + (rows * k * 2) as u64);
-        let (d0, d1) = (dst.addr(), dst.addr() + (rows * cols * dt.size()) as u64);
-        if x0 < d1 && d0 < x1 {
+        if overlap((dst.addr(), rows * cols * dt.size()), x_bytes) {
             return Err(Error::Gpu("wq: the output overlaps the input rows".into()));
         }
         // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
@@ -2450,6 +2455,14 @@ mod tests {
     // Views and checks need a DevBuf (a real allocation), so they are exercised by the GPU tests
     // and `trtforge cuda-check`; the pure parts are checked here.
     use super::*;
+
+    #[test]
+    fn byte_ranges_overlap_only_where_they_share_a_byte() {
+        assert!(overlap((100, 10), (109, 5)) && overlap((109, 5), (100, 10)) && overlap((100, 10), (90, 11)));
+        assert!(!overlap((100, 10), (110, 5)) && !overlap((110, 5), (100, 10)) && !overlap((100, 10), (90, 10)));
+        // an empty range shares no byte at an end, but sits inside a range that spans it (the wq Qkv output)
+        assert!(!overlap((100, 0), (100, 10)) && overlap((105, 0), (100, 10)));
+    }
 
     #[test]
     fn dtype_sizes() {

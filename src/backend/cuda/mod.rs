@@ -413,11 +413,8 @@ fn wq_swiglu_pairs_ok(steps: &[Step], linears: &[Option<DevLinear>]) -> Result<(
     for (i, l) in linears.iter().enumerate() {
         let gate_up = matches!(steps.get(i), Some(Step::Linear(ls)) if ls.role == Role::GateUp);
         let Some(q) = l.as_ref().and_then(|l| l.wq.as_ref()).filter(|q| q.pairs && gate_up) else { continue };
-        // and reaches the GEMM path there (no tcg / tcg3 / tcg4 / FP8 GEMM, whose branches come first)
-        let next = linears
-            .get(i + 1)
-            .and_then(|l| l.as_ref())
-            .filter(|d| d.tcg.is_none() && d.tcg3.is_none() && d.tcg4.is_none() && d.fp8.is_none());
+        // and reaches the GEMM path there
+        let next = linears.get(i + 1).and_then(|l| l.as_ref()).filter(|d| d.gemm_path());
         if !next.and_then(|d| d.wq.as_ref()).is_some_and(|d| d.min_rows <= q.min_rows && !d.pairs) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_SWIGLU=1 needs the down projection on the quantized decode GEMM too (leave it in \
@@ -471,6 +468,12 @@ pub fn fp8_gemm_requested() -> bool {
 impl DevLinear {
     fn weights(&self) -> Weights<'_> {
         Weights { fmt: self.fmt, n: self.n, k: self.k, data: &self.data, scales: self.scales.as_ref() }
+    }
+
+    /// Whether its batched passes reach the GEMM path (where wq runs): no tcg / tcg3 / tcg4 / FP8 GEMM, whose
+    /// branches of the step loop come first.
+    fn gemm_path(&self) -> bool {
+        self.tcg.is_none() && self.tcg3.is_none() && self.tcg4.is_none() && self.fp8.is_none()
     }
 }
 
@@ -832,10 +835,11 @@ impl CudaBackend {
         let wq_shapes = wq_shapes_from_env()?;
         let wq_swiglu = wq::swiglu_wanted()?;
         let wq_rope = wq::rope_wanted()?;
+        // Whether linears of `role` take the quantized decode GEMM here (the switches below need their roles on it).
+        let on_wq = |role: &Role| wq_mode != wq::Mode::Off && wq_roles.contains(role);
         // RMSNorm folds only between an o / down and the next gate/up / qkv, all on wq.
         let wq_norm = if wq::norm_wanted()? {
-            let on = |r| wq_mode != wq::Mode::Off && wq_roles.contains(&r);
-            if !((on(Role::O) && on(Role::GateUp)) || (on(Role::Down) && on(Role::Qkv))) {
+            if !((on_wq(&Role::O) && on_wq(&Role::GateUp)) || (on_wq(&Role::Down) && on_wq(&Role::Qkv))) {
                 return Err(Error::Invalid(
                     "TRTFORGE_WQ_NORM=1 folds RMSNorm between wq GEMMs: it needs o and gate/up, or down and qkv, on \
                      the quantized decode GEMM (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES)"
@@ -846,21 +850,21 @@ impl CudaBackend {
         } else {
             None
         };
-        if wq_rope && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::Qkv)) {
+        if wq_rope && !on_wq(&Role::Qkv) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_ROPE=1 folds RoPE and the KV append into qkv's quantized decode GEMM: put qkv on it \
                  (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES=qkv,...)"
                     .into(),
             ));
         }
-        if wq_swiglu && (wq_mode == wq::Mode::Off || !wq_roles.contains(&Role::GateUp)) {
+        if wq_swiglu && !on_wq(&Role::GateUp) {
             return Err(Error::Invalid(
                 "TRTFORGE_WQ_SWIGLU=1 folds SwiGLU into gate/up's quantized decode GEMM, which TRTFORGE_WQ=0 / \
                  TRTFORGE_WQ_ROLES leave out here"
                     .into(),
             ));
         }
-        if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
+        if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| !on_wq(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
                  TRTFORGE_WQ_ROLES puts it on)"
@@ -896,7 +900,7 @@ impl CudaBackend {
                         // Only where a decode pass of this engine can reach the rows that take it: an engine of
                         // at most `min_rows` - 1 sequences (e.g. bs1 generate) would carry the pack unread.
                         wq: if gpu.wq
-                            && wq_roles.contains(&l.role)
+                            && on_wq(&l.role)
                             && wq::fits(hl.fmt, hl.n, hl.k)
                             && opts.max_batch >= wq_min_rows(hl.fmt, wq_mode)
                         {
@@ -2101,9 +2105,8 @@ impl CudaBackend {
     fn norm_fold_target(&self, si: usize, rows: usize, decode: bool) -> Option<Param> {
         let Some(Step::Linear(ls)) = self.steps.get(si) else { return None };
         let lin = self.linears.get(si)?.as_ref()?;
-        let other_branch = lin.tcg.is_some() || lin.tcg3.is_some() || lin.tcg4.is_some() || lin.fp8.is_some();
         let wq = self.wq_linear(si, rows, decode).is_some();
-        (matches!(ls.role, Role::Qkv | Role::GateUp) && wq && !other_branch).then(|| ls.norm.clone()).flatten()
+        (matches!(ls.role, Role::Qkv | Role::GateUp) && wq && lin.gemm_path()).then(|| ls.norm.clone()).flatten()
     }
 
     /// The quantized decode GEMM's operands of linear step `si` where a `rows`-row pass takes it (a decode pass of
