@@ -1,5 +1,5 @@
 # Sourced by run_a.sh / run_b.sh / run_c.sh (prepared in session 39, NOT RUN): unpacks the carry (.carry/z/s39.tgz: the
-# stripped release binary of the commit in s39/commit.txt (17913bc) and its NVRTC cache K with the TinyLlama modules
+# stripped release binary of the commit in s39/commit.txt (5745f20) and its NVRTC cache K with the TinyLlama modules
 # precompiled for sm_90: int4 / int8 / fp8 / fp16 static (the `wq` check list uses the same ones), the `wqp` list's
 # paged int4 / int8), and defines bn (one bench process; a log line with "compil" means a module was NOT in K).
 set -uo pipefail
