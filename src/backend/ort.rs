@@ -195,24 +195,24 @@ impl OrtBackend {
                 .map_err(ort_err)?,
         };
         let load_err = |e: ort::Error| Error::format(&path, format!("ONNX Runtime could not load the model: {e}"));
-        let session =
-            if m.precision == crate::quant::WeightFormat::F8 && matches!(kernels, QuantKernels::MatMulNBits { .. }) {
-                // FP8 has no fused CPU kernel: re-round the weights to int8 blocks and drop the activation
-                // Q/DQ pairs, so ONNX Runtime fuses every linear into MatMulNBits (crate::onnx::ort_cpu).
+        let session = match load_time_rewrite(&m, kernels) {
+            // The kernels need the graph in another form (crate::onnx::ort_cpu): decode, rewrite, hand
+            // ONNX Runtime the bytes.
+            Some((what, rewrite)) => {
                 let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
                 let mut model = <crate::proto::ModelProto as prost::Message>::decode(bytes.as_slice())
                     .map_err(|e| Error::format(&path, format!("not an ONNX model: {e}")))?;
                 drop(bytes);
                 crate::onnx::ort_cpu::inline_external_data(&mut model, dir)?;
-                crate::onnx::ort_cpu::fp8_for_matmulnbits(&mut model, crate::onnx::ort_cpu::FP8_NBITS_BLOCK)?;
+                rewrite(&mut model)?;
                 let bytes = prost::Message::encode_to_vec(&model);
                 drop(model);
                 if bytes.len() > i32::MAX as usize {
-                    // protobuf's 2 GiB limit: run the exported model as written (slower, exact numerics)
-                    // rather than refuse an engine that works.
+                    // protobuf's 2 GiB limit: run the exported model as written rather than refuse an
+                    // engine that works.
                     eprintln!(
-                        "warning: {}: the fp8 -> MatMulNBits rewrite would be {} bytes, over protobuf's 2 GiB; \
-                         running the exported fp8 model as written ({QUANT_KERNELS_ENV}=exact)",
+                        "warning: {}: the {what} rewrite would be {} bytes, over protobuf's 2 GiB; running the \
+                         exported model as written (slower; {QUANT_KERNELS_ENV}=exact runs it with its exact numerics)",
                         path.display(),
                         bytes.len()
                     );
@@ -221,9 +221,9 @@ impl OrtBackend {
                 } else {
                     builder.commit_from_memory(&bytes).map_err(load_err)?
                 }
-            } else {
-                builder.commit_from_file(&path).map_err(load_err)?
-            };
+            }
+            None => builder.commit_from_file(&path).map_err(load_err)?,
+        };
         let kv = match m.onnx.dtype.as_str() {
             "float32" => KvStore::F32(empty_cache(max_batch, cfg.num_hidden_layers)),
             "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),
@@ -233,6 +233,37 @@ impl OrtBackend {
         let kv_elem_bytes = if matches!(kv, KvStore::F16(_)) { 2 } else { 4 };
         Ok(OrtBackend { session, weights_bytes, kv_elem_bytes, cfg, max_batch, max_seq, kv, lens: vec![0; max_batch] })
     }
+}
+
+/// A load-time rewrite of the exported graph, named for messages.
+type Rewrite = (&'static str, fn(&mut crate::proto::ModelProto) -> Result<()>);
+
+/// The rewrite an engine needs before ONNX Runtime runs it with `kernels`, if any
+/// (crate::onnx::ort_cpu): under `MatMulNBits`, fp8 engines get their weights re-rounded to int8
+/// blocks (no fused fp8 CPU kernel exists), and int4 engines with zero-padded groups lose the
+/// padding and its `Slice`, which otherwise keeps ONNX Runtime from fusing them (it then dequantized
+/// every weight on every step: SmolLM2 int4 at 2.1 tok/s).
+fn load_time_rewrite(m: &Manifest, kernels: QuantKernels) -> Option<Rewrite> {
+    use crate::onnx::ort_cpu;
+    use crate::quant::WeightFormat;
+    if !matches!(kernels, QuantKernels::MatMulNBits { .. }) {
+        return None;
+    }
+    match m.precision {
+        WeightFormat::F8 => {
+            Some(("fp8 -> MatMulNBits", |g| ort_cpu::fp8_for_matmulnbits(g, ort_cpu::FP8_NBITS_BLOCK).map(drop)))
+        }
+        // Manifests record the padded inputs since the field exists; older ones are checked by decoding.
+        WeightFormat::I4 { .. } if padded_inputs(m) != Some(0) => {
+            Some(("int4 padding", |g| ort_cpu::int4_unpad(g).map(drop)))
+        }
+        _ => None,
+    }
+}
+
+/// How many linear inputs the engine dir stores zero-padded to whole groups, when its manifest says.
+fn padded_inputs(m: &Manifest) -> Option<usize> {
+    m.extra.get("quantization")?.get("padded_inputs")?.as_array().map(|a| a.len())
 }
 
 impl Backend for OrtBackend {

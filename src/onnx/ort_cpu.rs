@@ -1,4 +1,4 @@
-//! Load-time rewrite of an fp8 engine's ONNX for ONNX Runtime's CPU kernels (issue #15).
+//! Load-time rewrites of quantized engines' ONNX for ONNX Runtime's CPU kernels (issue #15).
 //!
 //! ONNX Runtime has no fused FP8 kernel on CPU: it constant-folds each FLOAT8E4M3FN weight
 //! `DequantizeLinear` into an f32 initializer (the same MatMuls as the fp16 engine) and then runs the
@@ -21,6 +21,16 @@
 //!
 //! Numbers move (the stored fp8 weights are approximated on a finer int8 grid, the activation grid
 //! changes): docs/quantization.md measures perplexity against the exported model.
+//!
+//! [`int4_unpad`] does the same for int4 engines whose input dimension is not a whole number of
+//! groups (`pad_to_group`, e.g. SmolLM2's 576 inputs at group 128): the export stores the weight
+//! zero-padded to whole groups and slices the dequantized matrix back (`DequantizeLinear → Slice →
+//! MatMul`), which TensorRT needs; ONNX Runtime does not fuse that into `MatMulNBits` and instead ran
+//! the int4 `DequantizeLinear` of every weight on every step (SmolLM2 int4 decoded at 2.1 tok/s
+//! against fp16's 46). The rewrite drops the padding rows from the codes and the `Slice`, leaving a
+//! blocked `DequantizeLinear` with a partial last block (valid ONNX: the scales keep
+//! ⌈in / group⌉ blocks) feeding the `MatMul` directly — the same numbers (`exact` runs give
+//! bit-identical logits), now fused.
 use crate::error::{Error, Result};
 use crate::proto as pb;
 use std::collections::{HashMap, HashSet};
@@ -232,17 +242,131 @@ pub fn fp8_for_matmulnbits(model: &mut pb::ModelProto, block: usize) -> Result<F
             }
         }
         // Drop the activation scales / zero points nothing reads any more.
-        let used: HashSet<&str> = g.node.iter().flat_map(|n| n.input.iter().map(|s| s.as_str())).collect();
-        let outputs: HashSet<&str> = g.output.iter().filter_map(|o| o.name.as_deref()).collect();
-        let keep: Vec<bool> = g
-            .initializer
-            .iter()
-            .map(|t| t.name.as_deref().is_some_and(|n| used.contains(n) || outputs.contains(n)))
-            .collect();
-        let inits = std::mem::take(&mut g.initializer);
-        g.initializer = inits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(t, _)| t).collect();
+        drop_unused_initializers(g);
     }
     Ok(out)
+}
+
+/// Removes initializers that no node reads and no graph output names.
+fn drop_unused_initializers(g: &mut pb::GraphProto) {
+    let used: HashSet<&str> = g.node.iter().flat_map(|n| n.input.iter().map(|s| s.as_str())).collect();
+    let outputs: HashSet<&str> = g.output.iter().filter_map(|o| o.name.as_deref()).collect();
+    let keep: Vec<bool> = g
+        .initializer
+        .iter()
+        .map(|t| t.name.as_deref().is_some_and(|n| used.contains(n) || outputs.contains(n)))
+        .collect();
+    let inits = std::mem::take(&mut g.initializer);
+    g.initializer = inits.into_iter().zip(keep).filter(|(_, k)| *k).map(|(t, _)| t).collect();
+}
+
+const I4: i32 = pb::tensor_proto::DataType::Int4 as i32;
+const I64: i32 = pb::tensor_proto::DataType::Int64 as i32;
+
+/// The values of a 1-D int64 initializer (raw data, as trtforge writes them).
+fn int64s(t: &pb::TensorProto) -> Option<Vec<i64>> {
+    if t.data_type != Some(I64) {
+        return None;
+    }
+    match t.raw_data.as_deref() {
+        Some(raw) => Some(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        None => Some(t.int64_data.clone()),
+    }
+}
+
+/// The first `n` int4 values of packed `raw` (two a byte, low nibble first, as ONNX packs INT4), packed
+/// the same way; an odd count leaves the last byte's high nibble zero.
+pub fn int4_prefix(raw: &[u8], n: usize) -> Vec<u8> {
+    let mut out = raw[..n.div_ceil(2)].to_vec();
+    if n % 2 == 1 {
+        if let Some(last) = out.last_mut() {
+            *last &= 0x0f;
+        }
+    }
+    out
+}
+
+/// The `int4_unpad` rewrite of the module docs, in place: every `DequantizeLinear(int4 codes [k, n],
+/// scales [⌈in / g⌉, n], axis 0, block_size g) → Slice(0 .. in, axis 0)` whose dequantized matrix
+/// only the Slice reads becomes `DequantizeLinear(codes [in, n], same scales)` writing the Slice's
+/// output. Returns how many weights it trimmed.
+pub fn int4_unpad(model: &mut pb::ModelProto) -> Result<usize> {
+    let g = model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
+    let init_pos: HashMap<String, usize> =
+        g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect();
+    let mut consumers: HashMap<&str, usize> = HashMap::new();
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in &n.input {
+            *consumers.entry(x.as_str()).or_default() += 1;
+        }
+        for y in &n.output {
+            producer.insert(y.as_str(), i);
+        }
+    }
+    let outputs: HashSet<&str> = g.output.iter().filter_map(|o| o.name.as_deref()).collect();
+    let ints = |name: &str| init_pos.get(name).and_then(|&p| int64s(&g.initializer[p]));
+    // (slice node, dq node, codes initializer, rows kept)
+    let mut edits: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (si, s) in g.node.iter().enumerate() {
+        if s.op_type.as_deref() != Some("Slice") || !(3..=5).contains(&s.input.len()) {
+            continue;
+        }
+        let Some(&di) = producer.get(s.input[0].as_str()) else { continue };
+        let dq = &g.node[di];
+        if dq.op_type.as_deref() != Some("DequantizeLinear") || dq.input.len() < 2 {
+            continue;
+        }
+        if dq.input.len() == 3 && !dq.input[2].is_empty() {
+            continue; // trtforge writes weight DQs without zero points
+        }
+        if consumers.get(s.input[0].as_str()) != Some(&1) || outputs.contains(s.input[0].as_str()) {
+            continue;
+        }
+        let (Some(&qp), Some(&sp)) = (init_pos.get(&dq.input[0]), init_pos.get(&dq.input[1])) else { continue };
+        let (q, sc) = (&g.initializer[qp], &g.initializer[sp]);
+        let (Some(block), Some(0)) = (attr_int(dq, "block_size"), attr_int(dq, "axis")) else { continue };
+        if q.data_type != Some(I4) || q.dims.len() != 2 || sc.dims.len() != 2 || block <= 0 {
+            continue;
+        }
+        let (k, n) = (q.dims[0], q.dims[1]);
+        // Slice(data, starts [0], ends [rows], axes [0], steps [1]).
+        let (Some(st), Some(en)) = (ints(&s.input[1]), ints(&s.input[2])) else { continue };
+        let axes = if s.input.len() > 3 && !s.input[3].is_empty() { ints(&s.input[3]) } else { Some(vec![0]) };
+        let steps = if s.input.len() > 4 && !s.input[4].is_empty() { ints(&s.input[4]) } else { Some(vec![1]) };
+        let rows = match (st.as_slice(), en.as_slice(), axes.as_deref(), steps.as_deref()) {
+            ([0], [e], Some([0]), Some([1])) if *e > 0 && *e < k => *e,
+            _ => continue,
+        };
+        if sc.dims[0] != (rows + block - 1) / block || sc.dims[1] != n {
+            continue; // the padding is more than the last group's: not what pad_to_group writes
+        }
+        let Some(raw) = q.raw_data.as_deref() else { continue };
+        if raw.len() != ((k * n) as usize).div_ceil(2) {
+            return Err(Error::Invalid(format!(
+                "{}: INT4 initializer of {} bytes for {k}x{n} values",
+                q.name.as_deref().unwrap_or("?"),
+                raw.len()
+            )));
+        }
+        edits.push((si, di, qp, rows as usize));
+    }
+    let mut drop: HashSet<usize> = HashSet::new();
+    for &(si, di, qp, rows) in &edits {
+        let q = &mut g.initializer[qp];
+        let n = q.dims[1] as usize;
+        q.raw_data = Some(int4_prefix(q.raw_data.as_deref().unwrap_or_default(), rows * n));
+        q.dims[0] = rows as i64;
+        let out = g.node[si].output[0].clone();
+        g.node[di].output[0] = out;
+        drop.insert(si);
+    }
+    if !drop.is_empty() {
+        let nodes = std::mem::take(&mut g.node);
+        g.node = nodes.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, n)| n).collect();
+        drop_unused_initializers(g);
+    }
+    Ok(edits.len())
 }
 
 #[cfg(test)]
@@ -267,5 +391,112 @@ mod tests {
             assert!((c[i] as f32 * s[0] - w[i]).abs() <= s[0] * 0.5 + clamp + 1e-7);
         }
         assert!(c[16..].iter().all(|&x| x == 0));
+    }
+
+    fn init(name: &str, ty: i32, dims: &[i64], raw: Vec<u8>) -> pb::TensorProto {
+        pb::TensorProto {
+            name: Some(name.into()),
+            data_type: Some(ty),
+            dims: dims.to_vec(),
+            raw_data: Some(raw),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: Some(op.into()),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    fn i64s(v: &[i64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// A weight of 5 real inputs stored as 8 (blocks of 4, 3 outputs: 15 codes kept of 24, an odd
+    /// count), DQ → Slice → MatMul; a second padded weight whose dequantized matrix has a second reader.
+    fn padded_model() -> pb::ModelProto {
+        let codes: Vec<u8> = (0..12u8).map(|b| b.wrapping_mul(37) | 0x11).collect(); // 24 nibbles, none zero
+        let blocked = || vec![attr_i("axis", 0), attr_i("block_size", 4)];
+        let g = pb::GraphProto {
+            initializer: vec![
+                init("w.qweight", I4, &[8, 3], codes.clone()),
+                init("w.scales", F16, &[2, 3], vec![0; 12]),
+                init("v.qweight", I4, &[8, 3], codes),
+                init("v.scales", F16, &[2, 3], vec![0; 12]),
+                init("st", I64, &[1], i64s(&[0])),
+                init("en", I64, &[1], i64s(&[5])),
+                init("ax", I64, &[1], i64s(&[0])),
+            ],
+            node: vec![
+                node("DequantizeLinear", &["w.qweight", "w.scales"], "w.padded", blocked()),
+                node("Slice", &["w.padded", "st", "en", "ax"], "w", vec![]),
+                node("MatMul", &["x", "w"], "y", vec![]),
+                node("DequantizeLinear", &["v.qweight", "v.scales"], "v.padded", blocked()),
+                node("Slice", &["v.padded", "st", "en", "ax"], "v", vec![]),
+                node("MatMul", &["x", "v"], "z", vec![]),
+                node("Identity", &["v.padded"], "v2", vec![]),
+            ],
+            ..Default::default()
+        };
+        pb::ModelProto { graph: Some(g), ..Default::default() }
+    }
+
+    #[test]
+    fn int4_unpad_trims_the_codes_and_drops_the_slice() {
+        let mut m = padded_model();
+        let before = m.graph.as_ref().unwrap().initializer[0].raw_data.clone().unwrap();
+        assert_eq!(int4_unpad(&mut m).unwrap(), 1);
+        let g = m.graph.as_ref().unwrap();
+        let w = g.initializer.iter().find(|t| t.name.as_deref() == Some("w.qweight")).unwrap();
+        assert_eq!(w.dims, vec![5, 3]);
+        // 15 nibbles: 7 whole bytes, then the 15th code in the low nibble of byte 8.
+        let raw = w.raw_data.as_deref().unwrap();
+        assert_eq!(raw.len(), 8);
+        assert_eq!(&raw[..7], &before[..7]);
+        assert_eq!(raw[7], before[7] & 0x0f);
+        // The DQ writes "w" itself; w's Slice is gone, v's (its DQ output has a second reader) stays,
+        // and so do the constants v's Slice still reads.
+        let ops: Vec<(&str, &str)> =
+            g.node.iter().map(|n| (n.op_type.as_deref().unwrap(), n.output[0].as_str())).collect();
+        assert_eq!(
+            ops,
+            [
+                ("DequantizeLinear", "w"),
+                ("MatMul", "y"),
+                ("DequantizeLinear", "v.padded"),
+                ("Slice", "v"),
+                ("MatMul", "z"),
+                ("Identity", "v2")
+            ]
+        );
+        assert_eq!(g.initializer.len(), 7);
+        let v = g.initializer.iter().find(|t| t.name.as_deref() == Some("v.qweight")).unwrap();
+        assert_eq!(v.dims, vec![8, 3]);
+    }
+
+    #[test]
+    fn int4_unpad_leaves_other_slices_and_drops_unused_constants() {
+        // Only v: once its second reader is gone it is trimmed too, and the Slice constants with it.
+        let mut m = padded_model();
+        m.graph.as_mut().unwrap().node.retain(|n| n.op_type.as_deref() != Some("Identity"));
+        assert_eq!(int4_unpad(&mut m).unwrap(), 2);
+        let g = m.graph.as_ref().unwrap();
+        assert!(g.node.iter().all(|n| n.op_type.as_deref() != Some("Slice")));
+        let names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["w.qweight", "w.scales", "v.qweight", "v.scales"]);
+        // A slice that is not a prefix of rows (start 1) or whose scales do not match is left alone.
+        for (st, en) in [(1, 5), (0, 3)] {
+            let mut m = padded_model();
+            let g = m.graph.as_mut().unwrap();
+            g.node.retain(|n| n.op_type.as_deref() != Some("Identity"));
+            g.initializer[4].raw_data = Some(i64s(&[st]));
+            g.initializer[5].raw_data = Some(i64s(&[en]));
+            assert_eq!(int4_unpad(&mut m).unwrap(), 0, "start {st}, end {en}");
+        }
     }
 }
