@@ -213,7 +213,7 @@ fn tiny_quantized_kv_cache_engines_ort_matches_cpu() {
         ));
         let man = Manifest::load(&dir).unwrap();
         assert!(man.extra["quantization"]["kv_cache"]["rotate"].is_object());
-        let (name, _) = trtforge::bench::kv_format(&man);
+        let (name, _) = man.kv_format();
         assert!(name.contains("rotated K"), "{name}");
         if ort_available() {
             ort_matches_cpu(&dir, TINY_PROMPT, ORT_KV_TINY_TOL);
@@ -333,7 +333,7 @@ fn rotated_kv_cache_matches_the_numpy_and_ort_oracle() {
         let k = &man.extra["quantization"]["kv_cache"];
         assert_eq!(k["rotate"]["seed"].as_u64(), Some(trtforge::quant::kv::KV_ROTATE_SEED));
         assert_eq!(k["smooth_k"], smooth);
-        let (label, _) = trtforge::bench::kv_format(&man);
+        let (label, _) = man.kv_format();
         assert!(label.contains(if smooth { "smooth + rotated K" } else { ", rotated K" }), "{label}");
         let hd = man.model_config.head_dim;
         let out = tmp.path().join(format!("{name}_rot.json"));
@@ -878,4 +878,40 @@ fn fp8_matmulnbits_rewrite_matches_the_numpy_oracle() {
         eprintln!("fp8 engine, ORT matmulnbits:4 vs the CPU reference: max |Δlogit| = {worst}");
         assert!(worst < 0.1, "{worst}");
     }
+}
+
+/// `trtforge info --engine-dir` (and `--model` on an engine dir) reports the KV cache format and its
+/// bytes per token as stored: 2 (K and V) × layers × kv heads × head dim × bytes per element, from
+/// the tiny model's own config.json, 1 byte for an 8-bit cache with static scales and 2 for f16; the
+/// cache at the build limits (2 sequences × 128 tokens); bad directories fail with a message.
+#[test]
+fn info_reports_an_engine_dirs_kv_bytes_per_token() {
+    let cfg_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("tiny_llama").join("config.json")).unwrap()).unwrap();
+    let n = |k: &str| cfg_json[k].as_u64().unwrap() as f64;
+    let kv_heads = cfg_json.get("num_key_value_heads").map_or(n("num_attention_heads"), |v| v.as_u64().unwrap() as f64);
+    let per_elem = 2.0 * n("num_hidden_layers") * kv_heads * (n("hidden_size") / n("num_attention_heads"));
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_trtforge");
+    for (name, quant, bytes, label) in [
+        ("f16", "  precision: fp16\n", 2.0, "float16"),
+        ("fp8", "  precision: fp16\n  kv_cache: fp8\n", 1.0, "fp8 (calibrated"),
+        ("int8", "  precision: int8\n  kv_cache: int8\n", 1.0, "int8 (calibrated"),
+    ] {
+        let dir = convert(&tiny_cfg(&tmp.path().join(name), quant));
+        for flag in ["--engine-dir", "--model"] {
+            let o = Command::new(bin).args(["info", flag, dir.to_str().unwrap(), "--json"]).output().unwrap();
+            assert!(o.status.success(), "{name} {flag}: {}", String::from_utf8_lossy(&o.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["kv_cache_bytes_per_token"].as_f64(), Some(per_elem * bytes), "{name}: {v}");
+            assert_eq!(v["kv_cache_bytes_at_build_limits"].as_f64(), Some(per_elem * bytes * 2.0 * 128.0), "{name}");
+            assert!(v["kv_cache"].as_str().unwrap().starts_with(label), "{name}: {}", v["kv_cache"]);
+        }
+        let o = Command::new(bin).args(["info", "--engine-dir", dir.to_str().unwrap()]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(&format!("{} bytes per token", per_elem * bytes)), "{text}");
+    }
+    let o = Command::new(bin).args(["info", "--engine-dir", tmp.path().to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no trtforge.json"), "{}", String::from_utf8_lossy(&o.stderr));
 }

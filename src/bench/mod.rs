@@ -79,25 +79,6 @@ pub struct EngineInfo {
     pub kv_bytes_per_token: f64,
 }
 
-/// The KV cache format an engine's manifest records, and its bytes per token.
-pub fn kv_format(m: &Manifest) -> (String, f64) {
-    let c = &m.model_config;
-    if let Some(kv) = m.extra.get("quantization").and_then(|q| q.get("kv_cache")) {
-        let name = format!(
-            "{} ({}{})",
-            kv.get("dtype").and_then(|v| v.as_str()).unwrap_or("?"),
-            kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?"),
-            crate::quant::kv::k_form_label(
-                kv.get("smooth_k").and_then(|v| v.as_bool()) == Some(true),
-                kv.get("rotate").is_some_and(|r| !r.is_null()),
-            )
-        );
-        return (name, kv.get("bytes_per_token").and_then(|v| v.as_f64()).unwrap_or(0.0));
-    }
-    let elem = if m.onnx.dtype == "float32" { 4 } else { 2 };
-    (m.onnx.dtype.clone(), (2 * c.num_hidden_layers * c.kv_dim() * elem) as f64)
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpeedResult {
     pub engine: String,
@@ -295,8 +276,8 @@ pub fn run(
             precision: m.precision_name().to_string(),
             parameters: m.model_config.param_count(),
             size_bytes: m.files.iter().map(|f| f.bytes).sum(),
-            kv_cache: kv_format(&m).0,
-            kv_bytes_per_token: kv_format(&m).1,
+            kv_cache: m.kv_format().0,
+            kv_bytes_per_token: m.kv_format().1,
         });
         manifests.push(m);
     }

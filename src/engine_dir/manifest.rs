@@ -147,6 +147,26 @@ pub struct FileInfo {
 }
 
 impl Manifest {
+    /// The KV cache format an engine's manifest records, and its bytes per token.
+    pub fn kv_format(&self) -> (String, f64) {
+        let m = self;
+        let c = &m.model_config;
+        if let Some(kv) = m.extra.get("quantization").and_then(|q| q.get("kv_cache")) {
+            let name = format!(
+                "{} ({}{})",
+                kv.get("dtype").and_then(|v| v.as_str()).unwrap_or("?"),
+                kv.get("scales").and_then(|v| v.as_str()).unwrap_or("?"),
+                crate::quant::kv::k_form_label(
+                    kv.get("smooth_k").and_then(|v| v.as_bool()) == Some(true),
+                    kv.get("rotate").is_some_and(|r| !r.is_null()),
+                )
+            );
+            return (name, kv.get("bytes_per_token").and_then(|v| v.as_f64()).unwrap_or(0.0));
+        }
+        let elem = if m.onnx.dtype == "float32" { 4 } else { 2 };
+        (m.onnx.dtype.clone(), (2 * c.num_hidden_layers * c.kv_dim() * elem) as f64)
+    }
+
     /// The `precision` string as configs write it ("int4_awq", "fp8", ...).
     pub fn precision_name(&self) -> &'static str {
         precision_name(self.precision, self.method)
