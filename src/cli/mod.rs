@@ -85,8 +85,24 @@ pub struct Runner {
 }
 
 impl ModelArgs {
+    /// Whether this runs an engine dir through ONNX Runtime.
+    pub fn is_ort(&self) -> bool {
+        self.engine_dir.is_some() && self.backend == BackendKind::Ort
+    }
+
     /// Opens the requested backend with a KV cache for `max_batch` × `max_seq` tokens.
     pub fn open(&self, max_batch: usize, max_seq: impl Fn(&crate::model::LlamaConfig) -> usize) -> Result<Runner> {
+        self.open_with(max_batch, max_seq, None)
+    }
+
+    /// [`open`](Self::open); `ort_kernels` (when given) decides how ONNX Runtime runs an engine
+    /// dir's quantized weights instead of the engine's default (`QuantKernels::for_engine`).
+    pub fn open_with(
+        &self,
+        max_batch: usize,
+        max_seq: impl Fn(&crate::model::LlamaConfig) -> usize,
+        ort_kernels: Option<crate::backend::ort::QuantKernels>,
+    ) -> Result<Runner> {
         match (&self.model, &self.engine_dir, self.backend) {
             (Some(spec), _, BackendKind::Cpu) => {
                 let m = load_model(spec)?;
@@ -119,7 +135,12 @@ impl ModelArgs {
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
                 let label = format!("{} ({})", dir.display(), man.precision_name());
                 let t = Instant::now();
-                let backend = crate::backend::open_engine_dir(dir, kind, max_batch, n)?;
+                let backend: Box<dyn Backend> = match (kind, ort_kernels) {
+                    (BackendKind::Ort, Some(k)) => {
+                        Box::new(crate::backend::ort::OrtBackend::open_with(dir, max_batch, n, Some(k))?)
+                    }
+                    _ => crate::backend::open_engine_dir(dir, kind, max_batch, n)?,
+                };
                 eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
                 Ok(Runner { backend, tokenizer, label })
             }
