@@ -594,6 +594,13 @@ fn eight_bit_kv_cache_for_a_model_run() {
     // GPU kernels do; the log names the format and /metrics the peak batch.
     let srv = Server::start(&tiny(), &["--kv-cache", "int8", "--kv-cache-memory", "2MiB"]);
     assert!(srv.log().contains("KV cache int8 (calibrated"), "{}", srv.log());
+    // The fixture (2 layers, 2 kv heads of 16 dims): K and V at 1 byte = 128 bytes a token as the GPU
+    // stores them, while the CPU pool holds the rounded values as f32 (512), and says so.
+    assert!(
+        srv.log().contains("at 128 bytes per token (the cpu backend's pool holds 512 bytes per token)"),
+        "{}",
+        srv.log()
+    );
     let body = serde_json::json!({"prompt": [5, 6, 7, 8], "max_tokens": 8, "temperature": 0, "ignore_eos": true});
     let (st, v) = post(srv.port, "/v1/completions", &body);
     assert_eq!(st, 200, "{v}");

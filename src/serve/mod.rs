@@ -278,6 +278,14 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     }
     let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
     let (kv_format, kv_per_token) = backend.kv_format();
+    // What the pool holds a token in, when that differs from the format's own bytes (the CPU
+    // backend keeps an 8-bit cache's rounded values as f32).
+    let held = backend.kv_cache_bytes() as f64 / (num_blocks * paged::BLOCK_SIZE).max(1) as f64;
+    let held = if (held - kv_per_token).abs() > 0.5 {
+        format!(" (the {} backend's pool holds {held:.0} bytes per token)", backend.name())
+    } else {
+        String::new()
+    };
     let backend_name = backend.name();
     let engine = engine::Engine::start(backend, tokenizer, sched, stop_ids)
         .map_err(|e| Error::Invalid(format!("could not start the engine thread: {e}")))?;
@@ -295,7 +303,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
         eprintln!(
-            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
+            "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token{held}, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
             paged::BLOCK_SIZE,
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()
