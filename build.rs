@@ -12,8 +12,13 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TRTFORGE_GIT_COMMIT={commit}");
-    for p in [".git/HEAD", ".git/index"] {
-        if std::path::Path::new(p).exists() {
+    // A commit moves the branch's ref, not HEAD (a symbolic ref): watch the ref too.
+    let mut watch = vec![".git/HEAD".to_string(), ".git/index".to_string(), ".git/packed-refs".to_string()];
+    if let Some(r) = std::fs::read_to_string(".git/HEAD").ok().and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string())) {
+        watch.push(format!(".git/{r}"));
+    }
+    for p in watch {
+        if std::path::Path::new(&p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
