@@ -14,7 +14,9 @@ fn main() {
     println!("cargo:rustc-env=TRTFORGE_GIT_COMMIT={commit}");
     // A commit moves the branch's ref, not HEAD (a symbolic ref): watch the ref too.
     let mut watch = vec![".git/HEAD".to_string(), ".git/index".to_string(), ".git/packed-refs".to_string()];
-    if let Some(r) = std::fs::read_to_string(".git/HEAD").ok().and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string())) {
+    if let Some(r) =
+        std::fs::read_to_string(".git/HEAD").ok().and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+    {
         watch.push(format!(".git/{r}"));
     }
     for p in watch {

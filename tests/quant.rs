@@ -263,6 +263,19 @@ fn tiny_quantized_engines_ort_matches_cpu_on_dequantized_weights() {
     }
 }
 
+/// `trtforge convert` of SmolLM2 (`gguf`) in `d` with the quantization section line(s) `quant`, for one
+/// sequence of at most `seq` tokens; the engine directory.
+fn smollm2_engine(d: &Path, gguf: &Path, quant: &str, seq: usize) -> std::path::PathBuf {
+    std::fs::create_dir_all(d).unwrap();
+    let yaml = format!(
+        "name: s\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n  {quant}\nbuild: {{max_batch_size: 1, max_input_len: {seq}, max_seq_len: {seq}, opt_batch_size: 1}}\n",
+        d.join("engine").display(),
+        gguf.display()
+    );
+    std::fs::write(d.join("c.yaml"), yaml).unwrap();
+    convert(&EngineConfig::load(&d.join("c.yaml")).unwrap())
+}
+
 #[test]
 fn smollm2_quantized_engines_ort_matches_cpu_on_dequantized_weights() {
     if !ort_available() {
@@ -284,15 +297,7 @@ fn smollm2_quantized_engines_ort_matches_cpu_on_dequantized_weights() {
             ),
         ),
     ] {
-        let d = tmp.path().join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        let yaml = format!(
-            "name: s\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n  {q}\nbuild: {{max_batch_size: 1, max_input_len: 128, max_seq_len: 128, opt_batch_size: 1}}\n",
-            d.join("engine").display(),
-            gguf.display()
-        );
-        std::fs::write(d.join("c.yaml"), yaml).unwrap();
-        let dir = convert(&EngineConfig::load(&d.join("c.yaml")).unwrap());
+        let dir = smollm2_engine(&tmp.path().join(name), &gguf, &q, 128);
         ort_matches_cpu(&dir, &prompt, ORT_F16_SMOLLM2_TOL);
     }
 }
@@ -516,15 +521,7 @@ fn eval_on_ort_equals_the_cpu_reference_for_quantized_engines() {
     // SmolLM2 int8 (RTN): there the fused kernels' activation rounding moves perplexity by ≈ 0.8 % on
     // these windows, so this also fails if eval ran them.
     if let Some(gguf) = model_file(SMOLLM2_GGUF) {
-        let d = tmp.path().join("smollm2");
-        std::fs::create_dir_all(&d).unwrap();
-        let yaml = format!(
-            "name: s\noutput_dir: {}\nmodel: {{path: {}}}\nquantization:\n  precision: int8\nbuild: {{max_batch_size: 1, max_input_len: 256, max_seq_len: 256, opt_batch_size: 1}}\n",
-            d.join("engine").display(),
-            gguf.display()
-        );
-        std::fs::write(d.join("c.yaml"), yaml).unwrap();
-        dirs.push(("smollm2_int8", convert(&EngineConfig::load(&d.join("c.yaml")).unwrap()), "256"));
+        dirs.push(("smollm2_int8", smollm2_engine(&tmp.path().join("smollm2"), &gguf, "precision: int8", 256), "256"));
     }
     for (name, dir, ctx) in dirs {
         let ppl = |backend: &str| -> f64 {
