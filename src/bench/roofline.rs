@@ -33,6 +33,13 @@ pub struct BenchRow {
     pub roofline_pct: f64,
     /// batch / (bytes_per_step / measured bandwidth).
     pub roofline_tok_s: f64,
+    /// Bytes of the weights one step reads (records before session 40: 0).
+    #[serde(default)]
+    pub weight_bytes: f64,
+    /// KV cache bytes a token takes across all layers, K and V, in the engine's cache format
+    /// (records before session 40: 0).
+    #[serde(default)]
+    pub kv_bytes_per_token: f64,
 }
 
 /// The shapes one roofline run measures.
@@ -239,6 +246,8 @@ pub fn bench_kv(
             achieved_gb_s: achieved / 1e9,
             roofline_pct: 100.0 * achieved / bw,
             roofline_tok_s: b as f64 / (bytes / bw),
+            weight_bytes: be.weight_bytes as f64,
+            kv_bytes_per_token: be.kv_bytes_per_token() as f64,
         };
         log(&format!(
             "{} bs{b}: TTFT {:.2} ms, decode {:.0} tok/s ({:.3} ms/step, {:.0} GB/s, {:.0} % of {:.0} GB/s)",
@@ -262,11 +271,11 @@ pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64,
         "model {model} | prompt {prompt_len} | new tokens {new_tokens} | roofline = measured D2D copy {:.0} GB/s\n",
         copy_bw / 1e9
     );
-    s.push_str("| precision | batch | TTFT ms | prefill tok/s | decode tok/s | ms/step | GB/step | GB/s | % roofline | roofline tok/s |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| precision | batch | TTFT ms | prefill tok/s | decode tok/s | ms/step | GB/step | GB/s | % roofline | roofline tok/s | weights MB | KV B/token |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} % | {:.0} |\n",
+            "| {} | {} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} % | {:.0} | {:.1} | {:.0} |\n",
             r.precision,
             r.batch,
             r.ttft_ms,
@@ -276,7 +285,9 @@ pub fn markdown(model: &str, prompt_len: usize, new_tokens: usize, copy_bw: f64,
             r.bytes_per_step / 1e9,
             r.achieved_gb_s,
             r.roofline_pct,
-            r.roofline_tok_s
+            r.roofline_tok_s,
+            r.weight_bytes / 1e6,
+            r.kv_bytes_per_token
         ));
     }
     s
@@ -369,4 +380,38 @@ fn bs1_extras(
     }
     let d = be.bs1_default();
     be.set_bs1(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_rows_carry_the_memory_columns_and_old_records_still_read() {
+        // TinyLlama fp8 weights with an fp8 cache: 22 layers × 2 × 4 kv heads × 64 dims × 1 byte.
+        let kv = (22 * 2 * 4 * 64) as f64;
+        let r = BenchRow {
+            precision: "fp8 + fp8 KV".into(),
+            batch: 64,
+            prompt_len: 512,
+            new_tokens: 128,
+            ttft_ms: 100.0,
+            prefill_tok_s: 1.0,
+            decode_tok_s: 2.0,
+            step_ms: 1.0,
+            bytes_per_step: 2e9,
+            achieved_gb_s: 2000.0,
+            roofline_pct: 50.0,
+            roofline_tok_s: 3.0,
+            weight_bytes: 1.25e9,
+            kv_bytes_per_token: kv,
+        };
+        let md = markdown("m", 512, 128, 4e12, std::slice::from_ref(&r));
+        assert!(md.contains("| 1250.0 | 11264 |"), "{md}");
+        // A row written before the two fields existed reads back with zeros.
+        let mut v = serde_json::to_value(&r).unwrap();
+        v.as_object_mut().unwrap().retain(|k, _| k != "weight_bytes" && k != "kv_bytes_per_token");
+        let old: BenchRow = serde_json::from_value(v).unwrap();
+        assert_eq!((old.weight_bytes, old.kv_bytes_per_token), (0.0, 0.0));
+    }
 }
