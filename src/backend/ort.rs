@@ -182,18 +182,23 @@ impl OrtBackend {
             Some(k) => k,
             None => QuantKernels::for_engine(&m)?,
         };
-        let builder = Session::builder(env).map_err(ort_err)?.with_intra_threads(threads).map_err(ort_err)?;
-        let mut builder = match kernels {
-            // Run DequantizeLinear → MatMul as written (W8A16/W4A16). Otherwise ONNX Runtime fuses them
-            // into MatMulNBits, whose CPU kernel changes the numerics (max |Δlogit| 0.7 on SmolLM2 int8
-            // vs 0.06), and quality would be measured on a different model than the exported one.
-            QuantKernels::Exact => builder.with_config_entry("session.disable_quant_qdq", "1").map_err(ort_err)?,
-            // Speed: let ONNX Runtime fuse the weight DequantizeLinear → MatMul into MatMulNBits (the
-            // weights stay packed; no per-step dequantization), computing at this accuracy level.
-            QuantKernels::MatMulNBits { accuracy_level } => builder
-                .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
-                .map_err(ort_err)?,
+        let builder_for = |kernels: QuantKernels| -> Result<ort::session::builder::SessionBuilder> {
+            let builder = Session::builder(env).map_err(ort_err)?.with_intra_threads(threads).map_err(ort_err)?;
+            Ok(match kernels {
+                // Run DequantizeLinear → MatMul as written (W8A16/W4A16). Otherwise ONNX Runtime fuses
+                // them into MatMulNBits, whose CPU kernel changes the numerics (max |Δlogit| 0.7 on
+                // SmolLM2 int8 vs 0.06), and quality would be measured on a different model than the
+                // exported one.
+                QuantKernels::Exact => builder.with_config_entry("session.disable_quant_qdq", "1").map_err(ort_err)?,
+                // Speed: let ONNX Runtime fuse the weight DequantizeLinear → MatMul into MatMulNBits
+                // (the weights stay packed; no per-step dequantization), computing at this accuracy
+                // level.
+                QuantKernels::MatMulNBits { accuracy_level } => builder
+                    .with_config_entry("session.qdq_matmulnbits_accuracy_level", accuracy_level.to_string())
+                    .map_err(ort_err)?,
+            })
         };
+        let mut builder = builder_for(kernels)?;
         let load_err = |e: ort::Error| Error::format(&path, format!("ONNX Runtime could not load the model: {e}"));
         let session = match load_time_rewrite(&m, kernels) {
             // The kernels need the graph in another form (crate::onnx::ort_cpu): decode, rewrite, hand
@@ -208,16 +213,18 @@ impl OrtBackend {
                 let bytes = prost::Message::encode_to_vec(&model);
                 drop(model);
                 if bytes.len() > i32::MAX as usize {
-                    // protobuf's 2 GiB limit: run the exported model as written rather than refuse an
-                    // engine that works.
+                    // protobuf's 2 GiB limit: run the exported model as written, with the kernels that
+                    // suit it unrewritten (`exact`: without the rewrite, MatMulNBits would leave padded
+                    // int4 weights unfused, and ONNX Runtime has no fused fp8 CPU kernel), rather than
+                    // refuse an engine that works.
                     eprintln!(
                         "warning: {}: the {what} rewrite would be {} bytes, over protobuf's 2 GiB; running the \
-                         exported model as written (slower; {QUANT_KERNELS_ENV}=exact runs it with its exact numerics)",
+                         exported model as written with `exact` kernels",
                         path.display(),
                         bytes.len()
                     );
                     drop(bytes);
-                    builder.commit_from_file(&path).map_err(load_err)?
+                    builder_for(QuantKernels::Exact)?.commit_from_file(&path).map_err(load_err)?
                 } else {
                     builder.commit_from_memory(&bytes).map_err(load_err)?
                 }
