@@ -17,9 +17,10 @@ that in the rewritten model
   while on the original it fuses none of the padded ones.
 Prints "ok <trimmed weights> <int4 weights> <MatMulNBits in the rewritten graph> <in the original>".
 """
-import sys, collections, tempfile, os
-import numpy as np, onnx, onnxruntime as ort
+import sys, collections
+import numpy as np, onnx
 from onnx import numpy_helper, TensorProto
+from ort_rewrite_util import assert_exact_outputs_equal, fused
 
 orig_path, new_path = sys.argv[1], sys.argv[2]
 orig, new = onnx.load(orig_path), onnx.load(new_path)
@@ -79,49 +80,10 @@ kept1 = [n for n in new.graph.node if n.output[0] not in trim]
 assert [n.SerializeToString() for n in kept0] == [n.SerializeToString() for n in kept1], "other nodes changed"
 
 
-def session(path, mode, opt=None):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2
-    if mode == "exact":
-        so.add_session_config_entry("session.disable_quant_qdq", "1")
-    else:
-        so.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "4")
-    if opt:
-        so.optimized_model_filepath = opt
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
-def feeds(s, seq, past):
-    f = {
-        "input_ids": (np.arange(seq, dtype=np.int64)[None] * 7 + 3) % 200,
-        "attention_mask": np.ones((1, past + seq), np.int64),
-        "position_ids": np.arange(past, past + seq, dtype=np.int64)[None],
-    }
-    rng = np.random.default_rng(0)
-    for i in s.get_inputs():
-        if i.name.startswith("past"):
-            dt = np.float16 if "float16" in i.type else np.float32
-            f[i.name] = rng.standard_normal((1, i.shape[1], past, i.shape[3])).astype(dt)
-    return f
-
-
-a, b = session(orig_path, "exact"), session(new_path, "exact")
-for seq, past in [(9, 0), (1, 9)]:
-    oa, ob = a.run(None, feeds(a, seq, past)), b.run(None, feeds(b, seq, past))
-    for x, y in zip(oa, ob):
-        assert x.dtype == y.dtype and np.array_equal(x, y), f"exact outputs differ (seq {seq}, past {past})"
-
-with tempfile.TemporaryDirectory() as d:
-    fused = []
-    for path in (new_path, orig_path):
-        opt = os.path.join(d, "opt.onnx")
-        session(path, "nbits", opt)
-        g = onnx.load(opt, load_external_data=False).graph
-        inits = {t.name: t.data_type for t in g.initializer}
-        fused.append(sum(1 for n in g.node if n.op_type == "MatMulNBits"))
-        if path == new_path:
-            left = [n.name for n in g.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) == TensorProto.INT4]
-            assert not left, f"INT4 DequantizeLinear left unfused: {left[:3]}"
-assert fused[0] == int4_weights, (fused, int4_weights)
-assert fused[1] == int4_weights - len(trim), (fused, int4_weights, len(trim))
-print("ok", len(trim), int4_weights, fused[0], fused[1])
+assert_exact_outputs_equal(orig_path, new_path)
+fused_new, left = fused(new_path, TensorProto.INT4)
+assert left == 0, f"{left} INT4 DequantizeLinear left unfused"
+fused_orig, _ = fused(orig_path, TensorProto.INT4)
+assert fused_new == int4_weights, (fused_new, int4_weights)
+assert fused_orig == int4_weights - len(trim), (fused_orig, int4_weights, len(trim))
+print("ok", len(trim), int4_weights, fused_new, fused_orig)
