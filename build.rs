@@ -11,6 +11,15 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
+    // Built from uncommitted sources: say so (the sources are watched below, so this re-runs).
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no", "--", "src", "build.rs", "Cargo.toml", "Cargo.lock"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| !o.stdout.is_empty());
+    let commit = if dirty { format!("{commit}-dirty") } else { commit };
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rustc-env=TRTFORGE_GIT_COMMIT={commit}");
     // A commit moves the branch's ref, not HEAD (a symbolic ref): watch the ref too.
     let mut watch = vec![".git/HEAD".to_string(), ".git/index".to_string(), ".git/packed-refs".to_string()];
