@@ -464,7 +464,7 @@ fn padded_int4_engines_fuse_into_matmulnbits() {
     if !ort_available() || !common::py::have_modules(&["onnx", "onnxruntime", "numpy"]) {
         return;
     }
-    use trtforge::onnx::ort_cpu::{inline_external_data, int4_unpad};
+    use trtforge::onnx::ort_cpu::int4_unpad;
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_cfg(&tmp.path().join("e"), "int4_rtn", "");
     cfg.quantization.precision = WeightFormat::I4 { group: 32 };
@@ -476,25 +476,47 @@ fn padded_int4_engines_fuse_into_matmulnbits() {
     assert_eq!(shapes, [serde_json::json!({"in_features": 176, "stored_in": 192})]);
     let layers = man.model_config.num_hidden_layers;
     let padded = layers;
+    let o = rewrite_and_check(&dir, tmp.path(), "int4_unpad_oracle.py", &[], |m| {
+        let n = int4_unpad(m).unwrap();
+        // A second pass finds nothing left to trim.
+        assert_eq!(int4_unpad(&mut m.clone()).unwrap(), 0);
+        n
+    });
+    let linears = 7 * layers;
+    assert_eq!(o, format!("ok {padded} {linears} {linears} {}", linears - padded));
+}
+
+/// Applies a load-time rewrite (`rewrite`, returning how many weights it changed; printed first by
+/// the oracle) to `dir`'s model, writes it beside, runs `tests/py/<oracle> ORIGINAL REWRITTEN extra...`
+/// and returns its line; then opens the engine with its default kernels (MatMulNBits: the rewrite
+/// applied at load) against the CPU reference, loosely (MatMulNBits rounds the activations to int8).
+fn rewrite_and_check(
+    dir: &Path,
+    tmp: &Path,
+    oracle: &str,
+    extra: &[&str],
+    rewrite: impl FnOnce(&mut trtforge::proto::ModelProto) -> usize,
+) -> String {
+    let man = trtforge::engine_dir::manifest::Manifest::load(dir).unwrap();
+    assert_eq!(QuantKernels::for_engine(&man).unwrap(), QuantKernels::MatMulNBits { accuracy_level: 4 });
     let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
     let mut model = <trtforge::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
-    inline_external_data(&mut model, &dir).unwrap();
-    assert_eq!(int4_unpad(&mut model).unwrap(), padded);
-    // A second pass finds nothing left to trim.
-    let mut again = model.clone();
-    assert_eq!(int4_unpad(&mut again).unwrap(), 0);
-    let out = tmp.path().join("rewritten.onnx");
+    trtforge::onnx::ort_cpu::inline_external_data(&mut model, dir).unwrap();
+    let changed = rewrite(&mut model);
+    let out = tmp.join("rewritten.onnx");
     std::fs::write(&out, prost::Message::encode_to_vec(&model)).unwrap();
-    let o = common::py::run("int4_unpad_oracle.py", &[dir.join("model.onnx").to_str().unwrap(), out.to_str().unwrap()]);
-    let linears = 7 * layers;
-    assert_eq!(o.trim(), format!("ok {padded} {linears} {linears} {}", linears - padded), "{o}");
+    let mut args = vec![dir.join("model.onnx").to_str().unwrap().to_string(), out.to_str().unwrap().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let o = common::py::run(oracle, &args).trim().to_string();
+    assert!(o.starts_with(&format!("ok {changed} ")), "{oracle}: {o}");
 
-    let mut cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
-    let mut ort = OrtBackend::open(&dir, 1, 128).unwrap();
-    assert_eq!(QuantKernels::for_engine(&man).unwrap(), QuantKernels::MatMulNBits { accuracy_level: 4 });
+    let mut cpu = open_engine_dir(dir, BackendKind::Cpu, 1, 128).unwrap();
+    let mut ort = OrtBackend::open(dir, 1, 128).unwrap();
     let worst = greedy_logit_diff(&mut *cpu, &mut ort, TINY_PROMPT, DECODE_STEPS, |_, _, _| {});
-    eprintln!("padded int4 engine, ORT matmulnbits:4 vs the CPU reference: max |Δlogit| = {worst}");
+    eprintln!("{oracle}: ORT matmulnbits:4 vs the CPU reference: max |Δlogit| = {worst}");
     assert!(worst < 0.1, "{worst}");
+    o
 }
 
 /// `trtforge eval --backend ort` measures the engine dir's own numbers: quantized weights run as
@@ -558,7 +580,7 @@ fn int8_engines_run_as_blocks_on_ort() {
     if !ort_available() || !common::py::have_modules(&["onnx", "onnxruntime", "numpy"]) {
         return;
     }
-    use trtforge::onnx::ort_cpu::{inline_external_data, int8_blocked, INT8_NBITS_BLOCK};
+    use trtforge::onnx::ort_cpu::{int8_blocked, INT8_NBITS_BLOCK};
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_cfg(&tmp.path().join("e"), "int8", "");
     cfg.quantization.calibration = None;
@@ -566,23 +588,11 @@ fn int8_engines_run_as_blocks_on_ort() {
     let dir = convert(&cfg);
     let man = trtforge::engine_dir::manifest::Manifest::load(&dir).unwrap();
     let layers = man.model_config.num_hidden_layers;
-    let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
-    let mut model = <trtforge::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
-    inline_external_data(&mut model, &dir).unwrap();
     // The tiny model's 64 inputs (q/k/v/o, gate/up) are one block of 64; down_proj's 176 are not
     // a multiple of 64 and stay per channel.
-    assert_eq!(int8_blocked(&mut model, INT8_NBITS_BLOCK).unwrap(), 6 * layers);
-    let out = tmp.path().join("rewritten.onnx");
-    std::fs::write(&out, prost::Message::encode_to_vec(&model)).unwrap();
-    let o = common::py::run(
-        "int8_blocked_oracle.py",
-        &[dir.join("model.onnx").to_str().unwrap(), out.to_str().unwrap(), &INT8_NBITS_BLOCK.to_string()],
-    );
-    assert_eq!(o.trim(), format!("ok {} {} {}", 6 * layers, 7 * layers, 7 * layers), "{o}");
-
-    let mut cpu = open_engine_dir(&dir, BackendKind::Cpu, 1, 128).unwrap();
-    let mut ort = OrtBackend::open(&dir, 1, 128).unwrap();
-    let worst = greedy_logit_diff(&mut *cpu, &mut ort, TINY_PROMPT, DECODE_STEPS, |_, _, _| {});
-    eprintln!("int8 engine, ORT matmulnbits:4 (blocks of 64) vs the CPU reference: max |Δlogit| = {worst}");
-    assert!(worst < 0.1, "{worst}");
+    let block = INT8_NBITS_BLOCK.to_string();
+    let o = rewrite_and_check(&dir, tmp.path(), "int8_blocked_oracle.py", &[&block], |m| {
+        int8_blocked(m, INT8_NBITS_BLOCK).unwrap()
+    });
+    assert_eq!(o, format!("ok {} {} {}", 6 * layers, 7 * layers, 7 * layers));
 }
