@@ -332,8 +332,19 @@ impl Backend for OrtBackend {
         for g in groups {
             let sel: Vec<SeqChunk> = g.iter().map(|&i| chunks[i]).collect();
             let logits = match &mut self.kv {
-                KvStore::F32(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel)?,
-                KvStore::F16(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel)?,
+                KvStore::F32(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel),
+                KvStore::F16(s) => run_group(&mut self.session, &self.cfg, s, &self.lens, &sel),
+            };
+            let logits = match logits {
+                Ok(l) => l,
+                Err(e) => {
+                    // A one-sequence group handed its cache to ONNX Runtime: start those slots over
+                    // (empty) rather than leave a length without its cache.
+                    for c in &sel {
+                        self.reset(c.slot);
+                    }
+                    return Err(e);
+                }
             };
             for (j, &i) in g.iter().enumerate() {
                 let n = chunks[i].tokens.len();
@@ -377,12 +388,19 @@ where
     inputs.push(("position_ids".into(), Tensor::from_array((shape2(b, n), pos)).map_err(ort_err)?.into()));
     let kv_shape = vec![b as i64, kvh as i64, past as i64, hd as i64];
     for l in 0..cfg.num_hidden_layers {
-        let mut k = Vec::with_capacity(b * kvh * past * hd);
-        let mut v = Vec::with_capacity(b * kvh * past * hd);
-        for c in chunks {
-            k.extend_from_slice(&store[c.slot][l].0);
-            v.extend_from_slice(&store[c.slot][l].1);
-        }
+        let (k, v) = if let [c] = chunks {
+            // One sequence: hand its cache over (it is replaced by `present` below), no copy.
+            let (k, v) = &mut store[c.slot][l];
+            (std::mem::take(k), std::mem::take(v))
+        } else {
+            let mut k = Vec::with_capacity(b * kvh * past * hd);
+            let mut v = Vec::with_capacity(b * kvh * past * hd);
+            for c in chunks {
+                k.extend_from_slice(&store[c.slot][l].0);
+                v.extend_from_slice(&store[c.slot][l].1);
+            }
+            (k, v)
+        };
         inputs.push((
             format!("past_key_values.{l}.key").into(),
             Tensor::from_array((kv_shape.clone(), k)).map_err(ort_err)?.into(),
