@@ -461,7 +461,7 @@ fn int4_on_a_layer_it_cannot_apply_to_is_an_error() {
 /// (MatMulNBits rounds the activations to int8 blocks: loose, as for fp8).
 #[test]
 fn padded_int4_engines_fuse_into_matmulnbits() {
-    if !ort_available() || !common::py::have_modules(&["onnx", "onnxruntime", "numpy"]) {
+    if !rewrite_oracles_available() {
         return;
     }
     use trtforge::onnx::ort_cpu::int4_unpad;
@@ -484,6 +484,11 @@ fn padded_int4_engines_fuse_into_matmulnbits() {
     });
     let linears = 7 * layers;
     assert_eq!(o, format!("ok {padded} {linears} {linears} {}", linears - padded));
+}
+
+/// ONNX Runtime for the engine, and the Python packages the rewrite oracles import.
+fn rewrite_oracles_available() -> bool {
+    ort_available() && common::py::have_modules(&["onnx", "onnxruntime", "numpy"])
 }
 
 /// Applies a load-time rewrite (`rewrite`, returning how many weights it changed; printed first by
@@ -577,7 +582,7 @@ fn eval_on_ort_equals_the_cpu_reference_for_quantized_engines() {
 /// activations to int8).
 #[test]
 fn int8_engines_run_as_blocks_on_ort() {
-    if !ort_available() || !common::py::have_modules(&["onnx", "onnxruntime", "numpy"]) {
+    if !rewrite_oracles_available() {
         return;
     }
     use trtforge::onnx::ort_cpu::{int8_blocked, INT8_NBITS_BLOCK};

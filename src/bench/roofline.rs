@@ -231,7 +231,8 @@ pub fn bench_kv(
         let secs = t0.elapsed().as_secs_f64();
         let step_ms = secs * 1e3 / steps as f64;
         let mean_ctx = prompt_len as f64 + new_tokens as f64 / 2.0;
-        let bytes = be.weight_bytes as f64 + b as f64 * mean_ctx * be.kv_bytes_per_token() as f64;
+        let kv_per_token = be.kv_bytes_per_token() as f64;
+        let bytes = be.weight_bytes as f64 + b as f64 * mean_ctx * kv_per_token;
         let achieved = bytes / (step_ms / 1e3);
         let row = BenchRow {
             precision: label.clone(),
@@ -247,7 +248,7 @@ pub fn bench_kv(
             roofline_pct: 100.0 * achieved / bw,
             roofline_tok_s: b as f64 / (bytes / bw),
             weight_bytes: be.weight_bytes as f64,
-            kv_bytes_per_token: be.kv_bytes_per_token() as f64,
+            kv_bytes_per_token: kv_per_token,
         };
         log(&format!(
             "{} bs{b}: TTFT {:.2} ms, decode {:.0} tok/s ({:.3} ms/step, {:.0} GB/s, {:.0} % of {:.0} GB/s)",

@@ -128,6 +128,44 @@ pub fn int8_blocks(w: &[f32], k: usize, n: usize, block: usize, scale_type: i32)
     (codes, scales)
 }
 
+/// The graph of `model`, or an error for a model without one.
+fn graph_mut(model: &mut pb::ModelProto) -> Result<&mut pb::GraphProto> {
+    model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))
+}
+
+/// Where each named initializer sits in `g.initializer`.
+fn initializer_positions(g: &pb::GraphProto) -> HashMap<String, usize> {
+    g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect()
+}
+
+/// How many node inputs read each name.
+fn reader_counts(g: &pb::GraphProto) -> HashMap<&str, usize> {
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for x in g.node.iter().flat_map(|n| n.input.iter()) {
+        *readers.entry(x.as_str()).or_default() += 1;
+    }
+    readers
+}
+
+/// Removes the nodes at the positions in `drop`, keeping the others' order.
+fn remove_nodes(g: &mut pb::GraphProto, drop: &HashSet<usize>) {
+    let nodes = std::mem::take(&mut g.node);
+    g.node = nodes.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, n)| n).collect();
+}
+
+/// Whether a node's third input, a DequantizeLinear's zero point, is given.
+fn has_zero_point(n: &pb::NodeProto) -> bool {
+    n.input.len() == 3 && !n.input[2].is_empty()
+}
+
+/// MatMulNBits takes blocks of a power of two ≥ 16 inputs.
+fn check_nbits_block(block: usize) -> Result<()> {
+    if block < 16 || !block.is_power_of_two() {
+        return Err(Error::Invalid(format!("MatMulNBits block size {block}: expected a power of two >= 16")));
+    }
+    Ok(())
+}
+
 fn attr_int(n: &pb::NodeProto, name: &str) -> Option<i64> {
     n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.i)
 }
@@ -135,13 +173,10 @@ fn attr_int(n: &pb::NodeProto, name: &str) -> Option<i64> {
 /// The rewrite described in the module docs, in place. `block` must be a power of two ≥ 16 (what
 /// ONNX Runtime's MatMulNBits accepts).
 pub fn fp8_for_matmulnbits(model: &mut pb::ModelProto, block: usize) -> Result<Fp8Rewrite> {
-    if block < 16 || !block.is_power_of_two() {
-        return Err(Error::Invalid(format!("MatMulNBits block size {block}: expected a power of two >= 16")));
-    }
-    let g = model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
+    check_nbits_block(block)?;
+    let g = graph_mut(model)?;
     let mut out = Fp8Rewrite::default();
-    let init_pos: HashMap<String, usize> =
-        g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect();
+    let init_pos = initializer_positions(g);
     let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for x in &n.input {
@@ -190,7 +225,7 @@ pub fn fp8_for_matmulnbits(model: &mut pb::ModelProto, block: usize) -> Result<F
         if q.data_type != Some(F8) || q.dims.len() != 2 || s.dims.len() != 1 || attr_int(n, "axis") != Some(1) {
             continue;
         }
-        if n.input.len() == 3 && !n.input[2].is_empty() {
+        if has_zero_point(n) {
             continue; // trtforge writes weight DQs without zero points
         }
         let (k, nn) = (q.dims[0] as usize, q.dims[1] as usize);
@@ -232,8 +267,7 @@ pub fn fp8_for_matmulnbits(model: &mut pb::ModelProto, block: usize) -> Result<F
     }
 
     if !drop.is_empty() {
-        let nodes = std::mem::take(&mut g.node);
-        g.node = nodes.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, n)| n).collect();
+        remove_nodes(g, &drop);
         for n in g.node.iter_mut() {
             for x in n.input.iter_mut() {
                 if let Some(r) = rename.get(x) {
@@ -258,25 +292,17 @@ pub const INT8_NBITS_BLOCK: usize = 64;
 /// runs SmolLM2 ≈ 13 % faster in prefill and decode than the per-channel one. Returns how many weights
 /// it changed.
 pub fn int8_blocked(model: &mut pb::ModelProto, block: usize) -> Result<usize> {
-    if block < 16 || !block.is_power_of_two() {
-        return Err(Error::Invalid(format!("MatMulNBits block size {block}: expected a power of two >= 16")));
-    }
-    let g = model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
-    let init_pos: HashMap<String, usize> =
-        g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect();
+    check_nbits_block(block)?;
+    let g = graph_mut(model)?;
+    let init_pos = initializer_positions(g);
     // A scale initializer read by two weights would be replicated twice: count the readers.
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for n in &g.node {
-        for x in &n.input {
-            *readers.entry(x.as_str()).or_default() += 1;
-        }
-    }
+    let readers = reader_counts(g);
     let mut edits: Vec<(usize, usize, usize, usize)> = Vec::new(); // node, scale init, k, n
     for (i, n) in g.node.iter().enumerate() {
         if n.op_type.as_deref() != Some("DequantizeLinear") || n.input.len() < 2 || attr_int(n, "axis") != Some(1) {
             continue;
         }
-        if n.input.len() == 3 && !n.input[2].is_empty() {
+        if has_zero_point(n) {
             continue; // trtforge writes weight DQs without zero points
         }
         let (Some(&qp), Some(&sp)) = (init_pos.get(&n.input[0]), init_pos.get(&n.input[1])) else { continue };
@@ -337,7 +363,7 @@ fn int64s(t: &pb::TensorProto) -> Option<Vec<i64>> {
 
 /// The first `n` int4 values of packed `raw` (two a byte, low nibble first, as ONNX packs INT4), packed
 /// the same way; an odd count leaves the last byte's high nibble zero.
-pub fn int4_prefix(raw: &[u8], n: usize) -> Vec<u8> {
+fn int4_prefix(raw: &[u8], n: usize) -> Vec<u8> {
     let mut out = raw[..n.div_ceil(2)].to_vec();
     if n % 2 == 1 {
         if let Some(last) = out.last_mut() {
@@ -352,19 +378,11 @@ pub fn int4_prefix(raw: &[u8], n: usize) -> Vec<u8> {
 /// only the Slice reads becomes `DequantizeLinear(codes [in, n], same scales)` writing the Slice's
 /// output. Returns how many weights it trimmed.
 pub fn int4_unpad(model: &mut pb::ModelProto) -> Result<usize> {
-    let g = model.graph.as_mut().ok_or_else(|| Error::Invalid("ONNX model without a graph".into()))?;
-    let init_pos: HashMap<String, usize> =
-        g.initializer.iter().enumerate().filter_map(|(i, t)| t.name.clone().map(|n| (n, i))).collect();
-    let mut consumers: HashMap<&str, usize> = HashMap::new();
-    let mut producer: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in g.node.iter().enumerate() {
-        for x in &n.input {
-            *consumers.entry(x.as_str()).or_default() += 1;
-        }
-        for y in &n.output {
-            producer.insert(y.as_str(), i);
-        }
-    }
+    let g = graph_mut(model)?;
+    let init_pos = initializer_positions(g);
+    let consumers = reader_counts(g);
+    let producer: HashMap<&str, usize> =
+        g.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |y| (y.as_str(), i))).collect();
     let outputs: HashSet<&str> = g.output.iter().filter_map(|o| o.name.as_deref()).collect();
     let ints = |name: &str| init_pos.get(name).and_then(|&p| int64s(&g.initializer[p]));
     // (slice node, dq node, codes initializer, rows kept)
@@ -378,7 +396,7 @@ pub fn int4_unpad(model: &mut pb::ModelProto) -> Result<usize> {
         if dq.op_type.as_deref() != Some("DequantizeLinear") || dq.input.len() < 2 {
             continue;
         }
-        if dq.input.len() == 3 && !dq.input[2].is_empty() {
+        if has_zero_point(dq) {
             continue; // trtforge writes weight DQs without zero points
         }
         if consumers.get(s.input[0].as_str()) != Some(&1) || outputs.contains(s.input[0].as_str()) {
@@ -423,8 +441,7 @@ pub fn int4_unpad(model: &mut pb::ModelProto) -> Result<usize> {
         drop.insert(si);
     }
     if !drop.is_empty() {
-        let nodes = std::mem::take(&mut g.node);
-        g.node = nodes.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, n)| n).collect();
+        remove_nodes(g, &drop);
         drop_unused_initializers(g);
     }
     Ok(edits.len())

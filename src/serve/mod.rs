@@ -276,11 +276,12 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     if let Some(what) = backend.warm_up()? {
         eprintln!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
     }
-    let kv_mib = backend.kv_cache_bytes() as f64 / (1 << 20) as f64;
+    let kv_bytes = backend.kv_cache_bytes() as f64;
+    let kv_mib = kv_bytes / (1 << 20) as f64;
     let (kv_format, kv_per_token) = backend.kv_format();
     // What the pool holds a token in, when that differs from the format's own bytes (the CPU
     // backend keeps an 8-bit cache's rounded values as f32).
-    let held = backend.kv_cache_bytes() as f64 / (num_blocks * paged::BLOCK_SIZE).max(1) as f64;
+    let held = kv_bytes / (num_blocks * paged::BLOCK_SIZE).max(1) as f64;
     let held = if (held - kv_per_token).abs() > 0.5 {
         format!(" (the {} backend's pool holds {held:.0} bytes per token)", backend.name())
     } else {
