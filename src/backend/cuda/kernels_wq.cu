@@ -3,12 +3,7 @@
 // TRTFORGE_WQ=1, kernels.rs `source_sm90a`, `#define WQ`). Without it those passes read the load-time f16 copy
 // through cuBLASLt, i.e. the fp16 engine's bytes. Prototype and measurements: docs/benchmarks/2026-12-04-h200-
 // session37 (wq/wqe.cu is this kernel in a harness, checked against cuBLAS on the dequantized weights).
-//   y[t, n] = Σ_k x[t, k] · w[n, k]   (· s[n] for int8 / fp8), t < T <= 64, written by `mode` (WQ_OUT_*):
-//   f32, added into f32 (o / down into the residual), f16 (qkv with f16 GEMM outputs), or by row pairs — the
-//   weight rows packed so that a lane holds both rows 2j, 2j + 1 of a pair (wq.rs `pair_perm`: tile row 16w + g is
-//   row 2j of pair j = 32·tile + 8w + g, row 16w + g + 8 its row 2j + 1) — SwiGLU'd (gate/up: m[t, j] = silu(y[t,
-//   2j]) · y[t, 2j + 1] as act_t, N / 2 columns) or RoPE'd into q and the KV cache (qkv: qkv_store of pair j, as
-//   `rope_append` does, and q's act copy)
+//   y[t, n] = Σ_k x[t, k] · w[n, k]   (· s[n] for int8 / fp8)   (+ y[t, n] where acc)   f32 out, t < T <= 64
 //  - x: the pass's activation rows (T, K) f16 by TMA boxes of 64 k × 64 rows with the 128-byte swizzle, rows
 //    >= T zero-filled by the tensor map's bounds (wgmma's K-major SW128 operand B, N = 64 rows);
 //  - weights: a load-time pack (wq.rs) of 64-row tiles × 128-k chunks in wgmma's register-operand A fragment
@@ -23,35 +18,6 @@
 //  - grid (S, N / 64) in clusters of (S, 1, 1): K split into S slices; the partial tiles are summed through
 //    distributed shared memory in rank order (deterministic), each rank writing its share of the outputs.
 #if defined(WQ)
-// Output modes (the kernels' `mode`; launch.rs `WqOut`).
-#define WQ_OUT_F32 0
-#define WQ_OUT_ADD 1
-#define WQ_OUT_F16 2
-#define WQ_OUT_SWIGLU 3
-#define WQ_OUT_QKV 4
-// What WQ_OUT_QKV writes besides (rope_append's parameters); launch.rs `WqQkv`, null pointers in other modes.
-struct WqQkv {
-    float* qout;
-    act_t* qa;
-    kv_t* kc;
-    kv_t* vc;
-    const int* row_pos;
-    const int* row_slot;
-    const float* rcos;
-    const float* rsin;
-};
-// RMSNorm folded across a pair of GEMMs (launch.rs `WqNorm`; zeros where off). `out` (an Add epilogue of N = HIDDEN
-// outputs: o / down): besides h += y, write x' = f16(h · wn) (the next step's RMSNorm weight) into xn (T, N) and each
-// (tile, row)'s Σ h² (its 64 columns, one warp's sum) into part[tile · 64 + t]. `in` (the next GEMM, K = HIDDEN, whose
-// x is that x'): its sums times rsqrt(Σ over the K / 64 tiles' part, in tile order, / K + EPS) — what RMSNorm's row
-// scale does, applied after the sum (the norm weight is in x').
-struct WqNorm {
-    const float* wn;
-    h16* xn;
-    float* part;
-    int out;
-    int in;
-};
 __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
                  "r"(bytes), "r"(bar)
@@ -97,8 +63,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
-                                        float* __restrict__ Y, int N, int K, int per, int T, int mode,
-                                        const WqQkv& qk, const WqNorm& nm) {
+                                        float* __restrict__ Y, int N, int K, int per, int T, int acc) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -206,59 +171,18 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     }
     pdl_trigger();
     __syncthreads();  // every stage consumed: the ring is free for the partial tile
-    // nm.in: the rows' RMSNorm scales from the previous Add epilogue's partial sums (after its grid: pdl_wait), into
-    // shared memory past the partial tile (wq::smem leaves room).
-    float* inv_s = (float*)(sm + 1024 + 64 * 68 * 4);
-    if (nm.in) {
-        pdl_wait();
-        const int nt = K / 64;
-        for (int t = tid; t < T; t += blockDim.x) {
-            float s2 = 0.f;
-            for (int q = 0; q < nt; q++) s2 += nm.part[q * 64 + t];
-            inv_s[t] = 1.0f / sqrtf(s2 / (float)K + EPS);
-        }
-        __syncthreads();
-    }
-    auto nrm = [&](int t) { return nm.in ? inv_s[t] : 1.f; };
     // accumulator i of warp w: weight row 64·tile + 16·w + g (+8 for i & 2), activation row 8·(i/4) + 2·t4 (+1 for i & 1)
     const int g = lane >> 2, t4 = lane & 3;
-    auto scaled = [&](int o, float v) { return (WF == WF_I8 || WF == WF_F8) ? v * h2f(sc[o]) : v; };
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
-        v = scaled(o, v) * nrm(t);
-        const size_t at = (size_t)t * N + o;
-        if (mode == WQ_OUT_F16) reinterpret_cast<h16*>(Y)[at] = f2h(v);
-        else Y[at] = mode == WQ_OUT_ADD ? Y[at] + v : v;
+        if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
+        float* yp = Y + (size_t)t * N + o;
+        *yp = acc ? *yp + v : v;
     };
-    // Row pairs (WQ_OUT_SWIGLU / WQ_OUT_QKV): tile row r (r & 8 == 0) is row 2j of pair j = 32·tile + 8·(r / 16) +
-    // r % 8, r + 8 its row 2j + 1.
-    auto swi = [&](int t, int r, float gv, float uv) {
-        const int o = tile * 64 + r, j = tile * 32 + 8 * (r >> 4) + (r & 7);
-        if (t >= T || o + 8 >= N) return;
-        gv = scaled(o, gv) * nrm(t);
-        uv = scaled(o + 8, uv) * nrm(t);
-        if (mode == WQ_OUT_SWIGLU) {
-            reinterpret_cast<act_t*>(Y)[(size_t)t * (N / 2) + j] = f2act(silu(gv) * uv);
-            return;
-        }
-        // rope_append's work for pair j of row t (the same function, so the same values), and q's act copy
-        qkv_store(t, j, gv, uv, qk.qout, qk.kc, qk.vc, qk.row_pos, qk.row_slot, qk.rcos, qk.rsin);
-        if (j < QDIM / 2) {
-            const size_t q0 = (size_t)t * QDIM + (j / HALF_HD) * HD + j % HALF_HD;
-            qk.qa[q0] = f2act(qk.qout[q0]);
-            qk.qa[q0 + HALF_HD] = f2act(qk.qout[q0 + HALF_HD]);
-        }
-    };
-    if (S == 1 && !nm.out) {
+    if (S == 1) {
         if (warp < 4) {
-            if (mode >= WQ_OUT_SWIGLU) {
 #pragma unroll
-                for (int i = 0; i < 32; i++)
-                    if (!(i & 2)) swi(8 * (i >> 2) + 2 * t4 + (i & 1), 16 * warp + g, d[i], d[i | 2]);
-            } else {
-#pragma unroll
-                for (int i = 0; i < 32; i++) put(8 * (i >> 2) + 2 * t4 + (i & 1), tile * 64 + 16 * warp + g + ((i & 2) ? 8 : 0), d[i]);
-            }
+            for (int i = 0; i < 32; i++) put(8 * (i >> 2) + 2 * t4 + (i & 1), tile * 64 + 16 * warp + g + ((i & 2) ? 8 : 0), d[i]);
         }
         return;
     }
@@ -268,75 +192,31 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
         for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)] = d[i];
     }
-    // (S == 1 only with nm.out: a launch without a cluster, so a block barrier and the block's own shared memory)
-    if (S > 1) wq_cl_sync();
-    else __syncthreads();
-    unsigned rank = 0;
-    if (S > 1) asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    wq_cl_sync();
+    unsigned rank;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
     const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
-    // Σ over the S partial tiles of tile rows o and o + 1 (or o + 8 where `pair8`) of activation row t; the block's
-    // own tile where S == 1 (a launch without a cluster: nm.out only)
-    auto tile_sum = [&](int t, int o, bool pair8, float& y0, float& y1) {
-        y0 = y1 = 0.f;
-        if (S == 1) {
-            y0 = red[t * RS + o];
-            y1 = red[t * RS + o + (pair8 ? 8 : 1)];
-            return;
-        }
+    for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
+        const int t = i >> 5, o = 2 * (i & 31);
+        float y0 = 0.f, y1 = 0.f;
         for (int q = 0; q < S; q++) {
             unsigned ra;
             asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
             float v0, v1;
-            if (pair8) {  // rows o and o + 8: 32 bytes apart
-                asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v0) : "r"(ra));
-                asm volatile("ld.shared::cluster.f32 %0, [%1+32];" : "=f"(v1) : "r"(ra));
-            } else {
-                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-            }
+            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
             y0 += v0;
             y1 += v1;
         }
-    };
-    if (nm.out) {
-        // whole rows (a row's Σ h² is one warp's): rank q takes rows [q·rp, (q + 1)·rp), a warp one row at a time,
-        // lane l its columns 2l, 2l + 1; h += y as `put` adds it, then x' and the partial sum
-        const int rp = (T + S - 1) / S, r1 = min(T, ((int)rank + 1) * rp), o = 2 * lane, c = tile * 64 + o;
-        for (int t = (int)rank * rp + warp; t < r1; t += blockDim.x >> 5) {
-            float y0, y1;
-            tile_sum(t, o, false, y0, y1);
-            const size_t at = (size_t)t * N + c;
-            const float h0 = Y[at] + scaled(c, y0), h1 = Y[at + 1] + scaled(c + 1, y1);
-            Y[at] = h0;
-            Y[at + 1] = h1;
-            nm.xn[at] = f2h(h0 * nm.wn[c]);
-            nm.xn[at + 1] = f2h(h1 * nm.wn[c + 1]);
-            const float s2 = warp_sum(h0 * h0 + h1 * h1);
-            if (lane == 0) nm.part[tile * 64 + t] = s2;
-        }
-        if (S > 1) wq_cl_sync();  // no block leaves while others read its partial tile
-        return;
-    }
-    // an item is one activation row's pair of tile rows: (o, o + 1), or (r, r + 8) for the row-pair modes
-    const bool sw = mode >= WQ_OUT_SWIGLU;
-    for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
-        const int t = i >> 5, p = i & 31, o = sw ? 16 * (p >> 3) + (p & 7) : 2 * p, o2 = sw ? o + 8 : o + 1;
-        float y0, y1;
-        tile_sum(t, o, sw, y0, y1);
-        if (sw) {
-            swi(t, o, y0, y1);
-        } else {
-            put(t, tile * 64 + o, y0);
-            put(t, tile * 64 + o2, y1);
-        }
+        put(t, tile * 64 + o, y0);
+        put(t, tile * 64 + o + 1, y1);
     }
     wq_cl_sync();
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
-                                                             const h16* sc, float* y, int N, int K, int per, int T, int mode, \
-                                                             const WqQkv qk, const WqNorm nm) {                                \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, mode, qk, nm);                                                     \
+                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc) { \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc);                                                              \
     }
 WQ_KERNEL(wq_i8_3, WF_I8, 3)
 WQ_KERNEL(wq_i8_4, WF_I8, 4)

@@ -262,72 +262,6 @@ pub struct Rope<'a> {
     pub sin: View<'a>,
 }
 
-/// What a QKV epilogue writes besides y: `rope_append`'s operands, and those of the quantized decode GEMM's qkv
-/// epilogue (`wq::Out::Qkv`).
-#[derive(Clone, Copy)]
-pub struct WqRope<'a> {
-    /// q (rows, q_dim) f32 with RoPE, and its act copy `qa`.
-    pub q: View<'a>,
-    pub qa: View<'a>,
-    pub cache: LayerCache<'a>,
-    /// Per row: its position and its cache slot (I32).
-    pub pos: View<'a>,
-    pub slot: View<'a>,
-    pub rope: Rope<'a>,
-}
-
-impl WqRope<'_> {
-    /// Every operand holds `rows` rows (q, qa, pos, slot), whole layer caches and the RoPE tables.
-    fn check(&self, d: &Dims, rows: usize) -> Result<()> {
-        need("q", &self.q, DType::F32, rows * d.q_dim)?;
-        need("q (act)", &self.qa, d.act, rows * d.q_dim)?;
-        self.cache.check(d)?;
-        need("row positions", &self.pos, DType::I32, rows)?;
-        need("row slots", &self.slot, DType::I32, rows)?;
-        self.rope.check(d)
-    }
-}
-
-/// RMSNorm folded across a pair of quantized decode GEMMs (`TRTFORGE_WQ_NORM=1`, kernels_wq.cu `struct WqNorm`).
-#[derive(Clone, Copy)]
-pub enum WqFold<'a> {
-    /// An Add launch (o / down, n = hidden) also writes x' = f16(h · wn) into `xn` (rows, n) and each (64-column
-    /// tile, row)'s Σ h² into `part` (n / 64, 64) f32; `wn` the next step's RMSNorm weight (n f32).
-    Out { wn: View<'a>, xn: View<'a>, part: View<'a> },
-    /// This launch's x is such an x' (k = hidden): its sums are scaled by each row's rsqrt(Σ part / k + eps).
-    In { part: View<'a> },
-}
-
-/// Whether two device byte ranges (start, length) share a byte.
-fn overlap((a, alen): (u64, usize), (b, blen): (u64, usize)) -> bool {
-    a < b + blen as u64 && b < a + alen as u64
-}
-
-/// The kernels' `struct WqNorm`: three device pointers and the two switches.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct WqNorm {
-    wn: u64,
-    xn: u64,
-    part: u64,
-    out: i32,
-    input: i32,
-}
-
-/// The kernels' `struct WqQkv` (kernels_wq.cu): eight device pointers, null outside `wq::Out::Qkv`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct WqQkv {
-    qout: u64,
-    qa: u64,
-    kc: u64,
-    vc: u64,
-    row_pos: u64,
-    row_slot: u64,
-    rcos: u64,
-    rsin: u64,
-}
-
 impl Rope<'_> {
     fn check(&self, d: &Dims) -> Result<()> {
         need("RoPE cos (max_seq, head_dim/2)", &self.cos, DType::F32, d.max_seq * d.head_dim / 2)?;
@@ -742,6 +676,11 @@ macro_rules! args {
     ($($a:expr),*) => { [$(&mut $a as *mut _ as *mut c_void),*] };
 }
 
+/// Whether two device byte ranges (start, length) share a byte.
+fn overlap((a, alen): (u64, usize), (b, blen): (u64, usize)) -> bool {
+    a < b + blen as u64 && b < a + alen as u64
+}
+
 impl<'a> Kernels<'a> {
     pub fn new(gpu: &'a Gpu, d: &'a Dims) -> Self {
         Kernels { gpu, d }
@@ -808,7 +747,12 @@ impl<'a> Kernels<'a> {
         if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
             return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
         }
-        WqRope { q, qa, cache, pos, slot, rope }.check(d, rows)?;
+        need("q", &q, DType::F32, rows * d.q_dim)?;
+        need("q (act)", &qa, d.act, rows * d.q_dim)?;
+        cache.check(d)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        rope.check(d)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
         // SAFETY: rope_append[_h](y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads
@@ -1859,13 +1803,10 @@ impl<'a> Kernels<'a> {
         }
     }
 
-    /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: y = x (rows, k) · Wᵀ
-    /// into dst as `out` says (wq::Out: (rows, n) f32 written or added, (rows, n) f16, SwiGLU'd (rows, n / 2) f16
-    /// from a gate/up packed in wq::pair_perm's order, or RoPE'd into `rope`'s q and cache from a qkv packed so),
-    /// with `fold` RMSNorm's halves (launch.rs `WqFold`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack
-    /// (`w`: n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed
-    /// group scales), x the pass's f16 activation rows (not overlapping dst); `slices` K slices (a cluster), `nst`
-    /// ring slots (wq::shape).
+    /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: dst (rows, n) f32 =
+    /// x (rows, k) · Wᵀ (+ dst where `accumulate`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack (`w`:
+    /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
+    /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape).
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1877,12 +1818,9 @@ impl<'a> Kernels<'a> {
         sc: View,
         x: View,
         dst: View,
-        out: super::wq::Out,
-        rope: Option<WqRope>,
-        fold: Option<WqFold>,
+        accumulate: bool,
         (slices, nst): (usize, usize),
     ) -> Result<()> {
-        use super::wq::Out;
         let name = super::wq::kernel_name(fmt, nst)
             .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
         if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
@@ -1899,88 +1837,31 @@ impl<'a> Kernels<'a> {
         need("wq weights", &w, DType::U8, if i4 { n * k / 2 } else { n * k })?;
         need("wq scales", &sc, DType::F16, if i4 { n * nch } else { n })?;
         need("wq x", &x, DType::F16, rows * k)?;
-        // (Out::Qkv leaves dst untouched: 0 columns)
-        let (dt, cols) = match out {
-            Out::F32 | Out::Add => (DType::F32, n),
-            Out::F16 => (DType::F16, n),
-            Out::Swiglu => (DType::F16, n / 2),
-            Out::Qkv => (dst.dtype, 0),
-        };
-        // Out::Qkv writes q / qa / the cache instead (dst is untouched): rope_append's checks.
-        let mut qk = WqQkv::default();
-        match (out, rope) {
-            (Out::Qkv, Some(r)) => {
-                let d = self.d;
-                if n != d.qkv_dim() {
-                    return Err(Error::Gpu(format!("wq: a qkv epilogue on {n} outputs (qkv_dim {})", d.qkv_dim())));
-                }
-                r.check(d, rows)?;
-                qk = WqQkv {
-                    qout: r.q.addr(),
-                    qa: r.qa.addr(),
-                    kc: r.cache.k.addr(),
-                    vc: r.cache.v.addr(),
-                    row_pos: r.pos.addr(),
-                    row_slot: r.slot.addr(),
-                    rcos: r.rope.cos.addr(),
-                    rsin: r.rope.sin.addr(),
-                };
-            }
-            (Out::Qkv, None) | (_, Some(_)) => {
-                return Err(Error::Gpu("wq: the qkv epilogue's operands go with Out::Qkv, and only with it".into()))
-            }
-            _ => {}
-        }
-        need("wq output", &dst, dt, rows * cols)?;
-        // (start, length) of the x rows the TMA reads, which no output may share
-        let x_bytes = (x.addr(), rows * k * 2);
-        let mut nm = WqNorm::default();
-        match fold {
-            Some(WqFold::Out { wn, xn, part }) => {
-                if out != Out::Add || n != self.d.hidden {
-                    return Err(Error::Gpu(format!("wq: an RMSNorm fold out of a {out:?} launch of {n} outputs")));
-                }
-                need("next RMSNorm weight", &wn, DType::F32, n)?;
-                need("normed input x'", &xn, DType::F16, rows * n)?;
-                need("RMSNorm partial sums", &part, DType::F32, n)?;
-                if overlap((xn.addr(), rows * n * 2), x_bytes) {
-                    return Err(Error::Gpu("wq: x' overlaps the input rows".into()));
-                }
-                nm = WqNorm { wn: wn.addr(), xn: xn.addr(), part: part.addr(), out: 1, input: 0 };
-            }
-            Some(WqFold::In { part }) => {
-                if out == Out::Add || k != self.d.hidden {
-                    return Err(Error::Gpu(format!("wq: an RMSNorm fold into a {out:?} launch of k = {k}")));
-                }
-                need("RMSNorm partial sums", &part, DType::F32, k)?;
-                nm = WqNorm { part: part.addr(), input: 1, ..WqNorm::default() };
-            }
-            None => {}
-        }
+        need("wq output", &dst, DType::F32, rows * n)?;
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
-        if overlap((dst.addr(), rows * cols * dt.size()), x_bytes) {
+        if overlap((dst.addr(), rows * n * 4), (x.addr(), rows * k * 2)) {
             return Err(Error::Gpu("wq: the output overlaps the input rows".into()));
         }
         // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
         let mut tmx = self.gpu.tensor_map_f16_sw128(x.addr(), rows, k, 64, 64)?;
         let (mut wp, mut sp, mut yp) = (w.addr(), sc.addr(), dst.addr());
-        let (mut ni, mut ki, mut pi, mut ti, mut ai) =
-            (i32_of("n", n)?, i32_of("k", k)?, i32_of("per", nch.div_ceil(slices))?, i32_of("rows", rows)?, out as i32);
+        let (mut ni, mut ki, mut pi, mut ti, mut ai) = (
+            i32_of("n", n)?,
+            i32_of("k", k)?,
+            i32_of("per", nch.div_ceil(slices))?,
+            i32_of("rows", rows)?,
+            accumulate as i32,
+        );
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, mode, qk, nm): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
         // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
         // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
-        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where Add) dst rows
-        // t < rows, columns < n (n / 2 for Swiglu) of dst's type (checked: rows × those columns, f32 for F32 / Add,
-        // f16 otherwise; apart from x); for Out::Qkv instead what rope_append writes for rows t < rows (q, qa rows,
-        // one (slot[t], head, pos[t]) K / V row a kv head: operands checked above as rope_append checks them; qk
-        // mirrors `struct WqQkv` field for field, null pointers in the other modes, which never read them); nm mirrors
-        // `struct WqNorm`: where `out`, rows t < rows of xn (rows × n f16) and part[0 .. n) are written (checked),
-        // where `in`, part[0 .. k) is read (checked); null and 0 otherwise. Dynamic shared memory `smem` (allowed at engine load,
+        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where acc) dst rows
+        // t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load,
         // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
-            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, qk, nm);
+            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai);
             if slices > 1 {
                 self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
             } else {
@@ -2460,7 +2341,6 @@ mod tests {
     fn byte_ranges_overlap_only_where_they_share_a_byte() {
         assert!(overlap((100, 10), (109, 5)) && overlap((109, 5), (100, 10)) && overlap((100, 10), (90, 11)));
         assert!(!overlap((100, 10), (110, 5)) && !overlap((110, 5), (100, 10)) && !overlap((100, 10), (90, 10)));
-        // an empty range shares no byte at an end, but sits inside a range that spans it (the wq Qkv output)
         assert!(!overlap((100, 0), (100, 10)) && overlap((105, 0), (100, 10)));
     }
 

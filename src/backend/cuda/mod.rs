@@ -42,13 +42,12 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, WqFold, WqRope, ACL_MAXCS, FOLD_REPS_MAX,
-    PERSIST_NSTAMP, TCC_NS_MAX, TCC_SMEM_MAX,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
+    TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A numeric environment switch (None when unset or not a number).
@@ -380,73 +379,14 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
         .collect()
 }
 
-/// The launch shape of a `role` linear (n × k) for the quantized decode GEMM: `TRTFORGE_WQ_SHAPE`'s where it names
-/// the role (an error where its slices do not split k), else `wq::shape`'s.
-fn wq_shape(
-    role: Role,
-    n: usize,
-    k: usize,
-    sms: usize,
-    overrides: &[(Role, (usize, usize))],
-) -> Result<(usize, usize)> {
-    match overrides.iter().find(|(r, _)| *r == role) {
-        Some(&(_, sh)) if wq::slices_ok(k, sh.0) => Ok(sh),
-        Some(&(_, sh)) => Err(Error::Invalid(format!(
-            "TRTFORGE_WQ_SHAPE: {} K slices do not split the {role:?} linear's {} chunks",
-            sh.0,
-            k / wq::KC
-        ))),
-        None => Ok(wq::shape(n, k, sms)),
-    }
-}
-
-/// The fewest rows of a decode pass at which a `fmt` linear takes the quantized decode GEMM: `wq::min_rows`, and never
-/// a pass the GEMV runs (up to `GEMV_MAX_T` rows).
-fn wq_min_rows(fmt: WeightFormat, mode: wq::Mode) -> usize {
-    wq::min_rows(fmt, mode).max(GEMV_MAX_T + 1)
-}
-
-/// Every gate/up packed for the SwiGLU epilogue (`WqLinear::pairs`) is followed by a linear on the quantized decode
-/// GEMM from at most its rows (the down step reads the SwiGLU output from y, where only wq may read it); else a
-/// clear error at load naming the switches.
-fn wq_swiglu_pairs_ok(steps: &[Step], linears: &[Option<DevLinear>]) -> Result<()> {
-    for (i, l) in linears.iter().enumerate() {
-        let gate_up = matches!(steps.get(i), Some(Step::Linear(ls)) if ls.role == Role::GateUp);
-        let Some(q) = l.as_ref().and_then(|l| l.wq.as_ref()).filter(|q| q.pairs && gate_up) else { continue };
-        // and reaches the GEMM path there
-        let next = linears.get(i + 1).and_then(|l| l.as_ref()).filter(|d| d.gemm_path());
-        if !next.and_then(|d| d.wq.as_ref()).is_some_and(|d| d.min_rows <= q.min_rows && !d.pairs) {
-            return Err(Error::Invalid(
-                "TRTFORGE_WQ_SWIGLU=1 needs the down projection on the quantized decode GEMM too (leave it in \
-                 TRTFORGE_WQ_ROLES, with a format and shape wq reads, and without TRTFORGE_TCG / \
-                 TRTFORGE_FP8_GEMM)"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// What `linear_gemm` did: the GEMM output for the step's epilogue (`y`), whether the GEMM ran that epilogue itself
-/// (`epi_done`: wq's SwiGLU / RoPE), and whether it folded the next step's RMSNorm (`norm_next`: `TRTFORGE_WQ_NORM`).
-struct GemmDone<'a> {
-    y: View<'a>,
-    epi_done: bool,
-    norm_next: bool,
-}
-
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
 /// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
     shape: (usize, usize),
-    /// The fewest rows of a decode pass that take it (`wq_min_rows`).
+    /// The fewest rows of a decode pass that take it (`wq::min_rows`).
     min_rows: usize,
-    /// Rows packed in `wq::pair_perm`'s order (its `scales` then hold the row scales in that order too, int8 / fp8
-    /// included), so that only a row-pair epilogue may read its sums: gate/up's SwiGLU ([`wq::Out::Swiglu`],
-    /// `TRTFORGE_WQ_SWIGLU=1`) or qkv's RoPE + KV append ([`wq::Out::Qkv`], `TRTFORGE_WQ_ROPE=1`).
-    pairs: bool,
 }
 
 /// What the FP8 GEMM of one fp8 linear needs beyond its E4M3 codes (issue #15).
@@ -468,12 +408,6 @@ pub fn fp8_gemm_requested() -> bool {
 impl DevLinear {
     fn weights(&self) -> Weights<'_> {
         Weights { fmt: self.fmt, n: self.n, k: self.k, data: &self.data, scales: self.scales.as_ref() }
-    }
-
-    /// Whether its batched passes reach the GEMM path (where wq runs): no tcg / tcg3 / tcg4 / FP8 GEMM, whose
-    /// branches of the step loop come first.
-    fn gemm_path(&self) -> bool {
-        self.tcg.is_none() && self.tcg3.is_none() && self.tcg4.is_none() && self.fp8.is_none()
     }
 }
 
@@ -620,12 +554,6 @@ pub struct CudaBackend {
     /// With `gemm_lt`: qkv and gate/up write their GEMM output as f16 (rope_append_h / swiglu_h read
     /// it) instead of f32 (TRTFORGE_GEMM_F16OUT=1).
     gemm_f16out: bool,
-    /// `TRTFORGE_WQ_NORM=1`: x' (wq::MAX_ROWS, hidden) f16 and the per-(tile, row) Σ h² (hidden) f32 that an o / down
-    /// wq epilogue hands the next qkv / gate/up wq in place of its RMSNorm (launch.rs `WqFold`).
-    wq_norm: Option<(DevBuf, DevBuf)>,
-    /// The quantized decode GEMM writes qkv (and gate/up, where not SwiGLU'd) as f16 where `pf.f16y`
-    /// (`TRTFORGE_WQ_F16Y=1`, wq::f16y_wanted).
-    wq_f16y: bool,
     /// Some fp8 linear runs the FP8 GEMM (`DevLinear::fp8`) in the GEMM path.
     fp8_gemm: bool,
     /// How its scales are applied: `OuterVec` inside cuBLASLt (per-channel weight, per-row input
@@ -833,38 +761,7 @@ impl CudaBackend {
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
-        let wq_swiglu = wq::swiglu_wanted()?;
-        let wq_rope = wq::rope_wanted()?;
-        // Whether linears of `role` take the quantized decode GEMM here (the switches below need their roles on it).
-        let on_wq = |role: &Role| wq_mode != wq::Mode::Off && wq_roles.contains(role);
-        // RMSNorm folds only between an o / down and the next gate/up / qkv, all on wq.
-        let wq_norm = if wq::norm_wanted()? {
-            if !((on_wq(&Role::O) && on_wq(&Role::GateUp)) || (on_wq(&Role::Down) && on_wq(&Role::Qkv))) {
-                return Err(Error::Invalid(
-                    "TRTFORGE_WQ_NORM=1 folds RMSNorm between wq GEMMs: it needs o and gate/up, or down and qkv, on \
-                     the quantized decode GEMM (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES)"
-                        .into(),
-                ));
-            }
-            Some((gpu.alloc(wq::MAX_ROWS * spec.config.hidden_size * 2)?, gpu.alloc(spec.config.hidden_size * 4)?))
-        } else {
-            None
-        };
-        if wq_rope && !on_wq(&Role::Qkv) {
-            return Err(Error::Invalid(
-                "TRTFORGE_WQ_ROPE=1 folds RoPE and the KV append into qkv's quantized decode GEMM: put qkv on it \
-                 (TRTFORGE_WQ=1, or TRTFORGE_WQ_ROLES=qkv,...)"
-                    .into(),
-            ));
-        }
-        if wq_swiglu && !on_wq(&Role::GateUp) {
-            return Err(Error::Invalid(
-                "TRTFORGE_WQ_SWIGLU=1 folds SwiGLU into gate/up's quantized decode GEMM, which TRTFORGE_WQ=0 / \
-                 TRTFORGE_WQ_ROLES leave out here"
-                    .into(),
-            ));
-        }
-        if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| !on_wq(r)) {
+        if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
                  TRTFORGE_WQ_ROLES puts it on)"
@@ -897,39 +794,28 @@ impl CudaBackend {
                         fd: (l.role == Role::Down && hl.fmt == WeightFormat::F16 && tcd_copy)
                             .then(|| gpu.upload(&pack::cols8_tiles(&hl.data, hl.n, hl.k)))
                             .transpose()?,
-                        // Only where a decode pass of this engine can reach the rows that take it: an engine of
-                        // at most `min_rows` - 1 sequences (e.g. bs1 generate) would carry the pack unread.
-                        wq: if gpu.wq
-                            && on_wq(&l.role)
-                            && wq::fits(hl.fmt, hl.n, hl.k)
-                            && opts.max_batch >= wq_min_rows(hl.fmt, wq_mode)
-                        {
+                        wq: if gpu.wq && wq_roles.contains(&l.role) && wq::fits(hl.fmt, hl.n, hl.k) {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
-                            // SwiGLU'd gate/up, RoPE'd qkv: rows (and their scales) in pair_perm's order.
-                            let pairs = (wq_swiglu && l.role == Role::GateUp) || (wq_rope && l.role == Role::Qkv);
-                            let (rows, scales) = if pairs {
-                                let perm = wq::pair_perm(hl.n);
-                                let per_row = hl.scales.len() / hl.n;
-                                (
-                                    Cow::Owned(wq::permute_rows(&hl.data, hl.row_bytes(), &perm)),
-                                    Cow::Owned(wq::permute_rows(&hl.scales, per_row, &perm)),
-                                )
-                            } else {
-                                (Cow::Borrowed(&hl.data[..]), Cow::Borrowed(&hl.scales[..]))
-                            };
-                            let data = if i4 { wq::pack4(&rows, hl.n, hl.k) } else { wq::pack8(&rows, hl.n, hl.k) };
+                            let data =
+                                if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
                             Some(WqLinear {
                                 data: gpu.upload(&data)?,
-                                scales: if i4 {
-                                    Some(gpu.upload(&wq::pack_scales4(&scales, hl.n, hl.k))?)
-                                } else if pairs {
-                                    Some(gpu.upload(&scales)?)
-                                } else {
-                                    None
+                                scales: i4
+                                    .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
+                                    .transpose()?,
+                                shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
+                                    Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
+                                    Some(&(_, sh)) => {
+                                        return Err(Error::Invalid(format!(
+                                            "TRTFORGE_WQ_SHAPE: {} K slices do not split the {:?} linear's {} chunks",
+                                            sh.0,
+                                            l.role,
+                                            hl.k / wq::KC
+                                        )))
+                                    }
+                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
                                 },
-                                shape: wq_shape(l.role, hl.n, hl.k, gpu.sms as usize, &wq_shapes)?,
-                                min_rows: wq_min_rows(hl.fmt, wq_mode),
-                                pairs,
+                                min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
                         } else {
                             None
@@ -1385,8 +1271,6 @@ impl CudaBackend {
         if kv8 && gpu.cc.0 < 8 {
             return Err(Error::Unsupported("an 8-bit KV cache needs tensor cores (sm_80+)".into()));
         }
-        // A SwiGLU'd gate/up hands its output to the down step in y: that step must take wq whenever gate/up does.
-        wq_swiglu_pairs_ok(&steps, &linears)?;
         let persist = if use_tc && std::env::var("TRTFORGE_PERSIST").as_deref() == Ok("1") {
             if spec.kv_rot {
                 return Err(Error::Unsupported(
@@ -1574,8 +1458,6 @@ impl CudaBackend {
             gemm_lt,
             gemm_lt_decode,
             gemm_f16out,
-            wq_f16y: wq::f16y_wanted()?,
-            wq_norm,
             fp8_gemm,
             fp8_scales,
             tcg_ws,
@@ -1770,8 +1652,6 @@ impl CudaBackend {
         let mut rows = t;
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
-        let mut x_in_y_for = usize::MAX; // the step whose input the previous step wrote into y (wq's SwiGLU)
-        let mut norm_in_for = usize::MAX; // the step whose RMSNorm the previous step folded (wq's x' + row sums)
         let mut ofold: Option<(usize, usize)> = None; // (splits, record copies) of a folded one-row attention, for o
         for si in 0..self.steps.len() {
             if si < skip_to {
@@ -2042,8 +1922,7 @@ impl CudaBackend {
                         // GEMM path: normalized input, then cuBLAS, then the epilogue as a kernel.
                         let k = self.kern();
                         let (cur, xact) = (self.cur(selected), self.act(&self.s.xact));
-                        let fold_in = norm_in_for == si;
-                        if let Some(p) = ls.norm.filter(|_| !fold_in) {
+                        if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
                             if self.pf.rmsb {
@@ -2059,17 +1938,10 @@ impl CudaBackend {
                         // meets a few shapes, all met once at server start (`warm_gemms`).
                         let grows =
                             if self.gemm_pad && !decode { sched::gemm_rows(rows, self.opts.max_tokens) } else { rows };
-                        let GemmDone { y, epi_done, norm_next } = self.timed(prefill::gemm_label(ls.role), || {
-                            self.linear_gemm(si, &ls, grows, selected, decode, x_in_y_for == si, fold_in)
+                        let y = self.timed(prefill::gemm_label(ls.role), || {
+                            self.linear_gemm(si, &ls, grows, selected, decode)
                         })?;
-                        if epi_done && ls.role == Role::GateUp {
-                            x_in_y_for = si + 1;
-                        }
-                        if norm_next {
-                            norm_in_for = si + 1;
-                        }
                         match ls.role {
-                            Role::Qkv | Role::GateUp if epi_done => {}
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
                             Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
                                 self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
@@ -2099,116 +1971,30 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Where the o / down launch before linear step `si` may fold its RMSNorm (`TRTFORGE_WQ_NORM=1`): `si` is a
-    /// normed qkv / gate/up whose `rows`-row pass takes the quantized decode GEMM in the GEMM path (no tcg / tcg3 /
-    /// tcg4 / FP8 GEMM branch first) — its norm's parameter.
-    fn norm_fold_target(&self, si: usize, rows: usize, decode: bool) -> Option<Param> {
-        let Some(Step::Linear(ls)) = self.steps.get(si) else { return None };
-        let lin = self.linears.get(si)?.as_ref()?;
-        let wq = self.wq_linear(si, rows, decode).is_some();
-        (matches!(ls.role, Role::Qkv | Role::GateUp) && wq && lin.gemm_path()).then(|| ls.norm.clone()).flatten()
-    }
-
-    /// The quantized decode GEMM's operands of linear step `si` where a `rows`-row pass takes it (a decode pass of
-    /// 9..=64 rows with f16 activations, at least the linear's `min_rows`).
-    fn wq_linear(&self, si: usize, rows: usize, decode: bool) -> Option<&WqLinear> {
-        let lin = self.linears.get(si)?.as_ref()?;
-        let wq_rows = decode && rows <= wq::MAX_ROWS && self.act(&self.s.xact).dtype() == DType::F16;
-        lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows)
-    }
-
-    /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact` (of `y`'s first rows ·
-    /// k halves where `x_in_y`: the SwiGLU output of the gate/up step before, below): qkv and gate/up into y
-    /// (returned, for their epilogue), o/down accumulated into the residual stream in flight, the head into the
-    /// logits. The flag returned says that the GEMM ran its step's epilogue itself: qkv's RoPE + KV append
-    /// (`TRTFORGE_WQ_ROPE=1`), or gate/up's SwiGLU into y, which the down step then reads (`TRTFORGE_WQ_SWIGLU=1`;
-    /// its down step takes the quantized decode GEMM at these rows too: cuBLASLt's tuning may use y as scratch, so
-    /// only a wq down may read its input there). With `fold_in` the step's RMSNorm was folded into the o / down
-    /// launch before (`TRTFORGE_WQ_NORM=1`): its input is that launch's x', and this launch applies the row scales;
-    /// `norm_next` says that this (o / down) launch folded the next step's RMSNorm so.
-    #[allow(clippy::too_many_arguments)]
-    fn linear_gemm(
-        &self,
-        si: usize,
-        ls: &LinearStep,
-        rows: usize,
-        selected: bool,
-        decode: bool,
-        x_in_y: bool,
-        fold_in: bool,
-    ) -> Result<GemmDone<'_>> {
+    /// The GEMM of linear step `si` (`ls`) over `rows` rows of the normalized input `xact`: qkv
+    /// and gate/up into y (returned, for their epilogue), o/down accumulated into the residual
+    /// stream in flight, the head into the logits.
+    fn linear_gemm(&self, si: usize, ls: &LinearStep, rows: usize, selected: bool, decode: bool) -> Result<View<'_>> {
         let lin = self.linears[si].as_ref().ok_or_else(|| Error::Gpu("linear step without weights".into()))?;
         let (fmt, n, kdim) = (lin.fmt, lin.n, lin.k);
         let k = self.kern();
-        let xact = match (x_in_y, fold_in, &self.wq_norm) {
-            (true, false, _) => self.act(&self.s.y),
-            (false, true, Some((xn, _))) => xn.view(DType::F16),
-            (false, false, _) => self.act(&self.s.xact),
-            _ => return Err(Error::Gpu(format!("linear step {si}: its input is both in y and an RMSNorm fold"))),
-        };
-        let (cur, y) = (self.cur(selected), self.s.y.f32());
+        let (cur, xact, y) = (self.cur(selected), self.act(&self.s.xact), self.s.y.f32());
         // Session 37 (the default on cc 9.0 since session 38, wq::Mode): decode passes of 9..=64 rows of int8 /
         // int4 g128 / fp8 layer linears (by default gate/up and down; int4 from 24 rows, int8 / fp8 from 33) read
         // their codes through the quantized decode GEMM (wq.rs) instead of the f16 copy; qkv and gate/up write y,
         // o / down add into the residual stream.
-        if let Some(q) = self.wq_linear(si, rows, decode) {
+        let wq_rows = decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
+        if let Some(q) = lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows) {
             let sc = match (&q.scales, &lin.scales) {
                 (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
                 (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
             };
-            // Rows packed in pairs: only the row-pair epilogues (SwiGLU, RoPE + KV append) undo that order.
-            let (dst, out) = match ls.role {
-                Role::O | Role::Down => (cur, wq::Out::Add),
-                Role::GateUp if q.pairs => {
-                    if self.wq_linear(si + 1, rows, decode).is_none() {
-                        return Err(Error::Gpu(format!(
-                            "wq: gate/up packed for the SwiGLU epilogue, but its down step does not take wq at {rows} \
-                             rows"
-                        )));
-                    }
-                    (self.act(&self.s.y), wq::Out::Swiglu)
-                }
-                Role::Qkv if q.pairs => (y, wq::Out::Qkv),
-                _ if q.pairs => return Err(Error::Gpu(format!("wq: {} packed in row pairs", ls.role.tag()))),
-                // qkv / gate/up as f16 where the GEMM path writes f16 outputs (TRTFORGE_WQ_F16Y=1, session 38)
-                _ if self.pf.f16y && self.wq_f16y => (self.s.y.view(DType::F16), wq::Out::F16),
-                _ => (y, wq::Out::F32),
+            let (dst, acc) = match ls.role {
+                Role::O | Role::Down => (cur, true),
+                _ => (y, false),
             };
-            let rope = match out {
-                wq::Out::Qkv => {
-                    let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
-                    let l = self.layout;
-                    Some(WqRope {
-                        q: self.s.q.f32(),
-                        qa: self.act(&self.s.qa),
-                        cache: self.layer_cache(layer)?,
-                        pos: self.meta_rows(l.row_pos())?,
-                        slot: self.meta_rows(l.row_slot())?,
-                        rope: self.rope(),
-                    })
-                }
-                _ => None,
-            };
-            // RMSNorm folded in from the o / down before, or out into the next step (whose wq launch must follow).
-            let fold = match (&self.wq_norm, fold_in) {
-                (Some((_, part)), true) => Some(WqFold::In { part: part.f32() }),
-                (Some((xn, part)), false) if out == wq::Out::Add => match self.norm_fold_target(si + 1, rows, decode) {
-                    Some(p) => {
-                        let wn = self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                        Some(WqFold::Out { wn: wn.f32(), xn: xn.view(DType::F16), part: part.f32() })
-                    }
-                    None => None,
-                },
-                _ => None,
-            };
-            let norm_next = matches!(fold, Some(WqFold::Out { .. }));
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, out, rope, fold, q.shape)?;
-            return Ok(GemmDone { y: dst, epi_done: q.pairs, norm_next });
-        }
-        if x_in_y || fold_in {
-            return Err(Error::Gpu(format!(
-                "linear step {si}: its input is a wq epilogue's (y, or an RMSNorm fold), but it does not take wq"
-            )));
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
+            return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {
             (WeightFormat::F32, _) => lin.data.view(DType::F32),
@@ -2240,17 +2026,17 @@ impl CudaBackend {
         if f16y && !lt {
             let y16 = self.s.y.view(DType::F16);
             k.gemm_h(rows, n, kdim, w, xact, y16)?;
-            return Ok(GemmDone { y: y16, epi_done: false, norm_next: false });
+            return Ok(y16);
         }
         if lt {
             let f16o = (self.gemm_f16out || f16y) && matches!(ls.role, Role::Qkv | Role::GateUp);
             let dst = if f16o { self.s.y.view(DType::F16) } else { dst };
             let scratch = if beta == 0.0 { dst } else { y };
             k.gemm_lt(rows, n, kdim, w, xact, dst, beta != 0.0, scratch)?;
-            Ok(GemmDone { y: dst, epi_done: false, norm_next: false })
+            Ok(dst)
         } else {
             k.gemm(rows, n, kdim, w, xact, dst, beta)?;
-            Ok(GemmDone { y, epi_done: false, norm_next: false })
+            Ok(y)
         }
     }
 
@@ -2269,7 +2055,7 @@ impl CudaBackend {
                 continue;
             }
             seen.push(key);
-            self.linear_gemm(si, &ls, rows, false, false, false, false)?;
+            self.linear_gemm(si, &ls, rows, false, false)?;
         }
         Ok(())
     }

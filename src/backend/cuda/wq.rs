@@ -107,12 +107,11 @@ pub fn chunk_bytes(fmt: WeightFormat) -> usize {
 }
 
 /// Dynamic shared memory of a block with `nst` slots: alignment slack + barriers, then the slots (x's two
-/// 8 KB boxes, the chunk, int4's 128 scale bytes; 1 KB aligned), or the 64 × 68 f32 partial tile and the 64 rows'
-/// RMSNorm scales (`TRTFORGE_WQ_NORM`).
+/// 8 KB boxes, the chunk, int4's 128 scale bytes; 1 KB aligned), or the 64 × 68 f32 partial tile.
 pub fn smem(fmt: WeightFormat, nst: usize) -> usize {
     let sc = if matches!(fmt, WeightFormat::I4 { .. }) { 128 } else { 0 };
     let slot = (16384 + chunk_bytes(fmt) + sc).next_multiple_of(1024);
-    2048 + (nst * slot).max(64 * 68 * 4 + 64 * 4)
+    2048 + (nst * slot).max(64 * 68 * 4)
 }
 
 /// Launch shape of an (n × k) linear on `sms` SMs: (K slices = cluster size, ring slots). Matrices with at least
@@ -130,80 +129,6 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
 pub fn slices_ok(k: usize, slices: usize) -> bool {
     let nch = k / KC;
     (1..=8).contains(&slices) && (slices - 1) * nch.div_ceil(slices) < nch
-}
-
-/// How a launch writes its sums (the kernels' `mode`, kernels_wq.cu `WQ_OUT_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Out {
-    /// y (rows, n) f32.
-    F32 = 0,
-    /// Added into y (rows, n) f32: o / down into the residual stream.
-    Add = 1,
-    /// y (rows, n) f16 (qkv / gate/up where the GEMM path writes f16 outputs: `TRTFORGE_WQ_F16Y=1`).
-    F16 = 2,
-    /// gate/up packed by [`pair_perm`]: m (rows, n / 2) = silu(gate) · up as the activation type, the SwiGLU
-    /// kernel folded into the GEMM (`TRTFORGE_WQ_SWIGLU=1`).
-    Swiglu = 3,
-    /// qkv packed by [`pair_perm`]: RoPE into q (f32 and its act copy) and the K / V append into the cache, as
-    /// `rope_append` does for each (rotation) pair of y's row — that kernel folded into the GEMM
-    /// (`TRTFORGE_WQ_ROPE=1`).
-    Qkv = 4,
-}
-
-/// An opt-in switch (`0` / unset off, `1` on; anything else is an error naming it).
-fn opt_in(var: &str) -> Result<bool> {
-    match std::env::var(var).as_deref() {
-        Err(_) | Ok("0") => Ok(false),
-        Ok("1") => Ok(true),
-        Ok(v) => Err(Error::Invalid(format!("{var}={v:?}: use 1 (on) or 0 (off)"))),
-    }
-}
-
-/// `TRTFORGE_WQ_SWIGLU=1` (session 39, opt-in, not yet measured): gate/up's decode passes on this kernel write the
-/// SwiGLU output straight from their accumulators ([`Out::Swiglu`]) — one kernel and the f32 y round trip less a
-/// layer.
-pub fn swiglu_wanted() -> Result<bool> {
-    opt_in("TRTFORGE_WQ_SWIGLU")
-}
-
-/// `TRTFORGE_WQ_ROPE=1` (session 39, opt-in, not yet measured): qkv's decode passes on this kernel apply RoPE and
-/// append K / V to the cache from their accumulators ([`Out::Qkv`]) — `rope_append` and the y round trip less a
-/// layer. qkv takes wq only where `TRTFORGE_WQ=1` or `TRTFORGE_WQ_ROLES` puts it on.
-pub fn rope_wanted() -> Result<bool> {
-    opt_in("TRTFORGE_WQ_ROPE")
-}
-
-/// `TRTFORGE_WQ_NORM=1` (session 39, opt-in, not yet measured): RMSNorm folded across a pair of wq GEMMs — the o /
-/// down epilogue also writes x' = f16(h · w_norm) and per-(tile, row) Σ h², the next qkv / gate/up scales its sums by
-/// the row's rsqrt(mean h² + eps) — the `rmsnorm_b` launch less before each such pair.
-pub fn norm_wanted() -> Result<bool> {
-    opt_in("TRTFORGE_WQ_NORM")
-}
-
-/// `TRTFORGE_WQ_F16Y=1` (session 38's next/wq-f16y.patch, opt-in, not yet measured): qkv (and gate/up when not
-/// [`swiglu_wanted`]) write f16 outputs where the GEMM path does (`pf.f16y`), as cuBLASLt's `hsh` kernels do.
-pub fn f16y_wanted() -> Result<bool> {
-    opt_in("TRTFORGE_WQ_F16Y")
-}
-
-/// The row order of a matrix packed for the row-pair outputs ([`Out::Swiglu`], [`Out::Qkv`]): `perm[p]` is the
-/// stored row at packed row `p`. Stored rows come in pairs (2j, 2j + 1): gate/up interleave gate and up, qkv's
-/// q / k rows are stored as RoPE's rotation pairs (kernels.cu `qkv_store`), v's in order; in packed tile `t`, row
-/// 16w + g (w < 4, g < 8) holds row 2j of pair j = 32t + 8w + g and row 16w + g + 8 its row 2j + 1, so that one
-/// lane's accumulators hold both (wgmma's rows g and g + 8 of warp w). `n` a multiple of 64.
-pub fn pair_perm(n: usize) -> Vec<usize> {
-    let mut perm = vec![0; n];
-    for row in 0..n {
-        let (j, up) = (row / 2, row % 2);
-        let (t, jj) = (j / 32, j % 32);
-        perm[t * TILE + 16 * (jj / 8) + 8 * up + jj % 8] = row;
-    }
-    perm
-}
-
-/// `data` as rows of `row_len` elements, reordered so that row p of the result is row `perm[p]` of `data`.
-pub fn permute_rows<T: Copy>(data: &[T], row_len: usize, perm: &[usize]) -> Vec<T> {
-    perm.iter().flat_map(|&r| data[r * row_len..(r + 1) * row_len].iter().copied()).collect()
 }
 
 /// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
@@ -357,96 +282,6 @@ mod tests {
                         "word {wi} nibble {nib} should hold ({row}, {kk})"
                     );
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn pair_perm_puts_gate_and_up_in_one_lane() {
-        // For every packed position: the lane's rows g and g + 8 of warp w must be gate and up of the output the
-        // kernel's SwiGLU epilogue writes (kernels_wq.cu `swi`: 32·tile + 8·(r / 16) + r % 8 for r = 16w + g).
-        let n = 256;
-        let perm = pair_perm(n);
-        let mut seen = vec![false; n];
-        for (p, &row) in perm.iter().enumerate() {
-            let (t, r) = (p / 64, p % 64);
-            let (w, up, g) = (r / 16, (r % 16) / 8, r % 8);
-            let j = 32 * t + 8 * w + g;
-            assert_eq!(row, 2 * j + up, "packed row {p}");
-            assert!(!seen[row]);
-            seen[row] = true;
-        }
-        // the rows move as wholes: a 3-element row stays together
-        let data: Vec<u32> = (0..n as u32 * 3).collect();
-        let moved = permute_rows(&data, 3, &perm);
-        assert_eq!(&moved[3 * 9..3 * 10], &data[3 * perm[9]..3 * perm[9] + 3]);
-        assert_eq!(moved.len(), data.len());
-    }
-
-    #[test]
-    fn swiglu_epilogue_model_gives_silu_gate_times_up() {
-        // A model of the kernel's S == 1 epilogue over one tile's accumulators (the fragment table of the pack
-        // tests): with the permuted weights, accumulator i of (warp, lane) is y[stored row perm[...]], and the
-        // SwiGLU it writes must land at m[t, j] = silu(y[t, 2j]) · y[t, 2j + 1].
-        let (n, rows) = (128usize, 64usize);
-        let y = |t: usize, row: usize| ((t * 131 + row * 17) % 23) as f32 / 7.0 - 1.5;
-        let silu = |v: f32| v / (1.0 + (-v).exp());
-        let perm = pair_perm(n);
-        let mut m = vec![f32::NAN; rows * n / 2];
-        for tile in 0..n / 64 {
-            for warp in 0..4 {
-                for lane in 0..32 {
-                    let (g, t4) = (lane / 4, lane % 4);
-                    for i in (0..32).filter(|i| i & 2 == 0) {
-                        let t = 8 * (i >> 2) + 2 * t4 + (i & 1);
-                        let r = 16 * warp + g;
-                        let (gate, up) = (y(t, perm[tile * 64 + r]), y(t, perm[tile * 64 + r + 8]));
-                        m[t * n / 2 + tile * 32 + 8 * (r >> 4) + (r & 7)] = silu(gate) * up;
-                    }
-                }
-            }
-        }
-        for t in 0..rows {
-            for j in 0..n / 2 {
-                assert_eq!(m[t * n / 2 + j], silu(y(t, 2 * j)) * y(t, 2 * j + 1), "m[{t}, {j}]");
-            }
-        }
-    }
-
-    #[test]
-    fn output_modes_match_the_kernels_defines() {
-        // launch.rs passes `Out as i32` as the kernels' `mode`: each value must be kernels_wq.cu's WQ_OUT_* define.
-        let src = include_str!("kernels_wq.cu");
-        for (name, out) in
-            [("F32", Out::F32), ("ADD", Out::Add), ("F16", Out::F16), ("SWIGLU", Out::Swiglu), ("QKV", Out::Qkv)]
-        {
-            let line = format!("#define WQ_OUT_{name} {}\n", out as i32);
-            assert!(src.contains(&line), "kernels_wq.cu lacks `{}`", line.trim());
-        }
-    }
-
-    #[test]
-    fn norm_fold_gives_rmsnorm_then_the_gemm() {
-        // A model of TRTFORGE_WQ_NORM's two halves (kernels_wq.cu `nm.out` / `nm.in`) on f64: the Add epilogue
-        // writes x' = h · w and part[tile · 64 + t] = Σ of its 64 columns' h²; the next GEMM scales Σ_k x'·W by
-        // 1 / sqrt(Σ_tiles part / H + eps). Independent reference: x = h · w / rms(h), then the GEMM.
-        let (h_dim, rows, n, eps) = (256usize, 5usize, 3usize, 1e-5f64);
-        let h = |t: usize, k: usize| ((t * 37 + k * 11) % 29) as f64 / 5.0 - 2.7;
-        let w = |k: usize| 0.5 + (k % 7) as f64 / 10.0;
-        let wm = |o: usize, k: usize| ((o * 13 + k * 3) % 17) as f64 / 8.0 - 1.0;
-        let mut part = vec![0f64; h_dim];
-        for tile in 0..h_dim / 64 {
-            for t in 0..rows {
-                part[tile * 64 + t] = (0..64).map(|c| h(t, tile * 64 + c).powi(2)).sum();
-            }
-        }
-        for t in 0..rows {
-            let inv = 1.0 / ((0..h_dim / 64).map(|q| part[q * 64 + t]).sum::<f64>() / h_dim as f64 + eps).sqrt();
-            let rms = ((0..h_dim).map(|k| h(t, k).powi(2)).sum::<f64>() / h_dim as f64 + eps).sqrt();
-            for o in 0..n {
-                let folded = inv * (0..h_dim).map(|k| h(t, k) * w(k) * wm(o, k)).sum::<f64>();
-                let reference: f64 = (0..h_dim).map(|k| h(t, k) * w(k) / rms * wm(o, k)).sum();
-                assert!((folded - reference).abs() <= 1e-9 * reference.abs().max(1.0), "row {t} out {o}");
             }
         }
     }
