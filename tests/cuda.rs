@@ -53,6 +53,28 @@ fn no_gpu_is_a_clear_error_not_a_panic() {
     }
 }
 
+/// `bench` probes for a GPU before it makes any weights, except where TRTFORGE_CUDA_PRECOMPILE asks it to fill the
+/// kernel cache on a machine without one: then it reaches NVRTC (kernels cached, or NVRTC missing), not the driver.
+#[test]
+fn bench_precompiles_kernels_without_a_gpu() {
+    if gpu::probe().is_ok() {
+        eprintln!("SKIP bench_precompiles_kernels_without_a_gpu: a GPU is present");
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["bench", "--isolate", "never", "--model", &fixture("tiny_llama"), "--precisions", "fp16"])
+        .args(["--batch-sizes", "1", "--input-lens", "8", "--output-len", "2"])
+        .env("TRTFORGE_CUDA_PRECOMPILE", "sm_90")
+        .env("TRTFORGE_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("NVIDIA driver") && !err.contains("panicked"), "{err}");
+    assert!(err.contains("kernels for sm_90 cached") || err.contains("libnvrtc.so"), "{err}");
+}
+
 #[test]
 fn bad_precision_flag_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
