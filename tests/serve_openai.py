@@ -68,6 +68,38 @@ a = client.completions.create(model=model, prompt="Once upon a time", max_tokens
 b = client.completions.create(model=model, prompt="Once upon a time", max_tokens=12, temperature=0.9, top_p=0.95, seed=7)
 assert a.choices[0].text == b.choices[0].text
 
+# n choices and a batch of prompts: greedy choices each equal the one-prompt greedy text, indexed prompt by prompt
+# (i * n + j); usage counts each prompt once and every choice's tokens; a stream's chunks carry their choice's index.
+other = "Once upon a time"
+o = client.completions.create(model=model, prompt=other, max_tokens=8, temperature=0)
+m = client.completions.create(model=model, prompt=[expected["prompt"], other], max_tokens=8, temperature=0, n=2)
+greedy8 = client.completions.create(model=model, prompt=expected["prompt"], max_tokens=8, temperature=0)
+want = [greedy8.choices[0].text] * 2 + [o.choices[0].text] * 2
+assert [ch.index for ch in m.choices] == [0, 1, 2, 3], m.choices
+assert [ch.text for ch in m.choices] == want, ([ch.text for ch in m.choices], want)
+assert m.usage.prompt_tokens == greedy8.usage.prompt_tokens + o.usage.prompt_tokens, m.usage
+assert m.usage.completion_tokens == 2 * (greedy8.usage.completion_tokens + o.usage.completion_tokens), m.usage
+# Sampled choices of one seeded request differ from each other, repeat with the seed, and choice 0 is the n = 1 draw.
+kw = dict(model=model, prompt="Once upon a time", max_tokens=12, temperature=0.9, top_p=0.95, seed=7)
+s3 = client.completions.create(n=3, **kw)
+assert [ch.text for ch in s3.choices] == [ch.text for ch in client.completions.create(n=3, **kw).choices]
+assert s3.choices[0].text == a.choices[0].text, (s3.choices[0].text, a.choices[0].text)
+assert len({ch.text for ch in s3.choices}) > 1, s3.choices
+# Chat with n, streamed: per-index texts equal the non-streamed choices, one finish per choice, usage once.
+ck = dict(model=model, messages=msgs, max_tokens=10, temperature=0.8, seed=3, n=2)
+whole = client.chat.completions.create(**ck)
+texts, finishes, usages = {}, {}, []
+for ch in client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **ck):
+    for x in ch.choices:
+        texts[x.index] = texts.get(x.index, "") + (x.delta.content or "")
+        if x.finish_reason:
+            finishes[x.index] = x.finish_reason
+    if ch.usage:
+        usages.append(ch.usage)
+assert texts == {i: ch.message.content for i, ch in enumerate(whole.choices)}, (texts, whole.choices)
+assert finishes == {i: ch.finish_reason for i, ch in enumerate(whole.choices)}, finishes
+assert len(usages) == 1 and usages[0].completion_tokens == whole.usage.completion_tokens, usages
+
 # Errors come back as OpenAI errors with 4xx statuses.
 def expect(exc, status, **kw):
     try:
@@ -80,7 +112,9 @@ def expect(exc, status, **kw):
     raise AssertionError(f"no error for {kw}")
 
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
-expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2)
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)
+expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, logit_bias={"50": 5})
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
 expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
 long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)

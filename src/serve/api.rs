@@ -8,6 +8,8 @@ use serde_json::{json, Map, Value};
 pub const MAX_STOP_STRINGS: usize = 16;
 /// `max_tokens` default of /v1/completions (OpenAI's legacy default).
 pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
+/// Most choices (prompts × `n`) one request may ask for.
+pub const MAX_CHOICES: usize = 128;
 
 /// An OpenAI-style error: `{"error": {"message", "type", "param", "code"}}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +55,11 @@ pub enum PromptInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenRequest {
     pub model: Option<String>,
-    pub prompt: PromptInput,
+    /// One prompt (chat, or a completion), or several (a completion's list of strings or token lists): each gets
+    /// `n` choices, indexed prompt by prompt (choice `i * n + j`: prompt i's j-th), as OpenAI numbers them.
+    pub prompts: Vec<PromptInput>,
+    /// Choices per prompt.
+    pub n: usize,
     /// None: up to the context for chat, [`DEFAULT_COMPLETION_MAX_TOKENS`] for completions.
     pub max_tokens: Option<usize>,
     pub temperature: f32,
@@ -129,7 +135,11 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// Settings shared by completions and chat.
-fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[&str]) -> Result<GenRequest, ApiError> {
+fn parse_common(
+    o: &Map<String, Value>,
+    prompts: Vec<PromptInput>,
+    max_tokens_keys: &[&str],
+) -> Result<GenRequest, ApiError> {
     let model = match field(o, "model") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -199,14 +209,36 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
     if stop.iter().any(|s| s.is_empty()) {
         return Err(ApiError::invalid("stop strings must not be empty", Some("stop")));
     }
-    if let Some(n) = integer(o, "n")? {
-        if n != 1 {
-            return Err(ApiError::invalid(format!("only n = 1 is supported, got {n}"), Some("n")));
+    let n = match integer(o, "n")? {
+        None => 1,
+        Some(n) if n >= 1 && (n as usize).saturating_mul(prompts.len()) <= MAX_CHOICES => n as usize,
+        Some(n) if n >= 1 => {
+            return Err(ApiError::invalid(
+                format!("at most {MAX_CHOICES} choices a request: {} prompt(s) × n = {n} is too many", prompts.len()),
+                Some("n"),
+            ))
+        }
+        Some(n) => return Err(ApiError::invalid(format!("'n' must be at least 1, got {n}"), Some("n"))),
+    };
+    // best_of > n picks the choices with the highest log probability, which this server does not compute.
+    if let Some(b) = integer(o, "best_of")? {
+        if b != n as i64 && b != 1 {
+            return Err(ApiError::invalid(
+                format!("'best_of' must equal n ({n}): choosing the best of more is not supported, got {b}"),
+                Some("best_of"),
+            ));
         }
     }
-    if let Some(b) = integer(o, "best_of")? {
-        if b != 1 {
-            return Err(ApiError::invalid(format!("only best_of = 1 is supported, got {b}"), Some("best_of")));
+    // Accepting a bias and not applying it would silently change what the client asked for.
+    match field(o, "logit_bias") {
+        None => {}
+        Some(Value::Object(m)) if m.is_empty() => {}
+        Some(Value::Object(_)) => return Err(ApiError::invalid("'logit_bias' is not supported", Some("logit_bias"))),
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("'logit_bias' must be an object, got {}", type_name(v)),
+                Some("logit_bias"),
+            ))
         }
     }
     for k in ["presence_penalty", "frequency_penalty"] {
@@ -243,7 +275,8 @@ fn parse_common(o: &Map<String, Value>, prompt: PromptInput, max_tokens_keys: &[
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
     Ok(GenRequest {
         model,
-        prompt,
+        prompts,
+        n,
         max_tokens,
         temperature: temperature as f32,
         top_p: top_p as f32,
@@ -265,25 +298,30 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| bad("token-id prompts must be lists of non-negative integers".into()))
     };
-    let prompt = match o.get("prompt") {
+    let prompts = match o.get("prompt") {
         None | Some(Value::Null) => return Err(bad("'prompt' is required".into())),
-        Some(Value::String(s)) => PromptInput::Text(s.clone()),
+        Some(Value::String(s)) => vec![PromptInput::Text(s.clone())],
         Some(Value::Array(a)) if a.is_empty() => return Err(bad("'prompt' is empty".into())),
-        Some(Value::Array(a)) if a.iter().all(Value::is_number) => PromptInput::Tokens(ids(a)?),
-        Some(Value::Array(a)) if a.len() == 1 => match &a[0] {
-            Value::String(s) => PromptInput::Text(s.clone()),
-            Value::Array(t) => PromptInput::Tokens(ids(t)?),
-            v => return Err(bad(format!("'prompt' entries must be strings or token lists, got {}", type_name(v)))),
-        },
-        Some(Value::Array(a)) => {
-            return Err(bad(format!("only one prompt per request is supported (n = 1), got {}", a.len())))
+        Some(Value::Array(a)) if a.iter().all(Value::is_number) => vec![PromptInput::Tokens(ids(a)?)],
+        // a batch: a list of strings or a list of token lists
+        Some(Value::Array(a)) if a.len() > MAX_CHOICES => {
+            return Err(bad(format!("at most {MAX_CHOICES} prompts a request, got {}", a.len())))
         }
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| match p {
+                Value::String(s) => Ok(PromptInput::Text(s.clone())),
+                Value::Array(t) if t.is_empty() => Err(bad("a token-list prompt is empty".into())),
+                Value::Array(t) => Ok(PromptInput::Tokens(ids(t)?)),
+                v => Err(bad(format!("'prompt' entries must be strings or token lists, got {}", type_name(v)))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         Some(v) => return Err(bad(format!("'prompt' must be a string or a token list, got {}", type_name(v)))),
     };
     if matches!(field(o, "suffix"), Some(Value::String(s)) if !s.is_empty()) {
         return Err(ApiError::invalid("'suffix' is not supported", Some("suffix")));
     }
-    parse_common(o, prompt, &["max_tokens"])
+    parse_common(o, prompts, &["max_tokens"])
 }
 
 /// `POST /v1/chat/completions`.
@@ -330,7 +368,7 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         };
         out.push(ChatMessage { role, content });
     }
-    parse_common(o, PromptInput::Chat(out), &["max_tokens", "max_completion_tokens"])
+    parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])
 }
 
 /// `usage` object.
@@ -364,28 +402,31 @@ impl Responder {
         Responder { kind, id: format!("{prefix}-{seq:x}{created:x}"), created, model: model.to_string() }
     }
 
-    /// The whole (non-streaming) response.
-    pub fn full(&self, text: &str, finish: &str, prompt: usize, completion: usize) -> Value {
-        match self.kind {
-            Kind::Completion => json!({
-                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish}],
-                "usage": usage(prompt, completion),
-            }),
-            Kind::Chat => json!({
-                "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish}],
-                "usage": usage(prompt, completion),
-            }),
-        }
+    /// The whole (non-streaming) response: `choices` as (text, finish reason), in index order.
+    pub fn full(&self, choices: &[(String, &str)], prompt: usize, completion: usize) -> Value {
+        let choices: Vec<Value> = choices
+            .iter()
+            .enumerate()
+            .map(|(index, (text, finish))| match self.kind {
+                Kind::Completion => json!({"index": index, "text": text, "logprobs": null, "finish_reason": finish}),
+                Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text},
+                                     "logprobs": null, "finish_reason": finish}),
+            })
+            .collect();
+        let object = match self.kind {
+            Kind::Completion => "text_completion",
+            Kind::Chat => "chat.completion",
+        };
+        json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
+               "choices": choices, "usage": usage(prompt, completion)})
     }
 
-    /// One stream chunk: a text delta, or the end (`finish`), or (chat) the opening role chunk.
-    pub fn chunk(&self, text: Option<&str>, finish: Option<&str>, role: bool) -> Value {
+    /// One stream chunk of choice `index`: a text delta, or the end (`finish`), or (chat) the opening role chunk.
+    pub fn chunk(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool) -> Value {
         match self.kind {
             Kind::Completion => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish}],
+                "choices": [{"index": index, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish}],
             }),
             Kind::Chat => {
                 let mut delta = Map::new();
@@ -397,7 +438,7 @@ impl Responder {
                 }
                 json!({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+                    "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
                 })
             }
         }
@@ -427,13 +468,21 @@ mod tests {
         let r =
             parse_completion(&obj(r#"{"model":"m","prompt":"hi","max_tokens":5,"temperature":0,"stop":"x","seed":3}"#))
                 .unwrap();
-        assert_eq!(r.prompt, PromptInput::Text("hi".into()));
+        assert_eq!((r.prompts, r.n), (vec![PromptInput::Text("hi".into())], 1));
         assert_eq!(
             (r.max_tokens, r.temperature, r.stop.clone(), r.seed),
             (Some(5), 0.0, vec!["x".to_string()], Some(3))
         );
-        assert_eq!(parse_completion(&obj(r#"{"prompt":[1,2,3]}"#)).unwrap().prompt, PromptInput::Tokens(vec![1, 2, 3]));
-        assert_eq!(parse_completion(&obj(r#"{"prompt":[[4]]}"#)).unwrap().prompt, PromptInput::Tokens(vec![4]));
+        let prompts = |s| parse_completion(&obj(s)).unwrap().prompts;
+        assert_eq!(prompts(r#"{"prompt":[1,2,3]}"#), [PromptInput::Tokens(vec![1, 2, 3])]);
+        assert_eq!(prompts(r#"{"prompt":[[4]]}"#), [PromptInput::Tokens(vec![4])]);
+        assert_eq!(prompts(r#"{"prompt":["a","b"]}"#), [PromptInput::Text("a".into()), PromptInput::Text("b".into())]);
+        assert_eq!(
+            prompts(r#"{"prompt":[[4],[5,6]]}"#),
+            [PromptInput::Tokens(vec![4]), PromptInput::Tokens(vec![5, 6])]
+        );
+        let r = parse_completion(&obj(r#"{"prompt":["a","b"],"n":3,"best_of":3,"logit_bias":{}}"#)).unwrap();
+        assert_eq!((r.prompts.len(), r.n), (2, 3));
         for bad in [
             r#"{}"#,
             r#"{"prompt":5}"#,
@@ -444,10 +493,16 @@ mod tests {
             r#"{"prompt":"a","temperature":"hot"}"#,
             r#"{"prompt":"a","top_p":0}"#,
             r#"{"prompt":"a","top_k":-2}"#,
-            r#"{"prompt":"a","n":2}"#,
+            r#"{"prompt":"a","n":0}"#,
+            r#"{"prompt":"a","n":129}"#,
+            r#"{"prompt":["a","b"],"n":65}"#,
+            r#"{"prompt":"a","n":2,"best_of":3}"#,
+            r#"{"prompt":"a","logit_bias":{"50":5}}"#,
+            r#"{"prompt":"a","logit_bias":[1]}"#,
+            r#"{"prompt":["a",5]}"#,
+            r#"{"prompt":["a",[]]}"#,
             r#"{"prompt":"a","stop":[1]}"#,
             r#"{"prompt":"a","stop":""}"#,
-            r#"{"prompt":["a","b"]}"#,
             r#"{"prompt":[-1]}"#,
             r#"{"prompt":"a","logprobs":3}"#,
             r#"{"prompt":"a","model":7}"#,
@@ -466,11 +521,12 @@ mod tests {
             r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"max_completion_tokens":3}"#,
         ))
         .unwrap();
-        assert_eq!(r.max_tokens, Some(3));
-        match r.prompt {
-            PromptInput::Chat(m) => assert_eq!(m[1].content, "ab"),
+        assert_eq!((r.max_tokens, r.n), (Some(3), 1));
+        match &r.prompts[..] {
+            [PromptInput::Chat(m)] => assert_eq!(m[1].content, "ab"),
             _ => panic!(),
         }
+        assert_eq!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"n":4}"#)).unwrap().n, 4);
         for bad in [
             r#"{"messages":[]}"#,
             r#"{"messages":"hi"}"#,

@@ -139,12 +139,12 @@ async fn chat_completions(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
 
 async fn generate(s: Arc<AppState>, body: Bytes, kind: Kind) -> Response {
     match start(&s, &body, kind) {
-        Ok((req, guard, rx)) => {
-            let r = Responder::new(kind, guard.id, &s.model_name);
-            if req.stream {
-                stream_response(r, req.include_usage, guard, rx)
+        Ok(started) => {
+            let r = Responder::new(kind, started.choices[0].guard.id, &s.model_name);
+            if started.req.stream {
+                stream_response(r, started)
             } else {
-                collect_response(r, guard, rx).await
+                collect_response(r, started).await
             }
         }
         Err(e) => {
@@ -154,8 +154,9 @@ async fn generate(s: Arc<AppState>, body: Bytes, kind: Kind) -> Response {
     }
 }
 
-/// Holds a request's place: while it lives the request counts as in flight; dropping it before
-/// the end (client gone, handler cancelled) aborts the sequence and frees its KV blocks.
+/// Holds a sequence's place: while it lives the sequence counts as in flight; dropping it before
+/// the end (client gone, handler cancelled, a sibling choice failed) aborts the sequence and frees
+/// its KV blocks.
 struct RequestGuard {
     state: Arc<AppState>,
     id: SeqId,
@@ -173,8 +174,22 @@ impl Drop for RequestGuard {
 
 type OutputRx = tokio::sync::mpsc::UnboundedReceiver<Output>;
 
-/// Validates, tokenizes and submits a request.
-fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, RequestGuard, OutputRx), ApiError> {
+/// One choice of a request: its sequence in the engine.
+struct Choice {
+    guard: RequestGuard,
+    rx: OutputRx,
+}
+
+/// A request admitted and submitted: one choice per (prompt, n), in OpenAI's index order.
+struct Started {
+    req: GenRequest,
+    choices: Vec<Choice>,
+    /// Prompt tokens of the request (each prompt counted once, however many choices it has).
+    prompt_tokens: usize,
+}
+
+/// Validates, tokenizes and submits a request: every prompt's `n` choices, or none.
+fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError> {
     if s.draining.load(Ordering::SeqCst) {
         return Err(ApiError::status(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,55 +207,35 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, Requ
             return Err(unknown_model(s, m));
         }
     }
-    let tok = s.engine.tokenizer;
-    let prompt: Vec<u32> = match &req.prompt {
-        PromptInput::Text(t) => tok.encode(t, true),
-        PromptInput::Tokens(ids) => {
-            let vocab = tok.vocab_size();
-            if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
-                return Err(ApiError::invalid(
-                    format!("token id {bad} is outside the vocabulary (size {vocab})"),
-                    Some("prompt"),
-                ));
-            }
-            Ok(ids.clone())
-        }
-        PromptInput::Chat(msgs) => s.chat.encode(tok, msgs, true),
+    let many = req.prompts.len() > 1;
+    let mut prompts = Vec::with_capacity(req.prompts.len());
+    for (i, p) in req.prompts.iter().enumerate() {
+        // which prompt an error is about, where there are several
+        let which = |m: String| if many { format!("prompt {i}: {m}") } else { m };
+        let prompt = tokenize(s, p).map_err(|e| ApiError::invalid(which(e), Some("prompt")))?;
+        let max_tokens = admit_length(s, &req, kind, prompt.len()).map_err(|mut e| {
+            e.message = which(e.message);
+            e
+        })?;
+        prompts.push((prompt, max_tokens));
     }
-    .map_err(|e| ApiError::invalid(format!("could not tokenize the prompt: {e}"), Some("prompt")))?;
-    if prompt.is_empty() {
-        return Err(ApiError::invalid("the prompt is empty (no tokens)", Some("prompt")));
-    }
-    let max_len = s.engine.max_model_len;
-    let too_long = |need: usize| {
-        ApiError::invalid(
+    let total = prompts.len() * req.n;
+    // Admission: a bounded number of sequences in flight; beyond it, 429 (never an unbounded queue).
+    if total > s.max_inflight {
+        return Err(ApiError::invalid(
             format!(
-                "this model's maximum context length is {max_len} tokens; the prompt has {} tokens and {} more were requested ({need} in all)",
-                prompt.len(),
-                need - prompt.len()
+                "this request asks for {total} choices; the server runs at most {} sequences at once",
+                s.max_inflight
             ),
-            Some(if req.max_tokens.is_some() { "max_tokens" } else { "prompt" }),
-        )
-        .with_code("context_length_exceeded")
-    };
-    if prompt.len() >= max_len {
-        return Err(too_long(prompt.len() + 1));
+            Some("n"),
+        ));
     }
-    let max_tokens = match (req.max_tokens, kind) {
-        (Some(m), _) => m,
-        (None, Kind::Completion) => api::DEFAULT_COMPLETION_MAX_TOKENS.min(max_len - prompt.len()),
-        (None, Kind::Chat) => max_len - prompt.len(),
-    };
-    if prompt.len() + max_tokens > max_len {
-        return Err(too_long(prompt.len() + max_tokens));
-    }
-    // Admission: a bounded number in flight; beyond it, 429 (never an unbounded queue).
-    if s.inflight.fetch_add(1, Ordering::SeqCst) >= s.max_inflight {
-        s.inflight.fetch_sub(1, Ordering::SeqCst);
+    if s.inflight.fetch_add(total, Ordering::SeqCst) + total > s.max_inflight {
+        s.inflight.fetch_sub(total, Ordering::SeqCst);
         return Err(ApiError::status(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_exceeded",
-            format!("the server is at capacity ({} requests in flight); retry later", s.max_inflight),
+            format!("the server is at capacity ({} sequences in flight); retry later", s.max_inflight),
         )
         .with_code("rate_limit_exceeded"));
     }
@@ -251,50 +246,129 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<(GenRequest, Requ
             .unwrap_or(0);
         t ^ s.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
     });
-    let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
-    let submit = Submit {
-        // The engine adds the model's stop tokens (eos, <|im_end|>) unless ignore_eos.
-        seq: SeqRequest { prompt: prompt.clone(), sampling, max_tokens, stop_ids: Vec::new() },
-        stop_strings: req.stop.clone(),
-        ignore_eos: req.ignore_eos,
-    };
-    let Some((id, rx)) = s.engine.submit(submit) else {
-        s.inflight.fetch_sub(1, Ordering::SeqCst);
-        return Err(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the engine has stopped"));
-    };
-    let guard = RequestGuard { state: s.clone(), id, finished: false };
-    Ok((req, guard, rx))
+    let mut choices = Vec::with_capacity(total);
+    for (k, (prompt, max_tokens)) in prompts.iter().flat_map(|p| std::iter::repeat_n(p, req.n)).enumerate() {
+        // Choice k draws from its own stream (choice 0 from `seed` itself, so n = 1 is unchanged by n's support).
+        let seed = seed ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
+        let submit = Submit {
+            // The engine adds the model's stop tokens (eos, <|im_end|>) unless ignore_eos.
+            seq: SeqRequest { prompt: prompt.clone(), sampling, max_tokens: *max_tokens, stop_ids: Vec::new() },
+            stop_strings: req.stop.clone(),
+            ignore_eos: req.ignore_eos,
+        };
+        let Some((id, rx)) = s.engine.submit(submit) else {
+            // the sequences not submitted leave the count here; those submitted, through their guards
+            s.inflight.fetch_sub(total - k, Ordering::SeqCst);
+            return Err(ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the engine has stopped",
+            ));
+        };
+        choices.push(Choice { guard: RequestGuard { state: s.clone(), id, finished: false }, rx });
+    }
+    let prompt_tokens = prompts.iter().map(|(p, _)| p.len()).sum();
+    Ok(Started { req, choices, prompt_tokens })
 }
 
-async fn collect_response(r: Responder, mut guard: RequestGuard, mut rx: OutputRx) -> Response {
-    let mut text = String::new();
-    while let Some(o) = rx.recv().await {
-        match o {
-            Output::Token { text: t, .. } => text.push_str(&t),
-            Output::Done { reason, text: t, prompt_tokens, completion_tokens } => {
-                guard.finished = true;
-                text.push_str(&t);
-                return Json(r.full(&text, reason.as_str(), prompt_tokens, completion_tokens)).into_response();
+/// A prompt's token ids (an error message on failure).
+fn tokenize(s: &AppState, p: &PromptInput) -> Result<Vec<u32>, String> {
+    let tok = s.engine.tokenizer;
+    let prompt = match p {
+        PromptInput::Text(t) => tok.encode(t, true),
+        PromptInput::Tokens(ids) => {
+            let vocab = tok.vocab_size();
+            if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
+                return Err(format!("token id {bad} is outside the vocabulary (size {vocab})"));
             }
-            Output::Error(msg) => {
-                guard.finished = true;
-                return ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).into_response();
+            Ok(ids.clone())
+        }
+        PromptInput::Chat(msgs) => s.chat.encode(tok, msgs, true),
+    }
+    .map_err(|e| format!("could not tokenize the prompt: {e}"))?;
+    if prompt.is_empty() {
+        return Err("the prompt is empty (no tokens)".into());
+    }
+    Ok(prompt)
+}
+
+/// The new tokens a prompt of `len` tokens gets (`max_tokens`, or its default), or the context-length error.
+fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Result<usize, ApiError> {
+    let max_len = s.engine.max_model_len;
+    let too_long = |need: usize| {
+        ApiError::invalid(
+            format!(
+                "this model's maximum context length is {max_len} tokens; the prompt has {len} tokens and {} more were requested ({need} in all)",
+                need - len
+            ),
+            Some(if req.max_tokens.is_some() { "max_tokens" } else { "prompt" }),
+        )
+        .with_code("context_length_exceeded")
+    };
+    if len >= max_len {
+        return Err(too_long(len + 1));
+    }
+    let max_tokens = match (req.max_tokens, kind) {
+        (Some(m), _) => m,
+        (None, Kind::Completion) => api::DEFAULT_COMPLETION_MAX_TOKENS.min(max_len - len),
+        (None, Kind::Chat) => max_len - len,
+    };
+    if len + max_tokens > max_len {
+        return Err(too_long(len + max_tokens));
+    }
+    Ok(max_tokens)
+}
+
+fn engine_error(msg: String) -> Response {
+    ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).into_response()
+}
+
+/// Waits for every choice (they run side by side in the engine); any failure fails the request, and
+/// dropping the rest of the guards aborts the other choices.
+async fn collect_response(r: Responder, mut st: Started) -> Response {
+    let mut out = Vec::with_capacity(st.choices.len());
+    let mut completion = 0;
+    for c in st.choices.iter_mut() {
+        let mut text = String::new();
+        loop {
+            match c.rx.recv().await {
+                Some(Output::Token { text: t, .. }) => text.push_str(&t),
+                Some(Output::Done { reason, text: t, completion_tokens, .. }) => {
+                    c.guard.finished = true;
+                    text.push_str(&t);
+                    completion += completion_tokens;
+                    out.push((text, reason.as_str()));
+                    break;
+                }
+                Some(Output::Error(msg)) => {
+                    c.guard.finished = true;
+                    return engine_error(msg);
+                }
+                None => {
+                    return ApiError::status(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "the engine stopped before the request finished",
+                    )
+                    .into_response()
+                }
             }
         }
     }
-    ApiError::status(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        "the engine stopped before the request finished",
-    )
-    .into_response()
+    Json(r.full(&out, st.prompt_tokens, completion)).into_response()
 }
 
 struct StreamState {
     r: Responder,
     include_usage: bool,
-    guard: RequestGuard,
-    rx: OutputRx,
+    /// Every choice's guard (by index) and its outputs, merged as they come.
+    guards: Vec<RequestGuard>,
+    rx: futures_util::stream::SelectAll<futures_util::stream::BoxStream<'static, (usize, Output)>>,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    /// Choices not finished yet.
+    open: usize,
     pending: VecDeque<Event>,
     done: bool,
 }
@@ -303,16 +377,39 @@ fn data(v: serde_json::Value) -> Event {
     Event::default().data(v.to_string())
 }
 
-/// Server-sent events: (chat: a role chunk,) one chunk per generated token, a final chunk with
-/// `finish_reason`, the usage chunk if asked for, then `data: [DONE]`. Dropping the stream (the
-/// client went away) drops the guard, which aborts the sequence.
-fn stream_response(r: Responder, include_usage: bool, guard: RequestGuard, rx: OutputRx) -> Response {
+/// Server-sent events: (chat: a role chunk per choice,) one chunk per generated token of a choice
+/// (its `index` says which), a final chunk per choice with its `finish_reason`, the usage chunk if
+/// asked for, then `data: [DONE]`. Dropping the stream (the client went away) drops the guards,
+/// which abort the sequences.
+fn stream_response(r: Responder, st: Started) -> Response {
+    use futures_util::StreamExt;
     let mut pending = VecDeque::new();
+    let n = st.choices.len();
     if r.kind == Kind::Chat {
-        pending.push_back(data(r.chunk(Some(""), None, true)));
+        for i in 0..n {
+            pending.push_back(data(r.chunk(i, Some(""), None, true)));
+        }
     }
-    let st = StreamState { r, include_usage, guard, rx, pending, done: false };
-    let stream = futures_util::stream::unfold(st, |mut st| async move {
+    let mut guards = Vec::with_capacity(n);
+    let mut streams = Vec::with_capacity(n);
+    for (i, c) in st.choices.into_iter().enumerate() {
+        guards.push(c.guard);
+        let one =
+            futures_util::stream::unfold(c.rx, move |mut rx| async move { rx.recv().await.map(|o| ((i, o), rx)) });
+        streams.push(one.boxed());
+    }
+    let state = StreamState {
+        r,
+        include_usage: st.req.include_usage,
+        guards,
+        rx: futures_util::stream::select_all(streams),
+        prompt_tokens: st.prompt_tokens,
+        completion_tokens: 0,
+        open: n,
+        pending,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.pending.pop_front() {
                 return Some((Ok::<Event, Infallible>(ev), st));
@@ -320,26 +417,33 @@ fn stream_response(r: Responder, include_usage: bool, guard: RequestGuard, rx: O
             if st.done {
                 return None;
             }
-            match st.rx.recv().await {
-                Some(Output::Token { text, .. }) => st.pending.push_back(data(st.r.chunk(Some(&text), None, false))),
-                Some(Output::Done { reason, text, prompt_tokens, completion_tokens }) => {
-                    st.guard.finished = true;
+            match st.rx.next().await {
+                Some((i, Output::Token { text, .. })) => {
+                    st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false)))
+                }
+                Some((i, Output::Done { reason, text, completion_tokens, .. })) => {
+                    st.guards[i].finished = true;
+                    st.completion_tokens += completion_tokens;
                     if !text.is_empty() {
-                        st.pending.push_back(data(st.r.chunk(Some(&text), None, false)));
+                        st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false)));
                     }
                     let end = match st.r.kind {
-                        Kind::Chat => st.r.chunk(None, Some(reason.as_str()), false),
-                        Kind::Completion => st.r.chunk(Some(""), Some(reason.as_str()), false),
+                        Kind::Chat => st.r.chunk(i, None, Some(reason.as_str()), false),
+                        Kind::Completion => st.r.chunk(i, Some(""), Some(reason.as_str()), false),
                     };
                     st.pending.push_back(data(end));
-                    if st.include_usage {
-                        st.pending.push_back(data(st.r.usage_chunk(prompt_tokens, completion_tokens)));
+                    st.open -= 1;
+                    if st.open == 0 {
+                        if st.include_usage {
+                            st.pending.push_back(data(st.r.usage_chunk(st.prompt_tokens, st.completion_tokens)));
+                        }
+                        st.pending.push_back(Event::default().data("[DONE]"));
+                        st.done = true;
                     }
-                    st.pending.push_back(Event::default().data("[DONE]"));
-                    st.done = true;
                 }
-                Some(Output::Error(msg)) => {
-                    st.guard.finished = true;
+                Some((i, Output::Error(msg))) => {
+                    // the other choices are aborted when the state (their guards) is dropped
+                    st.guards[i].finished = true;
                     st.pending
                         .push_back(data(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).body()));
                     st.pending.push_back(Event::default().data("[DONE]"));
