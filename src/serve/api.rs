@@ -258,6 +258,25 @@ fn parse_common(
         None | Some(Value::Bool(false)) => {}
         Some(_) => return Err(ApiError::invalid("'logprobs' is not supported", Some("logprobs"))),
     }
+    // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
+    // than return free text to a client that will parse it.
+    match field(o, "response_format") {
+        None => {}
+        Some(Value::Object(f)) if f.get("type").and_then(Value::as_str) == Some("text") => {}
+        Some(Value::Object(f)) => {
+            let t = f.get("type").and_then(Value::as_str).unwrap_or("(none)");
+            return Err(ApiError::invalid(
+                format!("'response_format' type {t:?} is not supported (only \"text\")"),
+                Some("response_format"),
+            ));
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("'response_format' must be an object, got {}", type_name(v)),
+                Some("response_format"),
+            ))
+        }
+    }
     if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
     }
@@ -527,12 +546,16 @@ mod tests {
             _ => panic!(),
         }
         assert_eq!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"n":4}"#)).unwrap().n, 4);
+        assert!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#))
+            .is_ok());
         for bad in [
             r#"{"messages":[]}"#,
             r#"{"messages":"hi"}"#,
             r#"{"messages":[{"role":"wizard","content":"x"}]}"#,
             r#"{"messages":[{"role":"user"}]}"#,
             r#"{"messages":[{"content":"x"}]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }
