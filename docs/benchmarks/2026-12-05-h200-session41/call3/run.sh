@@ -17,19 +17,20 @@ bn() { # name binary precision batches [env...]
   env "$@" TRTFORGE_CACHE_DIR=/tmp/cz/$s/K timeout 80 /tmp/cz/$s/trtforge bench --isolate never --model preset:tinyllama-1.1b \
     --precisions $p --batch-sizes $bs --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140; }
+# In priority order (the call may be cut by the device budget; what ran is in $OUT).
 bn m_i4a s41 int4 64 X=1
+bn m_f16 s41 fp16 1,64 X=1
+PYTHONUNBUFFERED=1 timeout 80 python3 scripts/torch_baseline.py --preset tinyllama-1.1b --precisions fp16 --batch-sizes 1 \
+  --input-lens 512 --output-len 128 --runs 2 --warmup 1 --eager-prefill --out $R/torch_peer_fp16.json > $R/torch_peer_fp16.log 2>&1
+echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/torch_peer_fp16.log | tail -2
+# gate/up's 176 tiles on 132 SMs in one K slice (44 SMs do two): split K (TRTFORGE_WQ_SHAPE, checked at load).
+bn m_i4_gu2x3 s41 int4 64 TRTFORGE_WQ_SHAPE=gateup:2x3
 bn o_i4a s39 int4 64 X=1
 bn m_i4b s41 int4 64 X=1
 bn m_i8 s41 int8 64 X=1
 bn m_f8 s41 fp8 64 X=1
-bn m_f16 s41 fp16 1,64 X=1
-# gate/up's 176 tiles on 132 SMs in one K slice (44 SMs do two): split K (TRTFORGE_WQ_SHAPE, checked at load); down in 8.
-bn m_i4_gu2x3 s41 int4 64 TRTFORGE_WQ_SHAPE=gateup:2x3
 bn m_i4_gu2x4 s41 int4 64 TRTFORGE_WQ_SHAPE=gateup:2x4
 bn m_i4_d8 s41 int4 64 TRTFORGE_WQ_SHAPE=down:8x3
-PYTHONUNBUFFERED=1 timeout 80 python3 scripts/torch_baseline.py --preset tinyllama-1.1b --precisions fp16 --batch-sizes 1 \
-  --input-lens 512 --output-len 128 --runs 2 --warmup 1 --eager-prefill --out $R/torch_peer_fp16.json > $R/torch_peer_fp16.log 2>&1
-echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/torch_peer_fp16.log | tail -2
 nc() { # name [env...]
   local n=$1; shift
   env "$@" TRTFORGE_CACHE_DIR=/tmp/cz/s39/K timeout 80 ncu --clock-control none --cache-control none \
