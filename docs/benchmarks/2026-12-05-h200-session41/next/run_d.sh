@@ -6,6 +6,12 @@
 #     4 ring slots kept but 1 slice (the default) vs 3 slots.
 #  3. ncu: every kernel of the last int4 bs64 decode step alone (prompt 64), main's default, then 5745f20 with SW —
 #     where a layer's ≈ 56 µs go now, and why SW lost 8 %. Summarise here with summarize.py out/ncu_*.csv.
+# If .carry/z/s41.tgz is gone (it is git-ignored): cargo build --release, then
+#   mkdir -p /tmp/s41c/s41/K && strip -o /tmp/s41c/s41/trtforge target/release/trtforge
+#   for p in fp16 int4 int8 fp8; do LD_LIBRARY_PATH=<CUDA 13 NVRTC lib> TRTFORGE_CACHE_DIR=/tmp/s41c/s41/K \
+#     TRTFORGE_CUDA_PRECOMPILE=sm_90 target/release/trtforge bench --isolate never --model preset:tinyllama-1.1b \
+#     --precisions $p --batch-sizes 64 --input-lens 512 --output-len 128; done      # "kernels ... cached" is the success
+#   gzip /tmp/s41c/s41/trtforge && tar czf .carry/z/s41.tgz -C /tmp/s41c s41   (drop the s39 lines without s39.tgz)
 # Results land in $OUT/rd as they come (a cut call still returns them); the tool returns at most 8 files: the logs
 # and JSON are packed into one tarball per step.
 set -uo pipefail
