@@ -172,3 +172,21 @@ fn stop_strings_end_generation() {
     assert!(short.contains(&stop) && short.len() < text.len(), "{short:?} vs {text:?}");
     assert!(text.starts_with(&short), "{short:?} is a prefix of {text:?}");
 }
+
+/// An engine directory given where a model goes: the error names --engine-dir, for every command that loads a model.
+#[test]
+fn engine_dir_given_as_a_model_says_engine_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let ed = d.path().join("eng");
+    std::fs::create_dir(&ed).unwrap();
+    std::fs::write(ed.join("trtforge.json"), "{}").unwrap();
+    let ed = ed.to_str().unwrap();
+    for args in [
+        vec!["generate", "--model", ed, "--prompt", "hi"],
+        vec!["eval", "--model", ed, "--text", "README.md"],
+        vec!["serve", "--model", ed, "--port", "0"],
+    ] {
+        let err = fails(&args, d.path());
+        assert!(err.contains("engine directory") && err.contains(&format!("--engine-dir {ed}")), "{args:?}: {err}");
+    }
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub const MANIFEST_FILE: &str = "trtforge.json";
+pub const MANIFEST_FILE: &str = crate::model::load::ENGINE_MANIFEST_FILE;
 /// Bumped on any incompatible change to the manifest or the files it describes.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Files a later stage makes and can make again (`trtforge build`'s engine).

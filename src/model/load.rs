@@ -26,6 +26,10 @@ impl std::fmt::Display for ModelSource {
     }
 }
 
+/// The file that marks an engine directory (`trtforge convert`'s output; engine_dir::manifest names it so too), so a
+/// model path that is one gets an error that says what to do instead of a missing config.json.
+pub const ENGINE_MANIFEST_FILE: &str = "trtforge.json";
+
 impl ModelSource {
     pub fn parse(spec: &str) -> Result<Self> {
         if let Some(rest) = spec.strip_prefix("preset:") {
@@ -43,6 +47,12 @@ impl ModelSource {
         let p = Path::new(spec);
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
+            if p.join(ENGINE_MANIFEST_FILE).is_file() && !p.join("config.json").exists() {
+                return Err(Error::Invalid(format!(
+                    "{spec} is a trtforge engine directory ({ENGINE_MANIFEST_FILE}, no config.json): give it as \
+                     --engine-dir {spec}"
+                )));
+            }
             Ok(ModelSource::Hf(p.to_path_buf()))
         } else {
             Ok(ModelSource::Gguf(p.to_path_buf()))
