@@ -85,6 +85,11 @@ s3 = client.completions.create(n=3, **kw)
 assert [ch.text for ch in s3.choices] == [ch.text for ch in client.completions.create(n=3, **kw).choices]
 assert s3.choices[0].text == a.choices[0].text, (s3.choices[0].text, a.choices[0].text)
 assert len({ch.text for ch in s3.choices}) > 1, s3.choices
+# echo: each choice's text is its prompt followed by the completion, streamed or not.
+e = client.completions.create(model=model, prompt=[expected["prompt"], other], max_tokens=8, temperature=0, echo=True)
+assert [ch.text for ch in e.choices] == [expected["prompt"] + greedy8.choices[0].text, other + o.choices[0].text], e.choices
+es = client.completions.create(model=model, prompt=other, max_tokens=8, temperature=0, echo=True, stream=True)
+assert "".join(ch.choices[0].text for ch in es if ch.choices) == other + o.choices[0].text
 # Chat with n, streamed: per-index texts equal the non-streamed choices, one finish per choice, usage once.
 ck = dict(model=model, messages=msgs, max_tokens=10, temperature=0.8, seed=3, n=2)
 whole = client.chat.completions.create(**ck)

@@ -71,6 +71,8 @@ pub struct GenRequest {
     pub include_usage: bool,
     /// vLLM's extension: keep going past stop tokens (benchmarks use it for exact lengths).
     pub ignore_eos: bool,
+    /// /v1/completions: each choice's text starts with its prompt.
+    pub echo: bool,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -251,9 +253,7 @@ fn parse_common(
             }
         }
     }
-    if boolean(o, "echo")? == Some(true) {
-        return Err(ApiError::invalid("'echo' is not supported", Some("echo")));
-    }
+    let echo = boolean(o, "echo")?.unwrap_or(false);
     match field(o, "logprobs") {
         None | Some(Value::Bool(false)) => {}
         Some(_) => return Err(ApiError::invalid("'logprobs' is not supported", Some("logprobs"))),
@@ -305,6 +305,7 @@ fn parse_common(
         stream,
         include_usage,
         ignore_eos,
+        echo,
     })
 }
 
@@ -387,7 +388,11 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         };
         out.push(ChatMessage { role, content });
     }
-    parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])
+    let r = parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])?;
+    if r.echo {
+        return Err(ApiError::invalid("'echo' is a /v1/completions parameter", Some("echo")));
+    }
+    Ok(r)
 }
 
 /// `usage` object.
@@ -500,8 +505,9 @@ mod tests {
             prompts(r#"{"prompt":[[4],[5,6]]}"#),
             [PromptInput::Tokens(vec![4]), PromptInput::Tokens(vec![5, 6])]
         );
-        let r = parse_completion(&obj(r#"{"prompt":["a","b"],"n":3,"best_of":3,"logit_bias":{}}"#)).unwrap();
-        assert_eq!((r.prompts.len(), r.n), (2, 3));
+        let r =
+            parse_completion(&obj(r#"{"prompt":["a","b"],"n":3,"best_of":3,"logit_bias":{},"echo":true}"#)).unwrap();
+        assert_eq!((r.prompts.len(), r.n, r.echo), (2, 3, true));
         for bad in [
             r#"{}"#,
             r#"{"prompt":5}"#,
@@ -556,6 +562,7 @@ mod tests {
             r#"{"messages":[{"content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"echo":true}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }

@@ -186,6 +186,8 @@ struct Started {
     choices: Vec<Choice>,
     /// Prompt tokens of the request (each prompt counted once, however many choices it has).
     prompt_tokens: usize,
+    /// `echo`: each choice's prompt text, sent before its completion (empty strings otherwise).
+    echoes: Vec<String>,
 }
 
 /// Validates, tokenizes and submits a request: every prompt's `n` choices, or none.
@@ -209,6 +211,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
     }
     let many = req.prompts.len() > 1;
     let mut prompts = Vec::with_capacity(req.prompts.len());
+    let mut echoes = Vec::new();
     for (i, p) in req.prompts.iter().enumerate() {
         // which prompt an error is about, where there are several
         let which = |m: String| if many { format!("prompt {i}: {m}") } else { m };
@@ -217,6 +220,15 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             e.message = which(e.message);
             e
         })?;
+        // echo: the prompt as the client gave it (a token list as its text, special tokens included)
+        let echo = match (req.echo, p) {
+            (false, _) => String::new(),
+            (true, PromptInput::Text(t)) => t.clone(),
+            (true, _) => s.engine.tokenizer.decode(&prompt, false).map_err(|e| {
+                ApiError::invalid(which(format!("could not decode the prompt for 'echo': {e}")), Some("echo"))
+            })?,
+        };
+        echoes.extend(std::iter::repeat_n(echo, req.n));
         prompts.push((prompt, max_tokens));
     }
     let total = prompts.len() * req.n;
@@ -269,7 +281,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         choices.push(Choice { guard: RequestGuard { state: s.clone(), id, finished: false }, rx });
     }
     let prompt_tokens = prompts.iter().map(|(p, _)| p.len()).sum();
-    Ok(Started { req, choices, prompt_tokens })
+    Ok(Started { req, choices, prompt_tokens, echoes })
 }
 
 /// A prompt's token ids (an error message on failure).
@@ -329,8 +341,8 @@ fn engine_error(msg: String) -> Response {
 async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut out = Vec::with_capacity(st.choices.len());
     let mut completion = 0;
-    for c in st.choices.iter_mut() {
-        let mut text = String::new();
+    for (c, echo) in st.choices.iter_mut().zip(&st.echoes) {
+        let mut text = echo.clone();
         loop {
             match c.rx.recv().await {
                 Some(Output::Token { text: t, .. }) => text.push_str(&t),
@@ -389,6 +401,9 @@ fn stream_response(r: Responder, st: Started) -> Response {
         for i in 0..n {
             pending.push_back(data(r.chunk(i, Some(""), None, true)));
         }
+    }
+    for (i, echo) in st.echoes.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
+        pending.push_back(data(r.chunk(i, Some(echo), None, false)));
     }
     let mut guards = Vec::with_capacity(n);
     let mut streams = Vec::with_capacity(n);
