@@ -5,7 +5,7 @@
 #  2. Shorter per-CTA chains without a rebuild (TRTFORGE_WQ_SHAPE, checked at load): down in 8 K slices, gate/up with
 #     4 ring slots kept but 1 slice (the default) vs 3 slots.
 #  3. ncu: every kernel of the last int4 bs64 decode step alone (prompt 64), main's default, then 5745f20 with SW —
-#     where a layer's ≈ 56 µs go now, and why SW lost 8 %. Summarise here with summarize.py out/ncu_*.csv.
+#     where a layer's ≈ 56 µs go now, and why SW lost 8 %. Summarise with ../call3/summarize.py out/ncu_*.csv.
 # If .carry/z/s41.tgz is gone (it is git-ignored): cargo build --release, then
 #   mkdir -p /tmp/s41c/s41/K && strip -o /tmp/s41c/s41/trtforge target/release/trtforge
 #   for p in fp16 int4 int8 fp8; do LD_LIBRARY_PATH=<CUDA 13 NVRTC lib> TRTFORGE_CACHE_DIR=/tmp/s41c/s41/K \
