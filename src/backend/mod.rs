@@ -239,10 +239,7 @@ pub fn open_paged(
                 cuda::kv_scale_table(&weights.config, crate::quant::WeightFormat::F16, Some(k))?;
                 cuda::kv_rot_table(&weights.config, Some(k))?;
             }
-            // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU.)
-            if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
-                cuda::gpu::probe()?;
-            }
+            cuda::gpu::probe_unless_precompiling()?;
             let co = cuda::paged::CudaPagedOptions {
                 precision: o.precision.unwrap_or(crate::quant::WeightFormat::F16),
                 kv_cache_bytes: o.kv_cache_bytes,

@@ -390,11 +390,8 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
     let isolate = crate::bench::Isolate::parse(&a.isolate)?
         .applies(a.input_lens.len() * precisions.len() * kvs.len() > 1)
         && std::env::var_os(CHILD_ENV).is_none();
-    // Cheap checks before any weights are made: without a GPU, say so now, not after the load
-    // (TRTFORGE_CUDA_PRECOMPILE fills the kernel cache on a machine without a GPU: no probe then).
-    if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
-        crate::backend::cuda::gpu::probe()?;
-    }
+    // Cheap checks before any weights are made: without a GPU, say so now, not after the load.
+    crate::backend::cuda::gpu::probe_unless_precompiling()?;
     let mut loaded: Option<crate::model::load::LoadedModel> = None;
     let mut all = Vec::new();
     for &input_len in &a.input_lens {

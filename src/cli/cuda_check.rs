@@ -43,7 +43,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         engine_ctx: a.engine_ctx,
         paged_only: a.paged,
     };
-    if crate::eval::cuda_check::fp8kv_only() && std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
+    if crate::eval::cuda_check::fp8kv_only() && crate::backend::cuda::gpu::precompiling() {
         // Fill the kernel cache for the fp8 / 8-bit-KV checks and benches, in parallel.
         for l in crate::eval::cuda_check::precompile_fp8kv(&set)? {
             println!("{l}");
@@ -55,9 +55,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
     };
     // No GPU (and not just filling the kernel cache): one clear error now, not one failed check per engine after each
     // model's CPU-side preparation.
-    if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_none() {
-        crate::backend::cuda::gpu::probe()?;
-    }
+    crate::backend::cuda::gpu::probe_unless_precompiling()?;
     let mut results = if set.paged_only { vec![] } else { run_checks(&set, &mut report)? };
     if set.engine_dirs.is_empty() && !crate::eval::cuda_check::own_list_only() {
         // The paged KV cache (what `serve --backend cuda` runs) against the static engine and the CPU.

@@ -224,7 +224,7 @@ pub fn paged_checks_kvr(
         max_num_batched_tokens: 256,
         device: 0,
     };
-    if std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some() {
+    if crate::backend::cuda::gpu::precompiling() {
         // Fill the kernel cache for both engines (each constructor stops after compiling, with an
         // error saying so; an NVRTC failure is reported as it is, not dropped).
         let mut so = CudaOptions::new(p, 1, 64);

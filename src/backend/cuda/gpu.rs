@@ -16,6 +16,19 @@ fn gpu_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Gpu(format!("{what}: {e:?}"))
 }
 
+/// Whether `TRTFORGE_CUDA_PRECOMPILE` asks this run to fill the kernel cache (on a machine without a GPU).
+pub fn precompiling() -> bool {
+    std::env::var_os("TRTFORGE_CUDA_PRECOMPILE").is_some()
+}
+
+/// [`probe`], except when [`precompiling`]: commands that only fill the kernel cache need no GPU.
+pub fn probe_unless_precompiling() -> Result<()> {
+    if precompiling() {
+        return Ok(());
+    }
+    probe()
+}
+
 /// Checks that the driver, NVRTC and cuBLAS can be loaded and that a GPU is visible, before
 /// anything in cudarc that would panic without them is touched.
 pub fn probe() -> Result<()> {
