@@ -123,6 +123,14 @@ fn boolean(o: &Map<String, Value>, k: &str) -> Result<Option<bool>, ApiError> {
     }
 }
 
+fn object<'a>(o: &'a Map<String, Value>, k: &str) -> Result<Option<&'a Map<String, Value>>, ApiError> {
+    match field(o, k) {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(v) => Err(ApiError::invalid(format!("'{k}' must be an object, got {}", type_name(v)), Some(k))),
+    }
+}
+
 /// Parses a request body (bytes) into a JSON object.
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
@@ -232,16 +240,8 @@ fn parse_common(
         }
     }
     // Accepting a bias and not applying it would silently change what the client asked for.
-    match field(o, "logit_bias") {
-        None => {}
-        Some(Value::Object(m)) if m.is_empty() => {}
-        Some(Value::Object(_)) => return Err(ApiError::invalid("'logit_bias' is not supported", Some("logit_bias"))),
-        Some(v) => {
-            return Err(ApiError::invalid(
-                format!("'logit_bias' must be an object, got {}", type_name(v)),
-                Some("logit_bias"),
-            ))
-        }
+    if object(o, "logit_bias")?.is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::invalid("'logit_bias' is not supported", Some("logit_bias")));
     }
     for k in ["presence_penalty", "frequency_penalty"] {
         if let Some(x) = number(o, k)? {
@@ -260,36 +260,24 @@ fn parse_common(
     }
     // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
     // than return free text to a client that will parse it.
-    match field(o, "response_format") {
-        None => {}
-        Some(Value::Object(f)) if f.get("type").and_then(Value::as_str) == Some("text") => {}
-        Some(Value::Object(f)) => {
-            let t = f.get("type").and_then(Value::as_str).unwrap_or("(none)");
-            return Err(ApiError::invalid(
-                format!("'response_format' type {t:?} is not supported (only \"text\")"),
-                Some("response_format"),
-            ));
-        }
-        Some(v) => {
-            return Err(ApiError::invalid(
-                format!("'response_format' must be an object, got {}", type_name(v)),
-                Some("response_format"),
-            ))
+    if let Some(f) = object(o, "response_format")? {
+        match f.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            t => {
+                return Err(ApiError::invalid(
+                    format!("'response_format' type {:?} is not supported (only \"text\")", t.unwrap_or("(none)")),
+                    Some("response_format"),
+                ))
+            }
         }
     }
     if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
     }
     let stream = boolean(o, "stream")?.unwrap_or(false);
-    let include_usage = match field(o, "stream_options") {
+    let include_usage = match object(o, "stream_options")? {
         None => false,
-        Some(Value::Object(so)) => boolean(so, "include_usage")?.unwrap_or(false),
-        Some(v) => {
-            return Err(ApiError::invalid(
-                format!("'stream_options' must be an object, got {}", type_name(v)),
-                Some("stream_options"),
-            ))
-        }
+        Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
     Ok(GenRequest {

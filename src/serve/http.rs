@@ -178,6 +178,8 @@ type OutputRx = tokio::sync::mpsc::UnboundedReceiver<Output>;
 struct Choice {
     guard: RequestGuard,
     rx: OutputRx,
+    /// `echo`: the prompt's text, sent before the completion (empty otherwise).
+    echo: String,
 }
 
 /// A request admitted and submitted: one choice per (prompt, n), in OpenAI's index order.
@@ -186,8 +188,6 @@ struct Started {
     choices: Vec<Choice>,
     /// Prompt tokens of the request (each prompt counted once, however many choices it has).
     prompt_tokens: usize,
-    /// `echo`: each choice's prompt text, sent before its completion (empty strings otherwise).
-    echoes: Vec<String>,
 }
 
 /// Validates, tokenizes and submits a request: every prompt's `n` choices, or none.
@@ -210,8 +210,8 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         }
     }
     let many = req.prompts.len() > 1;
+    // (token ids, max new tokens, echo text) per prompt
     let mut prompts = Vec::with_capacity(req.prompts.len());
-    let mut echoes = Vec::new();
     for (i, p) in req.prompts.iter().enumerate() {
         // which prompt an error is about, where there are several
         let which = |m: String| if many { format!("prompt {i}: {m}") } else { m };
@@ -228,8 +228,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
                 ApiError::invalid(which(format!("could not decode the prompt for 'echo': {e}")), Some("echo"))
             })?,
         };
-        echoes.extend(std::iter::repeat_n(echo, req.n));
-        prompts.push((prompt, max_tokens));
+        prompts.push((prompt, max_tokens, echo));
     }
     let total = prompts.len() * req.n;
     // Admission: a bounded number of sequences in flight; beyond it, 429 (never an unbounded queue).
@@ -259,7 +258,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         t ^ s.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
     });
     let mut choices = Vec::with_capacity(total);
-    for (k, (prompt, max_tokens)) in prompts.iter().flat_map(|p| std::iter::repeat_n(p, req.n)).enumerate() {
+    for (k, (prompt, max_tokens, echo)) in prompts.iter().flat_map(|p| std::iter::repeat_n(p, req.n)).enumerate() {
         // Choice k draws from its own stream (choice 0 from `seed` itself, so n = 1 is unchanged by n's support).
         let seed = seed ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
         let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
@@ -278,10 +277,11 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
                 "the engine has stopped",
             ));
         };
-        choices.push(Choice { guard: RequestGuard { state: s.clone(), id, finished: false }, rx });
+        let guard = RequestGuard { state: s.clone(), id, finished: false };
+        choices.push(Choice { guard, rx, echo: echo.clone() });
     }
-    let prompt_tokens = prompts.iter().map(|(p, _)| p.len()).sum();
-    Ok(Started { req, choices, prompt_tokens, echoes })
+    let prompt_tokens = prompts.iter().map(|(p, ..)| p.len()).sum();
+    Ok(Started { req, choices, prompt_tokens })
 }
 
 /// A prompt's token ids (an error message on failure).
@@ -332,8 +332,9 @@ fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Resul
     Ok(max_tokens)
 }
 
-fn engine_error(msg: String) -> Response {
-    ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).into_response()
+/// What a request gets when the engine reports an error for one of its sequences (a response, or a stream event).
+fn engine_error(msg: String) -> ApiError {
+    ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg)
 }
 
 /// Waits for every choice (they run side by side in the engine); any failure fails the request, and
@@ -341,8 +342,8 @@ fn engine_error(msg: String) -> Response {
 async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut out = Vec::with_capacity(st.choices.len());
     let mut completion = 0;
-    for (c, echo) in st.choices.iter_mut().zip(&st.echoes) {
-        let mut text = echo.clone();
+    for c in st.choices.iter_mut() {
+        let mut text = std::mem::take(&mut c.echo);
         loop {
             match c.rx.recv().await {
                 Some(Output::Token { text: t, .. }) => text.push_str(&t),
@@ -355,7 +356,7 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                 }
                 Some(Output::Error(msg)) => {
                     c.guard.finished = true;
-                    return engine_error(msg);
+                    return engine_error(msg).into_response();
                 }
                 None => {
                     return ApiError::status(
@@ -402,12 +403,12 @@ fn stream_response(r: Responder, st: Started) -> Response {
             pending.push_back(data(r.chunk(i, Some(""), None, true)));
         }
     }
-    for (i, echo) in st.echoes.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
-        pending.push_back(data(r.chunk(i, Some(echo), None, false)));
-    }
     let mut guards = Vec::with_capacity(n);
     let mut streams = Vec::with_capacity(n);
     for (i, c) in st.choices.into_iter().enumerate() {
+        if !c.echo.is_empty() {
+            pending.push_back(data(r.chunk(i, Some(&c.echo), None, false)));
+        }
         guards.push(c.guard);
         let one =
             futures_util::stream::unfold(c.rx, move |mut rx| async move { rx.recv().await.map(|o| ((i, o), rx)) });
@@ -459,8 +460,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
                 Some((i, Output::Error(msg))) => {
                     // the other choices are aborted when the state (their guards) is dropped
                     st.guards[i].finished = true;
-                    st.pending
-                        .push_back(data(ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg).body()));
+                    st.pending.push_back(data(engine_error(msg).body()));
                     st.pending.push_back(Event::default().data("[DONE]"));
                     st.done = true;
                 }
