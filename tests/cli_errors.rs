@@ -179,7 +179,7 @@ fn engine_dir_given_as_a_model_says_engine_dir() {
     let d = tempfile::tempdir().unwrap();
     let ed = d.path().join("eng");
     std::fs::create_dir(&ed).unwrap();
-    std::fs::write(ed.join("trtforge.json"), "{}").unwrap();
+    std::fs::write(ed.join(trtforge::engine_dir::manifest::MANIFEST_FILE), "{}").unwrap();
     let ed = ed.to_str().unwrap();
     for args in [
         vec!["generate", "--model", ed, "--prompt", "hi"],

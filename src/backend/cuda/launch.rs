@@ -1839,7 +1839,7 @@ impl<'a> Kernels<'a> {
         need("wq x", &x, DType::F16, rows * k)?;
         need("wq output", &dst, DType::F32, rows * n)?;
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
-        if overlap((dst.addr(), rows * n * 4), (x.addr(), rows * k * 2)) {
+        if overlap((dst.addr(), rows * n * DType::F32.size()), (x.addr(), rows * k * DType::F16.size())) {
             return Err(Error::Gpu("wq: the output overlaps the input rows".into()));
         }
         // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
