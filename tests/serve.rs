@@ -286,12 +286,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     if has_openai {
         let exp = serde_json::json!({"prompt": prompt, "max_tokens": 12, "text": expected}).to_string();
         let out = Command::new("python3")
-            .args([root().join("tests/serve_openai.py").to_str().unwrap(), &srv.url(), "smollm2", &exp])
+            .args([root().join("tests/serve_openai.py").to_str().unwrap(), &srv.url(), "smollm2", &exp, &model])
             .output()
             .unwrap();
         let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(
-            out.status.success() && so.contains("OK"),
+            out.status.success() && so.contains("OK") && so.contains("logprobs:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );

@@ -1,8 +1,9 @@
 """The official `openai` client against a running `trtforge serve` (driven by tests/serve.rs).
 
-Usage: serve_openai.py BASE_URL MODEL EXPECTED_JSON
+Usage: serve_openai.py BASE_URL MODEL EXPECTED_JSON [GGUF]
 EXPECTED_JSON: {"prompt": str, "max_tokens": int, "text": str}  -- the text `trtforge generate --greedy`
-printed for that prompt. Prints "OK" and exits 0 when every check passes.
+printed for that prompt. GGUF: the served model's file; with it the log-probabilities are checked against
+tests/py/np_llama.py (float64 numpy). Prints "OK" and exits 0 when every check passes.
 """
 import json
 import sys
@@ -105,6 +106,83 @@ assert texts == {i: ch.message.content for i, ch in enumerate(whole.choices)}, (
 assert finishes == {i: ch.finish_reason for i, ch in enumerate(whole.choices)}, finishes
 assert len(usages) == 1 and usages[0].completion_tokens == whole.usage.completion_tokens, usages
 
+# Log-probabilities of the generated tokens: the log-softmax of an independent float64 numpy Llama
+# (tests/py/np_llama.py) over the same GGUF, token by token (greedy: the numpy argmax extends the sequence).
+if len(sys.argv) > 4:
+    import os
+
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "py"))
+    from gguf import GGUFReader
+    from np_llama import forward, load_gguf
+
+    cfg, w = load_gguf(sys.argv[4])
+    tf = GGUFReader(sys.argv[4]).fields["tokenizer.ggml.tokens"]
+    vocab = [bytes(tf.parts[i]).decode("utf-8") for i in tf.data]
+    # GPT-2's byte-level alphabet: printable Latin-1 bytes are themselves, the rest U+0100 onward.
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    rest = [b for b in range(256) if b not in printable]
+    unbyte = {chr(b): b for b in printable} | {chr(256 + k): b for k, b in enumerate(rest)}
+
+    def token_bytes(i):
+        return bytes(unbyte[c] for c in vocab[i])
+
+    def log_softmax(x):
+        m = x.max()
+        return x - (m + np.log(np.exp(x - m).sum()))
+
+    ids = [vocab.index(t) for t in ["The", "\u0120capital", "\u0120of", "\u0120France", "\u0120is"]]
+    K = 5
+    r = client.completions.create(model=model, prompt=ids, max_tokens=8, temperature=0, logprobs=K)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == r.usage.completion_tokens, lp
+    assert "".join(lp.tokens) == r.choices[0].text, (lp.tokens, r.choices[0].text)
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))], lp.text_offset
+    seq, worst, checked = list(ids), 0.0, 0
+    for i in range(len(lp.tokens)):
+        ls = log_softmax(forward(cfg, w, seq)[-1])
+        order = np.argsort(-ls)
+        if ls[order[0]] - ls[order[1]] < 0.05:
+            break  # a near-tie: float32 may choose the other token; what follows is another sequence
+        t = int(order[0])
+        assert lp.tokens[i] == token_bytes(t).decode("utf-8", errors="replace"), (i, lp.tokens[i], vocab[t])
+        worst = max(worst, abs(lp.token_logprobs[i] - ls[t]))
+        top = {token_bytes(int(j)).decode("utf-8", errors="replace"): ls[j] for j in order[:K]}
+        assert set(top) <= set(lp.top_logprobs[i]), (i, top, lp.top_logprobs[i])
+        worst = max([worst] + [abs(lp.top_logprobs[i][k] - v) for k, v in top.items()])
+        seq.append(t)
+        checked += 1
+    assert checked >= 3 and worst < 2e-3, (checked, worst)
+    print(f"logprobs: {checked} tokens x {K + 1} values within {worst:.2e} of float64 numpy")
+    # Streamed: the same values, a chunk a token, text_offset running on.
+    chunks = [c for c in client.completions.create(model=model, prompt=ids, max_tokens=8, temperature=0, logprobs=K,
+                                                    stream=True) if c.choices and c.choices[0].logprobs]
+    assert sum((c.choices[0].logprobs.tokens for c in chunks), []) == lp.tokens
+    assert sum((c.choices[0].logprobs.token_logprobs for c in chunks), []) == lp.token_logprobs
+    assert sum((c.choices[0].logprobs.text_offset for c in chunks), []) == lp.text_offset
+    # Chat: `logprobs` + `top_logprobs`; each token's bytes, joined, are the message; streamed equals whole.
+    ck = dict(model=model, messages=msgs, max_tokens=12, temperature=0, logprobs=True, top_logprobs=3)
+    c1 = client.chat.completions.create(**ck)
+    content = c1.choices[0].logprobs.content
+    assert len(content) == c1.usage.completion_tokens, (len(content), c1.usage)
+    assert b"".join(bytes(x.bytes) for x in content).decode() == c1.choices[0].message.content
+    assert all(len(x.top_logprobs) == 3 and x.top_logprobs[0].logprob >= x.logprob - 1e-6 for x in content), content
+    assert all(x.logprob <= 0 for x in content)
+    streamed = [x for ch in client.chat.completions.create(stream=True, **ck) if ch.choices and ch.choices[0].logprobs
+                for x in ch.choices[0].logprobs.content]
+    assert [(x.token, x.logprob) for x in streamed] == [(x.token, x.logprob) for x in content]
+    # Sampled tokens get theirs too (the model's distribution, before temperature and top-p).
+    sm = client.completions.create(model=model, prompt="Once upon a time", max_tokens=6, temperature=0.9, seed=5,
+                                   logprobs=0)
+    assert sm.choices[0].text == client.completions.create(model=model, prompt="Once upon a time", max_tokens=6,
+                                                            temperature=0.9, seed=5).choices[0].text
+    assert all(x <= 0 for x in sm.choices[0].logprobs.token_logprobs)
+    assert [len(d) for d in sm.choices[0].logprobs.top_logprobs] == [1] * len(sm.choices[0].logprobs.tokens)
+    expect_lp = [dict(logprobs=21), dict(logprobs=2, echo=True)]
+else:
+    expect_lp = []
+
 # Errors come back as OpenAI errors with 4xx statuses.
 def expect(exc, status, **kw):
     try:
@@ -120,6 +198,8 @@ expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, logit_bias={"50": 5})
+for kw in expect_lp:
+    expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, **kw)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
 expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
 long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)

@@ -337,6 +337,14 @@ fn smollm2_streaming_matches_full_decode() {
     let pieces: Vec<String> = ids.iter().map(|&i| dec.step(i).unwrap()).collect();
     assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
     assert_eq!(pieces.concat(), "日本🦀");
+    // Each token's own bytes (serve's `logprobs` `bytes`), also of the tokens that split a character,
+    // join to the text's UTF-8.
+    for text in ["日本🦀", "naïve café — “quoted”", texts.last().unwrap().as_str()] {
+        let ids = s.tok.encode(text, false).unwrap();
+        let bytes: Vec<u8> = ids.iter().flat_map(|&i| s.tok.token_bytes(i)).collect();
+        assert_eq!(bytes, text.as_bytes(), "{:?}", &text[..text.len().min(40)]);
+    }
+    assert!(ids.iter().any(|&i| std::str::from_utf8(&s.tok.token_bytes(i)).is_err()), "some token splits a character");
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
 use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
-use super::sampling::{argmax, sample_logits};
+use super::sampling::{argmax, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -44,10 +44,16 @@ pub struct TokenSampling {
     /// The draw for the token at position `p` comes from `seed` and `p` alone, so a sampled
     /// sequence does not depend on batching or on being preempted and recomputed.
     pub seed: u64,
+    /// `Some(n)`: also return the chosen token's log-probability and the `n` most likely tokens'
+    /// (at most [`MAX_TOP_LOGPROBS`]; [`PagedBackend::take_logprobs`]).
+    pub logprobs: Option<u8>,
 }
 
+/// Most alternatives a token's log-probabilities list (OpenAI's `top_logprobs` limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
 impl TokenSampling {
-    pub const GREEDY: TokenSampling = TokenSampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 };
+    pub const GREEDY: TokenSampling = TokenSampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, logprobs: None };
     pub fn is_greedy(&self) -> bool {
         self.temperature == 0.0
     }
@@ -126,6 +132,17 @@ pub trait PagedBackend: Send {
     fn kv_format(&self) -> (String, f64) {
         let c = self.config();
         ("f32".into(), (2 * c.num_hidden_layers * c.kv_dim() * 4) as f64)
+    }
+    /// Whether [`take_logprobs`](Self::take_logprobs) gives log-probabilities (the server refuses
+    /// `logprobs` otherwise).
+    fn supports_logprobs(&self) -> bool {
+        false
+    }
+    /// Log-probabilities of the tokens the last `step`, `launch` (when it returned them) or `collect`
+    /// returned, one entry per token: `Some` for the sequences whose sampling asked
+    /// ([`TokenSampling::logprobs`]). Empty when none asked.
+    fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
+        Vec::new()
     }
 }
 
@@ -284,8 +301,11 @@ pub struct CpuPagedBackend {
     /// Overlap (the default): `launch` computes the step but hands its tokens out through
     /// `collect` (how a GPU backend overlaps), so the engine's in-flight path runs on the CPU too.
     defer: bool,
-    /// Tokens of the steps in flight, oldest first (at most two: `launch` + `launch_next`).
-    deferred: std::collections::VecDeque<(Vec<u32>, bool)>,
+    /// Tokens of the steps in flight, oldest first (at most two: `launch` + `launch_next`), with
+    /// whether the step can be chained and its log-probabilities.
+    deferred: std::collections::VecDeque<(Vec<u32>, bool, Vec<Option<TokenLogprobs>>)>,
+    /// Log-probabilities of the step `step` last computed, then of the one `collect` returned.
+    logprobs: Vec<Option<TokenLogprobs>>,
     /// fp8 activations and a quantized KV cache (values on the 8-bit grid, held as f32).
     quant: CpuQuant,
     /// Dynamic KV scales: per layer, the running absmax of K and V per (block, kv head). Empty
@@ -365,6 +385,7 @@ impl CpuPagedBackend {
             w,
             defer,
             deferred: Default::default(),
+            logprobs: Vec::new(),
             quant,
             kv_amax,
             num_blocks,
@@ -422,19 +443,33 @@ impl PagedBackend for CpuPagedBackend {
         }
         // A step whose every sequence decodes and samples can be followed by `launch_next`.
         let chain = seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
-        self.deferred.push_back((ids, chain));
+        let lp = std::mem::take(&mut self.logprobs);
+        self.deferred.push_back((ids, chain, lp));
         Ok(None)
     }
 
     fn collect(&mut self) -> Result<Vec<u32>> {
-        self.deferred.pop_front().map(|d| d.0).ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))
+        let (ids, _, lp) =
+            self.deferred.pop_front().ok_or_else(|| Error::Invalid("paged backend: no step in flight".into()))?;
+        self.logprobs = lp;
+        Ok(ids)
+    }
+
+    fn supports_logprobs(&self) -> bool {
+        true
+    }
+
+    fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
+        std::mem::take(&mut self.logprobs)
     }
 
     fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
         // The step in flight's tokens are known here (the CPU computed them at launch): they are
         // the new step's inputs, as a GPU would take them from its own output buffer.
         let prev = match self.deferred.back() {
-            Some((ids, true)) if self.deferred.len() == 1 && ids.len() == seqs.len() && !seqs.is_empty() => ids.clone(),
+            Some((ids, true, _)) if self.deferred.len() == 1 && ids.len() == seqs.len() && !seqs.is_empty() => {
+                ids.clone()
+            }
             _ => return Ok(false),
         };
         let toks: Vec<[u32; 1]> = prev.iter().map(|&t| [t]).collect();
@@ -444,11 +479,13 @@ impl PagedBackend for CpuPagedBackend {
             .map(|(n, t)| PagedSeq { tokens: t, start: n.start, block_table: n.block_table, sample: Some(n.sample) })
             .collect();
         let ids = self.step(&step)?;
-        self.deferred.push_back((ids, true));
+        let lp = std::mem::take(&mut self.logprobs);
+        self.deferred.push_back((ids, true, lp));
         Ok(true)
     }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
+        self.logprobs.clear();
         check_step(&self.w.config, self.num_blocks, self.max_len, seqs)?;
         if seqs.is_empty() {
             return Ok(Vec::new());
@@ -485,13 +522,25 @@ impl PagedBackend for CpuPagedBackend {
         let vocab = w.config.vocab_size;
         let wanted: Vec<(usize, TokenSampling)> =
             seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
-        let ids = wanted
+        let ids: Vec<u32> = wanted
             .par_iter()
             .enumerate()
             .map_init(Vec::new, |scratch, (r, (pos, p))| {
                 sample_token(&logits.data[r * vocab..(r + 1) * vocab], p, *pos, scratch)
             })
             .collect();
+        self.logprobs = if wanted.iter().any(|(_, p)| p.logprobs.is_some()) {
+            wanted
+                .iter()
+                .zip(&ids)
+                .enumerate()
+                .map(|(r, ((_, p), &t))| {
+                    p.logprobs.map(|n| token_logprobs(&logits.data[r * vocab..(r + 1) * vocab], t, n as usize))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(ids)
     }
 }
@@ -957,7 +1006,7 @@ mod tests {
     #[test]
     fn sampling_is_seeded_by_position() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 17) as f32 * 0.3).collect();
-        let s = TokenSampling { temperature: 0.8, top_k: 20, top_p: 0.9, seed: 42 };
+        let s = TokenSampling { temperature: 0.8, top_k: 20, top_p: 0.9, seed: 42, logprobs: None };
         let mut scratch = Vec::new();
         let a: Vec<u32> = (0..20).map(|p| sample_token(&logits, &s, p, &mut scratch)).collect();
         let b: Vec<u32> = (0..20).map(|p| sample_token(&logits, &s, p, &mut scratch)).collect();

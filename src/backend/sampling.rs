@@ -145,6 +145,41 @@ pub fn check_finite(backend: &str, logits: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// A chosen token's log-probability and the most likely tokens' (id, log-probability), most likely
+/// first; all under the model's own distribution: the log-softmax of the raw logits, before
+/// temperature, top-k or top-p (what vLLM and OpenAI report by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprobs {
+    pub token: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// [`TokenLogprobs`] of `token` and the `top` most likely tokens (ties: the lower id first) of one
+/// row of logits. The log-sum-exp is accumulated in f64.
+pub fn token_logprobs(logits: &[f32], token: u32, top: usize) -> TokenLogprobs {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max + logits.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+    let lp = |x: f32| (x as f64 - lse) as f32;
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
+    if top > 0 {
+        // Keep the `top` largest (value desc, id asc) by insertion: top is at most a few dozen.
+        for (i, &x) in logits.iter().enumerate() {
+            if best.len() == top && best.last().is_some_and(|&(_, y)| x <= y) {
+                continue;
+            }
+            let at = best.partition_point(|&(_, y)| y >= x);
+            best.insert(at, (i as u32, x));
+            best.truncate(top);
+        }
+    }
+    TokenLogprobs {
+        token,
+        logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&x| lp(x)),
+        top: best.into_iter().map(|(i, x)| (i, lp(x))).collect(),
+    }
+}
+
 pub fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, v) in x.iter().enumerate() {
@@ -153,4 +188,24 @@ pub fn argmax(x: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_logprobs_rank_and_normalise() {
+        let logits = [1.0f32, 3.0, 3.0, -2.0, 0.5, f32::NEG_INFINITY];
+        let l = token_logprobs(&logits, 4, 3);
+        // The probabilities of every token sum to one: exp(logprob(i)) over i.
+        let all: f64 = (0..logits.len() as u32).map(|i| (token_logprobs(&logits, i, 0).logprob as f64).exp()).sum();
+        assert!((all - 1.0).abs() < 1e-6, "{all}");
+        // The most likely first, ties by the lower id; the chosen token's own value besides.
+        assert_eq!(l.top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(l.top[0].1, l.top[1].1);
+        assert!((l.logprob - (l.top[2].1 - 0.5)).abs() < 1e-6, "{l:?}");
+        assert_eq!(token_logprobs(&logits, 5, 0).logprob, f32::NEG_INFINITY);
+        assert_eq!(token_logprobs(&logits, 1, 9).top.len(), 6);
+    }
 }

@@ -252,7 +252,7 @@ pub fn paged_checks_kvr(
         perm.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
     let greedy = TokenSampling::GREEDY;
-    let sampled = TokenSampling { temperature: 0.8, top_k: 40, top_p: 0.9, seed: 42 };
+    let sampled = TokenSampling { temperature: 0.8, top_k: 40, top_p: 0.9, seed: 42, logprobs: None };
     let reqs = |ps: &[Vec<u32>], s: TokenSampling| -> Vec<Req> {
         ps.iter().map(|x| Req { prompt: x.clone(), sample: s }).collect()
     };

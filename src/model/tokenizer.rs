@@ -556,6 +556,27 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The bytes one token stands for: its text's UTF-8, or, for a token that is only part of a
+    /// character (a byte-fallback `<0xE2>` or a GPT-2 byte-level piece), its raw bytes. What
+    /// OpenAI's `bytes` field carries.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let text = self.decode(&[id], false).unwrap_or_default();
+        if !text.contains('\u{FFFD}') {
+            return text.into_bytes();
+        }
+        if let Some(t) = self.id_to_token(id) {
+            if let Some(b) = t.strip_prefix("<0x").and_then(|r| r.strip_suffix('>')).filter(|h| h.len() == 2) {
+                if let Ok(b) = u8::from_str_radix(b, 16) {
+                    return vec![b];
+                }
+            }
+            if let Some(b) = t.chars().map(byte_level_byte).collect::<Option<Vec<u8>>>() {
+                return b;
+            }
+        }
+        text.into_bytes()
+    }
+
     /// The chat template source the tokenizer came with, if any.
     pub fn chat_template(&self) -> Option<&str> {
         self.chat_template.as_deref()
@@ -766,6 +787,18 @@ fn add_vocab_tokens(inner: &mut tokenizers::Tokenizer, v: &GgufVocab, unknown_sp
         }
     }
     Ok(())
+}
+
+/// The byte a character of GPT-2's byte-level alphabet stands for: printable Latin-1 bytes are
+/// themselves, the other 68 bytes are U+0100 onward in byte order.
+fn byte_level_byte(c: char) -> Option<u8> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let c = c as u32;
+    if printable(c) {
+        return Some(c as u8);
+    }
+    let k = c.checked_sub(256)?;
+    (0u32..256).filter(|&b| !printable(b)).nth(k as usize).map(|b| b as u8)
 }
 
 /// Turns generated ids into text one id at a time. A byte-level token can end in the middle of a

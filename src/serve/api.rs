@@ -1,6 +1,7 @@
 //! The OpenAI request and response shapes: parsing with precise 4xx errors, and the JSON bodies
 //! and stream chunks the server sends. No I/O here.
 use super::chat::ChatMessage;
+use crate::backend::paged::MAX_TOP_LOGPROBS;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -73,6 +74,9 @@ pub struct GenRequest {
     pub ignore_eos: bool,
     /// /v1/completions: each choice's text starts with its prompt.
     pub echo: bool,
+    /// `Some(n)`: each generated token's log-probability and the `n` most likely alternatives'
+    /// (completions: `logprobs: n`; chat: `logprobs: true` with `top_logprobs: n`).
+    pub logprobs: Option<usize>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -254,10 +258,6 @@ fn parse_common(
         }
     }
     let echo = boolean(o, "echo")?.unwrap_or(false);
-    match field(o, "logprobs") {
-        None | Some(Value::Bool(false)) => {}
-        Some(_) => return Err(ApiError::invalid("'logprobs' is not supported", Some("logprobs"))),
-    }
     // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
     // than return free text to a client that will parse it.
     if let Some(f) = object(o, "response_format")? {
@@ -294,7 +294,17 @@ fn parse_common(
         include_usage,
         ignore_eos,
         echo,
+        logprobs: None,
     })
+}
+
+/// A count of alternatives, 0 ..= [`MAX_TOP_LOGPROBS`].
+fn top_count(o: &Map<String, Value>, k: &str) -> Result<Option<usize>, ApiError> {
+    match integer(o, k)? {
+        None => Ok(None),
+        Some(n) if (0..=MAX_TOP_LOGPROBS as i64).contains(&n) => Ok(Some(n as usize)),
+        Some(n) => Err(ApiError::invalid(format!("'{k}' must be between 0 and {MAX_TOP_LOGPROBS}, got {n}"), Some(k))),
+    }
 }
 
 /// `POST /v1/completions`.
@@ -329,7 +339,19 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
     if matches!(field(o, "suffix"), Some(Value::String(s)) if !s.is_empty()) {
         return Err(ApiError::invalid("'suffix' is not supported", Some("suffix")));
     }
-    parse_common(o, prompts, &["max_tokens"])
+    let mut r = parse_common(o, prompts, &["max_tokens"])?;
+    // Legacy completions: `logprobs` is the number of alternatives (the chosen token's always comes too).
+    r.logprobs = match field(o, "logprobs") {
+        Some(Value::Bool(false)) => None,
+        _ => top_count(o, "logprobs")?,
+    };
+    if r.logprobs.is_some() && r.echo {
+        return Err(ApiError::invalid(
+            "'logprobs' with 'echo' (the prompt's log-probabilities) is not supported; the generated tokens' are",
+            Some("logprobs"),
+        ));
+    }
+    Ok(r)
 }
 
 /// `POST /v1/chat/completions`.
@@ -376,10 +398,18 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         };
         out.push(ChatMessage { role, content });
     }
-    let r = parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])?;
+    let mut r = parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])?;
     if r.echo {
         return Err(ApiError::invalid("'echo' is a /v1/completions parameter", Some("echo")));
     }
+    let top = top_count(o, "top_logprobs")?;
+    r.logprobs = match boolean(o, "logprobs")? {
+        Some(true) => Some(top.unwrap_or(0)),
+        _ if top.is_some() => {
+            return Err(ApiError::invalid("'top_logprobs' needs 'logprobs': true", Some("top_logprobs")))
+        }
+        _ => None,
+    };
     Ok(r)
 }
 
@@ -393,6 +423,73 @@ pub fn usage(prompt: usize, completion: usize) -> Value {
 pub enum Kind {
     Completion,
     Chat,
+}
+
+/// One generated token's log-probabilities as a response shows them: the server's texts and bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLp {
+    pub text: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    /// The most likely tokens (text, bytes, log-probability), most likely first.
+    pub top: Vec<(String, Vec<u8>, f32)>,
+}
+
+/// A log-probability as JSON; -inf (and anything not finite) as OpenAI's -9999.0.
+fn lp_value(x: f32) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        json!(-9999.0)
+    }
+}
+
+/// The `logprobs` object of a choice, or of a stream chunk, for `toks`. Completions (legacy):
+/// `tokens`, `token_logprobs`, `top_logprobs` (a map text → log-probability of the alternatives and
+/// the chosen token) and `text_offset` (characters into the choice's text; `offset` is the first
+/// token's). Chat: `content`, one entry a token with its `bytes` and `top_logprobs`.
+pub fn logprobs_json(kind: Kind, toks: &[TokenLp], offset: usize) -> Value {
+    match kind {
+        Kind::Completion => {
+            let mut at = offset;
+            let mut offsets = Vec::with_capacity(toks.len());
+            for t in toks {
+                offsets.push(at);
+                at += t.text.chars().count();
+            }
+            let top: Vec<Value> = toks
+                .iter()
+                .map(|t| {
+                    let mut m = Map::new();
+                    for (s, _, x) in &t.top {
+                        m.entry(s.clone()).or_insert_with(|| lp_value(*x));
+                    }
+                    m.entry(t.text.clone()).or_insert_with(|| lp_value(t.logprob));
+                    Value::Object(m)
+                })
+                .collect();
+            json!({
+                "tokens": toks.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+                "token_logprobs": toks.iter().map(|t| lp_value(t.logprob)).collect::<Vec<_>>(),
+                "top_logprobs": top,
+                "text_offset": offsets,
+            })
+        }
+        Kind::Chat => {
+            let content: Vec<Value> = toks
+                .iter()
+                .map(|t| {
+                    let top: Vec<Value> = t
+                        .top
+                        .iter()
+                        .map(|(s, b, x)| json!({"token": s, "logprob": lp_value(*x), "bytes": b}))
+                        .collect();
+                    json!({"token": t.text, "logprob": lp_value(t.logprob), "bytes": t.bytes, "top_logprobs": top})
+                })
+                .collect();
+            json!({"content": content, "refusal": null})
+        }
+    }
 }
 
 /// Builds response bodies and stream chunks for one request.
@@ -414,15 +511,16 @@ impl Responder {
         Responder { kind, id: format!("{prefix}-{seq:x}{created:x}"), created, model: model.to_string() }
     }
 
-    /// The whole (non-streaming) response: `choices` as (text, finish reason), in index order.
-    pub fn full(&self, choices: &[(String, &str)], prompt: usize, completion: usize) -> Value {
+    /// The whole (non-streaming) response: `choices` as (text, finish reason, `logprobs` object or null),
+    /// in index order.
+    pub fn full(&self, choices: &[(String, &str, Value)], prompt: usize, completion: usize) -> Value {
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(index, (text, finish))| match self.kind {
-                Kind::Completion => json!({"index": index, "text": text, "logprobs": null, "finish_reason": finish}),
+            .map(|(index, (text, finish, lp))| match self.kind {
+                Kind::Completion => json!({"index": index, "text": text, "logprobs": lp, "finish_reason": finish}),
                 Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text},
-                                     "logprobs": null, "finish_reason": finish}),
+                                     "logprobs": lp, "finish_reason": finish}),
             })
             .collect();
         let object = match self.kind {
@@ -433,12 +531,13 @@ impl Responder {
                "choices": choices, "usage": usage(prompt, completion)})
     }
 
-    /// One stream chunk of choice `index`: a text delta, or the end (`finish`), or (chat) the opening role chunk.
-    pub fn chunk(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool) -> Value {
+    /// One stream chunk of choice `index`: a text delta (with its tokens' `logprobs` object, or null),
+    /// or the end (`finish`), or (chat) the opening role chunk.
+    pub fn chunk(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool, lp: Value) -> Value {
         match self.kind {
             Kind::Completion => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": index, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish}],
+                "choices": [{"index": index, "text": text.unwrap_or(""), "logprobs": lp, "finish_reason": finish}],
             }),
             Kind::Chat => {
                 let mut delta = Map::new();
@@ -450,7 +549,7 @@ impl Responder {
                 }
                 json!({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
+                    "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
                 })
             }
         }
@@ -495,7 +594,12 @@ mod tests {
         );
         let r =
             parse_completion(&obj(r#"{"prompt":["a","b"],"n":3,"best_of":3,"logit_bias":{},"echo":true}"#)).unwrap();
-        assert_eq!((r.prompts.len(), r.n, r.echo), (2, 3, true));
+        assert_eq!((r.prompts.len(), r.n, r.echo, r.logprobs), (2, 3, true, None));
+        let lp = |s| parse_completion(&obj(s)).unwrap().logprobs;
+        assert_eq!(lp(r#"{"prompt":"a","logprobs":3}"#), Some(3));
+        assert_eq!(lp(r#"{"prompt":"a","logprobs":0}"#), Some(0));
+        assert_eq!(lp(r#"{"prompt":"a","logprobs":null}"#), None);
+        assert_eq!(lp(r#"{"prompt":"a","logprobs":false,"echo":true}"#), None);
         for bad in [
             r#"{}"#,
             r#"{"prompt":5}"#,
@@ -517,7 +621,10 @@ mod tests {
             r#"{"prompt":"a","stop":[1]}"#,
             r#"{"prompt":"a","stop":""}"#,
             r#"{"prompt":[-1]}"#,
-            r#"{"prompt":"a","logprobs":3}"#,
+            r#"{"prompt":"a","logprobs":21}"#,
+            r#"{"prompt":"a","logprobs":-1}"#,
+            r#"{"prompt":"a","logprobs":true}"#,
+            r#"{"prompt":"a","logprobs":2,"echo":true}"#,
             r#"{"prompt":"a","model":7}"#,
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();
@@ -551,8 +658,16 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"echo":true}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"top_logprobs":2}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"logprobs":false,"top_logprobs":2}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"logprobs":3}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }
+        let lp = |s| parse_chat(&obj(s)).unwrap().logprobs;
+        assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#), Some(0));
+        assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":5}"#), Some(5));
+        assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":false}"#), None);
     }
 }

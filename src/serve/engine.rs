@@ -7,8 +7,9 @@
 use super::metrics::Metrics;
 use super::scheduler::{FinishReason, Scheduler, SchedulerConfig, SeqId, SeqRequest};
 use crate::backend::paged::PagedBackend;
+use crate::backend::sampling::TokenLogprobs;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub enum Output {
     Token {
         id: u32,
         text: String,
+        /// When the request asked (`TokenSampling::logprobs`).
+        logprobs: Option<TokenLogprobs>,
     },
     /// The end: text still held back, and usage counts (`completion_tokens` excludes a stop token).
     Done {
@@ -89,6 +92,8 @@ pub struct Engine {
     pub max_model_len: usize,
     pub tokenizer: &'static Tokenizer,
     pub backend_name: &'static str,
+    /// Whether the backend returns log-probabilities (`PagedBackend::supports_logprobs`).
+    pub logprobs: bool,
 }
 
 impl Engine {
@@ -104,6 +109,7 @@ impl Engine {
         let alive = Arc::new(AtomicBool::new(true));
         let max_model_len = sched.max_model_len;
         let backend_name = backend.name();
+        let logprobs = backend.supports_logprobs();
         {
             let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
             m.kv_blocks_total = sched.num_blocks;
@@ -139,6 +145,7 @@ impl Engine {
             max_model_len,
             tokenizer,
             backend_name,
+            logprobs,
         })
     }
 
@@ -423,6 +430,8 @@ impl Worker {
     fn step_inner(&mut self) -> bool {
         let t0 = Instant::now();
         let mut events = Vec::new();
+        // Log-probabilities of this step's tokens, per sequence in the order of its events.
+        let mut lps: HashMap<SeqId, VecDeque<TokenLogprobs>> = HashMap::new();
         let mut ran = false;
         // The step left in flight (TRTFORGE_SERVE_OVERLAP): its tokens go to the scheduler before
         // the next step is planned. Sequences aborted meanwhile (stop string, client gone) are
@@ -447,7 +456,10 @@ impl Worker {
                 }
             }
             match self.backend.collect() {
-                Ok(sampled) => events = self.sched.update(&plan, &sampled),
+                Ok(sampled) => {
+                    self.take_logprobs(&plan, &mut lps);
+                    events = self.sched.update(&plan, &sampled)
+                }
                 Err(e) => self.fail_plan(&plan, &e),
             }
         }
@@ -485,7 +497,10 @@ impl Worker {
             match result {
                 // In flight: this step's tokens are processed after the next launch.
                 Ok(None) => self.inflight = Some(plan),
-                Ok(Some(sampled)) => events.extend(self.sched.update(&plan, &sampled)),
+                Ok(Some(sampled)) => {
+                    self.take_logprobs(&plan, &mut lps);
+                    events.extend(self.sched.update(&plan, &sampled))
+                }
                 Err(e) => self.fail_plan(&plan, &e),
             }
         }
@@ -521,7 +536,8 @@ impl Worker {
                 }
                 let (text, hit) = a.push_text(&delta, last);
                 stopped = hit;
-                sent_ok = a.out.send(Output::Token { id: t, text }).is_ok();
+                let logprobs = lps.get_mut(&ev.id).and_then(VecDeque::pop_front).filter(|l| l.token == t);
+                sent_ok = a.out.send(Output::Token { id: t, text, logprobs }).is_ok();
             }
             let reason = if stopped {
                 Some(DoneReason::Stop)
@@ -567,6 +583,16 @@ impl Worker {
         m.record_step_tokens(now, new_tokens);
 
         true
+    }
+
+    /// The backend's log-probabilities of the step of `plan` just collected, by sequence.
+    fn take_logprobs(&mut self, plan: &super::scheduler::Plan, lps: &mut HashMap<SeqId, VecDeque<TokenLogprobs>>) {
+        let got = self.backend.take_logprobs();
+        for (e, l) in plan.entries.iter().filter(|e| e.sample).zip(got) {
+            if let Some(l) = l {
+                lps.entry(e.id).or_default().push_back(l);
+            }
+        }
     }
 
     fn publish(&self) {

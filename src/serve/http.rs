@@ -5,6 +5,7 @@ use super::chat::ChatTemplate;
 use super::engine::{Engine, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use crate::backend::paged::TokenSampling;
+use crate::backend::sampling::TokenLogprobs;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
@@ -12,6 +13,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde_json::Value::Null;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -209,6 +211,15 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             return Err(unknown_model(s, m));
         }
     }
+    if req.logprobs.is_some() && !s.engine.logprobs {
+        return Err(ApiError::invalid(
+            format!(
+                "'logprobs' is not available on the {} backend yet (it samples on the GPU); serve with --backend cpu for log-probabilities",
+                s.engine.backend_name
+            ),
+            Some("logprobs"),
+        ));
+    }
     let many = req.prompts.len() > 1;
     // (token ids, max new tokens, echo text) per prompt
     let mut prompts = Vec::with_capacity(req.prompts.len());
@@ -261,7 +272,13 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
     for (k, (prompt, max_tokens, echo)) in prompts.iter().flat_map(|p| std::iter::repeat_n(p, req.n)).enumerate() {
         // Choice k draws from its own stream (choice 0 from `seed` itself, so n = 1 is unchanged by n's support).
         let seed = seed ^ (k as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        let sampling = TokenSampling { temperature: req.temperature, top_k: req.top_k, top_p: req.top_p, seed };
+        let sampling = TokenSampling {
+            temperature: req.temperature,
+            top_k: req.top_k,
+            top_p: req.top_p,
+            seed,
+            logprobs: req.logprobs.map(|n| n as u8),
+        };
         let submit = Submit {
             // The engine adds the model's stop tokens (eos, <|im_end|>) unless ignore_eos.
             seq: SeqRequest { prompt: prompt.clone(), sampling, max_tokens: *max_tokens, stop_ids: Vec::new() },
@@ -332,6 +349,22 @@ fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Resul
     Ok(max_tokens)
 }
 
+/// A token's log-probabilities with the texts and bytes a response shows.
+fn token_lp(s: &AppState, l: &TokenLogprobs) -> api::TokenLp {
+    let tok = s.engine.tokenizer;
+    let piece = |id: u32| (tok.decode(&[id], false).unwrap_or_default(), tok.token_bytes(id));
+    let (text, bytes) = piece(l.token);
+    let top = l
+        .top
+        .iter()
+        .map(|&(id, x)| {
+            let (t, b) = piece(id);
+            (t, b, x)
+        })
+        .collect();
+    api::TokenLp { text, bytes, logprob: l.logprob, top }
+}
+
 /// What a request gets when the engine reports an error for one of its sequences (a response, or a stream event).
 fn engine_error(msg: String) -> ApiError {
     ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg)
@@ -344,14 +377,25 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut completion = 0;
     for c in st.choices.iter_mut() {
         let mut text = std::mem::take(&mut c.echo);
+        let offset = text.chars().count();
+        let mut lps = Vec::new();
         loop {
             match c.rx.recv().await {
-                Some(Output::Token { text: t, .. }) => text.push_str(&t),
+                Some(Output::Token { text: t, logprobs, .. }) => {
+                    text.push_str(&t);
+                    if let Some(l) = logprobs {
+                        lps.push(token_lp(&c.guard.state, &l));
+                    }
+                }
                 Some(Output::Done { reason, text: t, completion_tokens, .. }) => {
                     c.guard.finished = true;
                     text.push_str(&t);
                     completion += completion_tokens;
-                    out.push((text, reason.as_str()));
+                    let lp = match st.req.logprobs {
+                        Some(_) => api::logprobs_json(r.kind, &lps, offset),
+                        None => serde_json::Value::Null,
+                    };
+                    out.push((text, reason.as_str(), lp));
                     break;
                 }
                 Some(Output::Error(msg)) => {
@@ -380,6 +424,10 @@ struct StreamState {
     rx: futures_util::stream::SelectAll<futures_util::stream::BoxStream<'static, (usize, Output)>>,
     prompt_tokens: usize,
     completion_tokens: usize,
+    /// The request asked for log-probabilities: each token's chunk carries its own.
+    logprobs: bool,
+    /// Per choice, `text_offset` of its next token (completions' log-probabilities).
+    offsets: Vec<usize>,
     /// Choices not finished yet.
     open: usize,
     pending: VecDeque<Event>,
@@ -400,14 +448,15 @@ fn stream_response(r: Responder, st: Started) -> Response {
     let n = st.choices.len();
     if r.kind == Kind::Chat {
         for i in 0..n {
-            pending.push_back(data(r.chunk(i, Some(""), None, true)));
+            pending.push_back(data(r.chunk(i, Some(""), None, true, Null)));
         }
     }
     let mut guards = Vec::with_capacity(n);
     let mut streams = Vec::with_capacity(n);
+    let offsets = st.choices.iter().map(|c| c.echo.chars().count()).collect();
     for (i, c) in st.choices.into_iter().enumerate() {
         if !c.echo.is_empty() {
-            pending.push_back(data(r.chunk(i, Some(&c.echo), None, false)));
+            pending.push_back(data(r.chunk(i, Some(&c.echo), None, false, Null)));
         }
         guards.push(c.guard);
         let one =
@@ -421,6 +470,8 @@ fn stream_response(r: Responder, st: Started) -> Response {
         rx: futures_util::stream::select_all(streams),
         prompt_tokens: st.prompt_tokens,
         completion_tokens: 0,
+        logprobs: st.req.logprobs.is_some(),
+        offsets,
         open: n,
         pending,
         done: false,
@@ -434,18 +485,27 @@ fn stream_response(r: Responder, st: Started) -> Response {
                 return None;
             }
             match st.rx.next().await {
-                Some((i, Output::Token { text, .. })) => {
-                    st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false)))
+                Some((i, Output::Token { text, logprobs, .. })) => {
+                    let lp = match logprobs.filter(|_| st.logprobs) {
+                        Some(l) => {
+                            let t = token_lp(&st.guards[i].state, &l);
+                            let v = api::logprobs_json(st.r.kind, std::slice::from_ref(&t), st.offsets[i]);
+                            st.offsets[i] += t.text.chars().count();
+                            v
+                        }
+                        None => Null,
+                    };
+                    st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, lp)))
                 }
                 Some((i, Output::Done { reason, text, completion_tokens, .. })) => {
                     st.guards[i].finished = true;
                     st.completion_tokens += completion_tokens;
                     if !text.is_empty() {
-                        st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false)));
+                        st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, Null)));
                     }
                     let end = match st.r.kind {
-                        Kind::Chat => st.r.chunk(i, None, Some(reason.as_str()), false),
-                        Kind::Completion => st.r.chunk(i, Some(""), Some(reason.as_str()), false),
+                        Kind::Chat => st.r.chunk(i, None, Some(reason.as_str()), false, Null),
+                        Kind::Completion => st.r.chunk(i, Some(""), Some(reason.as_str()), false, Null),
                     };
                     st.pending.push_back(data(end));
                     st.open -= 1;
