@@ -17,6 +17,7 @@ use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
 use crate::backend::paged::{block_bytes, PagedBackend, PagedSeq, TokenSampling};
+use crate::backend::sampling::{token_logprobs, TokenLogprobs};
 use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::Result;
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
@@ -32,10 +33,11 @@ struct Req {
     sample: TokenSampling,
 }
 
-/// Tokens and the logits of every sampled row, per sequence.
+/// Tokens, the logits of every sampled row and what `take_logprobs` gave for it, per sequence.
 struct RunOut {
     tokens: Vec<Vec<u32>>,
     logits: Vec<Vec<Vec<f32>>>,
+    logprobs: Vec<Vec<Option<TokenLogprobs>>>,
 }
 
 /// Runs `reqs` together: every step each unfinished sequence gives its next prompt chunk of at
@@ -54,7 +56,11 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
         at += need;
     }
     let mut pos = vec![0usize; reqs.len()];
-    let mut out = RunOut { tokens: vec![vec![]; reqs.len()], logits: vec![vec![]; reqs.len()] };
+    let mut out = RunOut {
+        tokens: vec![vec![]; reqs.len()],
+        logits: vec![vec![]; reqs.len()],
+        logprobs: vec![vec![]; reqs.len()],
+    };
     b.capture_logits = Some(Vec::new());
     loop {
         let mut seqs = Vec::new();
@@ -81,10 +87,12 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
             break;
         }
         let ids = b.step(&seqs)?;
+        let lp = b.take_logprobs();
         let lg = b.capture_logits.replace(Vec::new()).unwrap_or_default();
         for (r, (&i, &id)) in who.iter().zip(&ids).enumerate() {
             out.tokens[i].push(id);
             out.logits[i].push(lg[r * vocab..(r + 1) * vocab].to_vec());
+            out.logprobs[i].push(lp.get(r).cloned().flatten());
         }
         for (i, len) in stepped {
             pos[i] += len;
@@ -442,6 +450,31 @@ pub fn paged_checks_kvr(
         Ok(CheckResult { name: format!("{label}: logits vs CPU (alone and among 63)"), pass, detail })
     };
     out.push(lg());
+    // 5) log-probabilities (serve's `logprobs`): in mixed steps (prefill chunks of 5 beside decodes, reordered), each
+    // sampled row that asks gets the log-softmax of its own captured logits at its own token; the others get none.
+    let mut lp_check = || -> Result<CheckResult> {
+        let with = |s: TokenSampling, k: u8| TokenSampling { logprobs: Some(k), ..s };
+        let mut rq: Vec<Req> = others[..6].iter().map(|x| Req { prompt: x.clone(), sample: greedy }).collect();
+        rq[1] = Req { prompt: prompts[0].clone(), sample: with(greedy, 5) };
+        rq[4] = Req { prompt: others[40].clone(), sample: with(sampled, 0) };
+        let r = run_paged(&mut b, &rq, n, 5, &perm[200..])?;
+        let (mut rows, mut bad) = (0, Vec::new());
+        for (i, q) in rq.iter().enumerate() {
+            for (j, got) in r.logprobs[i].iter().enumerate() {
+                let want = q.sample.logprobs.map(|k| token_logprobs(&r.logits[i][j], r.tokens[i][j], k as usize));
+                rows += usize::from(want.is_some());
+                if *got != want {
+                    bad.push((i, j));
+                }
+            }
+        }
+        Ok(CheckResult {
+            name: format!("{label}: log-probabilities == the captured logits' (6 seqs, chunks of 5)"),
+            pass: bad.is_empty() && rows == 2 * n,
+            detail: format!("{rows} rows with log-probabilities; mismatches (seq, step) {bad:?}"),
+        })
+    };
+    out.push(lp_check());
     out
 }
 

@@ -19,6 +19,7 @@ use super::{CudaBackend, CudaOptions};
 use crate::backend::paged::{
     blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE,
 };
+use crate::backend::sampling::{token_logprobs, TokenLogprobs};
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
@@ -110,6 +111,11 @@ pub struct CudaPagedBackend {
     /// TRTFORGE_SERVE_PROFILE: GPU time of each step and the GPU's idle time between steps
     /// (CUDA events on the stream).
     marks: Option<StepMarks>,
+    /// The step being run has a sequence that asks for log-probabilities ([`TokenSampling::logprobs`]):
+    /// such steps run synchronously (`step`), and each sampling point appends its rows to `logprobs`.
+    lp_step: bool,
+    /// Log-probabilities of the last `step`'s tokens (`PagedBackend::take_logprobs`).
+    logprobs: Vec<Option<TokenLogprobs>>,
 }
 
 /// Per-step CUDA events (TRTFORGE_SERVE_PROFILE): what a graph decode step and an eager
@@ -223,6 +229,8 @@ impl CudaPagedBackend {
             chain: None,
             prof_next: (0, 0.0),
             marks: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepMarks::default()),
+            lp_step: false,
+            logprobs: Vec::new(),
             eng,
             num_blocks,
             max_len,
@@ -331,6 +339,32 @@ impl CudaPagedBackend {
         self.eng.argmax(rows)
     }
 
+    /// After a sampling point of a step with log-probabilities (`lp_step`): the rows of `want` (logits
+    /// rows 0.., ids in `next`) get theirs, computed on the host from the logits and the chosen ids
+    /// (synchronous copies); rows that did not ask get None, so `logprobs` follows the step's ids.
+    fn logprob_rows(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
+        if !self.lp_step {
+            return Ok(());
+        }
+        let Some(last) = want.iter().rposition(|(s, _)| s.logprobs.is_some()) else {
+            self.logprobs.extend(std::iter::repeat_n(None, want.len()));
+            return Ok(());
+        };
+        let v = self.eng.cfg.vocab_size;
+        let mut logits = vec![0f32; (last + 1) * v];
+        self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
+        let mut ids = vec![0i32; last + 1];
+        self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut ids)?;
+        for (r, (s, _)) in want.iter().enumerate() {
+            let lp = s
+                .logprobs
+                .filter(|_| r <= last)
+                .map(|k| token_logprobs(&logits[r * v..(r + 1) * v], ids[r] as u32, k as usize));
+            self.logprobs.push(lp);
+        }
+        Ok(())
+    }
+
     fn capture(&mut self, rows: usize) -> Result<()> {
         if let Some(c) = self.capture_logits.as_mut() {
             let v = self.eng.cfg.vocab_size;
@@ -431,6 +465,10 @@ impl PagedBackend for CudaPagedBackend {
         self.max_len
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
+        // Log-probabilities come from the logits on the host: such a step runs synchronously.
+        if seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some())) {
+            return self.step(seqs).map(Some);
+        }
         let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
         let one_pass = seqs.iter().map(|s| s.tokens.len()).sum::<usize>() <= self.eng.opts.max_tokens;
         if self.ahead
@@ -500,7 +538,12 @@ impl PagedBackend for CudaPagedBackend {
 
     fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
         let Some((n, b)) = self.chain else { return Ok(false) };
-        if !self.ahead || self.pending.len() != 1 || seqs.len() != n || self.capture_logits.is_some() {
+        if !self.ahead
+            || self.pending.len() != 1
+            || seqs.len() != n
+            || self.capture_logits.is_some()
+            || seqs.iter().any(|s| s.sample.logprobs.is_some())
+        {
             return Ok(false);
         }
         let stride = self.eng.tbl_stride;
@@ -602,6 +645,8 @@ impl PagedBackend for CudaPagedBackend {
     }
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
+        self.logprobs.clear();
+        self.lp_step = seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()));
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
         if !self.pending.is_empty() {
             return Err(Error::Invalid("paged backend: step with a step in flight (collect first)".into()));
@@ -620,6 +665,16 @@ impl PagedBackend for CudaPagedBackend {
             return r;
         }
         self.step_synced(seqs)
+    }
+
+    fn supports_logprobs(&self) -> bool {
+        // Written (`logprob_rows`), not yet run on a GPU: `cuda-check --paged` has its check
+        // ("log-probabilities == the captured logits'"); the server refuses `logprobs` on CUDA until it passes.
+        false
+    }
+
+    fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
+        std::mem::take(&mut self.logprobs)
     }
 
     fn warm_up(&mut self) -> Result<Option<String>> {
@@ -693,6 +748,13 @@ impl CudaPagedBackend {
         let mut out = vec![0u32; ids.len()];
         for (j, &id) in ids.iter().enumerate() {
             out[rank[j]] = id;
+        }
+        if !self.logprobs.is_empty() {
+            let ran = std::mem::take(&mut self.logprobs);
+            self.logprobs = vec![None; ran.len()];
+            for (j, l) in ran.into_iter().enumerate() {
+                self.logprobs[rank[j]] = l;
+            }
         }
         if let Some(c) = self.capture_logits.as_mut() {
             let v = self.eng.cfg.vocab_size;
@@ -792,6 +854,7 @@ impl CudaPagedBackend {
             let want: Vec<(TokenSampling, usize)> =
                 seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
             self.sample_rest(&want)?;
+            self.logprob_rows(&want)?;
             let t1 = std::time::Instant::now();
             self.read_ids(seqs.len(), &mut out)?;
             self.prof.0 += 1;
@@ -818,6 +881,7 @@ impl CudaPagedBackend {
                 me.capture(nsel)?;
                 me.argmax(nsel)?;
                 me.sample_rest(want)?;
+                me.logprob_rows(want)?;
                 me.read_ids(nsel, out)?;
             }
             pieces.clear();
