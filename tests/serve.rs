@@ -291,7 +291,7 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
             .unwrap();
         let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(
-            out.status.success() && so.contains("OK") && so.contains("logprobs:"),
+            out.status.success() && so.contains("OK") && so.contains("logprobs:") && so.contains("prompt logprobs:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );

@@ -179,7 +179,31 @@ if len(sys.argv) > 4:
                                                             temperature=0.9, seed=5).choices[0].text
     assert all(x <= 0 for x in sm.choices[0].logprobs.token_logprobs)
     assert [len(d) for d in sm.choices[0].logprobs.top_logprobs] == [1] * len(sm.choices[0].logprobs.tokens)
-    expect_lp = [dict(logprobs=21), dict(logprobs=2, echo=True)]
+    # echo with logprobs (lm-evaluation-harness' loglikelihood requests): the prompt's tokens come first, the first
+    # without a value, each later one numpy's log-softmax at it; the same the second time, when its blocks are in the
+    # prefix cache (a prompt being scored is recomputed, not taken from it).
+    long_ids = ids * 8
+    lg = forward(cfg, w, long_ids)
+    lsm = lg - (lg.max(-1, keepdims=True) + np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)))
+    want_lp = [lsm[i - 1][long_ids[i]] for i in range(1, len(long_ids))]
+    for attempt in range(2):
+        e = client.completions.create(model=model, prompt=long_ids, max_tokens=1, temperature=0, logprobs=1, echo=True)
+        el = e.choices[0].logprobs
+        assert len(el.tokens) == len(long_ids) + 1, (len(el.tokens), len(long_ids))
+        assert el.token_logprobs[0] is None and el.top_logprobs[0] is None, el.token_logprobs[:2]
+        assert "".join(el.tokens[: len(long_ids)]) == b"".join(token_bytes(i) for i in long_ids).decode()
+        d = max(abs(a - b) for a, b in zip(el.token_logprobs[1 : len(long_ids)], want_lp))
+        assert d < 2e-3, (attempt, d)
+        assert abs(el.token_logprobs[-1] - lsm[-1].max()) < 2e-3  # the generated (greedy) token
+        assert all(max(t.values()) >= v - 1e-6 for t, v in zip(el.top_logprobs[1:], el.token_logprobs[1:]))
+        if attempt == 0:
+            print(f"prompt logprobs: {len(want_lp)} positions within {d:.2e} of float64 numpy")
+    es = [c.choices[0] for c in client.completions.create(model=model, prompt=long_ids, max_tokens=1, temperature=0,
+                                                          logprobs=1, echo=True, stream=True) if c.choices]
+    assert "".join(c.text for c in es) == e.choices[0].text
+    assert sum((c.logprobs.token_logprobs for c in es if c.logprobs), []) == el.token_logprobs
+    assert sum((c.logprobs.text_offset for c in es if c.logprobs), []) == el.text_offset
+    expect_lp = [dict(logprobs=21, max_tokens=4), dict(logprobs=2, echo=True, max_tokens=0)]
 else:
     expect_lp = []
 
@@ -199,7 +223,7 @@ expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, logit_bias={"50": 5})
 for kw in expect_lp:
-    expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, **kw)
+    expect(openai.BadRequestError, 400, model=model, prompt="hi", **kw)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
 expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
 long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)

@@ -70,6 +70,18 @@ pub struct PagedSeq<'a> {
     pub block_table: &'a [i32],
     /// `Some` when the step should return a token chosen from the last position's logits.
     pub sample: Option<TokenSampling>,
+    /// Prompt log-probabilities (serve's `echo` with `logprobs`): rows `from_row ..` of this chunk score
+    /// the tokens that follow them ([`PagedBackend::take_prompt_logprobs`]).
+    pub score: Option<PromptScore<'a>>,
+}
+
+/// Which rows of a chunk score which tokens: row `from_row + i` (position `start + from_row + i`) gets the
+/// log-probability of `targets[i]`, the token at the next position, and the `top` most likely tokens'.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptScore<'a> {
+    pub from_row: usize,
+    pub targets: &'a [u32],
+    pub top: u8,
 }
 
 /// One sequence of a decode step queued behind the step in flight ([`PagedBackend::launch_next`]):
@@ -142,6 +154,13 @@ pub trait PagedBackend: Send {
     /// returned, one entry per token: `Some` for the sequences whose sampling asked
     /// ([`TokenSampling::logprobs`]). Empty when none asked.
     fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
+        Vec::new()
+    }
+    /// The prompt log-probabilities of the last `step` (or `launch` that returned its tokens): one list a
+    /// sequence of the step, in order (empty for a sequence without [`PagedSeq::score`]); empty when no
+    /// sequence had one. A backend that scores has [`supports_logprobs`](Self::supports_logprobs) and runs
+    /// such steps to completion in `launch`.
+    fn take_prompt_logprobs(&mut self) -> Vec<Vec<TokenLogprobs>> {
         Vec::new()
     }
 }
@@ -306,6 +325,8 @@ pub struct CpuPagedBackend {
     deferred: std::collections::VecDeque<(Vec<u32>, bool, Vec<Option<TokenLogprobs>>)>,
     /// Log-probabilities of the step `step` last computed, then of the one `collect` returned.
     logprobs: Vec<Option<TokenLogprobs>>,
+    /// Prompt log-probabilities of the step `step` last computed (`PagedSeq::score`), a list a sequence.
+    prompt_logprobs: Vec<Vec<TokenLogprobs>>,
     /// fp8 activations and a quantized KV cache (values on the 8-bit grid, held as f32).
     quant: CpuQuant,
     /// Dynamic KV scales: per layer, the running absmax of K and V per (block, kv head). Empty
@@ -386,6 +407,7 @@ impl CpuPagedBackend {
             defer,
             deferred: Default::default(),
             logprobs: Vec::new(),
+            prompt_logprobs: Vec::new(),
             quant,
             kv_amax,
             num_blocks,
@@ -438,7 +460,9 @@ impl PagedBackend for CpuPagedBackend {
 
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         let ids = self.step(seqs)?;
-        if !self.defer {
+        // A step that scores prompt rows returns at once (its prompt log-probabilities stay for
+        // `take_prompt_logprobs`).
+        if !self.defer || !self.prompt_logprobs.is_empty() {
             return Ok(Some(ids));
         }
         // A step whose every sequence decodes and samples can be followed by `launch_next`.
@@ -463,6 +487,10 @@ impl PagedBackend for CpuPagedBackend {
         std::mem::take(&mut self.logprobs)
     }
 
+    fn take_prompt_logprobs(&mut self) -> Vec<Vec<TokenLogprobs>> {
+        std::mem::take(&mut self.prompt_logprobs)
+    }
+
     fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
         // The step in flight's tokens are known here (the CPU computed them at launch): they are
         // the new step's inputs, as a GPU would take them from its own output buffer.
@@ -476,7 +504,13 @@ impl PagedBackend for CpuPagedBackend {
         let step: Vec<PagedSeq> = seqs
             .iter()
             .zip(&toks)
-            .map(|(n, t)| PagedSeq { tokens: t, start: n.start, block_table: n.block_table, sample: Some(n.sample) })
+            .map(|(n, t)| PagedSeq {
+                score: None,
+                tokens: t,
+                start: n.start,
+                block_table: n.block_table,
+                sample: Some(n.sample),
+            })
             .collect();
         let ids = self.step(&step)?;
         let lp = std::mem::take(&mut self.logprobs);
@@ -486,14 +520,23 @@ impl PagedBackend for CpuPagedBackend {
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         self.logprobs.clear();
+        self.prompt_logprobs.clear();
         check_step(&self.w.config, self.num_blocks, self.max_len, seqs)?;
+        if let Some((i, _)) = seqs.iter().enumerate().find(|(_, s)| {
+            s.score.is_some_and(|c| c.from_row + c.targets.len() > s.tokens.len() || c.top as usize > MAX_TOP_LOGPROBS)
+        }) {
+            return Err(Error::Invalid(format!("paged step: sequence {i} scores rows outside its chunk")));
+        }
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
         let mut rows = Vec::with_capacity(seqs.len());
         let mut tokens = Vec::new();
         let mut positions = Vec::new();
+        // The head runs on the sampled rows first (logits row r = the r-th sampled sequence), then on
+        // the scored prompt rows.
         let mut out_rows = Vec::new();
+        let mut scored = Vec::new();
         for s in seqs {
             let row0 = tokens.len();
             rows.push(row0);
@@ -502,7 +545,12 @@ impl PagedBackend for CpuPagedBackend {
             if s.sample.is_some() {
                 out_rows.push(row0 + s.tokens.len() - 1);
             }
+            if let Some(c) = s.score {
+                scored.extend((0..c.targets.len()).map(|i| row0 + c.from_row + i));
+            }
         }
+        let n_sampled = out_rows.len();
+        out_rows.extend(scored);
         let w = Arc::clone(&self.w);
         let mut pass = PagedPass {
             w: &w,
@@ -520,6 +568,24 @@ impl PagedBackend for CpuPagedBackend {
         // With no sampled sequence (prefill chunks only) the head runs on zero rows.
         let logits = forward(&w.config, &mut pass)?; // (out_rows, vocab)
         let vocab = w.config.vocab_size;
+        if seqs.iter().any(|s| s.score.is_some()) {
+            let mut r = n_sampled;
+            self.prompt_logprobs = seqs
+                .iter()
+                .map(|s| {
+                    let Some(c) = s.score else { return Vec::new() };
+                    let at = r;
+                    r += c.targets.len();
+                    c.targets
+                        .par_iter()
+                        .enumerate()
+                        .map(|(i, &t)| {
+                            token_logprobs(&logits.data[(at + i) * vocab..(at + i + 1) * vocab], t, c.top as usize)
+                        })
+                        .collect()
+                })
+                .collect();
+        }
         let wanted: Vec<(usize, TokenSampling)> =
             seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
         let ids: Vec<u32> = wanted
@@ -758,6 +824,7 @@ mod tests {
             let end = (pos + chunk).min(prompt.len());
             let last = end == prompt.len();
             let s = PagedSeq {
+                score: None,
                 tokens: &prompt[pos..end],
                 start: pos,
                 block_table: table,
@@ -771,7 +838,13 @@ mod tests {
         }
         while out.len() < n_new {
             let t = [*out.last().unwrap()];
-            let s = PagedSeq { tokens: &t, start: pos, block_table: table, sample: Some(TokenSampling::GREEDY) };
+            let s = PagedSeq {
+                score: None,
+                tokens: &t,
+                start: pos,
+                block_table: table,
+                sample: Some(TokenSampling::GREEDY),
+            };
             pos += 1;
             out.push(b.step(&[s]).unwrap()[0]);
         }
@@ -797,15 +870,33 @@ mod tests {
         let mut toks_b = Vec::new();
         let r = b
             .step(&[
-                PagedSeq { tokens: &prompt_a[..20], start: 0, block_table: &ta, sample: None },
-                PagedSeq { tokens: &prompt_b, start: 0, block_table: &tb, sample: Some(TokenSampling::GREEDY) },
+                PagedSeq { score: None, tokens: &prompt_a[..20], start: 0, block_table: &ta, sample: None },
+                PagedSeq {
+                    score: None,
+                    tokens: &prompt_b,
+                    start: 0,
+                    block_table: &tb,
+                    sample: Some(TokenSampling::GREEDY),
+                },
             ])
             .unwrap();
         toks_b.push(r[0]);
         let r = b
             .step(&[
-                PagedSeq { tokens: &[toks_b[0]], start: 5, block_table: &tb, sample: Some(TokenSampling::GREEDY) },
-                PagedSeq { tokens: &prompt_a[20..], start: 20, block_table: &ta, sample: Some(TokenSampling::GREEDY) },
+                PagedSeq {
+                    score: None,
+                    tokens: &[toks_b[0]],
+                    start: 5,
+                    block_table: &tb,
+                    sample: Some(TokenSampling::GREEDY),
+                },
+                PagedSeq {
+                    score: None,
+                    tokens: &prompt_a[20..],
+                    start: 20,
+                    block_table: &ta,
+                    sample: Some(TokenSampling::GREEDY),
+                },
             ])
             .unwrap();
         toks_b.push(r[0]);
@@ -813,10 +904,21 @@ mod tests {
         while toks_a.len() < 12 {
             let (la, lb) = ([*toks_a.last().unwrap()], [*toks_b.last().unwrap()]);
             let (pa, pb) = (37 + toks_a.len() - 1, 5 + toks_b.len() - 1);
-            let mut seqs =
-                vec![PagedSeq { tokens: &la, start: pa, block_table: &ta, sample: Some(TokenSampling::GREEDY) }];
+            let mut seqs = vec![PagedSeq {
+                score: None,
+                tokens: &la,
+                start: pa,
+                block_table: &ta,
+                sample: Some(TokenSampling::GREEDY),
+            }];
             if toks_b.len() < 12 {
-                seqs.push(PagedSeq { tokens: &lb, start: pb, block_table: &tb, sample: Some(TokenSampling::GREEDY) });
+                seqs.push(PagedSeq {
+                    score: None,
+                    tokens: &lb,
+                    start: pb,
+                    block_table: &tb,
+                    sample: Some(TokenSampling::GREEDY),
+                });
             }
             let r = b.step(&seqs).unwrap();
             toks_a.push(r[0]);
@@ -997,7 +1099,7 @@ mod tests {
         let mut b = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 4).unwrap();
         let t = [1u32, 2, 3];
         for table in [&[][..], &[-1][..], &[4][..]] {
-            let s = PagedSeq { tokens: &t, start: 0, block_table: table, sample: None };
+            let s = PagedSeq { score: None, tokens: &t, start: 0, block_table: table, sample: None };
             assert!(b.step(&[s]).is_err());
         }
         assert!(CpuPagedBackend::new(w, 10).is_err());

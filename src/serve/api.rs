@@ -75,7 +75,7 @@ pub struct GenRequest {
     /// /v1/completions: each choice's text starts with its prompt.
     pub echo: bool,
     /// `Some(n)`: each generated token's log-probability and the `n` most likely alternatives'
-    /// (completions: `logprobs: n`; chat: `logprobs: true` with `top_logprobs: n`).
+    /// (completions: `logprobs: n`, with `echo` the prompt's tokens' too; chat: `logprobs: true` with `top_logprobs: n`).
     pub logprobs: Option<usize>,
 }
 
@@ -345,12 +345,6 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
         Some(Value::Bool(false)) => None,
         _ => top_count(o, "logprobs")?,
     };
-    if r.logprobs.is_some() && r.echo {
-        return Err(ApiError::invalid(
-            "'logprobs' with 'echo' (the prompt's log-probabilities) is not supported; the generated tokens' are",
-            Some("logprobs"),
-        ));
-    }
     Ok(r)
 }
 
@@ -430,7 +424,8 @@ pub enum Kind {
 pub struct TokenLp {
     pub text: String,
     pub bytes: Vec<u8>,
-    pub logprob: f32,
+    /// None for a prompt's first token (nothing comes before it).
+    pub logprob: Option<f32>,
     /// The most likely tokens (text, bytes, log-probability), most likely first.
     pub top: Vec<(String, Vec<u8>, f32)>,
 }
@@ -442,6 +437,10 @@ fn lp_value(x: f32) -> Value {
     } else {
         json!(-9999.0)
     }
+}
+
+fn lp_opt(x: Option<f32>) -> Value {
+    x.map_or(Value::Null, lp_value)
 }
 
 /// The `logprobs` object of a choice, or of a stream chunk, for `toks`. Completions (legacy):
@@ -460,17 +459,18 @@ pub fn logprobs_json(kind: Kind, toks: &[TokenLp], offset: usize) -> Value {
             let top: Vec<Value> = toks
                 .iter()
                 .map(|t| {
+                    let Some(lp) = t.logprob else { return Value::Null };
                     let mut m = Map::new();
                     for (s, _, x) in &t.top {
                         m.entry(s.clone()).or_insert_with(|| lp_value(*x));
                     }
-                    m.entry(t.text.clone()).or_insert_with(|| lp_value(t.logprob));
+                    m.entry(t.text.clone()).or_insert_with(|| lp_value(lp));
                     Value::Object(m)
                 })
                 .collect();
             json!({
                 "tokens": toks.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
-                "token_logprobs": toks.iter().map(|t| lp_value(t.logprob)).collect::<Vec<_>>(),
+                "token_logprobs": toks.iter().map(|t| lp_opt(t.logprob)).collect::<Vec<_>>(),
                 "top_logprobs": top,
                 "text_offset": offsets,
             })
@@ -484,7 +484,7 @@ pub fn logprobs_json(kind: Kind, toks: &[TokenLp], offset: usize) -> Value {
                         .iter()
                         .map(|(s, b, x)| json!({"token": s, "logprob": lp_value(*x), "bytes": b}))
                         .collect();
-                    json!({"token": t.text, "logprob": lp_value(t.logprob), "bytes": t.bytes, "top_logprobs": top})
+                    json!({"token": t.text, "logprob": lp_opt(t.logprob), "bytes": t.bytes, "top_logprobs": top})
                 })
                 .collect();
             json!({"content": content, "refusal": null})
@@ -624,7 +624,6 @@ mod tests {
             r#"{"prompt":"a","logprobs":21}"#,
             r#"{"prompt":"a","logprobs":-1}"#,
             r#"{"prompt":"a","logprobs":true}"#,
-            r#"{"prompt":"a","logprobs":2,"echo":true}"#,
             r#"{"prompt":"a","model":7}"#,
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();

@@ -52,6 +52,9 @@ pub enum Output {
         /// When the request asked (`TokenSampling::logprobs`).
         logprobs: Option<TokenLogprobs>,
     },
+    /// The prompt's log-probabilities (`SeqRequest::prompt_logprobs`), positions 1.. of the prompt: sent
+    /// once, before the first `Token`.
+    PromptLogprobs(Vec<TokenLogprobs>),
     /// The end: text still held back, and usage counts (`completion_tokens` excludes a stop token).
     Done {
         reason: DoneReason,
@@ -219,6 +222,8 @@ struct Active {
     completion_tokens: usize,
     arrival: Instant,
     last_token: Option<Instant>,
+    /// Prompt log-probabilities gathered over the prompt's chunks, until all are there.
+    prompt_lps: Vec<TokenLogprobs>,
 }
 
 impl Active {
@@ -332,6 +337,7 @@ impl Worker {
                         completion_tokens: 0,
                         arrival,
                         last_token: None,
+                        prompt_lps: Vec::new(),
                     },
                 );
             }
@@ -458,6 +464,7 @@ impl Worker {
             match self.backend.collect() {
                 Ok(sampled) => {
                     self.take_logprobs(&plan, &mut lps);
+                    self.send_prompt_logprobs(&plan);
                     events = self.sched.update(&plan, &sampled)
                 }
                 Err(e) => self.fail_plan(&plan, &e),
@@ -499,6 +506,7 @@ impl Worker {
                 Ok(None) => self.inflight = Some(plan),
                 Ok(Some(sampled)) => {
                     self.take_logprobs(&plan, &mut lps);
+                    self.send_prompt_logprobs(&plan);
                     events.extend(self.sched.update(&plan, &sampled))
                 }
                 Err(e) => self.fail_plan(&plan, &e),
@@ -595,6 +603,23 @@ impl Worker {
         }
     }
 
+    /// Passes the prompt log-probabilities of the step of `plan` just returned to their requests; a
+    /// prompt scored over several chunks sends them once, when the last of them is done.
+    fn send_prompt_logprobs(&mut self, plan: &super::scheduler::Plan) {
+        let got = self.backend.take_prompt_logprobs();
+        for (e, v) in plan.entries.iter().zip(got) {
+            if v.is_empty() {
+                continue;
+            }
+            if let Some(a) = self.active.get_mut(&e.id) {
+                a.prompt_lps.extend(v);
+                if a.prompt_lps.len() + 1 >= a.prompt_tokens {
+                    let _ = a.out.send(Output::PromptLogprobs(std::mem::take(&mut a.prompt_lps)));
+                }
+            }
+        }
+    }
+
     fn publish(&self) {
         let c = self.sched.counters;
         let bm = self.sched.blocks();
@@ -633,6 +658,7 @@ mod tests {
             completion_tokens: 0,
             arrival: Instant::now(),
             last_token: None,
+            prompt_lps: Vec::new(),
         }
     }
 

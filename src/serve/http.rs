@@ -182,6 +182,8 @@ struct Choice {
     rx: OutputRx,
     /// `echo`: the prompt's text, sent before the completion (empty otherwise).
     echo: String,
+    /// `echo` with `logprobs`: the prompt's tokens, whose log-probabilities come first.
+    prompt_ids: Vec<u32>,
 }
 
 /// A request admitted and submitted: one choice per (prompt, n), in OpenAI's index order.
@@ -281,7 +283,13 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         };
         let submit = Submit {
             // The engine adds the model's stop tokens (eos, <|im_end|>) unless ignore_eos.
-            seq: SeqRequest { prompt: prompt.clone(), sampling, max_tokens: *max_tokens, stop_ids: Vec::new() },
+            seq: SeqRequest {
+                prompt: prompt.clone(),
+                sampling,
+                max_tokens: *max_tokens,
+                stop_ids: Vec::new(),
+                prompt_logprobs: req.logprobs.filter(|_| req.echo).map(|n| n as u8),
+            },
             stop_strings: req.stop.clone(),
             ignore_eos: req.ignore_eos,
         };
@@ -295,7 +303,8 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             ));
         };
         let guard = RequestGuard { state: s.clone(), id, finished: false };
-        choices.push(Choice { guard, rx, echo: echo.clone() });
+        let prompt_ids = if req.echo && req.logprobs.is_some() { prompt.clone() } else { Vec::new() };
+        choices.push(Choice { guard, rx, echo: echo.clone(), prompt_ids });
     }
     let prompt_tokens = prompts.iter().map(|(p, ..)| p.len()).sum();
     Ok(Started { req, choices, prompt_tokens })
@@ -362,7 +371,23 @@ fn token_lp(s: &AppState, l: &TokenLogprobs) -> api::TokenLp {
             (t, b, x)
         })
         .collect();
-    api::TokenLp { text, bytes, logprob: l.logprob, top }
+    api::TokenLp { text, bytes, logprob: Some(l.logprob), top }
+}
+
+/// The prompt's tokens as `echo` with `logprobs` shows them: the first without a log-probability, each
+/// later one with what the engine scored for it (`Output::PromptLogprobs`).
+fn prompt_lps(s: &AppState, ids: &[u32], lps: &[TokenLogprobs]) -> Vec<api::TokenLp> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, &id)| match i.checked_sub(1).and_then(|k| lps.get(k)).filter(|l| l.token == id) {
+            Some(l) => token_lp(s, l),
+            None => {
+                let tok = s.engine.tokenizer;
+                let text = tok.decode(&[id], false).unwrap_or_default();
+                api::TokenLp { text, bytes: tok.token_bytes(id), logprob: None, top: Vec::new() }
+            }
+        })
+        .collect()
 }
 
 /// What a request gets when the engine reports an error for one of its sequences (a response, or a stream event).
@@ -377,10 +402,12 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut completion = 0;
     for c in st.choices.iter_mut() {
         let mut text = std::mem::take(&mut c.echo);
-        let offset = text.chars().count();
+        let mut offset = text.chars().count();
         let mut lps = Vec::new();
+        let mut prompt_scored = Vec::new();
         loop {
             match c.rx.recv().await {
+                Some(Output::PromptLogprobs(v)) => prompt_scored = v,
                 Some(Output::Token { text: t, logprobs, .. }) => {
                     text.push_str(&t);
                     if let Some(l) = logprobs {
@@ -391,6 +418,13 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                     c.guard.finished = true;
                     text.push_str(&t);
                     completion += completion_tokens;
+                    if !c.prompt_ids.is_empty() {
+                        // echo with logprobs: the prompt's tokens first, offsets counted over their texts
+                        let mut p = prompt_lps(&c.guard.state, &c.prompt_ids, &prompt_scored);
+                        p.append(&mut lps);
+                        lps = p;
+                        offset = 0;
+                    }
                     let lp = match st.req.logprobs {
                         Some(_) => api::logprobs_json(r.kind, &lps, offset),
                         None => serde_json::Value::Null,
@@ -428,6 +462,8 @@ struct StreamState {
     logprobs: bool,
     /// Per choice, `text_offset` of its next token (completions' log-probabilities).
     offsets: Vec<usize>,
+    /// Per choice, `echo` with `logprobs`: the echo text and prompt ids whose chunk is not sent yet.
+    echo_lp: Vec<Option<(String, Vec<u32>)>>,
     /// Choices not finished yet.
     open: usize,
     pending: VecDeque<Event>,
@@ -454,9 +490,16 @@ fn stream_response(r: Responder, st: Started) -> Response {
     let mut guards = Vec::with_capacity(n);
     let mut streams = Vec::with_capacity(n);
     let offsets = st.choices.iter().map(|c| c.echo.chars().count()).collect();
+    let mut echo_lp = Vec::with_capacity(n);
     for (i, c) in st.choices.into_iter().enumerate() {
-        if !c.echo.is_empty() {
-            pending.push_back(data(r.chunk(i, Some(&c.echo), None, false, Null)));
+        if !c.prompt_ids.is_empty() {
+            // echo with logprobs: the echo chunk waits for the prompt's log-probabilities
+            echo_lp.push(Some((c.echo.clone(), c.prompt_ids.clone())));
+        } else {
+            echo_lp.push(None);
+            if !c.echo.is_empty() {
+                pending.push_back(data(r.chunk(i, Some(&c.echo), None, false, Null)));
+            }
         }
         guards.push(c.guard);
         let one =
@@ -472,6 +515,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
         completion_tokens: 0,
         logprobs: st.req.logprobs.is_some(),
         offsets,
+        echo_lp,
         open: n,
         pending,
         done: false,
@@ -484,7 +528,22 @@ fn stream_response(r: Responder, st: Started) -> Response {
             if st.done {
                 return None;
             }
-            match st.rx.next().await {
+            let next = st.rx.next().await;
+            // echo with logprobs: the echo chunk, with the prompt's tokens, before anything else of its choice
+            if let Some((i, o)) = &next {
+                if let Some((echo, ids)) = st.echo_lp[*i].take() {
+                    let scored = match o {
+                        Output::PromptLogprobs(v) => v.as_slice(),
+                        _ => &[],
+                    };
+                    let toks = prompt_lps(&st.guards[*i].state, &ids, scored);
+                    st.offsets[*i] = toks.iter().map(|t| t.text.chars().count()).sum();
+                    let lp = api::logprobs_json(st.r.kind, &toks, 0);
+                    st.pending.push_back(data(st.r.chunk(*i, Some(&echo), None, false, lp)));
+                }
+            }
+            match next {
+                Some((_, Output::PromptLogprobs(_))) => {}
                 Some((i, Output::Token { text, logprobs, .. })) => {
                     let lp = match logprobs.filter(|_| st.logprobs) {
                         Some(l) => {

@@ -13,7 +13,7 @@
 //! freed and it goes back to the front of the queue with everything it generated so far, to be
 //! recomputed (its full blocks usually come straight back from the prefix cache).
 use super::block_manager::{BlockHash, BlockManager};
-use crate::backend::paged::{NextSeq, PagedSeq, TokenSampling, BLOCK_SIZE};
+use crate::backend::paged::{NextSeq, PagedSeq, PromptScore, TokenSampling, BLOCK_SIZE};
 use std::collections::VecDeque;
 
 pub type SeqId = u64;
@@ -42,6 +42,9 @@ pub struct SeqRequest {
     pub max_tokens: usize,
     /// Tokens that end the sequence (not included in the output).
     pub stop_ids: Vec<u32>,
+    /// `Some(n)`: the prompt's log-probabilities (each token after the first, with the `n` most likely
+    /// alternatives), computed once as the prompt is prefilled; such a prompt is not taken from the prefix cache.
+    pub prompt_logprobs: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +78,29 @@ struct Sequence {
     sampling: TokenSampling,
     max_tokens: usize,
     stop_ids: Vec<u32>,
+    prompt_logprobs: Option<u8>,
+    /// First prompt position whose log-probability is not computed yet (position 0 has none; a
+    /// recomputed prefill after preemption does not score a position twice).
+    scored: usize,
 }
 
 impl Sequence {
     fn generated(&self) -> usize {
         self.tokens.len() - self.prompt_len
+    }
+
+    /// Prompt positions `lo ..= hi` that a chunk at `start` of `n` tokens scores (row `q - 1 - start`
+    /// scores position `q`), if any.
+    fn score_range(&self, start: usize, n: usize) -> Option<(usize, usize)> {
+        self.prompt_logprobs?;
+        let lo = self.scored.max(start + 1);
+        let hi = (start + n).min(self.prompt_len.saturating_sub(1));
+        (lo <= hi).then_some((lo, hi))
+    }
+
+    /// Whether the prompt still has positions to score: then its prefix is recomputed, not reused.
+    fn scoring(&self) -> bool {
+        self.prompt_logprobs.is_some() && self.scored < self.prompt_len
     }
 }
 
@@ -193,6 +214,8 @@ impl Scheduler {
             sampling: r.sampling,
             max_tokens,
             stop_ids: r.stop_ids,
+            prompt_logprobs: r.prompt_logprobs,
+            scored: 1,
         });
         Ok(())
     }
@@ -300,7 +323,7 @@ impl Scheduler {
         // Admit waiting sequences, first come first served.
         while self.prefill_room(&plan, budget) > 0 && self.running.len() < self.cfg.max_num_seqs {
             let Some(mut s) = self.waiting.pop_front() else { break };
-            if s.table.is_empty() && s.computed == 0 {
+            if s.table.is_empty() && s.computed == 0 && !s.scoring() {
                 // Reuse cached full blocks of the prefix; the last token is always computed.
                 let (blocks, h) = self.bm.match_prefix(&s.tokens[..s.tokens.len() - 1]);
                 s.computed = blocks.len() * BLOCK_SIZE;
@@ -338,11 +361,17 @@ impl Scheduler {
             .iter()
             .filter_map(|e| {
                 let s = self.running.iter().find(|s| s.id == e.id)?;
+                let score = s.score_range(e.start, e.n).map(|(lo, hi)| PromptScore {
+                    from_row: lo - 1 - e.start,
+                    targets: &s.tokens[lo..=hi],
+                    top: s.prompt_logprobs.unwrap_or(0),
+                });
                 Some(PagedSeq {
                     tokens: &s.tokens[e.start..e.start + e.n],
                     start: e.start,
                     block_table: &s.table,
                     sample: e.sample.then_some(s.sampling),
+                    score,
                 })
             })
             .collect()
@@ -413,6 +442,9 @@ impl Scheduler {
                 continue;
             };
             let s = &mut self.running[i];
+            if let Some((_, hi)) = s.score_range(e.start, e.n) {
+                s.scored = hi + 1;
+            }
             s.computed = e.start + e.n;
             // Register the blocks this step filled.
             let mut reg = Vec::new();
@@ -458,6 +490,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::backend::paged::{block_bytes, CpuPagedBackend, PagedBackend};
+    use crate::backend::sampling::TokenLogprobs;
     use crate::model::{LlamaConfig, ModelWeights};
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -507,7 +540,7 @@ mod tests {
     }
 
     fn req(p: Vec<u32>, max_tokens: usize) -> SeqRequest {
-        SeqRequest { prompt: p, sampling: TokenSampling::GREEDY, max_tokens, stop_ids: vec![] }
+        SeqRequest { prompt: p, sampling: TokenSampling::GREEDY, max_tokens, stop_ids: vec![], prompt_logprobs: None }
     }
 
     /// Runs until every sequence finishes; returns each one's generated tokens.
@@ -552,6 +585,53 @@ mod tests {
         let together = drive(&mut s, &mut b);
         assert!(s.counters.preemptions > 0, "the test should exercise preemption");
         assert_eq!(together, alone);
+    }
+
+    /// Runs until every sequence finishes; returns each one's prompt log-probabilities, gathered as the
+    /// engine does (`take_prompt_logprobs` after each step, by plan entry).
+    fn drive_scored(s: &mut Scheduler, b: &mut CpuPagedBackend) -> HashMap<SeqId, Vec<TokenLogprobs>> {
+        let mut out: HashMap<SeqId, Vec<TokenLogprobs>> = HashMap::new();
+        while s.has_work() {
+            let plan = s.schedule();
+            let sampled = b.step(&s.paged_seqs(&plan)).unwrap();
+            for (e, v) in plan.entries.iter().zip(b.take_prompt_logprobs()) {
+                out.entry(e.id).or_default().extend(v);
+            }
+            s.update(&plan, &sampled);
+        }
+        assert_eq!(s.blocks().num_used(), 0, "blocks leaked");
+        out
+    }
+
+    #[test]
+    fn prompt_logprobs_once_each_in_chunks_with_prefix_reuse_and_preemption() {
+        let lens = [3usize, 40, 17, 64, 5, 33, 90, 16, 40];
+        let scored = |i: usize, l: usize| SeqRequest { prompt_logprobs: Some(3), ..req(prompt(i % 8, l), 20) };
+        let mut b = backend(64);
+        let mut alone = HashMap::new();
+        for (i, &l) in lens.iter().enumerate() {
+            let mut s = Scheduler::new(SchedulerConfig { prefix_caching: false, ..cfg(&b, 1, 4096) });
+            s.add(i as u64, scored(i, l)).unwrap();
+            alone.extend(drive_scored(&mut s, &mut b));
+        }
+        // Together: chunks of at most 24, a pool that forces preemption, prefix caching on (sequence 8
+        // repeats sequence 0's prompt: a scored prompt is computed, not taken from the cache).
+        let mut b = backend(14);
+        let mut s = Scheduler::new(cfg(&b, 8, 24));
+        for (i, &l) in lens.iter().enumerate() {
+            s.add(i as u64, scored(i, l)).unwrap();
+        }
+        let together = drive_scored(&mut s, &mut b);
+        assert!(s.counters.preemptions > 0, "the test should exercise preemption");
+        for (i, &l) in lens.iter().enumerate() {
+            let (a, t) = (&alone[&(i as u64)], &together[&(i as u64)]);
+            let want: Vec<u32> = prompt(i % 8, l)[1..].to_vec();
+            assert_eq!(a.iter().map(|x| x.token).collect::<Vec<_>>(), want, "sequence {i}: once per prompt token");
+            assert_eq!(t.iter().map(|x| x.token).collect::<Vec<_>>(), want, "sequence {i}: once per prompt token");
+            for (x, y) in a.iter().zip(t) {
+                assert!((x.logprob - y.logprob).abs() < 1e-4 && x.top.len() == 3, "sequence {i}: {x:?} {y:?}");
+            }
+        }
     }
 
     /// The engine's loop with TRTFORGE_SERVE_AHEAD: a step in flight, the next decode step of the

@@ -466,7 +466,7 @@ impl PagedBackend for CudaPagedBackend {
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         // Log-probabilities come from the logits on the host: such a step runs synchronously.
-        if seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some())) {
+        if seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()) || s.score.is_some()) {
             return self.step(seqs).map(Some);
         }
         let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
@@ -647,6 +647,9 @@ impl PagedBackend for CudaPagedBackend {
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         self.logprobs.clear();
         self.lp_step = seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()));
+        if seqs.iter().any(|s| s.score.is_some()) {
+            return Err(Error::Unsupported("the CUDA backend does not compute prompt log-probabilities".into()));
+        }
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
         if !self.pending.is_empty() {
             return Err(Error::Invalid("paged backend: step with a step in flight (collect first)".into()));
