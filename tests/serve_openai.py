@@ -203,7 +203,16 @@ if len(sys.argv) > 4:
     assert "".join(c.text for c in es) == e.choices[0].text
     assert sum((c.logprobs.token_logprobs for c in es if c.logprobs), []) == el.token_logprobs
     assert sum((c.logprobs.text_offset for c in es if c.logprobs), []) == el.text_offset
-    expect_lp = [dict(logprobs=21, max_tokens=4), dict(logprobs=2, echo=True, max_tokens=0)]
+    # max_tokens 0 with echo: the prompt alone, scored (what scoring clients send); 0 without echo is an error.
+    z = client.completions.create(model=model, prompt=long_ids, max_tokens=0, temperature=0, logprobs=2, echo=True)
+    assert z.usage.completion_tokens == 0 and z.choices[0].finish_reason == "length", z.usage
+    assert z.choices[0].logprobs.token_logprobs == el.token_logprobs[:-1], "the prompt's scores, nothing generated"
+    assert z.choices[0].logprobs.tokens == el.tokens[:-1]
+    zs = [c.choices[0] for c in client.completions.create(model=model, prompt=long_ids, max_tokens=0, temperature=0,
+                                                          logprobs=2, echo=True, stream=True) if c.choices]
+    assert sum((c.logprobs.token_logprobs for c in zs if c.logprobs), []) == z.choices[0].logprobs.token_logprobs
+    assert "".join(c.text for c in zs) == z.choices[0].text
+    expect_lp = [dict(logprobs=21, max_tokens=4), dict(logprobs=2, max_tokens=0)]
 else:
     expect_lp = []
 

@@ -161,11 +161,16 @@ fn parse_common(
             return Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model")))
         }
     };
+    let echo = boolean(o, "echo")?.unwrap_or(false);
     let mut max_tokens = None;
     for k in max_tokens_keys {
         if let Some(m) = integer(o, k)? {
-            if m < 1 {
-                return Err(ApiError::invalid(format!("'{k}' must be at least 1, got {m}"), Some(k)));
+            // 0 with echo: the prompt alone (with logprobs, its scores), as legacy completions allow
+            if m < 0 || (m == 0 && !echo) {
+                return Err(ApiError::invalid(
+                    format!("'{k}' must be at least 1 (0 only with 'echo': the prompt alone), got {m}"),
+                    Some(k),
+                ));
             }
             max_tokens = Some(m as usize);
         }
@@ -257,7 +262,6 @@ fn parse_common(
             }
         }
     }
-    let echo = boolean(o, "echo")?.unwrap_or(false);
     // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
     // than return free text to a client that will parse it.
     if let Some(f) = object(o, "response_format")? {
@@ -600,6 +604,7 @@ mod tests {
         assert_eq!(lp(r#"{"prompt":"a","logprobs":0}"#), Some(0));
         assert_eq!(lp(r#"{"prompt":"a","logprobs":null}"#), None);
         assert_eq!(lp(r#"{"prompt":"a","logprobs":false,"echo":true}"#), None);
+        assert_eq!(parse_completion(&obj(r#"{"prompt":"a","max_tokens":0,"echo":true}"#)).unwrap().max_tokens, Some(0));
         for bad in [
             r#"{}"#,
             r#"{"prompt":5}"#,

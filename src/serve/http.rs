@@ -2,7 +2,7 @@
 //! graceful drain on SIGTERM/SIGINT. It knows the engine only through [`Engine`]'s channels.
 use super::api::{self, ApiError, GenRequest, Kind, PromptInput, Responder};
 use super::chat::ChatTemplate;
-use super::engine::{Engine, Output, Submit};
+use super::engine::{DoneReason, Engine, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
@@ -184,6 +184,8 @@ struct Choice {
     echo: String,
     /// `echo` with `logprobs`: the prompt's tokens, whose log-probabilities come first.
     prompt_ids: Vec<u32>,
+    /// `max_tokens` 0 (with `echo`): the prompt alone; the engine's one token is not shown.
+    prompt_only: bool,
 }
 
 /// A request admitted and submitted: one choice per (prompt, n), in OpenAI's index order.
@@ -286,7 +288,8 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             seq: SeqRequest {
                 prompt: prompt.clone(),
                 sampling,
-                max_tokens: *max_tokens,
+                // max_tokens 0 (echo: the prompt alone) runs one step, whose token is not shown
+                max_tokens: (*max_tokens).max(1),
                 stop_ids: Vec::new(),
                 prompt_logprobs: req.logprobs.filter(|_| req.echo).map(|n| n as u8),
             },
@@ -304,7 +307,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         };
         let guard = RequestGuard { state: s.clone(), id, finished: false };
         let prompt_ids = if req.echo && req.logprobs.is_some() { prompt.clone() } else { Vec::new() };
-        choices.push(Choice { guard, rx, echo: echo.clone(), prompt_ids });
+        choices.push(Choice { guard, rx, echo: echo.clone(), prompt_ids, prompt_only: *max_tokens == 0 });
     }
     let prompt_tokens = prompts.iter().map(|(p, ..)| p.len()).sum();
     Ok(Started { req, choices, prompt_tokens })
@@ -408,6 +411,7 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
         loop {
             match c.rx.recv().await {
                 Some(Output::PromptLogprobs(v)) => prompt_scored = v,
+                Some(Output::Token { .. }) if c.prompt_only => {}
                 Some(Output::Token { text: t, logprobs, .. }) => {
                     text.push_str(&t);
                     if let Some(l) = logprobs {
@@ -416,8 +420,13 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                 }
                 Some(Output::Done { reason, text: t, completion_tokens, .. }) => {
                     c.guard.finished = true;
-                    text.push_str(&t);
-                    completion += completion_tokens;
+                    let reason = if c.prompt_only {
+                        DoneReason::Length
+                    } else {
+                        text.push_str(&t);
+                        completion += completion_tokens;
+                        reason
+                    };
                     if !c.prompt_ids.is_empty() {
                         // echo with logprobs: the prompt's tokens first, offsets counted over their texts
                         let mut p = prompt_lps(&c.guard.state, &c.prompt_ids, &prompt_scored);
@@ -464,6 +473,8 @@ struct StreamState {
     offsets: Vec<usize>,
     /// Per choice, `echo` with `logprobs`: the echo text and prompt ids whose chunk is not sent yet.
     echo_lp: Vec<Option<(String, Vec<u32>)>>,
+    /// Per choice, `max_tokens` 0: the engine's token and text are not sent.
+    prompt_only: Vec<bool>,
     /// Choices not finished yet.
     open: usize,
     pending: VecDeque<Event>,
@@ -491,6 +502,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
     let mut streams = Vec::with_capacity(n);
     let offsets = st.choices.iter().map(|c| c.echo.chars().count()).collect();
     let mut echo_lp = Vec::with_capacity(n);
+    let prompt_only: Vec<bool> = st.choices.iter().map(|c| c.prompt_only).collect();
     for (i, c) in st.choices.into_iter().enumerate() {
         if !c.prompt_ids.is_empty() {
             // echo with logprobs: the echo chunk waits for the prompt's log-probabilities
@@ -516,6 +528,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
         logprobs: st.req.logprobs.is_some(),
         offsets,
         echo_lp,
+        prompt_only,
         open: n,
         pending,
         done: false,
@@ -544,6 +557,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
             }
             match next {
                 Some((_, Output::PromptLogprobs(_))) => {}
+                Some((i, Output::Token { .. })) if st.prompt_only[i] => {}
                 Some((i, Output::Token { text, logprobs, .. })) => {
                     let lp = match logprobs.filter(|_| st.logprobs) {
                         Some(l) => {
@@ -558,7 +572,12 @@ fn stream_response(r: Responder, st: Started) -> Response {
                 }
                 Some((i, Output::Done { reason, text, completion_tokens, .. })) => {
                     st.guards[i].finished = true;
-                    st.completion_tokens += completion_tokens;
+                    let (reason, text) = if st.prompt_only[i] {
+                        (DoneReason::Length, String::new())
+                    } else {
+                        st.completion_tokens += completion_tokens;
+                        (reason, text)
+                    };
                     if !text.is_empty() {
                         st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, Null)));
                     }
