@@ -15,7 +15,8 @@
 # Results land in $OUT/rd as they come (a cut call still returns them); the tool returns at most 8 files: the logs
 # and JSON are packed into one tarball per step.
 set -uo pipefail
-mkdir -p /tmp/cz; for s in s39 s41; do tar xzf .carry/z/$s.tgz -C /tmp/cz || exit 3; gunzip -f /tmp/cz/$s/trtforge.gz; chmod +x /tmp/cz/$s/trtforge; done
+S=${S:-s41}   # the main binary's carry (session 42's run_e.sh passes S=s42)
+mkdir -p /tmp/cz; for s in s39 $S; do tar xzf .carry/z/$s.tgz -C /tmp/cz || exit 3; gunzip -f /tmp/cz/$s/trtforge.gz; chmod +x /tmp/cz/$s/trtforge; done
 R=/tmp/rd; mkdir -p $R $OUT/rd; export LD_LIBRARY_PATH=/usr/local/cuda/lib64
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
 pack() { tar czf $OUT/rd/$1.tgz -C /tmp rd; }
@@ -25,12 +26,12 @@ bn() { # name binary precision batches [env...]
   env "$@" TRTFORGE_CACHE_DIR=/tmp/cz/$s/K timeout 80 /tmp/cz/$s/trtforge bench --isolate never --model preset:tinyllama-1.1b \
     --precisions $p --batch-sizes $bs --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140; }
-bn f8 s41 fp8 64 X=1
-bn f16 s41 fp16 64 X=1
-bn i4 s41 int4 64 X=1
-bn i4_d8 s41 int4 64 TRTFORGE_WQ_SHAPE=down:8x3
-bn i4_gu1x3 s41 int4 64 TRTFORGE_WQ_SHAPE=gateup:1x3
-bn i4_b s41 int4 64 X=1
+bn f8 $S fp8 64 X=1
+bn f16 $S fp16 64 X=1
+bn i4 $S int4 64 X=1
+bn i4_d8 $S int4 64 TRTFORGE_WQ_SHAPE=down:8x3
+bn i4_gu1x3 $S int4 64 TRTFORGE_WQ_SHAPE=gateup:1x3
+bn i4_b $S int4 64 X=1
 pack bench
 nc() { # name binary [env...]
   local n=$1 s=$2; shift 2
@@ -40,7 +41,7 @@ nc() { # name binary [env...]
     --model preset:tinyllama-1.1b --precisions int4 --batch-sizes 64 --input-lens 64 --output-len 2 --runs 1 --warmup 0 \
     > $R/ncu_$n.csv 2> $R/ncu_$n.err
   echo "ncu $n rc=$? $(t) lines $(wc -l < $R/ncu_$n.csv)"; tail -2 $R/ncu_$n.err | cut -c1-200; }
-nc main s41 X=1
+nc main $S X=1
 pack ncu1
 nc sw s39 TRTFORGE_WQ_SWIGLU=1
 pack ncu2
