@@ -291,7 +291,11 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
             .unwrap();
         let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(
-            out.status.success() && so.contains("OK") && so.contains("logprobs:") && so.contains("prompt logprobs:"),
+            out.status.success()
+                && so.contains("OK")
+                && so.contains("logprobs:")
+                && so.contains("prompt logprobs:")
+                && so.contains("logit_bias and penalties:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );
@@ -317,7 +321,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         ("/v1/completions", r#"{"prompt":"hi","top_p":1.5}"#, 400),
         ("/v1/completions", r#"{"prompt":"hi","n":0}"#, 400),
         ("/v1/completions", r#"{"prompt":"hi","n":7}"#, 400),
-        ("/v1/completions", r#"{"prompt":"hi","logit_bias":{"5":1}}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","logit_bias":{"5":"one"}}"#, 400),
+        ("/v1/completions", r#"{"prompt":"hi","logit_bias":{"99999999":1}}"#, 400),
         ("/v1/completions", r#"{"prompt":["hi",""],"max_tokens":2}"#, 400),
         ("/v1/completions", r#"{"prompt":"hi","stop":[1,2]}"#, 400),
         ("/v1/completions", r#"{"prompt":"","max_tokens":2}"#, 400),

@@ -203,6 +203,35 @@ if len(sys.argv) > 4:
     assert "".join(c.text for c in es) == e.choices[0].text
     assert sum((c.logprobs.token_logprobs for c in es if c.logprobs), []) == el.token_logprobs
     assert sum((c.logprobs.text_offset for c in es if c.logprobs), []) == el.text_offset
+    # logit_bias and the presence / frequency penalties (OpenAI's formula, counts over the generated tokens), greedy:
+    # the same tokens as numpy's argmax of the changed logits, step by step.
+    def np_greedy(prompt, n, bias, presence, frequency):
+        seq, out = list(prompt), []
+        for _ in range(n):
+            x = forward(cfg, w, seq)[-1]
+            for t, b in bias.items():
+                x[t] += b
+            for t in set(out):
+                x[t] -= presence + frequency * out.count(t)
+            o = np.argsort(-x)
+            if x[o[0]] - x[o[1]] < 1e-3:
+                break  # a near-tie: float32 may choose the other token
+            out.append(int(o[0]))
+            seq.append(int(o[0]))
+        return out
+
+    first = int(np.argmax(forward(cfg, w, ids)[-1]))
+    cases = [({}, 0.5, 1.5), ({str(first): -100, "28": 3.5}, 0.0, 0.0), ({"504": 100}, 0.0, 0.0), ({}, -1.0, 0.0)]
+    for bias, presence, frequency in cases:
+        r = client.completions.create(model=model, prompt=ids, max_tokens=10, temperature=0, logprobs=0,
+                                      logit_bias=bias, presence_penalty=presence, frequency_penalty=frequency)
+        want = np_greedy(ids, 10, {int(k): v for k, v in bias.items()}, presence, frequency)
+        got = r.choices[0].logprobs.tokens
+        assert len(want) >= 3 and got[: len(want)] == [token_bytes(t).decode("utf-8", errors="replace") for t in want], (
+            bias, presence, frequency, got, [vocab[t] for t in want])
+    print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's")
+    expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5)]
+
     # max_tokens 0 with echo: the prompt alone, scored (what scoring clients send); 0 without echo is an error.
     z = client.completions.create(model=model, prompt=long_ids, max_tokens=0, temperature=0, logprobs=2, echo=True)
     assert z.usage.completion_tokens == 0 and z.choices[0].finish_reason == "length", z.usage
@@ -214,7 +243,7 @@ if len(sys.argv) > 4:
     assert "".join(c.text for c in zs) == z.choices[0].text
     expect_lp = [dict(logprobs=21, max_tokens=4), dict(logprobs=2, max_tokens=0)]
 else:
-    expect_lp = []
+    expect_lp, expect_shape = [], []
 
 # Errors come back as OpenAI errors with 4xx statuses.
 def expect(exc, status, **kw):
@@ -230,9 +259,10 @@ def expect(exc, status, **kw):
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)
-expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, logit_bias={"50": 5})
 for kw in expect_lp:
     expect(openai.BadRequestError, 400, model=model, prompt="hi", **kw)
+for kw in expect_shape:
+    expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, **kw)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
 expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
 long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)

@@ -73,6 +73,57 @@ pub struct PagedSeq<'a> {
     /// Prompt log-probabilities (serve's `echo` with `logprobs`): rows `from_row ..` of this chunk score
     /// the tokens that follow them ([`PagedBackend::take_prompt_logprobs`]).
     pub score: Option<PromptScore<'a>>,
+    /// What the request changes in its logits before its token is sampled ([`Shaping`]).
+    pub shaping: Option<Shaping<'a>>,
+}
+
+/// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`), owned by
+/// its sequence.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogitShaping {
+    pub bias: Vec<(u32, f32)>,
+    pub presence: f32,
+    pub frequency: f32,
+}
+
+impl LogitShaping {
+    /// The changes for the next token of a sequence that has generated `generated` so far.
+    pub fn view<'a>(&'a self, generated: &'a [u32]) -> Shaping<'a> {
+        Shaping { bias: &self.bias, presence: self.presence, frequency: self.frequency, generated }
+    }
+}
+
+/// [`LogitShaping`] at one step. OpenAI's formula: `logit[t] += bias[t] − presence · [count(t) > 0] −
+/// frequency · count(t)`, counts over the tokens generated so far (not the prompt). Log-probabilities
+/// stay those of the model's own logits.
+#[derive(Debug, Clone, Copy)]
+pub struct Shaping<'a> {
+    pub bias: &'a [(u32, f32)],
+    pub presence: f32,
+    pub frequency: f32,
+    pub generated: &'a [u32],
+}
+
+impl Shaping<'_> {
+    /// Applies the changes to one row of logits (ids outside the row are skipped).
+    pub fn apply(&self, logits: &mut [f32]) {
+        for &(t, b) in self.bias {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l += b;
+            }
+        }
+        if self.presence != 0.0 || self.frequency != 0.0 {
+            let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+            for &t in self.generated {
+                *counts.entry(t).or_default() += 1;
+            }
+            for (t, c) in counts {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l -= self.presence + self.frequency * c as f32;
+                }
+            }
+        }
+    }
 }
 
 /// Which rows of a chunk score which tokens: row `from_row + i` (position `start + from_row + i`) gets the
@@ -162,6 +213,10 @@ pub trait PagedBackend: Send {
     /// such steps to completion in `launch`.
     fn take_prompt_logprobs(&mut self) -> Vec<Vec<TokenLogprobs>> {
         Vec::new()
+    }
+    /// Whether the backend applies [`PagedSeq::shaping`] (the server refuses those parameters otherwise).
+    fn supports_shaping(&self) -> bool {
+        false
     }
 }
 
@@ -491,6 +546,10 @@ impl PagedBackend for CpuPagedBackend {
         std::mem::take(&mut self.prompt_logprobs)
     }
 
+    fn supports_shaping(&self) -> bool {
+        true
+    }
+
     fn launch_next(&mut self, seqs: &[NextSeq]) -> Result<bool> {
         // The step in flight's tokens are known here (the CPU computed them at launch): they are
         // the new step's inputs, as a GPU would take them from its own output buffer.
@@ -506,6 +565,7 @@ impl PagedBackend for CpuPagedBackend {
             .zip(&toks)
             .map(|(n, t)| PagedSeq {
                 score: None,
+                shaping: None,
                 tokens: t,
                 start: n.start,
                 block_table: n.block_table,
@@ -588,11 +648,21 @@ impl PagedBackend for CpuPagedBackend {
         }
         let wanted: Vec<(usize, TokenSampling)> =
             seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
+        let shapes: Vec<Option<Shaping>> = seqs.iter().filter(|s| s.sample.is_some()).map(|s| s.shaping).collect();
         let ids: Vec<u32> = wanted
             .par_iter()
+            .zip(&shapes)
             .enumerate()
-            .map_init(Vec::new, |scratch, (r, (pos, p))| {
-                sample_token(&logits.data[r * vocab..(r + 1) * vocab], p, *pos, scratch)
+            .map_init(Vec::new, |scratch, (r, ((pos, p), shape))| {
+                let row = &logits.data[r * vocab..(r + 1) * vocab];
+                match shape {
+                    Some(sh) => {
+                        let mut shaped = row.to_vec();
+                        sh.apply(&mut shaped);
+                        sample_token(&shaped, p, *pos, scratch)
+                    }
+                    None => sample_token(row, p, *pos, scratch),
+                }
             })
             .collect();
         self.logprobs = if wanted.iter().any(|(_, p)| p.logprobs.is_some()) {
@@ -825,6 +895,7 @@ mod tests {
             let last = end == prompt.len();
             let s = PagedSeq {
                 score: None,
+                shaping: None,
                 tokens: &prompt[pos..end],
                 start: pos,
                 block_table: table,
@@ -840,6 +911,7 @@ mod tests {
             let t = [*out.last().unwrap()];
             let s = PagedSeq {
                 score: None,
+                shaping: None,
                 tokens: &t,
                 start: pos,
                 block_table: table,
@@ -870,9 +942,17 @@ mod tests {
         let mut toks_b = Vec::new();
         let r = b
             .step(&[
-                PagedSeq { score: None, tokens: &prompt_a[..20], start: 0, block_table: &ta, sample: None },
                 PagedSeq {
                     score: None,
+                    shaping: None,
+                    tokens: &prompt_a[..20],
+                    start: 0,
+                    block_table: &ta,
+                    sample: None,
+                },
+                PagedSeq {
+                    score: None,
+                    shaping: None,
                     tokens: &prompt_b,
                     start: 0,
                     block_table: &tb,
@@ -885,6 +965,7 @@ mod tests {
             .step(&[
                 PagedSeq {
                     score: None,
+                    shaping: None,
                     tokens: &[toks_b[0]],
                     start: 5,
                     block_table: &tb,
@@ -892,6 +973,7 @@ mod tests {
                 },
                 PagedSeq {
                     score: None,
+                    shaping: None,
                     tokens: &prompt_a[20..],
                     start: 20,
                     block_table: &ta,
@@ -906,6 +988,7 @@ mod tests {
             let (pa, pb) = (37 + toks_a.len() - 1, 5 + toks_b.len() - 1);
             let mut seqs = vec![PagedSeq {
                 score: None,
+                shaping: None,
                 tokens: &la,
                 start: pa,
                 block_table: &ta,
@@ -914,6 +997,7 @@ mod tests {
             if toks_b.len() < 12 {
                 seqs.push(PagedSeq {
                     score: None,
+                    shaping: None,
                     tokens: &lb,
                     start: pb,
                     block_table: &tb,
@@ -1099,7 +1183,7 @@ mod tests {
         let mut b = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 4).unwrap();
         let t = [1u32, 2, 3];
         for table in [&[][..], &[-1][..], &[4][..]] {
-            let s = PagedSeq { score: None, tokens: &t, start: 0, block_table: table, sample: None };
+            let s = PagedSeq { score: None, shaping: None, tokens: &t, start: 0, block_table: table, sample: None };
             assert!(b.step(&[s]).is_err());
         }
         assert!(CpuPagedBackend::new(w, 10).is_err());

@@ -9,6 +9,8 @@ use serde_json::{json, Map, Value};
 pub const MAX_STOP_STRINGS: usize = 16;
 /// `max_tokens` default of /v1/completions (OpenAI's legacy default).
 pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
+/// Most `logit_bias` entries a request may give.
+pub const MAX_LOGIT_BIAS: usize = 1024;
 /// Most choices (prompts × `n`) one request may ask for.
 pub const MAX_CHOICES: usize = 128;
 
@@ -77,6 +79,11 @@ pub struct GenRequest {
     /// `Some(n)`: each generated token's log-probability and the `n` most likely alternatives'
     /// (completions: `logprobs: n`, with `echo` the prompt's tokens' too; chat: `logprobs: true` with `top_logprobs: n`).
     pub logprobs: Option<usize>,
+    /// (token id, bias) sorted by id: added to the logits before sampling.
+    pub logit_bias: Vec<(u32, f32)>,
+    /// OpenAI's penalties over the tokens generated so far, in [-2, 2] (0: off).
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -248,18 +255,36 @@ fn parse_common(
             ));
         }
     }
-    // Accepting a bias and not applying it would silently change what the client asked for.
-    if object(o, "logit_bias")?.is_some_and(|m| !m.is_empty()) {
-        return Err(ApiError::invalid("'logit_bias' is not supported", Some("logit_bias")));
+    // logit_bias: {"token id": bias in [-100, 100]}
+    let mut logit_bias = Vec::new();
+    if let Some(m) = object(o, "logit_bias")? {
+        if m.len() > MAX_LOGIT_BIAS {
+            return Err(ApiError::invalid(
+                format!("at most {MAX_LOGIT_BIAS} 'logit_bias' entries, got {}", m.len()),
+                Some("logit_bias"),
+            ));
+        }
+        for (k, v) in m {
+            let id = k.trim().parse::<u32>().map_err(|_| {
+                ApiError::invalid(format!("'logit_bias' keys must be token ids, got {k:?}"), Some("logit_bias"))
+            })?;
+            let b = v.as_f64().filter(|b| (-100.0..=100.0).contains(b)).ok_or_else(|| {
+                ApiError::invalid(
+                    format!("'logit_bias' values must be numbers in [-100, 100], got {v}"),
+                    Some("logit_bias"),
+                )
+            })?;
+            logit_bias.push((id, b as f32));
+        }
+        logit_bias.sort_by_key(|x| x.0);
     }
-    for k in ["presence_penalty", "frequency_penalty"] {
+    let mut penalties = [0f32; 2];
+    for (k, out) in ["presence_penalty", "frequency_penalty"].into_iter().zip(&mut penalties) {
         if let Some(x) = number(o, k)? {
             if !(-2.0..=2.0).contains(&x) {
                 return Err(ApiError::invalid(format!("'{k}' must be in [-2, 2], got {x}"), Some(k)));
             }
-            if x != 0.0 {
-                return Err(ApiError::invalid(format!("'{k}' is not supported (only 0)"), Some(k)));
-            }
+            *out = x as f32;
         }
     }
     // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
@@ -299,6 +324,9 @@ fn parse_common(
         ignore_eos,
         echo,
         logprobs: None,
+        logit_bias,
+        presence_penalty: penalties[0],
+        frequency_penalty: penalties[1],
     })
 }
 
@@ -604,6 +632,9 @@ mod tests {
         assert_eq!(lp(r#"{"prompt":"a","logprobs":0}"#), Some(0));
         assert_eq!(lp(r#"{"prompt":"a","logprobs":null}"#), None);
         assert_eq!(lp(r#"{"prompt":"a","logprobs":false,"echo":true}"#), None);
+        let r =
+            parse_completion(&obj(r#"{"prompt":"a","logit_bias":{"50":5,"7":-100},"frequency_penalty":0.5}"#)).unwrap();
+        assert_eq!((r.logit_bias, r.presence_penalty, r.frequency_penalty), (vec![(7, -100.0), (50, 5.0)], 0.0, 0.5));
         assert_eq!(parse_completion(&obj(r#"{"prompt":"a","max_tokens":0,"echo":true}"#)).unwrap().max_tokens, Some(0));
         for bad in [
             r#"{}"#,
@@ -619,7 +650,9 @@ mod tests {
             r#"{"prompt":"a","n":129}"#,
             r#"{"prompt":["a","b"],"n":65}"#,
             r#"{"prompt":"a","n":2,"best_of":3}"#,
-            r#"{"prompt":"a","logit_bias":{"50":5}}"#,
+            r#"{"prompt":"a","logit_bias":{"x":5}}"#,
+            r#"{"prompt":"a","logit_bias":{"50":101}}"#,
+            r#"{"prompt":"a","presence_penalty":2.5}"#,
             r#"{"prompt":"a","logit_bias":[1]}"#,
             r#"{"prompt":["a",5]}"#,
             r#"{"prompt":["a",[]]}"#,

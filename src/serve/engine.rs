@@ -97,6 +97,10 @@ pub struct Engine {
     pub backend_name: &'static str,
     /// Whether the backend returns log-probabilities (`PagedBackend::supports_logprobs`).
     pub logprobs: bool,
+    /// Whether the backend applies `logit_bias` and penalties (`PagedBackend::supports_shaping`).
+    pub shaping: bool,
+    /// The model's vocabulary (logits per row).
+    pub vocab_size: usize,
 }
 
 impl Engine {
@@ -113,6 +117,8 @@ impl Engine {
         let max_model_len = sched.max_model_len;
         let backend_name = backend.name();
         let logprobs = backend.supports_logprobs();
+        let shaping = backend.supports_shaping();
+        let vocab_size = backend.config().vocab_size;
         {
             let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
             m.kv_blocks_total = sched.num_blocks;
@@ -149,6 +155,8 @@ impl Engine {
             tokenizer,
             backend_name,
             logprobs,
+            shaping,
+            vocab_size,
         })
     }
 

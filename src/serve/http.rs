@@ -215,6 +215,37 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             return Err(unknown_model(s, m));
         }
     }
+    let shaping =
+        (!req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0).then(|| {
+            crate::backend::paged::LogitShaping {
+                bias: req.logit_bias.clone(),
+                presence: req.presence_penalty,
+                frequency: req.frequency_penalty,
+            }
+        });
+    if shaping.is_some() && !s.engine.shaping {
+        let param = if !req.logit_bias.is_empty() {
+            "logit_bias"
+        } else if req.presence_penalty != 0.0 {
+            "presence_penalty"
+        } else {
+            "frequency_penalty"
+        };
+        return Err(ApiError::invalid(
+            format!(
+                "'{param}' is not available on the {} backend yet; serve with --backend cpu for it",
+                s.engine.backend_name
+            ),
+            Some(param),
+        ));
+    }
+    let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
+    if let Some(&(bad, _)) = req.logit_bias.iter().find(|(t, _)| *t as usize >= vocab) {
+        return Err(ApiError::invalid(
+            format!("'logit_bias' token id {bad} is outside the vocabulary (size {vocab})"),
+            Some("logit_bias"),
+        ));
+    }
     if req.logprobs.is_some() && !s.engine.logprobs {
         return Err(ApiError::invalid(
             format!(
@@ -292,6 +323,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
                 max_tokens: (*max_tokens).max(1),
                 stop_ids: Vec::new(),
                 prompt_logprobs: req.logprobs.filter(|_| req.echo).map(|n| n as u8),
+                shaping: shaping.clone(),
             },
             stop_strings: req.stop.clone(),
             ignore_eos: req.ignore_eos,

@@ -13,7 +13,7 @@
 //! freed and it goes back to the front of the queue with everything it generated so far, to be
 //! recomputed (its full blocks usually come straight back from the prefix cache).
 use super::block_manager::{BlockHash, BlockManager};
-use crate::backend::paged::{NextSeq, PagedSeq, PromptScore, TokenSampling, BLOCK_SIZE};
+use crate::backend::paged::{LogitShaping, NextSeq, PagedSeq, PromptScore, TokenSampling, BLOCK_SIZE};
 use std::collections::VecDeque;
 
 pub type SeqId = u64;
@@ -45,6 +45,8 @@ pub struct SeqRequest {
     /// `Some(n)`: the prompt's log-probabilities (each token after the first, with the `n` most likely
     /// alternatives), computed once as the prompt is prefilled; such a prompt is not taken from the prefix cache.
     pub prompt_logprobs: Option<u8>,
+    /// `logit_bias` and the presence / frequency penalties, if any.
+    pub shaping: Option<LogitShaping>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,7 @@ struct Sequence {
     max_tokens: usize,
     stop_ids: Vec<u32>,
     prompt_logprobs: Option<u8>,
+    shaping: Option<LogitShaping>,
     /// First prompt position whose log-probability is not computed yet (position 0 has none; a
     /// recomputed prefill after preemption does not score a position twice).
     scored: usize,
@@ -215,6 +218,7 @@ impl Scheduler {
             max_tokens,
             stop_ids: r.stop_ids,
             prompt_logprobs: r.prompt_logprobs,
+            shaping: r.shaping,
             scored: 1,
         });
         Ok(())
@@ -372,6 +376,7 @@ impl Scheduler {
                     block_table: &s.table,
                     sample: e.sample.then_some(s.sampling),
                     score,
+                    shaping: s.shaping.as_ref().map(|x| x.view(&s.tokens[s.prompt_len..])),
                 })
             })
             .collect()
@@ -386,6 +391,10 @@ impl Scheduler {
     /// removed by [`update`](Self::update) as usual and its token of this step is dropped.
     pub fn plan_next(&mut self, plan: &Plan) -> Option<Plan> {
         if plan.entries.len() != self.running.len() || plan.is_empty() {
+            return None;
+        }
+        // A sequence whose logits depend on its latest token (penalties) cannot be fed a token the host has not seen.
+        if self.running.iter().any(|s| s.shaping.is_some()) {
             return None;
         }
         if !self.waiting.is_empty() && self.running.len() < self.cfg.max_num_seqs {
@@ -540,7 +549,14 @@ mod tests {
     }
 
     fn req(p: Vec<u32>, max_tokens: usize) -> SeqRequest {
-        SeqRequest { prompt: p, sampling: TokenSampling::GREEDY, max_tokens, stop_ids: vec![], prompt_logprobs: None }
+        SeqRequest {
+            prompt: p,
+            sampling: TokenSampling::GREEDY,
+            max_tokens,
+            stop_ids: vec![],
+            prompt_logprobs: None,
+            shaping: None,
+        }
     }
 
     /// Runs until every sequence finishes; returns each one's generated tokens.

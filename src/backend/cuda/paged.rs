@@ -466,7 +466,10 @@ impl PagedBackend for CudaPagedBackend {
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
         // Log-probabilities come from the logits on the host: such a step runs synchronously.
-        if seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()) || s.score.is_some()) {
+        if seqs
+            .iter()
+            .any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()) || s.score.is_some() || s.shaping.is_some())
+        {
             return self.step(seqs).map(Some);
         }
         let graph = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
@@ -649,6 +652,9 @@ impl PagedBackend for CudaPagedBackend {
         self.lp_step = seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()));
         if seqs.iter().any(|s| s.score.is_some()) {
             return Err(Error::Unsupported("the CUDA backend does not compute prompt log-probabilities".into()));
+        }
+        if seqs.iter().any(|s| s.shaping.is_some()) {
+            return Err(Error::Unsupported("the CUDA backend does not apply logit_bias or penalties".into()));
         }
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
         if !self.pending.is_empty() {
