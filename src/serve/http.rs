@@ -215,46 +215,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
             return Err(unknown_model(s, m));
         }
     }
-    let shaping =
-        (!req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0).then(|| {
-            crate::backend::paged::LogitShaping {
-                bias: req.logit_bias.clone(),
-                presence: req.presence_penalty,
-                frequency: req.frequency_penalty,
-            }
-        });
-    if shaping.is_some() && !s.engine.shaping {
-        let param = if !req.logit_bias.is_empty() {
-            "logit_bias"
-        } else if req.presence_penalty != 0.0 {
-            "presence_penalty"
-        } else {
-            "frequency_penalty"
-        };
-        return Err(ApiError::invalid(
-            format!(
-                "'{param}' is not available on the {} backend yet; serve with --backend cpu for it",
-                s.engine.backend_name
-            ),
-            Some(param),
-        ));
-    }
-    let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
-    if let Some(&(bad, _)) = req.logit_bias.iter().find(|(t, _)| *t as usize >= vocab) {
-        return Err(ApiError::invalid(
-            format!("'logit_bias' token id {bad} is outside the vocabulary (size {vocab})"),
-            Some("logit_bias"),
-        ));
-    }
-    if req.logprobs.is_some() && !s.engine.logprobs {
-        return Err(ApiError::invalid(
-            format!(
-                "'logprobs' is not available on the {} backend yet (it samples on the GPU); serve with --backend cpu for log-probabilities",
-                s.engine.backend_name
-            ),
-            Some("logprobs"),
-        ));
-    }
+    let shaping = backend_features(s, &req)?;
     let many = req.prompts.len() > 1;
     // (token ids, max new tokens, echo text) per prompt
     let mut prompts = Vec::with_capacity(req.prompts.len());
@@ -343,6 +304,53 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
     }
     let prompt_tokens = prompts.iter().map(|(p, ..)| p.len()).sum();
     Ok(Started { req, choices, prompt_tokens })
+}
+
+/// What the request asks of the backend beyond sampling — `logit_bias` and penalties (returned as the
+/// sequence's [`LogitShaping`](crate::backend::paged::LogitShaping)), log-probabilities — checked against
+/// what this backend does (a 400 naming the parameter otherwise) and against the vocabulary.
+fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::backend::paged::LogitShaping>, ApiError> {
+    let shaping =
+        (!req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0).then(|| {
+            crate::backend::paged::LogitShaping {
+                bias: req.logit_bias.clone(),
+                presence: req.presence_penalty,
+                frequency: req.frequency_penalty,
+            }
+        });
+    if shaping.is_some() && !s.engine.shaping {
+        let param = if !req.logit_bias.is_empty() {
+            "logit_bias"
+        } else if req.presence_penalty != 0.0 {
+            "presence_penalty"
+        } else {
+            "frequency_penalty"
+        };
+        return Err(ApiError::invalid(
+            format!(
+                "'{param}' is not available on the {} backend yet; serve with --backend cpu for it",
+                s.engine.backend_name
+            ),
+            Some(param),
+        ));
+    }
+    let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
+    if let Some(&(bad, _)) = req.logit_bias.iter().find(|(t, _)| *t as usize >= vocab) {
+        return Err(ApiError::invalid(
+            format!("'logit_bias' token id {bad} is outside the vocabulary (size {vocab})"),
+            Some("logit_bias"),
+        ));
+    }
+    if req.logprobs.is_some() && !s.engine.logprobs {
+        return Err(ApiError::invalid(
+            format!(
+                "'logprobs' is not available on the {} backend yet (it samples on the GPU); serve with --backend cpu for log-probabilities",
+                s.engine.backend_name
+            ),
+            Some("logprobs"),
+        ));
+    }
+    Ok(shaping)
 }
 
 /// A prompt's token ids (an error message on failure).
