@@ -18,7 +18,7 @@
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
 use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
-use super::sampling::{argmax, sample_logits, token_logprobs, TokenLogprobs};
+use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
 use crate::model::{LlamaConfig, ModelWeights, Param, Tensor};
@@ -75,6 +75,13 @@ pub struct PagedSeq<'a> {
     pub score: Option<PromptScore<'a>>,
     /// What the request changes in its logits before its token is sampled ([`Shaping`]).
     pub shaping: Option<Shaping<'a>>,
+}
+
+impl<'a> PagedSeq<'a> {
+    /// A plain chunk: no prompt scoring, no logit changes.
+    pub fn new(tokens: &'a [u32], start: usize, block_table: &'a [i32], sample: Option<TokenSampling>) -> Self {
+        PagedSeq { tokens, start, block_table, sample, score: None, shaping: None }
+    }
 }
 
 /// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`), owned by
@@ -560,18 +567,8 @@ impl PagedBackend for CpuPagedBackend {
             _ => return Ok(false),
         };
         let toks: Vec<[u32; 1]> = prev.iter().map(|&t| [t]).collect();
-        let step: Vec<PagedSeq> = seqs
-            .iter()
-            .zip(&toks)
-            .map(|(n, t)| PagedSeq {
-                score: None,
-                shaping: None,
-                tokens: t,
-                start: n.start,
-                block_table: n.block_table,
-                sample: Some(n.sample),
-            })
-            .collect();
+        let step: Vec<PagedSeq> =
+            seqs.iter().zip(&toks).map(|(n, t)| PagedSeq::new(t, n.start, n.block_table, Some(n.sample))).collect();
         let ids = self.step(&step)?;
         let lp = std::mem::take(&mut self.logprobs);
         self.deferred.push_back((ids, true, lp));
@@ -646,14 +643,12 @@ impl PagedBackend for CpuPagedBackend {
                 })
                 .collect();
         }
-        let wanted: Vec<(usize, TokenSampling)> =
-            seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p))).collect();
-        let shapes: Vec<Option<Shaping>> = seqs.iter().filter(|s| s.sample.is_some()).map(|s| s.shaping).collect();
+        let wanted: Vec<(usize, TokenSampling, Option<Shaping>)> =
+            seqs.iter().filter_map(|s| s.sample.map(|p| (s.start + s.tokens.len(), p, s.shaping))).collect();
         let ids: Vec<u32> = wanted
             .par_iter()
-            .zip(&shapes)
             .enumerate()
-            .map_init(Vec::new, |scratch, (r, ((pos, p), shape))| {
+            .map_init(Vec::new, |scratch, (r, (pos, p, shape))| {
                 let row = &logits.data[r * vocab..(r + 1) * vocab];
                 match shape {
                     Some(sh) => {
@@ -665,15 +660,8 @@ impl PagedBackend for CpuPagedBackend {
                 }
             })
             .collect();
-        self.logprobs = if wanted.iter().any(|(_, p)| p.logprobs.is_some()) {
-            wanted
-                .iter()
-                .zip(&ids)
-                .enumerate()
-                .map(|(r, ((_, p), &t))| {
-                    p.logprobs.map(|n| token_logprobs(&logits.data[r * vocab..(r + 1) * vocab], t, n as usize))
-                })
-                .collect()
+        self.logprobs = if wanted.iter().any(|w| w.1.logprobs.is_some()) {
+            rows_logprobs(&logits.data, vocab, &ids, wanted.iter().map(|w| w.1.logprobs))
         } else {
             Vec::new()
         };
@@ -893,14 +881,7 @@ mod tests {
         while pos < prompt.len() {
             let end = (pos + chunk).min(prompt.len());
             let last = end == prompt.len();
-            let s = PagedSeq {
-                score: None,
-                shaping: None,
-                tokens: &prompt[pos..end],
-                start: pos,
-                block_table: table,
-                sample: last.then_some(TokenSampling::GREEDY),
-            };
+            let s = PagedSeq::new(&prompt[pos..end], pos, table, last.then_some(TokenSampling::GREEDY));
             let r = b.step(&[s]).unwrap();
             if last {
                 out.push(r[0]);
@@ -909,14 +890,7 @@ mod tests {
         }
         while out.len() < n_new {
             let t = [*out.last().unwrap()];
-            let s = PagedSeq {
-                score: None,
-                shaping: None,
-                tokens: &t,
-                start: pos,
-                block_table: table,
-                sample: Some(TokenSampling::GREEDY),
-            };
+            let s = PagedSeq::new(&t, pos, table, Some(TokenSampling::GREEDY));
             pos += 1;
             out.push(b.step(&[s]).unwrap()[0]);
         }
@@ -942,43 +916,15 @@ mod tests {
         let mut toks_b = Vec::new();
         let r = b
             .step(&[
-                PagedSeq {
-                    score: None,
-                    shaping: None,
-                    tokens: &prompt_a[..20],
-                    start: 0,
-                    block_table: &ta,
-                    sample: None,
-                },
-                PagedSeq {
-                    score: None,
-                    shaping: None,
-                    tokens: &prompt_b,
-                    start: 0,
-                    block_table: &tb,
-                    sample: Some(TokenSampling::GREEDY),
-                },
+                PagedSeq::new(&prompt_a[..20], 0, &ta, None),
+                PagedSeq::new(&prompt_b, 0, &tb, Some(TokenSampling::GREEDY)),
             ])
             .unwrap();
         toks_b.push(r[0]);
         let r = b
             .step(&[
-                PagedSeq {
-                    score: None,
-                    shaping: None,
-                    tokens: &[toks_b[0]],
-                    start: 5,
-                    block_table: &tb,
-                    sample: Some(TokenSampling::GREEDY),
-                },
-                PagedSeq {
-                    score: None,
-                    shaping: None,
-                    tokens: &prompt_a[20..],
-                    start: 20,
-                    block_table: &ta,
-                    sample: Some(TokenSampling::GREEDY),
-                },
+                PagedSeq::new(&[toks_b[0]], 5, &tb, Some(TokenSampling::GREEDY)),
+                PagedSeq::new(&prompt_a[20..], 20, &ta, Some(TokenSampling::GREEDY)),
             ])
             .unwrap();
         toks_b.push(r[0]);
@@ -986,23 +932,9 @@ mod tests {
         while toks_a.len() < 12 {
             let (la, lb) = ([*toks_a.last().unwrap()], [*toks_b.last().unwrap()]);
             let (pa, pb) = (37 + toks_a.len() - 1, 5 + toks_b.len() - 1);
-            let mut seqs = vec![PagedSeq {
-                score: None,
-                shaping: None,
-                tokens: &la,
-                start: pa,
-                block_table: &ta,
-                sample: Some(TokenSampling::GREEDY),
-            }];
+            let mut seqs = vec![PagedSeq::new(&la, pa, &ta, Some(TokenSampling::GREEDY))];
             if toks_b.len() < 12 {
-                seqs.push(PagedSeq {
-                    score: None,
-                    shaping: None,
-                    tokens: &lb,
-                    start: pb,
-                    block_table: &tb,
-                    sample: Some(TokenSampling::GREEDY),
-                });
+                seqs.push(PagedSeq::new(&lb, pb, &tb, Some(TokenSampling::GREEDY)));
             }
             let r = b.step(&seqs).unwrap();
             toks_a.push(r[0]);
@@ -1183,7 +1115,7 @@ mod tests {
         let mut b = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 4).unwrap();
         let t = [1u32, 2, 3];
         for table in [&[][..], &[-1][..], &[4][..]] {
-            let s = PagedSeq { score: None, shaping: None, tokens: &t, start: 0, block_table: table, sample: None };
+            let s = PagedSeq::new(&t, 0, table, None);
             assert!(b.step(&[s]).is_err());
         }
         assert!(CpuPagedBackend::new(w, 10).is_err());

@@ -180,6 +180,20 @@ pub fn token_logprobs(logits: &[f32], token: u32, top: usize) -> TokenLogprobs {
     }
 }
 
+/// The log-probabilities of a step's sampled rows, where asked: row `r` of `logits` (rows of `vocab`) at its
+/// chosen token `ids[r]`, with `asks[r]` alternatives (None: that row did not ask). Rows after the last
+/// that asks need no logits or id.
+pub fn rows_logprobs(
+    logits: &[f32],
+    vocab: usize,
+    ids: &[u32],
+    asks: impl Iterator<Item = Option<u8>>,
+) -> Vec<Option<TokenLogprobs>> {
+    asks.enumerate()
+        .map(|(r, k)| k.map(|k| token_logprobs(&logits[r * vocab..(r + 1) * vocab], ids[r], k as usize)))
+        .collect()
+}
+
 pub fn argmax(x: &[f32]) -> u32 {
     let mut best = 0;
     for (i, v) in x.iter().enumerate() {

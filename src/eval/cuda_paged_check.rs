@@ -81,7 +81,7 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
                 who.push(i);
             }
             stepped.push((i, tokens.len()));
-            seqs.push(PagedSeq { score: None, shaping: None, tokens, start: pos[i], block_table: &tables[i], sample });
+            seqs.push(PagedSeq::new(tokens, pos[i], &tables[i], sample));
         }
         if seqs.is_empty() {
             break;

@@ -246,7 +246,7 @@ fn parse_common(
         }
         Some(n) => return Err(ApiError::invalid(format!("'n' must be at least 1, got {n}"), Some("n"))),
     };
-    // best_of > n picks the choices with the highest log probability, which this server does not compute.
+    // best_of > n ranks candidates by their total log probability and keeps the best n: this server does not rank.
     if let Some(b) = integer(o, "best_of")? {
         if b != n as i64 && b != 1 {
             return Err(ApiError::invalid(

@@ -401,16 +401,20 @@ fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Resul
     Ok(max_tokens)
 }
 
+/// One token's text and bytes as a response shows them.
+fn piece(s: &AppState, id: u32) -> (String, Vec<u8>) {
+    let tok = s.engine.tokenizer;
+    (tok.decode(&[id], false).unwrap_or_default(), tok.token_bytes(id))
+}
+
 /// A token's log-probabilities with the texts and bytes a response shows.
 fn token_lp(s: &AppState, l: &TokenLogprobs) -> api::TokenLp {
-    let tok = s.engine.tokenizer;
-    let piece = |id: u32| (tok.decode(&[id], false).unwrap_or_default(), tok.token_bytes(id));
-    let (text, bytes) = piece(l.token);
+    let (text, bytes) = piece(s, l.token);
     let top = l
         .top
         .iter()
         .map(|&(id, x)| {
-            let (t, b) = piece(id);
+            let (t, b) = piece(s, id);
             (t, b, x)
         })
         .collect();
@@ -425,9 +429,8 @@ fn prompt_lps(s: &AppState, ids: &[u32], lps: &[TokenLogprobs]) -> Vec<api::Toke
         .map(|(i, &id)| match i.checked_sub(1).and_then(|k| lps.get(k)).filter(|l| l.token == id) {
             Some(l) => token_lp(s, l),
             None => {
-                let tok = s.engine.tokenizer;
-                let text = tok.decode(&[id], false).unwrap_or_default();
-                api::TokenLp { text, bytes: tok.token_bytes(id), logprob: None, top: Vec::new() }
+                let (text, bytes) = piece(s, id);
+                api::TokenLp { text, bytes, logprob: None, top: Vec::new() }
             }
         })
         .collect()
@@ -546,7 +549,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
     for (i, c) in st.choices.into_iter().enumerate() {
         if !c.prompt_ids.is_empty() {
             // echo with logprobs: the echo chunk waits for the prompt's log-probabilities
-            echo_lp.push(Some((c.echo.clone(), c.prompt_ids.clone())));
+            echo_lp.push(Some((c.echo, c.prompt_ids)));
         } else {
             echo_lp.push(None);
             if !c.echo.is_empty() {

@@ -19,7 +19,7 @@ use super::{CudaBackend, CudaOptions};
 use crate::backend::paged::{
     blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE,
 };
-use crate::backend::sampling::{token_logprobs, TokenLogprobs};
+use crate::backend::sampling::{rows_logprobs, TokenLogprobs};
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
@@ -355,13 +355,8 @@ impl CudaPagedBackend {
         self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
         let mut ids = vec![0i32; last + 1];
         self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut ids)?;
-        for (r, (s, _)) in want.iter().enumerate() {
-            let lp = s
-                .logprobs
-                .filter(|_| r <= last)
-                .map(|k| token_logprobs(&logits[r * v..(r + 1) * v], ids[r] as u32, k as usize));
-            self.logprobs.push(lp);
-        }
+        let ids: Vec<u32> = ids.into_iter().map(|t| t as u32).collect();
+        self.logprobs.extend(rows_logprobs(&logits, v, &ids, want.iter().map(|(s, _)| s.logprobs)));
         Ok(())
     }
 
