@@ -352,9 +352,24 @@ pub fn check_step(cfg: &LlamaConfig, num_blocks: usize, max_len: usize, seqs: &[
             return Err(Error::Invalid(format!("token id {t} is outside the vocabulary (size {})", cfg.vocab_size)));
         }
         if let Some(p) = &s.sample {
-            if !(p.temperature >= 0.0 && p.temperature.is_finite() && p.top_p > 0.0 && p.top_p <= 1.0) {
+            if !(p.temperature >= 0.0 && p.temperature.is_finite() && p.top_p > 0.0 && p.top_p <= 1.0)
+                || p.logprobs.is_some_and(|k| k as usize > MAX_TOP_LOGPROBS)
+            {
                 return Err(Error::Invalid(format!("paged step: bad sampling settings {p:?}")));
             }
+        }
+        if s.score.is_some_and(|c| c.from_row + c.targets.len() > s.tokens.len() || c.top as usize > MAX_TOP_LOGPROBS) {
+            return Err(Error::Invalid(format!("paged step: sequence {i} scores rows outside its chunk")));
+        }
+        if s.sample.is_some()
+            && s.score.is_some_and(|c| c.from_row + c.targets.len() == s.tokens.len() && !c.targets.is_empty())
+        {
+            return Err(Error::Invalid(format!(
+                "paged step: sequence {i} scores its last row, whose next token is the one it samples"
+            )));
+        }
+        if let Some(t) = s.score.and_then(|c| c.targets.iter().find(|&&t| t as usize >= cfg.vocab_size)) {
+            return Err(Error::Invalid(format!("token id {t} is outside the vocabulary (size {})", cfg.vocab_size)));
         }
     }
     Ok(())
@@ -579,11 +594,6 @@ impl PagedBackend for CpuPagedBackend {
         self.logprobs.clear();
         self.prompt_logprobs.clear();
         check_step(&self.w.config, self.num_blocks, self.max_len, seqs)?;
-        if let Some((i, _)) = seqs.iter().enumerate().find(|(_, s)| {
-            s.score.is_some_and(|c| c.from_row + c.targets.len() > s.tokens.len() || c.top as usize > MAX_TOP_LOGPROBS)
-        }) {
-            return Err(Error::Invalid(format!("paged step: sequence {i} scores rows outside its chunk")));
-        }
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -1131,5 +1141,28 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.iter().collect::<std::collections::HashSet<_>>().len() > 1);
         assert_eq!(sample_token(&logits, &TokenSampling::GREEDY, 0, &mut scratch), argmax(&logits));
+    }
+
+    #[test]
+    fn check_step_refuses_bad_scores_and_logprob_counts() {
+        let cfg = tiny().config.clone();
+        let toks = [1u32, 2, 3, 4];
+        let table = [0i32];
+        let lp = |k: u8| Some(TokenSampling { logprobs: Some(k), ..TokenSampling::GREEDY });
+        let scored = |from_row: usize, t: &'static [u32], top: u8, sample| PagedSeq {
+            score: Some(PromptScore { from_row, targets: t, top }),
+            ..PagedSeq::new(&toks, 0, &table, sample)
+        };
+        let err = |s: PagedSeq| check_step(&cfg, 4, 64, &[s]).unwrap_err().to_string();
+        // Rows 0..3 score tokens 1..4 of an unsampled chunk: fine; so is a sampled chunk scoring rows 0..2.
+        assert!(check_step(&cfg, 4, 64, &[scored(0, &[2, 3, 4], 20, None)]).is_ok());
+        assert!(check_step(&cfg, 4, 64, &[scored(0, &[2, 3], 0, lp(20))]).is_ok());
+        assert!(err(scored(2, &[3, 4, 5], 0, None)).contains("outside its chunk"));
+        assert!(err(scored(0, &[2], 21, None)).contains("outside its chunk"));
+        assert!(err(scored(1, &[3, 4, 9], 0, Some(TokenSampling::GREEDY))).contains("scores its last row"));
+        let big = cfg.vocab_size as u32;
+        let far: &'static [u32] = Box::leak(vec![big].into_boxed_slice());
+        assert!(err(scored(0, far, 0, None)).contains("outside the vocabulary"));
+        assert!(err(PagedSeq::new(&toks, 0, &table, lp(21))).contains("bad sampling settings"));
     }
 }

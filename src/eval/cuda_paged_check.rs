@@ -16,7 +16,9 @@ use super::cuda_check::{
 use crate::backend::cpu::{CpuBackend, CpuQuant, KvQuant};
 use crate::backend::cuda::paged::{kv_elem_bytes_of, CudaPagedBackend, CudaPagedOptions};
 use crate::backend::cuda::{quantize_rtn, CudaBackend, CudaOptions};
-use crate::backend::paged::{block_bytes, PagedBackend, PagedSeq, TokenSampling};
+use crate::backend::paged::{
+    block_bytes, sample_token, LogitShaping, PagedBackend, PagedSeq, PromptScore, TokenSampling,
+};
 use crate::backend::sampling::{token_logprobs, TokenLogprobs};
 use crate::backend::{Backend, Logits, SeqChunk};
 use crate::error::Result;
@@ -31,13 +33,25 @@ use std::sync::Arc;
 struct Req {
     prompt: Vec<u32>,
     sample: TokenSampling,
+    /// serve's `logit_bias` and penalties.
+    shaping: Option<LogitShaping>,
+    /// serve's `echo` with `logprobs`: score the prompt with this many alternatives a position.
+    score: Option<u8>,
 }
 
-/// Tokens, the logits of every sampled row and what `take_logprobs` gave for it, per sequence.
+impl Req {
+    fn new(prompt: &[u32], sample: TokenSampling) -> Req {
+        Req { prompt: prompt.to_vec(), sample, shaping: None, score: None }
+    }
+}
+
+/// Tokens, the logits of every sampled row and what `take_logprobs` gave for it, and the prompt
+/// log-probabilities (`take_prompt_logprobs`), per sequence.
 struct RunOut {
     tokens: Vec<Vec<u32>>,
     logits: Vec<Vec<Vec<f32>>>,
     logprobs: Vec<Vec<Option<TokenLogprobs>>>,
+    prompt_logprobs: Vec<Vec<TokenLogprobs>>,
 }
 
 /// Runs `reqs` together: every step each unfinished sequence gives its next prompt chunk of at
@@ -60,6 +74,7 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
         tokens: vec![vec![]; reqs.len()],
         logits: vec![vec![]; reqs.len()],
         logprobs: vec![vec![]; reqs.len()],
+        prompt_logprobs: vec![vec![]; reqs.len()],
     };
     b.capture_logits = Some(Vec::new());
     loop {
@@ -71,23 +86,35 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
             if out.tokens[i].len() >= n {
                 continue;
             }
-            let (tokens, sample) = if pos[i] < r.prompt.len() {
+            let (tokens, sample, score) = if pos[i] < r.prompt.len() {
                 let end = (pos[i] + chunk).min(r.prompt.len());
-                (&r.prompt[pos[i]..end], (end == r.prompt.len()).then_some(r.sample))
+                // Row j (position pos + j) scores the prompt's token at pos + j + 1.
+                let score = r.score.map(|top| PromptScore {
+                    from_row: 0,
+                    targets: &r.prompt[pos[i] + 1..(end + 1).min(r.prompt.len())],
+                    top,
+                });
+                (&r.prompt[pos[i]..end], (end == r.prompt.len()).then_some(r.sample), score)
             } else {
-                (&last[i][..], Some(r.sample))
+                (&last[i][..], Some(r.sample), None)
             };
             if sample.is_some() {
                 who.push(i);
             }
             stepped.push((i, tokens.len()));
-            seqs.push(PagedSeq::new(tokens, pos[i], &tables[i], sample));
+            let shaping = r.shaping.as_ref().map(|l| l.view(&out.tokens[i]));
+            seqs.push(PagedSeq { score, shaping, ..PagedSeq::new(tokens, pos[i], &tables[i], sample) });
         }
         if seqs.is_empty() {
             break;
         }
         let ids = b.step(&seqs)?;
+        drop(seqs);
         let lp = b.take_logprobs();
+        let plp = b.take_prompt_logprobs();
+        for (k, l) in plp.into_iter().enumerate() {
+            out.prompt_logprobs[stepped[k].0].extend(l);
+        }
         let lg = b.capture_logits.replace(Vec::new()).unwrap_or_default();
         for (r, (&i, &id)) in who.iter().zip(&ids).enumerate() {
             out.tokens[i].push(id);
@@ -261,9 +288,7 @@ pub fn paged_checks_kvr(
     }
     let greedy = TokenSampling::GREEDY;
     let sampled = TokenSampling { temperature: 0.8, top_k: 40, top_p: 0.9, seed: 42, logprobs: None };
-    let reqs = |ps: &[Vec<u32>], s: TokenSampling| -> Vec<Req> {
-        ps.iter().map(|x| Req { prompt: x.clone(), sample: s }).collect()
-    };
+    let reqs = |ps: &[Vec<u32>], s: TokenSampling| -> Vec<Req> { ps.iter().map(|x| Req::new(x, s)).collect() };
     let want = match static_greedy(w, p, kvq.as_ref(), prompts, n) {
         Ok(v) => v,
         Err(e) => return vec![Err(e)],
@@ -363,12 +388,12 @@ pub fn paged_checks_kvr(
     // 3) among others: 64 sequences, the test prompts at 0, 31, 63 (and a sampled one at 10)
     let sampled_alone = run_paged(&mut b, &reqs(&prompts[..1], sampled), n, 4096, &perm[100..]);
     let others = seeded_prompts(&(0..64).map(|i| 1 + (i * 7) % 47).collect::<Vec<_>>(), vocab, 9);
-    let mut all: Vec<Req> = others.iter().map(|x| Req { prompt: x.clone(), sample: greedy }).collect();
+    let mut all: Vec<Req> = others.iter().map(|x| Req::new(x, greedy)).collect();
     let at = [0usize, 31, 63];
     for (k, &i) in at.iter().enumerate().take(prompts.len()) {
         all[i].prompt = prompts[k].clone();
     }
-    all[10] = Req { prompt: prompts[0].clone(), sample: sampled };
+    all[10] = Req::new(&prompts[0], sampled);
     let big = run_paged(&mut b, &all, n, 16, &perm);
     match (&big, &sampled_alone) {
         (Ok(big), Ok(sa)) => {
@@ -454,9 +479,9 @@ pub fn paged_checks_kvr(
     // sampled row that asks gets the log-softmax of its own captured logits at its own token; the others get none.
     let mut lp_check = || -> Result<CheckResult> {
         let with = |s: TokenSampling, k: u8| TokenSampling { logprobs: Some(k), ..s };
-        let mut rq: Vec<Req> = others[..6].iter().map(|x| Req { prompt: x.clone(), sample: greedy }).collect();
-        rq[1] = Req { prompt: prompts[0].clone(), sample: with(greedy, 5) };
-        rq[4] = Req { prompt: others[40].clone(), sample: with(sampled, 0) };
+        let mut rq: Vec<Req> = others[..6].iter().map(|x| Req::new(x, greedy)).collect();
+        rq[1] = Req::new(&prompts[0], with(greedy, 5));
+        rq[4] = Req::new(&others[40], with(sampled, 0));
         let r = run_paged(&mut b, &rq, n, 5, &perm[200..])?;
         let (mut rows, mut bad) = (0, Vec::new());
         for (i, q) in rq.iter().enumerate() {
@@ -475,6 +500,102 @@ pub fn paged_checks_kvr(
         })
     };
     out.push(lp_check());
+    // 6) logit_bias and penalties (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`), chosen on the
+    // host: each token of a shaped sequence is the CPU sampler's choice from its own captured (unshaped) logits
+    // with the changes applied; its log-probabilities stay those of the unshaped logits.
+    let mut shape_check = || -> Result<CheckResult> {
+        let shaped = |s: TokenSampling, bias: Vec<(u32, f32)>, presence: f32, frequency: f32, prompt: &[u32]| Req {
+            shaping: Some(LogitShaping { bias, presence, frequency }),
+            ..Req::new(prompt, s)
+        };
+        let mut rq: Vec<Req> = others[6..12].iter().map(|x| Req::new(x, greedy)).collect();
+        rq[0] = shaped(greedy, vec![(7, 100.0)], 0.0, 0.0, &prompts[0]);
+        rq[2] = shaped(TokenSampling { logprobs: Some(3), ..greedy }, vec![], 2.0, 2.0, &others[20]);
+        rq[3] = shaped(sampled, vec![(3, -100.0), (11, 4.0)], 0.5, 1.0, &others[21]);
+        rq[5] = shaped(TokenSampling { top_k: 0, ..sampled }, vec![], -1.0, 0.0, &others[22]);
+        let r = run_paged(&mut b, &rq, n, 5, &perm[300..])?;
+        let (mut rows, mut changed, mut bad, mut scratch) = (0, 0, Vec::new(), Vec::new());
+        for (i, q) in rq.iter().enumerate() {
+            for (j, &got) in r.tokens[i].iter().enumerate() {
+                let pos = q.prompt.len() + j;
+                let raw = &r.logits[i][j];
+                let want = match &q.shaping {
+                    Some(l) => {
+                        let mut row = raw.clone();
+                        l.view(&r.tokens[i][..j]).apply(&mut row);
+                        let t = sample_token(&row, &q.sample, pos, &mut scratch);
+                        rows += 1;
+                        changed += usize::from(t != sample_token(raw, &q.sample, pos, &mut scratch));
+                        t
+                    }
+                    None => got,
+                };
+                let lp_want = q.sample.logprobs.map(|k| token_logprobs(raw, got, k as usize));
+                if got != want || r.logprobs[i][j] != lp_want {
+                    bad.push((i, j));
+                }
+            }
+        }
+        Ok(CheckResult {
+            name: format!("{label}: shaped tokens (logit_bias, penalties) == the captured logits' choice (6 seqs)"),
+            pass: bad.is_empty() && rows == 4 * n && changed > 0,
+            detail: format!(
+                "{rows} shaped rows, {changed} of them another token than unshaped; mismatches (seq, step) {bad:?}"
+            ),
+        })
+    };
+    out.push(shape_check());
+    // 7) prompt log-probabilities (serve's `echo` with `logprobs`), scored in chunks of 5 beside other sequences:
+    // each position's log-probability of the prompt's own next token against the CPU reference's (all rows of the
+    // prompt at once), judged as the logits are in 4) (a log-probability moves at most twice the logits' largest
+    // change), and the alternatives ranked.
+    let mut score_check = || -> Result<CheckResult> {
+        let mut rq: Vec<Req> = others[12..18].iter().map(|x| Req::new(x, greedy)).collect();
+        rq[1] = Req { score: Some(3), ..Req::new(&prompts[0], greedy) };
+        rq[4] = Req { score: Some(0), ..Req::new(&others[41], sampled) };
+        let r = run_paged(&mut b, &rq, 2, 5, &perm[400..])?;
+        let (mut worst, mut rows, mut bad) = (0f32, 0, Vec::new());
+        for (i, q) in rq.iter().enumerate() {
+            let got = &r.prompt_logprobs[i];
+            let Some(top) = q.score else {
+                if !got.is_empty() {
+                    bad.push((i, 0));
+                }
+                continue;
+            };
+            if got.len() + 1 != q.prompt.len() {
+                bad.push((i, got.len()));
+                continue;
+            }
+            cpu.reset(0);
+            let refl = cpu.forward(&[SeqChunk { slot: 0, tokens: &q.prompt }], Logits::All)?.data;
+            let v = vocab;
+            for (j, g) in got.iter().enumerate() {
+                let row = &refl[j * v..(j + 1) * v];
+                let w = token_logprobs(row, q.prompt[j + 1], top as usize);
+                let scale = row.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+                worst = worst.max((g.logprob - w.logprob).abs() / 2.0 / scale);
+                rows += 1;
+                let ranked = g.top.windows(2).all(|p| p[0].1 >= p[1].1);
+                if g.token != q.prompt[j + 1] || g.top.len() != top as usize || !ranked {
+                    bad.push((i, j));
+                }
+            }
+        }
+        let (pass, detail) = if let Some(what) = &what {
+            (rounding_pass(worst, twin, p), rounding_detail(worst, twin, noise, p, what))
+        } else {
+            let tol = rel_tol(p);
+            (worst <= tol, format!("max|Δ logprob|/(2 max|ref|) {worst:.2e} (tol {tol:.0e})"))
+        };
+        let want_rows = prompts[0].len() + others[41].len() - 2;
+        Ok(CheckResult {
+            name: format!("{label}: prompt log-probabilities vs CPU (2 of 6 seqs scored, chunks of 5)"),
+            pass: pass && bad.is_empty() && rows == want_rows,
+            detail: format!("{rows} of {want_rows} positions; {detail}; bad (seq, position) {bad:?}"),
+        })
+    };
+    out.push(score_check());
     out
 }
 

@@ -17,17 +17,27 @@
 //! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
 use super::{CudaBackend, CudaOptions};
 use crate::backend::paged::{
-    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, TokenSampling, BLOCK_SIZE,
+    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, Shaping, TokenSampling, BLOCK_SIZE,
 };
-use crate::backend::sampling::{rows_logprobs, TokenLogprobs};
+use crate::backend::sampling::{rows_logprobs, token_logprobs, TokenLogprobs};
 use crate::backend::SeqChunk;
 use crate::error::{Error, Result};
 use crate::model::{LlamaConfig, ModelWeights};
 use crate::quant::kv::KvCacheDtype;
 use crate::quant::{QuantizedModel, WeightFormat};
+use rayon::prelude::*;
 
 /// Positions per KV block (the kernels' `KV_BLOCK`).
 pub const BLOCK: usize = BLOCK_SIZE;
+
+/// A sampled row of a step: its settings, the position of its new token and its logit changes.
+type Want<'a> = (TokenSampling, usize, Option<Shaping<'a>>);
+
+/// Whether a sampled row's token is chosen on the host: its logits are shaped (`logit_bias`,
+/// penalties), or the device sampler does not cover its settings exactly.
+fn on_host(w: &Want) -> bool {
+    w.2.is_some() || (!w.0.is_greedy() && !device_sampler_exact(&w.0))
+}
 
 /// Settings of a CUDA paged engine.
 #[derive(Debug, Clone)]
@@ -116,6 +126,8 @@ pub struct CudaPagedBackend {
     lp_step: bool,
     /// Log-probabilities of the last `step`'s tokens (`PagedBackend::take_logprobs`).
     logprobs: Vec<Option<TokenLogprobs>>,
+    /// Prompt log-probabilities of the last `step` (`PagedSeq::score`), a list a sequence of it.
+    prompt_logprobs: Vec<Vec<TokenLogprobs>>,
 }
 
 /// Per-step CUDA events (TRTFORGE_SERVE_PROFILE): what a graph decode step and an eager
@@ -231,6 +243,7 @@ impl CudaPagedBackend {
             marks: std::env::var_os("TRTFORGE_SERVE_PROFILE").map(|_| StepMarks::default()),
             lp_step: false,
             logprobs: Vec::new(),
+            prompt_logprobs: Vec::new(),
             eng,
             num_blocks,
             max_len,
@@ -276,61 +289,74 @@ impl CudaPagedBackend {
         self.eng.gpu.htod(t, 0, &self.tables[..seqs.len() * stride])
     }
 
-    /// Samples the non-greedy rows among `rows` logit rows (greedy ones already hold their argmax
-    /// in `next`); `want[r]` = (settings, position of the new token).
-    fn sample_rest(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
-        if want.iter().all(|(s, _)| s.is_greedy()) {
-            return Ok(());
-        }
-        self.params.clear();
-        let mut host_rows = 0;
-        for (s, pos) in want {
-            let inv_t = 1.0f32 / s.temperature.max(1e-6);
-            let k = s.top_k.min(i32::MAX as usize) as i32;
-            // The device sampler ranks at most SAMPLE_MAX_K candidates: exact for 1 <= top_k <=
-            // SAMPLE_MAX_K; other rows are sampled on the host below (flagged greedy here, so
-            // `sample_rows` skips them).
-            let host = !s.is_greedy() && !device_sampler_exact(s);
-            host_rows += host as usize;
-            self.params.extend_from_slice(&[
-                inv_t.to_bits() as i32,
-                k,
-                s.top_p.to_bits() as i32,
-                (s.is_greedy() || host) as i32,
-                s.seed as u32 as i32,
-                (s.seed >> 32) as u32 as i32,
-                *pos as i32,
-                0,
-            ]);
-        }
-        if host_rows < want.iter().filter(|(s, _)| !s.is_greedy()).count() {
+    /// Samples the rows the graph's or the pass's argmax does not decide (`next` holds the argmax of
+    /// every row): the device sampler takes those it covers, `host_rows` the rest; `want[r]` = logits
+    /// row r's (settings, position of the new token, logit changes).
+    fn sample_rest(&mut self, want: &[Want]) -> Result<()> {
+        if want.iter().any(|w| !w.0.is_greedy() && !on_host(w)) {
+            self.params.clear();
+            for w @ (s, pos, _) in want {
+                let inv_t = 1.0f32 / s.temperature.max(1e-6);
+                let k = s.top_k.min(i32::MAX as usize) as i32;
+                // The device sampler ranks at most SAMPLE_MAX_K candidates: exact for 1 <= top_k <=
+                // SAMPLE_MAX_K; rows chosen on the host are flagged greedy here, so `sample_rows` skips them.
+                self.params.extend_from_slice(&[
+                    inv_t.to_bits() as i32,
+                    k,
+                    s.top_p.to_bits() as i32,
+                    (s.is_greedy() || on_host(w)) as i32,
+                    s.seed as u32 as i32,
+                    (s.seed >> 32) as u32 as i32,
+                    *pos as i32,
+                    0,
+                ]);
+            }
             let (_, pbuf) = self.eng.tables.as_ref().ok_or_else(|| Error::Gpu("paged engine without tables".into()))?;
             self.eng.gpu.htod(pbuf, 0, &self.params)?;
             let (logits, next) = (self.eng.s.logits.f32(), self.eng.s.next.i32());
             self.eng.kern().sample_rows(logits, next, pbuf.i32(), want.len())?;
         }
-        if host_rows > 0 {
-            self.sample_on_host(want)?;
-        }
-        Ok(())
+        self.host_rows(want)
     }
 
-    /// Rows whose settings the device sampler does not cover exactly (top_k 0 = the whole
-    /// vocabulary, or more than SAMPLE_MAX_K): their logits come to the host and the CPU
-    /// reference's sampler (`sample_token`: same draw from (seed, position)) picks the token, which
-    /// goes back into `next`. Synchronous: such steps cost a logits copy.
-    fn sample_on_host(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
+    /// The rows whose logits the host needs, with one copy of them: rows chosen on the host
+    /// ([`on_host`]: shaped logits, or top_k 0 / above SAMPLE_MAX_K) get the CPU reference's choice
+    /// (`sample_token` on the shaped row: same draw from (seed, position)), written back into `next`;
+    /// in a step with log-probabilities (`lp_step`) the rows that ask get theirs from the model's own
+    /// logits at the chosen ids, the others None, so `logprobs` follows the step's ids. Synchronous.
+    fn host_rows(&mut self, want: &[Want]) -> Result<()> {
+        let last_host = want.iter().rposition(on_host);
+        let last_lp = want.iter().rposition(|w| w.0.logprobs.is_some()).filter(|_| self.lp_step);
+        let Some(last) = last_host.max(last_lp) else {
+            if self.lp_step {
+                self.logprobs.extend(std::iter::repeat_n(None, want.len()));
+            }
+            return Ok(());
+        };
         let v = self.eng.cfg.vocab_size;
-        let last = want.iter().rposition(|(s, _)| !s.is_greedy() && !device_sampler_exact(s)).unwrap_or(0);
         let mut logits = vec![0f32; (last + 1) * v];
         self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
-        let mut scratch = Vec::new();
-        for (r, (s, pos)) in want.iter().enumerate() {
-            if s.is_greedy() || device_sampler_exact(s) {
-                continue;
+        let mut ids = vec![0i32; last + 1];
+        self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut ids)?;
+        if last_host.is_some() {
+            let (mut scratch, mut row) = (Vec::new(), Vec::new());
+            for (r, w) in want.iter().enumerate().take(last + 1).filter(|(_, w)| on_host(w)) {
+                let l = &logits[r * v..(r + 1) * v];
+                ids[r] = match w.2 {
+                    Some(sh) => {
+                        row.clear();
+                        row.extend_from_slice(l);
+                        sh.apply(&mut row);
+                        crate::backend::paged::sample_token(&row, &w.0, w.1, &mut scratch)
+                    }
+                    None => crate::backend::paged::sample_token(l, &w.0, w.1, &mut scratch),
+                } as i32;
             }
-            let t = crate::backend::paged::sample_token(&logits[r * v..(r + 1) * v], s, *pos, &mut scratch);
-            self.eng.gpu.htod(&self.eng.s.next, r * 4, &[t as i32])?;
+            self.eng.gpu.htod(&self.eng.s.next, 0, &ids)?;
+        }
+        if self.lp_step {
+            let ids: Vec<u32> = ids.into_iter().map(|t| t as u32).collect();
+            self.logprobs.extend(rows_logprobs(&logits, v, &ids, want.iter().map(|w| w.0.logprobs)));
         }
         Ok(())
     }
@@ -339,24 +365,23 @@ impl CudaPagedBackend {
         self.eng.argmax(rows)
     }
 
-    /// After a sampling point of a step with log-probabilities (`lp_step`): the rows of `want` (logits
-    /// rows 0.., ids in `next`) get theirs, computed on the host from the logits and the chosen ids
-    /// (synchronous copies); rows that did not ask get None, so `logprobs` follows the step's ids.
-    fn logprob_rows(&mut self, want: &[(TokenSampling, usize)]) -> Result<()> {
-        if !self.lp_step {
+    /// Logits rows `from .. from + scored.len()` hold the scored prompt rows of the pass just run:
+    /// each (sequence, target, top) gets its log-probabilities in `prompt_logprobs` (synchronous).
+    fn score_rows(&mut self, from: usize, scored: &[(i32, usize, u32, u8)]) -> Result<()> {
+        if scored.is_empty() {
             return Ok(());
         }
-        let Some(last) = want.iter().rposition(|(s, _)| s.logprobs.is_some()) else {
-            self.logprobs.extend(std::iter::repeat_n(None, want.len()));
-            return Ok(());
-        };
         let v = self.eng.cfg.vocab_size;
-        let mut logits = vec![0f32; (last + 1) * v];
-        self.eng.gpu.dtoh(&self.eng.s.logits, 0, &mut logits)?;
-        let mut ids = vec![0i32; last + 1];
-        self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut ids)?;
-        let ids: Vec<u32> = ids.into_iter().map(|t| t as u32).collect();
-        self.logprobs.extend(rows_logprobs(&logits, v, &ids, want.iter().map(|(s, _)| s.logprobs)));
+        let mut logits = vec![0f32; scored.len() * v];
+        self.eng.gpu.dtoh(&self.eng.s.logits, from * v * 4, &mut logits)?;
+        let got: Vec<TokenLogprobs> = scored
+            .par_iter()
+            .enumerate()
+            .map(|(k, &(_, _, t, top))| token_logprobs(&logits[k * v..(k + 1) * v], t, top as usize))
+            .collect();
+        for (&(_, i, _, _), l) in scored.iter().zip(got) {
+            self.prompt_logprobs[i].push(l);
+        }
         Ok(())
     }
 
@@ -373,12 +398,12 @@ impl CudaPagedBackend {
     /// After a queued decode step's sampling (TRTFORGE_SERVE_AHEAD): sampled (non-greedy) ids
     /// replace the graph's argmax as the next step's input tokens, and the ids start their copy
     /// to a pinned stage, whose index is returned. None (no ahead): `collect` reads `next`.
-    fn finish_queued(&mut self, want: &[(TokenSampling, usize)]) -> Result<Option<usize>> {
+    fn finish_queued(&mut self, want: &[Want]) -> Result<Option<usize>> {
         if !self.ahead {
             return Ok(None);
         }
         let n = want.len();
-        if !want.iter().all(|(s, _)| s.is_greedy()) {
+        if !want.iter().all(|(s, _, sh)| s.is_greedy() && sh.is_none()) {
             let l = self.eng.layout;
             let k = self.eng.kern();
             k.copy(self.eng.meta_rows(l.tokens())?.slice(0, n)?, self.eng.s.next.i32().slice(0, n)?)?;
@@ -460,7 +485,9 @@ impl PagedBackend for CudaPagedBackend {
         self.max_len
     }
     fn launch(&mut self, seqs: &[PagedSeq]) -> Result<Option<Vec<u32>>> {
-        // Log-probabilities come from the logits on the host: such a step runs synchronously.
+        // Log-probabilities, prompt scores and shaped logits are computed on the host: such a step
+        // runs synchronously.
+        self.lp_step = false;
         if seqs
             .iter()
             .any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()) || s.score.is_some() || s.shaping.is_some())
@@ -494,8 +521,7 @@ impl PagedBackend for CudaPagedBackend {
         let chunks: Vec<SeqChunk> =
             seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
         let b = self.eng.decode_step(&chunks)?;
-        let want: Vec<(TokenSampling, usize)> =
-            seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
+        let want: Vec<Want> = seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1, s.shaping))).collect();
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
         self.mark_step(m0, false, seqs.len())?;
@@ -544,6 +570,7 @@ impl PagedBackend for CudaPagedBackend {
         {
             return Ok(false);
         }
+        self.lp_step = false;
         let stride = self.eng.tbl_stride;
         for (i, s) in seqs.iter().enumerate() {
             let need = (s.start + 1).div_ceil(BLOCK);
@@ -585,7 +612,7 @@ impl PagedBackend for CudaPagedBackend {
             st.upload(&self.eng.gpu, 0, len, t, lo * stride * 4)?;
         }
         self.eng.launch_decode_graph(b)?;
-        let want: Vec<(TokenSampling, usize)> = seqs.iter().map(|s| (s.sample, s.start + 1)).collect();
+        let want: Vec<Want> = seqs.iter().map(|s| (s.sample, s.start + 1, None)).collect();
         self.sample_rest(&want)?;
         let stage = self.finish_queued(&want)?;
         self.mark_step(m0, false, n)?;
@@ -644,14 +671,12 @@ impl PagedBackend for CudaPagedBackend {
 
     fn step(&mut self, seqs: &[PagedSeq]) -> Result<Vec<u32>> {
         self.logprobs.clear();
+        self.prompt_logprobs.clear();
         self.lp_step = seqs.iter().any(|s| s.sample.is_some_and(|p| p.logprobs.is_some()));
-        if seqs.iter().any(|s| s.score.is_some()) {
-            return Err(Error::Unsupported("the CUDA backend does not compute prompt log-probabilities".into()));
-        }
-        if seqs.iter().any(|s| s.shaping.is_some()) {
-            return Err(Error::Unsupported("the CUDA backend does not apply logit_bias or penalties".into()));
-        }
         check_step(&self.eng.cfg, self.num_blocks, self.max_len, seqs)?;
+        if seqs.iter().any(|s| s.score.is_some()) {
+            self.prompt_logprobs = vec![Vec::new(); seqs.len()];
+        }
         if !self.pending.is_empty() {
             return Err(Error::Invalid("paged backend: step with a step in flight (collect first)".into()));
         }
@@ -672,13 +697,24 @@ impl PagedBackend for CudaPagedBackend {
     }
 
     fn supports_logprobs(&self) -> bool {
-        // Written (`logprob_rows`), not yet run on a GPU: `cuda-check --paged` has its check
-        // ("log-probabilities == the captured logits'"); the server refuses `logprobs` on CUDA until it passes.
+        // Written (`host_rows`, `score_rows`), not yet run on a GPU: `cuda-check --paged` has their checks
+        // ("log-probabilities == the captured logits'", "prompt log-probabilities vs CPU"); the server
+        // refuses `logprobs` on CUDA until they pass.
         false
     }
 
     fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
         std::mem::take(&mut self.logprobs)
+    }
+
+    fn take_prompt_logprobs(&mut self) -> Vec<Vec<TokenLogprobs>> {
+        std::mem::take(&mut self.prompt_logprobs)
+    }
+
+    fn supports_shaping(&self) -> bool {
+        // Written (`host_rows`), not yet run on a GPU: `cuda-check --paged` has its check ("shaped tokens
+        // == the captured logits' choice"); the server refuses logit_bias and penalties on CUDA until it passes.
+        false
     }
 
     fn warm_up(&mut self) -> Result<Option<String>> {
@@ -760,6 +796,13 @@ impl CudaPagedBackend {
                 self.logprobs[rank[j]] = l;
             }
         }
+        if !self.prompt_logprobs.is_empty() {
+            let ran = std::mem::take(&mut self.prompt_logprobs);
+            self.prompt_logprobs = vec![Vec::new(); ran.len()];
+            for (j, l) in ran.into_iter().enumerate() {
+                self.prompt_logprobs[order[j]] = l;
+            }
+        }
         if let Some(c) = self.capture_logits.as_mut() {
             let v = self.eng.cfg.vocab_size;
             let ran = c[captured..].to_vec();
@@ -799,9 +842,9 @@ impl CudaPagedBackend {
                 out: if s.sample.is_some() { vec![s.tokens.len() - 1] } else { vec![] },
             })
             .collect();
-        let want: Vec<(TokenSampling, usize)> =
-            sorted.iter().filter_map(|s| s.sample.map(|p| (p, s.start + s.tokens.len()))).collect();
-        let nsel = self.run_pieces(&pieces, |i| sorted[i].tokens)?;
+        let want: Vec<Want> =
+            sorted.iter().filter_map(|s| s.sample.map(|p| (p, s.start + s.tokens.len(), s.shaping))).collect();
+        let nsel = self.run_pieces(&pieces, &[], |i| sorted[i].tokens)?;
         let mut stage = None;
         if nsel > 0 {
             self.argmax(nsel)?;
@@ -828,9 +871,16 @@ impl CudaPagedBackend {
     }
 
     /// One eager pass over `pieces` (the one-token pieces first: rows 0..lead run the decode
-    /// attention); returns the number of rows whose logits were selected.
-    fn run_pieces<'t>(&mut self, pieces: &[super::sched::Piece], tokens: impl Fn(usize) -> &'t [u32]) -> Result<usize> {
-        let m = super::sched::PassMeta::build(pieces, tokens);
+    /// attention), with the logits of the pieces' `out` rows and then of the pass rows `extra`;
+    /// returns the number of rows whose logits were selected.
+    fn run_pieces<'t>(
+        &mut self,
+        pieces: &[super::sched::Piece],
+        extra: &[i32],
+        tokens: impl Fn(usize) -> &'t [u32],
+    ) -> Result<usize> {
+        let mut m = super::sched::PassMeta::build(pieces, tokens);
+        m.out_rows.extend_from_slice(extra);
         let nsel = m.out_rows.len();
         self.eng.put_meta(&m)?;
         self.eng.set_pass_seqs(&m);
@@ -847,7 +897,8 @@ impl CudaPagedBackend {
         self.eng.gpu.bind()?;
         self.put_tables(seqs)?;
         let mut out = Vec::new();
-        let decode = self.eng.opts.graphs && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
+        let scores = seqs.iter().any(|s| s.score.is_some_and(|c| !c.targets.is_empty()));
+        let decode = self.eng.opts.graphs && !scores && seqs.iter().all(|s| s.tokens.len() == 1 && s.sample.is_some());
         if decode {
             let chunks: Vec<SeqChunk> =
                 seqs.iter().enumerate().map(|(i, s)| SeqChunk { slot: i, tokens: s.tokens }).collect();
@@ -855,10 +906,8 @@ impl CudaPagedBackend {
             let t0 = std::time::Instant::now();
             self.eng.decode_step(&chunks)?;
             self.capture(seqs.len())?;
-            let want: Vec<(TokenSampling, usize)> =
-                seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1))).collect();
+            let want: Vec<Want> = seqs.iter().filter_map(|s| s.sample.map(|p| (p, s.start + 1, s.shaping))).collect();
             self.sample_rest(&want)?;
-            self.logprob_rows(&want)?;
             let t1 = std::time::Instant::now();
             self.read_ids(seqs.len(), &mut out)?;
             self.prof.0 += 1;
@@ -866,42 +915,51 @@ impl CudaPagedBackend {
             self.prof.2 += t1.elapsed().as_secs_f64();
             return Ok(out);
         }
-        // Prefill chunks (maybe with decodes): passes of at most max_tokens rows; logits only for
-        // the last row of each sequence that samples.
+        // Prefill chunks (maybe with decodes): passes of at most max_tokens rows; logits for the
+        // last row of each sequence that samples, then for the prompt rows that are scored.
         let max_rows = self.eng.opts.max_tokens;
         let mut pieces: Vec<super::sched::Piece> = Vec::new();
-        let mut want: Vec<(TokenSampling, usize)> = Vec::new();
+        let mut want: Vec<Want> = Vec::new();
+        // Scored rows of the pass: (pass row, sequence, target token, alternatives).
+        let mut scored: Vec<(i32, usize, u32, u8)> = Vec::new();
         let mut rows = 0;
         let flush = |me: &mut Self,
                      pieces: &mut Vec<super::sched::Piece>,
-                     want: &mut Vec<(TokenSampling, usize)>,
+                     want: &mut Vec<Want>,
+                     scored: &mut Vec<(i32, usize, u32, u8)>,
                      out: &mut Vec<u32>|
          -> Result<()> {
             if pieces.is_empty() {
                 return Ok(());
             }
-            let nsel = me.run_pieces(pieces, |i| seqs[i].tokens)?;
+            let extra: Vec<i32> = scored.iter().map(|x| x.0).collect();
+            let nsel = me.run_pieces(pieces, &extra, |i| seqs[i].tokens)? - extra.len();
             if nsel > 0 {
                 me.capture(nsel)?;
                 me.argmax(nsel)?;
                 me.sample_rest(want)?;
-                me.logprob_rows(want)?;
                 me.read_ids(nsel, out)?;
             }
+            me.score_rows(nsel, scored)?;
             pieces.clear();
             want.clear();
+            scored.clear();
             Ok(())
         };
         for (i, s) in seqs.iter().enumerate() {
             let mut from = 0;
             while from < s.tokens.len() {
                 if rows == max_rows {
-                    flush(self, &mut pieces, &mut want, &mut out)?;
+                    flush(self, &mut pieces, &mut want, &mut scored, &mut out)?;
                     rows = 0;
                 }
                 let take = (s.tokens.len() - from).min(max_rows - rows);
                 let last = from + take == s.tokens.len();
                 let sample = if last { s.sample } else { None };
+                if let Some(c) = s.score {
+                    let (lo, hi) = (c.from_row.max(from), (c.from_row + c.targets.len()).min(from + take));
+                    scored.extend((lo..hi).map(|r| ((rows + r - from) as i32, i, c.targets[r - c.from_row], c.top)));
+                }
                 pieces.push(super::sched::Piece {
                     chunk: i,
                     slot: i,
@@ -911,13 +969,13 @@ impl CudaPagedBackend {
                     out: if sample.is_some() { vec![take - 1] } else { vec![] },
                 });
                 if let Some(p) = sample {
-                    want.push((p, s.start + s.tokens.len()));
+                    want.push((p, s.start + s.tokens.len(), s.shaping));
                 }
                 from += take;
                 rows += take;
             }
         }
-        flush(self, &mut pieces, &mut want, &mut out)?;
+        flush(self, &mut pieces, &mut want, &mut scored, &mut out)?;
         Ok(out)
     }
 }
