@@ -17,7 +17,7 @@
 //! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
 use super::{CudaBackend, CudaOptions};
 use crate::backend::paged::{
-    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, Shaping, TokenSampling, BLOCK_SIZE,
+    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, PromptScore, Shaping, TokenSampling, BLOCK_SIZE,
 };
 use crate::backend::sampling::{rows_logprobs, token_logprobs, TokenLogprobs};
 use crate::backend::SeqChunk;
@@ -37,6 +37,36 @@ type Want<'a> = (TokenSampling, usize, Option<Shaping<'a>>);
 /// penalties), or the device sampler does not cover its settings exactly.
 fn on_host(w: &Want) -> bool {
     w.2.is_some() || (!w.0.is_greedy() && !device_sampler_exact(&w.0))
+}
+
+/// Sets `ids[r]` of each row chosen on the host (rows `0 .. ids.len()` of `logits`, `vocab` wide) to
+/// the CPU reference's choice from its logits with its changes applied; other rows keep theirs.
+fn choose_on_host(logits: &[f32], vocab: usize, ids: &mut [i32], want: &[Want]) {
+    let (mut scratch, mut row) = (Vec::new(), Vec::new());
+    for (r, w) in want.iter().enumerate().take(ids.len()).filter(|(_, w)| on_host(w)) {
+        let l = &logits[r * vocab..(r + 1) * vocab];
+        ids[r] = match w.2 {
+            Some(sh) => {
+                row.clear();
+                row.extend_from_slice(l);
+                sh.apply(&mut row);
+                crate::backend::paged::sample_token(&row, &w.0, w.1, &mut scratch)
+            }
+            None => crate::backend::paged::sample_token(l, &w.0, w.1, &mut scratch),
+        } as i32;
+    }
+}
+
+/// The scored rows of a piece: chunk rows `from .. from + take` of a sequence scored by `c` run as pass
+/// rows `row0 ..`; gives (pass row, target token, alternatives) of each row `c` scores among them.
+fn piece_scores<'a>(
+    c: &'a PromptScore,
+    from: usize,
+    take: usize,
+    row0: usize,
+) -> impl Iterator<Item = (i32, u32, u8)> + 'a {
+    let (lo, hi) = (c.from_row.max(from), (c.from_row + c.targets.len()).min(from + take));
+    (lo..hi).map(move |r| ((row0 + r - from) as i32, c.targets[r - c.from_row], c.top))
 }
 
 /// Settings of a CUDA paged engine.
@@ -339,19 +369,7 @@ impl CudaPagedBackend {
         let mut ids = vec![0i32; last + 1];
         self.eng.gpu.dtoh(&self.eng.s.next, 0, &mut ids)?;
         if last_host.is_some() {
-            let (mut scratch, mut row) = (Vec::new(), Vec::new());
-            for (r, w) in want.iter().enumerate().take(last + 1).filter(|(_, w)| on_host(w)) {
-                let l = &logits[r * v..(r + 1) * v];
-                ids[r] = match w.2 {
-                    Some(sh) => {
-                        row.clear();
-                        row.extend_from_slice(l);
-                        sh.apply(&mut row);
-                        crate::backend::paged::sample_token(&row, &w.0, w.1, &mut scratch)
-                    }
-                    None => crate::backend::paged::sample_token(l, &w.0, w.1, &mut scratch),
-                } as i32;
-            }
+            choose_on_host(&logits, v, &mut ids, want);
             self.eng.gpu.htod(&self.eng.s.next, 0, &ids)?;
         }
         if self.lp_step {
@@ -956,9 +974,8 @@ impl CudaPagedBackend {
                 let take = (s.tokens.len() - from).min(max_rows - rows);
                 let last = from + take == s.tokens.len();
                 let sample = if last { s.sample } else { None };
-                if let Some(c) = s.score {
-                    let (lo, hi) = (c.from_row.max(from), (c.from_row + c.targets.len()).min(from + take));
-                    scored.extend((lo..hi).map(|r| ((rows + r - from) as i32, i, c.targets[r - c.from_row], c.top)));
+                if let Some(c) = &s.score {
+                    scored.extend(piece_scores(c, from, take, rows).map(|(row, t, top)| (row, i, t, top)));
                 }
                 pieces.push(super::sched::Piece {
                     chunk: i,
@@ -977,5 +994,57 @@ impl CudaPagedBackend {
         }
         flush(self, &mut pieces, &mut want, &mut scored, &mut out)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::paged::LogitShaping;
+
+    #[test]
+    fn host_choices_apply_shaping_and_keep_device_rows() {
+        let v = 6;
+        // Row r's logits: token r is the largest.
+        let logits: Vec<f32> =
+            (0..4).flat_map(|r| (0..v).map(move |t| if t == r { 5.0 } else { t as f32 * 0.1 })).collect();
+        let ban = LogitShaping { bias: vec![(1, -100.0), (4, 3.0)], presence: 0.0, frequency: 0.0 };
+        let pen = LogitShaping { bias: vec![], presence: 2.0, frequency: 3.0 };
+        let (g, gen) = (TokenSampling::GREEDY, [2u32, 2]);
+        let sampled = TokenSampling { temperature: 1.0, top_k: 5, top_p: 1.0, seed: 1, logprobs: None };
+        let want: Vec<Want> = vec![
+            (g, 9, None),                 // device argmax: kept
+            (g, 9, Some(ban.view(&[]))),  // 1 banned: 4 (0.4 + 3) beats the rest
+            (g, 9, Some(pen.view(&gen))), // 2 seen twice: 5 - 2 - 6 < 0.5 -> 5
+            (sampled, 9, None),           // device sampler (top_k 5): kept
+        ];
+        let mut ids = vec![-1, -1, -1, -1];
+        choose_on_host(&logits, v, &mut ids, &want);
+        assert_eq!(ids, vec![-1, 4, 5, -1]);
+        // Rows past `ids` are not read.
+        let mut short = vec![-1];
+        choose_on_host(&logits, v, &mut short, &want);
+        assert_eq!(short, vec![-1]);
+        // top_k 0 goes to the host unshaped: the CPU sampler's draw.
+        let all = TokenSampling { top_k: 0, ..sampled };
+        let mut one = vec![-1];
+        choose_on_host(&logits, v, &mut one, &[(all, 3, None)]);
+        let mut scratch = Vec::new();
+        assert_eq!(one[0] as u32, crate::backend::paged::sample_token(&logits[..v], &all, 3, &mut scratch));
+    }
+
+    #[test]
+    fn scored_rows_of_pieces_cover_each_target_once() {
+        // A 12-token chunk scoring rows 2..10 (targets 102..110), cut into pieces of 5 + 4 + 3 at pass rows
+        // 7, 0 and 30.
+        let targets: Vec<u32> = (102..110).collect();
+        let c = PromptScore { from_row: 2, targets: &targets, top: 4 };
+        let a: Vec<_> = piece_scores(&c, 0, 5, 7).collect();
+        assert_eq!(a, vec![(9, 102, 4), (10, 103, 4), (11, 104, 4)]);
+        let b: Vec<_> = piece_scores(&c, 5, 4, 0).collect();
+        assert_eq!(b, vec![(0, 105, 4), (1, 106, 4), (2, 107, 4), (3, 108, 4)]);
+        let d: Vec<_> = piece_scores(&c, 9, 3, 30).collect();
+        assert_eq!(d, vec![(30, 109, 4)]);
+        assert_eq!(piece_scores(&c, 10, 2, 0).count(), 0);
     }
 }
