@@ -68,3 +68,14 @@ fn hex(b: &[u8]) -> String {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic::write_atomic(path, bytes)
 }
+
+/// The machine's physical memory (`MemTotal` of /proc/meminfo), if known.
+pub fn physical_memory_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<u64>().ok())
+        .map(|k| k * 1024)
+}

@@ -127,6 +127,27 @@ fn bench_bad_inputs() {
     let e = fails(&["bench", "--engine-dirs", broken.to_str().unwrap(), "--out", "r"]);
     assert!(e.contains("model.onnx") && e.contains("does not match the manifest"), "{e}");
 
+    // --out never overwrites a user's files of a report's names, nor writes into an engine dir; a report
+    // written before is replaced.
+    std::fs::create_dir(t.path().join("mine")).unwrap();
+    std::fs::write(t.path().join("mine/report.md"), b"my notes").unwrap();
+    let e = fails(&["bench", "--engine-dirs", &a, "--backends", "cpu", "--out", "mine"]);
+    assert!(e.contains("mine") && e.contains("report.md") && e.contains("overwritten"), "{e}");
+    assert_eq!(std::fs::read(t.path().join("mine/report.md")).unwrap(), b"my notes");
+    let e = fails(&["bench", "--engine-dirs", &a, "--backends", "cpu", "--out", &a]);
+    assert!(e.contains("engine directory"), "{e}");
+    let quick = ["bench", "--engine-dirs", &a, "--backends", "cpu", "--batch-sizes", "1", "--input-lens", "4"];
+    for _ in 0..2 {
+        let o = bin()
+            .args(quick)
+            .args(["--output-len", "2", "--runs", "1", "--warmup", "0", "--out", "again"])
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(t.path().join("again/results.json").is_file());
+
     // An unwritable --out (its parent is a file).
     std::fs::write(t.path().join("file"), b"").unwrap();
     let e = fails(&["bench", "--engine-dirs", &a, "--out", "file/rep"]);

@@ -337,6 +337,14 @@ fn fault_01_convert_force_never_deletes_user_files() {
     let e = fails(&["convert", "--config", &c, "--force"], d);
     assert!(e.contains("my-notes.md"), "{e}");
     assert_eq!(std::fs::read(e1.join("my-notes.md")).unwrap(), b"keep me");
+    // A user's directory under the name of a file the manifest lists is not removed either.
+    std::fs::remove_file(e1.join("my-notes.md")).unwrap();
+    std::fs::remove_file(e1.join("tokenizer_config.json")).unwrap();
+    std::fs::create_dir(e1.join("tokenizer_config.json")).unwrap();
+    std::fs::write(e1.join("tokenizer_config.json/keep.txt"), b"precious").unwrap();
+    let e = fails(&["convert", "--config", &c, "--force"], d);
+    assert!(e.contains("tokenizer_config.json") && e.contains("directories"), "{e}");
+    assert_eq!(std::fs::read(e1.join("tokenizer_config.json/keep.txt")).unwrap(), b"precious");
     // An empty directory holds nothing to lose.
     std::fs::create_dir(d.join("empty")).unwrap();
     let c = write_cfg(d, "c.yaml", &cfg_for(&tiny(), "empty", ""));

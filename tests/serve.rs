@@ -659,6 +659,8 @@ fn bad_serve_options_are_clear_errors() {
     );
     fails(&["--model", &t, "--kv-cache-memory", "100", "--port", "0"], "holds no block");
     fails(&["--model", &t, "--kv-cache-memory", "lots", "--port", "0"], "not a size");
+    // A pool beyond the machine's memory is refused up front (it aborted in the allocator).
+    fails(&["--model", &t, "--kv-cache-memory", "10000GB", "--port", "0"], "more than this machine's");
     fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
     fails(&["--model", &t, "--kv-cache", "fp4", "--port", "0"], "not a KV cache format: use fp16, fp8 or int8");
     fails(&["--engine-dir", &t, "--kv-cache", "fp8", "--port", "0"], "--kv-cache");
@@ -672,4 +674,17 @@ fn bad_serve_options_are_clear_errors() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     fails(&["--model", &t, "--port", &port], "cannot listen");
+    // `bench serve`: an empty output-length range (it panicked in clamp), and --texts given a file.
+    let url = format!("http://127.0.0.1:{port}");
+    let bench = |args: &[&str], want: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+            .args(["bench", "serve", "--url", &url])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && !err.contains("panicked") && err.contains(want), "{args:?}: {err}");
+    };
+    bench(&["--max-output-tokens", "4"], "--min-output-tokens 8 is above --max-output-tokens 4");
+    bench(&["--texts", &fixture("tiny_tokenizer.json").to_string_lossy()], "takes a folder");
 }

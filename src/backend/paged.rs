@@ -456,6 +456,14 @@ impl CpuPagedBackend {
             return Err(Error::Invalid("KV cache too large for i32 block ids".into()));
         }
         let per_layer = num_blocks * BLOCK_SIZE * c.kv_dim();
+        let pool_bytes = (2 * per_layer * c.num_hidden_layers * 4) as u64;
+        if let Some(ram) = crate::util::physical_memory_bytes().filter(|&r| pool_bytes > r) {
+            return Err(Error::Invalid(format!(
+                "a KV cache of {:.1} GiB is more than this machine's {:.1} GiB of memory: give a smaller --kv-cache-memory",
+                pool_bytes as f64 / (1u64 << 30) as f64,
+                ram as f64 / (1u64 << 30) as f64
+            )));
+        }
         let pools =
             (0..c.num_hidden_layers).map(|_| LayerPool { k: vec![0.0; per_layer], v: vec![0.0; per_layer] }).collect();
         let max_len = c.max_position_embeddings.min(num_blocks * BLOCK_SIZE);

@@ -25,13 +25,7 @@ impl MachineInfo {
             .and_then(|l| l.split(':').nth(1))
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        let memory_bytes = read("/proc/meminfo")
-            .lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|k| k.parse::<u64>().ok())
-            .map(|k| k * 1024)
-            .unwrap_or(0);
+        let memory_bytes = crate::util::physical_memory_bytes().unwrap_or(0);
         let os = read("/etc/os-release")
             .lines()
             .find(|l| l.starts_with("PRETTY_NAME="))

@@ -5,6 +5,46 @@ use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The files [`write_all`] writes.
+pub const REPORT_FILES: [&str; 7] = [
+    "results.json",
+    "results.csv",
+    "report.md",
+    "tok_s_vs_batch.svg",
+    "ttft_vs_input.svg",
+    "memory.svg",
+    "quality_vs_speed.svg",
+];
+
+/// Whether `dir` may take a report made of `files`, whose first is its JSON: it does not exist yet,
+/// or it is a directory that is not an engine directory and where none of `files` exists unless that
+/// JSON is a trtforge report (a report written before, which a new run replaces). A user's files of
+/// the same names are never overwritten.
+pub fn check_report_dir(dir: &Path, files: &[&str]) -> Result<()> {
+    let md = match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        r => r.map_err(|e| Error::io(dir, e))?,
+    };
+    let refuse = |why: String| {
+        Err(Error::Invalid(format!("--out {} {why}; choose a new or empty directory for the report", dir.display())))
+    };
+    if !md.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if dir.join(crate::engine_dir::manifest::MANIFEST_FILE).exists() {
+        return refuse("is an engine directory".into());
+    }
+    let ours = std::fs::read(dir.join(files[0]))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("trtforge_version").is_some_and(|x| x.is_string()));
+    let taken: Vec<&str> = files.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    if !ours && !taken.is_empty() {
+        return refuse(format!("holds {taken:?}, which are not a trtforge report and would be overwritten"));
+    }
+    Ok(())
+}
+
 /// Writes every report file; each is written to a temp file and renamed.
 pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -14,6 +54,7 @@ pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
     written.push(write_atomic(&out.join("results.csv"), csv(res).as_bytes())?);
     written.push(write_atomic(&out.join("report.md"), markdown(res).as_bytes())?);
     for (name, svg) in plots(res) {
+        debug_assert!(REPORT_FILES.contains(&name));
         written.push(write_atomic(&out.join(name), svg.as_bytes())?);
     }
     Ok(written)

@@ -277,6 +277,12 @@ struct Outcome {
 
 /// Speeches (blank-line separated paragraphs) of every `.txt` file in `dir`, whitespace-normalized.
 fn load_speeches(dir: &Path) -> Result<Vec<String>> {
+    if dir.is_file() {
+        return Err(Error::Invalid(format!(
+            "--texts {} is a file: it takes a folder of .txt files (blank-line separated paragraphs)",
+            dir.display()
+        )));
+    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -565,6 +571,12 @@ pub fn run(s: &ServeBenchSettings, command: &str, progress: &mut dyn FnMut(&str)
     if s.num_prompts == 0 {
         return Err(Error::Invalid("--num-prompts must be at least 1".into()));
     }
+    if s.fixed_output_tokens.is_none() && s.min_output_tokens.max(1) > s.max_output_tokens.max(1) {
+        return Err(Error::Invalid(format!(
+            "--min-output-tokens {} is above --max-output-tokens {}: give a range with min <= max, or --output-tokens N",
+            s.min_output_tokens, s.max_output_tokens
+        )));
+    }
     for l in &s.loads {
         match *l {
             Load::Rate(r) if r.is_nan() || r <= 0.0 => {
@@ -731,11 +743,16 @@ pub fn latency_svg(r: &ServeBenchResults) -> String {
     super::report::line_chart(&format!("latency vs load: {}", r.model), "output tok/s", "ms", &data)
 }
 
+/// The files [`write_all`] writes.
+pub const REPORT_FILES: [&str; 3] = ["serve_results.json", "serve_report.md", "serve_latency.svg"];
+
 /// Writes serve_results.json, serve_report.md and serve_latency.svg into `dir`.
 pub fn write_all(r: &ServeBenchResults, dir: &Path) -> Result<Vec<PathBuf>> {
+    super::report::check_report_dir(dir, &REPORT_FILES)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::Invalid(format!("serializing results: {e}")))?;
-    let files = [("serve_results.json", json), ("serve_report.md", markdown(r)), ("serve_latency.svg", latency_svg(r))];
+    let texts = [json, markdown(r), latency_svg(r)];
+    let files = REPORT_FILES.into_iter().zip(texts);
     let mut out = Vec::new();
     for (name, text) in files {
         let p = dir.join(name);

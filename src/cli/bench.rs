@@ -163,6 +163,7 @@ pub fn run(mut a: BenchArgs) -> Result<()> {
     let baseline = a.baseline.as_deref().map(BenchResults::load).transpose()?;
     // Fail on an unwritable --out before spending time measuring; a directory made here is
     // removed again if the run fails before writing into it.
+    crate::bench::report::check_report_dir(&out, &crate::bench::report::REPORT_FILES)?;
     let created = !out.exists();
     std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
     let res = crate::util::write_atomic(&out.join(".write-test"), b"")

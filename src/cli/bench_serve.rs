@@ -102,6 +102,8 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
         docs.push((p.display().to_string(), doc));
     }
+    // Refused before the run, not after it.
+    crate::bench::report::check_report_dir(&out, &crate::bench::serve::REPORT_FILES)?;
     let mut res = crate::bench::serve::run(&s, &command, &mut |m| eprintln!("{m}"))?;
     for (src, doc) in &docs {
         let found = crate::bench::serve::compare_static(&res, doc, src, a.static_precision.as_deref())?;

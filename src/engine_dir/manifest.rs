@@ -349,11 +349,13 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
     if !md.is_dir() {
         return refuse("is not a directory".into());
     }
-    let entries: Vec<String> = std::fs::read_dir(dir)
+    // (name, is a directory): a listed name may only be a file (or a link, which replacing unlinks).
+    let typed: Vec<(String, bool)> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .map(|e| e.and_then(|e| Ok((e.file_name().to_string_lossy().into_owned(), e.file_type()?.is_dir()))))
         .collect::<std::io::Result<_>>()
         .map_err(|e| Error::io(dir, e))?;
+    let entries: Vec<String> = typed.iter().map(|(n, _)| n.clone()).collect();
     if entries.is_empty() {
         return Ok(());
     }
@@ -372,6 +374,11 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
         .collect();
     if !foreign.is_empty() {
         return refuse(format!("holds files its manifest does not list ({foreign:?})"));
+    }
+    let dirs: Vec<&String> =
+        typed.iter().filter(|(n, d)| *d && crate::util::atomic::temp_owner(n).is_none()).map(|(n, _)| n).collect();
+    if !dirs.is_empty() {
+        return refuse(format!("holds directories where its manifest lists files ({dirs:?})"));
     }
     Ok(())
 }
