@@ -341,6 +341,19 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     }
     let (st, b) = http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":100000}"#);
     assert!(st == 400 && b.contains("context_length_exceeded"), "{b}");
+    // Prompts of megabytes (text and chat) are refused from the tokens of their beginning alone, not
+    // tokenized whole (which took seconds and gigabytes), and the server keeps answering.
+    for (path, body) in [
+        ("/v1/completions", serde_json::json!({"prompt": "a ".repeat(3 << 20), "max_tokens": 1})),
+        (
+            "/v1/chat/completions",
+            serde_json::json!({"messages": [{"role": "user", "content": "hello".repeat(1 << 20)}]}),
+        ),
+    ] {
+        let (st, b) = http(port, "POST", path, &body.to_string());
+        assert!(st == 400 && b.contains("context_length_exceeded") && b.contains("in its beginning alone"), "{b}");
+    }
+    assert_eq!(http(port, "GET", "/health", "").0, 200);
     assert_eq!(http(port, "GET", "/v1/completions", "").0, 405);
 
     // Malformed HTTP: the server answers 400 or closes the connection, and keeps serving.

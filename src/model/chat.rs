@@ -132,9 +132,22 @@ impl ChatTemplate {
     /// unless the template already wrote it (llama.cpp's rule, so a Llama 2/3 or Mistral
     /// template does not get two).
     pub fn encode(&self, tok: &Tokenizer, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<u32>> {
+        // No limit: never cut short.
+        Ok(self.encode_within(tok, messages, add_generation_prompt, usize::MAX)?.unwrap_or_default())
+    }
+
+    /// [`encode`](Self::encode) through [`Tokenizer::encode_within`]: `Ok(Err(n))` when the rendered
+    /// conversation surely has more than `limit` tokens (at least `n`).
+    pub fn encode_within(
+        &self,
+        tok: &Tokenizer,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        limit: usize,
+    ) -> Result<std::result::Result<Vec<u32>, usize>> {
         let text = self.render(messages, add_generation_prompt)?;
         let has_bos = !self.bos_token.is_empty() && text.starts_with(&self.bos_token);
-        tok.encode(&text, !has_bos)
+        tok.encode_within(&text, !has_bos, limit)
     }
 }
 

@@ -131,16 +131,37 @@ fn unknown_model(s: &AppState, m: &str) -> ApiError {
     e
 }
 
-async fn completions(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+async fn completions(State(s): State<Arc<AppState>>, body: Body) -> Response {
     generate(s, body, Kind::Completion).await
 }
 
-async fn chat_completions(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn chat_completions(State(s): State<Arc<AppState>>, body: Body) -> Response {
     generate(s, body, Kind::Chat).await
 }
 
-async fn generate(s: Arc<AppState>, body: Bytes, kind: Kind) -> Response {
-    match start(&s, &body, kind) {
+async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
+    // A body the server cannot take (over MAX_BODY_BYTES: 413) gets OpenAI's error shape too.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            s.count("rejected_invalid");
+            let msg = format!("{} (the server takes request bodies of at most {MAX_BODY_BYTES} bytes)", e.body_text());
+            return ApiError::status(e.status(), "invalid_request_error", msg).into_response();
+        }
+    };
+    // Parsing, templating and tokenizing are CPU work of up to a body's size: off the async workers,
+    // so that a large request never stalls the others (or /health).
+    let st = s.clone();
+    let started = tokio::task::spawn_blocking(move || start(&st, &body, kind)).await.unwrap_or_else(|e| {
+        Err(ApiError::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("request handling failed: {e}"),
+        ))
+    });
+    match started {
         Ok(started) => {
             let r = Responder::new(kind, started.choices[0].guard.id, &s.model_name);
             if started.req.stream {
@@ -222,7 +243,20 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
     for (i, p) in req.prompts.iter().enumerate() {
         // which prompt an error is about, where there are several
         let which = |m: String| if many { format!("prompt {i}: {m}") } else { m };
-        let prompt = tokenize(s, p).map_err(|e| ApiError::invalid(which(e), Some("prompt")))?;
+        let prompt = match tokenize(s, p).map_err(|e| ApiError::invalid(which(e), Some("prompt")))? {
+            Ok(ids) => ids,
+            Err(at_least) => {
+                return Err(ApiError::invalid(
+                    which(format!(
+                        "this model's maximum context length is {max} tokens; the prompt has more than {max} tokens \
+                         ({at_least} in its beginning alone)",
+                        max = s.engine.max_model_len
+                    )),
+                    Some("prompt"),
+                )
+                .with_code("context_length_exceeded"))
+            }
+        };
         let max_tokens = admit_length(s, &req, kind, prompt.len()).map_err(|mut e| {
             e.message = which(e.message);
             e
@@ -353,22 +387,24 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
     Ok(shaping)
 }
 
-/// A prompt's token ids (an error message on failure).
-fn tokenize(s: &AppState, p: &PromptInput) -> Result<Vec<u32>, String> {
+/// A prompt's token ids, or `Ok(Err(n))` when it surely exceeds the context (at least `n` tokens: see
+/// `Tokenizer::encode_within`); an error message on failure.
+fn tokenize(s: &AppState, p: &PromptInput) -> Result<Result<Vec<u32>, usize>, String> {
     let tok = s.engine.tokenizer;
+    let limit = s.engine.max_model_len;
     let prompt = match p {
-        PromptInput::Text(t) => tok.encode(t, true),
+        PromptInput::Text(t) => tok.encode_within(t, true, limit),
         PromptInput::Tokens(ids) => {
             let vocab = tok.vocab_size();
             if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
                 return Err(format!("token id {bad} is outside the vocabulary (size {vocab})"));
             }
-            Ok(ids.clone())
+            Ok(Ok(ids.clone()))
         }
-        PromptInput::Chat(msgs) => s.chat.encode(tok, msgs, true),
+        PromptInput::Chat(msgs) => s.chat.encode_within(tok, msgs, true, limit),
     }
     .map_err(|e| format!("could not tokenize the prompt: {e}"))?;
-    if prompt.is_empty() {
+    if prompt.as_ref().is_ok_and(|p| p.is_empty()) {
         return Err("the prompt is empty (no tokens)".into());
     }
     Ok(prompt)
