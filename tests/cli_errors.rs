@@ -87,6 +87,35 @@ fn convert_refuses_existing_output_without_force() {
 }
 
 #[test]
+fn engine_dir_whose_manifest_and_onnx_disagree_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, &cfg(&tiny(), "output_dir: out\n"));
+    assert!(trtforge(&["convert", "--config", &c], d).status.success());
+    let run = ["generate", "--engine-dir", "out", "--backend", "ort", "--prompt-ids", "1,2,3", "--max-new-tokens", "2"];
+    assert!(trtforge(&run, d).status.success());
+    // An edited layer count (it failed on a missing ONNX input name), and a manifest listing other inputs.
+    let m = std::fs::read_to_string(d.join("out/trtforge.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+    let layers = v["model_config"]["num_hidden_layers"].as_u64().unwrap();
+    let mut more = v.clone();
+    more["model_config"]["num_hidden_layers"] = (layers + 3).into();
+    std::fs::write(d.join("out/trtforge.json"), more.to_string()).unwrap();
+    for backend in ["ort", "cpu"] {
+        let e = fails(&["generate", "--engine-dir", "out", "--backend", backend, "--prompt-ids", "1"], d);
+        assert!(
+            e.contains(&format!("model_config says {} layers", layers + 3)) && e.contains("past_key_values"),
+            "{e}"
+        );
+    }
+    let mut renamed = v.clone();
+    renamed["onnx"]["inputs"][0]["name"] = "tokens".into();
+    std::fs::write(d.join("out/trtforge.json"), renamed.to_string()).unwrap();
+    let e = fails(&run, d);
+    assert!(e.contains("differ from the manifest's") && e.contains("\"tokens\""), "{e}");
+}
+
+#[test]
 fn convert_write_errors_leave_nothing_behind() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
@@ -120,6 +149,8 @@ fn bad_model_inputs() {
     std::fs::write(d.join("junk.gguf"), b"NOTGGUF0000000000000000000000").unwrap();
     let e = fails(&["info", "--model", "junk.gguf"], d);
     assert!(e.contains("junk.gguf") && e.contains("magic"), "{e}");
+    let e = fails(&["info", "--model", "/dev/null"], d);
+    assert!(e.contains("/dev/null") && e.contains("not a regular file"), "{e}");
     let e = fails(&["generate", "--model", &tiny(), "--prompt", ""], d);
     assert!(e.contains("empty"), "{e}");
     let e = fails(&["generate", "--model", &tiny(), "--prompt", "hi", "--max-new-tokens", "100000"], d);

@@ -544,6 +544,44 @@ fn gguf_missing_tensor_is_named_by_load() {
 }
 
 #[test]
+fn layer_count_disagreeing_with_the_tensors_is_refused() {
+    // A GGUF whose block_count says one layer fewer than its tensors (llama.cpp refuses it; it ran a
+    // shorter model), and one that says more; an HF config likewise. `summarize` (info) checks the table
+    // without reading weights.
+    let m = ModelWeights::random(tiny_config(false), 3).unwrap();
+    let c = &m.config;
+    for (layers, want) in [
+        (c.num_hidden_layers - 1, "holds tensors of layer 1 but its config says 1 layers"),
+        (3, "missing tensor \"blk.2."),
+    ] {
+        let mut short = c.clone();
+        short.num_hidden_layers = layers;
+        let mut w = GgufWriter::default();
+        llama_metadata(&mut w, &short);
+        for p in m.params() {
+            let t = match p {
+                Param::Wq(_) => permute_like_llama_cpp(m.get(p), c.num_attention_heads),
+                Param::Wk(_) => permute_like_llama_cpp(m.get(p), c.num_key_value_heads),
+                _ => m.get(p).clone(),
+            };
+            w.f32_tensor(&tensor_name(p, NameScheme::Gguf), &t);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "m.gguf", &w.bytes());
+        let f = GgufFile::open(&path).unwrap();
+        assert_err_contains(ModelWeights::load(f.llama_config().unwrap(), &f), &[want]);
+        assert_err_contains(trtforge::model::load::summarize(path.to_str().unwrap()), &[want]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut short = c.clone();
+    short.num_hidden_layers = 1;
+    write(dir.path(), "config.json", config_json(&short).as_bytes());
+    save_safetensors(&dir.path().join("model.safetensors"), &hf_tensors(&m)).unwrap();
+    let ck = HfCheckpoint::open(dir.path()).unwrap();
+    assert_err_contains(ModelWeights::load(ck.config().clone(), &ck), &["layer 1", "num_hidden_layers"]);
+}
+
+#[test]
 fn gguf_metadata_errors() {
     let mut w = GgufWriter::default();
     w.str("general.architecture", "llama").u32("llama.embedding_length", 64);

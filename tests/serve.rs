@@ -675,6 +675,8 @@ fn bad_serve_options_are_clear_errors() {
     // A pool beyond the machine's memory is refused up front (it aborted in the allocator).
     fails(&["--model", &t, "--kv-cache-memory", "10000GB", "--port", "0"], "more than this machine's");
     fails(&["--model", &t, "--max-num-seqs", "0", "--port", "0"], "--max-num-seqs");
+    fails(&["--model", &t, "--max-model-len", "100000", "--port", "0"], "beyond the model's context of 512");
+    fails(&["--model", &t, "--served-model-name", "", "--port", "0"], "--served-model-name must not be empty");
     fails(&["--model", &t, "--kv-cache", "fp4", "--port", "0"], "not a KV cache format: use fp16, fp8 or int8");
     fails(&["--engine-dir", &t, "--kv-cache", "fp8", "--port", "0"], "--kv-cache");
     fails(

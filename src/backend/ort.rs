@@ -231,6 +231,18 @@ impl OrtBackend {
             }
             None => builder.commit_from_file(&path).map_err(load_err)?,
         };
+        // The graph must take what the manifest says it takes (an edited manifest or a swapped model.onnx
+        // otherwise fails later, on a missing input name).
+        let got: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let want: Vec<&str> = m.onnx.inputs.iter().map(|t| t.name.as_str()).collect();
+        if got != want {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "the ONNX model's inputs {got:?} differ from the manifest's {want:?}; the engine dir is inconsistent (re-run `trtforge convert --force`)"
+                ),
+            ));
+        }
         let kv = match m.onnx.dtype.as_str() {
             "float32" => KvStore::F32(empty_cache(max_batch, cfg.num_hidden_layers)),
             "float16" => KvStore::F16(empty_cache(max_batch, cfg.num_hidden_layers)),

@@ -227,6 +227,15 @@ impl Manifest {
             plain("tokenizer", t)?;
         }
         self.model_config.validate().map_err(|e| e.to_string())?;
+        // The exported graph takes one key and one value cache input a layer (all attention forms).
+        let caches = self.onnx.inputs.iter().filter(|t| t.name.starts_with("past_key_values.")).count();
+        let layers = self.model_config.num_hidden_layers;
+        if caches > 0 && caches != 2 * layers {
+            return Err(format!(
+                "model_config says {layers} layers, but onnx.inputs has {caches} past_key_values inputs ({} layers)",
+                caches / 2
+            ));
+        }
         let b = &self.build;
         if b.max_batch_size == 0
             || b.max_batch_size > crate::engine_dir::config::MAX_BATCH

@@ -592,6 +592,10 @@ impl TensorSource for GgufFile {
         NameScheme::Gguf
     }
 
+    fn names(&self) -> Vec<String> {
+        self.tensors.iter().map(|t| t.name.clone()).collect()
+    }
+
     fn tensor(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>> {
         let Some(info) = self.tensor_info(name) else { return Ok(None) };
         let shape = info.shape();

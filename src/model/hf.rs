@@ -165,6 +165,10 @@ impl TensorSource for HfCheckpoint {
         NameScheme::Hf
     }
 
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
     fn tensor(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>> {
         let Some((i, entry)) = self.tensors.get(name) else { return Ok(None) };
         let shard = &self.shards[*i];

@@ -54,8 +54,12 @@ impl ModelSource {
                 )));
             }
             Ok(ModelSource::Hf(p.to_path_buf()))
-        } else {
+        } else if meta.is_file() {
             Ok(ModelSource::Gguf(p.to_path_buf()))
+        } else {
+            Err(Error::Invalid(format!(
+                "{spec} is not a regular file or directory (a GGUF file, an HF model directory or preset:NAME is expected)"
+            )))
         }
     }
 }
@@ -133,6 +137,7 @@ pub fn summarize(spec: &str) -> Result<ModelSummary> {
         ModelSource::Gguf(p) => {
             let g = GgufFile::open(p)?;
             let config = g.llama_config()?;
+            crate::model::weights::check_tensor_table(&config, &g)?;
             let tokenizer = Some(Tokenizer::from_gguf_vocab(g.tokenizer_vocab()?)?);
             let tensor_dtypes = g.tensor_dtypes();
             Ok(ModelSummary { source, config, tokenizer, tensor_dtypes })
@@ -140,6 +145,7 @@ pub fn summarize(spec: &str) -> Result<ModelSummary> {
         ModelSource::Hf(dir) => {
             let ck = HfCheckpoint::open(dir)?;
             let config = ck.config().clone();
+            crate::model::weights::check_tensor_table(&config, &ck)?;
             let tj = dir.join("tokenizer.json");
             let tokenizer = if tj.exists() { Some(Tokenizer::from_file(&tj)?) } else { None };
             let tensor_dtypes = ck.tensor_dtypes();

@@ -90,6 +90,51 @@ pub trait TensorSource {
     fn tensor(&self, name: &str, expected: &[usize]) -> Result<Option<Tensor>>;
     /// For error messages.
     fn describe(&self) -> String;
+    /// Every tensor name the checkpoint holds.
+    fn names(&self) -> Vec<String>;
+}
+
+/// The layer a checkpoint tensor name belongs to (`blk.N.` / `model.layers.N.`), if any.
+fn layer_of(name: &str, scheme: NameScheme) -> Option<usize> {
+    let rest = match scheme {
+        NameScheme::Gguf => name.strip_prefix("blk.")?,
+        NameScheme::Hf => name.strip_prefix("model.layers.")?,
+    };
+    rest.split_once('.')?.0.parse().ok()
+}
+
+/// Checks a checkpoint's tensor table against its config without reading any weight: every tensor
+/// the graph needs is there, and no layer beyond the config's (a `block_count` / `num_hidden_layers`
+/// lower than the checkpoint's layers would silently run a shorter model, as llama.cpp refuses to).
+pub fn check_tensor_table(config: &LlamaConfig, src: &dyn TensorSource) -> Result<()> {
+    let scheme = src.scheme();
+    let names: std::collections::HashSet<String> = src.names().into_iter().collect();
+    let bad = |msg: String| Err(Error::Format { path: src.describe().into(), msg });
+    if let Some(l) = names.iter().filter_map(|n| layer_of(n, scheme)).max().filter(|&l| l >= config.num_hidden_layers) {
+        return bad(format!(
+            "the checkpoint holds tensors of layer {l} but its config says {} layers ({}); the config and the weights disagree",
+            config.num_hidden_layers,
+            if scheme == NameScheme::Gguf { "llama.block_count" } else { "num_hidden_layers" }
+        ));
+    }
+    let mut need = vec![Param::Embed, Param::FinalNorm];
+    for l in 0..config.num_hidden_layers {
+        need.extend([
+            Param::AttnNorm(l),
+            Param::Wq(l),
+            Param::Wk(l),
+            Param::Wv(l),
+            Param::Wo(l),
+            Param::FfnNorm(l),
+            Param::WGate(l),
+            Param::WUp(l),
+            Param::WDown(l),
+        ]);
+    }
+    if let Some(name) = need.into_iter().map(|p| tensor_name(p, scheme)).find(|n| !names.contains(n)) {
+        return bad(format!("missing tensor {name:?}"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +203,7 @@ impl ModelWeights {
     /// Builds the model from any checkpoint through the one name table.
     pub fn load(config: LlamaConfig, src: &dyn TensorSource) -> Result<Self> {
         config.validate()?;
+        check_tensor_table(&config, src)?;
         let scheme = src.scheme();
         let fetch = |p: Param| -> Result<Tensor> {
             let name = tensor_name(p, scheme);

@@ -228,6 +228,9 @@ fn check_options(o: &ServeOptions) -> Result<()> {
     if o.max_model_len == Some(0) {
         return Err(Error::Invalid("--max-model-len must be at least 1".into()));
     }
+    if o.served_model_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(Error::Invalid("--served-model-name must not be empty".into()));
+    }
     paged::check_backend(o.backend)
 }
 
@@ -237,6 +240,12 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let t0 = std::time::Instant::now();
     let Loaded { weights, quantized, precision, tokenizer, name: default_name, quant } = load(o)?;
     let cfg = weights.config.clone();
+    if let Some(m) = o.max_model_len.filter(|&m| m > cfg.max_position_embeddings) {
+        return Err(Error::Invalid(format!(
+            "--max-model-len {m} is beyond the model's context of {} tokens (max_position_embeddings); give at most that",
+            cfg.max_position_embeddings
+        )));
+    }
     let kv_elem = match (&quant.kv, precision) {
         (Some(k), _) if k.dtype.quantized() => 1,
         (_, Some(crate::quant::WeightFormat::F32)) => 4,
