@@ -323,12 +323,28 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     let key = build_key(&onnx_files, lib, &targets, &req.tensorrt, workspace, &profs);
     let cached_engine = cache_dir(dir).join(format!("{key}.engine"));
     let tb = Instant::now();
-    let (owned, build_cache) = match std::fs::read(&cached_engine) {
-        Ok(b) if use_cache && !b.is_empty() => {
+    // Each cached engine has its SHA-256 beside it (`<key>.engine.sha256`, written after the engine): an
+    // entry that does not match it (damaged, truncated, or from a trtforge that wrote no hash) is rebuilt,
+    // never installed as model.engine.
+    let cached_sum = cache_dir(dir).join(format!("{key}.engine.sha256"));
+    let cached = match (std::fs::read(&cached_engine), std::fs::read_to_string(&cached_sum)) {
+        (Ok(b), Ok(sum)) if use_cache && !b.is_empty() && sha256_bytes(&b) == sum.trim() => Some(b),
+        (Ok(_), _) if use_cache => {
+            log(&format!(
+                "compilation cache entry {} does not match its SHA-256 ({}): rebuilding",
+                cached_engine.display(),
+                cached_sum.display()
+            ));
+            None
+        }
+        _ => None,
+    };
+    let (owned, build_cache) = match cached {
+        Some(b) => {
             log(&format!("compilation cache hit: {}", cached_engine.display()));
             (b, CacheOutcome::Hit)
         }
-        _ => {
+        None => {
             let engine = builder.build_serialized(&mut network, &mut config)?;
             let b = engine.as_bytes().to_vec();
             if b.is_empty() {
@@ -336,6 +352,7 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
             }
             if use_cache {
                 write_atomic(&cached_engine, &b)?;
+                write_atomic(&cached_sum, sha256_bytes(&b).as_bytes())?;
             }
             (b, if use_cache { CacheOutcome::Miss } else { CacheOutcome::Off })
         }

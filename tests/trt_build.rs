@@ -211,6 +211,21 @@ fn second_build_hits_the_compilation_cache() {
     let s = section(&dir);
     assert_eq!(s.build_cache, CacheOutcome::Hit);
     assert_eq!(std::fs::read(dir.join("model.engine")).unwrap(), first);
+    // A damaged cache entry (bytes changed, same size) is rebuilt, never installed as model.engine.
+    let entry = trtforge::build::cache_dir(&dir).join(format!("{}.engine", s.build_cache_key));
+    let mut bad = std::fs::read(&entry).unwrap();
+    let mid = bad.len() / 2;
+    bad[mid..mid + 64].fill(0);
+    std::fs::write(&entry, &bad).unwrap();
+    let d = build(&dir, &request(&cfg), &mut |_| {}).unwrap();
+    assert_eq!(d.section.build_cache, CacheOutcome::Miss);
+    // (A fresh build need not be byte-identical to the first one.)
+    let rebuilt = std::fs::read(dir.join("model.engine")).unwrap();
+    assert!(rebuilt != bad && rebuilt.len() > 1000, "the damaged entry was installed");
+    assert!(std::fs::read(&entry).unwrap() == rebuilt, "the entry is rewritten with the new engine");
+    let again = build(&dir, &request(&cfg), &mut |_| {}).unwrap();
+    assert_eq!(again.section.build_cache, CacheOutcome::Hit);
+    assert!(std::fs::read(dir.join("model.engine")).unwrap() == rebuilt);
     // A changed setting is a different key: a miss.
     let mut req = request(&cfg);
     req.tensorrt.optimization_level = Some(1);
