@@ -557,7 +557,7 @@ fn quality_cell(
     if let Some(text) = eval_text {
         let ctx = s.eval_ctx.min(b.max_seq());
         let run = tok
-            .encode(text, false)
+            .encode_prefix(text, false, s.eval_windows.saturating_mul(ctx))
             .and_then(|ids| crate::eval::perplexity(&mut *b, &ids, ctx, Some(s.eval_windows), |_, _| {}));
         match run {
             Ok(r) => {

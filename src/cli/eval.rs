@@ -41,7 +41,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
     if text.trim().is_empty() {
         bail!("{} is empty", a.text.display());
     }
-    let ids = tok.encode(&text, false)?;
+    // With a window count only the tokens those windows take are needed: encode no more of the text.
+    let ids = match a.windows {
+        Some(w) => tok.encode_prefix(&text, false, w.saturating_mul(a.ctx))?,
+        None => tok.encode(&text, false)?,
+    };
     let t0 = Instant::now();
     let rep = eval::perplexity(r.backend.as_mut(), &ids, a.ctx, a.windows, |done, total| {
         eprintln!("window {done}/{total}  ({:.1} s)", t0.elapsed().as_secs_f64());
