@@ -163,6 +163,12 @@ fn tiny_fp8_engine_reads_back_and_ort_matches_cpu() {
         }
         if ort_available() {
             ort_matches_cpu(&dir, TINY_PROMPT, ORT_FP8_TINY_TOL);
+            // ONNX Runtime's default kernels do not apply the activation scales: the user is told.
+            let notes = OrtBackend::open(&dir, 1, 64).unwrap().notes().join("\n");
+            assert!(
+                notes.contains("do not apply the static fp8 activation scales") && notes.contains("=exact"),
+                "{notes}"
+            );
         }
         if name == "amax" && python_has("onnx") {
             let out = Command::new("python3")
@@ -486,6 +492,23 @@ fn dynamic_kv_scales_follow_each_block() {
         assert!(d_whole > 0.0 && d_whole < 0.5, "{d_whole}");
         assert_eq!(steps.seq_len(0), prompt.len());
     }
+}
+
+#[test]
+fn ort_says_what_it_does_not_run_of_a_dynamic_kv_cache() {
+    if !ort_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dyn_dir =
+        convert(&tiny_cfg(&tmp.path().join("d"), "  precision: fp16\n  kv_cache: int8\n  kv_scales: dynamic\n"));
+    let notes = OrtBackend::open(&dyn_dir, 1, 64).unwrap().notes();
+    assert!(
+        notes.len() == 1 && notes[0].contains("int8 KV cache with dynamic scales is not in its ONNX graph"),
+        "{notes:?}"
+    );
+    let plain = convert(&tiny_cfg(&tmp.path().join("p"), "  precision: fp16\n"));
+    assert!(OrtBackend::open(&plain, 1, 64).unwrap().notes().is_empty());
 }
 
 fn trtforge_fails(dir: &Path, quant: &str) -> String {

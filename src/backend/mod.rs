@@ -65,6 +65,12 @@ pub trait Backend {
         Ok((0..l.rows()).map(|r| sampling::argmax(l.row(r))).collect())
     }
 
+    /// What this backend runs differently from what the engine dir describes (an ONNX Runtime kernel
+    /// that rounds otherwise, a quantized cache the graph does not hold), for the command to print.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Memory held by the backend, for reports.
     fn memory(&self) -> MemoryStats {
         MemoryStats::default()

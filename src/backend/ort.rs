@@ -148,6 +148,8 @@ pub struct OrtBackend {
     max_seq: usize,
     kv: KvStore,
     lens: Vec<usize>,
+    /// [`Backend::notes`].
+    notes: Vec<String>,
 }
 
 impl OrtBackend {
@@ -250,8 +252,53 @@ impl OrtBackend {
         };
         let weights_bytes = m.files.iter().filter(|f| f.name.starts_with("model.onnx")).map(|f| f.bytes).sum();
         let kv_elem_bytes = if matches!(kv, KvStore::F16(_)) { 2 } else { 4 };
-        Ok(OrtBackend { session, weights_bytes, kv_elem_bytes, cfg, max_batch, max_seq, kv, lens: vec![0; max_batch] })
+        let notes = ort_notes(&m, kernels);
+        Ok(OrtBackend {
+            session,
+            weights_bytes,
+            kv_elem_bytes,
+            cfg,
+            max_batch,
+            max_seq,
+            kv,
+            lens: vec![0; max_batch],
+            notes,
+        })
     }
+}
+
+/// What ONNX Runtime runs differently from the engine dir's recipe ([`Backend::notes`]): the kernels of
+/// quantized weights, and an 8-bit KV cache with dynamic scales, which the exported graph does not hold.
+fn ort_notes(m: &Manifest, kernels: QuantKernels) -> Vec<String> {
+    let mut notes = Vec::new();
+    if m.precision.is_quantized() {
+        notes.push(match kernels {
+            QuantKernels::Exact => format!(
+                "ort: quantized weights run as exported (`exact` kernels; {QUANT_KERNELS_ENV}=matmulnbits:4 is faster)"
+            ),
+            QuantKernels::MatMulNBits { .. } => format!(
+                "ort: quantized weights run with ONNX Runtime's fused `{}` kernels, which round the activations to \
+                 int8 blocks{}; {QUANT_KERNELS_ENV}=exact runs the graph as exported",
+                kernels.name(),
+                if m.precision == crate::quant::WeightFormat::F8 {
+                    ", re-round the fp8 weights to int8 blocks and do not apply the static fp8 activation scales"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    if let Some(kv) = m.extra.get("quantization").and_then(|q| q.get("kv_cache")) {
+        if kv.get("scales").and_then(|s| s.as_str()) == Some("dynamic") {
+            notes.push(format!(
+                "ort: the engine's {} KV cache with dynamic scales is not in its ONNX graph, so ONNX Runtime keeps \
+                 the cache in {}; --backend cpu (or cuda) runs it",
+                kv.get("dtype").and_then(|d| d.as_str()).unwrap_or("8-bit"),
+                m.onnx.dtype
+            ));
+        }
+    }
+    notes
 }
 
 /// A load-time rewrite of the exported graph, named for messages.
@@ -290,6 +337,9 @@ fn padded_inputs(m: &Manifest) -> Option<usize> {
 impl Backend for OrtBackend {
     fn name(&self) -> &'static str {
         "ort"
+    }
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
     fn config(&self) -> &LlamaConfig {
         &self.cfg

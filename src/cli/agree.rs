@@ -47,6 +47,11 @@ pub fn run(a: AgreeArgs) -> Result<()> {
     let need = prompts.iter().map(|p| p.len()).max().unwrap_or(0) + a.max_new_tokens;
     let mut r = crate::backend::open_engine_dir(&a.reference_dir, a.reference_backend, 1, need)?;
     let mut c = crate::backend::open_engine_dir(&a.engine_dir, a.backend, 1, need)?;
+    for (what, b) in [("reference", &r), ("candidate", &c)] {
+        for n in b.notes() {
+            eprintln!("note ({what}): {n}");
+        }
+    }
     let rep = crate::eval::agreement::greedy_agreement(r.as_mut(), c.as_mut(), &prompts, &a.prompts, a.max_new_tokens)?;
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);

@@ -1,6 +1,6 @@
 //! `trtforge eval`: perplexity of a model on a text file.
 use super::{need_tokenizer, ModelArgs};
-use crate::backend::ort::{QuantKernels, QUANT_KERNELS_ENV};
+use crate::backend::ort::QuantKernels;
 use crate::eval;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -33,9 +33,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // SmolLM2: docs/quantization.md); eval measures what the engine dir holds.
     let kernels = QuantKernels::from_env()?.unwrap_or(QuantKernels::Exact);
     let mut r = a.model.open_with(1, |_| ctx, Some(kernels))?;
-    if a.model.is_ort() {
-        eprintln!("ort: quantized weights run with `{}` kernels ({QUANT_KERNELS_ENV} overrides)", kernels.name());
-    }
     let tok = need_tokenizer(&r, "eval")?;
     let text = std::fs::read_to_string(&a.text).with_context(|| format!("reading {}", a.text.display()))?;
     if text.trim().is_empty() {

@@ -142,6 +142,9 @@ impl ModelArgs {
                     _ => crate::backend::open_engine_dir(dir, kind, max_batch, n)?,
                 };
                 eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
+                for n in backend.notes() {
+                    eprintln!("note: {n}");
+                }
                 Ok(Runner { backend, tokenizer, label })
             }
             (None, None, _) => bail!("give --model or --engine-dir"),
