@@ -69,6 +69,12 @@ fn convert_bad_configs() {
     let e = fails(&["convert", "--config", &c], d);
     assert!(e.contains("max_seq_len 100000 exceeds the model's context of 512"), "{e}");
     assert_no_leftovers(d);
+
+    // An empty target list is refused at convert, not one step later at build.
+    let c = write_cfg(d, &cfg(&tiny(), "").replace("  opt_batch_size: 1\n", "  opt_batch_size: 1\n  target: []\n"));
+    let e = fails(&["convert", "--config", &c], d);
+    assert!(e.contains("build.target is empty"), "{e}");
+    assert_no_leftovers(d);
 }
 
 #[test]

@@ -552,6 +552,20 @@ fn bad_fp8_and_kv_configs_are_clear_errors() {
     assert!(e.contains("smooth_alpha applies to precision fp8, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("g"), "  precision: int8\n  keep_fp16: [mlp]\n");
     assert!(e.contains("keep_fp16: \"mlp\" is not one of q_proj"), "{e}");
+    // Mixed recipes that would not be what the manifest says.
+    let all = "[q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]";
+    let e = trtforge_fails(&tmp.path().join("h"), &format!("  precision: int8\n  keep_fp16: {all}\n"));
+    assert!(e.contains("lists every linear kind") && e.contains("precision: fp16"), "{e}");
+    let e = trtforge_fails(&tmp.path().join("i"), "  precision: int8\n  keep_fp16: [down_proj, down_proj]\n");
+    assert!(e.contains("lists \"down_proj\" twice"), "{e}");
+    let e = trtforge_fails(
+        &tmp.path().join("j"),
+        &format!(
+            "  precision: fp8\n  keep_fp16: [down_proj]\n  fp16_inputs: [down_proj]\n  calibration: {{texts: [{}]}}\n",
+            root().join("README.md").display()
+        ),
+    );
+    assert!(e.contains("in keep_fp16") && e.contains("fp16_inputs"), "{e}");
     let e = trtforge_fails(&tmp.path().join("m"), "  precision: int8\n  fp16_inputs: [gate_proj]\n");
     assert!(e.contains("fp16_inputs applies to precision fp8 with fp8 activations, not int8"), "{e}");
     let e = trtforge_fails(&tmp.path().join("n"), "  precision: int8\n  fp16_inputs: [mlp_in]\n");

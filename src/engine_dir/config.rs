@@ -488,6 +488,11 @@ impl EngineConfig {
                 return bad(format!("build.{what} {v} is larger than trtforge supports ({max})"));
             }
         }
+        if b.target.is_empty() {
+            return bad(
+                "build.target is empty: name at least one GPU architecture, or leave it out for the default".into()
+            );
+        }
         for t in &b.target {
             let cc = parse_compute_capability(t).ok_or_else(|| {
                 Error::Invalid(format!("build.target {t:?} is not a compute capability like \"sm89\""))
@@ -571,6 +576,26 @@ impl EngineConfig {
         }
         if !q.keep_fp16.is_empty() && !q.precision.is_quantized() {
             return bad(format!("quantization.keep_fp16 applies to quantized precisions, not {}", q.precision_name()));
+        }
+        for (what, list) in [("keep_fp16", &q.keep_fp16), ("fp16_inputs", &q.fp16_inputs)] {
+            if let Some((i, k)) = list.iter().enumerate().find(|(i, k)| list[..*i].contains(k)) {
+                return bad(format!(
+                    "quantization.{what} lists {k:?} twice (entries {} and {})",
+                    list.iter().position(|x| x == k).unwrap_or(0) + 1,
+                    i + 1
+                ));
+            }
+        }
+        if LINEAR_KINDS.iter().all(|k| q.keep_fp16.iter().any(|x| x == k)) {
+            return bad(format!(
+                "quantization.keep_fp16 lists every linear kind: nothing would be {}; use precision: fp16 instead",
+                q.precision_name()
+            ));
+        }
+        if let Some(k) = q.fp16_inputs.iter().find(|k| q.keep_fp16.contains(k)) {
+            return bad(format!(
+                "quantization: {k:?} is in keep_fp16 (fp16 weights and inputs) and in fp16_inputs, which then does nothing; list it in one"
+            ));
         }
         if let Some(p) = q.activation_percentile {
             if !(p > 50.0 && p <= 100.0) {
