@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepared in session 43 (NOT RUN; ≈ 420 s + start); supersedes session 42's run_e.sh. carry [".carry/z"]: s43.tgz =
-# session 43's main binary and its NVRTC cache (its CUDA kernel sources are d3f46ea's), s39.tgz = 5745f20 (for
-# run_d.sh's SW profile).
+# the binary of e5ad852 (session 43; every later commit of the session changes only CPU-side code: reliability fixes)
+# and its NVRTC cache (its CUDA kernel sources are d3f46ea's), s39.tgz = 5745f20 (for run_d.sh's SW profile).
 #  0. The paged checks of the tiny fixture (fp32, fp16), with checks 5–7 of cuda_paged_check.rs:
 #     "log-probabilities == the captured logits'" (session 42), "shaped tokens (logit_bias, penalties) == the captured
 #     logits' choice" and "prompt log-probabilities vs CPU" (session 43). If they pass, CudaPagedBackend's
