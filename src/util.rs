@@ -69,13 +69,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic::write_atomic(path, bytes)
 }
 
-/// The machine's physical memory (`MemTotal` of /proc/meminfo), if known.
-pub fn physical_memory_bytes() -> Option<u64> {
+/// A /proc/meminfo field in bytes, if known.
+fn meminfo(field: &str) -> Option<u64> {
     std::fs::read_to_string("/proc/meminfo")
         .ok()?
         .lines()
-        .find(|l| l.starts_with("MemTotal:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|k| k.parse::<u64>().ok())
         .map(|k| k * 1024)
+}
+
+/// The machine's physical memory (`MemTotal` of /proc/meminfo), if known.
+pub fn physical_memory_bytes() -> Option<u64> {
+    meminfo("MemTotal")
+}
+
+/// Memory available to a new allocation without swapping (`MemAvailable`), if known.
+pub fn available_memory_bytes() -> Option<u64> {
+    meminfo("MemAvailable")
 }

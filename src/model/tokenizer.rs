@@ -125,6 +125,9 @@ const END_OF_TURN: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|
 /// limit that a cut inside a word may add before a prefix counts as over.
 pub const WITHIN_BYTES_PER_TOKEN: usize = 16;
 pub const WITHIN_SLACK: usize = 64;
+/// Memory [`Tokenizer::encode`] holds a byte of text (the tokenizers crate's normalized string, its
+/// alignments and the encoding), with a margin.
+pub const ENCODE_BYTES_PER_BYTE: u64 = 200;
 
 /// A text tokenizer with the special-token facts generation needs.
 #[derive(Clone)]
@@ -527,6 +530,20 @@ impl Tokenizer {
     /// matched as single tokens, as HF does; `add_special_tokens` adds bos when the tokenizer
     /// says to (and runs a `tokenizer.json`'s own template, if any).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        // The tokenizers crate holds ≈ 185 bytes a byte of text while it encodes (measured on a 50 MB
+        // text: 9.2 GB): a text that cannot fit is an error, not the OOM killer.
+        if text.len() > 1 << 20 {
+            let need = (text.len() as u64).saturating_mul(ENCODE_BYTES_PER_BYTE);
+            if let Some(avail) = crate::util::available_memory_bytes().filter(|&a| need > a) {
+                return Err(Error::Invalid(format!(
+                    "tokenizing {:.1} MiB of text takes about {:.1} GiB of memory, more than the {:.1} GiB available; \
+                     use a shorter text",
+                    text.len() as f64 / (1u64 << 20) as f64,
+                    need as f64 / (1u64 << 30) as f64,
+                    avail as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
         let enc = self.inner.encode_fast(text, add_special_tokens).map_err(|e| tok_err("encode", e))?;
         let ids = enc.get_ids();
         let mut out = Vec::with_capacity(ids.len() + 2);
@@ -1086,6 +1103,17 @@ mod tests {
         }
         let all_wide = t.encode(&wide, false).unwrap();
         assert_eq!(t.encode_prefix(&wide, false, 100).unwrap(), all_wide[..100]);
+    }
+
+    #[test]
+    fn a_text_too_large_to_tokenize_here_is_an_error() {
+        let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
+        let Some(avail) = crate::util::available_memory_bytes() else { return };
+        // Just over what the available memory allows (refused before any work), and a 2 MiB text (encoded).
+        let big = "hello ".repeat((avail / ENCODE_BYTES_PER_BYTE) as usize / 6 + (1 << 19));
+        let e = t.encode(&big, false).unwrap_err().to_string();
+        assert!(e.contains("more than the") && e.contains("GiB available"), "{e}");
+        assert_eq!(t.encode(&"hello ".repeat(350_000), false).unwrap().len(), 700_000);
     }
 
     #[test]
