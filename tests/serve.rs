@@ -294,6 +294,7 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
             out.status.success()
                 && so.contains("OK")
                 && so.contains("logprobs:")
+                && so.contains("logprobs text offsets")
                 && so.contains("prompt logprobs:")
                 && so.contains("logit_bias and penalties:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",

@@ -128,6 +128,13 @@ if len(sys.argv) > 4:
     def token_bytes(i):
         return bytes(unbyte[c] for c in vocab[i])
 
+    def legacy(b):
+        # The legacy completions API's token: its text, or OpenAI's "bytes:\\xNN" form for part of a character.
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            return "bytes:" + "".join(f"\\x{x:02x}" for x in b)
+
     def log_softmax(x):
         m = x.max()
         return x - (m + np.log(np.exp(x - m).sum()))
@@ -146,9 +153,9 @@ if len(sys.argv) > 4:
         if ls[order[0]] - ls[order[1]] < 0.05:
             break  # a near-tie: float32 may choose the other token; what follows is another sequence
         t = int(order[0])
-        assert lp.tokens[i] == token_bytes(t).decode("utf-8", errors="replace"), (i, lp.tokens[i], vocab[t])
+        assert lp.tokens[i] == legacy(token_bytes(t)), (i, lp.tokens[i], vocab[t])
         worst = max(worst, abs(lp.token_logprobs[i] - ls[t]))
-        top = {token_bytes(int(j)).decode("utf-8", errors="replace"): ls[j] for j in order[:K]}
+        top = {legacy(token_bytes(int(j))): ls[j] for j in order[:K]}
         assert set(top) <= set(lp.top_logprobs[i]), (i, top, lp.top_logprobs[i])
         worst = max([worst] + [abs(lp.top_logprobs[i][k] - v) for k, v in top.items()])
         seq.append(t)
@@ -172,6 +179,32 @@ if len(sys.argv) > 4:
     streamed = [x for ch in client.chat.completions.create(stream=True, **ck) if ch.choices and ch.choices[0].logprobs
                 for x in ch.choices[0].logprobs.content]
     assert [(x.token, x.logprob) for x in streamed] == [(x.token, x.logprob) for x in content]
+    # Characters made of several tokens (emoji) and a stop string: every text_offset points at its token's text in
+    # the choice's text (a character's tokens at its start; byte pieces as "bytes:"), and no token after the stop
+    # string is listed.
+    for kw in [dict(prompt="Emojis: 🌟🌟 and more:", max_tokens=16, echo=True),
+               dict(prompt="1, 2, 3, 4,", max_tokens=12, stop="6, 7"),
+               dict(prompt="Count: 1, 2, 3,", max_tokens=12, stop=["5"])]:
+        for stream in (False, True):
+            if stream:
+                cs = [c.choices[0] for c in client.completions.create(model=model, temperature=0, logprobs=2,
+                                                                       stream=True, **kw) if c.choices]
+                text = "".join(c.text for c in cs)
+                toks = sum((c.logprobs.tokens for c in cs if c.logprobs), [])
+                offs = sum((c.logprobs.text_offset for c in cs if c.logprobs), [])
+                tops = sum((c.logprobs.top_logprobs for c in cs if c.logprobs), [])
+            else:
+                ch = client.completions.create(model=model, temperature=0, logprobs=2, **kw).choices[0]
+                text, toks, offs, tops = ch.text, ch.logprobs.tokens, ch.logprobs.text_offset, ch.logprobs.top_logprobs
+            assert offs == sorted(offs) and all(o <= len(text) for o in offs), (kw, text, offs)
+            for t, o, top in zip(toks, offs, tops):
+                assert t.startswith("bytes:") or text[o:].startswith(t) or (kw.get("stop") and o + len(t) > len(text)), \
+                    (kw, t, o, text)
+                assert top is None or len(top) >= 2, (kw, t, top)
+            if kw.get("stop"):
+                assert "".join(t for t in toks if not t.startswith("bytes:")).startswith(text), (kw, toks, text)
+                assert all(o < len(text) for o in offs), ("a token after the stop string", kw, toks, offs, text)
+    print("logprobs text offsets: emoji and stop strings")
     # Sampled tokens get theirs too (the model's distribution, before temperature and top-p).
     sm = client.completions.create(model=model, prompt="Once upon a time", max_tokens=6, temperature=0.9, seed=5,
                                    logprobs=0)

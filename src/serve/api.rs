@@ -303,9 +303,34 @@ fn parse_common(
     if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
     }
+    // Function calling in its other spellings: refused as `tools` is, never answered with free text. The
+    // "none" choices ask for no call and are accepted.
+    if field(o, "functions").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
+        return Err(ApiError::invalid("'functions' (function calling) is not supported", Some("functions")));
+    }
+    for k in ["function_call", "tool_choice"] {
+        if field(o, k).is_some_and(|c| c.as_str() != Some("none")) {
+            return Err(ApiError::invalid(
+                format!("'{k}' is not supported (this server does no function calling; only \"none\")"),
+                Some(k),
+            ));
+        }
+    }
+    if field(o, "parallel_tool_calls").is_some_and(|v| v.as_bool() != Some(false)) {
+        return Err(ApiError::invalid(
+            "'parallel_tool_calls' applies to function calling, which this server does not do",
+            Some("parallel_tool_calls"),
+        ));
+    }
     let stream = boolean(o, "stream")?.unwrap_or(false);
     let include_usage = match object(o, "stream_options")? {
         None => false,
+        Some(_) if !stream => {
+            return Err(ApiError::invalid(
+                "'stream_options' is only allowed when 'stream' is true",
+                Some("stream_options"),
+            ))
+        }
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
@@ -394,6 +419,11 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         let Value::Object(m) = m else {
             return Err(bad(format!("messages[{i}] must be an object")));
         };
+        if m.get("tool_calls").is_some_and(|t| !t.is_null()) || m.get("function_call").is_some_and(|t| !t.is_null()) {
+            return Err(bad(format!(
+                "messages[{i}] carries tool or function calls; this server does no function calling"
+            )));
+        }
         let role = match m.get("role") {
             Some(Value::String(r)) if ["system", "developer", "user", "assistant"].contains(&r.as_str()) => {
                 if r == "developer" {
@@ -456,6 +486,8 @@ pub enum Kind {
 pub struct TokenLp {
     pub text: String,
     pub bytes: Vec<u8>,
+    /// Characters of the choice's text before this token's text (`text_offset`).
+    pub offset: usize,
     /// None for a prompt's first token (nothing comes before it).
     pub logprob: Option<f32>,
     /// The most likely tokens (text, bytes, log-probability), most likely first.
@@ -475,36 +507,44 @@ fn lp_opt(x: Option<f32>) -> Value {
     x.map_or(Value::Null, lp_value)
 }
 
+/// A token as the legacy completions API names it: its text, or, for a token that is only part of a
+/// UTF-8 character, `bytes:` and its bytes as `\xNN` escapes (OpenAI's form), so that such tokens
+/// neither show as U+FFFD nor share one `top_logprobs` key.
+pub fn legacy_token(text: &str, bytes: &[u8]) -> String {
+    if std::str::from_utf8(bytes).is_ok() {
+        return text.to_string();
+    }
+    let mut s = String::from("bytes:");
+    for b in bytes {
+        s.push_str(&format!("\\x{b:02x}"));
+    }
+    s
+}
+
 /// The `logprobs` object of a choice, or of a stream chunk, for `toks`. Completions (legacy):
-/// `tokens`, `token_logprobs`, `top_logprobs` (a map text → log-probability of the alternatives and
-/// the chosen token) and `text_offset` (characters into the choice's text; `offset` is the first
-/// token's). Chat: `content`, one entry a token with its `bytes` and `top_logprobs`.
-pub fn logprobs_json(kind: Kind, toks: &[TokenLp], offset: usize) -> Value {
+/// `tokens`, `token_logprobs`, `top_logprobs` (a map token → log-probability of the alternatives and
+/// the chosen token) and `text_offset` (each token's `offset`: characters into the choice's text). Chat:
+/// `content`, one entry a token with its `bytes` and `top_logprobs`.
+pub fn logprobs_json(kind: Kind, toks: &[TokenLp]) -> Value {
     match kind {
         Kind::Completion => {
-            let mut at = offset;
-            let mut offsets = Vec::with_capacity(toks.len());
-            for t in toks {
-                offsets.push(at);
-                at += t.text.chars().count();
-            }
             let top: Vec<Value> = toks
                 .iter()
                 .map(|t| {
                     let Some(lp) = t.logprob else { return Value::Null };
                     let mut m = Map::new();
-                    for (s, _, x) in &t.top {
-                        m.entry(s.clone()).or_insert_with(|| lp_value(*x));
+                    for (s, b, x) in &t.top {
+                        m.entry(legacy_token(s, b)).or_insert_with(|| lp_value(*x));
                     }
-                    m.entry(t.text.clone()).or_insert_with(|| lp_value(lp));
+                    m.entry(legacy_token(&t.text, &t.bytes)).or_insert_with(|| lp_value(lp));
                     Value::Object(m)
                 })
                 .collect();
             json!({
-                "tokens": toks.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+                "tokens": toks.iter().map(|t| legacy_token(&t.text, &t.bytes)).collect::<Vec<_>>(),
                 "token_logprobs": toks.iter().map(|t| lp_opt(t.logprob)).collect::<Vec<_>>(),
                 "top_logprobs": top,
-                "text_offset": offsets,
+                "text_offset": toks.iter().map(|t| t.offset).collect::<Vec<_>>(),
             })
         }
         Kind::Chat => {
@@ -530,6 +570,8 @@ pub struct Responder {
     pub id: String,
     pub created: u64,
     pub model: String,
+    /// `stream_options.include_usage`: every chunk before the usage chunk carries `"usage": null`.
+    pub usage_nulls: bool,
 }
 
 impl Responder {
@@ -540,7 +582,13 @@ impl Responder {
             Kind::Completion => "cmpl",
             Kind::Chat => "chatcmpl",
         };
-        Responder { kind, id: format!("{prefix}-{seq:x}{created:x}"), created, model: model.to_string() }
+        Responder {
+            kind,
+            id: format!("{prefix}-{seq:x}{created:x}"),
+            created,
+            model: model.to_string(),
+            usage_nulls: false,
+        }
     }
 
     /// The whole (non-streaming) response: `choices` as (text, finish reason, `logprobs` object or null),
@@ -566,6 +614,14 @@ impl Responder {
     /// One stream chunk of choice `index`: a text delta (with its tokens' `logprobs` object, or null),
     /// or the end (`finish`), or (chat) the opening role chunk.
     pub fn chunk(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool, lp: Value) -> Value {
+        let mut c = self.chunk_body(index, text, finish, role, lp);
+        if self.usage_nulls {
+            c["usage"] = Value::Null;
+        }
+        c
+    }
+
+    fn chunk_body(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool, lp: Value) -> Value {
         match self.kind {
             Kind::Completion => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
@@ -673,6 +729,23 @@ mod tests {
     }
 
     #[test]
+    fn legacy_tokens_of_partial_characters_are_bytes() {
+        assert_eq!(legacy_token(" hello", b" hello"), " hello");
+        assert_eq!(legacy_token("\u{FFFD}", &[0xf0, 0x9f]), "bytes:\\xf0\\x9f");
+        let t = TokenLp {
+            text: "\u{FFFD}".into(),
+            bytes: vec![0x8c],
+            offset: 7,
+            logprob: Some(-1.0),
+            top: vec![("\u{FFFD}".into(), vec![0x8c], -1.0), ("\u{FFFD}".into(), vec![0x8d], -2.0)],
+        };
+        let v = logprobs_json(Kind::Completion, &[t]);
+        assert_eq!(v["tokens"][0], "bytes:\\x8c");
+        assert_eq!(v["text_offset"][0], 7);
+        assert_eq!(v["top_logprobs"][0].as_object().unwrap().len(), 2, "distinct keys: {v}");
+    }
+
+    #[test]
     fn chat_requests() {
         let r = parse_chat(&obj(
             r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"max_completion_tokens":3}"#,
@@ -699,8 +772,23 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":false,"top_logprobs":2}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":3}"#,
+            // function calling in every spelling, and stream_options without streaming
+            r#"{"messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"function_call":"auto"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}"#,
+            r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
+        }
+        for fine in [
+            r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"none","tools":[]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":false,"function_call":"none"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        ] {
+            assert!(parse_chat(&obj(fine)).is_ok(), "{fine}");
         }
         let lp = |s| parse_chat(&obj(s)).unwrap().logprobs;
         assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#), Some(0));

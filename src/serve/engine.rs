@@ -49,20 +49,34 @@ pub enum Output {
     Token {
         id: u32,
         text: String,
-        /// When the request asked (`TokenSampling::logprobs`).
-        logprobs: Option<TokenLogprobs>,
+        /// When the request asked (`TokenSampling::logprobs`): the log-probabilities of the tokens whose text
+        /// `text` begins or completes (held back with it; those after a stop string are never sent).
+        logprobs: Vec<GenLogprob>,
     },
     /// The prompt's log-probabilities (`SeqRequest::prompt_logprobs`), positions 1.. of the prompt: sent
     /// once, before the first `Token`.
     PromptLogprobs(Vec<TokenLogprobs>),
-    /// The end: text still held back, and usage counts (`completion_tokens` excludes a stop token).
+    /// The end: text still held back (and its tokens' log-probabilities), and usage counts
+    /// (`completion_tokens` excludes a stop token).
     Done {
         reason: DoneReason,
         text: String,
+        logprobs: Vec<GenLogprob>,
         prompt_tokens: usize,
         completion_tokens: usize,
     },
     Error(String),
+}
+
+/// A generated token's log-probabilities with where its text lies in the generated text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenLogprob {
+    pub lp: TokenLogprobs,
+    /// The text this token adds to the output in context (incremental decoding): "" for a token that only
+    /// begins a character, the whole character for the one that completes it.
+    pub piece: String,
+    /// Characters of the generated text before this token's text (a character's first token: where it begins).
+    pub offset: usize,
 }
 
 /// A request as the engine sees it: tokens in, sampling and stop settings.
@@ -232,6 +246,10 @@ struct Active {
     last_token: Option<Instant>,
     /// Prompt log-probabilities gathered over the prompt's chunks, until all are there.
     prompt_lps: Vec<TokenLogprobs>,
+    /// Characters in `text`.
+    chars: usize,
+    /// Log-probabilities of tokens whose text is not sent yet, with the byte of `text` where it begins.
+    held_lps: VecDeque<(usize, GenLogprob)>,
 }
 
 impl Active {
@@ -251,6 +269,36 @@ impl Active {
         let end = if last { self.text.len() } else { self.text.len() - self.held_back() };
         self.sent = end.max(start);
         (self.text[start..self.sent].to_string(), false)
+    }
+
+    /// Appends a token's decoded `delta` (and its log-probabilities) and returns the text that can be
+    /// sent with the log-probabilities of the tokens it covers, and whether a stop string ended it: a
+    /// token's log-probabilities go out with the first text of its own; at a stop string, those of tokens
+    /// wholly after it are dropped, as their text is.
+    fn push_token(&mut self, delta: &str, lp: Option<TokenLogprobs>, last: bool) -> (String, Vec<GenLogprob>, bool) {
+        let (start, offset) = (self.text.len(), self.chars);
+        self.chars += delta.chars().count();
+        if let Some(lp) = lp {
+            self.held_lps.push_back((start, GenLogprob { lp, piece: delta.to_string(), offset }));
+        }
+        let (text, hit) = self.push_text(delta, last);
+        let lps = self.release(last && !hit);
+        if hit {
+            self.held_lps.clear();
+        }
+        (text, lps, hit)
+    }
+
+    /// The held log-probabilities whose text has been sent (`all`: every one left, at the end).
+    fn release(&mut self, all: bool) -> Vec<GenLogprob> {
+        let mut out = Vec::new();
+        while let Some((start, _)) = self.held_lps.front() {
+            if !all && *start >= self.sent {
+                break;
+            }
+            out.extend(self.held_lps.pop_front().map(|(_, g)| g));
+        }
+        out
     }
 
     /// Length of the longest tail of the unsent text that is a proper prefix of a stop string.
@@ -346,6 +394,8 @@ impl Worker {
                         arrival,
                         last_token: None,
                         prompt_lps: Vec::new(),
+                        chars: 0,
+                        held_lps: VecDeque::new(),
                     },
                 );
             }
@@ -377,6 +427,7 @@ impl Worker {
                 Output::Done {
                     reason: DoneReason::Abort,
                     text: String::new(),
+                    logprobs: Vec::new(),
                     prompt_tokens: a.prompt_tokens,
                     completion_tokens: a.completion_tokens,
                 }
@@ -550,9 +601,9 @@ impl Worker {
                 if last {
                     delta.push_str(&a.detok.finish().unwrap_or_default());
                 }
-                let (text, hit) = a.push_text(&delta, last);
+                let lp = lps.get_mut(&ev.id).and_then(VecDeque::pop_front).filter(|l| l.token == t);
+                let (text, logprobs, hit) = a.push_token(&delta, lp, last);
                 stopped = hit;
-                let logprobs = lps.get_mut(&ev.id).and_then(VecDeque::pop_front).filter(|l| l.token == t);
                 sent_ok = a.out.send(Output::Token { id: t, text, logprobs }).is_ok();
             }
             let reason = if stopped {
@@ -572,15 +623,17 @@ impl Worker {
             }
             if let Some(r) = reason {
                 // Flush what the decoder held (a stop token ends the text here).
-                let rest = if ev.token.is_none() {
+                let (rest, logprobs) = if ev.token.is_none() {
                     let tail = a.detok.finish().unwrap_or_default();
-                    a.push_text(&tail, true).0
+                    let (t, hit) = a.push_text(&tail, true);
+                    (t, if hit { Vec::new() } else { a.release(true) })
                 } else {
-                    String::new()
+                    (String::new(), Vec::new())
                 };
                 let done = Output::Done {
                     reason: r,
                     text: rest,
+                    logprobs,
                     prompt_tokens: a.prompt_tokens,
                     completion_tokens: a.completion_tokens,
                 };
@@ -667,6 +720,8 @@ mod tests {
             arrival: Instant::now(),
             last_token: None,
             prompt_lps: Vec::new(),
+            chars: 0,
+            held_lps: VecDeque::new(),
         }
     }
 
@@ -685,5 +740,34 @@ mod tests {
         assert_eq!(c.push_text("xxa", false), ("xx".into(), false));
         assert_eq!(c.push_text("bc", false), ("".into(), true));
         assert_eq!(c.text, "xx");
+    }
+
+    /// Log-probabilities travel with their tokens' text: held while it is held, dropped past a stop string;
+    /// the tokens of one character (the first decodes to "") share its offset.
+    #[test]
+    fn token_logprobs_follow_their_text() {
+        let lp = |t: u32| Some(TokenLogprobs { token: t, logprob: -(t as f32), top: Vec::new() });
+        let got = |v: &[GenLogprob]| v.iter().map(|g| (g.lp.token, g.piece.clone(), g.offset)).collect::<Vec<_>>();
+        let mut a = active(&["6, 7"]);
+        let (t, l, hit) = a.push_token(" 5,", lp(1), false);
+        assert_eq!((t.as_str(), got(&l), hit), (" 5,", vec![(1, " 5,".into(), 0)], false));
+        // " 6" could begin the stop string: its text and log-probabilities wait.
+        let (t, l, _) = a.push_token(" 6", lp(2), false);
+        assert_eq!((t.as_str(), l.len()), (" ", 1)); // the space is sent, and the token it begins with it
+        let (t, l, hit) = a.push_token(",", lp(3), false);
+        assert_eq!((t.as_str(), l.len(), hit), ("", 0, false));
+        let (t, l, hit) = a.push_token(" 7", lp(4), false);
+        // The stop string began inside token 2's text (sent with it); tokens 3 and 4 lie wholly after it.
+        assert_eq!((t.as_str(), l.len(), hit), ("", 0, true));
+        assert_eq!(a.text, " 5, ");
+        // A character in two tokens: the first adds "" and waits for the character; both carry its offset.
+        let mut b = active(&[]);
+        b.push_token("ab", lp(1), false);
+        let (t, l, _) = b.push_token("", lp(2), false);
+        assert_eq!((t.as_str(), l.len()), ("", 0));
+        let (t, l, _) = b.push_token("🌟", lp(3), false);
+        assert_eq!((t.as_str(), got(&l)), ("🌟", vec![(2, String::new(), 2), (3, "🌟".into(), 2)]));
+        let (_, l, _) = b.push_token("c", lp(4), true);
+        assert_eq!(got(&l), vec![(4, "c".into(), 3)]);
     }
 }

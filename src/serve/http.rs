@@ -2,7 +2,7 @@
 //! graceful drain on SIGTERM/SIGINT. It knows the engine only through [`Engine`]'s channels.
 use super::api::{self, ApiError, GenRequest, Kind, PromptInput, Responder};
 use super::chat::ChatTemplate;
-use super::engine::{DoneReason, Engine, Output, Submit};
+use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
@@ -34,7 +34,8 @@ pub struct AppState {
     max_inflight: usize,
     draining: AtomicBool,
     seed_counter: AtomicU64,
-    started: Instant,
+    /// When the server started, in Unix seconds (`/v1/models`' `created`).
+    started_unix: u64,
 }
 
 impl AppState {
@@ -47,7 +48,10 @@ impl AppState {
             max_inflight,
             draining: AtomicBool::new(false),
             seed_counter: AtomicU64::new(0),
-            started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         }
     }
 
@@ -64,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models/{id}", get(model))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -71,7 +76,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut r = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            // Clients back off by it (the openai client reads it before its own schedule).
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 
@@ -80,6 +90,17 @@ async fn not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found_error",
         "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        format!(
+            "{method} is not allowed on {}; /v1/completions and /v1/chat/completions take POST, the rest GET",
+            uri.path()
+        ),
     )
 }
 
@@ -99,11 +120,7 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
 }
 
 fn model_card(s: &AppState) -> serde_json::Value {
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-        .saturating_sub(s.started.elapsed().as_secs());
+    let created = s.started_unix;
     serde_json::json!({"id": s.model_name, "object": "model", "created": created, "owned_by": "trtforge",
                        "max_model_len": s.engine.max_model_len})
 }
@@ -163,7 +180,8 @@ async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
     });
     match started {
         Ok(started) => {
-            let r = Responder::new(kind, started.choices[0].guard.id, &s.model_name);
+            let mut r = Responder::new(kind, started.choices[0].guard.id, &s.model_name);
+            r.usage_nulls = started.req.stream && started.req.include_usage;
             if started.req.stream {
                 stream_response(r, started)
             } else {
@@ -424,7 +442,15 @@ fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Resul
         .with_code("context_length_exceeded")
     };
     if len >= max_len {
-        return Err(too_long(len + 1));
+        return Err(ApiError::invalid(
+            format!(
+                "this model's maximum context length is {max_len} tokens; the prompt alone has {len} tokens (at most {} \
+                 leave room for a new token)",
+                max_len - 1
+            ),
+            Some("prompt"),
+        )
+        .with_code("context_length_exceeded"));
     }
     let max_tokens = match (req.max_tokens, kind) {
         (Some(m), _) => m,
@@ -443,8 +469,9 @@ fn piece(s: &AppState, id: u32) -> (String, Vec<u8>) {
     (tok.decode(&[id], false).unwrap_or_default(), tok.token_bytes(id))
 }
 
-/// A token's log-probabilities with the texts and bytes a response shows.
-fn token_lp(s: &AppState, l: &TokenLogprobs) -> api::TokenLp {
+/// A token's log-probabilities with the texts and bytes a response shows, at `offset` characters into
+/// the choice's text.
+fn token_lp(s: &AppState, l: &TokenLogprobs, offset: usize) -> api::TokenLp {
     let (text, bytes) = piece(s, l.token);
     let top = l
         .top
@@ -454,20 +481,43 @@ fn token_lp(s: &AppState, l: &TokenLogprobs) -> api::TokenLp {
             (t, b, x)
         })
         .collect();
-    api::TokenLp { text, bytes, logprob: Some(l.logprob), top }
+    api::TokenLp { text, bytes, offset, logprob: Some(l.logprob), top }
+}
+
+/// A generated token's log-probabilities (`base`: characters of the choice's text before the generated
+/// text, its echoed prompt). Its text is what it added in context (a word's leading space included),
+/// unless it is only part of a character.
+fn gen_lp(s: &AppState, g: &GenLogprob, base: usize) -> api::TokenLp {
+    let mut t = token_lp(s, &g.lp, base + g.offset);
+    if !g.piece.is_empty() && std::str::from_utf8(&t.bytes).is_ok() {
+        t.text = g.piece.clone();
+    }
+    t
 }
 
 /// The prompt's tokens as `echo` with `logprobs` shows them: the first without a log-probability, each
-/// later one with what the engine scored for it (`Output::PromptLogprobs`).
+/// later one with what the engine scored for it (`Output::PromptLogprobs`); offsets from 0.
 fn prompt_lps(s: &AppState, ids: &[u32], lps: &[TokenLogprobs]) -> Vec<api::TokenLp> {
+    // Offsets and texts as for generated tokens: from decoding the prompt incrementally (a character's tokens
+    // at its start, a word's token with its leading space; special tokens add no text).
+    let mut detok = s.engine.tokenizer.stream_decoder(true);
+    let mut at = 0;
     ids.iter()
         .enumerate()
-        .map(|(i, &id)| match i.checked_sub(1).and_then(|k| lps.get(k)).filter(|l| l.token == id) {
-            Some(l) => token_lp(s, l),
-            None => {
-                let (text, bytes) = piece(s, id);
-                api::TokenLp { text, bytes, logprob: None, top: Vec::new() }
+        .map(|(i, &id)| {
+            let mut t = match i.checked_sub(1).and_then(|k| lps.get(k)).filter(|l| l.token == id) {
+                Some(l) => token_lp(s, l, at),
+                None => {
+                    let (text, bytes) = piece(s, id);
+                    api::TokenLp { text, bytes, offset: at, logprob: None, top: Vec::new() }
+                }
+            };
+            let delta = detok.step(id).unwrap_or_default();
+            if !delta.is_empty() && std::str::from_utf8(&t.bytes).is_ok() {
+                t.text = delta.clone();
             }
+            at += delta.chars().count();
+            t
         })
         .collect()
 }
@@ -484,7 +534,7 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut completion = 0;
     for c in st.choices.iter_mut() {
         let mut text = std::mem::take(&mut c.echo);
-        let mut offset = text.chars().count();
+        let base = text.chars().count();
         let mut lps = Vec::new();
         let mut prompt_scored = Vec::new();
         loop {
@@ -493,16 +543,15 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                 Some(Output::Token { .. }) if c.prompt_only => {}
                 Some(Output::Token { text: t, logprobs, .. }) => {
                     text.push_str(&t);
-                    if let Some(l) = logprobs {
-                        lps.push(token_lp(&c.guard.state, &l));
-                    }
+                    lps.extend(logprobs.iter().map(|g| gen_lp(&c.guard.state, g, base)));
                 }
-                Some(Output::Done { reason, text: t, completion_tokens, .. }) => {
+                Some(Output::Done { reason, text: t, logprobs, completion_tokens, .. }) => {
                     c.guard.finished = true;
                     let reason = if c.prompt_only {
                         DoneReason::Length
                     } else {
                         text.push_str(&t);
+                        lps.extend(logprobs.iter().map(|g| gen_lp(&c.guard.state, g, base)));
                         completion += completion_tokens;
                         reason
                     };
@@ -511,10 +560,9 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                         let mut p = prompt_lps(&c.guard.state, &c.prompt_ids, &prompt_scored);
                         p.append(&mut lps);
                         lps = p;
-                        offset = 0;
                     }
                     let lp = match st.req.logprobs {
-                        Some(_) => api::logprobs_json(r.kind, &lps, offset),
+                        Some(_) => api::logprobs_json(r.kind, &lps),
                         None => serde_json::Value::Null,
                     };
                     out.push((text, reason.as_str(), lp));
@@ -548,7 +596,7 @@ struct StreamState {
     completion_tokens: usize,
     /// The request asked for log-probabilities: each token's chunk carries its own.
     logprobs: bool,
-    /// Per choice, `text_offset` of its next token (completions' log-probabilities).
+    /// Per choice, characters of its text before the generated text (its echo), for `text_offset`.
     offsets: Vec<usize>,
     /// Per choice, `echo` with `logprobs`: the echo text and prompt ids whose chunk is not sent yet.
     echo_lp: Vec<Option<(String, Vec<u32>)>>,
@@ -558,6 +606,17 @@ struct StreamState {
     open: usize,
     pending: VecDeque<Event>,
     done: bool,
+}
+
+impl StreamState {
+    /// The `logprobs` of a chunk of choice `i` carrying the tokens `g` (null when none or not asked).
+    fn stream_lp(&self, i: usize, g: &[GenLogprob]) -> serde_json::Value {
+        if !self.logprobs || g.is_empty() {
+            return serde_json::Value::Null;
+        }
+        let toks: Vec<api::TokenLp> = g.iter().map(|g| gen_lp(&self.guards[i].state, g, self.offsets[i])).collect();
+        api::logprobs_json(self.r.kind, &toks)
+    }
 }
 
 fn data(v: serde_json::Value) -> Event {
@@ -629,8 +688,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
                         _ => &[],
                     };
                     let toks = prompt_lps(&st.guards[*i].state, &ids, scored);
-                    st.offsets[*i] = toks.iter().map(|t| t.text.chars().count()).sum();
-                    let lp = api::logprobs_json(st.r.kind, &toks, 0);
+                    let lp = api::logprobs_json(st.r.kind, &toks);
                     st.pending.push_back(data(st.r.chunk(*i, Some(&echo), None, false, lp)));
                 }
             }
@@ -638,27 +696,20 @@ fn stream_response(r: Responder, st: Started) -> Response {
                 Some((_, Output::PromptLogprobs(_))) => {}
                 Some((i, Output::Token { .. })) if st.prompt_only[i] => {}
                 Some((i, Output::Token { text, logprobs, .. })) => {
-                    let lp = match logprobs.filter(|_| st.logprobs) {
-                        Some(l) => {
-                            let t = token_lp(&st.guards[i].state, &l);
-                            let v = api::logprobs_json(st.r.kind, std::slice::from_ref(&t), st.offsets[i]);
-                            st.offsets[i] += t.text.chars().count();
-                            v
-                        }
-                        None => Null,
-                    };
+                    let lp = st.stream_lp(i, &logprobs);
                     st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, lp)))
                 }
-                Some((i, Output::Done { reason, text, completion_tokens, .. })) => {
+                Some((i, Output::Done { reason, text, logprobs, completion_tokens, .. })) => {
                     st.guards[i].finished = true;
-                    let (reason, text) = if st.prompt_only[i] {
-                        (DoneReason::Length, String::new())
+                    let (reason, text, logprobs) = if st.prompt_only[i] {
+                        (DoneReason::Length, String::new(), Vec::new())
                     } else {
                         st.completion_tokens += completion_tokens;
-                        (reason, text)
+                        (reason, text, logprobs)
                     };
-                    if !text.is_empty() {
-                        st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, Null)));
+                    if !text.is_empty() || !logprobs.is_empty() {
+                        let lp = st.stream_lp(i, &logprobs);
+                        st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, lp)));
                     }
                     let end = match st.r.kind {
                         Kind::Chat => st.r.chunk(i, None, Some(reason.as_str()), false, Null),
