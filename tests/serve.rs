@@ -355,7 +355,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         assert!(st == 400 && b.contains("context_length_exceeded") && b.contains("in its beginning alone"), "{b}");
     }
     assert_eq!(http(port, "GET", "/health", "").0, 200);
-    assert_eq!(http(port, "GET", "/v1/completions", "").0, 405);
+    let (st, b) = http(port, "GET", "/v1/completions", "");
+    assert!(st == 405 && b.contains("\"error\"") && b.contains("POST"), "405 in the error shape: {b}");
 
     // Malformed HTTP: the server answers 400 or closes the connection, and keeps serving.
     for raw in [
@@ -434,8 +435,20 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         assert!(t.elapsed() < Duration::from_secs(20), "requests were not admitted");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (st, b) = http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":2}"#);
+    let mut s429 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = r#"{"prompt":"hi","max_tokens":2}"#;
+    write!(
+        s429,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s429.read_to_end(&mut raw).unwrap();
+    let (st, b) = parse_response(&raw);
     assert_eq!(st, 429, "{b}");
+    // Clients back off by Retry-After.
+    assert!(String::from_utf8_lossy(&raw).to_ascii_lowercase().contains("retry-after: 1"), "{b}");
     drop(streams);
     srv.assert_pool_empty();
     assert_eq!(http(port, "POST", "/v1/completions", r#"{"prompt":"hi","max_tokens":2}"#).0, 200);
