@@ -270,6 +270,9 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         }
     }
     let chat = chat::ChatTemplate::from_model(&tokenizer)?;
+    if chat.is_fallback() {
+        eprintln!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
+    }
     // One tokenizer for the process; the engine's stream decoders borrow it for 'static.
     let tokenizer: &'static Tokenizer = Box::leak(Box::new(tokenizer));
     let sched = scheduler::SchedulerConfig {
