@@ -117,21 +117,10 @@ pub fn check_tensor_table(config: &LlamaConfig, src: &dyn TensorSource) -> Resul
             if scheme == NameScheme::Gguf { "llama.block_count" } else { "num_hidden_layers" }
         ));
     }
-    let mut need = vec![Param::Embed, Param::FinalNorm];
-    for l in 0..config.num_hidden_layers {
-        need.extend([
-            Param::AttnNorm(l),
-            Param::Wq(l),
-            Param::Wk(l),
-            Param::Wv(l),
-            Param::Wo(l),
-            Param::FfnNorm(l),
-            Param::WGate(l),
-            Param::WUp(l),
-            Param::WDown(l),
-        ]);
-    }
-    if let Some(name) = need.into_iter().map(|p| tensor_name(p, scheme)).find(|n| !names.contains(n)) {
+    // Every parameter but the head, which a checkpoint may leave out (tied embeddings).
+    if let Some(name) =
+        graph_params(config, false).into_iter().map(|p| tensor_name(p, scheme)).find(|n| !names.contains(n))
+    {
         return bad(format!("missing tensor {name:?}"));
     }
     Ok(())
