@@ -93,6 +93,22 @@ fn convert_refuses_existing_output_without_force() {
 }
 
 #[test]
+fn tokenizer_warnings_are_shown() {
+    // A generation_config.json eos id outside the vocabulary is ignored, and the user is told so.
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture("tiny_llama").join(f), m.join(f)).unwrap();
+    }
+    std::fs::write(m.join("generation_config.json"), r#"{"eos_token_id": 70000}"#).unwrap();
+    let out = trtforge(&["generate", "--model", "m", "--prompt", "hi", "--max-new-tokens", "2"], t.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: tokenizer:") && err.contains("eos_token_id 70000 is out of range"), "{err}");
+}
+
+#[test]
 fn engine_dir_whose_manifest_and_onnx_disagree_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();

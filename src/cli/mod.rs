@@ -132,6 +132,9 @@ impl ModelArgs {
                     Some(t) => Some(Tokenizer::from_file(&dir.join(t))?),
                     None => None,
                 };
+                for w in tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
+                    eprintln!("warning: tokenizer: {w}");
+                }
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
                 let label = format!("{} ({})", dir.display(), man.precision_name());
                 let t = Instant::now();
@@ -221,6 +224,9 @@ pub fn loading(spec: &str, e: crate::Error) -> anyhow::Error {
 pub fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = Instant::now();
     let m = load(spec).map_err(|e| loading(spec, e))?;
+    for w in m.tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
+        eprintln!("warning: tokenizer: {w}");
+    }
     eprintln!(
         "loaded {} ({:.1} M params) in {:.2} s",
         m.source,

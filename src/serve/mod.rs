@@ -110,6 +110,9 @@ fn load(o: &ServeOptions) -> Result<Loaded> {
             ))
         })?,
     };
+    for w in tokenizer.warnings() {
+        eprintln!("warning: tokenizer: {w}");
+    }
     Ok(Loaded { weights, quantized, precision, tokenizer, name, quant })
 }
 
