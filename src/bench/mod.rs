@@ -202,6 +202,10 @@ pub trait Progress {
     fn start(&mut self, total: u64);
     fn step(&mut self, msg: &str);
     fn finish(&mut self);
+    /// A line for the user that is not a step (what a backend runs differently: `Backend::notes`).
+    fn note(&mut self, msg: &str) {
+        eprintln!("{msg}");
+    }
 }
 
 /// Measures one (engine dir, backend) pair in a process of its own and returns what it wrote
@@ -390,6 +394,9 @@ pub fn run(
                     continue;
                 }
             };
+            for n in backend.notes() {
+                progress.note(&format!("note: {}: {n}", dir.display()));
+            }
             for &b in &settings.batch_sizes {
                 for &l in &settings.input_lens {
                     let r = if stop.load(Ordering::SeqCst) {

@@ -130,6 +130,12 @@ impl crate::bench::Progress for BenchProgress {
             b.finish_and_clear();
         }
     }
+    fn note(&mut self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
 }
 
 /// `trtforge bench <mode>`.
