@@ -268,3 +268,35 @@ fn hf_checkpoints_as_they_come() {
         }
     }
 }
+
+/// transformers' newer layout: the template in `chat_template.jinja` beside `tokenizer_config.json` (which
+/// then has none) is the model's template; a list of named templates without "default" is an error, as in
+/// transformers, not "no template".
+#[test]
+fn chat_template_jinja_file_and_named_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(common::fixture("tiny_llama").join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
+    std::fs::write(d.join("tokenizer_config.json"), r#"{"add_bos_token": false}"#).unwrap();
+    let src = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}";
+    std::fs::write(d.join("chat_template.jinja"), src).unwrap();
+    let t = Tokenizer::from_file(&d.join("tokenizer.json")).unwrap();
+    assert_eq!(t.chat_template(), Some(src));
+    let chat = ChatTemplate::from_model(&t).unwrap();
+    assert!(!chat.is_fallback());
+    assert_eq!(chat.render(&[ChatMessage::user("hi")], false).unwrap(), "user: hi\n");
+    // The file takes priority over a template in tokenizer_config.json, as in transformers; without the
+    // file the config's is used.
+    std::fs::write(d.join("tokenizer_config.json"), r#"{"chat_template": "X{{ messages[0]['content'] }}"}"#).unwrap();
+    assert_eq!(Tokenizer::from_file(&d.join("tokenizer.json")).unwrap().chat_template(), Some(src));
+    std::fs::remove_file(d.join("chat_template.jinja")).unwrap();
+    let t = Tokenizer::from_file(&d.join("tokenizer.json")).unwrap();
+    assert_eq!(t.chat_template(), Some("X{{ messages[0]['content'] }}"));
+    std::fs::write(
+        d.join("tokenizer_config.json"),
+        r#"{"chat_template": [{"name": "tool_use", "template": "a"}, {"name": "rag", "template": "b"}]}"#,
+    )
+    .unwrap();
+    let e = Tokenizer::from_file(&d.join("tokenizer.json")).unwrap_err().to_string();
+    assert!(e.contains("tool_use, rag") && e.contains("none is named \"default\""), "{e}");
+}

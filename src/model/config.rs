@@ -130,7 +130,12 @@ impl LlamaConfig {
         if let Some(archs) = obj.get("architectures").and_then(|a| a.as_array()) {
             let ok = archs.iter().any(|a| a.as_str() == Some("LlamaForCausalLM"));
             if !ok {
-                return Err(Error::Unsupported(format!("architectures {archs:?}: only LlamaForCausalLM is supported")));
+                let names: Vec<String> =
+                    archs.iter().map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_string)).collect();
+                return Err(Error::Unsupported(format!(
+                    "architectures [{}]: only LlamaForCausalLM is supported",
+                    names.join(", ")
+                )));
             }
         }
         if let Some(mt) = obj.get("model_type").and_then(|m| m.as_str()) {

@@ -961,15 +961,33 @@ impl HfTokenizerConfig {
                 _ => None,
             }
         };
-        // A chat template is a string, or a list of {"name", "template"} (take "default").
-        let chat_template = match obj.get("chat_template") {
+        // Newer transformers save the template beside the config (chat_template.jinja), and such a file takes
+        // priority over the config's entry, as in transformers (a processor's chat_template.json is not a
+        // tokenizer's: transformers' tokenizers ignore it). In the config, a chat template is a string, or a
+        // list of {"name", "template"} (take "default"; as transformers, a list without one is an error, not
+        // "no template").
+        let file = Self::template_file(path)?;
+        let chat_template = match obj.get("chat_template").filter(|_| file.is_none()) {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Array(a)) => a
-                .iter()
-                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-                .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
+            Some(serde_json::Value::Array(a)) => {
+                let named = |t: &serde_json::Value| t.get("name").and_then(|n| n.as_str()).map(str::to_string);
+                match a.iter().find(|t| named(t).as_deref() == Some("default")) {
+                    Some(t) => t.get("template").and_then(|x| x.as_str()).map(str::to_string),
+                    None => {
+                        let names: Vec<String> = a.iter().filter_map(named).collect();
+                        return Err(Error::format(
+                            path,
+                            format!(
+                                "chat_template lists several templates ({}) and none is named \"default\"",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
             _ => None,
         };
+        let chat_template = file.or(chat_template);
         Ok(HfTokenizerConfig {
             bos_token: token("bos_token"),
             eos_token: token("eos_token"),
@@ -979,6 +997,18 @@ impl HfTokenizerConfig {
             add_eos_token: obj.get("add_eos_token").and_then(|b| b.as_bool()),
             chat_template,
         })
+    }
+}
+
+impl HfTokenizerConfig {
+    /// `chat_template.jinja` in the folder of `config`, if there is one.
+    fn template_file(config: &Path) -> Result<Option<String>> {
+        let Some(dir) = config.parent() else { return Ok(None) };
+        let jinja = dir.join("chat_template.jinja");
+        if jinja.is_file() {
+            return std::fs::read_to_string(&jinja).map(Some).map_err(|e| Error::io(&jinja, e));
+        }
+        Ok(None)
     }
 }
 
