@@ -697,3 +697,24 @@ fn hf_missing_tensor_is_named_by_load() {
         &["missing tensor \"model.layers.0.self_attn.k_proj.weight\""],
     );
 }
+
+/// Tensors the Llama graph does not read (q/k/v biases under `attention_bias: false`, a stored head with tied
+/// embeddings) are reported, as transformers warns of weights not used; a plain checkpoint reports none.
+#[test]
+fn unused_checkpoint_tensors_are_reported() {
+    let m = ModelWeights::random(tiny_config(false), 5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "config.json", config_json(&m.config).as_bytes());
+    let bias = Tensor::zeros(vec![m.config.hidden_size]);
+    let mut tensors = hf_tensors(&m);
+    save_safetensors(&dir.path().join("model.safetensors"), &tensors).unwrap();
+    let plain = trtforge::model::load::load(dir.path().to_str().unwrap()).unwrap();
+    assert!(plain.unused.is_empty() && plain.unused_warning().is_none(), "{:?}", plain.unused);
+    tensors.push(("model.layers.0.self_attn.q_proj.bias".into(), &bias));
+    tensors.push(("model.layers.1.self_attn.q_proj.bias".into(), &bias));
+    save_safetensors(&dir.path().join("model.safetensors"), &tensors).unwrap();
+    let m2 = trtforge::model::load::load(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(m2.unused, ["model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.q_proj.bias"]);
+    let w = m2.unused_warning().unwrap();
+    assert!(w.starts_with("2 tensors of the checkpoint are not used") && w.contains("attention_bias"), "{w}");
+}

@@ -227,6 +227,9 @@ pub fn load_model(spec: &str) -> Result<LoadedModel> {
     for w in m.tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
         eprintln!("warning: tokenizer: {w}");
     }
+    if let Some(w) = m.unused_warning() {
+        eprintln!("warning: {w}");
+    }
     eprintln!(
         "loaded {} ({:.1} M params) in {:.2} s",
         m.source,

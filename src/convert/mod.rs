@@ -44,6 +44,9 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     for w in m.tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
         log(&format!("warning: tokenizer: {w}"));
     }
+    if let Some(w) = m.unused_warning() {
+        log(&format!("warning: {w}"));
+    }
     if cfg.build.max_seq_len > m.weights.config.max_position_embeddings {
         return Err(Error::Invalid(format!(
             "build.max_seq_len {} exceeds the model's context of {} tokens",

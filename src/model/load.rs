@@ -70,6 +70,26 @@ pub struct LoadedModel {
     pub tokenizer: Option<Tokenizer>,
     /// (tensor name, storage dtype, element count) as found in the checkpoint, for `info`.
     pub tensor_dtypes: Vec<(String, String, u64)>,
+    /// Checkpoint tensors the graph does not read (`weights::unused_tensors`), for a warning.
+    pub unused: Vec<String>,
+}
+
+impl LoadedModel {
+    /// The warning to show when the checkpoint holds tensors the graph does not read, if it does.
+    pub fn unused_warning(&self) -> Option<String> {
+        let n = self.unused.len();
+        (n > 0).then(|| {
+            let shown: Vec<&str> = self.unused.iter().take(4).map(String::as_str).collect();
+            format!(
+                "{n} tensor{} of the checkpoint {} not used by the Llama graph ({}{}): check that the config matches the \
+                 weights (e.g. attention_bias, mlp_bias, tie_word_embeddings)",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "is" } else { "are" },
+                shown.join(", "),
+                if n > shown.len() { ", ..." } else { "" }
+            )
+        })
+    }
 }
 
 pub fn load(spec: &str) -> Result<LoadedModel> {
@@ -83,6 +103,7 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
                 weights,
                 tokenizer: None,
                 tensor_dtypes: vec![("*".into(), "f32 (random)".into(), n)],
+                unused: Vec::new(),
             })
         }
         ModelSource::Gguf(p) => {
@@ -91,11 +112,13 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
             let weights = ModelWeights::load(cfg, &g)?;
             let tokenizer = Some(Tokenizer::from_gguf_vocab(g.tokenizer_vocab()?)?);
             let tensor_dtypes = g.tensor_dtypes();
-            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
+            let unused = crate::model::weights::unused_tensors(&weights.config, &g);
+            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes, unused })
         }
         ModelSource::Hf(dir) => {
             let ck = HfCheckpoint::open(dir)?;
             let weights = ModelWeights::load(ck.config().clone(), &ck)?;
+            let unused = crate::model::weights::unused_tensors(&weights.config, &ck);
             let tj = dir.join("tokenizer.json");
             let tokenizer = match tj.exists() {
                 // config.json may list several eos ids (Llama 3.1); generation_config.json is read
@@ -106,7 +129,7 @@ pub fn load(spec: &str) -> Result<LoadedModel> {
                 false => None,
             };
             let tensor_dtypes = ck.tensor_dtypes();
-            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes })
+            Ok(LoadedModel { source, weights, tokenizer, tensor_dtypes, unused })
         }
     }
 }

@@ -103,6 +103,23 @@ fn layer_of(name: &str, scheme: NameScheme) -> Option<usize> {
     rest.split_once('.')?.0.parse().ok()
 }
 
+/// Tensors of a checkpoint that the Llama graph of `config` does not read (HF warns of them as "weights
+/// not used"): e.g. q/k/v biases of a checkpoint whose config says `attention_bias: false`, or a stored
+/// head when the embeddings are tied. Rotary tables and GGUF's `rope_freqs.weight` (read into the config)
+/// are not counted. Sorted.
+pub fn unused_tensors(config: &LlamaConfig, src: &dyn TensorSource) -> Vec<String> {
+    let scheme = src.scheme();
+    let used: std::collections::HashSet<String> =
+        graph_params(config, !config.tie_word_embeddings).into_iter().map(|p| tensor_name(p, scheme)).collect();
+    let mut v: Vec<String> = src
+        .names()
+        .into_iter()
+        .filter(|n| !used.contains(n) && !n.ends_with("rotary_emb.inv_freq") && n != "rope_freqs.weight")
+        .collect();
+    v.sort();
+    v
+}
+
 /// Checks a checkpoint's tensor table against its config without reading any weight: every tensor
 /// the graph needs is there, and no layer beyond the config's (a `block_count` / `num_hidden_layers`
 /// lower than the checkpoint's layers would silently run a shorter model, as llama.cpp refuses to).

@@ -132,6 +132,9 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
     match (&o.model, &o.engine_dir) {
         (Some(spec), None) => {
             let m = crate::model::load::load(spec)?;
+            if let Some(w) = m.unused_warning() {
+                eprintln!("warning: {w}");
+            }
             let tok = m.tokenizer;
             let name = match &m.source {
                 crate::model::load::ModelSource::Preset { name, .. } => name.clone(),
