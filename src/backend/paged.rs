@@ -385,6 +385,27 @@ pub fn sample_token(logits: &[f32], s: &TokenSampling, pos: usize, scratch: &mut
     sample_logits(logits, s.temperature, s.top_k, s.top_p, draw, scratch)
 }
 
+/// [`sample_token`] on `logits` with `shaping` applied first (to a copy in `buf`): the CPU reference's
+/// choice for a sampled row, which the CUDA backend's host path makes too.
+pub fn sample_shaped(
+    logits: &[f32],
+    s: &TokenSampling,
+    pos: usize,
+    shaping: Option<&Shaping>,
+    scratch: &mut Vec<(f32, u32)>,
+    buf: &mut Vec<f32>,
+) -> u32 {
+    match shaping {
+        Some(sh) => {
+            buf.clear();
+            buf.extend_from_slice(logits);
+            sh.apply(buf);
+            sample_token(buf, s, pos, scratch)
+        }
+        None => sample_token(logits, s, pos, scratch),
+    }
+}
+
 /// One layer's pools: k and v, each (num_blocks, BLOCK_SIZE, n_kv_heads, head_dim).
 struct LayerPool {
     k: Vec<f32>,
@@ -666,17 +687,12 @@ impl PagedBackend for CpuPagedBackend {
         let ids: Vec<u32> = wanted
             .par_iter()
             .enumerate()
-            .map_init(Vec::new, |scratch, (r, (pos, p, shape))| {
-                let row = &logits.data[r * vocab..(r + 1) * vocab];
-                match shape {
-                    Some(sh) => {
-                        let mut shaped = row.to_vec();
-                        sh.apply(&mut shaped);
-                        sample_token(&shaped, p, *pos, scratch)
-                    }
-                    None => sample_token(row, p, *pos, scratch),
-                }
-            })
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(scratch, buf), (r, (pos, p, shape))| {
+                    sample_shaped(&logits.data[r * vocab..(r + 1) * vocab], p, *pos, shape.as_ref(), scratch, buf)
+                },
+            )
             .collect();
         self.logprobs = if wanted.iter().any(|w| w.1.logprobs.is_some()) {
             rows_logprobs(&logits.data, vocab, &ids, wanted.iter().map(|w| w.1.logprobs))

@@ -224,10 +224,7 @@ pub fn loading(spec: &str, e: crate::Error) -> anyhow::Error {
 pub fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = Instant::now();
     let m = load(spec).map_err(|e| loading(spec, e))?;
-    for w in m.tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
-        eprintln!("warning: tokenizer: {w}");
-    }
-    if let Some(w) = m.unused_warning() {
+    for w in m.warnings() {
         eprintln!("warning: {w}");
     }
     eprintln!(

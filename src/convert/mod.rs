@@ -41,10 +41,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     };
     log(&format!("loading {spec}"));
     let mut m = load(&spec)?;
-    for w in m.tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
-        log(&format!("warning: tokenizer: {w}"));
-    }
-    if let Some(w) = m.unused_warning() {
+    for w in m.warnings() {
         log(&format!("warning: {w}"));
     }
     if cfg.build.max_seq_len > m.weights.config.max_position_embeddings {

@@ -75,6 +75,12 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// What to warn the user of about this model: its tokenizer's warnings and the tensors it does not use.
+    pub fn warnings(&self) -> Vec<String> {
+        let tok = self.tokenizer.as_ref().map_or(&[][..], |t| t.warnings());
+        tok.iter().map(|w| format!("tokenizer: {w}")).chain(self.unused_warning()).collect()
+    }
+
     /// The warning to show when the checkpoint holds tensors the graph does not read, if it does.
     pub fn unused_warning(&self) -> Option<String> {
         let n = self.unused.len();

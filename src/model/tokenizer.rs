@@ -488,11 +488,7 @@ impl Tokenizer {
         let cap = limit.saturating_add(WITHIN_SLACK);
         let peek = cap.saturating_mul(WITHIN_BYTES_PER_TOKEN);
         if text.len() > peek {
-            let mut cut = peek;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let n = self.encode(&text[..cut], add_special_tokens)?.len();
+            let n = self.encode(&text[..char_floor(text, peek)], add_special_tokens)?.len();
             if n > cap {
                 return Ok(Err(n));
             }
@@ -510,11 +506,7 @@ impl Tokenizer {
         let want = need.saturating_add(WITHIN_SLACK);
         let mut bytes = want.saturating_mul(WITHIN_BYTES_PER_TOKEN);
         while bytes < text.len() {
-            let mut cut = bytes;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let mut ids = self.encode(&text[..cut], add_special_tokens)?;
+            let mut ids = self.encode(&text[..char_floor(text, bytes)], add_special_tokens)?;
             if ids.len() >= want {
                 ids.truncate(need);
                 return Ok(ids);
@@ -864,6 +856,16 @@ fn add_vocab_tokens(inner: &mut tokenizers::Tokenizer, v: &GgufVocab, unknown_sp
     Ok(())
 }
 
+/// The largest char boundary of `text` at or below `at` (`str::floor_char_boundary`, newer than this
+/// crate's MSRV).
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut cut = at.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
 /// The byte a character of GPT-2's byte-level alphabet stands for: printable Latin-1 bytes are
 /// themselves, the other 68 bytes are U+0100 onward in byte order.
 fn byte_level_byte(c: char) -> Option<u8> {
@@ -948,6 +950,16 @@ struct HfTokenizerConfig {
 }
 
 impl HfTokenizerConfig {
+    /// `chat_template.jinja` in the folder of `config`, if there is one.
+    fn template_file(config: &Path) -> Result<Option<String>> {
+        let Some(dir) = config.parent() else { return Ok(None) };
+        let jinja = dir.join("chat_template.jinja");
+        if jinja.is_file() {
+            return std::fs::read_to_string(&jinja).map(Some).map_err(|e| Error::io(&jinja, e));
+        }
+        Ok(None)
+    }
+
     fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let v: serde_json::Value =
@@ -997,18 +1009,6 @@ impl HfTokenizerConfig {
             add_eos_token: obj.get("add_eos_token").and_then(|b| b.as_bool()),
             chat_template,
         })
-    }
-}
-
-impl HfTokenizerConfig {
-    /// `chat_template.jinja` in the folder of `config`, if there is one.
-    fn template_file(config: &Path) -> Result<Option<String>> {
-        let Some(dir) = config.parent() else { return Ok(None) };
-        let jinja = dir.join("chat_template.jinja");
-        if jinja.is_file() {
-            return std::fs::read_to_string(&jinja).map(Some).map_err(|e| Error::io(&jinja, e));
-        }
-        Ok(None)
     }
 }
 

@@ -264,15 +264,13 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         let prompt = match tokenize(s, p).map_err(|e| ApiError::invalid(which(e), Some("prompt")))? {
             Ok(ids) => ids,
             Err(at_least) => {
-                return Err(ApiError::invalid(
-                    which(format!(
-                        "this model's maximum context length is {max} tokens; the prompt has more than {max} tokens \
-                         ({at_least} in its beginning alone)",
-                        max = s.engine.max_model_len
-                    )),
-                    Some("prompt"),
-                )
-                .with_code("context_length_exceeded"))
+                let max = s.engine.max_model_len;
+                let mut e = prompt_over_context(
+                    max,
+                    format!("the prompt has more than {max} tokens ({at_least} in its beginning alone)"),
+                );
+                e.message = which(e.message);
+                return Err(e);
             }
         };
         let max_tokens = admit_length(s, &req, kind, prompt.len()).map_err(|mut e| {
@@ -428,6 +426,12 @@ fn tokenize(s: &AppState, p: &PromptInput) -> Result<Result<Vec<u32>, usize>, St
     Ok(prompt)
 }
 
+/// The 400 for a prompt that alone does not fit the context (`param` prompt); `detail` says by how much.
+fn prompt_over_context(max_len: usize, detail: String) -> ApiError {
+    ApiError::invalid(format!("this model's maximum context length is {max_len} tokens; {detail}"), Some("prompt"))
+        .with_code("context_length_exceeded")
+}
+
 /// The new tokens a prompt of `len` tokens gets (`max_tokens`, or its default), or the context-length error.
 fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Result<usize, ApiError> {
     let max_len = s.engine.max_model_len;
@@ -442,15 +446,10 @@ fn admit_length(s: &AppState, req: &GenRequest, kind: Kind, len: usize) -> Resul
         .with_code("context_length_exceeded")
     };
     if len >= max_len {
-        return Err(ApiError::invalid(
-            format!(
-                "this model's maximum context length is {max_len} tokens; the prompt alone has {len} tokens (at most {} \
-                 leave room for a new token)",
-                max_len - 1
-            ),
-            Some("prompt"),
-        )
-        .with_code("context_length_exceeded"));
+        return Err(prompt_over_context(
+            max_len,
+            format!("the prompt alone has {len} tokens (at most {} leave room for a new token)", max_len - 1),
+        ));
     }
     let max_tokens = match (req.max_tokens, kind) {
         (Some(m), _) => m,
@@ -484,14 +483,19 @@ fn token_lp(s: &AppState, l: &TokenLogprobs, offset: usize) -> api::TokenLp {
     api::TokenLp { text, bytes, offset, logprob: Some(l.logprob), top }
 }
 
+/// A token's shown text becomes `piece`, what it added in context by incremental decoding (a word's
+/// leading space included), unless it is only part of a character (it then keeps its own).
+fn in_context(t: &mut api::TokenLp, piece: &str) {
+    if !piece.is_empty() && std::str::from_utf8(&t.bytes).is_ok() {
+        t.text = piece.to_string();
+    }
+}
+
 /// A generated token's log-probabilities (`base`: characters of the choice's text before the generated
-/// text, its echoed prompt). Its text is what it added in context (a word's leading space included),
-/// unless it is only part of a character.
+/// text, its echoed prompt), its text in context.
 fn gen_lp(s: &AppState, g: &GenLogprob, base: usize) -> api::TokenLp {
     let mut t = token_lp(s, &g.lp, base + g.offset);
-    if !g.piece.is_empty() && std::str::from_utf8(&t.bytes).is_ok() {
-        t.text = g.piece.clone();
-    }
+    in_context(&mut t, &g.piece);
     t
 }
 
@@ -513,9 +517,7 @@ fn prompt_lps(s: &AppState, ids: &[u32], lps: &[TokenLogprobs]) -> Vec<api::Toke
                 }
             };
             let delta = detok.step(id).unwrap_or_default();
-            if !delta.is_empty() && std::str::from_utf8(&t.bytes).is_ok() {
-                t.text = delta.clone();
-            }
+            in_context(&mut t, &delta);
             at += delta.chars().count();
             t
         })

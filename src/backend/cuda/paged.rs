@@ -17,7 +17,8 @@
 //! seeded by the sequence's seed and the token's position) for the others; only token ids come back.
 use super::{CudaBackend, CudaOptions};
 use crate::backend::paged::{
-    blocks_for_budget, check_step, NextSeq, PagedBackend, PagedSeq, PromptScore, Shaping, TokenSampling, BLOCK_SIZE,
+    blocks_for_budget, check_step, sample_shaped, NextSeq, PagedBackend, PagedSeq, PromptScore, Shaping, TokenSampling,
+    BLOCK_SIZE,
 };
 use crate::backend::sampling::{rows_logprobs, token_logprobs, TokenLogprobs};
 use crate::backend::SeqChunk;
@@ -42,18 +43,10 @@ fn on_host(w: &Want) -> bool {
 /// Sets `ids[r]` of each row chosen on the host (rows `0 .. ids.len()` of `logits`, `vocab` wide) to
 /// the CPU reference's choice from its logits with its changes applied; other rows keep theirs.
 fn choose_on_host(logits: &[f32], vocab: usize, ids: &mut [i32], want: &[Want]) {
-    let (mut scratch, mut row) = (Vec::new(), Vec::new());
-    for (r, w) in want.iter().enumerate().take(ids.len()).filter(|(_, w)| on_host(w)) {
+    let (mut scratch, mut buf) = (Vec::new(), Vec::new());
+    for (r, (s, pos, sh)) in want.iter().enumerate().take(ids.len()).filter(|(_, w)| on_host(w)) {
         let l = &logits[r * vocab..(r + 1) * vocab];
-        ids[r] = match w.2 {
-            Some(sh) => {
-                row.clear();
-                row.extend_from_slice(l);
-                sh.apply(&mut row);
-                crate::backend::paged::sample_token(&row, &w.0, w.1, &mut scratch)
-            }
-            None => crate::backend::paged::sample_token(l, &w.0, w.1, &mut scratch),
-        } as i32;
+        ids[r] = sample_shaped(l, s, *pos, sh.as_ref(), &mut scratch, &mut buf) as i32;
     }
 }
 
