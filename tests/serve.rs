@@ -305,6 +305,12 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         eprintln!("SKIP: the openai Python package is missing (pip install openai==3.51.0)");
     }
 
+    // /tokenize and /detokenize (vLLM's endpoints) against transformers' tokenizer of the same GGUF.
+    if py::have_modules(&["transformers", "gguf"]) {
+        let out = py::run("tokenize_oracle.py", &[&srv.url(), &model, "smollm2"]);
+        assert!(out.contains("OK"), "{out}");
+    }
+
     // Health and models.
     assert_eq!(http(port, "GET", "/health", "").0, 200);
     let (st, models) = http(port, "GET", "/v1/models", "");

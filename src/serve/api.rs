@@ -155,19 +155,22 @@ pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// The optional `model` field.
+fn model_field(o: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match field(o, "model") {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model"))),
+    }
+}
+
 /// Settings shared by completions and chat.
 fn parse_common(
     o: &Map<String, Value>,
     prompts: Vec<PromptInput>,
     max_tokens_keys: &[&str],
 ) -> Result<GenRequest, ApiError> {
-    let model = match field(o, "model") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            return Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model")))
-        }
-    };
+    let model = model_field(o)?;
     let echo = boolean(o, "echo")?.unwrap_or(false);
     let mut max_tokens = None;
     for k in max_tokens_keys {
@@ -405,8 +408,8 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
     Ok(r)
 }
 
-/// `POST /v1/chat/completions`.
-pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
+/// A chat request's `messages`: roles and text contents (`developer` read as `system`); tool or function calls refused.
+fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
     let bad = |m: String| ApiError::invalid(m, Some("messages"));
     let msgs = match o.get("messages") {
         None | Some(Value::Null) => return Err(bad("'messages' is required".into())),
@@ -454,6 +457,12 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         };
         out.push(ChatMessage { role, content });
     }
+    Ok(out)
+}
+
+/// `POST /v1/chat/completions`.
+pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
+    let out = parse_messages(o)?;
     let mut r = parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])?;
     if r.echo {
         return Err(ApiError::invalid("'echo' is a /v1/completions parameter", Some("echo")));
@@ -467,6 +476,95 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
         _ => None,
     };
     Ok(r)
+}
+
+/// What `POST /tokenize` tokenizes (vLLM's endpoint): a completion prompt, or chat messages through the model's
+/// chat template — the token ids the generation endpoints would run for them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenizeInput {
+    /// A `prompt` string; `add_special_tokens` (default true, as completions): bos where the tokenizer adds one.
+    Text { prompt: String, add_special_tokens: bool },
+    /// `messages`, rendered with `add_generation_prompt` (default true, as chat completions).
+    Chat { messages: Vec<ChatMessage>, add_generation_prompt: bool },
+}
+
+/// A validated `POST /tokenize` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizeRequest {
+    pub model: Option<String>,
+    pub input: TokenizeInput,
+    /// Also return each token's vocabulary entry (`token_strs`).
+    pub return_token_strs: bool,
+}
+
+/// `POST /tokenize`: `{"prompt": str}` or `{"messages": [...]}` (exactly one), with vLLM's options.
+pub fn parse_tokenize(o: &Map<String, Value>) -> Result<TokenizeRequest, ApiError> {
+    let model = model_field(o)?;
+    let return_token_strs = boolean(o, "return_token_strs")?.unwrap_or(false);
+    let input = match (field(o, "prompt"), field(o, "messages")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("give either 'prompt' or 'messages', not both", Some("messages")))
+        }
+        (None, None) => return Err(ApiError::invalid("'prompt' or 'messages' is required", Some("prompt"))),
+        (Some(Value::String(p)), None) => {
+            if field(o, "add_generation_prompt").is_some() {
+                return Err(ApiError::invalid(
+                    "'add_generation_prompt' applies to 'messages'",
+                    Some("add_generation_prompt"),
+                ));
+            }
+            TokenizeInput::Text {
+                prompt: p.clone(),
+                add_special_tokens: boolean(o, "add_special_tokens")?.unwrap_or(true),
+            }
+        }
+        (Some(v), None) => {
+            return Err(ApiError::invalid(format!("'prompt' must be a string, got {}", type_name(v)), Some("prompt")))
+        }
+        (None, Some(_)) => {
+            // The template writes the special tokens it wants; bos follows the chat endpoint's rule.
+            if boolean(o, "add_special_tokens")? == Some(true) {
+                return Err(ApiError::invalid(
+                    "'add_special_tokens' applies to 'prompt'; 'messages' get the chat endpoint's tokens",
+                    Some("add_special_tokens"),
+                ));
+            }
+            if field(o, "continue_final_message").is_some_and(|v| v.as_bool() != Some(false)) {
+                return Err(ApiError::invalid(
+                    "'continue_final_message' is not supported",
+                    Some("continue_final_message"),
+                ));
+            }
+            TokenizeInput::Chat {
+                messages: parse_messages(o)?,
+                add_generation_prompt: boolean(o, "add_generation_prompt")?.unwrap_or(true),
+            }
+        }
+    };
+    Ok(TokenizeRequest { model, input, return_token_strs })
+}
+
+/// A validated `POST /detokenize` request: token ids (bounds against the vocabulary are the server's check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetokenizeRequest {
+    pub model: Option<String>,
+    pub tokens: Vec<u32>,
+}
+
+/// `POST /detokenize`: `{"tokens": [ids]}`.
+pub fn parse_detokenize(o: &Map<String, Value>) -> Result<DetokenizeRequest, ApiError> {
+    let model = model_field(o)?;
+    let bad = |m: String| ApiError::invalid(m, Some("tokens"));
+    let tokens = match field(o, "tokens") {
+        None => return Err(bad("'tokens' is required".into())),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_u64().filter(|&t| t <= u32::MAX as u64).map(|t| t as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| bad("'tokens' must be a list of non-negative integers".into()))?,
+        Some(v) => return Err(bad(format!("'tokens' must be a list of token ids, got {}", type_name(v)))),
+    };
+    Ok(DetokenizeRequest { model, tokens })
 }
 
 /// `usage` object.
@@ -660,6 +758,60 @@ mod tests {
 
     fn obj(s: &str) -> Map<String, Value> {
         parse_body(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn tokenize_requests() {
+        let t = parse_tokenize(&obj(r#"{"prompt": "hi", "return_token_strs": true}"#)).unwrap();
+        assert_eq!(t.input, TokenizeInput::Text { prompt: "hi".into(), add_special_tokens: true });
+        assert!(t.return_token_strs);
+        let t = parse_tokenize(&obj(r#"{"prompt": "hi", "add_special_tokens": false, "model": "m"}"#)).unwrap();
+        assert_eq!(t.input, TokenizeInput::Text { prompt: "hi".into(), add_special_tokens: false });
+        assert_eq!(t.model.as_deref(), Some("m"));
+        let t = parse_tokenize(&obj(
+            r#"{"messages": [{"role": "developer", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "y"}]}],
+                "add_generation_prompt": false}"#,
+        ))
+        .unwrap();
+        let TokenizeInput::Chat { messages, add_generation_prompt } = t.input else { panic!("{t:?}") };
+        assert!(!add_generation_prompt && !t.return_token_strs);
+        assert_eq!(
+            messages.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect::<Vec<_>>(),
+            [("system", "x"), ("user", "y")]
+        );
+        for (body, param) in [
+            (r#"{}"#, "prompt"),
+            (r#"{"prompt": "a", "messages": []}"#, "messages"),
+            (r#"{"prompt": ["a"]}"#, "prompt"),
+            (r#"{"prompt": "a", "add_generation_prompt": true}"#, "add_generation_prompt"),
+            (r#"{"messages": [{"role": "user", "content": "b"}], "add_special_tokens": true}"#, "add_special_tokens"),
+            (
+                r#"{"messages": [{"role": "user", "content": "b"}], "continue_final_message": true}"#,
+                "continue_final_message",
+            ),
+            (r#"{"messages": [{"role": "tool", "content": "b"}]}"#, "messages"),
+            (r#"{"prompt": "a", "return_token_strs": "yes"}"#, "return_token_strs"),
+            (r#"{"prompt": "a", "model": 3}"#, "model"),
+        ] {
+            let e = parse_tokenize(&obj(body)).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (StatusCode::BAD_REQUEST, Some(param)), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn detokenize_requests() {
+        assert_eq!(parse_detokenize(&obj(r#"{"tokens": [0, 5, 4294967295]}"#)).unwrap().tokens, [0, 5, u32::MAX]);
+        assert!(parse_detokenize(&obj(r#"{"tokens": []}"#)).unwrap().tokens.is_empty());
+        for body in [
+            r#"{}"#,
+            r#"{"tokens": "1 2"}"#,
+            r#"{"tokens": [-1]}"#,
+            r#"{"tokens": [1.5]}"#,
+            r#"{"tokens": [4294967296]}"#,
+        ] {
+            let e = parse_detokenize(&obj(body)).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("tokens"), "{body}");
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
         .route("/v1/models/{id}", get(model))
+        .route("/tokenize", post(tokenize_route))
+        .route("/detokenize", post(detokenize_route))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .method_not_allowed_fallback(method_not_allowed)
@@ -89,7 +91,8 @@ async fn not_found() -> ApiError {
     ApiError::status(
         StatusCode::NOT_FOUND,
         "not_found_error",
-        "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /health, /metrics",
+        "no such endpoint; see /v1/completions, /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health, \
+         /metrics",
     )
 }
 
@@ -98,7 +101,8 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",
         format!(
-            "{method} is not allowed on {}; /v1/completions and /v1/chat/completions take POST, the rest GET",
+            "{method} is not allowed on {}; /v1/completions, /v1/chat/completions, /tokenize and /detokenize take POST, \
+             the rest GET",
             uri.path()
         ),
     )
@@ -137,6 +141,14 @@ async fn model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respon
     }
 }
 
+/// A request's `model`, when it names one, must be the served model's name.
+fn check_model(s: &AppState, model: &Option<String>) -> Result<(), ApiError> {
+    match model {
+        Some(m) if *m != s.model_name => Err(unknown_model(s, m)),
+        _ => Ok(()),
+    }
+}
+
 fn unknown_model(s: &AppState, m: &str) -> ApiError {
     let mut e = ApiError::status(
         StatusCode::NOT_FOUND,
@@ -158,26 +170,36 @@ async fn chat_completions(State(s): State<Arc<AppState>>, body: Body) -> Respons
     generate(s, body, Kind::Chat).await
 }
 
-async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
-    // A body the server cannot take (over MAX_BODY_BYTES: 413) gets OpenAI's error shape too.
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            s.count("rejected_invalid");
-            let msg = format!("{} (the server takes request bodies of at most {MAX_BODY_BYTES} bytes)", e.body_text());
-            return ApiError::status(e.status(), "invalid_request_error", msg).into_response();
-        }
-    };
-    // Parsing, templating and tokenizing are CPU work of up to a body's size: off the async workers,
-    // so that a large request never stalls the others (or /health).
-    let st = s.clone();
-    let started = tokio::task::spawn_blocking(move || start(&st, &body, kind)).await.unwrap_or_else(|e| {
+/// A body the server cannot take (over MAX_BODY_BYTES: 413) gets OpenAI's error shape too.
+fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    let msg = format!("{} (the server takes request bodies of at most {MAX_BODY_BYTES} bytes)", e.body_text());
+    ApiError::status(e.status(), "invalid_request_error", msg)
+}
+
+/// Runs `f` (parsing, templating, tokenizing: CPU work of up to a body's size) off the async workers, so that a
+/// large request never stalls the others (or /health).
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
         Err(ApiError::status(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             format!("request handling failed: {e}"),
         ))
-    });
+    })
+}
+
+async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            s.count("rejected_invalid");
+            return body_error(e).into_response();
+        }
+    };
+    let st = s.clone();
+    let started = off_workers(move || start(&st, &body, kind)).await;
     match started {
         Ok(started) => {
             let mut r = Responder::new(kind, started.choices[0].guard.id, &s.model_name);
@@ -193,6 +215,74 @@ async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
             e.into_response()
         }
     }
+}
+
+async fn tokenize_route(State(s): State<Arc<AppState>>, body: Body) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e).into_response(),
+    };
+    match off_workers(move || tokenize_body(&s, &body)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /tokenize` (vLLM's shape): the token ids the generation endpoints would run for a prompt or a
+/// conversation, their count and the context length; prompts over the context are refused as there.
+fn tokenize_body(s: &AppState, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let req = api::parse_tokenize(&api::parse_body(body)?)?;
+    check_model(s, &req.model)?;
+    let tok = s.engine.tokenizer;
+    let max = s.engine.max_model_len;
+    let (ids, param) = match &req.input {
+        api::TokenizeInput::Text { prompt, add_special_tokens } => {
+            (tok.encode_within(prompt, *add_special_tokens, max), "prompt")
+        }
+        api::TokenizeInput::Chat { messages, add_generation_prompt } => {
+            (s.chat.encode_within(tok, messages, *add_generation_prompt, max), "messages")
+        }
+    };
+    let ids = ids
+        .map_err(|e| ApiError::invalid(format!("could not tokenize the {param}: {e}"), Some(param)))?
+        .map_err(|n| {
+            prompt_over_context(max, format!("the {param} has more than {max} tokens ({n} in its beginning alone)"))
+        })?;
+    if ids.len() > max {
+        return Err(prompt_over_context(max, format!("the {param} has {} tokens", ids.len())));
+    }
+    let strs =
+        req.return_token_strs.then(|| ids.iter().map(|&t| tok.id_to_token(t).unwrap_or_default()).collect::<Vec<_>>());
+    Ok(serde_json::json!({"count": ids.len(), "max_model_len": max, "tokens": ids, "token_strs": strs}))
+}
+
+async fn detokenize_route(State(s): State<Arc<AppState>>, body: Body) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e).into_response(),
+    };
+    match off_workers(move || detokenize_body(&s, &body)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /detokenize` (vLLM's shape): the text of token ids, special tokens included.
+fn detokenize_body(s: &AppState, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let req = api::parse_detokenize(&api::parse_body(body)?)?;
+    check_model(s, &req.model)?;
+    let tok = s.engine.tokenizer;
+    let vocab = tok.vocab_size();
+    if let Some(bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ApiError::invalid(
+            format!("token id {bad} is outside the vocabulary (size {vocab})"),
+            Some("tokens"),
+        ));
+    }
+    let text = tok
+        .decode(&req.tokens, false)
+        .map_err(|e| ApiError::invalid(format!("could not decode the tokens: {e}"), Some("tokens")))?;
+    Ok(serde_json::json!({"prompt": text}))
 }
 
 /// Holds a sequence's place: while it lives the sequence counts as in flight; dropping it before
@@ -249,11 +339,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         Kind::Completion => api::parse_completion(&o)?,
         Kind::Chat => api::parse_chat(&o)?,
     };
-    if let Some(m) = &req.model {
-        if *m != s.model_name {
-            return Err(unknown_model(s, m));
-        }
-    }
+    check_model(s, &req.model)?;
     let shaping = backend_features(s, &req)?;
     let many = req.prompts.len() > 1;
     // (token ids, max new tokens, echo text) per prompt
