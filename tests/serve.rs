@@ -311,6 +311,37 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         assert!(out.contains("OK"), "{out}");
     }
 
+    // vLLM's stop_token_ids: the greedy text's second token ends the choice after one (finish_reason "stop", the
+    // stop token not in the text), with ignore_eos too; an id outside the vocabulary and unsupported vLLM sampling
+    // parameters are 400s, their neutral values are served.
+    let (st, t) = post(port, "/tokenize", &serde_json::json!({"prompt": expected, "add_special_tokens": false}));
+    assert_eq!(st, 200, "{t}");
+    let ids: Vec<u64> = t["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+    assert!(ids.len() >= 2, "{t}");
+    let (_, one) = post(port, "/detokenize", &serde_json::json!({"tokens": ids[..1]}));
+    for ignore_eos in [false, true] {
+        let (st, r) = post(
+            port,
+            "/v1/completions",
+            &serde_json::json!({"prompt": prompt, "max_tokens": 12, "temperature": 0, "stop_token_ids": [ids[1]],
+                                "ignore_eos": ignore_eos, "repetition_penalty": 1.0, "skip_special_tokens": true}),
+        );
+        assert_eq!(st, 200, "{r}");
+        assert_eq!(r["choices"][0]["text"], one["prompt"], "{r}");
+        assert_eq!(r["choices"][0]["finish_reason"], "stop", "{r}");
+        assert!(r["usage"]["completion_tokens"].as_u64().unwrap() <= 2, "{r}");
+    }
+    for bad in [
+        serde_json::json!({"prompt": prompt, "stop_token_ids": [49152]}),
+        serde_json::json!({"prompt": prompt, "stop_token_ids": "2"}),
+        serde_json::json!({"prompt": prompt, "repetition_penalty": 1.3}),
+        serde_json::json!({"prompt": prompt, "min_p": 0.1}),
+        serde_json::json!({"prompt": prompt, "guided_json": {"type": "object"}}),
+    ] {
+        let (st, r) = post(port, "/v1/completions", &bad);
+        assert_eq!(st, 400, "{bad}: {r}");
+    }
+
     // Health and models.
     assert_eq!(http(port, "GET", "/health", "").0, 200);
     let (st, models) = http(port, "GET", "/v1/models", "");
@@ -722,4 +753,105 @@ fn bad_serve_options_are_clear_errors() {
     };
     bench(&["--max-output-tokens", "4"], "--min-output-tokens 8 is above --max-output-tokens 4");
     bench(&["--texts", &fixture("tiny_tokenizer.json").to_string_lossy()], "takes a folder");
+}
+
+/// Slow or silent clients cannot hold the server: a connection that never finishes its headers, or sends none, is
+/// closed after the header timeout (15 s) while /health answers beside 64 of them; a body that stops arriving gets
+/// 408 in OpenAI's error shape; a second SIGINT during the drain exits at once (130); a server whose stderr is a
+/// closed pipe still drains and exits on SIGTERM.
+#[test]
+fn slow_clients_second_signal_and_broken_stderr() {
+    let _g = serial();
+    let Some(model) = smollm2() else { return };
+    let srv = Server::start(&model, &["--drain-timeout", "120"]);
+    let port = srv.port;
+    let t0 = Instant::now();
+    let mut silent: Vec<TcpStream> = (0..64)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            if i % 2 == 0 {
+                s.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n").unwrap();
+            }
+            s
+        })
+        .collect();
+    let mut trickle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    trickle
+        .write_all(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{\"pr",
+        )
+        .unwrap();
+    assert_eq!(http(port, "GET", "/health", "").0, 200);
+    for s in &mut silent {
+        s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(usize::MAX);
+        assert_eq!(n, 0, "a silent connection was not closed");
+    }
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(40), "closed after {waited:?}");
+    trickle.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let mut raw = Vec::new();
+    let _ = trickle.read_to_end(&mut raw);
+    let (st, body) = parse_response(&raw);
+    assert_eq!(st, 408, "{body}");
+    assert!(body.contains("\"error\""), "{body}");
+
+    // A long stream in flight (the whole context), then SIGINT twice: the first starts a 120 s drain, the second
+    // exits now.
+    let long = r#"{"prompt": "Once upon a time", "stream": true, "ignore_eos": true}"#;
+    let stream = std::thread::spawn(move || http(port, "POST", "/v1/completions", long));
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = srv.child.id().to_string();
+    let t1 = Instant::now();
+    let mut srv = srv;
+    for _ in 0..2 {
+        assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(srv.child.try_wait().unwrap().is_none() || t1.elapsed() > Duration::from_millis(900));
+    }
+    let code = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(t1.elapsed() < Duration::from_secs(20), "still running after two SIGINTs:\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(130), "{}", srv.log());
+    assert!(srv.log().contains("second signal"), "{}", srv.log());
+    let _ = stream.join();
+
+    // stderr closed after the start lines: SIGTERM still drains (2 s) and the server exits 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["serve", "--model", &model, "--host", "127.0.0.1", "--port", "0", "--drain-timeout", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("the server exited before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        }
+    };
+    drop(lines);
+    let stream = std::thread::spawn(move || http(port, "POST", "/v1/completions", long));
+    std::thread::sleep(Duration::from_millis(1500));
+    let t2 = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if t2.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("a server with a closed stderr did not stop 20 s after SIGTERM (drain 2 s)");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(code, Some(0));
+    let (st, body) = stream.join().unwrap();
+    assert_eq!(st, 200);
+    assert!(body.contains("[DONE]"), "{body}");
 }

@@ -74,6 +74,8 @@ pub struct GenRequest {
     pub include_usage: bool,
     /// vLLM's extension: keep going past stop tokens (benchmarks use it for exact lengths).
     pub ignore_eos: bool,
+    /// vLLM's extension: token ids that end a choice (beside the model's stop tokens).
+    pub stop_token_ids: Vec<u32>,
     /// /v1/completions: each choice's text starts with its prompt.
     pub echo: bool,
     /// `Some(n)`: each generated token's log-probability and the `n` most likely alternatives'
@@ -162,6 +164,51 @@ fn model_field(o: &Map<String, Value>) -> Result<Option<String>, ApiError> {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(ApiError::invalid(format!("'model' must be a string, got {}", type_name(v)), Some("model"))),
     }
+}
+
+/// Most `stop_token_ids` a request may give.
+pub const MAX_STOP_TOKEN_IDS: usize = 64;
+
+/// Sampling and decoding parameters that vLLM's server takes and this one does not implement, each with the value
+/// that leaves decoding as it is (`None`: no such value): a client sending that value (as some send every default)
+/// is served, any other is a 400 naming the parameter — never text decoded without what the client asked for.
+const UNSUPPORTED_SAMPLING: [(&str, Neutral); 14] = [
+    ("repetition_penalty", Neutral::Num(1.0)),
+    ("length_penalty", Neutral::Num(1.0)),
+    ("min_p", Neutral::Num(0.0)),
+    ("min_tokens", Neutral::Num(0.0)),
+    ("use_beam_search", Neutral::Bool(false)),
+    ("include_stop_str_in_output", Neutral::Bool(false)),
+    ("skip_special_tokens", Neutral::Bool(true)),
+    ("spaces_between_special_tokens", Neutral::Bool(true)),
+    ("prompt_logprobs", Neutral::None),
+    ("truncate_prompt_tokens", Neutral::None),
+    ("guided_json", Neutral::None),
+    ("guided_regex", Neutral::None),
+    ("guided_choice", Neutral::None),
+    ("guided_grammar", Neutral::None),
+];
+
+/// The value of an unsupported parameter that changes nothing.
+enum Neutral {
+    Num(f64),
+    Bool(bool),
+    None,
+}
+
+fn refuse_unsupported_sampling(o: &Map<String, Value>) -> Result<(), ApiError> {
+    for (k, neutral) in &UNSUPPORTED_SAMPLING {
+        let Some(v) = field(o, k) else { continue };
+        let same = match neutral {
+            Neutral::Num(n) => v.as_f64() == Some(*n),
+            Neutral::Bool(b) => v.as_bool() == Some(*b),
+            Neutral::None => false,
+        };
+        if !same {
+            return Err(ApiError::invalid(format!("'{k}' is not supported by this server (got {v})"), Some(k)));
+        }
+    }
+    Ok(())
 }
 
 /// Settings shared by completions and chat.
@@ -337,6 +384,29 @@ fn parse_common(
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
+    // vLLM's extension: token ids that end a choice as the model's stop tokens do (finish_reason "stop"), also
+    // with ignore_eos; checked against the vocabulary by the server.
+    let stop_token_ids = match field(o, "stop_token_ids") {
+        None => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= MAX_STOP_TOKEN_IDS => a
+            .iter()
+            .map(|x| x.as_u64().filter(|&t| t <= u32::MAX as u64).map(|t| t as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| ApiError::invalid("'stop_token_ids' must be a list of token ids", Some("stop_token_ids")))?,
+        Some(Value::Array(a)) => {
+            return Err(ApiError::invalid(
+                format!("at most {MAX_STOP_TOKEN_IDS} 'stop_token_ids', got {}", a.len()),
+                Some("stop_token_ids"),
+            ))
+        }
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("'stop_token_ids' must be a list of token ids, got {}", type_name(v)),
+                Some("stop_token_ids"),
+            ))
+        }
+    };
+    refuse_unsupported_sampling(o)?;
     Ok(GenRequest {
         model,
         prompts,
@@ -350,6 +420,7 @@ fn parse_common(
         stream,
         include_usage,
         ignore_eos,
+        stop_token_ids,
         echo,
         logprobs: None,
         logit_bias,

@@ -448,7 +448,7 @@ impl Worker {
     /// Ends every request of a failed step with the backend's error.
     fn fail_plan(&mut self, plan: &super::scheduler::Plan, e: &crate::error::Error) {
         let msg = format!("the {} backend failed: {e}", self.backend.name());
-        eprintln!("error: {msg}");
+        say!("error: {msg}");
         for entry in &plan.entries {
             self.sched.abort(entry.id);
             if let Some(a) = self.active.remove(&entry.id) {
@@ -471,7 +471,7 @@ impl Worker {
             } else if p.since.elapsed() >= Duration::from_secs(2) {
                 let per = |s: f64| s * 1e6 / p.steps.max(1) as f64;
                 let wall = p.since.elapsed().as_secs_f64();
-                eprintln!(
+                say!(
                     "profile: {} steps in {wall:.2} s ({:.0} µs/step), {} queued ahead, {:.1} seqs and {:.1} tokens a step; per step: schedule {:.0} µs, backend {:.0} µs, after {:.0} µs, outside steps (idle, commands, metrics) {:.0} µs",
                     p.steps,
                     per(wall),
@@ -484,7 +484,7 @@ impl Worker {
                     per(wall - p.busy),
                 );
                 if let Some(b) = self.backend.take_profile() {
-                    eprintln!("profile: {b}");
+                    say!("profile: {b}");
                 }
                 *p = StepProfile::new();
             }

@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(read_body))
         .with_state(state)
 }
 
@@ -340,6 +341,13 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         Kind::Chat => api::parse_chat(&o)?,
     };
     check_model(s, &req.model)?;
+    let vocab = s.engine.tokenizer.vocab_size();
+    if let Some(bad) = req.stop_token_ids.iter().find(|&&t| t as usize >= vocab) {
+        return Err(ApiError::invalid(
+            format!("stop token id {bad} is outside the vocabulary (size {vocab})"),
+            Some("stop_token_ids"),
+        ));
+    }
     let shaping = backend_features(s, &req)?;
     let many = req.prompts.len() > 1;
     // (token ids, max new tokens, echo text) per prompt
@@ -418,7 +426,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
                 sampling,
                 // max_tokens 0 (echo: the prompt alone) runs one step, whose token is not shown
                 max_tokens: (*max_tokens).max(1),
-                stop_ids: Vec::new(),
+                stop_ids: req.stop_token_ids.clone(),
                 prompt_logprobs: req.logprobs.filter(|_| req.echo).map(|n| n as u8),
                 shaping: shaping.clone(),
             },
@@ -857,19 +865,93 @@ pub async fn shutdown_signal() {
 /// Serves until SIGINT/SIGTERM, then drains: no new requests (503), queued ones end at once,
 /// running ones get `drain` to finish before they are cancelled; the process exits soon after
 /// even if a client holds a connection open.
+/// How long a client may take to send a request's headers (and an idle keep-alive connection may wait for its
+/// next request): a connection that sends nothing is closed, so slow or silent clients cannot hold the server's
+/// file descriptors.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a client may take to send a request body (at most MAX_BODY_BYTES): after it, 408.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves `state` on `listener` until SIGINT / SIGTERM, then drains: no new connections or requests, running
+/// requests get `drain` to finish; a second signal exits at once. HTTP/1.1 connections with a header-read timeout
+/// (axum::serve sets none).
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, drain: Duration) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let app = router(state.clone());
-    let st = state.clone();
-    let signal = async move {
-        shutdown_signal().await;
-        eprintln!("shutting down: draining (running requests get {:.1} s)", drain.as_secs_f64());
-        st.draining.store(true, Ordering::SeqCst);
-        st.engine.drain(drain);
-        std::thread::spawn(move || {
-            std::thread::sleep(drain + Duration::from_secs(3));
-            eprintln!("error: connections still open {:.0} s after the drain deadline; exiting", 3.0);
-            std::process::exit(1);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // out of file descriptors and the like: wait for connections to close rather than spin
+                    say!("warning: accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
         });
+    }
+    drop(listener);
+    say!("shutting down: draining (running requests get {:.1} s; a second signal exits now)", drain.as_secs_f64());
+    state.draining.store(true, Ordering::SeqCst);
+    state.engine.drain(drain);
+    std::thread::spawn(move || {
+        std::thread::sleep(drain + Duration::from_secs(3));
+        say!("error: connections still open {:.0} s after the drain deadline; exiting", 3.0);
+        std::process::exit(1);
+    });
+    tokio::select! {
+        _ = graceful.shutdown() => Ok(()),
+        _ = shutdown_signal() => {
+            say!("second signal: exiting without waiting for running requests");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// Reads a request's body within BODY_TIMEOUT (408 after it) and MAX_BODY_BYTES (413), in OpenAI's error shape,
+/// before any handler: a client trickling its body cannot hold a connection and a handler.
+async fn read_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let too_big = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            return if too_big {
+                ApiError::status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    format!("the request body is too large (the server takes at most {MAX_BODY_BYTES} bytes)"),
+                )
+                .into_response()
+            } else {
+                ApiError::invalid(format!("could not read the request body: {e}"), None).into_response()
+            };
+        }
+        Err(_) => {
+            return ApiError::status(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                format!("the request body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+            )
+            .into_response()
+        }
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }

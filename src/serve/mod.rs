@@ -5,6 +5,15 @@
 //! - [`engine`]: the thread that owns the backend and scheduler and streams text per request.
 //! - [`api`]: OpenAI request parsing / response shapes; [`http`]: the axum server around it.
 //! - [`metrics`]: Prometheus text exposition.
+/// `eprintln!` that never panics: a server whose stderr is a closed pipe or a full disk keeps serving and still
+/// drains on SIGTERM (eprintln! would panic inside the shutdown path).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 pub mod api;
 pub mod block_manager;
 pub mod engine;
@@ -111,7 +120,7 @@ fn load(o: &ServeOptions) -> Result<Loaded> {
         })?,
     };
     for w in tokenizer.warnings() {
-        eprintln!("warning: tokenizer: {w}");
+        say!("warning: tokenizer: {w}");
     }
     Ok(Loaded { weights, quantized, precision, tokenizer, name, quant })
 }
@@ -133,7 +142,7 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
         (Some(spec), None) => {
             let m = crate::model::load::load(spec)?;
             if let Some(w) = m.unused_warning() {
-                eprintln!("warning: {w}");
+                say!("warning: {w}");
             }
             let tok = m.tokenizer;
             let name = match &m.source {
@@ -244,6 +253,10 @@ fn check_options(o: &ServeOptions) -> Result<()> {
 pub fn run(o: &ServeOptions) -> Result<()> {
     check_options(o)?;
     let t0 = std::time::Instant::now();
+    // The port first: a port in use (or a host that is not ours) is an error before a model is loaded, not after.
+    let addr = format!("{}:{}", o.host, o.port);
+    let listener =
+        std::net::TcpListener::bind(&addr).map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
     let Loaded { weights, quantized, precision, tokenizer, name: default_name, quant } = load(o)?;
     let cfg = weights.config.clone();
     if let Some(m) = o.max_model_len.filter(|&m| m > cfg.max_position_embeddings) {
@@ -277,7 +290,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     }
     let chat = chat::ChatTemplate::from_model(&tokenizer)?;
     if chat.is_fallback() {
-        eprintln!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
+        say!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
     }
     // One tokenizer for the process; the engine's stream decoders borrow it for 'static.
     let tokenizer: &'static Tokenizer = Box::leak(Box::new(tokenizer));
@@ -292,7 +305,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let mut backend = backend;
     let tw = std::time::Instant::now();
     if let Some(what) = backend.warm_up()? {
-        eprintln!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
+        say!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
     }
     let kv_bytes = backend.kv_cache_bytes() as f64;
     let kv_mib = kv_bytes / (1 << 20) as f64;
@@ -316,27 +329,27 @@ pub fn run(o: &ServeOptions) -> Result<()> {
         .build()
         .map_err(|e| Error::Invalid(format!("could not start the async runtime: {e}")))?;
     rt.block_on(async move {
-        let addr = format!("{}:{}", o.host, o.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
-        eprintln!(
+        say!(
             "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token{held}, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
             paged::BLOCK_SIZE,
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()
         );
         if o.kv_cache_memory.is_none() && o.gpu_memory_utilization.is_none() && o.backend == BackendKind::Cuda {
-            eprintln!(
+            say!(
                 "KV pool: the default for the GPU, room for --max-num-seqs {} sequences of the full context (at most {} of the device's memory; --kv-cache-memory or --gpu-memory-utilization choose)",
                 o.max_num_seqs, DEFAULT_GPU_FRACTION
             );
         }
-        eprintln!("listening on http://{local}");
+        say!("listening on http://{local}");
         http::serve(listener, state, o.drain_timeout).await.map_err(|e| Error::Invalid(format!("server error: {e}")))
     })?;
-    eprintln!("server stopped");
+    say!("server stopped");
     Ok(())
 }
 

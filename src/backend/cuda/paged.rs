@@ -708,10 +708,9 @@ impl PagedBackend for CudaPagedBackend {
     }
 
     fn supports_logprobs(&self) -> bool {
-        // Written (`host_rows`, `score_rows`), not yet run on a GPU: `cuda-check --paged` has their checks
-        // ("log-probabilities == the captured logits'", "prompt log-probabilities vs CPU"); the server
-        // refuses `logprobs` on CUDA until they pass.
-        false
+        // `host_rows` / `score_rows`: `cuda-check --paged`'s "log-probabilities == the captured logits'" and
+        // "prompt log-probabilities vs CPU" passed on an H100 (session 44, docs/benchmarks/2026-12-05-h200-session44).
+        true
     }
 
     fn take_logprobs(&mut self) -> Vec<Option<TokenLogprobs>> {
@@ -723,9 +722,9 @@ impl PagedBackend for CudaPagedBackend {
     }
 
     fn supports_shaping(&self) -> bool {
-        // Written (`host_rows`), not yet run on a GPU: `cuda-check --paged` has its check ("shaped tokens
-        // == the captured logits' choice"); the server refuses logit_bias and penalties on CUDA until it passes.
-        false
+        // `host_rows` + `choose_on_host`: `cuda-check --paged`'s "shaped tokens (logit_bias, penalties) == the
+        // captured logits' choice" passed on an H100 (session 44).
+        true
     }
 
     fn warm_up(&mut self) -> Result<Option<String>> {
