@@ -142,6 +142,11 @@ async fn model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respon
     }
 }
 
+/// The error for the first of `ids` at or past `vocab`, naming it as `what`.
+fn outside_vocab(mut ids: impl Iterator<Item = u32>, vocab: usize, what: &str) -> Option<String> {
+    ids.find(|&t| t as usize >= vocab).map(|bad| format!("{what} {bad} is outside the vocabulary (size {vocab})"))
+}
+
 /// A request's `model`, when it names one, must be the served model's name.
 fn check_model(s: &AppState, model: &Option<String>) -> Result<(), ApiError> {
     match model {
@@ -218,15 +223,24 @@ async fn generate(s: Arc<AppState>, body: Body, kind: Kind) -> Response {
     }
 }
 
-async fn tokenize_route(State(s): State<Arc<AppState>>, body: Body) -> Response {
+/// A JSON-in, JSON-out endpoint that does not generate: `f` runs off the async workers.
+async fn json_endpoint(
+    s: Arc<AppState>,
+    body: Body,
+    f: fn(&AppState, &[u8]) -> Result<serde_json::Value, ApiError>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
         Err(e) => return body_error(e).into_response(),
     };
-    match off_workers(move || tokenize_body(&s, &body)).await {
+    match off_workers(move || f(&s, &body)).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+async fn tokenize_route(State(s): State<Arc<AppState>>, body: Body) -> Response {
+    json_endpoint(s, body, tokenize_body).await
 }
 
 /// `POST /tokenize` (vLLM's shape): the token ids the generation endpoints would run for a prompt or a
@@ -258,14 +272,7 @@ fn tokenize_body(s: &AppState, body: &[u8]) -> Result<serde_json::Value, ApiErro
 }
 
 async fn detokenize_route(State(s): State<Arc<AppState>>, body: Body) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_error(e).into_response(),
-    };
-    match off_workers(move || detokenize_body(&s, &body)).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+    json_endpoint(s, body, detokenize_body).await
 }
 
 /// `POST /detokenize` (vLLM's shape): the text of token ids, special tokens included.
@@ -273,12 +280,8 @@ fn detokenize_body(s: &AppState, body: &[u8]) -> Result<serde_json::Value, ApiEr
     let req = api::parse_detokenize(&api::parse_body(body)?)?;
     check_model(s, &req.model)?;
     let tok = s.engine.tokenizer;
-    let vocab = tok.vocab_size();
-    if let Some(bad) = req.tokens.iter().find(|&&t| t as usize >= vocab) {
-        return Err(ApiError::invalid(
-            format!("token id {bad} is outside the vocabulary (size {vocab})"),
-            Some("tokens"),
-        ));
+    if let Some(m) = outside_vocab(req.tokens.iter().copied(), tok.vocab_size(), "token id") {
+        return Err(ApiError::invalid(m, Some("tokens")));
     }
     let text = tok
         .decode(&req.tokens, false)
@@ -341,12 +344,9 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         Kind::Chat => api::parse_chat(&o)?,
     };
     check_model(s, &req.model)?;
-    let vocab = s.engine.tokenizer.vocab_size();
-    if let Some(bad) = req.stop_token_ids.iter().find(|&&t| t as usize >= vocab) {
-        return Err(ApiError::invalid(
-            format!("stop token id {bad} is outside the vocabulary (size {vocab})"),
-            Some("stop_token_ids"),
-        ));
+    let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
+    if let Some(m) = outside_vocab(req.stop_token_ids.iter().copied(), vocab, "stop token id") {
+        return Err(ApiError::invalid(m, Some("stop_token_ids")));
     }
     let shaping = backend_features(s, &req)?;
     let many = req.prompts.len() > 1;
@@ -479,11 +479,8 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
         ));
     }
     let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
-    if let Some(&(bad, _)) = req.logit_bias.iter().find(|(t, _)| *t as usize >= vocab) {
-        return Err(ApiError::invalid(
-            format!("'logit_bias' token id {bad} is outside the vocabulary (size {vocab})"),
-            Some("logit_bias"),
-        ));
+    if let Some(m) = outside_vocab(req.logit_bias.iter().map(|b| b.0), vocab, "'logit_bias' token id") {
+        return Err(ApiError::invalid(m, Some("logit_bias")));
     }
     if req.logprobs.is_some() && !s.engine.logprobs {
         return Err(ApiError::invalid(
@@ -505,9 +502,8 @@ fn tokenize(s: &AppState, p: &PromptInput) -> Result<Result<Vec<u32>, usize>, St
     let prompt = match p {
         PromptInput::Text(t) => tok.encode_within(t, true, limit),
         PromptInput::Tokens(ids) => {
-            let vocab = tok.vocab_size();
-            if let Some(bad) = ids.iter().find(|&&t| t as usize >= vocab) {
-                return Err(format!("token id {bad} is outside the vocabulary (size {vocab})"));
+            if let Some(m) = outside_vocab(ids.iter().copied(), tok.vocab_size(), "token id") {
+                return Err(m);
             }
             Ok(Ok(ids.clone()))
         }
