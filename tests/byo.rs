@@ -300,3 +300,56 @@ fn chat_template_jinja_file_and_named_lists() {
     let e = Tokenizer::from_file(&d.join("tokenizer.json")).unwrap_err().to_string();
     assert!(e.contains("tool_use, rag") && e.contains("none is named \"default\""), "{e}");
 }
+
+/// Runs tests/py/gguf_llamacpp_rules.py for one group of cases into a fresh directory: the directory and
+/// the expected.json it wrote.
+fn llamacpp_rule_files(group: &str, extra: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![dir.path().to_str().unwrap(), group];
+    args.extend_from_slice(extra);
+    py::run("gguf_llamacpp_rules.py", &args);
+    let expected = serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();
+    (dir, expected)
+}
+
+/// GGUF files llama.cpp refuses are refused, by `generate` / `eval` / `serve`'s loader and by `info`, with an error
+/// naming the key or tensors at fault: big-endian files, tensors sharing bytes. A well-formed file of the same kind
+/// loads.
+#[test]
+fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
+    if !py::have_modules(&["numpy", "gguf"]) {
+        return;
+    }
+    let (dir, expected) = llamacpp_rule_files("refusals", &[]);
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 3);
+    let mut failures = Vec::new();
+    for (name, want) in cases {
+        let path = dir.path().join(format!("{name}.gguf"));
+        let spec = path.to_str().unwrap();
+        if want.get("loads").is_some() {
+            match trtforge::model::load::load(spec) {
+                Ok(m) => assert!(m.weights.lm_head.is_some() && m.warnings().is_empty(), "{name}: {:?}", m.warnings()),
+                Err(e) => failures.push(format!("{name}: refused: {e}")),
+            }
+            continue;
+        }
+        let needles: Vec<&str> =
+            want["refused_naming"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        for (what, result) in [
+            ("load", trtforge::model::load::load(spec).map(|_| ())),
+            ("info", trtforge::model::load::summarize(spec).map(|_| ())),
+        ] {
+            match result {
+                Ok(()) => failures.push(format!("{name}: {what} accepted the file")),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if let Some(n) = needles.iter().find(|n| !msg.contains(**n)) {
+                        failures.push(format!("{name}: {what} error does not name {n:?}: {msg}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -231,7 +231,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses and validates a GGUF header against the whole file `bytes`; never panics. Checks that
-/// every tensor's type is supported and its data lies, aligned, inside the file.
+/// every tensor's type is supported and its data lies, aligned, inside the file, sharing no byte with another's.
 pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     let mut r = Reader { bytes, pos: 0, path };
     let magic: [u8; 4] = r.take("magic")?;
@@ -240,6 +240,13 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     }
     let version = r.u32("version")?;
     if !(2..=3).contains(&version) {
+        // A big-endian file (gguf-py's `--bigendian`) stores the version, and every other number, byte-swapped.
+        if (1..=3).contains(&version.swap_bytes()) {
+            return Err(r.err(format!(
+                "this is a big-endian GGUF (version {} byte-swapped); only little-endian GGUF files are supported",
+                version.swap_bytes()
+            )));
+        }
         return Err(r.err(format!("GGUF version {version} is not supported (expected 2 or 3)")));
     }
     // Minimum on-disk sizes: tensor info = name len + n_dims + 1 dim + type + offset; kv = key len + type + 1.
@@ -282,11 +289,29 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     // Past the end only in a file without tensor data; each tensor's range is checked below.
     let data_offset = (r.pos as u64).next_multiple_of(alignment);
     let mut seen = HashSet::new();
+    let mut spans = Vec::with_capacity(tensors.len());
     for t in &tensors {
         if !seen.insert(t.name.as_str()) {
             return Err(r.err(format!("duplicate tensor name {:?}", t.name)));
         }
-        tensor_span(path, t, alignment, data_offset, bytes.len())?;
+        spans.push((tensor_span(path, t, alignment, data_offset, bytes.len())?.1, &t.name));
+    }
+    // Each tensor's bytes must be its own: ggml's reader requires every offset to be the running sum of
+    // the padded sizes before it, so a file whose tensors share bytes is refused there, and would read
+    // a neighbour's data here.
+    spans.sort_by_key(|(range, _)| (range.start, range.end));
+    // Sorted by start, disjoint spans each end where the next may begin (empty tensors take no bytes).
+    let mut prev: Option<&(Range<usize>, &String)> = None;
+    for span in spans.iter().filter(|(range, _)| !range.is_empty()) {
+        if let Some((a, a_name)) = prev.filter(|(a, _)| span.0.start < a.end) {
+            let (b, b_name) = span;
+            return Err(r.err(format!(
+                "tensor {b_name:?} (data [{}..{})) overlaps tensor {a_name:?} (data [{}..{})); each tensor needs \
+                 its own bytes",
+                b.start, b.end, a.start, a.end
+            )));
+        }
+        prev = Some(span);
     }
     Ok(GgufHeader { version, metadata, tensors, alignment, data_offset })
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Small GGUF files, written by gguf-py, that llama.cpp either honours in a way that is easy to get wrong or
+refuses, and what an independent implementation expects of each (driven by tests/byo.rs):
+
+    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals
+
+Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
+
+- refusals: files llama.cpp refuses (big-endian, two tensors sharing bytes); each with the key or tensor names
+  the error must give.
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import gguf
+
+HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 64, 128, 2, 4, 2, 128
+HEAD_DIM = HIDDEN // HEADS
+
+
+def byte_to_unicode():
+    """GPT-2's reversible byte -> printable character table."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+B2U = byte_to_unicode()
+
+
+def tiny_bpe_vocab():
+    """A byte-level vocabulary: <s>, </s>, the 256 byte characters, and a few merges."""
+    tokens = ["<s>", "</s>"] + [B2U[b] for b in range(256)]
+    merges = ["h e", "l l", "ll o", "he llo", "Ġ w", "o r", "l d", "Ġw or", "Ġwor ld", "Ġ Ġ", "1 2", "12 3"]
+    for m in merges:
+        tokens.append(m.replace(" ", ""))
+    types = [3, 3] + [1] * (len(tokens) - 2)
+    return tokens, merges, types
+
+
+def write_model(path, *, meta=(), extra_tensors=(), endian=gguf.GGUFEndian.LITTLE, seed=0, pre="smollm", add_bos=None,
+                merges=True, key_length=True, rope_dim=HEAD_DIM):
+    """A tiny random F32 llama GGUF with the tiny byte-level vocabulary; `meta` (key, type, value) are added."""
+    rng = np.random.default_rng(seed)
+    tokens, merge_list, types = tiny_bpe_vocab()
+    w = gguf.GGUFWriter(path, arch="llama", endianess=endian)
+    w.add_context_length(CTX)
+    w.add_embedding_length(HIDDEN)
+    w.add_block_count(LAYERS)
+    w.add_feed_forward_length(FFN)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    if key_length:
+        w.add_key_length(HEAD_DIM)
+        w.add_value_length(HEAD_DIM)
+    w.add_rope_dimension_count(rope_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("gpt2")
+    if pre is not None:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if merges:
+        w.add_token_merges(merge_list)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    for key, vt, val in meta:
+        w.add_key_value(key, val, vt)
+
+    def t(name, shape, scale=None):
+        if scale is None:  # norms
+            w.add_tensor(name, rng.uniform(0.8, 1.2, size=shape).astype(np.float32))
+        else:
+            w.add_tensor(name, (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32))
+
+    t("token_embd.weight", (len(tokens), HIDDEN), 4.0)
+    for layer in range(LAYERS):
+        p = f"blk.{layer}."
+        t(p + "attn_norm.weight", (HIDDEN,))
+        t(p + "attn_q.weight", (HEADS * HEAD_DIM, HIDDEN), 2.0)
+        t(p + "attn_k.weight", (KV_HEADS * HEAD_DIM, HIDDEN), 2.0)
+        t(p + "attn_v.weight", (KV_HEADS * HEAD_DIM, HIDDEN), 1.0)
+        t(p + "attn_output.weight", (HIDDEN, HEADS * HEAD_DIM), 1.0)
+        t(p + "ffn_norm.weight", (HIDDEN,))
+        t(p + "ffn_gate.weight", (FFN, HIDDEN), 1.0)
+        t(p + "ffn_up.weight", (FFN, HIDDEN), 1.0)
+        t(p + "ffn_down.weight", (HIDDEN, FFN), 1.0)
+    t("output_norm.weight", (HIDDEN,))
+    for name, shape in extra_tensors:
+        t(name, shape, 1.0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def shift_tensor_offset(path, name, delta):
+    """Moves one tensor's data offset in the header by `delta` bytes (the data itself stays put)."""
+    data = bytearray(open(path, "rb").read())
+    key = struct.pack("<Q", len(name)) + name.encode()
+    at = data.index(key) + len(key)
+    n_dims = struct.unpack_from("<I", data, at)[0]
+    at += 4 + 8 * n_dims + 4  # dims, then the ggml type; the offset follows
+    struct.pack_into("<Q", data, at, struct.unpack_from("<Q", data, at)[0] + delta)
+    open(path, "wb").write(data)
+
+
+def refusals(out):
+    cases = {}
+
+    def case(name, needles, **kw):
+        write_model(os.path.join(out, name + ".gguf"), **kw)
+        cases[name] = {"refused_naming": needles}
+
+    # A big-endian file, as gguf-py writes on request.
+    case("big_endian", ["big-endian"], endian=gguf.GGUFEndian.BIG)
+    # A tensor whose offset points 32 bytes into its neighbour's data (ggml: offsets must be the running sum
+    # of the padded sizes).
+    case("overlapping_tensors", ["blk.0.ffn_up.weight", "overlaps", "blk.0.ffn_gate.weight"])
+    shift_tensor_offset(os.path.join(out, "overlapping_tensors.gguf"), "blk.0.ffn_up.weight", -32)
+    # A positive control: a stored head (untied embeddings) is read, not refused.
+    head = ("output.weight", (len(tiny_bpe_vocab()[0]), HIDDEN))
+    write_model(os.path.join(out, "untied_head.gguf"), extra_tensors=[head])
+    cases["untied_head"] = {"loads": True}
+    return cases
+
+
+def main():
+    out, what = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    expected = {"refusals": refusals}[what](out)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+
+
+if __name__ == "__main__":
+    main()
