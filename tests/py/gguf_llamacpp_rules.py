@@ -6,8 +6,8 @@ refuses, and what an independent implementation expects of each (driven by tests
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
-- refusals: files llama.cpp refuses (big-endian, two tensors sharing bytes); each with the key or tensor names
-  the error must give.
+- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, big-endian, two tensors
+  sharing bytes); each with the key or tensor names the error must give.
 """
 import json
 import os
@@ -124,6 +124,13 @@ def refusals(out):
         write_model(os.path.join(out, name + ".gguf"), **kw)
         cases[name] = {"refused_naming": needles}
 
+    # llama.cpp's llama graph adds these (optional) biases: running without them is another model.
+    case("bias", ["bias tensors are not supported", "blk.0.attn_q.bias", "blk.1.ffn_down.bias"],
+         extra_tensors=[("blk.0.attn_q.bias", (HEADS * HEAD_DIM,)), ("blk.0.attn_v.bias", (KV_HEADS * HEAD_DIM,)),
+                        ("blk.1.ffn_down.bias", (HIDDEN,))])
+    # Any other tensor: llama.cpp "wrong number of tensors".
+    case("unknown_tensors", ["foo.weight", "blk.0.attn_q_norm.weight", "wrong number of tensors"],
+         extra_tensors=[("foo.weight", (8, 32)), ("blk.0.attn_q_norm.weight", (HEAD_DIM,))])
     # A big-endian file, as gguf-py writes on request.
     case("big_endian", ["big-endian"], endian=gguf.GGUFEndian.BIG)
     # A tensor whose offset points 32 bytes into its neighbour's data (ggml: offsets must be the running sum
