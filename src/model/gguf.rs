@@ -493,6 +493,37 @@ impl GgufFile {
         Ok((heads, self.opt_usize("llama.attention.head_count_kv")?.unwrap_or(heads)))
     }
 
+    /// `llama.rope.scaling.*` read as llama.cpp reads them: the type defaults to `linear`, and the factor is
+    /// `llama.rope.scaling.factor` or else the older `llama.rope.scale_linear`; without a factor (or with type
+    /// `none`) positions are not scaled. YaRN and other types are refused.
+    fn linear_rope_scaling(&self) -> Result<Option<RopeScaling>> {
+        let ty = self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)?;
+        let factor = match self.opt_as("llama.rope.scaling.factor", "a number", GgufValue::as_f32)? {
+            Some(f) => Some(("llama.rope.scaling.factor", f)),
+            None => self
+                .opt_as("llama.rope.scale_linear", "a number", GgufValue::as_f32)?
+                .map(|f| ("llama.rope.scale_linear", f)),
+        };
+        match (ty, factor) {
+            (Some("none"), _) | (None, None) => Ok(None),
+            (Some("linear"), None) => Err(Error::format(
+                &self.path,
+                "llama.rope.scaling.type is \"linear\" but neither llama.rope.scaling.factor nor llama.rope.scale_linear \
+                 is set",
+            )),
+            (Some("linear") | None, Some((key, factor))) => {
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(Error::format(&self.path, format!("{key} = {factor} must be positive")));
+                }
+                Ok(Some(RopeScaling::Linear { factor }))
+            }
+            (Some(t), _) => Err(Error::Unsupported(format!(
+                "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
+                self.path.display()
+            ))),
+        }
+    }
+
     /// The Llama configuration stored in the metadata.
     pub fn llama_config(&self) -> Result<LlamaConfig> {
         let arch = self.get_str("general.architecture")?;
@@ -502,25 +533,7 @@ impl GgufFile {
                 self.path.display()
             )));
         }
-        let rope_scaling = match self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
-            None | Some("none") => None,
-            Some("linear") => {
-                let factor = self.get_f32("llama.rope.scaling.factor")?;
-                if !(factor > 0.0 && factor.is_finite()) {
-                    return Err(Error::format(
-                        &self.path,
-                        format!("llama.rope.scaling.factor = {factor} must be positive"),
-                    ));
-                }
-                Some(RopeScaling::Linear { factor })
-            }
-            Some(t) => {
-                return Err(Error::Unsupported(format!(
-                    "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
-                    self.path.display()
-                )))
-            }
-        };
+        let rope_scaling = self.linear_rope_scaling()?;
         let hidden_size = self.get_usize("llama.embedding_length")?;
         let (heads, kv_heads) = self.head_counts()?;
         let head_dim = match self.opt_usize("llama.attention.key_length")? {
@@ -533,7 +546,7 @@ impl GgufFile {
             (None, s) => s,
             (Some(_), Some(_)) => {
                 return Err(Error::Unsupported(format!(
-                    "{}: both llama.rope.scaling.type and rope_freqs.weight are set",
+                    "{}: both a linear RoPE scaling (llama.rope.scaling.*) and rope_freqs.weight are set",
                     self.path.display()
                 )))
             }

@@ -2,12 +2,16 @@
 """Small GGUF files, written by gguf-py, that llama.cpp either honours in a way that is easy to get wrong or
 refuses, and what an independent implementation expects of each (driven by tests/byo.rs):
 
-    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals
+    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals|rope
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
 - refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, big-endian, two tensors
   sharing bytes); each with the key or tensor names the error must give.
+- rope: `llama.rope.scaling.factor` without `llama.rope.scaling.type`, and the older `llama.rope.scale_linear`
+  alone: llama.cpp's type defaults to linear and the factor falls back to scale_linear. Logits of a float64
+  numpy forward pass (tests/py/np_llama.py over gguf-py's reading of the file) with positions divided by the
+  factor, and without (to show the fixture tells the two apart).
 """
 import json
 import os
@@ -16,6 +20,10 @@ import sys
 
 import numpy as np
 import gguf
+from gguf import GGUFValueType as V
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from np_llama import forward, load_gguf  # noqa: E402
 
 HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 64, 128, 2, 4, 2, 128
 HEAD_DIM = HIDDEN // HEADS
@@ -144,10 +152,34 @@ def refusals(out):
     return cases
 
 
+PROMPT_IDS = [2 + b for b in b"Rotary positions at scale."]
+
+
+def rope(out):
+    cases = {}
+    for name, meta in [
+        ("factor_without_type", [("llama.rope.scaling.factor", V.FLOAT32, 4.0)]),
+        ("legacy_scale_linear", [("llama.rope.scale_linear", V.FLOAT32, 4.0)]),
+    ]:
+        path = os.path.join(out, name + ".gguf")
+        write_model(path, meta=meta, seed=3)
+        cfg, weights = load_gguf(path)
+        plain = forward(cfg, weights, PROMPT_IDS)
+        cfg["rope_scaling"] = {"type": "linear", "factor": 4.0}
+        scaled = forward(cfg, weights, PROMPT_IDS)
+        cases[name] = {
+            "prompt_ids": PROMPT_IDS,
+            "factor": 4.0,
+            "logits": scaled.tolist(),
+            "max_diff_unscaled": float(np.abs(scaled - plain).max()),
+        }
+    return cases
+
+
 def main():
     out, what = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    expected = {"refusals": refusals}[what](out)
+    expected = {"refusals": refusals, "rope": rope}[what](out)
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 
