@@ -533,13 +533,40 @@ impl GgufFile {
                 self.path.display()
             )));
         }
+        if let Some(n) = self.opt_usize("llama.expert_count")?.filter(|&n| n > 0) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.expert_count = {n}: mixture-of-experts Llama files (Mixtral-style ffn_*_exps tensors) are \
+                 not supported; trtforge runs dense Llama models",
+                self.path.display()
+            )));
+        }
         let rope_scaling = self.linear_rope_scaling()?;
         let hidden_size = self.get_usize("llama.embedding_length")?;
         let (heads, kv_heads) = self.head_counts()?;
-        let head_dim = match self.opt_usize("llama.attention.key_length")? {
-            Some(d) => d,
-            None => self.opt_usize("llama.rope.dimension_count")?.unwrap_or(hidden_size / heads.max(1)),
+        // As llama.cpp: the head dimension is key_length, else embedding_length / head_count; value_length
+        // and the rotary dimension default to it, and a llama file where either differs is refused there
+        // ("invalid n_rot"; the graph asserts equal K and V head sizes).
+        let head_dim = self.opt_usize("llama.attention.key_length")?.unwrap_or(hidden_size / heads.max(1));
+        let head_source = if self.metadata.contains_key("llama.attention.key_length") {
+            "llama.attention.key_length".to_string()
+        } else {
+            format!("llama.embedding_length / llama.attention.head_count = {hidden_size} / {heads}")
         };
+        if let Some(v) = self.opt_usize("llama.attention.value_length")?.filter(|&v| v != head_dim) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.attention.value_length = {v} differs from the key head dimension {head_dim} ({head_source}); \
+                 the Llama graph needs equal K and V head sizes (llama.cpp refuses such a file too)",
+                self.path.display()
+            )));
+        }
+        if let Some(r) = self.opt_usize("llama.rope.dimension_count")?.filter(|&r| r != head_dim) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.rope.dimension_count = {r} but the head dimension is {head_dim} ({head_source}): partial \
+                 rotary embeddings are not supported (llama.cpp refuses llama files whose rotary dimension is not \
+                 the head dimension: \"invalid n_rot\")",
+                self.path.display()
+            )));
+        }
         // Llama 3.1+ files store their RoPE scaling as per-frequency divisors (llama.cpp's
         // `rope_freqs.weight`, head_dim / 2 values).
         let rope_scaling = match (self.tensor_info("rope_freqs.weight"), rope_scaling) {

@@ -6,8 +6,9 @@ refuses, and what an independent implementation expects of each (driven by tests
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
-- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, big-endian, two tensors
-  sharing bytes); each with the key or tensor names the error must give.
+- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, partial rotary,
+  value_length unlike the head size, mixture of experts, big-endian, two tensors sharing bytes); each with the
+  key or tensor names the error must give.
 - rope: `llama.rope.scaling.factor` without `llama.rope.scaling.type`, and the older `llama.rope.scale_linear`
   alone: llama.cpp's type defaults to linear and the factor falls back to scale_linear. Logits of a float64
   numpy forward pass (tests/py/np_llama.py over gguf-py's reading of the file) with positions divided by the
@@ -139,6 +140,17 @@ def refusals(out):
     # Any other tensor: llama.cpp "wrong number of tensors".
     case("unknown_tensors", ["foo.weight", "blk.0.attn_q_norm.weight", "wrong number of tensors"],
          extra_tensors=[("foo.weight", (8, 32)), ("blk.0.attn_q_norm.weight", (HEAD_DIM,))])
+    # "invalid n_rot": rotary dimension 8 of a 16-wide head, with and without key_length.
+    case("partial_rotary", ["llama.rope.dimension_count = 8", "partial rotary", "llama.attention.key_length"],
+         rope_dim=8)
+    case("partial_rotary_no_key_length", ["llama.rope.dimension_count = 8", "partial rotary", "embedding_length"],
+         rope_dim=8, key_length=False)
+    # llama.cpp's llama graph asserts equal K and V head sizes.
+    case("value_length", ["llama.attention.value_length = 32"],
+         meta=[("llama.attention.value_length", V.UINT32, 32)], key_length=False)
+    # Mixture of experts (Mixtral-style files are llama files with expert tensors).
+    case("mixture_of_experts", ["llama.expert_count = 4"],
+         meta=[("llama.expert_count", V.UINT32, 4), ("llama.expert_used_count", V.UINT32, 2)])
     # A big-endian file, as gguf-py writes on request.
     case("big_endian", ["big-endian"], endian=gguf.GGUFEndian.BIG)
     # A tensor whose offset points 32 bytes into its neighbour's data (ggml: offsets must be the running sum
