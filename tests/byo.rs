@@ -300,3 +300,97 @@ fn chat_template_jinja_file_and_named_lists() {
     let e = Tokenizer::from_file(&d.join("tokenizer.json")).unwrap_err().to_string();
     assert!(e.contains("tool_use, rag") && e.contains("none is named \"default\""), "{e}");
 }
+
+/// Runs tests/py/gguf_llamacpp_rules.py for one group of cases into a fresh directory: the directory and
+/// the expected.json it wrote.
+fn llamacpp_rule_files(group: &str, extra: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![dir.path().to_str().unwrap(), group];
+    args.extend_from_slice(extra);
+    py::run("gguf_llamacpp_rules.py", &args);
+    let expected = serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();
+    (dir, expected)
+}
+
+fn json_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+/// GGUF files llama.cpp refuses are refused, by `generate` / `eval` / `serve`'s loader and by `info`, with an error
+/// naming the key or tensors at fault: bias tensors (llama.cpp would add them: running without them is another model),
+/// tensors a llama model does not have, partial rotary (with and without key_length), value_length unlike the head
+/// size, mixture of experts, big-endian files, tensors sharing bytes. A stored head beside the embeddings is read, not
+/// refused.
+#[test]
+fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
+    if !py::have_modules(&["numpy", "gguf"]) {
+        return;
+    }
+    let (dir, expected) = llamacpp_rule_files("refusals", &[]);
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 9);
+    let mut failures = Vec::new();
+    for (name, want) in cases {
+        let path = dir.path().join(format!("{name}.gguf"));
+        let spec = path.to_str().unwrap();
+        if want.get("loads").is_some() {
+            match trtforge::model::load::load(spec) {
+                Ok(m) => assert!(m.weights.lm_head.is_some() && m.warnings().is_empty(), "{name}: {:?}", m.warnings()),
+                Err(e) => failures.push(format!("{name}: refused: {e}")),
+            }
+            continue;
+        }
+        let needles: Vec<&str> =
+            want["refused_naming"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        for (what, result) in [
+            ("load", trtforge::model::load::load(spec).map(|_| ())),
+            ("info", trtforge::model::load::summarize(spec).map(|_| ())),
+        ] {
+            match result {
+                Ok(()) => failures.push(format!("{name}: {what} accepted the file")),
+                Err(e) => {
+                    let msg = e.to_string();
+                    if let Some(n) = needles.iter().find(|n| !msg.contains(**n)) {
+                        failures.push(format!("{name}: {what} error does not name {n:?}: {msg}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A linear RoPE factor given without `llama.rope.scaling.type`, or only as the older
+/// `llama.rope.scale_linear`, is applied as llama.cpp applies it (its type defaults to linear): logits
+/// match a numpy forward pass with positions divided by the factor, and `info` shows the scaling.
+#[test]
+fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
+    use std::sync::Arc;
+    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    use trtforge::model::config::RopeScaling;
+    if !py::have_modules(&["numpy", "gguf"]) {
+        return;
+    }
+    let (dir, expected) = llamacpp_rule_files("rope", &[]);
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 2);
+    for (name, want) in cases {
+        let spec = dir.path().join(format!("{name}.gguf"));
+        let spec = spec.to_str().unwrap();
+        let factor = want["factor"].as_f64().unwrap() as f32;
+        let info = trtforge::model::load::summarize(spec).unwrap();
+        assert_eq!(info.config.rope_scaling, Some(RopeScaling::Linear { factor }), "{name}");
+        assert_eq!(info.config.rope_scaling_name(), format!("linear ×{factor}"));
+        // The fixture tells scaled from unscaled positions by far more than the tolerance.
+        assert!(want["max_diff_unscaled"].as_f64().unwrap() > 100.0 * HF_LOGITS_TOL as f64);
+        let m = trtforge::model::load::load(spec).unwrap();
+        let prompt = json_ids(&want["prompt_ids"]);
+        let mut be = CpuBackend::new(Arc::new(m.weights), 1, 64).unwrap();
+        let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
+        for (pos, row) in want["logits"].as_array().unwrap().iter().enumerate() {
+            let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let d = common::max_abs_diff(out.row(pos), &row);
+            assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
+        }
+    }
+}

@@ -231,7 +231,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses and validates a GGUF header against the whole file `bytes`; never panics. Checks that
-/// every tensor's type is supported and its data lies, aligned, inside the file.
+/// every tensor's type is supported and its data lies, aligned, inside the file, sharing no byte with another's.
 pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     let mut r = Reader { bytes, pos: 0, path };
     let magic: [u8; 4] = r.take("magic")?;
@@ -240,6 +240,13 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     }
     let version = r.u32("version")?;
     if !(2..=3).contains(&version) {
+        // A big-endian file (gguf-py's `--bigendian`) stores the version, and every other number, byte-swapped.
+        if (1..=3).contains(&version.swap_bytes()) {
+            return Err(r.err(format!(
+                "this is a big-endian GGUF (version {} byte-swapped); only little-endian GGUF files are supported",
+                version.swap_bytes()
+            )));
+        }
         return Err(r.err(format!("GGUF version {version} is not supported (expected 2 or 3)")));
     }
     // Minimum on-disk sizes: tensor info = name len + n_dims + 1 dim + type + offset; kv = key len + type + 1.
@@ -282,11 +289,29 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<GgufHeader> {
     // Past the end only in a file without tensor data; each tensor's range is checked below.
     let data_offset = (r.pos as u64).next_multiple_of(alignment);
     let mut seen = HashSet::new();
+    let mut spans = Vec::with_capacity(tensors.len());
     for t in &tensors {
         if !seen.insert(t.name.as_str()) {
             return Err(r.err(format!("duplicate tensor name {:?}", t.name)));
         }
-        tensor_span(path, t, alignment, data_offset, bytes.len())?;
+        spans.push((tensor_span(path, t, alignment, data_offset, bytes.len())?.1, &t.name));
+    }
+    // Each tensor's bytes must be its own: ggml's reader requires every offset to be the running sum of
+    // the padded sizes before it, so a file whose tensors share bytes is refused there, and would read
+    // a neighbour's data here.
+    spans.sort_by_key(|(range, _)| (range.start, range.end));
+    // Sorted by start, disjoint spans each end where the next may begin (empty tensors take no bytes).
+    let mut prev: Option<&(Range<usize>, &String)> = None;
+    for span in spans.iter().filter(|(range, _)| !range.is_empty()) {
+        if let Some((a, a_name)) = prev.filter(|(a, _)| span.0.start < a.end) {
+            let (b, b_name) = span;
+            return Err(r.err(format!(
+                "tensor {b_name:?} (data [{}..{})) overlaps tensor {a_name:?} (data [{}..{})); each tensor needs \
+                 its own bytes",
+                b.start, b.end, a.start, a.end
+            )));
+        }
+        prev = Some(span);
     }
     Ok(GgufHeader { version, metadata, tensors, alignment, data_offset })
 }
@@ -468,6 +493,37 @@ impl GgufFile {
         Ok((heads, self.opt_usize("llama.attention.head_count_kv")?.unwrap_or(heads)))
     }
 
+    /// `llama.rope.scaling.*` read as llama.cpp reads them: the type defaults to `linear`, and the factor is
+    /// `llama.rope.scaling.factor` or else the older `llama.rope.scale_linear`; without a factor (or with type
+    /// `none`) positions are not scaled. YaRN and other types are refused.
+    fn linear_rope_scaling(&self) -> Result<Option<RopeScaling>> {
+        let ty = self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)?;
+        let factor = match self.opt_as("llama.rope.scaling.factor", "a number", GgufValue::as_f32)? {
+            Some(f) => Some(("llama.rope.scaling.factor", f)),
+            None => self
+                .opt_as("llama.rope.scale_linear", "a number", GgufValue::as_f32)?
+                .map(|f| ("llama.rope.scale_linear", f)),
+        };
+        match (ty, factor) {
+            (Some("none"), _) | (None, None) => Ok(None),
+            (Some("linear"), None) => Err(Error::format(
+                &self.path,
+                "llama.rope.scaling.type is \"linear\" but neither llama.rope.scaling.factor nor llama.rope.scale_linear \
+                 is set",
+            )),
+            (Some("linear") | None, Some((key, factor))) => {
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(Error::format(&self.path, format!("{key} = {factor} must be positive")));
+                }
+                Ok(Some(RopeScaling::Linear { factor }))
+            }
+            (Some(t), _) => Err(Error::Unsupported(format!(
+                "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
+                self.path.display()
+            ))),
+        }
+    }
+
     /// The Llama configuration stored in the metadata.
     pub fn llama_config(&self) -> Result<LlamaConfig> {
         let arch = self.get_str("general.architecture")?;
@@ -477,38 +533,47 @@ impl GgufFile {
                 self.path.display()
             )));
         }
-        let rope_scaling = match self.opt_as("llama.rope.scaling.type", "a string", GgufValue::as_str)? {
-            None | Some("none") => None,
-            Some("linear") => {
-                let factor = self.get_f32("llama.rope.scaling.factor")?;
-                if !(factor > 0.0 && factor.is_finite()) {
-                    return Err(Error::format(
-                        &self.path,
-                        format!("llama.rope.scaling.factor = {factor} must be positive"),
-                    ));
-                }
-                Some(RopeScaling::Linear { factor })
-            }
-            Some(t) => {
-                return Err(Error::Unsupported(format!(
-                    "{}: llama.rope.scaling.type = {t:?}; supported are \"none\" and \"linear\"",
-                    self.path.display()
-                )))
-            }
-        };
+        if let Some(n) = self.opt_usize("llama.expert_count")?.filter(|&n| n > 0) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.expert_count = {n}: mixture-of-experts Llama files (Mixtral-style ffn_*_exps tensors) are \
+                 not supported; trtforge runs dense Llama models",
+                self.path.display()
+            )));
+        }
+        let rope_scaling = self.linear_rope_scaling()?;
         let hidden_size = self.get_usize("llama.embedding_length")?;
         let (heads, kv_heads) = self.head_counts()?;
-        let head_dim = match self.opt_usize("llama.attention.key_length")? {
-            Some(d) => d,
-            None => self.opt_usize("llama.rope.dimension_count")?.unwrap_or(hidden_size / heads.max(1)),
+        // As llama.cpp: the head dimension is key_length, else embedding_length / head_count; value_length
+        // and the rotary dimension default to it, and a llama file where either differs is refused there
+        // ("invalid n_rot"; the graph asserts equal K and V head sizes).
+        let head_dim = self.opt_usize("llama.attention.key_length")?.unwrap_or(hidden_size / heads.max(1));
+        let head_source = if self.metadata.contains_key("llama.attention.key_length") {
+            "llama.attention.key_length".to_string()
+        } else {
+            format!("llama.embedding_length / llama.attention.head_count = {hidden_size} / {heads}")
         };
+        if let Some(v) = self.opt_usize("llama.attention.value_length")?.filter(|&v| v != head_dim) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.attention.value_length = {v} differs from the key head dimension {head_dim} ({head_source}); \
+                 the Llama graph needs equal K and V head sizes (llama.cpp refuses such a file too)",
+                self.path.display()
+            )));
+        }
+        if let Some(r) = self.opt_usize("llama.rope.dimension_count")?.filter(|&r| r != head_dim) {
+            return Err(Error::Unsupported(format!(
+                "{}: llama.rope.dimension_count = {r} but the head dimension is {head_dim} ({head_source}): partial \
+                 rotary embeddings are not supported (llama.cpp refuses llama files whose rotary dimension is not \
+                 the head dimension: \"invalid n_rot\")",
+                self.path.display()
+            )));
+        }
         // Llama 3.1+ files store their RoPE scaling as per-frequency divisors (llama.cpp's
         // `rope_freqs.weight`, head_dim / 2 values).
         let rope_scaling = match (self.tensor_info("rope_freqs.weight"), rope_scaling) {
             (None, s) => s,
             (Some(_), Some(_)) => {
                 return Err(Error::Unsupported(format!(
-                    "{}: both llama.rope.scaling.type and rope_freqs.weight are set",
+                    "{}: both a linear RoPE scaling (llama.rope.scaling.*) and rope_freqs.weight are set",
                     self.path.display()
                 )))
             }

@@ -109,8 +109,10 @@ fn layer_of(name: &str, scheme: NameScheme) -> Option<usize> {
 /// are not counted. Sorted.
 pub fn unused_tensors(config: &LlamaConfig, src: &dyn TensorSource) -> Vec<String> {
     let scheme = src.scheme();
+    // GGUF has no tie flag: a stored head is the head (`ModelWeights::load`).
+    let with_head = !config.tie_word_embeddings || scheme == NameScheme::Gguf;
     let used: std::collections::HashSet<String> =
-        graph_params(config, !config.tie_word_embeddings).into_iter().map(|p| tensor_name(p, scheme)).collect();
+        graph_params(config, with_head).into_iter().map(|p| tensor_name(p, scheme)).collect();
     let mut v: Vec<String> = src
         .names()
         .into_iter()
@@ -120,9 +122,26 @@ pub fn unused_tensors(config: &LlamaConfig, src: &dyn TensorSource) -> Vec<Strin
     v
 }
 
+/// The optional biases llama.cpp's llama loader reads from a GGUF and adds to the projections
+/// (`blk.N.attn_{q,k,v,output}.bias`, `blk.N.ffn_{gate,down,up}.bias`).
+fn is_gguf_llama_bias(name: &str) -> bool {
+    const BIASES: [&str; 7] = [
+        "attn_q.bias",
+        "attn_k.bias",
+        "attn_v.bias",
+        "attn_output.bias",
+        "ffn_gate.bias",
+        "ffn_down.bias",
+        "ffn_up.bias",
+    ];
+    let layer_and_rest = name.strip_prefix("blk.").and_then(|r| r.split_once('.'));
+    layer_and_rest.is_some_and(|(layer, rest)| layer.parse::<usize>().is_ok() && BIASES.contains(&rest))
+}
+
 /// Checks a checkpoint's tensor table against its config without reading any weight: every tensor
-/// the graph needs is there, and no layer beyond the config's (a `block_count` / `num_hidden_layers`
-/// lower than the checkpoint's layers would silently run a shorter model, as llama.cpp refuses to).
+/// the graph needs is there, no layer beyond the config's (a `block_count` / `num_hidden_layers`
+/// lower than the checkpoint's layers would silently run a shorter model, as llama.cpp refuses to),
+/// and a GGUF holds no tensor the graph would not read (biases, unknown tensors).
 pub fn check_tensor_table(config: &LlamaConfig, src: &dyn TensorSource) -> Result<()> {
     let scheme = src.scheme();
     let names: std::collections::HashSet<String> = src.names().into_iter().collect();
@@ -139,6 +158,35 @@ pub fn check_tensor_table(config: &LlamaConfig, src: &dyn TensorSource) -> Resul
         graph_params(config, false).into_iter().map(|p| tensor_name(p, scheme)).find(|n| !names.contains(n))
     {
         return bad(format!("missing tensor {name:?}"));
+    }
+    // transformers loads an HF checkpoint whatever extra tensors it holds (and warns: `unused_tensors`), but
+    // llama.cpp refuses a GGUF holding any tensor its llama graph does not create ("wrong number of
+    // tensors"), and the ones it does create beyond ours are biases it adds to the projections. Either way
+    // running the file without them would give another model's output.
+    if scheme == NameScheme::Gguf {
+        let (biases, others): (Vec<String>, Vec<String>) =
+            unused_tensors(config, src).into_iter().partition(|n| is_gguf_llama_bias(n));
+        let list = |names: &[String]| {
+            let shown: Vec<&str> = names.iter().take(6).map(String::as_str).collect();
+            format!("{}{}", shown.join(", "), if names.len() > shown.len() { ", ..." } else { "" })
+        };
+        if !biases.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{}: bias tensors are not supported: {} ({} in all; the Llama graph has no biases, and llama.cpp adds \
+                 them, so running without them would be wrong)",
+                src.describe(),
+                list(&biases),
+                biases.len()
+            )));
+        }
+        if !others.is_empty() {
+            return bad(format!(
+                "tensors that a llama model does not have: {} ({} in all; llama.cpp refuses such a file: \"wrong number \
+                 of tensors\")",
+                list(&others),
+                others.len()
+            ));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Small GGUF files, written by gguf-py, that llama.cpp either honours in a way that is easy to get wrong or
+refuses, and what an independent implementation expects of each (driven by tests/byo.rs):
+
+    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals|rope
+
+Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
+
+- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, partial rotary,
+  value_length unlike the head size, mixture of experts, big-endian, two tensors sharing bytes); each with the
+  key or tensor names the error must give.
+- rope: `llama.rope.scaling.factor` without `llama.rope.scaling.type`, and the older `llama.rope.scale_linear`
+  alone: llama.cpp's type defaults to linear and the factor falls back to scale_linear. Logits of a float64
+  numpy forward pass (tests/py/np_llama.py over gguf-py's reading of the file) with positions divided by the
+  factor, and without (to show the fixture tells the two apart).
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import gguf
+from gguf import GGUFValueType as V
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from np_llama import forward, load_gguf  # noqa: E402
+
+HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 64, 128, 2, 4, 2, 128
+HEAD_DIM = HIDDEN // HEADS
+
+
+def byte_to_unicode():
+    """GPT-2's reversible byte -> printable character table."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+B2U = byte_to_unicode()
+
+
+def tiny_bpe_vocab():
+    """A byte-level vocabulary: <s>, </s>, the 256 byte characters, and a few merges."""
+    tokens = ["<s>", "</s>"] + [B2U[b] for b in range(256)]
+    merges = ["h e", "l l", "ll o", "he llo", "Ġ w", "o r", "l d", "Ġw or", "Ġwor ld", "Ġ Ġ", "1 2", "12 3"]
+    for m in merges:
+        tokens.append(m.replace(" ", ""))
+    types = [3, 3] + [1] * (len(tokens) - 2)
+    return tokens, merges, types
+
+
+def write_model(path, *, meta=(), extra_tensors=(), endian=gguf.GGUFEndian.LITTLE, seed=0, pre="smollm", add_bos=None,
+                merges=True, key_length=True, rope_dim=HEAD_DIM):
+    """A tiny random F32 llama GGUF with the tiny byte-level vocabulary; `meta` (key, type, value) are added."""
+    rng = np.random.default_rng(seed)
+    tokens, merge_list, types = tiny_bpe_vocab()
+    w = gguf.GGUFWriter(path, arch="llama", endianess=endian)
+    w.add_context_length(CTX)
+    w.add_embedding_length(HIDDEN)
+    w.add_block_count(LAYERS)
+    w.add_feed_forward_length(FFN)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    if key_length:
+        w.add_key_length(HEAD_DIM)
+        w.add_value_length(HEAD_DIM)
+    w.add_rope_dimension_count(rope_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("gpt2")
+    if pre is not None:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if merges:
+        w.add_token_merges(merge_list)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(1)
+    if add_bos is not None:
+        w.add_add_bos_token(add_bos)
+    for key, vt, val in meta:
+        w.add_key_value(key, val, vt)
+
+    def t(name, shape, scale=None):
+        if scale is None:  # norms
+            w.add_tensor(name, rng.uniform(0.8, 1.2, size=shape).astype(np.float32))
+        else:
+            w.add_tensor(name, (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32))
+
+    t("token_embd.weight", (len(tokens), HIDDEN), 4.0)
+    for layer in range(LAYERS):
+        p = f"blk.{layer}."
+        t(p + "attn_norm.weight", (HIDDEN,))
+        t(p + "attn_q.weight", (HEADS * HEAD_DIM, HIDDEN), 2.0)
+        t(p + "attn_k.weight", (KV_HEADS * HEAD_DIM, HIDDEN), 2.0)
+        t(p + "attn_v.weight", (KV_HEADS * HEAD_DIM, HIDDEN), 1.0)
+        t(p + "attn_output.weight", (HIDDEN, HEADS * HEAD_DIM), 1.0)
+        t(p + "ffn_norm.weight", (HIDDEN,))
+        t(p + "ffn_gate.weight", (FFN, HIDDEN), 1.0)
+        t(p + "ffn_up.weight", (FFN, HIDDEN), 1.0)
+        t(p + "ffn_down.weight", (HIDDEN, FFN), 1.0)
+    t("output_norm.weight", (HIDDEN,))
+    for name, shape in extra_tensors:
+        t(name, shape, 1.0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def shift_tensor_offset(path, name, delta):
+    """Moves one tensor's data offset in the header by `delta` bytes (the data itself stays put)."""
+    data = bytearray(open(path, "rb").read())
+    key = struct.pack("<Q", len(name)) + name.encode()
+    at = data.index(key) + len(key)
+    n_dims = struct.unpack_from("<I", data, at)[0]
+    at += 4 + 8 * n_dims + 4  # dims, then the ggml type; the offset follows
+    struct.pack_into("<Q", data, at, struct.unpack_from("<Q", data, at)[0] + delta)
+    open(path, "wb").write(data)
+
+
+def refusals(out):
+    cases = {}
+
+    def case(name, needles, **kw):
+        write_model(os.path.join(out, name + ".gguf"), **kw)
+        cases[name] = {"refused_naming": needles}
+
+    # llama.cpp's llama graph adds these (optional) biases: running without them is another model.
+    case("bias", ["bias tensors are not supported", "blk.0.attn_q.bias", "blk.1.ffn_down.bias"],
+         extra_tensors=[("blk.0.attn_q.bias", (HEADS * HEAD_DIM,)), ("blk.0.attn_v.bias", (KV_HEADS * HEAD_DIM,)),
+                        ("blk.1.ffn_down.bias", (HIDDEN,))])
+    # Any other tensor: llama.cpp "wrong number of tensors".
+    case("unknown_tensors", ["foo.weight", "blk.0.attn_q_norm.weight", "wrong number of tensors"],
+         extra_tensors=[("foo.weight", (8, 32)), ("blk.0.attn_q_norm.weight", (HEAD_DIM,))])
+    # "invalid n_rot": rotary dimension 8 of a 16-wide head, with and without key_length.
+    case("partial_rotary", ["llama.rope.dimension_count = 8", "partial rotary", "llama.attention.key_length"],
+         rope_dim=8)
+    case("partial_rotary_no_key_length", ["llama.rope.dimension_count = 8", "partial rotary", "embedding_length"],
+         rope_dim=8, key_length=False)
+    # llama.cpp's llama graph asserts equal K and V head sizes.
+    case("value_length", ["llama.attention.value_length = 32"],
+         meta=[("llama.attention.value_length", V.UINT32, 32)], key_length=False)
+    # Mixture of experts (Mixtral-style files are llama files with expert tensors).
+    case("mixture_of_experts", ["llama.expert_count = 4"],
+         meta=[("llama.expert_count", V.UINT32, 4), ("llama.expert_used_count", V.UINT32, 2)])
+    # A big-endian file, as gguf-py writes on request.
+    case("big_endian", ["big-endian"], endian=gguf.GGUFEndian.BIG)
+    # A tensor whose offset points 32 bytes into its neighbour's data (ggml: offsets must be the running sum
+    # of the padded sizes).
+    case("overlapping_tensors", ["blk.0.ffn_up.weight", "overlaps", "blk.0.ffn_gate.weight"])
+    shift_tensor_offset(os.path.join(out, "overlapping_tensors.gguf"), "blk.0.ffn_up.weight", -32)
+    # A positive control: a stored head (untied embeddings) is read, not refused.
+    head = ("output.weight", (len(tiny_bpe_vocab()[0]), HIDDEN))
+    write_model(os.path.join(out, "untied_head.gguf"), extra_tensors=[head])
+    cases["untied_head"] = {"loads": True}
+    return cases
+
+
+PROMPT_IDS = [2 + b for b in b"Rotary positions at scale."]
+
+
+def rope(out):
+    cases = {}
+    for name, meta in [
+        ("factor_without_type", [("llama.rope.scaling.factor", V.FLOAT32, 4.0)]),
+        ("legacy_scale_linear", [("llama.rope.scale_linear", V.FLOAT32, 4.0)]),
+    ]:
+        path = os.path.join(out, name + ".gguf")
+        write_model(path, meta=meta, seed=3)
+        cfg, weights = load_gguf(path)
+        plain = forward(cfg, weights, PROMPT_IDS)
+        cfg["rope_scaling"] = {"type": "linear", "factor": 4.0}
+        scaled = forward(cfg, weights, PROMPT_IDS)
+        cases[name] = {
+            "prompt_ids": PROMPT_IDS,
+            "factor": 4.0,
+            "logits": scaled.tolist(),
+            "max_diff_unscaled": float(np.abs(scaled - plain).max()),
+        }
+    return cases
+
+
+def main():
+    out, what = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    expected = {"refusals": refusals, "rope": rope}[what](out)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+
+
+if __name__ == "__main__":
+    main()
