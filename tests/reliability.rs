@@ -1267,3 +1267,33 @@ fn baseline_of_another_schema_is_refused_before_measuring() {
     assert_clean_failure(&"old baseline", &r);
     assert!(!d.join("r").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// QA sweep A: one test per fault found (`sweep_NN_...`, numbered as the sweep's list)
+
+/// What a `kill -9` between the two renames of `convert --force`'s fallback (filesystems without
+/// RENAME_EXCHANGE) leaves: the user's engine dir moved aside under a dead PID, nothing at its name.
+/// The next run puts it back before anything else (the renames themselves: util::atomic's tests).
+#[test]
+fn sweep_01_engine_dir_moved_aside_by_a_killed_convert_is_restored() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let aside = d.join(".eng.trtforge-tmp-2147483632-old");
+    std::fs::rename(&e, &aside).unwrap();
+    // A reader finds it again.
+    succeeds(&["generate", "--engine-dir", "eng", "--prompt", "Shall", "--max-new-tokens", "2"], d);
+    assert!(e.join("trtforge.json").exists() && !aside.exists());
+    // convert without --force sees the restored dir instead of writing a new one over it.
+    std::fs::rename(&e, &aside).unwrap();
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    let err = fails(&["convert", "--config", &c], d);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(e.join("trtforge.json").exists() && !aside.exists());
+    // After the new one was renamed in (killed before removing the old one): the old one goes.
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::write(aside.join("model.onnx"), b"old").unwrap();
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert_eq!(names_in(d), vec!["eng", "eng.yaml"]);
+    assert_no_temporaries(d);
+}

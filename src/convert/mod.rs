@@ -22,6 +22,8 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     cfg.validate()?;
     let out = cfg.output_dir();
+    // An engine dir a killed `convert --force` left moved aside is put back before it is judged.
+    crate::util::atomic::restore_aside(&out);
     // Before any work: an existing output is replaced only with --force, and only when it is an
     // engine directory trtforge wrote.
     if std::fs::symlink_metadata(&out).is_ok() {
