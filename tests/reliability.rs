@@ -47,7 +47,17 @@ fn spawn(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> std::process::Child
 /// Runs with a time limit; a run past it is killed and fails the test as a hang.
 fn run_env(args: &[&str], cwd: &Path, env: &[(&str, &str)], limit: Duration) -> Run {
     let t = Instant::now();
-    let mut child = spawn(args, cwd, env);
+    finish(spawn(args, cwd, env), &args, t, limit)
+}
+
+/// Runs any command (its stdout and stderr piped) to the end, with [`run_env`]'s time limit.
+fn run_command(cmd: &mut Command, what: &dyn std::fmt::Debug) -> Run {
+    let t = Instant::now();
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    finish(child, what, t, RUN_LIMIT)
+}
+
+fn finish(mut child: std::process::Child, args: &dyn std::fmt::Debug, t: Instant, limit: Duration) -> Run {
     let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let ro = std::thread::spawn(move || {
         let mut s = Vec::new();
@@ -1296,4 +1306,66 @@ fn sweep_01_engine_dir_moved_aside_by_a_killed_convert_is_restored() {
     succeeds(&["convert", "--config", &c, "--force"], d);
     assert_eq!(names_in(d), vec!["eng", "eng.yaml"]);
     assert_no_temporaries(d);
+}
+
+/// Non-UTF-8 paths, and a binary at a non-UTF-8 path (argv[0] and the bench child processes'
+/// executable), work: std::env::args panicked on them (exit 101) before clap saw anything.
+#[test]
+fn sweep_02_non_utf8_arguments_and_binary_path() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let odd = OsStr::from_bytes(b"eng-\xff\xfe");
+    std::fs::rename(&e, d.join(odd)).unwrap();
+    let bin_dir = d.join(OsStr::from_bytes(b"bin-\xff"));
+    std::fs::create_dir(&bin_dir).unwrap();
+    let bin = bin_dir.join("trtforge");
+    if std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(|a| a.into()).collect() };
+    let mut cases: Vec<Vec<std::ffi::OsString>> = Vec::new();
+    let mut info = os(&["info", "--engine-dir"]);
+    info.push(odd.into());
+    cases.push(info);
+    let mut gen = os(&["generate", "--prompt", "Shall", "--max-new-tokens", "2", "--engine-dir"]);
+    gen.push(odd.into());
+    cases.push(gen);
+    let mut bench = os(&[
+        "bench",
+        "--backends",
+        "cpu",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--input-lens",
+        "4",
+        "--output-len",
+        "2",
+        "--quality-tokens",
+        "2",
+        "--isolate",
+        "always",
+        "--engine-dirs",
+    ]);
+    bench.push(odd.into());
+    bench.push("--out".into());
+    bench.push(OsStr::from_bytes(b"rep-\xff").into());
+    cases.push(bench);
+    for exe in [Path::new(BIN), bin.as_path()] {
+        for args in &cases {
+            let r = run_command(Command::new(exe).args(args).current_dir(d), &(exe, args));
+            assert!(r.ok(), "{exe:?} {args:?}: {:?} {}", r.code, r.stderr);
+        }
+        std::fs::remove_dir_all(d.join(OsStr::from_bytes(b"rep-\xff"))).unwrap();
+    }
+    assert!(d.join(OsStr::from_bytes(b"eng-\xff\xfe")).join("trtforge.json").exists());
+    // A String argument that is not UTF-8 is clap's clean usage error.
+    let mut bad = os(&["info", "--model"]);
+    bad.push(OsStr::from_bytes(b"m-\xff").into());
+    let r = run_command(Command::new(BIN).args(&bad).current_dir(d), &bad);
+    assert_clean_failure(&bad, &r);
 }

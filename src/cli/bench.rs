@@ -229,7 +229,7 @@ fn measure(
             true
         });
     }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let in_child = std::env::var_os(CHILD_ENV).is_some();
     let mut progress = BenchProgress { bar: None, done: 0, total: 0, plain: in_child };
     let child = |dir: &Path, kind: BackendKind| child_bench(&settings, dir, kind, &stop, &child_pid);

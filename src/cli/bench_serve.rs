@@ -94,7 +94,7 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
         seed: a.seed,
         timeout_s: a.timeout,
     };
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let mut docs = Vec::new();
     for p in &a.static_json {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;

@@ -201,7 +201,8 @@ pub fn main() -> ExitCode {
 /// every print to a closed stdout into a panic; restoring the default here covers every print of
 /// every command in one place. (A long-running server that writes to sockets keeps it ignored.)
 fn restore_sigpipe() {
-    if std::env::args().nth(1).as_deref() == Some("serve") {
+    // args_os: std::env::args panics on a non-UTF-8 argument (even argv[0], the binary's path).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
         return;
     }
     // SAFETY: setting a signal's disposition to the default has no preconditions; this runs first
@@ -209,6 +210,11 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// The command line as typed, for reports (a non-UTF-8 argument shown lossily, never a panic).
+pub fn command_line() -> String {
+    std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// Adds "loading model SPEC" to an error unless the message already names it (OS errors do).

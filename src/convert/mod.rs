@@ -72,7 +72,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let onnx = export_llama_with(&m.weights, &opts, opset, q)?;
 
     let parent = crate::util::atomic::parent_of(&out);
-    let dir_name = out.file_name().and_then(|n| n.to_str()).unwrap_or(&cfg.name);
+    let dir_name = out.file_name().unwrap_or(std::ffi::OsStr::new(&cfg.name));
     let tmp = TempDir::new(parent, dir_name)?;
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
