@@ -58,15 +58,16 @@ fn run_command(cmd: &mut Command, what: &dyn std::fmt::Debug) -> Run {
 }
 
 fn finish(mut child: std::process::Child, args: &dyn std::fmt::Debug, t: Instant, limit: Duration) -> Run {
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    // Either may be a file instead of a pipe (see `run_full`).
+    let (so, se) = (child.stdout.take(), child.stderr.take());
     let ro = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = so.read_to_end(&mut s);
+        let _ = so.map(|mut p| p.read_to_end(&mut s));
         s
     });
     let re = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = se.read_to_end(&mut s);
+        let _ = se.map(|mut p| p.read_to_end(&mut s));
         s
     });
     let status = loop {
@@ -1368,4 +1369,73 @@ fn sweep_02_non_utf8_arguments_and_binary_path() {
     bad.push(OsStr::from_bytes(b"m-\xff").into());
     let r = run_command(Command::new(BIN).args(&bad).current_dir(d), &bad);
     assert_clean_failure(&bad, &r);
+}
+
+/// Runs with stdout (`out`) or stderr (`!out`) on /dev/full, which fails every write with ENOSPC.
+fn run_full(args: &[&str], cwd: &Path, out: bool) -> Run {
+    let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    let t = Instant::now();
+    let child = if out {
+        cmd.stdout(full()).stderr(Stdio::piped()).spawn().unwrap()
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(full()).spawn().unwrap()
+    };
+    finish(child, &args, t, RUN_LIMIT)
+}
+
+/// A stdout that cannot be written (`> /dev/full`) is a clean error, rc 1, not a panic (exit 101);
+/// a stderr that cannot be written (`2> /dev/full`) never changes the outcome.
+#[test]
+fn sweep_03_unwritable_stdout_and_stderr() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    let text = text_file(d);
+    let tiny = tiny();
+    let bench = [
+        "bench",
+        "--engine-dirs",
+        e,
+        "--backends",
+        "cpu",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--input-lens",
+        "4",
+        "--output-len",
+        "2",
+        "--quality-tokens",
+        "2",
+        "--out",
+        "rep",
+    ];
+    let eval = ["eval", "--model", &tiny, "--text", &text, "--ctx", "16", "--windows", "1"];
+    let generate = ["generate", "--model", &tiny, "--prompt", "Shall I", "--max-new-tokens", "3"];
+    let info = ["info", "--engine-dir", e];
+    let stdout_cmds: Vec<&[&str]> =
+        vec![&info, &["info", "--model", "preset:tiny", "--json"], &eval, &generate, &bench, &["--help"]];
+    for args in stdout_cmds {
+        let r = run_full(args, d, true);
+        assert_eq!(r.code, Some(1), "{args:?}: {:?} {}", r.signal, r.stderr);
+        assert!(r.stderr.contains("error: writing to standard output"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    }
+    // stderr unwritable: the same exit codes as with a working one.
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny, "eng", "quantization: {precision: fp16}\n"));
+    for (args, code) in [
+        (&["convert", "--config", &c, "--force"][..], 0),
+        (&bench[..], 0),
+        (&generate[..], 0),
+        (&["info", "--model", "no-such-model"][..], 1),
+        (&["info", "--bogus-flag"][..], 2),
+    ] {
+        let r = run_full(args, d, false);
+        assert_eq!(r.code, Some(code), "{args:?}: {:?}", r.signal);
+    }
+    assert_no_temporaries(d);
 }

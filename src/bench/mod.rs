@@ -224,7 +224,7 @@ pub trait Progress {
     fn finish(&mut self);
     /// A line for the user that is not a step (what a backend runs differently: `Backend::notes`).
     fn note(&mut self, msg: &str) {
-        eprintln!("{msg}");
+        crate::util::errln!("{msg}");
     }
 }
 
