@@ -1,6 +1,17 @@
 //! Small helpers several layers need, kept once at the bottom: a seeded generator and seeded
-//! prompts, SHA-256 digests, atomic file writes.
+//! prompts, SHA-256 digests, atomic file writes, stderr lines that cannot panic.
 pub mod atomic;
+
+/// `eprintln!` that never panics: a note, warning or error line for a stderr that cannot take it
+/// (`2>/dev/full`, a closed descriptor) is dropped, since there is nowhere else to say it.
+/// `eprintln!` panics there, turning a message into exit 101. Use it for every stderr line.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use errln;
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};

@@ -47,16 +47,27 @@ fn spawn(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> std::process::Child
 /// Runs with a time limit; a run past it is killed and fails the test as a hang.
 fn run_env(args: &[&str], cwd: &Path, env: &[(&str, &str)], limit: Duration) -> Run {
     let t = Instant::now();
-    let mut child = spawn(args, cwd, env);
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    finish(spawn(args, cwd, env), &args, t, limit)
+}
+
+/// Runs any command (its stdout and stderr piped) to the end, with [`run_env`]'s time limit.
+fn run_command(cmd: &mut Command, what: &dyn std::fmt::Debug) -> Run {
+    let t = Instant::now();
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    finish(child, what, t, RUN_LIMIT)
+}
+
+fn finish(mut child: std::process::Child, args: &dyn std::fmt::Debug, t: Instant, limit: Duration) -> Run {
+    // Either may be a file instead of a pipe (see `run_full`).
+    let (so, se) = (child.stdout.take(), child.stderr.take());
     let ro = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = so.read_to_end(&mut s);
+        let _ = so.map(|mut p| p.read_to_end(&mut s));
         s
     });
     let re = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = se.read_to_end(&mut s);
+        let _ = se.map(|mut p| p.read_to_end(&mut s));
         s
     });
     let status = loop {
@@ -1266,4 +1277,165 @@ fn baseline_of_another_schema_is_refused_before_measuring() {
     );
     assert_clean_failure(&"old baseline", &r);
     assert!(!d.join("r").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// QA sweep A: one test per fault found (`sweep_NN_...`, numbered as the sweep's list)
+
+/// What a `kill -9` between the two renames of `convert --force`'s fallback (filesystems without
+/// RENAME_EXCHANGE) leaves: the user's engine dir moved aside under a dead PID, nothing at its name.
+/// The next run puts it back before anything else (the renames themselves: util::atomic's tests).
+#[test]
+fn sweep_01_engine_dir_moved_aside_by_a_killed_convert_is_restored() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let aside = d.join(".eng.trtforge-tmp-2147483632-old");
+    std::fs::rename(&e, &aside).unwrap();
+    // A reader finds it again.
+    succeeds(&["generate", "--engine-dir", "eng", "--prompt", "Shall", "--max-new-tokens", "2"], d);
+    assert!(e.join("trtforge.json").exists() && !aside.exists());
+    // convert without --force sees the restored dir instead of writing a new one over it.
+    std::fs::rename(&e, &aside).unwrap();
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    let err = fails(&["convert", "--config", &c], d);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(e.join("trtforge.json").exists() && !aside.exists());
+    // After the new one was renamed in (killed before removing the old one): the old one goes.
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::write(aside.join("model.onnx"), b"old").unwrap();
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert_eq!(names_in(d), vec!["eng", "eng.yaml"]);
+    assert_no_temporaries(d);
+}
+
+/// Non-UTF-8 paths, and a binary at a non-UTF-8 path (argv[0] and the bench child processes'
+/// executable), work: std::env::args panicked on them (exit 101) before clap saw anything.
+#[test]
+fn sweep_02_non_utf8_arguments_and_binary_path() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let odd = OsStr::from_bytes(b"eng-\xff\xfe");
+    std::fs::rename(&e, d.join(odd)).unwrap();
+    let bin_dir = d.join(OsStr::from_bytes(b"bin-\xff"));
+    std::fs::create_dir(&bin_dir).unwrap();
+    let bin = bin_dir.join("trtforge");
+    if std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(|a| a.into()).collect() };
+    let mut cases: Vec<Vec<std::ffi::OsString>> = Vec::new();
+    let mut info = os(&["info", "--engine-dir"]);
+    info.push(odd.into());
+    cases.push(info);
+    let mut gen = os(&["generate", "--prompt", "Shall", "--max-new-tokens", "2", "--engine-dir"]);
+    gen.push(odd.into());
+    cases.push(gen);
+    let mut bench = os(&[
+        "bench",
+        "--backends",
+        "cpu",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--input-lens",
+        "4",
+        "--output-len",
+        "2",
+        "--quality-tokens",
+        "2",
+        "--isolate",
+        "always",
+        "--engine-dirs",
+    ]);
+    bench.push(odd.into());
+    bench.push("--out".into());
+    bench.push(OsStr::from_bytes(b"rep-\xff").into());
+    cases.push(bench);
+    for exe in [Path::new(BIN), bin.as_path()] {
+        for args in &cases {
+            let r = run_command(Command::new(exe).args(args).current_dir(d), &(exe, args));
+            assert!(r.ok(), "{exe:?} {args:?}: {:?} {}", r.code, r.stderr);
+        }
+        std::fs::remove_dir_all(d.join(OsStr::from_bytes(b"rep-\xff"))).unwrap();
+    }
+    assert!(d.join(OsStr::from_bytes(b"eng-\xff\xfe")).join("trtforge.json").exists());
+    // A String argument that is not UTF-8 is clap's clean usage error.
+    let mut bad = os(&["info", "--model"]);
+    bad.push(OsStr::from_bytes(b"m-\xff").into());
+    let r = run_command(Command::new(BIN).args(&bad).current_dir(d), &bad);
+    assert_clean_failure(&bad, &r);
+}
+
+/// Runs with stdout (`out`) or stderr (`!out`) on /dev/full, which fails every write with ENOSPC.
+fn run_full(args: &[&str], cwd: &Path, out: bool) -> Run {
+    let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+    let t = Instant::now();
+    let child = if out {
+        cmd.stdout(full()).stderr(Stdio::piped()).spawn().unwrap()
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(full()).spawn().unwrap()
+    };
+    finish(child, &args, t, RUN_LIMIT)
+}
+
+/// A stdout that cannot be written (`> /dev/full`) is a clean error, rc 1, not a panic (exit 101);
+/// a stderr that cannot be written (`2> /dev/full`) never changes the outcome.
+#[test]
+fn sweep_03_unwritable_stdout_and_stderr() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    let text = text_file(d);
+    let tiny = tiny();
+    let bench = [
+        "bench",
+        "--engine-dirs",
+        e,
+        "--backends",
+        "cpu",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--input-lens",
+        "4",
+        "--output-len",
+        "2",
+        "--quality-tokens",
+        "2",
+        "--out",
+        "rep",
+    ];
+    let eval = ["eval", "--model", &tiny, "--text", &text, "--ctx", "16", "--windows", "1"];
+    let generate = ["generate", "--model", &tiny, "--prompt", "Shall I", "--max-new-tokens", "3"];
+    let info = ["info", "--engine-dir", e];
+    let stdout_cmds: Vec<&[&str]> =
+        vec![&info, &["info", "--model", "preset:tiny", "--json"], &eval, &generate, &bench, &["--help"]];
+    for args in stdout_cmds {
+        let r = run_full(args, d, true);
+        assert_eq!(r.code, Some(1), "{args:?}: {:?} {}", r.signal, r.stderr);
+        assert!(r.stderr.contains("error: writing to standard output"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+    }
+    // stderr unwritable: the same exit codes as with a working one.
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny, "eng", "quantization: {precision: fp16}\n"));
+    for (args, code) in [
+        (&["convert", "--config", &c, "--force"][..], 0),
+        (&bench[..], 0),
+        (&generate[..], 0),
+        (&["info", "--model", "no-such-model"][..], 1),
+        (&["info", "--bogus-flag"][..], 2),
+    ] {
+        let r = run_full(args, d, false);
+        assert_eq!(r.code, Some(code), "{args:?}: {:?}", r.signal);
+    }
+    assert_no_temporaries(d);
 }

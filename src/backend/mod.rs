@@ -193,7 +193,7 @@ pub fn open_engine_dir(
                     // fp8 W8A8 engine: the CUDA engine runs its stored fp8 weights with f16
                     // activations (weight-only); ORT / TensorRT / the CPU reference also round
                     // the linear inputs to fp8.
-                    eprintln!(
+                    crate::util::errln!(
                         "note: engine {}: the CUDA engine runs the fp8 weights with f16 activations \
                          (the engine's {} static fp8 activation scales are not applied)",
                         man.name,
@@ -227,7 +227,7 @@ pub fn open_paged(
     match kind {
         BackendKind::Cuda => {
             if !quant.input_scales.is_empty() {
-                eprintln!(
+                crate::util::errln!(
                     "note: the CUDA engine runs fp8 weights with f16 activations ({} static fp8 activation scales \
                      not applied)",
                     quant.input_scales.len()

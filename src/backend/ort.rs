@@ -219,7 +219,7 @@ impl OrtBackend {
                     // suit it unrewritten (`exact`: without the rewrite, MatMulNBits would leave padded
                     // int4 weights unfused, and ONNX Runtime has no fused fp8 CPU kernel), rather than
                     // refuse an engine that works.
-                    eprintln!(
+                    crate::util::errln!(
                         "warning: {}: the {what} rewrite would be {} bytes, over protobuf's 2 GiB; running the \
                          exported model as written with `exact` kernels",
                         path.display(),

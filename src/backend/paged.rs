@@ -1111,7 +1111,7 @@ mod tests {
             }
             let gemm = t0.elapsed().as_secs_f64() / reps as f64;
             let gf = |s: f64| 2.0 * (t * 576 * 1536) as f64 / s / 1e9;
-            eprintln!(
+            crate::util::errln!(
                 "t={t}: ours {:.3} ms ({:.1} GFLOP/s), gemm {:.3} ms ({:.1} GFLOP/s)",
                 ours * 1e3,
                 gf(ours),

@@ -32,8 +32,27 @@ pub const QUALITY_PROMPTS: &[&str] = &[
     "The three primary colors are",
 ];
 
+/// Paths as results.json records them: serde refuses a path that is not UTF-8, which would lose a
+/// whole report over a name; the report is for reading, so such a path is written lossily.
+pub(crate) mod lossy {
+    use std::path::{Path, PathBuf};
+    pub fn one<S: serde::Serializer>(v: &Path, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string_lossy())
+    }
+    pub fn paths<S: serde::Serializer>(v: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|p| p.to_string_lossy()))
+    }
+    pub fn path<S: serde::Serializer>(v: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(p) => s.serialize_some(&p.to_string_lossy()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchSettings {
+    #[serde(serialize_with = "lossy::paths")]
     pub engine_dirs: Vec<PathBuf>,
     pub backends: Vec<BackendKind>,
     pub batch_sizes: Vec<usize>,
@@ -41,6 +60,7 @@ pub struct BenchSettings {
     pub output_len: usize,
     pub runs: usize,
     pub warmup: usize,
+    #[serde(serialize_with = "lossy::path")]
     pub eval_text: Option<PathBuf>,
     pub eval_ctx: usize,
     pub eval_windows: usize,
@@ -204,7 +224,7 @@ pub trait Progress {
     fn finish(&mut self);
     /// A line for the user that is not a step (what a backend runs differently: `Backend::notes`).
     fn note(&mut self, msg: &str) {
-        eprintln!("{msg}");
+        crate::util::errln!("{msg}");
     }
 }
 
@@ -321,8 +341,9 @@ pub fn run(
     let isolated = |kind: BackendKind| isolate.applies(kind == BackendKind::Cuda && cuda_opens > 1);
     let child = child.filter(|_| settings.backends.iter().any(|&k| isolated(k)));
 
-    for (e, man) in engines.iter().zip(&manifests) {
-        let dir = Path::new(&e.dir);
+    // The paths as given: `EngineInfo::dir` is for reports (lossy where a path is not UTF-8).
+    for ((e, man), dir) in engines.iter().zip(&manifests).zip(&settings.engine_dirs) {
+        let dir = dir.as_path();
         let tokenizer = match &man.tokenizer {
             Some(t) => Some(Tokenizer::from_file(&dir.join(t))?),
             None => None,

@@ -50,6 +50,7 @@ pub struct ServeBenchSettings {
     pub num_prompts: usize,
     /// Requests sent (at concurrency 1) before measuring; not reported.
     pub warmup: usize,
+    #[serde(serialize_with = "super::lossy::one")]
     pub texts: PathBuf,
     pub max_prompt_words: usize,
     pub min_output_tokens: usize,

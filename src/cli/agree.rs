@@ -49,27 +49,30 @@ pub fn run(a: AgreeArgs) -> Result<()> {
     let mut c = crate::backend::open_engine_dir(&a.engine_dir, a.backend, 1, need)?;
     for (what, b) in [("reference", &r), ("candidate", &c)] {
         for n in b.notes() {
-            eprintln!("note ({what}): {n}");
+            crate::util::errln!("note ({what}): {n}");
         }
     }
     let rep = crate::eval::agreement::greedy_agreement(r.as_mut(), c.as_mut(), &prompts, &a.prompts, a.max_new_tokens)?;
     if a.json {
-        println!("{}", serde_json::to_string(&rep)?);
+        outln!("{}", serde_json::to_string(&rep)?)?;
     } else {
         for p in &rep.prompts {
-            println!(
+            outln!(
                 "{:?}: teacher-forced {}/{}, first divergence at {}",
-                p.prompt, p.teacher_forced_matches, p.generated, p.first_divergence
-            );
+                p.prompt,
+                p.teacher_forced_matches,
+                p.generated,
+                p.first_divergence
+            )?;
         }
-        println!(
+        outln!(
             "teacher-forced agreement {:.2} %, mean first divergence {:.1} of {} tokens, {} of {} sequences identical",
             rep.teacher_forced_agreement * 100.0,
             rep.mean_first_divergence,
             rep.new_tokens,
             rep.identical_sequences,
             rep.prompts.len()
-        );
+        )?;
     }
     Ok(())
 }

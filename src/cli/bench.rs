@@ -122,7 +122,7 @@ impl crate::bench::Progress for BenchProgress {
                 b.set_message(msg.to_string());
                 b.inc(1);
             }
-            None => eprintln!("[{}/{}] {msg}", self.done, self.total),
+            None => crate::util::errln!("[{}/{}] {msg}", self.done, self.total),
         }
     }
     fn finish(&mut self) {
@@ -133,7 +133,7 @@ impl crate::bench::Progress for BenchProgress {
     fn note(&mut self, msg: &str) {
         match &self.bar {
             Some(b) => b.println(msg),
-            None => eprintln!("{msg}"),
+            None => crate::util::errln!("{msg}"),
         }
     }
 }
@@ -223,13 +223,13 @@ fn measure(
                 crate::util::atomic::interrupt_pid(child_pid.load(Ordering::SeqCst));
                 return false;
             }
-            eprintln!(
+            crate::util::errln!(
                 "\ninterrupted: finishing the current cell and writing what was measured (Ctrl-C again to quit now)"
             );
             true
         });
     }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let in_child = std::env::var_os(CHILD_ENV).is_some();
     let mut progress = BenchProgress { bar: None, done: 0, total: 0, plain: in_child };
     let child = |dir: &Path, kind: BackendKind| child_bench(&settings, dir, kind, &stop, &child_pid);
@@ -250,9 +250,9 @@ fn measure(
     }
     let files = crate::bench::report::write_all(&res, out)?;
     for f in &files {
-        eprintln!("wrote {}", f.display());
+        crate::util::errln!("wrote {}", f.display());
     }
-    println!("{}", out.join("report.md").display());
+    outln!("{}", out.join("report.md").display())?;
     if res.interrupted {
         std::process::exit(130);
     }
@@ -270,7 +270,7 @@ fn child_command(what: &str) -> crate::error::Result<(PathBuf, std::process::Com
     })?;
     let mut cmd = std::process::Command::new(&exe);
     cmd.arg("bench").env(CHILD_ENV, "1").stdout(std::process::Stdio::null());
-    eprintln!("{what}: measured in a process of its own");
+    crate::util::errln!("{what}: measured in a process of its own");
     Ok((exe, cmd))
 }
 
@@ -415,7 +415,7 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                 if loaded.is_none() {
                     let mut m = load_model(model)?;
                     if context > trained {
-                        eprintln!(
+                        crate::util::errln!(
                             "note: {} runs at a {context}-token context (its config says {trained}): a speed shape",
                             m.source
                         );
@@ -441,12 +441,12 @@ fn roofline(a: &BenchArgs, model: &str) -> Result<()> {
                     runs: a.runs,
                     seed: a.seed,
                 };
-                let (r, b) = roofline::bench_kv(&m.weights, prec, kvq, &shape, &mut |s| eprintln!("{s}"))?;
+                let (r, b) = roofline::bench_kv(&m.weights, prec, kvq, &shape, &mut |s| crate::util::errln!("{s}"))?;
                 rows.extend(r);
                 bw = b;
             }
         }
-        println!("\n{}", roofline::markdown(&summary.source.to_string(), input_len, a.output_len, bw, &rows));
+        outln!("\n{}", roofline::markdown(&summary.source.to_string(), input_len, a.output_len, bw, &rows))?;
         all.push(serde_json::json!({ "input_len": input_len, "copy_bandwidth_gb_s": bw / 1e9, "rows": rows }));
     }
     if let Some(p) = &a.json {

@@ -94,7 +94,7 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
         seed: a.seed,
         timeout_s: a.timeout,
     };
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let mut docs = Vec::new();
     for p in &a.static_json {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -104,21 +104,21 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
     }
     // Refused before the run, not after it.
     crate::bench::report::check_report_dir(&out, &crate::bench::serve::REPORT_FILES)?;
-    let mut res = crate::bench::serve::run(&s, &command, &mut |m| eprintln!("{m}"))?;
+    let mut res = crate::bench::serve::run(&s, &command, &mut |m| crate::util::errln!("{m}"))?;
     for (src, doc) in &docs {
         let found = crate::bench::serve::compare_static(&res, doc, src, a.static_precision.as_deref())?;
         if found.is_empty() {
-            eprintln!("{src}: no row at a batch equal to a --concurrency level: nothing to compare");
+            crate::util::errln!("{src}: no row at a batch equal to a --concurrency level: nothing to compare");
         }
         res.static_comparison.extend(found);
     }
     for line in crate::bench::serve::static_lines(&res) {
-        eprintln!("{line}");
+        crate::util::errln!("{line}");
     }
     for f in crate::bench::serve::write_all(&res, &out)? {
-        eprintln!("wrote {}", f.display());
+        crate::util::errln!("wrote {}", f.display());
     }
-    print!("{}", crate::bench::serve::markdown(&res));
+    super::out(crate::bench::serve::markdown(&res))?;
     let failed: usize = res.levels.iter().map(|l| l.failed).sum();
     if failed > 0 {
         anyhow::bail!("{failed} requests failed (see the report)");

@@ -49,9 +49,9 @@ pub fn run(a: BuildArgs) -> Result<()> {
         req.tensorrt.log_level = a.trt_log.clone();
     }
     req.progress = !a.quiet;
-    let r = build(&dir, &req, &mut |m| eprintln!("{m}"))
+    let r = build(&dir, &req, &mut |m| crate::util::errln!("{m}"))
         .with_context(|| format!("building a TensorRT engine for {}", dir.display()))?;
-    eprintln!("compilation cache: {:?}, timing cache: {:?}", r.section.build_cache, r.section.timing_cache);
-    println!("{}", r.engine.display());
+    crate::util::errln!("compilation cache: {:?}, timing cache: {:?}", r.section.build_cache, r.section.timing_cache);
+    outln!("{}", r.engine.display())?;
     Ok(())
 }

@@ -18,8 +18,8 @@ pub struct ConvertArgs {
 pub fn run(a: ConvertArgs) -> Result<()> {
     let cfg = EngineConfig::load(&a.config)?;
     let t = Instant::now();
-    let out = crate::convert::convert(&cfg, a.force, &mut |msg| eprintln!("{msg}"))?;
-    eprintln!("converted in {:.1} s", t.elapsed().as_secs_f64());
-    println!("{}", out.display());
+    let out = crate::convert::convert(&cfg, a.force, &mut |msg| crate::util::errln!("{msg}"))?;
+    crate::util::errln!("converted in {:.1} s", t.elapsed().as_secs_f64());
+    outln!("{}", out.display())?;
     Ok(())
 }

@@ -46,12 +46,13 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
     if crate::eval::cuda_check::fp8kv_only() && crate::backend::cuda::gpu::precompiling() {
         // Fill the kernel cache for the fp8 / 8-bit-KV checks and benches, in parallel.
         for l in crate::eval::cuda_check::precompile_fp8kv(&set)? {
-            println!("{l}");
+            outln!("{l}")?;
         }
         return Ok(());
     }
+    // A stdout that cannot take a line is reported by the summary line's write below.
     let mut report = |r: &crate::eval::cuda_check::CheckResult| {
-        println!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail)
+        let _ = outln!("{} {:<62} {}", if r.pass { "PASS" } else { "FAIL" }, r.name, r.detail);
     };
     // No GPU (and not just filling the kernel cache): one clear error now, not one failed check per engine after each
     // model's CPU-side preparation.
@@ -62,7 +63,7 @@ pub fn run(a: CudaCheckArgs) -> Result<()> {
         results.extend(crate::eval::cuda_paged_check::run_paged_checks(&set, &mut report)?);
     }
     let failed = results.iter().filter(|r| !r.pass).count();
-    println!("{} passed, {failed} failed", results.len() - failed);
+    outln!("{} passed, {failed} failed", results.len() - failed)?;
     if failed > 0 {
         bail!("{failed} CUDA checks failed");
     }

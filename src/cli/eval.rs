@@ -45,15 +45,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     let t0 = Instant::now();
     let rep = eval::perplexity(r.backend.as_mut(), &ids, a.ctx, a.windows, |done, total| {
-        eprintln!("window {done}/{total}  ({:.1} s)", t0.elapsed().as_secs_f64());
+        crate::util::errln!("window {done}/{total}  ({:.1} s)", t0.elapsed().as_secs_f64());
     })?;
     if a.json {
-        println!("{}", serde_json::to_string(&rep)?);
+        outln!("{}", serde_json::to_string(&rep)?)?;
     } else {
-        println!(
-            "perplexity {:.4} over {} tokens ({} windows of {})",
-            rep.perplexity, rep.tokens, rep.windows, rep.ctx
-        );
+        outln!("perplexity {:.4} over {} tokens ({} windows of {})", rep.perplexity, rep.tokens, rep.windows, rep.ctx)?;
     }
     Ok(())
 }

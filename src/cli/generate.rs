@@ -3,7 +3,7 @@ use super::{need_tokenizer, ModelArgs};
 use crate::generate::{generate_batch, SamplingParams, StopCriteria};
 use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::model::LlamaConfig;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::time::Instant;
@@ -73,7 +73,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
                 msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
                 let template = ChatTemplate::from_model(t)?;
                 if template.is_fallback() {
-                    eprintln!("{} has no chat template; using ChatML", r.label);
+                    crate::util::errln!("{} has no chat template; using ChatML", r.label);
                 }
                 template.encode(t, &msgs, true)?
             } else {
@@ -116,31 +116,41 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let t0 = Instant::now();
     let mut first: Option<f64> = None;
+    // The first failed write to stdout (`> /dev/full`): the text stops there and the run fails.
+    let mut failed: Option<std::io::Error> = None;
     let outs = generate_batch(r.backend.as_mut(), std::slice::from_ref(&prompt_ids), &params, &stop, |_, id| {
         first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
-        if let Some(s) = stream.as_mut() {
+        if let (Some(s), None) = (stream.as_mut(), &failed) {
             if let Ok(text) = s.step(id) {
-                let _ = stdout.write_all(text.as_bytes());
-                let _ = stdout.flush();
+                if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                    failed = Some(e);
+                }
             }
         }
     })?;
     let out = &outs[0];
-    if let Some(s) = stream.as_mut() {
-        if let Ok(rest) = s.finish() {
-            stdout.write_all(rest.as_bytes())?;
+    let mut finish = || -> std::io::Result<()> {
+        if let Some(e) = failed.take() {
+            return Err(e);
         }
-    }
-    if a.print_ids || tok.is_none() {
-        let ids: Vec<String> = out.tokens.iter().map(|t| t.to_string()).collect();
-        write!(stdout, "{}", ids.join(","))?;
-    }
-    writeln!(stdout)?;
+        if let Some(s) = stream.as_mut() {
+            if let Ok(rest) = s.finish() {
+                stdout.write_all(rest.as_bytes())?;
+            }
+        }
+        if a.print_ids || tok.is_none() {
+            let ids: Vec<String> = out.tokens.iter().map(|t| t.to_string()).collect();
+            write!(stdout, "{}", ids.join(","))?;
+        }
+        writeln!(stdout)?;
+        stdout.flush()
+    };
+    finish().context("writing to standard output")?;
     let total = t0.elapsed().as_secs_f64();
     let ttft = first.unwrap_or(total);
     let n = out.tokens.len();
     let decode_rate = if n > 1 { (n - 1) as f64 / (total - ttft).max(1e-9) } else { 0.0 };
-    eprintln!(
+    crate::util::errln!(
         "{} prompt tokens, {n} new tokens ({:?}); time to first token {:.0} ms, decode {:.1} tok/s ({}, {} threads)",
         prompt_ids.len(),
         out.stop,

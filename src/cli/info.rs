@@ -61,34 +61,34 @@ pub fn run(a: InfoArgs) -> Result<()> {
                 "fp8_or_int8_dynamic_block_scales": kv_dynamic},
             "tokenizer": m.tokenizer.as_ref().map(|t| t.vocab_size()),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    println!("source                  {}", m.source);
-    println!("parameters              {} ({:.1} M)", params, params as f64 / 1e6);
-    println!("layers                  {}", c.num_hidden_layers);
-    println!("hidden / intermediate   {} / {}", c.hidden_size, c.intermediate_size);
-    println!("heads / kv heads / dim  {} / {} / {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-    println!("vocab                   {}", c.vocab_size);
-    println!("context                 {}", c.max_position_embeddings);
-    println!("rope theta / scaling    {} / {}", c.rope_theta, c.rope_scaling_name());
-    println!("rms_norm_eps            {}", c.rms_norm_eps);
-    println!("tied embeddings         {}", c.tie_word_embeddings);
+    outln!("source                  {}", m.source)?;
+    outln!("parameters              {} ({:.1} M)", params, params as f64 / 1e6)?;
+    outln!("layers                  {}", c.num_hidden_layers)?;
+    outln!("hidden / intermediate   {} / {}", c.hidden_size, c.intermediate_size)?;
+    outln!("heads / kv heads / dim  {} / {} / {}", c.num_attention_heads, c.num_key_value_heads, c.head_dim)?;
+    outln!("vocab                   {}", c.vocab_size)?;
+    outln!("context                 {}", c.max_position_embeddings)?;
+    outln!("rope theta / scaling    {} / {}", c.rope_theta, c.rope_scaling_name())?;
+    outln!("rms_norm_eps            {}", c.rms_norm_eps)?;
+    outln!("tied embeddings         {}", c.tie_word_embeddings)?;
     let d: Vec<String> =
         dtypes.iter().map(|(k, v)| format!("{v} × {k} ({:.2} M params)", dtype_params[k] as f64 / 1e6)).collect();
-    println!("tensor dtypes           {}", d.join(", "));
-    println!(
+    outln!("tensor dtypes           {}", d.join(", "))?;
+    outln!(
         "memory                  {:.1} MB f32 (as loaded), {:.1} MB f16",
         params as f64 * 4.0 / 1e6,
         params as f64 * 2.0 / 1e6
-    );
-    println!("kv cache (f16)          {} bytes per token", kv_per_token * 2);
-    println!(
+    )?;
+    outln!("kv cache (f16)          {} bytes per token", kv_per_token * 2)?;
+    outln!(
         "kv cache (fp8 / int8)   {kv_per_token} bytes per token (per-head static scales; {kv_dynamic:.0} with dynamic per-block scales)"
-    );
+    )?;
     match &m.tokenizer {
-        Some(t) => println!("tokenizer               {} tokens", t.vocab_size()),
-        None => println!("tokenizer               none"),
+        Some(t) => outln!("tokenizer               {} tokens", t.vocab_size())?,
+        None => outln!("tokenizer               none")?,
     }
     Ok(())
 }
@@ -123,22 +123,22 @@ fn engine_dir(dir: &Path, json: bool) -> Result<()> {
             "bytes_on_disk": on_disk,
             "files": m.files.iter().map(|f| serde_json::json!({"name": f.name, "bytes": f.bytes})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
-    println!("engine dir              {} ({:?})", dir.display(), m.name);
-    println!("source                  {} ({})", m.source.spec, m.source.kind);
+    outln!("engine dir              {} ({:?})", dir.display(), m.name)?;
+    outln!("source                  {} ({})", m.source.spec, m.source.kind)?;
     let how = match group {
         _ if !m.precision.is_quantized() => String::new(),
         Some(g) => format!(" ({:?}, group {g})", m.method),
         None => format!(" ({:?})", m.method),
     };
-    println!("precision               {}{how}", m.precision_name());
+    outln!("precision               {}{how}", m.precision_name())?;
     if padded.as_array().is_some_and(|a| !a.is_empty()) {
-        println!("padded inputs           {padded} (zero-padded to whole groups)");
+        outln!("padded inputs           {padded} (zero-padded to whole groups)")?;
     }
-    println!("parameters              {} ({:.1} M)", c.param_count(), c.param_count() as f64 / 1e6);
-    println!(
+    outln!("parameters              {} ({:.1} M)", c.param_count(), c.param_count() as f64 / 1e6)?;
+    outln!(
         "model                   {} layers, hidden {}, intermediate {}, heads {} / kv {} / dim {}, vocab {}",
         c.num_hidden_layers,
         c.hidden_size,
@@ -147,25 +147,30 @@ fn engine_dir(dir: &Path, json: bool) -> Result<()> {
         c.num_key_value_heads,
         c.head_dim,
         c.vocab_size
-    );
-    println!(
+    )?;
+    outln!(
         "onnx                    {} (opset {}, {}, attention {:?})",
-        m.onnx.file, m.onnx.opset, m.onnx.dtype, m.onnx.attention
-    );
-    println!(
+        m.onnx.file,
+        m.onnx.opset,
+        m.onnx.dtype,
+        m.onnx.attention
+    )?;
+    outln!(
         "build limits            batch {}, input {}, sequence {} tokens",
-        m.build.max_batch_size, m.build.max_input_len, m.build.max_seq_len
-    );
-    println!("kv cache                {kv_name}: {kv_per_token:.0} bytes per token");
-    println!(
+        m.build.max_batch_size,
+        m.build.max_input_len,
+        m.build.max_seq_len
+    )?;
+    outln!("kv cache                {kv_name}: {kv_per_token:.0} bytes per token")?;
+    outln!(
         "kv cache at the limits  {:.1} MB ({} sequences × {} tokens)",
         full_kv / 1e6,
         m.build.max_batch_size,
         m.build.max_seq_len
-    );
-    println!("on disk                 {:.1} MB in {} files", on_disk as f64 / 1e6, m.files.len());
+    )?;
+    outln!("on disk                 {:.1} MB in {} files", on_disk as f64 / 1e6, m.files.len())?;
     for f in &m.files {
-        println!("  {:<22}{:>12} bytes", f.name, f.bytes);
+        outln!("  {:<22}{:>12} bytes", f.name, f.bytes)?;
     }
     Ok(())
 }

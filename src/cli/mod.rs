@@ -1,5 +1,13 @@
 //! The `trtforge` command line: one file per command, each its arguments and the few lines that
 //! hand them to a stage. Library errors are typed; here they become anyhow messages.
+
+/// `println!` that returns an error instead of panicking: see [`out`]. `outln!(...)?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod agree;
 mod bench;
 mod bench_serve;
@@ -133,7 +141,7 @@ impl ModelArgs {
                     None => None,
                 };
                 for w in tokenizer.as_ref().map_or(&[][..], |t| t.warnings()) {
-                    eprintln!("warning: tokenizer: {w}");
+                    crate::util::errln!("warning: tokenizer: {w}");
                 }
                 let n = max_seq(&man.model_config).min(man.build.max_seq_len);
                 let label = format!("{} ({})", dir.display(), man.precision_name());
@@ -144,9 +152,14 @@ impl ModelArgs {
                     }
                     _ => crate::backend::open_engine_dir(dir, kind, max_batch, n)?,
                 };
-                eprintln!("opened {} on {} in {:.2} s", dir.display(), kind.name(), t.elapsed().as_secs_f64());
+                crate::util::errln!(
+                    "opened {} on {} in {:.2} s",
+                    dir.display(),
+                    kind.name(),
+                    t.elapsed().as_secs_f64()
+                );
                 for n in backend.notes() {
-                    eprintln!("note: {n}");
+                    crate::util::errln!("note: {n}");
                 }
                 Ok(Runner { backend, tokenizer, label })
             }
@@ -157,7 +170,18 @@ impl ModelArgs {
 
 pub fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = Cli::parse();
+    // clap prints --help / --version / usage errors itself and ignores a failed write; here a
+    // --help that could not be written is an error, not a silent success.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            if let (Err(w), false) = (e.print(), e.use_stderr()) {
+                crate::util::errln!("error: writing to standard output: {w}");
+                return ExitCode::FAILURE;
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     // The pool is always sized here: rayon would otherwise take RAYON_NUM_THREADS unchecked
     // (100000 spends minutes spawning threads before any output).
     let threads = match (cli.threads, std::env::var("RAYON_NUM_THREADS")) {
@@ -165,7 +189,7 @@ pub fn main() -> ExitCode {
         (None, Ok(s)) => match values::threads(&s) {
             Ok(n) => Some(n),
             Err(e) => {
-                eprintln!("error: RAYON_NUM_THREADS={s:?}: {e} (or pass --threads)");
+                crate::util::errln!("error: RAYON_NUM_THREADS={s:?}: {e} (or pass --threads)");
                 return ExitCode::from(2);
             }
         },
@@ -173,7 +197,7 @@ pub fn main() -> ExitCode {
     };
     if let Some(n) = threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-            eprintln!("warning: could not set {n} threads: {e}");
+            crate::util::errln!("warning: could not set {n} threads: {e}");
         }
     }
     let res = match cli.cmd {
@@ -190,7 +214,7 @@ pub fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            crate::util::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -201,7 +225,8 @@ pub fn main() -> ExitCode {
 /// every print to a closed stdout into a panic; restoring the default here covers every print of
 /// every command in one place. (A long-running server that writes to sockets keeps it ignored.)
 fn restore_sigpipe() {
-    if std::env::args().nth(1).as_deref() == Some("serve") {
+    // args_os: std::env::args panics on a non-UTF-8 argument (even argv[0], the binary's path).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
         return;
     }
     // SAFETY: setting a signal's disposition to the default has no preconditions; this runs first
@@ -209,6 +234,20 @@ fn restore_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// Writes to stdout and flushes: a stdout that cannot take it (`> /dev/full`, a closed descriptor)
+/// is an error (exit 1) where `println!` would panic (exit 101). A closed pipe ends the process by
+/// SIGPIPE before that, quietly (see `restore_sigpipe`).
+pub fn out(s: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    write!(o, "{s}").and_then(|()| o.flush()).context("writing to standard output")
+}
+
+/// The command line as typed, for reports (a non-UTF-8 argument shown lossily, never a panic).
+pub fn command_line() -> String {
+    std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// Adds "loading model SPEC" to an error unless the message already names it (OS errors do).
@@ -225,9 +264,9 @@ pub fn load_model(spec: &str) -> Result<LoadedModel> {
     let t = Instant::now();
     let m = load(spec).map_err(|e| loading(spec, e))?;
     for w in m.warnings() {
-        eprintln!("warning: {w}");
+        crate::util::errln!("warning: {w}");
     }
-    eprintln!(
+    crate::util::errln!(
         "loaded {} ({:.1} M params) in {:.2} s",
         m.source,
         m.weights.config.param_count() as f64 / 1e6,
@@ -253,7 +292,7 @@ fn open_cuda(
     let t = Instant::now();
     let b = CudaBackend::new(w, CudaOptions::new(p, max_batch, max_seq))?;
     let (cs, cached) = b.compile_info();
-    eprintln!(
+    crate::util::errln!(
         "opened the CUDA engine on {} ({}, {:.1} MB of weights) in {:.2} s{}",
         b.device_name(),
         p.label(),

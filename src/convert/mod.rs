@@ -22,6 +22,8 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     cfg.validate()?;
     let out = cfg.output_dir();
+    // An engine dir a killed `convert --force` left moved aside is put back before it is judged.
+    crate::util::atomic::restore_aside(&out);
     // Before any work: an existing output is replaced only with --force, and only when it is an
     // engine directory trtforge wrote.
     if std::fs::symlink_metadata(&out).is_ok() {
@@ -70,7 +72,7 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
     let onnx = export_llama_with(&m.weights, &opts, opset, q)?;
 
     let parent = crate::util::atomic::parent_of(&out);
-    let dir_name = out.file_name().and_then(|n| n.to_str()).unwrap_or(&cfg.name);
+    let dir_name = out.file_name().unwrap_or(std::ffi::OsStr::new(&cfg.name));
     let tmp = TempDir::new(parent, dir_name)?;
     let mut files = Vec::new();
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {

@@ -174,6 +174,8 @@ impl Manifest {
 
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(MANIFEST_FILE);
+        // An engine dir a killed `convert --force` left moved aside is put back first.
+        crate::util::atomic::restore_aside(dir);
         let text = std::fs::read_to_string(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 let what = if dir.is_dir() { "is not an engine directory" } else { "does not exist" };

@@ -782,7 +782,7 @@ pub fn gemm_selftest_check(w: &ModelWeights) -> Result<CheckResult> {
     let us = |x: Option<f64>| x.map_or("-".to_string(), |u| format!("{u:.1}"));
     let mut sums = [(0f64, 0f64); 2];
     for (label, rows, n, k, a, b) in &r.timings {
-        eprintln!("  gemm {label:6} {rows:4}x{n:5}x{k:4}: f16 {} us, fp8 {} us", us(*a), us(*b));
+        crate::util::errln!("  gemm {label:6} {rows:4}x{n:5}x{k:4}: f16 {} us, fp8 {} us", us(*a), us(*b));
         let i = usize::from(*rows > 64);
         sums[i].0 += a.unwrap_or(f64::NAN);
         sums[i].1 += b.unwrap_or(f64::NAN);

@@ -51,7 +51,7 @@ fn record(sev: i32, msg: &str) {
             severity::INFO => "info",
             _ => "verbose",
         };
-        eprintln!("[TensorRT] {tag}: {msg}");
+        crate::util::errln!("[TensorRT] {tag}: {msg}");
     }
     if sev <= severity::ERROR {
         if let Ok(mut e) = ERRORS.lock() {
@@ -153,7 +153,7 @@ unsafe extern "C" fn phase_start(this: *mut c_void, name: *const c_char, parent:
         if depth < 2 {
             let indent = "  ".repeat(depth);
             let of = if parent.is_empty() { String::new() } else { format!(" ({parent})") };
-            eprintln!("  {indent}▸ {name}{of}: {steps} step{}", if steps == 1 { "" } else { "s" });
+            crate::util::errln!("  {indent}▸ {name}{of}: {steps} step{}", if steps == 1 { "" } else { "s" });
         }
         s.push((name, Instant::now()));
     }
@@ -170,7 +170,7 @@ unsafe extern "C" fn phase_finish(this: *mut c_void, name: *const c_char) {
         if let Some(pos) = s.iter().rposition(|(n, _)| *n == name) {
             let (_, t) = s.remove(pos);
             if pos < 2 {
-                eprintln!("  {}✓ {name} ({:.1} s)", "  ".repeat(pos), t.elapsed().as_secs_f64());
+                crate::util::errln!("  {}✓ {name} ({:.1} s)", "  ".repeat(pos), t.elapsed().as_secs_f64());
             }
         }
     }

@@ -2,16 +2,33 @@
 //! renamed into place. Temporaries are removed on error, on SIGINT/SIGTERM/SIGHUP (a handler
 //! installed on first use), and swept on the next write into the same folder when a `kill -9` left
 //! them: their names carry a marker and the writer's PID, so only ours, from dead processes, go.
+//! A directory being replaced where the filesystem cannot swap two directories atomically is moved
+//! aside as `.NAME.trtforge-tmp-PID-old` for the instant between two renames; should the process die
+//! there, the next sweep of the folder renames it back to NAME (see [`TempDir::commit`]).
 use crate::error::{Error, Result};
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 
 /// `.NAME.trtforge-tmp-PID`: the marker proves a name is a trtforge temporary.
 const TMP_MARK: &str = ".trtforge-tmp-";
+/// Appended to a temporary's name for the directory it replaces, moved aside (`.NAME.trtforge-tmp-PID-old`).
+const ASIDE: &str = "-old";
+
+/// What this process must undo on an interrupt.
+#[derive(Debug, Clone, PartialEq)]
+enum Live {
+    /// A temporary not yet renamed into place: removed.
+    Temp(PathBuf),
+    /// The directory `dest` held, moved aside to `old` while a new one is renamed in: put back
+    /// when `dest` is missing, otherwise removed.
+    Aside { old: PathBuf, dest: PathBuf },
+}
 
 /// Temporaries of this process that are not yet renamed into place.
-static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
 /// Called on an interrupt before cleaning up; returning true keeps the process running
 /// (bench's first Ctrl-C finishes the current cell and writes what was measured).
 type Hook = Box<dyn FnMut() -> bool + Send>;
@@ -35,17 +52,41 @@ pub fn install_handler() {
             if keep_running {
                 return;
             }
-            // Hold the lock until exit so no new temporary can be registered meanwhile.
+            // Hold the lock until exit so no new temporary can be registered meanwhile (and a
+            // commit's two renames, made under it, are never seen half done).
             let live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-            for p in live.iter() {
-                remove_any(p);
-            }
+            undo(&live);
             std::process::exit(130);
         });
         if let Err(e) = r {
-            eprintln!("warning: no interrupt handler ({e}); an interrupt may leave temporary files");
+            crate::util::errln!("warning: no interrupt handler ({e}); an interrupt may leave temporary files");
         }
     });
+}
+
+/// What the interrupt handler does with this process's live temporaries.
+fn undo(live: &[Live]) {
+    for l in live {
+        match l {
+            Live::Temp(p) => remove_any(p),
+            Live::Aside { old, dest } => {
+                settle_aside(old, dest, true);
+            }
+        }
+    }
+}
+
+/// A directory moved aside for `dest`: renamed back where `dest` is missing (the replacement never
+/// arrived); otherwise (the new one is in place) removed when `remove` says so. Returns what it did.
+fn settle_aside(old: &Path, dest: &Path, remove: bool) -> Option<&'static str> {
+    if std::fs::symlink_metadata(dest).is_err() && std::fs::rename(old, dest).is_ok() {
+        return Some("restored");
+    }
+    if remove && std::fs::symlink_metadata(dest).is_ok() {
+        remove_any(old);
+        return Some("removed");
+    }
+    None
 }
 
 /// Sets the function asked first on an interrupt (see [`HOOK`]).
@@ -55,24 +96,29 @@ pub fn set_interrupt_hook(f: impl FnMut() -> bool + Send + 'static) {
 }
 
 fn remove_any(p: &Path) {
+    let _ = try_remove_any(p);
+}
+
+fn try_remove_any(p: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => {
-            let _ = std::fs::remove_dir_all(p);
-        }
-        Ok(_) => {
-            let _ = std::fs::remove_file(p);
-        }
-        Err(_) => {}
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
+}
+
+fn live() -> std::sync::MutexGuard<'static, Vec<Live>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn register(p: &Path) {
     install_handler();
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(p.to_path_buf());
+    live().push(Live::Temp(p.to_path_buf()));
 }
 
 fn unregister(p: &Path) {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|x| x != p);
+    live().retain(|x| !matches!(x, Live::Temp(t) | Live::Aside { old: t, .. } if t == p));
 }
 
 /// The folder a path is written into ("." for a bare file name).
@@ -81,17 +127,33 @@ pub fn parent_of(path: &Path) -> &Path {
 }
 
 /// `dir/.NAME.trtforge-tmp-PID`.
-pub fn temp_name(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()))
+pub fn temp_name(dir: &Path, name: impl AsRef<OsStr>) -> PathBuf {
+    let mut n = OsString::from(".");
+    n.push(name);
+    n.push(format!("{TMP_MARK}{}", std::process::id()));
+    dir.join(n)
 }
 
-/// The PID a trtforge temporary's name carries, if it is one.
-pub fn temp_owner(file_name: &str) -> Option<u32> {
-    let (head, pid) = file_name.rsplit_once(TMP_MARK)?;
-    if !head.starts_with('.') || head.len() < 2 || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+/// A trtforge temporary's name taken apart: the name it stands for, its writer's PID, and whether
+/// it is a replaced directory moved aside.
+fn parse_temp(file_name: &[u8]) -> Option<(&[u8], u32, bool)> {
+    let mark = TMP_MARK.as_bytes();
+    let at = file_name.windows(mark.len()).rposition(|w| w == mark)?;
+    let (head, tail) = (&file_name[..at], &file_name[at + mark.len()..]);
+    let (pid, aside) = match tail.strip_suffix(ASIDE.as_bytes()) {
+        Some(p) => (p, true),
+        None => (tail, false),
+    };
+    if head.len() < 2 || head[0] != b'.' || pid.is_empty() || !pid.iter().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    pid.parse().ok()
+    let pid = std::str::from_utf8(pid).ok()?.parse().ok()?;
+    Some((&head[1..], pid, aside))
+}
+
+/// The PID a trtforge temporary's name carries (a replaced directory moved aside included), if it is one.
+pub fn temp_owner(file_name: &str) -> Option<u32> {
+    parse_temp(file_name.as_bytes()).map(|(_, pid, _)| pid)
 }
 
 /// Passes an interrupt on to a child process (SIGINT; 0: none), so that it can finish its current
@@ -111,21 +173,62 @@ fn process_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Removes trtforge temporaries in `dir` left by processes that no longer run. Returns their names.
+/// Cleans up after trtforge processes that no longer run, in `dir`: a directory one moved aside
+/// while replacing it goes back to its name where that name is missing (the replacement never
+/// arrived) and is removed where the name is taken (it did); their other temporaries are removed.
+/// Returns the names acted on.
 pub fn sweep_stale(dir: &Path) -> Vec<String> {
     let mut swept = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return swept };
     for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        match temp_owner(&name) {
-            Some(pid) if pid != std::process::id() && !process_alive(pid) => {
-                remove_any(&e.path());
-                swept.push(name);
+        let file_name = e.file_name();
+        let Some((name, pid, aside)) = parse_temp(file_name.as_bytes()) else { continue };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        if aside {
+            let dest = dir.join(OsStr::from_bytes(name));
+            match settle_aside(&e.path(), &dest, true) {
+                Some("restored") => crate::util::errln!(
+                    "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
+                    dest.display()
+                ),
+                Some(_) => {}
+                None => continue,
+            }
+        } else {
+            remove_any(&e.path());
+        }
+        swept.push(file_name.to_string_lossy().into_owned());
+    }
+    swept
+}
+
+/// Puts back a directory an interrupted trtforge moved aside from `dest` (see [`TempDir::commit`]),
+/// where `dest` is missing. Readers call it before saying `dest` does not exist. Returns whether
+/// `dest` was restored.
+pub fn restore_aside(dest: &Path) -> bool {
+    if std::fs::symlink_metadata(dest).is_ok() {
+        return false;
+    }
+    let (dir, Some(want)) = (parent_of(dest), dest.file_name()) else { return false };
+    let Ok(rd) = std::fs::read_dir(dir) else { return false };
+    for e in rd.flatten() {
+        let file_name = e.file_name();
+        match parse_temp(file_name.as_bytes()) {
+            Some((name, pid, true)) if name == want.as_bytes() && pid != std::process::id() && !process_alive(pid) => {
+                if settle_aside(&e.path(), dest, false) == Some("restored") {
+                    crate::util::errln!(
+                        "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
+                        dest.display()
+                    );
+                    return true;
+                }
             }
             _ => {}
         }
     }
-    swept
+    false
 }
 
 /// Writes a file through a temporary in the same folder, synced, then renamed over `path`.
@@ -138,7 +241,7 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> s
     let dir = parent_of(path);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     sweep_stale(dir);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let name = path.file_name().unwrap_or(OsStr::new("out"));
     let tmp = temp_name(dir, name);
     register(&tmp);
     let res = (|| {
@@ -162,7 +265,7 @@ pub struct TempDir {
 
 impl TempDir {
     /// `parent/.NAME.trtforge-tmp-PID`, after sweeping stale temporaries from `parent`.
-    pub fn new(parent: &Path, name: &str) -> Result<Self> {
+    pub fn new(parent: &Path, name: impl AsRef<OsStr>) -> Result<Self> {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         sweep_stale(parent);
         let path = temp_name(parent, name);
@@ -178,32 +281,57 @@ impl TempDir {
     /// Moves the directory to `dest`, which must not exist or must be a directory the caller has
     /// proved it may replace (`replace`). The swap is atomic where the filesystem supports it
     /// (Linux `renameat2(RENAME_EXCHANGE)`): an interrupt leaves either the old or the new directory.
+    /// Elsewhere the old directory is renamed aside ([`move_aside`]) and the new one renamed in
+    /// ([`move_in`]), both under the lock the interrupt handler takes, so Ctrl-C / SIGTERM never
+    /// falls between them; a `kill -9` there leaves the old one aside, which the next run puts back
+    /// ([`sweep_stale`], [`restore_aside`]).
     pub fn commit(mut self, dest: &Path, replace: bool) -> Result<()> {
         let exists = std::fs::symlink_metadata(dest).is_ok();
         if exists && !replace {
             return Err(Error::Invalid(format!("{} already exists", dest.display())));
         }
-        if !exists {
+        // The directory left to remove once the new one is in place (the replaced one).
+        let replaced = if !exists {
             std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        } else if !exchange(&self.path, dest) {
-            // No atomic exchange here: move the old one aside under a temporary name first.
-            let old = self
-                .path
-                .with_file_name(format!("{}-old", self.path.file_name().and_then(|n| n.to_str()).unwrap_or(".old")));
-            std::fs::rename(dest, &old).map_err(|e| Error::io(dest, e))?;
-            if let Err(e) = std::fs::rename(&self.path, dest) {
-                let _ = std::fs::rename(&old, dest);
+            None
+        } else if exchange(&self.path, dest) {
+            // self.path now holds the replaced directory.
+            Some(self.path.clone())
+        } else {
+            let mut live = live();
+            let old = move_aside(&self.path, dest).map_err(|e| Error::io(dest, e))?;
+            live.push(Live::Aside { old: old.clone(), dest: dest.to_path_buf() });
+            if let Err(e) = move_in(&self.path, dest, &old) {
+                live.retain(|l| !matches!(l, Live::Aside { old: o, .. } if *o == old));
                 return Err(Error::io(dest, e));
             }
-            remove_any(&old);
-            // self.path is gone; what remains to clean is nothing.
+            Some(old)
+        };
+        if let Some(r) = &replaced {
+            remove_any(r);
+            unregister(r);
         }
-        // After an exchange, self.path holds the replaced directory: remove it.
-        remove_any(&self.path);
         unregister(&self.path);
         self.done = true;
         Ok(())
     }
+}
+
+/// The fallback's first step: `dest` renamed to `NEW-old` beside it (`NEW`: the temporary that
+/// replaces it, whose name carries the PID that the next sweep checks).
+fn move_aside(new: &Path, dest: &Path) -> std::io::Result<PathBuf> {
+    let mut name = new.file_name().unwrap_or(OsStr::new(".trtforge-tmp-0")).to_os_string();
+    name.push(ASIDE);
+    let old = new.with_file_name(name);
+    std::fs::rename(dest, &old)?;
+    Ok(old)
+}
+
+/// The fallback's second step: `new` renamed to `dest`; on failure the old directory goes back.
+fn move_in(new: &Path, dest: &Path, old: &Path) -> std::io::Result<()> {
+    std::fs::rename(new, dest).inspect_err(|_| {
+        let _ = std::fs::rename(old, dest);
+    })
 }
 
 /// Atomically swaps two paths (Linux); false where unsupported.
@@ -250,6 +378,9 @@ mod tests {
         assert_eq!(temp_owner(".x.trtforge-tmp-"), None);
         assert_eq!(temp_owner(".x.trtforge-tmp-12a"), None);
         assert_eq!(temp_owner("x.trtforge-tmp-12"), None);
+        assert_eq!(temp_owner(".x.trtforge-tmp-12-old"), Some(12));
+        assert_eq!(temp_owner(".x.trtforge-tmp--old"), None);
+        assert_eq!(parse_temp(b".a.b.trtforge-tmp-7-old"), Some((&b"a.b"[..], 7, true)));
     }
 
     #[test]
@@ -297,5 +428,82 @@ mod tests {
         assert!(dest.join("y").exists() && !dest.join("x").exists());
         drop(TempDir::new(t.path(), "e").unwrap());
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    /// `commit`'s fallback (no RENAME_EXCHANGE) stopped between its two renames, as a `kill -9`
+    /// there would: the user's directory is aside, the new one still a temporary. The next sweep of
+    /// the folder (or a reader's `restore_aside`) puts the old one back; nothing of it is lost.
+    #[test]
+    fn fallback_commit_killed_between_renames_restores_the_old_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("e");
+        // A writer that no longer runs (PID 0x7fff_fff0).
+        let new = d.join(".e.trtforge-tmp-2147483632");
+        for (reader, sweep) in [(false, true), (true, false)] {
+            std::fs::create_dir(&dest).unwrap();
+            std::fs::write(dest.join("model.onnx"), b"old").unwrap();
+            std::fs::create_dir(&new).unwrap();
+            std::fs::write(new.join("model.onnx"), b"new").unwrap();
+            let old = move_aside(&new, &dest).unwrap();
+            assert_eq!(old, d.join(".e.trtforge-tmp-2147483632-old"));
+            assert!(!dest.exists());
+            // Killed here. The next run:
+            if sweep {
+                sweep_stale(d);
+            }
+            if reader {
+                assert!(restore_aside(&dest));
+            }
+            assert_eq!(std::fs::read(dest.join("model.onnx")).unwrap(), b"old");
+            assert!(!old.exists());
+            let _ = std::fs::remove_dir_all(&new);
+            std::fs::remove_dir_all(&dest).unwrap();
+        }
+    }
+
+    /// Killed after both renames but before the old directory was removed: the new one stays,
+    /// the old one is swept.
+    #[test]
+    fn fallback_commit_killed_before_removal_keeps_the_new_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("e");
+        let new = d.join(".e.trtforge-tmp-2147483632");
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("model.onnx"), b"old").unwrap();
+        std::fs::create_dir(&new).unwrap();
+        std::fs::write(new.join("model.onnx"), b"new").unwrap();
+        let old = move_aside(&new, &dest).unwrap();
+        move_in(&new, &dest, &old).unwrap();
+        assert!(!restore_aside(&dest), "dest exists: nothing to restore");
+        sweep_stale(d);
+        assert_eq!(std::fs::read(dest.join("model.onnx")).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 1);
+    }
+
+    /// An interrupt (the handler's `undo`) between the renames puts the old directory back; after
+    /// them, removes it. A failed second rename puts it back too.
+    #[test]
+    fn interrupt_and_failure_paths_restore_the_old_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let dest = d.join("e");
+        let new = d.join(format!(".e.trtforge-tmp-{}", std::process::id()));
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("f"), b"old").unwrap();
+        std::fs::create_dir(&new).unwrap();
+        let old = move_aside(&new, &dest).unwrap();
+        undo(&[Live::Aside { old: old.clone(), dest: dest.clone() }]);
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"old");
+        let old = move_aside(&new, &dest).unwrap();
+        move_in(&new, &dest, &old).unwrap();
+        undo(&[Live::Aside { old: old.clone(), dest: dest.clone() }]);
+        assert!(!old.exists() && dest.exists());
+        // The second rename fails (its source is gone): the old directory goes back.
+        std::fs::write(dest.join("f"), b"kept").unwrap();
+        let old = move_aside(&new, &dest).unwrap();
+        assert!(move_in(&new, &dest, &old).is_err());
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"kept");
     }
 }

@@ -187,7 +187,7 @@ pub fn run(gpu: &Gpu, d: &Dims) -> Result<GemmSelfTest> {
                 chosen = Some((wm, am, e));
                 break;
             }
-            Err(e) => eprintln!("fp8 GEMM with weight scales {wm:?}, activation scales {am:?}: {e}"),
+            Err(e) => crate::util::errln!("fp8 GEMM with weight scales {wm:?}, activation scales {am:?}: {e}"),
         }
     }
     let (w_mode, a_mode, (e1, q1)) =
@@ -257,7 +257,7 @@ pub fn run(gpu: &Gpu, d: &Dims) -> Result<GemmSelfTest> {
                 scr.f32(),
             );
             if let Err(e) = r8 {
-                eprintln!("fp8 GEMM {rows}x{n}x{kk}: {e}");
+                crate::util::errln!("fp8 GEMM {rows}x{n}x{kk}: {e}");
             }
             timings.push((label.to_string(), rows, n, kk, gpu.lt_tuned_us(&f16s), gpu.lt_tuned_us(&f8s)));
         }

@@ -1274,7 +1274,7 @@ impl Lt {
             all.join(" "),
         );
         if self.log {
-            eprintln!("{line}");
+            crate::util::errln!("{line}");
         }
         self.report.borrow_mut().push(line);
         Ok(plan)
@@ -1326,7 +1326,7 @@ fn arena_alloc(ctx: &Arc<CudaContext>, n: usize) -> Option<u64> {
         // SAFETY: plain allocation, owned by the arena for the rest of the process.
         let base = unsafe { cudarc::driver::result::malloc_sync(size) }.ok()?;
         if std::env::var_os("TRTFORGE_ALLOC_LOG").is_some() {
-            eprintln!("arena {size} B at {base:#x}");
+            crate::util::errln!("arena {size} B at {base:#x}");
         }
         *g = Some(Arena { ctx: ctx.clone(), base, size, top: 0, live: 0 });
     }
@@ -1349,7 +1349,7 @@ fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize) -> Result<DevBuf> {
     let n = bytes.max(16);
     if let Some(ptr) = arena_alloc(ctx, n) {
         if n >= 1 << 20 && std::env::var_os("TRTFORGE_ALLOC_LOG").is_some() {
-            eprintln!("alloc {n} B at {ptr:#x} (arena)");
+            crate::util::errln!("alloc {n} B at {ptr:#x} (arena)");
         }
         return Ok(DevBuf { ptr, bytes: n, ctx: ctx.clone(), arena: true });
     }
@@ -1359,7 +1359,7 @@ fn alloc_raw(ctx: &Arc<CudaContext>, bytes: usize) -> Result<DevBuf> {
     // Opt-in diagnostic (session 8, b64_8): the bs64 step is bimodal by load placement; log where
     // every allocation of 1 MiB or more lands so a fast and a slow load can be compared.
     if n >= 1 << 20 && std::env::var_os("TRTFORGE_ALLOC_LOG").is_some() {
-        eprintln!("alloc {n} B at {ptr:#x} (2 MiB offset {:#x})", ptr % (2 << 20));
+        crate::util::errln!("alloc {n} B at {ptr:#x} (2 MiB offset {:#x})", ptr % (2 << 20));
     }
     Ok(DevBuf { ptr, bytes: n, ctx: ctx.clone(), arena: false })
 }
@@ -1551,14 +1551,14 @@ mod tests {
                     }
                 }
                 let regs: Vec<&str> = c.log.lines().filter(|l| l.contains("registers")).collect();
-                eprintln!(
+                crate::util::errln!(
                     "{preset} {f:?}: {:.2} s, {} KB cubin; {} reg lines; spills: {spills:?}",
                     c.secs,
                     c.cubin.len() / 1024,
                     regs.len()
                 );
                 if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
-                    eprintln!("{}", c.log);
+                    crate::util::errln!("{}", c.log);
                 }
                 // The fp32 reference mode (f32 weights, 16-byte loads of 4 elements) may spill a
                 // word in its widest GEMVs; the fast formats must not spill at all.

@@ -738,7 +738,7 @@ impl CudaBackend {
             };
             let c = gpu::compile_cached(&src, &arch, &gpu::cache_dir())?;
             if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
-                eprintln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
+                crate::util::errln!("{}", c.log); // ptxas -v: registers, shared memory, spills per kernel
             }
             return Err(Error::Gpu(format!("TRTFORGE_CUDA_PRECOMPILE: kernels for {arch} cached ({:.1} s)", c.secs)));
         }
@@ -1040,14 +1040,16 @@ impl CudaBackend {
             };
             let mut err = None;
             if let Err(e) = try_mode(LtScale::OuterVec) {
-                eprintln!("note: cuBLASLt's FP8 GEMM with scale vectors: {e}; trying it unscaled + fp8_rescale");
+                crate::util::errln!(
+                    "note: cuBLASLt's FP8 GEMM with scale vectors: {e}; trying it unscaled + fp8_rescale"
+                );
                 fp8_scales = LtScale::None;
                 if let Err(e2) = try_mode(LtScale::None) {
                     err = Some(Error::Gpu(format!("{e}; unscaled: {e2}")));
                 }
             }
             if let Some(e) = err {
-                eprintln!("warning: TRTFORGE_FP8_GEMM: cuBLASLt's FP8 GEMM is not usable here ({e}); fp8 linears keep their f16 copies");
+                crate::util::errln!("warning: TRTFORGE_FP8_GEMM: cuBLASLt's FP8 GEMM is not usable here ({e}); fp8 linears keep their f16 copies");
                 for lin in linears.iter_mut().flatten() {
                     lin.fp8 = None;
                 }
@@ -1192,7 +1194,14 @@ impl CudaBackend {
                             gpu.max_active_clusters(&name, grid, sh.rb as u32, sh.smem as u32, sh.slices as u32)?
                                 as usize;
                         if log && si < 8 {
-                            eprintln!("tcg3 {} {}x{} {:?}: {} clusters fit", role.tag(), lin.n, lin.k, sh, fit);
+                            crate::util::errln!(
+                                "tcg3 {} {}x{} {:?}: {} clusters fit",
+                                role.tag(),
+                                lin.n,
+                                lin.k,
+                                sh,
+                                fit
+                            );
                         }
                         if fit >= sh.groups {
                             pick = Some(*sh);
@@ -1203,7 +1212,7 @@ impl CudaBackend {
                     gpu.allow_smem(&name, sh.smem)?;
                     lin.tcg3 = Some(sh);
                     if log && si < 8 {
-                        eprintln!("tcg3 {} picked {:?}", role.tag(), sh);
+                        crate::util::errln!("tcg3 {} picked {:?}", role.tag(), sh);
                     }
                 }
             }
@@ -1240,7 +1249,12 @@ impl CudaBackend {
                             let fit =
                                 gpu.max_active_clusters(&name, grid, TCG4_THREADS, sh.smem as u32, sh.slices as u32)?;
                             if log && si < 8 {
-                                eprintln!("tcg4 {} {}x{} {sh:?}: {fit} clusters fit", l.role.tag(), lin.n, lin.k);
+                                crate::util::errln!(
+                                    "tcg4 {} {}x{} {sh:?}: {fit} clusters fit",
+                                    l.role.tag(),
+                                    lin.n,
+                                    lin.k
+                                );
                             }
                             if fit as usize >= sh.tiles {
                                 pick = Some(*sh);
@@ -1250,7 +1264,7 @@ impl CudaBackend {
                         let Some(sh) = pick.or(cands.first().copied()) else { break };
                         gpu.allow_smem(&name, sh.smem)?;
                         if log && si < 8 {
-                            eprintln!("tcg4 {} picked {sh:?}", l.role.tag());
+                            crate::util::errln!("tcg4 {} picked {sh:?}", l.role.tag());
                         }
                         shapes.push(sh);
                     }
@@ -1413,7 +1427,7 @@ impl CudaBackend {
             Err(_) => None,
             Ok(_) if seq_cap > mk::max_len() => {
                 // One captured decode graph serves every position, so a longer cache cannot use it.
-                eprintln!(
+                crate::util::errln!(
                     "TRTFORGE_MK=1: not used: the megakernel's attention holds at most {} positions, this engine's KV \
                      cache {seq_cap}",
                     mk::max_len()
@@ -2726,7 +2740,7 @@ impl CudaBackend {
         // the bs64 decode host-bound?).
         if std::env::var("TRTFORGE_DECODE_LOG").as_deref() == Ok("1") {
             let tot = t0.elapsed().as_secs_f64() * 1e3;
-            eprintln!(
+            crate::util::errln!(
                 "greedy_decode bs{b} {steps} steps: host enqueue {enq:.2} ms, until the tokens are back {tot:.2} ms"
             );
         }
