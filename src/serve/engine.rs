@@ -9,6 +9,7 @@ use super::scheduler::{FinishReason, Scheduler, SchedulerConfig, SeqId, SeqReque
 use crate::backend::paged::PagedBackend;
 use crate::backend::sampling::TokenLogprobs;
 use crate::model::tokenizer::{StreamDecoder, Tokenizer};
+use crate::util::errln;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -448,7 +449,7 @@ impl Worker {
     /// Ends every request of a failed step with the backend's error.
     fn fail_plan(&mut self, plan: &super::scheduler::Plan, e: &crate::error::Error) {
         let msg = format!("the {} backend failed: {e}", self.backend.name());
-        say!("error: {msg}");
+        errln!("error: {msg}");
         for entry in &plan.entries {
             self.sched.abort(entry.id);
             if let Some(a) = self.active.remove(&entry.id) {
@@ -471,7 +472,7 @@ impl Worker {
             } else if p.since.elapsed() >= Duration::from_secs(2) {
                 let per = |s: f64| s * 1e6 / p.steps.max(1) as f64;
                 let wall = p.since.elapsed().as_secs_f64();
-                say!(
+                errln!(
                     "profile: {} steps in {wall:.2} s ({:.0} µs/step), {} queued ahead, {:.1} seqs and {:.1} tokens a step; per step: schedule {:.0} µs, backend {:.0} µs, after {:.0} µs, outside steps (idle, commands, metrics) {:.0} µs",
                     p.steps,
                     per(wall),
@@ -484,7 +485,7 @@ impl Worker {
                     per(wall - p.busy),
                 );
                 if let Some(b) = self.backend.take_profile() {
-                    say!("profile: {b}");
+                    errln!("profile: {b}");
                 }
                 *p = StepProfile::new();
             }

@@ -6,6 +6,7 @@ use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
+use crate::util::errln;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
@@ -884,7 +885,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, drai
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // out of file descriptors and the like: wait for connections to close rather than spin
-                    say!("warning: accepting a connection failed: {e}");
+                    errln!("warning: accepting a connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -903,18 +904,18 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, drai
         });
     }
     drop(listener);
-    say!("shutting down: draining (running requests get {:.1} s; a second signal exits now)", drain.as_secs_f64());
+    errln!("shutting down: draining (running requests get {:.1} s; a second signal exits now)", drain.as_secs_f64());
     state.draining.store(true, Ordering::SeqCst);
     state.engine.drain(drain);
     std::thread::spawn(move || {
         std::thread::sleep(drain + Duration::from_secs(3));
-        say!("error: connections still open {:.0} s after the drain deadline; exiting", 3.0);
+        errln!("error: connections still open {:.0} s after the drain deadline; exiting", 3.0);
         std::process::exit(1);
     });
     tokio::select! {
         _ = graceful.shutdown() => Ok(()),
         _ = shutdown_signal() => {
-            say!("second signal: exiting without waiting for running requests");
+            errln!("second signal: exiting without waiting for running requests");
             std::process::exit(130);
         }
     }

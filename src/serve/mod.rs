@@ -5,15 +5,6 @@
 //! - [`engine`]: the thread that owns the backend and scheduler and streams text per request.
 //! - [`api`]: OpenAI request parsing / response shapes; [`http`]: the axum server around it.
 //! - [`metrics`]: Prometheus text exposition.
-/// `eprintln!` that never panics: a server whose stderr is a closed pipe or a full disk keeps serving and still
-/// drains on SIGTERM (eprintln! would panic inside the shutdown path).
-macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($t)*);
-    }};
-}
-
 pub mod api;
 pub mod block_manager;
 pub mod engine;
@@ -30,6 +21,7 @@ use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::ModelWeights;
+use crate::util::errln;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +112,7 @@ fn load(o: &ServeOptions) -> Result<Loaded> {
         })?,
     };
     for w in tokenizer.warnings() {
-        say!("warning: tokenizer: {w}");
+        errln!("warning: tokenizer: {w}");
     }
     Ok(Loaded { weights, quantized, precision, tokenizer, name, quant })
 }
@@ -142,7 +134,7 @@ fn load_model(o: &ServeOptions) -> Result<LoadedParts> {
         (Some(spec), None) => {
             let m = crate::model::load::load(spec)?;
             if let Some(w) = m.unused_warning() {
-                say!("warning: {w}");
+                errln!("warning: {w}");
             }
             let tok = m.tokenizer;
             let name = match &m.source {
@@ -290,7 +282,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     }
     let chat = chat::ChatTemplate::from_model(&tokenizer)?;
     if chat.is_fallback() {
-        say!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
+        errln!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
     }
     // One tokenizer for the process; the engine's stream decoders borrow it for 'static.
     let tokenizer: &'static Tokenizer = Box::leak(Box::new(tokenizer));
@@ -305,7 +297,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let mut backend = backend;
     let tw = std::time::Instant::now();
     if let Some(what) = backend.warm_up()? {
-        say!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
+        errln!("warm-up: {what} ({:.2} s in all)", tw.elapsed().as_secs_f64());
     }
     let kv_bytes = backend.kv_cache_bytes() as f64;
     let kv_mib = kv_bytes / (1 << 20) as f64;
@@ -334,22 +326,22 @@ pub fn run(o: &ServeOptions) -> Result<()> {
             .and_then(|()| tokio::net::TcpListener::from_std(listener))
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr().map_err(|e| Error::Invalid(format!("listener address: {e}")))?;
-        say!(
+        errln!(
             "serving {name:?} on the {backend_name} backend: {num_blocks} KV blocks of {} tokens ({kv_mib:.1} MiB), KV cache {kv_format} at {kv_per_token:.0} bytes per token{held}, max model length {max_model_len}, up to {} sequences per step; loaded in {:.1} s",
             paged::BLOCK_SIZE,
             o.max_num_seqs,
             t0.elapsed().as_secs_f64()
         );
         if o.kv_cache_memory.is_none() && o.gpu_memory_utilization.is_none() && o.backend == BackendKind::Cuda {
-            say!(
+            errln!(
                 "KV pool: the default for the GPU, room for --max-num-seqs {} sequences of the full context (at most {} of the device's memory; --kv-cache-memory or --gpu-memory-utilization choose)",
                 o.max_num_seqs, DEFAULT_GPU_FRACTION
             );
         }
-        say!("listening on http://{local}");
+        errln!("listening on http://{local}");
         http::serve(listener, state, o.drain_timeout).await.map_err(|e| Error::Invalid(format!("server error: {e}")))
     })?;
-    say!("server stopped");
+    errln!("server stopped");
     Ok(())
 }
 
