@@ -318,9 +318,9 @@ fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 
 /// GGUF files llama.cpp refuses are refused, by `generate` / `eval` / `serve`'s loader and by `info`, with an error
 /// naming the key or tensors at fault: bias tensors (llama.cpp would add them: running without them is another model),
-/// tensors a llama model does not have, partial rotary (with and without key_length), value_length unlike the head
-/// size, mixture of experts, big-endian files, tensors sharing bytes. A stored head beside the embeddings is read, not
-/// refused.
+/// tensors a llama model does not have, byte-level BPE without merges, partial rotary (with and without key_length),
+/// value_length unlike the head size, mixture of experts, big-endian files, tensors sharing bytes. A stored head beside
+/// the embeddings is read, not refused.
 #[test]
 fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
     if !py::have_modules(&["numpy", "gguf"]) {
@@ -328,7 +328,7 @@ fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
     }
     let (dir, expected) = llamacpp_rule_files("refusals", &[]);
     let cases = expected.as_object().unwrap();
-    assert_eq!(cases.len(), 9);
+    assert_eq!(cases.len(), 10);
     let mut failures = Vec::new();
     for (name, want) in cases {
         let path = dir.path().join(format!("{name}.gguf"));

@@ -6,9 +6,9 @@ refuses, and what an independent implementation expects of each (driven by tests
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
-- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, partial rotary,
-  value_length unlike the head size, mixture of experts, big-endian, two tensors sharing bytes); each with the
-  key or tensor names the error must give.
+- refusals: files llama.cpp refuses (bias tensors, tensors a llama model does not have, byte-level BPE without
+  merges, partial rotary, value_length unlike the head size, mixture of experts, big-endian, two tensors sharing
+  bytes); each with the key or tensor names the error must give.
 - rope: `llama.rope.scaling.factor` without `llama.rope.scaling.type`, and the older `llama.rope.scale_linear`
   alone: llama.cpp's type defaults to linear and the factor falls back to scale_linear. Logits of a float64
   numpy forward pass (tests/py/np_llama.py over gguf-py's reading of the file) with positions divided by the
@@ -140,6 +140,8 @@ def refusals(out):
     # Any other tensor: llama.cpp "wrong number of tensors".
     case("unknown_tensors", ["foo.weight", "blk.0.attn_q_norm.weight", "wrong number of tensors"],
          extra_tensors=[("foo.weight", (8, 32)), ("blk.0.attn_q_norm.weight", (HEAD_DIM,))])
+    # "cannot find tokenizer merges in model file"
+    case("bpe_without_merges", ["tokenizer.ggml.merges"], merges=False)
     # "invalid n_rot": rotary dimension 8 of a 16-wide head, with and without key_length.
     case("partial_rotary", ["llama.rope.dimension_count = 8", "partial rotary", "llama.attention.key_length"],
          rope_dim=8)
