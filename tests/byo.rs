@@ -323,7 +323,7 @@ fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 /// the embeddings is read, not refused.
 #[test]
 fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
-    if !py::have_modules(&["numpy", "gguf"]) {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
         return;
     }
     let (dir, expected) = llamacpp_rule_files("refusals", &[]);
@@ -368,7 +368,7 @@ fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
     use std::sync::Arc;
     use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
     use trtforge::model::config::RopeScaling;
-    if !py::have_modules(&["numpy", "gguf"]) {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
         return;
     }
     let (dir, expected) = llamacpp_rule_files("rope", &[]);
@@ -392,5 +392,24 @@ fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
             let d = common::max_abs_diff(out.row(pos), &row);
             assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
         }
+    }
+}
+
+/// Byte-level BPE vocabularies without `tokenizer.ggml.add_bos_token` get llama.cpp's default: bos for its Llama 3
+/// pre-tokenizers (`llama-bpe`, `llama3`), none for `smaug-bpe`; the key, when present, wins. The ids (bos
+/// included) are the oracle's.
+#[test]
+fn gguf_llama3_pre_tokenizers_add_bos_by_default() {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
+        return;
+    }
+    let (dir, expected) = llamacpp_rule_files("bos", &[]);
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (name, want) in cases {
+        let m = trtforge::model::load::load(dir.path().join(format!("{name}.gguf")).to_str().unwrap()).unwrap();
+        let tok = m.tokenizer.as_ref().unwrap();
+        let text = want["text"].as_str().unwrap();
+        assert_eq!(tok.encode(text, true).unwrap(), json_ids(&want["ids"]), "{name}");
     }
 }

@@ -486,10 +486,7 @@ impl GgufFile {
             eos: id("tokenizer.ggml.eos_token_id")?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             pad: id("tokenizer.ggml.padding_token_id")?,
-            // llama.cpp (and transformers) add bos to a SentencePiece vocabulary that does not say otherwise.
-            add_bos: self
-                .opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?
-                .unwrap_or(self.metadata.get("tokenizer.ggml.model").and_then(GgufValue::as_str) == Some("llama")),
+            add_bos: self.opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?,
             chat_template: self.opt_as("tokenizer.chat_template", "a string", |v| v.as_str().map(str::to_owned))?,
         })
     }

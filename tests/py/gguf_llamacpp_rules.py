@@ -2,7 +2,7 @@
 """Small GGUF files, written by gguf-py, that llama.cpp either honours in a way that is easy to get wrong or
 refuses, and what an independent implementation expects of each (driven by tests/byo.rs):
 
-    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals|rope
+    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals|rope|bos
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
@@ -13,6 +13,15 @@ Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
   alone: llama.cpp's type defaults to linear and the factor falls back to scale_linear. Logits of a float64
   numpy forward pass (tests/py/np_llama.py over gguf-py's reading of the file) with positions divided by the
   factor, and without (to show the fixture tells the two apart).
+- bos: byte-level BPE vocabularies without `tokenizer.ggml.add_bos_token`: llama.cpp's default (llama-vocab.cpp)
+  is to add bos for its Llama 3 pre-tokenizers (`llama-bpe`, `llama3`, `llama-v3`, `falcon3`) and not for
+  others (`smaug-bpe`); the key, when present, wins. Ids from the oracle below.
+
+The tokenizer oracle is written here from llama.cpp's rules, not from trtforge's or HF's code: each regex of
+the pre-tokenizer applied in turn with Python's `regex` module, splitting every piece the previous one left
+into its matches and the text between them; GPT-2's byte-to-unicode mapping; then BPE that repeatedly merges
+the adjacent pair of lowest merge rank (leftmost first), a whole piece found in the vocabulary being taken
+as is under `ignore_merges`.
 """
 import json
 import os
@@ -20,6 +29,7 @@ import struct
 import sys
 
 import numpy as np
+import regex
 import gguf
 from gguf import GGUFValueType as V
 
@@ -28,6 +38,12 @@ from np_llama import forward, load_gguf  # noqa: E402
 
 HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 64, 128, 2, 4, 2, 128
 HEAD_DIM = HIDDEN // HEADS
+
+# llama.cpp's pre-tokenizer regexes (src/llama-vocab.cpp, llm_tokenizer_bpe).
+LLAMA_CPP_LLAMA3 = [
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+]
 
 
 def byte_to_unicode():
@@ -44,6 +60,42 @@ def byte_to_unicode():
 
 
 B2U = byte_to_unicode()
+
+
+def split(text, regexes):
+    pieces = [text]
+    for expr in regexes:
+        pat = regex.compile(expr)
+        out = []
+        for p in pieces:
+            at = 0
+            for m in pat.finditer(p):
+                if m.start() > at:
+                    out.append(p[at : m.start()])
+                if m.end() > m.start():
+                    out.append(m.group())
+                at = m.end()
+            if at < len(p):
+                out.append(p[at:])
+        pieces = out
+    return pieces
+
+
+def bpe_ids(text, regexes, vocab, ranks, ignore_merges=False):
+    ids = []
+    for piece in split(text, regexes):
+        word = "".join(B2U[b] for b in piece.encode("utf-8"))
+        if ignore_merges and word in vocab:
+            ids.append(vocab[word])
+            continue
+        syms = list(word)
+        while len(syms) > 1:
+            best = min(range(len(syms) - 1), key=lambda i: (ranks.get((syms[i], syms[i + 1]), 1 << 60), i))
+            if (syms[best], syms[best + 1]) not in ranks:
+                break
+            syms[best : best + 2] = [syms[best] + syms[best + 1]]
+        ids.extend(vocab[s] for s in syms)
+    return ids
 
 
 def tiny_bpe_vocab():
@@ -190,10 +242,30 @@ def rope(out):
     return cases
 
 
+BOS_TEXT = "hello world, 12345 hello"
+
+
+def bos(out):
+    tokens, merges, _ = tiny_bpe_vocab()
+    vocab = {t: i for i, t in enumerate(tokens)}
+    ranks = {tuple(m.split(" ")): i for i, m in enumerate(merges)}
+    cases = {}
+    for name, pre, add_bos, want_bos in [
+        ("llama_bpe_no_key", "llama-bpe", None, True),
+        ("llama3_no_key", "llama3", None, True),
+        ("llama_bpe_key_false", "llama-bpe", False, False),
+        ("smaug_bpe_no_key", "smaug-bpe", None, False),
+    ]:
+        write_model(os.path.join(out, name + ".gguf"), pre=pre, add_bos=add_bos)
+        ids = bpe_ids(BOS_TEXT, LLAMA_CPP_LLAMA3, vocab, ranks, ignore_merges=(pre != "smaug-bpe"))
+        cases[name] = {"text": BOS_TEXT, "ids": ([0] if want_bos else []) + ids}
+    return cases
+
+
 def main():
     out, what = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    expected = {"refusals": refusals, "rope": rope}[what](out)
+    expected = {"refusals": refusals, "rope": rope, "bos": bos}[what](out)
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 
