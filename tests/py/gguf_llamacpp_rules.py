@@ -3,6 +3,7 @@
 refuses, and what an independent implementation expects of each (driven by tests/byo.rs):
 
     python3 tests/py/gguf_llamacpp_rules.py OUT_DIR refusals|rope|bos
+    python3 tests/py/gguf_llamacpp_rules.py OUT_DIR default_pre SMOLLM2_GGUF [TEXT_FILE]
 
 Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 
@@ -16,6 +17,8 @@ Writes OUT_DIR/<case>.gguf files and OUT_DIR/expected.json:
 - bos: byte-level BPE vocabularies without `tokenizer.ggml.add_bos_token`: llama.cpp's default (llama-vocab.cpp)
   is to add bos for its Llama 3 pre-tokenizers (`llama-bpe`, `llama3`, `llama-v3`, `falcon3`) and not for
   others (`smaug-bpe`); the key, when present, wins. Ids from the oracle below.
+- default_pre: SmolLM2's vocabulary with no `tokenizer.ggml.pre` and with `pre = "default"`: llama.cpp
+  tokenizes both with its DEFAULT pre-tokenizer regexes. Ids from the oracle below.
 
 The tokenizer oracle is written here from llama.cpp's rules, not from trtforge's or HF's code: each regex of
 the pre-tokenizer applied in turn with Python's `regex` module, splitting every piece the previous one left
@@ -31,7 +34,7 @@ import sys
 import numpy as np
 import regex
 import gguf
-from gguf import GGUFValueType as V
+from gguf import GGUFReader, GGUFValueType as V
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from np_llama import forward, load_gguf  # noqa: E402
@@ -40,6 +43,12 @@ HIDDEN, FFN, LAYERS, HEADS, KV_HEADS, CTX = 64, 128, 2, 4, 2, 128
 HEAD_DIM = HIDDEN // HEADS
 
 # llama.cpp's pre-tokenizer regexes (src/llama-vocab.cpp, llm_tokenizer_bpe).
+LLAMA_CPP_DEFAULT = [
+    r"[\p{P}\$\+<=>\^~\|]+",
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+]
 LLAMA_CPP_LLAMA3 = [
     r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
@@ -262,10 +271,54 @@ def bos(out):
     return cases
 
 
+DEFAULT_PRE_TEXTS = [
+    "Hello, world! It's 2024: $1,234,567.89 + 42% = ?",
+    "Wait , what ?! (yes) $100 + 2 = 102 ... \"quoted\" <a href='x'>|~^</a>",
+    "pi=3.14159265358979, 1234567 and 12 345 6789012",
+    "  leading spaces,\ttabs\n\nnewlines   and   runs   ",
+    "Unicode “quotes” — dashes… «guillemets» ¡hola! ¿qué? 你好，世界。 ١٢٣٤٥ ⅷ ½",
+    "emoji 👍🏽 and accents: café naïve Ærøskøbing; I'm you're we'll they'd IT'S",
+    "code: fn main() { let x = a[i] * (b - c) / d; } // done #tag @user `tick`",
+]
+
+
+def default_pre(out, smol_path, text_file=None):
+    r = GGUFReader(smol_path)
+    fields = {k: f for k, f in r.fields.items() if k.startswith("tokenizer.")}
+    tokens = [str(t) for t in fields["tokenizer.ggml.tokens"].contents()]
+    merges = [str(m) for m in fields["tokenizer.ggml.merges"].contents()]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    ranks = {tuple(m.split(" ", 1)): i for i, m in enumerate(merges)}
+    texts = list(DEFAULT_PRE_TEXTS)
+    if text_file:
+        with open(text_file, encoding="utf-8") as f:
+            texts.append(f.read()[20000:24000])
+    for name, pre in [("no_pre", None), ("pre_default", "default")]:
+        w = gguf.GGUFWriter(os.path.join(out, name + ".gguf"), arch="llama")
+        for k, f in fields.items():
+            if k == "tokenizer.ggml.pre" or k.startswith("tokenizer.chat_template"):
+                continue
+            vt = f.types[0]
+            w.add_key_value(k, f.contents(), vt, sub_type=f.types[-1] if vt == V.ARRAY else None)
+        if pre is not None:
+            w.add_tokenizer_pre(pre)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.close()
+    cases = [{"text": t, "ids": bpe_ids(t, LLAMA_CPP_DEFAULT, vocab, ranks)} for t in texts]
+    # The fixture must tell llama.cpp's default rules from plain GPT-2 splitting.
+    gpt2 = [bpe_ids(t, [LLAMA_CPP_DEFAULT[1]], vocab, ranks) for t in texts]
+    return {"files": ["no_pre", "pre_default"], "cases": cases,
+            "texts_unlike_gpt2": sum(c["ids"] != g for c, g in zip(cases, gpt2))}
+
+
 def main():
     out, what = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
-    expected = {"refusals": refusals, "rope": rope, "bos": bos}[what](out)
+    if what == "default_pre":
+        expected = default_pre(out, sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
+    else:
+        expected = {"refusals": refusals, "rope": rope, "bos": bos}[what](out)
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 
