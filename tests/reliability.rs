@@ -234,6 +234,10 @@ fn tiny_gguf() -> Vec<u8> {
         toks.extend(gguf_str(&format!("<{i:02x}>")));
     }
     kv.push(("tokenizer.ggml.tokens".into(), 9, toks));
+    // No merges, but the key: a byte-level BPE file without it is refused, as llama.cpp refuses it.
+    let mut merges = 8u32.to_le_bytes().to_vec();
+    merges.extend(0u64.to_le_bytes());
+    kv.push(("tokenizer.ggml.merges".into(), 9, merges));
     let mut tensors: Vec<(String, Vec<u64>)> =
         vec![("token_embd.weight".into(), vec![hidden, vocab]), ("output_norm.weight".into(), vec![hidden])];
     tensors.push(("output.weight".into(), vec![hidden, vocab]));

@@ -163,7 +163,10 @@ fn gguf_vocab(path: &Path) -> GgufVocab {
         eos: id("tokenizer.ggml.eos_token_id"),
         unk: id("tokenizer.ggml.unknown_token_id"),
         pad: id("tokenizer.ggml.padding_token_id"),
-        add_bos: matches!(kv.get("tokenizer.ggml.add_bos_token"), Some(Meta::Bool(true))),
+        add_bos: match kv.get("tokenizer.ggml.add_bos_token") {
+            Some(Meta::Bool(b)) => Some(*b),
+            _ => None,
+        },
         chat_template: s("tokenizer.chat_template"),
         ..Default::default()
     }

@@ -449,12 +449,21 @@ impl GgufFile {
     /// The `tokenizer.*` metadata as plain data for [`crate::model::tokenizer::Tokenizer::from_gguf_vocab`].
     pub fn tokenizer_vocab(&self) -> Result<crate::model::tokenizer::GgufVocab> {
         let id = |k: &str| -> Result<Option<u32>> { self.opt_as(k, "a u32", uint::<u32>) };
+        let model = self.get_str("tokenizer.ggml.model")?;
         Ok(crate::model::tokenizer::GgufVocab {
-            model: self.get_str("tokenizer.ggml.model")?.to_string(),
+            model: model.to_string(),
             pre: self.opt_as("tokenizer.ggml.pre", "a string", |v| v.as_str().map(str::to_owned))?,
             tokens: self.get_str_array("tokenizer.ggml.tokens")?,
             merges: if self.metadata.contains_key("tokenizer.ggml.merges") {
                 self.get_str_array("tokenizer.ggml.merges")?
+            } else if model == "gpt2" {
+                // Without merges byte-level BPE would tokenize byte by byte; llama.cpp refuses the file
+                // ("cannot find tokenizer merges in model file").
+                return Err(Error::format(
+                    &self.path,
+                    "tokenizer.ggml.model is \"gpt2\" (byte-level BPE) but tokenizer.ggml.merges is missing; the \
+                     merges are needed to tokenize (llama.cpp refuses such a file too)",
+                ));
             } else {
                 Vec::new()
             },
@@ -477,10 +486,7 @@ impl GgufFile {
             eos: id("tokenizer.ggml.eos_token_id")?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
             pad: id("tokenizer.ggml.padding_token_id")?,
-            // llama.cpp (and transformers) add bos to a SentencePiece vocabulary that does not say otherwise.
-            add_bos: self
-                .opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?
-                .unwrap_or(self.metadata.get("tokenizer.ggml.model").and_then(GgufValue::as_str) == Some("llama")),
+            add_bos: self.opt_as("tokenizer.ggml.add_bos_token", "a bool", as_bool)?,
             chat_template: self.opt_as("tokenizer.chat_template", "a string", |v| v.as_str().map(str::to_owned))?,
         })
     }

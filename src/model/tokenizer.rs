@@ -68,8 +68,9 @@ pub struct GgufVocab {
     pub unk: Option<u32>,
     /// `tokenizer.ggml.padding_token_id`
     pub pad: Option<u32>,
-    /// `tokenizer.ggml.add_bos_token`
-    pub add_bos: bool,
+    /// `tokenizer.ggml.add_bos_token`; when absent, llama.cpp's default for the vocabulary type and
+    /// pre-tokenizer applies ([`default_add_bos`]).
+    pub add_bos: Option<bool>,
     /// `tokenizer.ggml.add_eos_token`
     pub add_eos: bool,
     /// `tokenizer.ggml.eot_token_id`: end of turn (Llama 3's `<|eot_id|>`), ends generation.
@@ -109,9 +110,23 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 /// its own pre-token. HF writes this as `Sequence[Digits(individual), ByteLevel]`.
 const DIGITS_THEN_GPT2: &[&str] = &["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"];
 /// `tokenizer.ggml.pre` values that are plain GPT-2 byte-level splitting.
-const PLAIN_GPT2: &[&str] = &["default", "gpt2", "gpt-2"];
-/// `tokenizer.ggml.pre` values that use the Llama 3 split regex (and ignore_merges, as HF does).
-const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "smaug-bpe", "falcon3"];
+const PLAIN_GPT2: &[&str] = &["gpt2", "gpt-2"];
+/// `tokenizer.ggml.pre` values llama.cpp maps to its LLAMA3 pre-tokenizer (llama-vocab.cpp): the Llama 3 split
+/// regex, whole-word vocabulary hits before merges (`ignore_merges`) and bos added unless the file says otherwise.
+const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "falcon3"];
+/// `tokenizer.ggml.pre` values with the Llama 3 split regex but neither `ignore_merges` nor a bos default
+/// (llama.cpp's SMAUG pre-tokenizer).
+const LLAMA3_SPLIT_ONLY: &[&str] = &["smaug-bpe"];
+/// llama.cpp's DEFAULT pre-tokenizer (llama-vocab.cpp, `llm_tokenizer_bpe`), used for `tokenizer.ggml.pre =
+/// "default"` and, with a warning, when the key is missing: these regexes applied one after another, each
+/// splitting the pieces the previous left (matches and the text between them are pieces), then byte-level BPE.
+/// The second is GPT-2's, which llama.cpp runs through an equivalent hand-written matcher.
+const LLAMA_CPP_DEFAULT_SPLITS: &[&str] = &[
+    r"[\p{P}\$\+<=>\^~\|]+",
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
+    r"\p{N}+",
+    r"[0-9][0-9][0-9]",
+];
 
 /// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
@@ -321,6 +336,14 @@ impl Tokenizer {
             warnings.push(format!("{duplicates} GGUF tokens repeat a later spelling; their ids decode to nothing"));
         }
         let merges = parse_merges(&v.merges)?;
+        if v.pre.is_none() {
+            warnings.push(
+                "GGUF tokenizer.ggml.pre is missing: using llama.cpp's \"default\" pre-tokenizer as llama.cpp does, \
+                 which it warns may degrade generation quality; a GGUF written by a current llama.cpp converter names \
+                 the model's pre-tokenizer"
+                    .into(),
+            );
+        }
         let pre = v.pre.as_deref().unwrap_or("default");
         let llama3 = LLAMA3_FAMILY.contains(&pre);
         let bpe = BPE::builder()
@@ -329,13 +352,24 @@ impl Tokenizer {
             .build()
             .map_err(|e| tok_err("building the BPE model from the GGUF vocabulary", e))?;
 
+        // Split pieces (matches and the text between), then the byte-level mapping without GPT-2's own split.
+        let splits = |what: &str, regexes: &[&str]| -> Result<PreTokenizerWrapper> {
+            let mut seq: Vec<PreTokenizerWrapper> = Vec::with_capacity(regexes.len() + 1);
+            for re in regexes {
+                let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
+                    .map_err(|e| tok_err(format!("compiling the {what} split regex {re:?}"), e))?;
+                seq.push(split.into());
+            }
+            seq.push(ByteLevel::new(false, true, false).into());
+            Ok(PreSequence::new(seq).into())
+        };
         let byte_level = ByteLevel::new(false, true, true);
         let pre_tokenizer: PreTokenizerWrapper = if DIGITS_THEN_GPT2.contains(&pre) {
             PreSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
-        } else if llama3 {
-            let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| tok_err("compiling the Llama 3 split regex", e))?;
-            PreSequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into()
+        } else if llama3 || LLAMA3_SPLIT_ONLY.contains(&pre) {
+            splits("Llama 3", &[LLAMA3_SPLIT])?
+        } else if pre == "default" {
+            splits("llama.cpp default", LLAMA_CPP_DEFAULT_SPLITS)?
         } else {
             if !PLAIN_GPT2.contains(&pre) {
                 warnings.push(format!(
@@ -358,6 +392,7 @@ impl Tokenizer {
     /// The fields every GGUF vocabulary fills the same way.
     fn from_gguf_parts(inner: tokenizers::Tokenizer, v: GgufVocab, warnings: Vec<String>) -> Self {
         let default_system = v.chat_template.as_deref().and_then(default_system_prompt);
+        let add_bos = v.add_bos.unwrap_or_else(|| default_add_bos(&v.model, v.pre.as_deref()));
         Tokenizer {
             inner,
             n_vocab: v.tokens.len(),
@@ -365,7 +400,7 @@ impl Tokenizer {
             eos: v.eos,
             unk: v.unk,
             pad: v.pad,
-            add_bos: v.add_bos && v.bos.is_some(),
+            add_bos: add_bos && v.bos.is_some(),
             processor_adds_bos: false,
             add_eos: v.add_eos && v.eos.is_some(),
             stop_ids: [v.eot, v.eom].into_iter().flatten().filter(|&i| Some(i) != v.eos).collect(),
@@ -774,6 +809,18 @@ pub fn read_generation_eos(path: &Path) -> Result<Vec<u32>> {
 /// SentencePiece's space marker.
 const SPIECE_SPACE: &str = "\u{2581}";
 
+/// Whether bos is added when `tokenizer.ggml.add_bos_token` is absent: llama.cpp's defaults (llama-vocab.cpp,
+/// `llama_vocab::impl::load`) for the vocabularies trtforge reads — true for SentencePiece (`llama`) and for
+/// byte-level BPE with a Llama 3 pre-tokenizer ([`LLAMA3_FAMILY`]), false for every other BPE pre-tokenizer
+/// (`smaug-bpe`, `smollm`, `default`, `gpt-2`...).
+fn default_add_bos(model: &str, pre: Option<&str>) -> bool {
+    match model {
+        "llama" => true,
+        "gpt2" => pre.is_some_and(|p| LLAMA3_FAMILY.contains(&p)),
+        _ => false,
+    }
+}
+
 /// `tokenizer.ggml.merges` entries (`"a b"`) as pairs.
 fn parse_merges(merges: &[String]) -> Result<Vec<(String, String)>> {
     merges
@@ -1066,7 +1113,7 @@ mod tests {
             eos: Some(2),
             unk: Some(0),
             pad: Some(2),
-            add_bos: false,
+            add_bos: Some(false),
             chat_template: None,
             ..Default::default()
         }
@@ -1153,7 +1200,7 @@ mod tests {
         let t = Tokenizer::from_gguf_vocab(tiny_vocab()).unwrap();
         assert_eq!(t.encode("a  1", false).unwrap(), vec![id(&t, "a"), id(&t, "ĠĠ"), id(&t, "1")]);
         let mut v = tiny_vocab();
-        v.pre = Some("default".into());
+        v.pre = Some("gpt-2".into());
         let plain = Tokenizer::from_gguf_vocab(v).unwrap();
         assert_eq!(plain.encode("a  1", false).unwrap(), vec![id(&t, "a"), id(&t, "Ġ"), id(&t, "Ġ"), id(&t, "1")]);
     }
@@ -1161,7 +1208,7 @@ mod tests {
     #[test]
     fn add_bos_and_overrides() {
         let mut v = tiny_vocab();
-        v.add_bos = true;
+        v.add_bos = Some(true);
         let t = Tokenizer::from_gguf_vocab(v).unwrap();
         assert_eq!(t.encode("hello", true).unwrap(), vec![1, id(&t, "hello")]);
         assert_eq!(t.encode("hello", false).unwrap(), vec![id(&t, "hello")]);
@@ -1250,7 +1297,7 @@ mod tests {
             bos: Some(1),
             eos: Some(2),
             unk: Some(0),
-            add_bos: true,
+            add_bos: Some(true),
             ..Default::default()
         }
     }
