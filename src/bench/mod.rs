@@ -170,6 +170,10 @@ pub struct BenchResults {
     pub memory_sweep: Vec<SweepResult>,
     /// True when Ctrl-C stopped the run early; what was measured is kept.
     pub interrupted: bool,
+    /// This run's id, which every file of its report carries (`report::new_run_id`); empty in
+    /// results of an older trtforge or another tool.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 impl BenchResults {
@@ -328,6 +332,7 @@ pub fn run(
         quality: Vec::new(),
         memory_sweep: Vec::new(),
         interrupted: false,
+        run_id: report::new_run_id(),
     };
     let cells_per_backend = settings.batch_sizes.len() * settings.input_lens.len()
         + 1
