@@ -1560,3 +1560,28 @@ fn sweep_06_bench_keeps_a_users_write_test_file() {
     succeeds(&bench_args(e.to_str().unwrap(), &["--out", "r"]), d);
     assert_eq!(std::fs::read(d.join("r/.write-test")).unwrap(), b"mine");
 }
+
+/// A bench that measured no speed cell (no backend could run, every shape over the context) fails
+/// with the reasons and leaves an earlier report as it was; a default directory made for it goes.
+#[test]
+fn sweep_07_bench_that_measured_nothing_fails_and_keeps_the_earlier_report() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    succeeds(&bench_args(e, &["--out", "r"]), d);
+    let before = snapshot(&d.join("r"));
+    let env = [("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")];
+    let mut trt = bench_args(e, &["--out", "r"]);
+    trt[4] = "trt";
+    let long = ["bench", "--engine-dirs", e, "--backends", "cpu", "--runs", "1", "--input-lens", "64", "--out", "r"];
+    for args in [&trt[..], &long[..]] {
+        let err = fails_env(args, d, &env);
+        assert!(err.contains("nothing was measured"), "{args:?}: {err}");
+        assert_eq!(snapshot(&d.join("r")), before, "{args:?}");
+    }
+    let err = fails_env(&long[..long.len() - 2], d, &env);
+    assert!(err.contains("nothing was measured"), "{err}");
+    assert!(names_in(&d.join("reports")).is_empty(), "{:?}", names_in(&d.join("reports")));
+    assert_no_temporaries(d);
+}

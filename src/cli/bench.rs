@@ -225,6 +225,23 @@ fn measure(
     let isolate = crate::bench::Isolate::parse(&a.isolate)?;
     let child = (!in_child).then_some(&child as ChildBench);
     let mut res = crate::bench::run(&settings, &command, &stop, &mut progress, child, isolate)?;
+    // A run that measured no speed cell writes no report: an earlier one in --out stays as it was.
+    if !in_child && !res.speed.iter().any(|r| r.status == crate::bench::Status::Ok) {
+        if res.interrupted {
+            crate::util::errln!("interrupted before any cell was measured: no report written");
+            std::process::exit(130);
+        }
+        let why: std::collections::BTreeSet<String> = res
+            .speed
+            .iter()
+            .map(|r| format!("{} / {}: {}", r.engine, r.backend, r.reason.as_deref().unwrap_or("failed")))
+            .collect();
+        anyhow::bail!(
+            "nothing was measured, so no report was written to {} — {}",
+            out.display(),
+            why.into_iter().collect::<Vec<_>>().join("; ")
+        );
+    }
     if let Some(b) = baseline {
         res.merge(b);
     }
