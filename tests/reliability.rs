@@ -1585,3 +1585,43 @@ fn sweep_07_bench_that_measured_nothing_fails_and_keeps_the_earlier_report() {
     assert!(names_in(&d.join("reports")).is_empty(), "{:?}", names_in(&d.join("reports")));
     assert_no_temporaries(d);
 }
+
+/// Runs under a 4 GiB address-space limit, so that a read without end fails here instead of
+/// taking the machine's memory.
+fn run_capped(args: &[&str], cwd: &Path) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg("ulimit -v 4194304; exec \"$@\"").arg("sh").arg(BIN).args(args).current_dir(cwd);
+    run_command(&mut cmd, &args)
+}
+
+/// A config, --text or --eval-text that is a device or a FIFO is refused at once (/dev/zero grew
+/// memory until the process was killed; a FIFO blocked); a config over 1 MiB is refused.
+#[test]
+fn sweep_08_special_and_huge_input_files_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    let fifo = d.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = d.join("big.yaml");
+    std::fs::write(&big, format!("{}# padding\n{}", cfg_for(&tiny(), "x", ""), "#".repeat(2 << 20))).unwrap();
+    let tiny = tiny();
+    for special in ["/dev/zero", fifo.to_str().unwrap()] {
+        for args in [
+            vec!["convert", "--config", special],
+            vec!["eval", "--model", &tiny, "--text", special, "--ctx", "16"],
+            bench_args(e, &["--eval-text", special, "--out", "r"]),
+        ] {
+            let r = run_capped(&args, d);
+            assert_clean_failure(&args, &r);
+            assert!(r.stderr.contains(special) && r.stderr.contains("regular file"), "{args:?}: {}", r.stderr);
+        }
+    }
+    let r = run_capped(&["convert", "--config", big.to_str().unwrap()], d);
+    assert_clean_failure(&"big config", &r);
+    assert!(r.stderr.contains("at most 1048576"), "{}", r.stderr);
+    assert!(!d.join("x").exists() && !d.join("r").exists());
+}

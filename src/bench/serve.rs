@@ -295,7 +295,7 @@ fn load_speeches(dir: &Path) -> Result<Vec<String>> {
     files.sort();
     let mut out = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+        let text = crate::util::read_text(f, None)?;
         for para in text.split("\n\n") {
             let words: Vec<&str> = para.split_whitespace().collect();
             if words.len() >= 3 {

@@ -93,7 +93,7 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
     let command = super::command_line();
     let mut docs = Vec::new();
     for p in &a.static_json {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = crate::util::read_text(p, None)?;
         let doc: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
         docs.push((p.display().to_string(), doc));
