@@ -74,6 +74,54 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Largest engine config (YAML) read: configs are a few hundred bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a file the user named: refused unless it is a regular file (a FIFO or a device such as
+/// /dev/zero would block or grow memory without end), and, with `limit`, unless it holds at most
+/// that many bytes (checked while reading too, for a file that grows).
+pub fn read_file(path: &Path, limit: Option<u64>) -> Result<Vec<u8>> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before its type can be seen.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let md = f.metadata().map_err(|e| Error::io(path, e))?;
+    let t = md.file_type();
+    if !t.is_file() {
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::Invalid(format!("{} is {what}; give a regular file", path.display())));
+    }
+    let too_big =
+        |n: u64, max: u64| Error::Invalid(format!("{} is {n} bytes; at most {max} are read from it", path.display()));
+    if let Some(max) = limit.filter(|&m| md.len() > m) {
+        return Err(too_big(md.len(), max));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit.map_or(u64::MAX, |m| m + 1)).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if let Some(max) = limit.filter(|&m| bytes.len() as u64 > m) {
+        return Err(too_big(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
+/// [`read_file`] as UTF-8 text.
+pub fn read_text(path: &Path, limit: Option<u64>) -> Result<String> {
+    String::from_utf8(read_file(path, limit)?).map_err(|e| Error::format(path, format!("not UTF-8 text: {e}")))
+}
+
 /// Writes a file through a temporary in the same directory and a rename; the temporary is removed
 /// on error and on SIGINT/SIGTERM, and swept later if a kill -9 left it (see [`atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -1443,3 +1443,189 @@ fn sweep_03_unwritable_stdout_and_stderr() {
     }
     assert_no_temporaries(d);
 }
+
+/// `bench` on the tiny engine `e`, cpu only, small: its arguments.
+fn bench_args<'a>(e: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "bench",
+        "--engine-dirs",
+        e,
+        "--backends",
+        "cpu",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--input-lens",
+        "4",
+        "--output-len",
+        "2",
+        "--quality-tokens",
+        "2",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Every file in `dir`, name → contents.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    names_in(dir).into_iter().map(|n| (n.clone(), std::fs::read(dir.join(&n)).unwrap())).collect()
+}
+
+/// The default report directory is made by this run alone (a taken name gets `-2`, `-3`...), and
+/// a directory another bench is writing into is refused, not shared.
+#[test]
+fn sweep_04_report_dirs_are_never_shared() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    // Every name this run could pick for the next few seconds is already another run's (here: a
+    // folder holding a user's file), as when two runs start in the same second.
+    let now = std::time::SystemTime::now();
+    for s in 0..30 {
+        let ts = humantime::format_rfc3339_seconds(now + Duration::from_secs(s)).to_string().replace(':', "-");
+        std::fs::create_dir_all(d.join("reports").join(&ts)).unwrap();
+        std::fs::write(d.join("reports").join(&ts).join("mine.txt"), b"other run").unwrap();
+    }
+    let r = succeeds(&bench_args(e, &[]), d);
+    let md = PathBuf::from(r.stdout.trim());
+    assert!(md.ends_with("report.md") && d.join(&md).is_file(), "{}", r.stdout);
+    let made = md.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+    assert!(made.ends_with("-2"), "{made}");
+    for dir in names_in(&d.join("reports")).iter().filter(|n| **n != made) {
+        assert_eq!(names_in(&d.join("reports").join(dir)), vec!["mine.txt"], "{dir}");
+    }
+    // An --out another bench holds (its lock, taken here) is refused before any work, and left alone.
+    let out = d.join("locked");
+    std::fs::create_dir(&out).unwrap();
+    let held = std::fs::File::open(&out).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let err = fails(&bench_args(e, &["--out", "locked"]), d);
+    assert!(err.contains("another trtforge bench"), "{err}");
+    let err = fails(&["bench", "serve", "--url", "http://127.0.0.1:9", "--out", "locked"], d);
+    assert!(err.contains("another trtforge bench"), "{err}");
+    assert!(names_in(&out).is_empty());
+    drop(held);
+    succeeds(&bench_args(e, &["--out", "locked"]), d);
+    assert!(out.join("results.json").is_file());
+    assert_no_temporaries(d);
+}
+
+/// Every file of a report carries the run's id; a report mixed from two runs (what an interrupted
+/// write of an older trtforge left) is recognised and replaced whole; a file of a report's name that
+/// carries no id is a user's, never overwritten.
+#[test]
+fn sweep_05_reports_are_replaced_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    succeeds(&bench_args(e, &["--out", "a"]), d);
+    succeeds(&bench_args(e, &["--out", "b"]), d);
+    let id = |dir: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(dir).join("results.json")).unwrap()).unwrap();
+        v["run_id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (id("a"), id("b"));
+    assert_ne!(a, b);
+    for f in names_in(&d.join("a")) {
+        let text = std::fs::read_to_string(d.join("a").join(&f)).unwrap();
+        assert!(text.contains(&a) && !text.contains(&b), "{f} does not carry its run's id");
+    }
+    // Mixed: a's report.md beside b's other files.
+    std::fs::copy(d.join("a/report.md"), d.join("b/report.md")).unwrap();
+    let r = succeeds(&bench_args(e, &["--out", "b"]), d);
+    assert!(r.stderr.contains("mixed"), "{}", r.stderr);
+    let c = id("b");
+    for f in names_in(&d.join("b")) {
+        let text = std::fs::read_to_string(d.join("b").join(&f)).unwrap();
+        assert!(text.contains(&c), "{f} is not of the last run");
+    }
+    // A user's report.md beside a report: refused, untouched.
+    std::fs::write(d.join("b/report.md"), b"my notes").unwrap();
+    let err = fails(&bench_args(e, &["--out", "b"]), d);
+    assert!(err.contains("report.md"), "{err}");
+    assert_eq!(std::fs::read(d.join("b/report.md")).unwrap(), b"my notes");
+    assert_no_temporaries(d);
+}
+
+/// A user's file named `.write-test` in --out is not the writability probe's to delete.
+#[test]
+fn sweep_06_bench_keeps_a_users_write_test_file() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    std::fs::create_dir(d.join("r")).unwrap();
+    std::fs::write(d.join("r/.write-test"), b"mine").unwrap();
+    succeeds(&bench_args(e.to_str().unwrap(), &["--out", "r"]), d);
+    assert_eq!(std::fs::read(d.join("r/.write-test")).unwrap(), b"mine");
+}
+
+/// A bench that measured no speed cell (no backend could run, every shape over the context) fails
+/// with the reasons and leaves an earlier report as it was; a default directory made for it goes.
+#[test]
+fn sweep_07_bench_that_measured_nothing_fails_and_keeps_the_earlier_report() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    succeeds(&bench_args(e, &["--out", "r"]), d);
+    let before = snapshot(&d.join("r"));
+    let env = [("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")];
+    let mut trt = bench_args(e, &["--out", "r"]);
+    trt[4] = "trt";
+    let long = ["bench", "--engine-dirs", e, "--backends", "cpu", "--runs", "1", "--input-lens", "64", "--out", "r"];
+    for args in [&trt[..], &long[..]] {
+        let err = fails_env(args, d, &env);
+        assert!(err.contains("nothing was measured"), "{args:?}: {err}");
+        assert_eq!(snapshot(&d.join("r")), before, "{args:?}");
+    }
+    let err = fails_env(&long[..long.len() - 2], d, &env);
+    assert!(err.contains("nothing was measured"), "{err}");
+    assert!(names_in(&d.join("reports")).is_empty(), "{:?}", names_in(&d.join("reports")));
+    assert_no_temporaries(d);
+}
+
+/// Runs under a 4 GiB address-space limit, so that a read without end fails here instead of
+/// taking the machine's memory.
+fn run_capped(args: &[&str], cwd: &Path) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg("ulimit -v 4194304; exec \"$@\"").arg("sh").arg(BIN).args(args).current_dir(cwd);
+    run_command(&mut cmd, &args)
+}
+
+/// A config, --text or --eval-text that is a device or a FIFO is refused at once (/dev/zero grew
+/// memory until the process was killed; a FIFO blocked); a config over 1 MiB is refused.
+#[test]
+fn sweep_08_special_and_huge_input_files_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    let e = e.to_str().unwrap();
+    let fifo = d.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = d.join("big.yaml");
+    std::fs::write(&big, format!("{}# padding\n{}", cfg_for(&tiny(), "x", ""), "#".repeat(2 << 20))).unwrap();
+    let tiny = tiny();
+    for special in ["/dev/zero", fifo.to_str().unwrap()] {
+        for args in [
+            vec!["convert", "--config", special],
+            vec!["eval", "--model", &tiny, "--text", special, "--ctx", "16"],
+            bench_args(e, &["--eval-text", special, "--out", "r"]),
+        ] {
+            let r = run_capped(&args, d);
+            assert_clean_failure(&args, &r);
+            assert!(r.stderr.contains(special) && r.stderr.contains("regular file"), "{args:?}: {}", r.stderr);
+        }
+    }
+    let r = run_capped(&["convert", "--config", big.to_str().unwrap()], d);
+    assert_clean_failure(&"big config", &r);
+    assert!(r.stderr.contains("at most 1048576"), "{}", r.stderr);
+    assert!(!d.join("x").exists() && !d.join("r").exists());
+}

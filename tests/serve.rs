@@ -655,7 +655,7 @@ fn bench_serve_against_a_running_server() {
     let seen: u64 = levels.iter().map(|l| l["output_tokens"].as_u64().unwrap()).sum();
     assert!(metrics(srv.port)["trtforge_generation_tokens_total"] as u64 >= seen);
     assert!(std::fs::read_to_string(out.path().join("serve_report.md")).unwrap().contains("| concurrency 3 |"));
-    assert!(std::fs::read_to_string(out.path().join("serve_latency.svg")).unwrap().starts_with("<svg"));
+    assert!(std::fs::read_to_string(out.path().join("serve_latency.svg")).unwrap().contains("<svg"));
     srv.assert_pool_empty();
 }
 

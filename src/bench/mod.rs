@@ -170,12 +170,16 @@ pub struct BenchResults {
     pub memory_sweep: Vec<SweepResult>,
     /// True when Ctrl-C stopped the run early; what was measured is kept.
     pub interrupted: bool,
+    /// This run's id, which every file of its report carries (`report::new_run_id`); empty in
+    /// results of an older trtforge or another tool.
+    #[serde(default)]
+    pub run_id: String,
 }
 
 impl BenchResults {
     /// Reads a results.json (from an earlier bench or scripts/hf_baseline.py) of this schema version.
     pub fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::read_text(path, None)?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::format(path, format!("not a trtforge results.json: {e}")))?;
         let ver = v.get("schema_version").and_then(|x| x.as_u64());
@@ -307,7 +311,7 @@ pub fn run(
     }
     let eval_ids_cache: Option<String> = match &settings.eval_text {
         Some(p) => {
-            let t = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let t = crate::util::read_text(p, None)?;
             if t.trim().is_empty() {
                 return Err(Error::Invalid(format!("--eval-text {} is empty", p.display())));
             }
@@ -328,6 +332,7 @@ pub fn run(
         quality: Vec::new(),
         memory_sweep: Vec::new(),
         interrupted: false,
+        run_id: report::new_run_id(),
     };
     let cells_per_backend = settings.batch_sizes.len() * settings.input_lens.len()
         + 1

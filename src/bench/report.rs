@@ -16,13 +16,51 @@ pub const REPORT_FILES: [&str; 7] = [
     "quality_vs_speed.svg",
 ];
 
+/// A new id for a run. Every file of its report carries it (results.json's `run_id`, results.csv's
+/// `run_id` column, a first-line comment in the Markdown and SVG files), so that files of two runs
+/// are told apart: a report whose files disagree is one an interrupted write left mixed.
+pub fn new_run_id() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{t:x}-{:x}", std::process::id())
+}
+
+/// `text` with its run id as a first-line comment (Markdown and SVG both take `<!-- -->`).
+pub fn mark(text: &str, run_id: &str) -> String {
+    format!("<!-- trtforge-run:{run_id} -->\n{text}")
+}
+
+/// The run id a report file carries (see [`new_run_id`]), or None if it carries none (a file of
+/// an older trtforge, or not trtforge's). Reads at most what it needs.
+fn run_id_of(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let name = path.file_name()?.to_str()?;
+    let limit = if name.ends_with(".json") { 256 << 20 } else { 64 << 10 };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.take(limit).read_to_end(&mut bytes).ok()?;
+    if name.ends_with(".json") {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        return v.get("run_id")?.as_str().filter(|s| !s.is_empty()).map(String::from);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    if name.ends_with(".csv") {
+        let mut lines = text.lines();
+        if !lines.next()?.ends_with(",run_id") {
+            return None;
+        }
+        return Some(lines.next().and_then(|r| r.rsplit(',').next()).unwrap_or("").to_string());
+    }
+    let rest = text.strip_prefix("<!-- trtforge-run:")?;
+    Some(rest[..rest.find(" -->")?].to_string())
+}
+
 /// Whether `dir` may take a report made of `files`, whose first is its JSON: it does not exist yet,
-/// or it is a directory that is not an engine directory and where none of `files` exists unless that
-/// JSON is a trtforge report (a report written before, which a new run replaces). A user's files of
-/// the same names are never overwritten.
-pub fn check_report_dir(dir: &Path, files: &[&str]) -> Result<()> {
+/// or it is a directory that is not an engine directory and where every one of `files` that exists
+/// belongs to a trtforge report (a report written before, which a new run replaces whole). A user's
+/// files of the same names are never overwritten. Returns whether the report there is mixed: files
+/// of more than one run, as an interrupted write leaves it.
+pub fn check_report_dir(dir: &Path, files: &[&str]) -> Result<bool> {
     let md = match std::fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         r => r.map_err(|e| Error::io(dir, e))?,
     };
     let refuse = |why: String| {
@@ -34,35 +72,120 @@ pub fn check_report_dir(dir: &Path, files: &[&str]) -> Result<()> {
     if dir.join(crate::engine_dir::manifest::MANIFEST_FILE).exists() {
         return refuse("is an engine directory".into());
     }
-    let ours = std::fs::read(dir.join(files[0]))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("trtforge_version").is_some_and(|x| x.is_string()));
+    let json = dir.join(files[0]);
+    let json_doc = std::fs::read(&json).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let json_ours = json_doc.as_ref().is_some_and(|v| v.get("trtforge_version").is_some_and(|x| x.is_string()));
     let taken: Vec<&str> = files.iter().copied().filter(|f| dir.join(f).exists()).collect();
-    if !ours && !taken.is_empty() {
-        return refuse(format!("holds {taken:?}, which are not a trtforge report and would be overwritten"));
+    let json_id = json_ours.then(|| run_id_of(&json)).flatten();
+    if json_ours && json_id.is_none() {
+        // A report of a trtforge that wrote no run ids: replaced as it always was.
+        return Ok(false);
     }
-    Ok(())
+    // Every other file of the report must carry a run id; the JSON, if there, must be ours.
+    let ids: Vec<(&str, Option<String>)> = taken.iter().map(|f| (*f, run_id_of(&dir.join(f)))).collect();
+    let foreign: Vec<&str> =
+        ids.iter().filter(|(f, id)| id.is_none() && !(*f == files[0] && json_ours)).map(|(f, _)| *f).collect();
+    if !foreign.is_empty() {
+        return refuse(format!("holds {foreign:?}, which are not a trtforge report and would be overwritten"));
+    }
+    let runs: std::collections::BTreeSet<&str> = ids.iter().filter_map(|(_, id)| id.as_deref()).collect();
+    Ok(runs.len() > 1 || (!taken.is_empty() && json_id.is_none()))
 }
 
-/// Writes every report file; each is written to a temp file and renamed.
+/// Installs a report's files (`written`, a subset of `names`, whose first is the JSON) into `dir`
+/// as one unit: checked again ([`check_report_dir`]), every file written in full first, files of
+/// the earlier report that this one does not write removed, and the JSON, which readers and the
+/// check go by, renamed in last (`util::atomic::write_set_atomic`).
+pub fn install(dir: &Path, names: &[&str], written: &[(&str, String)]) -> Result<Vec<PathBuf>> {
+    if check_report_dir(dir, names)? {
+        crate::util::errln!(
+            "note: {} held a report mixed from more than one run (an interrupted write); all of it is replaced",
+            dir.display()
+        );
+    }
+    let stale: Vec<&str> =
+        names.iter().copied().filter(|n| !written.iter().any(|(w, _)| w == n) && dir.join(n).exists()).collect();
+    let mut ordered: Vec<(&str, &[u8])> =
+        written.iter().filter(|(n, _)| *n != names[0]).map(|(n, t)| (*n, t.as_bytes())).collect();
+    ordered.extend(written.iter().filter(|(n, _)| *n == names[0]).map(|(n, t)| (*n, t.as_bytes())));
+    crate::util::atomic::write_set_atomic(dir, &ordered, &stale)
+}
+
+/// A run's report directory, claimed before the run: `--out` checked ([`check_report_dir`]) and
+/// made if missing, or a new `reports/<prefix><UTC time>` made for this run alone; proven writable;
+/// and locked, so that a second bench writing into the same directory is refused instead of
+/// mixing its files with this one's.
+pub struct ReportDir {
+    pub path: PathBuf,
+    /// Made by this run (removed again if the run fails before writing into it).
+    created: bool,
+    _lock: Option<crate::util::atomic::DirLock>,
+}
+
+impl ReportDir {
+    pub fn claim(out: Option<&Path>, prefix: &str, names: &[&str]) -> Result<Self> {
+        let (path, created) = match out {
+            Some(o) => {
+                check_report_dir(o, names)?;
+                if let Some(p) = o.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+                }
+                match std::fs::create_dir(o) {
+                    Ok(()) => (o.to_path_buf(), true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (o.to_path_buf(), false),
+                    Err(e) => return Err(Error::io(o, e)),
+                }
+            }
+            None => (new_report_dir(Path::new("reports"), prefix)?, true),
+        };
+        let lock = crate::util::atomic::lock_dir(&path).map_err(|_| {
+            Error::Invalid(format!(
+                "--out {}: another trtforge bench is writing its report there; wait for it or choose another --out",
+                path.display()
+            ))
+        })?;
+        let dir = ReportDir { path, created, _lock: lock };
+        if let Err(e) = crate::util::atomic::check_writable(&dir.path) {
+            dir.abandon();
+            return Err(e);
+        }
+        Ok(dir)
+    }
+
+    /// After a run that wrote nothing: removes the directory if this run made it (and it is empty).
+    pub fn abandon(self) {
+        if self.created {
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+/// A new directory `base/<prefix><UTC time>`, made by this call (created exclusively; `-2`, `-3`...
+/// appended while the name is taken, so two runs in the same second never share one).
+pub fn new_report_dir(base: &Path, prefix: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
+    for n in 1..=10_000 {
+        let p = base.join(if n == 1 { format!("{prefix}{ts}") } else { format!("{prefix}{ts}-{n}") });
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(p, e)),
+        }
+    }
+    Err(Error::Invalid(format!("{} holds 10000 reports of this second; give --out", base.display())))
+}
+
+/// Writes every report file as one unit ([`install`]), each carrying the run's id.
 pub fn write_all(res: &BenchResults, out: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut written = Vec::new();
     let json = serde_json::to_string_pretty(res).map_err(|e| Error::Invalid(format!("results.json: {e}")))?;
-    written.push(write_atomic(&out.join("results.json"), json.as_bytes())?);
-    written.push(write_atomic(&out.join("results.csv"), csv(res).as_bytes())?);
-    written.push(write_atomic(&out.join("report.md"), markdown(res).as_bytes())?);
+    let mut files =
+        vec![("results.json", json), ("results.csv", csv(res)), ("report.md", mark(&markdown(res), &res.run_id))];
     for (name, svg) in plots(res) {
         debug_assert!(REPORT_FILES.contains(&name));
-        written.push(write_atomic(&out.join(name), svg.as_bytes())?);
+        files.push((name, mark(&svg, &res.run_id)));
     }
-    Ok(written)
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    crate::util::atomic::write_atomic(path, bytes)?;
-    Ok(path.to_path_buf())
+    install(out, &REPORT_FILES, &files)
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {
@@ -81,13 +204,13 @@ fn status_name(s: Status) -> &'static str {
 
 pub fn csv(res: &BenchResults) -> String {
     let mut s = String::from(
-        "engine,backend,batch,input_len,output_len,status,ttft_ms_median,itl_ms_mean,itl_ms_p50,itl_ms_p99,decode_tok_s_median,decode_tok_s_min,decode_tok_s_max,prefill_tok_s_median,e2e_tok_s_median,weights_bytes,kv_cache_bytes,device_peak_bytes,host_peak_rss_bytes,reason\n",
+        "engine,backend,batch,input_len,output_len,status,ttft_ms_median,itl_ms_mean,itl_ms_p50,itl_ms_p99,decode_tok_s_median,decode_tok_s_min,decode_tok_s_max,prefill_tok_s_median,e2e_tok_s_median,weights_bytes,kv_cache_bytes,device_peak_bytes,host_peak_rss_bytes,reason,run_id\n",
     );
     for r in &res.speed {
         let m = r.memory.unwrap_or_default();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{}",
             r.engine,
             r.backend,
             r.batch,
@@ -107,7 +230,8 @@ pub fn csv(res: &BenchResults) -> String {
             if r.memory.is_some() { m.kv_cache_bytes.to_string() } else { String::new() },
             m.device_peak_bytes.map(|x| x.to_string()).unwrap_or_default(),
             r.host_peak_rss_bytes.map(|x| x.to_string()).unwrap_or_default(),
-            r.reason.clone().unwrap_or_default().replace('"', "'")
+            r.reason.clone().unwrap_or_default().replace('"', "'"),
+            res.run_id
         );
     }
     s

@@ -124,6 +124,9 @@ pub struct ServeBenchResults {
     /// (`--static-json`), for issue #12's throughput target.
     #[serde(default)]
     pub static_comparison: Vec<StaticComparison>,
+    /// This run's id, which every file of its report carries (`report::new_run_id`).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// Issue #12's throughput target, stated as asked: output tok/s at a concurrency of N streams
@@ -292,7 +295,7 @@ fn load_speeches(dir: &Path) -> Result<Vec<String>> {
     files.sort();
     let mut out = Vec::new();
     for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+        let text = crate::util::read_text(f, None)?;
         for para in text.split("\n\n") {
             let words: Vec<&str> = para.split_whitespace().collect();
             if words.len() >= 3 {
@@ -638,6 +641,7 @@ pub fn run(s: &ServeBenchSettings, command: &str, progress: &mut dyn FnMut(&str)
             settings: s.clone(),
             levels,
             static_comparison: Vec::new(),
+            run_id: super::report::new_run_id(),
         })
     })
 }
@@ -747,20 +751,16 @@ pub fn latency_svg(r: &ServeBenchResults) -> String {
 /// The files [`write_all`] writes.
 pub const REPORT_FILES: [&str; 3] = ["serve_results.json", "serve_report.md", "serve_latency.svg"];
 
-/// Writes serve_results.json, serve_report.md and serve_latency.svg into `dir`.
+/// Writes serve_results.json, serve_report.md and serve_latency.svg into `dir` as one unit
+/// (`report::install`), each carrying the run's id.
 pub fn write_all(r: &ServeBenchResults, dir: &Path) -> Result<Vec<PathBuf>> {
-    super::report::check_report_dir(dir, &REPORT_FILES)?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::Invalid(format!("serializing results: {e}")))?;
-    let texts = [json, markdown(r), latency_svg(r)];
-    let files = REPORT_FILES.into_iter().zip(texts);
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let p = dir.join(name);
-        crate::util::write_atomic(&p, text.as_bytes())?;
-        out.push(p);
-    }
-    Ok(out)
+    let files = [
+        (REPORT_FILES[0], json),
+        (REPORT_FILES[1], super::report::mark(&markdown(r), &r.run_id)),
+        (REPORT_FILES[2], super::report::mark(&latency_svg(r), &r.run_id)),
+    ];
+    super::report::install(dir, &REPORT_FILES, &files)
 }
 
 #[cfg(test)]
@@ -835,6 +835,7 @@ mod tests {
             settings,
             levels: vec![level(Load::Rate(100.0), 1.0), level(Load::Concurrency(64), 30_000.0)],
             static_comparison: vec![],
+            run_id: String::new(),
         };
         // Two runs (prompt 72 and 512): the one nearest the served prompts (66) is taken.
         let doc = serde_json::json!({"runs": [

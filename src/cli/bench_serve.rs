@@ -74,10 +74,6 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
     if loads.is_empty() {
         loads = vec![Load::Concurrency(1), Load::Concurrency(8), Load::Rate(f64::INFINITY)];
     }
-    let out = a.out.clone().unwrap_or_else(|| {
-        let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-        PathBuf::from("reports").join(format!("serve-{ts}"))
-    });
     let s = ServeBenchSettings {
         url: a.url,
         model: a.model,
@@ -97,14 +93,21 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
     let command = super::command_line();
     let mut docs = Vec::new();
     for p in &a.static_json {
-        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = crate::util::read_text(p, None)?;
         let doc: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
         docs.push((p.display().to_string(), doc));
     }
-    // Refused before the run, not after it.
-    crate::bench::report::check_report_dir(&out, &crate::bench::serve::REPORT_FILES)?;
-    let mut res = crate::bench::serve::run(&s, &command, &mut |m| crate::util::errln!("{m}"))?;
+    // Before the load test, not after it: --out checked, made, proven writable and locked (or a
+    // new default directory made for this run alone); one made here is removed if the run fails.
+    let dir = crate::bench::report::ReportDir::claim(a.out.as_deref(), "serve-", &crate::bench::serve::REPORT_FILES)?;
+    let mut res = match crate::bench::serve::run(&s, &command, &mut |m| crate::util::errln!("{m}")) {
+        Ok(r) => r,
+        Err(e) => {
+            dir.abandon();
+            return Err(e.into());
+        }
+    };
     for (src, doc) in &docs {
         let found = crate::bench::serve::compare_static(&res, doc, src, a.static_precision.as_deref())?;
         if found.is_empty() {
@@ -115,10 +118,11 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
     for line in crate::bench::serve::static_lines(&res) {
         crate::util::errln!("{line}");
     }
-    for f in crate::bench::serve::write_all(&res, &out)? {
+    // The measurements reach stdout first, whatever happens to the files.
+    super::out(crate::bench::serve::markdown(&res))?;
+    for f in crate::bench::serve::write_all(&res, &dir.path)? {
         crate::util::errln!("wrote {}", f.display());
     }
-    super::out(crate::bench::serve::markdown(&res))?;
     let failed: usize = res.levels.iter().map(|l| l.failed).sum();
     if failed > 0 {
         anyhow::bail!("{failed} requests failed (see the report)");

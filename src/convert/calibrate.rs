@@ -105,7 +105,7 @@ pub fn calibration_windows(
     let mut ids = Vec::new();
     let mut texts = Vec::new();
     for p in &cal.texts {
-        let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+        let bytes = crate::util::read_file(p, None)?;
         let text =
             std::str::from_utf8(&bytes).map_err(|e| Error::format(p, format!("calibration text is not UTF-8: {e}")))?;
         if text.trim().is_empty() {

@@ -453,7 +453,7 @@ impl EngineConfig {
     /// Reads and validates a config file. Relative paths inside it stay relative to the working
     /// directory (configs are run from the repository root, like the README shows).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::util::read_text(path, Some(crate::util::MAX_CONFIG_BYTES))?;
         let cfg: EngineConfig =
             serde_saphyr::from_str(&text).map_err(|e| Error::format(path, format!("invalid config: {e}")))?;
         cfg.validate().map_err(|e| Error::format(path, e.to_string()))?;

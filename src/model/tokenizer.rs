@@ -191,7 +191,7 @@ impl Tokenizer {
     /// are guessed from the special added tokens (override with [`Tokenizer::with_bos`] /
     /// [`Tokenizer::with_eos`]).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::util::read_file(path, None)?;
         let inner = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| tok_err(format!("{}: not a valid tokenizer.json", path.display()), e))?;
         let config = match path.parent().map(|p| p.join("tokenizer_config.json")) {

@@ -257,6 +257,105 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut std::fs::File) -> s
     res.map_err(|e| Error::io(path, e))
 }
 
+/// Writes a set of files into `dir` as one unit: each in full (synced) under its temporary name
+/// first, then `remove` (files of an earlier set that this one does not replace) removed and all
+/// renamed into place in the given order, under the lock the interrupt handler takes, so Ctrl-C
+/// never leaves part of a set renamed. Until the renames an earlier set stays whole; put the file
+/// that readers go by last. Returns the paths written.
+pub fn write_set_atomic(dir: &Path, files: &[(&str, &[u8])], remove: &[&str]) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    sweep_stale(dir);
+    let staged: Vec<(PathBuf, PathBuf)> = files.iter().map(|(n, _)| (temp_name(dir, n), dir.join(n))).collect();
+    let discard = |upto: usize| {
+        for (tmp, _) in &staged[..upto] {
+            let _ = std::fs::remove_file(tmp);
+            unregister(tmp);
+        }
+    };
+    for (i, ((tmp, dest), (_, bytes))) in staged.iter().zip(files).enumerate() {
+        register(tmp);
+        let res = std::fs::File::create(tmp).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+        if let Err(e) = res {
+            discard(i + 1);
+            return Err(Error::io(dest, e));
+        }
+    }
+    let mut live = live();
+    for n in remove {
+        let p = dir.join(n);
+        if let Err(e) = std::fs::remove_file(&p) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                drop(live);
+                discard(staged.len());
+                return Err(Error::io(p, e));
+            }
+        }
+    }
+    for (i, (tmp, dest)) in staged.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, dest) {
+            drop(live);
+            for (tmp, _) in &staged[i..] {
+                let _ = std::fs::remove_file(tmp);
+            }
+            for (tmp, _) in &staged {
+                unregister(tmp);
+            }
+            return Err(Error::io(dest, e));
+        }
+    }
+    live.retain(|l| !matches!(l, Live::Temp(t) if staged.iter().any(|(s, _)| s == t)));
+    Ok(staged.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Proves that files can be made in `dir` (where it does not exist yet: in the nearest folder
+/// above it that does, where it will be made) by creating and removing a trtforge temporary there,
+/// so that a run finds out before its work, not after it.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let Some(existing) = dir
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+    else {
+        return Ok(());
+    };
+    let md = std::fs::metadata(existing).map_err(|e| Error::io(existing, e))?;
+    if !md.is_dir() {
+        return Err(Error::Invalid(format!("{} is not a directory", existing.display())));
+    }
+    let probe = temp_name(existing, "probe");
+    register(&probe);
+    let res = std::fs::OpenOptions::new().write(true).create_new(true).open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    unregister(&probe);
+    res.map(drop).map_err(|e| Error::Invalid(format!("cannot write in {}: {e}", existing.display())))
+}
+
+/// An exclusive claim on a directory (`flock` on the directory itself, so nothing is added to it),
+/// held until dropped or the process ends.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
+/// Claims `dir` for this process: an error when another process holds it (e.g. a second bench
+/// writing a report into the same folder). Where the filesystem has no locks, nothing is claimed.
+pub fn lock_dir(dir: &Path) -> Result<Option<DirLock>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(DirLock(f)));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Err(Error::Invalid(format!("{} is in use by another trtforge process", dir.display())));
+    }
+    Ok(None)
+}
+
 /// A directory built under a temporary name, removed on drop (and on interrupt) unless committed.
 pub struct TempDir {
     pub path: PathBuf,
@@ -505,5 +604,40 @@ mod tests {
         let old = move_aside(&new, &dest).unwrap();
         assert!(move_in(&new, &dest, &old).is_err());
         assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"kept");
+    }
+
+    /// A set whose writing fails part-way replaces nothing: the earlier files stay whole, and no
+    /// temporary is left.
+    #[test]
+    fn write_set_is_all_or_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(d.join("a.md"), b"old a").unwrap();
+        std::fs::write(d.join("b.json"), b"old b").unwrap();
+        std::fs::write(d.join("stale.svg"), b"old").unwrap();
+        // The second file's temporary cannot be made (its folder does not exist).
+        let err =
+            write_set_atomic(d, &[("a.md", b"new a"), ("no/such.svg", b"x"), ("b.json", b"new b")], &["stale.svg"]);
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(d.join("a.md")).unwrap(), b"old a");
+        assert_eq!(std::fs::read(d.join("b.json")).unwrap(), b"old b");
+        assert!(d.join("stale.svg").exists());
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 3);
+        let w = write_set_atomic(d, &[("a.md", b"new a"), ("b.json", b"new b")], &["stale.svg"]).unwrap();
+        assert_eq!(w, vec![d.join("a.md"), d.join("b.json")]);
+        assert_eq!(std::fs::read(d.join("b.json")).unwrap(), b"new b");
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
+        assert!(!live().iter().any(|l| matches!(l, Live::Temp(p) if p.starts_with(d))));
+    }
+
+    #[test]
+    fn check_writable_probes_the_nearest_existing_folder() {
+        let t = tempfile::tempdir().unwrap();
+        check_writable(&t.path().join("not/yet")).unwrap();
+        assert!(!t.path().join("not").exists());
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        let e = check_writable(&t.path().join("f/sub")).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 }
