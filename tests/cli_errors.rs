@@ -234,9 +234,10 @@ fn engine_dir_given_as_a_model_says_engine_dir() {
     std::fs::create_dir(&ed).unwrap();
     std::fs::write(ed.join(trtforge::engine_dir::manifest::MANIFEST_FILE), "{}").unwrap();
     let ed = ed.to_str().unwrap();
+    std::fs::write(d.path().join("text.txt"), "Some text to score.\n").unwrap();
     for args in [
         vec!["generate", "--model", ed, "--prompt", "hi"],
-        vec!["eval", "--model", ed, "--text", "README.md"],
+        vec!["eval", "--model", ed, "--text", "text.txt"],
         vec!["serve", "--model", ed, "--port", "0"],
     ] {
         let err = fails(&args, d.path());
