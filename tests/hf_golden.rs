@@ -123,10 +123,11 @@ fn smollm2_perplexity_matches_hf() {
     let text = std::fs::read_to_string(text_path).unwrap();
     // transformers' GGUF tokenizer converter ignores `tokenizer.ggml.pre` (SmolLM2's "smollm" splits
     // digits one by one, as the model's own tokenizer.json and llama.cpp do). To score exactly HF's
-    // windows, tokenize the way that converter does: byte-level BPE without the digit splitter.
+    // windows, tokenize the way that converter does: byte-level BPE with plain GPT-2 splitting (pre "gpt2"; no
+    // pre at all is llama.cpp's default split now).
     let gguf = trtforge::model::gguf::GgufFile::open(&model_file(SMOLLM2_GGUF).unwrap()).unwrap();
     let mut vocab = gguf.tokenizer_vocab().unwrap();
-    vocab.pre = None;
+    vocab.pre = Some("gpt2".into());
     let hf_like = trtforge::model::tokenizer::Tokenizer::from_gguf_vocab(vocab).unwrap();
     let toks = hf_like.encode(&text, false).unwrap();
     assert_eq!(toks.len() as u64, g["tokens_in_file"].as_u64().unwrap(), "token count of {file}");
