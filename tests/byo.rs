@@ -157,7 +157,7 @@ const KQUANT_LOGITS_TOL: f32 = 2e-3;
 #[test]
 fn kquant_spm_gguf_end_to_end_matches_numpy() {
     use std::sync::Arc;
-    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    use trtforge::backend::cpu::CpuBackend;
     use trtforge::generate::{generate_batch, SamplingParams, StopCriteria};
     if !py::have_modules(&["numpy", "gguf", "sentencepiece"]) {
         return;
@@ -195,14 +195,8 @@ fn kquant_spm_gguf_end_to_end_matches_numpy() {
 
     let w = Arc::new(m.weights);
     let mut be = CpuBackend::new(w, 1, 64).unwrap();
-    let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
-    let rows = want["logits"].as_array().unwrap();
-    assert_eq!(rows.len(), prompt.len());
-    for (pos, row) in rows.iter().enumerate() {
-        let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-        let d = common::max_abs_diff(out.row(pos), &row);
-        assert!(d < KQUANT_LOGITS_TOL, "position {pos}: max |Δlogit| {d} vs numpy");
-    }
+    assert_eq!(want["logits"].as_array().unwrap().len(), prompt.len());
+    assert_logits(&mut be, &prompt, &want["logits"], KQUANT_LOGITS_TOL, "");
     let margin = want["min_greedy_margin"].as_f64().unwrap();
     assert!(margin > 20.0 * KQUANT_LOGITS_TOL as f64, "fixture greedy margin {margin} too small to compare");
     let greedy = SamplingParams { greedy: true, max_new_tokens: 8, ..Default::default() };
@@ -222,7 +216,7 @@ const HF_LOGITS_TOL: f32 = 1e-3;
 #[test]
 fn hf_checkpoints_as_they_come() {
     use std::sync::Arc;
-    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    use trtforge::backend::cpu::CpuBackend;
     if !py::have_modules(&["numpy"]) {
         return;
     }
@@ -260,12 +254,7 @@ fn hf_checkpoints_as_they_come() {
             assert_eq!(chat.encode(tok, &[ChatMessage::user("hi")], true).unwrap()[0], 1, "bos first");
         }
         let mut be = CpuBackend::new(Arc::new(m.weights), 1, 32).unwrap();
-        let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
-        for (pos, row) in want["logits"].as_array().unwrap().iter().enumerate() {
-            let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-            let d = common::max_abs_diff(out.row(pos), &row);
-            assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
-        }
+        assert_logits(&mut be, &prompt, &want["logits"], HF_LOGITS_TOL, &format!("{name} "));
     }
 }
 
@@ -366,7 +355,7 @@ fn gguf_files_llama_cpp_refuses_are_refused_by_name() {
 #[test]
 fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
     use std::sync::Arc;
-    use trtforge::backend::{cpu::CpuBackend, Backend, Logits, SeqChunk};
+    use trtforge::backend::cpu::CpuBackend;
     use trtforge::model::config::RopeScaling;
     if !py::have_modules(&["numpy", "gguf", "regex"]) {
         return;
@@ -386,12 +375,7 @@ fn gguf_rope_factor_without_type_is_linear_as_in_llama_cpp() {
         let m = trtforge::model::load::load(spec).unwrap();
         let prompt = json_ids(&want["prompt_ids"]);
         let mut be = CpuBackend::new(Arc::new(m.weights), 1, 64).unwrap();
-        let out = be.forward(&[SeqChunk { slot: 0, tokens: &prompt }], Logits::All).unwrap();
-        for (pos, row) in want["logits"].as_array().unwrap().iter().enumerate() {
-            let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
-            let d = common::max_abs_diff(out.row(pos), &row);
-            assert!(d < HF_LOGITS_TOL, "{name} position {pos}: max |Δlogit| {d} vs numpy");
-        }
+        assert_logits(&mut be, &prompt, &want["logits"], HF_LOGITS_TOL, &format!("{name} "));
     }
 }
 
@@ -449,5 +433,23 @@ fn gguf_default_pre_tokenizer_follows_llama_cpp() {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
+
+/// The CPU backend's logits for every position of `prompt` against the oracle's rows `want` (numpy's), each within
+/// `tol` (max |Δlogit|); `what` prefixes the message.
+fn assert_logits(
+    be: &mut trtforge::backend::cpu::CpuBackend,
+    prompt: &[u32],
+    want: &serde_json::Value,
+    tol: f32,
+    what: &str,
+) {
+    use trtforge::backend::{Backend, Logits, SeqChunk};
+    let out = be.forward(&[SeqChunk { slot: 0, tokens: prompt }], Logits::All).unwrap();
+    for (pos, row) in want.as_array().unwrap().iter().enumerate() {
+        let row: Vec<f32> = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let d = common::max_abs_diff(out.row(pos), &row);
+        assert!(d < tol, "{what}position {pos}: max |Δlogit| {d} vs numpy");
     }
 }

@@ -572,28 +572,7 @@ fn fault_09_build_after_rm_model_engine() {
     assert!(!err.contains("model.engine"), "build must not need the engine it makes: {err}");
     assert!(err.to_lowercase().contains("tensorrt"), "{err}");
     // Other backends do not need it either.
-    succeeds(
-        &[
-            "bench",
-            "--engine-dirs",
-            e.to_str().unwrap(),
-            "--backends",
-            "cpu",
-            "--runs",
-            "1",
-            "--warmup",
-            "0",
-            "--input-lens",
-            "4",
-            "--output-len",
-            "2",
-            "--quality-tokens",
-            "2",
-            "--out",
-            "r",
-        ],
-        d,
-    );
+    succeeds(&bench_args(e.to_str().unwrap(), &["--out", "r"]), d);
     succeeds(&["generate", "--engine-dir", e.to_str().unwrap(), "--prompt", "Shall", "--max-new-tokens", "2"], d);
 }
 
@@ -778,33 +757,12 @@ fn fault_16_report_states_the_context_used_and_labels_baselines() {
     let e = convert_tiny(d, "eng");
     let text = text_file(d);
     let bench = |out: &str, extra: &[&str]| {
-        let mut a = vec![
-            "bench",
-            "--engine-dirs",
+        let mut a = bench_args(
             e.to_str().unwrap(),
-            "--backends",
-            "cpu",
-            "--runs",
-            "1",
-            "--warmup",
-            "0",
-            "--input-lens",
-            "4",
-            "--output-len",
-            "2",
-            "--quality-tokens",
-            "2",
-            "--eval-text",
-            &text,
-            "--eval-ctx",
-            "100000",
-            "--eval-windows",
-            "1",
-            "--out",
-            out,
-        ];
+            &["--eval-text", &text, "--eval-ctx", "100000", "--eval-windows", "1", "--out", out],
+        );
         a.extend(extra);
-        succeeds(&a.iter().map(|s| &**s).collect::<Vec<_>>(), d);
+        succeeds(&a, d);
         std::fs::read_to_string(d.join(out).join("report.md")).unwrap()
     };
     let md = bench("r1", &[]);
@@ -1399,25 +1357,7 @@ fn sweep_03_unwritable_stdout_and_stderr() {
     let e = e.to_str().unwrap();
     let text = text_file(d);
     let tiny = tiny();
-    let bench = [
-        "bench",
-        "--engine-dirs",
-        e,
-        "--backends",
-        "cpu",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--input-lens",
-        "4",
-        "--output-len",
-        "2",
-        "--quality-tokens",
-        "2",
-        "--out",
-        "rep",
-    ];
+    let bench = bench_args(e, &["--out", "rep"]);
     let eval = ["eval", "--model", &tiny, "--text", &text, "--ctx", "16", "--windows", "1"];
     let generate = ["generate", "--model", &tiny, "--prompt", "Shall I", "--max-new-tokens", "3"];
     let info = ["info", "--engine-dir", e];
