@@ -1625,3 +1625,59 @@ fn sweep_08_special_and_huge_input_files_are_refused() {
     assert!(r.stderr.contains("at most 1048576"), "{}", r.stderr);
     assert!(!d.join("x").exists() && !d.join("r").exists());
 }
+
+/// Runs the binary as an unprivileged user when the tests run as root (permissions do not bind
+/// root), so that a read-only folder is one here; `dir` (and the folders above it) are made
+/// reachable for that user.
+fn run_unprivileged(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).envs(env.iter().copied());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    run_command(&mut cmd, &args)
+}
+
+/// A folder tree the unprivileged user can use: `d` world-writable, reachable from /.
+fn shared_dir(t: &tempfile::TempDir) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = t.path().join("shared");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+/// A folder the unprivileged user can read but not write.
+fn read_only_dir(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o555)).unwrap();
+}
+
+/// Where the output cannot be written, convert, build and bench serve say so before their work
+/// (load / calibration / export, compilation, the load test), not after it.
+#[test]
+fn sweep_09_unwritable_outputs_are_found_before_the_work() {
+    let t = tempfile::tempdir().unwrap();
+    let d = shared_dir(&t);
+    let e = convert_tiny(&d, "eng");
+    std::fs::create_dir(d.join("ro")).unwrap();
+    read_only_dir(&d.join("ro"));
+    read_only_dir(&e);
+    let c = write_cfg(&d, "ro.yaml", &cfg_for(&tiny(), "ro/eng", ""));
+    let env = [("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")];
+    for (args, before) in [
+        (vec!["convert", "--config", c.as_str()], "loading"),
+        (vec!["build", "--engine-dir", "eng"], "/nonexistent"),
+        (vec!["bench", "serve", "--url", "http://127.0.0.1:9", "--out", "ro/rep"], "127.0.0.1"),
+    ] {
+        let r = run_unprivileged(&args, &d, &env);
+        assert_clean_failure(&args, &r);
+        assert!(r.stderr.contains("ro") || r.stderr.contains("eng"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("ermission denied"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains(before), "{args:?} started its work first: {}", r.stderr);
+    }
+    assert!(names_in(&d.join("ro")).is_empty());
+}

@@ -32,6 +32,9 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         }
         manifest::check_replaceable(&out)?;
     }
+    // The engine dir is made beside `out` and renamed into place: that folder must take files
+    // before the load, calibration and export, not after them.
+    crate::util::atomic::check_writable(crate::util::atomic::parent_of(&out))?;
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
         WeightFormat::F32 => FloatType::F32,
