@@ -1681,3 +1681,20 @@ fn sweep_09_unwritable_outputs_are_found_before_the_work() {
     }
     assert!(names_in(&d.join("ro")).is_empty());
 }
+
+/// A build killed after installing model.engine and before recording it in trtforge.json leaves
+/// an engine dir whose manifest does not list model.engine: it is still trtforge's to replace.
+#[test]
+fn sweep_10_convert_force_replaces_a_dir_with_an_unrecorded_build_output() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    std::fs::write(e.join("model.engine"), b"engine bytes").unwrap();
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert!(!e.join("model.engine").exists());
+    // As a directory it is not a build output: refused.
+    std::fs::create_dir(e.join("model.engine")).unwrap();
+    let err = fails(&["convert", "--config", &c, "--force"], d);
+    assert!(err.contains("model.engine"), "{err}");
+}

@@ -346,7 +346,7 @@ re-run `trtforge convert --force` to make the engine dir consistent",
 
 /// Proves that `dir` is an engine directory trtforge wrote, so `convert --force` may replace it:
 /// its manifest names this tool and every entry in it is the manifest, a file the manifest lists,
-/// or a trtforge temporary. Anything else there is the user's; then nothing is replaced. An empty
+/// a build output ([`REBUILDABLE`], as files) or a trtforge temporary. Anything else there is the user's; then nothing is replaced. An empty
 /// directory holds nothing to lose. (The manifest is read loosely, so engine dirs of older schema
 /// versions can be replaced too.)
 pub fn check_replaceable(dir: &Path) -> Result<()> {
@@ -379,9 +379,16 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
     let Some(listed) = listed else {
         return refuse(format!("has no trtforge manifest ({MANIFEST_FILE})"));
     };
+    // trtforge's own build outputs count as listed: a build killed after installing model.engine
+    // and before updating the manifest leaves one unlisted.
     let foreign: Vec<&String> = entries
         .iter()
-        .filter(|n| *n != MANIFEST_FILE && !listed.contains(n) && crate::util::atomic::temp_owner(n).is_none())
+        .filter(|n| {
+            *n != MANIFEST_FILE
+                && !listed.contains(n)
+                && !REBUILDABLE.contains(&n.as_str())
+                && crate::util::atomic::temp_owner(n).is_none()
+        })
         .collect();
     if !foreign.is_empty() {
         return refuse(format!("holds files its manifest does not list ({foreign:?})"));
