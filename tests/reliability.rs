@@ -1698,3 +1698,68 @@ fn sweep_10_convert_force_replaces_a_dir_with_an_unrecorded_build_output() {
     let err = fails(&["convert", "--config", &c, "--force"], d);
     assert!(err.contains("model.engine"), "{err}");
 }
+
+/// Sets a file's modification time `secs` seconds after the engine dir's manifest's.
+fn after_manifest(file: &Path, secs: u64) {
+    let man = file.parent().unwrap().join("trtforge.json");
+    let t = std::fs::metadata(&man).unwrap().modified().unwrap() + Duration::from_secs(secs);
+    std::fs::OpenOptions::new().write(true).open(file).unwrap().set_modified(t).unwrap();
+}
+
+/// Contents damaged without a change of size are caught (the SHA-256 of a file newer than the
+/// manifest is checked at load), and a manifest that states one fact twice, two ways, is refused.
+#[test]
+fn sweep_11_damage_that_keeps_sizes_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, "q.yaml", &cfg_for(&tiny(), "q", "quantization: {precision: int8}\n"));
+    succeeds(&["convert", "--config", &c], d);
+    let gen = ["generate", "--engine-dir", "e", "--prompt-ids", "5,6,7", "--greedy", "--max-new-tokens", "2"];
+    let fresh = |d: &Path| {
+        let _ = std::fs::remove_dir_all(d.join("e"));
+        std::fs::create_dir(d.join("e")).unwrap();
+        for f in names_in(&d.join("q")) {
+            std::fs::copy(d.join("q").join(&f), d.join("e").join(&f)).unwrap();
+        }
+        // The copy's times: the manifest written last, as convert writes it.
+        let man = d.join("e/trtforge.json");
+        let t = std::fs::metadata(&man).unwrap().modified().unwrap() + Duration::from_secs(5);
+        std::fs::OpenOptions::new().write(true).open(&man).unwrap().set_modified(t).unwrap();
+    };
+    fresh(d);
+    succeeds(&gen, d);
+    // One weight byte in the middle of the ONNX changed; same size, still a valid model.
+    let onnx = d.join("e/model.onnx");
+    let mut b = std::fs::read(&onnx).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&onnx, &b).unwrap();
+    after_manifest(&onnx, 10);
+    let err = fails(&gen, d);
+    assert!(err.contains("model.onnx") && err.contains("contents changed"), "{err}");
+    // The manifest against itself.
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("vocab_size", |v| v["onnx"]["outputs"][0]["dims"][2] = 1000.into()),
+        ("activations", |v| v["onnx"]["dtype"] = "float32".into()),
+        ("KV heads", |v| {
+            v["onnx"]["inputs"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .filter(|t| t["name"].as_str().unwrap().starts_with("past_key_values."))
+                .for_each(|t| t["dims"][1] = 7.into())
+        }),
+        ("stored as int8", |v| v["precision"] = "fp8".into()),
+    ];
+    for (what, edit) in edits {
+        fresh(d);
+        let p = d.join("e/trtforge.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["onnx"]["outputs"][0]["name"], "logits");
+        edit(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        let err = fails(&gen, d);
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}
