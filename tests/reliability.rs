@@ -593,6 +593,13 @@ fn fault_09_build_after_rm_model_engine() {
     succeeds(&["generate", "--engine-dir", e.to_str().unwrap(), "--prompt", "Shall", "--max-new-tokens", "2"], d);
 }
 
+/// Sets a path's modification time an hour into the past: what a temporary left by a `kill -9`
+/// long ago looks like (sweeps spare recent ones: util::atomic::STALE_AFTER).
+fn age(p: &Path) {
+    let t = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(p).unwrap().set_modified(t).unwrap();
+}
+
 /// Waits until a trtforge temporary appears under `dir` (or the child exits).
 fn wait_for_temporary(child: &mut std::process::Child, dir: &Path, limit: Duration) -> bool {
     let t = Instant::now();
@@ -635,6 +642,7 @@ fn fault_10_interrupts_and_size_limits_leave_no_temporaries() {
     // kill -9 cannot be caught: the next run sweeps what it left (only trtforge's, from dead PIDs).
     std::fs::create_dir(d.join("out/.big.trtforge-tmp-2147483632")).unwrap();
     std::fs::write(d.join("out/.big.trtforge-tmp-2147483632/model.onnx"), b"partial").unwrap();
+    age(&d.join("out/.big.trtforge-tmp-2147483632"));
     std::fs::write(d.join("out/.keep.tmp-2147483632"), b"not ours").unwrap();
     let c2 = write_cfg(d, "tiny.yaml", &cfg_for(&tiny(), "out/tiny", ""));
     succeeds(&["convert", "--config", &c2], d);
@@ -1304,6 +1312,7 @@ fn sweep_01_engine_dir_moved_aside_by_a_killed_convert_is_restored() {
     // After the new one was renamed in (killed before removing the old one): the old one goes.
     std::fs::create_dir(&aside).unwrap();
     std::fs::write(aside.join("model.onnx"), b"old").unwrap();
+    age(&aside);
     succeeds(&["convert", "--config", &c, "--force"], d);
     assert_eq!(names_in(d), vec!["eng", "eng.yaml"]);
     assert_no_temporaries(d);
@@ -1762,4 +1771,24 @@ fn sweep_11_damage_that_keeps_sizes_is_caught() {
         let err = fails(&gen, d);
         assert!(err.contains(what), "{what}: {err}");
     }
+}
+
+/// A temporary whose PID is not running here is removed only once it is old: its writer may be a
+/// live process in another container or host writing into the same shared folder.
+#[test]
+fn sweep_12_recent_temporaries_of_other_pid_namespaces_are_spared() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir(d.join("out")).unwrap();
+    // A live convert elsewhere (its PID means nothing here) writing out/big.
+    let live = d.join("out/.big.trtforge-tmp-2147483632");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::write(live.join("model.onnx"), b"being written").unwrap();
+    let c = write_cfg(d, "tiny.yaml", &cfg_for(&tiny(), "out/tiny", ""));
+    succeeds(&["convert", "--config", &c], d);
+    assert_eq!(std::fs::read(live.join("model.onnx")).unwrap(), b"being written");
+    // Untouched for an hour, it is a dead process's: swept.
+    age(&live);
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert_eq!(names_in(&d.join("out")), vec!["tiny"]);
 }
