@@ -1792,3 +1792,21 @@ fn sweep_12_recent_temporaries_of_other_pid_namespaces_are_spared() {
     succeeds(&["convert", "--config", &c, "--force"], d);
     assert_eq!(names_in(&d.join("out")), vec!["tiny"]);
 }
+
+/// convert --force onto an engine dir whose files cannot be removed (read-only, in a writable
+/// folder) is refused before the work, naming it, instead of leaving the old contents behind as an
+/// undeletable hidden temporary.
+#[test]
+fn sweep_13_convert_force_onto_a_read_only_engine_dir_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = shared_dir(&t);
+    let e = convert_tiny(&d, "eng");
+    let before = snapshot(&e);
+    read_only_dir(&e);
+    let c = write_cfg(&d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    let r = run_unprivileged(&["convert", "--config", &c, "--force"], &d, &[]);
+    assert_clean_failure(&"convert --force", &r);
+    assert!(r.stderr.contains("eng") && r.stderr.contains("writable") && !r.stderr.contains("loading"), "{}", r.stderr);
+    assert_eq!(snapshot(&e), before);
+    assert_eq!(names_in(&d), vec!["eng", "eng.yaml"]);
+}

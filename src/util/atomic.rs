@@ -432,7 +432,14 @@ impl TempDir {
             Some(old)
         };
         if let Some(r) = &replaced {
-            remove_any(r);
+            if let Err(e) = try_remove_any(r) {
+                crate::util::errln!(
+                    "warning: {} was replaced, but its old contents could not be removed ({e}); they are left at {}: \
+remove them by hand",
+                    dest.display(),
+                    r.display()
+                );
+            }
             unregister(r);
         }
         unregister(&self.path);
