@@ -231,17 +231,17 @@ pub fn restore_aside(dest: &Path) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else { return false };
     for e in rd.flatten() {
         let file_name = e.file_name();
-        match parse_temp(file_name.as_bytes()) {
-            Some((name, pid, true)) if name == want.as_bytes() && pid != std::process::id() && !process_alive(pid) => {
-                if settle_aside(&e.path(), dest, false) == Some("restored") {
-                    crate::util::errln!(
-                        "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
-                        dest.display()
-                    );
-                    return true;
-                }
-            }
-            _ => {}
+        let Some((name, pid, true)) = parse_temp(file_name.as_bytes()) else { continue };
+        if name == want.as_bytes()
+            && pid != std::process::id()
+            && !process_alive(pid)
+            && settle_aside(&e.path(), dest, false) == Some("restored")
+        {
+            crate::util::errln!(
+                "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
+                dest.display()
+            );
+            return true;
         }
     }
     false
@@ -340,7 +340,7 @@ pub fn check_writable(dir: &Path) -> Result<()> {
     };
     let md = std::fs::metadata(existing).map_err(|e| Error::io(existing, e))?;
     if !md.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a directory", existing.display())));
+        return Err(Error::io(existing, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
     let probe = temp_name(existing, "probe");
     register(&probe);
@@ -702,7 +702,7 @@ mod tests {
         assert!(!t.path().join("not").exists());
         std::fs::write(t.path().join("f"), b"x").unwrap();
         let e = check_writable(&t.path().join("f/sub")).unwrap_err();
-        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(e.to_string().contains("Not a directory"), "{e}");
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 }
