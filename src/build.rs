@@ -254,6 +254,16 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
     }
     // Shapes, targets and precision before the library, so these errors need no TensorRT.
     precheck(dir, &man, &b, &targets, None)?;
+    // model.engine and the manifest are written into `dir` after the (slow) compilation: prove now
+    // that they can be. The compilation cache beside it is optional: without it, a warning.
+    crate::util::atomic::check_writable(dir)?;
+    let cache_ok = match crate::util::atomic::check_writable(&cache_dir(dir)) {
+        Ok(()) => true,
+        Err(e) => {
+            log(&format!("warning: the compilation cache cannot be written ({e}); this engine will not be cached"));
+            false
+        }
+    };
     let lib = crate::trt::find_and_load(req.tensorrt.library.as_deref())?;
     // TensorRT (not RTX) builds for the GPU present: the target list does not apply.
     let targets = if lib.flavour == Flavour::Rtx { targets } else { Vec::new() };
@@ -350,9 +360,13 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
             if b.is_empty() {
                 return Err(TrtError::Build("TensorRT returned an empty engine".into()).into());
             }
-            if use_cache {
-                write_atomic(&cached_engine, &b)?;
-                write_atomic(&cached_sum, sha256_bytes(&b).as_bytes())?;
+            // A cache that cannot take the engine costs the next build time, never this engine.
+            if use_cache && cache_ok {
+                let res = write_atomic(&cached_engine, &b)
+                    .and_then(|()| write_atomic(&cached_sum, sha256_bytes(&b).as_bytes()));
+                if let Err(e) = res {
+                    log(&format!("warning: the engine was not cached: {e}"));
+                }
             }
             (b, if use_cache { CacheOutcome::Miss } else { CacheOutcome::Off })
         }
@@ -370,7 +384,9 @@ pub fn build(dir: &Path, req: &BuildRequest, log: &mut dyn FnMut(&str)) -> Resul
                 Some(_) => CacheOutcome::Partial,
             };
             if o != CacheOutcome::Hit {
-                write_atomic(p, &new)?;
+                if let Err(e) = write_atomic(p, &new) {
+                    log(&format!("warning: the timing cache was not saved: {e}"));
+                }
             }
             o
         }

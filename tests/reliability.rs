@@ -576,6 +576,13 @@ fn fault_09_build_after_rm_model_engine() {
     succeeds(&["generate", "--engine-dir", e.to_str().unwrap(), "--prompt", "Shall", "--max-new-tokens", "2"], d);
 }
 
+/// Sets a path's modification time an hour into the past: what a temporary left by a `kill -9`
+/// long ago looks like (sweeps spare recent ones: util::atomic::STALE_AFTER).
+fn age(p: &Path) {
+    let t = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(p).unwrap().set_modified(t).unwrap();
+}
+
 /// Waits until a trtforge temporary appears under `dir` (or the child exits).
 fn wait_for_temporary(child: &mut std::process::Child, dir: &Path, limit: Duration) -> bool {
     let t = Instant::now();
@@ -618,6 +625,7 @@ fn fault_10_interrupts_and_size_limits_leave_no_temporaries() {
     // kill -9 cannot be caught: the next run sweeps what it left (only trtforge's, from dead PIDs).
     std::fs::create_dir(d.join("out/.big.trtforge-tmp-2147483632")).unwrap();
     std::fs::write(d.join("out/.big.trtforge-tmp-2147483632/model.onnx"), b"partial").unwrap();
+    age(&d.join("out/.big.trtforge-tmp-2147483632"));
     std::fs::write(d.join("out/.keep.tmp-2147483632"), b"not ours").unwrap();
     let c2 = write_cfg(d, "tiny.yaml", &cfg_for(&tiny(), "out/tiny", ""));
     succeeds(&["convert", "--config", &c2], d);
@@ -1266,6 +1274,7 @@ fn sweep_01_engine_dir_moved_aside_by_a_killed_convert_is_restored() {
     // After the new one was renamed in (killed before removing the old one): the old one goes.
     std::fs::create_dir(&aside).unwrap();
     std::fs::write(aside.join("model.onnx"), b"old").unwrap();
+    age(&aside);
     succeeds(&["convert", "--config", &c, "--force"], d);
     assert_eq!(names_in(d), vec!["eng", "eng.yaml"]);
     assert_no_temporaries(d);
@@ -1568,4 +1577,180 @@ fn sweep_08_special_and_huge_input_files_are_refused() {
     assert_clean_failure(&"big config", &r);
     assert!(r.stderr.contains("at most 1048576"), "{}", r.stderr);
     assert!(!d.join("x").exists() && !d.join("r").exists());
+}
+
+/// Runs the binary as an unprivileged user when the tests run as root (permissions do not bind
+/// root), so that a read-only folder is one here; `dir` (and the folders above it) are made
+/// reachable for that user.
+fn run_unprivileged(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).envs(env.iter().copied());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    run_command(&mut cmd, &args)
+}
+
+/// A folder tree the unprivileged user can use: `d` world-writable, reachable from /.
+fn shared_dir(t: &tempfile::TempDir) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = t.path().join("shared");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+/// A folder the unprivileged user can read but not write.
+fn read_only_dir(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o555)).unwrap();
+}
+
+/// Where the output cannot be written, convert, build and bench serve say so before their work
+/// (load / calibration / export, compilation, the load test), not after it.
+#[test]
+fn sweep_09_unwritable_outputs_are_found_before_the_work() {
+    let t = tempfile::tempdir().unwrap();
+    let d = shared_dir(&t);
+    let e = convert_tiny(&d, "eng");
+    std::fs::create_dir(d.join("ro")).unwrap();
+    read_only_dir(&d.join("ro"));
+    read_only_dir(&e);
+    let c = write_cfg(&d, "ro.yaml", &cfg_for(&tiny(), "ro/eng", ""));
+    let env = [("TRTFORGE_TENSORRT_LIB", "/nonexistent/tensorrt")];
+    for (args, before) in [
+        (vec!["convert", "--config", c.as_str()], "loading"),
+        (vec!["build", "--engine-dir", "eng"], "/nonexistent"),
+        (vec!["bench", "serve", "--url", "http://127.0.0.1:9", "--out", "ro/rep"], "127.0.0.1"),
+    ] {
+        let r = run_unprivileged(&args, &d, &env);
+        assert_clean_failure(&args, &r);
+        assert!(r.stderr.contains("ro") || r.stderr.contains("eng"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("ermission denied"), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains(before), "{args:?} started its work first: {}", r.stderr);
+    }
+    assert!(names_in(&d.join("ro")).is_empty());
+}
+
+/// A build killed after installing model.engine and before recording it in trtforge.json leaves
+/// an engine dir whose manifest does not list model.engine: it is still trtforge's to replace.
+#[test]
+fn sweep_10_convert_force_replaces_a_dir_with_an_unrecorded_build_output() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let e = convert_tiny(d, "eng");
+    std::fs::write(e.join("model.engine"), b"engine bytes").unwrap();
+    let c = write_cfg(d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert!(!e.join("model.engine").exists());
+    // As a directory it is not a build output: refused.
+    std::fs::create_dir(e.join("model.engine")).unwrap();
+    let err = fails(&["convert", "--config", &c, "--force"], d);
+    assert!(err.contains("model.engine"), "{err}");
+}
+
+/// Sets a file's modification time `secs` seconds after the engine dir's manifest's.
+fn after_manifest(file: &Path, secs: u64) {
+    let man = file.parent().unwrap().join("trtforge.json");
+    let t = std::fs::metadata(&man).unwrap().modified().unwrap() + Duration::from_secs(secs);
+    std::fs::OpenOptions::new().write(true).open(file).unwrap().set_modified(t).unwrap();
+}
+
+/// Contents damaged without a change of size are caught (the SHA-256 of a file newer than the
+/// manifest is checked at load), and a manifest that states one fact twice, two ways, is refused.
+#[test]
+fn sweep_11_damage_that_keeps_sizes_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let c = write_cfg(d, "q.yaml", &cfg_for(&tiny(), "q", "quantization: {precision: int8}\n"));
+    succeeds(&["convert", "--config", &c], d);
+    let gen = ["generate", "--engine-dir", "e", "--prompt-ids", "5,6,7", "--greedy", "--max-new-tokens", "2"];
+    let fresh = |d: &Path| {
+        let _ = std::fs::remove_dir_all(d.join("e"));
+        std::fs::create_dir(d.join("e")).unwrap();
+        for f in names_in(&d.join("q")) {
+            std::fs::copy(d.join("q").join(&f), d.join("e").join(&f)).unwrap();
+        }
+        // The copy's times: the manifest written last, as convert writes it.
+        let man = d.join("e/trtforge.json");
+        let t = std::fs::metadata(&man).unwrap().modified().unwrap() + Duration::from_secs(5);
+        std::fs::OpenOptions::new().write(true).open(&man).unwrap().set_modified(t).unwrap();
+    };
+    fresh(d);
+    succeeds(&gen, d);
+    // One weight byte in the middle of the ONNX changed; same size, still a valid model.
+    let onnx = d.join("e/model.onnx");
+    let mut b = std::fs::read(&onnx).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x01;
+    std::fs::write(&onnx, &b).unwrap();
+    after_manifest(&onnx, 10);
+    let err = fails(&gen, d);
+    assert!(err.contains("model.onnx") && err.contains("contents changed"), "{err}");
+    // The manifest against itself.
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("vocab_size", |v| v["onnx"]["outputs"][0]["dims"][2] = 1000.into()),
+        ("activations", |v| v["onnx"]["dtype"] = "float32".into()),
+        ("KV heads", |v| {
+            v["onnx"]["inputs"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .filter(|t| t["name"].as_str().unwrap().starts_with("past_key_values."))
+                .for_each(|t| t["dims"][1] = 7.into())
+        }),
+        ("stored as int8", |v| v["precision"] = "fp8".into()),
+    ];
+    for (what, edit) in edits {
+        fresh(d);
+        let p = d.join("e/trtforge.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["onnx"]["outputs"][0]["name"], "logits");
+        edit(&mut v);
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        let err = fails(&gen, d);
+        assert!(err.contains(what), "{what}: {err}");
+    }
+}
+
+/// A temporary whose PID is not running here is removed only once it is old: its writer may be a
+/// live process in another container or host writing into the same shared folder.
+#[test]
+fn sweep_12_recent_temporaries_of_other_pid_namespaces_are_spared() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir(d.join("out")).unwrap();
+    // A live convert elsewhere (its PID means nothing here) writing out/big.
+    let live = d.join("out/.big.trtforge-tmp-2147483632");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::write(live.join("model.onnx"), b"being written").unwrap();
+    let c = write_cfg(d, "tiny.yaml", &cfg_for(&tiny(), "out/tiny", ""));
+    succeeds(&["convert", "--config", &c], d);
+    assert_eq!(std::fs::read(live.join("model.onnx")).unwrap(), b"being written");
+    // Untouched for an hour, it is a dead process's: swept.
+    age(&live);
+    succeeds(&["convert", "--config", &c, "--force"], d);
+    assert_eq!(names_in(&d.join("out")), vec!["tiny"]);
+}
+
+/// convert --force onto an engine dir whose files cannot be removed (read-only, in a writable
+/// folder) is refused before the work, naming it, instead of leaving the old contents behind as an
+/// undeletable hidden temporary.
+#[test]
+fn sweep_13_convert_force_onto_a_read_only_engine_dir_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = shared_dir(&t);
+    let e = convert_tiny(&d, "eng");
+    let before = snapshot(&e);
+    read_only_dir(&e);
+    let c = write_cfg(&d, "eng.yaml", &cfg_for(&tiny(), "eng", "quantization: {precision: fp16}\n"));
+    let r = run_unprivileged(&["convert", "--config", &c, "--force"], &d, &[]);
+    assert_clean_failure(&"convert --force", &r);
+    assert!(r.stderr.contains("eng") && r.stderr.contains("writable") && !r.stderr.contains("loading"), "{}", r.stderr);
+    assert_eq!(snapshot(&e), before);
+    assert_eq!(names_in(&d), vec!["eng", "eng.yaml"]);
 }

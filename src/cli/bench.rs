@@ -265,6 +265,10 @@ fn measure(
     Ok(())
 }
 
+/// How often a bench child process's temporary report folder is marked as in use
+/// (`TempDir::touch`), well inside `util::atomic::STALE_AFTER`.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Set in the environment of a bench child process (one engine, one backend).
 const CHILD_ENV: &str = "TRTFORGE_BENCH_CHILD";
 
@@ -320,6 +324,7 @@ fn child_bench(
     let mut proc = cmd.spawn().map_err(|e| Error::io(&exe, e))?;
     child_pid.store(proc.id(), Ordering::SeqCst);
     let mut passed_on = false;
+    let mut touched = std::time::Instant::now();
     let status = loop {
         match proc.try_wait() {
             Ok(Some(st)) => break st,
@@ -332,6 +337,11 @@ fn child_bench(
         if !passed_on && stop.load(Ordering::SeqCst) {
             crate::util::atomic::interrupt_pid(proc.id());
             passed_on = true;
+        }
+        // The child writes into `tmp` only at its end: keep it from looking abandoned meanwhile.
+        if touched.elapsed() > TOUCH_EVERY {
+            tmp.touch();
+            touched = std::time::Instant::now();
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
@@ -484,7 +494,19 @@ fn child_roofline(
         cmd.args(["--max-model-len", &n.to_string()]);
     }
     cmd.arg("--json").arg(&json);
-    let status = cmd.status().with_context(|| format!("running {}", exe.display()))?;
+    let mut proc = cmd.spawn().with_context(|| format!("running {}", exe.display()))?;
+    let mut touched = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = proc.try_wait().with_context(|| format!("running {}", exe.display()))? {
+            break st;
+        }
+        // As in child_bench: `tmp` is written only at the end.
+        if touched.elapsed() > TOUCH_EVERY {
+            tmp.touch();
+            touched = std::time::Instant::now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     if !status.success() {
         anyhow::bail!(
             "the bench process for {precision} (KV {kv}, input {input_len}) failed ({status}); its error is above"

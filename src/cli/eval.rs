@@ -32,13 +32,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // default of generate / bench / serve, round the activations to int8 blocks (+0.1–0.3 % on
     // SmolLM2: docs/quantization.md); eval measures what the engine dir holds.
     let kernels = QuantKernels::from_env()?.unwrap_or(QuantKernels::Exact);
-    // The text first: a bad --text is said before the model is loaded.
+    let mut r = a.model.open_with(1, |_| ctx, Some(kernels))?;
+    let tok = need_tokenizer(&r, "eval")?;
     let text = crate::util::read_text(&a.text, None)?;
     if text.trim().is_empty() {
         bail!("{} is empty", a.text.display());
     }
-    let mut r = a.model.open_with(1, |_| ctx, Some(kernels))?;
-    let tok = need_tokenizer(&r, "eval")?;
     // With a window count only the tokens those windows take are needed: encode no more of the text.
     let ids = match a.windows {
         Some(w) => tok.encode_prefix(&text, false, w.saturating_mul(a.ctx))?,

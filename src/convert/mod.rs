@@ -31,7 +31,19 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
             return Err(Error::Invalid(format!("{} already exists; pass --force to replace it", out.display())));
         }
         manifest::check_replaceable(&out)?;
+        // Replacing removes its files: in a read-only dir they would stay behind as an undeletable
+        // hidden temporary.
+        crate::util::atomic::check_writable(&out).map_err(|e| {
+            Error::Invalid(format!(
+                "--force cannot replace {}: its files could not be removed ({e}); make it writable \
+(chmod -R u+w) or choose another output_dir",
+                out.display()
+            ))
+        })?;
     }
+    // The engine dir is made beside `out` and renamed into place: that folder must take files
+    // before the load, calibration and export, not after them.
+    crate::util::atomic::check_writable(crate::util::atomic::parent_of(&out))?;
     // Quantized precisions are weight-only: activations (and the KV cache) stay fp16.
     let dtype = match cfg.quantization.precision {
         WeightFormat::F32 => FloatType::F32,

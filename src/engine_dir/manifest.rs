@@ -238,6 +238,7 @@ impl Manifest {
                 caches / 2
             ));
         }
+        self.check_facts_agree()?;
         let b = &self.build;
         if b.max_batch_size == 0
             || b.max_batch_size > crate::engine_dir::config::MAX_BATCH
@@ -250,6 +251,45 @@ impl Manifest {
                 "build section out of range (max_batch_size {}, max_input_len {}, max_seq_len {})",
                 b.max_batch_size, b.max_input_len, b.max_seq_len
             ));
+        }
+        Ok(())
+    }
+
+    /// Where the manifest states a fact twice, the two agree: the logits' last dim is
+    /// `model_config.vocab_size`; every KV cache tensor is (batch, num_key_value_heads, tokens,
+    /// head_dim) in `onnx.dtype`; `onnx.dtype` is float32 for fp32 weights and float16 for the others
+    /// (quantized weights keep fp16 activations). An edited manifest that contradicts itself would
+    /// otherwise run with one of the two values silently.
+    fn check_facts_agree(&self) -> std::result::Result<(), String> {
+        let c = &self.model_config;
+        let dim = |t: &TensorIo, i: usize| t.dims.get(i).and_then(|d| d.as_u64());
+        for t in self.onnx.outputs.iter().filter(|t| t.name == "logits") {
+            if let Some(v) = dim(t, 2).filter(|&v| v != c.vocab_size as u64) {
+                return Err(format!(
+                    "onnx.outputs logits has {v} entries per token, but model_config.vocab_size is {}",
+                    c.vocab_size
+                ));
+            }
+        }
+        let want = if self.precision == WeightFormat::F32 { "float32" } else { "float16" };
+        if self.onnx.dtype != want {
+            return Err(format!(
+                "onnx.dtype is {:?}, but precision {} keeps its activations in {want}",
+                self.onnx.dtype,
+                self.precision_name()
+            ));
+        }
+        for t in self.onnx.inputs.iter().chain(&self.onnx.outputs).filter(|t| t.name.contains("key_values.")) {
+            let (heads, hd) = (dim(t, 1), dim(t, 3));
+            if heads.is_some_and(|h| h != c.num_key_value_heads as u64) || hd.is_some_and(|d| d != c.head_dim as u64) {
+                return Err(format!(
+                    "{} is {:?}, but model_config has {} KV heads of dim {}",
+                    t.name, t.dims, c.num_key_value_heads, c.head_dim
+                ));
+            }
+            if t.dtype != self.onnx.dtype {
+                return Err(format!("{} is {}, but onnx.dtype is {}", t.name, t.dtype, self.onnx.dtype));
+            }
         }
         Ok(())
     }
@@ -293,10 +333,14 @@ re-run `trtforge convert`",
         Ok(found.to_string_lossy().into_owned())
     }
 
-    /// Checks that every listed file exists with the recorded size (contents: `verify_hashes`).
-    /// A missing output of `trtforge build` ([`REBUILDABLE`]) is not damage: build makes it again,
-    /// and the backend that needs it says so.
+    /// Checks that every listed file exists with the recorded size, and the contents (SHA-256) of
+    /// every file modified after the manifest was written: trtforge writes the manifest last, so a
+    /// newer file is one edited (or copied without its times) since — cheap in the normal case, and
+    /// an edit that keeps the size is still caught. A missing output of `trtforge build`
+    /// ([`REBUILDABLE`]) is not damage: build makes it again, and the backend that needs it says so.
     pub fn check_files(&self, dir: &Path) -> Result<()> {
+        let written = std::fs::metadata(dir.join(MANIFEST_FILE)).and_then(|m| m.modified()).ok();
+        let mut newer = Vec::new();
         for f in &self.files {
             let p = dir.join(&f.name);
             let md = match std::fs::metadata(&p) {
@@ -316,6 +360,23 @@ re-run `trtforge convert`",
                     ),
                 ));
             }
+            if written.is_some_and(|w| md.modified().is_ok_and(|m| m > w)) {
+                newer.push(f.name.as_str());
+            }
+        }
+        if !newer.is_empty() {
+            let t = std::time::Instant::now();
+            self.verify_hashes(dir, |n| newer.contains(&n))?;
+            if t.elapsed().as_secs_f64() > 1.0 {
+                crate::util::errln!(
+                    "note: checked {} against {}'s SHA-256 since they are newer than it ({:.1} s); \
+                     `touch {}` once they are known good skips this",
+                    newer.join(", "),
+                    MANIFEST_FILE,
+                    t.elapsed().as_secs_f64(),
+                    dir.join(MANIFEST_FILE).display()
+                );
+            }
         }
         Ok(())
     }
@@ -328,11 +389,16 @@ re-run `trtforge convert`",
             let p = dir.join(&f.name);
             let got = sha256_files(&[&p])?;
             if got != f.sha256 {
+                let (stage, again) = if REBUILDABLE.contains(&f.name.as_str()) {
+                    ("build", "`trtforge build`")
+                } else {
+                    ("convert", "`trtforge convert --force`")
+                };
                 return Err(Error::format(
                     &p,
                     format!(
-                        "contents changed since `trtforge convert` wrote it (SHA-256 {got}, manifest {}); \
-re-run `trtforge convert --force` to make the engine dir consistent",
+                        "contents changed since `trtforge {stage}` wrote it (SHA-256 {got}, manifest {}); \
+re-run {again} to make the engine dir consistent",
                         f.sha256
                     ),
                 ));
@@ -346,7 +412,7 @@ re-run `trtforge convert --force` to make the engine dir consistent",
 
 /// Proves that `dir` is an engine directory trtforge wrote, so `convert --force` may replace it:
 /// its manifest names this tool and every entry in it is the manifest, a file the manifest lists,
-/// or a trtforge temporary. Anything else there is the user's; then nothing is replaced. An empty
+/// a build output ([`REBUILDABLE`], as files) or a trtforge temporary. Anything else there is the user's; then nothing is replaced. An empty
 /// directory holds nothing to lose. (The manifest is read loosely, so engine dirs of older schema
 /// versions can be replaced too.)
 pub fn check_replaceable(dir: &Path) -> Result<()> {
@@ -379,9 +445,16 @@ pub fn check_replaceable(dir: &Path) -> Result<()> {
     let Some(listed) = listed else {
         return refuse(format!("has no trtforge manifest ({MANIFEST_FILE})"));
     };
+    // trtforge's own build outputs count as listed: a build killed after installing model.engine
+    // and before updating the manifest leaves one unlisted.
     let foreign: Vec<&String> = entries
         .iter()
-        .filter(|n| *n != MANIFEST_FILE && !listed.contains(n) && crate::util::atomic::temp_owner(n).is_none())
+        .filter(|n| {
+            *n != MANIFEST_FILE
+                && !listed.contains(n)
+                && !REBUILDABLE.contains(&n.as_str())
+                && crate::util::atomic::temp_owner(n).is_none()
+        })
         .collect();
     if !foreign.is_empty() {
         return refuse(format!("holds files its manifest does not list ({foreign:?})"));

@@ -98,8 +98,11 @@ fn names(c: &LlamaConfig) -> HashMap<String, Param> {
     v.into_iter().map(|p| (tensor_name(p, NameScheme::Hf), p)).collect()
 }
 
-fn read_quantized(o: &Onnx, c: &LlamaConfig) -> Result<QuantizedModel> {
+/// The quantized linears stored in the graph, each in the format the manifest's precision names
+/// (a float engine holds none; a quantized one holds no other format).
+fn read_quantized(o: &Onnx, m: &Manifest) -> Result<QuantizedModel> {
     use pb::tensor_proto::DataType;
+    let c = &m.model_config;
     let by_name = names(c);
     let mut qm = QuantizedModel::default();
     let bad = |m: String| Error::format(&o.path, m);
@@ -131,6 +134,14 @@ fn read_quantized(o: &Onnx, c: &LlamaConfig) -> Result<QuantizedModel> {
             }
             x => return Err(bad(format!("{base}: quantized data type {x}, expected int8, int4 or float8e4m3fn"))),
         };
+        if format != m.precision {
+            return Err(bad(format!(
+                "{base} is stored as {}, but the manifest's precision is {}; the engine directory is damaged \
+(re-run `trtforge convert --force`)",
+                format.label(),
+                m.precision_name()
+            )));
+        }
         let shape = param_shape(p, c); // (out, in)
         let (n_out, n_in) = (shape[0], shape[1]);
         let dims = Onnx::dims(qt);
@@ -174,7 +185,7 @@ pub fn load_quantized_weights(dir: &Path) -> Result<QuantizedModel> {
     let m = Manifest::load(dir)?;
     m.check_files(dir)?;
     let o = Onnx::open(dir, &m)?;
-    read_quantized(&o, &m.model_config)
+    read_quantized(&o, &m)
 }
 
 /// Everything an engine directory's ONNX computes with.
@@ -191,7 +202,7 @@ pub fn load_engine_weights(dir: &Path) -> Result<EngineWeights> {
     m.check_files(dir)?;
     let o = Onnx::open(dir, &m)?;
     let c = m.model_config.clone();
-    let quantized = read_quantized(&o, &c)?;
+    let quantized = read_quantized(&o, &m)?;
     let get = |p: Param| -> Result<Tensor> {
         let shape = param_shape(p, &c);
         if let Some(q) = quantized.get(p) {

@@ -1,7 +1,9 @@
 //! Every file and directory trtforge writes goes to a temporary name inside its target folder and is
 //! renamed into place. Temporaries are removed on error, on SIGINT/SIGTERM/SIGHUP (a handler
 //! installed on first use), and swept on the next write into the same folder when a `kill -9` left
-//! them: their names carry a marker and the writer's PID, so only ours, from dead processes, go.
+//! them: their names carry a marker and the writer's PID, so only ours, from dead processes, go —
+//! and only once untouched for [`STALE_AFTER`], since a PID says nothing about a process in another
+//! PID namespace or on another host writing into the same shared folder.
 //! A directory being replaced where the filesystem cannot swap two directories atomically is moved
 //! aside as `.NAME.trtforge-tmp-PID-old` for the instant between two renames; should the process die
 //! there, the next sweep of the folder renames it back to NAME (see [`TempDir::commit`]).
@@ -14,6 +16,11 @@ use std::sync::{Mutex, Once};
 
 /// `.NAME.trtforge-tmp-PID`: the marker proves a name is a trtforge temporary.
 const TMP_MARK: &str = ".trtforge-tmp-";
+/// A temporary of a process that is not running here is removed only once unmodified this long
+/// (its writer may be alive in another container or host). Long-lived temporaries are kept fresh
+/// ([`TempDir::touch`]).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Appended to a temporary's name for the directory it replaces, moved aside (`.NAME.trtforge-tmp-PID-old`).
 const ASIDE: &str = "-old";
 
@@ -173,10 +180,16 @@ fn process_alive(pid: u32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether a temporary has gone unmodified for [`STALE_AFTER`].
+fn untouched(md: &std::fs::Metadata) -> bool {
+    md.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age >= STALE_AFTER)
+}
+
 /// Cleans up after trtforge processes that no longer run, in `dir`: a directory one moved aside
 /// while replacing it goes back to its name where that name is missing (the replacement never
-/// arrived) and is removed where the name is taken (it did); their other temporaries are removed.
-/// Returns the names acted on.
+/// arrived; nothing is deleted, so this needs no wait) and is removed where the name is taken (it
+/// did); their other temporaries are removed. Removals wait until a temporary is untouched for
+/// [`STALE_AFTER`]. Returns the names acted on.
 pub fn sweep_stale(dir: &Path) -> Vec<String> {
     let mut swept = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return swept };
@@ -186,9 +199,10 @@ pub fn sweep_stale(dir: &Path) -> Vec<String> {
         if pid == std::process::id() || process_alive(pid) {
             continue;
         }
+        let old_enough = e.metadata().is_ok_and(|md| untouched(&md));
         if aside {
             let dest = dir.join(OsStr::from_bytes(name));
-            match settle_aside(&e.path(), &dest, true) {
+            match settle_aside(&e.path(), &dest, old_enough) {
                 Some("restored") => crate::util::errln!(
                     "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
                     dest.display()
@@ -196,8 +210,10 @@ pub fn sweep_stale(dir: &Path) -> Vec<String> {
                 Some(_) => {}
                 None => continue,
             }
-        } else {
+        } else if old_enough {
             remove_any(&e.path());
+        } else {
+            continue;
         }
         swept.push(file_name.to_string_lossy().into_owned());
     }
@@ -215,17 +231,17 @@ pub fn restore_aside(dest: &Path) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else { return false };
     for e in rd.flatten() {
         let file_name = e.file_name();
-        match parse_temp(file_name.as_bytes()) {
-            Some((name, pid, true)) if name == want.as_bytes() && pid != std::process::id() && !process_alive(pid) => {
-                if settle_aside(&e.path(), dest, false) == Some("restored") {
-                    crate::util::errln!(
-                        "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
-                        dest.display()
-                    );
-                    return true;
-                }
-            }
-            _ => {}
+        let Some((name, pid, true)) = parse_temp(file_name.as_bytes()) else { continue };
+        if name == want.as_bytes()
+            && pid != std::process::id()
+            && !process_alive(pid)
+            && settle_aside(&e.path(), dest, false) == Some("restored")
+        {
+            crate::util::errln!(
+                "note: restored {}, which an interrupted trtforge (PID {pid}) had moved aside to replace it",
+                dest.display()
+            );
+            return true;
         }
     }
     false
@@ -324,7 +340,7 @@ pub fn check_writable(dir: &Path) -> Result<()> {
     };
     let md = std::fs::metadata(existing).map_err(|e| Error::io(existing, e))?;
     if !md.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a directory", existing.display())));
+        return Err(Error::io(existing, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
     }
     let probe = temp_name(existing, "probe");
     register(&probe);
@@ -377,6 +393,15 @@ impl TempDir {
         Ok(TempDir { path, done: false })
     }
 
+    /// Marks the directory as in use now (its modification time), so that no sweep in a folder
+    /// shared with other hosts or containers takes it for a dead process's ([`STALE_AFTER`]).
+    /// For a temporary directory that sits unchanged while a long step runs.
+    pub fn touch(&self) {
+        if let Ok(f) = std::fs::File::open(&self.path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// Moves the directory to `dest`, which must not exist or must be a directory the caller has
     /// proved it may replace (`replace`). The swap is atomic where the filesystem supports it
     /// (Linux `renameat2(RENAME_EXCHANGE)`): an interrupt leaves either the old or the new directory.
@@ -407,7 +432,14 @@ impl TempDir {
             Some(old)
         };
         if let Some(r) = &replaced {
-            remove_any(r);
+            if let Err(e) = try_remove_any(r) {
+                crate::util::errln!(
+                    "warning: {} was replaced, but its old contents could not be removed ({e}); they are left at {}: \
+remove them by hand",
+                    dest.display(),
+                    r.display()
+                );
+            }
             unregister(r);
         }
         unregister(&self.path);
@@ -482,6 +514,12 @@ mod tests {
         assert_eq!(parse_temp(b".a.b.trtforge-tmp-7-old"), Some((&b"a.b"[..], 7, true)));
     }
 
+    /// Sets a path's modification time `STALE_AFTER` + 1 minute into the past.
+    fn age(p: &Path) {
+        let t = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(60);
+        std::fs::File::open(p).unwrap().set_modified(t).unwrap();
+    }
+
     #[test]
     fn sweep_removes_only_dead_owners_temporaries() {
         let t = tempfile::tempdir().unwrap();
@@ -492,6 +530,10 @@ mod tests {
         std::fs::write(d.join(format!(".b.trtforge-tmp-{}", std::process::id())), b"x").unwrap();
         std::fs::write(d.join(".c.tmp-2147483632"), b"x").unwrap();
         std::fs::write(d.join("keep.txt"), b"x").unwrap();
+        for n in [".a.trtforge-tmp-2147483632", ".e.trtforge-tmp-2147483632"] {
+            age(&d.join(n));
+        }
+        age(&d.join(format!(".b.trtforge-tmp-{}", std::process::id())));
         let mut swept = sweep_stale(d);
         swept.sort();
         assert_eq!(swept, vec![".a.trtforge-tmp-2147483632", ".e.trtforge-tmp-2147483632"]);
@@ -499,6 +541,28 @@ mod tests {
             std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         left.sort();
         assert_eq!(left.len(), 3, "{left:?}");
+    }
+
+    /// A dead PID is not enough: the writer may run in another PID namespace or host sharing the
+    /// folder. A temporary modified within STALE_AFTER stays; a touched TempDir counts as fresh.
+    #[test]
+    fn sweep_spares_recent_temporaries_of_unknown_processes() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(d.join(".a.trtforge-tmp-2147483632"), b"x").unwrap();
+        std::fs::create_dir(d.join(".e.trtforge-tmp-2147483632")).unwrap();
+        // A replaced dir aside whose new one is in place: removed only when stale too.
+        std::fs::create_dir(d.join("f")).unwrap();
+        std::fs::create_dir(d.join(".f.trtforge-tmp-2147483632-old")).unwrap();
+        assert!(sweep_stale(d).is_empty());
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 4);
+        let td = TempDir { path: d.join(".e.trtforge-tmp-2147483632"), done: true };
+        age(&td.path);
+        td.touch();
+        age(&d.join(".f.trtforge-tmp-2147483632-old"));
+        let mut swept = sweep_stale(d);
+        swept.sort();
+        assert_eq!(swept, vec![".f.trtforge-tmp-2147483632-old"]);
     }
 
     #[test]
@@ -576,6 +640,7 @@ mod tests {
         let old = move_aside(&new, &dest).unwrap();
         move_in(&new, &dest, &old).unwrap();
         assert!(!restore_aside(&dest), "dest exists: nothing to restore");
+        age(&old);
         sweep_stale(d);
         assert_eq!(std::fs::read(dest.join("model.onnx")).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(d).unwrap().count(), 1);
@@ -637,7 +702,7 @@ mod tests {
         assert!(!t.path().join("not").exists());
         std::fs::write(t.path().join("f"), b"x").unwrap();
         let e = check_writable(&t.path().join("f/sub")).unwrap_err();
-        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(e.to_string().contains("Not a directory"), "{e}");
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 }
