@@ -797,9 +797,10 @@ fn slow_clients_second_signal_and_broken_stderr() {
     assert_eq!(st, 408, "{body}");
     assert!(body.contains("\"error\""), "{body}");
 
-    // A long stream in flight (the whole context), then SIGINT twice: the first starts a 120 s drain, the second
+    // A long stream in flight (4,000 tokens), then SIGINT twice: the first starts a 120 s drain, the second
     // exits now.
-    let long = r#"{"prompt": "Once upon a time", "stream": true, "ignore_eos": true}"#;
+    // (max_tokens given: /v1/completions' default of 16 tokens can finish before the first signal.)
+    let long = r#"{"prompt": "Once upon a time", "stream": true, "ignore_eos": true, "max_tokens": 4000}"#;
     let stream = std::thread::spawn(move || http(port, "POST", "/v1/completions", long));
     std::thread::sleep(Duration::from_millis(1500));
     let pid = srv.child.id().to_string();
@@ -836,7 +837,8 @@ fn slow_clients_second_signal_and_broken_stderr() {
         }
     };
     drop(lines);
-    let stream = std::thread::spawn(move || http(port, "POST", "/v1/completions", long));
+    let short = r#"{"prompt": "Once upon a time", "stream": true, "ignore_eos": true, "max_tokens": 8}"#;
+    let stream = std::thread::spawn(move || http(port, "POST", "/v1/completions", short));
     std::thread::sleep(Duration::from_millis(1500));
     let t2 = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
