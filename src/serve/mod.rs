@@ -317,6 +317,8 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let state = Arc::new(http::AppState::new(engine, name.clone(), chat, o.max_num_seqs + o.max_queue));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // off_workers' parsing / templating: CPU work, so no more threads than cores help (the default allows 512)
+        .max_blocking_threads(std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16)))
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("could not start the async runtime: {e}")))?;
