@@ -156,6 +156,7 @@ pub fn free_bytes(p: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled st.
     let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // u32 on some targets
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
@@ -199,7 +200,7 @@ pub fn profiles(m: &Manifest, b: &BuildSection, inputs: &[String]) -> Result<Vec
     // (seq min/opt/max, past min/opt/max). Each profile's maxima must be consistent:
     // past + seq <= max_seq_len is the attention mask's (and the present cache's) length.
     let shapes = [
-        ("prefill", [1, mi.min(128).max(1), mi], [0, 0, ms - mi]),
+        ("prefill", [1, mi.clamp(1, 128), mi], [0, 0, ms - mi]),
         ("decode", [1, 1, 1], [0, (ms / 2).min(ms - 1), ms - 1]),
     ];
     let cache_len = match m.onnx.attention {

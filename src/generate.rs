@@ -50,7 +50,7 @@ pub fn generate_batch(
             return Err(Error::Invalid(format!("prompt {i} is empty (no tokens)")));
         }
         // Checked: a huge max_new_tokens must not wrap around and pass.
-        let need = p.len().checked_add(params.max_new_tokens).unwrap_or(usize::MAX);
+        let need = p.len().saturating_add(params.max_new_tokens);
         if need > backend.max_seq() {
             return Err(Error::Invalid(format!(
                 "prompt {i} has {} tokens; with {} new tokens that is {need}, more than the {} the engine holds (model context {})",

@@ -52,7 +52,8 @@ fn tiny_checkpoints_match_hf_logits_and_greedy_tokens() {
             }
             let want_greedy = ids(&case["greedy_ids"][pi]);
             let stop = StopCriteria { eos: &[], stop_strings: &[], detok: None };
-            let got = generate_batch(&mut be, &[p.clone()], &greedy(want_greedy.len()), &stop, |_, _| {}).unwrap();
+            let got = generate_batch(&mut be, std::slice::from_ref(&p), &greedy(want_greedy.len()), &stop, |_, _| {})
+                .unwrap();
             assert_eq!(got[0].tokens, want_greedy, "{name} prompt {pi}: greedy tokens differ from HF");
         }
     }

@@ -375,11 +375,11 @@ const I4: i32 = 22;
 const FP8: i32 = 17;
 
 fn positive_f32_bytes(n: usize, seed: u32) -> Vec<u8> {
-    (0..n).flat_map(|i| (((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 1e5 + 1e-3).to_le_bytes()).collect()
+    (0..n).flat_map(|i| ((((i as u32 * 2654435761) ^ seed) % 1000) as f32 / 1e5 + 1e-3).to_le_bytes()).collect()
 }
 
 fn f32_bytes(n: usize, seed: u32) -> Vec<u8> {
-    (0..n).flat_map(|i| (((i as u32 * 2654435761 ^ seed) % 1000) as f32 / 1000.0 - 0.5).to_le_bytes()).collect()
+    (0..n).flat_map(|i| ((((i as u32 * 2654435761) ^ seed) % 1000) as f32 / 1000.0 - 0.5).to_le_bytes()).collect()
 }
 
 fn model(

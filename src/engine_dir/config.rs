@@ -567,7 +567,7 @@ impl EngineConfig {
         if let Some(k) = q.fp16_inputs.iter().find(|k| !LINEAR_KINDS.contains(&k.as_str())) {
             return bad(format!("quantization.fp16_inputs: {k:?} is not one of {}", LINEAR_KINDS.join(", ")));
         }
-        if !q.fp16_inputs.is_empty() && !(q.precision == WeightFormat::F8 && q.fp8_activations) {
+        if !q.fp16_inputs.is_empty() && (q.precision != WeightFormat::F8 || !q.fp8_activations) {
             return bad(format!(
                 "quantization.fp16_inputs applies to precision fp8 with fp8 activations, not {}{}",
                 q.precision_name(),
