@@ -260,6 +260,46 @@ fn smollm2_golden_ids() {
     assert!(checked >= 4);
 }
 
+/// Every byte-level BPE pre-tokenizer (`tokenizer.ggml.pre`) trtforge reads gives llama.cpp's own ids
+/// (tests/fixtures/gguf_pre_golden.json, from llama-cpp-python by scripts/gguf_pre_golden.py) on SmolLM2's
+/// vocabulary for texts that tell the pre-tokenizers apart, and adds bos by default exactly where llama.cpp does.
+#[test]
+fn gguf_pre_tokenizers_match_llama_cpp() {
+    let s = need_smol!("gguf_pre_tokenizers_match_llama_cpp");
+    let golden = read_json(&fixture("gguf_pre_golden.json"));
+    let texts: Vec<&str> = golden["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let pres = golden["pre"].as_object().unwrap();
+    assert!(pres.len() >= 40, "{} pre-tokenizers", pres.len());
+    let distinct: std::collections::HashSet<String> = pres.values().map(|c| c["ids"].to_string()).collect();
+    assert!(distinct.len() >= 10, "the texts must tell the pre-tokenizers apart: {} distinct", distinct.len());
+    let mut failures = Vec::new();
+    for (name, case) in pres {
+        let mut v = s.vocab.clone();
+        v.pre = Some(name.clone());
+        v.add_bos = None;
+        // the fixture's extra tokens (multi-digit, contractions) and their merges, as the GGUF llama.cpp read
+        let strs = |k: &str| golden[k].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string());
+        v.tokens.extend(strs("extra_tokens"));
+        v.merges.extend(strs("extra_merges"));
+        v.token_types.resize(v.tokens.len(), 1);
+        let tok = Tokenizer::from_gguf_vocab(v).unwrap_or_else(|e| panic!("pre {name:?}: {e}"));
+        assert!(tok.warnings().is_empty(), "pre {name:?}: {:?}", tok.warnings());
+        if tok.adds_bos() != case["add_bos"].as_bool().unwrap() {
+            failures.push(format!("{name}: adds bos {} (llama.cpp {})", tok.adds_bos(), case["add_bos"]));
+        }
+        for (text, want) in texts.iter().zip(case["ids"].as_array().unwrap()) {
+            let want = ids_of(want);
+            let got = tok.encode(text, false).unwrap();
+            if got != want {
+                let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+                let start: String = text.chars().take(50).collect();
+                failures.push(format!("{name} {start:?}: first difference at token {at} of {}", want.len()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} differences from llama.cpp:\n{}", failures.len(), failures.join("\n"));
+}
+
 #[test]
 fn smollm2_skip_special_on_decode() {
     let s = need_smol!("smollm2_skip_special_on_decode");

@@ -105,28 +105,169 @@ impl ChatMessage {
 
 /// GPT-2's pre-tokenizer regex family as Llama 3 extends it (from HF's Llama-3 `tokenizer.json`).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// GPT-2's split regex as llama.cpp writes it (its hand-written matcher implements it).
+const GPT2_SPLIT: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 
-/// `tokenizer.ggml.pre` values whose llama.cpp regexes are `\p{N}` then GPT-2's: each digit is
-/// its own pre-token. HF writes this as `Sequence[Digits(individual), ByteLevel]`.
-const DIGITS_THEN_GPT2: &[&str] = &["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"];
-/// `tokenizer.ggml.pre` values that are plain GPT-2 byte-level splitting.
-const PLAIN_GPT2: &[&str] = &["gpt2", "gpt-2"];
-/// `tokenizer.ggml.pre` values llama.cpp maps to its LLAMA3 pre-tokenizer (llama-vocab.cpp): the Llama 3 split
-/// regex, whole-word vocabulary hits before merges (`ignore_merges`) and bos added unless the file says otherwise.
-const LLAMA3_FAMILY: &[&str] = &["llama-bpe", "llama3", "llama-v3", "falcon3"];
-/// `tokenizer.ggml.pre` values with the Llama 3 split regex but neither `ignore_merges` nor a bos default
-/// (llama.cpp's SMAUG pre-tokenizer).
-const LLAMA3_SPLIT_ONLY: &[&str] = &["smaug-bpe"];
-/// llama.cpp's DEFAULT pre-tokenizer (llama-vocab.cpp, `llm_tokenizer_bpe`), used for `tokenizer.ggml.pre =
-/// "default"` and, with a warning, when the key is missing: these regexes applied one after another, each
-/// splitting the pieces the previous left (matches and the text between them are pieces), then byte-level BPE.
-/// The second is GPT-2's, which llama.cpp runs through an equivalent hand-written matcher.
-const LLAMA_CPP_DEFAULT_SPLITS: &[&str] = &[
-    r"[\p{P}\$\+<=>\^~\|]+",
-    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)",
-    r"\p{N}+",
-    r"[0-9][0-9][0-9]",
+/// How llama.cpp pre-tokenizes a byte-level BPE vocabulary (llama-vocab.cpp, `llm_tokenizer_bpe`): the
+/// `tokenizer.ggml.pre` names that select it and its regexes, applied one after another (each splits the pieces the
+/// previous left; matches and the text between them are pieces), then byte-level BPE. The regexes are llama.cpp's
+/// own spellings where it adapted a model's original (it runs them with std::regex on a category-collapsed text).
+struct PreTokenizer {
+    names: &'static [&'static str],
+    kind: PreKind,
+    /// llama.cpp's `ignore_merges`: a pre-token that is a whole vocabulary entry is that token.
+    ignore_merges: bool,
+    /// llama.cpp adds bos for this family unless the file says otherwise.
+    add_bos: bool,
+}
+
+enum PreKind {
+    /// HF's `Sequence[Digits(individual), ByteLevel]`: each digit alone, then GPT-2's split.
+    DigitsThenGpt2,
+    /// GPT-2's byte-level split alone.
+    Gpt2,
+    /// These regexes one after another.
+    Splits(&'static [&'static str]),
+}
+
+/// Every byte-level BPE pre-tokenizer llama.cpp knows (llama-vocab.cpp as of llama-cpp-python 0.3.16) that
+/// trtforge can reproduce; tests/fixtures/gguf_pre_golden.json holds llama.cpp's own ids for each.
+const PRE_TOKENIZERS: &[PreTokenizer] = &[
+    PreTokenizer {
+        names: &["llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"],
+        kind: PreKind::Splits(&[LLAMA3_SPLIT]),
+        ignore_merges: true,
+        add_bos: true,
+    },
+    PreTokenizer { names: &["dbrx", "smaug-bpe"], kind: PreKind::Splits(&[LLAMA3_SPLIT]), ignore_merges: false, add_bos: false },
+    PreTokenizer {
+        names: &["deepseek-llm"],
+        kind: PreKind::Splits(&[
+            "[\r\n]",
+            "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+            "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+            "\\s+$",
+            "[一-龥ࠀ-一가-퟿]+",
+            "\\p{N}+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["deepseek-v3", "hunyuan-dense"],
+        kind: PreKind::Splits(&[
+            "\\p{N}{1,3}",
+            "[一-龥぀-ゟ゠-ヿ]+",
+            // llama.cpp's ASCII \p{S} lacks '~' (its category table for the collapsed text): [\p{S}&&[^~]] here
+            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}[\\p{S}&&[^~]]]?[\\p{L}\\p{M}]+| ?[\\p{P}[\\p{S}&&[^~]]]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["deepseek-coder"],
+        kind: PreKind::Splits(&["[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["falcon"],
+        kind: PreKind::Splits(&[r"[\p{P}\$\+<=>\^~\|`]+", GPT2_SPLIT, "[0-9][0-9][0-9]"]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"],
+        kind: PreKind::DigitsThenGpt2,
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &[
+            "gpt2", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
+            "exaone4", "mpt", "olmo", "jais", "trillion",
+        ],
+        kind: PreKind::Gpt2,
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["qwen2", "deepseek-r1-qwen", "megrez", "stablelm2", "hunyuan"],
+        kind: PreKind::Splits(&[
+            r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["poro-chat", "bloom", "gpt3-finnish"],
+        kind: PreKind::Splits(&[" ?[^(\\s|.,!?…。，、।۔،)]+"]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["viking"],
+        kind: PreKind::Splits(&[" ?[^(\\s|.,!?…。，、।۔،)]+", "\\p{N}"]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["tekken"],
+        kind: PreKind::Splits(&[
+            r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ]),
+        ignore_merges: true,
+        add_bos: true,
+    },
+    PreTokenizer {
+        names: &["gpt-4o", "llama4"],
+        kind: PreKind::Splits(&[
+            r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["bailingmoe"],
+        kind: PreKind::Splits(&[
+            r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    PreTokenizer {
+        names: &["seed-coder"],
+        kind: PreKind::Splits(&[
+            r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ]),
+        ignore_merges: false,
+        add_bos: false,
+    },
+    // llama.cpp's DEFAULT, for `pre = "default"` and (with a warning) a missing key. The second regex is GPT-2's,
+    // which llama.cpp runs through an equivalent hand-written matcher.
+    PreTokenizer {
+        names: &["default"],
+        kind: PreKind::Splits(&[r"[\p{P}\$\+<=>\^~\|]+", GPT2_SPLIT, r"\p{N}+", "[0-9][0-9][0-9]"]),
+        ignore_merges: false,
+        add_bos: false,
+    },
 ];
+
+/// llama.cpp pre-tokenizers trtforge refuses by name, with why.
+const PRE_REFUSED: &[(&str, &str)] = &[
+    ("jina-v1-en", "an embedding model's (it appends a separator token)"),
+    ("jina-v2-code", "an embedding model's (it appends a separator token)"),
+    ("roberta-bpe", "an embedding model's (it appends a separator token)"),
+    ("glm4", "GLM's (no bos token; not a Llama tokenizer)"),
+    ("chatglm-bpe", "GLM's (no bos token; not a Llama tokenizer)"),
+    ("chameleon", "Chameleon's (image and sentinel tokens)"),
+    ("superbpe", "SuperBPE's (zero-width digit-group splits)"),
+    ("kimi-k2", "Kimi K2's (a hand-written matcher in llama.cpp)"),
+];
+
+fn pre_tokenizer(name: &str) -> Option<&'static PreTokenizer> {
+    PRE_TOKENIZERS.iter().find(|p| p.names.contains(&name))
+}
 
 /// Added-token spellings used to guess bos/eos for a `tokenizer.json` without a config beside it.
 const BOS_NAMES: &[&str] = &["<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"];
@@ -345,39 +486,39 @@ impl Tokenizer {
             );
         }
         let pre = v.pre.as_deref().unwrap_or("default");
-        let llama3 = LLAMA3_FAMILY.contains(&pre);
+        let Some(family) = pre_tokenizer(pre) else {
+            let why = match PRE_REFUSED.iter().find(|(n, _)| *n == pre) {
+                Some((_, what)) => format!("it is {what}, which trtforge does not reproduce"),
+                None => "llama.cpp does not know it either (it refuses such a file)".to_string(),
+            };
+            return Err(Error::Unsupported(format!(
+                "GGUF tokenizer.ggml.pre = {pre:?}: this pre-tokenizer decides how text is split before BPE, and {why}; \
+                 a GGUF written by llama.cpp's converter for a Llama-family model names one of: {}",
+                PRE_TOKENIZERS.iter().flat_map(|p| p.names.iter().copied()).collect::<Vec<_>>().join(", ")
+            )));
+        };
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
-            .ignore_merges(llama3)
+            .ignore_merges(family.ignore_merges)
             .build()
             .map_err(|e| tok_err("building the BPE model from the GGUF vocabulary", e))?;
 
-        // Split pieces (matches and the text between), then the byte-level mapping without GPT-2's own split.
-        let splits = |what: &str, regexes: &[&str]| -> Result<PreTokenizerWrapper> {
-            let mut seq: Vec<PreTokenizerWrapper> = Vec::with_capacity(regexes.len() + 1);
-            for re in regexes {
-                let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
-                    .map_err(|e| tok_err(format!("compiling the {what} split regex {re:?}"), e))?;
-                seq.push(split.into());
-            }
-            seq.push(ByteLevel::new(false, true, false).into());
-            Ok(PreSequence::new(seq).into())
-        };
         let byte_level = ByteLevel::new(false, true, true);
-        let pre_tokenizer: PreTokenizerWrapper = if DIGITS_THEN_GPT2.contains(&pre) {
-            PreSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
-        } else if llama3 || LLAMA3_SPLIT_ONLY.contains(&pre) {
-            splits("Llama 3", &[LLAMA3_SPLIT])?
-        } else if pre == "default" {
-            splits("llama.cpp default", LLAMA_CPP_DEFAULT_SPLITS)?
-        } else {
-            if !PLAIN_GPT2.contains(&pre) {
-                warnings.push(format!(
-                    "GGUF tokenizer.ggml.pre = {pre:?} is not known; using GPT-2 byte-level splitting, \
-                     which may differ from the model's own tokenizer"
-                ));
+        let pre_tokenizer: PreTokenizerWrapper = match family.kind {
+            PreKind::DigitsThenGpt2 => PreSequence::new(vec![Digits::new(true).into(), byte_level.into()]).into(),
+            PreKind::Gpt2 => byte_level.into(),
+            PreKind::Splits(regexes) => {
+                // Split pieces (matches and the text between), then the byte-level mapping without GPT-2's own split.
+                let mut seq: Vec<PreTokenizerWrapper> = Vec::with_capacity(regexes.len() + 1);
+                for re in regexes {
+                    let split =
+                        Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
+                            .map_err(|e| tok_err(format!("compiling the {pre:?} split regex {re:?}"), e))?;
+                    seq.push(split.into());
+                }
+                seq.push(ByteLevel::new(false, true, false).into());
+                PreSequence::new(seq).into()
             }
-            byte_level.into()
         };
 
         let mut inner = tokenizers::Tokenizer::new(bpe);
@@ -811,12 +952,12 @@ const SPIECE_SPACE: &str = "\u{2581}";
 
 /// Whether bos is added when `tokenizer.ggml.add_bos_token` is absent: llama.cpp's defaults (llama-vocab.cpp,
 /// `llama_vocab::impl::load`) for the vocabularies trtforge reads — true for SentencePiece (`llama`) and for
-/// byte-level BPE with a Llama 3 pre-tokenizer ([`LLAMA3_FAMILY`]), false for every other BPE pre-tokenizer
-/// (`smaug-bpe`, `smollm`, `default`, `gpt-2`...).
+/// byte-level BPE with a pre-tokenizer llama.cpp adds bos for (the Llama 3 family, `tekken`:
+/// [`PreTokenizer::add_bos`]), false for every other BPE pre-tokenizer (`smaug-bpe`, `smollm`, `default`, `gpt-2`...).
 fn default_add_bos(model: &str, pre: Option<&str>) -> bool {
     match model {
         "llama" => true,
-        "gpt2" => pre.is_some_and(|p| LLAMA3_FAMILY.contains(&p)),
+        "gpt2" => pre.and_then(pre_tokenizer).is_some_and(|p| p.add_bos),
         _ => false,
     }
 }
@@ -1227,13 +1368,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_pre_warns_and_user_defined_tokens_decode_as_text() {
+    fn unknown_pre_is_refused_and_user_defined_tokens_decode_as_text() {
+        for (pre, why) in [("martian", "does not know it"), ("kimi-k2", "Kimi K2"), ("chatglm-bpe", "GLM")] {
+            let mut v = tiny_vocab();
+            v.pre = Some(pre.into());
+            let e = Tokenizer::from_gguf_vocab(v).unwrap_err().to_string();
+            assert!(e.contains(&format!("{pre:?}")) && e.contains(why) && e.contains("tekken"), "{e}");
+        }
         let mut v = tiny_vocab();
-        v.pre = Some("martian".into());
+        v.pre = Some("gpt-2".into());
         v.tokens.push("<think>".into());
         v.token_types.push(4);
         let t = Tokenizer::from_gguf_vocab(v).unwrap();
-        assert_eq!(t.warnings().len(), 1);
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
         let think = id(&t, "<think>");
         assert_eq!(t.encode("<think>hello", false).unwrap(), vec![think, id(&t, "hello")]);
         assert_eq!(t.decode(&[think, 2], true).unwrap(), "<think>");
