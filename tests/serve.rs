@@ -947,6 +947,8 @@ fn node_client_http_details_and_cors() {
         assert!(st == 200 && b.contains(&format!("\"id\":\"{name}\"")), "{path}: {st} {b}");
     }
     assert_eq!(http(port, "GET", "/v1/models/HuggingFaceTB/other", "").0, 404);
+    let (st, b) = http(port, "GET", "/v1/models/%FF%FE", "");
+    assert!(st == 400 && b.contains("\"error\""), "a name that is not UTF-8: {st} {b}");
     let (st, r) = post(
         port,
         "/v1/completions",

@@ -8,6 +8,7 @@ use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -181,7 +182,12 @@ async fn models(State(s): State<Arc<AppState>>) -> Response {
     Json(serde_json::json!({"object": "list", "data": [model_card(&s)]})).into_response()
 }
 
-async fn model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+async fn model(State(s): State<Arc<AppState>>, id: Result<Path<String>, PathRejection>) -> Response {
+    // a name that is not UTF-8 once unescaped: the error shape too, not axum's plain text
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return ApiError::invalid(e.body_text(), Some("model")).into_response(),
+    };
     if id == s.model_name {
         Json(model_card(&s)).into_response()
     } else {
