@@ -537,6 +537,14 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
     if r.echo {
         return Err(ApiError::invalid("'echo' is a /v1/completions parameter", Some("echo")));
     }
+    // Audio output: refused rather than answered with text alone; `modalities: ["text"]` is what every answer is.
+    if field(o, "modalities").is_some_and(|m| m.as_array().is_none_or(|a| a.iter().any(|x| x.as_str() != Some("text"))))
+    {
+        return Err(ApiError::invalid("'modalities' other than [\"text\"] are not supported", Some("modalities")));
+    }
+    if field(o, "audio").is_some() {
+        return Err(ApiError::invalid("'audio' output is not supported", Some("audio")));
+    }
     let top = top_count(o, "top_logprobs")?;
     r.logprobs = match boolean(o, "logprobs")? {
         Some(true) => Some(top.unwrap_or(0)),
@@ -1003,6 +1011,8 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":"yes"}"#,
             r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }
@@ -1010,6 +1020,7 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"none","tools":[]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":false,"function_call":"none"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text"],"audio":null}"#,
             r#"{"messages":[{"role":"assistant","content":"a","tool_calls":[],"function_call":null},{"role":"user","content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
         ] {
