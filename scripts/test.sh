@@ -9,6 +9,13 @@ bash scripts/fetch_models.sh
 # bindings, gguf, sentencepiece, transformers, Jinja), pinned in tests/requirements.txt; the Python
 # checkers themselves are under tests/py/.
 python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# The official `openai` Node.js client for tests/serve.rs (tests/serve_openai_node.cjs finds it through NODE_PATH
+# under target/npm); Node.js itself from the distribution when the machine has none.
+if ! command -v npm >/dev/null; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+npm install --prefix target/npm --no-save --no-package-lock --no-audit --no-fund --silent openai@6.49.0
 # TensorRT-RTX 1.7 public headers for tests/trt_slots.rs: the trtx-sys crate vendors them; fetch its
 # source into the cargo registry from a scratch project (trtforge does not depend on it).
 scratch=$(mktemp -d)

@@ -862,3 +862,206 @@ fn slow_clients_second_signal_and_broken_stderr() {
     assert_eq!(st, 200);
     assert!(body.contains("[DONE]"), "{body}");
 }
+
+/// Reads one HTTP response off a kept-alive connection: (status line, lower-cased head, body, with a chunked body
+/// decoded); a body with neither length nor chunking runs to the end of the connection (HTTP/1.0).
+fn read_response(r: &mut BufReader<TcpStream>) -> (String, String, String) {
+    read_response_to(r, false)
+}
+
+/// [`read_response`] of a request that was `HEAD` or not (a HEAD response has no body, whatever its length says).
+fn read_response_to(r: &mut BufReader<TcpStream>, head_request: bool) -> (String, String, String) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "connection closed in the head: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let lower = head.to_ascii_lowercase();
+    let status = head.lines().next().unwrap().to_string();
+    let header = |k: &str| lower.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
+    let mut body = Vec::new();
+    if head_request {
+    } else if header("transfer-encoding:").as_deref() == Some("chunked") {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            body.extend_from_slice(&chunk[..n]);
+            if n == 0 {
+                break;
+            }
+        }
+    } else if let Some(n) = header("content-length:") {
+        body.resize(n.parse().unwrap(), 0);
+        r.read_exact(&mut body).unwrap();
+    } else if !status.contains(" 204 ") && !status.contains(" 100 ") {
+        r.read_to_end(&mut body).unwrap();
+    }
+    (status, lower, String::from_utf8(body).unwrap())
+}
+
+/// What other clients do at the HTTP level, on one server whose name has a slash (as HF ids do): the official
+/// `openai` Node.js client (tests/serve_openai_node.cjs), HEAD, HTTP/1.0, `Expect: 100-continue` (curl sends it for
+/// bodies over 1 KiB), chunked request bodies, several requests on one kept-alive connection, a browser's CORS
+/// preflight (any origin by default, as vLLM; --allowed-origins restricts), an empty model name (the served one).
+#[test]
+fn node_client_http_details_and_cors() {
+    let _g = serial();
+    let Some(model) = smollm2() else { return };
+    let name = "HuggingFaceTB/SmolLM2-135M-Instruct";
+    let srv = Server::start(&model, &["--served-model-name", name, "--max-num-seqs", "4"]);
+    let port = srv.port;
+    let prompt = "The capital of France is";
+    let (st, r) =
+        post(port, "/v1/completions", &serde_json::json!({"prompt": prompt, "max_tokens": 8, "temperature": 0}));
+    assert_eq!(st, 200, "{r}");
+    let text = r["choices"][0]["text"].as_str().unwrap().to_string();
+
+    // The Node.js client, installed by scripts/test.sh under target/npm (NODE_PATH).
+    let node_path = root().join("target/npm/node_modules");
+    let node = |args: &[&str]| Command::new("node").args(args).env("NODE_PATH", &node_path).output();
+    if node(&["-e", "require('openai')"]).is_ok_and(|o| o.status.success()) {
+        let exp = serde_json::json!({"prompt": prompt, "max_tokens": 8, "text": text}).to_string();
+        let out =
+            node(&[root().join("tests/serve_openai_node.cjs").to_str().unwrap(), &srv.url(), name, &exp]).unwrap();
+        let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && so.contains("OK"),
+            "Node openai client checks failed:\n{so}\n{se}\n{}",
+            srv.log()
+        );
+        srv.assert_pool_empty();
+    } else {
+        skip("node or the `openai` npm package is missing (scripts/test.sh installs it under target/npm)");
+    }
+
+    // The model by its name, the slash sent escaped or not; an empty model name is the served model.
+    for path in ["/v1/models/HuggingFaceTB/SmolLM2-135M-Instruct", "/v1/models/HuggingFaceTB%2FSmolLM2-135M-Instruct"] {
+        let (st, b) = http(port, "GET", path, "");
+        assert!(st == 200 && b.contains(&format!("\"id\":\"{name}\"")), "{path}: {st} {b}");
+    }
+    assert_eq!(http(port, "GET", "/v1/models/HuggingFaceTB/other", "").0, 404);
+    let (st, b) = http(port, "GET", "/v1/models/%FF%FE", "");
+    assert!(st == 400 && b.contains("\"error\""), "a name that is not UTF-8: {st} {b}");
+    let (st, r) = post(
+        port,
+        "/v1/completions",
+        &serde_json::json!({"model": "", "prompt": prompt, "max_tokens": 8, "temperature": 0}),
+    );
+    assert!(st == 200 && r["choices"][0]["text"] == text.as_str() && r["model"] == name, "{r}");
+    assert!(r.as_object().unwrap().contains_key("system_fingerprint"), "{r}");
+
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        (s.try_clone().unwrap(), BufReader::new(s))
+    };
+    let body = serde_json::json!({"prompt": prompt, "max_tokens": 8, "temperature": 0}).to_string();
+    let stream_body =
+        serde_json::json!({"prompt": prompt, "max_tokens": 8, "temperature": 0, "stream": true}).to_string();
+    let text_of = |b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["choices"][0]["text"].clone();
+    let streamed_text = |b: &str| {
+        let data = sse_data(b);
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{b}");
+        data[..data.len() - 1].iter().map(|d| text_of(d).as_str().unwrap().to_string()).collect::<String>()
+    };
+
+    // One kept-alive connection: a completion, a stream, HEAD /health, a chunked request body, and
+    // Expect: 100-continue (the 100 before the body, then the answer).
+    let (mut w, mut r) = connect();
+    write!(w, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let (st, _, b) = read_response(&mut r);
+    assert!(st.contains(" 200 ") && text_of(&b) == text.as_str(), "{st} {b}");
+    write!(w, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{stream_body}", stream_body.len())
+        .unwrap();
+    let (st, head, b) = read_response(&mut r);
+    assert!(st.contains(" 200 ") && head.contains("text/event-stream") && streamed_text(&b) == text, "{st} {b}");
+    write!(w, "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (st, _, b) = read_response_to(&mut r, true);
+    assert!(st.contains(" 200 ") && b.is_empty(), "{st} {b}");
+    let (half1, half2) = body.split_at(body.len() / 2);
+    write!(
+        w,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{half1}\r\n{:x}\r\n{half2}\r\n0\r\n\r\n",
+        half1.len(),
+        half2.len()
+    )
+    .unwrap();
+    let (st, _, b) = read_response(&mut r);
+    assert!(st.contains(" 200 ") && text_of(&b) == text.as_str(), "chunked request body: {st} {b}");
+    write!(
+        w,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (st, _, _) = read_response(&mut r);
+    assert!(st.contains(" 100 "), "no 100 Continue before the body: {st}");
+    w.write_all(body.as_bytes()).unwrap();
+    let (st, _, b) = read_response(&mut r);
+    assert!(st.contains(" 200 ") && text_of(&b) == text.as_str(), "after 100-continue: {st} {b}");
+
+    // HTTP/1.0: a whole response, and a stream that ends with the connection.
+    for (b, stream) in [(&body, false), (&stream_body, true)] {
+        let (mut w, mut r) = connect();
+        write!(w, "POST /v1/completions HTTP/1.0\r\nContent-Length: {}\r\n\r\n{b}", b.len()).unwrap();
+        let (st, _, got) = read_response(&mut r);
+        assert!(st.starts_with("HTTP/1.0 200 "), "{st}");
+        assert_eq!(if stream { streamed_text(&got).into() } else { text_of(&got) }, text.as_str(), "{got}");
+    }
+
+    // CORS: a browser's preflight, then the request; a request without Origin gets no CORS headers.
+    let (mut w, mut r) = connect();
+    write!(
+        w,
+        "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:3000\r\nAccess-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: authorization,content-type,x-stainless-os\r\n\r\n"
+    )
+    .unwrap();
+    let (st, head, _) = read_response(&mut r);
+    assert!(st.contains(" 204 "), "{st} {head}");
+    for h in [
+        "access-control-allow-origin: *",
+        "access-control-allow-headers: authorization,content-type,x-stainless-os",
+        "access-control-allow-methods: get, post, head, options",
+    ] {
+        assert!(head.contains(h), "preflight without {h:?}: {head}");
+    }
+    write!(
+        w,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:3000\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (st, head, _) = read_response(&mut r);
+    assert!(st.contains(" 200 ") && head.contains("access-control-allow-origin: *"), "{st} {head}");
+    write!(w, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(!read_response(&mut r).1.contains("access-control"), "CORS headers without an Origin");
+    srv.assert_pool_empty();
+    drop(srv);
+
+    // --allowed-origins: the listed origin is echoed (with Vary), another's preflight is a 403 in the error shape.
+    let srv = Server::start(&tiny(), &["--allowed-origins", "http://localhost:3000,https://app.example"]);
+    for (origin, want) in [("https://app.example", 204), ("http://evil.example", 403)] {
+        let s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        write!(&s, "OPTIONS /v1/completions HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\n\r\n")
+            .unwrap();
+        let (st, head, b) = read_response(&mut r);
+        assert!(st.contains(&format!(" {want} ")), "{origin}: {st} {head}");
+        if want == 204 {
+            assert!(
+                head.contains(&format!("access-control-allow-origin: {origin}")) && head.contains("vary: origin"),
+                "{head}"
+            );
+        } else {
+            assert!(!head.contains("access-control-allow-origin") && b.contains("\"error\""), "{head} {b}");
+        }
+    }
+}

@@ -106,6 +106,40 @@ assert texts == {i: ch.message.content for i, ch in enumerate(whole.choices)}, (
 assert finishes == {i: ch.finish_reason for i, ch in enumerate(whole.choices)}, finishes
 assert len(usages) == 1 and usages[0].completion_tokens == whole.usage.completion_tokens, usages
 
+# AsyncOpenAI: concurrent streams each equal the whole greedy answer; a stream closed early frees its sequence (the
+# Rust side checks the pool).
+import asyncio
+
+
+async def concurrent_streams():
+    ac = openai.AsyncOpenAI(base_url=base + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+    async def one():
+        s = await ac.chat.completions.create(model=model, messages=msgs, max_tokens=24, temperature=0, stream=True)
+        return "".join([ch.choices[0].delta.content or "" async for ch in s if ch.choices])
+
+    texts = await asyncio.gather(*[one() for _ in range(4)])
+    early = await ac.chat.completions.create(model=model, messages=msgs, max_tokens=400, stream=True)
+    async for _ in early:
+        break
+    await early.close()
+    await ac.close()
+    return texts
+
+
+assert asyncio.run(concurrent_streams()) == [c.choices[0].message.content] * 4
+
+# Message shapes and request fields real clients send: developer role, text parts, names, a null assistant content
+# with an empty tool_calls list (as vLLM's responses carry), neutral function-calling and bookkeeping fields.
+shaped = client.chat.completions.create(
+    model=model, max_tokens=4, user="u1", metadata={"k": "v"}, store=False, parallel_tool_calls=True,
+    tool_choice="none", logit_bias={"28": 1},
+    messages=[{"role": "developer", "content": "Be brief."},
+              {"role": "user", "name": "bob", "content": [{"type": "text", "text": "Hi"}]},
+              {"role": "assistant", "content": None, "tool_calls": []},
+              {"role": "user", "content": "Again"}])
+assert shaped.choices[0].message.role == "assistant" and shaped.usage.completion_tokens <= 4, shaped
+
 # Log-probabilities of the generated tokens: the log-softmax of an independent float64 numpy Llama
 # (tests/py/np_llama.py) over the same GGUF, token by token (greedy: the numpy argmax extends the sequence).
 if len(sys.argv) > 4:
@@ -297,7 +331,8 @@ for kw in expect_lp:
 for kw in expect_shape:
     expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, **kw)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, temperature=5)
-expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
+nf = expect(openai.NotFoundError, 404, model="/etc/passwd", prompt="hi", max_tokens=4)
+assert nf.get("code") == "model_not_found" and nf.get("type") and "param" in nf, nf
 long = expect(openai.BadRequestError, 400, model=model, prompt="word " * 7000, max_tokens=4)
 assert long.get("code") == "context_length_exceeded", long
 print("OK")

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Seconds running requests get to finish after SIGTERM/SIGINT.
     #[arg(long, default_value_t = 5.0)]
     drain_timeout: f64,
+    /// Web origins whose pages may call the server from a browser (CORS; vLLM's flag), comma-separated, e.g.
+    /// http://localhost:3000; `*` (the default, as vLLM's) allows any.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    allowed_origins: Vec<String>,
 }
 
 /// `--kv-cache fp16|fp8|int8`.
@@ -91,6 +95,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         max_model_len: a.max_model_len,
         prefix_caching: !a.no_prefix_caching,
         drain_timeout: std::time::Duration::from_secs_f64(a.drain_timeout),
+        allowed_origins: a
+            .allowed_origins
+            .into_iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
     };
     crate::serve::run(&o)?;
     Ok(())

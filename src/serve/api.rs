@@ -366,12 +366,9 @@ fn parse_common(
             ));
         }
     }
-    if field(o, "parallel_tool_calls").is_some_and(|v| v.as_bool() != Some(false)) {
-        return Err(ApiError::invalid(
-            "'parallel_tool_calls' applies to function calling, which this server does not do",
-            Some("parallel_tool_calls"),
-        ));
-    }
+    // With no tools there is nothing to call in parallel or not: either value (true is OpenAI's default, which
+    // some clients always send) asks for nothing.
+    boolean(o, "parallel_tool_calls")?;
     let stream = boolean(o, "stream")?.unwrap_or(false);
     let include_usage = match object(o, "stream_options")? {
         None => false,
@@ -493,7 +490,9 @@ fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> 
         let Value::Object(m) = m else {
             return Err(bad(format!("messages[{i}] must be an object")));
         };
-        if m.get("tool_calls").is_some_and(|t| !t.is_null()) || m.get("function_call").is_some_and(|t| !t.is_null()) {
+        // an empty `tool_calls` list (as vLLM's responses carry, which clients send back in the history) has no call
+        let calls = |k: &str| m.get(k).is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()));
+        if calls("tool_calls") || calls("function_call") {
             return Err(bad(format!(
                 "messages[{i}] carries tool or function calls; this server does no function calling"
             )));
@@ -537,6 +536,14 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
     let mut r = parse_common(o, vec![PromptInput::Chat(out)], &["max_tokens", "max_completion_tokens"])?;
     if r.echo {
         return Err(ApiError::invalid("'echo' is a /v1/completions parameter", Some("echo")));
+    }
+    // Audio output: refused rather than answered with text alone; `modalities: ["text"]` is what every answer is.
+    if field(o, "modalities").is_some_and(|m| m.as_array().is_none_or(|a| a.iter().any(|x| x.as_str() != Some("text"))))
+    {
+        return Err(ApiError::invalid("'modalities' other than [\"text\"] are not supported", Some("modalities")));
+    }
+    if field(o, "audio").is_some() {
+        return Err(ApiError::invalid("'audio' output is not supported", Some("audio")));
     }
     let top = top_count(o, "top_logprobs")?;
     r.logprobs = match boolean(o, "logprobs")? {
@@ -777,7 +784,7 @@ impl Responder {
             Kind::Chat => "chat.completion",
         };
         json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
-               "choices": choices, "usage": usage(prompt, completion)})
+               "system_fingerprint": null, "choices": choices, "usage": usage(prompt, completion)})
     }
 
     /// One stream chunk of choice `index`: a text delta (with its tokens' `logprobs` object, or null),
@@ -794,6 +801,7 @@ impl Responder {
         match self.kind {
             Kind::Completion => json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "system_fingerprint": null,
                 "choices": [{"index": index, "text": text.unwrap_or(""), "logprobs": lp, "finish_reason": finish}],
             }),
             Kind::Chat => {
@@ -806,7 +814,7 @@ impl Responder {
                 }
                 json!({
                     "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
+                    "system_fingerprint": null, "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
                 })
             }
         }
@@ -819,7 +827,7 @@ impl Responder {
             Kind::Chat => "chat.completion.chunk",
         };
         json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
-               "choices": [], "usage": usage(prompt, completion)})
+               "system_fingerprint": null, "choices": [], "usage": usage(prompt, completion)})
     }
 }
 
@@ -1000,15 +1008,20 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"function_call":"auto"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#,
-            r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":"yes"}"#,
             r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }
         for fine in [
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"none","tools":[]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":false,"function_call":"none"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":true}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text"],"audio":null}"#,
+            r#"{"messages":[{"role":"assistant","content":"a","tool_calls":[],"function_call":null},{"role":"user","content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
         ] {
             assert!(parse_chat(&obj(fine)).is_ok(), "{fine}");

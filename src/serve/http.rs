@@ -8,6 +8,7 @@ use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, Sse};
@@ -37,6 +38,8 @@ pub struct AppState {
     seed_counter: AtomicU64,
     /// When the server started, in Unix seconds (`/v1/models`' `created`).
     started_unix: u64,
+    /// Origins whose browser pages may call the API (CORS); `*`: any (the default, as vLLM's).
+    pub allowed_origins: Vec<String>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            allowed_origins: vec!["*".into()],
         }
     }
 
@@ -66,7 +70,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
-        .route("/v1/models/{id}", get(model))
+        // a served name may hold slashes (org/model), which clients send escaped or not
+        .route("/v1/models/{*id}", get(model))
         .route("/tokenize", post(tokenize_route))
         .route("/detokenize", post(detokenize_route))
         .route("/health", get(health))
@@ -75,7 +80,49 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(read_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
+}
+
+/// CORS, as vLLM's defaults (any origin, method and header; no credentials): a web page can call the API. A
+/// preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered here: 204, or 403 for an origin
+/// not in --allowed-origins; the other responses to an allowed Origin carry Access-Control-Allow-Origin.
+async fn cors(State(s): State<Arc<AppState>>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use header::HeaderValue;
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else { return next.run(req).await };
+    let any = s.allowed_origins.iter().any(|o| o == "*");
+    let allowed = any || origin.to_str().is_ok_and(|o| s.allowed_origins.iter().any(|a| a.trim_end_matches('/') == o));
+    let preflight = req.method() == axum::http::Method::OPTIONS
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut r = if preflight && !allowed {
+        return ApiError::status(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!("the origin {origin:?} may not call this server (see serve's --allowed-origins)"),
+        )
+        .into_response();
+    } else if preflight {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, HEAD, OPTIONS"));
+        if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+        }
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        r
+    } else {
+        next.run(req).await
+    };
+    if allowed {
+        let h = r.headers_mut();
+        if any {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        } else {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+    r
 }
 
 impl IntoResponse for ApiError {
@@ -135,7 +182,12 @@ async fn models(State(s): State<Arc<AppState>>) -> Response {
     Json(serde_json::json!({"object": "list", "data": [model_card(&s)]})).into_response()
 }
 
-async fn model(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+async fn model(State(s): State<Arc<AppState>>, id: Result<Path<String>, PathRejection>) -> Response {
+    // a name that is not UTF-8 once unescaped: the error shape too, not axum's plain text
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return ApiError::invalid(e.body_text(), Some("model")).into_response(),
+    };
     if id == s.model_name {
         Json(model_card(&s)).into_response()
     } else {
@@ -148,10 +200,11 @@ fn outside_vocab(mut ids: impl Iterator<Item = u32>, vocab: usize, what: &str) -
     ids.find(|&t| t as usize >= vocab).map(|bad| format!("{what} {bad} is outside the vocabulary (size {vocab})"))
 }
 
-/// A request's `model`, when it names one, must be the served model's name.
+/// A request's `model`, when it names one, must be the served model's name (an empty name, as clients with no
+/// model configured send, is the served model, as in vLLM).
 fn check_model(s: &AppState, model: &Option<String>) -> Result<(), ApiError> {
     match model {
-        Some(m) if *m != s.model_name => Err(unknown_model(s, m)),
+        Some(m) if !m.is_empty() && *m != s.model_name => Err(unknown_model(s, m)),
         _ => Ok(()),
     }
 }

@@ -57,6 +57,8 @@ pub struct ServeOptions {
     pub prefix_caching: bool,
     /// Time running requests get to finish after SIGTERM/SIGINT.
     pub drain_timeout: Duration,
+    /// Origins allowed to call from a browser (CORS); `*`: any.
+    pub allowed_origins: Vec<String>,
 }
 
 /// What the server runs: weights (float; a quantized engine dir's dequantized for the CPU), the
@@ -314,7 +316,9 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let engine = engine::Engine::start(backend, tokenizer, sched, stop_ids)
         .map_err(|e| Error::Invalid(format!("could not start the engine thread: {e}")))?;
     let name = o.served_model_name.clone().unwrap_or(default_name);
-    let state = Arc::new(http::AppState::new(engine, name.clone(), chat, o.max_num_seqs + o.max_queue));
+    let mut state = http::AppState::new(engine, name.clone(), chat, o.max_num_seqs + o.max_queue);
+    state.allowed_origins = o.allowed_origins.clone();
+    let state = Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // off_workers' parsing / templating: CPU work, so no more threads than cores help (the default allows 512)
@@ -392,6 +396,7 @@ mod tests {
             max_model_len: None,
             prefix_caching: true,
             drain_timeout: Duration::ZERO,
+            allowed_origins: vec!["*".into()],
         }
     }
 
