@@ -133,18 +133,24 @@ fn chat_templates_match_transformers() {
     let (bos, eos) = (spec["bos_token"].as_str().unwrap(), spec["eos_token"].as_str().unwrap());
     // The messages go to the template as the JSON has them: every key (`name`...), in its order.
     #[derive(serde::Deserialize)]
-    struct Conversations {
+    struct Inputs {
         conversations: Vec<Vec<minijinja::Value>>,
+        tools: minijinja::Value,
+        tool_templates: Vec<String>,
     }
-    let conversations =
-        serde_json::from_str::<Conversations>(&std::fs::read_to_string(&fixture).unwrap()).unwrap().conversations;
+    let inputs: Inputs = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let conversations = inputs.conversations;
     let mut failures = Vec::new();
-    assert_eq!(golden.len(), spec["templates"].as_object().unwrap().len() * conversations.len() * 2);
+    let runs = spec["templates"].as_object().unwrap().len() + inputs.tool_templates.len();
+    assert_eq!(golden.len(), runs * conversations.len() * 2);
     for g in &golden {
         let name = g["template"].as_str().unwrap();
         let t = ChatTemplate::new(spec["templates"][name].as_str().unwrap(), bos, eos).unwrap();
         let conv = &conversations[g["conversation"].as_u64().unwrap() as usize];
-        let got = t.render_with(conv, g["add_generation_prompt"].as_bool().unwrap(), &[]);
+        // With "tools": as apply_chat_template(..., tools=spec["tools"]).
+        let tools = [("tools", inputs.tools.clone())];
+        let extra: &[(&str, minijinja::Value)] = if g.get("tools").is_some() { &tools } else { &[] };
+        let got = t.render_with(conv, g["add_generation_prompt"].as_bool().unwrap(), extra);
         match (&got, g.get("text").and_then(|t| t.as_str()), g.get("error").and_then(|e| e.as_str())) {
             (Ok(text), Some(want), _) if text == want => {}
             (Err(trtforge::Error::Invalid(m)), None, Some(want)) if m.contains(want) => {}

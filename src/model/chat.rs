@@ -66,6 +66,7 @@ impl ChatTemplate {
         env.add_test("callable", is_callable);
         env.add_test("escaped", is_escaped);
         env.add_test("sequence", is_sequence);
+        env.add_test("none", is_none_test);
         env.add_filter("escape", py_escape);
         env.add_filter("e", py_escape);
         env.set_formatter(py_formatter);
@@ -147,8 +148,8 @@ impl ChatTemplate {
             ("add_generation_prompt", Value::from(add_generation_prompt)),
             ("bos_token", Value::from(self.bos_token.as_str())),
             ("eos_token", Value::from(self.eos_token.as_str())),
-            ("tools", Value::from(())),
-            ("documents", Value::from(())),
+            ("tools", py_none()),
+            ("documents", py_none()),
         ];
         // transformers passes only the special tokens the tokenizer has: the others are undefined.
         if let Some(t) = &self.unk_token {
@@ -159,13 +160,23 @@ impl ChatTemplate {
         }
         for (k, v) in extra {
             ctx.retain(|(name, _)| name != k);
-            ctx.push((k, v.clone()));
+            ctx.push((k, if v.is_none() { py_none() } else { v.clone() }));
         }
         let ctx = Value::from_pairs(ctx);
         tmpl.render(ctx).map_err(|e| match e.kind() {
             ErrorKind::InvalidOperation if e.detail().is_some_and(|d| d.starts_with(RAISED)) => Error::Invalid(
                 format!("chat template refused the conversation: {}", &e.detail().unwrap_or_default()[RAISED.len()..]),
             ),
+            // Jinja refuses to iterate None (`{% for tool in tools %}` without tools).
+            ErrorKind::InvalidOperation if e.detail() == Some(PY_NONE_ITER) => Error::Invalid(format!(
+                "chat template failed to render: 'NoneType' object is not iterable (tools or documents are none){}",
+                e.line().map(|l| format!(" (template line {l})")).unwrap_or_default()
+            )),
+            // Python's words for it, as transformers reports a template recursing without end.
+            ErrorKind::InvalidOperation if e.detail() == Some("recursion limit exceeded") => Error::Invalid(format!(
+                "chat template failed to render: maximum recursion depth exceeded (recursion limit exceeded){}",
+                e.line().map(|l| format!(" (template line {l})")).unwrap_or_default()
+            )),
             _ => template_err("failed to render", &e),
         })
     }
@@ -331,6 +342,43 @@ fn wordcount(value: Value) -> usize {
     s.split(|c: char| !word(c)).filter(|w| !w.is_empty()).count()
 }
 
+/// Python's `None` where transformers passes it (`tools`, `documents` and other none arguments):
+/// `is none`, false, prints `None`, `tojson` gives `null`, and, as in Jinja, it cannot be iterated
+/// (minijinja's own none iterates as empty, so a template looping over `tools` without checking
+/// would render where transformers fails).
+#[derive(Debug)]
+struct PyNone;
+
+impl minijinja::value::Object for PyNone {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Plain
+    }
+
+    fn is_true(self: &std::sync::Arc<Self>) -> bool {
+        false
+    }
+
+    fn render(self: &std::sync::Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("None")
+    }
+}
+
+/// What minijinja says when asked to iterate a [`PyNone`].
+const PY_NONE_ITER: &str = "plain object is not iterable";
+
+fn py_none() -> Value {
+    Value::from_object(PyNone)
+}
+
+fn is_py_none(v: &Value) -> bool {
+    v.is_none() || v.downcast_object_ref::<PyNone>().is_some()
+}
+
+/// Jinja's `is none`, true for [`PyNone`] too.
+fn is_none_test(v: Value) -> bool {
+    is_py_none(&v)
+}
+
 /// Marks errors raised by the template itself (`raise_exception`).
 const RAISED: &str = "raise_exception: ";
 
@@ -479,7 +527,7 @@ fn write_py_json(
     let err = |what: String| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tojson: {what}"));
     match v.kind() {
         K::Undefined => return Err(err("Object of type Undefined is not JSON serializable".into())),
-        K::None => out.push_str("null"),
+        _ if is_py_none(v) => out.push_str("null"),
         K::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
         K::Number => out.push_str(&py_json_number(v)),
         K::String => write_py_str(v.as_str().unwrap_or_default(), fmt.ensure_ascii, out),
