@@ -394,14 +394,38 @@ fn raise_exception(msg: String) -> std::result::Result<Value, minijinja::Error> 
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("{RAISED}{msg}")))
 }
 
-/// `strftime_now(format)`: the current UTC time formatted with the common strftime fields
-/// (`%d %m %Y %y %b %B %a %A %H %M %S %j %%`), as transformers provides it to templates.
+/// `strftime_now(format)`: the current local time formatted like Python's `datetime.now().strftime`
+/// (glibc's fields: `%d %m %Y %y %b %B %a %A %H %M %S %j %e %I %p %F %D %T %R %u %w %%`..., glibc's
+/// `-` flag for no padding, and `%z`/`%Z` empty: `datetime.now()` is naive), as transformers
+/// provides it to templates.
 fn strftime_now(format: String) -> std::result::Result<Value, minijinja::Error> {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Ok(Value::from(strftime(secs as i64, &format)))
+    let offset = local_offset(secs as i64);
+    Ok(Value::from(strftime(secs as i64 + offset, offset, &format)))
 }
 
-fn strftime(unix: i64, format: &str) -> String {
+/// The local time zone's offset from UTC at `unix` (seconds east), as `localtime_r` gives it.
+#[cfg(unix)]
+fn local_offset(unix: i64) -> i64 {
+    let t = unix as libc::time_t;
+    // SAFETY: `localtime_r` only writes into the `tm` we own.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i64
+    }
+}
+
+#[cfg(not(unix))]
+fn local_offset(_unix: i64) -> i64 {
+    0
+}
+
+/// Formats the wall-clock time `local` (seconds since 1970-01-01 in the local zone, which is
+/// `offset` seconds east of UTC) as a naive Python datetime's `strftime` does.
+fn strftime(local: i64, offset: i64, format: &str) -> String {
     const MONTHS: [&str; 12] = [
         "January",
         "February",
@@ -417,8 +441,8 @@ fn strftime(unix: i64, format: &str) -> String {
         "December",
     ];
     const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -429,33 +453,74 @@ fn strftime(unix: i64, format: &str) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    let weekday = (days + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday; 0 = Monday
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     const CUM: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
     let yday = CUM[(month - 1) as usize] + day + i64::from(leap && month > 2);
+    let (hour, minute, second) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
     let mut out = String::new();
-    let mut chars = format.chars();
+    let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
+        // glibc's `%-d`: no padding.
+        let unpadded = chars.peek() == Some(&'-');
+        if unpadded {
+            chars.next();
+        }
+        let num = |n: i64, width: usize, pad: char| match (unpadded, pad) {
+            (true, _) => n.to_string(),
+            (false, ' ') => format!("{n:>width$}"),
+            _ => format!("{n:0width$}"),
+        };
+        let month_name = MONTHS[(month - 1) as usize];
         match chars.next() {
-            Some('d') => out += &format!("{day:02}"),
-            Some('m') => out += &format!("{month:02}"),
+            Some('d') => out += &num(day, 2, '0'),
+            Some('e') => out += &num(day, 2, ' '),
+            Some('m') => out += &num(month, 2, '0'),
             Some('Y') => out += &year.to_string(),
-            Some('y') => out += &format!("{:02}", year.rem_euclid(100)),
-            Some('b') => out += &MONTHS[(month - 1) as usize][..3],
-            Some('B') => out += MONTHS[(month - 1) as usize],
+            Some('y') => out += &num(year.rem_euclid(100), 2, '0'),
+            Some('C') => out += &num(year.div_euclid(100), 2, '0'),
+            Some('b') | Some('h') => out += &month_name[..3],
+            Some('B') => out += month_name,
             Some('a') => out += &DAYS[weekday][..3],
             Some('A') => out += DAYS[weekday],
-            Some('H') => out += &format!("{:02}", secs / 3600),
-            Some('M') => out += &format!("{:02}", secs / 60 % 60),
-            Some('S') => out += &format!("{:02}", secs % 60),
-            Some('j') => out += &format!("{yday:03}"),
+            Some('u') => out += &(weekday + 1).to_string(),
+            Some('w') => out += &((weekday + 1) % 7).to_string(),
+            Some('H') => out += &num(hour, 2, '0'),
+            Some('k') => out += &num(hour, 2, ' '),
+            Some('I') => out += &num(hour12, 2, '0'),
+            Some('l') => out += &num(hour12, 2, ' '),
+            Some('M') => out += &num(minute, 2, '0'),
+            Some('S') => out += &num(second, 2, '0'),
+            Some('p') => out += if hour < 12 { "AM" } else { "PM" },
+            Some('j') => out += &num(yday, 3, '0'),
+            Some('F') => out += &format!("{year}-{month:02}-{day:02}"),
+            Some('D') | Some('x') => out += &format!("{month:02}/{day:02}/{:02}", year.rem_euclid(100)),
+            Some('T') | Some('X') => out += &format!("{hour:02}:{minute:02}:{second:02}"),
+            Some('R') => out += &format!("{hour:02}:{minute:02}"),
+            Some('r') => out += &format!("{hour12:02}:{minute:02}:{second:02} {}", if hour < 12 { "AM" } else { "PM" }),
+            Some('c') => {
+                out += &format!(
+                    "{} {} {day:>2} {hour:02}:{minute:02}:{second:02} {year}",
+                    &DAYS[weekday][..3],
+                    &month_name[..3]
+                )
+            }
+            Some('s') => out += &(local - offset).to_string(),
+            // A naive datetime has no zone.
+            Some('z') | Some('Z') => {}
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
             Some('%') => out.push('%'),
             Some(other) => {
                 out.push('%');
+                if unpadded {
+                    out.push('-');
+                }
                 out.push(other);
             }
             None => out.push('%'),
@@ -888,9 +953,14 @@ mod tests {
     fn strftime_by_hand() {
         // 2024-07-26 13:05:09 UTC was a Friday, day 208 of a leap year.
         assert_eq!(
-            strftime(1_721_999_109, "%d %b %Y %H:%M:%S %a %j %B %y %%"),
+            strftime(1_721_999_109, 0, "%d %b %Y %H:%M:%S %a %j %B %y %%"),
             "26 Jul 2024 13:05:09 Fri 208 July 24 %"
         );
-        assert_eq!(strftime(0, "%Y-%m-%d %A"), "1970-01-01 Thursday");
+        assert_eq!(strftime(0, 0, "%Y-%m-%d %A %u %w [%Z%z]"), "1970-01-01 Thursday 4 4 []");
+        // glibc's extras, as Python's strftime passes them through on Linux.
+        assert_eq!(
+            strftime(1_721_999_109 + 7200, 7200, "%-d %e|%I %p|%F %T|%D %R|%c|%-j|%s|%Q"),
+            "26 26|03 PM|2024-07-26 15:05:09|07/26/24 15:05|Fri Jul 26 15:05:09 2024|208|1721999109|%Q"
+        );
     }
 }
