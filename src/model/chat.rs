@@ -63,6 +63,11 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_filter("trim", py_trim);
         env.add_filter("wordcount", wordcount);
+        env.add_filter("center", center);
+        env.add_filter("truncate", truncate);
+        env.add_filter("striptags", minijinja_contrib::filters::striptags);
+        env.add_function("cycler", minijinja_contrib::globals::cycler);
+        env.add_function("joiner", minijinja_contrib::globals::joiner);
         env.add_test("callable", is_callable);
         env.add_test("escaped", is_escaped);
         env.add_test("sequence", is_sequence);
@@ -333,6 +338,51 @@ fn py_trim(value: Value, chars: Option<String>) -> String {
         Some(c) => s.trim_matches(|x| c.contains(x)).to_string(),
         None => s.trim_matches(py_space).to_string(),
     }
+}
+
+/// Jinja's `|center(width=80)`: Python's `str.center` (an odd margin's extra space goes left when
+/// `width` is odd).
+fn center(value: Value, width: Option<usize>) -> String {
+    let s = if value.is_undefined() { String::new() } else { value.to_string() };
+    let width = width.unwrap_or(80);
+    let len = s.chars().count();
+    if len >= width {
+        return s;
+    }
+    let margin = width - len;
+    let left = margin / 2 + (margin & width & 1);
+    format!("{}{s}{}", " ".repeat(left), " ".repeat(margin - left))
+}
+
+/// Jinja's `|truncate(length=255, killwords=False, end='...', leeway=5)`, arguments by position or
+/// name (`leeway` by name only).
+fn truncate(
+    value: Value,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<String>,
+    kwargs: Kwargs,
+) -> std::result::Result<String, minijinja::Error> {
+    let length = kwargs.get::<Option<usize>>("length")?.or(length).unwrap_or(255);
+    let killwords = kwargs.get::<Option<bool>>("killwords")?.or(killwords).unwrap_or(false);
+    let end = kwargs.get::<Option<String>>("end")?.or(end).unwrap_or_else(|| "...".into());
+    let leeway = kwargs.get::<Option<usize>>("leeway")?.unwrap_or(5);
+    kwargs.assert_all_used()?;
+    let s = if value.is_undefined() { String::new() } else { value.to_string() };
+    let chars: Vec<char> = s.chars().collect();
+    let end_len = end.chars().count();
+    if length < end_len {
+        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, "truncate: length shorter than end"));
+    }
+    if chars.len() <= length + leeway {
+        return Ok(s);
+    }
+    let head: String = chars[..length - end_len].iter().collect();
+    if killwords {
+        return Ok(head + &end);
+    }
+    let kept = head.rsplit_once(' ').map(|(a, _)| a.to_string()).unwrap_or(head);
+    Ok(kept + &end)
 }
 
 /// Jinja's `|wordcount`: the number of `\w+` runs.
