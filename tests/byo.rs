@@ -114,9 +114,11 @@ fn gguf_sentencepiece_vocab_matches_sentencepiece() {
     py::run("spm_gguf.py", &["--check-json", tj.to_str().unwrap(), cases.to_str().unwrap()]);
 }
 
-/// Real chat templates (ChatML, SmolLM2's, Zephyr/TinyLlama, Llama 3, Mistral, Llama 2) render
-/// exactly what HF transformers' `apply_chat_template` renders, refusals (`raise_exception`)
-/// included.
+/// Real chat templates (ChatML, SmolLM2's, Zephyr/TinyLlama, Llama 2/3/3.1/3.2, Mistral v0.1/v0.3,
+/// CodeLlama, Vicuna, OpenChat, DeepSeek, Yi, Phi-3, Orca 2, Hermes...) render exactly what HF
+/// transformers' `apply_chat_template` renders, refusals (`raise_exception`) included, over
+/// conversations with and without a system prompt, ending on either role, unicode, edge
+/// whitespace, empty contents and extra message keys.
 #[test]
 fn chat_templates_match_transformers() {
     if !py::have_modules(&["transformers", "tokenizers", "jinja2"]) {
@@ -129,14 +131,26 @@ fn chat_templates_match_transformers() {
     let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     let golden: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let (bos, eos) = (spec["bos_token"].as_str().unwrap(), spec["eos_token"].as_str().unwrap());
-    let conversations: Vec<Vec<ChatMessage>> = serde_json::from_value(spec["conversations"].clone()).unwrap();
+    // The messages go to the template as the JSON has them: every key (`name`...), in its order.
+    #[derive(serde::Deserialize)]
+    struct Inputs {
+        conversations: Vec<Vec<minijinja::Value>>,
+        tools: minijinja::Value,
+        tool_templates: Vec<String>,
+    }
+    let inputs: Inputs = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let conversations = inputs.conversations;
     let mut failures = Vec::new();
-    assert_eq!(golden.len(), spec["templates"].as_object().unwrap().len() * conversations.len() * 2);
+    let runs = spec["templates"].as_object().unwrap().len() + inputs.tool_templates.len();
+    assert_eq!(golden.len(), runs * conversations.len() * 2);
     for g in &golden {
         let name = g["template"].as_str().unwrap();
         let t = ChatTemplate::new(spec["templates"][name].as_str().unwrap(), bos, eos).unwrap();
         let conv = &conversations[g["conversation"].as_u64().unwrap() as usize];
-        let got = t.render(conv, g["add_generation_prompt"].as_bool().unwrap());
+        // With "tools": as apply_chat_template(..., tools=spec["tools"]).
+        let tools = [("tools", inputs.tools.clone())];
+        let extra: &[(&str, minijinja::Value)] = if g.get("tools").is_some() { &tools } else { &[] };
+        let got = t.render_with(conv, g["add_generation_prompt"].as_bool().unwrap(), extra);
         match (&got, g.get("text").and_then(|t| t.as_str()), g.get("error").and_then(|e| e.as_str())) {
             (Ok(text), Some(want), _) if text == want => {}
             (Err(trtforge::Error::Invalid(m)), None, Some(want)) if m.contains(want) => {}
