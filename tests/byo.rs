@@ -141,6 +141,7 @@ fn chat_templates_match_transformers() {
     let inputs: Inputs = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     let conversations = inputs.conversations;
     let mut failures = Vec::new();
+    let mut served = 0usize;
     let runs = spec["templates"].as_object().unwrap().len() + inputs.tool_templates.len();
     assert_eq!(golden.len(), runs * conversations.len() * 2);
     for g in &golden {
@@ -150,14 +151,36 @@ fn chat_templates_match_transformers() {
         // With "tools": as apply_chat_template(..., tools=spec["tools"]).
         let tools = [("tools", inputs.tools.clone())];
         let extra: &[(&str, minijinja::Value)] = if g.get("tools").is_some() { &tools } else { &[] };
-        let got = t.render_with(conv, g["add_generation_prompt"].as_bool().unwrap(), extra);
-        match (&got, g.get("text").and_then(|t| t.as_str()), g.get("error").and_then(|e| e.as_str())) {
+        let gen = g["add_generation_prompt"].as_bool().unwrap();
+        let got = t.render_with(conv, gen, extra);
+        let check = |got: &trtforge::Result<String>, failures: &mut Vec<String>, how: &str| match (
+            got,
+            g.get("text").and_then(|t| t.as_str()),
+            g.get("error").and_then(|e| e.as_str()),
+        ) {
             (Ok(text), Some(want), _) if text == want => {}
             (Err(trtforge::Error::Invalid(m)), None, Some(want)) if m.contains(want) => {}
-            _ => failures.push(format!("{g}\n  trtforge: {got:?}")),
+            _ => failures.push(format!("{g}\n  trtforge ({how}): {got:?}")),
+        };
+        check(&got, &mut failures, "render_with");
+        // The same conversation as /v1/chat/completions receives it (serve's parsing: role, content, name), where
+        // it has only those keys, as strings, and no tools.
+        let json = serde_json::to_value(conv).unwrap();
+        let plain = json.as_array().unwrap().iter().all(|m| {
+            let m = m.as_object().unwrap();
+            m.iter().all(|(k, v)| ["role", "content", "name"].contains(&k.as_str()) && v.is_string())
+                && ["system", "user", "assistant"].contains(&m["role"].as_str().unwrap())
+        });
+        if plain && extra.is_empty() {
+            served += 1;
+            let req = serde_json::json!({ "messages": json });
+            let parsed = trtforge::serve::api::parse_chat(req.as_object().unwrap()).expect("serve parses it");
+            let [trtforge::serve::api::PromptInput::Chat(msgs)] = &parsed.prompts[..] else { panic!("one chat") };
+            check(&t.render(msgs, gen), &mut failures, "serve");
         }
     }
     assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), golden.len(), failures.join("\n"));
+    assert!(served >= golden.len() / 2, "only {served} cases went through serve's parsing");
 }
 
 /// f32 CPU forward vs a float64 numpy forward over the same dequantized weights (2 layers).

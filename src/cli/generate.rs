@@ -68,9 +68,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             if a.chat {
                 let mut msgs = Vec::new();
                 if let Some(s) = &a.system {
-                    msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
+                    msgs.push(ChatMessage::system(s.clone()));
                 }
-                msgs.push(ChatMessage { role: "user".into(), content: p.clone() });
+                msgs.push(ChatMessage::user(p.clone()));
                 let template = ChatTemplate::from_model(t)?;
                 if template.is_fallback() {
                     crate::util::errln!("{} has no chat template; using ChatML", r.label);

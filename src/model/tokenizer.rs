@@ -86,11 +86,14 @@ pub struct GgufVocab {
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// OpenAI's optional participant name (`message.name` in a template; absent when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage { role: role.into(), content: content.into(), name: None }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)

@@ -525,7 +525,13 @@ fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> 
             Some(Value::Null) | None if role == "assistant" => String::new(),
             _ => return Err(bad(format!("messages[{i}].content is required (a string or text parts)"))),
         };
-        out.push(ChatMessage { role, content });
+        // OpenAI's participant name, which some templates print (`message.name`)
+        let name = match m.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(n)) => Some(n.clone()),
+            Some(v) => return Err(bad(format!("messages[{i}].name must be a string, got {}", type_name(v)))),
+        };
+        out.push(ChatMessage { role, content, name });
     }
     Ok(out)
 }
@@ -1013,6 +1019,7 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}}"#,
+            r#"{"messages":[{"role":"user","content":"x","name":7}]}"#,
         ] {
             assert!(parse_chat(&obj(bad)).is_err(), "{bad}");
         }
