@@ -1305,24 +1305,9 @@ fn sweep_02_non_utf8_arguments_and_binary_path() {
     let mut gen = os(&["generate", "--prompt", "Shall", "--max-new-tokens", "2", "--engine-dir"]);
     gen.push(odd.into());
     cases.push(gen);
-    let mut bench = os(&[
-        "bench",
-        "--backends",
-        "cpu",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--input-lens",
-        "4",
-        "--output-len",
-        "2",
-        "--quality-tokens",
-        "2",
-        "--isolate",
-        "always",
-        "--engine-dirs",
-    ]);
+    let mut bench = os(&["bench"]);
+    bench.extend(os(BENCH_SMALL));
+    bench.extend(os(&["--isolate", "always", "--engine-dirs"]));
     bench.push(odd.into());
     bench.push("--out".into());
     bench.push(OsStr::from_bytes(b"rep-\xff").into());
@@ -1393,25 +1378,26 @@ fn sweep_03_unwritable_stdout_and_stderr() {
     assert_no_temporaries(d);
 }
 
+/// The options of a small cpu-only `bench` of the tiny engine (no engine dir).
+const BENCH_SMALL: &[&str] = &[
+    "--backends",
+    "cpu",
+    "--runs",
+    "1",
+    "--warmup",
+    "0",
+    "--input-lens",
+    "4",
+    "--output-len",
+    "2",
+    "--quality-tokens",
+    "2",
+];
+
 /// `bench` on the tiny engine `e`, cpu only, small: its arguments.
 fn bench_args<'a>(e: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "bench",
-        "--engine-dirs",
-        e,
-        "--backends",
-        "cpu",
-        "--runs",
-        "1",
-        "--warmup",
-        "0",
-        "--input-lens",
-        "4",
-        "--output-len",
-        "2",
-        "--quality-tokens",
-        "2",
-    ];
+    let mut v = vec!["bench", "--engine-dirs", e];
+    v.extend_from_slice(BENCH_SMALL);
     v.extend_from_slice(extra);
     v
 }
