@@ -4,6 +4,7 @@
 # fresh checkout has none, so every session that needs the GPU runs this first).
 #
 #   bash scripts/gpu_carry.sh NAME            # e.g. s45; NAME is also the folder inside the tarball
+#   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
 #   TRTFORGE_CACHE_DIR=/tmp/cz/NAME/K LD_LIBRARY_PATH=/usr/local/cuda/lib64 /tmp/cz/NAME/trtforge bench ...
@@ -47,6 +48,11 @@ for p in fp16 int4 int8 fp8; do
   pre bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes 64 --input-lens 512 --output-len 128
 done
 pre cuda-check --tiny tests/fixtures/tiny_llama --paged
+# LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
+if [ "${LINEINFO:-0}" = 1 ]; then
+  TRTFORGE_NVRTC_LINEINFO=1 pre bench --isolate never --model preset:tinyllama-1.1b --precisions int4 --batch-sizes 64 \
+    --input-lens 512 --output-len 128
+fi
 gzip "$bin"
 mkdir -p .carry/z
 tar czf ".carry/z/$name.tgz.part" -C "$work" "$name"

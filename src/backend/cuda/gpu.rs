@@ -205,13 +205,17 @@ pub fn compile_cached(src: &str, arch: &str, dir: &Path) -> Result<Compiled> {
     unsafe {
         let _ = cudarc::nvrtc::sys::nvrtcVersion(&mut nv.0, &mut nv.1);
     }
-    let key = crate::util::sha256_bytes(format!("{arch}|nvrtc{}.{}|{src}", nv.0, nv.1).as_bytes());
+    // TRTFORGE_NVRTC_LINEINFO=1: source lines in the CUBIN for ncu's source view (code unchanged; own cache entry).
+    let lineinfo = std::env::var("TRTFORGE_NVRTC_LINEINFO").as_deref() == Ok("1");
+    let key = crate::util::sha256_bytes(
+        format!("{arch}|nvrtc{}.{}|{}{src}", nv.0, nv.1, if lineinfo { "lineinfo|" } else { "" }).as_bytes(),
+    );
     let path = dir.join(format!("{}.cubin", &key[..24]));
     if let Ok(cubin) = std::fs::read(&path) {
         return Ok(Compiled { cubin, log: String::new(), secs: 0.0, cached: true });
     }
     let t = std::time::Instant::now();
-    let (cubin, log) = nvrtc_cubin(src, arch)?;
+    let (cubin, log) = nvrtc_cubin(src, arch, lineinfo)?;
     let secs = t.elapsed().as_secs_f64();
     // The cache is an optimization: a read-only or missing home is not an error.
     if std::fs::create_dir_all(dir).is_ok() {
@@ -223,16 +227,19 @@ pub fn compile_cached(src: &str, arch: &str, dir: &Path) -> Result<Compiled> {
     Ok(Compiled { cubin, log, secs, cached: false })
 }
 
-fn nvrtc_cubin(src: &str, arch: &str) -> Result<(Vec<u8>, String)> {
+fn nvrtc_cubin(src: &str, arch: &str, lineinfo: bool) -> Result<(Vec<u8>, String)> {
     use cudarc::nvrtc::{result as nr, sys as ns};
     let csrc = std::ffi::CString::new(src).map_err(|_| Error::Gpu("kernel source contains a NUL byte".into()))?;
     let prog = nr::create_program(&csrc, Some(c"trtforge_kernels.cu")).map_err(|e| gpu_err("nvrtcCreateProgram", e))?;
-    let opts = [
+    let mut opts = vec![
         format!("--gpu-architecture={arch}"),
         "--std=c++17".into(),
         "-default-device".into(),
         "--ptxas-options=-v".into(),
     ];
+    if lineinfo {
+        opts.push("-lineinfo".into());
+    }
     // SAFETY: prog is live until destroy_program below; the log and CUBIN buffers are sized by NVRTC.
     unsafe {
         let compiled = nr::compile_program(prog, &opts);

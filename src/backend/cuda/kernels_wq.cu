@@ -218,10 +218,19 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                                                              const h16* sc, float* y, int N, int K, int per, int T, int acc) { \
         wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc);                                                              \
     }
+WQ_KERNEL(wq_i8_2, WF_I8, 2)
+WQ_KERNEL(wq_i4_2, WF_I4, 2)
+WQ_KERNEL(wq_f8_2, WF_F8, 2)
 WQ_KERNEL(wq_i8_3, WF_I8, 3)
 WQ_KERNEL(wq_i8_4, WF_I8, 4)
 WQ_KERNEL(wq_i4_3, WF_I4, 3)
 WQ_KERNEL(wq_i4_4, WF_I4, 4)
 WQ_KERNEL(wq_f8_3, WF_F8, 3)
 WQ_KERNEL(wq_f8_4, WF_F8, 4)
+WQ_KERNEL(wq_i8_5, WF_I8, 5)
+WQ_KERNEL(wq_i4_5, WF_I4, 5)
+WQ_KERNEL(wq_f8_5, WF_F8, 5)
+WQ_KERNEL(wq_i8_6, WF_I8, 6)
+WQ_KERNEL(wq_i4_6, WF_I4, 6)
+WQ_KERNEL(wq_f8_6, WF_F8, 6)
 #endif

@@ -1,0 +1,24 @@
+# Sourced by device-call scripts (docs/benchmarks/*/run*.sh) on the GPU machine, from the repository root:
+#   NAME=s47 . scripts/gpu_bench_lib.sh
+# Unpacks the carry `.carry/z/$NAME.tgz` (built here by `bash scripts/gpu_carry.sh NAME`) once into /tmp/cz, exports
+# what the binary needs, and defines:
+#   B        the trtforge binary;  R  the results folder ($OUT/r, tarred by the caller);
+#   t        prints the seconds since sourcing;
+#   bn NAME PRECISION BATCHES [ENV=VALUE ...]
+#            one `bench` process (TinyLlama-shape preset, prompt 512, 128 new) with those variables, its JSON and log
+#            under $R, and its table rows (a line with "compil" means a kernel module was not in the carried cache).
+set -uo pipefail
+: "${NAME:?set NAME to the carry's name (.carry/z/NAME.tgz)}"
+mkdir -p /tmp/cz
+[ -x /tmp/cz/$NAME/trtforge ] || { tar xzf .carry/z/$NAME.tgz -C /tmp/cz && gunzip -f /tmp/cz/$NAME/trtforge.gz \
+  && chmod +x /tmp/cz/$NAME/trtforge; } || exit 3
+B=/tmp/cz/$NAME/trtforge; R=$OUT/r; mkdir -p $R
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/cz/$NAME/K
+T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
+bn() {
+  local n=$1 p=$2 bs=$3; shift 3
+  env "$@" timeout 80 $B bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes $bs \
+    --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
+  echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140
+}
