@@ -23,7 +23,7 @@ fn gguf_tensor_types_dequantize_bit_exactly() {
     let manifest: std::collections::BTreeMap<String, Vec<usize>> =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
     let g = GgufFile::open(&dir.path().join("blocks.gguf")).unwrap();
-    let want_types = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "Q4_0", "Q4_1", "Q8_0"];
+    let want_types = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q4_0", "Q4_1", "Q8_0"];
     for t in want_types {
         assert!(manifest.contains_key(t), "oracle did not write {t}");
     }

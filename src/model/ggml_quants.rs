@@ -16,6 +16,8 @@
 //! - `Q5_K` (256): as Q4_K plus 32 B of 5th bits before the nibbles
 //! - `Q6_K` (256): 128 B low nibbles, 64 B high 2-bit pairs, 16 × i8 scales, f16 d
 //! - `Q8_K` (256): f32 d, 256 × i8, 16 × i16 block sums (unused here); `w = d·q`
+//! - `IQ4_XS`(256): f16 d, u16 high scale bits (2 per 32), 4 B low scale nibbles, 128 B nibbles indexing the
+//!   IQ4_NL table; sub-block `i` of 32 has the 6-bit scale `l` and `w = (d·(l − 32))·table[q]`
 //!
 //! In every 32-element format, weights 0..15 are the low nibbles of bytes 0..15 and 16..31 the
 //! high nibbles.
@@ -47,11 +49,12 @@ pub enum GgmlType {
     Q6K,
     Q8K,
     Iq4Nl,
+    Iq4Xs,
 }
 
 impl GgmlType {
     /// Every supported type, for error messages.
-    pub const ALL: [GgmlType; 15] = [
+    pub const ALL: [GgmlType; 16] = [
         Self::F32,
         Self::F16,
         Self::Bf16,
@@ -67,6 +70,7 @@ impl GgmlType {
         Self::Q6K,
         Self::Q8K,
         Self::Iq4Nl,
+        Self::Iq4Xs,
     ];
 
     /// From the ggml type id stored in a GGUF tensor info; `None` for types we cannot read.
@@ -86,6 +90,7 @@ impl GgmlType {
             14 => Self::Q6K,
             15 => Self::Q8K,
             20 => Self::Iq4Nl,
+            23 => Self::Iq4Xs,
             30 => Self::Bf16,
             _ => return None,
         })
@@ -113,6 +118,7 @@ impl GgmlType {
             Self::Q6K => 14,
             Self::Q8K => 15,
             Self::Iq4Nl => 20,
+            Self::Iq4Xs => 23,
             Self::Bf16 => 30,
         }
     }
@@ -133,6 +139,7 @@ impl GgmlType {
             Self::Q5K => (QK_K, 2 + 2 + 12 + QK_K / 8 + QK_K / 2),
             Self::Q6K => (QK_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2),
             Self::Q8K => (QK_K, 4 + QK_K + 2 * QK_K / 16),
+            Self::Iq4Xs => (QK_K, 2 + 2 + QK_K / 64 + QK_K / 2),
         }
     }
 
@@ -196,6 +203,7 @@ pub fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
             let d = half(b);
             nibbles(o, &b[2..], |q| d * IQ4_NL_VALUES[q as usize] as f32);
         }),
+        GgmlType::Iq4Xs => blocks.for_each(|(o, b)| iq4_xs(o, b)),
         GgmlType::Q2K => blocks.for_each(|(o, b)| q2_k(o, b)),
         GgmlType::Q3K => blocks.for_each(|(o, b)| q3_k(o, b)),
         GgmlType::Q4K => blocks.for_each(|(o, b)| q4_k(o, b)),
@@ -333,6 +341,19 @@ fn q6_k(o: &mut [f32], b: &[u8]) {
     }
 }
 
+/// IQ4_XS: eight sub-blocks of 32, each with a 6-bit scale (low nibble from `scales_l`, high 2 bits from
+/// `scales_h`) offset by 32, over the IQ4_NL code book.
+fn iq4_xs(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let sh = u16::from_le_bytes([b[2], b[3]]);
+    let (sl, qs) = (&b[4..8], &b[8..]);
+    for (i, (os, q)) in o.chunks_exact_mut(QK).zip(qs.chunks_exact(QK / 2)).enumerate() {
+        let l = ((sl[i / 2] >> (4 * (i % 2))) & 15) as i32 | ((((sh >> (2 * i)) & 3) as i32) << 4);
+        let dl = d * (l - 32) as f32;
+        nibbles(os, q, |v| dl * IQ4_NL_VALUES[v as usize] as f32);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +371,7 @@ mod tests {
             (GgmlType::Q5_0, 22),
             (GgmlType::Q5_1, 24),
             (GgmlType::Iq4Nl, 18),
+            (GgmlType::Iq4Xs, 136),
         ];
         for (t, bytes) in want {
             assert_eq!(t.block().1, bytes, "{}", t.name());
