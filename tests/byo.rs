@@ -23,7 +23,10 @@ fn gguf_tensor_types_dequantize_bit_exactly() {
     let manifest: std::collections::BTreeMap<String, Vec<usize>> =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap()).unwrap();
     let g = GgufFile::open(&dir.path().join("blocks.gguf")).unwrap();
-    let want_types = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "Q4_0", "Q4_1", "Q8_0"];
+    let want_types = [
+        "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS",
+        "IQ2_S", "IQ3_XXS", "IQ3_S", "Q4_0", "Q4_1", "Q8_0",
+    ];
     for t in want_types {
         assert!(manifest.contains_key(t), "oracle did not write {t}");
     }
@@ -46,6 +49,18 @@ fn gguf_tensor_types_dequantize_bit_exactly() {
     let types = g.tensor_dtypes();
     let q4k = types.iter().find(|(n, _, _)| n == "q.Q4_K").unwrap();
     assert_eq!((q4k.1.as_str(), q4k.2), ("Q4_K", 3 * 512));
+}
+
+/// The i-quant code books compiled into trtforge (src/model/iq_grids.rs) are the `gguf` package's, row for row: the
+/// file is what tests/py/iq_grids.py writes from them.
+#[test]
+fn iq_code_books_are_the_gguf_packages() {
+    if !py::have_modules(&["numpy", "gguf"]) {
+        return;
+    }
+    let want = py::run("iq_grids.py", &[]);
+    let got = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model/iq_grids.rs")).unwrap();
+    assert!(got == want, "src/model/iq_grids.rs is stale: python3 tests/py/iq_grids.py > src/model/iq_grids.rs");
 }
 
 fn read_f32(p: &Path) -> Vec<f32> {

@@ -18,9 +18,13 @@
 //! - `Q8_K` (256): f32 d, 256 × i8, 16 × i16 block sums (unused here); `w = d·q`
 //! - `IQ4_XS`(256): f16 d, u16 high scale bits (2 per 32), 4 B low scale nibbles, 128 B nibbles indexing the
 //!   IQ4_NL table; sub-block `i` of 32 has the 6-bit scale `l` and `w = (d·(l − 32))·table[q]`
+//! - `IQ2_XXS` / `IQ2_XS` / `IQ2_S` / `IQ3_XXS` / `IQ3_S` (256): groups of 8 (IQ3: two rows of 4) weights are one
+//!   row of a fixed code book (`iq_grids.rs`) with 8 sign bits (XXS / XS: 7 stored, the 8th makes the parity even)
+//!   and a 4-bit scale a 16 or 32 weights; `w = db·grid[j]·(±1)`, db as ggml computes it per type (below)
 //!
 //! In every 32-element format, weights 0..15 are the low nibbles of bytes 0..15 and 16..31 the
 //! high nibbles.
+use super::iq_grids;
 use half::{bf16, f16};
 
 /// Elements per block of the 32-element block types.
@@ -50,11 +54,16 @@ pub enum GgmlType {
     Q8K,
     Iq4Nl,
     Iq4Xs,
+    Iq2Xxs,
+    Iq2Xs,
+    Iq2S,
+    Iq3Xxs,
+    Iq3S,
 }
 
 impl GgmlType {
     /// Every supported type, for error messages.
-    pub const ALL: [GgmlType; 16] = [
+    pub const ALL: [GgmlType; 21] = [
         Self::F32,
         Self::F16,
         Self::Bf16,
@@ -71,6 +80,11 @@ impl GgmlType {
         Self::Q8K,
         Self::Iq4Nl,
         Self::Iq4Xs,
+        Self::Iq2Xxs,
+        Self::Iq2Xs,
+        Self::Iq2S,
+        Self::Iq3Xxs,
+        Self::Iq3S,
     ];
 
     /// From the ggml type id stored in a GGUF tensor info; `None` for types we cannot read.
@@ -91,6 +105,11 @@ impl GgmlType {
             15 => Self::Q8K,
             20 => Self::Iq4Nl,
             23 => Self::Iq4Xs,
+            16 => Self::Iq2Xxs,
+            17 => Self::Iq2Xs,
+            22 => Self::Iq2S,
+            18 => Self::Iq3Xxs,
+            21 => Self::Iq3S,
             30 => Self::Bf16,
             _ => return None,
         })
@@ -119,6 +138,11 @@ impl GgmlType {
             Self::Q8K => 15,
             Self::Iq4Nl => 20,
             Self::Iq4Xs => 23,
+            Self::Iq2Xxs => 16,
+            Self::Iq2Xs => 17,
+            Self::Iq2S => 22,
+            Self::Iq3Xxs => 18,
+            Self::Iq3S => 21,
             Self::Bf16 => 30,
         }
     }
@@ -140,6 +164,11 @@ impl GgmlType {
             Self::Q6K => (QK_K, QK_K / 2 + QK_K / 4 + QK_K / 16 + 2),
             Self::Q8K => (QK_K, 4 + QK_K + 2 * QK_K / 16),
             Self::Iq4Xs => (QK_K, 2 + 2 + QK_K / 64 + QK_K / 2),
+            Self::Iq2Xxs => (QK_K, 2 + QK_K / 4),
+            Self::Iq2Xs => (QK_K, 2 + QK_K / 4 + QK_K / 32),
+            Self::Iq2S => (QK_K, 2 + QK_K / 4 + QK_K / 16),
+            Self::Iq3Xxs => (QK_K, 2 + 3 * QK_K / 8),
+            Self::Iq3S => (QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + QK_K / 64),
         }
     }
 
@@ -204,6 +233,11 @@ pub fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
             nibbles(o, &b[2..], |q| d * IQ4_NL_VALUES[q as usize] as f32);
         }),
         GgmlType::Iq4Xs => blocks.for_each(|(o, b)| iq4_xs(o, b)),
+        GgmlType::Iq2Xxs => blocks.for_each(|(o, b)| iq2_xxs(o, b)),
+        GgmlType::Iq2Xs => blocks.for_each(|(o, b)| iq2_xs(o, b)),
+        GgmlType::Iq2S => blocks.for_each(|(o, b)| iq2_s(o, b)),
+        GgmlType::Iq3Xxs => blocks.for_each(|(o, b)| iq3_xxs(o, b)),
+        GgmlType::Iq3S => blocks.for_each(|(o, b)| iq3_s(o, b)),
         GgmlType::Q2K => blocks.for_each(|(o, b)| q2_k(o, b)),
         GgmlType::Q3K => blocks.for_each(|(o, b)| q3_k(o, b)),
         GgmlType::Q4K => blocks.for_each(|(o, b)| q4_k(o, b)),
@@ -354,6 +388,97 @@ fn iq4_xs(o: &mut [f32], b: &[u8]) {
     }
 }
 
+/// The 8 signs of a 7-bit stored pattern: bit 7 makes the count of minus signs even (ggml's `ksigns_iq2xs`).
+#[inline]
+fn ksigns(i: u32) -> u8 {
+    let i = (i & 127) as u8;
+    i | (((i.count_ones() & 1) as u8) << 7)
+}
+
+/// `n` weights (n ≤ 8) of one code-book row `row` (value j in byte j) with sign bits `signs`: `db·v·(±1)`.
+#[inline]
+fn signed_row(o: &mut [f32], db: f32, row: u64, signs: u8) {
+    for (j, w) in o.iter_mut().enumerate() {
+        let v = ((row >> (8 * j)) & 0xff) as f32;
+        *w = db * v * if signs >> j & 1 == 1 { -1.0 } else { 1.0 };
+    }
+}
+
+#[inline]
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
+/// IQ2_XXS: per 32 weights two u32 — four 8-bit rows of the 256-row grid, then four 7-bit sign patterns and a
+/// 4-bit scale (`db = d·(0.5 + s)·0.25`).
+fn iq2_xxs(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    for (ib, os) in o.chunks_exact_mut(32).enumerate() {
+        let (a0, a1) = (u32_at(b, 2 + 8 * ib), u32_at(b, 6 + 8 * ib));
+        let db = d * (0.5 + (a1 >> 28) as f32) * 0.25;
+        for (l, og) in os.chunks_exact_mut(8).enumerate() {
+            let row = iq_grids::IQ2XXS_GRID[((a0 >> (8 * l)) & 255) as usize];
+            signed_row(og, db, row, ksigns(a1 >> (7 * l)));
+        }
+    }
+}
+
+/// IQ2_XS: 32 u16 (a 9-bit row of the 512-row grid, a 7-bit sign pattern), then 8 bytes of two 4-bit scales
+/// (`db = d·(0.5 + s)·0.25`, one a 16 weights).
+fn iq2_xs(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let sc = &b[2 + QK_K / 4..];
+    for (g, og) in o.chunks_exact_mut(8).enumerate() {
+        let q = u16::from_le_bytes([b[2 + 2 * g], b[3 + 2 * g]]) as u32;
+        let s = (sc[g / 4] >> (4 * ((g / 2) % 2))) & 15;
+        let db = d * (0.5 + s as f32) * 0.25;
+        signed_row(og, db, iq_grids::IQ2XS_GRID[(q & 511) as usize], ksigns(q >> 9));
+    }
+}
+
+/// IQ2_S: 32 low index bytes, 32 sign bytes, 8 bytes of 2-bit index highs (a 10-bit row of the 1024-row grid),
+/// 8 bytes of two 4-bit scales (`db = d·(0.5 + s)·0.25`, one a 16 weights).
+fn iq2_s(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let (qs, signs, qh, sc) = (&b[2..34], &b[34..66], &b[66..74], &b[74..82]);
+    for (g, og) in o.chunks_exact_mut(8).enumerate() {
+        let idx = qs[g] as usize | ((((qh[g / 4] >> (2 * (g % 4))) & 3) as usize) << 8);
+        let s = (sc[g / 4] >> (4 * ((g / 2) % 2))) & 15;
+        let db = d * (0.5 + s as f32) * 0.25;
+        signed_row(og, db, iq_grids::IQ2S_GRID[idx], signs[g]);
+    }
+}
+
+/// IQ3_XXS: 64 index bytes (rows of 4 of the 256-row grid), then per 32 weights a u32 of four 7-bit sign patterns
+/// and a 4-bit scale (`db = d·(0.5 + s)·0.5`).
+fn iq3_xxs(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let (qs, words) = (&b[2..66], &b[66..98]);
+    for (ib, os) in o.chunks_exact_mut(32).enumerate() {
+        let a = u32_at(words, 4 * ib);
+        let db = d * (0.5 + (a >> 28) as f32) * 0.5;
+        for (l, og) in os.chunks_exact_mut(8).enumerate() {
+            let lo = iq_grids::IQ3XXS_GRID[qs[8 * ib + 2 * l] as usize] as u64;
+            let hi = iq_grids::IQ3XXS_GRID[qs[8 * ib + 2 * l + 1] as usize] as u64;
+            signed_row(og, db, lo | (hi << 32), ksigns(a >> (7 * l)));
+        }
+    }
+}
+
+/// IQ3_S: 64 low index bytes, 8 bytes of index high bits (a 9-bit row of 4 of the 512-row grid), 32 sign bytes,
+/// 4 bytes of two 4-bit scales (`db = d·(1 + 2s)`, one a 32 weights).
+fn iq3_s(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let (qs, qh, signs, sc) = (&b[2..66], &b[66..74], &b[74..106], &b[106..110]);
+    let idx = |i: usize| qs[i] as usize | ((((qh[i / 8] >> (i % 8)) & 1) as usize) << 8);
+    for (g, og) in o.chunks_exact_mut(8).enumerate() {
+        let s = (sc[g / 8] >> (4 * ((g / 4) % 2))) & 15;
+        let db = d * (1 + 2 * s as u32) as f32;
+        let (lo, hi) = (iq_grids::IQ3S_GRID[idx(2 * g)] as u64, iq_grids::IQ3S_GRID[idx(2 * g + 1)] as u64);
+        signed_row(og, db, lo | (hi << 32), signs[g]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +497,11 @@ mod tests {
             (GgmlType::Q5_1, 24),
             (GgmlType::Iq4Nl, 18),
             (GgmlType::Iq4Xs, 136),
+            (GgmlType::Iq2Xxs, 66),
+            (GgmlType::Iq2Xs, 74),
+            (GgmlType::Iq2S, 82),
+            (GgmlType::Iq3Xxs, 98),
+            (GgmlType::Iq3S, 110),
         ];
         for (t, bytes) in want {
             assert_eq!(t.block().1, bytes, "{}", t.name());

@@ -5,6 +5,7 @@ pub mod ggml_quants;
 pub mod gguf;
 pub mod graph;
 pub mod hf;
+mod iq_grids;
 pub mod load;
 pub mod tensor;
 pub mod tokenizer;

@@ -108,8 +108,8 @@ pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
 /// that give every SM several independent tiles; five or six keep more bytes in flight a block (int4 with five: two
 /// blocks an SM still fit).
 pub const KERNELS: [&str; 15] = [
-    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i8_4", "wq_i4_3", "wq_i4_4", "wq_f8_3", "wq_f8_4", "wq_i8_5", "wq_i4_5",
-    "wq_f8_5", "wq_i8_6", "wq_i4_6", "wq_f8_6",
+    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i8_4", "wq_i4_3", "wq_i4_4", "wq_f8_3", "wq_f8_4", "wq_i8_5",
+    "wq_i4_5", "wq_f8_5", "wq_i8_6", "wq_i4_6", "wq_f8_6",
 ];
 
 /// Weight bytes of one tile's chunk.
