@@ -25,7 +25,7 @@ fn gguf_tensor_types_dequantize_bit_exactly() {
     let g = GgufFile::open(&dir.path().join("blocks.gguf")).unwrap();
     let want_types = [
         "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS",
-        "IQ2_S", "IQ3_XXS", "IQ3_S", "Q4_0", "Q4_1", "Q8_0",
+        "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "Q4_0", "Q4_1", "Q8_0",
     ];
     for t in want_types {
         assert!(manifest.contains_key(t), "oracle did not write {t}");

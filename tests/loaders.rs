@@ -510,7 +510,7 @@ fn gguf_tensor_data_past_eof() {
 
 #[test]
 fn gguf_unknown_and_unsupported_types() {
-    for (ty, name) in [(99u32, "unknown"), (19, "IQ1_S"), (29, "IQ1_M"), (39, "MXFP4")] {
+    for (ty, name) in [(99u32, "unknown"), (34, "TQ1_0"), (35, "TQ2_0"), (39, "MXFP4")] {
         let mut w = GgufWriter::default();
         w.tensor("blk.3.ffn_up.weight", &[256], ty, vec![0; 256]);
         let r = parse_header(Path::new("x"), &w.bytes());

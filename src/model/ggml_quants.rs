@@ -21,6 +21,8 @@
 //! - `IQ2_XXS` / `IQ2_XS` / `IQ2_S` / `IQ3_XXS` / `IQ3_S` (256): groups of 8 (IQ3: two rows of 4) weights are one
 //!   row of a fixed code book (`iq_grids.rs`) with 8 sign bits (XXS / XS: 7 stored, the 8th makes the parity even)
 //!   and a 4-bit scale a 16 or 32 weights; `w = db·grid[j]·(±1)`, db as ggml computes it per type (below)
+//! - `IQ1_S` / `IQ1_M` (256): groups of 8 are a row of the 2048-row grid of −1 / 0 / 1 with a shift of ±1/8 and a
+//!   3-bit scale; `w = dl·(grid[j] + δ)`, `dl = d·(2s + 1)` (IQ1_M keeps its f16 d in the scales' top nibbles)
 //!
 //! In every 32-element format, weights 0..15 are the low nibbles of bytes 0..15 and 16..31 the
 //! high nibbles.
@@ -59,11 +61,13 @@ pub enum GgmlType {
     Iq2S,
     Iq3Xxs,
     Iq3S,
+    Iq1S,
+    Iq1M,
 }
 
 impl GgmlType {
     /// Every supported type, for error messages.
-    pub const ALL: [GgmlType; 21] = [
+    pub const ALL: [GgmlType; 23] = [
         Self::F32,
         Self::F16,
         Self::Bf16,
@@ -85,6 +89,8 @@ impl GgmlType {
         Self::Iq2S,
         Self::Iq3Xxs,
         Self::Iq3S,
+        Self::Iq1S,
+        Self::Iq1M,
     ];
 
     /// From the ggml type id stored in a GGUF tensor info; `None` for types we cannot read.
@@ -110,6 +116,8 @@ impl GgmlType {
             22 => Self::Iq2S,
             18 => Self::Iq3Xxs,
             21 => Self::Iq3S,
+            19 => Self::Iq1S,
+            29 => Self::Iq1M,
             30 => Self::Bf16,
             _ => return None,
         })
@@ -143,6 +151,8 @@ impl GgmlType {
             Self::Iq2S => 22,
             Self::Iq3Xxs => 18,
             Self::Iq3S => 21,
+            Self::Iq1S => 19,
+            Self::Iq1M => 29,
             Self::Bf16 => 30,
         }
     }
@@ -169,6 +179,8 @@ impl GgmlType {
             Self::Iq2S => (QK_K, 2 + QK_K / 4 + QK_K / 16),
             Self::Iq3Xxs => (QK_K, 2 + 3 * QK_K / 8),
             Self::Iq3S => (QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + QK_K / 64),
+            Self::Iq1S => (QK_K, 2 + QK_K / 8 + QK_K / 16),
+            Self::Iq1M => (QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32),
         }
     }
 
@@ -238,6 +250,8 @@ pub fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
         GgmlType::Iq2S => blocks.for_each(|(o, b)| iq2_s(o, b)),
         GgmlType::Iq3Xxs => blocks.for_each(|(o, b)| iq3_xxs(o, b)),
         GgmlType::Iq3S => blocks.for_each(|(o, b)| iq3_s(o, b)),
+        GgmlType::Iq1S => blocks.for_each(|(o, b)| iq1_s(o, b)),
+        GgmlType::Iq1M => blocks.for_each(|(o, b)| iq1_m(o, b)),
         GgmlType::Q2K => blocks.for_each(|(o, b)| q2_k(o, b)),
         GgmlType::Q3K => blocks.for_each(|(o, b)| q3_k(o, b)),
         GgmlType::Q4K => blocks.for_each(|(o, b)| q4_k(o, b)),
@@ -479,6 +493,48 @@ fn iq3_s(o: &mut [f32], b: &[u8]) {
     }
 }
 
+/// IQ1's shift: ±1/8 of the scale.
+const IQ1_DELTA: f32 = 0.125;
+
+/// 8 weights of IQ1 grid row `idx` (−1 / 0 / 1 as two's-complement bytes): `dl·(v + delta)`.
+#[inline]
+fn iq1_row(o: &mut [f32], dl: f32, idx: usize, delta: f32) {
+    let row = iq_grids::IQ1S_GRID[idx];
+    for (j, w) in o.iter_mut().enumerate() {
+        *w = dl * (((row >> (8 * j)) & 0xff) as u8 as i8 as f32 + delta);
+    }
+}
+
+/// IQ1_S: f16 d, 32 low index bytes, 8 u16 (four 3-bit index highs, a 3-bit scale, the shift's sign) a 32 weights.
+fn iq1_s(o: &mut [f32], b: &[u8]) {
+    let d = half(b);
+    let (qs, qh) = (&b[2..34], &b[34..50]);
+    for (ib, os) in o.chunks_exact_mut(32).enumerate() {
+        let h = u16::from_le_bytes([qh[2 * ib], qh[2 * ib + 1]]) as u32;
+        let dl = d * (2 * ((h >> 12) & 7) + 1) as f32;
+        let delta = if h & 0x8000 == 0 { IQ1_DELTA } else { -IQ1_DELTA };
+        for (l, og) in os.chunks_exact_mut(8).enumerate() {
+            iq1_row(og, dl, qs[4 * ib + l] as usize | ((((h >> (3 * l)) & 7) as usize) << 8), delta);
+        }
+    }
+}
+
+/// IQ1_M: 32 low index bytes, 16 bytes of nibbles (3-bit index high, the shift's sign) a 8 weights, four u16 of
+/// 3-bit scales (one a 16 weights) whose top nibbles together are the f16 d.
+fn iq1_m(o: &mut [f32], b: &[u8]) {
+    let (qs, qh) = (&b[0..32], &b[32..48]);
+    let sc: [u16; 4] = std::array::from_fn(|i| u16::from_le_bytes([b[48 + 2 * i], b[49 + 2 * i]]));
+    let dbits = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000);
+    let d = f16::from_bits(dbits).to_f32();
+    for (g, og) in o.chunks_exact_mut(8).enumerate() {
+        let s = (sc[g / 8] >> (3 * ((g / 2) % 4))) & 7;
+        let dl = d * (2 * s as u32 + 1) as f32;
+        let nib = (qh[g / 2] >> (4 * (g % 2))) & 15;
+        let delta = if nib & 8 == 0 { IQ1_DELTA } else { -IQ1_DELTA };
+        iq1_row(og, dl, qs[g] as usize | (((nib & 7) as usize) << 8), delta);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +558,8 @@ mod tests {
             (GgmlType::Iq2S, 82),
             (GgmlType::Iq3Xxs, 98),
             (GgmlType::Iq3S, 110),
+            (GgmlType::Iq1S, 50),
+            (GgmlType::Iq1M, 56),
         ];
         for (t, bytes) in want {
             assert_eq!(t.block().1, bytes, "{}", t.name());

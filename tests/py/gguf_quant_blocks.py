@@ -36,6 +36,8 @@ F16_SCALES = {
     T.IQ2_S: [0],
     T.IQ3_XXS: [0],
     T.IQ3_S: [0],
+    T.IQ1_S: [0],
+    T.IQ1_M: [],  # its f16 d is spread over the top nibbles of the four scale words: set below
     T.Q2_K: [80, 82],
     T.Q3_K: [108],
     T.Q4_K: [0, 2],
@@ -60,6 +62,12 @@ def main() -> None:
         for off in offsets:
             scale = rng.normal(0, 0.05, size=(ROWS, nb)).astype(np.float16)
             raw[:, :, off : off + 2] = scale.view(np.uint8).reshape(ROWS, nb, 2)
+        if qt == T.IQ1_M:
+            bits = rng.normal(0, 0.05, size=(ROWS, nb)).astype(np.float16).view(np.uint16).astype(np.uint32)
+            words = raw[:, :, 48:56].copy().view(np.uint16).astype(np.uint32)  # (ROWS, nb, 4)
+            for i in range(4):  # word i's top nibble holds bits 4i .. 4i + 3 of d
+                words[:, :, i] = (words[:, :, i] & 0x0FFF) | (((bits >> (4 * i)) & 0xF) << 12)
+            raw[:, :, 48:56] = words.astype(np.uint16).view(np.uint8).reshape(ROWS, nb, 8)
         raw = raw.reshape(ROWS, nb * size)
         expected[qt.name] = gguf.quants.dequantize(raw, qt)
         w.add_tensor(f"q.{qt.name}", raw, raw_dtype=qt)
