@@ -44,14 +44,16 @@ pre() {
     exit 1
   fi
 }
+tl_bench() {  # the TinyLlama-shape preset's bs64 bench at precision $1 (its kernels cover bs1 / bs8 too)
+  pre bench --isolate never --model preset:tinyllama-1.1b --precisions "$1" --batch-sizes 64 --input-lens 512 --output-len 128
+}
 for p in fp16 int4 int8 fp8; do
-  pre bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes 64 --input-lens 512 --output-len 128
+  tl_bench $p
 done
 pre cuda-check --tiny tests/fixtures/tiny_llama --paged
 # LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
 if [ "${LINEINFO:-0}" = 1 ]; then
-  TRTFORGE_NVRTC_LINEINFO=1 pre bench --isolate never --model preset:tinyllama-1.1b --precisions int4 --batch-sizes 64 \
-    --input-lens 512 --output-len 128
+  TRTFORGE_NVRTC_LINEINFO=1 tl_bench int4
 fi
 gzip "$bin"
 mkdir -p .carry/z

@@ -95,32 +95,7 @@ impl GgmlType {
 
     /// From the ggml type id stored in a GGUF tensor info; `None` for types we cannot read.
     pub fn from_u32(t: u32) -> Option<Self> {
-        Some(match t {
-            0 => Self::F32,
-            1 => Self::F16,
-            2 => Self::Q4_0,
-            3 => Self::Q4_1,
-            6 => Self::Q5_0,
-            7 => Self::Q5_1,
-            8 => Self::Q8_0,
-            10 => Self::Q2K,
-            11 => Self::Q3K,
-            12 => Self::Q4K,
-            13 => Self::Q5K,
-            14 => Self::Q6K,
-            15 => Self::Q8K,
-            20 => Self::Iq4Nl,
-            23 => Self::Iq4Xs,
-            16 => Self::Iq2Xxs,
-            17 => Self::Iq2Xs,
-            22 => Self::Iq2S,
-            18 => Self::Iq3Xxs,
-            21 => Self::Iq3S,
-            19 => Self::Iq1S,
-            29 => Self::Iq1M,
-            30 => Self::Bf16,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|ty| ty.id() == t)
     }
 
     /// ggml's name for the type.
@@ -210,6 +185,17 @@ fn half(b: &[u8]) -> f32 {
     f16::from_le_bytes([b[0], b[1]]).to_f32()
 }
 
+/// Little-endian u16 / u32 at byte `i`.
+#[inline]
+fn u16_at(b: &[u8], i: usize) -> u16 {
+    u16::from_le_bytes([b[i], b[i + 1]])
+}
+
+#[inline]
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+}
+
 /// Dequantizes whole blocks: `src` holds `out.len() / elements-per-block` blocks of `ty`.
 /// The caller guarantees the lengths agree (the GGUF reader checks every tensor's span).
 pub fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
@@ -278,7 +264,7 @@ fn nibbles(o: &mut [f32], qs: &[u8], f: impl Fn(u8) -> f32) {
 /// u32 `qh` is the 5th bit of weight `j`.
 #[inline]
 fn fives(o: &mut [f32], qh: &[u8], qs: &[u8], f: impl Fn(u8) -> f32) {
-    let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    let qh = u32_at(qh, 0);
     for (j, &q) in qs.iter().take(QK / 2).enumerate() {
         let hi0 = ((qh >> j) & 1) as u8;
         let hi1 = ((qh >> (j + QK / 2)) & 1) as u8;
@@ -393,7 +379,7 @@ fn q6_k(o: &mut [f32], b: &[u8]) {
 /// `scales_h`) offset by 32, over the IQ4_NL code book.
 fn iq4_xs(o: &mut [f32], b: &[u8]) {
     let d = half(b);
-    let sh = u16::from_le_bytes([b[2], b[3]]);
+    let sh = u16_at(b, 2);
     let (sl, qs) = (&b[4..8], &b[8..]);
     for (i, (os, q)) in o.chunks_exact_mut(QK).zip(qs.chunks_exact(QK / 2)).enumerate() {
         let l = ((sl[i / 2] >> (4 * (i % 2))) & 15) as i32 | ((((sh >> (2 * i)) & 3) as i32) << 4);
@@ -418,9 +404,12 @@ fn signed_row(o: &mut [f32], db: f32, row: u64, signs: u8) {
     }
 }
 
+/// IQ2_XS / IQ2_S: the scale of 8-weight group `g` — nibble `(g / 2) % 2` of byte `g / 4` of `sc`, one a 16
+/// weights — as `d·(0.5 + s)·0.25`.
 #[inline]
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+fn iq2_db(d: f32, sc: &[u8], g: usize) -> f32 {
+    let s = (sc[g / 4] >> (4 * ((g / 2) % 2))) & 15;
+    d * (0.5 + s as f32) * 0.25
 }
 
 /// IQ2_XXS: per 32 weights two u32 — four 8-bit rows of the 256-row grid, then four 7-bit sign patterns and a
@@ -443,10 +432,8 @@ fn iq2_xs(o: &mut [f32], b: &[u8]) {
     let d = half(b);
     let sc = &b[2 + QK_K / 4..];
     for (g, og) in o.chunks_exact_mut(8).enumerate() {
-        let q = u16::from_le_bytes([b[2 + 2 * g], b[3 + 2 * g]]) as u32;
-        let s = (sc[g / 4] >> (4 * ((g / 2) % 2))) & 15;
-        let db = d * (0.5 + s as f32) * 0.25;
-        signed_row(og, db, iq_grids::IQ2XS_GRID[(q & 511) as usize], ksigns(q >> 9));
+        let q = u16_at(b, 2 + 2 * g) as u32;
+        signed_row(og, iq2_db(d, sc, g), iq_grids::IQ2XS_GRID[(q & 511) as usize], ksigns(q >> 9));
     }
 }
 
@@ -457,9 +444,7 @@ fn iq2_s(o: &mut [f32], b: &[u8]) {
     let (qs, signs, qh, sc) = (&b[2..34], &b[34..66], &b[66..74], &b[74..82]);
     for (g, og) in o.chunks_exact_mut(8).enumerate() {
         let idx = qs[g] as usize | ((((qh[g / 4] >> (2 * (g % 4))) & 3) as usize) << 8);
-        let s = (sc[g / 4] >> (4 * ((g / 2) % 2))) & 15;
-        let db = d * (0.5 + s as f32) * 0.25;
-        signed_row(og, db, iq_grids::IQ2S_GRID[idx], signs[g]);
+        signed_row(og, iq2_db(d, sc, g), iq_grids::IQ2S_GRID[idx], signs[g]);
     }
 }
 
@@ -510,7 +495,7 @@ fn iq1_s(o: &mut [f32], b: &[u8]) {
     let d = half(b);
     let (qs, qh) = (&b[2..34], &b[34..50]);
     for (ib, os) in o.chunks_exact_mut(32).enumerate() {
-        let h = u16::from_le_bytes([qh[2 * ib], qh[2 * ib + 1]]) as u32;
+        let h = u16_at(qh, 2 * ib) as u32;
         let dl = d * (2 * ((h >> 12) & 7) + 1) as f32;
         let delta = if h & 0x8000 == 0 { IQ1_DELTA } else { -IQ1_DELTA };
         for (l, og) in os.chunks_exact_mut(8).enumerate() {
@@ -523,7 +508,7 @@ fn iq1_s(o: &mut [f32], b: &[u8]) {
 /// 3-bit scales (one a 16 weights) whose top nibbles together are the f16 d.
 fn iq1_m(o: &mut [f32], b: &[u8]) {
     let (qs, qh) = (&b[0..32], &b[32..48]);
-    let sc: [u16; 4] = std::array::from_fn(|i| u16::from_le_bytes([b[48 + 2 * i], b[49 + 2 * i]]));
+    let sc: [u16; 4] = std::array::from_fn(|i| u16_at(b, 48 + 2 * i));
     let dbits = (sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000);
     let d = f16::from_bits(dbits).to_f32();
     for (g, og) in o.chunks_exact_mut(8).enumerate() {

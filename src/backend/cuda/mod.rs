@@ -360,8 +360,8 @@ fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
 }
 
 /// `TRTFORGE_WQ_SHAPE=o:8x3,down:8x4` (session 38, a diagnostic): a role's launch shape for the quantized decode GEMM —
-/// K slices (the cluster size, 1..=8) × ring slots (2..=6) — instead of `wq::shape`'s, so that one call can sweep
-/// shapes without a rebuild (the kernels are the same).
+/// K slices (the cluster size, 1..=8) × ring slots (`wq::SLOTS`, 2..=6) — instead of `wq::shape`'s, so that one
+/// call can sweep shapes without a rebuild (the kernels are the same).
 fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
     const VAR: &str = "TRTFORGE_WQ_SHAPE";
     let Ok(v) = std::env::var(VAR) else { return Ok(vec![]) };
@@ -371,8 +371,9 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
             let (role, shape) = item.split_once(':').ok_or_else(bad)?;
             let (sl, st) = shape.trim().split_once('x').ok_or_else(bad)?;
             let (sl, st): (usize, usize) = (sl.parse().map_err(|_| bad())?, st.parse().map_err(|_| bad())?);
-            if !(1..=8).contains(&sl) || !(2..=6).contains(&st) {
-                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots 2..=6")));
+            if !(1..=8).contains(&sl) || !wq::SLOTS.contains(&st) {
+                let (a, b) = (wq::SLOTS.start(), wq::SLOTS.end());
+                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots {a}..={b}")));
             }
             Ok((wq_role(role, VAR)?, (sl, st)))
         })
@@ -1008,7 +1009,7 @@ impl CudaBackend {
         }
         if gpu.wq {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
-                for nst in 2..=6 {
+                for nst in wq::SLOTS {
                     if let Some(name) = wq::kernel_name(fmt, nst) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }

@@ -81,36 +81,28 @@ pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
     format_ok(fmt) && n > 0 && k > 0 && n % TILE == 0 && k % KC == 0
 }
 
-/// The kernel for `fmt` with `nst` ring slots.
-pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
-    Some(match (fmt, nst) {
-        (WeightFormat::I8, 2) => "wq_i8_2",
-        (WeightFormat::I4 { group: 128 }, 2) => "wq_i4_2",
-        (WeightFormat::F8, 2) => "wq_f8_2",
-        (WeightFormat::I8, 3) => "wq_i8_3",
-        (WeightFormat::I8, 4) => "wq_i8_4",
-        (WeightFormat::I4 { group: 128 }, 3) => "wq_i4_3",
-        (WeightFormat::I4 { group: 128 }, 4) => "wq_i4_4",
-        (WeightFormat::F8, 3) => "wq_f8_3",
-        (WeightFormat::F8, 4) => "wq_f8_4",
-        (WeightFormat::I8, 5) => "wq_i8_5",
-        (WeightFormat::I4 { group: 128 }, 5) => "wq_i4_5",
-        (WeightFormat::F8, 5) => "wq_f8_5",
-        (WeightFormat::I8, 6) => "wq_i8_6",
-        (WeightFormat::I4 { group: 128 }, 6) => "wq_i4_6",
-        (WeightFormat::F8, 6) => "wq_f8_6",
-        _ => return None,
-    })
-}
+/// The ring depths there are kernels for (`NST` of kernels_wq.cu): 3 or 4 by [`shape`]; 2, 5 and 6 (session 46)
+/// only through `TRTFORGE_WQ_SHAPE` — two slots (45 / 51 KB of shared memory) let three or four blocks share an SM,
+/// for K splits that give every SM several independent tiles; five or six keep more bytes in flight a block (int4
+/// with five: two blocks an SM still fit).
+pub const SLOTS: std::ops::RangeInclusive<usize> = 2..=6;
 
-/// Every kernel of kernels_wq.cu. The 2-, 5- and 6-slot instances (session 46) are only reached through
-/// `TRTFORGE_WQ_SHAPE`: two slots (45 / 51 KB of shared memory) let three or four blocks share an SM, for K splits
-/// that give every SM several independent tiles; five or six keep more bytes in flight a block (int4 with five: two
-/// blocks an SM still fit).
+/// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8.
 pub const KERNELS: [&str; 15] = [
-    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i8_4", "wq_i4_3", "wq_i4_4", "wq_f8_3", "wq_f8_4", "wq_i8_5",
+    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i4_3", "wq_f8_3", "wq_i8_4", "wq_i4_4", "wq_f8_4", "wq_i8_5",
     "wq_i4_5", "wq_f8_5", "wq_i8_6", "wq_i4_6", "wq_f8_6",
 ];
+
+/// The kernel for `fmt` with `nst` ring slots.
+pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
+    let f = match fmt {
+        WeightFormat::I8 => 0,
+        WeightFormat::I4 { group: 128 } => 1,
+        WeightFormat::F8 => 2,
+        _ => return None,
+    };
+    SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f])
+}
 
 /// Weight bytes of one tile's chunk.
 pub fn chunk_bytes(fmt: WeightFormat) -> usize {
@@ -305,8 +297,14 @@ mod tests {
     fn every_kernel_has_a_name() {
         // (that each is an instance of kernels_wq.cu: kernels.rs `wq_source_holds_every_kernel_only_where_asked`)
         let fmts = [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }];
-        let named: Vec<_> = fmts.iter().flat_map(|&f| [2, 3, 4, 5, 6].map(|n| kernel_name(f, n).unwrap())).collect();
+        let named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n).unwrap())).collect();
         assert!(KERNELS.iter().all(|k| named.contains(k)) && named.len() == KERNELS.len());
+        // each name says its format and depth
+        for (f, tag) in fmts.iter().zip(["i8", "f8", "i4"]) {
+            for n in SLOTS {
+                assert_eq!(kernel_name(*f, n), Some(format!("wq_{tag}_{n}").as_str()));
+            }
+        }
         assert_eq!(kernel_name(WeightFormat::F16, 3), None);
         assert_eq!(kernel_name(WeightFormat::I8, 7), None);
     }
@@ -326,7 +324,7 @@ mod tests {
         assert_eq!(shape(11264, 2048, 132), (1, 4));
         assert_eq!(shape(2048, 5632, 132), (4, 4));
         for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
-            for nst in [2, 3, 4, 5, 6] {
+            for nst in SLOTS {
                 assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst).is_some());
             }
             // two slots: four blocks' shared memory fit an SM (228 KB, 1 KB of it reserved a block)
