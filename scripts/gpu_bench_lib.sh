@@ -8,7 +8,7 @@
 #            one `bench` process (TinyLlama-shape preset, prompt 512, 128 new) with those variables, its JSON and log
 #            under $R, and its table rows (a line with "compil" means a kernel module was not in the carried cache).
 set -uo pipefail
-: "${NAME:?set NAME to the carry's name (.carry/z/NAME.tgz)}"
+: "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
 [ -x /tmp/cz/$NAME/trtforge ] || { tar xzf .carry/z/$NAME.tgz -C /tmp/cz && gunzip -f /tmp/cz/$NAME/trtforge.gz \
   && chmod +x /tmp/cz/$NAME/trtforge; } || exit 3

@@ -512,6 +512,23 @@ impl Gpu {
         tensor_map_sw128(addr, rows, cols, 1, box_rows, box_cols)
     }
 
+    /// A 3-D view of the same f16 row-major matrix for wq's x (session 47): dims (64 k, `rows`, `cols` / 64),
+    /// strides (`cols` · 2, 128) bytes, boxes of (64, 64 rows, 2) with the 128-byte swizzle, so one copy lands two
+    /// 64 k × 64-row SW128 tiles back to back (8 KB apart) — what two 2-D boxes of [`Self::tensor_map_f16_sw128`]
+    /// land; rows past `rows` read as zeros. `cols` must be a multiple of 128.
+    pub fn tensor_map_f16_sw128_k2(&self, addr: u64, rows: usize, cols: usize) -> Result<sys::CUtensorMap> {
+        if addr % 16 != 0 || rows == 0 || cols == 0 || cols % 128 != 0 {
+            return Err(Error::Gpu(format!("3-D tensor map: {rows} × {cols} f16 at {addr:#x}")));
+        }
+        encode_tiled_sw128(
+            addr,
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+            &[64, rows as u64, (cols / 64) as u64],
+            &[(cols * 2) as u64, 128],
+            &[64, 64, 2],
+        )
+    }
+
     /// Resident blocks per SM for `name` at `threads` and `smem`.
     pub fn occupancy(&self, name: &str, threads: u32, smem: usize) -> Result<u32> {
         let f = self.func(name)?;
@@ -1741,19 +1758,36 @@ fn tensor_map_sw128(
     } else {
         sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_UINT8
     };
-    let dims: [u64; 2] = [cols as u64, rows as u64];
-    let strides: [u64; 1] = [(cols * elem) as u64];
-    let boxd: [u32; 2] = [box_cols, box_rows];
-    let es: [u32; 2] = [1, 1];
+    encode_tiled_sw128(addr, dtype, &[cols as u64, rows as u64], &[(cols * elem) as u64], &[box_cols, box_rows])
+}
+
+/// `cuTensorMapEncodeTiled` of a rank-`dims.len()` (2 or 3) map with the 128-byte swizzle, unit element strides, no
+/// interleave, 128-byte L2 promotion and zero fill; `strides` are the byte strides of dims 1.. (the callers check
+/// alignment and box limits; the driver refuses what it cannot encode).
+fn encode_tiled_sw128(
+    addr: u64,
+    dtype: sys::CUtensorMapDataType,
+    dims: &[u64],
+    strides: &[u64],
+    boxd: &[u32],
+) -> Result<sys::CUtensorMap> {
+    let rank = dims.len();
+    if !(2..=3).contains(&rank) || strides.len() != rank - 1 || boxd.len() != rank {
+        return Err(Error::Gpu(format!(
+            "tensor map: rank {rank} with {} strides, {} box dims",
+            strides.len(),
+            boxd.len()
+        )));
+    }
+    let es = [1u32; 3];
     let mut tm = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
-    // SAFETY: cuTensorMapEncodeTiled only writes the 128-byte map and reads the four arrays above
-    // (rank 2: two dims, one stride, two box dims, two element strides); the address is checked
-    // for its 16-byte alignment, the stride for a multiple of 16, the box for the swizzle's limit.
+    // SAFETY: cuTensorMapEncodeTiled only writes the 128-byte map and reads `rank` dims, rank − 1 strides, `rank`
+    // box dims and `rank` element strides (all checked above to have those lengths; `es` holds 3 >= rank).
     unsafe {
         sys::cuTensorMapEncodeTiled(
             tm.as_mut_ptr(),
             dtype,
-            2,
+            rank as u32,
             addr as *mut c_void,
             dims.as_ptr(),
             strides.as_ptr(),

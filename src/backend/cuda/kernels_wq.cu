@@ -13,6 +13,10 @@
 //    runs wgmma m64n64k16 with A from registers (RS);
 //  - one producer warp (lane 0 issues: weights by 1-D bulk copies, the first NST stages before
 //    griddepcontrol.wait, x by TMA after it) and one consumer warpgroup over an NST-slot mbarrier ring; the
+//    copies a stage (session 47, `cm`): a block's copies complete one after another at ≈ 0.2 µs each whatever
+//    their size (probe: docs/benchmarks/2026-12-05-h200-session47), so with cm & 1 x arrives as ONE 3-D box
+//    (64 k, 64 rows, 2: the same two SW128 tiles) and with cm & 2 int4's scales sit behind each chunk's codes
+//    in W (one copy of 4,224 bytes): 2 copies a stage instead of 4;
 //    consumer waits for its previous stage's MMAs (wait_group 0) before converting the next stage's codes:
 //    ptxas serializes every wgmma otherwise (C7513, seen in the prototype);
 //  - grid (S, N / 64) in clusters of (S, 1, 1): K split into S slices; the partial tiles are summed through
@@ -63,7 +67,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
-                                        float* __restrict__ Y, int N, int K, int per, int T, int acc) {
+                                        float* __restrict__ Y, int N, int K, int per, int T, int acc, int cm) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
     constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -87,13 +91,21 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         if (lane == 0) {  // producer
             auto wcopy = [&](int st, unsigned slot, unsigned bar) {
                 const size_t c = (size_t)tile * nch + c0 + st;
-                wq_bulk(slot + XB, W + c * WB, WB, bar);
-                if (SB) wq_bulk(slot + XB + WB, (const unsigned char*)sc + c * SB, SB, bar);
+                if (SB && (cm & 2)) {
+                    wq_bulk(slot + XB, W + c * (WB + SB), WB + SB, bar);
+                } else {
+                    wq_bulk(slot + XB, W + c * WB, WB, bar);
+                    if (SB) wq_bulk(slot + XB + WB, (const unsigned char*)sc + c * SB, SB, bar);
+                }
             };
             auto xcopy = [&](unsigned dst, int st, unsigned bar) {
                 const int k0 = (c0 + st) * 128;
+                if (cm & 1) {
+                    hop_tma_3d(dst, &tmx, 0, 0, k0 / 64, bar);
+                } else {
 #pragma unroll
-                for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
+                    for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
+                }
             };
             const int pre = min(NST, nstage);
             for (int st = 0; st < pre; st++) {
@@ -215,8 +227,9 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
-                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc) { \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc);                                                              \
+                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc, \
+                                                             int cm) {                                                  \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc, cm);                                                          \
     }
 WQ_KERNEL(wq_i8_2, WF_I8, 2)
 WQ_KERNEL(wq_i4_2, WF_I4, 2)

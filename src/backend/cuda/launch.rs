@@ -1806,7 +1806,9 @@ impl<'a> Kernels<'a> {
     /// One session-37 quantized decode GEMM (`wq_*`, kernels_wq.cu, sm_90a) over 9..=64 rows: dst (rows, n) f32 =
     /// x (rows, k) · Wᵀ (+ dst where `accumulate`), W an int8 / int4 g128 / fp8 linear in wq.rs's pack (`w`:
     /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
-    /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape).
+    /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape); `cm`
+    /// the copies a stage (wq::copy_mode): with `wq::CM_INLINE` an int4 `w` is wq::pack4_inline's (scales inside,
+    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map.
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1815,11 +1817,12 @@ impl<'a> Kernels<'a> {
         n: usize,
         k: usize,
         w: View,
-        sc: View,
+        sc: Option<View>,
         x: View,
         dst: View,
         accumulate: bool,
         (slices, nst): (usize, usize),
+        cm: i32,
     ) -> Result<()> {
         let name = super::wq::kernel_name(fmt, nst)
             .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
@@ -1834,34 +1837,57 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
         }
         let i4 = matches!(fmt, WeightFormat::I4 { .. });
-        need("wq weights", &w, DType::U8, if i4 { n * k / 2 } else { n * k })?;
-        need("wq scales", &sc, DType::F16, if i4 { n * nch } else { n })?;
+        if !(0..=super::wq::CM_X3 | super::wq::CM_INLINE).contains(&cm) {
+            return Err(Error::Gpu(format!("wq: copy mode {cm}")));
+        }
+        let inline = i4 && cm & super::wq::CM_INLINE != 0;
+        let wbytes = match (i4, inline) {
+            (true, true) => n / super::wq::TILE * nch * super::wq::CHUNK4_INLINE,
+            (true, false) => n * k / 2,
+            _ => n * k,
+        };
+        need("wq weights", &w, DType::U8, wbytes)?;
+        // int4 with its scales inline reads none from `sc`: any valid address stands in
+        let sc = match sc {
+            Some(v) if !inline => {
+                need("wq scales", &v, DType::F16, if i4 { n * nch } else { n })?;
+                v.addr()
+            }
+            _ if inline => w.addr(),
+            _ => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
+        };
         need("wq x", &x, DType::F16, rows * k)?;
         need("wq output", &dst, DType::F32, rows * n)?;
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
         if overlap((dst.addr(), rows * n * DType::F32.size()), (x.addr(), rows * k * DType::F16.size())) {
             return Err(Error::Gpu("wq: the output overlaps the input rows".into()));
         }
-        // x as boxes of 64 rows × 64 k (128 bytes, SW128), rows >= `rows` zero-filled.
-        let mut tmx = self.gpu.tensor_map_f16_sw128(x.addr(), rows, k, 64, 64)?;
-        let (mut wp, mut sp, mut yp) = (w.addr(), sc.addr(), dst.addr());
-        let (mut ni, mut ki, mut pi, mut ti, mut ai) = (
+        // x as boxes of 64 rows × 64 k (128 bytes, SW128), or of two such tiles (3-D), rows >= `rows` zero-filled.
+        let mut tmx = if cm & super::wq::CM_X3 != 0 {
+            self.gpu.tensor_map_f16_sw128_k2(x.addr(), rows, k)?
+        } else {
+            self.gpu.tensor_map_f16_sw128(x.addr(), rows, k, 64, 64)?
+        };
+        let (mut wp, mut sp, mut yp) = (w.addr(), sc, dst.addr());
+        let (mut ni, mut ki, mut pi, mut ti, mut ai, mut ci) = (
             i32_of("n", n)?,
             i32_of("k", k)?,
             i32_of("per", nch.div_ceil(slices))?,
             i32_of("rows", rows)?,
             accumulate as i32,
+            cm,
         );
         let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
         let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc): the CUtensorMap (HopTmap, 128 bytes) bounds the TMA
-        // reads to x's rows × k halves (checked above); block (s, tile) bulk-copies its tile's chunks
-        // [s·per, min((s+1)·per, k/128)) of w (n·k or n·k/2 bytes, checked) and of int4's packed scales (n·k/128
-        // f16), reads the row scales sc[tile·64 ..) (n f16) of int8 / fp8, and writes (reads where acc) dst rows
-        // t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem` (allowed at engine load,
-        // wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc, cm): the CUtensorMap (HopTmap, 128 bytes; 2-D, or 3-D
+        // where cm & CM_X3, the kernel's box of the same rank) bounds the TMA reads to x's rows × k halves (checked
+        // above); block (s, tile) bulk-copies its tile's chunks [s·per, min((s+1)·per, k/128)) of w (n·k, n·k/2 or
+        // with int4's inline scales (n/64)·(k/128)·4,224 bytes, checked) and, without them, of int4's packed scales
+        // (n·k/128 f16, checked), reads the row scales sc[tile·64 ..) (n f16, checked) of int8 / fp8, and writes
+        // (reads where acc) dst rows t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem`
+        // (allowed at engine load, wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
-            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai);
+            let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, ci);
             if slices > 1 {
                 self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
             } else {

@@ -385,6 +385,8 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
+    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
+    cm: i32,
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
     min_rows: usize,
@@ -762,6 +764,7 @@ impl CudaBackend {
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
+        let wq_cm = wq::copy_mode()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
@@ -797,13 +800,18 @@ impl CudaBackend {
                             .transpose()?,
                         wq: if gpu.wq && wq_roles.contains(&l.role) && wq::fits(hl.fmt, hl.n, hl.k) {
                             let i4 = matches!(hl.fmt, WeightFormat::I4 { .. });
-                            let data =
-                                if i4 { wq::pack4(&hl.data, hl.n, hl.k) } else { wq::pack8(&hl.data, hl.n, hl.k) };
+                            let inline = i4 && wq_cm & wq::CM_INLINE != 0;
+                            let data = match (i4, inline) {
+                                (true, true) => wq::pack4_inline(&hl.data, &hl.scales, hl.n, hl.k),
+                                (true, false) => wq::pack4(&hl.data, hl.n, hl.k),
+                                _ => wq::pack8(&hl.data, hl.n, hl.k),
+                            };
                             Some(WqLinear {
                                 data: gpu.upload(&data)?,
-                                scales: i4
+                                scales: (i4 && !inline)
                                     .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
                                     .transpose()?,
+                                cm: wq_cm,
                                 shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
                                     Some(&(_, sh)) => {
@@ -2000,15 +2008,12 @@ impl CudaBackend {
         // o / down add into the residual stream.
         let wq_rows = decode && rows > GEMV_MAX_T && rows <= wq::MAX_ROWS && xact.dtype() == DType::F16;
         if let Some(q) = lin.wq.as_ref().filter(|q| wq_rows && rows >= q.min_rows) {
-            let sc = match (&q.scales, &lin.scales) {
-                (Some(b), _) | (None, Some(b)) => b.view(DType::F16),
-                (None, None) => return Err(Error::Gpu("wq: a quantized linear without scales".into())),
-            };
+            let sc = q.scales.as_ref().or(lin.scales.as_ref()).map(|b| b.view(DType::F16));
             let (dst, acc) = match ls.role {
                 Role::O | Role::Down => (cur, true),
                 _ => (y, false),
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape)?;
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm)?;
             return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {

@@ -76,6 +76,33 @@ pub fn format_ok(fmt: WeightFormat) -> bool {
     matches!(fmt, WeightFormat::I8 | WeightFormat::F8 | WeightFormat::I4 { group: 128 })
 }
 
+/// `TRTFORGE_WQ_COPIES`: the copies a pipeline stage takes (session 47) — the kernel's `cm` bits. A block's bulk /
+/// TMA copies complete one after another at ≈ 0.2 µs each whatever their size (docs/benchmarks/2026-12-05-h200-
+/// session47, probe/), and a stage was 4 of them (x's two 2-D boxes, the codes, int4's scales): unset or `2` takes
+/// x as one 3-D box ([`CM_X3`]) and int4's scales inline behind each chunk's codes ([`CM_INLINE`], [`pack4_inline`]);
+/// `4` is the session-37 stage. Anything else is an error.
+pub fn copy_mode() -> Result<i32> {
+    parse_copy_mode(std::env::var("TRTFORGE_WQ_COPIES").ok().as_deref())
+}
+
+fn parse_copy_mode(v: Option<&str>) -> Result<i32> {
+    match v {
+        None | Some("2") => Ok(CM_X3 | CM_INLINE),
+        Some("4") => Ok(0),
+        Some(v) => {
+            Err(Error::Invalid(format!("TRTFORGE_WQ_COPIES={v:?}: use 2 (the default) or 4 (session 37's stage)")))
+        }
+    }
+}
+
+/// `cm` bit: x's stage is one 3-D TMA box (gpu.rs `tensor_map_f16_sw128_k2`).
+pub const CM_X3: i32 = 1;
+/// `cm` bit: int4's group scales follow each chunk's codes in the weights ([`pack4_inline`]; 8-bit formats ignore it).
+pub const CM_INLINE: i32 = 2;
+
+/// Bytes of one int4 chunk in [`pack4_inline`]: the codes, then the 64 rows' f16 scales of that 128-k group.
+pub const CHUNK4_INLINE: usize = 4096 + 128;
+
 /// Whether an (n × k) linear of `fmt` fits: whole 64-row tiles and 128-k chunks.
 pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
     format_ok(fmt) && n > 0 && k > 0 && n % TILE == 0 && k % KC == 0
@@ -204,6 +231,21 @@ pub fn pack_scales4<T: Copy + Default>(scales: &[T], n: usize, k: usize) -> Vec<
     out
 }
 
+/// int4 codes ([`pack4`]) with each chunk's group scales behind it: chunk (t, c) = 4,096 code bytes, then the scales of
+/// rows 64t .. 64t + 63 for group c as little-endian f16 — [`CHUNK4_INLINE`] bytes, in (t, c) order, so that one copy
+/// fills a ring slot's codes and scales (`cm` & [`CM_INLINE`]).
+pub fn pack4_inline(data: &[u8], scales: &[half::f16], n: usize, k: usize) -> Vec<u8> {
+    let nch = k / KC;
+    let codes = pack4(data, n, k);
+    let sc = pack_scales4(scales, n, k);
+    let mut out = Vec::with_capacity(n / TILE * nch * CHUNK4_INLINE);
+    for (ch, s) in codes.chunks_exact(4096).zip(sc.chunks_exact(TILE)) {
+        out.extend_from_slice(ch);
+        out.extend(s.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -291,6 +333,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pack4_inline_puts_each_groups_scales_behind_its_codes() {
+        let (n, k) = (128, 384);
+        let nch = k / KC;
+        let data: Vec<u8> = (0..n * k / 2).map(|i| (i * 7 % 251) as u8).collect();
+        let scales: Vec<half::f16> = (0..n * nch).map(|i| half::f16::from_f32(0.5 + i as f32)).collect();
+        let p = pack4_inline(&data, &scales, n, k);
+        let codes = pack4(&data, n, k);
+        assert_eq!(p.len(), n / TILE * nch * CHUNK4_INLINE);
+        for t in 0..n / TILE {
+            for c in 0..nch {
+                let at = (t * nch + c) * CHUNK4_INLINE;
+                assert_eq!(&p[at..at + 4096], &codes[(t * nch + c) * 4096..][..4096], "codes of tile {t} chunk {c}");
+                for r in 0..TILE {
+                    let v = half::f16::from_le_bytes([p[at + 4096 + 2 * r], p[at + 4097 + 2 * r]]);
+                    assert_eq!(v, scales[(t * TILE + r) * nch + c], "scale of row {} group {c}", t * TILE + r);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copy_mode_parses_its_variable() {
+        for (v, want) in
+            [(None, Some(CM_X3 | CM_INLINE)), (Some("2"), Some(3)), (Some("4"), Some(0)), (Some("3"), None)]
+        {
+            assert_eq!(parse_copy_mode(v).ok(), want, "{v:?}");
+        }
+        assert!(parse_copy_mode(Some("")).unwrap_err().to_string().contains("TRTFORGE_WQ_COPIES"));
     }
 
     #[test]
