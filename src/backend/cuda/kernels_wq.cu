@@ -65,7 +65,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SCB(WF) ((WF) == WF_I4 ? 128u : 0u)
 #define WQ_XB 16384u  // x bytes per 128-k stage: two 8 KB SW128 boxes of 64 k × 64 rows
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
-template <int WF, int NST>
+template <int WF, int NST, int NWG>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                         float* __restrict__ Y, int N, int K, int per, int T, int acc, int cm) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
@@ -87,7 +87,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     float d[32];
 #pragma unroll
     for (int i = 0; i < 32; i++) d[i] = 0.f;
-    if (warp == 4) {
+    if (warp == 4 * NWG) {
         if (lane == 0) {  // producer
             auto wcopy = [&](int st, unsigned slot, unsigned bar) {
                 const size_t c = (size_t)tile * nch + c0 + st;
@@ -128,11 +128,16 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
             }
         }
     } else {
-        const int wq4 = warp;  // the consumer warpgroup's warp: rows 16·wq4 .. + 15 of the tile
-        int sl = 0, ph = 0, prev = -1;
+        // NWG = 1: one consumer warpgroup takes every stage and waits for a stage's MMAs only before converting the
+        // next one's codes. NWG = 2 (session 47): warpgroup wg takes the stages st ≡ wg (mod 2) and waits for its
+        // own MMAs right after issuing them, then frees the slot — while one converts, the other's MMAs run, and
+        // each scheduler has two warps to pick from. The two partial sums are added in the epilogue.
+        const int wq4 = warp & 3, wg = NWG == 1 ? 0 : warp >> 2;
+        int prev = -1;
 #pragma unroll 1
-        for (int st = 0; st < nstage; st++) {
-            hop_bar_wait(full + 8 * sl, ph);
+        for (int st = wg; st < nstage; st += NWG) {
+            const int sl = st % NST;
+            hop_bar_wait(full + 8 * sl, (unsigned)(st / NST) & 1u);
             const unsigned slot = ring + sl * SLOT, wa = slot + XB;
             u32 a[8][4];
             if (WF == WF_I4) {
@@ -147,8 +152,10 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                 asm volatile("ld.shared.u16 %0, [%1];" : "=h"(h0) : "r"(sa));
                 asm volatile("ld.shared.u16 %0, [%1];" : "=h"(h1) : "r"(sa + 16));
                 const u32 sg = (u32)h0 | ((u32)h0 << 16), sh = (u32)h1 | ((u32)h1 << 16);
-                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
+                if (NWG == 1) {
+                    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                    if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
+                }
                 const u32 w8[8] = {v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w};
 #pragma unroll
                 for (int u = 0; u < 8; u++) wq_cvt4(w8[u], sg, sh, a[u]);
@@ -159,8 +166,10 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                     const unsigned ad = wa + (unsigned)((wq4 * 4 + j) * 512 + lane * 16);
                     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v[j].x), "=r"(v[j].y), "=r"(v[j].z), "=r"(v[j].w) : "r"(ad));
                 }
-                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
+                if (NWG == 1) {
+                    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                    if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
+                }
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     wq_cvt8<WF>(v[j].x, a[2 * j][0], a[2 * j][1]);
@@ -173,11 +182,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
             for (int j = 0; j < 8; j++) wq_mma(d, a[j], hop_desc_sw128(slot + (j >> 2) * 8192 + (j & 3) * 32));
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            prev = sl;
-            if (++sl == NST) {
-                sl = 0;
-                ph ^= 1;
+            if (NWG == 2) {
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                if ((tid & 127) == 0) hop_bar_arrive(empty + 8 * sl);
             }
+            prev = sl;
         }
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     }
@@ -185,6 +194,20 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     __syncthreads();  // every stage consumed: the ring is free for the partial tile
     // accumulator i of warp w: weight row 64·tile + 16·w + g (+8 for i & 2), activation row 8·(i/4) + 2·t4 (+1 for i & 1)
     const int g = lane >> 2, t4 = lane & 3;
+    constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
+    float* red = (float*)(sm + 1024);
+    if (NWG == 2) {  // the second warpgroup's partial sums into the first's (same thread layout)
+        if (warp >= 4 && warp < 8) {
+#pragma unroll
+            for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * (warp - 4) + g + ((i & 2) ? 8 : 0)] = d[i];
+        }
+        __syncthreads();
+        if (warp < 4) {
+#pragma unroll
+            for (int i = 0; i < 32; i++) d[i] += red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)];
+        }
+        __syncthreads();
+    }
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
         if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
@@ -198,8 +221,6 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         }
         return;
     }
-    constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
-    float* red = (float*)(sm + 1024);
     if (warp < 4) {
 #pragma unroll
         for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)] = d[i];
@@ -225,25 +246,35 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     }
     wq_cl_sync();
 }
-#define WQ_KERNEL(name, WF, NST)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
-                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc, \
-                                                             int cm) {                                                  \
-        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc, cm);                                                          \
+#define WQ_KERNEL(name, WF, NST, NWG)                                                                                     \
+    extern "C" __global__ void __launch_bounds__(32 * (4 * NWG + 1), 1)                                                   \
+        name(const __grid_constant__ HopTmap tmx, const unsigned char* w, const h16* sc, float* y, int N, int K, int per,  \
+             int T, int acc, int cm) {                                                                                    \
+        wq_body<WF, NST, NWG>(tmx, w, sc, y, N, K, per, T, acc, cm);                                                      \
     }
-WQ_KERNEL(wq_i8_2, WF_I8, 2)
-WQ_KERNEL(wq_i4_2, WF_I4, 2)
-WQ_KERNEL(wq_f8_2, WF_F8, 2)
-WQ_KERNEL(wq_i8_3, WF_I8, 3)
-WQ_KERNEL(wq_i8_4, WF_I8, 4)
-WQ_KERNEL(wq_i4_3, WF_I4, 3)
-WQ_KERNEL(wq_i4_4, WF_I4, 4)
-WQ_KERNEL(wq_f8_3, WF_F8, 3)
-WQ_KERNEL(wq_f8_4, WF_F8, 4)
-WQ_KERNEL(wq_i8_5, WF_I8, 5)
-WQ_KERNEL(wq_i4_5, WF_I4, 5)
-WQ_KERNEL(wq_f8_5, WF_F8, 5)
-WQ_KERNEL(wq_i8_6, WF_I8, 6)
-WQ_KERNEL(wq_i4_6, WF_I4, 6)
-WQ_KERNEL(wq_f8_6, WF_F8, 6)
+WQ_KERNEL(wq_i8_2, WF_I8, 2, 1)
+WQ_KERNEL(wq_i4_2, WF_I4, 2, 1)
+WQ_KERNEL(wq_f8_2, WF_F8, 2, 1)
+WQ_KERNEL(wq_i8_3, WF_I8, 3, 1)
+WQ_KERNEL(wq_i8_4, WF_I8, 4, 1)
+WQ_KERNEL(wq_i4_3, WF_I4, 3, 1)
+WQ_KERNEL(wq_i4_4, WF_I4, 4, 1)
+WQ_KERNEL(wq_f8_3, WF_F8, 3, 1)
+WQ_KERNEL(wq_f8_4, WF_F8, 4, 1)
+WQ_KERNEL(wq_i8_5, WF_I8, 5, 1)
+WQ_KERNEL(wq_i4_5, WF_I4, 5, 1)
+WQ_KERNEL(wq_f8_5, WF_F8, 5, 1)
+WQ_KERNEL(wq_i8_6, WF_I8, 6, 1)
+WQ_KERNEL(wq_i4_6, WF_I4, 6, 1)
+WQ_KERNEL(wq_f8_6, WF_F8, 6, 1)
+// session 47: two consumer warpgroups (TRTFORGE_WQ_WG=2), ring depths 3..=5
+WQ_KERNEL(wq_i8_3w2, WF_I8, 3, 2)
+WQ_KERNEL(wq_i4_3w2, WF_I4, 3, 2)
+WQ_KERNEL(wq_f8_3w2, WF_F8, 3, 2)
+WQ_KERNEL(wq_i8_4w2, WF_I8, 4, 2)
+WQ_KERNEL(wq_i4_4w2, WF_I4, 4, 2)
+WQ_KERNEL(wq_f8_4w2, WF_F8, 4, 2)
+WQ_KERNEL(wq_i8_5w2, WF_I8, 5, 2)
+WQ_KERNEL(wq_i4_5w2, WF_I4, 5, 2)
+WQ_KERNEL(wq_f8_5w2, WF_F8, 5, 2)
 #endif

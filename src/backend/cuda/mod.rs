@@ -387,6 +387,8 @@ struct WqLinear {
     scales: Option<DevBuf>,
     /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
     cm: i32,
+    /// Consumer warpgroups a block (`wq::warpgroups`).
+    wg: usize,
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
     min_rows: usize,
@@ -765,6 +767,7 @@ impl CudaBackend {
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
         let wq_cm = wq::copy_mode()?;
+        let wq_wg = wq::warpgroups()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
@@ -813,6 +816,15 @@ impl CudaBackend {
                                     .transpose()?,
                                 cm: wq_cm,
                                 shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
+                                    Some(&(_, sh)) if wq::kernel_name(hl.fmt, sh.1, wq_wg).is_none() => {
+                                        return Err(Error::Invalid(format!(
+                                            "TRTFORGE_WQ_SHAPE: no kernel with {} ring slots and TRTFORGE_WQ_WG={wq_wg} \
+                                             (two warpgroups have {}..={} slots)",
+                                            sh.1,
+                                            wq::SLOTS_WG2.start(),
+                                            wq::SLOTS_WG2.end()
+                                        )))
+                                    }
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
                                     Some(&(_, sh)) => {
                                         return Err(Error::Invalid(format!(
@@ -824,6 +836,7 @@ impl CudaBackend {
                                     }
                                     None => wq::shape(hl.n, hl.k, gpu.sms as usize),
                                 },
+                                wg: wq_wg,
                                 min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
                         } else {
@@ -1017,8 +1030,8 @@ impl CudaBackend {
         }
         if gpu.wq {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
-                for nst in wq::SLOTS {
-                    if let Some(name) = wq::kernel_name(fmt, nst) {
+                for (nst, wg) in wq::SLOTS.map(|n| (n, 1)).chain(wq::SLOTS_WG2.map(|n| (n, 2))) {
+                    if let Some(name) = wq::kernel_name(fmt, nst, wg) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }
                 }
@@ -2013,7 +2026,7 @@ impl CudaBackend {
                 Role::O | Role::Down => (cur, true),
                 _ => (y, false),
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm)?;
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm, q.wg)?;
             return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {

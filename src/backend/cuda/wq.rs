@@ -21,8 +21,10 @@ pub const TILE: usize = 64;
 pub const KC: usize = 128;
 /// The largest decode pass it runs (wgmma's N; fewer rows are zero-filled by the TMA).
 pub const MAX_ROWS: usize = 64;
-/// Threads of a block: one consumer warpgroup and one producer warp.
-pub const THREADS: u32 = 160;
+/// Threads of a block: `wg` consumer warpgroups and one producer warp.
+pub fn threads(wg: usize) -> u32 {
+    32 * (4 * wg as u32 + 1)
+}
 
 /// What `TRTFORGE_WQ` asks for (session 38: on by default on cc 9.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,21 +116,66 @@ pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
 /// with five: two blocks an SM still fit).
 pub const SLOTS: std::ops::RangeInclusive<usize> = 2..=6;
 
-/// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8.
-pub const KERNELS: [&str; 15] = [
-    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i4_3", "wq_f8_3", "wq_i8_4", "wq_i4_4", "wq_f8_4", "wq_i8_5",
-    "wq_i4_5", "wq_f8_5", "wq_i8_6", "wq_i4_6", "wq_f8_6",
+/// The ring depths of the two-warpgroup kernels (session 47, `TRTFORGE_WQ_WG=2`).
+pub const SLOTS_WG2: std::ops::RangeInclusive<usize> = 3..=5;
+
+/// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8 with one consumer
+/// warpgroup; then for each depth of [`SLOTS_WG2`] the same with two (`…w2`).
+pub const KERNELS: [&str; 24] = [
+    "wq_i8_2",
+    "wq_i4_2",
+    "wq_f8_2",
+    "wq_i8_3",
+    "wq_i4_3",
+    "wq_f8_3",
+    "wq_i8_4",
+    "wq_i4_4",
+    "wq_f8_4",
+    "wq_i8_5",
+    "wq_i4_5",
+    "wq_f8_5",
+    "wq_i8_6",
+    "wq_i4_6",
+    "wq_f8_6",
+    "wq_i8_3w2",
+    "wq_i4_3w2",
+    "wq_f8_3w2",
+    "wq_i8_4w2",
+    "wq_i4_4w2",
+    "wq_f8_4w2",
+    "wq_i8_5w2",
+    "wq_i4_5w2",
+    "wq_f8_5w2",
 ];
 
-/// The kernel for `fmt` with `nst` ring slots.
-pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
+/// The kernel for `fmt` with `nst` ring slots and `wg` consumer warpgroups (1 or 2).
+pub fn kernel_name(fmt: WeightFormat, nst: usize, wg: usize) -> Option<&'static str> {
     let f = match fmt {
         WeightFormat::I8 => 0,
         WeightFormat::I4 { group: 128 } => 1,
         WeightFormat::F8 => 2,
         _ => return None,
     };
-    SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f])
+    let one = 3 * (SLOTS.end() - SLOTS.start() + 1);
+    match wg {
+        1 => SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f]),
+        2 => SLOTS_WG2.contains(&nst).then(|| KERNELS[one + 3 * (nst - SLOTS_WG2.start()) + f]),
+        _ => None,
+    }
+}
+
+/// `TRTFORGE_WQ_WG`: consumer warpgroups a block (session 47) — unset or `1` the session-37 kernel, `2` two
+/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]); anything else is an error.
+pub fn warpgroups() -> Result<usize> {
+    parse_warpgroups(std::env::var("TRTFORGE_WQ_WG").ok().as_deref())
+}
+
+fn parse_warpgroups(v: Option<&str>) -> Result<usize> {
+    match v {
+        None | Some("1") => Ok(1),
+        Some("2") => Ok(2),
+        Some(v) => Err(Error::Invalid(format!("TRTFORGE_WQ_WG={v:?}: use 1 (the default) or 2"))),
+    }
 }
 
 /// Weight bytes of one tile's chunk.
@@ -370,16 +417,26 @@ mod tests {
     fn every_kernel_has_a_name() {
         // (that each is an instance of kernels_wq.cu: kernels.rs `wq_source_holds_every_kernel_only_where_asked`)
         let fmts = [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }];
-        let named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n).unwrap())).collect();
+        let mut named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n, 1).unwrap())).collect();
+        named.extend(fmts.iter().flat_map(|&f| SLOTS_WG2.map(move |n| kernel_name(f, n, 2).unwrap())));
         assert!(KERNELS.iter().all(|k| named.contains(k)) && named.len() == KERNELS.len());
-        // each name says its format and depth
+        // each name says its format, depth and warpgroups
         for (f, tag) in fmts.iter().zip(["i8", "f8", "i4"]) {
             for n in SLOTS {
-                assert_eq!(kernel_name(*f, n), Some(format!("wq_{tag}_{n}").as_str()));
+                assert_eq!(kernel_name(*f, n, 1), Some(format!("wq_{tag}_{n}").as_str()));
+            }
+            for n in SLOTS_WG2 {
+                assert_eq!(kernel_name(*f, n, 2), Some(format!("wq_{tag}_{n}w2").as_str()));
             }
         }
-        assert_eq!(kernel_name(WeightFormat::F16, 3), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 7), None);
+        assert_eq!(kernel_name(WeightFormat::F16, 3, 1), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 7, 1), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 2, 2), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 4, 3), None);
+        assert_eq!((threads(1), threads(2)), (160, 288));
+        assert_eq!(parse_warpgroups(None).unwrap(), 1);
+        assert_eq!(parse_warpgroups(Some("2")).unwrap(), 2);
+        assert!(parse_warpgroups(Some("4")).is_err());
     }
 
     #[test]
@@ -398,7 +455,7 @@ mod tests {
         assert_eq!(shape(2048, 5632, 132), (4, 4));
         for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
             for nst in SLOTS {
-                assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst).is_some());
+                assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst, 1).is_some());
             }
             // two slots: four blocks' shared memory fit an SM (228 KB, 1 KB of it reserved a block)
             assert!(4 * (smem(fmt, 2) + 1024) <= 228 * 1024, "{fmt:?}");
