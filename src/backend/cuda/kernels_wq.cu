@@ -132,6 +132,10 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         // next one's codes. NWG = 2 (session 47): warpgroup wg takes the stages st ≡ wg (mod 2) and waits for its
         // own MMAs right after issuing them, then frees the slot — while one converts, the other's MMAs run, and
         // each scheduler has two warps to pick from. The two partial sums are added in the epilogue.
+        // With two, each warpgroup owns the slots of its parity (NST even): a slot's full barrier is then waited
+        // by one warpgroup in stage order, so its parity never aliases a phase two ahead (with NST = 3 the other
+        // warpgroup's stage st + 3 on the same slot passed the wait before stage st had landed: session 47 call 3).
+        static_assert(NWG == 1 || NST % 2 == 0, "two consumer warpgroups need an even ring");
         const int wq4 = warp & 3, wg = NWG == 1 ? 0 : warp >> 2;
         int prev = -1;
 #pragma unroll 1
@@ -267,14 +271,11 @@ WQ_KERNEL(wq_f8_5, WF_F8, 5, 1)
 WQ_KERNEL(wq_i8_6, WF_I8, 6, 1)
 WQ_KERNEL(wq_i4_6, WF_I4, 6, 1)
 WQ_KERNEL(wq_f8_6, WF_F8, 6, 1)
-// session 47: two consumer warpgroups (TRTFORGE_WQ_WG=2), ring depths 3..=5
-WQ_KERNEL(wq_i8_3w2, WF_I8, 3, 2)
-WQ_KERNEL(wq_i4_3w2, WF_I4, 3, 2)
-WQ_KERNEL(wq_f8_3w2, WF_F8, 3, 2)
+// session 47: two consumer warpgroups (TRTFORGE_WQ_WG=2), even ring depths
+WQ_KERNEL(wq_i8_2w2, WF_I8, 2, 2)
+WQ_KERNEL(wq_i4_2w2, WF_I4, 2, 2)
+WQ_KERNEL(wq_f8_2w2, WF_F8, 2, 2)
 WQ_KERNEL(wq_i8_4w2, WF_I8, 4, 2)
 WQ_KERNEL(wq_i4_4w2, WF_I4, 4, 2)
 WQ_KERNEL(wq_f8_4w2, WF_F8, 4, 2)
-WQ_KERNEL(wq_i8_5w2, WF_I8, 5, 2)
-WQ_KERNEL(wq_i4_5w2, WF_I4, 5, 2)
-WQ_KERNEL(wq_f8_5w2, WF_F8, 5, 2)
 #endif

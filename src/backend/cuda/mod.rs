@@ -819,10 +819,9 @@ impl CudaBackend {
                                     Some(&(_, sh)) if wq::kernel_name(hl.fmt, sh.1, wq_wg).is_none() => {
                                         return Err(Error::Invalid(format!(
                                             "TRTFORGE_WQ_SHAPE: no kernel with {} ring slots and TRTFORGE_WQ_WG={wq_wg} \
-                                             (two warpgroups have {}..={} slots)",
+                                             (two warpgroups have {:?} slots)",
                                             sh.1,
-                                            wq::SLOTS_WG2.start(),
-                                            wq::SLOTS_WG2.end()
+                                            wq::SLOTS_WG2
                                         )))
                                     }
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
@@ -834,7 +833,7 @@ impl CudaBackend {
                                             hl.k / wq::KC
                                         )))
                                     }
-                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
+                                    None => wq::shape_for(hl.n, hl.k, gpu.sms as usize, wq_wg),
                                 },
                                 wg: wq_wg,
                                 min_rows: wq::min_rows(hl.fmt, wq_mode),
@@ -1030,7 +1029,7 @@ impl CudaBackend {
         }
         if gpu.wq {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
-                for (nst, wg) in wq::SLOTS.map(|n| (n, 1)).chain(wq::SLOTS_WG2.map(|n| (n, 2))) {
+                for (nst, wg) in wq::SLOTS.map(|n| (n, 1)).chain(wq::SLOTS_WG2.into_iter().map(|n| (n, 2))) {
                     if let Some(name) = wq::kernel_name(fmt, nst, wg) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }

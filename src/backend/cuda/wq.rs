@@ -116,12 +116,13 @@ pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
 /// with five: two blocks an SM still fit).
 pub const SLOTS: std::ops::RangeInclusive<usize> = 2..=6;
 
-/// The ring depths of the two-warpgroup kernels (session 47, `TRTFORGE_WQ_WG=2`).
-pub const SLOTS_WG2: std::ops::RangeInclusive<usize> = 3..=5;
+/// The ring depths of the two-warpgroup kernels (session 47, `TRTFORGE_WQ_WG=2`): even, each warpgroup owning the
+/// slots of its parity (kernels_wq.cu).
+pub const SLOTS_WG2: [usize; 2] = [2, 4];
 
 /// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8 with one consumer
 /// warpgroup; then for each depth of [`SLOTS_WG2`] the same with two (`…w2`).
-pub const KERNELS: [&str; 24] = [
+pub const KERNELS: [&str; 21] = [
     "wq_i8_2",
     "wq_i4_2",
     "wq_f8_2",
@@ -137,15 +138,12 @@ pub const KERNELS: [&str; 24] = [
     "wq_i8_6",
     "wq_i4_6",
     "wq_f8_6",
-    "wq_i8_3w2",
-    "wq_i4_3w2",
-    "wq_f8_3w2",
+    "wq_i8_2w2",
+    "wq_i4_2w2",
+    "wq_f8_2w2",
     "wq_i8_4w2",
     "wq_i4_4w2",
     "wq_f8_4w2",
-    "wq_i8_5w2",
-    "wq_i4_5w2",
-    "wq_f8_5w2",
 ];
 
 /// The kernel for `fmt` with `nst` ring slots and `wg` consumer warpgroups (1 or 2).
@@ -159,13 +157,14 @@ pub fn kernel_name(fmt: WeightFormat, nst: usize, wg: usize) -> Option<&'static 
     let one = 3 * (SLOTS.end() - SLOTS.start() + 1);
     match wg {
         1 => SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f]),
-        2 => SLOTS_WG2.contains(&nst).then(|| KERNELS[one + 3 * (nst - SLOTS_WG2.start()) + f]),
+        2 => SLOTS_WG2.iter().position(|&d| d == nst).map(|i| KERNELS[one + 3 * i + f]),
         _ => None,
     }
 }
 
 /// `TRTFORGE_WQ_WG`: consumer warpgroups a block (session 47) — unset or `1` the session-37 kernel, `2` two
-/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]); anything else is an error.
+/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]; `wq::shape`'s 3-slot rings become 4); anything
+/// else is an error.
 pub fn warpgroups() -> Result<usize> {
     parse_warpgroups(std::env::var("TRTFORGE_WQ_WG").ok().as_deref())
 }
@@ -204,6 +203,12 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
         if tiles >= sms { 1 } else { [4usize, 2].into_iter().find(|&s| nch >= 2 * s && slices_ok(k, s)).unwrap_or(1) };
     let per = nch.div_ceil(slices);
     (slices, if per <= 4 { 3 } else { 4 })
+}
+
+/// [`shape`] for `wg` consumer warpgroups: two need an even ring ([`SLOTS_WG2`]), so 3 slots become 4.
+pub fn shape_for(n: usize, k: usize, sms: usize, wg: usize) -> (usize, usize) {
+    let (slices, nst) = shape(n, k, sms);
+    (slices, if wg == 2 { nst.next_multiple_of(2) } else { nst })
 }
 
 /// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).
@@ -431,7 +436,7 @@ mod tests {
         }
         assert_eq!(kernel_name(WeightFormat::F16, 3, 1), None);
         assert_eq!(kernel_name(WeightFormat::I8, 7, 1), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 2, 2), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 3, 2), None);
         assert_eq!(kernel_name(WeightFormat::I8, 4, 3), None);
         assert_eq!((threads(1), threads(2)), (160, 288));
         assert_eq!(parse_warpgroups(None).unwrap(), 1);
@@ -453,6 +458,15 @@ mod tests {
         assert_eq!(shape(2048, 2048, 132), (4, 3));
         assert_eq!(shape(11264, 2048, 132), (1, 4));
         assert_eq!(shape(2048, 5632, 132), (4, 4));
+        // two warpgroups: every default shape has a kernel (3 slots become 4)
+        for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (576, 576), (1536, 576)] {
+            for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
+                let (sl, nst) = shape_for(n, k, 132, 2);
+                assert!(kernel_name(fmt, nst, 2).is_some() && sl == shape(n, k, 132).0, "{n} × {k}");
+                assert_eq!(shape_for(n, k, 132, 1), shape(n, k, 132));
+            }
+        }
+        assert_eq!(shape_for(2560, 2048, 132, 2), (4, 4));
         for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
             for nst in SLOTS {
                 assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst, 1).is_some());
