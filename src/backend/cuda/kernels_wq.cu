@@ -13,12 +13,13 @@
 //    runs wgmma m64n64k16 with A from registers (RS);
 //  - one producer warp (lane 0 issues: weights by 1-D bulk copies, the first NST stages before
 //    griddepcontrol.wait, x by TMA after it) and one consumer warpgroup over an NST-slot mbarrier ring; the
-//    copies a stage (session 47, `cm`): a block's copies complete one after another at ≈ 0.2 µs each whatever
-//    their size (probe: docs/benchmarks/2026-12-05-h200-session47), so with cm & 1 x arrives as ONE 3-D box
-//    (64 k, 64 rows, 2: the same two SW128 tiles) and with cm & 2 int4's scales sit behind each chunk's codes
-//    in W (one copy of 4,224 bytes): 2 copies a stage instead of 4;
 //    consumer waits for its previous stage's MMAs (wait_group 0) before converting the next stage's codes:
-//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype);
+//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype); NWG = 2 (opt-in) adds a second
+//    consumer warpgroup, the two taking alternate stages (see the consumer below);
+//  - the copies a stage (session 47, `cm`): with cm & 1 x arrives as ONE 3-D box (64 k, 64 rows, 2: the same
+//    two SW128 tiles) and with cm & 2 int4's scales sit behind each chunk's codes in W (one copy of 4,224
+//    bytes): 2 copies a stage instead of 4 — 233 instead of 281 ns a stage in isolation (probe:
+//    docs/benchmarks/2026-12-05-h200-session47), within ±1 % inside the step;
 //  - grid (S, N / 64) in clusters of (S, 1, 1): K split into S slices; the partial tiles are summed through
 //    distributed shared memory in rank order (deterministic), each rank writing its share of the outputs.
 #if defined(WQ)
@@ -198,17 +199,19 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     __syncthreads();  // every stage consumed: the ring is free for the partial tile
     // accumulator i of warp w: weight row 64·tile + 16·w + g (+8 for i & 2), activation row 8·(i/4) + 2·t4 (+1 for i & 1)
     const int g = lane >> 2, t4 = lane & 3;
+    auto arow = [&](int i) { return 8 * (i >> 2) + 2 * t4 + (i & 1); };       // accumulator i's activation row
+    auto wrow = [&](int w, int i) { return 16 * w + g + ((i & 2) ? 8 : 0); };  // its weight row in the tile (warp w)
     constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
     float* red = (float*)(sm + 1024);
     if (NWG == 2) {  // the second warpgroup's partial sums into the first's (same thread layout)
         if (warp >= 4 && warp < 8) {
 #pragma unroll
-            for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * (warp - 4) + g + ((i & 2) ? 8 : 0)] = d[i];
+            for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp - 4, i)] = d[i];
         }
         __syncthreads();
         if (warp < 4) {
 #pragma unroll
-            for (int i = 0; i < 32; i++) d[i] += red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)];
+            for (int i = 0; i < 32; i++) d[i] += red[arow(i) * RS + wrow(warp, i)];
         }
         __syncthreads();
     }
@@ -221,13 +224,13 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     if (S == 1) {
         if (warp < 4) {
 #pragma unroll
-            for (int i = 0; i < 32; i++) put(8 * (i >> 2) + 2 * t4 + (i & 1), tile * 64 + 16 * warp + g + ((i & 2) ? 8 : 0), d[i]);
+            for (int i = 0; i < 32; i++) put(arow(i), tile * 64 + wrow(warp, i), d[i]);
         }
         return;
     }
     if (warp < 4) {
 #pragma unroll
-        for (int i = 0; i < 32; i++) red[(8 * (i >> 2) + 2 * t4 + (i & 1)) * RS + 16 * warp + g + ((i & 2) ? 8 : 0)] = d[i];
+        for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp, i)] = d[i];
     }
     wq_cl_sync();
     unsigned rank;

@@ -78,11 +78,11 @@ pub fn format_ok(fmt: WeightFormat) -> bool {
     matches!(fmt, WeightFormat::I8 | WeightFormat::F8 | WeightFormat::I4 { group: 128 })
 }
 
-/// `TRTFORGE_WQ_COPIES`: the copies a pipeline stage takes (session 47) — the kernel's `cm` bits. A block's bulk /
-/// TMA copies complete one after another at ≈ 0.2 µs each whatever their size (docs/benchmarks/2026-12-05-h200-
-/// session47, probe/), and a stage was 4 of them (x's two 2-D boxes, the codes, int4's scales): unset or `2` takes
-/// x as one 3-D box ([`CM_X3`]) and int4's scales inline behind each chunk's codes ([`CM_INLINE`], [`pack4_inline`]);
-/// `4` is the session-37 stage. Anything else is an error.
+/// `TRTFORGE_WQ_COPIES`: the copies a pipeline stage takes (session 47) — the kernel's `cm` bits. A stage was 4
+/// copies (x's two 2-D boxes, the codes, int4's scales); unset or `2` takes x as one 3-D box ([`CM_X3`]) and int4's
+/// scales inline behind each chunk's codes ([`CM_INLINE`], [`pack4_inline`]): 233 instead of 281 ns a stage in
+/// isolation (docs/benchmarks/2026-12-05-h200-session47, probe/), within ±1 % inside the step; `4` is the
+/// session-37 stage. Anything else is an error.
 pub fn copy_mode() -> Result<i32> {
     parse_copy_mode(std::env::var("TRTFORGE_WQ_COPIES").ok().as_deref())
 }
