@@ -17,12 +17,15 @@ pub struct GenOutput {
     pub stop: StopReason,
 }
 
+/// Text of the ids generated so far (for stop strings).
+pub type Detokenize<'a> = &'a dyn Fn(&[u32]) -> String;
+
 /// Stop conditions shared by all sequences of a batch.
 pub struct StopCriteria<'a> {
     pub eos: &'a [u32],
     /// Stop strings, checked against the text decoded so far by `detok`.
     pub stop_strings: &'a [String],
-    pub detok: Option<&'a dyn Fn(&[u32]) -> String>,
+    pub detok: Option<Detokenize<'a>>,
 }
 
 /// Generates continuations of several prompts at once: one batched prefill, then one batched

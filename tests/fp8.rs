@@ -92,11 +92,10 @@ fn fp8_weights_per_channel_scales_and_error_bound() {
         } else {
             assert_eq!(ql.scales[n], f16::from_f32(amax / 448.0), "row {n}");
         }
-        for k in 0..inp {
+        for (k, &x) in row.iter().enumerate().take(inp) {
             let code = ql.q[k * out + n] as u8;
-            assert_eq!(code, fp8::encode(row[k] / s));
+            assert_eq!(code, fp8::encode(x / s));
             // Half a step of a 3-bit mantissa (relative 2^-4) above the subnormals, plus the f16 product.
-            let x = row[k];
             let bound = (x.abs() / 16.0).max(s * f32::powi(2.0, -10)) * (1.0 + 1.0 / 512.0) + x.abs() / 1024.0;
             assert!((deq.row(n)[k] - x).abs() <= bound, "row {n} col {k}: {x} → {}", deq.row(n)[k]);
         }

@@ -867,7 +867,8 @@ fn corpus_broken_hf_directories() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     type Break = Box<dyn Fn(&Path)>;
-    let st = |f: Box<dyn Fn(&mut Vec<u8>)>| -> Break {
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let st = |f: Edit| -> Break {
         Box::new(move |m: &Path| {
             let p = m.join("model.safetensors");
             let mut b = std::fs::read(&p).unwrap();

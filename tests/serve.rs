@@ -124,7 +124,7 @@ fn parse_response(raw: &[u8]) -> (u16, String) {
             break;
         }
         out.push_str(&after[..n]);
-        rest = &after[n..].trim_start_matches("\r\n");
+        rest = after[n..].trim_start_matches("\r\n");
     }
     (status, out)
 }

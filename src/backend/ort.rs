@@ -449,6 +449,7 @@ where
     inputs.push(("attention_mask".into(), Tensor::from_array((shape2(b, past + n), mask)).map_err(ort_err)?.into()));
     inputs.push(("position_ids".into(), Tensor::from_array((shape2(b, n), pos)).map_err(ort_err)?.into()));
     let kv_shape = vec![b as i64, kvh as i64, past as i64, hd as i64];
+    #[allow(clippy::needless_range_loop)] // l indexes the inner level of store[slot][layer] and names the inputs
     for l in 0..cfg.num_hidden_layers {
         let (k, v) = if let [c] = chunks {
             // One sequence: hand its cache over (it is replaced by `present` below), no copy.

@@ -211,6 +211,9 @@ pub fn collect_stats_with(
     Ok(stats)
 }
 
+/// Per site `(C, H_q)`, each row-major: what [`collect_act_aware`] returns.
+pub type ActAwareStats = HashMap<Site, (Vec<f32>, Vec<f32>)>;
+
 /// Per site `(C = Σ x x_qᵀ, H_q = Σ x_q x_qᵀ)` over the subsampled calibration tokens of the float
 /// model, `x_q` = `x` rounded to E4M3 with the site's static scale as the engine rounds it
 /// ([`fp8::fake_quant`]): what activation-aware GPTQ needs ([`crate::quant::gptq::act_aware_transfer`]).
@@ -220,7 +223,7 @@ pub fn collect_act_aware(
     scales: &HashMap<Site, f32>,
     seed: u64,
     log: &mut dyn FnMut(&str),
-) -> Result<HashMap<Site, (Vec<f32>, Vec<f32>)>> {
+) -> Result<ActAwareStats> {
     use ndarray::linalg::general_mat_mul;
     use ndarray::{ArrayView2, ArrayViewMut2};
     let seq = windows.iter().map(|w| w.len()).max().unwrap_or(0);
@@ -648,8 +651,8 @@ pub fn quantize_for_config(
             for &p in &params {
                 let site = Site::of(p).ok_or_else(|| Error::Invalid(format!("{p:?} has no input site")))?;
                 let st = stats.get(&site).ok_or_else(|| Error::Invalid(format!("no statistics for {site:?}")))?;
-                if !factors.contains_key(&site) {
-                    factors.insert(site, crate::quant::gptq::factor(&st.gram, st.dim)?);
+                if let std::collections::hash_map::Entry::Vacant(e) = factors.entry(site) {
+                    e.insert(crate::quant::gptq::factor(&st.gram, st.dim)?);
                 }
                 let target = match transfers.get(&site) {
                     Some(m) => std::borrow::Cow::Owned(crate::quant::gptq::apply_transfer(w.get(p), m)?),

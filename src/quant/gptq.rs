@@ -140,7 +140,7 @@ fn cholesky_lower(a: &[f64], n: usize) -> Result<Vec<f64>> {
         for k in 0..j {
             d -= l[j * n + k] * l[j * n + k];
         }
-        if !(d > 0.0) || !d.is_finite() {
+        if d <= 0.0 || !d.is_finite() {
             return Err(Error::Invalid(format!("GPTQ: the damped Gram matrix is not positive definite (pivot {j})")));
         }
         let d = d.sqrt();

@@ -26,6 +26,14 @@ impl Drop for Owned {
     }
 }
 
+/// A shared handle. `Arc`, not `Rc`, although `Owned` is not `Sync`: a `Send` wrapper (the parser) keeps a
+/// clone of its builder, which another wrapper may drop on another thread, and only an atomic count is
+/// sound there; no `&Owned` is ever shared between threads.
+#[allow(clippy::arc_with_non_send_sync)]
+fn owned(p: P) -> Arc<Owned> {
+    Arc::new(Owned(p))
+}
+
 fn cstring(s: &str) -> Result<CString, TrtError> {
     CString::new(s).map_err(|_| TrtError::Call(format!("name {s:?} contains a NUL byte")))
 }
@@ -40,7 +48,7 @@ impl Builder {
     pub fn new(lib: &'static TrtLibrary) -> Result<Self, TrtError> {
         // SAFETY: lib is loaded and version-checked.
         let p = unsafe { r::create_builder(lib)? };
-        Ok(Builder { lib, obj: Arc::new(Owned(p)) })
+        Ok(Builder { lib, obj: owned(p) })
     }
     pub fn library(&self) -> &'static TrtLibrary {
         self.lib
@@ -260,13 +268,13 @@ impl Runtime {
     pub fn new(lib: &'static TrtLibrary) -> Result<Self, TrtError> {
         // SAFETY: lib is loaded and version-checked.
         let p = unsafe { r::create_runtime(lib)? };
-        Ok(Runtime { lib, obj: Arc::new(Owned(p)) })
+        Ok(Runtime { lib, obj: owned(p) })
     }
     /// Deserializes an engine. Needs a CUDA context current on this thread.
     pub fn deserialize(&mut self, blob: &[u8]) -> Result<Engine, TrtError> {
         // SAFETY: live runtime.
         let p = unsafe { r::runtime_deserialize(self.lib.slots(), self.obj.0, blob)? };
-        Ok(Engine { lib: self.lib, obj: Arc::new(Owned(p)), _runtime: self.obj.clone() })
+        Ok(Engine { lib: self.lib, obj: owned(p), _runtime: self.obj.clone() })
     }
 }
 

@@ -1443,162 +1443,6 @@ impl<T> std::ops::DerefMut for Owned<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
-    use crate::model::LlamaConfig;
-
-    /// The TinyLlama shape's kernel spec with every linear in `fmt` (static f16 cache, f16 activations).
-    fn tinyllama_spec(fmt: WeightFormat) -> KernelSpec {
-        let spec = KernelSpec {
-            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
-            max_seq: 2048,
-            act_f32: false,
-            kv_f32: false,
-            formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
-            gemv_mts: GEMV_MTS.to_vec(),
-            paged: false,
-            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
-            kv_rot: false,
-        };
-        spec.validate().unwrap();
-        spec
-    }
-
-    /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama
-    /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
-    #[test]
-    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
-    fn nvrtc_compiles_the_megakernel() {
-        // SAFETY: only probes dlopen.
-        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
-        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
-        let dir = tempfile::tempdir().unwrap();
-        let spec = tinyllama_spec(WeightFormat::F16);
-        let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
-        let mut func = "";
-        for l in c.log.lines() {
-            if let Some(n) = l.split("Function properties for ").nth(1) {
-                func = n.trim();
-            } else if func == "mk_step" && l.contains("spill") {
-                assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
-            }
-        }
-    }
-
-    /// The session-37 quantized decode GEMM (`wq_*`) compiles with NVRTC for sm_90a inside the int8 / int4 g128 /
-    /// fp8 TinyLlama modules, every instance in the ptxas report, no spills and no serialized wgmma (C7513 / C7520:
-    /// ptxas would insert a wait after every MMA) (no GPU needed).
-    #[test]
-    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
-    fn nvrtc_compiles_the_quantized_decode_gemm() {
-        // SAFETY: only probes dlopen.
-        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
-        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
-        let dir = tempfile::tempdir().unwrap();
-        for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
-            let src = tinyllama_spec(fmt).source_sm90a_with(false, false, true);
-            let c = super::compile_cached(&src, "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
-            assert!(
-                !c.log.contains("C7513") && !c.log.contains("C7520") && !c.log.contains("serialized"),
-                "{fmt:?}: serialized wgmma:\n{}",
-                c.log
-            );
-            for name in super::super::wq::KERNELS {
-                assert!(c.log.contains(&format!("'{name}'")), "{name} missing from the ptxas report");
-            }
-            let mut func = "";
-            for l in c.log.lines() {
-                if let Some(n) = l.split("Function properties for ").nth(1) {
-                    func = n.trim();
-                } else if func.starts_with("wq_") && l.contains("spill") {
-                    assert!(l.contains(" 0 bytes spill stores"), "{func} spills: {l}");
-                }
-            }
-        }
-    }
-
-    /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
-    /// syntax, templates and register use are checked on CPU-only machines that have it.
-    #[test]
-    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
-    fn nvrtc_compiles_every_variant() {
-        // SAFETY: only probes dlopen.
-        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
-        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
-        let dir = tempfile::tempdir().unwrap();
-        for (preset, fmts) in [
-            (
-                "tinyllama-1.1b",
-                vec![WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8],
-            ),
-            ("smollm2-135m", vec![WeightFormat::F32, WeightFormat::I4 { group: 64 }]),
-            ("tiny", vec![WeightFormat::F32, WeightFormat::F16]),
-        ] {
-            for f in fmts {
-                let act_f32 = f == WeightFormat::F32;
-                let spec = KernelSpec {
-                    config: LlamaConfig::preset(preset).unwrap(),
-                    max_seq: 256,
-                    act_f32,
-                    kv_f32: act_f32,
-                    formats: Role::ALL.iter().map(|&r| (r, f)).collect(),
-                    gemv_mts: GEMV_MTS.to_vec(),
-                    paged: preset == "tiny" || f == WeightFormat::I8,
-                    // 8-bit caches (int8 static, fp8 paged) on two of the TinyLlama builds.
-                    kv_cache: match (preset, f) {
-                        ("tinyllama-1.1b", WeightFormat::F16) => crate::quant::kv::KvCacheDtype::Int8,
-                        ("tinyllama-1.1b", WeightFormat::I8) => crate::quant::kv::KvCacheDtype::Fp8,
-                        _ => crate::quant::kv::KvCacheDtype::Fp16,
-                    },
-                    // Session 16: the rotated 8-bit cache's kv_rot on both 8-bit builds.
-                    kv_rot: preset == "tinyllama-1.1b" && matches!(f, WeightFormat::F16 | WeightFormat::I8),
-                };
-                spec.validate().unwrap();
-                let c = super::compile_cached(&spec.source(), "sm_90", dir.path())
-                    .unwrap_or_else(|e| panic!("{preset} {f:?}: {e}"));
-                assert!(!c.cached && c.cubin.len() > 1000);
-                // ptxas -v: every kernel reports its registers; none may spill to local memory.
-                for n in spec.kernel_names() {
-                    assert!(c.log.contains(&format!("'{n}'")), "{n} missing from the ptxas report");
-                }
-                // Spill lines with the kernel they belong to ("Function properties for NAME" comes first).
-                let mut func = "";
-                let mut spills: Vec<&str> = Vec::new();
-                for l in c.log.lines() {
-                    if let Some(n) = l.split("Function properties for ").nth(1) {
-                        func = n.trim();
-                    } else if l.contains("spill") && !l.contains(" 0 bytes spill stores") {
-                        // The opt-in persistent layer (TRTFORGE_PERSIST=1, measured slower than the default
-                        // path: docs/cuda.md, session 4) runs every phase in one 128-register kernel and spills a
-                        // few words on the TinyLlama f16 build with the rotated 8-bit cache; not a default kernel.
-                        if func != "persist_layer" {
-                            spills.push(l);
-                        }
-                    }
-                }
-                let regs: Vec<&str> = c.log.lines().filter(|l| l.contains("registers")).collect();
-                crate::util::errln!(
-                    "{preset} {f:?}: {:.2} s, {} KB cubin; {} reg lines; spills: {spills:?}",
-                    c.secs,
-                    c.cubin.len() / 1024,
-                    regs.len()
-                );
-                if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
-                    crate::util::errln!("{}", c.log);
-                }
-                // The fp32 reference mode (f32 weights, 16-byte loads of 4 elements) may spill a
-                // word in its widest GEMVs; the fast formats must not spill at all.
-                let tolerated = f == WeightFormat::F32 && spills.iter().all(|l| l.contains(" 4 bytes spill stores"));
-                assert!(spills.is_empty() || tolerated, "{preset} {f:?}: register spills: {spills:?}");
-                let again = super::compile_cached(&spec.source(), "sm_90", dir.path()).unwrap().cached;
-                assert!(again, "second compile must come from the cache");
-            }
-        }
-    }
-}
-
 // ---- Pinned host staging (serve engine, helper S): per-step copies that do not block the host.
 
 /// Page-locked host memory of `i32`s with the event of the last copy queued on it. Uploads from it
@@ -1818,5 +1662,161 @@ pub fn module_source(spec: &KernelSpec, cc: (i32, i32)) -> (String, String, bool
         (if mk { spec.append_mk(src) } else { src }, "sm_90a".to_string(), wgmma, f8g, mk, wq)
     } else {
         (spec.source(), arch_name(cc).to_string(), false, false, false, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kernels::{KernelSpec, Role, WeightFormat, GEMV_MTS};
+    use crate::model::LlamaConfig;
+
+    /// The TinyLlama shape's kernel spec with every linear in `fmt` (static f16 cache, f16 activations).
+    fn tinyllama_spec(fmt: WeightFormat) -> KernelSpec {
+        let spec = KernelSpec {
+            config: LlamaConfig::preset("tinyllama-1.1b").unwrap(),
+            max_seq: 2048,
+            act_f32: false,
+            kv_f32: false,
+            formats: Role::ALL.iter().map(|&r| (r, fmt)).collect(),
+            gemv_mts: GEMV_MTS.to_vec(),
+            paged: false,
+            kv_cache: crate::quant::kv::KvCacheDtype::Fp16,
+            kv_rot: false,
+        };
+        spec.validate().unwrap();
+        spec
+    }
+
+    /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama
+    /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_the_megakernel() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        let spec = tinyllama_spec(WeightFormat::F16);
+        let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
+        let mut func = "";
+        for l in c.log.lines() {
+            if let Some(n) = l.split("Function properties for ").nth(1) {
+                func = n.trim();
+            } else if func == "mk_step" && l.contains("spill") {
+                assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
+            }
+        }
+    }
+
+    /// The session-37 quantized decode GEMM (`wq_*`) compiles with NVRTC for sm_90a inside the int8 / int4 g128 /
+    /// fp8 TinyLlama modules, every instance in the ptxas report, no spills and no serialized wgmma (C7513 / C7520:
+    /// ptxas would insert a wait after every MMA) (no GPU needed).
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_the_quantized_decode_gemm() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
+            let src = tinyllama_spec(fmt).source_sm90a_with(false, false, true);
+            let c = super::compile_cached(&src, "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
+            assert!(
+                !c.log.contains("C7513") && !c.log.contains("C7520") && !c.log.contains("serialized"),
+                "{fmt:?}: serialized wgmma:\n{}",
+                c.log
+            );
+            for name in super::super::wq::KERNELS {
+                assert!(c.log.contains(&format!("'{name}'")), "{name} missing from the ptxas report");
+            }
+            let mut func = "";
+            for l in c.log.lines() {
+                if let Some(n) = l.split("Function properties for ").nth(1) {
+                    func = n.trim();
+                } else if func.starts_with("wq_") && l.contains("spill") {
+                    assert!(l.contains(" 0 bytes spill stores"), "{func} spills: {l}");
+                }
+            }
+        }
+    }
+
+    /// Compiles every kernel variant with NVRTC when the library is present (no GPU needed):
+    /// syntax, templates and register use are checked on CPU-only machines that have it.
+    #[test]
+    #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
+    fn nvrtc_compiles_every_variant() {
+        // SAFETY: only probes dlopen.
+        let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+        assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
+        let dir = tempfile::tempdir().unwrap();
+        for (preset, fmts) in [
+            (
+                "tinyllama-1.1b",
+                vec![WeightFormat::F16, WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8],
+            ),
+            ("smollm2-135m", vec![WeightFormat::F32, WeightFormat::I4 { group: 64 }]),
+            ("tiny", vec![WeightFormat::F32, WeightFormat::F16]),
+        ] {
+            for f in fmts {
+                let act_f32 = f == WeightFormat::F32;
+                let spec = KernelSpec {
+                    config: LlamaConfig::preset(preset).unwrap(),
+                    max_seq: 256,
+                    act_f32,
+                    kv_f32: act_f32,
+                    formats: Role::ALL.iter().map(|&r| (r, f)).collect(),
+                    gemv_mts: GEMV_MTS.to_vec(),
+                    paged: preset == "tiny" || f == WeightFormat::I8,
+                    // 8-bit caches (int8 static, fp8 paged) on two of the TinyLlama builds.
+                    kv_cache: match (preset, f) {
+                        ("tinyllama-1.1b", WeightFormat::F16) => crate::quant::kv::KvCacheDtype::Int8,
+                        ("tinyllama-1.1b", WeightFormat::I8) => crate::quant::kv::KvCacheDtype::Fp8,
+                        _ => crate::quant::kv::KvCacheDtype::Fp16,
+                    },
+                    // Session 16: the rotated 8-bit cache's kv_rot on both 8-bit builds.
+                    kv_rot: preset == "tinyllama-1.1b" && matches!(f, WeightFormat::F16 | WeightFormat::I8),
+                };
+                spec.validate().unwrap();
+                let c = super::compile_cached(&spec.source(), "sm_90", dir.path())
+                    .unwrap_or_else(|e| panic!("{preset} {f:?}: {e}"));
+                assert!(!c.cached && c.cubin.len() > 1000);
+                // ptxas -v: every kernel reports its registers; none may spill to local memory.
+                for n in spec.kernel_names() {
+                    assert!(c.log.contains(&format!("'{n}'")), "{n} missing from the ptxas report");
+                }
+                // Spill lines with the kernel they belong to ("Function properties for NAME" comes first).
+                let mut func = "";
+                let mut spills: Vec<&str> = Vec::new();
+                for l in c.log.lines() {
+                    if let Some(n) = l.split("Function properties for ").nth(1) {
+                        func = n.trim();
+                    } else if l.contains("spill") && !l.contains(" 0 bytes spill stores") {
+                        // The opt-in persistent layer (TRTFORGE_PERSIST=1, measured slower than the default
+                        // path: docs/cuda.md, session 4) runs every phase in one 128-register kernel and spills a
+                        // few words on the TinyLlama f16 build with the rotated 8-bit cache; not a default kernel.
+                        if func != "persist_layer" {
+                            spills.push(l);
+                        }
+                    }
+                }
+                let regs: Vec<&str> = c.log.lines().filter(|l| l.contains("registers")).collect();
+                crate::util::errln!(
+                    "{preset} {f:?}: {:.2} s, {} KB cubin; {} reg lines; spills: {spills:?}",
+                    c.secs,
+                    c.cubin.len() / 1024,
+                    regs.len()
+                );
+                if std::env::var_os("TRTFORGE_PTXAS_LOG").is_some() {
+                    crate::util::errln!("{}", c.log);
+                }
+                // The fp32 reference mode (f32 weights, 16-byte loads of 4 elements) may spill a
+                // word in its widest GEMVs; the fast formats must not spill at all.
+                let tolerated = f == WeightFormat::F32 && spills.iter().all(|l| l.contains(" 4 bytes spill stores"));
+                assert!(spills.is_empty() || tolerated, "{preset} {f:?}: register spills: {spills:?}");
+                let again = super::compile_cached(&spec.source(), "sm_90", dir.path()).unwrap().cached;
+                assert!(again, "second compile must come from the cache");
+            }
+        }
     }
 }

@@ -1041,7 +1041,7 @@ impl CudaBackend {
         // where cuBLASLt refuses both, every fp8 linear keeps its f16 copy.
         let mut fp8_scales = LtScale::OuterVec;
         if let Some((xq, xs)) = &s.xq {
-            let rows = mt.min(64).max(GEMV_MAX_T + 1);
+            let rows = mt.clamp(GEMV_MAX_T + 1, 64);
             let probe = Kernels::new(&gpu, &dims);
             let maxn = linears.iter().flatten().map(|l| l.n).max().unwrap_or(0);
             let (c, scr) = (gpu.alloc(rows * maxn * 4)?, gpu.alloc(rows * maxn * 4)?);
