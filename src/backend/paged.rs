@@ -13,11 +13,12 @@
 //! argmax on the device and never copy logits.
 //!
 //! [`CpuPagedBackend`] is the f32 reference. Its per-token arithmetic does not depend on the
-//! batch: every linear-layer output is one fixed-order dot product and attention runs one query
-//! row at a time, so a sequence gets bit-identical logits alone, among 63 others, or with its
+//! batch: every linear-layer output is one fixed-order dot product, and in the attention every
+//! score is one and a row's softmax and its sum over the cached blocks run in position order,
+//! so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
-use super::cpu::{add_rows, dot, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
+use super::cpu::{add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
 use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
@@ -811,41 +812,88 @@ impl LlamaOps for PagedPass<'_> {
         }
         let (kp, vp) = (&pool.k, &pool.v);
         let scale = 1.0 / (hd as f32).sqrt();
-        // (row, sequence) for every new token; each output row is computed alone, in a fixed order.
-        let row_seq: Vec<usize> =
-            self.seqs.iter().enumerate().flat_map(|(si, s)| std::iter::repeat_n(si, s.tokens.len())).collect();
-        let mut out = vec![0.0f32; q.rows * qd]; // (T, n_heads·hd)
-        out.par_chunks_mut(qd).enumerate().for_each_init(Vec::new, |scores: &mut Vec<f32>, (r, orow)| {
-            let s = &self.seqs[row_seq[r]];
-            let pos = self.positions[r]; // attends to positions 0..=pos
-            for h in 0..nh {
-                let kvh = h / group;
-                let qh = &q.data[r * qd + h * hd..r * qd + (h + 1) * hd];
-                scores.clear();
-                let mut mx = f32::NEG_INFINITY;
-                for j in 0..=pos {
-                    let slot = s.block_table[j / BLOCK_SIZE] as usize * BLOCK_SIZE + j % BLOCK_SIZE;
-                    let kj = &kp[slot * kvd + kvh * hd..slot * kvd + (kvh + 1) * hd];
-                    let x = dot(qh, kj) * scale;
-                    mx = mx.max(x);
-                    scores.push(x);
-                }
-                let mut sum = 0.0f32;
-                for x in scores.iter_mut() {
-                    *x = (*x - mx).exp();
-                    sum += *x;
-                }
-                let o = &mut orow[h * hd..(h + 1) * hd];
-                for (j, &pj) in scores.iter().enumerate() {
-                    let slot = s.block_table[j / BLOCK_SIZE] as usize * BLOCK_SIZE + j % BLOCK_SIZE;
-                    let vj = &vp[slot * kvd + kvh * hd..slot * kvd + (kvh + 1) * hd];
-                    let p = pj / sum;
-                    for (o, v) in o.iter_mut().zip(vj) {
-                        *o += p * v;
-                    }
+        // One task per (sequence, kv head, tile of up to ATT_TILE / group consecutive rows): the tile's rows ×
+        // the group's query heads share one gather of the prefix's K / V and two GEMMs (a row at a time re-read
+        // the whole prefix for every head: 68 prompt tok/s at 2.4k tokens on 2 cores). A row's numbers still do
+        // not depend on the tile, the batch or the chunking: each score is one micro-kernel dot product over
+        // head_dim (as in `linear_rows`), its maximum, exponentials and sum run in position order, and its
+        // output sums p · v over positions in the GEMM's fixed depth blocks from position 0, the positions it
+        // does not attend to contributing exact zeros (`attention_rows_do_not_depend_on_the_batch`).
+        let tile = (ATT_TILE / group).max(1);
+        let mut tasks: Vec<(usize, usize, usize, usize)> = Vec::new(); // (sequence, kv head, first row, rows)
+        for (si, (s, &row0)) in self.seqs.iter().zip(self.rows).enumerate() {
+            for kvh in 0..nkv {
+                let mut i = 0;
+                while i < s.tokens.len() {
+                    let m = tile.min(s.tokens.len() - i);
+                    tasks.push((si, kvh, row0 + i, m));
+                    i += m;
                 }
             }
-        });
+        }
+        let positions = self.positions;
+        let parts: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map_init(AttScratch::default, |t: &mut AttScratch, &(si, kvh, r0, nr)| {
+                let s = &self.seqs[si];
+                let pos = &positions[r0..r0 + nr]; // row i attends to positions 0..=pos[i]
+                let len = pos.iter().max().map_or(0, |&p| p + 1);
+                let nq = nr * group; // (row, head of the group) pairs, row-major
+                t.q.clear();
+                for i in 0..nr {
+                    let at = (r0 + i) * qd + kvh * group * hd;
+                    t.q.extend_from_slice(&q.data[at..at + group * hd]);
+                }
+                // The prefix's K / V rows of this kv head, gathered from their blocks: (len, hd) each.
+                t.k.clear();
+                t.v.clear();
+                for j in 0..len {
+                    let at = (s.block_table[j / BLOCK_SIZE] as usize * BLOCK_SIZE + j % BLOCK_SIZE) * kvd + kvh * hd;
+                    t.k.extend_from_slice(&kp[at..at + hd]);
+                    t.v.extend_from_slice(&vp[at..at + hd]);
+                }
+                t.s.clear();
+                t.s.resize(nq * len, 0.0);
+                let qv = ArrayView2::from_shape((nq, hd), &t.q[..]).expect("query tile");
+                let kv = ArrayView2::from_shape((len, hd), &t.k[..]).expect("keys");
+                let vv = ArrayView2::from_shape((len, hd), &t.v[..]).expect("values");
+                general_mat_mul(
+                    scale,
+                    &qv,
+                    &kv.t(),
+                    0.0,
+                    &mut ArrayViewMut2::from_shape((nq, len), &mut t.s[..]).expect("scores"),
+                );
+                for (a, sc) in t.s.chunks_exact_mut(len.max(1)).enumerate() {
+                    let (row, masked) = sc.split_at_mut(pos[a / group] + 1);
+                    let mx = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                    let mut sum = 0.0f32;
+                    for x in row.iter_mut() {
+                        *x = (*x - mx).exp();
+                        sum += *x;
+                    }
+                    row.iter_mut().for_each(|x| *x /= sum);
+                    masked.fill(0.0);
+                }
+                let mut o = vec![0.0f32; nq * hd];
+                let pv = ArrayView2::from_shape((nq, len), &t.s[..]).expect("probabilities");
+                general_mat_mul(
+                    1.0,
+                    &pv,
+                    &vv,
+                    0.0,
+                    &mut ArrayViewMut2::from_shape((nq, hd), &mut o[..]).expect("output tile"),
+                );
+                o
+            })
+            .collect();
+        let mut out = vec![0.0f32; q.rows * qd]; // (T, n_heads·hd)
+        for (&(_, kvh, r0, nr), o) in tasks.iter().zip(&parts) {
+            for i in 0..nr {
+                let at = (r0 + i) * qd + kvh * group * hd;
+                out[at..at + group * hd].copy_from_slice(&o[i * group * hd..(i + 1) * group * hd]);
+            }
+        }
         Ok(Act { rows: q.rows, cols: qd, data: out })
     }
 
@@ -860,6 +908,19 @@ impl LlamaOps for PagedPass<'_> {
     fn select_outputs(&mut self, x: &Act) -> Result<Act> {
         Ok(select_rows(x, self.out_rows))
     }
+}
+
+/// Query rows × heads of one attention task (they share each cached K / V row it reads).
+const ATT_TILE: usize = 64;
+
+/// An attention task's buffers, kept per rayon worker: its query tile, the gathered keys and values,
+/// the scores.
+#[derive(Default)]
+struct AttScratch {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    s: Vec<f32>,
 }
 
 /// Weight rows per rayon task.
@@ -901,6 +962,7 @@ fn linear_rows(x: &Act, w: &Tensor) -> Act {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::dot;
 
     fn tiny() -> Arc<ModelWeights> {
         let mut c = LlamaConfig::preset("tiny").unwrap();
@@ -978,6 +1040,55 @@ mod tests {
         }
         assert_eq!(toks_a, alone_a);
         assert_eq!(toks_b, alone_b);
+    }
+
+    /// Prompt log-probabilities of a 600-token sequence (scores past the GEMM's 256-deep blocks) are
+    /// bit-identical in one chunk, in chunks of 97, and in chunks of 50 beside another sequence.
+    #[test]
+    fn attention_rows_do_not_depend_on_the_batch() {
+        let mut c = LlamaConfig::preset("tiny").unwrap();
+        c.max_position_embeddings = 640;
+        let w = Arc::new(ModelWeights::random(c, 11).unwrap());
+        let mut b = CpuPagedBackend::new(w.clone(), block_bytes(&w.config, 4) as u64 * 80).unwrap();
+        let prompt: Vec<u32> = (0..600).map(|i| (i * 13 + 5) % 200).collect();
+        let other: Vec<u32> = (0..300).map(|i| (i * 7 + 1) % 200).collect();
+        let ta: Vec<i32> = (0..38).map(|i| i * 7 % 38 + 40).collect(); // scattered blocks 40..78
+        let tb: Vec<i32> = (0..19).collect();
+        type Bits = (u32, u32, Vec<(u32, u32)>); // token, logprob bits, top (id, logprob bits)
+        let bits = |l: &[TokenLogprobs]| -> Vec<Bits> {
+            l.iter()
+                .map(|t| (t.token, t.logprob.to_bits(), t.top.iter().map(|&(i, p)| (i, p.to_bits())).collect()))
+                .collect()
+        };
+        // Every row of a chunk scores the token after it (the last prompt row scores nothing).
+        let score = |at: usize, n: usize| PromptScore {
+            from_row: 0,
+            targets: &prompt[at + 1..(at + n + 1).min(prompt.len())],
+            top: 3,
+        };
+        let scored = |b: &mut CpuPagedBackend, chunk: usize, beside: bool| {
+            let (mut got, mut pos) = (Vec::new(), 0);
+            while pos < prompt.len() {
+                let n = chunk.min(prompt.len() - pos);
+                let mut seqs = vec![PagedSeq {
+                    score: Some(score(pos, n)),
+                    ..PagedSeq::new(&prompt[pos..pos + n], pos, &ta, None)
+                }];
+                let ob = pos.min(other.len());
+                if beside && ob < other.len() {
+                    let m = chunk.min(other.len() - ob);
+                    seqs.push(PagedSeq::new(&other[ob..ob + m], ob, &tb, None));
+                }
+                b.step(&seqs).unwrap();
+                got.extend(bits(&b.take_prompt_logprobs()[0]));
+                pos += n;
+            }
+            got
+        };
+        let one = scored(&mut b, 600, false);
+        assert_eq!(one.len(), 599);
+        assert_eq!(scored(&mut b, 97, false), one, "chunks of 97");
+        assert_eq!(scored(&mut b, 50, true), one, "chunks of 50 beside another sequence");
     }
 
     #[test]
