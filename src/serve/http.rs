@@ -912,9 +912,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves until SIGINT/SIGTERM, then drains: no new requests (503), queued ones end at once,
-/// running ones get `drain` to finish before they are cancelled; the process exits soon after
-/// even if a client holds a connection open.
 /// How long a client may take to send a request's headers (and an idle keep-alive connection may wait for its
 /// next request): a connection that sends nothing is closed, so slow or silent clients cannot hold the server's
 /// file descriptors.
@@ -925,7 +922,9 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves `state` on `listener` until SIGINT / SIGTERM, then drains: no new connections or requests, running
 /// requests get `drain` to finish; a second signal exits at once. HTTP/1.1 connections with a header-read timeout
-/// (axum::serve sets none).
+/// (axum::serve sets none). A client that shuts down its write side is taken as gone, as uvicorn (vLLM's server)
+/// does: hyper's half-close support would keep a hung-up client's non-streaming request generating to the end,
+/// where now its sequence is cancelled at once.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>, drain: Duration) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let app = router(state.clone());
