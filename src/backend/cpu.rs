@@ -456,24 +456,14 @@ impl LlamaOps for CpuPass<'_, '_> {
                 let kh = kview.slice(s![.., kvh * hd..(kvh + 1) * hd]); // (total, hd)
                 let vh = vview.slice(s![.., kvh * hd..(kvh + 1) * hd]); // (total, hd)
                 let qh = qv.slice(s![s.row0..s.row0 + s.n, h * hd..(h + 1) * hd]); // (n, hd)
-                let mut scores = qh.dot(&kh.t()); // (n, total)
-                for (i, mut row) in scores.axis_iter_mut(Axis(0)).enumerate() {
-                    let limit = s.start + i; // attends to positions 0..=limit
-                    let mut mx = f32::NEG_INFINITY;
-                    for (j, x) in row.iter_mut().enumerate() {
-                        if j > limit {
-                            *x = f32::NEG_INFINITY;
-                        } else {
-                            *x *= scale;
-                            mx = mx.max(*x);
-                        }
-                    }
-                    let mut sum = 0.0;
-                    for x in row.iter_mut() {
-                        *x = (*x - mx).exp();
-                        sum += *x;
-                    }
-                    row.mapv_inplace(|x| x / sum);
+                let mut scores = qh.dot(&kh.t()); // (n, total), standard layout (an owned product)
+                let rows = scores
+                    .as_slice_mut()
+                    .ok_or_else(|| Error::Invalid("internal: attention scores not contiguous".into()))?;
+                for (i, row) in rows.chunks_exact_mut(total).enumerate() {
+                    let valid = s.start + i + 1; // attends to positions 0..valid
+                    row[..valid].iter_mut().for_each(|x| *x *= scale);
+                    softmax_prefix(row, valid);
                 }
                 Ok(scores.dot(&vh)) // (n, hd)
             })
@@ -666,6 +656,21 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 // The element-wise ops of a Llama pass, shared by the contiguous ([`CpuBackend`]) and paged
 // (`paged::CpuPagedBackend`) CPU backends: both differ only in their linear layers and KV caches.
+
+/// Causal softmax of one row of scores, in place: positions `..valid` become their probabilities (the maximum,
+/// the exponentials and their sum in position order), the rest exact zeros. A row's result depends on its own
+/// scores only, which is what keeps the paged backend's rows independent of the batch.
+pub(super) fn softmax_prefix(row: &mut [f32], valid: usize) {
+    let (row, masked) = row.split_at_mut(valid);
+    let mx = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let mut sum = 0.0f32;
+    for x in row.iter_mut() {
+        *x = (*x - mx).exp();
+        sum += *x;
+    }
+    row.iter_mut().for_each(|x| *x /= sum);
+    masked.fill(0.0);
+}
 
 /// The embedding rows of `tokens`.
 pub(super) fn embed_rows(w: &ModelWeights, tokens: &[u32]) -> Act {

@@ -18,7 +18,9 @@
 //! so a sequence gets bit-identical logits alone, among 63 others, or with its
 //! prompt split into any chunks (which is also what makes shared prefix blocks and
 //! recompute-after-preemption exact).
-use super::cpu::{add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, swiglu_rows, Act, CpuQuant};
+use super::cpu::{
+    add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, softmax_prefix, swiglu_rows, Act, CpuQuant,
+};
 use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
@@ -864,16 +866,8 @@ impl LlamaOps for PagedPass<'_> {
                     0.0,
                     &mut ArrayViewMut2::from_shape((nq, len), &mut t.s[..]).expect("scores"),
                 );
-                for (a, sc) in t.s.chunks_exact_mut(len.max(1)).enumerate() {
-                    let (row, masked) = sc.split_at_mut(pos[a / group] + 1);
-                    let mx = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                    let mut sum = 0.0f32;
-                    for x in row.iter_mut() {
-                        *x = (*x - mx).exp();
-                        sum += *x;
-                    }
-                    row.iter_mut().for_each(|x| *x /= sum);
-                    masked.fill(0.0);
+                for (a, row) in t.s.chunks_exact_mut(len).enumerate() {
+                    softmax_prefix(row, pos[a / group] + 1);
                 }
                 let mut o = vec![0.0f32; nq * hd];
                 let pv = ArrayView2::from_shape((nq, len), &t.s[..]).expect("probabilities");
