@@ -14,8 +14,8 @@
 //  - one producer warp (lane 0 issues: weights by 1-D bulk copies, the first NST stages before
 //    griddepcontrol.wait, x by TMA after it) and one consumer warpgroup over an NST-slot mbarrier ring; the
 //    consumer waits for its previous stage's MMAs (wait_group 0) before converting the next stage's codes:
-//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype); NWG = 2 (opt-in) adds a second
-//    consumer warpgroup, the two taking alternate stages (see the consumer below);
+//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype); NWG = 2 or 4 (opt-in) adds
+//    consumer warpgroups taking the stages in turn (see the consumer below);
 //  - the copies a stage (session 47, `cm`): with cm & 1 x arrives as ONE 3-D box (64 k, 64 rows, 2: the same
 //    two SW128 tiles) and with cm & 2 int4's scales sit behind each chunk's codes in W (one copy of 4,224
 //    bytes): 2 copies a stage instead of 4 — 233 instead of 281 ns a stage in isolation (probe:
@@ -136,7 +136,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         // With two, each warpgroup owns the slots of its parity (NST even): a slot's full barrier is then waited
         // by one warpgroup in stage order, so its parity never aliases a phase two ahead (with NST = 3 the other
         // warpgroup's stage st + 3 on the same slot passed the wait before stage st had landed: session 47 call 3).
-        static_assert(NWG == 1 || NST % 2 == 0, "two consumer warpgroups need an even ring");
+        // Four (session 49, `TRTFORGE_WQ_WG=4`): the same with st ≡ wg (mod 4), each warpgroup owning NST / 4 slots.
+        static_assert(NST % NWG == 0, "each consumer warpgroup owns NST / NWG slots");
         const int wq4 = warp & 3, wg = NWG == 1 ? 0 : warp >> 2;
         int prev = -1;
 #pragma unroll 1
@@ -187,7 +188,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
             for (int j = 0; j < 8; j++) wq_mma(d, a[j], hop_desc_sw128(slot + (j >> 2) * 8192 + (j & 3) * 32));
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            if (NWG == 2) {
+            if (NWG > 1) {
                 asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
                 if ((tid & 127) == 0) hop_bar_arrive(empty + 8 * sl);
             }
@@ -203,10 +204,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     auto wrow = [&](int w, int i) { return 16 * w + g + ((i & 2) ? 8 : 0); };  // its weight row in the tile (warp w)
     constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
     float* red = (float*)(sm + 1024);
-    if (NWG == 2) {  // the second warpgroup's partial sums into the first's (same thread layout)
-        if (warp >= 4 && warp < 8) {
+#pragma unroll 1
+    for (int w2 = 1; w2 < NWG; w2++) {  // the other warpgroups' partial sums into the first's, in order (same layout)
+        if ((warp >> 2) == w2 && warp < 4 * NWG) {
 #pragma unroll
-            for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp - 4, i)] = d[i];
+            for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp & 3, i)] = d[i];
         }
         __syncthreads();
         if (warp < 4) {
@@ -281,4 +283,11 @@ WQ_KERNEL(wq_f8_2w2, WF_F8, 2, 2)
 WQ_KERNEL(wq_i8_4w2, WF_I8, 4, 2)
 WQ_KERNEL(wq_i4_4w2, WF_I4, 4, 2)
 WQ_KERNEL(wq_f8_4w2, WF_F8, 4, 2)
+// session 49: four consumer warpgroups (TRTFORGE_WQ_WG=4), one or two slots each
+WQ_KERNEL(wq_i8_4w4, WF_I8, 4, 4)
+WQ_KERNEL(wq_i4_4w4, WF_I4, 4, 4)
+WQ_KERNEL(wq_f8_4w4, WF_F8, 4, 4)
+WQ_KERNEL(wq_i8_8w4, WF_I8, 8, 4)
+WQ_KERNEL(wq_i4_8w4, WF_I4, 8, 4)
+WQ_KERNEL(wq_f8_8w4, WF_F8, 8, 4)
 #endif

@@ -360,7 +360,7 @@ fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
 }
 
 /// `TRTFORGE_WQ_SHAPE=o:8x3,down:8x4` (session 38, a diagnostic): a role's launch shape for the quantized decode GEMM —
-/// K slices (the cluster size, 1..=8) × ring slots (`wq::SLOTS`, 2..=6) — instead of `wq::shape`'s, so that one
+/// K slices (the cluster size, 1..=8) × ring slots (2..=8, those with a kernel for `TRTFORGE_WQ_WG`) — instead of `wq::shape`'s, so that one
 /// call can sweep shapes without a rebuild (the kernels are the same).
 fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
     const VAR: &str = "TRTFORGE_WQ_SHAPE";
@@ -371,9 +371,8 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
             let (role, shape) = item.split_once(':').ok_or_else(bad)?;
             let (sl, st) = shape.trim().split_once('x').ok_or_else(bad)?;
             let (sl, st): (usize, usize) = (sl.parse().map_err(|_| bad())?, st.parse().map_err(|_| bad())?);
-            if !(1..=8).contains(&sl) || !wq::SLOTS.contains(&st) {
-                let (a, b) = (wq::SLOTS.start(), wq::SLOTS.end());
-                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots {a}..={b}")));
+            if !(1..=8).contains(&sl) || !(2..=8).contains(&st) {
+                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots 2..=8")));
             }
             Ok((wq_role(role, VAR)?, (sl, st)))
         })
@@ -819,9 +818,11 @@ impl CudaBackend {
                                     Some(&(_, sh)) if wq::kernel_name(hl.fmt, sh.1, wq_wg).is_none() => {
                                         return Err(Error::Invalid(format!(
                                             "TRTFORGE_WQ_SHAPE: no kernel with {} ring slots and TRTFORGE_WQ_WG={wq_wg} \
-                                             (two warpgroups have {:?} slots)",
+                                             (one warpgroup: {:?} slots, two: {:?}, four: {:?})",
                                             sh.1,
-                                            wq::SLOTS_WG2
+                                            wq::SLOTS,
+                                            wq::SLOTS_WG2,
+                                            wq::SLOTS_WG4
                                         )))
                                     }
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
@@ -1029,7 +1030,11 @@ impl CudaBackend {
         }
         if gpu.wq {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
-                for (nst, wg) in wq::SLOTS.map(|n| (n, 1)).chain(wq::SLOTS_WG2.into_iter().map(|n| (n, 2))) {
+                for (nst, wg) in wq::SLOTS
+                    .map(|n| (n, 1))
+                    .chain(wq::SLOTS_WG2.into_iter().map(|n| (n, 2)))
+                    .chain(wq::SLOTS_WG4.into_iter().map(|n| (n, 4)))
+                {
                     if let Some(name) = wq::kernel_name(fmt, nst, wg) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }

@@ -120,9 +120,13 @@ pub const SLOTS: std::ops::RangeInclusive<usize> = 2..=6;
 /// slots of its parity (kernels_wq.cu).
 pub const SLOTS_WG2: [usize; 2] = [2, 4];
 
+/// The ring depths of the four-warpgroup kernels (session 49, `TRTFORGE_WQ_WG=4`): each warpgroup owns the slots
+/// st ≡ wg (mod 4), one or two.
+pub const SLOTS_WG4: [usize; 2] = [4, 8];
+
 /// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8 with one consumer
-/// warpgroup; then for each depth of [`SLOTS_WG2`] the same with two (`…w2`).
-pub const KERNELS: [&str; 21] = [
+/// warpgroup; then for each depth of [`SLOTS_WG2`] the same with two (`…w2`), of [`SLOTS_WG4`] with four (`…w4`).
+pub const KERNELS: [&str; 27] = [
     "wq_i8_2",
     "wq_i4_2",
     "wq_f8_2",
@@ -144,9 +148,15 @@ pub const KERNELS: [&str; 21] = [
     "wq_i8_4w2",
     "wq_i4_4w2",
     "wq_f8_4w2",
+    "wq_i8_4w4",
+    "wq_i4_4w4",
+    "wq_f8_4w4",
+    "wq_i8_8w4",
+    "wq_i4_8w4",
+    "wq_f8_8w4",
 ];
 
-/// The kernel for `fmt` with `nst` ring slots and `wg` consumer warpgroups (1 or 2).
+/// The kernel for `fmt` with `nst` ring slots and `wg` consumer warpgroups (1, 2 or 4).
 pub fn kernel_name(fmt: WeightFormat, nst: usize, wg: usize) -> Option<&'static str> {
     let f = match fmt {
         WeightFormat::I8 => 0,
@@ -158,13 +168,14 @@ pub fn kernel_name(fmt: WeightFormat, nst: usize, wg: usize) -> Option<&'static 
     match wg {
         1 => SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f]),
         2 => SLOTS_WG2.iter().position(|&d| d == nst).map(|i| KERNELS[one + 3 * i + f]),
+        4 => SLOTS_WG4.iter().position(|&d| d == nst).map(|i| KERNELS[one + 3 * SLOTS_WG2.len() + 3 * i + f]),
         _ => None,
     }
 }
 
 /// `TRTFORGE_WQ_WG`: consumer warpgroups a block (session 47) — unset or `1` the session-37 kernel, `2` two
-/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]; `wq::shape`'s 3-slot rings become 4); anything
-/// else is an error.
+/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]; `wq::shape`'s 3-slot rings become 4), `4` four
+/// taking every fourth stage (session 49; [`SLOTS_WG4`]: 3 slots become 4, 4 stay 4); anything else is an error.
 pub fn warpgroups() -> Result<usize> {
     parse_warpgroups(std::env::var("TRTFORGE_WQ_WG").ok().as_deref())
 }
@@ -173,7 +184,8 @@ fn parse_warpgroups(v: Option<&str>) -> Result<usize> {
     match v {
         None | Some("1") => Ok(1),
         Some("2") => Ok(2),
-        Some(v) => Err(Error::Invalid(format!("TRTFORGE_WQ_WG={v:?}: use 1 (the default) or 2"))),
+        Some("4") => Ok(4),
+        Some(v) => Err(Error::Invalid(format!("TRTFORGE_WQ_WG={v:?}: use 1 (the default), 2 or 4"))),
     }
 }
 
@@ -205,10 +217,11 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
     (slices, if per <= 4 { 3 } else { 4 })
 }
 
-/// [`shape`] for `wg` consumer warpgroups: two need an even ring ([`SLOTS_WG2`]), so 3 slots become 4.
+/// [`shape`] for `wg` consumer warpgroups: each owns `nst / wg` slots ([`SLOTS_WG2`], [`SLOTS_WG4`]), so 3 slots
+/// become 4.
 pub fn shape_for(n: usize, k: usize, sms: usize, wg: usize) -> (usize, usize) {
     let (slices, nst) = shape(n, k, sms);
-    (slices, if wg == 2 { nst.next_multiple_of(2) } else { nst })
+    (slices, nst.next_multiple_of(wg))
 }
 
 /// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).
@@ -424,6 +437,7 @@ mod tests {
         let fmts = [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }];
         let mut named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n, 1).unwrap())).collect();
         named.extend(fmts.iter().flat_map(|&f| SLOTS_WG2.map(move |n| kernel_name(f, n, 2).unwrap())));
+        named.extend(fmts.iter().flat_map(|&f| SLOTS_WG4.map(move |n| kernel_name(f, n, 4).unwrap())));
         assert!(KERNELS.iter().all(|k| named.contains(k)) && named.len() == KERNELS.len());
         // each name says its format, depth and warpgroups
         for (f, tag) in fmts.iter().zip(["i8", "f8", "i4"]) {
@@ -433,15 +447,20 @@ mod tests {
             for n in SLOTS_WG2 {
                 assert_eq!(kernel_name(*f, n, 2), Some(format!("wq_{tag}_{n}w2").as_str()));
             }
+            for n in SLOTS_WG4 {
+                assert_eq!(kernel_name(*f, n, 4), Some(format!("wq_{tag}_{n}w4").as_str()));
+            }
         }
         assert_eq!(kernel_name(WeightFormat::F16, 3, 1), None);
         assert_eq!(kernel_name(WeightFormat::I8, 7, 1), None);
         assert_eq!(kernel_name(WeightFormat::I8, 3, 2), None);
         assert_eq!(kernel_name(WeightFormat::I8, 4, 3), None);
-        assert_eq!((threads(1), threads(2)), (160, 288));
+        assert_eq!(kernel_name(WeightFormat::I8, 6, 4), None);
+        assert_eq!((threads(1), threads(2), threads(4)), (160, 288, 544));
         assert_eq!(parse_warpgroups(None).unwrap(), 1);
         assert_eq!(parse_warpgroups(Some("2")).unwrap(), 2);
-        assert!(parse_warpgroups(Some("4")).is_err());
+        assert_eq!(parse_warpgroups(Some("4")).unwrap(), 4);
+        assert!(parse_warpgroups(Some("3")).is_err());
     }
 
     #[test]
@@ -458,19 +477,24 @@ mod tests {
         assert_eq!(shape(2048, 2048, 132), (4, 3));
         assert_eq!(shape(11264, 2048, 132), (1, 4));
         assert_eq!(shape(2048, 5632, 132), (4, 4));
-        // two warpgroups: every default shape has a kernel (3 slots become 4)
+        // two or four warpgroups: every default shape has a kernel (3 slots become 4)
         for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (576, 576), (1536, 576)] {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
-                let (sl, nst) = shape_for(n, k, 132, 2);
-                assert!(kernel_name(fmt, nst, 2).is_some() && sl == shape(n, k, 132).0, "{n} × {k}");
+                for wg in [2, 4] {
+                    let (sl, nst) = shape_for(n, k, 132, wg);
+                    assert!(kernel_name(fmt, nst, wg).is_some() && sl == shape(n, k, 132).0, "{n} × {k}, {wg}");
+                }
                 assert_eq!(shape_for(n, k, 132, 1), shape(n, k, 132));
             }
         }
         assert_eq!(shape_for(2560, 2048, 132, 2), (4, 4));
+        assert_eq!(shape_for(2560, 2048, 132, 4), (4, 4));
         for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
             for nst in SLOTS {
                 assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst, 1).is_some());
             }
+            // the deepest ring (8 slots, four warpgroups) fits one block an SM
+            assert!(smem(fmt, 8) <= 227 * 1024, "{fmt:?}");
             // two slots: four blocks' shared memory fit an SM (228 KB, 1 KB of it reserved a block)
             assert!(4 * (smem(fmt, 2) + 1024) <= 228 * 1024, "{fmt:?}");
         }
