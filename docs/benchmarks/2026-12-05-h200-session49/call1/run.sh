@@ -11,17 +11,17 @@ NAME=s49 . scripts/gpu_bench_lib.sh
 bn i4_w1 int4 32,64 X=1
 bn i4_w2 int4 32,64 TRTFORGE_WQ_WG=2
 bn i4_w4 int4 32,64 TRTFORGE_WQ_WG=4
+bn f16 fp16 64 X=1
+bn i4_w4b int4 64 TRTFORGE_WQ_WG=4
+bn i4_w2b int4 64 TRTFORGE_WQ_WG=2
+bn i4_w1b int4 64 X=1
 bn i8_w4 int8 64 TRTFORGE_WQ_WG=4
 bn i8_w1 int8 64 X=1
 bn i8_w2 int8 64 TRTFORGE_WQ_WG=2
 bn f8_w2 fp8 64 TRTFORGE_WQ_WG=2
 bn f8_w1 fp8 64 X=1
 bn f8_w4 fp8 64 TRTFORGE_WQ_WG=4
-bn i4_w4b int4 64 TRTFORGE_WQ_WG=4
-bn i4_w2b int4 64 TRTFORGE_WQ_WG=2
-bn i4_w1b int4 64 X=1
 bn i4_g3x2 int4 64 TRTFORGE_WQ_SHAPE=gateup:3x2
-bn f16 fp16 64 X=1
 for wg in 4 2; do
   left=$(( ${DL:-575} - ($(date +%s) - T0) ))
   [ $left -gt 20 ] || break
