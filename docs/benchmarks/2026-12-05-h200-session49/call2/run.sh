@@ -6,7 +6,7 @@
 #     layer 0's int4 gate/up and down launches (default: one warpgroup), then the same with four warpgroups (one
 #     block an SM);
 #  2. the peer (scripts/torch_baseline.py, fp16 bs64) in the same lease, then fp16 / int4 bs64 of trtforge;
-#  3. the ncu of 1. with four warpgroups, if time is left.
+#  3. the ncu of 1. with four warpgroups, if time is left. NCU_ONLY=1: 1. and 3. only (≈ 100 s).
 NAME=s49 . scripts/gpu_bench_lib.sh
 M=gpu__time_duration.sum,sm__cycles_active.min,sm__cycles_active.avg,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__inst_executed.sum
 nc() {
@@ -17,6 +17,7 @@ nc() {
   echo "ncu wg$wg rc=$? $(t)"; grep -E '"wq_' $R/ncu_wg$wg.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | cut -c1-120
 }
 nc 1
+if [ "${NCU_ONLY:-0}" = 1 ]; then nc 4; tar czf $OUT/r.tgz -C $OUT r && rm -rf $R; t; exit 0; fi
 PYTHONUNBUFFERED=1 timeout 100 python3 scripts/torch_baseline.py --preset tinyllama-1.1b --precisions fp16 \
   --batch-sizes 64 --input-lens 512 --output-len 128 --runs 2 --warmup 1 --eager-prefill \
   --out $R/torch_peer.json > $R/torch_peer.log 2>&1
