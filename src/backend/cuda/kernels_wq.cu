@@ -14,8 +14,9 @@
 //  - one producer warp (lane 0 issues: weights by 1-D bulk copies, the first NST stages before
 //    griddepcontrol.wait, x by TMA after it) and one consumer warpgroup over an NST-slot mbarrier ring; the
 //    consumer waits for its previous stage's MMAs (wait_group 0) before converting the next stage's codes:
-//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype); NWG = 2 or 4 (opt-in) adds
-//    consumer warpgroups taking the stages in turn (see the consumer below);
+//    ptxas serializes every wgmma otherwise (C7513, seen in the prototype). Two or four consumer warpgroups taking
+//    the stages in turn were measured and lost (sessions 47 / 49: −2 % / −15 % at int4 bs64; the default already
+//    runs two blocks an SM); their code: docs/benchmarks/2026-12-05-h200-session49/wq_wg.patch;
 //  - the copies a stage (session 47, `cm`): with cm & 1 x arrives as ONE 3-D box (64 k, 64 rows, 2: the same
 //    two SW128 tiles) and with cm & 2 int4's scales sit behind each chunk's codes in W (one copy of 4,224
 //    bytes): 2 copies a stage instead of 4 — 233 instead of 281 ns a stage in isolation (probe:
@@ -66,7 +67,7 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_SCB(WF) ((WF) == WF_I4 ? 128u : 0u)
 #define WQ_XB 16384u  // x bytes per 128-k stage: two 8 KB SW128 boxes of 64 k × 64 rows
 #define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
-template <int WF, int NST, int NWG>
+template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                         float* __restrict__ Y, int N, int K, int per, int T, int acc, int cm) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
@@ -88,7 +89,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     float d[32];
 #pragma unroll
     for (int i = 0; i < 32; i++) d[i] = 0.f;
-    if (warp == 4 * NWG) {
+    if (warp == 4) {
         if (lane == 0) {  // producer
             auto wcopy = [&](int st, unsigned slot, unsigned bar) {
                 const size_t c = (size_t)tile * nch + c0 + st;
@@ -129,21 +130,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
             }
         }
     } else {
-        // NWG = 1: one consumer warpgroup takes every stage and waits for a stage's MMAs only before converting the
-        // next one's codes. NWG = 2 (session 47): warpgroup wg takes the stages st ≡ wg (mod 2) and waits for its
-        // own MMAs right after issuing them, then frees the slot — while one converts, the other's MMAs run, and
-        // each scheduler has two warps to pick from. The two partial sums are added in the epilogue.
-        // With two, each warpgroup owns the slots of its parity (NST even): a slot's full barrier is then waited
-        // by one warpgroup in stage order, so its parity never aliases a phase two ahead (with NST = 3 the other
-        // warpgroup's stage st + 3 on the same slot passed the wait before stage st had landed: session 47 call 3).
-        // Four (session 49, `TRTFORGE_WQ_WG=4`): the same with st ≡ wg (mod 4), each warpgroup owning NST / 4 slots.
-        static_assert(NST % NWG == 0, "each consumer warpgroup owns NST / NWG slots");
-        const int wq4 = warp & 3, wg = NWG == 1 ? 0 : warp >> 2;
-        int prev = -1;
+        const int wq4 = warp;  // the consumer warpgroup's warp: rows 16·wq4 .. + 15 of the tile
+        int sl = 0, ph = 0, prev = -1;
 #pragma unroll 1
-        for (int st = wg; st < nstage; st += NWG) {
-            const int sl = st % NST;
-            hop_bar_wait(full + 8 * sl, (unsigned)(st / NST) & 1u);
+        for (int st = 0; st < nstage; st++) {
+            hop_bar_wait(full + 8 * sl, ph);
             const unsigned slot = ring + sl * SLOT, wa = slot + XB;
             u32 a[8][4];
             if (WF == WF_I4) {
@@ -158,10 +149,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                 asm volatile("ld.shared.u16 %0, [%1];" : "=h"(h0) : "r"(sa));
                 asm volatile("ld.shared.u16 %0, [%1];" : "=h"(h1) : "r"(sa + 16));
                 const u32 sg = (u32)h0 | ((u32)h0 << 16), sh = (u32)h1 | ((u32)h1 << 16);
-                if (NWG == 1) {
-                    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                    if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
-                }
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
                 const u32 w8[8] = {v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w};
 #pragma unroll
                 for (int u = 0; u < 8; u++) wq_cvt4(w8[u], sg, sh, a[u]);
@@ -172,10 +161,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                     const unsigned ad = wa + (unsigned)((wq4 * 4 + j) * 512 + lane * 16);
                     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v[j].x), "=r"(v[j].y), "=r"(v[j].z), "=r"(v[j].w) : "r"(ad));
                 }
-                if (NWG == 1) {
-                    asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                    if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
-                }
+                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
+                if (prev >= 0 && (tid & 127) == 0) hop_bar_arrive(empty + 8 * prev);
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     wq_cvt8<WF>(v[j].x, a[2 * j][0], a[2 * j][1]);
@@ -188,11 +175,11 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
             for (int j = 0; j < 8; j++) wq_mma(d, a[j], hop_desc_sw128(slot + (j >> 2) * 8192 + (j & 3) * 32));
             asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-            if (NWG > 1) {
-                asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-                if ((tid & 127) == 0) hop_bar_arrive(empty + 8 * sl);
-            }
             prev = sl;
+            if (++sl == NST) {
+                sl = 0;
+                ph ^= 1;
+            }
         }
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
     }
@@ -204,19 +191,6 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     auto wrow = [&](int w, int i) { return 16 * w + g + ((i & 2) ? 8 : 0); };  // its weight row in the tile (warp w)
     constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
     float* red = (float*)(sm + 1024);
-#pragma unroll 1
-    for (int w2 = 1; w2 < NWG; w2++) {  // the other warpgroups' partial sums into the first's, in order (same layout)
-        if ((warp >> 2) == w2 && warp < 4 * NWG) {
-#pragma unroll
-            for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp & 3, i)] = d[i];
-        }
-        __syncthreads();
-        if (warp < 4) {
-#pragma unroll
-            for (int i = 0; i < 32; i++) d[i] += red[arow(i) * RS + wrow(warp, i)];
-        }
-        __syncthreads();
-    }
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
         if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
@@ -255,39 +229,25 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     }
     wq_cl_sync();
 }
-#define WQ_KERNEL(name, WF, NST, NWG)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(32 * (4 * NWG + 1), 1)                                                   \
-        name(const __grid_constant__ HopTmap tmx, const unsigned char* w, const h16* sc, float* y, int N, int K, int per,  \
-             int T, int acc, int cm) {                                                                                    \
-        wq_body<WF, NST, NWG>(tmx, w, sc, y, N, K, per, T, acc, cm);                                                      \
+#define WQ_KERNEL(name, WF, NST)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
+                                                             const h16* sc, float* y, int N, int K, int per, int T, int acc, \
+                                                             int cm) {                                                  \
+        wq_body<WF, NST>(tmx, w, sc, y, N, K, per, T, acc, cm);                                                          \
     }
-WQ_KERNEL(wq_i8_2, WF_I8, 2, 1)
-WQ_KERNEL(wq_i4_2, WF_I4, 2, 1)
-WQ_KERNEL(wq_f8_2, WF_F8, 2, 1)
-WQ_KERNEL(wq_i8_3, WF_I8, 3, 1)
-WQ_KERNEL(wq_i8_4, WF_I8, 4, 1)
-WQ_KERNEL(wq_i4_3, WF_I4, 3, 1)
-WQ_KERNEL(wq_i4_4, WF_I4, 4, 1)
-WQ_KERNEL(wq_f8_3, WF_F8, 3, 1)
-WQ_KERNEL(wq_f8_4, WF_F8, 4, 1)
-WQ_KERNEL(wq_i8_5, WF_I8, 5, 1)
-WQ_KERNEL(wq_i4_5, WF_I4, 5, 1)
-WQ_KERNEL(wq_f8_5, WF_F8, 5, 1)
-WQ_KERNEL(wq_i8_6, WF_I8, 6, 1)
-WQ_KERNEL(wq_i4_6, WF_I4, 6, 1)
-WQ_KERNEL(wq_f8_6, WF_F8, 6, 1)
-// session 47: two consumer warpgroups (TRTFORGE_WQ_WG=2), even ring depths
-WQ_KERNEL(wq_i8_2w2, WF_I8, 2, 2)
-WQ_KERNEL(wq_i4_2w2, WF_I4, 2, 2)
-WQ_KERNEL(wq_f8_2w2, WF_F8, 2, 2)
-WQ_KERNEL(wq_i8_4w2, WF_I8, 4, 2)
-WQ_KERNEL(wq_i4_4w2, WF_I4, 4, 2)
-WQ_KERNEL(wq_f8_4w2, WF_F8, 4, 2)
-// session 49: four consumer warpgroups (TRTFORGE_WQ_WG=4), one or two slots each
-WQ_KERNEL(wq_i8_4w4, WF_I8, 4, 4)
-WQ_KERNEL(wq_i4_4w4, WF_I4, 4, 4)
-WQ_KERNEL(wq_f8_4w4, WF_F8, 4, 4)
-WQ_KERNEL(wq_i8_8w4, WF_I8, 8, 4)
-WQ_KERNEL(wq_i4_8w4, WF_I4, 8, 4)
-WQ_KERNEL(wq_f8_8w4, WF_F8, 8, 4)
+WQ_KERNEL(wq_i8_2, WF_I8, 2)
+WQ_KERNEL(wq_i4_2, WF_I4, 2)
+WQ_KERNEL(wq_f8_2, WF_F8, 2)
+WQ_KERNEL(wq_i8_3, WF_I8, 3)
+WQ_KERNEL(wq_i8_4, WF_I8, 4)
+WQ_KERNEL(wq_i4_3, WF_I4, 3)
+WQ_KERNEL(wq_i4_4, WF_I4, 4)
+WQ_KERNEL(wq_f8_3, WF_F8, 3)
+WQ_KERNEL(wq_f8_4, WF_F8, 4)
+WQ_KERNEL(wq_i8_5, WF_I8, 5)
+WQ_KERNEL(wq_i4_5, WF_I4, 5)
+WQ_KERNEL(wq_f8_5, WF_F8, 5)
+WQ_KERNEL(wq_i8_6, WF_I8, 6)
+WQ_KERNEL(wq_i4_6, WF_I4, 6)
+WQ_KERNEL(wq_f8_6, WF_F8, 6)
 #endif

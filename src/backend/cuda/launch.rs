@@ -1808,7 +1808,7 @@ impl<'a> Kernels<'a> {
     /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
     /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape); `cm`
     /// the copies a stage (wq::copy_mode): with `wq::CM_INLINE` an int4 `w` is wq::pack4_inline's (scales inside,
-    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map; `wg` consumer warpgroups (wq::warpgroups).
+    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map.
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1823,10 +1823,9 @@ impl<'a> Kernels<'a> {
         accumulate: bool,
         (slices, nst): (usize, usize),
         cm: i32,
-        wg: usize,
     ) -> Result<()> {
-        let name = super::wq::kernel_name(fmt, nst, wg)
-            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots / {wg} warpgroups")))?;
+        let name = super::wq::kernel_name(fmt, nst)
+            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
         if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
             return Err(Error::Gpu(format!(
                 "wq: {rows} rows of an {n} × {k} {fmt:?} linear (module with wq: {})",
@@ -1890,9 +1889,9 @@ impl<'a> Kernels<'a> {
         unsafe {
             let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, ci);
             if slices > 1 {
-                self.gpu.launch_cluster(name, grid, super::wq::threads(wg), smem, grid.0, a)
+                self.gpu.launch_cluster(name, grid, super::wq::THREADS, smem, grid.0, a)
             } else {
-                self.gpu.launch(name, grid, super::wq::threads(wg), smem, a)
+                self.gpu.launch(name, grid, super::wq::THREADS, smem, a)
             }
         }
     }

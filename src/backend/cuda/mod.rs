@@ -360,7 +360,7 @@ fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
 }
 
 /// `TRTFORGE_WQ_SHAPE=o:8x3,down:8x4` (session 38, a diagnostic): a role's launch shape for the quantized decode GEMM —
-/// K slices (the cluster size, 1..=8) × ring slots (2..=8, those with a kernel for `TRTFORGE_WQ_WG`) — instead of `wq::shape`'s, so that one
+/// K slices (the cluster size, 1..=8) × ring slots (`wq::SLOTS`, 2..=6) — instead of `wq::shape`'s, so that one
 /// call can sweep shapes without a rebuild (the kernels are the same).
 fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
     const VAR: &str = "TRTFORGE_WQ_SHAPE";
@@ -371,8 +371,9 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
             let (role, shape) = item.split_once(':').ok_or_else(bad)?;
             let (sl, st) = shape.trim().split_once('x').ok_or_else(bad)?;
             let (sl, st): (usize, usize) = (sl.parse().map_err(|_| bad())?, st.parse().map_err(|_| bad())?);
-            if !(1..=8).contains(&sl) || !(2..=8).contains(&st) {
-                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots 2..=8")));
+            if !(1..=8).contains(&sl) || !wq::SLOTS.contains(&st) {
+                let (a, b) = (wq::SLOTS.start(), wq::SLOTS.end());
+                return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots {a}..={b}")));
             }
             Ok((wq_role(role, VAR)?, (sl, st)))
         })
@@ -386,8 +387,6 @@ struct WqLinear {
     scales: Option<DevBuf>,
     /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
     cm: i32,
-    /// Consumer warpgroups a block (`wq::warpgroups`).
-    wg: usize,
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
     min_rows: usize,
@@ -766,7 +765,6 @@ impl CudaBackend {
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
         let wq_cm = wq::copy_mode()?;
-        let wq_wg = wq::warpgroups()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
@@ -815,16 +813,6 @@ impl CudaBackend {
                                     .transpose()?,
                                 cm: wq_cm,
                                 shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
-                                    Some(&(_, sh)) if wq::kernel_name(hl.fmt, sh.1, wq_wg).is_none() => {
-                                        return Err(Error::Invalid(format!(
-                                            "TRTFORGE_WQ_SHAPE: no kernel with {} ring slots and TRTFORGE_WQ_WG={wq_wg} \
-                                             (one warpgroup: {:?} slots, two: {:?}, four: {:?})",
-                                            sh.1,
-                                            wq::SLOTS,
-                                            wq::SLOTS_WG2,
-                                            wq::SLOTS_WG4
-                                        )))
-                                    }
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
                                     Some(&(_, sh)) => {
                                         return Err(Error::Invalid(format!(
@@ -834,9 +822,8 @@ impl CudaBackend {
                                             hl.k / wq::KC
                                         )))
                                     }
-                                    None => wq::shape_for(hl.n, hl.k, gpu.sms as usize, wq_wg),
+                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
                                 },
-                                wg: wq_wg,
                                 min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
                         } else {
@@ -1030,12 +1017,8 @@ impl CudaBackend {
         }
         if gpu.wq {
             for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: wq::KC }] {
-                for (nst, wg) in wq::SLOTS
-                    .map(|n| (n, 1))
-                    .chain(wq::SLOTS_WG2.into_iter().map(|n| (n, 2)))
-                    .chain(wq::SLOTS_WG4.into_iter().map(|n| (n, 4)))
-                {
-                    if let Some(name) = wq::kernel_name(fmt, nst, wg) {
+                for nst in wq::SLOTS {
+                    if let Some(name) = wq::kernel_name(fmt, nst) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }
                 }
@@ -2030,7 +2013,7 @@ impl CudaBackend {
                 Role::O | Role::Down => (cur, true),
                 _ => (y, false),
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm, q.wg)?;
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm)?;
             return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {

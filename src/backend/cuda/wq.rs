@@ -21,10 +21,9 @@ pub const TILE: usize = 64;
 pub const KC: usize = 128;
 /// The largest decode pass it runs (wgmma's N; fewer rows are zero-filled by the TMA).
 pub const MAX_ROWS: usize = 64;
-/// Threads of a block: `wg` consumer warpgroups and one producer warp.
-pub fn threads(wg: usize) -> u32 {
-    32 * (4 * wg as u32 + 1)
-}
+/// Threads of a block: one consumer warpgroup and one producer warp (two or four consumer warpgroups lost:
+/// sessions 47 / 49, docs/benchmarks/2026-12-05-h200-session49).
+pub const THREADS: u32 = 160;
 
 /// What `TRTFORGE_WQ` asks for (session 38: on by default on cc 9.0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,77 +115,21 @@ pub fn fits(fmt: WeightFormat, n: usize, k: usize) -> bool {
 /// with five: two blocks an SM still fit).
 pub const SLOTS: std::ops::RangeInclusive<usize> = 2..=6;
 
-/// The ring depths of the two-warpgroup kernels (session 47, `TRTFORGE_WQ_WG=2`): even, each warpgroup owning the
-/// slots of its parity (kernels_wq.cu).
-pub const SLOTS_WG2: [usize; 2] = [2, 4];
-
-/// The ring depths of the four-warpgroup kernels (session 49, `TRTFORGE_WQ_WG=4`): each warpgroup owns the slots
-/// st ≡ wg (mod 4), one or two.
-pub const SLOTS_WG4: [usize; 2] = [4, 8];
-
-/// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8 with one consumer
-/// warpgroup; then for each depth of [`SLOTS_WG2`] the same with two (`…w2`), of [`SLOTS_WG4`] with four (`…w4`).
-pub const KERNELS: [&str; 27] = [
-    "wq_i8_2",
-    "wq_i4_2",
-    "wq_f8_2",
-    "wq_i8_3",
-    "wq_i4_3",
-    "wq_f8_3",
-    "wq_i8_4",
-    "wq_i4_4",
-    "wq_f8_4",
-    "wq_i8_5",
-    "wq_i4_5",
-    "wq_f8_5",
-    "wq_i8_6",
-    "wq_i4_6",
-    "wq_f8_6",
-    "wq_i8_2w2",
-    "wq_i4_2w2",
-    "wq_f8_2w2",
-    "wq_i8_4w2",
-    "wq_i4_4w2",
-    "wq_f8_4w2",
-    "wq_i8_4w4",
-    "wq_i4_4w4",
-    "wq_f8_4w4",
-    "wq_i8_8w4",
-    "wq_i4_8w4",
-    "wq_f8_8w4",
+/// Every kernel of kernels_wq.cu: for each ring depth of [`SLOTS`], int8, int4 g128, fp8.
+pub const KERNELS: [&str; 15] = [
+    "wq_i8_2", "wq_i4_2", "wq_f8_2", "wq_i8_3", "wq_i4_3", "wq_f8_3", "wq_i8_4", "wq_i4_4", "wq_f8_4", "wq_i8_5",
+    "wq_i4_5", "wq_f8_5", "wq_i8_6", "wq_i4_6", "wq_f8_6",
 ];
 
-/// The kernel for `fmt` with `nst` ring slots and `wg` consumer warpgroups (1, 2 or 4).
-pub fn kernel_name(fmt: WeightFormat, nst: usize, wg: usize) -> Option<&'static str> {
+/// The kernel for `fmt` with `nst` ring slots.
+pub fn kernel_name(fmt: WeightFormat, nst: usize) -> Option<&'static str> {
     let f = match fmt {
         WeightFormat::I8 => 0,
         WeightFormat::I4 { group: 128 } => 1,
         WeightFormat::F8 => 2,
         _ => return None,
     };
-    let one = 3 * (SLOTS.end() - SLOTS.start() + 1);
-    match wg {
-        1 => SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f]),
-        2 => SLOTS_WG2.iter().position(|&d| d == nst).map(|i| KERNELS[one + 3 * i + f]),
-        4 => SLOTS_WG4.iter().position(|&d| d == nst).map(|i| KERNELS[one + 3 * SLOTS_WG2.len() + 3 * i + f]),
-        _ => None,
-    }
-}
-
-/// `TRTFORGE_WQ_WG`: consumer warpgroups a block (session 47) — unset or `1` the session-37 kernel, `2` two
-/// warpgroups taking alternate stages (ring depths [`SLOTS_WG2`]; `wq::shape`'s 3-slot rings become 4), `4` four
-/// taking every fourth stage (session 49; [`SLOTS_WG4`]: 3 slots become 4, 4 stay 4); anything else is an error.
-pub fn warpgroups() -> Result<usize> {
-    parse_warpgroups(std::env::var("TRTFORGE_WQ_WG").ok().as_deref())
-}
-
-fn parse_warpgroups(v: Option<&str>) -> Result<usize> {
-    match v {
-        None | Some("1") => Ok(1),
-        Some("2") => Ok(2),
-        Some("4") => Ok(4),
-        Some(v) => Err(Error::Invalid(format!("TRTFORGE_WQ_WG={v:?}: use 1 (the default), 2 or 4"))),
-    }
+    SLOTS.contains(&nst).then(|| KERNELS[3 * (nst - SLOTS.start()) + f])
 }
 
 /// Weight bytes of one tile's chunk.
@@ -215,13 +158,6 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
         if tiles >= sms { 1 } else { [4usize, 2].into_iter().find(|&s| nch >= 2 * s && slices_ok(k, s)).unwrap_or(1) };
     let per = nch.div_ceil(slices);
     (slices, if per <= 4 { 3 } else { 4 })
-}
-
-/// [`shape`] for `wg` consumer warpgroups: each owns `nst / wg` slots ([`SLOTS_WG2`], [`SLOTS_WG4`]), so 3 slots
-/// become 4.
-pub fn shape_for(n: usize, k: usize, sms: usize, wg: usize) -> (usize, usize) {
-    let (slices, nst) = shape(n, k, sms);
-    (slices, nst.next_multiple_of(wg))
 }
 
 /// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).
@@ -435,32 +371,16 @@ mod tests {
     fn every_kernel_has_a_name() {
         // (that each is an instance of kernels_wq.cu: kernels.rs `wq_source_holds_every_kernel_only_where_asked`)
         let fmts = [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }];
-        let mut named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n, 1).unwrap())).collect();
-        named.extend(fmts.iter().flat_map(|&f| SLOTS_WG2.map(move |n| kernel_name(f, n, 2).unwrap())));
-        named.extend(fmts.iter().flat_map(|&f| SLOTS_WG4.map(move |n| kernel_name(f, n, 4).unwrap())));
+        let named: Vec<_> = fmts.iter().flat_map(|&f| SLOTS.map(move |n| kernel_name(f, n).unwrap())).collect();
         assert!(KERNELS.iter().all(|k| named.contains(k)) && named.len() == KERNELS.len());
-        // each name says its format, depth and warpgroups
+        // each name says its format and depth
         for (f, tag) in fmts.iter().zip(["i8", "f8", "i4"]) {
             for n in SLOTS {
-                assert_eq!(kernel_name(*f, n, 1), Some(format!("wq_{tag}_{n}").as_str()));
-            }
-            for n in SLOTS_WG2 {
-                assert_eq!(kernel_name(*f, n, 2), Some(format!("wq_{tag}_{n}w2").as_str()));
-            }
-            for n in SLOTS_WG4 {
-                assert_eq!(kernel_name(*f, n, 4), Some(format!("wq_{tag}_{n}w4").as_str()));
+                assert_eq!(kernel_name(*f, n), Some(format!("wq_{tag}_{n}").as_str()));
             }
         }
-        assert_eq!(kernel_name(WeightFormat::F16, 3, 1), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 7, 1), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 3, 2), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 4, 3), None);
-        assert_eq!(kernel_name(WeightFormat::I8, 6, 4), None);
-        assert_eq!((threads(1), threads(2), threads(4)), (160, 288, 544));
-        assert_eq!(parse_warpgroups(None).unwrap(), 1);
-        assert_eq!(parse_warpgroups(Some("2")).unwrap(), 2);
-        assert_eq!(parse_warpgroups(Some("4")).unwrap(), 4);
-        assert!(parse_warpgroups(Some("3")).is_err());
+        assert_eq!(kernel_name(WeightFormat::F16, 3), None);
+        assert_eq!(kernel_name(WeightFormat::I8, 7), None);
     }
 
     #[test]
@@ -477,24 +397,10 @@ mod tests {
         assert_eq!(shape(2048, 2048, 132), (4, 3));
         assert_eq!(shape(11264, 2048, 132), (1, 4));
         assert_eq!(shape(2048, 5632, 132), (4, 4));
-        // two or four warpgroups: every default shape has a kernel (3 slots become 4)
-        for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632), (576, 576), (1536, 576)] {
-            for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
-                for wg in [2, 4] {
-                    let (sl, nst) = shape_for(n, k, 132, wg);
-                    assert!(kernel_name(fmt, nst, wg).is_some() && sl == shape(n, k, 132).0, "{n} × {k}, {wg}");
-                }
-                assert_eq!(shape_for(n, k, 132, 1), shape(n, k, 132));
-            }
-        }
-        assert_eq!(shape_for(2560, 2048, 132, 2), (4, 4));
-        assert_eq!(shape_for(2560, 2048, 132, 4), (4, 4));
         for fmt in [WeightFormat::I8, WeightFormat::F8, WeightFormat::I4 { group: 128 }] {
             for nst in SLOTS {
-                assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst, 1).is_some());
+                assert!(smem(fmt, nst) <= 227 * 1024 && kernel_name(fmt, nst).is_some());
             }
-            // the deepest ring (8 slots, four warpgroups) fits one block an SM
-            assert!(smem(fmt, 8) <= 227 * 1024, "{fmt:?}");
             // two slots: four blocks' shared memory fit an SM (228 KB, 1 KB of it reserved a block)
             assert!(4 * (smem(fmt, 2) + 1024) <= 228 * 1024, "{fmt:?}");
         }

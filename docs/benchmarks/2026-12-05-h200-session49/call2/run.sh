@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Session 49 call 2 (carry [".carry/z"], s49.tgz as call 1). Call 1: more consumer warpgroups do not help (two
+# Session 49 call 2 (carry [".carry/z"]: `bash scripts/gpu_carry.sh s49`; any later main builds it too — the
+# script uses no variant that session 49 removed). Call 1: more consumer warpgroups do not help (two
 # −2 %, four −15 %): is a gate/up launch bounded by its uneven waves? 176 tiles on 132 SMs, two blocks an SM
 # allowed — ncu of session 47 showed SM active cycles at 67 % of the elapsed on average.
+#  0. probe/mmaprobe.py: wq's convert → 8 MMAs → wait chain alone, without copies (N 64 / 128 / 256, RS / SS, 1–4
+#     warpgroups, 1–2 blocks an SM) against the SM's f16 peak — is the chain's MMA issue the bound?
 #  1. ncu, a few metrics only (no replay of sections): per-SM active cycles (min / avg / max) and the duration of
 #     layer 0's int4 gate/up and down launches (default), then the same with gate/up on a 6-slot ring (one block an
 #     SM: two full waves, session 47: −7.3 % a step);
 #  2. the peer (scripts/torch_baseline.py, fp16 bs64) in the same lease, then fp16 / int4 bs64 of trtforge;
-#  3. the ncu of 1. with one block an SM, if time is left. NCU_ONLY=1: 1. and 3. only (≈ 100 s).
+#  3. the ncu of 1. with one block an SM, if time is left. NCU_ONLY=1: 0., 1. and 3. only (≈ 140 s).
 NAME=s49 . scripts/gpu_bench_lib.sh
+timeout 90 python3 docs/benchmarks/2026-12-05-h200-session49/probe/mmaprobe.py $R/mmaprobe.json > $R/mmaprobe.log 2>&1
+echo "mmaprobe rc=$? $(t)"; cut -c1-200 $R/mmaprobe.log | tail -20
 M=gpu__time_duration.sum,sm__cycles_active.min,sm__cycles_active.avg,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__inst_executed.sum
 nc() {  # nc NAME [ENV=VALUE ...]
   local n=$1; shift
