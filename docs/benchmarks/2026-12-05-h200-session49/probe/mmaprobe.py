@@ -90,6 +90,7 @@ VARIANTS = [
     ("ss64", 64, False, False, 512),
     ("rs128", 128, True, False, 512),
     ("rs128c", 128, True, True, 512),
+    ("ss128", 128, False, False, 512),
     ("rs256", 256, True, False, 256),
     ("ss256", 256, False, False, 256),
 ]
@@ -154,13 +155,14 @@ def main(out):
         print(json.dumps(r), flush=True)
 
     V = {v[0]: v for v in VARIANTS}
-    for n in ("rs64", "rs64c", "ss64", "rs128", "rs128c", "rs256", "ss256"):
+    for n in ("rs64", "rs64c", "ss64", "rs128", "rs128c", "ss128", "rs256", "ss256"):
         run(V[n], 1, 1)
     for n in ("rs64", "rs64c"):
         for nwg, per in ((2, 1), (4, 1), (1, 2), (2, 2)):
             run(V[n], nwg, per)
     run(V["ss256"], 2, 1)
     run(V["rs128c"], 2, 1)
+    run(V["ss128"], 2, 1)
     json.dump(dict(device=name, sms=nsm, clock_mhz=clk / 1e6, peak_tflops=peak, rows=res), open(out, "w"), indent=1)
 
 
