@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Session 49 call 2 (carry [".carry/z"]: `bash scripts/gpu_carry.sh s49`; any later main builds it too — the
-# script uses no variant that session 49 removed). Call 1: more consumer warpgroups do not help (two
+# Session 49 call 2 (carry [".carry/z"]: s49b.tgz = `LINEINFO=1 bash scripts/gpu_carry.sh s49b` at f31e174's
+# sources — the one-warpgroup wq kernel as on main; a later main builds it too under that name: the script uses no
+# variant that session 49 removed). Call 1: more consumer warpgroups do not help (two
 # −2 %, four −15 %): is a gate/up launch bounded by its uneven waves? 176 tiles on 132 SMs, two blocks an SM
 # allowed — ncu of session 47 showed SM active cycles at 67 % of the elapsed on average.
 #  0. probe/mmaprobe.py: wq's convert → 8 MMAs → wait chain alone, without copies (N 64 / 128 / 256, RS / SS, 1–4
@@ -10,7 +11,7 @@
 #     SM: two full waves, session 47: −7.3 % a step);
 #  2. the peer (scripts/torch_baseline.py, fp16 bs64) in the same lease, then fp16 / int4 bs64 of trtforge;
 #  3. the ncu of 1. with one block an SM, if time is left. NCU_ONLY=1: 0., 1. and 3. only (≈ 140 s).
-NAME=s49 . scripts/gpu_bench_lib.sh
+NAME=s49b . scripts/gpu_bench_lib.sh
 timeout 90 python3 docs/benchmarks/2026-12-05-h200-session49/probe/mmaprobe.py $R/mmaprobe.json > $R/mmaprobe.log 2>&1
 echo "mmaprobe rc=$? $(t)"; cut -c1-200 $R/mmaprobe.log | tail -20
 M=gpu__time_duration.sum,sm__cycles_active.min,sm__cycles_active.avg,sm__cycles_active.max,sm__cycles_elapsed.max,smsp__inst_executed.sum
