@@ -189,8 +189,6 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     const int g = lane >> 2, t4 = lane & 3;
     auto arow = [&](int i) { return 8 * (i >> 2) + 2 * t4 + (i & 1); };       // accumulator i's activation row
     auto wrow = [&](int w, int i) { return 16 * w + g + ((i & 2) ? 8 : 0); };  // its weight row in the tile (warp w)
-    constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
-    float* red = (float*)(sm + 1024);
     auto put = [&](int t, int o, float v) {
         if (t >= T || o >= N) return;
         if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
@@ -204,6 +202,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
         }
         return;
     }
+    constexpr int RS = 68;  // partial tile (64 activation rows, 64 + 4) f32
+    float* red = (float*)(sm + 1024);
     if (warp < 4) {
 #pragma unroll
         for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp, i)] = d[i];
