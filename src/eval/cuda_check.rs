@@ -567,7 +567,15 @@ pub fn own_list_only() -> bool {
     udown_only().is_some()
         || matches!(
             std::env::var("TRTFORGE_CHECKS").as_deref(),
-            Ok("fp8tl") | Ok("i4g128") | Ok("f8g") | Ok("f8g1") | Ok("gud") | Ok("mk") | Ok("cxq") | Ok("wq")
+            Ok("fp8tl")
+                | Ok("i4g128")
+                | Ok("f8g")
+                | Ok("f8g1")
+                | Ok("gud")
+                | Ok("mk")
+                | Ok("cxq")
+                | Ok("wq")
+                | Ok("wqk")
         )
 }
 
@@ -766,6 +774,38 @@ pub fn tiny32() -> Result<ModelWeights> {
         eos_token_id: Some(2),
     };
     ModelWeights::random(c, 32)
+}
+
+/// `TRTFORGE_CHECKS=wqk`: the quantized decode GEMM's self-test ([`CudaBackend::wq_selftest`]) through a small
+/// random int8 engine (tiny32; its module holds the GEMM for every format); prints each case's error and time. Passes
+/// where every case is within 1e-3 of the host reference (f32 sums of exact products).
+pub fn wq_selftest_check() -> Result<CheckResult> {
+    let name = "quantized decode GEMM (wq), synthetic, TinyLlama shapes".to_string();
+    let w = tiny32()?;
+    let be = CudaBackend::new(&w, CudaOptions::new(WeightFormat::I8, 1, 64))?;
+    let cases = be.wq_selftest(50)?;
+    let mut worst = 0f32;
+    for c in &cases {
+        crate::util::errln!(
+            "  wq {:6} {:?} {:2} rows {:5}x{:4} nt {} shape {}x{}: err {:.2e}, {:.2} us",
+            c.label,
+            c.fmt,
+            c.rows,
+            c.n,
+            c.k,
+            c.nt,
+            c.shape.0,
+            c.shape.1,
+            c.rel_err,
+            c.us
+        );
+        worst = worst.max(c.rel_err);
+    }
+    Ok(CheckResult {
+        name,
+        pass: !cases.is_empty() && worst <= 1e-3,
+        detail: format!("{} cases, worst max|Δ|/max|ref| {worst:.2e} (tol 1e-3)", cases.len()),
+    })
 }
 
 /// The cuBLASLt FP8 GEMM and activation quantization on synthetic data against a host reference
@@ -1002,6 +1042,13 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         // No greedy-token check: on the random-weight TinyLlama the top logits sit closer than the W8A8 rounding
         // noise itself (the CPU twin drifts 3.8e-2 of max|logit|, the greedy rule's tie bound is 2e-2), so tokens
         // diverge at near ties (session 28 call 3: 12 sequences, margins 4e-4 … 4.4e-2).
+        return Ok(results);
+    }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wqk") {
+        // Session 50 (cc 9.0): the quantized decode GEMM alone on synthetic codes (backend::cuda::wq_check) — every
+        // format, the TinyLlama shapes, the default kernel and (with TRTFORGE_WQ_WIDE set) the wide one — against a
+        // host reference, with each launch's time.
+        add(wq_selftest_check());
         return Ok(results);
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wq") {

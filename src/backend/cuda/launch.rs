@@ -1821,12 +1821,15 @@ impl<'a> Kernels<'a> {
         x: View,
         dst: View,
         accumulate: bool,
-        (slices, nst): (usize, usize),
+        (slices, nst, nt): (usize, usize, usize),
         cm: i32,
     ) -> Result<()> {
-        let name = super::wq::kernel_name(fmt, nst)
-            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
-        if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
+        let name = super::wq::kernel_name_nt(fmt, nt, nst)
+            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nt} tiles a block / {nst} slots")))?;
+        if nt > 1 && !self.gpu.wq_wide {
+            return Err(Error::Gpu("wq: the module holds no wide kernels (TRTFORGE_WQ_WIDE unset at load)".into()));
+        }
+        if !self.gpu.wq || !super::wq::fits_nt(fmt, n, k, nt) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
             return Err(Error::Gpu(format!(
                 "wq: {rows} rows of an {n} × {k} {fmt:?} linear (module with wq: {})",
                 self.gpu.wq
@@ -1877,15 +1880,16 @@ impl<'a> Kernels<'a> {
             accumulate as i32,
             cm,
         );
-        let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
-        let smem = super::wq::smem(fmt, nst) as u32;
-        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc, cm): the CUtensorMap (HopTmap, 128 bytes; 2-D, or 3-D
-        // where cm & CM_X3, the kernel's box of the same rank) bounds the TMA reads to x's rows × k halves (checked
-        // above); block (s, tile) bulk-copies its tile's chunks [s·per, min((s+1)·per, k/128)) of w (n·k, n·k/2 or
+        let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / (nt * super::wq::TILE))?, 1);
+        let smem = super::wq::smem_nt(fmt, nt, nst) as u32;
+        // SAFETY: wq_* / wqs_*(tmx, w, sc, y, N, K, per, T, acc, cm): the CUtensorMap (HopTmap, 128 bytes; 2-D, or
+        // 3-D where cm & CM_X3, the kernel's box of the same rank) bounds the TMA reads to x's rows × k halves (checked
+        // above); block (s, b) bulk-copies the chunks [s·per, min((s+1)·per, k/128)) of its tiles b·nt .. b·nt + nt − 1
+        // (n a multiple of 64·nt, checked) of w (n·k, n·k/2 or
         // with int4's inline scales (n/64)·(k/128)·4,224 bytes, checked) and, without them, of int4's packed scales
         // (n·k/128 f16, checked), reads the row scales sc[tile·64 ..) (n f16, checked) of int8 / fp8, and writes
         // (reads where acc) dst rows t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem`
-        // (allowed at engine load, wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
+        // (allowed at engine load, wq::smem_nt); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
             let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, ci);
             if slices > 1 {

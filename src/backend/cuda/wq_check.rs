@@ -1,0 +1,173 @@
+//! GPU self-test and per-launch timing of the quantized decode GEMM (wq.rs; session 50): synthetic codes of every
+//! format it reads at the TinyLlama shapes, the default kernel (`wq_*`) and, where the module holds it
+//! (`TRTFORGE_WQ_WIDE`), the wide variant (`wqs_*`, 2 and 4 tiles a block), at 64 and 40 rows, written and accumulated
+//! — each against a host reference on the unpacked codes (f64 sums of x · the f16 value the kernel converts to), and
+//! each launch timed alone (CUDA events around repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`.
+use super::gemm_check::e4m3_to_f32;
+use super::gpu::Gpu;
+use super::launch::{DType, Dims, Kernels};
+use super::wq;
+use crate::error::Result;
+use crate::quant::WeightFormat;
+use half::f16;
+use rayon::prelude::*;
+
+/// One checked launch configuration.
+#[derive(Debug, Clone)]
+pub struct WqCase {
+    pub label: &'static str,
+    pub fmt: WeightFormat,
+    pub rows: usize,
+    pub n: usize,
+    pub k: usize,
+    /// Weight tiles a block (1: `wq_*`).
+    pub nt: usize,
+    /// (K slices, ring slots).
+    pub shape: (usize, usize),
+    /// max |GPU − host| / max |host|.
+    pub rel_err: f32,
+    /// Mean time of one launch, µs.
+    pub us: f64,
+}
+
+/// SplitMix64 → uniform f32 in [0, 1).
+struct Rng(u64);
+impl Rng {
+    fn u(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Random codes of `fmt` for an (n × k) linear in the engine's stored layout, their scales (int8 / fp8: one a row;
+/// int4 g128: (n, k / 128) row-major), and the f32 value of every element as the kernel sees it (int4: the f16
+/// product of code and scale; int8 / fp8: the unscaled code — their row scale is applied to the sum).
+fn synth(fmt: WeightFormat, n: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f16>, Vec<f32>) {
+    match fmt {
+        WeightFormat::I4 { .. } => {
+            let u: Vec<u8> = (0..n * k).map(|_| (rng.u() * 16.0) as u8 & 15).collect();
+            let sc: Vec<f16> =
+                (0..n * k / wq::KC).map(|i| f16::from_f32((0.5 + rng.u()) * (1 + i % 5) as f32 * 0.01)).collect();
+            // pack.rs's layout: each little-endian word holds 8 elements of a row, 2j at nibble j, 2j + 1 at j + 4
+            let mut data = vec![0u8; n * k / 2];
+            for (wi, word) in data.chunks_exact_mut(4).enumerate() {
+                let mut v = 0u32;
+                for e in 0..8 {
+                    let nib = if e % 2 == 1 { e / 2 + 4 } else { e / 2 };
+                    v |= (u[wi * 8 + e] as u32) << (4 * nib);
+                }
+                word.copy_from_slice(&v.to_le_bytes());
+            }
+            let val = (0..n * k)
+                .map(|i| {
+                    let s = sc[(i / k) * (k / wq::KC) + (i % k) / wq::KC];
+                    f16::from_f32((u[i] as f32 - 8.0) * s.to_f32()).to_f32()
+                })
+                .collect();
+            (data, sc, val)
+        }
+        _ => {
+            let f8 = fmt == WeightFormat::F8;
+            let codes: Vec<u8> = (0..n * k)
+                .map(|_| {
+                    let c = (rng.u() * 256.0) as u8;
+                    if f8 && c & 0x7f == 0x7f {
+                        c ^ 1
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let sc: Vec<f16> = (0..n).map(|i| f16::from_f32((0.5 + rng.u()) * (1 + i % 7) as f32 * 0.002)).collect();
+            let val = codes.iter().map(|&c| if f8 { e4m3_to_f32(c) } else { c as f32 - 128.0 }).collect();
+            (codes, sc, val)
+        }
+    }
+}
+
+/// Runs the self-test on `gpu` (the kernels of `d`'s engine, whose module must hold wq: `gpu.wq`); `reps` launches
+/// a timing.
+pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
+    let kern = Kernels::new(gpu, d);
+    let mut rng = Rng(0x5eed_0050);
+    let shapes: [(&'static str, usize, usize, bool); 4] = [
+        ("qkv", 2560, 2048, false),
+        ("o", 2048, 2048, true),
+        ("gateup", 11264, 2048, false),
+        ("down", 2048, 5632, true),
+    ];
+    let (maxr, sms) = (wq::MAX_ROWS, gpu.sms as usize);
+    let cm = wq::CM_X3 | wq::CM_INLINE;
+    let mut out = vec![];
+    for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
+        for &(label, n, k, acc) in &shapes {
+            let (codes, sc, val) = synth(fmt, n, k, &mut rng);
+            let x: Vec<f16> = (0..maxr * k).map(|_| f16::from_f32(rng.u() * 2.0 - 1.0)).collect();
+            let y0: Vec<f32> = (0..maxr * n).map(|_| if acc { rng.u() - 0.5 } else { f32::NAN }).collect();
+            // host reference (rows 0..64; the 40-row case is its first 40 rows)
+            let i4 = matches!(fmt, WeightFormat::I4 { .. });
+            let mut want = vec![0f32; maxr * n];
+            want.par_chunks_mut(n).enumerate().for_each(|(t, row)| {
+                let xr: Vec<f64> = x[t * k..(t + 1) * k].iter().map(|v| v.to_f32() as f64).collect();
+                for (o, w) in row.iter_mut().enumerate() {
+                    let s: f64 = val[o * k..(o + 1) * k].iter().zip(&xr).map(|(&a, &b)| a as f64 * b).sum();
+                    let s = if i4 { s } else { s * sc[o].to_f32() as f64 };
+                    *w = s as f32 + if acc { y0[t * n + o] } else { 0.0 };
+                }
+            });
+            let packed = if i4 { wq::pack4_inline(&codes, &sc, n, k) } else { wq::pack8(&codes, n, k) };
+            let (w_d, x_d, y_d) = (gpu.upload(&packed)?, gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
+            let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
+            let nts: Vec<usize> =
+                [1, 2, 4].into_iter().filter(|&nt| wq::fits_nt(fmt, n, k, nt) && (nt == 1 || gpu.wq_wide)).collect();
+            for nt in nts {
+                let (slices, nst) = wq::shape_nt(fmt, n, k, nt, sms);
+                for rows in [maxr, 40] {
+                    let launch = || {
+                        kern.wq(
+                            fmt,
+                            rows,
+                            n,
+                            k,
+                            w_d.view(DType::U8),
+                            sc_d.as_ref().map(|b| b.view(DType::F16)),
+                            x_d.view(DType::F16),
+                            y_d.view(DType::F32),
+                            acc,
+                            (slices, nst, nt),
+                            cm,
+                        )
+                    };
+                    gpu.htod(&y_d, 0, &y0)?;
+                    launch()?;
+                    let mut got = vec![0f32; maxr * n];
+                    gpu.dtoh(&y_d, 0, &mut got)?;
+                    let m = want[..rows * n].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
+                    let mut err = got[..rows * n].iter().zip(&want[..rows * n]).fold(0f32, |e, (a, b)| {
+                        if (a - b).is_nan() {
+                            f32::INFINITY
+                        } else {
+                            e.max((a - b).abs())
+                        }
+                    }) / m;
+                    // rows past `rows` are not written (not accumulated either)
+                    if got[rows * n..].iter().zip(&y0[rows * n..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                        err = f32::INFINITY;
+                    }
+                    let tm = gpu.timer()?;
+                    launch()?;
+                    tm.start()?;
+                    for _ in 0..reps {
+                        launch()?;
+                    }
+                    let us = tm.stop_ms()? * 1e3 / reps as f64;
+                    out.push(WqCase { label, fmt, rows, n, k, nt, shape: (slices, nst), rel_err: err, us });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
