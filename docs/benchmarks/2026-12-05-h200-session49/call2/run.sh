@@ -11,6 +11,9 @@
 #     SM: two full waves, session 47: −7.3 % a step);
 #  2. the peer (scripts/torch_baseline.py, fp16 bs64) in the same lease, then fp16 / int4 bs64 of trtforge;
 #  3. the ncu of 1. with one block an SM, if time is left. NCU_ONLY=1: 0., 1. and 3. only (≈ 140 s).
+# Session 50: run as NCU_ONLY=1 by default (≈ 140 s of device time: the probe and the ncu rows); the peer and the
+# benches moved into session 50's call of the wide variant (docs/benchmarks/2026-12-06-h200-session50).
+NCU_ONLY=${NCU_ONLY:-1}
 NAME=s49b . scripts/gpu_bench_lib.sh
 timeout 90 python3 docs/benchmarks/2026-12-05-h200-session49/probe/mmaprobe.py $R/mmaprobe.json > $R/mmaprobe.log 2>&1
 echo "mmaprobe rc=$? $(t)"; cut -c1-200 $R/mmaprobe.log | tail -20
