@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 50 call A (carry [".carry/z"]: s50.tgz = `WIDE=1 LINEINFO=1 bash scripts/gpu_carry.sh s50` at 9db0d4f — the
+# Session 50 call A (carry [".carry/z"]: s50.tgz = `WIDE=1 LINEINFO=1 bash scripts/gpu_carry.sh s50` at de246fa — the
 # modules with the wide quantized decode GEMM `wqs_*`, TRTFORGE_WQ_WIDE). Priority order, DL=SECONDS (default 540)
 # ends it sooner; everything written under $R comes back even when the call is cut.
 #  1. `TRTFORGE_CHECKS=wqk`: the GEMM alone on synthetic codes, every format at the TinyLlama shapes, the default
