@@ -787,7 +787,7 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
     let mut worst = 0f32;
     for c in &cases {
         crate::util::errln!(
-            "  wq {:6} {:?} {:2} rows {:5}x{:4} nt {} shape {}x{}: err {:.2e}, {:.2} us",
+            "  wq {:6} {:?} {:2} rows {:5}x{:4} nt {} shape {}x{}{}: err {:.2e}, {:.2} us",
             c.label,
             c.fmt,
             c.rows,
@@ -796,6 +796,7 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
             c.nt,
             c.shape.0,
             c.shape.1,
+            if c.cm & crate::backend::cuda::wq::CM_RED != 0 { " red" } else { "" },
             c.rel_err,
             c.us
         );

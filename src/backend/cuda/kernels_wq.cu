@@ -32,6 +32,41 @@ __device__ __forceinline__ void wq_bulk(unsigned dst, const void* src, unsigned 
 __device__ __forceinline__ void wq_cl_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
+// The S partial sums of one output pair at shared-memory address `ad` of every rank, added in rank order
+// (deterministic). Serial: each rank's load waits for the previous sum (S distributed-shared-memory round trips an
+// item); `batched` (cm & 4, session 50, `TRTFORGE_WQ_RED=1`): all S loads issued before the sums — the same sums, bit
+// for bit, after one round trip.
+__device__ __forceinline__ float2 wq_sum_pair(unsigned ad, int S, bool batched) {
+    float y0 = 0.f, y1 = 0.f;
+    if (batched) {
+        float2 v[8];
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            if (q < S) {
+                unsigned ra;
+                asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(ad), "r"(q));
+                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v[q].x), "=f"(v[q].y) : "r"(ra));
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            if (q < S) {
+                y0 += v[q].x;
+                y1 += v[q].y;
+            }
+        }
+    } else {
+        for (int q = 0; q < S; q++) {
+            unsigned ra;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(ad), "r"(q));
+            float v0, v1;
+            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+            y0 += v0;
+            y1 += v1;
+        }
+    }
+    return make_float2(y0, y1);
+}
 #define WQ_D32                                                                                                                      \
     "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]),         \
         "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]),       \
@@ -215,17 +250,9 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
         const int t = i >> 5, o = 2 * (i & 31);
-        float y0 = 0.f, y1 = 0.f;
-        for (int q = 0; q < S; q++) {
-            unsigned ra;
-            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
-            float v0, v1;
-            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-            y0 += v0;
-            y1 += v1;
-        }
-        put(t, tile * 64 + o, y0);
-        put(t, tile * 64 + o + 1, y1);
+        const float2 y = wq_sum_pair(rb + (unsigned)(t * RS + o) * 4u, S, cm & 4);
+        put(t, tile * 64 + o, y.x);
+        put(t, tile * 64 + o + 1, y.y);
     }
     wq_cl_sync();
 }
@@ -264,6 +291,9 @@ WQ_KERNEL(wq_f8_6, WF_F8, 6)
 //    a stage's second half → convert + stmatrix → fence.proxy.async → named barrier → 4 MMAs → commit;
 //  - the producer and the cluster's K slices as wq; the accumulator of thread (w, g, t4), element i: activation
 //    row 16w + g + 8·((i >> 1) & 1), weight row 8·(i >> 2) + 2·t4 + (i & 1) of the block's 64·NT.
+// Measured (session 50, H100, docs/benchmarks/2026-12-06-h200-session50): correct (self-test `wqk`, 72 / 72), but
+// slower than wq — int4 gate/up 9.8 → 24.9 (NT 2) / 33.9 µs (NT 4), bs64 −21 to −31 %; a stage takes ≈ 8× its MMAs'
+// time (probe: SS n256 at 0.86 of the peak), the cause not yet named. Kept opt-in for that profile.
 #if defined(WQS)
 #define WQS_D8(b) "+f"(d[b]), "+f"(d[b + 1]), "+f"(d[b + 2]), "+f"(d[b + 3]), "+f"(d[b + 4]), "+f"(d[b + 5]), "+f"(d[b + 6]), "+f"(d[b + 7])
 #define WQS_D64 WQS_D8(0), WQS_D8(8), WQS_D8(16), WQS_D8(24), WQS_D8(32), WQS_D8(40), WQS_D8(48), WQS_D8(56)
@@ -470,17 +500,9 @@ __device__ __forceinline__ void wqs_body(const HopTmap& tmx, const unsigned char
     const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
     for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
         const int t = i / HW, o = 2 * (i % HW);
-        float y0 = 0.f, y1 = 0.f;
-        for (int q = 0; q < S; q++) {
-            unsigned ra;
-            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
-            float v0, v1;
-            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-            y0 += v0;
-            y1 += v1;
-        }
-        put(t, tile0 * 64 + o, y0);
-        put(t, tile0 * 64 + o + 1, y1);
+        const float2 y = wq_sum_pair(rb + (unsigned)(t * RS + o) * 4u, S, cm & 4);
+        put(t, tile0 * 64 + o, y.x);
+        put(t, tile0 * 64 + o + 1, y.y);
     }
     wq_cl_sync();
 }

@@ -417,7 +417,8 @@ fn parse_wq_wide(v: &str) -> Result<Vec<(Role, usize)>> {
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
-    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
+    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`) and
+    /// `wq::CM_RED` where `TRTFORGE_WQ_RED=1`.
     cm: i32,
     shape: (usize, usize),
     /// Weight tiles a block: 1 (`wq_*`), or 2 / 4 (the wide `wqs_*`, `TRTFORGE_WQ_WIDE`).
@@ -799,7 +800,7 @@ impl CudaBackend {
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
         let wq_wide = wq_wide_from_env()?;
-        let wq_cm = wq::copy_mode()?;
+        let wq_cm = wq::copy_mode()? | wq::red_mode()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \

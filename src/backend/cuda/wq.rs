@@ -96,6 +96,26 @@ fn parse_copy_mode(v: Option<&str>) -> Result<i32> {
     }
 }
 
+/// `cm` bit (session 50, `TRTFORGE_WQ_RED=1`, opt-in until measured): a K-split cluster's partial sums are read with
+/// every rank's load issued before the sum (one distributed-shared-memory round trip an output pair instead of one a
+/// rank; the same sums, in the same order).
+pub const CM_RED: i32 = 4;
+
+/// [`CM_RED`] where `TRTFORGE_WQ_RED=1`; `0` or unset: none; anything else is an error.
+pub fn red_mode() -> Result<i32> {
+    parse_red_mode(std::env::var("TRTFORGE_WQ_RED").ok().as_deref())
+}
+
+fn parse_red_mode(v: Option<&str>) -> Result<i32> {
+    match v {
+        None | Some("0") => Ok(0),
+        Some("1") => Ok(CM_RED),
+        Some(v) => Err(Error::Invalid(format!(
+            "TRTFORGE_WQ_RED={v:?}: use 1 (batched cluster sums) or 0 / unset (one rank after another)"
+        ))),
+    }
+}
+
 /// `cm` bit: x's stage is one 3-D TMA box (gpu.rs `tensor_map_f16_sw128_k2`).
 pub const CM_X3: i32 = 1;
 /// `cm` bit: int4's group scales follow each chunk's codes in the weights ([`pack4_inline`]; 8-bit formats ignore it).
@@ -169,7 +189,7 @@ pub fn slices_ok(k: usize, slices: usize) -> bool {
 /// `TRTFORGE_WQ_WIDE` (session 50, opt-in): the swapped-operand variant `wqs_*` (kernels_wq.cu, `#define WQS`), in
 /// which x is wgmma's A operand (its 64 rows) and `nt` · 64 converted weight rows are N — one MMA spans `nt` tiles, the
 /// conversion goes through shared memory and overlaps the previous half stage's MMAs. The tile counts there are
-/// kernels for.
+/// kernels for. Measured slower than the default (session 50: bs64 int4 −21 to −31 %); a diagnostic until profiled.
 pub const WIDE_NT: [usize; 2] = [2, 4];
 
 /// Every kernel of the wide variant: (name, format, tiles a block, ring slots). 8-bit codes with four tiles and four
@@ -446,6 +466,11 @@ mod tests {
             assert_eq!(parse_copy_mode(v).ok(), want, "{v:?}");
         }
         assert!(parse_copy_mode(Some("")).unwrap_err().to_string().contains("TRTFORGE_WQ_COPIES"));
+        assert_eq!(parse_red_mode(None).unwrap(), 0);
+        assert_eq!(parse_red_mode(Some("0")).unwrap(), 0);
+        assert_eq!(parse_red_mode(Some("1")).unwrap(), CM_RED);
+        assert!(parse_red_mode(Some("yes")).unwrap_err().to_string().contains("TRTFORGE_WQ_RED"));
+        assert_eq!(CM_RED & (CM_X3 | CM_INLINE), 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! GPU self-test and per-launch timing of the quantized decode GEMM (wq.rs; session 50): synthetic codes of every
 //! format it reads at the TinyLlama shapes, the default kernel (`wq_*`) and, where the module holds it
-//! (`TRTFORGE_WQ_WIDE`), the wide variant (`wqs_*`, 2 and 4 tiles a block), at 64 and 40 rows, written and accumulated
+//! (`TRTFORGE_WQ_WIDE`), the wide variant (`wqs_*`, 2 and 4 tiles a block; also whole-K), at 64 and 40 rows, written and
+//! accumulated, with the K-split clusters' sums one rank after another and batched (wq::CM_RED)
 //! — each against a host reference on the unpacked codes (f64 sums of x · the f16 value the kernel converts to), and
 //! each launch timed alone (CUDA events around a graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`.
 use super::gemm_check::e4m3_to_f32;
@@ -24,6 +25,8 @@ pub struct WqCase {
     pub nt: usize,
     /// (K slices, ring slots).
     pub shape: (usize, usize),
+    /// The kernel's `cm` bits (wq::CM_X3 | wq::CM_INLINE, and wq::CM_RED where the cluster sums are batched).
+    pub cm: i32,
     /// max |GPU − host| / max |host|.
     pub rel_err: f32,
     /// Mean time of one launch, µs.
@@ -123,54 +126,64 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
             let nts: Vec<usize> =
                 [1, 2, 4].into_iter().filter(|&nt| wq::fits_nt(fmt, n, k, nt) && (nt == 1 || gpu.wq_wide)).collect();
+            // (tiles a block, (K slices, slots), copy bits, rows): each variant's shape at 64 and 40 rows; where the
+            // shape splits K, the batched cluster sums too (wq::CM_RED); the wide ones also whole-K (no cluster)
+            let mut runs = vec![];
             for nt in nts {
-                let (slices, nst) = wq::shape_nt(fmt, n, k, nt, sms);
-                for rows in [maxr, 40] {
-                    let launch = || {
-                        kern.wq(
-                            fmt,
-                            rows,
-                            n,
-                            k,
-                            w_d.view(DType::U8),
-                            sc_d.as_ref().map(|b| b.view(DType::F16)),
-                            x_d.view(DType::F16),
-                            y_d.view(DType::F32),
-                            acc,
-                            (slices, nst, nt),
-                            cm,
-                        )
-                    };
-                    gpu.htod(&y_d, 0, &y0)?;
-                    launch()?;
-                    let mut got = vec![0f32; maxr * n];
-                    gpu.dtoh(&y_d, 0, &mut got)?;
-                    let m = want[..rows * n].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
-                    let mut err = got[..rows * n].iter().zip(&want[..rows * n]).fold(0f32, |e, (a, b)| {
-                        if (a - b).is_nan() {
-                            f32::INFINITY
-                        } else {
-                            e.max((a - b).abs())
-                        }
-                    }) / m;
-                    // rows past `rows` are not written (not accumulated either)
-                    if got[rows * n..].iter().zip(&y0[rows * n..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
-                        err = f32::INFINITY;
+                let sh = wq::shape_nt(fmt, n, k, nt, sms);
+                runs.extend([(nt, sh, cm, maxr), (nt, sh, cm, 40)]);
+                if sh.0 > 1 {
+                    runs.push((nt, sh, cm | wq::CM_RED, maxr));
+                    if nt > 1 {
+                        runs.push((nt, (1, sh.1), cm, maxr));
                     }
-                    // `reps` launches in one CUDA graph (with the engine's programmatic dependent launch between
-                    // them), so that the host's launch cost is not what is timed
-                    gpu.begin_capture()?;
-                    let captured = (0..reps).try_for_each(|_| launch());
-                    let graph = gpu.end_capture();
-                    captured?;
-                    let graph = graph?;
-                    gpu.launch_graph(&graph)?;
-                    let tm = gpu.timer()?;
-                    tm.start()?;
-                    gpu.launch_graph(&graph)?;
-                    let us = tm.stop_ms()? * 1e3 / reps as f64;
-                    out.push(WqCase { label, fmt, rows, n, k, nt, shape: (slices, nst), rel_err: err, us });
                 }
+            }
+            for (nt, (slices, nst), cm, rows) in runs {
+                let launch = || {
+                    kern.wq(
+                        fmt,
+                        rows,
+                        n,
+                        k,
+                        w_d.view(DType::U8),
+                        sc_d.as_ref().map(|b| b.view(DType::F16)),
+                        x_d.view(DType::F16),
+                        y_d.view(DType::F32),
+                        acc,
+                        (slices, nst, nt),
+                        cm,
+                    )
+                };
+                gpu.htod(&y_d, 0, &y0)?;
+                launch()?;
+                let mut got = vec![0f32; maxr * n];
+                gpu.dtoh(&y_d, 0, &mut got)?;
+                let m = want[..rows * n].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
+                let mut err = got[..rows * n].iter().zip(&want[..rows * n]).fold(0f32, |e, (a, b)| {
+                    if (a - b).is_nan() {
+                        f32::INFINITY
+                    } else {
+                        e.max((a - b).abs())
+                    }
+                }) / m;
+                // rows past `rows` are not written (not accumulated either)
+                if got[rows * n..].iter().zip(&y0[rows * n..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
+                    err = f32::INFINITY;
+                }
+                // `reps` launches in one CUDA graph (with the engine's programmatic dependent launch between
+                // them), so that the host's launch cost is not what is timed
+                gpu.begin_capture()?;
+                let captured = (0..reps).try_for_each(|_| launch());
+                let graph = gpu.end_capture();
+                captured?;
+                let graph = graph?;
+                gpu.launch_graph(&graph)?;
+                let tm = gpu.timer()?;
+                tm.start()?;
+                gpu.launch_graph(&graph)?;
+                let us = tm.stop_ms()? * 1e3 / reps as f64;
+                out.push(WqCase { label, fmt, rows, n, k, nt, shape: (slices, nst), cm, rel_err: err, us });
             }
         }
     }
