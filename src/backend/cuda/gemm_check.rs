@@ -51,14 +51,20 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     d / scale
 }
 
-struct Rng(u64);
+/// SplitMix64 (also the wq self-test's, wq_check.rs).
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> f32 {
+    /// Uniform in [0, 1).
+    pub(super) fn u(&mut self) -> f32 {
         self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Uniform in [-1, 1).
+    fn next(&mut self) -> f32 {
+        self.u() * 2.0 - 1.0
     }
 }
 

@@ -101,12 +101,91 @@ __device__ __forceinline__ void wq_cvt4(u32 q, u32 sg, u32 sh, u32* a) {
 #define WQ_CB(WF) ((WF) == WF_I4 ? 4096u : 8192u)
 #define WQ_SCB(WF) ((WF) == WF_I4 ? 128u : 0u)
 #define WQ_XB 16384u  // x bytes per 128-k stage: two 8 KB SW128 boxes of 64 k × 64 rows
-#define WQ_SLOT(WF) ((WQ_XB + WQ_CB(WF) + WQ_SCB(WF) + 1023u) & ~1023u)
+// A ring slot of a block of NT tiles (wq: NT = 1): x's two boxes, the NT chunks (int4's scales behind each), 1 KB aligned.
+#define WQS_SLOT(WF, NT) ((WQ_XB + (NT) * (WQ_CB(WF) + WQ_SCB(WF)) + 1023u) & ~1023u)
+#define WQ_SLOT(WF) WQS_SLOT(WF, 1)
+// The producer lane of a wq (NT = 1) or wqs block: into an NST-slot ring (a slot: x's two boxes, then the NT tiles'
+// chunks, int4's scales behind each), every stage of the slice — tiles tile0 .. tile0 + NT − 1, chunks c0 .. —
+// the first NST stages' weights before griddepcontrol.wait (only x depends on the previous kernel).
+template <int WF, int NST, int NT>
+__device__ __forceinline__ void wq_produce(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc, int cm,
+                                           int tile0, int nch, int c0, int nstage, unsigned ring, unsigned full, unsigned empty) {
+    constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, CH = WB + SB, SLOT = WQS_SLOT(WF, NT);
+    auto wcopy = [&](int st, unsigned slot, unsigned bar) {
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            const size_t c = (size_t)(tile0 + i) * nch + c0 + st;
+            const unsigned dst = slot + XB + i * CH;
+            if (SB && (cm & 2)) {
+                wq_bulk(dst, W + c * CH, CH, bar);
+            } else {
+                wq_bulk(dst, W + c * WB, WB, bar);
+                if (SB) wq_bulk(dst + WB, (const unsigned char*)sc + c * SB, SB, bar);
+            }
+        }
+    };
+    auto xcopy = [&](unsigned dst, int st, unsigned bar) {
+        const int k0 = (c0 + st) * 128;
+        if (cm & 1) {
+            hop_tma_3d(dst, &tmx, 0, 0, k0 / 64, bar);
+        } else {
+#pragma unroll
+            for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
+        }
+    };
+    const int pre = min(NST, nstage);
+    for (int st = 0; st < pre; st++) {
+        hop_bar_expect(full + 8 * st, XB + NT * CH);
+        wcopy(st, ring + st * SLOT, full + 8 * st);
+    }
+    pdl_wait();  // only x depends on the previous kernel
+    for (int st = 0; st < pre; st++) xcopy(ring + st * SLOT, st, full + 8 * st);
+    int sl = pre % NST, ph = 0;
+    for (int st = pre; st < nstage; st++) {
+        hop_bar_wait(empty + 8 * sl, ph);
+        const unsigned slot = ring + sl * SLOT;
+        hop_bar_expect(full + 8 * sl, XB + NT * CH);
+        wcopy(st, slot, full + 8 * sl);
+        xcopy(slot, st, full + 8 * sl);
+        if (++sl == NST) {
+            sl = 0;
+            ph ^= 1;
+        }
+    }
+}
+// Output (t, o): int8 / fp8 times their row scale, written or (acc) added; t >= T or o >= N is not an output.
+template <int WF>
+__device__ __forceinline__ void wq_put(float* __restrict__ Y, const h16* __restrict__ sc, int T, int N, int acc, int t, int o, float v) {
+    if (t >= T || o >= N) return;
+    if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
+    float* yp = Y + (size_t)t * N + o;
+    *yp = acc ? *yp + v : v;
+}
+// A K-split cluster's outputs, once every rank holds its partial tile at `red` (64 activation rows × NW weight rows,
+// rows RS f32 apart): each rank sums its share of the output pairs over the ranks in rank order (deterministic).
+template <int WF, int NW, int RS>
+__device__ __forceinline__ void wq_cluster_out(const float* red, float* __restrict__ Y, const h16* __restrict__ sc, int N, int T,
+                                               int acc, int cm, int tile0) {
+    wq_cl_sync();
+    const int S = gridDim.x;
+    unsigned rank;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    constexpr int HW = NW / 2;  // output pairs a row
+    const int items = T * HW, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
+    const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
+    for (int i = (int)rank * each + (int)threadIdx.x; i < i1; i += blockDim.x) {
+        const int t = i / HW, o = 2 * (i % HW);
+        const float2 y = wq_sum_pair(rb + (unsigned)(t * RS + o) * 4u, S, cm & 4);
+        wq_put<WF>(Y, sc, T, N, acc, t, tile0 * 64 + o, y.x);
+        wq_put<WF>(Y, sc, T, N, acc, t, tile0 * 64 + o + 1, y.y);
+    }
+    wq_cl_sync();
+}
 template <int WF, int NST>
 __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                         float* __restrict__ Y, int N, int K, int per, int T, int acc, int cm) {
     extern __shared__ __align__(1024) unsigned char wq_raw[];
-    constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
+    constexpr unsigned WB = WQ_CB(WF), XB = WQ_XB, SLOT = WQ_SLOT(WF);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int S = gridDim.x, s = blockIdx.x, tile = blockIdx.y, nch = K / 128;
     const int c0 = s * per, nstage = min(per, nch - c0);  // this slice's 128-k chunks
@@ -125,45 +204,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
     for (int i = 0; i < 32; i++) d[i] = 0.f;
     if (warp == 4) {
-        if (lane == 0) {  // producer
-            auto wcopy = [&](int st, unsigned slot, unsigned bar) {
-                const size_t c = (size_t)tile * nch + c0 + st;
-                if (SB && (cm & 2)) {
-                    wq_bulk(slot + XB, W + c * (WB + SB), WB + SB, bar);
-                } else {
-                    wq_bulk(slot + XB, W + c * WB, WB, bar);
-                    if (SB) wq_bulk(slot + XB + WB, (const unsigned char*)sc + c * SB, SB, bar);
-                }
-            };
-            auto xcopy = [&](unsigned dst, int st, unsigned bar) {
-                const int k0 = (c0 + st) * 128;
-                if (cm & 1) {
-                    hop_tma_3d(dst, &tmx, 0, 0, k0 / 64, bar);
-                } else {
-#pragma unroll
-                    for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
-                }
-            };
-            const int pre = min(NST, nstage);
-            for (int st = 0; st < pre; st++) {
-                hop_bar_expect(full + 8 * st, XB + WB + SB);
-                wcopy(st, ring + st * SLOT, full + 8 * st);
-            }
-            pdl_wait();  // only x depends on the previous kernel
-            for (int st = 0; st < pre; st++) xcopy(ring + st * SLOT, st, full + 8 * st);
-            int sl = pre % NST, ph = 0;
-            for (int st = pre; st < nstage; st++) {
-                hop_bar_wait(empty + 8 * sl, ph);
-                const unsigned slot = ring + sl * SLOT;
-                hop_bar_expect(full + 8 * sl, XB + WB + SB);
-                wcopy(st, slot, full + 8 * sl);
-                xcopy(slot, st, full + 8 * sl);
-                if (++sl == NST) {
-                    sl = 0;
-                    ph ^= 1;
-                }
-            }
-        }
+        if (lane == 0) wq_produce<WF, NST, 1>(tmx, W, sc, cm, tile, nch, c0, nstage, ring, full, empty);  // producer
     } else {
         const int wq4 = warp;  // the consumer warpgroup's warp: rows 16·wq4 .. + 15 of the tile
         int sl = 0, ph = 0, prev = -1;
@@ -224,12 +265,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     const int g = lane >> 2, t4 = lane & 3;
     auto arow = [&](int i) { return 8 * (i >> 2) + 2 * t4 + (i & 1); };       // accumulator i's activation row
     auto wrow = [&](int w, int i) { return 16 * w + g + ((i & 2) ? 8 : 0); };  // its weight row in the tile (warp w)
-    auto put = [&](int t, int o, float v) {
-        if (t >= T || o >= N) return;
-        if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
-        float* yp = Y + (size_t)t * N + o;
-        *yp = acc ? *yp + v : v;
-    };
+    auto put = [&](int t, int o, float v) { wq_put<WF>(Y, sc, T, N, acc, t, o, v); };
     if (S == 1) {
         if (warp < 4) {
 #pragma unroll
@@ -243,18 +279,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
         for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp, i)] = d[i];
     }
-    wq_cl_sync();
-    unsigned rank;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-    const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
-    const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
-    for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
-        const int t = i >> 5, o = 2 * (i & 31);
-        const float2 y = wq_sum_pair(rb + (unsigned)(t * RS + o) * 4u, S, cm & 4);
-        put(t, tile * 64 + o, y.x);
-        put(t, tile * 64 + o + 1, y.y);
-    }
-    wq_cl_sync();
+    wq_cluster_out<WF, 64, RS>(red, Y, sc, N, T, acc, cm, tile);
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \
@@ -327,13 +352,12 @@ __device__ __forceinline__ void wqs_st(unsigned ad, const u32* a) {
                  : "memory");
 }
 __device__ __forceinline__ void wqs_bar() { asm volatile("bar.sync 1, 128;" ::: "memory"); }
-#define WQS_SLOT(WF, NT) ((WQ_XB + (NT) * (WQ_CB(WF) + WQ_SCB(WF)) + 1023u) & ~1023u)
 template <int WF, int NST, int NT>
 __device__ __forceinline__ void wqs_body(const HopTmap& tmx, const unsigned char* __restrict__ W, const h16* __restrict__ sc,
                                          float* __restrict__ Y, int N, int K, int per, int T, int acc, int cm) {
     extern __shared__ __align__(1024) unsigned char wqs_raw[];
     constexpr int NW = 64 * NT;  // weight rows a block: wgmma's N
-    constexpr unsigned WB = WQ_CB(WF), SB = WQ_SCB(WF), XB = WQ_XB, CH = WB + SB, SLOT = WQS_SLOT(WF, NT);
+    constexpr unsigned WB = WQ_CB(WF), XB = WQ_XB, CH = WB + WQ_SCB(WF), SLOT = WQS_SLOT(WF, NT);
     constexpr unsigned BH = NW * 128;  // one converted half stage: NW rows × 64 k f16
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int S = gridDim.x, s = blockIdx.x, tile0 = blockIdx.y * NT, nch = K / 128;
@@ -353,49 +377,7 @@ __device__ __forceinline__ void wqs_body(const HopTmap& tmx, const unsigned char
 #pragma unroll
     for (int i = 0; i < NW / 2; i++) d[i] = 0.f;
     if (warp == 4) {
-        if (lane == 0) {  // producer: wq's, with NT chunks a stage
-            auto wcopy = [&](int st, unsigned slot, unsigned bar) {
-#pragma unroll
-                for (int i = 0; i < NT; i++) {
-                    const size_t c = (size_t)(tile0 + i) * nch + c0 + st;
-                    const unsigned dst = slot + XB + i * CH;
-                    if (SB && (cm & 2)) {
-                        wq_bulk(dst, W + c * CH, CH, bar);
-                    } else {
-                        wq_bulk(dst, W + c * WB, WB, bar);
-                        if (SB) wq_bulk(dst + WB, (const unsigned char*)sc + c * SB, SB, bar);
-                    }
-                }
-            };
-            auto xcopy = [&](unsigned dst, int st, unsigned bar) {
-                const int k0 = (c0 + st) * 128;
-                if (cm & 1) {
-                    hop_tma_3d(dst, &tmx, 0, 0, k0 / 64, bar);
-                } else {
-#pragma unroll
-                    for (int b = 0; b < 2; b++) hop_tma_2d(dst + b * 8192, &tmx, k0 + 64 * b, 0, bar);
-                }
-            };
-            const int pre = min(NST, nstage);
-            for (int st = 0; st < pre; st++) {
-                hop_bar_expect(full + 8 * st, XB + NT * CH);
-                wcopy(st, ring + st * SLOT, full + 8 * st);
-            }
-            pdl_wait();
-            for (int st = 0; st < pre; st++) xcopy(ring + st * SLOT, st, full + 8 * st);
-            int sl = pre % NST, ph = 0;
-            for (int st = pre; st < nstage; st++) {
-                hop_bar_wait(empty + 8 * sl, ph);
-                const unsigned slot = ring + sl * SLOT;
-                hop_bar_expect(full + 8 * sl, XB + NT * CH);
-                wcopy(st, slot, full + 8 * sl);
-                xcopy(slot, st, full + 8 * sl);
-                if (++sl == NST) {
-                    sl = 0;
-                    ph ^= 1;
-                }
-            }
-        }
+        if (lane == 0) wq_produce<WF, NST, NT>(tmx, W, sc, cm, tile0, nch, c0, nstage, ring, full, empty);  // producer
     } else {
         const int g = lane >> 2;
         // this lane's stmatrix row in a tile (warp rows 16·warp ..) and its 16-byte column's swizzle term
@@ -470,12 +452,7 @@ __device__ __forceinline__ void wqs_body(const HopTmap& tmx, const unsigned char
     const int g = lane >> 2, t4 = lane & 3;
     auto trow = [&](int i) { return 16 * warp + g + 8 * ((i >> 1) & 1); };  // accumulator i's activation row
     auto wrow = [&](int i) { return 8 * (i >> 2) + 2 * t4; };               // its (even) weight row in the block
-    auto put = [&](int t, int o, float v) {
-        if (t >= T || o >= N) return;
-        if (WF == WF_I8 || WF == WF_F8) v *= h2f(sc[o]);
-        float* yp = Y + (size_t)t * N + o;
-        *yp = acc ? *yp + v : v;
-    };
+    auto put = [&](int t, int o, float v) { wq_put<WF>(Y, sc, T, N, acc, t, o, v); };
     if (S == 1) {
         if (warp < 4) {
 #pragma unroll
@@ -492,19 +469,7 @@ __device__ __forceinline__ void wqs_body(const HopTmap& tmx, const unsigned char
 #pragma unroll
         for (int i = 0; i < NW / 2; i += 2) *(float2*)&red[trow(i) * RS + wrow(i)] = make_float2(d[i], d[i + 1]);
     }
-    wq_cl_sync();
-    unsigned rank;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-    constexpr int HW = NW / 2;  // output pairs a row
-    const int items = T * HW, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
-    const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
-    for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
-        const int t = i / HW, o = 2 * (i % HW);
-        const float2 y = wq_sum_pair(rb + (unsigned)(t * RS + o) * 4u, S, cm & 4);
-        put(t, tile0 * 64 + o, y.x);
-        put(t, tile0 * 64 + o + 1, y.y);
-    }
-    wq_cl_sync();
+    wq_cluster_out<WF, NW, RS>(red, Y, sc, N, T, acc, cm, tile0);
 }
 #define WQS_KERNEL(name, WF, NST, NT)                                                                                     \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \

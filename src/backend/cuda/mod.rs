@@ -1068,7 +1068,7 @@ impl CudaBackend {
                     }
                 }
             }
-            if wq::wide_requested() {
+            if gpu.wq_wide {
                 for (name, fmt, nt, nst) in wq::WIDE_KERNELS {
                     gpu.allow_smem(name, wq::smem_nt(fmt, nt, nst))?;
                 }

@@ -4,7 +4,7 @@
 //! accumulated, with the K-split clusters' sums one rank after another and batched (wq::CM_RED)
 //! — each against a host reference on the unpacked codes (f64 sums of x · the f16 value the kernel converts to), and
 //! each launch timed alone (CUDA events around a graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`.
-use super::gemm_check::e4m3_to_f32;
+use super::gemm_check::{e4m3_to_f32, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
 use super::wq;
@@ -31,18 +31,6 @@ pub struct WqCase {
     pub rel_err: f32,
     /// Mean time of one launch, µs.
     pub us: f64,
-}
-
-/// SplitMix64 → uniform f32 in [0, 1).
-struct Rng(u64);
-impl Rng {
-    fn u(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
 
 /// Random codes of `fmt` for an (n × k) linear in the engine's stored layout, their scales (int8 / fp8: one a row;
