@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepared in session 50 for the next lease (carry [".carry/z"]: s50b.tgz = `WIDE=1 LINEINFO=1 bash
-# scripts/gpu_carry.sh s50b` at 3759d4e — the wide wq variant and the batched cluster sums, TRTFORGE_WQ_RED=1).
+# Prepared in session 50 for the next lease (carry [".carry/z"]: s50c.tgz = `WIDE=1 LINEINFO=1 bash
+# scripts/gpu_carry.sh s50c` at a0c4ed4 — the wide wq variant, the batched cluster sums (TRTFORGE_WQ_RED=1), and the
+# review's shared producer / epilogue of wq and wqs, which no GPU has run yet: step 1's self-test checks it first).
 # Priority order; DL=SECONDS (default 560) ends it sooner; what is under $R comes back even when the call is cut.
 #  1. `TRTFORGE_CHECKS=wqk` with the wide kernels: per-launch µs of every K-split shape with the cluster sums one
 #     rank after another and batched, and the wide kernels whole-K (main loop without the cluster epilogue);
@@ -9,7 +10,7 @@
 #  3. ncu --set full of one wqs_i4_4_3 launch (gate/up, 4 tiles a block) — where a stage's ≈ 5 µs go;
 #  4. the `wq` check list (every layer linear on wq, K-split clusters included) with TRTFORGE_WQ_RED=1, for the
 #     time left (a whole list needs ≈ 200–300 s of CPU references).
-NAME=s50b . scripts/gpu_bench_lib.sh
+NAME=s50c . scripts/gpu_bench_lib.sh
 DL=${DL:-560}
 left() { echo $(( DL - ($(date +%s) - T0) )); }
 timeout 150 env TRTFORGE_WQ_WIDE=2 TRTFORGE_CHECKS=wqk $B cuda-check --tiny tests/fixtures/tiny_llama > $R/wqk.log 2>&1
