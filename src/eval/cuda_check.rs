@@ -787,10 +787,11 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
     let mut worst = 0f32;
     for c in &cases {
         crate::util::errln!(
-            "  wq {:6} {:?} {:2} rows {:5}x{:4} nt {} shape {}x{}{}: err {:.2e}, {:.2} us",
+            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} nt {} shape {}x{}{}: err {:.2e}, {:.2} us",
             c.label,
             c.fmt,
             c.rows,
+            if c.xrows < 64 { " (zero-filled)" } else { "" },
             c.n,
             c.k,
             c.nt,
