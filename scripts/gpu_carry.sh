@@ -5,14 +5,14 @@
 #
 #   bash scripts/gpu_carry.sh NAME            # e.g. s45; NAME is also the folder inside the tarball
 #   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
-#   WIDE=1 bash scripts/gpu_carry.sh NAME     # and the modules with the wide wq variant (TRTFORGE_WQ_WIDE)
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
 #   TRTFORGE_CACHE_DIR=/tmp/cz/NAME/K LD_LIBRARY_PATH=/usr/local/cuda/lib64 /tmp/cz/NAME/trtforge bench ...
 # and call `run` with carry [".carry/z"] (64 MiB at most travels; a tarball is ≈ 12 MiB).
 #
 # The cache covers the TinyLlama-shape preset at fp16 / int4 / int8 / fp8 (bs64 kernels include the bs1 / bs8
-# ones: the kernel set does not depend on the batch) and the tiny fixture's `cuda-check --paged` kernels. NVRTC for
+# ones: the kernel set does not depend on the batch), the tiny fixture's `cuda-check --paged` kernels and the wq
+# self-test's (`TRTFORGE_CHECKS=wqk`). NVRTC for
 # CUDA 13.0 comes from PyPI (nvidia-cuda-nvrtc); it is downloaded once into NVRTC_DIR (default /tmp/nvrtc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,17 +52,11 @@ for p in fp16 int4 int8 fp8; do
   tl_bench $p
 done
 pre cuda-check --tiny tests/fixtures/tiny_llama --paged
+# the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`: its tiny32 int8 engine's module)
+TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
 # LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
 if [ "${LINEINFO:-0}" = 1 ]; then
   TRTFORGE_NVRTC_LINEINFO=1 tl_bench int4
-fi
-# WIDE=1: also the modules with the wide quantized decode GEMM (TRTFORGE_WQ_WIDE set: every value builds the same
-# module) — int4 / int8 / fp8 benches and the `TRTFORGE_CHECKS=wqk` self-test's tiny32 int8 engine
-if [ "${WIDE:-0}" = 1 ]; then
-  for p in int4 int8 fp8; do
-    TRTFORGE_WQ_WIDE=2 tl_bench $p
-  done
-  TRTFORGE_WQ_WIDE=2 TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
 fi
 gzip "$bin"
 mkdir -p .carry/z

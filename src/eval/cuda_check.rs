@@ -787,17 +787,15 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
     let mut worst = 0f32;
     for c in &cases {
         crate::util::errln!(
-            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} nt {} shape {}x{}{}: err {:.2e}, {:.2} us",
+            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} shape {}x{}: err {:.2e}, {:.2} us",
             c.label,
             c.fmt,
             c.rows,
             if c.xrows < 64 { " (zero-filled)" } else { "" },
             c.n,
             c.k,
-            c.nt,
             c.shape.0,
             c.shape.1,
-            if c.cm & crate::backend::cuda::wq::CM_RED != 0 { " red" } else { "" },
             c.rel_err,
             c.us
         );
@@ -1048,8 +1046,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wqk") {
         // Session 50 (cc 9.0): the quantized decode GEMM alone on synthetic codes (backend::cuda::wq_check) — every
-        // format, the TinyLlama shapes, the default kernel and (with TRTFORGE_WQ_WIDE set) the wide one — against a
-        // host reference, with each launch's time.
+        // format, the TinyLlama shapes at 64 and 40 rows (40 also with x's boxes zero-filled) — against a host
+        // reference, with each launch's time.
         add(wq_selftest_check());
         return Ok(results);
     }

@@ -148,8 +148,6 @@ pub struct Gpu {
     pub f8g: bool,
     /// The module holds the quantized decode GEMM (`wq_*`, cc 9.0 unless TRTFORGE_WQ=0: KernelSpec::wq).
     pub wq: bool,
-    /// ... and its wide variant (`wqs_*`, TRTFORGE_WQ_WIDE set at load).
-    pub wq_wide: bool,
 }
 
 /// Where compiled kernels are cached: $TRTFORGE_CACHE_DIR, else $XDG_CACHE_HOME/trtforge, else
@@ -302,9 +300,6 @@ impl Gpu {
         }
         if wq {
             names.extend(super::wq::KERNELS.iter().map(|n| n.to_string()));
-            if super::wq::wide_requested() {
-                names.extend(super::wq::WIDE_KERNELS.iter().map(|k| k.0.to_string()));
-            }
         }
         for n in names {
             let f = module.load_function(&n).map_err(|e| gpu_err(&format!("kernel {n}"), e))?;
@@ -341,7 +336,6 @@ impl Gpu {
             wgmma,
             f8g,
             wq,
-            wq_wide: wq && super::wq::wide_requested(),
         })
     }
 
@@ -1726,24 +1720,23 @@ mod tests {
         assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
         for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
-            let src = tinyllama_spec(fmt).source_sm90a_wq(false, false, true, true);
+            let src = tinyllama_spec(fmt).source_sm90a_with(false, false, true);
             let c = super::compile_cached(&src, "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{fmt:?}: {e}"));
             assert!(
                 !c.log.contains("C7513") && !c.log.contains("C7520") && !c.log.contains("serialized"),
                 "{fmt:?}: serialized wgmma:\n{}",
                 c.log
             );
-            let wide = super::super::wq::WIDE_KERNELS.map(|k| k.0);
-            for name in super::super::wq::KERNELS.iter().chain(&wide) {
+            for name in super::super::wq::KERNELS {
                 assert!(c.log.contains(&format!("'{name}'")), "{name} missing from the ptxas report");
             }
             let mut func = "";
             for l in c.log.lines() {
                 if let Some(n) = l.split("Function properties for ").nth(1) {
                     func = n.trim();
-                } else if func.starts_with("wq") && l.contains("registers") {
+                } else if func.starts_with("wq_") && l.contains("registers") {
                     eprintln!("{fmt:?} {func}: {}", l.trim()); // shown with --nocapture
-                } else if func.starts_with("wq") && l.contains("spill") {
+                } else if func.starts_with("wq_") && l.contains("spill") {
                     assert!(l.contains(" 0 bytes spill stores"), "{func} spills: {l}");
                 }
             }

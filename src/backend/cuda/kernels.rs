@@ -855,14 +855,8 @@ impl KernelSpec {
         self.source_sm90a_with(tcg4, f8g, self.wq())
     }
 
-    /// [`Self::source_sm90a`] with the session-37 quantized decode GEMM (`wq_*`, `#define WQ`) where `wq`, and its
-    /// wide variant (`wqs_*`) where `TRTFORGE_WQ_WIDE` is set too.
+    /// [`Self::source_sm90a`] with the session-37 quantized decode GEMM (`wq_*`, `#define WQ`) where `wq`.
     pub fn source_sm90a_with(&self, tcg4: bool, f8g: bool, wq: bool) -> String {
-        self.source_sm90a_wq(tcg4, f8g, wq, wq && super::wq::wide_requested())
-    }
-
-    /// [`Self::source_sm90a_with`] with the wide variant (`#define WQS`) where `wide` (and `wq`).
-    pub fn source_sm90a_wq(&self, tcg4: bool, f8g: bool, wq: bool, wide: bool) -> String {
         let mut s = String::new();
         if tcg4 {
             s.push_str("#define TCG4 1\n");
@@ -872,9 +866,6 @@ impl KernelSpec {
         }
         if wq {
             s.push_str("#define WQ 1\n");
-            if wide {
-                s.push_str("#define WQS 1\n");
-            }
         }
         s.push_str(&self.source());
         if tcg4 {

@@ -1808,9 +1808,7 @@ impl<'a> Kernels<'a> {
     /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
     /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape); `cm`
     /// the copies a stage (wq::copy_mode): with `wq::CM_INLINE` an int4 `w` is wq::pack4_inline's (scales inside,
-    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map, with `wq::CM_RED` a K-split cluster's
-    /// sums are read batched; `nt` weight tiles a block (1: `wq_*`; 2 / 4: the wide `wqs_*`, module with
-    /// `TRTFORGE_WQ_WIDE`).
+    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map.
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1823,15 +1821,12 @@ impl<'a> Kernels<'a> {
         x: View,
         dst: View,
         accumulate: bool,
-        (slices, nst, nt): (usize, usize, usize),
+        (slices, nst): (usize, usize),
         cm: i32,
     ) -> Result<()> {
-        let name = super::wq::kernel_name_nt(fmt, nt, nst)
-            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nt} tiles a block / {nst} slots")))?;
-        if nt > 1 && !self.gpu.wq_wide {
-            return Err(Error::Gpu("wq: the module holds no wide kernels (TRTFORGE_WQ_WIDE unset at load)".into()));
-        }
-        if !self.gpu.wq || !super::wq::fits_nt(fmt, n, k, nt) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
+        let name = super::wq::kernel_name(fmt, nst)
+            .ok_or_else(|| Error::Gpu(format!("wq: no kernel for {fmt:?} / {nst} slots")))?;
+        if !self.gpu.wq || !super::wq::fits(fmt, n, k) || rows <= GEMV_MAX_T || rows > super::wq::MAX_ROWS {
             return Err(Error::Gpu(format!(
                 "wq: {rows} rows of an {n} × {k} {fmt:?} linear (module with wq: {})",
                 self.gpu.wq
@@ -1842,7 +1837,7 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
         }
         let i4 = matches!(fmt, WeightFormat::I4 { .. });
-        if !(0..=super::wq::CM_X3 | super::wq::CM_INLINE | super::wq::CM_RED).contains(&cm) {
+        if !(0..=super::wq::CM_X3 | super::wq::CM_INLINE).contains(&cm) {
             return Err(Error::Gpu(format!("wq: copy mode {cm}")));
         }
         let inline = i4 && cm & super::wq::CM_INLINE != 0;
@@ -1864,9 +1859,9 @@ impl<'a> Kernels<'a> {
         need("wq x", &x, DType::F16, rows * k)?;
         need("wq output", &dst, DType::F32, rows * n)?;
         // The rows x's tensor map spans: all 64 of a box where the view holds them, so that the TMA need not zero-fill
-        // the box past `rows` (session 50: int4 gate/up at 40 rows 12.75 µs against 9.81 at 64). Whatever rows
-        // >= `rows` hold reaches only their own outputs (x is the MMA's N side, or the wide kernel's M), which are
-        // never written; a view of fewer rows keeps the zero-fill.
+        // the box past `rows` (session 51, H100: int8 gate/up at 40 rows 9.65 µs against 14.50 with the fill).
+        // Whatever rows >= `rows` hold reaches only their own outputs (x is the MMA's N side: an output column each),
+        // which are never written; a view of fewer rows keeps the zero-fill.
         let xrows = if x.len() >= super::wq::MAX_ROWS * k { super::wq::MAX_ROWS } else { rows };
         // the kernel reads x by TMA while other blocks write dst: they must not share bytes
         if overlap((dst.addr(), rows * n * DType::F32.size()), (x.addr(), xrows * k * DType::F16.size())) {
@@ -1887,16 +1882,15 @@ impl<'a> Kernels<'a> {
             accumulate as i32,
             cm,
         );
-        let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / (nt * super::wq::TILE))?, 1);
-        let smem = super::wq::smem_nt(fmt, nt, nst) as u32;
-        // SAFETY: wq_* / wqs_*(tmx, w, sc, y, N, K, per, T, acc, cm): the CUtensorMap (HopTmap, 128 bytes; 2-D, or
-        // 3-D where cm & CM_X3, the kernel's box of the same rank) bounds the TMA reads to x's xrows × k halves (checked
-        // above); block (s, b) bulk-copies the chunks [s·per, min((s+1)·per, k/128)) of its tiles b·nt .. b·nt + nt − 1
-        // (n a multiple of 64·nt, checked) of w (n·k, n·k/2 or
+        let grid = (u32_of("wq slices", slices)?, u32_of("wq tiles", n / super::wq::TILE)?, 1);
+        let smem = super::wq::smem(fmt, nst) as u32;
+        // SAFETY: wq_*(tmx, w, sc, y, N, K, per, T, acc, cm): the CUtensorMap (HopTmap, 128 bytes; 2-D, or 3-D
+        // where cm & CM_X3, the kernel's box of the same rank) bounds the TMA reads to x's xrows × k halves (checked
+        // above); block (s, tile) bulk-copies its tile's chunks [s·per, min((s+1)·per, k/128)) of w (n·k, n·k/2 or
         // with int4's inline scales (n/64)·(k/128)·4,224 bytes, checked) and, without them, of int4's packed scales
         // (n·k/128 f16, checked), reads the row scales sc[tile·64 ..) (n f16, checked) of int8 / fp8, and writes
         // (reads where acc) dst rows t < rows, columns < n (checked: rows × n f32). Dynamic shared memory `smem`
-        // (allowed at engine load, wq::smem_nt); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
+        // (allowed at engine load, wq::smem); the slices of a tile are one cluster (grid.0 = cluster size <= 8).
         unsafe {
             let a = &mut args!(tmx, wp, sp, yp, ni, ki, pi, ti, ai, ci);
             if slices > 1 {

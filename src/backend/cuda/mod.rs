@@ -381,48 +381,14 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
         .collect()
 }
 
-/// `TRTFORGE_WQ_WIDE` (session 50, opt-in): the wide variant of the quantized decode GEMM (`wq::WIDE_NT`: 2 or 4
-/// weight tiles a block, x as the MMA's A operand) — `2` / `4` for every role that takes the GEMM, or
-/// `gateup:4,down:2` for the roles named. A linear whose rows do not split into such blocks keeps the default kernel.
-fn wq_wide_from_env() -> Result<Vec<(Role, usize)>> {
-    std::env::var("TRTFORGE_WQ_WIDE").map_or(Ok(vec![]), |v| parse_wq_wide(&v))
-}
-
-fn parse_wq_wide(v: &str) -> Result<Vec<(Role, usize)>> {
-    const VAR: &str = "TRTFORGE_WQ_WIDE";
-    let nt = |x: &str| -> Result<usize> {
-        x.trim().parse().ok().filter(|n| wq::WIDE_NT.contains(n)).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{VAR}={v:?}: tiles a block must be one of {:?} (as 4, or gateup:4,down:2)",
-                wq::WIDE_NT
-            ))
-        })
-    };
-    if !v.contains(':') {
-        let n = nt(v)?;
-        return Ok([Role::Qkv, Role::O, Role::GateUp, Role::Down].into_iter().map(|r| (r, n)).collect());
-    }
-    v.split(',')
-        .map(|item| {
-            let (role, n) = item
-                .split_once(':')
-                .ok_or_else(|| Error::Invalid(format!("{VAR}: {item:?} is not ROLE:TILES (e.g. gateup:4)")))?;
-            Ok((wq_role(role, VAR)?, nt(n)?))
-        })
-        .collect()
-}
-
 /// A linear's operands for the quantized decode GEMM (wq.rs): the packed codes, int4's packed group scales
 /// (int8 / fp8 use the linear's row scales), the launch shape (K slices, ring slots).
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
-    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`) and
-    /// `wq::CM_RED` where `TRTFORGE_WQ_RED=1`.
+    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
     cm: i32,
     shape: (usize, usize),
-    /// Weight tiles a block: 1 (`wq_*`), or 2 / 4 (the wide `wqs_*`, `TRTFORGE_WQ_WIDE`).
-    nt: usize,
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
     min_rows: usize,
 }
@@ -799,8 +765,7 @@ impl CudaBackend {
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
-        let wq_wide = wq_wide_from_env()?;
-        let wq_cm = wq::copy_mode()? | wq::red_mode()?;
+        let wq_cm = wq::copy_mode()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \
@@ -842,22 +807,13 @@ impl CudaBackend {
                                 (true, false) => wq::pack4(&hl.data, hl.n, hl.k),
                                 _ => wq::pack8(&hl.data, hl.n, hl.k),
                             };
-                            let nt = wq_wide.iter().find(|(r, _)| *r == l.role).map_or(1, |&(_, nt)| nt);
-                            let nt = if wq::fits_nt(hl.fmt, hl.n, hl.k, nt) { nt } else { 1 };
                             Some(WqLinear {
-                                nt,
                                 data: gpu.upload(&data)?,
                                 scales: (i4 && !inline)
                                     .then(|| gpu.upload(&wq::pack_scales4(&hl.scales, hl.n, hl.k)))
                                     .transpose()?,
                                 cm: wq_cm,
                                 shape: match wq_shapes.iter().find(|(r, _)| *r == l.role) {
-                                    Some(&(_, sh)) if nt > 1 && wq::kernel_name_nt(hl.fmt, nt, sh.1).is_none() => {
-                                        return Err(Error::Invalid(format!(
-                                            "TRTFORGE_WQ_SHAPE: no wide kernel of {nt} tiles with {} slots for {:?}",
-                                            sh.1, hl.fmt
-                                        )))
-                                    }
                                     Some(&(_, sh)) if wq::slices_ok(hl.k, sh.0) => sh,
                                     Some(&(_, sh)) => {
                                         return Err(Error::Invalid(format!(
@@ -867,7 +823,7 @@ impl CudaBackend {
                                             hl.k / wq::KC
                                         )))
                                     }
-                                    None => wq::shape_nt(hl.fmt, hl.n, hl.k, nt, gpu.sms as usize),
+                                    None => wq::shape(hl.n, hl.k, gpu.sms as usize),
                                 },
                                 min_rows: wq::min_rows(hl.fmt, wq_mode),
                             })
@@ -1066,11 +1022,6 @@ impl CudaBackend {
                     if let Some(name) = wq::kernel_name(fmt, nst) {
                         gpu.allow_smem(name, wq::smem(fmt, nst))?;
                     }
-                }
-            }
-            if gpu.wq_wide {
-                for (name, fmt, nt, nst) in wq::WIDE_KERNELS {
-                    gpu.allow_smem(name, wq::smem_nt(fmt, nt, nst))?;
                 }
             }
         }
@@ -2072,7 +2023,7 @@ impl CudaBackend {
                 Role::O | Role::Down => (cur, true),
                 _ => (y, false),
             };
-            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, (q.shape.0, q.shape.1, q.nt), q.cm)?;
+            k.wq(fmt, rows, n, kdim, q.data.view(DType::U8), sc, xact, dst, acc, q.shape, q.cm)?;
             return Ok(dst);
         }
         let w = match (fmt, &lin.shadow) {
@@ -2960,19 +2911,7 @@ impl Drop for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{cg1_splits, cg_splits, parse_wq_wide, Role};
-
-    #[test]
-    fn wq_wide_names_tiles_for_all_roles_or_some() {
-        let all = parse_wq_wide("4").unwrap();
-        assert_eq!(all.len(), 4);
-        assert!(all.iter().all(|&(_, n)| n == 4));
-        assert_eq!(parse_wq_wide("gateup:4, down:2").unwrap(), vec![(Role::GateUp, 4), (Role::Down, 2)]);
-        for bad in ["3", "", "gateup", "gateup:1", "lm_head:2", "gateup:4,down"] {
-            let e = parse_wq_wide(bad).unwrap_err().to_string();
-            assert!(e.contains("TRTFORGE_WQ_WIDE"), "{bad:?}: {e}");
-        }
-    }
+    use super::{cg1_splits, cg_splits};
 
     #[test]
     fn cg_splits_cover_the_context_with_the_ring() {

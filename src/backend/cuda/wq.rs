@@ -96,26 +96,6 @@ fn parse_copy_mode(v: Option<&str>) -> Result<i32> {
     }
 }
 
-/// `cm` bit (session 50, `TRTFORGE_WQ_RED=1`, opt-in until measured): a K-split cluster's partial sums are read with
-/// every rank's load issued before the sum (one distributed-shared-memory round trip an output pair instead of one a
-/// rank; the same sums, in the same order).
-pub const CM_RED: i32 = 4;
-
-/// [`CM_RED`] where `TRTFORGE_WQ_RED=1`; `0` or unset: none; anything else is an error.
-pub fn red_mode() -> Result<i32> {
-    parse_red_mode(std::env::var("TRTFORGE_WQ_RED").ok().as_deref())
-}
-
-fn parse_red_mode(v: Option<&str>) -> Result<i32> {
-    match v {
-        None | Some("0") => Ok(0),
-        Some("1") => Ok(CM_RED),
-        Some(v) => Err(Error::Invalid(format!(
-            "TRTFORGE_WQ_RED={v:?}: use 1 (batched cluster sums) or 0 / unset (one rank after another)"
-        ))),
-    }
-}
-
 /// `cm` bit: x's stage is one 3-D TMA box (gpu.rs `tensor_map_f16_sw128_k2`).
 pub const CM_X3: i32 = 1;
 /// `cm` bit: int4's group scales follow each chunk's codes in the weights ([`pack4_inline`]; 8-bit formats ignore it).
@@ -184,87 +164,6 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
 pub fn slices_ok(k: usize, slices: usize) -> bool {
     let nch = k / KC;
     (1..=8).contains(&slices) && (slices - 1) * nch.div_ceil(slices) < nch
-}
-
-/// `TRTFORGE_WQ_WIDE` (session 50, opt-in): the swapped-operand variant `wqs_*` (kernels_wq.cu, `#define WQS`), in
-/// which x is wgmma's A operand (its 64 rows) and `nt` · 64 converted weight rows are N — one MMA spans `nt` tiles, the
-/// conversion goes through shared memory and overlaps the previous half stage's MMAs. The tile counts there are
-/// kernels for. Measured slower than the default (session 50: bs64 int4 −21 to −31 %); a diagnostic until profiled.
-pub const WIDE_NT: [usize; 2] = [2, 4];
-
-/// Every kernel of the wide variant: (name, format, tiles a block, ring slots). 8-bit codes with four tiles and four
-/// slots do not fit a block's shared memory (258 KB).
-pub const WIDE_KERNELS: [(&str, WeightFormat, usize, usize); 15] = {
-    use WeightFormat::{F8, I4, I8};
-    const I4G: WeightFormat = I4 { group: 128 };
-    [
-        ("wqs_i8_2_2", I8, 2, 2),
-        ("wqs_i4_2_2", I4G, 2, 2),
-        ("wqs_f8_2_2", F8, 2, 2),
-        ("wqs_i8_2_3", I8, 2, 3),
-        ("wqs_i4_2_3", I4G, 2, 3),
-        ("wqs_f8_2_3", F8, 2, 3),
-        ("wqs_i8_2_4", I8, 2, 4),
-        ("wqs_i4_2_4", I4G, 2, 4),
-        ("wqs_f8_2_4", F8, 2, 4),
-        ("wqs_i8_4_2", I8, 4, 2),
-        ("wqs_i4_4_2", I4G, 4, 2),
-        ("wqs_f8_4_2", F8, 4, 2),
-        ("wqs_i8_4_3", I8, 4, 3),
-        ("wqs_i4_4_3", I4G, 4, 3),
-        ("wqs_f8_4_3", F8, 4, 3),
-    ]
-};
-
-/// Whether `TRTFORGE_WQ_WIDE` is set (its value is parsed with the roles, mod.rs `wq_wide_from_env`): the module then
-/// holds the wide kernels too.
-pub fn wide_requested() -> bool {
-    std::env::var_os("TRTFORGE_WQ_WIDE").is_some()
-}
-
-/// The kernel for `fmt` with `nt` tiles a block (1: the default `wq_*`) and `nst` ring slots.
-pub fn kernel_name_nt(fmt: WeightFormat, nt: usize, nst: usize) -> Option<&'static str> {
-    if nt == 1 {
-        return kernel_name(fmt, nst);
-    }
-    WIDE_KERNELS.iter().find(|k| k.1 == fmt && k.2 == nt && k.3 == nst).map(|k| k.0)
-}
-
-/// Dynamic shared memory of a block with `nt` tiles (1: [`smem`]) and `nst` slots: alignment slack + barriers, then
-/// the slots (x's two 8 KB boxes, `nt` chunks with int4's scales inline; 1 KB aligned) and the two converted half
-/// stages (`nt` · 64 rows × 128 bytes each), or the 64 × (64·`nt` + 8) f32 partial tile.
-pub fn smem_nt(fmt: WeightFormat, nt: usize, nst: usize) -> usize {
-    if nt == 1 {
-        return smem(fmt, nst);
-    }
-    let sc = if matches!(fmt, WeightFormat::I4 { .. }) { 128 } else { 0 };
-    let slot = (16384 + nt * (chunk_bytes(fmt) + sc)).next_multiple_of(1024);
-    2048 + (nst * slot + 2 * nt * TILE * 128).max(64 * (nt * TILE + 8) * 4)
-}
-
-/// Whether an (n × k) linear of `fmt` fits blocks of `nt` tiles.
-pub fn fits_nt(fmt: WeightFormat, n: usize, k: usize, nt: usize) -> bool {
-    fits(fmt, n, k) && (nt == 1 || (WIDE_NT.contains(&nt) && n % (nt * TILE) == 0))
-}
-
-/// Launch shape of an (n × k) linear in blocks of `nt` tiles (1: [`shape`]) on `sms` SMs: (K slices, ring slots).
-/// Two tiles a block: the deepest ring at which two blocks share an SM (int4 3 slots, 8-bit 2); four: 3 slots, one
-/// block an SM. K slices (1..=8) minimise the critical path — waves of blocks × a slice's chunks, waves counted
-/// over the SMs' block slots — the fewest slices on a tie.
-pub fn shape_nt(fmt: WeightFormat, n: usize, k: usize, nt: usize, sms: usize) -> (usize, usize) {
-    if nt == 1 {
-        return shape(n, k, sms);
-    }
-    let i4 = matches!(fmt, WeightFormat::I4 { .. });
-    let (nst, per_sm) = match (nt, i4) {
-        (2, true) => (3, 2),
-        (2, false) => (2, 2),
-        _ => (3, 1),
-    };
-    let (tiles, nch) = (n / (nt * TILE), k / KC);
-    let cost = |s: usize| (tiles * s).div_ceil(sms * per_sm) * nch.div_ceil(s);
-    let best = (1..=8).filter(|&s| slices_ok(k, s)).min_by_key(|&s| (cost(s), s)).unwrap_or(1);
-    (best, nst)
 }
 
 /// Where element (row, k) sits in its fragment: (tile, chunk, warp, lane, k16 step, element 0..8 in the 8-bit order).
@@ -466,11 +365,6 @@ mod tests {
             assert_eq!(parse_copy_mode(v).ok(), want, "{v:?}");
         }
         assert!(parse_copy_mode(Some("")).unwrap_err().to_string().contains("TRTFORGE_WQ_COPIES"));
-        assert_eq!(parse_red_mode(None).unwrap(), 0);
-        assert_eq!(parse_red_mode(Some("0")).unwrap(), 0);
-        assert_eq!(parse_red_mode(Some("1")).unwrap(), CM_RED);
-        assert!(parse_red_mode(Some("yes")).unwrap_err().to_string().contains("TRTFORGE_WQ_RED"));
-        assert_eq!(CM_RED & (CM_X3 | CM_INLINE), 0);
     }
 
     #[test]
@@ -487,48 +381,6 @@ mod tests {
         }
         assert_eq!(kernel_name(WeightFormat::F16, 3), None);
         assert_eq!(kernel_name(WeightFormat::I8, 7), None);
-    }
-
-    #[test]
-    fn wide_kernels_fit_and_shapes_fill_the_sms() {
-        use WeightFormat::{F8, I4, I8};
-        let i4 = I4 { group: 128 };
-        for (name, fmt, nt, nst) in WIDE_KERNELS {
-            assert_eq!(kernel_name_nt(fmt, nt, nst), Some(name));
-            let tag = match fmt {
-                I8 => "i8",
-                F8 => "f8",
-                _ => "i4",
-            };
-            assert_eq!(name, format!("wqs_{tag}_{nt}_{nst}"));
-            // a block's shared memory limit (227 KB), and the partial tile fits where the stages were
-            assert!(smem_nt(fmt, nt, nst) <= 227 * 1024, "{name}: {}", smem_nt(fmt, nt, nst));
-        }
-        assert_eq!(kernel_name_nt(I8, 4, 4), None); // 258 KB
-        assert_eq!(kernel_name_nt(i4, 1, 4), Some("wq_i4_4"));
-        assert_eq!(smem_nt(i4, 1, 3), smem(i4, 3));
-        // int4 with 2 tiles and 3 slots: 2,048 + 3 · 25 KB + 2 · 16 KB; two blocks an SM (1 KB reserved each)
-        assert_eq!(smem_nt(i4, 2, 3), 2048 + 3 * 25 * 1024 + 2 * 16384);
-        assert!(2 * (smem_nt(i4, 2, 3) + 1024) <= 228 * 1024 && 2 * (smem_nt(I8, 2, 2) + 1024) <= 228 * 1024);
-        // 4 tiles, 3 slots: 3 · 33 KB + 2 · 32 KB (more than the 64 × 264 f32 partial tile)
-        assert_eq!(smem_nt(i4, 4, 3), 2048 + 3 * 33 * 1024 + 2 * 32768);
-        // rows must split into blocks of nt tiles
-        assert!(fits_nt(i4, 11264, 2048, 4) && fits_nt(i4, 2560, 2048, 4) && !fits_nt(i4, 2624, 2048, 4));
-        assert!(fits_nt(I8, 2624, 2048, 1) && !fits_nt(I8, 2624, 2048, 2) && !fits_nt(I8, 2048, 2048, 3));
-        // TinyLlama on 132 SMs: gate/up in 44 blocks of 4 tiles × 3 K slices = 132 blocks, 6 chunks each
-        assert_eq!(shape_nt(i4, 11264, 2048, 4, 132), (3, 3));
-        // 2 tiles: 88 blocks × 3 slices on 264 block slots (two an SM)
-        assert_eq!(shape_nt(i4, 11264, 2048, 2, 132), (3, 3));
-        assert_eq!(shape_nt(I8, 11264, 2048, 2, 132), (3, 2));
-        // down (44 chunks): 16 blocks of 2 tiles × 8 slices
-        assert_eq!(shape_nt(i4, 2048, 5632, 2, 132), (8, 3));
-        assert_eq!(shape_nt(i4, 2048, 5632, 1, 132), shape(2048, 5632, 132));
-        for (n, k) in [(2560, 2048), (2048, 2048), (11264, 2048), (2048, 5632)] {
-            for nt in WIDE_NT {
-                let (sl, nst) = shape_nt(i4, n, k, nt, 132);
-                assert!(slices_ok(k, sl) && kernel_name_nt(i4, nt, nst).is_some(), "{n}x{k} nt {nt}");
-            }
-        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! GPU self-test and per-launch timing of the quantized decode GEMM (wq.rs; session 50): synthetic codes of every
-//! format it reads at the TinyLlama shapes, the default kernel (`wq_*`) and, where the module holds it
-//! (`TRTFORGE_WQ_WIDE`), the wide variant (`wqs_*`, 2 and 4 tiles a block; also whole-K), at 64 and 40 rows (40 also
-//! with x's tensor map zero-filling its boxes past them), written and
-//! accumulated, with the K-split clusters' sums one rank after another and batched (wq::CM_RED)
-//! — each against a host reference on the unpacked codes (f64 sums of x · the f16 value the kernel converts to), and
-//! each launch timed alone (CUDA events around a graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`.
+//! GPU self-test and per-launch timing of the quantized decode GEMM (wq.rs, `wq_*`; session 50): synthetic codes of
+//! every format it reads at the TinyLlama shapes and their launch shapes, at 64 and 40 rows (40 also with x's tensor
+//! map zero-filling its boxes past them), written and accumulated — each against a host reference on the unpacked
+//! codes (f64 sums of x · the f16 value the kernel converts to), and each launch timed alone (CUDA events around a
+//! graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`. The launches are timed with their
+//! weights resident in L2 (the same launch repeated), so they are lower bounds for a step's launches, which stream
+//! their weights from HBM.
 use super::gemm_check::{e4m3_to_f32, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
@@ -22,14 +22,10 @@ pub struct WqCase {
     pub rows: usize,
     pub n: usize,
     pub k: usize,
-    /// Weight tiles a block (1: `wq_*`).
-    pub nt: usize,
     /// (K slices, ring slots).
     pub shape: (usize, usize),
     /// Rows the x view holds (64; `rows` where the tensor map zero-fills each box past them, launch.rs `wq`).
     pub xrows: usize,
-    /// The kernel's `cm` bits (wq::CM_X3 | wq::CM_INLINE, and wq::CM_RED where the cluster sums are batched).
-    pub cm: i32,
     /// max |GPU − host| / max |host|.
     pub rel_err: f32,
     /// Mean time of one launch, µs.
@@ -115,24 +111,11 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             let packed = if i4 { wq::pack4_inline(&codes, &sc, n, k) } else { wq::pack8(&codes, n, k) };
             let (w_d, x_d, y_d) = (gpu.upload(&packed)?, gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
             let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
-            let nts: Vec<usize> =
-                [1, 2, 4].into_iter().filter(|&nt| wq::fits_nt(fmt, n, k, nt) && (nt == 1 || gpu.wq_wide)).collect();
-            // (tiles a block, (K slices, slots), copy bits, rows, x view rows): each variant's shape at 64 and 40
-            // rows, the 40 also with a view of 40 rows (x's boxes zero-filled past them); where the shape splits K,
-            // the batched cluster sums too (wq::CM_RED); the wide ones also whole-K (no cluster)
-            let mut runs = vec![];
-            for nt in nts {
-                let sh = wq::shape_nt(fmt, n, k, nt, sms);
-                runs.extend([(nt, sh, cm, maxr, maxr), (nt, sh, cm, 40, maxr), (nt, sh, cm, 40, 40)]);
-                if sh.0 > 1 {
-                    runs.push((nt, sh, cm | wq::CM_RED, maxr, maxr));
-                    if nt > 1 {
-                        runs.push((nt, (1, sh.1), cm, maxr, maxr));
-                    }
-                }
-            }
+            // (rows, x view rows) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's boxes
+            // zero-filled past them)
+            let (slices, nst) = wq::shape(n, k, sms);
             let x_all = x_d.view(DType::F16);
-            for (nt, (slices, nst), cm, rows, xrows) in runs {
+            for (rows, xrows) in [(maxr, maxr), (40, maxr), (40, 40)] {
                 let xv = x_all.slice(0, xrows * k)?;
                 let launch = || {
                     kern.wq(
@@ -145,7 +128,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                         xv,
                         y_d.view(DType::F32),
                         acc,
-                        (slices, nst, nt),
+                        (slices, nst),
                         cm,
                     )
                 };
@@ -177,7 +160,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 tm.start()?;
                 gpu.launch_graph(&graph)?;
                 let us = tm.stop_ms()? * 1e3 / reps as f64;
-                out.push(WqCase { label, fmt, rows, n, k, nt, shape: (slices, nst), xrows, cm, rel_err: err, us });
+                out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us });
             }
         }
     }
