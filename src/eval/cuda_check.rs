@@ -787,7 +787,7 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
     let mut worst = 0f32;
     for c in &cases {
         crate::util::errln!(
-            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} shape {}x{}: err {:.2e}, {:.2} us",
+            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} shape {}x{}: err {:.2e}, {:.2} us, {:.2} us cold",
             c.label,
             c.fmt,
             c.rows,
@@ -797,7 +797,8 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
             c.shape.0,
             c.shape.1,
             c.rel_err,
-            c.us
+            c.us,
+            c.us_cold
         );
         worst = worst.max(c.rel_err);
     }

@@ -156,8 +156,16 @@ pub fn shape(n: usize, k: usize, sms: usize) -> (usize, usize) {
     let (tiles, nch) = (n / TILE, k / KC);
     let slices =
         if tiles >= sms { 1 } else { [4usize, 2].into_iter().find(|&s| nch >= 2 * s && slices_ok(k, s)).unwrap_or(1) };
-    let per = nch.div_ceil(slices);
-    (slices, if per <= 4 { 3 } else { 4 })
+    (slices, slots(nch.div_ceil(slices)))
+}
+
+/// Ring slots for a K slice of `per` 128-k chunks: 3 up to 4 chunks, else 4.
+pub fn slots(per: usize) -> usize {
+    if per <= 4 {
+        3
+    } else {
+        4
+    }
 }
 
 /// Whether `slices` K slices of a k-long linear each get at least one 128-k chunk (the last one too).

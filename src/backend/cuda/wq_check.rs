@@ -2,9 +2,10 @@
 //! every format it reads at the TinyLlama shapes and their launch shapes, at 64 and 40 rows (40 also with x's tensor
 //! map zero-filling its boxes past them), written and accumulated — each against a host reference on the unpacked
 //! codes (f64 sums of x · the f16 value the kernel converts to), and each launch timed alone (CUDA events around a
-//! graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`. The launches are timed with their
-//! weights resident in L2 (the same launch repeated), so they are lower bounds for a step's launches, which stream
-//! their weights from HBM.
+//! graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`. Each launch is timed twice: "hot",
+//! the same weights every launch (resident in L2: session 51's numbers), and "cold", cycling through copies of the
+//! weights that together exceed the L2, so that every launch streams its codes from HBM as a step's launches do. At
+//! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages).
 use super::gemm_check::{e4m3_to_f32, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
@@ -28,8 +29,10 @@ pub struct WqCase {
     pub xrows: usize,
     /// max |GPU − host| / max |host|.
     pub rel_err: f32,
-    /// Mean time of one launch, µs.
+    /// Mean time of one launch, µs, with the weights resident in L2 (the same launch repeated).
     pub us: f64,
+    /// ... with every launch's weights read from HBM (a graph cycling through copies that exceed the L2).
+    pub us_cold: f64,
 }
 
 /// Random codes of `fmt` for an (n × k) linear in the engine's stored layout, their scales (int8 / fp8: one a row;
@@ -109,21 +112,27 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 }
             });
             let packed = if i4 { wq::pack4_inline(&codes, &sc, n, k) } else { wq::pack8(&codes, n, k) };
-            let (w_d, x_d, y_d) = (gpu.upload(&packed)?, gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
+            // copy 0 for the checks and the hot times; all of them (more bytes than the L2) for the cold times
+            let copies = COLD_BYTES.div_ceil(packed.len()).clamp(2, 64);
+            let w_d = (0..copies).map(|_| gpu.upload(&packed)).collect::<Result<Vec<_>>>()?;
+            let (x_d, y_d) = (gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
             let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
-            // (rows, x view rows) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's boxes
-            // zero-filled past them)
-            let (slices, nst) = wq::shape(n, k, sms);
+            // (rows, x view rows, K slices) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's boxes
+            // zero-filled past them); then 64 rows at every other K split
+            let (def, nch) = (wq::shape(n, k, sms).0, k / wq::KC);
+            let mut runs = vec![(maxr, maxr, def), (40, maxr, def), (40, 40, def)];
+            runs.extend([1, 2, 4, 8].into_iter().filter(|&s| s != def && wq::slices_ok(k, s)).map(|s| (maxr, maxr, s)));
             let x_all = x_d.view(DType::F16);
-            for (rows, xrows) in [(maxr, maxr), (40, maxr), (40, 40)] {
+            for (rows, xrows, slices) in runs {
+                let nst = wq::slots(nch.div_ceil(slices));
                 let xv = x_all.slice(0, xrows * k)?;
-                let launch = || {
+                let launch = |copy: usize| {
                     kern.wq(
                         fmt,
                         rows,
                         n,
                         k,
-                        w_d.view(DType::U8),
+                        w_d[copy % copies].view(DType::U8),
                         sc_d.as_ref().map(|b| b.view(DType::F16)),
                         xv,
                         y_d.view(DType::F32),
@@ -133,7 +142,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                     )
                 };
                 gpu.htod(&y_d, 0, &y0)?;
-                launch()?;
+                launch(0)?;
                 let mut got = vec![0f32; maxr * n];
                 gpu.dtoh(&y_d, 0, &mut got)?;
                 let m = want[..rows * n].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
@@ -148,21 +157,29 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 if got[rows * n..].iter().zip(&y0[rows * n..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
                     err = f32::INFINITY;
                 }
-                // `reps` launches in one CUDA graph (with the engine's programmatic dependent launch between
-                // them), so that the host's launch cost is not what is timed
-                gpu.begin_capture()?;
-                let captured = (0..reps).try_for_each(|_| launch());
-                let graph = gpu.end_capture();
-                captured?;
-                let graph = graph?;
-                gpu.launch_graph(&graph)?;
-                let tm = gpu.timer()?;
-                tm.start()?;
-                gpu.launch_graph(&graph)?;
-                let us = tm.stop_ms()? * 1e3 / reps as f64;
-                out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us });
+                let us = time_graph(gpu, reps, |_| launch(0))?;
+                let us_cold = time_graph(gpu, reps.max(copies), launch)?;
+                out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us, us_cold });
             }
         }
     }
     Ok(out)
+}
+
+/// Weight bytes the cold timing cycles through: more than an H100's or H200's L2 (50 / 60 MB).
+const COLD_BYTES: usize = 128 << 20;
+
+/// Mean µs of one of `reps` launches `f(0) .. f(reps − 1)` captured in one CUDA graph (with the engine's programmatic
+/// dependent launch between them, so that the host's launch cost is not what is timed), its second replay.
+fn time_graph(gpu: &Gpu, reps: usize, f: impl Fn(usize) -> Result<()>) -> Result<f64> {
+    gpu.begin_capture()?;
+    let captured = (0..reps).try_for_each(&f);
+    let graph = gpu.end_capture();
+    captured?;
+    let graph = graph?;
+    gpu.launch_graph(&graph)?;
+    let tm = gpu.timer()?;
+    tm.start()?;
+    gpu.launch_graph(&graph)?;
+    Ok(tm.stop_ms()? * 1e3 / reps as f64)
 }
