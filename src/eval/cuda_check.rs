@@ -777,8 +777,9 @@ pub fn tiny32() -> Result<ModelWeights> {
 }
 
 /// `TRTFORGE_CHECKS=wqk`: the quantized decode GEMM's self-test ([`CudaBackend::wq_selftest`]) through a small
-/// random int8 engine (tiny32; its module holds the GEMM for every format); prints each case's error and time. Passes
-/// where every case is within 1e-3 of the host reference (f32 sums of exact products).
+/// random int8 engine (tiny32; its module holds the GEMM for every format), with cuBLASLt on f16 weights at the same
+/// shapes as the comparator; prints each case's error and times (weights in L2, and cold). Passes where every case
+/// is within 1e-3 of the host reference (f64 sums of exact products).
 pub fn wq_selftest_check() -> Result<CheckResult> {
     let name = "quantized decode GEMM (wq), synthetic, TinyLlama shapes".to_string();
     let w = tiny32()?;
@@ -787,15 +788,14 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
     let mut worst = 0f32;
     for c in &cases {
         crate::util::errln!(
-            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} shape {}x{}: err {:.2e}, {:.2} us, {:.2} us cold",
+            "  wq {:6} {:?} {:2} rows{} {:5}x{:4} {}: err {:.2e}, {:.2} us, {:.2} us cold",
             c.label,
             c.fmt,
             c.rows,
             if c.xrows < 64 { " (zero-filled)" } else { "" },
             c.n,
             c.k,
-            c.shape.0,
-            c.shape.1,
+            if c.shape.0 == 0 { "cuBLASLt".to_string() } else { format!("shape {}x{}", c.shape.0, c.shape.1) },
             c.rel_err,
             c.us,
             c.us_cold

@@ -5,7 +5,8 @@
 //! graph of repeated launches). Run by `cuda-check` with `TRTFORGE_CHECKS=wqk`. Each launch is timed twice: "hot",
 //! the same weights every launch (resident in L2: session 51's numbers), and "cold", cycling through copies of the
 //! weights that together exceed the L2, so that every launch streams its codes from HBM as a step's launches do. At
-//! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages).
+//! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages), and
+//! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator.
 use super::gemm_check::{e4m3_to_f32, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
@@ -23,7 +24,7 @@ pub struct WqCase {
     pub rows: usize,
     pub n: usize,
     pub k: usize,
-    /// (K slices, ring slots).
+    /// (K slices, ring slots); (0, 0) for the cuBLASLt comparator (format F16).
     pub shape: (usize, usize),
     /// Rows the x view holds (64; `rows` where the tensor map zero-fills each box past them, launch.rs `wq`).
     pub xrows: usize,
@@ -98,19 +99,10 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
     for fmt in [WeightFormat::I8, WeightFormat::I4 { group: 128 }, WeightFormat::F8] {
         for &(label, n, k, acc) in &shapes {
             let (codes, sc, val) = synth(fmt, n, k, &mut rng);
-            let x: Vec<f16> = (0..maxr * k).map(|_| f16::from_f32(rng.u() * 2.0 - 1.0)).collect();
-            let y0: Vec<f32> = (0..maxr * n).map(|_| if acc { rng.u() - 0.5 } else { f32::NAN }).collect();
+            let (x, y0) = inputs(maxr, n, k, acc, &mut rng);
             // host reference (rows 0..64; the 40-row case is its first 40 rows)
             let i4 = matches!(fmt, WeightFormat::I4 { .. });
-            let mut want = vec![0f32; maxr * n];
-            want.par_chunks_mut(n).enumerate().for_each(|(t, row)| {
-                let xr: Vec<f64> = x[t * k..(t + 1) * k].iter().map(|v| v.to_f32() as f64).collect();
-                for (o, w) in row.iter_mut().enumerate() {
-                    let s: f64 = val[o * k..(o + 1) * k].iter().zip(&xr).map(|(&a, &b)| a as f64 * b).sum();
-                    let s = if i4 { s } else { s * sc[o].to_f32() as f64 };
-                    *w = s as f32 + if acc { y0[t * n + o] } else { 0.0 };
-                }
-            });
+            let want = reference(&x, &val, (!i4).then_some(&sc[..]), &y0, n, k, acc);
             let packed = if i4 { wq::pack4_inline(&codes, &sc, n, k) } else { wq::pack8(&codes, n, k) };
             // copy 0 for the checks and the hot times; all of them (more bytes than the L2) for the cold times
             let copies = COLD_BYTES.div_ceil(packed.len()).clamp(2, 64);
@@ -145,25 +137,81 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 launch(0)?;
                 let mut got = vec![0f32; maxr * n];
                 gpu.dtoh(&y_d, 0, &mut got)?;
-                let m = want[..rows * n].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
-                let mut err = got[..rows * n].iter().zip(&want[..rows * n]).fold(0f32, |e, (a, b)| {
-                    if (a - b).is_nan() {
-                        f32::INFINITY
-                    } else {
-                        e.max((a - b).abs())
-                    }
-                }) / m;
-                // rows past `rows` are not written (not accumulated either)
-                if got[rows * n..].iter().zip(&y0[rows * n..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
-                    err = f32::INFINITY;
-                }
+                let err = rel_err(&got, &want, &y0, rows * n);
                 let us = time_graph(gpu, reps, |_| launch(0))?;
                 let us_cold = time_graph(gpu, reps.max(copies), launch)?;
                 out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us, us_cold });
             }
         }
     }
+    // The comparator: what the engine runs where wq does not — cuBLASLt on f16 weights (the fp16 engine's linears,
+    // and a quantized engine's qkv / o on their load-time f16 copy), autotuned at first use; 64 rows, checked against
+    // the same host sums (format F16, shape 0 × 0).
+    if gpu.has_lt() {
+        for &(label, n, k, acc) in &shapes {
+            let w: Vec<f16> = (0..n * k).map(|_| f16::from_f32((rng.u() * 2.0 - 1.0) * 0.05)).collect();
+            let val: Vec<f32> = w.iter().map(|v| v.to_f32()).collect();
+            let (x, y0) = inputs(maxr, n, k, acc, &mut rng);
+            let want = reference(&x, &val, None, &y0, n, k, acc);
+            let copies = COLD_BYTES.div_ceil(n * k * 2).clamp(2, 64);
+            let w_d = (0..copies).map(|_| gpu.upload(&w)).collect::<Result<Vec<_>>>()?;
+            let (x_d, y_d, s_d) = (gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?, gpu.alloc(maxr * n * 4)?);
+            let launch = |copy: usize| {
+                let w = w_d[copy % copies].view(DType::F16);
+                kern.gemm_lt(maxr, n, k, w, x_d.view(DType::F16), y_d.view(DType::F32), acc, s_d.view(DType::F32))
+            };
+            launch(0)?; // tunes the shape (outside any capture; trials write the scratch)
+            gpu.htod(&y_d, 0, &y0)?;
+            launch(0)?;
+            let mut got = vec![0f32; maxr * n];
+            gpu.dtoh(&y_d, 0, &mut got)?;
+            let err = rel_err(&got, &want, &y0, maxr * n);
+            let us = time_graph(gpu, reps, |_| launch(0))?;
+            let us_cold = time_graph(gpu, reps.max(copies), launch)?;
+            let (fmt, rows, shape, xrows) = (WeightFormat::F16, maxr, (0, 0), maxr);
+            out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rel_err: err, us, us_cold });
+        }
+    }
     Ok(out)
+}
+
+/// x (`rows` × k f16 in [−1, 1)) and the output's prior contents (accumulated: in [−0.5, 0.5); written: NaN).
+fn inputs(rows: usize, n: usize, k: usize, acc: bool, rng: &mut Rng) -> (Vec<f16>, Vec<f32>) {
+    let x = (0..rows * k).map(|_| f16::from_f32(rng.u() * 2.0 - 1.0)).collect();
+    let y0 = (0..rows * n).map(|_| if acc { rng.u() - 0.5 } else { f32::NAN }).collect();
+    (x, y0)
+}
+
+/// Host sums in f64 of x (rows × k) · val (n × k)ᵀ, times the row scales `sc` where given, plus `y0` where `acc`.
+fn reference(x: &[f16], val: &[f32], sc: Option<&[f16]>, y0: &[f32], n: usize, k: usize, acc: bool) -> Vec<f32> {
+    let mut want = vec![0f32; y0.len()];
+    want.par_chunks_mut(n).enumerate().for_each(|(t, row)| {
+        let xr: Vec<f64> = x[t * k..(t + 1) * k].iter().map(|v| v.to_f32() as f64).collect();
+        for (o, w) in row.iter_mut().enumerate() {
+            let s: f64 = val[o * k..(o + 1) * k].iter().zip(&xr).map(|(&a, &b)| a as f64 * b).sum();
+            let s = sc.map_or(s, |sc| s * sc[o].to_f32() as f64);
+            *w = s as f32 + if acc { y0[t * n + o] } else { 0.0 };
+        }
+    });
+    want
+}
+
+/// max |got − want| / max |want| over the first `len` outputs (∞ on a NaN), and ∞ where an output past them is not
+/// bit for bit what it held before (rows past a launch's are neither written nor accumulated).
+fn rel_err(got: &[f32], want: &[f32], y0: &[f32], len: usize) -> f32 {
+    let m = want[..len].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
+    let err = got[..len].iter().zip(&want[..len]).fold(0f32, |e, (a, b)| {
+        if (a - b).is_nan() {
+            f32::INFINITY
+        } else {
+            e.max((a - b).abs())
+        }
+    }) / m;
+    if got[len..].iter().zip(&y0[len..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
+        f32::INFINITY
+    } else {
+        err
+    }
 }
 
 /// Weight bytes the cold timing cycles through: more than an H100's or H200's L2 (50 / 60 MB).
@@ -182,4 +230,28 @@ fn time_graph(gpu: &Gpu, reps: usize, f: impl Fn(usize) -> Result<()>) -> Result
     tm.start()?;
     gpu.launch_graph(&graph)?;
     Ok(tm.stop_ms()? * 1e3 / reps as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reference, rel_err};
+    use half::f16;
+
+    #[test]
+    fn reference_and_error_of_a_small_product() {
+        // x (2 × 3) · val (2 × 3)ᵀ, row scales 2 and 0.5, plus y0: worked by hand
+        let x: Vec<f16> = [1.0, 2.0, -1.0, 0.5, 0.0, 4.0].map(f16::from_f32).to_vec();
+        let val = [1.0, 1.0, 1.0, 2.0, -1.0, 0.25];
+        let sc = [2.0, 0.5].map(f16::from_f32);
+        let y0 = [0.5, -1.0, 0.0, 1.0];
+        let want = reference(&x, &val, Some(&sc), &y0, 2, 3, true);
+        // row 0: (1 + 2 − 1)·2 + 0.5 = 4.5, (2 − 2 − 0.25)·0.5 − 1 = −1.125; row 1: 4.5·2 + 0 = 9, (1 + 1)·0.5 + 1 = 2
+        assert_eq!(want, vec![4.5, -1.125, 9.0, 2.0]);
+        assert_eq!(reference(&x, &val, None, &[0.0; 4], 2, 3, false), vec![2.0, -0.25, 4.5, 2.0]);
+        assert!((rel_err(&[4.5, -1.0, 9.0, 2.0], &want, &y0, 4) - 0.125 / 9.0).abs() < 1e-7);
+        assert_eq!(rel_err(&[4.5, f32::NAN, 9.0, 2.0], &want, &y0, 4), f32::INFINITY);
+        // the first row only: the second must still hold y0, bit for bit
+        assert_eq!(rel_err(&[4.5, -1.125, 0.0, 1.0], &want, &y0, 2), 0.0);
+        assert_eq!(rel_err(&[4.5, -1.125, 9.0, 2.0], &want, &y0, 2), f32::INFINITY);
+    }
 }
