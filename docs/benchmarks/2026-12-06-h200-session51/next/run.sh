@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Prepared in session 51 for the next lease (carry [".carry/z"]: s51c.tgz = `LINEINFO=1 bash scripts/gpu_carry.sh
-# s51c` at 3e31094 — the self-test with cold times and the K-split sweep, which no GPU has run yet). Priority order;
+# s51c` at d2f6718 — the self-test with cold times, the K-split sweep and cuBLASLt f16 as the comparator, which
+# no GPU has run yet). Priority order;
 # DL=SECONDS (default 540) ends it sooner; what is under $R comes back even when the call is cut.
 #  1. `TRTFORGE_CHECKS=wqk`: every case hot (weights in L2) and cold (from HBM), and at 64 rows every K split —
-#     is a wq launch's ≈ 6 µs at qkv / o a fixed cost (launch, first stage's latency, cluster epilogue) or per stage?
+#     is a wq launch's ≈ 6 µs at qkv / o a fixed cost (launch, first stage's latency, cluster epilogue) or per stage,
+#     and where does wq beat cuBLASLt on the f16 copy once both read from HBM (qkv / o stay on the latter today)?
 #  2. ncu --set full --import-source yes of layer 0's four wq launches with every layer linear on wq (TRTFORGE_WQ=1:
 #     qkv / o / gate/up / down), exported as CSV here (details, raw, and the SASS source page);
 #  3. int4 bs64 default and TRTFORGE_WQ=1, fp16 bs64, the peer fp16 bs64;
