@@ -22,7 +22,7 @@ echo "ncu rc=$? $(t)"; tail -2 $R/ncu_wq.log | cut -c1-160
 if [ -f $R/wq_layer0.ncu-rep ]; then
   ncu --import $R/wq_layer0.ncu-rep --page details --csv > $R/wq_details.csv 2> $R/wq_ncu.err
   ncu --import $R/wq_layer0.ncu-rep --page raw --csv > $R/wq_raw.csv 2>> $R/wq_ncu.err
-  ncu --import $R/wq_layer0.ncu-rep --page source --csv --print-source sass > $R/wq_source.csv 2>> $R/wq_ncu.err
+  ncu --import $R/wq_layer0.ncu-rep --page source --csv --print-source sass 2>> $R/wq_ncu.err | gzip > $R/wq_source.csv.gz
   echo "export $(t)"; grep -E '"(Duration|Warp Cycles Per Issued Instruction)"' $R/wq_details.csv | cut -c1-200
   rm -f $R/wq_layer0.ncu-rep  # the CSVs come back; the report is large
 fi
