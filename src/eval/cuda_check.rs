@@ -795,7 +795,11 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
             if c.xrows < 64 { " (zero-filled)" } else { "" },
             c.n,
             c.k,
-            if c.shape.0 == 0 { "cuBLASLt".to_string() } else { format!("shape {}x{}", c.shape.0, c.shape.1) },
+            if c.fmt == WeightFormat::F16 {
+                "cuBLASLt".to_string()
+            } else {
+                format!("shape {}x{}", c.shape.0, c.shape.1)
+            },
             c.rel_err,
             c.us,
             c.us_cold
@@ -1047,8 +1051,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("wqk") {
         // Session 50 (cc 9.0): the quantized decode GEMM alone on synthetic codes (backend::cuda::wq_check) — every
-        // format, the TinyLlama shapes at 64 and 40 rows (40 also with x's boxes zero-filled) — against a host
-        // reference, with each launch's time.
+        // format, the TinyLlama shapes at 64 and 40 rows (40 also with x's boxes zero-filled), other K splits, and
+        // cuBLASLt on f16 weights as the comparator — against a host reference, with each launch's times.
         add(wq_selftest_check());
         return Ok(results);
     }

@@ -44,8 +44,8 @@ pub fn f32_to_e4m3(table: &[f32], x: f32) -> u8 {
     sign | code as u8
 }
 
-/// Max |a - b| over max |b| (NaN anywhere: infinity).
-fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+/// Max |a - b| over max |b| (NaN anywhere: infinity); also the wq self-test's (wq_check.rs).
+pub(super) fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
     let d = a.iter().zip(b).fold(0f32, |m, (x, y)| if (x - y).is_nan() { f32::INFINITY } else { m.max((x - y).abs()) });
     d / scale

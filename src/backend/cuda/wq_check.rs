@@ -7,7 +7,7 @@
 //! weights that together exceed the L2, so that every launch streams its codes from HBM as a step's launches do. At
 //! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages), and
 //! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator.
-use super::gemm_check::{e4m3_to_f32, Rng};
+use super::gemm_check::{e4m3_to_f32, max_rel, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
 use super::wq;
@@ -196,21 +196,13 @@ fn reference(x: &[f16], val: &[f32], sc: Option<&[f16]>, y0: &[f32], n: usize, k
     want
 }
 
-/// max |got − want| / max |want| over the first `len` outputs (∞ on a NaN), and ∞ where an output past them is not
-/// bit for bit what it held before (rows past a launch's are neither written nor accumulated).
+/// [`max_rel`] over the first `len` outputs, and ∞ where an output past them is not bit for bit what it held before
+/// (rows past a launch's are neither written nor accumulated).
 fn rel_err(got: &[f32], want: &[f32], y0: &[f32], len: usize) -> f32 {
-    let m = want[..len].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
-    let err = got[..len].iter().zip(&want[..len]).fold(0f32, |e, (a, b)| {
-        if (a - b).is_nan() {
-            f32::INFINITY
-        } else {
-            e.max((a - b).abs())
-        }
-    }) / m;
     if got[len..].iter().zip(&y0[len..]).any(|(a, b)| a.to_bits() != b.to_bits()) {
         f32::INFINITY
     } else {
-        err
+        max_rel(&got[..len], &want[..len])
     }
 }
 
