@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared in session 51 for the next lease (carry [".carry/z"]: s51c.tgz = `LINEINFO=1 bash scripts/gpu_carry.sh
-# s51c` at d2f6718 — the self-test with cold times, the K-split sweep and cuBLASLt f16 as the comparator, which
+# s51c` at c10af23 — the self-test with cold times, the K-split sweep and cuBLASLt f16 as the comparator, which
 # no GPU has run yet). Priority order;
 # DL=SECONDS (default 540) ends it sooner; what is under $R comes back even when the call is cut.
 #  1. `TRTFORGE_CHECKS=wqk`: every case hot (weights in L2) and cold (from HBM), and at 64 rows every K split —
