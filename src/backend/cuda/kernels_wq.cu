@@ -215,79 +215,26 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
 #pragma unroll
         for (int i = 0; i < 32; i++) red[arow(i) * RS + wrow(warp, i)] = d[i];
     }
+    wq_cl_sync();
     unsigned rank;
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-    const int items = T * 32, each = (items + S - 1) / S, i0 = (int)rank * each, i1 = min(items, i0 + each);
-    if (cm & 4) {  // session 37's sums (wq::CM_SYNC_EPI, for A/B): one item's S distributed loads after another
-        wq_cl_sync();
-        const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
-        for (int i = i0 + tid; i < i1; i += blockDim.x) {
-            const int t = i >> 5, o = 2 * (i & 31);
-            float y0 = 0.f, y1 = 0.f;
-            for (int q = 0; q < S; q++) {
-                unsigned ra;
-                asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
-                float v0, v1;
-                asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
-                y0 += v0;
-                y1 += v1;
-            }
-            put(t, tile * 64 + o, y0);
-            put(t, tile * 64 + o + 1, y1);
+    const int items = T * 32, each = (items + S - 1) / S, i1 = min(items, ((int)rank + 1) * each);
+    const unsigned rb = (unsigned)__cvta_generic_to_shared(red);
+    for (int i = (int)rank * each + tid; i < i1; i += blockDim.x) {
+        const int t = i >> 5, o = 2 * (i & 31);
+        float y0 = 0.f, y1 = 0.f;
+        for (int q = 0; q < S; q++) {
+            unsigned ra;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(rb + (unsigned)(t * RS + o) * 4u), "r"(q));
+            float v0, v1;
+            asm volatile("ld.shared::cluster.v2.f32 {%0,%1}, [%2];" : "=f"(v0), "=f"(v1) : "r"(ra));
+            y0 += v0;
+            y1 += v1;
         }
-        wq_cl_sync();
-        return;
+        put(t, tile * 64 + o, y0);
+        put(t, tile * 64 + o + 1, y1);
     }
-    // Session 52 (ncu source view of qkv / o / down, session-51 build: the old sums were 40–55 % of a K-split
-    // launch's warp samples — the acc read of y one dependent load an item, the release fence before the exit waiting
-    // on the stores): this rank's items (≤ 1,024 for S ≥ 2, T ≤ 64: at most MI of a block's 160 threads) read their residual and
-    // row scales while the cluster arrives, all S partials of them as one batch of generic loads once it has, and
-    // signal "done reading" before the stores, so that neither barrier waits on global memory.
-    constexpr int MI = 8;
-    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");  // the partial tile is written
-    float r0[MI], r1[MI], f0[MI], f1[MI], y0[MI], y1[MI];
-#pragma unroll
-    for (int j = 0; j < MI; j++) {
-        const int i = i0 + tid + j * (int)blockDim.x, t = i >> 5, o = tile * 64 + 2 * (i & 31);
-        r0[j] = r1[j] = y0[j] = y1[j] = 0.f;
-        f0[j] = f1[j] = 1.f;
-        if (i < i1) {
-            if (acc) {
-                if (o < N) r0[j] = Y[(size_t)t * N + o];
-                if (o + 1 < N) r1[j] = Y[(size_t)t * N + o + 1];
-            }
-            if (WF == WF_I8 || WF == WF_F8) {
-                if (o < N) f0[j] = h2f(sc[o]);
-                if (o + 1 < N) f1[j] = h2f(sc[o + 1]);
-            }
-        }
-    }
-    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");  // every rank's partial tile is written
-    const unsigned long long rg = (unsigned long long)red;
-    for (int q = 0; q < S; q++) {
-        unsigned long long rq;  // rank q's partial tile, as a generic address
-        asm("mapa.u64 %0, %1, %2;" : "=l"(rq) : "l"(rg), "r"(q));
-        const float* rp = (const float*)rq;
-#pragma unroll
-        for (int j = 0; j < MI; j++) {
-            const int i = i0 + tid + j * (int)blockDim.x;
-            if (i < i1) {
-                const float2 v = *(const float2*)(rp + (i >> 5) * RS + 2 * (i & 31));
-                y0[j] += v.x;
-                y1[j] += v.y;
-            }
-        }
-    }
-    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");  // done reading the other ranks' tiles
-#pragma unroll
-    for (int j = 0; j < MI; j++) {
-        const int i = i0 + tid + j * (int)blockDim.x, t = i >> 5, o = tile * 64 + 2 * (i & 31);
-        if (i < i1) {
-            if (o < N) Y[(size_t)t * N + o] = r0[j] + y0[j] * f0[j];
-            if (o + 1 < N) Y[(size_t)t * N + o + 1] = r1[j] + y1[j] * f1[j];
-        }
-    }
-    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");  // no rank exits while its tile is read
+    wq_cl_sync();
 }
 #define WQ_KERNEL(name, WF, NST)                                                                                          \
     extern "C" __global__ void __launch_bounds__(160, 1) name(const __grid_constant__ HopTmap tmx, const unsigned char* w, \

@@ -96,31 +96,10 @@ fn parse_copy_mode(v: Option<&str>) -> Result<i32> {
     }
 }
 
-/// `TRTFORGE_WQ_EPI`: how a K-split launch sums its cluster's partial tiles (session 52). Unset or `batched` (0): each
-/// rank reads its items' residual and row scales while the cluster arrives, all partials as one batch of loads, and
-/// stores after signalling that it has read them; `sync` ([`CM_SYNC_EPI`]): session 37's sums, one item's loads
-/// after another between two full cluster barriers, kept for A/B. Anything else is an error.
-pub fn epilogue_mode() -> Result<i32> {
-    parse_epilogue_mode(std::env::var("TRTFORGE_WQ_EPI").ok().as_deref())
-}
-
-fn parse_epilogue_mode(v: Option<&str>) -> Result<i32> {
-    match v {
-        None | Some("batched") => Ok(0),
-        Some("sync") => Ok(CM_SYNC_EPI),
-        Some(v) => Err(Error::Invalid(format!("TRTFORGE_WQ_EPI={v:?}: use batched (the default) or sync"))),
-    }
-}
-
 /// `cm` bit: x's stage is one 3-D TMA box (gpu.rs `tensor_map_f16_sw128_k2`).
 pub const CM_X3: i32 = 1;
 /// `cm` bit: int4's group scales follow each chunk's codes in the weights ([`pack4_inline`]; 8-bit formats ignore it).
 pub const CM_INLINE: i32 = 2;
-
-/// `cm` bit: a K-split launch sums its partial tiles as session 37 did ([`epilogue_mode`]).
-pub const CM_SYNC_EPI: i32 = 4;
-/// Every `cm` bit.
-pub const CM_ALL: i32 = CM_X3 | CM_INLINE | CM_SYNC_EPI;
 
 /// Bytes of one int4 chunk in [`pack4_inline`]: the codes, then the 64 rows' f16 scales of that 128-k group.
 pub const CHUNK4_INLINE: usize = 4096 + 128;
@@ -394,11 +373,6 @@ mod tests {
             assert_eq!(parse_copy_mode(v).ok(), want, "{v:?}");
         }
         assert!(parse_copy_mode(Some("")).unwrap_err().to_string().contains("TRTFORGE_WQ_COPIES"));
-        assert_eq!(parse_epilogue_mode(None).unwrap(), 0);
-        assert_eq!(parse_epilogue_mode(Some("batched")).unwrap(), 0);
-        assert_eq!(parse_epilogue_mode(Some("sync")).unwrap(), CM_SYNC_EPI);
-        assert!(parse_epilogue_mode(Some("Sync")).unwrap_err().to_string().contains("TRTFORGE_WQ_EPI"));
-        assert_eq!(CM_ALL & (CM_X3 | CM_INLINE), CM_X3 | CM_INLINE);
     }
 
     #[test]

@@ -6,8 +6,7 @@
 //! the same weights every launch (resident in L2: session 51's numbers), and "cold", cycling through copies of the
 //! weights that together exceed the L2, so that every launch streams its codes from HBM as a step's launches do. At
 //! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages), and
-//! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator. Where the
-//! engine's shape splits K, its 64- and 40-row launches are timed again with session 37's cluster sums (A/B).
+//! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator.
 use super::gemm_check::{e4m3_to_f32, max_rel, Rng};
 use super::gpu::Gpu;
 use super::launch::{DType, Dims, Kernels};
@@ -29,8 +28,6 @@ pub struct WqCase {
     pub shape: (usize, usize),
     /// Rows the x view holds (64; `rows` where the tensor map zero-fills each box past them, launch.rs `wq`).
     pub xrows: usize,
-    /// A K-split launch with session 37's partial-tile sums (`wq::CM_SYNC_EPI`) instead of the default's.
-    pub sync_epi: bool,
     /// max |GPU − host| / max |host|.
     pub rel_err: f32,
     /// Mean time of one launch, µs, with the weights resident in L2 (the same launch repeated).
@@ -112,19 +109,13 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             let w_d = (0..copies).map(|_| gpu.upload(&packed)).collect::<Result<Vec<_>>>()?;
             let (x_d, y_d) = (gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
             let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
+            // (rows, x view rows, K slices) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's boxes
+            // zero-filled past them); then 64 rows at every other K split
             let (def, nch) = (wq::shape(n, k, sms).0, k / wq::KC);
-            // (rows, x view rows, K slices, cm bits) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's
-            // boxes zero-filled past them); then 64 rows at every other K split; and where the engine's shape splits K, its
-            // 64 and 40 rows again with session 37's sums (the A/B of session 52's epilogue)
-            let mut runs = vec![(maxr, maxr, def, 0), (40, maxr, def, 0), (40, 40, def, 0)];
-            runs.extend(
-                [1, 2, 4, 8].into_iter().filter(|&s| s != def && wq::slices_ok(k, s)).map(|s| (maxr, maxr, s, 0)),
-            );
-            if def > 1 {
-                runs.extend([(maxr, maxr, def, wq::CM_SYNC_EPI), (40, maxr, def, wq::CM_SYNC_EPI)]);
-            }
+            let mut runs = vec![(maxr, maxr, def), (40, maxr, def), (40, 40, def)];
+            runs.extend([1, 2, 4, 8].into_iter().filter(|&s| s != def && wq::slices_ok(k, s)).map(|s| (maxr, maxr, s)));
             let x_all = x_d.view(DType::F16);
-            for (rows, xrows, slices, epi) in runs {
+            for (rows, xrows, slices) in runs {
                 let nst = wq::slots(nch.div_ceil(slices));
                 let xv = x_all.slice(0, xrows * k)?;
                 let launch = |copy: usize| {
@@ -139,7 +130,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                         y_d.view(DType::F32),
                         acc,
                         (slices, nst),
-                        cm | epi,
+                        cm,
                     )
                 };
                 gpu.htod(&y_d, 0, &y0)?;
@@ -149,8 +140,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 let err = rel_err(&got, &want, &y0, rows * n);
                 let us = time_graph(gpu, reps, |_| launch(0))?;
                 let us_cold = time_graph(gpu, reps.max(copies), launch)?;
-                let (shape, sync_epi) = ((slices, nst), epi != 0);
-                out.push(WqCase { label, fmt, rows, n, k, shape, xrows, sync_epi, rel_err: err, us, us_cold });
+                out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us, us_cold });
             }
         }
     }
@@ -179,7 +169,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             let us = time_graph(gpu, reps, |_| launch(0))?;
             let us_cold = time_graph(gpu, reps.max(copies), launch)?;
             let (fmt, rows, shape, xrows) = (WeightFormat::F16, maxr, (0, 0), maxr);
-            out.push(WqCase { label, fmt, rows, n, k, shape, xrows, sync_epi: false, rel_err: err, us, us_cold });
+            out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rel_err: err, us, us_cold });
         }
     }
     Ok(out)
