@@ -386,7 +386,8 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
-    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
+    /// The kernel's `cm` bits: the copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside
+    /// `data`) and the chunk order (`wq::rot_mode`).
     cm: i32,
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
