@@ -9,7 +9,7 @@
 //! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator; and 64 rows at
 //! the engine's shape with each block's chunk order rotated by its tile (`TRTFORGE_WQ_ROT=1`, opt-in).
 use super::gemm_check::{e4m3_to_f32, max_rel, Rng};
-use super::gpu::Gpu;
+use super::gpu::{DevBuf, Gpu};
 use super::launch::{DType, Dims, Kernels};
 use super::wq;
 use crate::error::Result;
@@ -140,13 +140,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                         cm | bits,
                     )
                 };
-                gpu.htod(&y_d, 0, &y0)?;
-                launch(0)?;
-                let mut got = vec![0f32; maxr * n];
-                gpu.dtoh(&y_d, 0, &mut got)?;
-                let err = rel_err(&got, &want, &y0, rows * n);
-                let us = time_graph(gpu, reps, |_| launch(0))?;
-                let us_cold = time_graph(gpu, reps.max(copies), launch)?;
+                let (err, us, us_cold) = check_and_time(gpu, (&y_d, &y0), &want, rows * n, (reps, copies), launch)?;
                 let (shape, rot) = ((slices, nst), bits & wq::CM_ROT != 0);
                 out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rot, rel_err: err, us, us_cold });
             }
@@ -169,13 +163,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                 kern.gemm_lt(maxr, n, k, w, x_d.view(DType::F16), y_d.view(DType::F32), acc, s_d.view(DType::F32))
             };
             launch(0)?; // tunes the shape (outside any capture; trials write the scratch)
-            gpu.htod(&y_d, 0, &y0)?;
-            launch(0)?;
-            let mut got = vec![0f32; maxr * n];
-            gpu.dtoh(&y_d, 0, &mut got)?;
-            let err = rel_err(&got, &want, &y0, maxr * n);
-            let us = time_graph(gpu, reps, |_| launch(0))?;
-            let us_cold = time_graph(gpu, reps.max(copies), launch)?;
+            let (err, us, us_cold) = check_and_time(gpu, (&y_d, &y0), &want, maxr * n, (reps, copies), launch)?;
             let (fmt, rows, shape, xrows) = (WeightFormat::F16, maxr, (0, 0), maxr);
             out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rot: false, rel_err: err, us, us_cold });
         }
@@ -212,6 +200,27 @@ fn rel_err(got: &[f32], want: &[f32], y0: &[f32], len: usize) -> f32 {
     } else {
         max_rel(&got[..len], &want[..len])
     }
+}
+
+/// One launch configuration's error and times: `launch(0)` once onto `y` holding `y0`, its output against `want`
+/// ([`rel_err`] over the first `len` values), then `reps` launches of weight copy 0 (hot) and of every copy in turn
+/// (cold, [`time_graph`]).
+fn check_and_time(
+    gpu: &Gpu,
+    (y, y0): (&DevBuf, &[f32]),
+    want: &[f32],
+    len: usize,
+    (reps, copies): (usize, usize),
+    launch: impl Fn(usize) -> Result<()>,
+) -> Result<(f32, f64, f64)> {
+    gpu.htod(y, 0, y0)?;
+    launch(0)?;
+    let mut got = vec![0f32; y0.len()];
+    gpu.dtoh(y, 0, &mut got)?;
+    let err = rel_err(&got, want, y0, len);
+    let us = time_graph(gpu, reps, |_| launch(0))?;
+    let us_cold = time_graph(gpu, reps.max(copies), &launch)?;
+    Ok((err, us, us_cold))
 }
 
 /// Weight bytes the cold timing cycles through: more than an H100's or H200's L2 (50 / 60 MB).
