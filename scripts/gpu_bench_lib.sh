@@ -6,7 +6,12 @@
 #   t        prints the seconds since sourcing;
 #   bn NAME PRECISION BATCHES [ENV=VALUE ...]
 #            one `bench` process (TinyLlama-shape preset, prompt 512, 128 new) with those variables, its JSON and log
-#            under $R, and its table rows (a line with "compil" means a kernel module was not in the carried cache).
+#            under $R, and its table rows (a line with "compil" means a kernel module was not in the carried cache);
+#   left     the seconds left of the call's deadline DL (default 540; set DL on its own line before sourcing, not
+#            as a prefix of `.`, which bash undoes when the file returns) since sourcing;
+#   wqk [PATTERN [ENV=VALUE ...]]
+#            the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`) with those variables, its log $R/wqk.log,
+#            and its verdict lines plus the case lines that match PATTERN (an extended regex; empty or left out: none).
 set -uo pipefail
 : "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
@@ -15,10 +20,16 @@ mkdir -p /tmp/cz
 B=/tmp/cz/$NAME/trtforge; R=$OUT/r; mkdir -p $R
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/cz/$NAME/K
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
+DL=${DL:-540}; left() { echo $(( DL - ($(date +%s) - T0) )); }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 bn() {
   local n=$1 p=$2 bs=$3; shift 3
   env "$@" timeout 80 $B bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes $bs \
     --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140
+}
+wqk() {
+  local re="PASS|FAIL|rror|passed"; [ -n "${1:-}" ] && re="$1|$re"; [ $# -gt 0 ] && shift
+  timeout 120 env TRTFORGE_CHECKS=wqk "$@" $B cuda-check --tiny tests/fixtures/tiny_llama > $R/wqk.log 2>&1
+  echo "wqk rc=$? $(t)"; grep -E "$re" $R/wqk.log | cut -c1-120
 }

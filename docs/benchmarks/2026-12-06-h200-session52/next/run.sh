@@ -7,11 +7,9 @@
 #     int4 / int8 / fp8 bs64 and int4 bs40, default and TRTFORGE_WQ_ROT=1;
 #  3. gate/up split three ways with two slots (`gateup:3x2`: 528 blocks = 4 an SM on 132 SMs, every one resident at
 #     once — the default's 176 tiles leave 44 SMs with two) and two ways (`gateup:2x2`), with and without the rotation.
-NAME=s52r . scripts/gpu_bench_lib.sh
 DL=${DL:-480}
-left() { echo $(( DL - ($(date +%s) - T0) )); }
-timeout 120 env TRTFORGE_CHECKS=wqk $B cuda-check --tiny tests/fixtures/tiny_llama > $R/wqk.log 2>&1
-echo "wqk rc=$? $(t)"; grep -E " rot:|PASS|FAIL|rror|passed" $R/wqk.log | cut -c1-120
+NAME=s52r . scripts/gpu_bench_lib.sh
+wqk " rot:"
 bn i4_a int4 64 X=1
 bn i4_rot int4 64 TRTFORGE_WQ_ROT=1
 bn i4_b int4 64 X=1
