@@ -798,7 +798,7 @@ pub fn wq_selftest_check() -> Result<CheckResult> {
             if c.fmt == WeightFormat::F16 {
                 "cuBLASLt".to_string()
             } else {
-                format!("shape {}x{}{}", c.shape.0, c.shape.1, if c.rot { " rot" } else { "" })
+                format!("shape {}x{}", c.shape.0, c.shape.1)
             },
             c.rel_err,
             c.us,

@@ -98,12 +98,8 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
     for (int i = 0; i < 32; i++) d[i] = 0.f;
     if (warp == 4) {
         if (lane == 0) {  // producer
-            // cm & 4 (wq::CM_ROT, session 52, opt-in): the block starts its slice at chunk (tile mod nstage), so that at
-            // any time the launch's tiles read different x chunks from L2 instead of all of them the same 16 KB
-            const int rot = (cm & 4) ? tile % nstage : 0;
-            auto chunk = [&](int st) { return st + rot < nstage ? st + rot : st + rot - nstage; };
             auto wcopy = [&](int st, unsigned slot, unsigned bar) {
-                const size_t c = (size_t)tile * nch + c0 + chunk(st);
+                const size_t c = (size_t)tile * nch + c0 + st;
                 if (SB && (cm & 2)) {
                     wq_bulk(slot + XB, W + c * (WB + SB), WB + SB, bar);
                 } else {
@@ -112,7 +108,7 @@ __device__ __forceinline__ void wq_body(const HopTmap& tmx, const unsigned char*
                 }
             };
             auto xcopy = [&](unsigned dst, int st, unsigned bar) {
-                const int k0 = (c0 + chunk(st)) * 128;
+                const int k0 = (c0 + st) * 128;
                 if (cm & 1) {
                     hop_tma_3d(dst, &tmx, 0, 0, k0 / 64, bar);
                 } else {

@@ -1808,8 +1808,7 @@ impl<'a> Kernels<'a> {
     /// n · k bytes, int4 n · k / 2) with its f16 scales (`sc`: int8 / fp8 one a row, int4 wq.rs's packed group
     /// scales), x the pass's f16 activation rows; `slices` K slices (a cluster), `nst` ring slots (wq::shape); `cm`
     /// the copies a stage (wq::copy_mode): with `wq::CM_INLINE` an int4 `w` is wq::pack4_inline's (scales inside,
-    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map, with `wq::CM_ROT` each block's chunk order is
-    /// rotated by its tile.
+    /// `sc` not read), with `wq::CM_X3` x goes through the 3-D tensor map.
     #[allow(clippy::too_many_arguments)]
     pub fn wq(
         &self,
@@ -1838,7 +1837,7 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
         }
         let i4 = matches!(fmt, WeightFormat::I4 { .. });
-        if cm & !super::wq::CM_ALL != 0 {
+        if !(0..=super::wq::CM_X3 | super::wq::CM_INLINE).contains(&cm) {
             return Err(Error::Gpu(format!("wq: copy mode {cm}")));
         }
         let inline = i4 && cm & super::wq::CM_INLINE != 0;

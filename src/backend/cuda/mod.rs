@@ -386,8 +386,7 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
 struct WqLinear {
     data: DevBuf,
     scales: Option<DevBuf>,
-    /// The kernel's `cm` bits: the copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside
-    /// `data`) and the chunk order (`wq::rot_mode`).
+    /// The copies a stage (`wq::copy_mode`; with `wq::CM_INLINE`, int4's scales are inside `data`).
     cm: i32,
     shape: (usize, usize),
     /// The fewest rows of a decode pass that take it (`wq::min_rows`).
@@ -766,7 +765,7 @@ impl CudaBackend {
         let tcd_copy = !spec.tcd_formats().is_empty();
         let (wq_mode, wq_roles) = wq_roles_from_env()?;
         let wq_shapes = wq_shapes_from_env()?;
-        let wq_cm = wq::copy_mode()? | wq::rot_mode()?;
+        let wq_cm = wq::copy_mode()?;
         if let Some((r, _)) = wq_shapes.iter().find(|(r, _)| wq_mode == wq::Mode::Off || !wq_roles.contains(r)) {
             return Err(Error::Invalid(format!(
                 "TRTFORGE_WQ_SHAPE names {r:?}, which does not take the quantized decode GEMM here (TRTFORGE_WQ=1 or \

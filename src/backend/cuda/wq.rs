@@ -96,32 +96,10 @@ fn parse_copy_mode(v: Option<&str>) -> Result<i32> {
     }
 }
 
-/// `TRTFORGE_WQ_ROT=1` (session 52, opt-in): [`CM_ROT`] — each block takes its K slice's chunks starting at chunk
-/// (tile mod chunks), so that a launch's tiles do not all read the same x chunk from L2 at once; unset or `0`: in
-/// order. Anything else is an error.
-pub fn rot_mode() -> Result<i32> {
-    parse_rot_mode(std::env::var("TRTFORGE_WQ_ROT").ok().as_deref())
-}
-
-fn parse_rot_mode(v: Option<&str>) -> Result<i32> {
-    match v {
-        None | Some("0") => Ok(0),
-        Some("1") => Ok(CM_ROT),
-        Some(v) => {
-            Err(Error::Invalid(format!("TRTFORGE_WQ_ROT={v:?}: use 1 (rotated chunk order) or 0 (the default)")))
-        }
-    }
-}
-
 /// `cm` bit: x's stage is one 3-D TMA box (gpu.rs `tensor_map_f16_sw128_k2`).
 pub const CM_X3: i32 = 1;
 /// `cm` bit: int4's group scales follow each chunk's codes in the weights ([`pack4_inline`]; 8-bit formats ignore it).
 pub const CM_INLINE: i32 = 2;
-
-/// `cm` bit: each block reads its chunks in an order rotated by its tile ([`rot_mode`]).
-pub const CM_ROT: i32 = 4;
-/// Every `cm` bit.
-pub const CM_ALL: i32 = CM_X3 | CM_INLINE | CM_ROT;
 
 /// Bytes of one int4 chunk in [`pack4_inline`]: the codes, then the 64 rows' f16 scales of that 128-k group.
 pub const CHUNK4_INLINE: usize = 4096 + 128;
@@ -395,11 +373,6 @@ mod tests {
             assert_eq!(parse_copy_mode(v).ok(), want, "{v:?}");
         }
         assert!(parse_copy_mode(Some("")).unwrap_err().to_string().contains("TRTFORGE_WQ_COPIES"));
-        assert_eq!(parse_rot_mode(None).unwrap(), 0);
-        assert_eq!(parse_rot_mode(Some("0")).unwrap(), 0);
-        assert_eq!(parse_rot_mode(Some("1")).unwrap(), CM_ROT);
-        assert!(parse_rot_mode(Some("yes")).unwrap_err().to_string().contains("TRTFORGE_WQ_ROT"));
-        assert_eq!(CM_ALL, 7);
     }
 
     #[test]

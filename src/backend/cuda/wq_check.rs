@@ -6,8 +6,7 @@
 //! the same weights every launch (resident in L2: session 51's numbers), and "cold", cycling through copies of the
 //! weights that together exceed the L2, so that every launch streams its codes from HBM as a step's launches do. At
 //! 64 rows every other K split the kernel takes is timed too (the fixed cost of a launch against its stages), and
-//! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator; and 64 rows at
-//! the engine's shape with each block's chunk order rotated by its tile (`TRTFORGE_WQ_ROT=1`, opt-in).
+//! cuBLASLt on f16 weights at each shape (what the engine runs where wq does not) as the comparator.
 use super::gemm_check::{e4m3_to_f32, max_rel, Rng};
 use super::gpu::{DevBuf, Gpu};
 use super::launch::{DType, Dims, Kernels};
@@ -29,8 +28,6 @@ pub struct WqCase {
     pub shape: (usize, usize),
     /// Rows the x view holds (64; `rows` where the tensor map zero-fills each box past them, launch.rs `wq`).
     pub xrows: usize,
-    /// Each block's chunks in the order rotated by its tile (`wq::CM_ROT`, opt-in).
-    pub rot: bool,
     /// max |GPU − host| / max |host|.
     pub rel_err: f32,
     /// Mean time of one launch, µs, with the weights resident in L2 (the same launch repeated).
@@ -112,17 +109,13 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             let w_d = (0..copies).map(|_| gpu.upload(&packed)).collect::<Result<Vec<_>>>()?;
             let (x_d, y_d) = (gpu.upload(&x)?, gpu.alloc(maxr * n * 4)?);
             let sc_d = if i4 { None } else { Some(gpu.upload(&sc)?) };
-            // (rows, x view rows, K slices, extra cm bits) at the engine's shape: 64, 40, and 40 with a view of 40
-            // rows (x's boxes zero-filled past them); then 64 rows at every other K split; then 64 rows at the
-            // engine's shape with the rotated chunk order
+            // (rows, x view rows, K slices) at the engine's shape: 64, 40, and 40 with a view of 40 rows (x's boxes
+            // zero-filled past them); then 64 rows at every other K split
             let (def, nch) = (wq::shape(n, k, sms).0, k / wq::KC);
-            let mut runs = vec![(maxr, maxr, def, 0), (40, maxr, def, 0), (40, 40, def, 0)];
-            runs.extend(
-                [1, 2, 4, 8].into_iter().filter(|&s| s != def && wq::slices_ok(k, s)).map(|s| (maxr, maxr, s, 0)),
-            );
-            runs.push((maxr, maxr, def, wq::CM_ROT));
+            let mut runs = vec![(maxr, maxr, def), (40, maxr, def), (40, 40, def)];
+            runs.extend([1, 2, 4, 8].into_iter().filter(|&s| s != def && wq::slices_ok(k, s)).map(|s| (maxr, maxr, s)));
             let x_all = x_d.view(DType::F16);
-            for (rows, xrows, slices, bits) in runs {
+            for (rows, xrows, slices) in runs {
                 let nst = wq::slots(nch.div_ceil(slices));
                 let xv = x_all.slice(0, xrows * k)?;
                 let launch = |copy: usize| {
@@ -137,12 +130,11 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
                         y_d.view(DType::F32),
                         acc,
                         (slices, nst),
-                        cm | bits,
+                        cm,
                     )
                 };
                 let (err, us, us_cold) = check_and_time(gpu, (&y_d, &y0), &want, rows * n, (reps, copies), launch)?;
-                let (shape, rot) = ((slices, nst), bits & wq::CM_ROT != 0);
-                out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rot, rel_err: err, us, us_cold });
+                out.push(WqCase { label, fmt, rows, n, k, shape: (slices, nst), xrows, rel_err: err, us, us_cold });
             }
         }
     }
@@ -165,7 +157,7 @@ pub fn run(gpu: &Gpu, d: &Dims, reps: usize) -> Result<Vec<WqCase>> {
             launch(0)?; // tunes the shape (outside any capture; trials write the scratch)
             let (err, us, us_cold) = check_and_time(gpu, (&y_d, &y0), &want, maxr * n, (reps, copies), launch)?;
             let (fmt, rows, shape, xrows) = (WeightFormat::F16, maxr, (0, 0), maxr);
-            out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rot: false, rel_err: err, us, us_cold });
+            out.push(WqCase { label, fmt, rows, n, k, shape, xrows, rel_err: err, us, us_cold });
         }
     }
     Ok(out)
