@@ -5,6 +5,7 @@
 #
 #   bash scripts/gpu_carry.sh NAME            # e.g. s45; NAME is also the folder inside the tarball
 #   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
+#   VARIANT=TRTFORGE_ACX8_ST=3 bash scripts/gpu_carry.sh NAME  # and the fp16 / int4 modules of that build switch
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
 #   TRTFORGE_CACHE_DIR=/tmp/cz/NAME/K LD_LIBRARY_PATH=/usr/local/cuda/lib64 /tmp/cz/NAME/trtforge bench ...
@@ -54,6 +55,13 @@ done
 pre cuda-check --tiny tests/fixtures/tiny_llama --paged
 # the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`: its tiny32 int8 engine's module)
 TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
+# VARIANT="NAME=VALUE ...": also the fp16 and int4 bench modules built under those variables (an opt-in switch that
+# changes the kernels' source, e.g. VARIANT=TRTFORGE_ACX8_ST=3), so that the GPU machine does not compile them
+if [ -n "${VARIANT:-}" ]; then
+  for p in fp16 int4; do
+    (export $VARIANT; tl_bench $p)
+  done
+fi
 # LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
 if [ "${LINEINFO:-0}" = 1 ]; then
   TRTFORGE_NVRTC_LINEINFO=1 tl_bench int4
