@@ -3542,12 +3542,6 @@ attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
 //      m-tile s: g ↔ dim DL·g + 2s, g + 8 ↔ DL·g + 2s + 1; the merge writes O back in dim order), two
 //      keys' codes paired by one byte permute per fragment register, V's scale applied to O at the end.
 #define ACX_TH 8.0f
-// The f16 ring depth of attn_decode_cx8 (stages of 16 positions a warp; kernels.rs sets it from TRTFORGE_ACX8_ST,
-// launch.rs `acx_stages` gives the host the same number; session 53, opt-in). Above 2 the per-warp partial outputs
-// share the ring's shared memory, so that 3 stages keep two blocks an SM at head_dim 64.
-#ifndef ACX8_ST
-#define ACX8_ST 2
-#endif
 __device__ __forceinline__ u32 acx_movt(u32 a) {
     u32 d;
     asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(d) : "r"(a));
@@ -3612,15 +3606,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     constexpr int KT = HD / 16;      // k-steps of Sᵀ = m-tiles of Oᵀ
     constexpr int CPL = ACL_CH / 2;  // 16-byte chunks per lane of one K (or V) tile
     extern __shared__ __align__(16) unsigned char acx_ring[];
-#if ACX8_ST > 2
-    // A deeper cx8 ring: each warp's partial O for the merge lives in the ring once every warp is done with it (the
-    // barrier before the first store below), so the ring does not pay for a static array beside it (two blocks an SM
-    // at head_dim 64 with 3 stages). The default build keeps the static array (same shared memory and occupancy).
-    static_assert(NW * STG * 2 * ACL_TB >= (int)sizeof(float) * NW * 8 * (HD + 4), "ring smaller than the partial O");
-    float (&ow)[NW][8][HD + 4] = *reinterpret_cast<float (*)[NW][8][HD + 4]>(acx_ring);
-#else
     __shared__ __align__(16) float ow[NW][8][HD + 4];
-#endif
     __shared__ float mw[NW][8], lw[NW][8];
     __shared__ __align__(16) float bo[GROUP][HD];
     __shared__ float bm[GROUP], bl[GROUP];
@@ -3888,9 +3874,6 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         lw[warp][2 * t] = l0;
         lw[warp][2 * t + 1] = l1;
     }
-#if ACX8_ST > 2
-    __syncthreads();  // every warp's last ring reads are done: ow (in the ring) may be written
-#endif
 #if KV_Q
     {
         const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
@@ -3927,7 +3910,7 @@ attn_decode_cx8(const float* __restrict__ q, const kv_t* __restrict__ kc, const 
                 act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
     tl_enter(TL_ATTN);
     if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : ACX8_ST>(q, kc, vc, out, row_pos, row_slot);
+    acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : 2>(q, kc, vc, out, row_pos, row_slot);
     tl_exit();
 }
 #endif  // HD == 32 || HD % 64 == 0

@@ -702,10 +702,6 @@ impl KernelSpec {
         if self.pf2() {
             s.push_str("#define TC_PF2 1\n");
         }
-        // Session 53: TRTFORGE_ACX8_ST=3 / 4 builds attn_decode_cx8's f16 ring that deep (launch.rs `acx8_f16_stages`).
-        if let Ok(n @ 3..=4) = super::launch::acx8_f16_stages() {
-            let _ = writeln!(s, "#define ACX8_ST {n}");
-        }
         // Session 22 (kernels.cu): TRTFORGE_I4_LOP3=0 / TRTFORGE_RS_LATE=0 build the code before `i4_word_pairs` (same
         // pairs bit for bit, six more instructions a word) / before RS_LATE, for A/B runs; TRTFORGE_I4_POST=0 the int4
         // g128 group scales on the weights before the mma (the default before session 23); TRTFORGE_TC_XCLAMP=0 the

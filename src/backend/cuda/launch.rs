@@ -356,31 +356,13 @@ impl DecodeAttn {
 }
 
 /// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) are compiled with: the same ring bytes
-/// for f16 and 8-bit caches (`kv8`: half the bytes a tile, twice the tiles); `attn_decode_cx8` on f16 caches takes
-/// [`acx8_f16_stages`].
+/// for f16 and 8-bit caches (`kv8`: half the bytes a tile, twice the tiles).
 pub fn acx_stages(warps: usize, kv8: bool) -> usize {
-    match (warps, kv8) {
-        (8, false) => acx8_f16_stages().unwrap_or(2),
-        (8, true) => 4,
-        (_, false) => 4,
-        (_, true) => 8,
-    }
-}
-
-/// `TRTFORGE_ACX8_ST` (session 53, opt-in): the f16 ring depth of `attn_decode_cx8`, 2 (the default), 3 or 4 stages of
-/// 16 positions a warp (kernels.rs compiles the kernel with it as `ACX8_ST`). An unset variable is 2; anything else
-/// but 2, 3 or 4 is an error (the engine checks it when it is built).
-pub fn acx8_f16_stages() -> Result<usize> {
-    parse_acx8_stages(std::env::var("TRTFORGE_ACX8_ST").ok().as_deref())
-}
-
-fn parse_acx8_stages(v: Option<&str>) -> Result<usize> {
-    match v {
-        None => Ok(2),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n @ 2..=4) => Ok(n),
-            _ => Err(Error::Invalid(format!("TRTFORGE_ACX8_ST={v:?}: use 2 (the default), 3 or 4 stages"))),
-        },
+    let f16 = if warps == 8 { 2 } else { 4 };
+    if kv8 {
+        2 * f16
+    } else {
+        f16
     }
 }
 
@@ -2391,20 +2373,6 @@ mod tests {
         assert!(overlap((100, 10), (109, 5)) && overlap((109, 5), (100, 10)) && overlap((100, 10), (90, 11)));
         assert!(!overlap((100, 10), (110, 5)) && !overlap((110, 5), (100, 10)) && !overlap((100, 10), (90, 10)));
         assert!(!overlap((100, 0), (100, 10)) && overlap((105, 0), (100, 10)));
-    }
-
-    #[test]
-    fn cx8_ring_depth_from_the_environment_value() {
-        assert_eq!(parse_acx8_stages(None).unwrap(), 2);
-        for (v, n) in [("2", 2), ("3", 3), (" 4 ", 4)] {
-            assert_eq!(parse_acx8_stages(Some(v)).unwrap(), n);
-        }
-        for bad in ["1", "5", "", "three", "-3"] {
-            let e = parse_acx8_stages(Some(bad)).unwrap_err().to_string();
-            assert!(e.contains("TRTFORGE_ACX8_ST") && e.contains("3 or 4"), "{bad:?}: {e}");
-        }
-        // The 8-bit instances and the 4-warp kernel keep their compiled depths.
-        assert_eq!((acx_stages(8, true), acx_stages(4, false), acx_stages(4, true)), (4, 4, 8));
     }
 
     #[test]

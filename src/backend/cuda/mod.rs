@@ -42,9 +42,9 @@ use kernels::{
     PERSIST_KERNEL, TCD_MAX_COLS, TCG4_KC, TCG4_NTS, TCG4_THREADS, TCG_MAX_KS, TCG_MAX_T, TCG_THREADS, TC_THREADS,
 };
 use launch::{
-    acl_smem, acx8_f16_stages, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo,
-    GemvKind, Kernels, LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX,
-    PERSIST_NSTAMP, TCC_NS_MAX, TCC_SMEM_MAX,
+    acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
+    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
+    TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
 use plan::{LinearStep, Step};
@@ -1343,7 +1343,6 @@ impl CudaBackend {
             _ => 4,
         };
         let cl_stages = |w: usize| env_usize("TRTFORGE_ATTN_STAGES").unwrap_or(if w == 8 { 2 } else { 4 }).clamp(2, 8);
-        acx8_f16_stages()?; // TRTFORGE_ACX8_ST: a bad value is an error here, not a silent default
         let stages = if cx { acx_stages(warps, kv8) } else { cl_stages(warps) };
         // Where attn_decode_cx runs (not forced), the cluster launches (cs > 1) take the session-5
         // attn_decode_cl (4 warps) instead.
