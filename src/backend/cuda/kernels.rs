@@ -934,7 +934,7 @@ impl KernelSpec {
     }
 
     /// Whether kernels.cu defines `attn_decode_cx` / `attn_decode_cx8` (session 7; 8-bit caches since
-    /// session 36): `attn_decode_cl`'s builds.
+    /// session 36) and `attn_decode_cx12` (session 53, opt-in): `attn_decode_cl`'s builds.
     pub fn attn_cx(&self) -> bool {
         self.attn_cl()
     }
@@ -1112,6 +1112,7 @@ impl KernelSpec {
         if self.attn_cx() {
             v.push("attn_decode_cx".into());
             v.push("attn_decode_cx8".into());
+            v.push("attn_decode_cx12".into());
         }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
