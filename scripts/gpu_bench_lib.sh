@@ -9,6 +9,9 @@
 #            under $R, and its table rows (a line with "compil" means a kernel module was not in the carried cache);
 #   left     the seconds left of the call's deadline DL (default 540; set DL on its own line before sourcing, not
 #            as a prefix of `.`, which bash undoes when the file returns) since sourcing;
+#   ck NAME TIMEOUT [ENV=VALUE ...]
+#            one `cuda-check --tiny tests/fixtures/tiny_llama` with those variables (e.g. TRTFORGE_CHECKS=attn), its log
+#            $R/NAME.log, and its failures / verdict lines;
 #   wqk [PATTERN [ENV=VALUE ...]]
 #            the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`) with those variables, its log $R/wqk.log,
 #            and its verdict lines plus the case lines that match PATTERN (an extended regex; empty or left out: none).
@@ -27,6 +30,11 @@ bn() {
   env "$@" timeout 80 $B bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes $bs \
     --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140
+}
+ck() {
+  local n=$1 to=$2; shift 2
+  env "$@" timeout $to $B cuda-check --tiny tests/fixtures/tiny_llama > $R/$n.log 2>&1
+  echo "$n rc=$? $(t)"; grep -E "FAIL|passed|rror" $R/$n.log | tail -4 | cut -c1-160
 }
 wqk() {
   local re="PASS|FAIL|rror|passed"; [ -n "${1:-}" ] && re="$1|$re"; [ $# -gt 0 ] && shift

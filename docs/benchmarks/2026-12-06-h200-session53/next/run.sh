@@ -24,11 +24,6 @@ for a in default cx8all cx12all; do
     --precision fp16 --prompt-ids $ids --max-new-tokens 32 --greedy --print-ids > $R/gen_$a.txt 2> $R/gen_$a.err
   echo "gen $a rc=$? $(t): $(tail -c 200 $R/gen_$a.txt | tr '\n' ' ')"
 done
-ck() {  # ck NAME TIMEOUT ENV=V..
-  local n=$1 to=$2; shift 2
-  env "$@" timeout $to $B cuda-check --tiny tests/fixtures/tiny_llama > $R/$n.log 2>&1
-  echo "$n rc=$? $(t)"; grep -E "FAIL|passed|rror" $R/$n.log | tail -4 | cut -c1-160
-}
 [ $(left) -gt 60 ] && ck attn_cx12 $(( $(left) - 15 )) TRTFORGE_ATTN=cx12all TRTFORGE_CHECKS=attn
 [ $(left) -gt 30 ] && ck prefill_cx12 $(( $(left) - 10 )) TRTFORGE_ATTN=cx12all TRTFORGE_ATTN_CS=1 TRTFORGE_CHECKS=prefill
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
