@@ -3905,32 +3905,22 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #undef ACX_DOV
     acl_merge<NW, true>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
 }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS)
-attn_decode_cx(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
-               act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
-    tl_enter(TL_ATTN);
-    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<ATT_THREADS / 32, KV_Q ? 8 : 4>(q, kc, vc, out, row_pos, row_slot);
-    tl_exit();
-}
-extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS)
-attn_decode_cx8(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
-                act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
-    tl_enter(TL_ATTN);
-    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : 2>(q, kc, vc, out, row_pos, row_slot);
-    tl_exit();
-}
+// The entry points of acx_body: NW warps, STG f16 stages a warp (twice that for 8-bit caches: the same ring bytes;
+// launch.rs `acx_stages` gives the host the same numbers), BOUNDS the kernel's __launch_bounds__ arguments.
+#define ACX_KERNEL(name, NW, STG, BOUNDS)                                                                     \
+    extern "C" __global__ void __launch_bounds__ BOUNDS name(                                                 \
+        const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,                \
+        act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) { \
+        tl_enter(TL_ATTN);                                                                                    \
+        if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();                                                \
+        acx_body<NW, KV_Q ? 2 * (STG) : (STG)>(q, kc, vc, out, row_pos, row_slot);                            \
+        tl_exit();                                                                                            \
+    }
+ACX_KERNEL(attn_decode_cx, ATT_THREADS / 32, 4, (ATT_THREADS))
+ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, 2, (2 * ATT_THREADS))
 // Session 53 (opt-in TRTFORGE_ATTN=cx12): 12 warps, the same 2 (f16) / 4 (8-bit) stages a warp, the partial O in the
 // ring — two blocks an SM (24 warps, where cx8 has 16: ncu put cx8 at 0.23 eligible of 3.73 warps a scheduler).
-extern "C" __global__ void __launch_bounds__(3 * ATT_THREADS, 2)
-attn_decode_cx12(const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,
-                 act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) {
-    tl_enter(TL_ATTN);
-    if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();
-    acx_body<3 * ATT_THREADS / 32, KV_Q ? 4 : 2>(q, kc, vc, out, row_pos, row_slot);
-    tl_exit();
-}
+ACX_KERNEL(attn_decode_cx12, 3 * ATT_THREADS / 32, 2, (3 * ATT_THREADS, 2))
 #endif  // HD == 32 || HD % 64 == 0
 
 #endif
