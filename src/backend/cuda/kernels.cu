@@ -3606,14 +3606,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     constexpr int KT = HD / 16;      // k-steps of Sᵀ = m-tiles of Oᵀ
     constexpr int CPL = ACL_CH / 2;  // 16-byte chunks per lane of one K (or V) tile
     extern __shared__ __align__(16) unsigned char acx_ring[];
-    // attn_decode_cx12 (NW 12, session 53, opt-in): each warp's partial O for the merge lives in the ring once every
-    // warp is done with it (the barrier before the first store below), so that two 12-warp blocks fit an SM; the 4- and
-    // 8-warp kernels keep their static array (their shared memory, occupancy and code as before).
-    constexpr bool OW_RING = NW > 8;
-    static_assert(!OW_RING || NW * STG * 2 * ACL_TB >= (int)sizeof(float) * NW * 8 * (HD + 4), "ring < partial O");
-    __shared__ __align__(16) float ow_s[OW_RING ? 1 : NW][OW_RING ? 1 : 8][OW_RING ? 4 : HD + 4];
-    float (&ow)[NW][8][HD + 4] =
-        *reinterpret_cast<float (*)[NW][8][HD + 4]>(OW_RING ? (void*)acx_ring : (void*)&ow_s[0][0][0]);
+    __shared__ __align__(16) float ow[NW][8][HD + 4];
     __shared__ float mw[NW][8], lw[NW][8];
     __shared__ __align__(16) float bo[GROUP][HD];
     __shared__ float bm[GROUP], bl[GROUP];
@@ -3881,7 +3874,6 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         lw[warp][2 * t] = l0;
         lw[warp][2 * t + 1] = l1;
     }
-    if constexpr (OW_RING) __syncthreads();  // every warp's last ring reads are done: ow (in the ring) may be written
 #if KV_Q
     {
         const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
@@ -3918,9 +3910,6 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     }
 ACX_KERNEL(attn_decode_cx, ATT_THREADS / 32, 4, (ATT_THREADS))
 ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, 2, (2 * ATT_THREADS))
-// Session 53 (opt-in TRTFORGE_ATTN=cx12): 12 warps, the same 2 (f16) / 4 (8-bit) stages a warp, the partial O in the
-// ring — two blocks an SM (24 warps, where cx8 has 16: ncu put cx8 at 0.23 eligible of 3.73 warps a scheduler).
-ACX_KERNEL(attn_decode_cx12, 3 * ATT_THREADS / 32, 2, (3 * ATT_THREADS, 2))
 #endif  // HD == 32 || HD % 64 == 0
 
 #endif

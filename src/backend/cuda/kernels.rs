@@ -934,7 +934,7 @@ impl KernelSpec {
     }
 
     /// Whether kernels.cu defines `attn_decode_cx` / `attn_decode_cx8` (session 7; 8-bit caches since
-    /// session 36) and `attn_decode_cx12` (session 53, opt-in): `attn_decode_cl`'s builds.
+    /// session 36): `attn_decode_cl`'s builds.
     pub fn attn_cx(&self) -> bool {
         self.attn_cl()
     }
@@ -1112,7 +1112,6 @@ impl KernelSpec {
         if self.attn_cx() {
             v.push("attn_decode_cx".into());
             v.push("attn_decode_cx8".into());
-            v.push("attn_decode_cx12".into());
         }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
@@ -1198,9 +1197,8 @@ mod tests {
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
         // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
-        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM), + hist_put (session 33), + attn_decode_cx12
-        // (session 53)
-        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1 + 1);
+        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM), + hist_put (session 33)
+        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1);
         assert!(src.contains("__launch_bounds__(TC_WARPS * 32, 2) tcr2_i4_qkv(GemvArgs a) { tc_body<WF_I4, PRO_NORM, EPI_QKV, HIDDEN>(a); }"));
         assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
         assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));

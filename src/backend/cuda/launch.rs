@@ -341,7 +341,6 @@ impl DecodeAttn {
             DecodeAttn::Cuda => "attn_decode",
             DecodeAttn::Tc => "attn_decode_tc",
             DecodeAttn::V1 => "attn_decode_v1",
-            DecodeAttn::Cl { warps: 12, cx: true, .. } => "attn_decode_cx12",
             DecodeAttn::Cl { warps: 8, cx: true, .. } => "attn_decode_cx8",
             DecodeAttn::Cl { cx: true, .. } => "attn_decode_cx",
             DecodeAttn::Cl { warps: 8, .. } => "attn_decode_cl8",
@@ -356,10 +355,10 @@ impl DecodeAttn {
     }
 }
 
-/// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) / `attn_decode_cx12` (12) are compiled with: the
-/// same bytes a warp for f16 and 8-bit caches (`kv8`: half the bytes a tile, twice the tiles).
+/// The stages `attn_decode_cx` (4 warps) / `attn_decode_cx8` (8) are compiled with: the same ring bytes
+/// for f16 and 8-bit caches (`kv8`: half the bytes a tile, twice the tiles).
 pub fn acx_stages(warps: usize, kv8: bool) -> usize {
-    let f16 = if warps >= 8 { 2 } else { 4 };
+    let f16 = if warps == 8 { 2 } else { 4 };
     if kv8 {
         2 * f16
     } else {
@@ -1108,14 +1107,9 @@ impl<'a> Kernels<'a> {
             )));
         }
         if let DecodeAttn::Cl { stages, warps, cx } = kind {
-            if ns == 0
-                || ns > ACL_MAXCS
-                || !(2..=8).contains(&stages)
-                || !(warps == 4 || warps == 8 || (warps == 12 && cx))
-            {
+            if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) || !(warps == 4 || warps == 8) {
                 return Err(Error::Gpu(format!(
-                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or \
-                     8; 12 for attn_decode_cx12)"
+                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
                 )));
             }
             let kv8 = d.kv == DType::U8;

@@ -1332,13 +1332,11 @@ impl CudaBackend {
         // kv head) runs (bs64), cluster launches (bs1 with the `cl` knob) and 8-bit caches keep
         // attn_decode_cl; cxall / cx8all: at every batch size (cuda-check). With ACX_DEFAULT set,
         // cx is the default there and TRTFORGE_ATTN=cl4 runs the session-5 attn_decode_cl.
-        // Session 53: TRTFORGE_ATTN=cx12 / cx12all: attn_decode_cx12 (12 warps, two blocks an SM) in cx8's place.
         let ea = std::env::var("TRTFORGE_ATTN").unwrap_or_default();
-        let named_cx = matches!(ea.as_str(), "cx" | "cx4" | "cx8" | "cxall" | "cx8all" | "cx12" | "cx12all");
+        let named_cx = matches!(ea.as_str(), "cx" | "cx4" | "cx8" | "cxall" | "cx8all");
         let named_cl = matches!(ea.as_str(), "cl" | "cl4" | "cl8" | "cl8all");
         let cx = spec.attn_cx() && (named_cx || (ACX_DEFAULT.is_some() && !named_cl));
         let warps = match ea.as_str() {
-            "cx12" | "cx12all" if cx => 12,
             "cl8" | "cl8all" | "cx8" | "cx8all" => 8,
             "cl" | "cl4" | "cx4" | "cxall" => 4,
             _ if cx => ACX_DEFAULT.unwrap_or(4),
@@ -1356,7 +1354,7 @@ impl CudaBackend {
         // take attn_decode_cg instead where the bs1 switch `mcg` is on (the default with f16 caches,
         // `acg` below, chosen per pass in the Attention step).
         let env_attn = std::env::var("TRTFORGE_ATTN");
-        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all" | "cx12all"));
+        let acl_forced = matches!(env_attn.as_deref(), Ok("cl" | "cl8all" | "cxall" | "cx8all"));
         let attn_kernel = match env_attn.as_deref() {
             Ok("tc1") if spec.attn_tc() && gpu.cc.0 >= 8 => DecodeAttn::Tc,
             _ if kv8 && cl_ok && acl_forced => DecodeAttn::Cl { stages, warps, cx },
