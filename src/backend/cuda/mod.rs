@@ -527,6 +527,9 @@ pub struct CudaBackend {
     /// `attn_decode_cl`: resident blocks on the device (SMs × occupancy) and the largest cluster.
     acl_slots: usize,
     acl_csmax: usize,
+    /// TRTFORGE_ATTN_CSF=n (session 54, diagnostic): every decode pass on `attn_kernel` (attn_decode_cl / cx) runs each
+    /// (kv head, row) as a cluster of n blocks, whatever the batch (a second wave allowed), keeping the kernel.
+    acl_csf: Option<usize>,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
@@ -1395,6 +1398,20 @@ impl CudaBackend {
         } else {
             (0, 0)
         };
+        let acl_csf = match std::env::var("TRTFORGE_ATTN_CSF") {
+            Err(_) => None,
+            Ok(v) => match (v.parse::<usize>(), attn_kernel) {
+                (Ok(n), DecodeAttn::Cl { .. }) if (1..=acl_csmax).contains(&n) => Some(n),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "TRTFORGE_ATTN_CSF={v:?}: a cluster size 1..={} for attn_decode_cl / cx (this engine's decode \
+                         attention is {})",
+                        acl_csmax.max(1),
+                        attn_kernel.name()
+                    )))
+                }
+            },
+        };
         // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
         // what cuda-check's lists for those kernels run).
         let acg = if cl_ok && !acl_forced {
@@ -1473,6 +1490,7 @@ impl CudaBackend {
             attn_kernel,
             acl_slots,
             acl_csmax,
+            acl_csf,
             acl_forced,
             acl_fb,
             acg,
@@ -1749,7 +1767,9 @@ impl CudaBackend {
                             // One cluster per (kv head, row), as many blocks each as stay resident
                             // together (no second wave), at most acl_csmax.
                             let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
-                            if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
+                            if let Some(n) = self.acl_csf {
+                                ns = n;
+                            } else if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
                                 ns = cs;
                                 if cx && cs > 1 && !self.acl_forced {
                                     kind = self.acl_fb;
