@@ -6,6 +6,7 @@
 #   bash scripts/gpu_carry.sh NAME            # e.g. s45; NAME is also the folder inside the tarball
 #   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
 #   VARIANT=TRTFORGE_ACX8_ST=3 bash scripts/gpu_carry.sh NAME  # and the fp16 / int4 modules of that build switch
+#                                                              # (several builds: separated by ';')
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
 #   TRTFORGE_CACHE_DIR=/tmp/cz/NAME/K LD_LIBRARY_PATH=/usr/local/cuda/lib64 /tmp/cz/NAME/trtforge bench ...
@@ -57,9 +58,13 @@ pre cuda-check --tiny tests/fixtures/tiny_llama --paged
 TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
 # VARIANT="NAME=VALUE ...": also the fp16 and int4 bench modules built under those variables (an opt-in switch that
 # changes the kernels' source, e.g. VARIANT=TRTFORGE_ACX8_ST=3), so that the GPU machine does not compile them
+# Several builds: separate them with ';' (VARIANT="TRTFORGE_ACX_ROT=1; TRTFORGE_ACX_ROT=1 TRTFORGE_TIMELINE=1").
 if [ -n "${VARIANT:-}" ]; then
-  for p in fp16 int4; do
-    (export $VARIANT; tl_bench $p)
+  IFS=';' read -ra variants <<<"$VARIANT"
+  for v in "${variants[@]}"; do
+    for p in fp16 int4; do
+      (export $v; tl_bench $p)
+    done
   done
 fi
 # LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
