@@ -5,7 +5,7 @@
 #
 #   bash scripts/gpu_carry.sh NAME            # e.g. s45; NAME is also the folder inside the tarball
 #   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
-#   VARIANT=TRTFORGE_ACX8_ST=3 bash scripts/gpu_carry.sh NAME  # and the fp16 / int4 modules of that build switch
+#   VARIANT=TRTFORGE_TIMELINE=1 bash scripts/gpu_carry.sh NAME  # and the fp16 / int4 modules of that build switch
 #                                                              # (several builds: separated by ';')
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
@@ -57,8 +57,8 @@ pre cuda-check --tiny tests/fixtures/tiny_llama --paged
 # the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`: its tiny32 int8 engine's module)
 TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
 # VARIANT="NAME=VALUE ...": also the fp16 and int4 bench modules built under those variables (an opt-in switch that
-# changes the kernels' source, e.g. VARIANT=TRTFORGE_ACX8_ST=3), so that the GPU machine does not compile them
-# Several builds: separate them with ';' (VARIANT="TRTFORGE_ACX_ROT=1; TRTFORGE_ACX_ROT=1 TRTFORGE_TIMELINE=1").
+# changes the kernels' source, e.g. VARIANT=TRTFORGE_TIMELINE=1), so that the GPU machine does not compile them
+# Several builds: separate them with ';' (VARIANT="TRTFORGE_TIMELINE=1; TRTFORGE_I4_LOP3=0").
 if [ -n "${VARIANT:-}" ]; then
   IFS=';' read -ra variants <<<"$VARIANT"
   for v in "${variants[@]}"; do

@@ -3542,13 +3542,6 @@ attn_decode_cg(const float* __restrict__ q, const kv_t* __restrict__ kc, const k
 //      m-tile s: g ↔ dim DL·g + 2s, g + 8 ↔ DL·g + 2s + 1; the merge writes O back in dim order), two
 //      keys' codes paired by one byte permute per fragment register, V's scale applied to O at the end.
 #define ACX_TH 8.0f
-// Session 54 (opt-in TRTFORGE_ACX_ROT=1, kernels.rs): each (row, kv head) block walks its tiles from tile
-// (block mod tiles) on, wrapping around, so that the blocks of one launch do not all read the same offset of their
-// caches at once (every (slot, kv head) region starts MAX_SEQ · HD elements after the last). The default build walks
-// them from tile 0 (the code as before).
-#ifndef ACX_ROT
-#define ACX_ROT 0
-#endif
 __device__ __forceinline__ u32 acx_movt(u32 a) {
     u32 d;
     asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(d) : "r"(a));
@@ -3629,11 +3622,6 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     const int nt = nbt > warp ? (nbt - warp + NW - 1) / NW : 0;
     const int newp = len - 1;
     const u32 ring = smem_u32(acx_ring) + (u32)(warp * STG * 2 * ACL_TB);
-    // The first position of the block's u-th tile in walk order (u < nbt; warp w walks u = w, w + NW, ..).
-#if ACX_ROT
-    const int rot = nbt > 0 ? (int)((blockIdx.z * gridDim.y + blockIdx.y) % (unsigned)nbt) : 0;
-    auto tile_k0 = [&](int u) { return k_begin + 16 * (u + rot < nbt ? u + rot : u + rot - nbt); };
-#endif
     // This lane's copies of a tile: chunk j = row (32j + lane) / ACL_CH, 16-byte column (.. % ACL_CH).
     u32 dof[CPL], sof[CPL];
 #if KV_Q
@@ -3680,11 +3668,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #pragma unroll
     for (int i = 0; i < STG; i++) {
         if (i < nt) {
-#if ACX_ROT
-            const int k0 = tile_k0(warp + NW * i);
-#else
             const int k0 = k_begin + 16 * (warp + NW * i);
-#endif
             issue(kv_off(slot, kvh, k0), i, k_end - k0, newp - k0 < 16 ? newp - k0 : -1);
         }
         cp_async_commit();
@@ -3694,14 +3678,8 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     tl_waited();
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
-#if ACX_ROT
-        const int jt = (newp - k_begin) >> 4, ju = jt >= rot ? jt - rot : jt - rot + nbt;  // its place in the walk
-        const int i = ju / NW;
-        if (ju % NW == warp && i < STG && lane < ACL_CH) {
-#else
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
         if (jt % NW == warp && i < STG && lane < ACL_CH) {
-#endif
             const int k0 = k_begin + 16 * jt, r = newp - k0;
             const size_t off = kv_off(slot, kvh, k0) + (size_t)r * KV_RS;
 #if KV_Q
@@ -3784,19 +3762,11 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     float o[KT][4];
 #pragma unroll
     for (int s = 0; s < KT; s++) o[s][0] = o[s][1] = o[s][2] = o[s][3] = 0.f;
-#if ACX_ROT
-    size_t next_off = STG < nt ? kv_off(slot, kvh, tile_k0(warp + NW * STG)) : 0;
-#else
     size_t next_off = STG < nt ? kv_off(slot, kvh, k_begin + 16 * (warp + NW * STG)) : 0;
-#endif
     int si = 0;
 #pragma unroll 1
     for (int i = 0; i < nt; i++) {
-#if ACX_ROT
-        const int k0 = tile_k0(warp + NW * i);
-#else
         const int k0 = k_begin + 16 * (warp + NW * i);
-#endif
         acx_wait<STG - 1>();  // tile i's copies (this lane's) have landed
         __syncwarp();         // ... and every lane's, and the new-token row
         const u32 dk = ring + (u32)(si * 2 * ACL_TB);
@@ -3883,19 +3853,11 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #endif
         __syncwarp();  // every lane's ldmatrix of this slot is done: refill it
         if (i + STG < nt) {
-#if ACX_ROT
-            const int kn = tile_k0(warp + NW * (i + STG));
-#else
             const int kn = k0 + 16 * NW * STG;
-#endif
             issue(next_off, si, k_end - kn, -1);
         }
         cp_async_commit();
-#if ACX_ROT
-        if (i + STG + 1 < nt) next_off = kv_off(slot, kvh, tile_k0(warp + NW * (i + STG + 1)));
-#else
         if (i + STG + 1 < nt) next_off = kv_off(slot, kvh, k0 + 16 * NW * (STG + 1));
-#endif
         si = si + 1 == STG ? 0 : si + 1;
     }
     cp_async_wait(0);

@@ -714,8 +714,6 @@ impl KernelSpec {
             ("TRTFORGE_TC_XCLAMP", "0", "TC_XCLAMP"),
             ("TRTFORGE_TC_PTOUCH", "0", "TC_PTOUCH"),
             ("TRTFORGE_GUD_EARLY", "1", "FD_EARLY"),
-            // Session 54: the decode attention's blocks walk their tiles from (block mod tiles) on (kernels.cu ACX_ROT)
-            ("TRTFORGE_ACX_ROT", "1", "ACX_ROT"),
         ] {
             if std::env::var(env).as_deref() == Ok(val) {
                 let _ = writeln!(s, "#define {def} {val}");
