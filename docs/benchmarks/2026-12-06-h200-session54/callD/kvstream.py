@@ -92,4 +92,5 @@ def main():
     json.dump(dict(bytes_per_launch=byts, layers=LAYERS, device=cp.cuda.runtime.getDeviceProperties(0)['name'].decode(),
                    results=res), open(sys.argv[1] if len(sys.argv) > 1 else 'kvstream.json', 'w'), indent=1)
 
-main()
+if __name__ == '__main__':
+    main()

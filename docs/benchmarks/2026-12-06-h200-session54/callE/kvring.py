@@ -7,8 +7,11 @@ each) copied by cp.async (16 B a lane) into a ring of STG tiles a warp, waited w
 from shared memory (`ring`); and the same walk with the tiles' 16-byte words loaded into registers, STG tiles in
 flight a warp (`regs`). Same timing as kvstream.py (22 layers' caches cycled, back-to-back launches, CUDA events).
 """
-import json, sys
+import json, os, sys
 import cupy as cp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'callD'))
+from kvstream import timeit  # noqa: E402  (back-to-back launches over the 22 layers' caches, CUDA events)
 
 SLOTS, NKV, MAXS, HD, POS, LAYERS = 64, 4, 640, 64, 513, 22
 SRC = r'''
@@ -85,17 +88,6 @@ extern "C" __global__ void regs(const uint4* __restrict__ k, const uint4* __rest
     if (acc == 0x12345678u) out[region] = acc;
 }
 '''
-
-def timeit(launch, reps=220):
-    for l in range(LAYERS):
-        launch(l)
-    cp.cuda.Device().synchronize()
-    e0, e1 = cp.cuda.Event(), cp.cuda.Event()
-    e0.record()
-    for r in range(reps):
-        launch(r % LAYERS)
-    e1.record(); e1.synchronize()
-    return cp.cuda.get_elapsed_time(e0, e1) * 1e3 / reps
 
 def main():
     per = SLOTS * NKV * MAXS * HD * 2 // 16

@@ -11,11 +11,12 @@ Usage: python3 attnprobe.py CUBIN OUT.json
 import json, os, sys
 import cupy as cp
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'callE'))
-import kvring  # noqa: E402  (SRC, timeit)
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, '..', 'callE'), os.path.join(here, '..', 'callD')]
+import kvring  # noqa: E402  (SRC: the walk without the math)
+from kvstream import timeit  # noqa: E402
 
 SLOTS, NKV, MAXS, HD, POS, LAYERS, QDIM = 64, 4, 768, 64, 513, 22, 2048
-kvring.LAYERS = LAYERS
 
 
 def main():
@@ -35,7 +36,7 @@ def main():
         f = m.get_function('attn_decode_cx8')
         smem = 2 * 8 * 2 * 16 * HD * 2  # launch.rs acl_smem(2 stages, 8 warps, 64, f16)
         f.max_dynamic_shared_size_bytes = smem
-        us = kvring.timeit(lambda l: f((1, NKV, SLOTS), (256,), (q, ks[l], vs[l], out, rp, rs, cp.int32(2)),
+        us = timeit(lambda l: f((1, NKV, SLOTS), (256,), (q, ks[l], vs[l], out, rp, rs, cp.int32(2)),
                                        shared_mem=smem))
         b = 2 * SLOTS * NKV * (pos_last + 1) * HD * 2
         res.append(dict(kind='attn_decode_cx8', keys=pos_last + 1, us=round(us, 2), tb_s=round(b / us / 1e6, 3)))
@@ -47,7 +48,7 @@ def main():
         sm = 8 * 2 * 4096 if kind == 'ring' else 0
         if sm > 48 * 1024:
             f.max_dynamic_shared_size_bytes = sm
-        us = kvring.timeit(lambda l: f((NKV, SLOTS), (256,), (ks[l], vs[l], sink, cp.int32(POS), cp.int32(MAXS)),
+        us = timeit(lambda l: f((NKV, SLOTS), (256,), (ks[l], vs[l], sink, cp.int32(POS), cp.int32(MAXS)),
                                        shared_mem=sm))
         res.append(dict(kind=f'walk {kind} 8 x 2', keys=POS, us=round(us, 2), tb_s=round(byts / us / 1e6, 3)))
         print(json.dumps(res[-1]), flush=True)
