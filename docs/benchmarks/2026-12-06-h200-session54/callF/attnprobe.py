@@ -6,10 +6,13 @@ math at 14.25 µs launch to launch. Here the engine's own kernel runs from the e
 128` caches: TinyLlama shape, f16 cache, MAX_SEQ 768) on the same layout — 22 layers' caches of [64 slots][4 kv heads]
 [768][64] f16 cycled, every row at position 512 (513 keys) — timed back to back beside call E's 8 × 2 walk on the same
 caches. Its constants stay zero (no timeline, no early trigger); the launch is a plain one (no PDL).
-Usage: python3 attnprobe.py CUBIN OUT.json
+Usage: python3 attnprobe.py CUBIN OUT.json [--check]
+--check (added after call F ran; without it the probe is what ran): one more launch on layer 0 at each position, its
+output against a numpy reference (f32 softmax(q·Kᵀ/8)·V per (row, q head)), the relative error in the JSON.
 """
 import json, os, sys
 import cupy as cp
+import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(here, '..', 'callE'), os.path.join(here, '..', 'callD')]
@@ -19,8 +22,21 @@ from kvstream import timeit  # noqa: E402
 SLOTS, NKV, MAXS, HD, POS, LAYERS, QDIM = 64, 4, 768, 64, 513, 22, 2048
 
 
+def reference(q, k, v, keys):
+    """softmax(q·Kᵀ / sqrt(HD)) · V in f32 per (row, q head), rows at `keys` keys of their own slot (slot = row)."""
+    grp = QDIM // HD // NKV
+    qh = cp.asnumpy(q).reshape(SLOTS, NKV, grp, HD).astype(np.float64)
+    kk = cp.asnumpy(k).reshape(SLOTS, NKV, MAXS, HD)[:, :, :keys].astype(np.float64)
+    vv = cp.asnumpy(v).reshape(SLOTS, NKV, MAXS, HD)[:, :, :keys].astype(np.float64)
+    sc = np.einsum('bkgd,bkpd->bkgp', qh, kk) / np.sqrt(HD)
+    p = np.exp(sc - sc.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum('bkgp,bkpd->bkgd', p, vv).reshape(SLOTS, QDIM)
+
+
 def main():
     cubin, out_path = sys.argv[1], sys.argv[2]
+    check = '--check' in sys.argv[3:]
     per = SLOTS * NKV * MAXS * HD  # f16 elements of one layer's K
     ks = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
     vs = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
@@ -40,6 +56,12 @@ def main():
                                        shared_mem=smem))
         b = 2 * SLOTS * NKV * (pos_last + 1) * HD * 2
         res.append(dict(kind='attn_decode_cx8', keys=pos_last + 1, us=round(us, 2), tb_s=round(b / us / 1e6, 3)))
+        if check:
+            out[:] = 0
+            f((1, NKV, SLOTS), (256,), (q, ks[0], vs[0], out, rp, rs, cp.int32(2)), shared_mem=smem)
+            ref = reference(q, ks[0], vs[0], pos_last + 1)
+            got = cp.asnumpy(out).astype(np.float64).reshape(SLOTS, QDIM)
+            res[-1]['max_abs_err_rel'] = float(np.abs(got - ref).max() / np.abs(ref).max())
         print(json.dumps(res[-1]), flush=True)
     # the walk without the math (call E), on these caches (uint4 views), 513 keys
     mk = cp.RawModule(code='#define NW 8\n#define STG 2\n' + kvring.SRC, options=('-std=c++17',))
