@@ -1402,11 +1402,15 @@ impl CudaBackend {
             Err(_) => None,
             Ok(v) => match (v.parse::<usize>(), attn_kernel) {
                 (Ok(n), DecodeAttn::Cl { .. }) if (1..=acl_csmax).contains(&n) => Some(n),
+                (_, DecodeAttn::Cl { .. }) => {
+                    return Err(Error::Invalid(format!(
+                        "TRTFORGE_ATTN_CSF={v:?}: a cluster size 1..={acl_csmax} (the limit is TRTFORGE_ATTN_CS, default 8)"
+                    )))
+                }
                 _ => {
                     return Err(Error::Invalid(format!(
-                        "TRTFORGE_ATTN_CSF={v:?}: a cluster size 1..={} for attn_decode_cl / cx (this engine's decode \
-                         attention is {})",
-                        acl_csmax.max(1),
+                        "TRTFORGE_ATTN_CSF={v:?}: this engine's decode attention is {}, not attn_decode_cl / cx (sm_90, \
+                         an f16 or 8-bit cache)",
                         attn_kernel.name()
                     )))
                 }
