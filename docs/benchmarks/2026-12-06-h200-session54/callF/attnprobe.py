@@ -6,9 +6,13 @@ math at 14.25 µs launch to launch. Here the engine's own kernel runs from the e
 128` caches: TinyLlama shape, f16 cache, MAX_SEQ 768) on the same layout — 22 layers' caches of [64 slots][4 kv heads]
 [768][64] f16 cycled, every row at position 512 (513 keys) — timed back to back beside call E's 8 × 2 walk on the same
 caches. Its constants stay zero (no timeline, no early trigger); the launch is a plain one (no PDL).
-Usage: python3 attnprobe.py CUBIN OUT.json [--check]
---check (added after call F ran; without it the probe is what ran): one more launch on layer 0 at each position, its
-output against a numpy reference (f32 softmax(q·Kᵀ/8)·V per (row, q head)), the relative error in the JSON.
+Usage: python3 attnprobe.py CUBIN OUT.json [--check] [--onebuf] [--gemm]
+Added after call F ran (without them the probe is what ran):
+  --check   one more launch on layer 0 at each position, its output against a numpy reference (f32 softmax(q·Kᵀ/8)·V
+            per (row, q head)), the relative error in the JSON;
+  --onebuf  the 22 layers' K (and V) caches as views of one buffer, as the engine allocates them;
+  --gemm    a 64 × 2048 × 5632 f16 GEMM (cuBLAS, the gate/up shape; two weight copies alternating, 23 MB each) before
+            every attention launch, and the same GEMMs alone: the attention's share = (both − GEMMs) a launch.
 """
 import json, os, sys
 import cupy as cp
@@ -36,10 +40,22 @@ def reference(q, k, v, keys):
 
 def main():
     cubin, out_path = sys.argv[1], sys.argv[2]
-    check = '--check' in sys.argv[3:]
+    flags = set(sys.argv[3:])
+    check, onebuf, gemm = '--check' in flags, '--onebuf' in flags, '--gemm' in flags
     per = SLOTS * NKV * MAXS * HD  # f16 elements of one layer's K
-    ks = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
-    vs = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
+    if onebuf:
+        kall = (cp.random.standard_normal(per * LAYERS, dtype=cp.float32) * 0.5).astype(cp.float16)
+        vall = (cp.random.standard_normal(per * LAYERS, dtype=cp.float32) * 0.5).astype(cp.float16)
+        ks = [kall[l * per:(l + 1) * per] for l in range(LAYERS)]
+        vs = [vall[l * per:(l + 1) * per] for l in range(LAYERS)]
+    else:
+        ks = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
+        vs = [(cp.random.standard_normal(per, dtype=cp.float32) * 0.5).astype(cp.float16) for _ in range(LAYERS)]
+    if gemm:
+        gx = cp.random.standard_normal((SLOTS, QDIM), dtype=cp.float32).astype(cp.float16)
+        gw = [cp.random.standard_normal((QDIM, 5632), dtype=cp.float32).astype(cp.float16) for _ in range(2)]
+        gy = cp.empty((SLOTS, 5632), dtype=cp.float16)
+        gemm_us = timeit(lambda l: cp.matmul(gx, gw[l % 2], out=gy))
     q = cp.random.standard_normal(SLOTS * QDIM, dtype=cp.float32)
     out = cp.zeros(SLOTS * QDIM, dtype=cp.float16)
     sink = cp.zeros(1 << 16, dtype=cp.uint32)
@@ -52,10 +68,16 @@ def main():
         f = m.get_function('attn_decode_cx8')
         smem = 2 * 8 * 2 * 16 * HD * 2  # launch.rs acl_smem(2 stages, 8 warps, 64, f16)
         f.max_dynamic_shared_size_bytes = smem
-        us = timeit(lambda l: f((1, NKV, SLOTS), (256,), (q, ks[l], vs[l], out, rp, rs, cp.int32(2)),
-                                       shared_mem=smem))
+        def attn(l):
+            if gemm:
+                cp.matmul(gx, gw[l % 2], out=gy)
+            f((1, NKV, SLOTS), (256,), (q, ks[l], vs[l], out, rp, rs, cp.int32(2)), shared_mem=smem)
+        us = timeit(attn) - (gemm_us if gemm else 0.0)
         b = 2 * SLOTS * NKV * (pos_last + 1) * HD * 2
-        res.append(dict(kind='attn_decode_cx8', keys=pos_last + 1, us=round(us, 2), tb_s=round(b / us / 1e6, 3)))
+        res.append(dict(kind='attn_decode_cx8', keys=pos_last + 1, us=round(us, 2),
+                        tb_s=round(b / us / 1e6, 3) if us > 0 else None, onebuf=onebuf, after_gemm=gemm))
+        if gemm:
+            res[-1]['gemm_alone_us'] = round(gemm_us, 2)
         if check:
             out[:] = 0
             f((1, NKV, SLOTS), (256,), (q, ks[0], vs[0], out, rp, rs, cp.int32(2)), shared_mem=smem)
