@@ -1837,7 +1837,7 @@ impl<'a> Kernels<'a> {
             return Err(Error::Gpu(format!("wq: {slices} K slices of {nch} chunks")));
         }
         let i4 = matches!(fmt, WeightFormat::I4 { .. });
-        if !(0..=super::wq::CM_X3 | super::wq::CM_INLINE).contains(&cm) {
+        if cm & !(super::wq::CM_X3 | super::wq::CM_INLINE) != 0 {
             return Err(Error::Gpu(format!("wq: copy mode {cm}")));
         }
         let inline = i4 && cm & super::wq::CM_INLINE != 0;
