@@ -14,7 +14,10 @@
 #            $R/NAME.log, and its failures / verdict lines;
 #   wqk [PATTERN [ENV=VALUE ...]]
 #            the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`) with those variables, its log $R/wqk.log,
-#            and its verdict lines plus the case lines that match PATTERN (an extended regex; empty or left out: none).
+#            and its verdict lines plus the case lines that match PATTERN (an extended regex; empty or left out: none);
+#   peer NAME [ARG ...]
+#            with more than 100 s left, the torch.compile peer (`scripts/torch_baseline.py ARG ... --out $R/NAME.json`)
+#            until 15 s before the deadline, its log $R/NAME.log and its decode lines.
 set -uo pipefail
 : "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
@@ -31,13 +34,21 @@ bn() {
     --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140
 }
-ck() {
+tiny_check() {  # NAME TIMEOUT [ENV=VALUE ...]: the one cuda-check process of ck and wqk, its log and rc line
   local n=$1 to=$2; shift 2
   env "$@" timeout $to $B cuda-check --tiny tests/fixtures/tiny_llama > $R/$n.log 2>&1
-  echo "$n rc=$? $(t)"; grep -E "FAIL|passed|rror" $R/$n.log | tail -4 | cut -c1-160
+  echo "$n rc=$? $(t)"
+}
+ck() {
+  tiny_check "$@"; grep -E "FAIL|passed|rror" $R/$1.log | tail -4 | cut -c1-160
 }
 wqk() {
   local re="PASS|FAIL|rror|passed"; [ -n "${1:-}" ] && re="$1|$re"; [ $# -gt 0 ] && shift
-  timeout 120 env TRTFORGE_CHECKS=wqk "$@" $B cuda-check --tiny tests/fixtures/tiny_llama > $R/wqk.log 2>&1
-  echo "wqk rc=$? $(t)"; grep -E "$re" $R/wqk.log | cut -c1-120
+  tiny_check wqk 120 TRTFORGE_CHECKS=wqk "$@"; grep -E "$re" $R/wqk.log | cut -c1-120
+}
+peer() {
+  local n=$1; shift
+  [ $(left) -gt 100 ] || return 0
+  PYTHONUNBUFFERED=1 timeout $(( $(left) - 15 )) python3 scripts/torch_baseline.py "$@" --out $R/$n.json > $R/$n.log 2>&1
+  echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/$n.log | tail -4
 }

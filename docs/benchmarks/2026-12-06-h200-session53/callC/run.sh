@@ -10,11 +10,7 @@ echo "paged rc=$? $(t)"; grep -E "PASS|FAIL|passed|rror" $R/paged.log | tail -4 
 for p in fp16 int4 int8 fp8; do bn ${p}_1 $p 1 X=1; done
 for p in fp16 int4; do bn ${p}_8 $p 8 X=1; done
 for p in fp16 int4 int8 fp8; do bn ${p}_64 $p 64 X=1; done
-if [ $(left) -gt 100 ]; then
-  PYTHONUNBUFFERED=1 timeout $(( $(left) - 15 )) python3 scripts/torch_baseline.py --preset tinyllama-1.1b --precisions fp16 \
-    --batch-sizes 1 8 64 --input-lens 512 --output-len 128 --runs 2 --warmup 1 --eager-prefill \
-    --out $R/torch_peer.json > $R/torch_peer.log 2>&1
-  echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/torch_peer.log | tail -4
-fi
+peer torch_peer --preset tinyllama-1.1b --precisions fp16 --batch-sizes 1 8 64 --input-lens 512 --output-len 128 \
+  --runs 2 --warmup 1 --eager-prefill
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
 t

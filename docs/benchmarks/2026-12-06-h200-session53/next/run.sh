@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepared in session 53 for the next lease, NOT RUN (the session's device budget was spent): carry [".carry/z"] =
-# `bash scripts/gpu_carry.sh s53f` at d5f09a1 or later with the same src/ (≈ 5 min here). ≈ 330 s.
+# Prepared in session 53 for the next lease (the session's device budget was spent); ran as session 54's call A with
+# CARRY=s54 (docs/benchmarks/2026-12-06-h200-session54/callA/run.sh). Carry [".carry/z"] = `bash scripts/gpu_carry.sh
+# $CARRY` (default s53f) at d5f09a1 or later with the same src/ (≈ 5 min here). ≈ 330 s.
 #  1. the opt-in 12-warp decode attention (TRTFORGE_ATTN=cx12: two 12-warp blocks an SM where cx8 holds two of 8;
 #     session 53 call F put cx8 at 0.23 eligible of 3.73 warps a scheduler, DRAM 59 %) against the default cx8 in the
 #     fp16 and int4 bs64 steps, interleaved;
@@ -10,7 +11,7 @@
 # If it wins: the TinyLlama-shape checks (`TRTFORGE_ATTN=cx12all TRTFORGE_CHECKS=attn cuda-check --tinyllama`), then make
 # it the default where cx8 runs (mod.rs ACX_DEFAULT / the warps choice). If it ties or loses: remove it.
 DL=${DL:-400}
-NAME=s53f . scripts/gpu_bench_lib.sh
+NAME=${CARRY:-s53f} . scripts/gpu_bench_lib.sh
 bn f16_a fp16 64 X=1
 bn f16_cx12 fp16 64 TRTFORGE_ATTN=cx12
 bn i4_a int4 64 X=1
