@@ -530,6 +530,9 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN_CSF=n (session 54, diagnostic): every decode pass on `attn_kernel` (attn_decode_cl / cx) runs each
     /// (kv head, row) as a cluster of n blocks, whatever the batch (a second wave allowed), keeping the kernel.
     acl_csf: Option<usize>,
+    /// TRTFORGE_ATTN_REPS=n (session 55, diagnostic): a decode pass launches its decode attention n times (0..=4;
+    /// 0 skips it: the output is then wrong), to measure what one launch costs inside the step.
+    attn_reps: usize,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
@@ -1416,6 +1419,17 @@ impl CudaBackend {
                 }
             },
         };
+        let attn_reps = match std::env::var("TRTFORGE_ATTN_REPS") {
+            Err(_) => 1,
+            Ok(v) => match v.parse::<usize>() {
+                Ok(n) if n <= 4 => n,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "TRTFORGE_ATTN_REPS={v:?}: launches of the decode attention a decode pass, 0..=4 (a diagnostic)"
+                    )))
+                }
+            },
+        };
         // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
         // what cuda-check's lists for those kernels run).
         let acg = if cl_ok && !acl_forced {
@@ -1495,6 +1509,7 @@ impl CudaBackend {
             acl_slots,
             acl_csmax,
             acl_csf,
+            attn_reps,
             acl_forced,
             acl_fb,
             acg,
@@ -1812,9 +1827,11 @@ impl CudaBackend {
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
                         let reps = if fold { self.bs1.fold_reps.unwrap_or(1).clamp(1, FOLD_REPS_MAX) } else { 0 };
-                        self.timed("attn_decode", || {
-                            k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
-                        })?;
+                        for _ in 0..if decode { self.attn_reps } else { 1 } {
+                            self.timed("attn_decode", || {
+                                k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
+                            })?;
+                        }
                         ofold = fold.then_some((ns, reps));
                     }
                     if !decode {
