@@ -7,6 +7,8 @@
 #   LINEINFO=1 bash scripts/gpu_carry.sh NAME # and the int4 module with -lineinfo (TRTFORGE_NVRTC_LINEINFO=1)
 #   VARIANT=TRTFORGE_TIMELINE=1 bash scripts/gpu_carry.sh NAME  # and the fp16 / int4 modules of that build switch
 #                                                              # (several builds: separated by ';')
+#   KV="int8 fp8" bash scripts/gpu_carry.sh NAME   # and the bench modules with those KV caches (`--kv-cache`), at the
+#                                                  # precisions KVP (default "fp16 fp8 int4")
 #
 # On the device machine:   tar xzf .carry/z/NAME.tgz -C /tmp/cz && gunzip /tmp/cz/NAME/trtforge.gz
 #   TRTFORGE_CACHE_DIR=/tmp/cz/NAME/K LD_LIBRARY_PATH=/usr/local/cuda/lib64 /tmp/cz/NAME/trtforge bench ...
@@ -47,8 +49,9 @@ pre() {
     exit 1
   fi
 }
-tl_bench() {  # the TinyLlama-shape preset's bs64 bench at precision $1 (its kernels cover bs1 / bs8 too)
-  pre bench --isolate never --model preset:tinyllama-1.1b --precisions "$1" --batch-sizes 64 --input-lens 512 --output-len 128
+tl_bench() {  # the TinyLlama-shape preset's bs64 bench at precision $1 (its kernels cover bs1 / bs8 too), [$2: KV cache]
+  pre bench --isolate never --model preset:tinyllama-1.1b --precisions "$1" --batch-sizes 64 --input-lens 512 --output-len 128 \
+    ${2:+--kv-cache "$2"}
 }
 for p in fp16 int4 int8 fp8; do
   tl_bench $p
@@ -67,6 +70,11 @@ if [ -n "${VARIANT:-}" ]; then
     done
   done
 fi
+for kv in ${KV:-}; do
+  for p in ${KVP:-fp16 fp8 int4}; do
+    tl_bench $p $kv
+  done
+done
 # LINEINFO=1: also the int4 module with source lines (TRTFORGE_NVRTC_LINEINFO=1 on the GPU machine, for ncu's source view)
 if [ "${LINEINFO:-0}" = 1 ]; then
   TRTFORGE_NVRTC_LINEINFO=1 tl_bench int4

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Session 55 call B (carry [".carry/z"]: .carry/z/s55c.tgz = `KV="int8 fp8" KVP="fp16 fp8 int4" bash
+# scripts/gpu_carry.sh s55c` at 2392e76 + the carry script's KV option).
+# Call A: one f16-cache decode attention costs ≈ 16.7 µs a layer inside the bs64 step (TRTFORGE_ATTN_REPS 0 / 1),
+# 27 % of a fp16 step without it. An 8-bit cache halves its bytes: what does the 8-bit attention (attn_decode_cx8's
+# KV_Q path) cost in the step, and what would #15's fp8 bs64 row be with it? Rows with TRTFORGE_ATTN_REPS=1 / 0,
+# then ncu of the 8-bit launches (duration, DRAM bytes, issue / stall sections of one launch).
+DL=${DL:-520}
+NAME=s55c . scripts/gpu_bench_lib.sh
+bn f16 fp16 64 X=1
+bn fp8 fp8 64 X=1
+bn fp8_k8_r1 "fp8 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=1
+bn fp8_k8_r0 "fp8 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=0
+bn fp8_kf8_r1 "fp8 --kv-cache fp8" 64 TRTFORGE_ATTN_REPS=1
+bn fp8_kf8_r0 "fp8 --kv-cache fp8" 64 TRTFORGE_ATTN_REPS=0
+bn f16_k8_r1 "fp16 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=1
+bn f16_k8_r0 "fp16 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=0
+bn i4_k8 "int4 --kv-cache int8" 64 X=1
+nc() {  # NAME SKIP COUNT "METRICS-OR-SECTIONS" PRECISION-ARGS
+  local n=$1 sk=$2 cnt=$3 m=$4; shift 4
+  [ $(left) -gt 40 ] || return 0
+  timeout $(( $(left) - 10 )) ncu --clock-control none --cache-control none --kernel-name regex:"attn_decode|kv_rot" \
+    --launch-skip $sk --launch-count $cnt $m --csv $B bench --isolate never --model preset:tinyllama-1.1b \
+    --precisions "$@" --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.csv 2> $R/$n.err
+  echo "$n rc=$? $(t)"; grep -E '"(gpu__time_duration.sum|dram__bytes_read.sum)"' $R/$n.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | head -12
+}
+M="--metrics gpu__time_duration.sum,dram__bytes_read.sum,lts__t_sector_hit_rate.pct"
+nc ncu_k8 400 4 "$M" fp8 --kv-cache int8
+nc ncu_kf8 400 4 "$M" fp8 --kv-cache fp8
+S="--section SpeedOfLight --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats"
+nc ncu_k8_sec 401 1 "$S" fp8 --kv-cache int8
+nc ncu_f16_sec 401 1 "$S" fp16
+tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
+t
