@@ -5,7 +5,7 @@
 # 27 % of a fp16 step without it. An 8-bit cache halves its bytes: what does the 8-bit attention (attn_decode_cx8's
 # KV_Q path) cost in the step, and what would #15's fp8 bs64 row be with it? Rows with TRTFORGE_ATTN_REPS=1 / 0,
 # then ncu of the 8-bit launches (duration, DRAM bytes, issue / stall sections of one launch).
-DL=${DL:-520}
+DL=${DL:-330}
 NAME=s55c . scripts/gpu_bench_lib.sh
 bn f16 fp16 64 X=1
 bn fp8 fp8 64 X=1
