@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Session 55 call B (carry [".carry/z"]: .carry/z/s55c.tgz = `KV="int8 fp8" KVP="fp16 fp8 int4" bash
-# scripts/gpu_carry.sh s55c` at 2392e76 + the carry script's KV option).
-# Call A: one f16-cache decode attention costs ≈ 16.7 µs a layer inside the bs64 step (TRTFORGE_ATTN_REPS 0 / 1),
-# 27 % of a fp16 step without it. An 8-bit cache halves its bytes: what does the 8-bit attention (attn_decode_cx8's
-# KV_Q path) cost in the step, and what would #15's fp8 bs64 row be with it? Rows with TRTFORGE_ATTN_REPS=1 / 0,
-# then ncu of the 8-bit launches (duration, DRAM bytes; the sections of one launch if time is left). Trimmed to
-# ≈ 200 s after four calls got no machine.
+# Prepared in session 55 for the next lease, NOT RUN (no machine could be started after call A). Carry [".carry/z"]:
+#   KV="int8 fp8" KVP="fp16 fp8 int4" bash scripts/gpu_carry.sh s56     (the 8-bit-KV bench modules precompiled too;
+#   ≈ 10 min here; another carry name: CARRY=NAME bash .../next/run.sh)
+# Call A: one f16-cache decode attention costs 16.4 µs a layer inside the fp16 bs64 step (TRTFORGE_ATTN_REPS 0 / 1),
+# 23 % of the step. An 8-bit cache halves its bytes: what does the 8-bit attention (attn_decode_cx8's KV_Q path) cost
+# in the step, and what is #15's fp8 bs64 row with it (1.3× fp16 needs a step ≈ 7.4 µs a layer shorter than fp8's
+# 1.403 ms)? Rows with TRTFORGE_ATTN_REPS=1 / 0, then ncu of the 8-bit launches (duration, DRAM bytes; the sections of
+# one launch if time is left). ≈ 200 s.
 DL=${DL:-220}
-NAME=s55c . scripts/gpu_bench_lib.sh
+NAME=${CARRY:-s56} . scripts/gpu_bench_lib.sh
 bn f16 fp16 64 X=1
 bn fp8 fp8 64 X=1
 bn fp8_k8_r1 "fp8 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=1
