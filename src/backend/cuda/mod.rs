@@ -1827,7 +1827,10 @@ impl CudaBackend {
                         let (part, counters) = (self.s.part.f32(), self.s.counters.i32());
                         let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
                         let reps = if fold { self.bs1.fold_reps.unwrap_or(1).clamp(1, FOLD_REPS_MAX) } else { 0 };
-                        for _ in 0..if decode { self.attn_reps } else { 1 } {
+                        // TRTFORGE_ATTN_REPS (diagnostic) repeats a decode pass's launch; `reps` above is the
+                        // o-fold's, not this.
+                        let launches = if decode { self.attn_reps } else { 1 };
+                        for _ in 0..launches {
                             self.timed("attn_decode", || {
                                 k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
                             })?;
