@@ -17,7 +17,11 @@
 #            and its verdict lines plus the case lines that match PATTERN (an extended regex; empty or left out: none);
 #   peer NAME [ARG ...]
 #            with more than 100 s left, the torch.compile peer (`scripts/torch_baseline.py ARG ... --out $R/NAME.json`)
-#            until 15 s before the deadline, its log $R/NAME.log and its decode lines.
+#            until 15 s before the deadline, its log $R/NAME.log and its decode lines;
+#   ncb NAME KERNELS SKIP COUNT "NCU-ARGS" PRECISION [--kv-cache KV]
+#            with more than 40 s left, ncu (clocks and caches left alone) on COUNT launches of the kernels matching the
+#            regex KERNELS after SKIP of them, inside one `bench` process as `bn`'s (batch 64), until 10 s before the
+#            deadline; its CSV $R/NAME.csv, stderr $R/NAME.err, and each launch's duration / DRAM-bytes lines.
 set -uo pipefail
 : "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
@@ -51,4 +55,12 @@ peer() {
   [ $(left) -gt 100 ] || return 0
   PYTHONUNBUFFERED=1 timeout $(( $(left) - 15 )) python3 scripts/torch_baseline.py "$@" --out $R/$n.json > $R/$n.log 2>&1
   echo "peer rc=$? $(t)"; grep -E "decode|rror" $R/$n.log | tail -4
+}
+ncb() {
+  local n=$1 kn=$2 sk=$3 cnt=$4 m=$5; shift 5
+  [ $(left) -gt 40 ] || return 0
+  timeout $(( $(left) - 10 )) ncu --clock-control none --cache-control none --kernel-name regex:"$kn" \
+    --launch-skip $sk --launch-count $cnt $m --csv $B bench --isolate never --model preset:tinyllama-1.1b \
+    --precisions "$@" --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.csv 2> $R/$n.err
+  echo "$n rc=$? $(t)"; grep -E '"(gpu__time_duration.sum|dram__bytes_read.sum)"' $R/$n.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | head -12
 }

@@ -17,18 +17,10 @@ bn fp8_kf8_r1 "fp8 --kv-cache fp8" 64 TRTFORGE_ATTN_REPS=1
 bn f16_k8_r1 "fp16 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=1
 bn f16_k8_r0 "fp16 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=0
 bn i4_k8 "int4 --kv-cache int8" 64 X=1
-nc() {  # NAME SKIP COUNT "METRICS-OR-SECTIONS" PRECISION-ARGS
-  local n=$1 sk=$2 cnt=$3 m=$4; shift 4
-  [ $(left) -gt 40 ] || return 0
-  timeout $(( $(left) - 10 )) ncu --clock-control none --cache-control none --kernel-name regex:"attn_decode|kv_rot" \
-    --launch-skip $sk --launch-count $cnt $m --csv $B bench --isolate never --model preset:tinyllama-1.1b \
-    --precisions "$@" --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.csv 2> $R/$n.err
-  echo "$n rc=$? $(t)"; grep -E '"(gpu__time_duration.sum|dram__bytes_read.sum)"' $R/$n.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | head -12
-}
 M="--metrics gpu__time_duration.sum,dram__bytes_read.sum,lts__t_sector_hit_rate.pct"
-nc ncu_k8 400 4 "$M" fp8 --kv-cache int8
+ncb ncu_k8 "attn_decode|kv_rot" 400 4 "$M" fp8 --kv-cache int8
 S="--section SpeedOfLight --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats"
-nc ncu_k8_sec 401 1 "$S" fp8 --kv-cache int8
-nc ncu_f16_sec 401 1 "$S" fp16
+ncb ncu_k8_sec "attn_decode|kv_rot" 401 1 "$S" fp8 --kv-cache int8
+ncb ncu_f16_sec "attn_decode|kv_rot" 401 1 "$S" fp16
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
 t
