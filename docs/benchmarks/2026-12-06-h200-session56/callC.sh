@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Session 56, call C (carry [".carry/z"]: `KV="int8 fp8" KVP="fp16 fp8 int4" bash scripts/gpu_carry.sh s56`): where the
 # bs64 decode attention's warps wait, per SASS instruction (ncu SourceCounters: PC-sampled stall reasons and executed
-# instruction counts), for the 8-bit (fp8 weights + int8 KV) and the f16 cache, one launch each inside the bs64 bench.
-DL=${DL:-200}
+# instruction counts), for the 8-bit (fp8 weights + int8 KV) and the f16 cache, one launch each inside the bs64 bench;
+# then the 8-bit attention repeated (TRTFORGE_ATTN_REPS=2: a launch on L2-warm bytes) and the fp8 cache's REPS=0 row.
+DL=${DL:-230}
 NAME=${CARRY:-s56} . scripts/gpu_bench_lib.sh
 src() {  # NAME PRECISION-ARGS...: one attn_decode_cx8 launch (the 401st) with SourceCounters, then its SASS source page
   local n=$1; shift
@@ -18,5 +19,7 @@ src() {  # NAME PRECISION-ARGS...: one attn_decode_cx8 launch (the 401st) with S
 }
 src src_k8 fp8 --kv-cache int8
 src src_f16 fp16
+[ $(left) -gt 45 ] && bn fp8_k8_r2 "fp8 --kv-cache int8" 64 TRTFORGE_ATTN_REPS=2
+[ $(left) -gt 45 ] && bn fp8_kf8_r0 "fp8 --kv-cache fp8" 64 TRTFORGE_ATTN_REPS=0
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
 t
