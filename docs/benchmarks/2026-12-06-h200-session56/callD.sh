@@ -3,14 +3,17 @@
 # (1) TRTFORGE_KV_PREFETCH=1 (new, opt-in): the QKV step's RMSNorm of a bs64 decode pass asks L2 to prefetch the
 #     layer's K / V rows, so that the decode attention after the QKV GEMM finds them in L2 (a repeated attention launch
 #     on L2-warm bytes cost 11.0 µs against 16.4 in session 55). A/B in separate processes, off / on interleaved;
-# (2) where the bs64 decode attention's warps wait, per SASS instruction (ncu SourceCounters), 8-bit and f16 caches;
-# (3) int4 / fp8 rows off / on.
-DL=${DL:-360}
+# (2) its correctness: `TRTFORGE_CHECKS=kvpf` (TinyLlama shape, 12-row decode steps on the GEMM path, f16 / int8
+#     caches, against the CPU reference) with it on;
+# (3) where the bs64 decode attention's warps wait, per SASS instruction (ncu SourceCounters), 8-bit and f16 caches;
+# (4) int4 / fp8 rows off / on.
+DL=${DL:-420}
 NAME=${CARRY:-s56b} . scripts/gpu_bench_lib.sh
 bn f16_off fp16 64 X=1
 bn f16_pf fp16 64 TRTFORGE_KV_PREFETCH=1
 bn k8_off "fp8 --kv-cache int8" 64 X=1
 bn k8_pf "fp8 --kv-cache int8" 64 TRTFORGE_KV_PREFETCH=1
+ck ck_kvpf 100 TRTFORGE_CHECKS=kvpf TRTFORGE_KV_PREFETCH=1
 src() {  # NAME PRECISION-ARGS...: one attn_decode_cx8 launch (the 401st) with SourceCounters, then its SASS source page
   local n=$1; shift
   [ $(left) -gt 60 ] || return 0
