@@ -7,22 +7,23 @@
 #     list with `TRTFORGE_ATTN_CS=1`, one block a sequence: several tiles a warp);
 # (2) TRTFORGE_KV_PREFETCH=1 (opt-in): fp16 and fp8 + int8 KV bs64 off / on, and `TRTFORGE_CHECKS=kvpf` with it on;
 # (3) ncu SourceCounters of the new 8-bit launch (where its warps wait, per SASS instruction).
-DL=${DL:-390}
+DL=${DL:-270}
 NAME=s56b . scripts/gpu_bench_lib.sh
 BOLD=$B
 NAME=s56c . scripts/gpu_bench_lib.sh
 old() { local b=$B; B=$BOLD; bn "$@" TRTFORGE_CACHE_DIR=/tmp/cz/s56b/K; B=$b; }
+g() { [ $(left) -gt $1 ]; }  # more than $1 s left
 old k8_old "fp8 --kv-cache int8" 64 X=1
 bn k8_new "fp8 --kv-cache int8" 64 X=1
-ck ck_attn 80 TRTFORGE_CHECKS=attn TRTFORGE_ATTN=cx8all
-ck ck_pre 80 TRTFORGE_CHECKS=prefill TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_CS=1
-old k8_old2 "fp8 --kv-cache int8" 64 X=1
-bn k8_new2 "fp8 --kv-cache int8" 64 X=1
-bn f16_off fp16 64 X=1
-bn f16_pf fp16 64 TRTFORGE_KV_PREFETCH=1
-bn k8_pf "fp8 --kv-cache int8" 64 TRTFORGE_KV_PREFETCH=1
-[ $(left) -gt 110 ] && ck ck_kvpf 100 TRTFORGE_CHECKS=kvpf TRTFORGE_KV_PREFETCH=1
-if [ $(left) -gt 60 ]; then
+g 70 && ck ck_attn 60 TRTFORGE_CHECKS=attn TRTFORGE_ATTN=cx8all
+g 40 && bn f16_off fp16 64 X=1
+g 40 && bn f16_pf fp16 64 TRTFORGE_KV_PREFETCH=1
+g 45 && bn k8_pf "fp8 --kv-cache int8" 64 TRTFORGE_KV_PREFETCH=1
+g 60 && ck ck_pre 50 TRTFORGE_CHECKS=prefill TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_CS=1
+g 45 && old k8_old2 "fp8 --kv-cache int8" 64 X=1
+g 45 && bn k8_new2 "fp8 --kv-cache int8" 64 X=1
+g 110 && ck ck_kvpf 100 TRTFORGE_CHECKS=kvpf TRTFORGE_KV_PREFETCH=1
+if g 60; then
   timeout $(( $(left) - 20 )) ncu --clock-control none --cache-control none --kernel-name regex:attn_decode_cx8 \
     --launch-skip 401 --launch-count 1 --section SourceCounters --section WarpStateStats --section InstructionStats \
     --sampling-interval 0 -f -o $R/src_k8 $B bench --isolate never --model preset:tinyllama-1.1b --precisions fp8 \
@@ -31,7 +32,5 @@ if [ $(left) -gt 60 ]; then
   ncu -i $R/src_k8.ncu-rep --page source --csv --print-source sass > $R/src_k8.sass.csv 2> $R/src_k8.sass.err
   echo "page rc=$?"; wc -l $R/src_k8.sass.csv
 fi
-[ $(left) -gt 45 ] && bn f16_pf2 fp16 64 TRTFORGE_KV_PREFETCH=1
-[ $(left) -gt 45 ] && bn f16_off2 fp16 64 X=1
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
 t
