@@ -7,7 +7,7 @@
 #     list with `TRTFORGE_ATTN_CS=1`, one block a sequence: several tiles a warp);
 # (2) TRTFORGE_KV_PREFETCH=1 (opt-in): fp16 and fp8 + int8 KV bs64 off / on, and `TRTFORGE_CHECKS=kvpf` with it on;
 # (3) ncu SourceCounters of the new 8-bit launch (where its warps wait, per SASS instruction).
-DL=${DL:-270}
+DL=${DL:-190}
 NAME=s56b . scripts/gpu_bench_lib.sh
 BOLD=$B
 NAME=s56c . scripts/gpu_bench_lib.sh
