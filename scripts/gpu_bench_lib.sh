@@ -21,7 +21,12 @@
 #   ncb NAME KERNELS SKIP COUNT "NCU-ARGS" PRECISION [--kv-cache KV]
 #            with more than 40 s left, ncu (clocks and caches left alone) on COUNT launches of the kernels matching the
 #            regex KERNELS after SKIP of them, inside one `bench` process as `bn`'s (batch 64), until 10 s before the
-#            deadline; its CSV $R/NAME.csv, stderr $R/NAME.err, and each launch's duration / DRAM-bytes lines.
+#            deadline; its CSV $R/NAME.csv, stderr $R/NAME.err, and each launch's duration / DRAM-bytes lines;
+#   ncs NAME KERNELS SKIP PRECISION [--kv-cache KV]
+#            with more than 60 s left, ncu's SourceCounters / WarpStateStats / InstructionStats (PC sampling every 32
+#            cycles) of the one launch of the kernels matching KERNELS after SKIP, inside one `bench` process as
+#            `ncb`'s, until 20 s before the deadline: the report $R/NAME.ncu-rep and its SASS source page (per
+#            instruction: executed counts, stall samples) $R/NAME.sass.csv.
 set -uo pipefail
 : "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
@@ -63,4 +68,15 @@ ncb() {
     --launch-skip $sk --launch-count $cnt $m --csv $B bench --isolate never --model preset:tinyllama-1.1b \
     --precisions "$@" --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.csv 2> $R/$n.err
   echo "$n rc=$? $(t)"; grep -E '"(gpu__time_duration.sum|dram__bytes_read.sum)"' $R/$n.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | head -12
+}
+ncs() {
+  local n=$1 kn=$2 sk=$3; shift 3
+  [ $(left) -gt 60 ] || return 0
+  timeout $(( $(left) - 20 )) ncu --clock-control none --cache-control none --kernel-name regex:"$kn" \
+    --launch-skip $sk --launch-count 1 --section SourceCounters --section WarpStateStats --section InstructionStats \
+    --sampling-interval 0 -f -o $R/$n $B bench --isolate never --model preset:tinyllama-1.1b --precisions "$@" \
+    --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.log 2>&1
+  echo "$n rc=$? $(t)"
+  ncu -i $R/$n.ncu-rep --page source --csv --print-source sass > $R/$n.sass.csv 2> $R/$n.sass.err
+  echo "page rc=$? $(wc -l < $R/$n.sass.csv) lines"
 }

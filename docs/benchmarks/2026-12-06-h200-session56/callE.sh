@@ -23,14 +23,6 @@ g 60 && ck ck_pre 50 TRTFORGE_CHECKS=prefill TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_
 g 45 && old k8_old2 "fp8 --kv-cache int8" 64 X=1
 g 45 && bn k8_new2 "fp8 --kv-cache int8" 64 X=1
 g 110 && ck ck_kvpf 100 TRTFORGE_CHECKS=kvpf TRTFORGE_KV_PREFETCH=1
-if g 60; then
-  timeout $(( $(left) - 20 )) ncu --clock-control none --cache-control none --kernel-name regex:attn_decode_cx8 \
-    --launch-skip 401 --launch-count 1 --section SourceCounters --section WarpStateStats --section InstructionStats \
-    --sampling-interval 0 -f -o $R/src_k8 $B bench --isolate never --model preset:tinyllama-1.1b --precisions fp8 \
-    --kv-cache int8 --batch-sizes 64 --input-lens 512 --output-len 128 > $R/src_k8.log 2>&1
-  echo "src_k8 rc=$? $(t)"
-  ncu -i $R/src_k8.ncu-rep --page source --csv --print-source sass > $R/src_k8.sass.csv 2> $R/src_k8.sass.err
-  echo "page rc=$?"; wc -l $R/src_k8.sass.csv
-fi
+ncs src_k8 attn_decode_cx8 401 fp8 --kv-cache int8
 tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
 t
