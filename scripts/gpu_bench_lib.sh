@@ -34,13 +34,14 @@ mkdir -p /tmp/cz
   && chmod +x /tmp/cz/$NAME/trtforge; } || exit 3
 B=/tmp/cz/$NAME/trtforge; R=$OUT/r; mkdir -p $R
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64 TRTFORGE_CACHE_DIR=/tmp/cz/$NAME/K
+# The bench workload of every row and profile (TinyLlama-shape preset, prompt 512, 128 new): ncu's launches are the rows'.
+TL=(bench --isolate never --model preset:tinyllama-1.1b --input-lens 512 --output-len 128)
 T0=$(date +%s); t() { echo "t=$(( $(date +%s) - T0 ))"; }
 DL=${DL:-540}; left() { echo $(( DL - ($(date +%s) - T0) )); }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 bn() {
   local n=$1 p=$2 bs=$3; shift 3
-  env "$@" timeout 80 $B bench --isolate never --model preset:tinyllama-1.1b --precisions $p --batch-sizes $bs \
-    --input-lens 512 --output-len 128 --json $R/$n.json > $R/$n.log 2>&1
+  env "$@" timeout 80 $B "${TL[@]}" --precisions $p --batch-sizes $bs --json $R/$n.json > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/$n.log | cut -c1-140
 }
 tiny_check() {  # NAME TIMEOUT [ENV=VALUE ...]: the one cuda-check process of ck and wqk, its log and rc line
@@ -65,8 +66,8 @@ ncb() {
   local n=$1 kn=$2 sk=$3 cnt=$4 m=$5; shift 5
   [ $(left) -gt 40 ] || return 0
   timeout $(( $(left) - 10 )) ncu --clock-control none --cache-control none --kernel-name regex:"$kn" \
-    --launch-skip $sk --launch-count $cnt $m --csv $B bench --isolate never --model preset:tinyllama-1.1b \
-    --precisions "$@" --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.csv 2> $R/$n.err
+    --launch-skip $sk --launch-count $cnt $m --csv $B "${TL[@]}" --precisions "$@" --batch-sizes 64 \
+    > $R/$n.csv 2> $R/$n.err
   echo "$n rc=$? $(t)"; grep -E '"(gpu__time_duration.sum|dram__bytes_read.sum)"' $R/$n.csv | awk -F'","' '{print $5, $(NF-2), $NF}' | head -12
 }
 ncs() {
@@ -74,8 +75,7 @@ ncs() {
   [ $(left) -gt 60 ] || return 0
   timeout $(( $(left) - 20 )) ncu --clock-control none --cache-control none --kernel-name regex:"$kn" \
     --launch-skip $sk --launch-count 1 --section SourceCounters --section WarpStateStats --section InstructionStats \
-    --sampling-interval 0 -f -o $R/$n $B bench --isolate never --model preset:tinyllama-1.1b --precisions "$@" \
-    --batch-sizes 64 --input-lens 512 --output-len 128 > $R/$n.log 2>&1
+    --sampling-interval 0 -f -o $R/$n $B "${TL[@]}" --precisions "$@" --batch-sizes 64 > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"
   ncu -i $R/$n.ncu-rep --page source --csv --print-source sass > $R/$n.sass.csv 2> $R/$n.sass.err
   echo "page rc=$? $(wc -l < $R/$n.sass.csv) lines"
