@@ -3735,14 +3735,26 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #if KV_Q
     constexpr int DL = HD / 8, NWD = DL / 4;  // Vᵀ: bytes (words) of a cache row per lane
     const int odd = t & 1;                    // the rows' load order (bank spread, acx_swq)
-    u32 kof[2], vof[2][2];                    // K rows g, g + 8 (+ the chunk of byte 8t); V rows by [pair][load]
+    // Rows r and r + 8 share their swizzle (acl_swk / acx_swq read bits 0..2 of r), so the second half of a tile is
+    // the first's address + 8 rows (an immediate). K: ka[S] = row g's bytes 32S + 8t .. + 7; V: the lane's two loads
+    // of a pair (rows 2t + odd, 2t + 1 − odd: bank-spread order), put back in key order by the byte-permute selectors
+    // (operands swapped where odd: every selector nibble ^ 4). Made opaque (empty asm) so that the compiler keeps them
+    // in registers instead of recomputing them every tile (session 56: ≈ 40 instructions a tile).
+    u32 ka[KT / 2];
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int r = g + 8 * h;
-        kof[h] = (u32)(r * ACL_RB + (8 * t & 15));
-        const int r0 = 2 * t + 8 * h + odd, r1 = 2 * t + 8 * h + 1 - odd, e = DL * g;
-        vof[h][0] = (u32)(ACL_TB + r0 * ACL_RB + acx_swq(r0, e >> 4) * 16 + (e & 15));
-        vof[h][1] = (u32)(ACL_TB + r1 * ACL_RB + acx_swq(r1, e >> 4) * 16 + (e & 15));
+    for (int S = 0; S < KT / 2; S++) {
+        ka[S] = (u32)(g * ACL_RB + acl_swk(g, (32 * S + 8 * t) >> 4) * 16 + (8 * t & 15));
+        asm volatile("" : "+r"(ka[S]));
+    }
+    u32 vo[2], vsel[2];
+    {
+        const int r0 = 2 * t + odd, r1 = 2 * t + 1 - odd, e = DL * g;
+        vo[0] = (u32)(ACL_TB + r0 * ACL_RB + acx_swq(r0, e >> 4) * 16 + (e & 15));
+        vo[1] = (u32)(ACL_TB + r1 * ACL_RB + acx_swq(r1, e >> 4) * 16 + (e & 15));
+        vsel[0] = odd ? 0x5140u ^ 0x4444u : 0x5140u;
+        vsel[1] = odd ? 0x7362u ^ 0x4444u : 0x7362u;
+#pragma unroll
+        for (int j = 0; j < 2; j++) asm volatile("" : "+r"(vo[j]), "+r"(vsel[j]));
     }
 #else
     u32 kof[KT], vof[KT];
@@ -3775,10 +3787,9 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #if KV_Q
 #pragma unroll
         for (int S = 0; S < KT / 2; S++) {
-            const int c = (32 * S + 8 * t) >> 4;  // the 16-byte chunk of bytes 32S + 8t .. + 7
             uint2 c0, c1;
-            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c0.x), "=r"(c0.y) : "r"(dk + kof[0] + acl_swk(g, c) * 16));
-            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c1.x), "=r"(c1.y) : "r"(dk + kof[1] + acl_swk(g + 8, c) * 16));
+            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c0.x), "=r"(c0.y) : "r"(dk + ka[S]));
+            asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(c1.x), "=r"(c1.y) : "r"(dk + ka[S] + 8 * ACL_RB));
             const uint4 h0 = kv_h8(c0), h1 = kv_h8(c1);
             mma16816(sa, h0.x, h1.x, h0.y, h1.y, qb[2 * S][0], qb[2 * S][1]);
             mma16816(sb, h0.z, h1.z, h0.w, h1.w, qb[2 * S + 1][0], qb[2 * S + 1][1]);
@@ -3821,23 +3832,18 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         // Pᵀ as B fragments: the (keys × heads) 8 × 8 halves transposed.
         const u32 pb0 = acx_movt(acx_h2(p0, p1)), pb1 = acx_movt(acx_h2(p2, p3));
 #if KV_Q
-        // Vᵀ: va[h] = keys 2t + 8h, vb[h] = 2t + 8h + 1 (loaded in the bank-spread order, then swapped back).
+        // Vᵀ: va[h] / vb[h] = the lane's loads of rows 2t + 8h + odd / 2t + 8h + 1 − odd (bank-spread order; vsel
+        // reads them in key order: keys 2t + 8h, then 2t + 8h + 1).
         u32 va[2][NWD], vb[2][NWD];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            u32 x[NWD], y[NWD];
-            acx_lds<NWD>(dk + vof[h][0], x);
-            acx_lds<NWD>(dk + vof[h][1], y);
-#pragma unroll
-            for (int w = 0; w < NWD; w++) {
-                va[h][w] = odd ? y[w] : x[w];
-                vb[h][w] = odd ? x[w] : y[w];
-            }
+            acx_lds<NWD>(dk + vo[0] + h * 8 * ACL_RB, va[h]);
+            acx_lds<NWD>(dk + vo[1] + h * 8 * ACL_RB, vb[h]);
         }
 #pragma unroll
         for (int s = 0; s < KT; s++) {
             // bytes 2s, 2s + 1 of the lane's DL: {key a, key b} pairs of dims DL·g + 2s (rows g) and + 1 (rows g + 8)
-            const u32 sel = (s & 1) ? 0x7362u : 0x5140u;
+            const u32 sel = vsel[s & 1];
             u32 a0, a1, a2, a3;
             acx_h4(__byte_perm(va[0][s >> 1], vb[0][s >> 1], sel), a0, a1);
             acx_h4(__byte_perm(va[1][s >> 1], vb[1][s >> 1], sel), a2, a3);
