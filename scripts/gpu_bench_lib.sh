@@ -75,7 +75,7 @@ ncs() {
   [ $(left) -gt 60 ] || return 0
   timeout $(( $(left) - 20 )) ncu --clock-control none --cache-control none --kernel-name regex:"$kn" \
     --launch-skip $sk --launch-count 1 --section SourceCounters --section WarpStateStats --section InstructionStats \
-    --sampling-interval 0 -f -o $R/$n $B "${TL[@]}" --precisions "$@" --batch-sizes 64 > $R/$n.log 2>&1
+    --warp-sampling-interval 0 -f -o $R/$n $B "${TL[@]}" --precisions "$@" --batch-sizes 64 > $R/$n.log 2>&1
   echo "$n rc=$? $(t)"
   ncu -i $R/$n.ncu-rep --page source --csv --print-source sass > $R/$n.sass.csv 2> $R/$n.sass.err
   echo "page rc=$? $(wc -l < $R/$n.sass.csv) lines"

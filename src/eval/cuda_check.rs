@@ -1140,17 +1140,6 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         }
         return Ok(results);
     }
-    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("kvpf") {
-        // Session 56 (run it with TRTFORGE_KV_PREFETCH=1, else the same checks run without it): decode steps of 12
-        // rows on the GEMM path, whose QKV RMSNorm is then rmsnorm_bp (the L2 prefetch of the layer's K / V rows), at
-        // the TinyLlama shape (hidden 2048: the kernel's shape), f16 and int8 caches, against the CPU reference.
-        let tl = load("preset:tinyllama-1.1b")?;
-        let lens: Vec<usize> = (0..12).map(|i| 5 + 3 * i).collect();
-        let ps12 = seeded_prompts(&lens, tl.weights.config.vocab_size, 56);
-        add(logits_check("tinyllama-1.1b 12 seqs", &tl.weights, WeightFormat::F16, &ps12));
-        add(logits_check_kv("tinyllama-1.1b 12 seqs", &tl.weights, WeightFormat::F16, KvCacheDtype::Int8, &ps12));
-        return Ok(results);
-    }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("mk") {
         // Session 33: the one-row decode megakernel (TRTFORGE_MK=1; without it the same checks run the default
         // path, to compare the errors). Two sequences, one of 530 tokens (attention over nine of its chunks), decode

@@ -4778,17 +4778,14 @@ extern "C" __global__ void __launch_bounds__(128) rmsnorm_v(const float* __restr
 // shared-memory step.
 #if HIDDEN % 256 == 0 && HIDDEN <= 8192
 #define RMB_T (HIDDEN / 8)
-// The body of rmsnorm_b / rmsnorm_bp: block t = row t; after_wait(t) runs once the previous kernel is done (t < T).
-template <typename F>
-__device__ __forceinline__ void rmb_body(const float* __restrict__ x, const float* __restrict__ w,
-                                         act_t* __restrict__ out, int T, F after_wait) {
+extern "C" __global__ void __launch_bounds__(RMB_T) rmsnorm_b(const float* __restrict__ x, const float* __restrict__ w,
+                                                            act_t* __restrict__ out, int T) {
     __shared__ float red[RMB_T / 32];
     const int t = blockIdx.x, i = threadIdx.x;
     const float4* wr = reinterpret_cast<const float4*>(w);
     const float4 g0 = wr[i], g1 = wr[i + RMB_T];
     PDL_ENTRY();
     if (t >= T) return;
-    after_wait(t);
     const float4* xr = reinterpret_cast<const float4*>(x + (size_t)t * HIDDEN);
     const float4 a = xr[i], b = xr[i + RMB_T];
     float ss = a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
@@ -4803,43 +4800,6 @@ __device__ __forceinline__ void rmb_body(const float* __restrict__ x, const floa
     store4(orow + 4 * i, a.x * inv * g0.x, a.y * inv * g0.y, a.z * inv * g0.z, a.w * inv * g0.w);
     store4(orow + 4 * (i + RMB_T), b.x * inv * g1.x, b.y * inv * g1.y, b.z * inv * g1.z, b.w * inv * g1.w);
 }
-extern "C" __global__ void __launch_bounds__(RMB_T) rmsnorm_b(const float* __restrict__ x, const float* __restrict__ w,
-                                                            act_t* __restrict__ out, int T) {
-    rmb_body(x, w, out, T, [](int) {});
-}
-// rmsnorm_bp (session 56, opt-in `TRTFORGE_KV_PREFETCH=1`; the QKV step's RMSNorm of decode passes on the GEMM path):
-// rmsnorm_b whose block t also asks L2 to prefetch this layer's K / V rows of row t's old positions (0 .. pos[t] - 1;
-// cp.async.bulk.prefetch.L2, sm_90), so that the decode attention two kernels later (after the QKV GEMM and its
-// epilogue) finds them in L2 while the GEMM leaves DRAM bandwidth unused. Hints only: nothing waits for them, and the
-// epilogue's writes of the new row stay coherent in L2. Static caches: one prefetch per (kv head, K | V) of the
-// row's contiguous rows; paged: one per (block of the row's table, K | V), the block's KV_BLOCK · KVDIM elements.
-#if HD % 16 == 0
-__device__ __forceinline__ void l2_prefetch(const void* p, u32 bytes) {
-#if __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-extern "C" __global__ void __launch_bounds__(RMB_T)
-rmsnorm_bp(const float* __restrict__ x, const float* __restrict__ w, act_t* __restrict__ out, int T,
-           const kv_t* __restrict__ kc, const kv_t* __restrict__ vc, const int* __restrict__ row_pos,
-           const int* __restrict__ row_slot) {
-    rmb_body(x, w, out, T, [&](int t) {
-        const int len = min(row_pos[t], (int)MAX_SEQ), slot = row_slot[t];
-        if (len <= 0) return;
-#if PAGED_KV
-        for (int j = threadIdx.x; j < 2 * ((len + KV_BLOCK - 1) / KV_BLOCK); j += RMB_T) {
-            const int blk = c_tables[(size_t)slot * c_tbl_stride + (j >> 1)];
-            l2_prefetch(((j & 1) ? vc : kc) + (size_t)blk * KV_BLOCK * KVDIM, (u32)(KV_BLOCK * KVDIM * sizeof(kv_t)));
-        }
-#else
-        if (threadIdx.x < 2 * NKV) {
-            const int h = threadIdx.x >> 1;
-            l2_prefetch(((threadIdx.x & 1) ? vc : kc) + kv_off(slot, h, 0), (u32)((size_t)len * HD * sizeof(kv_t)));
-        }
-#endif
-    });
-}
-#endif
 #endif
 
 // swiglu_v / swiglu_hv: as `swiglu` / `swiglu_h`, 4 outputs per thread (INTER % 4 == 0): two 16-byte

@@ -1129,9 +1129,6 @@ impl KernelSpec {
         }
         if self.has_rmsnorm_b() {
             v.push("rmsnorm_b".to_string());
-            if c.head_dim % 16 == 0 {
-                v.push("rmsnorm_bp".to_string());
-            }
         }
         if c.intermediate_size % 4 == 0 {
             v.extend(["swiglu_v".to_string(), "swiglu_hv".to_string()]);
@@ -1200,9 +1197,8 @@ mod tests {
         // (session 7), persist_layer, + the 6 session-6 prefill kernels (rmsnorm_v, swiglu_v/_hv,
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
         // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
-        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM), + hist_put (session 33), + rmsnorm_bp
-        // (session 56)
-        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1 + 1);
+        // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM), + hist_put (session 33)
+        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1);
         assert!(src.contains("__launch_bounds__(TC_WARPS * 32, 2) tcr2_i4_qkv(GemvArgs a) { tc_body<WF_I4, PRO_NORM, EPI_QKV, HIDDEN>(a); }"));
         assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
         assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));

@@ -2148,46 +2148,6 @@ impl Kernels<'_> {
         }
     }
 
-    /// `rmsnorm_bp` (session 56, `TRTFORGE_KV_PREFETCH=1`): [`rmsnorm_b`](Self::rmsnorm_b) whose block t also issues L2
-    /// prefetches of `cache`'s rows of row t's old positions (0 .. pos[t] - 1) for the decode attention after the QKV
-    /// GEMM (hints: no output depends on them). head_dim a multiple of 16.
-    #[allow(clippy::too_many_arguments)]
-    pub fn rmsnorm_bp(
-        &self,
-        x: View,
-        w: View,
-        out: View,
-        rows: usize,
-        cache: LayerCache,
-        pos: View,
-        slot: View,
-    ) -> Result<()> {
-        let d = self.d;
-        if d.hidden % 256 != 0 || d.hidden > 8192 || d.head_dim % 16 != 0 {
-            return Err(Error::Gpu(format!(
-                "rmsnorm_bp needs hidden % 256 == 0 and ≤ 8192, head_dim % 16 == 0 ({}, {})",
-                d.hidden, d.head_dim
-            )));
-        }
-        let (mut xp, mut wp, mut op, mut tr) = self.rmsnorm_vec_args("rmsnorm_bp", x, w, out, rows)?;
-        cache.check(d)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
-        let (mut kc, mut vc, mut pp, mut sp) = (cache.k.addr(), cache.v.addr(), pos.addr(), slot.addr());
-        // SAFETY: as rmsnorm_b; block t < T also reads pos[t] and slot[t] (host-built metadata: slot < slots or a row
-        // of the step's block table) and issues L2 prefetches (no access: hints) of rows below min(pos[t], max_seq) of
-        // that slot's part of this layer's caches (checked to be whole layers).
-        unsafe {
-            self.gpu.launch(
-                "rmsnorm_bp",
-                (u32_of("blocks", rows)?, 1, 1),
-                u32_of("threads", d.hidden / 8)?,
-                0,
-                &mut args!(xp, wp, op, tr, kc, vc, pp, sp),
-            )
-        }
-    }
-
     /// `swiglu_v` (y f32) / `swiglu_hv` (y f16): as [`swiglu`](Self::swiglu), 4 outputs per thread
     /// (inter % 4 == 0).
     pub fn swiglu_v(&self, y: View, m: View, rows: usize) -> Result<()> {

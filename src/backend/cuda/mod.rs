@@ -533,9 +533,6 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN_REPS=n (session 55, diagnostic): a decode pass launches its decode attention n times (0..=4;
     /// 0 skips it: the output is then wrong), to measure what one launch costs inside the step.
     attn_reps: usize,
-    /// TRTFORGE_KV_PREFETCH=1 (session 56, opt-in): decode passes on the GEMM path run the QKV step's RMSNorm as
-    /// `rmsnorm_bp`, which asks L2 to prefetch the layer's K / V rows for the decode attention after the QKV GEMM.
-    kv_prefetch: bool,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
@@ -1433,13 +1430,6 @@ impl CudaBackend {
                 }
             },
         };
-        // Where the engine has no rmsnorm_bp (f32 activations, hidden not a multiple of 256, head_dim not of 16) the
-        // switch does nothing, as the other opt-in kernel switches.
-        let kv_prefetch = match std::env::var("TRTFORGE_KV_PREFETCH").as_deref() {
-            Err(_) | Ok("0") => false,
-            Ok("1") => pf.rmsb && cfg.head_dim % 16 == 0,
-            Ok(v) => return Err(Error::Invalid(format!("TRTFORGE_KV_PREFETCH={v:?}: 0 or 1"))),
-        };
         // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
         // what cuda-check's lists for those kernels run).
         let acg = if cl_ok && !acl_forced {
@@ -1520,7 +1510,6 @@ impl CudaBackend {
             acl_csmax,
             acl_csf,
             attn_reps,
-            kv_prefetch,
             acl_forced,
             acl_fb,
             acg,
@@ -2013,14 +2002,7 @@ impl CudaBackend {
                         if let Some(p) = ls.norm {
                             let nw =
                                 self.norms.get(&p).ok_or_else(|| Error::Gpu("norm step without weights".into()))?;
-                            if self.pf.rmsb && self.kv_prefetch && decode && ls.role == Role::Qkv {
-                                let layer = ls.layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
-                                let l = self.layout;
-                                let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
-                                self.timed("rmsnorm_bp", || {
-                                    k.rmsnorm_bp(cur, nw.f32(), xact, rows, self.layer_cache(layer)?, pos, slot)
-                                })?;
-                            } else if self.pf.rmsb {
+                            if self.pf.rmsb {
                                 self.timed("rmsnorm_b", || k.rmsnorm_b(cur, nw.f32(), xact, rows))?;
                             } else if self.pf.ew && self.dims.hidden % 128 == 0 {
                                 self.timed("rmsnorm_v", || k.rmsnorm_v(cur, nw.f32(), xact, rows))?;
