@@ -409,6 +409,14 @@ pub fn fp8_gemm_requested() -> bool {
     std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1")
 }
 
+/// `TRTFORGE_FP8_GEMM_ROLES=qkv,o` (session 57, a diagnostic beside `TRTFORGE_FP8_GEMM=1`): the layer linears that take
+/// the FP8 GEMM; the others keep their f16 copies and the quantized decode GEMM (wq) of their roles. Unset: every
+/// linear of the engine's fp8 weights (the head too), as before.
+fn fp8_gemm_roles_from_env() -> Result<Option<Vec<Role>>> {
+    let Ok(v) = std::env::var("TRTFORGE_FP8_GEMM_ROLES") else { return Ok(None) };
+    v.split(',').map(|r| wq_role(r, "TRTFORGE_FP8_GEMM_ROLES")).collect::<Result<_>>().map(Some)
+}
+
 impl DevLinear {
     fn weights(&self) -> Weights<'_> {
         Weights { fmt: self.fmt, n: self.n, k: self.k, data: &self.data, scales: self.scales.as_ref() }
@@ -923,9 +931,13 @@ impl CudaBackend {
         // one (q, k, v share their input, as gate and up do: the largest is taken).
         // On cc 9.0 (gpu.f8g) its 9..=64-row passes run the session-28 f8g kernels, more rows cuBLASLt.
         if fmt == WeightFormat::F8 && fp8_gemm_requested() && !spec.act_f32 && gpu.cc >= (8, 9) && gpu.has_lt() {
+            let roles = fp8_gemm_roles_from_env()?;
             for ((st, lin), ws) in steps.iter().zip(linears.iter_mut()).zip(&f8_scales) {
                 let (Step::Linear(l), Some(lin), Some(ws)) = (st, lin.as_mut(), ws) else { continue };
                 if lin.fmt != WeightFormat::F8 || lin.k % 16 != 0 || lin.n % 16 != 0 || ws.len() != lin.n {
+                    continue;
+                }
+                if roles.as_ref().is_some_and(|r| !r.contains(&l.role)) {
                     continue;
                 }
                 let st_scales: Vec<f32> =
