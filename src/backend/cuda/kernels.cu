@@ -3599,11 +3599,6 @@ __device__ __forceinline__ void acx_lds(u32 a, u32 (&w)[NWD]) {
 #endif
 //   As acl_body (grid, clusters, dynamic shared memory STG · NW · 2 · ACL_TB bytes); STG is fixed
 //   per kernel (the host passes the same number).
-// Ring slots acx_body fills before griddepcontrol.wait (the rest after q's loads; >= its STG: every slot first, the
-// code before session 57). Build switch TRTFORGE_ACX_PRE=n (kernels.rs).
-#ifndef ACX_PRE
-#define ACX_PRE 1
-#endif
 template <int NW, int STG>
 __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
@@ -3670,54 +3665,17 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
             }
         }
     };
-    // Ring slot i's first tile (one commit group a slot, whether or not it has a tile).
-    auto stage = [&](int i) {
+#pragma unroll
+    for (int i = 0; i < STG; i++) {
         if (i < nt) {
             const int k0 = k_begin + 16 * (warp + NW * i);
             issue(kv_off(slot, kvh, k0), i, k_end - k0, newp - k0 < 16 ? newp - k0 : -1);
         }
         cp_async_commit();
-    };
-    // Session 57: only ACX_PRE slots are filled before griddepcontrol.wait, the rest after q's loads are issued.
-    // Filling every slot first (ACX_PRE >= STG, the code before) queued q's loads behind the whole ring's copies
-    // (64 KB a block): under ncu 22 % of the 8-bit launch's warp samples waited there, and with an 8-bit cache the
-    // ring holds nearly all of a warp's tiles, so no tile's math overlapped any copy.
-    constexpr int PRE = ACX_PRE < STG ? ACX_PRE : STG;
-#pragma unroll
-    for (int i = 0; i < PRE; i++) stage(i);
-#if KV_Q
-    // The cache scales are uploaded at load and never written by a kernel: read before the wait.
-    const float ksc = kv_scale(kc, 0, kvh), vsc = kv_scale(vc, 1, kvh);
-#endif
+    }
     pdl_wait();
     if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
     tl_waited();
-    // This lane's q values (rows g < GROUP; converted to B fragments below, after the rest of the ring is issued).
-#if KV_Q
-    float4 xq[KT / 2][2];  // q[head g][32S + 8t .. + 7]
-#pragma unroll
-    for (int S = 0; S < KT / 2; S++) {
-        xq[S][0] = xq[S][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (g < GROUP) {
-            const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * S + 8 * t;
-            xq[S][0] = __ldcg((const float4*)qp);
-            xq[S][1] = __ldcg((const float4*)(qp + 4));
-        }
-    }
-#else
-    float2 xq[KT][2];  // q[head g][16s + 2t, +1], q[head g][16s + 8 + 2t, +1]
-#pragma unroll
-    for (int s = 0; s < KT; s++) {
-        xq[s][0] = xq[s][1] = make_float2(0.f, 0.f);
-        if (g < GROUP) {
-            const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 16 * s + 2 * t;
-            xq[s][0] = __ldcg((const float2*)qp);
-            xq[s][1] = __ldcg((const float2*)(qp + 8));
-        }
-    }
-#endif
-#pragma unroll
-    for (int i = PRE; i < STG; i++) stage(i);
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
@@ -3741,10 +3699,15 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     u32 qb[KT][2];
 #if KV_Q
     {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1; K's scale folded in
-        const float scale = 1.44269504088896341f * ksc / sqrtf((float)HD);
+        const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);
 #pragma unroll
         for (int S = 0; S < KT / 2; S++) {
-            const float4 x0 = xq[S][0], x1 = xq[S][1];
+            float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 32 * S + 8 * t;
+                x0 = __ldcg((const float4*)qp);
+                x1 = __ldcg((const float4*)(qp + 4));
+            }
             qb[2 * S][0] = acx_h2(x0.x * scale, x0.y * scale);
             qb[2 * S][1] = acx_h2(x0.z * scale, x0.w * scale);
             qb[2 * S + 1][0] = acx_h2(x1.x * scale, x1.y * scale);
@@ -3756,7 +3719,12 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
         const float scale = 1.44269504088896341f / sqrtf((float)HD);
 #pragma unroll
         for (int s = 0; s < KT; s++) {
-            const float2 x0 = xq[s][0], x1 = xq[s][1];
+            float2 x0 = make_float2(0.f, 0.f), x1 = x0;
+            if (g < GROUP) {
+                const float* qp = q + (size_t)b * QDIM + (kvh * GROUP + g) * HD + 16 * s + 2 * t;
+                x0 = __ldcg((const float2*)qp);
+                x1 = __ldcg((const float2*)(qp + 8));
+            }
             qb[s][0] = acx_h2(x0.x * scale, x0.y * scale);
             qb[s][1] = acx_h2(x1.x * scale, x1.y * scale);
         }
@@ -3914,7 +3882,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     }
 #if KV_Q
     {
-        const float sv = vsc;  // O = s_v · P · codes
+        const float sv = kv_scale(vc, 1, kvh);  // O = s_v · P · codes
 #pragma unroll
         for (int s = 0; s < KT; s++) {
             ow[warp][2 * t][DL * g + 2 * s] = o[s][0] * sv;

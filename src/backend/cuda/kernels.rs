@@ -719,11 +719,6 @@ impl KernelSpec {
                 let _ = writeln!(s, "#define {def} {val}");
             }
         }
-        // Session 57: TRTFORGE_ACX_PRE=n, the ring slots the bs64 decode attention (`acx_body`) fills before
-        // griddepcontrol.wait (default 1; 8 or more: every slot, the code before).
-        if let Some(n) = std::env::var("TRTFORGE_ACX_PRE").ok().and_then(|v| v.parse::<u32>().ok()) {
-            let _ = writeln!(s, "#define ACX_PRE {n}");
-        }
         if let Some(f) = self.persist_format() {
             let _ = writeln!(s, "#define PERSIST_WF {}", f.macro_name());
         }
