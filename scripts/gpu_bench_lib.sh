@@ -27,6 +27,9 @@
 #            cycles) of the one launch of the kernels matching KERNELS after SKIP, inside one `bench` process as
 #            `ncb`'s, until 20 s before the deadline: the report $R/NAME.ncu-rep and its SASS source page (per
 #            instruction: executed counts, stall samples) $R/NAME.sass.csv.
+#   table    #11 / #15's whole table (session 54 call B's workload, ≈ 560 s with the peer): the tiny fixture's paged
+#            checks, bs1 at every precision and the SmolLM2-shape preset, bs8 fp16 / int4 / int8, bs64 at every precision
+#            and fp8 + int8 KV (the carry needs `KV="int8" KVP="fp8"`), then the peer's fp16 at bs 1 / 8 / 64.
 set -uo pipefail
 : "${NAME:?set NAME to the name of the carry (.carry/z/NAME.tgz)}"
 mkdir -p /tmp/cz
@@ -79,4 +82,18 @@ ncs() {
   echo "$n rc=$? $(t)"
   ncu -i $R/$n.ncu-rep --page source --csv --print-source sass > $R/$n.sass.csv 2> $R/$n.sass.err
   echo "page rc=$? $(wc -l < $R/$n.sass.csv) lines"
+}
+table() {
+  timeout 100 $B cuda-check --tiny tests/fixtures/tiny_llama --paged > $R/paged.log 2>&1
+  echo "paged rc=$? $(t)"; grep -E "FAIL|passed|rror" $R/paged.log | tail -4 | cut -c1-140
+  local p
+  for p in fp16 int4 int8 fp8; do bn ${p}_1 $p 1 X=1; done
+  timeout 80 $B bench --isolate never --model preset:smollm2-135m --precisions fp16 --batch-sizes 1 --input-lens 512 \
+    --output-len 128 --json $R/smol_1.json > $R/smol_1.log 2>&1
+  echo "smol_1 rc=$? $(t)"; grep -E '^\| (fp|int)|rror|compil' $R/smol_1.log | cut -c1-140
+  for p in fp16 int4 int8; do bn ${p}_8 $p 8 X=1; done
+  for p in fp16 int4 int8 fp8; do bn ${p}_64 $p 64 X=1; done
+  bn fp8_k8_64 "fp8 --kv-cache int8" 64 X=1
+  peer torch_peer --preset tinyllama-1.1b --precisions fp16 --batch-sizes 1 8 64 --input-lens 512 --output-len 128 \
+    --runs 2 --warmup 1 --eager-prefill
 }
