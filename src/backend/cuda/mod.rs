@@ -335,8 +335,9 @@ struct DevLinear {
     wq: Option<WqLinear>,
 }
 
-/// A layer linear's name in the wq diagnostics (`qkv`, `o`, `gateup`, `down`); `var` names the variable for the error.
-fn wq_role(name: &str, var: &str) -> Result<Role> {
+/// A layer linear's name in the diagnostics' role lists (`qkv`, `o`, `gateup`, `down`); `var` names the variable for the
+/// error.
+fn layer_role(name: &str, var: &str) -> Result<Role> {
     match name.trim() {
         "qkv" => Ok(Role::Qkv),
         "o" => Ok(Role::O),
@@ -355,9 +356,13 @@ fn wq_roles_from_env() -> Result<(wq::Mode, Vec<Role>)> {
         wq::Mode::All => vec![Role::Qkv, Role::O, Role::GateUp, Role::Down],
         _ => vec![Role::GateUp, Role::Down],
     };
-    let Ok(v) = std::env::var("TRTFORGE_WQ_ROLES") else { return Ok((mode, all)) };
-    let roles = v.split(',').map(|r| wq_role(r, "TRTFORGE_WQ_ROLES")).collect::<Result<_>>()?;
-    Ok((mode, roles))
+    Ok((mode, roles_from_env("TRTFORGE_WQ_ROLES")?.unwrap_or(all)))
+}
+
+/// The layer linears a role-list variable names (`qkv,o,gateup,down`); None where it is unset.
+fn roles_from_env(var: &str) -> Result<Option<Vec<Role>>> {
+    let Ok(v) = std::env::var(var) else { return Ok(None) };
+    v.split(',').map(|r| layer_role(r, var)).collect::<Result<_>>().map(Some)
 }
 
 /// `TRTFORGE_WQ_SHAPE=o:8x3,down:8x4` (session 38, a diagnostic): a role's launch shape for the quantized decode GEMM —
@@ -376,7 +381,7 @@ fn wq_shapes_from_env() -> Result<Vec<(Role, (usize, usize))>> {
                 let (a, b) = (wq::SLOTS.start(), wq::SLOTS.end());
                 return Err(Error::Invalid(format!("{VAR}: {item:?}: slices 1..=8, slots {a}..={b}")));
             }
-            Ok((wq_role(role, VAR)?, (sl, st)))
+            Ok((layer_role(role, VAR)?, (sl, st)))
         })
         .collect()
 }
@@ -407,14 +412,6 @@ struct Fp8Gemm {
 /// 9.0 its 9..=64-row passes run the session-28 f8g kernels (`gpu.f8g`, `kernels::f8g_wanted`).
 pub fn fp8_gemm_requested() -> bool {
     std::env::var("TRTFORGE_FP8_GEMM").as_deref() == Ok("1")
-}
-
-/// `TRTFORGE_FP8_GEMM_ROLES=qkv,o` (session 57, a diagnostic beside `TRTFORGE_FP8_GEMM=1`): the layer linears that take
-/// the FP8 GEMM; the others keep their f16 copies and the quantized decode GEMM (wq) of their roles. Unset: every
-/// linear of the engine's fp8 weights (the head too), as before.
-fn fp8_gemm_roles_from_env() -> Result<Option<Vec<Role>>> {
-    let Ok(v) = std::env::var("TRTFORGE_FP8_GEMM_ROLES") else { return Ok(None) };
-    v.split(',').map(|r| wq_role(r, "TRTFORGE_FP8_GEMM_ROLES")).collect::<Result<_>>().map(Some)
 }
 
 impl DevLinear {
@@ -931,7 +928,9 @@ impl CudaBackend {
         // one (q, k, v share their input, as gate and up do: the largest is taken).
         // On cc 9.0 (gpu.f8g) its 9..=64-row passes run the session-28 f8g kernels, more rows cuBLASLt.
         if fmt == WeightFormat::F8 && fp8_gemm_requested() && !spec.act_f32 && gpu.cc >= (8, 9) && gpu.has_lt() {
-            let roles = fp8_gemm_roles_from_env()?;
+            // `TRTFORGE_FP8_GEMM_ROLES=qkv,o` (session 57, a diagnostic): only those layer linears take the FP8 GEMM,
+            // the others keep their f16 copies and wq. Unset: every fp8 linear, as before.
+            let roles = roles_from_env("TRTFORGE_FP8_GEMM_ROLES")?;
             for ((st, lin), ws) in steps.iter().zip(linears.iter_mut()).zip(&f8_scales) {
                 let (Step::Linear(l), Some(lin), Some(ws)) = (st, lin.as_mut(), ws) else { continue };
                 if lin.fmt != WeightFormat::F8 || lin.k % 16 != 0 || lin.n % 16 != 0 || ws.len() != lin.n {
