@@ -1140,6 +1140,27 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         }
         return Ok(results);
     }
+    if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("rope") {
+        // Session 58 (run with TRTFORGE_ATTN_ROPE=1, and TRTFORGE_ATTN=cx8all so that 12 rows take attn_decode_cx8 —
+        // clusters, or one block a (row, kv head) with TRTFORGE_ATTN_CSF=1 as at bs64; without the switch the same
+        // checks run rope_append + attn_decode_cx8): decode passes of 12 rows on the GEMM path, whose attention then
+        // does RoPE and the KV append, at head_dim 64 with GQA 8 (TinyLlama) and 3 (SmolLM2), f16 / int8 / fp8
+        // caches, against the CPU reference; greedy tokens over 16 steps, and the on-GPU loop (captured steps).
+        let lens: Vec<usize> = (0..12).map(|i| 5 + 3 * i).collect();
+        for preset in ["preset:tinyllama-1.1b", "preset:smollm2-135m"] {
+            let m = load(preset)?;
+            let name = format!("{} 12 seqs", &preset[7..]);
+            let ps12 = seeded_prompts(&lens, m.weights.config.vocab_size, 58);
+            add(logits_check(&name, &m.weights, F16, &ps12));
+            for kv in [KvCacheDtype::Int8, KvCacheDtype::Fp8] {
+                add(logits_check_kv(&name, &m.weights, F16, kv, &ps12));
+            }
+            add(greedy_check(&name, &m.weights, F16, &ps12, 16));
+            add(greedy_check_kv(&name, &m.weights, F16, KvCacheDtype::Int8, &ps12, 16));
+            add(gpu_loop_check(&name, &m.weights, F16, &ps12, 16));
+        }
+        return Ok(results);
+    }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("mk") {
         // Session 33: the one-row decode megakernel (TRTFORGE_MK=1; without it the same checks run the default
         // path, to compare the errors). Two sequences, one of 530 tokens (attention over nine of its chunks), decode

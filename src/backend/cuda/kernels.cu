@@ -3597,12 +3597,128 @@ __device__ __forceinline__ void acx_lds(u32 a, u32 (&w)[NWD]) {
     }
 }
 #endif
+// ROPE's pieces (session 58). RoPE as `qkv_store` computes it (the same expressions: the same f32 results as the
+// unfused path's q / cache), on the GEMM output y whose q / k rows hold RoPE pairs (i, i + HALF_HD) side by side.
+// Needs HD % 64 == 0 (the lane's q dims and their RoPE partners in the same lane) and no K rotation (kv_rot).
+#define ACX_ROPE_OK (HD % 64 == 0 && !KV_ROT && !KV_F32)
+#if ACX_ROPE_OK
+// Four consecutive elements of y from L2 (written by the previous kernel) as f32.
+__device__ __forceinline__ void acx_ldy4(const float* __restrict__ p, float (&x)[4]) {
+    const float4 v = __ldcg(reinterpret_cast<const float4*>(p));
+    x[0] = v.x; x[1] = v.y; x[2] = v.z; x[3] = v.w;
+}
+__device__ __forceinline__ void acx_ldy4(const h16* __restrict__ p, float (&x)[4]) {
+    const uint2 v = __ldcg(reinterpret_cast<const uint2*>(p));
+    x[0] = h2f((h16)(v.x & 0xffffu)); x[1] = h2f((h16)(v.x >> 16));
+    x[2] = h2f((h16)(v.y & 0xffffu)); x[3] = h2f((h16)(v.y >> 16));
+}
+// q's B fragments of kv head kvh, row b (as the unfused loads build them from qout): lane (g, t) needs, for every RoPE
+// pair i it holds, both halves i and i + HALF_HD — the same lane's k-steps s and s + KT / 2 (f16 caches: dims
+// 16s + 2t, +1, +8, +9) or 2S.. and 2S + KT / 2.. (8-bit caches: the permuted dims 32S + 8t .. + 7).
+template <int KT, class Y>
+__device__ __forceinline__ void acx_q_rope(u32 (&qb)[KT][2], const Y* __restrict__ y, int b, int kvh, int g, int t,
+                                           int pos, const float* __restrict__ rcos, const float* __restrict__ rsin,
+                                           float scale) {
+    constexpr int NP = KV_Q ? 8 : 4;  // pairs a lane holds per step group
+    constexpr int NG = KV_Q ? KT / 4 : KT / 2;
+#pragma unroll
+    for (int s = 0; s < NG; s++) {
+        // the lane's pairs: 8-bit 32s + 8t + j (j < 8); f16 16s + 2t + {0, 1, 8, 9}
+        float o1[NP], o2[NP];
+#pragma unroll
+        for (int j = 0; j < NP; j++) o1[j] = o2[j] = 0.f;
+        if (g < GROUP) {
+            const Y* yr = y + (size_t)b * QKV_DIM + (kvh * GROUP + g) * HD;
+#pragma unroll
+            for (int h = 0; h < NP / 2; h++) {
+                const int i = KV_Q ? 32 * s + 8 * t + 2 * h : 16 * s + 2 * t + 8 * h;  // pairs i, i + 1
+                float x[4];
+                acx_ldy4(yr + 2 * i, x);
+                const float* cp = rcos + (size_t)pos * HALF_HD + i;
+                const float* sp = rsin + (size_t)pos * HALF_HD + i;
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    const float a = x[2 * u], bb = x[2 * u + 1], c = cp[u], sn = sp[u];
+                    o1[2 * h + u] = a * c - bb * sn;
+                    o2[2 * h + u] = bb * c + a * sn;
+                }
+            }
+        }
+#if KV_Q
+        qb[2 * s][0] = acx_h2(o1[0] * scale, o1[1] * scale);
+        qb[2 * s][1] = acx_h2(o1[2] * scale, o1[3] * scale);
+        qb[2 * s + 1][0] = acx_h2(o1[4] * scale, o1[5] * scale);
+        qb[2 * s + 1][1] = acx_h2(o1[6] * scale, o1[7] * scale);
+        qb[2 * s + KT / 2][0] = acx_h2(o2[0] * scale, o2[1] * scale);
+        qb[2 * s + KT / 2][1] = acx_h2(o2[2] * scale, o2[3] * scale);
+        qb[2 * s + 1 + KT / 2][0] = acx_h2(o2[4] * scale, o2[5] * scale);
+        qb[2 * s + 1 + KT / 2][1] = acx_h2(o2[6] * scale, o2[7] * scale);
+#else
+        qb[s][0] = acx_h2(o1[0] * scale, o1[1] * scale);
+        qb[s][1] = acx_h2(o1[2] * scale, o1[3] * scale);
+        qb[s + KT / 2][0] = acx_h2(o2[0] * scale, o2[1] * scale);
+        qb[s + KT / 2][1] = acx_h2(o2[2] * scale, o2[3] * scale);
+#endif
+    }
+}
+// The new token's K / V row of (row b, kv head kvh) from y, as `qkv_store` writes it, by one warp; ends with a
+// __syncwarp (its stores visible to the warp's later reads of the row).
+template <class Y>
+__device__ __forceinline__ void acx_new_kv(const Y* __restrict__ y, const kv_t* kc, const kv_t* vc, int b, int kvh,
+                                           int pos, int slot, const float* __restrict__ rcos,
+                                           const float* __restrict__ rsin, int lane) {
+    kv_t* k = const_cast<kv_t*>(kc) + kv_off(slot, kvh, pos);
+    kv_t* v = const_cast<kv_t*>(vc) + kv_off(slot, kvh, pos);
+    const Y* yk = y + (size_t)b * QKV_DIM + QDIM + kvh * HD;
+    const Y* yv = y + (size_t)b * QKV_DIM + QDIM + KVDIM + kvh * HD;
+#if KV_Q
+    const float sk = kv_scale(kc, 0, kvh), sv = kv_scale(vc, 1, kvh);
+#endif
+    for (int i2 = 2 * lane; i2 < HALF_HD; i2 += 64) {  // k pairs i2, i2 + 1
+        float x[4];
+        acx_ldy4(yk + 2 * i2, x);
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int i = i2 + u;
+            const float a = x[2 * u], bb = x[2 * u + 1];
+            const float c = rcos[(size_t)pos * HALF_HD + i], sn = rsin[(size_t)pos * HALF_HD + i];
+            const float o1 = a * c - bb * sn, o2 = bb * c + a * sn;
+#if KV_Q
+            k[i] = kv_enc(o1, sk);
+            k[i + HALF_HD] = kv_enc(o2, sk);
+#else
+            k[i] = f2kv(o1);
+            k[i + HALF_HD] = f2kv(o2);
+#endif
+        }
+    }
+    for (int d = 4 * lane; d < HD; d += 128) {  // v rows d .. d + 3 (natural order)
+        float x[4];
+        acx_ldy4(yv + d, x);
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+#if KV_Q
+            v[d + u] = kv_enc(x[u], sv);
+#else
+            v[d + u] = f2kv(x[u]);
+#endif
+        }
+    }
+    __syncwarp();
+}
+#endif
 //   As acl_body (grid, clusters, dynamic shared memory STG · NW · 2 · ACL_TB bytes); STG is fixed
 //   per kernel (the host passes the same number).
-template <int NW, int STG>
+//   ROPE (session 58, attn_decode_cx8r / cx8rh): the QKV GEMM's epilogue folded in — q is read from the GEMM output
+//   y (Y: float or h16, RoPE's pair order as `qkv_store` reads it) and rotated here, and the warp whose tile holds the
+//   new token rotates its k, writes its K / V row into the cache and (tile copied before the wait) into its ring slot;
+//   no `rope_append` launch before it. q as f32 (`q`) is neither read nor written then.
+template <int NW, int STG, bool ROPE = false, class Y = float>
 __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t* __restrict__ kc,
                                          const kv_t* __restrict__ vc, act_t* __restrict__ out,
-                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot) {
+                                         const int* __restrict__ row_pos, const int* __restrict__ row_slot,
+                                         const Y* __restrict__ y = nullptr, const float* __restrict__ rcos = nullptr,
+                                         const float* __restrict__ rsin = nullptr) {
     constexpr int KT = HD / 16;      // k-steps of Sᵀ = m-tiles of Oᵀ
     constexpr int CPL = ACL_CH / 2;  // 16-byte chunks per lane of one K (or V) tile
     extern __shared__ __align__(16) unsigned char acx_ring[];
@@ -3676,6 +3792,11 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     pdl_wait();
     if (trig_mode(TL_ATTN, gridDim.z) == 2) pdl_trigger();
     tl_waited();
+    // ROPE: the warp of the new token's tile makes its K / V row from y and writes it into the cache (its own later
+    // copy of that tile, or the plain loads below, read it back after the __syncwarp).
+    if constexpr (ROPE) {
+        if (newp >= k_begin && newp < k_end && ((newp - k_begin) >> 4) % NW == warp) acx_new_kv<Y>(y, kc, vc, b, kvh, newp, slot, rcos, rsin, lane);
+    }
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
@@ -3697,6 +3818,14 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     // Qᵀ as B fragments: b0 = q[head g][16s + 2t, +1], b1 = q[head g][16s + 8 + 2t, +1] (heads
     // g >= GROUP zero), scaled by log2(e)/sqrt(HD).
     u32 qb[KT][2];
+    if constexpr (ROPE) {
+        acx_q_rope<KT, Y>(qb, y, b, kvh, g, t, row_pos[b], rcos, rsin,
+#if KV_Q
+                          1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD));
+#else
+                          1.44269504088896341f / sqrtf((float)HD));
+#endif
+    } else
 #if KV_Q
     {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1; K's scale folded in
         const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);
@@ -3916,6 +4045,22 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     }
 ACX_KERNEL(attn_decode_cx, ATT_THREADS / 32, 4, (ATT_THREADS))
 ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, 2, (2 * ATT_THREADS))
+#if ACX_ROPE_OK
+// attn_decode_cx8 with the QKV epilogue folded in (ROPE above): y (rows, QKV_DIM) f32 (cx8r) or f16 (cx8rh) instead of
+// q; the cache pointers are written (the new token's row).
+#define ACX_RKERNEL(name, Y)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(2 * ATT_THREADS) name(                                               \
+        const Y* __restrict__ y, kv_t* __restrict__ kc, kv_t* __restrict__ vc, act_t* __restrict__ out,               \
+        const int* __restrict__ row_pos, const int* __restrict__ row_slot, const float* __restrict__ rcos,            \
+        const float* __restrict__ rsin, int stg) {                                                                    \
+        tl_enter(TL_ATTN);                                                                                            \
+        if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();                                                        \
+        acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : 2, true, Y>(nullptr, kc, vc, out, row_pos, row_slot, y, rcos, rsin); \
+        tl_exit();                                                                                                    \
+    }
+ACX_RKERNEL(attn_decode_cx8r, float)
+ACX_RKERNEL(attn_decode_cx8rh, h16)
+#endif
 #endif  // HD == 32 || HD % 64 == 0
 
 #endif

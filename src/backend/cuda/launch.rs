@@ -1199,6 +1199,71 @@ impl<'a> Kernels<'a> {
         }
     }
 
+    /// `attn_decode_cx8r` / `attn_decode_cx8rh` (session 58): `attn_decode_cx8` (`kind`, one block or a cluster of
+    /// `ns` per (kv head, row)) with the QKV GEMM's epilogue folded in — it reads q from the GEMM output `y` (rows,
+    /// qkv_dim) f32 / f16 in RoPE's pair order, rotates it, and writes each row's new K / V (RoPE'd k) into the
+    /// cache itself, so no `rope_append` runs before it. head_dim % 64 == 0, an f16 or 8-bit cache without K
+    /// rotation (the module has no such kernel otherwise).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_decode_rope(
+        &self,
+        kind: DecodeAttn,
+        ns: usize,
+        y: View,
+        cache: LayerCache,
+        out: View,
+        pos: View,
+        slot: View,
+        rope: Rope,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        let DecodeAttn::Cl { stages, warps: 8, cx: true } = kind else {
+            return Err(Error::Gpu(format!("attn_decode_rope: {} is not attn_decode_cx8", kind.name())));
+        };
+        let kv8 = d.kv == DType::U8;
+        let name = match y.dtype {
+            DType::F32 => "attn_decode_cx8r",
+            DType::F16 => "attn_decode_cx8rh",
+            t => return Err(Error::Gpu(format!("attn_decode_cx8r: QKV GEMM output of type {t:?}"))),
+        };
+        if ns == 0 || ns > ACL_MAXCS || stages != acx_stages(8, kv8) || !(kv8 || d.kv == DType::F16) {
+            return Err(Error::Gpu(format!(
+                "{name}: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages ({}), an f16 or 8-bit cache (got {:?})",
+                acx_stages(8, kv8),
+                d.kv
+            )));
+        }
+        if d.head_dim % 64 != 0 || d.qkv_dim() % 4 != 0 || y.addr() % 16 != 0 {
+            return Err(Error::Gpu(format!("{name}: needs head_dim % 64 == 0 and 16-byte aligned rows of y")));
+        }
+        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        cache.check(d)?;
+        need("attention output", &out, d.act, rows * d.q_dim)?;
+        need("row positions", &pos, DType::I32, rows)?;
+        need("row slots", &slot, DType::I32, rows)?;
+        rope.check(d)?;
+        let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
+        let smem = u32_of("attention shared memory", acl_smem(stages, 8, d.head_dim, d.kv))?;
+        let (mut yp, mut kc, mut vc, mut op) = (y.addr(), cache.k.addr(), cache.v.addr(), out.addr());
+        let (mut rp, mut sp, mut cp, mut snp, mut st) =
+            (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr(), stages as i32);
+        let mut a = args!(yp, kc, vc, op, rp, sp, cp, snp, st);
+        // SAFETY: attn_decode_cx8r[h](y, kc, vc, out, row_pos, row_slot, rcos, rsin, stg): block (split, kvh, b)
+        // reads row b of y (f32 / f16, 16-byte aligned rows: qkv_dim % 4 == 0), cos / sin row pos[b], cache rows
+        // (slot[b], kvh, 0..pos[b]) (< slots, max_seq by the host metadata), writes the cache row (slot[b], kvh,
+        // pos[b]) (the split holding it only) and, as attn_decode_cx8, stages at most `stg` tiles a warp in its
+        // `smem` bytes (allowed at engine creation) and writes out row b (one cluster of ns blocks per row and kv
+        // head). Sizes checked above for `rows` sequences.
+        unsafe {
+            if ns == 1 {
+                self.gpu.launch(name, grid, 2 * ATT_THREADS, smem, &mut a)
+            } else {
+                self.gpu.launch_cluster(name, grid, 2 * ATT_THREADS, smem, ns as u32, &mut a)
+            }
+        }
+    }
+
     /// What both prefill attention kernels read and write: q (rows, q_dim) f32, the layer's cache,
     /// out (rows, q_dim) act and `nseq` pieces of metadata.
     fn check_prefill_io(

@@ -538,6 +538,10 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN_REPS=n (session 55, diagnostic): a decode pass launches its decode attention n times (0..=4;
     /// 0 skips it: the output is then wrong), to measure what one launch costs inside the step.
     attn_reps: usize,
+    /// TRTFORGE_ATTN_ROPE=1 (session 58, opt-in): decode passes on the GEMM path whose attention is
+    /// attn_decode_cx8 run attn_decode_cx8r[h] instead, RoPE and the KV append folded into it (no `rope_append`
+    /// launch); head_dim % 64 == 0, an f16 or 8-bit cache without K rotation, sm_90.
+    attn_rope: bool,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
     acl_forced: bool,
@@ -1441,6 +1445,37 @@ impl CudaBackend {
                 }
             },
         };
+        // TRTFORGE_ATTN_ROPE=1: the fused epilogue where it can run (else the switch is refused: a diagnostic).
+        let attn_rope = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
+            Err(_) | Ok("0") => false,
+            Ok("1") => {
+                let ok = matches!(attn_kernel, DecodeAttn::Cl { warps: 8, cx: true, .. })
+                    && cfg.head_dim % 64 == 0
+                    && (dims.kv == DType::F16 || dims.kv == DType::U8)
+                    && !opts.kv.as_ref().is_some_and(|k| k.dtype.quantized() && k.rotate.is_some());
+                if !ok {
+                    return Err(Error::Invalid(format!(
+                        "TRTFORGE_ATTN_ROPE=1: this engine's decode attention is {} (head_dim {}, cache {:?}); the \
+                         fused RoPE needs attn_decode_cx8, head_dim % 64 == 0 and an f16 or 8-bit cache without K \
+                         rotation",
+                        attn_kernel.name(),
+                        cfg.head_dim,
+                        dims.kv
+                    )));
+                }
+                if let DecodeAttn::Cl { stages, warps, .. } = attn_kernel {
+                    let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
+                    gpu.allow_smem("attn_decode_cx8r", smem)?;
+                    gpu.allow_smem("attn_decode_cx8rh", smem)?;
+                    if acl_csmax > 8 {
+                        gpu.allow_big_clusters("attn_decode_cx8r")?;
+                        gpu.allow_big_clusters("attn_decode_cx8rh")?;
+                    }
+                }
+                true
+            }
+            Ok(v) => return Err(Error::Invalid(format!("TRTFORGE_ATTN_ROPE={v:?}: 0 or 1"))),
+        };
         // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
         // what cuda-check's lists for those kernels run).
         let acg = if cl_ok && !acl_forced {
@@ -1521,6 +1556,7 @@ impl CudaBackend {
             acl_csmax,
             acl_csf,
             attn_reps,
+            attn_rope,
             acl_forced,
             acl_fb,
             acg,
@@ -1653,6 +1689,38 @@ impl CudaBackend {
         }
         self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
     }
+    /// The decode attention kernel of a pass whose first `lead` rows decode, and its splits (blocks per (kv head,
+    /// row)), before the one-row choices (attn_decode_cg, the o-fold) the Attention step makes below GEMV_MAX_T rows.
+    fn decode_attn_kind(&self, lead: usize) -> (DecodeAttn, usize) {
+        let c = &self.cfg;
+        let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
+        let mut kind = self.attn_kernel;
+        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
+        if let DecodeAttn::Cl { cx, .. } = kind {
+            // One cluster per (kv head, row), as many blocks each as stay resident
+            // together (no second wave), at most acl_csmax.
+            let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
+            if let Some(n) = self.acl_csf {
+                ns = n;
+            } else if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
+                ns = cs;
+                if cx && cs > 1 && !self.acl_forced {
+                    kind = self.acl_fb;
+                }
+            } else {
+                kind = DecodeAttn::Tc;
+            }
+        }
+        (kind, ns)
+    }
+    /// Whether the QKV GEMM of a pass of `rows` rows leaves RoPE and the KV append to the decode attention
+    /// (`attn_rope`: decode passes on the GEMM path whose attention is attn_decode_cx8).
+    fn rope_in_attn(&self, decode: bool, rows: usize) -> bool {
+        self.attn_rope
+            && decode
+            && rows > GEMV_MAX_T
+            && matches!(self.decode_attn_kind(rows).0, DecodeAttn::Cl { warps: 8, cx: true, .. })
+    }
     /// K rotation after the QKV step: `kv_rot` over the pass's rows (q, its act copy, the cache).
     fn kv_rot_rows(&self, layer: Option<usize>, rows: usize) -> Result<()> {
         let layer = layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
@@ -1734,6 +1802,7 @@ impl CudaBackend {
         let mut skip_to = 0; // steps before this one ran inside a persistent layer launch
         let mut xq_for = usize::MAX; // the step whose FP8 input the previous step wrote (swiglu_q8)
         let mut ofold: Option<(usize, usize)> = None; // (splits, record copies) of a folded one-row attention, for o
+        let mut rope_y: Option<DType> = None; // the QKV output's type where its epilogue runs in the attention (attn_rope)
         for si in 0..self.steps.len() {
             if si < skip_to {
                 continue;
@@ -1790,24 +1859,7 @@ impl CudaBackend {
                         // one per cache chunk (and 64, the combine's bound); fixed per bucket, so a
                         // captured graph stays valid as the sequences grow. (attn_decode_v1 always
                         // runs nsplit.)
-                        let want = (2 * self.gpu.sms as usize).div_ceil(lead * c.num_key_value_heads);
-                        let mut kind = self.attn_kernel;
-                        let mut ns = want.clamp(1, self.spec.nsplit().min(64));
-                        if let DecodeAttn::Cl { cx, .. } = kind {
-                            // One cluster per (kv head, row), as many blocks each as stay resident
-                            // together (no second wave), at most acl_csmax.
-                            let cs = (self.acl_slots / (lead * c.num_key_value_heads)).clamp(1, self.acl_csmax);
-                            if let Some(n) = self.acl_csf {
-                                ns = n;
-                            } else if cs == 1 || self.acl_forced || (self.bs1.attn_cl && lead == 1) {
-                                ns = cs;
-                                if cx && cs > 1 && !self.acl_forced {
-                                    kind = self.acl_fb;
-                                }
-                            } else {
-                                kind = DecodeAttn::Tc;
-                            }
-                        }
+                        let (mut kind, mut ns) = self.decode_attn_kind(lead);
                         let cg_rows = (self.bs1.attn_cg && lead <= GEMV_MAX_T)
                             || (self.bs1.attn_mcg && (2..=GEMV_MAX_T).contains(&lead));
                         if let (Some((cg, slots)), true) = (self.acg, cg_rows) {
@@ -1842,10 +1894,22 @@ impl CudaBackend {
                         // o-fold's, not this.
                         let launches = if decode { self.attn_reps } else { 1 };
                         for _ in 0..launches {
-                            self.timed("attn_decode", || {
-                                k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
-                            })?;
+                            match rope_y {
+                                // The QKV step left its epilogue to this launch (attn_rope): the same plan.
+                                Some(t) if decode && !fold => self.timed("attn_decode", || {
+                                    k.attn_decode_rope(kind, ns, self.s.y.view(t), cache, out, pos, slot, self.rope(), lead)
+                                })?,
+                                Some(_) => return Err(Error::Gpu("a fused-RoPE QKV step before a folded attention".into())),
+                                None => self.timed("attn_decode", || {
+                                    k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
+                                })?,
+                            }
                         }
+                        if launches == 0 && rope_y.is_some() {
+                            // TRTFORGE_ATTN_REPS=0 skips the attention (a diagnostic): the new K / V rows still go in.
+                            self.rope_append_rows(Some(layer), self.s.y.view(rope_y.unwrap_or(DType::F32)), rows)?;
+                        }
+                        rope_y = None;
                         ofold = fold.then_some((ns, reps));
                     }
                     if !decode {
@@ -1988,6 +2052,7 @@ impl CudaBackend {
                             k.fp8_rescale(y, xs, wsv, dst, acc, rows, n)?;
                         }
                         match ls.role {
+                            Role::Qkv if self.rope_in_attn(decode, rows) => rope_y = Some(y.dtype()),
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
                             Role::GateUp => {
                                 // The down projection's FP8 input straight from SwiGLU when it runs
@@ -2030,6 +2095,7 @@ impl CudaBackend {
                             self.linear_gemm(si, &ls, grows, selected, decode)
                         })?;
                         match ls.role {
+                            Role::Qkv if self.rope_in_attn(decode, rows) => rope_y = Some(y.dtype()),
                             Role::Qkv => self.timed("rope_append", || self.rope_append_rows(ls.layer, y, rows))?,
                             Role::GateUp if self.pf.ew && self.dims.inter % 4 == 0 => {
                                 self.timed("swiglu_v", || k.swiglu_v(y, xact, rows))?
