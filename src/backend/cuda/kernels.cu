@@ -3794,9 +3794,12 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     tl_waited();
     // ROPE: the warp of the new token's tile makes its K / V row from y and writes it into the cache (its own later
     // copy of that tile, or the plain loads below, read it back after the __syncwarp).
+#if ACX_ROPE_OK
     if constexpr (ROPE) {
-        if (newp >= k_begin && newp < k_end && ((newp - k_begin) >> 4) % NW == warp) acx_new_kv<Y>(y, kc, vc, b, kvh, newp, slot, rcos, rsin, lane);
+        if (newp >= k_begin && newp < k_end && ((newp - k_begin) >> 4) % NW == warp)
+            acx_new_kv<Y>(y, kc, vc, b, kvh, newp, slot, rcos, rsin, lane);
     }
+#endif
     // The new token's K/V row, if its tile was copied above: plain loads (L2) into the slot.
     if (newp >= k_begin && newp < k_end) {
         const int jt = (newp - k_begin) >> 4, i = jt / NW;
@@ -3818,6 +3821,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     // Qᵀ as B fragments: b0 = q[head g][16s + 2t, +1], b1 = q[head g][16s + 8 + 2t, +1] (heads
     // g >= GROUP zero), scaled by log2(e)/sqrt(HD).
     u32 qb[KT][2];
+#if ACX_ROPE_OK
     if constexpr (ROPE) {
         acx_q_rope<KT, Y>(qb, y, b, kvh, g, t, row_pos[b], rcos, rsin,
 #if KV_Q
@@ -3826,6 +3830,7 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
                           1.44269504088896341f / sqrtf((float)HD));
 #endif
     } else
+#endif
 #if KV_Q
     {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1; K's scale folded in
         const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);
