@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Session 58 call B: TRTFORGE_ATTN_ROPE=1 (RoPE + the KV append inside attn_decode_cx8: attn_decode_cx8r / cx8rh, no
+# rope_append launch) — its checks against the CPU reference, then A/B rows at bs64 interleaved in separate processes.
+# Carry: `KV="int8" KVP="fp16 fp8" bash scripts/gpu_carry.sh s58b` at the commit that adds the switch, plus the rope
+# check list's modules precompiled with the same variables (see this session's README).
+DL=${DL:-560}
+NAME=${NAME:-s58b} . scripts/gpu_bench_lib.sh
+# checks: 12-row decode passes with the kernel forced (clusters), then one block a (row, kv head) as at bs64, then
+# the same list without the switch (rope_append + attn_decode_cx8: the errors to compare)
+ck rope_on 200 TRTFORGE_CHECKS=rope TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_ROPE=1
+ck rope_on_cs1 200 TRTFORGE_CHECKS=rope TRTFORGE_ATTN=cx8all TRTFORGE_ATTN_CSF=1 TRTFORGE_ATTN_ROPE=1
+ck rope_off 200 TRTFORGE_CHECKS=rope TRTFORGE_ATTN=cx8all
+grep -E "max rel|worst|err" $R/rope_on.log | head -12 | cut -c1-160
+# A/B at bs64 (fp16; fp8 + int8 KV), interleaved
+for r in 1 2; do
+  bn fp16_64_off$r fp16 64 X=1
+  bn fp16_64_on$r fp16 64 TRTFORGE_ATTN_ROPE=1
+  bn fp8k8_64_off$r "fp8 --kv-cache int8" 64 X=1
+  bn fp8k8_64_on$r "fp8 --kv-cache int8" 64 TRTFORGE_ATTN_ROPE=1
+done
+bn fp8_64_on fp8 64 TRTFORGE_ATTN_ROPE=1
+bn fp8_64_off fp8 64 X=1
+tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
+t
