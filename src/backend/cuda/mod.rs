@@ -1897,9 +1897,21 @@ impl CudaBackend {
                             match rope_y {
                                 // The QKV step left its epilogue to this launch (attn_rope): the same plan.
                                 Some(t) if decode && !fold => self.timed("attn_decode", || {
-                                    k.attn_decode_rope(kind, ns, self.s.y.view(t), cache, out, pos, slot, self.rope(), lead)
+                                    k.attn_decode_rope(
+                                        kind,
+                                        ns,
+                                        self.s.y.view(t),
+                                        cache,
+                                        out,
+                                        pos,
+                                        slot,
+                                        self.rope(),
+                                        lead,
+                                    )
                                 })?,
-                                Some(_) => return Err(Error::Gpu("a fused-RoPE QKV step before a folded attention".into())),
+                                Some(_) => {
+                                    return Err(Error::Gpu("a fused-RoPE QKV step before a folded attention".into()))
+                                }
                                 None => self.timed("attn_decode", || {
                                     k.attn_decode(kind, ns, q, cache, out, part, counters, pos, slot, lead, reps)
                                 })?,
