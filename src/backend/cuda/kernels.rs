@@ -939,6 +939,12 @@ impl KernelSpec {
         self.attn_cl()
     }
 
+    /// Whether kernels.cu defines `attn_decode_cx8r` / `attn_decode_cx8rh` (session 58, `ACX_ROPE_OK`:
+    /// `attn_decode_cx8` with RoPE and the KV append folded in): head_dim % 64 == 0, no K rotation.
+    pub fn attn_cx_rope(&self) -> bool {
+        self.attn_cx() && self.config.head_dim % 64 == 0 && !(self.kv_rot && self.kv_cache.quantized())
+    }
+
     /// The weight format of the persistent decode layer (`persist_layer`): defined where the four
     /// layer linears share one tensor-core format and the tensor-core decode attention exists.
     pub fn persist_format(&self) -> Option<WeightFormat> {
@@ -1113,6 +1119,10 @@ impl KernelSpec {
             v.push("attn_decode_cx".into());
             v.push("attn_decode_cx8".into());
         }
+        if self.attn_cx_rope() {
+            v.push("attn_decode_cx8r".into());
+            v.push("attn_decode_cx8rh".into());
+        }
         if self.persist_format().is_some() {
             v.push(PERSIST_KERNEL.into());
         }
@@ -1198,7 +1208,8 @@ mod tests {
         // rope_append_p/_hp, attn_prefill_fa), + attn_prefill_fg (session 8), + rmsnorm_b (session 9),
         // + tcc_i4_o (session 11: the o GEMV with the attention's combine as its prologue)
         // + tcr2_i4_qkv (session 13: the qkv GEMV at two blocks per SM), + hist_put (session 33)
-        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1);
+        // + attn_decode_cx8r / cx8rh (session 58: RoPE and the KV append inside attn_decode_cx8)
+        assert_eq!(s.kernel_names().len(), 25 + 5 * GEMV_MTS.len() + 5 + 5 + 5 + 5 + 6 + 1 + 6 + 1 + 1 + 1 + 1 + 2);
         assert!(src.contains("__launch_bounds__(TC_WARPS * 32, 2) tcr2_i4_qkv(GemvArgs a) { tc_body<WF_I4, PRO_NORM, EPI_QKV, HIDDEN>(a); }"));
         assert_eq!(s.tcc_roles(), vec![(Role::O, WeightFormat::I4 { group: 128 })]);
         assert!(src.contains("tcc_i4_o(GemvArgs a) { tc_body<WF_I4, PRO_COMB, EPI_RESID, QDIM>(a); }"));
@@ -1228,6 +1239,10 @@ mod tests {
         // (8-bit caches: no CUDA-core attention, no rope_append_p/_hp, no attn_prefill_fa/_fg; attn_decode_cx/cx8
         // read them since session 36)
         assert!(s.attn_cx() && kv8.attn_cx() && names.iter().any(|n| n == "attn_decode_cx8"));
+        // Session 58: the fused-RoPE variants at head_dim 64 with f16 and 8-bit caches, not with K rotation.
+        assert!(s.attn_cx_rope() && names.iter().any(|n| n == "attn_decode_cx8rh"));
+        let rot = KernelSpec { kv_rot: true, ..kv8.clone() };
+        assert!(!rot.attn_cx_rope() && !rot.kernel_names().iter().any(|n| n.starts_with("attn_decode_cx8r")));
         assert_eq!(names.len(), s.kernel_names().len() - 7);
         // kernels_fg.cu only in the modules where attn_prefill_fa is compiled (session 8): the others
         // keep kernels.cu's source (and their cached binaries).
@@ -1451,5 +1466,27 @@ mod tests {
         assert_eq!(gemv_mt(3), Some(4));
         assert_eq!(gemv_mt(8), Some(8));
         assert_eq!(gemv_mt(9), None);
+    }
+
+    /// Every attention kernel launch.rs names is registered (`kernel_names`, what the engine loads) by a TinyLlama-shape
+    /// build with an f16 or an 8-bit cache (session 58: attn_decode_cx8r was launched but not registered, so the
+    /// engine refused it on the GPU: "kernel ... was not compiled for this model").
+    #[test]
+    fn attention_kernels_launched_are_registered() {
+        let f16 = spec(WeightFormat::F16);
+        let kv8 = KernelSpec { kv_cache: KvCacheDtype::Int8, ..f16.clone() };
+        let mut names = f16.kernel_names();
+        names.extend(kv8.kernel_names());
+        let launch = include_str!("launch.rs");
+        let mut seen = 0;
+        for lit in launch.split('"').skip(1).step_by(2) {
+            let kernel = lit.starts_with("attn_decode")
+                && lit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if kernel {
+                seen += 1;
+                assert!(names.iter().any(|n| n == lit), "launch.rs launches {lit}, which no TinyLlama build registers");
+            }
+        }
+        assert!(seen >= 9, "{seen} attention kernel names found in launch.rs");
     }
 }

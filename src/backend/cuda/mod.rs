@@ -1450,9 +1450,8 @@ impl CudaBackend {
             Err(_) | Ok("0") => false,
             Ok("1") => {
                 let ok = matches!(attn_kernel, DecodeAttn::Cl { warps: 8, cx: true, .. })
-                    && cfg.head_dim % 64 == 0
-                    && (dims.kv == DType::F16 || dims.kv == DType::U8)
-                    && !opts.kv.as_ref().is_some_and(|k| k.dtype.quantized() && k.rotate.is_some());
+                    && spec.attn_cx_rope()
+                    && (dims.kv == DType::F16 || dims.kv == DType::U8);
                 if !ok {
                     return Err(Error::Invalid(format!(
                         "TRTFORGE_ATTN_ROPE=1: this engine's decode attention is {} (head_dim {}, cache {:?}); the \
