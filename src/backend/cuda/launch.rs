@@ -119,12 +119,12 @@ impl<'a> View<'a> {
     }
 }
 
-/// Checks that `v` has element type `dtype` and at least `n` elements.
 /// Blocks per row of `argmax_mb` (kernels.cu `AM_BLOCKS`).
 pub fn am_blocks(vocab: usize) -> u32 {
     vocab.div_ceil(1024).max(1) as u32
 }
 
+/// Checks that `v` has element type `dtype` and at least `n` elements.
 pub fn need(what: &str, v: &View, dtype: DType, n: usize) -> Result<()> {
     if v.dtype != dtype {
         return Err(Error::Gpu(format!(
@@ -139,6 +139,12 @@ pub fn need(what: &str, v: &View, dtype: DType, n: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The per-row metadata of a pass of `rows` rows that a kernel reads: each row's position and cache slot (i32).
+fn need_rows(pos: &View, slot: &View, rows: usize) -> Result<()> {
+    need("row positions", pos, DType::I32, rows)?;
+    need("row slots", slot, DType::I32, rows)
 }
 
 fn need_opt(what: &str, v: &Option<View>, dtype: DType, n: usize) -> Result<()> {
@@ -750,8 +756,7 @@ impl<'a> Kernels<'a> {
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
         cache.check(d)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
+        need_rows(&pos, &slot, rows)?;
         rope.check(d)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
@@ -782,8 +787,7 @@ impl<'a> Kernels<'a> {
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
         cache.check(d)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
+        need_rows(&pos, &slot, rows)?;
         let (mut qp, mut qap, mut kc, mut pp, mut sp) = (q.addr(), qa.addr(), cache.k.addr(), pos.addr(), slot.addr());
         // SAFETY: kv_rot(qout, qa, kc, row_pos, row_slot): block t reads row t of c_kstage (sized
         // max_tokens rows at init; rows <= max_tokens as q's check shows), rewrites row t of q / qa
@@ -1125,8 +1129,7 @@ impl<'a> Kernels<'a> {
             need("q", &q, DType::F32, rows * d.q_dim)?;
             cache.check(d)?;
             need("attention output", &out, d.act, rows * d.q_dim)?;
-            need("row positions", &pos, DType::I32, rows)?;
-            need("row slots", &slot, DType::I32, rows)?;
+            need_rows(&pos, &slot, rows)?;
             let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
             let smem = u32_of("attention shared memory", acl_smem(stages, warps, d.head_dim, d.kv))?;
             let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
@@ -1137,21 +1140,8 @@ impl<'a> Kernels<'a> {
             // `stg` tiles per warp in its `smem` bytes of dynamic shared memory (allowed at engine
             // creation), and the blocks of one cluster (grid.x == cluster == ns) write out row b.
             // Sizes checked above for `rows` sequences.
-            if ns == 1 {
-                // SAFETY: as below, one block per (kv head, row): no cluster.
-                return unsafe {
-                    self.gpu.launch(kind.name(), grid, threads, smem, &mut args!(qp, kc, vc, op, rp, sp, st))
-                };
-            }
             return unsafe {
-                self.gpu.launch_cluster(
-                    kind.name(),
-                    grid,
-                    threads,
-                    smem,
-                    ns as u32,
-                    &mut args!(qp, kc, vc, op, rp, sp, st),
-                )
+                self.launch_ns(kind.name(), grid, threads, smem, ns, &mut args!(qp, kc, vc, op, rp, sp, st))
             };
         }
         // The split kernels: partial records per (row, head, split) and a last-block combine.
@@ -1173,8 +1163,7 @@ impl<'a> Kernels<'a> {
         need("attention output", &out, d.act, rows * d.q_dim)?;
         need("attention partials", &part, DType::F32, rows.max(fold) * d.n_heads * d.nsplit * (d.head_dim + 4))?;
         need("attention counters", &counters, DType::I32, rows * d.n_kv)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
+        need_rows(&pos, &slot, rows)?;
         let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
         let smem = u32_of("attention shared memory", smem)?;
         let (mut qp, mut kc, mut vc, mut op) = (q.addr(), cache.k.addr(), cache.v.addr(), out.addr());
@@ -1240,8 +1229,7 @@ impl<'a> Kernels<'a> {
         need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
         cache.check(d)?;
         need("attention output", &out, d.act, rows * d.q_dim)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
+        need_rows(&pos, &slot, rows)?;
         rope.check(d)?;
         let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
         let smem = u32_of("attention shared memory", acl_smem(stages, 8, d.head_dim, d.kv))?;
@@ -1255,12 +1243,28 @@ impl<'a> Kernels<'a> {
         // pos[b]) (the split holding it only) and, as attn_decode_cx8, stages at most `stg` tiles a warp in its
         // `smem` bytes (allowed at engine creation) and writes out row b (one cluster of ns blocks per row and kv
         // head). Sizes checked above for `rows` sequences.
-        unsafe {
-            if ns == 1 {
-                self.gpu.launch(name, grid, 2 * ATT_THREADS, smem, &mut a)
-            } else {
-                self.gpu.launch_cluster(name, grid, 2 * ATT_THREADS, smem, ns as u32, &mut a)
-            }
+        unsafe { self.launch_ns(name, grid, 2 * ATT_THREADS, smem, ns, &mut a) }
+    }
+
+    /// `name` over `grid`: one block a grid cell where `ns` is 1, else clusters of `ns` blocks along x (the decode
+    /// attention's splits of one (kv head, row)).
+    ///
+    /// # Safety
+    /// As [`Gpu::launch`] / [`Gpu::launch_cluster`]: `args` are `name`'s parameters, and what the kernel reads and
+    /// writes for this grid lies in live device buffers.
+    unsafe fn launch_ns(
+        &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        threads: u32,
+        smem: u32,
+        ns: usize,
+        args: &mut [*mut c_void],
+    ) -> Result<()> {
+        if ns == 1 {
+            self.gpu.launch(name, grid, threads, smem, args)
+        } else {
+            self.gpu.launch_cluster(name, grid, threads, smem, ns as u32, args)
         }
     }
 
@@ -2262,8 +2266,7 @@ impl Kernels<'_> {
         need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
         need("q", &q, DType::F32, rows * d.q_dim)?;
         cache.check(d)?;
-        need("row positions", &pos, DType::I32, rows)?;
-        need("row slots", &slot, DType::I32, rows)?;
+        need_rows(&pos, &slot, rows)?;
         rope.check(d)?;
         let gy = u32_of("chunks", (d.qkv_dim() / 4).div_ceil(256))?;
         let (mut yp, mut qp, mut kc, mut vc) = (y.addr(), q.addr(), cache.k.addr(), cache.v.addr());
