@@ -749,15 +749,12 @@ impl<'a> Kernels<'a> {
         let d = self.d;
         // y f32 (cublasGemmEx / cuBLASLt f32 output) or f16 (cuBLASLt f16 output: rope_append_h).
         let name = if y.dtype == DType::F16 { "rope_append_h" } else { "rope_append" };
-        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
         if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
             return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
         }
         need("q", &q, DType::F32, rows * d.q_dim)?;
         need("q (act)", &qa, d.act, rows * d.q_dim)?;
-        cache.check(d)?;
-        need_rows(&pos, &slot, rows)?;
-        rope.check(d)?;
         let (mut yp, mut qp, mut qap, mut kc, mut vc) = (y.addr(), q.addr(), qa.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
         // SAFETY: rope_append[_h](y, qout, qa, kc, vc, row_pos, row_slot, rcos, rsin): block t reads
@@ -1226,11 +1223,8 @@ impl<'a> Kernels<'a> {
         if d.head_dim % 64 != 0 || d.qkv_dim() % 4 != 0 || y.addr() % 16 != 0 {
             return Err(Error::Gpu(format!("{name}: needs head_dim % 64 == 0 and 16-byte aligned rows of y")));
         }
-        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
-        cache.check(d)?;
+        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
         need("attention output", &out, d.act, rows * d.q_dim)?;
-        need_rows(&pos, &slot, rows)?;
-        rope.check(d)?;
         let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
         let smem = u32_of("attention shared memory", acl_smem(stages, 8, d.head_dim, d.kv))?;
         let (mut yp, mut kc, mut vc, mut op) = (y.addr(), cache.k.addr(), cache.v.addr(), out.addr());
@@ -1244,6 +1238,24 @@ impl<'a> Kernels<'a> {
         // `smem` bytes (allowed at engine creation) and writes out row b (one cluster of ns blocks per row and kv
         // head). Sizes checked above for `rows` sequences.
         unsafe { self.launch_ns(name, grid, 2 * ATT_THREADS, smem, ns, &mut a) }
+    }
+
+    /// What every QKV epilogue (`rope_append*`, `attn_decode_rope`) reads and writes besides q: `rows` rows of the
+    /// GEMM output y, the layer's cache, each row's position and slot, the RoPE tables.
+    fn check_qkv_epilogue(
+        &self,
+        y: &View,
+        cache: &LayerCache,
+        pos: &View,
+        slot: &View,
+        rope: &Rope,
+        rows: usize,
+    ) -> Result<()> {
+        let d = self.d;
+        need("qkv GEMM output", y, y.dtype, rows * d.qkv_dim())?;
+        cache.check(d)?;
+        need_rows(pos, slot, rows)?;
+        rope.check(d)
     }
 
     /// `name` over `grid`: one block a grid cell where `ns` is 1, else clusters of `ns` blocks along x (the decode
@@ -2263,11 +2275,8 @@ impl Kernels<'_> {
         if d.head_dim % 4 != 0 || d.kv == DType::U8 || y.addr() % 16 != 0 || q.addr() % 8 != 0 {
             return Err(Error::Gpu("rope_append_p needs head_dim % 4 == 0, an f16/f32 cache, aligned y and q".into()));
         }
-        need("qkv GEMM output", &y, y.dtype, rows * d.qkv_dim())?;
+        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
         need("q", &q, DType::F32, rows * d.q_dim)?;
-        cache.check(d)?;
-        need_rows(&pos, &slot, rows)?;
-        rope.check(d)?;
         let gy = u32_of("chunks", (d.qkv_dim() / 4).div_ceil(256))?;
         let (mut yp, mut qp, mut kc, mut vc) = (y.addr(), q.addr(), cache.k.addr(), cache.v.addr());
         let (mut pp, mut sp, mut cp, mut snp) = (pos.addr(), slot.addr(), rope.cos.addr(), rope.sin.addr());
