@@ -381,6 +381,13 @@ __constant__ const float* c_kvrot;
 __constant__ const float* c_kmean;
 #endif
 
+// RoPE of one pair (a, b) = (x[i], x[i + HALF_HD]) by the angle whose cos / sin are (c, s): every QKV epilogue
+// (qkv_store, rope_p_body, the fused decode attention's acx_q_rope / acx_new_kv) rotates through it, so that they all
+// round alike.
+__device__ __forceinline__ float2 rope_rot(float a, float b, float c, float s) {
+    return make_float2(a * c - b * s, b * c + a * s);
+}
+
 __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float* __restrict__ qout,
                                           kv_t* __restrict__ kc, kv_t* __restrict__ vc, const int* __restrict__ row_pos,
                                           const int* __restrict__ row_slot, const float* __restrict__ rcos,
@@ -393,7 +400,8 @@ __device__ __forceinline__ void qkv_store(int t, int p, float a, float b, float*
         const int pp = is_q ? p : p - qpairs;
         const int head = pp / HALF_HD, i = pp % HALF_HD;
         const float c = rcos[(size_t)pos * HALF_HD + i], s = rsin[(size_t)pos * HALF_HD + i];
-        const float o1 = a * c - b * s, o2 = b * c + a * s;
+        const float2 r = rope_rot(a, b, c, s);
+        const float o1 = r.x, o2 = r.y;
         if (is_q) {
             float* q = qout + (size_t)t * QDIM + head * HD;
             q[i] = o1;
@@ -3638,9 +3646,9 @@ __device__ __forceinline__ void acx_q_rope(u32 (&qb)[KT][2], const Y* __restrict
                 const float* sp = rsin + (size_t)pos * HALF_HD + i;
 #pragma unroll
                 for (int u = 0; u < 2; u++) {
-                    const float a = x[2 * u], bb = x[2 * u + 1], c = cp[u], sn = sp[u];
-                    o1[2 * h + u] = a * c - bb * sn;
-                    o2[2 * h + u] = bb * c + a * sn;
+                    const float2 r = rope_rot(x[2 * u], x[2 * u + 1], cp[u], sp[u]);
+                    o1[2 * h + u] = r.x;
+                    o2[2 * h + u] = r.y;
                 }
             }
         }
@@ -3680,15 +3688,13 @@ __device__ __forceinline__ void acx_new_kv(const Y* __restrict__ y, const kv_t* 
 #pragma unroll
         for (int u = 0; u < 2; u++) {
             const int i = i2 + u;
-            const float a = x[2 * u], bb = x[2 * u + 1];
-            const float c = rcos[(size_t)pos * HALF_HD + i], sn = rsin[(size_t)pos * HALF_HD + i];
-            const float o1 = a * c - bb * sn, o2 = bb * c + a * sn;
+            const float2 r = rope_rot(x[2 * u], x[2 * u + 1], rcos[(size_t)pos * HALF_HD + i], rsin[(size_t)pos * HALF_HD + i]);
 #if KV_Q
-            k[i] = kv_enc(o1, sk);
-            k[i + HALF_HD] = kv_enc(o2, sk);
+            k[i] = kv_enc(r.x, sk);
+            k[i + HALF_HD] = kv_enc(r.y, sk);
 #else
-            k[i] = f2kv(o1);
-            k[i + HALF_HD] = f2kv(o2);
+            k[i] = f2kv(r.x);
+            k[i + HALF_HD] = f2kv(r.y);
 #endif
         }
     }
@@ -3821,19 +3827,18 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     // Qᵀ as B fragments: b0 = q[head g][16s + 2t, +1], b1 = q[head g][16s + 8 + 2t, +1] (heads
     // g >= GROUP zero), scaled by log2(e)/sqrt(HD).
     u32 qb[KT][2];
+#if KV_Q
+    const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);  // K's scale folded in
+#else
+    const float scale = 1.44269504088896341f / sqrtf((float)HD);
+#endif
 #if ACX_ROPE_OK
     if constexpr (ROPE) {
-        acx_q_rope<KT, Y>(qb, y, b, kvh, g, t, row_pos[b], rcos, rsin,
-#if KV_Q
-                          1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD));
-#else
-                          1.44269504088896341f / sqrtf((float)HD));
-#endif
+        acx_q_rope<KT, Y>(qb, y, b, kvh, g, t, row_pos[b], rcos, rsin, scale);
     } else
 #endif
 #if KV_Q
-    {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1; K's scale folded in
-        const float scale = 1.44269504088896341f * kv_scale(kc, 0, kvh) / sqrtf((float)HD);
+    {  // the permuted dims (above): q[head g][32S + 8t .. + 7] → k-steps 2S, 2S + 1
 #pragma unroll
         for (int S = 0; S < KT / 2; S++) {
             float4 x0 = make_float4(0.f, 0.f, 0.f, 0.f), x1 = x0;
@@ -3850,7 +3855,6 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
     }
 #else
     {
-        const float scale = 1.44269504088896341f / sqrtf((float)HD);
 #pragma unroll
         for (int s = 0; s < KT; s++) {
             float2 x0 = make_float2(0.f, 0.f), x1 = x0;
@@ -5011,8 +5015,8 @@ __device__ __forceinline__ void rope_p_body(const Y* __restrict__ y, float* __re
         const int head = pp / HALF_HD, i = pp % HALF_HD;  // i even: pairs i, i + 1 of one head
         const float2 cs = *reinterpret_cast<const float2*>(rcos + (size_t)pos * HALF_HD + i);
         const float2 sn = *reinterpret_cast<const float2*>(rsin + (size_t)pos * HALF_HD + i);
-        const float o1a = a0 * cs.x - b0 * sn.x, o2a = b0 * cs.x + a0 * sn.x;
-        const float o1b = a1 * cs.y - b1 * sn.y, o2b = b1 * cs.y + a1 * sn.y;
+        const float2 ra = rope_rot(a0, b0, cs.x, sn.x), rb = rope_rot(a1, b1, cs.y, sn.y);
+        const float o1a = ra.x, o2a = ra.y, o1b = rb.x, o2b = rb.y;
         if (is_q) {
             float* q = qout + (size_t)t * QDIM + head * HD;
             *reinterpret_cast<float2*>(q + i) = make_float2(o1a, o1b);

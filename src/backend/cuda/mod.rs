@@ -1449,10 +1449,8 @@ impl CudaBackend {
         let attn_rope = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
             Err(_) | Ok("0") => false,
             Ok("1") => {
-                let ok = matches!(attn_kernel, DecodeAttn::Cl { warps: 8, cx: true, .. })
-                    && spec.attn_cx_rope()
-                    && (dims.kv == DType::F16 || dims.kv == DType::U8);
-                if !ok {
+                // (attn_cx_rope implies an f16 or 8-bit cache: the attention kernels are built without f32 ones.)
+                let (DecodeAttn::Cl { stages, warps: 8, cx: true }, true) = (attn_kernel, spec.attn_cx_rope()) else {
                     return Err(Error::Invalid(format!(
                         "TRTFORGE_ATTN_ROPE=1: this engine's decode attention is {} (head_dim {}, cache {:?}); the \
                          fused RoPE needs attn_decode_cx8, head_dim % 64 == 0 and an f16 or 8-bit cache without K \
@@ -1461,14 +1459,11 @@ impl CudaBackend {
                         cfg.head_dim,
                         dims.kv
                     )));
-                }
-                if let DecodeAttn::Cl { stages, warps, .. } = attn_kernel {
-                    let smem = acl_smem(stages, warps, cfg.head_dim, dims.kv);
-                    gpu.allow_smem("attn_decode_cx8r", smem)?;
-                    gpu.allow_smem("attn_decode_cx8rh", smem)?;
+                };
+                for name in ["attn_decode_cx8r", "attn_decode_cx8rh"] {
+                    gpu.allow_smem(name, acl_smem(stages, 8, cfg.head_dim, dims.kv))?;
                     if acl_csmax > 8 {
-                        gpu.allow_big_clusters("attn_decode_cx8r")?;
-                        gpu.allow_big_clusters("attn_decode_cx8rh")?;
+                        gpu.allow_big_clusters(name)?;
                     }
                 }
                 true
@@ -1916,9 +1911,9 @@ impl CudaBackend {
                                 })?,
                             }
                         }
-                        if launches == 0 && rope_y.is_some() {
+                        if let (0, Some(t)) = (launches, rope_y) {
                             // TRTFORGE_ATTN_REPS=0 skips the attention (a diagnostic): the new K / V rows still go in.
-                            self.rope_append_rows(Some(layer), self.s.y.view(rope_y.unwrap_or(DType::F32)), rows)?;
+                            self.rope_append_rows(Some(layer), self.s.y.view(t), rows)?;
                         }
                         rope_y = None;
                         ofold = fold.then_some((ns, reps));
