@@ -538,9 +538,10 @@ pub struct CudaBackend {
     /// TRTFORGE_ATTN_REPS=n (session 55, diagnostic): a decode pass launches its decode attention n times (0..=4;
     /// 0 skips it: the output is then wrong), to measure what one launch costs inside the step.
     attn_reps: usize,
-    /// TRTFORGE_ATTN_ROPE=1 (session 58, opt-in): decode passes on the GEMM path whose attention is
-    /// attn_decode_cx8 run attn_decode_cx8r[h] instead, RoPE and the KV append folded into it (no `rope_append`
-    /// launch); head_dim % 64 == 0, an f16 or 8-bit cache without K rotation, sm_90.
+    /// Decode passes on the GEMM path whose attention is attn_decode_cx8 run attn_decode_cx8r[h] instead, RoPE and
+    /// the KV append folded into it (no `rope_append` launch); head_dim % 64 == 0, an f16 or 8-bit cache without K
+    /// rotation, sm_90. On wherever the engine has those kernels (session 59: +0.6 % fp16, +1.1 % fp8 + int8 KV at
+    /// bs64, H100); TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run).
     attn_rope: bool,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
@@ -1445,21 +1446,18 @@ impl CudaBackend {
                 }
             },
         };
-        // TRTFORGE_ATTN_ROPE=1: the fused epilogue where it can run (else the switch is refused: a diagnostic).
-        let attn_rope = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
-            Err(_) | Ok("0") => false,
-            Ok("1") => {
-                // (attn_cx_rope implies an f16 or 8-bit cache: the attention kernels are built without f32 ones.)
-                let (DecodeAttn::Cl { stages, warps: 8, cx: true }, true) = (attn_kernel, spec.attn_cx_rope()) else {
-                    return Err(Error::Invalid(format!(
-                        "TRTFORGE_ATTN_ROPE=1: this engine's decode attention is {} (head_dim {}, cache {:?}); the \
-                         fused RoPE needs attn_decode_cx8, head_dim % 64 == 0 and an f16 or 8-bit cache without K \
-                         rotation",
-                        attn_kernel.name(),
-                        cfg.head_dim,
-                        dims.kv
-                    )));
-                };
+        // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run; TRTFORGE_ATTN_ROPE=0
+        // turns it off, =1 requires it (refused where it cannot run: a diagnostic).
+        let required = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
+            Err(_) => Some(false),
+            Ok("0") => None,
+            Ok("1") => Some(true),
+            Ok(v) => return Err(Error::Invalid(format!("TRTFORGE_ATTN_ROPE={v:?}: 0 or 1"))),
+        };
+        // (attn_cx_rope implies an f16 or 8-bit cache: the attention kernels are built without f32 ones.)
+        let attn_rope = match (required, attn_kernel, spec.attn_cx_rope()) {
+            (None, ..) => false,
+            (Some(_), DecodeAttn::Cl { stages, warps: 8, cx: true }, true) => {
                 for name in ["attn_decode_cx8r", "attn_decode_cx8rh"] {
                     gpu.allow_smem(name, acl_smem(stages, 8, cfg.head_dim, dims.kv))?;
                     if acl_csmax > 8 {
@@ -1468,7 +1466,16 @@ impl CudaBackend {
                 }
                 true
             }
-            Ok(v) => return Err(Error::Invalid(format!("TRTFORGE_ATTN_ROPE={v:?}: 0 or 1"))),
+            (Some(false), ..) => false,
+            (Some(true), ..) => {
+                return Err(Error::Invalid(format!(
+                    "TRTFORGE_ATTN_ROPE=1: this engine's decode attention is {} (head_dim {}, cache {:?}); the fused \
+                     RoPE needs attn_decode_cx8, head_dim % 64 == 0 and an f16 or 8-bit cache without K rotation",
+                    attn_kernel.name(),
+                    cfg.head_dim,
+                    dims.kv
+                )))
+            }
         };
         // Not where TRTFORGE_ATTN forces one kernel at every batch size (cl / cl8all / cxall / cx8all:
         // what cuda-check's lists for those kernels run).
