@@ -540,8 +540,9 @@ pub struct CudaBackend {
     attn_reps: usize,
     /// Decode passes on the GEMM path whose attention is attn_decode_cx8 run attn_decode_cx8r[h] instead, RoPE and
     /// the KV append folded into it (no `rope_append` launch); head_dim % 64 == 0, an f16 or 8-bit cache without K
-    /// rotation, sm_90. On wherever the engine has those kernels (session 59: +0.6 % fp16, +1.1 % fp8 + int8 KV at
-    /// bs64, H100); TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run).
+    /// rotation, sm_90. On in static engines that have those kernels (session 59: +0.6 % fp16, +1.1 % fp8 + int8 KV
+    /// at bs64, H100; paged engines: not yet checked on a GPU, so only with =1); TRTFORGE_ATTN_ROPE=0 turns it off,
+    /// =1 requires it (refused where it cannot run).
     attn_rope: bool,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
@@ -1446,9 +1447,11 @@ impl CudaBackend {
                 }
             },
         };
-        // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run; TRTFORGE_ATTN_ROPE=0
-        // turns it off, =1 requires it (refused where it cannot run: a diagnostic).
+        // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run in a static engine;
+        // TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run: a diagnostic). Paged
+        // (serve) engines only with =1 until it has run their checks on a GPU (`cuda-check --tinyllama --paged`).
         let required = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
+            Err(_) if spec.paged => None,
             Err(_) => Some(false),
             Ok("0") => None,
             Ok("1") => Some(true),
