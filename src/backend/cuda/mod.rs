@@ -1450,6 +1450,7 @@ impl CudaBackend {
         // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run in a static engine;
         // TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run: a diagnostic). Paged
         // (serve) engines only with =1 until it has run their checks on a GPU (`cuda-check --tinyllama --paged`).
+        // None: off; Some(required): on where the kernels exist, refused elsewhere if required.
         let required = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
             Err(_) if spec.paged => None,
             Err(_) => Some(false),
