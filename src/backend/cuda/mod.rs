@@ -51,6 +51,19 @@ use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
 use std::collections::HashMap;
 
+/// TRTFORGE_ATTN_ROPE (its value, if set) for a static or paged engine: None = the fused RoPE + KV append off,
+/// Some(required) = on where the engine has its kernels (required: refused elsewhere). Unset: on in static engines,
+/// off in paged ones (not yet checked on a GPU there); "0" off; "1" required; anything else refused.
+fn attn_rope_switch(v: Option<&str>, paged: bool) -> Result<Option<bool>> {
+    match v {
+        None if paged => Ok(None),
+        None => Ok(Some(false)),
+        Some("0") => Ok(None),
+        Some("1") => Ok(Some(true)),
+        Some(v) => Err(Error::Invalid(format!("TRTFORGE_ATTN_ROPE={v:?}: 0 or 1"))),
+    }
+}
+
 /// A numeric environment switch (None when unset or not a number).
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -1450,14 +1463,7 @@ impl CudaBackend {
         // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run in a static engine;
         // TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run: a diagnostic). Paged
         // (serve) engines only with =1 until it has run their checks on a GPU (`cuda-check --tinyllama --paged`).
-        // None: off; Some(required): on where the kernels exist, refused elsewhere if required.
-        let required = match std::env::var("TRTFORGE_ATTN_ROPE").as_deref() {
-            Err(_) if spec.paged => None,
-            Err(_) => Some(false),
-            Ok("0") => None,
-            Ok("1") => Some(true),
-            Ok(v) => return Err(Error::Invalid(format!("TRTFORGE_ATTN_ROPE={v:?}: 0 or 1"))),
-        };
+        let required = attn_rope_switch(std::env::var("TRTFORGE_ATTN_ROPE").ok().as_deref(), spec.paged)?;
         // (attn_cx_rope implies an f16 or 8-bit cache: the attention kernels are built without f32 ones.)
         let attn_rope = match (required, attn_kernel, spec.attn_cx_rope()) {
             (None, ..) => false,
@@ -3049,7 +3055,20 @@ impl Drop for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{cg1_splits, cg_splits};
+    use super::{attn_rope_switch, cg1_splits, cg_splits};
+
+    #[test]
+    fn attn_rope_switch_defaults_and_refusals() {
+        // Unset: the fused RoPE where it can run in static engines, not in paged ones; 0 off; 1 required.
+        assert_eq!(attn_rope_switch(None, false).unwrap(), Some(false));
+        assert_eq!(attn_rope_switch(None, true).unwrap(), None);
+        assert_eq!(attn_rope_switch(Some("0"), false).unwrap(), None);
+        assert_eq!(attn_rope_switch(Some("1"), true).unwrap(), Some(true));
+        for bad in ["yes", "", "2", " 1"] {
+            let e = attn_rope_switch(Some(bad), false).unwrap_err().to_string();
+            assert!(e.contains("TRTFORGE_ATTN_ROPE") && e.contains("0 or 1"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn cg_splits_cover_the_context_with_the_ring() {
