@@ -1107,21 +1107,8 @@ impl<'a> Kernels<'a> {
                 kind.name()
             )));
         }
-        if let DecodeAttn::Cl { stages, warps, cx } = kind {
-            if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) || !(warps == 4 || warps == 8) {
-                return Err(Error::Gpu(format!(
-                    "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
-                )));
-            }
-            let kv8 = d.kv == DType::U8;
-            if cx && (!(kv8 || d.kv == DType::F16) || stages != acx_stages(warps, kv8)) {
-                return Err(Error::Gpu(format!(
-                    "{}: an f16 or 8-bit KV cache, {} stages (got {:?}, {stages})",
-                    kind.name(),
-                    acx_stages(warps, kv8),
-                    d.kv
-                )));
-            }
+        if let DecodeAttn::Cl { stages, warps, .. } = kind {
+            self.check_cl(kind, ns)?;
             let threads = (warps * 32) as u32;
             need("q", &q, DType::F32, rows * d.q_dim)?;
             cache.check(d)?;
@@ -1207,19 +1194,12 @@ impl<'a> Kernels<'a> {
         let DecodeAttn::Cl { stages, warps: 8, cx: true } = kind else {
             return Err(Error::Gpu(format!("attn_decode_rope: {} is not attn_decode_cx8", kind.name())));
         };
-        let kv8 = d.kv == DType::U8;
+        self.check_cl(kind, ns)?;
         let name = match y.dtype {
             DType::F32 => "attn_decode_cx8r",
             DType::F16 => "attn_decode_cx8rh",
             t => return Err(Error::Gpu(format!("attn_decode_cx8r: QKV GEMM output of type {t:?}"))),
         };
-        if ns == 0 || ns > ACL_MAXCS || stages != acx_stages(8, kv8) || !(kv8 || d.kv == DType::F16) {
-            return Err(Error::Gpu(format!(
-                "{name}: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages ({}), an f16 or 8-bit cache (got {:?})",
-                acx_stages(8, kv8),
-                d.kv
-            )));
-        }
         if d.head_dim % 64 != 0 || d.qkv_dim() % 4 != 0 || y.addr() % 16 != 0 {
             return Err(Error::Gpu(format!("{name}: needs head_dim % 64 == 0 and 16-byte aligned rows of y")));
         }
@@ -1238,6 +1218,30 @@ impl<'a> Kernels<'a> {
         // `smem` bytes (allowed at engine creation) and writes out row b (one cluster of ns blocks per row and kv
         // head). Sizes checked above for `rows` sequences.
         unsafe { self.launch_ns(name, grid, 2 * ATT_THREADS, smem, ns, &mut a) }
+    }
+
+    /// The launch shape of `attn_decode_cl` / `cx` (`kind` Cl; `attn_decode` and `attn_decode_rope`): a cluster of
+    /// 1..=ACL_MAXCS blocks, 2..=8 stages, 4 or 8 warps, and for cx an f16 or 8-bit cache with `acx_stages`' stages.
+    fn check_cl(&self, kind: DecodeAttn, ns: usize) -> Result<()> {
+        let d = self.d;
+        let DecodeAttn::Cl { stages, warps, cx } = kind else {
+            return Err(Error::Gpu(format!("{}: not attn_decode_cl / cx", kind.name())));
+        };
+        if ns == 0 || ns > ACL_MAXCS || !(2..=8).contains(&stages) || !(warps == 4 || warps == 8) {
+            return Err(Error::Gpu(format!(
+                "attn_decode_cl: cluster of {ns} (1..={ACL_MAXCS}), {stages} stages (2..=8), {warps} warps (4 or 8)"
+            )));
+        }
+        let kv8 = d.kv == DType::U8;
+        if cx && (!(kv8 || d.kv == DType::F16) || stages != acx_stages(warps, kv8)) {
+            return Err(Error::Gpu(format!(
+                "{}: an f16 or 8-bit KV cache, {} stages (got {:?}, {stages})",
+                kind.name(),
+                acx_stages(warps, kv8),
+                d.kv
+            )));
+        }
+        Ok(())
     }
 
     /// What every QKV epilogue (`rope_append*`, `attn_decode_rope`) reads and writes besides q: `rows` rows of the
