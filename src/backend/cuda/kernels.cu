@@ -4041,19 +4041,22 @@ __device__ __forceinline__ void acx_body(const float* __restrict__ q, const kv_t
 #undef ACX_DOV
     acl_merge<NW, true>(ow, mw, lw, bo, bm, bl, out, b, kvh, cs, split);
 }
-// The entry points of acx_body: NW warps, STG f16 stages a warp (twice that for 8-bit caches: the same ring bytes;
-// launch.rs `acx_stages` gives the host the same numbers), BOUNDS the kernel's __launch_bounds__ arguments.
+// The entry points of acx_body: NW warps, STG f16 stages a warp (twice that for 8-bit caches, ACX_STG: the same ring
+// bytes; launch.rs `acx_stages` gives the host the same numbers), BOUNDS the kernel's __launch_bounds__ arguments.
+// ACX8_STG is the 8-warp kernels' STG (attn_decode_cx8 and its QKV-epilogue forms below).
+#define ACX_STG(STG) (KV_Q ? 2 * (STG) : (STG))
+#define ACX8_STG 2
 #define ACX_KERNEL(name, NW, STG, BOUNDS)                                                                     \
     extern "C" __global__ void __launch_bounds__ BOUNDS name(                                                 \
         const float* __restrict__ q, const kv_t* __restrict__ kc, const kv_t* __restrict__ vc,                \
         act_t* __restrict__ out, const int* __restrict__ row_pos, const int* __restrict__ row_slot, int stg) { \
         tl_enter(TL_ATTN);                                                                                    \
         if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();                                                \
-        acx_body<NW, KV_Q ? 2 * (STG) : (STG)>(q, kc, vc, out, row_pos, row_slot);                            \
+        acx_body<NW, ACX_STG(STG)>(q, kc, vc, out, row_pos, row_slot);                                       \
         tl_exit();                                                                                            \
     }
 ACX_KERNEL(attn_decode_cx, ATT_THREADS / 32, 4, (ATT_THREADS))
-ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, 2, (2 * ATT_THREADS))
+ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, ACX8_STG, (2 * ATT_THREADS))
 #if ACX_ROPE_OK
 // attn_decode_cx8 with the QKV epilogue folded in (ROPE above): y (rows, QKV_DIM) f32 (cx8r) or f16 (cx8rh) instead of
 // q; the cache pointers are written (the new token's row).
@@ -4064,7 +4067,8 @@ ACX_KERNEL(attn_decode_cx8, 2 * ATT_THREADS / 32, 2, (2 * ATT_THREADS))
         const float* __restrict__ rsin, int stg) {                                                                    \
         tl_enter(TL_ATTN);                                                                                            \
         if (trig_mode(TL_ATTN, gridDim.z) == 1) pdl_trigger();                                                        \
-        acx_body<2 * ATT_THREADS / 32, KV_Q ? 4 : 2, true, Y>(nullptr, kc, vc, out, row_pos, row_slot, y, rcos, rsin); \
+        acx_body<2 * ATT_THREADS / 32, ACX_STG(ACX8_STG), true, Y>(nullptr, kc, vc, out, row_pos, row_slot, y, rcos,  \
+                                                                      rsin);                                          \
         tl_exit();                                                                                                    \
     }
 ACX_RKERNEL(attn_decode_cx8r, float)
