@@ -51,12 +51,11 @@ use plan::{LinearStep, Step};
 use sched::{MetaLayout, PassMeta};
 use std::collections::HashMap;
 
-/// TRTFORGE_ATTN_ROPE (its value, if set) for a static or paged engine: None = the fused RoPE + KV append off,
-/// Some(required) = on where the engine has its kernels (required: refused elsewhere). Unset: on in static engines,
-/// off in paged ones (not yet checked on a GPU there); "0" off; "1" required; anything else refused.
-fn attn_rope_switch(v: Option<&str>, paged: bool) -> Result<Option<bool>> {
+/// TRTFORGE_ATTN_ROPE (its value, if set): None = the fused RoPE + KV append off, Some(required) = on where the
+/// engine has its kernels (required: refused elsewhere). Unset: on (static and paged engines); "0" off; "1" required;
+/// anything else refused.
+fn attn_rope_switch(v: Option<&str>) -> Result<Option<bool>> {
     match v {
-        None if paged => Ok(None),
         None => Ok(Some(false)),
         Some("0") => Ok(None),
         Some("1") => Ok(Some(true)),
@@ -553,9 +552,9 @@ pub struct CudaBackend {
     attn_reps: usize,
     /// Decode passes on the GEMM path whose attention is attn_decode_cx8 run attn_decode_cx8r[h] instead, RoPE and
     /// the KV append folded into it (no `rope_append` launch); head_dim % 64 == 0, an f16 or 8-bit cache without K
-    /// rotation, sm_90. On in static engines that have those kernels (session 59: +0.6 % fp16, +1.1 % fp8 + int8 KV
-    /// at bs64, H100; paged engines: not yet checked on a GPU, so only with =1); TRTFORGE_ATTN_ROPE=0 turns it off,
-    /// =1 requires it (refused where it cannot run).
+    /// rotation, sm_90. On in engines that have those kernels (session 59: +0.6 % fp16, +1.1 % fp8 + int8 KV at
+    /// bs64, H100; paged engines since session 60, after their TinyLlama-shape checks passed with it);
+    /// TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run).
     attn_rope: bool,
     /// TRTFORGE_ATTN=cl: attn_decode_cl at every batch size (else only where one block per
     /// (row, kv head) fills the device, attn_decode_tc below).
@@ -1460,10 +1459,10 @@ impl CudaBackend {
                 }
             },
         };
-        // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run in a static engine;
-        // TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run: a diagnostic). Paged
-        // (serve) engines only with =1 until it has run their checks on a GPU (`cuda-check --tinyllama --paged`).
-        let required = attn_rope_switch(std::env::var("TRTFORGE_ATTN_ROPE").ok().as_deref(), spec.paged)?;
+        // The fused epilogue (RoPE + the KV append inside attn_decode_cx8) wherever it can run, static and paged
+        // (serve) engines; TRTFORGE_ATTN_ROPE=0 turns it off, =1 requires it (refused where it cannot run: a
+        // diagnostic).
+        let required = attn_rope_switch(std::env::var("TRTFORGE_ATTN_ROPE").ok().as_deref())?;
         // (attn_cx_rope implies an f16 or 8-bit cache: the attention kernels are built without f32 ones.)
         let attn_rope = match (required, attn_kernel, spec.attn_cx_rope()) {
             (None, ..) => false,
@@ -3059,13 +3058,12 @@ mod tests {
 
     #[test]
     fn attn_rope_switch_defaults_and_refusals() {
-        // Unset: the fused RoPE where it can run in static engines, not in paged ones; 0 off; 1 required.
-        assert_eq!(attn_rope_switch(None, false).unwrap(), Some(false));
-        assert_eq!(attn_rope_switch(None, true).unwrap(), None);
-        assert_eq!(attn_rope_switch(Some("0"), false).unwrap(), None);
-        assert_eq!(attn_rope_switch(Some("1"), true).unwrap(), Some(true));
+        // Unset: the fused RoPE where it can run; 0 off; 1 required.
+        assert_eq!(attn_rope_switch(None).unwrap(), Some(false));
+        assert_eq!(attn_rope_switch(Some("0")).unwrap(), None);
+        assert_eq!(attn_rope_switch(Some("1")).unwrap(), Some(true));
         for bad in ["yes", "", "2", " 1"] {
-            let e = attn_rope_switch(Some(bad), false).unwrap_err().to_string();
+            let e = attn_rope_switch(Some(bad)).unwrap_err().to_string();
             assert!(e.contains("TRTFORGE_ATTN_ROPE") && e.contains("0 or 1"), "{bad:?}: {e}");
         }
     }
