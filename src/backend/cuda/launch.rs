@@ -275,6 +275,27 @@ impl Rope<'_> {
     }
 }
 
+/// The QKV GEMM's output and what every QKV epilogue (`rope_append*`, `attn_decode_rope`) reads and writes besides
+/// q: `rows` rows of y (rows, qkv_dim), the layer's cache, each row's position and slot, the RoPE tables.
+#[derive(Clone, Copy)]
+pub struct QkvRows<'a> {
+    pub y: View<'a>,
+    pub cache: LayerCache<'a>,
+    pub pos: View<'a>,
+    pub slot: View<'a>,
+    pub rope: Rope<'a>,
+    pub rows: usize,
+}
+
+impl QkvRows<'_> {
+    fn check(&self, d: &Dims) -> Result<()> {
+        need("qkv GEMM output", &self.y, self.y.dtype, self.rows * d.qkv_dim())?;
+        self.cache.check(d)?;
+        need_rows(&self.pos, &self.slot, self.rows)?;
+        self.rope.check(d)
+    }
+}
+
 /// A linear layer's device weights in the kernels' layout: (n, row bytes) codes or floats, and
 /// for int8 (n) / int4 (n, ceil(k/group)) f16 scales.
 #[derive(Clone, Copy)]
@@ -512,8 +533,7 @@ impl GemvIo<'_> {
             Some(c) => c.check(d)?,
             None => return Err(Error::Gpu(format!("{what}: the layer's KV cache is required"))),
         }
-        need("row positions", &self.pos, DType::I32, rows)?;
-        need("row slots", &self.slot, DType::I32, rows)?;
+        need_rows(&self.pos, &self.slot, rows)?;
         self.rope.check(d)
     }
 
@@ -734,22 +754,12 @@ impl<'a> Kernels<'a> {
 
     /// `rope_append` (GEMM-path QKV epilogue): y (rows, q+2kv) f32 → q (rows, q_dim) f32 and
     /// qa (rows, q_dim) act with RoPE, K (RoPE'd) and V into `cache` at (slot, pos) of each row.
-    #[allow(clippy::too_many_arguments)]
-    pub fn rope_append(
-        &self,
-        y: View,
-        q: View,
-        qa: View,
-        cache: LayerCache,
-        pos: View,
-        slot: View,
-        rope: Rope,
-        rows: usize,
-    ) -> Result<()> {
+    pub fn rope_append(&self, e: QkvRows, q: View, qa: View) -> Result<()> {
         let d = self.d;
+        let QkvRows { y, cache, pos, slot, rope, rows } = e;
         // y f32 (cublasGemmEx / cuBLASLt f32 output) or f16 (cuBLASLt f16 output: rope_append_h).
         let name = if y.dtype == DType::F16 { "rope_append_h" } else { "rope_append" };
-        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
+        e.check(d)?;
         if !matches!(y.dtype, DType::F32 | DType::F16) || (y.dtype == DType::F16 && d.qkv_dim() % 2 != 0) {
             return Err(Error::Gpu(format!("rope_append: GEMM output of type {:?}", y.dtype)));
         }
@@ -1177,20 +1187,9 @@ impl<'a> Kernels<'a> {
     /// qkv_dim) f32 / f16 in RoPE's pair order, rotates it, and writes each row's new K / V (RoPE'd k) into the
     /// cache itself, so no `rope_append` runs before it. head_dim % 64 == 0, an f16 or 8-bit cache without K
     /// rotation (the module has no such kernel otherwise).
-    #[allow(clippy::too_many_arguments)]
-    pub fn attn_decode_rope(
-        &self,
-        kind: DecodeAttn,
-        ns: usize,
-        y: View,
-        cache: LayerCache,
-        out: View,
-        pos: View,
-        slot: View,
-        rope: Rope,
-        rows: usize,
-    ) -> Result<()> {
+    pub fn attn_decode_rope(&self, kind: DecodeAttn, ns: usize, e: QkvRows, out: View) -> Result<()> {
         let d = self.d;
+        let QkvRows { y, cache, pos, slot, rope, rows } = e;
         let DecodeAttn::Cl { stages, warps: 8, cx: true } = kind else {
             return Err(Error::Gpu(format!("attn_decode_rope: {} is not attn_decode_cx8", kind.name())));
         };
@@ -1203,7 +1202,7 @@ impl<'a> Kernels<'a> {
         if d.head_dim % 64 != 0 || d.qkv_dim() % 4 != 0 || y.addr() % 16 != 0 {
             return Err(Error::Gpu(format!("{name}: needs head_dim % 64 == 0 and 16-byte aligned rows of y")));
         }
-        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
+        e.check(d)?;
         need("attention output", &out, d.act, rows * d.q_dim)?;
         let grid = (ns as u32, u32_of("n_kv", d.n_kv)?, u32_of("rows", rows)?);
         let smem = u32_of("attention shared memory", acl_smem(stages, 8, d.head_dim, d.kv))?;
@@ -1242,24 +1241,6 @@ impl<'a> Kernels<'a> {
             )));
         }
         Ok(())
-    }
-
-    /// What every QKV epilogue (`rope_append*`, `attn_decode_rope`) reads and writes besides q: `rows` rows of the
-    /// GEMM output y, the layer's cache, each row's position and slot, the RoPE tables.
-    fn check_qkv_epilogue(
-        &self,
-        y: &View,
-        cache: &LayerCache,
-        pos: &View,
-        slot: &View,
-        rope: &Rope,
-        rows: usize,
-    ) -> Result<()> {
-        let d = self.d;
-        need("qkv GEMM output", y, y.dtype, rows * d.qkv_dim())?;
-        cache.check(d)?;
-        need_rows(pos, slot, rows)?;
-        rope.check(d)
     }
 
     /// `name` over `grid`: one block a grid cell where `ns` is 1, else clusters of `ns` blocks along x (the decode
@@ -2259,18 +2240,9 @@ impl Kernels<'_> {
     /// `rope_append_p` (y f32) / `rope_append_hp` (y f16): as [`rope_append`](Self::rope_append)
     /// without the act copy of q (only the cuBLAS prefill attention reads it), two RoPE pairs per
     /// thread; f16/f32 caches (head_dim % 4 == 0).
-    #[allow(clippy::too_many_arguments)]
-    pub fn rope_append_p(
-        &self,
-        y: View,
-        q: View,
-        cache: LayerCache,
-        pos: View,
-        slot: View,
-        rope: Rope,
-        rows: usize,
-    ) -> Result<()> {
+    pub fn rope_append_p(&self, e: QkvRows, q: View) -> Result<()> {
         let d = self.d;
+        let QkvRows { y, cache, pos, slot, rope, rows } = e;
         let name = match y.dtype {
             DType::F32 => "rope_append_p",
             DType::F16 => "rope_append_hp",
@@ -2279,7 +2251,7 @@ impl Kernels<'_> {
         if d.head_dim % 4 != 0 || d.kv == DType::U8 || y.addr() % 16 != 0 || q.addr() % 8 != 0 {
             return Err(Error::Gpu("rope_append_p needs head_dim % 4 == 0, an f16/f32 cache, aligned y and q".into()));
         }
-        self.check_qkv_epilogue(&y, &cache, &pos, &slot, &rope, rows)?;
+        e.check(d)?;
         need("q", &q, DType::F32, rows * d.q_dim)?;
         let gy = u32_of("chunks", (d.qkv_dim() / 4).div_ceil(256))?;
         let (mut yp, mut qp, mut kc, mut vc) = (y.addr(), q.addr(), cache.k.addr(), cache.v.addr());

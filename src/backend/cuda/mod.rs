@@ -43,7 +43,7 @@ use kernels::{
 };
 use launch::{
     acl_smem, acx_stages, tc_smem, tcc_smem, AttnPtrs, AttnTcBufs, DType, DecodeAttn, Dims, GemvIo, GemvKind, Kernels,
-    LayerCache, PersistAttn, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
+    LayerCache, PersistAttn, QkvRows, Rope, SeqMeta, TcgBufs, View, Weights, ACL_MAXCS, FOLD_REPS_MAX, PERSIST_NSTAMP,
     TCC_NS_MAX, TCC_SMEM_MAX,
 };
 use pack::HostLinear;
@@ -1686,18 +1686,24 @@ impl CudaBackend {
     fn layer_cache(&self, layer: usize) -> Result<LayerCache<'_>> {
         LayerCache::of(&self.dims, &self.kcache, &self.vcache, layer)
     }
+    /// The QKV GEMM's output `y` of a pass of `rows` rows and what its epilogue reads and writes: `layer`'s cache,
+    /// the rows' positions and slots, the RoPE tables.
+    fn qkv_rows<'a>(&'a self, layer: usize, y: View<'a>, rows: usize) -> Result<QkvRows<'a>> {
+        let l = self.layout;
+        let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        Ok(QkvRows { y, cache: self.layer_cache(layer)?, pos, slot, rope: self.rope(), rows })
+    }
     /// The QKV GEMM's epilogue as a kernel: RoPE on q and k, the new k/v rows into `layer`'s cache.
     fn rope_append_rows(&self, layer: Option<usize>, y: View<'_>, rows: usize) -> Result<()> {
         let layer = layer.ok_or_else(|| Error::Gpu("qkv step without a layer".into()))?;
-        let l = self.layout;
         let (q, qa) = (self.s.q.f32(), self.act(&self.s.qa));
-        let (pos, slot) = (self.meta_rows(l.row_pos())?, self.meta_rows(l.row_slot())?);
+        let e = self.qkv_rows(layer, y, rows)?;
         // Session 6: without the act copy of q where no kernel reads it (the flash prefill
         // attentions and the decode attention read q as f32).
         if self.pf.ew && self.prefill_fa && self.dims.kv != DType::U8 && self.dims.head_dim % 4 == 0 {
-            return self.kern().rope_append_p(y, q, self.layer_cache(layer)?, pos, slot, self.rope(), rows);
+            return self.kern().rope_append_p(e, q);
         }
-        self.kern().rope_append(y, q, qa, self.layer_cache(layer)?, pos, slot, self.rope(), rows)
+        self.kern().rope_append(e, q, qa)
     }
     /// The decode attention kernel of a pass whose first `lead` rows decode, and its splits (blocks per (kv head,
     /// row)), before the one-row choices (attn_decode_cg, the o-fold) the Attention step makes below GEMV_MAX_T rows.
@@ -1907,17 +1913,7 @@ impl CudaBackend {
                             match rope_y {
                                 // The QKV step left its epilogue to this launch (attn_rope): the same plan.
                                 Some(t) if decode && !fold => self.timed("attn_decode", || {
-                                    k.attn_decode_rope(
-                                        kind,
-                                        ns,
-                                        self.s.y.view(t),
-                                        cache,
-                                        out,
-                                        pos,
-                                        slot,
-                                        self.rope(),
-                                        lead,
-                                    )
+                                    k.attn_decode_rope(kind, ns, self.qkv_rows(layer, self.s.y.view(t), lead)?, out)
                                 })?,
                                 Some(_) => {
                                     return Err(Error::Gpu("a fused-RoPE QKV step before a folded attention".into()))
