@@ -3,8 +3,9 @@
 # peer on main's defaults (`table` of scripts/gpu_bench_lib.sh: the tiny fixture's paged checks, bs1 at every
 # precision and the SmolLM2 shape, bs8, bs64 with fp8 + int8 KV, the peer), then #15's 4k row (call E's script).
 # The goals are stated on the H200 and its last whole table is session 46's: on an H200 this is the table to record.
-# Carry s60c (`.carry/z`, git-ignored): `KV="int8" KVP="fp8" bash scripts/gpu_carry.sh s60c` at 0b83282 (main's code:
-# later commits are docs only), plus — untar to /tmp/pc, `gunzip -k s60c/trtforge.gz`, each with
+# Carry s60c (`.carry/z`, git-ignored): `KV="int8" KVP="fp8" bash scripts/gpu_carry.sh s60c` at 0b83282, its binary
+# then replaced by 61612b5's (stripped, gzipped; the kernel sources did not change, every module below still answered
+# "cached (0.0 s)"), plus — untar to /tmp/pc, `gunzip -k s60c/trtforge.gz`, each with
 # TRTFORGE_CACHE_DIR=/tmp/pc/s60c/K TRTFORGE_CUDA_PRECOMPILE=sm_90 LD_LIBRARY_PATH=/tmp/nvrtc/x/nvidia/cu13/lib, then
 # remove the unzipped binary and retar — the modules of `trtforge bench --isolate never --model preset:smollm2-135m
 # --precisions fp16 --batch-sizes 1 --input-lens 512 --output-len 128`, of `TRTFORGE_CHECKS=prefill|tlkv8 trtforge
