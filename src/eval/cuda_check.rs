@@ -1142,8 +1142,8 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
     }
     if std::env::var("TRTFORGE_CHECKS").as_deref() == Ok("rope") {
         // Session 58 (run with TRTFORGE_ATTN_ROPE=1, and TRTFORGE_ATTN=cx8all so that 12 rows take attn_decode_cx8 —
-        // clusters, or one block a (row, kv head) with TRTFORGE_ATTN_CSF=1 as at bs64; without the switch the same
-        // checks run rope_append + attn_decode_cx8): decode passes of 12 rows on the GEMM path, whose attention then
+        // clusters, or one block a (row, kv head) with TRTFORGE_ATTN_CSF=1 as at bs64; with TRTFORGE_ATTN_ROPE=0 the
+        // same checks run rope_append + attn_decode_cx8): decode passes of 12 rows on the GEMM path, whose attention then
         // does RoPE and the KV append, at head_dim 64 with GQA 8 (TinyLlama) and 3 (SmolLM2), f16 / int8 / fp8
         // caches, against the CPU reference; greedy tokens over 16 steps, and the on-GPU loop (captured steps).
         // TinyLlama's 8-bit engines take ≈ 20 s each to build (quantization, KV calibration): int8 only there.
