@@ -1913,7 +1913,9 @@ impl CudaBackend {
                             match rope_y {
                                 // The QKV step left its epilogue to this launch (attn_rope): the same plan.
                                 Some(t) if decode && !fold => self.timed("attn_decode", || {
-                                    k.attn_decode_rope(kind, ns, self.qkv_rows(layer, self.s.y.view(t), lead)?, out)
+                                    let (y, rope) = (self.s.y.view(t), self.rope());
+                                    let e = QkvRows { y, cache, pos, slot, rope, rows: lead };
+                                    k.attn_decode_rope(kind, ns, e, out)
                                 })?,
                                 Some(_) => {
                                     return Err(Error::Gpu("a fused-RoPE QKV step before a folded attention".into()))
