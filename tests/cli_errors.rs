@@ -189,6 +189,16 @@ fn bad_model_inputs() {
     assert!(e.contains("context"), "{e}");
     let e = fails(&["generate", "--engine-dir", "nodir", "--backend", "ort", "--prompt", "x"], d);
     assert!(e.contains("nodir"), "{e}");
+    // A folder without config.json: not an HF checkpoint; the GGUF files in it are named as what to give instead.
+    std::fs::create_dir(d.join("m")).unwrap();
+    let e = fails(&["info", "--model", "m"], d);
+    assert!(e.contains("without config.json") && e.contains("preset:NAME"), "{e}");
+    std::fs::write(d.join("m").join("a.Q4_0.gguf"), b"x").unwrap();
+    let e = fails(&["generate", "--model", "m", "--prompt", "hi"], d);
+    assert!(e.contains("--model m/a.Q4_0.gguf"), "{e}");
+    std::fs::write(d.join("m").join("b.gguf"), b"x").unwrap();
+    let e = fails(&["serve", "--model", "m", "--port", "0"], d);
+    assert!(e.contains("m/a.Q4_0.gguf, m/b.gguf"), "{e}");
 }
 
 #[test]

@@ -53,6 +53,9 @@ impl ModelSource {
                      --engine-dir {spec}"
                 )));
             }
+            if !p.join("config.json").exists() {
+                return Err(Error::Invalid(not_a_checkpoint_dir(spec, p)));
+            }
             Ok(ModelSource::Hf(p.to_path_buf()))
         } else if meta.is_file() {
             Ok(ModelSource::Gguf(p.to_path_buf()))
@@ -62,6 +65,27 @@ impl ModelSource {
             )))
         }
     }
+}
+
+/// What to say of a directory given as a model that has no `config.json`: not an HF checkpoint, and the GGUF files in
+/// it (a GGUF model is given as its file), if any.
+fn not_a_checkpoint_dir(spec: &str, dir: &Path) -> String {
+    let mut ggufs: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|f| f.is_file() && f.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf")))
+        .map(|f| f.display().to_string())
+        .collect();
+    ggufs.sort();
+    let mut msg = format!("{spec} is a directory without config.json, so not an HF model directory");
+    match ggufs.as_slice() {
+        [] => msg.push_str(" (a GGUF file, an HF model directory or preset:NAME is expected)"),
+        [one] => msg.push_str(&format!("; it holds a GGUF file: give it as --model {one}")),
+        many => msg.push_str(&format!("; it holds GGUF files, give one as --model: {}", many.join(", "))),
+    }
+    msg
 }
 
 pub struct LoadedModel {
