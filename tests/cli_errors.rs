@@ -187,6 +187,10 @@ fn bad_model_inputs() {
     assert!(e.contains("fewer than one window"), "{e}");
     let e = fails(&["eval", "--model", &tiny(), "--text", "short.txt", "--ctx", "4096"], d);
     assert!(e.contains("context"), "{e}");
+    let e = fails(&["eval", "--model", "preset:tiny", "--text", "short.txt", "--ctx", "64"], d);
+    assert!(e.contains("no tokenizer") && e.contains("tokenizes --text") && !e.contains("--prompt-ids"), "{e}");
+    let e = fails(&["generate", "--model", "preset:tiny", "--prompt", "hi"], d);
+    assert!(e.contains("no tokenizer") && e.contains("--prompt-ids"), "{e}");
     let e = fails(&["generate", "--engine-dir", "nodir", "--backend", "ort", "--prompt", "x"], d);
     assert!(e.contains("nodir"), "{e}");
     // A folder without config.json: not an HF checkpoint; the GGUF files in it are named as what to give instead.

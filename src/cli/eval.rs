@@ -33,7 +33,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     // SmolLM2: docs/quantization.md); eval measures what the engine dir holds.
     let kernels = QuantKernels::from_env()?.unwrap_or(QuantKernels::Exact);
     let mut r = a.model.open_with(1, |_| ctx, Some(kernels))?;
-    let tok = need_tokenizer(&r, "eval")?;
+    let tok = need_tokenizer(&r, "eval", "it tokenizes --text: give a GGUF file or an HF model directory")?;
     let text = crate::util::read_text(&a.text, None)?;
     if text.trim().is_empty() {
         bail!("{} is empty", a.text.display());

@@ -64,7 +64,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             if p.is_empty() {
                 bail!("the prompt is empty");
             }
-            let t = need_tokenizer(&r, "--prompt")?;
+            let t = need_tokenizer(&r, "--prompt", "give --prompt-ids for presets")?;
             if a.chat {
                 let mut msgs = Vec::new();
                 if let Some(s) = &a.system {

@@ -277,10 +277,9 @@ pub fn load_model(spec: &str) -> Result<LoadedModel> {
     Ok(m)
 }
 
-pub fn need_tokenizer<'a>(r: &'a Runner, what: &str) -> Result<&'a Tokenizer> {
-    r.tokenizer
-        .as_ref()
-        .with_context(|| format!("{} has no tokenizer, which {what} needs (give --prompt-ids for presets)", r.label))
+/// The runner's tokenizer, or an error that says what needs it and what to give instead (`hint`).
+pub fn need_tokenizer<'a>(r: &'a Runner, what: &str, hint: &str) -> Result<&'a Tokenizer> {
+    r.tokenizer.as_ref().with_context(|| format!("{} has no tokenizer, which {what} needs ({hint})", r.label))
 }
 
 /// Opens the CUDA engine for `generate` / `eval` and says how long it took.
