@@ -153,6 +153,15 @@ fn bench_bad_inputs() {
     let e = fails(&["bench", "--engine-dirs", &a, "--out", "file/rep"]);
     assert!(e.contains("file/rep"), "{e}");
 
+    // A failed run leaves no folder it made: not its --out, not the parents made for it, not `reports/`.
+    let e = fails(&["bench", "--engine-dirs", "nope", "--out", "p/q/r"]);
+    assert!(e.contains("nope"), "{e}");
+    let e = fails(&["bench", "--engine-dirs", "nope"]);
+    assert!(e.contains("nope"), "{e}");
+    for d in ["r", "p", "reports"] {
+        assert!(!t.path().join(d).exists(), "{d} left behind by a failed bench");
+    }
+
     // Roofline mode: a prompt longer than the model's context, and a checkpoint stretched beyond its
     // trained context, are refused before any GPU work (the fixture's config says 512 positions).
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_llama");

@@ -117,8 +117,9 @@ pub fn install(dir: &Path, names: &[&str], written: &[(&str, String)]) -> Result
 /// mixing its files with this one's.
 pub struct ReportDir {
     pub path: PathBuf,
-    /// Made by this run (removed again if the run fails before writing into it).
-    created: bool,
+    /// The outermost directory this run made: `path` itself, or a parent made for it (`reports/`, the missing
+    /// folders above an `--out`); what [`ReportDir::abandon`] removes again, down from `path`, where empty.
+    created: Option<PathBuf>,
     _lock: Option<crate::util::atomic::DirLock>,
 }
 
@@ -127,16 +128,33 @@ impl ReportDir {
         let (path, created) = match out {
             Some(o) => {
                 check_report_dir(o, names)?;
-                if let Some(p) = o.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
-                }
+                let above = match o.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    Some(p) => create_missing_dirs(p)?,
+                    None => None,
+                };
                 match std::fs::create_dir(o) {
-                    Ok(()) => (o.to_path_buf(), true),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (o.to_path_buf(), false),
-                    Err(e) => return Err(Error::io(o, e)),
+                    Ok(()) => (o.to_path_buf(), Some(above.unwrap_or_else(|| o.to_path_buf()))),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (o.to_path_buf(), above),
+                    Err(e) => {
+                        remove_made(o, above.as_deref());
+                        return Err(Error::io(o, e));
+                    }
                 }
             }
-            None => (new_report_dir(Path::new("reports"), prefix)?, true),
+            None => {
+                let base = Path::new("reports");
+                let above = create_missing_dirs(base)?;
+                match new_report_dir(base, prefix) {
+                    Ok(p) => {
+                        let made = above.unwrap_or_else(|| p.clone());
+                        (p, Some(made))
+                    }
+                    Err(e) => {
+                        remove_made(base, above.as_deref());
+                        return Err(e);
+                    }
+                }
+            }
         };
         let lock = crate::util::atomic::lock_dir(&path).map_err(|_| {
             Error::Invalid(format!(
@@ -152,10 +170,30 @@ impl ReportDir {
         Ok(dir)
     }
 
-    /// After a run that wrote nothing: removes the directory if this run made it (and it is empty).
+    /// After a run that wrote nothing: removes the directories this run made (the report directory and the
+    /// parents made for it), each only if empty.
     pub fn abandon(self) {
-        if self.created {
-            let _ = std::fs::remove_dir(&self.path);
+        let ReportDir { path, created, _lock } = self;
+        drop(_lock);
+        remove_made(&path, created.as_deref());
+    }
+}
+
+/// Makes `dir` and whatever is missing above it; returns the outermost directory made (None: `dir` existed).
+fn create_missing_dirs(dir: &Path) -> Result<Option<PathBuf>> {
+    let outermost =
+        dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_path_buf);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(outermost)
+}
+
+/// Removes `dir` and its parents up to `outermost` (the outermost one a run made), each only while empty; nothing
+/// when `outermost` is None.
+fn remove_made(dir: &Path, outermost: Option<&Path>) {
+    let Some(top) = outermost else { return };
+    for d in dir.ancestors() {
+        if std::fs::remove_dir(d).is_err() || d == top {
+            break;
         }
     }
 }
