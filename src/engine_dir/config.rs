@@ -379,8 +379,9 @@ fn default_seq_len() -> usize {
     512
 }
 
+/// The engine's limits and TensorRT targets; a field left out takes [`BuildSection::default`]'s value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct BuildSection {
     pub max_batch_size: usize,
     pub max_input_len: usize,
@@ -677,6 +678,30 @@ mod tests {
         let e = serde_saphyr::from_str::<EngineConfig>(y).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
         assert!(e.contains("line 9") || e.contains("9:"), "{e}");
+    }
+
+    /// `build:` with some of its fields: the rest take the defaults, and the limits are still checked together.
+    #[test]
+    fn build_fields_left_out_take_the_defaults() {
+        let cfg = |b: &str| {
+            let y = format!("name: x\nmodel: {{path: preset:tiny}}\nbuild: {{{b}}}\n");
+            serde_saphyr::from_str::<EngineConfig>(&y).map_err(|e| e.to_string())
+        };
+        let c = cfg("max_batch_size: 4, max_seq_len: 512").unwrap();
+        let d = BuildSection::default();
+        assert_eq!(
+            c.build,
+            BuildSection { max_batch_size: 4, max_seq_len: 512, opt_batch_size: 1, max_input_len: 1024, ..d.clone() }
+        );
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("max_input_len (1024) <= max_seq_len (512)"), "{e}");
+        let c = cfg("max_input_len: 256, max_seq_len: 512").unwrap();
+        assert_eq!(
+            (c.build.max_batch_size, c.build.opt_batch_size, c.build.target.clone()),
+            (8, 1, vec!["sm89".to_string()])
+        );
+        c.validate().unwrap();
+        assert!(cfg("opt_batch_size: 16").unwrap().validate().unwrap_err().to_string().contains("opt_batch_size (16)"));
     }
 
     #[test]
