@@ -49,9 +49,10 @@ pub fn convert(cfg: &EngineConfig, force: bool, log: &mut dyn FnMut(&str)) -> Re
         WeightFormat::F32 => FloatType::F32,
         WeightFormat::F16 | WeightFormat::I8 | WeightFormat::I4 { .. } | WeightFormat::F8 => FloatType::F16,
     };
-    let spec = match (&cfg.model.seed, cfg.model.path.starts_with("preset:")) {
-        (Some(seed), true) if !cfg.model.path[7..].contains(':') => format!("{}:{seed}", cfg.model.path),
-        _ => cfg.model.path.clone(),
+    // A seed is a preset's, and one without its own (EngineConfig::validate).
+    let spec = match cfg.model.seed {
+        Some(seed) => format!("{}:{seed}", cfg.model.path),
+        None => cfg.model.path.clone(),
     };
     log(&format!("loading {spec}"));
     let mut m = load(&spec)?;

