@@ -142,18 +142,8 @@ impl ReportDir {
                 }
             }
             None => {
-                let base = Path::new("reports");
-                let above = create_missing_dirs(base)?;
-                match new_report_dir(base, prefix) {
-                    Ok(p) => {
-                        let made = above.unwrap_or_else(|| p.clone());
-                        (p, Some(made))
-                    }
-                    Err(e) => {
-                        remove_made(base, above.as_deref());
-                        return Err(e);
-                    }
-                }
+                let (p, made) = new_report_dir(Path::new("reports"), prefix)?;
+                (p, Some(made))
             }
         };
         let lock = crate::util::atomic::lock_dir(&path).map_err(|_| {
@@ -199,19 +189,25 @@ fn remove_made(dir: &Path, outermost: Option<&Path>) {
 }
 
 /// A new directory `base/<prefix><UTC time>`, made by this call (created exclusively; `-2`, `-3`...
-/// appended while the name is taken, so two runs in the same second never share one).
-pub fn new_report_dir(base: &Path, prefix: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+/// appended while the name is taken, so two runs in the same second never share one), with `base` and whatever is
+/// missing above it; also returns the outermost directory made (`base` or above where they were missing, else the new
+/// one). A call that fails removes what it made.
+fn new_report_dir(base: &Path, prefix: &str) -> Result<(PathBuf, PathBuf)> {
+    let above = create_missing_dirs(base)?;
     let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "-");
-    for n in 1..=10_000 {
-        let p = base.join(if n == 1 { format!("{prefix}{ts}") } else { format!("{prefix}{ts}-{n}") });
-        match std::fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(p, e)),
+    let err = 'names: {
+        for n in 1..=10_000 {
+            let p = base.join(if n == 1 { format!("{prefix}{ts}") } else { format!("{prefix}{ts}-{n}") });
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Ok((p.clone(), above.unwrap_or(p))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => break 'names Error::io(p, e),
+            }
         }
-    }
-    Err(Error::Invalid(format!("{} holds 10000 reports of this second; give --out", base.display())))
+        Error::Invalid(format!("{} holds 10000 reports of this second; give --out", base.display()))
+    };
+    remove_made(base, above.as_deref());
+    Err(err)
 }
 
 /// Writes every report file as one unit ([`install`]), each carrying the run's id.
