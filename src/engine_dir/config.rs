@@ -389,7 +389,6 @@ pub struct BuildSection {
     pub max_seq_len: usize,
     pub opt_batch_size: usize,
     /// Compute capabilities for TensorRT ahead-of-time builds, e.g. "sm89".
-    #[serde(default = "default_targets")]
     pub target: Vec<String>,
 }
 
