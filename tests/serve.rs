@@ -296,7 +296,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
                 && so.contains("logprobs:")
                 && so.contains("logprobs text offsets")
                 && so.contains("prompt logprobs:")
-                && so.contains("logit_bias and penalties:"),
+                && so.contains("logit_bias and penalties:")
+                && so.contains("json mode:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );

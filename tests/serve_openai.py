@@ -52,6 +52,42 @@ stream = client.chat.completions.create(model=model, messages=msgs, max_tokens=2
 parts = [ch.choices[0].delta.content or "" for ch in stream if ch.choices]
 assert "".join(parts) == c.choices[0].message.content, ("".join(parts), c.choices[0].message.content)
 
+# JSON mode (response_format json_object): every choice that stops is one JSON object (python's json module
+# parses it), greedy or sampled, chat or completion, streamed or not; the stop token never shows; logprobs' bytes
+# join to the text. A schema (json_schema) and ignore_eos with JSON mode are 400s.
+jm = [{"role": "user", "content": "Describe a cat as a JSON object with its name, age and colour."}]
+rf = {"type": "json_object"}
+choices = []
+g = client.chat.completions.create(model=model, messages=jm, max_tokens=200, temperature=0, response_format=rf,
+                                   logprobs=True)
+choices.append(g.choices[0])
+assert b"".join(bytes(x.bytes) for x in g.choices[0].logprobs.content).decode().lstrip() == \
+    g.choices[0].message.content.lstrip()
+gs = "".join(ch.choices[0].delta.content or "" for ch in client.chat.completions.create(
+    model=model, messages=jm, max_tokens=200, temperature=0, response_format=rf, stream=True) if ch.choices)
+assert gs == g.choices[0].message.content, (gs, g.choices[0].message.content)
+for seed in range(3):
+    choices += client.chat.completions.create(model=model, messages=jm, max_tokens=200, temperature=1.0, seed=seed, n=2,
+                                              response_format=rf).choices
+cj = client.completions.create(model=model, prompt="A JSON object with a person's name and city:", max_tokens=120,
+                               temperature=0.7, seed=3, extra_body={"response_format": rf})
+texts = [c.message.content for c in choices] + [cj.choices[0].text]
+stops = [c.finish_reason for c in choices] + [cj.choices[0].finish_reason]
+assert g.choices[0].finish_reason == "stop", g.choices[0]
+assert sum(f == "stop" for f in stops) >= 5, list(zip(stops, texts))
+for t, f in zip(texts, stops):
+    assert "<|im_end|>" not in t, t
+    if f == "stop":
+        assert isinstance(json.loads(t), dict), t
+for bad in [dict(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+            dict(response_format=rf, extra_body={"ignore_eos": True})]:
+    try:
+        client.chat.completions.create(model=model, messages=jm, max_tokens=4, **bad)
+        raise AssertionError(f"no error for {bad}")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and "message" in (e.body or {}), e.body
+print(f"json mode: {sum(f == 'stop' for f in stops)} of {len(stops)} choices stopped, each a JSON object")
+
 # Stop strings end the text and never leak into it (streamed or not).
 full = c.choices[0].message.content
 words = full.split()

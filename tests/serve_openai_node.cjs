@@ -112,7 +112,18 @@ async function failure(p) {
   // Errors: the client's classes, OpenAI's error object.
   let e = await failure(client.chat.completions.create({ model, messages: msgs, tools: [{ type: "function", function: { name: "f" } }] }));
   assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "tools");
-  e = await failure(client.chat.completions.create({ model, messages: msgs, response_format: { type: "json_object" } }));
+  // JSON mode is served (a stopped choice parses as one object); a schema is refused.
+  const jm = await client.chat.completions.create({
+    model, messages: [{ role: "user", content: "A JSON object with a city and its country." }], max_tokens: 120,
+    temperature: 0, response_format: { type: "json_object" },
+  });
+  assert.equal(jm.choices[0].finish_reason, "stop", JSON.stringify(jm));
+  const parsed = JSON.parse(jm.choices[0].message.content);
+  assert.ok(parsed !== null && typeof parsed === "object" && !Array.isArray(parsed), jm.choices[0].message.content);
+  e = await failure(client.chat.completions.create({
+    model, messages: msgs,
+    response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } },
+  }));
   assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "response_format");
   e = await failure(client.chat.completions.create({ model: "gpt-4o", messages: msgs }));
   assert.ok(e instanceof OpenAI.NotFoundError && e.error.code === "model_not_found", e.message);

@@ -21,6 +21,7 @@
 use super::cpu::{
     add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, softmax_prefix, swiglu_rows, Act, CpuQuant,
 };
+use super::json_mode::JsonVocab;
 use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
@@ -87,19 +88,41 @@ impl<'a> PagedSeq<'a> {
     }
 }
 
-/// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`), owned by
-/// its sequence.
+/// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`,
+/// `response_format` JSON mode), owned by its sequence.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogitShaping {
     pub bias: Vec<(u32, f32)>,
     pub presence: f32,
     pub frequency: f32,
+    pub json: Option<JsonShaping>,
+}
+
+/// JSON mode: the generated text stays a prefix of one JSON object, and one of `end` ends the
+/// sequence once it is complete (see [`super::json_mode`]).
+#[derive(Debug, Clone)]
+pub struct JsonShaping {
+    pub vocab: Arc<JsonVocab>,
+    /// The sequence's end tokens (the model's stop tokens and the request's).
+    pub end: Vec<u32>,
+}
+
+impl PartialEq for JsonShaping {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.vocab, &o.vocab) && self.end == o.end
+    }
 }
 
 impl LogitShaping {
     /// The changes for the next token of a sequence that has generated `generated` so far.
     pub fn view<'a>(&'a self, generated: &'a [u32]) -> Shaping<'a> {
-        Shaping { bias: &self.bias, presence: self.presence, frequency: self.frequency, generated }
+        Shaping {
+            bias: &self.bias,
+            presence: self.presence,
+            frequency: self.frequency,
+            json: self.json.as_ref(),
+            generated,
+        }
     }
 }
 
@@ -111,6 +134,7 @@ pub struct Shaping<'a> {
     pub bias: &'a [(u32, f32)],
     pub presence: f32,
     pub frequency: f32,
+    pub json: Option<&'a JsonShaping>,
     pub generated: &'a [u32],
 }
 
@@ -132,6 +156,9 @@ impl Shaping<'_> {
                     *l -= self.presence + self.frequency * c as f32;
                 }
             }
+        }
+        if let Some(j) = self.json {
+            j.vocab.mask(self.generated, &j.end, logits);
         }
     }
 }

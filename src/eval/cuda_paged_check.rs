@@ -505,7 +505,7 @@ pub fn paged_checks_kvr(
     // with the changes applied; its log-probabilities stay those of the unshaped logits.
     let mut shape_check = || -> Result<CheckResult> {
         let shaped = |s: TokenSampling, bias: Vec<(u32, f32)>, presence: f32, frequency: f32, prompt: &[u32]| Req {
-            shaping: Some(LogitShaping { bias, presence, frequency }),
+            shaping: Some(LogitShaping { bias, presence, frequency, json: None }),
             ..Req::new(prompt, s)
         };
         let mut rq: Vec<Req> = others[6..12].iter().map(|x| Req::new(x, greedy)).collect();

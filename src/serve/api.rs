@@ -86,6 +86,8 @@ pub struct GenRequest {
     /// OpenAI's penalties over the tokens generated so far, in [-2, 2] (0: off).
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
+    /// `response_format: {"type": "json_object"}`: the choice's text is one JSON object.
+    pub json_object: bool,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -337,14 +339,19 @@ fn parse_common(
             *out = x as f32;
         }
     }
-    // JSON mode / structured outputs need constrained decoding, which this server does not do: refuse rather
-    // than return free text to a client that will parse it.
+    // JSON mode: decoding constrained to one JSON object (backend::json_mode). Structured outputs (a schema)
+    // are refused rather than answered with text that may not match it.
+    let mut json_object = false;
     if let Some(f) = object(o, "response_format")? {
         match f.get("type").and_then(Value::as_str) {
             Some("text") => {}
+            Some("json_object") => json_object = true,
             t => {
                 return Err(ApiError::invalid(
-                    format!("'response_format' type {:?} is not supported (only \"text\")", t.unwrap_or("(none)")),
+                    format!(
+                        "'response_format' type {:?} is not supported (only \"text\" and \"json_object\")",
+                        t.unwrap_or("(none)")
+                    ),
                     Some("response_format"),
                 ))
             }
@@ -381,6 +388,13 @@ fn parse_common(
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
+    if ignore_eos && json_object {
+        return Err(ApiError::invalid(
+            "'ignore_eos' cannot be combined with 'response_format' json_object, which ends the choice when its \
+object closes",
+            Some("ignore_eos"),
+        ));
+    }
     // vLLM's extension: token ids that end a choice as the model's stop tokens do (finish_reason "stop"), also
     // with ignore_eos; checked against the vocabulary by the server.
     let stop_token_ids = match field(o, "stop_token_ids") {
@@ -423,6 +437,7 @@ fn parse_common(
         logit_bias,
         presence_penalty: penalties[0],
         frequency_penalty: penalties[1],
+        json_object,
     })
 }
 
@@ -995,14 +1010,19 @@ mod tests {
         }
         assert_eq!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"n":4}"#)).unwrap().n, 4);
         assert!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#))
-            .is_ok());
+            .is_ok_and(|r| !r.json_object));
+        assert!(parse_chat(&obj(
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#
+        ))
+        .is_ok_and(|r| r.json_object));
         for bad in [
             r#"{"messages":[]}"#,
             r#"{"messages":"hi"}"#,
             r#"{"messages":[{"role":"wizard","content":"x"}]}"#,
             r#"{"messages":[{"role":"user"}]}"#,
             r#"{"messages":[{"content":"x"}]}"#,
-            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{}}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"ignore_eos":true}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"echo":true}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"top_logprobs":2}"#,

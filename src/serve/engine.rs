@@ -92,7 +92,7 @@ pub struct Submit {
 enum Command {
     Add {
         id: SeqId,
-        req: Submit,
+        req: Box<Submit>,
         out: UnboundedSender<Output>,
         arrival: Instant,
     },
@@ -188,7 +188,7 @@ impl Engine {
     pub fn submit(&self, req: Submit) -> Option<(SeqId, tokio::sync::mpsc::UnboundedReceiver<Output>)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (out, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.send(Command::Add { id, req, out, arrival: Instant::now() }).then_some((id, rx))
+        self.send(Command::Add { id, req: Box::new(req), out, arrival: Instant::now() }).then_some((id, rx))
     }
 
     /// Cancels a request and frees its blocks (no-op if it already finished).
@@ -377,6 +377,10 @@ impl Worker {
                     if !seq.stop_ids.contains(&t) {
                         seq.stop_ids.push(t);
                     }
+                }
+                // JSON mode ends the choice with one of its stop tokens once the object closes.
+                if let Some(j) = seq.shaping.as_mut().and_then(|s| s.json.as_mut()) {
+                    j.end = seq.stop_ids.clone();
                 }
                 if let Err(e) = self.sched.add(id, seq) {
                     let _ = out.send(Output::Error(e.to_string()));

@@ -4,6 +4,7 @@ use super::api::{self, ApiError, GenRequest, Kind, PromptInput, Responder};
 use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
+use crate::backend::json_mode::JsonVocab;
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
@@ -40,6 +41,8 @@ pub struct AppState {
     started_unix: u64,
     /// Origins whose browser pages may call the API (CORS); `*`: any (the default, as vLLM's).
     pub allowed_origins: Vec<String>,
+    /// Every token's bytes for JSON mode, made by its first request.
+    json_vocab: std::sync::OnceLock<Arc<JsonVocab>>,
 }
 
 impl AppState {
@@ -57,7 +60,15 @@ impl AppState {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             allowed_origins: vec!["*".into()],
+            json_vocab: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The token table of JSON mode (`response_format: json_object`), over the model's vocabulary.
+    fn json_vocab(&self) -> Arc<JsonVocab> {
+        self.json_vocab
+            .get_or_init(|| Arc::new(JsonVocab::from_tokenizer(self.engine.tokenizer, self.engine.vocab_size)))
+            .clone()
     }
 
     fn count(&self, outcome: &'static str) {
@@ -508,21 +519,16 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
 /// sequence's [`LogitShaping`](crate::backend::paged::LogitShaping)), log-probabilities — checked against
 /// what this backend does (a 400 naming the parameter otherwise) and against the vocabulary.
 fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::backend::paged::LogitShaping>, ApiError> {
-    let shaping =
-        (!req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0).then(|| {
-            crate::backend::paged::LogitShaping {
-                bias: req.logit_bias.clone(),
-                presence: req.presence_penalty,
-                frequency: req.frequency_penalty,
-            }
-        });
-    if shaping.is_some() && !s.engine.shaping {
+    let shaped = !req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0;
+    if (shaped || req.json_object) && !s.engine.shaping {
         let param = if !req.logit_bias.is_empty() {
             "logit_bias"
         } else if req.presence_penalty != 0.0 {
             "presence_penalty"
-        } else {
+        } else if req.frequency_penalty != 0.0 {
             "frequency_penalty"
+        } else {
+            "response_format"
         };
         return Err(ApiError::invalid(
             format!(
@@ -545,7 +551,14 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
             Some("logprobs"),
         ));
     }
-    Ok(shaping)
+    // The end tokens are the sequence's, which the engine completes (Engine's `Command::Add`).
+    let json = req.json_object.then(|| crate::backend::paged::JsonShaping { vocab: s.json_vocab(), end: Vec::new() });
+    Ok((shaped || json.is_some()).then(|| crate::backend::paged::LogitShaping {
+        bias: req.logit_bias.clone(),
+        presence: req.presence_penalty,
+        frequency: req.frequency_penalty,
+        json,
+    }))
 }
 
 /// A prompt's token ids, or `Ok(Err(n))` when it surely exceeds the context (at least `n` tokens: see

@@ -1000,8 +1000,8 @@ mod tests {
         // Row r's logits: token r is the largest.
         let logits: Vec<f32> =
             (0..4).flat_map(|r| (0..v).map(move |t| if t == r { 5.0 } else { t as f32 * 0.1 })).collect();
-        let ban = LogitShaping { bias: vec![(1, -100.0), (4, 3.0)], presence: 0.0, frequency: 0.0 };
-        let pen = LogitShaping { bias: vec![], presence: 2.0, frequency: 3.0 };
+        let ban = LogitShaping { bias: vec![(1, -100.0), (4, 3.0)], ..Default::default() };
+        let pen = LogitShaping { presence: 2.0, frequency: 3.0, ..Default::default() };
         let (g, gen) = (TokenSampling::GREEDY, [2u32, 2]);
         let sampled = TokenSampling { temperature: 1.0, top_k: 5, top_p: 1.0, seed: 1, logprobs: None };
         let want: Vec<Want> = vec![
