@@ -9,6 +9,8 @@
 //! runs of whitespace longer than [`MAX_WS`] (a model could otherwise pad to its length limit).
 
 use crate::model::tokenizer::Tokenizer;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Deepest nesting of objects and arrays.
 pub const MAX_DEPTH: usize = 32;
@@ -19,7 +21,7 @@ const MAX_FRAC_DIGITS: u8 = 40;
 const MAX_EXP_DIGITS: u8 = 2;
 
 /// Where the reader is outside strings, numbers and literals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum At {
     /// Before the top-level object.
     Start,
@@ -40,7 +42,7 @@ enum At {
 }
 
 /// A token being read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Tok {
     None,
     /// A string (`key`: an object's key). `esc`: 0 none, 1 after `\`, 2..=5 hex digits of `\u` to come.
@@ -62,7 +64,7 @@ enum Tok {
     Lit(&'static [u8]),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum NumPart {
     Minus,
     Zero,
@@ -75,7 +77,7 @@ enum NumPart {
 }
 
 /// A JSON object's prefix, read byte by byte.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct JsonPrefix {
     /// Open containers: `true` an object, `false` an array.
     stack: Vec<bool>,
@@ -281,7 +283,13 @@ pub struct JsonVocab {
     bytes: Vec<u8>,
     /// Token t's bytes are `bytes[offs[t]..offs[t + 1]]`.
     offs: Vec<u32>,
+    /// The allowed tokens (a bit each) of states met before: inside a string or between values the
+    /// state repeats from step to step (and across requests), so most steps only apply a mask.
+    masks: Mutex<HashMap<JsonPrefix, Arc<Vec<u64>>>>,
 }
+
+/// Most states whose masks [`JsonVocab`] keeps (≈ 6 KB each at a 49,152-token vocabulary).
+const MASKS_KEPT: usize = 1024;
 
 impl std::fmt::Debug for JsonVocab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,7 +307,7 @@ impl JsonVocab {
             }
             offs.push(bytes.len() as u32);
         }
-        JsonVocab { bytes, offs }
+        JsonVocab { bytes, offs, masks: Mutex::new(HashMap::new()) }
     }
 
     /// The table of a tokenizer's tokens over a model's `vocab` rows (rows past the tokenizer's never
@@ -354,6 +362,37 @@ impl JsonVocab {
         generated.iter().all(|&t| s.feed_all(self.token(t))).then_some(s)
     }
 
+    /// The tokens that may follow state `s` (not complete), a bit each: from the kept masks, or
+    /// computed and kept.
+    fn allowed(&self, s: &JsonPrefix) -> Arc<Vec<u64>> {
+        if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(s) {
+            return m.clone();
+        }
+        // Which first bytes can follow: most tokens are refused by their first byte alone.
+        let mut first = [false; 256];
+        for (b, ok) in first.iter_mut().enumerate() {
+            *ok = s.clone().feed(b as u8);
+        }
+        let mut bits = vec![0u64; self.len().div_ceil(64)];
+        let mut scratch = s.clone();
+        for t in 0..self.len() {
+            let b = self.token(t as u32);
+            if !b.is_empty() && first[b[0] as usize] && {
+                scratch.clone_from(s);
+                scratch.feed_all(b)
+            } {
+                bits[t / 64] |= 1 << (t % 64);
+            }
+        }
+        let bits = Arc::new(bits);
+        let mut kept = self.masks.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= MASKS_KEPT {
+            kept.clear();
+        }
+        kept.insert(s.clone(), bits.clone());
+        bits
+    }
+
     /// Whether token `t` may follow `generated`'s text (`end`: the sequence's end tokens).
     pub fn allows(&self, generated: &[u32], end: &[u32], t: u32) -> bool {
         match self.state(generated) {
@@ -382,20 +421,10 @@ impl JsonVocab {
             Some(s) if !s.is_complete() => s,
             _ => return keep_end(logits),
         };
-        // Which first bytes can follow: most tokens are refused by their first byte alone.
-        let mut first = [false; 256];
-        for (b, ok) in first.iter_mut().enumerate() {
-            *ok = s.clone().feed(b as u8);
-        }
-        let mut scratch = s.clone();
+        let allowed = self.allowed(&s);
         let mut any = false;
         for (t, l) in logits.iter_mut().enumerate() {
-            let b = self.token(t as u32);
-            let ok = !b.is_empty() && first[b[0] as usize] && {
-                scratch.clone_from(&s);
-                scratch.feed_all(b)
-            };
-            if ok {
+            if allowed.get(t / 64).is_some_and(|w| w >> (t % 64) & 1 == 1) {
                 any |= *l > f32::NEG_INFINITY;
             } else {
                 *l = f32::NEG_INFINITY;
