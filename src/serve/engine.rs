@@ -380,6 +380,14 @@ impl Worker {
                 }
                 // JSON mode ends the choice with one of its stop tokens once the object closes.
                 if let Some(j) = seq.shaping.as_mut().and_then(|s| s.json.as_mut()) {
+                    if seq.stop_ids.is_empty() {
+                        let _ = out.send(Output::Error(
+                            "'response_format' json_object needs a stop token to end the choice when its object \
+closes; this model's tokenizer has none: give 'stop_token_ids'"
+                                .into(),
+                        ));
+                        return;
+                    }
                     j.end = seq.stop_ids.clone();
                 }
                 if let Err(e) = self.sched.add(id, seq) {
