@@ -108,12 +108,14 @@ impl JsonPrefix {
         match self.tok {
             Tok::None => self.punct(b),
             Tok::Str { key, esc, hex, utf8, lo, hi } => {
-                let (esc, hex, utf8, lo, hi) = (esc, hex, utf8, lo, hi);
                 if utf8 > 0 {
                     if !(lo..=hi).contains(&b) {
                         return false;
                     }
-                    self.tok = Tok::Str { key, esc, hex, utf8: utf8 - 1, lo: 0x80, hi: 0xBF };
+                    // Fields a finished character or escape no longer needs are zeroed, so that equal
+                    // states compare (and hash) equal for the kept masks.
+                    let (lo, hi) = if utf8 > 1 { (0x80, 0xBF) } else { (0, 0) };
+                    self.tok = Tok::Str { key, esc, hex, utf8: utf8 - 1, lo, hi };
                     return true;
                 }
                 match esc {
@@ -123,7 +125,7 @@ impl JsonPrefix {
                             b'u' => 2,
                             _ => return false,
                         };
-                        self.tok = Tok::Str { key, esc: next, hex: 0, utf8: 0, lo, hi };
+                        self.tok = Tok::Str { key, esc: next, hex: 0, utf8: 0, lo: 0, hi: 0 };
                         true
                     }
                     2..=5 => {
@@ -134,7 +136,8 @@ impl JsonPrefix {
                         if esc == 3 && (0xD8..=0xDF).contains(&hex) {
                             return false;
                         }
-                        self.tok = Tok::Str { key, esc: if esc == 5 { 0 } else { esc + 1 }, hex, utf8: 0, lo, hi };
+                        let (esc, hex) = if esc == 5 { (0, 0) } else { (esc + 1, hex) };
+                        self.tok = Tok::Str { key, esc, hex, utf8: 0, lo: 0, hi: 0 };
                         true
                     }
                     _ => match b {
@@ -144,7 +147,7 @@ impl JsonPrefix {
                             true
                         }
                         b'\\' => {
-                            self.tok = Tok::Str { key, esc: 1, hex: 0, utf8: 0, lo, hi };
+                            self.tok = Tok::Str { key, esc: 1, hex: 0, utf8: 0, lo: 0, hi: 0 };
                             true
                         }
                         0x00..=0x1F => false,
@@ -620,6 +623,11 @@ mod tests {
         // Invalid UTF-8 in a string: an overlong form, a lone continuation byte, a surrogate's encoding.
         for bad in [&b"{\"a\":\"\xC0\xAF\"}"[..], b"{\"a\":\"\x80\"}", b"{\"a\":\"\xED\xA0\x80\"}"] {
             assert!(!JsonPrefix::default().feed_all(bad));
+        }
+        // Inside a string the state does not remember the characters or escapes before (one kept mask serves all).
+        let plain = accepts("{\"a\": \"xy").unwrap();
+        for same in ["{\"a\": \"\u{e9}y", "{\"a\": \"\u{1F31F}y", "{\"a\": \"\\u00e9y", "{\"a\": \"\\ny"] {
+            assert_eq!(accepts(same).as_ref(), Some(&plain), "{same}");
         }
         let deep = "[".repeat(MAX_DEPTH);
         assert!(accepts(&format!("{{\"a\":{}", &deep[1..])).is_some());
