@@ -74,7 +74,7 @@ cj = client.completions.create(model=model, prompt="A JSON object with a person'
 texts = [c.message.content for c in choices] + [cj.choices[0].text]
 stops = [c.finish_reason for c in choices] + [cj.choices[0].finish_reason]
 assert g.choices[0].finish_reason == "stop", g.choices[0]
-assert sum(f == "stop" for f in stops) >= 5, list(zip(stops, texts))
+assert sum(f == "stop" for f in stops) >= 4, list(zip(stops, texts))
 for t, f in zip(texts, stops):
     assert "<|im_end|>" not in t, t
     if f == "stop":
