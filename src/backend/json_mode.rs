@@ -45,15 +45,10 @@ enum At {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Tok {
     None,
-    /// A string (`key`: an object's key). `esc`: 0 none, 1 after `\`, 2..=5 hex digits of `\u` to come.
-    /// `utf8`: continuation bytes to come, the next one in `lo..=hi`.
+    /// A string (`key`: an object's key), at `part`.
     Str {
         key: bool,
-        esc: u8,
-        hex: u16,
-        utf8: u8,
-        lo: u8,
-        hi: u8,
+        part: InStr,
     },
     /// A number: its part and that part's digits so far.
     Num {
@@ -62,6 +57,20 @@ enum Tok {
     },
     /// `true`, `false` or `null`: the bytes still to come.
     Lit(&'static [u8]),
+}
+
+/// Where a string is read. A state holds only what its next bytes depend on, so equal states
+/// compare (and hash) equal for the kept masks whatever characters came before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum InStr {
+    /// Between characters.
+    Char,
+    /// After `\`.
+    Escape,
+    /// In a `\u` escape: `n` of its 4 hex digits read, their value `v`.
+    Hex { n: u8, v: u16 },
+    /// In a multi-byte character: `left` continuation bytes to come, the next in `lo..=hi`.
+    Utf8 { left: u8, lo: u8, hi: u8 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,53 +116,48 @@ impl JsonPrefix {
     pub fn feed(&mut self, b: u8) -> bool {
         match self.tok {
             Tok::None => self.punct(b),
-            Tok::Str { key, esc, hex, utf8, lo, hi } => {
-                if utf8 > 0 {
-                    if !(lo..=hi).contains(&b) {
-                        return false;
-                    }
-                    // Fields a finished character or escape no longer needs are zeroed, so that equal
-                    // states compare (and hash) equal for the kept masks.
-                    let (lo, hi) = if utf8 > 1 { (0x80, 0xBF) } else { (0, 0) };
-                    self.tok = Tok::Str { key, esc, hex, utf8: utf8 - 1, lo, hi };
-                    return true;
-                }
-                match esc {
-                    1 => {
-                        let next = match b {
-                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 0,
-                            b'u' => 2,
-                            _ => return false,
-                        };
-                        self.tok = Tok::Str { key, esc: next, hex: 0, utf8: 0, lo: 0, hi: 0 };
-                        true
-                    }
-                    2..=5 => {
-                        let Some(d) = (b as char).to_digit(16) else { return false };
-                        let hex = hex << 4 | d as u16;
-                        // After the second digit: refuse a surrogate (U+D800..U+DFFF), which a strict
-                        // parser wants paired; the character itself can be written as UTF-8.
-                        if esc == 3 && (0xD8..=0xDF).contains(&hex) {
+            Tok::Str { key, part } => {
+                let part = match part {
+                    InStr::Utf8 { left, lo, hi } => {
+                        if !(lo..=hi).contains(&b) {
                             return false;
                         }
-                        let (esc, hex) = if esc == 5 { (0, 0) } else { (esc + 1, hex) };
-                        self.tok = Tok::Str { key, esc, hex, utf8: 0, lo: 0, hi: 0 };
-                        true
+                        if left > 1 {
+                            InStr::Utf8 { left: left - 1, lo: 0x80, hi: 0xBF }
+                        } else {
+                            InStr::Char
+                        }
                     }
-                    _ => match b {
+                    InStr::Escape => match b {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => InStr::Char,
+                        b'u' => InStr::Hex { n: 0, v: 0 },
+                        _ => return false,
+                    },
+                    InStr::Hex { n, v } => {
+                        let Some(d) = (b as char).to_digit(16) else { return false };
+                        let v = v << 4 | d as u16;
+                        // After the second digit: refuse a surrogate (U+D800..U+DFFF), which a strict
+                        // parser wants paired; the character itself can be written as UTF-8.
+                        if n == 1 && (0xD8..=0xDF).contains(&v) {
+                            return false;
+                        }
+                        if n == 3 {
+                            InStr::Char
+                        } else {
+                            InStr::Hex { n: n + 1, v }
+                        }
+                    }
+                    InStr::Char => match b {
                         b'"' => {
                             self.tok = Tok::None;
                             self.at = if key { At::Colon } else { At::After };
-                            true
+                            return true;
                         }
-                        b'\\' => {
-                            self.tok = Tok::Str { key, esc: 1, hex: 0, utf8: 0, lo: 0, hi: 0 };
-                            true
-                        }
-                        0x00..=0x1F => false,
-                        0x20..=0x7F => true,
+                        b'\\' => InStr::Escape,
+                        0x00..=0x1F => return false,
+                        0x20..=0x7F => InStr::Char,
                         _ => {
-                            let (n, lo, hi) = match b {
+                            let (left, lo, hi) = match b {
                                 0xC2..=0xDF => (1, 0x80, 0xBF),
                                 0xE0 => (2, 0xA0, 0xBF),
                                 0xED => (2, 0x80, 0x9F),
@@ -163,11 +167,12 @@ impl JsonPrefix {
                                 0xF4 => (3, 0x80, 0x8F),
                                 _ => return false,
                             };
-                            self.tok = Tok::Str { key, esc: 0, hex: 0, utf8: n, lo, hi };
-                            true
+                            InStr::Utf8 { left, lo, hi }
                         }
                     },
-                }
+                };
+                self.tok = Tok::Str { key, part };
+                true
             }
             Tok::Num { part, digits } => {
                 use NumPart::*;
@@ -231,7 +236,7 @@ impl JsonPrefix {
             (At::After, b'}') if self.stack.last() == Some(&true) => self.close(),
             (At::After, b']') if self.stack.last() == Some(&false) => self.close(),
             (At::ObjOpen | At::Key, b'"') => {
-                self.tok = Tok::Str { key: true, esc: 0, hex: 0, utf8: 0, lo: 0, hi: 0 };
+                self.tok = Tok::Str { key: true, part: InStr::Char };
                 true
             }
             (At::Colon, b':') => {
@@ -252,7 +257,7 @@ impl JsonPrefix {
         self.tok = match b {
             b'{' => return self.open(true),
             b'[' => return self.open(false),
-            b'"' => Tok::Str { key: false, esc: 0, hex: 0, utf8: 0, lo: 0, hi: 0 },
+            b'"' => Tok::Str { key: false, part: InStr::Char },
             b'-' => Tok::Num { part: NumPart::Minus, digits: 0 },
             b'0' => Tok::Num { part: NumPart::Zero, digits: 0 },
             b'1'..=b'9' => Tok::Num { part: NumPart::Int, digits: 1 },
@@ -360,7 +365,7 @@ impl JsonVocab {
 
     /// The state after the generated tokens; None when they already left JSON (they cannot,
     /// when each was chosen under [`mask`](Self::mask)).
-    pub fn state(&self, generated: &[u32]) -> Option<JsonPrefix> {
+    fn state(&self, generated: &[u32]) -> Option<JsonPrefix> {
         let mut s = JsonPrefix::default();
         generated.iter().all(|&t| s.feed_all(self.token(t))).then_some(s)
     }
@@ -394,18 +399,6 @@ impl JsonVocab {
         }
         kept.insert(s.clone(), bits.clone());
         bits
-    }
-
-    /// Whether token `t` may follow `generated`'s text (`end`: the sequence's end tokens).
-    pub fn allows(&self, generated: &[u32], end: &[u32], t: u32) -> bool {
-        match self.state(generated) {
-            Some(s) if s.is_complete() => end.contains(&t),
-            Some(s) => {
-                let b = self.token(t);
-                !b.is_empty() && s.clone().feed_all(b)
-            }
-            None => end.contains(&t),
-        }
     }
 
     /// Sets the logits of every token that may not follow `generated`'s text to −∞: the JSON object
@@ -724,7 +717,6 @@ mod tests {
         assert_eq!(allowed(&[0, 1, 2, 3, 4]), vec![5, 11, 12]);
         // Complete: only the end token.
         assert_eq!(allowed(&[0, 1, 2, 3, 4, 5]), vec![7]);
-        assert!(v.allows(&[0, 1, 2, 3, 4, 5], &end, 7) && !v.allows(&[0], &end, 7) && v.allows(&[0], &end, 5));
         // Where the model gives −∞ to every fitting token, the end tokens stay.
         let mut l = vec![f32::NEG_INFINITY; toks.len()];
         l[7] = 0.0;
