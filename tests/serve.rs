@@ -297,7 +297,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
                 && so.contains("logprobs text offsets")
                 && so.contains("prompt logprobs:")
                 && so.contains("logit_bias and penalties:")
-                && so.contains("json mode:"),
+                && so.contains("json mode:")
+                && so.contains("json schema:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );
@@ -313,8 +314,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     }
 
     // vLLM's stop_token_ids: the greedy text's second token ends the choice after one (finish_reason "stop", the
-    // stop token not in the text), with ignore_eos too; an id outside the vocabulary and unsupported vLLM sampling
-    // parameters are 400s, their neutral values are served.
+    // stop token not in the text), with ignore_eos too; an id outside the vocabulary, unsupported vLLM sampling
+    // parameters and a guided_json schema with a keyword it cannot enforce are 400s, their neutral values are served.
     let (st, t) = post(port, "/tokenize", &serde_json::json!({"prompt": expected, "add_special_tokens": false}));
     assert_eq!(st, 200, "{t}");
     let ids: Vec<u64> = t["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
@@ -337,7 +338,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         serde_json::json!({"prompt": prompt, "stop_token_ids": "2"}),
         serde_json::json!({"prompt": prompt, "repetition_penalty": 1.3}),
         serde_json::json!({"prompt": prompt, "min_p": 0.1}),
-        serde_json::json!({"prompt": prompt, "guided_json": {"type": "object"}}),
+        serde_json::json!({"prompt": prompt, "guided_regex": "a+"}),
+        serde_json::json!({"prompt": prompt, "guided_json": {"type": "string", "format": "email", "pattern": "@"}}),
     ] {
         let (st, r) = post(port, "/v1/completions", &bad);
         assert_eq!(st, 400, "{bad}: {r}");

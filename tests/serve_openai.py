@@ -79,7 +79,7 @@ for t, f in zip(texts, stops):
     assert "<|im_end|>" not in t, t
     if f == "stop":
         assert isinstance(json.loads(t), dict), t
-for bad in [dict(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+for bad in [dict(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
             dict(response_format=rf, extra_body={"ignore_eos": True})]:
     try:
         client.chat.completions.create(model=model, messages=jm, max_tokens=4, **bad)
@@ -87,6 +87,57 @@ for bad in [dict(response_format={"type": "json_schema", "json_schema": {"name":
     except openai.BadRequestError as e:
         assert e.status_code == 400 and "message" in (e.body or {}), e.body
 print(f"json mode: {sum(f == 'stop' for f in stops)} of {len(stops)} choices stopped, each a JSON object")
+
+# Structured outputs (response_format json_schema, vLLM's guided_json): the client's own `parse` with a pydantic
+# model (its strict schema: $defs / $ref, anyOf with null, enums, all required, no other keys) gets a validated
+# object; every stopped choice validates against its schema by the `jsonschema` package; a schema keyword the
+# server cannot enforce is a 400 naming it.
+import typing
+
+import jsonschema
+import pydantic
+from openai.lib._pydantic import to_strict_json_schema
+
+
+class Pet(pydantic.BaseModel):
+    name: typing.Annotated[str, pydantic.Field(max_length=16)]
+    kind: typing.Literal["cat", "dog", "bird"]
+    age: typing.Optional[int]
+
+
+class Household(pydantic.BaseModel):
+    city: typing.Annotated[str, pydantic.Field(max_length=24)]
+    pets: typing.Annotated[list[Pet], pydantic.Field(min_length=1, max_length=2)]
+
+
+sm = [{"role": "user", "content": "Describe a household in a city with its pets, as JSON."}]
+p = client.chat.completions.parse(model=model, messages=sm, max_tokens=300, temperature=0, response_format=Household)
+assert p.choices[0].finish_reason == "stop" and isinstance(p.choices[0].message.parsed, Household), p.choices[0]
+schema = to_strict_json_schema(Household)
+jsonschema.validate(json.loads(p.choices[0].message.content), schema)
+rs = {"type": "json_schema", "json_schema": {"name": "household", "schema": schema, "strict": True}}
+sch = client.chat.completions.create(model=model, messages=sm, max_tokens=300, temperature=1.0, seed=5, n=2,
+                                     response_format=rs).choices
+gj = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                       "born": {"type": "integer"}, "tags": {"type": "array", "maxItems": 3,
+                                                                            "items": {"enum": ["poet", "king", 7]}}},
+      "required": ["name", "born", "tags"], "additionalProperties": False}
+cg = client.completions.create(model=model, prompt="A famous person as JSON:", max_tokens=100, temperature=0.7,
+                               seed=1, extra_body={"guided_json": gj}).choices[0]
+done = [(c.message.content, schema) for c in sch if c.finish_reason == "stop"]
+done += [(cg.text, gj)] if cg.finish_reason == "stop" else []
+assert len(done) >= 2, [(c.finish_reason, c.message.content) for c in sch] + [(cg.finish_reason, cg.text)]
+for t, sc in done:
+    jsonschema.validate(json.loads(t), sc)
+for bad in [{"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}},
+            {"type": "object", "properties": {"a": {"type": "integer", "minimum": 3}}}]:
+    try:
+        client.chat.completions.create(model=model, messages=sm, max_tokens=4, response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": bad}})
+        raise AssertionError(f"no error for {bad}")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400 and ("pattern" in str(e.body) or "minimum" in str(e.body)), e.body
+print(f"json schema: {len(done) + 1} of 4 choices stopped, each valid: {p.choices[0].message.content}")
 
 # Stop strings end the text and never leak into it (streamed or not).
 full = c.choices[0].message.content

@@ -112,7 +112,7 @@ async function failure(p) {
   // Errors: the client's classes, OpenAI's error object.
   let e = await failure(client.chat.completions.create({ model, messages: msgs, tools: [{ type: "function", function: { name: "f" } }] }));
   assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "tools");
-  // JSON mode is served (a stopped choice parses as one object); a schema is refused.
+  // JSON mode is served (a stopped choice parses as one object), and a schema; a keyword it cannot enforce is a 400.
   const jm = await client.chat.completions.create({
     model, messages: [{ role: "user", content: "A JSON object with a city and its country." }], max_tokens: 120,
     temperature: 0, response_format: { type: "json_object" },
@@ -120,11 +120,24 @@ async function failure(p) {
   assert.equal(jm.choices[0].finish_reason, "stop", JSON.stringify(jm));
   const parsed = JSON.parse(jm.choices[0].message.content);
   assert.ok(parsed !== null && typeof parsed === "object" && !Array.isArray(parsed), jm.choices[0].message.content);
+  const city = {
+    type: "object", additionalProperties: false, required: ["city", "country", "people"],
+    properties: { city: { type: "string", maxLength: 24 }, country: { type: "string", maxLength: 24 }, people: { type: "integer" } },
+  };
+  const js = await client.chat.completions.create({
+    model, messages: [{ role: "user", content: "A city, its country and its population as JSON." }], max_tokens: 120,
+    temperature: 0, response_format: { type: "json_schema", json_schema: { name: "city", schema: city, strict: true } },
+  });
+  assert.equal(js.choices[0].finish_reason, "stop", JSON.stringify(js));
+  const o = JSON.parse(js.choices[0].message.content);
+  assert.deepEqual(Object.keys(o).sort(), ["city", "country", "people"], js.choices[0].message.content);
+  assert.ok(typeof o.city === "string" && [...o.city].length <= 24 && typeof o.country === "string"
+    && [...o.country].length <= 24 && Number.isInteger(o.people), js.choices[0].message.content);
   e = await failure(client.chat.completions.create({
     model, messages: msgs,
-    response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } },
+    response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } },
   }));
-  assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "response_format");
+  assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "response_format" && /pattern/.test(e.message));
   e = await failure(client.chat.completions.create({ model: "gpt-4o", messages: msgs }));
   assert.ok(e instanceof OpenAI.NotFoundError && e.error.code === "model_not_found", e.message);
   e = await failure(client.models.retrieve("no/such-model"));

@@ -1,14 +1,20 @@
-//! JSON mode (`response_format: {"type": "json_object"}`): the tokens a sequence may take next so
-//! that its text stays a prefix of one JSON object, and ends exactly when the object closes.
+//! Constrained JSON decoding (serve's `response_format`): the tokens a sequence may take next so that
+//! its text stays a prefix of one JSON value the request allows — any JSON object (`json_object`) or an
+//! instance of a JSON Schema (`json_schema`) — and ends exactly when that value is complete.
 //!
-//! [`JsonPrefix`] reads bytes and says whether they still begin a JSON object (RFC 8259, with the
-//! object as the top-level value); [`JsonVocab`] holds every token's bytes; [`JsonVocab::mask`]
-//! sets the logits of the tokens that would break the prefix to −∞ (the sequence's end tokens
-//! only once the object is complete, and then nothing else). What a strict parser (serde_json)
-//! could refuse is kept out as well: `\u` escapes of surrogates, numbers beyond f64's range, and
-//! runs of whitespace longer than [`MAX_WS`] (a model could otherwise pad to its length limit).
+//! [`Grammar`] is what is allowed: [`Grammar::json_object`], or [`Grammar::from_schema`] (the subset of
+//! JSON Schema listed there; a keyword it cannot enforce is an error, never ignored). [`JsonState`]
+//! reads bytes under a grammar (RFC 8259, strict UTF-8). [`JsonVocab`] holds every token's bytes;
+//! [`Constraint`] pairs a grammar with a vocabulary and keeps the allowed tokens of each state met;
+//! [`Constraint::mask`] sets the logits of the tokens that would break the prefix to −∞ (the sequence's
+//! end tokens only once the value may end). What a strict parser (serde_json) could refuse is kept out
+//! as well: `\u` escapes of surrogates, numbers beyond f64's range, and runs of whitespace longer than
+//! [`MAX_WS`] (a model could otherwise pad to its length limit). Every state a grammar lets the text reach
+//! can still be completed (nesting within [`MAX_DEPTH`] included), so a constrained choice never
+//! strands.
 
 use crate::model::tokenizer::Tokenizer;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,49 +25,131 @@ pub const MAX_WS: u8 = 32;
 const MAX_INT_DIGITS: u8 = 20;
 const MAX_FRAC_DIGITS: u8 = 40;
 const MAX_EXP_DIGITS: u8 = 2;
+/// Most declared properties of one object schema.
+pub const MAX_PROPS: usize = 64;
+/// Most nodes a compiled schema may have.
+const MAX_NODES: usize = 10_000;
+/// Most alternatives (`anyOf`, type lists) a state reads in parallel.
+const MAX_CFGS: usize = 32;
+/// Longest `enum` / `const` value, as JSON text.
+const MAX_LIT: usize = 4096;
 
-/// Where the reader is outside strings, numbers and literals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum At {
-    /// Before the top-level object.
-    Start,
+type Id = u32;
+/// Any JSON value; an object of any keys and values; an array of any values; `false` / `null` /
+/// `true`; any string. Every grammar starts with these five nodes.
+const ANY: Id = 0;
+const ANY_OBJ: Id = 1;
+const ANY_ARR: Id = 2;
+const ANY_LIT: Id = 3;
+const ANY_STR: Id = 4;
+const UNBOUNDED: u32 = u32::MAX;
+/// A key that is none of the object's declared ones (its value: the object's `extra`).
+const EXTRA: u8 = u8::MAX;
+
+/// What one value may be.
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Any,
+    /// A number (`int`: an integer, no fraction or exponent).
+    Num {
+        int: bool,
+    },
+    /// A string of `min..=max` characters.
+    Str {
+        min: u32,
+        max: u32,
+    },
+    /// One of these JSON texts (sorted, distinct): `enum`, `const`, booleans, null.
+    Lit(Vec<Vec<u8>>),
+    /// An array of `min..=max` values of `items`.
+    Arr {
+        items: Id,
+        min: u32,
+        max: u32,
+    },
+    /// An object: declared keys (as written inside the quotes, sorted) with their values' nodes, the
+    /// required ones (a bit each), and the value of any other key (None: no other key).
+    Obj {
+        keys: Vec<Vec<u8>>,
+        vals: Vec<Id>,
+        required: u64,
+        extra: Option<Id>,
+    },
+    /// Any of these.
+    Union(Vec<Id>),
+}
+
+/// What a constrained text may be: a JSON value of the root node.
+#[derive(Debug, PartialEq)]
+pub struct Grammar {
+    nodes: Vec<Node>,
+    root: Id,
+    /// Each node's least nesting of objects / arrays an instance needs (u32::MAX: it has none).
+    depth: Vec<u32>,
+}
+
+/// A container being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Frame {
+    Obj {
+        node: Id,
+        seen: u64,
+        at: ObjAt,
+    },
+    /// `open`: right after `[`.
+    Arr {
+        node: Id,
+        count: u32,
+        open: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum ObjAt {
     /// After `{`: a key or `}`.
-    ObjOpen,
-    /// After `,` in an object: a key.
+    Open,
+    /// After `,`: a key.
     Key,
-    /// After a key: `:`.
-    Colon,
-    /// A value.
-    Value,
-    /// After `[`: a value or `]`.
-    ArrOpen,
-    /// After a value in a container: `,` or its closer.
+    /// After key `k` (an index into the declared keys, or [`EXTRA`]): `:`.
+    Colon(u8),
+    /// After a value: `,` or `}`.
     After,
-    /// The top-level object is closed.
-    Done,
 }
 
 /// A token being read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Tok {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Lex {
     None,
-    /// A string (`key`: an object's key), at `part`.
+    /// A string value of node `node`, `n` characters begun (counted only where the node bounds them).
     Str {
-        key: bool,
+        node: Id,
+        part: InStr,
+        n: u32,
+    },
+    /// A key of the innermost object: declared keys `lo..hi` still spell what is typed (`pos` bytes).
+    Key {
+        lo: u8,
+        hi: u8,
+        pos: u16,
         part: InStr,
     },
-    /// A number: its part and that part's digits so far.
     Num {
+        int: bool,
         part: NumPart,
         digits: u8,
     },
-    /// `true`, `false` or `null`: the bytes still to come.
-    Lit(&'static [u8]),
+    /// One of node `node`'s texts `lo..hi`, `pos` bytes typed.
+    Lit {
+        node: Id,
+        lo: u16,
+        hi: u16,
+        pos: u16,
+    },
 }
 
 /// Where a string is read. A state holds only what its next bytes depend on, so equal states
 /// compare (and hash) equal for the kept masks whatever characters came before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum InStr {
     /// Between characters.
     Char,
@@ -73,7 +161,7 @@ enum InStr {
     Utf8 { left: u8, lo: u8, hi: u8 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum NumPart {
     Minus,
     Zero,
@@ -85,105 +173,210 @@ enum NumPart {
     Exp,
 }
 
-/// A JSON object's prefix, read byte by byte.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct JsonPrefix {
-    /// Open containers: `true` an object, `false` an array.
-    stack: Vec<bool>,
-    at: At,
-    tok: Tok,
+/// What comes next outside tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Want {
+    /// A value of this node.
+    Value(Id),
+    /// What the innermost container takes after its last byte.
+    Punct,
+    /// Nothing: the value is complete.
+    Done,
+}
+
+/// One reading of the text so far.
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Cfg {
+    stack: Vec<Frame>,
+    lex: Lex,
+    want: Want,
     ws: u8,
 }
 
-impl Default for JsonPrefix {
-    fn default() -> Self {
-        JsonPrefix { stack: Vec::new(), at: At::Start, tok: Tok::None, ws: 0 }
+impl Clone for Cfg {
+    fn clone(&self) -> Self {
+        Cfg { stack: self.stack.clone(), lex: self.lex, want: self.want, ws: self.ws }
+    }
+    fn clone_from(&mut self, o: &Self) {
+        self.stack.clone_from(&o.stack);
+        (self.lex, self.want, self.ws) = (o.lex, o.want, o.ws);
     }
 }
 
-impl JsonPrefix {
-    /// Whether the bytes so far are one whole JSON object (and nothing may follow).
-    pub fn is_complete(&self) -> bool {
-        self.at == At::Done
-    }
+enum Step {
+    Ok,
+    Fail,
+    /// The value wanted is the union node `id`: the byte is read as each of its alternatives.
+    Fork(Id),
+}
 
-    /// Reads `bytes`; `false` (the state then unspecified) when they leave no JSON object to complete.
-    pub fn feed_all(&mut self, bytes: &[u8]) -> bool {
-        bytes.iter().all(|&b| self.feed(b))
-    }
+/// A prefix of a text under a grammar: the readings it still has (more than one only inside
+/// alternatives that begin alike).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JsonState {
+    cfgs: Vec<Cfg>,
+}
 
-    /// Reads one byte; `false` when it leaves no JSON object to complete.
-    pub fn feed(&mut self, b: u8) -> bool {
-        match self.tok {
-            Tok::None => self.punct(b),
-            Tok::Str { key, part } => {
-                let part = match part {
-                    InStr::Utf8 { left, lo, hi } => {
-                        if !(lo..=hi).contains(&b) {
-                            return false;
-                        }
-                        if left > 1 {
-                            InStr::Utf8 { left: left - 1, lo: 0x80, hi: 0xBF }
-                        } else {
-                            InStr::Char
-                        }
-                    }
-                    InStr::Escape => match b {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => InStr::Char,
-                        b'u' => InStr::Hex { n: 0, v: 0 },
-                        _ => return false,
-                    },
-                    InStr::Hex { n, v } => {
-                        let Some(d) = (b as char).to_digit(16) else { return false };
-                        let v = v << 4 | d as u16;
-                        // After the second digit: refuse a surrogate (U+D800..U+DFFF), which a strict
-                        // parser wants paired; the character itself can be written as UTF-8.
-                        if n == 1 && (0xD8..=0xDF).contains(&v) {
-                            return false;
-                        }
-                        if n == 3 {
-                            InStr::Char
-                        } else {
-                            InStr::Hex { n: n + 1, v }
-                        }
-                    }
-                    InStr::Char => match b {
-                        b'"' => {
-                            self.tok = Tok::None;
-                            self.at = if key { At::Colon } else { At::After };
-                            return true;
-                        }
-                        b'\\' => InStr::Escape,
-                        0x00..=0x1F => return false,
-                        0x20..=0x7F => InStr::Char,
-                        _ => {
-                            let (left, lo, hi) = match b {
-                                0xC2..=0xDF => (1, 0x80, 0xBF),
-                                0xE0 => (2, 0xA0, 0xBF),
-                                0xED => (2, 0x80, 0x9F),
-                                0xE1..=0xEF => (2, 0x80, 0xBF),
-                                0xF0 => (3, 0x90, 0xBF),
-                                0xF1..=0xF3 => (3, 0x80, 0xBF),
-                                0xF4 => (3, 0x80, 0x8F),
-                                _ => return false,
-                            };
-                            InStr::Utf8 { left, lo, hi }
-                        }
-                    },
-                };
-                self.tok = Tok::Str { key, part };
-                true
+/// A string byte between characters or inside one; None when it cannot be one (the closing `"` is
+/// the caller's).
+fn in_str(part: InStr, b: u8) -> Option<InStr> {
+    Some(match part {
+        InStr::Utf8 { left, lo, hi } => {
+            if !(lo..=hi).contains(&b) {
+                return None;
             }
-            Tok::Num { part, digits } => {
+            if left > 1 {
+                InStr::Utf8 { left: left - 1, lo: 0x80, hi: 0xBF }
+            } else {
+                InStr::Char
+            }
+        }
+        InStr::Escape => match b {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => InStr::Char,
+            b'u' => InStr::Hex { n: 0, v: 0 },
+            _ => return None,
+        },
+        InStr::Hex { n, v } => {
+            let d = (b as char).to_digit(16)?;
+            let v = v << 4 | d as u16;
+            // After the second digit: refuse a surrogate (U+D800..U+DFFF), which a strict parser
+            // wants paired; the character itself can be written as UTF-8.
+            if n == 1 && (0xD8..=0xDF).contains(&v) {
+                return None;
+            }
+            if n == 3 {
+                InStr::Char
+            } else {
+                InStr::Hex { n: n + 1, v }
+            }
+        }
+        InStr::Char => match b {
+            b'\\' => InStr::Escape,
+            0x00..=0x1F | b'"' => return None,
+            0x20..=0x7F => InStr::Char,
+            _ => {
+                let (left, lo, hi) = match b {
+                    0xC2..=0xDF => (1, 0x80, 0xBF),
+                    0xE0 => (2, 0xA0, 0xBF),
+                    0xED => (2, 0x80, 0x9F),
+                    0xE1..=0xEF => (2, 0x80, 0xBF),
+                    0xF0 => (3, 0x90, 0xBF),
+                    0xF1..=0xF3 => (3, 0x80, 0xBF),
+                    0xF4 => (3, 0x80, 0x8F),
+                    _ => return None,
+                };
+                InStr::Utf8 { left, lo, hi }
+            }
+        },
+    })
+}
+
+fn bit(i: usize) -> u64 {
+    1u64 << i
+}
+
+impl Grammar {
+    fn base() -> Vec<Node> {
+        vec![
+            Node::Any,
+            Node::Obj { keys: Vec::new(), vals: Vec::new(), required: 0, extra: Some(ANY) },
+            Node::Arr { items: ANY, min: 0, max: UNBOUNDED },
+            Node::Lit(vec![b"false".to_vec(), b"null".to_vec(), b"true".to_vec()]),
+            Node::Str { min: 0, max: UNBOUNDED },
+        ]
+    }
+
+    fn with_root(nodes: Vec<Node>, root: Id) -> Result<Grammar, String> {
+        let depth = min_depth(&nodes);
+        match depth[root as usize] {
+            UNBOUNDED => return Err("the schema has no finite instance".into()),
+            d if d as usize > MAX_DEPTH => {
+                return Err(format!("the schema's instances nest deeper than {MAX_DEPTH} objects / arrays"))
+            }
+            _ => {}
+        }
+        Ok(Grammar { nodes, root, depth })
+    }
+
+    /// Any JSON object (`response_format: {"type": "json_object"}`).
+    pub fn json_object() -> Grammar {
+        Self::with_root(Self::base(), ANY_OBJ).expect("the object grammar")
+    }
+
+    /// The reading before any byte.
+    pub fn start(&self) -> JsonState {
+        JsonState { cfgs: vec![Cfg { stack: Vec::new(), lex: Lex::None, want: Want::Value(self.root), ws: 0 }] }
+    }
+
+    /// Whether a value of node `id` begun at nesting `depth` can still be completed.
+    fn fits(&self, depth: usize, id: Id) -> bool {
+        (self.depth[id as usize] as usize).saturating_add(depth) <= MAX_DEPTH
+    }
+
+    /// Whether the innermost object can take another key: an unseen declared one that fits, or any other.
+    fn key_possible(&self, depth: usize, node: Id, seen: u64) -> bool {
+        let Node::Obj { vals, extra, .. } = &self.nodes[node as usize] else { return false };
+        extra.is_some_and(|x| self.fits(depth, x))
+            || vals.iter().enumerate().any(|(i, &v)| seen & bit(i) == 0 && self.fits(depth, v))
+    }
+
+    fn done_value(c: &mut Cfg) {
+        c.lex = Lex::None;
+        c.want = if c.stack.is_empty() { Want::Done } else { Want::Punct };
+    }
+
+    /// Reads one byte into one reading.
+    fn step(&self, c: &mut Cfg, b: u8) -> Step {
+        let ok = |x: bool| if x { Step::Ok } else { Step::Fail };
+        match c.lex {
+            Lex::None => {
+                if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                    c.ws += 1;
+                    return ok(c.want != Want::Done && c.ws <= MAX_WS);
+                }
+                c.ws = 0;
+                match c.want {
+                    Want::Value(id) => self.value(c, id, b),
+                    Want::Punct => self.punct(c, b),
+                    Want::Done => Step::Fail,
+                }
+            }
+            Lex::Str { node, part, n } => {
+                if part == InStr::Char && b == b'"' {
+                    let Node::Str { min, .. } = self.nodes[node as usize] else { return Step::Fail };
+                    if n < min {
+                        return Step::Fail;
+                    }
+                    Self::done_value(c);
+                    return Step::Ok;
+                }
+                let Some(next) = in_str(part, b) else { return Step::Fail };
+                let mut n = n;
+                if part == InStr::Char {
+                    // A character begins: count it where the node bounds the length.
+                    if let Node::Str { min, max } = self.nodes[node as usize] {
+                        if min > 0 || max != UNBOUNDED {
+                            if n >= max {
+                                return Step::Fail;
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+                c.lex = Lex::Str { node, part: next, n };
+                Step::Ok
+            }
+            Lex::Key { lo, hi, pos, part } => ok(self.key_byte(c, lo, hi, pos, part, b)),
+            Lex::Num { int, part, digits } => {
                 use NumPart::*;
                 let digit = b.is_ascii_digit();
                 let next = match (part, b) {
                     (Minus, b'0') => Some((Zero, 0)),
                     (Minus, _) if digit => Some((Int, 1)),
                     (Int, _) if digit => Some((Int, digits + 1)),
-                    (Zero | Int, b'.') => Some((Dot, 0)),
+                    (Zero | Int, b'.') if !int => Some((Dot, 0)),
                     (Dot | Frac, _) if digit => Some((Frac, digits + 1)),
-                    (Zero | Int | Frac, b'e' | b'E') => Some((E, 0)),
+                    (Zero | Int | Frac, b'e' | b'E') if !int => Some((E, 0)),
                     (E, b'+' | b'-') => Some((ESign, 0)),
                     (E | ESign | Exp, _) if digit => Some((Exp, digits + 1)),
                     _ => None,
@@ -196,92 +389,309 @@ impl JsonPrefix {
                             Exp => MAX_EXP_DIGITS,
                             _ => u8::MAX,
                         };
-                        self.tok = Tok::Num { part: p, digits: d };
-                        d <= cap
+                        c.lex = Lex::Num { int, part: p, digits: d };
+                        ok(d <= cap)
                     }
                     // The number ends here if it may; the byte then belongs to what follows.
                     None if matches!(part, Zero | Int | Frac | Exp) => {
-                        self.tok = Tok::None;
-                        self.at = At::After;
-                        self.punct(b)
+                        Self::done_value(c);
+                        self.step(c, b)
                     }
-                    None => false,
+                    None => Step::Fail,
                 }
             }
-            Tok::Lit(rest) => {
-                if rest.first() != Some(&b) {
-                    return false;
-                }
-                if rest.len() == 1 {
-                    self.tok = Tok::None;
-                    self.at = At::After;
+            Lex::Lit { node, lo, hi, pos } => {
+                let Node::Lit(texts) = &self.nodes[node as usize] else { return Step::Fail };
+                let (lo, hi, p) = (lo as usize, hi as usize, pos as usize);
+                // The texts lo..hi share their first p bytes and are sorted, so those going on with b are a run.
+                let nlo = (lo..hi).find(|&i| texts[i].get(p) == Some(&b)).unwrap_or(hi);
+                let nhi = (nlo..hi).find(|&i| texts[i].get(p) != Some(&b)).unwrap_or(hi);
+                if nlo < nhi {
+                    if nhi - nlo == 1 && texts[nlo].len() == p + 1 {
+                        Self::done_value(c);
+                    } else {
+                        c.lex = Lex::Lit { node, lo: nlo as u16, hi: nhi as u16, pos: pos + 1 };
+                    }
+                    Step::Ok
+                } else if (lo..hi).any(|i| texts[i].len() == p) {
+                    // A text ended (a number that could have gone on): the byte belongs to what follows.
+                    Self::done_value(c);
+                    self.step(c, b)
                 } else {
-                    self.tok = Tok::Lit(&rest[1..]);
+                    Step::Fail
                 }
-                true
             }
         }
     }
 
-    /// A byte outside strings, numbers and literals.
-    fn punct(&mut self, b: u8) -> bool {
-        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            self.ws += 1;
-            return self.at != At::Done && self.ws <= MAX_WS;
+    /// The first byte of a value of node `id` (which fits where it starts).
+    fn value(&self, c: &mut Cfg, id: Id, b: u8) -> Step {
+        let depth = c.stack.len();
+        let lex = match &self.nodes[id as usize] {
+            Node::Any => match b {
+                b'{' => return self.value(c, ANY_OBJ, b),
+                b'[' => return self.value(c, ANY_ARR, b),
+                b'"' => return self.value(c, ANY_STR, b),
+                b'-' | b'0'..=b'9' => Lex::Num { int: false, part: NumPart::Minus, digits: 0 },
+                _ => return self.value(c, ANY_LIT, b),
+            },
+            Node::Num { int } => match b {
+                b'-' | b'0'..=b'9' => Lex::Num { int: *int, part: NumPart::Minus, digits: 0 },
+                _ => return Step::Fail,
+            },
+            Node::Str { .. } if b == b'"' => {
+                c.lex = Lex::Str { node: id, part: InStr::Char, n: 0 };
+                return Step::Ok;
+            }
+            Node::Str { .. } => return Step::Fail,
+            Node::Lit(texts) => Lex::Lit { node: id, lo: 0, hi: texts.len() as u16, pos: 0 },
+            Node::Arr { .. } | Node::Obj { .. } => {
+                let obj = matches!(self.nodes[id as usize], Node::Obj { .. });
+                if b != if obj { b'{' } else { b'[' } || depth >= MAX_DEPTH {
+                    return Step::Fail;
+                }
+                c.stack.push(if obj {
+                    Frame::Obj { node: id, seen: 0, at: ObjAt::Open }
+                } else {
+                    Frame::Arr { node: id, count: 0, open: true }
+                });
+                c.want = Want::Punct;
+                return Step::Ok;
+            }
+            Node::Union(_) => return Step::Fork(id),
+        };
+        if let Lex::Num { .. } = lex {
+            // A number's first byte: `-` or its first digit.
+            c.lex = lex;
+            if b == b'-' {
+                return Step::Ok;
+            }
         }
-        self.ws = 0;
-        match (self.at, b) {
-            (At::Start, b'{') => self.open(true),
-            (At::ObjOpen, b'}') | (At::ArrOpen, b']') => self.close(),
-            (At::After, b'}') if self.stack.last() == Some(&true) => self.close(),
-            (At::After, b']') if self.stack.last() == Some(&false) => self.close(),
-            (At::ObjOpen | At::Key, b'"') => {
-                self.tok = Tok::Str { key: true, part: InStr::Char };
-                true
-            }
-            (At::Colon, b':') => {
-                self.at = At::Value;
-                true
-            }
-            (At::After, b',') => {
-                self.at = if self.stack.last() == Some(&true) { At::Key } else { At::Value };
-                true
-            }
-            (At::Value | At::ArrOpen, _) => self.value(b),
-            _ => false,
-        }
+        c.lex = lex;
+        self.step(c, b)
     }
 
-    /// The first byte of a value.
-    fn value(&mut self, b: u8) -> bool {
-        self.tok = match b {
-            b'{' => return self.open(true),
-            b'[' => return self.open(false),
-            b'"' => Tok::Str { key: false, part: InStr::Char },
-            b'-' => Tok::Num { part: NumPart::Minus, digits: 0 },
-            b'0' => Tok::Num { part: NumPart::Zero, digits: 0 },
-            b'1'..=b'9' => Tok::Num { part: NumPart::Int, digits: 1 },
-            b't' => Tok::Lit(b"rue"),
-            b'f' => Tok::Lit(b"alse"),
-            b'n' => Tok::Lit(b"ull"),
-            _ => return false,
+    /// A byte after a value or a container's opening, other than whitespace.
+    fn punct(&self, c: &mut Cfg, b: u8) -> Step {
+        let depth = c.stack.len();
+        let Some(top) = c.stack.last_mut() else { return Step::Fail };
+        match top {
+            Frame::Obj { node, seen, at } => {
+                let (node, seen0) = (*node, *seen);
+                let Node::Obj { keys, vals, required, extra } = &self.nodes[node as usize] else {
+                    return Step::Fail;
+                };
+                match (*at, b) {
+                    (ObjAt::Open | ObjAt::After, b'}') if required & !seen0 == 0 => {}
+                    (ObjAt::Open | ObjAt::Key, b'"') if self.key_possible(depth, node, seen0) => {
+                        c.lex = Lex::Key { lo: 0, hi: keys.len() as u8, pos: 0, part: InStr::Char };
+                        return Step::Ok;
+                    }
+                    (ObjAt::After, b',') if self.key_possible(depth, node, seen0) => {
+                        *at = ObjAt::Key;
+                        return Step::Ok;
+                    }
+                    (ObjAt::Colon(k), b':') => {
+                        *at = ObjAt::After;
+                        let v = if k == EXTRA { extra.unwrap_or(ANY) } else { vals[k as usize] };
+                        c.want = Want::Value(v);
+                        return Step::Ok;
+                    }
+                    _ => return Step::Fail,
+                }
+            }
+            Frame::Arr { node, count, open } => {
+                let Node::Arr { items, min, max } = self.nodes[*node as usize] else { return Step::Fail };
+                match (*open, b) {
+                    (_, b']') if *count >= min => {}
+                    (false, b',') if *count < max && self.fits(depth, items) => {
+                        *count += 1;
+                        c.want = Want::Value(items);
+                        return Step::Ok;
+                    }
+                    (true, _) if max > 0 && self.fits(depth, items) => {
+                        (*count, *open) = (1, false);
+                        c.want = Want::Value(items);
+                        return self.value(c, items, b);
+                    }
+                    _ => return Step::Fail,
+                }
+            }
+        }
+        // A container closes.
+        c.stack.pop();
+        Self::done_value(c);
+        Step::Ok
+    }
+
+    /// A byte of a key of the innermost object.
+    fn key_byte(&self, c: &mut Cfg, lo: u8, hi: u8, pos: u16, part: InStr, b: u8) -> bool {
+        let depth = c.stack.len();
+        let Some(Frame::Obj { node, seen, at }) = c.stack.last_mut() else { return false };
+        let Node::Obj { keys, vals, extra, .. } = &self.nodes[*node as usize] else { return false };
+        let seen0 = *seen;
+        let usable = |i: usize| seen0 & bit(i) == 0 && self.fits(depth, vals[i]);
+        let (lo, hi, p) = (lo as usize, hi as usize, pos as usize);
+        let nlo = (lo..hi).find(|&i| keys[i].get(p) == Some(&b)).unwrap_or(hi);
+        let nhi = (nlo..hi).find(|&i| keys[i].get(p) != Some(&b)).unwrap_or(hi);
+        let free = extra.is_some_and(|x| self.fits(depth, x));
+        let close = |k: u8, seen: &mut u64, at: &mut ObjAt| {
+            if k != EXTRA {
+                *seen |= bit(k as usize);
+            }
+            *at = ObjAt::Colon(k);
+        };
+        if !free {
+            // Only declared keys: the typed bytes spell one of them as JSON writes it.
+            if (nlo..nhi).any(usable) {
+                c.lex = Lex::Key { lo: nlo as u8, hi: nhi as u8, pos: pos + 1, part };
+                return true;
+            }
+            if b == b'"' {
+                if let Some(i) = (lo..hi).find(|&i| keys[i].len() == p && usable(i)) {
+                    close(i as u8, seen, at);
+                    c.lex = Lex::None;
+                    return true;
+                }
+            }
+            return false;
+        }
+        if part == InStr::Char && b == b'"' {
+            // The key ends: a declared key (once only) or another.
+            let k = match (lo..hi).find(|&i| keys[i].len() == p) {
+                Some(i) if !usable(i) => return false,
+                Some(i) => i as u8,
+                None => EXTRA,
+            };
+            close(k, seen, at);
+            c.lex = Lex::None;
+            return true;
+        }
+        // Escapes only where they spell a declared key: a key written otherwise that means a declared one
+        // would name it twice.
+        let escaping = matches!(part, InStr::Escape | InStr::Hex { .. }) || part == InStr::Char && b == b'\\';
+        if escaping && !keys.is_empty() && nlo >= nhi {
+            return false;
+        }
+        let Some(next) = in_str(part, b) else { return false };
+        c.lex = if nlo < nhi {
+            Lex::Key { lo: nlo as u8, hi: nhi as u8, pos: pos + 1, part: next }
+        } else {
+            Lex::Key { lo: 0, hi: 0, pos: 0, part: next }
         };
         true
     }
+}
 
-    fn open(&mut self, object: bool) -> bool {
-        if self.stack.len() >= MAX_DEPTH {
-            return false;
+/// Each node's least nesting an instance needs (u32::MAX: none is finite).
+fn min_depth(nodes: &[Node]) -> Vec<u32> {
+    let mut d = vec![UNBOUNDED; nodes.len()];
+    let add1 = |x: u32| x.saturating_add(1);
+    loop {
+        let mut changed = false;
+        for (i, n) in nodes.iter().enumerate() {
+            let v = match n {
+                Node::Any | Node::Num { .. } | Node::Str { .. } | Node::Lit(_) => 0,
+                Node::Arr { items, min, .. } => add1(if *min > 0 { d[*items as usize] } else { 0 }),
+                Node::Obj { vals, required, .. } => add1(
+                    vals.iter()
+                        .enumerate()
+                        .filter(|(k, _)| required & bit(*k) != 0)
+                        .map(|(_, &v)| d[v as usize])
+                        .max()
+                        .unwrap_or(0),
+                ),
+                Node::Union(alts) => alts.iter().map(|&a| d[a as usize]).min().unwrap_or(UNBOUNDED),
+            };
+            if v < d[i] {
+                d[i] = v;
+                changed = true;
+            }
         }
-        self.stack.push(object);
-        self.at = if object { At::ObjOpen } else { At::ArrOpen };
-        true
+        if !changed {
+            return d;
+        }
+    }
+}
+
+impl JsonState {
+    /// Reads one byte; `false` (the state then unspecified) when it leaves no value to complete.
+    pub fn feed(&mut self, g: &Grammar, b: u8) -> bool {
+        if self.cfgs.len() == 1 {
+            match g.step(&mut self.cfgs[0], b) {
+                Step::Ok => return true,
+                Step::Fail => {
+                    self.cfgs.clear();
+                    return false;
+                }
+                Step::Fork(u) => {
+                    let c = self.cfgs.pop().expect("one reading");
+                    Self::fork(g, c, u, b, &mut self.cfgs, 0);
+                }
+            }
+        } else {
+            let mut out = Vec::with_capacity(self.cfgs.len());
+            for mut c in std::mem::take(&mut self.cfgs) {
+                match g.step(&mut c, b) {
+                    Step::Ok => out.push(c),
+                    Step::Fail => {}
+                    Step::Fork(u) => Self::fork(g, c, u, b, &mut out, 0),
+                }
+            }
+            self.cfgs = out;
+        }
+        if self.cfgs.len() > 1 {
+            self.cfgs.sort();
+            self.cfgs.dedup();
+            self.cfgs.truncate(MAX_CFGS);
+        }
+        !self.cfgs.is_empty()
     }
 
-    fn close(&mut self) -> bool {
-        self.stack.pop();
-        self.at = if self.stack.is_empty() { At::Done } else { At::After };
-        true
+    /// Reads `b` as the first byte of each alternative of union `u` that fits.
+    fn fork(g: &Grammar, c: Cfg, u: Id, b: u8, out: &mut Vec<Cfg>, hops: usize) {
+        let Node::Union(alts) = &g.nodes[u as usize] else { return };
+        if hops > 64 {
+            return;
+        }
+        for &a in alts {
+            if !g.fits(c.stack.len(), a) {
+                continue;
+            }
+            let mut x = c.clone();
+            x.want = Want::Value(a);
+            match g.step(&mut x, b) {
+                Step::Ok => out.push(x),
+                Step::Fail => {}
+                Step::Fork(v) => Self::fork(g, x, v, b, out, hops + 1),
+            }
+        }
+    }
+
+    /// Reads `bytes`; `false` when they leave no value to complete.
+    pub fn feed_all(&mut self, g: &Grammar, bytes: &[u8]) -> bool {
+        bytes.iter().all(|&b| self.feed(g, b))
+    }
+
+    /// Whether the text so far is a whole value the grammar allows (it may still go on where that value is
+    /// a number: `1` → `12`).
+    pub fn can_end(&self, g: &Grammar) -> bool {
+        self.cfgs.iter().any(|c| match (c.want, c.lex) {
+            (Want::Done, _) => true,
+            (_, Lex::Num { part, .. }) if c.stack.is_empty() => {
+                matches!(part, NumPart::Zero | NumPart::Int | NumPart::Frac | NumPart::Exp)
+            }
+            (_, Lex::Lit { node, lo, hi, pos }) if c.stack.is_empty() => {
+                let Node::Lit(t) = &g.nodes[node as usize] else { return false };
+                (lo..hi).any(|i| t[i as usize].len() == pos as usize)
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether nothing may follow (the value is complete and cannot go on).
+    pub fn is_complete(&self) -> bool {
+        !self.cfgs.is_empty() && self.cfgs.iter().all(|c| c.want == Want::Done)
     }
 }
 
@@ -291,13 +701,7 @@ pub struct JsonVocab {
     bytes: Vec<u8>,
     /// Token t's bytes are `bytes[offs[t]..offs[t + 1]]`.
     offs: Vec<u32>,
-    /// The allowed tokens (a bit each) of states met before: inside a string or between values the
-    /// state repeats from step to step (and across requests), so most steps only apply a mask.
-    masks: Mutex<HashMap<JsonPrefix, Arc<Vec<u64>>>>,
 }
-
-/// Most states whose masks [`JsonVocab`] keeps (≈ 6 KB each at a 49,152-token vocabulary).
-const MASKS_KEPT: usize = 1024;
 
 impl std::fmt::Debug for JsonVocab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -315,7 +719,7 @@ impl JsonVocab {
             }
             offs.push(bytes.len() as u32);
         }
-        JsonVocab { bytes, offs, masks: Mutex::new(HashMap::new()) }
+        JsonVocab { bytes, offs }
     }
 
     /// The table of a tokenizer's tokens over a model's `vocab` rows (rows past the tokenizer's never
@@ -362,32 +766,60 @@ impl JsonVocab {
         }
         &self.bytes[self.offs[t] as usize..self.offs[t + 1] as usize]
     }
+}
 
-    /// The state after the generated tokens; None when they already left JSON (they cannot,
-    /// when each was chosen under [`mask`](Self::mask)).
-    fn state(&self, generated: &[u32]) -> Option<JsonPrefix> {
-        let mut s = JsonPrefix::default();
-        generated.iter().all(|&t| s.feed_all(self.token(t))).then_some(s)
+/// A grammar over a vocabulary, with the allowed tokens of the states met so far.
+pub struct Constraint {
+    grammar: Arc<Grammar>,
+    vocab: Arc<JsonVocab>,
+    /// The allowed tokens (a bit each) of states met before: inside a string or between values the
+    /// state repeats from step to step (and across requests), so most steps only apply a mask.
+    masks: Mutex<HashMap<JsonState, Arc<Vec<u64>>>>,
+}
+
+/// Most states whose masks a [`Constraint`] keeps (≈ 6 KB each at a 49,152-token vocabulary).
+const MASKS_KEPT: usize = 1024;
+
+impl std::fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Constraint({} nodes, {:?})", self.grammar.nodes.len(), self.vocab)
+    }
+}
+
+impl Constraint {
+    pub fn new(grammar: Arc<Grammar>, vocab: Arc<JsonVocab>) -> Self {
+        Constraint { grammar, vocab, masks: Mutex::new(HashMap::new()) }
     }
 
-    /// The tokens that may follow state `s` (not complete), a bit each: from the kept masks, or
-    /// computed and kept.
-    fn allowed(&self, s: &JsonPrefix) -> Arc<Vec<u64>> {
+    pub fn grammar(&self) -> &Arc<Grammar> {
+        &self.grammar
+    }
+
+    /// The state after the generated tokens; None when they already left the grammar (they cannot,
+    /// when each was chosen under [`mask`](Self::mask)).
+    fn state(&self, generated: &[u32]) -> Option<JsonState> {
+        let mut s = self.grammar.start();
+        generated.iter().all(|&t| s.feed_all(&self.grammar, self.vocab.token(t))).then_some(s)
+    }
+
+    /// The tokens that may follow state `s`, a bit each: from the kept masks, or computed and kept.
+    fn allowed(&self, s: &JsonState) -> Arc<Vec<u64>> {
         if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(s) {
             return m.clone();
         }
+        let g = &*self.grammar;
         // Which first bytes can follow: most tokens are refused by their first byte alone.
         let mut first = [false; 256];
         for (b, ok) in first.iter_mut().enumerate() {
-            *ok = s.clone().feed(b as u8);
+            *ok = s.clone().feed(g, b as u8);
         }
-        let mut bits = vec![0u64; self.len().div_ceil(64)];
+        let mut bits = vec![0u64; self.vocab.len().div_ceil(64)];
         let mut scratch = s.clone();
-        for t in 0..self.len() {
-            let b = self.token(t as u32);
+        for t in 0..self.vocab.len() {
+            let b = self.vocab.token(t as u32);
             if !b.is_empty() && first[b[0] as usize] && {
                 scratch.clone_from(s);
-                scratch.feed_all(b)
+                scratch.feed_all(g, b)
             } {
                 bits[t / 64] |= 1 << (t % 64);
             }
@@ -401,21 +833,20 @@ impl JsonVocab {
         bits
     }
 
-    /// Sets the logits of every token that may not follow `generated`'s text to −∞: the JSON object
-    /// goes on, or, once it is complete, one of the `end` tokens ends the sequence. Where no token
-    /// would fit (not expected), the end tokens stay.
+    /// Sets the logits of every token that may not follow `generated`'s text to −∞: the value goes on,
+    /// or, where it may end, one of the `end` tokens ends the sequence. Where no token would fit (not
+    /// expected), the end tokens stay.
     pub fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
         let saved: Vec<(usize, f32)> =
             end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
         let keep_end = |logits: &mut [f32]| {
-            logits.fill(f32::NEG_INFINITY);
             for &(t, l) in &saved {
                 logits[t] = l;
             }
         };
-        let s = match self.state(generated) {
-            Some(s) if !s.is_complete() => s,
-            _ => return keep_end(logits),
+        let Some(s) = self.state(generated) else {
+            logits.fill(f32::NEG_INFINITY);
+            return keep_end(logits);
         };
         let allowed = self.allowed(&s);
         let mut any = false;
@@ -426,9 +857,337 @@ impl JsonVocab {
                 *l = f32::NEG_INFINITY;
             }
         }
-        if !any {
+        if !any || s.can_end(&self.grammar) {
             keep_end(logits);
         }
+    }
+}
+
+/// Keywords that constrain instances in ways this decoder does not enforce: a schema with one is
+/// refused rather than answered with text that may not match it.
+const UNSUPPORTED: [&str; 27] = [
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "patternProperties",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "if",
+    "then",
+    "else",
+    "not",
+    "contains",
+    "minContains",
+    "maxContains",
+    "prefixItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "oneOf",
+    "$dynamicRef",
+    "$recursiveRef",
+];
+
+/// Keywords [`Grammar::from_schema`] enforces.
+const HANDLED: [&str; 15] = [
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "anyOf",
+    "allOf",
+    "$ref",
+    "nullable",
+];
+
+struct Compiler<'a> {
+    root: &'a Value,
+    nodes: Vec<Node>,
+    refs: HashMap<String, Id>,
+}
+
+impl Grammar {
+    /// The instances of a JSON Schema. Enforced: `type` (one or a list), `enum`, `const`, `properties` (at most
+    /// [`MAX_PROPS`] an object, in any order, each once), `required`, `additionalProperties` (false, true or a
+    /// schema; where `properties` is given without it, no other key — OpenAI's strict form — and an object
+    /// schema with neither takes any keys), `items`, `minItems` / `maxItems`, `minLength` / `maxLength`
+    /// (characters), `anyOf`, `allOf` of one schema, `$ref` to `#` or a pointer into the document (`$defs`,
+    /// `definitions`; recursion included), OpenAPI's `nullable`. Annotations (`title`, `description`, `format`,
+    /// ...) and unknown keywords are ignored; keywords it does not enforce (`pattern`, `minimum`, `oneOf`, ...)
+    /// are an error naming them, as are schemas with no finite instance or none within [`MAX_DEPTH`].
+    pub fn from_schema(schema: &Value) -> Result<Grammar, String> {
+        let mut c = Compiler { root: schema, nodes: Grammar::base(), refs: HashMap::new() };
+        let root = c.compile(schema, "")?;
+        Grammar::with_root(c.nodes, root)
+    }
+}
+
+impl Compiler<'_> {
+    fn push(&mut self, n: Node) -> Result<Id, String> {
+        if self.nodes.len() >= MAX_NODES {
+            return Err(format!("the schema is too large (more than {MAX_NODES} parts)"));
+        }
+        self.nodes.push(n);
+        Ok(self.nodes.len() as Id - 1)
+    }
+
+    fn count(o: &Map<String, Value>, k: &str, at: &str) -> Result<Option<u32>, String> {
+        match o.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|&x| x < UNBOUNDED as u64)
+                .map(|x| Some(x as u32))
+                .ok_or_else(|| format!("{}: '{k}' must be a non-negative integer", loc(at))),
+        }
+    }
+
+    fn compile(&mut self, s: &Value, at: &str) -> Result<Id, String> {
+        let o = match s {
+            Value::Bool(true) => return Ok(ANY),
+            Value::Bool(false) => return Err(format!("{}: the schema `false` allows nothing", loc(at))),
+            Value::Object(o) => o,
+            v => return Err(format!("{}: a schema must be an object or a boolean, got {v}", loc(at))),
+        };
+        if let Some(k) = UNSUPPORTED.iter().find(|k| o.contains_key(**k)) {
+            return Err(format!("{}: '{k}' is not supported (this server cannot enforce it while decoding)", loc(at)));
+        }
+        let constraints: Vec<&str> = HANDLED.iter().copied().filter(|k| o.contains_key(*k)).collect();
+        let alone = |k: &str| -> Result<(), String> {
+            match constraints.iter().find(|&&c| c != k && c != "nullable") {
+                Some(other) => Err(format!("{}: '{k}' beside '{other}' is not supported", loc(at))),
+                None => Ok(()),
+            }
+        };
+        let id = if let Some(r) = o.get("$ref") {
+            alone("$ref")?;
+            let r = r.as_str().ok_or_else(|| format!("{}: '$ref' must be a string", loc(at)))?;
+            self.reference(r)?
+        } else if let Some(all) = o.get("allOf") {
+            alone("allOf")?;
+            match all.as_array().map(|a| a.as_slice()) {
+                Some([one]) => self.compile(one, &format!("{at}/allOf/0"))?,
+                _ => return Err(format!("{}: 'allOf' is supported with exactly one schema", loc(at))),
+            }
+        } else if let Some(any) = o.get("anyOf") {
+            alone("anyOf")?;
+            let alts = any
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| format!("{}: 'anyOf' must be a non-empty list of schemas", loc(at)))?;
+            let mut ids = Vec::with_capacity(alts.len());
+            for (i, a) in alts.iter().enumerate() {
+                ids.push(self.compile(a, &format!("{at}/anyOf/{i}"))?);
+            }
+            self.push(Node::Union(ids))?
+        } else {
+            let types: Vec<&str> = match o.get("type") {
+                None => Vec::new(),
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(a)) if !a.is_empty() => a
+                    .iter()
+                    .map(|t| t.as_str().ok_or_else(|| format!("{}: 'type' must name types", loc(at))))
+                    .collect::<Result<_, _>>()?,
+                Some(v) => return Err(format!("{}: 'type' must be a type name or a list of them, got {v}", loc(at))),
+            };
+            if let Some(vals) = o.get("enum").map(Some).or(o.get("const").map(|_| None)) {
+                let k = if vals.is_some() { "enum" } else { "const" };
+                if let Some(other) = constraints.iter().find(|&&c| !matches!(c, "type" | "nullable" | "enum" | "const"))
+                {
+                    return Err(format!("{}: '{k}' beside '{other}' is not supported", loc(at)));
+                }
+                let values: Vec<&Value> = match vals {
+                    Some(v) => {
+                        v.as_array().ok_or_else(|| format!("{}: 'enum' must be a list", loc(at)))?.iter().collect()
+                    }
+                    None => vec![&o["const"]],
+                };
+                self.literals(values, &types, at)?
+            } else if types.is_empty() {
+                let ty = if ["properties", "required", "additionalProperties"].iter().any(|k| o.contains_key(*k)) {
+                    "object"
+                } else if ["items", "minItems", "maxItems"].iter().any(|k| o.contains_key(*k)) {
+                    "array"
+                } else if ["minLength", "maxLength"].iter().any(|k| o.contains_key(*k)) {
+                    "string"
+                } else {
+                    "any"
+                };
+                self.typed(o, ty, at)?
+            } else if types.len() == 1 {
+                self.typed(o, types[0], at)?
+            } else {
+                let mut ids = Vec::new();
+                for t in &types {
+                    ids.push(self.typed(o, t, at)?);
+                }
+                self.push(Node::Union(ids))?
+            }
+        };
+        match o.get("nullable") {
+            None | Some(Value::Bool(false)) => Ok(id),
+            Some(Value::Bool(true)) => {
+                let null = self.push(Node::Lit(vec![b"null".to_vec()]))?;
+                self.push(Node::Union(vec![id, null]))
+            }
+            Some(v) => Err(format!("{}: 'nullable' must be a boolean, got {v}", loc(at))),
+        }
+    }
+
+    /// `enum` / `const` values (of the given types, where the schema names some).
+    fn literals(&mut self, values: Vec<&Value>, types: &[&str], at: &str) -> Result<Id, String> {
+        let is = |v: &Value, t: &str| match t {
+            "null" => v.is_null(),
+            "boolean" => v.is_boolean(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "string" => v.is_string(),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            _ => false,
+        };
+        let mut texts: Vec<Vec<u8>> = values
+            .into_iter()
+            .filter(|v| types.is_empty() || types.iter().any(|t| is(v, t)))
+            .map(|v| serde_json::to_vec(v).expect("a JSON value"))
+            .collect();
+        texts.sort();
+        texts.dedup();
+        if texts.is_empty() {
+            return Err(format!("{}: 'enum' / 'const' leaves no value", loc(at)));
+        }
+        if texts.len() > u16::MAX as usize - 1 || texts.iter().any(|t| t.len() > MAX_LIT) {
+            return Err(format!("{}: 'enum' / 'const' values are too many or too long", loc(at)));
+        }
+        self.push(Node::Lit(texts))
+    }
+
+    /// A schema of one type.
+    fn typed(&mut self, o: &Map<String, Value>, ty: &str, at: &str) -> Result<Id, String> {
+        match ty {
+            "any" => Ok(ANY),
+            "null" => self.push(Node::Lit(vec![b"null".to_vec()])),
+            "boolean" => Ok(self.push(Node::Lit(vec![b"false".to_vec(), b"true".to_vec()]))?),
+            "integer" => self.push(Node::Num { int: true }),
+            "number" => self.push(Node::Num { int: false }),
+            "string" => {
+                let min = Self::count(o, "minLength", at)?.unwrap_or(0);
+                let max = Self::count(o, "maxLength", at)?.unwrap_or(UNBOUNDED);
+                if min > max {
+                    return Err(format!("{}: 'minLength' {min} is above 'maxLength' {max}", loc(at)));
+                }
+                self.push(Node::Str { min, max })
+            }
+            "array" => {
+                let items = match o.get("items") {
+                    None => ANY,
+                    Some(Value::Array(_)) => {
+                        return Err(format!("{}: 'items' as a list (tuples) is not supported", loc(at)))
+                    }
+                    Some(s) => self.compile(s, &format!("{at}/items"))?,
+                };
+                let min = Self::count(o, "minItems", at)?.unwrap_or(0);
+                let max = Self::count(o, "maxItems", at)?.unwrap_or(UNBOUNDED);
+                if min > max {
+                    return Err(format!("{}: 'minItems' {min} is above 'maxItems' {max}", loc(at)));
+                }
+                self.push(Node::Arr { items, min, max })
+            }
+            "object" => self.object(o, at),
+            t => Err(format!("{}: unknown type {t:?}", loc(at))),
+        }
+    }
+
+    fn object(&mut self, o: &Map<String, Value>, at: &str) -> Result<Id, String> {
+        let props = match o.get("properties") {
+            None => None,
+            Some(Value::Object(p)) => Some(p),
+            Some(v) => return Err(format!("{}: 'properties' must be an object, got {v}", loc(at))),
+        };
+        let extra = match o.get("additionalProperties") {
+            None if props.is_none() => Some(ANY),
+            None | Some(Value::Bool(false)) => None,
+            Some(Value::Bool(true)) => Some(ANY),
+            Some(s) => Some(self.compile(s, &format!("{at}/additionalProperties"))?),
+        };
+        let mut decl: Vec<(Vec<u8>, Id, bool)> = Vec::new();
+        let required: Vec<&str> = match o.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|k| k.as_str().ok_or_else(|| format!("{}: 'required' must list property names", loc(at))))
+                .collect::<Result<_, _>>()?,
+            Some(v) => return Err(format!("{}: 'required' must be a list, got {v}", loc(at))),
+        };
+        let key_text = |k: &str| {
+            let q = serde_json::to_vec(k).expect("a string");
+            q[1..q.len() - 1].to_vec()
+        };
+        for (k, s) in props.into_iter().flatten() {
+            let id = self.compile(s, &format!("{at}/properties/{k}"))?;
+            decl.push((key_text(k), id, required.contains(&k.as_str())));
+        }
+        for r in &required {
+            if props.is_some_and(|p| p.contains_key(*r)) {
+                continue;
+            }
+            match extra {
+                Some(x) => decl.push((key_text(r), x, true)),
+                None => {
+                    return Err(format!(
+                        "{}: required property {r:?} is not in 'properties' and no other property is allowed",
+                        loc(at)
+                    ))
+                }
+            }
+        }
+        decl.sort();
+        decl.dedup_by(|a, b| a.0 == b.0);
+        if decl.len() > MAX_PROPS {
+            return Err(format!("{}: more than {MAX_PROPS} properties in one object", loc(at)));
+        }
+        let required = decl.iter().enumerate().filter(|(_, d)| d.2).fold(0u64, |m, (i, _)| m | bit(i));
+        let (keys, vals) = decl.into_iter().map(|(k, v, _)| (k, v)).unzip();
+        self.push(Node::Obj { keys, vals, required, extra })
+    }
+
+    /// The node of `$ref` `r` (`#` or a JSON pointer into the document), compiled once: a reference met
+    /// again, recursion included, is the same node.
+    fn reference(&mut self, r: &str) -> Result<Id, String> {
+        if let Some(&id) = self.refs.get(r) {
+            return Ok(id);
+        }
+        let target = r
+            .strip_prefix('#')
+            .and_then(|p| self.root.pointer(p))
+            .ok_or_else(|| format!("'$ref' {r:?} does not point into this schema (only \"#\" and \"#/...\")"))?;
+        let id = self.push(Node::Union(Vec::new()))?;
+        self.refs.insert(r.to_string(), id);
+        let t = self.compile(target, r.strip_prefix('#').unwrap_or(r))?;
+        self.nodes[id as usize] = Node::Union(vec![t]);
+        Ok(id)
+    }
+}
+
+fn loc(at: &str) -> String {
+    if at.is_empty() {
+        "the schema".into()
+    } else {
+        format!("schema at {at}")
     }
 }
 
@@ -438,9 +1197,10 @@ mod tests {
     use crate::util::SplitMix64;
     use serde_json::Value;
 
-    fn accepts(s: &str) -> Option<JsonPrefix> {
-        let mut p = JsonPrefix::default();
-        p.feed_all(s.as_bytes()).then_some(p)
+    fn accepts(s: &str) -> Option<JsonState> {
+        let g = Grammar::json_object();
+        let mut p = g.start();
+        p.feed_all(&g, s.as_bytes()).then_some(p)
     }
 
     /// A random JSON value within the reader's limits, written with random whitespace.
@@ -520,19 +1280,20 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_json_object_is_read_and_only_the_whole_one_is_complete() {
+        let g = Grammar::json_object();
         let mut r = SplitMix64(7);
         for _ in 0..2000 {
             let mut doc = String::new();
             gen(&mut r, 0, &mut doc);
             assert!(serde_json::from_str::<Value>(&doc).unwrap().is_object(), "{doc}");
-            let mut p = JsonPrefix::default();
+            let mut p = g.start();
             for (i, &b) in doc.as_bytes().iter().enumerate() {
-                assert!(!p.is_complete(), "complete before byte {i} of {doc:?}");
-                assert!(p.feed(b), "byte {i} ({:?}) of {doc:?} refused", b as char);
+                assert!(!p.can_end(&g), "complete before byte {i} of {doc:?}");
+                assert!(p.feed(&g, b), "byte {i} ({:?}) of {doc:?} refused", b as char);
             }
-            assert!(p.is_complete(), "{doc:?}");
+            assert!(p.is_complete() && p.can_end(&g), "{doc:?}");
             for tail in [" ", "}", ",", "x"] {
-                assert!(!p.clone().feed_all(tail.as_bytes()), "{doc:?} + {tail:?}");
+                assert!(!p.clone().feed_all(&g, tail.as_bytes()), "{doc:?} + {tail:?}");
             }
         }
     }
@@ -563,8 +1324,9 @@ mod tests {
                 }
             }
             let reader = {
-                let mut p = JsonPrefix::default();
-                p.feed_all(&b) && p.is_complete()
+                let g = Grammar::json_object();
+                let mut p = g.start();
+                p.feed_all(&g, &b) && p.is_complete()
             };
             let serde = std::str::from_utf8(&b)
                 .ok()
@@ -615,7 +1377,8 @@ mod tests {
         }
         // Invalid UTF-8 in a string: an overlong form, a lone continuation byte, a surrogate's encoding.
         for bad in [&b"{\"a\":\"\xC0\xAF\"}"[..], b"{\"a\":\"\x80\"}", b"{\"a\":\"\xED\xA0\x80\"}"] {
-            assert!(!JsonPrefix::default().feed_all(bad));
+            let g = Grammar::json_object();
+            assert!(!g.start().feed_all(&g, bad));
         }
         // Inside a string the state does not remember the characters or escapes before (one kept mask serves all).
         let plain = accepts("{\"a\": \"xy").unwrap();
@@ -702,6 +1465,7 @@ mod tests {
             let b = toks[t as usize];
             (b != b"<s>").then(|| b.to_vec())
         });
+        let v = Constraint::new(Arc::new(Grammar::json_object()), Arc::new(v));
         let end = [7u32];
         let allowed = |gen: &[u32]| {
             let mut l = vec![0.0f32; toks.len()];
@@ -722,5 +1486,427 @@ mod tests {
         l[7] = 0.0;
         v.mask(&[0], &end, &mut l);
         assert_eq!(l.iter().filter(|x| x.is_finite()).count(), 1);
+    }
+
+    // ---- JSON Schema (response_format json_schema) ----
+
+    /// An independent reading of the schema subset (what each keyword means per JSON Schema, with this
+    /// server's one convention: `properties` without `additionalProperties` allows no other key).
+    fn valid(root: &Value, s: &Value, v: &Value) -> bool {
+        let o = match s {
+            Value::Bool(b) => return *b,
+            Value::Object(o) => o,
+            _ => panic!("schema {s}"),
+        };
+        if o.get("nullable") == Some(&Value::Bool(true)) && v.is_null() {
+            return true;
+        }
+        if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+            return valid(root, root.pointer(&r[1..]).unwrap(), v);
+        }
+        if let Some(a) = o.get("anyOf").and_then(Value::as_array) {
+            return a.iter().any(|x| valid(root, x, v));
+        }
+        if let Some(a) = o.get("allOf").and_then(Value::as_array) {
+            return a.iter().all(|x| valid(root, x, v));
+        }
+        if o.get("enum").and_then(Value::as_array).is_some_and(|e| !e.contains(v)) {
+            return false;
+        }
+        if o.get("const").is_some_and(|c| c != v) {
+            return false;
+        }
+        let is = |t: &str| match t {
+            "null" => v.is_null(),
+            "boolean" => v.is_boolean(),
+            "integer" => v.as_f64().is_some_and(|x| x.fract() == 0.0),
+            "number" => v.is_number(),
+            "string" => v.is_string(),
+            "array" => v.is_array(),
+            "object" => v.is_object(),
+            _ => panic!("type {t}"),
+        };
+        match o.get("type") {
+            Some(Value::String(t)) if !is(t) => return false,
+            Some(Value::Array(ts)) if !ts.iter().any(|t| is(t.as_str().unwrap())) => return false,
+            _ => {}
+        }
+        let num = |k: &str| o.get(k).and_then(Value::as_u64);
+        match v {
+            Value::String(x) => {
+                let n = x.chars().count() as u64;
+                num("minLength").is_none_or(|m| n >= m) && num("maxLength").is_none_or(|m| n <= m)
+            }
+            Value::Array(a) => {
+                let n = a.len() as u64;
+                num("minItems").is_none_or(|m| n >= m)
+                    && num("maxItems").is_none_or(|m| n <= m)
+                    && o.get("items").is_none_or(|i| a.iter().all(|x| valid(root, i, x)))
+            }
+            Value::Object(m) => {
+                let props = o.get("properties").and_then(Value::as_object);
+                let required = o.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+                let extra = match o.get("additionalProperties") {
+                    None => Value::Bool(props.is_none()),
+                    Some(x) => x.clone(),
+                };
+                required.iter().all(|k| m.contains_key(k.as_str().unwrap()))
+                    && m.iter().all(|(k, x)| match props.and_then(|p| p.get(k)) {
+                        Some(ps) => valid(root, ps, x),
+                        None => valid(root, &extra, x),
+                    })
+            }
+            _ => true,
+        }
+    }
+
+    /// A random instance of a schema of the subset, written with random whitespace: from the schema's
+    /// own keywords, not from the compiled grammar.
+    fn gen_valid(r: &mut SplitMix64, root: &Value, s: &Value, depth: usize, out: &mut String) {
+        let ws = |r: &mut SplitMix64, out: &mut String| {
+            for _ in 0..r.next_u64() % 3 {
+                out.push([' ', '\n', '\t'][(r.next_u64() % 3) as usize]);
+            }
+        };
+        let pick = |r: &mut SplitMix64, n: usize| (r.next_u64() % n as u64) as usize;
+        let o = match s {
+            Value::Bool(true) => return gen(r, depth.max(1), out),
+            Value::Object(o) => o,
+            _ => panic!("schema {s}"),
+        };
+        if o.get("nullable") == Some(&Value::Bool(true)) && pick(r, 4) == 0 {
+            return out.push_str("null");
+        }
+        if let Some(x) = o.get("$ref").and_then(Value::as_str) {
+            return gen_valid(r, root, root.pointer(&x[1..]).unwrap(), depth, out);
+        }
+        if let Some(a) = o.get("anyOf").or(o.get("allOf")).and_then(Value::as_array) {
+            let i = pick(r, a.len());
+            return gen_valid(r, root, &a[i], depth, out);
+        }
+        if let Some(e) = o.get("enum").and_then(Value::as_array) {
+            return out.push_str(&serde_json::to_string(&e[pick(r, e.len())]).unwrap());
+        }
+        if let Some(c) = o.get("const") {
+            return out.push_str(&serde_json::to_string(c).unwrap());
+        }
+        let ty = match o.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(Value::Array(ts)) => ts[pick(r, ts.len())].as_str().unwrap().to_string(),
+            None if o.contains_key("properties") => "object".into(),
+            None => return gen(r, depth.max(1), out),
+            Some(t) => panic!("type {t}"),
+        };
+        let num = |k: &str| o.get(k).and_then(Value::as_u64);
+        match ty.as_str() {
+            "null" => out.push_str("null"),
+            "boolean" => out.push_str(["true", "false"][pick(r, 2)]),
+            "integer" => out.push_str(&format!("{}", r.next_u64() as i64 % 100_000)),
+            "number" => out.push_str(&format!("{}", (r.next_u64() % 2_000_001) as f64 / 1000.0 - 1000.0)),
+            "string" => {
+                let min = num("minLength").unwrap_or(0);
+                let max = num("maxLength").unwrap_or(u64::MAX).min(min + 6);
+                out.push('"');
+                for _ in 0..min + r.next_u64() % (max - min + 1) {
+                    let piece = ["a", "Z", " ", "é", "€", "🌟", "\\n", "\\\"", "\\u00e9", "'", ":", "}"];
+                    out.push_str(piece[pick(r, piece.len())]);
+                }
+                out.push('"');
+            }
+            "array" => {
+                let min = num("minItems").unwrap_or(0);
+                let max = num("maxItems").unwrap_or(u64::MAX).min(if depth > 3 { min } else { min + 3 });
+                let items = o.get("items").cloned().unwrap_or(Value::Bool(true));
+                out.push('[');
+                for i in 0..min + r.next_u64() % (max - min + 1) {
+                    ws(r, out);
+                    if i > 0 {
+                        out.push(',');
+                        ws(r, out);
+                    }
+                    gen_valid(r, root, &items, depth + 1, out);
+                    ws(r, out);
+                }
+                out.push(']');
+            }
+            "object" => {
+                let props = o.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+                let required = o.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+                let mut members: Vec<(String, Value)> = props
+                    .iter()
+                    .filter(|(k, _)| required.contains(&Value::String(k.to_string())) || pick(r, 2) == 0 && depth < 4)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let extra = match o.get("additionalProperties") {
+                    None if !o.contains_key("properties") => Some(Value::Bool(true)),
+                    None | Some(Value::Bool(false)) => None,
+                    Some(x) => Some(x.clone()),
+                };
+                if let Some(x) = extra.filter(|_| depth < 4) {
+                    for i in 0..pick(r, 3) {
+                        members.push((format!("more {i}\u{e9}"), x.clone()));
+                    }
+                }
+                for i in (1..members.len()).rev() {
+                    members.swap(i, pick(r, i + 1));
+                }
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    ws(r, out);
+                    if i > 0 {
+                        out.push(',');
+                        ws(r, out);
+                    }
+                    out.push_str(&serde_json::to_string(k).unwrap());
+                    ws(r, out);
+                    out.push(':');
+                    ws(r, out);
+                    gen_valid(r, root, v, depth + 1, out);
+                    ws(r, out);
+                }
+                out.push('}');
+            }
+            t => panic!("type {t}"),
+        }
+    }
+
+    /// A schema with what pydantic and OpenAI's strict mode write: `$defs` + `$ref`, recursion, `anyOf` with
+    /// null, enums, nested arrays, bounds, extra keys by schema, keys that JSON must escape.
+    fn sample_schema() -> Value {
+        serde_json::json!({
+            "$defs": {
+                "Pet": {
+                    "type": "object",
+                    "title": "Pet",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 8},
+                        "kind": {"enum": ["cat", "dog", 3, null, {"a": [1]}]},
+                        "age": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null},
+                        "friends": {"type": "array", "items": {"$ref": "#/$defs/Pet"}, "maxItems": 2}
+                    },
+                    "required": ["name", "kind"],
+                    "additionalProperties": false
+                }
+            },
+            "type": "object",
+            "properties": {
+                "owner": {"type": "string", "format": "email", "description": "annotation only"},
+                "pets": {"type": "array", "items": {"$ref": "#/$defs/Pet"}, "minItems": 1, "maxItems": 3},
+                "score": {"type": ["number", "boolean"]},
+                "ok": {"const": true},
+                "tags": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "quote\"d\n": {"type": "null"},
+                "nick": {"type": "string", "nullable": true},
+                "any": {},
+                "fixed": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
+            },
+            "required": ["owner", "pets", "ok"],
+            "additionalProperties": false
+        })
+    }
+
+    #[test]
+    fn every_prefix_of_a_schema_instance_is_read_and_the_whole_one_may_end() {
+        let schema = sample_schema();
+        let g = Grammar::from_schema(&schema).unwrap();
+        let mut r = SplitMix64(21);
+        for _ in 0..1500 {
+            let mut doc = String::new();
+            gen_valid(&mut r, &schema, &schema, 0, &mut doc);
+            let v: Value = serde_json::from_str(&doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+            assert!(valid(&schema, &schema, &v), "{doc}");
+            let mut p = g.start();
+            for (i, &b) in doc.as_bytes().iter().enumerate() {
+                assert!(!p.can_end(&g), "may end before byte {i} of {doc:?}");
+                assert!(p.feed(&g, b), "byte {i} ({:?}) of {doc:?} refused", b as char);
+            }
+            assert!(p.is_complete() && p.can_end(&g), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn what_a_schema_completes_is_an_instance_and_no_reading_strands() {
+        // Mutants of instances: whatever the reader completes is an instance (by `valid`), and whatever it reads
+        // can still be completed: a walk that takes random allowed bytes from any prefix it accepted always has
+        // a byte to take or may end, and where it ends the text is an instance.
+        let schema = sample_schema();
+        let g = Grammar::from_schema(&schema).unwrap();
+        let mut r = SplitMix64(5);
+        let alphabet = b"{}[],:\" \n0123456789.-eEtrufalsn\\u/aZ\xC3\xA9";
+        let (mut completed, mut walks_ended) = (0, 0);
+        for round in 0..4000 {
+            let mut doc = String::new();
+            gen_valid(&mut r, &schema, &schema, 0, &mut doc);
+            let mut b = doc.into_bytes();
+            for _ in 0..1 + r.next_u64() % 2 {
+                let i = (r.next_u64() as usize) % b.len();
+                match r.next_u64() % 3 {
+                    0 => {
+                        b.remove(i);
+                    }
+                    1 => b.insert(i, b[i]),
+                    _ => b[i] = alphabet[(r.next_u64() as usize) % alphabet.len()],
+                }
+            }
+            let mut p = g.start();
+            let mut read = 0;
+            while read < b.len() && p.feed(&g, b[read]) {
+                read += 1;
+            }
+            if read == b.len() && p.can_end(&g) {
+                let v: Value = serde_json::from_slice(&b)
+                    .unwrap_or_else(|e| panic!("{e}: completed {:?}", String::from_utf8_lossy(&b)));
+                assert!(valid(&schema, &schema, &v), "completed a non-instance {:?}", String::from_utf8_lossy(&b));
+                completed += 1;
+            }
+            if round % 4 != 0 {
+                continue;
+            }
+            // The walk: from the longest accepted prefix, random allowed bytes (closers favoured so it ends).
+            let mut p = g.start();
+            assert!(p.feed_all(&g, &b[..read]));
+            let mut text = b[..read].to_vec();
+            let favoured = b"}]\"0 ";
+            for _ in 0..600 {
+                if p.can_end(&g) && (p.is_complete() || r.next_u64() % 4 == 0) {
+                    let v: Value = serde_json::from_slice(&text).unwrap();
+                    assert!(
+                        valid(&schema, &schema, &v),
+                        "walked to a non-instance {:?}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    walks_ended += 1;
+                    break;
+                }
+                let ok: Vec<u8> = (0..=255u8).filter(|&x| p.clone().feed(&g, x)).collect();
+                assert!(!ok.is_empty(), "stranded after {:?}", String::from_utf8_lossy(&text));
+                let fav: Vec<u8> = ok.iter().copied().filter(|x| favoured.contains(x)).collect();
+                let from = if !fav.is_empty() && r.next_u64() % 3 != 0 { &fav } else { &ok };
+                let x = from[(r.next_u64() as usize) % from.len()];
+                assert!(p.feed(&g, x));
+                text.push(x);
+            }
+        }
+        assert!(completed > 300 && walks_ended > 500, "{completed} mutants completed, {walks_ended} walks ended");
+    }
+
+    #[test]
+    fn schema_cases() {
+        // `ok`: taken; `bad`: refused, not instances; texts in `spelt` are refused although serde_json reads them
+        // as instances (a key twice, a declared key written with an escape).
+        let check3 = |schema: Value, ok: &[&str], bad: &[&str], spelt: &[&str]| {
+            let g = Grammar::from_schema(&schema).unwrap_or_else(|e| panic!("{schema}: {e}"));
+            for t in ok {
+                let mut p = g.start();
+                assert!(p.feed_all(&g, t.as_bytes()) && p.can_end(&g), "{schema}: {t} refused");
+                assert!(valid(&schema, &schema, &serde_json::from_str(t).unwrap()), "{schema}: {t}");
+            }
+            for t in bad.iter().chain(spelt) {
+                let mut p = g.start();
+                assert!(!(p.feed_all(&g, t.as_bytes()) && p.can_end(&g)), "{schema}: {t} taken");
+            }
+            for t in bad {
+                let v: Result<Value, _> = serde_json::from_str(t);
+                assert!(v.map_or(true, |v| !valid(&schema, &schema, &v)), "{schema}: {t} is an instance");
+            }
+        };
+        let check = |schema: Value, ok: &[&str], bad: &[&str]| check3(schema, ok, bad, &[]);
+        use serde_json::json;
+        // Keys: each declared key once, in any order, spelt as JSON writes it; required ones before `}`.
+        let s = json!({"properties": {"a": {"type": "integer"}, "ab": {"type": "boolean"}}, "required": ["ab"]});
+        check3(
+            s,
+            &["{\"ab\":true}", "{\"a\":-0,\"ab\":false}", "{ \"ab\" : true , \"a\" : 12 }"],
+            &["{}", "{\"a\":1}", "{\"ab\":true,\"c\":1}", "{\"a\":1.5,\"ab\":true}", "{\"ab\":true,}"],
+            &["{\"ab\":true,\"ab\":true}", "{\"\\u0061b\":true}", "{\"a\":1e3,\"ab\":true}"],
+        );
+        // Other keys by schema; a declared key spelt with an escape would name it twice, so escapes only where
+        // they spell a declared key.
+        let s = json!({"properties": {"a\"b": {"type": "null"}}, "additionalProperties": {"type": "string"}});
+        check3(
+            s,
+            &["{\"a\\\"b\":null}", "{\"x\":\"1\",\"a\\\"b\":null}", "{\"\u{e9}\":\"\"}"],
+            &["{\"x\":1}", "{\"a\\\"b\":\"s\"}"],
+            &["{\"a\\u0022b\":null}", "{\"x\\u0041\":\"s\"}"],
+        );
+        // Numbers as enum values end where the next byte says so; top-level values of any type.
+        check3(
+            json!({"enum": [1, 12, "x", [true]]}),
+            &["1", "12", "\"x\"", "[true]"],
+            &["123", "2", "\"y\""],
+            &["[ true]"],
+        );
+        check3(json!({"type": "integer"}), &["0", "-7", "123"], &["01", "-", "\"1\"", "1.5"], &["1.0", "1e2"]);
+        check(
+            json!({"type": "string", "minLength": 2, "maxLength": 3}),
+            &["\"ab\"", "\"\\n\u{1F31F}\\u00e9\""],
+            &["\"a\"", "\"abcd\""],
+        );
+        check(
+            json!({"type": "array", "items": {"type": "null"}, "minItems": 1, "maxItems": 2}),
+            &["[null]", "[null,null]"],
+            &["[]", "[null,null,null]"],
+        );
+        check(json!({"type": "object"}), &["{}", "{\"x\":[1,{\"y\":null}]}"], &["[]"]);
+        check(
+            json!({"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                              {"type": "object", "properties": {"b": {"type": "string"}}, "required": ["b"]}]}),
+            &["{\"a\":1}", "{\"b\":\"\"}"],
+            &["{\"a\":\"\"}", "{}", "{\"a\":1,\"b\":\"\"}"],
+        );
+        // Recursion through "#".
+        check(
+            json!({"type": "object", "properties": {"next": {"$ref": "#"}}}),
+            &["{}", "{\"next\":{\"next\":{}}}"],
+            &["{\"next\":1}"],
+        );
+
+        // Refused with a reason: keywords not enforced, schemas with no (finite, shallow enough) instance.
+        let deep = (0..40)
+            .fold(json!({"type": "null"}), |s, _| json!({"type": "object", "properties": {"x": s}, "required": ["x"]}));
+        for (s, why) in [
+            (json!({"type": "string", "pattern": "^a"}), "'pattern'"),
+            (json!({"type": "integer", "minimum": 0}), "'minimum'"),
+            (json!({"oneOf": [{"type": "null"}]}), "'oneOf'"),
+            (json!({"properties": {"a": false}, "required": ["a"]}), "allows nothing"),
+            (json!({"properties": {}, "required": ["a"]}), "not in 'properties'"),
+            (json!({"properties": {"a": {"$ref": "#"}}, "required": ["a"]}), "no finite instance"),
+            (deep, "deeper than"),
+            (json!({"type": "array", "items": [{"type": "null"}]}), "tuples"),
+            (json!({"$ref": "#/$defs/missing"}), "does not point"),
+            (json!({"$ref": "https://example.com/s.json"}), "does not point"),
+            (json!({"allOf": [{}, {}]}), "exactly one"),
+            (json!({"type": "string", "minLength": 3, "maxLength": 2}), "above"),
+            (json!({"enum": []}), "no value"),
+            (json!({"enum": ["a"], "minLength": 3}), "beside"),
+            (json!({"type": "strung"}), "unknown type"),
+            (json!({"$ref": "#", "type": "null"}), "beside"),
+        ] {
+            let e = Grammar::from_schema(&s).map(|_| ()).unwrap_err();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_mask_keeps_a_schema_s_tokens_and_ends_where_the_value_may() {
+        let toks: Vec<&[u8]> = vec![b"{\"", b"ok", b"\":", b"true", b"false", b"}", b"<eos>", b"1", b"2", b"{}", b" "];
+        let v = Arc::new(JsonVocab::new(toks.len(), |t| {
+            let b = toks[t as usize];
+            (b != b"<eos>").then(|| b.to_vec())
+        }));
+        let allowed = |schema: Value, gen: &[u32]| {
+            let c = Constraint::new(Arc::new(Grammar::from_schema(&schema).unwrap()), v.clone());
+            let mut l = vec![0.0f32; toks.len()];
+            c.mask(gen, &[6], &mut l);
+            (0..toks.len() as u32).filter(|&t| l[t as usize] == 0.0).collect::<Vec<_>>()
+        };
+        let s = serde_json::json!({"properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+        assert_eq!(allowed(s.clone(), &[]), vec![0, 10]);
+        assert_eq!(allowed(s.clone(), &[0]), vec![1]);
+        assert_eq!(allowed(s.clone(), &[0, 1, 2]), vec![3, 4, 10]);
+        assert_eq!(allowed(s.clone(), &[0, 1, 2, 3]), vec![5, 10]);
+        assert_eq!(allowed(s, &[0, 1, 2, 3, 5]), vec![6]);
+        // A top-level number may end or go on: both the end token and digits.
+        assert_eq!(allowed(serde_json::json!({"type": "integer"}), &[7]), vec![6, 7, 8]);
     }
 }

@@ -21,7 +21,7 @@
 use super::cpu::{
     add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, softmax_prefix, swiglu_rows, Act, CpuQuant,
 };
-use super::json_mode::JsonVocab;
+use super::json_mode::Constraint;
 use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
@@ -98,18 +98,19 @@ pub struct LogitShaping {
     pub json: Option<JsonShaping>,
 }
 
-/// JSON mode: the generated text stays a prefix of one JSON object, and one of `end` ends the
-/// sequence once it is complete (see [`super::json_mode`]).
+/// JSON mode / structured output: the generated text stays a prefix of one JSON value the constraint
+/// allows (any object, or a schema's instance), and one of `end` ends the sequence once it may (see
+/// [`super::json_mode`]).
 #[derive(Debug, Clone)]
 pub struct JsonShaping {
-    pub vocab: Arc<JsonVocab>,
+    pub constraint: Arc<Constraint>,
     /// The sequence's end tokens (the model's stop tokens and the request's).
     pub end: Vec<u32>,
 }
 
 impl PartialEq for JsonShaping {
     fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.vocab, &o.vocab) && self.end == o.end
+        Arc::ptr_eq(&self.constraint, &o.constraint) && self.end == o.end
     }
 }
 
@@ -158,7 +159,7 @@ impl Shaping<'_> {
             }
         }
         if let Some(j) = self.json {
-            j.vocab.mask(self.generated, &j.end, logits);
+            j.constraint.mask(self.generated, &j.end, logits);
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The OpenAI request and response shapes: parsing with precise 4xx errors, and the JSON bodies
 //! and stream chunks the server sends. No I/O here.
 use super::chat::ChatMessage;
+use crate::backend::json_mode::Grammar;
 use crate::backend::paged::MAX_TOP_LOGPROBS;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Most stop strings a request may give.
 pub const MAX_STOP_STRINGS: usize = 16;
@@ -86,8 +88,35 @@ pub struct GenRequest {
     /// OpenAI's penalties over the tokens generated so far, in [-2, 2] (0: off).
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
-    /// `response_format: {"type": "json_object"}`: the choice's text is one JSON object.
-    pub json_object: bool,
+    /// `response_format` json_object / json_schema (or vLLM's `guided_json`): what the choice's text must be.
+    pub json: Option<JsonFormat>,
+}
+
+/// A constrained choice's text (backend::json_mode).
+#[derive(Debug, Clone)]
+pub enum JsonFormat {
+    /// `{"type": "json_object"}`: one JSON object.
+    Object,
+    /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S`: an instance of S, compiled;
+    /// `key` is S's text (the server keeps the masks of recent schemas by it).
+    Schema { grammar: Arc<Grammar>, key: String },
+}
+
+impl PartialEq for JsonFormat {
+    fn eq(&self, o: &Self) -> bool {
+        match (self, o) {
+            (JsonFormat::Object, JsonFormat::Object) => true,
+            (JsonFormat::Schema { key: a, .. }, JsonFormat::Schema { key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A schema parameter compiled, or a 400 naming `param` and what in the schema cannot be enforced.
+fn schema_format(schema: &Value, param: &str) -> Result<JsonFormat, ApiError> {
+    let grammar =
+        Grammar::from_schema(schema).map_err(|e| ApiError::invalid(format!("'{param}': {e}"), Some(param)))?;
+    Ok(JsonFormat::Schema { grammar: Arc::new(grammar), key: schema.to_string() })
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -174,7 +203,7 @@ pub const MAX_STOP_TOKEN_IDS: usize = 64;
 /// Sampling and decoding parameters that vLLM's server takes and this one does not implement, each with the value
 /// that leaves decoding as it is (`None`: no such value): a client sending that value (as some send every default)
 /// is served, any other is a 400 naming the parameter — never text decoded without what the client asked for.
-const UNSUPPORTED_SAMPLING: [(&str, Neutral); 14] = [
+const UNSUPPORTED_SAMPLING: [(&str, Neutral); 13] = [
     ("repetition_penalty", Neutral::Num(1.0)),
     ("length_penalty", Neutral::Num(1.0)),
     ("min_p", Neutral::Num(0.0)),
@@ -185,7 +214,6 @@ const UNSUPPORTED_SAMPLING: [(&str, Neutral); 14] = [
     ("spaces_between_special_tokens", Neutral::Bool(true)),
     ("prompt_logprobs", Neutral::None),
     ("truncate_prompt_tokens", Neutral::None),
-    ("guided_json", Neutral::None),
     ("guided_regex", Neutral::None),
     ("guided_choice", Neutral::None),
     ("guided_grammar", Neutral::None),
@@ -339,23 +367,48 @@ fn parse_common(
             *out = x as f32;
         }
     }
-    // JSON mode: decoding constrained to one JSON object (backend::json_mode). Structured outputs (a schema)
-    // are refused rather than answered with text that may not match it.
-    let mut json_object = false;
+    // JSON mode and structured outputs: decoding constrained to one JSON object, or to an instance of a JSON
+    // Schema (backend::json_mode); a schema with a keyword that cannot be enforced is a 400, never ignored.
+    let mut json = None;
     if let Some(f) = object(o, "response_format")? {
         match f.get("type").and_then(Value::as_str) {
             Some("text") => {}
-            Some("json_object") => json_object = true,
+            Some("json_object") => json = Some(JsonFormat::Object),
+            Some("json_schema") => {
+                let schema =
+                    f.get("json_schema").and_then(Value::as_object).and_then(|j| j.get("schema")).ok_or_else(|| {
+                        ApiError::invalid(
+                            "'response_format' json_schema needs {\"json_schema\": {\"name\": ..., \"schema\": {...}}}",
+                            Some("response_format"),
+                        )
+                    })?;
+                json = Some(schema_format(schema, "response_format")?);
+            }
             t => {
+                let only = "\"text\", \"json_object\" and \"json_schema\"";
+                let t = t.unwrap_or("(none)");
                 return Err(ApiError::invalid(
-                    format!(
-                        "'response_format' type {:?} is not supported (only \"text\" and \"json_object\")",
-                        t.unwrap_or("(none)")
-                    ),
+                    format!("'response_format' type {t:?} is not supported (only {only})"),
                     Some("response_format"),
-                ))
+                ));
             }
         }
+    }
+    // vLLM's spelling of a schema: the schema itself or its JSON text.
+    if let Some(g) = field(o, "guided_json") {
+        if json.is_some() {
+            return Err(ApiError::invalid(
+                "give either 'guided_json' or a JSON 'response_format', not both",
+                Some("guided_json"),
+            ));
+        }
+        let schema = match g {
+            Value::String(t) => serde_json::from_str(t).map_err(|e| {
+                ApiError::invalid(format!("'guided_json' is not a JSON schema: {e}"), Some("guided_json"))
+            })?,
+            v => v.clone(),
+        };
+        json = Some(schema_format(&schema, "guided_json")?);
     }
     if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
         return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
@@ -388,10 +441,10 @@ fn parse_common(
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
-    if ignore_eos && json_object {
+    if ignore_eos && json.is_some() {
         return Err(ApiError::invalid(
-            "'ignore_eos' cannot be combined with 'response_format' json_object, which ends the choice when its \
-object closes",
+            "'ignore_eos' cannot be combined with a JSON 'response_format' (or 'guided_json'), which ends the choice \
+when its value is complete",
             Some("ignore_eos"),
         ));
     }
@@ -437,7 +490,7 @@ object closes",
         logit_bias,
         presence_penalty: penalties[0],
         frequency_penalty: penalties[1],
-        json_object,
+        json,
     })
 }
 
@@ -1010,11 +1063,22 @@ mod tests {
         }
         assert_eq!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"n":4}"#)).unwrap().n, 4);
         assert!(parse_chat(&obj(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#))
-            .is_ok_and(|r| !r.json_object));
+            .is_ok_and(|r| r.json.is_none()));
         assert!(parse_chat(&obj(
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#
         ))
-        .is_ok_and(|r| r.json_object));
+        .is_ok_and(|r| r.json == Some(JsonFormat::Object)));
+        for schema in [
+            r#""response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"integer"},"strict":true}}"#,
+            r#""guided_json":{"type":"integer"}"#,
+            r#""guided_json":"{\"type\": \"integer\"}""#,
+        ] {
+            let r = parse_chat(&obj(&format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{schema}}}"#))).unwrap();
+            assert!(
+                matches!(&r.json, Some(JsonFormat::Schema { key, .. }) if key == r#"{"type":"integer"}"#),
+                "{schema}"
+            );
+        }
         for bad in [
             r#"{"messages":[]}"#,
             r#"{"messages":"hi"}"#,
@@ -1022,6 +1086,9 @@ mod tests {
             r#"{"messages":[{"role":"user"}]}"#,
             r#"{"messages":[{"content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{}}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"string","pattern":"a"}}}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"guided_json":"{not json"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"guided_json":{},"response_format":{"type":"json_object"}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"ignore_eos":true}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"response_format":"json"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"echo":true}"#,

@@ -378,12 +378,12 @@ impl Worker {
                         seq.stop_ids.push(t);
                     }
                 }
-                // JSON mode ends the choice with one of its stop tokens once the object closes.
+                // JSON mode and schemas end the choice with one of its stop tokens once the value is complete.
                 if let Some(j) = seq.shaping.as_mut().and_then(|s| s.json.as_mut()) {
                     if seq.stop_ids.is_empty() {
                         let _ = out.send(Output::Error(
-                            "'response_format' json_object needs a stop token to end the choice when its object \
-closes; this model's tokenizer has none: give 'stop_token_ids'"
+                            "a JSON 'response_format' needs a stop token to end the choice when its value is \
+complete; this model's tokenizer has none: give 'stop_token_ids'"
                                 .into(),
                         ));
                         return;

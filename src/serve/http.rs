@@ -1,10 +1,10 @@
 //! The HTTP side: axum routes for the OpenAI endpoints, SSE streaming, /health, /metrics, and a
 //! graceful drain on SIGTERM/SIGINT. It knows the engine only through [`Engine`]'s channels.
-use super::api::{self, ApiError, GenRequest, Kind, PromptInput, Responder};
+use super::api::{self, ApiError, GenRequest, JsonFormat, Kind, PromptInput, Responder};
 use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
-use crate::backend::json_mode::JsonVocab;
+use crate::backend::json_mode::{Constraint, Grammar, JsonVocab};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
@@ -41,9 +41,17 @@ pub struct AppState {
     started_unix: u64,
     /// Origins whose browser pages may call the API (CORS); `*`: any (the default, as vLLM's).
     pub allowed_origins: Vec<String>,
-    /// Every token's bytes for JSON mode, made by its first request.
+    /// Every token's bytes for JSON mode and schemas, made by the first request with either.
     json_vocab: std::sync::OnceLock<Arc<JsonVocab>>,
+    /// JSON mode's constraint (its kept masks serve every request).
+    json_object: std::sync::OnceLock<Arc<Constraint>>,
+    /// The constraints of the last [`SCHEMAS_KEPT`] schemas by their text, most recent last.
+    schemas: std::sync::Mutex<Vec<(String, Arc<Constraint>)>>,
 }
+
+/// Schemas whose constraints (and kept masks) the server keeps: a client that sends its schema with
+/// every request computes each state's mask once.
+const SCHEMAS_KEPT: usize = 16;
 
 impl AppState {
     pub fn new(engine: Engine, model_name: String, chat: ChatTemplate, max_inflight: usize) -> Self {
@@ -61,14 +69,40 @@ impl AppState {
                 .unwrap_or(0),
             allowed_origins: vec!["*".into()],
             json_vocab: std::sync::OnceLock::new(),
+            json_object: std::sync::OnceLock::new(),
+            schemas: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// The token table of JSON mode (`response_format: json_object`), over the model's vocabulary.
+    /// The token table of JSON mode and schemas, over the model's vocabulary.
     fn json_vocab(&self) -> Arc<JsonVocab> {
         self.json_vocab
             .get_or_init(|| Arc::new(JsonVocab::from_tokenizer(self.engine.tokenizer, self.engine.vocab_size)))
             .clone()
+    }
+
+    /// The constraint of a request's JSON format: JSON mode's shared one, or its schema's (kept or new).
+    fn json_constraint(&self, f: &JsonFormat) -> Arc<Constraint> {
+        let vocab = self.json_vocab();
+        match f {
+            JsonFormat::Object => self
+                .json_object
+                .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
+                .clone(),
+            JsonFormat::Schema { grammar, key } => {
+                let mut kept = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = kept.iter().position(|(k, _)| k == key) {
+                    let hit = kept.remove(i);
+                    kept.push(hit);
+                } else {
+                    if kept.len() >= SCHEMAS_KEPT {
+                        kept.remove(0);
+                    }
+                    kept.push((key.clone(), Arc::new(Constraint::new(grammar.clone(), vocab))));
+                }
+                kept.last().expect("just kept").1.clone()
+            }
+        }
     }
 
     fn count(&self, outcome: &'static str) {
@@ -520,7 +554,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
 /// what this backend does (a 400 naming the parameter otherwise) and against the vocabulary.
 fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::backend::paged::LogitShaping>, ApiError> {
     let shaped = !req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0;
-    if (shaped || req.json_object) && !s.engine.shaping {
+    if (shaped || req.json.is_some()) && !s.engine.shaping {
         let param = if !req.logit_bias.is_empty() {
             "logit_bias"
         } else if req.presence_penalty != 0.0 {
@@ -552,7 +586,10 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
         ));
     }
     // The end tokens are the sequence's, which the engine completes (Engine's `Command::Add`).
-    let json = req.json_object.then(|| crate::backend::paged::JsonShaping { vocab: s.json_vocab(), end: Vec::new() });
+    let json = req
+        .json
+        .as_ref()
+        .map(|f| crate::backend::paged::JsonShaping { constraint: s.json_constraint(f), end: Vec::new() });
     Ok((shaped || json.is_some()).then(|| crate::backend::paged::LogitShaping {
         bias: req.logit_bias.clone(),
         presence: req.presence_penalty,
