@@ -701,7 +701,24 @@ pub struct JsonVocab {
     bytes: Vec<u8>,
     /// Token t's bytes are `bytes[offs[t]..offs[t + 1]]`.
     offs: Vec<u32>,
+    /// The tokens that are plain string text, made by the first string state met.
+    plain: std::sync::OnceLock<Plain>,
 }
+
+/// Which tokens are plain string text — whole UTF-8 characters, none of them `"`, `\\` or a control
+/// character — and how many characters each has: inside a string (between characters) such a token
+/// is allowed whatever encloses the string, up to the string's length bound, so a string state's mask
+/// reads only the other tokens byte by byte.
+struct Plain {
+    /// Characters of each token; [`NOT_PLAIN`] for the others.
+    chars: Vec<u32>,
+    /// The plain tokens, a bit each.
+    bits: Vec<u64>,
+    /// The tokens with bytes that are not plain.
+    others: Vec<u32>,
+}
+
+const NOT_PLAIN: u32 = u32::MAX;
 
 impl std::fmt::Debug for JsonVocab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -719,7 +736,34 @@ impl JsonVocab {
             }
             offs.push(bytes.len() as u32);
         }
-        JsonVocab { bytes, offs }
+        JsonVocab { bytes, offs, plain: std::sync::OnceLock::new() }
+    }
+
+    fn plain(&self) -> &Plain {
+        self.plain.get_or_init(|| {
+            let mut p = Plain {
+                chars: Vec::with_capacity(self.len()),
+                bits: vec![0; self.len().div_ceil(64)],
+                others: Vec::new(),
+            };
+            for t in 0..self.len() {
+                let b = self.token(t as u32);
+                let text = std::str::from_utf8(b).ok().filter(|x| !x.chars().any(|c| c == '"' || c == '\\' || c < ' '));
+                match text {
+                    Some(x) if !b.is_empty() => {
+                        p.chars.push(x.chars().count() as u32);
+                        p.bits[t / 64] |= 1 << (t % 64);
+                    }
+                    _ => {
+                        p.chars.push(NOT_PLAIN);
+                        if !b.is_empty() {
+                            p.others.push(t as u32);
+                        }
+                    }
+                }
+            }
+            p
+        })
     }
 
     /// The table of a tokenizer's tokens over a model's `vocab` rows (rows past the tokenizer's never
@@ -807,29 +851,71 @@ impl Constraint {
         if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(s) {
             return m.clone();
         }
-        let g = &*self.grammar;
-        // Which first bytes can follow: most tokens are refused by their first byte alone.
-        let mut first = [false; 256];
-        for (b, ok) in first.iter_mut().enumerate() {
-            *ok = s.clone().feed(g, b as u8);
-        }
-        let mut bits = vec![0u64; self.vocab.len().div_ceil(64)];
-        let mut scratch = s.clone();
-        for t in 0..self.vocab.len() {
-            let b = self.vocab.token(t as u32);
-            if !b.is_empty() && first[b[0] as usize] && {
-                scratch.clone_from(s);
-                scratch.feed_all(g, b)
-            } {
-                bits[t / 64] |= 1 << (t % 64);
-            }
-        }
-        let bits = Arc::new(bits);
+        let bits = Arc::new(self.compute(s, true));
         let mut kept = self.masks.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() >= MASKS_KEPT {
             kept.clear();
         }
         kept.insert(s.clone(), bits.clone());
+        bits
+    }
+
+    /// The tokens that may follow state `s`, a bit each: inside a string between characters (`plain`), the
+    /// plain tokens within the string's length bound plus the others read byte by byte; elsewhere each token
+    /// read byte by byte, those whose first byte cannot follow skipped.
+    fn compute(&self, s: &JsonState, plain: bool) -> Vec<u64> {
+        let g = &*self.grammar;
+        let n = self.vocab.len();
+        let mut scratch = s.clone();
+        let mut fits = |t: u32| {
+            scratch.clone_from(s);
+            scratch.feed_all(g, self.vocab.token(t))
+        };
+        // Inside a string between characters: the characters still allowed (None: any number).
+        let in_string = match &s.cfgs[..] {
+            [c] if plain => match c.lex {
+                Lex::Str { node, part: InStr::Char, n } => match g.nodes[node as usize] {
+                    Node::Str { min, max } if min > 0 || max != UNBOUNDED => Some(Some(max - n)),
+                    _ => Some(None),
+                },
+                Lex::Key { lo, hi, part: InStr::Char, .. } if lo == hi => Some(None),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(budget) = in_string {
+            let p = self.vocab.plain();
+            let mut bits = match budget {
+                None => p.bits.clone(),
+                Some(k) => {
+                    let mut bits = vec![0u64; n.div_ceil(64)];
+                    for (t, &c) in p.chars.iter().enumerate() {
+                        if c != NOT_PLAIN && c <= k {
+                            bits[t / 64] |= 1 << (t % 64);
+                        }
+                    }
+                    bits
+                }
+            };
+            for &t in &p.others {
+                if fits(t) {
+                    bits[t as usize / 64] |= 1 << (t % 64);
+                }
+            }
+            return bits;
+        }
+        // Which first bytes can follow: most tokens are refused by their first byte alone.
+        let mut first = [false; 256];
+        for (b, ok) in first.iter_mut().enumerate() {
+            *ok = s.clone().feed(g, b as u8);
+        }
+        let mut bits = vec![0u64; n.div_ceil(64)];
+        for t in 0..n as u32 {
+            let b = self.vocab.token(t);
+            if !b.is_empty() && first[b[0] as usize] && fits(t) {
+                bits[t as usize / 64] |= 1 << (t % 64);
+            }
+        }
         bits
     }
 
@@ -1908,5 +1994,50 @@ mod tests {
         assert_eq!(allowed(s, &[0, 1, 2, 3, 5]), vec![6]);
         // A top-level number may end or go on: both the end token and digits.
         assert_eq!(allowed(serde_json::json!({"type": "integer"}), &[7]), vec![6, 7, 8]);
+    }
+
+    #[test]
+    fn a_string_s_mask_from_its_plain_tokens_equals_the_byte_by_byte_one() {
+        // Llama's SentencePiece vocabulary (byte pieces, multi-byte characters, spaces): at states met in JSON
+        // objects and schema instances (inside strings and keys above all), the mask of the plain-token path
+        // equals the one that reads every token.
+        let path = fixture("llama_spm_vocab/ggml-vocab-llama-spm.gguf");
+        let gg = crate::model::gguf::GgufFile::open(&path).unwrap();
+        let tok = Tokenizer::from_gguf_vocab(gg.tokenizer_vocab().unwrap()).unwrap();
+        let v = Arc::new(JsonVocab::from_tokenizer(&tok, tok.vocab_size()));
+        let schema = sample_schema();
+        let tight = serde_json::json!({"type": "object", "properties": {"s": {"type": "string", "minLength": 1, "maxLength": 3},
+                                       "t": {"type": "string", "minLength": 2}},
+                                       "additionalProperties": {"type": "string", "maxLength": 2}});
+        let mut r = SplitMix64(3);
+        let (mut strings, mut checked) = (0, 0);
+        for (g, root) in [
+            (Grammar::json_object(), None),
+            (Grammar::from_schema(&schema).unwrap(), Some(&schema)),
+            (Grammar::from_schema(&tight).unwrap(), Some(&tight)),
+        ] {
+            let c = Constraint::new(Arc::new(g), v.clone());
+            for _ in 0..25 {
+                let mut doc = String::new();
+                match root {
+                    None => gen(&mut r, 0, &mut doc),
+                    Some(sc) => gen_valid(&mut r, sc, sc, 0, &mut doc),
+                }
+                // Prefixes that end right after a quote (a string's or key's first character next), and one more.
+                let mut ends: Vec<usize> = doc.bytes().enumerate().filter(|x| x.1 == b'"').map(|x| x.0 + 1).collect();
+                ends.truncate(12);
+                ends.push(doc.char_indices().map(|x| x.0).nth((r.next_u64() as usize) % doc.chars().count()).unwrap());
+                for at in ends {
+                    let mut st = c.grammar.start();
+                    assert!(st.feed_all(&c.grammar, &doc.as_bytes()[..at]));
+                    let fast = c.compute(&st, true);
+                    let slow = c.compute(&st, false);
+                    strings += usize::from(matches!(st.cfgs[..], [Cfg { lex: Lex::Str { .. } | Lex::Key { .. }, .. }]));
+                    checked += 1;
+                    assert!(fast == slow, "masks differ after {:?}", &doc[..at]);
+                }
+            }
+        }
+        assert!(strings > 300, "{strings} of {checked} states in strings or keys");
     }
 }
