@@ -2,9 +2,9 @@
 # Session 63, one call: (1) JSON mode and structured outputs on `serve --backend cuda` beside the CPU backend
 # (../json/check.py, ≤ 200 s), then (2) the core of #11 / #15's table (session 61's core/run.sh: the peer's fp16 bs 1 /
 # 8 / 64, trtforge fp16 bs 1 / 64 / 8, fp8 bs64, int4 / int8 bs1, fp8 + int8 KV bs64, SmolLM2 bs1) in what is left.
-# Carry s63a (`.carry/z`: s62j's kernel modules with the binary of ece0ba2). `run` with carry [".carry/z"].
+# Carry s63b (`.carry/z`: s62j's kernel modules with the binary of 06c5c24). `run` with carry [".carry/z"].
 DL=${DL:-590}
-NAME=${NAME:-s63a}
+NAME=${NAME:-s63b}
 . scripts/gpu_bench_lib.sh
 TOK=tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
 M=(--model preset:tinyllama-1.1b --tokenizer $TOK)

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Session 63: JSON mode and structured outputs (response_format json_object / json_schema, guided_json) on `serve
-# --backend cuda`, beside the same model on the CPU backend: check.py's choices and load sets. Carry s63a (`.carry/z`:
+# --backend cuda`, beside the same model on the CPU backend: check.py's choices and load sets. Carry s63b (`.carry/z`:
 # s62j's kernel modules — the kernel sources did not change — with this session's binary, stripped and gzipped).
 # `run` with carry [".carry/z"].
 DL=${DL:-220}
-NAME=${NAME:-s63a}
+NAME=${NAME:-s63b}
 . scripts/gpu_bench_lib.sh
 TOK=tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
 M=(--model preset:tinyllama-1.1b --tokenizer $TOK)
