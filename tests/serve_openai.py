@@ -89,7 +89,7 @@ for bad in [dict(response_format={"type": "json_schema", "json_schema": {"name":
 print(f"json mode: {sum(f == 'stop' for f in stops)} of {len(stops)} choices stopped, each a JSON object")
 
 # Structured outputs (response_format json_schema, vLLM's guided_json): the client's own `parse` with a pydantic
-# model (its strict schema: $defs / $ref, anyOf with null, enums, all required, no other keys) gets a validated
+# model (its strict schema: $defs / $ref, anyOf with null, enums, bounds, all required, no other keys) gets a validated
 # object; every stopped choice validates against its schema by the `jsonschema` package; a schema keyword the
 # server cannot enforce is a 400 naming it.
 import typing
@@ -102,7 +102,7 @@ from openai.lib._pydantic import to_strict_json_schema
 class Pet(pydantic.BaseModel):
     name: typing.Annotated[str, pydantic.Field(max_length=16)]
     kind: typing.Literal["cat", "dog", "bird"]
-    age: typing.Optional[int]
+    age: typing.Optional[typing.Annotated[int, pydantic.Field(ge=0, le=40)]]
 
 
 class Household(pydantic.BaseModel):
@@ -130,13 +130,13 @@ assert len(done) >= 2, [(c.finish_reason, c.message.content) for c in sch] + [(c
 for t, sc in done:
     jsonschema.validate(json.loads(t), sc)
 for bad in [{"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}},
-            {"type": "object", "properties": {"a": {"type": "integer", "minimum": 3}}}]:
+            {"type": "object", "properties": {"a": {"type": "number", "maximum": 3}}}]:
     try:
         client.chat.completions.create(model=model, messages=sm, max_tokens=4, response_format={
             "type": "json_schema", "json_schema": {"name": "x", "schema": bad}})
         raise AssertionError(f"no error for {bad}")
     except openai.BadRequestError as e:
-        assert e.status_code == 400 and ("pattern" in str(e.body) or "minimum" in str(e.body)), e.body
+        assert e.status_code == 400 and ("pattern" in str(e.body) or "non-integer" in str(e.body)), e.body
 print(f"json schema: {len(done) + 1} of 4 choices stopped, each valid: {p.choices[0].message.content}")
 
 # Stop strings end the text and never leak into it (streamed or not).

@@ -50,9 +50,15 @@ const EXTRA: u8 = u8::MAX;
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Any,
-    /// A number (`int`: an integer, no fraction or exponent).
+    /// A number (`int`: an integer, no fraction or exponent) of this sign.
     Num {
         int: bool,
+        sign: Sign,
+    },
+    /// An integer in `lo..=hi` (at most 19 digits).
+    Int {
+        lo: i128,
+        hi: i128,
     },
     /// A string of `min..=max` characters.
     Str {
@@ -133,9 +139,19 @@ enum Lex {
         pos: u16,
         part: InStr,
     },
+    /// A number; `sign`: Positive's `nz` says whether a non-zero digit came (false for the other signs).
     Num {
         int: bool,
+        sign: Sign,
+        nz: bool,
         part: NumPart,
+        digits: u8,
+    },
+    /// A bounded integer of node `node`: its sign, the magnitude of its digits so far and their count.
+    Int {
+        node: Id,
+        neg: bool,
+        mag: u64,
         digits: u8,
     },
     /// One of node `node`'s texts `lo..hi`, `pos` bytes typed.
@@ -171,6 +187,35 @@ enum NumPart {
     E,
     ESign,
     Exp,
+}
+
+/// The sign a number may have (`minimum: 0`, `exclusiveMinimum: 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Sign {
+    Any,
+    NonNegative,
+    Positive,
+}
+
+/// Most digits of a bounded integer.
+const MAX_BOUNDED_DIGITS: u8 = 19;
+
+/// Whether an integer whose decimal digits begin with `mag` (`digits` of them; negative with `neg`) can
+/// still be one in `lo..=hi` within [`MAX_BOUNDED_DIGITS`].
+fn int_reachable(neg: bool, mag: u64, digits: u8, lo: i128, hi: i128) -> bool {
+    let within = |a: i128, b: i128| if neg { -b <= hi && -a >= lo } else { a <= hi && b >= lo };
+    if mag == 0 {
+        return within(0, 0);
+    }
+    let mut scale: i128 = 1;
+    for _ in digits..=MAX_BOUNDED_DIGITS {
+        let a = mag as i128 * scale;
+        if within(a, a + scale - 1) {
+            return true;
+        }
+        scale *= 10;
+    }
+    false
 }
 
 /// What comes next outside tokens.
@@ -367,9 +412,11 @@ impl Grammar {
                 Step::Ok
             }
             Lex::Key { lo, hi, pos, part } => ok(self.key_byte(c, lo, hi, pos, part, b)),
-            Lex::Num { int, part, digits } => {
+            Lex::Num { int, sign, nz, part, digits } => {
                 use NumPart::*;
                 let digit = b.is_ascii_digit();
+                // A positive number's mantissa has a non-zero digit (its exponent's digits do not count).
+                let nz = nz || sign == Sign::Positive && matches!(b, b'1'..=b'9') && !matches!(part, E | ESign | Exp);
                 let next = match (part, b) {
                     (Minus, b'0') => Some((Zero, 0)),
                     (Minus, _) if digit => Some((Int, 1)),
@@ -389,16 +436,42 @@ impl Grammar {
                             Exp => MAX_EXP_DIGITS,
                             _ => u8::MAX,
                         };
-                        c.lex = Lex::Num { int, part: p, digits: d };
+                        // A positive number without a non-zero digit yet keeps room for one: no exponent, no
+                        // last fraction digit that is zero.
+                        if sign == Sign::Positive && !nz && (p == E || p == Frac && d >= cap) {
+                            return Step::Fail;
+                        }
+                        c.lex = Lex::Num { int, sign, nz, part: p, digits: d };
                         ok(d <= cap)
                     }
                     // The number ends here if it may; the byte then belongs to what follows.
-                    None if matches!(part, Zero | Int | Frac | Exp) => {
+                    None if matches!(part, Zero | Int | Frac | Exp) && (sign != Sign::Positive || nz) => {
                         Self::done_value(c);
                         self.step(c, b)
                     }
                     None => Step::Fail,
                 }
+            }
+            Lex::Int { node, neg, mag, digits } => {
+                let Node::Int { lo, hi } = self.nodes[node as usize] else { return Step::Fail };
+                if b.is_ascii_digit() {
+                    // No digit after a leading zero; the prefix must still reach the range.
+                    if digits == 1 && mag == 0 || digits >= MAX_BOUNDED_DIGITS {
+                        return Step::Fail;
+                    }
+                    let mag = mag * 10 + (b - b'0') as u64;
+                    if !int_reachable(neg, mag, digits + 1, lo, hi) {
+                        return Step::Fail;
+                    }
+                    c.lex = Lex::Int { node, neg, mag, digits: digits + 1 };
+                    return Step::Ok;
+                }
+                let v = if neg { -(mag as i128) } else { mag as i128 };
+                if digits == 0 || !(lo..=hi).contains(&v) {
+                    return Step::Fail;
+                }
+                Self::done_value(c);
+                self.step(c, b)
             }
             Lex::Lit { node, lo, hi, pos } => {
                 let Node::Lit(texts) = &self.nodes[node as usize] else { return Step::Fail };
@@ -432,11 +505,22 @@ impl Grammar {
                 b'{' => return self.value(c, ANY_OBJ, b),
                 b'[' => return self.value(c, ANY_ARR, b),
                 b'"' => return self.value(c, ANY_STR, b),
-                b'-' | b'0'..=b'9' => Lex::Num { int: false, part: NumPart::Minus, digits: 0 },
+                b'-' | b'0'..=b'9' => {
+                    Lex::Num { int: false, sign: Sign::Any, nz: false, part: NumPart::Minus, digits: 0 }
+                }
                 _ => return self.value(c, ANY_LIT, b),
             },
-            Node::Num { int } => match b {
-                b'-' | b'0'..=b'9' => Lex::Num { int: *int, part: NumPart::Minus, digits: 0 },
+            Node::Num { int, sign } => match b {
+                b'-' if *sign != Sign::Any => return Step::Fail,
+                b'-' | b'0'..=b'9' => Lex::Num { int: *int, sign: *sign, nz: false, part: NumPart::Minus, digits: 0 },
+                _ => return Step::Fail,
+            },
+            Node::Int { lo, .. } => match b {
+                b'-' if *lo < 0 => {
+                    c.lex = Lex::Int { node: id, neg: true, mag: 0, digits: 0 };
+                    return Step::Ok;
+                }
+                b'0'..=b'9' => Lex::Int { node: id, neg: false, mag: 0, digits: 0 },
                 _ => return Step::Fail,
             },
             Node::Str { .. } if b == b'"' => {
@@ -591,7 +675,7 @@ fn min_depth(nodes: &[Node]) -> Vec<u32> {
         let mut changed = false;
         for (i, n) in nodes.iter().enumerate() {
             let v = match n {
-                Node::Any | Node::Num { .. } | Node::Str { .. } | Node::Lit(_) => 0,
+                Node::Any | Node::Num { .. } | Node::Int { .. } | Node::Str { .. } | Node::Lit(_) => 0,
                 Node::Arr { items, min, .. } => add1(if *min > 0 { d[*items as usize] } else { 0 }),
                 Node::Obj { vals, required, .. } => add1(
                     vals.iter()
@@ -678,8 +762,13 @@ impl JsonState {
     pub fn can_end(&self, g: &Grammar) -> bool {
         self.cfgs.iter().any(|c| match (c.want, c.lex) {
             (Want::Done, _) => true,
-            (_, Lex::Num { part, .. }) if c.stack.is_empty() => {
+            (_, Lex::Num { part, sign, nz, .. }) if c.stack.is_empty() => {
                 matches!(part, NumPart::Zero | NumPart::Int | NumPart::Frac | NumPart::Exp)
+                    && (sign != Sign::Positive || nz)
+            }
+            (_, Lex::Int { node, neg, mag, digits }) if c.stack.is_empty() => {
+                let Node::Int { lo, hi } = g.nodes[node as usize] else { return false };
+                digits > 0 && (lo..=hi).contains(&if neg { -(mag as i128) } else { mag as i128 })
             }
             (_, Lex::Lit { node, lo, hi, pos }) if c.stack.is_empty() => {
                 let Node::Lit(t) = &g.nodes[node as usize] else { return false };
@@ -951,12 +1040,8 @@ impl Constraint {
 
 /// Keywords that constrain instances in ways this decoder does not enforce: a schema with one is
 /// refused rather than answered with text that may not match it.
-const UNSUPPORTED: [&str; 27] = [
+const UNSUPPORTED: [&str; 23] = [
     "pattern",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
     "multipleOf",
     "uniqueItems",
     "minProperties",
@@ -981,8 +1066,11 @@ const UNSUPPORTED: [&str; 27] = [
     "$recursiveRef",
 ];
 
+/// Number bounds (enforced on integers; on other numbers as a sign).
+const BOUNDS: [&str; 4] = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
+
 /// Keywords [`Grammar::from_schema`] enforces.
-const HANDLED: [&str; 15] = [
+const HANDLED: [&str; 19] = [
     "type",
     "enum",
     "const",
@@ -998,6 +1086,10 @@ const HANDLED: [&str; 15] = [
     "allOf",
     "$ref",
     "nullable",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
 ];
 
 struct Compiler<'a> {
@@ -1011,9 +1103,10 @@ impl Grammar {
     /// [`MAX_PROPS`] an object, in any order, each once), `required`, `additionalProperties` (false, true or a
     /// schema; where `properties` is given without it, no other key — OpenAI's strict form — and an object
     /// schema with neither takes any keys), `items`, `minItems` / `maxItems`, `minLength` / `maxLength`
-    /// (characters), `anyOf`, `allOf` of one schema, `$ref` to `#` or a pointer into the document (`$defs`,
+    /// (characters), `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum` (integers of at most 19
+    /// digits; other numbers only as a sign: minimum 0, exclusiveMinimum 0), `anyOf`, `allOf` of one schema, `$ref` to `#` or a pointer into the document (`$defs`,
     /// `definitions`; recursion included), OpenAPI's `nullable`. Annotations (`title`, `description`, `format`,
-    /// ...) and unknown keywords are ignored; keywords it does not enforce (`pattern`, `minimum`, `oneOf`, ...)
+    /// ...) and unknown keywords are ignored; keywords it does not enforce (`pattern`, `multipleOf`, `oneOf`, ...)
     /// are an error naming them, as are schemas with no finite instance or none within [`MAX_DEPTH`].
     pub fn from_schema(schema: &Value) -> Result<Grammar, String> {
         let mut c = Compiler { root: schema, nodes: Grammar::base(), refs: HashMap::new() };
@@ -1110,6 +1203,8 @@ impl Compiler<'_> {
                     "array"
                 } else if ["minLength", "maxLength"].iter().any(|k| o.contains_key(*k)) {
                     "string"
+                } else if BOUNDS.iter().any(|k| o.contains_key(*k)) {
+                    "number"
                 } else {
                     "any"
                 };
@@ -1168,8 +1263,7 @@ impl Compiler<'_> {
             "any" => Ok(ANY),
             "null" => self.push(Node::Lit(vec![b"null".to_vec()])),
             "boolean" => Ok(self.push(Node::Lit(vec![b"false".to_vec(), b"true".to_vec()]))?),
-            "integer" => self.push(Node::Num { int: true }),
-            "number" => self.push(Node::Num { int: false }),
+            "integer" | "number" => self.number(o, ty == "integer", at),
             "string" => {
                 let min = Self::count(o, "minLength", at)?.unwrap_or(0);
                 let max = Self::count(o, "maxLength", at)?.unwrap_or(UNBOUNDED);
@@ -1196,6 +1290,63 @@ impl Compiler<'_> {
             "object" => self.object(o, at),
             t => Err(format!("{}: unknown type {t:?}", loc(at))),
         }
+    }
+
+    /// An integer or number schema with its bounds: any bounds for integers; for other numbers only a sign
+    /// (`minimum: 0`, `exclusiveMinimum: 0`).
+    fn number(&mut self, o: &Map<String, Value>, int: bool, at: &str) -> Result<Id, String> {
+        let get = |k: &str| -> Result<Option<f64>, String> {
+            match o.get(k) {
+                None | Some(Value::Bool(_)) => Ok(None),
+                Some(v) => v.as_f64().map(Some).ok_or_else(|| format!("{}: '{k}' must be a number, got {v}", loc(at))),
+            }
+        };
+        // Draft 4 writes an exclusive bound as `exclusiveMinimum: true` beside `minimum`.
+        let draft4 = |k: &str| o.get(k) == Some(&Value::Bool(true));
+        let (mut min, mut max) = (get("minimum")?, get("maximum")?);
+        let (mut xmin, mut xmax) = (get("exclusiveMinimum")?, get("exclusiveMaximum")?);
+        if draft4("exclusiveMinimum") {
+            xmin = xmin.or(min.take());
+        }
+        if draft4("exclusiveMaximum") {
+            xmax = xmax.or(max.take());
+        }
+        if !int {
+            let sign = match (min, xmin, max, xmax) {
+                (None, None, None, None) => Sign::Any,
+                (Some(0.0), None, None, None) => Sign::NonNegative,
+                (m, Some(x), None, None) if x == 0.0 && m.is_none_or(|m| m <= 0.0) => Sign::Positive,
+                _ => {
+                    return Err(format!(
+                        "{}: bounds on a non-integer number are supported only as minimum 0 or exclusiveMinimum 0",
+                        loc(at)
+                    ))
+                }
+            };
+            return self.push(Node::Num { int, sign });
+        }
+        if [min, max, xmin, xmax].iter().all(Option::is_none) {
+            return self.push(Node::Num { int, sign: Sign::Any });
+        }
+        let limit = 10f64.powi(MAX_BOUNDED_DIGITS as i32) - 1.0;
+        let mut lo = -limit;
+        let mut hi = limit;
+        if let Some(m) = min {
+            lo = lo.max(m.ceil());
+        }
+        if let Some(x) = xmin {
+            lo = lo.max(x.floor() + 1.0);
+        }
+        if let Some(m) = max {
+            hi = hi.min(m.floor());
+        }
+        if let Some(x) = xmax {
+            hi = hi.min(x.ceil() - 1.0);
+        }
+        if lo > hi {
+            return Err(format!("{}: no integer within the bounds (at most {MAX_BOUNDED_DIGITS} digits)", loc(at)));
+        }
+        self.push(Node::Int { lo: lo as i128, hi: hi as i128 })
     }
 
     fn object(&mut self, o: &Map<String, Value>, at: &str) -> Result<Id, String> {
@@ -1618,7 +1769,15 @@ mod tests {
             _ => {}
         }
         let num = |k: &str| o.get(k).and_then(Value::as_u64);
+        let bound = |k: &str| o.get(k).and_then(Value::as_f64);
         match v {
+            Value::Number(x) => {
+                let x = x.as_f64().unwrap();
+                bound("minimum").is_none_or(|m| x >= m)
+                    && bound("maximum").is_none_or(|m| x <= m)
+                    && bound("exclusiveMinimum").is_none_or(|m| x > m)
+                    && bound("exclusiveMaximum").is_none_or(|m| x < m)
+            }
             Value::String(x) => {
                 let n = x.chars().count() as u64;
                 num("minLength").is_none_or(|m| n >= m) && num("maxLength").is_none_or(|m| n <= m)
@@ -1687,8 +1846,27 @@ mod tests {
         match ty.as_str() {
             "null" => out.push_str("null"),
             "boolean" => out.push_str(["true", "false"][pick(r, 2)]),
-            "integer" => out.push_str(&format!("{}", r.next_u64() as i64 % 100_000)),
-            "number" => out.push_str(&format!("{}", (r.next_u64() % 2_000_001) as f64 / 1000.0 - 1000.0)),
+            "integer" => {
+                let f = |k: &str| o.get(k).and_then(Value::as_f64);
+                let lo = f("minimum").map(|m| m.ceil() as i64).or(f("exclusiveMinimum").map(|x| x.floor() as i64 + 1));
+                let hi = f("maximum").map(|m| m.floor() as i64).or(f("exclusiveMaximum").map(|x| x.ceil() as i64 - 1));
+                let (lo, hi) = match (lo, hi) {
+                    (Some(a), Some(b)) => (a, b),
+                    (Some(a), None) => (a, a + 100_000),
+                    (None, Some(b)) => (b - 100_000, b),
+                    (None, None) => (-100_000, 100_000),
+                };
+                out.push_str(&format!("{}", lo + (r.next_u64() % (hi - lo + 1) as u64) as i64));
+            }
+            "number" => {
+                let x = (r.next_u64() % 2_000_001) as f64 / 1000.0 - 1000.0;
+                let x = match (o.get("minimum"), o.get("exclusiveMinimum")) {
+                    (Some(_), _) => x.abs(),
+                    (_, Some(_)) => x.abs() + 0.001,
+                    _ => x,
+                };
+                out.push_str(&format!("{x}"));
+            }
             "string" => {
                 let min = num("minLength").unwrap_or(0);
                 let max = num("maxLength").unwrap_or(u64::MAX).min(min + 6);
@@ -1784,6 +1962,11 @@ mod tests {
                 "quote\"d\n": {"type": "null"},
                 "nick": {"type": "string", "nullable": true},
                 "any": {},
+                "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                "count": {"type": "integer", "exclusiveMinimum": -3, "maximum": 1000},
+                "big": {"type": "integer", "minimum": 123_456_789_012_i64},
+                "weight": {"type": "number", "minimum": 0},
+                "price": {"type": "number", "exclusiveMinimum": 0},
                 "fixed": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
             },
             "required": ["owner", "pets", "ok"],
@@ -1940,6 +2123,27 @@ mod tests {
             &["{\"a\":1}", "{\"b\":\"\"}"],
             &["{\"a\":\"\"}", "{}", "{\"a\":1,\"b\":\"\"}"],
         );
+        // Bounds: integers by their digits; other numbers by their sign.
+        check3(
+            json!({"type": "integer", "minimum": -12, "exclusiveMaximum": 250}),
+            &["-12", "-0", "0", "7", "249", "-1"],
+            &["-13", "250", "1000", "-120", "2490"],
+            &["01", "-012"],
+        );
+        check(json!({"type": "integer", "minimum": 10, "maximum": 10}), &["10"], &["1", "100", "9", "11"]);
+        // Draft 4's exclusive bound (`exclusiveMinimum: true` beside `minimum`).
+        let g = Grammar::from_schema(&json!({"type": "integer", "exclusiveMinimum": true, "minimum": 0})).unwrap();
+        for (t, ok) in [("1", true), ("90", true), ("0", false), ("-1", false)] {
+            let mut p = g.start();
+            assert_eq!(p.feed_all(&g, t.as_bytes()) && p.can_end(&g), ok, "{t}");
+        }
+        check(json!({"type": "number", "minimum": 0}), &["0", "0.5", "3e-2"], &["-1", "-0.5"]);
+        check3(
+            json!({"type": "number", "exclusiveMinimum": 0}),
+            &["0.5", "1", "10e3", "0.00001"],
+            &["-1", "0"],
+            &["0.0", "0e5"],
+        );
         // Recursion through "#".
         check(
             json!({"type": "object", "properties": {"next": {"$ref": "#"}}}),
@@ -1952,7 +2156,11 @@ mod tests {
             .fold(json!({"type": "null"}), |s, _| json!({"type": "object", "properties": {"x": s}, "required": ["x"]}));
         for (s, why) in [
             (json!({"type": "string", "pattern": "^a"}), "'pattern'"),
-            (json!({"type": "integer", "minimum": 0}), "'minimum'"),
+            (json!({"type": "number", "minimum": 1}), "non-integer"),
+            (json!({"type": "number", "minimum": 0, "maximum": 1}), "non-integer"),
+            (json!({"maximum": 0.5}), "non-integer"),
+            (json!({"type": "integer", "minimum": 3, "exclusiveMaximum": 3}), "no integer"),
+            (json!({"type": "integer", "multipleOf": 2}), "'multipleOf'"),
             (json!({"oneOf": [{"type": "null"}]}), "'oneOf'"),
             (json!({"properties": {"a": false}, "required": ["a"]}), "allows nothing"),
             (json!({"properties": {}, "required": ["a"]}), "not in 'properties'"),
