@@ -1500,6 +1500,24 @@ mod tests {
         out.push('"');
     }
 
+    /// One or two random edits of a text: a byte dropped, doubled or swapped for one of `alphabet`.
+    fn mutate(r: &mut SplitMix64, mut b: Vec<u8>, alphabet: &[u8]) -> Vec<u8> {
+        for _ in 0..1 + r.next_u64() % 2 {
+            if b.is_empty() {
+                break;
+            }
+            let i = (r.next_u64() as usize) % b.len();
+            match r.next_u64() % 3 {
+                0 => {
+                    b.remove(i);
+                }
+                1 => b.insert(i, b[i]),
+                _ => b[i] = alphabet[(r.next_u64() as usize) % alphabet.len()],
+            }
+        }
+        b
+    }
+
     /// Not beyond the reader's limits where serde_json has none: trailing whitespace, long runs of it, digit runs
     /// longer than an integer's, exponents of three digits, `\\u` escapes that could be surrogates.
     fn within_limits(b: &[u8]) -> bool {
@@ -1546,20 +1564,7 @@ mod tests {
         for _ in 0..20000 {
             let mut doc = String::new();
             gen(&mut r, 0, &mut doc);
-            let mut b = doc.into_bytes();
-            for _ in 0..1 + r.next_u64() % 2 {
-                let i = (r.next_u64() as usize) % b.len();
-                match r.next_u64() % 3 {
-                    0 => {
-                        b.remove(i);
-                    }
-                    1 => b.insert(i, b[i]),
-                    _ => b[i] = alphabet[(r.next_u64() as usize) % alphabet.len()],
-                }
-                if b.is_empty() {
-                    break;
-                }
-            }
+            let b = mutate(&mut r, doc.into_bytes(), alphabet);
             let reader = {
                 let g = Grammar::json_object();
                 let mut p = g.start();
@@ -2006,17 +2011,7 @@ mod tests {
         for round in 0..4000 {
             let mut doc = String::new();
             gen_valid(&mut r, &schema, &schema, 0, &mut doc);
-            let mut b = doc.into_bytes();
-            for _ in 0..1 + r.next_u64() % 2 {
-                let i = (r.next_u64() as usize) % b.len();
-                match r.next_u64() % 3 {
-                    0 => {
-                        b.remove(i);
-                    }
-                    1 => b.insert(i, b[i]),
-                    _ => b[i] = alphabet[(r.next_u64() as usize) % alphabet.len()],
-                }
-            }
+            let b = mutate(&mut r, doc.into_bytes(), alphabet);
             let mut p = g.start();
             let mut read = 0;
             while read < b.len() && p.feed(&g, b[read]) {
