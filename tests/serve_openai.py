@@ -130,13 +130,13 @@ assert len(done) >= 2, [(c.finish_reason, c.message.content) for c in sch] + [(c
 for t, sc in done:
     jsonschema.validate(json.loads(t), sc)
 for bad in [{"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}},
-            {"type": "object", "properties": {"a": {"type": "number", "maximum": 3}}}]:
+            {"type": "object", "properties": {"a": {"type": "number", "multipleOf": 0.5}}}]:
     try:
         client.chat.completions.create(model=model, messages=sm, max_tokens=4, response_format={
             "type": "json_schema", "json_schema": {"name": "x", "schema": bad}})
         raise AssertionError(f"no error for {bad}")
     except openai.BadRequestError as e:
-        assert e.status_code == 400 and ("pattern" in str(e.body) or "non-integer" in str(e.body)), e.body
+        assert e.status_code == 400 and ("pattern" in str(e.body) or "multipleOf" in str(e.body)), e.body
 print(f"json schema: {len(done) + 1} of 4 choices stopped, each valid: {p.choices[0].message.content}")
 
 # Stop strings end the text and never leak into it (streamed or not).

@@ -60,6 +60,18 @@ enum Node {
         lo: i128,
         hi: i128,
     },
+    /// A bounded non-integer number, without exponent and with at most [`DEC_FRAC`] fraction digits: its
+    /// digits read as units of 10⁻¹⁵ must reach `lo..=hi` (bounds made conservative, so that every value in
+    /// it passes the exact check), and the value it ends with passes the bounds as f64 (the validators'
+    /// reading).
+    Dec {
+        lo: i128,
+        hi: i128,
+        min: Option<f64>,
+        xmin: Option<f64>,
+        max: Option<f64>,
+        xmax: Option<f64>,
+    },
     /// A string of `min..=max` characters.
     Str {
         min: u32,
@@ -147,6 +159,17 @@ enum Lex {
         part: NumPart,
         digits: u8,
     },
+    /// A bounded non-integer number of node `node`: its sign, part, whether its integer part is a leading
+    /// zero, its integer / fraction digit counts and the magnitude of all its digits so far.
+    Dec {
+        node: Id,
+        neg: bool,
+        part: DecPart,
+        lead0: bool,
+        idig: u8,
+        fdig: u8,
+        val: i128,
+    },
     /// A bounded integer of node `node`: its sign, the magnitude of its digits so far and their count.
     Int {
         node: Id,
@@ -197,8 +220,77 @@ enum Sign {
     Positive,
 }
 
-/// Most digits of a bounded integer.
+/// Most digits of a bounded integer (and of a bounded number's integer part).
 const MAX_BOUNDED_DIGITS: u8 = 19;
+/// Most fraction digits of a bounded non-integer number, and its unit (10⁻¹⁵) and largest magnitude.
+const DEC_FRAC: u8 = 15;
+const DEC_UNIT: i128 = 1_000_000_000_000_000;
+const DEC_MAX: i128 = 10_000_000_000_000_000_000 * DEC_UNIT - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum DecPart {
+    /// Nothing or `-`.
+    Sign,
+    Int,
+    /// After `.`.
+    Dot,
+    Frac,
+}
+
+/// Whether a bounded number's digits so far can still be a value in units `lo..=hi`: after integer digits
+/// `val` (`idig` of them), any value whose integer part begins with them; after fraction digits (`fdig`),
+/// `val` as the value's first digits.
+fn dec_reachable(neg: bool, part: DecPart, lead0: bool, idig: u8, fdig: u8, val: i128, (lo, hi): (i128, i128)) -> bool {
+    let hit = |a: i128, b: i128| if neg { -b <= hi && -a >= lo } else { a <= hi && b >= lo };
+    match part {
+        DecPart::Sign => hit(0, DEC_MAX),
+        DecPart::Int if lead0 => hit(0, DEC_UNIT - 1),
+        DecPart::Int => {
+            let mut scale: i128 = 1;
+            for _ in idig..=MAX_BOUNDED_DIGITS {
+                if hit(val * scale * DEC_UNIT, (val + 1) * scale * DEC_UNIT - 1) {
+                    return true;
+                }
+                scale *= 10;
+            }
+            false
+        }
+        DecPart::Dot | DecPart::Frac => {
+            let scale = 10i128.pow((DEC_FRAC - fdig) as u32);
+            hit(val * scale, (val + 1) * scale - 1)
+        }
+    }
+}
+
+/// The f64 a bounded number's text reads as (digits `val`, the last `fdig` of them fraction).
+fn dec_value(neg: bool, val: i128, fdig: u8) -> f64 {
+    let d = format!("{val:0>width$}", width = fdig as usize + 1);
+    let (i, f) = d.split_at(d.len() - fdig as usize);
+    format!("{}{i}.{f}0", if neg { "-" } else { "" }).parse().unwrap_or(f64::NAN)
+}
+
+/// The least value in units of 10⁻¹⁵ from which every decimal satisfies `≥ x` (`> x` when `excl`) once read
+/// as f64: the bound itself where its shortest decimal has at most [`DEC_FRAC`] fraction digits (rounding is
+/// monotonic), else — and for exclusive bounds other than 0 — past it by more than f64's rounding.
+fn units_from(x: f64, excl: bool) -> i128 {
+    let text = format!("{x}");
+    let (neg, t) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.as_str()),
+    };
+    let (i, f) = t.split_once('.').unwrap_or((t, ""));
+    if f.len() <= DEC_FRAC as usize && i.len() <= MAX_BOUNDED_DIGITS as usize {
+        let exact = format!("{i}{f:0<15}").parse::<i128>().map(|v| if neg { -v } else { v });
+        match exact {
+            Ok(v) if !excl => return v,
+            Ok(0) => return 1,
+            _ => {}
+        }
+    }
+    let m = (x * 1e15).clamp(-(DEC_MAX as f64), DEC_MAX as f64);
+    let extra = (m.abs() * 1e-15).ceil().max(2.0);
+    ((m.ceil() + extra) as i128).clamp(-DEC_MAX, DEC_MAX)
+}
 
 /// Whether an integer whose decimal digits begin with `mag` (`digits` of them; negative with `neg`) can
 /// still be one in `lo..=hi` within [`MAX_BOUNDED_DIGITS`].
@@ -452,6 +544,32 @@ impl Grammar {
                     None => Step::Fail,
                 }
             }
+            Lex::Dec { node, neg, part, lead0, idig, fdig, val } => {
+                let Node::Dec { lo, hi, .. } = self.nodes[node as usize] else { return Step::Fail };
+                let next = match (part, b) {
+                    (DecPart::Sign, b'0') => (DecPart::Int, true, 1, 0, 0),
+                    (DecPart::Sign, b'1'..=b'9') => (DecPart::Int, false, 1, 0, (b - b'0') as i128),
+                    (DecPart::Int, b'0'..=b'9') if !lead0 && idig < MAX_BOUNDED_DIGITS => {
+                        (DecPart::Int, false, idig + 1, 0, val * 10 + (b - b'0') as i128)
+                    }
+                    (DecPart::Int, b'.') => (DecPart::Dot, lead0, idig, 0, val),
+                    (DecPart::Dot | DecPart::Frac, b'0'..=b'9') if fdig < DEC_FRAC => {
+                        (DecPart::Frac, lead0, idig, fdig + 1, val * 10 + (b - b'0') as i128)
+                    }
+                    // The number ends here if it may; the byte then belongs to what follows.
+                    (DecPart::Int | DecPart::Frac, _) if !b.is_ascii_digit() && self.dec_ok(node, neg, val, fdig) => {
+                        Self::done_value(c);
+                        return self.step(c, b);
+                    }
+                    _ => return Step::Fail,
+                };
+                let (part, lead0, idig, fdig, val) = next;
+                if !dec_reachable(neg, part, lead0, idig, fdig, val, (lo, hi)) {
+                    return Step::Fail;
+                }
+                c.lex = Lex::Dec { node, neg, part, lead0, idig, fdig, val };
+                Step::Ok
+            }
             Lex::Int { node, neg, mag, digits } => {
                 let Node::Int { lo, hi } = self.nodes[node as usize] else { return Step::Fail };
                 if b.is_ascii_digit() {
@@ -497,6 +615,17 @@ impl Grammar {
         }
     }
 
+    /// Whether a bounded number's text (digits `val`, `fdig` of them fraction) is within node `node`'s
+    /// bounds as f64.
+    fn dec_ok(&self, node: Id, neg: bool, val: i128, fdig: u8) -> bool {
+        let Node::Dec { min, xmin, max, xmax, .. } = self.nodes[node as usize] else { return false };
+        let v = dec_value(neg, val, fdig);
+        min.is_none_or(|m| v >= m)
+            && xmin.is_none_or(|m| v > m)
+            && max.is_none_or(|m| v <= m)
+            && xmax.is_none_or(|m| v < m)
+    }
+
     /// The first byte of a value of node `id` (which fits where it starts).
     fn value(&self, c: &mut Cfg, id: Id, b: u8) -> Step {
         let depth = c.stack.len();
@@ -513,6 +642,17 @@ impl Grammar {
             Node::Num { int, sign } => match b {
                 b'-' if *sign != Sign::Any => return Step::Fail,
                 b'-' | b'0'..=b'9' => Lex::Num { int: *int, sign: *sign, nz: false, part: NumPart::Minus, digits: 0 },
+                _ => return Step::Fail,
+            },
+            Node::Dec { lo, hi, .. } => match b {
+                b'-' if dec_reachable(true, DecPart::Sign, false, 0, 0, 0, (*lo, *hi)) => {
+                    c.lex =
+                        Lex::Dec { node: id, neg: true, part: DecPart::Sign, lead0: false, idig: 0, fdig: 0, val: 0 };
+                    return Step::Ok;
+                }
+                b'0'..=b'9' => {
+                    Lex::Dec { node: id, neg: false, part: DecPart::Sign, lead0: false, idig: 0, fdig: 0, val: 0 }
+                }
                 _ => return Step::Fail,
             },
             Node::Int { lo, .. } => match b {
@@ -675,7 +815,12 @@ fn min_depth(nodes: &[Node]) -> Vec<u32> {
         let mut changed = false;
         for (i, n) in nodes.iter().enumerate() {
             let v = match n {
-                Node::Any | Node::Num { .. } | Node::Int { .. } | Node::Str { .. } | Node::Lit(_) => 0,
+                Node::Any
+                | Node::Num { .. }
+                | Node::Int { .. }
+                | Node::Dec { .. }
+                | Node::Str { .. }
+                | Node::Lit(_) => 0,
                 Node::Arr { items, min, .. } => add1(if *min > 0 { d[*items as usize] } else { 0 }),
                 Node::Obj { vals, required, .. } => add1(
                     vals.iter()
@@ -765,6 +910,9 @@ impl JsonState {
             (_, Lex::Num { part, sign, nz, .. }) if c.stack.is_empty() => {
                 matches!(part, NumPart::Zero | NumPart::Int | NumPart::Frac | NumPart::Exp)
                     && (sign != Sign::Positive || nz)
+            }
+            (_, Lex::Dec { node, neg, part, fdig, val, .. }) if c.stack.is_empty() => {
+                matches!(part, DecPart::Int | DecPart::Frac) && g.dec_ok(node, neg, val, fdig)
             }
             (_, Lex::Int { node, neg, mag, digits }) if c.stack.is_empty() => {
                 let Node::Int { lo, hi } = g.nodes[node as usize] else { return false };
@@ -1066,7 +1214,7 @@ const UNSUPPORTED: [&str; 23] = [
     "$recursiveRef",
 ];
 
-/// Number bounds (enforced on integers; on other numbers as a sign).
+/// Number bounds.
 const BOUNDS: [&str; 4] = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
 
 /// Keywords [`Grammar::from_schema`] enforces.
@@ -1104,7 +1252,8 @@ impl Grammar {
     /// schema; where `properties` is given without it, no other key — OpenAI's strict form — and an object
     /// schema with neither takes any keys), `items`, `minItems` / `maxItems`, `minLength` / `maxLength`
     /// (characters), `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum` (integers of at most 19
-    /// digits; other numbers only as a sign: minimum 0, exclusiveMinimum 0), `anyOf`, `allOf` of one schema, `$ref` to `#` or a pointer into the document (`$defs`,
+    /// digits; other numbers with bounds besides a sign — minimum 0, exclusiveMinimum 0 — are written without
+    /// exponent, with at most 15 fraction digits), `anyOf`, `allOf` of one schema, `$ref` to `#` or a pointer into the document (`$defs`,
     /// `definitions`; recursion included), OpenAPI's `nullable`. Annotations (`title`, `description`, `format`,
     /// ...) and unknown keywords are ignored; keywords it does not enforce (`pattern`, `multipleOf`, `oneOf`, ...)
     /// are an error naming them, as are schemas with no finite instance or none within [`MAX_DEPTH`].
@@ -1292,8 +1441,7 @@ impl Compiler<'_> {
         }
     }
 
-    /// An integer or number schema with its bounds: any bounds for integers; for other numbers only a sign
-    /// (`minimum: 0`, `exclusiveMinimum: 0`).
+    /// An integer or number schema with its bounds.
     fn number(&mut self, o: &Map<String, Value>, int: bool, at: &str) -> Result<Id, String> {
         let get = |k: &str| -> Result<Option<f64>, String> {
             match o.get(k) {
@@ -1317,10 +1465,23 @@ impl Compiler<'_> {
                 (Some(0.0), None, None, None) => Sign::NonNegative,
                 (m, Some(x), None, None) if x == 0.0 && m.is_none_or(|m| m <= 0.0) => Sign::Positive,
                 _ => {
-                    return Err(format!(
-                        "{}: bounds on a non-integer number are supported only as minimum 0 or exclusiveMinimum 0",
-                        loc(at)
-                    ))
+                    // Other bounds: the number is written without exponent, its digits read against them.
+                    let lo = [min.map(|m| units_from(m, false)), xmin.map(|x| units_from(x, true))]
+                        .into_iter()
+                        .flatten()
+                        .fold(-DEC_MAX, i128::max);
+                    let hi = [max.map(|m| -units_from(-m, false)), xmax.map(|x| -units_from(-x, true))]
+                        .into_iter()
+                        .flatten()
+                        .fold(DEC_MAX, i128::min);
+                    if lo > hi {
+                        return Err(format!(
+                            "{}: no number within the bounds (written with at most {MAX_BOUNDED_DIGITS} integer and \
+{DEC_FRAC} fraction digits)",
+                            loc(at)
+                        ));
+                    }
+                    return self.push(Node::Dec { lo, hi, min, xmin, max, xmax });
                 }
             };
             return self.push(Node::Num { int, sign });
@@ -1864,13 +2025,13 @@ mod tests {
                 out.push_str(&format!("{}", lo + (r.next_u64() % (hi - lo + 1) as u64) as i64));
             }
             "number" => {
-                let x = (r.next_u64() % 2_000_001) as f64 / 1000.0 - 1000.0;
-                let x = match (o.get("minimum"), o.get("exclusiveMinimum")) {
-                    (Some(_), _) => x.abs(),
-                    (_, Some(_)) => x.abs() + 0.001,
-                    _ => x,
-                };
-                out.push_str(&format!("{x}"));
+                // Thousandths between the bounds (a thousandth inside an exclusive one).
+                let f = |k: &str| o.get(k).and_then(Value::as_f64);
+                let lo = f("minimum").or(f("exclusiveMinimum").map(|x| x + 0.001)).unwrap_or(-1000.0);
+                let hi = f("maximum").or(f("exclusiveMaximum").map(|x| x - 0.001)).unwrap_or(lo.max(0.0) + 1000.0);
+                let (a, b) = ((lo * 1000.0).ceil() as i64, (hi * 1000.0).floor() as i64);
+                let k = a + (r.next_u64() % (b - a + 1) as u64) as i64;
+                out.push_str(&format!("{}", k as f64 / 1000.0));
             }
             "string" => {
                 let min = num("minLength").unwrap_or(0);
@@ -1972,6 +2133,8 @@ mod tests {
                 "big": {"type": "integer", "minimum": 123_456_789_012_i64},
                 "weight": {"type": "number", "minimum": 0},
                 "price": {"type": "number", "exclusiveMinimum": 0},
+                "prob": {"type": "number", "minimum": 0, "maximum": 1},
+                "temp": {"type": "number", "exclusiveMinimum": -2.5, "exclusiveMaximum": 40.25},
                 "fixed": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
             },
             "required": ["owner", "pets", "ok"],
@@ -2139,6 +2302,22 @@ mod tests {
             &["-1", "0"],
             &["0.0", "0e5"],
         );
+        check3(
+            json!({"type": "number", "minimum": 0, "maximum": 1}),
+            &["0", "1", "0.5", "1.000", "0.999999", "-0"],
+            &["1.5", "-0.1", "2", "1.0000001"],
+            &["1e0", "0.1234567890123456"],
+        );
+        check(
+            json!({"type": "number", "exclusiveMinimum": 0.1, "exclusiveMaximum": 0.3}),
+            &["0.2", "0.1000001", "0.2999"],
+            &["0.1", "0.3", "0.05", "0.30"],
+        );
+        check(
+            json!({"type": "number", "minimum": -1.5, "maximum": -1.25}),
+            &["-1.5", "-1.3", "-1.25"],
+            &["-1.2", "-2", "1.3"],
+        );
         // Recursion through "#".
         check(
             json!({"type": "object", "properties": {"next": {"$ref": "#"}}}),
@@ -2151,9 +2330,8 @@ mod tests {
             .fold(json!({"type": "null"}), |s, _| json!({"type": "object", "properties": {"x": s}, "required": ["x"]}));
         for (s, why) in [
             (json!({"type": "string", "pattern": "^a"}), "'pattern'"),
-            (json!({"type": "number", "minimum": 1}), "non-integer"),
-            (json!({"type": "number", "minimum": 0, "maximum": 1}), "non-integer"),
-            (json!({"maximum": 0.5}), "non-integer"),
+            (json!({"type": "number", "minimum": 2, "maximum": 1}), "no number"),
+            (json!({"exclusiveMinimum": 0.5, "exclusiveMaximum": 0.5}), "no number"),
             (json!({"type": "integer", "minimum": 3, "exclusiveMaximum": 3}), "no integer"),
             (json!({"type": "integer", "multipleOf": 2}), "'multipleOf'"),
             (json!({"oneOf": [{"type": "null"}]}), "'oneOf'"),
