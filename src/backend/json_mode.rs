@@ -36,12 +36,13 @@ const MAX_LIT: usize = 4096;
 
 type Id = u32;
 /// Any JSON value; an object of any keys and values; an array of any values; `false` / `null` /
-/// `true`; any string. Every grammar starts with these five nodes.
+/// `true`; any string; any number. Every grammar starts with these six nodes.
 const ANY: Id = 0;
 const ANY_OBJ: Id = 1;
 const ANY_ARR: Id = 2;
 const ANY_LIT: Id = 3;
 const ANY_STR: Id = 4;
+const ANY_NUM: Id = 5;
 const UNBOUNDED: u32 = u32::MAX;
 /// A key that is none of the object's declared ones (its value: the object's `extra`).
 const EXTRA: u8 = u8::MAX;
@@ -420,6 +421,7 @@ impl Grammar {
             Node::Arr { items: ANY, min: 0, max: UNBOUNDED },
             Node::Lit(vec![b"false".to_vec(), b"null".to_vec(), b"true".to_vec()]),
             Node::Str { min: 0, max: UNBOUNDED },
+            Node::Num { int: false, sign: Sign::Any },
         ]
     }
 
@@ -537,10 +539,7 @@ impl Grammar {
                         ok(d <= cap)
                     }
                     // The number ends here if it may; the byte then belongs to what follows.
-                    None if matches!(part, Zero | Int | Frac | Exp) && (sign != Sign::Positive || nz) => {
-                        Self::done_value(c);
-                        self.step(c, b)
-                    }
+                    None if self.may_end(c.lex) => self.end_then(c, b),
                     None => Step::Fail,
                 }
             }
@@ -557,10 +556,7 @@ impl Grammar {
                         (DecPart::Frac, lead0, idig, fdig + 1, val * 10 + (b - b'0') as i128)
                     }
                     // The number ends here if it may; the byte then belongs to what follows.
-                    (DecPart::Int | DecPart::Frac, _) if !b.is_ascii_digit() && self.dec_ok(node, neg, val, fdig) => {
-                        Self::done_value(c);
-                        return self.step(c, b);
-                    }
+                    _ if !b.is_ascii_digit() && self.may_end(c.lex) => return self.end_then(c, b),
                     _ => return Step::Fail,
                 };
                 let (part, lead0, idig, fdig, val) = next;
@@ -584,12 +580,11 @@ impl Grammar {
                     c.lex = Lex::Int { node, neg, mag, digits: digits + 1 };
                     return Step::Ok;
                 }
-                let v = if neg { -(mag as i128) } else { mag as i128 };
-                if digits == 0 || !(lo..=hi).contains(&v) {
-                    return Step::Fail;
+                if self.may_end(c.lex) {
+                    self.end_then(c, b)
+                } else {
+                    Step::Fail
                 }
-                Self::done_value(c);
-                self.step(c, b)
             }
             Lex::Lit { node, lo, hi, pos } => {
                 let Node::Lit(texts) = &self.nodes[node as usize] else { return Step::Fail };
@@ -604,10 +599,9 @@ impl Grammar {
                         c.lex = Lex::Lit { node, lo: nlo as u16, hi: nhi as u16, pos: pos + 1 };
                     }
                     Step::Ok
-                } else if (lo..hi).any(|i| texts[i].len() == p) {
+                } else if self.may_end(c.lex) {
                     // A text ended (a number that could have gone on): the byte belongs to what follows.
-                    Self::done_value(c);
-                    self.step(c, b)
+                    self.end_then(c, b)
                 } else {
                     Step::Fail
                 }
@@ -615,28 +609,51 @@ impl Grammar {
         }
     }
 
-    /// Whether a bounded number's text (digits `val`, `fdig` of them fraction) is within node `node`'s
-    /// bounds as f64.
-    fn dec_ok(&self, node: Id, neg: bool, val: i128, fdig: u8) -> bool {
-        let Node::Dec { min, xmin, max, xmax, .. } = self.nodes[node as usize] else { return false };
-        let v = dec_value(neg, val, fdig);
-        min.is_none_or(|m| v >= m)
-            && xmin.is_none_or(|m| v > m)
-            && max.is_none_or(|m| v <= m)
-            && xmax.is_none_or(|m| v < m)
+    /// Whether the token being read may end where it is (a number or literal that could also go on ends
+    /// at the first byte that does not continue it): a number with its digits (a positive one with a
+    /// non-zero digit), a bounded one within its bounds (a non-integer's as f64), a whole literal.
+    fn may_end(&self, lex: Lex) -> bool {
+        match lex {
+            Lex::Num { part, sign, nz, .. } => {
+                matches!(part, NumPart::Zero | NumPart::Int | NumPart::Frac | NumPart::Exp)
+                    && (sign != Sign::Positive || nz)
+            }
+            Lex::Int { node, neg, mag, digits } => {
+                let Node::Int { lo, hi } = self.nodes[node as usize] else { return false };
+                digits > 0 && (lo..=hi).contains(&if neg { -(mag as i128) } else { mag as i128 })
+            }
+            Lex::Dec { node, neg, part, fdig, val, .. } => {
+                let Node::Dec { min, xmin, max, xmax, .. } = self.nodes[node as usize] else { return false };
+                let v = dec_value(neg, val, fdig);
+                matches!(part, DecPart::Int | DecPart::Frac)
+                    && min.is_none_or(|m| v >= m)
+                    && xmin.is_none_or(|m| v > m)
+                    && max.is_none_or(|m| v <= m)
+                    && xmax.is_none_or(|m| v < m)
+            }
+            Lex::Lit { node, lo, hi, pos } => {
+                let Node::Lit(t) = &self.nodes[node as usize] else { return false };
+                (lo..hi).any(|i| t[i as usize].len() == pos as usize)
+            }
+            Lex::None | Lex::Str { .. } | Lex::Key { .. } => false,
+        }
+    }
+
+    /// The token being read ends before byte `b`, which is read as what follows it.
+    fn end_then(&self, c: &mut Cfg, b: u8) -> Step {
+        Self::done_value(c);
+        self.step(c, b)
     }
 
     /// The first byte of a value of node `id` (which fits where it starts).
     fn value(&self, c: &mut Cfg, id: Id, b: u8) -> Step {
-        let depth = c.stack.len();
+        // The token this byte begins; a number's `-` is all of its first step.
         let lex = match &self.nodes[id as usize] {
             Node::Any => match b {
                 b'{' => return self.value(c, ANY_OBJ, b),
                 b'[' => return self.value(c, ANY_ARR, b),
                 b'"' => return self.value(c, ANY_STR, b),
-                b'-' | b'0'..=b'9' => {
-                    Lex::Num { int: false, sign: Sign::Any, nz: false, part: NumPart::Minus, digits: 0 }
-                }
+                b'-' | b'0'..=b'9' => return self.value(c, ANY_NUM, b),
                 _ => return self.value(c, ANY_LIT, b),
             },
             Node::Num { int, sign } => match b {
@@ -645,54 +662,40 @@ impl Grammar {
                 _ => return Step::Fail,
             },
             Node::Dec { lo, hi, .. } => match b {
-                b'-' if dec_reachable(true, DecPart::Sign, false, 0, 0, 0, (*lo, *hi)) => {
-                    c.lex =
-                        Lex::Dec { node: id, neg: true, part: DecPart::Sign, lead0: false, idig: 0, fdig: 0, val: 0 };
-                    return Step::Ok;
-                }
-                b'0'..=b'9' => {
-                    Lex::Dec { node: id, neg: false, part: DecPart::Sign, lead0: false, idig: 0, fdig: 0, val: 0 }
+                b'-' if !dec_reachable(true, DecPart::Sign, false, 0, 0, 0, (*lo, *hi)) => return Step::Fail,
+                b'-' | b'0'..=b'9' => {
+                    Lex::Dec { node: id, neg: b == b'-', part: DecPart::Sign, lead0: false, idig: 0, fdig: 0, val: 0 }
                 }
                 _ => return Step::Fail,
             },
             Node::Int { lo, .. } => match b {
-                b'-' if *lo < 0 => {
-                    c.lex = Lex::Int { node: id, neg: true, mag: 0, digits: 0 };
-                    return Step::Ok;
-                }
-                b'0'..=b'9' => Lex::Int { node: id, neg: false, mag: 0, digits: 0 },
+                b'-' if *lo >= 0 => return Step::Fail,
+                b'-' | b'0'..=b'9' => Lex::Int { node: id, neg: b == b'-', mag: 0, digits: 0 },
                 _ => return Step::Fail,
             },
-            Node::Str { .. } if b == b'"' => {
-                c.lex = Lex::Str { node: id, part: InStr::Char, n: 0 };
-                return Step::Ok;
-            }
+            Node::Str { .. } if b == b'"' => Lex::Str { node: id, part: InStr::Char, n: 0 },
             Node::Str { .. } => return Step::Fail,
             Node::Lit(texts) => Lex::Lit { node: id, lo: 0, hi: texts.len() as u16, pos: 0 },
-            Node::Arr { .. } | Node::Obj { .. } => {
-                let obj = matches!(self.nodes[id as usize], Node::Obj { .. });
-                if b != if obj { b'{' } else { b'[' } || depth >= MAX_DEPTH {
-                    return Step::Fail;
-                }
-                c.stack.push(if obj {
-                    Frame::Obj { node: id, seen: 0, at: ObjAt::Open }
-                } else {
-                    Frame::Arr { node: id, count: 0, open: true }
-                });
-                c.want = Want::Punct;
-                return Step::Ok;
-            }
+            Node::Obj { .. } => return self.open(c, b == b'{', Frame::Obj { node: id, seen: 0, at: ObjAt::Open }),
+            Node::Arr { .. } => return self.open(c, b == b'[', Frame::Arr { node: id, count: 0, open: true }),
             Node::Union(_) => return Step::Fork(id),
         };
-        if let Lex::Num { .. } = lex {
-            // A number's first byte: `-` or its first digit.
-            c.lex = lex;
-            if b == b'-' {
-                return Step::Ok;
-            }
-        }
         c.lex = lex;
+        let number = matches!(lex, Lex::Num { .. } | Lex::Int { .. } | Lex::Dec { .. });
+        if matches!(lex, Lex::Str { .. }) || number && b == b'-' {
+            return Step::Ok;
+        }
         self.step(c, b)
+    }
+
+    /// A container's opening (`opens`: the byte is its bracket) within [`MAX_DEPTH`].
+    fn open(&self, c: &mut Cfg, opens: bool, frame: Frame) -> Step {
+        if !opens || c.stack.len() >= MAX_DEPTH {
+            return Step::Fail;
+        }
+        c.stack.push(frame);
+        c.want = Want::Punct;
+        Step::Ok
     }
 
     /// A byte after a value or a container's opening, other than whitespace.
@@ -907,22 +910,7 @@ impl JsonState {
     pub fn can_end(&self, g: &Grammar) -> bool {
         self.cfgs.iter().any(|c| match (c.want, c.lex) {
             (Want::Done, _) => true,
-            (_, Lex::Num { part, sign, nz, .. }) if c.stack.is_empty() => {
-                matches!(part, NumPart::Zero | NumPart::Int | NumPart::Frac | NumPart::Exp)
-                    && (sign != Sign::Positive || nz)
-            }
-            (_, Lex::Dec { node, neg, part, fdig, val, .. }) if c.stack.is_empty() => {
-                matches!(part, DecPart::Int | DecPart::Frac) && g.dec_ok(node, neg, val, fdig)
-            }
-            (_, Lex::Int { node, neg, mag, digits }) if c.stack.is_empty() => {
-                let Node::Int { lo, hi } = g.nodes[node as usize] else { return false };
-                digits > 0 && (lo..=hi).contains(&if neg { -(mag as i128) } else { mag as i128 })
-            }
-            (_, Lex::Lit { node, lo, hi, pos }) if c.stack.is_empty() => {
-                let Node::Lit(t) = &g.nodes[node as usize] else { return false };
-                (lo..hi).any(|i| t[i as usize].len() == pos as usize)
-            }
-            _ => false,
+            (_, lex) => c.stack.is_empty() && g.may_end(lex),
         })
     }
 
@@ -2263,6 +2251,7 @@ mod tests {
             &["123", "2", "\"y\""],
             &["[ true]"],
         );
+        check(json!({"enum": [-2, "a"]}), &["-2", "\"a\""], &["-", "-3", "2"]);
         check3(json!({"type": "integer"}), &["0", "-7", "123"], &["01", "-", "\"1\"", "1.5"], &["1.0", "1e2"]);
         check(
             json!({"type": "string", "minLength": 2, "maxLength": 3}),
