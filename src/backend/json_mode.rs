@@ -8,8 +8,8 @@
 //! [`Constraint`] pairs a grammar with a vocabulary and keeps the allowed tokens of each state met;
 //! [`Constraint::mask`] sets the logits of the tokens that would break the prefix to −∞ (the sequence's
 //! end tokens only once the value may end). What a strict parser (serde_json) could refuse is kept out
-//! as well: `\u` escapes of surrogates, numbers beyond f64's range, and runs of whitespace longer than
-//! [`MAX_WS`] (a model could otherwise pad to its length limit). Every state a grammar lets the text reach
+//! as well: `\u` escapes of surrogates, numbers beyond f64's range; whitespace takes the layouts [`MAX_WS`]
+//! describes (a model could otherwise pad to its length limit). Every state a grammar lets the text reach
 //! can still be completed (nesting within [`MAX_DEPTH`] included), so a constrained choice never
 //! strands.
 
@@ -20,8 +20,12 @@ use std::sync::{Arc, Mutex};
 
 /// Deepest nesting of objects and arrays.
 pub const MAX_DEPTH: usize = 32;
-/// Longest run of whitespace between tokens of the JSON text.
+/// Whitespace between tokens of the JSON text is nothing, one space, or a line break with at most this many spaces
+/// or tabs of indentation after it (llama.cpp's JSON grammars allow the same layouts): a model can write JSON on one
+/// line or indented, but never pad it with blank lines or long runs (its choice would reach its length limit).
 pub const MAX_WS: u8 = 32;
+/// `Cfg::ws` after a lone space (after a line break it counts the bytes of the run).
+const WS_SPACE: u8 = u8::MAX;
 const MAX_INT_DIGITS: u8 = 20;
 const MAX_FRAC_DIGITS: u8 = 40;
 const MAX_EXP_DIGITS: u8 = 2;
@@ -470,8 +474,14 @@ impl Grammar {
         match c.lex {
             Lex::None => {
                 if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                    c.ws += 1;
-                    return ok(c.want != Want::Done && c.ws <= MAX_WS);
+                    // nothing, " ", or "\n" and up to MAX_WS - 1 spaces / tabs
+                    c.ws = match (c.ws, b) {
+                        (0, b' ') => WS_SPACE,
+                        (0, b'\n') => 1,
+                        (n, b' ' | b'\t') if n != WS_SPACE && n != 0 && n < MAX_WS => n + 1,
+                        _ => return Step::Fail,
+                    };
+                    return ok(c.want != Want::Done);
                 }
                 c.ws = 0;
                 match c.want {
@@ -1589,13 +1599,59 @@ mod tests {
         p.feed_all(&g, s.as_bytes()).then_some(p)
     }
 
+    /// Whitespace in one of the layouts the reader takes (nothing, a space, a line break and indentation), none
+    /// right after other whitespace.
+    fn layout(r: &mut SplitMix64, out: &mut String) {
+        if out.ends_with(|c: char| c.is_ascii_whitespace()) {
+            return;
+        }
+        match r.next_u64() % 4 {
+            0 => {}
+            1 => out.push(' '),
+            _ => {
+                out.push('\n');
+                for _ in 0..r.next_u64() % 6 {
+                    out.push([' ', '\t'][(r.next_u64() % 2) as usize]);
+                }
+            }
+        }
+    }
+
+    /// Whether every run of whitespace outside strings is one of the layouts the reader takes (read independently
+    /// of it: runs found byte by byte, strings skipped by their quotes).
+    fn layouts_ok(b: &[u8]) -> bool {
+        let (mut in_str, mut esc, mut run) = (false, false, Vec::new());
+        let ok = |run: &[u8]| match run {
+            [] | [b' '] => true,
+            [b'\n', rest @ ..] => rest.len() < MAX_WS as usize && rest.iter().all(|c| matches!(c, b' ' | b'\t')),
+            _ => false,
+        };
+        for &c in b {
+            if in_str {
+                match (esc, c) {
+                    (true, _) => esc = false,
+                    (false, b'\\') => esc = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            if c.is_ascii_whitespace() {
+                run.push(c);
+                continue;
+            }
+            if !ok(&run) {
+                return false;
+            }
+            run.clear();
+            in_str = c == b'"';
+        }
+        ok(&run)
+    }
+
     /// A random JSON value within the reader's limits, written with random whitespace.
     fn gen(r: &mut SplitMix64, depth: usize, out: &mut String) {
-        let ws = |r: &mut SplitMix64, out: &mut String| {
-            for _ in 0..r.next_u64() % 3 {
-                out.push([' ', '\n', '\t', '\r'][(r.next_u64() % 4) as usize]);
-            }
-        };
+        let ws = |r: &mut SplitMix64, out: &mut String| layout(r, out);
         let k = if depth == 0 { 0 } else { r.next_u64() % 7 };
         match k {
             0 | 1 => {
@@ -1667,10 +1723,10 @@ mod tests {
         b
     }
 
-    /// Not beyond the reader's limits where serde_json has none: trailing whitespace, long runs of it, digit runs
-    /// longer than an integer's, exponents of three digits, `\\u` escapes that could be surrogates.
+    /// Not beyond the reader's limits where serde_json has none: trailing whitespace, whitespace in other layouts,
+    /// digit runs longer than an integer's, exponents of three digits, `\\u` escapes that could be surrogates.
     fn within_limits(b: &[u8]) -> bool {
-        let ws_run = b.windows(MAX_WS as usize + 1).any(|w| w.iter().all(|c| c.is_ascii_whitespace()));
+        let ws_run = !layouts_ok(b);
         let digit_run = b.windows(MAX_INT_DIGITS as usize + 1).any(|w| w.iter().all(u8::is_ascii_digit));
         let long_exp = (0..b.len()).any(|i| {
             let rest = &b[i..];
@@ -1779,8 +1835,15 @@ mod tests {
         let deep = "[".repeat(MAX_DEPTH);
         assert!(accepts(&format!("{{\"a\":{}", &deep[1..])).is_some());
         assert!(accepts(&format!("{{\"a\":{deep}")).is_none());
-        assert!(accepts(&format!("{{{}", " ".repeat(MAX_WS as usize))).is_some());
-        assert!(accepts(&format!("{{{}", " ".repeat(MAX_WS as usize + 1))).is_none());
+        // Whitespace: nothing, a space, or a line break with up to MAX_WS - 1 spaces / tabs of indentation.
+        let indent = |n: usize| format!("{{\n{}", " \t".repeat(n).chars().take(n).collect::<String>());
+        assert!(accepts(&indent(MAX_WS as usize - 1)).is_some() && accepts(&indent(MAX_WS as usize)).is_none());
+        for fine in ["{ \"a\": 1 }", "{\"a\" :1,\n  \"b\":\n\t[ 2 ,\n 3 ]\n}", "\n{}", " {}"] {
+            assert!(accepts(fine).is_some_and(|p| p.is_complete()), "{fine:?}");
+        }
+        for padded in ["{  \"a\": 1}", "{\n\n\"a\": 1}", "{\"a\": 1 \n}", "{\t\"a\": 1}", "{\r\n\"a\": 1}", "{}\n"] {
+            assert!(accepts(padded).is_none(), "{padded:?}");
+        }
     }
 
     fn fixture(name: &str) -> std::path::PathBuf {
@@ -1962,11 +2025,7 @@ mod tests {
     /// A random instance of a schema of the subset, written with random whitespace: from the schema's
     /// own keywords, not from the compiled grammar.
     fn gen_valid(r: &mut SplitMix64, root: &Value, s: &Value, depth: usize, out: &mut String) {
-        let ws = |r: &mut SplitMix64, out: &mut String| {
-            for _ in 0..r.next_u64() % 3 {
-                out.push([' ', '\n', '\t'][(r.next_u64() % 3) as usize]);
-            }
-        };
+        let ws = |r: &mut SplitMix64, out: &mut String| layout(r, out);
         let pick = |r: &mut SplitMix64, n: usize| (r.next_u64() % n as u64) as usize;
         let o = match s {
             Value::Bool(true) => return gen(r, depth.max(1), out),
