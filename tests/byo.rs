@@ -178,20 +178,38 @@ fn chat_templates_match_transformers() {
             _ => failures.push(format!("{g}\n  trtforge ({how}): {got:?}")),
         };
         check(&got, &mut failures, "render_with");
-        // The same conversation as /v1/chat/completions receives it (serve's parsing: role, content, name), where
-        // it has only those keys, as strings, and no tools.
-        let json = serde_json::to_value(conv).unwrap();
+        // The same conversation as /v1/chat/completions receives it (serve's parsing: role, content, name, tool
+        // calls with their arguments as the JSON text OpenAI's clients send, tool results; with "tools", the
+        // request's), where its keys are those and its contents strings.
+        let mut json = serde_json::to_value(conv).unwrap();
         let plain = json.as_array().unwrap().iter().all(|m| {
             let m = m.as_object().unwrap();
-            m.iter().all(|(k, v)| ["role", "content", "name"].contains(&k.as_str()) && v.is_string())
-                && ["system", "user", "assistant"].contains(&m["role"].as_str().unwrap())
+            m.iter().all(|(k, v)| {
+                (["role", "content", "name", "tool_call_id"].contains(&k.as_str()) && v.is_string())
+                    || (k == "tool_calls" && v.is_array())
+            }) && ["system", "user", "assistant", "tool"].contains(&m["role"].as_str().unwrap())
         });
-        if plain && extra.is_empty() {
+        if plain {
             served += 1;
-            let req = serde_json::json!({ "messages": json });
+            for m in json.as_array_mut().unwrap() {
+                for c in m.get_mut("tool_calls").and_then(|c| c.as_array_mut()).into_iter().flatten() {
+                    let args = &mut c["function"]["arguments"];
+                    *args = serde_json::Value::String(args.to_string());
+                }
+            }
+            let mut req = serde_json::json!({ "messages": json });
+            if !extra.is_empty() {
+                req["tools"] = serde_json::to_value(&inputs.tools).unwrap();
+                req["tool_choice"] = "none".into();
+            }
             let parsed = trtforge::serve::api::parse_chat(req.as_object().unwrap()).expect("serve parses it");
             let [trtforge::serve::api::PromptInput::Chat(msgs)] = &parsed.prompts[..] else { panic!("one chat") };
-            check(&t.render(msgs, gen), &mut failures, "serve");
+            let tools: Vec<(&str, minijinja::Value)> = parsed
+                .tools
+                .iter()
+                .map(|t| ("tools", minijinja::Value::from(minijinja::value::Serde(&t.spec))))
+                .collect();
+            check(&t.render_with(msgs, gen, &tools), &mut failures, "serve");
         }
     }
     assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), golden.len(), failures.join("\n"));

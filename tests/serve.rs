@@ -266,6 +266,41 @@ fn concurrent_greedy_requests_match_generate_and_are_batched() {
     }
 }
 
+/// Function calling with `tool_choice` "auto": `--tool-call-parser llama3_json` reads replies in Llama 3.1's call
+/// format, checked through the official client by tests/serve_tools_auto.py (calls, streamed or not, validated by
+/// `jsonschema`; text stays text); a format the server does not know is a CLI error. ("required" and named
+/// functions, which need no format, are serve_openai.py's "tools:" section.)
+#[test]
+fn auto_tool_calls_in_a_model_format_reach_the_openai_client() {
+    let _g = serial();
+    let Some(model) = smollm2() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_trtforge"))
+        .args(["serve", "--model", &model, "--port", "0", "--tool-call-parser", "xml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not a tool-call format") && err.contains("hermes"), "{err}");
+    let has = Command::new("python3").args(["-c", "import openai, jsonschema"]).status().is_ok_and(|s| s.success());
+    if !has {
+        assert_ne!(
+            std::env::var("TRTFORGE_REQUIRE_MODELS").as_deref(),
+            Ok("1"),
+            "the `openai` / `jsonschema` Python packages are missing (scripts/test.sh installs them)"
+        );
+        eprintln!("SKIP: the openai / jsonschema Python packages are missing");
+        return;
+    }
+    let srv = Server::start(&model, &["--served-model-name", "smollm2", "--tool-call-parser", "llama3_json"]);
+    let out = Command::new("python3")
+        .args([root().join("tests/serve_tools_auto.py").to_str().unwrap(), &srv.url(), "smollm2"])
+        .output()
+        .unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && so.contains("OK"), "{so}\n{se}\nserver:\n{}", srv.log());
+    assert!(srv.log().contains("tool calls: the llama3_json format"), "{}", srv.log());
+    srv.assert_pool_empty();
+}
+
 #[test]
 fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     let _g = serial();
@@ -298,7 +333,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
                 && so.contains("prompt logprobs:")
                 && so.contains("logit_bias and penalties:")
                 && so.contains("json mode:")
-                && so.contains("json schema:"),
+                && so.contains("json schema:")
+                && so.contains("tools:"),
             "openai client checks failed:\n{so}\n{se}\nserver:\n{}",
             srv.log()
         );

@@ -139,6 +139,86 @@ for bad in [{"type": "object", "properties": {"a": {"type": "string", "pattern":
         assert e.status_code == 400 and ("pattern" in str(e.body) or "multipleOf" in str(e.body)), e.body
 print(f"json schema: {len(done) + 1} of 4 choices stopped, each valid: {p.choices[0].message.content}")
 
+# Function calling (tools): a named function's choice is a call whose arguments the client's own `parse` reads into
+# the pydantic model of the tool (`openai.pydantic_function_tool`, a strict schema); streamed, the call's id and name
+# come first and its argument pieces join to the same text; "required" (sampled, n = 3, no parallel calls) gives one
+# call a choice, whose arguments validate (`jsonschema`) against that function's parameters; the calls go back into
+# the conversation with their results; "auto" on a template with no tool-call format, a function not among the
+# tools, a parameters keyword the constraint cannot enforce, tools on /v1/completions are 400s.
+class GetWeather(pydantic.BaseModel):
+    """Current weather in a city."""
+    city: typing.Annotated[str, pydantic.Field(max_length=24)]
+    unit: typing.Literal["celsius", "fahrenheit"]
+    days: typing.Optional[typing.Annotated[int, pydantic.Field(ge=1, le=7)]]
+
+
+clock = {"type": "object", "properties": {"timezone": {"type": "string", "maxLength": 32}}, "required": ["timezone"],
+         "additionalProperties": False}
+tools = [openai.pydantic_function_tool(GetWeather, name="get_weather"),
+         {"type": "function", "function": {"name": "get_time", "description": "Time in a timezone", "parameters": clock,
+                                           "strict": True}}]
+params = {"get_weather": tools[0]["function"]["parameters"], "get_time": clock}
+tm = [{"role": "user", "content": "What's the weather like in Paris today?"}]
+named = {"type": "function", "function": {"name": "get_weather"}}
+n1 = client.chat.completions.parse(model=model, messages=tm, tools=tools, tool_choice=named, max_tokens=160,
+                                   temperature=0).choices[0]
+assert n1.finish_reason == "stop" and n1.message.content is None and len(n1.message.tool_calls) == 1, n1
+call = n1.message.tool_calls[0]
+assert call.type == "function" and call.function.name == "get_weather" and call.id.startswith("call_"), call
+assert isinstance(call.function.parsed_arguments, GetWeather), call
+jsonschema.validate(json.loads(call.function.arguments), params["get_weather"])
+acc, finish = {}, []
+for chunk in client.chat.completions.create(model=model, messages=tm, tools=tools, tool_choice=named, max_tokens=160,
+                                            temperature=0, stream=True):
+    if not chunk.choices:
+        continue
+    finish += [chunk.choices[0].finish_reason] if chunk.choices[0].finish_reason else []
+    for t in chunk.choices[0].delta.tool_calls or []:
+        if t.index in acc:
+            assert t.id is None and t.function.name is None, t
+        else:
+            acc[t.index] = {"id": t.id, "name": t.function.name, "arguments": ""}
+        acc[t.index]["arguments"] += t.function.arguments or ""
+assert finish == ["stop"] and list(acc) == [0], (finish, acc)
+assert acc[0]["name"] == "get_weather" and acc[0]["id"].startswith("call_"), acc
+assert acc[0]["arguments"] == call.function.arguments, (acc, call)
+rq = client.chat.completions.create(model=model, messages=tm, tools=tools, tool_choice="required",
+                                    parallel_tool_calls=False, max_tokens=200, temperature=1.0, seed=3, n=3).choices
+made = []
+for ch in rq:
+    if ch.finish_reason == "length":
+        continue
+    assert ch.finish_reason == "tool_calls" and ch.message.content is None and len(ch.message.tool_calls) == 1, ch
+    t = ch.message.tool_calls[0]
+    jsonschema.validate(json.loads(t.function.arguments), params[t.function.name])
+    made.append(t.function.name)
+assert len(made) >= 2, [(ch.finish_reason, ch.message) for ch in rq]
+# The call and its result back in the conversation: the model answers in text.
+back = tm + [n1.message.model_dump(exclude_none=True, exclude={"parsed"}),
+             {"role": "tool", "tool_call_id": call.id, "content": "18 degrees, sunny"}]
+for tc in back[1]["tool_calls"]:
+    tc["function"].pop("parsed_arguments", None)
+ans = client.chat.completions.create(model=model, messages=back, tools=tools, tool_choice="none", max_tokens=16,
+                                     temperature=0).choices[0]
+assert ans.message.content and not ans.message.tool_calls and ans.finish_reason in ("stop", "length"), ans
+for kw, param, words in [(dict(tools=tools), "tool_choice", "tool-call-parser"),
+                         (dict(tools=tools, tool_choice={"type": "function", "function": {"name": "nope"}}),
+                          "tool_choice", "nope"),
+                         (dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {
+                             "type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}}}],
+                               tool_choice="required"), "tools", "pattern")]:
+    try:
+        client.chat.completions.create(model=model, messages=tm, max_tokens=4, **kw)
+        raise AssertionError(f"no error for {kw}")
+    except openai.BadRequestError as e:
+        assert e.body.get("param") == param and words in e.body.get("message", ""), e.body
+try:
+    client.completions.create(model=model, prompt="hi", max_tokens=4, extra_body={"tools": tools})
+    raise AssertionError("no error for tools on /v1/completions")
+except openai.BadRequestError as e:
+    assert e.body.get("param") == "tools", e.body
+print(f"tools: get_weather({call.function.arguments}); required: {made}; then {ans.message.content!r}")
+
 # Stop strings end the text and never leak into it (streamed or not).
 full = c.choices[0].message.content
 words = full.split()

@@ -110,8 +110,35 @@ async function failure(p) {
   assert.equal(seen, 2);
 
   // Errors: the client's classes, OpenAI's error object.
+  // Function calling: "auto" (the default with tools) on a template with no tool-call format is a 400 naming
+  // tool_choice; a named function comes back as a call whose arguments parse and fit its parameters, and streamed
+  // the SDK's chunks add up to the same call.
   let e = await failure(client.chat.completions.create({ model, messages: msgs, tools: [{ type: "function", function: { name: "f" } }] }));
-  assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "tools");
+  assert.ok(e instanceof OpenAI.BadRequestError && e.error.param === "tool_choice", String(e));
+  const weather = {
+    type: "object", additionalProperties: false, required: ["city"], properties: { city: { type: "string", maxLength: 20 } },
+  };
+  const forced = {
+    model, messages: [{ role: "user", content: "What is the weather in Rome?" }], max_tokens: 60, temperature: 0,
+    tools: [{ type: "function", function: { name: "get_weather", parameters: weather } }],
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+  };
+  const tc = await client.chat.completions.create(forced);
+  assert.equal(tc.choices[0].finish_reason, "stop", JSON.stringify(tc));
+  const call = tc.choices[0].message.tool_calls[0];
+  assert.ok(call.id.startsWith("call_") && call.function.name === "get_weather", JSON.stringify(call));
+  const args = JSON.parse(call.function.arguments);
+  assert.deepEqual(Object.keys(args), ["city"], call.function.arguments);
+  assert.ok(typeof args.city === "string" && [...args.city].length <= 20, call.function.arguments);
+  let streamed = "", name = null;
+  for await (const ch of await client.chat.completions.create({ ...forced, stream: true })) {
+    for (const t of ch.choices[0]?.delta?.tool_calls ?? []) {
+      name ??= t.function?.name;
+      streamed += t.function?.arguments ?? "";
+    }
+  }
+  assert.equal(name, "get_weather");
+  assert.equal(streamed, call.function.arguments);
   // JSON mode is served (a stopped choice parses as one object), and a schema; a keyword it cannot enforce is a 400.
   const jm = await client.chat.completions.create({
     model, messages: [{ role: "user", content: "A JSON object with a city and its country." }], max_tokens: 120,

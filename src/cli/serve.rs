@@ -66,6 +66,29 @@ pub struct ServeArgs {
     /// http://localhost:3000; `*` (the default, as vLLM's) allows any.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     allowed_origins: Vec<String>,
+    /// The tool-call format `tool_choice` "auto" reads in replies (vLLM's flag): hermes (`<tool_call>` blocks),
+    /// llama3_json or mistral (`[TOOL_CALLS]`); auto: the one the model's chat template writes, if any; none:
+    /// "auto" refused. "required" and named functions work with any model (decoding constrained to the schemas).
+    #[arg(long, default_value = "auto", value_parser = parse_tool_parser)]
+    tool_call_parser: ToolParser,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ToolParser {
+    Auto,
+    Set(Option<crate::serve::tools::ToolFormat>),
+}
+
+/// `--tool-call-parser auto|none|hermes|llama3_json|mistral`.
+fn parse_tool_parser(s: &str) -> Result<ToolParser, String> {
+    use crate::serve::tools::ToolFormat;
+    match s.trim() {
+        "auto" => Ok(ToolParser::Auto),
+        "none" => Ok(ToolParser::Set(None)),
+        n => ToolFormat::from_name(n).map(|f| ToolParser::Set(Some(f))).ok_or_else(|| {
+            format!("{s:?} is not a tool-call format: use auto, none, {}", ToolFormat::NAMES.join(", "))
+        }),
+    }
 }
 
 /// `--kv-cache fp16|fp8|int8`.
@@ -101,6 +124,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect(),
+        tool_call_parser: match a.tool_call_parser {
+            ToolParser::Auto => None,
+            ToolParser::Set(f) => Some(f),
+        },
     };
     crate::serve::run(&o)?;
     Ok(())

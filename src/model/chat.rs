@@ -206,7 +206,20 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         limit: usize,
     ) -> Result<std::result::Result<Vec<u32>, usize>> {
-        let text = self.render(messages, add_generation_prompt)?;
+        self.encode_within_with(tok, messages, add_generation_prompt, &[], limit)
+    }
+
+    /// [`encode_within`](Self::encode_within) with more template variables ([`render_with`](Self::render_with)'s
+    /// `extra`: the request's `tools`...).
+    pub fn encode_within_with(
+        &self,
+        tok: &Tokenizer,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        extra: &[(&str, Value)],
+        limit: usize,
+    ) -> Result<std::result::Result<Vec<u32>, usize>> {
+        let text = self.render_with(messages, add_generation_prompt, extra)?;
         let has_bos = !self.bos_token.is_empty() && text.starts_with(&self.bos_token);
         tok.encode_within(&text, !has_bos, limit)
     }
@@ -989,13 +1002,13 @@ mod tests {
         let msgs: Vec<serde_json::Value> = serde_json::from_value(m).unwrap();
         assert_eq!(
             t.render_with(&msgs, false, &[]).unwrap(),
-            r#"{"thinking": "r", "reasoning": "r", "role": "assistant", "reasoning_content": "r"}"#
+            r#"{"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}"#
         );
         let tools = Value::from(minijinja::value::Serde(serde_json::json!([{"b": 1, "a": "é"}])));
         let t = ChatTemplate::new("{{ tools|tojson(indent=2, ensure_ascii=true) }}", "", "").unwrap();
         assert_eq!(
             t.render_with(&[ChatMessage::user("x")], false, &[("tools", tools)]).unwrap(),
-            "[\n  {\n    \"a\": \"\\u00e9\",\n    \"b\": 1\n  }\n]"
+            "[\n  {\n    \"b\": 1,\n    \"a\": \"\\u00e9\"\n  }\n]"
         );
     }
 

@@ -85,15 +85,23 @@ pub struct GgufVocab {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
+    /// A `tool` turn's answer to this call (before `content`, as OpenAI's examples write a tool turn: templates
+    /// that print a message's keys see them in this order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
     pub content: String,
     /// OpenAI's optional participant name (`message.name` in a template; absent when `None`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An assistant turn's tool calls as templates read them: `{"id", "type": "function", "function": {"name",
+    /// "arguments"}}`, the arguments an object (transformers' convention; OpenAI's clients send JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into(), name: None }
+        ChatMessage { role: role.into(), content: content.into(), name: None, tool_calls: None, tool_call_id: None }
     }
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)

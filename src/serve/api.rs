@@ -1,6 +1,7 @@
 //! The OpenAI request and response shapes: parsing with precise 4xx errors, and the JSON bodies
 //! and stream chunks the server sends. No I/O here.
 use super::chat::ChatMessage;
+use super::tools::{ToolCall, ToolChoice, ToolRequest};
 use crate::backend::json_mode::Grammar;
 use crate::backend::paged::MAX_TOP_LOGPROBS;
 use axum::http::StatusCode;
@@ -90,6 +91,9 @@ pub struct GenRequest {
     pub frequency_penalty: f32,
     /// `response_format` json_object / json_schema (or vLLM's `guided_json`): what the choice's text must be.
     pub json: Option<JsonFormat>,
+    /// Chat's function calling (`tools`, `tool_choice`, `parallel_tool_calls`); "required" and a named function
+    /// also set `json` (the schema the choice is constrained to).
+    pub tools: Option<ToolRequest>,
 }
 
 /// A constrained choice's text (backend::json_mode).
@@ -410,25 +414,20 @@ fn parse_common(
         };
         json = Some(schema_format(&schema, "guided_json")?);
     }
-    if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(ApiError::invalid("'tools' is not supported", Some("tools")));
-    }
-    // Function calling in its other spellings: refused as `tools` is, never answered with free text. The
-    // "none" choices ask for no call and are accepted.
+    // Legacy function calling (`functions`, `function_call`): refused, never answered with free text; "none"
+    // asks for no call. `tools` are chat's (parse_chat).
     if field(o, "functions").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
-        return Err(ApiError::invalid("'functions' (function calling) is not supported", Some("functions")));
+        return Err(ApiError::invalid(
+            "'functions' (legacy function calling) is not supported; declare them as 'tools'",
+            Some("functions"),
+        ));
     }
-    for k in ["function_call", "tool_choice"] {
-        if field(o, k).is_some_and(|c| c.as_str() != Some("none")) {
-            return Err(ApiError::invalid(
-                format!("'{k}' is not supported (this server does no function calling; only \"none\")"),
-                Some(k),
-            ));
-        }
+    if field(o, "function_call").is_some_and(|c| c.as_str() != Some("none")) {
+        return Err(ApiError::invalid(
+            "'function_call' (legacy function calling) is not supported; use 'tools' and 'tool_choice'",
+            Some("function_call"),
+        ));
     }
-    // With no tools there is nothing to call in parallel or not: either value (true is OpenAI's default, which
-    // some clients always send) asks for nothing.
-    boolean(o, "parallel_tool_calls")?;
     let stream = boolean(o, "stream")?.unwrap_or(false);
     let include_usage = match object(o, "stream_options")? {
         None => false,
@@ -491,6 +490,7 @@ when its value is complete",
         presence_penalty: penalties[0],
         frequency_penalty: penalties[1],
         json,
+        tools: None,
     })
 }
 
@@ -535,6 +535,11 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
     if matches!(field(o, "suffix"), Some(Value::String(s)) if !s.is_empty()) {
         return Err(ApiError::invalid("'suffix' is not supported", Some("suffix")));
     }
+    for k in ["tools", "tool_choice", "parallel_tool_calls"] {
+        if field(o, k).is_some() {
+            return Err(ApiError::invalid(format!("'{k}' is a /v1/chat/completions parameter"), Some(k)));
+        }
+    }
     let mut r = parse_common(o, prompts, &["max_tokens"])?;
     // Legacy completions: `logprobs` is the number of alternatives (the chosen token's always comes too).
     r.logprobs = match field(o, "logprobs") {
@@ -544,7 +549,8 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
     Ok(r)
 }
 
-/// A chat request's `messages`: roles and text contents (`developer` read as `system`); tool or function calls refused.
+/// A chat request's `messages`: roles and text contents (`developer` read as `system`), assistant turns' tool calls
+/// (their arguments as the objects templates read) and `tool` turns' answers; legacy function calls refused.
 fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> {
     let bad = |m: String| ApiError::invalid(m, Some("messages"));
     let msgs = match o.get("messages") {
@@ -558,15 +564,13 @@ fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> 
         let Value::Object(m) = m else {
             return Err(bad(format!("messages[{i}] must be an object")));
         };
-        // an empty `tool_calls` list (as vLLM's responses carry, which clients send back in the history) has no call
-        let calls = |k: &str| m.get(k).is_some_and(|t| !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()));
-        if calls("tool_calls") || calls("function_call") {
+        if m.get("function_call").is_some_and(|t| !t.is_null()) {
             return Err(bad(format!(
-                "messages[{i}] carries tool or function calls; this server does no function calling"
+                "messages[{i}] carries a legacy 'function_call'; send tool calls as 'tool_calls'"
             )));
         }
         let role = match m.get("role") {
-            Some(Value::String(r)) if ["system", "developer", "user", "assistant"].contains(&r.as_str()) => {
+            Some(Value::String(r)) if ["system", "developer", "user", "assistant", "tool"].contains(&r.as_str()) => {
                 if r == "developer" {
                     "system".to_string()
                 } else {
@@ -574,9 +578,23 @@ fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> 
                 }
             }
             Some(Value::String(r)) => {
-                return Err(bad(format!("messages[{i}].role {r:?} is not one of system, developer, user, assistant")))
+                return Err(bad(format!(
+                    "messages[{i}].role {r:?} is not one of system, developer, user, assistant, tool"
+                )))
             }
             _ => return Err(bad(format!("messages[{i}].role is required (a string)"))),
+        };
+        // an empty `tool_calls` list (as vLLM's responses carry, which clients send back in the history) has no call
+        let tool_calls = match m.get("tool_calls") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) if a.is_empty() => None,
+            Some(Value::Array(a)) if role == "assistant" => {
+                Some(a.iter().enumerate().map(|(j, c)| history_call(c, i, j)).collect::<Result<Vec<_>, _>>()?)
+            }
+            Some(Value::Array(_)) => {
+                return Err(bad(format!("messages[{i}]: only assistant turns carry 'tool_calls'")))
+            }
+            Some(v) => return Err(bad(format!("messages[{i}].tool_calls must be a list, got {}", type_name(v)))),
         };
         let content = match m.get("content") {
             Some(Value::String(s)) => s.clone(),
@@ -590,18 +608,50 @@ fn parse_messages(o: &Map<String, Value>) -> Result<Vec<ChatMessage>, ApiError> 
                 }
                 s
             }
+            // An assistant turn may have no content (one that only calls tools has `content: null`): the template
+            // gets "", as vLLM gives it (templates that know no tool calls still render the turn).
             Some(Value::Null) | None if role == "assistant" => String::new(),
             _ => return Err(bad(format!("messages[{i}].content is required (a string or text parts)"))),
         };
-        // OpenAI's participant name, which some templates print (`message.name`)
-        let name = match m.get("name") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(n)) => Some(n.clone()),
-            Some(v) => return Err(bad(format!("messages[{i}].name must be a string, got {}", type_name(v)))),
+        let text = |k: &str| match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(n)) => Ok(Some(n.clone())),
+            Some(v) => Err(bad(format!("messages[{i}].{k} must be a string, got {}", type_name(v)))),
         };
-        out.push(ChatMessage { role, content, name });
+        // OpenAI's participant name, which some templates print (`message.name`)
+        let name = text("name")?;
+        let tool_call_id = if role == "tool" { text("tool_call_id")? } else { None };
+        out.push(ChatMessage { role, content, name, tool_calls, tool_call_id });
     }
     Ok(out)
+}
+
+/// A tool call of an assistant turn in the history, as templates read it: `{"id", "type": "function", "function":
+/// {"name", "arguments"}}` with the arguments' JSON text (what OpenAI's clients send) read into its value, as
+/// vLLM hands it to templates (text that is no JSON stays text).
+fn history_call(c: &Value, i: usize, j: usize) -> Result<Value, ApiError> {
+    let bad = |m: &str| ApiError::invalid(format!("messages[{i}].tool_calls[{j}]: {m}"), Some("messages"));
+    let f = c
+        .get("function")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("needs \"function\": {\"name\", \"arguments\"}"))?;
+    let name = f.get("name").and_then(Value::as_str).ok_or_else(|| bad("function.name is required (a string)"))?;
+    let arguments = match f.get("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::String(t)) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone())),
+        Some(v) => v.clone(),
+    };
+    let mut call = Map::new();
+    match c.get("id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) => {
+            call.insert("id".into(), id.clone().into());
+        }
+        Some(_) => return Err(bad("id must be a string")),
+    }
+    call.insert("type".into(), "function".into());
+    call.insert("function".into(), json!({"name": name, "arguments": arguments}));
+    Ok(Value::Object(call))
 }
 
 /// `POST /v1/chat/completions`.
@@ -618,6 +668,33 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
     }
     if field(o, "audio").is_some() {
         return Err(ApiError::invalid("'audio' output is not supported", Some("audio")));
+    }
+    // Function calling: "required" and a named function constrain the choice to the calls' schema.
+    r.tools = ToolRequest::parse(o).map_err(|(m, param)| ApiError::invalid(m, Some(param)))?;
+    if let Some(t) = &r.tools {
+        if let Some(schema) = t.schema() {
+            if r.json.is_some() {
+                return Err(ApiError::invalid(
+                    "a JSON 'response_format' (or 'guided_json') cannot be combined with 'tool_choice' \"required\" or a named function, whose calls are JSON already",
+                    Some("tool_choice"),
+                ));
+            }
+            if r.ignore_eos {
+                return Err(ApiError::invalid(
+                    "'ignore_eos' cannot be combined with 'tool_choice' \"required\" or a named function, which ends the choice when its calls are complete",
+                    Some("ignore_eos"),
+                ));
+            }
+            // A keyword the constraint cannot enforce is a 400, as in response_format, naming the function.
+            let grammar = Grammar::from_schema(&schema).map_err(|e| {
+                let whose = match &t.choice {
+                    ToolChoice::Named(n) => format!("function {n:?}'s parameters"),
+                    _ => "the tools' parameters".into(),
+                };
+                ApiError::invalid(format!("'tools': {whose} cannot constrain the choice: {e}"), Some("tools"))
+            })?;
+            r.json = Some(JsonFormat::Schema { grammar: Arc::new(grammar), key: schema.to_string() });
+        }
     }
     let top = top_count(o, "top_logprobs")?;
     r.logprobs = match boolean(o, "logprobs")? {
@@ -637,7 +714,8 @@ pub enum TokenizeInput {
     /// A `prompt` string; `add_special_tokens` (default true, as completions): bos where the tokenizer adds one.
     Text { prompt: String, add_special_tokens: bool },
     /// `messages`, rendered with `add_generation_prompt` (default true, as chat completions).
-    Chat { messages: Vec<ChatMessage>, add_generation_prompt: bool },
+    /// `tools`: what the chat endpoint would render with the same request's tools.
+    Chat { messages: Vec<ChatMessage>, add_generation_prompt: bool, tools: Option<Value> },
 }
 
 /// A validated `POST /tokenize` request.
@@ -690,6 +768,7 @@ pub fn parse_tokenize(o: &Map<String, Value>) -> Result<TokenizeRequest, ApiErro
             TokenizeInput::Chat {
                 messages: parse_messages(o)?,
                 add_generation_prompt: boolean(o, "add_generation_prompt")?.unwrap_or(true),
+                tools: ToolRequest::parse(o).map_err(|(m, param)| ApiError::invalid(m, Some(param)))?.map(|t| t.spec),
             }
         }
     };
@@ -814,6 +893,20 @@ pub fn logprobs_json(kind: Kind, toks: &[TokenLp]) -> Value {
     }
 }
 
+/// A choice's answer: its text (a chat message's `content`, null where the message only calls tools) and its
+/// tool calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub content: Option<String>,
+    pub calls: Vec<ToolCall>,
+}
+
+impl Reply {
+    pub fn text(t: String) -> Self {
+        Reply { content: Some(t), calls: Vec::new() }
+    }
+}
+
 /// Builds response bodies and stream chunks for one request.
 pub struct Responder {
     pub kind: Kind,
@@ -841,16 +934,22 @@ impl Responder {
         }
     }
 
-    /// The whole (non-streaming) response: `choices` as (text, finish reason, `logprobs` object or null),
-    /// in index order.
-    pub fn full(&self, choices: &[(String, &str, Value)], prompt: usize, completion: usize) -> Value {
+    /// The whole (non-streaming) response: `choices` as (reply, finish reason, `logprobs` object or null), in
+    /// index order.
+    pub fn full(&self, choices: &[(Reply, &str, Value)], prompt: usize, completion: usize) -> Value {
         let choices: Vec<Value> = choices
             .iter()
             .enumerate()
-            .map(|(index, (text, finish, lp))| match self.kind {
-                Kind::Completion => json!({"index": index, "text": text, "logprobs": lp, "finish_reason": finish}),
-                Kind::Chat => json!({"index": index, "message": {"role": "assistant", "content": text},
-                                     "logprobs": lp, "finish_reason": finish}),
+            .map(|(index, (reply, finish, lp))| match self.kind {
+                Kind::Completion => json!({"index": index, "text": reply.content.as_deref().unwrap_or(""),
+                                           "logprobs": lp, "finish_reason": finish}),
+                Kind::Chat => {
+                    let mut message = json!({"role": "assistant", "content": reply.content});
+                    if !reply.calls.is_empty() {
+                        message["tool_calls"] = reply.calls.iter().map(|c| c.to_json(None)).collect();
+                    }
+                    json!({"index": index, "message": message, "logprobs": lp, "finish_reason": finish})
+                }
             })
             .collect();
         let object = match self.kind {
@@ -864,20 +963,12 @@ impl Responder {
     /// One stream chunk of choice `index`: a text delta (with its tokens' `logprobs` object, or null),
     /// or the end (`finish`), or (chat) the opening role chunk.
     pub fn chunk(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool, lp: Value) -> Value {
-        let mut c = self.chunk_body(index, text, finish, role, lp);
-        if self.usage_nulls {
-            c["usage"] = Value::Null;
-        }
-        c
-    }
-
-    fn chunk_body(&self, index: usize, text: Option<&str>, finish: Option<&str>, role: bool, lp: Value) -> Value {
         match self.kind {
-            Kind::Completion => json!({
+            Kind::Completion => self.with_usage(json!({
                 "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
                 "system_fingerprint": null,
                 "choices": [{"index": index, "text": text.unwrap_or(""), "logprobs": lp, "finish_reason": finish}],
-            }),
+            })),
             Kind::Chat => {
                 let mut delta = Map::new();
                 if role {
@@ -886,12 +977,24 @@ impl Responder {
                 if let Some(t) = text {
                     delta.insert("content".into(), t.into());
                 }
-                json!({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "system_fingerprint": null, "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
-                })
+                self.delta_chunk(index, delta, finish, lp)
             }
         }
+    }
+
+    /// A chat stream chunk of choice `index` with this `delta` (text, tool calls).
+    pub fn delta_chunk(&self, index: usize, delta: Map<String, Value>, finish: Option<&str>, lp: Value) -> Value {
+        self.with_usage(json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": null, "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
+        }))
+    }
+
+    fn with_usage(&self, mut c: Value) -> Value {
+        if self.usage_nulls {
+            c["usage"] = Value::Null;
+        }
+        c
     }
 
     /// The usage-only chunk sent last when `stream_options.include_usage` is set.
@@ -926,7 +1029,7 @@ mod tests {
                 "add_generation_prompt": false}"#,
         ))
         .unwrap();
-        let TokenizeInput::Chat { messages, add_generation_prompt } = t.input else { panic!("{t:?}") };
+        let TokenizeInput::Chat { messages, add_generation_prompt, .. } = t.input else { panic!("{t:?}") };
         assert!(!add_generation_prompt && !t.return_token_strs);
         assert_eq!(
             messages.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect::<Vec<_>>(),
@@ -942,7 +1045,8 @@ mod tests {
                 r#"{"messages": [{"role": "user", "content": "b"}], "continue_final_message": true}"#,
                 "continue_final_message",
             ),
-            (r#"{"messages": [{"role": "tool", "content": "b"}]}"#, "messages"),
+            (r#"{"messages": [{"role": "function", "content": "b"}]}"#, "messages"),
+            (r#"{"messages": [{"role": "user", "content": "b"}], "tools": [{"type": "x"}]}"#, "tools"),
             (r#"{"prompt": "a", "return_token_strs": "yes"}"#, "return_token_strs"),
             (r#"{"prompt": "a", "model": 3}"#, "model"),
         ] {
@@ -1096,13 +1200,20 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":false,"top_logprobs":2}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"logprobs":3}"#,
-            // function calling in every spelling, and stream_options without streaming
+            // legacy function calling, tool choices without tools or beside a JSON format, calls in the history that
+            // are not calls or not an assistant's, and stream_options without streaming
             r#"{"messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"function_call":"auto"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":"yes"}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","response_format":{"type":"json_object"}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","ignore_eos":true}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","pattern":"b"}}}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#,
             r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},{"role":"user","content":"x"}]}"#,
+            r#"{"messages":[{"role":"user","content":"x","tool_calls":[{"type":"function","function":{"name":"f"}}]}]}"#,
+            r#"{"messages":[{"role":"tool","content":"x","tool_call_id":5}]}"#,
+            r#"{"messages":[{"role":"assistant","content":"a","function_call":{"name":"f","arguments":"{}"}}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}}"#,
@@ -1117,9 +1228,34 @@ mod tests {
             r#"{"messages":[{"role":"user","content":"x"}],"modalities":["text"],"audio":null}"#,
             r#"{"messages":[{"role":"assistant","content":"a","tool_calls":[],"function_call":null},{"role":"user","content":"x"}]}"#,
             r#"{"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","pattern":"b"}}}}}]}"#,
         ] {
             assert!(parse_chat(&obj(fine)).is_ok(), "{fine}");
         }
+        // A conversation with a call and its result: the arguments' JSON text read into its value (key order kept),
+        // content null read as ""; a named function constrains the choice to its parameters.
+        let r = parse_chat(&obj(
+            r#"{"messages":[{"role":"user","content":"x"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"b\": 1, \"a\": [true]}"}}]},
+                {"role":"tool","tool_call_id":"c1","content":[{"type":"text","text":"ok"}]}],
+                "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"b":{"type":"integer"}}}}}],
+                "tool_choice":{"type":"function","function":{"name":"f"}}}"#,
+        ))
+        .unwrap();
+        let [PromptInput::Chat(m)] = &r.prompts[..] else { panic!() };
+        assert_eq!(m[1].content, "");
+        let call = &m[1].tool_calls.as_ref().unwrap()[0];
+        assert_eq!(
+            call.to_string(),
+            r#"{"id":"c1","type":"function","function":{"name":"f","arguments":{"b":1,"a":[true]}}}"#
+        );
+        assert_eq!(
+            (m[2].role.as_str(), m[2].tool_call_id.as_deref(), m[2].content.as_str()),
+            ("tool", Some("c1"), "ok")
+        );
+        assert!(
+            matches!(&r.json, Some(JsonFormat::Schema { key, .. }) if key == r#"{"type":"object","properties":{"b":{"type":"integer"}}}"#)
+        );
         let lp = |s| parse_chat(&obj(s)).unwrap().logprobs;
         assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#), Some(0));
         assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":5}"#), Some(5));

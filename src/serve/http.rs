@@ -1,9 +1,10 @@
 //! The HTTP side: axum routes for the OpenAI endpoints, SSE streaming, /health, /metrics, and a
 //! graceful drain on SIGTERM/SIGINT. It knows the engine only through [`Engine`]'s channels.
-use super::api::{self, ApiError, GenRequest, JsonFormat, Kind, PromptInput, Responder};
+use super::api::{self, ApiError, GenRequest, JsonFormat, Kind, PromptInput, Reply, Responder};
 use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
+use super::tools::{self, AutoStream, ToolCall, ToolChoice, ToolFormat};
 use crate::backend::json_mode::{Constraint, Grammar, JsonVocab};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
@@ -47,6 +48,11 @@ pub struct AppState {
     json_object: std::sync::OnceLock<Arc<Constraint>>,
     /// The constraints of the last [`SCHEMAS_KEPT`] schemas by their text, most recent last.
     schemas: std::sync::Mutex<Vec<(String, Arc<Constraint>)>>,
+    /// The tool-call format `tool_choice` "auto" reads choices in (the chat template's, or `--tool-call-parser`).
+    tool_format: Option<ToolFormat>,
+    /// The format's markers that are special tokens here (decoded to nothing): put back in the text calls are
+    /// read from.
+    tool_markers: Vec<(u32, &'static str)>,
 }
 
 /// Schemas whose constraints (and kept masks) the server keeps: a client that sends its schema with
@@ -71,7 +77,38 @@ impl AppState {
             json_vocab: std::sync::OnceLock::new(),
             json_object: std::sync::OnceLock::new(),
             schemas: std::sync::Mutex::new(Vec::new()),
+            tool_format: None,
+            tool_markers: Vec::new(),
         }
+    }
+
+    /// The tool-call format `tool_choice` "auto" reads (None: "auto" with tools is refused).
+    pub fn set_tool_format(&mut self, f: Option<ToolFormat>) {
+        let tok = self.engine.tokenizer;
+        self.tool_format = f;
+        self.tool_markers = f
+            .map(|f| f.markers())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&m| {
+                tok.token_to_id(m).filter(|&id| tok.decode(&[id], true).is_ok_and(|t| t.is_empty())).map(|id| (id, m))
+            })
+            .collect();
+    }
+
+    /// What token `id` adds to the text tool calls are read from, before its shown text: its marker, where the
+    /// shown text drops it.
+    fn marker(&self, id: u32) -> &'static str {
+        self.tool_markers.iter().find(|m| m.0 == id).map_or("", |m| m.1)
+    }
+
+    /// A seed for tool-call ids.
+    fn call_seed(&self) -> u64 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ self.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).rotate_left(17)
     }
 
     /// The token table of JSON mode and schemas, over the model's vocabulary.
@@ -353,8 +390,9 @@ fn tokenize_body(s: &AppState, body: &[u8]) -> Result<serde_json::Value, ApiErro
         api::TokenizeInput::Text { prompt, add_special_tokens } => {
             (tok.encode_within(prompt, *add_special_tokens, max), "prompt")
         }
-        api::TokenizeInput::Chat { messages, add_generation_prompt } => {
-            (s.chat.encode_within(tok, messages, *add_generation_prompt, max), "messages")
+        api::TokenizeInput::Chat { messages, add_generation_prompt, tools } => {
+            let extra = template_tools(tools.as_ref());
+            (s.chat.encode_within_with(tok, messages, *add_generation_prompt, &extra, max), "messages")
         }
     };
     let ids = ids
@@ -420,9 +458,27 @@ struct Choice {
     prompt_only: bool,
 }
 
+/// How a chat choice's text becomes its reply (function calling).
+#[derive(Debug, Clone)]
+enum ReplyMode {
+    Text,
+    /// `tool_choice` "auto": the text read in the model's tool-call format.
+    Auto(ToolFormat),
+    /// "required": the text is the constrained list of calls.
+    Required,
+    /// A named function: the text is its constrained arguments.
+    Named(String),
+}
+
+/// The template variables of a request's tools (`apply_chat_template(tools=...)`).
+fn template_tools(tools: Option<&serde_json::Value>) -> Vec<(&'static str, minijinja::Value)> {
+    tools.map(|t| ("tools", minijinja::Value::from(minijinja::value::Serde(t)))).into_iter().collect()
+}
+
 /// A request admitted and submitted: one choice per (prompt, n), in OpenAI's index order.
 struct Started {
     req: GenRequest,
+    mode: ReplyMode,
     choices: Vec<Choice>,
     /// Prompt tokens of the request (each prompt counted once, however many choices it has).
     prompt_tokens: usize,
@@ -443,6 +499,25 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         Kind::Chat => api::parse_chat(&o)?,
     };
     check_model(s, &req.model)?;
+    let mode = match req.tools.as_ref().map(|t| &t.choice) {
+        None | Some(ToolChoice::None) => ReplyMode::Text,
+        Some(ToolChoice::Required) => ReplyMode::Required,
+        Some(ToolChoice::Named(n)) => ReplyMode::Named(n.clone()),
+        Some(ToolChoice::Auto) => match s.tool_format {
+            Some(f) => ReplyMode::Auto(f),
+            None => {
+                return Err(ApiError::invalid(
+                    format!(
+                    "'tool_choice' \"auto\" (the default with 'tools') reads calls in the model's tool-call format, \
+and this model's chat template writes none; serve with --tool-call-parser {} for a model trained on one, or ask for \
+'tool_choice' \"required\" or a named function (decoding constrained to the tools' schemas), or \"none\"",
+                    ToolFormat::NAMES.join("|")
+                ),
+                    Some("tool_choice"),
+                ))
+            }
+        },
+    };
     let vocab = s.engine.tokenizer.vocab_size().min(s.engine.vocab_size);
     if let Some(m) = outside_vocab(req.stop_token_ids.iter().copied(), vocab, "stop token id") {
         return Err(ApiError::invalid(m, Some("stop_token_ids")));
@@ -454,7 +529,9 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
     for (i, p) in req.prompts.iter().enumerate() {
         // which prompt an error is about, where there are several
         let which = |m: String| if many { format!("prompt {i}: {m}") } else { m };
-        let prompt = match tokenize(s, p).map_err(|e| ApiError::invalid(which(e), Some("prompt")))? {
+        let prompt = match tokenize(s, p, req.tools.as_ref().map(|t| &t.spec))
+            .map_err(|e| ApiError::invalid(which(e), Some("prompt")))?
+        {
             Ok(ids) => ids,
             Err(at_least) => {
                 let max = s.engine.max_model_len;
@@ -546,7 +623,7 @@ fn start(s: &Arc<AppState>, body: &[u8], kind: Kind) -> Result<Started, ApiError
         choices.push(Choice { guard, rx, echo: echo.clone(), prompt_ids, prompt_only: *max_tokens == 0 });
     }
     let prompt_tokens = prompts.iter().map(|(p, ..)| p.len()).sum();
-    Ok(Started { req, choices, prompt_tokens })
+    Ok(Started { req, mode, choices, prompt_tokens })
 }
 
 /// What the request asks of the backend beyond sampling — `logit_bias` and penalties (returned as the
@@ -600,7 +677,11 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
 
 /// A prompt's token ids, or `Ok(Err(n))` when it surely exceeds the context (at least `n` tokens: see
 /// `Tokenizer::encode_within`); an error message on failure.
-fn tokenize(s: &AppState, p: &PromptInput) -> Result<Result<Vec<u32>, usize>, String> {
+fn tokenize(
+    s: &AppState,
+    p: &PromptInput,
+    tools: Option<&serde_json::Value>,
+) -> Result<Result<Vec<u32>, usize>, String> {
     let tok = s.engine.tokenizer;
     let limit = s.engine.max_model_len;
     let prompt = match p {
@@ -611,7 +692,7 @@ fn tokenize(s: &AppState, p: &PromptInput) -> Result<Result<Vec<u32>, usize>, St
             }
             Ok(Ok(ids.clone()))
         }
-        PromptInput::Chat(msgs) => s.chat.encode_within(tok, msgs, true, limit),
+        PromptInput::Chat(msgs) => s.chat.encode_within_with(tok, msgs, true, &template_tools(tools), limit),
     }
     .map_err(|e| format!("could not tokenize the prompt: {e}"))?;
     if prompt.as_ref().is_ok_and(|p| p.is_empty()) {
@@ -723,13 +804,45 @@ fn engine_error(msg: String) -> ApiError {
     ApiError::status(StatusCode::SERVICE_UNAVAILABLE, "server_error", msg)
 }
 
+/// A choice's reply from its text (and, for "auto", the text with the markers special tokens wrote) by the
+/// request's mode.
+fn reply_of(s: &AppState, mode: &ReplyMode, text: String, raw: String) -> Reply {
+    let call = |(name, args): (String, String)| ToolCall::new(name, args, s.tool_format, s.call_seed());
+    match mode {
+        ReplyMode::Text => Reply::text(text),
+        ReplyMode::Auto(f) => match f.parse(&raw) {
+            Some((content, calls)) => Reply { content, calls: calls.into_iter().map(call).collect() },
+            None => Reply::text(raw),
+        },
+        ReplyMode::Required => {
+            let calls: Vec<ToolCall> = tools::required_calls(&text).into_iter().map(call).collect();
+            // cut short before its first call: the text is all there is
+            let content = calls.is_empty().then_some(text);
+            Reply { content, calls }
+        }
+        ReplyMode::Named(n) => Reply { content: None, calls: vec![call((n.clone(), text))] },
+    }
+}
+
+/// `finish_reason`: "tool_calls" where the model ended its reply with calls it chose to make ("auto",
+/// "required"); a named function's forced call ends with "stop", as OpenAI's.
+fn finish_reason(mode: &ReplyMode, calls: &[ToolCall], reason: DoneReason) -> &'static str {
+    match (mode, reason) {
+        (ReplyMode::Auto(_) | ReplyMode::Required, DoneReason::Stop) if !calls.is_empty() => "tool_calls",
+        _ => reason.as_str(),
+    }
+}
+
 /// Waits for every choice (they run side by side in the engine); any failure fails the request, and
 /// dropping the rest of the guards aborts the other choices.
 async fn collect_response(r: Responder, mut st: Started) -> Response {
     let mut out = Vec::with_capacity(st.choices.len());
     let mut completion = 0;
+    let auto = matches!(st.mode, ReplyMode::Auto(_));
     for c in st.choices.iter_mut() {
         let mut text = std::mem::take(&mut c.echo);
+        // "auto" tool calls: the text with the markers special tokens wrote
+        let mut raw = String::new();
         let base = text.chars().count();
         let mut lps = Vec::new();
         let mut prompt_scored = Vec::new();
@@ -737,7 +850,11 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
             match c.rx.recv().await {
                 Some(Output::PromptLogprobs(v)) => prompt_scored = v,
                 Some(Output::Token { .. }) if c.prompt_only => {}
-                Some(Output::Token { text: t, logprobs, .. }) => {
+                Some(Output::Token { id, text: t, logprobs }) => {
+                    if auto {
+                        raw.push_str(c.guard.state.marker(id));
+                        raw.push_str(&t);
+                    }
                     text.push_str(&t);
                     lps.extend(logprobs.iter().map(|g| gen_lp(&c.guard.state, g, base)));
                 }
@@ -746,6 +863,7 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                     let reason = if c.prompt_only {
                         DoneReason::Length
                     } else {
+                        raw.push_str(&t);
                         text.push_str(&t);
                         lps.extend(logprobs.iter().map(|g| gen_lp(&c.guard.state, g, base)));
                         completion += completion_tokens;
@@ -761,7 +879,9 @@ async fn collect_response(r: Responder, mut st: Started) -> Response {
                         Some(_) => api::logprobs_json(r.kind, &lps),
                         None => serde_json::Value::Null,
                     };
-                    out.push((text, reason.as_str(), lp));
+                    let reply = reply_of(&c.guard.state, &st.mode, text, raw);
+                    let finish = finish_reason(&st.mode, &reply.calls, reason);
+                    out.push((reply, finish, lp));
                     break;
                 }
                 Some(Output::Error(msg)) => {
@@ -798,13 +918,118 @@ struct StreamState {
     echo_lp: Vec<Option<(String, Vec<u32>)>>,
     /// Per choice, `max_tokens` 0: the engine's token and text are not sent.
     prompt_only: Vec<bool>,
+    /// Per choice, how its text becomes deltas (function calling).
+    replies: Vec<StreamReply>,
+    mode: ReplyMode,
+    /// Per choice, log-probabilities of tokens whose text is held back (sent with the choice's next chunk).
+    held_lp: Vec<Vec<GenLogprob>>,
     /// Choices not finished yet.
     open: usize,
     pending: VecDeque<Event>,
     done: bool,
 }
 
+/// A streamed chat choice's function calling.
+enum StreamReply {
+    Text,
+    /// "auto": content passes as it is surely content, calls at the end.
+    Auto(AutoStream),
+    /// "required": the list of calls, read at the end.
+    Required(String),
+    /// A named function: its arguments stream as they come (the call's id and name with the first piece).
+    Named {
+        call: ToolCall,
+        opened: bool,
+    },
+}
+
 impl StreamState {
+    /// The `logprobs` of the tokens held back for choice `i` and `g` (null when none or not asked).
+    fn take_lp(&mut self, i: usize, g: Vec<GenLogprob>) -> serde_json::Value {
+        let mut all = std::mem::take(&mut self.held_lp[i]);
+        all.extend(g);
+        self.stream_lp(i, &all)
+    }
+
+    /// A piece of choice `i`'s text (from token `id`, or the held-back text at its end) as a function-calling reply
+    /// mode sends it: content that is surely content, a named call's arguments, or nothing yet.
+    fn piece(&mut self, i: usize, id: Option<u32>, text: &str, logprobs: Vec<GenLogprob>) {
+        let marker = match (&self.replies[i], id) {
+            (StreamReply::Auto(_), Some(id)) => self.guards[i].state.marker(id),
+            _ => "",
+        };
+        let emit = match &mut self.replies[i] {
+            StreamReply::Text => Some(Ok(text.to_string())),
+            StreamReply::Auto(a) => {
+                Some(Ok(a.push(&format!("{marker}{text}")))).filter(|c| c.as_ref().is_ok_and(|c| !c.is_empty()))
+            }
+            StreamReply::Required(buf) => {
+                buf.push_str(text);
+                None
+            }
+            StreamReply::Named { .. } if text.is_empty() => None,
+            StreamReply::Named { call, opened } => Some(Err(if std::mem::replace(opened, true) {
+                serde_json::json!({"index": 0, "function": {"arguments": text}})
+            } else {
+                ToolCall { arguments: text.to_string(), ..call.clone() }.to_json(Some(0))
+            })),
+        };
+        match emit {
+            None => self.held_lp[i].extend(logprobs),
+            Some(Ok(c)) => {
+                let lp = self.take_lp(i, logprobs);
+                self.pending.push_back(data(self.r.chunk(i, Some(&c), None, false, lp)));
+            }
+            Some(Err(delta)) => {
+                let lp = self.take_lp(i, logprobs);
+                self.push_tool_calls(i, vec![delta], lp);
+            }
+        }
+    }
+
+    fn push_tool_calls(&mut self, i: usize, calls: Vec<serde_json::Value>, lp: serde_json::Value) {
+        let mut delta = serde_json::Map::new();
+        delta.insert("tool_calls".into(), calls.into());
+        self.pending.push_back(data(self.r.delta_chunk(i, delta, None, lp)));
+    }
+
+    /// The end of choice `i`'s text: what its mode still has to send; returns its calls.
+    fn end(&mut self, i: usize) -> Vec<ToolCall> {
+        let st = self.guards[i].state.clone();
+        let call = |(name, args): (String, String)| ToolCall::new(name, args, st.tool_format, st.call_seed());
+        let (content, calls) = match &mut self.replies[i] {
+            StreamReply::Text => return Vec::new(),
+            StreamReply::Auto(a) => {
+                let (rest, calls) = a.finish();
+                (rest, calls.into_iter().map(call).collect::<Vec<_>>())
+            }
+            StreamReply::Required(buf) => {
+                let calls: Vec<ToolCall> = tools::required_calls(buf).into_iter().map(call).collect();
+                (if calls.is_empty() { std::mem::take(buf) } else { String::new() }, calls)
+            }
+            StreamReply::Named { call, opened } => {
+                let call = call.clone();
+                if !std::mem::replace(opened, true) {
+                    // no arguments came (cut short at once): the call still opens
+                    let c = ToolCall { arguments: String::new(), ..call.clone() };
+                    let lp = self.take_lp(i, Vec::new());
+                    self.push_tool_calls(i, vec![c.to_json(Some(0))], lp);
+                }
+                return vec![call];
+            }
+        };
+        if !content.is_empty() {
+            let lp = self.take_lp(i, Vec::new());
+            self.pending.push_back(data(self.r.chunk(i, Some(&content), None, false, lp)));
+        }
+        if !calls.is_empty() {
+            let lp = self.take_lp(i, Vec::new());
+            let deltas = calls.iter().enumerate().map(|(k, c)| c.to_json(Some(k))).collect();
+            self.push_tool_calls(i, deltas, lp);
+        }
+        calls
+    }
+
     /// The `logprobs` of a chunk of choice `i` carrying the tokens `g` (null when none or not asked).
     fn stream_lp(&self, i: usize, g: &[GenLogprob]) -> serde_json::Value {
         if !self.logprobs || g.is_empty() {
@@ -837,6 +1062,19 @@ fn stream_response(r: Responder, st: Started) -> Response {
     let offsets = st.choices.iter().map(|c| c.echo.chars().count()).collect();
     let mut echo_lp = Vec::with_capacity(n);
     let prompt_only: Vec<bool> = st.choices.iter().map(|c| c.prompt_only).collect();
+    let s0 = st.choices.first().map(|c| c.guard.state.clone());
+    let replies = (0..n)
+        .map(|_| match &st.mode {
+            ReplyMode::Text => StreamReply::Text,
+            ReplyMode::Auto(f) => StreamReply::Auto(AutoStream::new(*f)),
+            ReplyMode::Required => StreamReply::Required(String::new()),
+            ReplyMode::Named(name) => {
+                let s0 = s0.as_ref().expect("a choice");
+                let call = ToolCall::new(name.clone(), String::new(), s0.tool_format, s0.call_seed());
+                StreamReply::Named { call, opened: false }
+            }
+        })
+        .collect();
     for (i, c) in st.choices.into_iter().enumerate() {
         if !c.prompt_ids.is_empty() {
             // echo with logprobs: the echo chunk waits for the prompt's log-probabilities
@@ -863,6 +1101,9 @@ fn stream_response(r: Responder, st: Started) -> Response {
         offsets,
         echo_lp,
         prompt_only,
+        replies,
+        held_lp: vec![Vec::new(); n],
+        mode: st.mode,
         open: n,
         pending,
         done: false,
@@ -891,10 +1132,11 @@ fn stream_response(r: Responder, st: Started) -> Response {
             match next {
                 Some((_, Output::PromptLogprobs(_))) => {}
                 Some((i, Output::Token { .. })) if st.prompt_only[i] => {}
-                Some((i, Output::Token { text, logprobs, .. })) => {
+                Some((i, Output::Token { text, logprobs, .. })) if matches!(st.replies[i], StreamReply::Text) => {
                     let lp = st.stream_lp(i, &logprobs);
                     st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, lp)))
                 }
+                Some((i, Output::Token { id, text, logprobs })) => st.piece(i, Some(id), &text, logprobs),
                 Some((i, Output::Done { reason, text, logprobs, completion_tokens, .. })) => {
                     st.guards[i].finished = true;
                     let (reason, text, logprobs) = if st.prompt_only[i] {
@@ -903,12 +1145,20 @@ fn stream_response(r: Responder, st: Started) -> Response {
                         st.completion_tokens += completion_tokens;
                         (reason, text, logprobs)
                     };
-                    if !text.is_empty() || !logprobs.is_empty() {
+                    let mut calls = Vec::new();
+                    if !matches!(st.replies[i], StreamReply::Text) {
+                        st.piece(i, None, &text, logprobs);
+                        calls = st.end(i);
+                    } else if !text.is_empty() || !logprobs.is_empty() {
                         let lp = st.stream_lp(i, &logprobs);
                         st.pending.push_back(data(st.r.chunk(i, Some(&text), None, false, lp)));
                     }
+                    let finish = finish_reason(&st.mode, &calls, reason);
                     let end = match st.r.kind {
-                        Kind::Chat => st.r.chunk(i, None, Some(reason.as_str()), false, Null),
+                        Kind::Chat => {
+                            let lp = st.take_lp(i, Vec::new());
+                            st.r.chunk(i, None, Some(finish), false, lp)
+                        }
                         Kind::Completion => st.r.chunk(i, Some(""), Some(reason.as_str()), false, Null),
                     };
                     st.pending.push_back(data(end));

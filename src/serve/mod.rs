@@ -5,12 +5,14 @@
 //! - [`engine`]: the thread that owns the backend and scheduler and streams text per request.
 //! - [`api`]: OpenAI request parsing / response shapes; [`http`]: the axum server around it.
 //! - [`metrics`]: Prometheus text exposition.
+//! - [`tools`]: function calling: tools, the schemas of forced calls, the models' tool-call formats.
 pub mod api;
 pub mod block_manager;
 pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod scheduler;
+pub mod tools;
 
 /// Chat templates: the model's own (Jinja), ChatML when it has none.
 pub use crate::model::chat;
@@ -59,6 +61,9 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Origins allowed to call from a browser (CORS); `*`: any.
     pub allowed_origins: Vec<String>,
+    /// The tool-call format `tool_choice` "auto" reads: None, the chat template's (if it writes one);
+    /// `Some(None)`: none ("auto" refused).
+    pub tool_call_parser: Option<Option<tools::ToolFormat>>,
 }
 
 /// What the server runs: weights (float; a quantized engine dir's dequantized for the CPU), the
@@ -286,6 +291,16 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     if chat.is_fallback() {
         errln!("note: the model ships no chat template; /v1/chat/completions formats conversations as ChatML");
     }
+    let detected = tools::ToolFormat::detect(chat.source());
+    let tool_format = o.tool_call_parser.unwrap_or(detected);
+    match (tool_format, o.tool_call_parser.is_some()) {
+        (Some(f), false) => errln!("tool calls: the chat template's {} format (tool_choice \"auto\")", f.name()),
+        (Some(f), true) => errln!("tool calls: the {} format (--tool-call-parser)", f.name()),
+        (None, _) => errln!(
+            "tool calls: tool_choice \"required\" and named functions only (constrained decoding); \"auto\" needs a \
+chat template with a tool-call format or --tool-call-parser"
+        ),
+    }
     // One tokenizer for the process; the engine's stream decoders borrow it for 'static.
     let tokenizer: &'static Tokenizer = Box::leak(Box::new(tokenizer));
     let sched = scheduler::SchedulerConfig {
@@ -318,6 +333,7 @@ pub fn run(o: &ServeOptions) -> Result<()> {
     let name = o.served_model_name.clone().unwrap_or(default_name);
     let mut state = http::AppState::new(engine, name.clone(), chat, o.max_num_seqs + o.max_queue);
     state.allowed_origins = o.allowed_origins.clone();
+    state.set_tool_format(tool_format);
     let state = Arc::new(state);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -397,6 +413,7 @@ mod tests {
             prefix_caching: true,
             drain_timeout: Duration::ZERO,
             allowed_origins: vec!["*".into()],
+            tool_call_parser: None,
         }
     }
 
