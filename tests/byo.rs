@@ -216,6 +216,58 @@ fn chat_templates_match_transformers() {
     assert!(served >= golden.len() / 2, "only {served} cases went through serve's parsing");
 }
 
+/// serve's tool-call formats against the real templates of the fixture: the format is detected in exactly the
+/// templates that write assistant tool calls (Llama 3.1 / 3.2, Mistral v0.3, Hermes 3), and the call each of them
+/// writes into a conversation (the reply between the prompt and the next turn, its end-of-turn token removed) is read
+/// back by that format as the same call — the models' own writers as the parsers' oracle.
+#[test]
+fn tool_call_formats_read_what_real_templates_write() {
+    use trtforge::serve::tools::ToolFormat;
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("chat_templates.json")).unwrap()).unwrap();
+    let (bos, eos) = (spec["bos_token"].as_str().unwrap(), spec["eos_token"].as_str().unwrap());
+    let want = [
+        ("llama3_1_instruct", ToolFormat::Llama3Json),
+        ("llama3_2_instruct", ToolFormat::Llama3Json),
+        ("mistral_v0_3_instruct_tools", ToolFormat::Mistral),
+        ("hermes3_tool_use", ToolFormat::Hermes),
+    ];
+    let user = ChatMessage::user("What's the weather in Zürich?");
+    let call = ChatMessage {
+        tool_calls: Some(vec![serde_json::json!({"id": "abc123def", "type": "function", "function":
+            {"name": "get_weather", "arguments": {"city": "Zürich", "unit": "celsius", "days": [1, 2]}}})]),
+        ..ChatMessage::assistant("")
+    };
+    let mut seen = 0;
+    for (name, src) in spec["templates"].as_object().unwrap() {
+        let f = ToolFormat::detect(src.as_str().unwrap());
+        assert_eq!(f, want.iter().find(|w| w.0 == name).map(|w| w.1), "{name}");
+        let Some(f) = f else { continue };
+        let t = ChatTemplate::new(src.as_str().unwrap(), bos, eos).unwrap();
+        // (the fixture's tools have a ["integer", "null"] type, which sends Hermes 3's type macro into endless
+        // recursion, in transformers too)
+        let weather = serde_json::json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+        let tools = [("tools", minijinja::Value::from(minijinja::value::Serde(&weather)))];
+        let prompt = t.render_with(std::slice::from_ref(&user), true, &tools).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let whole = t.render_with(&[user.clone(), call.clone()], false, &tools).unwrap();
+        let reply = whole.strip_prefix(&prompt).unwrap_or_else(|| panic!("{name}: {prompt:?} / {whole:?}"));
+        let reply = ["<|eot_id|>", "<|eom_id|>", "</s>", "<|im_end|>\n"]
+            .iter()
+            .find_map(|e| reply.strip_suffix(e))
+            .unwrap_or(reply);
+        let (content, calls) = f.parse(reply).unwrap_or_else(|| panic!("{name}: {reply:?} not read as calls"));
+        assert_eq!(content, None, "{name}: {reply:?}");
+        assert_eq!(
+            calls,
+            [("get_weather".into(), r#"{"city":"Zürich","unit":"celsius","days":[1,2]}"#.into())],
+            "{name}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, want.len());
+}
+
 /// f32 CPU forward vs a float64 numpy forward over the same dequantized weights (2 layers).
 const KQUANT_LOGITS_TOL: f32 = 2e-3;
 
