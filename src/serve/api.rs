@@ -535,11 +535,15 @@ pub fn parse_completion(o: &Map<String, Value>) -> Result<GenRequest, ApiError> 
     if matches!(field(o, "suffix"), Some(Value::String(s)) if !s.is_empty()) {
         return Err(ApiError::invalid("'suffix' is not supported", Some("suffix")));
     }
-    for k in ["tools", "tool_choice", "parallel_tool_calls"] {
-        if field(o, k).is_some() {
-            return Err(ApiError::invalid(format!("'{k}' is a /v1/chat/completions parameter"), Some(k)));
-        }
+    // Function calling is chat's: tools or a tool choice here are refused; the values that ask for nothing (no
+    // tools, "none", either parallel_tool_calls) are served, as before tools existed.
+    if field(o, "tools").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
+        return Err(ApiError::invalid("'tools' is a /v1/chat/completions parameter", Some("tools")));
     }
+    if field(o, "tool_choice").is_some_and(|c| c.as_str() != Some("none")) {
+        return Err(ApiError::invalid("'tool_choice' is a /v1/chat/completions parameter", Some("tool_choice")));
+    }
+    boolean(o, "parallel_tool_calls")?;
     let mut r = parse_common(o, prompts, &["max_tokens"])?;
     // Legacy completions: `logprobs` is the number of alternatives (the chosen token's always comes too).
     r.logprobs = match field(o, "logprobs") {
@@ -1128,10 +1132,16 @@ mod tests {
             r#"{"prompt":"a","logprobs":-1}"#,
             r#"{"prompt":"a","logprobs":true}"#,
             r#"{"prompt":"a","model":7}"#,
+            r#"{"prompt":"a","tools":[{"type":"function","function":{"name":"f"}}]}"#,
+            r#"{"prompt":"a","tool_choice":"auto"}"#,
+            r#"{"prompt":"a","parallel_tool_calls":"no"}"#,
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
+        // function calling's values that ask for nothing are served on completions too
+        assert!(parse_completion(&obj(r#"{"prompt":"a","tools":[],"tool_choice":"none","parallel_tool_calls":true}"#))
+            .is_ok());
         assert!(parse_body(b"{\"prompt\": NaN}").is_err());
         assert!(parse_body(b"[1]").is_err());
         assert!(parse_body(b"{").is_err());

@@ -638,6 +638,8 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
             "presence_penalty"
         } else if req.frequency_penalty != 0.0 {
             "frequency_penalty"
+        } else if req.tools.as_ref().is_some_and(|t| t.schema().is_some()) {
+            "tool_choice"
         } else {
             "response_format"
         };
