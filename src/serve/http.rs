@@ -931,6 +931,15 @@ struct StreamState {
     done: bool,
 }
 
+/// What a piece of a streamed function-calling choice sends now.
+enum Emit {
+    /// Nothing yet (its tokens' log-probabilities wait for the next chunk).
+    Hold,
+    Content(String),
+    /// A `delta.tool_calls` entry.
+    Call(serde_json::Value),
+}
+
 /// A streamed chat choice's function calling.
 enum StreamReply {
     Text,
@@ -961,28 +970,29 @@ impl StreamState {
             _ => "",
         };
         let emit = match &mut self.replies[i] {
-            StreamReply::Text => Some(Ok(text.to_string())),
-            StreamReply::Auto(a) => {
-                Some(Ok(a.push(&format!("{marker}{text}")))).filter(|c| c.as_ref().is_ok_and(|c| !c.is_empty()))
-            }
+            StreamReply::Text => Emit::Content(text.to_string()),
+            StreamReply::Auto(a) => match a.push(&format!("{marker}{text}")) {
+                c if c.is_empty() => Emit::Hold,
+                c => Emit::Content(c),
+            },
             StreamReply::Required(buf) => {
                 buf.push_str(text);
-                None
+                Emit::Hold
             }
-            StreamReply::Named { .. } if text.is_empty() => None,
-            StreamReply::Named { call, opened } => Some(Err(if std::mem::replace(opened, true) {
+            StreamReply::Named { .. } if text.is_empty() => Emit::Hold,
+            StreamReply::Named { call, opened } => Emit::Call(if std::mem::replace(opened, true) {
                 serde_json::json!({"index": 0, "function": {"arguments": text}})
             } else {
                 ToolCall { arguments: text.to_string(), ..call.clone() }.to_json(Some(0))
-            })),
+            }),
         };
         match emit {
-            None => self.held_lp[i].extend(logprobs),
-            Some(Ok(c)) => {
+            Emit::Hold => self.held_lp[i].extend(logprobs),
+            Emit::Content(c) => {
                 let lp = self.take_lp(i, logprobs);
                 self.pending.push_back(data(self.r.chunk(i, Some(&c), None, false, lp)));
             }
-            Some(Err(delta)) => {
+            Emit::Call(delta) => {
                 let lp = self.take_lp(i, logprobs);
                 self.push_tool_calls(i, vec![delta], lp);
             }
