@@ -351,7 +351,8 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
 
     // vLLM's stop_token_ids: the greedy text's second token ends the choice after one (finish_reason "stop", the
     // stop token not in the text), with ignore_eos too; an id outside the vocabulary, unsupported vLLM sampling
-    // parameters and a guided_json schema with a keyword it cannot enforce are 400s, their neutral values are served.
+    // parameters (and implemented ones out of range) and a guided_json schema with a keyword it cannot enforce are 400s,
+    // their neutral values are served.
     let (st, t) = post(port, "/tokenize", &serde_json::json!({"prompt": expected, "add_special_tokens": false}));
     assert_eq!(st, 200, "{t}");
     let ids: Vec<u64> = t["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
@@ -372,8 +373,11 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
     for bad in [
         serde_json::json!({"prompt": prompt, "stop_token_ids": [49152]}),
         serde_json::json!({"prompt": prompt, "stop_token_ids": "2"}),
-        serde_json::json!({"prompt": prompt, "repetition_penalty": 1.3}),
-        serde_json::json!({"prompt": prompt, "min_p": 0.1}),
+        serde_json::json!({"prompt": prompt, "repetition_penalty": 0}),
+        serde_json::json!({"prompt": prompt, "min_p": -0.1}),
+        serde_json::json!({"prompt": prompt, "max_tokens": 4, "min_tokens": 5}),
+        serde_json::json!({"prompt": prompt, "min_tokens": 2, "response_format": {"type": "json_object"}}),
+        serde_json::json!({"prompt": prompt, "length_penalty": 0.5}),
         serde_json::json!({"prompt": prompt, "guided_regex": "a+"}),
         serde_json::json!({"prompt": prompt, "guided_json": {"type": "string", "format": "email", "pattern": "@"}}),
     ] {

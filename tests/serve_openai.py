@@ -437,34 +437,72 @@ if len(sys.argv) > 4:
     assert "".join(c.text for c in es) == e.choices[0].text
     assert sum((c.logprobs.token_logprobs for c in es if c.logprobs), []) == el.token_logprobs
     assert sum((c.logprobs.text_offset for c in es if c.logprobs), []) == el.text_offset
-    # logit_bias and the presence / frequency penalties (OpenAI's formula, counts over the generated tokens), greedy:
-    # the same tokens as numpy's argmax of the changed logits, step by step.
-    def np_greedy(prompt, n, bias, presence, frequency):
+    # logit_bias, the presence / frequency penalties (OpenAI's formula, counts over the generated tokens), vLLM's
+    # repetition_penalty (HF's rule over the prompt's and the generated tokens) and min_tokens (the stop tokens masked
+    # until then), greedy: the same tokens as numpy's argmax of the changed logits, step by step.
+    gf = GGUFReader(sys.argv[4]).fields
+    stops = {int(gf["tokenizer.ggml.eos_token_id"].parts[-1][0])}
+    stops |= {vocab.index(t) for t in ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"] if t in vocab}
+
+    def np_greedy(prompt, n, bias, presence, frequency, rep=1.0, min_tokens=0):
         seq, out = list(prompt), []
         for _ in range(n):
             x = forward(cfg, w, seq)[-1]
             for t, b in bias.items():
                 x[t] += b
+            for t in set(seq):
+                x[t] = x[t] / rep if x[t] > 0 else x[t] * rep
             for t in set(out):
                 x[t] -= presence + frequency * out.count(t)
+            if len(out) < min_tokens:
+                x[list(stops)] = -np.inf
             o = np.argsort(-x)
             if x[o[0]] - x[o[1]] < 1e-3:
                 break  # a near-tie: float32 may choose the other token
+            if int(o[0]) in stops:
+                break
             out.append(int(o[0]))
             seq.append(int(o[0]))
         return out
 
     first = int(np.argmax(forward(cfg, w, ids)[-1]))
-    cases = [({}, 0.5, 1.5), ({str(first): -100, "28": 3.5}, 0.0, 0.0), ({"504": 100}, 0.0, 0.0), ({}, -1.0, 0.0)]
-    for bias, presence, frequency in cases:
+    cases = [({}, 0.5, 1.5, 1.0), ({str(first): -100, "28": 3.5}, 0.0, 0.0, 1.0), ({"504": 100}, 0.0, 0.0, 1.0),
+             ({}, -1.0, 0.0, 1.0), ({}, 0.0, 0.0, 1.3), ({}, 0.2, 0.0, 0.8)]
+    for bias, presence, frequency, rep in cases:
         r = client.completions.create(model=model, prompt=ids, max_tokens=10, temperature=0, logprobs=0,
-                                      logit_bias=bias, presence_penalty=presence, frequency_penalty=frequency)
-        want = np_greedy(ids, 10, {int(k): v for k, v in bias.items()}, presence, frequency)
+                                      logit_bias=bias, presence_penalty=presence, frequency_penalty=frequency,
+                                      extra_body={"repetition_penalty": rep})
+        want = np_greedy(ids, 10, {int(k): v for k, v in bias.items()}, presence, frequency, rep)
         got = r.choices[0].logprobs.tokens
         assert len(want) >= 3 and got[: len(want)] == [token_bytes(t).decode("utf-8", errors="replace") for t in want], (
-            bias, presence, frequency, got, [vocab[t] for t in want])
-    print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's")
-    expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5)]
+            bias, presence, frequency, rep, got, [vocab[t] for t in want])
+    # min_tokens: a chat turn that ends after k tokens goes on to k + 4 with its stop tokens masked until then
+    import urllib.request
+
+    q = {"messages": [{"role": "user", "content": "What is 2+2? Answer with a number only."}]}
+    req = urllib.request.Request(base + "/tokenize", data=json.dumps(q).encode(), headers={"content-type": "application/json"})
+    chat_ids = json.loads(urllib.request.urlopen(req, timeout=60).read())["tokens"]
+    nat = client.completions.create(model=model, prompt=chat_ids, max_tokens=40, temperature=0)
+    k = nat.usage.completion_tokens
+    assert nat.choices[0].finish_reason == "stop" and k < 16, nat
+    mt = client.completions.create(model=model, prompt=chat_ids, max_tokens=k + 12, temperature=0, logprobs=0,
+                                   extra_body={"min_tokens": k + 4})
+    want = np_greedy(chat_ids, k + 12, {}, 0.0, 0.0, 1.0, min_tokens=k + 4)
+    got = mt.choices[0].logprobs.tokens
+    assert mt.usage.completion_tokens >= k + 4 and len(want) >= k + 4, (k, mt, want)
+    assert got[: len(want)] == [token_bytes(t).decode("utf-8", errors="replace") for t in want], (got, want)
+    cases.append("min_tokens")
+    # min_p: every sampled token's probability at the temperature is at least min_p × the most likely one's (the
+    # model's own log-probabilities, checked against numpy above)
+    T, MP = 1.5, 0.3
+    for ch in client.completions.create(model=model, prompt="Once upon a time", max_tokens=16, temperature=T, seed=9,
+                                        n=3, logprobs=5, extra_body={"min_p": MP}).choices:
+        for lp, top in zip(ch.logprobs.token_logprobs, ch.logprobs.top_logprobs):
+            assert lp - max(top.values()) >= T * np.log(MP) - 1e-4, (lp, top)
+    print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's; min_p's draws within its bound")
+    expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5),
+                    dict(extra_body={"repetition_penalty": 0}), dict(extra_body={"min_p": 1.5}),
+                    dict(extra_body={"min_tokens": 9})]
 
     # max_tokens 0 with echo: the prompt alone, scored (what scoring clients send); 0 without echo is an error.
     z = client.completions.create(model=model, prompt=long_ids, max_tokens=0, temperature=0, logprobs=2, echo=True)

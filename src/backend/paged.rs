@@ -88,13 +88,24 @@ impl<'a> PagedSeq<'a> {
     }
 }
 
-/// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`,
-/// `response_format` JSON mode), owned by its sequence.
+/// A request's logit changes (serve's `logit_bias`, `presence_penalty`, `frequency_penalty`, vLLM's
+/// `repetition_penalty`, `min_tokens` and `min_p`, `response_format` JSON mode), owned by its sequence.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogitShaping {
     pub bias: Vec<(u32, f32)>,
     pub presence: f32,
     pub frequency: f32,
+    /// vLLM's (and HF's) repetition penalty over the prompt's and the generated tokens: a seen token's
+    /// logit divided by it where positive, multiplied where negative (None: off).
+    pub repetition: Option<f32>,
+    /// The sequence's end tokens stay masked until this many tokens are generated (vLLM's `min_tokens`);
+    /// `end` holds them (the engine fills it in, as for JSON).
+    pub min_tokens: usize,
+    pub end: Vec<u32>,
+    /// vLLM's `min_p` at `temperature` (0: off): tokens whose probability after temperature is below
+    /// `min_p` × the most likely one's are masked.
+    pub min_p: f32,
+    pub temperature: f32,
     pub json: Option<JsonShaping>,
 }
 
@@ -115,51 +126,73 @@ impl PartialEq for JsonShaping {
 }
 
 impl LogitShaping {
-    /// The changes for the next token of a sequence that has generated `generated` so far.
-    pub fn view<'a>(&'a self, generated: &'a [u32]) -> Shaping<'a> {
-        Shaping {
-            bias: &self.bias,
-            presence: self.presence,
-            frequency: self.frequency,
-            json: self.json.as_ref(),
-            generated,
-        }
+    /// The changes for the next token of a sequence of `prompt` that has generated `generated` so far.
+    pub fn view<'a>(&'a self, prompt: &'a [u32], generated: &'a [u32]) -> Shaping<'a> {
+        Shaping { shaping: self, prompt, generated }
     }
 }
 
-/// [`LogitShaping`] at one step. OpenAI's formula: `logit[t] += bias[t] − presence · [count(t) > 0] −
-/// frequency · count(t)`, counts over the tokens generated so far (not the prompt). Log-probabilities
-/// stay those of the model's own logits.
+/// [`LogitShaping`] at one step, in vLLM's order: the bias; the repetition penalty (HF's formula over the
+/// prompt's and the generated tokens), then OpenAI's `logit[t] −= presence · [count(t) > 0] + frequency ·
+/// count(t)` with counts over the generated tokens; the end tokens masked before `min_tokens`; the JSON
+/// mask; `min_p` last (it is a sampling filter, after temperature). Log-probabilities stay those of the
+/// model's own logits.
 #[derive(Debug, Clone, Copy)]
 pub struct Shaping<'a> {
-    pub bias: &'a [(u32, f32)],
-    pub presence: f32,
-    pub frequency: f32,
-    pub json: Option<&'a JsonShaping>,
+    pub shaping: &'a LogitShaping,
+    pub prompt: &'a [u32],
     pub generated: &'a [u32],
 }
 
 impl Shaping<'_> {
     /// Applies the changes to one row of logits (ids outside the row are skipped).
     pub fn apply(&self, logits: &mut [f32]) {
-        for &(t, b) in self.bias {
+        let s = self.shaping;
+        for &(t, b) in &s.bias {
             if let Some(l) = logits.get_mut(t as usize) {
                 *l += b;
             }
         }
-        if self.presence != 0.0 || self.frequency != 0.0 {
+        if let Some(r) = s.repetition {
+            let mut seen = vec![false; logits.len()];
+            for &t in self.prompt.iter().chain(self.generated) {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    if !std::mem::replace(&mut seen[t as usize], true) {
+                        *l = if *l > 0.0 { *l / r } else { *l * r };
+                    }
+                }
+            }
+        }
+        if s.presence != 0.0 || s.frequency != 0.0 {
             let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
             for &t in self.generated {
                 *counts.entry(t).or_default() += 1;
             }
             for (t, c) in counts {
                 if let Some(l) = logits.get_mut(t as usize) {
-                    *l -= self.presence + self.frequency * c as f32;
+                    *l -= s.presence + s.frequency * c as f32;
                 }
             }
         }
-        if let Some(j) = self.json {
+        if self.generated.len() < s.min_tokens {
+            for &t in &s.end {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        if let Some(j) = &s.json {
             j.constraint.mask(self.generated, &j.end, logits);
+        }
+        if s.min_p > 0.0 && s.temperature > 0.0 {
+            // p_t >= min_p · p_max  <=>  l_t >= l_max + T · ln(min_p)
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let floor = max + s.temperature * s.min_p.ln();
+            for l in logits.iter_mut() {
+                if *l < floor {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
         }
     }
 }
@@ -1013,6 +1046,41 @@ mod tests {
             out.push(b.step(&[s]).unwrap()[0]);
         }
         out
+    }
+
+    /// Each shaping term against its definition, on a hand-made row: the repetition penalty divides a seen positive
+    /// logit and multiplies a seen negative one, once a token however often it was seen (prompt and generated
+    /// alike); presence / frequency count generated tokens only; the end tokens are masked until `min_tokens`;
+    /// `min_p` keeps exactly the tokens whose probability at the temperature is at least min_p × the top one's.
+    #[test]
+    fn shaping_terms_follow_their_definitions() {
+        let row = [2.0f32, -1.0, 0.5, 3.0, -2.0, 1.0];
+        let apply = |s: &LogitShaping, prompt: &[u32], gen: &[u32]| {
+            let mut r = row;
+            s.view(prompt, gen).apply(&mut r);
+            r
+        };
+        let rep = LogitShaping { repetition: Some(2.0), ..Default::default() };
+        assert_eq!(apply(&rep, &[0, 1, 0], &[4, 4]), [1.0, -2.0, 0.5, 3.0, -4.0, 1.0]);
+        let pen = LogitShaping { presence: 0.5, frequency: 0.25, ..Default::default() };
+        assert_eq!(apply(&pen, &[5, 5], &[2, 2, 3]), [2.0, -1.0, 0.5 - 0.5 - 0.5, 3.0 - 0.75, -2.0, 1.0]);
+        let min = LogitShaping { min_tokens: 3, end: vec![3, 9], ..Default::default() };
+        assert_eq!(apply(&min, &[], &[1, 2])[3], f32::NEG_INFINITY);
+        assert_eq!(apply(&min, &[], &[1, 2, 0]), row);
+        for (min_p, t) in [(0.3f32, 1.0f32), (0.05, 0.5), (0.9, 2.0)] {
+            let s = LogitShaping { min_p, temperature: t, ..Default::default() };
+            let got = apply(&s, &[], &[]);
+            // probabilities at temperature t, from their definition
+            let e: Vec<f64> = row.iter().map(|&l| (l as f64 / t as f64).exp()).collect();
+            let (z, top) = (e.iter().sum::<f64>(), e.iter().cloned().fold(0.0, f64::max));
+            for (i, (&g, &x)) in got.iter().zip(&e).enumerate() {
+                let keep = x / z >= min_p as f64 * top / z;
+                assert_eq!(g.is_finite(), keep, "min_p {min_p} t {t} token {i}");
+                if keep {
+                    assert_eq!(g, row[i]);
+                }
+            }
+        }
     }
 
     #[test]

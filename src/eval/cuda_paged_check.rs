@@ -102,7 +102,7 @@ fn run_paged(b: &mut CudaPagedBackend, reqs: &[Req], n: usize, chunk: usize, per
                 who.push(i);
             }
             stepped.push((i, tokens.len()));
-            let shaping = r.shaping.as_ref().map(|l| l.view(&out.tokens[i]));
+            let shaping = r.shaping.as_ref().map(|l| l.view(&[], &out.tokens[i]));
             seqs.push(PagedSeq { score, shaping, ..PagedSeq::new(tokens, pos[i], &tables[i], sample) });
         }
         if seqs.is_empty() {
@@ -505,7 +505,7 @@ pub fn paged_checks_kvr(
     // with the changes applied; its log-probabilities stay those of the unshaped logits.
     let mut shape_check = || -> Result<CheckResult> {
         let shaped = |s: TokenSampling, bias: Vec<(u32, f32)>, presence: f32, frequency: f32, prompt: &[u32]| Req {
-            shaping: Some(LogitShaping { bias, presence, frequency, json: None }),
+            shaping: Some(LogitShaping { bias, presence, frequency, ..Default::default() }),
             ..Req::new(prompt, s)
         };
         let mut rq: Vec<Req> = others[6..12].iter().map(|x| Req::new(x, greedy)).collect();
@@ -522,7 +522,7 @@ pub fn paged_checks_kvr(
                 let want = match &q.shaping {
                     Some(l) => {
                         let mut row = raw.clone();
-                        l.view(&r.tokens[i][..j]).apply(&mut row);
+                        l.view(&[], &r.tokens[i][..j]).apply(&mut row);
                         let t = sample_token(&row, &q.sample, pos, &mut scratch);
                         rows += 1;
                         changed += usize::from(t != sample_token(raw, &q.sample, pos, &mut scratch));

@@ -89,6 +89,12 @@ pub struct GenRequest {
     /// OpenAI's penalties over the tokens generated so far, in [-2, 2] (0: off).
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
+    /// vLLM's `repetition_penalty` (HF's formula over the prompt's and the generated tokens; 1: off).
+    pub repetition_penalty: f32,
+    /// vLLM's `min_tokens`: the end tokens are masked until this many tokens are generated.
+    pub min_tokens: usize,
+    /// vLLM's `min_p` (0: off): tokens below `min_p` × the most likely one's probability are not drawn.
+    pub min_p: f32,
     /// `response_format` json_object / json_schema (or vLLM's `guided_json`): what the choice's text must be.
     pub json: Option<JsonFormat>,
     /// Chat's function calling (`tools`, `tool_choice`, `parallel_tool_calls`); "required" and a named function
@@ -207,11 +213,8 @@ pub const MAX_STOP_TOKEN_IDS: usize = 64;
 /// Sampling and decoding parameters that vLLM's server takes and this one does not implement, each with the value
 /// that leaves decoding as it is (`None`: no such value): a client sending that value (as some send every default)
 /// is served, any other is a 400 naming the parameter — never text decoded without what the client asked for.
-const UNSUPPORTED_SAMPLING: [(&str, Neutral); 13] = [
-    ("repetition_penalty", Neutral::Num(1.0)),
+const UNSUPPORTED_SAMPLING: [(&str, Neutral); 10] = [
     ("length_penalty", Neutral::Num(1.0)),
-    ("min_p", Neutral::Num(0.0)),
-    ("min_tokens", Neutral::Num(0.0)),
     ("use_beam_search", Neutral::Bool(false)),
     ("include_stop_str_in_output", Neutral::Bool(false)),
     ("skip_special_tokens", Neutral::Bool(true)),
@@ -371,6 +374,35 @@ fn parse_common(
             *out = x as f32;
         }
     }
+    // vLLM's repetition_penalty (> 0; 1 is off), min_p in [0, 1], min_tokens (at most max_tokens).
+    let repetition_penalty = match number(o, "repetition_penalty")? {
+        None => 1.0,
+        Some(r) if r > 0.0 && r <= 10.0 => r as f32,
+        Some(r) => {
+            return Err(ApiError::invalid(
+                format!("'repetition_penalty' must be in (0, 10] (1: off), got {r}"),
+                Some("repetition_penalty"),
+            ))
+        }
+    };
+    let min_p = match number(o, "min_p")? {
+        None => 0.0,
+        Some(p) if (0.0..=1.0).contains(&p) => p as f32,
+        Some(p) => return Err(ApiError::invalid(format!("'min_p' must be in [0, 1], got {p}"), Some("min_p"))),
+    };
+    let min_tokens = match integer(o, "min_tokens")? {
+        None => 0,
+        Some(m) if m < 0 => {
+            return Err(ApiError::invalid(format!("'min_tokens' must be at least 0, got {m}"), Some("min_tokens")))
+        }
+        Some(m) if max_tokens.is_some_and(|x| m as usize > x) => {
+            return Err(ApiError::invalid(
+                format!("'min_tokens' ({m}) must not exceed 'max_tokens' ({})", max_tokens.unwrap_or_default()),
+                Some("min_tokens"),
+            ))
+        }
+        Some(m) => m as usize,
+    };
     // JSON mode and structured outputs: decoding constrained to one JSON object, or to an instance of a JSON
     // Schema (backend::json_mode); a schema with a keyword that cannot be enforced is a 400, never ignored.
     let mut json = None;
@@ -440,6 +472,13 @@ fn parse_common(
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
+    if min_tokens > 0 && json.is_some() {
+        return Err(ApiError::invalid(
+            "'min_tokens' cannot be combined with a JSON 'response_format' (or 'guided_json'), which ends the choice \
+when its value is complete",
+            Some("min_tokens"),
+        ));
+    }
     if ignore_eos && json.is_some() {
         return Err(ApiError::invalid(
             "'ignore_eos' cannot be combined with a JSON 'response_format' (or 'guided_json'), which ends the choice \
@@ -489,6 +528,9 @@ when its value is complete",
         logit_bias,
         presence_penalty: penalties[0],
         frequency_penalty: penalties[1],
+        repetition_penalty,
+        min_tokens,
+        min_p,
         json,
         tools: None,
     })
@@ -683,10 +725,11 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
                     Some("tool_choice"),
                 ));
             }
-            if r.ignore_eos {
+            if r.ignore_eos || r.min_tokens > 0 {
+                let k = if r.ignore_eos { "ignore_eos" } else { "min_tokens" };
                 return Err(ApiError::invalid(
-                    "'ignore_eos' cannot be combined with 'tool_choice' \"required\" or a named function, which ends the choice when its calls are complete",
-                    Some("ignore_eos"),
+                    format!("'{k}' cannot be combined with 'tool_choice' \"required\" or a named function, which ends the choice when its calls are complete"),
+                    Some(k),
                 ));
             }
             // A keyword the constraint cannot enforce is a 400, as in response_format, naming the function.
@@ -1135,6 +1178,23 @@ mod tests {
             r#"{"prompt":"a","tools":[{"type":"function","function":{"name":"f"}}]}"#,
             r#"{"prompt":"a","tool_choice":"auto"}"#,
             r#"{"prompt":"a","parallel_tool_calls":"no"}"#,
+        ] {
+            let e = parse_completion(&obj(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let r = parse_completion(&obj(
+            r#"{"prompt":"a","max_tokens":8,"repetition_penalty":1.25,"min_p":0.05,"min_tokens":8,"length_penalty":1}"#,
+        ))
+        .unwrap();
+        assert_eq!((r.repetition_penalty, r.min_p, r.min_tokens), (1.25, 0.05, 8));
+        for bad in [
+            r#"{"prompt":"a","repetition_penalty":0}"#,
+            r#"{"prompt":"a","repetition_penalty":-1}"#,
+            r#"{"prompt":"a","min_p":1.01}"#,
+            r#"{"prompt":"a","min_tokens":-1}"#,
+            r#"{"prompt":"a","max_tokens":2,"min_tokens":3}"#,
+            r#"{"prompt":"a","min_tokens":1,"guided_json":{"type":"object"}}"#,
+            r#"{"prompt":"a","length_penalty":2}"#,
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");

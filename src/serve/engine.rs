@@ -390,6 +390,10 @@ complete; this model's tokenizer has none: give 'stop_token_ids'"
                     }
                     j.end = seq.stop_ids.clone();
                 }
+                // min_tokens: the end tokens stay masked until then.
+                if let Some(s) = seq.shaping.as_mut().filter(|s| s.min_tokens > 0) {
+                    s.end = seq.stop_ids.clone();
+                }
                 if let Err(e) = self.sched.add(id, seq) {
                     let _ = out.send(Output::Error(e.to_string()));
                     return;

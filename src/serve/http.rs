@@ -630,7 +630,12 @@ and this model's chat template writes none; serve with --tool-call-parser {} for
 /// sequence's [`LogitShaping`](crate::backend::paged::LogitShaping)), log-probabilities — checked against
 /// what this backend does (a 400 naming the parameter otherwise) and against the vocabulary.
 fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::backend::paged::LogitShaping>, ApiError> {
-    let shaped = !req.logit_bias.is_empty() || req.presence_penalty != 0.0 || req.frequency_penalty != 0.0;
+    let shaped = !req.logit_bias.is_empty()
+        || req.presence_penalty != 0.0
+        || req.frequency_penalty != 0.0
+        || req.repetition_penalty != 1.0
+        || req.min_tokens > 0
+        || (req.min_p > 0.0 && req.temperature > 0.0);
     if (shaped || req.json.is_some()) && !s.engine.shaping {
         let param = if !req.logit_bias.is_empty() {
             "logit_bias"
@@ -638,6 +643,12 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
             "presence_penalty"
         } else if req.frequency_penalty != 0.0 {
             "frequency_penalty"
+        } else if req.repetition_penalty != 1.0 {
+            "repetition_penalty"
+        } else if req.min_tokens > 0 {
+            "min_tokens"
+        } else if req.min_p > 0.0 && req.temperature > 0.0 {
+            "min_p"
         } else if req.tools.as_ref().is_some_and(|t| t.schema().is_some()) {
             "tool_choice"
         } else {
@@ -673,6 +684,11 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
         bias: req.logit_bias.clone(),
         presence: req.presence_penalty,
         frequency: req.frequency_penalty,
+        repetition: (req.repetition_penalty != 1.0).then_some(req.repetition_penalty),
+        min_tokens: req.min_tokens,
+        end: Vec::new(),
+        min_p: req.min_p,
+        temperature: req.temperature,
         json,
     }))
 }

@@ -376,7 +376,7 @@ impl Scheduler {
                     block_table: &s.table,
                     sample: e.sample.then_some(s.sampling),
                     score,
-                    shaping: s.shaping.as_ref().map(|x| x.view(&s.tokens[s.prompt_len..])),
+                    shaping: s.shaping.as_ref().map(|x| x.view(&s.tokens[..s.prompt_len], &s.tokens[s.prompt_len..])),
                 })
             })
             .collect()

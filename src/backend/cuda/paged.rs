@@ -1005,10 +1005,10 @@ mod tests {
         let (g, gen) = (TokenSampling::GREEDY, [2u32, 2]);
         let sampled = TokenSampling { temperature: 1.0, top_k: 5, top_p: 1.0, seed: 1, logprobs: None };
         let want: Vec<Want> = vec![
-            (g, 9, None),                 // device argmax: kept
-            (g, 9, Some(ban.view(&[]))),  // 1 banned: 4 (0.4 + 3) beats the rest
-            (g, 9, Some(pen.view(&gen))), // 2 seen twice: 5 - 2 - 6 < 0.5 -> 5
-            (sampled, 9, None),           // device sampler (top_k 5): kept
+            (g, 9, None),                      // device argmax: kept
+            (g, 9, Some(ban.view(&[], &[]))),  // 1 banned: 4 (0.4 + 3) beats the rest
+            (g, 9, Some(pen.view(&[], &gen))), // 2 seen twice: 5 - 2 - 6 < 0.5 -> 5
+            (sampled, 9, None),                // device sampler (top_k 5): kept
         ];
         let mut ids = vec![-1, -1, -1, -1];
         choose_on_host(&logits, v, &mut ids, &want);
