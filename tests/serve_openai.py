@@ -499,6 +499,31 @@ if len(sys.argv) > 4:
                                         n=3, logprobs=5, extra_body={"min_p": MP}).choices:
         for lp, top in zip(ch.logprobs.token_logprobs, ch.logprobs.top_logprobs):
             assert lp - max(top.values()) >= T * np.log(MP) - 1e-4, (lp, top)
+    # vLLM's guided_choice: the text is exactly one of the strings; greedy, the same tokens as numpy's argmax over the
+    # tokens whose bytes extend the text within a choice (a stop token once the text is one), step by step.
+    tb = [token_bytes(t) for t in range(len(vocab))]
+
+    def np_choice(prompt, choices, n=12):
+        seq, text, out = list(prompt), b"", []
+        for _ in range(n):
+            x = forward(cfg, w, seq)[-1]
+            ok = [t for t in range(len(vocab)) if tb[t] and any(c.startswith(text + tb[t]) for c in choices)]
+            ok += sorted(stops) if text in choices else []
+            best = max(ok, key=lambda t: x[t])
+            if best in stops:
+                break
+            out.append(best)
+            seq.append(best)
+            text += tb[best]
+        return text.decode()
+
+    for prompt, choices in [(ids, ["Paris", "Lyon", "Marseille"]), (chat_ids, ["4", "four", "IV", "4.0"]),
+                            (ids, ["a city", "a country", "the capital"])]:
+        r = client.completions.create(model=model, prompt=prompt, max_tokens=12, temperature=0,
+                                      extra_body={"guided_choice": choices})
+        want = np_choice(prompt, [c.encode() for c in choices])
+        assert r.choices[0].text == want and want in choices and r.choices[0].finish_reason == "stop", (r, want)
+    cases.append("guided_choice")
     print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's; min_p's draws within its bound")
     expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5),
                     dict(extra_body={"repetition_penalty": 0}), dict(extra_body={"min_p": 1.5}),

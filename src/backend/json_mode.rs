@@ -1047,6 +1047,85 @@ impl JsonVocab {
     }
 }
 
+/// What a shaped sequence's text must be, applied to a row of logits before sampling: a JSON value
+/// ([`Constraint`]) or one of a list of strings ([`Choices`], vLLM's `guided_choice`).
+pub trait TokenConstraint: Send + Sync + std::fmt::Debug {
+    /// Sets to −∞ the logits of the tokens that would leave what the text may still become after
+    /// `generated`; `end` (the sequence's end tokens) stay only where the text may end (or where nothing
+    /// else is left).
+    fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]);
+}
+
+impl TokenConstraint for Constraint {
+    fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
+        Constraint::mask(self, generated, end, logits)
+    }
+}
+
+/// vLLM's `guided_choice`: the text is exactly one of `choices` (any tokenization of it), then an end token.
+pub struct Choices {
+    choices: Vec<Vec<u8>>,
+    vocab: Arc<JsonVocab>,
+    /// The allowed tokens after each text met so far (at most [`MASKS_KEPT`]).
+    masks: Mutex<HashMap<Vec<u8>, Arc<Vec<u64>>>>,
+}
+
+impl std::fmt::Debug for Choices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Choices({} strings, {:?})", self.choices.len(), self.vocab)
+    }
+}
+
+impl Choices {
+    pub fn new(choices: &[String], vocab: Arc<JsonVocab>) -> Self {
+        Choices { choices: choices.iter().map(|c| c.as_bytes().to_vec()).collect(), vocab, masks: Mutex::default() }
+    }
+
+    /// The tokens whose bytes extend `text` within one of the choices (a bit each).
+    fn allowed(&self, text: &[u8]) -> Arc<Vec<u64>> {
+        if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
+            return m.clone();
+        }
+        let rests: Vec<&[u8]> = self.choices.iter().filter_map(|c| c.strip_prefix(text)).collect();
+        let n = self.vocab.len();
+        let mut bits = vec![0u64; n.div_ceil(64)];
+        for t in 0..n {
+            let b = self.vocab.token(t as u32);
+            if !b.is_empty() && rests.iter().any(|r| r.starts_with(b)) {
+                bits[t / 64] |= 1 << (t % 64);
+            }
+        }
+        let bits = Arc::new(bits);
+        let mut kept = self.masks.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < MASKS_KEPT {
+            kept.insert(text.to_vec(), bits.clone());
+        }
+        bits
+    }
+}
+
+impl TokenConstraint for Choices {
+    fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
+        let text: Vec<u8> = generated.iter().flat_map(|&t| self.vocab.token(t).iter().copied()).collect();
+        let saved: Vec<(usize, f32)> =
+            end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
+        let allowed = self.allowed(&text);
+        let mut any = false;
+        for (t, l) in logits.iter_mut().enumerate() {
+            if allowed.get(t / 64).is_some_and(|w| w >> (t % 64) & 1 == 1) {
+                any |= *l > f32::NEG_INFINITY;
+            } else {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        if !any || self.choices.contains(&text) {
+            for (t, l) in saved {
+                logits[t] = l;
+            }
+        }
+    }
+}
+
 /// A grammar over a vocabulary, with the allowed tokens of the states met so far.
 pub struct Constraint {
     grammar: Arc<Grammar>,
@@ -2423,6 +2502,26 @@ mod tests {
         assert_eq!(allowed(s, &[0, 1, 2, 3, 5]), vec![6]);
         // A top-level number may end or go on: both the end token and digits.
         assert_eq!(allowed(serde_json::json!({"type": "integer"}), &[7]), vec![6, 7, 8]);
+    }
+
+    /// guided_choice on a toy vocabulary: exactly the tokens that extend the text within a choice, the end token only
+    /// once the text is one (and then also where a longer choice could go on).
+    #[test]
+    fn choices_allow_exactly_the_extensions_of_the_text() {
+        let toks = ["a", "b", "ab", "abc", "x", "c"];
+        let v = Arc::new(JsonVocab::new(toks.len() + 1, |t| toks.get(t as usize).map(|s| s.as_bytes().to_vec())));
+        let end = [toks.len() as u32];
+        let c = Choices::new(&["abc".into(), "ax".into(), "ab".into()], v);
+        let allowed = |gen: &[u32]| {
+            let mut l = vec![0.0f32; toks.len() + 1];
+            c.mask(gen, &end, &mut l);
+            l.iter().enumerate().filter(|(_, x)| x.is_finite()).map(|(t, _)| t).collect::<Vec<_>>()
+        };
+        assert_eq!(allowed(&[]), [0, 2, 3]); // a, ab, abc
+        assert_eq!(allowed(&[0]), [1, 4]); // a + b, a + x
+        assert_eq!(allowed(&[0, 1]), [5, 6]); // ab is a choice (end) and abc goes on (c)
+        assert_eq!(allowed(&[3]), [6]); // abc: only the end
+        assert_eq!(allowed(&[2, 5]), [6]);
     }
 
     #[test]

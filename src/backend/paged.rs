@@ -21,7 +21,7 @@
 use super::cpu::{
     add_rows, embed_rows, rms_norm_rows, rope_rows, select_rows, softmax_prefix, swiglu_rows, Act, CpuQuant,
 };
-use super::json_mode::Constraint;
+use super::json_mode::TokenConstraint;
 use super::sampling::{argmax, rows_logprobs, sample_logits, token_logprobs, TokenLogprobs};
 use crate::error::{Error, Result};
 use crate::model::graph::{forward, LlamaOps};
@@ -114,14 +114,14 @@ pub struct LogitShaping {
 /// [`super::json_mode`]).
 #[derive(Debug, Clone)]
 pub struct JsonShaping {
-    pub constraint: Arc<Constraint>,
+    pub constraint: Arc<dyn TokenConstraint>,
     /// The sequence's end tokens (the model's stop tokens and the request's).
     pub end: Vec<u32>,
 }
 
 impl PartialEq for JsonShaping {
     fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.constraint, &o.constraint) && self.end == o.end
+        std::ptr::addr_eq(Arc::as_ptr(&self.constraint), Arc::as_ptr(&o.constraint)) && self.end == o.end
     }
 }
 

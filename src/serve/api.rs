@@ -105,6 +105,8 @@ pub struct GenRequest {
 /// A constrained choice's text (backend::json_mode).
 #[derive(Debug, Clone)]
 pub enum JsonFormat {
+    /// vLLM's `guided_choice`: exactly one of these strings.
+    Choice(Vec<String>),
     /// `{"type": "json_object"}`: one JSON object.
     Object,
     /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S`: an instance of S, compiled;
@@ -116,6 +118,7 @@ impl PartialEq for JsonFormat {
     fn eq(&self, o: &Self) -> bool {
         match (self, o) {
             (JsonFormat::Object, JsonFormat::Object) => true,
+            (JsonFormat::Choice(a), JsonFormat::Choice(b)) => a == b,
             (JsonFormat::Schema { key: a, .. }, JsonFormat::Schema { key: b, .. }) => a == b,
             _ => false,
         }
@@ -207,13 +210,17 @@ fn model_field(o: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Most strings of a `guided_choice`, and the longest one.
+pub const MAX_CHOICE_STRINGS: usize = 256;
+pub const MAX_CHOICE_BYTES: usize = 1024;
+
 /// Most `stop_token_ids` a request may give.
 pub const MAX_STOP_TOKEN_IDS: usize = 64;
 
 /// Sampling and decoding parameters that vLLM's server takes and this one does not implement, each with the value
 /// that leaves decoding as it is (`None`: no such value): a client sending that value (as some send every default)
 /// is served, any other is a 400 naming the parameter — never text decoded without what the client asked for.
-const UNSUPPORTED_SAMPLING: [(&str, Neutral); 10] = [
+const UNSUPPORTED_SAMPLING: [(&str, Neutral); 9] = [
     ("length_penalty", Neutral::Num(1.0)),
     ("use_beam_search", Neutral::Bool(false)),
     ("include_stop_str_in_output", Neutral::Bool(false)),
@@ -222,7 +229,6 @@ const UNSUPPORTED_SAMPLING: [(&str, Neutral); 10] = [
     ("prompt_logprobs", Neutral::None),
     ("truncate_prompt_tokens", Neutral::None),
     ("guided_regex", Neutral::None),
-    ("guided_choice", Neutral::None),
     ("guided_grammar", Neutral::None),
 ];
 
@@ -445,6 +451,22 @@ fn parse_common(
             v => v.clone(),
         };
         json = Some(schema_format(&schema, "guided_json")?);
+    }
+    // vLLM's guided_choice: the text is exactly one of these strings.
+    if let Some(c) = field(o, "guided_choice") {
+        let bad = |m: String| ApiError::invalid(m, Some("guided_choice"));
+        if json.is_some() {
+            return Err(bad("give one of 'guided_choice', 'guided_json' and a JSON 'response_format'".into()));
+        }
+        let list = c
+            .as_array()
+            .filter(|a| (1..=MAX_CHOICE_STRINGS).contains(&a.len()))
+            .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<String>>>())
+            .ok_or_else(|| bad(format!("'guided_choice' must be a list of 1 to {MAX_CHOICE_STRINGS} strings")))?;
+        if list.iter().any(|s| s.is_empty() || s.len() > MAX_CHOICE_BYTES) {
+            return Err(bad(format!("'guided_choice' strings must have 1 to {MAX_CHOICE_BYTES} bytes")));
+        }
+        json = Some(JsonFormat::Choice(list));
     }
     // Legacy function calling (`functions`, `function_call`): refused, never answered with free text; "none"
     // asks for no call. `tools` are chat's (parse_chat).
@@ -1195,6 +1217,19 @@ mod tests {
             r#"{"prompt":"a","max_tokens":2,"min_tokens":3}"#,
             r#"{"prompt":"a","min_tokens":1,"guided_json":{"type":"object"}}"#,
             r#"{"prompt":"a","length_penalty":2}"#,
+        ] {
+            let e = parse_completion(&obj(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let r = parse_completion(&obj(r#"{"prompt":"a","guided_choice":["yes","no"]}"#)).unwrap();
+        assert_eq!(r.json, Some(JsonFormat::Choice(vec!["yes".into(), "no".into()])));
+        for bad in [
+            r#"{"prompt":"a","guided_choice":[]}"#,
+            r#"{"prompt":"a","guided_choice":"yes"}"#,
+            r#"{"prompt":"a","guided_choice":["yes",""]}"#,
+            r#"{"prompt":"a","guided_choice":["yes",1]}"#,
+            r#"{"prompt":"a","guided_choice":["yes"],"guided_json":{"type":"object"}}"#,
+            r#"{"prompt":"a","guided_choice":["yes"],"ignore_eos":true}"#,
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");

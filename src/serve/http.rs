@@ -5,7 +5,7 @@ use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use super::tools::{self, AutoStream, ToolCall, ToolChoice, ToolFormat};
-use crate::backend::json_mode::{Constraint, Grammar, JsonVocab};
+use crate::backend::json_mode::{Choices, Constraint, Grammar, JsonVocab, TokenConstraint};
 use crate::backend::paged::TokenSampling;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
@@ -119,9 +119,10 @@ impl AppState {
     }
 
     /// The constraint of a request's JSON format: JSON mode's shared one, or its schema's (kept or new).
-    fn json_constraint(&self, f: &JsonFormat) -> Arc<Constraint> {
+    fn json_constraint(&self, f: &JsonFormat) -> Arc<dyn TokenConstraint> {
         let vocab = self.json_vocab();
         match f {
+            JsonFormat::Choice(list) => Arc::new(Choices::new(list, vocab)),
             JsonFormat::Object => self
                 .json_object
                 .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
