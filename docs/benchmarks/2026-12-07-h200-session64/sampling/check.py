@@ -1,9 +1,12 @@
-"""vLLM's repetition_penalty, min_tokens and min_p on `serve --backend cuda` beside `--backend cpu` (session 64):
+"""vLLM's repetition_penalty, min_tokens, min_p and guided_choice on `serve --backend cuda` beside `--backend cpu`
+(session 64):
 greedy completions with repetition_penalty 1.3 / 0.8 (with a presence penalty) must equal the CPU backend's texts;
 with the end token pushed up (logit_bias on `</s>`) a min_tokens choice must run at least that many tokens (cuda =
 cpu); min_p's sampled draws (temperature 1.5, min_p 0.3) must each be within its bound by the returned
-log-probabilities (the model's own).
+log-probabilities (the model's own); guided_choice answers (greedy and sampled) must each be one of the strings, and
+greedy cuda = cpu (call C; CHOICE_ONLY=1 runs only that part).
 Usage: check.py CUDA_URL CPU_URL"""
+import os
 import json
 import math
 import sys
@@ -20,6 +23,20 @@ def post(base, body):
 
 
 prompts = ["Once upon a time", "The capital of France is", "def fibonacci(n):", "List three colors:"]
+CHOICES = ["positive", "negative", "neutral", "mixed feelings"]
+inside, greedy_same, n_choice = 0, 0, 0
+for p in prompts:
+    g = post(cuda, dict(prompt=p, max_tokens=16, temperature=0, guided_choice=CHOICES))["choices"][0]
+    gc = post(cpu, dict(prompt=p, max_tokens=16, temperature=0, guided_choice=CHOICES))["choices"][0]
+    s = post(cuda, dict(prompt=p, max_tokens=16, temperature=1.0, seed=4, n=4, guided_choice=CHOICES))["choices"]
+    for c in [g] + s:
+        n_choice += 1
+        inside += c["text"] in CHOICES and c["finish_reason"] == "stop"
+    greedy_same += g["text"] == gc["text"]
+    print(f"  guided_choice {p!r}: greedy cuda {g['text']!r} cpu {gc['text']!r}; sampled {[c['text'] for c in s]}")
+print(f"guided_choice: {inside} of {n_choice} answers one of the strings; greedy cuda = cpu {greedy_same} of {len(prompts)}")
+if os.environ.get("CHOICE_ONLY") == "1":
+    sys.exit(0)
 same, total = 0, 0
 for p in prompts:
     for kw in [dict(repetition_penalty=1.3), dict(repetition_penalty=0.8, presence_penalty=0.5)]:
