@@ -1062,6 +1062,26 @@ impl TokenConstraint for Constraint {
     }
 }
 
+/// Sets to −∞ the logits of the tokens not in `allowed` (a bit each); the `end` tokens keep theirs where the text
+/// `may_end`, or where no other token is left.
+fn apply_mask(allowed: &[u64], may_end: bool, end: &[u32], logits: &mut [f32]) {
+    let saved: Vec<(usize, f32)> =
+        end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
+    let mut any = false;
+    for (t, l) in logits.iter_mut().enumerate() {
+        if allowed.get(t / 64).is_some_and(|w| w >> (t % 64) & 1 == 1) {
+            any |= *l > f32::NEG_INFINITY;
+        } else {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+    if !any || may_end {
+        for (t, l) in saved {
+            logits[t] = l;
+        }
+    }
+}
+
 /// vLLM's `guided_choice`: the text is exactly one of `choices` (any tokenization of it), then an end token.
 pub struct Choices {
     choices: Vec<Vec<u8>>,
@@ -1107,22 +1127,7 @@ impl Choices {
 impl TokenConstraint for Choices {
     fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
         let text: Vec<u8> = generated.iter().flat_map(|&t| self.vocab.token(t).iter().copied()).collect();
-        let saved: Vec<(usize, f32)> =
-            end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
-        let allowed = self.allowed(&text);
-        let mut any = false;
-        for (t, l) in logits.iter_mut().enumerate() {
-            if allowed.get(t / 64).is_some_and(|w| w >> (t % 64) & 1 == 1) {
-                any |= *l > f32::NEG_INFINITY;
-            } else {
-                *l = f32::NEG_INFINITY;
-            }
-        }
-        if !any || self.choices.contains(&text) {
-            for (t, l) in saved {
-                logits[t] = l;
-            }
-        }
+        apply_mask(&self.allowed(&text), self.choices.contains(&text), end, logits);
     }
 }
 
@@ -1237,28 +1242,9 @@ impl Constraint {
     /// or, where it may end, one of the `end` tokens ends the sequence. Where no token would fit (not
     /// expected), the end tokens stay.
     pub fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
-        let saved: Vec<(usize, f32)> =
-            end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
-        let keep_end = |logits: &mut [f32]| {
-            for &(t, l) in &saved {
-                logits[t] = l;
-            }
-        };
-        let Some(s) = self.state(generated) else {
-            logits.fill(f32::NEG_INFINITY);
-            return keep_end(logits);
-        };
-        let allowed = self.allowed(&s);
-        let mut any = false;
-        for (t, l) in logits.iter_mut().enumerate() {
-            if allowed.get(t / 64).is_some_and(|w| w >> (t % 64) & 1 == 1) {
-                any |= *l > f32::NEG_INFINITY;
-            } else {
-                *l = f32::NEG_INFINITY;
-            }
-        }
-        if !any || s.can_end(&self.grammar) {
-            keep_end(logits);
+        match self.state(generated) {
+            Some(s) => apply_mask(&self.allowed(&s), s.can_end(&self.grammar), end, logits),
+            None => apply_mask(&[], false, end, logits),
         }
     }
 }
