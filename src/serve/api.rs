@@ -494,19 +494,8 @@ fn parse_common(
         Some(so) => boolean(so, "include_usage")?.unwrap_or(false),
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
-    if min_tokens > 0 && json.is_some() {
-        return Err(ApiError::invalid(
-            "'min_tokens' cannot be combined with a JSON 'response_format' (or 'guided_json'), which ends the choice \
-when its value is complete",
-            Some("min_tokens"),
-        ));
-    }
-    if ignore_eos && json.is_some() {
-        return Err(ApiError::invalid(
-            "'ignore_eos' cannot be combined with a JSON 'response_format' (or 'guided_json'), which ends the choice \
-when its value is complete",
-            Some("ignore_eos"),
-        ));
+    if json.is_some() {
+        refuse_past_the_end(ignore_eos, min_tokens, "a JSON 'response_format' ('guided_json', 'guided_choice')")?;
     }
     // vLLM's extension: token ids that end a choice as the model's stop tokens do (finish_reason "stop"), also
     // with ignore_eos; checked against the vocabulary by the server.
@@ -556,6 +545,20 @@ when its value is complete",
         json,
         tools: None,
     })
+}
+
+/// A constrained choice (`constrained` names what constrains it) ends when its text is complete: `ignore_eos` and
+/// `min_tokens`, which would keep it going, are a 400 naming the parameter.
+fn refuse_past_the_end(ignore_eos: bool, min_tokens: usize, constrained: &str) -> Result<(), ApiError> {
+    let Some(k) =
+        [(ignore_eos, "ignore_eos"), (min_tokens > 0, "min_tokens")].into_iter().find_map(|(on, k)| on.then_some(k))
+    else {
+        return Ok(());
+    };
+    Err(ApiError::invalid(
+        format!("'{k}' cannot be combined with {constrained}, which ends the choice when its text is complete"),
+        Some(k),
+    ))
 }
 
 /// A count of alternatives, 0 ..= [`MAX_TOP_LOGPROBS`].
@@ -747,13 +750,7 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
                     Some("tool_choice"),
                 ));
             }
-            if r.ignore_eos || r.min_tokens > 0 {
-                let k = if r.ignore_eos { "ignore_eos" } else { "min_tokens" };
-                return Err(ApiError::invalid(
-                    format!("'{k}' cannot be combined with 'tool_choice' \"required\" or a named function, which ends the choice when its calls are complete"),
-                    Some(k),
-                ));
-            }
+            refuse_past_the_end(r.ignore_eos, r.min_tokens, "'tool_choice' \"required\" or a named function")?;
             // A keyword the constraint cannot enforce is a 400, as in response_format, naming the function.
             let grammar = Grammar::from_schema(&schema).map_err(|e| {
                 let whose = match &t.choice {
