@@ -1062,6 +1062,28 @@ impl TokenConstraint for Constraint {
     }
 }
 
+/// The mask kept for `key`, or `compute`'s, then kept (all are dropped once [`MASKS_KEPT`] are).
+fn kept_mask<K, Q>(
+    masks: &Mutex<HashMap<K, Arc<Vec<u64>>>>,
+    key: &Q,
+    compute: impl FnOnce() -> Vec<u64>,
+) -> Arc<Vec<u64>>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(m) = masks.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return m.clone();
+    }
+    let bits = Arc::new(compute());
+    let mut kept = masks.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() >= MASKS_KEPT {
+        kept.clear();
+    }
+    kept.insert(key.to_owned(), bits.clone());
+    bits
+}
+
 /// Sets to −∞ the logits of the tokens not in `allowed` (a bit each); the `end` tokens keep theirs where the text
 /// `may_end`, or where no other token is left.
 fn apply_mask(allowed: &[u64], may_end: bool, end: &[u32], logits: &mut [f32]) {
@@ -1103,24 +1125,18 @@ impl Choices {
 
     /// The tokens whose bytes extend `text` within one of the choices (a bit each).
     fn allowed(&self, text: &[u8]) -> Arc<Vec<u64>> {
-        if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(text) {
-            return m.clone();
-        }
-        let rests: Vec<&[u8]> = self.choices.iter().filter_map(|c| c.strip_prefix(text)).collect();
-        let n = self.vocab.len();
-        let mut bits = vec![0u64; n.div_ceil(64)];
-        for t in 0..n {
-            let b = self.vocab.token(t as u32);
-            if !b.is_empty() && rests.iter().any(|r| r.starts_with(b)) {
-                bits[t / 64] |= 1 << (t % 64);
+        kept_mask(&self.masks, text, || {
+            let rests: Vec<&[u8]> = self.choices.iter().filter_map(|c| c.strip_prefix(text)).collect();
+            let n = self.vocab.len();
+            let mut bits = vec![0u64; n.div_ceil(64)];
+            for t in 0..n {
+                let b = self.vocab.token(t as u32);
+                if !b.is_empty() && rests.iter().any(|r| r.starts_with(b)) {
+                    bits[t / 64] |= 1 << (t % 64);
+                }
             }
-        }
-        let bits = Arc::new(bits);
-        let mut kept = self.masks.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() < MASKS_KEPT {
-            kept.insert(text.to_vec(), bits.clone());
-        }
-        bits
+            bits
+        })
     }
 }
 
@@ -1167,16 +1183,7 @@ impl Constraint {
 
     /// The tokens that may follow state `s`, a bit each: from the kept masks, or computed and kept.
     fn allowed(&self, s: &JsonState) -> Arc<Vec<u64>> {
-        if let Some(m) = self.masks.lock().unwrap_or_else(|e| e.into_inner()).get(s) {
-            return m.clone();
-        }
-        let bits = Arc::new(self.compute(s, true));
-        let mut kept = self.masks.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= MASKS_KEPT {
-            kept.clear();
-        }
-        kept.insert(s.clone(), bits.clone());
-        bits
+        kept_mask(&self.masks, s, || self.compute(s, true))
     }
 
     /// The tokens that may follow state `s`, a bit each: inside a string between characters (`plain`), the
