@@ -98,9 +98,10 @@ pub struct LogitShaping {
     /// vLLM's (and HF's) repetition penalty over the prompt's and the generated tokens: a seen token's
     /// logit divided by it where positive, multiplied where negative (None: off).
     pub repetition: Option<f32>,
-    /// The sequence's end tokens stay masked until this many tokens are generated (vLLM's `min_tokens`);
-    /// `end` holds them (the engine fills it in, as for JSON).
+    /// The sequence's end tokens stay masked until this many tokens are generated (vLLM's `min_tokens`).
     pub min_tokens: usize,
+    /// The sequence's end tokens (the model's stop tokens and the request's; the engine fills them in): what
+    /// `min_tokens` masks and what a constraint allows once its text may end.
     pub end: Vec<u32>,
     /// vLLM's `min_p` at `temperature` (0: off): tokens whose probability after temperature is below
     /// `min_p` × the most likely one's are masked.
@@ -109,19 +110,17 @@ pub struct LogitShaping {
     pub json: Option<JsonShaping>,
 }
 
-/// JSON mode / structured output: the generated text stays a prefix of one JSON value the constraint
-/// allows (any object, or a schema's instance), and one of `end` ends the sequence once it may (see
-/// [`super::json_mode`]).
+/// JSON mode / structured output (and `guided_choice`): the generated text stays a prefix of what the
+/// constraint allows (any object, a schema's instance, one of the strings), and one of the sequence's end
+/// tokens ends it once it may (see [`super::json_mode`]).
 #[derive(Debug, Clone)]
 pub struct JsonShaping {
     pub constraint: Arc<dyn TokenConstraint>,
-    /// The sequence's end tokens (the model's stop tokens and the request's).
-    pub end: Vec<u32>,
 }
 
 impl PartialEq for JsonShaping {
     fn eq(&self, o: &Self) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(&self.constraint), Arc::as_ptr(&o.constraint)) && self.end == o.end
+        std::ptr::addr_eq(Arc::as_ptr(&self.constraint), Arc::as_ptr(&o.constraint))
     }
 }
 
@@ -182,7 +181,7 @@ impl Shaping<'_> {
             }
         }
         if let Some(j) = &s.json {
-            j.constraint.mask(self.generated, &j.end, logits);
+            j.constraint.mask(self.generated, &s.end, logits);
         }
         if s.min_p > 0.0 && s.temperature > 0.0 {
             // p_t >= min_p · p_max  <=>  l_t >= l_max + T · ln(min_p)

@@ -378,9 +378,10 @@ impl Worker {
                         seq.stop_ids.push(t);
                     }
                 }
-                // JSON mode and schemas end the choice with one of its stop tokens once the value is complete.
-                if let Some(j) = seq.shaping.as_mut().and_then(|s| s.json.as_mut()) {
-                    if seq.stop_ids.is_empty() {
+                // JSON mode and schemas end the choice with one of its stop tokens once the value is complete,
+                // min_tokens masks them until then.
+                if let Some(s) = seq.shaping.as_mut() {
+                    if s.json.is_some() && seq.stop_ids.is_empty() {
                         let _ = out.send(Output::Error(
                             "a JSON 'response_format' needs a stop token to end the choice when its value is \
 complete; this model's tokenizer has none: give 'stop_token_ids'"
@@ -388,10 +389,6 @@ complete; this model's tokenizer has none: give 'stop_token_ids'"
                         ));
                         return;
                     }
-                    j.end = seq.stop_ids.clone();
-                }
-                // min_tokens: the end tokens stay masked until then.
-                if let Some(s) = seq.shaping.as_mut().filter(|s| s.min_tokens > 0) {
                     s.end = seq.stop_ids.clone();
                 }
                 if let Err(e) = self.sched.add(id, seq) {

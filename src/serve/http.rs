@@ -102,13 +102,14 @@ impl AppState {
         self.tool_markers.iter().find(|m| m.0 == id).map_or("", |m| m.1)
     }
 
-    /// A seed for tool-call ids.
-    fn call_seed(&self) -> u64 {
+    /// A tool call of a reply, with a fresh id in the id shape of the server's tool-call format.
+    fn new_call(&self, (name, arguments): tools::RawCall) -> ToolCall {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        t ^ self.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).rotate_left(17)
+        let seed = t ^ self.seed_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).rotate_left(17);
+        ToolCall::new(name, arguments, self.tool_format, seed)
     }
 
     /// The token table of JSON mode and schemas, over the model's vocabulary.
@@ -677,10 +678,7 @@ fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::back
         ));
     }
     // The end tokens are the sequence's, which the engine completes (Engine's `Command::Add`).
-    let json = req
-        .json
-        .as_ref()
-        .map(|f| crate::backend::paged::JsonShaping { constraint: s.json_constraint(f), end: Vec::new() });
+    let json = req.json.as_ref().map(|f| crate::backend::paged::JsonShaping { constraint: s.json_constraint(f) });
     Ok((shaped || json.is_some()).then(|| crate::backend::paged::LogitShaping {
         bias: req.logit_bias.clone(),
         presence: req.presence_penalty,
@@ -826,7 +824,7 @@ fn engine_error(msg: String) -> ApiError {
 /// A choice's reply from its text (and, for "auto", the text with the markers special tokens wrote) by the
 /// request's mode.
 fn reply_of(s: &AppState, mode: &ReplyMode, text: String, raw: String) -> Reply {
-    let call = |(name, args): (String, String)| ToolCall::new(name, args, s.tool_format, s.call_seed());
+    let call = |raw| s.new_call(raw);
     match mode {
         ReplyMode::Text => Reply::text(text),
         ReplyMode::Auto(f) => match f.parse(&raw) {
@@ -1025,24 +1023,23 @@ impl StreamState {
     /// The end of choice `i`'s text: what its mode still has to send; returns its calls.
     fn end(&mut self, i: usize) -> Vec<ToolCall> {
         let st = self.guards[i].state.clone();
-        let call = |(name, args): (String, String)| ToolCall::new(name, args, st.tool_format, st.call_seed());
         let (content, calls) = match &mut self.replies[i] {
             StreamReply::Text => return Vec::new(),
             StreamReply::Auto(a) => {
                 let (rest, calls) = a.finish();
-                (rest, calls.into_iter().map(call).collect::<Vec<_>>())
+                (rest, calls.into_iter().map(|raw| st.new_call(raw)).collect())
             }
             StreamReply::Required(buf) => {
-                let calls: Vec<ToolCall> = tools::required_calls(buf).into_iter().map(call).collect();
-                (if calls.is_empty() { std::mem::take(buf) } else { String::new() }, calls)
+                let r = reply_of(&st, &ReplyMode::Required, std::mem::take(buf), String::new());
+                (r.content.unwrap_or_default(), r.calls)
             }
             StreamReply::Named { call, opened } => {
+                // (its arguments went out as they came; the call keeps its id and name, no arguments)
                 let call = call.clone();
                 if !std::mem::replace(opened, true) {
                     // no arguments came (cut short at once): the call still opens
-                    let c = ToolCall { arguments: String::new(), ..call.clone() };
                     let lp = self.take_lp(i, Vec::new());
-                    self.push_tool_calls(i, vec![c.to_json(Some(0))], lp);
+                    self.push_tool_calls(i, vec![call.to_json(Some(0))], lp);
                 }
                 return vec![call];
             }
@@ -1098,8 +1095,7 @@ fn stream_response(r: Responder, st: Started) -> Response {
             ReplyMode::Auto(f) => StreamReply::Auto(AutoStream::new(*f)),
             ReplyMode::Required => StreamReply::Required(String::new()),
             ReplyMode::Named(name) => {
-                let s0 = s0.as_ref().expect("a choice");
-                let call = ToolCall::new(name.clone(), String::new(), s0.tool_format, s0.call_seed());
+                let call = s0.as_ref().expect("a choice").new_call((name.clone(), String::new()));
                 StreamReply::Named { call, opened: false }
             }
         })
