@@ -47,6 +47,7 @@ impl ToolRequest {
     /// `tools`, `tool_choice` and `parallel_tool_calls` of a request body: `Ok(None)` without tools (where
     /// `tool_choice` may only be "none"); errors name the parameter.
     pub fn parse(o: &Map<String, Value>) -> Result<Option<ToolRequest>, (String, &'static str)> {
+        // (api.rs's `field`, which this module may not import: api imports this one)
         let present = |k: &str| o.get(k).filter(|v| !v.is_null());
         let parallel = match present("parallel_tool_calls") {
             None => true,
@@ -59,7 +60,7 @@ impl ToolRequest {
             Some(Value::Array(a)) if a.len() > MAX_TOOLS => {
                 return Err((format!("at most {MAX_TOOLS} tools a request, got {}", a.len()), "tools"))
             }
-            Some(Value::Array(_)) => present("tools").cloned(),
+            Some(v @ Value::Array(_)) => Some(v.clone()),
             Some(_) => {
                 return Err(("'tools' must be a list of {\"type\": \"function\", \"function\": {...}}".into(), "tools"))
             }
@@ -365,15 +366,8 @@ impl ToolCall {
     /// them), so a client can send the call back in the history.
     pub fn new(name: String, arguments: String, format: Option<ToolFormat>, seed: u64) -> Self {
         const ABC: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut x = seed;
-        let mut next = || {
-            // splitmix64
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ABC[((z ^ (z >> 31)) % ABC.len() as u64) as usize] as char
-        };
+        let mut r = crate::util::SplitMix64(seed);
+        let mut next = || ABC[(r.next_u64() % ABC.len() as u64) as usize] as char;
         let id = match format {
             Some(ToolFormat::Mistral) => (0..9).map(|_| next()).collect(),
             _ => "call_".chars().chain((0..24).map(|_| next())).collect(),
