@@ -15,8 +15,9 @@
 # and call `run` with carry [".carry/z"] (64 MiB at most travels; a tarball is ≈ 12 MiB).
 #
 # The cache covers the TinyLlama-shape preset at fp16 / int4 / int8 / fp8 (bs64 kernels include the bs1 / bs8
-# ones: the kernel set does not depend on the batch), the tiny fixture's `cuda-check --paged` kernels and the wq
-# self-test's (`TRTFORGE_CHECKS=wqk`). NVRTC for
+# ones: the kernel set does not depend on the batch), the SmolLM2-shape preset at fp16, both presets' megakernel
+# modules (`TRTFORGE_MK=1`), the tiny fixture's `cuda-check --paged` kernels and the wq self-test's
+# (`TRTFORGE_CHECKS=wqk`). NVRTC for
 # CUDA 13.0 comes from PyPI (nvidia-cuda-nvrtc); it is downloaded once into NVRTC_DIR (default /tmp/nvrtc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,13 @@ for p in fp16 int4 int8 fp8; do
   tl_bench $p
 done
 pre cuda-check --tiny tests/fixtures/tiny_llama --paged
+# the SmolLM2-shape preset's bs1 row (the table's `smol_1`), and both shapes' one-row decode megakernel modules
+# (`TRTFORGE_MK=1`, fp16 bs1: `bn ... TRTFORGE_MK=1`)
+smol_bench() {
+  pre bench --isolate never --model preset:smollm2-135m --precisions fp16 --batch-sizes 1 --input-lens 512 --output-len 128
+}
+smol_bench
+(export TRTFORGE_MK=1; smol_bench; tl_bench fp16)
 # the quantized decode GEMM's self-test (`TRTFORGE_CHECKS=wqk`: its tiny32 int8 engine's module)
 TRTFORGE_CHECKS=wqk pre cuda-check --tiny tests/fixtures/tiny_llama
 # VARIANT="NAME=VALUE ...": also the fp16 and int4 bench modules built under those variables (an opt-in switch that

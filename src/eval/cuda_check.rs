@@ -1167,6 +1167,13 @@ pub fn run_checks(set: &CheckSet, report: &mut dyn FnMut(&CheckResult)) -> Resul
         // Session 33: the one-row decode megakernel (TRTFORGE_MK=1; without it the same checks run the default
         // path, to compare the errors). Two sequences, one of 530 tokens (attention over nine of its chunks), decode
         // steps of one sequence at a time in either slot, then the on-GPU greedy loop's cache.
+        // Session 65: the SmolLM2 shape too (hidden 576: one 576-wide chunk a hidden-size tile, three 512-wide a
+        // down tile; 3 query heads a kv head; a tied head of 49,152 rows).
+        let sm = load("preset:smollm2-135m")?;
+        let pss = seeded_prompts(&[530, 37], sm.weights.config.vocab_size, 65);
+        add(mk_decode_check("smollm2-135m", &sm.weights, &pss, 24));
+        add(mk_loop_check("smollm2-135m", &sm.weights, &pss[1], 48));
+        add(mk_loop_check("smollm2-135m", &sm.weights, &pss[0], 200));
         let tl = load("preset:tinyllama-1.1b")?;
         let ps = seeded_prompts(&[530, 37], tl.weights.config.vocab_size, 33);
         add(mk_decode_check("tinyllama-1.1b", &tl.weights, &ps, 24));

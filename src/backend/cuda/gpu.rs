@@ -1687,7 +1687,7 @@ mod tests {
         spec
     }
 
-    /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama
+    /// The megakernel's module compiles with NVRTC for sm_90a with the TinyLlama and SmolLM2
     /// dimensions, `mk_step` in the ptxas report and no spills (no GPU needed).
     #[test]
     #[ignore = "needs libnvrtc (CUDA 13 NVRTC; no GPU): run with --include-ignored where it is present"]
@@ -1696,15 +1696,19 @@ mod tests {
         let present = unsafe { cudarc::nvrtc::sys::is_culib_present() };
         assert!(present, "libnvrtc.so not found (set LD_LIBRARY_PATH to a CUDA 13 NVRTC)");
         let dir = tempfile::tempdir().unwrap();
-        let spec = tinyllama_spec(WeightFormat::F16);
-        let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
-        let mut func = "";
-        for l in c.log.lines() {
-            if let Some(n) = l.split("Function properties for ").nth(1) {
-                func = n.trim();
-            } else if func == "mk_step" && l.contains("spill") {
-                assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
+        // TinyLlama, and SmolLM2 (session 65: 576-wide chunks, 3 query heads a kv head).
+        let smol =
+            KernelSpec { config: LlamaConfig::preset("smollm2-135m").unwrap(), ..tinyllama_spec(WeightFormat::F16) };
+        for spec in [tinyllama_spec(WeightFormat::F16), smol] {
+            let c = super::compile_cached(&spec.source_mk(), "sm_90a", dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(c.log.contains("'mk_step'"), "mk_step missing from the ptxas report:\n{}", c.log);
+            let mut func = "";
+            for l in c.log.lines() {
+                if let Some(n) = l.split("Function properties for ").nth(1) {
+                    func = n.trim();
+                } else if func == "mk_step" && l.contains("spill") {
+                    assert!(l.contains(" 0 bytes spill stores"), "mk_step spills: {l}");
+                }
             }
         }
     }

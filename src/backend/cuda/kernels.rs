@@ -816,9 +816,19 @@ impl KernelSpec {
         self.append_mk(self.source())
     }
 
-    /// `src` (a module source of this spec) with the megakernel: `#define MK`, the layer count, kernels_mk.cu.
+    /// `src` (a module source of this spec) with the megakernel: `#define MK`, the layer count, the chunks' k and
+    /// the ring's slots, kernels_mk.cu.
     pub fn append_mk(&self, src: String) -> String {
-        let mut s = format!("#define MK 1\n#define MK_LAYERS {}\n", self.config.num_hidden_layers);
+        let d = super::mk_load::dims_of(&self.config);
+        // The chunks' k and the ring's slots (mk.rs `MkDims::ckh` / `cki` / `nslot`; `mk_step`'s shared memory
+        // is `MkDims::smem`).
+        let mut s = format!(
+            "#define MK 1\n#define MK_LAYERS {}\n#define MK_CKH {}\n#define MK_CKI {}\n#define MK_NSLOT {}\n",
+            self.config.num_hidden_layers,
+            d.ckh(),
+            d.cki(),
+            d.nslot()
+        );
         // TRTFORGE_MK_DEFS=NAME=V,...: diagnostic defines of kernels_mk.cu (e.g. MK_NOWAIT=1: the streaming
         // ceiling). Names other than MK_* or values that are not integers are left out.
         for d in std::env::var("TRTFORGE_MK_DEFS").unwrap_or_default().split(',').filter(|d| !d.is_empty()) {

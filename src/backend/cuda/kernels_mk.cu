@@ -12,7 +12,19 @@ template <bool C, class A, class B> struct mk_cond { typedef A type; };
 template <class A, class B> struct mk_cond<false, A, B> { typedef B type; };
 template <int V> struct mk_ic { static constexpr int value = V; };
 constexpr int MK_QKVN = (NH + 2 * NKV) * HD;  // rows of the fused q / k / v projection
-constexpr int MK_CKK = 512, MK_CHH = 16 * MK_CKK, MK_CHB = MK_CHH * 2;  // a weight chunk: 16 rows x 512 k of f16, 16 KB
+// A weight chunk: 16 rows x k of f16, one bulk copy into a ring slot; k is MK_CKH for the ops that read the hidden size
+// (q/k/v, o, gate/up, the head) and MK_CKI for down (mk.rs `MkDims::ckh` / `cki` choose them: TinyLlama 512 / 512,
+// 16 KB chunks; SmolLM2 576 / 512). A slot holds the larger.
+#ifndef MK_CKH
+#define MK_CKH 512
+#endif
+#ifndef MK_CKI
+#define MK_CKI 512
+#endif
+constexpr int MK_CKMAX = MK_CKH > MK_CKI ? MK_CKH : MK_CKI, MK_CHB = 32 * MK_CKMAX;  // a ring slot's bytes
+static_assert(HIDDEN % MK_CKH == 0 && INTER % MK_CKI == 0 && MK_CKH % 16 == 0 && MK_CKI % 16 == 0, "chunk k");
+constexpr int MK_G = NH / NKV;  // query heads a kv head
+static_assert(NH % NKV == 0 && MK_G <= 8 && HD == 64, "the attention items: head_dim 64, at most 8 query heads a kv head");
 __device__ __forceinline__ float2 mk_h2f2(unsigned v) { return make_float2(h2f((h16)(v & 0xffff)), h2f((h16)(v >> 16))); }
 #ifndef MK_NCW
 #define MK_NCW 8
@@ -58,6 +70,7 @@ constexpr int MK_NCT = MK_NCW * 32;                  // consumer threads
 constexpr int MK_NTH = MK_NCT + 32 + (MK_EW ? 32 : 0);  // + loader warp (+ mk_epilogue warp)
 constexpr int MK_W_LOAD = MK_NCW, MK_W_EPI = MK_NCW + 1;
 static_assert(MK_NCW == 8, "the staging's per-thread counts assume 256 consumer threads");
+static_assert((HIDDEN > INTER ? HIDDEN : INTER) * 2 <= MK_XAREA, "the staged x fits the x area");
 static_assert(MK_EW || MK_NPB == 2, "MK_EW=0 alternates two partial buffers");
 #ifndef MK_DHEAD
 #define MK_DHEAD 1  // the head's tiles by ticket as MK_DGU's gate/up tiles
@@ -65,7 +78,7 @@ static_assert(MK_EW || MK_NPB == 2, "MK_EW=0 alternates two partial buffers");
 static_assert(!(MK_DGU || MK_DHEAD) || MK_EW, "tiles by ticket pass tile numbers to the mk_epilogue warp");
 static_assert(MK_GRAB_AT >= -1 && MK_GRAB_AT <= 2, "MK_GRAB_AT: before chunk 0 (-1) or after chunk 0..2");
 constexpr int MK_T_QKV = MK_QKVN / 16, MK_T_ATT = NKV * MK_ACH, MK_T_O = HIDDEN / 16, MK_T_GU = INTER / 8, MK_T_DN = HIDDEN / 16, MK_T_HEAD = VOCAB / 16;
-constexpr int MK_KC_H = HIDDEN / MK_CKK, MK_KC_I = INTER / MK_CKK;  // 4, 11
+constexpr int MK_KC_H = HIDDEN / MK_CKH, MK_KC_I = INTER / MK_CKI;  // chunks a tile: TinyLlama 4, 11; SmolLM2 1, 3
 enum { MK_OP_QKV = 0, MK_OP_ATT = 1, MK_OP_O = 2, MK_OP_GU = 3, MK_OP_DN = 4, MK_OP_HEAD = 5 };
 // Ops whose tiles are handed out at run time by ticket (loader -> ring slot -> consumers -> partial buffer -> mk_epilogue).
 __host__ __device__ constexpr bool dyn(int op) { return (MK_DGU && op == MK_OP_GU) || (MK_DHEAD && op == MK_OP_HEAD); }
@@ -175,11 +188,11 @@ __device__ float mk_poll1(const u64* p, u32 tag, int* err, int code) {
 }
 // N tagged values at addr(i) (N <= 64), all loads in flight at once, then the stale ones again until all are mk_fresh.
 template <int N, class AF>
-__device__ __forceinline__ void mk_polla(AF addr, float (&out)[N], u32 tag, int* err, int code) {
+__device__ __forceinline__ void mk_polla(AF addr, int lim, float (&out)[N], u32 tag, int* err, int code) {
     using M = typename mk_cond<(N > 32), u64, u32>::type;  // the stale words' mask
     u64 w[N];
 #pragma unroll
-    for (int i = 0; i < N; i++) w[i] = mk_ld_rlx(addr(i));
+    for (int i = 0; i < N; i++) w[i] = i < lim ? mk_ld_rlx(addr(i)) : (u64)tag << 32;  // past lim: 0, current
     M st = 0;
 #pragma unroll
     for (int i = 0; i < N; i++) st |= (MK_NOWAIT || mk_fresh(w[i], tag)) ? M(0) : (M(1) << i);
@@ -198,14 +211,19 @@ __device__ __forceinline__ void mk_polla(AF addr, float (&out)[N], u32 tag, int*
 #pragma unroll
     for (int i = 0; i < N; i++) out[i] = mk_tval(w[i]);
 }
-// N tagged values p[i * stride], all loads in flight at once, then the stale ones again (together) until all are mk_fresh.
-template <int N>
-__device__ __forceinline__ void mk_polln(const u64* p, int stride, float (&out)[N], u32 tag, int* err, int code) {
+// A consumer thread's share of TOT tagged values p[0, TOT): p[tid + i * MK_NCT] for i < N = ceil(TOT / MK_NCT) (0 past
+// TOT), all loads in flight at once, then the stale ones again (together) until all are mk_fresh.
+template <int N, int TOT>
+__device__ __forceinline__ void mk_polln(const u64* p, float (&out)[N], u32 tag, int* err, int code) {
+    static_assert(TOT <= N * MK_NCT && TOT > (N - 1) * MK_NCT, "N = ceil(TOT / MK_NCT)");
+    constexpr bool FULL = TOT == N * MK_NCT;
+    const int tid = threadIdx.x, w31 = tid | 31;  // values a thread: lim (its lane 31's: l31, the fewest of its warp)
+    const int lim = FULL ? N : (TOT - tid + MK_NCT - 1) / MK_NCT, l31 = FULL ? N : (TOT - w31 + MK_NCT - 1) / MK_NCT;
     if (MK_POLL1 && N >= MK_POLL1MIN) {  // lane 0 spins on one word of the warp's (its lane 31's last) before the warp loads all of them
-        if ((threadIdx.x & 31) == 0) (void)mk_poll1(p + 31 + (size_t)(N - 1) * stride, tag, err, code);
+        if ((tid & 31) == 0 && l31 > 0) (void)mk_poll1(p + w31 + (size_t)(l31 - 1) * MK_NCT, tag, err, code);
         __syncwarp();
     }
-    mk_polla<N>([&](int i) { return p + (size_t)i * stride; }, out, tag, err, code);
+    mk_polla<N>([&](int i) { return p + tid + (size_t)i * MK_NCT; }, lim, out, tag, err, code);
 }
 __device__ __forceinline__ float mk_warp_sum(float v) {
 #pragma unroll
@@ -221,14 +239,15 @@ __device__ __forceinline__ int mk_ent_op(int e) { return e & 7; }
 __device__ __forceinline__ int mk_ent_l(int e) { return (e >> 3) & 31; }
 __device__ __forceinline__ int mk_ent_t(int e) { return e >> 8; }
 __device__ __forceinline__ int mk_ent_nch(int op) { return op == MK_OP_ATT ? 0 : op == MK_OP_DN ? MK_KC_I : MK_KC_H; }
+__device__ __forceinline__ u32 mk_chunk_bytes(int op) { return op == MK_OP_DN ? 32 * MK_CKI : 32 * MK_CKH; }
 // Global address of chunk c of entry (op, l, t).
 __device__ __forceinline__ const h16* chunk_ptr(const MK_Args& a, int op, int l, int t, int c) {
     switch (op) {
-        case MK_OP_QKV: return a.wqkv + ((size_t)(l * MK_T_QKV + t) * MK_KC_H + c) * MK_CHH;
-        case MK_OP_O: return a.wo + ((size_t)(l * MK_T_O + t) * MK_KC_H + c) * MK_CHH;
-        case MK_OP_GU: return a.wgu + ((size_t)(l * MK_T_GU + t) * MK_KC_H + c) * MK_CHH;
-        case MK_OP_DN: return a.wdn + ((size_t)(l * MK_T_DN + t) * MK_KC_I + c) * MK_CHH;
-        default: return a.whead + ((size_t)t * MK_KC_H + c) * MK_CHH;
+        case MK_OP_QKV: return a.wqkv + ((size_t)(l * MK_T_QKV + t) * MK_KC_H + c) * (16 * MK_CKH);
+        case MK_OP_O: return a.wo + ((size_t)(l * MK_T_O + t) * MK_KC_H + c) * (16 * MK_CKH);
+        case MK_OP_GU: return a.wgu + ((size_t)(l * MK_T_GU + t) * MK_KC_H + c) * (16 * MK_CKH);
+        case MK_OP_DN: return a.wdn + ((size_t)(l * MK_T_DN + t) * MK_KC_I + c) * (16 * MK_CKI);
+        default: return a.whead + ((size_t)t * MK_KC_H + c) * (16 * MK_CKH);
     }
 }
 __device__ __forceinline__ float mk_rope_inv(int d) { return exp2f(-(2.f * d / HD) * 13.287712379549449f); }  // 10000^(-2d/64)
@@ -248,7 +267,7 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
     const u32 tg = mk_tagof(EP, l);
     if (op == MK_OP_QKV) {
         u64 *qt = a.qt, *kvt = a.kvt;
-        if (t < MK_T_QKV - 16) {  // q or k: RoPE pairs (r, r + 8)
+        if (t < MK_T_QKV - NKV * 4) {  // q or k: RoPE pairs (r, r + 8)
             const bool isq = t < NH * 4;
             const int hh = isq ? t / 4 : (t - NH * 4) / 4, d0 = (t % 4) * 8;
             if (r < 8) {
@@ -269,7 +288,7 @@ __device__ __forceinline__ void mk_epilogue(const MK_Args& a, int PS, int EP, in
                 }
             }
         } else {
-            const int vt = t - (MK_T_QKV - 16), vh = vt / 4, d = (vt % 4) * 16 + r;
+            const int vt = t - (MK_T_QKV - NKV * 4), vh = vt / 4, d = (vt % 4) * 16 + r;
             const h16 v = f2h(Y(r));
             a.vc[((size_t)((l * a.slots + SL) * NKV + vh) * MAX_SEQ + PS) * HD + d] = v;
             mk_st_tag(kvt + vh * 128 + 64 + d, h2f(v), tg);
@@ -358,8 +377,8 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                             if (MK_GRAB_AT >= 0 && c == MK_GRAB_AT + 1) tn = grab();
                             mk_mbar_wait(empty(L.slot), L.ph ^ 1);
                             slot_t[L.slot] = tt;
-                            mk_mbar_expect(full(L.slot), MK_CHB);
-                            mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, tt, c), MK_CHB, full(L.slot));
+                            mk_mbar_expect(full(L.slot), 32 * MK_CKH);  // gate/up, the head: k = the hidden size
+                            mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, tt, c), 32 * MK_CKH, full(L.slot));
                             L.mk_adv();
                         }
                         tt = tn;
@@ -372,8 +391,9 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                 }
                 for (int c = 0; c < nch; c++) {
                     mk_mbar_wait(empty(L.slot), L.ph ^ 1);
-                    mk_mbar_expect(full(L.slot), MK_CHB);
-                    mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, t, c), MK_CHB, full(L.slot));
+                    const u32 cb = mk_chunk_bytes(op);
+                    mk_mbar_expect(full(L.slot), cb);
+                    mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, t, c), cb, full(L.slot));
                     L.mk_adv();
                 }
             }
@@ -427,13 +447,14 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
     int nt = 0;
     // x = rmsnorm(v) * w: v tagged (src) or the embedding row (src == nullptr).
     auto stage_norm = [&](const u64* src, u32 tg, const float* w) {
-        constexpr int N = HIDDEN / MK_NCT;  // 8
+        constexpr int N = (HIDDEN + MK_NCT - 1) / MK_NCT;  // TinyLlama 8, SmolLM2 3 (the last for tid < 64)
+        constexpr bool FULL = HIDDEN % MK_NCT == 0;
         float v[N];
         if (src) {
-            mk_polln<N>(src + tid, MK_NCT, v, tg, a.err, 1);
+            mk_polln<N, HIDDEN>(src, v, tg, a.err, 1);
         } else {
 #pragma unroll
-            for (int i = 0; i < N; i++) v[i] = h2f(erow[tid + i * MK_NCT]);
+            for (int i = 0; i < N; i++) v[i] = FULL || tid + i * MK_NCT < HIDDEN ? h2f(erow[tid + i * MK_NCT]) : 0.f;
         }
         float ss = 0.f;
 #pragma unroll
@@ -448,31 +469,35 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
 #pragma unroll
         for (int i = 0; i < N; i++) {
             const int k = tid + i * MK_NCT;
-            xh[k] = f2h(v[i] * rs * w[k]);
+            if (FULL || k < HIDDEN) xh[k] = f2h(v[i] * rs * w[k]);
         }
         mk_cbar();
     };
-    // x = v (tagged, n = N * MK_NCT values).
-    auto stage_copy = [&](const u64* src, u32 tg, auto nval) {
-        constexpr int N = decltype(nval)::value;
+    // x = v (tagged, TOT values: mk_ic).
+    auto stage_copy = [&](const u64* src, u32 tg, auto tot_c) {
+        constexpr int TOT = decltype(tot_c)::value, N = (TOT + MK_NCT - 1) / MK_NCT;
         float v[N];
-        mk_polln<N>(src + tid, MK_NCT, v, tg, a.err, 2);
+        mk_polln<N, TOT>(src, v, tg, a.err, 2);
         mk_cbar();  // every consumer warp is past the previous run's tiles (they read x)
 #pragma unroll
-        for (int i = 0; i < N; i++) xh[tid + i * MK_NCT] = f2h(v[i]);
+        for (int i = 0; i < N; i++)
+            if (TOT % MK_NCT == 0 || tid + i * MK_NCT < TOT) xh[tid + i * MK_NCT] = f2h(v[i]);
         mk_cbar();
     };
-    // One tile: nch chunks from the ring against x; the warps' partials of the 16 rows into buffer nt % MK_NPB.
-    auto tile = [&](int nch, int tmeta) {
+    // One tile: nch chunks of k = CK (mk_ic) from the ring against x; the warps' partials of the 16 rows into buffer
+    // nt % MK_NPB. Warp w takes the chunk's k tiles w, w + MK_NCW, ...
+    auto tile = [&](int nch, int tmeta, auto ck_c) {
+        constexpr int CK = decltype(ck_c)::value, NKT = CK / 16, NJ = (NKT + MK_NCW - 1) / MK_NCW;
         const int g = lane >> 2, t4 = lane & 3;
         float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
         for (int ci = 0; ci < nch; ci++) {
             mk_mbar_wait(full(R.slot), R.ph);
             const uint4* wc = (const uint4*)(sm + MK_SM_RING + R.slot * MK_CHB);
-            const h16* xc = xh + ci * MK_CKK;
+            const h16* xc = xh + ci * CK;
 #pragma unroll
-            for (int j = 0; j < 32 / MK_NCW; j++) {
+            for (int j = 0; j < NJ; j++) {
                 const int kt = warp + j * MK_NCW;
+                if (NKT % MK_NCW != 0 && kt >= NKT) break;
                 const uint4 av = wc[kt * 32 + lane];
                 const u32 b0 = *(const u32*)(xc + kt * 16 + 2 * t4), b1 = *(const u32*)(xc + kt * 16 + 2 * t4 + 8);
                 float* cc = c[j & 1];
@@ -507,9 +532,9 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
         const u32 tg = mk_tagof(ep, l);
         // Stage the run's input: the staging's loads are the dependency wait.
         if (op == MK_OP_QKV) stage_norm(l == 0 ? nullptr : a.hx + (size_t)l * HIDDEN, tg, a.nattn + l * HIDDEN);
-        else if (op == MK_OP_O) stage_copy(a.aot, tg, mk_ic<HIDDEN / MK_NCT>());
+        else if (op == MK_OP_O) stage_copy(a.aot, tg, mk_ic<HIDDEN>());
         else if (op == MK_OP_GU) stage_norm(a.hm + (size_t)l * HIDDEN, tg, a.nffn + l * HIDDEN);
-        else if (op == MK_OP_DN) stage_copy(a.actt, tg, mk_ic<INTER / MK_NCT>());
+        else if (op == MK_OP_DN) stage_copy(a.actt, tg, mk_ic<INTER>());
         else if (op == MK_OP_HEAD) stage_norm(a.hx + (size_t)MK_LAYERS * HIDDEN, mk_tagof(ep, MK_LAYERS), a.nfinal);
         else mk_cbar();  // attention: the items overwrite the x area the previous run's tiles read
         for (; e < ne && (sched[e] & 0xff) == (en & 0xff); e++) {
@@ -530,10 +555,13 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                     ks[33 * p + 4 * j] = kv.x, ks[33 * p + 4 * j + 1] = kv.y, ks[33 * p + 4 * j + 2] = kv.z, ks[33 * p + 4 * j + 3] = kv.w;
                     *(uint4*)(vs + 32 * p + 4 * j) = __ldcg((const uint4*)(a.vc + kvb + (size_t)p * HD + j * 8));
                 }
-                {
-                    float qv[2];
-                    mk_polln<2>(a.qt + g * 512 + tid, MK_NCT, qv, tg, a.err, 3);
-                    qs[tid] = qv[0], qs[tid + MK_NCT] = qv[1];
+                {  // the kv head's MK_G query heads
+                    constexpr int QN = MK_G * 64, NQ = (QN + MK_NCT - 1) / MK_NCT;
+                    float qv[NQ];
+                    mk_polln<NQ, QN>(a.qt + g * QN, qv, tg, a.err, 3);
+#pragma unroll
+                    for (int i = 0; i < NQ; i++)
+                        if (QN % MK_NCT == 0 || tid + i * MK_NCT < QN) qs[tid + i * MK_NCT] = qv[i];
                 }
                 if (n > nold && tid < 128) {  // the newest row
                     const float v = mk_poll1(a.kvt + g * 128 + tid, tg, a.err, 4);
@@ -542,8 +570,8 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                     else ((h16*)(vs + 32 * nold))[tid - 64] = vh;
                 }
                 mk_cbar();
-                // Warp w < 8: head g * 8 + w. Scores by lane-owned positions, softmax, P.V by lane-owned dims.
-                for (int w = warp; w < 8; w += MK_NCW) {
+                // Warp w < MK_G: head g * MK_G + w. Scores by lane-owned positions, softmax, P.V by lane-owned dims.
+                for (int w = warp; w < MK_G; w += MK_NCW) {
                     const float* qh = qs + w * 64;
                     float mx = -1e30f;
                     for (int p = lane; p < n; p += 32) {
@@ -573,7 +601,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         const float2 vf = mk_h2f2(vv);
                         a0 += pe * vf.x, a1 += pe * vf.y;
                     }
-                    float* rec = a.part + ((size_t)(g * 8 + w) * MK_ACH + c) * 68;
+                    float* rec = a.part + ((size_t)(g * MK_G + w) * MK_ACH + c) * 68;
                     *(float2*)(rec + 4 + 2 * lane) = make_float2(a0, a1);
                     if (lane == 0) rec[0] = (n > 0 ? mx : -1e30f), rec[1] = sum;
                 }
@@ -591,8 +619,8 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                 }
                 mk_cbar();
                 if (*flag) {  // the kv head's last item: merge its 8 heads' records into aot (tagged)
-                    for (int w = warp; w < 8; w += MK_NCW) {
-                        const float* rb = a.part + (size_t)(g * 8 + w) * MK_ACH * 68;
+                    for (int w = warp; w < MK_G; w += MK_NCW) {
+                        const float* rb = a.part + (size_t)(g * MK_G + w) * MK_ACH * 68;
                         const float mc = lane < MK_ACH ? __ldcg(rb + lane * 68) : -1e30f, lc = lane < MK_ACH ? __ldcg(rb + lane * 68 + 1) : 0.f;
                         float2 v[MK_ACH];
 #pragma unroll
@@ -606,7 +634,7 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                             const float wv = __shfl_sync(0xffffffffu, wc, cc);
                             n0 += wv * v[cc].x, n1 += wv * v[cc].y;
                         }
-                        u64* o = a.aot + (g * 8 + w) * 64 + 2 * lane;
+                        u64* o = a.aot + (g * MK_G + w) * 64 + 2 * lane;
                         mk_st_tag(o, n0 / den, tg);
                         mk_st_tag(o + 1, n1 / den, tg);
                     }
@@ -632,11 +660,12 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                         nt++;
                         break;
                     }
-                    tile(MK_KC_H, tt);
+                    tile(MK_KC_H, tt, mk_ic<MK_CKH>());
                 }
                 continue;
             }
-            tile(mk_ent_nch(op), t);
+            if (MK_CKH == MK_CKI || op != MK_OP_DN) tile(mk_ent_nch(op), t, mk_ic<MK_CKH>());
+            else tile(MK_KC_I, t, mk_ic<MK_CKI>());
             if (!MK_EW) {  // the tile's barrier is behind us: warp 0's lanes < 16 run its mk_epilogue
                 const float* pb = ysb + ((nt - 1) % MK_NPB) * MK_NCW * 16;
                 if (warp == 0 && lane < 16)

@@ -1658,15 +1658,13 @@ impl<'a> Kernels<'a> {
 
     /// `mk_step` (`TRTFORGE_MK=1`): the whole one-row decode step as one persistent
     /// launch of `grid` blocks (one an SM, all resident at once: the caller passes the SM count and
-    /// has allowed `mk::SMEM` of dynamic shared memory); `a` holds every buffer (mk.rs `MkArgs`).
-    pub fn mk_step(&self, a: &super::mk::MkArgs, grid: u32) -> Result<()> {
+    /// has allowed `smem` = `MkDims::smem` of dynamic shared memory); `a` holds every buffer (mk.rs `MkArgs`).
+    pub fn mk_step(&self, a: &super::mk::MkArgs, grid: u32, smem: u32) -> Result<()> {
         let mut a = *a;
         // SAFETY: mk_step(MK_Args) takes one argument block whose layout `MkArgs` mirrors field for
         // field (mk.rs test `the_argument_block_has_the_kernels_layout`); the loader (mk_load.rs,
         // the engine's load) sized every buffer it points to by `MkSizes`.
-        unsafe {
-            self.gpu.launch("mk_step", (grid, 1, 1), super::mk::THREADS as u32, super::mk::SMEM as u32, &mut args!(a))
-        }
+        unsafe { self.gpu.launch("mk_step", (grid, 1, 1), super::mk::THREADS as u32, smem, &mut args!(a)) }
     }
 
     /// `hist_put`: `next[0..b)` into row `ctr[0]` of `hist` (rows of `b`, at most `hist.len() / b`

@@ -10,10 +10,18 @@
 //! Pure Rust with no crate dependencies, so its tests also run standalone:
 //! `rustc --edition 2021 -O --test src/backend/cuda/mk.rs -o /tmp/mk_test && /tmp/mk_test`.
 
-/// k per weight chunk: a chunk is 16 rows × 512 k of f16 (16 KB), one bulk copy into a ring slot.
-pub const CKK: usize = 512;
-/// Halves per chunk.
-pub const CHH: usize = 16 * CKK;
+/// The largest k of a weight chunk (16 rows × k of f16, one bulk copy into a ring slot): 576 (18 KB).
+pub const CK_MAX: usize = 576;
+/// The smallest k of a chunk the engine takes (smaller chunks would spend the step on their barriers).
+pub const CK_MIN: usize = 128;
+/// Dynamic shared memory a block may opt into on cc 9.0 (227 KB).
+pub const SMEM_MAX: usize = 232_448;
+
+/// The k of the chunks of a matrix with `k` columns: the largest multiple of 16 that divides `k`, at
+/// most [`CK_MAX`] (TinyLlama 2048 and 5632: 512; SmolLM2 576 and 1536: 576 and 512), or None.
+pub fn chunk_k(k: usize) -> Option<usize> {
+    (1..=CK_MAX / 16).rev().map(|m| 16 * m).find(|c| k % c == 0)
+}
 /// Schedule entries per block (the kernel keeps its schedule in shared memory).
 pub const MAXE: usize = 512;
 
@@ -41,17 +49,28 @@ impl MkDims {
     pub fn check(&self) -> Result<(), String> {
         let d = self;
         let mut why = Vec::new();
-        if d.hidden == 0 || d.hidden % CKK != 0 {
-            why.push(format!("hidden size {} is not a multiple of {CKK}", d.hidden));
+        for (what, n) in [("hidden size", d.hidden), ("intermediate size", d.inter)] {
+            match chunk_k(n) {
+                Some(c) if c >= CK_MIN => {}
+                _ => why.push(format!(
+                    "{what} {n} has no divisor between {CK_MIN} and {CK_MAX} that is a multiple of 16 (the weight chunks' k)"
+                )),
+            }
         }
-        if d.inter == 0 || d.inter % CKK != 0 {
-            why.push(format!("intermediate size {} is not a multiple of {CKK}", d.inter));
+        if d.hidden.max(d.inter) > 8192 {
+            why.push(format!(
+                "hidden / intermediate size {} (the staged input holds at most 8192)",
+                d.hidden.max(d.inter)
+            ));
         }
         if d.head_dim != 64 {
             why.push(format!("head_dim {} (the kernel's attention is written for 64)", d.head_dim));
         }
-        if d.kv_heads == 0 || d.heads != 8 * d.kv_heads {
-            why.push(format!("{} query heads for {} kv heads (the kernel needs 8 a kv head)", d.heads, d.kv_heads));
+        if d.kv_heads == 0 || d.heads % d.kv_heads != 0 || d.heads / d.kv_heads > 8 {
+            why.push(format!(
+                "{} query heads for {} kv heads (the kernel needs a whole number of at most 8 a kv head)",
+                d.heads, d.kv_heads
+            ));
         }
         if d.heads * d.head_dim != d.hidden {
             why.push(format!("heads × head_dim = {} is not the hidden size {}", d.heads * d.head_dim, d.hidden));
@@ -88,19 +107,36 @@ impl MkDims {
     pub fn t_head(&self) -> usize {
         self.vocab / 16
     }
-    fn kc_h(&self) -> usize {
-        self.hidden / CKK
+    /// The chunks' k of the ops that read the hidden size (q/k/v, o, gate/up, the head): `MK_CKH`.
+    pub fn ckh(&self) -> usize {
+        chunk_k(self.hidden).unwrap_or(16)
     }
-    fn kc_i(&self) -> usize {
-        self.inter / CKK
+    /// The chunks' k of down (reads the intermediate size): `MK_CKI`.
+    pub fn cki(&self) -> usize {
+        chunk_k(self.inter).unwrap_or(16)
     }
+    /// Ring slots a block (`MK_NSLOT`): as many as fit [`SMEM_MAX`] beside the rest, at most 12 (the probe's).
+    pub fn nslot(&self) -> usize {
+        (1..=12).rev().find(|&n| smem_of(n, self.slot_bytes()) <= SMEM_MAX).unwrap_or(1)
+    }
+    /// Bytes of a ring slot: the larger chunk.
+    pub fn slot_bytes(&self) -> usize {
+        32 * self.ckh().max(self.cki())
+    }
+    /// Dynamic shared memory of `mk_step` (kernels_mk.cu `MK_SMEM`).
+    pub fn smem(&self) -> usize {
+        smem_of(self.nslot(), self.slot_bytes())
+    }
+}
+
+/// kernels_mk.cu's `MK_SMEM` with `nslot` ring slots of `slot` bytes: the ring, a 16 KB x area, mbarriers,
+/// partial buffers + misc, the schedule.
+fn smem_of(nslot: usize, slot: usize) -> usize {
+    nslot * slot + 16384 + 2 * (nslot + 4) * 8 + 4 * 8 * 16 * 4 + 256 + MAXE * 4
 }
 
 /// Attention position chunks a kv head (the probe's best, `ACH=20` in kernels_mk.cu).
 pub const ACH: usize = 20;
-/// Dynamic shared memory of `mk_step` (kernels_mk.cu `MK_SMEM` with its defaults: 12 ring slots of
-/// 16 KB, a 16 KB x area, mbarriers, partial buffers, the schedule): one block an SM.
-pub const SMEM: usize = 12 * CHH * 2 + 16384 + 2 * (12 + 4) * 8 + 4 * 8 * 16 * 4 + 256 + MAXE * 4;
 /// Threads of `mk_step`: 8 consumer warps, the loader warp, the epilogue warp.
 pub const THREADS: usize = 320;
 
@@ -214,7 +250,8 @@ pub fn build_schedule(d: &MkDims, grid: usize, ach: usize, att_cost: f64) -> Res
     if grid == 0 || ach == 0 {
         return Err("schedule: no blocks or no attention chunks".into());
     }
-    let chb = (CHH * 2) as f64;
+    // A tile's bytes: 16 rows × k f16.
+    let (tb_h, tb_i) = ((32 * d.hidden) as f64, (32 * d.inter) as f64);
     let mut sched = vec![0i32; grid * MAXE];
     let mut n = vec![0usize; grid];
     let mut load = vec![0f64; grid];
@@ -238,7 +275,7 @@ pub fn build_schedule(d: &MkDims, grid: usize, ach: usize, att_cost: f64) -> Res
     for l in 0..d.layers {
         for t in 0..d.t_qkv() {
             let b = least(&load);
-            load[b] += d.kc_h() as f64 * chb;
+            load[b] += tb_h;
             push(b, entry(OP_QKV, l, t), &mut n)?;
         }
         for t in 0..d.kv_heads * ach {
@@ -248,17 +285,17 @@ pub fn build_schedule(d: &MkDims, grid: usize, ach: usize, att_cost: f64) -> Res
         }
         for t in 0..d.t_o() {
             let b = least(&load);
-            load[b] += d.kc_h() as f64 * chb;
+            load[b] += tb_h;
             push(b, entry(OP_O, l, t), &mut n)?;
         }
-        let gu = (d.t_gu() * d.kc_h()) as f64 * chb / grid as f64;
+        let gu = d.t_gu() as f64 * tb_h / grid as f64;
         for (b, lb) in load.iter_mut().enumerate() {
             *lb += gu;
             push(b, entry(OP_GU, l, 0), &mut n)?;
         }
         for t in 0..d.t_dn() {
             let b = least(&load);
-            load[b] += d.kc_i() as f64 * chb;
+            load[b] += tb_i;
             push(b, entry(OP_DN, l, t), &mut n)?;
         }
     }
@@ -295,12 +332,14 @@ pub enum RowMap {
     GateUp,
 }
 
-/// The source of element `j` (0..8) of lane `ln`'s A fragment for k-tile `kt` of chunk `c` of tile
-/// `t`: (which matrix: 0 or 1 for gate / up, row, column). Chunk halves are laid out
-/// [k tile 32][lane 32][8 halves], each lane's 8 halves its `mma.m16n8k16` A fragment.
+/// The source of element `j` (0..8) of lane `ln`'s A fragment for k-tile `kt` of chunk `c` (of k `ck`) of
+/// tile `t`: (which matrix: 0 or 1 for gate / up, row, column). Chunk halves are laid out
+/// [k tile ck / 16][lane 32][8 halves], each lane's 8 halves its `mma.m16n8k16` A fragment.
+#[allow(clippy::too_many_arguments)]
 pub fn chunk_source(
     d: &MkDims,
     map: RowMap,
+    ck: usize,
     t: usize,
     c: usize,
     kt: usize,
@@ -308,7 +347,7 @@ pub fn chunk_source(
     j: usize,
 ) -> (usize, usize, usize) {
     let (g, t4) = (ln >> 2, ln & 3);
-    let kb = c * CKK + kt * 16 + 2 * t4;
+    let kb = c * ck + kt * 16 + 2 * t4;
     let rr = [g, g, g + 8, g + 8, g, g, g + 8, g + 8][j];
     let kk = [kb, kb + 1, kb, kb + 1, kb + 8, kb + 9, kb + 8, kb + 9][j];
     match map {
@@ -318,8 +357,8 @@ pub fn chunk_source(
     }
 }
 
-/// Packs row-major (rows, k) f16 bits into chunks (CPU reference of the load-time pack kernel).
-/// `src2` is the up matrix for `RowMap::GateUp`.
+/// Packs row-major (rows, k) f16 bits into chunks of k [`chunk_k`]`(k)`, tile after tile, a tile's chunks
+/// in k order. `src2` is the up matrix for `RowMap::GateUp`.
 pub fn pack_chunks(
     d: &MkDims,
     map: RowMap,
@@ -328,9 +367,14 @@ pub fn pack_chunks(
     rows: usize,
     k: usize,
 ) -> Result<Vec<u16>, String> {
-    if k % CKK != 0 {
-        return Err(format!("pack: k {k} is not a multiple of {CKK}"));
-    }
+    let ck = match chunk_k(k) {
+        Some(c) if c >= CK_MIN => c,
+        _ => {
+            return Err(format!(
+                "pack: k {k} has no chunk k (a multiple of 16 between {CK_MIN} and {CK_MAX} dividing it)"
+            ))
+        }
+    };
     let out_rows = if map == RowMap::GateUp { 2 * rows } else { rows };
     if out_rows % 16 != 0 || src.len() != rows * k || (map == RowMap::GateUp) != src2.is_some() {
         return Err("pack: shapes do not match the row map".into());
@@ -340,15 +384,15 @@ pub fn pack_chunks(
             return Err("pack: the up matrix's shape differs from the gate matrix's".into());
         }
     }
-    let (tiles, kc) = (out_rows / 16, k / CKK);
+    let (tiles, kc) = (out_rows / 16, k / ck);
     let mut out = vec![0u16; out_rows * k];
     for t in 0..tiles {
         for c in 0..kc {
-            let base = (t * kc + c) * CHH;
-            for kt in 0..32 {
+            let base = (t * kc + c) * 16 * ck;
+            for kt in 0..ck / 16 {
                 for ln in 0..32 {
                     for j in 0..8 {
-                        let (m, row, col) = chunk_source(d, map, t, c, kt, ln, j);
+                        let (m, row, col) = chunk_source(d, map, ck, t, c, kt, ln, j);
                         let s = if m == 0 { src } else { src2.unwrap() };
                         out[base + (kt * 32 + ln) * 8 + j] = s[row * k + col];
                     }
@@ -367,6 +411,9 @@ mod tests {
     fn tinyllama() -> MkDims {
         MkDims { hidden: 2048, inter: 5632, layers: 22, heads: 32, kv_heads: 4, head_dim: 64, vocab: 32000 }
     }
+    fn smollm2() -> MkDims {
+        MkDims { hidden: 576, inter: 1536, layers: 30, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152 }
+    }
     fn small() -> MkDims {
         MkDims { hidden: 512, inter: 1024, layers: 2, heads: 8, kv_heads: 1, head_dim: 64, vocab: 64 }
     }
@@ -374,13 +421,41 @@ mod tests {
     #[test]
     fn models_the_kernel_cannot_run_are_refused_with_reasons() {
         assert!(tinyllama().check().is_ok());
-        // SmolLM2-135M: hidden 576, intermediate 1536, 9 heads / 3 kv heads.
-        let smol = MkDims { hidden: 576, inter: 1536, layers: 30, heads: 9, kv_heads: 3, head_dim: 64, vocab: 49152 };
-        let e = smol.check().unwrap_err();
-        assert!(e.contains("hidden size 576"), "{e}");
-        assert!(e.contains("9 query heads for 3 kv heads"), "{e}");
+        assert!(smollm2().check().is_ok());
+        // hidden 600 is not a multiple of 16; 9 query heads do not share 2 kv heads; 16 a kv head is more than the
+        // attention items' warps; an intermediate size whose largest chunk would be 16 wide.
+        let odd = MkDims { hidden: 600, heads: 9, kv_heads: 2, ..smollm2() };
+        let e = odd.check().unwrap_err();
+        assert!(e.contains("hidden size 600"), "{e}");
+        assert!(e.contains("9 query heads for 2 kv heads"), "{e}");
+        let wide = MkDims { kv_heads: 2, ..tinyllama() };
+        assert!(wide.check().unwrap_err().contains("32 query heads for 2 kv heads"));
+        let thin = MkDims { inter: 16 * 67, ..tinyllama() };
+        assert!(thin.check().unwrap_err().contains("intermediate size 1072"));
         let deep = MkDims { layers: 32, ..tinyllama() };
         assert!(deep.check().unwrap_err().contains("32 layers"));
+        let long = MkDims { head_dim: 128, ..tinyllama() };
+        assert!(long.check().unwrap_err().contains("head_dim 128"));
+    }
+
+    #[test]
+    fn chunks_are_the_largest_multiple_of_16_dividing_k_up_to_576() {
+        assert_eq!(chunk_k(2048), Some(512));
+        assert_eq!(chunk_k(5632), Some(512)); // 2^9 · 11
+        assert_eq!(chunk_k(576), Some(576));
+        assert_eq!(chunk_k(1536), Some(512));
+        assert_eq!(chunk_k(960), Some(480)); // SmolLM2-360M's hidden size
+        assert_eq!(chunk_k(600), None);
+        for k in (16..20000).step_by(16) {
+            let c = chunk_k(k).unwrap();
+            assert!(k % c == 0 && c % 16 == 0 && c <= CK_MAX);
+            assert!((c + 16..=CK_MAX).step_by(16).all(|b| k % b != 0), "{k}: {c} is not the largest");
+        }
+        let (t, s) = (tinyllama(), smollm2());
+        assert_eq!((t.ckh(), t.cki(), t.nslot(), t.slot_bytes()), (512, 512, 12, 16384));
+        // SmolLM2: one 18 KB chunk a hidden-size tile, three 16 KB chunks a down tile; 11 slots of 18 KB fit.
+        assert_eq!((s.ckh(), s.cki(), s.nslot(), s.slot_bytes()), (576, 512, 11, 18432));
+        assert!(s.smem() <= SMEM_MAX && smem_of(12, 18432) > SMEM_MAX);
     }
 
     #[test]
@@ -436,14 +511,20 @@ mod tests {
         assert_eq!(z.packed * 2, 2 * (nq + no + 2 * ng + ng + nh));
         assert_eq!(z.packed * 2, 2_068_840_448);
         // The probe's printed dynamic shared memory ("smem 217600", call 11), under the H200's opt-in 232,448.
-        assert_eq!(SMEM, 217_600);
+        assert_eq!(d.smem(), 217_600);
     }
 
     #[test]
     fn every_static_tile_is_scheduled_once_and_markers_once_a_block() {
-        let d = tinyllama();
-        let (grid, ach) = (132, 20);
-        let (s, n) = build_schedule(&d, grid, ach, 32768.0).unwrap();
+        for d in [tinyllama(), smollm2()] {
+            every_tile_once(&d, 132);
+            every_tile_once(&d, 114); // an H100 PCIe's SMs
+        }
+    }
+
+    fn every_tile_once(d: &MkDims, grid: usize) {
+        let ach = 20;
+        let (s, n) = build_schedule(d, grid, ach, 32768.0).unwrap();
         let mut seen = HashSet::new();
         let mut gu = vec![0usize; d.layers];
         let mut head = 0;
@@ -471,7 +552,7 @@ mod tests {
     /// static tile, 32,768 an attention item, `gu` for a gate/up marker (the layer's bytes spread
     /// over the blocks), nothing for the head's.
     fn block_bytes(s: &[i32], n: &[i32], gu: f64) -> Vec<f64> {
-        let chb = (CHH * 2) as f64;
+        let chb = 16384.0; // TinyLlama's chunks: 16 rows × 512 k
         (0..n.len())
             .map(|b| {
                 s[b * MAXE..b * MAXE + n[b] as usize]
@@ -492,7 +573,7 @@ mod tests {
     fn the_schedule_balances_bytes_within_one_down_tile() {
         let d = tinyllama();
         let (s, n) = build_schedule(&d, 132, 20, 32768.0).unwrap();
-        let chb = (CHH * 2) as f64;
+        let chb = 16384.0; // TinyLlama's chunks: 16 rows × 512 k
         let per = block_bytes(&s, &n, 0.0);
         let (mx, mn) = (per.iter().cloned().fold(0.0, f64::max), per.iter().cloned().fold(f64::MAX, f64::min));
         assert!(mx - mn <= 11.0 * chb, "max {mx} min {mn}");
@@ -506,7 +587,7 @@ mod tests {
         let d = tinyllama();
         let grid = 132;
         let (s, n) = build_schedule(&d, grid, 20, 32768.0).unwrap();
-        let gu = (d.t_gu() * 4) as f64 * (CHH * 2) as f64 / grid as f64;
+        let gu = (d.t_gu() * 4) as f64 * 16384.0 / grid as f64;
         let per = block_bytes(&s, &n, gu);
         let mx = per.iter().cloned().fold(0.0, f64::max) / 1024.0;
         let mean = per.iter().sum::<f64>() / grid as f64 / 1024.0;
@@ -523,14 +604,14 @@ mod tests {
         let d = tinyllama();
         for ln in 0..32 {
             for i in 0..8 {
-                let (m, row, col) = chunk_source(&d, RowMap::Plain, 0, 0, 0, ln, i);
+                let (m, row, col) = chunk_source(&d, RowMap::Plain, 512, 0, 0, 0, ln, i);
                 let want_row = (ln >> 2) + if matches!(i, 2 | 3 | 6 | 7) { 8 } else { 0 };
                 let want_col = (ln % 4) * 2 + (i & 1) + if i >= 4 { 8 } else { 0 };
                 assert_eq!((m, row, col), (0, want_row, want_col), "lane {ln} a{i}");
             }
         }
         // k tile kt of chunk c starts at column c * 512 + kt * 16; tile t at row 16 t.
-        assert_eq!(chunk_source(&d, RowMap::Plain, 3, 2, 5, 0, 0), (0, 48, 2 * 512 + 5 * 16));
+        assert_eq!(chunk_source(&d, RowMap::Plain, 512, 3, 2, 5, 0, 0), (0, 48, 2 * 512 + 5 * 16));
     }
 
     #[test]
@@ -550,21 +631,56 @@ mod tests {
             want.sort_unstable();
             assert_eq!(all, want, "{map:?}");
         }
+        // SmolLM2's chunks: k 576 (one chunk of 36 k tiles) and 1536 (three of 32).
+        let s = smollm2();
+        for (map, rows, k) in [(RowMap::Qkv, s.qkv_rows(), 576), (RowMap::Plain, 32, 1536), (RowMap::GateUp, 16, 576)] {
+            let src: Vec<u16> = (0..rows * k).map(|i| (i % 65521) as u16).collect();
+            let two = map == RowMap::GateUp;
+            let src2: Vec<u16> = (0..rows * k).map(|i| ((i + rows * k) % 65521) as u16).collect();
+            let out = pack_chunks(&s, map, &src, two.then_some(&src2[..]), rows, k).unwrap();
+            let ck = chunk_k(k).unwrap();
+            // every element where chunk_source says, each source element once
+            let mut hit = vec![0u8; if two { 2 * rows * k } else { rows * k }];
+            let out_rows = if two { 2 * rows } else { rows };
+            for t in 0..out_rows / 16 {
+                for c in 0..k / ck {
+                    for kt in 0..ck / 16 {
+                        for ln in 0..32 {
+                            for j in 0..8 {
+                                let (m, row, col) = chunk_source(&s, map, ck, t, c, kt, ln, j);
+                                let sv = if m == 0 { &src } else { &src2 };
+                                assert_eq!(
+                                    out[(t * (k / ck) + c) * 16 * ck + (kt * 32 + ln) * 8 + j],
+                                    sv[row * k + col]
+                                );
+                                hit[m * rows * k + row * k + col] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(hit.iter().all(|&h| h == 1), "{map:?}");
+        }
         assert!(pack_chunks(&d, RowMap::Plain, &[0; 16 * 100], None, 16, 100).is_err());
         assert!(pack_chunks(&d, RowMap::GateUp, &[0; 16 * 512], None, 16, 512).is_err());
     }
 
     #[test]
     fn qkv_tiles_pair_rope_dimensions_and_cover_every_row_once() {
-        let d = tinyllama();
+        for d in [tinyllama(), smollm2()] {
+            qkv_tiles_cover(&d);
+        }
+    }
+
+    fn qkv_tiles_cover(d: &MkDims) {
         let mut rows = HashSet::new();
         for t in 0..d.t_qkv() {
             for r in 0..16 {
-                assert!(rows.insert(qkv_row(&d, t, r)));
+                assert!(rows.insert(qkv_row(d, t, r)));
             }
             if t < d.t_qkv() - d.kv_heads * d.head_dim / 16 {
                 for r in 0..8 {
-                    let (a, b) = (qkv_row(&d, t, r), qkv_row(&d, t, r + 8));
+                    let (a, b) = (qkv_row(d, t, r), qkv_row(d, t, r + 8));
                     assert_eq!(b, a + 32, "tile {t}: rows {r} and {} are one rotation's pair", r + 8);
                     assert_eq!(a / 64, b / 64, "same head");
                 }

@@ -63,7 +63,7 @@ pub fn pack_model(w: &ModelWeights) -> Result<MkPacked, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::mk::{chunk_source, CHH, CKK};
+    use super::super::mk::chunk_source;
     use super::*;
 
     fn small() -> LlamaConfig {
@@ -87,12 +87,13 @@ mod tests {
         let f = |v: f32| f16::from_f32(v).to_bits();
         // Every chunk element of layer 1 (and the head) against the weight it must hold.
         let l = 1;
-        let kc = h / CKK;
+        let (ck, cki) = (d.ckh(), d.cki());
+        let (kc, chh) = (h / ck, 16 * ck);
         let qkv_per = d.qkv_rows() * h;
         for t in 0..d.t_qkv() {
             for c in 0..kc {
                 for (kt, ln, j) in [(0, 0, 0), (3, 17, 5), (31, 31, 7)] {
-                    let (_, row, col) = chunk_source(&d, RowMap::Qkv, t, c, kt, ln, j);
+                    let (_, row, col) = chunk_source(&d, RowMap::Qkv, ck, t, c, kt, ln, j);
                     let want = if row < h {
                         w.get(Param::Wq(l)).data[row * h + col]
                     } else if row < h + d.kv_heads * d.head_dim {
@@ -100,27 +101,27 @@ mod tests {
                     } else {
                         w.get(Param::Wv(l)).data[(row - h - d.kv_heads * d.head_dim) * h + col]
                     };
-                    let got = p.qkv[l * qkv_per + (t * kc + c) * CHH + (kt * 32 + ln) * 8 + j];
+                    let got = p.qkv[l * qkv_per + (t * kc + c) * chh + (kt * 32 + ln) * 8 + j];
                     assert_eq!(got, f(want), "qkv tile {t} chunk {c}");
                 }
             }
         }
         for t in 0..i / 8 {
             for (kt, ln, j) in [(0, 0, 0), (5, 30, 3), (31, 9, 6)] {
-                let (m, row, col) = chunk_source(&d, RowMap::GateUp, t, 0, kt, ln, j);
+                let (m, row, col) = chunk_source(&d, RowMap::GateUp, ck, t, 0, kt, ln, j);
                 let src = if m == 0 { Param::WGate(l) } else { Param::WUp(l) };
-                let got = p.gate_up[l * 2 * i * h + (t * kc) * CHH + (kt * 32 + ln) * 8 + j];
+                let got = p.gate_up[l * 2 * i * h + (t * kc) * chh + (kt * 32 + ln) * 8 + j];
                 assert_eq!(got, f(w.get(src).data[row * h + col]), "gate/up tile {t}");
             }
         }
-        let kci = i / CKK;
+        let kci = i / cki;
         for t in 0..h / 16 {
-            let (_, row, col) = chunk_source(&d, RowMap::Plain, t, kci - 1, 7, 11, 2);
-            let got = p.down[l * h * i + (t * kci + kci - 1) * CHH + (7 * 32 + 11) * 8 + 2];
+            let (_, row, col) = chunk_source(&d, RowMap::Plain, cki, t, kci - 1, 7, 11, 2);
+            let got = p.down[l * h * i + (t * kci + kci - 1) * 16 * cki + (7 * 32 + 11) * 8 + 2];
             assert_eq!(got, f(w.get(Param::WDown(l)).data[row * i + col]), "down tile {t}");
         }
-        let (_, row, col) = chunk_source(&d, RowMap::Plain, 2, 0, 1, 2, 3);
-        assert_eq!(p.head[(2 * kc) * CHH + (32 + 2) * 8 + 3], f(w.get(Param::LmHead).data[row * h + col]));
+        let (_, row, col) = chunk_source(&d, RowMap::Plain, ck, 2, 0, 1, 2, 3);
+        assert_eq!(p.head[(2 * kc) * chh + (32 + 2) * 8 + 3], f(w.get(Param::LmHead).data[row * h + col]));
         assert_eq!(p.o.len(), d.layers * h * h);
     }
 

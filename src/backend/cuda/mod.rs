@@ -288,7 +288,7 @@ fn mk_state(
     let (gctr, ctr, best, err) = (zeroed(z.gctr * 4)?, zeroed(z.ctr * 4)?, zeroed(z.best * 8)?, zeroed(4)?);
     let (sched_d, nsched_d) = (gpu.upload(&sched)?, gpu.upload(&nsched)?);
     let epoch = gpu.upload(&[1i32])?;
-    gpu.allow_smem("mk_step", mk::SMEM)?;
+    gpu.allow_smem("mk_step", d.smem())?;
     let args = launch::mk_args(&launch::MkBufs {
         dims: &d,
         weights: [&wqkv, &wo, &wgu, &wdn, &whead],
@@ -309,7 +309,7 @@ fn mk_state(
         err: &err,
     });
     let bufs = vec![wqkv, wo, wgu, wdn, whead, nattn, nffn, nfinal, tags, part, gctr, ctr, err, sched_d, nsched_d];
-    Ok(MkState { args, grid: grid as u32, epoch, best, _bufs: bufs })
+    Ok(MkState { args, grid: grid as u32, smem: d.smem() as u32, epoch, best, _bufs: bufs })
 }
 
 /// A linear layer on the device, in the kernels' layout.
@@ -638,6 +638,8 @@ pub struct CudaBackend {
 struct MkState {
     args: mk::MkArgs,
     grid: u32,
+    /// `mk_step`'s dynamic shared memory (`MkDims::smem`).
+    smem: u32,
     epoch: DevBuf,
     best: DevBuf,
     _bufs: Vec<DevBuf>,
@@ -1525,7 +1527,16 @@ impl CudaBackend {
         // Session 7 (ttft7): the GEMV paths round qkv / gate-up sums to f16 where the GEMM path writes f16.
         gpu.set_const_i32("c_y16", pf.f16y as i32)?;
         let mk = match gpu.func("mk_step") {
-            Err(_) => None,
+            Err(_) => {
+                if kernels::mk_requested() {
+                    let d = mk_load::dims_of(&cfg);
+                    let why = d.check().err().map(|e| format!(" (this model: {e})")).unwrap_or_default();
+                    crate::util::errln!(
+                        "TRTFORGE_MK=1: not used: the megakernel runs fp16 engines with a static f16 KV cache on cc 9.0{why}"
+                    );
+                }
+                None
+            }
             Ok(_) if seq_cap > mk::max_len() => {
                 // One captured decode graph serves every position, so a longer cache cannot use it.
                 crate::util::errln!(
@@ -1535,7 +1546,20 @@ impl CudaBackend {
                 );
                 None
             }
-            Ok(_) => Some(mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?),
+            Ok(_) => {
+                let m = mk_state(&gpu, w, &cfg, slots, &embed, &kcache, &vcache, &rope_cos, &rope_sin, &s, layout)?;
+                let d = mk_load::dims_of(&cfg);
+                crate::util::errln!(
+                    "TRTFORGE_MK=1: one-row decode steps run as one persistent launch (mk_step: {} blocks, chunks {} / {} \
+                     wide, {} ring slots, {} B of shared memory)",
+                    m.grid,
+                    d.ckh(),
+                    d.cki(),
+                    d.nslot(),
+                    m.smem
+                );
+                Some(m)
+            }
         };
         Ok(CudaBackend {
             lens: vec![0; opts.max_batch],
@@ -2647,7 +2671,7 @@ impl CudaBackend {
             // K / V row at the sequence's position and its argmax key), then one thread does what
             // argmax + advance do below and bumps the megakernel's launch counter.
             let (k, l) = (self.kern(), self.layout);
-            k.mk_step(&m.args, m.grid)?;
+            k.mk_step(&m.args, m.grid, m.smem)?;
             let (tokens, pos) = (self.meta_rows(l.tokens())?, self.meta_rows(l.row_pos())?);
             let (hist, ctr) = (self.s.hist.i32(), self.s.hist_ctr.i32());
             return k.mk_advance(m.best.view(DType::U64), m.epoch.i32(), self.s.next.i32(), tokens, pos, hist, ctr);
