@@ -524,6 +524,51 @@ if len(sys.argv) > 4:
         want = np_choice(prompt, [c.encode() for c in choices])
         assert r.choices[0].text == want and want in choices and r.choices[0].finish_reason == "stop", (r, want)
     cases.append("guided_choice")
+    # vLLM's guided_regex and structured_outputs.regex: the whole text matches the pattern; greedy, the same tokens as
+    # numpy's argmax over the tokens after which the text can still match (the `regex` module's partial full match,
+    # an implementation of its own), a stop token once it matches whole.
+    import regex as mrab
+
+    def np_regex(prompt, pattern, n):
+        seq, text = list(prompt), ""
+        for _ in range(n):
+            x = forward(cfg, w, seq)[-1]
+            ok = []
+            for t in range(len(vocab)):
+                try:
+                    s = text + tb[t].decode()
+                except UnicodeDecodeError:
+                    continue
+                if tb[t] and mrab.fullmatch(pattern, s, partial=True):
+                    ok.append(t)
+            ok += sorted(stops) if mrab.fullmatch(pattern, text) else []
+            best = max(ok, key=lambda t: x[t])
+            if best in stops:
+                return text, "stop"
+            seq.append(best)
+            text += tb[best].decode()
+        return text, "length"
+
+    for prompt, pattern, how in [(ids, r"[0-9]{3}-[0-9]{4}", "guided_regex"),
+                                 (chat_ids, r"(yes|no|maybe)\.", "structured_outputs"),
+                                 (ids, r"[A-Z][a-z]+( [a-z]+){1,3}", "structured_outputs")]:
+        body = {"guided_regex": pattern} if how == "guided_regex" else {"structured_outputs": {"regex": pattern}}
+        r = client.completions.create(model=model, prompt=prompt, max_tokens=10, temperature=0, extra_body=body)
+        want = np_regex(prompt, pattern, 10)
+        got = (r.choices[0].text, r.choices[0].finish_reason)
+        assert got == want, (pattern, got, want)
+        assert mrab.fullmatch(pattern, got[0], partial=got[1] == "length"), got
+        cases.append(f"regex {pattern}")
+    # Sampled, chat and streamed: every choice that stops matches whole, every other one is a prefix of a match.
+    pat = r"(red|green|blue)( and (red|green|blue))*"
+    rc = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Name colours."}], n=4,
+                                        max_tokens=12, temperature=1.0, seed=5, extra_body={"structured_outputs": {"regex": pat}})
+    st = client.completions.create(model=model, prompt=ids, max_tokens=12, temperature=0.8, seed=6, stream=True,
+                                   extra_body={"guided_regex": pat})
+    streamed = "".join(c.choices[0].text for c in st if c.choices)
+    for text, fin in [(c.message.content, c.finish_reason) for c in rc.choices] + [(streamed, None)]:
+        assert mrab.fullmatch(pat, text, partial=fin != "stop"), (text, fin)
+    print(f"guided_regex: 3 greedy texts equal to numpy's, {len(rc.choices) + 1} sampled (chat, streamed) within the pattern")
     print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's; min_p's draws within its bound")
     expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5),
                     dict(extra_body={"repetition_penalty": 0}), dict(extra_body={"min_p": 1.5}),
@@ -554,6 +599,10 @@ def expect(exc, status, **kw):
     raise AssertionError(f"no error for {kw}")
 
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
+for body in [{"guided_regex": "(?=a)b"}, {"guided_regex": ""}, {"structured_outputs": {"grammar": "root ::= x"}},
+             {"structured_outputs": {"regex": "a", "choice": ["a"]}}, {"structured_outputs": {"regexp": "a"}},
+             {"guided_grammar": "root ::= x"}, {"structured_outputs": {"regex": "[0-9]{3}"}, "guided_choice": ["1"]}]:
+    expect(openai.BadRequestError, 400, model=model, prompt="hi", extra_body=body)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)
 for kw in expect_lp:

@@ -1063,7 +1063,7 @@ impl TokenConstraint for Constraint {
 }
 
 /// The mask kept for `key`, or `compute`'s, then kept (all are dropped once [`MASKS_KEPT`] are).
-fn kept_mask<K, Q>(
+pub(crate) fn kept_mask<K, Q>(
     masks: &Mutex<HashMap<K, Arc<Vec<u64>>>>,
     key: &Q,
     compute: impl FnOnce() -> Vec<u64>,
@@ -1086,7 +1086,7 @@ where
 
 /// Sets to −∞ the logits of the tokens not in `allowed` (a bit each); the `end` tokens keep theirs where the text
 /// `may_end`, or where no other token is left.
-fn apply_mask(allowed: &[u64], may_end: bool, end: &[u32], logits: &mut [f32]) {
+pub(crate) fn apply_mask(allowed: &[u64], may_end: bool, end: &[u32], logits: &mut [f32]) {
     let saved: Vec<(usize, f32)> =
         end.iter().filter_map(|&t| logits.get(t as usize).map(|&l| (t as usize, l))).collect();
     let mut any = false;

@@ -6,6 +6,7 @@ pub mod cuda;
 pub mod json_mode;
 pub mod ort;
 pub mod paged;
+pub mod regex_mode;
 pub mod sampling;
 pub mod tensorrt;
 

@@ -4,6 +4,7 @@ use super::chat::ChatMessage;
 use super::tools::{ToolCall, ToolChoice, ToolRequest};
 use crate::backend::json_mode::Grammar;
 use crate::backend::paged::MAX_TOP_LOGPROBS;
+use crate::backend::regex_mode::Pattern;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -107,6 +108,8 @@ pub struct GenRequest {
 pub enum JsonFormat {
     /// vLLM's `guided_choice`: exactly one of these strings.
     Choice(Vec<String>),
+    /// vLLM's `guided_regex`: a text the pattern matches whole.
+    Regex(Arc<Pattern>),
     /// `{"type": "json_object"}`: one JSON object.
     Object,
     /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S`: an instance of S, compiled;
@@ -119,8 +122,96 @@ impl PartialEq for JsonFormat {
         match (self, o) {
             (JsonFormat::Object, JsonFormat::Object) => true,
             (JsonFormat::Choice(a), JsonFormat::Choice(b)) => a == b,
+            (JsonFormat::Regex(a), JsonFormat::Regex(b)) => a.source() == b.source(),
             (JsonFormat::Schema { key: a, .. }, JsonFormat::Schema { key: b, .. }) => a == b,
             _ => false,
+        }
+    }
+}
+
+/// vLLM's structured outputs beside `response_format` (`json`, its format if any): `structured_outputs` {"json" |
+/// "regex" | "choice" | "json_object"} (vLLM 0.12 on) or the older `guided_json` / `guided_regex` / `guided_choice`.
+/// At most one of them gives the text's format; what cannot be enforced (a grammar, a structural tag, a whitespace
+/// pattern, an unknown key) is a 400, never ignored.
+fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result<Option<JsonFormat>, ApiError> {
+    let mut given: Vec<(String, JsonFormat)> = json.into_iter().map(|f| ("response_format".to_string(), f)).collect();
+    for (k, kind) in [("guided_json", "json"), ("guided_regex", "regex"), ("guided_choice", "choice")] {
+        if let Some(v) = field(o, k) {
+            given.push((k.to_string(), structured_one(kind, v, k)?));
+        }
+    }
+    if let Some(so) = object(o, "structured_outputs")? {
+        for (k, v) in so {
+            let param = format!("structured_outputs.{k}");
+            let bad = |m: String| ApiError::invalid(m, Some(&param));
+            match (k.as_str(), v) {
+                (_, Value::Null) => {}
+                ("json" | "regex" | "choice", v) => given.push((param.clone(), structured_one(k, v, &param)?)),
+                ("json_object", Value::Bool(true)) => given.push((param.clone(), JsonFormat::Object)),
+                // Settings of vLLM's backends that change nothing here: a schema's object takes only its
+                // `properties` unless `additionalProperties` says otherwise, and there is one backend.
+                ("json_object" | "disable_additional_properties" | "disable_fallback", Value::Bool(_)) => {}
+                ("disable_any_whitespace", Value::Bool(false)) => {}
+                ("disable_any_whitespace", Value::Bool(true)) => return Err(bad(format!(
+                    "'{param}' true is not supported (JSON is written with the whitespace layouts the model chooses)"
+                ))),
+                ("grammar" | "structural_tag" | "whitespace_pattern", _) => {
+                    return Err(bad(format!("'{param}' is not supported (json, regex, choice and json_object are)")))
+                }
+                (
+                    "json_object" | "disable_additional_properties" | "disable_fallback" | "disable_any_whitespace",
+                    v,
+                ) => return Err(bad(format!("'{param}' must be a boolean, got {}", type_name(v)))),
+                _ => return Err(bad(format!(
+                    "'{param}' is not a structured output (json, regex, choice, json_object, grammar, structural_tag, \
+                         whitespace_pattern, disable_any_whitespace, disable_additional_properties, disable_fallback)"
+                ))),
+            }
+        }
+    }
+    match given.len() {
+        0 | 1 => Ok(given.pop().map(|g| g.1)),
+        _ => {
+            let names: Vec<String> = given.iter().map(|g| format!("'{}'", g.0)).collect();
+            Err(ApiError::invalid(
+                format!("give one format for the text, not {}", names.join(" and ")),
+                Some(&given[1].0),
+            ))
+        }
+    }
+}
+
+/// One structured output of `kind` ("json": a schema or its JSON text, "regex": a pattern, "choice": strings) given
+/// as `param`.
+fn structured_one(kind: &str, v: &Value, param: &str) -> Result<JsonFormat, ApiError> {
+    let bad = |m: String| ApiError::invalid(m, Some(param));
+    match kind {
+        "json" => {
+            let schema = match v {
+                Value::String(t) => {
+                    serde_json::from_str(t).map_err(|e| bad(format!("'{param}' is not a JSON schema: {e}")))?
+                }
+                v => v.clone(),
+            };
+            schema_format(&schema, param)
+        }
+        "regex" => {
+            let p = v.as_str().filter(|p| !p.is_empty()).ok_or_else(|| {
+                bad(format!("'{param}' must be a non-empty string (a regular expression the whole text matches)"))
+            })?;
+            let pattern = Pattern::new(p).map_err(|e| bad(format!("'{param}' cannot be enforced: {e}")))?;
+            Ok(JsonFormat::Regex(Arc::new(pattern)))
+        }
+        _ => {
+            let list = v
+                .as_array()
+                .filter(|a| (1..=MAX_CHOICE_STRINGS).contains(&a.len()))
+                .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<String>>>())
+                .ok_or_else(|| bad(format!("'{param}' must be a list of 1 to {MAX_CHOICE_STRINGS} strings")))?;
+            if list.iter().any(|s| s.is_empty() || s.len() > MAX_CHOICE_BYTES) {
+                return Err(bad(format!("'{param}' strings must have 1 to {MAX_CHOICE_BYTES} bytes")));
+            }
+            Ok(JsonFormat::Choice(list))
         }
     }
 }
@@ -228,8 +319,8 @@ const UNSUPPORTED_SAMPLING: [(&str, Neutral); 9] = [
     ("spaces_between_special_tokens", Neutral::Bool(true)),
     ("prompt_logprobs", Neutral::None),
     ("truncate_prompt_tokens", Neutral::None),
-    ("guided_regex", Neutral::None),
     ("guided_grammar", Neutral::None),
+    ("guided_whitespace_pattern", Neutral::None),
 ];
 
 /// The value of an unsupported parameter that changes nothing.
@@ -436,38 +527,7 @@ fn parse_common(
             }
         }
     }
-    // vLLM's spelling of a schema: the schema itself or its JSON text.
-    if let Some(g) = field(o, "guided_json") {
-        if json.is_some() {
-            return Err(ApiError::invalid(
-                "give either 'guided_json' or a JSON 'response_format', not both",
-                Some("guided_json"),
-            ));
-        }
-        let schema = match g {
-            Value::String(t) => serde_json::from_str(t).map_err(|e| {
-                ApiError::invalid(format!("'guided_json' is not a JSON schema: {e}"), Some("guided_json"))
-            })?,
-            v => v.clone(),
-        };
-        json = Some(schema_format(&schema, "guided_json")?);
-    }
-    // vLLM's guided_choice: the text is exactly one of these strings.
-    if let Some(c) = field(o, "guided_choice") {
-        let bad = |m: String| ApiError::invalid(m, Some("guided_choice"));
-        if json.is_some() {
-            return Err(bad("give one of 'guided_choice', 'guided_json' and a JSON 'response_format'".into()));
-        }
-        let list = c
-            .as_array()
-            .filter(|a| (1..=MAX_CHOICE_STRINGS).contains(&a.len()))
-            .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<String>>>())
-            .ok_or_else(|| bad(format!("'guided_choice' must be a list of 1 to {MAX_CHOICE_STRINGS} strings")))?;
-        if list.iter().any(|s| s.is_empty() || s.len() > MAX_CHOICE_BYTES) {
-            return Err(bad(format!("'guided_choice' strings must have 1 to {MAX_CHOICE_BYTES} bytes")));
-        }
-        json = Some(JsonFormat::Choice(list));
-    }
+    let json = structured_format(o, json)?;
     // Legacy function calling (`functions`, `function_call`): refused, never answered with free text; "none"
     // asks for no call. `tools` are chat's (parse_chat).
     if field(o, "functions").is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty())) {
@@ -495,7 +555,7 @@ fn parse_common(
     };
     let ignore_eos = boolean(o, "ignore_eos")?.unwrap_or(false);
     if json.is_some() {
-        refuse_past_the_end(ignore_eos, min_tokens, "a JSON 'response_format' ('guided_json', 'guided_choice')")?;
+        refuse_past_the_end(ignore_eos, min_tokens, "a JSON 'response_format' or structured outputs")?;
     }
     // vLLM's extension: token ids that end a choice as the model's stop tokens do (finish_reason "stop"), also
     // with ignore_eos; checked against the vocabulary by the server.
@@ -1230,6 +1290,36 @@ mod tests {
         ] {
             let e = parse_completion(&obj(bad)).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // vLLM 0.12's structured_outputs, and guided_regex.
+        let r = parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{"choice":["yes","no"]}}"#)).unwrap();
+        assert_eq!(r.json, Some(JsonFormat::Choice(vec!["yes".into(), "no".into()])));
+        let so = r#"{"prompt":"a","structured_outputs":{"json_object":true,"disable_fallback":true,"regex":null}}"#;
+        assert_eq!(parse_completion(&obj(so)).unwrap().json, Some(JsonFormat::Object));
+        let r = parse_completion(&obj(r#"{"prompt":"a","guided_regex":"[0-9]+"}"#)).unwrap();
+        assert!(matches!(r.json, Some(JsonFormat::Regex(ref p)) if p.source() == "[0-9]+" && p.is_match(b"42")));
+        let r = parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{"json":"{\"type\":\"integer\"}"}}"#));
+        assert!(matches!(r.unwrap().json, Some(JsonFormat::Schema { .. })));
+        assert_eq!(parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{}}"#)).unwrap().json, None);
+        for (bad, param) in [
+            (r#"{"prompt":"a","guided_regex":"(?<=a)b"}"#, "guided_regex"),
+            (r#"{"prompt":"a","guided_regex":7}"#, "guided_regex"),
+            (r#"{"prompt":"a","structured_outputs":{"regex":"a","choice":["a"]}}"#, "structured_outputs.choice"),
+            (r#"{"prompt":"a","structured_outputs":{"grammar":"root ::= x"}}"#, "structured_outputs.grammar"),
+            (r#"{"prompt":"a","structured_outputs":{"structural_tag":{}}}"#, "structured_outputs.structural_tag"),
+            (
+                r#"{"prompt":"a","structured_outputs":{"disable_any_whitespace":true}}"#,
+                "structured_outputs.disable_any_whitespace",
+            ),
+            (r#"{"prompt":"a","structured_outputs":{"json_object":"yes"}}"#, "structured_outputs.json_object"),
+            (r#"{"prompt":"a","structured_outputs":{"regexp":"a"}}"#, "structured_outputs.regexp"),
+            (r#"{"prompt":"a","structured_outputs":"a+"}"#, "structured_outputs"),
+            (r#"{"prompt":"a","response_format":{"type":"json_object"},"guided_regex":"a"}"#, "guided_regex"),
+            (r#"{"prompt":"a","guided_whitespace_pattern":" "}"#, "guided_whitespace_pattern"),
+            (r#"{"prompt":"a","guided_regex":"a+","ignore_eos":true}"#, "ignore_eos"),
+        ] {
+            let e = parse_completion(&obj(bad)).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (StatusCode::BAD_REQUEST, Some(param)), "{bad}: {}", e.message);
         }
         // function calling's values that ask for nothing are served on completions too
         assert!(parse_completion(&obj(r#"{"prompt":"a","tools":[],"tool_choice":"none","parallel_tool_calls":true}"#))

@@ -7,6 +7,7 @@ use super::scheduler::{SeqId, SeqRequest};
 use super::tools::{self, AutoStream, ToolCall, ToolChoice, ToolFormat};
 use crate::backend::json_mode::{Choices, Constraint, Grammar, JsonVocab, TokenConstraint};
 use crate::backend::paged::TokenSampling;
+use crate::backend::regex_mode::RegexConstraint;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
 use axum::body::Bytes;
@@ -124,6 +125,7 @@ impl AppState {
         let vocab = self.json_vocab();
         match f {
             JsonFormat::Choice(list) => Arc::new(Choices::new(list, vocab)),
+            JsonFormat::Regex(p) => Arc::new(RegexConstraint::new(p.clone(), vocab)),
             JsonFormat::Object => self
                 .json_object
                 .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
