@@ -10,7 +10,7 @@ use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::{start, syntax};
 use regex_automata::Anchored;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Longest pattern a request may give, in bytes.
@@ -23,8 +23,8 @@ pub struct Pattern {
     dfa: dense::DFA<Vec<u32>>,
     start: StateID,
     source: String,
-    /// Live states (a match is still reachable), computed on first need.
-    live: Mutex<HashMap<StateID, bool>>,
+    /// The live states (a match is still reachable from them), all found at compile time.
+    live: HashSet<StateID>,
 }
 
 impl std::fmt::Debug for Pattern {
@@ -58,7 +58,8 @@ impl Pattern {
         let start = dfa
             .start_state(&start::Config::new().anchored(Anchored::Yes))
             .map_err(|e| format!("the pattern has no anchored start: {e}"))?;
-        let p = Pattern { dfa, start, source: pattern.to_string(), live: Mutex::default() };
+        let live = live_states(&dfa, start);
+        let p = Pattern { dfa, start, source: pattern.to_string(), live };
         if !p.is_live(start) {
             return Err("no text matches the pattern".into());
         }
@@ -85,34 +86,57 @@ impl Pattern {
         self.dfa.is_match_state(self.dfa.next_eoi_state(s))
     }
 
-    /// Whether some continuation from `s` (the empty one included) matches: a search over the DFA's transitions.
+    /// Whether some continuation from `s` (the empty one included) matches.
     fn is_live(&self, s: StateID) -> bool {
-        if let Some(&l) = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(&s) {
-            return l;
-        }
-        let mut seen = std::collections::HashSet::from([s]);
-        let mut todo = vec![s];
-        let mut live = false;
-        while let Some(x) = todo.pop() {
-            if self.matches(x) {
-                live = true;
-                break;
-            }
-            for b in 0..=255u8 {
-                let y = self.dfa.next_state(x, b);
-                if !self.dfa.is_dead_state(y) && !self.dfa.is_quit_state(y) && seen.insert(y) {
-                    todo.push(y);
-                }
-            }
-        }
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(s, live);
-        live
+        self.live.contains(&s)
     }
 
     /// Whether the whole of `text` matches.
     pub fn is_match(&self, text: &[u8]) -> bool {
         self.feed(self.start, text).is_some_and(|s| self.matches(s))
     }
+}
+
+/// The states reachable from `start` from which a match is reachable: the states met from `start` (one byte of each
+/// byte class), then back from the matching ones along the reversed transitions — linear in the DFA's transitions.
+fn live_states(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> HashSet<StateID> {
+    let bytes: Vec<u8> = dfa.byte_classes().representatives(0..=255).filter_map(|u| u.as_u8()).collect();
+    let mut index = HashMap::from([(start, 0usize)]);
+    let (mut states, mut rev): (Vec<StateID>, Vec<Vec<u32>>) = (vec![start], vec![Vec::new()]);
+    let mut i = 0;
+    while i < states.len() {
+        let x = states[i];
+        for &b in &bytes {
+            let y = dfa.next_state(x, b);
+            if dfa.is_dead_state(y) || dfa.is_quit_state(y) {
+                continue;
+            }
+            let j = *index.entry(y).or_insert_with(|| {
+                states.push(y);
+                rev.push(Vec::new());
+                states.len() - 1
+            });
+            if rev[j].last() != Some(&(i as u32)) {
+                rev[j].push(i as u32);
+            }
+        }
+        i += 1;
+    }
+    let mut live = vec![false; states.len()];
+    let mut todo: Vec<usize> =
+        (0..states.len()).filter(|&k| dfa.is_match_state(dfa.next_eoi_state(states[k]))).collect();
+    for &k in &todo {
+        live[k] = true;
+    }
+    while let Some(k) = todo.pop() {
+        for &p in &rev[k] {
+            if !live[p as usize] {
+                live[p as usize] = true;
+                todo.push(p as usize);
+            }
+        }
+    }
+    states.into_iter().zip(live).filter(|x| x.1).map(|x| x.0).collect()
 }
 
 /// The constraint of one pattern over a vocabulary.
@@ -190,6 +214,11 @@ mod tests {
         let u = Pattern::new("é+").unwrap();
         let half = u.feed(u.start, &"é".as_bytes()[..1]).unwrap();
         assert!(u.is_live(half) && !u.matches(half));
+        // A long chain of states: liveness is found once, back from the match (not a search per state).
+        let long = Pattern::new("[0-9]{3000}x").unwrap();
+        let text = format!("{}x", "7".repeat(3000));
+        assert!(long.is_match(text.as_bytes()) && !long.is_match(&text.as_bytes()[1..]));
+        assert!(long.feed(long.start, &text.as_bytes()[..2999]).is_some_and(|s| long.is_live(s)));
     }
 
     #[test]

@@ -152,9 +152,11 @@ fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result
                 // `properties` unless `additionalProperties` says otherwise, and there is one backend.
                 ("json_object" | "disable_additional_properties" | "disable_fallback", Value::Bool(_)) => {}
                 ("disable_any_whitespace", Value::Bool(false)) => {}
-                ("disable_any_whitespace", Value::Bool(true)) => return Err(bad(format!(
+                ("disable_any_whitespace", Value::Bool(true)) => {
+                    return Err(bad(format!(
                     "'{param}' true is not supported (JSON is written with the whitespace layouts the model chooses)"
-                ))),
+                )))
+                }
                 ("grammar" | "structural_tag" | "whitespace_pattern", _) => {
                     return Err(bad(format!("'{param}' is not supported (json, regex, choice and json_object are)")))
                 }
@@ -162,10 +164,12 @@ fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result
                     "json_object" | "disable_additional_properties" | "disable_fallback" | "disable_any_whitespace",
                     v,
                 ) => return Err(bad(format!("'{param}' must be a boolean, got {}", type_name(v)))),
-                _ => return Err(bad(format!(
+                _ => {
+                    return Err(bad(format!(
                     "'{param}' is not a structured output (json, regex, choice, json_object, grammar, structural_tag, \
                          whitespace_pattern, disable_any_whitespace, disable_additional_properties, disable_fallback)"
-                ))),
+                )))
+                }
             }
         }
     }
