@@ -4,7 +4,7 @@
 # fp16 bs1 both (its kernel source is the same code with its old defines), then the megakernel checks against the
 # CPU reference (`TRTFORGE_CHECKS=mk`: SmolLM2 first, then TinyLlama and the greedy-loop graphs).
 # Carry s65a (`bash scripts/gpu_carry.sh s65a`; `.carry/z`). `run` with carry [".carry/z"].
-DL=${DL:-560}
+DL=${DL:-330}
 NAME=${NAME:-s65a}
 . scripts/gpu_bench_lib.sh
 SM=("${TL[@]/preset:tinyllama-1.1b/preset:smollm2-135m}")
