@@ -381,6 +381,10 @@ extern "C" __global__ void __launch_bounds__(MK_NTH, 1) mk_step(const MK_Args a)
                             mk_bulk_g2s(mk_smem_u32(sm + MK_SM_RING + L.slot * MK_CHB), chunk_ptr(a, op, l, tt, c), 32 * MK_CKH, full(L.slot));
                             L.mk_adv();
                         }
+                        // Tiles of at most MK_GRAB_AT + 1 chunks (SmolLM2: one) take the next ticket after their last
+                        // chunk (session 65's first SmolLM2 run: without this every loader ran one tile, the rest of the
+                        // layer's gate/up tiles never came, and down's staging timed out).
+                        if (MK_GRAB_AT >= 0 && MK_GRAB_AT + 1 >= MK_KC_H) tn = grab();
                         tt = tn;
                     }
                     mk_mbar_wait(empty(L.slot), L.ph ^ 1);  // the run's end: a slot with no data

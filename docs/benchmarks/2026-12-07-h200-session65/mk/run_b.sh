@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Session 65, call B: the megakernel on the SmolLM2 shape with call A's deadlock fixed (a loader took one gate/up or
+# head tile when a tile is one chunk: every other tile of the layer never came). SmolLM2 fp16 bs1 default path and
+# megakernel alternated, the megakernel checks against the CPU reference (SmolLM2 first), then guided_regex on
+# `serve --backend cuda` beside `--backend cpu` (../regex/check.py).
+# Carry s65c (`.carry/z`: s65a's kernel modules + the SmolLM2 megakernel module of the fix, and the binary of the fix).
+# `run` with carry [".carry/z"].
+DL=${DL:-330}
+NAME=${NAME:-s65c}
+. scripts/gpu_bench_lib.sh
+SM=("${TL[@]/preset:tinyllama-1.1b/preset:smollm2-135m}")
+for i in 1 2; do
+  (TL=("${SM[@]}"); bn smol_def_$i fp16 1 X=1)
+  (TL=("${SM[@]}"); bn smol_mk_$i fp16 1 TRTFORGE_MK=1)
+done
+ck mk 120 TRTFORGE_MK=1 TRTFORGE_CHECKS=mk
+grep -E "PASS|FAIL|error" $R/mk.log | cut -c1-220
+TOK=tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
+M=(--model preset:tinyllama-1.1b --tokenizer $TOK --kv-cache-memory 2GiB)
+$B serve "${M[@]}" --backend cuda --port 8123 --max-num-seqs 16 > $R/serve_cuda.log 2>&1 &
+$B serve "${M[@]}" --backend cpu --port 8124 --max-num-seqs 4 > $R/serve_cpu.log 2>&1 &
+for u in 8123 8124; do
+  for i in $(seq 150); do curl -sf localhost:$u/health > /dev/null && break; sleep 1; done
+  echo "$u up $(t)"
+done
+timeout $(( $(left) - 15 )) python3 docs/benchmarks/2026-12-07-h200-session65/regex/check.py http://127.0.0.1:8123 \
+  http://127.0.0.1:8124 2>&1 | tee $R/regex.log | tail -3
+kill %1 %2; wait; echo "done $(t)"
+tar czf $OUT/r.tgz -C $OUT r && rm -rf $R
+t
