@@ -5,7 +5,7 @@
 # `serve --backend cuda` beside `--backend cpu` (../regex/check.py).
 # Carry s65c (`.carry/z`: s65a's kernel modules + the SmolLM2 megakernel module of the fix, and the binary of the fix).
 # `run` with carry [".carry/z"].
-DL=${DL:-330}
+DL=${DL:-200}
 NAME=${NAME:-s65c}
 . scripts/gpu_bench_lib.sh
 SM=("${TL[@]/preset:tinyllama-1.1b/preset:smollm2-135m}")
@@ -13,7 +13,7 @@ for i in 1 2; do
   (TL=("${SM[@]}"); bn smol_def_$i fp16 1 X=1)
   (TL=("${SM[@]}"); bn smol_mk_$i fp16 1 TRTFORGE_MK=1)
 done
-ck mk 120 TRTFORGE_MK=1 TRTFORGE_CHECKS=mk
+ck mk $(( $(left) > 190 ? 90 : $(left) / 2 )) TRTFORGE_MK=1 TRTFORGE_CHECKS=mk
 grep -E "PASS|FAIL|error" $R/mk.log | cut -c1-220
 TOK=tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
 M=(--model preset:tinyllama-1.1b --tokenizer $TOK --kv-cache-memory 2GiB)
