@@ -27,6 +27,10 @@
 #            cycles) of the one launch of the kernels matching KERNELS after SKIP, inside one `bench` process as
 #            `ncb`'s, until 20 s before the deadline: the report $R/NAME.ncu-rep and its SASS source page (per
 #            instruction: executed counts, stall samples) $R/NAME.sass.csv.
+#   serve_pair
+#            `serve` of the TinyLlama-shape preset as text (Llama's SentencePiece GGUF tokenizer, 2 GiB of KV blocks) on
+#            --backend cuda (port 8123, 16 sequences) and --backend cpu (port 8124, 4) as background jobs %1 / %2 of
+#            the calling shell, their logs $R/serve_cuda.log / serve_cpu.log, until both answer /health (150 s each);
 #   table    #11 / #15's whole table (session 54 call B's workload, ≈ 560 s with the peer): the tiny fixture's paged
 #            checks, bs1 at every precision and the SmolLM2-shape preset, bs8 fp16 / int4 / int8, bs64 at every precision
 #            and fp8 + int8 KV (the carry needs `KV="int8" KVP="fp8"`), then the peer's fp16 at bs 1 / 8 / 64.
@@ -82,6 +86,16 @@ ncs() {
   echo "$n rc=$? $(t)"
   ncu -i $R/$n.ncu-rep --page source --csv --print-source sass > $R/$n.sass.csv 2> $R/$n.sass.err
   echo "page rc=$? $(wc -l < $R/$n.sass.csv) lines"
+}
+serve_pair() {
+  local M=(--model preset:tinyllama-1.1b --tokenizer tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
+           --kv-cache-memory 2GiB) u i
+  $B serve "${M[@]}" --backend cuda --port 8123 --max-num-seqs 16 > $R/serve_cuda.log 2>&1 &
+  $B serve "${M[@]}" --backend cpu --port 8124 --max-num-seqs 4 > $R/serve_cpu.log 2>&1 &
+  for u in 8123 8124; do
+    for i in $(seq 150); do curl -sf localhost:$u/health > /dev/null && break; sleep 1; done
+    echo "$u up $(t)"
+  done
 }
 table() {
   timeout 100 $B cuda-check --tiny tests/fixtures/tiny_llama --paged > $R/paged.log 2>&1

@@ -15,14 +15,7 @@ for i in 1 2; do
 done
 ck mk $(( $(left) > 190 ? 90 : $(left) / 2 )) TRTFORGE_MK=1 TRTFORGE_CHECKS=mk
 grep -E "PASS|FAIL|error" $R/mk.log | cut -c1-220
-TOK=tests/fixtures/llama_spm_vocab/ggml-vocab-llama-spm.gguf
-M=(--model preset:tinyllama-1.1b --tokenizer $TOK --kv-cache-memory 2GiB)
-$B serve "${M[@]}" --backend cuda --port 8123 --max-num-seqs 16 > $R/serve_cuda.log 2>&1 &
-$B serve "${M[@]}" --backend cpu --port 8124 --max-num-seqs 4 > $R/serve_cpu.log 2>&1 &
-for u in 8123 8124; do
-  for i in $(seq 150); do curl -sf localhost:$u/health > /dev/null && break; sleep 1; done
-  echo "$u up $(t)"
-done
+serve_pair
 timeout $(( $(left) - 15 )) python3 docs/benchmarks/2026-12-07-h200-session65/regex/check.py http://127.0.0.1:8123 \
   http://127.0.0.1:8124 2>&1 | tee $R/regex.log | tail -3
 kill %1 %2; wait; echo "done $(t)"
