@@ -135,7 +135,9 @@ impl PartialEq for JsonFormat {
 /// pattern, an unknown key) is a 400, never ignored.
 fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result<Option<JsonFormat>, ApiError> {
     let mut given: Vec<(String, JsonFormat)> = json.into_iter().map(|f| ("response_format".to_string(), f)).collect();
-    for (k, kind) in [("guided_json", "json"), ("guided_regex", "regex"), ("guided_choice", "choice")] {
+    for (k, kind) in
+        [("guided_json", Structured::Json), ("guided_regex", Structured::Regex), ("guided_choice", Structured::Choice)]
+    {
         if let Some(v) = field(o, k) {
             given.push((k.to_string(), structured_one(kind, v, k)?));
         }
@@ -144,9 +146,14 @@ fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result
         for (k, v) in so {
             let param = format!("structured_outputs.{k}");
             let bad = |m: String| ApiError::invalid(m, Some(&param));
+            if let Some(kind) = Structured::of(k) {
+                if !v.is_null() {
+                    given.push((param.clone(), structured_one(kind, v, &param)?));
+                }
+                continue;
+            }
             match (k.as_str(), v) {
                 (_, Value::Null) => {}
-                ("json" | "regex" | "choice", v) => given.push((param.clone(), structured_one(k, v, &param)?)),
                 ("json_object", Value::Bool(true)) => given.push((param.clone(), JsonFormat::Object)),
                 // Settings of vLLM's backends that change nothing here: a schema's object takes only its
                 // `properties` unless `additionalProperties` says otherwise, and there is one backend.
@@ -185,12 +192,33 @@ fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result
     }
 }
 
-/// One structured output of `kind` ("json": a schema or its JSON text, "regex": a pattern, "choice": strings) given
-/// as `param`.
-fn structured_one(kind: &str, v: &Value, param: &str) -> Result<JsonFormat, ApiError> {
+/// The structured outputs that give a text's format (`structured_outputs`' keys, `guided_*`'s suffixes).
+#[derive(Clone, Copy)]
+enum Structured {
+    /// A JSON schema, or its JSON text.
+    Json,
+    /// A regular expression the whole text matches.
+    Regex,
+    /// Strings, one of which the text is.
+    Choice,
+}
+
+impl Structured {
+    fn of(key: &str) -> Option<Structured> {
+        match key {
+            "json" => Some(Structured::Json),
+            "regex" => Some(Structured::Regex),
+            "choice" => Some(Structured::Choice),
+            _ => None,
+        }
+    }
+}
+
+/// One structured output of `kind` given as `param`.
+fn structured_one(kind: Structured, v: &Value, param: &str) -> Result<JsonFormat, ApiError> {
     let bad = |m: String| ApiError::invalid(m, Some(param));
     match kind {
-        "json" => {
+        Structured::Json => {
             let schema = match v {
                 Value::String(t) => {
                     serde_json::from_str(t).map_err(|e| bad(format!("'{param}' is not a JSON schema: {e}")))?
@@ -199,14 +227,14 @@ fn structured_one(kind: &str, v: &Value, param: &str) -> Result<JsonFormat, ApiE
             };
             schema_format(&schema, param)
         }
-        "regex" => {
+        Structured::Regex => {
             let p = v.as_str().filter(|p| !p.is_empty()).ok_or_else(|| {
                 bad(format!("'{param}' must be a non-empty string (a regular expression the whole text matches)"))
             })?;
             let pattern = Pattern::new(p).map_err(|e| bad(format!("'{param}' cannot be enforced: {e}")))?;
             Ok(JsonFormat::Regex(Arc::new(pattern)))
         }
-        _ => {
+        Structured::Choice => {
             let list = v
                 .as_array()
                 .filter(|a| (1..=MAX_CHOICE_STRINGS).contains(&a.len()))
