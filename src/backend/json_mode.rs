@@ -1045,6 +1045,24 @@ impl JsonVocab {
         }
         &self.bytes[self.offs[t] as usize..self.offs[t + 1] as usize]
     }
+
+    /// The bytes of `tokens` one after the other (a sequence's generated text).
+    pub fn text(&self, tokens: &[u32]) -> Vec<u8> {
+        tokens.iter().flat_map(|&t| self.token(t).iter().copied()).collect()
+    }
+
+    /// The tokens with bytes for which `keep` holds, a bit each (tokens with no bytes never).
+    pub fn bits_where(&self, mut keep: impl FnMut(&[u8]) -> bool) -> Vec<u64> {
+        let n = self.len();
+        let mut bits = vec![0u64; n.div_ceil(64)];
+        for t in 0..n {
+            let b = self.token(t as u32);
+            if !b.is_empty() && keep(b) {
+                bits[t / 64] |= 1 << (t % 64);
+            }
+        }
+        bits
+    }
 }
 
 /// What a shaped sequence's text must be, applied to a row of logits before sampling: a JSON value
@@ -1127,22 +1145,14 @@ impl Choices {
     fn allowed(&self, text: &[u8]) -> Arc<Vec<u64>> {
         kept_mask(&self.masks, text, || {
             let rests: Vec<&[u8]> = self.choices.iter().filter_map(|c| c.strip_prefix(text)).collect();
-            let n = self.vocab.len();
-            let mut bits = vec![0u64; n.div_ceil(64)];
-            for t in 0..n {
-                let b = self.vocab.token(t as u32);
-                if !b.is_empty() && rests.iter().any(|r| r.starts_with(b)) {
-                    bits[t / 64] |= 1 << (t % 64);
-                }
-            }
-            bits
+            self.vocab.bits_where(|b| rests.iter().any(|r| r.starts_with(b)))
         })
     }
 }
 
 impl TokenConstraint for Choices {
     fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
-        let text: Vec<u8> = generated.iter().flat_map(|&t| self.vocab.token(t).iter().copied()).collect();
+        let text = self.vocab.text(generated);
         apply_mask(&self.allowed(&text), self.choices.contains(&text), end, logits);
     }
 }

@@ -159,29 +159,18 @@ impl RegexConstraint {
 
     /// The tokens whose bytes lead from `s` to a live state (a bit each).
     fn allowed(&self, s: StateID) -> Arc<Vec<u64>> {
-        kept_mask(&self.masks, &s, || {
-            let p = &*self.pattern;
-            let n = self.vocab.len();
-            let mut bits = vec![0u64; n.div_ceil(64)];
-            for t in 0..n {
-                let b = self.vocab.token(t as u32);
-                if !b.is_empty() && p.feed(s, b).is_some_and(|e| p.is_live(e)) {
-                    bits[t / 64] |= 1 << (t % 64);
-                }
-            }
-            bits
-        })
+        let p = &*self.pattern;
+        kept_mask(&self.masks, &s, || self.vocab.bits_where(|b| p.feed(s, b).is_some_and(|e| p.is_live(e))))
     }
 }
 
 impl TokenConstraint for RegexConstraint {
     fn mask(&self, generated: &[u32], end: &[u32], logits: &mut [f32]) {
         let p = &*self.pattern;
-        let text: Vec<u8> = generated.iter().flat_map(|&t| self.vocab.token(t).iter().copied()).collect();
-        match p.feed(p.start, &text) {
+        match p.feed(p.start, &self.vocab.text(generated)) {
             Some(s) => apply_mask(&self.allowed(s), p.matches(s), end, logits),
-            // The text already left the pattern (it cannot under this mask): only the end tokens.
-            None => apply_mask(&[], true, end, logits),
+            // The text already left the pattern (it cannot under this mask): only the end tokens (as Constraint).
+            None => apply_mask(&[], false, end, logits),
         }
     }
 }

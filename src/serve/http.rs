@@ -634,29 +634,22 @@ and this model's chat template writes none; serve with --tool-call-parser {} for
 /// sequence's [`LogitShaping`](crate::backend::paged::LogitShaping)), log-probabilities — checked against
 /// what this backend does (a 400 naming the parameter otherwise) and against the vocabulary.
 fn backend_features(s: &AppState, req: &GenRequest) -> Result<Option<crate::backend::paged::LogitShaping>, ApiError> {
-    let shaped = !req.logit_bias.is_empty()
-        || req.presence_penalty != 0.0
-        || req.frequency_penalty != 0.0
-        || req.repetition_penalty != 1.0
-        || req.min_tokens > 0
-        || (req.min_p > 0.0 && req.temperature > 0.0);
+    // The parameters that change logits, each with whether this request uses it.
+    let changes = [
+        (!req.logit_bias.is_empty(), "logit_bias"),
+        (req.presence_penalty != 0.0, "presence_penalty"),
+        (req.frequency_penalty != 0.0, "frequency_penalty"),
+        (req.repetition_penalty != 1.0, "repetition_penalty"),
+        (req.min_tokens > 0, "min_tokens"),
+        (req.min_p > 0.0 && req.temperature > 0.0, "min_p"),
+    ];
+    let used = changes.iter().find(|c| c.0).map(|c| c.1);
+    let shaped = used.is_some();
     if (shaped || req.json.is_some()) && !s.engine.shaping {
-        let param = if !req.logit_bias.is_empty() {
-            "logit_bias"
-        } else if req.presence_penalty != 0.0 {
-            "presence_penalty"
-        } else if req.frequency_penalty != 0.0 {
-            "frequency_penalty"
-        } else if req.repetition_penalty != 1.0 {
-            "repetition_penalty"
-        } else if req.min_tokens > 0 {
-            "min_tokens"
-        } else if req.min_p > 0.0 && req.temperature > 0.0 {
-            "min_p"
-        } else if req.tools.as_ref().is_some_and(|t| t.schema().is_some()) {
-            "tool_choice"
-        } else {
-            "response_format"
+        let param = match used {
+            Some(p) => p,
+            None if req.tools.as_ref().is_some_and(|t| t.schema().is_some()) => "tool_choice",
+            None => "response_format",
         };
         return Err(ApiError::invalid(
             format!(
