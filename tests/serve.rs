@@ -333,6 +333,7 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
                 && so.contains("prompt logprobs:")
                 && so.contains("logit_bias and penalties:")
                 && so.contains("guided_regex:")
+                && so.contains("guided_grammar:")
                 && so.contains("json mode:")
                 && so.contains("json schema:")
                 && so.contains("tools:"),
@@ -379,7 +380,7 @@ fn openai_client_raw_http_errors_disconnects_overload_and_sigterm() {
         serde_json::json!({"prompt": prompt, "max_tokens": 4, "min_tokens": 5}),
         serde_json::json!({"prompt": prompt, "min_tokens": 2, "response_format": {"type": "json_object"}}),
         serde_json::json!({"prompt": prompt, "length_penalty": 0.5}),
-        serde_json::json!({"prompt": prompt, "guided_grammar": "root ::= \"a\""}),
+        serde_json::json!({"prompt": prompt, "guided_grammar": "root ::= \"a\" b"}),
         serde_json::json!({"prompt": prompt, "guided_regex": "(a)\\1"}),
         serde_json::json!({"prompt": prompt, "structured_outputs": {"regex": "a", "json_object": true}}),
         serde_json::json!({"prompt": prompt, "structured_outputs": {"whitespace_pattern": " "}}),

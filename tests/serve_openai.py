@@ -569,6 +569,76 @@ if len(sys.argv) > 4:
     for text, fin in [(c.message.content, c.finish_reason) for c in rc.choices] + [(streamed, None)]:
         assert mrab.fullmatch(pat, text, partial=fin != "stop"), (text, fin)
     print(f"guided_regex: 3 greedy texts equal to numpy's, {len(rc.choices) + 1} sampled (chat, streamed) within the pattern")
+    # vLLM's guided_grammar and structured_outputs.grammar (GBNF): the text is a sentence of the grammar; greedy, the
+    # same tokens as numpy's argmax over the tokens after which the text is still a prefix of a sentence — decided by
+    # lark's LALR parser over the same language (one character a terminal: an LR parser stops at the first character
+    # no sentence can have there), a stop token once lark parses the text whole. Sampled, chat and streamed: each
+    # stopped text parses, each other one is a prefix. vLLM's documented SQL example: a sentence of its finite language.
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
+    gbnf = (
+        'root ::= expr\n'
+        'expr ::= term (("+" | "-") term)*\n'
+        'term ::= factor (("*" | "/") factor)*\n'
+        'factor ::= [0-9]+ | "(" expr ")"\n'
+    )
+    lk = Lark('start: expr\nexpr: term (ADDOP term)*\nterm: factor (MULOP factor)*\nfactor: DIGIT+ | "(" expr ")"\n'
+              'ADDOP: "+" | "-"\nMULOP: "*" | "/"\nDIGIT: "0".."9"\n', parser="lalr", lexer="basic")
+
+    def lark_prefix(text):
+        try:
+            ip = lk.parse_interactive(text)
+            ip.exhaust_lexer()
+            return True
+        except UnexpectedInput:
+            return False
+
+    def lark_whole(text):
+        try:
+            lk.parse(text)
+            return True
+        except UnexpectedInput:
+            return False
+
+    alphabet = set(b"0123456789+-*/()")
+    arith = [t for t in range(len(vocab)) if tb[t] and set(tb[t]) <= alphabet]  # no other token is in a sentence
+
+    def np_grammar(prompt, n):
+        seq, text = list(prompt), ""
+        for _ in range(n):
+            x = forward(cfg, w, seq)[-1]
+            ok = [t for t in arith if lark_prefix(text + tb[t].decode())]
+            ok += sorted(stops) if lark_whole(text) else []
+            best = max(ok, key=lambda t: x[t])
+            if best in stops:
+                return text, "stop"
+            seq.append(best)
+            text += tb[best].decode()
+        return text, "length"
+
+    for prompt, how in [(ids, "guided_grammar"), (chat_ids, "structured_outputs")]:
+        body = {"guided_grammar": gbnf} if how == "guided_grammar" else {"structured_outputs": {"grammar": gbnf}}
+        r = client.completions.create(model=model, prompt=prompt, max_tokens=10, temperature=0, extra_body=body)
+        want = np_grammar(prompt, 10)
+        got = (r.choices[0].text, r.choices[0].finish_reason)
+        assert got == want, (how, got, want)
+        cases.append(f"grammar {how}")
+    gc = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Write a sum."}], n=4,
+                                        max_tokens=16, temperature=1.0, seed=7, extra_body={"guided_grammar": gbnf})
+    gs = client.completions.create(model=model, prompt=ids, max_tokens=16, temperature=0.9, seed=8, stream=True,
+                                   extra_body={"structured_outputs": {"grammar": gbnf}})
+    gstreamed = "".join(c.choices[0].text for c in gs if c.choices)
+    for text, fin in [(c.message.content, c.finish_reason) for c in gc.choices] + [(gstreamed, None)]:
+        assert (lark_whole if fin == "stop" else lark_prefix)(text), (text, fin)
+    sql = ('root ::= select_statement\nselect_statement ::= "SELECT " column " from " table " where " condition\n'
+           'column ::= "col_1 " | "col_2 "\ntable ::= "table_1 " | "table_2 "\ncondition ::= column "= " number\n'
+           'number ::= "1 " | "2 "\n')
+    q = client.chat.completions.create(model=model, temperature=0, max_tokens=40, extra_body={"guided_grammar": sql},
+                                      messages=[{"role": "user", "content": "Generate an SQL query."}])
+    assert q.choices[0].finish_reason == "stop", q
+    assert mrab.fullmatch(r"SELECT col_[12]  from table_[12]  where col_[12] = [12] ", q.choices[0].message.content), q
+    print(f"guided_grammar: 2 greedy texts equal to numpy's under lark, {len(gc.choices) + 1} sampled within the "
+          f"grammar, the SQL example: {q.choices[0].message.content!r}")
     print(f"logit_bias and penalties: {len(cases)} greedy runs equal to numpy's; min_p's draws within its bound")
     expect_shape = [dict(logit_bias={"x": 1}), dict(logit_bias={"49152": 1}), dict(frequency_penalty=2.5),
                     dict(extra_body={"repetition_penalty": 0}), dict(extra_body={"min_p": 1.5}),
@@ -601,7 +671,8 @@ def expect(exc, status, **kw):
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=-1)
 for body in [{"guided_regex": "(?=a)b"}, {"guided_regex": ""}, {"structured_outputs": {"grammar": "root ::= x"}},
              {"structured_outputs": {"regex": "a", "choice": ["a"]}}, {"structured_outputs": {"regexp": "a"}},
-             {"guided_grammar": "root ::= x"}, {"structured_outputs": {"regex": "[0-9]{3}"}, "guided_choice": ["1"]}]:
+             {"guided_grammar": "root ::= x"}, {"structured_outputs": {"regex": "[0-9]{3}"}, "guided_choice": ["1"]},
+             {"guided_grammar": "root ::= root \"a\" | \"b\""}, {"guided_grammar": "start: \"a\""}]:
     expect(openai.BadRequestError, 400, model=model, prompt="hi", extra_body=body)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=0)
 expect(openai.BadRequestError, 400, model=model, prompt="hi", max_tokens=4, n=2, best_of=3)

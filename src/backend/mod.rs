@@ -3,6 +3,7 @@
 //! evaluation and benchmarks only see [`Backend`].
 pub mod cpu;
 pub mod cuda;
+pub mod grammar_mode;
 pub mod json_mode;
 pub mod ort;
 pub mod paged;

@@ -2,6 +2,7 @@
 //! and stream chunks the server sends. No I/O here.
 use super::chat::ChatMessage;
 use super::tools::{ToolCall, ToolChoice, ToolRequest};
+use crate::backend::grammar_mode::Gbnf;
 use crate::backend::json_mode::Grammar;
 use crate::backend::paged::MAX_TOP_LOGPROBS;
 use crate::backend::regex_mode::Pattern;
@@ -110,6 +111,8 @@ pub enum JsonFormat {
     Choice(Vec<String>),
     /// vLLM's `guided_regex`: a text the pattern matches whole.
     Regex(Arc<Pattern>),
+    /// vLLM's `guided_grammar`: a sentence of the GBNF grammar.
+    Grammar(Arc<Gbnf>),
     /// `{"type": "json_object"}`: one JSON object.
     Object,
     /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S`: an instance of S, compiled;
@@ -123,6 +126,7 @@ impl PartialEq for JsonFormat {
             (JsonFormat::Object, JsonFormat::Object) => true,
             (JsonFormat::Choice(a), JsonFormat::Choice(b)) => a == b,
             (JsonFormat::Regex(a), JsonFormat::Regex(b)) => a.source() == b.source(),
+            (JsonFormat::Grammar(a), JsonFormat::Grammar(b)) => a.source() == b.source(),
             (JsonFormat::Schema { key: a, .. }, JsonFormat::Schema { key: b, .. }) => a == b,
             _ => false,
         }
@@ -130,14 +134,17 @@ impl PartialEq for JsonFormat {
 }
 
 /// vLLM's structured outputs beside `response_format` (`json`, its format if any): `structured_outputs` {"json" |
-/// "regex" | "choice" | "json_object"} (vLLM 0.12 on) or the older `guided_json` / `guided_regex` / `guided_choice`.
-/// At most one of them gives the text's format; what cannot be enforced (a grammar, a structural tag, a whitespace
-/// pattern, an unknown key) is a 400, never ignored.
+/// "regex" | "choice" | "grammar" | "json_object"} (vLLM 0.12 on) or the older `guided_json` / `guided_regex` /
+/// `guided_choice` / `guided_grammar`. At most one of them gives the text's format; what cannot be enforced (a
+/// structural tag, a whitespace pattern, an unknown key) is a 400, never ignored.
 fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result<Option<JsonFormat>, ApiError> {
     let mut given: Vec<(String, JsonFormat)> = json.into_iter().map(|f| ("response_format".to_string(), f)).collect();
-    for (k, kind) in
-        [("guided_json", Structured::Json), ("guided_regex", Structured::Regex), ("guided_choice", Structured::Choice)]
-    {
+    for (k, kind) in [
+        ("guided_json", Structured::Json),
+        ("guided_regex", Structured::Regex),
+        ("guided_choice", Structured::Choice),
+        ("guided_grammar", Structured::Grammar),
+    ] {
         if let Some(v) = field(o, k) {
             given.push((k.to_string(), structured_one(kind, v, k)?));
         }
@@ -164,8 +171,10 @@ fn structured_format(o: &Map<String, Value>, json: Option<JsonFormat>) -> Result
                     "'{param}' true is not supported (JSON is written with the whitespace layouts the model chooses)"
                 )))
                 }
-                ("grammar" | "structural_tag" | "whitespace_pattern", _) => {
-                    return Err(bad(format!("'{param}' is not supported (json, regex, choice and json_object are)")))
+                ("structural_tag" | "whitespace_pattern", _) => {
+                    return Err(bad(format!(
+                        "'{param}' is not supported (json, regex, choice, grammar and json_object are)"
+                    )))
                 }
                 (
                     "json_object" | "disable_additional_properties" | "disable_fallback" | "disable_any_whitespace",
@@ -201,6 +210,8 @@ enum Structured {
     Regex,
     /// Strings, one of which the text is.
     Choice,
+    /// A GBNF grammar (llama.cpp's, xgrammar's EBNF) whose sentence the text is.
+    Grammar,
 }
 
 impl Structured {
@@ -209,6 +220,7 @@ impl Structured {
             "json" => Some(Structured::Json),
             "regex" => Some(Structured::Regex),
             "choice" => Some(Structured::Choice),
+            "grammar" => Some(Structured::Grammar),
             _ => None,
         }
     }
@@ -244,6 +256,13 @@ fn structured_one(kind: Structured, v: &Value, param: &str) -> Result<JsonFormat
                 return Err(bad(format!("'{param}' strings must have 1 to {MAX_CHOICE_BYTES} bytes")));
             }
             Ok(JsonFormat::Choice(list))
+        }
+        Structured::Grammar => {
+            let g = v.as_str().filter(|g| !g.trim().is_empty()).ok_or_else(|| {
+                bad(format!("'{param}' must be a non-empty string (a GBNF grammar whose 'root' rule the text is)"))
+            })?;
+            let grammar = Gbnf::new(g).map_err(|e| bad(format!("'{param}' cannot be enforced: {e}")))?;
+            Ok(JsonFormat::Grammar(Arc::new(grammar)))
         }
     }
 }
@@ -343,7 +362,7 @@ pub const MAX_STOP_TOKEN_IDS: usize = 64;
 /// Sampling and decoding parameters that vLLM's server takes and this one does not implement, each with the value
 /// that leaves decoding as it is (`None`: no such value): a client sending that value (as some send every default)
 /// is served, any other is a 400 naming the parameter — never text decoded without what the client asked for.
-const UNSUPPORTED_SAMPLING: [(&str, Neutral); 9] = [
+const UNSUPPORTED_SAMPLING: [(&str, Neutral); 8] = [
     ("length_penalty", Neutral::Num(1.0)),
     ("use_beam_search", Neutral::Bool(false)),
     ("include_stop_str_in_output", Neutral::Bool(false)),
@@ -351,7 +370,6 @@ const UNSUPPORTED_SAMPLING: [(&str, Neutral); 9] = [
     ("spaces_between_special_tokens", Neutral::Bool(true)),
     ("prompt_logprobs", Neutral::None),
     ("truncate_prompt_tokens", Neutral::None),
-    ("guided_grammar", Neutral::None),
     ("guided_whitespace_pattern", Neutral::None),
 ];
 
@@ -1333,11 +1351,23 @@ mod tests {
         let r = parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{"json":"{\"type\":\"integer\"}"}}"#));
         assert!(matches!(r.unwrap().json, Some(JsonFormat::Schema { .. })));
         assert_eq!(parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{}}"#)).unwrap().json, None);
+        // guided_grammar / structured_outputs.grammar: GBNF.
+        for body in [
+            r#"{"prompt":"a","guided_grammar":"root ::= (\"yes\" | \"no\") [.!]?"}"#,
+            r#"{"prompt":"a","structured_outputs":{"grammar":"root ::= (\"yes\" | \"no\") [.!]?"}}"#,
+        ] {
+            let r = parse_completion(&obj(body)).unwrap();
+            assert!(matches!(r.json, Some(JsonFormat::Grammar(ref g)) if g.is_match(b"no!") && !g.is_match(b"yes?")));
+        }
         for (bad, param) in [
             (r#"{"prompt":"a","guided_regex":"(?<=a)b"}"#, "guided_regex"),
             (r#"{"prompt":"a","guided_regex":7}"#, "guided_regex"),
             (r#"{"prompt":"a","structured_outputs":{"regex":"a","choice":["a"]}}"#, "structured_outputs.choice"),
             (r#"{"prompt":"a","structured_outputs":{"grammar":"root ::= x"}}"#, "structured_outputs.grammar"),
+            (r#"{"prompt":"a","guided_grammar":"root ::= root \"a\" | \"b\""}"#, "guided_grammar"),
+            (r#"{"prompt":"a","guided_grammar":"start: \"a\""}"#, "guided_grammar"),
+            (r#"{"prompt":"a","guided_grammar":" "}"#, "guided_grammar"),
+            (r#"{"prompt":"a","guided_grammar":"root ::= \"a\"","guided_regex":"a"}"#, "guided_grammar"),
             (r#"{"prompt":"a","structured_outputs":{"structural_tag":{}}}"#, "structured_outputs.structural_tag"),
             (
                 r#"{"prompt":"a","structured_outputs":{"disable_any_whitespace":true}}"#,

@@ -5,6 +5,7 @@ use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use super::tools::{self, AutoStream, ToolCall, ToolChoice, ToolFormat};
+use crate::backend::grammar_mode::GrammarConstraint;
 use crate::backend::json_mode::{Choices, Constraint, Grammar, JsonVocab, TokenConstraint};
 use crate::backend::paged::TokenSampling;
 use crate::backend::regex_mode::RegexConstraint;
@@ -126,6 +127,7 @@ impl AppState {
         match f {
             JsonFormat::Choice(list) => Arc::new(Choices::new(list, vocab)),
             JsonFormat::Regex(p) => Arc::new(RegexConstraint::new(p.clone(), vocab)),
+            JsonFormat::Grammar(g) => Arc::new(GrammarConstraint::new(g.clone(), vocab)),
             JsonFormat::Object => self
                 .json_object
                 .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
