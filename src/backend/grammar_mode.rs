@@ -33,6 +33,9 @@ const MAX_REPEAT: u32 = 1_000;
 const MAX_STACK: usize = 256;
 /// Most readings a prefix keeps (an ambiguous grammar reads a prefix many ways).
 const MAX_READINGS: usize = 1_024;
+/// Most expansion steps one byte may take (a grammar can be ambiguous enough to read a text in exponentially many
+/// ways, e.g. rules of two optional copies of the next nested 40 deep): past it, the readings found so far.
+const MAX_WORK: usize = 1 << 16;
 /// Largest code point.
 const MAX_CP: u32 = 0x10FFFF;
 
@@ -149,6 +152,41 @@ fn normalize(mut r: Vec<(u32, u32)>, neg: bool) -> Vec<(u32, u32)> {
     out
 }
 
+/// The rules that some alternative `(rule, the rules it uses)` makes true once all the rules it uses are: a worklist,
+/// linear in the alternatives' sizes.
+fn closure(rules: usize, alts: impl Iterator<Item = (u32, Vec<u32>)>) -> Vec<bool> {
+    let alts: Vec<(u32, Vec<u32>)> = alts.collect();
+    let mut done = vec![false; rules];
+    let mut need: Vec<usize> = alts.iter().map(|a| a.1.len()).collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); rules];
+    for (i, (_, deps)) in alts.iter().enumerate() {
+        for &d in deps {
+            users[d as usize].push(i);
+        }
+    }
+    let mut todo: Vec<u32> = Vec::new();
+    let mut mark = |r: u32, done: &mut Vec<bool>, todo: &mut Vec<u32>| {
+        if !done[r as usize] {
+            done[r as usize] = true;
+            todo.push(r);
+        }
+    };
+    for (i, (r, _)) in alts.iter().enumerate() {
+        if need[i] == 0 {
+            mark(*r, &mut done, &mut todo);
+        }
+    }
+    while let Some(s) = todo.pop() {
+        for &i in &users[s as usize] {
+            need[i] -= 1;
+            if need[i] == 0 {
+                mark(alts[i].0, &mut done, &mut todo);
+            }
+        }
+    }
+    done
+}
+
 /// The grammar's text read into rules (alternatives of sequences of elements, no `End`s yet).
 struct Parser<'a> {
     src: &'a str,
@@ -163,6 +201,7 @@ struct Parser<'a> {
     /// The rule written in the grammar that each rule comes from (itself, or the one a group or repetition is in).
     origin: Vec<u32>,
     classes: Vec<Vec<(u32, u32)>>,
+    class_ids: HashMap<Vec<(u32, u32)>, u32>,
     elems: usize,
 }
 
@@ -478,14 +517,12 @@ impl<'a> Parser<'a> {
     }
 
     fn class(&mut self, ranges: Vec<(u32, u32)>) -> Elem {
-        let k = match self.classes.iter().position(|c| *c == ranges) {
-            Some(k) => k,
-            None => {
-                self.classes.push(ranges);
-                self.classes.len() - 1
-            }
-        };
-        Elem::Class(k as u32)
+        let next = self.classes.len() as u32;
+        let k = *self.class_ids.entry(ranges).or_insert_with_key(|r| {
+            self.classes.push(r.clone());
+            next
+        });
+        Elem::Class(k)
     }
 
     /// One character of a literal or class, escapes read.
@@ -544,6 +581,7 @@ impl Gbnf {
             used_at: Vec::new(),
             origin: Vec::new(),
             classes: Vec::new(),
+            class_ids: HashMap::new(),
             elems: 0,
         };
         p.parse()?;
@@ -555,30 +593,18 @@ impl Gbnf {
         };
         let (rules, names, origin, classes) = (p.rules, p.names, p.origin, p.classes);
         // Rules with a finite text, found from the terminals up; alternatives through the others can never finish.
-        let mut fin = vec![false; rules.len()];
         let term_ok = |e: &Elem| match *e {
             Elem::Class(k) => !classes[k as usize].is_empty(),
             _ => true,
         };
-        loop {
-            let mut changed = false;
-            for r in 0..rules.len() {
-                if !fin[r]
-                    && rules[r].iter().any(|a| {
-                        a.iter().all(|e| match *e {
-                            Elem::Rule(s) => fin[s as usize],
-                            ref t => term_ok(t),
-                        })
-                    })
-                {
-                    fin[r] = true;
-                    changed = true;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        let deps = |a: &[Elem]| a.iter().filter_map(|e| if let Elem::Rule(s) = *e { Some(s) } else { None }).collect();
+        let fin = closure(
+            rules.len(),
+            rules
+                .iter()
+                .enumerate()
+                .flat_map(|(r, alts)| alts.iter().filter(|a| a.iter().all(term_ok)).map(move |a| (r as u32, deps(a)))),
+        );
         if !fin[root as usize] {
             return Err("no text is a sentence of the grammar (its 'root' has no finite text)".into());
         }
@@ -589,24 +615,14 @@ impl Gbnf {
             })
         };
         // Left recursion: a rule that reaches itself before reading a byte would expand forever.
-        let mut nullable = vec![false; rules.len()];
-        loop {
-            let mut changed = false;
-            for r in 0..rules.len() {
-                if !nullable[r]
-                    && rules[r]
-                        .iter()
-                        .filter(|a| alive(a))
-                        .any(|a| a.iter().all(|e| matches!(*e, Elem::Rule(s) if nullable[s as usize])))
-                {
-                    nullable[r] = true;
-                    changed = true;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        let nullable = closure(
+            rules.len(),
+            rules.iter().enumerate().flat_map(|(r, alts)| {
+                alts.iter()
+                    .filter(|a| alive(a) && a.iter().all(|e| matches!(e, Elem::Rule(_))))
+                    .map(move |a| (r as u32, deps(a)))
+            }),
+        );
         let left: Vec<Vec<u32>> = rules
             .iter()
             .map(|alts| {
@@ -678,49 +694,52 @@ impl Gbnf {
 
     /// The readings before any byte.
     pub fn start(&self) -> GbnfState {
-        let mut rs = Vec::new();
+        let (mut rs, mut work) = (Vec::new(), 0);
         for &a in &self.alts[self.root as usize] {
-            self.settle(vec![a], &mut rs);
+            self.settle(vec![a], &mut rs, &mut work);
         }
         GbnfState::sorted(rs)
     }
 
     /// Expands `stack` until its top is a terminal (or it is empty), each reading into `out`.
-    fn settle(&self, mut stack: Vec<u32>, out: &mut Vec<Reading>) {
-        loop {
-            let Some(&p) = stack.last() else {
-                out.push(Reading { stack, part: Part::default() });
-                return;
-            };
-            match self.elems[p as usize] {
-                Elem::End => {
-                    stack.pop();
-                }
-                Elem::Byte(_) | Elem::Class(_) => {
-                    out.push(Reading { stack, part: Part::default() });
+    fn settle(&self, stack: Vec<u32>, out: &mut Vec<Reading>, work: &mut usize) {
+        // Depth first with a list of its own (the choices of rules of empty alternatives can nest deeply).
+        let mut todo = vec![stack];
+        while let Some(mut stack) = todo.pop() {
+            loop {
+                *work += 1;
+                if *work > MAX_WORK {
                     return;
                 }
-                Elem::Rule(r) => {
-                    stack.pop();
-                    // The position after the reference, unless it ends the alternative (no growth in tail position).
-                    if self.elems[p as usize + 1] != Elem::End {
-                        stack.push(p + 1);
+                let Some(&p) = stack.last() else {
+                    out.push(Reading { stack, part: Part::default() });
+                    break;
+                };
+                match self.elems[p as usize] {
+                    Elem::End => {
+                        stack.pop();
                     }
-                    if stack.len() >= MAX_STACK {
-                        return;
+                    Elem::Byte(_) | Elem::Class(_) => {
+                        out.push(Reading { stack, part: Part::default() });
+                        break;
                     }
-                    let alts = &self.alts[r as usize];
-                    for (i, &a) in alts.iter().enumerate() {
-                        if i + 1 == alts.len() {
-                            stack.push(a);
+                    Elem::Rule(r) => {
+                        stack.pop();
+                        // The position after the reference, unless it ends the alternative (no growth in tail position).
+                        if self.elems[p as usize + 1] != Elem::End {
+                            stack.push(p + 1);
+                        }
+                        let alts = &self.alts[r as usize];
+                        let Some((&last, rest)) = alts.split_last() else { break };
+                        if stack.len() >= MAX_STACK {
                             break;
                         }
-                        let mut s = stack.clone();
-                        s.push(a);
-                        self.settle(s, out);
-                    }
-                    if alts.is_empty() {
-                        return;
+                        for &a in rest.iter().rev() {
+                            let mut s = stack.clone();
+                            s.push(a);
+                            todo.push(s);
+                        }
+                        stack.push(last);
                     }
                 }
             }
@@ -728,12 +747,12 @@ impl Gbnf {
     }
 
     /// The readings of `r` after byte `b`, into `out`.
-    fn step(&self, r: &Reading, b: u8, out: &mut Vec<Reading>) {
+    fn step(&self, r: &Reading, b: u8, out: &mut Vec<Reading>, work: &mut usize) {
         let Some(&p) = r.stack.last() else { return };
-        let advance = |out: &mut Vec<Reading>| {
+        let mut advance = |out: &mut Vec<Reading>| {
             let mut s = r.stack.clone();
             *s.last_mut().expect("a top") = p + 1;
-            self.settle(s, out);
+            self.settle(s, out, work);
         };
         match self.elems[p as usize] {
             Elem::Byte(c) => {
@@ -791,9 +810,9 @@ impl GbnfState {
 
     /// The state after byte `b`; false (and no readings) when no reading takes it.
     pub fn feed(&mut self, g: &Gbnf, b: u8) -> bool {
-        let mut out = Vec::new();
+        let (mut out, mut work) = (Vec::new(), 0);
         for r in &self.rs {
-            g.step(r, b, &mut out);
+            g.step(r, b, &mut out, &mut work);
         }
         *self = GbnfState::sorted(out);
         !self.rs.is_empty()
@@ -907,6 +926,45 @@ mod tests {
     }
 
     #[test]
+    fn adversarial_grammars_stay_bounded() {
+        // 40 levels of rules of two optional copies of the next: 2^40 ways to expand the start; the work a byte is
+        // bounded, and what is found still reads the text.
+        let mut g = String::from("root ::= l0 \"!\"\n");
+        for i in 0..40 {
+            g += &format!("l{i} ::= l{}? l{}?\n", i + 1, i + 1);
+        }
+        g += "l40 ::= \"a\"\n";
+        let t = std::time::Instant::now();
+        let g = Gbnf::new(&g).unwrap();
+        let mut s = g.start();
+        assert!(!s.is_empty() && s.rs.len() <= MAX_READINGS);
+        let _ = s.feed_all(&g, b"aaa!"); // what it reads is cut at MAX_WORK a byte (2^40 readings of "a")
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+        // Without the ambiguity (one optional copy a level) the same depth reads exactly.
+        let mut one = String::from("root ::= l0 \"!\"\n");
+        for i in 0..40 {
+            one += &format!("l{i} ::= l{}?\n", i + 1);
+        }
+        one += "l40 ::= \"a\"\n";
+        let one = Gbnf::new(&one).unwrap();
+        assert!(one.is_match(b"a!") && one.is_match(b"!") && !one.is_match(b"aa!"));
+        // A chain of 20,000 rules, each used before it is defined: compiled in linear time.
+        let mut chain = String::from("root ::= r0\n");
+        for i in 0..20_000 {
+            chain += &format!("r{i} ::= \"x\" r{} | \"y\"\n", i + 1);
+        }
+        chain += "r20000 ::= \"z\"\n";
+        let t = std::time::Instant::now();
+        let c = Gbnf::new(&chain[..chain.len().min(MAX_GRAMMAR_BYTES)]);
+        assert!(t.elapsed().as_secs_f64() < 5.0, "{:?}", t.elapsed());
+        assert!(c.is_err()); // cut at 64 KiB: a rule used but not defined
+        let short: String =
+            chain.lines().rev().take(2_001).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let c = Gbnf::new(&format!("root ::= r18000\n{short}")).unwrap();
+        assert!(c.is_match(b"xxxy") && c.is_match(&[b"x".repeat(2_000), b"z".to_vec()].concat()));
+    }
+
+    #[test]
     fn recursion_and_repetition_counts() {
         // Nested brackets (not regular), and right recursion: a long list keeps a short stack.
         let g = Gbnf::new("root ::= \"(\" root* \")\"").unwrap();
@@ -942,7 +1000,7 @@ mod tests {
             ("root ::= [z-a]", "below its start"),
             ("root ::= \"\\q\"", "unknown escape"),
             ("root ::= <token>", "token references"),
-            ("root = \"a\"", "'::='"),
+            ("root = \"a\"", "no rule"),
             ("root ::= [^\\x00-\\U0010FFFF]", "no finite text"),
         ] {
             let e = Gbnf::new(bad).unwrap_err();
