@@ -165,7 +165,7 @@ fn closure(rules: usize, alts: impl Iterator<Item = (u32, Vec<u32>)>) -> Vec<boo
         }
     }
     let mut todo: Vec<u32> = Vec::new();
-    let mut mark = |r: u32, done: &mut Vec<bool>, todo: &mut Vec<u32>| {
+    let mark = |r: u32, done: &mut Vec<bool>, todo: &mut Vec<u32>| {
         if !done[r as usize] {
             done[r as usize] = true;
             todo.push(r);
