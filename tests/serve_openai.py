@@ -529,25 +529,34 @@ if len(sys.argv) > 4:
     # an implementation of its own), a stop token once it matches whole.
     import regex as mrab
 
-    def np_regex(prompt, pattern, n):
+    def np_constrained(prompt, n, allowed, whole):
+        """numpy's greedy (text, finish reason) under a constraint: the argmax over the tokens `allowed(text)` gives,
+        and the stop tokens where `whole(text)`."""
         seq, text = list(prompt), ""
         for _ in range(n):
             x = forward(cfg, w, seq)[-1]
-            ok = []
-            for t in range(len(vocab)):
-                try:
-                    s = text + tb[t].decode()
-                except UnicodeDecodeError:
-                    continue
-                if tb[t] and mrab.fullmatch(pattern, s, partial=True):
-                    ok.append(t)
-            ok += sorted(stops) if mrab.fullmatch(pattern, text) else []
+            ok = allowed(text) + (sorted(stops) if whole(text) else [])
             best = max(ok, key=lambda t: x[t])
             if best in stops:
                 return text, "stop"
             seq.append(best)
             text += tb[best].decode()
         return text, "length"
+
+    def regex_allowed(pattern, text):
+        ok = []
+        for t in range(len(vocab)):
+            try:
+                s = text + tb[t].decode()
+            except UnicodeDecodeError:
+                continue
+            if tb[t] and mrab.fullmatch(pattern, s, partial=True):
+                ok.append(t)
+        return ok
+
+    def np_regex(prompt, pattern, n):
+        return np_constrained(prompt, n, lambda text: regex_allowed(pattern, text),
+                              lambda text: mrab.fullmatch(pattern, text))
 
     for prompt, pattern, how in [(ids, r"[0-9]{3}-[0-9]{4}", "guided_regex"),
                                  (chat_ids, r"(yes|no|maybe)\.", "structured_outputs"),
@@ -604,17 +613,8 @@ if len(sys.argv) > 4:
     arith = [t for t in range(len(vocab)) if tb[t] and set(tb[t]) <= alphabet]  # no other token is in a sentence
 
     def np_grammar(prompt, n):
-        seq, text = list(prompt), ""
-        for _ in range(n):
-            x = forward(cfg, w, seq)[-1]
-            ok = [t for t in arith if lark_prefix(text + tb[t].decode())]
-            ok += sorted(stops) if lark_whole(text) else []
-            best = max(ok, key=lambda t: x[t])
-            if best in stops:
-                return text, "stop"
-            seq.append(best)
-            text += tb[best].decode()
-        return text, "length"
+        return np_constrained(prompt, n, lambda text: [t for t in arith if lark_prefix(text + tb[t].decode())],
+                              lark_whole)
 
     for prompt, how in [(ids, "guided_grammar"), (chat_ids, "structured_outputs")]:
         body = {"guided_grammar": gbnf} if how == "guided_grammar" else {"structured_outputs": {"grammar": gbnf}}

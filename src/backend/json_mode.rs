@@ -1669,6 +1669,40 @@ fn loc(at: &str) -> String {
     }
 }
 
+/// What the constraints' tests share: small vocabularies and random walks under a mask.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{JsonVocab, TokenConstraint};
+    use std::sync::Arc;
+
+    /// A vocabulary of these token texts; "" and "</s>" stand for tokens with no text (specials, never allowed) and the
+    /// end token.
+    pub fn vocab(tokens: &[&str]) -> Arc<JsonVocab> {
+        Arc::new(JsonVocab::new(tokens.len(), |t| {
+            let s = tokens[t as usize];
+            (!s.is_empty() && s != "</s>").then(|| s.as_bytes().to_vec())
+        }))
+    }
+
+    /// A random walk under `c`'s mask (each step one of the allowed tokens, never none) until it takes the `end` token:
+    /// the text it wrote.
+    pub fn masked_walk(c: &dyn TokenConstraint, toks: &[&str], end: u32, rng: &mut crate::util::SplitMix64) -> String {
+        let mut gen: Vec<u32> = Vec::new();
+        loop {
+            let mut l = vec![0f32; toks.len()];
+            c.mask(&gen, &[end], &mut l);
+            let ok: Vec<u32> = (0..toks.len() as u32).filter(|&t| l[t as usize] > f32::NEG_INFINITY).collect();
+            assert!(!ok.is_empty());
+            let t = ok[(rng.next_u64() % ok.len() as u64) as usize];
+            if t == end {
+                return gen.iter().map(|&t| toks[t as usize]).collect();
+            }
+            gen.push(t);
+            assert!(gen.len() < 1000, "{gen:?}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

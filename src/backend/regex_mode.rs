@@ -177,15 +177,8 @@ impl TokenConstraint for RegexConstraint {
 
 #[cfg(test)]
 mod tests {
+    use super::super::json_mode::testing::{masked_walk, vocab};
     use super::*;
-
-    fn vocab(tokens: &[&str]) -> Arc<JsonVocab> {
-        // "" and "</s>" stand for tokens with no text (specials, never allowed) and the end token.
-        Arc::new(JsonVocab::new(tokens.len(), |t| {
-            let s = tokens[t as usize];
-            (!s.is_empty() && s != "</s>").then(|| s.as_bytes().to_vec())
-        }))
-    }
 
     #[test]
     fn whole_texts_match_and_prefixes_stay_live() {
@@ -247,23 +240,9 @@ mod tests {
         let pat = r"(ab|ba)+-[01]{2,4}";
         let c = RegexConstraint::new(Arc::new(Pattern::new(pat).unwrap()), v);
         let re = regex::Regex::new(&format!("^(?:{pat})$")).unwrap();
-        let end = [10u32];
         let mut rng = crate::util::SplitMix64(65);
         for _ in 0..200 {
-            let mut gen: Vec<u32> = Vec::new();
-            loop {
-                let mut l = vec![0f32; toks.len()];
-                c.mask(&gen, &end, &mut l);
-                let ok: Vec<u32> = (0..toks.len() as u32).filter(|&t| l[t as usize] > f32::NEG_INFINITY).collect();
-                assert!(!ok.is_empty());
-                let t = ok[(rng.next_u64() % ok.len() as u64) as usize];
-                if t == 10 {
-                    break;
-                }
-                gen.push(t);
-                assert!(gen.len() < 1000, "{gen:?}");
-            }
-            let text: String = gen.iter().map(|&t| toks[t as usize]).collect();
+            let text = masked_walk(&c, &toks, 10, &mut rng);
             assert!(re.is_match(&text), "{text}");
         }
     }
