@@ -1,4 +1,5 @@
 //! Token generation over any [`Backend`]: greedy or sampled, batched, streaming.
+use crate::backend::json_mode::TokenConstraint;
 pub use crate::backend::sampling::{argmax, Sampler, SamplingParams};
 use crate::backend::{Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
@@ -35,6 +36,19 @@ pub fn generate_batch(
     prompts: &[Vec<u32>],
     params: &SamplingParams,
     stop: &StopCriteria,
+    on_token: impl FnMut(usize, u32),
+) -> Result<Vec<GenOutput>> {
+    generate_constrained(backend, prompts, params, stop, None, on_token)
+}
+
+/// [`generate_batch`] with each sequence's tokens chosen under `constraint`'s mask (a grammar, a JSON schema, a
+/// pattern: the text so far decides which tokens may follow, `stop.eos` only where the text may end).
+pub fn generate_constrained(
+    backend: &mut dyn Backend,
+    prompts: &[Vec<u32>],
+    params: &SamplingParams,
+    stop: &StopCriteria,
+    constraint: Option<&dyn TokenConstraint>,
     mut on_token: impl FnMut(usize, u32),
 ) -> Result<Vec<GenOutput>> {
     params.validate()?;
@@ -78,7 +92,8 @@ pub fn generate_batch(
     }
     let chunks: Vec<SeqChunk> = prompts.iter().enumerate().map(|(slot, p)| SeqChunk { slot, tokens: p }).collect();
     // Plain greedy decoding lets the backend pick the argmax itself (on the GPU for `cuda`).
-    let device_greedy = params.is_greedy() && params.repetition_penalty == 1.0;
+    let device_greedy = params.is_greedy() && params.repetition_penalty == 1.0 && constraint.is_none();
+    let mut masked: Vec<f32> = Vec::new();
     let run = |backend: &mut dyn Backend, chunks: &[SeqChunk]| -> Result<(Option<LogitsOut>, Vec<u32>)> {
         if device_greedy {
             Ok((None, backend.forward_greedy(chunks)?))
@@ -93,9 +108,15 @@ pub fn generate_batch(
     loop {
         let mut next_tokens = Vec::with_capacity(active.len());
         for (row, &seq) in active.iter().enumerate() {
-            let tok = match &logits {
-                Some(l) => samplers[seq].sample(l.row(row), &contexts[seq]),
-                None => ids[row],
+            let tok = match (&logits, constraint) {
+                (Some(l), Some(c)) => {
+                    masked.clear();
+                    masked.extend_from_slice(l.row(row));
+                    c.mask(&generated[seq], stop.eos, &mut masked);
+                    samplers[seq].sample(&masked, &contexts[seq])
+                }
+                (Some(l), None) => samplers[seq].sample(l.row(row), &contexts[seq]),
+                (None, _) => ids[row],
             };
             let reason = if stop.eos.contains(&tok) {
                 Some(StopReason::Eos)

@@ -259,3 +259,87 @@ fn engine_dir_given_as_a_model_says_engine_dir() {
         assert!(err.contains("engine directory") && err.contains(&format!("--engine-dir {ed}")), "{args:?}: {err}");
     }
 }
+
+/// `generate --grammar / --grammar-file / --json-schema / --regex` on SmolLM2 (its tokenizer and chat template): each
+/// text is checked by an implementation of its own (the `regex` crate, serde_json, a bracket count), greedy and
+/// sampled; bad constraints fail before the model loads, with the flag named.
+#[test]
+fn generate_under_a_grammar_a_schema_or_a_pattern() {
+    let Some(model) = model_file(SMOLLM2_GGUF) else { return };
+    let model = model.to_str().unwrap().to_string();
+    let t = tempfile::tempdir().unwrap();
+    let gen = |extra: &[&str]| {
+        let mut args = vec!["generate", "--model", &model, "--max-new-tokens", "40", "--chat"];
+        args.extend_from_slice(extra);
+        let out = trtforge(&args, t.path());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{extra:?}: {err}");
+        (String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string(), err)
+    };
+    // A grammar of alternatives, greedy and sampled: a whole sentence, then the end token.
+    for extra in [&["--greedy"][..], &["--seed", "5", "--temperature", "1.2"]] {
+        let mut args =
+            vec!["--prompt", "Is the sky blue?", "--grammar", r#"root ::= "The answer is " ("yes" | "no") "." "#];
+        args.extend_from_slice(extra);
+        let (text, err) = gen(&args);
+        assert!(regex::Regex::new(r"^The answer is (yes|no)\.$").unwrap().is_match(&text), "{text:?}");
+        assert!(err.contains("(Eos)"), "{err}");
+    }
+    // A recursive grammar from a file: nested brackets (no regular expression has this language), checked by depth.
+    let g = t.path().join("brackets.gbnf");
+    std::fs::write(&g, "# balanced brackets\nroot ::= \"(\" inner \")\"\ninner ::= (\"(\" inner \")\" | [a-z ])*\n")
+        .unwrap();
+    let (mut ended, mut cut) = (0, 0);
+    for seed in ["1", "2", "3"] {
+        let prompt = "Write a Lisp expression, like (add (mul x y) z).";
+        let (text, err) = gen(&["--prompt", prompt, "--grammar-file", g.to_str().unwrap(), "--seed", seed]);
+        let mut depth = 0i32;
+        for (i, c) in text.chars().enumerate() {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                'a'..='z' | ' ' => 0,
+                _ => panic!("{c:?} in {text:?}"),
+            };
+            assert!(depth > 0 || i + 1 == text.chars().count(), "{text:?} closes its root early");
+        }
+        assert!(text.starts_with('('), "{text:?}");
+        if err.contains("(Eos)") {
+            assert_eq!(depth, 0, "{text:?}");
+            ended += 1;
+        } else {
+            assert!(err.contains("MaxTokens") && depth > 0, "{text:?}: {err}");
+            cut += 1;
+        }
+    }
+    eprintln!("brackets: {ended} whole, {cut} cut by --max-new-tokens");
+    // A JSON Schema: serde_json reads an object of exactly the declared keys.
+    let schema = r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name","age"]}"#;
+    let (text, _) = gen(&["--prompt", "Give me a person as JSON.", "--greedy", "--json-schema", schema]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    let o = v.as_object().unwrap();
+    assert!(o["name"].is_string() && o["age"].is_i64() && o.len() == 2, "{text}");
+    // A pattern.
+    let (text, _) = gen(&["--prompt", "A phone number?", "--seed", "9", "--regex", "[0-9]{3}-[0-9]{4}"]);
+    assert!(regex::Regex::new(r"^[0-9]{3}-[0-9]{4}$").unwrap().is_match(&text), "{text:?}");
+    // Bad constraints: an error naming the flag, before the model is read (none is given a file here).
+    for (args, want) in [
+        (
+            &["--grammar", "root ::= root \"a\" | \"b\""][..],
+            "--grammar cannot be enforced: rule 'root' is left-recursive",
+        ),
+        (&["--grammar", "start: \"a\""], "--grammar cannot be enforced: the grammar has no rule"),
+        (&["--grammar-file", "/nonexistent/g.gbnf"], "--grammar-file: reading /nonexistent/g.gbnf"),
+        (&["--json-schema", "{"], "--json-schema is not JSON"),
+        (&["--json-schema", r#"{"type":"string","pattern":"a"}"#], "--json-schema cannot be enforced"),
+        (&["--regex", "(?=a)"], "--regex cannot be enforced"),
+        (&["--regex", "a", "--grammar", "root ::= \"a\""], "cannot be used with"),
+    ] {
+        let mut a = vec!["generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi"];
+        a.extend_from_slice(args);
+        let e = fails(&a, t.path());
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let e = fails(&["generate", "--model", "preset:smollm2-135m", "--prompt-ids", "1,2", "--regex", "a+"], t.path());
+    assert!(e.contains("no tokenizer, which --regex needs"), "{e}");
+}

@@ -1,11 +1,16 @@
 //! `trtforge generate`: text (or ids) from a prompt; only the generated text goes to stdout.
 use super::{need_tokenizer, ModelArgs};
-use crate::generate::{generate_batch, SamplingParams, StopCriteria};
+use crate::backend::grammar_mode::{Gbnf, GrammarConstraint};
+use crate::backend::json_mode::{Constraint, Grammar, JsonVocab, TokenConstraint};
+use crate::backend::regex_mode::{Pattern, RegexConstraint};
+use crate::generate::{generate_constrained, SamplingParams, StopCriteria};
 use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -47,9 +52,22 @@ pub struct GenerateArgs {
     /// Print the generated token ids instead of text.
     #[arg(long)]
     pub print_ids: bool,
+    /// The text is a sentence of this GBNF grammar (llama.cpp's `--grammar`; the start rule is `root`).
+    #[arg(long, group = "constraint")]
+    pub grammar: Option<String>,
+    /// The GBNF grammar of --grammar, read from a file (llama.cpp's `--grammar-file`).
+    #[arg(long, group = "constraint", value_name = "FILE")]
+    pub grammar_file: Option<PathBuf>,
+    /// The text is one JSON value, an instance of this JSON Schema (llama.cpp's `--json-schema`; `{}`: any JSON).
+    #[arg(long, group = "constraint", value_name = "SCHEMA")]
+    pub json_schema: Option<String>,
+    /// The whole text matches this regular expression (Rust `regex` syntax).
+    #[arg(long, group = "constraint", value_name = "PATTERN")]
+    pub regex: Option<String>,
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
+    let spec = Spec::parse(&a)?;
     let max_new = a.max_new_tokens;
     // The KV cache is sized for the model's whole context (an engine's max_seq_len at most): the
     // prompt's length is known only after tokenizing, and the tokenizer comes with the backend. A
@@ -112,13 +130,20 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let detok = |ids: &[u32]| tok.and_then(|t| t.decode(ids, true).ok()).unwrap_or_default();
     let stop = StopCriteria { eos: &eos, stop_strings: &a.stop, detok: Some(&detok) };
+    let constraint = match spec {
+        Some((flag, spec)) => {
+            Some(spec.over(need_tokenizer(&r, flag, "a constraint is over the tokens' text")?, cfg.vocab_size))
+        }
+        None => None,
+    };
     let mut stream = tok.filter(|_| !a.print_ids).map(|t| t.stream_decoder(true));
     let mut stdout = std::io::stdout().lock();
     let t0 = Instant::now();
     let mut first: Option<f64> = None;
     // The first failed write to stdout (`> /dev/full`): the text stops there and the run fails.
     let mut failed: Option<std::io::Error> = None;
-    let outs = generate_batch(r.backend.as_mut(), std::slice::from_ref(&prompt_ids), &params, &stop, |_, id| {
+    let prompts = std::slice::from_ref(&prompt_ids);
+    let outs = generate_constrained(r.backend.as_mut(), prompts, &params, &stop, constraint.as_deref(), |_, id| {
         first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
         if let (Some(s), None) = (stream.as_mut(), &failed) {
             if let Ok(text) = s.step(id) {
@@ -160,4 +185,50 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         rayon::current_num_threads()
     );
     Ok(())
+}
+
+/// What --grammar / --grammar-file / --json-schema / --regex ask for, compiled (before the model loads: a bad one
+/// fails at once).
+enum Spec {
+    Grammar(Gbnf),
+    Schema(Grammar),
+    Regex(Pattern),
+}
+
+impl Spec {
+    /// The flag's name and its compiled constraint (None: no flag).
+    fn parse(a: &GenerateArgs) -> Result<Option<(&'static str, Spec)>> {
+        let (flag, text) = match (&a.grammar, &a.grammar_file, &a.json_schema, &a.regex) {
+            (Some(g), ..) => ("--grammar", g.clone()),
+            (_, Some(f), ..) => ("--grammar-file", {
+                std::fs::read_to_string(f).with_context(|| format!("--grammar-file: reading {}", f.display()))?
+            }),
+            (_, _, Some(s), _) => ("--json-schema", s.clone()),
+            (.., Some(p)) => ("--regex", p.clone()),
+            _ => return Ok(None),
+        };
+        let why = |e: String| anyhow::anyhow!("{flag} cannot be enforced: {e}");
+        Ok(Some((
+            flag,
+            match flag {
+                "--json-schema" => {
+                    let schema: serde_json::Value =
+                        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{flag} is not JSON: {e}"))?;
+                    Spec::Schema(Grammar::from_schema(&schema).map_err(why)?)
+                }
+                "--regex" => Spec::Regex(Pattern::new(&text).map_err(why)?),
+                _ => Spec::Grammar(Gbnf::new(&text).map_err(why)?),
+            },
+        )))
+    }
+
+    /// The constraint over a tokenizer's vocabulary.
+    fn over(self, t: &crate::model::tokenizer::Tokenizer, vocab_size: usize) -> Box<dyn TokenConstraint> {
+        let vocab = Arc::new(JsonVocab::from_tokenizer(t, vocab_size));
+        match self {
+            Spec::Grammar(g) => Box::new(GrammarConstraint::new(Arc::new(g), vocab)),
+            Spec::Schema(g) => Box::new(Constraint::new(Arc::new(g), vocab)),
+            Spec::Regex(p) => Box::new(RegexConstraint::new(Arc::new(p), vocab)),
+        }
+    }
 }
