@@ -190,9 +190,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 /// What --grammar / --grammar-file / --json-schema / --regex ask for, compiled (before the model loads: a bad one
 /// fails at once).
 enum Spec {
-    Grammar(Gbnf),
-    Schema(Grammar),
-    Regex(Pattern),
+    Grammar(Arc<Gbnf>),
+    Schema(Arc<Grammar>),
+    Regex(Arc<Pattern>),
 }
 
 impl Spec {
@@ -214,10 +214,10 @@ impl Spec {
                 "--json-schema" => {
                     let schema: serde_json::Value =
                         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{flag} is not JSON: {e}"))?;
-                    Spec::Schema(Grammar::from_schema(&schema).map_err(why)?)
+                    Spec::Schema(Arc::new(Grammar::from_schema(&schema).map_err(why)?))
                 }
-                "--regex" => Spec::Regex(Pattern::new(&text).map_err(why)?),
-                _ => Spec::Grammar(Gbnf::new(&text).map_err(why)?),
+                "--regex" => Spec::Regex(Arc::new(Pattern::new(&text).map_err(why)?)),
+                _ => Spec::Grammar(Arc::new(Gbnf::new(&text).map_err(why)?)),
             },
         )))
     }
@@ -226,9 +226,9 @@ impl Spec {
     fn over(self, t: &crate::model::tokenizer::Tokenizer, vocab_size: usize) -> Box<dyn TokenConstraint> {
         let vocab = Arc::new(JsonVocab::from_tokenizer(t, vocab_size));
         match self {
-            Spec::Grammar(g) => Box::new(GrammarConstraint::new(Arc::new(g), vocab)),
-            Spec::Schema(g) => Box::new(Constraint::new(Arc::new(g), vocab)),
-            Spec::Regex(p) => Box::new(RegexConstraint::new(Arc::new(p), vocab)),
+            Spec::Grammar(g) => Box::new(GrammarConstraint::new(g, vocab)),
+            Spec::Schema(g) => Box::new(Constraint::new(g, vocab)),
+            Spec::Regex(p) => Box::new(RegexConstraint::new(p, vocab)),
         }
     }
 }
