@@ -48,8 +48,9 @@ pub struct AppState {
     json_vocab: std::sync::OnceLock<Arc<JsonVocab>>,
     /// JSON mode's constraint (its kept masks serve every request).
     json_object: std::sync::OnceLock<Arc<Constraint>>,
-    /// The constraints of the last [`SCHEMAS_KEPT`] schemas by their text, most recent last.
-    schemas: std::sync::Mutex<Vec<(String, Arc<Constraint>)>>,
+    /// The constraints of the last [`SCHEMAS_KEPT`] schemas, grammars and patterns by their kind and text, most recent
+    /// last: a request with the same one reuses the masks the others computed.
+    schemas: std::sync::Mutex<Vec<(String, Arc<dyn TokenConstraint>)>>,
     /// The tool-call format `tool_choice` "auto" reads choices in (the chat template's, or `--tool-call-parser`).
     tool_format: Option<ToolFormat>,
     /// The format's markers that are special tokens here (decoded to nothing): put back in the text calls are
@@ -121,31 +122,39 @@ impl AppState {
             .clone()
     }
 
-    /// The constraint of a request's JSON format: JSON mode's shared one, or its schema's (kept or new).
+    /// The constraint of a request's JSON format: JSON mode's shared one, or its schema's, grammar's or pattern's
+    /// (kept or new).
     fn json_constraint(&self, f: &JsonFormat) -> Arc<dyn TokenConstraint> {
         let vocab = self.json_vocab();
-        match f {
-            JsonFormat::Choice(list) => Arc::new(Choices::new(list, vocab)),
-            JsonFormat::Regex(p) => Arc::new(RegexConstraint::new(p.clone(), vocab)),
-            JsonFormat::Grammar(g) => Arc::new(GrammarConstraint::new(g.clone(), vocab)),
-            JsonFormat::Object => self
-                .json_object
-                .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
-                .clone(),
-            JsonFormat::Schema { grammar, key } => {
-                let mut kept = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(i) = kept.iter().position(|(k, _)| k == key) {
-                    let hit = kept.remove(i);
-                    kept.push(hit);
-                } else {
-                    if kept.len() >= SCHEMAS_KEPT {
-                        kept.remove(0);
-                    }
-                    kept.push((key.clone(), Arc::new(Constraint::new(grammar.clone(), vocab))));
-                }
-                kept.last().expect("just kept").1.clone()
+        let (key, make): (String, Box<dyn FnOnce() -> Arc<dyn TokenConstraint>>) = match f {
+            JsonFormat::Choice(list) => return Arc::new(Choices::new(list, vocab)),
+            JsonFormat::Object => {
+                return self
+                    .json_object
+                    .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
+                    .clone()
             }
+            JsonFormat::Regex(p) => {
+                (format!("regex:{}", p.source()), Box::new(|| Arc::new(RegexConstraint::new(p.clone(), vocab))))
+            }
+            JsonFormat::Grammar(g) => {
+                (format!("grammar:{}", g.source()), Box::new(|| Arc::new(GrammarConstraint::new(g.clone(), vocab))))
+            }
+            JsonFormat::Schema { grammar, key } => {
+                (format!("schema:{key}"), Box::new(|| Arc::new(Constraint::new(grammar.clone(), vocab))))
+            }
+        };
+        let mut kept = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = kept.iter().position(|(k, _)| *k == key) {
+            let hit = kept.remove(i);
+            kept.push(hit);
+        } else {
+            if kept.len() >= SCHEMAS_KEPT {
+                kept.remove(0);
+            }
+            kept.push((key, make()));
         }
+        kept.last().expect("just kept").1.clone()
     }
 
     fn count(&self, outcome: &'static str) {
