@@ -1,16 +1,12 @@
 //! `trtforge generate`: text (or ids) from a prompt; only the generated text goes to stdout.
 use super::{need_tokenizer, ModelArgs};
-use crate::backend::grammar_mode::{Gbnf, GrammarConstraint};
-use crate::backend::json_mode::{Constraint, Grammar, JsonVocab, TokenConstraint};
-use crate::backend::regex_mode::{Pattern, RegexConstraint};
-use crate::generate::{generate_constrained, SamplingParams, StopCriteria};
+use crate::generate::{generate_constrained, FormatKind, SamplingParams, StopCriteria, TextFormat};
 use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::model::LlamaConfig;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -67,7 +63,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: GenerateArgs) -> Result<()> {
-    let spec = Spec::parse(&a)?;
+    let format = text_format(&a)?;
     let max_new = a.max_new_tokens;
     // The KV cache is sized for the model's whole context (an engine's max_seq_len at most): the
     // prompt's length is known only after tokenizing, and the tokenizer comes with the backend. A
@@ -130,9 +126,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     }
     let detok = |ids: &[u32]| tok.and_then(|t| t.decode(ids, true).ok()).unwrap_or_default();
     let stop = StopCriteria { eos: &eos, stop_strings: &a.stop, detok: Some(&detok) };
-    let constraint = match spec {
-        Some((flag, spec)) => {
-            Some(spec.over(need_tokenizer(&r, flag, "a constraint is over the tokens' text")?, cfg.vocab_size))
+    let constraint = match format {
+        Some((flag, f)) => {
+            Some(f.constraint(need_tokenizer(&r, flag, "a constraint is over the tokens' text")?, cfg.vocab_size))
         }
         None => None,
     };
@@ -187,48 +183,17 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-/// What --grammar / --grammar-file / --json-schema / --regex ask for, compiled (before the model loads: a bad one
-/// fails at once).
-enum Spec {
-    Grammar(Arc<Gbnf>),
-    Schema(Arc<Grammar>),
-    Regex(Arc<Pattern>),
-}
-
-impl Spec {
-    /// The flag's name and its compiled constraint (None: no flag).
-    fn parse(a: &GenerateArgs) -> Result<Option<(&'static str, Spec)>> {
-        let (flag, text) = match (&a.grammar, &a.grammar_file, &a.json_schema, &a.regex) {
-            (Some(g), ..) => ("--grammar", g.clone()),
-            (_, Some(f), ..) => ("--grammar-file", {
-                std::fs::read_to_string(f).with_context(|| format!("--grammar-file: reading {}", f.display()))?
-            }),
-            (_, _, Some(s), _) => ("--json-schema", s.clone()),
-            (.., Some(p)) => ("--regex", p.clone()),
-            _ => return Ok(None),
-        };
-        let why = |e: String| anyhow::anyhow!("{flag} cannot be enforced: {e}");
-        Ok(Some((
-            flag,
-            match flag {
-                "--json-schema" => {
-                    let schema: serde_json::Value =
-                        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{flag} is not JSON: {e}"))?;
-                    Spec::Schema(Arc::new(Grammar::from_schema(&schema).map_err(why)?))
-                }
-                "--regex" => Spec::Regex(Arc::new(Pattern::new(&text).map_err(why)?)),
-                _ => Spec::Grammar(Arc::new(Gbnf::new(&text).map_err(why)?)),
-            },
-        )))
-    }
-
-    /// The constraint over a tokenizer's vocabulary.
-    fn over(self, t: &crate::model::tokenizer::Tokenizer, vocab_size: usize) -> Box<dyn TokenConstraint> {
-        let vocab = Arc::new(JsonVocab::from_tokenizer(t, vocab_size));
-        match self {
-            Spec::Grammar(g) => Box::new(GrammarConstraint::new(g, vocab)),
-            Spec::Schema(g) => Box::new(Constraint::new(g, vocab)),
-            Spec::Regex(p) => Box::new(RegexConstraint::new(p, vocab)),
-        }
-    }
+/// The format of --grammar / --grammar-file / --json-schema / --regex, with its flag's name (None: no flag).
+fn text_format(a: &GenerateArgs) -> Result<Option<(&'static str, TextFormat)>> {
+    let (flag, kind, text) = match (&a.grammar, &a.grammar_file, &a.json_schema, &a.regex) {
+        (Some(g), ..) => ("--grammar", FormatKind::Grammar, g.clone()),
+        (_, Some(f), ..) => ("--grammar-file", FormatKind::Grammar, {
+            std::fs::read_to_string(f).with_context(|| format!("--grammar-file: reading {}", f.display()))?
+        }),
+        (_, _, Some(s), _) => ("--json-schema", FormatKind::JsonSchema, s.clone()),
+        (.., Some(p)) => ("--regex", FormatKind::Regex, p.clone()),
+        _ => return Ok(None),
+    };
+    let format = TextFormat::compile(kind, &text).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
+    Ok(Some((flag, format)))
 }
