@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 pub const MAX_GRAMMAR_BYTES: usize = 64 << 10;
 /// Most grammar elements after repetitions are expanded.
 const MAX_ELEMS: usize = 200_000;
+/// Deepest nesting of groups `( ... )` (the parser recurses into each).
+const MAX_NEST: usize = 128;
 /// Largest count of a repetition `x{m,n}`.
 const MAX_REPEAT: u32 = 1_000;
 /// Deepest stack of one reading (nesting of rules that are not in tail position).
@@ -203,6 +205,8 @@ struct Parser<'a> {
     classes: Vec<Vec<(u32, u32)>>,
     class_ids: HashMap<Vec<(u32, u32)>, u32>,
     elems: usize,
+    /// Groups open at the parser's position.
+    nest: usize,
 }
 
 fn is_word(b: u8) -> bool {
@@ -398,7 +402,12 @@ impl<'a> Parser<'a> {
                 }
                 b'(' => {
                     self.i += 1;
+                    self.nest += 1;
+                    if self.nest > MAX_NEST {
+                        return self.err(at, format!("groups nested deeper than {MAX_NEST}"));
+                    }
                     let alts = self.alternates(r, true)?;
+                    self.nest -= 1;
                     self.skip();
                     if self.peek() != Some(b')') {
                         return self.err(at, "'(' is not closed");
@@ -583,6 +592,7 @@ impl Gbnf {
             classes: Vec::new(),
             class_ids: HashMap::new(),
             elems: 0,
+            nest: 0,
         };
         p.parse()?;
         if let Some(r) = (0..p.rules.len()).find(|&r| !p.defined[r]) {
@@ -1039,6 +1049,10 @@ mod tests {
         assert!(Gbnf::new(&format!("root ::= \"{}\"", "a".repeat(MAX_GRAMMAR_BYTES)))
             .unwrap_err()
             .contains("more than"));
+        // 32,000 nested groups: refused (the parser recurses into each), not a stack overflow.
+        let deep = format!("root ::= {}\"a\"{}", "(".repeat(32_000), ")".repeat(32_000));
+        assert!(Gbnf::new(&deep).unwrap_err().contains("nested deeper"));
+        assert!(Gbnf::new(&format!("root ::= {}\"a\"{}", "(".repeat(100), ")".repeat(100))).unwrap().is_match(b"a"));
         let long = format!("root ::= (\"{}\"{{1000}})+", "a".repeat(300));
         assert!(Gbnf::new(&long).unwrap_err().contains("more than"));
         // A dead alternative is left out, the rest of the rule stays.
