@@ -1,12 +1,9 @@
 //! Token generation over any [`Backend`]: greedy or sampled, batched, streaming.
-use crate::backend::grammar_mode::{Gbnf, GrammarConstraint};
-use crate::backend::json_mode::{Constraint, Grammar, JsonVocab, TokenConstraint};
-use crate::backend::regex_mode::{Pattern, RegexConstraint};
+use crate::backend::json_mode::TokenConstraint;
 pub use crate::backend::sampling::{argmax, Sampler, SamplingParams};
+pub use crate::backend::text_format::{FormatKind, TextFormat};
 use crate::backend::{Backend, Logits, LogitsOut, SeqChunk};
 use crate::error::{Error, Result};
-use crate::model::tokenizer::Tokenizer;
-use std::sync::Arc;
 
 /// Why a sequence stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,50 +28,6 @@ pub struct StopCriteria<'a> {
     /// Stop strings, checked against the text decoded so far by `detok`.
     pub stop_strings: &'a [String],
     pub detok: Option<Detokenize<'a>>,
-}
-
-/// What a generated text must be: a sentence of a GBNF grammar, an instance of a JSON Schema, or a whole match of a
-/// regular expression — compiled, before any model is read.
-pub enum TextFormat {
-    Grammar(Arc<Gbnf>),
-    JsonSchema(Arc<Grammar>),
-    Regex(Arc<Pattern>),
-}
-
-/// How a [`TextFormat`]'s text is written.
-#[derive(Debug, Clone, Copy)]
-pub enum FormatKind {
-    /// GBNF (llama.cpp's EBNF; the start rule is `root`).
-    Grammar,
-    /// A JSON Schema as JSON text (`{}`: any JSON value).
-    JsonSchema,
-    /// A regular expression (Rust `regex` syntax) the whole text matches.
-    Regex,
-}
-
-impl TextFormat {
-    /// Compiles `text`, or says why it cannot be enforced.
-    pub fn compile(kind: FormatKind, text: &str) -> std::result::Result<TextFormat, String> {
-        let why = |e: String| format!("cannot be enforced: {e}");
-        Ok(match kind {
-            FormatKind::JsonSchema => {
-                let schema: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("is not JSON: {e}"))?;
-                TextFormat::JsonSchema(Arc::new(Grammar::from_schema(&schema).map_err(why)?))
-            }
-            FormatKind::Regex => TextFormat::Regex(Arc::new(Pattern::new(text).map_err(why)?)),
-            FormatKind::Grammar => TextFormat::Grammar(Arc::new(Gbnf::new(text).map_err(why)?)),
-        })
-    }
-
-    /// The constraint over a tokenizer's vocabulary (the model's `vocab_size` tokens).
-    pub fn constraint(self, t: &Tokenizer, vocab_size: usize) -> Box<dyn TokenConstraint> {
-        let vocab = Arc::new(JsonVocab::from_tokenizer(t, vocab_size));
-        match self {
-            TextFormat::Grammar(g) => Box::new(GrammarConstraint::new(g, vocab)),
-            TextFormat::JsonSchema(g) => Box::new(Constraint::new(g, vocab)),
-            TextFormat::Regex(p) => Box::new(RegexConstraint::new(p, vocab)),
-        }
-    }
 }
 
 /// Generates continuations of several prompts at once: one batched prefill, then one batched

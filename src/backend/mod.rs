@@ -10,6 +10,7 @@ pub mod paged;
 pub mod regex_mode;
 pub mod sampling;
 pub mod tensorrt;
+pub mod text_format;
 
 use crate::error::Result;
 use crate::model::LlamaConfig;

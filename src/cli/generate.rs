@@ -1,5 +1,6 @@
 //! `trtforge generate`: text (or ids) from a prompt; only the generated text goes to stdout.
 use super::{need_tokenizer, ModelArgs};
+use crate::backend::json_mode::JsonVocab;
 use crate::generate::{generate_constrained, FormatKind, SamplingParams, StopCriteria, TextFormat};
 use crate::model::chat::{ChatMessage, ChatTemplate};
 use crate::model::LlamaConfig;
@@ -128,7 +129,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     let stop = StopCriteria { eos: &eos, stop_strings: &a.stop, detok: Some(&detok) };
     let constraint = match format {
         Some((flag, f)) => {
-            Some(f.constraint(need_tokenizer(&r, flag, "a constraint is over the tokens' text")?, cfg.vocab_size))
+            let t = need_tokenizer(&r, flag, "a constraint is over the tokens' text")?;
+            Some(f.over(std::sync::Arc::new(JsonVocab::from_tokenizer(t, cfg.vocab_size))))
         }
         None => None,
     };

@@ -2,13 +2,10 @@
 //! and stream chunks the server sends. No I/O here.
 use super::chat::ChatMessage;
 use super::tools::{ToolCall, ToolChoice, ToolRequest};
-use crate::backend::grammar_mode::Gbnf;
-use crate::backend::json_mode::Grammar;
 use crate::backend::paged::MAX_TOP_LOGPROBS;
-use crate::backend::regex_mode::Pattern;
+use crate::backend::text_format::{FormatKind, TextFormat};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 
 /// Most stop strings a request may give.
 pub const MAX_STOP_STRINGS: usize = 16;
@@ -109,15 +106,12 @@ pub struct GenRequest {
 pub enum JsonFormat {
     /// vLLM's `guided_choice`: exactly one of these strings.
     Choice(Vec<String>),
-    /// vLLM's `guided_regex`: a text the pattern matches whole.
-    Regex(Arc<Pattern>),
-    /// vLLM's `guided_grammar`: a sentence of the GBNF grammar.
-    Grammar(Arc<Gbnf>),
     /// `{"type": "json_object"}`: one JSON object.
     Object,
-    /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S`: an instance of S, compiled;
-    /// `key` is S's text (the server keeps the masks of recent schemas by it).
-    Schema { grammar: Arc<Grammar>, key: String },
+    /// vLLM's `guided_regex` (a text the pattern matches whole), `guided_grammar` (a sentence of the GBNF grammar),
+    /// `{"type": "json_schema", "json_schema": {"schema": S}}` or `guided_json: S` (an instance of S), compiled (the
+    /// server keeps the constraints of recent ones by their [`TextFormat::key`]).
+    Text(TextFormat),
 }
 
 impl PartialEq for JsonFormat {
@@ -125,9 +119,7 @@ impl PartialEq for JsonFormat {
         match (self, o) {
             (JsonFormat::Object, JsonFormat::Object) => true,
             (JsonFormat::Choice(a), JsonFormat::Choice(b)) => a == b,
-            (JsonFormat::Regex(a), JsonFormat::Regex(b)) => a.source() == b.source(),
-            (JsonFormat::Grammar(a), JsonFormat::Grammar(b)) => a.source() == b.source(),
-            (JsonFormat::Schema { key: a, .. }, JsonFormat::Schema { key: b, .. }) => a == b,
+            (JsonFormat::Text(a), JsonFormat::Text(b)) => a.key() == b.key(),
             _ => false,
         }
     }
@@ -243,8 +235,7 @@ fn structured_one(kind: Structured, v: &Value, param: &str) -> Result<JsonFormat
             let p = v.as_str().filter(|p| !p.is_empty()).ok_or_else(|| {
                 bad(format!("'{param}' must be a non-empty string (a regular expression the whole text matches)"))
             })?;
-            let pattern = Pattern::new(p).map_err(|e| bad(format!("'{param}' cannot be enforced: {e}")))?;
-            Ok(JsonFormat::Regex(Arc::new(pattern)))
+            Ok(JsonFormat::Text(TextFormat::compile(FormatKind::Regex, p).map_err(|e| bad(format!("'{param}' {e}")))?))
         }
         Structured::Choice => {
             let list = v
@@ -261,17 +252,17 @@ fn structured_one(kind: Structured, v: &Value, param: &str) -> Result<JsonFormat
             let g = v.as_str().filter(|g| !g.trim().is_empty()).ok_or_else(|| {
                 bad(format!("'{param}' must be a non-empty string (a GBNF grammar whose 'root' rule the text is)"))
             })?;
-            let grammar = Gbnf::new(g).map_err(|e| bad(format!("'{param}' cannot be enforced: {e}")))?;
-            Ok(JsonFormat::Grammar(Arc::new(grammar)))
+            Ok(JsonFormat::Text(
+                TextFormat::compile(FormatKind::Grammar, g).map_err(|e| bad(format!("'{param}' {e}")))?,
+            ))
         }
     }
 }
 
 /// A schema parameter compiled, or a 400 naming `param` and what in the schema cannot be enforced.
 fn schema_format(schema: &Value, param: &str) -> Result<JsonFormat, ApiError> {
-    let grammar =
-        Grammar::from_schema(schema).map_err(|e| ApiError::invalid(format!("'{param}': {e}"), Some(param)))?;
-    Ok(JsonFormat::Schema { grammar: Arc::new(grammar), key: schema.to_string() })
+    let format = TextFormat::schema(schema).map_err(|e| ApiError::invalid(format!("'{param}': {e}"), Some(param)))?;
+    Ok(JsonFormat::Text(format))
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -862,14 +853,14 @@ pub fn parse_chat(o: &Map<String, Value>) -> Result<GenRequest, ApiError> {
             }
             refuse_past_the_end(r.ignore_eos, r.min_tokens, "'tool_choice' \"required\" or a named function")?;
             // A keyword the constraint cannot enforce is a 400, as in response_format, naming the function.
-            let grammar = Grammar::from_schema(&schema).map_err(|e| {
+            let format = TextFormat::schema(&schema).map_err(|e| {
                 let whose = match &t.choice {
                     ToolChoice::Named(n) => format!("function {n:?}'s parameters"),
                     _ => "the tools' parameters".into(),
                 };
                 ApiError::invalid(format!("'tools': {whose} cannot constrain the choice: {e}"), Some("tools"))
             })?;
-            r.json = Some(JsonFormat::Schema { grammar: Arc::new(grammar), key: schema.to_string() });
+            r.json = Some(JsonFormat::Text(format));
         }
     }
     let top = top_count(o, "top_logprobs")?;
@@ -1347,9 +1338,11 @@ mod tests {
         let so = r#"{"prompt":"a","structured_outputs":{"json_object":true,"disable_fallback":true,"regex":null}}"#;
         assert_eq!(parse_completion(&obj(so)).unwrap().json, Some(JsonFormat::Object));
         let r = parse_completion(&obj(r#"{"prompt":"a","guided_regex":"[0-9]+"}"#)).unwrap();
-        assert!(matches!(r.json, Some(JsonFormat::Regex(ref p)) if p.source() == "[0-9]+" && p.is_match(b"42")));
+        assert!(
+            matches!(r.json, Some(JsonFormat::Text(TextFormat::Regex(ref p))) if p.source() == "[0-9]+" && p.is_match(b"42"))
+        );
         let r = parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{"json":"{\"type\":\"integer\"}"}}"#));
-        assert!(matches!(r.unwrap().json, Some(JsonFormat::Schema { .. })));
+        assert!(matches!(r.unwrap().json, Some(JsonFormat::Text(TextFormat::JsonSchema { .. }))));
         assert_eq!(parse_completion(&obj(r#"{"prompt":"a","structured_outputs":{}}"#)).unwrap().json, None);
         // guided_grammar / structured_outputs.grammar: GBNF.
         for body in [
@@ -1357,7 +1350,9 @@ mod tests {
             r#"{"prompt":"a","structured_outputs":{"grammar":"root ::= (\"yes\" | \"no\") [.!]?"}}"#,
         ] {
             let r = parse_completion(&obj(body)).unwrap();
-            assert!(matches!(r.json, Some(JsonFormat::Grammar(ref g)) if g.is_match(b"no!") && !g.is_match(b"yes?")));
+            assert!(
+                matches!(r.json, Some(JsonFormat::Text(TextFormat::Grammar(ref g))) if g.is_match(b"no!") && !g.is_match(b"yes?"))
+            );
         }
         for (bad, param) in [
             (r#"{"prompt":"a","guided_regex":"(?<=a)b"}"#, "guided_regex"),
@@ -1433,7 +1428,7 @@ mod tests {
         ] {
             let r = parse_chat(&obj(&format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{schema}}}"#))).unwrap();
             assert!(
-                matches!(&r.json, Some(JsonFormat::Schema { key, .. }) if key == r#"{"type":"integer"}"#),
+                matches!(&r.json, Some(JsonFormat::Text(TextFormat::JsonSchema { text, .. })) if text == r#"{"type":"integer"}"#),
                 "{schema}"
             );
         }
@@ -1508,7 +1503,7 @@ mod tests {
             ("tool", Some("c1"), "ok")
         );
         assert!(
-            matches!(&r.json, Some(JsonFormat::Schema { key, .. }) if key == r#"{"type":"object","properties":{"b":{"type":"integer"}}}"#)
+            matches!(&r.json, Some(JsonFormat::Text(TextFormat::JsonSchema { text, .. })) if text == r#"{"type":"object","properties":{"b":{"type":"integer"}}}"#)
         );
         let lp = |s| parse_chat(&obj(s)).unwrap().logprobs;
         assert_eq!(lp(r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#), Some(0));

@@ -5,10 +5,8 @@ use super::chat::ChatTemplate;
 use super::engine::{DoneReason, Engine, GenLogprob, Output, Submit};
 use super::scheduler::{SeqId, SeqRequest};
 use super::tools::{self, AutoStream, ToolCall, ToolChoice, ToolFormat};
-use crate::backend::grammar_mode::GrammarConstraint;
 use crate::backend::json_mode::{Choices, Constraint, Grammar, JsonVocab, TokenConstraint};
 use crate::backend::paged::TokenSampling;
-use crate::backend::regex_mode::RegexConstraint;
 use crate::backend::sampling::TokenLogprobs;
 use crate::util::errln;
 use axum::body::Bytes;
@@ -126,7 +124,7 @@ impl AppState {
     /// (kept or new).
     fn json_constraint(&self, f: &JsonFormat) -> Arc<dyn TokenConstraint> {
         let vocab = self.json_vocab();
-        let (key, make): (String, Box<dyn FnOnce() -> Arc<dyn TokenConstraint>>) = match f {
+        let text = match f {
             JsonFormat::Choice(list) => return Arc::new(Choices::new(list, vocab)),
             JsonFormat::Object => {
                 return self
@@ -134,16 +132,9 @@ impl AppState {
                     .get_or_init(|| Arc::new(Constraint::new(Arc::new(Grammar::json_object()), vocab)))
                     .clone()
             }
-            JsonFormat::Regex(p) => {
-                (format!("regex:{}", p.source()), Box::new(|| Arc::new(RegexConstraint::new(p.clone(), vocab))))
-            }
-            JsonFormat::Grammar(g) => {
-                (format!("grammar:{}", g.source()), Box::new(|| Arc::new(GrammarConstraint::new(g.clone(), vocab))))
-            }
-            JsonFormat::Schema { grammar, key } => {
-                (format!("schema:{key}"), Box::new(|| Arc::new(Constraint::new(grammar.clone(), vocab))))
-            }
+            JsonFormat::Text(t) => t,
         };
+        let key = text.key();
         let mut kept = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = kept.iter().position(|(k, _)| *k == key) {
             let hit = kept.remove(i);
@@ -152,7 +143,7 @@ impl AppState {
             if kept.len() >= SCHEMAS_KEPT {
                 kept.remove(0);
             }
-            kept.push((key, make()));
+            kept.push((key, text.over(vocab)));
         }
         kept.last().expect("just kept").1.clone()
     }
